@@ -1,0 +1,88 @@
+"""The one settings object: every knob, its default and its environment variable.
+
+Only ``services`` reads the environment, once, through :func:`get_settings`;
+the ``streams`` and ``optimizer`` libraries receive what they need as arguments.
+Secrets (SASL password) are ``SecretStr`` so they never appear in a repr or a log.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.kafka import DEFAULT_FETCH_MAX_WAIT_MS, DEFAULT_SESSION_TIMEOUT_MS, KafkaConnection
+from streams.topics import DEFAULT_PARTITIONS, Topics
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PACKLOOP_", extra="ignore")
+
+    # Kafka connection (PACKLOOP_KAFKA_*)
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092", description="Comma-separated bootstrap servers."
+    )
+    kafka_security_protocol: str = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    kafka_sasl_mechanism: str | None = Field(None, description="PLAIN, SCRAM-SHA-256/512.")
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = Field(None, description="CA bundle to trust (PEM).")
+    kafka_ssl_certfile: str | None = Field(None, description="Client certificate (mTLS).")
+    kafka_ssl_keyfile: str | None = None
+    kafka_ssl_check_hostname: bool = True
+    kafka_session_timeout_ms: int = Field(
+        DEFAULT_SESSION_TIMEOUT_MS,
+        description="Group session timeout; the embedded broker joins after half of it. "
+        "Apache Kafka: 10000-45000.",
+    )
+    kafka_fetch_max_wait_ms: int = Field(
+        DEFAULT_FETCH_MAX_WAIT_MS,
+        description="Fetch max wait; the embedded broker waits half of it even with data. "
+        "Apache Kafka: 500.",
+    )
+    kafka_request_timeout_ms: int = 15_000
+
+    # Topics
+    topic_prefix: str = Field("", description="Prefix for every topic name (shared clusters).")
+    partitions: int = Field(DEFAULT_PARTITIONS, ge=1, description="Partitions of keyed topics.")
+
+    # Reference data
+    network: Path | None = Field(
+        None, description="Network reference data file (JSON/YAML); default: sample county."
+    )
+
+    # Worker web server and status
+    web_host: str = Field("127.0.0.1", description="Bind address of the worker web server.")
+    web_port: int = Field(6066, description="Worker web server port (state + /metrics).")
+    worker_url: str = Field("http://127.0.0.1:6066", description="Where `status` finds a worker.")
+
+    # worker
+
+    def kafka(self) -> KafkaConnection:
+        return KafkaConnection(
+            bootstrap_servers=self.kafka_bootstrap,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=(
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            ),
+            ssl_cafile=self.kafka_ssl_cafile,
+            ssl_certfile=self.kafka_ssl_certfile,
+            ssl_keyfile=self.kafka_ssl_keyfile,
+            ssl_check_hostname=self.kafka_ssl_check_hostname,
+            session_timeout_ms=self.kafka_session_timeout_ms,
+            fetch_max_wait_ms=self.kafka_fetch_max_wait_ms,
+            request_timeout_ms=self.kafka_request_timeout_ms,
+        )
+
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Read the environment once; command-line flags arrive here as overrides."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,332 @@
+"""Every event type packloop reads or writes, in one place.
+
+The wire format is JSON. Hub systems are written in many languages, so the
+JSON Schemas under ``streams/schemas/`` are generated from these classes
+(``python -m streams.schemas``) and a test keeps them in sync. Quantities are
+integer grams: a JSON number with a fractional part is refused rather than
+rounded, because rounding would silently change an officer's figures.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Union
+
+import orjson
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    TypeAdapter,
+    ValidationError,
+)
+
+SCHEMA_VERSION = 1
+
+
+class Material(StrEnum):
+    CARDBOARD = "cardboard"
+    PAPER_FILL = "paper_fill"
+    PLASTIC_FILM = "plastic_film"
+    TAPE = "tape"
+    EPS_FOAM = "eps_foam"
+    ICE_PACK = "ice_pack"
+    PP_PLASTIC = "pp_plastic"
+
+
+class ContainerType(StrEnum):
+    REUSABLE_CRATE = "reusable_crate"
+    INSULATED_BOX = "insulated_box"
+
+
+class Direction(StrEnum):
+    DOWN = "down"
+    UP = "up"
+
+
+class TemperatureClass(StrEnum):
+    AMBIENT = "ambient"
+    CHILLED = "chilled"
+    FROZEN = "frozen"
+
+
+class Condition(StrEnum):
+    OK = "ok"
+    DAMAGED = "damaged"
+    LOST = "lost"
+
+
+class EventError(ValueError):
+    """An event that cannot be accepted, with the field at fault.
+
+    ``field`` is a dotted path (``packaging.1.grams``) or ``None`` when the
+    problem is the record as a whole (malformed JSON, too large, not UTF-8).
+    """
+
+    def __init__(self, reason: str, field: str | None = None, code: str = "invalid") -> None:
+        self.reason = reason
+        self.field = field
+        self.code = code
+        super().__init__(f"{field}: {reason}" if field else reason)
+
+
+def _integral(value: Any) -> Any:
+    """Accept 2300 and 2300.0, refuse 2300.5, strings and booleans."""
+    if isinstance(value, bool) or isinstance(value, str):
+        raise ValueError("must be a JSON integer number")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number of grams (no fractional part)")
+        return int(value)
+    return value
+
+
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def _utc_timestamp(value: Any) -> datetime:
+    """RFC 3339 with an explicit offset, normalised to UTC.
+
+    Hubs in China send +08:00; storing UTC makes ordering and replay independent
+    of where an event was typed in.
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("must carry a UTC offset")
+        return value.astimezone(UTC)
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError(
+            "must be an RFC 3339 timestamp with offset, e.g. 2026-11-11T08:30:00Z or "
+            "2026-11-11T16:30:00+08:00"
+        )
+    try:
+        parsed = datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
+    except ValueError as exc:
+        raise ValueError(f"is not a valid date/time ({exc})") from None
+    return parsed.astimezone(UTC)
+
+
+def _format_utc(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+Grams = Annotated[int, BeforeValidator(_integral), Field(ge=0, strict=True)]
+SignedGrams = Annotated[int, BeforeValidator(_integral), Field(strict=True)]
+Count = Annotated[int, BeforeValidator(_integral), Field(ge=1, strict=True)]
+UtcTimestamp = Annotated[
+    datetime,
+    BeforeValidator(_utc_timestamp),
+    PlainSerializer(_format_utc, return_type=str, when_used="json"),
+    Field(json_schema_extra={"type": "string", "format": "date-time"}),
+]
+Identifier = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", use_enum_values=False)
+
+
+class PackagingItem(_Record):
+    """A single-use packaging line; ``grams`` is the total for all ``count`` items."""
+
+    material: Material
+    count: Count
+    grams: Grams
+
+
+class ContainerRef(_Record):
+    """One reusable container travelling with a shipment."""
+
+    container_type: ContainerType
+    container_id: Identifier | None = None
+
+
+class EventBase(_Record):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: Identifier = Field(description="Idempotency key: a re-sent event keeps it.")
+    occurred_at: UtcTimestamp
+    hub_id: Identifier
+    village_id: Identifier
+
+
+class Shipment(EventBase):
+    type: Literal["shipment"] = "shipment"
+    shipment_id: Identifier
+    direction: Direction
+    temperature_class: TemperatureClass
+    weight_grams: Grams
+    packaging: list[PackagingItem] = Field(default_factory=list)
+    containers: list[ContainerRef] = Field(default_factory=list)
+
+
+class PackagingReturn(EventBase):
+    type: Literal["packaging_return"] = "packaging_return"
+    container_type: ContainerType
+    count: Count
+    condition: Condition
+
+
+class RecyclingCollected(EventBase):
+    type: Literal["recycling_collected"] = "recycling_collected"
+    collected_grams: dict[Material, Grams]
+    pickup_id: Identifier | None = None
+
+
+class WasteAdjustment(EventBase):
+    """A ledger-style correction: events are never edited, only corrected."""
+
+    type: Literal["waste_adjustment"] = "waste_adjustment"
+    generated_grams: dict[Material, SignedGrams] = Field(default_factory=dict)
+    recovered_grams: dict[Material, SignedGrams] = Field(default_factory=dict)
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+    corrects_event_id: Identifier
+
+
+class PickupCancelled(EventBase):
+    type: Literal["pickup_cancelled"] = "pickup_cancelled"
+    pickup_id: Identifier
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class _PickupNotice(EventBase):
+    pickup_id: Identifier
+    outstanding_grams: dict[Material, Grams]
+    reasons: list[str]
+
+
+class PickupRequested(_PickupNotice):
+    """Emitted by packloop when a village crosses a threshold."""
+
+    type: Literal["pickup_requested"] = "pickup_requested"
+
+
+class PickupOverdue(_PickupNotice):
+    """Emitted by packloop when an open pickup outlives its SLA."""
+
+    type: Literal["pickup_overdue"] = "pickup_overdue"
+
+
+HubEvent = Annotated[
+    Union[Shipment, PackagingReturn, RecyclingCollected, WasteAdjustment, PickupCancelled],
+    Field(discriminator="type"),
+]
+PickupEvent = Annotated[Union[PickupRequested, PickupOverdue], Field(discriminator="type")]
+AnyEvent = Annotated[
+    Union[
+        Shipment,
+        PackagingReturn,
+        RecyclingCollected,
+        WasteAdjustment,
+        PickupCancelled,
+        PickupRequested,
+        PickupOverdue,
+    ],
+    Field(discriminator="type"),
+]
+
+HUB_EVENT_TYPES: dict[str, type[EventBase]] = {
+    "shipment": Shipment,
+    "packaging_return": PackagingReturn,
+    "recycling_collected": RecyclingCollected,
+    "waste_adjustment": WasteAdjustment,
+    "pickup_cancelled": PickupCancelled,
+}
+PICKUP_EVENT_TYPES: dict[str, type[EventBase]] = {
+    "pickup_requested": PickupRequested,
+    "pickup_overdue": PickupOverdue,
+}
+EVENT_TYPES: dict[str, type[EventBase]] = {**HUB_EVENT_TYPES, **PICKUP_EVENT_TYPES}
+
+MAX_EVENT_BYTES = 1024 * 1024
+
+_hub_adapter: TypeAdapter[Any] = TypeAdapter(HubEvent)
+_any_adapter: TypeAdapter[Any] = TypeAdapter(AnyEvent)
+
+
+def _first_error(exc: ValidationError) -> EventError:
+    """Turn pydantic's report into one message naming the field and the problem."""
+    err = exc.errors(include_url=False)[0]
+    loc = [str(part) for part in err["loc"]]
+    # Discriminated unions put the tag first in the path ("shipment.weight_grams").
+    if loc and loc[0] in EVENT_TYPES:
+        loc = loc[1:]
+    kind = err["type"]
+    msg = err["msg"]
+    if kind == "union_tag_invalid":
+        tag = (err.get("ctx") or {}).get("tag")
+        return EventError(
+            f"unknown event type {tag!r}; expected one of {', '.join(HUB_EVENT_TYPES)}",
+            "type",
+            "unknown_type",
+        )
+    if kind == "union_tag_not_found":
+        return EventError("is required (the event type)", "type", "missing_field")
+    if kind == "missing":
+        return EventError("is required", ".".join(loc), "missing_field")
+    if kind == "enum":
+        expected = (err.get("ctx") or {}).get("expected", "")
+        return EventError(
+            f"{err.get('input')!r} is not one of {expected}", ".".join(loc), "unknown_value"
+        )
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    return EventError(msg[0].lower() + msg[1:] if msg else kind, ".".join(loc) or None, kind)
+
+
+def _decode(raw: bytes | str) -> Any:
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8")
+    if len(raw) > MAX_EVENT_BYTES:
+        raise EventError(
+            f"record is {len(raw)} bytes, over the {MAX_EVENT_BYTES}-byte limit",
+            code="too_large",
+        )
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EventError(f"not valid UTF-8 (byte {exc.start})", code="invalid_utf8") from None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise EventError(f"malformed JSON: {exc}", code="malformed_json") from None
+    if not isinstance(data, dict):
+        raise EventError("an event must be a JSON object", code="not_an_object")
+    return data
+
+
+def _validate(adapter: TypeAdapter[Any], data: Any) -> Any:
+    try:
+        return adapter.validate_python(data)
+    except ValidationError as exc:
+        raise _first_error(exc) from None
+
+
+def parse_hub_event(raw: bytes | str | dict[str, Any]) -> HubEvent:
+    """Parse one hub event from JSON text (or an already-decoded object)."""
+    data = raw if isinstance(raw, dict) else _decode(raw)
+    if data.get("type") in PICKUP_EVENT_TYPES:
+        raise EventError(
+            f"{data['type']!r} is emitted by packloop itself, not by hubs", "type", "unknown_type"
+        )
+    return _validate(_hub_adapter, data)  # type: ignore[no-any-return]
+
+
+def parse_event(raw: bytes | str | dict[str, Any]) -> AnyEvent:
+    """Parse any packloop event, including the ones packloop emits itself."""
+    data = raw if isinstance(raw, dict) else _decode(raw)
+    return _validate(_any_adapter, data)  # type: ignore[no-any-return]
+
+
+def event_to_json(event: EventBase) -> bytes:
+    """Canonical wire form: UTC 'Z' timestamps, enum values, no nulls dropped."""
+    return orjson.dumps(event.model_dump(mode="json"))
+
+
+def event_to_dict(event: EventBase) -> dict[str, Any]:
+    return event.model_dump(mode="json")
