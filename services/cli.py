@@ -1,0 +1,214 @@
+"""`packloop`: the one command-line entry point.
+
+The group reads the environment once into :class:`Settings`; flags such as
+``--bootstrap`` override single fields for one command.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+import click
+import orjson
+from rich.console import Console
+
+from services.settings import Settings, get_settings
+
+console = Console(stderr=True)
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    base: Settings = ctx.obj
+    updates = {k: v for k, v in overrides.items() if v is not None}
+    return base.model_copy(update=updates) if updates else base
+
+
+bootstrap_option = click.option(
+    "--bootstrap",
+    "kafka_bootstrap",
+    default=None,
+    metavar="HOST:PORT[,…]",
+    help="Kafka bootstrap servers (overrides PACKLOOP_KAFKA_BOOTSTRAP).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="packloop")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Close the packaging loop of rural e-commerce: events, tallies, pickups, plans."""
+    try:
+        ctx.obj = get_settings()
+    except Exception as exc:  # pydantic's message names the variable and the problem
+        raise click.ClickException(f"invalid PACKLOOP_* setting: {exc}") from None
+
+
+@cli.command()
+@click.option("--port", type=int, default=None, help="Port on 127.0.0.1 (default: 9092).")
+@click.option("--cert", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="TLS certificate (PEM): the listener then speaks TLS.")
+@click.option("--key", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="TLS private key (PEM) for --cert.")
+def broker(port: int | None, cert: str | None, key: str | None) -> None:
+    """Run the embedded Kafka-protocol broker (Tansu, in memory) until Ctrl-C."""
+    from services.broker import BrokerError, EmbeddedBroker
+
+    if bool(cert) != bool(key):
+        raise click.UsageError("--cert and --key go together")
+    embedded = EmbeddedBroker(port=port or 9092, cert=cert, key=key)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        embedded.start()
+    except BrokerError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"bootstrap servers: {embedded.bootstrap}", err=True)
+    click.echo(embedded.bootstrap)
+    sys.stdout.flush()
+    try:
+        while not stop.wait(0.5):
+            if not embedded.is_running():
+                raise click.ClickException("the embedded broker exited unexpectedly")
+    finally:
+        embedded.stop()
+        click.echo("broker stopped", err=True)
+
+
+@cli.group()
+def topics() -> None:
+    """Manage packloop's Kafka topics."""
+
+
+@topics.command("create")
+@bootstrap_option
+@click.option("--partitions", type=int, default=None, help="Partitions of keyed topics.")
+@click.pass_context
+def topics_create(ctx: click.Context, kafka_bootstrap: str | None, partitions: int | None) -> None:
+    """Create packloop's topics (idempotent: existing topics are left alone)."""
+    from streams.topics import create_topics
+
+    settings = _settings(ctx, kafka_bootstrap=kafka_bootstrap, partitions=partitions)
+    outcome = _kafka_call(
+        lambda: create_topics(settings.kafka(), settings.topics(), settings.partitions),
+        settings,
+    )
+    for name, state in outcome.items():
+        click.echo(f"{name}\t{state}")
+
+
+def _kafka_call(fn: Any, settings: Settings) -> Any:
+    """Run a Kafka call, turning an unreachable broker into a clear one-line error."""
+    from kafka.errors import KafkaError, NoBrokersAvailable
+
+    try:
+        return fn()
+    except NoBrokersAvailable:
+        raise click.ClickException(
+            f"no Kafka broker reachable at {settings.kafka_bootstrap} "
+            "(start one with `packloop broker`, or set PACKLOOP_KAFKA_BOOTSTRAP)"
+        ) from None
+    except KafkaError as exc:
+        raise click.ClickException(f"Kafka error: {exc}") from None
+
+
+@cli.command()
+@click.argument("source", type=click.File("rb"), metavar="FILE|-")
+@bootstrap_option
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar (default: on for files over 1 MB on a terminal).")
+@click.pass_context
+def emit(
+    ctx: click.Context,
+    source: IO[bytes],
+    kafka_bootstrap: str | None,
+    as_json: bool,
+    progress: bool | None,
+) -> None:
+    """Validate JSON Lines hub events and produce them; invalid lines go to dead-letter.
+
+    Exits 1 if any line was rejected (or could not be written).
+    """
+    from services.emit import emit_stream
+    from streams.network import NetworkError, load_network
+
+    settings = _settings(ctx, kafka_bootstrap=kafka_bootstrap)
+    try:
+        network = load_network(settings.network)
+    except NetworkError as exc:
+        raise click.ClickException(str(exc)) from None
+    report = _kafka_call(
+        lambda: _emit_with_progress(source, settings, network, progress), settings
+    )
+    if as_json:
+        click.echo(orjson.dumps(report.to_dict()).decode())
+    else:
+        click.echo(f"accepted: {report.accepted}  rejected: {report.rejected}"
+                   + (f"  failed to write: {report.failed}" if report.failed else ""))
+        for rejection in report.first_rejections:
+            where = f"line {rejection.line}: " if rejection.line else ""
+            click.echo(f"  {where}{rejection.message}")
+        if report.rejected > len(report.first_rejections):
+            click.echo(f"  … and {report.rejected - len(report.first_rejections)} more "
+                       f"(see `packloop dead-letter list`)")
+    if not report.ok:
+        ctx.exit(1)
+
+
+def _emit_with_progress(
+    source: IO[bytes], settings: Settings, network: Any, progress: bool | None
+) -> Any:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from services.emit import emit_stream
+
+    size = _file_size(source)
+    show = progress if progress is not None else (console.is_terminal and size > 1_000_000)
+    if not show:
+        return emit_stream(source, settings.kafka(), settings.topics(), network)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("emitting", total=size or None)
+        return emit_stream(
+            source,
+            settings.kafka(),
+            settings.topics(),
+            network,
+            on_progress=lambda n: bar.advance(task, n),
+        )
+
+
+def _file_size(source: IO[bytes]) -> int:
+    try:
+        return Path(source.name).stat().st_size if source.name not in ("-", "<stdin>") else 0
+    except (OSError, AttributeError, TypeError):
+        return 0
+
+
+@cli.command()
+@click.option("--events", "events_file", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="JSON Lines file to emit (default: the bundled sample).")
+def demo(events_file: str | None) -> None:
+    """The whole loop on the embedded broker: start it, create topics, emit, read back."""
+    from services.demo import run_demo
+
+    run_demo(Path(events_file) if events_file else None, console=console)
+
+
+def main() -> None:
+    cli(prog_name="packloop")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Shared fixtures: a real Tansu broker for the whole session, fresh topics per test.
+
+Integration tests never replace the broker with a fake; each test gets its own
+topic prefix so tests do not see each other's records on the shared broker.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from services.broker import EmbeddedBroker
+from streams.kafka import KafkaConnection
+from streams.topics import Topics, create_topics
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = REPO_ROOT.parent / "shared"
+
+_prefixes = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    log = tmp_path_factory.mktemp("broker") / "tansu.log"
+    with EmbeddedBroker(log_path=log) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def kafka(broker: EmbeddedBroker) -> KafkaConnection:
+    return KafkaConnection(bootstrap_servers=broker.bootstrap)
+
+
+@pytest.fixture
+def topics_factory(kafka: KafkaConnection) -> Callable[..., Topics]:
+    """Create a fresh, uniquely prefixed set of packloop topics."""
+
+    def make(partitions: int = 4) -> Topics:
+        topics = Topics(prefix=f"t{os.getpid()}-{next(_prefixes)}-")
+        create_topics(kafka, topics, partitions=partitions)
+        return topics
+
+    return make
+
+
+@pytest.fixture
+def topics(topics_factory: Callable[..., Topics]) -> Topics:
+    return topics_factory()
