@@ -1,0 +1,92 @@
+"""Explain infeasibility in the planner's words: which demand cannot be served and why,
+instead of a bare solver status."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from optimizer.model import compatible_compartments
+from optimizer.routes import DistanceOracle
+from optimizer.scenario import Scenario
+
+
+def describe_unservable(s: Scenario, items: list[tuple[str, int, str, str]]) -> list[dict]:
+    """Demand for which no candidate trip exists at all (found while building the model)."""
+    out = []
+    oracle = DistanceOracle(s)
+    vhub = {v.village_id: v.hub_id for v in s.villages}
+    for village, day, class_id, direction in items:
+        hub = vhub[village]
+        km = oracle.km(hub, village) + oracle.km(village, hub)
+        reasons = []
+        hub_vts = [v for v in s.vehicle_types if v.base == "hub"
+                   and s.hub_vehicle_count(v, hub) > 0]
+        if not hub_vts:
+            reasons.append(f"hub {hub} has no vehicles")
+        reach = [v for v in hub_vts if v.max_route_km >= km]
+        if hub_vts and not reach:
+            reasons.append(
+                f"the round trip {hub}->{village}->{hub} is {km:.1f} km, longer than every "
+                f"vehicle's max_route_km ({', '.join(f'{v.vehicle_type}: {v.max_route_km:g}' for v in hub_vts)})"
+            )
+        if class_id == "recyclables":
+            what = f"outstanding recyclables at {village}"
+        else:
+            what = f"{direction} demand of class {class_id!r} at {village} on day {day}"
+            if direction == "down":
+                fits = [v for v in reach if compatible_compartments(s, v, class_id)]
+                if reach and not fits:
+                    reasons.append(f"no vehicle at {hub} has a {class_id!r} compartment and "
+                                   "passive cold packaging is not allowed on them")
+            else:
+                fits = [v for v in reach if class_id in v.compartments_litres]
+                if reach and not fits:
+                    reasons.append(f"no vehicle at {hub} has a {class_id!r} compartment for "
+                                   "farm shipments")
+        out.append({"what": what, "why": "; ".join(reasons) or "no candidate trip can carry it"})
+    return out
+
+
+_ROW = re.compile(r"^(\w+)\[(.*)\]$")
+
+
+def describe_row(s: Scenario, name: str, amount: float) -> dict[str, Any]:
+    """A constraint the feasibility relaxation had to violate, in words."""
+    m = _ROW.match(name)
+    family, idx = (m.group(1), m.group(2).split(",")) if m else (name, [])
+    text = {
+        "deliver": "down demand of class {2} at {0} on day {1} cannot all be delivered",
+        "ship_up": "farm shipments of class {2} at {0} on day {1} cannot all be picked up",
+        "serve_all": "demand group {0} cannot be served within its window",
+        "fleet_hub": "not enough {1} vehicles at hub {0} on day {2}",
+        "fleet_county": "not enough county {0} vehicles on day {1} for the trunk legs",
+        "cap_out": "outbound capacity of a trip is exceeded",
+        "cap_back": "return-leg capacity of a trip is exceeded (empties, recyclables, farm goods)",
+        "collect_all": "outstanding recyclables at {0} cannot all be collected",
+        "pool_issue": "container pool {1} at hub {0} runs out on day {2}",
+        "pool_end": "container pool {1} at hub {0} cannot be restored by the horizon's end",
+        "cleaning_capacity": "cleaning capacity of hub {0} is exceeded on day {1}",
+        "trunk_deliver": "trunk legs to hub {0} on day {1} cannot carry class {2}",
+        "trunk_cap_out": "trunk outbound capacity is exceeded",
+        "trunk_cap_back": "trunk return capacity is exceeded",
+        "trunk_collect_all": "recyclables collected at hub {0} on day {1} cannot reach the county",
+    }.get(family)
+    if text is not None:
+        try:
+            what = text.format(*idx)
+        except IndexError:
+            what = f"{family}[{','.join(idx)}]"
+    else:
+        what = name
+    if family == "serve_all" and idx:
+        try:
+            g = s.demand[int(idx[0])]
+            what = (f"demand[{idx[0]}] ({g.direction} {g.parcels:g} parcels of {g.class_id!r} "
+                    f"at {g.village_id}, days {g.day}..{g.day + g.flex_days}) cannot be served "
+                    "within its window")
+        except (ValueError, IndexError):
+            pass
+    return {"what": what, "why": f"the closest feasible plan misses it by {amount:.4g} "
+            "(units of the constraint: litres, parcels, containers or trips)",
+            "constraint": name}

@@ -1,0 +1,121 @@
+"""KPIs recomputed from a plan (not read off the model), so the same function scores the
+joint plan and both baselines, and a model bug shows up as a KPI/objective mismatch."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from optimizer.model import vehicle_co2e_per_km
+from optimizer.scenario import Scenario
+
+
+def compute_kpis(plan: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
+    vts = {v.vehicle_type: v for v in scenario.vehicle_types}
+    su = {o.option_id: o for o in scenario.packaging.single_use}
+    ru = {r.container_type: r for r in scenario.packaging.reusable}
+    carbon = scenario.prices.carbon_cny_per_kg_co2e
+    disposal = scenario.prices.disposal_cny_per_kg
+    weeks = scenario.horizon_days / 7.0 / scenario.prices.pool_amortisation_weeks
+
+    fixed = per_km = km = co2_transport = 0.0
+    trips_by_kind: dict[str, int] = defaultdict(int)
+    cap_out = used_out = cap_back = used_back = 0.0
+    for t in plan["trips"]:
+        vt = vts[t["vehicle_type"]]
+        fixed += vt.fixed_cost_cny
+        per_km += vt.cost_per_km_cny * t["km"]
+        km += t["km"]
+        co2_transport += vehicle_co2e_per_km(vt) * t["km"]
+        trips_by_kind[t["kind"]] += 1
+        total_cap = sum(vt.compartments_litres.values())
+        cap_out += total_cap
+        cap_back += total_cap
+        used_out += sum(t["loads"]["down_litres"].values())
+        back = sum(t["loads"]["up_litres"].values())
+        back += sum(ru[ct].nested_litres * n for ct, n in t["loads"]["empties"].items())
+        grams_litres = 0.0
+        for i, sl in t.get("stop_loads", {}).items():
+            g = sl.get("recyclables_grams", 0.0)
+            if g:
+                grams_litres += g * _litres_per_gram(scenario, i)
+        back += grams_litres
+        used_back += back
+
+    su_cost = disposal_cost = su_grams = co2_pack = 0.0
+    reusable_uses = 0.0
+    for p in plan["packaging"]:
+        if p["option"] in su:
+            o = su[p["option"]]
+            su_cost += o.cost_cny * p["parcels"]
+            disposal_cost += disposal * o.waste_grams / 1000.0 * p["parcels"]
+            su_grams += o.waste_grams * p["parcels"]
+            co2_pack += o.co2e_kg * p["parcels"]
+        else:
+            reusable_uses += p["parcels"]
+
+    cleaning = capital = co2_clean = co2_containers = bought = 0.0
+    for c in plan["containers"]:
+        r = ru[c["container_type"]]
+        capital += r.price_cny * c["expansion"] * weeks
+        co2_containers += r.production_co2e_kg * c["expansion"] * weeks
+        for d in c["days"]:
+            cleaning += r.cleaning_cny * d["returned_to_pool"]
+            co2_clean += r.cleaning_co2e_kg * d["returned_to_pool"]
+            capital += r.price_cny * d["bought"]
+            co2_containers += r.production_co2e_kg * d["bought"]
+            bought += d["bought"]
+
+    co2 = {
+        "transport": co2_transport,
+        "single_use_packaging": co2_pack,
+        "container_production": co2_containers,
+        "cleaning": co2_clean,
+    }
+    co2_total = sum(co2.values())
+    cost = {
+        "transport_fixed": fixed,
+        "transport_km": per_km,
+        "single_use_packaging": su_cost,
+        "disposal": disposal_cost,
+        "cleaning": cleaning,
+        "container_capital": capital,
+        "carbon": carbon * co2_total,
+    }
+    recyc = sum(r["grams"] for r in plan["recyclables"])
+    return {
+        "cost_cny": {**cost, "total": sum(cost.values())},
+        "km": km,
+        "trips": sum(trips_by_kind.values()),
+        "trips_by_kind": dict(trips_by_kind),
+        "vehicle_utilisation": {
+            "outbound": used_out / cap_out if cap_out else 0.0,
+            "return": used_back / cap_back if cap_back else 0.0,
+        },
+        "single_use_grams": su_grams,
+        "reusable_uses": reusable_uses,
+        "containers_bought": bought,
+        "co2e_kg": {**co2, "total": co2_total},
+        "recyclables_collected_grams": recyc,
+    }
+
+
+def _litres_per_gram(scenario: Scenario, village_id: str) -> float:
+    for w in scenario.outstanding_waste:
+        if w.village_id == village_id:
+            return w.litres_per_kg / 1000.0
+    return 0.0
+
+
+def reductions(joint: dict[str, Any], other: dict[str, Any]) -> dict[str, float]:
+    """Relative reduction of the joint plan against a baseline (positive = joint better)."""
+
+    def rel(a: float, b: float) -> float:
+        return (b - a) / b if b else 0.0
+
+    return {
+        "cost": rel(joint["cost_cny"]["total"], other["cost_cny"]["total"]),
+        "km": rel(joint["km"], other["km"]),
+        "co2e": rel(joint["co2e_kg"]["total"], other["co2e_kg"]["total"]),
+        "single_use_grams": rel(joint["single_use_grams"], other["single_use_grams"]),
+    }

@@ -1,0 +1,338 @@
+"""Plan a scenario: decompose by hub, compute the two baselines and the warm-started joint
+plan with the same model code, and package the result.
+
+Hubs share nothing but the county trunk fleet, so each hub is solved as its own sub-problem
+(in parallel processes). The sum of the sub-problems' optima is a lower bound of the whole
+problem (dropping the shared-fleet rows is a relaxation); when the combined plan also respects
+the county fleet it is optimal for the whole problem, otherwise the whole problem is solved
+in one model with the county fleet rows linking the hubs.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import math
+import multiprocessing as mp
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyomo.environ as pyo
+
+from optimizer.diagnose import describe_row, describe_unservable
+from optimizer.kpis import compute_kpis, reductions
+from optimizer.model import ALL, BuiltModel, TripType, build_model
+from optimizer.plan import extract_plan, merge_plans, rounding_cost
+from optimizer.routes import candidate_routes
+from optimizer.scenario import Scenario
+from optimizer.solver import ProgressFn, SolveResult, relative_gap, run_highs
+
+# Share of the time limit given to each stage; the joint solve gets what is left.
+STAGE_SHARE = {"uncoordinated": 0.15, "single_use": 0.15, "sequential": 0.10}
+
+
+@dataclass
+class StageOutcome:
+    """One mode's plan for a set of hubs."""
+
+    status: str
+    objective: float | None
+    bound: float | None
+    plan: dict[str, Any] | None
+    stats: dict[str, float] = field(default_factory=dict)
+    diagnosis: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class PlanResult:
+    """Everything `packloop plan solve` prints or writes."""
+
+    status: str
+    objective: float | None
+    bound: float | None
+    gap: float | None
+    plan: dict[str, Any] | None
+    kpis: dict[str, Any] | None
+    baselines: dict[str, Any]
+    stats: dict[str, Any]
+    diagnosis: list[dict[str, Any]]
+    factor_set: str = ""
+    rounding: dict[str, float] = field(default_factory=dict)
+    routes: list[list[int]] | None = None  # CVRPLIB numbering, for --vrplib
+
+    def to_json_dict(self) -> dict[str, Any]:
+        trips = []
+        for t in (self.plan or {}).get("trips", []):
+            trips.append(t)
+        out: dict[str, Any] = {
+            "status": self.status,
+            "objective": self.objective,
+            "bound": self.bound,
+            "gap": self.gap,
+            "trips": trips,
+            "kpis": self.kpis,
+            "baselines": self.baselines,
+        }
+        if self.routes is not None:
+            out["routes"] = self.routes
+        if self.plan is not None:
+            for key in ("packaging", "containers", "recyclables", "service"):
+                out[key] = self.plan.get(key, [])
+        out["rounding"] = self.rounding
+        out["diagnosis"] = self.diagnosis
+        out["stats"] = self.stats
+        out["factor_set"] = self.factor_set
+        return out
+
+
+def _active_villages(s: Scenario) -> set[str]:
+    act = {g.village_id for g in s.demand if g.parcels > 0 or (g.volume_litres or 0) > 0}
+    act |= {w.village_id for w in s.outstanding_waste if w.grams > 0}
+    return act
+
+
+def _max_stops(s: Scenario) -> int:
+    return max(v.max_stops for v in s.vehicle_types if v.base == "hub")
+
+
+def _copy_values(src: pyo.ConcreteModel, dst: pyo.ConcreteModel) -> None:
+    """Stage-2 (joint, trips fixed) values as the joint model's starting point: the models
+    are built by the same code from the same data, so components and indices coincide."""
+    for comp in src.component_objects(pyo.Var, active=True):
+        other = dst.find_component(comp.name)
+        for idx, v in comp.items():
+            if idx in other:
+                other[idx].set_value(v.value, skip_validation=True)
+
+
+def _stage(
+    s: Scenario, routes, hubs: list[str], mode: str, time_limit_s, mip_gap, threads, progress,
+    fixed_trips=None, warm_from: BuiltModel | None = None,
+) -> tuple[StageOutcome, BuiltModel]:
+    b = build_model(s, routes, mode=mode if mode != "sequential" else "joint", hubs=hubs,
+                    fixed_trips=fixed_trips)
+    if b.unservable:
+        return StageOutcome("infeasible", None, None, None,
+                            diagnosis=describe_unservable(s, b.unservable)), b
+    warm = False
+    if warm_from is not None:
+        _copy_values(warm_from.model, b.model)
+        warm = True
+    r: SolveResult = run_highs(b.model, time_limit_s=time_limit_s, mip_gap=mip_gap,
+                               threads=threads, warm_start=warm, progress=progress,
+                               label=f"{mode}:{','.join(hubs) if len(hubs) < 4 else len(hubs)}")
+    stats = {
+        "build_s": b.build_s, "compile_s": r.compile_s, "handover_s": r.handover_s,
+        "highs_s": r.highs_s, "load_s": r.load_s, "columns": r.num_cols, "rows": r.num_rows,
+        "integers": r.num_integers, "nonzeros": r.nonzeros,
+    }
+    if r.objective is None:
+        diag = [describe_row(s, name, amount) for name, amount in r.violated_rows]
+        if not diag:
+            diag = [{"what": "solver", "why": f"no solution found ({r.status})"}]
+        return StageOutcome(r.status, None, None, None, stats, diag), b
+    plan = extract_plan(b, s)
+    return StageOutcome(r.status, r.objective, r.bound, plan, stats), b
+
+
+def _fixed_trips_of(b: BuiltModel) -> dict[TripType, int]:
+    return {t: int(round(pyo.value(b.model.trips[k]))) for k, t in enumerate(b.trips)}
+
+
+def solve_hubs(
+    s: Scenario, hubs: list[str], time_limit_s: float | None, mip_gap: float | None,
+    threads: int | None, progress: ProgressFn | None, baselines: bool = True,
+) -> dict[str, StageOutcome]:
+    """All stages for one group of hubs: uncoordinated, sequential (2 stages), joint."""
+    routes = candidate_routes(s, _active_villages(s), _max_stops(s))
+    routes = {h: r for h, r in routes.items() if h in hubs}
+    out: dict[str, StageOutcome] = {}
+    t0 = time.perf_counter()
+
+    def budget(share: float | None) -> float | None:
+        if time_limit_s is None:
+            return None
+        if share is None:
+            return max(1.0, time_limit_s - (time.perf_counter() - t0))
+        return max(1.0, time_limit_s * share)
+
+    if baselines:
+        out["uncoordinated"], _ = _stage(s, routes, hubs, "uncoordinated",
+                                         budget(STAGE_SHARE["uncoordinated"]), mip_gap, threads,
+                                         None)
+    seq1, b1 = _stage(s, routes, hubs, "single_use", budget(STAGE_SHARE["single_use"]), mip_gap,
+                      threads, None)
+    out["single_use"] = seq1
+    warm = None
+    if seq1.plan is not None:
+        seq2, b2 = _stage(s, routes, hubs, "sequential", budget(STAGE_SHARE["sequential"]),
+                          mip_gap, threads, None, fixed_trips=_fixed_trips_of(b1))
+        # Stage 2 of the sequential baseline only chooses packaging and loads for fixed trips:
+        # its bound is not a bound of any wider problem.
+        seq2.bound = seq2.objective if seq2.objective is not None else None
+        out["sequential"] = seq2
+        if seq2.plan is not None:
+            warm = b2
+    joint, _ = _stage(s, routes, hubs, "joint", budget(None), mip_gap, threads, progress,
+                      warm_from=warm)
+    seq = out.get("sequential")
+    if (seq is not None and seq.plan is not None and joint.objective is not None
+            and joint.objective > seq.objective + 1e-6 * max(1.0, abs(seq.objective))):
+        # cannot happen with a feasible warm start; kept as a guard for HiGHS rejecting it
+        joint = StageOutcome(joint.status, seq.objective, joint.bound, seq.plan, joint.stats)
+    if joint.plan is None and seq is not None and seq.plan is not None:
+        joint = StageOutcome("time_limit", seq.objective, joint.bound, seq.plan, joint.stats)
+    out["joint"] = joint
+    out["_time_s"] = StageOutcome("ok", time.perf_counter() - t0, None, None)
+    return out
+
+
+def _worker(args):
+    s, hubs, tl, gap, threads, baselines = args
+    return hubs, solve_hubs(s, hubs, tl, gap, threads, None, baselines)
+
+
+def _combine(parts: list[dict[str, StageOutcome]], mode: str) -> StageOutcome:
+    outs = [p[mode] for p in parts if mode in p]
+    if not outs:
+        return StageOutcome("error", None, None, None)
+    diag = [d for o in outs for d in o.diagnosis]
+    if any(o.plan is None for o in outs):
+        bad = [o.status for o in outs if o.plan is None]
+        return StageOutcome("infeasible" if "infeasible" in bad else bad[0], None, None, None,
+                            diagnosis=diag)
+    obj = sum(o.objective for o in outs)
+    bound = sum(o.bound for o in outs) if all(o.bound is not None for o in outs) else None
+    statuses = {o.status for o in outs}
+    status = "optimal" if statuses == {"optimal"} else (
+        "time_limit" if "time_limit" in statuses else "feasible")
+    stats: dict[str, float] = defaultdict(float)
+    for o in outs:
+        for k, v in o.stats.items():
+            stats[k] += v
+    return StageOutcome(status, obj, bound, merge_plans([o.plan for o in outs]), dict(stats), diag)
+
+
+def _county_fleet_ok(s: Scenario, plan: dict[str, Any]) -> bool:
+    used = defaultdict(int)
+    for t in plan["trips"]:
+        if t["kind"] == "trunk":
+            used[(t["vehicle_type"], t["day"])] += 1
+    vts = {v.vehicle_type: v for v in s.vehicle_types}
+    return all(vts[v].count is None or n <= vts[v].count * vts[v].max_trips_per_day
+               for (v, _d), n in used.items())
+
+
+def solve(
+    scenario: Scenario,
+    *,
+    time_limit_s: float | None = None,
+    mip_gap: float | None = None,
+    threads: int | None = None,
+    progress: ProgressFn | None = None,
+    baselines: bool = True,
+    decompose: bool = True,
+) -> PlanResult:
+    """Plan `scenario`: joint plan, KPIs, and the uncoordinated and sequential baselines."""
+    t0 = time.perf_counter()
+    s = scenario
+    if s.routing.single_visit:
+        from optimizer.cvrp import solve_partition
+
+        return solve_partition(s, time_limit_s=time_limit_s, mip_gap=mip_gap, threads=threads,
+                               progress=progress)
+    hubs = [h.hub_id for h in s.hubs]
+    active = _active_villages(s)
+    vill_hub = {v.village_id: v.hub_id for v in s.villages}
+    busy = sorted({vill_hub[i] for i in active})
+    groups = [[h] for h in busy] if decompose else [busy]
+    workers = max(1, min(len(groups), threads or os.cpu_count() or 1))
+    parts: list[dict[str, StageOutcome]] = []
+    if len(groups) == 1 or workers == 1:
+        for g in groups:
+            tl = None if time_limit_s is None else time_limit_s / len(groups)
+            parts.append(solve_hubs(s, g, tl, mip_gap, 1 if len(groups) > 1 else threads,
+                                    progress, baselines))
+    else:
+        # each worker solves its hubs one after another; split the time fairly
+        per = None if time_limit_s is None else time_limit_s * workers / len(groups)
+        ctx = mp.get_context("fork")
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futs = [pool.submit(_worker, (s, g, per, mip_gap, 1, baselines)) for g in groups]
+            done_obj = 0.0
+            for n, f in enumerate(cf.as_completed(futs), 1):
+                _hubs, res = f.result()
+                parts.append(res)
+                if progress is not None and res["joint"].objective is not None:
+                    done_obj += res["joint"].objective
+                    from optimizer.solver import Progress
+
+                    progress(Progress(done_obj, math.nan, math.nan, time.perf_counter() - t0,
+                                      f"hub {n}/{len(groups)} done"))
+    modes = ["joint", "sequential", "single_use"] + (["uncoordinated"] if baselines else [])
+    combined = {m: _combine(parts, m) for m in modes}
+    linked = False
+    if len(groups) > 1:
+        for m in modes:
+            c = combined[m]
+            if c.plan is not None and not _county_fleet_ok(s, c.plan):
+                linked = True
+        if linked:
+            # the county fleet binds: solve all hubs in one model, linked by its rows
+            whole = solve_hubs(s, busy, time_limit_s, mip_gap, threads, progress, baselines)
+            combined = {m: whole[m] for m in modes}
+    return _result(s, combined, t0, {"groups": len(groups), "workers": workers,
+                                     "linked_by_county_fleet": linked})
+
+
+def _result(s: Scenario, combined: dict[str, StageOutcome], t0: float,
+            extra: dict[str, Any]) -> PlanResult:
+    joint = combined["joint"]
+    base: dict[str, Any] = {}
+    for name, key in (("uncoordinated", "uncoordinated"), ("sequential", "sequential")):
+        c = combined.get(key)
+        if c is None:
+            continue
+        entry: dict[str, Any] = {"status": c.status, "objective": c.objective}
+        if c.plan is not None:
+            entry["kpis"] = compute_kpis(c.plan, s)
+            entry["trips"] = len(c.plan["trips"])
+        else:
+            entry["diagnosis"] = c.diagnosis
+        base[name] = entry
+    kpis = compute_kpis(joint.plan, s) if joint.plan is not None else None
+    if kpis is not None:
+        for name in ("sequential", "uncoordinated"):
+            if name in base and "kpis" in base[name]:
+                base[name]["reduction_by_joint"] = reductions(kpis, base[name]["kpis"])
+    gap = None
+    if joint.objective is not None and joint.bound is not None:
+        gap = relative_gap(joint.objective, joint.bound)
+    status = joint.status
+    if joint.plan is not None:
+        status = "optimal" if gap is not None and gap <= 1e-9 else (
+            "time_limit" if status.startswith("time_limit") else "feasible")
+    elif status.startswith("time_limit"):
+        status = "time_limit"
+    else:
+        status = "infeasible"
+    stats = {"wall_s": time.perf_counter() - t0, **extra, "joint": joint.stats,
+             "stages": {m: c.stats for m, c in combined.items() if m != "joint"}}
+    return PlanResult(
+        status=status,
+        objective=joint.objective,
+        bound=joint.bound,
+        gap=gap,
+        plan=joint.plan,
+        kpis=kpis,
+        baselines=base,
+        stats=stats,
+        diagnosis=joint.diagnosis,
+        factor_set=s.factor_set,
+        rounding=rounding_cost(joint.plan, s) if joint.plan is not None else {},
+    )
+
+
+__all__ = ["ALL", "PlanResult", "solve"]

@@ -1,0 +1,328 @@
+"""Scenario format: the typed, frozen description of one planning problem.
+
+A scenario is plain data (JSON or YAML) so that the job service, the demo and people can
+write it without Python. Validation happens in two layers: the published JSON Schema
+(generated from these models, see ``scenario_json_schema``) checks shapes and ranges, and
+``_check_references`` checks what a schema cannot (ids that must exist, days inside the
+horizon). Both report the path of the offending value, e.g. ``villages[3].hub_id``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be planned; ``problems`` lists (path, message) pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        lines = [f"{path}: {msg}" for path, msg in problems]
+        super().__init__("invalid scenario:\n  " + "\n  ".join(lines))
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Site(_Frozen):
+    """The county depot (trunk legs start and end here)."""
+
+    id: str = "COUNTY"
+    name: str = ""
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class Hub(_Frozen):
+    hub_id: str
+    name: str = ""
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    cleaning_capacity_per_day: float = Field(
+        default=1e9, ge=0, description="reusable containers the hub can clean per day"
+    )
+
+
+class Village(_Frozen):
+    village_id: str
+    hub_id: str
+    name: str = ""
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class TemperatureClass(_Frozen):
+    class_id: str
+    refrigerated: bool = False
+    litres_per_parcel: float = Field(gt=0, description="volume of one down parcel")
+
+
+class VehicleType(_Frozen):
+    vehicle_type: str
+    base: Literal["hub", "county"] = Field(
+        description="'hub' vehicles run milk runs from a township hub; 'county' vehicles run "
+        "trunk legs county <-> hub"
+    )
+    compartments_litres: dict[str, float] = Field(
+        description="capacity per temperature class compartment, e.g. {ambient: 4000}"
+    )
+    refrigerated: bool = False
+    passive_cold_allowed: bool = Field(
+        default=True,
+        description="refrigerated classes packed in passive cold packaging may ride in a "
+        "non-refrigerated compartment",
+    )
+    fixed_cost_cny: float = Field(ge=0, description="cost per trip (driver, handling)")
+    cost_per_km_cny: float = Field(ge=0)
+    co2e_per_km_kg: float = Field(ge=0, description="tank-to-wheel, without reefer uplift")
+    reefer_uplift: float = Field(default=0.0, ge=0, description="fractional CO2e uplift")
+    max_route_km: float = Field(default=1e9, gt=0)
+    max_stops: int = Field(default=6, ge=1)
+    max_trips_per_day: int = Field(default=1, ge=1)
+    count: int | None = Field(
+        default=None, ge=0, description="vehicles per base (each hub, or the county)"
+    )
+    count_by_hub: dict[str, int] = Field(
+        default_factory=dict, description="overrides count per hub for hub vehicles"
+    )
+
+
+class DemandGroup(_Frozen):
+    """Parcels of one village, day, class and direction, aggregated."""
+
+    village_id: str
+    day: int = Field(ge=0, description="earliest service day (next-day already applied)")
+    class_id: str
+    direction: Literal["down", "up"]
+    parcels: float = Field(ge=0)
+    volume_litres: float | None = Field(
+        default=None, ge=0, description="defaults to parcels x class litres_per_parcel"
+    )
+    flex_days: int = Field(
+        default=0, ge=0, description="presale window: may be served up to flex_days later"
+    )
+
+
+class SingleUseOption(_Frozen):
+    option_id: str
+    class_ids: list[str]
+    cost_cny: float = Field(ge=0, description="per parcel")
+    waste_grams: float = Field(ge=0, description="per parcel, disposed at the village")
+    co2e_kg: float = Field(ge=0, description="production CO2e per parcel")
+    passive: bool = Field(default=False, description="keeps a cold class cold without reefer")
+
+
+class ReusableType(_Frozen):
+    container_type: str
+    class_ids: list[str]
+    price_cny: float = Field(ge=0)
+    cycle_life: float = Field(ge=1, description="uses before the container is retired")
+    cleaning_cny: float = Field(ge=0, description="per container returned to the pool")
+    cleaning_co2e_kg: float = Field(default=0.0, ge=0)
+    production_co2e_kg: float = Field(default=0.0, ge=0, description="per container bought")
+    nested_litres: float = Field(ge=0, description="volume of one empty on the return leg")
+    return_rate: float = Field(gt=0, le=1)
+    return_lag_days: int = Field(default=1, ge=0, description="days at the village before "
+                                 "the empty can be picked up")
+    passive: bool = False
+
+
+class Packaging(_Frozen):
+    single_use: list[SingleUseOption]
+    reusable: list[ReusableType] = Field(default_factory=list)
+
+
+class ContainerPool(_Frozen):
+    hub_id: str
+    container_type: str
+    count: float = Field(ge=0)
+
+
+class OutstandingWaste(_Frozen):
+    village_id: str
+    grams: float = Field(ge=0)
+    litres_per_kg: float = Field(default=8.0, gt=0, description="bulk volume of the waste")
+
+
+class Prices(_Frozen):
+    carbon_cny_per_kg_co2e: float = Field(default=0.0, ge=0)
+    disposal_cny_per_kg: float = Field(default=0.0, ge=0)
+    pool_amortisation_weeks: float = Field(
+        default=52.0, gt=0, description="weeks over which a pool expansion is paid off"
+    )
+
+
+class Routing(_Frozen):
+    circuity_factor: float = Field(default=1.3, ge=1.0)
+    distance_matrix_km: dict[str, dict[str, float]] | None = None
+    exact_max_villages: int = Field(
+        default=10, ge=1, description="hubs with at most this many active villages get all "
+        "subsets as candidate trips; larger hubs get sweep clusters",
+    )
+    cluster_size: int = Field(default=6, ge=1)
+    single_visit: bool = Field(
+        default=False, description="each village served by exactly one trip with its whole "
+        "demand (CVRP set partitioning)",
+    )
+    exact_fleet: bool = Field(default=False, description="use exactly `count` vehicles")
+
+
+class Scenario(_Frozen):
+    name: str = "scenario"
+    factor_set: str = ""
+    horizon_days: int = Field(ge=1)
+    horizon_end: Literal["cyclic", "boundary"] = Field(
+        default="cyclic",
+        description="cyclic: pools and in-flight empties at the end equal those at the start; "
+        "boundary: start from the stated pools, end with at least as many",
+    )
+    depot: Site
+    hubs: list[Hub]
+    villages: list[Village]
+    classes: list[TemperatureClass]
+    vehicle_types: list[VehicleType]
+    demand: list[DemandGroup] = Field(default_factory=list)
+    packaging: Packaging
+    container_pools: list[ContainerPool] = Field(default_factory=list)
+    outstanding_waste: list[OutstandingWaste] = Field(default_factory=list)
+    prices: Prices = Field(default_factory=Prices)
+    routing: Routing = Field(default_factory=Routing)
+
+    def class_by_id(self) -> dict[str, TemperatureClass]:
+        return {c.class_id: c for c in self.classes}
+
+    def hub_vehicle_count(self, vt: VehicleType, hub_id: str) -> int:
+        if vt.base == "hub" and hub_id in vt.count_by_hub:
+            return vt.count_by_hub[hub_id]
+        return vt.count if vt.count is not None else 10**6
+
+    def down_volume_litres(self, g: DemandGroup) -> float:
+        if g.volume_litres is not None and g.direction == "up":
+            return g.volume_litres
+        return g.parcels * self.class_by_id()[g.class_id].litres_per_parcel
+
+
+def scenario_json_schema() -> dict[str, Any]:
+    """The published JSON Schema (kept in optimizer/schemas/scenario.schema.json)."""
+    schema = Scenario.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://packloop.example/schemas/scenario.schema.json"
+    return schema
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "$"
+
+
+def _check_references(s: Scenario) -> list[tuple[str, str]]:
+    """Cross-references the schema cannot express."""
+    problems: list[tuple[str, str]] = []
+    hubs = {h.hub_id for h in s.hubs}
+    villages = {v.village_id for v in s.villages}
+    classes = {c.class_id for c in s.classes}
+    ctypes = {r.container_type for r in s.packaging.reusable}
+    seen: set[str] = set()
+    for k, h in enumerate(s.hubs):
+        if h.hub_id in seen:
+            problems.append((f"hubs[{k}].hub_id", f"duplicate hub id {h.hub_id!r}"))
+        seen.add(h.hub_id)
+    seen = set()
+    for k, v in enumerate(s.villages):
+        if v.hub_id not in hubs:
+            problems.append((f"villages[{k}].hub_id", f"unknown hub {v.hub_id!r}"))
+        if v.village_id in seen:
+            problems.append((f"villages[{k}].village_id", f"duplicate {v.village_id!r}"))
+        seen.add(v.village_id)
+    for k, vt in enumerate(s.vehicle_types):
+        for c in vt.compartments_litres:
+            if c not in classes:
+                problems.append((f"vehicle_types[{k}].compartments_litres.{c}",
+                                 f"unknown temperature class {c!r}"))
+        for h in vt.count_by_hub:
+            if h not in hubs:
+                problems.append((f"vehicle_types[{k}].count_by_hub.{h}", f"unknown hub {h!r}"))
+    if not any(vt.base == "hub" for vt in s.vehicle_types):
+        problems.append(("vehicle_types", "no vehicle type with base 'hub' to run milk runs"))
+    for k, g in enumerate(s.demand):
+        if g.village_id not in villages:
+            problems.append((f"demand[{k}].village_id", f"unknown village {g.village_id!r}"))
+        if g.class_id not in classes:
+            problems.append((f"demand[{k}].class_id", f"unknown class {g.class_id!r}"))
+        if g.day >= s.horizon_days:
+            problems.append((f"demand[{k}].day",
+                             f"day {g.day} outside horizon 0..{s.horizon_days - 1}"))
+    for k, o in enumerate(s.packaging.single_use):
+        for c in o.class_ids:
+            if c not in classes:
+                problems.append((f"packaging.single_use[{k}].class_ids", f"unknown class {c!r}"))
+    for k, o in enumerate(s.packaging.reusable):
+        for c in o.class_ids:
+            if c not in classes:
+                problems.append((f"packaging.reusable[{k}].class_ids", f"unknown class {c!r}"))
+    down_classes = {g.class_id for g in s.demand if g.direction == "down" and g.parcels > 0}
+    for c in sorted(down_classes):
+        if not any(c in o.class_ids for o in s.packaging.single_use + s.packaging.reusable):
+            problems.append(("packaging", f"no packaging option for class {c!r}"))
+    for k, p in enumerate(s.container_pools):
+        if p.hub_id not in hubs:
+            problems.append((f"container_pools[{k}].hub_id", f"unknown hub {p.hub_id!r}"))
+        if p.container_type not in ctypes:
+            problems.append((f"container_pools[{k}].container_type",
+                             f"unknown container type {p.container_type!r}"))
+    for k, w in enumerate(s.outstanding_waste):
+        if w.village_id not in villages:
+            problems.append((f"outstanding_waste[{k}].village_id",
+                             f"unknown village {w.village_id!r}"))
+    dm = s.routing.distance_matrix_km
+    if dm is not None:
+        nodes = {s.depot.id} | hubs | villages
+        for a, row in dm.items():
+            if a not in nodes:
+                problems.append((f"routing.distance_matrix_km.{a}", f"unknown node {a!r}"))
+            for b, d in row.items():
+                if b not in nodes:
+                    problems.append((f"routing.distance_matrix_km.{a}.{b}", "unknown node"))
+                elif d < 0:
+                    problems.append((f"routing.distance_matrix_km.{a}.{b}", "negative distance"))
+    return problems
+
+
+def load_scenario(source: str | Path | Mapping[str, Any]) -> Scenario:
+    """Read, validate and freeze a scenario from a JSON/YAML path or a mapping.
+
+    Raises ScenarioError listing every problem with its path, so a user fixes them in one go.
+    """
+    if isinstance(source, Mapping):
+        raw = dict(source)
+    else:
+        path = Path(source)
+        text = path.read_text(encoding="utf-8")
+        if path.suffix.lower() in (".yaml", ".yml"):
+            raw = yaml.safe_load(text)
+        else:
+            raw = json.loads(text)
+        if not isinstance(raw, dict):
+            raise ScenarioError([("$", "top level must be a mapping")])
+    try:
+        scenario = Scenario.model_validate(raw)
+    except ValidationError as exc:
+        raise ScenarioError(
+            [(_path(tuple(e["loc"])), e["msg"]) for e in exc.errors()]
+        ) from None
+    problems = _check_references(scenario)
+    if problems:
+        raise ScenarioError(problems)
+    return scenario

@@ -1,0 +1,269 @@
+"""Hand a Pyomo model to HiGHS and read the answer back: time limit, MIP gap, threads,
+warm start, progress callbacks and infeasibility explanation.
+
+Named ``solver`` (not ``solve``) so that it does not shadow the public ``optimizer.solve``.
+
+Interface choice (measured, see bench/optimizer_interfaces.py and docs/optimizer.md): Pyomo's
+``LinearStandardFormCompiler`` produces the sparse matrix in one pass and ``highspy.passModel``
+hands it over as arrays; that is faster for a first solve than ``appsi_highs`` (which adds
+rows one Python call at a time) and gives us the highspy object itself, so callbacks,
+``setSolution`` warm starts and ``feasibilityRelaxation`` are all available.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import highspy
+import numpy as np
+import pyomo.environ as pyo
+from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
+
+INF = highspy.kHighsInf
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report of a running MIP solve."""
+
+    incumbent: float
+    bound: float
+    gap: float
+    elapsed_s: float
+    label: str = ""
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+@dataclass
+class SolveResult:
+    status: str  # optimal | feasible | infeasible | time_limit | error
+    objective: float | None
+    bound: float | None
+    gap: float | None
+    highs_s: float
+    compile_s: float
+    handover_s: float
+    load_s: float
+    num_cols: int
+    num_rows: int
+    num_integers: int
+    nonzeros: int
+    violated_rows: list[tuple[str, float]] = field(default_factory=list)
+
+
+def relative_gap(obj: float, bound: float) -> float:
+    if not (math.isfinite(obj) and math.isfinite(bound)):
+        return math.inf
+    return abs(obj - bound) / max(abs(obj), 1e-9) if abs(obj - bound) > 1e-9 else 0.0
+
+
+@dataclass
+class CompiledModel:
+    lp: Any
+    columns: list
+    rows: list
+    offset: float
+    compile_s: float
+
+
+def compile_model(model: pyo.ConcreteModel) -> CompiledModel:
+    """Pyomo -> arrays in HiGHS's own column-wise layout."""
+    t0 = time.perf_counter()
+    info = LinearStandardFormCompiler().write(model, mixed_form=True, set_sense=pyo.minimize)
+    A = info.A.tocsc()
+    n_rows, n_cols = A.shape
+    lp = highspy.HighsLp()
+    lp.num_col_ = n_cols
+    lp.num_row_ = n_rows
+    c = info.c.toarray().ravel() if info.c.shape[0] else np.zeros(n_cols)
+    lp.col_cost_ = c.astype(np.float64)
+    lp.offset_ = float(info.c_offset[0]) if len(info.c_offset) else 0.0
+    lo = np.empty(n_cols)
+    hi = np.empty(n_cols)
+    integrality = []
+    any_int = False
+    for k, v in enumerate(info.columns):
+        lb, ub = v.bounds
+        lo[k] = -INF if lb is None else lb
+        hi[k] = INF if ub is None else ub
+        if v.is_integer():
+            integrality.append(highspy.HighsVarType.kInteger)
+            any_int = True
+        else:
+            integrality.append(highspy.HighsVarType.kContinuous)
+    lp.col_lower_ = lo
+    lp.col_upper_ = hi
+    rhs = np.asarray(info.rhs, dtype=np.float64)
+    sense = np.array([r[1] for r in info.rows], dtype=np.int8)
+    lp.row_lower_ = np.where(sense >= 0, np.where(sense == 0, rhs, -INF), rhs)
+    lp.row_upper_ = np.where(sense <= 0, np.where(sense == 0, rhs, INF), rhs)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = A.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = A.indices.astype(np.int32)
+    lp.a_matrix_.value_ = A.data.astype(np.float64)
+    lp.a_matrix_.num_col_ = n_cols
+    lp.a_matrix_.num_row_ = n_rows
+    if any_int:
+        lp.integrality_ = integrality
+    return CompiledModel(lp, list(info.columns), list(info.rows), lp.offset_,
+                         time.perf_counter() - t0)
+
+
+def make_highs(time_limit_s: float | None, mip_gap: float | None, threads: int | None,
+               lp_solver: str | None = None) -> highspy.Highs:
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    if time_limit_s is not None:
+        h.setOptionValue("time_limit", float(time_limit_s))
+    if mip_gap is not None:
+        h.setOptionValue("mip_rel_gap", float(mip_gap))
+    if threads is not None:
+        h.setOptionValue("threads", int(threads))
+    if lp_solver is not None:
+        h.setOptionValue("mip_lp_solver", lp_solver)
+    h.setOptionValue("random_seed", 0)
+    return h
+
+
+def attach_progress(h: highspy.Highs, progress: ProgressFn | None, deadline: float | None,
+                    label: str, t0: float) -> None:
+    """Report incumbents and bounds; interrupt at our own deadline, because HiGHS's
+    time_limit is only checked between phases and overshoots on large models."""
+    last = [0.0]
+
+    def report(e) -> None:
+        out = e.data_out
+        if progress is not None:
+            now = time.perf_counter()
+            if e.callback_type == highspy.cb.HighsCallbackType.kCallbackMipLogging and \
+                    now - last[0] < 1.0:
+                return
+            last[0] = now
+            progress(Progress(out.mip_primal_bound, out.mip_dual_bound, out.mip_gap,
+                              now - t0, label))
+
+    def interrupt(e) -> None:
+        if deadline is not None and time.perf_counter() > deadline:
+            e.interrupt()
+
+    if progress is not None:
+        h.cbMipImprovingSolution.subscribe(report)
+        h.cbMipLogging.subscribe(report)
+    if deadline is not None:
+        h.cbMipInterrupt.subscribe(interrupt)
+
+
+def run_highs(
+    model: pyo.ConcreteModel,
+    *,
+    time_limit_s: float | None = None,
+    mip_gap: float | None = None,
+    threads: int | None = None,
+    warm_start: bool = False,
+    progress: ProgressFn | None = None,
+    label: str = "",
+    lp_solver: str | None = None,
+    explain_infeasible: bool = True,
+) -> SolveResult:
+    """Solve `model` with HiGHS and load the values back into its variables.
+
+    With `warm_start`, the variables' current values are handed to HiGHS as a starting
+    incumbent (they must form a feasible solution, as the sequential plan does for the joint
+    model), so the result is never worse than that start even when the solve stops early.
+    """
+    t0 = time.perf_counter()
+    comp = compile_model(model)
+    h = make_highs(time_limit_s, mip_gap, threads, lp_solver)
+    t1 = time.perf_counter()
+    h.passModel(comp.lp)
+    if warm_start:
+        vals = [v.value if v.value is not None else 0.0 for v in comp.columns]
+        sol = highspy.HighsSolution()
+        sol.col_value = vals
+        sol.value_valid = True
+        h.setSolution(sol)
+    handover = time.perf_counter() - t1
+    deadline = None if time_limit_s is None else time.perf_counter() + time_limit_s * 1.05 + 1
+    attach_progress(h, progress, deadline, label, t0)
+    t2 = time.perf_counter()
+    h.run()
+    highs_s = time.perf_counter() - t2
+    ms = h.getModelStatus()
+    info = h.getInfo()
+    has_int = comp.lp.integrality_ is not None and len(comp.lp.integrality_) > 0
+    n_int = sum(1 for v in comp.columns if v.is_integer())
+    sol_ok = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    MS = highspy.HighsModelStatus
+    if ms == MS.kInfeasible or (ms == MS.kUnboundedOrInfeasible and not sol_ok):
+        status = "infeasible"
+    elif ms == MS.kOptimal:
+        status = "optimal"
+    elif ms in (MS.kTimeLimit, MS.kInterrupt, MS.kIterationLimit, MS.kSolutionLimit):
+        status = "time_limit" if sol_ok else "time_limit_no_solution"
+    else:
+        status = "feasible" if sol_ok else "error"
+    objective = bound = gap = None
+    t3 = time.perf_counter()
+    if sol_ok:
+        objective = float(info.objective_function_value)
+        if has_int and n_int:
+            bound = float(info.mip_dual_bound)
+        else:
+            bound = objective if status == "optimal" else None
+        gap = relative_gap(objective, bound) if bound is not None else None
+        if status == "optimal" and gap is not None and gap > 1e-9:
+            status = "feasible"  # stopped at the requested gap: optimality not proven
+        values = h.getSolution().col_value
+        for v, x in zip(comp.columns, values, strict=True):
+            if v.is_integer():
+                x = round(x)
+            elif abs(x) < 1e-9:
+                x = 0.0
+            v.set_value(x, skip_validation=True)
+    load_s = time.perf_counter() - t3
+    violated: list[tuple[str, float]] = []
+    if status == "infeasible" and explain_infeasible:
+        violated = explain(comp)
+    return SolveResult(
+        status=status,
+        objective=objective,
+        bound=bound,
+        gap=gap,
+        highs_s=highs_s,
+        compile_s=comp.compile_s,
+        handover_s=handover,
+        load_s=load_s,
+        num_cols=comp.lp.num_col_,
+        num_rows=comp.lp.num_row_,
+        num_integers=n_int,
+        nonzeros=len(comp.lp.a_matrix_.value_),
+        violated_rows=violated,
+    )
+
+
+def explain(comp: CompiledModel, limit: int = 20) -> list[tuple[str, float]]:
+    """Which constraints must be violated, and by how much, to make the model feasible.
+
+    HiGHS's feasibilityRelaxation minimises the total violation of row bounds (column bounds
+    kept hard); the rows it has to bend name the demand or capacity that cannot be met.
+    """
+    h = make_highs(60.0, None, None)
+    h.passModel(comp.lp)
+    h.feasibilityRelaxation(0.0, 0.0, 1.0)
+    sol = h.getSolution()
+    act = np.asarray(sol.row_value)
+    lo = np.asarray(comp.lp.row_lower_)
+    hi = np.asarray(comp.lp.row_upper_)
+    viol = np.maximum(lo - act, 0) + np.maximum(act - hi, 0)
+    out = []
+    for k in np.argsort(-viol)[:limit]:
+        if viol[k] <= 1e-6:
+            break
+        out.append((comp.rows[k][0].name, float(viol[k])))
+    return out
