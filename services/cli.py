@@ -103,14 +103,17 @@ def topics_create(ctx: click.Context, kafka_bootstrap: str | None, partitions: i
 
 def _kafka_call(fn: Any, settings: Settings) -> Any:
     """Run a Kafka call, turning an unreachable broker into a clear one-line error."""
-    from kafka.errors import KafkaError, NoBrokersAvailable
+    from kafka.errors import KafkaError, KafkaTimeoutError
 
     try:
         return fn()
-    except NoBrokersAvailable:
+    except KafkaTimeoutError as exc:
+        if "bootstrap" not in str(exc).lower():
+            raise click.ClickException(f"Kafka timed out: {exc}") from None
         raise click.ClickException(
-            f"no Kafka broker reachable at {settings.kafka_bootstrap} "
-            "(start one with `packloop broker`, or set PACKLOOP_KAFKA_BOOTSTRAP)"
+            f"no Kafka broker reachable at {settings.kafka_bootstrap} within "
+            f"{settings.kafka_connect_timeout_ms / 1000:.0f} s (start one with `packloop "
+            "broker`, or set PACKLOOP_KAFKA_BOOTSTRAP)"
         ) from None
     except KafkaError as exc:
         raise click.ClickException(f"Kafka error: {exc}") from None

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
         "Apache Kafka: 500.",
     )
     kafka_request_timeout_ms: int = 15_000
+    kafka_connect_timeout_ms: int = Field(
+        10_000, description="How long to wait for a first broker before failing."
+    )
 
     # Topics
     topic_prefix: str = Field("", description="Prefix for every topic name (shared clusters).")
@@ -60,6 +63,21 @@ class Settings(BaseSettings):
     worker_url: str = Field("http://127.0.0.1:6066", description="Where `status` finds a worker.")
 
     # worker
+    worker_app_id: str = Field(
+        "packloop-worker", description="Faust app id = consumer group of the workers."
+    )
+    worker_batch_size: int = Field(2000, ge=1, description="Events per agent batch.")
+    worker_batch_within_s: float = Field(
+        0.05, gt=0, description="Longest wait to fill an agent batch (seconds)."
+    )
+    worker_dedupe_horizon_days: float = Field(
+        14.0, gt=0, description="Stream-time horizon of the event_id dedupe set."
+    )
+    worker_future_tolerance_hours: float = Field(
+        1.0, gt=0, description="Events further ahead of the wall clock are dead-lettered."
+    )
+    worker_standby_replicas: int = Field(0, ge=0, description="Faust table standby replicas.")
+    worker_log_level: str = Field("info", description="Worker log level.")
 
     def kafka(self) -> KafkaConnection:
         return KafkaConnection(
@@ -77,6 +95,7 @@ class Settings(BaseSettings):
             session_timeout_ms=self.kafka_session_timeout_ms,
             fetch_max_wait_ms=self.kafka_fetch_max_wait_ms,
             request_timeout_ms=self.kafka_request_timeout_ms,
+            connect_timeout_ms=self.kafka_connect_timeout_ms,
         )
 
     def topics(self) -> Topics:

@@ -116,9 +116,9 @@ def _format_utc(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-Grams = Annotated[int, BeforeValidator(_integral), Field(ge=0, strict=True)]
-SignedGrams = Annotated[int, BeforeValidator(_integral), Field(strict=True)]
-Count = Annotated[int, BeforeValidator(_integral), Field(ge=1, strict=True)]
+Grams = Annotated[int, Field(ge=0, strict=True), BeforeValidator(_integral)]
+SignedGrams = Annotated[int, Field(strict=True), BeforeValidator(_integral)]
+Count = Annotated[int, Field(ge=1, strict=True), BeforeValidator(_integral)]
 UtcTimestamp = Annotated[
     datetime,
     BeforeValidator(_utc_timestamp),

@@ -31,6 +31,7 @@ class KafkaConnection:
     session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS
     fetch_max_wait_ms: int = DEFAULT_FETCH_MAX_WAIT_MS
     request_timeout_ms: int = 15_000
+    connect_timeout_ms: int = 10_000  # fail fast when no broker answers
 
     def __repr__(self) -> str:  # never print the password
         return (
@@ -61,6 +62,7 @@ class KafkaConnection:
             "bootstrap_servers": self.servers,
             "security_protocol": self.security_protocol,
             "request_timeout_ms": self.request_timeout_ms,
+            "bootstrap_timeout_ms": self.connect_timeout_ms,
         }
         if self.uses_tls:
             kwargs["ssl_context"] = self.ssl_context()

@@ -1,0 +1,73 @@
+"""The `packloop broker`, `topics create` and `demo` commands, run as a user would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+
+from services.broker import free_port
+from streams.kafka import KafkaConnection
+from streams.topics import Topics
+
+pytestmark = pytest.mark.integration
+
+
+def _packloop(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "services.cli", *args], capture_output=True,
+                          text=True, timeout=120, **kwargs)
+
+
+def test_broker_command_prints_address_and_stops_on_sigterm() -> None:
+    """The broker command waits until the port accepts, prints it, and stops cleanly."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "broker", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().strip()
+        assert line == f"127.0.0.1:{port}"
+        created = _packloop("topics", "create", "--bootstrap", line)
+        assert created.returncode == 0, created.stderr
+        assert "hub-events\tcreated" in created.stdout
+        again = _packloop("topics", "create", "--bootstrap", line)
+        assert "hub-events\texists" in again.stdout  # idempotent
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # The broker's child process is gone: the port is free again.
+    deadline = time.monotonic() + 5
+    import socket
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) != 0:
+                break
+        time.sleep(0.1)
+    else:
+        pytest.fail("broker still listening after SIGTERM")
+
+
+def test_topics_respect_prefix(kafka: KafkaConnection) -> None:
+    """PACKLOOP_TOPIC_PREFIX puts every topic under the prefix, for shared clusters."""
+    env = {**os.environ, "PACKLOOP_TOPIC_PREFIX": "teamx."}
+    done = _packloop("topics", "create", "--bootstrap", kafka.bootstrap_servers, env=env)
+    assert done.returncode == 0, done.stderr
+    names = {line.split("\t")[0] for line in done.stdout.splitlines()}
+    prefixed = Topics("teamx.")
+    assert {prefixed.hub_events, prefixed.dead_letter, prefixed.pickup_requests} <= names
+
+
+def test_quickstart_demo_reads_back_everything() -> None:
+    """README command 1 (until the full demo): every emitted event is read back."""
+    done = _packloop("demo")
+    assert done.returncode == 0, done.stderr
+    summary = orjson.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["emitted"] > 1000
+    assert summary["read_back"] == summary["emitted"]
+    assert summary["dead_letter_read_back"] == summary["dead_lettered"] == 3
