@@ -179,7 +179,8 @@ def build_model(
         r.container_type for r in reusable if r.passive
     }
     pack_keys = [(i, d, c, o) for (i, d, c) in down_keys for o in options_for[c]]
-    m.pack = pyo.Var(pack_keys, domain=pyo.NonNegativeReals)
+    m.pack = pyo.Var(pack_keys, domain=pyo.NonNegativeIntegers if s.packaging.whole_parcels
+                     else pyo.NonNegativeReals)
     pack_by_idc: dict[tuple[str, int, str], list[str]] = defaultdict(list)
     for i, d, c, o in pack_keys:
         pack_by_idc[(i, d, c)].append(o)

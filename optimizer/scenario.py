@@ -103,7 +103,8 @@ class DemandGroup(_Frozen):
     direction: Literal["down", "up"]
     parcels: float = Field(ge=0)
     volume_litres: float | None = Field(
-        default=None, ge=0, description="defaults to parcels x class litres_per_parcel"
+        default=None, ge=0, description="'up' only (farm shipments); down volume is always "
+        "parcels x class litres_per_parcel",
     )
     flex_days: int = Field(
         default=0, ge=0, description="presale window: may be served up to flex_days later"
@@ -137,6 +138,10 @@ class ReusableType(_Frozen):
 class Packaging(_Frozen):
     single_use: list[SingleUseOption]
     reusable: list[ReusableType] = Field(default_factory=list)
+    whole_parcels: bool = Field(
+        default=False, description="packaging counts as integer variables (small instances; "
+        "the default keeps them continuous, which aggregated demand groups do not mind)",
+    )
 
 
 class ContainerPool(_Frozen):

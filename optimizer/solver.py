@@ -12,7 +12,10 @@ rows one Python call at a time) and gives us the highspy object itself, so callb
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -115,10 +118,27 @@ def compile_model(model: pyo.ConcreteModel) -> CompiledModel:
                          time.perf_counter() - t0)
 
 
+@contextlib.contextmanager
+def _quiet_stdout():
+    """HiGHS prints its banner from C++ straight to file descriptor 1 when an instance is
+    created, before output_flag can be switched off; that would corrupt `--json` output."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
 def make_highs(time_limit_s: float | None, mip_gap: float | None, threads: int | None,
                lp_solver: str | None = None) -> highspy.Highs:
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    with _quiet_stdout():
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
     if time_limit_s is not None:
         h.setOptionValue("time_limit", float(time_limit_s))
     if mip_gap is not None:
