@@ -1,0 +1,324 @@
+"""The Faust app factory: everything is passed in, nothing is read from the environment.
+
+``create_worker(kafka, topics, network, options)`` returns a :class:`StreamsWorker`
+holding the Faust app, its one table (``villages``: village id -> whole village
+state, plus one ``~p{n}`` marker per partition), the village agent and the web
+views. ``services.worker_cli`` builds the arguments from the settings object and
+runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from faust.types import TP
+
+from streams.faust_ext import PackloopApp
+from streams.kafka import KafkaConnection
+from streams.processor import (
+    PartitionMarker,
+    PartitionProcessor,
+    ProcessingConfig,
+    is_marker_key,
+    marker_key,
+    murmur2_partition,
+)
+from streams.state import DAY_US, HOUR_US, VillageState
+from streams.topics import Topics
+
+log = logging.getLogger("packloop.streams")
+
+TABLE_NAME = "villages"
+
+#: Listener of partition assignment changes: (assigned, revoked) hub-events partitions.
+PartitionListener = Callable[[set[int], set[int]], Any]
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """Worker knobs; defaults suit the embedded broker on a small machine."""
+
+    app_id: str = "packloop-worker"
+    partitions: int = 4
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    #: URL other workers use to reach this one (default http://{web_host}:{web_port})
+    canonical_url: str | None = None
+    batch_size: int = 2000
+    batch_within_s: float = 0.05
+    dedupe_horizon_days: float = 14.0
+    future_tolerance_hours: float = 1.0
+    standby_replicas: int = 0
+    datadir: str | None = None
+    #: Faust's commit interval (offsets are a hint here: resume uses the table)
+    commit_interval_s: float = 1.0
+    producer_linger_ms: int = 5
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.web_host in ("0.0.0.0", "", "::") else self.web_host
+        return self.canonical_url or f"http://{host}:{self.web_port}"
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class Runtime:
+    """Processors of the partitions this worker owns, rebuilt after each rebalance."""
+
+    def __init__(
+        self,
+        worker: StreamsWorker,
+        network: Any,
+        config: ProcessingConfig,
+    ) -> None:
+        self.worker = worker
+        self.network = network
+        self.config = config
+        self.processors: dict[int, PartitionProcessor] = {}
+        self.assigned: set[int] = set()
+        self.listeners: list[PartitionListener] = []
+        self._lock: asyncio.Lock | None = None
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    def partition_of(self, key: str) -> int:
+        if is_marker_key(key):
+            return int(key[2:])
+        return murmur2_partition(key.encode("utf-8"), self.config.partitions)
+
+    def processor(self, partition: int) -> PartitionProcessor:
+        proc = self.processors.get(partition)
+        if proc is None:
+            proc = self._build(partition)
+            self.processors[partition] = proc
+        return proc
+
+    def _build(self, partition: int) -> PartitionProcessor:
+        data = self.worker.table.data
+        villages: dict[str, VillageState] = {}
+        marker: PartitionMarker | None = None
+        for key, value in list(data.items()):
+            if isinstance(value, VillageState):
+                if self.partition_of(key) == partition:
+                    villages[key] = value
+        m = data.get(marker_key(partition))
+        if isinstance(m, PartitionMarker):
+            marker = m
+        proc = PartitionProcessor(partition, self.network, self.config, villages, marker)
+        proc.resume()
+        log.info(
+            "partition %d: %d villages recovered, marker offset %s",
+            partition, len(villages), proc.marker.offset,
+        )
+        return proc
+
+    def stream_time(self, partition: int) -> int | None:
+        proc = self.processors.get(partition)
+        if proc is not None:
+            return proc.stream_time
+        m = self.worker.table.data.get(marker_key(partition))
+        return m.stream_time if isinstance(m, PartitionMarker) else None
+
+    # ---- rebalance hooks (the one place metrics will hang off) ----
+
+    async def seek_positions(self, assignment: Iterable[TP]) -> Mapping[TP, int]:
+        """Resume each source partition after the last batch the recovered table holds."""
+        topic = self.worker.topics.hub_events
+        data = self.worker.table.data
+        positions: dict[TP, int] = {}
+        for tp in assignment:
+            if tp.topic != topic:
+                continue
+            m = data.get(marker_key(tp.partition))
+            if isinstance(m, PartitionMarker) and m.offset >= 0:
+                positions[tp] = m.offset + 1
+        return positions
+
+    async def on_assigned(self, tps: set[TP]) -> None:
+        parts = {tp.partition for tp in tps if tp.topic == self.worker.topics.hub_events}
+        async with self.lock:
+            # Tables are re-recovered after any rebalance: rebuild processors from them.
+            self.processors.clear()
+            added = parts - self.assigned
+            self.assigned = parts
+        self._notify(added, set())
+
+    async def on_revoked(self, tps: set[TP]) -> None:
+        parts = {tp.partition for tp in tps if tp.topic == self.worker.topics.hub_events}
+        async with self.lock:  # wait for the batch in flight, then stop writing
+            for p in parts:
+                self.processors.pop(p, None)
+            self.assigned -= parts
+        self._notify(set(), parts)
+
+    def _notify(self, assigned: set[int], revoked: set[int]) -> None:
+        for listener in self.listeners:
+            try:
+                listener(assigned, revoked)
+            except Exception:  # a metrics hook must never stop processing
+                log.exception("partition listener failed")
+
+
+class StreamsWorker:
+    """The Faust app with packloop's table, agent and views wired in."""
+
+    def __init__(
+        self,
+        kafka: KafkaConnection,
+        topics: Topics,
+        network: Any,
+        options: WorkerOptions | None = None,
+    ) -> None:
+        options = options or WorkerOptions()
+        self.kafka = kafka
+        self.topics = topics
+        self.network = network
+        self.options = options
+        app = PackloopApp(
+            options.app_id,
+            broker=kafka.faust_broker_url(),
+            broker_credentials=kafka.faust_credentials(),
+            broker_session_timeout=kafka.session_timeout_ms / 1000.0,
+            broker_heartbeat_interval=max(0.5, kafka.session_timeout_ms / 3000.0),
+            broker_request_timeout=max(kafka.request_timeout_ms / 1000.0, 30.0),
+            broker_rebalance_timeout=max(kafka.session_timeout_ms / 1000.0, 10.0),
+            broker_commit_interval=options.commit_interval_s,
+            consumer_auto_offset_reset="earliest",
+            store="memory://",
+            topic_partitions=options.partitions,
+            topic_replication_factor=1,
+            table_standby_replicas=options.standby_replicas,
+            table_cleanup_interval=3600.0,
+            web_enabled=True,
+            web_bind=options.web_host,
+            web_port=options.web_port,
+            web_host=options.web_host,
+            canonical_url=options.url,
+            producer_linger_ms=options.producer_linger_ms,
+            stream_buffer_maxsize=max(4096, options.batch_size * 2),
+            datadir=options.datadir or f"/tmp/packloop-faust-{options.app_id}-{options.web_port}",
+            autodiscover=False,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        app.packloop_fetch_max_wait_ms = kafka.fetch_max_wait_ms
+        self.app = app
+        self.config = ProcessingConfig(
+            dedupe_horizon_us=int(options.dedupe_horizon_days * DAY_US),
+            future_tolerance_us=int(options.future_tolerance_hours * HOUR_US),
+            partitions=options.partitions,
+            source_topic=topics.hub_events,
+        )
+        self.hub_topic = app.topic(
+            topics.hub_events,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=options.partitions,
+        )
+        self.table = app.Table(
+            TABLE_NAME,
+            default=None,
+            key_serializer="packloop_utf8",
+            value_serializer="packloop_state",
+            partitions=options.partitions,
+        )
+        self.runtime = Runtime(self, network, self.config)
+        app.packloop_seek_hook = self.runtime.seek_positions
+        self.started_at = time.time()
+
+        @app.on_partitions_assigned.connect
+        async def _assigned(sender: Any, assigned: set[TP], **kw: Any) -> None:
+            await self.runtime.on_assigned(assigned)
+
+        @app.on_partitions_revoked.connect
+        async def _revoked(sender: Any, revoked: set[TP], **kw: Any) -> None:
+            await self.runtime.on_revoked(revoked)
+
+        from streams.agents import village
+        from streams.views import register_views
+
+        village.register(self)
+        register_views(self)
+
+    # ---- publishing (used by the agent) ----
+
+    async def publish_outbox(self, procs: Iterable[PartitionProcessor]) -> None:
+        """Send every pending pickup notice, dead letter and re-route; wait for acks."""
+        producer = self.app.producer
+        futures = []
+        for proc in procs:
+            ob = proc.outbox
+            if not ob:
+                continue
+            for vid, value in ob.pickups:
+                futures.append(
+                    await producer.send(
+                        self.topics.pickup_requests, vid.encode("utf-8"), value, None, None, None
+                    )
+                )
+            for vid, value in ob.dead_letters:
+                futures.append(
+                    await producer.send(
+                        self.topics.dead_letter,
+                        vid.encode("utf-8") if vid else None,
+                        value,
+                        None,
+                        None,
+                        None,
+                    )
+                )
+            for partition, key, value in ob.reroutes:
+                futures.append(
+                    await producer.send(
+                        self.topics.hub_events, key, value, partition, None, None
+                    )
+                )
+            ob.clear()
+        if futures:
+            await asyncio.gather(*futures)
+
+    def write_state(self, procs: Iterable[PartitionProcessor]) -> None:
+        """Table writes of a finished batch: villages first, the partition marker last."""
+        table = self.table
+        data = table.data
+        for proc in procs:
+            for key, value in proc.checkpoint():
+                data[key] = value
+                table.send_changelog(
+                    proc.partition,
+                    key,
+                    value.to_bytes(),
+                    key_serializer="packloop_utf8",
+                    value_serializer="raw",
+                )
+
+    # ---- running ----
+
+    def run(self, loglevel: str = "info") -> None:
+        """Run the worker in this process until SIGTERM/SIGINT."""
+        from faust.worker import Worker
+
+        worker = Worker(self.app, loglevel=loglevel, quiet=True)
+        worker.execute_from_commandline()
+
+
+def create_worker(
+    kafka: KafkaConnection,
+    topics: Topics,
+    network: Any,
+    options: WorkerOptions | None = None,
+) -> StreamsWorker:
+    return StreamsWorker(kafka, topics, network, options)

@@ -1,0 +1,392 @@
+"""One partition's processing, pure and synchronous (Faust only feeds it records).
+
+A :class:`PartitionProcessor` takes the records of one ``hub-events`` partition
+in offset order and turns them into state changes, pickup notices, dead-letter
+records and re-routed records. At the end of a batch, :meth:`checkpoint` returns
+the table writes: every village value that changed, then this partition's
+:class:`PartitionMarker` **last**.
+
+Exactly-once effect on state, without transactions
+--------------------------------------------------
+The table changelog of partition *p* is written in order and only by the owner of
+*p*, so whatever survives a crash (or a short table recovery) is a *prefix* of the
+writes. Hence:
+
+* If the marker of a batch survived, every village write of that batch did too:
+  resuming the source at ``marker.offset + 1`` loses nothing.
+* Records after the marker may already be reflected in some village values (the
+  part of the last batch that landed). Each village value carries the offset of
+  the last record processed for it, so such records are recognised and skipped,
+  and the village's counters (written in the same value) are not bumped twice.
+* A re-sent event (new offset, same ``event_id``) is found in the village's dedupe
+  set, which is also part of the same value.
+
+Pickup notices are published (and acknowledged) *before* the state that records
+them is written, and their ``pickup_id``/``event_id`` are derived from the state,
+so a crash can only cause the same notice to be sent again, never a lost or a
+different one.
+"""
+
+from __future__ import annotations
+
+import heapq
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from streams.deadletter import dead_letter_record
+from streams.events import (
+    EventError,
+    PickupOverdue,
+    PickupRequested,
+    event_to_json,
+    parse_hub_event,
+)
+from streams.state import (
+    DAY_US,
+    HOUR_US,
+    Emission,
+    Limits,
+    Rejected,
+    VillageState,
+    apply,
+    check,
+    evaluate,
+    from_us,
+    id_hash,
+    prune,
+    to_us,
+)
+
+#: Namespace of pickup notice event ids: uuid5(PICKUP_NAMESPACE, pickup_id + ":" + kind)
+PICKUP_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:packloop:pickups")
+
+MARKER_PREFIX = "~p"
+
+
+def marker_key(partition: int) -> str:
+    return f"{MARKER_PREFIX}{partition}"
+
+
+def is_marker_key(key: str) -> bool:
+    return key.startswith(MARKER_PREFIX)
+
+
+def pickup_event_id(pickup_id: str, kind: str) -> str:
+    return str(uuid.uuid5(PICKUP_NAMESPACE, f"{pickup_id}:{kind}"))
+
+
+def murmur2_partition(key: bytes, partitions: int) -> int:
+    """Kafka's default partitioner (Java client, aiokafka, kafka-python)."""
+    from aiokafka.partitioner import murmur2
+
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessingConfig:
+    dedupe_horizon_us: int = 14 * DAY_US
+    future_tolerance_us: int = HOUR_US
+    partitions: int = 1
+    source_topic: str = "hub-events"
+
+
+@dataclass(slots=True)
+class PartitionMarker:
+    """Per-partition record written last in every batch (key ``~p{partition}``)."""
+
+    partition: int
+    #: last source offset whose batch is completely in the changelog
+    offset: int = -1
+    stream_time: int | None = None
+    #: records not attributable to a known village (bad JSON, unknown village)
+    dead_lettered: int = 0
+    #: records that arrived on the wrong partition and were re-routed
+    rerouted: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "marker": self.partition,
+            "offset": self.offset,
+            "stream_time": self.stream_time,
+            "dead_lettered": self.dead_lettered,
+            "rerouted": self.rerouted,
+        }
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PartitionMarker:
+        return cls(d["marker"], d["offset"], d.get("stream_time"), d["dead_lettered"], d["rerouted"])
+
+
+def decode_value(raw: bytes) -> VillageState | PartitionMarker:
+    d = orjson.loads(raw)
+    if "marker" in d:
+        return PartitionMarker.from_dict(d)
+    return VillageState.from_dict(d)
+
+
+def encode_value(value: VillageState | PartitionMarker) -> bytes:
+    return value.to_bytes()
+
+
+@dataclass(slots=True)
+class Outbox:
+    """What one batch must publish before its table writes."""
+
+    #: (village_id, pickup event JSON)
+    pickups: list[tuple[str, bytes]] = field(default_factory=list)
+    #: (village_id or None, dead-letter JSON)
+    dead_letters: list[tuple[str | None, bytes]] = field(default_factory=list)
+    #: (partition, key, original value)
+    reroutes: list[tuple[int, bytes | None, bytes]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.pickups or self.dead_letters or self.reroutes)
+
+    def clear(self) -> None:
+        self.pickups.clear()
+        self.dead_letters.clear()
+        self.reroutes.clear()
+
+
+def emission_to_json(em: Emission) -> bytes:
+    cls = PickupRequested if em.kind == "pickup_requested" else PickupOverdue
+    event = cls(
+        event_id=pickup_event_id(em.pickup_id, em.kind),
+        occurred_at=from_us(em.occurred_at),
+        hub_id=em.hub_id,
+        village_id=em.village_id,
+        pickup_id=em.pickup_id,
+        outstanding_grams=em.outstanding_grams,
+        reasons=em.reasons,
+    )
+    return event_to_json(event)
+
+
+class PartitionProcessor:
+    def __init__(
+        self,
+        partition: int,
+        network: Any,
+        config: ProcessingConfig,
+        villages: dict[str, VillageState] | None = None,
+        marker: PartitionMarker | None = None,
+    ) -> None:
+        self.partition = partition
+        self.network = network
+        self.config = config
+        self.tz = network.timezone
+        self.container_types = {
+            str(k.value): (str(v.material.value), int(v.unit_grams))
+            for k, v in network.container_types.items()
+        }
+        self.villages: dict[str, VillageState] = villages if villages is not None else {}
+        self.marker = marker or PartitionMarker(partition)
+        self.stream_time: int | None = self.marker.stream_time
+        self.outbox = Outbox()
+        self.dirty: dict[str, VillageState] = {}
+        self.last_offset = self.marker.offset
+        self._limits: dict[str, Limits] = {}
+        self._due: dict[str, int] = {}
+        self._heap: list[tuple[int, str]] = []
+        for state in self.villages.values():
+            self._schedule(state)
+
+    # ---- helpers ----
+
+    def limits(self, village_id: str) -> Limits:
+        lim = self._limits.get(village_id)
+        if lim is None:
+            lim = self._limits[village_id] = Limits.for_village(self.network, village_id)
+        return lim
+
+    def _schedule(self, state: VillageState) -> None:
+        due = state.next_due(self.limits(state.village_id))
+        vid = state.village_id
+        if due is None:
+            self._due.pop(vid, None)
+        elif self._due.get(vid) != due:
+            self._due[vid] = due
+            heapq.heappush(self._heap, (due, vid))
+
+    def _emit(self, ems: list[Emission]) -> None:
+        for em in ems:
+            self.outbox.pickups.append((em.village_id, emission_to_json(em)))
+
+    def _fire_timers(self, trigger_at: int) -> None:
+        now = self.stream_time
+        if now is None:
+            return
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            due, vid = heapq.heappop(heap)
+            if self._due.get(vid) != due:
+                continue
+            del self._due[vid]
+            state = self.villages[vid]
+            ems = evaluate(state, now, trigger_at, self.limits(vid))
+            if ems:
+                self._emit(ems)
+                self.dirty[vid] = state
+            self._schedule(state)
+
+    def _dead_letter(
+        self,
+        state: VillageState | None,
+        offset: int,
+        reason: str,
+        message: str,
+        raw: bytes,
+        field: str | None = None,
+        event: Any = None,
+        village_id: str | None = None,
+    ) -> None:
+        extra: dict[str, Any] = {
+            "message": message,
+            "topic": self.config.source_topic,
+            "partition": self.partition,
+            "offset": offset,
+        }
+        if event is not None:
+            extra["event_id"] = event.event_id
+            extra["event_type"] = event.type
+            village_id = event.village_id
+        if village_id is not None:
+            extra["village_id"] = village_id
+        self.outbox.dead_letters.append(
+            (village_id, dead_letter_record("worker", reason, raw, field=field, **extra))
+        )
+        if state is not None:
+            state.dead_lettered += 1
+            state.offset = offset
+            self.dirty[state.village_id] = state
+        else:
+            self.marker.dead_lettered += 1
+
+    # ---- the record path ----
+
+    def process(self, offset: int, key: bytes | None, value: bytes | None, wall_now: int) -> None:
+        """Process one source record (offsets must be increasing)."""
+        self.last_offset = max(self.last_offset, offset)
+        fresh = offset > self.marker.offset  # not covered by a completed batch
+        raw = value or b""
+        try:
+            event = parse_hub_event(raw)
+        except EventError as exc:
+            if fresh:
+                vid = key.decode("utf-8", "replace") if key else None
+                self._dead_letter(
+                    None, offset, exc.code, str(exc), raw, exc.field, village_id=vid
+                )
+            return
+        vid = event.village_id
+        vkey = vid.encode("utf-8")
+        right = murmur2_partition(vkey, self.config.partitions)
+        if right != self.partition:
+            if fresh:
+                self.outbox.reroutes.append((right, vkey, raw))
+                self.marker.rerouted += 1
+            return
+        village = self.network.villages.get(vid)
+        if village is None:
+            if fresh:
+                self._dead_letter(
+                    None, offset, "unknown_village", f"unknown village {vid!r}", raw,
+                    "village_id", event,
+                )
+            return
+        state = self.villages.get(vid)
+        if state is None:
+            state = VillageState(vid, village.hub_id)
+            self.villages[vid] = state
+        at = to_us(event.occurred_at)
+        h = id_hash(event.event_id)
+        if offset <= state.offset:
+            # Redelivered after a crash or a rebalance: its effect is already in state.
+            if h in state.seen:
+                state.duplicates += 1
+                self.dirty[vid] = state
+                if self.stream_time is None or at > self.stream_time:
+                    self.stream_time = at
+            return
+        err = self.network.check_event(event)
+        if err is not None:
+            self._dead_letter(state, offset, err.code, str(err), raw, err.field, event)
+            return
+        if at > wall_now + self.config.future_tolerance_us:
+            self._dead_letter(
+                state, offset, "future_timestamp",
+                f"occurred_at {event.occurred_at.isoformat()} is more than "
+                f"{self.config.future_tolerance_us // HOUR_US} h ahead of the clock",
+                raw, "occurred_at", event,
+            )
+            return
+        st = self.stream_time
+        if st is not None and at < st - self.config.dedupe_horizon_us:
+            self._dead_letter(
+                state, offset, "outside_dedupe_horizon",
+                f"occurred_at {event.occurred_at.isoformat()} is older than the dedupe "
+                "horizon behind stream time; a re-send could not be recognised",
+                raw, "occurred_at", event,
+            )
+            return
+        if h in state.seen:
+            state.duplicates += 1
+            state.offset = offset
+            self.dirty[vid] = state
+            return
+        try:
+            check(state, event, self.container_types)
+        except Rejected as rej:
+            self._dead_letter(state, offset, rej.reason, rej.message, raw, rej.field, event)
+            return
+        if st is None or at > st:
+            st = self.stream_time = at
+        apply(state, event, at, self.tz, self.container_types)
+        state.seen[h] = at
+        state.applied += 1
+        state.offset = offset
+        if state.last_at is None or at > state.last_at:
+            state.last_at = at
+        self._emit(evaluate(state, st, at, self.limits(vid)))
+        prune(state, st, self.tz, self.config.dedupe_horizon_us)
+        self.dirty[vid] = state
+        self._schedule(state)
+        self._fire_timers(st)
+
+    def resume(self) -> None:
+        """Fire timers already due at the recovered stream time (after a crash)."""
+        if self.stream_time is not None:
+            self._fire_timers(self.stream_time)
+
+    def checkpoint(self) -> list[tuple[str, VillageState | PartitionMarker]]:
+        """End of batch: the table writes, villages first and the marker last."""
+        writes: list[tuple[str, VillageState | PartitionMarker]] = list(self.dirty.items())
+        self.dirty.clear()
+        m = self.marker
+        if self.last_offset > m.offset or writes or self.stream_time != m.stream_time:
+            m.offset = self.last_offset
+            m.stream_time = self.stream_time
+            writes.append((marker_key(self.partition), m))
+        return writes
+
+    # ---- figures ----
+
+    @property
+    def counters(self) -> dict[str, int]:
+        applied = duplicates = dead = 0
+        for s in self.villages.values():
+            applied += s.applied
+            duplicates += s.duplicates
+            dead += s.dead_lettered
+        return {
+            "applied": applied,
+            "duplicates": duplicates,
+            "dead_lettered": dead + self.marker.dead_lettered,
+            "rerouted": self.marker.rerouted,
+        }

@@ -1,0 +1,320 @@
+"""An independent, deliberately plain model of issue 3's definitions, and a generator
+of realistic hub-event files. Tests compute expected figures with this, never by
+reading packloop's own state back.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from aiokafka.partitioner import murmur2
+
+SLA_H = 72
+HORIZON = timedelta(days=14)
+MATERIALS_DOWN = ["cardboard", "paper_fill", "plastic_film", "tape"]
+
+
+def partition_of(village_id: str, partitions: int) -> int:
+    return (murmur2(village_id.encode()) & 0x7FFFFFFF) % partitions
+
+
+def ts(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_ts(s: str) -> datetime:
+    return datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+@dataclass
+class V:
+    hub: str
+    gen: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    rec: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    since: datetime | None = None
+    n: int = 0
+    open: str | None = None
+    opened_at: datetime | None = None
+    overdue_sent: bool = False
+    overdue_count: int = 0
+    cont: dict[str, dict[str, int]] = field(default_factory=dict)
+    fifo: dict[str, list[datetime]] = field(default_factory=lambda: defaultdict(list))
+    seen: dict[str, datetime] = field(default_factory=dict)
+
+    def outstanding(self) -> dict[str, int]:
+        return {m: g - self.rec.get(m, 0) for m, g in self.gen.items() if g - self.rec.get(m, 0) > 0}
+
+
+class Model:
+    """Processes hub events in the order of each partition; same rules as issue 3."""
+
+    def __init__(self, network: Any, partitions: int = 1) -> None:
+        self.net = network
+        self.partitions = partitions
+        self.v: dict[str, V] = {}
+        self.st: dict[int, datetime] = {}
+        self.applied = 0
+        self.duplicates = 0
+        self.dead: list[tuple[str, dict]] = []
+        self.requested: list[str] = []
+        self.overdue: list[str] = []
+        self.units = {
+            ct.value: (spec.material.value, spec.unit_grams)
+            for ct, spec in network.container_types.items()
+        }
+
+    def _village(self, vid: str) -> V:
+        if vid not in self.v:
+            self.v[vid] = V(self.net.villages[vid].hub_id)
+        return self.v[vid]
+
+    def _reasons(self, vid: str, v: V, now: datetime) -> list[str]:
+        th = self.net.villages[vid].thresholds
+        out = v.outstanding()
+        r = []
+        if sum(out.values()) >= th.outstanding_grams:
+            r.append("outstanding_grams")
+        for m, lim in sorted((k.value, x) for k, x in th.material_grams.items()):
+            if out.get(m, 0) >= lim:
+                r.append(f"material_grams:{m}")
+        if v.since is not None and sum(out.values()) > 0 and now - v.since >= timedelta(
+            hours=th.max_age_hours
+        ):
+            r.append("max_age_hours")
+        return r
+
+    def _tick(self, vid: str, v: V, now: datetime, trig: datetime) -> None:
+        if v.open is not None:
+            if not v.overdue_sent and now - v.opened_at > timedelta(hours=SLA_H):
+                v.overdue_sent = True
+                v.overdue_count += 1
+                self.overdue.append(v.open)
+            return
+        if self._reasons(vid, v, now):
+            v.n += 1
+            v.open = f"P-{vid}-{v.n}"
+            v.opened_at = trig
+            v.overdue_sent = False
+            self.requested.append(v.open)
+
+    def feed(self, e: dict) -> None:
+        vid = e["village_id"]
+        p = partition_of(vid, self.partitions)
+        if vid not in self.net.villages:
+            self.dead.append(("unknown_village", e))
+            return
+        if self.net.villages[vid].hub_id != e["hub_id"]:
+            self.dead.append(("hub_mismatch", e))
+            return
+        v = self._village(vid)
+        at = parse_ts(e["occurred_at"])
+        st = self.st.get(p)
+        if st is not None and at < st - HORIZON:
+            self.dead.append(("outside_dedupe_horizon", e))
+            return
+        if e["event_id"] in v.seen:
+            self.duplicates += 1
+            return
+        t = e["type"]
+        if t == "packaging_return":
+            c = v.cont.get(e["container_type"], {"issued": 0, "returned": 0, "lost": 0})
+            if e["count"] > c["issued"] - c["returned"] - c["lost"]:
+                self.dead.append(("return_exceeds_issued", e))
+                return
+        if t == "pickup_cancelled":
+            pid = e["pickup_id"]
+            pre = f"P-{vid}-"
+            if not (pid.startswith(pre) and pid[len(pre):].isdigit() and 1 <= int(pid[len(pre):]) <= v.n):
+                self.dead.append(("unknown_pickup", e))
+                return
+        before = sum(v.outstanding().values())
+        if t == "shipment":
+            if e["direction"] == "down":
+                for item in e["packaging"]:
+                    v.gen[item["material"]] += item["grams"]
+                for c in e["containers"]:
+                    cc = v.cont.setdefault(c["container_type"], {"issued": 0, "returned": 0, "lost": 0, "damaged": 0})
+                    cc["issued"] += 1
+                    v.fifo[c["container_type"]].append(at)
+        elif t == "packaging_return":
+            cc = v.cont[e["container_type"]]
+            n = e["count"]
+            if e["condition"] == "lost":
+                cc["lost"] += n
+            else:
+                cc["returned"] += n
+                if e["condition"] == "damaged":
+                    cc["damaged"] += n
+            if e["condition"] != "ok":
+                m, unit = self.units[e["container_type"]]
+                v.gen[m] += n * unit
+            q = sorted(v.fifo[e["container_type"]])
+            v.fifo[e["container_type"]] = q[n:]
+        elif t == "recycling_collected":
+            for m, g in e["collected_grams"].items():
+                v.rec[m] += g
+            if e.get("pickup_id") and e["pickup_id"] == v.open:
+                v.open = None
+        elif t == "waste_adjustment":
+            for m, g in e.get("generated_grams", {}).items():
+                v.gen[m] += g
+            for m, g in e.get("recovered_grams", {}).items():
+                v.rec[m] += g
+        elif t == "pickup_cancelled":
+            if e["pickup_id"] == v.open:
+                v.open = None
+        after = sum(v.outstanding().values())
+        if after <= 0:
+            v.since = None
+        elif before <= 0 or v.since is None:
+            v.since = at
+        v.seen[e["event_id"]] = at
+        self.applied += 1
+        now = max(st, at) if st is not None else at
+        self.st[p] = now
+        self._tick(vid, v, now, at)
+        # other villages of the partition react to the new stream time
+        for other, ov in sorted(self.v.items()):
+            if other != vid and partition_of(other, self.partitions) == p:
+                self._tick(other, ov, now, now)
+
+    # ---- expected figures in the status-contract shape ----
+
+    def villages(self) -> dict[str, dict]:
+        out = {}
+        for vid, v in self.v.items():
+            if not v.seen:
+                continue
+            gen = {m: g for m, g in v.gen.items() if g}
+            rec = {m: g for m, g in v.rec.items() if g}
+            out[vid] = {
+                "generated_grams": gen,
+                "recovered_grams": rec,
+                "outstanding_grams": v.outstanding(),
+                "over_collected_grams": {
+                    m: r - v.gen.get(m, 0) for m, r in v.rec.items() if r - v.gen.get(m, 0) > 0
+                },
+                "open_pickup": v.open,
+            }
+        return out
+
+    def hubs(self) -> dict[str, dict]:
+        hubs: dict[str, dict] = {}
+        days = self.net.container_overdue_days
+        for vid, v in self.v.items():
+            now = self.st.get(partition_of(vid, self.partitions))
+            for ct, c in v.cont.items():
+                h = hubs.setdefault(v.hub, {"containers": {}}).setdefault("containers", {})
+                f = h.setdefault(ct, dict.fromkeys(
+                    ("issued", "returned", "in_circulation", "damaged", "lost", "overdue"), 0))
+                f["issued"] += c["issued"]
+                f["returned"] += c["returned"]
+                f["lost"] += c["lost"]
+                f["damaged"] += c.get("damaged", 0)
+                f["in_circulation"] += c["issued"] - c["returned"] - c["lost"]
+                f["overdue"] += sum(1 for t in v.fifo[ct] if now - t > timedelta(days=days))
+        return hubs
+
+
+def generate(
+    network: Any,
+    n: int,
+    seed: int = 7,
+    start: datetime | None = None,
+    span_hours: float = 24 * 10,
+    villages: int | None = None,
+    bad_share: float = 0.01,
+) -> list[dict]:
+    """A realistic event file in global time order (returns JSON-able dicts)."""
+    rng = random.Random(seed)
+    start = start or datetime(2026, 10, 20, tzinfo=UTC)
+    vids = sorted(network.villages)
+    if villages:
+        vids = rng.sample(vids, villages)
+    model = Model(network, 1)  # to know open pickups, so collections can close them
+    out: list[dict] = []
+    step = span_hours * 3600 / max(n, 1)
+    cts = sorted(ct.value for ct in network.container_types)
+    for i in range(n):
+        at = start + timedelta(seconds=i * step + rng.random() * step * 0.5)
+        vid = rng.choice(vids)
+        hub = network.villages[vid].hub_id
+        base = {
+            "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "occurred_at": ts(at),
+            "hub_id": hub,
+            "village_id": vid,
+        }
+        r = rng.random()
+        v = model.v.get(vid)
+        if r < bad_share:
+            kind = rng.choice(["unknown_village", "hub_mismatch", "over_return"])
+            if kind == "unknown_village":
+                e = dict(base, village_id="H99-V999", type="recycling_collected",
+                         collected_grams={"cardboard": 100})
+            elif kind == "hub_mismatch":
+                e = dict(base, hub_id="H98", type="recycling_collected",
+                         collected_grams={"cardboard": 100})
+            else:
+                e = dict(base, type="packaging_return", container_type=cts[0], count=999,
+                         condition="ok")
+        elif r < 0.62:
+            temp = rng.choice(["ambient"] * 6 + ["chilled", "frozen"])
+            pack = [{"material": "cardboard", "count": 1, "grams": rng.randint(150, 900)}]
+            for m in ("paper_fill", "plastic_film", "tape"):
+                if rng.random() < 0.5:
+                    pack.append({"material": m, "count": 1, "grams": rng.randint(5, 120)})
+            if temp != "ambient":
+                pack.append({"material": "eps_foam", "count": 1, "grams": rng.randint(80, 400)})
+                pack.append({"material": "ice_pack", "count": rng.randint(1, 3), "grams": rng.randint(100, 600)})
+            containers = []
+            if rng.random() < 0.25:
+                containers = [{"container_type": rng.choice(cts)} for _ in range(rng.randint(1, 2))]
+            e = dict(base, type="shipment", shipment_id=f"S{i}", direction="down",
+                     temperature_class=temp, weight_grams=rng.randint(300, 20000),
+                     packaging=pack, containers=containers)
+        elif r < 0.72:
+            e = dict(base, type="shipment", shipment_id=f"S{i}", direction="up",
+                     temperature_class="ambient", weight_grams=rng.randint(300, 20000),
+                     packaging=[{"material": "cardboard", "count": 1, "grams": rng.randint(150, 900)}],
+                     containers=[])
+        elif r < 0.82 and v is not None and any(
+            c["issued"] - c["returned"] - c["lost"] > 0 for c in v.cont.values()
+        ):
+            ct, c = rng.choice([(k, c) for k, c in sorted(v.cont.items())
+                                if c["issued"] - c["returned"] - c["lost"] > 0])
+            out_n = c["issued"] - c["returned"] - c["lost"]
+            cond = rng.choices(["ok", "damaged", "lost"], [85, 10, 5])[0]
+            e = dict(base, type="packaging_return", container_type=ct,
+                     count=rng.randint(1, out_n), condition=cond)
+        elif r < 0.93 and v is not None:
+            outst = v.outstanding()
+            grams = {m: max(1, int(g * rng.uniform(0.6, 1.1))) for m, g in outst.items()} or {
+                "cardboard": rng.randint(50, 300)}
+            e = dict(base, type="recycling_collected", collected_grams=grams)
+            if v.open and rng.random() < 0.7:
+                e["pickup_id"] = v.open
+            elif rng.random() < 0.1:
+                e["pickup_id"] = f"P-{vid}-{v.n + 5}"
+        elif r < 0.96:
+            e = dict(base, type="waste_adjustment", reason="weighbridge correction",
+                     corrects_event_id=str(uuid.uuid4()),
+                     generated_grams={"cardboard": rng.randint(-50, 200)},
+                     recovered_grams={})
+        elif v is not None and v.open:
+            e = dict(base, type="pickup_cancelled", pickup_id=v.open, reason="road closed")
+        else:
+            e = dict(base, type="recycling_collected", collected_grams={"paper_fill": rng.randint(1, 50)})
+        model.feed(e)
+        out.append(e)
+    return out
+
+
+def to_lines(events: list[dict]) -> list[bytes]:
+    return [orjson.dumps(e) for e in events]
