@@ -17,6 +17,11 @@ def describe_unservable(s: Scenario, items: list[tuple[str, int, str, str]]) -> 
     oracle = DistanceOracle(s)
     vhub = {v.village_id: v.hub_id for v in s.villages}
     for village, day, class_id, direction in items:
+        if direction == "trunk":
+            out.append({"what": f"trunk deliveries of class {class_id!r} to hub {village} on "
+                        f"day {day}", "why": "no county vehicle can carry that class to the hub "
+                        "(compartment, passive packaging or max_route_km)"})
+            continue
         hub = vhub[village]
         km = oracle.km(hub, village) + oracle.km(village, hub)
         reasons = []
@@ -35,10 +40,18 @@ def describe_unservable(s: Scenario, items: list[tuple[str, int, str, str]]) -> 
         else:
             what = f"{direction} demand of class {class_id!r} at {village} on day {day}"
             if direction == "down":
-                fits = [v for v in reach if compatible_compartments(s, v, class_id)]
-                if reach and not fits:
-                    reasons.append(f"no vehicle at {hub} has a {class_id!r} compartment and "
-                                   "passive cold packaging is not allowed on them")
+                own = [v for v in reach if class_id in v.compartments_litres]
+                passive_ok = [v for v in reach if compatible_compartments(s, v, class_id)]
+                has_passive = any(
+                    class_id in o.class_ids and o.passive
+                    for o in [*s.packaging.single_use, *s.packaging.reusable])
+                if reach and not own:
+                    if not passive_ok:
+                        reasons.append(f"no vehicle at {hub} has a {class_id!r} compartment and "
+                                       "passive cold packaging is not allowed on them")
+                    elif not has_passive:
+                        reasons.append(f"no vehicle at {hub} has a {class_id!r} compartment and "
+                                       f"no passive packaging option covers {class_id!r}")
             else:
                 fits = [v for v in reach if class_id in v.compartments_litres]
                 if reach and not fits:
@@ -62,6 +75,8 @@ def describe_row(s: Scenario, name: str, amount: float) -> dict[str, Any]:
         "fleet_hub": "not enough {1} vehicles at hub {0} on day {2}",
         "fleet_county": "not enough county {0} vehicles on day {1} for the trunk legs",
         "cap_out": "outbound capacity of a trip is exceeded",
+        "passive": "cold goods of class {2} at {0} on day {1} ride outside a cold compartment "
+        "without enough passive packaging",
         "cap_back": "return-leg capacity of a trip is exceeded (empties, recyclables, farm goods)",
         "collect_all": "outstanding recyclables at {0} cannot all be collected",
         "pool_issue": "container pool {1} at hub {0} runs out on day {2}",

@@ -327,6 +327,9 @@ def build_model(
     unservable: list[tuple[str, int, str, str]] = []
 
     def deliver(m, i, d, c):
+        no_passive = not any(o in passive_opt for o in pack_by_idc[(i, d, c)])
+        if no_passive and all(k[3] != c for k in ld_by_idc[(i, d, c)]):
+            ld_by_idc[(i, d, c)] = []
         if not ld_by_idc[(i, d, c)]:
             if (i, d, c) not in down_terms:
                 unservable.append((i, d, c, "down"))
@@ -430,11 +433,16 @@ def build_model(
         uvill_by_hdc: dict[tuple[str, int, str], list] = defaultdict(list)
         for i, d, c in up_keys:
             uvill_by_hdc[(village_hub[i], d, c)].append((i, d, c))
-        m.trunk_deliver = pyo.Constraint(
-            sorted(vill_by_hdc),
-            rule=lambda m, h, d, c: sum(m.trunk_down[k] for k in td_by_hdc[(h, d, c)])
-            == cls[c].litres_per_parcel * sum(parcels_expr(x) for x in vill_by_hdc[(h, d, c)]),
-        )
+        def trunk_deliver(m, h, d, c):
+            need = cls[c].litres_per_parcel * sum(parcels_expr(x) for x in vill_by_hdc[(h, d, c)])
+            if not td_by_hdc[(h, d, c)]:
+                if all(x not in down_terms for x in vill_by_hdc[(h, d, c)]):
+                    unservable.append((h, d, c, "trunk"))
+                    return pyo.Constraint.Skip
+                return need == 0
+            return sum(m.trunk_down[k] for k in td_by_hdc[(h, d, c)]) == need
+
+        m.trunk_deliver = pyo.Constraint(sorted(vill_by_hdc), rule=trunk_deliver)
         m.trunk_passive = pyo.Constraint(
             sorted(k for k in vill_by_hdc if td_pass_by_hdc.get(k)),
             rule=lambda m, h, d, c: sum(m.trunk_down[k] for k in td_pass_by_hdc[(h, d, c)])

@@ -1,0 +1,120 @@
+"""Plans from `optimizer.solve`: properties of every plan, baselines ordering, warm start,
+and infeasibility diagnosis."""
+
+from __future__ import annotations
+
+import copy
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+import optimizer
+from tests.optimizer.plan_checks import check_all, recompute_cost
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "examples" / "scenarios" / "tiny.yaml"
+
+
+def _raw():
+    return yaml.safe_load(TINY.read_text())
+
+
+def _check_result(res, s):
+    d = res.to_json_dict()
+    check_all(d, res.plan, s, res.kpis)
+    assert recompute_cost(res.plan, s) == pytest.approx(res.objective, rel=1e-6, abs=1e-4)
+    for name in ("sequential", "uncoordinated"):
+        b = d["baselines"].get(name)
+        if b and b.get("kpis"):
+            assert b["kpis"]["cost_cny"]["total"] == pytest.approx(b["objective"], rel=1e-6,
+                                                                   abs=1e-4)
+    return d
+
+
+def test_tiny_plan_properties_and_baseline_order():
+    """The tiny example: every property holds, KPIs equal the objective recomputed from the
+    plan, and joint <= sequential <= uncoordinated."""
+    s = optimizer.load_scenario(TINY)
+    res = optimizer.solve(s, time_limit_s=30)
+    assert res.status == "optimal"
+    d = _check_result(res, s)
+    seq = d["baselines"]["sequential"]["objective"]
+    unc = d["baselines"]["uncoordinated"]["objective"]
+    assert res.objective <= seq + 1e-6 <= unc + 1e-6
+    # uncoordinated is single-use only and uses separate trips per class
+    unc_k = d["baselines"]["uncoordinated"]["kpis"]
+    assert unc_k["reusable_uses"] == 0
+    assert unc_k["single_use_grams"] > 0
+
+
+def _random_variant(seed: int) -> dict:
+    rnd = random.Random(seed)
+    raw = _raw()
+    raw["name"] = f"tiny{seed}"
+    for g in raw["demand"]:
+        g["parcels"] = rnd.randint(3, 60)
+        if g["direction"] == "up":
+            g["volume_litres"] = rnd.randint(20, 400)
+    raw["container_pools"][0]["count"] = rnd.randint(0, 80)
+    raw["packaging"]["reusable"][0]["return_rate"] = rnd.choice([0.8, 0.95, 1.0])
+    raw["packaging"]["reusable"][0]["price_cny"] = rnd.uniform(10, 60)
+    raw["horizon_end"] = rnd.choice(["cyclic", "boundary"])
+    for vt in raw["vehicle_types"]:
+        vt["compartments_litres"] = {k: v * rnd.uniform(0.3, 1.0)
+                                     for k, v in vt["compartments_litres"].items()}
+        vt["max_trips_per_day"] = 3
+    return raw
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_plans_satisfy_properties(seed):
+    """Randomised variants of the tiny scenario (capacities that bind, boundary or cyclic
+    horizon): every plan and both baselines satisfy the property checks."""
+    s = optimizer.load_scenario(_random_variant(seed))
+    res = optimizer.solve(s, time_limit_s=30)
+    if res.status == "infeasible":
+        assert res.diagnosis, "infeasible without a diagnosis"
+        return
+    _check_result(res, s)
+    seq = res.baselines["sequential"]["objective"]
+    assert res.objective <= seq + 1e-6
+
+
+def test_joint_warm_start_never_worse_than_sequential_at_a_loose_gap():
+    """With a loose gap the joint solve may stop early, but it starts from the sequential
+    plan, so it can never report a worse plan than the sequential baseline."""
+    s = optimizer.load_scenario(_random_variant(7))
+    res = optimizer.solve(s, time_limit_s=30, mip_gap=0.5)
+    if res.objective is not None:
+        assert res.objective <= res.baselines["sequential"]["objective"] + 1e-6
+
+
+def test_infeasible_scenario_names_the_demand():
+    """Frozen goods with no frozen compartment and no passive packaging: the diagnosis names
+    the village, day and class instead of a bare solver status."""
+    raw = _raw()
+    raw["classes"].append({"class_id": "frozen", "refrigerated": True, "litres_per_parcel": 10})
+    raw["packaging"]["single_use"].append({"option_id": "frozen_bag", "class_ids": ["frozen"],
+                                           "cost_cny": 1, "waste_grams": 50, "co2e_kg": 0.1})
+    raw["demand"].append({"village_id": "H01-V002", "day": 1, "class_id": "frozen",
+                          "direction": "down", "parcels": 5})
+    res = optimizer.solve(optimizer.load_scenario(raw), time_limit_s=20)
+    assert res.status == "infeasible"
+    text = " ".join(d["what"] + " " + d["why"] for d in res.diagnosis)
+    assert "H01-V002" in text and "frozen" in text and "day 1" in text
+
+
+def test_infeasible_fleet_is_explained():
+    """Too little capacity for the demand: the diagnosis points at the violated rows (from
+    HiGHS's feasibility relaxation) in words."""
+    raw = copy.deepcopy(_raw())
+    for vt in raw["vehicle_types"]:
+        if vt["base"] == "hub":
+            vt["compartments_litres"] = {k: 50 for k in vt["compartments_litres"]}
+            vt["max_trips_per_day"] = 1
+    res = optimizer.solve(optimizer.load_scenario(raw), time_limit_s=20)
+    assert res.status == "infeasible"
+    assert res.diagnosis
+    assert all("what" in d and "why" in d for d in res.diagnosis)
