@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import faust
 from faust.types import TP
 
 from streams.faust_ext import PackloopApp
@@ -231,9 +232,11 @@ class StreamsWorker:
         self.table = app.Table(
             TABLE_NAME,
             default=None,
-            key_serializer="packloop_utf8",
-            value_serializer="packloop_state",
+            schema=faust.Schema(
+                key_serializer="packloop_utf8", value_serializer="packloop_state"
+            ),
             partitions=options.partitions,
+            recovery_buffer_size=5000,
         )
         self.runtime = Runtime(self, network, self.config)
         app.packloop_seek_hook = self.runtime.seek_positions

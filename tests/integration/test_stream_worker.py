@@ -1,0 +1,224 @@
+"""Stream workers on the real (embedded) broker: replay, kill -9, two workers, a frozen
+broker, dead-letter redrive, re-routing and the state queries.
+
+Expected figures come from :mod:`tests.streams.reference` fed with the test's own
+input, never from packloop's state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.network import load_network
+from streams.processor import murmur2_partition
+from streams.topics import Topics
+from tests.integration.conftest_streams import (
+    REPO,
+    WorkerProcess,
+    produce,
+    read_topic,
+    wait_settled,
+    workers,  # noqa: F401  (fixture)
+)
+from tests.streams.reference import Model, generate, to_lines
+
+pytestmark = pytest.mark.integration
+
+NET = load_network()
+
+
+def expected(lines: list[bytes], partitions: int) -> Model:
+    m = Model(NET, partitions)
+    for line in lines:
+        m.feed(orjson.loads(line))
+    return m
+
+
+def assert_exact(status: dict[str, Any], m: Model) -> None:
+    assert status["villages"] == m.villages()
+    assert status["hubs"] == m.hubs()
+    assert status["events"]["applied"] == m.applied
+    assert status["pickups"]["requested"] == len(m.requested)
+    assert status["pickups"]["open"] == sum(1 for v in m.v.values() if v.open)
+    assert status["pickups"]["overdue"] == len(m.overdue)
+
+
+def assert_pickup_topic(kafka_bootstrap: str, topics: Topics, m: Model) -> None:
+    records = read_topic(kafka_bootstrap, topics.pickup_requests)
+    ids: dict[str, set[str]] = {}
+    for r in records:
+        if r["type"] == "pickup_requested":
+            ids.setdefault(r["pickup_id"], set()).add(r["event_id"])
+    assert sorted(ids) == sorted(m.requested)
+    assert all(len(v) == 1 for v in ids.values()), "a re-sent pickup keeps its event_id"
+
+
+@pytest.fixture(scope="module")
+def file20k() -> list[bytes]:
+    return to_lines(generate(NET, 20_000, seed=9, villages=40, span_hours=24 * 12))
+
+
+def test_replay_twice_gives_one_pass(
+    broker: Any, topics_factory: Callable[..., Topics], workers: Callable[..., WorkerProcess],
+    file20k: list[bytes],
+) -> None:
+    topics = topics_factory(4)
+    w = workers(topics.prefix).start()
+    w.wait_ready()
+    produce(broker.bootstrap, topics.hub_events, file20k)
+    produce(broker.bootstrap, topics.hub_events, file20k)
+    st = wait_settled([w], 2 * len(file20k))
+    m = expected(file20k, 4)
+    assert_exact(st, m)
+    assert st["events"]["duplicates"] == len(file20k) - len(m.dead)
+    assert_pickup_topic(broker.bootstrap, topics, m)
+    # the CLI prints the same contract
+    env = dict(os.environ, PACKLOOP_WORKER_URL=w.url)
+    out = subprocess.run(
+        [sys.executable, "-c", "from services.cli import main; main()", "status", "--json"],
+        cwd=REPO, env=env, capture_output=True, timeout=60, check=True,
+    )
+    cli = json.loads(out.stdout)
+    assert set(cli) == {"villages", "hubs", "pickups", "events"}
+    assert cli["villages"] == m.villages()
+    assert cli["events"] == {
+        "applied": m.applied, "duplicates": len(file20k) - len(m.dead),
+        "dead_lettered": st["events"]["dead_lettered"],
+    }
+
+
+def test_kill9_mid_run_then_restart_is_exact(
+    broker: Any, topics_factory: Callable[..., Topics], workers: Callable[..., WorkerProcess],
+    file20k: list[bytes],
+) -> None:
+    topics = topics_factory(1)
+    w = workers(topics.prefix).start()
+    w.wait_ready()
+    produce(broker.bootstrap, topics.hub_events, file20k)
+    # kill once some but not all of the records are applied
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        st = w.status()
+        if st and st["events"]["applied"] > 3000:
+            break
+        time.sleep(0.05)
+    w.kill9()
+    assert st and st["events"]["applied"] < len(file20k) - 1000, "killed too late to test"
+    w.start()
+    w.wait_ready()
+    st = wait_settled([w], len(file20k))
+    m = expected(file20k, 1)
+    assert_exact(st, m)
+    assert_pickup_topic(broker.bootstrap, topics, m)
+
+
+def test_two_workers_one_killed_partitions_move(
+    broker: Any, topics_factory: Callable[..., Topics], workers: Callable[..., WorkerProcess],
+    file20k: list[bytes],
+) -> None:
+    topics = topics_factory(4)
+    a = workers(topics.prefix).start()
+    b = workers(topics.prefix).start()
+    a.wait_ready()
+    b.wait_ready()
+    produce(broker.bootstrap, topics.hub_events, file20k[:10_000])
+    time.sleep(1.0)
+    b.kill9()
+    produce(broker.bootstrap, topics.hub_events, file20k[10_000:])
+    st = wait_settled([a], len(file20k), timeout=240)
+    assert sorted(a.get("/local/status").json()["worker"]["partitions"]) == [0, 1, 2, 3]
+    m = expected(file20k, 4)
+    assert_exact(st, m)
+    assert_pickup_topic(broker.bootstrap, topics, m)
+
+
+def test_broker_frozen_10s_loses_and_doubles_nothing(
+    broker: Any, topics_factory: Callable[..., Topics], workers: Callable[..., WorkerProcess],
+    file20k: list[bytes],
+) -> None:
+    topics = topics_factory(4)
+    w = workers(topics.prefix).start()
+    w.wait_ready()
+    produce(broker.bootstrap, topics.hub_events, file20k[:12_000])
+    broker.pause()
+    try:
+        time.sleep(10)
+    finally:
+        broker.resume()
+    produce(broker.bootstrap, topics.hub_events, file20k[12_000:])
+    st = wait_settled([w], len(file20k), timeout=240)
+    m = expected(file20k, 4)
+    assert_exact(st, m)
+    assert_pickup_topic(broker.bootstrap, topics, m)
+
+
+def _event(vid: str, eid: str, at: str, **body: Any) -> bytes:
+    return orjson.dumps(
+        dict({"event_id": eid, "occurred_at": at, "hub_id": NET.villages[vid].hub_id,
+              "village_id": vid}, **body)
+    )
+
+
+def test_dead_letter_list_and_redrive_and_rerouting(
+    broker: Any, topics_factory: Callable[..., Topics], workers: Callable[..., WorkerProcess],
+) -> None:
+    topics = topics_factory(4)
+    w = workers(topics.prefix).start()
+    w.wait_ready()
+    vid = sorted(NET.villages)[3]
+    ret = _event(vid, "r-1", "2026-11-01T08:00:00Z", type="packaging_return",
+                 container_type="reusable_crate", count=2, condition="ok")
+    ship = _event(vid, "s-1", "2026-11-01T09:00:00Z", type="shipment", shipment_id="S1",
+                  direction="down", temperature_class="ambient", weight_grams=1000,
+                  packaging=[{"material": "cardboard", "count": 1, "grams": 300}],
+                  containers=[{"container_type": "reusable_crate"}] * 2)
+    produce(broker.bootstrap, topics.hub_events, [ret])
+    # a client with another partitioner: the record lands on the wrong partition
+    wrong = (murmur2_partition(vid.encode(), 4) + 1) % 4
+    produce(broker.bootstrap, topics.hub_events, [ship], partitioner=lambda _k: wrong)
+    st = wait_settled([w], 2, quiet_s=2)
+    assert st["events"]["dead_lettered"] == 1
+    assert st["events"]["rerouted"] == 1
+    assert st["hubs"][NET.villages[vid].hub_id]["containers"]["reusable_crate"]["issued"] == 2
+
+    env = dict(os.environ, PACKLOOP_KAFKA_BOOTSTRAP=broker.bootstrap,
+               PACKLOOP_TOPIC_PREFIX=topics.prefix, PACKLOOP_WORKER_URL=w.url)
+
+    def cli(*args: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-c", "from services.cli import main; main()", *args],
+            cwd=REPO, env=env, capture_output=True, timeout=60, check=True,
+        )
+        return out.stdout.decode()
+
+    listed = [json.loads(x) for x in cli("dead-letter", "list", "--json").splitlines()]
+    assert [r["reason"] for r in listed] == ["return_exceeds_issued"]
+    assert json.loads(listed[0]["raw"])["event_id"] == "r-1"
+    assert "re-submitted 1" in cli("dead-letter", "redrive", "--reason", "return_exceeds_issued")
+    time.sleep(0.5)
+    cli("dead-letter", "redrive", "--reason", "return_exceeds_issued")  # twice: deduped
+    st = wait_settled([w], 4, quiet_s=2)
+    crates = st["hubs"][NET.villages[vid].hub_id]["containers"]["reusable_crate"]
+    assert (crates["issued"], crates["returned"], crates["in_circulation"]) == (2, 2, 0)
+    assert st["events"]["applied"] == 2
+    assert st["events"]["duplicates"] == 1
+
+    # state queries
+    v = w.get(f"/villages/{vid}").json()
+    assert v["containers"]["reusable_crate"]["return_rate"] == 1.0
+    assert v["generated_grams"] == {"cardboard": 300}
+    assert v["windows"]["day"]["generated_grams"] == {"cardboard": 300}
+    page = w.get("/villages", hub=NET.villages[vid].hub_id).json()
+    assert [r["village_id"] for r in page["villages"]] == [vid]
+    hub = w.get(f"/hubs/{NET.villages[vid].hub_id}/containers").json()
+    assert hub["containers"]["reusable_crate"]["returned"] == 2
+    assert w.get("/pickups", status="open").json()["count"] == 0
