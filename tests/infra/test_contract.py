@@ -1,0 +1,92 @@
+"""The metric contract (streams/metric_names.py) is well-formed and matches the events."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import streams.metric_names as mn
+from streams.events import ContainerType, Material
+
+NAME = re.compile(r"^packloop_[a-z][a-z0-9_]*$")
+LABEL = re.compile(r"^[a-z][a-z0-9_]*$")
+FIXED = {
+    # (name, type, labels) fixed by the issue; everything else is a design choice.
+    ("packloop_waste_generated_grams_total", "counter", ("village", "hub", "material")),
+    ("packloop_waste_recovered_grams_total", "counter", ("village", "hub", "material")),
+    ("packloop_waste_outstanding_grams", "gauge", ("village", "hub", "material")),
+    ("packloop_pickups_requested_total", "counter", ("village", "hub", "reason")),
+    ("packloop_pickups_completed_total", "counter", ("village", "hub")),
+    ("packloop_pickups_overdue_total", "counter", ("village", "hub")),
+    ("packloop_pickups_open", "gauge", ("village", "hub")),
+    ("packloop_containers_issued_total", "counter", ("hub", "container_type")),
+    ("packloop_containers_returned_total", "counter", ("hub", "container_type")),
+    ("packloop_containers_damaged_total", "counter", ("hub", "container_type")),
+    ("packloop_containers_lost_total", "counter", ("hub", "container_type")),
+    ("packloop_containers_in_circulation", "gauge", ("hub", "container_type")),
+    ("packloop_containers_overdue", "gauge", ("hub", "container_type")),
+    ("packloop_events_total", "counter", ("outcome", "reason")),
+    ("packloop_event_processing_seconds", "histogram", ()),
+    ("packloop_plan_last_success_timestamp_seconds", "gauge", ()),
+}
+
+
+def test_module_is_pure_stdlib() -> None:
+    tree = ast.parse(Path(mn.__file__).read_text(encoding="utf-8"))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add((node.module or "").split(".")[0])
+    assert imported <= {"__future__", "dataclasses", "types", "typing"}, imported
+
+
+def test_fixed_names_types_and_labels() -> None:
+    have = {(m.name, m.type, m.labels) for m in mn.METRICS}
+    assert FIXED <= have, FIXED - have
+
+
+def test_names_labels_and_types_are_well_formed() -> None:
+    assert len(mn.BY_NAME) == len(mn.METRICS), "duplicate metric name"
+    for m in mn.METRICS:
+        assert NAME.match(m.name), m.name
+        assert all(LABEL.match(label) for label in m.labels), m
+        assert len(set(m.labels)) == len(m.labels), m
+        assert m.help and m.help.endswith((".", ")")), m
+        assert m.name.endswith("_total") == (m.type == "counter"), m
+        if m.type == "histogram":
+            assert m.buckets and list(m.buckets) == sorted(m.buckets), m
+            assert "village" not in m.labels, "no village label on histograms"
+        else:
+            assert not m.buckets, m
+        assert set(m.values) <= set(m.labels), m
+        assert not m.village_only or "village" in m.labels, m
+
+
+def test_series_names_cover_histogram_suffixes() -> None:
+    names = mn.series_names()
+    assert "packloop_event_processing_seconds_bucket" in names
+    assert "packloop_event_processing_seconds" not in names
+    assert "packloop_waste_outstanding_grams" in names
+
+
+def test_township_mode_drops_only_the_village_label() -> None:
+    spec = mn.BY_NAME["packloop_pickups_requested_total"]
+    assert spec.labels_for(True) == ("village", "hub", "reason")
+    assert spec.labels_for(False) == ("hub", "reason")
+    info = mn.BY_NAME["packloop_village_info"]
+    assert info.exported(True) and not info.exported(False)
+    for m in mn.METRICS:
+        assert "village" not in m.labels_for(False)
+        if "village" in m.labels and m.exported(False):
+            assert "hub" in m.labels, f"{m.name}: township mode needs the hub label"
+
+
+def test_closed_value_sets_match_the_event_contract() -> None:
+    assert set(mn.MATERIALS) == {m.value for m in Material}
+    assert set(mn.CONTAINER_TYPES) == {c.value for c in ContainerType}
+    assert mn.WINDOWS == ("day", "7d", "month")
+    assert set(mn.EVENT_OUTCOMES) == {"applied", "duplicate", "dead_lettered", "rerouted"}
+    assert set(mn.PLANS) == {"joint", "sequential", "uncoordinated"}

@@ -1,0 +1,148 @@
+"""Prometheus rule files: syntax (promtool check), unit tests (promtool test rules),
+every rule covered by a unit test that fails when the rule is broken, and every metric
+they name is one packloop exports."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.infra.tools import (
+    INFRA,
+    PROMTOOL_TESTS,
+    RULE_FILES,
+    known_series,
+    load_yaml,
+    metric_names,
+    rules,
+    run,
+    tool,
+)
+
+RECORDING_TEST = INFRA / "prometheus" / "tests" / "recording.test.yml"
+
+
+def test_rule_files_exist() -> None:
+    assert {p.name for p in RULE_FILES} == {"packloop-recording.yml", "packloop-alerts.yml"}
+    assert len(PROMTOOL_TESTS) >= 3
+
+
+def test_promtool_check_rules() -> None:
+    res = run([tool("promtool"), "check", "rules", *map(str, RULE_FILES)])
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_promtool_check_config() -> None:
+    res = run([tool("promtool"), "check", "config", str(INFRA / "prometheus" / "prometheus.yml")])
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "2 rule files found" in res.stdout, res.stdout
+
+
+@pytest.mark.parametrize("test_file", PROMTOOL_TESTS, ids=lambda p: p.name)
+def test_promtool_unit_tests_pass(test_file: Path) -> None:
+    res = run([tool("promtool"), "test", "rules", test_file.name], cwd=test_file.parent)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "SUCCESS" in res.stdout
+
+
+def test_rules_name_only_contract_metrics() -> None:
+    known = known_series()
+    for rule in rules():
+        unknown = metric_names(rule["expr"]) - known
+        assert not unknown, f"{rule.get('record') or rule.get('alert')}: {sorted(unknown)}"
+
+
+def test_rules_never_select_a_bare_village() -> None:
+    """Both label modes: aggregate by hub, never match on the village label itself."""
+    for rule in rules():
+        assert 'village="' not in rule["expr"] and "village=~" not in rule["expr"], rule
+
+
+def test_alerts_are_labelled_and_documented() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text("utf-8")
+    for rule in rules():
+        if "alert" not in rule:
+            assert re.match(r"^[a-z_]+:packloop_[a-z0-9_]+:[a-z0-9_]+$", rule["record"]) or \
+                rule["record"].startswith("packloop:"), rule["record"]
+            continue
+        labels = rule["labels"]
+        assert labels["severity"] in {"critical", "warning", "info"}, rule["alert"]
+        assert labels["scope"] in {"hub", "county", "pipeline"}, rule["alert"]
+        if labels["scope"] == "hub":
+            assert "by (hub" in rule["expr"] or rule["expr"].lstrip().startswith(
+                ("village:", "hub:")
+            ), f"{rule['alert']} must keep the hub label for routing"
+        ann = rule["annotations"]
+        assert ann["summary"] and ann["description"], rule["alert"]
+        anchor = rule["alert"].lower()
+        assert ann["runbook"] == f"docs/operations.md#{anchor}", rule["alert"]
+        assert f"### {rule['alert']}" in doc, f"docs/operations.md lacks ### {rule['alert']}"
+
+
+def test_every_rule_appears_in_a_unit_test() -> None:
+    tested_alerts: set[str] = set()
+    tested_exprs: set[str] = set()
+    for path in PROMTOOL_TESTS:
+        for case in load_yaml(path)["tests"]:
+            tested_alerts |= {t["alertname"] for t in case.get("alert_rule_test", [])
+                              if t.get("exp_alerts")}
+            tested_exprs |= {t["expr"].strip() for t in case.get("promql_expr_test", [])
+                             if t.get("exp_samples")}
+    for rule in rules():
+        if "alert" in rule:
+            assert rule["alert"] in tested_alerts, f"no firing test for {rule['alert']}"
+        else:
+            assert rule["record"] in tested_exprs, f"no sample test for {rule['record']}"
+
+
+# ---------------------------------------------------------------------------- mutants
+# Each rule is broken in turn in a copy of the rule files; the unit tests that cover it
+# must then fail. This is what shows the unit tests can fail at all.
+
+
+def _mutants() -> list[tuple[str, str, str]]:
+    out = []
+    for rule in rules():
+        if "record" in rule:
+            out.append((rule["record"], "shifted", f"({rule['expr']}) + 0.5"))
+        else:
+            out.append((rule["alert"], "never", f"({rule['expr']}) unless on () vector(1)"))
+            out.append((rule["alert"], "always", f"({rule['expr']}) or vector(1)"))
+    return out
+
+
+def _tests_for(name: str) -> list[Path]:
+    """The promtool test files that exercise a rule (by alertname or recorded name)."""
+    hits = [p for p in PROMTOOL_TESTS
+            if re.search(rf"(alertname|expr): {re.escape(name)}\b", p.read_text("utf-8"))]
+    return hits
+
+
+@pytest.mark.parametrize("name,kind,mutated", _mutants(), ids=lambda v: str(v)[:40])
+def test_unit_tests_catch_a_broken_rule(name: str, kind: str, mutated: str,
+                                        tmp_path: Path) -> None:
+    rules_dir = tmp_path / "rules"
+    tests_dir = tmp_path / "tests"
+    rules_dir.mkdir()
+    tests_dir.mkdir()
+    found = False
+    for path in RULE_FILES:
+        doc = load_yaml(path)
+        for group in doc["groups"]:
+            for rule in group["rules"]:
+                if rule.get("record", rule.get("alert")) == name:
+                    rule["expr"] = mutated
+                    found = True
+        (rules_dir / path.name).write_text(yaml.safe_dump(doc, sort_keys=False), "utf-8")
+    assert found
+    files = _tests_for(name)
+    assert files, f"no promtool test mentions {name}"
+    for f in files:
+        shutil.copy(f, tests_dir / f.name)
+    res = run([tool("promtool"), "test", "rules", *(f.name for f in files)], cwd=tests_dir)
+    assert res.returncode != 0, f"unit tests still pass with {name} {kind}: {mutated}"
+    assert "FAILED" in res.stdout + res.stderr
