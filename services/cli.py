@@ -209,6 +209,15 @@ def demo(events_file: str | None) -> None:
     run_demo(Path(events_file) if events_file else None, console=console)
 
 
+from services.hubs_cli import hubs  # noqa: E402
+from services.planners_cli import planners  # noqa: E402
+from services.service_cli import gateway  # noqa: E402
+
+cli.add_command(gateway)
+cli.add_command(hubs)
+cli.add_command(planners)
+
+
 def main() -> None:
     cli(prog_name="packloop")
 

@@ -79,6 +79,66 @@ class Settings(BaseSettings):
     worker_standby_replicas: int = Field(0, ge=0, description="Faust table standby replicas.")
     worker_log_level: str = Field("info", description="Worker log level.")
 
+    # services
+    token_db_url: str = Field(
+        "sqlite:///./packloop-tokens.db",
+        description="Token (and hub webhook) database: SQLAlchemy URL, e.g. "
+        "postgresql+psycopg://user@db/packloop. Shared by gateway and planner.",
+    )
+    token_pepper: SecretStr | None = Field(
+        None, description="Server secret mixed into token hashes (HMAC-SHA256); set it in "
+        "production and keep it out of the database backup.",
+    )
+    gateway_host: str = Field("127.0.0.1", description="Bind address of the hub gateway.")
+    gateway_port: int = Field(8080, description="Port of the hub gateway.")
+    gateway_max_request_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Largest request body (413 above)."
+    )
+    gateway_max_batch: int = Field(500, ge=1, description="Most events in one request (413).")
+    gateway_rate_per_s: float = Field(
+        20.0, gt=0, description="Requests per second per hub (token bucket; 429 above)."
+    )
+    gateway_rate_burst: int = Field(40, ge=1, description="Token-bucket size per hub.")
+    gateway_produce_timeout_s: float = Field(
+        5.0, gt=0, description="Longest wait for Kafka's acknowledgement before 503."
+    )
+    gateway_webhooks: bool = Field(
+        True, description="Deliver pickup notices to hub webhooks from this gateway."
+    )
+    webhook_timeout_s: float = Field(5.0, gt=0, description="Per-attempt webhook timeout.")
+    webhook_max_attempts: int = Field(6, ge=1, description="Attempts per notice (back-off).")
+    webhook_backoff_s: float = Field(
+        0.5, gt=0, description="First retry delay; doubles per attempt (max 30 s)."
+    )
+    webhook_allow_private: bool = Field(
+        True, description="Allow webhook URLs on private/loopback addresses."
+    )
+    planner_host: str = Field("127.0.0.1", description="Bind address of the planner service.")
+    planner_port: int = Field(8081, description="Port of the planner service.")
+    planner_db_url: str = Field(
+        "sqlite:///./packloop-plans.db",
+        description="Plan job store: SQLite file by default; a PostgreSQL URL for several "
+        "machines (postgresql+psycopg://…).",
+    )
+    planner_url: str = Field(
+        "http://127.0.0.1:8081", description="Where `plan submit|status|fetch` find the service."
+    )
+    planner_token: SecretStr | None = Field(
+        None, description="Planner token used by `plan submit|status|fetch`."
+    )
+    planner_group: str = Field("packloop-planner", description="Consumer group of workers.")
+    planner_lease_s: float = Field(
+        20.0, gt=0, description="A running job whose worker has not renewed its lease for "
+        "this long is taken over by another worker.",
+    )
+    planner_time_limit_s: float = Field(
+        120.0, gt=0, description="Default solver time limit per job (seconds)."
+    )
+    planner_max_request_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest scenario upload (413 above)."
+    )
+    planner_threads: int = Field(1, ge=1, description="Solver threads per job.")
+
     def kafka(self) -> KafkaConnection:
         return KafkaConnection(
             bootstrap_servers=self.kafka_bootstrap,

@@ -1,0 +1,221 @@
+"""Kafka for the services: a producer that never claims a write it did not get, and a probe.
+
+The producer runs with ``acks=all``, no retries and no idempotence: an answer of
+"accepted" is given only for a record whose send future completed before the
+deadline, and a record is never written twice by the client's own retry. (The
+idempotent producer of kafka-python stays stuck after its batches expire during
+an outage of the embedded broker — measured — so it is not used here.) A record
+whose send timed out may still reach the topic once the broker wakes up; such a
+record was answered 503, and the hub's retry carries the same ``event_id``, which
+the stream worker deduplicates.
+
+The probe asks the cluster for its topic list every few seconds from a
+background thread, so readiness and the fast 503 path never block a request.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from streams.kafka import KafkaConnection
+
+log = logging.getLogger("packloop.kafka")
+
+
+class KafkaUnavailable(RuntimeError):
+    """Kafka cannot take writes right now; the message says why (never a secret)."""
+
+
+def describe_kafka_error(exc: BaseException, kafka: KafkaConnection) -> str:
+    """One clear line for an exception from kafka-python (TLS problems named as such)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ssl.SSLCertVerificationError):
+            return (
+                f"TLS certificate verification failed for {kafka.bootstrap_servers}: "
+                f"{cur.verify_message or cur} (check PACKLOOP_KAFKA_SSL_CAFILE and the "
+                "broker's certificate)"
+            )
+        if isinstance(cur, ssl.SSLError):
+            return f"TLS handshake with {kafka.bootstrap_servers} failed: {cur}"
+        cur = cur.__cause__ or cur.__context__
+    text = f"{type(exc).__name__}: {exc}"
+    low = text.lower()
+    if "certificate" in low or "ssl" in low:
+        return f"TLS problem with {kafka.bootstrap_servers}: {text}"
+    if "nobrokersavailable" in low.replace(" ", "") or "bootstrap" in low:
+        return f"no Kafka broker reachable at {kafka.bootstrap_servers} ({text})"
+    return f"Kafka at {kafka.bootstrap_servers}: {text}"
+
+
+class KafkaProbe:
+    """Background check that the cluster answers; ``ok``/``reason`` for readiness."""
+
+    def __init__(self, kafka: KafkaConnection, interval_s: float = 2.0,
+                 timeout_ms: int = 3000) -> None:
+        self.kafka = kafka
+        self.interval_s = interval_s
+        self.timeout_ms = timeout_ms
+        self.ok = False
+        self.reason = "not checked yet"
+        self.last_ok: float | None = None
+        self.checked = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._admin: Any = None
+
+    def check_once(self) -> bool:
+        from kafka import KafkaAdminClient
+
+        kwargs = self.kafka.kafka_python_kwargs()
+        kwargs["request_timeout_ms"] = self.timeout_ms
+        kwargs["bootstrap_timeout_ms"] = min(self.kafka.connect_timeout_ms, self.timeout_ms * 2)
+        try:
+            if self._admin is None:
+                self._admin = KafkaAdminClient(client_id="packloop-probe", **kwargs)
+            self._admin.list_topics()
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            reason = describe_kafka_error(exc, self.kafka)
+            if self.ok or reason != self.reason:
+                log.warning("Kafka not ready: %s", reason)
+            self.ok, self.reason = False, reason
+            self._close_admin()
+        else:
+            if not self.ok:
+                log.info("Kafka reachable at %s", self.kafka.bootstrap_servers)
+            self.ok, self.reason, self.last_ok = True, "ok", time.time()
+        self.checked.set()
+        return self.ok
+
+    def mark_failed(self, reason: str) -> None:
+        """A produce failed: not ready until the next successful probe."""
+        self.ok, self.reason = False, reason
+
+    def _close_admin(self) -> None:
+        if self._admin is not None:
+            try:
+                self._admin.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self._admin = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.check_once()
+            self._stop.wait(self.interval_s)
+        self._close_admin()
+
+    def start(self) -> KafkaProbe:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="kafka-probe", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.timeout_ms / 1000 * 3 + 2)
+            self._thread = None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+class SafeProducer:
+    """acks=all producer whose ``produce`` reports, per record, whether the broker has it."""
+
+    def __init__(self, kafka: KafkaConnection, timeout_s: float = 5.0,
+                 client_id: str = "packloop-gateway") -> None:
+        self.kafka = kafka
+        self.timeout_s = timeout_s
+        self.client_id = client_id
+        self._producer: Any = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> Any:
+        with self._lock:
+            if self._producer is None:
+                from kafka import KafkaProducer
+
+                request_ms = max(1000, int(self.timeout_s * 1000))
+                kwargs = self.kafka.kafka_python_kwargs()
+                kwargs["request_timeout_ms"] = request_ms
+                kwargs["bootstrap_timeout_ms"] = min(self.kafka.connect_timeout_ms, request_ms)
+                try:
+                    self._producer = KafkaProducer(
+                        acks="all",
+                        enable_idempotence=False,
+                        retries=0,
+                        linger_ms=2,
+                        batch_size=512 * 1024,
+                        max_request_size=4 * 1024 * 1024,
+                        delivery_timeout_ms=request_ms + 500,
+                        max_block_ms=request_ms,
+                        client_id=self.client_id,
+                        **kwargs,
+                    )
+                except Exception as exc:  # noqa: BLE001
+                    raise KafkaUnavailable(describe_kafka_error(exc, self.kafka)) from None
+            return self._producer
+
+    def produce(self, records: Sequence[Record]) -> list[BaseException | None]:
+        """Send every record and wait (up to the timeout) for each acknowledgement.
+
+        Returns one entry per record: None when the broker acknowledged it, else the
+        error. Raises KafkaUnavailable when no producer can be built at all.
+        """
+        producer = self._get()
+        futures: list[Future[Any] | BaseException] = []
+        deadline = time.monotonic() + self.timeout_s + 1.0
+        for rec in records:
+            try:
+                futures.append(producer.send(rec.topic, key=rec.key, value=rec.value))
+            except Exception as exc:  # noqa: BLE001 - e.g. metadata not available in time
+                futures.append(exc)
+        outcome: list[BaseException | None] = []
+        for fut in futures:
+            if isinstance(fut, BaseException):
+                outcome.append(fut)
+                continue
+            try:
+                fut.get(timeout=max(0.0, deadline - time.monotonic()))
+            except Exception as exc:  # noqa: BLE001 - any failure means not written
+                outcome.append(exc)
+            else:
+                outcome.append(None)
+        return outcome
+
+    def close(self) -> None:
+        with self._lock:
+            if self._producer is not None:
+                try:
+                    self._producer.close(timeout=5)
+                except Exception:  # noqa: BLE001
+                    pass
+                self._producer = None
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Errors that mean 'Kafka is not taking writes' (503) rather than 'this record is bad'."""
+    from kafka import errors as ke
+
+    permanent = (
+        ke.MessageSizeTooLargeError,
+        ke.RecordListTooLargeError,
+        ke.InvalidRecordError,
+        ke.CorruptRecordError,
+    )
+    return not isinstance(exc, permanent)

@@ -1,0 +1,229 @@
+"""Deliver pickup notices to hub webhooks: signed, retried with back-off, at least once.
+
+A consumer in group ``packloop-gateway-webhooks`` reads ``pickup-requests``;
+several gateways share the partitions. For each ``pickup_requested`` /
+``pickup_overdue`` the hub's registered URL gets a POST of the notice's JSON,
+signed with ``X-Packloop-Signature: sha256=<hex HMAC-SHA256(secret, body)>``.
+A polled batch is delivered concurrently and its offsets are committed after
+every delivery has succeeded or given up, so a gateway that dies mid-batch
+leaves the batch to the next one (receivers deduplicate by X-Packloop-Event-Id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import random
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+
+if TYPE_CHECKING:
+    from services.gateway.app import GatewayConfig
+    from services.gateway.metrics import GatewayMetrics
+
+log = logging.getLogger("packloop.webhooks")
+
+NOTICE_TYPES = ("pickup_requested", "pickup_overdue")
+MAX_BACKOFF_S = 30.0
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str, body: bytes, header: str | None) -> bool:
+    """What a receiver does: constant-time check of X-Packloop-Signature."""
+    return bool(header) and hmac.compare_digest(sign(secret, body), header or "")
+
+
+def check_url(url: str, allow_private: bool = True) -> str | None:
+    """Why ``url`` cannot be a webhook, or None."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        return f"not a URL: {exc}"
+    if parts.scheme not in ("http", "https"):
+        return "the webhook URL must be http:// or https://"
+    if not parts.hostname:
+        return "the webhook URL has no host"
+    if not allow_private:
+        try:
+            infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            return f"cannot resolve {parts.hostname}: {exc}"
+        for info in infos:
+            ip = ipaddress.ip_address(info[4][0])
+            if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved:
+                return f"{parts.hostname} resolves to a private address ({ip}), not allowed"
+    return None
+
+
+class WebhookDispatcher:
+    def __init__(self, config: GatewayConfig, metrics: GatewayMetrics,
+                 group_id: str | None = None, poll_timeout_ms: int = 500) -> None:
+        self.config = config
+        self.metrics = metrics
+        prefix = config.topics.prefix.rstrip("-")
+        self.group_id = group_id or ("packloop-gateway-webhooks" + (f"-{prefix}" if prefix else ""))
+        self.poll_timeout_ms = poll_timeout_ms
+        self.assigned = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="webhook")
+        self._http = httpx.Client(
+            timeout=config.webhook_timeout_s,
+            transport=config.webhook_transport,
+            headers={"User-Agent": "packloop-gateway-webhooks/1"},
+            follow_redirects=False,
+        )
+
+    # -- delivery --------------------------------------------------------------------------
+
+    def deliver(self, hub_id: str, body: bytes, event_id: str, event_type: str) -> str:
+        """Deliver one notice; returns 'delivered', 'failed' or 'skipped'."""
+        hook = self.config.tokens.get_webhook(hub_id)
+        if hook is None:
+            self.metrics.webhook_deliveries.labels(hub_id, "skipped").inc()
+            return "skipped"
+        headers = {
+            "Content-Type": "application/json",
+            "X-Packloop-Signature": sign(hook["secret"], body),
+            "X-Packloop-Event-Id": event_id,
+            "X-Packloop-Event-Type": event_type,
+        }
+        delay = self.config.webhook_backoff_s
+        for attempt in range(1, self.config.webhook_max_attempts + 1):
+            headers["X-Packloop-Delivery-Attempt"] = str(attempt)
+            started = time.perf_counter()
+            retry_after: float | None = None
+            try:
+                resp = self._http.post(hook["url"], content=body, headers=headers)
+                ok = 200 <= resp.status_code < 300
+                retriable = resp.status_code >= 500 or resp.status_code in (408, 425, 429)
+                ra = resp.headers.get("retry-after")
+                if ra and ra.isdigit():
+                    retry_after = float(ra)
+                what = f"HTTP {resp.status_code}"
+            except httpx.HTTPError as exc:
+                ok, retriable, what = False, True, f"{type(exc).__name__}: {exc}"
+            self.metrics.webhook_duration.observe(time.perf_counter() - started)
+            self.metrics.webhook_attempts.labels(hub_id, "ok" if ok else "error").inc()
+            if ok:
+                self.metrics.webhook_deliveries.labels(hub_id, "delivered").inc()
+                return "delivered"
+            if not retriable or attempt == self.config.webhook_max_attempts:
+                log.warning("webhook of hub %s: giving up on %s %s after %d attempt(s): %s",
+                            hub_id, event_type, event_id, attempt, what)
+                break
+            wait = min(MAX_BACKOFF_S, retry_after if retry_after is not None else delay)
+            wait *= random.uniform(0.8, 1.2)
+            log.info("webhook of hub %s: attempt %d for %s failed (%s); retry in %.1f s",
+                     hub_id, attempt, event_id, what, wait)
+            if self._stop.wait(wait):
+                raise _Stopped
+            delay = min(MAX_BACKOFF_S, delay * 2)
+        self.metrics.webhook_deliveries.labels(hub_id, "failed").inc()
+        return "failed"
+
+    def handle(self, value: bytes) -> str:
+        try:
+            notice = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return "ignored"
+        if not isinstance(notice, dict) or notice.get("type") not in NOTICE_TYPES:
+            return "ignored"
+        hub_id = notice.get("hub_id")
+        if not isinstance(hub_id, str):
+            return "ignored"
+        return self.deliver(hub_id, value, str(notice.get("event_id", "")), notice["type"])
+
+    # -- consumer loop ---------------------------------------------------------------------
+
+    def _consumer(self) -> Any:
+        from kafka import KafkaConsumer
+        from kafka.consumer.subscription_state import ConsumerRebalanceListener
+
+        dispatcher = self
+
+        class Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked: Any) -> None:
+                pass
+
+            def on_partitions_assigned(self, assigned: Any) -> None:
+                dispatcher.assigned.set()
+
+        kafka = self.config.kafka
+        consumer = KafkaConsumer(
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+            session_timeout_ms=kafka.session_timeout_ms,
+            heartbeat_interval_ms=max(500, kafka.session_timeout_ms // 3),
+            fetch_max_wait_ms=kafka.fetch_max_wait_ms,
+            max_poll_interval_ms=max(300_000, int(self.config.webhook_timeout_s * 1000 * 40)),
+            client_id="packloop-gateway-webhooks",
+            **kafka.kafka_python_kwargs(),
+        )
+        consumer.subscribe([self.config.topics.pickup_requests], listener=Listener())
+        return consumer
+
+    def _run(self) -> None:
+        consumer = None
+        while not self._stop.is_set():
+            try:
+                if consumer is None:
+                    consumer = self._consumer()
+                batches = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=100)
+                if not batches:
+                    continue
+                futures = [
+                    self._pool.submit(self.handle, rec.value)
+                    for records in batches.values()
+                    for rec in records
+                ]
+                for fut in futures:
+                    fut.result()
+                consumer.commit()
+            except _Stopped:
+                break
+            except Exception as exc:  # noqa: BLE001 - keep delivering after Kafka hiccups
+                log.warning("webhook dispatcher: %s: %s (retrying)", type(exc).__name__, exc)
+                if consumer is not None:
+                    try:
+                        consumer.close(autocommit=False)
+                    except Exception:  # noqa: BLE001
+                        pass
+                    consumer = None
+                self._stop.wait(2.0)
+        if consumer is not None:
+            try:
+                consumer.close(autocommit=False)
+            except Exception:  # noqa: BLE001
+                pass
+
+    def start(self) -> WebhookDispatcher:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+            self._thread = None
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._http.close()
+
+
+class _Stopped(Exception):
+    pass

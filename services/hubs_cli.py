@@ -1,0 +1,110 @@
+"""`packloop hubs add-token|list-tokens|revoke-token`: the hub tokens of the gateway.
+
+The same commands for planner tokens live in planners_cli (built by ``token_group``).
+A token is printed once, alone on the last line of stdout; only its hash is stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import orjson
+
+
+def _store(ctx: click.Context) -> Any:
+    from services.settings import Settings, get_settings
+    from services.tokens import TokenStore
+
+    settings = ctx.obj if isinstance(ctx.obj, Settings) else get_settings()
+    pepper = settings.token_pepper.get_secret_value() if settings.token_pepper else None
+    try:
+        return TokenStore(settings.token_db_url, pepper)
+    except Exception as exc:  # noqa: BLE001
+        raise click.ClickException(
+            f"cannot open the token database ({settings.token_db_url.split('@')[-1]}): {exc}"
+        ) from None
+
+
+def token_group(kind: str, noun: str, owner_meta: str, check_owner: Any = None) -> click.Group:
+    @click.group(name=f"{noun}s", help=f"{noun.capitalize()} API tokens (add, list, revoke).")
+    def group() -> None:
+        pass
+
+    @group.command("add-token")
+    @click.argument("owner", metavar=owner_meta)
+    @click.option("--label", default=None, help="A note to tell tokens apart (e.g. the device).")
+    @click.pass_context
+    def add_token(ctx: click.Context, owner: str, label: str | None) -> None:
+        """Create a token; it is printed once, alone on the last line."""
+        if check_owner is not None:
+            check_owner(ctx, owner)
+        store = _store(ctx)
+        try:
+            info, token = store.add(kind, owner, label)  # type: ignore[arg-type]
+        finally:
+            store.close()
+        click.echo(f"token id {info.token_id} for {noun} {owner} created; it is shown only "
+                   "now, store it safely (rotate: add a new one, then revoke this id)")
+        click.echo(token)
+
+    @group.command("list-tokens")
+    @click.option("--owner", default=None, metavar=owner_meta, help=f"Only this {noun}.")
+    @click.option("--active", is_flag=True, help="Hide revoked tokens.")
+    @click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")
+    @click.pass_context
+    def list_tokens(ctx: click.Context, owner: str | None, active: bool, as_json: bool) -> None:
+        """List tokens (ids, owners, dates; never the tokens themselves)."""
+        store = _store(ctx)
+        try:
+            rows = store.list(kind, owner, include_revoked=not active)  # type: ignore[arg-type]
+        finally:
+            store.close()
+        if as_json:
+            click.echo(orjson.dumps([r.to_dict() for r in rows]).decode())
+            return
+        if not rows:
+            click.echo(f"no {noun} tokens")
+            return
+        click.echo(f"{'ID':<14}{noun.upper():<16}{'CREATED':<22}{'LAST USED':<22}{'STATE':<10}LABEL")
+        for r in rows:
+            d = r.to_dict()
+            state = "active" if r.active else f"revoked {d['revoked_at']}"
+            click.echo(f"{r.token_id:<14}{r.owner:<16}{d['created_at']:<22}"
+                       f"{d['last_used_at'] or '-':<22}{state:<10} {r.label or ''}")
+
+    @group.command("revoke-token")
+    @click.argument("token_id", metavar="ID")
+    @click.pass_context
+    def revoke_token(ctx: click.Context, token_id: str) -> None:
+        """Revoke a token by its id (see list-tokens); effective on the next request."""
+        store = _store(ctx)
+        try:
+            info = store.revoke(kind, token_id)  # type: ignore[arg-type]
+        finally:
+            store.close()
+        if info is None:
+            raise click.ClickException(f"no {noun} token with id {token_id!r}")
+        click.echo(f"revoked token {info.token_id} of {noun} {info.owner}")
+
+    return group
+
+
+def _check_hub(ctx: click.Context, hub_id: str) -> None:
+    from services.settings import Settings, get_settings
+    from streams.network import NetworkError, load_network
+
+    settings = ctx.obj if isinstance(ctx.obj, Settings) else get_settings()
+    try:
+        network = load_network(settings.network)
+    except NetworkError as exc:
+        raise click.ClickException(str(exc)) from None
+    if hub_id not in network.hubs:
+        known = ", ".join(sorted(network.hubs)[:8])
+        raise click.ClickException(
+            f"unknown hub {hub_id!r} in the network reference data ({network.source}); "
+            f"known hubs: {known}{', …' if len(network.hubs) > 8 else ''}"
+        )
+
+
+hubs = token_group("hub", "hub", "HUB", _check_hub)

@@ -1,0 +1,74 @@
+"""`packloop gateway` and `packloop planner`: the two HTTP services.
+
+Both check Kafka once at start-up and exit with a clear message when it is
+unreachable or its TLS certificate is wrong (fail fast, never hang); once
+running, a Kafka outage makes them answer 503 and fail readiness instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import click
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Any:
+    from services.settings import Settings, get_settings
+
+    base = ctx.obj if isinstance(ctx.obj, Settings) else get_settings()
+    updates = {k: v for k, v in overrides.items() if v is not None}
+    return base.model_copy(update=updates) if updates else base
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+
+
+def check_kafka(settings: Any) -> None:
+    """Create packloop's topics (idempotent), or exit with why Kafka cannot be used."""
+    from services.gateway.kafka_io import describe_kafka_error
+    from streams.topics import create_topics
+
+    kafka = settings.kafka()
+    try:
+        create_topics(kafka, settings.topics(), settings.partitions)
+    except Exception as exc:  # noqa: BLE001
+        raise click.ClickException(
+            f"cannot use Kafka: {describe_kafka_error(exc, kafka)} (start one with `packloop "
+            "broker`, or set PACKLOOP_KAFKA_BOOTSTRAP / PACKLOOP_KAFKA_SECURITY_PROTOCOL / "
+            "PACKLOOP_KAFKA_SSL_*)"
+        ) from None
+
+
+@click.command()
+@click.option("--host", default=None, help="Bind address (default PACKLOOP_GATEWAY_HOST).")
+@click.option("--port", type=int, default=None, help="Port (default PACKLOOP_GATEWAY_PORT, 8080).")
+@click.option("--bootstrap", "kafka_bootstrap", default=None, help="Kafka bootstrap servers.")
+@click.option("--log-level", default="info", show_default=True)
+@click.pass_context
+def gateway(ctx: click.Context, host: str | None, port: int | None,
+            kafka_bootstrap: str | None, log_level: str) -> None:
+    """Run the hub ingestion gateway (POST /v1/events, pickups, webhooks; /docs)."""
+    import uvicorn
+
+    from services.gateway import GatewayConfig, create_app
+    from streams.network import NetworkError
+
+    settings = _settings(ctx, gateway_host=host, gateway_port=port,
+                         kafka_bootstrap=kafka_bootstrap)
+    _logging(log_level)
+    check_kafka(settings)
+    try:
+        config = GatewayConfig.from_settings(settings)
+    except NetworkError as exc:
+        raise click.ClickException(str(exc)) from None
+    app = create_app(config)
+    click.echo(f"gateway on http://{settings.gateway_host}:{settings.gateway_port} "
+               f"(OpenAPI: /openapi.json, docs: /docs)", err=True)
+    uvicorn.run(app, host=settings.gateway_host, port=settings.gateway_port,
+                log_level=log_level.lower(), server_header=False)
