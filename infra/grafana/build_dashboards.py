@@ -613,8 +613,8 @@ def pipeline_health() -> dict[str, Any]:
                    "ops", stack=True, mn=0),
         timeseries("Event processing latency",
                    [target(f"histogram_quantile({x}, sum by (le) "
-                           f"(rate(packloop_event_processing_seconds_bucket{ri})))", f"p{int(x*100)}",
-                           ref=chr(ord("A") + i)) for i, x in enumerate(q)],
+                           f"(rate(packloop_event_processing_seconds_bucket{ri})))",
+                           f"p{int(x*100)}", ref=chr(ord("A") + i)) for i, x in enumerate(q)],
                    "s", mn=0),
         timeseries("Consumer lag by partition",
                    [target("sum by (topic, partition) (packloop_consumer_lag_records)",
