@@ -151,7 +151,10 @@ def solve_partition(s: Scenario, *, time_limit_s=None, mip_gap=None, threads=Non
                                     None if remaining is None else max(1.0, remaining * 0.3),
                                     None, threads, progress, None)
     ub = res1.objective if res1.objective is not None else math.inf
-    keep = np.nonzero(rc <= (ub - z_lp) + 1e-6)[0] if math.isfinite(ub) else order[:MAX_MILP_COLUMNS]
+    if math.isfinite(ub):
+        keep = np.nonzero(rc <= (ub - z_lp) + 1e-6)[0]
+    else:
+        keep = order[:MAX_MILP_COLUMNS]
     complete = len(keep) <= MAX_MILP_COLUMNS
     if not complete:
         keep = order[:MAX_MILP_COLUMNS]

@@ -31,9 +31,10 @@ def describe_unservable(s: Scenario, items: list[tuple[str, int, str, str]]) -> 
             reasons.append(f"hub {hub} has no vehicles")
         reach = [v for v in hub_vts if v.max_route_km >= km]
         if hub_vts and not reach:
+            limits = ", ".join(f"{v.vehicle_type}: {v.max_route_km:g}" for v in hub_vts)
             reasons.append(
                 f"the round trip {hub}->{village}->{hub} is {km:.1f} km, longer than every "
-                f"vehicle's max_route_km ({', '.join(f'{v.vehicle_type}: {v.max_route_km:g}' for v in hub_vts)})"
+                f"vehicle's max_route_km ({limits})"
             )
         if class_id == "recyclables":
             what = f"outstanding recyclables at {village}"

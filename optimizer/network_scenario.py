@@ -105,7 +105,8 @@ def scenario_from_network(
 
     carton_g = f.value("packaging.carton_grams") + f.value("packaging.tape_m_per_box") * f.value(
         "packaging.tape_grams_per_m")
-    carton_co2 = (f.value("packaging.carton_grams") / 1000 * f.value("materials_kg_co2e_per_kg.board")
+    board = f.value("materials_kg_co2e_per_kg.board")
+    carton_co2 = (f.value("packaging.carton_grams") / 1000 * board
                   + f.value("packaging.tape_m_per_box") * f.value("packaging.tape_grams_per_m")
                   / 1000 * f.value("materials_kg_co2e_per_kg.plastic_film"))
     ice_g = f.value("packaging.ice_pack_grams") * f.value("packaging.ice_packs_per_cold_parcel")
@@ -155,7 +156,8 @@ def scenario_from_network(
                       "name": v.get("name", ""), "lat": v["lat"], "lon": v["lon"]}
                      for v in net["villages"]],
         "classes": [
-            {"class_id": "ambient", "litres_per_parcel": f.value("demand.litres_per_parcel_ambient")},
+            {"class_id": "ambient",
+             "litres_per_parcel": f.value("demand.litres_per_parcel_ambient")},
             {"class_id": "chilled", "refrigerated": True,
              "litres_per_parcel": f.value("demand.litres_per_parcel_cold")},
             {"class_id": "frozen", "refrigerated": True,

@@ -243,7 +243,6 @@ def solve(
 
         return solve_partition(s, time_limit_s=time_limit_s, mip_gap=mip_gap, threads=threads,
                                progress=progress)
-    hubs = [h.hub_id for h in s.hubs]
     active = _active_villages(s)
     vill_hub = {v.village_id: v.hub_id for v in s.villages}
     busy = sorted({vill_hub[i] for i in active})

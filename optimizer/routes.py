@@ -222,7 +222,8 @@ def candidate_routes(
     for hub_id, vids in by_hub.items():
         routes: dict[tuple[str, ...], Route] = {}
 
-        def add(group: Sequence[str], hub_id: str = hub_id) -> None:
+        def add(group: Sequence[str], hub_id: str = hub_id,
+                routes: dict[tuple[str, ...], Route] = routes) -> None:
             nodes = [hub_id, *group]
             dist = oracle.matrix(nodes)
             order = tour_order(dist, (1 << len(group)) - 1)

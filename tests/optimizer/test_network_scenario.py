@@ -1,0 +1,44 @@
+"""Scenarios built from the network reference data and live stream state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import optimizer
+from optimizer.factors import load_factors
+from optimizer.network_scenario import scenario_from_network
+from tests.optimizer.plan_checks import check_all
+
+NETWORK = Path(__file__).resolve().parents[2] / "streams" / "data" / "sample_county.json"
+
+
+@pytest.mark.skipif(not NETWORK.exists(), reason="sample network not present")
+def test_defaults_follow_the_network():
+    """One hub's scenario has its villages, the factor-set version and ~a week of demand."""
+    s = scenario_from_network(NETWORK, hubs=["H02"], horizon_days=7)
+    assert {h.hub_id for h in s.hubs} == {"H02"}
+    assert all(v.hub_id == "H02" for v in s.villages)
+    assert s.factor_set == load_factors().version
+    assert {g.day for g in s.demand} == set(range(7))
+
+
+@pytest.mark.skipif(not NETWORK.exists(), reason="sample network not present")
+def test_live_state_is_used_and_plans():
+    """Given demand, outstanding waste and pools from the streams, the plan collects exactly
+    that waste and respects every property check."""
+    net = scenario_from_network(NETWORK, hubs=["H03"])
+    vids = [v.village_id for v in net.villages][:4]
+    demand = [{"village_id": v, "day": d, "class_id": c, "direction": "down", "parcels": 10}
+              for v in vids for d in range(2) for c in ("ambient", "chilled")]
+    waste = {vids[0]: {"carton": 20000, "eps_foam": 3000}, vids[1]: 5000}
+    s = scenario_from_network(NETWORK, hubs=["H03"], demand=demand, horizon_days=2,
+                              outstanding_waste_grams=waste,
+                              container_pools={"H03": {"insulated_box": 25}})
+    assert {w.village_id: w.grams for w in s.outstanding_waste} == {vids[0]: 23000,
+                                                                   vids[1]: 5000}
+    res = optimizer.solve(s, time_limit_s=30, mip_gap=1e-6)
+    assert res.plan is not None
+    check_all(res.to_json_dict(), res.plan, s, res.kpis)
+    assert res.kpis["recyclables_collected_grams"] == pytest.approx(28000)
