@@ -1,0 +1,162 @@
+"""docker-compose deployment, validated offline (Docker does not run here): syntax with
+Debian's docker-compose v1 (`config -q`), then what it runs and what it exposes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.infra.tools import INFRA, load_yaml, run, tool
+
+COMPOSE = INFRA / "docker-compose.yml"
+ENV_EXAMPLE = INFRA / ".env.example"
+PACKLOOP_SERVICES = {"topics", "worker-1", "worker-2", "gateway", "planner"}
+
+
+def compose(*args: str, file: Path = COMPOSE) -> Any:
+    res = run([tool("docker-compose"), "-f", str(file), "--env-file", str(ENV_EXAMPLE), *args])
+    assert res.returncode == 0, res.stdout + res.stderr
+    return res
+
+
+@pytest.fixture(scope="module")
+def resolved() -> dict[str, Any]:
+    """The compose file as docker-compose resolves it with .env.example."""
+    return yaml.safe_load(compose("config").stdout)
+
+
+def test_compose_config_is_valid() -> None:
+    compose("config", "-q")
+
+
+def test_compose_check_can_fail(tmp_path: Path) -> None:
+    broken = load_yaml(COMPOSE)
+    broken["services"]["kafka"]["ports"] = {"not": "a list"}
+    path = tmp_path / "docker-compose.yml"
+    path.write_text(yaml.safe_dump(broken), "utf-8")
+    res = run([tool("docker-compose"), "-f", str(path), "--env-file", str(ENV_EXAMPLE),
+               "config", "-q"])
+    assert res.returncode != 0
+
+
+def test_the_admin_password_is_required(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.env"
+    empty.write_text("", "utf-8")
+    res = run([tool("docker-compose"), "-f", str(COMPOSE), "--env-file", str(empty),
+               "config", "-q"], cwd=tmp_path)
+    assert res.returncode != 0 and "GF_SECURITY_ADMIN_PASSWORD" in res.stderr
+
+
+def test_services(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    assert set(services) == PACKLOOP_SERVICES | {"kafka", "prometheus", "alertmanager",
+                                                 "grafana"}
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert services["prometheus"]["image"].startswith("prom/prometheus:")
+    assert services["grafana"]["image"].startswith("grafana/grafana:")
+    commands = {name: services[name]["command"] for name in PACKLOOP_SERVICES}
+    assert commands == {
+        "topics": ["topics", "create"],
+        "worker-1": ["worker"],
+        "worker-2": ["worker"],
+        "gateway": ["gateway", "--port", "8080"],
+        "planner": ["planner", "--port", "8081"],
+    }
+
+
+def test_kafka_runs_in_kraft_mode(resolved: dict[str, Any]) -> None:
+    env = resolved["services"]["kafka"]["environment"]
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
+    assert "ZOOKEEPER" not in " ".join(env)
+    assert env["CLUSTER_ID"]
+
+
+def test_packloop_settings_for_apache_kafka(resolved: dict[str, Any]) -> None:
+    ids = set()
+    for name in PACKLOOP_SERVICES:
+        svc = resolved["services"][name]
+        env = svc["environment"]
+        assert env["PACKLOOP_KAFKA_BOOTSTRAP"] == "kafka:9092"
+        assert env["PACKLOOP_KAFKA_SESSION_TIMEOUT_MS"] == "45000"
+        assert env["PACKLOOP_KAFKA_FETCH_MAX_WAIT_MS"] == "500"
+        assert env["PACKLOOP_WEB_HOST"] == "0.0.0.0"
+        assert svc["build"]["dockerfile"] == "infra/Dockerfile"
+        if name.startswith("worker-"):
+            ids.add(env["PACKLOOP_WORKER_GROUP_INSTANCE_ID"])
+    assert ids == {"worker-1", "worker-2"}, "static membership ids must be distinct"
+    dockerfile = (INFRA / "Dockerfile").read_text("utf-8")
+    assert "pip install" in dockerfile and "USER 10001" in dockerfile
+
+
+def test_only_the_gateway_and_grafana_publish_ports(resolved: dict[str, Any]) -> None:
+    published = {name: svc.get("ports", []) for name, svc in resolved["services"].items()
+                 if svc.get("ports")}
+    assert set(published) == {"gateway", "grafana"}
+    # docker-compose v1 prints short syntax: HOST_IP:HOST_PORT:CONTAINER_PORT/tcp
+    assert published["gateway"] == ["0.0.0.0:8080:8080/tcp"]
+    assert published["grafana"] == ["127.0.0.1:3000:3000/tcp"]
+    for svc in resolved["services"].values():
+        assert "network_mode" not in svc and not svc.get("privileged")
+
+
+def test_internal_networks_separate_the_read_side(resolved: dict[str, Any]) -> None:
+    nets = resolved["networks"]
+    assert {n for n, cfg in nets.items() if cfg.get("internal")} == {"kafka", "metrics", "ui"}
+    member = {name: set(svc["networks"]) for name, svc in resolved["services"].items()}
+    # Kafka is reachable only by packloop's own services.
+    assert {s for s, n in member.items() if "kafka" in n} == PACKLOOP_SERVICES | {"kafka"}
+    # The workers' web servers (/metrics, state queries) are on internal networks only.
+    for w in ("worker-1", "worker-2", "planner"):
+        assert member[w] <= {"kafka", "metrics"}, w
+    assert "metrics" in member["prometheus"] and "ui" in member["prometheus"]
+    assert member["prometheus"] <= {"metrics", "ui"}
+    assert member["grafana"] == {"ui", "edge"}
+    # Only Alertmanager (webhooks) and the published services have a way out.
+    outward = {s for s, n in member.items() if n & {"edge", "egress"}}
+    assert outward == {"gateway", "grafana", "alertmanager"}
+
+
+def test_prometheus_and_grafana_mounts(resolved: dict[str, Any]) -> None:
+    def targets(svc: str) -> dict[str, str]:
+        mounts = (v.split(":") for v in resolved["services"][svc]["volumes"])
+        return {m[1]: m[0] for m in mounts}
+
+    prom = targets("prometheus")
+    assert prom["/etc/prometheus/rules"].endswith("infra/prometheus/rules")
+    assert prom["/etc/prometheus/prometheus.yml"].endswith("infra/prometheus/prometheus.yml")
+    graf = targets("grafana")
+    assert graf["/etc/grafana/provisioning"].endswith("infra/grafana/provisioning")
+    assert graf["/var/lib/grafana/dashboards/packloop"].endswith("infra/grafana/dashboards")
+    am = targets("alertmanager")
+    assert am["/etc/alertmanager/alertmanager.yml"].endswith("infra/alertmanager/alertmanager.yml")
+
+
+def test_prometheus_scrapes_the_compose_services() -> None:
+    config = load_yaml(INFRA / "prometheus" / "prometheus.yml")
+    jobs = {j["job_name"]: [t for sc in j["static_configs"] for t in sc["targets"]]
+            for j in config["scrape_configs"]}
+    assert jobs["packloop-worker"] == ["worker-1:6066", "worker-2:6066"]
+    assert jobs["packloop-gateway"] == ["gateway:8080"]
+    assert jobs["packloop-planner"] == ["planner:8081"]
+    assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
+        "alertmanager:9093"
+    ]
+
+
+def test_env_example_has_placeholders_only() -> None:
+    values = {}
+    for line in ENV_EXAMPLE.read_text("utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            values[key] = value
+    assert values["GF_SECURITY_ADMIN_PASSWORD"] == "change-me"
+    for key, value in values.items():
+        if re.search(r"PASSWORD|SECRET|TOKEN|KEY", key):
+            assert value in {"", "change-me"}, key
+    compose_vars = set(re.findall(r"\$\{(\w+)", COMPOSE.read_text("utf-8")))
+    assert compose_vars <= set(values), compose_vars - set(values)
