@@ -265,7 +265,7 @@ class Gateway:
         """Why Kafka is known to be down (from the probe), or None."""
         probe = self.probe
         if not probe.checked.is_set():
-            probe.checked.wait(timeout=min(5.0, self.config.produce_timeout_s))
+            probe.checked.wait(timeout=self.config.kafka.connect_timeout_ms / 1000 + 1.0)
         self.metrics.kafka_ready.set(1 if probe.ok else 0)
         return None if probe.ok else probe.reason
 

@@ -48,13 +48,50 @@ def describe_kafka_error(exc: BaseException, kafka: KafkaConnection) -> str:
         if isinstance(cur, ssl.SSLError):
             return f"TLS handshake with {kafka.bootstrap_servers} failed: {cur}"
         cur = cur.__cause__ or cur.__context__
+    if isinstance(exc, KafkaUnavailable):
+        return str(exc)
     text = f"{type(exc).__name__}: {exc}"
     low = text.lower()
+    if kafka.uses_tls and ("bootstrap" in low or "nobrokers" in low or "connection" in low):
+        tls_problem = diagnose_tls(kafka)
+        if tls_problem:
+            return tls_problem
     if "certificate" in low or "ssl" in low:
         return f"TLS problem with {kafka.bootstrap_servers}: {text}"
     if "nobrokersavailable" in low.replace(" ", "") or "bootstrap" in low:
         return f"no Kafka broker reachable at {kafka.bootstrap_servers} ({text})"
     return f"Kafka at {kafka.bootstrap_servers}: {text}"
+
+
+def diagnose_tls(kafka: KafkaConnection, timeout_s: float = 3.0) -> str | None:
+    """Handshake with each bootstrap server using packloop's TLS settings; the first TLS
+    problem found (kafka-python only reports 'unable to bootstrap'), or None."""
+    import socket
+
+    try:
+        context = kafka.ssl_context()
+    except (OSError, ssl.SSLError) as exc:
+        return f"cannot load the TLS files (PACKLOOP_KAFKA_SSL_*): {exc}"
+    if context is None:
+        return None
+    for server in kafka.servers:
+        host, _, port = server.rpartition(":")
+        host = host.strip("[]") or server
+        try:
+            with socket.create_connection((host, int(port or 9092)), timeout=timeout_s) as sock:
+                with context.wrap_socket(sock, server_hostname=host):
+                    pass
+        except ssl.SSLCertVerificationError as exc:
+            return (
+                f"TLS certificate verification failed for {server}: "
+                f"{exc.verify_message or exc} (check PACKLOOP_KAFKA_SSL_CAFILE and the "
+                "broker's certificate)"
+            )
+        except ssl.SSLError as exc:
+            return f"TLS handshake with {server} failed: {exc}"
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 class KafkaProbe:
@@ -81,6 +118,9 @@ class KafkaProbe:
         kwargs["bootstrap_timeout_ms"] = min(self.kafka.connect_timeout_ms, self.timeout_ms * 2)
         try:
             if self._admin is None:
+                tls_problem = diagnose_tls(self.kafka) if self.kafka.uses_tls else None
+                if tls_problem:  # a wrong certificate is known in one handshake, say so
+                    raise KafkaUnavailable(tls_problem)
                 self._admin = KafkaAdminClient(client_id="packloop-probe", **kwargs)
             self._admin.list_topics()
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
