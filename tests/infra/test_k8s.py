@@ -1,0 +1,261 @@
+"""Kubernetes manifests, validated offline: core kinds against the Kubernetes JSON
+schemas bundled in the kubernetes-validate package (strict: unknown fields fail), the
+Prometheus Operator kinds against the subset of their CRD schemas packloop uses, and
+the PrometheusRule against the rule files (same groups; promtool checks and unit tests
+pass on the rules taken out of the manifest)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.infra.tools import INFRA, PROMTOOL_TESTS, RULE_FILES, load_yaml, run, tool
+
+K8S = INFRA / "k8s"
+MANIFESTS = sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+KUBERNETES_VERSION = "1.30.0"
+
+_STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+_LABEL_SELECTOR = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "matchLabels": _STR_MAP,
+        "matchExpressions": {"type": "array", "items": {
+            "type": "object", "additionalProperties": False,
+            "required": ["key", "operator"],
+            "properties": {"key": {"type": "string"},
+                           "operator": {"enum": ["In", "NotIn", "Exists", "DoesNotExist"]},
+                           "values": {"type": "array", "items": {"type": "string"}}}}},
+    },
+}
+_METADATA = {
+    "type": "object",
+    "required": ["name", "namespace"],
+    "properties": {"name": {"type": "string"}, "namespace": {"type": "string"},
+                   "labels": _STR_MAP, "annotations": _STR_MAP},
+}
+_DURATION = {"type": "string", "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?"
+             r"(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"}
+# Subsets of the monitoring.coreos.com/v1 CRD schemas (prometheus-operator), with
+# additionalProperties false on the parts packloop fills in, so a typo fails.
+CRD_SCHEMAS: dict[str, dict[str, Any]] = {
+    "ServiceMonitor": {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": "monitoring.coreos.com/v1"},
+            "metadata": _METADATA,
+            "spec": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["selector"],
+                "properties": {
+                    "selector": _LABEL_SELECTOR,
+                    "jobLabel": {"type": "string"},
+                    "namespaceSelector": {
+                        "type": "object", "additionalProperties": False,
+                        "properties": {"any": {"type": "boolean"},
+                                       "matchNames": {"type": "array",
+                                                      "items": {"type": "string"}}}},
+                    "endpoints": {"type": "array", "minItems": 1, "items": {
+                        "type": "object", "additionalProperties": False,
+                        "properties": {
+                            "port": {"type": "string"}, "path": {"type": "string"},
+                            "scheme": {"enum": ["http", "https"]},
+                            "interval": _DURATION, "scrapeTimeout": _DURATION,
+                            "honorLabels": {"type": "boolean"},
+                        }}},
+                },
+            },
+        },
+    },
+    "PrometheusRule": {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": "monitoring.coreos.com/v1"},
+            "metadata": _METADATA,
+            "spec": {
+                "type": "object", "additionalProperties": False,
+                "properties": {"groups": {"type": "array", "items": {
+                    "type": "object", "additionalProperties": False, "required": ["name"],
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1},
+                        "interval": _DURATION,
+                        "rules": {"type": "array", "items": {
+                            "type": "object", "additionalProperties": False,
+                            "required": ["expr"],
+                            "oneOf": [{"required": ["record"]}, {"required": ["alert"]}],
+                            "properties": {
+                                "record": {"type": "string"}, "alert": {"type": "string"},
+                                "expr": {"type": ["string", "integer"]},
+                                "for": _DURATION, "keep_firing_for": _DURATION,
+                                "labels": _STR_MAP, "annotations": _STR_MAP,
+                            }}},
+                    }}}},
+            },
+        },
+    },
+}
+
+
+def _documents() -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for path in MANIFESTS:
+        for doc in yaml.safe_load_all(path.read_text("utf-8")):
+            if doc:
+                out.append((path.name, doc))
+    return out
+
+
+DOCS = _documents()
+
+
+def _kinds() -> dict[str, list[dict[str, Any]]]:
+    kinds: dict[str, list[dict[str, Any]]] = {}
+    for _, doc in DOCS:
+        kinds.setdefault(doc["kind"], []).append(doc)
+    return kinds
+
+
+def _validate(doc: dict[str, Any]) -> None:
+    if doc["kind"] in CRD_SCHEMAS:
+        jsonschema.validate(doc, CRD_SCHEMAS[doc["kind"]])
+        return
+    try:
+        import kubernetes_validate
+    except ImportError:  # pragma: no cover - a setup problem, reported as a failure
+        pytest.fail("kubernetes-validate is not installed: pip install kubernetes-validate "
+                    "(it belongs in packloop's dev extras)", pytrace=False)
+    kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("doc", [d for _, d in DOCS],
+                         ids=[f"{n}:{d['kind']}/{d['metadata']['name']}" for n, d in DOCS])
+def test_manifest_matches_its_schema(doc: dict[str, Any]) -> None:
+    _validate(doc)
+
+
+def test_schema_validation_can_fail() -> None:
+    import copy
+
+    import kubernetes_validate
+
+    kinds = _kinds()
+    sts = copy.deepcopy(kinds["StatefulSet"][0])
+    sts["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError, match="imagePullPolicyy"):
+        _validate(sts)
+    sts = copy.deepcopy(kinds["StatefulSet"][0])
+    sts["spec"]["replicas"] = "two"
+    with pytest.raises(kubernetes_validate.ValidationError, match="two"):
+        _validate(sts)
+    rule = copy.deepcopy(kinds["PrometheusRule"][0])
+    rule["spec"]["groups"][0]["rules"][0]["fro"] = "5m"
+    with pytest.raises(jsonschema.ValidationError):
+        _validate(rule)
+    sm = copy.deepcopy(kinds["ServiceMonitor"][0])
+    sm["spec"]["endpoints"][0]["interval"] = "15 seconds"
+    with pytest.raises(jsonschema.ValidationError):
+        _validate(sm)
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    kustomization = load_yaml(K8S / "kustomization.yaml")
+    assert sorted(kustomization["resources"]) == sorted(p.name for p in MANIFESTS)
+    assert all(d["metadata"].get("namespace", "packloop") == "packloop" for _, d in DOCS)
+
+
+def test_workers_are_a_statefulset_with_static_membership() -> None:
+    (sts,) = _kinds()["StatefulSet"]
+    assert sts["metadata"]["name"] == "packloop-worker"
+    pod = sts["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["args"] == ["worker"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["PACKLOOP_WORKER_GROUP_INSTANCE_ID"]["valueFrom"]["fieldRef"]["fieldPath"] \
+        == "metadata.name"
+    services = {s["metadata"]["name"]: s for s in _kinds()["Service"]}
+    assert services[sts["spec"]["serviceName"]]["spec"]["clusterIP"] == "None"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+
+
+def test_settings_for_apache_kafka_and_binding() -> None:
+    (cm,) = _kinds()["ConfigMap"]
+    data = cm["data"]
+    assert data["PACKLOOP_KAFKA_SESSION_TIMEOUT_MS"] == "45000"
+    assert data["PACKLOOP_KAFKA_FETCH_MAX_WAIT_MS"] == "500"
+    assert data["PACKLOOP_WEB_HOST"] == "0.0.0.0"
+    for _, doc in DOCS:
+        assert doc["kind"] != "Secret", "no secrets in files"
+        text = yaml.safe_dump(doc)
+        assert "PASSWORD:" not in text
+
+
+def test_nothing_is_exposed_outside_the_cluster() -> None:
+    for svc in _kinds()["Service"]:
+        assert svc["spec"].get("type", "ClusterIP") == "ClusterIP", svc["metadata"]["name"]
+    for _, doc in DOCS:
+        assert doc["kind"] not in {"Ingress", "Route"}
+        pod = doc.get("spec", {}).get("template", {}).get("spec", {})
+        assert not pod.get("hostNetwork")
+        for c in pod.get("containers", []):
+            assert all("hostPort" not in p for p in c.get("ports", []))
+
+
+def test_network_policies_close_the_read_side() -> None:
+    policies = {p["metadata"]["name"]: p["spec"] for p in _kinds()["NetworkPolicy"]}
+    deny = policies["packloop-default-deny-ingress"]
+    assert deny["podSelector"] == {} and "ingress" not in deny
+    open_to_all = [name for name, spec in policies.items()
+                   for rule in spec.get("ingress", []) if "from" not in rule]
+    assert open_to_all == ["packloop-gateway-ingress"]
+    assert policies["packloop-gateway-ingress"]["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "packloop-gateway"}
+
+
+def test_service_monitor_selects_the_jobs_the_rules_use() -> None:
+    (sm,) = _kinds()["ServiceMonitor"]
+    (expr,) = sm["spec"]["selector"]["matchExpressions"]
+    services = {s["metadata"]["name"] for s in _kinds()["Service"]}
+    assert set(expr["values"]) == services == {
+        "packloop-worker", "packloop-gateway", "packloop-planner"}
+    for svc in _kinds()["Service"]:
+        assert [p["name"] for p in svc["spec"]["ports"]] == ["web"]
+    assert sm["spec"]["endpoints"][0]["port"] == "web"
+
+
+def test_prometheusrule_is_current_and_equals_the_rule_files() -> None:
+    res = run([sys.executable, str(K8S / "build_prometheusrule.py"), "--check"])
+    assert res.returncode == 0, res.stderr
+    (pr,) = _kinds()["PrometheusRule"]
+    groups = [g for p in RULE_FILES for g in load_yaml(p)["groups"]]
+    assert sorted(pr["spec"]["groups"], key=lambda g: g["name"]) == sorted(
+        groups, key=lambda g: g["name"])
+
+
+def test_rules_inside_the_prometheusrule_pass_promtool(tmp_path: Path) -> None:
+    (pr,) = _kinds()["PrometheusRule"]
+    rules_dir = tmp_path / "rules"
+    tests_dir = tmp_path / "tests"
+    rules_dir.mkdir()
+    tests_dir.mkdir()
+    extracted = rules_dir / "from-prometheusrule.yml"
+    extracted.write_text(yaml.safe_dump({"groups": pr["spec"]["groups"]}), "utf-8")
+    res = run([tool("promtool"), "check", "rules", str(extracted)])
+    assert res.returncode == 0, res.stdout + res.stderr
+    for test_file in PROMTOOL_TESTS:
+        doc = load_yaml(test_file)
+        doc["rule_files"] = ["../rules/from-prometheusrule.yml"]
+        (tests_dir / test_file.name).write_text(yaml.safe_dump(doc, sort_keys=False), "utf-8")
+    res = run([tool("promtool"), "test", "rules", *(p.name for p in PROMTOOL_TESTS)],
+              cwd=tests_dir)
+    assert res.returncode == 0, res.stdout + res.stderr
+    shutil.rmtree(tmp_path)
