@@ -35,7 +35,9 @@ spec:
 
 def render() -> str:
     parts = [HEADER]
-    for path in sorted(RULES.glob("*.yml")):
+    # Recording rules first, as in prometheus.yml and the promtool tests: alerts that
+    # read a recorded series then see this evaluation's value in every setup.
+    for path in sorted(RULES.glob("*.yml"), key=lambda p: ("alert" in p.name, p.name)):
         lines = path.read_text(encoding="utf-8").splitlines()
         start = lines.index("groups:")  # the file's own header comments are dropped
         parts.append(f"    # ---- from infra/prometheus/rules/{path.name}\n")
