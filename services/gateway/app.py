@@ -214,6 +214,7 @@ def _err(status: int, description: str) -> dict[int | str, dict[str, Any]]:
 
 
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_err(400, "Malformed request (e.g. a body that is not JSON)."),
     **_err(401, "Missing or invalid hub token."),
     **_err(422, "Invalid parameters."),
 }
@@ -315,6 +316,12 @@ def create_app(config: GatewayConfig) -> FastAPI:
         return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
     from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": f"http_{exc.status_code}", "message": str(exc.detail)},
+                            status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -394,7 +401,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
             return None
         claimed = item.get("hub_id")
         if isinstance(claimed, str) and claimed != hub:
-            return f"event for hub {claimed!r}"
+            return f"event for hub {claimed[:64]!r}"
         village_id = item.get("village_id")
         if isinstance(village_id, str):
             village = config.network.villages.get(village_id)
@@ -594,7 +601,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
     ) -> Response:
         hub = hub or auth.owner
         if hub != auth.owner:
-            log.warning("403: hub %s (token %s) asked for hub %s's pickups",
+            log.warning("403: hub %s (token %s) asked for hub %r's pickups",
                         auth.owner, auth.token_id, hub)
             raise ApiError(403, "forbidden", f"a {auth.owner} token cannot read hub {hub}'s "
                                              "pickups")
@@ -628,7 +635,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
             raise ApiError(404, "not_found", f"no open pickup {pickup_id!r} (collected or "
                                              "cancelled already, or not requested yet)")
         if row.get("hub_id") != hub:
-            log.warning("403: hub %s (token %s) tried to cancel pickup %s of hub %s",
+            log.warning("403: hub %s (token %s) tried to cancel pickup %r of hub %r",
                         hub, auth.token_id, pickup_id, row.get("hub_id"))
             raise ApiError(403, "forbidden", f"pickup {pickup_id!r} belongs to another hub")
         event = PickupCancelled(
