@@ -200,6 +200,39 @@ def _file_size(source: IO[bytes]) -> int:
 
 
 @cli.command()
+@click.option("--days", type=float, default=7.0, show_default=True, help="Simulated days.")
+@click.option("--scale", type=float, default=1.0, show_default=True,
+              help="Multiplier on every village's parcel rates.")
+@click.option("--speed", type=float, default=0.0, show_default=True,
+              help="Simulated seconds per wall second (0 = as fast as possible).")
+@click.option("--seed", type=int, default=1, show_default=True, help="Random seed.")
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="First simulated day (local date; default: DAYS before today).")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
+              help="Write JSON Lines here instead of producing to Kafka.")
+@bootstrap_option
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@click.pass_context
+def simulate(ctx: click.Context, days: float, scale: float, speed: float, seed: int,
+             start: Any, out_file: str | None, kafka_bootstrap: str | None,
+             progress: bool) -> None:
+    """Simulate the county's hub events (one shipment = one parcel) to Kafka or a file.
+
+    With Kafka, pickup requests from the stream are answered by collections.
+    """
+    from services.simulate_run import run_simulate
+
+    settings = _settings(ctx, kafka_bootstrap=kafka_bootstrap)
+    summary = _kafka_call(
+        lambda: run_simulate(settings, days=days, scale=scale, speed=speed, seed=seed,
+                             start_date=start.date() if start else None, out_file=out_file,
+                             progress=progress, console=console),
+        settings,
+    )
+    click.echo(orjson.dumps(summary).decode())
+
+
+@cli.command()
 @click.option("--events", "events_file", type=click.Path(exists=True, dir_okay=False),
               default=None, help="JSON Lines file to emit (default: the bundled sample).")
 def demo(events_file: str | None) -> None:
@@ -209,6 +242,10 @@ def demo(events_file: str | None) -> None:
     run_demo(Path(events_file) if events_file else None, console=console)
 
 
+from services.plan_cli import plan  # noqa: E402
+
+cli.add_command(plan)
+
 from services.hubs_cli import hubs  # noqa: E402
 from services.planners_cli import planners  # noqa: E402
 from services.service_cli import gateway  # noqa: E402
@@ -216,6 +253,12 @@ from services.service_cli import gateway  # noqa: E402
 cli.add_command(gateway)
 cli.add_command(hubs)
 cli.add_command(planners)
+
+from services.worker_cli import dead_letter, status, worker  # noqa: E402
+
+cli.add_command(worker)
+cli.add_command(status)
+cli.add_command(dead_letter)
 
 
 def main() -> None:
