@@ -148,7 +148,8 @@ METRICS: tuple[MetricSpec, ...] = (
     # -- pickups (worker) -----------------------------------------------------------------
     MetricSpec(
         "packloop_pickups_requested_total", "counter", (*_PICKUP, "reason"),
-        "Recycling pickups requested, by the threshold that triggered them.",
+        "Recycling pickups requested, by the threshold that triggered them "
+        "(material_grams without the material: one label value per kind of limit).",
         values=_v(reason=PICKUP_REASONS),
     ),
     MetricSpec(
