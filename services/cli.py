@@ -248,9 +248,11 @@ cli.add_command(plan)
 
 from services.hubs_cli import hubs  # noqa: E402
 from services.planners_cli import planners  # noqa: E402
-from services.service_cli import gateway  # noqa: E402
+from services.service_cli import gateway, planner  # noqa: E402
+import services.planner.cli  # noqa: E402,F401  (adds plan submit|status|fetch)
 
 cli.add_command(gateway)
+cli.add_command(planner)
 cli.add_command(hubs)
 cli.add_command(planners)
 

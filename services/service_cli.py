@@ -72,3 +72,70 @@ def gateway(ctx: click.Context, host: str | None, port: int | None,
                f"(OpenAPI: /openapi.json, docs: /docs)", err=True)
     uvicorn.run(app, host=settings.gateway_host, port=settings.gateway_port,
                 log_level=log_level.lower(), server_header=False)
+
+
+@click.command()
+@click.option("--host", default=None, help="Bind address (default PACKLOOP_PLANNER_HOST).")
+@click.option("--port", type=int, default=None, help="Port (default PACKLOOP_PLANNER_PORT, 8081).")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Planner workers in this process (each solves one job at a time).")
+@click.option("--no-api", is_flag=True, help="Only run workers (scale-out machines).")
+@click.option("--bootstrap", "kafka_bootstrap", default=None, help="Kafka bootstrap servers.")
+@click.option("--log-level", default="info", show_default=True)
+@click.pass_context
+def planner(ctx: click.Context, host: str | None, port: int | None, workers: int, no_api: bool,
+            kafka_bootstrap: str | None, log_level: str) -> None:
+    """Run the planner job service: the HTTP API and planner workers.
+
+    Workers on several machines share the jobs through the consumer group
+    PACKLOOP_PLANNER_GROUP; they need the same PACKLOOP_PLANNER_DB_URL (PostgreSQL).
+    """
+    import signal
+    import threading
+
+    from services.planner import JobStore, PlannerConfig, PlannerWorker, create_app
+    from streams.network import NetworkError
+
+    settings = _settings(ctx, planner_host=host, planner_port=port,
+                         kafka_bootstrap=kafka_bootstrap)
+    _logging(log_level)
+    if no_api and workers < 1:
+        raise click.UsageError("--no-api needs at least one worker")
+    check_kafka(settings)
+    try:
+        jobs = JobStore(settings.planner_db_url)
+    except Exception as exc:  # noqa: BLE001
+        raise click.ClickException(f"cannot open the plan job store: {exc}") from None
+    prefix = settings.topic_prefix.rstrip("-")
+    group = settings.planner_group + (f"-{prefix}" if prefix else "")
+    pool = [PlannerWorker(jobs, settings.kafka(), settings.topics(), group_id=group,
+                          lease_s=settings.planner_lease_s,
+                          default_time_limit_s=settings.planner_time_limit_s,
+                          threads=settings.planner_threads)
+            for _ in range(workers)]
+    threads = [w.start() for w in pool]
+    try:
+        if no_api:
+            stop = threading.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: stop.set())
+            click.echo(f"{workers} planner worker(s) in group {group}", err=True)
+            while not stop.wait(0.5):
+                pass
+        else:
+            import uvicorn
+
+            try:
+                config = PlannerConfig.from_settings(settings, jobs=jobs)
+            except NetworkError as exc:
+                raise click.ClickException(str(exc)) from None
+            click.echo(f"planner on http://{settings.planner_host}:{settings.planner_port} "
+                       f"with {workers} worker(s) (OpenAPI: /openapi.json)", err=True)
+            uvicorn.run(create_app(config), host=settings.planner_host,
+                        port=settings.planner_port, log_level=log_level.lower(),
+                        server_header=False)
+    finally:
+        for w in pool:
+            w.stop()
+        for t in threads:
+            t.join(timeout=10)

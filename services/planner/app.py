@@ -1,0 +1,539 @@
+"""The planner job service's HTTP API (``packloop planner``).
+
+Jobs are stored first, then announced on ``plan-requests`` (acks=all); when the
+announcement fails the job is removed again and the answer is 503, so a job the
+API reported as queued is always on the topic.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+import orjson
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from services.gateway.app import ApiError, ErrorBody, Health
+from services.gateway.kafka_io import KafkaProbe, KafkaUnavailable, Record, SafeProducer
+from services.planner.store import CANCELLED, DONE, FAILED, FINAL, STATUSES, JobStore
+from services.tokens import TokenInfo, TokenStore, bearer_token
+from streams.kafka import KafkaConnection
+from streams.network import Network
+from streams.topics import Topics
+
+log = logging.getLogger("packloop.planner")
+
+JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
+
+
+@dataclass
+class PlannerConfig:
+    kafka: KafkaConnection
+    topics: Topics
+    network: Network
+    tokens: TokenStore
+    jobs: JobStore
+    worker_url: str = "http://127.0.0.1:6066"
+    worker_transport: httpx.BaseTransport | None = None
+    max_request_bytes: int = 16 * 1024 * 1024
+    default_time_limit_s: float = 120.0
+    probe_interval_s: float = 2.0
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> PlannerConfig:
+        from streams.network import load_network
+
+        pepper = settings.token_pepper.get_secret_value() if settings.token_pepper else None
+        values: dict[str, Any] = dict(
+            kafka=settings.kafka(), topics=settings.topics(),
+            network=load_network(settings.network),
+            tokens=TokenStore(settings.token_db_url, pepper),
+            jobs=JobStore(settings.planner_db_url),
+            worker_url=settings.worker_url,
+            max_request_bytes=settings.planner_max_request_bytes,
+            default_time_limit_s=settings.planner_time_limit_s,
+        )
+        values.update(overrides)
+        return cls(**values)
+
+
+# -- API models ----------------------------------------------------------------------------
+
+
+class PlanOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    time_limit_s: float | None = Field(None, gt=0, le=86400, description="Solver time limit.")
+    mip_gap: float | None = Field(None, ge=0, le=1, description="Stop at this relative gap.")
+    baselines: bool = Field(True, description="Also compute the uncoordinated baseline.")
+    name: str | None = Field(None, max_length=200)
+
+
+class Progress(BaseModel):
+    incumbent: float | None = None
+    bound: float | None = None
+    gap: float | None = None
+    elapsed_s: float | None = None
+    label: str | None = None
+
+
+class PlanSummary(BaseModel):
+    plan_status: str | None = None
+    objective: float | None = None
+    bound: float | None = None
+    gap: float | None = None
+    trips: int | None = None
+    kpis: dict[str, dict[str, float | int | None]] = Field(default_factory=dict)
+
+
+class PlanJob(BaseModel):
+    job_id: str
+    status: JobStatus
+    name: str | None = None
+    source: str
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    elapsed_s: float | None = Field(None, description="Running: since start; final: duration.")
+    attempts: int = Field(description="Runs started (more than 1 after a worker died).")
+    worker_id: str | None = None
+    progress: Progress | None = None
+    error: str | None = Field(None, description="Why the job failed.")
+    summary: PlanSummary | None = None
+    links: dict[str, str]
+
+
+class PlanList(BaseModel):
+    jobs: list[dict[str, Any]]
+
+
+# -- metrics -------------------------------------------------------------------------------
+
+
+class PlanCollector:
+    """Job metrics read from the store at scrape time (the store is shared by all workers)."""
+
+    def __init__(self, jobs: JobStore) -> None:
+        self.jobs = jobs
+
+    def collect(self) -> Iterator[Any]:
+        snap = self.jobs.metrics_snapshot()
+        current = GaugeMetricFamily("packloop_plan_jobs", "Plan jobs by current status.",
+                                    labels=["status"])
+        total = CounterMetricFamily(
+            "packloop_plan_jobs", "Plan jobs that reached a final status (done, failed, "
+            "cancelled) since the job store was created.", labels=["status"])
+        for status in STATUSES:
+            current.add_metric([status], snap["counts"][status])
+            if status in FINAL:
+                total.add_metric([status], snap["counts"][status])
+        yield current
+        yield total
+        hist = HistogramMetricFamily(
+            "packloop_plan_duration_seconds", "Run time of successful plan jobs "
+            "(start of the last run to the stored result).")
+        buckets = [(str(le), n) for le, n in snap["duration_buckets"]]
+        buckets.append(("+Inf", snap["duration_count"]))
+        hist.add_metric([], buckets, snap["duration_sum"])
+        yield hist
+        last = GaugeMetricFamily("packloop_plan_last_success_timestamp_seconds",
+                                 "When the last successful plan was stored (Unix time).")
+        if snap["last_success"] is not None:
+            last.add_metric([], snap["last_success"])
+        yield last
+        summary = snap["last_summary"] or {}
+        families = {
+            "cost_cny": GaugeMetricFamily("packloop_plan_cost_cny",
+                                          "Total cost of the last successful plan (CNY).",
+                                          labels=["plan"]),
+            "co2e_kg": GaugeMetricFamily("packloop_plan_co2e_kg",
+                                         "CO2e of the last successful plan (kg).",
+                                         labels=["plan"]),
+            "single_use_grams": GaugeMetricFamily(
+                "packloop_plan_single_use_grams",
+                "Single-use packaging of the last successful plan (grams).", labels=["plan"]),
+            "km": GaugeMetricFamily("packloop_plan_distance_km",
+                                    "Vehicle kilometres of the last successful plan.",
+                                    labels=["plan"]),
+            "trips": GaugeMetricFamily("packloop_plan_trips",
+                                       "Trips of the last successful plan.", labels=["plan"]),
+        }
+        for plan, kpis in (summary.get("kpis") or {}).items():
+            for key, family in families.items():
+                value = (kpis or {}).get(key)
+                if value is not None:
+                    family.add_metric([plan], float(value))
+        yield from families.values()
+        gap = GaugeMetricFamily("packloop_plan_gap_ratio",
+                                "Relative MIP gap of the last successful plan.")
+        if summary.get("gap") is not None:
+            gap.add_metric([], float(summary["gap"]))
+        yield gap
+
+
+# -- the app -------------------------------------------------------------------------------
+
+
+def _err(status: int, description: str) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorBody, "description": description}}
+
+
+COMMON: dict[int | str, dict[str, Any]] = {
+    **_err(400, "Malformed request."),
+    **_err(401, "Missing or invalid planner token."),
+    **_err(422, "Invalid parameters."),
+}
+
+
+def create_app(config: PlannerConfig) -> FastAPI:
+    producer = SafeProducer(config.kafka, timeout_s=5.0, client_id="packloop-planner-api")
+    probe = KafkaProbe(config.kafka, interval_s=config.probe_interval_s)
+    registry = CollectorRegistry()
+    registry.register(PlanCollector(config.jobs))  # type: ignore[arg-type]
+    state = {"started": False}
+
+    def start() -> None:
+        if not state["started"]:
+            state["started"] = True
+            probe.start()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> Any:
+        start()
+        try:
+            yield
+        finally:
+            probe.stop()
+            producer.close()
+
+    app = FastAPI(
+        title="packloop planner job service",
+        version="1.0.0",
+        description=(
+            "Submit planning jobs (a scenario in the optimiser's format, or `from_state`: "
+            "a scenario built from the live stream state), follow their progress, cancel "
+            "them, fetch results and HTML reports. Authenticate with `Authorization: Bearer "
+            "<planner token>` (`packloop planners add-token NAME`)."
+        ),
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        body: dict[str, Any] = {"error": exc.code, "message": exc.message}
+        body.update(exc.extra)
+        return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": f"http_{exc.status_code}", "message": str(exc.detail)},
+                            status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return JSONResponse(
+            {"error": "invalid_request", "message": f"{where}: {first.get('msg', 'invalid')}"},
+            status_code=422,
+        )
+
+    @app.middleware("http")
+    async def _start(request: Request, call_next: Any) -> Response:
+        start()
+        return await call_next(request)
+
+    async def planner_auth(request: Request) -> TokenInfo:
+        token = bearer_token(request.headers.get("authorization"))
+        info = None
+        if token is not None:
+            info = await run_in_threadpool(config.tokens.authenticate, "planner", token)
+        if info is None:
+            raise ApiError(
+                401, "unauthorized",
+                "a valid planner token is required: Authorization: Bearer <token> "
+                "(create one with `packloop planners add-token NAME`)",
+                headers={"WWW-Authenticate": 'Bearer realm="packloop-planner"'},
+            )
+        return info
+
+    def job_view(job: dict[str, Any]) -> dict[str, Any]:
+        jid = job["job_id"]
+        elapsed = None
+        if job["started_at"] is not None:
+            end = job["finished_at"] if job["status"] in FINAL and job["finished_at"] else \
+                time.time()
+            elapsed = max(0.0, end - job["started_at"])
+        links = {"self": f"/v1/plans/{jid}", "scenario": f"/v1/plans/{jid}/scenario"}
+        if job["status"] == DONE or (job["status"] == FAILED and job["summary"]):
+            links["result"] = f"/v1/plans/{jid}/result"
+            links["report"] = f"/v1/plans/{jid}/report"
+        view = PlanJob(
+            job_id=jid, status=job["status"], name=job["name"], source=job["source"],
+            created_at=job["created_at"], started_at=job["started_at"],
+            finished_at=job["finished_at"], elapsed_s=elapsed, attempts=job["attempts"],
+            worker_id=job["worker_id"],
+            progress=Progress(**job["progress"]) if job["progress"] and job["status"] in
+            ("running", DONE, FAILED) else None,
+            error=job["error"],
+            summary=PlanSummary(**job["summary"]) if job["summary"] else None,
+            links=links,
+        )
+        return view.model_dump()
+
+    def get_job(job_id: str, columns: tuple[str, ...] = ()) -> dict[str, Any]:
+        job = config.jobs.get(job_id, columns)
+        if job is None:
+            raise ApiError(404, "not_found", f"no plan job {job_id!r}")
+        return job
+
+    async def read_json(request: Request) -> Any:
+        declared = request.headers.get("content-length")
+        limit = config.max_request_bytes
+        if declared is not None:
+            try:
+                too_big = int(declared) > limit
+            except ValueError:
+                raise ApiError(400, "bad_request", "invalid Content-Length") from None
+            if too_big:
+                raise ApiError(413, "too_large", f"request over the {limit}-byte limit")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, "too_large", f"request over the {limit}-byte limit")
+            chunks.append(chunk)
+        try:
+            return orjson.loads(b"".join(chunks))
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}") from None
+
+    def prepare(body: Any) -> tuple[dict[str, Any], dict[str, Any], str, dict[str, Any] | None]:
+        """(scenario, options, source, inputs) from a request body; raises ApiError."""
+        import optimizer
+        from services.planner.from_state import FromState, StateUnavailable, build_scenario
+
+        if not isinstance(body, dict):
+            raise ApiError(400, "bad_request", "body must be a JSON object: a scenario, "
+                           "{\"scenario\": …}, or {\"from_state\": {…}}")
+        raw_options = body.get("options", {}) if ("scenario" in body or "from_state" in body) \
+            else {}
+        try:
+            options = PlanOptions.model_validate(raw_options or {})
+        except ValidationError as exc:
+            e = exc.errors(include_url=False)[0]
+            raise ApiError(422, "invalid_options",
+                           f"options.{'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+        opts = options.model_dump(exclude_none=True)
+        opts.setdefault("time_limit_s", config.default_time_limit_s)
+        if "from_state" in body:
+            try:
+                request = FromState.model_validate(body["from_state"] or {})
+            except ValidationError as exc:
+                e = exc.errors(include_url=False)[0]
+                raise ApiError(422, "invalid_from_state",
+                               f"from_state.{'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+            try:
+                scenario, inputs = build_scenario(request, config.network, config.kafka,
+                                                  config.topics, config.worker_url,
+                                                  config.worker_transport)
+            except StateUnavailable as exc:
+                raise ApiError(503, "state_unavailable", str(exc),
+                               headers={"Retry-After": "10"}) from None
+            except optimizer.ScenarioError as exc:
+                raise ApiError(422, "invalid_scenario", str(exc),
+                               problems=[{"path": p, "message": m}
+                                         for p, m in exc.problems]) from None
+            except ValueError as exc:
+                raise ApiError(422, "invalid_from_state", str(exc)) from None
+            return scenario, opts, "from_state", inputs
+        scenario = body["scenario"] if "scenario" in body else body
+        if not isinstance(scenario, dict):
+            raise ApiError(422, "invalid_scenario", "scenario must be an object")
+        try:
+            optimizer.load_scenario(scenario)
+        except optimizer.ScenarioError as exc:
+            raise ApiError(422, "invalid_scenario", str(exc),
+                           problems=[{"path": p, "message": m} for p, m in exc.problems]
+                           ) from None
+        except (TypeError, ValueError) as exc:
+            raise ApiError(422, "invalid_scenario", f"invalid scenario: {exc}") from None
+        return scenario, opts, "scenario", None
+
+    @app.post(
+        "/v1/plans",
+        status_code=202,
+        response_model=PlanJob,
+        summary="Submit a plan job",
+        description=(
+            "Body: a scenario (the optimiser's format, see `optimizer/schemas/`), or "
+            "`{\"scenario\": {...}, \"options\": {...}}`, or `{\"from_state\": {...}, "
+            "\"options\": {...}}` to plan from the live stream state. Answers 202 with the "
+            "job; follow `links.self`."
+        ),
+        responses={**COMMON, **_err(413, "Request too large."),
+                   **_err(503, "Kafka or the stream worker is not available.")},
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"type": "object", "properties": {
+                "scenario": {"type": "object"},
+                "from_state": FromStateSchema(),
+                "options": PlanOptions.model_json_schema(),
+            }}}}}},
+    )
+    async def submit(request: Request, auth: TokenInfo = Depends(planner_auth)) -> Response:
+        body = await read_json(request)
+        scenario, options, source, inputs = await run_in_threadpool(prepare, body)
+        if not probe.checked.is_set():
+            await run_in_threadpool(probe.checked.wait, config.kafka.connect_timeout_ms / 1000)
+        if not probe.ok:
+            raise ApiError(503, "kafka_unavailable", f"Kafka is not available: {probe.reason}",
+                           headers={"Retry-After": "5"})
+        name = options.pop("name", None) or scenario.get("name")
+        job_id = await run_in_threadpool(config.jobs.create, scenario, options, source,
+                                         auth.owner, name, inputs)
+        try:
+            [error] = await run_in_threadpool(
+                producer.produce,
+                [Record(config.topics.plan_requests, job_id.encode(),
+                        orjson.dumps({"job_id": job_id}))])
+        except KafkaUnavailable as exc:
+            error = exc
+        if error is not None:
+            await run_in_threadpool(config.jobs.delete, job_id)
+            probe.mark_failed(f"{type(error).__name__}: {error}")
+            raise ApiError(503, "kafka_unavailable",
+                           f"the job could not be queued ({type(error).__name__}: {error}); "
+                           "nothing was stored, submit again", headers={"Retry-After": "5"})
+        log.info("job %s queued by planner %s (%s)", job_id, auth.owner, source)
+        job = await run_in_threadpool(get_job, job_id)
+        return JSONResponse(job_view(job), status_code=202,
+                            headers={"Location": f"/v1/plans/{job_id}"})
+
+    @app.get("/v1/plans", response_model=PlanList, summary="Recent plan jobs",
+             responses=COMMON)
+    async def list_jobs(status: JobStatus | None = Query(None),
+                        limit: int = Query(50, ge=1, le=500),
+                        auth: TokenInfo = Depends(planner_auth)) -> Response:
+        rows = await run_in_threadpool(config.jobs.list, status, limit)
+        return JSONResponse({"jobs": rows})
+
+    job_path = Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+
+    @app.get("/v1/plans/{job_id}", response_model=PlanJob, summary="A job's status",
+             description="queued; running with progress (incumbent, bound, gap, elapsed); "
+             "done with a summary; failed with the reason; cancelled.",
+             responses={**COMMON, **_err(404, "No such job.")})
+    async def job_status(job_id: str = job_path,
+                         auth: TokenInfo = Depends(planner_auth)) -> Response:
+        job = await run_in_threadpool(get_job, job_id)
+        return JSONResponse(job_view(job))
+
+    @app.delete("/v1/plans/{job_id}", response_model=PlanJob, summary="Cancel a job",
+                responses={**COMMON, **_err(404, "No such job."),
+                           **_err(409, "The job is already finished.")})
+    async def cancel(job_id: str = job_path, auth: TokenInfo = Depends(planner_auth)) -> Response:
+        get_job(job_id)
+        if not await run_in_threadpool(config.jobs.cancel, job_id):
+            job = get_job(job_id)
+            raise ApiError(409, "conflict", f"job {job_id} is already {job['status']}")
+        log.info("job %s cancelled by planner %s", job_id, auth.owner)
+        return JSONResponse(job_view(get_job(job_id)))
+
+    @app.get("/v1/plans/{job_id}/result", summary="The plan (JSON)",
+             responses={200: {"description": "The optimiser's plan JSON.",
+                              "content": {"application/json": {"schema": {"type": "object"}}}},
+                        **COMMON, **_err(404, "No such job."),
+                        **_err(409, "No result yet.")})
+    async def result(job_id: str = job_path, auth: TokenInfo = Depends(planner_auth)) -> Response:
+        job = await run_in_threadpool(get_job, job_id, ("result",))
+        if job["result"] is None:
+            raise ApiError(409, "not_ready", f"job {job_id} is {job['status']}: no result"
+                           + (f" ({job['error']})" if job["error"] else ""))
+        return JSONResponse(job["result"])
+
+    @app.get("/v1/plans/{job_id}/scenario", summary="The scenario the job plans",
+             responses={200: {"description": "Scenario (optimiser format) and, for from_state "
+                                             "jobs, the state it was built from.",
+                              "content": {"application/json": {"schema": {"type": "object"}}}},
+                        **COMMON, **_err(404, "No such job.")})
+    async def scenario(job_id: str = job_path,
+                       auth: TokenInfo = Depends(planner_auth)) -> Response:
+        job = await run_in_threadpool(get_job, job_id, ("scenario", "inputs"))
+        return JSONResponse({"scenario": job["scenario"], "inputs": job["inputs"]})
+
+    @app.get("/v1/plans/{job_id}/report", summary="The plan's HTML report",
+             response_class=HTMLResponse,
+             responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}},
+                        **COMMON, **_err(404, "No such job."),
+                        **_err(409, "No report yet.")})
+    async def report(job_id: str = job_path, auth: TokenInfo = Depends(planner_auth)) -> Response:
+        job = await run_in_threadpool(get_job, job_id, ("report",))
+        if not job.get("report"):
+            raise ApiError(409, "not_ready", f"job {job_id} is {job['status']}: no report")
+        return HTMLResponse(job["report"])
+
+    @app.get("/healthz", response_model=Health, summary="Liveness")
+    async def healthz() -> Response:
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz", response_model=Health, summary="Readiness (Kafka and job store)",
+             responses={503: {"model": Health, "description": "Not ready."}})
+    async def readyz() -> Response:
+        if not probe.checked.is_set():
+            await run_in_threadpool(probe.checked.wait, config.kafka.connect_timeout_ms / 1000)
+        db = "ok"
+        try:
+            await run_in_threadpool(config.jobs.list, None, 1)
+        except Exception as exc:  # noqa: BLE001
+            db = f"{type(exc).__name__}: {exc}"
+        ready = probe.ok and db == "ok"
+        return JSONResponse({"status": "ready" if ready else "not_ready",
+                             "kafka": "ok" if probe.ok else probe.reason, "database": db},
+                            status_code=200 if ready else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        data = await run_in_threadpool(generate_latest, registry)
+        return Response(data, media_type=CONTENT_TYPE_LATEST)
+
+    def custom_openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(title=app.title, version=app.version,
+                             description=app.description, routes=app.routes)
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})["plannerToken"] = {
+            "type": "http", "scheme": "bearer",
+            "description": "Planner token from `packloop planners add-token NAME`."}
+        for path, ops in schema.get("paths", {}).items():
+            if path.startswith("/v1/"):
+                for op in ops.values():
+                    op["security"] = [{"plannerToken": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = custom_openapi  # type: ignore[method-assign]
+    app.state.config = config
+    return app
+
+
+def FromStateSchema() -> dict[str, Any]:  # noqa: N802 - used like a constant
+    from services.planner.from_state import FromState
+
+    schema = FromState.model_json_schema()
+    schema.pop("title", None)
+    return schema

@@ -1,0 +1,240 @@
+"""Build a scenario from the live stream state (``POST /v1/plans {"from_state": {...}}``).
+
+What the streams know, and where it comes from:
+
+* outstanding waste per village — the stream worker's ``GET /status`` (``outstanding_grams``);
+* open pickups — the worker's ``GET /pickups?status=open`` (kept with the job's inputs);
+* container pools per hub — the hub's stock (network reference data ``container_pool``, or
+  ``container_stock`` in the request) minus what the stream reports as in circulation,
+  lost or damaged (``hubs.{HUB}.containers`` of ``GET /status``);
+* recent demand per village × day × temperature class × direction — counted from the
+  ``shipment`` events on the hub-events topic (one shipment = one parcel), the last
+  ``horizon_days`` local days up to the newest event replayed as the horizon's days.
+
+Fleet, costs, packaging and prices come from the optimiser's factor set
+(``optimizer.scenario_from_network``), overridable field by field in the request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+
+import httpx
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from streams.kafka import KafkaConnection
+from streams.network import Network
+from streams.topics import Topics
+
+log = logging.getLogger("packloop.planner.from_state")
+
+
+class StateUnavailable(RuntimeError):
+    """The stream worker (or Kafka) could not be read; the message says which and why."""
+
+
+class FromState(BaseModel):
+    """Planner-given settings for a plan built from the live state."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    horizon_days: int = Field(2, ge=1, le=14, description="Days to plan.")
+    hubs: list[str] | None = Field(
+        None, max_length=100, description="Only these hubs (default: every hub with activity)."
+    )
+    history_days: int | None = Field(
+        None, ge=1, le=60, description="Days of demand history read (default: horizon_days)."
+    )
+    container_stock: dict[str, dict[str, float]] | None = Field(
+        None, description="hub -> {container_type: containers owned}; default: the network's "
+        "container_pool per hub.",
+    )
+    county_trucks: int | None = Field(30, ge=0, description="County trunk trucks.")
+    horizon_end: str = Field("boundary", pattern="^(cyclic|boundary)$")
+    vehicle_types: list[dict[str, Any]] | None = Field(
+        None, description="Replace the fleet (scenario format vehicle_types)."
+    )
+    prices: dict[str, Any] | None = Field(None, description="Replace prices (scenario format).")
+    packaging: dict[str, Any] | None = Field(None, description="Replace packaging options.")
+    routing: dict[str, Any] | None = Field(None, description="Replace routing settings.")
+    name: str | None = Field(None, max_length=200)
+
+
+def read_worker_state(worker_url: str, transport: httpx.BaseTransport | None = None,
+                      timeout_s: float = 10.0) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(status, open pickups) from the stream worker's web server."""
+    try:
+        with httpx.Client(base_url=worker_url.rstrip("/"), timeout=timeout_s,
+                          transport=transport) as client:
+            status = client.get("/status")
+            status.raise_for_status()
+            pickups = client.get("/pickups", params={"status": "open"})
+            pickups.raise_for_status()
+            return status.json(), list(pickups.json().get("pickups", []))
+    except (httpx.HTTPError, ValueError, AttributeError) as exc:
+        raise StateUnavailable(
+            f"the stream worker at {worker_url} did not answer ({type(exc).__name__}: {exc}); "
+            "start one with `packloop worker` or set PACKLOOP_WORKER_URL"
+        ) from None
+
+
+def read_demand(kafka: KafkaConnection, topics: Topics, network: Network, history_days: int,
+                max_wait_s: float = 120.0) -> tuple[dict[tuple[str, date, str, str], int],
+                                                    date | None]:
+    """Parcels per (village, local date, temperature class, direction) from hub-events.
+
+    Reads from the record timestamp ``history_days + 2`` days back when the broker can
+    seek by time (``offsets_for_times``), else from the beginning; stops when polls stay
+    empty (never trusting end offsets, which the embedded broker reports short).
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    counts: dict[tuple[str, date, str, str], int] = defaultdict(int)
+    newest: date | None = None
+    tz = network.timezone
+    consumer = KafkaConsumer(enable_auto_commit=False, group_id=None,
+                             fetch_max_wait_ms=kafka.fetch_max_wait_ms,
+                             max_partition_fetch_bytes=8 * 1024 * 1024,
+                             **kafka.kafka_python_kwargs())
+    try:
+        parts = consumer.partitions_for_topic(topics.hub_events) or set()
+        tps = [TopicPartition(topics.hub_events, p) for p in sorted(parts)]
+        if not tps:
+            return counts, None
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        since_ms = int((time.time() - (history_days + 2) * 86400) * 1000)
+        try:
+            found = consumer.offsets_for_times({tp: since_ms for tp in tps})
+            for tp, off in (found or {}).items():
+                if off is not None:
+                    consumer.seek(tp, off.offset)
+        except Exception:  # noqa: BLE001 - not supported: read from the beginning
+            consumer.seek_to_beginning(*tps)
+        deadline = time.monotonic() + max_wait_s
+        idle_since = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - idle_since < 1.5:
+            batch = consumer.poll(timeout_ms=200, max_records=20_000)
+            if not batch:
+                continue
+            idle_since = time.monotonic()
+            for records in batch.values():
+                for rec in records:
+                    try:
+                        ev = orjson.loads(rec.value)
+                    except orjson.JSONDecodeError:
+                        continue
+                    if not isinstance(ev, dict) or ev.get("type") != "shipment":
+                        continue
+                    try:
+                        at = datetime.fromisoformat(str(ev["occurred_at"]).replace("Z", "+00:00"))
+                    except (KeyError, ValueError):
+                        continue
+                    day = at.astimezone(tz).date()
+                    key = (str(ev.get("village_id")), day, str(ev.get("temperature_class")),
+                           str(ev.get("direction")))
+                    counts[key] += 1
+                    newest = day if newest is None or day > newest else newest
+    finally:
+        consumer.close()
+    return counts, newest
+
+
+def container_pools(network: Network, status: Mapping[str, Any],
+                    stock: Mapping[str, Mapping[str, float]] | None) -> dict[str, dict[str, float]]:
+    """Containers at each hub: owned − in circulation − lost − damaged (never below 0)."""
+    pools: dict[str, dict[str, float]] = {}
+    for hub_id, hub in network.hubs.items():
+        owned = dict((stock or {}).get(hub_id) or hub.extra.get("container_pool") or {})
+        seen = ((status.get("hubs") or {}).get(hub_id) or {}).get("containers") or {}
+        for ct in set(owned) | set(seen):
+            figs = seen.get(ct) or {}
+            away = (int(figs.get("in_circulation", 0)) + int(figs.get("lost", 0))
+                    + int(figs.get("damaged", 0)))
+            pools.setdefault(hub_id, {})[ct] = max(0.0, float(owned.get(ct, 0)) - away)
+    return pools
+
+
+def outstanding_waste(status: Mapping[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for vid, v in (status.get("villages") or {}).items():
+        grams = v.get("outstanding_grams") or {}
+        total = sum(grams.values()) if isinstance(grams, Mapping) else float(grams)
+        if total > 0:
+            out[vid] = float(total)
+    return out
+
+
+def build_scenario(
+    request: FromState,
+    network: Network,
+    kafka: KafkaConnection,
+    topics: Topics,
+    worker_url: str,
+    worker_transport: httpx.BaseTransport | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(scenario as plain data, the state it was built from) — raises StateUnavailable."""
+    import optimizer
+
+    status, pickups = read_worker_state(worker_url, worker_transport)
+    horizon = request.horizon_days
+    history = request.history_days or horizon
+    try:
+        counts, newest = read_demand(kafka, topics, network, history)
+    except Exception as exc:  # noqa: BLE001
+        raise StateUnavailable(f"cannot read demand from {topics.hub_events}: "
+                               f"{type(exc).__name__}: {exc}") from None
+    demand: list[dict[str, Any]] = []
+    if newest is not None:
+        first = date.fromordinal(newest.toordinal() - horizon + 1)
+        per: dict[tuple[str, int, str, str], int] = defaultdict(int)
+        for (vid, day, cls, direction), n in counts.items():
+            d = day.toordinal() - first.toordinal()
+            if 0 <= d < horizon and vid in network.villages and direction in ("down", "up"):
+                per[(vid, d, cls, direction)] += n
+        demand = [{"village_id": v, "day": d, "class_id": c, "direction": dr, "parcels": n}
+                  for (v, d, c, dr), n in sorted(per.items())]
+    waste = outstanding_waste(status)
+    pools = container_pools(network, status, request.container_stock)
+    hubs = request.hubs
+    if hubs is None:
+        active = {network.villages[v].hub_id for v in waste if v in network.villages}
+        active |= {network.villages[g["village_id"]].hub_id for g in demand}
+        hubs = sorted(active) or sorted(network.hubs)
+    unknown = [h for h in hubs if h not in network.hubs]
+    if unknown:
+        raise ValueError(f"from_state.hubs: unknown hub(s) {', '.join(unknown)}")
+    scenario = optimizer.scenario_from_network(
+        network.raw,
+        demand=demand,
+        outstanding_waste_grams=waste,
+        container_pools=pools,
+        horizon_days=horizon,
+        horizon_end=request.horizon_end,
+        hubs=hubs,
+        name=request.name or f"from state, {len(hubs)} hub(s), {horizon} day(s)",
+        county_trucks=request.county_trucks,
+    )
+    data = scenario.model_dump(mode="json")
+    for key in ("vehicle_types", "prices", "packaging", "routing"):
+        value = getattr(request, key)
+        if value is not None:
+            data[key] = value
+    optimizer.load_scenario(data)  # validate the overrides too (ScenarioError)
+    inputs = {
+        "stream_status_events": status.get("events"),
+        "outstanding_grams": waste,
+        "container_pools": pools,
+        "open_pickups": [p.get("pickup_id") for p in pickups if isinstance(p, dict)],
+        "demand_groups": len(demand),
+        "demand_parcels": sum(g["parcels"] for g in demand),
+        "demand_last_day": newest.isoformat() if newest else None,
+        "hubs": hubs,
+    }
+    return data, inputs

@@ -1,0 +1,120 @@
+"""One solve in its own process group, so a cancel (or a dying worker) can end it at once.
+
+The child talks to the worker over a pipe: ``("progress", {...})`` while HiGHS runs,
+then ``("result", result_json, report_html)`` or ``("error", message)``. Pyomo and
+HiGHS print to stdout; the child's stdout is not the worker's.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import tempfile
+import threading
+import time
+import traceback
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """The worker died (killed, OOM): take the whole solve down with it."""
+    while True:
+        if os.getppid() != parent_pid:
+            os.killpg(0, signal.SIGKILL)
+        time.sleep(0.5)
+
+
+def _child(conn: Connection, scenario: dict[str, Any], options: dict[str, Any],
+           parent_pid: int) -> None:
+    try:
+        os.setsid()
+    except OSError:
+        pass
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    try:
+        import optimizer
+        from services.planner.store import clean_json
+
+        sc = optimizer.load_scenario(scenario)
+
+        def progress(p: Any) -> None:
+            conn.send(("progress", clean_json({
+                "incumbent": p.incumbent, "bound": p.bound, "gap": p.gap,
+                "elapsed_s": p.elapsed_s, "label": p.label,
+            })))
+
+        result = optimizer.solve(
+            sc,
+            time_limit_s=options.get("time_limit_s"),
+            mip_gap=options.get("mip_gap"),
+            threads=options.get("threads"),
+            progress=progress,
+            baselines=options.get("baselines", True),
+        )
+        data = clean_json(result.to_json_dict())
+        html = None
+        try:
+            with tempfile.TemporaryDirectory(prefix="packloop-report-") as tmp:
+                path = optimizer.write_report(result, sc, Path(tmp))
+                html = Path(path).read_text(encoding="utf-8")
+        except Exception as exc:  # noqa: BLE001 - a plan without a report is still a plan
+            data["report_error"] = f"{type(exc).__name__}: {exc}"
+        conn.send(("result", data, html))
+    except Exception as exc:  # noqa: BLE001 - reported to the worker, which records it
+        first = str(exc).strip() or type(exc).__name__
+        conn.send(("error", f"{type(exc).__name__}: {first}", traceback.format_exc(limit=5)))
+    finally:
+        conn.close()
+
+
+class SolveProcess:
+    """Start a solve; poll it for messages; kill it (and its children) on demand."""
+
+    def __init__(self, scenario: dict[str, Any], options: dict[str, Any]) -> None:
+        ctx = mp.get_context("spawn")
+        self._conn, child_conn = ctx.Pipe(duplex=False)
+        self.process = ctx.Process(
+            target=_child, args=(child_conn, scenario, options, os.getpid()),
+            name="packloop-solve", daemon=False,
+        )
+        self.process.start()
+        child_conn.close()
+
+    def messages(self, timeout_s: float) -> list[tuple[Any, ...]]:
+        out: list[tuple[Any, ...]] = []
+        try:
+            if self._conn.poll(timeout_s):
+                while self._conn.poll(0):
+                    out.append(self._conn.recv())
+        except (EOFError, OSError):
+            pass
+        return out
+
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.process.exitcode
+
+    def kill(self) -> None:
+        pid = self.process.pid
+        if pid is not None and self.process.is_alive():
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                try:
+                    self.process.kill()
+                except Exception:  # noqa: BLE001
+                    pass
+        self.process.join(5)
+
+    def close(self) -> None:
+        self.kill()
+        try:
+            self._conn.close()
+        except OSError:
+            pass

@@ -1,0 +1,250 @@
+"""The plan job store: one table, SQLite by default, PostgreSQL with a URL (SQLAlchemy).
+
+Every state change is a conditional UPDATE, so concurrent workers (and the API's
+cancel) never overwrite each other:
+
+* claim:  queued → running, or running with an expired lease → running (take-over);
+* renew:  only the lease holder, only while running (a cancel or take-over ends it);
+* finish: only while running — the first run to finish wins, a duplicate run's
+  result is discarded, a cancelled job stays cancelled;
+* cancel: only queued or running jobs.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    select,
+    update,
+)
+
+from services.tokens import make_engine
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+STATUSES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
+FINAL = (DONE, FAILED, CANCELLED)
+
+metadata = MetaData()
+
+plan_jobs = Table(
+    "plan_jobs",
+    metadata,
+    Column("job_id", String(40), primary_key=True),
+    Column("status", String(16), nullable=False, index=True),
+    Column("name", Text, nullable=True),
+    Column("source", String(16), nullable=False),
+    Column("submitted_by", String(128), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("scenario", Text, nullable=False),
+    Column("options", Text, nullable=False),
+    Column("inputs", Text, nullable=True),
+    Column("progress", Text, nullable=True),
+    Column("worker_id", String(128), nullable=True),
+    Column("lease_expires_at", Float, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error", Text, nullable=True),
+    Column("result", Text, nullable=True),
+    Column("report", Text, nullable=True),
+    Column("summary", Text, nullable=True),
+    Column("published", Integer, nullable=False, default=0),
+)
+
+DURATION_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 3600)
+
+
+def _loads(text: str | None) -> Any:
+    return orjson.loads(text) if text else None
+
+
+def _dumps(obj: Any) -> str:
+    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def clean_json(obj: Any) -> Any:
+    """JSON has no inf/NaN: they become null."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): clean_json(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [clean_json(v) for v in obj]
+    return obj
+
+
+class JobStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        metadata.create_all(self.engine)
+
+    def __repr__(self) -> str:
+        return f"JobStore({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- API side ------------------------------------------------------------------------
+
+    def create(self, scenario: dict[str, Any], options: dict[str, Any], source: str,
+               submitted_by: str | None, name: str | None = None,
+               inputs: dict[str, Any] | None = None) -> str:
+        job_id = "plan-" + secrets.token_hex(8)
+        with self.engine.begin() as conn:
+            conn.execute(plan_jobs.insert().values(
+                job_id=job_id, status=QUEUED, name=name, source=source,
+                submitted_by=submitted_by, created_at=time.time(), scenario=_dumps(scenario),
+                options=_dumps(options), inputs=_dumps(inputs) if inputs else None,
+                attempts=0, published=0,
+            ))
+        return job_id
+
+    def delete(self, job_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(plan_jobs.delete().where(plan_jobs.c.job_id == job_id))
+
+    def get(self, job_id: str, columns: tuple[str, ...] = ()) -> dict[str, Any] | None:
+        """The job's row; the large columns (scenario, result, report, inputs) only on request."""
+        light = [c for c in plan_jobs.c if c.name not in
+                 ("scenario", "result", "report", "inputs")]
+        extra = [plan_jobs.c[name] for name in columns]
+        with self.engine.connect() as conn:
+            row = conn.execute(select(*light, *extra).where(plan_jobs.c.job_id == job_id)).first()
+        if row is None:
+            return None
+        job = dict(row._mapping)
+        for key in ("options", "progress", "summary", "scenario", "result", "inputs"):
+            if key in job:
+                job[key] = _loads(job[key])
+        return job
+
+    def list(self, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        query = select(plan_jobs.c.job_id, plan_jobs.c.status, plan_jobs.c.name,
+                       plan_jobs.c.source, plan_jobs.c.created_at, plan_jobs.c.finished_at)
+        if status:
+            query = query.where(plan_jobs.c.status == status)
+        query = query.order_by(plan_jobs.c.created_at.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def cancel(self, job_id: str) -> bool:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(plan_jobs)
+                .where(plan_jobs.c.job_id == job_id, plan_jobs.c.status.in_([QUEUED, RUNNING]))
+                .values(status=CANCELLED, finished_at=time.time(), lease_expires_at=None)
+            )
+        return bool(result.rowcount)
+
+    # -- worker side ---------------------------------------------------------------------
+
+    def claim(self, job_id: str, worker_id: str, lease_s: float) -> bool:
+        now = time.time()
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(plan_jobs)
+                .where(
+                    plan_jobs.c.job_id == job_id,
+                    (plan_jobs.c.status == QUEUED)
+                    | ((plan_jobs.c.status == RUNNING) & (plan_jobs.c.lease_expires_at < now)),
+                )
+                .values(status=RUNNING, worker_id=worker_id, lease_expires_at=now + lease_s,
+                        started_at=func.coalesce(plan_jobs.c.started_at, now),
+                        attempts=plan_jobs.c.attempts + 1)
+            )
+        return bool(result.rowcount)
+
+    def renew(self, job_id: str, worker_id: str, lease_s: float,
+              progress: dict[str, Any] | None = None) -> bool:
+        values: dict[str, Any] = {"lease_expires_at": time.time() + lease_s}
+        if progress is not None:
+            values["progress"] = _dumps(clean_json(progress))
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(plan_jobs)
+                .where(plan_jobs.c.job_id == job_id, plan_jobs.c.worker_id == worker_id,
+                       plan_jobs.c.status == RUNNING)
+                .values(**values)
+            )
+        return bool(result.rowcount)
+
+    def finish(self, job_id: str, worker_id: str, status: str, *,
+               result: dict[str, Any] | None = None, report: str | None = None,
+               error: str | None = None, summary: dict[str, Any] | None = None) -> bool:
+        """Record the outcome unless the job is no longer running (first finish wins)."""
+        assert status in (DONE, FAILED)
+        with self.engine.begin() as conn:
+            outcome = conn.execute(
+                update(plan_jobs)
+                .where(plan_jobs.c.job_id == job_id, plan_jobs.c.status == RUNNING)
+                .values(status=status, finished_at=time.time(), worker_id=worker_id,
+                        lease_expires_at=None, error=error,
+                        result=_dumps(clean_json(result)) if result is not None else None,
+                        report=report,
+                        summary=_dumps(clean_json(summary)) if summary is not None else None)
+            )
+        return bool(outcome.rowcount)
+
+    def expired(self) -> list[str]:
+        """Running jobs whose worker stopped renewing its lease."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(plan_jobs.c.job_id).where(
+                plan_jobs.c.status == RUNNING, plan_jobs.c.lease_expires_at < time.time()))
+            return [r.job_id for r in rows]
+
+    def unpublished(self) -> list[str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(plan_jobs.c.job_id).where(
+                plan_jobs.c.status.in_([DONE, FAILED]), plan_jobs.c.published == 0))
+            return [r.job_id for r in rows]
+
+    def mark_published(self, job_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(plan_jobs).where(plan_jobs.c.job_id == job_id)
+                         .values(published=1))
+
+    # -- metrics -------------------------------------------------------------------------
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            counts = {s: 0 for s in STATUSES}
+            for status, n in conn.execute(
+                select(plan_jobs.c.status, func.count()).group_by(plan_jobs.c.status)
+            ):
+                counts[status] = n
+            duration = plan_jobs.c.finished_at - plan_jobs.c.started_at
+            finished = (plan_jobs.c.status == DONE) & plan_jobs.c.started_at.is_not(None)
+            buckets = []
+            for le in DURATION_BUCKETS:
+                n = conn.execute(select(func.count()).where(finished, duration <= le)).scalar()
+                buckets.append((le, int(n or 0)))
+            total, total_sum = conn.execute(
+                select(func.count(), func.coalesce(func.sum(duration), 0.0)).where(finished)
+            ).first()
+            last = conn.execute(
+                select(plan_jobs.c.finished_at, plan_jobs.c.summary)
+                .where(plan_jobs.c.status == DONE)
+                .order_by(plan_jobs.c.finished_at.desc()).limit(1)
+            ).first()
+        return {
+            "counts": counts,
+            "duration_buckets": buckets,
+            "duration_count": int(total or 0),
+            "duration_sum": float(total_sum or 0.0),
+            "last_success": last.finished_at if last else None,
+            "last_summary": _loads(last.summary) if last else None,
+        }

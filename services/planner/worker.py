@@ -1,0 +1,325 @@
+"""Planner workers: consume ``plan-requests`` in a consumer group and run each job once.
+
+* A job message carries only its id; the scenario and the outcome live in the job store.
+* The offset is committed only after the outcome is stored (and published), so a
+  worker that dies mid-job leaves the message to the partition's next owner.
+* The store's conditional updates make the job run to completion once: a second
+  delivery of a finished job is skipped; a job whose worker is alive (lease renewed
+  every few seconds) is waited for, not run twice; a job whose worker died (lease
+  expired) is claimed again. A sweeper re-queues expired jobs whose message was
+  already committed, and publishes finished results that never reached plan-results.
+* The solve runs in a child process group: a cancel (DELETE) ends the lease renewal,
+  and the worker kills the solve at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from services.gateway.kafka_io import Record, SafeProducer
+from services.planner.runner import SolveProcess
+from services.planner.store import CANCELLED, DONE, FAILED, FINAL, RUNNING, JobStore
+from streams.kafka import KafkaConnection
+from streams.topics import Topics
+
+log = logging.getLogger("packloop.planner.worker")
+
+MAX_RESULT_MESSAGE_BYTES = 900_000
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
+
+
+def summarise(result: dict[str, Any]) -> dict[str, Any]:
+    """Objective, gap and the KPIs of the joint plan and its baselines (for metrics, status)."""
+
+    def kpi(k: dict[str, Any] | None) -> dict[str, Any] | None:
+        if not k:
+            return None
+        return {
+            "cost_cny": (k.get("cost_cny") or {}).get("total"),
+            "co2e_kg": (k.get("co2e_kg") or {}).get("total"),
+            "single_use_grams": k.get("single_use_grams"),
+            "km": k.get("km"),
+            "trips": k.get("trips"),
+        }
+
+    kpis = {"joint": kpi(result.get("kpis"))}
+    for name, base in (result.get("baselines") or {}).items():
+        kpis[name] = kpi(base.get("kpis"))
+    return {
+        "plan_status": result.get("status"),
+        "objective": result.get("objective"),
+        "bound": result.get("bound"),
+        "gap": result.get("gap"),
+        "trips": len(result.get("trips") or []),
+        "kpis": {k: v for k, v in kpis.items() if v is not None},
+    }
+
+
+def failure_reason(result: dict[str, Any], time_limit_s: float | None) -> str | None:
+    """Why a finished solve is a failed job (None when it produced a plan)."""
+    status = result.get("status")
+    if result.get("trips") is not None and status in ("optimal", "feasible", "time_limit") \
+            and result.get("objective") is not None:
+        return None
+    if status == "infeasible":
+        why = "; ".join(f"{d.get('what')}: {d.get('why')}" for d in result.get("diagnosis") or [])
+        return "infeasible: " + (why or "no plan satisfies the scenario's constraints")
+    if status == "time_limit":
+        return f"no feasible plan found within the time limit ({time_limit_s} s)"
+    return f"the solver ended with status {status!r} and no plan"
+
+
+class PlannerWorker:
+    def __init__(
+        self,
+        store: JobStore,
+        kafka: KafkaConnection,
+        topics: Topics,
+        group_id: str = "packloop-planner",
+        worker_id: str | None = None,
+        lease_s: float = 20.0,
+        default_time_limit_s: float = 120.0,
+        threads: int = 1,
+        on_event: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.kafka = kafka
+        self.topics = topics
+        self.group_id = group_id
+        self.worker_id = worker_id or default_worker_id()
+        self.lease_s = lease_s
+        self.default_time_limit_s = default_time_limit_s
+        self.threads = threads
+        self.on_event = on_event or (lambda _job, _what: None)
+        self.producer = SafeProducer(kafka, timeout_s=10.0, client_id="packloop-planner")
+        self.assigned = threading.Event()
+        self.stop_event = threading.Event()
+        self.current: str | None = None
+        self._last_sweep = 0.0
+
+    # -- one job ---------------------------------------------------------------------------
+
+    def process(self, job_id: str) -> None:
+        """Bring ``job_id`` to a final state (or leave it to its live owner)."""
+        while not self.stop_event.is_set():
+            job = self.store.get(job_id)
+            if job is None:
+                log.warning("plan request for unknown job %s (skipped)", job_id)
+                return
+            if job["status"] in FINAL:
+                if job["status"] in (DONE, FAILED) and not job["published"]:
+                    self.publish(job_id)
+                return
+            if job["status"] == RUNNING and (job["lease_expires_at"] or 0) > time.time():
+                # another worker holds the lease and renews it: wait for it, never run twice
+                self.stop_event.wait(min(2.0, self.lease_s / 4))
+                continue
+            if self.store.claim(job_id, self.worker_id, self.lease_s):
+                self.run(job_id)
+                return
+
+    def run(self, job_id: str) -> None:
+        job = self.store.get(job_id, columns=("scenario",))
+        assert job is not None
+        options = dict(job["options"] or {})
+        options.setdefault("time_limit_s", self.default_time_limit_s)
+        options.setdefault("threads", self.threads)
+        attempt = job["attempts"]
+        log.info("job %s: started on %s (attempt %d)", job_id, self.worker_id, attempt)
+        self.on_event(job_id, "started")
+        self.current = job_id
+        solve = SolveProcess(job["scenario"], options)
+        hard_limit = time.monotonic() + float(options["time_limit_s"]) * 3 + 180
+        renew_every = max(0.5, self.lease_s / 4)
+        next_renew = time.monotonic() + renew_every
+        progress: dict[str, Any] | None = None
+        outcome: tuple[Any, ...] | None = None
+        started = time.monotonic()
+        try:
+            while outcome is None:
+                for msg in solve.messages(0.25):
+                    if msg[0] == "progress":
+                        progress = msg[1]
+                    else:
+                        outcome = msg
+                if outcome is None and not solve.alive():
+                    for msg in solve.messages(0.2):  # the last words, if any
+                        if msg[0] != "progress":
+                            outcome = msg
+                    if outcome is None:
+                        outcome = ("error", f"the solver process exited with code "
+                                            f"{solve.exitcode} without a result", "")
+                    break
+                if self.stop_event.is_set():
+                    log.warning("job %s: worker stopping, solve abandoned (lease will expire)",
+                                job_id)
+                    return
+                if time.monotonic() >= next_renew:
+                    next_renew = time.monotonic() + renew_every
+                    if progress is not None:
+                        progress["elapsed_s"] = time.monotonic() - started
+                    if not self.store.renew(job_id, self.worker_id, self.lease_s, progress):
+                        now = self.store.get(job_id)
+                        state = now["status"] if now else "deleted"
+                        log.info("job %s: %s; solve stopped", job_id,
+                                 "cancelled" if state == CANCELLED else f"no longer ours ({state})")
+                        self.on_event(job_id, "cancelled" if state == CANCELLED else "lost")
+                        return
+                if time.monotonic() > hard_limit:
+                    outcome = ("error", "the solve overran its time limit by far and was killed",
+                               "")
+        finally:
+            self.current = None
+            solve.close()
+        self._record(job_id, outcome, options)
+
+    def _record(self, job_id: str, outcome: tuple[Any, ...], options: dict[str, Any]) -> None:
+        if outcome[0] == "result":
+            result, html = outcome[1], outcome[2]
+            reason = failure_reason(result, options.get("time_limit_s"))
+            status = DONE if reason is None else FAILED
+            stored = self.store.finish(job_id, self.worker_id, status, result=result,
+                                       report=html, error=reason, summary=summarise(result))
+        else:
+            reason = outcome[1]
+            stored = self.store.finish(job_id, self.worker_id, FAILED, error=reason)
+            status = FAILED
+        if stored:
+            log.info("job %s: %s%s", job_id, status, f" ({reason})" if reason else "")
+            self.on_event(job_id, status)
+            self.publish(job_id)
+        else:
+            log.info("job %s: finished, but the job was already final (result discarded)",
+                     job_id)
+            self.on_event(job_id, "discarded")
+
+    def publish(self, job_id: str) -> None:
+        job = self.store.get(job_id, columns=("result",))
+        if job is None or job["status"] not in (DONE, FAILED):
+            return
+        message: dict[str, Any] = {
+            "job_id": job_id,
+            "status": job["status"],
+            "name": job["name"],
+            "finished_at": job["finished_at"],
+            "worker_id": job["worker_id"],
+            "error": job["error"],
+            "summary": job["summary"],
+            "result": job["result"],
+        }
+        value = orjson.dumps(message)
+        if len(value) > MAX_RESULT_MESSAGE_BYTES:
+            message["result"] = None
+            message["result_truncated"] = True
+            value = orjson.dumps(message)
+        [error] = self.producer.produce([Record(self.topics.plan_results, job_id.encode(), value)])
+        if error is None:
+            self.store.mark_published(job_id)
+        else:
+            log.warning("job %s: result not published yet (%s); the sweeper retries", job_id,
+                        error)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def sweep(self) -> None:
+        """Re-queue jobs whose worker died after its message was committed; publish leftovers."""
+        for job_id in self.store.expired():
+            log.info("job %s: lease expired, re-queued", job_id)
+            self.enqueue(job_id)
+        for job_id in self.store.unpublished():
+            self.publish(job_id)
+
+    def enqueue(self, job_id: str) -> None:
+        self.producer.produce([Record(self.topics.plan_requests, job_id.encode(),
+                                      orjson.dumps({"job_id": job_id}))])
+
+    def _consumer(self) -> Any:
+        from kafka import KafkaConsumer
+        from kafka.consumer.subscription_state import ConsumerRebalanceListener
+
+        worker = self
+
+        class Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked: Any) -> None:
+                pass
+
+            def on_partitions_assigned(self, assigned: Any) -> None:
+                worker.assigned.set()
+
+        consumer = KafkaConsumer(
+            group_id=self.group_id,
+            client_id=f"packloop-planner-{self.worker_id}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=1,
+            session_timeout_ms=self.kafka.session_timeout_ms,
+            heartbeat_interval_ms=max(500, self.kafka.session_timeout_ms // 3),
+            fetch_max_wait_ms=self.kafka.fetch_max_wait_ms,
+            max_poll_interval_ms=24 * 3600 * 1000,  # long solves; liveness is the heartbeat
+            **self.kafka.kafka_python_kwargs(),
+        )
+        consumer.subscribe([self.topics.plan_requests], listener=Listener())
+        return consumer
+
+    def run_forever(self) -> None:
+        from kafka.structs import OffsetAndMetadata
+
+        consumer = None
+        while not self.stop_event.is_set():
+            try:
+                if consumer is None:
+                    consumer = self._consumer()
+                if time.monotonic() - self._last_sweep > self.lease_s / 2:
+                    self._last_sweep = time.monotonic()
+                    self.sweep()
+                batches = consumer.poll(timeout_ms=500, max_records=1)
+                for tp, records in batches.items():
+                    for rec in records:
+                        try:
+                            job_id = orjson.loads(rec.value)["job_id"]
+                        except (orjson.JSONDecodeError, KeyError, TypeError):
+                            log.warning("unreadable plan request at %s:%d", tp, rec.offset)
+                        else:
+                            self.process(str(job_id))
+                        if self.stop_event.is_set():
+                            break
+                        try:
+                            consumer.commit({tp: OffsetAndMetadata(rec.offset + 1, "", -1)})
+                        except Exception as exc:  # noqa: BLE001 - rebalanced away: fine
+                            log.info("commit of %s:%d failed (%s); the next owner will skip "
+                                     "the finished job", tp, rec.offset, exc)
+            except Exception as exc:  # noqa: BLE001 - keep serving after Kafka hiccups
+                log.warning("planner worker: %s: %s (retrying)", type(exc).__name__, exc)
+                if consumer is not None:
+                    try:
+                        consumer.close(autocommit=False)
+                    except Exception:  # noqa: BLE001
+                        pass
+                    consumer = None
+                self.stop_event.wait(2.0)
+        if consumer is not None:
+            try:
+                consumer.close(autocommit=False)
+            except Exception:  # noqa: BLE001
+                pass
+        self.producer.close()
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run_forever, name=f"planner-{self.worker_id}",
+                                  daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self.stop_event.set()
