@@ -160,3 +160,13 @@ def test_env_example_has_placeholders_only() -> None:
             assert value in {"", "change-me"}, key
     compose_vars = set(re.findall(r"\$\{(\w+)", COMPOSE.read_text("utf-8")))
     assert compose_vars <= set(values), compose_vars - set(values)
+
+
+def test_web_servers_bind_loopback_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Item 8: the read side binds 127.0.0.1 by default; only deployments open it."""
+    from services.settings import Settings
+
+    monkeypatch.delenv("PACKLOOP_WEB_HOST", raising=False)
+    assert Settings().web_host == "127.0.0.1"
+    monkeypatch.setenv("PACKLOOP_WEB_HOST", "0.0.0.0")
+    assert Settings().web_host == "0.0.0.0"
