@@ -602,7 +602,7 @@ def pipeline_health() -> dict[str, Any]:
         stat("Dead-letter share", "packloop:events_dead_letter:ratio_rate5m", "percentunit",
              "Alert DeadLetterSpike above 5 %.",
              steps=[("green", None), ("orange", 0.01), ("red", 0.05)], decimals=2),
-        stat("Consumer lag (hub events)", "sum(topic:packloop_consumer_lag_records:sum)", "",
+        stat("Consumer lag (all topics)", "sum(topic:packloop_consumer_lag_records:sum)", "",
              steps=[("green", None), ("orange", 1000), ("red", 10000)]),
         timeseries("Events by outcome",
                    [target(f"sum by (outcome) (rate(packloop_events_total{ri}))", "{{outcome}}")],
