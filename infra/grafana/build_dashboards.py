@@ -209,7 +209,8 @@ def table(title: str, columns: list[tuple[str, str, str]], join: list[str],
 
 def geomap(title: str, expr: str, center: tuple[float, float], zoom: float,
            description: str, *, label: str, unit: str,
-           steps: list[tuple[str, float | None]], w: int = 12, h: int = 14) -> Panel:
+           steps: list[tuple[str, float | None]], text_field: str = "", w: int = 12,
+           h: int = 14) -> Panel:
     """Markers at (lat, lon) label columns, coloured and sized by the value."""
     return {
         "type": "geomap",
@@ -251,10 +252,11 @@ def geomap(title: str, expr: str, center: tuple[float, float], zoom: float,
                             "opacity": 0.8,
                             "symbol": {"fixed": "img/icons/marker/circle.svg",
                                        "mode": "fixed"},
-                            "text": {"field": label.lower(), "mode": "field"},
-                            "textConfig": {"fontSize": 9, "offsetY": -10,
-                                           "textAlign": "center",
-                                           "textBaseline": "bottom"},
+                            **({"text": {"field": text_field, "mode": "field"},
+                                "textConfig": {"fontSize": 10, "offsetY": -12,
+                                               "textAlign": "center",
+                                               "textBaseline": "bottom"}}
+                               if text_field else {}),
                         },
                     },
                 }
@@ -509,7 +511,7 @@ def drilldown(center: tuple[float, float]) -> dict[str, Any]:
             f" max by (hub, name, lat, lon) (packloop_hub_info{{{SEL_HUB}}})",
             center, 9.0,
             "Outstanding packaging waste per township hub (kg); works in both label modes.",
-            label="Hub", unit=KG,
+            label="Hub", unit=KG, text_field="name",
             steps=[("green", None), ("yellow", 500), ("orange", 1000), ("red", 2000)],
         ),
         table(
