@@ -229,15 +229,27 @@ class StreamsWorker:
             value_serializer="raw",
             partitions=options.partitions,
         )
+        # Our own changelog topic: Faust derives a table's changelog codecs from
+        # key_type/value_type ("json" for anything but bytes), ours are custom.
+        changelog = app.topic(
+            f"{options.app_id}-{TABLE_NAME}-changelog",
+            key_serializer="packloop_utf8",
+            value_serializer="packloop_state",
+            partitions=options.partitions,
+            compacting=True,
+            deleting=False,
+            acks=False,
+            internal=True,
+        )
         self.table = app.Table(
             TABLE_NAME,
             default=None,
-            schema=faust.Schema(
-                key_serializer="packloop_utf8", value_serializer="packloop_state"
-            ),
             partitions=options.partitions,
+            changelog_topic=changelog,
             recovery_buffer_size=5000,
         )
+        self.table.key_serializer = "packloop_utf8"
+        self.table.value_serializer = "packloop_state"
         self.runtime = Runtime(self, network, self.config)
         app.packloop_seek_hook = self.runtime.seek_positions
         self.started_at = time.time()
