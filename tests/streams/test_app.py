@@ -1,0 +1,31 @@
+"""The Faust app as built by the factory (no broker): codecs, changelog topic, settings."""
+
+from __future__ import annotations
+
+from faust.types import Message
+
+from streams.app import WorkerOptions, create_worker
+from streams.kafka import KafkaConnection
+from streams.network import load_network
+from streams.processor import PartitionMarker
+from streams.state import VillageState
+from streams.topics import Topics
+
+
+def test_app_wiring_and_changelog_codecs() -> None:
+    kafka = KafkaConnection("127.0.0.1:1", session_timeout_ms=6000, fetch_max_wait_ms=100)
+    w = create_worker(kafka, Topics("u-"), load_network(), WorkerOptions(partitions=3, web_port=16999))
+    conf = w.app.conf
+    assert conf.broker_session_timeout == 6.0
+    assert w.app.packloop_fetch_max_wait_ms == 100
+    assert conf.web_port == 16999 and conf.web_bind == "127.0.0.1"
+    assert str(conf.canonical_url) == "http://127.0.0.1:16999"
+    ct = w.table.changelog_topic
+    assert ct.get_topic_name() == "packloop-worker-villages-changelog"
+    assert ct.partitions == 3
+    state = VillageState("H01-V001", "H01", offset=7, generated={"cardboard": 5})
+    for value in (state, PartitionMarker(2, offset=9, stream_time=123)):
+        msg = Message(ct.get_topic_name(), 0, 1, 0.0, 0, [], b"H01-V001", value.to_bytes(), 0)
+        assert ct.schema.loads_key(w.app, msg) == "H01-V001"
+        assert ct.schema.loads_value(w.app, msg) == value
+    assert w.hub_topic.get_topic_name() == "u-hub-events"

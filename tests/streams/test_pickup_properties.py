@@ -1,0 +1,120 @@
+"""Property tests of the threshold/pickup state machine (through the partition processor,
+so stream-time timers are exercised too): one request per crossing, none while one is
+open, the next at once after closing if still over, overdue at most once."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import orjson
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from streams.network import load_network
+from streams.processor import PartitionProcessor, ProcessingConfig
+from streams.state import Limits, crossed
+
+NET = load_network()
+VID = sorted(NET.villages)[0]
+OTHER = sorted(NET.villages)[1]
+WALL = 4_000_000_000 * 1_000_000
+START = datetime(2026, 6, 1, tzinfo=UTC)
+
+dt = st.floats(min_value=0, max_value=100, allow_nan=False)
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("ship"), st.integers(0, 30_000), st.integers(0, 4_000), dt),
+        st.tuples(st.just("collect"), st.floats(0, 1.3), st.sampled_from(["open", "none", "stale"]), dt),
+        st.tuples(st.just("cancel"), st.just(0), st.just(0), dt),
+        st.tuples(st.just("tick"), st.just(0), st.just(0), dt),
+    ),
+    max_size=60,
+)
+
+
+def _ev(vid: str, n: int, at: datetime, **body: object) -> bytes:
+    return orjson.dumps(
+        dict(
+            {"event_id": f"{vid}-{n}", "occurred_at": at.isoformat(),
+             "hub_id": NET.villages[vid].hub_id, "village_id": vid},
+            **body,
+        )
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops)
+def test_pickup_state_machine(steps: list[tuple]) -> None:
+    proc = PartitionProcessor(0, NET, ProcessingConfig(partitions=1))
+    limits = Limits.for_village(NET, VID)
+    at = START
+    counter = itertools.count()
+    offset = itertools.count()
+    requested: list[str] = []
+    overdue: list[str] = []
+    open_id: str | None = None
+    opened_at: datetime | None = None
+    for kind, a, b, hours in steps:
+        at = at + timedelta(hours=hours)
+        n = next(counter)
+        state = proc.villages.get(VID)
+        if kind == "ship":
+            pack = [{"material": "cardboard", "count": 1, "grams": a}] if a else []
+            if b:
+                pack.append({"material": "eps_foam", "count": 1, "grams": b})
+            raw = _ev(VID, n, at, type="shipment", shipment_id=f"S{n}", direction="down",
+                      temperature_class="chilled", weight_grams=1000, packaging=pack)
+        elif kind == "collect":
+            out = state.outstanding if state else {}
+            grams = {m: int(g * a) for m, g in out.items() if int(g * a) > 0} or {"tape": 1}
+            body: dict = {"type": "recycling_collected", "collected_grams": grams}
+            if b == "open" and open_id:
+                body["pickup_id"] = open_id
+            elif b == "stale" and requested:
+                body["pickup_id"] = requested[0]
+            raw = _ev(VID, n, at, **body)
+        elif kind == "cancel":
+            if not open_id:
+                continue
+            raw = _ev(VID, n, at, type="pickup_cancelled", pickup_id=open_id, reason="x")
+        else:
+            raw = _ev(OTHER, n, at, type="shipment", shipment_id=f"S{n}", direction="up",
+                      temperature_class="ambient", weight_grams=1000, packaging=[])
+        proc.process(next(offset), raw[:0] or None, raw, WALL)
+        for _vid, body_bytes in proc.outbox.pickups:
+            e = orjson.loads(body_bytes)
+            if e["type"] == "pickup_requested":
+                # none while one is open; ids count from 1
+                assert open_id is None or (kind in ("collect", "cancel") and e["pickup_id"] != open_id)
+                requested.append(e["pickup_id"])
+                assert e["pickup_id"] == f"P-{VID}-{len(requested)}"
+                assert e["reasons"]
+                open_id = e["pickup_id"]
+                opened_at = datetime.fromisoformat(e["occurred_at"].replace("Z", "+00:00"))
+            else:
+                assert e["pickup_id"] == open_id, "only the open pickup goes overdue"
+                assert e["pickup_id"] not in overdue, "overdue at most once"
+                assert proc.stream_time - int(opened_at.timestamp() * 1e6) > limits.sla_us
+                overdue.append(e["pickup_id"])
+        proc.outbox.clear()
+        proc.checkpoint()
+        state = proc.villages.get(VID)
+        if state is None:
+            continue
+        # the state and the notices agree
+        assert (state.open_pickup.pickup_id if state.open_pickup else None) in (open_id, None)
+        if state.open_pickup is None:
+            open_id = None
+            # with nothing open, the village is under every threshold (a crossing
+            # at a closing event re-requests at once)
+            assert crossed(state, proc.stream_time, limits) == []
+        else:
+            # an open pickup past its SLA has been reported
+            age = proc.stream_time - state.open_pickup.requested_at
+            assert (age > limits.sla_us) == (state.open_pickup.pickup_id in overdue)
+        assert state.pickups_requested == len(requested)
+        assert state.pickups_overdue == len(overdue)
+    assert len(set(requested)) == len(requested)
+    event(f"requests={min(len(requested), 3)}")
+    event(f"overdue={min(len(overdue), 2)}")
