@@ -1,9 +1,11 @@
 """The metric contract: every Prometheus series packloop exports, as data.
 
-The worker's, gateway's and planner's exporters build their collectors from
-:data:`METRICS`; the Prometheus rules, Grafana dashboards and outside checks under
-``infra/`` use exactly these names (``tests/infra`` checks every metric they name
-against this tuple). Keep this module pure: no imports beyond the standard library.
+The worker's exporter builds its collectors from :data:`METRICS`; the gateway's
+(``services/gateway/metrics.py``) and planner's (``services/planner/app.py``) are
+checked against it by ``tests/infra/test_contract.py``. The Prometheus rules, Grafana
+dashboards and outside checks under ``infra/`` use exactly these names (``tests/infra``
+checks every metric they name against this tuple). Keep this module pure: no imports
+beyond the standard library.
 
 Label modes. With ``PACKLOOP_METRICS_VILLAGE_LABEL=true`` (the default) village-level
 metrics carry a ``village`` label; with ``false`` the exporter drops that label and sums
@@ -47,15 +49,18 @@ CONTAINER_TYPES = ("reusable_crate", "insulated_box")
 WINDOWS = ("day", "7d", "month")
 PICKUP_REASONS = ("outstanding_grams", "material_grams", "max_age_hours")
 EVENT_OUTCOMES = ("applied", "duplicate", "dead_lettered", "rerouted")
-PLANS = ("joint", "sequential", "uncoordinated")
-PLAN_JOB_STATES = ("queued", "running")
-PLAN_JOB_OUTCOMES = ("succeeded", "failed", "infeasible", "timed_out")
+# The joint plan and the optimizer's baselines (single_use is sequential's first stage).
+PLANS = ("joint", "sequential", "uncoordinated", "single_use")
+PLAN_JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+PLAN_JOB_FINAL = ("done", "failed", "cancelled")
+GATEWAY_OUTCOMES = ("accepted", "rejected", "forbidden", "unavailable")
+WEBHOOK_OUTCOMES = ("delivered", "failed", "skipped")
 THRESHOLD_TOTAL = "total"
 
 # Histogram buckets (seconds): the exporters use these, the series count depends on them.
 PROCESSING_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
-GATEWAY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-PLAN_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+GATEWAY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+PLAN_BUCKETS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,50 +220,95 @@ METRICS: tuple[MetricSpec, ...] = (
         "packloop_worker_partitions_assigned", "gauge", ("topic",),
         "Partitions assigned to this worker.",
     ),
-    # -- gateway --------------------------------------------------------------------------
+    # -- gateway (services/gateway/metrics.py) --------------------------------------------
     MetricSpec(
-        "packloop_gateway_requests_total", "counter", ("route", "status", "hub"),
-        "HTTP requests to the ingestion gateway, by route, status code and hub.",
+        "packloop_gateway_requests_total", "counter", ("route", "method", "status", "hub"),
+        "HTTP requests answered, by route template, method, status code and hub (hub is "
+        "empty when the request was not authenticated).",
         component="gateway",
     ),
     MetricSpec(
-        "packloop_gateway_produce_seconds", "histogram", (),
-        "Latency of producing an accepted event to Kafka (acks=all), seconds.",
+        "packloop_gateway_request_duration_seconds", "histogram", ("route",),
+        "Time to answer an HTTP request.", component="gateway", buckets=GATEWAY_BUCKETS,
+    ),
+    MetricSpec(
+        "packloop_gateway_events_total", "counter", ("hub", "outcome", "reason"),
+        "Events received, by hub and outcome (accepted, rejected, forbidden, unavailable) "
+        "and rejection reason.",
+        component="gateway", values=_v(outcome=GATEWAY_OUTCOMES),
+    ),
+    MetricSpec(
+        "packloop_gateway_produce_duration_seconds", "histogram", (),
+        "Time from the first send of a request's events to the broker's last "
+        "acknowledgement (acks=all).",
         component="gateway", buckets=GATEWAY_BUCKETS,
     ),
-    # -- planner --------------------------------------------------------------------------
+    MetricSpec(
+        "packloop_gateway_kafka_ready", "gauge", (),
+        "1 when the last Kafka probe succeeded, else 0.", component="gateway",
+    ),
+    MetricSpec(
+        "packloop_gateway_webhook_deliveries_total", "counter", ("hub", "outcome"),
+        "Pickup notices delivered to hub webhooks, by hub and outcome (delivered, failed = "
+        "given up after all attempts, skipped = no webhook).",
+        component="gateway", values=_v(outcome=WEBHOOK_OUTCOMES),
+    ),
+    MetricSpec(
+        "packloop_gateway_webhook_attempts_total", "counter", ("hub", "result"),
+        "Webhook HTTP attempts, by hub and result (ok, error).",
+        component="gateway", values=_v(result=("ok", "error")),
+    ),
+    MetricSpec(
+        "packloop_gateway_webhook_attempt_duration_seconds", "histogram", (),
+        "Duration of one webhook HTTP attempt.", component="gateway", buckets=GATEWAY_BUCKETS,
+    ),
+    # -- planner (services/planner/app.py) -------------------------------------------------
     MetricSpec(
         "packloop_plan_last_success_timestamp_seconds", "gauge", (),
-        "Unix time at which the last plan job succeeded.", component="planner",
+        "When the last successful plan was stored (Unix time).", component="planner",
     ),
     MetricSpec(
         "packloop_plan_cost_cny", "gauge", ("plan",),
-        "Cost of the last successful plan and its baselines (CNY).",
+        "Total cost of the last successful plan and its baselines (CNY).",
         component="planner", values=_v(plan=PLANS),
     ),
     MetricSpec(
         "packloop_plan_co2e_kg", "gauge", ("plan",),
-        "CO2-equivalent emissions of the last plan and its baselines (kg).",
+        "CO2e of the last successful plan and its baselines (kg).",
         component="planner", values=_v(plan=PLANS),
     ),
     MetricSpec(
         "packloop_plan_single_use_grams", "gauge", ("plan",),
-        "Single-use packaging of the last plan and its baselines (grams).",
+        "Single-use packaging of the last successful plan and its baselines (grams).",
         component="planner", values=_v(plan=PLANS),
     ),
     MetricSpec(
+        "packloop_plan_distance_km", "gauge", ("plan",),
+        "Vehicle kilometres of the last successful plan and its baselines.",
+        component="planner", values=_v(plan=PLANS),
+    ),
+    MetricSpec(
+        "packloop_plan_trips", "gauge", ("plan",),
+        "Trips of the last successful plan and its baselines.",
+        component="planner", values=_v(plan=PLANS),
+    ),
+    MetricSpec(
+        "packloop_plan_gap_ratio", "gauge", (),
+        "Relative MIP gap of the last successful plan.", component="planner",
+    ),
+    MetricSpec(
         "packloop_plan_jobs", "gauge", ("status",),
-        "Plan jobs queued or running now.", component="planner",
-        values=_v(status=PLAN_JOB_STATES),
+        "Plan jobs by current status.", component="planner",
+        values=_v(status=PLAN_JOB_STATUSES),
     ),
     MetricSpec(
         "packloop_plan_jobs_total", "counter", ("status",),
-        "Plan jobs finished, by outcome.", component="planner",
-        values=_v(status=PLAN_JOB_OUTCOMES),
+        "Plan jobs that reached a final status (done, failed, cancelled).",
+        component="planner", values=_v(status=PLAN_JOB_FINAL),
     ),
     MetricSpec(
         "packloop_plan_duration_seconds", "histogram", (),
-        "Wall time of a plan job from start to result (seconds).",
+        "Run time of successful plan jobs (start of the last run to the stored result).",
         component="planner", buckets=PLAN_BUCKETS,
     ),
 )

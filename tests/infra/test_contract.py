@@ -89,4 +89,70 @@ def test_closed_value_sets_match_the_event_contract() -> None:
     assert set(mn.CONTAINER_TYPES) == {c.value for c in ContainerType}
     assert mn.WINDOWS == ("day", "7d", "month")
     assert set(mn.EVENT_OUTCOMES) == {"applied", "duplicate", "dead_lettered", "rerouted"}
-    assert set(mn.PLANS) == {"joint", "sequential", "uncoordinated"}
+    assert {"joint", "sequential", "uncoordinated"} <= set(mn.PLANS)
+
+
+# ------------------------------------------------------------- the running exporters
+
+
+def _families(registry: object) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """name -> (type, labels) of what a prometheus_client registry exposes."""
+    out: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for family in registry.collect():  # type: ignore[attr-defined]
+        name = family.name + ("_total" if family.type == "counter" else "")
+        labels: set[str] = set()
+        for sample in family.samples:
+            labels |= set(sample.labels) - {"le"}
+        out[name] = (family.type, tuple(sorted(labels)))
+    return out
+
+
+def _contract(component: str) -> dict[str, tuple[str, tuple[str, ...]]]:
+    return {m.name: (m.type, tuple(sorted(m.labels))) for m in mn.METRICS
+            if m.component == component}
+
+
+def test_gateway_exports_the_contract() -> None:
+    from services.gateway.metrics import GatewayMetrics
+
+    metrics = GatewayMetrics()
+    # Touch every labelled metric once so its labels show in the samples.
+    for attr in vars(metrics).values():
+        names = getattr(attr, "_labelnames", ())
+        if names:
+            attr.labels(*["x"] * len(names))
+    assert _families(metrics.registry) == _contract("gateway")
+
+
+def test_planner_exports_the_contract() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from services.planner.app import PlanCollector
+
+    class Jobs:
+        def metrics_snapshot(self) -> dict[str, object]:
+            return {
+                "counts": dict.fromkeys(mn.PLAN_JOB_STATUSES, 1),
+                "duration_buckets": [(b, 1) for b in mn.PLAN_BUCKETS],
+                "duration_count": 1, "duration_sum": 1.0, "last_success": 1.0,
+                "last_summary": {"gap": 0.0, "kpis": {p: {
+                    "cost_cny": 1, "co2e_kg": 1, "single_use_grams": 1, "km": 1, "trips": 1,
+                } for p in mn.PLANS}},
+            }
+
+    registry = CollectorRegistry()
+    registry.register(PlanCollector(Jobs()))  # type: ignore[arg-type]
+    assert _families(registry) == _contract("planner")
+    text = "\n".join(s.name + str(s.labels) for f in registry.collect() for s in f.samples)
+    for status in mn.PLAN_JOB_STATUSES:
+        assert f"'status': '{status}'" in text
+    from services.planner.store import DURATION_BUCKETS, FINAL, STATUSES
+
+    assert tuple(STATUSES) == mn.PLAN_JOB_STATUSES and tuple(FINAL) == mn.PLAN_JOB_FINAL
+    assert tuple(float(b) for b in DURATION_BUCKETS) == mn.PLAN_BUCKETS
+
+
+def test_gateway_buckets_match() -> None:
+    from services.gateway.metrics import LATENCY_BUCKETS
+
+    assert tuple(float(b) for b in LATENCY_BUCKETS) == mn.GATEWAY_BUCKETS

@@ -73,6 +73,8 @@ def _label_sets(spec: mn.MetricSpec, village_label: bool, worker: int) -> list[d
                 values = PARTITIONS[worker]
             elif label == "route":
                 values = ["/v1/events"]
+            elif label == "method":
+                values = ["POST"]
             elif label == "status":
                 values = ["202", "400"]
             elif label in ("lat", "lon", "name"):
