@@ -165,12 +165,13 @@ def json_with_time_limit(scenario: dict[str, Any], limit: float) -> dict[str, An
     return {"scenario": scenario, "options": {"time_limit_s": limit}}
 
 
-def big_scenario(hubs: int = 6, seed: int = 1) -> dict[str, Any]:
+def big_scenario(hubs: int = 6, seed: int = 1, days: int = 7) -> dict[str, Any]:
     """A scenario that takes HiGHS a while (several hubs, a week)."""
     import optimizer
 
     sc = optimizer.scenario_from_network(
-        NETWORK.raw, hubs=[f"H{i:02d}" for i in range(1, hubs + 1)], horizon_days=7, seed=seed)
+        NETWORK.raw, hubs=[f"H{i:02d}" for i in range(1, hubs + 1)], horizon_days=days,
+        seed=seed)
     return sc.model_dump(mode="json")
 
 

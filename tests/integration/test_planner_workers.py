@@ -1,0 +1,135 @@
+"""Two planner worker processes share jobs; killing one mid-job hands the job to the other.
+
+Exactly once is checked twice: in the job store (one stored result per job, the killed
+job's second attempt is the one that finished) and on plan-results (one record per job).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from services.planner import JobStore, PlannerConfig, create_app
+from services.tokens import TokenStore
+from streams.consume import read_topic
+from streams.network import load_network
+from tests.services.test_planner import big_scenario
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def start_worker(kafka, topics, db_url: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PACKLOOP_KAFKA_BOOTSTRAP": kafka.bootstrap_servers,
+           "PACKLOOP_TOPIC_PREFIX": topics.prefix, "PACKLOOP_PLANNER_DB_URL": db_url,
+           "PACKLOOP_PLANNER_LEASE_S": "4", "PACKLOOP_PLANNER_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "planner", "--no-api", "--workers", "1"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "wb"),  # noqa: SIM115
+        start_new_session=True)
+
+
+def pid_of(worker_id: str) -> int:
+    return int(worker_id.rsplit("-", 2)[1])
+
+
+def test_two_workers_three_jobs_each_once_and_a_killed_worker_hands_over(
+        kafka, topics, tmp_path) -> None:
+    db_url = f"sqlite:///{tmp_path}/plans.db"
+    jobs = JobStore(db_url)
+    tokens = TokenStore(f"sqlite:///{tmp_path}/tokens.db")
+    _, token = tokens.add("planner", "ops")
+    workers = [start_worker(kafka, topics, db_url, tmp_path / f"worker{i}.log") for i in (1, 2)]
+    app = create_app(PlannerConfig(kafka=kafka, topics=topics, network=load_network(),
+                                   tokens=tokens, jobs=jobs))
+    try:
+        with TestClient(app) as client:
+            client.headers["Authorization"] = f"Bearer {token}"
+            ids = []
+            for seed in (1, 2, 3):
+                body = {"scenario": big_scenario(hubs=1, seed=seed, days=2),
+                        "options": {"time_limit_s": 8, "mip_gap": 0.01, "baselines": False}}
+                resp = client.post("/v1/plans", json=body)
+                assert resp.status_code == 202, resp.text
+                ids.append(resp.json()["job_id"])
+            # kill whichever worker first runs a job, a moment into the solve
+            deadline = time.monotonic() + 90
+            victim_job = victim = None
+            while victim is None:
+                assert time.monotonic() < deadline, "no job started"
+                for job_id in ids:
+                    job = jobs.get(job_id)
+                    if job["status"] == "running" and job["worker_id"]:
+                        victim_job, victim = job_id, pid_of(job["worker_id"])
+                        break
+                time.sleep(0.2)
+            time.sleep(1.5)
+            assert jobs.get(victim_job)["status"] == "running"
+            os.kill(victim, signal.SIGKILL)
+            killed = next(w for w in workers if w.pid == victim)
+            killed.wait(10)
+            # every job finishes
+            deadline = time.monotonic() + 240
+            while True:
+                states = {j: jobs.get(j)["status"] for j in ids}
+                if all(s in ("done", "failed", "cancelled") for s in states.values()):
+                    break
+                assert time.monotonic() < deadline, (states,
+                    [(tmp_path / f"worker{i}.log").read_text()[-2000:] for i in (1, 2)])
+                time.sleep(0.5)
+            assert set(states.values()) == {"done"}, {j: (jobs.get(j)["status"],
+                                                          jobs.get(j)["error"]) for j in ids}
+            final = {j: jobs.get(j) for j in ids}
+            survivor = next(w for w in workers if w.pid != victim)
+            handed_over = final[victim_job]
+            assert pid_of(handed_over["worker_id"]) == survivor.pid
+            assert handed_over["attempts"] == 2
+            metrics = client.get("/metrics").text
+            assert 'packloop_plan_jobs{status="done"} 3.0' in metrics
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.send_signal(signal.SIGTERM)
+        for w in workers:
+            try:
+                w.wait(20)
+            except subprocess.TimeoutExpired:
+                w.kill()
+    # no solve outlived its worker (a solve's process group dies with the worker)
+    deadline = time.monotonic() + 10
+    while (left := _ours(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, f"processes left behind: {left}"
+    records = read_topic(kafka, topics.plan_results, expected=3, idle_timeout_s=3.0)
+    published = Counter(orjson.loads(r.value)["job_id"] for r in records)
+    assert published == Counter(ids), published
+    for r in records:
+        message = orjson.loads(r.value)
+        assert message["status"] == "done"
+        assert message["worker_id"] == final[message["job_id"]]["worker_id"]
+    jobs.close()
+    tokens.close()
+
+
+def _ours(tmp_path: Path) -> list[int]:
+    """Processes started for this test (their environment names its temporary directory)."""
+    mine = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if str(tmp_path).encode() in (entry / "environ").read_bytes():
+                mine.append(int(entry.name))
+        except OSError:
+            continue
+    return mine
