@@ -43,12 +43,14 @@ def test_compose_check_can_fail(tmp_path: Path) -> None:
     assert res.returncode != 0
 
 
-def test_the_admin_password_is_required(tmp_path: Path) -> None:
-    empty = tmp_path / "empty.env"
-    empty.write_text("", "utf-8")
-    res = run([tool("docker-compose"), "-f", str(COMPOSE), "--env-file", str(empty),
+@pytest.mark.parametrize("secret", ["GF_SECURITY_ADMIN_PASSWORD", "PACKLOOP_TOKEN_PEPPER"])
+def test_secrets_are_required(secret: str, tmp_path: Path) -> None:
+    env = tmp_path / "partial.env"
+    env.write_text("".join(line + "\n" for line in ENV_EXAMPLE.read_text("utf-8").splitlines()
+                           if not line.startswith(secret + "=")), "utf-8")
+    res = run([tool("docker-compose"), "-f", str(COMPOSE), "--env-file", str(env),
                "config", "-q"], cwd=tmp_path)
-    assert res.returncode != 0 and "GF_SECURITY_ADMIN_PASSWORD" in res.stderr
+    assert res.returncode != 0 and secret in res.stderr
 
 
 def test_services(resolved: dict[str, Any]) -> None:
@@ -86,6 +88,10 @@ def test_packloop_settings_for_apache_kafka(resolved: dict[str, Any]) -> None:
         assert env["PACKLOOP_KAFKA_FETCH_MAX_WAIT_MS"] == "500"
         assert env["PACKLOOP_WEB_HOST"] == "0.0.0.0"
         assert svc["build"]["dockerfile"] == "infra/Dockerfile"
+        if name in ("gateway", "planner"):
+            assert env[f"PACKLOOP_{name.upper()}_HOST"] == "0.0.0.0"
+            assert env["PACKLOOP_TOKEN_PEPPER"] == "change-me"
+            assert env["PACKLOOP_TOKEN_DB_URL"] == "sqlite:////var/lib/packloop/db/tokens.db"
         if name.startswith("worker-"):
             ids.add(env["PACKLOOP_WORKER_GROUP_INSTANCE_ID"])
     assert ids == {"worker-1", "worker-2"}, "static membership ids must be distinct"
@@ -156,7 +162,7 @@ def test_env_example_has_placeholders_only() -> None:
             values[key] = value
     assert values["GF_SECURITY_ADMIN_PASSWORD"] == "change-me"
     for key, value in values.items():
-        if re.search(r"PASSWORD|SECRET|TOKEN|KEY", key):
+        if re.search(r"PASSWORD|SECRET|TOKEN|KEY|PEPPER|DB_URL", key):
             assert value in {"", "change-me"}, key
     compose_vars = set(re.findall(r"\$\{(\w+)", COMPOSE.read_text("utf-8")))
     assert compose_vars <= set(values), compose_vars - set(values)
@@ -166,7 +172,10 @@ def test_web_servers_bind_loopback_unless_configured(monkeypatch: pytest.MonkeyP
     """Item 8: the read side binds 127.0.0.1 by default; only deployments open it."""
     from services.settings import Settings
 
-    monkeypatch.delenv("PACKLOOP_WEB_HOST", raising=False)
-    assert Settings().web_host == "127.0.0.1"
+    for var in ("PACKLOOP_WEB_HOST", "PACKLOOP_GATEWAY_HOST", "PACKLOOP_PLANNER_HOST"):
+        monkeypatch.delenv(var, raising=False)
+    defaults = Settings()
+    assert (defaults.web_host, defaults.gateway_host, defaults.planner_host) == (
+        "127.0.0.1", "127.0.0.1", "127.0.0.1")
     monkeypatch.setenv("PACKLOOP_WEB_HOST", "0.0.0.0")
     assert Settings().web_host == "0.0.0.0"

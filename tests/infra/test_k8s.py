@@ -193,6 +193,14 @@ def test_settings_for_apache_kafka_and_binding() -> None:
     assert data["PACKLOOP_KAFKA_SESSION_TIMEOUT_MS"] == "45000"
     assert data["PACKLOOP_KAFKA_FETCH_MAX_WAIT_MS"] == "500"
     assert data["PACKLOOP_WEB_HOST"] == "0.0.0.0"
+    assert data["PACKLOOP_GATEWAY_HOST"] == data["PACKLOOP_PLANNER_HOST"] == "0.0.0.0"
+    for deployment in _kinds()["Deployment"]:
+        (c,) = deployment["spec"]["template"]["spec"]["containers"]
+        secrets = {e["secretRef"]["name"]: e["secretRef"].get("optional", False)
+                   for e in c["envFrom"] if "secretRef" in e}
+        # The token pepper and database URLs: required, never in the ConfigMap.
+        assert secrets == {"packloop-kafka": True, "packloop-services": False}
+    assert not {"PACKLOOP_TOKEN_PEPPER", "PACKLOOP_TOKEN_DB_URL"} & set(data)
     for _, doc in DOCS:
         assert doc["kind"] != "Secret", "no secrets in files"
         text = yaml.safe_dump(doc)
