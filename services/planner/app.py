@@ -475,8 +475,8 @@ def create_app(config: PlannerConfig) -> FastAPI:
         return JSONResponse({"scenario": job["scenario"], "inputs": job["inputs"]})
 
     @app.get("/v1/plans/{job_id}/report", summary="The plan's HTML report",
-             response_class=HTMLResponse,
-             responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}},
+             responses={200: {"description": "The report (HTML).",
+                              "content": {"text/html": {"schema": {"type": "string"}}}},
                         **COMMON, **_err(404, "No such job."),
                         **_err(409, "No report yet.")})
     async def report(job_id: str = job_path, auth: TokenInfo = Depends(planner_auth)) -> Response:
