@@ -1,0 +1,103 @@
+"""Hub webhooks: every pickup_requested / pickup_overdue of a hub's villages reaches its URL,
+signed with an HMAC of the body, retried with back-off; other hubs' notices do not."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from kafka import KafkaProducer
+
+from services.gateway import GatewayConfig, create_app
+from services.gateway.webhooks import verify
+from services.tokens import TokenStore
+from streams.network import load_network
+
+pytestmark = pytest.mark.integration
+
+
+def notice(kind: str, hub: str, village: str) -> dict[str, Any]:
+    return {"type": kind, "schema_version": 1, "event_id": str(uuid.uuid4()),
+            "occurred_at": "2026-11-11T08:00:00Z", "hub_id": hub, "village_id": village,
+            "pickup_id": f"P-{village}-1", "outstanding_grams": {"cardboard": 60000},
+            "reasons": ["outstanding_grams"]}
+
+
+class Receiver:
+    """The hub's endpoint: fails the first attempt of every notice, then accepts."""
+
+    def __init__(self) -> None:
+        self.calls: list[httpx.Request] = []
+        self.lock = threading.Lock()
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        with self.lock:
+            self.calls.append(request)
+        if request.headers["x-packloop-delivery-attempt"] == "1":
+            return httpx.Response(503)
+        return httpx.Response(204)
+
+
+def test_pickup_notices_reach_the_hub_webhook_signed_and_retried(kafka, topics,
+                                                                  tmp_path) -> None:
+    tokens = TokenStore(f"sqlite:///{tmp_path}/tokens.db")
+    _, h1 = tokens.add("hub", "H01")
+    receiver = Receiver()
+    app = create_app(GatewayConfig(
+        kafka=kafka, topics=topics, network=load_network(), tokens=tokens, webhooks=True,
+        webhook_transport=httpx.MockTransport(receiver.handler), webhook_backoff_s=0.05))
+    with TestClient(app) as client:
+        headers = {"Authorization": f"Bearer {h1}"}
+        assert client.get("/v1/webhook", headers=headers).status_code == 404
+        bad = client.put("/v1/webhook", json={"url": "ftp://x"}, headers=headers)
+        assert bad.status_code == 422
+        reg = client.put("/v1/webhook", json={"url": "https://hub1.example/pickups"},
+                         headers=headers)
+        assert reg.status_code == 200, reg.text
+        secret = reg.json()["secret"]
+        assert client.get("/v1/webhook", headers=headers).json()["url"] == \
+            "https://hub1.example/pickups"
+        assert "secret" not in client.get("/v1/webhook", headers=headers).json()
+        dispatcher = app.state.gateway.webhooks
+        assert dispatcher.assigned.wait(30), "webhook consumer never joined its group"
+        time.sleep(0.5)
+        mine = [notice("pickup_requested", "H01", "H01-V001"),
+                notice("pickup_overdue", "H01", "H01-V002")]
+        others = [notice("pickup_requested", "H02", "H02-V001")]
+        producer = KafkaProducer(acks="all", **kafka.kafka_python_kwargs())
+        for n in mine + others:
+            producer.send(topics.pickup_requests, key=n["village_id"].encode(),
+                          value=orjson.dumps(n))
+        producer.flush()
+        producer.close()
+        deadline = time.monotonic() + 30
+        while True:
+            delivered = {r.headers["x-packloop-event-id"] for r in receiver.calls
+                         if r.headers["x-packloop-delivery-attempt"] == "2"}
+            if delivered >= {n["event_id"] for n in mine}:
+                break
+            assert time.monotonic() < deadline, receiver.calls
+            time.sleep(0.2)
+        time.sleep(1.0)
+        metrics = client.get("/metrics").text
+    for request in receiver.calls:
+        assert str(request.url) == "https://hub1.example/pickups"
+        assert verify(secret, request.content, request.headers["x-packloop-signature"])
+        assert not verify("wrong", request.content, request.headers["x-packloop-signature"])
+        body = orjson.loads(request.content)
+        assert body["hub_id"] == "H01"
+        assert request.headers["x-packloop-event-type"] == body["type"]
+    assert {r.headers["x-packloop-event-id"] for r in receiver.calls} == \
+        {n["event_id"] for n in mine}  # H02 has no webhook: nothing sent
+    assert len(receiver.calls) == 4  # two notices, each failed once then delivered
+    assert 'packloop_gateway_webhook_deliveries_total{hub="H01",outcome="delivered"} 2.0' \
+        in metrics
+    assert 'packloop_gateway_webhook_deliveries_total{hub="H02",outcome="skipped"} 1.0' \
+        in metrics
+    tokens.close()
