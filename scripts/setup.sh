@@ -10,15 +10,19 @@ VENV=${VENV:-.venv}
 need_apt=()
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v amtool >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
+command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing Debian packages: ${need_apt[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
-    # The Debian package starts a Prometheus service; packloop's tests run their own.
-    if [[ " ${need_apt[*]} " == *" prometheus "* ]]; then
-      (service prometheus stop || systemctl stop prometheus || pkill -x prometheus) >/dev/null 2>&1 || true
-    fi
+    # The Debian packages start Prometheus/Alertmanager services; packloop's tests run their own.
+    for svc in prometheus prometheus-alertmanager; do
+      (service "$svc" stop || systemctl stop "$svc") >/dev/null 2>&1 || true
+    done
+    pkill -x prometheus >/dev/null 2>&1 || true
+    pkill -x prometheus-alertmanager >/dev/null 2>&1 || true
   else
     echo "setup: please install: ${need_apt[*]} (apt-get as root)" >&2
   fi
