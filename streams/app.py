@@ -50,7 +50,7 @@ class WorkerOptions:
     web_port: int = 6066
     #: URL other workers use to reach this one (default http://{web_host}:{web_port})
     canonical_url: str | None = None
-    batch_size: int = 2000
+    batch_size: int = 10_000
     batch_within_s: float = 0.05
     dedupe_horizon_days: float = 14.0
     future_tolerance_hours: float = 1.0
@@ -158,6 +158,7 @@ class Runtime:
     async def on_revoked(self, tps: set[TP]) -> None:
         parts = {tp.partition for tp in tps if tp.topic == self.worker.topics.hub_events}
         async with self.lock:  # wait for the batch in flight, then stop writing
+            await self.worker.wait_changelog()
             for p in parts:
                 self.processors.pop(p, None)
             self.assigned -= parts
@@ -208,6 +209,7 @@ class StreamsWorker:
             canonical_url=options.url,
             producer_linger_ms=options.producer_linger_ms,
             stream_buffer_maxsize=max(4096, options.batch_size * 2),
+            broker_max_poll_records=options.batch_size,
             datadir=options.datadir or f"/tmp/packloop-faust-{options.app_id}-{options.web_port}",
             autodiscover=False,
             key_serializer="raw",
@@ -251,6 +253,10 @@ class StreamsWorker:
         self.table.key_serializer = "packloop_utf8"
         self.table.value_serializer = "packloop_state"
         self.runtime = Runtime(self, network, self.config)
+        self._inflight: list[Any] = []
+        self._inflight_offsets: dict[int, int] = {}
+        self._durable: dict[int, int] = {}
+        self._committed: dict[int, int] = {}
         app.packloop_seek_hook = self.runtime.seek_positions
         self.started_at = time.time()
 
@@ -261,6 +267,10 @@ class StreamsWorker:
         @app.on_partitions_revoked.connect
         async def _revoked(sender: Any, revoked: set[TP], **kw: Any) -> None:
             await self.runtime.on_revoked(revoked)
+
+        @app.timer(options.commit_interval_s)
+        async def _commit_durable() -> None:
+            await self.commit_durable()
 
         from streams.agents import village
         from streams.views import register_views
@@ -305,20 +315,66 @@ class StreamsWorker:
         if futures:
             await asyncio.gather(*futures)
 
-    def write_state(self, procs: Iterable[PartitionProcessor]) -> None:
-        """Table writes of a finished batch: villages first, the partition marker last."""
-        table = self.table
-        data = table.data
+    async def write_state(self, procs: Iterable[PartitionProcessor]) -> None:
+        """Table writes of a finished batch: villages first, the partition marker last.
+
+        Sent straight to the producer (not Faust's one-at-a-time buffer), in order, so
+        each changelog partition receives a batch's writes in the order given. The
+        previous batch's writes must be acknowledged before a new batch's are sent:
+        a failure then stops the worker with the changelog still a prefix of the writes.
+        """
+        await self.wait_changelog()
+        producer = self.app.producer
+        topic = self.table.changelog_topic.get_topic_name()
+        data = self.table.data
+        futures = []
+        pending: dict[int, int] = {}
         for proc in procs:
+            pending[proc.partition] = proc.marker.offset
             for key, value in proc.checkpoint():
                 data[key] = value
-                table.send_changelog(
-                    proc.partition,
-                    key,
-                    value.to_bytes(),
-                    key_serializer="packloop_utf8",
-                    value_serializer="raw",
+                futures.append(
+                    await producer.send(
+                        topic, key.encode("utf-8"), value.to_bytes(), proc.partition, None, None
+                    )
                 )
+            pending[proc.partition] = proc.marker.offset
+        self._inflight = futures
+        self._inflight_offsets = pending
+
+    async def wait_changelog(self) -> None:
+        inflight, self._inflight = self._inflight, []
+        offsets, self._inflight_offsets = self._inflight_offsets, {}
+        if inflight:
+            try:
+                await asyncio.gather(*inflight)
+            except Exception as exc:
+                log.error("changelog write failed, stopping the worker: %r", exc)
+                await self.app.crash(exc)
+                raise
+        for p, offset in offsets.items():
+            if offset >= 0:
+                self._durable[p] = offset + 1
+
+    async def commit_durable(self) -> None:
+        """Commit, per partition, the offset up to which the state is in the changelog.
+
+        Resuming does not depend on it (the table's marker decides), but lag
+        monitoring and tools that read committed offsets see the truth."""
+        topic = self.topics.hub_events
+        offsets = {
+            TP(topic, p): o
+            for p, o in self._durable.items()
+            if p in self.runtime.assigned and self._committed.get(p) != o
+        }
+        if not offsets:
+            return
+        try:
+            await self.app.consumer._commit(offsets)
+            for tp, o in offsets.items():
+                self._committed[tp.partition] = o
+        except Exception as exc:  # a failed commit only delays lag figures
+            log.warning("offset commit failed: %r", exc)
 
     # ---- running ----
 

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -47,6 +49,55 @@ class _Consumer(faust_aiokafka.Consumer):
             await self.seek(tp, offset)
 
 
+    async def _drain_messages(self, fetcher: Any) -> None:
+        """Deliver the batch topic's records in whole fetches to a batch handler.
+
+        Faust's loop delivers one message at a time through two tasks per message
+        (``wait_first``), the conductor and the stream: that, not the broker, caps a
+        Faust agent at a few thousand events/s. Records of ``packloop_batch_topic``
+        go straight to ``packloop_batch_hook(messages)`` instead; every other topic
+        (table changelogs during recovery) takes Faust's normal path.
+        """
+        hook = getattr(self.app, "packloop_batch_hook", None)
+        topic = getattr(self.app, "packloop_batch_topic", None)
+        if hook is None or topic is None:
+            return await super()._drain_messages(fetcher)
+        callback = self.callback
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        read_offset = self._read_offset
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                ait = self.getmany(timeout=1.0)
+                await self.sleep(0)
+                if self.should_stop:
+                    continue
+                batch: list[Any] = []
+                async for tp, message in ait:
+                    r_offset = read_offset.get(tp)
+                    if r_offset is not None and message.offset < r_offset:
+                        continue
+                    if message.topic == topic:
+                        batch.append(message)
+                    else:
+                        await self.wait_first(callback(message), self.suspend_flow.wait())
+                    read_offset[tp] = message.offset
+                if batch and not self.suspend_flow.is_set():
+                    await hook(batch)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("packloop: batch delivery failed: %r", exc)
+            await self.crash(exc)
+            raise
+
+
 class _Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
 
@@ -57,6 +108,8 @@ class PackloopApp(faust.App):
 
     packloop_fetch_max_wait_ms: int | None = None
     packloop_seek_hook: SeekHook | None = None
+    packloop_batch_topic: str | None = None
+    packloop_batch_hook: Callable[[list[Any]], Awaitable[None]] | None = None
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)

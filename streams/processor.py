@@ -78,11 +78,19 @@ def pickup_event_id(pickup_id: str, kind: str) -> str:
     return str(uuid.uuid5(PICKUP_NAMESPACE, f"{pickup_id}:{kind}"))
 
 
+_PARTITION_CACHE: dict[tuple[bytes, int], int] = {}
+
+
 def murmur2_partition(key: bytes, partitions: int) -> int:
     """Kafka's default partitioner (Java client, aiokafka, kafka-python)."""
-    from aiokafka.partitioner import murmur2
+    cached = _PARTITION_CACHE.get((key, partitions))
+    if cached is None:
+        from aiokafka.partitioner import murmur2
 
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+        cached = (murmur2(key) & 0x7FFFFFFF) % partitions
+        if len(_PARTITION_CACHE) < 200_000:
+            _PARTITION_CACHE[(key, partitions)] = cached
+    return cached
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,7 +362,6 @@ class PartitionProcessor:
         if state.last_at is None or at > state.last_at:
             state.last_at = at
         self._emit(evaluate(state, st, at, self.limits(vid)))
-        prune(state, st, self.tz, self.config.dedupe_horizon_us)
         self.dirty[vid] = state
         self._schedule(state)
         self._fire_timers(st)
@@ -368,6 +375,9 @@ class PartitionProcessor:
         """End of batch: the table writes, villages first and the marker last."""
         writes: list[tuple[str, VillageState | PartitionMarker]] = list(self.dirty.items())
         self.dirty.clear()
+        if self.stream_time is not None:
+            for _key, state in writes:
+                prune(state, self.stream_time, self.tz, self.config.dedupe_horizon_us)  # type: ignore[arg-type]
         m = self.marker
         if self.last_offset > m.offset or writes or self.stream_time != m.stream_time:
             m.offset = self.last_offset

@@ -14,6 +14,7 @@ caller (:mod:`streams.processor`); nothing here reads a clock.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from bisect import bisect_left
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ HOUR_US = 3600 * US
 DAY_US = 24 * HOUR_US
 #: Day buckets kept behind stream time: enough for the current calendar month
 #: and a 7-day window whatever the day of the month.
-DAY_BUCKETS_KEPT = 40
+DAY_BUCKETS_KEPT = 32
 
 STATE_VERSION = 1
 
@@ -326,7 +327,7 @@ class VillageState:
             if op is None
             else [op.pickup_id, op.requested_at, op.reasons, op.overdue],
             "containers": {k: v.to_list() for k, v in self.containers.items()},
-            "seen": [[h, t] for h, t in self.seen.items()],
+            "seen": _pack_seen(self.seen),
         }
 
     def to_bytes(self) -> bytes:
@@ -356,12 +357,42 @@ class VillageState:
             pickups_cancelled=pk[3],
             open_pickup=None if op is None else OpenPickup(op[0], op[1], list(op[2]), op[3]),
             containers={k: ContainerPool.from_list(v) for k, v in d["containers"].items()},
-            seen={int(h): int(t) for h, t in d["seen"]},
+            seen=_unpack_seen(d["seen"]),
         )
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> VillageState:
         return cls.from_dict(orjson.loads(raw))
+
+
+def _pack_seen(seen: dict[int, int]) -> dict[str, str]:
+    """The dedupe set as {day number: base64 of 8-byte id hashes}: ~11 bytes an id.
+
+    Unpacking dates every id at the end of its day, so an id is never forgotten
+    earlier than it would have been (later is harmless: events older than the
+    horizon are refused before the dedupe set is consulted).
+    """
+    days: dict[int, list[int]] = {}
+    for h, t in seen.items():
+        days.setdefault(t // DAY_US, []).append(h)
+    return {
+        str(day): base64.b64encode(b"".join(h.to_bytes(8, "big") for h in hs)).decode("ascii")
+        for day, hs in days.items()
+    }
+
+
+def _unpack_seen(packed: Any) -> dict[int, int]:
+    out: dict[int, int] = {}
+    if isinstance(packed, list):  # an explicit [[hash, time], ...] list
+        for h, t in packed:
+            out[int(h)] = int(t)
+        return out
+    for day, blob in packed.items():
+        t = (int(day) + 1) * DAY_US - 1
+        raw = base64.b64decode(blob)
+        for i in range(0, len(raw), 8):
+            out[int.from_bytes(raw[i : i + 8], "big")] = t
+    return out
 
 
 # -- pure update logic --------------------------------------------------------------------

@@ -7,13 +7,16 @@ pool change together in a single changelog record. Separate agents would need
 separate tables whose changelogs could recover to different points. The logic is
 split by concern in :mod:`streams.state` (pure, unit-tested) instead.
 
-Batches (``take_events``) amortise the table writes: a village touched by many
-events in a batch is written once. The topic is already keyed by village, so there
-is no ``group_by`` repartition.
+Records arrive in whole fetches (:meth:`streams.faust_ext._Consumer._drain_messages`
+hands them to :func:`process_batch`), so a village touched by many events in a
+fetch is written once. The Faust agent below subscribes the topic and is the
+fallback path (``take_events``) when the batch hook is not installed. The topic is
+already keyed by village: no ``group_by`` repartition.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from streams.processor import PartitionProcessor
@@ -22,32 +25,43 @@ if TYPE_CHECKING:
     from streams.app import StreamsWorker
 
 
-def register(worker: StreamsWorker) -> Any:
+async def process_batch(worker: StreamsWorker, messages: Iterable[Any]) -> None:
+    """Apply one batch of source records; publish, then write state (see processor)."""
     from streams.app import now_us
 
-    app = worker.app
     runtime = worker.runtime
+    app = worker.app
+    async with runtime.lock:
+        generation = app.consumer_generation_id
+        wall = now_us()
+        touched: dict[int, PartitionProcessor] = {}
+        for msg in messages:
+            if msg.partition not in runtime.assigned:
+                continue  # revoked while buffered: its new owner processes it
+            if msg.generation_id is not None and msg.generation_id != generation:
+                continue  # fetched before a rebalance; re-read after the seek
+            proc = touched.get(msg.partition)
+            if proc is None:
+                proc = touched[msg.partition] = runtime.processor(msg.partition)
+            proc.process(msg.offset, msg.key, msg.value, wall)
+        if touched:
+            await worker.publish_outbox(touched.values())
+            await worker.write_state(touched.values())
+
+
+def register(worker: StreamsWorker) -> Any:
+    app = worker.app
     options = worker.options
+
+    async def batch_hook(messages: list[Any]) -> None:
+        await process_batch(worker, messages)
+
+    app.packloop_batch_topic = worker.topics.hub_events
+    app.packloop_batch_hook = batch_hook
 
     @app.agent(worker.hub_topic, name="packloop.village")
     async def village_agent(stream: Any) -> None:
         async for events in stream.take_events(options.batch_size, within=options.batch_within_s):
-            async with runtime.lock:
-                generation = app.consumer_generation_id
-                wall = now_us()
-                touched: dict[int, PartitionProcessor] = {}
-                for event in events:
-                    msg = event.message
-                    if msg.partition not in runtime.assigned:
-                        continue  # revoked while buffered: its new owner processes it
-                    if msg.generation_id is not None and msg.generation_id != generation:
-                        continue  # fetched before a rebalance; re-read after the seek
-                    proc = touched.get(msg.partition)
-                    if proc is None:
-                        proc = touched[msg.partition] = runtime.processor(msg.partition)
-                    proc.process(msg.offset, msg.key, msg.value, wall)
-                if touched:
-                    await worker.publish_outbox(touched.values())
-                    worker.write_state(touched.values())
+            await process_batch(worker, [e.message for e in events])
 
     return village_agent
