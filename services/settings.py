@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     worker_app_id: str = Field(
         "packloop-worker", description="Faust app id = consumer group of the workers."
     )
-    worker_batch_size: int = Field(2000, ge=1, description="Events per agent batch.")
+    worker_batch_size: int = Field(10_000, ge=1, description="Events per agent batch.")
     worker_batch_within_s: float = Field(
         0.05, gt=0, description="Longest wait to fill an agent batch (seconds)."
     )
