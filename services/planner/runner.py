@@ -27,8 +27,9 @@ def _watch_parent(parent_pid: int) -> None:
         time.sleep(0.5)
 
 
-def _child(conn: Connection, scenario: dict[str, Any], options: dict[str, Any],
-           parent_pid: int) -> None:
+def _child(conn: Connection, scenario: dict[str, Any], options: dict[str, Any]) -> None:
+    # the parent is the worker (spawn) or the worker's fork server, which exits with it
+    parent_pid = os.getppid()
     try:
         os.setsid()
     except OSError:
@@ -70,14 +71,32 @@ def _child(conn: Connection, scenario: dict[str, Any], options: dict[str, Any],
         conn.close()
 
 
+_CTX: Any = None
+
+
+def _context() -> Any:
+    """A fork server with the optimiser imported once: a solve starts in milliseconds, not
+    the second or two a fresh interpreter needs to import Pyomo; it never forks the
+    worker itself (which runs Kafka threads)."""
+    global _CTX
+    if _CTX is None:
+        try:
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload(["optimizer", "services.planner.runner"])
+        except ValueError:  # no fork server on this platform
+            ctx = mp.get_context("spawn")
+        _CTX = ctx
+    return _CTX
+
+
 class SolveProcess:
     """Start a solve; poll it for messages; kill it (and its children) on demand."""
 
     def __init__(self, scenario: dict[str, Any], options: dict[str, Any]) -> None:
-        ctx = mp.get_context("spawn")
+        ctx = _context()
         self._conn, child_conn = ctx.Pipe(duplex=False)
         self.process = ctx.Process(
-            target=_child, args=(child_conn, scenario, options, os.getpid()),
+            target=_child, args=(child_conn, scenario, options),
             name="packloop-solve", daemon=False,
         )
         self.process.start()
