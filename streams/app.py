@@ -85,6 +85,8 @@ class Runtime:
         self.processors: dict[int, PartitionProcessor] = {}
         self.assigned: set[int] = set()
         self.listeners: list[PartitionListener] = []
+        #: rebalances after which the table was rebuilt behind the committed offset
+        self.short_recoveries = 0
         self._lock: asyncio.Lock | None = None
 
     @property
@@ -138,12 +140,29 @@ class Runtime:
         topic = self.worker.topics.hub_events
         data = self.worker.table.data
         positions: dict[TP, int] = {}
+        committed = getattr(self.worker.app.consumer, "_committed_offset", {}) or {}
         for tp in assignment:
             if tp.topic != topic:
                 continue
             m = data.get(marker_key(tp.partition))
-            if isinstance(m, PartitionMarker) and m.offset >= 0:
-                positions[tp] = m.offset + 1
+            resume = m.offset + 1 if isinstance(m, PartitionMarker) and m.offset >= 0 else None
+            done = committed.get(tp)
+            if done is not None and (resume or 0) < done:
+                # Offsets are committed only once the state is in the changelog, so a
+                # table recovered behind the committed offset was rebuilt short (Tansu
+                # answers "latest offset" with the start of the last batch + 1). Resume
+                # from the recovered state: the records in between are re-applied, and
+                # those already in a village value are recognised by its offset.
+                self.short_recoveries += 1
+                log.warning(
+                    "%s: table recovered to offset %s but %s was committed: "
+                    "re-applying %s record(s) from the recovered state",
+                    tp, (resume or 0) - 1, done - 1, done - (resume or 0),
+                )
+            if resume is not None:
+                positions[tp] = resume
+            elif done is not None:
+                positions[tp] = 0  # no state at all for this partition: start over
         return positions
 
     async def on_assigned(self, tps: set[TP]) -> None:

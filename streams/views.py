@@ -210,6 +210,7 @@ class LocalState:
         part["worker"] = {
             "url": self.worker.options.url,
             "partitions": sorted(self.runtime.assigned),
+            "short_recoveries": self.runtime.short_recoveries,
         }
         return part
 

@@ -127,13 +127,20 @@ def test_two_workers_one_killed_partitions_move(
 ) -> None:
     topics = topics_factory(4)
     a = workers(topics.prefix).start()
-    b = workers(topics.prefix).start()
     a.wait_ready()
+    produce(broker.bootstrap, topics.hub_events, file20k[:7_000])
+    # a second worker joins mid-run: a graceful rebalance moves partitions to it
+    b = workers(topics.prefix).start()
+    produce(broker.bootstrap, topics.hub_events, file20k[7_000:12_000])
     b.wait_ready()
-    produce(broker.bootstrap, topics.hub_events, file20k[:10_000])
-    time.sleep(1.0)
+    assert 0 < len(b.get("/local/status").json()["worker"]["partitions"]) < 4
+    produce(broker.bootstrap, topics.hub_events, file20k[12_000:15_000])
+    # any worker answers any query, routed or gathered
+    vid = orjson.loads(file20k[0])["village_id"]
+    assert a.get(f"/villages/{vid}").json()["village_id"] == vid
+    assert b.get(f"/villages/{vid}").json()["village_id"] == vid
     b.kill9()
-    produce(broker.bootstrap, topics.hub_events, file20k[10_000:])
+    produce(broker.bootstrap, topics.hub_events, file20k[15_000:])
     st = wait_settled([a], len(file20k), timeout=240)
     assert sorted(a.get("/local/status").json()["worker"]["partitions"]) == [0, 1, 2, 3]
     m = expected(file20k, 4)

@@ -29,3 +29,24 @@ def test_app_wiring_and_changelog_codecs() -> None:
         assert ct.schema.loads_key(w.app, msg) == "H01-V001"
         assert ct.schema.loads_value(w.app, msg) == value
     assert w.hub_topic.get_topic_name() == "u-hub-events"
+
+
+def test_resume_from_recovered_state_even_behind_the_committed_offset() -> None:
+    import asyncio
+
+    from faust.types import TP
+
+    w = create_worker(KafkaConnection("127.0.0.1:1"), Topics("u-"), load_network(),
+                      WorkerOptions(partitions=3))
+    topic = w.topics.hub_events
+    w.table.data["~p0"] = PartitionMarker(0, offset=41)
+    w.table.data["~p1"] = PartitionMarker(1, offset=99)
+    consumer = w.app.consumer
+    consumer._committed_offset.update({TP(topic, 0): 50, TP(topic, 1): 100, TP(topic, 2): 7})
+    got = asyncio.run(
+        w.runtime.seek_positions([TP(topic, 0), TP(topic, 1), TP(topic, 2), TP("other", 0)])
+    )
+    # p0: the table came back short (42 < 50): resume at 42 and re-apply
+    # p1: in step; p2: no state recovered at all: start over from the beginning
+    assert got == {TP(topic, 0): 42, TP(topic, 1): 100, TP(topic, 2): 0}
+    assert w.runtime.short_recoveries == 2
