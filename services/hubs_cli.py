@@ -66,7 +66,8 @@ def token_group(kind: str, noun: str, owner_meta: str, check_owner: Any = None) 
         if not rows:
             click.echo(f"no {noun} tokens")
             return
-        click.echo(f"{'ID':<14}{noun.upper():<16}{'CREATED':<22}{'LAST USED':<22}{'STATE':<10}LABEL")
+        click.echo(f"{'ID':<14}{noun.upper():<16}{'CREATED':<22}{'LAST USED':<22}"
+                   f"{'STATE':<10}LABEL")
         for r in rows:
             d = r.to_dict()
             state = "active" if r.active else f"revoked {d['revoked_at']}"

@@ -17,7 +17,7 @@ import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import httpx
 import orjson
@@ -449,7 +449,8 @@ def create_app(config: GatewayConfig) -> FastAPI:
             }
         },
     )
-    async def post_events(request: Request, auth: TokenInfo = Depends(hub_auth)) -> Response:
+    async def post_events(request: Request,
+                          auth: TokenInfo = Depends(hub_auth)) -> Response:  # noqa: B008
         hub = auth.owner
         rate_limit(hub)
         body = await read_body(request, config.max_request_bytes)
@@ -594,10 +595,10 @@ def create_app(config: GatewayConfig) -> FastAPI:
     )
     async def list_pickups(
         request: Request,
-        hub: str | None = Query(None, max_length=128,
-                                description="Hub id (default: the token's hub)."),
-        status: Literal["open", "overdue"] = Query("open"),
-        auth: TokenInfo = Depends(hub_auth),
+        auth: TokenInfo = Depends(hub_auth),  # noqa: B008
+        hub: Annotated[str | None, Query(max_length=128,
+                                         description="Hub id (default: the token's hub).")] = None,
+        status: Annotated[Literal["open", "overdue"], Query()] = "open",
     ) -> Response:
         hub = hub or auth.owner
         if hub != auth.owner:
@@ -622,9 +623,9 @@ def create_app(config: GatewayConfig) -> FastAPI:
     )
     async def cancel_pickup(
         request: Request,
-        pickup_id: str = Path(min_length=1, max_length=128),
+        pickup_id: Annotated[str, Path(min_length=1, max_length=128)],
+        auth: TokenInfo = Depends(hub_auth),  # noqa: B008
         body: CancelRequest | None = None,
-        auth: TokenInfo = Depends(hub_auth),
     ) -> Response:
         hub = auth.owner
         rate_limit(hub)
@@ -680,7 +681,8 @@ def create_app(config: GatewayConfig) -> FastAPI:
         "POSTed there, retried with back-off. " + SIGNATURE_HELP,
         responses={**AUTH_ERRORS, **_err(400, "URL not allowed.")},
     )
-    async def put_webhook(body: WebhookRequest, auth: TokenInfo = Depends(hub_auth)) -> Response:
+    async def put_webhook(body: WebhookRequest,
+                          auth: TokenInfo = Depends(hub_auth)) -> Response:  # noqa: B008
         from services.gateway.webhooks import check_url
 
         problem = check_url(body.url, allow_private=config.webhook_allow_private)
@@ -693,7 +695,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
 
     @app.get("/v1/webhook", response_model=WebhookInfo, summary="The hub's webhook",
              responses={**AUTH_ERRORS, **_err(404, "No webhook registered.")})
-    async def get_webhook(auth: TokenInfo = Depends(hub_auth)) -> Response:
+    async def get_webhook(auth: TokenInfo = Depends(hub_auth)) -> Response:  # noqa: B008
         hook = await run_in_threadpool(config.tokens.get_webhook, auth.owner)
         if hook is None:
             raise ApiError(404, "not_found", f"hub {auth.owner} has no webhook")
@@ -702,7 +704,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
 
     @app.delete("/v1/webhook", status_code=204, summary="Remove the hub's webhook",
                 responses={**AUTH_ERRORS, **_err(404, "No webhook registered.")})
-    async def delete_webhook(auth: TokenInfo = Depends(hub_auth)) -> Response:
+    async def delete_webhook(auth: TokenInfo = Depends(hub_auth)) -> Response:  # noqa: B008
         if not await run_in_threadpool(config.tokens.delete_webhook, auth.owner):
             raise ApiError(404, "not_found", f"hub {auth.owner} has no webhook")
         return Response(status_code=204)

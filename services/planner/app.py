@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import httpx
 import orjson
@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.gateway.app import ApiError, ErrorBody, Health
 from services.gateway.kafka_io import KafkaProbe, KafkaUnavailable, Record, SafeProducer
-from services.planner.store import CANCELLED, DONE, FAILED, FINAL, STATUSES, JobStore
+from services.planner.store import DONE, FAILED, FINAL, STATUSES, JobStore
 from services.tokens import TokenInfo, TokenStore, bearer_token
 from streams.kafka import KafkaConnection
 from streams.network import Network
@@ -34,6 +34,7 @@ from streams.topics import Topics
 log = logging.getLogger("packloop.planner")
 
 JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
+JobId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 @dataclass
@@ -393,7 +394,8 @@ def create_app(config: PlannerConfig) -> FastAPI:
                 "options": PlanOptions.model_json_schema(),
             }}}}}},
     )
-    async def submit(request: Request, auth: TokenInfo = Depends(planner_auth)) -> Response:
+    async def submit(request: Request,
+                     auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
         body = await read_json(request)
         scenario, options, source, inputs = await run_in_threadpool(prepare, body)
         if not probe.checked.is_set():
@@ -424,27 +426,27 @@ def create_app(config: PlannerConfig) -> FastAPI:
 
     @app.get("/v1/plans", response_model=PlanList, summary="Recent plan jobs",
              responses=COMMON)
-    async def list_jobs(status: JobStatus | None = Query(None),
-                        limit: int = Query(50, ge=1, le=500),
-                        auth: TokenInfo = Depends(planner_auth)) -> Response:
+    async def list_jobs(auth: TokenInfo = Depends(planner_auth),  # noqa: B008
+                        status: Annotated[JobStatus | None, Query()] = None,
+                        limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
         rows = await run_in_threadpool(config.jobs.list, status, limit)
         return JSONResponse({"jobs": rows})
 
-    job_path = Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
     @app.get("/v1/plans/{job_id}", response_model=PlanJob, summary="A job's status",
              description="queued; running with progress (incumbent, bound, gap, elapsed); "
              "done with a summary; failed with the reason; cancelled.",
              responses={**COMMON, **_err(404, "No such job.")})
-    async def job_status(job_id: str = job_path,
-                         auth: TokenInfo = Depends(planner_auth)) -> Response:
+    async def job_status(job_id: JobId,
+                         auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
         job = await run_in_threadpool(get_job, job_id)
         return JSONResponse(job_view(job))
 
     @app.delete("/v1/plans/{job_id}", response_model=PlanJob, summary="Cancel a job",
                 responses={**COMMON, **_err(404, "No such job."),
                            **_err(409, "The job is already finished.")})
-    async def cancel(job_id: str = job_path, auth: TokenInfo = Depends(planner_auth)) -> Response:
+    async def cancel(job_id: JobId,
+                         auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
         get_job(job_id)
         if not await run_in_threadpool(config.jobs.cancel, job_id):
             job = get_job(job_id)
@@ -457,7 +459,8 @@ def create_app(config: PlannerConfig) -> FastAPI:
                               "content": {"application/json": {"schema": {"type": "object"}}}},
                         **COMMON, **_err(404, "No such job."),
                         **_err(409, "No result yet.")})
-    async def result(job_id: str = job_path, auth: TokenInfo = Depends(planner_auth)) -> Response:
+    async def result(job_id: JobId,
+                         auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
         job = await run_in_threadpool(get_job, job_id, ("result",))
         if job["result"] is None:
             raise ApiError(409, "not_ready", f"job {job_id} is {job['status']}: no result"
@@ -469,8 +472,8 @@ def create_app(config: PlannerConfig) -> FastAPI:
                                              "jobs, the state it was built from.",
                               "content": {"application/json": {"schema": {"type": "object"}}}},
                         **COMMON, **_err(404, "No such job.")})
-    async def scenario(job_id: str = job_path,
-                       auth: TokenInfo = Depends(planner_auth)) -> Response:
+    async def scenario(job_id: JobId,
+                         auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
         job = await run_in_threadpool(get_job, job_id, ("scenario", "inputs"))
         return JSONResponse({"scenario": job["scenario"], "inputs": job["inputs"]})
 
@@ -479,7 +482,8 @@ def create_app(config: PlannerConfig) -> FastAPI:
                               "content": {"text/html": {"schema": {"type": "string"}}}},
                         **COMMON, **_err(404, "No such job."),
                         **_err(409, "No report yet.")})
-    async def report(job_id: str = job_path, auth: TokenInfo = Depends(planner_auth)) -> Response:
+    async def report(job_id: JobId,
+                         auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
         job = await run_in_threadpool(get_job, job_id, ("report",))
         if not job.get("report"):
             raise ApiError(409, "not_ready", f"job {job_id} is {job['status']}: no report")

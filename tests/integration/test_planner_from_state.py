@@ -49,7 +49,7 @@ def simulate(days: int, out: Path) -> list[bytes]:
 
 def test_from_state_plan_uses_the_streams_waste_pools_and_demand(
         broker: Any, kafka, topics_factory: Callable[..., Topics],
-        workers: Callable[..., WorkerProcess], tmp_path: Path) -> None:
+        workers: Callable[..., WorkerProcess], tmp_path: Path) -> None:  # noqa: F811
     topics = topics_factory(4)
     lines = simulate(2, tmp_path / "days.jsonl")
     worker = workers(topics.prefix).start()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from services.planner import JobStore, PlannerConfig, PlannerWorker, create_app
-from services.planner.store import CANCELLED, DONE, QUEUED, RUNNING
+from services.planner.store import CANCELLED, DONE, QUEUED
 from services.tokens import TokenStore
 from streams.consume import read_topic
 from streams.network import load_network

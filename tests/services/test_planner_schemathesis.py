@@ -22,6 +22,7 @@ from streams.topics import Topics, create_topics
 from tests.services.test_gateway_schemathesis import run_schemathesis
 
 TOKENS: dict[str, str] = {}
+EXAMPLES = int(os.environ.get("PACKLOOP_SCHEMATHESIS_EXAMPLES", "15"))
 
 
 def stub_worker(request: httpx.Request) -> httpx.Response:
@@ -58,5 +59,5 @@ def planner_app(kafka, tmp_path_factory) -> Iterator[FastAPI]:
 def test_planner_conforms_to_its_openapi_document(planner_app: FastAPI) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", planner_app)
     failures = run_schemathesis(schema, {"Authorization": f"Bearer {TOKENS['planner']}"},
-                                examples=int(os.environ.get("PACKLOOP_SCHEMATHESIS_EXAMPLES", "15")))
+                                examples=EXAMPLES)
     assert not failures, "\n\n".join(failures)
