@@ -127,6 +127,41 @@ def produce(bootstrap: str, topic: str, lines: list[bytes], partitioner: Callabl
         producer.close()
 
 
+class BackgroundProducer:
+    """Produce lines at a steady rate from a thread, so a worker can be killed mid-run."""
+
+    def __init__(self, bootstrap: str, topic: str, lines: list[bytes], rate: float) -> None:
+        import threading
+
+        self.bootstrap, self.topic, self.lines, self.rate = bootstrap, topic, lines, rate
+        self.sent = 0
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            t0 = time.monotonic()
+            chunk = 250
+            for i in range(0, len(self.lines), chunk):
+                produce(self.bootstrap, self.topic, self.lines[i : i + chunk])
+                self.sent = min(len(self.lines), i + chunk)
+                delay = t0 + self.sent / self.rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+        except BaseException as exc:  # reported by join()
+            self.error = exc
+
+    def start(self) -> BackgroundProducer:
+        self.thread.start()
+        return self
+
+    def join(self, timeout: float = 300) -> None:
+        self.thread.join(timeout)
+        if self.error:
+            raise self.error
+        assert self.sent == len(self.lines)
+
+
 def read_topic(bootstrap: str, topic: str, timeout_s: float = 5.0) -> list[dict[str, Any]]:
     from kafka import KafkaConsumer, TopicPartition
 

@@ -23,6 +23,7 @@ from streams.processor import murmur2_partition
 from streams.topics import Topics
 from tests.integration.conftest_streams import (
     REPO,
+    BackgroundProducer,
     WorkerProcess,
     produce,
     read_topic,
@@ -103,18 +104,20 @@ def test_kill9_mid_run_then_restart_is_exact(
     topics = topics_factory(1)
     w = workers(topics.prefix).start()
     w.wait_ready()
-    produce(broker.bootstrap, topics.hub_events, file20k)
-    # kill once some but not all of the records are applied
+    sender = BackgroundProducer(broker.bootstrap, topics.hub_events, file20k, rate=5000).start()
+    # kill while records are flowing and being applied
     deadline = time.monotonic() + 60
+    st = None
     while time.monotonic() < deadline:
         st = w.status()
-        if st and st["events"]["applied"] > 3000:
+        if st and st["events"]["applied"] > 6000:
             break
         time.sleep(0.05)
     w.kill9()
-    assert st and st["events"]["applied"] < len(file20k) - 1000, "killed too late to test"
+    assert st and st["events"]["applied"] < len(file20k) - 4000, "killed too late to test"
     w.start()
     w.wait_ready()
+    sender.join()
     st = wait_settled([w], len(file20k))
     m = expected(file20k, 1)
     assert_exact(st, m)
@@ -155,13 +158,14 @@ def test_broker_frozen_10s_loses_and_doubles_nothing(
     topics = topics_factory(4)
     w = workers(topics.prefix).start()
     w.wait_ready()
-    produce(broker.bootstrap, topics.hub_events, file20k[:12_000])
+    sender = BackgroundProducer(broker.bootstrap, topics.hub_events, file20k, rate=2000).start()
+    time.sleep(3)  # records flowing and being applied
     broker.pause()
     try:
         time.sleep(10)
     finally:
         broker.resume()
-    produce(broker.bootstrap, topics.hub_events, file20k[12_000:])
+    sender.join()
     st = wait_settled([w], len(file20k), timeout=240)
     m = expected(file20k, 4)
     assert_exact(st, m)
