@@ -199,6 +199,17 @@ class JobStore:
             )
         return bool(outcome.rowcount)
 
+    def release(self, job_id: str, worker_id: str) -> bool:
+        """A worker shutting down hands its running job back (queued again, at once)."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(plan_jobs)
+                .where(plan_jobs.c.job_id == job_id, plan_jobs.c.worker_id == worker_id,
+                       plan_jobs.c.status == RUNNING)
+                .values(status=QUEUED, worker_id=None, lease_expires_at=None, progress=None)
+            )
+        return bool(result.rowcount)
+
     def expired(self) -> list[str]:
         """Running jobs whose worker stopped renewing its lease."""
         with self.engine.connect() as conn:

@@ -4,10 +4,10 @@
 * The offset is committed only after the outcome is stored (and published), so a
   worker that dies mid-job leaves the message to the partition's next owner.
 * The store's conditional updates make the job run to completion once: a second
-  delivery of a finished job is skipped; a job whose worker is alive (lease renewed
-  every few seconds) is waited for, not run twice; a job whose worker died (lease
-  expired) is claimed again. A sweeper re-queues expired jobs whose message was
-  already committed, and publishes finished results that never reached plan-results.
+  delivery of a finished job is skipped; so is a job whose worker is alive (it renews a
+  lease every few seconds); a job whose worker died (lease expired) is claimed again.
+  A sweeper in every idle worker re-queues jobs whose lease expired (their message may
+  be committed already), and publishes finished results that never reached plan-results.
 * The solve runs in a child process group: a cancel (DELETE) ends the lease renewal,
   and the worker kills the solve at once.
 """
@@ -122,9 +122,10 @@ class PlannerWorker:
                     self.publish(job_id)
                 return
             if job["status"] == RUNNING and (job["lease_expires_at"] or 0) > time.time():
-                # another worker holds the lease and renews it: wait for it, never run twice
-                self.stop_event.wait(min(2.0, self.lease_s / 4))
-                continue
+                # another worker holds a live lease: never run twice, and do not sit waiting
+                # (if that worker dies, its lease expires and the sweeper re-queues the job)
+                log.info("job %s: running on %s, skipped", job_id, job["worker_id"])
+                return
             if self.store.claim(job_id, self.worker_id, self.lease_s):
                 self.run(job_id)
                 return
@@ -162,8 +163,14 @@ class PlannerWorker:
                                             f"{solve.exitcode} without a result", "")
                     break
                 if self.stop_event.is_set():
-                    log.warning("job %s: worker stopping, solve abandoned (lease will expire)",
-                                job_id)
+                    released = self.store.release(job_id, self.worker_id)
+                    log.warning("job %s: worker stopping, solve abandoned%s", job_id,
+                                " and the job queued again" if released else "")
+                    if released:
+                        try:
+                            self.enqueue(job_id)
+                        except Exception:  # noqa: BLE001 - the uncommitted message remains
+                            pass
                     return
                 if time.monotonic() >= next_renew:
                     next_renew = time.monotonic() + renew_every

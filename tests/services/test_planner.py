@@ -243,3 +243,16 @@ def test_cli_submit_status_fetch(planner_env, tmp_path, monkeypatch) -> None:
     missing = runner.invoke(cli, ["plan", "status", job_id])
     assert missing.exit_code == 1 and "PACKLOOP_PLANNER_TOKEN" in missing.output
     _ = uuid
+
+
+def test_a_stopping_worker_hands_its_job_back(planner_env) -> None:
+    client, jobs = planner_env["client"], planner_env["jobs"]
+    first = planner_env["start_worker"]()
+    job = client.post("/v1/plans", json=json_with_time_limit(big_scenario(), 60)).json()
+    wait_for(client, job["job_id"], ("running",))
+    first.stop()  # graceful: the job goes back to the queue at once, no lease wait
+    wait_for(client, job["job_id"], ("queued",), timeout_s=15)
+    planner_env["start_worker"]()
+    wait_for(client, job["job_id"], ("running",), timeout_s=60)
+    assert jobs.get(job["job_id"])["attempts"] == 2
+    assert client.delete(f"/v1/plans/{job['job_id']}").json()["status"] == CANCELLED
