@@ -38,6 +38,7 @@ from services.gateway.metrics import GatewayMetrics
 from services.gateway.ratelimit import RateLimiter
 from services.tokens import TokenInfo, TokenStore, bearer_token
 from streams.events import (
+    MAX_EVENT_BYTES,
     EventError,
     HubEvent,
     PickupCancelled,
@@ -504,8 +505,14 @@ def create_app(config: GatewayConfig) -> FastAPI:
                                            reason="invalid", message=f"invalid event: {exc}")
                 metrics.events.labels(hub, "rejected", "invalid").inc()
                 continue
-            records.append(Record(config.topics.hub_events, event.village_id.encode(),
-                                  event_to_json(event)))
+            value = event_to_json(event)
+            if len(value) > MAX_EVENT_BYTES:
+                outcomes[i] = EventOutcome(
+                    index=i, event_id=event_id, status="rejected", reason="too_large",
+                    message=f"event is {len(value)} bytes, over the {MAX_EVENT_BYTES}-byte limit")
+                metrics.events.labels(hub, "rejected", "too_large").inc()
+                continue
+            records.append(Record(config.topics.hub_events, event.village_id.encode(), value))
             record_index.append(i)
         if records:
             down = gw.kafka_down()

@@ -205,6 +205,18 @@ def test_over_rate_requests_get_429_with_retry_after(make_client, token_store) -
     assert other.status_code == 200
 
 
+def test_an_event_over_the_record_limit_is_rejected_alone(make_client, token_store, kafka,
+                                                          topics) -> None:
+    client = make_client(max_request_bytes=8 * 1024 * 1024)
+    _, token = token_store.add("hub", "H01")
+    huge = shipment(packaging=[{"material": "cardboard", "count": 1, "grams": 1}] * 40_000)
+    resp = client.post("/v1/events", json=[huge, shipment()], headers=auth(token))
+    assert resp.status_code == 200
+    assert [r["status"] for r in resp.json()["results"]] == ["rejected", "accepted"]
+    assert resp.json()["results"][0]["reason"] == "too_large"
+    assert len(hub_events(kafka, topics, expected=1)) == 1
+
+
 def test_bad_bodies_get_400(make_client, token_store) -> None:
     client = make_client()
     _, token = token_store.add("hub", "H01")
