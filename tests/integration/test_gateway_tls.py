@@ -190,3 +190,41 @@ def test_cli_refuses_to_start_without_a_broker(tmp_path) -> None:
     assert code == 1, err
     assert "no Kafka broker reachable" in err and "Traceback" not in err
     assert took < 30
+
+
+def test_planner_job_runs_over_tls(tls_broker, tmp_path) -> None:
+    """The planner's producer, its workers' consumer group and plan-results, all over TLS."""
+    import yaml
+
+    from services.planner import JobStore, PlannerConfig, PlannerWorker
+    from services.planner import create_app as create_planner
+
+    bootstrap, cert, _ = tls_broker
+    kafka = KafkaConnection(bootstrap_servers=bootstrap, security_protocol="SSL",
+                            ssl_cafile=str(cert), connect_timeout_ms=5000)
+    topics = Topics(f"tlsp-{uuid.uuid4().hex[:6]}-")
+    create_topics(kafka, topics)
+    tokens = TokenStore(f"sqlite:///{tmp_path}/t.db")
+    jobs = JobStore(f"sqlite:///{tmp_path}/p.db")
+    _, token = tokens.add("planner", "ops")
+    worker = PlannerWorker(jobs, kafka, topics, group_id="tls-planner")
+    worker.start()
+    app = create_planner(PlannerConfig(kafka=kafka, topics=topics, network=load_network(),
+                                       tokens=tokens, jobs=jobs))
+    scenario = yaml.safe_load((REPO / "examples/scenarios/tiny.yaml").read_text())
+    try:
+        with TestClient(app) as client:
+            client.headers["Authorization"] = f"Bearer {token}"
+            job_id = client.post("/v1/plans", json=scenario).json()["job_id"]
+            deadline = time.monotonic() + 90
+            while (job := client.get(f"/v1/plans/{job_id}").json())["status"] in (
+                    "queued", "running"):
+                assert time.monotonic() < deadline
+                time.sleep(0.3)
+            assert job["status"] == "done", job
+        [published] = read_topic(kafka, topics.plan_results, expected=1)
+        assert orjson.loads(published.value)["job_id"] == job_id
+    finally:
+        worker.stop()
+        time.sleep(0.5)
+        jobs.close()
