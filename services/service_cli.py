@@ -29,6 +29,12 @@ def _logging(level: str) -> None:
     logging.getLogger("kafka").setLevel(logging.ERROR)
 
 
+def _echo_openapi(app: Any) -> None:
+    import orjson
+
+    click.echo(orjson.dumps(app.openapi(), option=orjson.OPT_INDENT_2).decode())
+
+
 def check_kafka(settings: Any) -> None:
     """Create packloop's topics (idempotent), or exit with why Kafka cannot be used."""
     from services.gateway.kafka_io import describe_kafka_error
@@ -50,9 +56,11 @@ def check_kafka(settings: Any) -> None:
 @click.option("--port", type=int, default=None, help="Port (default PACKLOOP_GATEWAY_PORT, 8080).")
 @click.option("--bootstrap", "kafka_bootstrap", default=None, help="Kafka bootstrap servers.")
 @click.option("--log-level", default="info", show_default=True)
+@click.option("--openapi", "print_openapi", is_flag=True,
+              help="Print the OpenAPI document (JSON) and exit.")
 @click.pass_context
 def gateway(ctx: click.Context, host: str | None, port: int | None,
-            kafka_bootstrap: str | None, log_level: str) -> None:
+            kafka_bootstrap: str | None, log_level: str, print_openapi: bool) -> None:
     """Run the hub ingestion gateway (POST /v1/events, pickups, webhooks; /docs)."""
     import uvicorn
 
@@ -61,6 +69,10 @@ def gateway(ctx: click.Context, host: str | None, port: int | None,
 
     settings = _settings(ctx, gateway_host=host, gateway_port=port,
                          kafka_bootstrap=kafka_bootstrap)
+    if print_openapi:
+        offline = settings.model_copy(update={"token_db_url": "sqlite://"})
+        _echo_openapi(create_app(GatewayConfig.from_settings(offline)))
+        return
     _logging(log_level)
     check_kafka(settings)
     try:
@@ -82,9 +94,11 @@ def gateway(ctx: click.Context, host: str | None, port: int | None,
 @click.option("--no-api", is_flag=True, help="Only run workers (scale-out machines).")
 @click.option("--bootstrap", "kafka_bootstrap", default=None, help="Kafka bootstrap servers.")
 @click.option("--log-level", default="info", show_default=True)
+@click.option("--openapi", "print_openapi", is_flag=True,
+              help="Print the OpenAPI document (JSON) and exit.")
 @click.pass_context
 def planner(ctx: click.Context, host: str | None, port: int | None, workers: int, no_api: bool,
-            kafka_bootstrap: str | None, log_level: str) -> None:
+            kafka_bootstrap: str | None, log_level: str, print_openapi: bool) -> None:
     """Run the planner job service: the HTTP API and planner workers.
 
     Workers on several machines share the jobs through the consumer group
@@ -98,6 +112,10 @@ def planner(ctx: click.Context, host: str | None, port: int | None, workers: int
 
     settings = _settings(ctx, planner_host=host, planner_port=port,
                          kafka_bootstrap=kafka_bootstrap)
+    if print_openapi:
+        offline = settings.model_copy(update={"token_db_url": "sqlite://"})
+        _echo_openapi(create_app(PlannerConfig.from_settings(offline, jobs=JobStore("sqlite://"))))
+        return
     _logging(log_level)
     if no_api and workers < 1:
         raise click.UsageError("--no-api needs at least one worker")

@@ -86,7 +86,6 @@ class GatewayConfig:
             kafka=settings.kafka(),
             topics=settings.topics(),
             network=load_network(settings.network),
-            tokens=TokenStore(settings.token_db_url, pepper),
             max_request_bytes=settings.gateway_max_request_bytes,
             max_batch=settings.gateway_max_batch,
             rate_per_s=settings.gateway_rate_per_s,
@@ -100,6 +99,8 @@ class GatewayConfig:
             webhook_allow_private=settings.webhook_allow_private,
         )
         values.update(overrides)
+        if "tokens" not in values:
+            values["tokens"] = TokenStore(settings.token_db_url, pepper)
         return cls(**values)
 
 

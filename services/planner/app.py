@@ -58,13 +58,15 @@ class PlannerConfig:
         values: dict[str, Any] = dict(
             kafka=settings.kafka(), topics=settings.topics(),
             network=load_network(settings.network),
-            tokens=TokenStore(settings.token_db_url, pepper),
-            jobs=JobStore(settings.planner_db_url),
             worker_url=settings.worker_url,
             max_request_bytes=settings.planner_max_request_bytes,
             default_time_limit_s=settings.planner_time_limit_s,
         )
         values.update(overrides)
+        if "tokens" not in values:
+            values["tokens"] = TokenStore(settings.token_db_url, pepper)
+        if "jobs" not in values:
+            values["jobs"] = JobStore(settings.planner_db_url)
         return cls(**values)
 
 
