@@ -50,8 +50,12 @@ def produce(bootstrap: str, topic: str, lines: list[bytes]) -> float:
     from kafka import KafkaProducer
 
     t0 = time.perf_counter()
-    p = KafkaProducer(bootstrap_servers=[bootstrap], linger_ms=20, batch_size=512 * 1024,
-                      max_request_size=4 * 1024 * 1024)
+    p = KafkaProducer(
+        bootstrap_servers=[bootstrap],
+        linger_ms=20,
+        batch_size=512 * 1024,
+        max_request_size=4 * 1024 * 1024,
+    )
     for line in lines:
         p.send(topic, key=orjson.loads(line)["village_id"].encode(), value=line)
     p.flush(120)
@@ -63,13 +67,22 @@ class Worker:
     def __init__(self, bootstrap: str, prefix: str, log_dir: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, PACKLOOP_KAFKA_BOOTSTRAP=bootstrap, PACKLOOP_TOPIC_PREFIX=prefix,
-                   PACKLOOP_WEB_PORT=str(self.port), PACKLOOP_WORKER_URL=self.url,
-                   PACKLOOP_WORKER_LOG_LEVEL="warning")
+        env = dict(
+            os.environ,
+            PACKLOOP_KAFKA_BOOTSTRAP=bootstrap,
+            PACKLOOP_TOPIC_PREFIX=prefix,
+            PACKLOOP_WEB_PORT=str(self.port),
+            PACKLOOP_WORKER_URL=self.url,
+            PACKLOOP_WORKER_LOG_LEVEL="warning",
+        )
         self.log = open(log_dir / f"worker-{self.port}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from services.cli import main; main()", "worker"],
-            cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=REPO,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def status(self) -> dict | None:
@@ -138,9 +151,14 @@ def bare(bootstrap: str, lines: list[bytes], partitions: int = 4) -> dict:
     async def run() -> dict:
         from aiokafka import AIOKafkaConsumer
 
-        c = AIOKafkaConsumer(topics.hub_events, bootstrap_servers=bootstrap,
-                             auto_offset_reset="earliest", enable_auto_commit=False,
-                             fetch_max_wait_ms=100, max_partition_fetch_bytes=8 * 1024 * 1024)
+        c = AIOKafkaConsumer(
+            topics.hub_events,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=100,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
         await c.start()
         n = 0
         t0 = None
@@ -180,8 +198,12 @@ def latency(bootstrap: str, rate: int, seconds: float) -> dict:
             from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
             prod = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
-            cons = AIOKafkaConsumer(topics.pickup_requests, bootstrap_servers=bootstrap,
-                                    auto_offset_reset="earliest", fetch_max_wait_ms=100)
+            cons = AIOKafkaConsumer(
+                topics.pickup_requests,
+                bootstrap_servers=bootstrap,
+                auto_offset_reset="earliest",
+                fetch_max_wait_ms=100,
+            )
             await prod.start()
             await cons.start()
             lat: list[float] = []
@@ -211,16 +233,29 @@ def latency(bootstrap: str, rate: int, seconds: float) -> dict:
                 i += 1
                 k = state[vid]
                 at = datetime.now(UTC)
-                base = {"event_id": f"lat-{n}", "occurred_at": at.isoformat(),
-                        "hub_id": NET.villages[vid].hub_id, "village_id": vid}
+                base = {
+                    "event_id": f"lat-{n}",
+                    "occurred_at": at.isoformat(),
+                    "hub_id": NET.villages[vid].hub_id,
+                    "village_id": vid,
+                }
                 if k % 2 == 0:  # heavy shipment: crosses 50 kg
-                    e = dict(base, type="shipment", shipment_id=f"S{n}", direction="down",
-                             temperature_class="ambient", weight_grams=60000,
-                             packaging=[{"material": "cardboard", "count": 1, "grams": 60000}])
+                    e = dict(
+                        base,
+                        type="shipment",
+                        shipment_id=f"S{n}",
+                        direction="down",
+                        temperature_class="ambient",
+                        weight_grams=60000,
+                        packaging=[{"material": "cardboard", "count": 1, "grams": 60000}],
+                    )
                 else:  # collect it all, closing the open pickup
-                    e = dict(base, type="recycling_collected",
-                             collected_grams={"cardboard": 60000},
-                             pickup_id=f"P-{vid}-{(k + 1) // 2}")
+                    e = dict(
+                        base,
+                        type="recycling_collected",
+                        collected_grams={"cardboard": 60000},
+                        pickup_id=f"P-{vid}-{(k + 1) // 2}",
+                    )
                 state[vid] = k + 1
                 sent_at[e["event_id"]] = time.time()
                 await prod.send(topics.hub_events, orjson.dumps(e), key=vid.encode())
@@ -255,7 +290,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--bootstrap", default=None, help="use a running broker")
     args = ap.parse_args()
-    lines = to_lines(generate(NET, args.events, seed=3, span_hours=24 * 10)) if args.what != "latency" else []
+    lines = (
+        to_lines(generate(NET, args.events, seed=3, span_hours=24 * 10))
+        if args.what != "latency"
+        else []
+    )
     broker = None if args.bootstrap else EmbeddedBroker().start()
     bootstrap = args.bootstrap or broker.bootstrap
     results: dict = {}
@@ -264,7 +303,7 @@ def main() -> None:
             results["bare_aiokafka"] = bare(bootstrap, lines)
             print(json.dumps({"bare_aiokafka": results["bare_aiokafka"]}), flush=True)
         if args.what in ("throughput", "all"):
-            for n in ([1, 2] if args.what == "all" else [args.workers]):
+            for n in [1, 2] if args.what == "all" else [args.workers]:
                 results[f"worker_x{n}"] = throughput(bootstrap, lines, n)
                 print(json.dumps({f"worker_x{n}": results[f"worker_x{n}"]}), flush=True)
         if args.what in ("latency", "all"):

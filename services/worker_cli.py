@@ -44,9 +44,8 @@ def build_worker(settings: Settings, web_port: int | None = None) -> Any:
 
     network = load_network(settings.network)
     options = WorkerOptions(
-        app_id=_opt(settings, "worker_app_id", "packloop-worker") + (
-            f"-{settings.topic_prefix.rstrip('-')}" if settings.topic_prefix else ""
-        ),
+        app_id=_opt(settings, "worker_app_id", "packloop-worker")
+        + (f"-{settings.topic_prefix.rstrip('-')}" if settings.topic_prefix else ""),
         partitions=source_partitions(settings),
         web_host=settings.web_host,
         web_port=web_port or settings.web_port,
@@ -76,7 +75,9 @@ def worker(
     try:
         create_topics(settings.kafka(), settings.topics(), settings.partitions)
     except Exception as exc:
-        raise click.ClickException(f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}")
+        raise click.ClickException(
+            f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}"
+        ) from None
     w = build_worker(settings, web_port)
     sys.argv = sys.argv[:1]  # Faust's Worker parses argv itself
     w.run(loglevel or _opt(settings, "worker_log_level", "info"))
@@ -153,7 +154,9 @@ def _print_status(out: dict[str, Any], raw: dict[str, Any]) -> None:
             t.add_column(col)
         for vid, v in out["villages"].items():
             t.add_row(
-                vid, _grams(v["outstanding_grams"]), _grams(v["over_collected_grams"]),
+                vid,
+                _grams(v["outstanding_grams"]),
+                _grams(v["over_collected_grams"]),
                 v["open_pickup"] or "-",
             )
         console.print(t)
@@ -164,8 +167,19 @@ def _print_status(out: dict[str, Any], raw: dict[str, Any]) -> None:
         for hub_id, hub in out["hubs"].items():
             for ct, f in hub["containers"].items():
                 t.add_row(
-                    hub_id, ct, *(str(f[k]) for k in
-                                  ("issued", "returned", "in_circulation", "damaged", "lost", "overdue"))
+                    hub_id,
+                    ct,
+                    *(
+                        str(f[k])
+                        for k in (
+                            "issued",
+                            "returned",
+                            "in_circulation",
+                            "damaged",
+                            "lost",
+                            "overdue",
+                        )
+                    ),
                 )
         console.print(t)
 
@@ -179,7 +193,8 @@ def read_dead_letters(settings: Settings, timeout_s: float = 3.0) -> list[dict[s
 
     topic = settings.topics().dead_letter
     consumer = KafkaConsumer(
-        enable_auto_commit=False, consumer_timeout_ms=int(timeout_s * 1000),
+        enable_auto_commit=False,
+        consumer_timeout_ms=int(timeout_s * 1000),
         **settings.kafka().kafka_python_kwargs(),
     )
     try:
@@ -226,7 +241,9 @@ def dead_letter() -> None:
 def dl_list(ctx: click.Context, reason: str | None, as_json: bool) -> None:
     """Show dead-lettered records (source, reason, field, the original event)."""
     settings = _settings(ctx)
-    records = [r for r in read_dead_letters(settings) if reason is None or r.get("reason") == reason]
+    records = [
+        r for r in read_dead_letters(settings) if reason is None or r.get("reason") == reason
+    ]
     if as_json:
         for r in records:
             click.echo(orjson.dumps(r).decode())
@@ -257,7 +274,9 @@ def dl_redrive(ctx: click.Context, reason: str | None, dry_run: bool) -> None:
     from streams.events import EventError, parse_hub_event
 
     settings = _settings(ctx)
-    records = [r for r in read_dead_letters(settings) if reason is None or r.get("reason") == reason]
+    records = [
+        r for r in read_dead_letters(settings) if reason is None or r.get("reason") == reason
+    ]
     sent = skipped = 0
     seen: set[str] = set()
     producer = None if dry_run else KafkaProducer(**settings.kafka().kafka_python_kwargs())

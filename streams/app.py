@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import faust
 from faust.types import TP
 
 from streams.faust_ext import PackloopApp
@@ -122,7 +121,9 @@ class Runtime:
         proc.resume()
         log.info(
             "partition %d: %d villages recovered, marker offset %s",
-            partition, len(villages), proc.marker.offset,
+            partition,
+            len(villages),
+            proc.marker.offset,
         )
         return proc
 
@@ -157,7 +158,10 @@ class Runtime:
                 log.warning(
                     "%s: table recovered to offset %s but %s was committed: "
                     "re-applying %s record(s) from the recovered state",
-                    tp, (resume or 0) - 1, done - 1, done - (resume or 0),
+                    tp,
+                    (resume or 0) - 1,
+                    done - 1,
+                    done - (resume or 0),
                 )
             if resume is not None:
                 positions[tp] = resume
@@ -326,9 +330,7 @@ class StreamsWorker:
                 )
             for partition, key, value in ob.reroutes:
                 futures.append(
-                    await producer.send(
-                        self.topics.hub_events, key, value, partition, None, None
-                    )
+                    await producer.send(self.topics.hub_events, key, value, partition, None, None)
                 )
             ob.clear()
         if futures:

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -47,7 +46,6 @@ class _Consumer(faust_aiokafka.Consumer):
         for tp, offset in positions.items():
             self.log.info("packloop: resume %s at offset %s (recovered state)", tp, offset)
             await self.seek(tp, offset)
-
 
     async def _drain_messages(self, fetcher: Any) -> None:
         """Deliver the batch topic's records in whole fetches to a batch handler.

@@ -128,7 +128,9 @@ class PartitionMarker:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PartitionMarker:
-        return cls(d["marker"], d["offset"], d.get("stream_time"), d["dead_lettered"], d["rerouted"])
+        return cls(
+            d["marker"], d["offset"], d.get("stream_time"), d["dead_lettered"], d["rerouted"]
+        )
 
 
 def decode_value(raw: bytes) -> VillageState | PartitionMarker:
@@ -288,9 +290,7 @@ class PartitionProcessor:
         except EventError as exc:
             if fresh:
                 vid = key.decode("utf-8", "replace") if key else None
-                self._dead_letter(
-                    None, offset, exc.code, str(exc), raw, exc.field, village_id=vid
-                )
+                self._dead_letter(None, offset, exc.code, str(exc), raw, exc.field, village_id=vid)
             return
         vid = event.village_id
         vkey = vid.encode("utf-8")
@@ -304,8 +304,13 @@ class PartitionProcessor:
         if village is None:
             if fresh:
                 self._dead_letter(
-                    None, offset, "unknown_village", f"unknown village {vid!r}", raw,
-                    "village_id", event,
+                    None,
+                    offset,
+                    "unknown_village",
+                    f"unknown village {vid!r}",
+                    raw,
+                    "village_id",
+                    event,
                 )
             return
         state = self.villages.get(vid)
@@ -328,19 +333,27 @@ class PartitionProcessor:
             return
         if at > wall_now + self.config.future_tolerance_us:
             self._dead_letter(
-                state, offset, "future_timestamp",
+                state,
+                offset,
+                "future_timestamp",
                 f"occurred_at {event.occurred_at.isoformat()} is more than "
                 f"{self.config.future_tolerance_us // HOUR_US} h ahead of the clock",
-                raw, "occurred_at", event,
+                raw,
+                "occurred_at",
+                event,
             )
             return
         st = self.stream_time
         if st is not None and at < st - self.config.dedupe_horizon_us:
             self._dead_letter(
-                state, offset, "outside_dedupe_horizon",
+                state,
+                offset,
+                "outside_dedupe_horizon",
                 f"occurred_at {event.occurred_at.isoformat()} is older than the dedupe "
                 "horizon behind stream time; a re-send could not be recognised",
-                raw, "occurred_at", event,
+                raw,
+                "occurred_at",
+                event,
             )
             return
         if h in state.seen:

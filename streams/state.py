@@ -487,9 +487,7 @@ def prune(state: VillageState, now: int, tz: ZoneInfo, horizon_us: int) -> None:
             del state.days[key]
 
 
-def check(
-    state: VillageState, event: Any, container_types: dict[str, tuple[str, int]]
-) -> None:
+def check(state: VillageState, event: Any, container_types: dict[str, tuple[str, int]]) -> None:
     """Raise :class:`Rejected` when the event cannot be applied to this village.
 
     ``container_types`` maps a container type to ``(material, unit_grams)``.

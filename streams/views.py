@@ -137,7 +137,9 @@ def local_status(
         if state.containers and (village is None or state.village_id == village):
             hub = hubs.setdefault(state.hub_id, {"containers": {}})
             for ct, figs in container_figures(state, now, overdue_us).items():
-                _add_into(hub["containers"].setdefault(ct, dict.fromkeys(CONTAINER_FIELDS, 0)), figs)
+                _add_into(
+                    hub["containers"].setdefault(ct, dict.fromkeys(CONTAINER_FIELDS, 0)), figs
+                )
     for m in markers:
         events["dead_lettered"] += m.dead_lettered
         events["rerouted"] += m.rerouted
@@ -156,7 +158,9 @@ def merge_status(parts: list[dict[str, Any]]) -> dict[str, Any]:
         for hub_id, hub in part.get("hubs", {}).items():
             target = merged["hubs"].setdefault(hub_id, {"containers": {}})
             for ct, figs in hub.get("containers", {}).items():
-                _add_into(target["containers"].setdefault(ct, dict.fromkeys(CONTAINER_FIELDS, 0)), figs)
+                _add_into(
+                    target["containers"].setdefault(ct, dict.fromkeys(CONTAINER_FIELDS, 0)), figs
+                )
         _add_into(merged["pickups"], part.get("pickups", {}))
         _add_into(merged["events"], part.get("events", {}))
     merged["villages"] = dict(sorted(merged["villages"].items()))
@@ -228,7 +232,7 @@ class LocalState:
 
     def village_rows(self, hub: str | None) -> list[dict[str, Any]]:
         rows = []
-        for state, now in self.villages():
+        for state, _now in self.villages():
             if hub is not None and state.hub_id != hub:
                 continue
             if not state.applied:
@@ -303,7 +307,9 @@ def merge_hub(parts: list[dict[str, Any]], hub_id: str) -> dict[str, Any]:
             out[m] = d
     merged["outstanding_grams"] = out
     for figs in merged["containers"].values():
-        figs["return_rate"] = round(figs["returned"] / figs["issued"], 4) if figs["issued"] else None
+        figs["return_rate"] = (
+            round(figs["returned"] / figs["issued"], 4) if figs["issued"] else None
+        )
     return merged
 
 
@@ -338,7 +344,9 @@ def register_views(worker: StreamsWorker) -> None:
                 return await resp.json()
 
         if hosts:
-            answers = await asyncio.gather(*(fetch(h) for h in sorted(hosts)), return_exceptions=True)
+            answers = await asyncio.gather(
+                *(fetch(h) for h in sorted(hosts)), return_exceptions=True
+            )
             for host, ans in zip(sorted(hosts), answers, strict=True):
                 if isinstance(ans, BaseException):
                     log.warning("worker %s did not answer %s: %r", host, path, ans)
@@ -357,9 +365,7 @@ def register_views(worker: StreamsWorker) -> None:
     async def status_view(web: Any, request: Any) -> Any:
         village = request.query.get("village")
         try:
-            parts = await gather(
-                "/local/status", lambda: local.status(village), _params(request)
-            )
+            parts = await gather("/local/status", lambda: local.status(village), _params(request))
         except RuntimeError as exc:
             return web.json({"error": str(exc)}, status=503)
         merged = merge_status(parts)
@@ -428,7 +434,9 @@ def register_views(worker: StreamsWorker) -> None:
         if status not in ("open", "overdue"):
             return web.json({"error": "status must be open or overdue"}, status=400)
         try:
-            parts = await gather("/local/pickups", lambda: local.pickups(status), {"status": status})
+            parts = await gather(
+                "/local/pickups", lambda: local.pickups(status), {"status": status}
+            )
         except RuntimeError as exc:
             return web.json({"error": str(exc)}, status=503)
         rows = sorted((r for part in parts for r in part), key=lambda r: r["pickup_id"])

@@ -111,7 +111,9 @@ class WorkerProcess:
         raise AssertionError(f"worker on {self.url} not ready after {timeout} s")
 
 
-def produce(bootstrap: str, topic: str, lines: list[bytes], partitioner: Callable | None = None) -> None:
+def produce(
+    bootstrap: str, topic: str, lines: list[bytes], partitioner: Callable | None = None
+) -> None:
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=[bootstrap], linger_ms=5, batch_size=256 * 1024)

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the `workers` fixture is imported from conftest_streams)
 """Stream workers on the real (embedded) broker: replay, kill -9, two workers, a frozen
 broker, dead-letter redrive, re-routing and the state queries.
 
@@ -69,7 +70,9 @@ def file20k() -> list[bytes]:
 
 
 def test_replay_twice_gives_one_pass(
-    broker: Any, topics_factory: Callable[..., Topics], workers: Callable[..., WorkerProcess],
+    broker: Any,
+    topics_factory: Callable[..., Topics],
+    workers: Callable[..., WorkerProcess],
     file20k: list[bytes],
 ) -> None:
     topics = topics_factory(4)
@@ -86,19 +89,26 @@ def test_replay_twice_gives_one_pass(
     env = dict(os.environ, PACKLOOP_WORKER_URL=w.url)
     out = subprocess.run(
         [sys.executable, "-c", "from services.cli import main; main()", "status", "--json"],
-        cwd=REPO, env=env, capture_output=True, timeout=60, check=True,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=True,
     )
     cli = json.loads(out.stdout)
     assert set(cli) == {"villages", "hubs", "pickups", "events"}
     assert cli["villages"] == m.villages()
     assert cli["events"] == {
-        "applied": m.applied, "duplicates": len(file20k) - len(m.dead),
+        "applied": m.applied,
+        "duplicates": len(file20k) - len(m.dead),
         "dead_lettered": st["events"]["dead_lettered"],
     }
 
 
 def test_kill9_mid_run_then_restart_is_exact(
-    broker: Any, topics_factory: Callable[..., Topics], workers: Callable[..., WorkerProcess],
+    broker: Any,
+    topics_factory: Callable[..., Topics],
+    workers: Callable[..., WorkerProcess],
     file20k: list[bytes],
 ) -> None:
     topics = topics_factory(1)
@@ -125,7 +135,9 @@ def test_kill9_mid_run_then_restart_is_exact(
 
 
 def test_two_workers_one_killed_partitions_move(
-    broker: Any, topics_factory: Callable[..., Topics], workers: Callable[..., WorkerProcess],
+    broker: Any,
+    topics_factory: Callable[..., Topics],
+    workers: Callable[..., WorkerProcess],
     file20k: list[bytes],
 ) -> None:
     topics = topics_factory(4)
@@ -152,7 +164,9 @@ def test_two_workers_one_killed_partitions_move(
 
 
 def test_broker_frozen_10s_loses_and_doubles_nothing(
-    broker: Any, topics_factory: Callable[..., Topics], workers: Callable[..., WorkerProcess],
+    broker: Any,
+    topics_factory: Callable[..., Topics],
+    workers: Callable[..., WorkerProcess],
     file20k: list[bytes],
 ) -> None:
     topics = topics_factory(4)
@@ -174,24 +188,48 @@ def test_broker_frozen_10s_loses_and_doubles_nothing(
 
 def _event(vid: str, eid: str, at: str, **body: Any) -> bytes:
     return orjson.dumps(
-        dict({"event_id": eid, "occurred_at": at, "hub_id": NET.villages[vid].hub_id,
-              "village_id": vid}, **body)
+        dict(
+            {
+                "event_id": eid,
+                "occurred_at": at,
+                "hub_id": NET.villages[vid].hub_id,
+                "village_id": vid,
+            },
+            **body,
+        )
     )
 
 
 def test_dead_letter_list_and_redrive_and_rerouting(
-    broker: Any, topics_factory: Callable[..., Topics], workers: Callable[..., WorkerProcess],
+    broker: Any,
+    topics_factory: Callable[..., Topics],
+    workers: Callable[..., WorkerProcess],
 ) -> None:
     topics = topics_factory(4)
     w = workers(topics.prefix).start()
     w.wait_ready()
     vid = sorted(NET.villages)[3]
-    ret = _event(vid, "r-1", "2026-11-01T08:00:00Z", type="packaging_return",
-                 container_type="reusable_crate", count=2, condition="ok")
-    ship = _event(vid, "s-1", "2026-11-01T09:00:00Z", type="shipment", shipment_id="S1",
-                  direction="down", temperature_class="ambient", weight_grams=1000,
-                  packaging=[{"material": "cardboard", "count": 1, "grams": 300}],
-                  containers=[{"container_type": "reusable_crate"}] * 2)
+    ret = _event(
+        vid,
+        "r-1",
+        "2026-11-01T08:00:00Z",
+        type="packaging_return",
+        container_type="reusable_crate",
+        count=2,
+        condition="ok",
+    )
+    ship = _event(
+        vid,
+        "s-1",
+        "2026-11-01T09:00:00Z",
+        type="shipment",
+        shipment_id="S1",
+        direction="down",
+        temperature_class="ambient",
+        weight_grams=1000,
+        packaging=[{"material": "cardboard", "count": 1, "grams": 300}],
+        containers=[{"container_type": "reusable_crate"}] * 2,
+    )
     produce(broker.bootstrap, topics.hub_events, [ret])
     # a client with another partitioner: the record lands on the wrong partition
     wrong = (murmur2_partition(vid.encode(), 4) + 1) % 4
@@ -201,13 +239,21 @@ def test_dead_letter_list_and_redrive_and_rerouting(
     assert st["events"]["rerouted"] == 1
     assert st["hubs"][NET.villages[vid].hub_id]["containers"]["reusable_crate"]["issued"] == 2
 
-    env = dict(os.environ, PACKLOOP_KAFKA_BOOTSTRAP=broker.bootstrap,
-               PACKLOOP_TOPIC_PREFIX=topics.prefix, PACKLOOP_WORKER_URL=w.url)
+    env = dict(
+        os.environ,
+        PACKLOOP_KAFKA_BOOTSTRAP=broker.bootstrap,
+        PACKLOOP_TOPIC_PREFIX=topics.prefix,
+        PACKLOOP_WORKER_URL=w.url,
+    )
 
     def cli(*args: str) -> str:
         out = subprocess.run(
             [sys.executable, "-c", "from services.cli import main; main()", *args],
-            cwd=REPO, env=env, capture_output=True, timeout=60, check=True,
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            timeout=60,
+            check=True,
         )
         return out.stdout.decode()
 

@@ -48,7 +48,9 @@ class V:
     seen: dict[str, datetime] = field(default_factory=dict)
 
     def outstanding(self) -> dict[str, int]:
-        return {m: g - self.rec.get(m, 0) for m, g in self.gen.items() if g - self.rec.get(m, 0) > 0}
+        return {
+            m: g - self.rec.get(m, 0) for m, g in self.gen.items() if g - self.rec.get(m, 0) > 0
+        }
 
 
 class Model:
@@ -84,8 +86,10 @@ class Model:
         for m, lim in sorted((k.value, x) for k, x in th.material_grams.items()):
             if out.get(m, 0) >= lim:
                 r.append(f"material_grams:{m}")
-        if v.since is not None and sum(out.values()) > 0 and now - v.since >= timedelta(
-            hours=th.max_age_hours
+        if (
+            v.since is not None
+            and sum(out.values()) > 0
+            and now - v.since >= timedelta(hours=th.max_age_hours)
         ):
             r.append("max_age_hours")
         return r
@@ -131,7 +135,11 @@ class Model:
         if t == "pickup_cancelled":
             pid = e["pickup_id"]
             pre = f"P-{vid}-"
-            if not (pid.startswith(pre) and pid[len(pre):].isdigit() and 1 <= int(pid[len(pre):]) <= v.n):
+            if not (
+                pid.startswith(pre)
+                and pid[len(pre) :].isdigit()
+                and 1 <= int(pid[len(pre) :]) <= v.n
+            ):
                 self.dead.append(("unknown_pickup", e))
                 return
         before = sum(v.outstanding().values())
@@ -140,7 +148,9 @@ class Model:
                 for item in e["packaging"]:
                     v.gen[item["material"]] += item["grams"]
                 for c in e["containers"]:
-                    cc = v.cont.setdefault(c["container_type"], {"issued": 0, "returned": 0, "lost": 0, "damaged": 0})
+                    cc = v.cont.setdefault(
+                        c["container_type"], {"issued": 0, "returned": 0, "lost": 0, "damaged": 0}
+                    )
                     cc["issued"] += 1
                     v.fifo[c["container_type"]].append(at)
         elif t == "packaging_return":
@@ -212,8 +222,12 @@ class Model:
             now = self.st.get(partition_of(vid, self.partitions))
             for ct, c in v.cont.items():
                 h = hubs.setdefault(v.hub, {"containers": {}}).setdefault("containers", {})
-                f = h.setdefault(ct, dict.fromkeys(
-                    ("issued", "returned", "in_circulation", "damaged", "lost", "overdue"), 0))
+                f = h.setdefault(
+                    ct,
+                    dict.fromkeys(
+                        ("issued", "returned", "in_circulation", "damaged", "lost", "overdue"), 0
+                    ),
+                )
                 f["issued"] += c["issued"]
                 f["returned"] += c["returned"]
                 f["lost"] += c["lost"]
@@ -257,14 +271,23 @@ def generate(
         if r < bad_share:
             kind = rng.choice(["unknown_village", "hub_mismatch", "over_return"])
             if kind == "unknown_village":
-                e = dict(base, village_id="H99-V999", type="recycling_collected",
-                         collected_grams={"cardboard": 100})
+                e = dict(
+                    base,
+                    village_id="H99-V999",
+                    type="recycling_collected",
+                    collected_grams={"cardboard": 100},
+                )
             elif kind == "hub_mismatch":
-                e = dict(base, hub_id="H98", type="recycling_collected",
-                         collected_grams={"cardboard": 100})
+                e = dict(
+                    base,
+                    hub_id="H98",
+                    type="recycling_collected",
+                    collected_grams={"cardboard": 100},
+                )
             else:
-                e = dict(base, type="packaging_return", container_type=cts[0], count=999,
-                         condition="ok")
+                e = dict(
+                    base, type="packaging_return", container_type=cts[0], count=999, condition="ok"
+                )
         elif r < 0.62:
             temp = rng.choice(["ambient"] * 6 + ["chilled", "frozen"])
             pack = [{"material": "cardboard", "count": 1, "grams": rng.randint(150, 900)}]
@@ -273,45 +296,83 @@ def generate(
                     pack.append({"material": m, "count": 1, "grams": rng.randint(5, 120)})
             if temp != "ambient":
                 pack.append({"material": "eps_foam", "count": 1, "grams": rng.randint(80, 400)})
-                pack.append({"material": "ice_pack", "count": rng.randint(1, 3), "grams": rng.randint(100, 600)})
+                pack.append(
+                    {
+                        "material": "ice_pack",
+                        "count": rng.randint(1, 3),
+                        "grams": rng.randint(100, 600),
+                    }
+                )
             containers = []
             if rng.random() < 0.25:
                 containers = [{"container_type": rng.choice(cts)} for _ in range(rng.randint(1, 2))]
-            e = dict(base, type="shipment", shipment_id=f"S{i}", direction="down",
-                     temperature_class=temp, weight_grams=rng.randint(300, 20000),
-                     packaging=pack, containers=containers)
+            e = dict(
+                base,
+                type="shipment",
+                shipment_id=f"S{i}",
+                direction="down",
+                temperature_class=temp,
+                weight_grams=rng.randint(300, 20000),
+                packaging=pack,
+                containers=containers,
+            )
         elif r < 0.72:
-            e = dict(base, type="shipment", shipment_id=f"S{i}", direction="up",
-                     temperature_class="ambient", weight_grams=rng.randint(300, 20000),
-                     packaging=[{"material": "cardboard", "count": 1, "grams": rng.randint(150, 900)}],
-                     containers=[])
-        elif r < 0.82 and v is not None and any(
-            c["issued"] - c["returned"] - c["lost"] > 0 for c in v.cont.values()
+            e = dict(
+                base,
+                type="shipment",
+                shipment_id=f"S{i}",
+                direction="up",
+                temperature_class="ambient",
+                weight_grams=rng.randint(300, 20000),
+                packaging=[{"material": "cardboard", "count": 1, "grams": rng.randint(150, 900)}],
+                containers=[],
+            )
+        elif (
+            r < 0.82
+            and v is not None
+            and any(c["issued"] - c["returned"] - c["lost"] > 0 for c in v.cont.values())
         ):
-            ct, c = rng.choice([(k, c) for k, c in sorted(v.cont.items())
-                                if c["issued"] - c["returned"] - c["lost"] > 0])
+            ct, c = rng.choice(
+                [
+                    (k, c)
+                    for k, c in sorted(v.cont.items())
+                    if c["issued"] - c["returned"] - c["lost"] > 0
+                ]
+            )
             out_n = c["issued"] - c["returned"] - c["lost"]
             cond = rng.choices(["ok", "damaged", "lost"], [85, 10, 5])[0]
-            e = dict(base, type="packaging_return", container_type=ct,
-                     count=rng.randint(1, out_n), condition=cond)
+            e = dict(
+                base,
+                type="packaging_return",
+                container_type=ct,
+                count=rng.randint(1, out_n),
+                condition=cond,
+            )
         elif r < 0.93 and v is not None:
             outst = v.outstanding()
             grams = {m: max(1, int(g * rng.uniform(0.6, 1.1))) for m, g in outst.items()} or {
-                "cardboard": rng.randint(50, 300)}
+                "cardboard": rng.randint(50, 300)
+            }
             e = dict(base, type="recycling_collected", collected_grams=grams)
             if v.open and rng.random() < 0.7:
                 e["pickup_id"] = v.open
             elif rng.random() < 0.1:
                 e["pickup_id"] = f"P-{vid}-{v.n + 5}"
         elif r < 0.96:
-            e = dict(base, type="waste_adjustment", reason="weighbridge correction",
-                     corrects_event_id=str(uuid.uuid4()),
-                     generated_grams={"cardboard": rng.randint(-50, 200)},
-                     recovered_grams={})
+            e = dict(
+                base,
+                type="waste_adjustment",
+                reason="weighbridge correction",
+                corrects_event_id=str(uuid.uuid4()),
+                generated_grams={"cardboard": rng.randint(-50, 200)},
+                recovered_grams={},
+            )
         elif v is not None and v.open:
             e = dict(base, type="pickup_cancelled", pickup_id=v.open, reason="road closed")
         else:
-            e = dict(base, type="recycling_collected", collected_grams={"paper_fill": rng.randint(1, 50)})
+            e = dict(
+                base, type="recycling_collected", collected_grams={"paper_fill": rng.randint(1, 50)}
+            )
         model.feed(e)
         out.append(e)
     return out

@@ -14,7 +14,9 @@ from streams.topics import Topics
 
 def test_app_wiring_and_changelog_codecs() -> None:
     kafka = KafkaConnection("127.0.0.1:1", session_timeout_ms=6000, fetch_max_wait_ms=100)
-    w = create_worker(kafka, Topics("u-"), load_network(), WorkerOptions(partitions=3, web_port=16999))
+    w = create_worker(
+        kafka, Topics("u-"), load_network(), WorkerOptions(partitions=3, web_port=16999)
+    )
     conf = w.app.conf
     assert conf.broker_session_timeout == 6.0
     assert w.app.packloop_fetch_max_wait_ms == 100
@@ -36,8 +38,9 @@ def test_resume_from_recovered_state_even_behind_the_committed_offset() -> None:
 
     from faust.types import TP
 
-    w = create_worker(KafkaConnection("127.0.0.1:1"), Topics("u-"), load_network(),
-                      WorkerOptions(partitions=3))
+    w = create_worker(
+        KafkaConnection("127.0.0.1:1"), Topics("u-"), load_network(), WorkerOptions(partitions=3)
+    )
     topic = w.topics.hub_events
     w.table.data["~p0"] = PartitionMarker(0, offset=41)
     w.table.data["~p1"] = PartitionMarker(1, offset=99)

@@ -25,7 +25,9 @@ dt = st.floats(min_value=0, max_value=100, allow_nan=False)
 ops = st.lists(
     st.one_of(
         st.tuples(st.just("ship"), st.integers(0, 30_000), st.integers(0, 4_000), dt),
-        st.tuples(st.just("collect"), st.floats(0, 1.3), st.sampled_from(["open", "none", "stale"]), dt),
+        st.tuples(
+            st.just("collect"), st.floats(0, 1.3), st.sampled_from(["open", "none", "stale"]), dt
+        ),
         st.tuples(st.just("cancel"), st.just(0), st.just(0), dt),
         st.tuples(st.just("tick"), st.just(0), st.just(0), dt),
     ),
@@ -36,8 +38,12 @@ ops = st.lists(
 def _ev(vid: str, n: int, at: datetime, **body: object) -> bytes:
     return orjson.dumps(
         dict(
-            {"event_id": f"{vid}-{n}", "occurred_at": at.isoformat(),
-             "hub_id": NET.villages[vid].hub_id, "village_id": vid},
+            {
+                "event_id": f"{vid}-{n}",
+                "occurred_at": at.isoformat(),
+                "hub_id": NET.villages[vid].hub_id,
+                "village_id": vid,
+            },
             **body,
         )
     )
@@ -63,8 +69,17 @@ def test_pickup_state_machine(steps: list[tuple]) -> None:
             pack = [{"material": "cardboard", "count": 1, "grams": a}] if a else []
             if b:
                 pack.append({"material": "eps_foam", "count": 1, "grams": b})
-            raw = _ev(VID, n, at, type="shipment", shipment_id=f"S{n}", direction="down",
-                      temperature_class="chilled", weight_grams=1000, packaging=pack)
+            raw = _ev(
+                VID,
+                n,
+                at,
+                type="shipment",
+                shipment_id=f"S{n}",
+                direction="down",
+                temperature_class="chilled",
+                weight_grams=1000,
+                packaging=pack,
+            )
         elif kind == "collect":
             out = state.outstanding if state else {}
             grams = {m: int(g * a) for m, g in out.items() if int(g * a) > 0} or {"tape": 1}
@@ -79,14 +94,25 @@ def test_pickup_state_machine(steps: list[tuple]) -> None:
                 continue
             raw = _ev(VID, n, at, type="pickup_cancelled", pickup_id=open_id, reason="x")
         else:
-            raw = _ev(OTHER, n, at, type="shipment", shipment_id=f"S{n}", direction="up",
-                      temperature_class="ambient", weight_grams=1000, packaging=[])
+            raw = _ev(
+                OTHER,
+                n,
+                at,
+                type="shipment",
+                shipment_id=f"S{n}",
+                direction="up",
+                temperature_class="ambient",
+                weight_grams=1000,
+                packaging=[],
+            )
         proc.process(next(offset), raw[:0] or None, raw, WALL)
         for _vid, body_bytes in proc.outbox.pickups:
             e = orjson.loads(body_bytes)
             if e["type"] == "pickup_requested":
                 # none while one is open; ids count from 1
-                assert open_id is None or (kind in ("collect", "cancel") and e["pickup_id"] != open_id)
+                assert open_id is None or (
+                    kind in ("collect", "cancel") and e["pickup_id"] != open_id
+                )
                 requested.append(e["pickup_id"])
                 assert e["pickup_id"] == f"P-{VID}-{len(requested)}"
                 assert e["reasons"]

@@ -63,8 +63,14 @@ class Harness:
         if cut is not None:
             self.changelog[p] = list(log)
 
-    def run(self, p: int, batch: int, stop_after_batches: int | None = None,
-            land: float = 1.0, rng: random.Random | None = None) -> bool:
+    def run(
+        self,
+        p: int,
+        batch: int,
+        stop_after_batches: int | None = None,
+        land: float = 1.0,
+        rng: random.Random | None = None,
+    ) -> bool:
         """Process partition p to its end; optionally crash after some batches, with only
         a fraction ``land`` of the last batch's changelog writes landing."""
         if p not in self.procs:
@@ -77,7 +83,7 @@ class Harness:
             for i, (k, v) in enumerate(chunk):
                 proc.process(start + i, k, v, WALL)
             self.pos[p] = start + len(chunk)
-            for vid, body in proc.outbox.pickups:
+            for _vid, body in proc.outbox.pickups:
                 self.published.append(body)
             for _vid, body in proc.outbox.dead_letters:
                 self.dead.append(orjson.loads(body))
@@ -97,7 +103,7 @@ class Harness:
     def status(self) -> dict:
         villages = []
         markers = []
-        for p, proc in self.procs.items():
+        for _p, proc in self.procs.items():
             villages += [(s, proc.stream_time) for s in proc.villages.values()]
             markers.append(proc.marker)
         return local_status(villages, markers, int(NET.container_overdue_days * 86400e6))
@@ -234,8 +240,12 @@ def test_future_and_unparseable_records_are_dead_lettered() -> None:
     vid = sorted(NET.villages)[0]
     hub = NET.villages[vid].hub_id
     good = {
-        "event_id": "e1", "occurred_at": "2026-01-01T00:00:00Z", "hub_id": hub,
-        "village_id": vid, "type": "recycling_collected", "collected_grams": {"tape": 5},
+        "event_id": "e1",
+        "occurred_at": "2026-01-01T00:00:00Z",
+        "hub_id": hub,
+        "village_id": vid,
+        "type": "recycling_collected",
+        "collected_grams": {"tape": 5},
     }
     future = dict(good, event_id="e2", occurred_at="2999-01-01T00:00:00Z")
     h.produce(orjson.dumps(good))
