@@ -211,3 +211,8 @@ def write_report(result, scenario: Scenario, out_dir: str | Path) -> Path:
     path = out / "report.html"
     path.write_text(html, encoding="utf-8")
     return path
+
+
+#: Public names for the figures, so other reports (the demo's) can embed them.
+route_map_svg = _map
+baseline_bars_svg = _bars

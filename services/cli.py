@@ -233,13 +233,39 @@ def simulate(ctx: click.Context, days: float, scale: float, speed: float, seed: 
 
 
 @cli.command()
-@click.option("--events", "events_file", type=click.Path(exists=True, dir_okay=False),
-              default=None, help="JSON Lines file to emit (default: the bundled sample).")
-def demo(events_file: str | None) -> None:
-    """The whole loop on the embedded broker: start it, create topics, emit, read back."""
-    from services.demo import run_demo
+@click.option("--days", type=float, default=None, help="Simulated days (default 4).")
+@click.option("--scale", type=float, default=None, help="Parcel-rate multiplier (default 0.5).")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--plan-time-limit", type=float, default=None, metavar="S",
+              help="Time limit of the week-ahead plan (default 40 s).")
+@click.option("--plan-hubs", type=int, default=None, metavar="N",
+              help="Plan only the N busiest townships (default: all).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="demo-output",
+              show_default=True)
+@click.option("--keep-running", is_flag=True,
+              help="Stay up afterwards and print the metrics and state URLs.")
+@click.pass_context
+def demo(ctx: click.Context, days: float | None, scale: float | None, seed: int,
+         plan_time_limit: float | None, plan_hubs: int | None, out_dir: str,
+         keep_running: bool) -> None:
+    """The whole loop on the embedded broker: simulate, tally, pick up, plan, report."""
+    from services.demo import DemoOptions, run_demo
 
-    run_demo(Path(events_file) if events_file else None, console=console)
+    defaults = DemoOptions()
+    options = DemoOptions(
+        days=days if days is not None else defaults.days,
+        scale=scale if scale is not None else defaults.scale,
+        seed=seed,
+        plan_time_limit_s=plan_time_limit or defaults.plan_time_limit_s,
+        plan_hubs=plan_hubs,
+        out_dir=Path(out_dir),
+        keep_running=keep_running,
+    )
+    try:
+        run_demo(options, ctx.obj, console=console)
+    except KeyboardInterrupt:
+        console.print("interrupted: everything the demo started has been stopped")
+        ctx.exit(130)
 
 
 from services.plan_cli import plan  # noqa: E402

@@ -1,69 +1,299 @@
-"""`packloop demo`: the whole loop on the embedded broker, for a first run.
+"""`packloop demo`: the whole loop on realistic data, on one machine, in a few minutes.
 
-Everything it starts it stops again, also on Ctrl-C: the broker runs inside a
-``with`` block and the clients are closed in ``finally`` clauses.
+It starts the embedded broker, creates the topics, starts a stream worker (with its
+state and ``/metrics`` endpoint), simulates the sample county faster than real time
+(answering the worker's pickup requests with collections), waits until the worker
+has applied every event, plans the week ahead from the live state exactly as the
+planner service does, and writes ``demo-output/report.html``.
+
+Everything it starts it stops again, also on Ctrl-C: the broker and the worker run
+in their own process groups and are stopped in ``finally`` clauses.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
-from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import orjson
 from rich.console import Console
-from rich.table import Table
 
-from services.broker import EmbeddedBroker
-from services.emit import emit_stream
-from streams.consume import read_topic
-from streams.kafka import KafkaConnection
-from streams.network import load_network
-from streams.topics import Topics, create_topics
-
-SAMPLE_EVENTS = Path(__file__).parent / "data" / "sample_events.jsonl"
+from services.broker import EmbeddedBroker, free_port
+from services.settings import Settings
+from streams.network import Network, load_network
+from streams.topics import create_topics
 
 
-def run_demo(events_file: Path | None = None, console: Console | None = None) -> dict[str, int]:
-    console = console or Console(stderr=True)
-    events_file = events_file or SAMPLE_EVENTS
-    network = load_network()
-    topics = Topics()
-    started = time.monotonic()
-    with EmbeddedBroker() as broker:
-        kafka = KafkaConnection(bootstrap_servers=broker.bootstrap)
-        console.print(f"[bold]embedded broker[/] listening on {broker.bootstrap}")
-        created = create_topics(kafka, topics)
-        console.print(f"topics: {', '.join(created)}")
-        with events_file.open("rb") as stream:
-            report = emit_stream(stream, kafka, topics, network)
-        console.print(
-            f"emitted [bold]{report.accepted}[/] events from {events_file.name}; "
-            f"{report.rejected} invalid lines dead-lettered"
+@dataclass
+class DemoOptions:
+    days: float = 4.0
+    scale: float = 0.5
+    seed: int = 1
+    plan_horizon_days: int = 7
+    plan_time_limit_s: float = 40.0
+    plan_hubs: int | None = None  # plan only the busiest N townships (None: all)
+    out_dir: Path = Path("demo-output")
+    keep_running: bool = False
+    worker_timeout_s: float = 120.0
+
+
+@dataclass
+class DemoResult:
+    figures: dict[str, Any] = field(default_factory=dict)
+    report: Path | None = None
+    status: dict[str, Any] = field(default_factory=dict)
+    plan: dict[str, Any] = field(default_factory=dict)
+    simulation: dict[str, Any] = field(default_factory=dict)
+
+
+class WorkerProcess:
+    """`packloop worker` in its own process group, stopped on exit whatever happens."""
+
+    def __init__(self, settings: Settings, web_port: int, log_path: Path) -> None:
+        self.settings = settings
+        self.web_port = web_port
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def __enter__(self) -> WorkerProcess:
+        env = {
+            **os.environ,
+            "PACKLOOP_KAFKA_BOOTSTRAP": self.settings.kafka_bootstrap,
+            "PACKLOOP_WEB_PORT": str(self.web_port),
+            "PACKLOOP_WEB_HOST": "127.0.0.1",
+            "PACKLOOP_TOPIC_PREFIX": self.settings.topic_prefix,
+        }
+        if self.settings.network:
+            env["PACKLOOP_NETWORK"] = str(self.settings.network)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "wb")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "worker", "--loglevel", "warning"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
-        for rejection in report.first_rejections:
-            console.print(f"  line {rejection.line}: {rejection.message}")
-        events = read_topic(kafka, topics.hub_events, expected=report.accepted)
-        dead = read_topic(kafka, topics.dead_letter, expected=report.rejected)
-    by_type: Counter[str] = Counter()
-    grams_down: Counter[str] = Counter()
-    for record in events:
-        event = orjson.loads(record.value)
-        by_type[event["type"]] += 1
-        if event["type"] == "shipment" and event["direction"] == "down":
-            for line in event["packaging"]:
-                grams_down[line["material"]] += line["grams"]
-    table = Table(title=f"read back from {topics.hub_events} ({network.county})")
-    table.add_column("event type")
-    table.add_column("records", justify="right")
-    for name, n in sorted(by_type.items()):
-        table.add_row(name, str(n))
-    table.add_row("[dim]dead-letter[/]", str(len(dead)))
-    console.print(table)
-    materials = ", ".join(f"{m} {g / 1000:.1f} kg" for m, g in grams_down.most_common())
-    console.print(f"single-use packaging delivered to villages: {materials}")
-    console.print(f"done in {time.monotonic() - started:.1f} s; broker stopped.")
-    summary = {"emitted": report.accepted, "dead_lettered": report.rejected,
-               "read_back": len(events), "dead_letter_read_back": len(dead)}
+        return self
+
+    def wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                raise RuntimeError(f"the worker exited; see {self.log_path}")
+            try:
+                resp = httpx.get(f"{self.url}/status", timeout=2)
+                if resp.status_code == 200 and "error" not in resp.json():
+                    return
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"the worker did not become ready in {timeout_s:.0f} s")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=15)
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=5)
+
+
+def wait_for_worker(url: str, expected_events: int, timeout_s: float) -> dict[str, Any]:
+    """Poll the worker until every produced event is accounted for (applied, duplicate
+    or dead-lettered); the broker's end offsets are not trusted for this."""
+    deadline = time.monotonic() + timeout_s
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        try:
+            status = httpx.get(f"{url}/status", timeout=10).json()
+        except (httpx.HTTPError, ValueError):
+            time.sleep(0.5)
+            continue
+        events = status.get("events", {})
+        seen = events.get("applied", 0) + events.get("duplicates", 0) + events.get(
+            "dead_lettered", 0
+        )
+        if seen >= expected_events:
+            return status
+        time.sleep(0.5)
+    raise RuntimeError(
+        f"the worker had not caught up after {timeout_s:.0f} s "
+        f"({status.get('events')} of {expected_events} events)"
+    )
+
+
+def stream_figures(status: dict[str, Any]) -> dict[str, Any]:
+    """The officer's headline numbers, straight from the worker's state."""
+    generated = recovered = outstanding = 0
+    villages_with_pickups = 0
+    for village in status.get("villages", {}).values():
+        generated += sum(village.get("generated_grams", {}).values())
+        recovered += sum(village.get("recovered_grams", {}).values())
+        outstanding += sum(village.get("outstanding_grams", {}).values())
+        if village.get("pickups_requested") or village.get("open_pickup"):
+            villages_with_pickups += 1
+    containers = {"issued": 0, "returned": 0, "in_circulation": 0, "lost": 0, "damaged": 0}
+    for hub in status.get("hubs", {}).values():
+        for figures in hub.get("containers", {}).values():
+            for key in containers:
+                containers[key] += figures.get(key, 0)
+    pickups = status.get("pickups", {})
+    return {
+        "generated_grams": generated,
+        "recovered_grams": recovered,
+        "outstanding_grams": outstanding,
+        "recovery_ratio": recovered / generated if generated else 0.0,
+        "pickups_requested": pickups.get("requested", 0),
+        "pickups_open": pickups.get("open", 0),
+        "pickups_served": pickups.get("completed", pickups.get("requested", 0)
+                                      - pickups.get("open", 0)),
+        "pickups_overdue": pickups.get("overdue", 0),
+        "containers": containers,
+        "events": status.get("events", {}),
+    }
+
+
+def _busiest_hubs(status: dict[str, Any], network: Network, n: int) -> list[str]:
+    per_hub: dict[str, int] = {}
+    for vid, village in status.get("villages", {}).items():
+        hub = network.villages[vid].hub_id if vid in network.villages else None
+        if hub:
+            per_hub[hub] = per_hub.get(hub, 0) + sum(village.get("generated_grams", {}).values())
+    return sorted(per_hub, key=lambda h: -per_hub[h])[:n]
+
+
+def run_demo(options: DemoOptions, settings: Settings, console: Console | None = None
+             ) -> DemoResult:
+    from services.planner.from_state import FromState, build_scenario
+    from services.simulate_run import run_simulate
+
+    console = console or Console(stderr=True)
+    network = load_network(settings.network)
+    out_dir = options.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = DemoResult()
+    t0 = time.monotonic()
+    with EmbeddedBroker(log_path=out_dir / "broker.log") as broker:
+        settings = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
+        kafka, topics = settings.kafka(), settings.topics()
+        create_topics(kafka, topics, settings.partitions)
+        console.print(f"[bold]1/4[/] embedded broker on {broker.bootstrap}; topics created")
+        with WorkerProcess(settings, free_port(), out_dir / "worker.log") as worker:
+            worker.wait_ready(options.worker_timeout_s)
+            console.print(f"[bold]2/4[/] stream worker up: state and metrics on {worker.url}")
+            start = date.today() - timedelta(days=int(round(options.days)))
+            result.simulation = run_simulate(
+                settings, days=options.days, scale=options.scale, seed=options.seed,
+                start_date=start, console=console, network=network,
+            )
+            console.print(
+                f"[bold]3/4[/] simulated {options.days:g} days of {network.county} at scale "
+                f"{options.scale:g}: {result.simulation['accepted']:,} events "
+                f"in {result.simulation['seconds']:.0f} s"
+            )
+            status = wait_for_worker(worker.url, result.simulation["accepted"],
+                                     options.worker_timeout_s)
+            result.status = status
+            result.figures = stream_figures(status)
+            request = FromState(horizon_days=options.plan_horizon_days,
+                                hubs=_busiest_hubs(status, network, options.plan_hubs)
+                                if options.plan_hubs else None,
+                                name="week ahead from the live state (demo)")
+            scenario_data, inputs = build_scenario(request, network, kafka, topics, worker.url)
+            result.plan = _plan(scenario_data, options, console)
+            result.report = _report(result, scenario_data, inputs, network, options)
+            console.print(f"[bold]4/4[/] planned the week ahead; report: {result.report}")
+            _print_figures(result, console, time.monotonic() - t0)
+            if options.keep_running:
+                _keep_running(broker.bootstrap, worker.url, console)
+    return result
+
+
+def _plan(scenario_data: dict[str, Any], options: DemoOptions, console: Console
+          ) -> dict[str, Any]:
+    import optimizer
+
+    scenario = optimizer.load_scenario(scenario_data)
+    console.print(f"      solving the plan (time limit {options.plan_time_limit_s:.0f} s) …")
+    plan = optimizer.solve(scenario, time_limit_s=options.plan_time_limit_s)
+    return {"result": plan, "scenario": scenario, "json": plan.to_json_dict()}
+
+
+def _report(result: DemoResult, scenario_data: dict[str, Any], inputs: dict[str, Any],
+            network: Network, options: DemoOptions) -> Path:
+    from services.demo_report import write_demo_report
+
+    return write_demo_report(
+        options.out_dir / "report.html",
+        network=network,
+        status=result.status,
+        figures=result.figures,
+        simulation=result.simulation,
+        plan=result.plan,
+        plan_inputs=inputs,
+    )
+
+
+def _print_figures(result: DemoResult, console: Console, elapsed_s: float) -> None:
+    f = result.figures
+    plan = result.plan.get("json", {})
+    savings = {name: b.get("reduction_by_joint") for name, b in plan.get("baselines", {}).items()}
+    lines = {
+        "waste generated": f"{f['generated_grams'] / 1000:,.1f} kg",
+        "waste recovered": f"{f['recovered_grams'] / 1000:,.1f} kg",
+        "recovery ratio": f"{f['recovery_ratio']:.1%}",
+        "pickups requested / served": f"{f['pickups_requested']} / {f['pickups_served']}",
+        "containers in circulation": f"{f['containers']['in_circulation']:,}",
+    }
+    for name, value in _plan_savings(plan).items():
+        lines[name] = value
+    for name, value in lines.items():
+        console.print(f"  {name:<32} {value}")
+    console.print(f"done in {elapsed_s:.0f} s")
+    summary = {"figures": f, "plan": {k: plan.get(k) for k in ("status", "objective", "gap")},
+               "savings": savings, "report": str(result.report)}
     print(orjson.dumps(summary).decode())
-    return summary
+
+
+def _plan_savings(plan: dict[str, Any]) -> dict[str, str]:
+    if not plan:
+        return {}
+    out: dict[str, str] = {}
+    for name in ("sequential", "uncoordinated"):
+        cut = plan.get("baselines", {}).get(name, {}).get("reduction_by_joint")
+        if cut:
+            out[f"joint plan vs {name}"] = (
+                f"cost -{cut['cost']:.1%}, km -{cut['km']:.1%}, CO2e -{cut['co2e']:.1%}, "
+                f"single-use -{cut['single_use_grams']:.1%}"
+            )
+    return out
+
+
+def _keep_running(bootstrap: str, worker_url: str, console: Console) -> None:
+    console.print("[bold]running[/] until Ctrl-C:")
+    console.print(f"  Kafka bootstrap   {bootstrap}")
+    console.print(f"  worker state      {worker_url}/status  {worker_url}/villages?hub=H01")
+    console.print(f"  Prometheus        {worker_url}/metrics")
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        console.print("stopping …")

@@ -1,0 +1,301 @@
+"""The demo's report: one self-contained HTML file, readable offline.
+
+Figures come from the worker's state (what an officer sees) and from the plan's KPIs
+(what a planner sees); charts are inline SVG from matplotlib, with no scripts, fonts
+or map tiles fetched from anywhere.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from streams.network import Network
+
+_TEMPLATE = jinja2.Template(
+    """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>packloop demo: {{ county }}</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1150px;color:#222;padding:0 1em}
+h1{margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px}
+td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3;text-align:left}
+.cards{display:flex;flex-wrap:wrap;gap:1em}.card{border:1px solid #ddd;border-radius:6px;
+padding:.6em 1em;min-width:11em}.card b{font-size:1.5em;display:block}
+.small{color:#666;font-size:90%}svg{max-width:100%;height:auto}
+</style></head><body>
+<h1>packloop: {{ county }}</h1>
+<p class="small">Simulated {{ sim.days }} days from {{ sim.start }} at scale {{ sim.scale }}
+(seed {{ sim.seed }}; {{ "{:,}".format(sim.accepted) }} hub events). Factor set
+<code>{{ sim.factor_set }}</code>. Generated {{ generated_at }}.</p>
+
+<h2>For the environmental officer</h2>
+<div class="cards">
+<div class="card">waste generated<b>{{ kg(f.generated_grams) }} kg</b></div>
+<div class="card">waste recovered<b>{{ kg(f.recovered_grams) }} kg</b></div>
+<div class="card">recovery ratio<b>{{ "{:.1%}".format(f.recovery_ratio) }}</b></div>
+<div class="card">pickups requested / closed<b>{{ f.pickups_requested }} / {{ f.pickups_served }}</b></div>
+<div class="card">pickups overdue<b>{{ f.pickups_overdue }}</b></div>
+<div class="card">containers in circulation<b>{{ "{:,}".format(f.containers.in_circulation) }}</b></div>
+</div>
+<p>Generated vs recovered packaging per township (all time, event time):</p>
+<div>{{ waste_chart | safe }}</div>
+<table><tr><th>township</th><th>villages active</th><th>generated kg</th><th>recovered kg</th>
+<th>outstanding kg</th><th>recovery</th><th>open pickups</th></tr>
+{% for r in townships %}<tr><td>{{ r.name }}</td><td class="n">{{ r.villages }}</td>
+<td class="n">{{ kg(r.generated) }}</td><td class="n">{{ kg(r.recovered) }}</td>
+<td class="n">{{ kg(r.outstanding) }}</td><td class="n">{{ "{:.1%}".format(r.ratio) }}</td>
+<td class="n">{{ r.open_pickups }}</td></tr>{% endfor %}
+</table>
+<p>Waste by material (kg):</p>
+<table><tr><th>material</th><th>generated</th><th>recovered</th><th>outstanding</th></tr>
+{% for m in materials %}<tr><td>{{ m.material }}</td><td class="n">{{ kg(m.generated) }}</td>
+<td class="n">{{ kg(m.recovered) }}</td><td class="n">{{ kg(m.outstanding) }}</td></tr>{% endfor %}
+</table>
+
+<h2>For the hub operators: pickups and the container pool</h2>
+<div>{{ pickup_chart | safe }}</div>
+<div>{{ container_chart | safe }}</div>
+<table><tr><th>container type</th><th>issued</th><th>returned</th><th>in circulation</th>
+<th>damaged</th><th>lost</th><th>overdue</th><th>return rate</th></tr>
+{% for c in containers %}<tr><td>{{ c.type }}</td><td class="n">{{ c.issued }}</td>
+<td class="n">{{ c.returned }}</td><td class="n">{{ c.in_circulation }}</td>
+<td class="n">{{ c.damaged }}</td><td class="n">{{ c.lost }}</td><td class="n">{{ c.overdue }}</td>
+<td class="n">{{ "{:.1%}".format(c.rate) }}</td></tr>{% endfor %}
+</table>
+
+<h2>For the planner: the week ahead</h2>
+{% if plan %}
+<p>Plan status <b>{{ plan.status }}</b>, objective {{ money(plan.objective) }} CNY, gap
+{{ pct(plan.gap) }}; built from the live state: {{ inputs.demand_groups }} demand groups
+({{ "{:,}".format(inputs.demand_parcels) }} parcels), outstanding waste of
+{{ inputs.villages_with_waste }} villages, container pools of {{ inputs.hubs|length }} townships.</p>
+<div>{{ map | safe }}</div>
+<div>{{ bars | safe }}</div>
+<table><tr><th></th>{% for n in plan_names %}<th>{{ n }}</th>{% endfor %}</tr>
+{% for row in plan_rows %}<tr><td>{{ row[0] }}</td>{% for v in row[1:] %}<td class="n">{{ v }}</td>{% endfor %}</tr>{% endfor %}
+</table>
+<p class="small">joint = trips, temperature-class consolidation and packaging reuse planned together;
+sequential = trips first (single-use assumed), then packaging; uncoordinated = separate trips per
+class, single-use only, dedicated recycling trips.</p>
+{% else %}<p>No plan was made.</p>{% endif %}
+<p class="small">packloop demo report. Numbers above come from the stream worker's state and
+the optimiser's KPIs; the facts behind them are in optimizer/data/factors.yaml.</p>
+</body></html>
+""",
+    autoescape=True,
+)
+
+
+def _svg(fig: Any) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    text = buf.getvalue()
+    return text[text.index("<svg") :]
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _grouped_bars(title: str, labels: list[str], series: dict[str, list[float]],
+                  ylabel: str) -> str:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(11, 3.4))
+    width = 0.8 / max(1, len(series))
+    colors = ["#e8590c", "#2b8a3e", "#1971c2", "#868e96"]
+    for i, (name, values) in enumerate(series.items()):
+        xs = [x + (i - (len(series) - 1) / 2) * width for x in range(len(labels))]
+        ax.bar(xs, values, width, label=name, color=colors[i % len(colors)])
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = _svg(fig)
+    plt.close(fig)
+    return out
+
+
+def _hbars(title: str, values: dict[str, float], xlabel: str) -> str:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 0.5 + 0.45 * len(values)))
+    names = list(values)[::-1]
+    ax.barh(names, [values[n] for n in names], color="#1971c2")
+    for y, n in enumerate(names):
+        ax.text(values[n], y, f" {values[n]:,.0f}", va="center", fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    out = _svg(fig)
+    plt.close(fig)
+    return out
+
+
+def township_rows(status: dict[str, Any], network: Network) -> list[dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {
+        hub_id: {"hub": hub_id, "name": hub.name, "villages": 0, "generated": 0,
+                 "recovered": 0, "outstanding": 0, "open_pickups": 0}
+        for hub_id, hub in network.hubs.items()
+    }
+    for vid, village in status.get("villages", {}).items():
+        if vid not in network.villages:
+            continue
+        row = rows[network.villages[vid].hub_id]
+        row["villages"] += 1
+        row["generated"] += sum(village.get("generated_grams", {}).values())
+        row["recovered"] += sum(village.get("recovered_grams", {}).values())
+        row["outstanding"] += sum(village.get("outstanding_grams", {}).values())
+        row["open_pickups"] += 1 if village.get("open_pickup") else 0
+    for row in rows.values():
+        row["ratio"] = row["recovered"] / row["generated"] if row["generated"] else 0.0
+    return sorted(rows.values(), key=lambda r: r["hub"])
+
+
+def material_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for village in status.get("villages", {}).values():
+        for key, field in (("generated_grams", "generated"), ("recovered_grams", "recovered"),
+                           ("outstanding_grams", "outstanding")):
+            for material, grams in village.get(key, {}).items():
+                totals[material][field] += grams
+    return [{"material": m, **{k: totals[m].get(k, 0) for k in
+                               ("generated", "recovered", "outstanding")}}
+            for m in sorted(totals, key=lambda m: -totals[m]["generated"])]
+
+
+def container_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for hub in status.get("hubs", {}).values():
+        for ctype, figures in hub.get("containers", {}).items():
+            for key, value in figures.items():
+                totals[ctype][key] += value
+    rows = []
+    for ctype, t in sorted(totals.items()):
+        rows.append({"type": ctype, **{k: t.get(k, 0) for k in
+                     ("issued", "returned", "in_circulation", "damaged", "lost", "overdue")},
+                     "rate": t.get("returned", 0) / t["issued"] if t.get("issued") else 0.0})
+    return rows
+
+
+def _plan_table(plan_json: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    kpis = {"joint": plan_json.get("kpis", {})}
+    for name, baseline in plan_json.get("baselines", {}).items():
+        if baseline.get("kpis"):
+            kpis[name] = baseline["kpis"]
+    names = list(kpis)
+
+    def get(k: dict[str, Any], *path: str) -> Any:
+        for p in path:
+            k = k.get(p, {}) if isinstance(k, dict) else {}
+        return k if isinstance(k, int | float) else None
+
+    rows_spec = [
+        ("cost, CNY", ("cost_cny", "total"), "{:,.0f}"),
+        ("transport, CNY", ("cost_cny", "transport_km"), "{:,.0f}"),
+        ("km", ("km",), "{:,.0f}"),
+        ("trips", ("trips",), "{:,.0f}"),
+        ("CO2e, kg", ("co2e_kg", "total"), "{:,.0f}"),
+        ("single-use packaging, kg", ("single_use_grams",), None),
+        ("recyclables collected, kg", ("recyclables_collected_grams",), None),
+    ]
+    rows = []
+    for label, path, fmt in rows_spec:
+        row = [label]
+        for n in names:
+            v = get(kpis[n], *path)
+            if v is None:
+                row.append("–")
+            elif fmt is None:
+                row.append(f"{v / 1000:,.1f}")
+            else:
+                row.append(fmt.format(v))
+        rows.append(row)
+    return names, rows
+
+
+def write_demo_report(
+    path: Path,
+    *,
+    network: Network,
+    status: dict[str, Any],
+    figures: dict[str, Any],
+    simulation: dict[str, Any],
+    plan: dict[str, Any],
+    plan_inputs: dict[str, Any],
+) -> Path:
+    from optimizer.report import baseline_bars_svg, route_map_svg
+
+    townships = township_rows(status, network)
+    labels = [r["hub"] for r in townships]
+    waste_chart = _grouped_bars(
+        "packaging waste per township", labels,
+        {"generated": [r["generated"] / 1000 for r in townships],
+         "recovered": [r["recovered"] / 1000 for r in townships]}, "kg")
+    pickup_chart = _hbars(
+        "recycling pickups in the county",
+        {"requested": figures["pickups_requested"], "closed by a collection":
+         figures["pickups_served"], "open now": figures["pickups_open"],
+         "went overdue": figures["pickups_overdue"]},
+        "pickups")
+    hub_containers: dict[str, dict[str, int]] = {}
+    for hub_id, hub in status.get("hubs", {}).items():
+        agg: dict[str, int] = defaultdict(int)
+        for figs in hub.get("containers", {}).values():
+            for k, v in figs.items():
+                agg[k] += v
+        hub_containers[hub_id] = agg
+    hubs_sorted = sorted(hub_containers)
+    container_chart = _grouped_bars(
+        "reusable container pool per township", hubs_sorted,
+        {k: [hub_containers[h].get(k, 0) for h in hubs_sorted]
+         for k in ("issued", "returned", "in_circulation", "lost")}, "containers")
+    plan_json = plan.get("json", {}) if plan else {}
+    plan_names, plan_rows = _plan_table(plan_json) if plan_json else ([], [])
+    map_svg = bars_svg = ""
+    if plan_json:
+        map_svg = route_map_svg(plan_json, plan["scenario"])
+        kpis = {"joint": plan_json["kpis"]}
+        kpis.update({n: b["kpis"] for n, b in plan_json.get("baselines", {}).items()
+                     if b.get("kpis")})
+        bars_svg = baseline_bars_svg(kpis)
+    inputs = dict(plan_inputs)
+    inputs["villages_with_waste"] = len(plan_inputs.get("outstanding_grams", {}))
+    inputs.setdefault("hubs", [])
+    page = _TEMPLATE.render(
+        county=network.county,
+        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        sim=simulation,
+        f=figures,
+        kg=lambda g: f"{g / 1000:,.1f}",
+        money=lambda x: "–" if x is None else f"{x:,.0f}",
+        pct=lambda x: "–" if x is None else f"{x:.2%}",
+        townships=townships,
+        materials=material_rows(status),
+        containers=container_rows(status),
+        waste_chart=waste_chart,
+        pickup_chart=pickup_chart,
+        container_chart=container_chart,
+        plan=plan_json,
+        plan_names=plan_names,
+        plan_rows=plan_rows,
+        inputs=inputs,
+        map=map_svg,
+        bars=bars_svg,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
