@@ -82,7 +82,7 @@ def scenario_from_network(
     factors: FactorSet | None = None,
     seed: int = 0,
     name: str | None = None,
-    county_trucks: int | None = 30,
+    county_trucks: int | None = 40,
 ) -> Scenario:
     """A planning scenario for the county.
 

@@ -144,6 +144,7 @@ def _fixed_trips_of(b: BuiltModel) -> dict[TripType, int]:
 def solve_hubs(
     s: Scenario, hubs: list[str], time_limit_s: float | None, mip_gap: float | None,
     threads: int | None, progress: ProgressFn | None, baselines: bool = True,
+    only_uncoordinated: bool = False,
 ) -> dict[str, StageOutcome]:
     """All stages for one group of hubs: uncoordinated, sequential (2 stages), joint."""
     routes = candidate_routes(s, _active_villages(s), _max_stops(s))
@@ -159,9 +160,12 @@ def solve_hubs(
         return max(1.0, time_limit_s * share)
 
     if baselines:
-        out["uncoordinated"], _ = _stage(s, routes, hubs, "uncoordinated",
-                                         budget(STAGE_SHARE["uncoordinated"]), mip_gap, threads,
-                                         None)
+        out["uncoordinated"], _ = _stage(
+            s, routes, hubs, "uncoordinated",
+            budget(None if only_uncoordinated else STAGE_SHARE["uncoordinated"]), mip_gap,
+            threads, None)
+        if only_uncoordinated:
+            return out
     seq1, b1 = _stage(s, routes, hubs, "single_use", budget(STAGE_SHARE["single_use"]), mip_gap,
                       threads, None)
     out["single_use"] = seq1
@@ -257,7 +261,8 @@ def solve(
     else:
         # each worker solves its hubs one after another; split the time fairly
         per = None if time_limit_s is None else time_limit_s * workers / len(groups)
-        ctx = mp.get_context("fork")
+        # not "fork": HiGHS keeps a global thread pool that a forked child inherits broken
+        ctx = mp.get_context("forkserver")
         with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futs = [pool.submit(_worker, (s, g, per, mip_gap, 1, baselines)) for g in groups]
             done_obj = 0.0
@@ -272,16 +277,22 @@ def solve(
                                       f"hub {n}/{len(groups)} done"))
     modes = ["joint", "sequential", "single_use"] + (["uncoordinated"] if baselines else [])
     combined = {m: _combine(parts, m) for m in modes}
-    linked = False
+    linked: list[str] = []
     if len(groups) > 1:
-        for m in modes:
-            c = combined[m]
-            if c.plan is not None and not _county_fleet_ok(s, c.plan):
-                linked = True
-        if linked:
+        linked = [m for m in modes
+                  if combined[m].plan is not None and not _county_fleet_ok(s, combined[m].plan)]
+        left = None if time_limit_s is None else max(
+            10.0, time_limit_s - (time.perf_counter() - t0))
+        if "uncoordinated" in linked:
             # the county fleet binds: solve all hubs in one model, linked by its rows
-            whole = solve_hubs(s, busy, time_limit_s, mip_gap, threads, progress, baselines)
-            combined = {m: whole[m] for m in modes}
+            combined["uncoordinated"] = _combine([solve_hubs(
+                s, busy, left, mip_gap, threads, None, True, only_uncoordinated=True)],
+                "uncoordinated")
+        if set(linked) & {"joint", "sequential", "single_use"}:
+            whole = solve_hubs(s, busy, left, mip_gap, threads, progress, False)
+            for m in ("joint", "sequential", "single_use"):
+                combined[m] = whole.get(m, StageOutcome("time_limit_no_solution", None, None,
+                                                        None))
     return _result(s, combined, t0, {"groups": len(groups), "workers": workers,
                                      "linked_by_county_fleet": linked})
 

@@ -267,20 +267,46 @@ def run_highs(
     )
 
 
-def explain(comp: CompiledModel, limit: int = 20) -> list[tuple[str, float]]:
+def explain(comp: CompiledModel, limit: int = 20, time_limit_s: float = 30.0
+            ) -> list[tuple[str, float]]:
     """Which constraints must be violated, and by how much, to make the model feasible.
 
-    HiGHS's feasibilityRelaxation minimises the total violation of row bounds (column bounds
-    kept hard); the rows it has to bend name the demand or capacity that cannot be met.
+    An elastic copy of the model (each row gets a surplus and a slack column costing 1, the
+    original objective dropped, integrality kept) minimises the total violation; the rows it
+    has to bend name the demand or capacity that cannot be met. Built by hand rather than with
+    HiGHS's feasibilityRelaxation, which hung on MIPs here (highspy 1.16).
     """
-    h = make_highs(60.0, None, None)
-    h.passModel(comp.lp)
-    h.feasibilityRelaxation(0.0, 0.0, 1.0)
-    sol = h.getSolution()
-    act = np.asarray(sol.row_value)
-    lo = np.asarray(comp.lp.row_lower_)
-    hi = np.asarray(comp.lp.row_upper_)
-    viol = np.maximum(lo - act, 0) + np.maximum(act - hi, 0)
+    lp = comp.lp
+    n, m = lp.num_col_, lp.num_row_
+    a = lp.a_matrix_
+    start = np.asarray(a.start_, dtype=np.int64)
+    index = np.asarray(a.index_, dtype=np.int32)
+    value = np.asarray(a.value_, dtype=np.float64)
+    rows = np.arange(m, dtype=np.int32)
+    new_start = np.concatenate([start, start[-1] + 1 + np.arange(2 * m, dtype=np.int64)])
+    el = highspy.HighsLp()
+    el.num_col_ = n + 2 * m
+    el.num_row_ = m
+    el.col_cost_ = np.concatenate([np.zeros(n), np.ones(2 * m)])
+    el.col_lower_ = np.concatenate([np.asarray(lp.col_lower_), np.zeros(2 * m)])
+    el.col_upper_ = np.concatenate([np.asarray(lp.col_upper_), np.full(2 * m, INF)])
+    el.row_lower_ = lp.row_lower_
+    el.row_upper_ = lp.row_upper_
+    el.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    el.a_matrix_.start_ = new_start.astype(np.int32)
+    el.a_matrix_.index_ = np.concatenate([index, rows, rows])
+    el.a_matrix_.value_ = np.concatenate([value, np.ones(m), -np.ones(m)])
+    el.a_matrix_.num_col_ = n + 2 * m
+    el.a_matrix_.num_row_ = m
+    if lp.integrality_ is not None and len(lp.integrality_):
+        el.integrality_ = list(lp.integrality_) + [highspy.HighsVarType.kContinuous] * (2 * m)
+    h = make_highs(time_limit_s, 1e-4, None)
+    h.passModel(el)
+    h.run()
+    if h.getInfo().primal_solution_status != 2:
+        return []
+    x = np.asarray(h.getSolution().col_value)
+    viol = x[n:n + m] + x[n + m:]
     out = []
     for k in np.argsort(-viol)[:limit]:
         if viol[k] <= 1e-6:
