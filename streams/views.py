@@ -414,8 +414,7 @@ def register_views(worker: StreamsWorker) -> None:
     async def local_hub_view(web: Any, request: Any, hub_id: str) -> Any:
         return web.json(local.hub(hub_id))
 
-    @app.page("/hubs/{hub_id}/containers")
-    async def hub_view(web: Any, request: Any, hub_id: str) -> Any:
+    async def hub_answer(web: Any, hub_id: str) -> Any:
         if hub_id not in worker.network.hubs:
             return web.json({"error": f"unknown hub {hub_id!r}"}, status=404)
         try:
@@ -423,6 +422,14 @@ def register_views(worker: StreamsWorker) -> None:
         except RuntimeError as exc:
             return web.json({"error": str(exc)}, status=503)
         return web.json(merge_hub(parts, hub_id))
+
+    @app.page("/hubs/{hub_id}")
+    async def hub_summary_view(web: Any, request: Any, hub_id: str) -> Any:
+        return await hub_answer(web, hub_id)
+
+    @app.page("/hubs/{hub_id}/containers")
+    async def hub_view(web: Any, request: Any, hub_id: str) -> Any:
+        return await hub_answer(web, hub_id)
 
     @app.page("/local/pickups")
     async def local_pickups_view(web: Any, request: Any) -> Any:
