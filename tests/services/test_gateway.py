@@ -320,3 +320,36 @@ def test_unreachable_kafka_gives_503_fast_and_not_ready(token_store, topics) -> 
         # rejected events are still answered (nothing to write)
         bad = client.post("/v1/events", json=shipment(weight_grams=-1), headers=auth(token))
         assert bad.status_code == 200 and bad.json()["rejected"] == 1
+
+
+def test_token_cli_add_list_revoke(tmp_path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from services.cli import cli
+
+    monkeypatch.setenv("PACKLOOP_TOKEN_DB_URL", f"sqlite:///{tmp_path}/cli.db")
+    runner = CliRunner()
+    added = runner.invoke(cli, ["hubs", "add-token", "H01", "--label", "scanner"])
+    assert added.exit_code == 0, added.output
+    token = added.output.strip().splitlines()[-1]
+    assert token.startswith("plk_") and " " not in token  # alone on its last line
+    token_id = token.split("_")[1]
+    listed = runner.invoke(cli, ["hubs", "list-tokens"])
+    assert token_id in listed.output and "scanner" in listed.output
+    assert token not in listed.output and token.split("_")[2] not in listed.output
+    as_json = orjson.loads(runner.invoke(cli, ["hubs", "list-tokens", "--json"]).output)
+    assert as_json[0]["owner"] == "H01" and as_json[0]["active"] is True
+    store = TokenStore(f"sqlite:///{tmp_path}/cli.db")
+    assert store.authenticate("hub", token).owner == "H01"
+    revoked = runner.invoke(cli, ["hubs", "revoke-token", token_id])
+    assert revoked.exit_code == 0 and "revoked" in revoked.output
+    assert store.authenticate("hub", token) is None
+    assert runner.invoke(cli, ["hubs", "revoke-token", "nope"]).exit_code == 1
+    unknown = runner.invoke(cli, ["hubs", "add-token", "H99"])
+    assert unknown.exit_code == 1 and "unknown hub 'H99'" in unknown.output
+    planner = runner.invoke(cli, ["planners", "add-token", "ops"])
+    p_token = planner.output.strip().splitlines()[-1]
+    assert store.authenticate("planner", p_token).owner == "ops"
+    assert store.authenticate("hub", p_token) is None
+    assert runner.invoke(cli, ["planners", "revoke-token", token_id]).exit_code == 1  # a hub id
+    store.close()
