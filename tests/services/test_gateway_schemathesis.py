@@ -73,7 +73,6 @@ def run_schemathesis(schema: schemathesis.BaseSchema, headers: dict[str, str],
     """
     from hypothesis import given
     from hypothesis.errors import Unsatisfiable
-
     from schemathesis import GenerationMode
 
     failures: list[str] = []
