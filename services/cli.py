@@ -233,8 +233,8 @@ def simulate(ctx: click.Context, days: float, scale: float, speed: float, seed: 
 
 
 @cli.command()
-@click.option("--days", type=float, default=None, help="Simulated days (default 4).")
-@click.option("--scale", type=float, default=None, help="Parcel-rate multiplier (default 0.5).")
+@click.option("--days", type=float, default=None, help="Simulated days (default 7).")
+@click.option("--scale", type=float, default=None, help="Parcel-rate multiplier (default 1.0).")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--plan-time-limit", type=float, default=None, metavar="S",
               help="Time limit of the week-ahead plan (default 40 s).")

@@ -34,8 +34,8 @@ from streams.topics import create_topics
 
 @dataclass
 class DemoOptions:
-    days: float = 4.0
-    scale: float = 0.5
+    days: float = 7.0
+    scale: float = 1.0
     seed: int = 1
     plan_horizon_days: int = 7
     plan_time_limit_s: float = 40.0
