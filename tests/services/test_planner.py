@@ -146,7 +146,13 @@ def test_cancel_queued_and_running_jobs(planner_env) -> None:
     slow = json_with_time_limit(big_scenario(), 60)
     job = client.post("/v1/plans", json=slow).json()
     wait_for(client, job["job_id"], ("running",))
-    time.sleep(1.0)
+    # while it runs, the status shows the solver's progress
+    deadline = time.monotonic() + 60
+    while not (running := client.get(f"/v1/plans/{job['job_id']}").json()).get("progress"):
+        assert running["status"] == "running" and time.monotonic() < deadline, running
+        time.sleep(0.3)
+    assert running["progress"]["incumbent"] > 0 and running["progress"]["elapsed_s"] > 0
+    assert running["elapsed_s"] > 0 and running["worker_id"]
     started = time.monotonic()
     assert client.delete(f"/v1/plans/{job['job_id']}").json()["status"] == CANCELLED
     deadline = time.monotonic() + 15
