@@ -37,17 +37,21 @@ def _echo_openapi(app: Any) -> None:
 
 def check_kafka(settings: Any) -> None:
     """Create packloop's topics (idempotent), or exit with why Kafka cannot be used."""
-    from services.gateway.kafka_io import describe_kafka_error
+    from services.gateway.kafka_io import describe_kafka_error, diagnose_tls
     from streams.topics import create_topics
 
     kafka = settings.kafka()
+    hint = ("(start one with `packloop broker`, or set PACKLOOP_KAFKA_BOOTSTRAP / "
+            "PACKLOOP_KAFKA_SECURITY_PROTOCOL / PACKLOOP_KAFKA_SSL_*)")
+    if kafka.uses_tls:  # a wrong certificate is known after one handshake
+        problem = diagnose_tls(kafka)
+        if problem:
+            raise click.ClickException(f"cannot use Kafka: {problem}")
     try:
         create_topics(kafka, settings.topics(), settings.partitions)
     except Exception as exc:  # noqa: BLE001
         raise click.ClickException(
-            f"cannot use Kafka: {describe_kafka_error(exc, kafka)} (start one with `packloop "
-            "broker`, or set PACKLOOP_KAFKA_BOOTSTRAP / PACKLOOP_KAFKA_SECURITY_PROTOCOL / "
-            "PACKLOOP_KAFKA_SSL_*)"
+            f"cannot use Kafka: {describe_kafka_error(exc, kafka)} {hint}"
         ) from None
 
 

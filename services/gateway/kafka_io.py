@@ -50,7 +50,8 @@ def describe_kafka_error(exc: BaseException, kafka: KafkaConnection) -> str:
         cur = cur.__cause__ or cur.__context__
     if isinstance(exc, KafkaUnavailable):
         return str(exc)
-    text = f"{type(exc).__name__}: {exc}"
+    name = type(exc).__name__
+    text = str(exc) if str(exc).startswith(name) else f"{name}: {exc}"
     low = text.lower()
     if kafka.uses_tls and ("bootstrap" in low or "nobrokers" in low or "connection" in low):
         tls_problem = diagnose_tls(kafka)

@@ -178,8 +178,8 @@ def test_cli_refuses_to_start_with_a_wrong_certificate(tls_broker, tmp_path) -> 
         "PACKLOOP_KAFKA_SSL_CAFILE": str(wrong), "PACKLOOP_KAFKA_CONNECT_TIMEOUT_MS": "4000",
     }, tmp_path)
     assert code == 1, err
-    assert "certificate" in err.lower() and "Traceback" not in err
-    assert took < 30
+    assert "certificate verification failed" in err.lower() and "Traceback" not in err
+    assert took < 10  # one TLS handshake, not a bootstrap timeout
 
 
 def test_cli_refuses_to_start_without_a_broker(tmp_path) -> None:
