@@ -599,6 +599,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
         response_model=PickupList,
         summary="A hub's open (or overdue) pickups",
         responses={**AUTH_ERRORS, **_err(403, "hub is not the token's hub."),
+                   **_err(429, "Over the hub's rate limit (see Retry-After)."),
                    **_err(503, "The stream worker is not reachable.")},
     )
     async def list_pickups(
@@ -608,6 +609,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
                                          description="Hub id (default: the token's hub).")] = None,
         status: Annotated[Literal["open", "overdue"], Query()] = "open",
     ) -> Response:
+        rate_limit(auth.owner)
         hub = hub or auth.owner
         if hub != auth.owner:
             log.warning("403: hub %s (token %s) asked for hub %r's pickups",
