@@ -516,7 +516,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
             records.append(Record(config.topics.hub_events, event.village_id.encode(), value))
             record_index.append(i)
         if records:
-            down = gw.kafka_down()
+            down = await run_in_threadpool(gw.kafka_down)
             if down is not None:
                 metrics.events.labels(hub, "unavailable", "kafka").inc(len(records))
                 raise ApiError(503, "kafka_unavailable", f"Kafka is not available: {down}",
@@ -657,7 +657,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
             pickup_id=pickup_id,
             reason=reason,
         )
-        down = gw.kafka_down()
+        down = await run_in_threadpool(gw.kafka_down)
         if down is not None:
             raise ApiError(503, "kafka_unavailable", f"Kafka is not available: {down}",
                            headers={"Retry-After": "5"})
