@@ -449,12 +449,12 @@ def create_app(config: PlannerConfig) -> FastAPI:
                            **_err(409, "The job is already finished.")})
     async def cancel(job_id: JobId,
                          auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
-        get_job(job_id)
+        await run_in_threadpool(get_job, job_id)
         if not await run_in_threadpool(config.jobs.cancel, job_id):
-            job = get_job(job_id)
+            job = await run_in_threadpool(get_job, job_id)
             raise ApiError(409, "conflict", f"job {job_id} is already {job['status']}")
         log.info("job %s cancelled by planner %s", job_id, auth.owner)
-        return JSONResponse(job_view(get_job(job_id)))
+        return JSONResponse(job_view(await run_in_threadpool(get_job, job_id)))
 
     @app.get("/v1/plans/{job_id}/result", summary="The plan (JSON)",
              responses={200: {"description": "The optimiser's plan JSON.",
