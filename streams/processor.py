@@ -369,7 +369,7 @@ class PartitionProcessor:
         if st is None or at > st:
             st = self.stream_time = at
         apply(state, event, at, self.tz, self.container_types)
-        state.seen[h] = at
+        state.seen.add(h, at)
         state.applied += 1
         state.offset = offset
         if state.last_at is None or at > state.last_at:

@@ -244,8 +244,8 @@ class VillageState:
     pickups_cancelled: int = 0
     open_pickup: OpenPickup | None = None
     containers: dict[str, ContainerPool] = field(default_factory=dict)
-    #: dedupe set: id hash -> occurred_at (µs) of the applied event
-    seen: dict[int, int] = field(default_factory=dict)
+    #: dedupe set of applied event ids (hashes), by event day
+    seen: SeenSet = field(default_factory=lambda: SeenSet())
 
     # ---- derived figures ----
 
@@ -327,7 +327,7 @@ class VillageState:
             if op is None
             else [op.pickup_id, op.requested_at, op.reasons, op.overdue],
             "containers": {k: v.to_list() for k, v in self.containers.items()},
-            "seen": _pack_seen(self.seen),
+            "seen": self.seen.pack(),
         }
 
     def to_bytes(self) -> bytes:
@@ -357,7 +357,7 @@ class VillageState:
             pickups_cancelled=pk[3],
             open_pickup=None if op is None else OpenPickup(op[0], op[1], list(op[2]), op[3]),
             containers={k: ContainerPool.from_list(v) for k, v in d["containers"].items()},
-            seen=_unpack_seen(d["seen"]),
+            seen=SeenSet.unpack(d["seen"]),
         )
 
     @classmethod
@@ -365,34 +365,72 @@ class VillageState:
         return cls.from_dict(orjson.loads(raw))
 
 
-def _pack_seen(seen: dict[int, int]) -> dict[str, str]:
-    """The dedupe set as {day number: base64 of 8-byte id hashes}: ~11 bytes an id.
+class SeenSet:
+    """The dedupe set: 63-bit id hashes grouped by the UTC day of their event.
 
-    Unpacking dates every id at the end of its day, so an id is never forgotten
-    earlier than it would have been (later is harmless: events older than the
-    horizon are refused before the dedupe set is consulted).
+    Serialized as ``{day number: base64 of 8-byte hashes}`` (~11 bytes an id); a
+    day's text is cached until the day gains an id, so writing a village whose
+    horizon holds thousands of ids costs little. A day is forgotten once all of it
+    is older than the horizon behind stream time: an id is never dropped before
+    its own time is (later is harmless: events older than the horizon are refused
+    before the set is consulted).
     """
-    days: dict[int, list[int]] = {}
-    for h, t in seen.items():
-        days.setdefault(t // DAY_US, []).append(h)
-    return {
-        str(day): base64.b64encode(b"".join(h.to_bytes(8, "big") for h in hs)).decode("ascii")
-        for day, hs in days.items()
-    }
 
+    __slots__ = ("by_id", "by_day", "_packed")
 
-def _unpack_seen(packed: Any) -> dict[int, int]:
-    out: dict[int, int] = {}
-    if isinstance(packed, list):  # an explicit [[hash, time], ...] list
-        for h, t in packed:
-            out[int(h)] = int(t)
+    def __init__(self) -> None:
+        self.by_id: dict[int, int] = {}
+        self.by_day: dict[int, list[int]] = {}
+        self._packed: dict[int, tuple[int, str]] = {}
+
+    def __contains__(self, h: object) -> bool:
+        return h in self.by_id
+
+    def __len__(self) -> int:
+        return len(self.by_id)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SeenSet) and other.by_id == self.by_id
+
+    def __repr__(self) -> str:
+        return f"SeenSet({len(self.by_id)} ids, {len(self.by_day)} days)"
+
+    def add(self, h: int, at: int) -> None:
+        if h in self.by_id:
+            return
+        day = at // DAY_US
+        self.by_id[h] = day
+        self.by_day.setdefault(day, []).append(h)
+
+    def prune(self, limit: int) -> None:
+        """Forget the days that end before ``limit`` (µs)."""
+        for day in [d for d in self.by_day if (d + 1) * DAY_US - 1 < limit]:
+            for h in self.by_day.pop(day):
+                self.by_id.pop(h, None)
+            self._packed.pop(day, None)
+
+    def pack(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for day, hashes in self.by_day.items():
+            cached = self._packed.get(day)
+            if cached is None or cached[0] != len(hashes):
+                text = base64.b64encode(b"".join(h.to_bytes(8, "big") for h in hashes)).decode()
+                cached = self._packed[day] = (len(hashes), text)
+            out[str(day)] = cached[1]
         return out
-    for day, blob in packed.items():
-        t = (int(day) + 1) * DAY_US - 1
-        raw = base64.b64decode(blob)
-        for i in range(0, len(raw), 8):
-            out[int.from_bytes(raw[i : i + 8], "big")] = t
-    return out
+
+    @classmethod
+    def unpack(cls, packed: Any) -> SeenSet:
+        seen = cls()
+        for day_s, blob in (packed or {}).items():
+            day = int(day_s)
+            raw = base64.b64decode(blob)
+            hashes = [int.from_bytes(raw[i : i + 8], "big") for i in range(0, len(raw), 8)]
+            seen.by_day[day] = hashes
+            for h in hashes:
+                seen.by_id[h] = day
+            seen._packed[day] = (len(hashes), blob)
+        return seen
 
 
 # -- pure update logic --------------------------------------------------------------------
@@ -475,11 +513,7 @@ def _bucket(state: VillageState, at: int, tz: ZoneInfo) -> list[dict[str, int]]:
 def prune(state: VillageState, now: int, tz: ZoneInfo, horizon_us: int) -> None:
     """Forget dedupe ids and day buckets that fell behind stream time."""
     limit = now - horizon_us
-    seen = state.seen
-    if seen:
-        stale = [h for h, t in seen.items() if t < limit]
-        for h in stale:
-            del seen[h]
+    state.seen.prune(limit)
     if len(state.days) > DAY_BUCKETS_KEPT:
         oldest: date = from_us(now).astimezone(tz).date() - timedelta(days=DAY_BUCKETS_KEPT)
         cut = oldest.isoformat()
