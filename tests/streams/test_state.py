@@ -1,0 +1,216 @@
+"""Pure state logic: windows in the network's time zone, container FIFO and overdue,
+outstanding/over-collected, the dedupe set, serialization, status merging."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from streams.events import parse_hub_event
+from streams.state import (
+    DAY_US,
+    ContainerPool,
+    SeenSet,
+    VillageState,
+    apply,
+    to_us,
+)
+from streams.views import merge_hub, merge_status
+
+TZ = ZoneInfo("Asia/Shanghai")
+CT = {"reusable_crate": ("pp_plastic", 1500), "insulated_box": ("pp_plastic", 900)}
+
+
+def _ev(at: str, **body: object) -> object:
+    base = {"event_id": "e", "occurred_at": at, "hub_id": "H01", "village_id": "H01-V001"}
+    return parse_hub_event(dict(base, **body))
+
+
+def _ship(at: str, grams: int, crates: int = 0) -> object:
+    return _ev(
+        at,
+        type="shipment",
+        shipment_id="S",
+        direction="down",
+        temperature_class="ambient",
+        weight_grams=1,
+        packaging=[{"material": "cardboard", "count": 1, "grams": grams}],
+        containers=[{"container_type": "reusable_crate"}] * crates,
+    )
+
+
+def us(s: str) -> int:
+    return to_us(datetime.fromisoformat(s.replace("Z", "+00:00")))
+
+
+def test_windows_follow_the_network_time_zone() -> None:
+    s = VillageState("H01-V001", "H01")
+    # 2026-03-31T17:00Z is 2026-04-01 01:00 in Shanghai: April, not March
+    for at, g in [
+        ("2026-03-25T03:00:00Z", 1),
+        ("2026-03-31T15:59:00Z", 10),
+        ("2026-03-31T17:00:00Z", 100),
+        ("2026-04-01T10:00:00Z", 1000),
+    ]:
+        e = _ship(at, g)
+        apply(s, e, to_us(e.occurred_at), TZ, CT)
+    now = us("2026-04-01T12:00:00Z")  # 20:00 on 1 April, local
+    assert s.window(now, TZ, "day")["generated_grams"] == {"cardboard": 1100}
+    assert s.window(now, TZ, "month")["generated_grams"] == {"cardboard": 1100}
+    # 7 days = 26 March .. 1 April (local): 25 March is out
+    assert s.window(now, TZ, "7d")["generated_grams"] == {"cardboard": 1110}
+    assert s.generated == {"cardboard": 1111}
+
+
+def test_outstanding_never_negative_and_over_collection_kept() -> None:
+    s = VillageState("H01-V001", "H01")
+    for e in [
+        _ship("2026-04-01T00:00:00Z", 500),
+        _ev(
+            "2026-04-01T01:00:00Z",
+            type="recycling_collected",
+            collected_grams={"cardboard": 700, "tape": 5},
+        ),
+    ]:
+        apply(s, e, to_us(e.occurred_at), TZ, CT)
+    assert s.outstanding == {}
+    assert s.over_collected == {"cardboard": 200, "tape": 5}
+    assert s.waste_since is None
+    e = _ev(
+        "2026-04-01T02:00:00Z",
+        type="waste_adjustment",
+        reason="scale",
+        corrects_event_id="x",
+        generated_grams={"cardboard": 300},
+        recovered_grams={},
+    )
+    apply(s, e, to_us(e.occurred_at), TZ, CT)
+    assert s.outstanding == {"cardboard": 100}
+    assert s.waste_since == us("2026-04-01T02:00:00Z")
+
+
+def test_container_fifo_overdue_damaged_and_lost() -> None:
+    s = VillageState("H01-V001", "H01")
+    for e in [
+        _ship("2026-04-01T00:00:00Z", 1, crates=2),
+        _ship("2026-04-10T00:00:00Z", 1, crates=1),
+        _ev(
+            "2026-04-12T00:00:00Z",
+            type="packaging_return",
+            container_type="reusable_crate",
+            count=1,
+            condition="damaged",
+        ),
+        _ev(
+            "2026-04-12T01:00:00Z",
+            type="packaging_return",
+            container_type="reusable_crate",
+            count=1,
+            condition="lost",
+        ),
+    ]:
+        apply(s, e, to_us(e.occurred_at), TZ, CT)
+    pool = s.containers["reusable_crate"]
+    assert (pool.issued, pool.returned, pool.damaged, pool.lost, pool.in_circulation) == (
+        3,
+        1,
+        1,
+        1,
+        1,
+    )
+    assert s.generated["pp_plastic"] == 3000  # damaged + lost count as waste
+    # the two 1 April crates were matched first (FIFO): what is out dates from 10 April
+    overdue_us = 14 * DAY_US
+    assert pool.overdue(us("2026-04-24T00:00:00Z"), overdue_us) == 0
+    assert pool.overdue(us("2026-04-24T00:00:01Z"), overdue_us) == 1
+
+
+def test_late_issue_keeps_fifo_ordered() -> None:
+    pool = ContainerPool()
+    pool.issue(300, 1)
+    pool.issue(100, 2)
+    pool.issue(200, 1)
+    pool.issue(200, 1)
+    assert pool.fifo == [[100, 2], [200, 2], [300, 1]]
+    pool.take(3)
+    assert pool.fifo == [[200, 1], [300, 1]]
+
+
+def test_seen_set_serializes_compactly_and_prunes_whole_days() -> None:
+    seen = SeenSet()
+    for i in range(1000):
+        seen.add(i * 7919, 5 * DAY_US + i)
+    seen.add(42, 9 * DAY_US)
+    again = SeenSet.unpack(seen.pack())
+    assert again == seen and 42 in again and 7919 in again
+    assert len(str(seen.pack())) < 12_000
+    again.prune(6 * DAY_US - 1)  # day 5 ends at 6 days - 1 µs: kept
+    assert len(again) == 1001
+    again.prune(6 * DAY_US)
+    assert len(again) == 1 and 42 in again
+
+
+def test_village_state_round_trip() -> None:
+    s = VillageState("H01-V001", "H01")
+    e = _ship("2026-04-01T00:00:00Z", 500, crates=1)
+    apply(s, e, to_us(e.occurred_at), TZ, CT)
+    s.seen.add(123, to_us(e.occurred_at))
+    assert VillageState.from_bytes(s.to_bytes()) == s
+
+
+def test_merging_worker_answers() -> None:
+    a = {
+        "villages": {"V1": {"generated_grams": {"tape": 1}}},
+        "hubs": {
+            "H1": {
+                "containers": {
+                    "reusable_crate": {
+                        "issued": 2,
+                        "returned": 1,
+                        "in_circulation": 1,
+                        "damaged": 0,
+                        "lost": 0,
+                        "overdue": 1,
+                    }
+                }
+            }
+        },
+        "pickups": {"requested": 2, "open": 1, "overdue": 0},
+        "events": {"applied": 5, "duplicates": 1, "dead_lettered": 0, "rerouted": 0},
+    }
+    b = {
+        "villages": {"V0": {}},
+        "hubs": {
+            "H1": {
+                "containers": {
+                    "reusable_crate": {
+                        "issued": 3,
+                        "returned": 0,
+                        "in_circulation": 3,
+                        "damaged": 0,
+                        "lost": 0,
+                        "overdue": 0,
+                    }
+                }
+            }
+        },
+        "pickups": {"requested": 1, "open": 0, "overdue": 1},
+        "events": {"applied": 2, "duplicates": 0, "dead_lettered": 4, "rerouted": 1},
+    }
+    m = merge_status([a, b])
+    assert list(m["villages"]) == ["V0", "V1"]
+    assert m["hubs"]["H1"]["containers"]["reusable_crate"]["issued"] == 5
+    assert m["pickups"] == {"requested": 3, "open": 1, "overdue": 1}
+    assert m["events"] == {"applied": 7, "duplicates": 1, "dead_lettered": 4, "rerouted": 1}
+    h = merge_hub(
+        [
+            {
+                "villages": 1,
+                "generated_grams": {"tape": 5},
+                "recovered_grams": {"tape": 7},
+                "containers": {},
+            }
+        ],
+        "H1",
+    )
+    assert h["outstanding_grams"] == {} and h["villages"] == 1
