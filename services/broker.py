@@ -47,22 +47,19 @@ def wait_for_port(host: str, port: int, timeout_s: float) -> bool:
 class EmbeddedBroker:
     """Run Tansu on loopback for the lifetime of a ``with`` block (or start/stop).
 
-    With ``cert``/``key`` the listener speaks TLS, for exercising packloop's TLS settings.
+    Plaintext only: Tansu 0.6.0's CLI refuses ``--cert`` together with ``--key`` and does
+    not serve TLS with either alone, so TLS tests put a TLS proxy in front of it.
     """
 
     def __init__(
         self,
         port: int | None = None,
         host: str = "127.0.0.1",
-        cert: str | Path | None = None,
-        key: str | Path | None = None,
         log_path: str | Path | None = None,
         startup_timeout_s: float = 15.0,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
-        self.cert = cert
-        self.key = key
         self.log_path = Path(log_path) if log_path else None
         self.startup_timeout_s = startup_timeout_s
         self.process: subprocess.Popen[bytes] | None = None
@@ -83,8 +80,6 @@ class EmbeddedBroker:
             "--storage-engine",
             "memory://tansu/",
         ]
-        if self.cert and self.key:
-            cmd += ["--cert", str(self.cert), "--key", str(self.key)]
         return cmd
 
     def start(self) -> EmbeddedBroker:

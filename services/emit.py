@@ -159,7 +159,8 @@ class Emitter:
     def flush(self, timeout_s: float = 60.0) -> None:
         """Wait for every send; an event counts as accepted only once the broker has it."""
         self.producer.flush(timeout=timeout_s)
-        for pending, is_event in ((self._pending_events, True), (self._pending_dead_letters, False)):
+        batches = ((self._pending_events, True), (self._pending_dead_letters, False))
+        for pending, is_event in batches:
             for future in pending:
                 try:
                     future.get(timeout=0)

@@ -1,4 +1,4 @@
-"""A reproducible simulator of a county's hub events: parcels down, produce up, returns, collections.
+"""A reproducible simulator of a county's hub events: parcels, returns, collections.
 
 One shipment event is one parcel. Daily rates come from the network's villages
 (``down_parcels_per_day``, ``up_parcels_per_day``, ``cold_chain_share_up``) with

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import (
@@ -213,20 +213,18 @@ class PickupOverdue(_PickupNotice):
 
 
 HubEvent = Annotated[
-    Union[Shipment, PackagingReturn, RecyclingCollected, WasteAdjustment, PickupCancelled],
+    Shipment | PackagingReturn | RecyclingCollected | WasteAdjustment | PickupCancelled,
     Field(discriminator="type"),
 ]
-PickupEvent = Annotated[Union[PickupRequested, PickupOverdue], Field(discriminator="type")]
+PickupEvent = Annotated[PickupRequested | PickupOverdue, Field(discriminator="type")]
 AnyEvent = Annotated[
-    Union[
-        Shipment,
-        PackagingReturn,
-        RecyclingCollected,
-        WasteAdjustment,
-        PickupCancelled,
-        PickupRequested,
-        PickupOverdue,
-    ],
+    Shipment
+    | PackagingReturn
+    | RecyclingCollected
+    | WasteAdjustment
+    | PickupCancelled
+    | PickupRequested
+    | PickupOverdue,
     Field(discriminator="type"),
 ]
 

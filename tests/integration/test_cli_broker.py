@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 
-import orjson
 import pytest
 
 from services.broker import free_port

@@ -86,7 +86,7 @@ def test_answers_pickup_requests() -> None:
 
 
 def test_never_in_the_future() -> None:
-    """By default the period ends at today's local midnight: the worker would reject later events."""
+    """By default the period ends at today's local midnight (the worker rejects later events)."""
     sim = Simulator(NETWORK, SimulationConfig(days=0.5, scale=0.02, seed=2))
     now = datetime.now(UTC)
     last = max(parse_hub_event(orjson.dumps(e)).occurred_at for e in sim.events())
