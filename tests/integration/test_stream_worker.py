@@ -269,6 +269,11 @@ def test_dead_letter_list_and_redrive_and_rerouting(
     assert st["events"]["applied"] == 2
     assert st["events"]["duplicates"] == 1
 
+    one = json.loads(cli("status", "--village", vid, "--json"))
+    assert list(one["villages"]) == [vid]
+    assert one["villages"][vid]["generated_grams"] == {"cardboard": 300}
+    assert one["villages"][vid]["open_pickup"] is None
+
     # state queries
     v = w.get(f"/villages/{vid}").json()
     assert v["containers"]["reusable_crate"]["return_rate"] == 1.0
