@@ -16,6 +16,7 @@ Stage 2 of the sequential baseline is ``joint`` with the trip counts fixed (``fi
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -253,12 +254,61 @@ def build_model(
     trip_km = [t.km if t.route is not None else trunk_km[t.hub_id] for t in trips]
     T = range(len(trips))
 
+    # Upper bounds on trip counts that no optimal plan exceeds: if y trips of one type could
+    # carry everything their villages may need that day on their own, any further trip of any
+    # type through them is unnecessary (every trip has a positive cost) — see docs.
+    down_max: dict[tuple[str, int, str], float] = defaultdict(float)
+    up_max: dict[tuple[str, int, str], float] = defaultdict(float)
+    for gi in list(fixed_service) + list(flex_groups):
+        g = s.demand[gi]
+        for d in ([fixed_service[gi]] if gi in fixed_service else flex_groups[gi]):
+            if g.direction == "down":
+                lpp = cls[g.class_id].litres_per_parcel
+                down_max[(g.village_id, d, g.class_id)] += g.parcels * lpp
+            else:
+                up_max[(g.village_id, d, g.class_id)] += s.down_volume_litres(g)
+    empties_max: dict[str, float] = defaultdict(float)
+    for (i, _d, c), x in down_max.items():
+        nested = max((r.nested_litres for r in ru.values() if c in r.class_ids), default=0.0)
+        empties_max[i] += x / cls[c].litres_per_parcel * nested
+    waste_max = {i: w.grams * w.litres_per_kg / 1000.0 for i, w in waste.items()}
+
+    def needed_trips(vt: VehicleType, villages, d: int, trunk: bool) -> float:
+        out_by_k: dict[str, float] = defaultdict(float)
+        back_total = 0.0
+        for i in villages:
+            for c in cls:
+                x = down_max.get((i, d, c), 0.0)
+                if x:
+                    if c not in vt.compartments_litres:
+                        return math.inf
+                    out_by_k[c] += x
+                u = up_max.get((i, d, c), 0.0)
+                if u:
+                    if c not in vt.compartments_litres:
+                        return math.inf
+                    out_by_k[("up", c)] += u
+                    back_total += u
+            back_total += empties_max.get(i, 0.0) + waste_max.get(i, 0.0)
+            if trunk and i in waste:  # trunk legs count the hub's bulkiest waste per gram
+                back_total += waste[i].grams * max(w.litres_per_kg for w in waste.values()) / 1e3
+        n = math.ceil(back_total / sum(vt.compartments_litres.values()) - 1e-9)
+        for k, x in out_by_k.items():
+            cap = vt.compartments_litres[k[1] if isinstance(k, tuple) else k]
+            n = max(n, math.ceil(x / cap - 1e-9))
+        return max(n, 1)
+
     def y_bounds(m, t):
         tt = trips[t]
         vt = vts[tt.vehicle_type]
         n = s.hub_vehicle_count(vt, tt.hub_id) if vt.base == "hub" else (
             vt.count if vt.count is not None else 10**6)
-        return (0, n * vt.max_trips_per_day)
+        ub = n * vt.max_trips_per_day
+        villages = tt.route.stops if tt.route is not None else [
+            i for i in village_hub if village_hub[i] == tt.hub_id]
+        if tt.purpose == ALL:
+            ub = min(ub, needed_trips(vt, villages, tt.day, tt.route is None))
+        return (0, ub)
 
     m.trips = pyo.Var(T, domain=pyo.NonNegativeIntegers, bounds=y_bounds)
     if fixed_trips is not None:

@@ -145,7 +145,7 @@ def _fixed_trips_of(b: BuiltModel) -> dict[TripType, int]:
 def solve_hubs(
     s: Scenario, hubs: list[str], time_limit_s: float | None, mip_gap: float | None,
     threads: int | None, progress: ProgressFn | None, baselines: bool = True,
-    only_uncoordinated: bool = False,
+    only_uncoordinated: bool = False, skip_joint: bool = False,
 ) -> dict[str, StageOutcome]:
     """All stages for one group of hubs: uncoordinated, sequential (2 stages), joint."""
     routes = candidate_routes(s, _active_villages(s), _max_stops(s))
@@ -181,6 +181,8 @@ def solve_hubs(
         out["sequential"] = seq2
         if seq2.plan is not None:
             warm = b2
+    if skip_joint:
+        return out
     joint, _ = _stage(s, routes, hubs, "joint", budget(None), mip_gap, threads, progress,
                       warm_from=warm)
     seq = out.get("sequential")
@@ -307,11 +309,24 @@ def solve(
             combined["uncoordinated"] = _combine([solve_hubs(
                 s, busy, left, mip_gap, threads, None, True, only_uncoordinated=True)],
                 "uncoordinated")
-        if set(linked) & {"joint", "sequential", "single_use"}:
-            whole = solve_hubs(s, busy, left, mip_gap, threads, progress, False)
-            for m in ("joint", "sequential", "single_use"):
-                combined[m] = whole.get(m, StageOutcome("time_limit_no_solution", None, None,
-                                                        None))
+        chain = set(linked) & {"joint", "sequential", "single_use"}
+        if chain:
+            whole = solve_hubs(s, busy, left, mip_gap, threads, progress, False,
+                               skip_joint="joint" not in chain)
+            for m in ("sequential", "single_use"):
+                if m in chain or m in whole:
+                    combined[m] = whole.get(m, StageOutcome(
+                        "time_limit_no_solution", None, None, None,
+                        diagnosis=[{"what": f"{m} plan", "why": "the county trunk fleet binds "
+                                    "and the linked model found no plan in the time left"}]))
+            if "joint" in chain:
+                combined["joint"] = whole["joint"]
+            seq = combined["sequential"]
+            joint = combined["joint"]
+            if (seq.plan is not None and (joint.plan is None or joint.objective
+                                          > seq.objective + 1e-6 * max(1.0, abs(seq.objective)))):
+                combined["joint"] = StageOutcome("feasible", seq.objective, joint.bound,
+                                                 seq.plan, joint.stats)
     return _result(s, combined, t0, {"groups": len(groups), "workers": workers,
                                      "linked_by_county_fleet": linked})
 
