@@ -17,7 +17,10 @@ already keyed by village: no ``group_by`` repartition.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from time import monotonic
 from typing import TYPE_CHECKING, Any
+
+from faust.types import TP
 
 from streams.processor import PartitionProcessor
 
@@ -45,6 +48,14 @@ async def process_batch(worker: StreamsWorker, messages: Iterable[Any]) -> None:
                 proc = touched[msg.partition] = runtime.processor(msg.partition)
             proc.process(msg.offset, msg.key, msg.value, wall)
         if touched:
+            # Faust's slow-processing checks read the monitor's inbound times, which
+            # its stream path would set; records do not take that path here.
+            monitor = app.monitor
+            if monitor is not None:
+                now = monotonic()
+                topic = worker.topics.hub_events
+                for p in touched:
+                    monitor.stream_inbound_time[TP(topic, p)] = now
             await worker.publish_outbox(touched.values())
             await worker.write_state(touched.values())
 
