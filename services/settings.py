@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     )
     worker_standby_replicas: int = Field(0, ge=0, description="Faust table standby replicas.")
     worker_log_level: str = Field("info", description="Worker log level.")
+    worker_canonical_url: str | None = Field(
+        None,
+        description="URL other workers use to reach this one's web server "
+        "(default http://{web_host}:{web_port}; the host name when bound to 0.0.0.0).",
+    )
 
     # services
     token_db_url: str = Field(

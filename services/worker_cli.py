@@ -54,6 +54,7 @@ def build_worker(settings: Settings, web_port: int | None = None) -> Any:
         dedupe_horizon_days=_opt(settings, "worker_dedupe_horizon_days", 14.0),
         future_tolerance_hours=_opt(settings, "worker_future_tolerance_hours", 1.0),
         standby_replicas=_opt(settings, "worker_standby_replicas", 0),
+        canonical_url=_opt(settings, "worker_canonical_url", None),
     )
     return create_worker(settings.kafka(), settings.topics(), network, options)
 

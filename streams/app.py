@@ -61,8 +61,14 @@ class WorkerOptions:
 
     @property
     def url(self) -> str:
-        host = "127.0.0.1" if self.web_host in ("0.0.0.0", "", "::") else self.web_host
-        return self.canonical_url or f"http://{host}:{self.web_port}"
+        if self.canonical_url:
+            return self.canonical_url.rstrip("/")
+        host = self.web_host
+        if host in ("0.0.0.0", "", "::"):  # bound to every interface: others use our name
+            import socket
+
+            host = socket.getfqdn()
+        return f"http://{host}:{self.web_port}"
 
 
 def now_us() -> int:
