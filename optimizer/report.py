@@ -83,7 +83,8 @@ def _svg(fig) -> str:
     return text[text.index("<svg"):]
 
 
-def _bars(kpis: dict[str, dict[str, Any]]) -> str:
+def baseline_bars_svg(kpis: dict[str, dict[str, Any]]) -> str:
+    """Inline SVG: cost, CO2e and single-use packaging of the joint plan and the baselines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -107,7 +108,8 @@ def _bars(kpis: dict[str, dict[str, Any]]) -> str:
     return out
 
 
-def _map(plan: dict[str, Any], scenario: Scenario) -> str:
+def route_map_svg(plan: dict[str, Any], scenario: Scenario) -> str:
+    """Inline SVG route map drawn from coordinates (no map tiles); '' without coordinates."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -204,15 +206,11 @@ def write_report(result, scenario: Scenario, out_dir: str | Path) -> Path:
         horizon_end=scenario.horizon_end, factor_set=result.factor_set,
         diagnosis=result.diagnosis, columns=list(kpis), kpi_rows=rows,
         rounding=result.rounding.get("extra_cost_cny"),
-        bars=_bars(kpis) if kpis else "", map_svg=_map(plan, scenario) if plan["trips"] else "",
+        bars=baseline_bars_svg(kpis) if kpis else "",
+        map_svg=route_map_svg(plan, scenario) if plan["trips"] else "",
         trips=trips, more_trips=max(0, len(plan["trips"]) - 300), pools=pools,
         fmt=_fmt, pct=_pct,
     )
     path = out / "report.html"
     path.write_text(html, encoding="utf-8")
     return path
-
-
-#: Public names for the figures, so other reports (the demo's) can embed them.
-route_map_svg = _map
-baseline_bars_svg = _bars
