@@ -234,6 +234,8 @@ class VillageState:
     recovered: dict[str, int] = field(default_factory=dict)
     #: single-use packaging on `up` shipments (leaves with the parcel; hub usage only)
     used_up: dict[str, int] = field(default_factory=dict)
+    #: single-use packaging on `down` shipments (as shipped, before adjustments)
+    used_down: dict[str, int] = field(default_factory=dict)
     #: local date (network timezone) -> [generated, recovered]
     days: dict[str, list[dict[str, int]]] = field(default_factory=dict)
     #: when the outstanding total last left zero (age of the waste), None while zero
@@ -315,6 +317,7 @@ class VillageState:
             "generated": self.generated,
             "recovered": self.recovered,
             "used_up": self.used_up,
+            "used_down": self.used_down,
             "days": self.days,
             "waste_since": self.waste_since,
             "pickups": [
@@ -349,6 +352,7 @@ class VillageState:
             generated=dict(d["generated"]),
             recovered=dict(d["recovered"]),
             used_up=dict(d.get("used_up") or {}),
+            used_down=dict(d.get("used_down") or {}),
             days={k: [dict(v[0]), dict(v[1])] for k, v in d["days"].items()},
             waste_since=d.get("waste_since"),
             pickups_requested=pk[0],
@@ -571,10 +575,12 @@ def apply(
     if isinstance(event, Shipment):
         if event.direction is Direction.DOWN:
             bucket = _bucket(state, at, tz)
+            used = state.used_down
             for item in event.packaging:
                 m = item.material.value
                 _add(gen, m, item.grams)
                 _add(bucket[0], m, item.grams)
+                _add(used, m, item.grams)
             for ref in event.containers:
                 ct = ref.container_type.value
                 pool = state.containers.get(ct)

@@ -81,7 +81,7 @@ def village_detail(
             if now is not None and state.waste_since is not None
             else None,
             "windows": windows,
-            "packaging_used_up_grams": dict(state.used_up),
+            "packaging_used_grams": {"down": dict(state.used_down), "up": dict(state.used_up)},
             "pickup": None
             if op is None
             else {
@@ -247,6 +247,7 @@ class LocalState:
         containers: dict[str, dict[str, int]] = {}
         generated: dict[str, int] = {}
         recovered: dict[str, int] = {}
+        used: dict[str, int] = {}
         villages = 0
         for state, now in self.villages():
             if state.hub_id != hub_id:
@@ -254,6 +255,8 @@ class LocalState:
             villages += 1
             _add_into(generated, state.generated)
             _add_into(recovered, state.recovered)
+            _add_into(used, state.used_down)
+            _add_into(used, state.used_up)
             for ct, figs in container_figures(state, now, self.overdue_us).items():
                 _add_into(containers.setdefault(ct, dict.fromkeys(CONTAINER_FIELDS, 0)), figs)
         return {
@@ -261,6 +264,7 @@ class LocalState:
             "villages": villages,
             "generated_grams": generated,
             "recovered_grams": recovered,
+            "packaging_used_grams": used,
             "containers": containers,
         }
 
@@ -292,12 +296,14 @@ def merge_hub(parts: list[dict[str, Any]], hub_id: str) -> dict[str, Any]:
         "villages": 0,
         "generated_grams": {},
         "recovered_grams": {},
+        "packaging_used_grams": {},
         "containers": {},
     }
     for part in parts:
         merged["villages"] += part.get("villages", 0)
         _add_into(merged["generated_grams"], part.get("generated_grams", {}))
         _add_into(merged["recovered_grams"], part.get("recovered_grams", {}))
+        _add_into(merged["packaging_used_grams"], part.get("packaging_used_grams", {}))
         for ct, figs in part.get("containers", {}).items():
             _add_into(merged["containers"].setdefault(ct, dict.fromkeys(CONTAINER_FIELDS, 0)), figs)
     out: dict[str, int] = {}
