@@ -256,7 +256,11 @@ def dl_list(ctx: click.Context, reason: str | None, as_json: bool) -> None:
             f"{' ' + r['field'] if r.get('field') else ''}: "
             f"{r.get('message', '')} {raw[:160]}"
         )
-    click.echo(f"{len(records)} record(s)", err=True)
+    by_reason: dict[str, int] = {}
+    for r in records:
+        by_reason[str(r.get("reason"))] = by_reason.get(str(r.get("reason")), 0) + 1
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(by_reason.items()))
+    click.echo(f"{len(records)} record(s){': ' + summary if summary else ''}", err=True)
 
 
 @dead_letter.command("redrive")
