@@ -31,7 +31,7 @@ from optimizer.solver import ProgressFn, SolveResult, relative_gap, run_highs
 
 # Share of the time limit given to each stage; the joint solve gets what is left.
 # (of the time left when the stage starts; a stage that reaches its gap early leaves the rest)
-STAGE_SHARE = {"uncoordinated": 0.2, "single_use": 0.3, "sequential": 0.1}
+STAGE_SHARE = {"uncoordinated": 0.15, "single_use": 0.25, "sequential": 0.1}
 
 
 @dataclass
@@ -112,20 +112,31 @@ def _stage(
     s: Scenario, routes, hubs: list[str], mode: str, time_limit_s, mip_gap, threads, progress,
     fixed_trips=None, warm_from: BuiltModel | None = None,
 ) -> tuple[StageOutcome, BuiltModel]:
-    b = build_model(s, routes, mode=mode if mode != "sequential" else "joint", hubs=hubs,
-                    fixed_trips=fixed_trips)
+    reused = warm_from is not None and mode == "joint" and warm_from.mode == "joint"
+    if reused:
+        # the sequential stage-2 model *is* the joint model with its trips fixed: free them
+        # and start from its solution, instead of building the same model again
+        b = warm_from
+        for v in b.model.trips.values():
+            v.unfix()
+        build_s = 0.0
+    else:
+        b = build_model(s, routes, mode=mode if mode != "sequential" else "joint", hubs=hubs,
+                        fixed_trips=fixed_trips)
+        build_s = b.build_s
     if b.unservable:
         return StageOutcome("infeasible", None, None, None,
                             diagnosis=describe_unservable(s, b.unservable)), b
     warm = False
     if warm_from is not None:
-        _copy_values(warm_from.model, b.model)
+        if not reused:
+            _copy_values(warm_from.model, b.model)
         warm = True
     r: SolveResult = run_highs(b.model, time_limit_s=time_limit_s, mip_gap=mip_gap,
                                threads=threads, warm_start=warm, progress=progress,
                                label=f"{mode}:{','.join(hubs) if len(hubs) < 4 else len(hubs)}")
     stats = {
-        "build_s": b.build_s, "compile_s": r.compile_s, "handover_s": r.handover_s,
+        "build_s": build_s, "compile_s": r.compile_s, "handover_s": r.handover_s,
         "highs_s": r.highs_s, "load_s": r.load_s, "columns": r.num_cols, "rows": r.num_rows,
         "integers": r.num_integers, "nonzeros": r.nonzeros,
     }
