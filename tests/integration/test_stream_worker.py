@@ -284,3 +284,65 @@ def test_dead_letter_list_and_redrive_and_rerouting(
     hub = w.get(f"/hubs/{NET.villages[vid].hub_id}/containers").json()
     assert hub["containers"]["reusable_crate"]["returned"] == 2
     assert w.get("/pickups", status="open").json()["count"] == 0
+
+
+def test_pickup_requested_then_overdue_on_the_topic(
+    broker: Any,
+    topics_factory: Callable[..., Topics],
+    workers: Callable[..., WorkerProcess],
+) -> None:
+    topics = topics_factory(1)
+    w = workers(topics.prefix).start()
+    w.wait_ready()
+    vid, other = sorted(NET.villages)[5], sorted(NET.villages)[6]
+    lines = [
+        _event(
+            vid,
+            "big",
+            "2026-11-01T00:00:00Z",
+            type="shipment",
+            shipment_id="S1",
+            direction="down",
+            temperature_class="chilled",
+            weight_grams=1,
+            packaging=[{"material": "eps_foam", "count": 1, "grams": 6000}],
+        ),
+        # stream time moves on through another village: 80 h later the SLA (72 h) is past
+        _event(
+            other,
+            "tick",
+            "2026-11-04T08:00:00Z",
+            type="shipment",
+            shipment_id="S2",
+            direction="up",
+            temperature_class="ambient",
+            weight_grams=1,
+            packaging=[],
+        ),
+        _event(
+            other,
+            "tick2",
+            "2026-11-05T08:00:00Z",
+            type="shipment",
+            shipment_id="S3",
+            direction="up",
+            temperature_class="ambient",
+            weight_grams=1,
+            packaging=[],
+        ),
+    ]
+    produce(broker.bootstrap, topics.hub_events, lines)
+    st = wait_settled([w], len(lines), quiet_s=2)
+    m = expected(lines, 1)
+    assert m.requested == [f"P-{vid}-1"] and m.overdue == [f"P-{vid}-1"]
+    assert_exact(st, m)
+    records = read_topic(broker.bootstrap, topics.pickup_requests)
+    kinds = sorted((r["type"], r["pickup_id"]) for r in records)
+    assert kinds == [("pickup_overdue", f"P-{vid}-1"), ("pickup_requested", f"P-{vid}-1")]
+    req = next(r for r in records if r["type"] == "pickup_requested")
+    assert req["reasons"] == ["material_grams:eps_foam"]
+    assert req["occurred_at"] == "2026-11-01T00:00:00Z"
+    over = next(r for r in records if r["type"] == "pickup_overdue")
+    assert over["occurred_at"] == "2026-11-04T08:00:00Z"  # the event that passed the SLA
+    assert len({r["event_id"] for r in records}) == 2
+    assert w.get("/pickups", status="overdue").json()["pickups"][0]["pickup_id"] == f"P-{vid}-1"

@@ -147,7 +147,7 @@ class Model:
             if e["direction"] == "down":
                 for item in e["packaging"]:
                     v.gen[item["material"]] += item["grams"]
-                for c in e["containers"]:
+                for c in e.get("containers", []):
                     cc = v.cont.setdefault(
                         c["container_type"], {"issued": 0, "returned": 0, "lost": 0, "damaged": 0}
                     )
