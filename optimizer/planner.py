@@ -27,7 +27,7 @@ from optimizer.model import ALL, BuiltModel, TripType, build_model
 from optimizer.plan import extract_plan, merge_plans, rounding_cost
 from optimizer.routes import candidate_routes
 from optimizer.scenario import Scenario
-from optimizer.solver import ProgressFn, SolveResult, relative_gap, run_highs
+from optimizer.solver import Progress, ProgressFn, SolveResult, relative_gap, run_highs
 
 # Share of the time limit given to each stage; the joint solve gets what is left.
 # (of the time left when the stage starts; a stage that reaches its gap early leaves the rest)
@@ -213,11 +213,15 @@ def _worker(args):
     the time left before the global deadline, in proportion to its size among the groups not
     yet started (groups go out largest first), so time a quick hub leaves over goes to the
     hubs after it."""
-    s, hubs, deadline, share, gap, threads, baselines = args
+    s, hubs, deadline, share, gap, threads, baselines, queue = args
     tl = None
     if deadline is not None:
         tl = max(1.0, (deadline - time.time()) * min(1.0, share))
-    return hubs, solve_hubs(s, hubs, tl, gap, threads, None, baselines)
+    report = None
+    if queue is not None:
+        def report(p: Progress) -> None:
+            queue.put((p.incumbent, p.bound, p.gap, p.elapsed_s, p.label))
+    return hubs, solve_hubs(s, hubs, tl, gap, threads, report, baselines)
 
 
 def _combine(parts: list[dict[str, StageOutcome]], mode: str) -> StageOutcome:
@@ -293,20 +297,38 @@ def solve(
         # not "fork": HiGHS keeps a global thread pool that a forked child inherits broken.
         # (Callers from a script need the usual `if __name__ == "__main__":` guard.)
         ctx = mp.get_context("forkserver")
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futs = [pool.submit(_worker, (s, g, deadline, workers * weights[k] / suffix[k],
-                                          mip_gap, 1, baselines))
-                    for k, g in enumerate(groups)]
-            done_obj = 0.0
-            for n, f in enumerate(cf.as_completed(futs), 1):
-                _hubs, res = f.result()
-                parts.append(res)
-                if progress is not None and res["joint"].objective is not None:
-                    done_obj += res["joint"].objective
-                    from optimizer.solver import Progress
+        manager = ctx.Manager() if progress is not None else None
+        queue = manager.Queue() if manager is not None else None
 
-                    progress(Progress(done_obj, math.nan, math.nan, time.perf_counter() - t0,
-                                      f"hub {n}/{len(groups)} done"))
+        def drain() -> None:
+            # the workers' HiGHS callbacks (joint stage: incumbent, bound, gap) arrive here
+            while queue is not None and not queue.empty():
+                inc, bnd, gp, el, label = queue.get_nowait()
+                progress(Progress(inc, bnd, gp, el, label))
+
+        try:
+            with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                futs = {pool.submit(_worker, (s, g, deadline, workers * weights[k] / suffix[k],
+                                              mip_gap, 1, baselines, queue))
+                        for k, g in enumerate(groups)}
+                done_obj = 0.0
+                n = 0
+                while futs:
+                    finished, futs = cf.wait(futs, timeout=0.5,
+                                             return_when=cf.FIRST_COMPLETED)
+                    drain()
+                    for f in finished:
+                        n += 1
+                        _hubs, res = f.result()
+                        parts.append(res)
+                        if progress is not None and res["joint"].objective is not None:
+                            done_obj += res["joint"].objective
+                            progress(Progress(done_obj, math.nan, math.nan,
+                                              time.perf_counter() - t0,
+                                              f"hub {n}/{len(groups)} done"))
+        finally:
+            if manager is not None:
+                manager.shutdown()
     modes = ["joint", "sequential", "single_use"] + (["uncoordinated"] if baselines else [])
     combined = {m: _combine(parts, m) for m in modes}
     linked: list[str] = []

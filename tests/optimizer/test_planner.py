@@ -167,3 +167,15 @@ def test_county_fleet_links_hubs_when_it_binds():
             per_day[t["day"]] = per_day.get(t["day"], 0) + 1
     assert max(per_day.values()) <= 4
     _check_result(res, s)
+
+
+def test_progress_reaches_the_caller_from_worker_processes():
+    """Incumbent/bound reports from the HiGHS callbacks inside the hub workers reach the
+    caller's progress function, labelled by hub, plus one report per finished hub."""
+    s = optimizer.load_scenario(_two_hubs(10, 3))
+    seen = []
+    optimizer.solve(s, time_limit_s=30, threads=2, progress=seen.append)
+    labels = [p.label for p in seen]
+    assert any(lab.startswith("joint:H0") for lab in labels)
+    assert sum(lab.startswith("hub ") for lab in labels) == 2
+    assert all(p.elapsed_s >= 0 for p in seen)
