@@ -113,6 +113,8 @@ class PartitionMarker:
     dead_lettered: int = 0
     #: records that arrived on the wrong partition and were re-routed
     rerouted: int = 0
+    #: dead_lettered by reason
+    dead_reasons: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -121,6 +123,7 @@ class PartitionMarker:
             "stream_time": self.stream_time,
             "dead_lettered": self.dead_lettered,
             "rerouted": self.rerouted,
+            "dead_reasons": self.dead_reasons,
         }
 
     def to_bytes(self) -> bytes:
@@ -129,7 +132,12 @@ class PartitionMarker:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PartitionMarker:
         return cls(
-            d["marker"], d["offset"], d.get("stream_time"), d["dead_lettered"], d["rerouted"]
+            d["marker"],
+            d["offset"],
+            d.get("stream_time"),
+            d["dead_lettered"],
+            d["rerouted"],
+            dict(d.get("dead_reasons") or {}),
         )
 
 
@@ -273,10 +281,12 @@ class PartitionProcessor:
         )
         if state is not None:
             state.dead_lettered += 1
+            state.dead_reasons[reason] = state.dead_reasons.get(reason, 0) + 1
             state.offset = offset
             self.dirty[state.village_id] = state
         else:
             self.marker.dead_lettered += 1
+            self.marker.dead_reasons[reason] = self.marker.dead_reasons.get(reason, 0) + 1
 
     # ---- the record path ----
 

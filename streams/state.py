@@ -40,6 +40,12 @@ DAY_US = 24 * HOUR_US
 #: Day buckets kept behind stream time: enough for the current calendar month
 #: and a 7-day window whatever the day of the month.
 DAY_BUCKETS_KEPT = 32
+#: Month buckets kept: the month of stream time and the 24 before it (the officer's
+#: monthly records, ``packloop report officer``).
+MONTH_BUCKETS_KEPT = 25
+#: The kinds of pickup threshold (the contract's ``reason`` label values); a pickup
+#: is counted under the first threshold it crossed, in this order.
+PICKUP_REASON_KINDS = ("outstanding_grams", "material_grams", "max_age_hours")
 
 STATE_VERSION = 1
 
@@ -106,6 +112,8 @@ class Limits:
     max_age_us: int
     sla_us: int
     container_overdue_us: int
+    #: the network's time zone (month buckets of pickups); UTC when not given
+    tz: ZoneInfo | None = None
 
     @classmethod
     def for_village(cls, network: Any, village_id: str) -> Limits:
@@ -116,6 +124,7 @@ class Limits:
             max_age_us=int(round(th.max_age_hours * HOUR_US)),
             sla_us=int(round(network.pickup_sla_hours * HOUR_US)),
             container_overdue_us=int(round(network.container_overdue_days * DAY_US)),
+            tz=network.timezone,
         )
 
 
@@ -208,6 +217,59 @@ class ContainerPool:
         return cls(data[0], data[1], data[2], data[3], [list(e) for e in data[4]])
 
 
+@dataclass(slots=True)
+class MonthBucket:
+    """One village's figures for one local calendar month (the officer's records).
+
+    Pickups are counted in the month they were requested, completed (collected) or
+    went overdue (the SLA deadline); containers in the month of the shipment or return.
+    """
+
+    generated: dict[str, int] = field(default_factory=dict)
+    recovered: dict[str, int] = field(default_factory=dict)
+    pickups_requested: int = 0
+    pickups_completed: int = 0
+    pickups_overdue: int = 0
+    #: container type -> [issued, returned, damaged, lost]
+    containers: dict[str, list[int]] = field(default_factory=dict)
+
+    def container(self, ct: str) -> list[int]:
+        c = self.containers.get(ct)
+        if c is None:
+            c = self.containers[ct] = [0, 0, 0, 0]
+        return c
+
+    def to_list(self) -> list[Any]:
+        return [
+            self.generated,
+            self.recovered,
+            [self.pickups_requested, self.pickups_completed, self.pickups_overdue],
+            self.containers,
+        ]
+
+    @classmethod
+    def from_list(cls, data: list[Any]) -> MonthBucket:
+        pk = data[2]
+        return cls(
+            dict(data[0]),
+            dict(data[1]),
+            pk[0],
+            pk[1],
+            pk[2],
+            {k: list(v) for k, v in data[3].items()},
+        )
+
+
+def month_key(at: int, tz: ZoneInfo) -> str:
+    """The local calendar month ("YYYY-MM") of a time in µs."""
+    return from_us(at).astimezone(tz).strftime("%Y-%m")
+
+
+def reason_kind(reason: str) -> str:
+    """``material_grams:eps_foam`` -> ``material_grams`` (the contract's reason value)."""
+    return reason.split(":", 1)[0]
+
+
 # -- the village --------------------------------------------------------------------------
 
 
@@ -246,6 +308,13 @@ class VillageState:
     pickups_cancelled: int = 0
     open_pickup: OpenPickup | None = None
     containers: dict[str, ContainerPool] = field(default_factory=dict)
+    #: pickups requested by the kind of their first reason (reason_kind)
+    pickup_reasons: dict[str, int] = field(default_factory=dict)
+    #: dead-lettered records of this village by reason
+    dead_reasons: dict[str, int] = field(default_factory=dict)
+    #: local month "YYYY-MM" (network timezone) -> MonthBucket.to_list() form, see
+    #: :class:`MonthBucket` (kept MONTH_BUCKETS_KEPT months behind stream time)
+    months: dict[str, MonthBucket] = field(default_factory=dict)
     #: dedupe set of applied event ids (hashes), by event day
     seen: SeenSet = field(default_factory=lambda: SeenSet())
 
@@ -331,6 +400,9 @@ class VillageState:
             else [op.pickup_id, op.requested_at, op.reasons, op.overdue],
             "containers": {k: v.to_list() for k, v in self.containers.items()},
             "seen": self.seen.pack(),
+            "pickup_reasons": self.pickup_reasons,
+            "dead_reasons": self.dead_reasons,
+            "months": {k: v.to_list() for k, v in self.months.items()},
         }
 
     def to_bytes(self) -> bytes:
@@ -362,6 +434,9 @@ class VillageState:
             open_pickup=None if op is None else OpenPickup(op[0], op[1], list(op[2]), op[3]),
             containers={k: ContainerPool.from_list(v) for k, v in d["containers"].items()},
             seen=SeenSet.unpack(d["seen"]),
+            pickup_reasons=dict(d.get("pickup_reasons") or {}),
+            dead_reasons=dict(d.get("dead_reasons") or {}),
+            months={k: MonthBucket.from_list(v) for k, v in (d.get("months") or {}).items()},
         )
 
     @classmethod
@@ -471,6 +546,7 @@ def evaluate(state: VillageState, now: int, trigger_at: int, limits: Limits) -> 
         if not op.overdue and now > op.requested_at + limits.sla_us:
             op.overdue = True
             state.pickups_overdue += 1
+            _month(state, op.requested_at + limits.sla_us, limits.tz).pickups_overdue += 1
             out.append(
                 Emission(
                     "pickup_overdue",
@@ -486,6 +562,9 @@ def evaluate(state: VillageState, now: int, trigger_at: int, limits: Limits) -> 
     reasons = crossed(state, now, limits)
     if reasons:
         state.pickups_requested += 1
+        kind = reason_kind(reasons[0])
+        state.pickup_reasons[kind] = state.pickup_reasons.get(kind, 0) + 1
+        _month(state, trigger_at, limits.tz).pickups_requested += 1
         pid = pickup_id_for(state.village_id, state.pickups_requested)
         state.open_pickup = OpenPickup(pid, trigger_at, reasons)
         out.append(
@@ -506,6 +585,14 @@ def _day_key(at: int, tz: ZoneInfo) -> str:
     return from_us(at).astimezone(tz).date().isoformat()
 
 
+def _month(state: VillageState, at: int, tz: ZoneInfo | None) -> MonthBucket:
+    key = month_key(at, tz or UTC)  # type: ignore[arg-type]
+    bucket = state.months.get(key)
+    if bucket is None:
+        bucket = state.months[key] = MonthBucket()
+    return bucket
+
+
 def _bucket(state: VillageState, at: int, tz: ZoneInfo) -> list[dict[str, int]]:
     key = _day_key(at, tz)
     bucket = state.days.get(key)
@@ -523,6 +610,12 @@ def prune(state: VillageState, now: int, tz: ZoneInfo, horizon_us: int) -> None:
         cut = oldest.isoformat()
         for key in [k for k in state.days if k < cut]:
             del state.days[key]
+    if len(state.months) > MONTH_BUCKETS_KEPT:
+        local = from_us(now).astimezone(tz)
+        n = local.year * 12 + local.month - 1 - (MONTH_BUCKETS_KEPT - 1)
+        first = f"{n // 12:04d}-{n % 12 + 1:02d}"
+        for key in [k for k in state.months if k < first]:
+            del state.months[key]
 
 
 def check(state: VillageState, event: Any, container_types: dict[str, tuple[str, int]]) -> None:
@@ -575,11 +668,13 @@ def apply(
     if isinstance(event, Shipment):
         if event.direction is Direction.DOWN:
             bucket = _bucket(state, at, tz)
+            month = _month(state, at, tz)
             used = state.used_down
             for item in event.packaging:
                 m = item.material.value
                 _add(gen, m, item.grams)
                 _add(bucket[0], m, item.grams)
+                _add(month.generated, m, item.grams)
                 _add(used, m, item.grams)
             for ref in event.containers:
                 ct = ref.container_type.value
@@ -587,6 +682,7 @@ def apply(
                 if pool is None:
                     pool = state.containers[ct] = ContainerPool()
                 pool.issue(at, 1)
+                month.container(ct)[0] += 1
         else:
             for item in event.packaging:
                 _add(state.used_up, item.material.value, item.grams)
@@ -595,33 +691,45 @@ def apply(
         pool = state.containers[ct]
         n = event.count
         pool.take(n)
+        month = _month(state, at, tz)
+        mc = month.container(ct)
         if event.condition is Condition.LOST:
             pool.lost += n
+            mc[3] += n
         else:
             pool.returned += n
+            mc[1] += n
             if event.condition is Condition.DAMAGED:
                 pool.damaged += n
+                mc[2] += n
         if event.condition is not Condition.OK:
             material, unit = container_types[ct]
             _add(gen, material, n * unit)
             _add(_bucket(state, at, tz)[0], material, n * unit)
+            _add(month.generated, material, n * unit)
     elif isinstance(event, RecyclingCollected):
         bucket = _bucket(state, at, tz)
+        month = _month(state, at, tz)
         for material, grams in event.collected_grams.items():
             _add(rec, material.value, grams)
             _add(bucket[1], material.value, grams)
+            _add(month.recovered, material.value, grams)
         op = state.open_pickup
         if op is not None and event.pickup_id == op.pickup_id:
             state.open_pickup = None
             state.pickups_collected += 1
+            month.pickups_completed += 1
     elif isinstance(event, WasteAdjustment):
         bucket = _bucket(state, at, tz)
+        month = _month(state, at, tz)
         for material, grams in event.generated_grams.items():
             _add(gen, material.value, grams)
             _add(bucket[0], material.value, grams)
+            _add(month.generated, material.value, grams)
         for material, grams in event.recovered_grams.items():
             _add(rec, material.value, grams)
             _add(bucket[1], material.value, grams)
+            _add(month.recovered, material.value, grams)
     elif isinstance(event, PickupCancelled):
         op = state.open_pickup
         if op is not None and event.pickup_id == op.pickup_id:
