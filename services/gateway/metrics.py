@@ -33,7 +33,7 @@ class GatewayMetrics:
             registry=r,
         )
         self.produce_duration = Histogram(
-            "packloop_gateway_produce_seconds",
+            "packloop_gateway_produce_duration_seconds",
             "Time from the first send of a request's events to the broker's last "
             "acknowledgement (acks=all).",
             buckets=LATENCY_BUCKETS,

@@ -167,7 +167,7 @@ def test_batch_answers_each_event_and_produces_only_accepted(make_client, token_
     assert 'outcome="rejected",reason="unknown_village"} 1.0' in metrics
     assert 'packloop_gateway_requests_total{hub="H01",method="POST",route="/v1/events",' \
            'status="200"} 2.0' in metrics
-    assert "packloop_gateway_produce_seconds_count 2.0" in metrics
+    assert "packloop_gateway_produce_duration_seconds_count 2.0" in metrics
 
 
 def test_oversize_requests_and_batches_get_413(make_client, token_store, kafka, topics) -> None:
