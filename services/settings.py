@@ -83,6 +83,17 @@ class Settings(BaseSettings):
         description="URL other workers use to reach this one's web server "
         "(default http://{web_host}:{web_port}; the host name when bound to 0.0.0.0).",
     )
+    worker_group_instance_id: str | None = Field(
+        None,
+        description="Kafka static group membership id (group.instance.id): a worker "
+        "restarting within the session timeout keeps its partitions without a rebalance. "
+        "Unique per worker (compose: worker-N, Kubernetes: the pod name).",
+    )
+    metrics_village_label: bool = Field(
+        True,
+        description="Export village-level metrics (label village); false: township level "
+        "only, summed per hub (province-scale deployments; docs/operations.md).",
+    )
 
     # services
     token_db_url: str = Field(

@@ -55,6 +55,8 @@ def build_worker(settings: Settings, web_port: int | None = None) -> Any:
         future_tolerance_hours=_opt(settings, "worker_future_tolerance_hours", 1.0),
         standby_replicas=_opt(settings, "worker_standby_replicas", 0),
         canonical_url=_opt(settings, "worker_canonical_url", None),
+        metrics_village_label=_opt(settings, "metrics_village_label", True),
+        group_instance_id=_opt(settings, "worker_group_instance_id", None),
     )
     return create_worker(settings.kafka(), settings.topics(), network, options)
 

@@ -58,6 +58,10 @@ class WorkerOptions:
     #: Faust's commit interval (offsets are a hint here: resume uses the table)
     commit_interval_s: float = 1.0
     producer_linger_ms: int = 5
+    #: metrics: keep the village label (False: township level, see streams.metrics)
+    metrics_village_label: bool = True
+    #: Kafka static group membership (group.instance.id); None: dynamic membership
+    group_instance_id: str | None = None
 
     @property
     def url(self) -> str:
@@ -243,6 +247,11 @@ class StreamsWorker:
             autodiscover=False,
             key_serializer="raw",
             value_serializer="raw",
+            **(
+                {"consumer_group_instance_id": options.group_instance_id}
+                if options.group_instance_id
+                else {}
+            ),
         )
         app.packloop_fetch_max_wait_ms = kafka.fetch_max_wait_ms
         self.app = app
@@ -306,6 +315,9 @@ class StreamsWorker:
 
         village.register(self)
         register_views(self)
+        from streams.metrics import install
+
+        install(self)
 
     # ---- publishing (used by the agent) ----
 

@@ -1,0 +1,499 @@
+"""The worker's Prometheus exporter: packloop's domain metrics, read from state at scrape time.
+
+:class:`PackloopCollector` is a ``prometheus_client`` custom collector. It builds every
+worker family of the metric contract (:mod:`streams.metric_names`) from the state of
+the partitions this worker owns *when Prometheus scrapes*, instead of incrementing
+counters as events pass:
+
+* counters are the state's cumulative values (``VillageState`` and the partition
+  markers), so they are exact after a replay, a restart or a crash: the changelog
+  holds them, nothing is counted twice and nothing is lost with the process;
+* a village's series exist only on the worker that owns its partition, and vanish
+  from its scrape as soon as the partition is revoked, so ``sum()`` over workers is
+  right after any rebalance (each village is in exactly one worker's scrape);
+* event-time windows (``day``/``month`` in the network's time zone, rolling ``7d``)
+  are computed at the partition's stream time, like ``GET /villages/{id}``.
+
+Because counters follow the state, a partition moving between workers moves its
+counts with it: the losing worker's counter drops and the gaining worker's jumps.
+``sum()`` stays exact; a per-worker ``rate()`` across a rebalance shows the move as a
+reset plus a jump (Prometheus treats the drop as a counter reset).
+
+With ``village_label=False`` (``PACKLOOP_METRICS_VILLAGE_LABEL=false``) the ``village``
+label is dropped and values are summed per hub over the villages this worker owns;
+``village_only`` families are not exported.
+
+Mapping of worker values onto contract labels:
+
+* ``packloop_pickups_requested_total{reason}``: a pickup is counted once, under the
+  kind of the first threshold it crossed (``outstanding_grams``, then
+  ``material_grams`` — the material is dropped: ``material_grams:eps_foam`` ->
+  ``material_grams`` — then ``max_age_hours``), so ``sum()`` over reasons is the number
+  of pickups requested.
+* ``packloop_events_total``: ``applied``, ``duplicate`` and ``rerouted`` carry
+  ``reason=""``; ``dead_lettered`` carries the dead-letter reason. Dead letters counted
+  by a state written before per-reason counts existed appear as
+  ``reason="unrecorded"``.
+* ``packloop_consumer_lag_records``: see :func:`lag_records`.
+
+The source of state is an object with the methods of :class:`Source`, so the bench and
+the unit tests drive the collector with synthetic state and no Faust.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from streams import metric_names as mn
+from streams.processor import PartitionMarker
+from streams.state import PICKUP_REASON_KINDS, VillageState, from_us
+
+UNRECORDED = "unrecorded"
+
+
+class Source(Protocol):
+    """What the collector reads at scrape time (the worker's owned partitions only)."""
+
+    def villages(self) -> list[tuple[VillageState, int | None]]:
+        """Every village value of the owned partitions, with its partition's stream time."""
+
+    def markers(self) -> list[PartitionMarker]:
+        """The markers of the owned partitions."""
+
+    def reference_villages(self) -> list[str]:
+        """Every village of the reference data whose partition this worker owns."""
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Consumer lag per (topic, partition) owned."""
+
+    def assigned(self) -> dict[str, int]:
+        """Partitions assigned per topic."""
+
+
+def lag_records(high_watermark: int | None, last_processed: int) -> int:
+    """Consumer lag of one partition from what is known for sure.
+
+    ``high_watermark`` is the partition's end as the broker last reported it in a fetch
+    response (the offset after the last record known to exist); ``last_processed`` the
+    offset of the last record the worker has applied (-1: none). The worker processes
+    whole fetches, so every record fetched is processed, and the highest offset known
+    to exist is ``max(high_watermark, last_processed + 1)``. The lag is that minus the
+    next offset to process, never negative.
+
+    On the embedded broker (Tansu) the end offset it reports is the start of the
+    partition's last record batch + 1, short by up to a producer batch: the lag is then
+    a lower bound that can read 0 while a batch's tail is still unread, never a made-up
+    or negative figure. On Apache Kafka the high watermark is exact.
+    """
+    if high_watermark is None:
+        return 0
+    return max(0, high_watermark - (last_processed + 1))
+
+
+@dataclass
+class BatchHistogram:
+    """A histogram fed per batch: ``observe(seconds, n)`` counts n events at once.
+
+    The worker applies records in whole fetches, so every event of a batch waited the
+    same time from being consumed to its state being updated; counting them in one
+    step keeps the cost per batch, not per event (a ``prometheus_client.Histogram``
+    would take a lock 10,000 times for a full batch).
+    """
+
+    buckets: tuple[float, ...] = mn.PROCESSING_BUCKETS
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+    count: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.counts = [0] * (len(self.buckets) + 1)
+
+    def observe(self, seconds: float, n: int = 1) -> None:
+        if n <= 0:
+            return
+        i = bisect_left(self.buckets, seconds)  # le: a value equal to a bound is in it
+        with self._lock:
+            self.counts[i] += n
+            self.total += seconds * n
+            self.count += n
+
+    def snapshot(self) -> tuple[list[tuple[str, float]], float]:
+        with self._lock:
+            counts, total = list(self.counts), self.total
+        out = []
+        acc = 0
+        for bound, c in zip((*self.buckets, float("inf")), counts, strict=True):
+            acc += c
+            out.append((floatToGoString(bound), float(acc)))
+        return out, total
+
+
+# The label order each producer below emits; checked against the contract at import so
+# a contract change cannot silently mislabel series.
+_EXPECTED_LABELS = {
+    "packloop_waste_generated_grams_total": ("village", "hub", "material"),
+    "packloop_waste_recovered_grams_total": ("village", "hub", "material"),
+    "packloop_waste_outstanding_grams": ("village", "hub", "material"),
+    "packloop_waste_window_generated_grams": ("village", "hub", "material", "window"),
+    "packloop_waste_window_recovered_grams": ("village", "hub", "material", "window"),
+    "packloop_waste_threshold_grams": ("village", "hub", "material"),
+    "packloop_village_info": ("village", "hub", "lat", "lon"),
+    "packloop_hub_info": ("hub", "name", "lat", "lon"),
+    "packloop_pickups_requested_total": ("village", "hub", "reason"),
+    "packloop_pickups_completed_total": ("village", "hub"),
+    "packloop_pickups_overdue_total": ("village", "hub"),
+    "packloop_pickups_open": ("village", "hub"),
+    "packloop_pickups_open_overdue": ("village", "hub"),
+    "packloop_containers_issued_total": ("hub", "container_type"),
+    "packloop_containers_returned_total": ("hub", "container_type"),
+    "packloop_containers_damaged_total": ("hub", "container_type"),
+    "packloop_containers_lost_total": ("hub", "container_type"),
+    "packloop_containers_in_circulation": ("hub", "container_type"),
+    "packloop_containers_overdue": ("hub", "container_type"),
+    "packloop_events_total": ("outcome", "reason"),
+    "packloop_event_processing_seconds": (),
+    "packloop_consumer_lag_records": ("topic", "partition"),
+    "packloop_worker_partitions_assigned": ("topic",),
+}
+WORKER_SPECS = tuple(m for m in mn.METRICS if m.component == "worker")
+assert {m.name for m in WORKER_SPECS} == set(_EXPECTED_LABELS), "contract changed: update me"
+for _m in WORKER_SPECS:
+    assert _m.labels == _EXPECTED_LABELS[_m.name], f"contract labels of {_m.name} changed"
+
+_WINDOW_KINDS = mn.WINDOWS  # ("day", "7d", "month")
+_CONTAINER_FIELDS = ("issued", "returned", "damaged", "lost", "in_circulation", "overdue")
+_CONTAINER_FAMILY = {
+    "issued": "packloop_containers_issued_total",
+    "returned": "packloop_containers_returned_total",
+    "damaged": "packloop_containers_damaged_total",
+    "lost": "packloop_containers_lost_total",
+    "in_circulation": "packloop_containers_in_circulation",
+    "overdue": "packloop_containers_overdue",
+}
+
+
+def _window_bounds(now: int, tz: Any) -> tuple[str, str, str, str]:
+    """(today, first day of 7d, first day of the month) as ISO dates, plus today."""
+    today = from_us(now).astimezone(tz).date()
+    return (
+        today.isoformat(),
+        (today - timedelta(days=6)).isoformat(),
+        today.replace(day=1).isoformat(),
+        today.isoformat(),
+    )
+
+
+def window_tallies(
+    state: VillageState, bounds: tuple[str, str, str, str]
+) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """Generated and recovered per material for (day, 7d, month) in one pass over days.
+
+    Same definition as :meth:`VillageState.window` (checked by the unit tests)."""
+    day_lo, week_lo, month_lo, hi = bounds
+    gen: dict[str, list[int]] = {}
+    rec: dict[str, list[int]] = {}
+    for day, (g, r) in state.days.items():
+        if day > hi or (day < week_lo and day < month_lo):
+            continue
+        flags = (day >= day_lo, day >= week_lo, day >= month_lo)
+        for target, src in ((gen, g), (rec, r)):
+            for m, v in src.items():
+                row = target.get(m)
+                if row is None:
+                    row = target[m] = [0, 0, 0]
+                for i in range(3):
+                    if flags[i]:
+                        row[i] += v
+    return gen, rec
+
+
+class PackloopCollector(Collector):
+    """Every worker family of the contract, from the owned partitions' state."""
+
+    def __init__(
+        self,
+        network: Any,
+        source: Source,
+        village_label: bool = True,
+        histogram: BatchHistogram | None = None,
+    ) -> None:
+        self.network = network
+        self.source = source
+        self.village_label = village_label
+        self.histogram = histogram or BatchHistogram()
+        self.tz = network.timezone
+        self.overdue_us = int(network.container_overdue_days * 86_400_000_000)
+        self._village_keys: dict[str, tuple[float, float]] = {
+            vid: (v.lat, v.lon) for vid, v in network.villages.items()
+        }
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # families are created at collect time; no registration-time check
+
+    # -- accumulation ---------------------------------------------------------------
+
+    def collect(self) -> Iterator[Metric]:
+        acc: dict[str, dict[tuple[str, ...], float]] = {m.name: {} for m in WORKER_SPECS}
+        self._village_series(acc)
+        self._reference_series(acc)
+        self._pipeline_series(acc)
+        yield from self._families(acc)
+
+    def _village_series(self, acc: dict[str, dict[tuple[str, ...], float]]) -> None:
+        gen_t = acc["packloop_waste_generated_grams_total"]
+        rec_t = acc["packloop_waste_recovered_grams_total"]
+        out_g = acc["packloop_waste_outstanding_grams"]
+        win_g = acc["packloop_waste_window_generated_grams"]
+        win_r = acc["packloop_waste_window_recovered_grams"]
+        req = acc["packloop_pickups_requested_total"]
+        done = acc["packloop_pickups_completed_total"]
+        over = acc["packloop_pickups_overdue_total"]
+        opened = acc["packloop_pickups_open"]
+        open_over = acc["packloop_pickups_open_overdue"]
+        containers = {f: acc[n] for f, n in _CONTAINER_FAMILY.items()}
+        events = acc["packloop_events_total"]
+        applied = duplicates = 0
+        dead: dict[str, int] = {}
+        vl = self.village_label
+        bounds_cache: dict[int, tuple[str, str, str, str]] = {}
+        for state, now in self.source.villages():
+            applied += state.applied
+            duplicates += state.duplicates
+            _count_dead(dead, state.dead_lettered, state.dead_reasons)
+            vid = state.village_id if vl else ""
+            hub = state.hub_id
+            gen, rec = state.generated, state.recovered
+            materials = set(gen) | set(rec)
+            for m, g in gen.items():
+                _inc(gen_t, vl, (vid, hub, m), g)
+            for m, r in rec.items():
+                _inc(rec_t, vl, (vid, hub, m), r)
+            for m in materials:
+                d = gen.get(m, 0) - rec.get(m, 0)
+                _inc(out_g, vl, (vid, hub, m), d if d > 0 else 0)
+            if now is not None and materials:
+                bounds = bounds_cache.get(now)
+                if bounds is None:
+                    bounds = bounds_cache[now] = _window_bounds(now, self.tz)
+                wg, wr = window_tallies(state, bounds)
+                zero = (0, 0, 0)
+                for m in materials:
+                    g3, r3 = wg.get(m, zero), wr.get(m, zero)
+                    for i, w in enumerate(_WINDOW_KINDS):
+                        _inc(win_g, vl, (vid, hub, m, w), g3[i])
+                        _inc(win_r, vl, (vid, hub, m, w), r3[i])
+            reasons = state.pickup_reasons
+            for kind in PICKUP_REASON_KINDS:
+                _inc(req, vl, (vid, hub, kind), reasons.get(kind, 0))
+            _inc(done, vl, (vid, hub), state.pickups_collected)
+            _inc(over, vl, (vid, hub), state.pickups_overdue)
+            op = state.open_pickup
+            _inc(opened, vl, (vid, hub), 1 if op is not None else 0)
+            _inc(open_over, vl, (vid, hub), 1 if op is not None and op.overdue else 0)
+            for ct, pool in state.containers.items():
+                key = (hub, ct)
+                figs = (
+                    pool.issued,
+                    pool.returned,
+                    pool.damaged,
+                    pool.lost,
+                    pool.in_circulation,
+                    pool.overdue(now, self.overdue_us) if now is not None else 0,
+                )
+                for f, v in zip(_CONTAINER_FIELDS, figs, strict=True):
+                    target = containers[f]
+                    target[key] = target.get(key, 0) + v
+        for marker in self.source.markers():
+            _count_dead(dead, marker.dead_lettered, marker.dead_reasons)
+            events[("rerouted", "")] = events.get(("rerouted", ""), 0) + marker.rerouted
+        events[("applied", "")] = applied
+        events[("duplicate", "")] = duplicates
+        events.setdefault(("rerouted", ""), 0)
+        for reason, n in dead.items():
+            events[("dead_lettered", reason)] = n
+
+    def _reference_series(self, acc: dict[str, dict[tuple[str, ...], float]]) -> None:
+        net = self.network
+        vl = self.village_label
+        thr = acc["packloop_waste_threshold_grams"]
+        vinfo = acc["packloop_village_info"]
+        hinfo = acc["packloop_hub_info"]
+        hubs: set[str] = set()
+        for vid in self.source.reference_villages():
+            village = net.villages.get(vid)
+            if village is None:
+                continue
+            hub = village.hub_id
+            hubs.add(hub)
+            key_v = vid if vl else ""
+            th = village.thresholds
+            _inc(thr, vl, (key_v, hub, mn.THRESHOLD_TOTAL), th.outstanding_grams)
+            for material, limit in th.material_grams.items():
+                _inc(thr, vl, (key_v, hub, str(getattr(material, "value", material))), limit)
+            if vl:
+                vinfo[(vid, hub, str(village.lat), str(village.lon))] = 1
+        for hub_id in hubs:
+            hub = net.hubs.get(hub_id)
+            if hub is not None:
+                hinfo[(hub_id, hub.name, str(hub.lat), str(hub.lon))] = 1
+
+    def _pipeline_series(self, acc: dict[str, dict[tuple[str, ...], float]]) -> None:
+        lag = acc["packloop_consumer_lag_records"]
+        for (topic, partition), n in self.source.lag().items():
+            lag[(topic, str(partition))] = max(0, n)
+        assigned = acc["packloop_worker_partitions_assigned"]
+        for topic, n in self.source.assigned().items():
+            assigned[(topic,)] = n
+
+    # -- families -------------------------------------------------------------------
+
+    def _families(self, acc: dict[str, dict[tuple[str, ...], float]]) -> Iterator[Metric]:
+        vl = self.village_label
+        for spec in WORKER_SPECS:
+            if not spec.exported(vl):
+                continue
+            labels = list(spec.labels_for(vl))
+            samples = acc[spec.name]
+            if spec.type == "histogram":
+                fam = HistogramMetricFamily(spec.name, spec.help, labels=labels)
+                buckets, total = self.histogram.snapshot()
+                fam.add_metric([], buckets, total)
+                yield fam
+                continue
+            if spec.type == "counter":
+                fam = CounterMetricFamily(spec.name, spec.help, labels=labels)
+            else:
+                fam = GaugeMetricFamily(spec.name, spec.help, labels=labels)
+            add = fam.add_metric
+            for key, value in samples.items():
+                add(key, value)
+            yield fam
+
+
+def _inc(
+    target: dict[tuple[str, ...], float], village_label: bool, key: tuple[str, ...], value: float
+) -> None:
+    """Add to a series keyed in the contract's label order (village first).
+
+    Without the village label the key drops its first element (the village), so the
+    villages of one hub add up into one series.
+    """
+    if not village_label:
+        key = key[1:]
+    target[key] = target.get(key, 0) + value
+
+
+def _count_dead(dead: dict[str, int], total: int, by_reason: dict[str, int]) -> None:
+    counted = 0
+    for reason, n in by_reason.items():
+        dead[reason] = dead.get(reason, 0) + n
+        counted += n
+    if total > counted:  # written before per-reason counts existed
+        dead[UNRECORDED] = dead.get(UNRECORDED, 0) + total - counted
+
+
+# -- the worker's source ----------------------------------------------------------------
+
+
+class WorkerSource:
+    """:class:`Source` over a running :class:`streams.app.StreamsWorker`."""
+
+    def __init__(self, worker: Any, local: Any, highwater: Callable[[Any], int | None]) -> None:
+        self.worker = worker
+        self.local = local  # streams.views.LocalState
+        self.highwater = highwater
+        self._ref: tuple[frozenset[int], list[str]] | None = None
+
+    def villages(self) -> list[tuple[VillageState, int | None]]:
+        return self.local.villages()  # type: ignore[no-any-return]
+
+    def markers(self) -> list[PartitionMarker]:
+        return self.local.markers()  # type: ignore[no-any-return]
+
+    def reference_villages(self) -> list[str]:
+        rt = self.worker.runtime
+        owned = frozenset(rt.assigned)
+        if self._ref is None or self._ref[0] != owned:
+            vids = [v for v in self.worker.network.villages if rt.partition_of(v) in owned]
+            self._ref = (owned, vids)
+        return self._ref[1]
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        from faust.types import TP
+
+        rt = self.worker.runtime
+        topic = self.worker.topics.hub_events
+        data = self.worker.table.data
+        out: dict[tuple[str, int], int] = {}
+        for p in sorted(rt.assigned):
+            proc = rt.processors.get(p)
+            if proc is not None:
+                last = proc.last_offset
+            else:
+                m = data.get(f"~p{p}")
+                last = m.offset if isinstance(m, PartitionMarker) else -1
+            try:
+                hw = self.highwater(TP(topic, p))
+            except Exception:  # not fetched yet, or assignment changing
+                hw = None
+            out[(topic, p)] = lag_records(hw, last)
+        return out
+
+    def assigned(self) -> dict[str, int]:
+        return {self.worker.topics.hub_events: len(self.worker.runtime.assigned)}
+
+
+# -- wiring -----------------------------------------------------------------------------
+
+
+def install(worker: Any) -> Any:
+    """Serve ``/metrics`` on the worker's web server: Faust's own metrics (its Prometheus
+    sensor, prefixed ``faust_``) and packloop's (:class:`PackloopCollector`), from one
+    registry per worker. Returns the registry.
+
+    Also wraps the batch hook to time each batch into
+    ``packloop_event_processing_seconds`` (from the fetch being handed over to the
+    state being written to the table and sent to the changelog).
+    """
+    from time import perf_counter
+
+    import prometheus_client
+    from faust.sensors.prometheus import setup_prometheus_sensors
+
+    prometheus_client.disable_created_metrics()  # no _created series (doubles counters)
+    registry = prometheus_client.CollectorRegistry(auto_describe=False)
+    app = worker.app
+    setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
+    histogram = BatchHistogram()
+    source = WorkerSource(worker, worker.local, lambda tp: app.consumer.highwater(tp))
+    collector = PackloopCollector(
+        worker.network, source, worker.options.metrics_village_label, histogram
+    )
+    registry.register(collector)
+    hook = app.packloop_batch_hook
+    if hook is not None:
+
+        async def timed_batch(messages: list[Any]) -> None:
+            t0 = perf_counter()
+            await hook(messages)
+            histogram.observe(perf_counter() - t0, len(messages))
+
+        app.packloop_batch_hook = timed_batch
+    worker.metrics_registry = registry
+    worker.metrics_collector = collector
+    return registry
