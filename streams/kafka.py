@@ -56,13 +56,11 @@ class KafkaConnection:
             context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
         return context
 
-    def kafka_python_kwargs(self) -> dict[str, Any]:
-        """Connection keyword arguments for kafka-python clients (producer, consumer, admin)."""
+    def _client_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "bootstrap_servers": self.servers,
             "security_protocol": self.security_protocol,
             "request_timeout_ms": self.request_timeout_ms,
-            "bootstrap_timeout_ms": self.connect_timeout_ms,
         }
         if self.uses_tls:
             kwargs["ssl_context"] = self.ssl_context()
@@ -74,21 +72,13 @@ class KafkaConnection:
             )
         return kwargs
 
+    def kafka_python_kwargs(self) -> dict[str, Any]:
+        """Connection keyword arguments for kafka-python clients (producer, consumer, admin)."""
+        return {**self._client_kwargs(), "bootstrap_timeout_ms": self.connect_timeout_ms}
+
     def aiokafka_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "bootstrap_servers": self.servers,
-            "security_protocol": self.security_protocol,
-            "request_timeout_ms": self.request_timeout_ms,
-        }
-        if self.uses_tls:
-            kwargs["ssl_context"] = self.ssl_context()
-        if self.sasl_mechanism:
-            kwargs.update(
-                sasl_mechanism=self.sasl_mechanism,
-                sasl_plain_username=self.sasl_username,
-                sasl_plain_password=self.sasl_password,
-            )
-        return kwargs
+        """The same for aiokafka (which has no bootstrap timeout of its own)."""
+        return self._client_kwargs()
 
     def faust_broker_url(self) -> str:
         return ";".join(f"kafka://{server}" for server in self.servers)

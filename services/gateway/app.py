@@ -36,6 +36,7 @@ from services.gateway.kafka_io import (
 )
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.ratelimit import RateLimiter
+from services.http_errors import ApiError, install_error_handlers
 from services.tokens import TokenInfo, TokenStore, bearer_token
 from streams.events import (
     MAX_EVENT_BYTES,
@@ -200,17 +201,6 @@ SIGNATURE_HELP = (
 )
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str,
-                 headers: dict[str, str] | None = None, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
-        self.extra = extra
-
-
 def _err(status: int, description: str) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody, "description": description}}
 
@@ -311,29 +301,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
     app.state.gateway = gw
     metrics = gw.metrics
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        body: dict[str, Any] = {"error": exc.code, "message": exc.message}
-        body.update(exc.extra)
-        return JSONResponse(body, status_code=exc.status, headers=exc.headers)
-
-    from fastapi.exceptions import RequestValidationError
-    from starlette.exceptions import HTTPException as StarletteHTTPException
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": f"http_{exc.status_code}", "message": str(exc.detail)},
-                            status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        first = errors[0] if errors else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return JSONResponse(
-            {"error": "invalid_request", "message": f"{where}: {first.get('msg', 'invalid')}"},
-            status_code=422,
-        )
+    install_error_handlers(app)
 
     @app.middleware("http")
     async def _count(request: Request, call_next: Any) -> Response:

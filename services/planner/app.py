@@ -23,8 +23,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.gateway.app import ApiError, ErrorBody, Health
+from services.gateway.app import ErrorBody, Health
 from services.gateway.kafka_io import KafkaProbe, KafkaUnavailable, Record, SafeProducer
+from services.http_errors import ApiError, install_error_handlers
 from services.planner.store import DONE, FAILED, FINAL, STATUSES, JobStore
 from services.tokens import TokenInfo, TokenStore, bearer_token
 from streams.kafka import KafkaConnection
@@ -230,29 +231,7 @@ def create_app(config: PlannerConfig) -> FastAPI:
         lifespan=lifespan,
     )
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        body: dict[str, Any] = {"error": exc.code, "message": exc.message}
-        body.update(exc.extra)
-        return JSONResponse(body, status_code=exc.status, headers=exc.headers)
-
-    from fastapi.exceptions import RequestValidationError
-    from starlette.exceptions import HTTPException as StarletteHTTPException
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": f"http_{exc.status_code}", "message": str(exc.detail)},
-                            status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        first = errors[0] if errors else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return JSONResponse(
-            {"error": "invalid_request", "message": f"{where}: {first.get('msg', 'invalid')}"},
-            status_code=422,
-        )
+    install_error_handlers(app)
 
     @app.middleware("http")
     async def _start(request: Request, call_next: Any) -> Response:
