@@ -1,0 +1,246 @@
+# ruff: noqa: F811  (the `workers` fixture is imported from conftest_streams)
+"""A real Prometheus (Debian's /usr/bin/prometheus) scraping a real worker on the real
+broker: PromQL answers equal the figures the test computes from its own input.
+
+The input is a realistic event file from the reference generator (shipments with
+containers, returns, collections closing pickups, adjustments, bad records). The
+expected grams, pickup and container counts come from the independent model in
+``tests/streams/reference.py`` fed with that file, never from packloop's output. The
+worker is scraped every second; the queries are made once a scrape after the worker
+settled is in Prometheus. Prometheus runs on a free loopback port with a temporary
+config and storage directory and is killed at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+
+from streams.network import load_network
+from streams.topics import Topics
+from tests.infra.tools import tool
+from tests.integration.conftest_streams import (
+    WorkerProcess,
+    free_port,
+    produce,
+    wait_settled,
+    workers,  # noqa: F401  (fixture)
+)
+from tests.streams.reference import Model, generate, to_lines
+
+pytestmark = pytest.mark.integration
+
+NET = load_network()
+
+
+class Tally(Model):
+    """The reference model, also counting completed pickups and first threshold kinds."""
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.completed: Counter[str] = Counter()  # hub -> pickups closed by a collection
+        self.first_kind: dict[str, str] = {}
+
+    def _tick(self, vid: str, v: Any, now: Any, trig: Any) -> None:
+        reasons = self._reasons(vid, v, now) if v.open is None else []
+        n = v.n
+        super()._tick(vid, v, now, trig)
+        if v.n > n:
+            self.first_kind[v.open] = reasons[0].split(":")[0]
+
+    def feed(self, e: dict) -> None:
+        v = self.v.get(e["village_id"])
+        was_open = v.open if v is not None else None
+        applied = self.applied
+        super().feed(e)
+        if (
+            self.applied > applied
+            and e["type"] == "recycling_collected"
+            and was_open is not None
+            and e.get("pickup_id") == was_open
+        ):
+            self.completed[self.v[e["village_id"]].hub] += 1
+
+
+def expect(lines: list[bytes], partitions: int) -> Tally:
+    m = Tally(NET, partitions)
+    for line in lines:
+        m.feed(orjson.loads(line))
+    return m
+
+
+class Prometheus:
+    """Debian's Prometheus scraping the given targets every second (killed on exit)."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        url = f"{self.base}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            data = json.loads(resp.read())
+        assert data["status"] == "success", (expr, data)
+        return data["data"]["result"]  # type: ignore[no-any-return]
+
+    def scalar(self, expr: str) -> float:
+        result = self.query(expr)
+        assert len(result) == 1, (expr, result)
+        return float(result[0]["value"][1])
+
+    def by(self, expr: str, *labels: str) -> dict[Any, float]:
+        out = {}
+        for r in self.query(expr):
+            key = tuple(r["metric"].get(k, "") for k in labels)
+            out[key[0] if len(key) == 1 else key] = float(r["value"][1])
+        return out
+
+    def wait_scrape_after(self, t: float, job: str, targets: int, timeout: float = 30) -> None:
+        """Wait until every target of ``job`` has been scraped (up) after time ``t``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            res = self.query(f'timestamp(up{{job="{job}"}} == 1) > {t:.3f}')
+            if len(res) >= targets:
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"no scrape of {job} after {t} within {timeout} s")
+
+
+@contextmanager
+def prometheus(targets: list[str], tmp: Path, job: str = "packloop-worker") -> Iterator[Prometheus]:
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [
+            {
+                "job_name": job,
+                "scrape_interval": "1s",
+                "scrape_timeout": "1s",
+                "static_configs": [{"targets": targets}],
+            }
+        ],
+    }
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "prometheus.yml").write_text(yaml.safe_dump(config), "utf-8")
+    port = free_port()
+    log = (tmp / "prometheus.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            tool("prometheus"),
+            f"--config.file={tmp / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/-/ready", timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None, (tmp / "prometheus.log").read_text()
+                assert time.monotonic() < deadline, "Prometheus did not become ready"
+                time.sleep(0.2)
+        yield Prometheus(base)
+    finally:
+        proc.kill()
+        proc.wait(10)
+        log.close()
+
+
+def test_promql_returns_the_figures_of_the_input(
+    broker: Any,
+    topics_factory: Callable[..., Topics],
+    workers: Callable[..., WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    lines = to_lines(generate(NET, 6000, seed=21, villages=50, span_hours=24 * 16))
+    topics = topics_factory(4)
+    w = workers(topics.prefix).start()
+    w.wait_ready()
+    produce(broker.bootstrap, topics.hub_events, lines)
+    wait_settled([w], len(lines))
+    settled = time.time()
+    m = expect(lines, 4)
+    assert m.requested and m.overdue and sum(m.completed.values()), "input exercises pickups"
+    target = w.url.removeprefix("http://")
+    with prometheus([target], tmp_path / "prometheus") as prom:
+        prom.wait_scrape_after(settled, "packloop-worker", 1)
+
+        # grams per hub and material, cumulative
+        gen: dict[tuple[str, str], int] = defaultdict(int)
+        rec: dict[tuple[str, str], int] = defaultdict(int)
+        for v in m.v.values():
+            for mat, g in v.gen.items():
+                gen[(v.hub, mat)] += g
+            for mat, r in v.rec.items():
+                rec[(v.hub, mat)] += r
+        assert prom.by(
+            "sum by (hub, material) (packloop_waste_generated_grams_total)", "hub", "material"
+        ) == {k: g for k, g in gen.items() if g}
+        assert prom.by(
+            "sum by (hub, material) (packloop_waste_recovered_grams_total)", "hub", "material"
+        ) == {k: r for k, r in rec.items() if r}
+        # one village, outstanding per material
+        vid, v = max(m.v.items(), key=lambda kv: sum(kv[1].outstanding().values()))
+        got = prom.by(
+            f'packloop_waste_outstanding_grams{{village="{vid}"}} > 0', "material"
+        )
+        assert got == v.outstanding()
+
+        # pickups
+        assert prom.scalar("sum(packloop_pickups_requested_total)") == len(m.requested)
+        assert prom.by("sum by (reason) (packloop_pickups_requested_total) > 0", "reason") == (
+            dict(Counter(m.first_kind[p] for p in m.requested))
+        )
+        assert prom.by("sum by (hub) (packloop_pickups_completed_total) > 0", "hub") == dict(
+            m.completed
+        )
+        assert prom.scalar("sum(packloop_pickups_overdue_total)") == len(m.overdue)
+        assert prom.scalar("sum(packloop_pickups_open)") == sum(
+            1 for x in m.v.values() if x.open
+        )
+
+        # containers per hub and type
+        hubs = m.hubs()
+        for family, field in (
+            ("packloop_containers_issued_total", "issued"),
+            ("packloop_containers_returned_total", "returned"),
+            ("packloop_containers_damaged_total", "damaged"),
+            ("packloop_containers_lost_total", "lost"),
+            ("packloop_containers_in_circulation", "in_circulation"),
+        ):
+            want = {
+                (hub, ct): float(f[field])
+                for hub, h in hubs.items()
+                for ct, f in h["containers"].items()
+            }
+            got_c = prom.by(f"sum by (hub, container_type) ({family})", "hub", "container_type")
+            assert got_c == want, family
+
+        # pipeline counters
+        events = prom.by("sum by (outcome, reason) (packloop_events_total)", "outcome", "reason")
+        assert events[("applied", "")] == m.applied
+        dead = {r: n for (o, r), n in events.items() if o == "dead_lettered"}
+        assert dead == dict(Counter(reason for reason, _e in m.dead))
+        assert prom.scalar('sum(packloop_worker_partitions_assigned{topic=~".*hub-events"})') == 4
+        lag = prom.query("packloop_consumer_lag_records")
+        assert len(lag) == 4 and all(float(r["value"][1]) >= 0 for r in lag)
+        assert prom.scalar("sum(packloop_event_processing_seconds_count)") >= m.applied
+        # Faust's own sensor is on the same endpoint; no _created series anywhere
+        assert prom.query('count({__name__=~"faust_.+"})')
+        assert not prom.query('{__name__=~".+_created"}')
