@@ -106,6 +106,7 @@ class Emitter:
             **kafka.kafka_python_kwargs(),
         )
         self.report = EmitReport()
+        self._partition_of: dict[bytes, int] = {}
         self._pending_events: list[Any] = []
         self._pending_dead_letters: list[Any] = []
 
@@ -120,16 +121,28 @@ class Emitter:
     def submit(self, raw: bytes, line: int | None = None) -> EventError | None:
         event, problem = self.validate(raw)
         if problem is None:
+            key = event.village_id.encode("utf-8")
             self._pending_events.append(
                 self.producer.send(
                     self.topics.hub_events,
-                    key=event.village_id.encode("utf-8"),
+                    key=key,
                     value=event_to_json(event),
+                    partition=self._partition(key),
                 )
             )
             return None
         self.reject(raw, problem, line, key=event.village_id if event is not None else None)
         return problem
+
+    def _partition(self, key: bytes) -> int:
+        """Kafka's default murmur2 partition of a village key, cached: hubs repeat villages."""
+        partition = self._partition_of.get(key)
+        if partition is None:
+            from kafka.partitioner.default import murmur2
+
+            count = len(self.producer.partitions_for(self.topics.hub_events))
+            partition = self._partition_of[key] = (murmur2(key) & 0x7FFFFFFF) % count
+        return partition
 
     def reject(
         self, raw: bytes, problem: EventError, line: int | None, key: str | None = None

@@ -323,7 +323,7 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> AnyEvent:
 
 def event_to_json(event: EventBase) -> bytes:
     """Canonical wire form: UTC 'Z' timestamps, enum values, no nulls dropped."""
-    return orjson.dumps(event.model_dump(mode="json"))
+    return event.model_dump_json().encode("utf-8")
 
 
 def event_to_dict(event: EventBase) -> dict[str, Any]:
