@@ -285,6 +285,10 @@ cli.add_command(worker)
 cli.add_command(status)
 cli.add_command(dead_letter)
 
+from services.report_cli import report  # noqa: E402
+
+cli.add_command(report)
+
 
 def main() -> None:
     cli(prog_name="packloop")

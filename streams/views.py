@@ -437,6 +437,30 @@ def register_views(worker: StreamsWorker) -> None:
     async def hub_view(web: Any, request: Any, hub_id: str) -> Any:
         return await hub_answer(web, hub_id)
 
+    @app.page("/local/months/{month}")
+    async def local_months_view(web: Any, request: Any, month: str) -> Any:
+        from streams.months import month_rows
+
+        return web.json(month_rows((s for s, _now in local.villages()), month))
+
+    @app.page("/months/{month}")
+    async def months_view(web: Any, request: Any, month: str) -> Any:
+        """The officer's monthly records of every village (gathered from all workers)."""
+        from streams.months import merge_months, month_rows, valid_month
+
+        if not valid_month(month):
+            return web.json({"error": "month must be YYYY-MM"}, status=400)
+        try:
+            parts = await gather(
+                f"/local/months/{month}",
+                lambda: month_rows((s for s, _now in local.villages()), month),
+            )
+        except RuntimeError as exc:
+            return web.json({"error": str(exc)}, status=503)
+        merged = merge_months(parts, month)
+        merged["timezone"] = str(worker.network.timezone)
+        return web.json(merged)
+
     @app.page("/local/pickups")
     async def local_pickups_view(web: Any, request: Any) -> Any:
         return web.json(local.pickups(request.query.get("status")))

@@ -1,0 +1,55 @@
+"""The officer's monthly records: per-village figures of one local calendar month.
+
+Each village value keeps month buckets (:class:`streams.state.MonthBucket`, the month of
+stream time and the 24 before it, in the network's time zone). ``GET /months/{YYYY-MM}``
+gathers :func:`month_rows` from every worker (each answers for the partitions it owns,
+``/local/months/{YYYY-MM}``); ``packloop report officer`` turns the rows into the
+per-township and per-village report (:mod:`services.officer_report`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from streams.state import VillageState
+
+MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def valid_month(month: str) -> bool:
+    return bool(MONTH_RE.match(month))
+
+
+def month_rows(villages: Iterable[VillageState], month: str) -> list[dict[str, Any]]:
+    """One row per village with a bucket for ``month`` (sorted by village id)."""
+    rows = []
+    for state in villages:
+        b = state.months.get(month)
+        if b is None:
+            continue
+        rows.append(
+            {
+                "village_id": state.village_id,
+                "hub_id": state.hub_id,
+                "generated_grams": dict(b.generated),
+                "recovered_grams": dict(b.recovered),
+                "pickups": {
+                    "requested": b.pickups_requested,
+                    "completed": b.pickups_completed,
+                    "overdue": b.pickups_overdue,
+                },
+                "containers": {
+                    ct: dict(zip(("issued", "returned", "damaged", "lost"), c, strict=True))
+                    for ct, c in sorted(b.containers.items())
+                },
+            }
+        )
+    rows.sort(key=lambda r: r["village_id"])
+    return rows
+
+
+def merge_months(parts: list[list[dict[str, Any]]], month: str) -> dict[str, Any]:
+    rows = sorted((r for part in parts for r in part), key=lambda r: r["village_id"])
+    return {"month": month, "villages": rows}

@@ -1,0 +1,100 @@
+"""The officer's monthly report from month rows: sums per township and county, the
+regulated recovery ratio, bilingual CSV headers and a self-contained HTML page.
+
+Rows are written by hand here so every expected figure is visible in the test.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from services.officer_report import COLUMNS, build_rows, regulated_ratio, to_csv, to_html
+from streams.network import load_network
+
+NET = load_network()
+
+
+def _row(vid: str, gen: dict, rec: dict, pk: tuple[int, int, int], cont: dict) -> dict:
+    return {
+        "village_id": vid,
+        "hub_id": NET.villages[vid].hub_id,
+        "generated_grams": gen,
+        "recovered_grams": rec,
+        "pickups": dict(zip(("requested", "completed", "overdue"), pk, strict=True)),
+        "containers": {
+            ct: dict(zip(("issued", "returned", "damaged", "lost"), c, strict=True))
+            for ct, c in cont.items()
+        },
+    }
+
+
+DATA = {
+    "month": "2026-11",
+    "villages": [
+        _row("H01-V001", {"cardboard": 1000, "eps_foam": 400}, {"cardboard": 1500}, (2, 1, 1),
+             {"reusable_crate": [3, 2, 1, 0], "insulated_box": [1, 0, 0, 1]}),
+        _row("H01-V002", {"cardboard": 600}, {"cardboard": 300}, (1, 1, 0), {}),
+        _row("H02-V001", {}, {"tape": 50}, (0, 0, 0), {"insulated_box": [2, 2, 0, 0]}),
+    ],
+}
+
+
+def test_regulated_ratio_caps_each_material_at_its_generation() -> None:
+    # 1,500 g cardboard recovered against 1,000 g generated counts as 1,000; EPS 0 of 400
+    assert regulated_ratio({"cardboard": 1000, "eps_foam": 400}, {"cardboard": 1500}) == (
+        pytest.approx(1000 / 1400))
+    assert regulated_ratio({}, {"tape": 50}) is None
+    assert regulated_ratio({"tape": 10}, {"tape": 5}) == 0.5
+
+
+def test_rows_sum_villages_into_townships_and_county() -> None:
+    rows = build_rows(DATA, NET)
+    levels = [(r["level"].split()[-1], r["hub_id"], r["village_id"]) for r in rows]
+    assert levels == [
+        ("county", "", ""),
+        ("township", "H01", ""), ("village", "H01", "H01-V001"), ("village", "H01", "H01-V002"),
+        ("township", "H02", ""), ("village", "H02", "H02-V001"),
+    ]
+    county, h01, v1, _v2, h02, _v3 = rows
+    assert (county["generated"], county["recovered"]) == (2000, 1850)
+    assert (county["requested"], county["completed"], county["overdue"]) == (3, 2, 1)
+    assert (county["issued"], county["returned"]) == (6, 4)
+    # township ratio caps on the township's own material sums: cardboard 1,600 generated,
+    # 1,800 recovered -> 1,600; EPS 400 -> 0: 1,600 / 2,000
+    assert h01["ratio"] == pytest.approx(0.8)
+    assert v1["ratio"] == pytest.approx(1000 / 1400)
+    assert h02["ratio"] is None and h02["recovered"] == 50
+    assert h01["hub_name"] == NET.hubs["H01"].name
+    assert v1["village_name"] == NET.villages["H01-V001"].name
+
+
+def test_csv_has_bilingual_headers_and_one_line_per_row() -> None:
+    rows = build_rows(DATA, NET)
+    parsed = list(csv.reader(io.StringIO(to_csv(rows))))
+    assert parsed[0][:8] == [
+        "级别 level", "乡镇 township", "乡镇名称 township name", "村 village",
+        "村名 village name", "产生量 generated (g)", "回收量 recovered (g)",
+        "回收率 recovery ratio",
+    ]
+    assert len(parsed) == len(rows) + 1
+    county = dict(zip(parsed[0], parsed[1], strict=True))
+    assert county["产生量 generated (g)"] == "2000"
+    # cardboard 1,600 of 1,800 recovered counts, EPS 0 of 400, tape was not generated
+    assert county["回收率 recovery ratio"] == "0.8000"
+    h02 = dict(zip(parsed[0], parsed[5], strict=True))
+    assert h02["回收率 recovery ratio"] == ""
+
+
+def test_html_is_self_contained() -> None:
+    rows = build_rows(DATA, NET)
+    page = to_html(rows, "2026-11", NET.county, "Asia/Shanghai")
+    assert page.startswith("<!DOCTYPE html>") and 'charset="utf-8"' in page
+    assert "<script" not in page and "src=" not in page and "href=" not in page
+    assert "http" not in page.lower().replace("http-equiv", "")
+    for _k, title in COLUMNS:
+        assert title.split(" (")[0] in page
+    assert page.count("<tr class=") == len(rows)
+    assert NET.villages["H01-V001"].name in page
