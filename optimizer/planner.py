@@ -372,7 +372,10 @@ def _result(s: Scenario, combined: dict[str, StageOutcome], t0: float,
         c = combined.get(key)
         if c is None:
             continue
-        entry: dict[str, Any] = {"status": c.status, "objective": c.objective}
+        entry: dict[str, Any] = {"status": c.status, "objective": c.objective,
+                                 "bound": c.bound,
+                                 "gap": None if c.objective is None or c.bound is None
+                                 else relative_gap(c.objective, c.bound)}
         if c.plan is not None:
             entry["kpis"] = compute_kpis(c.plan, s)
             entry["trips"] = len(c.plan["trips"])
