@@ -1,0 +1,95 @@
+# ruff: noqa: F811  (the `workers` fixture is imported from conftest_streams)
+"""`packloop report officer` against two real workers on the real broker.
+
+Events spanning three local months are produced; the CSV the CLI prints for each month
+(gathered from both workers through ``GET /months/{YYYY-MM}``) must hold, per village,
+the figures computed here from the input (the month model of ``tests/streams/test_months``,
+independent of packloop's state), and the township rows their villages' sums.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.network import load_network
+from streams.topics import Topics
+from tests.integration.conftest_streams import (
+    REPO,
+    WorkerProcess,
+    produce,
+    wait_settled,
+    workers,  # noqa: F401  (fixture)
+)
+from tests.streams.reference import generate, to_lines
+from tests.streams.test_months import MonthModel, expected_months
+
+pytestmark = pytest.mark.integration
+
+NET = load_network()
+
+
+def report(url: str, month: str, fmt: str = "csv") -> str:
+    env = dict(os.environ, PACKLOOP_WORKER_URL=url)
+    out = subprocess.run(
+        [sys.executable, "-c", "from services.cli import main; main()", "report", "officer",
+         "--month", month, "--format", fmt],
+        cwd=REPO, env=env, capture_output=True, timeout=60, text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_report_officer_csv_matches_the_input(
+    broker: Any,
+    topics_factory: Callable[..., Topics],
+    workers: Callable[..., WorkerProcess],
+) -> None:
+    events = generate(NET, 4000, seed=17, villages=30, span_hours=24 * 62,
+                      start=datetime(2026, 6, 30, 17, tzinfo=UTC))  # 1 July 01:00 local
+    lines = to_lines(events)
+    topics = topics_factory(4)
+    a = workers(topics.prefix).start()
+    b = workers(topics.prefix).start()
+    a.wait_ready()
+    b.wait_ready()
+    produce(broker.bootstrap, topics.hub_events, lines)
+    wait_settled([a, b], len(lines))
+    m = MonthModel(NET, 4)
+    for line in lines:
+        m.feed(orjson.loads(line))
+    want = expected_months(m)
+    months = sorted({mo for _v, mo in want})
+    assert months == ["2026-07", "2026-08", "2026-09"]
+    for month in months:
+        rows = list(csv.DictReader(io.StringIO(report(a.url, month))))
+        villages = {r["村 village"]: r for r in rows if r["级别 level"] == "村 village"}
+        exp = {vid: x for (vid, mo), x in want.items() if mo == month}
+        assert set(villages) == set(exp), month
+        for vid, x in exp.items():
+            r = villages[vid]
+            pk = x.get("pk", [0, 0, 0])
+            assert int(r["产生量 generated (g)"]) == sum(x["gen"].values()), (vid, month)
+            assert int(r["回收量 recovered (g)"]) == sum(x["rec"].values()), (vid, month)
+            assert [int(r[k]) for k in ("申请清运 pickups requested",
+                                        "完成清运 pickups completed",
+                                        "逾期清运 pickups overdue")] == pk, (vid, month)
+            assert int(r["容器发出 container uses"]) == sum(c[0] for c in x["cont"].values())
+            assert int(r["容器归还 container returns"]) == sum(c[1] for c in x["cont"].values())
+        hubs = {r["乡镇 township"]: r for r in rows if r["级别 level"] == "乡镇 township"}
+        for hub, hr in hubs.items():
+            members = [v for v in villages.values() if v["乡镇 township"] == hub]
+            for col in ("产生量 generated (g)", "回收量 recovered (g)",
+                        "申请清运 pickups requested"):
+                assert int(hr[col]) == sum(int(v[col]) for v in members), (hub, col)
+    page = report(b.url, months[1], "html")
+    assert page.startswith("<!DOCTYPE html>") and "回收率 recovery ratio" in page
