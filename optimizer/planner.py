@@ -31,7 +31,8 @@ from optimizer.solver import Progress, ProgressFn, SolveResult, relative_gap, ru
 
 # Share of the time limit given to each stage; the joint solve gets what is left.
 # (of the time left when the stage starts; a stage that reaches its gap early leaves the rest)
-STAGE_SHARE = {"uncoordinated": 0.15, "single_use": 0.25, "sequential": 0.1}
+STAGE_SHARE = {"uncoordinated": 0.1, "single_use": 0.25, "sequential": 0.1}
+UNCOORDINATED_GAP = 0.03
 
 
 @dataclass
@@ -173,10 +174,13 @@ def solve_hubs(
         return max(1.0, left * share)
 
     if baselines:
+        # The uncoordinated baseline is solved to a looser gap (at least 3 %, reported with
+        # it): it is tens of per cent worse than the joint plan, and its solve time is better
+        # spent proving the joint plan's bound.
         out["uncoordinated"], _ = _stage(
             s, routes, hubs, "uncoordinated",
-            budget(None if only_uncoordinated else STAGE_SHARE["uncoordinated"]), mip_gap,
-            threads, None)
+            budget(None if only_uncoordinated else STAGE_SHARE["uncoordinated"]),
+            max(mip_gap or 0.0, UNCOORDINATED_GAP), threads, None)
         if only_uncoordinated:
             return out
     seq1, b1 = _stage(s, routes, hubs, "single_use", budget(STAGE_SHARE["single_use"]), mip_gap,
