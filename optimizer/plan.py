@@ -216,9 +216,10 @@ def rounding_cost(plan: dict[str, Any], scenario: Scenario) -> dict[str, float]:
         unit = r.price_cny + carbon * r.production_co2e_kg
         e = c["expansion"]
         extra += unit * weeks * (math.ceil(e - 1e-6) - e if e > 1e-6 else 0.0)
-        for d in c["days"]:
-            b = d["bought"]
-            extra += unit * (math.ceil(b - 1e-6) - b if b > 1e-6 else 0.0)
+        # whole boxes bought as the running total requires: ceil of the cumulative purchases
+        # on each day keeps stock at least the model's, and costs ceil(total) in the end
+        b = sum(d["bought"] for d in c["days"])
+        extra += unit * (math.ceil(b - 1e-6) - b if b > 1e-6 else 0.0)
     return {"extra_cost_cny": extra}
 
 

@@ -21,8 +21,10 @@ import pytest
 
 from optimizer import load_scenario
 from optimizer.model import build_model
+from optimizer.plan import extract_plan, rounding_cost
 from optimizer.routes import candidate_routes
 from optimizer.solver import run_highs
+from tests.optimizer.plan_checks import check_all, recompute_cost
 
 DAYS = 2
 
@@ -222,4 +224,12 @@ def test_milp_matches_brute_force(seed):
     res = run_highs(b.model, time_limit_s=60, mip_gap=0.0)
     expected = brute_force(raw)
     assert res.status == "optimal"
+    # the model's own optimum, container counts still continuous, against the enumeration
     assert res.objective == pytest.approx(expected, rel=1e-6, abs=1e-6)
+    # rounding purchases up to whole containers is reported apart, never negative
+    plan = extract_plan(b, s)
+    extra = rounding_cost(plan, s)["extra_cost_cny"]
+    assert extra >= 0
+    print(f"seed {seed}: optimum {res.objective:.4f} CNY, rounding adds {extra:.4f} CNY")
+    check_all({}, {**plan, "hubs": ["H"]}, s, None)
+    assert recompute_cost(plan, s) == pytest.approx(res.objective, rel=1e-7, abs=1e-6)
