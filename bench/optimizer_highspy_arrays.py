@@ -7,6 +7,10 @@ It mirrors optimizer/model.py in joint mode (same candidate trips, same rows, do
 and checks that it is the same model: equal column, row and non-zero counts and equal LP
 relaxation optimum against the Pyomo path. It prints build time, hand-over time and HiGHS's run
 time for the MILP with the same time limit and gap.
+
+One difference: trip counts are bounded here by fleet x trips per day only, not by the
+tighter "trips needed" bounds of optimizer/model.py (they do not bind the LP relaxation: equal
+optima at 25 % and 100 % scale).
 """
 
 from __future__ import annotations
@@ -156,8 +160,7 @@ def build_arrays(s: Scenario, routes) -> Arrays:  # noqa: C901 - mirrors model.p
         base = A.cols(len(opts[key[2]]))
         for k, o in enumerate(opts[key[2]]):
             pack[(*key, o)] = base + k
-        terms = [(pack[(*key, o)], 1.0)] if False else [(pack[(*key, o)], 1.0) for o in
-                                                        opts[key[2]]]
+        terms = [(pack[(*key, o)], 1.0) for o in opts[key[2]]]
         terms += [(c, -a) for c, a in down_terms.get(key, ())]
         A.row(terms, down_c.get(key, 0.0), down_c.get(key, 0.0))
     # trips
@@ -269,10 +272,7 @@ def build_arrays(s: Scenario, routes) -> Arrays:  # noqa: C901 - mirrors model.p
         A.row([(c, 1.0) for c in col_i[i]], waste[i].grams, waste[i].grams)
     # visit covers
     carriers = defaultdict(set)
-    for key, lst in ld_idc.items():
-        for col, _k in lst:
-            pass
-    for t, (h, r, vt, d) in enumerate(trips):
+    for t, (_h, r, vt, d) in enumerate(trips):
         if r is None:
             continue
         for i in r.stops:
@@ -369,7 +369,7 @@ def build_arrays(s: Scenario, routes) -> Arrays:  # noqa: C901 - mirrors model.p
     ctypes = sorted(ru)
     p0 = {(p.hub_id, p.container_type): p.count for p in s.container_pools}
     issue = defaultdict(list)
-    for (i, d, c, o), col in pack.items():
+    for (i, d, _c, o), col in pack.items():
         if o in ru:
             issue[(i, o, d)].append(col)
     ev = {}
@@ -430,7 +430,7 @@ def build_arrays(s: Scenario, routes) -> Arrays:  # noqa: C901 - mirrors model.p
                 A.row(terms, -INF, cap)
     # single-use packaging cost
     disposal = s.prices.disposal_cny_per_kg
-    for (i, d, c, o), col in pack.items():
+    for (_i, _d, _c, o), col in pack.items():
         if o in su:
             A.cost[col] += (su[o].cost_cny + disposal * su[o].waste_grams / 1000
                             + carbon * su[o].co2e_kg)
@@ -466,7 +466,6 @@ def main() -> None:
 
     def lp_value(model_lp):
         h = make_highs(600, None, args.threads)
-        model_lp = highspy.HighsLp(model_lp) if False else model_lp
         ints = model_lp.integrality_
         model_lp.integrality_ = []
         h.passModel(model_lp)
