@@ -14,7 +14,6 @@ from tests.optimizer.plan_checks import check_all
 NETWORK = Path(__file__).resolve().parents[2] / "streams" / "data" / "sample_county.json"
 
 
-@pytest.mark.skipif(not NETWORK.exists(), reason="sample network not present")
 def test_defaults_follow_the_network():
     """One hub's scenario has its villages, the factor-set version and ~a week of demand."""
     s = scenario_from_network(NETWORK, hubs=["H02"], horizon_days=7)
@@ -24,7 +23,6 @@ def test_defaults_follow_the_network():
     assert {g.day for g in s.demand} == set(range(7))
 
 
-@pytest.mark.skipif(not NETWORK.exists(), reason="sample network not present")
 def test_live_state_is_used_and_plans():
     """Given demand, outstanding waste and pools from the streams, the plan collects exactly
     that waste and respects every property check."""
