@@ -280,9 +280,10 @@ def _plan_savings(plan: dict[str, Any]) -> dict[str, str]:
     for name in ("sequential", "uncoordinated"):
         cut = plan.get("baselines", {}).get(name, {}).get("reduction_by_joint")
         if cut:
+            change = {k: -v + 0.0 for k, v in cut.items()}  # + 0.0: no "-0.0 %"
             out[f"joint plan vs {name}"] = (
-                f"cost -{cut['cost']:.1%}, km -{cut['km']:.1%}, CO2e -{cut['co2e']:.1%}, "
-                f"single-use -{cut['single_use_grams']:.1%}"
+                f"cost {change['cost']:+.1%}, km {change['km']:+.1%}, "
+                f"CO2e {change['co2e']:+.1%}, single-use {change['single_use_grams']:+.1%}"
             )
     return out
 
