@@ -33,6 +33,7 @@ from sqlalchemy import (
     create_engine,
     event,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine
@@ -87,6 +88,20 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, future=True)
 
 
+#: PostgreSQL advisory lock held while creating tables ("pkloop")
+SCHEMA_LOCK_KEY = 0x706B6C6F6F70
+
+
+def create_tables(engine: Engine, metadata: MetaData) -> None:
+    """Create ``metadata``'s missing tables. On PostgreSQL under an advisory lock: services
+    starting together on an empty database would otherwise race, and the loser's CREATE
+    TABLE fails (unique violation in pg_type) instead of finding the table."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        metadata.create_all(conn)
+
+
 def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
@@ -130,7 +145,7 @@ class TokenStore:
         self.url = url
         self.engine = make_engine(url)
         self._pepper = pepper.encode("utf-8") if pepper else None
-        metadata.create_all(self.engine)
+        create_tables(self.engine, metadata)
         self._touched: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -145,6 +160,8 @@ class TokenStore:
 
     def add(self, kind: Kind, owner: str, label: str | None = None) -> tuple[TokenInfo, str]:
         """Create a token; returns its record and the token itself (shown once, never stored)."""
+        if len(owner) > 128:  # the column's limit (PostgreSQL enforces it, SQLite does not)
+            raise ValueError("a token owner has at most 128 characters")
         token_id = secrets.token_hex(6)
         token = f"{TOKEN_PREFIX}_{token_id}_{secrets.token_urlsafe(32)}"
         now = time.time()

@@ -31,7 +31,7 @@ from sqlalchemy import (
     update,
 )
 
-from services.tokens import make_engine
+from services.tokens import create_tables, make_engine
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 STATUSES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
@@ -75,6 +75,11 @@ def _dumps(obj: Any) -> str:
     return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
+def _text(value: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL characters (SQLite can): both stores drop them."""
+    return value.replace("\x00", "") if value else value
+
+
 def clean_json(obj: Any) -> Any:
     """JSON has no inf/NaN: they become null."""
     if isinstance(obj, float):
@@ -90,7 +95,7 @@ class JobStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        metadata.create_all(self.engine)
+        create_tables(self.engine, metadata)
 
     def __repr__(self) -> str:
         return f"JobStore({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -106,7 +111,7 @@ class JobStore:
         job_id = "plan-" + secrets.token_hex(8)
         with self.engine.begin() as conn:
             conn.execute(plan_jobs.insert().values(
-                job_id=job_id, status=QUEUED, name=name, source=source,
+                job_id=job_id, status=QUEUED, name=_text(name), source=source,
                 submitted_by=submitted_by, created_at=time.time(), scenario=_dumps(scenario),
                 options=_dumps(options), inputs=_dumps(inputs) if inputs else None,
                 attempts=0, published=0,
@@ -192,9 +197,9 @@ class JobStore:
                 update(plan_jobs)
                 .where(plan_jobs.c.job_id == job_id, plan_jobs.c.status == RUNNING)
                 .values(status=status, finished_at=time.time(), worker_id=worker_id,
-                        lease_expires_at=None, error=error,
+                        lease_expires_at=None, error=_text(error),
                         result=_dumps(clean_json(result)) if result is not None else None,
-                        report=report,
+                        report=_text(report),
                         summary=_dumps(clean_json(summary)) if summary is not None else None)
             )
         return bool(outcome.rowcount)
