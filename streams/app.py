@@ -300,11 +300,19 @@ class StreamsWorker:
 
         @app.on_partitions_assigned.connect
         async def _assigned(sender: Any, assigned: set[TP], **kw: Any) -> None:
+            app.packloop_gate_open = False  # until the seek after table recovery
+            app.packloop_final_seek = False
             await self.runtime.on_assigned(assigned)
 
         @app.on_partitions_revoked.connect
         async def _revoked(sender: Any, revoked: set[TP], **kw: Any) -> None:
+            app.packloop_gate_open = False
+            app.packloop_final_seek = False
             await self.runtime.on_revoked(revoked)
+
+        @app.on_rebalance_complete.connect
+        async def _rebalance_complete(sender: Any, **kw: Any) -> None:
+            app.packloop_final_seek = True  # the next seek uses the recovered table
 
         @app.timer(options.commit_interval_s)
         async def _commit_durable() -> None:

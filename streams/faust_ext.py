@@ -8,6 +8,12 @@
   completely in the recovered table (see :mod:`streams.processor`).
 * Table values are encoded by a codec that turns changelog bytes back into
   packloop's state records.
+* Source records reach the batch hook only once the rebalance is complete: between
+  an assignment and the seek Faust makes after table recovery, records fetched from
+  a position computed before recovery are dropped (they are fetched again from the
+  position the recovered state gives). ``packloop_gate_open`` is closed by the
+  factory on every assignment/revocation and opened by the seek that follows
+  ``on_rebalance_complete``.
 """
 
 from __future__ import annotations
@@ -46,6 +52,19 @@ class _Consumer(faust_aiokafka.Consumer):
         for tp, offset in positions.items():
             self.log.info("packloop: resume %s at offset %s (recovered state)", tp, offset)
             await self.seek(tp, offset)
+        if getattr(self.app, "packloop_final_seek", False):
+            # the seek Faust makes once recovery is complete: positions come from the
+            # recovered table, records may flow to the batch hook from here on
+            dropped = getattr(self, "_packloop_dropped", {})
+            assignment = self.assignment()
+            for tp, offset in dropped.items():
+                if tp not in positions and tp in assignment:
+                    # no state and no committed offset: re-read what was dropped
+                    self.log.info("packloop: resume %s at offset %s (dropped)", tp, offset)
+                    await self.seek(tp, offset)
+            dropped.clear()
+            self.app.packloop_final_seek = False
+            self.app.packloop_gate_open = True
 
     async def _drain_messages(self, fetcher: Any) -> None:
         """Deliver the batch topic's records in whole fetches to a batch handler.
@@ -81,7 +100,19 @@ class _Consumer(faust_aiokafka.Consumer):
                         await self.wait_first(callback(message), self.suspend_flow.wait())
                     read_offset[tp] = message.offset
                 if batch and not self.suspend_flow.is_set():
-                    await hook(batch)
+                    if getattr(self.app, "packloop_gate_open", True):
+                        await hook(batch)
+                    else:  # mid-rebalance: fetched again after the final seek
+                        dropped = self.__dict__.setdefault("_packloop_dropped", {})
+                        for msg in batch:
+                            tp = msg.tp
+                            if tp not in dropped or msg.offset < dropped[tp]:
+                                dropped[tp] = msg.offset
+                        self.log.info(
+                            "packloop: %d record(s) fetched before the post-recovery seek "
+                            "dropped",
+                            len(batch),
+                        )
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 return
@@ -108,6 +139,9 @@ class PackloopApp(faust.App):
     packloop_seek_hook: SeekHook | None = None
     packloop_batch_topic: str | None = None
     packloop_batch_hook: Callable[[list[Any]], Awaitable[None]] | None = None
+    #: records are handed to the batch hook only while open (see the module docstring)
+    packloop_gate_open: bool = True
+    packloop_final_seek: bool = False
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
