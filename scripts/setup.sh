@@ -13,13 +13,16 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v amtool >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
 command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
+# Debian keeps initdb under /usr/lib/postgresql/*/bin, off PATH.
+command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null \
+  || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing Debian packages: ${need_apt[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
     # The Debian packages start Prometheus/Alertmanager services; packloop's tests run their own.
-    for svc in prometheus prometheus-alertmanager; do
+    for svc in prometheus prometheus-alertmanager postgresql; do
       (service "$svc" stop || systemctl stop "$svc") >/dev/null 2>&1 || true
     done
     pkill -x prometheus >/dev/null 2>&1 || true
@@ -33,7 +36,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-"$VENV/bin/python" -m pip install -q -e '.[dev]'
+"$VENV/bin/python" -m pip install -q -e '.[dev,postgres]'
 
 if command -v npm >/dev/null 2>&1; then
   (cd tests/js && npm ci --no-audit --no-fund --silent)
