@@ -30,7 +30,7 @@ import yaml
 
 from streams.network import load_network
 from streams.topics import Topics
-from tests.infra.tools import tool
+from tests.infra.tools import RULE_FILES, tool
 from tests.integration.conftest_streams import (
     WorkerProcess,
     free_port,
@@ -121,6 +121,7 @@ class Prometheus:
 def prometheus(targets: list[str], tmp: Path, job: str = "packloop-worker") -> Iterator[Prometheus]:
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(p) for p in RULE_FILES],
         "scrape_configs": [
             {
                 "job_name": job,
@@ -241,6 +242,29 @@ def test_promql_returns_the_figures_of_the_input(
         lag = prom.query("packloop_consumer_lag_records")
         assert len(lag) == 4 and all(float(r["value"][1]) >= 0 for r in lag)
         assert prom.scalar("sum(packloop_event_processing_seconds_count)") >= m.applied
+        # packloop's rules on the real worker's series: all evaluate (no many-to-many
+        # matches), and the threshold ratio of the fullest village is the one computed
+        # from its outstanding grams and its thresholds in the reference data
+        deadline = time.monotonic() + 20
+        while True:
+            groups = json.loads(urllib.request.urlopen(f"{prom.base}/api/v1/rules").read())
+            rules = [r for g in groups["data"]["groups"] for r in g["rules"]]
+            if all(r.get("lastEvaluation", "").startswith("2") and
+                   r["lastEvaluation"] > time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(settled))
+                   for r in rules) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert rules and all(r["health"] == "ok" for r in rules), [
+            (r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"]
+        th = NET.villages[vid].thresholds
+        out = v.outstanding()
+        ratios = [sum(out.values()) / th.outstanding_grams] + [
+            out.get(mat.value, 0) / limit for mat, limit in th.material_grams.items()]
+        expr = f'village:packloop_waste_outstanding_threshold:ratio{{village="{vid}"}}'
+        deadline = time.monotonic() + 15
+        while not prom.query(expr) and time.monotonic() < deadline:
+            time.sleep(0.5)  # recorded at the next evaluation
+        assert prom.scalar(expr) == pytest.approx(max(ratios))
         # Faust's own sensor is on the same endpoint; no _created series anywhere
         assert prom.query('count({__name__=~"faust_.+"})')
         assert not prom.query('{__name__=~".+_created"}')
