@@ -255,3 +255,34 @@ def test_lag_is_never_negative_and_counts_what_is_known() -> None:
     # the embedded broker's end offset can be behind what was already fetched
     assert lag_records(90, 99) == 0
     assert lag_records(0, -1) == 0
+
+
+def test_worker_wiring_static_membership_and_label_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The settings reach the Faust app: group.instance.id for static membership, the
+    label mode for the collector, and /metrics serves Faust's and packloop's families."""
+    from prometheus_client import generate_latest as render
+
+    from services.settings import get_settings
+    from streams.app import WorkerOptions, create_worker
+    from streams.kafka import KafkaConnection
+    from streams.topics import Topics
+
+    monkeypatch.setenv("PACKLOOP_METRICS_VILLAGE_LABEL", "false")
+    monkeypatch.setenv("PACKLOOP_WORKER_GROUP_INSTANCE_ID", "worker-7")
+    settings = get_settings()
+    assert settings.metrics_village_label is False
+    assert settings.worker_group_instance_id == "worker-7"
+    w = create_worker(
+        KafkaConnection("127.0.0.1:1"), Topics("u-"), NET,
+        WorkerOptions(partitions=4, metrics_village_label=settings.metrics_village_label,
+                      group_instance_id=settings.worker_group_instance_id),
+    )
+    assert w.app.conf.consumer_group_instance_id == "worker-7"
+    w.runtime.assigned = {1}
+    text = render(w.metrics_registry).decode()
+    assert "faust_messages_received_total" in text
+    assert "packloop_village_info" not in text and 'village="' not in text
+    assert 'packloop_worker_partitions_assigned{topic="u-hub-events"} 1.0' in text
+    plain = create_worker(KafkaConnection("127.0.0.1:1"), Topics("u-"), NET,
+                          WorkerOptions(partitions=4))
+    assert plain.app.conf.consumer_group_instance_id is None
