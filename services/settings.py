@@ -27,12 +27,14 @@ class Settings(BaseSettings):
         "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
     )
     kafka_sasl_mechanism: str | None = Field(None, description="PLAIN, SCRAM-SHA-256/512.")
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="SASL password (never printed or logged)."
+    )
     kafka_ssl_cafile: str | None = Field(None, description="CA bundle to trust (PEM).")
     kafka_ssl_certfile: str | None = Field(None, description="Client certificate (mTLS).")
-    kafka_ssl_keyfile: str | None = None
-    kafka_ssl_check_hostname: bool = True
+    kafka_ssl_keyfile: str | None = Field(None, description="Key of the client certificate.")
+    kafka_ssl_check_hostname: bool = Field(True, description="Verify the broker's host name.")
     kafka_session_timeout_ms: int = Field(
         DEFAULT_SESSION_TIMEOUT_MS,
         description="Group session timeout; the embedded broker joins after half of it. "
@@ -43,7 +45,7 @@ class Settings(BaseSettings):
         description="Fetch max wait; the embedded broker waits half of it even with data. "
         "Apache Kafka: 500.",
     )
-    kafka_request_timeout_ms: int = 15_000
+    kafka_request_timeout_ms: int = Field(15_000, description="Kafka request timeout.")
     kafka_connect_timeout_ms: int = Field(
         10_000, description="How long to wait for a first broker before failing."
     )
@@ -178,6 +180,26 @@ class Settings(BaseSettings):
         return Topics(self.topic_prefix)
 
 
+def settings_table() -> str:
+    """The configuration table of the README, generated so it cannot drift."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if default is None or default == "":
+            shown = "–"
+        elif isinstance(default, bool):
+            shown = f"`{str(default).lower()}`"
+        else:
+            shown = f"`{default}`"
+        meaning = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `PACKLOOP_{name.upper()}` | {shown} | {meaning} |")
+    return "\n".join(rows)
+
+
 def get_settings(**overrides: object) -> Settings:
     """Read the environment once; command-line flags arrive here as overrides."""
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+if __name__ == "__main__":
+    print(settings_table())
