@@ -317,19 +317,26 @@ def solve(
                         for k, g in enumerate(groups)}
                 done_obj = 0.0
                 n = 0
-                while futs:
-                    finished, futs = cf.wait(futs, timeout=0.5,
-                                             return_when=cf.FIRST_COMPLETED)
-                    drain()
-                    for f in finished:
-                        n += 1
-                        _hubs, res = f.result()
-                        parts.append(res)
-                        if progress is not None and res["joint"].objective is not None:
-                            done_obj += res["joint"].objective
-                            progress(Progress(done_obj, math.nan, math.nan,
-                                              time.perf_counter() - t0,
-                                              f"hub {n}/{len(groups)} done"))
+                try:
+                    while futs:
+                        finished, futs = cf.wait(futs, timeout=0.5,
+                                                 return_when=cf.FIRST_COMPLETED)
+                        drain()
+                        for f in finished:
+                            n += 1
+                            _hubs, res = f.result()
+                            parts.append(res)
+                            if progress is not None and res["joint"].objective is not None:
+                                done_obj += res["joint"].objective
+                                progress(Progress(done_obj, math.nan, math.nan,
+                                                  time.perf_counter() - t0,
+                                                  f"hub {n}/{len(groups)} done"))
+                except BaseException:
+                    # Ctrl-C / SIGTERM: stop the hub solves now, not at their time limit.
+                    for proc in list(getattr(pool, "_processes", {}).values()):
+                        proc.terminate()
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
         finally:
             if manager is not None:
                 manager.shutdown()

@@ -258,6 +258,13 @@ def demo(ctx: click.Context, days: float | None, scale: float | None, seed: int,
         out_dir=Path(out_dir),
         keep_running=keep_running,
     )
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    # Ctrl-C and SIGTERM both unwind through the demo's `finally` clauses, even when the
+    # shell started us with SIGINT ignored (a background job).
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         run_demo(options, ctx.obj, console=console)
     except KeyboardInterrupt:
