@@ -249,6 +249,17 @@ class SafeProducer:
                 self._producer = None
 
 
+def close_quietly(consumer: Any) -> None:
+    """Close a consumer that may already be broken, without committing: what was not
+    committed is redelivered to the next owner, which is what the callers rely on."""
+    if consumer is None:
+        return
+    try:
+        consumer.close(autocommit=False)
+    except Exception:  # noqa: BLE001 - it is being thrown away
+        pass
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """Errors that mean 'Kafka is not taking writes' (503) rather than 'this record is bad'."""
     from kafka import errors as ke

@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
+from services.gateway.kafka_io import close_quietly
+
 if TYPE_CHECKING:
     from services.gateway.app import GatewayConfig
     from services.gateway.metrics import GatewayMetrics
@@ -197,18 +199,10 @@ class WebhookDispatcher:
                 break
             except Exception as exc:  # noqa: BLE001 - keep delivering after Kafka hiccups
                 log.warning("webhook dispatcher: %s: %s (retrying)", type(exc).__name__, exc)
-                if consumer is not None:
-                    try:
-                        consumer.close(autocommit=False)
-                    except Exception:  # noqa: BLE001
-                        pass
-                    consumer = None
+                close_quietly(consumer)
+                consumer = None
                 self._stop.wait(2.0)
-        if consumer is not None:
-            try:
-                consumer.close(autocommit=False)
-            except Exception:  # noqa: BLE001
-                pass
+        close_quietly(consumer)
 
     def start(self) -> WebhookDispatcher:
         if self._thread is None:

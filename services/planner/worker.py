@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from services.gateway.kafka_io import Record, SafeProducer
+from services.gateway.kafka_io import Record, SafeProducer, close_quietly
 from services.planner.runner import SolveProcess
 from services.planner.store import CANCELLED, DONE, FAILED, FINAL, RUNNING, JobStore
 from streams.kafka import KafkaConnection
@@ -308,18 +308,10 @@ class PlannerWorker:
                                      "the finished job", tp, rec.offset, exc)
             except Exception as exc:  # noqa: BLE001 - keep serving after Kafka hiccups
                 log.warning("planner worker: %s: %s (retrying)", type(exc).__name__, exc)
-                if consumer is not None:
-                    try:
-                        consumer.close(autocommit=False)
-                    except Exception:  # noqa: BLE001
-                        pass
-                    consumer = None
+                close_quietly(consumer)
+                consumer = None
                 self.stop_event.wait(2.0)
-        if consumer is not None:
-            try:
-                consumer.close(autocommit=False)
-            except Exception:  # noqa: BLE001
-                pass
+        close_quietly(consumer)
         self.producer.close()
 
     def start(self) -> threading.Thread:
