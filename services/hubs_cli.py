@@ -42,6 +42,8 @@ def token_group(kind: str, noun: str, owner_meta: str, check_owner: Any = None) 
         store = _store(ctx)
         try:
             info, token = store.add(kind, owner, label)  # type: ignore[arg-type]
+        except ValueError as exc:  # e.g. an owner name longer than the store allows
+            raise click.BadParameter(str(exc), param_hint="OWNER") from None
         finally:
             store.close()
         click.echo(f"token id {info.token_id} for {noun} {owner} created; it is shown only "
