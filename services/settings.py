@@ -198,7 +198,7 @@ def settings_table() -> str:
 
 def get_settings(**overrides: object) -> Settings:
     """Read the environment once; command-line flags arrive here as overrides."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

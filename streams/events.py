@@ -148,7 +148,7 @@ class ContainerRef(_Record):
 
 
 class EventBase(_Record):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     event_id: Identifier = Field(description="Idempotency key: a re-sent event keeps it.")
     occurred_at: UtcTimestamp
     hub_id: Identifier
