@@ -33,6 +33,12 @@ from optimizer.solver import Progress, ProgressFn, SolveResult, relative_gap, ru
 # (of the time left when the stage starts; a stage that reaches its gap early leaves the rest)
 STAGE_SHARE = {"uncoordinated": 0.1, "single_use": 0.25, "sequential": 0.1}
 UNCOORDINATED_GAP = 0.03
+# HiGHS options of the warm-started joint solve. Its start (the sequential plan) is usually
+# within the requested gap of the optimum already; what the solve has to do is prove it, i.e.
+# raise the bound. HiGHS's default heuristic effort (0.05) spent more than half of the joint
+# time in RINS/RENS sub-MIPs that did not improve that start (largest hubs: 3-4 % gap after
+# 12 s with it, 2.7 % without; 1 % reached after 17 s instead of > 20 s). See docs/optimizer.md.
+JOINT_WARM_OPTIONS: dict[str, Any] = {"mip_heuristic_effort": 0.0}
 
 
 @dataclass
@@ -135,7 +141,8 @@ def _stage(
         warm = True
     r: SolveResult = run_highs(b.model, time_limit_s=time_limit_s, mip_gap=mip_gap,
                                threads=threads, warm_start=warm, progress=progress,
-                               label=f"{mode}:{','.join(hubs) if len(hubs) < 4 else len(hubs)}")
+                               label=f"{mode}:{','.join(hubs) if len(hubs) < 4 else len(hubs)}",
+                               options=JOINT_WARM_OPTIONS if warm and mode == "joint" else None)
     stats = {
         "build_s": build_s, "compile_s": r.compile_s, "handover_s": r.handover_s,
         "highs_s": r.highs_s, "load_s": r.load_s, "columns": r.num_cols, "rows": r.num_rows,
@@ -208,7 +215,8 @@ def solve_hubs(
     if joint.plan is None and seq is not None and seq.plan is not None:
         joint = StageOutcome("time_limit", seq.objective, joint.bound, seq.plan, joint.stats)
     out["joint"] = joint
-    out["_time_s"] = StageOutcome("ok", time.perf_counter() - t0, None, None)
+    # wall time of this group's stages (objective) and the budget it was given (bound)
+    out["_time_s"] = StageOutcome("ok", time.perf_counter() - t0, time_limit_s, None)
     return out
 
 
@@ -247,6 +255,25 @@ def _combine(parts: list[dict[str, StageOutcome]], mode: str) -> StageOutcome:
         for k, v in o.stats.items():
             stats[k] += v
     return StageOutcome(status, obj, bound, merge_plans([o.plan for o in outs]), dict(stats), diag)
+
+
+def _hub_stats(part: dict[str, StageOutcome]) -> dict[str, Any]:
+    """Per hub group: each stage's objective, bound, gap and HiGHS time (where the county's
+    time and gap come from)."""
+    t = part.get("_time_s")
+    some = next((o.plan for o in part.values() if o.plan is not None), None)
+    out: dict[str, Any] = {"hubs": some["hubs"] if some else None,
+                           "time_s": t.objective if t else None,
+                           "budget_s": t.bound if t else None}
+    for m, o in part.items():
+        if m.startswith("_"):
+            continue
+        out[m] = {"status": o.status, "objective": o.objective, "bound": o.bound,
+                  "gap": None if o.objective is None or o.bound is None
+                  else relative_gap(o.objective, o.bound),
+                  "highs_s": o.stats.get("highs_s"), "build_s": o.stats.get("build_s"),
+                  "compile_s": o.stats.get("compile_s")}
+    return out
 
 
 def _county_fleet_ok(s: Scenario, plan: dict[str, Any]) -> bool:
@@ -372,7 +399,8 @@ def solve(
                 combined["joint"] = StageOutcome("feasible", seq.objective, joint.bound,
                                                  seq.plan, joint.stats)
     return _result(s, combined, t0, {"groups": len(groups), "workers": workers,
-                                     "linked_by_county_fleet": linked})
+                                     "linked_by_county_fleet": linked,
+                                     "hubs": [_hub_stats(p) for p in parts]})
 
 
 def _result(s: Scenario, combined: dict[str, StageOutcome], t0: float,

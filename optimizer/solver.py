@@ -135,7 +135,8 @@ def _quiet_stdout():
 
 
 def make_highs(time_limit_s: float | None, mip_gap: float | None, threads: int | None,
-               lp_solver: str | None = None) -> highspy.Highs:
+               lp_solver: str | None = None,
+               options: dict[str, Any] | None = None) -> highspy.Highs:
     with _quiet_stdout():
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
@@ -148,6 +149,8 @@ def make_highs(time_limit_s: float | None, mip_gap: float | None, threads: int |
     if lp_solver is not None:
         h.setOptionValue("mip_lp_solver", lp_solver)
     h.setOptionValue("random_seed", 0)
+    for k, v in (options or {}).items():
+        h.setOptionValue(k, v)
     return h
 
 
@@ -190,6 +193,7 @@ def run_highs(
     label: str = "",
     lp_solver: str | None = None,
     explain_infeasible: bool = True,
+    options: dict[str, Any] | None = None,
 ) -> SolveResult:
     """Solve `model` with HiGHS and load the values back into its variables.
 
@@ -199,7 +203,7 @@ def run_highs(
     """
     t0 = time.perf_counter()
     comp = compile_model(model)
-    h = make_highs(time_limit_s, mip_gap, threads, lp_solver)
+    h = make_highs(time_limit_s, mip_gap, threads, lp_solver, options)
     t1 = time.perf_counter()
     h.passModel(comp.lp)
     if warm_start:
