@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any
 
 import click
@@ -191,45 +190,26 @@ def _print_status(out: dict[str, Any], raw: dict[str, Any]) -> None:
 
 
 def read_dead_letters(settings: Settings, timeout_s: float = 3.0) -> list[dict[str, Any]]:
-    """Every record on the dead-letter topic, oldest first, with its offset."""
-    from kafka import KafkaConsumer, TopicPartition
+    """Every record on the dead-letter topic, oldest first, with its offset.
 
-    topic = settings.topics().dead_letter
-    consumer = KafkaConsumer(
-        enable_auto_commit=False,
-        consumer_timeout_ms=int(timeout_s * 1000),
-        **settings.kafka().kafka_python_kwargs(),
-    )
-    try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        if not tps:
-            return []
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
-        out: list[dict[str, Any]] = []
-        deadline = time.monotonic() + max(timeout_s, 1.0) * 10
-        done = {tp for tp in tps if end[tp] == 0}
-        while len(done) < len(tps) and time.monotonic() < deadline:
-            batch = consumer.poll(timeout_ms=500)
-            for tp, records in batch.items():
-                for rec in records:
-                    try:
-                        body = orjson.loads(rec.value)
-                    except orjson.JSONDecodeError:
-                        body = {"reason": "unreadable", "raw": rec.value.decode("utf-8", "replace")}
-                    body["_offset"] = rec.offset
-                    body["_partition"] = rec.partition
-                    out.append(body)
-                    if rec.offset + 1 >= end[tp]:
-                        done.add(tp)
-            for tp in tps:
-                if consumer.position(tp) >= end[tp]:
-                    done.add(tp)
-        return out
-    finally:
-        consumer.close()
+    Read until polls stay empty for ``timeout_s``, not until the end offsets: the embedded
+    broker reports those short by up to a batch.
+    """
+    from streams.consume import iter_topic
+
+    out: list[dict[str, Any]] = []
+    records = iter_topic(settings.kafka(), settings.topics().dead_letter,
+                         idle_timeout_s=timeout_s, max_wait_s=max(timeout_s, 1.0) * 10)
+    for rec in records:
+        try:
+            body = orjson.loads(rec.value)
+        except orjson.JSONDecodeError:
+            body = {"reason": "unreadable", "raw": rec.value.decode("utf-8", "replace")}
+        body["_offset"] = rec.offset
+        body["_partition"] = rec.partition
+        out.append(body)
+    out.sort(key=lambda b: (b["_partition"], b["_offset"]))
+    return out
 
 
 @click.group("dead-letter")
