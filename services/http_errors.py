@@ -25,6 +25,27 @@ class ApiError(Exception):
         self.extra = extra
 
 
+async def require_token(request: Request, tokens: Any, kind: str, create_hint: str,
+                        realm: str) -> Any:
+    """The caller's token record, or 401 naming how to get a token (never echoing one)."""
+    from fastapi.concurrency import run_in_threadpool
+
+    from services.tokens import bearer_token
+
+    token = bearer_token(request.headers.get("authorization"))
+    info = None
+    if token is not None:
+        info = await run_in_threadpool(tokens.authenticate, kind, token)
+    if info is None:
+        raise ApiError(
+            401, "unauthorized",
+            f"a valid {kind} token is required: Authorization: Bearer <token> "
+            f"(create one with `{create_hint}`)",
+            headers={"WWW-Authenticate": f'Bearer realm="{realm}"'},
+        )
+    return info
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Answer ApiError, HTTP errors and request validation errors in the common shape."""
 

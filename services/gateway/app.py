@@ -36,8 +36,8 @@ from services.gateway.kafka_io import (
 )
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.ratelimit import RateLimiter
-from services.http_errors import ApiError, install_error_handlers
-from services.tokens import TokenInfo, TokenStore, bearer_token
+from services.http_errors import ApiError, install_error_handlers, require_token
+from services.tokens import TokenInfo, TokenStore
 from streams.events import (
     MAX_EVENT_BYTES,
     EventError,
@@ -320,17 +320,8 @@ def create_app(config: GatewayConfig) -> FastAPI:
             metrics.request_duration.labels(template).observe(time.perf_counter() - started)
 
     async def hub_auth(request: Request) -> TokenInfo:
-        token = bearer_token(request.headers.get("authorization"))
-        info = None
-        if token is not None:
-            info = await run_in_threadpool(config.tokens.authenticate, "hub", token)
-        if info is None:
-            raise ApiError(
-                401, "unauthorized",
-                "a valid hub token is required: Authorization: Bearer <token> "
-                "(create one with `packloop hubs add-token HUB`)",
-                headers={"WWW-Authenticate": 'Bearer realm="packloop-gateway"'},
-            )
+        info = await require_token(request, config.tokens, "hub",
+                                   "packloop hubs add-token HUB", "packloop-gateway")
         request.state.hub = info.owner
         return info
 

@@ -25,9 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.gateway.app import ErrorBody, Health
 from services.gateway.kafka_io import KafkaProbe, KafkaUnavailable, Record, SafeProducer
-from services.http_errors import ApiError, install_error_handlers
+from services.http_errors import ApiError, install_error_handlers, require_token
 from services.planner.store import DONE, FAILED, FINAL, STATUSES, JobStore
-from services.tokens import TokenInfo, TokenStore, bearer_token
+from services.tokens import TokenInfo, TokenStore
 from streams.kafka import KafkaConnection
 from streams.network import Network
 from streams.topics import Topics
@@ -239,18 +239,8 @@ def create_app(config: PlannerConfig) -> FastAPI:
         return await call_next(request)
 
     async def planner_auth(request: Request) -> TokenInfo:
-        token = bearer_token(request.headers.get("authorization"))
-        info = None
-        if token is not None:
-            info = await run_in_threadpool(config.tokens.authenticate, "planner", token)
-        if info is None:
-            raise ApiError(
-                401, "unauthorized",
-                "a valid planner token is required: Authorization: Bearer <token> "
-                "(create one with `packloop planners add-token NAME`)",
-                headers={"WWW-Authenticate": 'Bearer realm="packloop-planner"'},
-            )
-        return info
+        return await require_token(request, config.tokens, "planner",
+                                   "packloop planners add-token NAME", "packloop-planner")
 
     def job_view(job: dict[str, Any]) -> dict[str, Any]:
         jid = job["job_id"]
