@@ -78,6 +78,9 @@ def describe_row(s: Scenario, name: str, amount: float) -> dict[str, Any]:
         "cap_out": "outbound capacity of a trip is exceeded",
         "passive": "cold goods of class {2} at {0} on day {1} ride outside a cold compartment "
         "without enough passive packaging",
+        "cap_cover": "trips that can reach {1} ({0} run) on days {4}..{5} lack room for the "
+        "{2} litres of {3} that must move then",
+        "visit": "no trip able to carry {2} {3} reaches {0} on day {1}",
         "cap_back": "return-leg capacity of a trip is exceeded (empties, recyclables, farm goods)",
         "collect_all": "outstanding recyclables at {0} cannot all be collected",
         "pool_issue": "container pool {1} at hub {0} runs out on day {2}",

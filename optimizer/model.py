@@ -24,6 +24,7 @@ from typing import Literal
 
 import pyomo.environ as pyo
 
+from optimizer.cuts import add_capacity_covers
 from optimizer.routes import DistanceOracle, Route
 from optimizer.scenario import Scenario, VehicleType
 
@@ -107,8 +108,12 @@ def build_model(
     mode: Mode = "joint",
     hubs: list[str] | None = None,
     fixed_trips: dict[TripType, int] | None = None,
+    capacity_covers: bool = True,
 ) -> BuiltModel:
-    """Build the MILP for `hubs` (default all). See docs/optimizer.md for the formulation."""
+    """Build the MILP for `hubs` (default all). See docs/optimizer.md for the formulation.
+
+    `capacity_covers` adds the rounded capacity covers of optimizer.cuts: valid rows that
+    only tighten the relaxation (off only to check that they change no optimum)."""
     t0 = time.perf_counter()
     s = scenario
     D = s.horizon_days
@@ -685,7 +690,7 @@ def build_model(
             obj += unit * m.buy[h, ct, d] + clean * back_hub(m, h, ct, d)
     m.cost = pyo.Objective(expr=obj, sense=pyo.minimize)
 
-    return BuiltModel(
+    built = BuiltModel(
         model=m,
         mode=mode,
         trips=trips,
@@ -699,6 +704,9 @@ def build_model(
         ctypes=ctypes,
         pool_start=pool_start,
         has_trunk=has_trunk,
-        build_s=time.perf_counter() - t0,
         unservable=unservable,
     )
+    if capacity_covers:
+        add_capacity_covers(built, s)
+    built.build_s = time.perf_counter() - t0
+    return built

@@ -57,6 +57,9 @@ class StageOutcome:
     plan: dict[str, Any] | None
     stats: dict[str, float] = field(default_factory=dict)
     diagnosis: list[dict[str, Any]] = field(default_factory=list)
+    # the joint solution by (variable name, index), kept when a hub group stopped above the
+    # requested gap so that a second pass can start from it (see `refine_joint`)
+    start: dict[tuple[str, Any], float] | None = None
 
 
 @dataclass
@@ -163,6 +166,62 @@ def _stage(
     return StageOutcome(r.status, r.objective, r.bound, plan, stats), b
 
 
+def _values_of(b: BuiltModel) -> dict[tuple[str, Any], float]:
+    return {(comp.name, idx): v.value
+            for comp in b.model.component_objects(pyo.Var, active=True)
+            for idx, v in comp.items() if v.value}
+
+
+def _above_gap(o: StageOutcome, mip_gap: float | None) -> bool:
+    return (o.objective is not None and o.bound is not None
+            and relative_gap(o.objective, o.bound) > max(mip_gap or 0.0, 1e-9) + 1e-12)
+
+
+def refine_joint(
+    s: Scenario, hubs: list[str], prev: StageOutcome, time_limit_s: float,
+    mip_gap: float | None, threads: int | None, progress: ProgressFn | None = None,
+) -> StageOutcome:
+    """Second pass for a hub group whose joint solve hit its time budget above the gap:
+    solve the joint model again from its incumbent with the time the quicker groups left.
+    HiGHS's search tree is lost between the passes, but its root (cuts included) takes a
+    few seconds and the bound then rises past where the first pass stopped. The better
+    objective and the higher bound of the two passes are kept: both are valid."""
+    routes = candidate_routes(s, _active_villages(s), _max_stops(s))
+    routes = {h: r for h, r in routes.items() if h in hubs}
+    b = build_model(s, routes, mode="joint", hubs=hubs)
+    for (name, idx), x in (prev.start or {}).items():
+        comp = b.model.find_component(name)
+        if comp is not None and idx in comp:
+            comp[idx].set_value(x, skip_validation=True)
+    r = run_highs(b.model, time_limit_s=time_limit_s, mip_gap=mip_gap, threads=threads,
+                  warm_start=bool(prev.start), progress=progress,
+                  label=f"joint-refine:{','.join(hubs) if len(hubs) < 4 else len(hubs)}",
+                  options=JOINT_WARM_OPTIONS)
+    stats = dict(prev.stats)
+    stats["refine_highs_s"] = r.highs_s
+    bound = prev.bound
+    if r.bound is not None and (bound is None or r.bound > bound):
+        bound = r.bound
+    better = r.objective is not None and prev.objective is not None and (
+        r.objective < prev.objective - 1e-9 * max(1.0, abs(prev.objective)))
+    objective = r.objective if better else prev.objective
+    out = StageOutcome("feasible", objective, bound, extract_plan(b, s) if better else prev.plan,
+                       stats, prev.diagnosis)
+    if _above_gap(out, mip_gap):
+        out.status = "time_limit"
+    return out
+
+
+def _refine_worker(args):
+    s, hubs, prev, deadline, gap, threads, queue = args
+    tl = max(1.0, deadline - time.time())
+    report = None
+    if queue is not None:
+        def report(p: Progress) -> None:
+            queue.put((p.incumbent, p.bound, p.gap, p.elapsed_s, p.label))
+    return hubs, refine_joint(s, hubs, prev, tl, gap, threads, report)
+
+
 def _fixed_trips_of(b: BuiltModel) -> dict[TripType, int]:
     return {t: int(round(pyo.value(b.model.trips[k]))) for k, t in enumerate(b.trips)}
 
@@ -211,8 +270,10 @@ def solve_hubs(
             warm = b2
     if skip_joint:
         return out
-    joint, _ = _stage(s, routes, hubs, "joint", budget(None), mip_gap, threads, progress,
-                      warm_from=warm)
+    joint, bj = _stage(s, routes, hubs, "joint", budget(None), mip_gap, threads, progress,
+                       warm_from=warm)
+    if _above_gap(joint, mip_gap) and joint.plan is not None:
+        joint.start = _values_of(bj)
     seq = out.get("sequential")
     if (seq is not None and seq.plan is not None and joint.objective is not None
             and joint.objective > seq.objective + 1e-6 * max(1.0, abs(seq.objective))):
@@ -240,6 +301,56 @@ def _worker(args):
         def report(p: Progress) -> None:
             queue.put((p.incumbent, p.bound, p.gap, p.elapsed_s, p.label))
     return hubs, solve_hubs(s, hubs, tl, gap, threads, report, baselines)
+
+
+# A second pass runs only if at least this much time is left before the deadline: below
+# it, HiGHS would spend the pass re-solving the root and stop where the first pass did.
+MIN_SECOND_PASS_S = 6.0
+# kept free before the deadline for building the model, HiGHS's overshoot and the KPIs
+SECOND_PASS_MARGIN_S = 2.0
+
+
+def _second_pass(s: Scenario, parts: list[dict[str, StageOutcome]], pool, deadline,
+                 mip_gap, workers: int, queue, drain) -> None:
+    """Give the time the quick hub groups left over to the groups that stopped above the
+    gap at their budget, most absolute gap first, until the deadline.
+
+    Budgets are set when a group starts, before anyone knows which groups are hard; on the
+    county week most groups reach the gap in a fraction of their budget and the last
+    seconds were left idle while one or two hubs held the county gap above the target."""
+    if deadline is None:
+        return
+    todo = sorted((p for p in parts if _above_gap(p["joint"], mip_gap)
+                   and p["joint"].start is not None),
+                  key=lambda p: -(p["joint"].objective - p["joint"].bound))
+    if not todo or deadline - SECOND_PASS_MARGIN_S - time.time() < MIN_SECOND_PASS_S:
+        return
+    waiting = list(todo)
+    futs: dict = {}
+
+    def submit() -> None:
+        # each gets its share of the time left among the groups still to refine
+        while waiting and len(futs) < workers:
+            left = deadline - SECOND_PASS_MARGIN_S - time.time()
+            share = left * min(1.0, workers / (len(waiting) + len(futs)))
+            if share < MIN_SECOND_PASS_S:
+                waiting.clear()
+                return
+            p = waiting.pop(0)
+            args = (s, p["joint"].plan["hubs"], p["joint"], time.time() + share, mip_gap, 1,
+                    queue)
+            futs[pool.submit(_refine_worker, args)] = p
+
+    submit()
+    while futs:
+        finished, _ = cf.wait(set(futs), timeout=0.5, return_when=cf.FIRST_COMPLETED)
+        drain()
+        for f in finished:
+            p = futs.pop(f)
+            _hubs, refined = f.result()
+            p["_second_pass"] = StageOutcome("ok", p["joint"].objective, p["joint"].bound, None)
+            p["joint"] = refined
+        submit()
 
 
 def _combine(parts: list[dict[str, StageOutcome]], mode: str) -> StageOutcome:
@@ -271,6 +382,9 @@ def _hub_stats(part: dict[str, StageOutcome]) -> dict[str, Any]:
     out: dict[str, Any] = {"hubs": some["hubs"] if some else None,
                            "time_s": t.objective if t else None,
                            "budget_s": t.bound if t else None}
+    second = part.get("_second_pass")
+    if second is not None:
+        out["second_pass"] = {"objective_before": second.objective, "bound_before": second.bound}
     for m, o in part.items():
         if m.startswith("_"):
             continue
@@ -364,6 +478,7 @@ def solve(
                                 progress(Progress(done_obj, math.nan, math.nan,
                                                   time.perf_counter() - t0,
                                                   f"hub {n}/{len(groups)} done"))
+                    _second_pass(s, parts, pool, deadline, mip_gap, workers, queue, drain)
                 except BaseException:
                     # Ctrl-C / SIGTERM: stop the hub solves now, not at their time limit.
                     for proc in list(getattr(pool, "_processes", {}).values()):

@@ -3,14 +3,18 @@ and infeasibility diagnosis."""
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import copy
+import multiprocessing as mp
 import random
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 import optimizer
+from optimizer import planner
 from tests.optimizer.plan_checks import check_all, recompute_cost
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -179,3 +183,38 @@ def test_progress_reaches_the_caller_from_worker_processes():
     assert any(lab.startswith("joint:H0") for lab in labels)
     assert sum(lab.startswith("hub ") for lab in labels) == 2
     assert all(p.elapsed_s >= 0 for p in seen)
+
+
+def test_refine_joint_keeps_the_better_plan_and_the_higher_bound():
+    """The second pass starts from a group's stopped joint solve: a worse plan with a weak
+    bound (here the uncoordinated plan, with half the joint optimum as its bound) comes back
+    as the joint optimum with its proven bound."""
+    s = optimizer.load_scenario(_raw())
+    out = planner.solve_hubs(s, ["H01"], None, 0.0, 1, None, True)
+    unc, joint = out["uncoordinated"], out["joint"]
+    assert joint.status == "optimal" and unc.objective > joint.objective
+    prev = planner.StageOutcome("time_limit", unc.objective, joint.objective / 2, unc.plan)
+    refined = planner.refine_joint(s, ["H01"], prev, 30, 0.0, 1)
+    assert refined.objective == pytest.approx(joint.objective, rel=1e-7)
+    assert refined.bound == pytest.approx(joint.objective, rel=1e-7)
+    assert refined.status == "feasible"
+    assert recompute_cost(refined.plan, s) == pytest.approx(refined.objective, rel=1e-6)
+    # a pass that finds nothing better keeps the plan it was given, and the better bound
+    same = planner.refine_joint(s, ["H01"], joint, 30, 0.0, 1)
+    assert same.plan is joint.plan and same.objective == joint.objective
+
+
+def test_second_pass_gives_left_over_time_to_the_group_above_the_gap():
+    s = optimizer.load_scenario(_two_hubs(10, 3))
+    parts = [planner.solve_hubs(s, [h], None, 0.0, 1, None, False) for h in ("H01", "H02")]
+    stuck = parts[0]["joint"]
+    optimum = stuck.objective
+    parts[0]["joint"] = planner.StageOutcome("time_limit", optimum, optimum / 2, stuck.plan,
+                                             start={})
+    ctx = mp.get_context("forkserver")
+    with cf.ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
+        planner._second_pass(s, parts, pool, time.time() + 40, 0.0, 2, None, lambda: None)
+    assert "_second_pass" in parts[0] and "_second_pass" not in parts[1]
+    assert parts[0]["joint"].bound == pytest.approx(optimum, rel=1e-7)
+    assert parts[0]["joint"].objective == pytest.approx(optimum, rel=1e-7)
+    assert parts[0]["_second_pass"].bound == pytest.approx(optimum / 2)
