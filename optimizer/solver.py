@@ -145,6 +145,11 @@ def make_highs(time_limit_s: float | None, mip_gap: float | None, threads: int |
     if mip_gap is not None:
         h.setOptionValue("mip_rel_gap", float(mip_gap))
     if threads is not None:
+        # HiGHS sizes one process-wide thread pool on its first solve and then refuses
+        # (model status "error") any instance asking for another size: a process that
+        # solved with 2 threads could not solve with 1. Start each solve with a fresh pool
+        # (cheap; solves in one process do not run concurrently here).
+        highspy.Highs.resetGlobalScheduler(True)
         h.setOptionValue("threads", int(threads))
     if lp_solver is not None:
         h.setOptionValue("mip_lp_solver", lp_solver)

@@ -218,3 +218,12 @@ def test_second_pass_gives_left_over_time_to_the_group_above_the_gap():
     assert parts[0]["joint"].bound == pytest.approx(optimum, rel=1e-7)
     assert parts[0]["joint"].objective == pytest.approx(optimum, rel=1e-7)
     assert parts[0]["_second_pass"].bound == pytest.approx(optimum / 2)
+
+
+def test_one_process_solves_with_different_thread_counts():
+    """HiGHS keeps one thread pool per process; a solve asking for another size than the
+    first one used to end in status "error"."""
+    s = optimizer.load_scenario(_raw())
+    statuses = [planner.solve_hubs(s, ["H01"], None, 0.0, n, None, False)["joint"].status
+                for n in (2, 1, 2)]
+    assert statuses == ["optimal"] * 3
