@@ -11,6 +11,7 @@ in one model with the county fleet rows linking the hubs.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import math
 import multiprocessing as mp
 import os
@@ -39,12 +40,19 @@ UNCOORDINATED_GAP = 0.03
 # time in RINS/RENS sub-MIPs that did not improve that start (largest hubs: 3-4 % gap after
 # 12 s with it, 2.7 % without; 1 % reached after 17 s instead of > 20 s). See docs/optimizer.md.
 JOINT_WARM_OPTIONS: dict[str, Any] = {"mip_heuristic_effort": 0.0}
+# ... unless the single-use stage stopped above max(3 x the requested gap, 3 %)
+POOR_START_FACTOR = 3.0
+POOR_START_MIN = 0.03
 # A hub group's budget is OVERCOMMIT times its proportional share of the time left (always
 # capped by the deadline). Groups go out largest first and many stop at the requested gap
 # before their budget, so a strictly proportional split left the large groups at their time
 # limit above the gap while the last ones finished early and left both workers idle for the
 # last ~20 s of the county week.
 OVERCOMMIT = 1.25
+# Wall time a small hub group needs at the least (four stages at their 1 s floors, building
+# included; measured 2-3.5 s): kept back for the groups not yet started, so that the last
+# groups are not pushed past the deadline (at 200 % of the county they were, by 5 s).
+MIN_GROUP_S = 2.5
 
 
 @dataclass
@@ -124,9 +132,59 @@ def _copy_values(src: pyo.ConcreteModel, dst: pyo.ConcreteModel) -> None:
                 other[idx].set_value(v.value, skip_validation=True)
 
 
+_TRIP_INDEXED = {"trips": 0, "trunk_collect": 0, "load_down": 1, "load_up": 1, "pick": 1,
+                 "collect": 1, "trunk_down": 1, "trunk_up": 1}  # 0: the index is t; 1: t first
+
+
+def _uncoordinated_as_start(src: BuiltModel, dst: BuiltModel) -> bool:
+    """Set the single-use model's variables to the uncoordinated plan, which is feasible for
+    it: each single-purpose trip becomes a trip of the same route, vehicle and day that may
+    carry everything (counts added up, capped at the trip type's bound, which still has room
+    for all its villages may need), presale groups on their first day. Returns False if a trip
+    has no counterpart (then the stage starts cold).
+
+    With it the single-use stage never ends worse than the uncoordinated baseline, so
+    sequential <= uncoordinated holds by construction, and a single-use stage cut short by the
+    deadline still has a plan to hand on."""
+    index = {t: k for k, t in enumerate(dst.trips)}
+    mapped = []
+    for t in src.trips:
+        k = index.get(dataclasses.replace(t, purpose=ALL))
+        if k is None:
+            return False
+        mapped.append(k)
+    vals: dict[tuple[str, Any], float] = defaultdict(float)
+    for comp in src.model.component_objects(pyo.Var, active=True):
+        where = _TRIP_INDEXED.get(comp.name)
+        for idx, v in comp.items():
+            if not v.value:
+                continue
+            if where == 0:
+                idx = mapped[idx]
+            elif where == 1:
+                idx = (mapped[idx[0]], *idx[1:])
+            vals[(comp.name, idx)] += v.value
+    for gi, days in dst.flex_groups.items():
+        vals[("serve", (gi, days[0]))] = 1.0
+    m = dst.model
+    for comp in m.component_objects(pyo.Var, active=True):
+        for v in comp.values():
+            v.set_value(0.0, skip_validation=True)
+    for (name, idx), x in vals.items():
+        comp = m.find_component(name)
+        if comp is None or idx not in comp:
+            return False
+        var = comp[idx]
+        if name == "trips" and var.ub is not None:
+            x = min(x, var.ub)
+        var.set_value(x, skip_validation=True)
+    return True
+
+
 def _stage(
     s: Scenario, routes, hubs: list[str], mode: str, time_limit_s, mip_gap, threads, progress,
     fixed_trips=None, warm_from: BuiltModel | None = None,
+    options: dict[str, Any] | None = None,
 ) -> tuple[StageOutcome, BuiltModel]:
     reused = warm_from is not None and mode == "joint" and warm_from.mode == "joint"
     if reused:
@@ -144,14 +202,16 @@ def _stage(
         return StageOutcome("infeasible", None, None, None,
                             diagnosis=describe_unservable(s, b.unservable)), b
     warm = False
-    if warm_from is not None:
+    if warm_from is not None and warm_from.mode == "uncoordinated":
+        warm = _uncoordinated_as_start(warm_from, b)
+    elif warm_from is not None:
         if not reused:
             _copy_values(warm_from.model, b.model)
         warm = True
     r: SolveResult = run_highs(b.model, time_limit_s=time_limit_s, mip_gap=mip_gap,
                                threads=threads, warm_start=warm, progress=progress,
                                label=f"{mode}:{','.join(hubs) if len(hubs) < 4 else len(hubs)}",
-                               options=JOINT_WARM_OPTIONS if warm and mode == "joint" else None)
+                               options=options)
     stats = {
         "build_s": build_s, "compile_s": r.compile_s, "handover_s": r.handover_s,
         "highs_s": r.highs_s, "load_s": r.load_s, "columns": r.num_cols, "rows": r.num_rows,
@@ -245,18 +305,21 @@ def solve_hubs(
             return max(1.0, left)
         return max(1.0, left * share)
 
+    b0: BuiltModel | None = None
     if baselines:
         # The uncoordinated baseline is solved to a looser gap (at least 3 %, reported with
         # it): it is tens of per cent worse than the joint plan, and its solve time is better
         # spent proving the joint plan's bound.
-        out["uncoordinated"], _ = _stage(
+        out["uncoordinated"], b0 = _stage(
             s, routes, hubs, "uncoordinated",
             budget(None if only_uncoordinated else STAGE_SHARE["uncoordinated"]),
             max(mip_gap or 0.0, UNCOORDINATED_GAP), threads, None)
         if only_uncoordinated:
             return out
+    unc = out.get("uncoordinated")
     seq1, b1 = _stage(s, routes, hubs, "single_use", budget(STAGE_SHARE["single_use"]), mip_gap,
-                      threads, None)
+                      threads, None,
+                      warm_from=b0 if unc is not None and unc.plan is not None else None)
     out["single_use"] = seq1
     warm = None
     if seq1.plan is not None:
@@ -270,8 +333,15 @@ def solve_hubs(
             warm = b2
     if skip_joint:
         return out
+    # Without primal heuristics only when the start is good: a single-use stage cut short
+    # far above the gap (hub groups squeezed by the deadline) leaves a start that the
+    # heuristics do improve.
+    good_start = seq1.objective is not None and seq1.bound is not None and (
+        relative_gap(seq1.objective, seq1.bound) <= max(POOR_START_FACTOR * (mip_gap or 0.0),
+                                                        POOR_START_MIN))
     joint, bj = _stage(s, routes, hubs, "joint", budget(None), mip_gap, threads, progress,
-                       warm_from=warm)
+                       warm_from=warm,
+                       options=JOINT_WARM_OPTIONS if warm is not None and good_start else None)
     if _above_gap(joint, mip_gap) and joint.plan is not None:
         joint.start = _values_of(bj)
     seq = out.get("sequential")
@@ -292,10 +362,10 @@ def _worker(args):
     the time left before the global deadline, in proportion to its size among the groups not
     yet started (groups go out largest first), so time a quick hub leaves over goes to the
     hubs after it."""
-    s, hubs, deadline, share, gap, threads, baselines, queue = args
+    s, hubs, deadline, share, gap, threads, baselines, queue, reserve = args
     tl = None
     if deadline is not None:
-        tl = max(1.0, (deadline - time.time()) * min(1.0, OVERCOMMIT * share))
+        tl = max(1.0, (deadline - time.time() - reserve) * min(1.0, OVERCOMMIT * share))
     report = None
     if queue is not None:
         def report(p: Progress) -> None:
@@ -459,8 +529,10 @@ def solve(
 
         try:
             with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                # the groups still to start after this one keep MIN_GROUP_S each per worker
                 futs = {pool.submit(_worker, (s, g, deadline, workers * weights[k] / suffix[k],
-                                              mip_gap, 1, baselines, queue))
+                                              mip_gap, 1, baselines, queue,
+                                              MIN_GROUP_S * (len(groups) - k - 1) / workers))
                         for k, g in enumerate(groups)}
                 done_obj = 0.0
                 n = 0

@@ -10,6 +10,7 @@ import random
 import time
 from pathlib import Path
 
+import pyomo.environ as pyo
 import pytest
 import yaml
 
@@ -227,3 +228,27 @@ def test_one_process_solves_with_different_thread_counts():
     statuses = [planner.solve_hubs(s, ["H01"], None, 0.0, n, None, False)["joint"].status
                 for n in (2, 1, 2)]
     assert statuses == ["optimal"] * 3
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_uncoordinated_plan_is_a_feasible_start_for_the_single_use_stage(seed):
+    """The single-use stage starts from the uncoordinated plan: mapped onto the single-use
+    model it must satisfy every row, and cost what the uncoordinated plan costs."""
+    from optimizer.model import build_model
+    from optimizer.routes import candidate_routes
+
+    s = optimizer.load_scenario(_random_variant(seed))
+    routes = candidate_routes(s, planner._active_villages(s), planner._max_stops(s))
+    unc, b0 = planner._stage(s, routes, ["H01"], "uncoordinated", 30, 0.0, 1, None)
+    dst = build_model(s, routes, mode="single_use")
+    assert planner._uncoordinated_as_start(b0, dst)
+    for c in dst.model.component_data_objects(pyo.Constraint, active=True):
+        body = pyo.value(c.body)
+        assert c.lower is None or body >= pyo.value(c.lower) - 1e-6, c.name
+        assert c.upper is None or body <= pyo.value(c.upper) + 1e-6, c.name
+    for v in dst.model.component_data_objects(pyo.Var):
+        assert v.lb is None or v.value >= v.lb - 1e-9, v.name
+        assert v.ub is None or v.value <= v.ub + 1e-9, v.name
+    assert pyo.value(dst.model.cost) <= unc.objective + 1e-6
+    out = planner.solve_hubs(s, ["H01"], 30, 0.0, 1, None, True)
+    assert out["single_use"].objective <= out["uncoordinated"].objective + 1e-6
