@@ -29,7 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from optimizer.model import compatible_compartments, vehicle_co2e_per_km  # noqa: E402
+from optimizer.cuts import capacity_cover_rows  # noqa: E402
+from optimizer.model import (  # noqa: E402
+    ALL,
+    TripType,
+    compatible_compartments,
+    vehicle_co2e_per_km,
+)
 from optimizer.routes import DistanceOracle  # noqa: E402
 from optimizer.scenario import Scenario  # noqa: E402
 
@@ -428,6 +434,11 @@ def build_arrays(s: Scenario, routes) -> Arrays:  # noqa: C901 - mirrors model.p
                     keep = 1 - 1 / ru[ct].cycle_life
                     terms += [(c, keep) for i in vill[h] for c in pick_icd.get((i, ct, d), ())]
                 A.row(terms, -INF, cap)
+    # capacity covers (optimizer/cuts.py): the same rows, computed by the same pure-Python
+    # function from the trip types (no Pyomo involved)
+    types = [TripType(h, r, vt.vehicle_type, d, ALL) for (h, r, vt, d) in trips]
+    for coef, rhs in capacity_cover_rows(s, types, "joint", hub_ids, bool(county)).values():
+        A.row([(y[t], float(c)) for t, c in coef.items()], float(rhs), INF)
     # single-use packaging cost
     disposal = s.prices.disposal_cny_per_kg
     for (_i, _d, _c, o), col in pack.items():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import pyomo.environ as pyo
@@ -25,7 +26,7 @@ import pyomo.environ as pyo
 from optimizer.scenario import Scenario
 
 if TYPE_CHECKING:
-    from optimizer.model import BuiltModel
+    from optimizer.model import BuiltModel, TripType
 
 # what must fit: ("down", class | ALL), ("up", class), ("back", ALL)
 Kind = tuple[str, str]
@@ -33,7 +34,7 @@ Unit = tuple[str, str]  # ("milk", component root village) or ("trunk", hub)
 EPS = 1e-6
 
 
-def _components(b: BuiltModel) -> dict[str, str]:
+def _components(trips: Sequence[TripType]) -> dict[str, str]:
     """Villages linked by a common candidate route, as village -> representative.
 
     No route leaves its component, so only trips of a component can serve its villages: with
@@ -46,7 +47,7 @@ def _components(b: BuiltModel) -> dict[str, str]:
             x = parent[x]
         return x
 
-    for t in b.trips:
+    for t in trips:
         if t.route is None:
             continue
         first = find(t.route.stops[0])
@@ -60,8 +61,11 @@ def _components(b: BuiltModel) -> dict[str, str]:
 CoverKey = tuple[str, str, str, str, int, int, float]
 
 
-def capacity_cover_rows(b: BuiltModel, s: Scenario) -> dict[CoverKey, tuple[dict[int, int], int]]:
-    """The covers as key -> (coefficient per trip index, right-hand side). The key says
+def capacity_cover_rows(
+    s: Scenario, trips: Sequence[TripType], mode: str, hubs: Sequence[str], has_trunk: bool,
+) -> dict[CoverKey, tuple[dict[int, int], int]]:
+    """The covers over the trip types `trips` of a model built in `mode` for `hubs`, as
+    key -> (coefficient per index into `trips`, right-hand side). The key says
     what the row is, for infeasibility diagnoses: (unit, village or hub, direction, class,
     first day, last day, δ). A cover over several days is kept only if it says more than the
     single days it spans."""
@@ -70,17 +74,17 @@ def capacity_cover_rows(b: BuiltModel, s: Scenario) -> dict[CoverKey, tuple[dict
     cls = s.class_by_id()
     vts = {v.vehicle_type: v for v in s.vehicle_types}
     hub_of = {v.village_id: v.hub_id for v in s.villages}
-    hubs = set(b.hubs)
-    comp = _components(b)
+    hub_set = set(hubs)
+    comp = _components(trips)
     last = s.horizon_days - 1
 
     vol: dict[tuple[Unit, tuple[int, int], Kind], float] = defaultdict(float)
     for gi, g in enumerate(s.demand):
-        if hub_of.get(g.village_id) not in hubs:
+        if hub_of.get(g.village_id) not in hub_set:
             continue
-        days = service_days(s, gi, b.mode)
+        days = service_days(s, gi, mode)  # type: ignore[arg-type]
         span = (days[0], days[-1])
-        units: list[Unit] = [("trunk", hub_of[g.village_id])] if b.has_trunk else []
+        units: list[Unit] = [("trunk", hub_of[g.village_id])] if has_trunk else []
         if g.village_id in comp:
             units.append(("milk", comp[g.village_id]))
         if g.direction == "down":
@@ -95,13 +99,13 @@ def capacity_cover_rows(b: BuiltModel, s: Scenario) -> dict[CoverKey, tuple[dict
     for w in s.outstanding_waste:
         # collected on any day of the horizon, on milk runs (the trunk's volume per gram is
         # the hub's bulkiest waste, so it is left out there rather than approximated)
-        if w.grams > 0 and hub_of.get(w.village_id) in hubs and w.village_id in comp:
+        if w.grams > 0 and hub_of.get(w.village_id) in hub_set and w.village_id in comp:
             vol[(("milk", comp[w.village_id]), (0, last), ("back", ALL))] += (
                 w.grams * w.litres_per_kg / 1000.0)
 
     def room(t: int, kind: Kind) -> float:
         """Litres of `kind` one trip of type t can carry."""
-        tt = b.trips[t]
+        tt = trips[t]
         vt = vts[tt.vehicle_type]
         direction, c = kind
         if direction == "back":
@@ -115,7 +119,7 @@ def capacity_cover_rows(b: BuiltModel, s: Scenario) -> dict[CoverKey, tuple[dict
         return sum(vt.compartments_litres[k] for k in comps)
 
     trips_of: dict[tuple[Unit, int], list[int]] = defaultdict(list)
-    for t, tt in enumerate(b.trips):
+    for t, tt in enumerate(trips):
         u: Unit = ("trunk", tt.hub_id) if tt.route is None else ("milk", comp[tt.route.stops[0]])
         trips_of[(u, tt.day)].append(t)
 
@@ -146,7 +150,7 @@ def capacity_cover_rows(b: BuiltModel, s: Scenario) -> dict[CoverKey, tuple[dict
 
 def add_capacity_covers(b: BuiltModel, s: Scenario) -> int:
     """Add the covers to `b.model` as `cap_cover`; returns how many."""
-    rows = capacity_cover_rows(b, s)
+    rows = capacity_cover_rows(s, b.trips, b.mode, b.hubs, b.has_trunk)
     m = b.model
     m.cap_cover = pyo.Constraint(
         list(rows),

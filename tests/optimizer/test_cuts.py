@@ -74,7 +74,8 @@ def test_cover_spans_a_presale_window():
     raw["horizon_days"] = 2
     raw["demand"][0]["flex_days"] = 1
     s = load_scenario(raw)
-    rows = capacity_cover_rows(_build(s, False), s)
+    b = _build(s, False)
+    rows = capacity_cover_rows(s, b.trips, b.mode, b.hubs, b.has_trunk)
     spans = {(k[4], k[5]): rhs for k, (_coef, rhs) in rows.items() if k[2] == "down"}
     assert spans == {(0, 1): 2}
     assert _relaxation(_build(s, True)) == pytest.approx(100)
