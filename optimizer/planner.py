@@ -395,6 +395,9 @@ def _second_pass(s: Scenario, parts: list[dict[str, StageOutcome]], pool, deadli
                   key=lambda p: -(p["joint"].objective - p["joint"].bound))
     if not todo or deadline - SECOND_PASS_MARGIN_S - time.time() < MIN_SECOND_PASS_S:
         return
+    joint = _combine(parts, "joint")
+    if joint.plan is None or not _county_fleet_ok(s, joint.plan):
+        return  # the linked whole-county solve replaces these plans and needs the time
     waiting = list(todo)
     futs: dict = {}
 
