@@ -10,12 +10,8 @@ data, with the village label on and off. Nothing here needs Kafka or packloop's 
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import threading
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -24,7 +20,8 @@ import pytest
 import yaml
 
 from streams import metric_names as mn
-from tests.infra.tools import DASHBOARDS, REPO, RULE_FILES, substitute, tool
+from tests.infra.tools import DASHBOARDS, REPO, RULE_FILES, substitute
+from tests.prometheus_server import Prometheus, prometheus_server
 
 pytestmark = pytest.mark.integration
 
@@ -154,85 +151,28 @@ class _Exporter:
         self.server.server_close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        return json.loads(resp.read())
-
-
-class LivePrometheus:
-    def __init__(self, base: str) -> None:
-        self.base = base
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        data = _get(f"{self.base}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
-        assert data["status"] == "success", (expr, data)
-        result = data["data"]["result"]
-        return result if isinstance(result, list) else [result]
-
-    def rules(self) -> list[dict[str, Any]]:
-        groups = _get(f"{self.base}/api/v1/rules")["data"]["groups"]
-        return [r for g in groups for r in g["rules"]]
-
-
 @pytest.fixture(scope="module", params=[True, False], ids=["village-label", "township"])
 def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-         ) -> Iterator[tuple[LivePrometheus, bool]]:
+         ) -> Iterator[tuple[Prometheus, bool]]:
     village_label: bool = request.param
     exporters = {
         "packloop-worker": [_Exporter("worker", village_label, w) for w in (0, 1)],
         "packloop-gateway": [_Exporter("gateway", village_label, 0)],
         "packloop-planner": [_Exporter("planner", village_label, 0)],
     }
-    tmp = tmp_path_factory.mktemp("prometheus")
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(p) for p in sorted(RULE_FILES, key=lambda p: "alert" in p.name)],
-        "scrape_configs": [
-            {"job_name": job, "static_configs": [{"targets": [e.address for e in exps]}]}
-            for job, exps in exporters.items()
-        ],
-    }
-    (tmp / "prometheus.yml").write_text(yaml.safe_dump(config), "utf-8")
-    port = _free_port()
-    log = (tmp / "prometheus.log").open("w")
-    proc = subprocess.Popen(
-        [tool("prometheus"), f"--config.file={tmp / 'prometheus.yml'}",
-         f"--storage.tsdb.path={tmp / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    jobs = {job: [e.address for e in exps] for job, exps in exporters.items()}
+    # recording rules first: the alerts read recorded series
+    rule_files = sorted(RULE_FILES, key=lambda p: "alert" in p.name)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/-/ready", timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None, (tmp / "prometheus.log").read_text()
-                assert time.monotonic() < deadline, "Prometheus did not become ready"
-                time.sleep(0.2)
-        prom = LivePrometheus(base)
-        # Enough scrapes for rate() and rule evaluations on top of them.
-        deadline = time.monotonic() + 30
-        while not prom.query("outcome:packloop_events:rate5m"):
-            assert time.monotonic() < deadline, "no recorded rates after 30 s"
-            time.sleep(0.5)
-        time.sleep(2)
-        yield prom, village_label
+        with prometheus_server(jobs, rule_files, tmp_path_factory.mktemp("prometheus")) as prom:
+            # Enough scrapes for rate() and rule evaluations on top of them.
+            deadline = time.monotonic() + 30
+            while not prom.query("outcome:packloop_events:rate5m"):
+                assert time.monotonic() < deadline, "no recorded rates after 30 s"
+                time.sleep(0.5)
+            time.sleep(2)
+            yield prom, village_label
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
         for exps in exporters.values():
             for e in exps:
                 e.close()
@@ -253,7 +193,7 @@ MAY_BE_EMPTY = ("ALERTS{",)
 EMPTY_IN_TOWNSHIP_MODE = ("packloop_village_info",)
 
 
-def test_every_rule_evaluates_without_error(live: tuple[LivePrometheus, bool]) -> None:
+def test_every_rule_evaluates_without_error(live: tuple[Prometheus, bool]) -> None:
     prom, _ = live
     evaluated = prom.rules()
     assert len(evaluated) == sum(
@@ -262,7 +202,7 @@ def test_every_rule_evaluates_without_error(live: tuple[LivePrometheus, bool]) -
     assert not bad, bad
 
 
-def test_every_recording_rule_has_data(live: tuple[LivePrometheus, bool]) -> None:
+def test_every_recording_rule_has_data(live: tuple[Prometheus, bool]) -> None:
     prom, village_label = live
     for rule in prom.rules():
         if rule["type"] == "recording":
@@ -277,7 +217,7 @@ def test_every_recording_rule_has_data(live: tuple[LivePrometheus, bool]) -> Non
     {"hub": "H01", "village": "H01-V001"},
     {"hub": ".*", "village": ".*"},
 ], ids=["one-village", "all"])
-def test_every_dashboard_query_returns_data(live: tuple[LivePrometheus, bool],
+def test_every_dashboard_query_returns_data(live: tuple[Prometheus, bool],
                                             values: dict[str, str]) -> None:
     prom, village_label = live
     variables = {"__rate_interval": "1m", "__interval": "1s", "__range": "1h",
@@ -294,7 +234,7 @@ def test_every_dashboard_query_returns_data(live: tuple[LivePrometheus, bool],
     assert not empty, empty
 
 
-def test_geomap_join_carries_coordinates(live: tuple[LivePrometheus, bool]) -> None:
+def test_geomap_join_carries_coordinates(live: tuple[Prometheus, bool]) -> None:
     prom, village_label = live
     board = json.loads((REPO / "infra/grafana/dashboards/township-village.json").read_text())
     maps = {p["title"]: p["targets"][0]["expr"] for p in board["panels"]
@@ -315,14 +255,14 @@ def test_geomap_join_carries_coordinates(live: tuple[LivePrometheus, bool]) -> N
 
 
 def test_village_variable_lists_villages_only_with_the_label(
-        live: tuple[LivePrometheus, bool]) -> None:
+        live: tuple[Prometheus, bool]) -> None:
     prom, village_label = live
     result = prom.query('group by (village) (packloop_village_info{hub=~"H01"})')
     assert {r["metric"].get("village") for r in result} == (
         {"H01-V001", "H01-V002"} if village_label else set())
 
 
-def test_sum_over_workers_in_township_mode(live: tuple[LivePrometheus, bool]) -> None:
+def test_sum_over_workers_in_township_mode(live: tuple[Prometheus, bool]) -> None:
     prom, _ = live
     # Whatever the mode: H01's outstanding total is the sum over both workers' villages.
     (r,) = prom.query('sum(packloop_waste_outstanding_grams{hub="H01"})')

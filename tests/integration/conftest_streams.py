@@ -17,6 +17,8 @@ import httpx
 import orjson
 import pytest
 
+from streams.topics import Topics
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -216,3 +218,25 @@ def workers(broker: Any, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess
     yield make
     for w in made:
         w.kill9()
+
+
+ReadyWorker = Callable[[int], tuple[Topics, WorkerProcess]]
+
+
+@pytest.fixture
+def ready_worker(
+    topics_factory: Callable[..., Topics], workers: Callable[..., WorkerProcess]
+) -> ReadyWorker:
+    """Fresh topics (``partitions`` of them) and one worker on them that owns partitions.
+
+    How most worker tests begin. The worker is returned only once it is assigned, so what
+    a test does next (produce, kill, ask) meets a consumer in its group, not one starting.
+    """
+
+    def start(partitions: int = 4) -> tuple[Topics, WorkerProcess]:
+        topics = topics_factory(partitions)
+        w = workers(topics.prefix).start()
+        w.wait_ready()
+        return topics, w
+
+    return start

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the `workers` fixture is imported from conftest_streams)
 """`packloop report officer` against two real workers on the real broker.
 
 Events spanning three local months are produced; the CSV the CLI prints for each month
@@ -23,13 +22,7 @@ import pytest
 
 from streams.network import load_network
 from streams.topics import Topics
-from tests.integration.conftest_streams import (
-    REPO,
-    WorkerProcess,
-    produce,
-    wait_settled,
-    workers,  # noqa: F401  (fixture)
-)
+from tests.integration.conftest_streams import REPO, WorkerProcess, produce, wait_settled
 from tests.streams.reference import generate, to_lines
 from tests.streams.test_months import MonthModel, expected_months
 

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the `workers` fixture is imported from conftest_streams)
 """Two workers, four partitions, a join and a leave: ``sum()`` of the scraped series over
 the workers equals the test's own tally of its input after each rebalance.
 
@@ -22,12 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.network import load_network
 from streams.topics import Topics
-from tests.integration.conftest_streams import (
-    WorkerProcess,
-    produce,
-    wait_settled,
-    workers,  # noqa: F401  (fixture)
-)
+from tests.integration.conftest_streams import WorkerProcess, produce, wait_settled
 from tests.streams.reference import Model, generate, partition_of, to_lines
 
 pytestmark = pytest.mark.integration

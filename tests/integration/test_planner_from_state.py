@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,13 +23,12 @@ from fastapi.testclient import TestClient
 from services.planner import JobStore, PlannerConfig, PlannerWorker, create_app
 from services.tokens import TokenStore
 from streams.network import load_network
-from streams.topics import Topics
 from tests.integration.conftest_streams import (
     REPO,
+    ReadyWorker,
     WorkerProcess,
     produce,
     wait_settled,
-    workers,  # noqa: F401  (fixture)
 )
 
 pytestmark = pytest.mark.integration
@@ -48,12 +46,9 @@ def simulate(days: int, out: Path) -> list[bytes]:
 
 
 def test_from_state_plan_uses_the_streams_waste_pools_and_demand(
-        broker: Any, kafka, topics_factory: Callable[..., Topics],
-        workers: Callable[..., WorkerProcess], tmp_path: Path) -> None:  # noqa: F811
-    topics = topics_factory(4)
+        broker: Any, kafka, ready_worker: ReadyWorker, tmp_path: Path) -> None:
     lines = simulate(2, tmp_path / "days.jsonl")
-    worker = workers(topics.prefix).start()
-    worker.wait_ready()
+    topics, worker = ready_worker(4)
     produce(broker.bootstrap, topics.hub_events, lines)
     status = wait_settled([worker], len(lines))
     assert status["events"]["applied"] > 0

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the `workers` fixture is imported from conftest_streams)
 """A real Prometheus (Debian's /usr/bin/prometheus) scraping a real worker on the real
 broker: PromQL answers equal the figures the test computes from its own input.
 
@@ -13,52 +12,31 @@ config and storage directory and is killed at the end.
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
-import urllib.parse
-import urllib.request
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-import yaml
 
 from streams.network import load_network
-from streams.topics import Topics
-from tests.infra.tools import RULE_FILES, tool
-from tests.integration.conftest_streams import (
-    WorkerProcess,
-    free_port,
-    produce,
-    wait_settled,
-    workers,  # noqa: F401  (fixture)
-)
-from tests.streams.reference import Model, generate, to_lines
+from tests.infra.tools import RULE_FILES
+from tests.integration.conftest_streams import ReadyWorker, produce, wait_settled
+from tests.prometheus_server import prometheus_server
+from tests.streams.reference import ReasonModel, generate, to_lines
 
 pytestmark = pytest.mark.integration
 
 NET = load_network()
 
 
-class Tally(Model):
-    """The reference model, also counting completed pickups and first threshold kinds."""
+class Tally(ReasonModel):
+    """The reference model with first threshold kinds, also counting completed pickups."""
 
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)
         self.completed: Counter[str] = Counter()  # hub -> pickups closed by a collection
-        self.first_kind: dict[str, str] = {}
-
-    def _tick(self, vid: str, v: Any, now: Any, trig: Any) -> None:
-        reasons = self._reasons(vid, v, now) if v.open is None else []
-        n = v.n
-        super()._tick(vid, v, now, trig)
-        if v.n > n:
-            self.first_kind[v.open] = reasons[0].split(":")[0]
 
     def feed(self, e: dict) -> None:
         v = self.v.get(e["village_id"])
@@ -81,105 +59,19 @@ def expect(lines: list[bytes], partitions: int) -> Tally:
     return m
 
 
-class Prometheus:
-    """Debian's Prometheus scraping the given targets every second (killed on exit)."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        url = f"{self.base}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            data = json.loads(resp.read())
-        assert data["status"] == "success", (expr, data)
-        return data["data"]["result"]  # type: ignore[no-any-return]
-
-    def scalar(self, expr: str) -> float:
-        result = self.query(expr)
-        assert len(result) == 1, (expr, result)
-        return float(result[0]["value"][1])
-
-    def by(self, expr: str, *labels: str) -> dict[Any, float]:
-        out = {}
-        for r in self.query(expr):
-            key = tuple(r["metric"].get(k, "") for k in labels)
-            out[key[0] if len(key) == 1 else key] = float(r["value"][1])
-        return out
-
-    def wait_scrape_after(self, t: float, job: str, targets: int, timeout: float = 30) -> None:
-        """Wait until every target of ``job`` has been scraped (up) after time ``t``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            res = self.query(f'timestamp(up{{job="{job}"}} == 1) > {t:.3f}')
-            if len(res) >= targets:
-                return
-            time.sleep(0.5)
-        raise AssertionError(f"no scrape of {job} after {t} within {timeout} s")
-
-
-@contextmanager
-def prometheus(targets: list[str], tmp: Path, job: str = "packloop-worker") -> Iterator[Prometheus]:
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(p) for p in RULE_FILES],
-        "scrape_configs": [
-            {
-                "job_name": job,
-                "scrape_interval": "1s",
-                "scrape_timeout": "1s",
-                "static_configs": [{"targets": targets}],
-            }
-        ],
-    }
-    tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "prometheus.yml").write_text(yaml.safe_dump(config), "utf-8")
-    port = free_port()
-    log = (tmp / "prometheus.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            tool("prometheus"),
-            f"--config.file={tmp / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/-/ready", timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None, (tmp / "prometheus.log").read_text()
-                assert time.monotonic() < deadline, "Prometheus did not become ready"
-                time.sleep(0.2)
-        yield Prometheus(base)
-    finally:
-        proc.kill()
-        proc.wait(10)
-        log.close()
-
-
 def test_promql_returns_the_figures_of_the_input(
-    broker: Any,
-    topics_factory: Callable[..., Topics],
-    workers: Callable[..., WorkerProcess],
-    tmp_path: Path,
+    broker: Any, ready_worker: ReadyWorker, tmp_path: Path
 ) -> None:
     lines = to_lines(generate(NET, 6000, seed=21, villages=50, span_hours=24 * 16))
-    topics = topics_factory(4)
-    w = workers(topics.prefix).start()
-    w.wait_ready()
+    topics, w = ready_worker(4)
     produce(broker.bootstrap, topics.hub_events, lines)
     wait_settled([w], len(lines))
     settled = time.time()
     m = expect(lines, 4)
     assert m.requested and m.overdue and sum(m.completed.values()), "input exercises pickups"
     target = w.url.removeprefix("http://")
-    with prometheus([target], tmp_path / "prometheus") as prom:
+    jobs = {"packloop-worker": [target]}
+    with prometheus_server(jobs, RULE_FILES, tmp_path / "prometheus") as prom:
         prom.wait_scrape_after(settled, "packloop-worker", 1)
 
         # grams per hub and material, cumulative
@@ -247,8 +139,7 @@ def test_promql_returns_the_figures_of_the_input(
         # from its outstanding grams and its thresholds in the reference data
         deadline = time.monotonic() + 20
         while True:
-            groups = json.loads(urllib.request.urlopen(f"{prom.base}/api/v1/rules").read())
-            rules = [r for g in groups["data"]["groups"] for r in g["rules"]]
+            rules = prom.rules()
             if all(r.get("lastEvaluation", "").startswith("2") and
                    r["lastEvaluation"] > time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(settled))
                    for r in rules) or time.monotonic() > deadline:

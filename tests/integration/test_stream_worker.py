@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the `workers` fixture is imported from conftest_streams)
 """Stream workers on the real (embedded) broker: replay, kill -9, two workers, a frozen
 broker, dead-letter redrive, re-routing and the state queries.
 
@@ -25,11 +24,11 @@ from streams.topics import Topics
 from tests.integration.conftest_streams import (
     REPO,
     BackgroundProducer,
+    ReadyWorker,
     WorkerProcess,
     produce,
     read_topic,
     wait_settled,
-    workers,  # noqa: F401  (fixture)
 )
 from tests.streams.reference import Model, generate, to_lines
 
@@ -64,41 +63,52 @@ def assert_pickup_topic(kafka_bootstrap: str, topics: Topics, m: Model) -> None:
     assert all(len(v) == 1 for v in ids.values()), "a re-sent pickup keeps its event_id"
 
 
+def assert_matches_input(
+    st: dict[str, Any], lines: list[bytes], partitions: int, bootstrap: str, topics: Topics
+) -> Model:
+    """The settled status and the pickup topic, both against the model fed ``lines``.
+
+    A run can leave the status exact and still lose or double a pickup notice (or the
+    other way round), so every replay ends with both; the model is returned for more.
+    """
+    m = expected(lines, partitions)
+    assert_exact(st, m)
+    assert_pickup_topic(bootstrap, topics, m)
+    return m
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    """What `packloop <args>` prints when run as an operator would, with these settings."""
+    out = subprocess.run(
+        [sys.executable, "-c", "from services.cli import main; main()", *args],
+        cwd=REPO,
+        env=dict(os.environ, **env),
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    return out.stdout.decode()
+
+
 @pytest.fixture(scope="module")
 def file20k() -> list[bytes]:
     return to_lines(generate(NET, 20_000, seed=9, villages=40, span_hours=24 * 12))
 
 
 def test_replay_twice_gives_one_pass(
-    broker: Any,
-    topics_factory: Callable[..., Topics],
-    workers: Callable[..., WorkerProcess],
-    file20k: list[bytes],
+    broker: Any, ready_worker: ReadyWorker, file20k: list[bytes]
 ) -> None:
-    topics = topics_factory(4)
-    w = workers(topics.prefix).start()
-    w.wait_ready()
+    topics, w = ready_worker(4)
     produce(broker.bootstrap, topics.hub_events, file20k)
     produce(broker.bootstrap, topics.hub_events, file20k)
     st = wait_settled([w], 2 * len(file20k))
-    m = expected(file20k, 4)
-    assert_exact(st, m)
+    m = assert_matches_input(st, file20k, 4, broker.bootstrap, topics)
     assert st["events"]["duplicates"] == len(file20k) - len(m.dead)
-    assert_pickup_topic(broker.bootstrap, topics, m)
     # the CLI prints the same contract
-    env = dict(os.environ, PACKLOOP_WORKER_URL=w.url)
-    out = subprocess.run(
-        [sys.executable, "-c", "from services.cli import main; main()", "status", "--json"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        timeout=60,
-        check=True,
-    )
-    cli = json.loads(out.stdout)
-    assert set(cli) == {"villages", "hubs", "pickups", "events"}
-    assert cli["villages"] == m.villages()
-    assert cli["events"] == {
+    printed = json.loads(cli({"PACKLOOP_WORKER_URL": w.url}, "status", "--json"))
+    assert set(printed) == {"villages", "hubs", "pickups", "events"}
+    assert printed["villages"] == m.villages()
+    assert printed["events"] == {
         "applied": m.applied,
         "duplicates": len(file20k) - len(m.dead),
         "dead_lettered": st["events"]["dead_lettered"],
@@ -106,14 +116,9 @@ def test_replay_twice_gives_one_pass(
 
 
 def test_kill9_mid_run_then_restart_is_exact(
-    broker: Any,
-    topics_factory: Callable[..., Topics],
-    workers: Callable[..., WorkerProcess],
-    file20k: list[bytes],
+    broker: Any, ready_worker: ReadyWorker, file20k: list[bytes]
 ) -> None:
-    topics = topics_factory(1)
-    w = workers(topics.prefix).start()
-    w.wait_ready()
+    topics, w = ready_worker(1)
     sender = BackgroundProducer(broker.bootstrap, topics.hub_events, file20k, rate=5000).start()
     # kill while records are flowing and being applied
     deadline = time.monotonic() + 60
@@ -129,20 +134,16 @@ def test_kill9_mid_run_then_restart_is_exact(
     w.wait_ready()
     sender.join()
     st = wait_settled([w], len(file20k))
-    m = expected(file20k, 1)
-    assert_exact(st, m)
-    assert_pickup_topic(broker.bootstrap, topics, m)
+    assert_matches_input(st, file20k, 1, broker.bootstrap, topics)
 
 
 def test_two_workers_one_killed_partitions_move(
     broker: Any,
-    topics_factory: Callable[..., Topics],
+    ready_worker: ReadyWorker,
     workers: Callable[..., WorkerProcess],
     file20k: list[bytes],
 ) -> None:
-    topics = topics_factory(4)
-    a = workers(topics.prefix).start()
-    a.wait_ready()
+    topics, a = ready_worker(4)
     produce(broker.bootstrap, topics.hub_events, file20k[:7_000])
     # a second worker joins mid-run: a graceful rebalance moves partitions to it
     b = workers(topics.prefix).start()
@@ -158,20 +159,13 @@ def test_two_workers_one_killed_partitions_move(
     produce(broker.bootstrap, topics.hub_events, file20k[15_000:])
     st = wait_settled([a], len(file20k), timeout=240)
     assert sorted(a.get("/local/status").json()["worker"]["partitions"]) == [0, 1, 2, 3]
-    m = expected(file20k, 4)
-    assert_exact(st, m)
-    assert_pickup_topic(broker.bootstrap, topics, m)
+    assert_matches_input(st, file20k, 4, broker.bootstrap, topics)
 
 
 def test_broker_frozen_10s_loses_and_doubles_nothing(
-    broker: Any,
-    topics_factory: Callable[..., Topics],
-    workers: Callable[..., WorkerProcess],
-    file20k: list[bytes],
+    broker: Any, ready_worker: ReadyWorker, file20k: list[bytes]
 ) -> None:
-    topics = topics_factory(4)
-    w = workers(topics.prefix).start()
-    w.wait_ready()
+    topics, w = ready_worker(4)
     sender = BackgroundProducer(broker.bootstrap, topics.hub_events, file20k, rate=2000).start()
     time.sleep(3)  # records flowing and being applied
     broker.pause()
@@ -181,9 +175,7 @@ def test_broker_frozen_10s_loses_and_doubles_nothing(
         broker.resume()
     sender.join()
     st = wait_settled([w], len(file20k), timeout=240)
-    m = expected(file20k, 4)
-    assert_exact(st, m)
-    assert_pickup_topic(broker.bootstrap, topics, m)
+    assert_matches_input(st, file20k, 4, broker.bootstrap, topics)
 
 
 def _event(vid: str, eid: str, at: str, **body: Any) -> bytes:
@@ -200,14 +192,34 @@ def _event(vid: str, eid: str, at: str, **body: Any) -> bytes:
     )
 
 
-def test_dead_letter_list_and_redrive_and_rerouting(
-    broker: Any,
-    topics_factory: Callable[..., Topics],
-    workers: Callable[..., WorkerProcess],
-) -> None:
-    topics = topics_factory(4)
-    w = workers(topics.prefix).start()
-    w.wait_ready()
+def _shipment(
+    vid: str,
+    eid: str,
+    at: str,
+    shipment_id: str,
+    direction: str,
+    temperature_class: str,
+    packaging: list[dict[str, Any]],
+    weight_grams: int = 1,
+    **more: Any,
+) -> bytes:
+    """A shipment event, 1 g unless told: only its packaging, containers and time matter here."""
+    return _event(
+        vid,
+        eid,
+        at,
+        type="shipment",
+        shipment_id=shipment_id,
+        direction=direction,
+        temperature_class=temperature_class,
+        weight_grams=weight_grams,
+        packaging=packaging,
+        **more,
+    )
+
+
+def test_dead_letter_list_and_redrive_and_rerouting(broker: Any, ready_worker: ReadyWorker) -> None:
+    topics, w = ready_worker(4)
     vid = sorted(NET.villages)[3]
     ret = _event(
         vid,
@@ -218,16 +230,15 @@ def test_dead_letter_list_and_redrive_and_rerouting(
         count=2,
         condition="ok",
     )
-    ship = _event(
+    ship = _shipment(
         vid,
         "s-1",
         "2026-11-01T09:00:00Z",
-        type="shipment",
         shipment_id="S1",
         direction="down",
         temperature_class="ambient",
-        weight_grams=1000,
         packaging=[{"material": "cardboard", "count": 1, "grams": 300}],
+        weight_grams=1000,
         containers=[{"container_type": "reusable_crate"}] * 2,
     )
     produce(broker.bootstrap, topics.hub_events, [ret])
@@ -239,37 +250,25 @@ def test_dead_letter_list_and_redrive_and_rerouting(
     assert st["events"]["rerouted"] == 1
     assert st["hubs"][NET.villages[vid].hub_id]["containers"]["reusable_crate"]["issued"] == 2
 
-    env = dict(
-        os.environ,
-        PACKLOOP_KAFKA_BOOTSTRAP=broker.bootstrap,
-        PACKLOOP_TOPIC_PREFIX=topics.prefix,
-        PACKLOOP_WORKER_URL=w.url,
-    )
-
-    def cli(*args: str) -> str:
-        out = subprocess.run(
-            [sys.executable, "-c", "from services.cli import main; main()", *args],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            timeout=60,
-            check=True,
-        )
-        return out.stdout.decode()
-
-    listed = [json.loads(x) for x in cli("dead-letter", "list", "--json").splitlines()]
+    env = {
+        "PACKLOOP_KAFKA_BOOTSTRAP": broker.bootstrap,
+        "PACKLOOP_TOPIC_PREFIX": topics.prefix,
+        "PACKLOOP_WORKER_URL": w.url,
+    }
+    listed = [json.loads(x) for x in cli(env, "dead-letter", "list", "--json").splitlines()]
     assert [r["reason"] for r in listed] == ["return_exceeds_issued"]
     assert json.loads(listed[0]["raw"])["event_id"] == "r-1"
-    assert "re-submitted 1" in cli("dead-letter", "redrive", "--reason", "return_exceeds_issued")
+    redrive = ("dead-letter", "redrive", "--reason", "return_exceeds_issued")
+    assert "re-submitted 1" in cli(env, *redrive)
     time.sleep(0.5)
-    cli("dead-letter", "redrive", "--reason", "return_exceeds_issued")  # twice: deduped
+    cli(env, *redrive)  # twice: deduped
     st = wait_settled([w], 4, quiet_s=2)
     crates = st["hubs"][NET.villages[vid].hub_id]["containers"]["reusable_crate"]
     assert (crates["issued"], crates["returned"], crates["in_circulation"]) == (2, 2, 0)
     assert st["events"]["applied"] == 2
     assert st["events"]["duplicates"] == 1
 
-    one = json.loads(cli("status", "--village", vid, "--json"))
+    one = json.loads(cli(env, "status", "--village", vid, "--json"))
     assert list(one["villages"]) == [vid]
     assert one["villages"][vid]["generated_grams"] == {"cardboard": 300}
     assert one["villages"][vid]["open_pickup"] is None
@@ -286,50 +285,15 @@ def test_dead_letter_list_and_redrive_and_rerouting(
     assert w.get("/pickups", status="open").json()["count"] == 0
 
 
-def test_pickup_requested_then_overdue_on_the_topic(
-    broker: Any,
-    topics_factory: Callable[..., Topics],
-    workers: Callable[..., WorkerProcess],
-) -> None:
-    topics = topics_factory(1)
-    w = workers(topics.prefix).start()
-    w.wait_ready()
+def test_pickup_requested_then_overdue_on_the_topic(broker: Any, ready_worker: ReadyWorker) -> None:
+    topics, w = ready_worker(1)
     vid, other = sorted(NET.villages)[5], sorted(NET.villages)[6]
+    eps_foam = [{"material": "eps_foam", "count": 1, "grams": 6000}]
     lines = [
-        _event(
-            vid,
-            "big",
-            "2026-11-01T00:00:00Z",
-            type="shipment",
-            shipment_id="S1",
-            direction="down",
-            temperature_class="chilled",
-            weight_grams=1,
-            packaging=[{"material": "eps_foam", "count": 1, "grams": 6000}],
-        ),
+        _shipment(vid, "big", "2026-11-01T00:00:00Z", "S1", "down", "chilled", eps_foam),
         # stream time moves on through another village: 80 h later the SLA (72 h) is past
-        _event(
-            other,
-            "tick",
-            "2026-11-04T08:00:00Z",
-            type="shipment",
-            shipment_id="S2",
-            direction="up",
-            temperature_class="ambient",
-            weight_grams=1,
-            packaging=[],
-        ),
-        _event(
-            other,
-            "tick2",
-            "2026-11-05T08:00:00Z",
-            type="shipment",
-            shipment_id="S3",
-            direction="up",
-            temperature_class="ambient",
-            weight_grams=1,
-            packaging=[],
-        ),
+        _shipment(other, "tick", "2026-11-04T08:00:00Z", "S2", "up", "ambient", []),
+        _shipment(other, "tick2", "2026-11-05T08:00:00Z", "S3", "up", "ambient", []),
     ]
     produce(broker.bootstrap, topics.hub_events, lines)
     st = wait_settled([w], len(lines), quiet_s=2)

@@ -237,6 +237,25 @@ class Model:
         return hubs
 
 
+class ReasonModel(Model):
+    """The model, also remembering the first threshold kind of each pickup it opens.
+
+    The exporter and Prometheus both count pickups by that kind (``reason``), so their
+    tests need it from the model, not from packloop.
+    """
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.first_kind: dict[str, str] = {}
+
+    def _tick(self, vid: str, v: Any, now: Any, trig: Any) -> None:
+        reasons = self._reasons(vid, v, now) if v.open is None else []
+        n = v.n
+        super()._tick(vid, v, now, trig)
+        if v.n > n:
+            self.first_kind[v.open] = reasons[0].split(":")[0]
+
+
 def generate(
     network: Any,
     n: int,

@@ -21,26 +21,11 @@ from streams.metrics import BatchHistogram, PackloopCollector, lag_records, wind
 from streams.network import load_network
 from streams.processor import PartitionMarker
 from streams.state import VillageState
-from tests.streams.reference import Model, generate, partition_of
+from tests.streams.reference import ReasonModel, generate, partition_of
 from tests.streams.test_processor import Harness
 
 NET = load_network()
 PARTS = 4
-
-
-class ReasonModel(Model):
-    """The model, also remembering the first threshold kind of each pickup it opens."""
-
-    def __init__(self, *a: Any, **kw: Any) -> None:
-        super().__init__(*a, **kw)
-        self.first_kind: dict[str, str] = {}
-
-    def _tick(self, vid: str, v: Any, now: Any, trig: Any) -> None:
-        reasons = self._reasons(vid, v, now) if v.open is None else []
-        n = v.n
-        super()._tick(vid, v, now, trig)
-        if v.n > n:
-            self.first_kind[v.open] = reasons[0].split(":")[0]
 
 
 class FakeSource:
