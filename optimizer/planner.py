@@ -504,10 +504,18 @@ def solve(
     workers = max(1, min(len(groups), threads or os.cpu_count() or 1))
     parts: list[dict[str, StageOutcome]] = []
     if len(groups) == 1 or workers == 1:
-        for g in groups:
+        done_obj = 0.0
+        for n, g in enumerate(groups, 1):
             tl = None if time_limit_s is None else time_limit_s / len(groups)
-            parts.append(solve_hubs(s, g, tl, mip_gap, 1 if len(groups) > 1 else threads,
-                                    progress, baselines))
+            res = solve_hubs(s, g, tl, mip_gap, 1 if len(groups) > 1 else threads,
+                             progress, baselines)
+            parts.append(res)
+            # one report per finished group, as from the worker processes: a joint solve
+            # that HiGHS settles before branching sends no callback of its own
+            if progress is not None and res["joint"].objective is not None:
+                done_obj += res["joint"].objective
+                progress(Progress(done_obj, math.nan, math.nan, time.perf_counter() - t0,
+                                  f"hub {n}/{len(groups)} done"))
     else:
         size = defaultdict(int)
         for g in s.demand:

@@ -252,3 +252,12 @@ def test_uncoordinated_plan_is_a_feasible_start_for_the_single_use_stage(seed):
     assert pyo.value(dst.model.cost) <= unc.objective + 1e-6
     out = planner.solve_hubs(s, ["H01"], 30, 0.0, 1, None, True)
     assert out["single_use"].objective <= out["uncoordinated"].objective + 1e-6
+
+
+def test_a_single_group_reports_when_it_is_done():
+    """The tiny scenario is settled before HiGHS branches (no callback fires), yet the
+    caller still hears of the finished hub, with its objective."""
+    seen = []
+    res = optimizer.solve(optimizer.load_scenario(_raw()), time_limit_s=30, progress=seen.append)
+    done = [p for p in seen if p.label == "hub 1/1 done"]
+    assert len(done) == 1 and done[0].incumbent == pytest.approx(res.objective)
