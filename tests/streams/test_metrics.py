@@ -9,6 +9,7 @@ behind after a revoke or a township sum that differs from the village sums fails
 
 from __future__ import annotations
 
+import copy
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -18,13 +19,25 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams import metric_names as mn
 from streams.metrics import BatchHistogram, PackloopCollector, lag_records, window_tallies
-from streams.network import load_network
+from streams.network import Network, network_from_dict, read_network_file
 from streams.processor import PartitionMarker
 from streams.state import VillageState
 from tests.streams.reference import ReasonModel, generate, partition_of
 from tests.streams.test_processor import Harness
 
-NET = load_network()
+
+def _low_thresholds() -> Network:
+    """The sample county with thresholds low enough that the generated events cross all
+    three kinds (about 296 pickups by age, 63 by outstanding grams, 16 by EPS foam), so a
+    pickup counted under the wrong reason fails the per-reason check."""
+    data = copy.deepcopy(read_network_file())
+    data["defaults"]["thresholds"] = {"outstanding_grams": 6000,
+                                      "material_grams": {"eps_foam": 800},
+                                      "max_age_hours": 168}
+    return network_from_dict(data)
+
+
+NET = _low_thresholds()
 PARTS = 4
 
 
@@ -57,7 +70,7 @@ class FakeSource:
 @pytest.fixture(scope="module")
 def run() -> tuple[Harness, ReasonModel]:
     events = generate(NET, 4000, seed=5, villages=60, span_hours=24 * 20)
-    h = Harness(PARTS)
+    h = Harness(PARTS, NET)
     import orjson
 
     for e in events:

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.network import load_network
+from streams.network import Network, load_network
 from streams.processor import (
     PartitionMarker,
     PartitionProcessor,
@@ -34,8 +34,9 @@ def events() -> list[dict]:
 class Harness:
     """Feeds records to processors in batches, keeps the changelog like Kafka would."""
 
-    def __init__(self, partitions: int = 1) -> None:
+    def __init__(self, partitions: int = 1, network: Network = NET) -> None:
         self.partitions = partitions
+        self.network = network
         self.config = ProcessingConfig(partitions=partitions)
         self.changelog: dict[int, list[tuple[str, bytes]]] = {p: [] for p in range(partitions)}
         self.published: list[bytes] = []
@@ -56,7 +57,7 @@ class Harness:
             table[key] = decode_value(value)
         villages = {k: v for k, v in table.items() if isinstance(v, VillageState)}
         marker = table.get(marker_key(p))
-        proc = PartitionProcessor(p, NET, self.config, villages, marker)
+        proc = PartitionProcessor(p, self.network, self.config, villages, marker)
         proc.resume()
         self.procs[p] = proc
         self.pos[p] = (marker.offset + 1) if isinstance(marker, PartitionMarker) else 0
@@ -106,7 +107,8 @@ class Harness:
         for _p, proc in self.procs.items():
             villages += [(s, proc.stream_time) for s in proc.villages.values()]
             markers.append(proc.marker)
-        return local_status(villages, markers, int(NET.container_overdue_days * 86400e6))
+        return local_status(villages, markers,
+                            int(self.network.container_overdue_days * 86400e6))
 
 
 def expected(events: list[dict], partitions: int = 1) -> Model:
