@@ -261,3 +261,19 @@ def test_a_single_group_reports_when_it_is_done():
     res = optimizer.solve(optimizer.load_scenario(_raw()), time_limit_s=30, progress=seen.append)
     done = [p for p in seen if p.label == "hub 1/1 done"]
     assert len(done) == 1 and done[0].incumbent == pytest.approx(res.objective)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_single_use_stage_cut_short_still_has_the_uncoordinated_start(seed):
+    """HiGHS takes the mapped uncoordinated plan as its incumbent: a single-use stage stopped
+    after a millisecond (no plan of its own; measured: none without the start) hands on a
+    plan no worse than the uncoordinated one."""
+    from optimizer.routes import candidate_routes
+
+    s = optimizer.load_scenario(_random_variant(seed))
+    routes = candidate_routes(s, planner._active_villages(s), planner._max_stops(s))
+    unc, b0 = planner._stage(s, routes, ["H01"], "uncoordinated", 30, 0.0, 1, None)
+    cut, _ = planner._stage(s, routes, ["H01"], "single_use", 0.001, 0.0, 1, None, warm_from=b0)
+    assert cut.plan is not None
+    assert cut.objective <= unc.objective + 1e-6
+    assert recompute_cost(cut.plan, s) == pytest.approx(cut.objective, rel=1e-6)
