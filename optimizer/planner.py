@@ -232,9 +232,14 @@ def _values_of(b: BuiltModel) -> dict[tuple[str, Any], float]:
             for idx, v in comp.items() if v.value}
 
 
+# HiGHS's own mip_rel_gap, which applies when the caller gives none
+HIGHS_DEFAULT_GAP = 1e-4
+
+
 def _above_gap(o: StageOutcome, mip_gap: float | None) -> bool:
+    gap = HIGHS_DEFAULT_GAP if mip_gap is None else max(mip_gap, 1e-9)
     return (o.objective is not None and o.bound is not None
-            and relative_gap(o.objective, o.bound) > max(mip_gap or 0.0, 1e-9) + 1e-12)
+            and relative_gap(o.objective, o.bound) > gap + 1e-12)
 
 
 def refine_joint(
