@@ -107,6 +107,7 @@ class PlannerWorker:
         self.stop_event = threading.Event()
         self.current: str | None = None
         self._last_sweep = 0.0
+        self._kafka_consumer: Any = None
 
     # -- one job ---------------------------------------------------------------------------
 
@@ -163,6 +164,11 @@ class PlannerWorker:
                                             f"{solve.exitcode} without a result", "")
                     break
                 if self.stop_event.is_set():
+                    # Leave the consumer group before the job is offered again: the embedded
+                    # broker (Tansu) keeps a group's leader after it left in the middle of a
+                    # rebalance, so a worker that joined before this one left never got a
+                    # partition and the handed-back job stayed queued (seen in CI).
+                    self._leave_group()
                     released = self.store.release(job_id, self.worker_id)
                     log.warning("job %s: worker stopping, solve abandoned%s", job_id,
                                 " and the job queued again" if released else "")
@@ -286,7 +292,7 @@ class PlannerWorker:
         while not self.stop_event.is_set():
             try:
                 if consumer is None:
-                    consumer = self._consumer()
+                    consumer = self._kafka_consumer = self._consumer()
                 if time.monotonic() - self._last_sweep > self.lease_s / 2:
                     self._last_sweep = time.monotonic()
                     self.sweep()
@@ -313,6 +319,12 @@ class PlannerWorker:
                 self.stop_event.wait(2.0)
         close_quietly(consumer)
         self.producer.close()
+
+    def _leave_group(self) -> None:
+        """Close this worker's consumer now (from its own thread, inside a solve), which
+        sends LeaveGroup; `run_forever` then stops without touching it again."""
+        close_quietly(self._kafka_consumer)
+        self._kafka_consumer = None
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.run_forever, name=f"planner-{self.worker_id}",
