@@ -122,6 +122,34 @@ def _max_stops(s: Scenario) -> int:
     return max(v.max_stops for v in s.vehicle_types if v.base == "hub")
 
 
+def _routes_for(s: Scenario, hubs: list[str]) -> dict[str, list]:
+    """Candidate trips of `hubs`' milk runs (each group's worker derives them itself)."""
+    routes = candidate_routes(s, _active_villages(s), _max_stops(s))
+    return {h: r for h, r in routes.items() if h in hubs}
+
+
+def _queue_reporter(queue) -> ProgressFn | None:
+    """Progress from a worker process, sent to the parent's `drain` through `queue`."""
+    if queue is None:
+        return None
+
+    def report(p: Progress) -> None:
+        queue.put((p.incumbent, p.bound, p.gap, p.elapsed_s, p.label))
+    return report
+
+
+def _report_done(progress: ProgressFn | None, parts: list[dict[str, StageOutcome]],
+                 total: int, t0: float) -> None:
+    """One report per finished hub group (its HiGHS solve may have sent none): the joint
+    objectives of the groups done so far."""
+    res = parts[-1]
+    if progress is None or res["joint"].objective is None:
+        return
+    done = sum(p["joint"].objective for p in parts if p["joint"].objective is not None)
+    progress(Progress(done, math.nan, math.nan, time.perf_counter() - t0,
+                      f"hub {len(parts)}/{total} done"))
+
+
 def _copy_values(src: pyo.ConcreteModel, dst: pyo.ConcreteModel) -> None:
     """Stage-2 (joint, trips fixed) values as the joint model's starting point: the models
     are built by the same code from the same data, so components and indices coincide."""
@@ -251,8 +279,7 @@ def refine_joint(
     HiGHS's search tree is lost between the passes, but its root (cuts included) takes a
     few seconds and the bound then rises past where the first pass stopped. The better
     objective and the higher bound of the two passes are kept: both are valid."""
-    routes = candidate_routes(s, _active_villages(s), _max_stops(s))
-    routes = {h: r for h, r in routes.items() if h in hubs}
+    routes = _routes_for(s, hubs)
     b = build_model(s, routes, mode="joint", hubs=hubs)
     for (name, idx), x in (prev.start or {}).items():
         comp = b.model.find_component(name)
@@ -280,11 +307,7 @@ def refine_joint(
 def _refine_worker(args):
     s, hubs, prev, deadline, gap, threads, queue = args
     tl = max(1.0, deadline - time.time())
-    report = None
-    if queue is not None:
-        def report(p: Progress) -> None:
-            queue.put((p.incumbent, p.bound, p.gap, p.elapsed_s, p.label))
-    return hubs, refine_joint(s, hubs, prev, tl, gap, threads, report)
+    return hubs, refine_joint(s, hubs, prev, tl, gap, threads, _queue_reporter(queue))
 
 
 def _fixed_trips_of(b: BuiltModel) -> dict[TripType, int]:
@@ -297,8 +320,7 @@ def solve_hubs(
     only_uncoordinated: bool = False, skip_joint: bool = False,
 ) -> dict[str, StageOutcome]:
     """All stages for one group of hubs: uncoordinated, sequential (2 stages), joint."""
-    routes = candidate_routes(s, _active_villages(s), _max_stops(s))
-    routes = {h: r for h, r in routes.items() if h in hubs}
+    routes = _routes_for(s, hubs)
     out: dict[str, StageOutcome] = {}
     t0 = time.perf_counter()
 
@@ -371,11 +393,7 @@ def _worker(args):
     tl = None
     if deadline is not None:
         tl = max(1.0, (deadline - time.time() - reserve) * min(1.0, OVERCOMMIT * share))
-    report = None
-    if queue is not None:
-        def report(p: Progress) -> None:
-            queue.put((p.incumbent, p.bound, p.gap, p.elapsed_s, p.label))
-    return hubs, solve_hubs(s, hubs, tl, gap, threads, report, baselines)
+    return hubs, solve_hubs(s, hubs, tl, gap, threads, _queue_reporter(queue), baselines)
 
 
 # A second pass runs only if at least this much time is left before the deadline: below
@@ -509,18 +527,11 @@ def solve(
     workers = max(1, min(len(groups), threads or os.cpu_count() or 1))
     parts: list[dict[str, StageOutcome]] = []
     if len(groups) == 1 or workers == 1:
-        done_obj = 0.0
-        for n, g in enumerate(groups, 1):
+        for g in groups:
             tl = None if time_limit_s is None else time_limit_s / len(groups)
-            res = solve_hubs(s, g, tl, mip_gap, 1 if len(groups) > 1 else threads,
-                             progress, baselines)
-            parts.append(res)
-            # one report per finished group, as from the worker processes: a joint solve
-            # that HiGHS settles before branching sends no callback of its own
-            if progress is not None and res["joint"].objective is not None:
-                done_obj += res["joint"].objective
-                progress(Progress(done_obj, math.nan, math.nan, time.perf_counter() - t0,
-                                  f"hub {n}/{len(groups)} done"))
+            parts.append(solve_hubs(s, g, tl, mip_gap, 1 if len(groups) > 1 else threads,
+                                    progress, baselines))
+            _report_done(progress, parts, len(groups), t0)
     else:
         size = defaultdict(int)
         for g in s.demand:
@@ -550,22 +561,14 @@ def solve(
                                               mip_gap, 1, baselines, queue,
                                               MIN_GROUP_S * (len(groups) - k - 1) / workers))
                         for k, g in enumerate(groups)}
-                done_obj = 0.0
-                n = 0
                 try:
                     while futs:
                         finished, futs = cf.wait(futs, timeout=0.5,
                                                  return_when=cf.FIRST_COMPLETED)
                         drain()
                         for f in finished:
-                            n += 1
-                            _hubs, res = f.result()
-                            parts.append(res)
-                            if progress is not None and res["joint"].objective is not None:
-                                done_obj += res["joint"].objective
-                                progress(Progress(done_obj, math.nan, math.nan,
-                                                  time.perf_counter() - t0,
-                                                  f"hub {n}/{len(groups)} done"))
+                            parts.append(f.result()[1])
+                            _report_done(progress, parts, len(groups), t0)
                     _second_pass(s, parts, pool, deadline, mip_gap, workers, queue, drain)
                 except BaseException:
                     # Ctrl-C / SIGTERM: stop the hub solves now, not at their time limit.
