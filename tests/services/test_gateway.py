@@ -124,7 +124,7 @@ def test_a_hub_cannot_write_another_hubs_events(make_client, token_store, kafka,
         assert "nothing in this request was written" in resp.json()["message"]
     assert hub_events(kafka, topics) == []
     assert "403" in caplog.text and "H02" in caplog.text
-    assert token not in caplog.text and token.split("_")[2] not in caplog.text
+    assert token not in caplog.text and token.split("_", 2)[2] not in caplog.text
     metrics = client.get("/metrics").text
     assert 'packloop_gateway_events_total{hub="H01",outcome="forbidden",reason="other_hub"}' \
         in metrics
@@ -338,7 +338,7 @@ def test_token_cli_add_list_revoke(tmp_path, monkeypatch) -> None:
     token_id = token.split("_")[1]
     listed = runner.invoke(cli, ["hubs", "list-tokens"])
     assert token_id in listed.output and "scanner" in listed.output
-    assert token not in listed.output and token.split("_")[2] not in listed.output
+    assert token not in listed.output and token.split("_", 2)[2] not in listed.output
     as_json = orjson.loads(runner.invoke(cli, ["hubs", "list-tokens", "--json"]).output)
     assert as_json[0]["owner"] == "H01" and as_json[0]["active"] is True
     store = TokenStore(f"sqlite:///{tmp_path}/cli.db")
