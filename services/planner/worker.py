@@ -10,12 +10,17 @@
   be committed already), and publishes finished results that never reached plan-results.
 * The solve runs in a child process group: a cancel (DELETE) ends the lease renewal,
   and the worker kills the solve at once.
+* While a job runs, the worker keeps polling with its partitions paused (the usual Kafka
+  pattern for long work), so a worker joining or leaving the group rebalances it within a
+  poll instead of waiting for the solve to end. A partition that moves away mid-job is
+  harmless: its next owner finds the job running under a live lease and skips it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
@@ -36,7 +41,10 @@ MAX_RESULT_MESSAGE_BYTES = 900_000
 
 
 def default_worker_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
+    """Unique per worker object: the store's leases and conditional updates tell workers
+    apart by this id, and `packloop planner --workers N` builds N workers in one thread
+    (a thread-based id gave them all the same one)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 def summarise(result: dict[str, Any]) -> dict[str, Any]:
@@ -104,6 +112,7 @@ class PlannerWorker:
         self.on_event = on_event or (lambda _job, _what: None)
         self.producer = SafeProducer(kafka, timeout_s=10.0, client_id="packloop-planner")
         self.assigned = threading.Event()
+        self.partitions: frozenset[int] = frozenset()  # plan-requests partitions held now
         self.stop_event = threading.Event()
         self.current: str | None = None
         self._last_sweep = 0.0
@@ -150,7 +159,8 @@ class PlannerWorker:
         started = time.monotonic()
         try:
             while outcome is None:
-                for msg in solve.messages(0.25):
+                self._stay_in_group()
+                for msg in solve.messages(0.15):
                     if msg[0] == "progress":
                         progress = msg[1]
                     else:
@@ -265,10 +275,13 @@ class PlannerWorker:
 
         class Listener(ConsumerRebalanceListener):
             def on_partitions_revoked(self, revoked: Any) -> None:
-                pass
+                worker.partitions -= {tp.partition for tp in revoked}
 
             def on_partitions_assigned(self, assigned: Any) -> None:
+                worker.partitions |= {tp.partition for tp in assigned}
                 worker.assigned.set()
+                if worker.current is not None and worker._kafka_consumer is not None:
+                    worker._kafka_consumer.pause(*assigned)  # busy: fetch nothing yet
 
         consumer = KafkaConsumer(
             group_id=self.group_id,
@@ -279,7 +292,9 @@ class PlannerWorker:
             session_timeout_ms=self.kafka.session_timeout_ms,
             heartbeat_interval_ms=max(500, self.kafka.session_timeout_ms // 3),
             fetch_max_wait_ms=self.kafka.fetch_max_wait_ms,
-            max_poll_interval_ms=24 * 3600 * 1000,  # long solves; liveness is the heartbeat
+            # Kafka's default; a running job polls too (see _stay_in_group), so a solve of
+            # any length stays within it, and a hung worker is still dropped from the group
+            max_poll_interval_ms=300_000,
             **self.kafka.kafka_python_kwargs(),
         )
         consumer.subscribe([self.topics.plan_requests], listener=Listener())
@@ -307,6 +322,7 @@ class PlannerWorker:
                             self.process(str(job_id))
                         if self.stop_event.is_set():
                             break
+                        consumer.resume(*consumer.paused())
                         try:
                             consumer.commit({tp: OffsetAndMetadata(rec.offset + 1, "", -1)})
                         except Exception as exc:  # noqa: BLE001 - rebalanced away: fine
@@ -320,11 +336,30 @@ class PlannerWorker:
         close_quietly(consumer)
         self.producer.close()
 
+    def _stay_in_group(self) -> None:
+        """Poll with every partition paused, mid-job: heartbeats alone do not complete a
+        rebalance, the member must poll to rejoin. Without this a worker started during a
+        solve got no partition until the solve ended (and on the embedded broker, not even
+        then if the busy worker stopped instead)."""
+        consumer = self._kafka_consumer
+        if consumer is None:
+            return
+        try:
+            consumer.pause(*consumer.assignment())
+            records = consumer.poll(timeout_ms=100)
+            for tp, recs in records.items():  # assigned between pause and fetch: keep them
+                consumer.seek(tp, recs[0].offset)
+                consumer.pause(tp)
+        except Exception as exc:  # noqa: BLE001 - the solve goes on; run_forever reconnects
+            log.info("planner worker: poll during a job failed: %s: %s",
+                     type(exc).__name__, exc)
+
     def _leave_group(self) -> None:
         """Close this worker's consumer now (from its own thread, inside a solve), which
         sends LeaveGroup; `run_forever` then stops without touching it again."""
         close_quietly(self._kafka_consumer)
         self._kafka_consumer = None
+        self.partitions = frozenset()
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.run_forever, name=f"planner-{self.worker_id}",

@@ -263,3 +263,54 @@ def test_a_stopping_worker_hands_its_job_back(planner_env) -> None:
     wait_for(client, job["job_id"], ("running",), timeout_s=60)
     assert jobs.get(job["job_id"])["attempts"] == 2
     assert client.delete(f"/v1/plans/{job['job_id']}").json()["status"] == CANCELLED
+
+
+def test_a_worker_joining_during_a_solve_gets_partitions_at_once(planner_env) -> None:
+    """The busy worker keeps polling (paused) mid-solve, so the group rebalances while it
+    solves: a job on the newcomer's partitions runs at once, and when the busy worker then
+    stops, the newcomer takes its job back from the queue (this stalled on Tansu before)."""
+    from streams.processor import murmur2_partition
+
+    client, jobs = planner_env["client"], planner_env["jobs"]
+    first = planner_env["start_worker"]()
+    big = client.post("/v1/plans", json=json_with_time_limit(big_scenario(), 90)).json()
+    wait_for(client, big["job_id"], ("running",))
+    second = planner_env["start_worker"]()
+    deadline = time.monotonic() + 20
+    while not (second.partitions and first.partitions):
+        assert time.monotonic() < deadline, (first.partitions, second.partitions)
+        time.sleep(0.2)
+    assert not first.partitions & second.partitions
+    assert first.partitions | second.partitions == set(range(4))
+    assert jobs.get(big["job_id"])["worker_id"] == first.worker_id
+    # a job keyed onto the newcomer's partitions runs while the first worker still solves
+    for _ in range(40):
+        small = client.post("/v1/plans", json=TINY).json()
+        if murmur2_partition(small["job_id"].encode(), 4) in second.partitions:
+            break
+        assert client.delete(f"/v1/plans/{small['job_id']}").status_code == 200
+    done = wait_for(client, small["job_id"], timeout_s=40)
+    assert done["status"] == DONE and done["worker_id"] == second.worker_id
+    assert jobs.get(big["job_id"])["status"] == "running"
+    first.stop()  # hands the job back; the newcomer, idle and in the group, takes it
+    deadline = time.monotonic() + 30
+    while (job := jobs.get(big["job_id"]))["worker_id"] != second.worker_id:
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+    assert job["status"] == "running" and job["attempts"] == 2
+    assert client.delete(f"/v1/plans/{big['job_id']}").json()["status"] == CANCELLED
+
+
+def test_workers_built_in_one_thread_have_distinct_ids(tmp_path, kafka, topics) -> None:
+    """`packloop planner --workers N` builds its workers in one thread; the store tells
+    workers apart by id, so two with one id could both renew and finish one job."""
+    jobs = JobStore(f"sqlite:///{tmp_path}/p.db")
+    pool = [PlannerWorker(jobs, kafka, topics) for _ in range(5)]
+    assert len({w.worker_id for w in pool}) == 5
+    job = jobs.create({"a": 1}, {}, "scenario", "ops")
+    assert jobs.claim(job, pool[0].worker_id, lease_s=-1)  # lease already expired
+    assert jobs.claim(job, pool[1].worker_id, lease_s=60)
+    assert not jobs.renew(job, pool[0].worker_id, 60)  # the first one lost it
+    for w in pool:
+        w.producer.close()
+    jobs.close()
