@@ -10,6 +10,9 @@ series counts are compared with ``tests/infra/series.py`` for the same deploymen
 
     python bench/metrics_scrape.py [--villages 3000] [--repeat 5]
 
+It then measures how long one scrape holds the worker's event loop: the worker's page
+reads state in slices of villages and renders the text in a thread.
+
 The reference data is the sample county scaled up: 20 townships per 390 villages
 (3,000 villages: 154 townships), thresholds total + eps_foam.
 """
@@ -136,6 +139,49 @@ def measure(network: object, source: SynthSource, village_label: bool, repeat: i
             "min_s": min(times)}
 
 
+def loop_stall(network: object, source: SynthSource, village_label: bool) -> dict:
+    """The longest the event loop waits during one scrape: the worker's page
+    (:func:`streams.metrics.scrape`: state read in slices, text rendered in a thread)
+    against rendering inside the handler as Faust's stock page does."""
+    import asyncio
+
+    from streams.metrics import scrape
+
+    collector = PackloopCollector(network, source, village_label, BatchHistogram())
+    empty = CollectorRegistry(auto_describe=False)
+    whole = CollectorRegistry(auto_describe=False)
+    whole.register(collector)
+
+    async def inline() -> bytes:
+        return generate_latest(whole)
+
+    async def measured(make) -> tuple[float, float]:
+        worst = 0.0
+        done = False
+
+        async def ticker() -> None:
+            nonlocal worst
+            last = time.perf_counter()
+            while not done:
+                await asyncio.sleep(0.001)
+                now = time.perf_counter()
+                worst = max(worst, now - last)
+                last = now
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0.01)
+        t0 = time.perf_counter()
+        await make()
+        took = time.perf_counter() - t0
+        done = True
+        await task
+        return worst, took
+
+    stock = asyncio.run(measured(inline))
+    sliced = asyncio.run(measured(lambda: scrape(empty, collector)))
+    return {"stock": stock, "sliced": sliced}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--villages", type=int, default=3000)
@@ -161,6 +207,18 @@ def main() -> None:
               f"{r['series'] * 1000 / args.villages:,.0f} | {model:,} | "
               f"{r['bytes']:,} ({r['bytes'] / 1e6:.1f} MB) | "
               f"{r['median_s'] * 1000:.0f} ms ({r['min_s'] * 1000:.0f} ms) |")
+    print()
+    print("Event-loop stall during one scrape (longest gap between 1 ms ticks of a task on")
+    print("the worker's loop), the worker's page against rendering inside the handler:")
+    print("| mode | stock: scrape / longest stall | packloop: scrape / longest stall | "
+          "stall ratio |")
+    print("| --- | ---: | ---: | ---: |")
+    for vl in (True, False):
+        st = loop_stall(network, source, vl)
+        (s_worst, s_took), (p_worst, p_took) = st["stock"], st["sliced"]
+        print(f"| {'village label' if vl else 'township'} | {s_took * 1000:.0f} ms / "
+              f"{s_worst * 1000:.0f} ms | {p_took * 1000:.0f} ms / {p_worst * 1000:.0f} ms | "
+              f"{p_worst / s_worst:.3f} |")
 
 
 if __name__ == "__main__":

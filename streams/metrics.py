@@ -222,6 +222,26 @@ def window_tallies(
     return gen, rec
 
 
+#: villages read per slice of a scrape before the event loop is let in again
+SCRAPE_SLICE = 100
+
+
+@dataclass
+class _Acc:
+    """A scrape's sums so far: series per family, and the worker-wide event totals."""
+
+    series: dict[str, dict[tuple[str, ...], float]] = field(
+        default_factory=lambda: {m.name: {} for m in WORKER_SPECS})
+    applied: int = 0
+    duplicates: int = 0
+    dead: dict[str, int] = field(default_factory=dict)
+    bounds: dict[int, tuple[str, str, str, str]] = field(default_factory=dict)
+    histogram: tuple[list[tuple[str, float]], float] = ([], 0.0)
+
+
+Accumulated = _Acc
+
+
 class PackloopCollector(Collector):
     """Every worker family of the contract, from the owned partitions' state."""
 
@@ -248,13 +268,48 @@ class PackloopCollector(Collector):
     # -- accumulation ---------------------------------------------------------------
 
     def collect(self) -> Iterator[Metric]:
-        acc: dict[str, dict[tuple[str, ...], float]] = {m.name: {} for m in WORKER_SPECS}
-        self._village_series(acc)
-        self._reference_series(acc)
-        self._pipeline_series(acc)
-        yield from self._families(acc)
+        yield from self.families(self.accumulate())
 
-    def _village_series(self, acc: dict[str, dict[tuple[str, ...], float]]) -> None:
+    def accumulate(self) -> Accumulated:
+        """Read the state into per-series sums (the part that must see live state)."""
+        acc = _Acc()
+        self._village_series(acc.series, self.source.villages(), acc)
+        self._finish(acc)
+        return acc
+
+    async def accumulate_async(self, slice_villages: int = SCRAPE_SLICE) -> Accumulated:
+        """:meth:`accumulate` in slices of villages with the event loop let in between,
+        so a scrape never holds the worker's loop for more than a slice (~10 ms per 100
+        villages) — events keep flowing while Prometheus scrapes. Each village is read
+        once, whole; only villages of different slices may be read a batch apart, which
+        keeps every series monotonic across scrapes."""
+        import asyncio
+
+        acc = _Acc()
+        states = self.source.villages()
+        for start in range(0, len(states), slice_villages):
+            self._village_series(acc.series, states[start:start + slice_villages], acc)
+            await asyncio.sleep(0)
+        self._finish(acc)
+        return acc
+
+    def families(self, acc: Accumulated) -> Iterator[Metric]:
+        """The metric families of accumulated sums: touches no live state, so the
+        worker's ``/metrics`` runs it (and the text rendering) off the event loop."""
+        return self._families(acc.series, acc.histogram)
+
+    def _finish(self, acc: _Acc) -> None:
+        self._event_totals(acc.series, acc)
+        self._reference_series(acc.series)
+        self._pipeline_series(acc.series)
+        acc.histogram = self.histogram.snapshot()
+
+    def _village_series(
+        self,
+        acc: dict[str, dict[tuple[str, ...], float]],
+        villages: Iterable[tuple[VillageState, int | None]],
+        totals: _Acc,
+    ) -> None:
         gen_t = acc["packloop_waste_generated_grams_total"]
         rec_t = acc["packloop_waste_recovered_grams_total"]
         out_g = acc["packloop_waste_outstanding_grams"]
@@ -266,14 +321,12 @@ class PackloopCollector(Collector):
         opened = acc["packloop_pickups_open"]
         open_over = acc["packloop_pickups_open_overdue"]
         containers = {f: acc[n] for f, n in _CONTAINER_FAMILY.items()}
-        events = acc["packloop_events_total"]
-        applied = duplicates = 0
-        dead: dict[str, int] = {}
+        dead = totals.dead
         vl = self.village_label
-        bounds_cache: dict[int, tuple[str, str, str, str]] = {}
-        for state, now in self.source.villages():
-            applied += state.applied
-            duplicates += state.duplicates
+        bounds_cache = totals.bounds
+        for state, now in villages:
+            totals.applied += state.applied
+            totals.duplicates += state.duplicates
             _count_dead(dead, state.dead_lettered, state.dead_reasons)
             vid = state.village_id if vl else ""
             hub = state.hub_id
@@ -318,11 +371,15 @@ class PackloopCollector(Collector):
                 for f, v in zip(_CONTAINER_FIELDS, figs, strict=True):
                     target = containers[f]
                     target[key] = target.get(key, 0) + v
+
+    def _event_totals(self, acc: dict[str, dict[tuple[str, ...], float]], totals: _Acc) -> None:
+        events = acc["packloop_events_total"]
+        dead = totals.dead
         for marker in self.source.markers():
             _count_dead(dead, marker.dead_lettered, marker.dead_reasons)
             events[("rerouted", "")] = events.get(("rerouted", ""), 0) + marker.rerouted
-        events[("applied", "")] = applied
-        events[("duplicate", "")] = duplicates
+        events[("applied", "")] = totals.applied
+        events[("duplicate", "")] = totals.duplicates
         events.setdefault(("rerouted", ""), 0)
         for reason, n in dead.items():
             events[("dead_lettered", reason)] = n
@@ -362,7 +419,11 @@ class PackloopCollector(Collector):
 
     # -- families -------------------------------------------------------------------
 
-    def _families(self, acc: dict[str, dict[tuple[str, ...], float]]) -> Iterator[Metric]:
+    def _families(
+        self,
+        acc: dict[str, dict[tuple[str, ...], float]],
+        histogram: tuple[list[tuple[str, float]], float],
+    ) -> Iterator[Metric]:
         vl = self.village_label
         for spec in WORKER_SPECS:
             if not spec.exported(vl):
@@ -371,7 +432,7 @@ class PackloopCollector(Collector):
             samples = acc[spec.name]
             if spec.type == "histogram":
                 fam = HistogramMetricFamily(spec.name, spec.help, labels=labels)
-                buckets, total = self.histogram.snapshot()
+                buckets, total = histogram
                 fam.add_metric([], buckets, total)
                 yield fam
                 continue
@@ -463,8 +524,13 @@ class WorkerSource:
 
 def install(worker: Any) -> Any:
     """Serve ``/metrics`` on the worker's web server: Faust's own metrics (its Prometheus
-    sensor, prefixed ``faust_``) and packloop's (:class:`PackloopCollector`), from one
-    registry per worker. Returns the registry.
+    monitor, prefixed ``faust_``) and packloop's (:class:`PackloopCollector`). Returns a
+    registry with both, for rendering outside the web server.
+
+    The page reads the state on the event loop in slices
+    (:meth:`PackloopCollector.accumulate_async`) and builds and renders the text in a
+    thread: at 3,000 villages with the village label the text alone takes ~2 s, which
+    Faust's stock page (``generate_latest`` inside the handler) spent blocking the loop.
 
     Also wraps the batch hook to time each batch into
     ``packloop_event_processing_seconds`` (from the fetch being handed over to the
@@ -473,18 +539,26 @@ def install(worker: Any) -> Any:
     from time import perf_counter
 
     import prometheus_client
-    from faust.sensors.prometheus import setup_prometheus_sensors
+    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 
     prometheus_client.disable_created_metrics()  # no _created series (doubles counters)
-    registry = prometheus_client.CollectorRegistry(auto_describe=False)
+    faust_registry = prometheus_client.CollectorRegistry(auto_describe=False)
     app = worker.app
-    setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
+    app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(faust_registry, "faust"))
     histogram = BatchHistogram()
     source = WorkerSource(worker, worker.local, lambda tp: app.consumer.highwater(tp))
     collector = PackloopCollector(
         worker.network, source, worker.options.metrics_village_label, histogram
     )
+    registry = prometheus_client.CollectorRegistry(auto_describe=False)
+    registry.register(_Families(faust_registry.collect))
     registry.register(collector)
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        body = await scrape(faust_registry, collector)
+        return web.bytes(body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
+
     hook = app.packloop_batch_hook
     if hook is not None:
 
@@ -497,3 +571,32 @@ def install(worker: Any) -> Any:
     worker.metrics_registry = registry
     worker.metrics_collector = collector
     return registry
+
+
+async def scrape(faust_registry: Any, collector: PackloopCollector,
+                 slice_villages: int = SCRAPE_SLICE) -> bytes:
+    """One ``/metrics`` body: state read on the loop in slices, text rendered in a thread."""
+    import asyncio
+
+    acc = await collector.accumulate_async(slice_villages)
+    return await asyncio.get_running_loop().run_in_executor(
+        None, render_scrape, faust_registry, collector, acc)
+
+
+def render_scrape(faust_registry: Any, collector: PackloopCollector, acc: Accumulated) -> bytes:
+    """The exposition text of one scrape: Faust's families, then packloop's (the same
+    order as rendering the registry :func:`install` returns)."""
+    from prometheus_client import generate_latest
+
+    families = list(collector.families(acc))
+    return generate_latest(faust_registry) + generate_latest(_Families(lambda: families))
+
+
+class _Families:
+    """Something ``generate_latest`` and a registry accept: families from a callable."""
+
+    def __init__(self, collect: Callable[[], Iterable[Metric]]) -> None:
+        self._collect = collect
+
+    def collect(self) -> Iterable[Metric]:
+        return self._collect()

@@ -284,3 +284,54 @@ def test_worker_wiring_static_membership_and_label_mode(monkeypatch: pytest.Monk
     plain = create_worker(KafkaConnection("127.0.0.1:1"), Topics("u-"), NET,
                           WorkerOptions(partitions=4))
     assert plain.app.conf.consumer_group_instance_id is None
+
+
+@pytest.mark.parametrize("village_label", [True, False])
+def test_a_sliced_scrape_renders_what_a_whole_one_does(run, village_label) -> None:
+    """The worker's page reads the state in slices with the event loop let in between,
+    and renders off the loop; the text must be the same as rendering in one go, and the
+    loop must get turns during the scrape (a page that blocks it gets none)."""
+    import asyncio
+
+    from prometheus_client import CollectorRegistry as Registry
+    from prometheus_client import Counter as PromCounter
+
+    from streams.metrics import scrape
+
+    h, _ = run
+    faust_like = Registry(auto_describe=False)
+    PromCounter("faust_messages_received", "received", registry=faust_like).inc(3)
+    hist = BatchHistogram()
+    hist.observe(0.02, 40)
+    collector = PackloopCollector(NET, FakeSource(h, {0, 1, 2, 3}), village_label, hist)
+    whole = Registry(auto_describe=False)
+    whole.register(faust_like)
+    whole.register(collector)
+    expected = generate_latest(whole)
+    villages = len(FakeSource(h, {0, 1, 2, 3}).villages())
+    assert villages > 20
+
+    async def scrape_while_ticking(slice_villages: int) -> tuple[bytes, int]:
+        ticks = 0
+        done = False
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not done:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        start = ticks
+        body = await scrape(faust_like, collector, slice_villages)
+        done = True
+        await task
+        return body, ticks - start
+
+    for slice_villages in (1, 7, 10_000):
+        body, ticks = asyncio.run(scrape_while_ticking(slice_villages))
+        assert body == expected
+        assert "faust_messages_received_total 3.0" in body.decode()
+        # one turn per slice at least, and more while the text renders in its thread
+        assert ticks >= -(-villages // slice_villages), (slice_villages, ticks)
