@@ -27,8 +27,11 @@ sys.path.insert(0, str(ROOT))
 import optimizer  # noqa: E402
 from optimizer.model import build_model  # noqa: E402
 from optimizer.network_scenario import scenario_from_network  # noqa: E402
-from optimizer.planner import _active_villages, _max_stops  # noqa: E402
-from optimizer.routes import candidate_routes  # noqa: E402
+from optimizer.routes import (  # noqa: E402
+    active_villages,
+    candidate_routes,  # noqa: E402
+    max_stops,
+)
 from optimizer.solver import run_highs  # noqa: E402
 
 NETWORK = ROOT / "streams" / "data" / "sample_county.json"
@@ -58,7 +61,7 @@ def network_at(scale: int) -> dict:
 
 def whole_model(s, time_limit, gap, threads, lp_solver=None):
     t0 = time.perf_counter()
-    routes = candidate_routes(s, _active_villages(s), _max_stops(s))
+    routes = candidate_routes(s, active_villages(s), max_stops(s))
     routes_s = time.perf_counter() - t0
     b = build_model(s, routes, mode="joint")
     r = run_highs(b.model, time_limit_s=time_limit, mip_gap=gap, threads=threads,

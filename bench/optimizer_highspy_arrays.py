@@ -453,8 +453,7 @@ def main() -> None:
 
     from optimizer.model import build_model
     from optimizer.network_scenario import scenario_from_network
-    from optimizer.planner import _active_villages, _max_stops
-    from optimizer.routes import candidate_routes
+    from optimizer.routes import active_villages, candidate_routes, max_stops
     from optimizer.solver import compile_model, make_highs
 
     ap = argparse.ArgumentParser()
@@ -466,7 +465,7 @@ def main() -> None:
     args = ap.parse_args()
     s = scenario_from_network(network_at(args.scale), horizon_days=7, seed=2026,
                               county_trucks=40 * max(1, args.scale // 100))
-    routes = candidate_routes(s, _active_villages(s), _max_stops(s))
+    routes = candidate_routes(s, active_villages(s), max_stops(s))
     t0 = time.perf_counter()
     arr = build_arrays(s, routes)
     lp = arr.lp()

@@ -11,7 +11,6 @@ in one model with the county fleet rows linking the hubs.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import dataclasses
 import math
 import multiprocessing as mp
 import os
@@ -20,29 +19,20 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyomo.environ as pyo
-
-from optimizer.diagnose import describe_row, describe_unservable
 from optimizer.kpis import compute_kpis, reductions
-from optimizer.model import ALL, BuiltModel, TripType, build_model
-from optimizer.plan import extract_plan, merge_plans, rounding_cost
-from optimizer.routes import candidate_routes
+from optimizer.model import ALL
+from optimizer.plan import merge_plans, rounding_cost
+from optimizer.routes import active_villages
 from optimizer.scenario import Scenario
-from optimizer.solver import Progress, ProgressFn, SolveResult, relative_gap, run_highs
+from optimizer.solver import Progress, ProgressFn, relative_gap
+from optimizer.stages import (
+    StageOutcome,
+    above_gap,
+    queue_reporter,
+    refine_joint,
+    solve_hubs,
+)
 
-# Share of the time limit given to each stage; the joint solve gets what is left.
-# (of the time left when the stage starts; a stage that reaches its gap early leaves the rest)
-STAGE_SHARE = {"uncoordinated": 0.1, "single_use": 0.25, "sequential": 0.1}
-UNCOORDINATED_GAP = 0.03
-# HiGHS options of the warm-started joint solve. Its start (the sequential plan) is usually
-# within the requested gap of the optimum already; what the solve has to do is prove it, i.e.
-# raise the bound. HiGHS's default heuristic effort (0.05) spent more than half of the joint
-# time in RINS/RENS sub-MIPs that did not improve that start (largest hubs: 3-4 % gap after
-# 12 s with it, 2.7 % without; 1 % reached after 17 s instead of > 20 s). See docs/optimizer.md.
-JOINT_WARM_OPTIONS: dict[str, Any] = {"mip_heuristic_effort": 0.0}
-# ... unless the single-use stage stopped above max(3 x the requested gap, 3 %)
-POOR_START_FACTOR = 3.0
-POOR_START_MIN = 0.03
 # A hub group's budget is OVERCOMMIT times its proportional share of the time left (always
 # capped by the deadline). Groups go out largest first and many stop at the requested gap
 # before their budget, so a strictly proportional split left the large groups at their time
@@ -53,21 +43,6 @@ OVERCOMMIT = 1.25
 # included; measured 2-3.5 s): kept back for the groups not yet started, so that the last
 # groups are not pushed past the deadline (at 200 % of the county they were, by 5 s).
 MIN_GROUP_S = 2.5
-
-
-@dataclass
-class StageOutcome:
-    """One mode's plan for a set of hubs."""
-
-    status: str
-    objective: float | None
-    bound: float | None
-    plan: dict[str, Any] | None
-    stats: dict[str, float] = field(default_factory=dict)
-    diagnosis: list[dict[str, Any]] = field(default_factory=list)
-    # the joint solution by (variable name, index), kept when a hub group stopped above the
-    # requested gap so that a second pass can start from it (see `refine_joint`)
-    start: dict[tuple[str, Any], float] | None = None
 
 
 @dataclass
@@ -112,32 +87,6 @@ class PlanResult:
         return out
 
 
-def _active_villages(s: Scenario) -> set[str]:
-    act = {g.village_id for g in s.demand if g.parcels > 0 or (g.volume_litres or 0) > 0}
-    act |= {w.village_id for w in s.outstanding_waste if w.grams > 0}
-    return act
-
-
-def _max_stops(s: Scenario) -> int:
-    return max(v.max_stops for v in s.vehicle_types if v.base == "hub")
-
-
-def _routes_for(s: Scenario, hubs: list[str]) -> dict[str, list]:
-    """Candidate trips of `hubs`' milk runs (each group's worker derives them itself)."""
-    routes = candidate_routes(s, _active_villages(s), _max_stops(s))
-    return {h: r for h, r in routes.items() if h in hubs}
-
-
-def _queue_reporter(queue) -> ProgressFn | None:
-    """Progress from a worker process, sent to the parent's `drain` through `queue`."""
-    if queue is None:
-        return None
-
-    def report(p: Progress) -> None:
-        queue.put((p.incumbent, p.bound, p.gap, p.elapsed_s, p.label))
-    return report
-
-
 def _report_done(progress: ProgressFn | None, parts: list[dict[str, StageOutcome]],
                  total: int, t0: float) -> None:
     """One report per finished hub group (its HiGHS solve may have sent none): the joint
@@ -150,238 +99,10 @@ def _report_done(progress: ProgressFn | None, parts: list[dict[str, StageOutcome
                       f"hub {len(parts)}/{total} done"))
 
 
-def _copy_values(src: pyo.ConcreteModel, dst: pyo.ConcreteModel) -> None:
-    """Stage-2 (joint, trips fixed) values as the joint model's starting point: the models
-    are built by the same code from the same data, so components and indices coincide."""
-    for comp in src.component_objects(pyo.Var, active=True):
-        other = dst.find_component(comp.name)
-        for idx, v in comp.items():
-            if idx in other:
-                other[idx].set_value(v.value, skip_validation=True)
-
-
-_TRIP_INDEXED = {"trips": 0, "trunk_collect": 0, "load_down": 1, "load_up": 1, "pick": 1,
-                 "collect": 1, "trunk_down": 1, "trunk_up": 1}  # 0: the index is t; 1: t first
-
-
-def _uncoordinated_as_start(src: BuiltModel, dst: BuiltModel) -> bool:
-    """Set the single-use model's variables to the uncoordinated plan, which is feasible for
-    it: each single-purpose trip becomes a trip of the same route, vehicle and day that may
-    carry everything (counts added up, capped at the trip type's bound, which still has room
-    for all its villages may need), presale groups on their first day. Returns False if a trip
-    has no counterpart (then the stage starts cold).
-
-    With it the single-use stage never ends worse than the uncoordinated baseline, so
-    sequential <= uncoordinated holds by construction, and a single-use stage cut short by the
-    deadline still has a plan to hand on."""
-    index = {t: k for k, t in enumerate(dst.trips)}
-    mapped = []
-    for t in src.trips:
-        k = index.get(dataclasses.replace(t, purpose=ALL))
-        if k is None:
-            return False
-        mapped.append(k)
-    vals: dict[tuple[str, Any], float] = defaultdict(float)
-    for comp in src.model.component_objects(pyo.Var, active=True):
-        where = _TRIP_INDEXED.get(comp.name)
-        for idx, v in comp.items():
-            if not v.value:
-                continue
-            if where == 0:
-                idx = mapped[idx]
-            elif where == 1:
-                idx = (mapped[idx[0]], *idx[1:])
-            vals[(comp.name, idx)] += v.value
-    for gi, days in dst.flex_groups.items():
-        vals[("serve", (gi, days[0]))] = 1.0
-    m = dst.model
-    for comp in m.component_objects(pyo.Var, active=True):
-        for v in comp.values():
-            v.set_value(0.0, skip_validation=True)
-    for (name, idx), x in vals.items():
-        comp = m.find_component(name)
-        if comp is None or idx not in comp:
-            return False
-        var = comp[idx]
-        if name == "trips" and var.ub is not None:
-            x = min(x, var.ub)
-        var.set_value(x, skip_validation=True)
-    return True
-
-
-def _stage(
-    s: Scenario, routes, hubs: list[str], mode: str, time_limit_s, mip_gap, threads, progress,
-    fixed_trips=None, warm_from: BuiltModel | None = None,
-    options: dict[str, Any] | None = None,
-) -> tuple[StageOutcome, BuiltModel]:
-    reused = warm_from is not None and mode == "joint" and warm_from.mode == "joint"
-    if reused:
-        # the sequential stage-2 model *is* the joint model with its trips fixed: free them
-        # and start from its solution, instead of building the same model again
-        b = warm_from
-        for v in b.model.trips.values():
-            v.unfix()
-        build_s = 0.0
-    else:
-        b = build_model(s, routes, mode=mode if mode != "sequential" else "joint", hubs=hubs,
-                        fixed_trips=fixed_trips)
-        build_s = b.build_s
-    if b.unservable:
-        return StageOutcome("infeasible", None, None, None,
-                            diagnosis=describe_unservable(s, b.unservable)), b
-    warm = False
-    if warm_from is not None and warm_from.mode == "uncoordinated":
-        warm = _uncoordinated_as_start(warm_from, b)
-    elif warm_from is not None:
-        if not reused:
-            _copy_values(warm_from.model, b.model)
-        warm = True
-    r: SolveResult = run_highs(b.model, time_limit_s=time_limit_s, mip_gap=mip_gap,
-                               threads=threads, warm_start=warm, progress=progress,
-                               label=f"{mode}:{','.join(hubs) if len(hubs) < 4 else len(hubs)}",
-                               options=options)
-    stats = {
-        "build_s": build_s, "compile_s": r.compile_s, "handover_s": r.handover_s,
-        "highs_s": r.highs_s, "load_s": r.load_s, "columns": r.num_cols, "rows": r.num_rows,
-        "integers": r.num_integers, "nonzeros": r.nonzeros,
-    }
-    if r.objective is None:
-        diag = [describe_row(s, name, amount) for name, amount in r.violated_rows]
-        if not diag:
-            diag = [{"what": "solver", "why": f"no solution found ({r.status})"}]
-        return StageOutcome(r.status, None, None, None, stats, diag), b
-    plan = extract_plan(b, s)
-    return StageOutcome(r.status, r.objective, r.bound, plan, stats), b
-
-
-def _values_of(b: BuiltModel) -> dict[tuple[str, Any], float]:
-    return {(comp.name, idx): v.value
-            for comp in b.model.component_objects(pyo.Var, active=True)
-            for idx, v in comp.items() if v.value}
-
-
-# HiGHS's own mip_rel_gap, which applies when the caller gives none
-HIGHS_DEFAULT_GAP = 1e-4
-
-
-def _above_gap(o: StageOutcome, mip_gap: float | None) -> bool:
-    gap = HIGHS_DEFAULT_GAP if mip_gap is None else max(mip_gap, 1e-9)
-    return (o.objective is not None and o.bound is not None
-            and relative_gap(o.objective, o.bound) > gap + 1e-12)
-
-
-def refine_joint(
-    s: Scenario, hubs: list[str], prev: StageOutcome, time_limit_s: float,
-    mip_gap: float | None, threads: int | None, progress: ProgressFn | None = None,
-) -> StageOutcome:
-    """Second pass for a hub group whose joint solve hit its time budget above the gap:
-    solve the joint model again from its incumbent with the time the quicker groups left.
-    HiGHS's search tree is lost between the passes, but its root (cuts included) takes a
-    few seconds and the bound then rises past where the first pass stopped. The better
-    objective and the higher bound of the two passes are kept: both are valid."""
-    routes = _routes_for(s, hubs)
-    b = build_model(s, routes, mode="joint", hubs=hubs)
-    for (name, idx), x in (prev.start or {}).items():
-        comp = b.model.find_component(name)
-        if comp is not None and idx in comp:
-            comp[idx].set_value(x, skip_validation=True)
-    r = run_highs(b.model, time_limit_s=time_limit_s, mip_gap=mip_gap, threads=threads,
-                  warm_start=bool(prev.start), progress=progress,
-                  label=f"joint-refine:{','.join(hubs) if len(hubs) < 4 else len(hubs)}",
-                  options=JOINT_WARM_OPTIONS)
-    stats = dict(prev.stats)
-    stats["refine_highs_s"] = r.highs_s
-    bound = prev.bound
-    if r.bound is not None and (bound is None or r.bound > bound):
-        bound = r.bound
-    better = r.objective is not None and prev.objective is not None and (
-        r.objective < prev.objective - 1e-9 * max(1.0, abs(prev.objective)))
-    objective = r.objective if better else prev.objective
-    out = StageOutcome("feasible", objective, bound, extract_plan(b, s) if better else prev.plan,
-                       stats, prev.diagnosis)
-    if _above_gap(out, mip_gap):
-        out.status = "time_limit"
-    return out
-
-
 def _refine_worker(args):
     s, hubs, prev, deadline, gap, threads, queue = args
     tl = max(1.0, deadline - time.time())
-    return hubs, refine_joint(s, hubs, prev, tl, gap, threads, _queue_reporter(queue))
-
-
-def _fixed_trips_of(b: BuiltModel) -> dict[TripType, int]:
-    return {t: int(round(pyo.value(b.model.trips[k]))) for k, t in enumerate(b.trips)}
-
-
-def solve_hubs(
-    s: Scenario, hubs: list[str], time_limit_s: float | None, mip_gap: float | None,
-    threads: int | None, progress: ProgressFn | None, baselines: bool = True,
-    only_uncoordinated: bool = False, skip_joint: bool = False,
-) -> dict[str, StageOutcome]:
-    """All stages for one group of hubs: uncoordinated, sequential (2 stages), joint."""
-    routes = _routes_for(s, hubs)
-    out: dict[str, StageOutcome] = {}
-    t0 = time.perf_counter()
-
-    def budget(share: float | None) -> float | None:
-        if time_limit_s is None:
-            return None
-        left = time_limit_s - (time.perf_counter() - t0)
-        if share is None:
-            return max(1.0, left)
-        return max(1.0, left * share)
-
-    b0: BuiltModel | None = None
-    if baselines:
-        # The uncoordinated baseline is solved to a looser gap (at least 3 %, reported with
-        # it): it is tens of per cent worse than the joint plan, and its solve time is better
-        # spent proving the joint plan's bound.
-        out["uncoordinated"], b0 = _stage(
-            s, routes, hubs, "uncoordinated",
-            budget(None if only_uncoordinated else STAGE_SHARE["uncoordinated"]),
-            max(mip_gap or 0.0, UNCOORDINATED_GAP), threads, None)
-        if only_uncoordinated:
-            return out
-    unc = out.get("uncoordinated")
-    seq1, b1 = _stage(s, routes, hubs, "single_use", budget(STAGE_SHARE["single_use"]), mip_gap,
-                      threads, None,
-                      warm_from=b0 if unc is not None and unc.plan is not None else None)
-    out["single_use"] = seq1
-    warm = None
-    if seq1.plan is not None:
-        seq2, b2 = _stage(s, routes, hubs, "sequential", budget(STAGE_SHARE["sequential"]),
-                          mip_gap, threads, None, fixed_trips=_fixed_trips_of(b1))
-        # Stage 2 of the sequential baseline only chooses packaging and loads for fixed trips:
-        # its bound is not a bound of any wider problem.
-        seq2.bound = seq2.objective if seq2.objective is not None else None
-        out["sequential"] = seq2
-        if seq2.plan is not None:
-            warm = b2
-    if skip_joint:
-        return out
-    # Without primal heuristics only when the start is good: a single-use stage cut short
-    # far above the gap (hub groups squeezed by the deadline) leaves a start that the
-    # heuristics do improve.
-    good_start = seq1.objective is not None and seq1.bound is not None and (
-        relative_gap(seq1.objective, seq1.bound) <= max(POOR_START_FACTOR * (mip_gap or 0.0),
-                                                        POOR_START_MIN))
-    joint, bj = _stage(s, routes, hubs, "joint", budget(None), mip_gap, threads, progress,
-                       warm_from=warm,
-                       options=JOINT_WARM_OPTIONS if warm is not None and good_start else None)
-    if _above_gap(joint, mip_gap) and joint.plan is not None:
-        joint.start = _values_of(bj)
-    seq = out.get("sequential")
-    if (seq is not None and seq.plan is not None and joint.objective is not None
-            and joint.objective > seq.objective + 1e-6 * max(1.0, abs(seq.objective))):
-        # cannot happen with a feasible warm start; kept as a guard for HiGHS rejecting it
-        joint = StageOutcome(joint.status, seq.objective, joint.bound, seq.plan, joint.stats)
-    if joint.plan is None and seq is not None and seq.plan is not None:
-        joint = StageOutcome("time_limit", seq.objective, joint.bound, seq.plan, joint.stats)
-    out["joint"] = joint
-    # wall time of this group's stages (objective) and the budget it was given (bound)
-    out["_time_s"] = StageOutcome("ok", time.perf_counter() - t0, time_limit_s, None)
-    return out
+    return hubs, refine_joint(s, hubs, prev, tl, gap, threads, queue_reporter(queue))
 
 
 def _worker(args):
@@ -393,7 +114,7 @@ def _worker(args):
     tl = None
     if deadline is not None:
         tl = max(1.0, (deadline - time.time() - reserve) * min(1.0, OVERCOMMIT * share))
-    return hubs, solve_hubs(s, hubs, tl, gap, threads, _queue_reporter(queue), baselines)
+    return hubs, solve_hubs(s, hubs, tl, gap, threads, queue_reporter(queue), baselines)
 
 
 # A second pass runs only if at least this much time is left before the deadline: below
@@ -413,7 +134,7 @@ def _second_pass(s: Scenario, parts: list[dict[str, StageOutcome]], pool, deadli
     seconds were left idle while one or two hubs held the county gap above the target."""
     if deadline is None:
         return
-    todo = sorted((p for p in parts if _above_gap(p["joint"], mip_gap)
+    todo = sorted((p for p in parts if above_gap(p["joint"], mip_gap)
                    and p["joint"].start is not None),
                   key=lambda p: -(p["joint"].objective - p["joint"].bound))
     if not todo or deadline - SECOND_PASS_MARGIN_S - time.time() < MIN_SECOND_PASS_S:
@@ -520,7 +241,7 @@ def solve(
 
         return solve_partition(s, time_limit_s=time_limit_s, mip_gap=mip_gap, threads=threads,
                                progress=progress)
-    active = _active_villages(s)
+    active = active_villages(s)
     vill_hub = {v.village_id: v.hub_id for v in s.villages}
     busy = sorted({vill_hub[i] for i in active})
     groups = [[h] for h in busy] if decompose else [busy]

@@ -255,3 +255,20 @@ def candidate_routes(
                     add([v])
         out[hub_id] = sorted(routes.values(), key=lambda r: (len(r.stops), r.stops))
     return out
+
+
+def active_villages(s: Scenario) -> set[str]:
+    """Villages with something to deliver, ship or collect: the only ones routes visit."""
+    act = {g.village_id for g in s.demand if g.parcels > 0 or (g.volume_litres or 0) > 0}
+    act |= {w.village_id for w in s.outstanding_waste if w.grams > 0}
+    return act
+
+
+def max_stops(s: Scenario) -> int:
+    return max(v.max_stops for v in s.vehicle_types if v.base == "hub")
+
+
+def hub_routes(s: Scenario, hubs: list[str]) -> dict[str, list[Route]]:
+    """Candidate trips of `hubs`' milk runs (each hub group's worker derives them itself)."""
+    routes = candidate_routes(s, active_villages(s), max_stops(s))
+    return {h: r for h, r in routes.items() if h in hubs}

@@ -88,6 +88,12 @@ class TlsTerminator:
         self.ready.set()
         self.loop.run_forever()
         server.close()
+        # end the open pipes inside the loop, so none is left to be collected after it closed
+        tasks = asyncio.all_tasks(self.loop)
+        for task in tasks:
+            task.cancel()
+        self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        self.loop.close()
 
     def __enter__(self) -> TlsTerminator:
         self.thread.start()

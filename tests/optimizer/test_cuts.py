@@ -12,8 +12,7 @@ import yaml
 from optimizer import load_scenario
 from optimizer.cuts import capacity_cover_rows
 from optimizer.model import build_model
-from optimizer.planner import _active_villages, _max_stops
-from optimizer.routes import candidate_routes
+from optimizer.routes import active_villages, candidate_routes, max_stops
 from optimizer.solver import compile_model, run_highs
 
 TINY = Path(__file__).resolve().parents[2] / "examples" / "scenarios" / "tiny.yaml"
@@ -50,7 +49,7 @@ def _one_village(parcels: int) -> dict:
 
 
 def _build(s, covers: bool, mode: str = "joint"):
-    routes = candidate_routes(s, _active_villages(s), _max_stops(s))
+    routes = candidate_routes(s, active_villages(s), max_stops(s))
     return build_model(s, routes, mode=mode, capacity_covers=covers)
 
 

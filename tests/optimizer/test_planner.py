@@ -15,7 +15,9 @@ import pytest
 import yaml
 
 import optimizer
-from optimizer import planner
+from optimizer import planner, stages
+from optimizer.routes import active_villages, max_stops
+from optimizer.warmstart import uncoordinated_as_start
 from tests.optimizer.plan_checks import check_all, recompute_cost
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -191,26 +193,26 @@ def test_refine_joint_keeps_the_better_plan_and_the_higher_bound():
     bound (here the uncoordinated plan, with half the joint optimum as its bound) comes back
     as the joint optimum with its proven bound."""
     s = optimizer.load_scenario(_raw())
-    out = planner.solve_hubs(s, ["H01"], None, 0.0, 1, None, True)
+    out = stages.solve_hubs(s, ["H01"], None, 0.0, 1, None, True)
     unc, joint = out["uncoordinated"], out["joint"]
     assert joint.status == "optimal" and unc.objective > joint.objective
-    prev = planner.StageOutcome("time_limit", unc.objective, joint.objective / 2, unc.plan)
-    refined = planner.refine_joint(s, ["H01"], prev, 30, 0.0, 1)
+    prev = stages.StageOutcome("time_limit", unc.objective, joint.objective / 2, unc.plan)
+    refined = stages.refine_joint(s, ["H01"], prev, 30, 0.0, 1)
     assert refined.objective == pytest.approx(joint.objective, rel=1e-7)
     assert refined.bound == pytest.approx(joint.objective, rel=1e-7)
     assert refined.status == "feasible"
     assert recompute_cost(refined.plan, s) == pytest.approx(refined.objective, rel=1e-6)
     # a pass that finds nothing better keeps the plan it was given, and the better bound
-    same = planner.refine_joint(s, ["H01"], joint, 30, 0.0, 1)
+    same = stages.refine_joint(s, ["H01"], joint, 30, 0.0, 1)
     assert same.plan is joint.plan and same.objective == joint.objective
 
 
 def test_second_pass_gives_left_over_time_to_the_group_above_the_gap():
     s = optimizer.load_scenario(_two_hubs(10, 3))
-    parts = [planner.solve_hubs(s, [h], None, 0.0, 1, None, False) for h in ("H01", "H02")]
+    parts = [stages.solve_hubs(s, [h], None, 0.0, 1, None, False) for h in ("H01", "H02")]
     stuck = parts[0]["joint"]
     optimum = stuck.objective
-    parts[0]["joint"] = planner.StageOutcome("time_limit", optimum, optimum / 2, stuck.plan,
+    parts[0]["joint"] = stages.StageOutcome("time_limit", optimum, optimum / 2, stuck.plan,
                                              start={})
     ctx = mp.get_context("forkserver")
     with cf.ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
@@ -225,7 +227,7 @@ def test_one_process_solves_with_different_thread_counts():
     """HiGHS keeps one thread pool per process; a solve asking for another size than the
     first one used to end in status "error"."""
     s = optimizer.load_scenario(_raw())
-    statuses = [planner.solve_hubs(s, ["H01"], None, 0.0, n, None, False)["joint"].status
+    statuses = [stages.solve_hubs(s, ["H01"], None, 0.0, n, None, False)["joint"].status
                 for n in (2, 1, 2)]
     assert statuses == ["optimal"] * 3
 
@@ -238,10 +240,10 @@ def test_uncoordinated_plan_is_a_feasible_start_for_the_single_use_stage(seed):
     from optimizer.routes import candidate_routes
 
     s = optimizer.load_scenario(_random_variant(seed))
-    routes = candidate_routes(s, planner._active_villages(s), planner._max_stops(s))
-    unc, b0 = planner._stage(s, routes, ["H01"], "uncoordinated", 30, 0.0, 1, None)
+    routes = candidate_routes(s, active_villages(s), max_stops(s))
+    unc, b0 = stages.run_stage(s, routes, ["H01"], "uncoordinated", 30, 0.0, 1, None)
     dst = build_model(s, routes, mode="single_use")
-    assert planner._uncoordinated_as_start(b0, dst)
+    assert uncoordinated_as_start(b0, dst)
     for c in dst.model.component_data_objects(pyo.Constraint, active=True):
         body = pyo.value(c.body)
         assert c.lower is None or body >= pyo.value(c.lower) - 1e-6, c.name
@@ -250,7 +252,7 @@ def test_uncoordinated_plan_is_a_feasible_start_for_the_single_use_stage(seed):
         assert v.lb is None or v.value >= v.lb - 1e-9, v.name
         assert v.ub is None or v.value <= v.ub + 1e-9, v.name
     assert pyo.value(dst.model.cost) <= unc.objective + 1e-6
-    out = planner.solve_hubs(s, ["H01"], 30, 0.0, 1, None, True)
+    out = stages.solve_hubs(s, ["H01"], 30, 0.0, 1, None, True)
     assert out["single_use"].objective <= out["uncoordinated"].objective + 1e-6
 
 
@@ -271,9 +273,9 @@ def test_single_use_stage_cut_short_still_has_the_uncoordinated_start(seed):
     from optimizer.routes import candidate_routes
 
     s = optimizer.load_scenario(_random_variant(seed))
-    routes = candidate_routes(s, planner._active_villages(s), planner._max_stops(s))
-    unc, b0 = planner._stage(s, routes, ["H01"], "uncoordinated", 30, 0.0, 1, None)
-    cut, _ = planner._stage(s, routes, ["H01"], "single_use", 0.001, 0.0, 1, None, warm_from=b0)
+    routes = candidate_routes(s, active_villages(s), max_stops(s))
+    unc, b0 = stages.run_stage(s, routes, ["H01"], "uncoordinated", 30, 0.0, 1, None)
+    cut, _ = stages.run_stage(s, routes, ["H01"], "single_use", 0.001, 0.0, 1, None, warm_from=b0)
     assert cut.plan is not None
     assert cut.objective <= unc.objective + 1e-6
     assert recompute_cost(cut.plan, s) == pytest.approx(cut.objective, rel=1e-6)
