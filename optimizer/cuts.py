@@ -26,7 +26,7 @@ import pyomo.environ as pyo
 from optimizer.scenario import Scenario
 
 if TYPE_CHECKING:
-    from optimizer.model import BuiltModel, TripType
+    from optimizer.model import BuiltModel, Mode, TripType
 
 # what must fit: ("down", class | ALL), ("up", class), ("back", ALL)
 Kind = tuple[str, str]
@@ -62,7 +62,7 @@ CoverKey = tuple[str, str, str, str, int, int, float]
 
 
 def capacity_cover_rows(
-    s: Scenario, trips: Sequence[TripType], mode: str, hubs: Sequence[str], has_trunk: bool,
+    s: Scenario, trips: Sequence[TripType], mode: Mode, hubs: Sequence[str], has_trunk: bool,
 ) -> dict[CoverKey, tuple[dict[int, int], int]]:
     """The covers over the trip types `trips` of a model built in `mode` for `hubs`, as
     key -> (coefficient per index into `trips`, right-hand side). The key says
@@ -82,7 +82,7 @@ def capacity_cover_rows(
     for gi, g in enumerate(s.demand):
         if hub_of.get(g.village_id) not in hub_set:
             continue
-        days = service_days(s, gi, mode)  # type: ignore[arg-type]
+        days = service_days(s, gi, mode)
         span = (days[0], days[-1])
         units: list[Unit] = [("trunk", hub_of[g.village_id])] if has_trunk else []
         if g.village_id in comp:
@@ -120,7 +120,7 @@ def capacity_cover_rows(
 
     trips_of: dict[tuple[Unit, int], list[int]] = defaultdict(list)
     for t, tt in enumerate(trips):
-        u: Unit = ("trunk", tt.hub_id) if tt.route is None else ("milk", comp[tt.route.stops[0]])
+        u = ("trunk", tt.hub_id) if tt.route is None else ("milk", comp[tt.route.stops[0]])
         trips_of[(u, tt.day)].append(t)
 
     by_unit_kind: dict[tuple[Unit, Kind], dict[tuple[int, int], float]] = defaultdict(dict)

@@ -224,7 +224,7 @@ def solve_partition(s: Scenario, *, time_limit_s=None, mip_gap=None, threads=Non
     status = "optimal" if gap <= 1e-9 else (
         "time_limit" if res2.status.startswith("time_limit") else "feasible")
     routes_stops = []
-    trips = []
+    trips: list[dict[str, Any]] = []
     for r in sel:
         order_nodes = tour_order(dist, int(masks[r]))
         stops = [vids[j - 1] for j in order_nodes]

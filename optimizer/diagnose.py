@@ -8,7 +8,7 @@ from typing import Any
 
 from optimizer.model import compatible_compartments
 from optimizer.routes import DistanceOracle
-from optimizer.scenario import Scenario
+from optimizer.scenario import ReusableType, Scenario, SingleUseOption
 
 
 def describe_unservable(s: Scenario, items: list[tuple[str, int, str, str]]) -> list[dict]:
@@ -43,9 +43,9 @@ def describe_unservable(s: Scenario, items: list[tuple[str, int, str, str]]) -> 
             if direction == "down":
                 own = [v for v in reach if class_id in v.compartments_litres]
                 passive_ok = [v for v in reach if compatible_compartments(s, v, class_id)]
-                has_passive = any(
-                    class_id in o.class_ids and o.passive
-                    for o in [*s.packaging.single_use, *s.packaging.reusable])
+                options: list[SingleUseOption | ReusableType] = [
+                    *s.packaging.single_use, *s.packaging.reusable]
+                has_passive = any(class_id in o.class_ids and o.passive for o in options)
                 if reach and not own:
                     if not passive_ok:
                         reasons.append(f"no vehicle at {hub} has a {class_id!r} compartment and "

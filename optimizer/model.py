@@ -228,18 +228,18 @@ def build_model(
 
     trips: list[TripType] = []
     for h in hub_ids:
-        for r in routes.get(h, []):
+        for route in routes.get(h, []):
             for vt in s.vehicle_types:
-                if vt.base != "hub" or r.km > vt.max_route_km + 1e-9:
+                if vt.base != "hub" or route.km > vt.max_route_km + 1e-9:
                     continue
-                if len(r.stops) > vt.max_stops or s.hub_vehicle_count(vt, h) <= 0:
+                if len(route.stops) > vt.max_stops or s.hub_vehicle_count(vt, h) <= 0:
                     continue
                 for d in range(D):
-                    if not any(d in active_days[i] for i in r.stops):
+                    if not any(d in active_days[i] for i in route.stops):
                         continue
                     for p in purposes:
-                        if any(carries(p, i, d) for i in r.stops):
-                            trips.append(TripType(h, r, vt.vehicle_type, d, p))
+                        if any(carries(p, i, d) for i in route.stops):
+                            trips.append(TripType(h, route, vt.vehicle_type, d, p))
     county_vts = [vt for vt in s.vehicle_types if vt.base == "county"]
     has_trunk = bool(county_vts)
     trunk_km = {h: oracle.km(s.depot.id, h) + oracle.km(h, s.depot.id) for h in hub_ids}
@@ -279,7 +279,7 @@ def build_model(
     waste_max = {i: w.grams * w.litres_per_kg / 1000.0 for i, w in waste.items()}
 
     def needed_trips(vt: VehicleType, villages, d: int, trunk: bool) -> float:
-        out_by_k: dict[str, float] = defaultdict(float)
+        out_by_k: dict[str | tuple[str, str], float] = defaultdict(float)
         back_total = 0.0
         for i in villages:
             for c in cls:
@@ -350,34 +350,34 @@ def build_model(
     ld_by_idc = defaultdict(list)
     ld_passive_by_idc = defaultdict(list)
     ld_by_tk = defaultdict(list)
-    for key in ld_keys:
-        t, i, c, k = key
-        ld_by_idc[(i, trips[t].day, c)].append(key)
+    for ld_key in ld_keys:
+        t, i, c, k = ld_key
+        ld_by_idc[(i, trips[t].day, c)].append(ld_key)
         if k != c:
-            ld_passive_by_idc[(i, trips[t].day, c)].append(key)
-        ld_by_tk[(t, k)].append(key)
+            ld_passive_by_idc[(i, trips[t].day, c)].append(ld_key)
+        ld_by_tk[(t, k)].append(ld_key)
     lu_by_idc = defaultdict(list)
     lu_by_tk = defaultdict(list)
     lu_by_t = defaultdict(list)
-    for key in lu_keys:
-        t, i, c = key
-        lu_by_idc[(i, trips[t].day, c)].append(key)
-        lu_by_tk[(t, c)].append(key)
-        lu_by_t[t].append(key)
+    for lu_key in lu_keys:
+        t, i, c = lu_key
+        lu_by_idc[(i, trips[t].day, c)].append(lu_key)
+        lu_by_tk[(t, c)].append(lu_key)
+        lu_by_t[t].append(lu_key)
     pick_by_t = defaultdict(list)
     pick_by_ict_d = defaultdict(list)
-    for key in pick_keys:
-        t, i, ct = key
-        pick_by_t[t].append(key)
-        pick_by_ict_d[(i, ct, trips[t].day)].append(key)
+    for pick_key in pick_keys:
+        t, i, ct = pick_key
+        pick_by_t[t].append(pick_key)
+        pick_by_ict_d[(i, ct, trips[t].day)].append(pick_key)
     col_by_t = defaultdict(list)
     col_by_i = defaultdict(list)
     col_by_hd = defaultdict(list)
-    for key in col_keys:
-        t, i = key
-        col_by_t[t].append(key)
-        col_by_i[i].append(key)
-        col_by_hd[(trips[t].hub_id, trips[t].day)].append(key)
+    for col_key in col_keys:
+        t, i = col_key
+        col_by_t[t].append(col_key)
+        col_by_i[i].append(col_key)
+        col_by_hd[(trips[t].hub_id, trips[t].day)].append(col_key)
 
     unservable: list[tuple[str, int, str, str]] = []
 
@@ -441,7 +441,7 @@ def build_model(
     # Demand that must be served on a fixed day needs at least one trip through its village
     # that day able to carry it. Implied by the integer model, not by its LP relaxation, where
     # a trip can run 5 % of a time; adding them closes most of the root gap.
-    need_visit: dict[tuple[str, int, str], bool] = {}
+    need_visit: dict[tuple[str, int, str, str], bool] = {}
     for key, x in down_const.items():
         if x > 0:
             need_visit[(key[0], key[1], "down", key[2])] = True
@@ -454,8 +454,8 @@ def build_model(
         ld_trips[(i, trips[t].day, "down", c)].add(t)
     for (t, i, c) in lu_keys:
         ld_trips[(i, trips[t].day, "up", c)].add(t)
-    for key in need_visit:
-        cover_trips[key] = sorted(ld_trips.get(key, ()))
+    for visit_key in need_visit:
+        cover_trips[visit_key] = sorted(ld_trips.get(visit_key, ()))
     m.visit = pyo.Constraint(
         sorted(k for k in cover_trips if cover_trips[k]),
         rule=lambda m, i, d, w, c: sum(m.trips[t] for t in cover_trips[(i, d, w, c)]) >= 1,
@@ -491,18 +491,18 @@ def build_model(
         td_by_hdc = defaultdict(list)
         td_pass_by_hdc = defaultdict(list)
         td_by_tk = defaultdict(list)
-        for key in tdown_keys:
-            t, c, k = key
-            td_by_hdc[(trips[t].hub_id, trips[t].day, c)].append(key)
+        for td_key in tdown_keys:
+            t, c, k = td_key
+            td_by_hdc[(trips[t].hub_id, trips[t].day, c)].append(td_key)
             if k != c:
-                td_pass_by_hdc[(trips[t].hub_id, trips[t].day, c)].append(key)
-            td_by_tk[(t, k)].append(key)
+                td_pass_by_hdc[(trips[t].hub_id, trips[t].day, c)].append(td_key)
+            td_by_tk[(t, k)].append(td_key)
         tu_by_hdc = defaultdict(list)
         tu_by_t = defaultdict(list)
-        for key in tup_keys:
-            t, c = key
-            tu_by_hdc[(trips[t].hub_id, trips[t].day, c)].append(key)
-            tu_by_t[t].append(key)
+        for tu_key in tup_keys:
+            t, c = tu_key
+            tu_by_hdc[(trips[t].hub_id, trips[t].day, c)].append(tu_key)
+            tu_by_t[t].append(tu_key)
         tc_by_hd = defaultdict(list)
         for t in tcol_keys:
             tc_by_hd[(trips[t].hub_id, trips[t].day)].append(t)
@@ -576,11 +576,12 @@ def build_model(
         rule=lambda m, h, v, d: sum(m.trips[t] for t in fleet_hub[(h, v, d)])
         <= s.hub_vehicle_count(vts[v], h) * vts[v].max_trips_per_day,
     )
-    county_limited = [k for k in sorted(fleet_county) if vts[k[0]].count is not None]
+    county_count = {v: vt.count for v, vt in vts.items() if vt.count is not None}
+    county_limited = [k for k in sorted(fleet_county) if k[0] in county_count]
     m.fleet_county = pyo.Constraint(
         county_limited,
         rule=lambda m, v, d: sum(m.trips[t] for t in fleet_county[(v, d)])
-        <= vts[v].count * vts[v].max_trips_per_day,
+        <= county_count[v] * vts[v].max_trips_per_day,
     )
 
     # ---- container pools -------------------------------------------------------------

@@ -78,15 +78,15 @@ def extract_plan(b: BuiltModel, scenario: Scenario) -> dict[str, Any]:
         n = int(round(_val(m.trips[t])))
         if n <= 0:
             continue
-        p = per_trip.get(t)
+        tp = per_trip.get(t)
         vt = vts[tt.vehicle_type]
         stops = list(tt.route.stops) if tt.route is not None else [tt.hub_id]
         for _copy in range(n):
             loads = {
-                "down_litres": {c: x / n for c, x in sorted(p["down"].items())} if p else {},
-                "up_litres": {c: x / n for c, x in sorted(p["up"].items())} if p else {},
-                "empties": {c: x / n for c, x in sorted(p["empties"].items())} if p else {},
-                "recyclables_grams": (p["grams"] / n) if p else 0.0,
+                "down_litres": {c: x / n for c, x in sorted(tp["down"].items())} if tp else {},
+                "up_litres": {c: x / n for c, x in sorted(tp["up"].items())} if tp else {},
+                "empties": {c: x / n for c, x in sorted(tp["empties"].items())} if tp else {},
+                "recyclables_grams": (tp["grams"] / n) if tp else 0.0,
             }
             trips.append({
                 "day": tt.day,
@@ -99,13 +99,13 @@ def extract_plan(b: BuiltModel, scenario: Scenario) -> dict[str, Any]:
                 "loads": loads,
                 "compartments_litres": {
                     k: {"capacity": cap,
-                        "down": (p["comp_down"].get(k, 0.0) / n) if p else 0.0,
-                        "up": (p["comp_up"].get(k, 0.0) / n) if p else 0.0}
+                        "down": (tp["comp_down"].get(k, 0.0) / n) if tp else 0.0,
+                        "up": (tp["comp_up"].get(k, 0.0) / n) if tp else 0.0}
                     for k, cap in vt.compartments_litres.items()
                 },
                 "stop_loads": {
                     i: {key: x / n for key, x in sorted(v.items())}
-                    for i, v in (p["stops"].items() if p else [])
+                    for i, v in (tp["stops"].items() if tp else [])
                 },
             })
     trips.sort(key=lambda x: (x["day"], x["hub_id"], x["kind"] != "trunk", x["vehicle_type"],
@@ -131,24 +131,24 @@ def extract_plan(b: BuiltModel, scenario: Scenario) -> dict[str, Any]:
 
     containers = []
     ru = {r.container_type: r for r in scenario.packaging.reusable}
-    issued = defaultdict(float)
+    issued: dict[tuple[str, str, int], float] = defaultdict(float)
     for (i, d, _c, o) in b.pack_keys:
         if o in ru:
             issued[(i, o, d)] += _val(m.pack[i, d, _c, o])
     village_hub = {v.village_id: v.hub_id for v in scenario.villages}
-    picked = defaultdict(float)
+    picked: dict[tuple[str, str, int], float] = defaultdict(float)
     for (t, i, ct), var in m.pick.items():
         picked[(i, ct, b.trips[t].day)] += _val(var)
     for h in b.hubs:
         for ct in b.ctypes:
             keep = 1.0 - 1.0 / ru[ct].cycle_life
-            days = []
+            day_rows = []
             for d in range(D):
                 iss = sum(x for (i, o, dd), x in issued.items()
                           if o == ct and dd == d and village_hub[i] == h)
                 pk = sum(x for (i, o, dd), x in picked.items()
                          if o == ct and dd == d and village_hub[i] == h)
-                days.append({
+                day_rows.append({
                     "day": d,
                     "issued": iss,
                     "picked_up": pk,
@@ -166,11 +166,11 @@ def extract_plan(b: BuiltModel, scenario: Scenario) -> dict[str, Any]:
                 "container_type": ct,
                 "start_pool": b.pool_start[(h, ct)],
                 "expansion": _val(m.expand[h, ct]),
-                "days": days,
+                "days": day_rows,
                 "empties_at_villages_end": {k: v for k, v in empties_end.items() if v},
             })
 
-    recyclables = defaultdict(float)
+    recyclables: dict[tuple[str, int], float] = defaultdict(float)
     for (t, i), var in m.collect.items():
         x = _val(var)
         if x:

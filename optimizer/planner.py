@@ -134,9 +134,15 @@ def _second_pass(s: Scenario, parts: list[dict[str, StageOutcome]], pool, deadli
     seconds were left idle while one or two hubs held the county gap above the target."""
     if deadline is None:
         return
+
+    def abs_gap(p: dict[str, StageOutcome]) -> float:
+        o = p["joint"]
+        assert o.objective is not None and o.bound is not None  # above_gap checked both
+        return o.objective - o.bound
+
     todo = sorted((p for p in parts if above_gap(p["joint"], mip_gap)
                    and p["joint"].start is not None),
-                  key=lambda p: -(p["joint"].objective - p["joint"].bound))
+                  key=lambda p: -abs_gap(p))
     if not todo or deadline - SECOND_PASS_MARGIN_S - time.time() < MIN_SECOND_PASS_S:
         return
     joint = _combine(parts, "joint")
@@ -154,8 +160,9 @@ def _second_pass(s: Scenario, parts: list[dict[str, StageOutcome]], pool, deadli
                 waiting.clear()
                 return
             p = waiting.pop(0)
-            args = (s, p["joint"].plan["hubs"], p["joint"], time.time() + share, mip_gap, 1,
-                    queue)
+            plan = p["joint"].plan
+            assert plan is not None  # solve_hubs keeps a start only with a plan
+            args = (s, plan["hubs"], p["joint"], time.time() + share, mip_gap, 1, queue)
             futs[pool.submit(_refine_worker, args)] = p
 
     submit()
@@ -175,12 +182,16 @@ def _combine(parts: list[dict[str, StageOutcome]], mode: str) -> StageOutcome:
     if not outs:
         return StageOutcome("error", None, None, None)
     diag = [d for o in outs for d in o.diagnosis]
-    if any(o.plan is None for o in outs):
+    plans = [o.plan for o in outs if o.plan is not None]
+    if len(plans) < len(outs):
         bad = [o.status for o in outs if o.plan is None]
         return StageOutcome("infeasible" if "infeasible" in bad else bad[0], None, None, None,
                             diagnosis=diag)
-    obj = sum(o.objective for o in outs)
-    bound = sum(o.bound for o in outs) if all(o.bound is not None for o in outs) else None
+    objectives = [o.objective for o in outs if o.objective is not None]
+    assert len(objectives) == len(outs)  # every stage that returns a plan has its objective
+    obj = sum(objectives)
+    bounds = [o.bound for o in outs if o.bound is not None]
+    bound = sum(bounds) if len(bounds) == len(outs) else None
     statuses = {o.status for o in outs}
     status = "optimal" if statuses == {"optimal"} else (
         "time_limit" if "time_limit" in statuses else "feasible")
@@ -188,7 +199,7 @@ def _combine(parts: list[dict[str, StageOutcome]], mode: str) -> StageOutcome:
     for o in outs:
         for k, v in o.stats.items():
             stats[k] += v
-    return StageOutcome(status, obj, bound, merge_plans([o.plan for o in outs]), dict(stats), diag)
+    return StageOutcome(status, obj, bound, merge_plans(plans), dict(stats), diag)
 
 
 def _hub_stats(part: dict[str, StageOutcome]) -> dict[str, Any]:
@@ -214,13 +225,16 @@ def _hub_stats(part: dict[str, StageOutcome]) -> dict[str, Any]:
 
 
 def _county_fleet_ok(s: Scenario, plan: dict[str, Any]) -> bool:
-    used = defaultdict(int)
+    used: dict[tuple[str, int], int] = defaultdict(int)
     for t in plan["trips"]:
         if t["kind"] == "trunk":
             used[(t["vehicle_type"], t["day"])] += 1
     vts = {v.vehicle_type: v for v in s.vehicle_types}
-    return all(vts[v].count is None or n <= vts[v].count * vts[v].max_trips_per_day
-               for (v, _d), n in used.items())
+    for (v, _d), n in used.items():
+        count = vts[v].count
+        if count is not None and n > count * vts[v].max_trips_per_day:
+            return False
+    return True
 
 
 def solve(
@@ -254,9 +268,9 @@ def solve(
                                     progress, baselines))
             _report_done(progress, parts, len(groups), t0)
     else:
-        size = defaultdict(int)
-        for g in s.demand:
-            size[vill_hub[g.village_id]] += 1
+        size: dict[str, int] = defaultdict(int)
+        for dg in s.demand:
+            size[vill_hub[dg.village_id]] += 1
         for w in s.outstanding_waste:
             size[vill_hub[w.village_id]] += 1
         groups.sort(key=lambda g: -sum(size[h] for h in g))
@@ -273,6 +287,7 @@ def solve(
             # the workers' HiGHS callbacks (joint stage: incumbent, bound, gap) arrive here
             while queue is not None and not queue.empty():
                 inc, bnd, gp, el, label = queue.get_nowait()
+                assert progress is not None  # the queue exists only for a progress callback
                 progress(Progress(inc, bnd, gp, el, label))
 
         try:
@@ -304,8 +319,9 @@ def solve(
     combined = {m: _combine(parts, m) for m in modes}
     linked: list[str] = []
     if len(groups) > 1:
-        linked = [m for m in modes
-                  if combined[m].plan is not None and not _county_fleet_ok(s, combined[m].plan)]
+        # (combined's keys are `modes`, in order)
+        linked = [m for m, c in combined.items()
+                  if c.plan is not None and not _county_fleet_ok(s, c.plan)]
         left = None if time_limit_s is None else max(
             10.0, time_limit_s - (time.perf_counter() - t0))
         if "uncoordinated" in linked:
@@ -327,8 +343,10 @@ def solve(
                 combined["joint"] = whole["joint"]
             seq = combined["sequential"]
             joint = combined["joint"]
-            if (seq.plan is not None and (joint.plan is None or joint.objective
-                                          > seq.objective + 1e-6 * max(1.0, abs(seq.objective)))):
+            # (a stage with a plan has its objective: the `is not None` checks only narrow)
+            if (seq.plan is not None and seq.objective is not None and (
+                    joint.plan is None or joint.objective is None
+                    or joint.objective > seq.objective + 1e-6 * max(1.0, abs(seq.objective)))):
                 combined["joint"] = StageOutcome("feasible", seq.objective, joint.bound,
                                                  seq.plan, joint.stats)
     return _result(s, combined, t0, {"groups": len(groups), "workers": workers,

@@ -251,8 +251,8 @@ def candidate_routes(
                 if len(cl) > 2:
                     add(cl[: len(cl) // 2])
                     add(cl[len(cl) // 2:])
-                for v in cl:
-                    add([v])
+                for vid in cl:
+                    add([vid])
         out[hub_id] = sorted(routes.values(), key=lambda r: (len(r.stops), r.stops))
     return out
 

@@ -256,9 +256,10 @@ def _check_references(s: Scenario) -> list[tuple[str, str]]:
             if c not in classes:
                 problems.append((f"vehicle_types[{k}].compartments_litres.{c}",
                                  f"unknown temperature class {c!r}"))
-        for h in vt.count_by_hub:
-            if h not in hubs:
-                problems.append((f"vehicle_types[{k}].count_by_hub.{h}", f"unknown hub {h!r}"))
+        for hid in vt.count_by_hub:
+            if hid not in hubs:
+                problems.append((f"vehicle_types[{k}].count_by_hub.{hid}",
+                                 f"unknown hub {hid!r}"))
     if not any(vt.base == "hub" for vt in s.vehicle_types):
         problems.append(("vehicle_types", "no vehicle type with base 'hub' to run milk runs"))
     for k, g in enumerate(s.demand):
@@ -273,8 +274,8 @@ def _check_references(s: Scenario) -> list[tuple[str, str]]:
         for c in o.class_ids:
             if c not in classes:
                 problems.append((f"packaging.single_use[{k}].class_ids", f"unknown class {c!r}"))
-    for k, o in enumerate(s.packaging.reusable):
-        for c in o.class_ids:
+    for k, r in enumerate(s.packaging.reusable):
+        for c in r.class_ids:
             if c not in classes:
                 problems.append((f"packaging.reusable[{k}].class_ids", f"unknown class {c!r}"))
     down_classes = {g.class_id for g in s.demand if g.direction == "down" and g.parcels > 0}

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pyomo.environ as pyo
 
 from optimizer.diagnose import describe_row, describe_unservable
-from optimizer.model import BuiltModel, TripType, build_model
+from optimizer.model import BuiltModel, Mode, TripType, build_model
 from optimizer.plan import extract_plan
 from optimizer.routes import hub_routes
 from optimizer.scenario import Scenario
@@ -33,6 +33,8 @@ JOINT_WARM_OPTIONS: dict[str, Any] = {"mip_heuristic_effort": 0.0}
 # ... unless the single-use stage stopped above max(3 x the requested gap, 3 %)
 POOR_START_FACTOR = 3.0
 POOR_START_MIN = 0.03
+# a model's mode, or stage 2 of the sequential baseline (a joint model with fixed trips)
+StageMode = Mode | Literal["sequential"]
 
 
 @dataclass
@@ -71,7 +73,7 @@ def queue_reporter(queue) -> ProgressFn | None:
 
 
 def run_stage(
-    s: Scenario, routes, hubs: list[str], mode: str, time_limit_s, mip_gap, threads, progress,
+    s: Scenario, routes, hubs: list[str], mode: StageMode, time_limit_s, mip_gap, threads, progress,
     fixed_trips=None, warm_from: BuiltModel | None = None,
     options: dict[str, Any] | None = None,
 ) -> tuple[StageOutcome, BuiltModel]:
@@ -81,6 +83,7 @@ def run_stage(
     if reused:
         # the sequential stage-2 model *is* the joint model with its trips fixed: free them
         # and start from its solution, instead of building the same model again
+        assert warm_from is not None  # implied by `reused`
         b = warm_from
         for v in b.model.trips.values():
             v.unfix()
@@ -179,7 +182,8 @@ def solve_hubs(
     if above_gap(joint, mip_gap) and joint.plan is not None:
         joint.start = values_of(bj)
     seq = out.get("sequential")
-    if (seq is not None and seq.plan is not None and joint.objective is not None
+    if (seq is not None and seq.plan is not None and seq.objective is not None
+            and joint.objective is not None
             and joint.objective > seq.objective + 1e-6 * max(1.0, abs(seq.objective))):
         # cannot happen with a feasible warm start; kept as a guard for HiGHS rejecting it
         joint = StageOutcome(joint.status, seq.objective, joint.bound, seq.plan, joint.stats)
