@@ -41,7 +41,7 @@ def token_group(kind: str, noun: str, owner_meta: str, check_owner: Any = None) 
             check_owner(ctx, owner)
         store = _store(ctx)
         try:
-            info, token = store.add(kind, owner, label)  # type: ignore[arg-type]
+            info, token = store.add(kind, owner, label)
         except ValueError as exc:  # e.g. an owner name longer than the store allows
             raise click.BadParameter(str(exc), param_hint="OWNER") from None
         finally:
@@ -59,7 +59,7 @@ def token_group(kind: str, noun: str, owner_meta: str, check_owner: Any = None) 
         """List tokens (ids, owners, dates; never the tokens themselves)."""
         store = _store(ctx)
         try:
-            rows = store.list(kind, owner, include_revoked=not active)  # type: ignore[arg-type]
+            rows = store.list(kind, owner, include_revoked=not active)
         finally:
             store.close()
         if as_json:
@@ -83,7 +83,7 @@ def token_group(kind: str, noun: str, owner_meta: str, check_owner: Any = None) 
         """Revoke a token by its id (see list-tokens); effective on the next request."""
         store = _store(ctx)
         try:
-            info = store.revoke(kind, token_id)  # type: ignore[arg-type]
+            info = store.revoke(kind, token_id)
         finally:
             store.close()
         if info is None:

@@ -62,6 +62,7 @@ def solve(scenario: str | None, vrplib_file: str | None, out_dir: str | None,
 
             sc = scenario_from_vrp(parse_vrp(vrplib_file))
         else:
+            assert scenario is not None  # the usage check above: one of the two is given
             sc = optimizer.load_scenario(scenario)
     except optimizer.ScenarioError as exc:
         raise click.ClickException(str(exc)) from None

@@ -220,6 +220,11 @@ class StreamsWorker:
         self.topics = topics
         self.network = network
         self.options = options
+        static_membership: dict[str, Any] = (
+            {"consumer_group_instance_id": options.group_instance_id}
+            if options.group_instance_id
+            else {}
+        )
         app = PackloopApp(
             options.app_id,
             broker=kafka.faust_broker_url(),
@@ -247,11 +252,7 @@ class StreamsWorker:
             autodiscover=False,
             key_serializer="raw",
             value_serializer="raw",
-            **(
-                {"consumer_group_instance_id": options.group_instance_id}
-                if options.group_instance_id
-                else {}
-            ),
+            **static_membership,
         )
         app.packloop_fetch_max_wait_ms = kafka.fetch_max_wait_ms
         self.app = app
@@ -288,8 +289,9 @@ class StreamsWorker:
             changelog_topic=changelog,
             recovery_buffer_size=5000,
         )
-        self.table.key_serializer = "packloop_utf8"
-        self.table.value_serializer = "packloop_state"
+        # faust's TableT leaves out the serializer attributes every faust Collection has
+        self.table.key_serializer = "packloop_utf8"  # type: ignore[attr-defined]
+        self.table.value_serializer = "packloop_state"  # type: ignore[attr-defined]
         self.runtime = Runtime(self, network, self.config)
         self._inflight: list[Any] = []
         self._inflight_offsets: dict[int, int] = {}
@@ -298,19 +300,21 @@ class StreamsWorker:
         app.packloop_seek_hook = self.runtime.seek_positions
         self.started_at = time.time()
 
-        @app.on_partitions_assigned.connect
+        # mode types a signal handler as taking any positional arguments; Faust sends these
+        # signals a fixed set, the handler form its documentation shows
+        @app.on_partitions_assigned.connect  # type: ignore[arg-type]
         async def _assigned(sender: Any, assigned: set[TP], **kw: Any) -> None:
             app.packloop_gate_open = False  # until the seek after table recovery
             app.packloop_final_seek = False
             await self.runtime.on_assigned(assigned)
 
-        @app.on_partitions_revoked.connect
+        @app.on_partitions_revoked.connect  # type: ignore[arg-type]
         async def _revoked(sender: Any, revoked: set[TP], **kw: Any) -> None:
             app.packloop_gate_open = False
             app.packloop_final_seek = False
             await self.runtime.on_revoked(revoked)
 
-        @app.on_rebalance_complete.connect
+        @app.on_rebalance_complete.connect  # type: ignore[arg-type]
         async def _rebalance_complete(sender: Any, **kw: Any) -> None:
             app.packloop_final_seek = True  # the next seek uses the recovered table
 
@@ -343,11 +347,11 @@ class StreamsWorker:
                         self.topics.pickup_requests, vid.encode("utf-8"), value, None, None, None
                     )
                 )
-            for vid, value in ob.dead_letters:
+            for dead_vid, value in ob.dead_letters:
                 futures.append(
                     await producer.send(
                         self.topics.dead_letter,
-                        vid.encode("utf-8") if vid else None,
+                        dead_vid.encode("utf-8") if dead_vid else None,
                         value,
                         None,
                         None,
@@ -417,7 +421,8 @@ class StreamsWorker:
         if not offsets:
             return
         try:
-            await self.app.consumer._commit(offsets)
+            # private to faust's Consumer, not on the ConsumerT interface
+            await self.app.consumer._commit(offsets)  # type: ignore[attr-defined]
             for tp, o in offsets.items():
                 self._committed[tp.partition] = o
         except Exception as exc:  # a failed commit only delays lag figures

@@ -40,6 +40,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class _Consumer(faust_aiokafka.Consumer):
+    app: PackloopApp  # only PackloopApp's transport builds this consumer
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -159,7 +160,7 @@ class StateCodec(codecs.Codec):
     def _dumps(self, obj: Any) -> bytes:
         if isinstance(obj, bytes | bytearray):
             return bytes(obj)
-        return obj.to_bytes()  # type: ignore[no-any-return]
+        return obj.to_bytes()
 
     def _loads(self, s: bytes) -> Any:
         from streams.processor import decode_value

@@ -431,11 +431,12 @@ class PackloopCollector(Collector):
             labels = list(spec.labels_for(vl))
             samples = acc[spec.name]
             if spec.type == "histogram":
-                fam = HistogramMetricFamily(spec.name, spec.help, labels=labels)
+                hist = HistogramMetricFamily(spec.name, spec.help, labels=labels)
                 buckets, total = histogram
-                fam.add_metric([], buckets, total)
-                yield fam
+                hist.add_metric([], buckets, total)
+                yield hist
                 continue
+            fam: CounterMetricFamily | GaugeMetricFamily
             if spec.type == "counter":
                 fam = CounterMetricFamily(spec.name, spec.help, labels=labels)
             else:
@@ -481,10 +482,10 @@ class WorkerSource:
         self._ref: tuple[frozenset[int], list[str]] | None = None
 
     def villages(self) -> list[tuple[VillageState, int | None]]:
-        return self.local.villages()  # type: ignore[no-any-return]
+        return self.local.villages()
 
     def markers(self) -> list[PartitionMarker]:
-        return self.local.markers()  # type: ignore[no-any-return]
+        return self.local.markers()
 
     def reference_villages(self) -> list[str]:
         rt = self.worker.runtime

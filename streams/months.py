@@ -24,7 +24,7 @@ def valid_month(month: str) -> bool:
 
 def month_rows(villages: Iterable[VillageState], month: str) -> list[dict[str, Any]]:
     """One row per village with a bucket for ``month`` (sorted by village id)."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for state in villages:
         b = state.months.get(month)
         if b is None:

@@ -32,13 +32,14 @@ from __future__ import annotations
 import heapq
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from streams.deadletter import dead_letter_record
 from streams.events import (
     EventError,
+    Material,
     PickupOverdue,
     PickupRequested,
     event_to_json,
@@ -180,7 +181,8 @@ def emission_to_json(em: Emission) -> bytes:
         hub_id=em.hub_id,
         village_id=em.village_id,
         pickup_id=em.pickup_id,
-        outstanding_grams=em.outstanding_grams,
+        # material names as the state keeps them: the model validates them into Material
+        outstanding_grams=cast("dict[Material, int]", em.outstanding_grams),
         reasons=em.reasons,
     )
     return event_to_json(event)

@@ -20,11 +20,13 @@ import ssl
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streams.kafka import KafkaConnection
+
+if TYPE_CHECKING:
+    from kafka.producer.future import FutureRecordMetadata
 
 log = logging.getLogger("packloop.kafka")
 
@@ -219,7 +221,7 @@ class SafeProducer:
         error. Raises KafkaUnavailable when no producer can be built at all.
         """
         producer = self._get()
-        futures: list[Future[Any] | BaseException] = []
+        futures: list[FutureRecordMetadata | BaseException] = []
         deadline = time.monotonic() + self.timeout_s + 1.0
         for rec in records:
             try:

@@ -202,7 +202,7 @@ def create_app(config: PlannerConfig) -> FastAPI:
     producer = SafeProducer(config.kafka, timeout_s=5.0, client_id="packloop-planner-api")
     probe = KafkaProbe(config.kafka, interval_s=config.probe_interval_s)
     registry = CollectorRegistry()
-    registry.register(PlanCollector(config.jobs))  # type: ignore[arg-type]
+    registry.register(PlanCollector(config.jobs))
     state = {"started": False}
 
     def start() -> None:

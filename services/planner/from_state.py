@@ -44,26 +44,31 @@ class FromState(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    horizon_days: int = Field(2, ge=1, le=14, description="Days to plan.")
+    horizon_days: int = Field(default=2, ge=1, le=14, description="Days to plan.")
     hubs: list[str] | None = Field(
-        None, max_length=100, description="Only these hubs (default: every hub with activity)."
+        default=None, max_length=100,
+        description="Only these hubs (default: every hub with activity).",
     )
     history_days: int | None = Field(
-        None, ge=1, le=60, description="Days of demand history read (default: horizon_days)."
+        default=None, ge=1, le=60,
+        description="Days of demand history read (default: horizon_days).",
     )
     container_stock: dict[str, dict[str, float]] | None = Field(
-        None, description="hub -> {container_type: containers owned}; default: the network's "
+        default=None,
+        description="hub -> {container_type: containers owned}; default: the network's "
         "container_pool per hub.",
     )
-    county_trucks: int | None = Field(30, ge=0, description="County trunk trucks.")
-    horizon_end: str = Field("boundary", pattern="^(cyclic|boundary)$")
+    county_trucks: int | None = Field(default=30, ge=0, description="County trunk trucks.")
+    horizon_end: str = Field(default="boundary", pattern="^(cyclic|boundary)$")
     vehicle_types: list[dict[str, Any]] | None = Field(
-        None, description="Replace the fleet (scenario format vehicle_types)."
+        default=None, description="Replace the fleet (scenario format vehicle_types)."
     )
-    prices: dict[str, Any] | None = Field(None, description="Replace prices (scenario format).")
-    packaging: dict[str, Any] | None = Field(None, description="Replace packaging options.")
-    routing: dict[str, Any] | None = Field(None, description="Replace routing settings.")
-    name: str | None = Field(None, max_length=200)
+    prices: dict[str, Any] | None = Field(
+        default=None, description="Replace prices (scenario format)."
+    )
+    packaging: dict[str, Any] | None = Field(default=None, description="Replace packaging options.")
+    routing: dict[str, Any] | None = Field(default=None, description="Replace routing settings.")
+    name: str | None = Field(default=None, max_length=200)
 
 
 def read_worker_state(worker_url: str, transport: httpx.BaseTransport | None = None,

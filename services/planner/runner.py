@@ -80,6 +80,7 @@ def _context() -> Any:
     worker itself (which runs Kafka threads)."""
     global _CTX
     if _CTX is None:
+        ctx: mp.context.BaseContext
         try:
             ctx = mp.get_context("forkserver")
             ctx.set_forkserver_preload(["optimizer", "services.planner.runner"])

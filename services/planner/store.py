@@ -12,10 +12,12 @@ cancel) never overwrite each other:
 
 from __future__ import annotations
 
+import builtins
 import math
 import secrets
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 import orjson
 from sqlalchemy import (
@@ -215,14 +217,14 @@ class JobStore:
             )
         return bool(result.rowcount)
 
-    def expired(self) -> list[str]:
+    def expired(self) -> builtins.list[str]:
         """Running jobs whose worker stopped renewing its lease."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(plan_jobs.c.job_id).where(
                 plan_jobs.c.status == RUNNING, plan_jobs.c.lease_expires_at < time.time()))
             return [r.job_id for r in rows]
 
-    def unpublished(self) -> list[str]:
+    def unpublished(self) -> builtins.list[str]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(plan_jobs.c.job_id).where(
                 plan_jobs.c.status.in_([DONE, FAILED]), plan_jobs.c.published == 0))
@@ -238,19 +240,21 @@ class JobStore:
     def metrics_snapshot(self) -> dict[str, Any]:
         with self.engine.connect() as conn:
             counts = {s: 0 for s in STATUSES}
-            for status, n in conn.execute(
+            # the untyped table's rows unpack as object: say what the columns hold
+            by_status = conn.execute(
                 select(plan_jobs.c.status, func.count()).group_by(plan_jobs.c.status)
-            ):
+            )
+            for status, n in cast("Iterable[tuple[str, int]]", by_status):
                 counts[status] = n
             duration = plan_jobs.c.finished_at - plan_jobs.c.started_at
             finished = (plan_jobs.c.status == DONE) & plan_jobs.c.started_at.is_not(None)
             buckets = []
             for le in DURATION_BUCKETS:
-                n = conn.execute(select(func.count()).where(finished, duration <= le)).scalar()
-                buckets.append((le, int(n or 0)))
-            total, total_sum = conn.execute(
+                upto = conn.execute(select(func.count()).where(finished, duration <= le)).scalar()
+                buckets.append((le, int(upto or 0)))
+            total, total_sum = cast("tuple[int, float]", conn.execute(
                 select(func.count(), func.coalesce(func.sum(duration), 0.0)).where(finished)
-            ).first()
+            ).one())  # an aggregate without GROUP BY: always exactly one row
             last = conn.execute(
                 select(plan_jobs.c.finished_at, plan_jobs.c.summary)
                 .where(plan_jobs.c.status == DONE)
