@@ -19,6 +19,7 @@ test-unit: setup
 
 lint: setup
 	$(VENV)/bin/ruff check streams optimizer services tests bench
+	$(VENV)/bin/mypy
 
 schemas:
 	$(PY) -m streams.schema_export
