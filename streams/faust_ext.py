@@ -41,6 +41,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 class _Consumer(faust_aiokafka.Consumer):
     app: PackloopApp  # only PackloopApp's transport builds this consumer
+
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -49,23 +50,33 @@ class _Consumer(faust_aiokafka.Consumer):
         hook: SeekHook | None = getattr(self.app, "packloop_seek_hook", None)
         if hook is None:
             return
-        positions = await hook(self.assignment())
+        positions = dict(await hook(self.assignment()))
         for tp, offset in positions.items():
             self.log.info("packloop: resume %s at offset %s (recovered state)", tp, offset)
-            await self.seek(tp, offset)
+        await self._seek_in_consumer_thread(positions)
         if getattr(self.app, "packloop_final_seek", False):
             # the seek Faust makes once recovery is complete: positions come from the
             # recovered table, records may flow to the batch hook from here on
             dropped = getattr(self, "_packloop_dropped", {})
             assignment = self.assignment()
-            for tp, offset in dropped.items():
-                if tp not in positions and tp in assignment:
-                    # no state and no committed offset: re-read what was dropped
-                    self.log.info("packloop: resume %s at offset %s (dropped)", tp, offset)
-                    await self.seek(tp, offset)
+            again = {tp: offset for tp, offset in dropped.items()
+                     if tp not in positions and tp in assignment}
+            for tp, offset in again.items():
+                # no state and no committed offset: re-read what was dropped
+                self.log.info("packloop: resume %s at offset %s (dropped)", tp, offset)
+            await self._seek_in_consumer_thread(again)
             dropped.clear()
             self.app.packloop_final_seek = False
             self.app.packloop_gate_open = True
+
+    async def _seek_in_consumer_thread(self, positions: Mapping[TP, int]) -> None:
+        """Seek on the consumer's own thread (Faust's ``seek_wait``), not from this one:
+        Faust's plain ``seek`` calls aiokafka from the app's thread while the consumer
+        thread may be inside ``fetched_records``, which then fails on a fetch result the
+        seek deleted under it (``KeyError`` on a TopicPartition: the consumer crashed and
+        the worker stopped processing, seen once in CI after a rebalance)."""
+        if positions:
+            await self.seek_wait(positions)
 
     async def _drain_messages(self, fetcher: Any) -> None:
         """Deliver the batch topic's records in whole fetches to a batch handler.
