@@ -266,7 +266,7 @@ def _print_figures(result: DemoResult, console: Console, elapsed_s: float) -> No
     for name, value in _plan_savings(plan).items():
         lines[name] = value
     for name, value in lines.items():
-        console.print(f"  {name:<32} {value}")
+        console.print(f"  {name:<32} {value}", soft_wrap=True)  # one line each, even in a log
     console.print(f"done in {elapsed_s:.0f} s")
     summary = {"figures": f, "plan": {k: plan.get(k) for k in ("status", "objective", "gap")},
                "savings": savings, "report": str(result.report)}
