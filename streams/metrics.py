@@ -227,7 +227,7 @@ SCRAPE_SLICE = 100
 
 
 @dataclass
-class _Acc:
+class Accumulated:
     """A scrape's sums so far: series per family, and the worker-wide event totals."""
 
     series: dict[str, dict[tuple[str, ...], float]] = field(
@@ -237,9 +237,6 @@ class _Acc:
     dead: dict[str, int] = field(default_factory=dict)
     bounds: dict[int, tuple[str, str, str, str]] = field(default_factory=dict)
     histogram: tuple[list[tuple[str, float]], float] = ([], 0.0)
-
-
-Accumulated = _Acc
 
 
 class PackloopCollector(Collector):
@@ -272,9 +269,9 @@ class PackloopCollector(Collector):
 
     def accumulate(self) -> Accumulated:
         """Read the state into per-series sums (the part that must see live state)."""
-        acc = _Acc()
-        self._village_series(acc.series, self.source.villages(), acc)
-        self._finish(acc)
+        acc = Accumulated()
+        for _ in self._slices(acc, SCRAPE_SLICE):
+            pass
         return acc
 
     async def accumulate_async(self, slice_villages: int = SCRAPE_SLICE) -> Accumulated:
@@ -285,12 +282,9 @@ class PackloopCollector(Collector):
         keeps every series monotonic across scrapes."""
         import asyncio
 
-        acc = _Acc()
-        states = self.source.villages()
-        for start in range(0, len(states), slice_villages):
-            self._village_series(acc.series, states[start:start + slice_villages], acc)
+        acc = Accumulated()
+        for _ in self._slices(acc, slice_villages):
             await asyncio.sleep(0)
-        self._finish(acc)
         return acc
 
     def families(self, acc: Accumulated) -> Iterator[Metric]:
@@ -298,18 +292,21 @@ class PackloopCollector(Collector):
         worker's ``/metrics`` runs it (and the text rendering) off the event loop."""
         return self._families(acc.series, acc.histogram)
 
-    def _finish(self, acc: _Acc) -> None:
-        self._event_totals(acc.series, acc)
+    def _slices(self, acc: Accumulated, slice_villages: int) -> Iterator[None]:
+        """Fill `acc`, pausing (yielding) after each slice of villages."""
+        states = self.source.villages()
+        for start in range(0, len(states), slice_villages):
+            self._village_series(acc, states[start:start + slice_villages])
+            yield
+        self._event_totals(acc)
         self._reference_series(acc.series)
         self._pipeline_series(acc.series)
         acc.histogram = self.histogram.snapshot()
 
     def _village_series(
-        self,
-        acc: dict[str, dict[tuple[str, ...], float]],
-        villages: Iterable[tuple[VillageState, int | None]],
-        totals: _Acc,
+        self, totals: Accumulated, villages: Iterable[tuple[VillageState, int | None]]
     ) -> None:
+        acc = totals.series
         gen_t = acc["packloop_waste_generated_grams_total"]
         rec_t = acc["packloop_waste_recovered_grams_total"]
         out_g = acc["packloop_waste_outstanding_grams"]
@@ -372,8 +369,8 @@ class PackloopCollector(Collector):
                     target = containers[f]
                     target[key] = target.get(key, 0) + v
 
-    def _event_totals(self, acc: dict[str, dict[tuple[str, ...], float]], totals: _Acc) -> None:
-        events = acc["packloop_events_total"]
+    def _event_totals(self, totals: Accumulated) -> None:
+        events = totals.series["packloop_events_total"]
         dead = totals.dead
         for marker in self.source.markers():
             _count_dead(dead, marker.dead_lettered, marker.dead_reasons)
