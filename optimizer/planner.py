@@ -28,6 +28,7 @@ from optimizer.solver import Progress, ProgressFn, relative_gap
 from optimizer.stages import (
     StageOutcome,
     above_gap,
+    no_worse_than_sequential,
     queue_reporter,
     refine_joint,
     solve_hubs,
@@ -341,14 +342,8 @@ def solve(
                                     "and the linked model found no plan in the time left"}]))
             if "joint" in chain:
                 combined["joint"] = whole["joint"]
-            seq = combined["sequential"]
-            joint = combined["joint"]
-            # (a stage with a plan has its objective: the `is not None` checks only narrow)
-            if (seq.plan is not None and seq.objective is not None and (
-                    joint.plan is None or joint.objective is None
-                    or joint.objective > seq.objective + 1e-6 * max(1.0, abs(seq.objective)))):
-                combined["joint"] = StageOutcome("feasible", seq.objective, joint.bound,
-                                                 seq.plan, joint.stats)
+            combined["joint"] = no_worse_than_sequential(
+                combined["joint"], combined["sequential"], status="feasible")
     return _result(s, combined, t0, {"groups": len(groups), "workers": workers,
                                      "linked_by_county_fleet": linked,
                                      "hubs": [_hub_stats(p) for p in parts]})

@@ -180,19 +180,26 @@ def solve_hubs(
                        warm_from=warm,
                        options=JOINT_WARM_OPTIONS if warm is not None and good_start else None)
     if above_gap(joint, mip_gap) and joint.plan is not None:
-        joint.start = values_of(bj)
-    seq = out.get("sequential")
-    if (seq is not None and seq.plan is not None and seq.objective is not None
-            and joint.objective is not None
-            and joint.objective > seq.objective + 1e-6 * max(1.0, abs(seq.objective))):
-        # cannot happen with a feasible warm start; kept as a guard for HiGHS rejecting it
-        joint = StageOutcome(joint.status, seq.objective, joint.bound, seq.plan, joint.stats)
-    if joint.plan is None and seq is not None and seq.plan is not None:
-        joint = StageOutcome("time_limit", seq.objective, joint.bound, seq.plan, joint.stats)
-    out["joint"] = joint
+        joint.start = values_of(bj.model)
+    out["joint"] = no_worse_than_sequential(joint, out.get("sequential"))
     # wall time of this group's stages (objective) and the budget it was given (bound)
     out["_time_s"] = StageOutcome("ok", time.perf_counter() - t0, time_limit_s, None)
     return out
+
+
+def no_worse_than_sequential(joint: StageOutcome, seq: StageOutcome | None,
+                             status: str | None = None) -> StageOutcome:
+    """The joint outcome, or the sequential plan in its place when the joint solve has no
+    plan or a worse one. The warm start makes the latter impossible; this guards against
+    HiGHS rejecting the start. Its status: `status`, else the joint solve's (no plan:
+    "time_limit")."""
+    if seq is None or seq.plan is None or seq.objective is None:
+        return joint
+    if joint.plan is not None and joint.objective is not None and (
+            joint.objective <= seq.objective + 1e-6 * max(1.0, abs(seq.objective))):
+        return joint
+    status = status or (joint.status if joint.plan is not None else "time_limit")
+    return StageOutcome(status, seq.objective, joint.bound, seq.plan, joint.stats)
 
 
 def refine_joint(

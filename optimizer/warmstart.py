@@ -21,11 +21,12 @@ from optimizer.model import ALL, BuiltModel
 Values = dict[tuple[str, Any], float]
 
 
-def values_of(b: BuiltModel) -> Values:
-    """The non-zero values of a solved model, by (variable name, index)."""
+def values_of(model: pyo.ConcreteModel, nonzero: bool = True) -> Values:
+    """A solved model's values by (variable name, index); only the non-zero ones unless
+    told otherwise (a start kept for later need not carry the zeros)."""
     return {(comp.name, idx): v.value
-            for comp in b.model.component_objects(pyo.Var, active=True)
-            for idx, v in comp.items() if v.value}
+            for comp in model.component_objects(pyo.Var, active=True)
+            for idx, v in comp.items() if v.value or not nonzero}
 
 
 def set_values(model: pyo.ConcreteModel, values: Values, *, zero_rest: bool = False,
@@ -59,9 +60,7 @@ def set_values(model: pyo.ConcreteModel, values: Values, *, zero_rest: bool = Fa
 
 def copy_values(src: pyo.ConcreteModel, dst: pyo.ConcreteModel) -> None:
     """Stage-2 (joint, trips fixed) values as the joint model's starting point."""
-    set_values(dst, {(comp.name, idx): v.value
-                     for comp in src.component_objects(pyo.Var, active=True)
-                     for idx, v in comp.items()})
+    set_values(dst, values_of(src, nonzero=False))
 
 
 _TRIP_INDEXED = {"trips": 0, "trunk_collect": 0, "load_down": 1, "load_up": 1, "pick": 1,
