@@ -191,9 +191,14 @@ class JobStore:
 
     def finish(self, job_id: str, worker_id: str, status: str, *,
                result: dict[str, Any] | None = None, report: str | None = None,
-               error: str | None = None, summary: dict[str, Any] | None = None) -> bool:
-        """Record the outcome unless the job is no longer running (first finish wins)."""
+               error: str | None = None, summary: dict[str, Any] | None = None,
+               progress: dict[str, Any] | None = None) -> bool:
+        """Record the outcome unless the job is no longer running (first finish wins), with
+        the solve's last progress: a solve quicker than one lease renewal had none stored."""
         assert status in (DONE, FAILED)
+        values: dict[str, Any] = {}
+        if progress is not None:
+            values["progress"] = _dumps(clean_json(progress))
         with self.engine.begin() as conn:
             outcome = conn.execute(
                 update(plan_jobs)
@@ -202,7 +207,8 @@ class JobStore:
                         lease_expires_at=None, error=_text(error),
                         result=_dumps(clean_json(result)) if result is not None else None,
                         report=_text(report),
-                        summary=_dumps(clean_json(summary)) if summary is not None else None)
+                        summary=_dumps(clean_json(summary)) if summary is not None else None,
+                        **values)
             )
         return bool(outcome.rowcount)
 

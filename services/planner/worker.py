@@ -167,7 +167,9 @@ class PlannerWorker:
                         outcome = msg
                 if outcome is None and not solve.alive():
                     for msg in solve.messages(0.2):  # the last words, if any
-                        if msg[0] != "progress":
+                        if msg[0] == "progress":
+                            progress = msg[1]
+                        else:
                             outcome = msg
                     if outcome is None:
                         outcome = ("error", f"the solver process exited with code "
@@ -205,18 +207,23 @@ class PlannerWorker:
         finally:
             self.current = None
             solve.close()
-        self._record(job_id, outcome, options)
+        if progress is not None:
+            progress["elapsed_s"] = time.monotonic() - started
+        self._record(job_id, outcome, options, progress)
 
-    def _record(self, job_id: str, outcome: tuple[Any, ...], options: dict[str, Any]) -> None:
+    def _record(self, job_id: str, outcome: tuple[Any, ...], options: dict[str, Any],
+                progress: dict[str, Any] | None) -> None:
         if outcome[0] == "result":
             result, html = outcome[1], outcome[2]
             reason = failure_reason(result, options.get("time_limit_s"))
             status = DONE if reason is None else FAILED
             stored = self.store.finish(job_id, self.worker_id, status, result=result,
-                                       report=html, error=reason, summary=summarise(result))
+                                       report=html, error=reason, summary=summarise(result),
+                                       progress=progress)
         else:
             reason = outcome[1]
-            stored = self.store.finish(job_id, self.worker_id, FAILED, error=reason)
+            stored = self.store.finish(job_id, self.worker_id, FAILED, error=reason,
+                                       progress=progress)
             status = FAILED
         if stored:
             log.info("job %s: %s%s", job_id, status, f" ({reason})" if reason else "")
