@@ -4,8 +4,8 @@ Village queries are routed to the worker that owns the village (Faust table
 routing); hub, list and status queries are gathered from every worker (each
 answers ``/local/...`` for the partitions it owns) and merged, so any worker
 answers any query. Numbers are computed by pure functions over the state records
-(:func:`village_summary`, :func:`local_status`, :func:`merge_status`), which the
-status CLI and the tests use as well.
+(:func:`village_summary`, :func:`local_status`, :func:`merge_status`), so the tests
+check the figures without a web server.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The event contract: the issue's JSON examples parse; bad input names field and problem."""
+"""The event contract: its JSON examples parse; bad input names field and problem."""
 
 from __future__ import annotations
 
