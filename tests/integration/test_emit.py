@@ -14,7 +14,7 @@ from services.sample_events import sample_events
 from streams.consume import read_topic
 from streams.deadletter import decode_raw
 from streams.network import load_network
-from tests.streams.test_events import SHIPMENT
+from tests.streams.helpers import SHIPMENT
 
 pytestmark = pytest.mark.integration
 

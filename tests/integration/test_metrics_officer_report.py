@@ -23,8 +23,8 @@ import pytest
 from streams.network import load_network
 from streams.topics import Topics
 from tests.integration.conftest_streams import REPO, WorkerProcess, produce, wait_settled
+from tests.streams.helpers import MonthModel, expected_months
 from tests.streams.reference import generate, to_lines
-from tests.streams.test_months import MonthModel, expected_months
 
 pytestmark = pytest.mark.integration
 
