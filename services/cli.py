@@ -217,7 +217,7 @@ def simulate(ctx: click.Context, days: float, scale: float, speed: float, seed: 
 
     With Kafka, pickup requests from the stream are answered by collections.
     """
-    from services.simulate_run import run_simulate
+    from services.simulation.run import run_simulate
 
     settings = _settings(ctx, kafka_bootstrap=kafka_bootstrap)
     summary = _kafka_call(

@@ -183,7 +183,7 @@ def _busiest_hubs(status: dict[str, Any], network: Network, n: int) -> list[str]
 def run_demo(options: DemoOptions, settings: Settings, console: Console | None = None
              ) -> DemoResult:
     from services.planner.from_state import FromState, build_scenario
-    from services.simulate_run import run_simulate
+    from services.simulation.run import run_simulate
 
     console = console or Console(stderr=True)
     network = load_network(settings.network)
@@ -239,7 +239,7 @@ def _plan(scenario_data: dict[str, Any], options: DemoOptions, console: Console
 
 def _report(result: DemoResult, scenario_data: dict[str, Any], inputs: dict[str, Any],
             network: Network, options: DemoOptions) -> Path:
-    from services.demo_report import write_demo_report
+    from services.reports.demo import write_demo_report
 
     return write_demo_report(
         options.out_dir / "report.html",

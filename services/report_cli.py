@@ -40,7 +40,7 @@ def officer(ctx: click.Context, month: str, fmt: str, out: Path | None, url: str
     Figures come from the workers' month buckets (24 months are kept); Prometheus keeps
     days, not years, so keep these exports as the records.
     """
-    from services.officer_report import build_rows, to_csv, to_html
+    from services.reports.officer import build_rows, to_csv, to_html
     from streams.months import valid_month
     from streams.network import load_network
 
