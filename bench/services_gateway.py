@@ -25,9 +25,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from services.auth.tokens import TokenStore  # noqa: E402
 from services.broker import EmbeddedBroker, free_port  # noqa: E402
 from services.simulation.samples import sample_events  # noqa: E402
-from services.tokens import TokenStore  # noqa: E402
 from streams.network import load_network  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fastapi.testclient import TestClient  # noqa: E402
 
+from services.auth.tokens import TokenStore  # noqa: E402
 from services.broker import EmbeddedBroker  # noqa: E402
 from services.planner import JobStore, PlannerConfig, PlannerWorker, create_app  # noqa: E402
-from services.tokens import TokenStore  # noqa: E402
 from streams.kafka import KafkaConnection  # noqa: E402
 from streams.network import load_network  # noqa: E402
 from streams.topics import Topics, create_topics  # noqa: E402

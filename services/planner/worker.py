@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from services.gateway.kafka_io import Record, SafeProducer, close_quietly
+from services.http.kafka_io import KafkaIO, LiveKafkaIO, Record, close_quietly
 from services.planner.runner import SolveProcess
 from services.planner.store import CANCELLED, DONE, FAILED, FINAL, RUNNING, JobStore
 from streams.kafka import KafkaConnection
@@ -100,6 +100,7 @@ class PlannerWorker:
         default_time_limit_s: float = 120.0,
         threads: int = 1,
         on_event: Callable[[str, str], None] | None = None,
+        kafka_io: KafkaIO | None = None,
     ) -> None:
         self.store = store
         self.kafka = kafka
@@ -110,7 +111,9 @@ class PlannerWorker:
         self.default_time_limit_s = default_time_limit_s
         self.threads = threads
         self.on_event = on_event or (lambda _job, _what: None)
-        self.producer = SafeProducer(kafka, timeout_s=10.0, client_id="packloop-planner")
+        #: publishes plan-results and re-queues jobs; plan-requests are consumed directly
+        self.kafka_io = kafka_io or LiveKafkaIO(kafka, produce_timeout_s=10.0,
+                                                client_id="packloop-planner")
         self.assigned = threading.Event()
         self.partitions: frozenset[int] = frozenset()  # plan-requests partitions held now
         self.stop_event = threading.Event()
@@ -253,7 +256,7 @@ class PlannerWorker:
             message["result"] = None
             message["result_truncated"] = True
             value = orjson.dumps(message)
-        [error] = self.producer.produce([Record(self.topics.plan_results, job_id.encode(), value)])
+        [error] = self.kafka_io.produce([Record(self.topics.plan_results, job_id.encode(), value)])
         if error is None:
             self.store.mark_published(job_id)
         else:
@@ -271,7 +274,7 @@ class PlannerWorker:
             self.publish(job_id)
 
     def enqueue(self, job_id: str) -> None:
-        self.producer.produce([Record(self.topics.plan_requests, job_id.encode(),
+        self.kafka_io.produce([Record(self.topics.plan_requests, job_id.encode(),
                                       orjson.dumps({"job_id": job_id}))])
 
     def _consumer(self) -> Any:
@@ -341,7 +344,7 @@ class PlannerWorker:
                 consumer = None
                 self.stop_event.wait(2.0)
         close_quietly(consumer)
-        self.producer.close()
+        self.kafka_io.stop()
 
     def _stay_in_group(self) -> None:
         """Poll with every partition paused, mid-job: heartbeats alone do not complete a

@@ -15,8 +15,8 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from services.auth.tokens import TokenStore
 from services.gateway import GatewayConfig, create_app
-from services.tokens import TokenStore
 from streams.consume import read_topic
 from streams.network import load_network
 from streams.topics import Topics

@@ -23,8 +23,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from services.auth.tokens import TokenStore
 from services.gateway import GatewayConfig, create_app
-from services.tokens import TokenStore
 from streams.network import load_network
 from streams.topics import Topics, create_topics
 from tests.services.test_gateway import FakeWorker

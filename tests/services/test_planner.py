@@ -14,9 +14,9 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from services.auth.tokens import TokenStore
 from services.planner import JobStore, PlannerConfig, PlannerWorker, create_app
 from services.planner.store import CANCELLED, DONE, QUEUED
-from services.tokens import TokenStore
 from streams.consume import read_topic
 from streams.network import load_network
 
@@ -237,7 +237,7 @@ def test_cli_submit_status_fetch(planner_env, tmp_path, monkeypatch) -> None:
         kwargs["transport"] = httpx.MockTransport(transport)
         return real_client(*args, **kwargs)
 
-    monkeypatch.setattr("services.planner.cli.httpx.Client", fake_client)
+    monkeypatch.setattr("services.cli.plan.httpx.Client", fake_client)
     monkeypatch.setenv("PACKLOOP_PLANNER_TOKEN", planner_env["token"])
     scenario = tmp_path / "tiny.yaml"
     scenario.write_text(yaml.safe_dump(TINY))
@@ -316,5 +316,5 @@ def test_workers_built_in_one_thread_have_distinct_ids(tmp_path, kafka, topics) 
     assert jobs.claim(job, pool[1].worker_id, lease_s=60)
     assert not jobs.renew(job, pool[0].worker_id, 60)  # the first one lost it
     for w in pool:
-        w.producer.close()
+        w.kafka_io.stop()
     jobs.close()

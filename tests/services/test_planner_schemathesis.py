@@ -15,8 +15,8 @@ import pytest
 import schemathesis
 from fastapi import FastAPI
 
+from services.auth.tokens import TokenStore
 from services.planner import JobStore, PlannerConfig, create_app
-from services.tokens import TokenStore
 from streams.network import load_network
 from streams.topics import Topics, create_topics
 from tests.services.test_gateway_schemathesis import run_schemathesis
