@@ -42,8 +42,8 @@ MAX_RESULT_MESSAGE_BYTES = 900_000
 
 def default_worker_id() -> str:
     """Unique per worker object: the store's leases and conditional updates tell workers
-    apart by this id, and `packloop planner --workers N` builds N workers in one thread
-    (a thread-based id gave them all the same one)."""
+    apart by this id, and `packloop planner --workers N` builds N workers in one process
+    and one thread, so neither a process nor a thread id will do."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
@@ -181,8 +181,8 @@ class PlannerWorker:
                 if self.stop_event.is_set():
                     # Leave the consumer group before the job is offered again: the embedded
                     # broker (Tansu) keeps a group's leader after it left in the middle of a
-                    # rebalance, so a worker that joined before this one left never got a
-                    # partition and the handed-back job stayed queued (seen in CI).
+                    # rebalance, so a worker that joined before this one left would never
+                    # get a partition and the handed-back job would stay queued.
                     self._leave_group()
                     released = self.store.release(job_id, self.worker_id)
                     log.warning("job %s: worker stopping, solve abandoned%s", job_id,
@@ -348,9 +348,8 @@ class PlannerWorker:
 
     def _stay_in_group(self) -> None:
         """Poll with every partition paused, mid-job: heartbeats alone do not complete a
-        rebalance, the member must poll to rejoin. Without this a worker started during a
-        solve got no partition until the solve ended (and on the embedded broker, not even
-        then if the busy worker stopped instead)."""
+        rebalance, the member must poll to rejoin, so a worker joining during a solve gets
+        its partitions within a poll instead of when the solve ends."""
         consumer = self._kafka_consumer
         if consumer is None:
             return
