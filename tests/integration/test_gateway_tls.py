@@ -33,7 +33,7 @@ from streams.consume import read_topic
 from streams.kafka import KafkaConnection
 from streams.network import load_network
 from streams.topics import Topics, create_topics
-from tests.services.test_gateway import shipment
+from tests.services.helpers import shipment
 
 pytestmark = pytest.mark.integration
 

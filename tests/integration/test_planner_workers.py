@@ -22,7 +22,7 @@ from services.auth.tokens import TokenStore
 from services.planner import JobStore, PlannerConfig, create_app
 from streams.consume import read_topic
 from streams.network import load_network
-from tests.services.test_planner import big_scenario
+from tests.services.helpers import big_scenario
 
 pytestmark = pytest.mark.integration
 
