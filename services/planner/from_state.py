@@ -17,7 +17,6 @@ Fleet, costs, packaging and prices come from the optimiser's factor set
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -31,8 +30,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.http.kafka_io import KafkaIO
 from streams.network import Network
 from streams.topics import Topics
-
-log = logging.getLogger("packloop.planner.from_state")
 
 
 class StateUnavailable(RuntimeError):
