@@ -220,21 +220,21 @@ def router(gw: Gateway) -> APIRouter:
                 raise ApiError(503, "kafka_unavailable", str(exc),
                                headers={"Retry-After": "5"}) from None
             failed = False
-            for i, error in zip(record_index, results, strict=True):
+            for i, failure in zip(record_index, results, strict=True):
                 ev_id = event_id_of(items[i])
-                if error is None:
+                if failure is None:
                     outcomes[i] = EventOutcome(index=i, event_id=ev_id, status="accepted")
                     metrics.events.labels(hub, "accepted", "").inc()
-                elif is_unavailable(error):
+                elif is_unavailable(failure):
                     failed = True
                     outcomes[i] = EventOutcome(
                         index=i, event_id=ev_id, status="unavailable", reason="kafka_unavailable",
-                        message=f"not written: {type(error).__name__}: {error}")
+                        message=f"not written: {type(failure).__name__}: {failure}")
                     metrics.events.labels(hub, "unavailable", "kafka").inc()
                 else:
                     outcomes[i] = EventOutcome(
                         index=i, event_id=ev_id, status="rejected", reason="kafka_rejected",
-                        message=f"Kafka refused the record: {type(error).__name__}: {error}")
+                        message=f"Kafka refused the record: {type(failure).__name__}: {failure}")
                     metrics.events.labels(hub, "rejected", "kafka_rejected").inc()
             if failed:
                 written = sum(1 for o in outcomes if o is not None and o.status == "accepted")

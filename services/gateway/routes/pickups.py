@@ -165,7 +165,7 @@ def router(gw: Gateway) -> APIRouter:
             raise ApiError(503, "kafka_unavailable", f"Kafka is not available: {down}",
                            headers={"Retry-After": "5"})
         try:
-            [error] = await run_in_threadpool(
+            [failure] = await run_in_threadpool(
                 gw.produce,
                 [Record(config.topics.hub_events, event.village_id.encode(),
                         event_to_json(event))],
@@ -173,9 +173,9 @@ def router(gw: Gateway) -> APIRouter:
         except KafkaUnavailable as exc:
             raise ApiError(503, "kafka_unavailable", str(exc),
                            headers={"Retry-After": "5"}) from None
-        if error is not None:
+        if failure is not None:
             raise ApiError(503, "kafka_unavailable",
-                           f"pickup_cancelled not written: {type(error).__name__}: {error}",
+                           f"pickup_cancelled not written: {type(failure).__name__}: {failure}",
                            headers={"Retry-After": "5"})
         metrics.events.labels(hub, "accepted", "").inc()
         return JSONResponse(
