@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from services.emit import emit_stream
-from services.sample_events import sample_events
+from services.simulation.samples import sample_events
 from streams.consume import read_topic
 from streams.deadletter import decode_raw
 from streams.network import load_network

@@ -17,9 +17,9 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from services.auth.tokens import TokenStore
 from services.gateway import GatewayConfig, create_app
-from services.gateway.webhooks import verify
-from services.tokens import TokenStore
+from services.gateway.webhook_delivery import verify
 from streams.network import load_network
 from streams.topics import Topics
 from tests.integration.conftest_streams import (

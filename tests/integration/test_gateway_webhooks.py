@@ -14,9 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaProducer
 
+from services.auth.tokens import TokenStore
 from services.gateway import GatewayConfig, create_app
-from services.gateway.webhooks import verify
-from services.tokens import TokenStore
+from services.gateway.webhook_delivery import verify
 from streams.network import load_network
 
 pytestmark = pytest.mark.integration

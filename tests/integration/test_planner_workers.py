@@ -18,11 +18,11 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from services.auth.tokens import TokenStore
 from services.planner import JobStore, PlannerConfig, create_app
-from services.tokens import TokenStore
 from streams.consume import read_topic
 from streams.network import load_network
-from tests.services.test_planner import big_scenario
+from tests.services.helpers import big_scenario
 
 pytestmark = pytest.mark.integration
 

@@ -22,12 +22,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, inspect, text
 
+from services.auth.tokens import TokenStore
 from services.planner import JobStore, PlannerConfig, create_app
 from services.planner.store import CANCELLED, DONE, FAILED, QUEUED, RUNNING
 from services.settings import Settings
-from services.tokens import TokenStore
 from streams.consume import read_topic
-from tests.services.test_planner import TINY
+from tests.services.helpers import TINY
 
 pytest_plugins = ["tests.integration.conftest_postgres"]
 pytestmark = pytest.mark.integration
