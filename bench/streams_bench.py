@@ -5,7 +5,7 @@
     .venv/bin/python bench/streams_bench.py latency   [--rate 1000] [--seconds 30]
     .venv/bin/python bench/streams_bench.py all
 
-The events are the quick start's sample file (:func:`services.sample_events.sample_events`,
+The events are the quick start's sample file (:func:`services.simulation.samples.sample_events`,
 seeded) over the sample county.
 
 * throughput: the data is produced first, then `packloop worker` process(es) are
@@ -37,7 +37,7 @@ import httpx
 import orjson
 
 from services.broker import EmbeddedBroker, free_port
-from services.sample_events import sample_events
+from services.simulation.samples import sample_events
 from streams import KafkaConnection, Topics, create_topics, load_network, parse_hub_event
 
 REPO = Path(__file__).resolve().parents[1]
