@@ -268,7 +268,7 @@ def router(gw: Gateway) -> APIRouter:
         final = [o for o in outcomes if o is not None]
         accepted = sum(1 for o in final if o.status == "accepted")
         answer: dict[str, Any] = {"accepted": accepted, "rejected": len(final) - accepted,
-                  "results": [o.model_dump() for o in final]}
+                                  "results": [o.model_dump() for o in final]}
         if accepted == 0:
             reasons = sorted({o.reason or "invalid" for o in final})
             raise ApiError(422, "all_rejected",
