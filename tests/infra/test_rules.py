@@ -18,6 +18,7 @@ from tests.infra.tools import (
     known_series,
     load_yaml,
     metric_names,
+    requires_binary,
     rules,
     run,
     tool,
@@ -31,17 +32,20 @@ def test_rule_files_exist() -> None:
     assert len(PROMTOOL_TESTS) >= 3
 
 
+@requires_binary("promtool")
 def test_promtool_check_rules() -> None:
     res = run([tool("promtool"), "check", "rules", *map(str, RULE_FILES)])
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+@requires_binary("promtool")
 def test_promtool_check_config() -> None:
     res = run([tool("promtool"), "check", "config", str(INFRA / "prometheus" / "prometheus.yml")])
     assert res.returncode == 0, res.stdout + res.stderr
     assert "2 rule files found" in res.stdout, res.stdout
 
 
+@requires_binary("promtool")
 @pytest.mark.parametrize("test_file", PROMTOOL_TESTS, ids=lambda p: p.name)
 def test_promtool_unit_tests_pass(test_file: Path) -> None:
     res = run([tool("promtool"), "test", "rules", test_file.name], cwd=test_file.parent)
@@ -122,6 +126,7 @@ def _tests_for(name: str) -> list[Path]:
     return hits
 
 
+@requires_binary("promtool")
 @pytest.mark.parametrize("name,kind,mutated", _mutants(), ids=lambda v: str(v)[:40])
 def test_unit_tests_catch_a_broken_rule(name: str, kind: str, mutated: str,
                                         tmp_path: Path) -> None:

@@ -2,19 +2,15 @@
 
 SQLite is what the other tests use; these run the same store behaviour through the
 `postgresql+psycopg` driver, where column types, lengths, transactions and concurrent
-writers behave differently. Nothing is faked: the server comes from conftest_postgres.
+writers behave differently. Nothing is faked: the server is the ``postgres_server``
+fixture (``fixtures.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import signal
-import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -27,12 +23,8 @@ from services.planner.store import CANCELLED, DONE, FAILED, QUEUED, RUNNING
 from services.settings import Settings
 from services.tokens import TokenStore
 from streams.consume import read_topic
+from tests.integration.helpers import start_planner_worker, terminate, wait_job_finished
 from tests.services.test_planner import TINY
-
-pytest_plugins = ["tests.integration.conftest_postgres"]
-pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_fixture_gives_a_real_postgresql_server(postgres_url: str) -> None:
@@ -258,13 +250,6 @@ def test_token_store_add_verify_list_revoke_hash_only(pg_db_url: str) -> None:
     store.close()
 
 
-def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "planner", "--no-api", "--workers", "1"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "wb"),  # noqa: SIM115
-        start_new_session=True)
-
-
 def test_a_plan_job_end_to_end_with_postgresql(pg_db_url, kafka, topics, tmp_path,
                                                monkeypatch) -> None:
     """The planner API and a separate `packloop planner --no-api` worker process share jobs
@@ -279,7 +264,8 @@ def test_a_plan_job_end_to_end_with_postgresql(pg_db_url, kafka, topics, tmp_pat
     assert config.jobs.engine.dialect.name == "postgresql"
     assert config.tokens.engine.dialect.name == "postgresql"
     _, token = config.tokens.add("planner", "ops")
-    worker = _start_worker({**os.environ, **env}, tmp_path / "worker.log")
+    log = tmp_path / "worker.log"
+    worker = start_planner_worker({**os.environ, **env}, log)
     try:
         with TestClient(create_app(config)) as client:
             client.headers["Authorization"] = f"Bearer {token}"
@@ -291,14 +277,8 @@ def test_a_plan_job_end_to_end_with_postgresql(pg_db_url, kafka, topics, tmp_pat
                                                   "options": {"time_limit_s": 20}})
             assert resp.status_code == 202, resp.text
             job_id = resp.json()["job_id"]
-            deadline = time.monotonic() + 120
-            while (job := client.get(f"/v1/plans/{job_id}").json())["status"] not in (
-                    DONE, FAILED, CANCELLED):
-                assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, (
-                    job, (tmp_path / "worker.log").read_text()[-3000:])
-                time.sleep(0.3)
-            assert job["status"] == DONE, (job, (tmp_path / "worker.log").read_text()[-3000:])
+            job = wait_job_finished(client, job_id, 120, worker=worker, log=log)
+            assert job["status"] == DONE, (job, log.read_text()[-3000:])
             assert job["name"] == "tinyrun"
             assert job["attempts"] == 1 and job["worker_id"].split("-")[-2] == str(worker.pid)
             assert job["summary"]["kpis"]["joint"]["cost_cny"] > 0
@@ -314,13 +294,7 @@ def test_a_plan_job_end_to_end_with_postgresql(pg_db_url, kafka, topics, tmp_pat
             message = orjson.loads(published.value)
             assert message["job_id"] == job_id and message["status"] == DONE
     finally:
-        if worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(10)
+        terminate(worker)
         config.jobs.close()
         config.tokens.close()
     # the job row written by the worker process is what a fresh connection reads
