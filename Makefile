@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test test-unit lint bench schemas
+.PHONY: setup demo test test-unit lint schemas
 
 setup:
 	@bash scripts/setup.sh

@@ -19,14 +19,12 @@ from pathlib import Path
 
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from services.broker import EmbeddedBroker  # noqa: E402
-from services.sample_events import sample_events  # noqa: E402
-from streams.events import parse_hub_event  # noqa: E402
-from streams.kafka import KafkaConnection  # noqa: E402
-from streams.network import load_network  # noqa: E402
-from streams.topics import Topics, create_topics  # noqa: E402
+from services.broker import EmbeddedBroker
+from services.simulation.samples import sample_events
+from streams.events import parse_hub_event
+from streams.kafka import KafkaConnection
+from streams.network import load_network
+from streams.topics import Topics, create_topics
 
 
 def main() -> None:

@@ -5,10 +5,9 @@ and renders packloop's collector (:class:`streams.metrics.PackloopCollector`) th
 the worker's ``/metrics`` does (``prometheus_client.generate_latest``), in both label
 modes. Worst case, as in docs/operations.md: every village has all 7 materials
 generated and recovered, 32 day buckets, both container types, pickups of every reason,
-and dead letters of 10 reasons. One worker owns every village (8 partitions); the
-series counts are compared with ``tests/infra/series.py`` for the same deployment.
+and dead letters of 10 reasons. One worker owns every village (8 partitions).
 
-    python bench/metrics_scrape.py [--villages 3000] [--repeat 5]
+    .venv/bin/python bench/metrics_scrape.py [--villages 3000] [--repeat 5]
 
 It then measures how long one scrape holds the worker's event loop: the worker's page
 reads state in slices of villages and renders the text in a thread.
@@ -20,10 +19,10 @@ The reference data is the sample county scaled up: 20 townships per 390 villages
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import random
 import statistics
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -32,23 +31,24 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from streams import metric_names as mn  # noqa: E402
-from streams.metrics import BatchHistogram, PackloopCollector  # noqa: E402
-from streams.network import SAMPLE_NETWORK_PATH, load_network  # noqa: E402
-from streams.processor import PartitionMarker  # noqa: E402
-from streams.state import (  # noqa: E402
+from streams import (
     DAY_US,
+    SAMPLE_NETWORK_PATH,
+    BatchHistogram,
     ContainerPool,
+    ContainerType,
+    Material,
     OpenPickup,
+    PackloopCollector,
+    PartitionMarker,
     VillageState,
+    load_network,
+    scrape,
     to_us,
 )
-from tests.infra.series import Deployment, total  # noqa: E402
 
 PARTITIONS = 8
+MATERIALS = [m.value for m in Material]
 DEAD_REASONS = ("unknown_village", "hub_mismatch", "unknown_container_type",
                 "return_exceeds_issued", "future_timestamp", "outside_dedupe_horizon",
                 "unknown_pickup", "malformed_json", "missing_field", "invalid_value")
@@ -78,18 +78,18 @@ def synth_state(network: object, now: int, rng: random.Random) -> list[VillageSt
     for vid, village in network.villages.items():  # type: ignore[attr-defined]
         s = VillageState(vid, village.hub_id, applied=rng.randint(100, 5000),
                          duplicates=rng.randint(0, 50))
-        for m in mn.MATERIALS:
+        for m in MATERIALS:
             s.generated[m] = rng.randint(10_000, 900_000)
             s.recovered[m] = rng.randint(0, s.generated[m])
         for d in range(32):
             day = (today - timedelta(days=d)).isoformat()
-            s.days[day] = [{m: rng.randint(1, 9000) for m in mn.MATERIALS},
-                           {m: rng.randint(0, 9000) for m in mn.MATERIALS}]
+            s.days[day] = [{m: rng.randint(1, 9000) for m in MATERIALS},
+                           {m: rng.randint(0, 9000) for m in MATERIALS}]
         s.pickups_requested = 9
         s.pickup_reasons = {"outstanding_grams": 4, "material_grams": 3, "max_age_hours": 2}
         s.pickups_collected, s.pickups_overdue = 7, 2
         s.open_pickup = OpenPickup(f"P-{vid}-9", now - DAY_US, ["outstanding_grams"])
-        for ct in mn.CONTAINER_TYPES:
+        for ct in (c.value for c in ContainerType):
             pool = ContainerPool()
             for k in range(20):
                 pool.issue(now - k * DAY_US, 2)
@@ -143,10 +143,6 @@ def loop_stall(network: object, source: SynthSource, village_label: bool) -> dic
     """The longest the event loop waits during one scrape: the worker's page
     (:func:`streams.metrics.scrape`: state read in slices, text rendered in a thread)
     against rendering inside the handler as Faust's stock page does."""
-    import asyncio
-
-    from streams.metrics import scrape
-
     collector = PackloopCollector(network, source, village_label, BatchHistogram())
     empty = CollectorRegistry(auto_describe=False)
     whole = CollectorRegistry(auto_describe=False)
@@ -193,18 +189,14 @@ def main() -> None:
         network, hubs = scaled_network(args.villages, Path(tmp) / "net.json")
     now = to_us(datetime(2026, 11, 15, 4, tzinfo=UTC))
     source = SynthSource(synth_state(network, now, rng), now)
-    d = Deployment(villages=args.villages, hubs=hubs, workers=1, partitions=PARTITIONS,
-                   dead_letter_reasons=len(DEAD_REASONS))
     print(f"{args.villages} villages, {hubs} townships, one worker owning {PARTITIONS} "
           f"partitions, {args.repeat} renders each")
-    print("| mode | series | per 1,000 villages | contract model | scrape bytes | render "
-          "median (min) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| mode | series | per 1,000 villages | scrape bytes | render median (min) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     for vl in (True, False):
         r = measure(network, source, vl, args.repeat)
-        model = total(vl, d)
         print(f"| {'village label' if vl else 'township'} | {r['series']:,} | "
-              f"{r['series'] * 1000 / args.villages:,.0f} | {model:,} | "
+              f"{r['series'] * 1000 / args.villages:,.0f} | "
               f"{r['bytes']:,} ({r['bytes'] / 1e6:.1f} MB) | "
               f"{r['median_s'] * 1000:.0f} ms ({r['min_s'] * 1000:.0f} ms) |")
     print()

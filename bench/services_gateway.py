@@ -23,12 +23,10 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from services.broker import EmbeddedBroker, free_port  # noqa: E402
-from services.sample_events import sample_events  # noqa: E402
-from services.tokens import TokenStore  # noqa: E402
-from streams.network import load_network  # noqa: E402
+from services.auth.tokens import TokenStore
+from services.broker import EmbeddedBroker, free_port
+from services.simulation.samples import sample_events
+from streams.network import load_network
 
 REPO = Path(__file__).resolve().parents[1]
 

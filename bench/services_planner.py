@@ -8,23 +8,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
+from fastapi.testclient import TestClient
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from fastapi.testclient import TestClient  # noqa: E402
-
-from services.broker import EmbeddedBroker  # noqa: E402
-from services.planner import JobStore, PlannerConfig, PlannerWorker, create_app  # noqa: E402
-from services.tokens import TokenStore  # noqa: E402
-from streams.kafka import KafkaConnection  # noqa: E402
-from streams.network import load_network  # noqa: E402
-from streams.topics import Topics, create_topics  # noqa: E402
+from services.auth.tokens import TokenStore
+from services.broker import EmbeddedBroker
+from services.planner import JobStore, PlannerConfig, PlannerWorker, create_app
+from streams.kafka import KafkaConnection
+from streams.network import load_network
+from streams.topics import Topics, create_topics
 
 REPO = Path(__file__).resolve().parents[1]
 

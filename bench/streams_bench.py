@@ -1,9 +1,12 @@
 """Stream-worker benchmarks on the embedded broker (not a test; prints figures).
 
-    python bench/streams_bench.py throughput [--events 100000] [--workers 1]
-    python bench/streams_bench.py bare      [--events 100000]
-    python bench/streams_bench.py latency   [--rate 1000] [--seconds 30]
-    python bench/streams_bench.py all
+    .venv/bin/python bench/streams_bench.py throughput [--events 100000] [--workers 1]
+    .venv/bin/python bench/streams_bench.py bare      [--events 100000]
+    .venv/bin/python bench/streams_bench.py latency   [--rate 1000] [--seconds 30]
+    .venv/bin/python bench/streams_bench.py all
+
+The events are the quick start's sample file (:func:`services.simulation.samples.sample_events`,
+seeded) over the sample county.
 
 * throughput: the data is produced first, then `packloop worker` process(es) are
   started; events/s = records / (time from the first applied record to the last).
@@ -33,15 +36,11 @@ from pathlib import Path
 import httpx
 import orjson
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from services.broker import EmbeddedBroker, free_port
+from services.simulation.samples import sample_events
+from streams import KafkaConnection, Topics, create_topics, load_network, parse_hub_event
 
-from services.broker import EmbeddedBroker, free_port  # noqa: E402
-from streams.events import parse_hub_event  # noqa: E402
-from streams.kafka import KafkaConnection  # noqa: E402
-from streams.network import load_network  # noqa: E402
-from streams.topics import Topics, create_topics  # noqa: E402
-from tests.streams.reference import generate, to_lines  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 NET = load_network()
 
@@ -291,7 +290,7 @@ def main() -> None:
     ap.add_argument("--bootstrap", default=None, help="use a running broker")
     args = ap.parse_args()
     lines = (
-        to_lines(generate(NET, args.events, seed=3, span_hours=24 * 10))
+        [orjson.dumps(e) for e in sample_events(NET, args.events, seed=3)]
         if args.what != "latency"
         else []
     )

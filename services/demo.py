@@ -182,8 +182,9 @@ def _busiest_hubs(status: dict[str, Any], network: Network, n: int) -> list[str]
 
 def run_demo(options: DemoOptions, settings: Settings, console: Console | None = None
              ) -> DemoResult:
+    from services.http.kafka_io import LiveKafkaIO
     from services.planner.from_state import FromState, build_scenario
-    from services.simulate_run import run_simulate
+    from services.simulation.run import run_simulate
 
     console = console or Console(stderr=True)
     network = load_network(settings.network)
@@ -217,7 +218,8 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console | None =
                                 hubs=_busiest_hubs(status, network, options.plan_hubs)
                                 if options.plan_hubs else None,
                                 name="week ahead from the live state (demo)")
-            scenario_data, inputs = build_scenario(request, network, kafka, topics, worker.url)
+            scenario_data, inputs = build_scenario(request, network, LiveKafkaIO(kafka), topics,
+                                                   worker.url)
             result.plan = _plan(scenario_data, options, console)
             result.report = _report(result, scenario_data, inputs, network, options)
             console.print(f"[bold]4/4[/] planned the week ahead; report: {result.report}")
@@ -239,7 +241,7 @@ def _plan(scenario_data: dict[str, Any], options: DemoOptions, console: Console
 
 def _report(result: DemoResult, scenario_data: dict[str, Any], inputs: dict[str, Any],
             network: Network, options: DemoOptions) -> Path:
-    from services.demo_report import write_demo_report
+    from services.reports.demo import write_demo_report
 
     return write_demo_report(
         options.out_dir / "report.html",

@@ -1,13 +1,16 @@
 """The one settings object: every knob, its default and its environment variable.
 
 Only ``services`` reads the environment, once, through :func:`get_settings`;
-the ``streams`` and ``optimizer`` libraries receive what they need as arguments.
+the ``streams`` and ``optimizer`` libraries receive what they need as arguments, built by
+the methods here (``kafka()``, ``topics()``, ``worker_options()``, ...). The object is
+frozen: a command-line flag makes a changed copy (``model_copy(update=...)``).
 Secrets (SASL password) are ``SecretStr`` so they never appear in a repr or a log.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,9 +18,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from streams.kafka import DEFAULT_FETCH_MAX_WAIT_MS, DEFAULT_SESSION_TIMEOUT_MS, KafkaConnection
 from streams.topics import DEFAULT_PARTITIONS, Topics
 
+if TYPE_CHECKING:
+    from services.auth.tokens import TokenStore
+    from streams.app import WorkerOptions
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PACKLOOP_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PACKLOOP_", extra="ignore", frozen=True)
 
     # Kafka connection (PACKLOOP_KAFKA_*)
     kafka_bootstrap: str = Field(
@@ -178,6 +185,40 @@ class Settings(BaseSettings):
 
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
+
+    def _prefixed(self, group: str) -> str:
+        """A consumer group of its own per topic prefix (shared clusters)."""
+        prefix = self.topic_prefix.rstrip("-")
+        return group + (f"-{prefix}" if prefix else "")
+
+    def worker_options(self, partitions: int, web_port: int | None = None) -> WorkerOptions:
+        """The stream worker's options; ``partitions``: what hub-events has on the broker."""
+        from streams.app import WorkerOptions
+
+        return WorkerOptions(
+            app_id=self._prefixed(self.worker_app_id),
+            partitions=partitions,
+            web_host=self.web_host,
+            web_port=web_port or self.web_port,
+            batch_size=self.worker_batch_size,
+            batch_within_s=self.worker_batch_within_s,
+            dedupe_horizon_days=self.worker_dedupe_horizon_days,
+            future_tolerance_hours=self.worker_future_tolerance_hours,
+            standby_replicas=self.worker_standby_replicas,
+            canonical_url=self.worker_canonical_url,
+            metrics_village_label=self.metrics_village_label,
+            group_instance_id=self.worker_group_instance_id,
+        )
+
+    def planner_group_id(self) -> str:
+        return self._prefixed(self.planner_group)
+
+    def token_store(self) -> TokenStore:
+        """The token database (hub and planner tokens, hub webhooks), pepper applied."""
+        from services.auth.tokens import TokenStore
+
+        pepper = self.token_pepper.get_secret_value() if self.token_pepper else None
+        return TokenStore(self.token_db_url, pepper)
 
 
 def settings_table() -> str:

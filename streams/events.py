@@ -2,7 +2,7 @@
 
 The wire format is JSON. Hub systems are written in many languages, so the
 JSON Schemas under ``streams/schemas/`` are generated from these classes
-(``python -m streams.schemas``) and a test keeps them in sync. Quantities are
+(``python -m streams.schema_export``) and a test keeps them in sync. Quantities are
 integer grams: a JSON number with a fractional part is refused rather than
 rounded, because rounding would silently change an officer's figures.
 """
@@ -24,8 +24,6 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
 )
-
-SCHEMA_VERSION = 1
 
 
 class Material(StrEnum):
@@ -216,17 +214,6 @@ HubEvent = Annotated[
     Shipment | PackagingReturn | RecyclingCollected | WasteAdjustment | PickupCancelled,
     Field(discriminator="type"),
 ]
-PickupEvent = Annotated[PickupRequested | PickupOverdue, Field(discriminator="type")]
-AnyEvent = Annotated[
-    Shipment
-    | PackagingReturn
-    | RecyclingCollected
-    | WasteAdjustment
-    | PickupCancelled
-    | PickupRequested
-    | PickupOverdue,
-    Field(discriminator="type"),
-]
 
 HUB_EVENT_TYPES: dict[str, type[EventBase]] = {
     "shipment": Shipment,
@@ -245,7 +232,6 @@ MAX_EVENT_BYTES = 1024 * 1024
 
 # annotated unions are type forms, which mypy checks only with its incomplete TypeForm feature
 _hub_adapter: TypeAdapter[Any] = TypeAdapter(cast(Any, HubEvent))
-_any_adapter: TypeAdapter[Any] = TypeAdapter(cast(Any, AnyEvent))
 
 
 def _first_error(exc: ValidationError) -> EventError:
@@ -299,13 +285,6 @@ def _decode(raw: bytes | str) -> Any:
     return data
 
 
-def _validate(adapter: TypeAdapter[Any], data: Any) -> Any:
-    try:
-        return adapter.validate_python(data)
-    except ValidationError as exc:
-        raise _first_error(exc) from None
-
-
 def parse_hub_event(raw: bytes | str | dict[str, Any]) -> HubEvent:
     """Parse one hub event from JSON text (or an already-decoded object)."""
     data = raw if isinstance(raw, dict) else _decode(raw)
@@ -313,19 +292,12 @@ def parse_hub_event(raw: bytes | str | dict[str, Any]) -> HubEvent:
         raise EventError(
             f"{data['type']!r} is emitted by packloop itself, not by hubs", "type", "unknown_type"
         )
-    return _validate(_hub_adapter, data)
-
-
-def parse_event(raw: bytes | str | dict[str, Any]) -> AnyEvent:
-    """Parse any packloop event, including the ones packloop emits itself."""
-    data = raw if isinstance(raw, dict) else _decode(raw)
-    return _validate(_any_adapter, data)
+    try:
+        return _hub_adapter.validate_python(data)
+    except ValidationError as exc:
+        raise _first_error(exc) from None
 
 
 def event_to_json(event: EventBase) -> bytes:
     """Canonical wire form: UTC 'Z' timestamps, enum values, no nulls dropped."""
     return event.model_dump_json().encode("utf-8")
-
-
-def event_to_dict(event: EventBase) -> dict[str, Any]:
-    return event.model_dump(mode="json")

@@ -27,6 +27,8 @@ from faust.serializers import codecs
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from streams.state import decode_value, encode_value
+
 SeekHook = Callable[[Iterable[TP]], Awaitable[Mapping[TP, int]]]
 
 
@@ -73,8 +75,7 @@ class _Consumer(faust_aiokafka.Consumer):
         """Seek on the consumer's own thread (Faust's ``seek_wait``), not from this one:
         Faust's plain ``seek`` calls aiokafka from the app's thread while the consumer
         thread may be inside ``fetched_records``, which then fails on a fetch result the
-        seek deleted under it (``KeyError`` on a TopicPartition: the consumer crashed and
-        the worker stopped processing, seen once in CI after a rebalance)."""
+        seek deleted under it (a ``KeyError`` that crashes the consumer)."""
         if positions:
             await self.seek_wait(positions)
 
@@ -171,11 +172,9 @@ class StateCodec(codecs.Codec):
     def _dumps(self, obj: Any) -> bytes:
         if isinstance(obj, bytes | bytearray):
             return bytes(obj)
-        return obj.to_bytes()
+        return encode_value(obj)
 
     def _loads(self, s: bytes) -> Any:
-        from streams.processor import decode_value
-
         return decode_value(s)
 
 

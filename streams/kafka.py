@@ -1,7 +1,7 @@
 """How packloop connects to Kafka, whatever the client library.
 
 One frozen record carries the bootstrap servers and the security settings, and
-translates them for kafka-python, aiokafka and Faust, so the embedded broker and
+translates them for kafka-python and Faust, so the embedded broker and
 an Apache Kafka cluster with SASL/TLS run through the same code.
 """
 
@@ -56,11 +56,13 @@ class KafkaConnection:
             context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
         return context
 
-    def _client_kwargs(self) -> dict[str, Any]:
+    def kafka_python_kwargs(self) -> dict[str, Any]:
+        """Connection keyword arguments for kafka-python clients (producer, consumer, admin)."""
         kwargs: dict[str, Any] = {
             "bootstrap_servers": self.servers,
             "security_protocol": self.security_protocol,
             "request_timeout_ms": self.request_timeout_ms,
+            "bootstrap_timeout_ms": self.connect_timeout_ms,
         }
         if self.uses_tls:
             kwargs["ssl_context"] = self.ssl_context()
@@ -71,14 +73,6 @@ class KafkaConnection:
                 sasl_plain_password=self.sasl_password,
             )
         return kwargs
-
-    def kafka_python_kwargs(self) -> dict[str, Any]:
-        """Connection keyword arguments for kafka-python clients (producer, consumer, admin)."""
-        return {**self._client_kwargs(), "bootstrap_timeout_ms": self.connect_timeout_ms}
-
-    def aiokafka_kwargs(self) -> dict[str, Any]:
-        """The same for aiokafka (which has no bootstrap timeout of its own)."""
-        return self._client_kwargs()
 
     def faust_broker_url(self) -> str:
         return ";".join(f"kafka://{server}" for server in self.servers)

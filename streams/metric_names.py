@@ -32,7 +32,6 @@ from typing import Literal
 MetricType = Literal["counter", "gauge", "histogram"]
 
 VILLAGE_LABEL = "village"
-VILLAGE_LABEL_ENV = "PACKLOOP_METRICS_VILLAGE_LABEL"
 
 # Closed label value sets (open sets such as village, hub, reason of a dead letter,
 # topic, partition, route and status are not listed).

@@ -47,7 +47,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -59,8 +59,13 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from streams import metric_names as mn
-from streams.processor import PartitionMarker
-from streams.state import PICKUP_REASON_KINDS, VillageState, from_us
+from streams.state import PICKUP_REASON_KINDS, PartitionMarker, VillageState, from_us, marker_key
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from streams.views import LocalState
+    from streams.worker import StreamsWorker
 
 UNRECORDED = "unrecorded"
 
@@ -255,9 +260,6 @@ class PackloopCollector(Collector):
         self.histogram = histogram or BatchHistogram()
         self.tz = network.timezone
         self.overdue_us = int(network.container_overdue_days * 86_400_000_000)
-        self._village_keys: dict[str, tuple[float, float]] = {
-            vid: (v.lat, v.lon) for vid, v in network.villages.items()
-        }
 
     def describe(self) -> Iterable[Metric]:
         return []  # families are created at collect time; no registration-time check
@@ -470,11 +472,13 @@ def _count_dead(dead: dict[str, int], total: int, by_reason: dict[str, int]) -> 
 
 
 class WorkerSource:
-    """:class:`Source` over a running :class:`streams.app.StreamsWorker`."""
+    """:class:`Source` over a running :class:`streams.worker.StreamsWorker`."""
 
-    def __init__(self, worker: Any, local: Any, highwater: Callable[[Any], int | None]) -> None:
+    def __init__(
+        self, worker: StreamsWorker, local: LocalState, highwater: Callable[[Any], int | None]
+    ) -> None:
         self.worker = worker
-        self.local = local  # streams.views.LocalState
+        self.local = local
         self.highwater = highwater
         self._ref: tuple[frozenset[int], list[str]] | None = None
 
@@ -504,7 +508,7 @@ class WorkerSource:
             if proc is not None:
                 last = proc.last_offset
             else:
-                m = data.get(f"~p{p}")
+                m = data.get(marker_key(p))
                 last = m.offset if isinstance(m, PartitionMarker) else -1
             try:
                 hw = self.highwater(TP(topic, p))
@@ -520,7 +524,7 @@ class WorkerSource:
 # -- wiring -----------------------------------------------------------------------------
 
 
-def install(worker: Any) -> Any:
+def install(worker: StreamsWorker, local: LocalState) -> CollectorRegistry:
     """Serve ``/metrics`` on the worker's web server: Faust's own metrics (its Prometheus
     monitor, prefixed ``faust_``) and packloop's (:class:`PackloopCollector`). Returns a
     registry with both, for rendering outside the web server.
@@ -544,7 +548,7 @@ def install(worker: Any) -> Any:
     app = worker.app
     app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(faust_registry, "faust"))
     histogram = BatchHistogram()
-    source = WorkerSource(worker, worker.local, lambda tp: app.consumer.highwater(tp))
+    source = WorkerSource(worker, local, lambda tp: app.consumer.highwater(tp))
     collector = PackloopCollector(
         worker.network, source, worker.options.metrics_village_label, histogram
     )
@@ -566,8 +570,6 @@ def install(worker: Any) -> Any:
             histogram.observe(perf_counter() - t0, len(messages))
 
         app.packloop_batch_hook = timed_batch
-    worker.metrics_registry = registry
-    worker.metrics_collector = collector
     return registry
 
 

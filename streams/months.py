@@ -4,7 +4,7 @@ Each village value keeps month buckets (:class:`streams.state.MonthBucket`, the 
 stream time and the 24 before it, in the network's time zone). ``GET /months/{YYYY-MM}``
 gathers :func:`month_rows` from every worker (each answers for the partitions it owns,
 ``/local/months/{YYYY-MM}``); ``packloop report officer`` turns the rows into the
-per-township and per-village report (:mod:`services.officer_report`).
+per-township and per-village report (:mod:`services.reports.officer`).
 """
 
 from __future__ import annotations

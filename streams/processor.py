@@ -34,8 +34,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import orjson
-
 from streams.deadletter import dead_letter_record
 from streams.events import (
     EventError,
@@ -50,6 +48,7 @@ from streams.state import (
     HOUR_US,
     Emission,
     Limits,
+    PartitionMarker,
     Rejected,
     VillageState,
     apply,
@@ -57,23 +56,14 @@ from streams.state import (
     evaluate,
     from_us,
     id_hash,
+    marker_key,
+    next_due,
     prune,
     to_us,
 )
 
 #: Namespace of pickup notice event ids: uuid5(PICKUP_NAMESPACE, pickup_id + ":" + kind)
 PICKUP_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:packloop:pickups")
-
-MARKER_PREFIX = "~p"
-
-
-def marker_key(partition: int) -> str:
-    return f"{MARKER_PREFIX}{partition}"
-
-
-def is_marker_key(key: str) -> bool:
-    return key.startswith(MARKER_PREFIX)
-
 
 def pickup_event_id(pickup_id: str, kind: str) -> str:
     return str(uuid.uuid5(PICKUP_NAMESPACE, f"{pickup_id}:{kind}"))
@@ -100,57 +90,6 @@ class ProcessingConfig:
     future_tolerance_us: int = HOUR_US
     partitions: int = 1
     source_topic: str = "hub-events"
-
-
-@dataclass(slots=True)
-class PartitionMarker:
-    """Per-partition record written last in every batch (key ``~p{partition}``)."""
-
-    partition: int
-    #: last source offset whose batch is completely in the changelog
-    offset: int = -1
-    stream_time: int | None = None
-    #: records not attributable to a known village (bad JSON, unknown village)
-    dead_lettered: int = 0
-    #: records that arrived on the wrong partition and were re-routed
-    rerouted: int = 0
-    #: dead_lettered by reason
-    dead_reasons: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "marker": self.partition,
-            "offset": self.offset,
-            "stream_time": self.stream_time,
-            "dead_lettered": self.dead_lettered,
-            "rerouted": self.rerouted,
-            "dead_reasons": self.dead_reasons,
-        }
-
-    def to_bytes(self) -> bytes:
-        return orjson.dumps(self.to_dict())
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PartitionMarker:
-        return cls(
-            d["marker"],
-            d["offset"],
-            d.get("stream_time"),
-            d["dead_lettered"],
-            d["rerouted"],
-            dict(d.get("dead_reasons") or {}),
-        )
-
-
-def decode_value(raw: bytes) -> VillageState | PartitionMarker:
-    d = orjson.loads(raw)
-    if "marker" in d:
-        return PartitionMarker.from_dict(d)
-    return VillageState.from_dict(d)
-
-
-def encode_value(value: VillageState | PartitionMarker) -> bytes:
-    return value.to_bytes()
 
 
 @dataclass(slots=True)
@@ -226,7 +165,7 @@ class PartitionProcessor:
         return lim
 
     def _schedule(self, state: VillageState) -> None:
-        due = state.next_due(self.limits(state.village_id))
+        due = next_due(state, self.limits(state.village_id))
         vid = state.village_id
         if due is None:
             self._due.pop(vid, None)
@@ -398,30 +337,15 @@ class PartitionProcessor:
 
     def checkpoint(self) -> list[tuple[str, VillageState | PartitionMarker]]:
         """End of batch: the table writes, villages first and the marker last."""
-        writes: list[tuple[str, VillageState | PartitionMarker]] = list(self.dirty.items())
+        villages = list(self.dirty.items())
         self.dirty.clear()
         if self.stream_time is not None:
-            for _key, state in writes:
-                prune(state, self.stream_time, self.tz, self.config.dedupe_horizon_us)  # type: ignore[arg-type]
+            for _key, state in villages:
+                prune(state, self.stream_time, self.tz, self.config.dedupe_horizon_us)
+        writes: list[tuple[str, VillageState | PartitionMarker]] = list(villages)
         m = self.marker
         if self.last_offset > m.offset or writes or self.stream_time != m.stream_time:
             m.offset = self.last_offset
             m.stream_time = self.stream_time
             writes.append((marker_key(self.partition), m))
         return writes
-
-    # ---- figures ----
-
-    @property
-    def counters(self) -> dict[str, int]:
-        applied = duplicates = dead = 0
-        for s in self.villages.values():
-            applied += s.applied
-            duplicates += s.duplicates
-            dead += s.dead_lettered
-        return {
-            "applied": applied,
-            "duplicates": duplicates,
-            "dead_lettered": dead + self.marker.dead_lettered,
-            "rerouted": self.marker.rerouted,
-        }

@@ -4,8 +4,8 @@ Village queries are routed to the worker that owns the village (Faust table
 routing); hub, list and status queries are gathered from every worker (each
 answers ``/local/...`` for the partitions it owns) and merged, so any worker
 answers any query. Numbers are computed by pure functions over the state records
-(:func:`village_summary`, :func:`local_status`, :func:`merge_status`), which the
-status CLI and the tests use as well.
+(:func:`village_summary`, :func:`local_status`, :func:`merge_status`), so the tests
+check the figures without a web server.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from streams.processor import PartitionMarker, marker_key
-from streams.state import VillageState, iso
+from streams.months import merge_months, month_rows, valid_month
+from streams.state import PartitionMarker, VillageState, iso, marker_key
 
 if TYPE_CHECKING:
-    from streams.app import StreamsWorker
+    from streams.worker import StreamsWorker
 
 log = logging.getLogger("packloop.views")
 
@@ -322,10 +322,11 @@ def merge_hub(parts: list[dict[str, Any]], hub_id: str) -> dict[str, Any]:
 # -- web ----------------------------------------------------------------------------------
 
 
-def register_views(worker: StreamsWorker) -> None:
+def register_views(worker: StreamsWorker) -> LocalState:
+    """Serve the state queries on the worker's web server; returns the worker's local
+    view, which ``/metrics`` reads too."""
     app = worker.app
     local = LocalState(worker)
-    worker.local = local  # type: ignore[attr-defined]
 
     def _int(request: Any, name: str, default: int) -> int:
         try:
@@ -439,15 +440,11 @@ def register_views(worker: StreamsWorker) -> None:
 
     @app.page("/local/months/{month}")
     async def local_months_view(web: Any, request: Any, month: str) -> Any:
-        from streams.months import month_rows
-
         return web.json(month_rows((s for s, _now in local.villages()), month))
 
     @app.page("/months/{month}")
     async def months_view(web: Any, request: Any, month: str) -> Any:
         """The officer's monthly records of every village (gathered from all workers)."""
-        from streams.months import merge_months, month_rows, valid_month
-
         if not valid_month(month):
             return web.json({"error": "month must be YYYY-MM"}, status=400)
         try:
@@ -478,3 +475,5 @@ def register_views(worker: StreamsWorker) -> None:
             return web.json({"error": str(exc)}, status=503)
         rows = sorted((r for part in parts for r in part), key=lambda r: r["pickup_id"])
         return web.json({"status": status, "count": len(rows), "pickups": rows})
+
+    return local

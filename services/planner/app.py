@@ -19,15 +19,21 @@ import orjson
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.gateway.app import ErrorBody, Health
-from services.gateway.kafka_io import KafkaProbe, KafkaUnavailable, Record, SafeProducer
-from services.http_errors import ApiError, install_error_handlers, require_token
+from services.auth.tokens import TokenInfo, TokenStore
+from services.http.errors import ApiError, install_error_handlers, require_token
+from services.http.kafka_io import KafkaIO, KafkaUnavailable, LiveKafkaIO, Record
+from services.http.openapi import (
+    Responses,
+    add_health_routes,
+    add_metrics_route,
+    error,
+    use_bearer_scheme,
+)
 from services.planner.store import DONE, FAILED, FINAL, STATUSES, JobStore
-from services.tokens import TokenInfo, TokenStore
 from streams.kafka import KafkaConnection
 from streams.network import Network
 from streams.topics import Topics
@@ -50,12 +56,13 @@ class PlannerConfig:
     max_request_bytes: int = 16 * 1024 * 1024
     default_time_limit_s: float = 120.0
     probe_interval_s: float = 2.0
+    #: None: a LiveKafkaIO on ``kafka`` (producer and probe)
+    kafka_io: KafkaIO | None = None
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> PlannerConfig:
         from streams.network import load_network
 
-        pepper = settings.token_pepper.get_secret_value() if settings.token_pepper else None
         values: dict[str, Any] = dict(
             kafka=settings.kafka(), topics=settings.topics(),
             network=load_network(settings.network),
@@ -65,7 +72,7 @@ class PlannerConfig:
         )
         values.update(overrides)
         if "tokens" not in values:
-            values["tokens"] = TokenStore(settings.token_db_url, pepper)
+            values["tokens"] = settings.token_store()
         if "jobs" not in values:
             values["jobs"] = JobStore(settings.planner_db_url)
         return cls(**values)
@@ -187,20 +194,17 @@ class PlanCollector:
 # -- the app -------------------------------------------------------------------------------
 
 
-def _err(status: int, description: str) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorBody, "description": description}}
-
-
-COMMON: dict[int | str, dict[str, Any]] = {
-    **_err(400, "Malformed request."),
-    **_err(401, "Missing or invalid planner token."),
-    **_err(422, "Invalid parameters."),
+COMMON: Responses = {
+    **error(400, "Malformed request."),
+    **error(401, "Missing or invalid planner token."),
+    **error(422, "Invalid parameters."),
 }
 
 
 def create_app(config: PlannerConfig) -> FastAPI:
-    producer = SafeProducer(config.kafka, timeout_s=5.0, client_id="packloop-planner-api")
-    probe = KafkaProbe(config.kafka, interval_s=config.probe_interval_s)
+    kafka_io = config.kafka_io or LiveKafkaIO(
+        config.kafka, produce_timeout_s=5.0, client_id="packloop-planner-api",
+        probe_interval_s=config.probe_interval_s)
     registry = CollectorRegistry()
     registry.register(PlanCollector(config.jobs))
     state = {"started": False}
@@ -208,7 +212,10 @@ def create_app(config: PlannerConfig) -> FastAPI:
     def start() -> None:
         if not state["started"]:
             state["started"] = True
-            probe.start()
+            kafka_io.start()
+
+    def kafka_unavailable() -> str | None:
+        return kafka_io.unavailable(config.kafka.connect_timeout_ms / 1000)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> Any:
@@ -216,8 +223,7 @@ def create_app(config: PlannerConfig) -> FastAPI:
         try:
             yield
         finally:
-            probe.stop()
-            producer.close()
+            kafka_io.stop()
 
     app = FastAPI(
         title="packloop planner job service",
@@ -319,7 +325,7 @@ def create_app(config: PlannerConfig) -> FastAPI:
                 raise ApiError(422, "invalid_from_state",
                                f"from_state.{'.'.join(map(str, e['loc']))}: {e['msg']}") from None
             try:
-                scenario, inputs = build_scenario(request, config.network, config.kafka,
+                scenario, inputs = build_scenario(request, config.network, kafka_io,
                                                   config.topics, config.worker_url,
                                                   config.worker_transport)
             except StateUnavailable as exc:
@@ -356,8 +362,8 @@ def create_app(config: PlannerConfig) -> FastAPI:
             "\"options\": {...}}` to plan from the live stream state. Answers 202 with the "
             "job; follow `links.self`."
         ),
-        responses={**COMMON, **_err(413, "Request too large."),
-                   **_err(503, "Kafka or the stream worker is not available.")},
+        responses={**COMMON, **error(413, "Request too large."),
+                   **error(503, "Kafka or the stream worker is not available.")},
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
             "schema": {"type": "object", "properties": {
                 "scenario": {"type": "object"},
@@ -369,26 +375,25 @@ def create_app(config: PlannerConfig) -> FastAPI:
                      auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
         body = await read_json(request)
         scenario, options, source, inputs = await run_in_threadpool(prepare, body)
-        if not probe.checked.is_set():
-            await run_in_threadpool(probe.checked.wait, config.kafka.connect_timeout_ms / 1000)
-        if not probe.ok:
-            raise ApiError(503, "kafka_unavailable", f"Kafka is not available: {probe.reason}",
+        down = await run_in_threadpool(kafka_unavailable)
+        if down is not None:
+            raise ApiError(503, "kafka_unavailable", f"Kafka is not available: {down}",
                            headers={"Retry-After": "5"})
         name = options.pop("name", None) or scenario.get("name")
         job_id = await run_in_threadpool(config.jobs.create, scenario, options, source,
                                          auth.owner, name, inputs)
         try:
-            [error] = await run_in_threadpool(
-                producer.produce,
+            [failure] = await run_in_threadpool(
+                kafka_io.produce,
                 [Record(config.topics.plan_requests, job_id.encode(),
                         orjson.dumps({"job_id": job_id}))])
         except KafkaUnavailable as exc:
-            error = exc
-        if error is not None:
+            failure = exc
+        if failure is not None:
             await run_in_threadpool(config.jobs.delete, job_id)
-            probe.mark_failed(f"{type(error).__name__}: {error}")
+            kafka_io.mark_failed(f"{type(failure).__name__}: {failure}")
             raise ApiError(503, "kafka_unavailable",
-                           f"the job could not be queued ({type(error).__name__}: {error}); "
+                           f"the job could not be queued ({type(failure).__name__}: {failure}); "
                            "nothing was stored, submit again", headers={"Retry-After": "5"})
         log.info("job %s queued by planner %s (%s)", job_id, auth.owner, source)
         job = await run_in_threadpool(get_job, job_id)
@@ -407,15 +412,15 @@ def create_app(config: PlannerConfig) -> FastAPI:
     @app.get("/v1/plans/{job_id}", response_model=PlanJob, summary="A job's status",
              description="queued; running with progress (incumbent, bound, gap, elapsed); "
              "done with a summary; failed with the reason; cancelled.",
-             responses={**COMMON, **_err(404, "No such job.")})
+             responses={**COMMON, **error(404, "No such job.")})
     async def job_status(job_id: JobId,
                          auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
         job = await run_in_threadpool(get_job, job_id)
         return JSONResponse(job_view(job))
 
     @app.delete("/v1/plans/{job_id}", response_model=PlanJob, summary="Cancel a job",
-                responses={**COMMON, **_err(404, "No such job."),
-                           **_err(409, "The job is already finished.")})
+                responses={**COMMON, **error(404, "No such job."),
+                           **error(409, "The job is already finished.")})
     async def cancel(job_id: JobId,
                          auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
         await run_in_threadpool(get_job, job_id)
@@ -428,8 +433,8 @@ def create_app(config: PlannerConfig) -> FastAPI:
     @app.get("/v1/plans/{job_id}/result", summary="The plan (JSON)",
              responses={200: {"description": "The optimiser's plan JSON.",
                               "content": {"application/json": {"schema": {"type": "object"}}}},
-                        **COMMON, **_err(404, "No such job."),
-                        **_err(409, "No result yet.")})
+                        **COMMON, **error(404, "No such job."),
+                        **error(409, "No result yet.")})
     async def result(job_id: JobId,
                          auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
         job = await run_in_threadpool(get_job, job_id, ("result",))
@@ -442,7 +447,7 @@ def create_app(config: PlannerConfig) -> FastAPI:
              responses={200: {"description": "Scenario (optimiser format) and, for from_state "
                                              "jobs, the state it was built from.",
                               "content": {"application/json": {"schema": {"type": "object"}}}},
-                        **COMMON, **_err(404, "No such job.")})
+                        **COMMON, **error(404, "No such job.")})
     async def scenario(job_id: JobId,
                          auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
         job = await run_in_threadpool(get_job, job_id, ("scenario", "inputs"))
@@ -451,8 +456,8 @@ def create_app(config: PlannerConfig) -> FastAPI:
     @app.get("/v1/plans/{job_id}/report", summary="The plan's HTML report",
              responses={200: {"description": "The report (HTML).",
                               "content": {"text/html": {"schema": {"type": "string"}}}},
-                        **COMMON, **_err(404, "No such job."),
-                        **_err(409, "No report yet.")})
+                        **COMMON, **error(404, "No such job."),
+                        **error(409, "No report yet.")})
     async def report(job_id: JobId,
                          auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
         job = await run_in_threadpool(get_job, job_id, ("report",))
@@ -460,48 +465,14 @@ def create_app(config: PlannerConfig) -> FastAPI:
             raise ApiError(409, "not_ready", f"job {job_id} is {job['status']}: no report")
         return HTMLResponse(job["report"])
 
-    @app.get("/healthz", response_model=Health, summary="Liveness")
-    async def healthz() -> Response:
-        return JSONResponse({"status": "ok"})
-
-    @app.get("/readyz", response_model=Health, summary="Readiness (Kafka and job store)",
-             responses={503: {"model": Health, "description": "Not ready."}})
-    async def readyz() -> Response:
-        if not probe.checked.is_set():
-            await run_in_threadpool(probe.checked.wait, config.kafka.connect_timeout_ms / 1000)
-        db = "ok"
-        try:
-            await run_in_threadpool(config.jobs.list, None, 1)
-        except Exception as exc:  # noqa: BLE001
-            db = f"{type(exc).__name__}: {exc}"
-        ready = probe.ok and db == "ok"
-        return JSONResponse({"status": "ready" if ready else "not_ready",
-                             "kafka": "ok" if probe.ok else probe.reason, "database": db},
-                            status_code=200 if ready else 503)
-
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        data = await run_in_threadpool(generate_latest, registry)
-        return Response(data, media_type=CONTENT_TYPE_LATEST)
-
-    def custom_openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        from fastapi.openapi.utils import get_openapi
-
-        schema = get_openapi(title=app.title, version=app.version,
-                             description=app.description, routes=app.routes)
-        schema.setdefault("components", {}).setdefault("securitySchemes", {})["plannerToken"] = {
-            "type": "http", "scheme": "bearer",
-            "description": "Planner token from `packloop planners add-token NAME`."}
-        for path, ops in schema.get("paths", {}).items():
-            if path.startswith("/v1/"):
-                for op in ops.values():
-                    op["security"] = [{"plannerToken": []}]
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = custom_openapi  # type: ignore[method-assign]
+    add_health_routes(
+        app, liveness="Liveness", readiness="Readiness (Kafka and job store)",
+        kafka_unavailable=kafka_unavailable,
+        check_database=lambda: config.jobs.list(None, 1),
+    )
+    add_metrics_route(app, registry)
+    use_bearer_scheme(app, "plannerToken",
+                      "Planner token from `packloop planners add-token NAME`.")
     app.state.config = config
     return app
 

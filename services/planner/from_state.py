@@ -17,10 +17,9 @@ Fleet, costs, packaging and prices come from the optimiser's factor set
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -28,11 +27,9 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from streams.kafka import KafkaConnection
+from services.http.kafka_io import KafkaIO
 from streams.network import Network
 from streams.topics import Topics
-
-log = logging.getLogger("packloop.planner.from_state")
 
 
 class StateUnavailable(RuntimeError):
@@ -89,65 +86,29 @@ def read_worker_state(worker_url: str, transport: httpx.BaseTransport | None = N
         ) from None
 
 
-def read_demand(kafka: KafkaConnection, topics: Topics, network: Network, history_days: int,
-                max_wait_s: float = 120.0) -> tuple[dict[tuple[str, date, str, str], int],
-                                                    date | None]:
-    """Parcels per (village, local date, temperature class, direction) from hub-events.
-
-    Reads from the record timestamp ``history_days + 2`` days back when the broker can
-    seek by time (``offsets_for_times``), else from the beginning; stops when polls stay
-    empty (never trusting end offsets, which the embedded broker reports short).
-    """
-    from kafka import KafkaConsumer, TopicPartition
-
+def count_demand(values: Iterable[bytes], network: Network
+                 ) -> tuple[dict[tuple[str, date, str, str], int], date | None]:
+    """Parcels per (village, local date, temperature class, direction) among the
+    ``shipment`` events of hub-events record values, and the newest local date seen."""
     counts: dict[tuple[str, date, str, str], int] = defaultdict(int)
     newest: date | None = None
     tz = network.timezone
-    consumer = KafkaConsumer(enable_auto_commit=False, group_id=None,
-                             fetch_max_wait_ms=kafka.fetch_max_wait_ms,
-                             max_partition_fetch_bytes=8 * 1024 * 1024,
-                             **kafka.kafka_python_kwargs())
-    try:
-        parts = consumer.partitions_for_topic(topics.hub_events) or set()
-        tps = [TopicPartition(topics.hub_events, p) for p in sorted(parts)]
-        if not tps:
-            return counts, None
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        since_ms = int((time.time() - (history_days + 2) * 86400) * 1000)
+    for value in values:
         try:
-            found = consumer.offsets_for_times({tp: since_ms for tp in tps})
-            for tp, off in (found or {}).items():
-                if off is not None:
-                    consumer.seek(tp, off.offset)
-        except Exception:  # noqa: BLE001 - not supported: read from the beginning
-            consumer.seek_to_beginning(*tps)
-        deadline = time.monotonic() + max_wait_s
-        idle_since = time.monotonic()
-        while time.monotonic() < deadline and time.monotonic() - idle_since < 1.5:
-            batch = consumer.poll(timeout_ms=200, max_records=20_000)
-            if not batch:
-                continue
-            idle_since = time.monotonic()
-            for records in batch.values():
-                for rec in records:
-                    try:
-                        ev = orjson.loads(rec.value)
-                    except orjson.JSONDecodeError:
-                        continue
-                    if not isinstance(ev, dict) or ev.get("type") != "shipment":
-                        continue
-                    try:
-                        at = datetime.fromisoformat(str(ev["occurred_at"]).replace("Z", "+00:00"))
-                    except (KeyError, ValueError):
-                        continue
-                    day = at.astimezone(tz).date()
-                    key = (str(ev.get("village_id")), day, str(ev.get("temperature_class")),
-                           str(ev.get("direction")))
-                    counts[key] += 1
-                    newest = day if newest is None or day > newest else newest
-    finally:
-        consumer.close()
+            ev = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(ev, dict) or ev.get("type") != "shipment":
+            continue
+        try:
+            at = datetime.fromisoformat(str(ev["occurred_at"]).replace("Z", "+00:00"))
+        except (KeyError, ValueError):
+            continue
+        day = at.astimezone(tz).date()
+        key = (str(ev.get("village_id")), day, str(ev.get("temperature_class")),
+               str(ev.get("direction")))
+        counts[key] += 1
+        newest = day if newest is None or day > newest else newest
     return counts, newest
 
 
@@ -179,7 +140,7 @@ def outstanding_waste(status: Mapping[str, Any]) -> dict[str, float]:
 def build_scenario(
     request: FromState,
     network: Network,
-    kafka: KafkaConnection,
+    kafka_io: KafkaIO,
     topics: Topics,
     worker_url: str,
     worker_transport: httpx.BaseTransport | None = None,
@@ -191,7 +152,9 @@ def build_scenario(
     horizon = request.horizon_days
     history = request.history_days or horizon
     try:
-        counts, newest = read_demand(kafka, topics, network, history)
+        since_ms = int((time.time() - (history + 2) * 86400) * 1000)
+        counts, newest = count_demand(
+            kafka_io.read_since(topics.hub_events, since_ms, max_wait_s=120.0), network)
     except Exception as exc:  # noqa: BLE001
         raise StateUnavailable(f"cannot read demand from {topics.hub_events}: "
                                f"{type(exc).__name__}: {exc}") from None

@@ -33,7 +33,7 @@ from sqlalchemy import (
     update,
 )
 
-from services.tokens import create_tables, make_engine
+from services.db import create_tables, make_engine
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 STATUSES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)

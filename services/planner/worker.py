@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from services.gateway.kafka_io import Record, SafeProducer, close_quietly
+from services.http.kafka_io import KafkaIO, LiveKafkaIO, Record, close_quietly
 from services.planner.runner import SolveProcess
 from services.planner.store import CANCELLED, DONE, FAILED, FINAL, RUNNING, JobStore
 from streams.kafka import KafkaConnection
@@ -42,8 +42,8 @@ MAX_RESULT_MESSAGE_BYTES = 900_000
 
 def default_worker_id() -> str:
     """Unique per worker object: the store's leases and conditional updates tell workers
-    apart by this id, and `packloop planner --workers N` builds N workers in one thread
-    (a thread-based id gave them all the same one)."""
+    apart by this id, and `packloop planner --workers N` builds N workers in one process
+    and one thread, so neither a process nor a thread id will do."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
@@ -100,6 +100,7 @@ class PlannerWorker:
         default_time_limit_s: float = 120.0,
         threads: int = 1,
         on_event: Callable[[str, str], None] | None = None,
+        kafka_io: KafkaIO | None = None,
     ) -> None:
         self.store = store
         self.kafka = kafka
@@ -110,7 +111,9 @@ class PlannerWorker:
         self.default_time_limit_s = default_time_limit_s
         self.threads = threads
         self.on_event = on_event or (lambda _job, _what: None)
-        self.producer = SafeProducer(kafka, timeout_s=10.0, client_id="packloop-planner")
+        #: publishes plan-results and re-queues jobs; plan-requests are consumed directly
+        self.kafka_io = kafka_io or LiveKafkaIO(kafka, produce_timeout_s=10.0,
+                                                client_id="packloop-planner")
         self.assigned = threading.Event()
         self.partitions: frozenset[int] = frozenset()  # plan-requests partitions held now
         self.stop_event = threading.Event()
@@ -178,8 +181,8 @@ class PlannerWorker:
                 if self.stop_event.is_set():
                     # Leave the consumer group before the job is offered again: the embedded
                     # broker (Tansu) keeps a group's leader after it left in the middle of a
-                    # rebalance, so a worker that joined before this one left never got a
-                    # partition and the handed-back job stayed queued (seen in CI).
+                    # rebalance, so a worker that joined before this one left would never
+                    # get a partition and the handed-back job would stay queued.
                     self._leave_group()
                     released = self.store.release(job_id, self.worker_id)
                     log.warning("job %s: worker stopping, solve abandoned%s", job_id,
@@ -253,7 +256,7 @@ class PlannerWorker:
             message["result"] = None
             message["result_truncated"] = True
             value = orjson.dumps(message)
-        [error] = self.producer.produce([Record(self.topics.plan_results, job_id.encode(), value)])
+        [error] = self.kafka_io.produce([Record(self.topics.plan_results, job_id.encode(), value)])
         if error is None:
             self.store.mark_published(job_id)
         else:
@@ -271,7 +274,7 @@ class PlannerWorker:
             self.publish(job_id)
 
     def enqueue(self, job_id: str) -> None:
-        self.producer.produce([Record(self.topics.plan_requests, job_id.encode(),
+        self.kafka_io.produce([Record(self.topics.plan_requests, job_id.encode(),
                                       orjson.dumps({"job_id": job_id}))])
 
     def _consumer(self) -> Any:
@@ -341,13 +344,12 @@ class PlannerWorker:
                 consumer = None
                 self.stop_event.wait(2.0)
         close_quietly(consumer)
-        self.producer.close()
+        self.kafka_io.stop()
 
     def _stay_in_group(self) -> None:
         """Poll with every partition paused, mid-job: heartbeats alone do not complete a
-        rebalance, the member must poll to rejoin. Without this a worker started during a
-        solve got no partition until the solve ended (and on the embedded broker, not even
-        then if the busy worker stopped instead)."""
+        rebalance, the member must poll to rejoin, so a worker joining during a solve gets
+        its partitions within a poll instead of when the solve ends."""
         consumer = self._kafka_consumer
         if consumer is None:
             return

@@ -16,8 +16,8 @@ already keyed by village: no ``group_by`` repartition.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
-from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from faust.types import TP
@@ -25,18 +25,16 @@ from faust.types import TP
 from streams.processor import PartitionProcessor
 
 if TYPE_CHECKING:
-    from streams.app import StreamsWorker
+    from streams.worker import StreamsWorker
 
 
 async def process_batch(worker: StreamsWorker, messages: Iterable[Any]) -> None:
     """Apply one batch of source records; publish, then write state (see processor)."""
-    from streams.app import now_us
-
     runtime = worker.runtime
     app = worker.app
     async with runtime.lock:
         generation = app.consumer_generation_id
-        wall = now_us()
+        wall = time.time_ns() // 1000  # µs: only to refuse events from the future
         touched: dict[int, PartitionProcessor] = {}
         for msg in messages:
             if msg.partition not in runtime.assigned:
@@ -52,7 +50,7 @@ async def process_batch(worker: StreamsWorker, messages: Iterable[Any]) -> None:
             # its stream path would set; records do not take that path here.
             monitor = app.monitor
             if monitor is not None:
-                now = monotonic()
+                now = time.monotonic()
                 topic = worker.topics.hub_events
                 for p in touched:
                     monitor.stream_inbound_time[TP(topic, p)] = now
@@ -61,6 +59,7 @@ async def process_batch(worker: StreamsWorker, messages: Iterable[Any]) -> None:
 
 
 def register(worker: StreamsWorker) -> Any:
+    """Subscribe the agent and hand whole fetches to :func:`process_batch`."""
     app = worker.app
     options = worker.options
 

@@ -16,7 +16,7 @@ import pytest
 
 from services.demo import DemoOptions, run_demo
 from services.settings import get_settings
-from services.simulate import SimulationConfig, Simulator
+from services.simulation.simulator import SimulationConfig, Simulator
 from streams.network import load_network
 
 

@@ -7,12 +7,12 @@ import io
 import orjson
 
 from services.emit import emit_stream
-from services.sample_events import sample_events
+from services.simulation.samples import sample_events
 from streams.consume import read_topic
 from streams.deadletter import decode_raw
 from streams.network import load_network
 from tests.integration.helpers import packloop
-from tests.streams.test_events import SHIPMENT
+from tests.streams.helpers import SHIPMENT
 
 NETWORK = load_network()
 

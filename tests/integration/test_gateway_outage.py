@@ -15,15 +15,15 @@ from typing import Any
 import orjson
 from fastapi.testclient import TestClient
 
+from services.auth.tokens import TokenStore
 from services.broker import EmbeddedBroker
 from services.gateway import GatewayConfig, create_app
-from services.tokens import TokenStore
 from streams.consume import read_topic
 from streams.kafka import KafkaConnection
 from streams.network import load_network
 from streams.topics import Topics, create_topics
 from tests.helpers import wait_until
-from tests.services.test_gateway import shipment
+from tests.services.helpers import shipment
 
 NETWORK = load_network()
 VILLAGES = [v.village_id for v in NETWORK.villages_by_hub["H01"]]

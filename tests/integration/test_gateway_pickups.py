@@ -15,9 +15,9 @@ import httpx
 import orjson
 from fastapi.testclient import TestClient
 
+from services.auth.tokens import TokenStore
 from services.gateway import GatewayConfig, create_app
-from services.gateway.webhooks import verify
-from services.tokens import TokenStore
+from services.gateway.webhook_delivery import verify
 from streams.network import load_network
 from streams.topics import Topics
 from tests.helpers import wait_until

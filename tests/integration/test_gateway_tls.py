@@ -25,15 +25,15 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from services.auth.tokens import TokenStore
 from services.broker import EmbeddedBroker, free_port
 from services.gateway import GatewayConfig, create_app
-from services.tokens import TokenStore
 from streams.consume import read_topic
 from streams.kafka import KafkaConnection
 from streams.network import load_network
 from streams.topics import Topics, create_topics
 from tests.integration.helpers import REPO, packloop, wait_job_finished
-from tests.services.test_gateway import shipment
+from tests.services.helpers import shipment
 
 
 def make_cert(directory: Path, name: str, cn: str = "localhost") -> tuple[Path, Path]:

@@ -11,9 +11,9 @@ import orjson
 from fastapi.testclient import TestClient
 from kafka import KafkaProducer
 
+from services.auth.tokens import TokenStore
 from services.gateway import GatewayConfig, create_app
-from services.gateway.webhooks import verify
-from services.tokens import TokenStore
+from services.gateway.webhook_delivery import verify
 from streams.network import load_network
 from tests.helpers import wait_until
 from tests.integration.helpers import NotYet, notice, wait_webhooks_reading

@@ -20,8 +20,8 @@ import orjson
 from streams.network import load_network
 from streams.topics import Topics
 from tests.integration.helpers import WorkerProcess, packloop, produce, wait_settled
+from tests.streams.helpers import MonthModel, expected_months
 from tests.streams.reference import generate, to_lines
-from tests.streams.test_months import MonthModel, expected_months
 
 NET = load_network()
 

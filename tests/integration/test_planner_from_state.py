@@ -17,8 +17,8 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from services.auth.tokens import TokenStore
 from services.planner import JobStore, PlannerConfig, PlannerWorker, create_app
-from services.tokens import TokenStore
 from streams.network import load_network
 from tests.integration.helpers import (
     ReadyWorker,

@@ -14,13 +14,13 @@ from pathlib import Path
 import orjson
 from fastapi.testclient import TestClient
 
+from services.auth.tokens import TokenStore
 from services.planner import JobStore, PlannerConfig, create_app
-from services.tokens import TokenStore
 from streams.consume import read_topic
 from streams.network import load_network
 from tests.helpers import wait_until
 from tests.integration.helpers import FINISHED_JOB, NotYet, start_planner_worker, terminate
-from tests.services.test_planner import big_scenario
+from tests.services.helpers import big_scenario
 
 
 def start_worker(kafka, topics, db_url: str, log: Path):

@@ -18,13 +18,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, inspect, text
 
+from services.auth.tokens import TokenStore
+from services.gateway.webhook_store import WebhookStore
 from services.planner import JobStore, PlannerConfig, create_app
 from services.planner.store import CANCELLED, DONE, FAILED, QUEUED, RUNNING
 from services.settings import Settings
-from services.tokens import TokenStore
 from streams.consume import read_topic
 from tests.integration.helpers import start_planner_worker, terminate, wait_job_finished
-from tests.services.test_planner import TINY
+from tests.services.helpers import TINY
 
 
 def test_the_fixture_gives_a_real_postgresql_server(postgres_url: str) -> None:
@@ -243,11 +244,12 @@ def test_token_store_add_verify_list_revoke_hash_only(pg_db_url: str) -> None:
     assert store.list("planner", include_revoked=False) == []
     assert store.authenticate("hub", hub_token) is not None  # others unaffected
 
-    url, secret_ = store.set_webhook("H01", "https://example.invalid/hook")
-    assert store.get_webhook("H01")["secret"] == secret_
-    _, newer = store.set_webhook("H01", url)
-    assert newer != secret_ and store.get_webhook("H01")["secret"] == newer
-    assert store.delete_webhook("H01") and store.get_webhook("H01") is None
+    hooks = WebhookStore(store.engine)
+    url, secret_ = hooks.set("H01", "https://example.invalid/hook")
+    assert hooks.get("H01")["secret"] == secret_
+    _, newer = hooks.set("H01", url)
+    assert newer != secret_ and hooks.get("H01")["secret"] == newer
+    assert hooks.delete("H01") and hooks.get("H01") is None
     store.close()
 
 

@@ -15,7 +15,7 @@ import orjson
 import pytest
 from kafka.partitioner.default import murmur2
 
-from services.sample_events import sample_events
+from services.simulation.samples import sample_events
 from streams.consume import read_topic
 from streams.events import parse_hub_event
 from streams.network import load_network

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from services.plan_cli import plan
+from services.cli.plan import plan
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "examples" / "scenarios" / "tiny.yaml"

@@ -1,12 +1,11 @@
-"""The hub gateway against the real embedded broker: auth, limits, validation, metrics.
+"""The hub gateway with an in-memory Kafka: auth, limits, validation, pickups, metrics.
 
-Every "nothing was produced" claim is checked by reading the topic back.
+Every "nothing was produced" claim is checked on what the gateway handed to Kafka.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,60 +14,25 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from services.auth.tokens import TokenStore
 from services.gateway import GatewayConfig, create_app
-from services.tokens import TokenStore
-from streams.consume import read_topic
-from streams.network import load_network
+from streams.kafka import KafkaConnection
 from streams.topics import Topics
+from tests.services.helpers import NETWORK, FakeKafkaIO, FakeWorker, auth, shipment
 
-NETWORK = load_network()
-
-
-def shipment(hub: str = "H01", village: str = "H01-V007", **changes: Any) -> dict[str, Any]:
-    event = {
-        "type": "shipment", "schema_version": 1, "event_id": str(uuid.uuid4()),
-        "occurred_at": "2026-11-11T08:30:00+08:00", "hub_id": hub, "village_id": village,
-        "shipment_id": "S-1", "direction": "down", "temperature_class": "chilled",
-        "weight_grams": 2300,
-        "packaging": [{"material": "cardboard", "count": 1, "grams": 200}],
-        "containers": [{"container_type": "insulated_box"}],
-    }
-    event.update(changes)
-    return event
-
-
-class FakeWorker:
-    """The stream worker's /pickups contract, for the pickup routes."""
-
-    def __init__(self) -> None:
-        self.pickups: list[dict[str, Any]] = []
-        self.down = False
-
-    def handler(self, request: httpx.Request) -> httpx.Response:
-        if self.down:
-            raise httpx.ConnectError("connection refused", request=request)
-        assert request.url.path == "/pickups"
-        return httpx.Response(200, json={"status": request.url.params.get("status"),
-                                         "count": len(self.pickups), "pickups": self.pickups})
+TOPICS = Topics("t-")
 
 
 @pytest.fixture
-def token_store(tmp_path) -> Iterator[TokenStore]:
-    store = TokenStore(f"sqlite:///{tmp_path}/tokens.db", pepper="test-pepper")
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def make_client(kafka, topics, token_store) -> Iterator[Callable[..., TestClient]]:
+def make_client(fake_kafka, token_store) -> Iterator[Callable[..., TestClient]]:
     clients: list[TestClient] = []
 
     def make(**overrides: Any) -> TestClient:
         worker = overrides.pop("worker", None) or FakeWorker()
         values: dict[str, Any] = dict(
-            kafka=kafka, topics=topics, network=NETWORK, tokens=token_store,
-            worker_transport=httpx.MockTransport(worker.handler), webhooks=False,
-            produce_timeout_s=3.0, rate_per_s=1000, rate_burst=1000,
+            kafka=KafkaConnection(), topics=TOPICS, network=NETWORK, tokens=token_store,
+            kafka_io=fake_kafka, worker_transport=httpx.MockTransport(worker.handler),
+            webhooks=False, produce_timeout_s=3.0, rate_per_s=1000, rate_burst=1000,
         )
         values.update(overrides)
         client = TestClient(create_app(GatewayConfig(**values)))
@@ -82,16 +46,11 @@ def make_client(kafka, topics, token_store) -> Iterator[Callable[..., TestClient
         c.__exit__(None, None, None)
 
 
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+def hub_events(fake: FakeKafkaIO) -> list[dict[str, Any]]:
+    return [orjson.loads(r.value) for r in fake.records[TOPICS.hub_events]]
 
 
-def hub_events(kafka, topics: Topics, expected: int | None = None) -> list[dict[str, Any]]:
-    return [orjson.loads(r.value) for r in read_topic(kafka, topics.hub_events, expected,
-                                                       idle_timeout_s=1.5)]
-
-
-def test_unauthenticated_and_bad_tokens_get_401(make_client, token_store, kafka, topics) -> None:
+def test_unauthenticated_and_bad_tokens_get_401(make_client, token_store, fake_kafka) -> None:
     client = make_client()
     _, token = token_store.add("hub", "H01")
     _, planner_token = token_store.add("planner", "ops")
@@ -102,10 +61,10 @@ def test_unauthenticated_and_bad_tokens_get_401(make_client, token_store, kafka,
         assert resp.json()["error"] == "unauthorized"
         assert resp.headers["www-authenticate"].startswith("Bearer")
     assert client.get("/v1/pickups").status_code == 401
-    assert hub_events(kafka, topics) == []
+    assert hub_events(fake_kafka) == []
 
 
-def test_a_hub_cannot_write_another_hubs_events(make_client, token_store, kafka, topics,
+def test_a_hub_cannot_write_another_hubs_events(make_client, token_store, fake_kafka,
                                                 caplog) -> None:
     """403 for a foreign hub_id or a foreign village, nothing produced, token not logged."""
     client = make_client()
@@ -122,7 +81,7 @@ def test_a_hub_cannot_write_another_hubs_events(make_client, token_store, kafka,
         assert resp.status_code == 403, resp.text
         assert resp.json()["error"] == "forbidden"
         assert "nothing in this request was written" in resp.json()["message"]
-    assert hub_events(kafka, topics) == []
+    assert hub_events(fake_kafka) == []
     assert "403" in caplog.text and "H02" in caplog.text
     assert token not in caplog.text and token.split("_", 2)[2] not in caplog.text
     metrics = client.get("/metrics").text
@@ -130,8 +89,8 @@ def test_a_hub_cannot_write_another_hubs_events(make_client, token_store, kafka,
         in metrics
 
 
-def test_batch_answers_each_event_and_produces_only_accepted(make_client, token_store, kafka,
-                                                             topics) -> None:
+def test_batch_answers_each_event_and_produces_only_accepted(make_client, token_store,
+                                                             fake_kafka) -> None:
     client = make_client()
     _, token = token_store.add("hub", "H01")
     good = [shipment(), shipment(village="H01-V001"), shipment(type="packaging_return",
@@ -153,15 +112,17 @@ def test_batch_answers_each_event_and_produces_only_accepted(make_client, token_
     assert reasons[1] == "missing_field" and body["results"][4]["field"] == "event_id"
     assert reasons[2] == "unknown_village"
     assert reasons[3] == "not_an_object"
-    on_topic = hub_events(kafka, topics, expected=3)
+    on_topic = hub_events(fake_kafka)
     assert sorted(e["event_id"] for e in on_topic) == sorted(e["event_id"] for e in good)
     # timestamps are normalised to UTC on the wire, keyed by village
     assert on_topic[0]["occurred_at"].endswith("Z")
+    assert [r.key for r in fake_kafka.records[TOPICS.hub_events]] == [
+        e["village_id"].encode() for e in good]
     # a single event (not an array) works the same way
     one = client.post("/v1/events", json=shipment(), headers=auth(token)).json()
     assert one["accepted"] == 1 and one["results"][0]["index"] == 0
     # nothing rejected went to the dead-letter topic
-    assert read_topic(kafka, topics.dead_letter, idle_timeout_s=1.0) == []
+    assert fake_kafka.records[TOPICS.dead_letter] == []
     metrics = client.get("/metrics").text
     assert 'packloop_gateway_events_total{hub="H01",outcome="accepted",reason=""} 4.0' in metrics
     assert 'outcome="rejected",reason="unknown_village"} 1.0' in metrics
@@ -170,7 +131,7 @@ def test_batch_answers_each_event_and_produces_only_accepted(make_client, token_
     assert "packloop_gateway_produce_duration_seconds_count 2.0" in metrics
 
 
-def test_oversize_requests_and_batches_get_413(make_client, token_store, kafka, topics) -> None:
+def test_oversize_requests_and_batches_get_413(make_client, token_store, fake_kafka) -> None:
     client = make_client(max_request_bytes=4096, max_batch=5)
     _, token = token_store.add("hub", "H01")
     big = client.post("/v1/events", json=[shipment(note="x" * 5000)], headers=auth(token))
@@ -187,7 +148,7 @@ def test_oversize_requests_and_batches_get_413(make_client, token_store, kafka, 
     assert streamed.status_code == 413
     many = client.post("/v1/events", json=[{"a": 1}] * 6, headers=auth(token))
     assert many.status_code == 413 and many.json()["error"] == "batch_too_large"
-    assert hub_events(kafka, topics) == []
+    assert hub_events(fake_kafka) == []
 
 
 def test_over_rate_requests_get_429_with_retry_after(make_client, token_store) -> None:
@@ -205,8 +166,8 @@ def test_over_rate_requests_get_429_with_retry_after(make_client, token_store) -
     assert other.status_code == 200
 
 
-def test_an_event_over_the_record_limit_is_rejected_alone(make_client, token_store, kafka,
-                                                          topics) -> None:
+def test_an_event_over_the_record_limit_is_rejected_alone(make_client, token_store,
+                                                          fake_kafka) -> None:
     client = make_client(max_request_bytes=8 * 1024 * 1024)
     _, token = token_store.add("hub", "H01")
     huge = shipment(packaging=[{"material": "cardboard", "count": 1, "grams": 1}] * 40_000)
@@ -214,7 +175,7 @@ def test_an_event_over_the_record_limit_is_rejected_alone(make_client, token_sto
     assert resp.status_code == 200
     assert [r["status"] for r in resp.json()["results"]] == ["rejected", "accepted"]
     assert resp.json()["results"][0]["reason"] == "too_large"
-    assert len(hub_events(kafka, topics, expected=1)) == 1
+    assert len(hub_events(fake_kafka)) == 1
 
 
 def test_bad_bodies_get_400(make_client, token_store) -> None:
@@ -255,7 +216,7 @@ def test_tokens_are_stored_only_as_hashes(tmp_path) -> None:
     assert token not in repr(info) and token not in repr(store)
 
 
-def test_pickups_list_and_cancel(make_client, token_store, kafka, topics) -> None:
+def test_pickups_list_and_cancel(make_client, token_store, fake_kafka) -> None:
     client = make_client()
     worker = client.fake_worker  # type: ignore[attr-defined]
     worker.pickups = [
@@ -280,7 +241,7 @@ def test_pickups_list_and_cancel(make_client, token_store, kafka, topics) -> Non
     done = client.post("/v1/pickups/P-H01-V007-1/cancel", json={"reason": "road closed"},
                        headers=auth(token))
     assert done.status_code == 202, done.text
-    [event] = hub_events(kafka, topics, expected=1)
+    [event] = hub_events(fake_kafka)
     assert event["type"] == "pickup_cancelled" and event["pickup_id"] == "P-H01-V007-1"
     assert event["village_id"] == "H01-V007" and event["reason"] == "road closed"
     worker.down = True
@@ -299,15 +260,53 @@ def test_health_readiness_and_openapi(make_client) -> None:
     assert spec["paths"]["/v1/events"]["post"]["security"] == [{"hubToken": []}]
 
 
-def test_unreachable_kafka_gives_503_fast_and_not_ready(token_store, topics) -> None:
+def test_kafka_down_gives_503_and_writes_nothing(make_client, token_store, fake_kafka) -> None:
+    """While Kafka is known to be down, events are answered 503 (retry later), readiness
+    fails naming Kafka, and the readiness gauge reads 0."""
+    client = make_client()
+    _, token = token_store.add("hub", "H01")
+    fake_kafka.down = "no Kafka broker reachable at k:9092"
+    resp = client.post("/v1/events", json=[shipment(), shipment()], headers=auth(token))
+    assert resp.status_code == 503 and resp.headers["retry-after"] == "5"
+    assert resp.json()["error"] == "kafka_unavailable" and "k:9092" in resp.json()["message"]
+    assert hub_events(fake_kafka) == []
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and "k:9092" in ready.json()["kafka"]
+    assert "packloop_gateway_kafka_ready 0.0" in client.get("/metrics").text
+    fake_kafka.down = None
+    assert client.post("/v1/events", json=shipment(), headers=auth(token)).status_code == 200
+    assert "packloop_gateway_kafka_ready 1.0" in client.get("/metrics").text
+
+
+def test_records_kafka_did_not_take_are_answered_per_event(make_client, token_store,
+                                                           fake_kafka) -> None:
+    """Unacknowledged records: 503 listing each event as unavailable (retry those); a record
+    Kafka refuses as such is rejected with its reason (200: retrying will not help)."""
+    from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+
+    client = make_client()
+    _, token = token_store.add("hub", "H01")
+    fake_kafka.refuse = MessageSizeTooLargeError("too big for the broker")
+    refused = client.post("/v1/events", json=shipment(), headers=auth(token))
+    assert refused.status_code == 200
+    assert refused.json()["results"][0]["reason"] == "kafka_rejected"
+    fake_kafka.refuse = KafkaTimeoutError("no acknowledgement")
+    batch = [shipment(), shipment()]
+    resp = client.post("/v1/events", json=batch, headers=auth(token))
+    assert resp.status_code == 503 and resp.json()["error"] == "kafka_unavailable"
+    assert [(r["event_id"], r["status"]) for r in resp.json()["results"]] == [
+        (e["event_id"], "unavailable") for e in batch]
+
+
+def test_unreachable_kafka_gives_503_fast_and_not_ready(token_store) -> None:
+    """The real producer and probe (no KafkaIO injected) against a port nobody listens on."""
     import time
 
     from services.broker import free_port
-    from streams.kafka import KafkaConnection
 
     dead = KafkaConnection(bootstrap_servers=f"127.0.0.1:{free_port()}", connect_timeout_ms=1500)
     client = TestClient(create_app(GatewayConfig(
-        kafka=dead, topics=topics, network=NETWORK, tokens=token_store, webhooks=False,
+        kafka=dead, topics=TOPICS, network=NETWORK, tokens=token_store, webhooks=False,
         produce_timeout_s=2.0)))
     with client:
         _, token = token_store.add("hub", "H01")

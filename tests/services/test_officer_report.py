@@ -11,7 +11,7 @@ import io
 
 import pytest
 
-from services.officer_report import COLUMNS, build_rows, regulated_ratio, to_csv, to_html
+from services.reports.officer import COLUMNS, build_rows, regulated_ratio, to_csv, to_html
 from streams.network import load_network
 
 NET = load_network()

@@ -1,13 +1,12 @@
-"""Schemathesis against the planner's OpenAPI document (bounded examples, real broker).
+"""Schemathesis against the planner's OpenAPI document (bounded examples, in-memory Kafka).
 
 No planner worker runs here: submitted jobs stay queued. ``from_state`` requests read a
-stub stream worker (its /status and /pickups contract) and the real, empty hub-events topic.
+stub stream worker (its /status and /pickups contract) and an empty hub-events topic.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -15,11 +14,11 @@ import pytest
 import schemathesis
 from fastapi import FastAPI
 
+from services.auth.tokens import TokenStore
 from services.planner import JobStore, PlannerConfig, create_app
-from services.tokens import TokenStore
-from streams.network import load_network
-from streams.topics import Topics, create_topics
-from tests.services.test_gateway_schemathesis import run_schemathesis
+from streams.kafka import KafkaConnection
+from streams.topics import Topics
+from tests.services.helpers import NETWORK, FakeKafkaIO, auth, run_schemathesis
 
 TOKENS: dict[str, str] = {}
 EXAMPLES = int(os.environ.get("PACKLOOP_SCHEMATHESIS_EXAMPLES", "15"))
@@ -40,15 +39,14 @@ def stub_worker(request: httpx.Request) -> httpx.Response:
 
 
 @pytest.fixture(scope="module")
-def planner_app(kafka, tmp_path_factory) -> Iterator[FastAPI]:
-    topics = Topics(f"stp-{uuid.uuid4().hex[:6]}-")
-    create_topics(kafka, topics)
+def planner_app(tmp_path_factory) -> Iterator[FastAPI]:
     d = tmp_path_factory.mktemp("stp")
     tokens = TokenStore(f"sqlite:///{d}/tokens.db")
     jobs = JobStore(f"sqlite:///{d}/plans.db")
     _, TOKENS["planner"] = tokens.add("planner", "ops")
-    app = create_app(PlannerConfig(kafka=kafka, topics=topics, network=load_network(),
-                                   tokens=tokens, jobs=jobs,
+    app = create_app(PlannerConfig(kafka=KafkaConnection(), topics=Topics("stp-"),
+                                   network=NETWORK, tokens=tokens, jobs=jobs,
+                                   kafka_io=FakeKafkaIO(),
                                    worker_transport=httpx.MockTransport(stub_worker),
                                    max_request_bytes=512 * 1024))
     yield app
@@ -58,6 +56,5 @@ def planner_app(kafka, tmp_path_factory) -> Iterator[FastAPI]:
 
 def test_planner_conforms_to_its_openapi_document(planner_app: FastAPI) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", planner_app)
-    failures = run_schemathesis(schema, {"Authorization": f"Bearer {TOKENS['planner']}"},
-                                examples=EXAMPLES)
+    failures = run_schemathesis(schema, auth(TOKENS["planner"]), examples=EXAMPLES)
     assert not failures, "\n\n".join(failures)

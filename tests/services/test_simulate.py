@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from services.simulate import SimulationConfig, Simulator, default_profile
+from services.simulation.simulator import SimulationConfig, Simulator, default_profile
 from streams.events import parse_hub_event
 from streams.network import load_network
 

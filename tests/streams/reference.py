@@ -1,4 +1,4 @@
-"""An independent, deliberately plain model of issue 3's definitions, and a generator
+"""An independent, deliberately plain model of the definitions in docs/streams.md, and a generator
 of realistic hub-event files. Tests compute expected figures with this, never by
 reading packloop's own state back.
 """
@@ -54,7 +54,7 @@ class V:
 
 
 class Model:
-    """Processes hub events in the order of each partition; same rules as issue 3."""
+    """Processes hub events in the order of each partition; same rules as docs/streams.md."""
 
     def __init__(self, network: Any, partitions: int = 1, ticks: bool = True) -> None:
         self.net = network

@@ -7,8 +7,7 @@ from faust.types import Message
 from streams.app import WorkerOptions, create_worker
 from streams.kafka import KafkaConnection
 from streams.network import load_network
-from streams.processor import PartitionMarker
-from streams.state import VillageState
+from streams.state import PartitionMarker, VillageState, encode_value
 from streams.topics import Topics
 
 
@@ -27,7 +26,7 @@ def test_app_wiring_and_changelog_codecs() -> None:
     assert ct.partitions == 3
     state = VillageState("H01-V001", "H01", offset=7, generated={"cardboard": 5})
     for value in (state, PartitionMarker(2, offset=9, stream_time=123)):
-        msg = Message(ct.get_topic_name(), 0, 1, 0.0, 0, [], b"H01-V001", value.to_bytes(), 0)
+        msg = Message(ct.get_topic_name(), 0, 1, 0.0, 0, [], b"H01-V001", encode_value(value), 0)
         assert ct.schema.loads_key(w.app, msg) == "H01-V001"
         assert ct.schema.loads_value(w.app, msg) == value
     assert w.hub_topic.get_topic_name() == "u-hub-events"

@@ -1,4 +1,4 @@
-"""The event contract: the issue's JSON examples parse; bad input names field and problem."""
+"""The event contract: its JSON examples parse; bad input names field and problem."""
 
 from __future__ import annotations
 
@@ -12,28 +12,13 @@ from streams.events import (
     EventError,
     Material,
     PackagingReturn,
+    PickupRequested,
     RecyclingCollected,
     Shipment,
     event_to_json,
-    parse_event,
     parse_hub_event,
 )
-
-SHIPMENT = {
-    "type": "shipment", "schema_version": 1, "event_id": "0b9e6c1e-5f4e-4b8e-9a63-2f1c0d7e9a11",
-    "occurred_at": "2026-11-11T08:30:00Z", "hub_id": "H01", "village_id": "H01-V007",
-    "shipment_id": "S-000123", "direction": "down", "temperature_class": "chilled",
-    "weight_grams": 2300,
-    "packaging": [{"material": "cardboard", "count": 1, "grams": 200},
-                  {"material": "ice_pack", "count": 2, "grams": 500}],
-    "containers": [{"container_type": "insulated_box", "container_id": "IB-0042"}],
-}
-RETURN = {"type": "packaging_return", "schema_version": 1, "event_id": "r-1",
-          "occurred_at": "2026-11-11T09:00:00Z", "hub_id": "H01", "village_id": "H01-V007",
-          "container_type": "insulated_box", "count": 2, "condition": "ok"}
-COLLECTED = {"type": "recycling_collected", "schema_version": 1, "event_id": "c-1",
-             "occurred_at": "2026-11-11T10:00:00Z", "hub_id": "H01", "village_id": "H01-V007",
-             "collected_grams": {"cardboard": 12000, "eps_foam": 800}, "pickup_id": "P-H01-V007-3"}
+from tests.streams.helpers import COLLECTED, RETURN, SHIPMENT
 
 
 def _with(base: dict, path: list, value: object) -> bytes:
@@ -129,7 +114,7 @@ def test_hubs_cannot_send_packloop_own_events() -> None:
               "reasons": ["outstanding_grams"]}
     with pytest.raises(EventError):
         parse_hub_event(orjson.dumps(notice))
-    assert parse_event(orjson.dumps(notice)).pickup_id == "P-H01-V007-1"
+    assert PickupRequested.model_validate(notice).pickup_id == "P-H01-V007-1"
 
 
 def test_round_trip_is_stable() -> None:

@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import copy
 from collections import Counter, defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams import metric_names as mn
-from streams.metrics import BatchHistogram, PackloopCollector, lag_records, window_tallies
-from streams.network import Network, network_from_dict, read_network_file
-from streams.processor import PartitionMarker
-from streams.state import VillageState
+from streams.metrics import BatchHistogram, PackloopCollector, lag_records
+from streams.network import Network, load_network, network_from_dict, read_network_file
+from streams.state import DAY_US, ContainerPool, PartitionMarker, VillageState, to_us
+from tests.streams.helpers import Harness
 from tests.streams.reference import ReasonModel, generate, partition_of
-from tests.streams.test_processor import Harness
 
 
 def _low_thresholds() -> Network:
@@ -71,8 +72,6 @@ class FakeSource:
 def run() -> tuple[Harness, ReasonModel]:
     events = generate(NET, 4000, seed=5, villages=60, span_hours=24 * 20)
     h = Harness(PARTS, NET)
-    import orjson
-
     for e in events:
         h.produce(orjson.dumps(e))
     for p in range(PARTS):
@@ -172,7 +171,6 @@ def test_windows_equal_the_state_definition(run: tuple[Harness, ReasonModel]) ->
     assert checked > 100
     # a 20-day span: the month and 7d windows hold more than the day window somewhere
     assert any(got[(v, mat, "7d")] > got[(v, mat, "day")] for (v, mat, _w) in got)
-    assert window_tallies  # imported for the module's public surface
 
 
 def test_township_mode_drops_the_village_and_keeps_the_sums(
@@ -335,3 +333,56 @@ def test_a_sliced_scrape_renders_what_a_whole_one_does(run, village_label) -> No
         assert "faust_messages_received_total 3.0" in body.decode()
         # one turn per slice at least, and more while the text renders in its thread
         assert ticks >= -(-villages // slice_villages), (slice_villages, ticks)
+
+
+class StaticSource:
+    """One worker owning every village of a network, at one stream time."""
+
+    def __init__(self, states: list[VillageState], now: int, partitions: int) -> None:
+        self.states = [(s, now) for s in states]
+        self.partitions = partitions
+
+    def villages(self) -> list[tuple[VillageState, int | None]]:
+        return self.states
+
+    def markers(self) -> list[PartitionMarker]:
+        return [PartitionMarker(p, offset=1) for p in range(self.partitions)]
+
+    def reference_villages(self) -> list[str]:
+        return [s.village_id for s, _now in self.states]
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        return {("hub-events", p): 0 for p in range(self.partitions)}
+
+    def assigned(self) -> dict[str, int]:
+        return {"hub-events": self.partitions}
+
+
+@pytest.mark.parametrize("village_label", [True, False])
+def test_worst_case_series_count_is_the_published_model(village_label: bool) -> None:
+    """The series counts docs/operations.md publishes come from a model of the contract
+    (tests/infra/series.py); the exporter must emit exactly that many for its worst case:
+    every village with every material generated and recovered, both container types,
+    every pickup reason, 10 dead-letter reasons, one worker owning 8 partitions."""
+    from tests.infra.series import Deployment, total
+
+    net = load_network()
+    now = to_us(datetime(2026, 11, 15, 4, tzinfo=UTC))
+    reasons = [f"reason_{i}" for i in range(10)]
+    states = []
+    for vid, village in net.villages.items():
+        s = VillageState(vid, village.hub_id, applied=5, dead_lettered=len(reasons))
+        for m in mn.MATERIALS:
+            s.generated[m], s.recovered[m] = 900, 100
+        s.days["2026-11-15"] = [dict(s.generated), dict(s.recovered)]
+        for ct in mn.CONTAINER_TYPES:
+            s.containers[ct] = ContainerPool(issued=2, fifo=[[now - DAY_US, 2]])
+        s.dead_reasons = dict.fromkeys(reasons, 1)
+        states.append(s)
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(PackloopCollector(net, StaticSource(states, now, 8), village_label))
+    text = generate_latest(reg).decode()
+    series = sum(len(f.samples) for f in text_string_to_metric_families(text))
+    deployment = Deployment(villages=len(net.villages), hubs=len(net.hubs), workers=1,
+                            partitions=8, dead_letter_reasons=len(reasons))
+    assert series == total(village_label, deployment)

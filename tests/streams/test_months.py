@@ -1,20 +1,19 @@
 """Month buckets (the officer's records) against figures computed from the input.
 
 Events spanning three local months go through real partition processors; the expected
-monthly figures are computed here from the events the independent model applied (its
-own dead-letter and dedupe decisions), bucketed by the local month of each event in
-Asia/Shanghai — so an event at 20:00 UTC on the last day of a month must land in the
-next month. Also: retention of 24 months behind stream time, and values written before
-month buckets existed still load.
+monthly figures are computed (``helpers.expected_months``) from the events the
+independent model applied (its own dead-letter and dedupe decisions), bucketed by the
+local month of each event in Asia/Shanghai — so an event at 20:00 UTC on the last day of
+a month must land in the next month. Also: retention of 24 months behind stream time,
+and values written before month buckets existed still load.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
 import orjson
+import pytest
 
 from streams.months import month_rows, valid_month
 from streams.network import load_network
@@ -23,93 +22,16 @@ from streams.state import (
     US,
     MonthBucket,
     VillageState,
+    decode_value,
+    encode_value,
     prune,
     to_us,
 )
-from tests.streams.reference import Model, generate, parse_ts
-from tests.streams.test_processor import Harness
+from tests.streams.helpers import Harness, MonthModel, expected_months
+from tests.streams.reference import generate
 
 NET = load_network()
 TZ = NET.timezone
-SLA = timedelta(hours=NET.pickup_sla_hours)
-
-
-def local_month(at: datetime) -> str:
-    return at.astimezone(TZ).strftime("%Y-%m")
-
-
-class MonthModel(Model):
-    """The reference model, recording applied events and pickup transitions by month."""
-
-    def __init__(self, *a: Any, **kw: Any) -> None:
-        super().__init__(*a, **kw)
-        self.applied_events: list[dict] = []
-        self.pickups: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-
-    def _tick(self, vid: str, v: Any, now: datetime, trig: datetime) -> None:
-        n, overdue = v.n, v.overdue_count
-        opened = v.opened_at
-        super()._tick(vid, v, now, trig)
-        if v.n > n:
-            self.pickups[(vid, local_month(trig))][0] += 1
-        if v.overdue_count > overdue:
-            self.pickups[(vid, local_month(opened + SLA))][2] += 1
-
-    def feed(self, e: dict) -> None:
-        v = self.v.get(e["village_id"])
-        was_open = v.open if v is not None else None
-        applied = self.applied
-        super().feed(e)
-        if self.applied > applied:
-            self.applied_events.append(e)
-            if (
-                e["type"] == "recycling_collected"
-                and was_open is not None
-                and e.get("pickup_id") == was_open
-            ):
-                self.pickups[(e["village_id"], local_month(parse_ts(e["occurred_at"])))][1] += 1
-
-
-def expected_months(m: MonthModel) -> dict[tuple[str, str], dict[str, Any]]:
-    units = {ct.value: (s.material.value, s.unit_grams) for ct, s in NET.container_types.items()}
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-
-    def row(vid: str, month: str) -> dict[str, Any]:
-        return out.setdefault((vid, month), {
-            "gen": defaultdict(int), "rec": defaultdict(int),
-            "cont": defaultdict(lambda: [0, 0, 0, 0]),
-        })
-
-    for e in m.applied_events:
-        r = row(e["village_id"], local_month(parse_ts(e["occurred_at"])))
-        t = e["type"]
-        if t == "shipment" and e["direction"] == "down":
-            for item in e["packaging"]:
-                r["gen"][item["material"]] += item["grams"]
-            for c in e.get("containers", []):
-                r["cont"][c["container_type"]][0] += 1
-        elif t == "packaging_return":
-            c = r["cont"][e["container_type"]]
-            if e["condition"] == "lost":
-                c[3] += e["count"]
-            else:
-                c[1] += e["count"]
-                if e["condition"] == "damaged":
-                    c[2] += e["count"]
-            if e["condition"] != "ok":
-                mat, unit = units[e["container_type"]]
-                r["gen"][mat] += e["count"] * unit
-        elif t == "recycling_collected":
-            for mat, g in e["collected_grams"].items():
-                r["rec"][mat] += g
-        elif t == "waste_adjustment":
-            for mat, g in e.get("generated_grams", {}).items():
-                r["gen"][mat] += g
-            for mat, g in e.get("recovered_grams", {}).items():
-                r["rec"][mat] += g
-    for (vid, month), pk in m.pickups.items():
-        out.setdefault((vid, month), {"gen": {}, "rec": {}, "cont": {}})["pk"] = pk
-    return out
 
 
 def test_month_rows_match_the_input() -> None:
@@ -160,18 +82,25 @@ def test_months_are_kept_for_24_months_behind_stream_time() -> None:
 
 
 def test_old_values_without_months_still_load_and_round_trip() -> None:
+    """A changelog written before month buckets and per-reason counts existed recovers."""
     s = VillageState("H01-V001", "H01", generated={"tape": 5}, pickups_requested=2)
     s.months["2026-11"] = MonthBucket({"tape": 5}, {}, 1, 0, 0, {"reusable_crate": [1, 0, 0, 0]})
     s.pickup_reasons = {"outstanding_grams": 2}
     s.dead_reasons = {"hub_mismatch": 1}
-    again = VillageState.from_bytes(s.to_bytes())
-    assert again == s
-    old = s.to_dict()
+    assert decode_value(encode_value(s)) == s
+    old = orjson.loads(encode_value(s))
     for key in ("months", "pickup_reasons", "dead_reasons"):
         del old[key]
-    loaded = VillageState.from_dict(old)
+    loaded = decode_value(orjson.dumps(old))
+    assert isinstance(loaded, VillageState)
     assert loaded.months == {} and loaded.pickup_reasons == {} and loaded.generated == {"tape": 5}
 
 
-def test_month_parameter() -> None:
-    assert valid_month("2026-11") and not valid_month("2026-13") and not valid_month("26-1")
+@pytest.mark.parametrize(
+    ("month", "valid"),
+    [("2026-11", True), ("2026-01", True), ("2026-13", False), ("2026-00", False),
+     ("26-1", False), ("2026-1", False)],
+)
+def test_month_parameter(month: str, valid: bool) -> None:
+    """``GET /months/{month}`` takes YYYY-MM with a real month number."""
+    assert valid_month(month) is valid

@@ -15,7 +15,7 @@ from streams.network import (
     load_network,
     network_from_dict,
 )
-from tests.streams.test_events import SHIPMENT
+from tests.streams.helpers import SHIPMENT
 
 
 @pytest.fixture(scope="module")

@@ -4,111 +4,21 @@
 from __future__ import annotations
 
 import random
-from typing import Any
 
 import orjson
 import pytest
 
-from streams.network import Network, load_network
-from streams.processor import (
-    PartitionMarker,
-    PartitionProcessor,
-    ProcessingConfig,
-    decode_value,
-    marker_key,
-    murmur2_partition,
-)
-from streams.state import VillageState
-from streams.views import local_status
+from streams.network import load_network
+from streams.processor import murmur2_partition
+from tests.streams.helpers import Harness
 from tests.streams.reference import Model, generate
 
-WALL = 4_000_000_000 * 1_000_000  # far future wall clock: nothing is "future"
 NET = load_network()
 
 
 @pytest.fixture(scope="module")
 def events() -> list[dict]:
     return generate(NET, 3000, seed=11, villages=40, span_hours=24 * 20)
-
-
-class Harness:
-    """Feeds records to processors in batches, keeps the changelog like Kafka would."""
-
-    def __init__(self, partitions: int = 1, network: Network = NET) -> None:
-        self.partitions = partitions
-        self.network = network
-        self.config = ProcessingConfig(partitions=partitions)
-        self.changelog: dict[int, list[tuple[str, bytes]]] = {p: [] for p in range(partitions)}
-        self.published: list[bytes] = []
-        self.dead: list[dict] = []
-        self.logs: dict[int, list[tuple[bytes, bytes]]] = {p: [] for p in range(partitions)}
-        self.procs: dict[int, PartitionProcessor] = {}
-        self.pos: dict[int, int] = {}
-
-    def produce(self, raw: bytes, key: str | None = None, partition: int | None = None) -> None:
-        k = (key or orjson.loads(raw)["village_id"]).encode()
-        p = murmur2_partition(k, self.partitions) if partition is None else partition
-        self.logs[p].append((k, raw))
-
-    def recover(self, p: int, cut: int | None = None) -> None:
-        log = self.changelog[p] if cut is None else self.changelog[p][:cut]
-        table: dict[str, Any] = {}
-        for key, value in log:
-            table[key] = decode_value(value)
-        villages = {k: v for k, v in table.items() if isinstance(v, VillageState)}
-        marker = table.get(marker_key(p))
-        proc = PartitionProcessor(p, self.network, self.config, villages, marker)
-        proc.resume()
-        self.procs[p] = proc
-        self.pos[p] = (marker.offset + 1) if isinstance(marker, PartitionMarker) else 0
-        if cut is not None:
-            self.changelog[p] = list(log)
-
-    def run(
-        self,
-        p: int,
-        batch: int,
-        stop_after_batches: int | None = None,
-        land: float = 1.0,
-        rng: random.Random | None = None,
-    ) -> bool:
-        """Process partition p to its end; optionally crash after some batches, with only
-        a fraction ``land`` of the last batch's changelog writes landing."""
-        if p not in self.procs:
-            self.recover(p)
-        proc = self.procs[p]
-        done = 0
-        while self.pos[p] < len(self.logs[p]):
-            start = self.pos[p]
-            chunk = self.logs[p][start : start + batch]
-            for i, (k, v) in enumerate(chunk):
-                proc.process(start + i, k, v, WALL)
-            self.pos[p] = start + len(chunk)
-            for _vid, body in proc.outbox.pickups:
-                self.published.append(body)
-            for _vid, body in proc.outbox.dead_letters:
-                self.dead.append(orjson.loads(body))
-            for part, key, value in proc.outbox.reroutes:
-                self.logs[part].append((key, value))
-            proc.outbox.clear()
-            writes = [(k, v.to_bytes()) for k, v in proc.checkpoint()]
-            done += 1
-            if stop_after_batches is not None and done >= stop_after_batches:
-                n = int(len(writes) * land)
-                self.changelog[p].extend(writes[:n])
-                del self.procs[p]
-                return False
-            self.changelog[p].extend(writes)
-        return True
-
-    def status(self) -> dict:
-        villages = []
-        markers = []
-        for _p, proc in self.procs.items():
-            villages += [(s, proc.stream_time) for s in proc.villages.values()]
-            markers.append(proc.marker)
-        return local_status(villages, markers,
-                            int(self.network.container_overdue_days * 86400e6))
 
 
 def expected(events: list[dict], partitions: int = 1) -> Model:
@@ -195,7 +105,7 @@ def test_crash_with_partial_changelog_is_exact(events: list[dict], seed: int) ->
     crashes = 0
     while True:
         stop = rng.randint(1, 12)
-        finished = h.run(0, batch, stop_after_batches=stop, land=rng.random(), rng=rng)
+        finished = h.run(0, batch, stop_after_batches=stop, land=rng.random())
         if finished:
             break
         crashes += 1
@@ -253,13 +163,14 @@ def test_future_and_unparseable_records_are_dead_lettered() -> None:
     h.produce(orjson.dumps(good))
     h.produce(b"{not json", key=vid)
     h.produce(orjson.dumps(future))
-    h.config = ProcessingConfig(partitions=1)
     h.recover(0)
     proc = h.procs[0]
     for i, (k, v) in enumerate(h.logs[0]):
         proc.process(i, k, v, 1_800_000_000 * 1_000_000)
     reasons = sorted(orjson.loads(b)["reason"] for _, b in proc.outbox.dead_letters)
     assert reasons == ["future_timestamp", "malformed_json"]
-    assert proc.counters == {"applied": 1, "duplicates": 0, "dead_lettered": 2, "rerouted": 0}
+    assert h.status()["events"] == {
+        "applied": 1, "duplicates": 0, "dead_lettered": 2, "rerouted": 0
+    }
     dl = orjson.loads(proc.outbox.dead_letters[1][1])
     assert dl["source"] == "worker" and dl["field"] == "occurred_at" and dl["offset"] == 2

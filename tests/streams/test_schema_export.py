@@ -10,7 +10,7 @@ import pytest
 
 from streams.events import EventError, parse_hub_event
 from streams.schema_export import SCHEMA_DIR, all_schemas, render
-from tests.streams.test_events import COLLECTED, RETURN, SHIPMENT
+from tests.streams.helpers import COLLECTED, RETURN, SHIPMENT
 
 
 def test_schema_files_match_definitions() -> None:

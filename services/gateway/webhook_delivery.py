@@ -20,17 +20,16 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import orjson
 
-from services.gateway.kafka_io import close_quietly
-
-if TYPE_CHECKING:
-    from services.gateway.app import GatewayConfig
-    from services.gateway.metrics import GatewayMetrics
+from services.gateway.config import GatewayConfig
+from services.gateway.metrics import GatewayMetrics
+from services.gateway.webhook_store import WebhookStore
+from services.http.kafka_io import close_quietly
 
 log = logging.getLogger("packloop.webhooks")
 
@@ -70,10 +69,11 @@ def check_url(url: str, allow_private: bool = True) -> str | None:
 
 
 class WebhookDispatcher:
-    def __init__(self, config: GatewayConfig, metrics: GatewayMetrics,
+    def __init__(self, config: GatewayConfig, metrics: GatewayMetrics, hooks: WebhookStore,
                  group_id: str | None = None, poll_timeout_ms: int = 500) -> None:
         self.config = config
         self.metrics = metrics
+        self.hooks = hooks
         prefix = config.topics.prefix.rstrip("-")
         self.group_id = group_id or ("packloop-gateway-webhooks" + (f"-{prefix}" if prefix else ""))
         self.poll_timeout_ms = poll_timeout_ms
@@ -92,7 +92,7 @@ class WebhookDispatcher:
 
     def deliver(self, hub_id: str, body: bytes, event_id: str, event_type: str) -> str:
         """Deliver one notice; returns 'delivered', 'failed' or 'skipped'."""
-        hook = self.config.tokens.get_webhook(hub_id)
+        hook = self.hooks.get(hub_id)
         if hook is None:
             self.metrics.webhook_deliveries.labels(hub_id, "skipped").inc()
             return "skipped"

@@ -8,16 +8,8 @@ from typing import Any
 import click
 import orjson
 
-from services.settings import Settings, get_settings
-
-
-def _settings(ctx: click.Context | None) -> Settings:
-    obj = ctx.obj if ctx is not None else None
-    return obj if isinstance(obj, Settings) else get_settings()
-
-
-def _opt(settings: Settings, name: str, default: Any) -> Any:
-    return getattr(settings, name, default)
+from services.cli.context import settings_from
+from services.settings import Settings
 
 
 def source_partitions(settings: Settings) -> int:
@@ -38,25 +30,11 @@ def source_partitions(settings: Settings) -> int:
 
 
 def build_worker(settings: Settings, web_port: int | None = None) -> Any:
-    from streams.app import WorkerOptions, create_worker
+    from streams.app import create_worker
     from streams.network import load_network
 
     network = load_network(settings.network)
-    options = WorkerOptions(
-        app_id=_opt(settings, "worker_app_id", "packloop-worker")
-        + (f"-{settings.topic_prefix.rstrip('-')}" if settings.topic_prefix else ""),
-        partitions=source_partitions(settings),
-        web_host=settings.web_host,
-        web_port=web_port or settings.web_port,
-        batch_size=_opt(settings, "worker_batch_size", 10_000),
-        batch_within_s=_opt(settings, "worker_batch_within_s", 0.05),
-        dedupe_horizon_days=_opt(settings, "worker_dedupe_horizon_days", 14.0),
-        future_tolerance_hours=_opt(settings, "worker_future_tolerance_hours", 1.0),
-        standby_replicas=_opt(settings, "worker_standby_replicas", 0),
-        canonical_url=_opt(settings, "worker_canonical_url", None),
-        metrics_village_label=_opt(settings, "metrics_village_label", True),
-        group_instance_id=_opt(settings, "worker_group_instance_id", None),
-    )
+    options = settings.worker_options(source_partitions(settings), web_port)
     return create_worker(settings.kafka(), settings.topics(), network, options)
 
 
@@ -69,9 +47,7 @@ def worker(
     ctx: click.Context, web_port: int | None, kafka_bootstrap: str | None, loglevel: str | None
 ) -> None:
     """Run a stream worker (tallies, pickups, containers); several may share the work."""
-    settings = _settings(ctx)
-    if kafka_bootstrap:
-        settings = settings.model_copy(update={"kafka_bootstrap": kafka_bootstrap})
+    settings = settings_from(ctx, kafka_bootstrap=kafka_bootstrap or None)
     from streams.topics import create_topics
 
     try:
@@ -82,7 +58,7 @@ def worker(
         ) from None
     w = build_worker(settings, web_port)
     sys.argv = sys.argv[:1]  # Faust's Worker parses argv itself
-    w.run(loglevel or _opt(settings, "worker_log_level", "info"))
+    w.run(loglevel or settings.worker_log_level)
 
 
 # -- status -------------------------------------------------------------------------------
@@ -117,7 +93,7 @@ def status_contract(data: dict[str, Any]) -> dict[str, Any]:
 @click.pass_context
 def status(ctx: click.Context, village: str | None, as_json: bool, url: str | None) -> None:
     """Tallies, container pools, pickups and event counters, gathered from all workers."""
-    settings = _settings(ctx)
+    settings = settings_from(ctx)
     url = url or settings.worker_url
     try:
         data = fetch_status(url, village)
@@ -223,7 +199,7 @@ def dead_letter() -> None:
 @click.pass_context
 def dl_list(ctx: click.Context, reason: str | None, as_json: bool) -> None:
     """Show dead-lettered records (source, reason, field, the original event)."""
-    settings = _settings(ctx)
+    settings = settings_from(ctx)
     records = [
         r for r in read_dead_letters(settings) if reason is None or r.get("reason") == reason
     ]
@@ -260,7 +236,7 @@ def dl_redrive(ctx: click.Context, reason: str | None, dry_run: bool) -> None:
     from streams.deadletter import decode_raw
     from streams.events import EventError, parse_hub_event
 
-    settings = _settings(ctx)
+    settings = settings_from(ctx)
     records = [
         r for r in read_dead_letters(settings) if reason is None or r.get("reason") == reason
     ]
@@ -294,8 +270,3 @@ def dl_redrive(ctx: click.Context, reason: str | None, dry_run: bool) -> None:
     verb = "would re-submit" if dry_run else "re-submitted"
     click.echo(f"{verb} {sent} event(s); skipped {skipped} that are not valid events")
 
-
-def register(cli: click.Group) -> None:
-    cli.add_command(worker)
-    cli.add_command(status)
-    cli.add_command(dead_letter)

@@ -12,13 +12,8 @@ from typing import Any
 
 import click
 
-
-def _settings(ctx: click.Context, **overrides: Any) -> Any:
-    from services.settings import Settings, get_settings
-
-    base = ctx.obj if isinstance(ctx.obj, Settings) else get_settings()
-    updates = {k: v for k, v in overrides.items() if v is not None}
-    return base.model_copy(update=updates) if updates else base
+from services.cli.context import settings_from
+from services.settings import Settings
 
 
 def _logging(level: str) -> None:
@@ -35,9 +30,9 @@ def _echo_openapi(app: Any) -> None:
     click.echo(orjson.dumps(app.openapi(), option=orjson.OPT_INDENT_2).decode())
 
 
-def check_kafka(settings: Any) -> None:
+def check_kafka(settings: Settings) -> None:
     """Create packloop's topics (idempotent), or exit with why Kafka cannot be used."""
-    from services.gateway.kafka_io import describe_kafka_error, diagnose_tls
+    from services.http.kafka_io import describe_kafka_error, diagnose_tls
     from streams.topics import create_topics
 
     kafka = settings.kafka()
@@ -71,7 +66,7 @@ def gateway(ctx: click.Context, host: str | None, port: int | None,
     from services.gateway import GatewayConfig, create_app
     from streams.network import NetworkError
 
-    settings = _settings(ctx, gateway_host=host, gateway_port=port,
+    settings = settings_from(ctx, gateway_host=host, gateway_port=port,
                          kafka_bootstrap=kafka_bootstrap)
     if print_openapi:
         offline = settings.model_copy(update={"token_db_url": "sqlite://"})
@@ -114,7 +109,7 @@ def planner(ctx: click.Context, host: str | None, port: int | None, workers: int
     from services.planner import JobStore, PlannerConfig, PlannerWorker, create_app
     from streams.network import NetworkError
 
-    settings = _settings(ctx, planner_host=host, planner_port=port,
+    settings = settings_from(ctx, planner_host=host, planner_port=port,
                          kafka_bootstrap=kafka_bootstrap)
     if print_openapi:
         offline = settings.model_copy(update={"token_db_url": "sqlite://"})
@@ -128,8 +123,7 @@ def planner(ctx: click.Context, host: str | None, port: int | None, workers: int
         jobs = JobStore(settings.planner_db_url)
     except Exception as exc:  # noqa: BLE001
         raise click.ClickException(f"cannot open the plan job store: {exc}") from None
-    prefix = settings.topic_prefix.rstrip("-")
-    group = settings.planner_group + (f"-{prefix}" if prefix else "")
+    group = settings.planner_group_id()
     pool = [PlannerWorker(jobs, settings.kafka(), settings.topics(), group_id=group,
                           lease_s=settings.planner_lease_s,
                           default_time_limit_s=settings.planner_time_limit_s,

@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-
 from streams.network import Network
 
 _NAMESPACE = uuid.UUID("6f1c2d1e-7a55-4b0e-9a43-0c2b7c1a9e10")
@@ -90,11 +88,3 @@ def sample_events(
                                     "plastic_film": rng.randint(0, 400)},
             }
 
-
-def write_sample_events(network: Network, path: Any, count: int, seed: int = 7) -> int:
-    n = 0
-    with open(path, "wb") as out:
-        for event in sample_events(network, count, seed):
-            out.write(orjson.dumps(event) + b"\n")
-            n += 1
-    return n

@@ -7,7 +7,6 @@ or map tiles fetched from anywhere.
 
 from __future__ import annotations
 
-import io
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import jinja2
 
+from services.reports.charts import grouped_bars, hbars
 from streams.network import Network
 
 _TEMPLATE = jinja2.Template(
@@ -91,56 +91,6 @@ the optimiser's KPIs; the facts behind them are in optimizer/data/factors.yaml.<
 """,
     autoescape=True,
 )
-
-
-def _svg(fig: Any) -> str:
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
-    text = buf.getvalue()
-    return text[text.index("<svg") :]
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _grouped_bars(title: str, labels: list[str], series: dict[str, list[float]],
-                  ylabel: str) -> str:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(11, 3.4))
-    width = 0.8 / max(1, len(series))
-    colors = ["#e8590c", "#2b8a3e", "#1971c2", "#868e96"]
-    for i, (name, values) in enumerate(series.items()):
-        xs = [x + (i - (len(series) - 1) / 2) * width for x in range(len(labels))]
-        ax.bar(xs, values, width, label=name, color=colors[i % len(colors)])
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    out = _svg(fig)
-    plt.close(fig)
-    return out
-
-
-def _hbars(title: str, values: dict[str, float], xlabel: str) -> str:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 0.5 + 0.45 * len(values)))
-    names = list(values)[::-1]
-    ax.barh(names, [values[n] for n in names], color="#1971c2")
-    for y, n in enumerate(names):
-        ax.text(values[n], y, f" {values[n]:,.0f}", va="center", fontsize=9)
-    ax.set_xlabel(xlabel)
-    ax.set_title(title)
-    fig.tight_layout()
-    out = _svg(fig)
-    plt.close(fig)
-    return out
 
 
 def township_rows(status: dict[str, Any], network: Network) -> list[dict[str, Any]]:
@@ -239,11 +189,11 @@ def write_demo_report(
 
     townships = township_rows(status, network)
     labels = [r["hub"] for r in townships]
-    waste_chart = _grouped_bars(
+    waste_chart = grouped_bars(
         "packaging waste per township", labels,
         {"generated": [r["generated"] / 1000 for r in townships],
          "recovered": [r["recovered"] / 1000 for r in townships]}, "kg")
-    pickup_chart = _hbars(
+    pickup_chart = hbars(
         "recycling pickups in the county",
         {"requested": figures["pickups_requested"], "closed by a collection":
          figures["pickups_served"], "open now": figures["pickups_open"],
@@ -257,7 +207,7 @@ def write_demo_report(
                 agg[k] += v
         hub_containers[hub_id] = agg
     hubs_sorted = sorted(hub_containers)
-    container_chart = _grouped_bars(
+    container_chart = grouped_bars(
         "reusable container pool per township", hubs_sorted,
         {k: [hub_containers[h].get(k, 0) for h in hubs_sorted]
          for k in ("issued", "returned", "in_circulation", "lost")}, "containers")

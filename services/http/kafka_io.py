@@ -1,16 +1,20 @@
-"""Kafka for the services: a producer that never claims a write it did not get, and a probe.
+"""Kafka for the HTTP services: a producer that never claims a write it did not get, a
+probe, and :class:`KafkaIO`, the one object an app talks to Kafka through.
 
 The producer runs with ``acks=all``, no retries and no idempotence: an answer of
 "accepted" is given only for a record whose send future completed before the
 deadline, and a record is never written twice by the client's own retry. (The
 idempotent producer of kafka-python stays stuck after its batches expire during
-an outage of the embedded broker — measured — so it is not used here.) A record
-whose send timed out may still reach the topic once the broker wakes up; such a
-record was answered 503, and the hub's retry carries the same ``event_id``, which
-the stream worker deduplicates.
+an outage of the embedded broker, so it is not used here.) A record whose send
+timed out may still reach the topic once the broker wakes up; such a record was
+answered 503, and the hub's retry carries the same ``event_id``, which the stream
+worker deduplicates.
 
 The probe asks the cluster for its topic list every few seconds from a
 background thread, so readiness and the fast 503 path never block a request.
+
+An app takes a :class:`KafkaIO` the way an httpx client takes a transport: the default
+(:class:`LiveKafkaIO`) talks to the cluster, a test hands in an in-memory one.
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from streams.kafka import KafkaConnection
 
@@ -107,7 +111,6 @@ class KafkaProbe:
         self.timeout_ms = timeout_ms
         self.ok = False
         self.reason = "not checked yet"
-        self.last_ok: float | None = None
         self.checked = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -135,7 +138,7 @@ class KafkaProbe:
         else:
             if not self.ok:
                 log.info("Kafka reachable at %s", self.kafka.bootstrap_servers)
-            self.ok, self.reason, self.last_ok = True, "ok", time.time()
+            self.ok, self.reason = True, "ok"
         self.checked.set()
         return self.ok
 
@@ -273,3 +276,103 @@ def is_unavailable(exc: BaseException) -> bool:
         ke.CorruptRecordError,
     )
     return not isinstance(exc, permanent)
+
+
+class KafkaIO(Protocol):
+    """What an HTTP service (and a planner worker) needs from Kafka."""
+
+    def start(self) -> None:
+        """Begin watching the cluster (readiness)."""
+
+    def stop(self) -> None:
+        """Stop watching and close the producer."""
+
+    def unavailable(self, wait_s: float) -> str | None:
+        """Why Kafka cannot take writes now, or None; waits up to ``wait_s`` for the first
+        check after start."""
+
+    def mark_failed(self, reason: str) -> None:
+        """A write failed: unavailable until the next successful check."""
+
+    def produce(self, records: Sequence[Record]) -> list[BaseException | None]:
+        """Per record, None once the broker acknowledged it (acks=all), else the error;
+        raises KafkaUnavailable when nothing could be sent at all."""
+
+    def read_since(self, topic: str, since_ms: int, max_wait_s: float) -> Iterator[bytes]:
+        """The values of ``topic``'s records from ``since_ms`` (record time) on, every
+        partition, until the topic stays quiet."""
+
+
+class LiveKafkaIO:
+    """:class:`KafkaIO` on a real cluster: a :class:`SafeProducer` and a :class:`KafkaProbe`."""
+
+    def __init__(self, kafka: KafkaConnection, produce_timeout_s: float = 5.0,
+                 client_id: str = "packloop-gateway", probe_interval_s: float = 2.0) -> None:
+        self.kafka = kafka
+        self.producer = SafeProducer(kafka, produce_timeout_s, client_id=client_id)
+        self.probe = KafkaProbe(kafka, interval_s=probe_interval_s)
+
+    def start(self) -> None:
+        self.probe.start()
+
+    def stop(self) -> None:
+        self.probe.stop()
+        self.producer.close()
+
+    def unavailable(self, wait_s: float) -> str | None:
+        if not self.probe.checked.is_set():
+            self.probe.checked.wait(timeout=wait_s)
+        return None if self.probe.ok else self.probe.reason
+
+    def mark_failed(self, reason: str) -> None:
+        self.probe.mark_failed(reason)
+
+    def produce(self, records: Sequence[Record]) -> list[BaseException | None]:
+        try:
+            outcome = self.producer.produce(records)
+        except KafkaUnavailable as exc:
+            self.probe.mark_failed(str(exc))
+            raise
+        if any(e is not None and is_unavailable(e) for e in outcome):
+            first = next(e for e in outcome if e is not None)
+            self.probe.mark_failed(f"produce failed: {type(first).__name__}: {first}")
+        return outcome
+
+    def read_since(self, topic: str, since_ms: int, max_wait_s: float = 120.0,
+                   ) -> Iterator[bytes]:
+        """Seeks by record time when the broker can (``offsets_for_times``), else reads from
+        the beginning; stops when polls stay empty for 1.5 s, never trusting end offsets
+        (the embedded broker reports them short)."""
+        from kafka import KafkaConsumer, TopicPartition
+
+        kafka = self.kafka
+        consumer = KafkaConsumer(enable_auto_commit=False, group_id=None,
+                                 fetch_max_wait_ms=kafka.fetch_max_wait_ms,
+                                 max_partition_fetch_bytes=8 * 1024 * 1024,
+                                 **kafka.kafka_python_kwargs())
+        try:
+            parts = consumer.partitions_for_topic(topic) or set()
+            tps = [TopicPartition(topic, p) for p in sorted(parts)]
+            if not tps:
+                return
+            consumer.assign(tps)
+            consumer.seek_to_beginning(*tps)
+            try:
+                found = consumer.offsets_for_times({tp: since_ms for tp in tps})
+                for tp, off in (found or {}).items():
+                    if off is not None:
+                        consumer.seek(tp, off.offset)
+            except Exception:  # noqa: BLE001 - not supported: read from the beginning
+                consumer.seek_to_beginning(*tps)
+            deadline = time.monotonic() + max_wait_s
+            idle_since = time.monotonic()
+            while time.monotonic() < deadline and time.monotonic() - idle_since < 1.5:
+                batch = consumer.poll(timeout_ms=200, max_records=20_000)
+                if not batch:
+                    continue
+                idle_since = time.monotonic()
+                for records in batch.values():
+                    for rec in records:
+                        yield rec.value
+        finally:
+            consumer.close()

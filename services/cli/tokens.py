@@ -1,32 +1,36 @@
-"""`packloop hubs add-token|list-tokens|revoke-token`: the hub tokens of the gateway.
+"""`packloop hubs|planners add-token|list-tokens|revoke-token`: the API tokens of the
+gateway (hubs) and of the planner job service (planners).
 
-The same commands for planner tokens live in planners_cli (built by ``token_group``).
-A token is printed once, alone on the last line of stdout; only its hash is stored.
+Both groups are built by ``token_group``. A token is printed once, alone on the last line
+of stdout; only its hash is stored.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 import orjson
 
+from services.cli.context import settings_from
 
-def _store(ctx: click.Context) -> Any:
-    from services.settings import Settings, get_settings
-    from services.tokens import TokenStore
+if TYPE_CHECKING:
+    from services.auth.tokens import Kind, TokenStore
 
-    settings = ctx.obj if isinstance(ctx.obj, Settings) else get_settings()
-    pepper = settings.token_pepper.get_secret_value() if settings.token_pepper else None
+
+def _store(ctx: click.Context) -> TokenStore:
+    settings = settings_from(ctx)
     try:
-        return TokenStore(settings.token_db_url, pepper)
+        return settings.token_store()
     except Exception as exc:  # noqa: BLE001
         raise click.ClickException(
             f"cannot open the token database ({settings.token_db_url.split('@')[-1]}): {exc}"
         ) from None
 
 
-def token_group(kind: str, noun: str, owner_meta: str, check_owner: Any = None) -> click.Group:
+def token_group(kind: Kind, noun: str, owner_meta: str,
+                check_owner: Callable[[click.Context, str], None] | None = None) -> click.Group:
     @click.group(name=f"{noun}s", help=f"{noun.capitalize()} API tokens (add, list, revoke).")
     def group() -> None:
         pass
@@ -94,10 +98,9 @@ def token_group(kind: str, noun: str, owner_meta: str, check_owner: Any = None) 
 
 
 def _check_hub(ctx: click.Context, hub_id: str) -> None:
-    from services.settings import Settings, get_settings
     from streams.network import NetworkError, load_network
 
-    settings = ctx.obj if isinstance(ctx.obj, Settings) else get_settings()
+    settings = settings_from(ctx)
     try:
         network = load_network(settings.network)
     except NetworkError as exc:
@@ -111,3 +114,4 @@ def _check_hub(ctx: click.Context, hub_id: str) -> None:
 
 
 hubs = token_group("hub", "hub", "HUB", _check_hub)
+planners = token_group("planner", "planner", "NAME")

@@ -19,93 +19,14 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import (
-    Column,
-    Float,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
-    event,
-    select,
-    text,
-    update,
-)
-from sqlalchemy.engine import Engine
+from sqlalchemy import select, update
+
+from services.db import api_tokens, iso_utc, open_token_db
 
 Kind = Literal["hub", "planner"]
 TOKEN_PREFIX = "plk"
-
-metadata = MetaData()
-
-api_tokens = Table(
-    "api_tokens",
-    metadata,
-    Column("token_id", String(32), primary_key=True),
-    Column("kind", String(16), nullable=False, index=True),
-    Column("owner", String(128), nullable=False, index=True),
-    Column("hash", String(64), nullable=False),
-    Column("label", Text, nullable=True),
-    Column("created_at", Float, nullable=False),
-    Column("revoked_at", Float, nullable=True),
-    Column("last_used_at", Float, nullable=True),
-)
-
-webhooks = Table(
-    "hub_webhooks",
-    metadata,
-    Column("hub_id", String(128), primary_key=True),
-    Column("url", Text, nullable=False),
-    Column("secret", String(128), nullable=False),
-    Column("created_at", Float, nullable=False),
-)
-
-
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get WAL and a busy timeout (several processes)."""
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1] if "///" in url else ""
-        if path and path != ":memory:":
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, future=True
-        )
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            if path and path != ":memory:":
-                cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        return engine
-    return create_engine(url, pool_pre_ping=True, future=True)
-
-
-#: PostgreSQL advisory lock held while creating tables ("pkloop")
-SCHEMA_LOCK_KEY = 0x706B6C6F6F70
-
-
-def create_tables(engine: Engine, metadata: MetaData) -> None:
-    """Create ``metadata``'s missing tables. On PostgreSQL under an advisory lock: services
-    starting together on an empty database would otherwise race, and the loser's CREATE
-    TABLE fails (unique violation in pg_type) instead of finding the table."""
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
-        metadata.create_all(conn)
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +49,9 @@ class TokenInfo:
             "kind": self.kind,
             "owner": self.owner,
             "label": self.label,
-            "created_at": _iso(self.created_at),
-            "revoked_at": _iso(self.revoked_at),
-            "last_used_at": _iso(self.last_used_at),
+            "created_at": iso_utc(self.created_at),
+            "revoked_at": iso_utc(self.revoked_at),
+            "last_used_at": iso_utc(self.last_used_at),
             "active": self.active,
         }
 
@@ -143,9 +64,8 @@ class TokenStore:
 
     def __init__(self, url: str, pepper: str | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = open_token_db(url)
         self._pepper = pepper.encode("utf-8") if pepper else None
-        create_tables(self.engine, metadata)
         self._touched: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -259,32 +179,6 @@ class TokenStore:
             row.token_id, row.kind, row.owner, row.label, row.created_at, row.revoked_at,
             row.last_used_at,
         )
-
-    # -- hub webhooks (kept next to the hub tokens: same database, same owner) -------------
-
-    def set_webhook(self, hub_id: str, url: str) -> tuple[str, str]:
-        """Register (or replace) a hub's webhook; returns (url, new signing secret)."""
-        secret = secrets.token_urlsafe(32)
-        now = time.time()
-        with self.engine.begin() as conn:
-            conn.execute(webhooks.delete().where(webhooks.c.hub_id == hub_id))
-            conn.execute(
-                webhooks.insert().values(hub_id=hub_id, url=url, secret=secret, created_at=now)
-            )
-        return url, secret
-
-    def get_webhook(self, hub_id: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(webhooks).where(webhooks.c.hub_id == hub_id)).first()
-        if row is None:
-            return None
-        return {"hub_id": row.hub_id, "url": row.url, "secret": row.secret,
-                "created_at": _iso(row.created_at)}
-
-    def delete_webhook(self, hub_id: str) -> bool:
-        with self.engine.begin() as conn:
-            result = conn.execute(webhooks.delete().where(webhooks.c.hub_id == hub_id))
-        return bool(result.rowcount)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from services.emit import Emitter
 from services.settings import Settings
-from services.simulate import PickupListener, SimulationConfig, Simulator, paced
+from services.simulation.simulator import PickupListener, SimulationConfig, Simulator, paced
 from streams.network import Network, load_network
 
 

@@ -1,7 +1,7 @@
 """The error shape both HTTP services answer with: ``{"error": code, "message": text}``.
 
-One place, so the gateway and the planner fail the same way and their OpenAPI
-documents describe the same body.
+One place, so the gateway and the planner fail the same way; the body's OpenAPI model is
+:class:`services.http.openapi.ErrorBody`.
 """
 
 from __future__ import annotations
@@ -9,9 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.auth.tokens import bearer_token
 
 
 class ApiError(Exception):
@@ -28,10 +31,6 @@ class ApiError(Exception):
 async def require_token(request: Request, tokens: Any, kind: str, create_hint: str,
                         realm: str) -> Any:
     """The caller's token record, or 401 naming how to get a token (never echoing one)."""
-    from fastapi.concurrency import run_in_threadpool
-
-    from services.tokens import bearer_token
-
     token = bearer_token(request.headers.get("authorization"))
     info = None
     if token is not None:

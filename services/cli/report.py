@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from services.settings import Settings, get_settings
+from services.cli.context import settings_from
 
 
 def fetch_month(url: str, month: str, timeout: float = 30.0) -> dict[str, Any]:
@@ -40,14 +40,13 @@ def officer(ctx: click.Context, month: str, fmt: str, out: Path | None, url: str
     Figures come from the workers' month buckets (24 months are kept); Prometheus keeps
     days, not years, so keep these exports as the records.
     """
-    from services.officer_report import build_rows, to_csv, to_html
+    from services.reports.officer import build_rows, to_csv, to_html
     from streams.months import valid_month
     from streams.network import load_network
 
     if not valid_month(month):
         raise click.BadParameter("must be YYYY-MM", param_hint="--month")
-    obj = ctx.obj if ctx is not None else None
-    settings = obj if isinstance(obj, Settings) else get_settings()
+    settings = settings_from(ctx)
     url = url or settings.worker_url
     try:
         data = fetch_month(url, month)

@@ -1,0 +1,1 @@
+"""Who may call the HTTP services: API tokens of hubs and planners."""

@@ -1,0 +1,59 @@
+"""What every command module shares: the settings of this invocation, the ``--bootstrap``
+flag, Kafka errors as one clear line, and the console for progress and messages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from services.settings import Settings, get_settings
+
+T = TypeVar("T")
+
+#: progress bars and messages go to stderr; stdout carries what a script reads
+console = Console(stderr=True)
+
+bootstrap_option = click.option(
+    "--bootstrap",
+    "kafka_bootstrap",
+    default=None,
+    metavar="HOST:PORT[,…]",
+    help="Kafka bootstrap servers (overrides PACKLOOP_KAFKA_BOOTSTRAP).",
+)
+
+
+def read_settings() -> Settings:
+    """The environment, read once; a bad value is a one-line error naming the variable."""
+    try:
+        return get_settings()
+    except Exception as exc:  # pydantic's message names the variable and the problem
+        raise click.ClickException(f"invalid PACKLOOP_* setting: {exc}") from None
+
+
+def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
+    """The root group's settings (read here when a command runs on its own), with the
+    command's flags that were given (not None) applied."""
+    base = ctx.obj if isinstance(ctx.obj, Settings) else read_settings()
+    updates = {k: v for k, v in overrides.items() if v is not None}
+    return base.model_copy(update=updates) if updates else base
+
+
+def kafka_call(fn: Callable[[], T], settings: Settings) -> T:
+    """Run a Kafka call, turning an unreachable broker into a clear one-line error."""
+    from kafka.errors import KafkaError, KafkaTimeoutError
+
+    try:
+        return fn()
+    except KafkaTimeoutError as exc:
+        if "bootstrap" not in str(exc).lower():
+            raise click.ClickException(f"Kafka timed out: {exc}") from None
+        raise click.ClickException(
+            f"no Kafka broker reachable at {settings.kafka_bootstrap} within "
+            f"{settings.kafka_connect_timeout_ms / 1000:.0f} s (start one with `packloop "
+            "broker`, or set PACKLOOP_KAFKA_BOOTSTRAP)"
+        ) from None
+    except KafkaError as exc:
+        raise click.ClickException(f"Kafka error: {exc}") from None

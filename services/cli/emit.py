@@ -1,0 +1,94 @@
+"""`packloop emit FILE|-`: validate JSON Lines hub events and produce them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import click
+import orjson
+
+from services.cli.context import bootstrap_option, console, kafka_call, settings_from
+from services.settings import Settings
+
+if TYPE_CHECKING:
+    from services.emit import EmitReport
+
+
+@click.command()
+@click.argument("source", type=click.File("rb"), metavar="FILE|-")
+@bootstrap_option
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar (default: on for files over 1 MB on a terminal).")
+@click.pass_context
+def emit(
+    ctx: click.Context,
+    source: IO[bytes],
+    kafka_bootstrap: str | None,
+    as_json: bool,
+    progress: bool | None,
+) -> None:
+    """Validate JSON Lines hub events and produce them; invalid lines go to dead-letter.
+
+    Exits 1 if any line was rejected (or could not be written).
+    """
+    from streams.network import NetworkError, load_network
+
+    settings = settings_from(ctx, kafka_bootstrap=kafka_bootstrap)
+    try:
+        network = load_network(settings.network)
+    except NetworkError as exc:
+        raise click.ClickException(str(exc)) from None
+    report = kafka_call(
+        lambda: _emit_with_progress(source, settings, network, progress), settings
+    )
+    if as_json:
+        click.echo(orjson.dumps(report.to_dict()).decode())
+    else:
+        click.echo(f"accepted: {report.accepted}  rejected: {report.rejected}"
+                   + (f"  failed to write: {report.failed}" if report.failed else ""))
+        for rejection in report.first_rejections:
+            where = f"line {rejection.line}: " if rejection.line else ""
+            click.echo(f"  {where}{rejection.message}")
+        if report.rejected > len(report.first_rejections):
+            click.echo(f"  … and {report.rejected - len(report.first_rejections)} more "
+                       f"(see `packloop dead-letter list`)")
+    if not report.ok:
+        ctx.exit(1)
+
+
+def _emit_with_progress(
+    source: IO[bytes], settings: Settings, network: Any, progress: bool | None
+) -> EmitReport:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from services.emit import emit_stream
+
+    size = _file_size(source)
+    show = progress if progress is not None else (console.is_terminal and size > 1_000_000)
+    if not show:
+        return emit_stream(source, settings.kafka(), settings.topics(), network)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("emitting", total=size or None)
+        return emit_stream(
+            source,
+            settings.kafka(),
+            settings.topics(),
+            network,
+            on_progress=lambda n: bar.advance(task, n),
+        )
+
+
+def _file_size(source: IO[bytes]) -> int:
+    try:
+        return Path(source.name).stat().st_size if source.name not in ("-", "<stdin>") else 0
+    except (OSError, AttributeError, TypeError):
+        return 0

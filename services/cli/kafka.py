@@ -1,0 +1,63 @@
+"""`packloop broker` and `packloop topics create`: a broker to work against, and the topics."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+import click
+
+from services.cli.context import bootstrap_option, kafka_call, settings_from
+
+
+@click.command()
+@click.option("--port", type=int, default=None, help="Port on 127.0.0.1 (default: 9092).")
+def broker(port: int | None) -> None:
+    """Run the embedded Kafka-protocol broker (Tansu, in memory) until Ctrl-C.
+
+    Plaintext only: the Tansu 0.6.0 binary refuses --cert together with --key, so TLS is
+    tested through a TLS proxy in front of it (see docs/services.md).
+    """
+    from services.broker import BrokerError, EmbeddedBroker
+
+    embedded = EmbeddedBroker(port=port or 9092)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        embedded.start()
+    except BrokerError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"bootstrap servers: {embedded.bootstrap}", err=True)
+    click.echo(embedded.bootstrap)
+    sys.stdout.flush()
+    try:
+        while not stop.wait(0.5):
+            if not embedded.is_running():
+                raise click.ClickException("the embedded broker exited unexpectedly")
+    finally:
+        embedded.stop()
+        click.echo("broker stopped", err=True)
+
+
+@click.group()
+def topics() -> None:
+    """Manage packloop's Kafka topics."""
+
+
+@topics.command("create")
+@bootstrap_option
+@click.option("--partitions", type=int, default=None, help="Partitions of keyed topics.")
+@click.pass_context
+def topics_create(ctx: click.Context, kafka_bootstrap: str | None, partitions: int | None) -> None:
+    """Create packloop's topics (idempotent: existing topics are left alone)."""
+    from streams.topics import create_topics
+
+    settings = settings_from(ctx, kafka_bootstrap=kafka_bootstrap, partitions=partitions)
+    outcome = kafka_call(
+        lambda: create_topics(settings.kafka(), settings.topics(), settings.partitions),
+        settings,
+    )
+    for name, state in outcome.items():
+        click.echo(f"{name}\t{state}")

@@ -1,0 +1,89 @@
+"""The services' SQL databases: one way to open an engine and create tables, and the
+tables of the token database.
+
+The token database (``PACKLOOP_TOKEN_DB_URL``) holds the API tokens of hubs and planners
+and the hubs' webhooks; the gateway and the planner share it. The plan job store has its
+own database and tables (:mod:`services.planner.store`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Column, Float, MetaData, String, Table, Text, create_engine, event, text
+from sqlalchemy.engine import Engine
+
+#: PostgreSQL advisory lock held while creating tables ("pkloop")
+SCHEMA_LOCK_KEY = 0x706B6C6F6F70
+
+token_metadata = MetaData()
+
+api_tokens = Table(
+    "api_tokens",
+    token_metadata,
+    Column("token_id", String(32), primary_key=True),
+    Column("kind", String(16), nullable=False, index=True),
+    Column("owner", String(128), nullable=False, index=True),
+    Column("hash", String(64), nullable=False),
+    Column("label", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+    Column("last_used_at", Float, nullable=True),
+)
+
+hub_webhooks = Table(
+    "hub_webhooks",
+    token_metadata,
+    Column("hub_id", String(128), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite files get WAL and a busy timeout (several processes)."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, future=True
+        )
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            if path and path != ":memory:":
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, future=True)
+
+
+def create_tables(engine: Engine, metadata: MetaData) -> None:
+    """Create ``metadata``'s missing tables. On PostgreSQL under an advisory lock: services
+    starting together on an empty database would otherwise race, and the loser's CREATE
+    TABLE fails (unique violation in pg_type) instead of finding the table."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        metadata.create_all(conn)
+
+
+def open_token_db(url: str) -> Engine:
+    """An engine on the token database, its tables created when missing."""
+    engine = make_engine(url)
+    create_tables(engine, token_metadata)
+    return engine
+
+
+def iso_utc(ts: float | None) -> str | None:
+    """A stored Unix time as the services show it: RFC 3339, whole seconds, ``Z``."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

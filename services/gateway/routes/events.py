@@ -1,0 +1,255 @@
+"""``POST /v1/events``: one event or a batch from a hub, each answered accepted or rejected.
+
+Order of checks: token (401) → per-hub rate (429) → request size (413) → JSON shape
+(400) → batch size (413) → ownership of every event (403, nothing is produced) →
+per-event validation (rejected, answered) → produce with acks=all (503 if Kafka does not
+acknowledge in time).
+
+An event counts as accepted only when Kafka acknowledged it before the answer was sent.
+Rejected events are answered synchronously and counted in metrics, never dead-lettered:
+the hub has the answer and its own copy.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from services.auth.tokens import TokenInfo
+from services.gateway.service import AUTH_ERRORS, Gateway
+from services.http.errors import ApiError
+from services.http.kafka_io import KafkaUnavailable, Record, is_unavailable
+from services.http.openapi import ErrorBody, error
+from streams.events import MAX_EVENT_BYTES, EventError, event_to_json, parse_hub_event
+from streams.network import Network
+
+log = logging.getLogger("packloop.gateway")
+
+
+class EventOutcome(BaseModel):
+    index: int = Field(description="Position in the request (0 for a single event).")
+    event_id: str | None = Field(description="The event's event_id, when it has one.")
+    status: Literal["accepted", "rejected", "unavailable"]
+    reason: str | None = Field(
+        default=None, description="Rejection code, e.g. missing_field, unknown_village."
+    )
+    field: str | None = Field(default=None, description="Dotted path of the field at fault.")
+    message: str | None = None
+
+
+class IngestResult(BaseModel):
+    accepted: int
+    rejected: int
+    results: list[EventOutcome]
+
+
+class IngestErrorBody(ErrorBody):
+    results: list[EventOutcome] | None = Field(
+        default=None, description="503 on POST /v1/events: per event, which ones were written "
+        "before Kafka stopped answering (status accepted) and which were not (unavailable).",
+    )
+
+
+def event_id_of(item: Any) -> str | None:
+    value = item.get("event_id") if isinstance(item, dict) else None
+    return value if isinstance(value, str) else None
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise ApiError(413, "too_large",
+                               f"request body of {declared} bytes is over the {limit}-byte "
+                               "limit; send fewer events per request")
+        except ValueError:
+            raise ApiError(400, "bad_request", "invalid Content-Length") from None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "too_large",
+                           f"request body is over the {limit}-byte limit; send fewer "
+                           "events per request")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def ownership_problem(item: Any, hub: str, network: Network) -> str | None:
+    """Why ``item`` is not this hub's to send (403), from its raw fields."""
+    if not isinstance(item, dict):
+        return None
+    claimed = item.get("hub_id")
+    if isinstance(claimed, str) and claimed != hub:
+        return f"event for hub {claimed[:64]!r}"
+    village_id = item.get("village_id")
+    if isinstance(village_id, str):
+        village = network.villages.get(village_id)
+        if village is not None and village.hub_id != hub:
+            return f"village {village_id!r} belongs to hub {village.hub_id!r}"
+    return None
+
+
+def router(gw: Gateway) -> APIRouter:
+    router = APIRouter()
+    config = gw.config
+    metrics = gw.metrics
+
+    events_body_schema = {
+        "oneOf": [
+            {"type": "object", "description": "One event (see components HubEvent)."},
+            {
+                "type": "array",
+                "items": {"type": "object"},
+                "minItems": 1,
+                "maxItems": config.max_batch,
+                "description": f"A batch of up to {config.max_batch} events.",
+            },
+        ]
+    }
+
+    @router.post(
+        "/v1/events",
+        response_model=IngestResult,
+        summary="Send one event or a batch",
+        description=(
+            "Body: one event object, or a JSON array of events. Each event is answered "
+            "accepted (written to Kafka, acks=all) or rejected with its reason. Events must "
+            "carry the token's hub_id and a village of that hub (403 otherwise, nothing is "
+            "written). Resending an event with the same event_id is safe: the stream "
+            "deduplicates by it."
+        ),
+        responses={
+            **AUTH_ERRORS,
+            **error(400, "Body is not a JSON object or array."),
+            **error(403, "An event belongs to another hub; nothing was written."),
+            **error(413, "Request or batch too large."),
+            **error(429, "Over the hub's rate limit (see Retry-After)."),
+            **error(503, "Kafka did not acknowledge in time; events marked unavailable were "
+                         "not written (retry them; see Retry-After).", IngestErrorBody),
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": events_body_schema}},
+            }
+        },
+    )
+    async def post_events(request: Request,
+                          auth: TokenInfo = Depends(gw.hub_auth)) -> Response:  # noqa: B008
+        hub = auth.owner
+        gw.rate_limit(hub)
+        body = await read_body(request, config.max_request_bytes)
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}") from None
+        if isinstance(data, dict):
+            items: list[Any] = [data]
+        elif isinstance(data, list):
+            items = data
+        else:
+            raise ApiError(400, "bad_request", "body must be an event object or an array")
+        if not items:
+            raise ApiError(400, "bad_request", "empty batch")
+        if len(items) > config.max_batch:
+            raise ApiError(413, "batch_too_large",
+                           f"{len(items)} events in one request; at most {config.max_batch}")
+        for i, item in enumerate(items):
+            problem = ownership_problem(item, hub, config.network)
+            if problem is not None:
+                log.warning(
+                    "403: hub %s (token %s) sent %s at index %d; nothing written",
+                    hub, auth.token_id, problem, i,
+                )
+                metrics.events.labels(hub, "forbidden", "other_hub").inc(len(items))
+                raise ApiError(
+                    403, "forbidden",
+                    f"events[{i}]: {problem}; a hub token may only send its own hub's "
+                    "events for its own villages (nothing in this request was written)",
+                )
+        outcomes: list[EventOutcome | None] = [None] * len(items)
+        records: list[Record] = []
+        record_index: list[int] = []
+        for i, item in enumerate(items):
+            event_id = event_id_of(item)
+            try:
+                if not isinstance(item, dict):
+                    raise EventError("an event must be a JSON object", code="not_an_object")
+                event = parse_hub_event(item)
+                invalid = config.network.check_event(event)
+                if invalid is not None:
+                    raise invalid
+            except EventError as exc:
+                outcomes[i] = EventOutcome(index=i, event_id=event_id, status="rejected",
+                                           reason=exc.code, field=exc.field, message=str(exc))
+                metrics.events.labels(hub, "rejected", exc.code).inc()
+                continue
+            except (TypeError, ValueError) as exc:  # e.g. an unhashable "type" value
+                outcomes[i] = EventOutcome(index=i, event_id=event_id, status="rejected",
+                                           reason="invalid", message=f"invalid event: {exc}")
+                metrics.events.labels(hub, "rejected", "invalid").inc()
+                continue
+            value = event_to_json(event)
+            if len(value) > MAX_EVENT_BYTES:
+                outcomes[i] = EventOutcome(
+                    index=i, event_id=event_id, status="rejected", reason="too_large",
+                    message=f"event is {len(value)} bytes, over the {MAX_EVENT_BYTES}-byte limit")
+                metrics.events.labels(hub, "rejected", "too_large").inc()
+                continue
+            records.append(Record(config.topics.hub_events, event.village_id.encode(), value))
+            record_index.append(i)
+        if records:
+            down = await run_in_threadpool(gw.kafka_down)
+            if down is not None:
+                metrics.events.labels(hub, "unavailable", "kafka").inc(len(records))
+                raise ApiError(503, "kafka_unavailable", f"Kafka is not available: {down}",
+                               headers={"Retry-After": "5"})
+            try:
+                results = await run_in_threadpool(gw.produce, records)
+            except KafkaUnavailable as exc:
+                metrics.events.labels(hub, "unavailable", "kafka").inc(len(records))
+                raise ApiError(503, "kafka_unavailable", str(exc),
+                               headers={"Retry-After": "5"}) from None
+            failed = False
+            for i, failure in zip(record_index, results, strict=True):
+                ev_id = event_id_of(items[i])
+                if failure is None:
+                    outcomes[i] = EventOutcome(index=i, event_id=ev_id, status="accepted")
+                    metrics.events.labels(hub, "accepted", "").inc()
+                elif is_unavailable(failure):
+                    failed = True
+                    outcomes[i] = EventOutcome(
+                        index=i, event_id=ev_id, status="unavailable", reason="kafka_unavailable",
+                        message=f"not written: {type(failure).__name__}: {failure}")
+                    metrics.events.labels(hub, "unavailable", "kafka").inc()
+                else:
+                    outcomes[i] = EventOutcome(
+                        index=i, event_id=ev_id, status="rejected", reason="kafka_rejected",
+                        message=f"Kafka refused the record: {type(failure).__name__}: {failure}")
+                    metrics.events.labels(hub, "rejected", "kafka_rejected").inc()
+            if failed:
+                written = sum(1 for o in outcomes if o is not None and o.status == "accepted")
+                raise ApiError(
+                    503, "kafka_unavailable",
+                    f"Kafka did not acknowledge {len(records) - written} event(s) in time; "
+                    "retry the events marked unavailable",
+                    headers={"Retry-After": "5"},
+                    results=[o.model_dump() for o in outcomes if o is not None],
+                )
+        final = [o for o in outcomes if o is not None]
+        accepted = sum(1 for o in final if o.status == "accepted")
+        return JSONResponse(
+            {"accepted": accepted, "rejected": len(final) - accepted,
+             "results": [o.model_dump() for o in final]}
+        )
+
+    return router

@@ -1,0 +1,187 @@
+"""``/v1/pickups``: a hub's open pickups (from the stream worker) and cancelling one (a
+``pickup_cancelled`` event on hub-events)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import httpx
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from services.auth.tokens import TokenInfo
+from services.gateway.service import AUTH_ERRORS, Gateway
+from services.http.errors import ApiError
+from services.http.kafka_io import KafkaUnavailable, Record
+from services.http.openapi import error
+from streams.events import PickupCancelled, event_to_json
+
+log = logging.getLogger("packloop.gateway")
+
+
+class PickupRow(BaseModel):
+    pickup_id: str
+    village_id: str
+    hub_id: str
+    requested_at: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+    overdue: bool = False
+    outstanding_grams: dict[str, int] = Field(default_factory=dict)
+
+
+class PickupList(BaseModel):
+    hub: str
+    status: Literal["open", "overdue"]
+    count: int
+    pickups: list[PickupRow]
+
+
+class CancelRequest(BaseModel):
+    reason: str = Field(
+        default="cancelled by the hub", min_length=1, max_length=2000,
+        description="Why the pickup is cancelled (kept on the pickup_cancelled event).",
+    )
+
+
+class CancelResult(BaseModel):
+    pickup_id: str
+    village_id: str
+    hub_id: str
+    event_id: str
+    status: Literal["cancel_requested"]
+
+
+def _now_ms() -> datetime:
+    """Whole milliseconds: the precision of the events the gateway stamps itself."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
+
+
+def router(gw: Gateway) -> APIRouter:
+    router = APIRouter()
+    config = gw.config
+    metrics = gw.metrics
+
+    worker_client = httpx.AsyncClient(
+        base_url=config.worker_url.rstrip("/"), timeout=5.0, transport=config.worker_transport
+    )
+
+    async def open_pickups(status: str) -> list[dict[str, Any]]:
+        try:
+            resp = await worker_client.get("/pickups", params={"status": status})
+            resp.raise_for_status()
+            rows = resp.json().get("pickups", [])
+            return [r for r in rows if isinstance(r, dict)]
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            raise ApiError(
+                503, "worker_unavailable",
+                f"the stream worker at {config.worker_url} did not answer: "
+                f"{type(exc).__name__}: {exc}",
+                headers={"Retry-After": "5"},
+            ) from None
+
+    def _row(r: dict[str, Any]) -> PickupRow:
+        og = r.get("outstanding_grams") or {}
+        return PickupRow(
+            pickup_id=str(r.get("pickup_id", "")),
+            village_id=str(r.get("village_id", "")),
+            hub_id=str(r.get("hub_id", "")),
+            requested_at=r.get("requested_at"),
+            reasons=[str(x) for x in r.get("reasons") or []],
+            overdue=bool(r.get("overdue", False)),
+            outstanding_grams={str(k): int(v) for k, v in og.items()} if isinstance(og, dict)
+            else {},
+        )
+
+    @router.get(
+        "/v1/pickups",
+        response_model=PickupList,
+        summary="A hub's open (or overdue) pickups",
+        responses={**AUTH_ERRORS, **error(403, "hub is not the token's hub."),
+                   **error(429, "Over the hub's rate limit (see Retry-After)."),
+                   **error(503, "The stream worker is not reachable.")},
+    )
+    async def list_pickups(
+        request: Request,
+        auth: TokenInfo = Depends(gw.hub_auth),  # noqa: B008
+        hub: Annotated[str | None, Query(max_length=128,
+                                         description="Hub id (default: the token's hub).")] = None,
+        status: Annotated[Literal["open", "overdue"], Query()] = "open",
+    ) -> Response:
+        gw.rate_limit(auth.owner)
+        hub = hub or auth.owner
+        if hub != auth.owner:
+            log.warning("403: hub %s (token %s) asked for hub %r's pickups",
+                        auth.owner, auth.token_id, hub)
+            raise ApiError(403, "forbidden", f"a {auth.owner} token cannot read hub {hub}'s "
+                                             "pickups")
+        rows = [_row(r) for r in await open_pickups(status) if r.get("hub_id") == hub]
+        rows.sort(key=lambda r: r.pickup_id)
+        return JSONResponse(PickupList(hub=hub, status=status, count=len(rows),
+                                       pickups=rows).model_dump())
+
+    @router.post(
+        "/v1/pickups/{pickup_id}/cancel",
+        response_model=CancelResult,
+        status_code=202,
+        summary="Cancel an open pickup (emits pickup_cancelled)",
+        responses={**AUTH_ERRORS, **error(403, "The pickup belongs to another hub."),
+                   **error(404, "No open pickup with this id."),
+                   **error(429, "Over the hub's rate limit."),
+                   **error(503, "Worker or Kafka not available.")},
+    )
+    async def cancel_pickup(
+        request: Request,
+        pickup_id: Annotated[str, Path(min_length=1, max_length=128)],
+        auth: TokenInfo = Depends(gw.hub_auth),  # noqa: B008
+        body: CancelRequest | None = None,
+    ) -> Response:
+        hub = auth.owner
+        gw.rate_limit(hub)
+        reason = (body or CancelRequest()).reason
+        rows = await open_pickups("open")
+        row = next((r for r in rows if r.get("pickup_id") == pickup_id), None)
+        if row is None:
+            raise ApiError(404, "not_found", f"no open pickup {pickup_id!r} (collected or "
+                                             "cancelled already, or not requested yet)")
+        if row.get("hub_id") != hub:
+            log.warning("403: hub %s (token %s) tried to cancel pickup %r of hub %r",
+                        hub, auth.token_id, pickup_id, row.get("hub_id"))
+            raise ApiError(403, "forbidden", f"pickup {pickup_id!r} belongs to another hub")
+        event = PickupCancelled(
+            event_id=f"cancel-{pickup_id}",
+            occurred_at=_now_ms(),
+            hub_id=hub,
+            village_id=str(row["village_id"]),
+            pickup_id=pickup_id,
+            reason=reason,
+        )
+        down = await run_in_threadpool(gw.kafka_down)
+        if down is not None:
+            raise ApiError(503, "kafka_unavailable", f"Kafka is not available: {down}",
+                           headers={"Retry-After": "5"})
+        try:
+            [failure] = await run_in_threadpool(
+                gw.produce,
+                [Record(config.topics.hub_events, event.village_id.encode(),
+                        event_to_json(event))],
+            )
+        except KafkaUnavailable as exc:
+            raise ApiError(503, "kafka_unavailable", str(exc),
+                           headers={"Retry-After": "5"}) from None
+        if failure is not None:
+            raise ApiError(503, "kafka_unavailable",
+                           f"pickup_cancelled not written: {type(failure).__name__}: {failure}",
+                           headers={"Retry-After": "5"})
+        metrics.events.labels(hub, "accepted", "").inc()
+        return JSONResponse(
+            CancelResult(pickup_id=pickup_id, village_id=event.village_id, hub_id=hub,
+                         event_id=event.event_id, status="cancel_requested").model_dump(),
+            status_code=202,
+        )
+
+    return router

@@ -1,0 +1,85 @@
+"""``/v1/webhook``: a hub registers, reads or removes the URL its pickup notices go to."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Depends
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from services.auth.tokens import TokenInfo
+from services.gateway.service import AUTH_ERRORS, Gateway
+from services.gateway.webhook_delivery import check_url
+from services.http.errors import ApiError
+from services.http.openapi import error
+
+log = logging.getLogger("packloop.gateway")
+
+SIGNATURE_HELP = (
+    "Each delivery is a POST of the notice's JSON; header X-Packloop-Signature is "
+    "'sha256=' + hex(HMAC-SHA256(secret, raw body)), X-Packloop-Event-Id the notice's "
+    "event_id (deliveries are at least once: deduplicate by it)."
+)
+
+
+class WebhookRequest(BaseModel):
+    url: str = Field(
+        min_length=8, max_length=2000, pattern=r"^https?://",
+        description="http(s) URL that receives pickup_requested and pickup_overdue notices.",
+    )
+
+
+class WebhookRegistered(BaseModel):
+    hub_id: str
+    url: str
+    secret: str = Field(description="Shown once: the key of the X-Packloop-Signature HMAC.")
+    signature: str = Field(description="How to verify a delivery.")
+
+
+class WebhookInfo(BaseModel):
+    hub_id: str
+    url: str
+    created_at: str | None
+
+
+def router(gw: Gateway) -> APIRouter:
+    router = APIRouter()
+    config = gw.config
+
+    @router.put(
+        "/v1/webhook",
+        response_model=WebhookRegistered,
+        summary="Register (or replace) the hub's webhook",
+        description="Every pickup_requested and pickup_overdue for the hub's villages is "
+        "POSTed there, retried with back-off. " + SIGNATURE_HELP,
+        responses={**AUTH_ERRORS, **error(400, "URL not allowed.")},
+    )
+    async def put_webhook(body: WebhookRequest,
+                          auth: TokenInfo = Depends(gw.hub_auth)) -> Response:  # noqa: B008
+        problem = check_url(body.url, allow_private=config.webhook_allow_private)
+        if problem:
+            raise ApiError(400, "bad_url", problem)
+        url, secret = await run_in_threadpool(gw.hooks.set, auth.owner, body.url)
+        log.info("hub %s registered a webhook (token %s)", auth.owner, auth.token_id)
+        return JSONResponse(WebhookRegistered(hub_id=auth.owner, url=url, secret=secret,
+                                              signature=SIGNATURE_HELP).model_dump())
+
+    @router.get("/v1/webhook", response_model=WebhookInfo, summary="The hub's webhook",
+                responses={**AUTH_ERRORS, **error(404, "No webhook registered.")})
+    async def get_webhook(auth: TokenInfo = Depends(gw.hub_auth)) -> Response:  # noqa: B008
+        hook = await run_in_threadpool(gw.hooks.get, auth.owner)
+        if hook is None:
+            raise ApiError(404, "not_found", f"hub {auth.owner} has no webhook")
+        return JSONResponse(WebhookInfo(hub_id=auth.owner, url=hook["url"],
+                                        created_at=hook["created_at"]).model_dump())
+
+    @router.delete("/v1/webhook", status_code=204, summary="Remove the hub's webhook",
+                   responses={**AUTH_ERRORS, **error(404, "No webhook registered.")})
+    async def delete_webhook(auth: TokenInfo = Depends(gw.hub_auth)) -> Response:  # noqa: B008
+        if not await run_in_threadpool(gw.hooks.delete, auth.owner):
+            raise ApiError(404, "not_found", f"hub {auth.owner} has no webhook")
+        return Response(status_code=204)
+
+    return router

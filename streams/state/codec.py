@@ -1,0 +1,149 @@
+"""The changelog form of the table's values: compact JSON, one place for the format.
+
+The ``villages`` table holds two kinds of value, a :class:`VillageState` per village
+and a :class:`PartitionMarker` per partition; both are written to the changelog and
+read back on recovery by :func:`decode_value`. Fields added after a value format was
+in use are read with a default, so an older changelog still recovers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from streams.state.containers import ContainerPool
+from streams.state.dedupe import SeenSet
+from streams.state.marker import PartitionMarker
+from streams.state.pickups import OpenPickup
+from streams.state.tallies import MonthBucket
+from streams.state.village import VillageState
+
+STATE_VERSION = 1
+
+
+def encode_value(value: VillageState | PartitionMarker) -> bytes:
+    if isinstance(value, PartitionMarker):
+        return orjson.dumps(_marker_to_dict(value))
+    return orjson.dumps(_village_to_dict(value))
+
+
+def decode_value(raw: bytes) -> VillageState | PartitionMarker:
+    d = orjson.loads(raw)
+    if "marker" in d:
+        return _marker_from_dict(d)
+    return _village_from_dict(d)
+
+
+def _marker_to_dict(m: PartitionMarker) -> dict[str, Any]:
+    return {
+        "marker": m.partition,
+        "offset": m.offset,
+        "stream_time": m.stream_time,
+        "dead_lettered": m.dead_lettered,
+        "rerouted": m.rerouted,
+        "dead_reasons": m.dead_reasons,
+    }
+
+
+def _marker_from_dict(d: dict[str, Any]) -> PartitionMarker:
+    return PartitionMarker(
+        d["marker"],
+        d["offset"],
+        d.get("stream_time"),
+        d["dead_lettered"],
+        d["rerouted"],
+        dict(d.get("dead_reasons") or {}),
+    )
+
+
+def _pool_to_list(pool: ContainerPool) -> list[Any]:
+    return [pool.issued, pool.returned, pool.damaged, pool.lost, pool.fifo]
+
+
+def _pool_from_list(data: list[Any]) -> ContainerPool:
+    return ContainerPool(data[0], data[1], data[2], data[3], [list(e) for e in data[4]])
+
+
+def _month_to_list(b: MonthBucket) -> list[Any]:
+    return [
+        b.generated,
+        b.recovered,
+        [b.pickups_requested, b.pickups_completed, b.pickups_overdue],
+        b.containers,
+    ]
+
+
+def _month_from_list(data: list[Any]) -> MonthBucket:
+    pk = data[2]
+    return MonthBucket(
+        dict(data[0]),
+        dict(data[1]),
+        pk[0],
+        pk[1],
+        pk[2],
+        {k: list(v) for k, v in data[3].items()},
+    )
+
+
+def _village_to_dict(s: VillageState) -> dict[str, Any]:
+    op = s.open_pickup
+    return {
+        "v": STATE_VERSION,
+        "village_id": s.village_id,
+        "hub_id": s.hub_id,
+        "offset": s.offset,
+        "counts": [s.applied, s.duplicates, s.dead_lettered],
+        "last_at": s.last_at,
+        "generated": s.generated,
+        "recovered": s.recovered,
+        "used_up": s.used_up,
+        "used_down": s.used_down,
+        "days": s.days,
+        "waste_since": s.waste_since,
+        "pickups": [
+            s.pickups_requested,
+            s.pickups_overdue,
+            s.pickups_collected,
+            s.pickups_cancelled,
+        ],
+        "open_pickup": None
+        if op is None
+        else [op.pickup_id, op.requested_at, op.reasons, op.overdue],
+        "containers": {k: _pool_to_list(v) for k, v in s.containers.items()},
+        "seen": s.seen.pack(),
+        "pickup_reasons": s.pickup_reasons,
+        "dead_reasons": s.dead_reasons,
+        "months": {k: _month_to_list(v) for k, v in s.months.items()},
+    }
+
+
+def _village_from_dict(d: dict[str, Any]) -> VillageState:
+    op = d.get("open_pickup")
+    counts = d["counts"]
+    pk = d["pickups"]
+    return VillageState(
+        village_id=d["village_id"],
+        hub_id=d["hub_id"],
+        offset=d["offset"],
+        applied=counts[0],
+        duplicates=counts[1],
+        dead_lettered=counts[2],
+        last_at=d.get("last_at"),
+        generated=dict(d["generated"]),
+        recovered=dict(d["recovered"]),
+        used_up=dict(d.get("used_up") or {}),
+        used_down=dict(d.get("used_down") or {}),
+        days={k: [dict(v[0]), dict(v[1])] for k, v in d["days"].items()},
+        waste_since=d.get("waste_since"),
+        pickups_requested=pk[0],
+        pickups_overdue=pk[1],
+        pickups_collected=pk[2],
+        pickups_cancelled=pk[3],
+        open_pickup=None if op is None else OpenPickup(op[0], op[1], list(op[2]), op[3]),
+        containers={k: _pool_from_list(v) for k, v in d["containers"].items()},
+        seen=SeenSet.unpack(d["seen"]),
+        pickup_reasons=dict(d.get("pickup_reasons") or {}),
+        dead_reasons=dict(d.get("dead_reasons") or {}),
+        months={k: _month_from_list(v) for k, v in (d.get("months") or {}).items()},
+    )

@@ -1,0 +1,160 @@
+"""The pickup state machine: thresholds, requests, overdue notices.
+
+At most one pickup is open per village. Its id (``P-{village_id}-{n}``) and the
+notices about it are derived from the village's state alone, so a notice sent again
+after a crash is byte-for-byte the one sent before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, tzinfo
+from typing import TYPE_CHECKING, Any
+
+from streams.state.tallies import month_bucket
+from streams.state.times import DAY_US, HOUR_US
+
+if TYPE_CHECKING:
+    from streams.state.village import VillageState
+
+#: The kinds of pickup threshold (the contract's ``reason`` label values); a pickup
+#: is counted under the first threshold it crossed, in this order.
+PICKUP_REASON_KINDS = ("outstanding_grams", "material_grams", "max_age_hours")
+
+
+@dataclass(slots=True)
+class Emission:
+    """A pickup notice the worker must publish (kind: pickup_requested|pickup_overdue)."""
+
+    kind: str
+    village_id: str
+    hub_id: str
+    pickup_id: str
+    occurred_at: int
+    outstanding_grams: dict[str, int]
+    reasons: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The thresholds that apply to one village, in the units the logic uses."""
+
+    outstanding_grams: int
+    material_grams: dict[str, int]
+    max_age_us: int
+    sla_us: int
+    container_overdue_us: int
+    #: the network's time zone (month buckets of pickups)
+    tz: tzinfo = UTC
+
+    @classmethod
+    def for_village(cls, network: Any, village_id: str) -> Limits:
+        th = network.villages[village_id].thresholds
+        return cls(
+            outstanding_grams=int(th.outstanding_grams),
+            material_grams={str(k): int(v) for k, v in th.material_grams.items()},
+            max_age_us=int(round(th.max_age_hours * HOUR_US)),
+            sla_us=int(round(network.pickup_sla_hours * HOUR_US)),
+            container_overdue_us=int(round(network.container_overdue_days * DAY_US)),
+            tz=network.timezone,
+        )
+
+
+@dataclass(slots=True)
+class OpenPickup:
+    pickup_id: str
+    requested_at: int
+    reasons: list[str]
+    overdue: bool = False
+
+
+def pickup_id_for(village_id: str, n: int) -> str:
+    return f"P-{village_id}-{n}"
+
+
+def known_pickup(state: VillageState, pickup_id: str) -> bool:
+    """Whether ``pickup_id`` is one of the pickups requested for this village so far."""
+    prefix = f"P-{state.village_id}-"
+    if not pickup_id.startswith(prefix):
+        return False
+    tail = pickup_id[len(prefix) :]
+    return tail.isdigit() and 1 <= int(tail) <= state.pickups_requested
+
+
+def reason_kind(reason: str) -> str:
+    """``material_grams:eps_foam`` -> ``material_grams`` (the contract's reason value)."""
+    return reason.split(":", 1)[0]
+
+
+def crossed(state: VillageState, now: int, limits: Limits) -> list[str]:
+    """Every threshold the village is at or over at stream time ``now``."""
+    outstanding = state.outstanding
+    reasons: list[str] = []
+    if sum(outstanding.values()) >= limits.outstanding_grams:
+        reasons.append("outstanding_grams")
+    for material, limit in sorted(limits.material_grams.items()):
+        if outstanding.get(material, 0) >= limit:
+            reasons.append(f"material_grams:{material}")
+    if state.waste_since is not None and now - state.waste_since >= limits.max_age_us:
+        reasons.append("max_age_hours")
+    return reasons
+
+
+def next_due(state: VillageState, limits: Limits) -> int | None:
+    """The earliest stream time at which :func:`evaluate` could act without a new
+    event for this village (pickup SLA expiry or the age threshold)."""
+    op = state.open_pickup
+    if op is not None:
+        return None if op.overdue else op.requested_at + limits.sla_us + 1
+    if state.waste_since is not None:
+        return state.waste_since + limits.max_age_us
+    return None
+
+
+def evaluate(state: VillageState, now: int, trigger_at: int, limits: Limits) -> list[Emission]:
+    """Run the pickup state machine at stream time ``now``.
+
+    An open pickup past its SLA goes overdue (once); with no pickup open, a
+    crossed threshold opens the next one. ``trigger_at`` is the ``occurred_at``
+    of the triggering event.
+    """
+    out: list[Emission] = []
+    op = state.open_pickup
+    if op is not None:
+        if not op.overdue and now > op.requested_at + limits.sla_us:
+            op.overdue = True
+            state.pickups_overdue += 1
+            deadline = op.requested_at + limits.sla_us
+            month_bucket(state.months, deadline, limits.tz).pickups_overdue += 1
+            out.append(
+                Emission(
+                    "pickup_overdue",
+                    state.village_id,
+                    state.hub_id,
+                    op.pickup_id,
+                    trigger_at,
+                    state.outstanding,
+                    list(op.reasons),
+                )
+            )
+        return out
+    reasons = crossed(state, now, limits)
+    if reasons:
+        state.pickups_requested += 1
+        kind = reason_kind(reasons[0])
+        state.pickup_reasons[kind] = state.pickup_reasons.get(kind, 0) + 1
+        month_bucket(state.months, trigger_at, limits.tz).pickups_requested += 1
+        pid = pickup_id_for(state.village_id, state.pickups_requested)
+        state.open_pickup = OpenPickup(pid, trigger_at, reasons)
+        out.append(
+            Emission(
+                "pickup_requested",
+                state.village_id,
+                state.hub_id,
+                pid,
+                trigger_at,
+                state.outstanding,
+                reasons,
+            )
+        )
+    return out

@@ -1,0 +1,140 @@
+"""Waste tallies: grams by material, cumulative, per local day and per local month.
+
+Outstanding (generated − recovered) is always derived from the cumulative totals,
+never stored, so a correction (``waste_adjustment``) cannot leave it out of step.
+Day buckets serve the event-time windows; month buckets the officer's records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta, tzinfo
+
+from streams.state.times import day_key, from_us, month_key
+
+#: Day buckets kept behind stream time: enough for the current calendar month
+#: and a 7-day window whatever the day of the month.
+DAY_BUCKETS_KEPT = 32
+#: Month buckets kept: the month of stream time and the 24 before it (the officer's
+#: monthly records, ``packloop report officer``).
+MONTH_BUCKETS_KEPT = 25
+
+#: local date "YYYY-MM-DD" -> [generated, recovered], grams by material
+DayBuckets = dict[str, list[dict[str, int]]]
+
+
+def add_grams(target: dict[str, int], material: str, grams: int) -> None:
+    """Add to a tally, dropping materials that come back to zero."""
+    if grams:
+        value = target.get(material, 0) + grams
+        if value:
+            target[material] = value
+        else:
+            target.pop(material, None)
+
+
+def outstanding_of(generated: dict[str, int], recovered: dict[str, int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for m, g in generated.items():
+        d = g - recovered.get(m, 0)
+        if d > 0:
+            out[m] = d
+    return out
+
+
+def over_collected_of(generated: dict[str, int], recovered: dict[str, int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for m, r in recovered.items():
+        d = r - generated.get(m, 0)
+        if d > 0:
+            out[m] = d
+    return out
+
+
+@dataclass(slots=True)
+class MonthBucket:
+    """One village's figures for one local calendar month (the officer's records).
+
+    Pickups are counted in the month they were requested, completed (collected) or
+    went overdue (the SLA deadline); containers in the month of the shipment or return.
+    """
+
+    generated: dict[str, int] = field(default_factory=dict)
+    recovered: dict[str, int] = field(default_factory=dict)
+    pickups_requested: int = 0
+    pickups_completed: int = 0
+    pickups_overdue: int = 0
+    #: container type -> [issued, returned, damaged, lost]
+    containers: dict[str, list[int]] = field(default_factory=dict)
+
+    def container(self, ct: str) -> list[int]:
+        c = self.containers.get(ct)
+        if c is None:
+            c = self.containers[ct] = [0, 0, 0, 0]
+        return c
+
+
+def day_bucket(days: DayBuckets, at: int, tz: tzinfo) -> list[dict[str, int]]:
+    """The [generated, recovered] bucket of the local day of ``at``, created if new."""
+    key = day_key(at, tz)
+    bucket = days.get(key)
+    if bucket is None:
+        bucket = days[key] = [{}, {}]
+    return bucket
+
+
+def month_bucket(months: dict[str, MonthBucket], at: int, tz: tzinfo) -> MonthBucket:
+    """The bucket of the local month of ``at``, created if new."""
+    key = month_key(at, tz)
+    bucket = months.get(key)
+    if bucket is None:
+        bucket = months[key] = MonthBucket()
+    return bucket
+
+
+def window(days: DayBuckets, now: int, tz: tzinfo, kind: str) -> dict[str, dict[str, int]]:
+    """Tallies of the event-time window ending at stream time ``now``.
+
+    ``kind`` is ``day`` (the local calendar day of ``now``), ``7d`` (that day
+    and the six before it) or ``month`` (the local calendar month of ``now``).
+    """
+    today = from_us(now).astimezone(tz).date()
+    if kind == "day":
+        first = today
+    elif kind == "7d":
+        first = today - timedelta(days=6)
+    elif kind == "month":
+        first = today.replace(day=1)
+    else:
+        raise ValueError(f"unknown window {kind!r}")
+    lo, hi = first.isoformat(), today.isoformat()
+    gen: dict[str, int] = {}
+    rec: dict[str, int] = {}
+    for day, (g, r) in days.items():
+        if lo <= day <= hi:
+            for m, v in g.items():
+                add_grams(gen, m, v)
+            for m, v in r.items():
+                add_grams(rec, m, v)
+    return {
+        "generated_grams": gen,
+        "recovered_grams": rec,
+        "outstanding_grams": outstanding_of(gen, rec),
+    }
+
+
+def prune_buckets(
+    days: DayBuckets, months: dict[str, MonthBucket], now: int, tz: tzinfo
+) -> None:
+    """Forget day and month buckets older than what is kept behind stream time."""
+    if len(days) > DAY_BUCKETS_KEPT:
+        oldest: date = from_us(now).astimezone(tz).date() - timedelta(days=DAY_BUCKETS_KEPT)
+        cut = oldest.isoformat()
+        for key in [k for k in days if k < cut]:
+            del days[key]
+    if len(months) > MONTH_BUCKETS_KEPT:
+        local = from_us(now).astimezone(tz)
+        n = local.year * 12 + local.month - 1 - (MONTH_BUCKETS_KEPT - 1)
+        first = f"{n // 12:04d}-{n % 12 + 1:02d}"
+        for key in [k for k in months if k < first]:
+            del months[key]

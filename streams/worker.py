@@ -1,0 +1,220 @@
+"""The worker around the Faust app: its one table, and how a batch's results leave it.
+
+:class:`StreamsWorker` owns the ``villages`` table (village id -> whole village state,
+plus one ``~p{n}`` marker per partition), the :class:`~streams.runtime.Runtime` of the
+partitions it owns, and the two ordered steps that end every batch: publish the
+outbox and wait for the acks, then write the table (see :mod:`streams.processor`
+for why in that order). The app factory (:mod:`streams.app`) builds it and registers
+the agent, the views and ``/metrics`` on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from faust.types import TP
+
+from streams.processor import PartitionProcessor, ProcessingConfig
+from streams.runtime import Runtime
+from streams.state import DAY_US, HOUR_US, encode_value
+from streams.topics import Topics
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from streams.app import WorkerOptions
+    from streams.faust_ext import PackloopApp
+
+log = logging.getLogger("packloop.streams")
+
+TABLE_NAME = "villages"
+
+
+class StreamsWorker:
+    """The Faust app with packloop's table, its partitions' processors and the writes
+    that end a batch."""
+
+    def __init__(
+        self, app: PackloopApp, topics: Topics, network: Any, options: WorkerOptions
+    ) -> None:
+        self.app = app
+        self.topics = topics
+        self.network = network
+        self.options = options
+        self.config = ProcessingConfig(
+            dedupe_horizon_us=int(options.dedupe_horizon_days * DAY_US),
+            future_tolerance_us=int(options.future_tolerance_hours * HOUR_US),
+            partitions=options.partitions,
+            source_topic=topics.hub_events,
+        )
+        self.hub_topic = app.topic(
+            topics.hub_events,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=options.partitions,
+        )
+        # Our own changelog topic: Faust derives a table's changelog codecs from
+        # key_type/value_type ("json" for anything but bytes), ours are custom.
+        changelog = app.topic(
+            f"{options.app_id}-{TABLE_NAME}-changelog",
+            key_serializer="packloop_utf8",
+            value_serializer="packloop_state",
+            partitions=options.partitions,
+            compacting=True,
+            deleting=False,
+            acks=False,
+            internal=True,
+        )
+        self.table = app.Table(
+            TABLE_NAME,
+            default=None,
+            partitions=options.partitions,
+            changelog_topic=changelog,
+            recovery_buffer_size=5000,
+        )
+        # faust's TableT leaves out the serializer attributes every faust Collection has
+        self.table.key_serializer = "packloop_utf8"  # type: ignore[attr-defined]
+        self.table.value_serializer = "packloop_state"  # type: ignore[attr-defined]
+        self.runtime = Runtime(self, network, self.config)
+        #: packloop's and Faust's metrics, set when ``/metrics`` is installed
+        self.metrics_registry: CollectorRegistry | None = None
+        self._inflight: list[Any] = []
+        self._inflight_offsets: dict[int, int] = {}
+        self._durable: dict[int, int] = {}
+        self._committed: dict[int, int] = {}
+        app.packloop_seek_hook = self.runtime.seek_positions
+        self._connect_signals()
+
+    def _connect_signals(self) -> None:
+        app = self.app
+        runtime = self.runtime
+
+        # mode types a signal handler as taking any positional arguments; Faust sends these
+        # signals a fixed set, the handler form its documentation shows
+        @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+        async def _assigned(sender: Any, assigned: set[TP], **kw: Any) -> None:
+            app.packloop_gate_open = False  # until the seek after table recovery
+            app.packloop_final_seek = False
+            await runtime.on_assigned(assigned)
+
+        @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+        async def _revoked(sender: Any, revoked: set[TP], **kw: Any) -> None:
+            app.packloop_gate_open = False
+            app.packloop_final_seek = False
+            await runtime.on_revoked(revoked)
+
+        @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+        async def _rebalance_complete(sender: Any, **kw: Any) -> None:
+            app.packloop_final_seek = True  # the next seek uses the recovered table
+
+        @app.timer(self.options.commit_interval_s)
+        async def _commit_durable() -> None:
+            await self.commit_durable()
+
+    # ---- the end of a batch (called by the agent) ----
+
+    async def publish_outbox(self, procs: Iterable[PartitionProcessor]) -> None:
+        """Send every pending pickup notice, dead letter and re-route; wait for acks."""
+        producer = self.app.producer
+        futures = []
+        for proc in procs:
+            ob = proc.outbox
+            if not ob:
+                continue
+            for vid, value in ob.pickups:
+                futures.append(
+                    await producer.send(
+                        self.topics.pickup_requests, vid.encode("utf-8"), value, None, None, None
+                    )
+                )
+            for dead_vid, value in ob.dead_letters:
+                futures.append(
+                    await producer.send(
+                        self.topics.dead_letter,
+                        dead_vid.encode("utf-8") if dead_vid else None,
+                        value,
+                        None,
+                        None,
+                        None,
+                    )
+                )
+            for partition, key, value in ob.reroutes:
+                futures.append(
+                    await producer.send(self.topics.hub_events, key, value, partition, None, None)
+                )
+            ob.clear()
+        if futures:
+            await asyncio.gather(*futures)
+
+    async def write_state(self, procs: Iterable[PartitionProcessor]) -> None:
+        """Table writes of a finished batch: villages first, the partition marker last.
+
+        Sent straight to the producer (not Faust's one-at-a-time buffer), in order, so
+        each changelog partition receives a batch's writes in the order given. The
+        previous batch's writes must be acknowledged before a new batch's are sent:
+        a failure then stops the worker with the changelog still a prefix of the writes.
+        """
+        await self.wait_changelog()
+        producer = self.app.producer
+        topic = self.table.changelog_topic.get_topic_name()
+        data = self.table.data
+        futures = []
+        pending: dict[int, int] = {}
+        for proc in procs:
+            for key, value in proc.checkpoint():
+                data[key] = value
+                futures.append(
+                    await producer.send(
+                        topic, key.encode("utf-8"), encode_value(value), proc.partition, None, None
+                    )
+                )
+            pending[proc.partition] = proc.marker.offset
+        self._inflight = futures
+        self._inflight_offsets = pending
+
+    async def wait_changelog(self) -> None:
+        inflight, self._inflight = self._inflight, []
+        offsets, self._inflight_offsets = self._inflight_offsets, {}
+        if inflight:
+            try:
+                await asyncio.gather(*inflight)
+            except Exception as exc:
+                log.error("changelog write failed, stopping the worker: %r", exc)
+                await self.app.crash(exc)
+                raise
+        for p, offset in offsets.items():
+            if offset >= 0:
+                self._durable[p] = offset + 1
+
+    async def commit_durable(self) -> None:
+        """Commit, per partition, the offset up to which the state is in the changelog.
+
+        Resuming does not depend on it (the table's marker decides), but lag
+        monitoring and tools that read committed offsets see the truth."""
+        topic = self.topics.hub_events
+        offsets = {
+            TP(topic, p): o
+            for p, o in self._durable.items()
+            if p in self.runtime.assigned and self._committed.get(p) != o
+        }
+        if not offsets:
+            return
+        try:
+            # private to faust's Consumer, not on the ConsumerT interface
+            await self.app.consumer._commit(offsets)  # type: ignore[attr-defined]
+            for tp, o in offsets.items():
+                self._committed[tp.partition] = o
+        except Exception as exc:  # a failed commit only delays lag figures
+            log.warning("offset commit failed: %r", exc)
+
+    def run(self, loglevel: str = "info") -> None:
+        """Run the worker in this process until SIGTERM/SIGINT."""
+        from faust.worker import Worker
+
+        worker = Worker(self.app, loglevel=loglevel, quiet=True)
+        worker.execute_from_commandline()

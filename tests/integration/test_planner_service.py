@@ -1,0 +1,125 @@
+"""Planner workers on the real broker: the consumer loop, its group, and a running solve.
+
+The API and the store are tested without a broker in ``tests/services/test_planner.py``;
+here workers consume plan-requests in a consumer group, so what is checked is what only
+Kafka does: a cancelled job's message is skipped and the next one runs, a stopping worker
+hands its job back at once, and a worker joining during a solve gets partitions at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.auth.tokens import TokenStore
+from services.planner import JobStore, PlannerConfig, PlannerWorker, create_app
+from services.planner.store import CANCELLED, DONE
+from tests.helpers import wait_until
+from tests.services.helpers import NETWORK, TINY, big_scenario, wait_for_job, with_time_limit
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def planner_env(kafka, topics, tmp_path) -> Iterator[dict[str, Any]]:
+    tokens = TokenStore(f"sqlite:///{tmp_path}/tokens.db")
+    jobs = JobStore(f"sqlite:///{tmp_path}/plans.db")
+    _, token = tokens.add("planner", "ops")
+    app = create_app(PlannerConfig(kafka=kafka, topics=topics, network=NETWORK, tokens=tokens,
+                                   jobs=jobs, default_time_limit_s=30))
+    workers: list[PlannerWorker] = []
+    threads: list[threading.Thread] = []
+
+    def start_worker(**kw: Any) -> PlannerWorker:
+        w = PlannerWorker(jobs, kafka, topics, group_id=f"g-{topics.prefix}",
+                          lease_s=kw.pop("lease_s", 4.0), **kw)
+        threads.append(w.start())
+        workers.append(w)
+        return w
+
+    with TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {token}"
+        yield {"client": client, "jobs": jobs, "start_worker": start_worker, "token": token,
+               "tokens": tokens}
+    for w in workers:
+        w.stop()
+    wait_until(lambda: not any(t.is_alive() for t in threads), 30, "planner workers to stop")
+    jobs.close()
+    tokens.close()
+
+
+def test_cancel_queued_and_running_jobs(planner_env) -> None:
+    client, jobs = planner_env["client"], planner_env["jobs"]
+    queued = client.post("/v1/plans", json=TINY).json()  # no worker yet
+    gone = client.delete(f"/v1/plans/{queued['job_id']}")
+    assert gone.status_code == 200 and gone.json()["status"] == CANCELLED
+    assert client.delete(f"/v1/plans/{queued['job_id']}").status_code == 409
+    events: list[tuple[str, str]] = []
+    planner_env["start_worker"](on_event=lambda j, what: events.append((j, what)))
+    job = client.post("/v1/plans", json=with_time_limit(big_scenario(), 60)).json()
+    wait_for_job(client, job["job_id"], ("running",))
+    # while it runs, the status shows the solver's progress
+    running = wait_until(
+        lambda: (view := client.get(f"/v1/plans/{job['job_id']}").json()).get("progress")
+        and view, 60, "the running job's progress")
+    assert running["status"] == "running"
+    assert running["progress"]["incumbent"] > 0 and running["progress"]["elapsed_s"] > 0
+    assert running["elapsed_s"] > 0 and running["worker_id"]
+    cancelled = client.delete(f"/v1/plans/{job['job_id']}")
+    assert cancelled.json()["status"] == CANCELLED
+    # the solve is killed, not waited for
+    wait_until(lambda: (job["job_id"], "cancelled") in events, 10, "the worker to stop the solve")
+    assert jobs.get(job["job_id"])["status"] == CANCELLED
+    # the cancelled job's message is not run again: the worker moves on to the next job
+    nxt = client.post("/v1/plans", json=TINY).json()
+    assert wait_for_job(client, nxt["job_id"])["status"] == DONE
+    assert jobs.get(job["job_id"])["status"] == CANCELLED
+
+
+def test_a_stopping_worker_hands_its_job_back(planner_env) -> None:
+    client, jobs = planner_env["client"], planner_env["jobs"]
+    first = planner_env["start_worker"]()
+    job = client.post("/v1/plans", json=with_time_limit(big_scenario(), 60)).json()
+    wait_for_job(client, job["job_id"], ("running",))
+    first.stop()  # graceful: the job goes back to the queue at once, no lease wait
+    wait_for_job(client, job["job_id"], ("queued",), timeout_s=15)
+    planner_env["start_worker"]()
+    wait_for_job(client, job["job_id"], ("running",), timeout_s=60)
+    assert jobs.get(job["job_id"])["attempts"] == 2
+    assert client.delete(f"/v1/plans/{job['job_id']}").json()["status"] == CANCELLED
+
+
+def test_a_worker_joining_during_a_solve_gets_partitions_at_once(planner_env) -> None:
+    """The busy worker keeps polling (paused) mid-solve, so the group rebalances while it
+    solves: a job on the newcomer's partitions runs at once, and when the busy worker then
+    stops, the newcomer takes its job back from the queue."""
+    from streams.processor import murmur2_partition
+
+    client, jobs = planner_env["client"], planner_env["jobs"]
+    first = planner_env["start_worker"]()
+    big = client.post("/v1/plans", json=with_time_limit(big_scenario(), 90)).json()
+    wait_for_job(client, big["job_id"], ("running",))
+    second = planner_env["start_worker"]()
+    # the busy worker may still be finishing its own join
+    wait_until(lambda: second.partitions, 20, "partitions for the worker that joined")
+    assert not first.partitions & second.partitions
+    assert jobs.get(big["job_id"])["worker_id"] == first.worker_id
+    # a job keyed onto the newcomer's partitions runs while the first worker still solves
+    for _ in range(40):
+        small = client.post("/v1/plans", json=TINY).json()
+        if murmur2_partition(small["job_id"].encode(), 4) in second.partitions:
+            break
+        assert client.delete(f"/v1/plans/{small['job_id']}").status_code == 200
+    done = wait_for_job(client, small["job_id"], timeout_s=40)
+    assert done["status"] == DONE and done["worker_id"] == second.worker_id
+    assert jobs.get(big["job_id"])["status"] == "running"
+    first.stop()  # hands the job back; the newcomer, idle and in the group, takes it
+    job = wait_until(
+        lambda: (row := jobs.get(big["job_id"]))["worker_id"] == second.worker_id and row,
+        30, "the worker that joined to take the job back")
+    assert job["status"] == "running" and job["attempts"] == 2
+    assert client.delete(f"/v1/plans/{big['job_id']}").json()["status"] == CANCELLED

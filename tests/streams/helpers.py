@@ -1,0 +1,213 @@
+"""Helpers shared by the stream tests (never imported from a ``test_*.py`` module).
+
+:class:`Harness` runs real partition processors over in-memory logs and keeps a
+changelog the way Kafka would, so crashes and short recoveries can be simulated
+without a broker. :class:`MonthModel` extends the independent reference model
+(:mod:`tests.streams.reference`) with the officer's monthly figures. ``SHIPMENT``,
+``RETURN`` and ``COLLECTED`` are the event contract's own examples.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from streams.network import Network, load_network
+from streams.processor import PartitionProcessor, ProcessingConfig, murmur2_partition
+from streams.state import (
+    PartitionMarker,
+    VillageState,
+    decode_value,
+    encode_value,
+    marker_key,
+)
+from streams.views import local_status
+from tests.streams.reference import Model, parse_ts
+
+#: a wall clock far in the future: no generated event is "from the future"
+WALL = 4_000_000_000 * 1_000_000
+SAMPLE = load_network()
+
+SHIPMENT = {
+    "type": "shipment", "schema_version": 1, "event_id": "0b9e6c1e-5f4e-4b8e-9a63-2f1c0d7e9a11",
+    "occurred_at": "2026-11-11T08:30:00Z", "hub_id": "H01", "village_id": "H01-V007",
+    "shipment_id": "S-000123", "direction": "down", "temperature_class": "chilled",
+    "weight_grams": 2300,
+    "packaging": [{"material": "cardboard", "count": 1, "grams": 200},
+                  {"material": "ice_pack", "count": 2, "grams": 500}],
+    "containers": [{"container_type": "insulated_box", "container_id": "IB-0042"}],
+}
+RETURN = {"type": "packaging_return", "schema_version": 1, "event_id": "r-1",
+          "occurred_at": "2026-11-11T09:00:00Z", "hub_id": "H01", "village_id": "H01-V007",
+          "container_type": "insulated_box", "count": 2, "condition": "ok"}
+COLLECTED = {"type": "recycling_collected", "schema_version": 1, "event_id": "c-1",
+             "occurred_at": "2026-11-11T10:00:00Z", "hub_id": "H01", "village_id": "H01-V007",
+             "collected_grams": {"cardboard": 12000, "eps_foam": 800}, "pickup_id": "P-H01-V007-3"}
+
+
+class Harness:
+    """Feeds records to processors in batches, keeps the changelog like Kafka would."""
+
+    def __init__(self, partitions: int = 1, network: Network = SAMPLE) -> None:
+        self.partitions = partitions
+        self.network = network
+        self.config = ProcessingConfig(partitions=partitions)
+        self.changelog: dict[int, list[tuple[str, bytes]]] = {p: [] for p in range(partitions)}
+        self.published: list[bytes] = []
+        self.dead: list[dict] = []
+        self.logs: dict[int, list[tuple[bytes, bytes]]] = {p: [] for p in range(partitions)}
+        self.procs: dict[int, PartitionProcessor] = {}
+        self.pos: dict[int, int] = {}
+
+    def produce(self, raw: bytes, key: str | None = None, partition: int | None = None) -> None:
+        k = (key or orjson.loads(raw)["village_id"]).encode()
+        p = murmur2_partition(k, self.partitions) if partition is None else partition
+        self.logs[p].append((k, raw))
+
+    def recover(self, p: int, cut: int | None = None) -> None:
+        """Rebuild partition p's processor from its changelog (the first ``cut`` writes
+        only: a short recovery), as a worker does after a rebalance or a crash."""
+        log = self.changelog[p] if cut is None else self.changelog[p][:cut]
+        table: dict[str, Any] = {}
+        for key, value in log:
+            table[key] = decode_value(value)
+        villages = {k: v for k, v in table.items() if isinstance(v, VillageState)}
+        marker = table.get(marker_key(p))
+        proc = PartitionProcessor(p, self.network, self.config, villages, marker)
+        proc.resume()
+        self.procs[p] = proc
+        self.pos[p] = (marker.offset + 1) if isinstance(marker, PartitionMarker) else 0
+        if cut is not None:
+            self.changelog[p] = list(log)
+
+    def run(
+        self,
+        p: int,
+        batch: int,
+        stop_after_batches: int | None = None,
+        land: float = 1.0,
+    ) -> bool:
+        """Process partition p to its end; optionally crash after some batches, with only
+        a fraction ``land`` of the last batch's changelog writes landing."""
+        if p not in self.procs:
+            self.recover(p)
+        proc = self.procs[p]
+        done = 0
+        while self.pos[p] < len(self.logs[p]):
+            start = self.pos[p]
+            chunk = self.logs[p][start : start + batch]
+            for i, (k, v) in enumerate(chunk):
+                proc.process(start + i, k, v, WALL)
+            self.pos[p] = start + len(chunk)
+            for _vid, body in proc.outbox.pickups:
+                self.published.append(body)
+            for _vid, body in proc.outbox.dead_letters:
+                self.dead.append(orjson.loads(body))
+            for part, key, value in proc.outbox.reroutes:
+                self.logs[part].append((key, value))
+            proc.outbox.clear()
+            writes = [(k, encode_value(v)) for k, v in proc.checkpoint()]
+            done += 1
+            if stop_after_batches is not None and done >= stop_after_batches:
+                n = int(len(writes) * land)
+                self.changelog[p].extend(writes[:n])
+                del self.procs[p]
+                return False
+            self.changelog[p].extend(writes)
+        return True
+
+    def status(self) -> dict:
+        """``/local/status`` over every processor (what one worker owning all would say)."""
+        villages = []
+        markers = []
+        for _p, proc in self.procs.items():
+            villages += [(s, proc.stream_time) for s in proc.villages.values()]
+            markers.append(proc.marker)
+        return local_status(villages, markers,
+                            int(self.network.container_overdue_days * 86400e6))
+
+
+def local_month(at: datetime, network: Network = SAMPLE) -> str:
+    return at.astimezone(network.timezone).strftime("%Y-%m")
+
+
+class MonthModel(Model):
+    """The reference model, recording applied events and pickup transitions by month."""
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.applied_events: list[dict] = []
+        self.pickups: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+        self.sla = timedelta(hours=self.net.pickup_sla_hours)
+
+    def _tick(self, vid: str, v: Any, now: datetime, trig: datetime) -> None:
+        n, overdue = v.n, v.overdue_count
+        opened = v.opened_at
+        super()._tick(vid, v, now, trig)
+        if v.n > n:
+            self.pickups[(vid, local_month(trig, self.net))][0] += 1
+        if v.overdue_count > overdue:
+            self.pickups[(vid, local_month(opened + self.sla, self.net))][2] += 1
+
+    def feed(self, e: dict) -> None:
+        v = self.v.get(e["village_id"])
+        was_open = v.open if v is not None else None
+        applied = self.applied
+        super().feed(e)
+        if self.applied > applied:
+            self.applied_events.append(e)
+            if (
+                e["type"] == "recycling_collected"
+                and was_open is not None
+                and e.get("pickup_id") == was_open
+            ):
+                month = local_month(parse_ts(e["occurred_at"]), self.net)
+                self.pickups[(e["village_id"], month)][1] += 1
+
+
+def expected_months(m: MonthModel) -> dict[tuple[str, str], dict[str, Any]]:
+    """Per (village, local month): generated, recovered, containers and pickups, computed
+    from the events the model applied."""
+    net = m.net
+    units = {ct.value: (s.material.value, s.unit_grams) for ct, s in net.container_types.items()}
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def row(vid: str, month: str) -> dict[str, Any]:
+        return out.setdefault((vid, month), {
+            "gen": defaultdict(int), "rec": defaultdict(int),
+            "cont": defaultdict(lambda: [0, 0, 0, 0]),
+        })
+
+    for e in m.applied_events:
+        r = row(e["village_id"], local_month(parse_ts(e["occurred_at"]), net))
+        t = e["type"]
+        if t == "shipment" and e["direction"] == "down":
+            for item in e["packaging"]:
+                r["gen"][item["material"]] += item["grams"]
+            for c in e.get("containers", []):
+                r["cont"][c["container_type"]][0] += 1
+        elif t == "packaging_return":
+            c = r["cont"][e["container_type"]]
+            if e["condition"] == "lost":
+                c[3] += e["count"]
+            else:
+                c[1] += e["count"]
+                if e["condition"] == "damaged":
+                    c[2] += e["count"]
+            if e["condition"] != "ok":
+                mat, unit = units[e["container_type"]]
+                r["gen"][mat] += e["count"] * unit
+        elif t == "recycling_collected":
+            for mat, g in e["collected_grams"].items():
+                r["rec"][mat] += g
+        elif t == "waste_adjustment":
+            for mat, g in e.get("generated_grams", {}).items():
+                r["gen"][mat] += g
+            for mat, g in e.get("recovered_grams", {}).items():
+                r["rec"][mat] += g
+    for (vid, month), pk in m.pickups.items():
+        out.setdefault((vid, month), {"gen": {}, "rec": {}, "cont": {}})["pk"] = pk
+    return out
