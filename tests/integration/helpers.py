@@ -26,14 +26,12 @@ from services.broker import free_port
 from streams.consume import iter_topic
 from streams.kafka import KafkaConnection
 from streams.topics import Topics
-from tests.helpers import WaitTimeout, wait_until
+from tests.helpers import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
 #: The CLI as an operator runs it: a fresh interpreter on this checkout.
 PACKLOOP = (sys.executable, "-m", "services.cli")
-
-FINISHED_JOB = ("done", "failed", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -247,28 +245,6 @@ def wait_settled(
 
 
 ReadyWorker = Callable[[int], tuple[Topics, WorkerProcess]]
-
-
-def wait_job_finished(client: Any, job_id: str, timeout: float,
-                      worker: subprocess.Popen[Any] | None = None,
-                      log: Path | None = None) -> dict[str, Any]:
-    """A plan job (through the planner API ``client``) once it is done, failed or cancelled.
-
-    With ``worker``, the wait ends at once if that planner process exits (``log`` shown).
-    """
-
-    def finished() -> dict[str, Any] | NotYet:
-        if worker is not None and worker.poll() is not None:
-            tail = log.read_text(errors="replace")[-3000:] if log else ""
-            pytest.fail(f"planner worker exited ({worker.returncode}): {tail}", pytrace=False)
-        job = client.get(f"/v1/plans/{job_id}").json()
-        return job if job["status"] in FINISHED_JOB else NotYet(job)
-
-    try:
-        return wait_until(finished, timeout, f"plan job {job_id} to finish")
-    except WaitTimeout as exc:
-        tail = log.read_text(errors="replace")[-3000:] if log else ""
-        raise WaitTimeout(f"{exc}\n{tail}") from None
 
 
 def notice(kind: str, hub: str, village: str, event_id: str) -> dict[str, Any]:

@@ -32,8 +32,8 @@ from streams.consume import read_topic
 from streams.kafka import KafkaConnection
 from streams.network import load_network
 from streams.topics import Topics, create_topics
-from tests.integration.helpers import REPO, packloop, wait_job_finished
-from tests.services.helpers import shipment
+from tests.integration.helpers import REPO, packloop
+from tests.services.helpers import shipment, wait_for_job
 
 
 def make_cert(directory: Path, name: str, cn: str = "localhost") -> tuple[Path, Path]:
@@ -217,7 +217,7 @@ def test_planner_job_runs_over_tls(tls_broker, tmp_path) -> None:
         with TestClient(app) as client:
             client.headers["Authorization"] = f"Bearer {token}"
             job_id = client.post("/v1/plans", json=scenario).json()["job_id"]
-            job = wait_job_finished(client, job_id, 90)
+            job = wait_for_job(client, job_id, timeout_s=90)
             assert job["status"] == "done", job
         [published] = read_topic(kafka, topics.plan_results, expected=1)
         assert orjson.loads(published.value)["job_id"] == job_id

@@ -25,9 +25,9 @@ from tests.integration.helpers import (
     WorkerProcess,
     packloop,
     produce,
-    wait_job_finished,
     wait_settled,
 )
+from tests.services.helpers import wait_for_job
 
 NET = load_network()
 HUBS = ("H01", "H02")
@@ -117,7 +117,7 @@ def test_from_state_plan_uses_the_streams_waste_pools_and_demand(
                 if v["open_pickup"] and NET.villages[vid].hub_id in HUBS}
 
             # and the job runs to a plan
-            job = wait_job_finished(client, job_id, 180)
+            job = wait_for_job(client, job_id, timeout_s=180)
             assert job["status"] == "done", job
             assert job["summary"]["kpis"]["joint"]["trips"] > 0
     finally:

@@ -16,10 +16,11 @@ from fastapi.testclient import TestClient
 
 from services.auth.tokens import TokenStore
 from services.planner import JobStore, PlannerConfig, create_app
+from services.planner.store import FINAL
 from streams.consume import read_topic
 from streams.network import load_network
 from tests.helpers import wait_until
-from tests.integration.helpers import FINISHED_JOB, NotYet, start_planner_worker, terminate
+from tests.integration.helpers import NotYet, start_planner_worker, terminate
 from tests.services.helpers import big_scenario
 
 
@@ -66,7 +67,7 @@ def test_two_workers_three_jobs_each_once_and_a_killed_worker_hands_over(
             # every job finishes
             def finished() -> dict[str, str] | NotYet:
                 states = {j: jobs.get(j)["status"] for j in ids}
-                if all(s in FINISHED_JOB for s in states.values()):
+                if all(s in FINAL for s in states.values()):
                     return states
                 return NotYet((states, [(tmp_path / f"worker{i}.log").read_text()[-2000:]
                                         for i in (1, 2)]))

@@ -24,8 +24,9 @@ from services.planner import JobStore, PlannerConfig, create_app
 from services.planner.store import CANCELLED, DONE, FAILED, QUEUED, RUNNING
 from services.settings import Settings
 from streams.consume import read_topic
-from tests.integration.helpers import start_planner_worker, terminate, wait_job_finished
-from tests.services.helpers import TINY
+from tests.helpers import WaitTimeout
+from tests.integration.helpers import start_planner_worker, terminate
+from tests.services.helpers import TINY, wait_for_job
 
 
 def test_the_fixture_gives_a_real_postgresql_server(postgres_url: str) -> None:
@@ -280,7 +281,10 @@ def test_a_plan_job_end_to_end_with_postgresql(pg_db_url, kafka, topics, tmp_pat
                                                   "options": {"time_limit_s": 20}})
             assert resp.status_code == 202, resp.text
             job_id = resp.json()["job_id"]
-            job = wait_job_finished(client, job_id, 120, worker=worker, log=log)
+            try:
+                job = wait_for_job(client, job_id, timeout_s=120)
+            except WaitTimeout as exc:
+                raise AssertionError(f"{exc}\n{log.read_text()[-3000:]}") from None
             assert job["status"] == DONE, (job, log.read_text()[-3000:])
             assert job["name"] == "tinyrun"
             assert job["attempts"] == 1 and job["worker_id"].split("-")[-2] == str(worker.pid)
