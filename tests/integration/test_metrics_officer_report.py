@@ -11,33 +11,24 @@ from __future__ import annotations
 import csv
 import io
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import pytest
 
 from streams.network import load_network
 from streams.topics import Topics
-from tests.integration.conftest_streams import REPO, WorkerProcess, produce, wait_settled
+from tests.integration.helpers import WorkerProcess, packloop, produce, wait_settled
 from tests.streams.helpers import MonthModel, expected_months
 from tests.streams.reference import generate, to_lines
-
-pytestmark = pytest.mark.integration
 
 NET = load_network()
 
 
 def report(url: str, month: str, fmt: str = "csv") -> str:
-    env = dict(os.environ, PACKLOOP_WORKER_URL=url)
-    out = subprocess.run(
-        [sys.executable, "-c", "from services.cli import main; main()", "report", "officer",
-         "--month", month, "--format", fmt],
-        cwd=REPO, env=env, capture_output=True, timeout=60, text=True,
-    )
+    out = packloop("report", "officer", "--month", month, "--format", fmt,
+                   env=dict(os.environ, PACKLOOP_WORKER_URL=url), timeout=60)
     assert out.returncode == 0, out.stderr
     return out.stdout
 
