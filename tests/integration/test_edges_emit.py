@@ -4,16 +4,11 @@ and counted as rejected, so "accepted" is what the worker applies."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import orjson
-import pytest
 
 from streams.consume import read_topic
+from tests.integration.helpers import packloop
 from tests.services.helpers import days_ago, shipment
-
-pytestmark = pytest.mark.integration
 
 
 def test_emit_refuses_future_and_too_late_events_up_front(kafka, topics, tmp_path) -> None:
@@ -22,13 +17,9 @@ def test_emit_refuses_future_and_too_late_events_up_front(kafka, topics, tmp_pat
     late = shipment(occurred_at=days_ago(40))
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\n".join(orjson.dumps(e) for e in (good, ahead, late)) + b"\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "services.cli", "emit", str(path), "--bootstrap",
-         kafka.bootstrap_servers, "--json"],
-        capture_output=True, timeout=120,
-        env={"PACKLOOP_TOPIC_PREFIX": topics.prefix, "PATH": "/usr/bin:/bin",
-             "PACKLOOP_ACCEPT_MAX_LATENESS_DAYS": "30"},
-    )
+    result = packloop("emit", str(path), "--bootstrap", kafka.bootstrap_servers, "--json",
+                      env={"PACKLOOP_TOPIC_PREFIX": topics.prefix, "PATH": "/usr/bin:/bin",
+                           "PACKLOOP_ACCEPT_MAX_LATENESS_DAYS": "30"})
     assert result.returncode == 1, result.stderr
     summary = orjson.loads(result.stdout)
     assert (summary["accepted"], summary["rejected"]) == (1, 2), summary

@@ -4,31 +4,20 @@ unknown village exit 2 with the reason."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-import pytest
 
 from services.reports.officer import month_shift
 from streams.network import load_network
 from streams.topics import Topics
-from tests.integration.conftest_streams import REPO, WorkerProcess, produce, wait_settled
+from tests.integration.helpers import WorkerProcess, packloop, produce, wait_settled
 from tests.services.helpers import shipment, stamp
 
-pytestmark = pytest.mark.integration
-
 NET = load_network()
-
-
-def packloop(worker: WorkerProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from services.cli import main; main()", *args],
-                          cwd=REPO, env=worker.env(), capture_output=True, text=True,
-                          timeout=120)
 
 
 def local_month(at: datetime) -> str:
@@ -51,7 +40,8 @@ def test_the_report_counts_the_months_dead_letters_and_refuses_empty_months(
     wait_settled([worker], len(lines))
 
     month = local_month(now - timedelta(minutes=5))
-    result = packloop(worker, "report", "officer", "--month", month, "--format", "json")
+    result = packloop("report", "officer", "--month", month, "--format", "json",
+                      env=worker.env())
     assert result.returncode == 0, result.stderr
     report = orjson.loads(result.stdout)
     expected = Counter({"future_timestamp": 1} if local_month(ahead_at) == month else {})
@@ -61,10 +51,11 @@ def test_the_report_counts_the_months_dead_letters_and_refuses_empty_months(
     assert county["level"] == "county" and county["generated_grams"] == 3 * 200
     assert report["generated_at"][:10] == datetime.now(NET.timezone).date().isoformat()
 
-    future = packloop(worker, "report", "officer", "--month", month_shift(month, 2))
+    future = packloop("report", "officer", "--month", month_shift(month, 2), env=worker.env())
     assert future.returncode == 2 and "is in the future" in future.stderr, future.stderr
-    unknown = packloop(worker, "status", "--village", "H99-V001")
+    unknown = packloop("status", "--village", "H99-V001", env=worker.env())
     assert unknown.returncode == 2 and "unknown village 'H99-V001'" in unknown.stderr
-    hub = packloop(worker, "status", "--hub", "H01", "--json", "--worker-url", worker.url)
+    hub = packloop("status", "--hub", "H01", "--json", "--worker-url", worker.url,
+                   env=worker.env())
     assert hub.returncode == 0, hub.stderr
     assert list(orjson.loads(hub.stdout)["villages"]) == ["H01-V001"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,9 +27,7 @@ from services.broker import free_port
 from streams.network import load_network
 from streams.topics import Topics
 from tests.helpers import wait_until
-from tests.integration.conftest_streams import REPO, WorkerProcess
-
-pytestmark = pytest.mark.integration
+from tests.integration.helpers import PACKLOOP, REPO, WorkerProcess, terminate
 
 NET = load_network()
 HEAVY_VILLAGE = "H01-V003"
@@ -57,20 +54,10 @@ class Gateway:
         env.pop("PACKLOOP_WORKER_URL")
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", "from services.cli import main; main()", "gateway",
-                 "--port", str(self.port), "--worker-url", worker.url, "--log-level",
-                 "warning"],
+                [*PACKLOOP, "gateway", "--port", str(self.port), "--worker-url", worker.url,
+                 "--log-level", "warning"],
                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
 
 
 @pytest.fixture
@@ -84,7 +71,7 @@ def gateway_factory(tmp_path: Path) -> Iterator[Callable[[WorkerProcess, str], G
 
     yield make
     for gw in made:
-        gw.stop()
+        terminate(gw.proc)
 
 
 def run_block(block: str, env: dict[str, str]) -> str:

@@ -10,33 +10,25 @@ from __future__ import annotations
 
 import csv
 import io
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import pytest
 
 from streams.network import load_network
 from streams.topics import Topics
-from tests.integration.conftest_streams import REPO, WorkerProcess, produce, wait_settled
+from tests.integration.helpers import WorkerProcess, packloop, produce, wait_settled
 from tests.streams.helpers import MonthModel, expected_months
 from tests.streams.reference import generate, to_lines
-
-pytestmark = pytest.mark.integration
 
 NET = load_network()
 
 
 def report(worker: WorkerProcess, month: str, fmt: str = "csv") -> str:
-    env = worker.env()  # its broker, topics and URL: the report reads the dead letters too
-    out = subprocess.run(
-        [sys.executable, "-c", "from services.cli import main; main()", "report", "officer",
-         "--month", month, "--format", fmt],
-        cwd=REPO, env=env, capture_output=True, timeout=60, text=True,
-    )
+    # the worker's broker, topics and URL: the report reads the dead letters too
+    out = packloop("report", "officer", "--month", month, "--format", fmt,
+                   env=worker.env(), timeout=60)
     assert out.returncode == 0, out.stderr
     return out.stdout.removeprefix("\ufeff")
 
