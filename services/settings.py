@@ -164,6 +164,14 @@ class Settings(BaseSettings):
     )
     planner_threads: int = Field(1, ge=1, description="Solver threads per job.")
 
+    # What the gateway and `emit` accept up front (the worker's rules, applied before
+    # answering, so that an accepted event is applied)
+    accept_max_lateness_days: float = Field(
+        90.0, gt=0,
+        description="The gateway and `emit` refuse events further behind the clock "
+        "(reason too_late); the worker's dedupe horizon must cover at least this.",
+    )
+
     def kafka(self) -> KafkaConnection:
         return KafkaConnection(
             bootstrap_servers=self.kafka_bootstrap,

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from services.cli.context import settings_from
+from services.cli.context import settings_from, worker_url_option
 from services.settings import Settings
 
 
@@ -57,9 +57,11 @@ def check_kafka(settings: Settings) -> None:
 @click.option("--log-level", default="info", show_default=True)
 @click.option("--openapi", "print_openapi", is_flag=True,
               help="Print the OpenAPI document (JSON) and exit.")
+@worker_url_option
 @click.pass_context
 def gateway(ctx: click.Context, host: str | None, port: int | None,
-            kafka_bootstrap: str | None, log_level: str, print_openapi: bool) -> None:
+            kafka_bootstrap: str | None, log_level: str, print_openapi: bool,
+            worker_url: str | None) -> None:
     """Run the hub ingestion gateway (POST /v1/events, pickups, webhooks; /docs)."""
     import uvicorn
 
@@ -67,7 +69,7 @@ def gateway(ctx: click.Context, host: str | None, port: int | None,
     from streams.network import NetworkError
 
     settings = settings_from(ctx, gateway_host=host, gateway_port=port,
-                         kafka_bootstrap=kafka_bootstrap)
+                         kafka_bootstrap=kafka_bootstrap, worker_url=worker_url)
     if print_openapi:
         offline = settings.model_copy(update={"token_db_url": "sqlite://"})
         _echo_openapi(create_app(GatewayConfig.from_settings(offline)))
@@ -80,7 +82,8 @@ def gateway(ctx: click.Context, host: str | None, port: int | None,
         raise click.ClickException(str(exc)) from None
     app = create_app(config)
     click.echo(f"gateway on http://{settings.gateway_host}:{settings.gateway_port} "
-               f"(OpenAPI: /openapi.json, docs: /docs)", err=True)
+               f"(OpenAPI: /openapi.json, docs: /docs); pickups from the worker at "
+               f"{settings.worker_url}", err=True)
     uvicorn.run(app, host=settings.gateway_host, port=settings.gateway_port,
                 log_level=log_level.lower(), server_header=False)
 
@@ -95,9 +98,11 @@ def gateway(ctx: click.Context, host: str | None, port: int | None,
 @click.option("--log-level", default="info", show_default=True)
 @click.option("--openapi", "print_openapi", is_flag=True,
               help="Print the OpenAPI document (JSON) and exit.")
+@worker_url_option
 @click.pass_context
 def planner(ctx: click.Context, host: str | None, port: int | None, workers: int, no_api: bool,
-            kafka_bootstrap: str | None, log_level: str, print_openapi: bool) -> None:
+            kafka_bootstrap: str | None, log_level: str, print_openapi: bool,
+            worker_url: str | None) -> None:
     """Run the planner job service: the HTTP API and planner workers.
 
     Workers on several machines share the jobs through the consumer group
@@ -110,7 +115,7 @@ def planner(ctx: click.Context, host: str | None, port: int | None, workers: int
     from streams.network import NetworkError
 
     settings = settings_from(ctx, planner_host=host, planner_port=port,
-                         kafka_bootstrap=kafka_bootstrap)
+                         kafka_bootstrap=kafka_bootstrap, worker_url=worker_url)
     if print_openapi:
         offline = settings.model_copy(update={"token_db_url": "sqlite://"})
         _echo_openapi(create_app(PlannerConfig.from_settings(offline, jobs=JobStore("sqlite://"))))
