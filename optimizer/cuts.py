@@ -19,14 +19,9 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-import pyomo.environ as pyo
 
 from optimizer.scenario import Scenario
-
-if TYPE_CHECKING:
-    from optimizer.model import BuiltModel, Mode, TripType
+from optimizer.trips import ALL, WASTE, Mode, TripType, compatible_compartments, service_days
 
 # what must fit: ("down", class | ALL), ("up", class), ("back", ALL)
 Kind = tuple[str, str]
@@ -69,8 +64,6 @@ def capacity_cover_rows(
     what the row is, for infeasibility diagnoses: (unit, village or hub, direction, class,
     first day, last day, δ). A cover over several days is kept only if it says more than the
     single days it spans."""
-    from optimizer.model import ALL, WASTE, compatible_compartments, service_days
-
     cls = s.class_by_id()
     vts = {v.vehicle_type: v for v in s.vehicle_types}
     hub_of = {v.village_id: v.hub_id for v in s.villages}
@@ -147,13 +140,3 @@ def capacity_cover_rows(
                     rows[key] = ({t: math.ceil(r / delta - EPS) for t, r in rooms.items()}, rhs)
     return rows
 
-
-def add_capacity_covers(b: BuiltModel, s: Scenario) -> int:
-    """Add the covers to `b.model` as `cap_cover`; returns how many."""
-    rows = capacity_cover_rows(s, b.trips, b.mode, b.hubs, b.has_trunk)
-    m = b.model
-    m.cap_cover = pyo.Constraint(
-        list(rows),
-        rule=lambda m, *r: sum(c * m.trips[t] for t, c in rows[r][0].items()) >= rows[r][1],
-    )
-    return len(rows)

@@ -3,7 +3,7 @@ backhaul, built in Pyomo from a scenario and its candidate trips.
 
 The maths (sets, variables, constraints, objective) is written out in docs/optimizer.md; the
 constraint names here are the names used there. This module only builds: solving is
-optimizer.solve_highs, turning values into a plan is optimizer.plan.
+optimizer.solver, turning values into a plan is optimizer.plan.
 
 Modes share one builder so that the baselines are computed by the same code as the joint
 plan (an unfair baseline is the easiest way to flatter a model):
@@ -20,32 +20,21 @@ import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Literal
 
 import pyomo.environ as pyo
 
-from optimizer.cuts import add_capacity_covers
+from optimizer.cuts import capacity_cover_rows
 from optimizer.routes import DistanceOracle, Route
 from optimizer.scenario import Scenario, VehicleType
-
-Mode = Literal["joint", "single_use", "uncoordinated"]
-ALL = "all"
-WASTE = "waste"
-
-
-@dataclass(frozen=True)
-class TripType:
-    """A way to run a trip: route, vehicle type, day, and what it may carry (`purpose`)."""
-
-    hub_id: str
-    route: Route | None  # None for a trunk leg county <-> hub
-    vehicle_type: str
-    day: int
-    purpose: str  # ALL, a class id, or WASTE
-
-    @property
-    def km(self) -> float:
-        return self.route.km if self.route is not None else 0.0
+from optimizer.trips import (
+    ALL,
+    WASTE,
+    Mode,
+    TripType,
+    compatible_compartments,
+    service_days,
+    vehicle_co2e_per_km,
+)
 
 
 @dataclass
@@ -67,38 +56,6 @@ class BuiltModel:
     has_trunk: bool
     build_s: float = 0.0
     unservable: list[tuple[str, int, str, str]] = field(default_factory=list)
-    descriptions: dict[str, str] = field(default_factory=dict)
-
-
-def service_days(scenario: Scenario, group_index: int, mode: Mode) -> list[int]:
-    """Days on which a demand group may be served: its window, clipped to the horizon."""
-    g = scenario.demand[group_index]
-    if mode == "uncoordinated":
-        return [g.day]
-    return list(range(g.day, min(g.day + g.flex_days, scenario.horizon_days - 1) + 1))
-
-
-def compatible_compartments(
-    scenario: Scenario, vt: VehicleType, class_id: str
-) -> list[tuple[str, bool]]:
-    """Compartments a class may ride in on this vehicle, each with `needs_passive`.
-
-    Its own compartment always; a non-refrigerated compartment too when the class is
-    refrigerated, the vehicle allows passive cold packaging and the parcel is so packed.
-    """
-    cls = scenario.class_by_id()
-    out = []
-    if class_id in vt.compartments_litres:
-        out.append((class_id, False))
-    if cls[class_id].refrigerated and vt.passive_cold_allowed:
-        for k in vt.compartments_litres:
-            if k != class_id and not cls[k].refrigerated:
-                out.append((k, True))
-    return out
-
-
-def vehicle_co2e_per_km(vt: VehicleType) -> float:
-    return vt.co2e_per_km_kg * (1.0 + (vt.reefer_uplift if vt.refrigerated else 0.0))
 
 
 def build_model(
@@ -708,6 +665,10 @@ def build_model(
         unservable=unservable,
     )
     if capacity_covers:
-        add_capacity_covers(built, s)
+        rows = capacity_cover_rows(s, trips, mode, hub_ids, has_trunk)
+        m.cap_cover = pyo.Constraint(
+            list(rows),
+            rule=lambda m, *r: sum(c * m.trips[t] for t, c in rows[r][0].items()) >= rows[r][1],
+        )
     built.build_s = time.perf_counter() - t0
     return built

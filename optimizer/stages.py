@@ -13,11 +13,12 @@ from typing import Any, Literal
 import pyomo.environ as pyo
 
 from optimizer.diagnose import describe_row, describe_unservable
-from optimizer.model import BuiltModel, Mode, TripType, build_model
+from optimizer.model import BuiltModel, build_model
 from optimizer.plan import extract_plan
 from optimizer.routes import hub_routes
 from optimizer.scenario import Scenario
 from optimizer.solver import Progress, ProgressFn, SolveResult, relative_gap, run_highs
+from optimizer.trips import Mode, TripType
 from optimizer.warmstart import copy_values, set_values, uncoordinated_as_start, values_of
 
 # Share of the time limit given to each stage; the joint solve gets what is left.
