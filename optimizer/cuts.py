@@ -2,9 +2,9 @@
 
 The relaxation of the joint model lets a trip run a fraction of a time: the overflow of a
 cluster's parcels that does not fit on its milk run rides on 0.1 of an extra van, and a hub's
-trunk leg runs 1.1 times a day. On the county week that rounding was most of the gap between
-the relaxation and the optimum (largest hub: 16,799 vs 18,258 CNY), and the branch and bound
-spent its time proving it. Each cover here says: the trips that can reach a set of villages
+trunk leg runs 1.1 times a day. That rounding is most of the gap between the relaxation and
+the optimum, and without the covers the branch and bound spends its time proving it (figures
+in docs/optimizer.md). Each cover here says: the trips that can reach a set of villages
 in a span of days must together offer room for the litres that have to move there then, and
 since trips come whole, after dividing by a capacity δ the count rounds up (Chvátal–Gomory):
 

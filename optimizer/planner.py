@@ -35,13 +35,12 @@ from optimizer.stages import (
 
 # A hub group's budget is OVERCOMMIT times its proportional share of the time left (always
 # capped by the deadline). Groups go out largest first and many stop at the requested gap
-# before their budget, so a strictly proportional split left the large groups at their time
-# limit above the gap while the last ones finished early and left both workers idle for the
-# last ~20 s of the county week.
+# before their budget: a strictly proportional split leaves the large groups at their time
+# limit above the gap while the last ones finish early and the workers idle.
 OVERCOMMIT = 1.25
 # Wall time a small hub group needs at the least (four stages at their 1 s floors, building
-# included; measured 2-3.5 s): kept back for the groups not yet started, so that the last
-# groups are not pushed past the deadline (at 200 % of the county they were, by 5 s).
+# included), kept back for the groups not yet started so that the last ones are not pushed
+# past the deadline.
 MIN_GROUP_S = 2.5
 
 
@@ -87,9 +86,9 @@ def _second_pass(s: Scenario, parts: list[dict[str, StageOutcome]], pool, deadli
     """Give the time the quick hub groups left over to the groups that stopped above the
     gap at their budget, most absolute gap first, until the deadline.
 
-    Budgets are set when a group starts, before anyone knows which groups are hard; on the
-    county week most groups reach the gap in a fraction of their budget and the last
-    seconds were left idle while one or two hubs held the county gap above the target."""
+    Budgets are set when a group starts, before anyone knows which groups are hard: most
+    groups reach the gap in a fraction of their budget, while one or two may hold the
+    county gap above the target."""
     if deadline is None:
         return
 
