@@ -16,8 +16,8 @@ import pytest
 
 import optimizer
 from optimizer import parse_vrp, read_sol
+from tests.optimizer.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 CVRPLIB = ROOT.parent / "shared" / "cvrplib"
 OPTIMA = {"P-n16-k8": 450, "E-n13-k4": 247, "E-n22-k4": 375, "E-n23-k3": 569}
 
