@@ -3,14 +3,14 @@ how much of the Pyomo path's overhead is Pyomo's.
 
     .venv/bin/python bench/optimizer_highspy_arrays.py [--scale 100] [--time-limit 120]
 
-It mirrors optimizer/model.py in joint mode (same candidate trips, same rows, docs/optimizer.md)
+It mirrors optimizer/model/ in joint mode (same candidate trips, same rows, docs/optimizer.md)
 and checks that it is the same model: equal column, row and non-zero counts and equal LP
 relaxation optimum against the Pyomo path. It prints build time, hand-over time and HiGHS's run
 time for the MILP with the same time limit and gap.
 
 One difference: trip counts are bounded here by fleet x trips per day only, not by the
-tighter "trips needed" bounds of optimizer/model.py (they do not bind the LP relaxation: equal
-optima at 25 % and 100 % scale).
+tighter "trips needed" bounds of optimizer/model/trip_counts.py (they do not bind the LP
+relaxation: equal optima at 25 % and 100 % scale).
 """
 
 from __future__ import annotations
