@@ -112,7 +112,7 @@ class Arrays:
         return lp
 
 
-def build_arrays(s: Scenario, routes) -> Arrays:  # noqa: C901 - mirrors model.py section by section
+def build_arrays(s: Scenario, routes) -> Arrays:  # noqa: C901 - mirrors optimizer/model/ family by family
     A = Arrays()
     D = s.horizon_days
     cyclic = s.horizon_end == "cyclic"
