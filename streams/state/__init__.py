@@ -11,7 +11,14 @@ how an event changes it), :mod:`~streams.state.marker` (the per-partition record
 
 from streams.state.codec import decode_value, encode_value
 from streams.state.containers import ContainerPool
-from streams.state.dedupe import SeenSet, id_hash
+from streams.state.dedupe import (
+    SealedIds,
+    SeenSet,
+    id_hash,
+    is_segment_key,
+    segment_key,
+    segment_village,
+)
 from streams.state.marker import PartitionMarker, is_marker_key, marker_key
 from streams.state.pickups import (
     PICKUP_REASON_KINDS,
@@ -40,6 +47,7 @@ __all__ = [
     "OpenPickup",
     "PartitionMarker",
     "Rejected",
+    "SealedIds",
     "SeenSet",
     "VillageState",
     "apply",
@@ -51,9 +59,12 @@ __all__ = [
     "from_us",
     "id_hash",
     "is_marker_key",
+    "is_segment_key",
     "iso",
     "marker_key",
     "next_due",
     "prune",
+    "segment_key",
+    "segment_village",
     "to_us",
 ]

@@ -1,37 +1,52 @@
 """The changelog form of the table's values: compact JSON, one place for the format.
 
-The ``villages`` table holds two kinds of value, a :class:`VillageState` per village
-and a :class:`PartitionMarker` per partition; both are written to the changelog and
-read back on recovery by :func:`decode_value`. Fields added after a value format was
-in use are read with a default, so an older changelog still recovers.
+The ``villages`` table holds three kinds of value: a :class:`VillageState` per village,
+a :class:`PartitionMarker` per partition and a :class:`SealedIds` per sealed dedupe
+segment of a village; all are written to the changelog and read back on recovery by
+:func:`decode_value` (a deleted segment is a tombstone, which Faust drops before
+decoding). Fields added after a value format was in use are read with a default, so an
+older changelog still recovers (``tests/streams/test_state.py`` decodes a value in the
+first format).
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import orjson
 
 from streams.state.containers import ContainerPool
-from streams.state.dedupe import SeenSet
+from streams.state.dedupe import SealedIds, SeenSet
 from streams.state.marker import PartitionMarker
 from streams.state.pickups import OpenPickup
 from streams.state.tallies import MonthBucket
 from streams.state.village import VillageState
 
-STATE_VERSION = 1
+#: 2: sealed dedupe segments (``sealed_days``), cancelled pickups, waste lots
+STATE_VERSION = 2
 
 
-def encode_value(value: VillageState | PartitionMarker) -> bytes:
+TableValue = VillageState | PartitionMarker | SealedIds
+
+
+def encode_value(value: TableValue) -> bytes:
     if isinstance(value, PartitionMarker):
         return orjson.dumps(_marker_to_dict(value))
+    if isinstance(value, SealedIds):
+        return orjson.dumps(
+            {"segment_of": value.village_id, "day": value.day,
+             "ids": base64.b64encode(value.blob).decode()}
+        )
     return orjson.dumps(_village_to_dict(value))
 
 
-def decode_value(raw: bytes) -> VillageState | PartitionMarker:
+def decode_value(raw: bytes) -> TableValue:
     d = orjson.loads(raw)
     if "marker" in d:
         return _marker_from_dict(d)
+    if "segment_of" in d:
+        return SealedIds(d["segment_of"], d["day"], base64.b64decode(d["ids"]))
     return _village_from_dict(d)
 
 
@@ -112,6 +127,7 @@ def _village_to_dict(s: VillageState) -> dict[str, Any]:
         else [op.pickup_id, op.requested_at, op.reasons, op.overdue],
         "containers": {k: _pool_to_list(v) for k, v in s.containers.items()},
         "seen": s.seen.pack(),
+        "sealed_days": sorted(s.seen.sealed_days),
         "pickup_reasons": s.pickup_reasons,
         "dead_reasons": s.dead_reasons,
         "months": {k: _month_to_list(v) for k, v in s.months.items()},
@@ -142,7 +158,7 @@ def _village_from_dict(d: dict[str, Any]) -> VillageState:
         pickups_cancelled=pk[3],
         open_pickup=None if op is None else OpenPickup(op[0], op[1], list(op[2]), op[3]),
         containers={k: _pool_from_list(v) for k, v in d["containers"].items()},
-        seen=SeenSet.unpack(d["seen"]),
+        seen=SeenSet.unpack(d["seen"], d.get("sealed_days")),
         pickup_reasons=dict(d.get("pickup_reasons") or {}),
         dead_reasons=dict(d.get("dead_reasons") or {}),
         months={k: _month_from_list(v) for k, v in (d.get("months") or {}).items()},

@@ -106,10 +106,12 @@ class VillageState:
         return window(self.days, now, tz, kind)
 
 
-def prune(state: VillageState, now: int, tz: tzinfo, horizon_us: int) -> None:
-    """Forget dedupe ids and day/month buckets that fell behind stream time."""
-    state.seen.prune(now - horizon_us)
+def prune(state: VillageState, now: int, tz: tzinfo, horizon_us: int) -> list[int]:
+    """Forget dedupe ids and day/month buckets that fell behind stream time; returns the
+    sealed dedupe segments forgotten (their records are to be deleted)."""
+    gone = state.seen.prune(now - horizon_us)
     prune_buckets(state.days, state.months, now, tz)
+    return gone
 
 
 def check(state: VillageState, event: Any, container_types: dict[str, tuple[str, int]]) -> None:

@@ -16,7 +16,9 @@ import orjson
 from aiokafka.partitioner import murmur2
 
 SLA_H = 72
-HORIZON = timedelta(days=14)
+#: how far behind stream time the worker dedupes: the 90-day backlog a hub may send,
+#: plus 2 days of delivery margin and the 1-hour future tolerance (docs/streams.md)
+HORIZON = timedelta(days=90 + 2, hours=1)
 MATERIALS_DOWN = ["cardboard", "paper_fill", "plastic_film", "tape"]
 
 
@@ -56,9 +58,16 @@ class V:
 class Model:
     """Processes hub events in the order of each partition; same rules as docs/streams.md."""
 
-    def __init__(self, network: Any, partitions: int = 1, ticks: bool = True) -> None:
+    def __init__(
+        self,
+        network: Any,
+        partitions: int = 1,
+        ticks: bool = True,
+        horizon: timedelta = HORIZON,
+    ) -> None:
         self.net = network
         self.ticks = ticks
+        self.horizon = horizon
         self.partitions = partitions
         self.v: dict[str, V] = {}
         self.st: dict[int, datetime] = {}
@@ -120,7 +129,7 @@ class Model:
         v = self._village(vid)
         at = parse_ts(e["occurred_at"])
         st = self.st.get(p)
-        if st is not None and at < st - HORIZON:
+        if st is not None and at < st - self.horizon:
             self.dead.append(("outside_dedupe_horizon", e))
             return
         if e["event_id"] in v.seen:
@@ -189,7 +198,7 @@ class Model:
         self.applied += 1
         now = max(st, at) if st is not None else at
         self.st[p] = now
-        self._tick(vid, v, now, at)
+        self._tick(vid, v, now, now)
         # other villages of the partition react to the new stream time
         for other, ov in sorted(self.v.items()) if self.ticks else ():
             if other != vid and partition_of(other, self.partitions) == p:
@@ -264,12 +273,14 @@ def generate(
     span_hours: float = 24 * 10,
     villages: int | None = None,
     bad_share: float = 0.01,
+    village_ids: list[str] | None = None,
 ) -> list[dict]:
-    """A realistic event file in global time order (returns JSON-able dicts)."""
+    """A realistic event file in global time order (returns JSON-able dicts), over
+    ``village_ids``, or ``villages`` of the network's drawn at random, or all of them."""
     rng = random.Random(seed)
     start = start or datetime(2026, 10, 20, tzinfo=UTC)
-    vids = sorted(network.villages)
-    if villages:
+    vids = sorted(village_ids or network.villages)
+    if villages and not village_ids:
         vids = rng.sample(vids, villages)
     model = Model(network, 1, ticks=False)  # to know open pickups, for collections
     out: list[dict] = []
