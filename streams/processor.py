@@ -318,12 +318,15 @@ class PartitionProcessor:
         at = to_us(event.occurred_at)
         h = id_hash(event.event_id)
         if offset <= state.offset:
-            # Redelivered after a crash or a rebalance: its effect is already in state.
+            # Redelivered after a crash or a rebalance: its effect is already in state,
+            # but the stream time it reached must fire the timers it fired then (their
+            # effect on other villages may not have landed).
             if h in state.seen:
                 state.duplicates += 1
                 self.dirty[vid] = state
                 if self.stream_time is None or at > self.stream_time:
                     self.stream_time = at
+                    self._fire_timers(at)
             return
         err = self.network.check_event(event)
         if err is not None:

@@ -28,6 +28,8 @@ from streams.state.pickups import (
     crossed,
     evaluate,
     next_due,
+    snooze_until,
+    snoozed,
 )
 from streams.state.tallies import DAY_BUCKETS_KEPT, MONTH_BUCKETS_KEPT, MonthBucket
 from streams.state.times import DAY_US, HOUR_US, US, from_us, iso, to_us
@@ -66,5 +68,7 @@ __all__ = [
     "prune",
     "segment_key",
     "segment_village",
+    "snooze_until",
+    "snoozed",
     "to_us",
 ]

@@ -21,6 +21,7 @@ from streams.state.dedupe import SealedIds, SeenSet
 from streams.state.marker import PartitionMarker
 from streams.state.pickups import OpenPickup
 from streams.state.tallies import MonthBucket
+from streams.state.times import HOUR_US
 from streams.state.village import VillageState
 
 #: 2: sealed dedupe segments (``sealed_days``), cancelled pickups, waste lots
@@ -84,7 +85,7 @@ def _month_to_list(b: MonthBucket) -> list[Any]:
     return [
         b.generated,
         b.recovered,
-        [b.pickups_requested, b.pickups_completed, b.pickups_overdue],
+        [b.pickups_requested, b.pickups_completed, b.pickups_overdue, b.pickups_cancelled],
         b.containers,
     ]
 
@@ -98,7 +99,26 @@ def _month_from_list(data: list[Any]) -> MonthBucket:
         pk[1],
         pk[2],
         {k: list(v) for k, v in data[3].items()},
+        pk[3] if len(pk) > 3 else 0,
     )
+
+
+def _lots_from(d: dict[str, Any]) -> dict[str, list[list[int]]]:
+    """The dated lots of outstanding waste; a value written before lots existed knew only
+    when the outstanding total last left zero, so all of it is dated then (to the hour)."""
+    lots = d.get("lots")
+    if lots is not None:
+        return {m: [list(lot) for lot in v] for m, v in lots.items()}
+    since = d.get("waste_since")
+    if since is None:
+        return {}
+    hour = since - since % HOUR_US
+    generated, recovered = d["generated"], d["recovered"]
+    return {
+        m: [[hour, g - recovered.get(m, 0)]]
+        for m, g in generated.items()
+        if g - recovered.get(m, 0) > 0
+    }
 
 
 def _village_to_dict(s: VillageState) -> dict[str, Any]:
@@ -115,7 +135,7 @@ def _village_to_dict(s: VillageState) -> dict[str, Any]:
         "used_up": s.used_up,
         "used_down": s.used_down,
         "days": s.days,
-        "waste_since": s.waste_since,
+        "lots": s.lots,
         "pickups": [
             s.pickups_requested,
             s.pickups_overdue,
@@ -125,6 +145,9 @@ def _village_to_dict(s: VillageState) -> dict[str, Any]:
         "open_pickup": None
         if op is None
         else [op.pickup_id, op.requested_at, op.reasons, op.overdue],
+        "snooze": None
+        if s.snooze_from is None
+        else [s.snooze_from, s.snooze_hours, s.snooze_new],
         "containers": {k: _pool_to_list(v) for k, v in s.containers.items()},
         "seen": s.seen.pack(),
         "sealed_days": sorted(s.seen.sealed_days),
@@ -136,6 +159,7 @@ def _village_to_dict(s: VillageState) -> dict[str, Any]:
 
 def _village_from_dict(d: dict[str, Any]) -> VillageState:
     op = d.get("open_pickup")
+    sn = d.get("snooze")
     counts = d["counts"]
     pk = d["pickups"]
     return VillageState(
@@ -151,12 +175,15 @@ def _village_from_dict(d: dict[str, Any]) -> VillageState:
         used_up=dict(d.get("used_up") or {}),
         used_down=dict(d.get("used_down") or {}),
         days={k: [dict(v[0]), dict(v[1])] for k, v in d["days"].items()},
-        waste_since=d.get("waste_since"),
+        lots=_lots_from(d),
         pickups_requested=pk[0],
         pickups_overdue=pk[1],
         pickups_collected=pk[2],
         pickups_cancelled=pk[3],
         open_pickup=None if op is None else OpenPickup(op[0], op[1], list(op[2]), op[3]),
+        snooze_from=sn[0] if sn else None,
+        snooze_hours=sn[1] if sn else None,
+        snooze_new=dict(sn[2]) if sn else {},
         containers={k: _pool_from_list(v) for k, v in d["containers"].items()},
         seen=SeenSet.unpack(d["seen"], d.get("sealed_days")),
         pickup_reasons=dict(d.get("pickup_reasons") or {}),

@@ -153,7 +153,8 @@ class MonthModel(Model):
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)
         self.applied_events: list[dict] = []
-        self.pickups: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+        #: (village, month) -> [requested, completed, overdue, cancelled]
+        self.pickups: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
         self.sla = timedelta(hours=self.net.pickup_sla_hours)
 
     def _tick(self, vid: str, v: Any, now: datetime, trig: datetime) -> None:
@@ -172,13 +173,12 @@ class MonthModel(Model):
         super().feed(e)
         if self.applied > applied:
             self.applied_events.append(e)
-            if (
-                e["type"] == "recycling_collected"
-                and was_open is not None
-                and e.get("pickup_id") == was_open
-            ):
-                month = local_month(parse_ts(e["occurred_at"]), self.net)
+            closes = was_open is not None and e.get("pickup_id") == was_open
+            month = local_month(parse_ts(e["occurred_at"]), self.net)
+            if closes and e["type"] == "recycling_collected":
                 self.pickups[(e["village_id"], month)][1] += 1
+            elif closes and e["type"] == "pickup_cancelled":
+                self.pickups[(e["village_id"], month)][3] += 1
 
 
 def expected_months(m: MonthModel) -> dict[tuple[str, str], dict[str, Any]]:
