@@ -152,6 +152,7 @@ def _village_to_dict(s: VillageState) -> dict[str, Any]:
         "seen": s.seen.pack(),
         "sealed_days": sorted(s.seen.sealed_days),
         "pickup_reasons": s.pickup_reasons,
+        "pickup_materials": s.pickup_materials,
         "dead_reasons": s.dead_reasons,
         "months": {k: _month_to_list(v) for k, v in s.months.items()},
     }
@@ -187,6 +188,7 @@ def _village_from_dict(d: dict[str, Any]) -> VillageState:
         containers={k: _pool_from_list(v) for k, v in d["containers"].items()},
         seen=SeenSet.unpack(d["seen"], d.get("sealed_days")),
         pickup_reasons=dict(d.get("pickup_reasons") or {}),
+        pickup_materials=dict(d.get("pickup_materials") or {}),
         dead_reasons=dict(d.get("dead_reasons") or {}),
         months={k: _month_from_list(v) for k, v in (d.get("months") or {}).items()},
     )

@@ -176,6 +176,9 @@ def evaluate(state: VillageState, now: int, trigger_at: int, limits: Limits) -> 
         state.pickups_requested += 1
         kind = reason_kind(reasons[0])
         state.pickup_reasons[kind] = state.pickup_reasons.get(kind, 0) + 1
+        if kind == "material_grams":
+            material = reasons[0].split(":", 1)[1]
+            state.pickup_materials[material] = state.pickup_materials.get(material, 0) + 1
         month_bucket(state.months, trigger_at, limits.tz).pickups_requested += 1
         pid = pickup_id_for(state.village_id, state.pickups_requested)
         state.open_pickup = OpenPickup(pid, trigger_at, reasons)

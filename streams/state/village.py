@@ -89,6 +89,8 @@ class VillageState:
     containers: dict[str, ContainerPool] = field(default_factory=dict)
     #: pickups requested by the kind of their first reason (pickups.reason_kind)
     pickup_reasons: dict[str, int] = field(default_factory=dict)
+    #: of those of kind material_grams, by material (counted since this field exists)
+    pickup_materials: dict[str, int] = field(default_factory=dict)
     #: dead-lettered records of this village by reason
     dead_reasons: dict[str, int] = field(default_factory=dict)
     #: local month "YYYY-MM" (network timezone) -> its figures (kept

@@ -301,13 +301,18 @@ class ReasonModel(Model):
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)
         self.first_kind: dict[str, str] = {}
+        #: the material of the pickups whose first reason is a material's own limit
+        self.first_material: dict[str, str] = {}
 
     def _tick(self, vid: str, v: Any, now: Any, trig: Any) -> None:
         reasons = self._reasons(vid, v, now) if v.open is None else []
         n = v.n
         super()._tick(vid, v, now, trig)
         if v.n > n:
-            self.first_kind[v.open] = reasons[0].split(":")[0]
+            kind, _, material = reasons[0].partition(":")
+            self.first_kind[v.open] = kind
+            if material:
+                self.first_material[v.open] = material
 
 
 def generate(
