@@ -449,6 +449,9 @@ def generate(
             )
         elif v is not None and v.open:
             e = dict(base, type="pickup_cancelled", pickup_id=v.open, reason="road closed")
+            snooze = rng.choice([None, None, 0, 6])
+            if snooze is not None:
+                e["snooze_hours"] = snooze
         else:
             e = dict(
                 base, type="recycling_collected", collected_grams={"paper_fill": rng.randint(1, 50)}

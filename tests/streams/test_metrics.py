@@ -29,8 +29,8 @@ from tests.streams.reference import ReasonModel, generate, partition_of
 
 def _low_thresholds() -> Network:
     """The sample county with thresholds low enough that the generated events cross all
-    three kinds (about 296 pickups by age, 63 by outstanding grams, 16 by EPS foam), so a
-    pickup counted under the wrong reason fails the per-reason check."""
+    three kinds (about 97 pickups by outstanding grams, 32 by age, 15 by EPS foam; 40
+    cancelled), so a pickup counted under the wrong reason fails the per-reason check."""
     data = copy.deepcopy(read_network_file())
     data["defaults"]["thresholds"] = {"outstanding_grams": 6000,
                                       "material_grams": {"eps_foam": 800},
