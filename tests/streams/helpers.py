@@ -153,8 +153,10 @@ class MonthModel(Model):
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)
         self.applied_events: list[dict] = []
-        #: (village, month) -> [requested, completed, overdue, cancelled]
-        self.pickups: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        #: (village, month) -> [requested, completed, overdue]
+        self.pickups: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+        #: (village, month) -> pickups cancelled
+        self.cancelled: dict[tuple[str, str], int] = defaultdict(int)
         self.sla = timedelta(hours=self.net.pickup_sla_hours)
 
     def _tick(self, vid: str, v: Any, now: datetime, trig: datetime) -> None:
@@ -178,12 +180,13 @@ class MonthModel(Model):
             if closes and e["type"] == "recycling_collected":
                 self.pickups[(e["village_id"], month)][1] += 1
             elif closes and e["type"] == "pickup_cancelled":
-                self.pickups[(e["village_id"], month)][3] += 1
+                self.cancelled[(e["village_id"], month)] += 1
 
 
 def expected_months(m: MonthModel) -> dict[tuple[str, str], dict[str, Any]]:
-    """Per (village, local month): generated, recovered, containers and pickups, computed
-    from the events the model applied."""
+    """Per (village, local month): generated, recovered, containers, pickups (``pk``:
+    requested, completed, overdue) and ``cancelled``, computed from the events the model
+    applied."""
     net = m.net
     units = {ct.value: (s.material.value, s.unit_grams) for ct, s in net.container_types.items()}
     out: dict[tuple[str, str], dict[str, Any]] = {}
@@ -223,6 +226,8 @@ def expected_months(m: MonthModel) -> dict[tuple[str, str], dict[str, Any]]:
                 r["rec"][mat] += g
     for (vid, month), pk in m.pickups.items():
         out.setdefault((vid, month), {"gen": {}, "rec": {}, "cont": {}})["pk"] = pk
+    for (vid, month), n in m.cancelled.items():
+        out.setdefault((vid, month), {"gen": {}, "rec": {}, "cont": {}})["cancelled"] = n
     return out
 
 
