@@ -110,8 +110,12 @@ def test_sealed_segments_and_their_tombstones_recover(
     log = read_topic_raw(broker.bootstrap, f"packloop-worker-{topics.prefix.rstrip('-')}"
                          "-villages-changelog")
     jan1, jan3 = 20454, 20456  # days since 1970-01-01
-    assert [(k, v is None) for k, v in log if k.startswith("~s")] == [
+    segments = [(k, v is None) for k, v in log if k.startswith("~s")]
+    assert segments[:3] == [
         (f"~s{jan1}:{vid}", False), (f"~s{jan3}:{vid}", False), (f"~s{jan1}:{vid}", True)]
+    # the embedded broker may recover the table a batch short: the restarted worker then
+    # writes the last batch's records again, the same ones
+    assert dict(segments) == {f"~s{jan1}:{vid}": True, f"~s{jan3}:{vid}": False}
 
 
 def read_topic_raw(bootstrap: str, topic: str) -> list[tuple[str, bytes | None]]:
