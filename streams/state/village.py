@@ -114,7 +114,11 @@ class VillageState:
     @property
     def waste_since(self) -> int | None:
         """When the oldest uncollected waste was generated (to the hour); None if none."""
-        return min((lots[0][0] for lots in self.lots.values() if lots), default=None)
+        oldest = None
+        for lots in self.lots.values():
+            if lots and (oldest is None or lots[0][0] < oldest):
+                oldest = lots[0][0]
+        return oldest
 
     def window(self, now: int, tz: tzinfo, kind: str) -> dict[str, dict[str, int]]:
         """Tallies of the event-time window ``kind`` ending at stream time ``now``
@@ -169,10 +173,10 @@ def apply(
     """
     if isinstance(event, Shipment):
         if event.direction is Direction.DOWN:
-            month = month_bucket(state.months, at, tz)
+            day, month = day_bucket(state.days, at, tz), month_bucket(state.months, at, tz)
             for item in event.packaging:
                 m = item.material.value
-                _tally(state, m, item.grams, at, tz, generated=True)
+                _tally(state, m, item.grams, at, (day, month), generated=True)
                 add_grams(state.used_down, m, item.grams)
             for ref in event.containers:
                 ct = ref.container_type.value
@@ -189,7 +193,8 @@ def apply(
         pool = state.containers[ct]
         n = event.count
         pool.take(n)
-        mc = month_bucket(state.months, at, tz).container(ct)
+        month = month_bucket(state.months, at, tz)
+        mc = month.container(ct)
         if event.condition is Condition.LOST:
             pool.lost += n
             mc[3] += n
@@ -201,20 +206,23 @@ def apply(
                 mc[2] += n
         if event.condition is not Condition.OK:
             material, unit = container_types[ct]
-            _tally(state, material, n * unit, at, tz, generated=True)
+            buckets = (day_bucket(state.days, at, tz), month)
+            _tally(state, material, n * unit, at, buckets, generated=True)
     elif isinstance(event, RecyclingCollected):
+        buckets = (day_bucket(state.days, at, tz), month_bucket(state.months, at, tz))
         for material, grams in event.collected_grams.items():
-            _tally(state, material.value, grams, at, tz, generated=False)
+            _tally(state, material.value, grams, at, buckets, generated=False)
         op = state.open_pickup
         if op is not None and event.pickup_id == op.pickup_id:
             state.open_pickup = None
             state.pickups_collected += 1
-            month_bucket(state.months, at, tz).pickups_completed += 1
+            buckets[1].pickups_completed += 1
     elif isinstance(event, WasteAdjustment):
+        buckets = (day_bucket(state.days, at, tz), month_bucket(state.months, at, tz))
         for material, grams in event.generated_grams.items():
-            _tally(state, material.value, grams, at, tz, generated=True)
+            _tally(state, material.value, grams, at, buckets, generated=True)
         for material, grams in event.recovered_grams.items():
-            _tally(state, material.value, grams, at, tz, generated=False)
+            _tally(state, material.value, grams, at, buckets, generated=False)
     elif isinstance(event, PickupCancelled):
         op = state.open_pickup
         if op is not None and event.pickup_id == op.pickup_id:
@@ -227,7 +235,12 @@ def apply(
 
 
 def _tally(
-    state: VillageState, material: str, grams: int, at: int, tz: tzinfo, generated: bool
+    state: VillageState,
+    material: str,
+    grams: int,
+    at: int,
+    buckets: tuple[list[dict[str, int]], MonthBucket],
+    generated: bool,
 ) -> None:
     """Count grams generated (or recovered) at ``at``: cumulative, day and month tallies,
     the dated lots of what is outstanding, and the new waste since a cancel.
@@ -236,13 +249,18 @@ def _tally(
     lot dated to the hour of ``at``; what a collection removes goes oldest first, what a
     correction of generated grams removes newest first.
     """
-    before = max(0, state.generated.get(material, 0) - state.recovered.get(material, 0))
-    side = 0 if generated else 1
-    add_grams(state.generated if generated else state.recovered, material, grams)
-    add_grams(day_bucket(state.days, at, tz)[side], material, grams)
-    month = month_bucket(state.months, at, tz)
-    add_grams(month.generated if generated else month.recovered, material, grams)
-    after = max(0, state.generated.get(material, 0) - state.recovered.get(material, 0))
+    gen, rec = state.generated, state.recovered
+    before = max(0, gen.get(material, 0) - rec.get(material, 0))
+    day, month = buckets
+    if generated:
+        add_grams(gen, material, grams)
+        add_grams(day[0], material, grams)
+        add_grams(month.generated, material, grams)
+    else:
+        add_grams(rec, material, grams)
+        add_grams(day[1], material, grams)
+        add_grams(month.recovered, material, grams)
+    after = max(0, gen.get(material, 0) - rec.get(material, 0))
     if after > before:
         add_lot(state.lots.setdefault(material, []), at - at % HOUR_US, after - before)
     elif after < before:
