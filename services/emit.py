@@ -4,7 +4,7 @@ Every non-blank input line ends up in exactly one place: on the hub-events
 topic (valid) or on the dead-letter topic with its reason and line number, so
 ``accepted + rejected == non-blank lines`` always holds.
 
-With :class:`~services.acceptance.AcceptanceRules` (what ``packloop emit`` passes), an
+With :class:`~streams.acceptance.AcceptanceLimits` (what ``packloop emit`` passes), an
 event the stream worker would not apply for its time (too far ahead of the clock, or
 behind it) is rejected here with that reason, so the count of accepted events is the
 count the worker applies.
@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import IO, Any
 
-from services.acceptance import AcceptanceRules, refusal
+from streams.acceptance import AcceptanceLimits, check_occurred_at
 from streams.deadletter import dead_letter_record
 from streams.events import MAX_EVENT_BYTES, EventError, event_to_json, parse_hub_event
 from streams.kafka import KafkaConnection
@@ -86,7 +87,7 @@ def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes, int]]:
 
 
 def check_line(raw: bytes, network: Network,
-               acceptance: AcceptanceRules | None = None) -> tuple[Any, EventError | None]:
+               acceptance: AcceptanceLimits | None = None) -> tuple[Any, EventError | None]:
     """The event of one line and why it is refused (None: it goes to hub-events)."""
     try:
         event = parse_hub_event(raw)
@@ -94,7 +95,7 @@ def check_line(raw: bytes, network: Network,
         return None, exc
     problem = network.check_event(event)
     if problem is None and acceptance is not None:
-        problem = refusal(event, acceptance)
+        problem = check_occurred_at(event.occurred_at, datetime.now(UTC), acceptance)
     return event, problem
 
 
@@ -108,7 +109,7 @@ class Emitter:
         network: Network,
         source: str = "emit",
         max_rejections_kept: int = 5,
-        acceptance: AcceptanceRules | None = None,
+        acceptance: AcceptanceLimits | None = None,
     ) -> None:
         from kafka import KafkaProducer
 
@@ -209,7 +210,7 @@ def emit_stream(
     topics: Topics,
     network: Network,
     on_progress: Callable[[int], None] | None = None,
-    acceptance: AcceptanceRules | None = None,
+    acceptance: AcceptanceLimits | None = None,
 ) -> EmitReport:
     """Emit every line of a JSON Lines stream; ``on_progress`` gets bytes consumed."""
     emitter = Emitter(kafka, topics, network, acceptance=acceptance)

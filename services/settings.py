@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.acceptance import AcceptanceLimits
 from streams.kafka import DEFAULT_FETCH_MAX_WAIT_MS, DEFAULT_SESSION_TIMEOUT_MS, KafkaConnection
 from streams.topics import DEFAULT_PARTITIONS, Topics
 
@@ -79,11 +80,18 @@ class Settings(BaseSettings):
     worker_batch_within_s: float = Field(
         0.05, gt=0, description="Longest wait to fill an agent batch (seconds)."
     )
-    worker_dedupe_horizon_days: float = Field(
-        14.0, gt=0, description="Stream-time horizon of the event_id dedupe set."
+    worker_dedupe_horizon_days: float | None = Field(
+        None, gt=0,
+        description="Stream-time horizon of the event_id dedupe set; default (and never "
+        "less than): PACKLOOP_ACCEPT_MAX_LATENESS_DAYS + 2 days + the future tolerance.",
     )
     worker_future_tolerance_hours: float = Field(
         1.0, gt=0, description="Events further ahead of the wall clock are dead-lettered."
+    )
+    worker_delivery_margin_days: float = Field(
+        2.0, ge=0,
+        description="How long an accepted event may wait in hub-events (a worker down, a "
+        "long recovery) and still be counted: widens the dedupe horizon (docs/streams.md).",
     )
     worker_standby_replicas: int = Field(0, ge=0, description="Faust table standby replicas.")
     worker_log_level: str = Field("info", description="Worker log level.")
@@ -172,6 +180,20 @@ class Settings(BaseSettings):
         "(reason too_late); the worker's dedupe horizon must cover at least this.",
     )
 
+    metrics_faust: bool = Field(
+        False,
+        description="Also serve Faust's own faust_* metrics on the worker's /metrics "
+        "(about 150 series).",
+    )
+
+    def acceptance(self) -> AcceptanceLimits:
+        """The time limits the gateway and `emit` check with: the worker's own."""
+        return AcceptanceLimits(
+            max_lateness_days=self.accept_max_lateness_days,
+            future_tolerance_hours=self.worker_future_tolerance_hours,
+            delivery_margin_days=self.worker_delivery_margin_days,
+        )
+
     def kafka(self) -> KafkaConnection:
         return KafkaConnection(
             bootstrap_servers=self.kafka_bootstrap,
@@ -210,8 +232,11 @@ class Settings(BaseSettings):
             web_port=web_port or self.web_port,
             batch_size=self.worker_batch_size,
             batch_within_s=self.worker_batch_within_s,
+            max_lateness_days=self.accept_max_lateness_days,
+            delivery_margin_days=self.worker_delivery_margin_days,
             dedupe_horizon_days=self.worker_dedupe_horizon_days,
             future_tolerance_hours=self.worker_future_tolerance_hours,
+            metrics_faust=self.metrics_faust,
             standby_replicas=self.worker_standby_replicas,
             canonical_url=self.worker_canonical_url,
             metrics_village_label=self.metrics_village_label,

@@ -66,10 +66,9 @@ def _emit_with_progress(
 ) -> EmitReport:
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-    from services.acceptance import AcceptanceRules
     from services.emit import emit_stream
 
-    rules = AcceptanceRules.from_settings(settings)
+    rules = settings.acceptance()
     size = _file_size(source)
     show = progress if progress is not None else (console.is_terminal and size > 1_000_000)
     if not show:

@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 
-from services.acceptance import AcceptanceRules
 from services.auth.tokens import TokenStore
 from services.http.kafka_io import KafkaIO
+from streams.acceptance import AcceptanceLimits
 from streams.kafka import KafkaConnection
 from streams.network import Network
 from streams.topics import Topics
@@ -25,7 +25,7 @@ class GatewayConfig:
     max_request_bytes: int = 4 * 1024 * 1024
     max_batch: int = 500
     #: the worker's time rules, applied before an event is answered accepted
-    acceptance: AcceptanceRules = field(default_factory=AcceptanceRules)
+    acceptance: AcceptanceLimits = field(default_factory=AcceptanceLimits)
     rate_per_s: float = 20.0
     rate_burst: int = 40
     produce_timeout_s: float = 5.0
@@ -51,7 +51,7 @@ class GatewayConfig:
             network=load_network(settings.network),
             max_request_bytes=settings.gateway_max_request_bytes,
             max_batch=settings.gateway_max_batch,
-            acceptance=AcceptanceRules.from_settings(settings),
+            acceptance=settings.acceptance(),
             rate_per_s=settings.gateway_rate_per_s,
             rate_burst=settings.gateway_rate_burst,
             produce_timeout_s=settings.gateway_produce_timeout_s,

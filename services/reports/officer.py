@@ -48,6 +48,7 @@ COLUMNS = (
     ("requested", "申请清运 pickups requested"),
     ("completed", "完成清运 pickups completed"),
     ("overdue", "逾期清运 pickups overdue"),
+    ("cancelled", "取消清运 pickups cancelled"),
     ("issued", "容器发出 container uses"),
     ("returned", "容器归还 container returns"),
 )
@@ -59,6 +60,7 @@ HTML_TITLES = {"generated": "产生量 generated", "recovered": "回收量 recov
 JSON_KEYS = {"generated": "generated_grams", "recovered": "recovered_grams",
              "ratio": "recovery_fraction", "requested": "pickups_requested",
              "completed": "pickups_completed", "overdue": "pickups_overdue",
+             "cancelled": "pickups_cancelled",
              "issued": "container_uses", "returned": "container_returns"}
 
 
@@ -78,6 +80,7 @@ class Figures:
     requested: int = 0
     completed: int = 0
     overdue: int = 0
+    cancelled: int = 0
     issued: int = 0
     returned: int = 0
 
@@ -90,6 +93,7 @@ class Figures:
         self.requested += pk.get("requested", 0)
         self.completed += pk.get("completed", 0)
         self.overdue += pk.get("overdue", 0)
+        self.cancelled += pk.get("cancelled", 0)
         for c in row.get("containers", {}).values():
             self.issued += c.get("issued", 0)
             self.returned += c.get("returned", 0)
@@ -102,6 +106,7 @@ class Figures:
             "requested": self.requested,
             "completed": self.completed,
             "overdue": self.overdue,
+            "cancelled": self.cancelled,
             "issued": self.issued,
             "returned": self.returned,
         }
@@ -321,7 +326,7 @@ def to_html(report: MonthReport) -> str:
     head = "".join(f"<th>{e(HTML_TITLES.get(k, t))}</th>" for k, t in COLUMNS)
     body = []
     numeric = {"generated", "recovered", "ratio", "requested", "completed", "overdue",
-               "issued", "returned"}
+               "cancelled", "issued", "returned"}
     for r in report.rows:
         cls = "county" if r["level"] == LEVELS["county"] else (
             "township" if r["level"] == LEVELS["township"] else "village")

@@ -9,15 +9,14 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from services.acceptance import AcceptanceRules, refusal
 from services.emit import check_line
 from services.gateway import GatewayConfig
-from services.gateway.routes import pickups
 from services.settings import Settings
-from streams.events import PickupCancelled, parse_hub_event
+from streams.acceptance import AcceptanceLimits, check_occurred_at
+from streams.events import parse_hub_event
 from tests.services.helpers import NETWORK, auth, days_ago, hub_events, shipment
 
-RULES = AcceptanceRules(future_tolerance_hours=1.0, max_lateness_days=90.0)
+RULES = AcceptanceLimits(future_tolerance_hours=1.0, max_lateness_days=90.0)
 
 
 def test_refusal_names_future_and_too_late_events() -> None:
@@ -25,28 +24,29 @@ def test_refusal_names_future_and_too_late_events() -> None:
     the lateness limit behind it, is refused with the reason the hub is told."""
     now = datetime(2026, 12, 4, 12, tzinfo=UTC)
 
-    def at(delta: timedelta) -> object:
-        return parse_hub_event(orjson.dumps(shipment(occurred_at=(now + delta).isoformat())))
+    def at(delta: timedelta) -> datetime:
+        event = parse_hub_event(orjson.dumps(shipment(occurred_at=(now + delta).isoformat())))
+        return event.occurred_at
 
-    ahead = refusal(at(timedelta(hours=2)), RULES, now)
+    ahead = check_occurred_at(at(timedelta(hours=2)), now, RULES)
     assert ahead is not None and ahead.code == "future_timestamp"
-    assert ahead.field == "occurred_at" and "1 h ahead of the clock" in str(ahead)
-    behind = refusal(at(-timedelta(days=91)), RULES, now)
+    assert ahead.field == "occurred_at" and "at most 1 h ahead" in str(ahead)
+    behind = check_occurred_at(at(-timedelta(days=91)), now, RULES)
     assert behind is not None and behind.code == "too_late"
-    assert "90 days behind" in str(behind) and "PACKLOOP_ACCEPT_MAX_LATENESS_DAYS" in str(behind)
+    assert "at most 90 days late" in str(behind)
     for fine in (timedelta(minutes=59), -timedelta(days=89), timedelta(0)):
-        assert refusal(at(fine), RULES, now) is None, fine
+        assert check_occurred_at(at(fine), now, RULES) is None, fine
 
 
 def test_rules_come_from_the_settings(monkeypatch) -> None:
     """PACKLOOP_ACCEPT_MAX_LATENESS_DAYS (default 90) and the worker's future tolerance."""
-    assert AcceptanceRules.from_settings(Settings()) == AcceptanceRules(1.0, 90.0)
+    assert Settings().acceptance() == AcceptanceLimits(90.0, 1.0)
     monkeypatch.setenv("PACKLOOP_ACCEPT_MAX_LATENESS_DAYS", "30")
     monkeypatch.setenv("PACKLOOP_WORKER_FUTURE_TOLERANCE_HOURS", "2")
     settings = Settings()
-    assert AcceptanceRules.from_settings(settings) == AcceptanceRules(2.0, 30.0)
+    assert settings.acceptance() == AcceptanceLimits(30.0, 2.0)
     config = GatewayConfig.from_settings(settings.model_copy(update={"token_db_url": "sqlite://"}))
-    assert config.acceptance == AcceptanceRules(2.0, 30.0)
+    assert config.acceptance == AcceptanceLimits(30.0, 2.0)
 
 
 def test_emit_refuses_what_the_worker_would_drop() -> None:
@@ -113,12 +113,6 @@ OPEN = {"pickup_id": "P-H01-V007-1", "village_id": "H01-V007", "hub_id": "H01",
         "overdue": False, "outstanding_grams": {"cardboard": 60000}}
 
 
-class SnoozingCancel(PickupCancelled):
-    """The pickup_cancelled format once the stream side has its snooze_hours field."""
-
-    snooze_hours: float | None = None
-
-
 def test_cancel_snooze_hours_is_validated_and_named(make_client, token_store,
                                                     fake_kafka) -> None:
     client = make_client()
@@ -141,8 +135,7 @@ def test_cancel_snooze_hours_is_validated_and_named(make_client, token_store,
 @pytest.mark.parametrize("how", ["body", "query"])
 def test_cancel_puts_the_snooze_on_the_event(make_client, token_store, fake_kafka,
                                              monkeypatch, how) -> None:
-    """The snooze rides on pickup_cancelled once the event format has the field."""
-    monkeypatch.setattr(pickups, "PickupCancelled", SnoozingCancel)
+    """The snooze rides on the pickup_cancelled event the worker applies."""
     client = make_client()
     client.fake_worker.pickups = [OPEN]  # type: ignore[attr-defined]
     _, token = token_store.add("hub", "H01")

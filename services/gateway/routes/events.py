@@ -15,6 +15,7 @@ a client that only looks at the status code does not take it for a success.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
@@ -23,12 +24,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from services.acceptance import refusal
 from services.auth.tokens import TokenInfo
 from services.gateway.service import AUTH_ERRORS, Gateway
 from services.http.errors import ApiError
 from services.http.kafka_io import KafkaUnavailable, Record, is_unavailable
 from services.http.openapi import ErrorBody, error
+from streams.acceptance import check_occurred_at
 from streams.events import MAX_EVENT_BYTES, EventError, event_to_json, parse_hub_event
 from streams.network import Network
 
@@ -204,8 +205,8 @@ def router(gw: Gateway) -> APIRouter:
                 if not isinstance(item, dict):
                     raise EventError("an event must be a JSON object", code="not_an_object")
                 event = parse_hub_event(item)
-                invalid = config.network.check_event(event) or refusal(event,
-                                                                       config.acceptance)
+                invalid = config.network.check_event(event) or check_occurred_at(
+                    event.occurred_at, datetime.now(UTC), config.acceptance)
                 if invalid is not None:
                     raise invalid
             except EventError as exc:

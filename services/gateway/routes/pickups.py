@@ -81,13 +81,11 @@ def _now_ms() -> datetime:
 
 def cancel_event(pickup_id: str, hub: str, village_id: str, reason: str,
                  snooze_hours: float | None) -> PickupCancelled:
-    """The pickup_cancelled event of a cancel; the snooze rides on it once the event
-    format has the field (until then the worker's default snooze applies)."""
-    extra: dict[str, Any] = {}
-    if snooze_hours is not None and "snooze_hours" in PickupCancelled.model_fields:
-        extra["snooze_hours"] = snooze_hours
+    """The pickup_cancelled event of a cancel; without a snooze the worker applies the
+    network's default (``pickup_snooze_hours``)."""
     return PickupCancelled(event_id=f"cancel-{pickup_id}", occurred_at=_now_ms(), hub_id=hub,
-                           village_id=village_id, pickup_id=pickup_id, reason=reason, **extra)
+                           village_id=village_id, pickup_id=pickup_id, reason=reason,
+                           snooze_hours=snooze_hours)
 
 
 def router(gw: Gateway) -> APIRouter:
