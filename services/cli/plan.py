@@ -24,6 +24,12 @@ from rich.console import Console
 from services.cli.context import console, settings_from
 
 
+class BadInput(click.ClickException):
+    """A file the command cannot use: one line, exit status 2 (as for a usage error)."""
+
+    exit_code = 2
+
+
 def _clean(obj: Any) -> Any:
     """JSON has no inf/NaN: print them as null."""
     if isinstance(obj, float):
@@ -72,7 +78,7 @@ def solve(scenario: str | None, vrplib_file: str | None, out_dir: str | None,
             assert scenario is not None  # the usage check above: one of the two is given
             sc = optimizer.load_scenario(scenario)
     except optimizer.ScenarioError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise BadInput(str(exc)) from None
 
     def show(p: Progress) -> None:
         gap_txt = f"{p.gap:.2%}" if math.isfinite(p.gap) else "-"
@@ -175,12 +181,21 @@ def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.
 
 
 def _load(path: str) -> Any:
+    """A JSON/YAML file to send as it is (the service validates it); a syntax error is one
+    line with its place, as `plan solve` gives it."""
     p = Path(path)
     text = p.read_text(encoding="utf-8")
     try:
         return yaml.safe_load(text) if p.suffix.lower() in (".yaml", ".yml") else json.loads(text)
+    except json.JSONDecodeError as exc:
+        line, column, why = exc.lineno, exc.colno, exc.msg
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        why = exc.problem or type(exc).__name__
     except (ValueError, yaml.YAMLError) as exc:
-        raise click.ClickException(f"{path}: not valid JSON/YAML: {exc}") from None
+        line, column, why = 1, 1, str(exc).splitlines()[0]
+    raise BadInput(f"{path}:{line}:{column}: not valid JSON/YAML: {why}")
 
 
 def _fmt(x: Any, spec: str = ",.2f") -> str:
