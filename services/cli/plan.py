@@ -2,8 +2,9 @@
 (`submit`, `status`, `fetch`).
 
 Only argument handling and printing live here; all planning is in the `optimizer` library.
-The service is found at PACKLOOP_PLANNER_URL and reached with the planner token in
-PACKLOOP_PLANNER_TOKEN (never a command-line argument: it would show in `ps`).
+The service is found at PACKLOOP_PLANNER_URL (or `--url`) and reached with the planner token
+in PACKLOOP_PLANNER_TOKEN (or `--token`, for a one-off call: a flag shows in `ps` and in the
+shell's history, the variable does not).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import httpx
@@ -148,16 +150,32 @@ def _summary(data: dict[str, Any]) -> None:
 # -- the planner job service ------------------------------------------------------------
 
 
-def _client(ctx: click.Context, url: str | None) -> httpx.Client:
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def service_options(command: F) -> F:
+    """Where the job service is and the token it takes, the same on every command."""
+    command = click.option(
+        "--token", default=None, metavar="TOKEN",
+        help="Planner token (default PACKLOOP_PLANNER_TOKEN; prefer the variable: a flag "
+             "shows in `ps` and the shell history).")(command)
+    return click.option(
+        "--url", default=None, metavar="URL",
+        help="Planner service URL (default PACKLOOP_PLANNER_URL).")(command)
+
+
+def _client(ctx: click.Context, url: str | None, token: str | None) -> httpx.Client:
     settings = settings_from(ctx)
-    if settings.planner_token is None:
+    secret = token or (settings.planner_token.get_secret_value()
+                       if settings.planner_token is not None else None)
+    if not secret:
         raise click.ClickException(
-            "no planner token: set PACKLOOP_PLANNER_TOKEN (create one with "
+            "no planner token: set PACKLOOP_PLANNER_TOKEN or pass --token (create one with "
             "`packloop planners add-token NAME`)"
         )
     return httpx.Client(
         base_url=(url or settings.planner_url).rstrip("/"),
-        headers={"Authorization": f"Bearer {settings.planner_token.get_secret_value()}"},
+        headers={"Authorization": f"Bearer {secret}"},
         timeout=httpx.Timeout(30.0, connect=5.0),
     )
 
@@ -251,12 +269,12 @@ def _wait(client: httpx.Client, job_id: str, quiet: bool) -> dict[str, Any]:
 @click.option("--name", default=None, help="A name for the job.")
 @click.option("--wait", is_flag=True, help="Wait until the job is finished.")
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
-@click.option("--url", default=None, help="Planner service URL (default PACKLOOP_PLANNER_URL).")
+@service_options
 @click.pass_context
 def submit(ctx: click.Context, scenario: str | None, from_state: bool,
            state_settings: str | None, horizon_days: int | None, hubs: str | None,
            time_limit: float | None, gap: float | None, name: str | None, wait: bool,
-           as_json: bool, url: str | None) -> None:
+           as_json: bool, url: str | None, token: str | None) -> None:
     """Submit SCENARIO (JSON/YAML) or --from-state; prints the job id on the last line."""
     if bool(scenario) == from_state:
         raise click.UsageError("give either SCENARIO or --from-state")
@@ -273,7 +291,7 @@ def submit(ctx: click.Context, scenario: str | None, from_state: bool,
         if state_settings or horizon_days or hubs:
             raise click.UsageError("--state-settings/--horizon-days/--hubs go with --from-state")
         body = {"scenario": _load(scenario), "options": options}  # type: ignore[arg-type]
-    with _client(ctx, url) as client:
+    with _client(ctx, url, token) as client:
         job = _call(client, "POST", "/v1/plans", content=orjson.dumps(body),
                     headers={"Content-Type": "application/json"}).json()
         if wait:
@@ -292,11 +310,12 @@ def submit(ctx: click.Context, scenario: str | None, from_state: bool,
 @click.argument("job_id", metavar="ID")
 @click.option("--wait", is_flag=True, help="Wait until the job is finished.")
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
-@click.option("--url", default=None, help="Planner service URL.")
+@service_options
 @click.pass_context
-def status(ctx: click.Context, job_id: str, wait: bool, as_json: bool, url: str | None) -> None:
-    """Show a job: queued, running (incumbent, bound, gap), done (KPIs), failed (why)."""
-    with _client(ctx, url) as client:
+def status(ctx: click.Context, job_id: str, wait: bool, as_json: bool, url: str | None,
+           token: str | None) -> None:
+    """Show a job: queued, running (objective, bound, gap), done (KPIs), failed (why)."""
+    with _client(ctx, url, token) as client:
         job = _wait(client, job_id, as_json) if wait else \
             _call(client, "GET", f"/v1/plans/{job_id}").json()
     if as_json:
@@ -309,12 +328,13 @@ def status(ctx: click.Context, job_id: str, wait: bool, as_json: bool, url: str 
 @click.argument("job_id", metavar="ID")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Directory for plan.json, report.html and scenario.json.")
-@click.option("--url", default=None, help="Planner service URL.")
+@service_options
 @click.pass_context
-def fetch(ctx: click.Context, job_id: str, out_dir: str, url: str | None) -> None:
+def fetch(ctx: click.Context, job_id: str, out_dir: str, url: str | None,
+          token: str | None) -> None:
     """Download a finished job's plan, report and scenario into DIR."""
     out = Path(out_dir)
-    with _client(ctx, url) as client:
+    with _client(ctx, url, token) as client:
         job = _call(client, "GET", f"/v1/plans/{job_id}").json()
         if job["status"] not in ("done", "failed"):
             raise click.ClickException(f"job {job_id} is {job['status']}: nothing to fetch yet")
