@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from services.db import iso_utc
 from services.http.kafka_io import KafkaIO, LiveKafkaIO, Record, close_quietly
 from services.planner.runner import SolveProcess
 from services.planner.store import CANCELLED, DONE, FAILED, FINAL, RUNNING, JobStore
@@ -245,7 +246,7 @@ class PlannerWorker:
             "job_id": job_id,
             "status": job["status"],
             "name": job["name"],
-            "finished_at": job["finished_at"],
+            "finished_at": iso_utc(job["finished_at"]),
             "worker_id": job["worker_id"],
             "error": job["error"],
             "summary": job["summary"],

@@ -3,13 +3,26 @@ the environment, a broken file, and how a job's progress and KPIs read."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from click.testing import CliRunner
+from fastapi.testclient import TestClient
 
+from services.auth.tokens import TokenStore
 from services.cli import cli
+from services.planner import JobStore, PlannerConfig, PlannerWorker, create_app
+from streams.kafka import KafkaConnection
+from streams.topics import Topics
+from tests.services.helpers import NETWORK, TINY, FakeKafkaIO
+
+TOPICS = Topics("t-")
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
 JOB = {"job_id": "plan-0123", "status": "queued", "attempts": 0, "links": {}}
 
@@ -71,3 +84,45 @@ def test_submit_of_a_broken_file_is_one_line_with_its_place(sent, tmp_path) -> N
     assert r.exit_code == 2 and not sent
     assert len(r.output.strip().splitlines()) == 1
     assert f"{bad}:3:4:" in r.output
+
+
+@pytest.fixture
+def service(fake_kafka: FakeKafkaIO, tmp_path) -> Iterator[tuple[TestClient, PlannerWorker]]:
+    """The job API on an in-memory Kafka, with a token, and a worker to run its jobs."""
+    tokens = TokenStore(f"sqlite:///{tmp_path}/tokens.db")
+    jobs = JobStore(f"sqlite:///{tmp_path}/plans.db")
+    _, token = tokens.add("planner", "ops")
+    app = create_app(PlannerConfig(kafka=KafkaConnection(), topics=TOPICS, network=NETWORK,
+                                   tokens=tokens, jobs=jobs, kafka_io=fake_kafka,
+                                   default_time_limit_s=30))
+    worker = PlannerWorker(jobs, KafkaConnection(), TOPICS, kafka_io=fake_kafka)
+    with TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {token}"
+        yield client, worker
+    jobs.close()
+    tokens.close()
+
+
+def _utc(text: str) -> datetime:
+    assert RFC3339.match(text), text
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_job_times_are_rfc3339(service, fake_kafka) -> None:
+    """created, started and finished are RFC 3339 (UTC) in the job document, the job list
+    and the plan-results message, not Unix floats; they are in order and recent."""
+    client, worker = service
+    before = datetime.now(UTC).replace(microsecond=0)
+    queued = client.post("/v1/plans", json={"scenario": TINY,
+                                            "options": {"time_limit_s": 20}}).json()
+    assert _utc(queued["created_at"]) >= before and queued["started_at"] is None
+    worker.process(queued["job_id"])
+    done = client.get(f"/v1/plans/{queued['job_id']}").json()
+    assert done["status"] == "done", done
+    created, started, finished = (_utc(done[k]) for k in
+                                  ("created_at", "started_at", "finished_at"))
+    assert before <= created <= started <= finished <= datetime.now(UTC)
+    [row] = client.get("/v1/plans").json()["jobs"]
+    assert row["created_at"] == done["created_at"] and row["finished_at"] == done["finished_at"]
+    [published] = fake_kafka.records[TOPICS.plan_results]
+    assert orjson.loads(published.value)["finished_at"] == done["finished_at"]
