@@ -262,7 +262,7 @@ def create_app(config: PlannerConfig) -> FastAPI:
             links["report"] = f"/v1/plans/{jid}/report"
         view = PlanJob(
             job_id=jid, status=job["status"], name=job["name"], source=job["source"],
-            created_at=iso_utc(job["created_at"]), started_at=iso_utc(job["started_at"]),
+            created_at=iso_utc(job["created_at"]) or "", started_at=iso_utc(job["started_at"]),
             finished_at=iso_utc(job["finished_at"]), elapsed_s=elapsed, attempts=job["attempts"],
             worker_id=job["worker_id"],
             progress=Progress(**job["progress"]) if job["progress"] and job["status"] in
