@@ -109,6 +109,17 @@ def solve(scenario: str | None, vrplib_file: str | None, out_dir: str | None,
         sys.exit(2)
 
 
+#: the KPIs `plan solve` prints, in the units `plan status` prints them: (label with its
+#: unit, where in the KPIs, factor from the stored unit)
+KPI_ROWS: tuple[tuple[str, tuple[str, ...], float], ...] = (
+    ("cost, CNY", ("cost_cny", "total"), 1.0),
+    ("CO2e, kg", ("co2e_kg", "total"), 1.0),
+    ("distance, km", ("km",), 1.0),
+    ("trips", ("trips",), 1.0),
+    ("single-use packaging, kg", ("single_use_grams",), 1e-3),
+)
+
+
 def _summary(data: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -133,17 +144,16 @@ def _summary(data: dict[str, Any]) -> None:
     for n in names[1:]:
         rows[n] = data["baselines"][n].get("kpis")
 
-    def cell(k: dict | None, path: tuple[str, ...]) -> str:
+    def cell(k: dict | None, path: tuple[str, ...], scale: float) -> str:
         if k is None:
             return "n/a"
+        value: Any = k
         for p in path:
-            k = k[p]
-        return f"{k:,.1f}"
+            value = value[p]
+        return f"{value:,d}" if isinstance(value, int) else f"{value * scale:,.1f}"
 
-    for label, path in (("cost CNY", ("cost_cny", "total")), ("km", ("km",)),
-                        ("trips", ("trips",)), ("CO2e kg", ("co2e_kg", "total")),
-                        ("single-use g", ("single_use_grams",))):
-        table.add_row(label, *(cell(rows[n], path) for n in names))
+    for label, path, scale in KPI_ROWS:
+        table.add_row(label, *(cell(rows[n], path, scale) for n in names))
     out.print(table)
 
 
@@ -240,9 +250,11 @@ def _print_job(job: dict[str, Any]) -> None:
                    f"gap {'-' if s.get('gap') is None else format(s['gap'], '.4%')}  "
                    f"trips {s.get('trips')}")
         for name, k in (s.get("kpis") or {}).items():
+            grams = k.get("single_use_grams")
             click.echo(f"  {name:<14} cost {_fmt(k.get('cost_cny'))} CNY  "
-                       f"CO2e {_fmt(k.get('co2e_kg'))} kg  km {_fmt(k.get('km'), ',.1f')}  "
-                       f"single-use {_fmt((k.get('single_use_grams') or 0) / 1000, ',.1f')} kg")
+                       f"CO2e {_fmt(k.get('co2e_kg'))} kg  distance {_fmt(k.get('km'), ',.1f')} km"
+                       f"  single-use packaging "
+                       f"{_fmt(None if grams is None else grams / 1000, ',.1f')} kg")
 
 
 def _wait(client: httpx.Client, job_id: str, quiet: bool) -> dict[str, Any]:

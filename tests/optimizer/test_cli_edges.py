@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import re
+
 import pytest
 import yaml
 from click.testing import CliRunner
 
-from optimizer import ScenarioError, load_scenario
+from optimizer import PlanResult, ScenarioError, load_scenario, solve, write_report
 from services.cli.plan import plan
-from tests.optimizer.helpers import tiny_raw
+from tests.optimizer.helpers import TINY, tiny_raw
 
 
 @pytest.mark.parametrize(("name", "text", "place"), [
@@ -67,3 +71,76 @@ def test_an_invalid_scenario_exits_2_through_the_cli(tmp_path):
     assert r.exit_code == 2, r.output
     assert "horizon_dayz" in r.output and "did you mean 'horizon_days'?" in r.output
     assert "Traceback" not in r.output
+
+
+@pytest.fixture(scope="module")
+def tiny_result() -> PlanResult:
+    return solve(load_scenario(TINY), time_limit_s=30)
+
+
+def _table(html: str, first_header: str) -> list[list[str]]:
+    """The cells of the report table whose first header is `first_header`, row by row."""
+    start = html.index(f"<table><tr><th>{first_header}</th>")
+    body = html[start:html.index("</table>", start)]
+    rows = re.findall(r"<tr>(.*?)</tr>", body, flags=re.S)
+    return [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>",
+                                                                     r, flags=re.S)]
+            for r in rows]
+
+
+def test_report_rows_carry_units_and_boxes_are_whole(tiny_result, tmp_path):
+    """Every KPI row names its unit; containers show as whole boxes in the report (bought
+    and expansions rounded up) while plan.json keeps the model's fractions."""
+    result = copy.deepcopy(tiny_result)
+    assert result.plan is not None
+    pool = result.plan["containers"][0]
+    pool["days"][0]["bought"] = 2.7
+    pool["expansion"] = 4.2
+    trip = next(t for t in result.plan["trips"] if t["kind"] == "milk_run")
+    trip["loads"]["empties"] = {"insulated_box": 50.1}
+    result = dataclasses.replace(result, plan=result.plan)
+    html = write_report(result, load_scenario(TINY), tmp_path).read_text()
+    header, *kpi_rows = _table(html, "KPI")
+    assert header[:2] == ["KPI", "unit"]
+    units = {row[0]: row[1] for row in kpi_rows}
+    assert units["total cost"] == "CNY" and units["distance driven"] == "km"
+    assert units["CO2e total"] == "kg CO2e" and units["single-use packaging"] == "kg"
+    assert all(row[1] for row in kpi_rows), kpi_rows
+    assert not any("transport km" in row[0] for row in kpi_rows)
+    _, *pools = _table(html, "hub")
+    for row in pools:
+        assert all(re.fullmatch(r"[\d,]+", cell) for cell in row[2:]), row
+    bought = sum(d["bought"] for d in pool["days"])
+    assert pools[0][3] == "5" and pools[0][6] == f"{-int(-bought // 1):,d}"
+    trips_header, *trip_rows = _table(html, "day")
+    empties = [row[trips_header.index("empties, boxes")] for row in trip_rows]
+    assert "50" in empties and all("." not in e for e in empties)
+    saved = (tmp_path / "plan.json").read_text()
+    assert '"bought": 2.7' in saved and '"expansion": 4.2' in saved
+
+
+def test_map_has_a_legend_and_names_on_hover(tiny_result, tmp_path):
+    """The route map says what its markers and colours are, and every village, hub and the
+    county seat has its id (and name) in an SVG title a browser shows on hover."""
+    html = write_report(tiny_result, load_scenario(TINY), tmp_path).read_text()
+    svg = html[html.index("<h2>Route map</h2>"):]
+    for label in ("village", "township hub", "county seat", "milk run: ambient_van"):
+        assert f"<!-- {label} -->" in svg, label
+    titles = re.findall(r"<title>([^<]*)</title>", svg)
+    for v in tiny_raw()["villages"]:
+        assert f"village {v['village_id']}" in titles
+    assert "hub H01 (Township hub 1)" in titles
+    assert any(t.startswith("county seat COUNTY") for t in titles)
+
+
+def test_plan_solve_shows_single_use_in_kg(tmp_path):
+    """`plan solve` prints single-use packaging in kg (as `plan status` does), with units
+    on every row and whole trips."""
+    r = CliRunner().invoke(plan, ["solve", str(TINY), "--time-limit", "30"])
+    assert r.exit_code == 0, r.output
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in r.stdout.splitlines() if line.startswith("│")}
+    assert {"cost, CNY", "CO2e, kg", "distance, km", "trips", "single-use packaging, kg"} \
+        <= set(rows)
+    assert rows["single-use packaging, kg"][2] == "32.4"  # 32,440 g in the uncoordinated plan
+    assert all("." not in n for n in rows["trips"])

@@ -76,6 +76,25 @@ def test_help_names_the_token_variable_and_flag(command) -> None:
     assert "PACKLOOP_PLANNER_URL" in text
 
 
+def test_status_shows_single_use_in_kg_like_plan_solve(monkeypatch) -> None:
+    """A finished job's KPIs read with the same units as `plan solve` prints them."""
+    done = {**JOB, "status": "done", "elapsed_s": 3.0, "summary": {
+        "plan_status": "optimal", "objective": 744.6, "gap": 0.0, "trips": 4,
+        "kpis": {"uncoordinated": {"cost_cny": 1767.8, "co2e_kg": 169.2, "km": 201.9,
+                                   "trips": 10, "single_use_grams": 32440.0}}}}
+
+    def make(*args: Any, **kwargs: Any) -> httpx.Client:
+        kwargs["transport"] = httpx.MockTransport(lambda _r: httpx.Response(200, json=done))
+        return real_client(*args, **kwargs)
+
+    real_client = httpx.Client
+    monkeypatch.setattr("services.cli.plan.httpx.Client", make)
+    r = CliRunner().invoke(cli, ["plan", "status", "plan-0123", "--token", "t"])
+    assert r.exit_code == 0, r.output
+    assert "single-use packaging 32.4 kg" in r.output
+    assert "distance 201.9 km" in r.output
+
+
 def test_submit_of_a_broken_file_is_one_line_with_its_place(sent, tmp_path) -> None:
     """The same line and column as `plan solve` gives, exit 2, nothing sent."""
     bad = tmp_path / "bad.yaml"
