@@ -73,6 +73,19 @@ plan.json.</p>
 )
 
 
+#: `write_report`'s wall time: a fixed part (matplotlib, the bar charts, the page) and the
+#: route map's, per village. County week (390 villages): 1.5-4 s as the machine's load
+#: went from 1 to 13 on 2 cores.
+REPORT_FIXED_S = 1.0
+REPORT_S_PER_VILLAGE = 6e-3
+
+
+def report_seconds(scenario: Scenario) -> float:
+    """How long `write_report` is expected to take for `scenario`: what a caller bound by a
+    time limit keeps back for it from the solve."""
+    return REPORT_FIXED_S + REPORT_S_PER_VILLAGE * len(scenario.villages)
+
+
 def _fmt(x: Any) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "–"

@@ -6,12 +6,14 @@ and the workers, and how their plans combine, is :mod:`optimizer.planner`'s busi
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pyomo.environ as pyo
 
+from optimizer.budget import DEFAULT, BudgetParams, Stage, first_plan_s, stage_limit
 from optimizer.diagnose import describe_row, describe_unservable
 from optimizer.model import BuiltModel, build_model
 from optimizer.plan import extract_plan
@@ -21,9 +23,6 @@ from optimizer.solver import Progress, ProgressFn, SolveResult, relative_gap, ru
 from optimizer.trips import Mode, TripType
 from optimizer.warmstart import copy_values, set_values, uncoordinated_as_start, values_of
 
-# Share of the time limit given to each stage; the joint solve gets what is left.
-# (of the time left when the stage starts; a stage that reaches its gap early leaves the rest)
-STAGE_SHARE = {"uncoordinated": 0.1, "single_use": 0.25, "sequential": 0.1}
 UNCOORDINATED_GAP = 0.03
 # HiGHS options of the warm-started joint solve. Its start (the sequential plan) is usually
 # within the requested gap of the optimum already; what the solve has to do is prove it, i.e.
@@ -62,14 +61,41 @@ def above_gap(o: StageOutcome, mip_gap: float | None) -> bool:
             and relative_gap(o.objective, o.bound) > gap + 1e-12)
 
 
-def queue_reporter(queue) -> ProgressFn | None:
-    """Progress from a worker process, sent to the parent's `drain` through `queue`."""
+def queue_reporter(queue, key: int) -> ProgressFn | None:
+    """Progress of hub group `key` in a worker process, sent to the parent's `drain`
+    through `queue`."""
     if queue is None:
         return None
 
     def report(p: Progress) -> None:
-        queue.put((p.incumbent, p.bound, p.gap, p.elapsed_s, p.label))
+        queue.put((key, p.incumbent, p.bound, p.gap, p.elapsed_s, p.label))
     return report
+
+
+def group_rows(s: Scenario, hubs: list[str]) -> int:
+    """What a hub group's models grow with: its demand groups and outstanding-waste rows."""
+    mine = {v.village_id for v in s.villages if v.hub_id in set(hubs)}
+    return sum(1 for g in s.demand if g.village_id in mine) + sum(
+        1 for w in s.outstanding_waste if w.village_id in mine)
+
+
+def _skipped(stage: str) -> StageOutcome:
+    return StageOutcome("time_limit_no_solution", None, None, None, diagnosis=[{
+        "what": f"{stage} plan", "why": "not started: the hub group's time budget was spent"}])
+
+
+def best_plan(joint: StageOutcome, *earlier: StageOutcome | None) -> StageOutcome:
+    """The joint outcome, or, when it has no plan, the cheapest plan an earlier stage found:
+    each is a feasible plan of the joint problem, so a group cut short by its budget still
+    hands a plan on (status "time_limit", the joint solve's bound if it ran)."""
+    if joint.plan is not None:
+        return joint
+    found = [o for o in earlier if o is not None and o.plan is not None
+             and o.objective is not None]
+    if not found:
+        return joint
+    best = min(found, key=lambda o: o.objective if o.objective is not None else math.inf)
+    return StageOutcome("time_limit", best.objective, joint.bound, best.plan, joint.stats)
 
 
 def run_stage(
@@ -127,47 +153,81 @@ def fixed_trips_of(b: BuiltModel) -> dict[TripType, int]:
 def solve_hubs(
     s: Scenario, hubs: list[str], time_limit_s: float | None, mip_gap: float | None,
     threads: int | None, progress: ProgressFn | None, baselines: bool = True,
-    only_uncoordinated: bool = False, skip_joint: bool = False,
+    only_uncoordinated: bool = False, skip_joint: bool = False, *,
+    overhead_s_per_row: float | None = None, params: BudgetParams = DEFAULT,
 ) -> dict[str, StageOutcome]:
-    """All stages for one group of hubs: uncoordinated, sequential (2 stages), joint."""
+    """All stages for one group of hubs: uncoordinated, sequential (2 stages), joint.
+
+    `time_limit_s` is the group's wall-clock budget, building and reading back included;
+    `optimizer.budget.stage_limit` shares it out as the stages start and skips the stages
+    it has no room for (the group then keeps the best plan it has). The uncoordinated
+    stage always runs, also without `baselines` (then it is the others' start only, and
+    not reported). `progress` hears of the joint solve's incumbents and bounds, and of
+    every stage's plan as it is found."""
     routes = hub_routes(s, hubs)
     out: dict[str, StageOutcome] = {}
     t0 = time.perf_counter()
+    rows = group_rows(s, hubs)
+    # a built stage's overhead: estimated until the first stage has measured it
+    built = [(params.overhead_s_per_row if overhead_s_per_row is None
+              else overhead_s_per_row) * rows]
+    label = ",".join(hubs) if len(hubs) < 4 else str(len(hubs))
 
-    def budget(share: float | None) -> float | None:
-        if time_limit_s is None:
-            return None
-        left = time_limit_s - (time.perf_counter() - t0)
-        if share is None:
-            return max(1.0, left)
-        return max(1.0, left * share)
+    def run(stage: Stage, mode: StageMode, gap: float | None, report: ProgressFn | None,
+            limit_s: float | None = None, **kwargs: Any) -> tuple[StageOutcome, BuiltModel] | None:
+        tl = limit_s
+        if time_limit_s is not None and tl is None:
+            left = time_limit_s - (time.perf_counter() - t0)
+            tl = left if only_uncoordinated else stage_limit(stage, left, built[0], rows, params)
+            if tl is None:
+                return None
+        t = time.perf_counter()
+        o, b = run_stage(s, routes, hubs, mode, tl, gap, threads, report, **kwargs)
+        o.stats["overhead_s"] = max(0.0, time.perf_counter() - t - o.stats.get("highs_s", 0.0))
+        if stage != "joint" and "highs_s" in o.stats:
+            built[0] = o.stats["overhead_s"]
+        if progress is not None and o.objective is not None:
+            bound = o.bound if stage == "joint" and o.bound is not None else -math.inf
+            progress(Progress(o.objective, bound, relative_gap(o.objective, bound),
+                              time.perf_counter() - t0, f"{stage}:{label}"))
+        return o, b
 
-    b0: BuiltModel | None = None
-    if baselines:
-        # The uncoordinated baseline is solved to a looser gap (at least 3 %, reported with
-        # it): it is tens of per cent worse than the joint plan, and its solve time is better
-        # spent proving the joint plan's bound.
-        out["uncoordinated"], b0 = run_stage(
-            s, routes, hubs, "uncoordinated",
-            budget(None if only_uncoordinated else STAGE_SHARE["uncoordinated"]),
-            max(mip_gap or 0.0, UNCOORDINATED_GAP), threads, None)
-        if only_uncoordinated:
-            return out
-    unc = out.get("uncoordinated")
-    seq1, b1 = run_stage(s, routes, hubs, "single_use", budget(STAGE_SHARE["single_use"]), mip_gap,
-                      threads, None,
-                      warm_from=b0 if unc is not None and unc.plan is not None else None)
+    # The uncoordinated baseline is solved to a looser gap (at least 3 %, reported with
+    # it): it is tens of per cent worse than the joint plan, and its solve time is better
+    # spent proving the joint plan's bound.
+    unc_gap = max(mip_gap or 0.0, UNCOORDINATED_GAP)
+    first = run("uncoordinated", "uncoordinated", unc_gap, None)
+    assert first is not None  # the first stage always runs
+    unc, b0 = first
+    if unc.plan is None and unc.status == "time_limit_no_solution" and time_limit_s is not None:
+        # every later stage starts from this plan, and the county needs one from every
+        # group: once more, with all the group has left (at least twice the first try)
+        left = time_limit_s - (time.perf_counter() - t0) - built[0]
+        again = run("uncoordinated", "uncoordinated", unc_gap, None,
+                    limit_s=max(2 * first_plan_s(rows, params), left))
+        assert again is not None  # a stage given its limit always runs
+        spent = unc.stats.get("highs_s", 0.0) + unc.stats.get("overhead_s", 0.0)
+        unc, b0 = again
+        unc.stats["first_try_s"] = spent
+    out["uncoordinated"] = unc
+    if only_uncoordinated:
+        return out
+    done = run("single_use", "single_use", mip_gap, None,
+               warm_from=b0 if unc.plan is not None else None)
+    seq1, b1 = done if done is not None else (_skipped("single_use"), None)
     out["single_use"] = seq1
     warm = None
-    if seq1.plan is not None:
-        seq2, b2 = run_stage(s, routes, hubs, "sequential", budget(STAGE_SHARE["sequential"]),
-                          mip_gap, threads, None, fixed_trips=fixed_trips_of(b1))
-        # Stage 2 of the sequential baseline only chooses packaging and loads for fixed trips:
-        # its bound is not a bound of any wider problem.
-        seq2.bound = seq2.objective if seq2.objective is not None else None
-        out["sequential"] = seq2
-        if seq2.plan is not None:
-            warm = b2
+    seq2 = None
+    if seq1.plan is not None and b1 is not None:
+        done = run("sequential", "sequential", mip_gap, None, fixed_trips=fixed_trips_of(b1))
+        if done is not None:
+            seq2, b2 = done
+            # Stage 2 of the sequential baseline only chooses packaging and loads for fixed
+            # trips: its bound is not a bound of any wider problem.
+            seq2.bound = seq2.objective if seq2.objective is not None else None
+            if seq2.plan is not None:
+                warm = b2
+    out["sequential"] = seq2 if seq2 is not None else _skipped("sequential")
     if skip_joint:
         return out
     # Without primal heuristics only when the start is good: a single-use stage cut short
@@ -176,12 +236,21 @@ def solve_hubs(
     good_start = seq1.objective is not None and seq1.bound is not None and (
         relative_gap(seq1.objective, seq1.bound) <= max(POOR_START_FACTOR * (mip_gap or 0.0),
                                                         POOR_START_MIN))
-    joint, bj = run_stage(s, routes, hubs, "joint", budget(None), mip_gap, threads, progress,
-                       warm_from=warm,
-                       options=JOINT_WARM_OPTIONS if warm is not None and good_start else None)
-    if above_gap(joint, mip_gap) and joint.plan is not None:
-        joint.start = values_of(bj.model)
-    out["joint"] = no_worse_than_sequential(joint, out.get("sequential"))
+    joint = _skipped("joint")
+    if warm is not None:
+        done = run("joint", "joint", mip_gap, progress, warm_from=warm,
+                   options=JOINT_WARM_OPTIONS if good_start else None)
+        if done is not None:
+            joint, bj = done
+            if above_gap(joint, mip_gap) and joint.plan is not None:
+                joint.start = values_of(bj.model)
+    elif time_limit_s is None or seq1.plan is None:
+        # no sequential plan to start from (not a matter of time): the joint model cold
+        done = run("joint", "joint", mip_gap, progress)
+        if done is not None:
+            joint = done[0]
+    out["joint"] = best_plan(no_worse_than_sequential(joint, out.get("sequential")),
+                             seq1, unc)
     # wall time of this group's stages (objective) and the budget it was given (bound)
     out["_time_s"] = StageOutcome("ok", time.perf_counter() - t0, time_limit_s, None)
     return out
@@ -211,10 +280,13 @@ def refine_joint(
     HiGHS's search tree is lost between the passes, but its root (cuts included) takes a
     few seconds and the bound then rises past where the first pass stopped. The better
     objective and the higher bound of the two passes are kept: both are valid."""
+    t0 = time.perf_counter()
     routes = hub_routes(s, hubs)
     b = build_model(s, routes, mode="joint", hubs=hubs)
     set_values(b.model, prev.start or {})
-    r = run_highs(b.model, time_limit_s=time_limit_s, mip_gap=mip_gap, threads=threads,
+    # `time_limit_s` is the pass's wall clock: building the model came out of it
+    left = max(DEFAULT.min_stage_s, time_limit_s - (time.perf_counter() - t0))
+    r = run_highs(b.model, time_limit_s=left, mip_gap=mip_gap, threads=threads,
                   warm_start=bool(prev.start), progress=progress,
                   label=f"joint-refine:{','.join(hubs) if len(hubs) < 4 else len(hubs)}",
                   options=JOINT_WARM_OPTIONS)

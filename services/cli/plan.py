@@ -32,6 +32,17 @@ class BadInput(click.ClickException):
     exit_code = 2
 
 
+def _number(x: float | None, spec: str) -> str:
+    return "-" if x is None or not math.isfinite(x) else format(x, spec)
+
+
+def progress_line(objective: float | None, bound: float | None, gap: float | None) -> str:
+    """The county's objective, bound and gap as they stand; '-' for what is not known yet
+    (no plan for every hub group, no bound for every group), never nan or inf."""
+    return (f"objective {_number(objective, ',.2f'):>12}  bound {_number(bound, ',.2f'):>12}  "
+            f"gap {_number(gap, '.2%'):>7}")
+
+
 def _clean(obj: Any) -> Any:
     """JSON has no inf/NaN: print them as null."""
     if isinstance(obj, float):
@@ -55,7 +66,8 @@ def plan() -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write plan.json and report.html here.")
 @click.option("--time-limit", "time_limit", type=float, default=None, metavar="S",
-              help="Wall-clock limit in seconds for the whole plan (baselines included).")
+              help="Wall-clock limit in seconds for the whole command (model building, "
+                   "baselines and report included); the best plan found by then is returned.")
 @click.option("--gap", "gap", type=float, default=None, metavar="G",
               help="Relative MIP gap at which to stop, e.g. 0.01.")
 @click.option("--threads", "threads", type=int, default=None, metavar="N",
@@ -66,6 +78,7 @@ def solve(scenario: str | None, vrplib_file: str | None, out_dir: str | None,
           time_limit: float | None, gap: float | None, threads: int | None, as_json: bool,
           no_baselines: bool) -> None:
     """Solve SCENARIO (JSON or YAML) or a --vrplib instance and print the plan's summary."""
+    started = time.perf_counter()
     import optimizer
     from optimizer import Progress
 
@@ -83,15 +96,18 @@ def solve(scenario: str | None, vrplib_file: str | None, out_dir: str | None,
         raise BadInput(str(exc)) from None
 
     def show(p: Progress) -> None:
-        gap_txt = f"{p.gap:.2%}" if math.isfinite(p.gap) else "-"
-        console.print(f"[dim]{p.elapsed_s:7.1f}s {p.label:>18} incumbent {p.incumbent:14.2f} "
-                      f"bound {p.bound:14.2f} gap {gap_txt}[/dim]")
+        console.print(f"[dim]{p.elapsed_s:7.1f}s  {progress_line(p.incumbent, p.bound, p.gap)}"
+                      f"  {p.label}[/dim]", highlight=False, soft_wrap=True)
 
+    # --time-limit is the command's: what reading the scenario took and what the report
+    # will take come out of the solve's share
+    limit = None if time_limit is None else max(0.0, time_limit - (
+        time.perf_counter() - started) - (optimizer.report_seconds(sc) if out_dir else 0.0))
     if sc.routing.single_visit:
-        result = optimizer.solve_cvrp(sc, time_limit_s=time_limit, mip_gap=gap, threads=threads,
+        result = optimizer.solve_cvrp(sc, time_limit_s=limit, mip_gap=gap, threads=threads,
                                       progress=show)
     else:
-        result = optimizer.solve(sc, time_limit_s=time_limit, mip_gap=gap, threads=threads,
+        result = optimizer.solve(sc, time_limit_s=limit, mip_gap=gap, threads=threads,
                                  progress=show, baselines=not no_baselines)
     data = _clean(result.to_json_dict())
     if out_dir:
@@ -103,9 +119,11 @@ def solve(scenario: str | None, vrplib_file: str | None, out_dir: str | None,
         sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
     else:
         _summary(data)
-    if result.status == "infeasible":
-        for d in result.diagnosis:
-            console.print(f"[red]infeasible:[/red] {d['what']}: {d['why']}")
+    if result.plan is None:
+        # infeasible, or no plan within the time limit: nothing to act on
+        what = "infeasible" if result.status == "infeasible" else "no plan"
+        for d in result.diagnosis or [{"what": "solver", "why": "no plan found"}]:
+            console.print(f"[red]{what}:[/red] {d['what']}: {d['why']}", soft_wrap=True)
         sys.exit(2)
 
 
@@ -239,9 +257,8 @@ def _print_job(job: dict[str, Any]) -> None:
     click.echo(line)
     p = job.get("progress")
     if job["status"] == "running" and p:
-        gap = p.get("gap")
-        click.echo(f"  incumbent {_fmt(p.get('incumbent'))}  bound {_fmt(p.get('bound'))}  "
-                   f"gap {'-' if gap is None else f'{gap:.2%}'}  {p.get('label') or ''}")
+        click.echo(f"  {progress_line(p.get('incumbent'), p.get('bound'), p.get('gap'))}  "
+                   f"{p.get('label') or ''}")
     if job.get("error"):
         click.echo(f"  reason: {job['error']}")
     s = job.get("summary")

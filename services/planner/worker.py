@@ -39,6 +39,9 @@ from streams.topics import Topics
 log = logging.getLogger("packloop.planner.worker")
 
 MAX_RESULT_MESSAGE_BYTES = 900_000
+#: kept back from a job's time limit (its wall clock from start to stored result) for
+#: storing and publishing the result
+STORE_S = 0.5
 
 
 def default_worker_id() -> str:
@@ -154,7 +157,8 @@ class PlannerWorker:
         log.info("job %s: started on %s (attempt %d)", job_id, self.worker_id, attempt)
         self.on_event(job_id, "started")
         self.current = job_id
-        solve = SolveProcess(job["scenario"], options)
+        deadline = time.time() + float(options["time_limit_s"]) - STORE_S
+        solve = SolveProcess(job["scenario"], options, deadline=deadline)
         hard_limit = time.monotonic() + float(options["time_limit_s"]) * 3 + 180
         renew_every = max(0.5, self.lease_s / 4)
         next_renew = time.monotonic() + renew_every

@@ -5,13 +5,28 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
+import math
 import re
+from typing import Any
 
+import pyomo.environ as pyo
 import pytest
 import yaml
 from click.testing import CliRunner
 
-from optimizer import PlanResult, ScenarioError, load_scenario, solve, write_report
+from optimizer import (
+    PlanResult,
+    Progress,
+    ScenarioError,
+    SolveResult,
+    budget,
+    load_scenario,
+    planner,
+    solve,
+    stages,
+    write_report,
+)
 from services.cli.plan import plan
 from tests.optimizer.helpers import TINY, tiny_raw
 
@@ -144,3 +159,187 @@ def test_plan_solve_shows_single_use_in_kg(tmp_path):
         <= set(rows)
     assert rows["single-use packaging, kg"][2] == "32.4"  # 32,440 g in the uncoordinated plan
     assert all("." not in n for n in rows["trips"])
+
+
+def _mirrored(hubs: int) -> dict[str, Any]:
+    """tiny.yaml with `hubs` copies of its hub and villages, side by side."""
+    raw = tiny_raw()
+    one = raw["villages"]
+    raw["hubs"] = [{**raw["hubs"][0], "hub_id": f"H{h:02d}", "lon": 119.2 + 0.1 * h}
+                   for h in range(1, hubs + 1)]
+    raw["villages"] = [{**v, "village_id": v["village_id"].replace("H01", f"H{h:02d}"),
+                        "hub_id": f"H{h:02d}", "lon": v["lon"] + 0.1 * (h - 1)}
+                       for h in range(1, hubs + 1) for v in one]
+    for key in ("demand", "outstanding_waste"):
+        raw[key] = [{**g, "village_id": g["village_id"].replace("H01", f"H{h:02d}")}
+                    for h in range(1, hubs + 1) for g in raw[key]]
+    return raw
+
+
+def test_no_baselines_returns_the_joint_plan_when_cold_solves_find_nothing(monkeypatch):
+    """Without baselines the single-use stage used to start cold; a hub squeezed by the
+    deadline whose cold single-use and joint solves found nothing in their time left the
+    county without a plan (`status time_limit ... trips 0`, "no solution found", exit 0).
+    The uncoordinated stage now always runs as the start (not reported), so the plan
+    survives solves that find nothing from scratch."""
+    real = stages.run_highs
+
+    def cold_finds_nothing(model: pyo.ConcreteModel, **kwargs: Any) -> SolveResult:
+        free_trips = model.name == "packloop_single_use" or (
+            model.name == "packloop_joint" and not all(v.fixed for v in model.trips.values()))
+        if free_trips and not kwargs.get("warm_start"):
+            return SolveResult("time_limit_no_solution", None, None, None, 1.0, 0.0, 0.0, 0.0,
+                               0, 0, 0, 0)
+        return real(model, **kwargs)
+
+    monkeypatch.setattr(stages, "run_highs", cold_finds_nothing)
+    r = CliRunner().invoke(plan, ["solve", str(TINY), "--no-baselines", "--json",
+                                  "--time-limit", "30"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout[r.stdout.index("{"):])
+    assert data["objective"] is not None and data["trips"], data["status"]
+    assert "uncoordinated" not in data["baselines"]
+
+
+def test_a_group_without_time_keeps_its_first_plan():
+    """A hub group whose budget is spent after its first plan skips the later stages and
+    hands the uncoordinated plan on as its joint plan (no bound: the joint model never
+    ran), instead of giving each stage a 1 s floor past the budget."""
+    s = load_scenario(TINY)
+    out = stages.solve_hubs(s, ["H01"], 0.0, None, 1, None, False)
+    unc, joint = out["uncoordinated"], out["joint"]
+    assert unc.plan is not None
+    for skipped in ("single_use", "sequential"):
+        assert out[skipped].plan is None and out[skipped].status == "time_limit_no_solution"
+    assert joint.plan is unc.plan and joint.objective == unc.objective
+    assert joint.status == "time_limit" and joint.bound is None
+
+
+@pytest.mark.parametrize("overhead_s", [0.05, 0.4, 1.5, 3.0])
+def test_stage_limits_fit_in_the_group_budget(overhead_s):
+    """Whatever the budget, a group whose stages all run to their limits (none reaches its
+    gap early: the worst case) ends within its budget plus HiGHS's overshoot, once the
+    budget covers its first plan; the first stage always runs, and an ample budget runs
+    every stage."""
+    rows = 800
+    for budget_s in [0.0, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60, 120]:
+        spent, ran = 0.0, []
+        for stage in budget.STAGES:
+            limit = budget.stage_limit(stage, budget_s - spent, overhead_s, rows)
+            if limit is None:
+                break
+            ran.append(stage)
+            spent += budget.stage_overhead_s(stage, overhead_s) + limit
+        assert ran[0] == "uncoordinated"
+        least = overhead_s + budget.first_plan_s(rows)
+        assert spent <= max(budget_s, least) + 0.25, (budget_s, ran, spent)
+        if budget_s >= 4 * (overhead_s + 1):
+            assert ran == list(budget.STAGES), (budget_s, ran)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _simulate(rows: list[int], workers: int, limit_s: float, true_s_per_row: float,
+              overhead_share: float = 0.6) -> tuple[float, list[int], float]:
+    """Run `planner._Schedule` on a fake clock, every group taking its whole budget (the
+    worst case) but never less than its true first-plan time; returns the time the last
+    group ends, the groups given up and the deadline."""
+    clock = _Clock()
+    deadline = clock.now + limit_s
+    schedule = planner._Schedule(rows, workers, deadline, budget.DEFAULT, clock=clock)
+    ends: list[tuple[float, int]] = []  # (end time, key) of running groups
+    given_up: list[int] = []
+    last_end = clock.now
+    while schedule.pending or ends:
+        while schedule.pending and len(ends) < workers:
+            started = schedule.start()
+            if started is None:
+                given_up = schedule.not_started()
+                break
+            key, group_deadline = started
+            assert group_deadline is not None
+            least = true_s_per_row * rows[key]
+            ends.append((max(group_deadline, clock.now + least), key))
+        if not ends:
+            break
+        ends.sort()
+        end, key = ends.pop(0)
+        clock.now = last_end = max(last_end, end)
+        first = true_s_per_row * rows[key]
+        part = {"uncoordinated": stages.StageOutcome(
+            "feasible", 1.0, 0.9, {}, {"overhead_s": first * overhead_share,
+                                       "highs_s": first * (1 - overhead_share)})}
+        schedule.done(key, part)
+    return last_end, given_up, deadline
+
+
+COUNTY_ROWS = [1290, 1204, 1032, 1032, 1032, 946, 946, 860, 774, 774, 774, 688, 688, 688, 688,
+               688, 688, 688, 688, 688]  # the county week's hub groups
+
+
+@pytest.mark.parametrize("true_s_per_row", [0.5e-3, 1.0e-3, 1.5e-3])
+def test_the_schedule_ends_by_the_deadline(true_s_per_row):
+    """20 hub groups of the county week's sizes on 2 workers, 18 s: whether the machine is
+    quicker or slower than the first guess, every group starts and the last one ends by
+    the deadline (each group takes its whole budget, as if none reached its gap)."""
+    end, given_up, deadline = _simulate(COUNTY_ROWS, 2, 18.0, true_s_per_row)
+    assert given_up == []
+    assert end <= deadline + 0.01, end - deadline
+
+
+def test_the_schedule_gives_up_rather_than_overrun():
+    """A machine too slow for a first plan of every group in the time: groups that no
+    longer fit are not started (the county gets no plan, with the reason) instead of the
+    plan running on far past its limit; what started ends near the deadline."""
+    end, given_up, deadline = _simulate(COUNTY_ROWS, 2, 18.0, 4e-3)
+    assert given_up
+    assert end <= deadline + 4e-3 * max(COUNTY_ROWS), end - deadline
+
+
+def test_county_progress_is_the_county_as_it_stands():
+    """Progress is the county's objective (the sum of every group's best plan, unknown until
+    every group has one) and bound (the sum of the joint bounds, unknown until every group
+    has one): never nan, and the objective only falls, where the old running sum over
+    finished hubs rose as hubs finished."""
+    seen: list[Progress] = []
+    county = planner._County(seen.append, 2, 0.0)
+    county.report(0, Progress(300.0, -math.inf, math.inf, 1.0, "uncoordinated:H01"))
+    county.report(0, Progress(200.0, -math.inf, math.inf, 2.0, "single_use:H01"))
+    county.report(1, Progress(310.0, -math.inf, math.inf, 2.5, "uncoordinated:H02"))
+    county.report(0, Progress(190.0, 150.0, 0.2, 3.0, "joint:H01"))
+    county.report(1, Progress(math.inf, 160.0, math.inf, 3.5, "joint:H02"))
+    county.done(0, stages.StageOutcome("feasible", 185.0, 184.0, {}), "hub 1/2 done")
+    county.done(1, stages.StageOutcome("feasible", 250.0, 249.0, {}), "hub 2/2 done")
+    objectives = [p.incumbent for p in seen]
+    assert objectives[:2] == [math.inf, math.inf]
+    assert seen[0].label == "uncoordinated:H01 (1/2 hub groups planned)"
+    assert objectives[2:] == [510.0, 500.0, 500.0, 495.0, 435.0]
+    assert [p.bound for p in seen][3:] == [-math.inf, 310.0, 344.0, 433.0]
+    assert seen[-1].gap == pytest.approx(2 / 435)
+    assert not any(math.isnan(x) for p in seen for x in (p.incumbent, p.bound, p.gap))
+
+
+def test_plan_solve_progress_shows_no_nan_or_inf():
+    """`plan solve` prints the county's objective, bound and gap, '-' while unknown; the
+    objective it prints never rises."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "three.yaml"
+        path.write_text(yaml.safe_dump(_mirrored(3)))
+        r = CliRunner().invoke(plan, ["solve", str(path), "--time-limit", "60",
+                                      "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    lines = [line for line in r.stderr.splitlines() if "objective" in line]
+    assert lines and not any(re.search(r"\bnan\b|\binf\b", line) for line in lines)
+    objectives = [float(m.group(1).replace(",", "")) for line in lines
+                  if (m := re.search(r"objective +([\d,.]+)", line))]
+    assert objectives and objectives == sorted(objectives, reverse=True)
+    assert "(1/3 hub groups planned)" in r.stderr
