@@ -38,9 +38,13 @@ class BudgetParams:
     - ``min_stage_s``: a later stage starts only with at least this much HiGHS time for it;
     - ``highs_margin_s``, ``highs_margin_share``: HiGHS stops a little after its limit;
       the joint stage's limit leaves this much before the group's deadline;
-    - ``overcommit``: a group gets this times its size-proportional share of the worker
-      time left (groups go out largest first and many stop at their gap early; a strictly
-      proportional split leaves the workers idle at the end);
+    - ``first_plan_share``: every hub group gets its first plan before any group goes on
+      (so that every hub has a plan whatever the limit); in that first phase a group's
+      budget is this times its size-proportional share of the free worker time (the
+      uncoordinated stage usually stops at its gap well before), at least its least time;
+    - ``overcommit``: in the second phase a group gets this times its size-proportional
+      share of the worker time left (groups go out largest first and many stop at their
+      gap early; a strictly proportional split leaves the workers idle at the end);
     - ``finish_s``, ``finish_s_per_row``: kept back at the end of a plan for combining the
       groups' plans and the KPIs of the plan and its baselines;
     - ``start_slack``: a hub group still starts when this fraction of its least time is
@@ -60,6 +64,7 @@ class BudgetParams:
     min_stage_s: float = 0.3
     highs_margin_s: float = 0.2
     highs_margin_share: float = 0.05
+    first_plan_share: float = 0.3
     overcommit: float = 1.25
     finish_s: float = 0.3
     finish_s_per_row: float = 0.05e-3
@@ -73,6 +78,8 @@ class BudgetParams:
             raise ValueError("stage_share: a share in (0, 1] for every stage but the joint")
         if self.overcommit < 1 or not 0 < self.reuse_factor <= 1:
             raise ValueError("overcommit must be >= 1 and reuse_factor in (0, 1]")
+        if not 0 < self.first_plan_share <= 1:
+            raise ValueError("first_plan_share must be in (0, 1]")
         if not 0 <= self.start_slack < 1:
             raise ValueError("start_slack must be in [0, 1)")
 
@@ -128,17 +135,17 @@ def stage_limit(stage: Stage, left_s: float, built_overhead_s: float, rows: int,
 
 def group_budget_s(left_s: float, workers: int, busy_s: list[float], weight: float,
                    weights_after: float, mins_after_s: list[float], min_own_s: float,
-                   p: BudgetParams = DEFAULT) -> float:
+                   scale: float) -> float:
     """Wall-clock budget of the hub group that starts now on a free worker.
 
     `left_s` is the time to the deadline; `busy_s` the time each group still running on
     another worker is budgeted to take from now on; `weight` this group's size,
     `weights_after` that of the groups not started yet and `mins_after_s` the least time
-    each of them needs. The group gets `overcommit` times its size-proportional share of
-    the free worker time, but leaves on its own worker the least time of the later groups
-    that the other workers have no room for before the deadline (placed largest first),
-    never takes more than `left_s`, and never less than its own minimum (it has to
-    produce a plan)."""
+    each of them needs. The group gets `scale` times its size-proportional share of the
+    free worker time (`first_plan_share` for first plans, `overcommit` for the later
+    stages), but leaves on its own worker the least time of the later groups that the
+    other workers have no room for before the deadline (placed largest first), never
+    takes more than `left_s`, and never less than `min_own_s`."""
     left = max(0.0, left_s)
     room = [max(0.0, left - b) for b in busy_s] + [left] * max(0, workers - 1 - len(busy_s))
     overflow = 0.0
@@ -149,8 +156,14 @@ def group_budget_s(left_s: float, workers: int, busy_s: list[float], weight: flo
         else:
             overflow += least
     free = workers * left - sum(min(b, left) for b in busy_s)
-    share = p.overcommit * weight / (weight + weights_after) * free
+    share = scale * weight / (weight + weights_after) * free
     return max(min_own_s, min(share, left - overflow))
+
+
+def later_min_s(rows: int, overhead_s_per_row: float, p: BudgetParams = DEFAULT) -> float:
+    """The least wall time worth starting a group's later stages for: the single-use
+    stage's overhead and `min_stage_s` of HiGHS."""
+    return overhead_s_per_row * rows + p.min_stage_s
 
 
 def finish_reserve_s(rows: int, p: BudgetParams = DEFAULT) -> float:

@@ -23,9 +23,11 @@ from optimizer.budget import (
     DEFAULT,
     BudgetParams,
     finish_reserve_s,
+    first_plan_s,
     first_plan_s_per_row,
     group_budget_s,
     group_min_s,
+    later_min_s,
 )
 from optimizer.kpis import compute_kpis, reductions
 from optimizer.plan import merge_plans, rounding_cost
@@ -36,7 +38,10 @@ from optimizer.solver import Progress, ProgressFn, relative_gap
 from optimizer.stages import (
     StageOutcome,
     above_gap,
+    best_plan,
+    first_plan,
     group_rows,
+    later_stages,
     no_worse_than_sequential,
     queue_reporter,
     refine_joint,
@@ -90,18 +95,20 @@ class _County:
 
 
 class _Schedule:
-    """The hub groups' budgets, set as each group starts (largest first) from the time
-    left, the worker time the running groups are budgeted and the least the groups still
-    to start need (`optimizer.budget.group_budget_s`). What a stage costs outside HiGHS and
-    what a first plan costs, per row, are the medians of what finished groups measured
-    (the defaults until then)."""
+    """The hub groups' budgets, phase by phase, set as each group starts (largest first)
+    from the time left, the worker time the running groups are budgeted and the least the
+    groups still to start need (`optimizer.budget.group_budget_s`). What a stage costs
+    outside HiGHS and what a first plan costs, per row, are the medians of what finished
+    groups measured (the defaults until then)."""
 
     def __init__(self, rows: list[int], workers: int, deadline: float | None,
                  params: BudgetParams, clock: Callable[[], float] = time.time) -> None:
         self.rows, self.workers, self.deadline, self.params = rows, workers, deadline, params
         self.clock = clock
-        self.pending = sorted(range(len(rows)), key=lambda k: -rows[k])
+        self.phase = "first"
+        self.pending: list[int] = []
         self.running: dict[int, float] = {}
+        self.started: dict[int, float] = {}
         self.overheads: list[float] = []
         self.first_plans: list[float] = []
 
@@ -119,35 +126,53 @@ class _Schedule:
         return group_min_s(self.rows[key] if key is not None else rows, self._median(
             self.first_plans, first_plan_s_per_row(self.params)), self.params)
 
+    def begin(self, phase: str, keys: list[int]) -> None:
+        """Start a phase ("first": first plans; "later": the later stages) for `keys`."""
+        self.phase = phase
+        self.pending = sorted(keys, key=lambda k: -self.rows[k])
+
     def start(self) -> tuple[int, float | None] | None:
         """The next group and its deadline (a `time.time()`, so that a worker process can
-        read it; None without a time limit); None when the next group's first plan no
-        longer fits before the deadline: then the county cannot have a plan in time, and
-        no group starts any more."""
+        read it; None without a time limit); None when the next group does not fit
+        before the deadline any more. In the first phase the county then cannot have a
+        plan in time, and no group starts any more; in the later phase the groups left
+        keep their first plans."""
         if self.deadline is None:
             return self.pending.pop(0), None
         now = self.clock()
         key = self.pending[0]
-        if self.deadline - now < (1 - self.params.start_slack) * self.least_s(key):
+        left = self.deadline - now
+        first = self.phase == "first"
+        if first and left < (1 - self.params.start_slack) * self.least_s(key):
+            return None
+        if not first and left < later_min_s(self.rows[key], self.rate, self.params):
             return None
         self.pending.pop(0)
         budget = group_budget_s(
-            self.deadline - now, self.workers,
-            [max(0.0, d - now) for d in self.running.values()], self.rows[key] + 1,
-            sum(self.rows[k] + 1 for k in self.pending),
-            [self.least_s(k) for k in self.pending], self.least_s(key), self.params)
+            left, self.workers, [max(0.0, d - now) for d in self.running.values()],
+            self.rows[key] + 1, sum(self.rows[k] + 1 for k in self.pending),
+            [self.least_s(k) for k in self.pending] if first else [],
+            self.least_s(key) if first else 0.0,
+            self.params.first_plan_share if first else self.params.overcommit)
         self.running[key] = now + budget
+        self.started[key] = now
         return key, now + budget
 
     def done(self, key: int, part: dict[str, StageOutcome]) -> None:
+        """Group `key` finished its phase with `part`: learn what it cost. A first plan's
+        cost is the wall time from its start here to its end here (hand-over to the worker
+        process and back included), less HiGHS's time beyond the least it was given (a
+        solve that used its budget to close its gap did not need it for a plan)."""
         self.running.pop(key, None)
         rows = max(1, self.rows[key])
         for mode in ("uncoordinated", "single_use", "sequential"):
             o = part.get(mode)
             if o is not None and "highs_s" in o.stats:
                 self.overheads.append(o.stats["overhead_s"] / rows)
-                if mode == "uncoordinated" and o.plan is not None:
-                    self.first_plans.append((o.stats["overhead_s"] + o.stats["highs_s"]) / rows)
+        unc = part.get("uncoordinated")
+        if unc is not None and unc.plan is not None and key in self.started:
+            beyond = max(0.0, unc.stats.get("highs_s", 0.0) - first_plan_s(rows, self.params))
+            self.first_plans.append((self.clock() - self.started.pop(key) - beyond) / rows)
 
     def not_started(self) -> list[int]:
         """Give up the groups still waiting (see `start`)."""
@@ -188,13 +213,42 @@ def _refine_worker(args):
     return hubs, refine_joint(s, hubs, prev, tl, gap, threads, queue_reporter(queue, key))
 
 
-def _worker(args):
-    """One hub group in a worker process, with the budget left before its deadline when it
-    starts (a worker process that is still starting up eats into it)."""
-    s, hubs, deadline, gap, threads, baselines, queue, key, rate = args
+def _first_worker(args):
+    """A hub group's first plan in a worker process, with the budget left before its
+    deadline when it starts."""
+    s, hubs, deadline, gap, threads, queue, key, rate = args
     tl = None if deadline is None else max(0.0, deadline - time.time())
-    return hubs, solve_hubs(s, hubs, tl, gap, threads, queue_reporter(queue, key), baselines,
-                            overhead_s_per_row=rate)
+    return first_plan(s, hubs, tl, gap, threads, queue_reporter(queue, key),
+                      overhead_s_per_row=rate)
+
+
+def _later_worker(args):
+    """A hub group's later stages in a worker process, from its first plan."""
+    s, hubs, unc, start, deadline, gap, threads, queue, key, rate = args
+    tl = None if deadline is None else max(0.0, deadline - time.time())
+    return later_stages(s, hubs, unc, start, tl, gap, threads, queue_reporter(queue, key),
+                        overhead_s_per_row=rate)
+
+
+class _Direct:
+    """The progress queue of groups solved in this process: straight to the county."""
+
+    def __init__(self, county: _County) -> None:
+        self.county = county
+
+    def put(self, item: tuple[Any, ...]) -> None:
+        key, *report = item
+        self.county.report(key, Progress(*report))
+
+
+def _first_plan_only(unc: StageOutcome, _start: Any) -> dict[str, StageOutcome]:
+    """A group that had no time for its later stages: its first plan is its joint plan."""
+    skipped = {m: StageOutcome("time_limit_no_solution", None, None, None, diagnosis=[{
+        "what": f"{m} plan", "why": "not started: no time left after the first plans"}])
+        for m in ("single_use", "sequential", "joint")}
+    return {"uncoordinated": unc, **skipped,
+            "joint": best_plan(skipped["joint"], unc) if unc.plan is not None else StageOutcome(
+                unc.status, None, None, None, diagnosis=unc.diagnosis)}
 
 
 def _second_pass(s: Scenario, parts: list[dict[str, StageOutcome]], pool, deadline,
@@ -353,39 +407,86 @@ def solve(
     deadline = None if time_limit_s is None else time.time() + time_limit_s - reserve
     schedule = _Schedule(rows, workers, deadline, params)
     county = _County(progress, len(groups), t0) if progress is not None else None
+    inline = len(groups) == 1 or workers == 1
+    hub_threads = threads if len(groups) == 1 else 1
+    firsts: dict[int, tuple[StageOutcome, Any]] = {}
     by_key: dict[int, dict[str, StageOutcome]] = {}
 
     def finished(key: int, part: dict[str, StageOutcome]) -> None:
         by_key[key] = part
-        schedule.done(key, part)
+        schedule.done(key, {m: o for m, o in part.items() if m != "uncoordinated"})
         if county is not None:
             county.done(key, part["joint"], f"hub {len(by_key)}/{len(groups)} done")
-        if part["joint"].plan is None and part["joint"].status.startswith("time_limit"):
-            give_up()  # a group without a plan in its time: no county plan, stop here
+
+    def first_done(key: int, outcome: tuple[StageOutcome, Any]) -> None:
+        firsts[key] = outcome
+        schedule.done(key, {"uncoordinated": outcome[0]})
+        if outcome[0].plan is None and outcome[0].status.startswith("time_limit"):
+            give_up()  # a group without a first plan in its time: no county plan
+
+    gave_up: list[bool] = []
 
     def give_up() -> None:
+        gave_up.append(True)
         keys = schedule.not_started()
         if not keys:
             return
         needed = sum(schedule.least_s(k) for k in keys) / workers
         why = [{"what": "hubs " + ", ".join(h for k in keys for h in groups[k]),
-                "why": f"not planned: their first plans need about {needed:.0f} s more at "
+                "why": f"not planned: their first plans need about {needed:.1f} s more at "
                        "this run's speed, past the time limit (give a longer one)"}]
         for n, key in enumerate(keys):
-            finished(key, _not_started(why if n == 0 else []))
+            firsts[key] = (_not_started(why if n == 0 else [])["joint"], None)
 
-    if len(groups) == 1 or workers == 1:
-        while schedule.pending:
-            started = schedule.start()
-            if started is None:
-                give_up()
-                break
-            key, group_deadline = started
-            tl = None if group_deadline is None else max(0.0, group_deadline - time.time())
-            finished(key, solve_hubs(s, groups[key], tl, mip_gap,
-                                     1 if len(groups) > 1 else threads,
-                                     county.reporter(key) if county is not None else None,
-                                     baselines, overhead_s_per_row=schedule.rate, params=params))
+    def first_task(key: int, group_deadline: float | None, queue) -> tuple[Any, ...]:
+        return (s, groups[key], group_deadline, mip_gap, hub_threads, queue, key,
+                schedule.rate)
+
+    def later_task(key: int, group_deadline: float | None, queue) -> tuple[Any, ...]:
+        unc, start = firsts[key]
+        return (s, groups[key], unc, start, group_deadline, mip_gap, hub_threads, queue, key,
+                schedule.rate)
+
+    def run_phases(submit: Callable[..., cf.Future], queue, drain) -> None:
+        """First plans of every group, then the later stages of each with the time left:
+        every hub has a plan before any group spends time improving one, and the
+        county's objective is known from the end of the first phase."""
+        for phase, fn, task, on_done in (("first", _first_worker, first_task, first_done),
+                                         ("later", _later_worker, later_task, None)):
+            # after a group went without a first plan for lack of time there is no
+            # county plan to improve: no later stages at all
+            schedule.begin(phase, list(range(len(groups))) if phase == "first" or not gave_up
+                           else [])
+            running: dict[cf.Future, int] = {}
+            while schedule.pending or running:
+                while schedule.pending and len(running) < workers:
+                    started = schedule.start()
+                    if started is None:
+                        if phase == "first":
+                            give_up()
+                        break
+                    key, group_deadline = started
+                    running[submit(fn, task(key, group_deadline, queue))] = key
+                done, _ = cf.wait(set(running), timeout=0.5, return_when=cf.FIRST_COMPLETED)
+                drain()
+                for f in done:
+                    key = running.pop(f)
+                    if on_done is not None:
+                        on_done(key, f.result())
+                    else:
+                        finished(key, f.result())
+            if phase == "later":
+                for key in range(len(groups)):
+                    if key not in by_key:  # no time left for its later stages
+                        finished(key, _first_plan_only(*firsts[key]))
+
+    if inline:
+        def submit_inline(fn: Callable[..., Any], args: tuple[Any, ...]) -> cf.Future:
+            f: cf.Future = cf.Future()
+            f.set_result(fn(args))
+            return f
+
+        run_phases(submit_inline, None if county is None else _Direct(county), lambda: None)
         parts = [by_key[k] for k in range(len(groups))]
     else:
         # not "fork": HiGHS keeps a global thread pool that a forked child inherits broken.
@@ -404,26 +505,11 @@ def solve(
         try:
             with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
                                         initializer=_warm_up) as pool:
-                running: dict[cf.Future, int] = {}
                 try:
                     # budgets run from when the workers can start on them: a worker's start
                     # (interpreter, imports, `_warm_up`) takes seconds on a loaded machine
                     cf.wait([pool.submit(_ready) for _ in range(workers)])
-                    while schedule.pending or running:
-                        while schedule.pending and len(running) < workers:
-                            started = schedule.start()
-                            if started is None:
-                                give_up()
-                                break
-                            key, group_deadline = started
-                            running[pool.submit(_worker, (
-                                s, groups[key], group_deadline, mip_gap, 1, baselines, queue,
-                                key, schedule.rate))] = key
-                        done, _ = cf.wait(set(running), timeout=0.5,
-                                          return_when=cf.FIRST_COMPLETED)
-                        drain()
-                        for f in done:
-                            finished(running.pop(f), f.result()[1])
+                    run_phases(pool.submit, queue, drain)
                     parts = [by_key[k] for k in range(len(groups))]
                     _second_pass(s, parts, pool, deadline, mip_gap, workers, queue, drain,
                                  on_refined=None if county is None else (

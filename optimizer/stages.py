@@ -21,7 +21,14 @@ from optimizer.routes import hub_routes
 from optimizer.scenario import Scenario
 from optimizer.solver import Progress, ProgressFn, SolveResult, relative_gap, run_highs
 from optimizer.trips import Mode, TripType
-from optimizer.warmstart import copy_values, set_values, uncoordinated_as_start, values_of
+from optimizer.warmstart import (
+    Values,
+    copy_values,
+    set_values,
+    uncoordinated_as_start,
+    uncoordinated_values_as_start,
+    values_of,
+)
 
 UNCOORDINATED_GAP = 0.03
 # HiGHS options of the warm-started joint solve. Its start (the sequential plan) is usually
@@ -101,7 +108,8 @@ def best_plan(joint: StageOutcome, *earlier: StageOutcome | None) -> StageOutcom
 def run_stage(
     s: Scenario, routes, hubs: list[str], mode: StageMode, time_limit_s, mip_gap, threads, progress,
     fixed_trips=None, warm_from: BuiltModel | None = None,
-    options: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None, explain: bool = True,
+    unc_start: tuple[list[TripType], Values] | None = None,
 ) -> tuple[StageOutcome, BuiltModel]:
     """Build and solve one stage (mode) for `hubs`, started from `warm_from`'s solution
     when given; returns the model too, as the next stage's start."""
@@ -122,7 +130,9 @@ def run_stage(
         return StageOutcome("infeasible", None, None, None,
                             diagnosis=describe_unservable(s, b.unservable)), b
     warm = False
-    if warm_from is not None and warm_from.mode == "uncoordinated":
+    if unc_start is not None:
+        warm = uncoordinated_values_as_start(*unc_start, b)
+    elif warm_from is not None and warm_from.mode == "uncoordinated":
         warm = uncoordinated_as_start(warm_from, b)
     elif warm_from is not None:
         if not reused:
@@ -131,7 +141,7 @@ def run_stage(
     r: SolveResult = run_highs(b.model, time_limit_s=time_limit_s, mip_gap=mip_gap,
                                threads=threads, warm_start=warm, progress=progress,
                                label=f"{mode}:{','.join(hubs) if len(hubs) < 4 else len(hubs)}",
-                               options=options)
+                               options=options, explain_infeasible=explain)
     stats = {
         "build_s": build_s, "compile_s": r.compile_s, "handover_s": r.handover_s,
         "highs_s": r.highs_s, "load_s": r.load_s, "columns": r.num_cols, "rows": r.num_rows,
@@ -150,76 +160,114 @@ def fixed_trips_of(b: BuiltModel) -> dict[TripType, int]:
     return {t: int(round(pyo.value(b.model.trips[k]))) for k, t in enumerate(b.trips)}
 
 
-def solve_hubs(
-    s: Scenario, hubs: list[str], time_limit_s: float | None, mip_gap: float | None,
-    threads: int | None, progress: ProgressFn | None, baselines: bool = True,
-    only_uncoordinated: bool = False, skip_joint: bool = False, *,
-    overhead_s_per_row: float | None = None, params: BudgetParams = DEFAULT,
-) -> dict[str, StageOutcome]:
-    """All stages for one group of hubs: uncoordinated, sequential (2 stages), joint.
+#: the uncoordinated plan as the single-use stage's start: its trips and non-zero values
+UncoordinatedStart = tuple[list[TripType], Values]
 
-    `time_limit_s` is the group's wall-clock budget, building and reading back included;
-    `optimizer.budget.stage_limit` shares it out as the stages start and skips the stages
-    it has no room for (the group then keeps the best plan it has). The uncoordinated
-    stage always runs, also without `baselines` (then it is the others' start only, and
-    not reported). `progress` hears of the joint solve's incumbents and bounds, and of
-    every stage's plan as it is found."""
-    routes = hub_routes(s, hubs)
-    out: dict[str, StageOutcome] = {}
-    t0 = time.perf_counter()
-    rows = group_rows(s, hubs)
-    # a built stage's overhead: estimated until the first stage has measured it
-    built = [(params.overhead_s_per_row if overhead_s_per_row is None
-              else overhead_s_per_row) * rows]
-    label = ",".join(hubs) if len(hubs) < 4 else str(len(hubs))
 
-    def run(stage: Stage, mode: StageMode, gap: float | None, report: ProgressFn | None,
-            limit_s: float | None = None, **kwargs: Any) -> tuple[StageOutcome, BuiltModel] | None:
+class _Group:
+    """One hub group's stages against its wall-clock budget (`time_limit_s`, building and
+    reading back included): `optimizer.budget.stage_limit` shares it out as the stages
+    start and skips the stages it has no room for."""
+
+    def __init__(self, s: Scenario, hubs: list[str], time_limit_s: float | None,
+                 threads: int | None, progress: ProgressFn | None,
+                 overhead_s_per_row: float | None, params: BudgetParams) -> None:
+        self.s, self.hubs, self.time_limit_s, self.threads = s, hubs, time_limit_s, threads
+        self.progress, self.params = progress, params
+        self.routes = hub_routes(s, hubs)
+        self.rows = group_rows(s, hubs)
+        self.t0 = time.perf_counter()
+        # a built stage's overhead: estimated until a stage has measured it
+        self.built_s = (params.overhead_s_per_row if overhead_s_per_row is None
+                        else overhead_s_per_row) * self.rows
+        self.label = ",".join(hubs) if len(hubs) < 4 else str(len(hubs))
+
+    def left_s(self) -> float:
+        assert self.time_limit_s is not None
+        return self.time_limit_s - (time.perf_counter() - self.t0)
+
+    def run(self, stage: Stage, mode: StageMode, gap: float | None,
+            report: ProgressFn | None, limit_s: float | None = None,
+            **kwargs: Any) -> tuple[StageOutcome, BuiltModel] | None:
+        """Run `stage` with `limit_s`, or with what `stage_limit` gives it (None: skipped)."""
         tl = limit_s
-        if time_limit_s is not None and tl is None:
-            left = time_limit_s - (time.perf_counter() - t0)
-            tl = left if only_uncoordinated else stage_limit(stage, left, built[0], rows, params)
+        if self.time_limit_s is not None and tl is None:
+            tl = stage_limit(stage, self.left_s(), self.built_s, self.rows, self.params)
             if tl is None:
                 return None
         t = time.perf_counter()
-        o, b = run_stage(s, routes, hubs, mode, tl, gap, threads, report, **kwargs)
+        # Explaining an infeasible model is an elastic solve of up to 30 s that no budget
+        # has room for: with a time limit only the joint stage (the county's diagnosis)
+        # explains; a baseline's stage says "infeasible" without the why.
+        o, b = run_stage(self.s, self.routes, self.hubs, mode, tl, gap, self.threads, report,
+                         explain=self.time_limit_s is None or stage == "joint", **kwargs)
         o.stats["overhead_s"] = max(0.0, time.perf_counter() - t - o.stats.get("highs_s", 0.0))
+        if o.status == "infeasible":  # an explanation is no overhead of the next stages
+            o.stats["overhead_s"] = sum(o.stats.get(k, 0.0) for k in (
+                "build_s", "compile_s", "handover_s", "load_s"))
         if stage != "joint" and "highs_s" in o.stats:
-            built[0] = o.stats["overhead_s"]
-        if progress is not None and o.objective is not None:
+            self.built_s = o.stats["overhead_s"]
+        if self.progress is not None and o.objective is not None:
             bound = o.bound if stage == "joint" and o.bound is not None else -math.inf
-            progress(Progress(o.objective, bound, relative_gap(o.objective, bound),
-                              time.perf_counter() - t0, f"{stage}:{label}"))
+            self.progress(Progress(o.objective, bound, relative_gap(o.objective, bound),
+                                   time.perf_counter() - self.t0, f"{stage}:{self.label}"))
         return o, b
 
-    # The uncoordinated baseline is solved to a looser gap (at least 3 %, reported with
-    # it): it is tens of per cent worse than the joint plan, and its solve time is better
-    # spent proving the joint plan's bound.
-    unc_gap = max(mip_gap or 0.0, UNCOORDINATED_GAP)
-    first = run("uncoordinated", "uncoordinated", unc_gap, None)
-    assert first is not None  # the first stage always runs
-    unc, b0 = first
+
+def first_plan(
+    s: Scenario, hubs: list[str], time_limit_s: float | None, mip_gap: float | None,
+    threads: int | None, progress: ProgressFn | None, *,
+    overhead_s_per_row: float | None = None, params: BudgetParams = DEFAULT,
+) -> tuple[StageOutcome, UncoordinatedStart | None]:
+    """A hub group's first plan: the uncoordinated stage, with all of `time_limit_s` (at
+    least `first_plan_s`), and the start it hands the single-use stage.
+
+    It is solved to a looser gap (at least 3 %, reported with it): it is tens of per cent
+    worse than the joint plan, and its solve time is better spent proving the joint plan's
+    bound. Every later stage starts from this plan and the county needs one from every
+    group, so a try that found none is repeated once with what the budget has left (at
+    least twice the first try's time)."""
+    g = _Group(s, hubs, time_limit_s, threads, progress, overhead_s_per_row, params)
+    gap = max(mip_gap or 0.0, UNCOORDINATED_GAP)
+
+    def limit() -> float | None:
+        if time_limit_s is None:
+            return None
+        return max(first_plan_s(g.rows, params), g.left_s() - g.built_s)
+
+    done = g.run("uncoordinated", "uncoordinated", gap, None, limit_s=limit())
+    assert done is not None  # a stage given its limit always runs
+    unc, b0 = done
     if unc.plan is None and unc.status == "time_limit_no_solution" and time_limit_s is not None:
-        # every later stage starts from this plan, and the county needs one from every
-        # group: once more, with all the group has left (at least twice the first try)
-        left = time_limit_s - (time.perf_counter() - t0) - built[0]
-        again = run("uncoordinated", "uncoordinated", unc_gap, None,
-                    limit_s=max(2 * first_plan_s(rows, params), left))
-        assert again is not None  # a stage given its limit always runs
         spent = unc.stats.get("highs_s", 0.0) + unc.stats.get("overhead_s", 0.0)
+        again = g.run("uncoordinated", "uncoordinated", gap, None,
+                      limit_s=max(2 * first_plan_s(g.rows, params), g.left_s() - g.built_s))
+        assert again is not None
         unc, b0 = again
         unc.stats["first_try_s"] = spent
-    out["uncoordinated"] = unc
-    if only_uncoordinated:
-        return out
-    done = run("single_use", "single_use", mip_gap, None,
-               warm_from=b0 if unc.plan is not None else None)
+    start = (b0.trips, values_of(b0.model)) if unc.plan is not None else None
+    return unc, start
+
+
+def later_stages(
+    s: Scenario, hubs: list[str], unc: StageOutcome, start: UncoordinatedStart | None,
+    time_limit_s: float | None, mip_gap: float | None, threads: int | None,
+    progress: ProgressFn | None, skip_joint: bool = False, *,
+    overhead_s_per_row: float | None = None, params: BudgetParams = DEFAULT,
+) -> dict[str, StageOutcome]:
+    """The stages after a group's first plan: single-use (started from the uncoordinated
+    plan), stage 2 of the sequential baseline, joint; the outcomes by mode, "joint" the best
+    plan found (`unc`'s, if nothing later had time). `progress` hears of the joint solve's
+    incumbents and bounds, and of every stage's plan."""
+    g = _Group(s, hubs, time_limit_s, threads, progress, overhead_s_per_row, params)
+    out: dict[str, StageOutcome] = {"uncoordinated": unc}
+    done = g.run("single_use", "single_use", mip_gap, None, unc_start=start)
     seq1, b1 = done if done is not None else (_skipped("single_use"), None)
     out["single_use"] = seq1
     warm = None
     seq2 = None
     if seq1.plan is not None and b1 is not None:
-        done = run("sequential", "sequential", mip_gap, None, fixed_trips=fixed_trips_of(b1))
+        done = g.run("sequential", "sequential", mip_gap, None, fixed_trips=fixed_trips_of(b1))
         if done is not None:
             seq2, b2 = done
             # Stage 2 of the sequential baseline only chooses packaging and loads for fixed
@@ -238,21 +286,51 @@ def solve_hubs(
                                                         POOR_START_MIN))
     joint = _skipped("joint")
     if warm is not None:
-        done = run("joint", "joint", mip_gap, progress, warm_from=warm,
-                   options=JOINT_WARM_OPTIONS if good_start else None)
+        done = g.run("joint", "joint", mip_gap, progress, warm_from=warm,
+                     options=JOINT_WARM_OPTIONS if good_start else None)
         if done is not None:
             joint, bj = done
             if above_gap(joint, mip_gap) and joint.plan is not None:
                 joint.start = values_of(bj.model)
     elif time_limit_s is None or seq1.plan is None:
         # no sequential plan to start from (not a matter of time): the joint model cold
-        done = run("joint", "joint", mip_gap, progress)
+        done = g.run("joint", "joint", mip_gap, progress)
         if done is not None:
             joint = done[0]
     out["joint"] = best_plan(no_worse_than_sequential(joint, out.get("sequential")),
                              seq1, unc)
-    # wall time of this group's stages (objective) and the budget it was given (bound)
-    out["_time_s"] = StageOutcome("ok", time.perf_counter() - t0, time_limit_s, None)
+    # wall time of these stages (objective) and the budget they were given (bound)
+    out["_time_s"] = StageOutcome("ok", time.perf_counter() - g.t0, time_limit_s, None)
+    return out
+
+
+def solve_hubs(
+    s: Scenario, hubs: list[str], time_limit_s: float | None, mip_gap: float | None,
+    threads: int | None, progress: ProgressFn | None, baselines: bool = True,
+    only_uncoordinated: bool = False, skip_joint: bool = False, *,
+    overhead_s_per_row: float | None = None, params: BudgetParams = DEFAULT,
+) -> dict[str, StageOutcome]:
+    """All stages for one group of hubs in one go: uncoordinated, sequential (2 stages),
+    joint, within `time_limit_s` of wall clock (the first plan gets its share as the
+    stage_limit of the whole budget). The uncoordinated stage runs also without
+    `baselines` (then it is the others' start only; the caller leaves it unreported)."""
+    t0 = time.perf_counter()
+    first_s = time_limit_s
+    if time_limit_s is not None and not only_uncoordinated:
+        rows = group_rows(s, hubs)
+        built = (params.overhead_s_per_row if overhead_s_per_row is None
+                 else overhead_s_per_row) * rows
+        first_s = built + (stage_limit("uncoordinated", time_limit_s, built, rows, params)
+                           or 0.0)
+    unc, start = first_plan(s, hubs, first_s, mip_gap, threads, progress,
+                            overhead_s_per_row=overhead_s_per_row, params=params)
+    if only_uncoordinated:
+        return {"uncoordinated": unc}
+    left = None if time_limit_s is None else time_limit_s - (time.perf_counter() - t0)
+    out = later_stages(s, hubs, unc, start, left, mip_gap, threads, progress, skip_joint,
+                       overhead_s_per_row=overhead_s_per_row, params=params)
+    if "_time_s" in out:
+        out["_time_s"] = StageOutcome("ok", time.perf_counter() - t0, time_limit_s, None)
     return out
 
 

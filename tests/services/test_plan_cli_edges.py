@@ -3,6 +3,7 @@ the environment, a broken file, and how a job's progress and KPIs read."""
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -137,7 +138,7 @@ def test_job_times_are_rfc3339(service, fake_kafka) -> None:
     assert _utc(queued["created_at"]) >= before and queued["started_at"] is None
     worker.process(queued["job_id"])
     done = client.get(f"/v1/plans/{queued['job_id']}").json()
-    assert done["status"] == "done", done
+    assert done["status"] == "done", done["error"]
     created, started, finished = (_utc(done[k]) for k in
                                   ("created_at", "started_at", "finished_at"))
     assert before <= created <= started <= finished <= datetime.now(UTC)
@@ -145,3 +146,49 @@ def test_job_times_are_rfc3339(service, fake_kafka) -> None:
     assert row["created_at"] == done["created_at"] and row["finished_at"] == done["finished_at"]
     [published] = fake_kafka.records[TOPICS.plan_results]
     assert orjson.loads(published.value)["finished_at"] == done["finished_at"]
+
+
+def _two_hubs() -> dict[str, Any]:
+    """tiny.yaml with a copy of its hub and villages beside it."""
+    raw = copy.deepcopy(TINY)
+    raw["hubs"].append({**raw["hubs"][0], "hub_id": "H02", "lon": 119.3})
+    for key in ("villages", "demand", "outstanding_waste"):
+        raw[key] += [{**x, "village_id": x["village_id"].replace("H01", "H02"),
+                      **({"hub_id": "H02", "lon": x["lon"] + 0.1} if key == "villages" else {})}
+                     for x in raw[key]]
+    return raw
+
+
+def test_job_progress_is_the_county_as_it_stands(service) -> None:
+    """A job's progress carries the county's objective and bound as they stand: at the end
+    the plan's own (its summary), not a running sum over finished hubs with no bound."""
+    client, worker = service
+    job = client.post("/v1/plans", json={"scenario": _two_hubs(),
+                                         "options": {"time_limit_s": 60}}).json()
+    worker.process(job["job_id"])
+    done = client.get(f"/v1/plans/{job['job_id']}").json()
+    assert done["status"] == "done", done["error"]
+    progress, summary = done["progress"], done["summary"]
+    assert progress["incumbent"] == pytest.approx(summary["objective"])
+    assert progress["bound"] == pytest.approx(summary["bound"])
+    assert progress["label"] == "hub 2/2 done"
+
+
+def test_status_of_a_running_job_says_what_is_not_known_yet(monkeypatch) -> None:
+    """Before every hub group has a plan the county's objective is not known: `plan status`
+    shows '-' and how many groups are planned, never None, nan or inf."""
+    running = {**JOB, "status": "running", "elapsed_s": 4.2, "progress": {
+        "incumbent": None, "bound": None, "gap": None, "elapsed_s": 4.0,
+        "label": "uncoordinated:H01 (1/3 hub groups planned)"}}
+    real_client = httpx.Client
+
+    def make(*args: Any, **kwargs: Any) -> httpx.Client:
+        kwargs["transport"] = httpx.MockTransport(lambda _r: httpx.Response(200, json=running))
+        return real_client(*args, **kwargs)
+
+    monkeypatch.setattr("services.cli.plan.httpx.Client", make)
+    r = CliRunner().invoke(cli, ["plan", "status", "plan-0123", "--token", "t"])
+    assert r.exit_code == 0, r.output
+    line = r.output.splitlines()[1]
+    assert re.fullmatch(r" +objective +- +bound +- +gap +- +uncoordinated:H01 \(1/3 hub "
+                        r"groups planned\)", line), line
