@@ -84,11 +84,12 @@ def failure_reason(result: dict[str, Any], time_limit_s: float | None) -> str | 
     if result.get("trips") is not None and status in ("optimal", "feasible", "time_limit") \
             and result.get("objective") is not None:
         return None
+    why = "; ".join(f"{d.get('what')}: {d.get('why')}" for d in result.get("diagnosis") or [])
     if status == "infeasible":
-        why = "; ".join(f"{d.get('what')}: {d.get('why')}" for d in result.get("diagnosis") or [])
         return "infeasible: " + (why or "no plan satisfies the scenario's constraints")
     if status == "time_limit":
-        return f"no feasible plan found within the time limit ({time_limit_s} s)"
+        return f"no feasible plan found within the time limit ({time_limit_s} s)" + (
+            f": {why}" if why else "")
     return f"the solver ended with status {status!r} and no plan"
 
 
