@@ -11,7 +11,7 @@ from optimizer.factors import Factor, FactorError, FactorSet, load_factors
 from optimizer.model import BuiltModel, build_model
 from optimizer.network_scenario import scenario_from_network
 from optimizer.planner import solve
-from optimizer.report import baseline_bars_svg, route_map_svg, write_report
+from optimizer.report import baseline_bars_svg, report_seconds, route_map_svg, write_report
 from optimizer.result import PlanResult, PlanStatus
 from optimizer.routes import DistanceOracle, Route, active_villages, candidate_routes, max_stops
 from optimizer.scenario import Scenario, ScenarioError, load_scenario, scenario_json_schema
@@ -40,6 +40,7 @@ __all__ = [
     "baseline_bars_svg",
     "load_factors",
     "load_scenario",
+    "report_seconds",
     "route_map_svg",
     "scenario_from_network",
     "scenario_json_schema",

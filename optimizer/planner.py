@@ -16,8 +16,19 @@ import multiprocessing as mp
 import os
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
+from optimizer.budget import (
+    DEFAULT,
+    BudgetParams,
+    finish_reserve_s,
+    first_plan_s,
+    first_plan_s_per_row,
+    group_budget_s,
+    group_min_s,
+    later_min_s,
+)
 from optimizer.kpis import compute_kpis, reductions
 from optimizer.plan import merge_plans, rounding_cost
 from optimizer.result import PlanResult, PlanStatus
@@ -27,68 +38,230 @@ from optimizer.solver import Progress, ProgressFn, relative_gap
 from optimizer.stages import (
     StageOutcome,
     above_gap,
+    best_plan,
+    first_plan,
+    group_rows,
+    later_stages,
     no_worse_than_sequential,
     queue_reporter,
     refine_joint,
     solve_hubs,
 )
 
-# A hub group's budget is OVERCOMMIT times its proportional share of the time left (always
-# capped by the deadline). Groups go out largest first and many stop at the requested gap
-# before their budget: a strictly proportional split leaves the large groups at their time
-# limit above the gap while the last ones finish early and the workers idle.
-OVERCOMMIT = 1.25
-# Wall time a small hub group needs at the least (four stages at their 1 s floors, building
-# included), kept back for the groups not yet started so that the last ones are not pushed
-# past the deadline.
-MIN_GROUP_S = 2.5
+
+class _County:
+    """The county's objective and bound as they stand, for the caller's progress function.
+
+    Every hub group reports the cost of each plan it finds and its joint solve's bound;
+    the county's objective is the sum of the groups' best plans once every group has one
+    (before that it is unknown, +inf, and the label says how many groups have a plan: a
+    sum over some groups would rise as groups finish and look like the plan getting
+    worse), and its bound the sum of the groups' joint bounds once every group has one
+    (else -inf). Only the joint model's bound bounds the joint plan."""
+
+    def __init__(self, progress: ProgressFn, groups: int, t0: float) -> None:
+        self.progress, self.groups, self.t0 = progress, groups, t0
+        self.best: dict[int, float] = {}
+        self.bound: dict[int, float] = {}
+
+    def report(self, key: int, p: Progress) -> None:
+        if math.isfinite(p.incumbent):
+            self.best[key] = min(self.best.get(key, math.inf), p.incumbent)
+        if p.label.startswith("joint") and math.isfinite(p.bound):
+            self.bound[key] = max(self.bound.get(key, -math.inf), p.bound)
+        self.emit(p.label)
+
+    def reporter(self, key: int) -> ProgressFn:
+        return lambda p: self.report(key, p)
+
+    def done(self, key: int, joint: StageOutcome, label: str) -> None:
+        """A group's final plan and bound (those of the plan it hands on)."""
+        if joint.objective is not None:
+            self.best[key] = joint.objective
+        if joint.bound is not None:
+            self.bound[key] = joint.bound
+        else:
+            self.bound.pop(key, None)
+        self.emit(label)
+
+    def emit(self, label: str) -> None:
+        planned = len(self.best)
+        objective = sum(self.best.values()) if planned == self.groups else math.inf
+        bound = sum(self.bound.values()) if len(self.bound) == self.groups else -math.inf
+        if planned < self.groups:
+            label += f" ({planned}/{self.groups} hub groups planned)"
+        self.progress(Progress(objective, bound, relative_gap(objective, bound),
+                               time.perf_counter() - self.t0, label))
 
 
-def _report_done(progress: ProgressFn | None, parts: list[dict[str, StageOutcome]],
-                 total: int, t0: float) -> None:
-    """One report per finished hub group (its HiGHS solve may have sent none): the joint
-    objectives of the groups done so far."""
-    res = parts[-1]
-    if progress is None or res["joint"].objective is None:
-        return
-    done = sum(p["joint"].objective for p in parts if p["joint"].objective is not None)
-    progress(Progress(done, math.nan, math.nan, time.perf_counter() - t0,
-                      f"hub {len(parts)}/{total} done"))
+class _Schedule:
+    """The hub groups' budgets, phase by phase, set as each group starts (largest first)
+    from the time left, the worker time the running groups are budgeted and the least the
+    groups still to start need (`optimizer.budget.group_budget_s`). What a stage costs
+    outside HiGHS and what a first plan costs, per row, are the medians of what finished
+    groups measured (the defaults until then)."""
+
+    def __init__(self, rows: list[int], workers: int, deadline: float | None,
+                 params: BudgetParams, clock: Callable[[], float] = time.time) -> None:
+        self.rows, self.workers, self.deadline, self.params = rows, workers, deadline, params
+        self.clock = clock
+        self.phase = "first"
+        self.pending: list[int] = []
+        self.running: dict[int, float] = {}
+        self.started: dict[int, float] = {}
+        self.overheads: list[float] = []
+        self.first_plans: list[float] = []
+
+    @staticmethod
+    def _median(samples: list[float], default: float) -> float:
+        return sorted(samples)[len(samples) // 2] if samples else default
+
+    @property
+    def rate(self) -> float:
+        """Seconds per row a stage that builds its model spends outside HiGHS."""
+        return self._median(self.overheads, self.params.overhead_s_per_row)
+
+    def least_s(self, key: int | None = None, rows: int = 0) -> float:
+        """The least wall time group `key` (or a model of `rows` rows) needs for a plan."""
+        return group_min_s(self.rows[key] if key is not None else rows, self._median(
+            self.first_plans, first_plan_s_per_row(self.params)), self.params)
+
+    def begin(self, phase: str, keys: list[int]) -> None:
+        """Start a phase ("first": first plans; "later": the later stages) for `keys`."""
+        self.phase = phase
+        self.pending = sorted(keys, key=lambda k: -self.rows[k])
+
+    def start(self) -> tuple[int, float | None] | None:
+        """The next group and its deadline (a `time.time()`, so that a worker process can
+        read it; None without a time limit); None when the next group does not fit
+        before the deadline any more. In the first phase the county then cannot have a
+        plan in time, and no group starts any more; in the later phase the groups left
+        keep their first plans."""
+        if self.deadline is None:
+            return self.pending.pop(0), None
+        now = self.clock()
+        key = self.pending[0]
+        left = self.deadline - now
+        first = self.phase == "first"
+        if first and left < (1 - self.params.start_slack) * self.least_s(key):
+            return None
+        if not first and left < later_min_s(self.rows[key], self.rate, self.params):
+            return None
+        self.pending.pop(0)
+        budget = group_budget_s(
+            left, self.workers, [max(0.0, d - now) for d in self.running.values()],
+            self.rows[key] + 1, sum(self.rows[k] + 1 for k in self.pending),
+            [self.least_s(k) for k in self.pending] if first else [],
+            self.least_s(key) if first else 0.0,
+            self.params.first_plan_share if first else self.params.overcommit)
+        self.running[key] = now + budget
+        self.started[key] = now
+        return key, now + budget
+
+    def done(self, key: int, part: dict[str, StageOutcome]) -> None:
+        """Group `key` finished its phase with `part`: learn what it cost. A first plan's
+        cost is the wall time from its start here to its end here (hand-over to the worker
+        process and back included), less HiGHS's time beyond the least it was given (a
+        solve that used its budget to close its gap did not need it for a plan)."""
+        self.running.pop(key, None)
+        rows = max(1, self.rows[key])
+        for mode in ("uncoordinated", "single_use", "sequential"):
+            o = part.get(mode)
+            if o is not None and "highs_s" in o.stats:
+                self.overheads.append(o.stats["overhead_s"] / rows)
+        unc = part.get("uncoordinated")
+        if unc is not None and unc.plan is not None and key in self.started:
+            beyond = max(0.0, unc.stats.get("highs_s", 0.0) - first_plan_s(rows, self.params))
+            self.first_plans.append((self.clock() - self.started.pop(key) - beyond) / rows)
+
+    def not_started(self) -> list[int]:
+        """Give up the groups still waiting (see `start`)."""
+        keys, self.pending = self.pending, []
+        return keys
+
+
+def _not_started(diagnosis: list[dict[str, Any]]) -> dict[str, StageOutcome]:
+    return {m: StageOutcome("time_limit_no_solution", None, None, None,
+                            diagnosis=diagnosis if m == "joint" else [])
+            for m in ("uncoordinated", "single_use", "sequential", "joint")}
+
+
+def _warm_up() -> None:
+    """A worker process's one-off costs, paid before its first hub group's clock runs:
+    Pyomo's compiler and HiGHS set themselves up on first use (seconds on a loaded
+    machine), which would otherwise come out of the first group's budget unforeseen."""
+    import pyomo.environ as pyo
+
+    from optimizer.solver import compile_model, make_highs
+
+    m = pyo.ConcreteModel()
+    m.x = pyo.Var(bounds=(0, 1), within=pyo.Integers)
+    m.c = pyo.Constraint(expr=m.x <= 1)
+    m.cost = pyo.Objective(expr=m.x)
+    compile_model(m)
+    make_highs(None, None, 1)
+
+
+def _ready() -> int:
+    time.sleep(0.05)  # so that each idle worker takes one
+    return os.getpid()
 
 
 def _refine_worker(args):
-    s, hubs, prev, deadline, gap, threads, queue = args
+    s, hubs, prev, deadline, gap, threads, queue, key = args
     tl = max(1.0, deadline - time.time())
-    return hubs, refine_joint(s, hubs, prev, tl, gap, threads, queue_reporter(queue))
+    return hubs, refine_joint(s, hubs, prev, tl, gap, threads, queue_reporter(queue, key))
 
 
-def _worker(args):
-    """One hub group in a worker process. Its time budget is set when it starts: its share of
-    the time left before the global deadline, in proportion to its size among the groups not
-    yet started (groups go out largest first), so time a quick hub leaves over goes to the
-    hubs after it."""
-    s, hubs, deadline, share, gap, threads, baselines, queue, reserve = args
-    tl = None
-    if deadline is not None:
-        tl = max(1.0, (deadline - time.time() - reserve) * min(1.0, OVERCOMMIT * share))
-    return hubs, solve_hubs(s, hubs, tl, gap, threads, queue_reporter(queue), baselines)
+def _first_worker(args):
+    """A hub group's first plan in a worker process, with the budget left before its
+    deadline when it starts."""
+    s, hubs, deadline, gap, threads, queue, key, rate = args
+    tl = None if deadline is None else max(0.0, deadline - time.time())
+    return first_plan(s, hubs, tl, gap, threads, queue_reporter(queue, key),
+                      overhead_s_per_row=rate)
 
 
-# A second pass runs only if at least this much time is left before the deadline: below
-# it, HiGHS would spend the pass re-solving the root and stop where the first pass did.
-MIN_SECOND_PASS_S = 6.0
-# kept free before the deadline for building the model, HiGHS's overshoot and the KPIs
-SECOND_PASS_MARGIN_S = 2.0
+def _later_worker(args):
+    """A hub group's later stages in a worker process, from its first plan."""
+    s, hubs, unc, start, deadline, gap, threads, queue, key, rate = args
+    tl = None if deadline is None else max(0.0, deadline - time.time())
+    return later_stages(s, hubs, unc, start, tl, gap, threads, queue_reporter(queue, key),
+                        overhead_s_per_row=rate)
+
+
+class _Direct:
+    """The progress queue of groups solved in this process: straight to the county."""
+
+    def __init__(self, county: _County) -> None:
+        self.county = county
+
+    def put(self, item: tuple[Any, ...]) -> None:
+        key, *report = item
+        self.county.report(key, Progress(*report))
+
+
+def _first_plan_only(unc: StageOutcome, _start: Any) -> dict[str, StageOutcome]:
+    """A group that had no time for its later stages: its first plan is its joint plan."""
+    skipped = {m: StageOutcome("time_limit_no_solution", None, None, None, diagnosis=[{
+        "what": f"{m} plan", "why": "not started: no time left after the first plans"}])
+        for m in ("single_use", "sequential", "joint")}
+    return {"uncoordinated": unc, **skipped,
+            "joint": best_plan(skipped["joint"], unc) if unc.plan is not None else StageOutcome(
+                unc.status, None, None, None, diagnosis=unc.diagnosis)}
 
 
 def _second_pass(s: Scenario, parts: list[dict[str, StageOutcome]], pool, deadline,
-                 mip_gap, workers: int, queue, drain) -> None:
+                 mip_gap, workers: int, queue, drain,
+                 on_refined: Callable[[int, StageOutcome], None] | None = None,
+                 params: BudgetParams = DEFAULT) -> None:
     """Give the time the quick hub groups left over to the groups that stopped above the
     gap at their budget, most absolute gap first, until the deadline.
 
     Budgets are set when a group starts, before anyone knows which groups are hard: most
     groups reach the gap in a fraction of their budget, while one or two may hold the
-    county gap above the target."""
+    county gap above the target. Progress of group k (its index in `parts`) goes to
+    `queue` under key k, and `on_refined(k, outcome)` hears of its new outcome."""
     if deadline is None:
         return
 
@@ -97,10 +270,11 @@ def _second_pass(s: Scenario, parts: list[dict[str, StageOutcome]], pool, deadli
         assert o.objective is not None and o.bound is not None  # above_gap checked both
         return o.objective - o.bound
 
-    todo = sorted((p for p in parts if above_gap(p["joint"], mip_gap)
+    todo = sorted((k for k, p in enumerate(parts) if above_gap(p["joint"], mip_gap)
                    and p["joint"].start is not None),
-                  key=lambda p: -abs_gap(p))
-    if not todo or deadline - SECOND_PASS_MARGIN_S - time.time() < MIN_SECOND_PASS_S:
+                  key=lambda k: -abs_gap(parts[k]))
+    margin = params.second_pass_margin_s
+    if not todo or deadline - margin - time.time() < params.min_second_pass_s:
         return
     joint = _combine(parts, "joint")
     if joint.plan is None or not _county_fleet_ok(s, joint.plan):
@@ -111,26 +285,30 @@ def _second_pass(s: Scenario, parts: list[dict[str, StageOutcome]], pool, deadli
     def submit() -> None:
         # each gets its share of the time left among the groups still to refine
         while waiting and len(futs) < workers:
-            left = deadline - SECOND_PASS_MARGIN_S - time.time()
+            left = deadline - margin - time.time()
             share = left * min(1.0, workers / (len(waiting) + len(futs)))
-            if share < MIN_SECOND_PASS_S:
+            if share < params.min_second_pass_s:
                 waiting.clear()
                 return
-            p = waiting.pop(0)
-            plan = p["joint"].plan
+            k = waiting.pop(0)
+            plan = parts[k]["joint"].plan
             assert plan is not None  # solve_hubs keeps a start only with a plan
-            args = (s, plan["hubs"], p["joint"], time.time() + share, mip_gap, 1, queue)
-            futs[pool.submit(_refine_worker, args)] = p
+            args = (s, plan["hubs"], parts[k]["joint"], time.time() + share, mip_gap, 1, queue,
+                    k)
+            futs[pool.submit(_refine_worker, args)] = k
 
     submit()
     while futs:
         finished, _ = cf.wait(set(futs), timeout=0.5, return_when=cf.FIRST_COMPLETED)
         drain()
         for f in finished:
-            p = futs.pop(f)
+            k = futs.pop(f)
+            p = parts[k]
             _hubs, refined = f.result()
             p["_second_pass"] = StageOutcome("ok", p["joint"].objective, p["joint"].bound, None)
             p["joint"] = refined
+            if on_refined is not None:
+                on_refined(k, refined)
         submit()
 
 
@@ -203,8 +381,14 @@ def solve(
     progress: ProgressFn | None = None,
     baselines: bool = True,
     decompose: bool = True,
+    params: BudgetParams = DEFAULT,
 ) -> PlanResult:
     """Plan `scenario`: joint plan, KPIs, and the uncoordinated and sequential baselines.
+
+    `time_limit_s` is the wall clock of this call, building the models, the baselines and
+    the KPIs included (`optimizer.budget`); a caller that does more afterwards (a report)
+    passes what it leaves for this call. A hub group that runs out of time hands on the
+    best plan it has; `progress` hears the county's objective and bound as they stand.
 
     A single-visit scenario (CVRP set partitioning, as imported from CVRPLIB) is another
     problem with its own solver, `optimizer.solve_cvrp`; it is refused here."""
@@ -217,24 +401,94 @@ def solve(
     vill_hub = {v.village_id: v.hub_id for v in s.villages}
     busy = sorted({vill_hub[i] for i in active})
     groups = [[h] for h in busy] if decompose else [busy]
+    rows = [group_rows(s, g) for g in groups]
     workers = max(1, min(len(groups), threads or os.cpu_count() or 1))
-    parts: list[dict[str, StageOutcome]] = []
-    if len(groups) == 1 or workers == 1:
-        for g in groups:
-            tl = None if time_limit_s is None else time_limit_s / len(groups)
-            parts.append(solve_hubs(s, g, tl, mip_gap, 1 if len(groups) > 1 else threads,
-                                    progress, baselines))
-            _report_done(progress, parts, len(groups), t0)
+    reserve = finish_reserve_s(sum(rows), params)
+    deadline = None if time_limit_s is None else time.time() + time_limit_s - reserve
+    schedule = _Schedule(rows, workers, deadline, params)
+    county = _County(progress, len(groups), t0) if progress is not None else None
+    inline = len(groups) == 1 or workers == 1
+    hub_threads = threads if len(groups) == 1 else 1
+    firsts: dict[int, tuple[StageOutcome, Any]] = {}
+    by_key: dict[int, dict[str, StageOutcome]] = {}
+
+    def finished(key: int, part: dict[str, StageOutcome]) -> None:
+        by_key[key] = part
+        schedule.done(key, {m: o for m, o in part.items() if m != "uncoordinated"})
+        if county is not None:
+            county.done(key, part["joint"], f"hub {len(by_key)}/{len(groups)} done")
+
+    def first_done(key: int, outcome: tuple[StageOutcome, Any]) -> None:
+        firsts[key] = outcome
+        schedule.done(key, {"uncoordinated": outcome[0]})
+        if outcome[0].plan is None and outcome[0].status.startswith("time_limit"):
+            give_up()  # a group without a first plan in its time: no county plan
+
+    gave_up: list[bool] = []
+
+    def give_up() -> None:
+        gave_up.append(True)
+        keys = schedule.not_started()
+        if not keys:
+            return
+        needed = sum(schedule.least_s(k) for k in keys) / workers
+        why = [{"what": "hubs " + ", ".join(h for k in keys for h in groups[k]),
+                "why": f"not planned: their first plans need about {needed:.1f} s more at "
+                       "this run's speed, past the time limit (give a longer one)"}]
+        for n, key in enumerate(keys):
+            firsts[key] = (_not_started(why if n == 0 else [])["joint"], None)
+
+    def first_task(key: int, group_deadline: float | None, queue) -> tuple[Any, ...]:
+        return (s, groups[key], group_deadline, mip_gap, hub_threads, queue, key,
+                schedule.rate)
+
+    def later_task(key: int, group_deadline: float | None, queue) -> tuple[Any, ...]:
+        unc, start = firsts[key]
+        return (s, groups[key], unc, start, group_deadline, mip_gap, hub_threads, queue, key,
+                schedule.rate)
+
+    def run_phases(submit: Callable[..., cf.Future], queue, drain) -> None:
+        """First plans of every group, then the later stages of each with the time left:
+        every hub has a plan before any group spends time improving one, and the
+        county's objective is known from the end of the first phase."""
+        for phase, fn, task, on_done in (("first", _first_worker, first_task, first_done),
+                                         ("later", _later_worker, later_task, None)):
+            # after a group went without a first plan for lack of time there is no
+            # county plan to improve: no later stages at all
+            schedule.begin(phase, list(range(len(groups))) if phase == "first" or not gave_up
+                           else [])
+            running: dict[cf.Future, int] = {}
+            while schedule.pending or running:
+                while schedule.pending and len(running) < workers:
+                    started = schedule.start()
+                    if started is None:
+                        if phase == "first":
+                            give_up()
+                        break
+                    key, group_deadline = started
+                    running[submit(fn, task(key, group_deadline, queue))] = key
+                done, _ = cf.wait(set(running), timeout=0.5, return_when=cf.FIRST_COMPLETED)
+                drain()
+                for f in done:
+                    key = running.pop(f)
+                    if on_done is not None:
+                        on_done(key, f.result())
+                    else:
+                        finished(key, f.result())
+            if phase == "later":
+                for key in range(len(groups)):
+                    if key not in by_key:  # no time left for its later stages
+                        finished(key, _first_plan_only(*firsts[key]))
+
+    if inline:
+        def submit_inline(fn: Callable[..., Any], args: tuple[Any, ...]) -> cf.Future:
+            f: cf.Future = cf.Future()
+            f.set_result(fn(args))
+            return f
+
+        run_phases(submit_inline, None if county is None else _Direct(county), lambda: None)
+        parts = [by_key[k] for k in range(len(groups))]
     else:
-        size: dict[str, int] = defaultdict(int)
-        for dg in s.demand:
-            size[vill_hub[dg.village_id]] += 1
-        for w in s.outstanding_waste:
-            size[vill_hub[w.village_id]] += 1
-        groups.sort(key=lambda g: -sum(size[h] for h in g))
-        weights = [sum(size[h] for h in g) + 1 for g in groups]
-        suffix = [sum(weights[k:]) for k in range(len(weights))]
-        deadline = None if time_limit_s is None else time.time() + time_limit_s
         # not "fork": HiGHS keeps a global thread pool that a forked child inherits broken.
         # (Callers from a script need the usual `if __name__ == "__main__":` guard.)
         ctx = mp.get_context("forkserver")
@@ -242,28 +496,25 @@ def solve(
         queue = manager.Queue() if manager is not None else None
 
         def drain() -> None:
-            # the workers' HiGHS callbacks (joint stage: incumbent, bound, gap) arrive here
+            # the workers' reports (each group's plans, the joint solve's bound) arrive here
             while queue is not None and not queue.empty():
-                inc, bnd, gp, el, label = queue.get_nowait()
-                assert progress is not None  # the queue exists only for a progress callback
-                progress(Progress(inc, bnd, gp, el, label))
+                key, inc, bnd, gp, el, label = queue.get_nowait()
+                assert county is not None  # the queue exists only for a progress callback
+                county.report(key, Progress(inc, bnd, gp, el, label))
 
         try:
-            with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                # the groups still to start after this one keep MIN_GROUP_S each per worker
-                futs = {pool.submit(_worker, (s, g, deadline, workers * weights[k] / suffix[k],
-                                              mip_gap, 1, baselines, queue,
-                                              MIN_GROUP_S * (len(groups) - k - 1) / workers))
-                        for k, g in enumerate(groups)}
+            with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                        initializer=_warm_up) as pool:
                 try:
-                    while futs:
-                        finished, futs = cf.wait(futs, timeout=0.5,
-                                                 return_when=cf.FIRST_COMPLETED)
-                        drain()
-                        for f in finished:
-                            parts.append(f.result()[1])
-                            _report_done(progress, parts, len(groups), t0)
-                    _second_pass(s, parts, pool, deadline, mip_gap, workers, queue, drain)
+                    # budgets run from when the workers can start on them: a worker's start
+                    # (interpreter, imports, `_warm_up`) takes seconds on a loaded machine
+                    cf.wait([pool.submit(_ready) for _ in range(workers)])
+                    run_phases(pool.submit, queue, drain)
+                    parts = [by_key[k] for k in range(len(groups))]
+                    _second_pass(s, parts, pool, deadline, mip_gap, workers, queue, drain,
+                                 on_refined=None if county is None else (
+                                     lambda k, o: county.done(k, o, "second pass")),
+                                 params=params)
                 except BaseException:
                     # Ctrl-C / SIGTERM: stop the hub solves now, not at their time limit.
                     for proc in list(getattr(pool, "_processes", {}).values()):
@@ -280,17 +531,24 @@ def solve(
         # (combined's keys are `modes`, in order)
         linked = [m for m, c in combined.items()
                   if c.plan is not None and not _county_fleet_ok(s, c.plan)]
-        left = None if time_limit_s is None else max(
-            10.0, time_limit_s - (time.perf_counter() - t0))
+        # The county fleet binds: all hubs in one model, linked by its rows. The hub plans
+        # break that fleet, so this solve gets at least the time a first plan of the
+        # whole county needs, deadline or not.
+        least = schedule.least_s(rows=sum(rows))
+        left = None if deadline is None else max(least, deadline - time.time())
+        whole_county = None if county is None else _County(county.progress, 1, t0)
         if "uncoordinated" in linked:
-            # the county fleet binds: solve all hubs in one model, linked by its rows
             combined["uncoordinated"] = _combine([solve_hubs(
-                s, busy, left, mip_gap, threads, None, True, only_uncoordinated=True)],
-                "uncoordinated")
+                s, busy, left, mip_gap, threads, None, True, only_uncoordinated=True,
+                overhead_s_per_row=schedule.rate, params=params)], "uncoordinated")
         chain = set(linked) & {"joint", "sequential", "single_use"}
         if chain:
-            whole = solve_hubs(s, busy, left, mip_gap, threads, progress, False,
-                               skip_joint="joint" not in chain)
+            if left is not None and deadline is not None:
+                left = max(least, deadline - time.time())
+            whole = solve_hubs(s, busy, left, mip_gap, threads,
+                               None if whole_county is None else whole_county.reporter(0),
+                               False, skip_joint="joint" not in chain,
+                               overhead_s_per_row=schedule.rate, params=params)
             for m in ("sequential", "single_use"):
                 if m in chain or m in whole:
                     combined[m] = whole.get(m, StageOutcome(
@@ -302,6 +560,8 @@ def solve(
             combined["joint"] = no_worse_than_sequential(
                 combined["joint"], combined["sequential"], status="feasible")
     return _result(s, combined, t0, {"groups": len(groups), "workers": workers,
+                                     "time_limit_s": time_limit_s, "finish_reserve_s": reserve,
+                                     "overhead_s_per_row": schedule.rate,
                                      "linked_by_county_fleet": linked,
                                      "hubs": [_hub_stats(p) for p in parts]})
 

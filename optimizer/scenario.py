@@ -9,7 +9,9 @@ horizon). Both report the path of the offending value, e.g. ``villages[3].hub_id
 
 from __future__ import annotations
 
+import difflib
 import json
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +27,16 @@ class ScenarioError(ValueError):
         self.problems = problems
         lines = [f"{path}: {msg}" for path, msg in problems]
         super().__init__("invalid scenario:\n  " + "\n  ".join(lines))
+
+
+class ScenarioSyntaxError(ScenarioError):
+    """A file that is not JSON or YAML at all: one line with the place of the fault, in the
+    ``file:line:column`` form editors jump to (line and column count from 1)."""
+
+    def __init__(self, file: str, line: int, column: int, message: str):
+        self.file, self.line, self.column = file, line, column
+        self.problems = [(f"line {line}, column {column}", message)]
+        ValueError.__init__(self, f"{file}:{line}:{column}: {message}")
 
 
 class _Frozen(BaseModel):
@@ -232,6 +244,60 @@ def _path(loc: tuple[Any, ...]) -> str:
     return out or "$"
 
 
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds, directly or inside a list, dict or optional."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _field_names_at(loc: tuple[Any, ...]) -> list[str]:
+    """The field names the model at `loc` (a pydantic error location) accepts; list
+    indexes and dict keys along the way are stepped over."""
+    model: type[BaseModel] | None = Scenario
+    for part in loc:
+        if model is not None and isinstance(part, str) and part in model.model_fields:
+            model = _model_in(model.model_fields[part].annotation)
+    return list(model.model_fields) if model is not None else []
+
+
+def _problem(error: Any) -> tuple[str, str]:
+    """(path, message) of one validation error; an unknown field names the closest known
+    one at that place (typos are the usual cause)."""
+    loc = tuple(error["loc"])
+    if error["type"] != "extra_forbidden" or not loc or not isinstance(loc[-1], str):
+        return _path(loc), error["msg"]
+    known = _field_names_at(loc[:-1])
+    close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else (
+        f"; known fields: {', '.join(known)}" if known else "")
+    return _path(loc), f"unknown field {loc[-1]!r}{hint}"
+
+
+def parse_document(path: Path) -> Any:
+    """A JSON or YAML file (by its suffix) as plain data; a syntax error becomes a
+    ScenarioSyntaxError with its line and column instead of the parser's traceback."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            return yaml.safe_load(text)
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ScenarioSyntaxError(str(path), exc.lineno, exc.colno,
+                                  f"JSON syntax error: {exc.msg}") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        what = (exc.problem or "") + (f" ({exc.context})" if exc.context else "")
+        raise ScenarioSyntaxError(str(path), line, column, f"YAML syntax error: {what}") from None
+    except yaml.YAMLError as exc:
+        raise ScenarioSyntaxError(str(path), 1, 1, f"YAML error: {exc}") from None
+
+
 def _check_references(s: Scenario) -> list[tuple[str, str]]:
     """Cross-references the schema cannot express."""
     problems: list[tuple[str, str]] = []
@@ -314,20 +380,13 @@ def load_scenario(source: str | Path | Mapping[str, Any]) -> Scenario:
     if isinstance(source, Mapping):
         raw = dict(source)
     else:
-        path = Path(source)
-        text = path.read_text(encoding="utf-8")
-        if path.suffix.lower() in (".yaml", ".yml"):
-            raw = yaml.safe_load(text)
-        else:
-            raw = json.loads(text)
+        raw = parse_document(Path(source))
         if not isinstance(raw, dict):
             raise ScenarioError([("$", "top level must be a mapping")])
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:
-        raise ScenarioError(
-            [(_path(tuple(e["loc"])), e["msg"]) for e in exc.errors()]
-        ) from None
+        raise ScenarioError([_problem(e) for e in exc.errors()]) from None
     problems = _check_references(scenario)
     if problems:
         raise ScenarioError(problems)

@@ -6,12 +6,14 @@ and the workers, and how their plans combine, is :mod:`optimizer.planner`'s busi
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pyomo.environ as pyo
 
+from optimizer.budget import DEFAULT, BudgetParams, Stage, first_plan_s, stage_limit
 from optimizer.diagnose import describe_row, describe_unservable
 from optimizer.model import BuiltModel, build_model
 from optimizer.plan import extract_plan
@@ -19,11 +21,15 @@ from optimizer.routes import hub_routes
 from optimizer.scenario import Scenario
 from optimizer.solver import Progress, ProgressFn, SolveResult, relative_gap, run_highs
 from optimizer.trips import Mode, TripType
-from optimizer.warmstart import copy_values, set_values, uncoordinated_as_start, values_of
+from optimizer.warmstart import (
+    Values,
+    copy_values,
+    set_values,
+    uncoordinated_as_start,
+    uncoordinated_values_as_start,
+    values_of,
+)
 
-# Share of the time limit given to each stage; the joint solve gets what is left.
-# (of the time left when the stage starts; a stage that reaches its gap early leaves the rest)
-STAGE_SHARE = {"uncoordinated": 0.1, "single_use": 0.25, "sequential": 0.1}
 UNCOORDINATED_GAP = 0.03
 # HiGHS options of the warm-started joint solve. Its start (the sequential plan) is usually
 # within the requested gap of the optimum already; what the solve has to do is prove it, i.e.
@@ -62,20 +68,48 @@ def above_gap(o: StageOutcome, mip_gap: float | None) -> bool:
             and relative_gap(o.objective, o.bound) > gap + 1e-12)
 
 
-def queue_reporter(queue) -> ProgressFn | None:
-    """Progress from a worker process, sent to the parent's `drain` through `queue`."""
+def queue_reporter(queue, key: int) -> ProgressFn | None:
+    """Progress of hub group `key` in a worker process, sent to the parent's `drain`
+    through `queue`."""
     if queue is None:
         return None
 
     def report(p: Progress) -> None:
-        queue.put((p.incumbent, p.bound, p.gap, p.elapsed_s, p.label))
+        queue.put((key, p.incumbent, p.bound, p.gap, p.elapsed_s, p.label))
     return report
+
+
+def group_rows(s: Scenario, hubs: list[str]) -> int:
+    """What a hub group's models grow with: its demand groups and outstanding-waste rows."""
+    mine = {v.village_id for v in s.villages if v.hub_id in set(hubs)}
+    return sum(1 for g in s.demand if g.village_id in mine) + sum(
+        1 for w in s.outstanding_waste if w.village_id in mine)
+
+
+def _skipped(stage: str) -> StageOutcome:
+    return StageOutcome("time_limit_no_solution", None, None, None, diagnosis=[{
+        "what": f"{stage} plan", "why": "not started: the hub group's time budget was spent"}])
+
+
+def best_plan(joint: StageOutcome, *earlier: StageOutcome | None) -> StageOutcome:
+    """The joint outcome, or, when it has no plan, the cheapest plan an earlier stage found:
+    each is a feasible plan of the joint problem, so a group cut short by its budget still
+    hands a plan on (status "time_limit", the joint solve's bound if it ran)."""
+    if joint.plan is not None:
+        return joint
+    found = [o for o in earlier if o is not None and o.plan is not None
+             and o.objective is not None]
+    if not found:
+        return joint
+    best = min(found, key=lambda o: o.objective if o.objective is not None else math.inf)
+    return StageOutcome("time_limit", best.objective, joint.bound, best.plan, joint.stats)
 
 
 def run_stage(
     s: Scenario, routes, hubs: list[str], mode: StageMode, time_limit_s, mip_gap, threads, progress,
     fixed_trips=None, warm_from: BuiltModel | None = None,
-    options: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None, explain: bool = True,
+    unc_start: tuple[list[TripType], Values] | None = None,
 ) -> tuple[StageOutcome, BuiltModel]:
     """Build and solve one stage (mode) for `hubs`, started from `warm_from`'s solution
     when given; returns the model too, as the next stage's start."""
@@ -96,7 +130,9 @@ def run_stage(
         return StageOutcome("infeasible", None, None, None,
                             diagnosis=describe_unservable(s, b.unservable)), b
     warm = False
-    if warm_from is not None and warm_from.mode == "uncoordinated":
+    if unc_start is not None:
+        warm = uncoordinated_values_as_start(*unc_start, b)
+    elif warm_from is not None and warm_from.mode == "uncoordinated":
         warm = uncoordinated_as_start(warm_from, b)
     elif warm_from is not None:
         if not reused:
@@ -105,7 +141,7 @@ def run_stage(
     r: SolveResult = run_highs(b.model, time_limit_s=time_limit_s, mip_gap=mip_gap,
                                threads=threads, warm_start=warm, progress=progress,
                                label=f"{mode}:{','.join(hubs) if len(hubs) < 4 else len(hubs)}",
-                               options=options)
+                               options=options, explain_infeasible=explain)
     stats = {
         "build_s": build_s, "compile_s": r.compile_s, "handover_s": r.handover_s,
         "highs_s": r.highs_s, "load_s": r.load_s, "columns": r.num_cols, "rows": r.num_rows,
@@ -124,50 +160,122 @@ def fixed_trips_of(b: BuiltModel) -> dict[TripType, int]:
     return {t: int(round(pyo.value(b.model.trips[k]))) for k, t in enumerate(b.trips)}
 
 
-def solve_hubs(
-    s: Scenario, hubs: list[str], time_limit_s: float | None, mip_gap: float | None,
-    threads: int | None, progress: ProgressFn | None, baselines: bool = True,
-    only_uncoordinated: bool = False, skip_joint: bool = False,
-) -> dict[str, StageOutcome]:
-    """All stages for one group of hubs: uncoordinated, sequential (2 stages), joint."""
-    routes = hub_routes(s, hubs)
-    out: dict[str, StageOutcome] = {}
-    t0 = time.perf_counter()
+#: the uncoordinated plan as the single-use stage's start: its trips and non-zero values
+UncoordinatedStart = tuple[list[TripType], Values]
 
-    def budget(share: float | None) -> float | None:
+
+class _Group:
+    """One hub group's stages against its wall-clock budget (`time_limit_s`, building and
+    reading back included): `optimizer.budget.stage_limit` shares it out as the stages
+    start and skips the stages it has no room for."""
+
+    def __init__(self, s: Scenario, hubs: list[str], time_limit_s: float | None,
+                 threads: int | None, progress: ProgressFn | None,
+                 overhead_s_per_row: float | None, params: BudgetParams) -> None:
+        self.s, self.hubs, self.time_limit_s, self.threads = s, hubs, time_limit_s, threads
+        self.progress, self.params = progress, params
+        self.routes = hub_routes(s, hubs)
+        self.rows = group_rows(s, hubs)
+        self.t0 = time.perf_counter()
+        # a built stage's overhead: estimated until a stage has measured it
+        self.built_s = (params.overhead_s_per_row if overhead_s_per_row is None
+                        else overhead_s_per_row) * self.rows
+        self.label = ",".join(hubs) if len(hubs) < 4 else str(len(hubs))
+
+    def left_s(self) -> float:
+        assert self.time_limit_s is not None
+        return self.time_limit_s - (time.perf_counter() - self.t0)
+
+    def run(self, stage: Stage, mode: StageMode, gap: float | None,
+            report: ProgressFn | None, limit_s: float | None = None,
+            **kwargs: Any) -> tuple[StageOutcome, BuiltModel] | None:
+        """Run `stage` with `limit_s`, or with what `stage_limit` gives it (None: skipped)."""
+        tl = limit_s
+        if self.time_limit_s is not None and tl is None:
+            tl = stage_limit(stage, self.left_s(), self.built_s, self.rows, self.params)
+            if tl is None:
+                return None
+        t = time.perf_counter()
+        # Explaining an infeasible model is an elastic solve of up to 30 s that no budget
+        # has room for: with a time limit only the joint stage (the county's diagnosis)
+        # explains; a baseline's stage says "infeasible" without the why.
+        o, b = run_stage(self.s, self.routes, self.hubs, mode, tl, gap, self.threads, report,
+                         explain=self.time_limit_s is None or stage == "joint", **kwargs)
+        o.stats["overhead_s"] = max(0.0, time.perf_counter() - t - o.stats.get("highs_s", 0.0))
+        if o.status == "infeasible":  # an explanation is no overhead of the next stages
+            o.stats["overhead_s"] = sum(o.stats.get(k, 0.0) for k in (
+                "build_s", "compile_s", "handover_s", "load_s"))
+        if stage != "joint" and "highs_s" in o.stats:
+            self.built_s = o.stats["overhead_s"]
+        if self.progress is not None and o.objective is not None:
+            bound = o.bound if stage == "joint" and o.bound is not None else -math.inf
+            self.progress(Progress(o.objective, bound, relative_gap(o.objective, bound),
+                                   time.perf_counter() - self.t0, f"{stage}:{self.label}"))
+        return o, b
+
+
+def first_plan(
+    s: Scenario, hubs: list[str], time_limit_s: float | None, mip_gap: float | None,
+    threads: int | None, progress: ProgressFn | None, *,
+    overhead_s_per_row: float | None = None, params: BudgetParams = DEFAULT,
+) -> tuple[StageOutcome, UncoordinatedStart | None]:
+    """A hub group's first plan: the uncoordinated stage, with all of `time_limit_s` (at
+    least `first_plan_s`), and the start it hands the single-use stage.
+
+    It is solved to a looser gap (at least 3 %, reported with it): it is tens of per cent
+    worse than the joint plan, and its solve time is better spent proving the joint plan's
+    bound. Every later stage starts from this plan and the county needs one from every
+    group, so a try that found none is repeated once with what the budget has left (at
+    least twice the first try's time)."""
+    g = _Group(s, hubs, time_limit_s, threads, progress, overhead_s_per_row, params)
+    gap = max(mip_gap or 0.0, UNCOORDINATED_GAP)
+
+    def limit() -> float | None:
         if time_limit_s is None:
             return None
-        left = time_limit_s - (time.perf_counter() - t0)
-        if share is None:
-            return max(1.0, left)
-        return max(1.0, left * share)
+        return max(first_plan_s(g.rows, params), g.left_s() - g.built_s)
 
-    b0: BuiltModel | None = None
-    if baselines:
-        # The uncoordinated baseline is solved to a looser gap (at least 3 %, reported with
-        # it): it is tens of per cent worse than the joint plan, and its solve time is better
-        # spent proving the joint plan's bound.
-        out["uncoordinated"], b0 = run_stage(
-            s, routes, hubs, "uncoordinated",
-            budget(None if only_uncoordinated else STAGE_SHARE["uncoordinated"]),
-            max(mip_gap or 0.0, UNCOORDINATED_GAP), threads, None)
-        if only_uncoordinated:
-            return out
-    unc = out.get("uncoordinated")
-    seq1, b1 = run_stage(s, routes, hubs, "single_use", budget(STAGE_SHARE["single_use"]), mip_gap,
-                      threads, None,
-                      warm_from=b0 if unc is not None and unc.plan is not None else None)
+    done = g.run("uncoordinated", "uncoordinated", gap, None, limit_s=limit())
+    assert done is not None  # a stage given its limit always runs
+    unc, b0 = done
+    if unc.plan is None and unc.status == "time_limit_no_solution" and time_limit_s is not None:
+        spent = unc.stats.get("highs_s", 0.0) + unc.stats.get("overhead_s", 0.0)
+        again = g.run("uncoordinated", "uncoordinated", gap, None,
+                      limit_s=max(2 * first_plan_s(g.rows, params), g.left_s() - g.built_s))
+        assert again is not None
+        unc, b0 = again
+        unc.stats["first_try_s"] = spent
+    start = (b0.trips, values_of(b0.model)) if unc.plan is not None else None
+    return unc, start
+
+
+def later_stages(
+    s: Scenario, hubs: list[str], unc: StageOutcome, start: UncoordinatedStart | None,
+    time_limit_s: float | None, mip_gap: float | None, threads: int | None,
+    progress: ProgressFn | None, skip_joint: bool = False, *,
+    overhead_s_per_row: float | None = None, params: BudgetParams = DEFAULT,
+) -> dict[str, StageOutcome]:
+    """The stages after a group's first plan: single-use (started from the uncoordinated
+    plan), stage 2 of the sequential baseline, joint; the outcomes by mode, "joint" the best
+    plan found (`unc`'s, if nothing later had time). `progress` hears of the joint solve's
+    incumbents and bounds, and of every stage's plan."""
+    g = _Group(s, hubs, time_limit_s, threads, progress, overhead_s_per_row, params)
+    out: dict[str, StageOutcome] = {"uncoordinated": unc}
+    done = g.run("single_use", "single_use", mip_gap, None, unc_start=start)
+    seq1, b1 = done if done is not None else (_skipped("single_use"), None)
     out["single_use"] = seq1
     warm = None
-    if seq1.plan is not None:
-        seq2, b2 = run_stage(s, routes, hubs, "sequential", budget(STAGE_SHARE["sequential"]),
-                          mip_gap, threads, None, fixed_trips=fixed_trips_of(b1))
-        # Stage 2 of the sequential baseline only chooses packaging and loads for fixed trips:
-        # its bound is not a bound of any wider problem.
-        seq2.bound = seq2.objective if seq2.objective is not None else None
-        out["sequential"] = seq2
-        if seq2.plan is not None:
-            warm = b2
+    seq2 = None
+    if seq1.plan is not None and b1 is not None:
+        done = g.run("sequential", "sequential", mip_gap, None, fixed_trips=fixed_trips_of(b1))
+        if done is not None:
+            seq2, b2 = done
+            # Stage 2 of the sequential baseline only chooses packaging and loads for fixed
+            # trips: its bound is not a bound of any wider problem.
+            seq2.bound = seq2.objective if seq2.objective is not None else None
+            if seq2.plan is not None:
+                warm = b2
+    out["sequential"] = seq2 if seq2 is not None else _skipped("sequential")
     if skip_joint:
         return out
     # Without primal heuristics only when the start is good: a single-use stage cut short
@@ -176,14 +284,53 @@ def solve_hubs(
     good_start = seq1.objective is not None and seq1.bound is not None and (
         relative_gap(seq1.objective, seq1.bound) <= max(POOR_START_FACTOR * (mip_gap or 0.0),
                                                         POOR_START_MIN))
-    joint, bj = run_stage(s, routes, hubs, "joint", budget(None), mip_gap, threads, progress,
-                       warm_from=warm,
-                       options=JOINT_WARM_OPTIONS if warm is not None and good_start else None)
-    if above_gap(joint, mip_gap) and joint.plan is not None:
-        joint.start = values_of(bj.model)
-    out["joint"] = no_worse_than_sequential(joint, out.get("sequential"))
-    # wall time of this group's stages (objective) and the budget it was given (bound)
-    out["_time_s"] = StageOutcome("ok", time.perf_counter() - t0, time_limit_s, None)
+    joint = _skipped("joint")
+    if warm is not None:
+        done = g.run("joint", "joint", mip_gap, progress, warm_from=warm,
+                     options=JOINT_WARM_OPTIONS if good_start else None)
+        if done is not None:
+            joint, bj = done
+            if above_gap(joint, mip_gap) and joint.plan is not None:
+                joint.start = values_of(bj.model)
+    elif time_limit_s is None or seq1.plan is None:
+        # no sequential plan to start from (not a matter of time): the joint model cold
+        done = g.run("joint", "joint", mip_gap, progress)
+        if done is not None:
+            joint = done[0]
+    out["joint"] = best_plan(no_worse_than_sequential(joint, out.get("sequential")),
+                             seq1, unc)
+    # wall time of these stages (objective) and the budget they were given (bound)
+    out["_time_s"] = StageOutcome("ok", time.perf_counter() - g.t0, time_limit_s, None)
+    return out
+
+
+def solve_hubs(
+    s: Scenario, hubs: list[str], time_limit_s: float | None, mip_gap: float | None,
+    threads: int | None, progress: ProgressFn | None, baselines: bool = True,
+    only_uncoordinated: bool = False, skip_joint: bool = False, *,
+    overhead_s_per_row: float | None = None, params: BudgetParams = DEFAULT,
+) -> dict[str, StageOutcome]:
+    """All stages for one group of hubs in one go: uncoordinated, sequential (2 stages),
+    joint, within `time_limit_s` of wall clock (the first plan gets its share as the
+    stage_limit of the whole budget). The uncoordinated stage runs also without
+    `baselines` (then it is the others' start only; the caller leaves it unreported)."""
+    t0 = time.perf_counter()
+    first_s = time_limit_s
+    if time_limit_s is not None and not only_uncoordinated:
+        rows = group_rows(s, hubs)
+        built = (params.overhead_s_per_row if overhead_s_per_row is None
+                 else overhead_s_per_row) * rows
+        first_s = built + (stage_limit("uncoordinated", time_limit_s, built, rows, params)
+                           or 0.0)
+    unc, start = first_plan(s, hubs, first_s, mip_gap, threads, progress,
+                            overhead_s_per_row=overhead_s_per_row, params=params)
+    if only_uncoordinated:
+        return {"uncoordinated": unc}
+    left = None if time_limit_s is None else time_limit_s - (time.perf_counter() - t0)
+    out = later_stages(s, hubs, unc, start, left, mip_gap, threads, progress, skip_joint,
+                       overhead_s_per_row=overhead_s_per_row, params=params)
+    if "_time_s" in out:
+        out["_time_s"] = StageOutcome("ok", time.perf_counter() - t0, time_limit_s, None)
     return out
 
 
@@ -211,10 +358,13 @@ def refine_joint(
     HiGHS's search tree is lost between the passes, but its root (cuts included) takes a
     few seconds and the bound then rises past where the first pass stopped. The better
     objective and the higher bound of the two passes are kept: both are valid."""
+    t0 = time.perf_counter()
     routes = hub_routes(s, hubs)
     b = build_model(s, routes, mode="joint", hubs=hubs)
     set_values(b.model, prev.start or {})
-    r = run_highs(b.model, time_limit_s=time_limit_s, mip_gap=mip_gap, threads=threads,
+    # `time_limit_s` is the pass's wall clock: building the model came out of it
+    left = max(DEFAULT.min_stage_s, time_limit_s - (time.perf_counter() - t0))
+    r = run_highs(b.model, time_limit_s=left, mip_gap=mip_gap, threads=threads,
                   warm_start=bool(prev.start), progress=progress,
                   label=f"joint-refine:{','.join(hubs) if len(hubs) < 4 else len(hubs)}",
                   options=JOINT_WARM_OPTIONS)

@@ -17,7 +17,7 @@ from typing import Any
 import pyomo.environ as pyo
 
 from optimizer.model import BuiltModel
-from optimizer.trips import ALL
+from optimizer.trips import ALL, TripType
 
 Values = dict[tuple[str, Any], float]
 
@@ -78,24 +78,30 @@ def uncoordinated_as_start(src: BuiltModel, dst: BuiltModel) -> bool:
     With it the single-use stage never ends worse than the uncoordinated baseline, so
     sequential <= uncoordinated holds by construction, and a single-use stage cut short by the
     deadline still has a plan to hand on."""
+    return uncoordinated_values_as_start(src.trips, values_of(src.model), dst)
+
+
+def uncoordinated_values_as_start(trips: list[TripType], values: Values,
+                                  dst: BuiltModel) -> bool:
+    """`uncoordinated_as_start` from the uncoordinated model's trips and (non-zero) values,
+    which, unlike the model, travel between processes."""
     index = {t: k for k, t in enumerate(dst.trips)}
     mapped = []
-    for t in src.trips:
+    for t in trips:
         k = index.get(dataclasses.replace(t, purpose=ALL))
         if k is None:
             return False
         mapped.append(k)
     vals: dict[tuple[str, Any], float] = defaultdict(float)
-    for comp in src.model.component_objects(pyo.Var, active=True):
-        where = _TRIP_INDEXED.get(comp.name)
-        for idx, v in comp.items():
-            if not v.value:
-                continue
-            if where == 0:
-                idx = mapped[idx]
-            elif where == 1:
-                idx = (mapped[idx[0]], *idx[1:])
-            vals[(comp.name, idx)] += v.value
+    for (name, idx), x in values.items():
+        if not x:
+            continue
+        where = _TRIP_INDEXED.get(name)
+        if where == 0:
+            idx = mapped[idx]
+        elif where == 1:
+            idx = (mapped[idx[0]], *idx[1:])
+        vals[(name, idx)] += x
     for gi, days in dst.flex_groups.items():
         vals[("serve", (gi, days[0]))] = 1.0
     return set_values(dst.model, vals, zero_rest=True, strict=True)

@@ -2,8 +2,9 @@
 (`submit`, `status`, `fetch`).
 
 Only argument handling and printing live here; all planning is in the `optimizer` library.
-The service is found at PACKLOOP_PLANNER_URL and reached with the planner token in
-PACKLOOP_PLANNER_TOKEN (never a command-line argument: it would show in `ps`).
+The service is found at PACKLOOP_PLANNER_URL (or `--url`) and reached with the planner token
+in PACKLOOP_PLANNER_TOKEN (or `--token`, for a one-off call: a flag shows in `ps` and in the
+shell's history, the variable does not).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import httpx
@@ -22,6 +24,23 @@ import yaml
 from rich.console import Console
 
 from services.cli.context import console, settings_from
+
+
+class BadInput(click.ClickException):
+    """A file the command cannot use: one line, exit status 2 (as for a usage error)."""
+
+    exit_code = 2
+
+
+def _number(x: float | None, spec: str) -> str:
+    return "-" if x is None or not math.isfinite(x) else format(x, spec)
+
+
+def progress_line(objective: float | None, bound: float | None, gap: float | None) -> str:
+    """The county's objective, bound and gap as they stand; '-' for what is not known yet
+    (no plan for every hub group, no bound for every group), never nan or inf."""
+    return (f"objective {_number(objective, ',.2f'):>12}  bound {_number(bound, ',.2f'):>12}  "
+            f"gap {_number(gap, '.2%'):>7}")
 
 
 def _clean(obj: Any) -> Any:
@@ -47,7 +66,8 @@ def plan() -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write plan.json and report.html here.")
 @click.option("--time-limit", "time_limit", type=float, default=None, metavar="S",
-              help="Wall-clock limit in seconds for the whole plan (baselines included).")
+              help="Wall-clock limit in seconds for the whole command (model building, "
+                   "baselines and report included); the best plan found by then is returned.")
 @click.option("--gap", "gap", type=float, default=None, metavar="G",
               help="Relative MIP gap at which to stop, e.g. 0.01.")
 @click.option("--threads", "threads", type=int, default=None, metavar="N",
@@ -58,6 +78,7 @@ def solve(scenario: str | None, vrplib_file: str | None, out_dir: str | None,
           time_limit: float | None, gap: float | None, threads: int | None, as_json: bool,
           no_baselines: bool) -> None:
     """Solve SCENARIO (JSON or YAML) or a --vrplib instance and print the plan's summary."""
+    started = time.perf_counter()
     import optimizer
     from optimizer import Progress
 
@@ -72,18 +93,21 @@ def solve(scenario: str | None, vrplib_file: str | None, out_dir: str | None,
             assert scenario is not None  # the usage check above: one of the two is given
             sc = optimizer.load_scenario(scenario)
     except optimizer.ScenarioError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise BadInput(str(exc)) from None
 
     def show(p: Progress) -> None:
-        gap_txt = f"{p.gap:.2%}" if math.isfinite(p.gap) else "-"
-        console.print(f"[dim]{p.elapsed_s:7.1f}s {p.label:>18} incumbent {p.incumbent:14.2f} "
-                      f"bound {p.bound:14.2f} gap {gap_txt}[/dim]")
+        console.print(f"[dim]{p.elapsed_s:7.1f}s  {progress_line(p.incumbent, p.bound, p.gap)}"
+                      f"  {p.label}[/dim]", highlight=False, soft_wrap=True)
 
+    # --time-limit is the command's: what reading the scenario took and what the report
+    # will take come out of the solve's share
+    limit = None if time_limit is None else max(0.0, time_limit - (
+        time.perf_counter() - started) - (optimizer.report_seconds(sc) if out_dir else 0.0))
     if sc.routing.single_visit:
-        result = optimizer.solve_cvrp(sc, time_limit_s=time_limit, mip_gap=gap, threads=threads,
+        result = optimizer.solve_cvrp(sc, time_limit_s=limit, mip_gap=gap, threads=threads,
                                       progress=show)
     else:
-        result = optimizer.solve(sc, time_limit_s=time_limit, mip_gap=gap, threads=threads,
+        result = optimizer.solve(sc, time_limit_s=limit, mip_gap=gap, threads=threads,
                                  progress=show, baselines=not no_baselines)
     data = _clean(result.to_json_dict())
     if out_dir:
@@ -95,10 +119,23 @@ def solve(scenario: str | None, vrplib_file: str | None, out_dir: str | None,
         sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
     else:
         _summary(data)
-    if result.status == "infeasible":
-        for d in result.diagnosis:
-            console.print(f"[red]infeasible:[/red] {d['what']}: {d['why']}")
+    if result.plan is None:
+        # infeasible, or no plan within the time limit: nothing to act on
+        what = "infeasible" if result.status == "infeasible" else "no plan"
+        for d in result.diagnosis or [{"what": "solver", "why": "no plan found"}]:
+            console.print(f"[red]{what}:[/red] {d['what']}: {d['why']}", soft_wrap=True)
         sys.exit(2)
+
+
+#: the KPIs `plan solve` prints, in the units `plan status` prints them: (label with its
+#: unit, where in the KPIs, factor from the stored unit)
+KPI_ROWS: tuple[tuple[str, tuple[str, ...], float], ...] = (
+    ("cost, CNY", ("cost_cny", "total"), 1.0),
+    ("CO2e, kg", ("co2e_kg", "total"), 1.0),
+    ("distance, km", ("km",), 1.0),
+    ("trips", ("trips",), 1.0),
+    ("single-use packaging, kg", ("single_use_grams",), 1e-3),
+)
 
 
 def _summary(data: dict[str, Any]) -> None:
@@ -125,33 +162,48 @@ def _summary(data: dict[str, Any]) -> None:
     for n in names[1:]:
         rows[n] = data["baselines"][n].get("kpis")
 
-    def cell(k: dict | None, path: tuple[str, ...]) -> str:
+    def cell(k: dict | None, path: tuple[str, ...], scale: float) -> str:
         if k is None:
             return "n/a"
+        value: Any = k
         for p in path:
-            k = k[p]
-        return f"{k:,.1f}"
+            value = value[p]
+        return f"{value:,d}" if isinstance(value, int) else f"{value * scale:,.1f}"
 
-    for label, path in (("cost CNY", ("cost_cny", "total")), ("km", ("km",)),
-                        ("trips", ("trips",)), ("CO2e kg", ("co2e_kg", "total")),
-                        ("single-use g", ("single_use_grams",))):
-        table.add_row(label, *(cell(rows[n], path) for n in names))
+    for label, path, scale in KPI_ROWS:
+        table.add_row(label, *(cell(rows[n], path, scale) for n in names))
     out.print(table)
 
 
 # -- the planner job service ------------------------------------------------------------
 
 
-def _client(ctx: click.Context, url: str | None) -> httpx.Client:
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def service_options(command: F) -> F:
+    """Where the job service is and the token it takes, the same on every command."""
+    command = click.option(
+        "--token", default=None, metavar="TOKEN",
+        help="Planner token (default PACKLOOP_PLANNER_TOKEN; prefer the variable: a flag "
+             "shows in `ps` and the shell history).")(command)
+    return click.option(
+        "--url", default=None, metavar="URL",
+        help="Planner service URL (default PACKLOOP_PLANNER_URL).")(command)
+
+
+def _client(ctx: click.Context, url: str | None, token: str | None) -> httpx.Client:
     settings = settings_from(ctx)
-    if settings.planner_token is None:
+    secret = token or (settings.planner_token.get_secret_value()
+                       if settings.planner_token is not None else None)
+    if not secret:
         raise click.ClickException(
-            "no planner token: set PACKLOOP_PLANNER_TOKEN (create one with "
+            "no planner token: set PACKLOOP_PLANNER_TOKEN or pass --token (create one with "
             "`packloop planners add-token NAME`)"
         )
     return httpx.Client(
         base_url=(url or settings.planner_url).rstrip("/"),
-        headers={"Authorization": f"Bearer {settings.planner_token.get_secret_value()}"},
+        headers={"Authorization": f"Bearer {secret}"},
         timeout=httpx.Timeout(30.0, connect=5.0),
     )
 
@@ -175,12 +227,21 @@ def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.
 
 
 def _load(path: str) -> Any:
+    """A JSON/YAML file to send as it is (the service validates it); a syntax error is one
+    line with its place, as `plan solve` gives it."""
     p = Path(path)
     text = p.read_text(encoding="utf-8")
     try:
         return yaml.safe_load(text) if p.suffix.lower() in (".yaml", ".yml") else json.loads(text)
+    except json.JSONDecodeError as exc:
+        line, column, why = exc.lineno, exc.colno, exc.msg
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        why = exc.problem or type(exc).__name__
     except (ValueError, yaml.YAMLError) as exc:
-        raise click.ClickException(f"{path}: not valid JSON/YAML: {exc}") from None
+        line, column, why = 1, 1, str(exc).splitlines()[0]
+    raise BadInput(f"{path}:{line}:{column}: not valid JSON/YAML: {why}")
 
 
 def _fmt(x: Any, spec: str = ",.2f") -> str:
@@ -196,9 +257,8 @@ def _print_job(job: dict[str, Any]) -> None:
     click.echo(line)
     p = job.get("progress")
     if job["status"] == "running" and p:
-        gap = p.get("gap")
-        click.echo(f"  incumbent {_fmt(p.get('incumbent'))}  bound {_fmt(p.get('bound'))}  "
-                   f"gap {'-' if gap is None else f'{gap:.2%}'}  {p.get('label') or ''}")
+        click.echo(f"  {progress_line(p.get('incumbent'), p.get('bound'), p.get('gap'))}  "
+                   f"{p.get('label') or ''}")
     if job.get("error"):
         click.echo(f"  reason: {job['error']}")
     s = job.get("summary")
@@ -207,9 +267,11 @@ def _print_job(job: dict[str, Any]) -> None:
                    f"gap {'-' if s.get('gap') is None else format(s['gap'], '.4%')}  "
                    f"trips {s.get('trips')}")
         for name, k in (s.get("kpis") or {}).items():
+            grams = k.get("single_use_grams")
             click.echo(f"  {name:<14} cost {_fmt(k.get('cost_cny'))} CNY  "
-                       f"CO2e {_fmt(k.get('co2e_kg'))} kg  km {_fmt(k.get('km'), ',.1f')}  "
-                       f"single-use {_fmt((k.get('single_use_grams') or 0) / 1000, ',.1f')} kg")
+                       f"CO2e {_fmt(k.get('co2e_kg'))} kg  distance {_fmt(k.get('km'), ',.1f')} km"
+                       f"  single-use packaging "
+                       f"{_fmt(None if grams is None else grams / 1000, ',.1f')} kg")
 
 
 def _wait(client: httpx.Client, job_id: str, quiet: bool) -> dict[str, Any]:
@@ -236,12 +298,12 @@ def _wait(client: httpx.Client, job_id: str, quiet: bool) -> dict[str, Any]:
 @click.option("--name", default=None, help="A name for the job.")
 @click.option("--wait", is_flag=True, help="Wait until the job is finished.")
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
-@click.option("--url", default=None, help="Planner service URL (default PACKLOOP_PLANNER_URL).")
+@service_options
 @click.pass_context
 def submit(ctx: click.Context, scenario: str | None, from_state: bool,
            state_settings: str | None, horizon_days: int | None, hubs: str | None,
            time_limit: float | None, gap: float | None, name: str | None, wait: bool,
-           as_json: bool, url: str | None) -> None:
+           as_json: bool, url: str | None, token: str | None) -> None:
     """Submit SCENARIO (JSON/YAML) or --from-state; prints the job id on the last line."""
     if bool(scenario) == from_state:
         raise click.UsageError("give either SCENARIO or --from-state")
@@ -258,7 +320,7 @@ def submit(ctx: click.Context, scenario: str | None, from_state: bool,
         if state_settings or horizon_days or hubs:
             raise click.UsageError("--state-settings/--horizon-days/--hubs go with --from-state")
         body = {"scenario": _load(scenario), "options": options}  # type: ignore[arg-type]
-    with _client(ctx, url) as client:
+    with _client(ctx, url, token) as client:
         job = _call(client, "POST", "/v1/plans", content=orjson.dumps(body),
                     headers={"Content-Type": "application/json"}).json()
         if wait:
@@ -277,11 +339,12 @@ def submit(ctx: click.Context, scenario: str | None, from_state: bool,
 @click.argument("job_id", metavar="ID")
 @click.option("--wait", is_flag=True, help="Wait until the job is finished.")
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
-@click.option("--url", default=None, help="Planner service URL.")
+@service_options
 @click.pass_context
-def status(ctx: click.Context, job_id: str, wait: bool, as_json: bool, url: str | None) -> None:
-    """Show a job: queued, running (incumbent, bound, gap), done (KPIs), failed (why)."""
-    with _client(ctx, url) as client:
+def status(ctx: click.Context, job_id: str, wait: bool, as_json: bool, url: str | None,
+           token: str | None) -> None:
+    """Show a job: queued, running (objective, bound, gap), done (KPIs), failed (why)."""
+    with _client(ctx, url, token) as client:
         job = _wait(client, job_id, as_json) if wait else \
             _call(client, "GET", f"/v1/plans/{job_id}").json()
     if as_json:
@@ -294,12 +357,13 @@ def status(ctx: click.Context, job_id: str, wait: bool, as_json: bool, url: str 
 @click.argument("job_id", metavar="ID")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Directory for plan.json, report.html and scenario.json.")
-@click.option("--url", default=None, help="Planner service URL.")
+@service_options
 @click.pass_context
-def fetch(ctx: click.Context, job_id: str, out_dir: str, url: str | None) -> None:
+def fetch(ctx: click.Context, job_id: str, out_dir: str, url: str | None,
+          token: str | None) -> None:
     """Download a finished job's plan, report and scenario into DIR."""
     out = Path(out_dir)
-    with _client(ctx, url) as client:
+    with _client(ctx, url, token) as client:
         job = _call(client, "GET", f"/v1/plans/{job_id}").json()
         if job["status"] not in ("done", "failed"):
             raise click.ClickException(f"job {job_id} is {job['status']}: nothing to fetch yet")

@@ -24,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.auth.tokens import TokenInfo, TokenStore
+from services.db import iso_utc
 from services.http.errors import ApiError, install_error_handlers, require_token
 from services.http.kafka_io import KafkaIO, KafkaUnavailable, LiveKafkaIO, Record
 from services.http.openapi import (
@@ -111,9 +112,9 @@ class PlanJob(BaseModel):
     status: JobStatus
     name: str | None = None
     source: str
-    created_at: float
-    started_at: float | None = None
-    finished_at: float | None = None
+    created_at: str = Field(description="RFC 3339, UTC.")
+    started_at: str | None = Field(None, description="RFC 3339, UTC: the first run's start.")
+    finished_at: str | None = Field(None, description="RFC 3339, UTC.")
     elapsed_s: float | None = Field(None, description="Running: since start; final: duration.")
     attempts: int = Field(description="Runs started (more than 1 after a worker died).")
     worker_id: str | None = None
@@ -261,8 +262,8 @@ def create_app(config: PlannerConfig) -> FastAPI:
             links["report"] = f"/v1/plans/{jid}/report"
         view = PlanJob(
             job_id=jid, status=job["status"], name=job["name"], source=job["source"],
-            created_at=job["created_at"], started_at=job["started_at"],
-            finished_at=job["finished_at"], elapsed_s=elapsed, attempts=job["attempts"],
+            created_at=iso_utc(job["created_at"]) or "", started_at=iso_utc(job["started_at"]),
+            finished_at=iso_utc(job["finished_at"]), elapsed_s=elapsed, attempts=job["attempts"],
             worker_id=job["worker_id"],
             progress=Progress(**job["progress"]) if job["progress"] and job["status"] in
             ("running", DONE, FAILED) else None,
@@ -406,7 +407,8 @@ def create_app(config: PlannerConfig) -> FastAPI:
                         status: Annotated[JobStatus | None, Query()] = None,
                         limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
         rows = await run_in_threadpool(config.jobs.list, status, limit)
-        return JSONResponse({"jobs": rows})
+        return JSONResponse({"jobs": [{**r, "created_at": iso_utc(r["created_at"]),
+                                       "finished_at": iso_utc(r["finished_at"])} for r in rows]})
 
 
     @app.get("/v1/plans/{job_id}", response_model=PlanJob, summary="A job's status",

@@ -27,7 +27,13 @@ def _watch_parent(parent_pid: int) -> None:
         time.sleep(0.5)
 
 
-def _child(conn: Connection, scenario: dict[str, Any], options: dict[str, Any]) -> None:
+#: kept back from a job's time limit for sending the result to the worker, which stores
+#: and publishes it
+HAND_OVER_S = 1.0
+
+
+def _child(conn: Connection, scenario: dict[str, Any], options: dict[str, Any],
+           deadline: float | None = None) -> None:
     # the parent is the worker (spawn) or the worker's fork server, which exits with it
     parent_pid = os.getppid()
     try:
@@ -48,6 +54,10 @@ def _child(conn: Connection, scenario: dict[str, Any], options: dict[str, Any]) 
             })))
 
         limits: dict[str, Any] = {k: options.get(k) for k in ("time_limit_s", "mip_gap", "threads")}
+        if deadline is not None:
+            # the job's time limit is its wall clock: the report and the hand-over too
+            limits["time_limit_s"] = max(0.0, deadline - time.time() - HAND_OVER_S
+                                         - optimizer.report_seconds(sc))
         if sc.routing.single_visit:  # a CVRPLIB-style scenario: one visit per customer
             result = optimizer.solve_cvrp(sc, progress=progress, **limits)
         else:
@@ -91,11 +101,15 @@ def _context() -> Any:
 class SolveProcess:
     """Start a solve; poll it for messages; kill it (and its children) on demand."""
 
-    def __init__(self, scenario: dict[str, Any], options: dict[str, Any]) -> None:
+    def __init__(self, scenario: dict[str, Any], options: dict[str, Any],
+                 deadline: float | None = None) -> None:
+        """`deadline` (a `time.time()`): when the result should be back; the solve's time
+        limit is what is left of it once the child has read the scenario, less the
+        report's time and the hand-over."""
         ctx = _context()
         self._conn, child_conn = ctx.Pipe(duplex=False)
         self.process = ctx.Process(
-            target=_child, args=(child_conn, scenario, options),
+            target=_child, args=(child_conn, scenario, options, deadline),
             name="packloop-solve", daemon=False,
         )
         self.process.start()

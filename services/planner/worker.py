@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from services.db import iso_utc
 from services.http.kafka_io import KafkaIO, LiveKafkaIO, Record, close_quietly
 from services.planner.runner import SolveProcess
 from services.planner.store import CANCELLED, DONE, FAILED, FINAL, RUNNING, JobStore
@@ -38,6 +39,9 @@ from streams.topics import Topics
 log = logging.getLogger("packloop.planner.worker")
 
 MAX_RESULT_MESSAGE_BYTES = 900_000
+#: kept back from a job's time limit (its wall clock from start to stored result) for
+#: storing and publishing the result
+STORE_S = 0.5
 
 
 def default_worker_id() -> str:
@@ -80,11 +84,12 @@ def failure_reason(result: dict[str, Any], time_limit_s: float | None) -> str | 
     if result.get("trips") is not None and status in ("optimal", "feasible", "time_limit") \
             and result.get("objective") is not None:
         return None
+    why = "; ".join(f"{d.get('what')}: {d.get('why')}" for d in result.get("diagnosis") or [])
     if status == "infeasible":
-        why = "; ".join(f"{d.get('what')}: {d.get('why')}" for d in result.get("diagnosis") or [])
         return "infeasible: " + (why or "no plan satisfies the scenario's constraints")
     if status == "time_limit":
-        return f"no feasible plan found within the time limit ({time_limit_s} s)"
+        return f"no feasible plan found within the time limit ({time_limit_s} s)" + (
+            f": {why}" if why else "")
     return f"the solver ended with status {status!r} and no plan"
 
 
@@ -153,7 +158,8 @@ class PlannerWorker:
         log.info("job %s: started on %s (attempt %d)", job_id, self.worker_id, attempt)
         self.on_event(job_id, "started")
         self.current = job_id
-        solve = SolveProcess(job["scenario"], options)
+        deadline = time.time() + float(options["time_limit_s"]) - STORE_S
+        solve = SolveProcess(job["scenario"], options, deadline=deadline)
         hard_limit = time.monotonic() + float(options["time_limit_s"]) * 3 + 180
         renew_every = max(0.5, self.lease_s / 4)
         next_renew = time.monotonic() + renew_every
@@ -245,7 +251,7 @@ class PlannerWorker:
             "job_id": job_id,
             "status": job["status"],
             "name": job["name"],
-            "finished_at": job["finished_at"],
+            "finished_at": iso_utc(job["finished_at"]),
             "worker_id": job["worker_id"],
             "error": job["error"],
             "summary": job["summary"],

@@ -12,7 +12,7 @@ EXPORTED = {
     "Scenario", "ScenarioError", "SolveResult", "TripType", "active_villages",
     "baseline_bars_svg", "build_model", "candidate_routes", "capacity_cover_rows",
     "compatible_compartments", "compile_model", "load_factors", "load_scenario",
-    "make_highs", "max_stops", "parse_vrp", "read_sol", "route_map_svg",
+    "make_highs", "max_stops", "parse_vrp", "read_sol", "report_seconds", "route_map_svg",
     "run_highs", "scenario_from_network", "scenario_from_vrp", "scenario_json_schema",
     "solve", "solve_cvrp", "vehicle_co2e_per_km", "write_report",
 }

@@ -1,0 +1,171 @@
+"""The time budget of one plan: how a wall-clock limit for the whole plan is shared between
+the hub groups, and between the stages inside a group, so that what HiGHS does not see —
+building and compiling each model, reading its plan back, the KPIs at the end — fits in
+the limit too. (A caller that writes the report keeps `optimizer.report_seconds` back.)
+
+Pure functions of times and sizes, so that the rules can be tested without a solver; the
+planner (`optimizer.planner`, `optimizer.stages`) asks them with the clock's readings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Stage = Literal["uncoordinated", "single_use", "sequential", "joint"]
+#: the order a hub group's stages run in; each starts from the one before (docs/optimizer.md)
+STAGES: tuple[Stage, ...] = ("uncoordinated", "single_use", "sequential", "joint")
+
+
+@dataclass(frozen=True)
+class BudgetParams:
+    """Shares and reserves of the time budget. Sizes are in rows: the demand groups and
+    outstanding-waste entries of a hub group (what its models grow with).
+
+    - ``overhead_s_per_row`` (o): wall time of one stage outside HiGHS — Pyomo build,
+      compile, hand-over, reading the plan back — per row, before any group has measured
+      it (then the measured figure is used: it follows the machine's load; 0.3-2.3 ms
+      were measured on 2 cores at load averages from 1 to 13, so the first guess errs
+      high: a group budgeted too little leaves its time to the groups after it);
+    - ``reuse_factor``: the joint stage reuses the sequential model (no build), so its
+      overhead is this fraction of a built stage's;
+    - ``first_plan_s_per_row``, ``first_plan_min_s``: the least HiGHS time given to the
+      uncoordinated stage, the group's first plan, which everything after starts from
+      (it is cut only by the group's budget, never skipped);
+    - ``stage_share``: share of the time left (after the overheads still to come and the
+      later stages' minimum) given to a stage when it starts; a stage that reaches its gap
+      early hands the rest on, and the joint stage gets what is left;
+    - ``min_stage_s``: a later stage starts only with at least this much HiGHS time for it;
+    - ``highs_margin_s``, ``highs_margin_share``: HiGHS stops a little after its limit;
+      the joint stage's limit leaves this much before the group's deadline;
+    - ``first_plan_share``: every hub group gets its first plan before any group goes on
+      (so that every hub has a plan whatever the limit); in that first phase a group's
+      budget is this times its size-proportional share of the free worker time (the
+      uncoordinated stage usually stops at its gap well before), at least its least time;
+    - ``overcommit``: in the second phase a group gets this times its size-proportional
+      share of the worker time left (groups go out largest first and many stop at their
+      gap early; a strictly proportional split leaves the workers idle at the end);
+    - ``finish_s``, ``finish_s_per_row``: kept back at the end of a plan for combining the
+      groups' plans and the KPIs of the plan and its baselines;
+    - ``start_slack``: a hub group still starts when this fraction of its least time is
+      missing before the deadline (the groups before it ran a little over their budgets):
+      the plan then ends that much late instead of having no plan at all;
+    - ``min_second_pass_s``, ``second_pass_margin_s``: a second pass for groups stopped
+      above the gap runs only with this much time left before the deadline, less the
+      margin.
+    """
+
+    overhead_s_per_row: float = 1.5e-3
+    reuse_factor: float = 0.35
+    first_plan_s_per_row: float = 1.0e-3
+    first_plan_min_s: float = 0.5
+    stage_share: tuple[tuple[Stage, float], ...] = (
+        ("uncoordinated", 0.35), ("single_use", 0.35), ("sequential", 0.3))
+    min_stage_s: float = 0.3
+    highs_margin_s: float = 0.2
+    highs_margin_share: float = 0.05
+    first_plan_share: float = 0.3
+    overcommit: float = 1.25
+    finish_s: float = 0.3
+    finish_s_per_row: float = 0.05e-3
+    start_slack: float = 0.5
+    min_second_pass_s: float = 6.0
+    second_pass_margin_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        shares = dict(self.stage_share)
+        if set(shares) != set(STAGES[:-1]) or not all(0 < v <= 1 for v in shares.values()):
+            raise ValueError("stage_share: a share in (0, 1] for every stage but the joint")
+        if self.overcommit < 1 or not 0 < self.reuse_factor <= 1:
+            raise ValueError("overcommit must be >= 1 and reuse_factor in (0, 1]")
+        if not 0 < self.first_plan_share <= 1:
+            raise ValueError("first_plan_share must be in (0, 1]")
+        if not 0 <= self.start_slack < 1:
+            raise ValueError("start_slack must be in [0, 1)")
+
+
+DEFAULT = BudgetParams()
+
+
+def stage_overhead_s(stage: Stage, built_overhead_s: float, p: BudgetParams = DEFAULT) -> float:
+    """Expected wall time of `stage` outside HiGHS, given that of a stage that builds its
+    model."""
+    return built_overhead_s * (p.reuse_factor if stage == "joint" else 1.0)
+
+
+def first_plan_s(rows: int, p: BudgetParams = DEFAULT) -> float:
+    return max(p.first_plan_min_s, p.first_plan_s_per_row * rows)
+
+
+def first_plan_s_per_row(p: BudgetParams = DEFAULT) -> float:
+    """Wall time of a group's uncoordinated stage per row, before any group measured it."""
+    return p.overhead_s_per_row + p.first_plan_s_per_row
+
+
+def group_min_s(rows: int, s_per_row: float, p: BudgetParams = DEFAULT) -> float:
+    """The least wall time a hub group needs: its first (uncoordinated) plan, at
+    `s_per_row` (measured, or `first_plan_s_per_row`)."""
+    return max(p.first_plan_min_s, s_per_row * rows)
+
+
+def stage_limit(stage: Stage, left_s: float, built_overhead_s: float, rows: int,
+                p: BudgetParams = DEFAULT) -> float | None:
+    """HiGHS's time limit for `stage` when `left_s` of its group's budget remain, or None:
+    skip this stage and the ones after it (the group keeps the plan it has).
+
+    The uncoordinated stage always runs, with at least `first_plan_s`: without its plan the
+    group has none. A later stage runs if its overhead and `min_stage_s` fit in what is
+    left; it gets its share of what remains after its own overhead and the least the later
+    stages need, never less than `min_stage_s`. The joint stage gets all that is left
+    but its overhead and HiGHS's overshoot."""
+    k = STAGES.index(stage)
+    own = stage_overhead_s(stage, built_overhead_s, p)
+    later = sum(stage_overhead_s(s, built_overhead_s, p) + p.min_stage_s for s in STAGES[k + 1:])
+    if stage == "uncoordinated":
+        floor = first_plan_s(rows, p)
+        return max(floor, dict(p.stage_share)[stage] * (left_s - own - later))
+    available = left_s - own
+    if available < p.min_stage_s:
+        return None
+    if stage == "joint":
+        limit = (available - p.highs_margin_s) / (1 + p.highs_margin_share)
+        return max(p.min_stage_s, limit)
+    return max(p.min_stage_s, dict(p.stage_share)[stage] * (available - later))
+
+
+def group_budget_s(left_s: float, workers: int, busy_s: list[float], weight: float,
+                   weights_after: float, mins_after_s: list[float], min_own_s: float,
+                   scale: float) -> float:
+    """Wall-clock budget of the hub group that starts now on a free worker.
+
+    `left_s` is the time to the deadline; `busy_s` the time each group still running on
+    another worker is budgeted to take from now on; `weight` this group's size,
+    `weights_after` that of the groups not started yet and `mins_after_s` the least time
+    each of them needs. The group gets `scale` times its size-proportional share of the
+    free worker time (`first_plan_share` for first plans, `overcommit` for the later
+    stages), but leaves on its own worker the least time of the later groups that the
+    other workers have no room for before the deadline (placed largest first), never
+    takes more than `left_s`, and never less than `min_own_s`."""
+    left = max(0.0, left_s)
+    room = [max(0.0, left - b) for b in busy_s] + [left] * max(0, workers - 1 - len(busy_s))
+    overflow = 0.0
+    for least in sorted(mins_after_s, reverse=True):
+        k = max(range(len(room)), key=room.__getitem__) if room else -1
+        if k >= 0 and room[k] >= least:
+            room[k] -= least
+        else:
+            overflow += least
+    free = workers * left - sum(min(b, left) for b in busy_s)
+    share = scale * weight / (weight + weights_after) * free
+    return max(min_own_s, min(share, left - overflow))
+
+
+def later_min_s(rows: int, overhead_s_per_row: float, p: BudgetParams = DEFAULT) -> float:
+    """The least wall time worth starting a group's later stages for: the single-use
+    stage's overhead and `min_stage_s` of HiGHS."""
+    return overhead_s_per_row * rows + p.min_stage_s
+
+
+def finish_reserve_s(rows: int, p: BudgetParams = DEFAULT) -> float:
+    """Time `solve` keeps back after the hub groups for combining and the KPIs."""
+    return p.finish_s + p.finish_s_per_row * rows

@@ -1,0 +1,350 @@
+"""`packloop plan solve` at the edges a new user meets: broken files, typos in field names,
+`--no-baselines`, the time limit, progress lines and the units of its summary."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import re
+from typing import Any
+
+import pyomo.environ as pyo
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from optimizer import (
+    PlanResult,
+    Progress,
+    ScenarioError,
+    SolveResult,
+    budget,
+    load_scenario,
+    planner,
+    solve,
+    stages,
+    write_report,
+)
+from services.cli.plan import plan
+from tests.optimizer.helpers import TINY, tiny_raw
+
+
+@pytest.mark.parametrize(("name", "text", "place"), [
+    ("bad.json", '{"name": "x",\n  "horizon_days": 2,,\n}\n', "bad.json:2:21:"),
+    ("bad.yaml", "name: x\nhubs: [a, b\nfoo: 1\n", "bad.yaml:3:4:"),
+    ("bad.yml", "name: x\n  bad: indent\n", "bad.yml:2:6:"),
+])
+def test_a_syntax_error_is_one_line_with_its_place(tmp_path, name, text, place):
+    """A file that is not JSON/YAML exits 2 with one line naming file, line and column
+    (no traceback of the parser)."""
+    path = tmp_path / name
+    path.write_text(text)
+    r = CliRunner().invoke(plan, ["solve", str(path)])
+    assert r.exit_code == 2, r.output
+    assert isinstance(r.exception, SystemExit)
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1, r.output
+    assert place in lines[0] and "syntax error" in lines[0]
+    assert "Traceback" not in r.output
+
+
+def test_an_unknown_field_says_which_field_was_meant():
+    """A typo in a field name at any depth names the closest field of the model there."""
+    raw = tiny_raw()
+    raw["villages"][1]["hub_idd"] = raw["villages"][1].pop("hub_id")
+    raw["horizon_dayz"] = 3
+    raw["prices"]["carbon_cny_per_kg"] = 1.0
+    raw["vehicle_types"][0]["count_by_hubs"] = {}
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(raw)
+    problems = dict(e.value.problems)
+    assert "did you mean 'hub_id'?" in problems["villages[1].hub_idd"]
+    assert "did you mean 'horizon_days'?" in problems["horizon_dayz"]
+    assert "did you mean 'carbon_cny_per_kg_co2e'?" in problems["prices.carbon_cny_per_kg"]
+    assert "did you mean 'count_by_hub'?" in problems["vehicle_types[0].count_by_hubs"]
+
+
+def test_an_unknown_field_far_from_any_lists_the_known_ones():
+    """Nothing close: the message lists the fields that are allowed there instead."""
+    raw = tiny_raw()
+    raw["depot"]["zzzz"] = 1
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(raw)
+    message = dict(e.value.problems)["depot.zzzz"]
+    assert "unknown field 'zzzz'" in message and "lat" in message and "lon" in message
+
+
+def test_an_invalid_scenario_exits_2_through_the_cli(tmp_path):
+    """A typo in a YAML scenario: exit 2, the path and the suggestion, no traceback."""
+    raw = tiny_raw()
+    raw["horizon_dayz"] = raw.pop("horizon_days")
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    r = CliRunner().invoke(plan, ["solve", str(path)])
+    assert r.exit_code == 2, r.output
+    assert "horizon_dayz" in r.output and "did you mean 'horizon_days'?" in r.output
+    assert "Traceback" not in r.output
+
+
+@pytest.fixture(scope="module")
+def tiny_result() -> PlanResult:
+    return solve(load_scenario(TINY), time_limit_s=30)
+
+
+def _table(html: str, first_header: str) -> list[list[str]]:
+    """The cells of the report table whose first header is `first_header`, row by row."""
+    start = html.index(f"<table><tr><th>{first_header}</th>")
+    body = html[start:html.index("</table>", start)]
+    rows = re.findall(r"<tr>(.*?)</tr>", body, flags=re.S)
+    return [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>",
+                                                                     r, flags=re.S)]
+            for r in rows]
+
+
+def test_report_rows_carry_units_and_boxes_are_whole(tiny_result, tmp_path):
+    """Every KPI row names its unit; containers show as whole boxes in the report (bought
+    and expansions rounded up) while plan.json keeps the model's fractions."""
+    result = copy.deepcopy(tiny_result)
+    assert result.plan is not None
+    pool = result.plan["containers"][0]
+    pool["days"][0]["bought"] = 2.7
+    pool["expansion"] = 4.2
+    trip = next(t for t in result.plan["trips"] if t["kind"] == "milk_run")
+    trip["loads"]["empties"] = {"insulated_box": 50.1}
+    result = dataclasses.replace(result, plan=result.plan)
+    html = write_report(result, load_scenario(TINY), tmp_path).read_text()
+    header, *kpi_rows = _table(html, "KPI")
+    assert header[:2] == ["KPI", "unit"]
+    units = {row[0]: row[1] for row in kpi_rows}
+    assert units["total cost"] == "CNY" and units["distance driven"] == "km"
+    assert units["CO2e total"] == "kg CO2e" and units["single-use packaging"] == "kg"
+    assert all(row[1] for row in kpi_rows), kpi_rows
+    assert not any("transport km" in row[0] for row in kpi_rows)
+    _, *pools = _table(html, "hub")
+    for row in pools:
+        assert all(re.fullmatch(r"[\d,]+", cell) for cell in row[2:]), row
+    bought = sum(d["bought"] for d in pool["days"])
+    assert pools[0][3] == "5" and pools[0][6] == f"{-int(-bought // 1):,d}"
+    trips_header, *trip_rows = _table(html, "day")
+    empties = [row[trips_header.index("empties, boxes")] for row in trip_rows]
+    assert "50" in empties and all("." not in e for e in empties)
+    saved = (tmp_path / "plan.json").read_text()
+    assert '"bought": 2.7' in saved and '"expansion": 4.2' in saved
+
+
+def test_map_has_a_legend_and_names_on_hover(tiny_result, tmp_path):
+    """The route map says what its markers and colours are, and every village, hub and the
+    county seat has its id (and name) in an SVG title a browser shows on hover."""
+    html = write_report(tiny_result, load_scenario(TINY), tmp_path).read_text()
+    svg = html[html.index("<h2>Route map</h2>"):]
+    for label in ("village", "township hub", "county seat", "milk run: ambient_van"):
+        assert f"<!-- {label} -->" in svg, label
+    titles = re.findall(r"<title>([^<]*)</title>", svg)
+    for v in tiny_raw()["villages"]:
+        assert f"village {v['village_id']}" in titles
+    assert "hub H01 (Township hub 1)" in titles
+    assert any(t.startswith("county seat COUNTY") for t in titles)
+
+
+def test_plan_solve_shows_single_use_in_kg(tmp_path):
+    """`plan solve` prints single-use packaging in kg (as `plan status` does), with units
+    on every row and whole trips."""
+    r = CliRunner().invoke(plan, ["solve", str(TINY), "--time-limit", "30"])
+    assert r.exit_code == 0, r.output
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in r.stdout.splitlines() if line.startswith("│")}
+    assert {"cost, CNY", "CO2e, kg", "distance, km", "trips", "single-use packaging, kg"} \
+        <= set(rows)
+    assert rows["single-use packaging, kg"][2] == "32.4"  # 32,440 g in the uncoordinated plan
+    assert all("." not in n for n in rows["trips"])
+
+
+def _mirrored(hubs: int) -> dict[str, Any]:
+    """tiny.yaml with `hubs` copies of its hub and villages, side by side."""
+    raw = tiny_raw()
+    one = raw["villages"]
+    raw["hubs"] = [{**raw["hubs"][0], "hub_id": f"H{h:02d}", "lon": 119.2 + 0.1 * h}
+                   for h in range(1, hubs + 1)]
+    raw["villages"] = [{**v, "village_id": v["village_id"].replace("H01", f"H{h:02d}"),
+                        "hub_id": f"H{h:02d}", "lon": v["lon"] + 0.1 * (h - 1)}
+                       for h in range(1, hubs + 1) for v in one]
+    for key in ("demand", "outstanding_waste"):
+        raw[key] = [{**g, "village_id": g["village_id"].replace("H01", f"H{h:02d}")}
+                    for h in range(1, hubs + 1) for g in raw[key]]
+    return raw
+
+
+def test_no_baselines_returns_the_joint_plan_when_cold_solves_find_nothing(monkeypatch):
+    """Without baselines the single-use stage used to start cold; a hub squeezed by the
+    deadline whose cold single-use and joint solves found nothing in their time left the
+    county without a plan (`status time_limit ... trips 0`, "no solution found", exit 0).
+    The uncoordinated stage now always runs as the start (not reported), so the plan
+    survives solves that find nothing from scratch."""
+    real = stages.run_highs
+
+    def cold_finds_nothing(model: pyo.ConcreteModel, **kwargs: Any) -> SolveResult:
+        free_trips = model.name == "packloop_single_use" or (
+            model.name == "packloop_joint" and not all(v.fixed for v in model.trips.values()))
+        if free_trips and not kwargs.get("warm_start"):
+            return SolveResult("time_limit_no_solution", None, None, None, 1.0, 0.0, 0.0, 0.0,
+                               0, 0, 0, 0)
+        return real(model, **kwargs)
+
+    monkeypatch.setattr(stages, "run_highs", cold_finds_nothing)
+    r = CliRunner().invoke(plan, ["solve", str(TINY), "--no-baselines", "--json",
+                                  "--time-limit", "30"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout[r.stdout.index("{"):])
+    assert data["objective"] is not None and data["trips"], data["status"]
+    assert "uncoordinated" not in data["baselines"]
+
+
+def test_a_group_without_time_keeps_its_first_plan():
+    """A hub group whose budget is spent after its first plan skips the later stages and
+    hands the uncoordinated plan on as its joint plan (no bound: the joint model never
+    ran), instead of giving each stage a 1 s floor past the budget."""
+    s = load_scenario(TINY)
+    out = stages.solve_hubs(s, ["H01"], 0.0, None, 1, None, False)
+    unc, joint = out["uncoordinated"], out["joint"]
+    assert unc.plan is not None
+    for skipped in ("single_use", "sequential"):
+        assert out[skipped].plan is None and out[skipped].status == "time_limit_no_solution"
+    assert joint.plan is unc.plan and joint.objective == unc.objective
+    assert joint.status == "time_limit" and joint.bound is None
+
+
+@pytest.mark.parametrize("overhead_s", [0.05, 0.4, 1.5, 3.0])
+def test_stage_limits_fit_in_the_group_budget(overhead_s):
+    """Whatever the budget, a group whose stages all run to their limits (none reaches its
+    gap early: the worst case) ends within its budget plus HiGHS's overshoot, once the
+    budget covers its first plan; the first stage always runs, and an ample budget runs
+    every stage."""
+    rows = 800
+    for budget_s in [0.0, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60, 120]:
+        spent, ran = 0.0, []
+        for stage in budget.STAGES:
+            limit = budget.stage_limit(stage, budget_s - spent, overhead_s, rows)
+            if limit is None:
+                break
+            ran.append(stage)
+            spent += budget.stage_overhead_s(stage, overhead_s) + limit
+        assert ran[0] == "uncoordinated"
+        least = overhead_s + budget.first_plan_s(rows)
+        assert spent <= max(budget_s, least) + 0.25, (budget_s, ran, spent)
+        if budget_s >= 4 * (overhead_s + 1):
+            assert ran == list(budget.STAGES), (budget_s, ran)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _simulate(rows: list[int], workers: int, limit_s: float, true_s_per_row: float,
+              overhead_share: float = 0.6) -> tuple[float, list[int], float]:
+    """Run `planner._Schedule` through both phases on a fake clock, every group taking its
+    whole budget (the worst case: none reaches its gap early) but never less than its true
+    cost; returns when the last group ends, the groups given up and the deadline."""
+    clock = _Clock()
+    deadline = clock.now + limit_s
+    schedule = planner._Schedule(rows, workers, deadline, budget.DEFAULT, clock=clock)
+    given_up: list[int] = []
+    starts: dict[int, float] = {}
+    last_end = clock.now
+    for phase in ("first", "later"):
+        schedule.begin(phase, [] if given_up else list(range(len(rows))))
+        ends: list[tuple[float, int]] = []  # (end time, key) of running groups
+        while schedule.pending or ends:
+            while schedule.pending and len(ends) < workers:
+                started = schedule.start()
+                if started is None:
+                    left = schedule.not_started()
+                    given_up += left if phase == "first" else []
+                    break
+                key, group_deadline = started
+                assert group_deadline is not None
+                starts[key] = clock.now
+                ends.append((max(group_deadline, clock.now + true_s_per_row * rows[key]), key))
+            if not ends:
+                break
+            ends.sort()
+            end, key = ends.pop(0)
+            took = end - starts[key]
+            clock.now = last_end = max(last_end, end)
+            overhead = true_s_per_row * rows[key] * overhead_share
+            stage = "uncoordinated" if phase == "first" else "single_use"
+            schedule.done(key, {stage: stages.StageOutcome(
+                "feasible", 1.0, 0.9, {}, {"overhead_s": overhead, "highs_s": took - overhead})})
+    return last_end, given_up, deadline
+
+
+COUNTY_ROWS = [1290, 1204, 1032, 1032, 1032, 946, 946, 860, 774, 774, 774, 688, 688, 688, 688,
+               688, 688, 688, 688, 688]  # the county week's hub groups
+
+
+@pytest.mark.parametrize("true_s_per_row", [0.5e-3, 1.0e-3, 1.5e-3])
+def test_the_schedule_ends_by_the_deadline(true_s_per_row):
+    """20 hub groups of the county week's sizes on 2 workers, 18 s: whether the machine is
+    quicker or slower than the first guess, every group starts and the last one ends by
+    the deadline, give or take half a second (each group takes its whole budget, as if none
+    reached its gap)."""
+    end, given_up, deadline = _simulate(COUNTY_ROWS, 2, 18.0, true_s_per_row)
+    assert given_up == []
+    assert end <= deadline + 0.5, end - deadline
+
+
+def test_the_schedule_gives_up_rather_than_overrun():
+    """A machine too slow for a first plan of every group in the time: groups that no
+    longer fit are not started (the county gets no plan, with the reason) instead of the
+    plan running on far past its limit; what started ends near the deadline."""
+    end, given_up, deadline = _simulate(COUNTY_ROWS, 2, 18.0, 4e-3)
+    assert given_up
+    assert end <= deadline + 4e-3 * max(COUNTY_ROWS), end - deadline
+
+
+def test_county_progress_is_the_county_as_it_stands():
+    """Progress is the county's objective (the sum of every group's best plan, unknown until
+    every group has one) and bound (the sum of the joint bounds, unknown until every group
+    has one): never nan, and the objective only falls, where the old running sum over
+    finished hubs rose as hubs finished."""
+    seen: list[Progress] = []
+    county = planner._County(seen.append, 2, 0.0)
+    county.report(0, Progress(300.0, -math.inf, math.inf, 1.0, "uncoordinated:H01"))
+    county.report(0, Progress(200.0, -math.inf, math.inf, 2.0, "single_use:H01"))
+    county.report(1, Progress(310.0, -math.inf, math.inf, 2.5, "uncoordinated:H02"))
+    county.report(0, Progress(190.0, 150.0, 0.2, 3.0, "joint:H01"))
+    county.report(1, Progress(math.inf, 160.0, math.inf, 3.5, "joint:H02"))
+    county.done(0, stages.StageOutcome("feasible", 185.0, 184.0, {}), "hub 1/2 done")
+    county.done(1, stages.StageOutcome("feasible", 250.0, 249.0, {}), "hub 2/2 done")
+    objectives = [p.incumbent for p in seen]
+    assert objectives[:2] == [math.inf, math.inf]
+    assert seen[0].label == "uncoordinated:H01 (1/2 hub groups planned)"
+    assert objectives[2:] == [510.0, 500.0, 500.0, 495.0, 435.0]
+    assert [p.bound for p in seen][3:] == [-math.inf, 310.0, 344.0, 433.0]
+    assert seen[-1].gap == pytest.approx(2 / 435)
+    assert not any(math.isnan(x) for p in seen for x in (p.incumbent, p.bound, p.gap))
+
+
+def test_plan_solve_progress_shows_no_nan_or_inf():
+    """`plan solve` prints the county's objective, bound and gap, '-' while unknown; the
+    objective it prints never rises."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "three.yaml"
+        path.write_text(yaml.safe_dump(_mirrored(3)))
+        r = CliRunner().invoke(plan, ["solve", str(path), "--time-limit", "60",
+                                      "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    lines = [line for line in r.stderr.splitlines() if "objective" in line]
+    assert lines and not any(re.search(r"\bnan\b|\binf\b", line) for line in lines)
+    objectives = [float(m.group(1).replace(",", "")) for line in lines
+                  if (m := re.search(r"objective +([\d,.]+)", line))]
+    assert objectives and objectives == sorted(objectives, reverse=True)
+    assert "(1/3 hub groups planned)" in r.stderr

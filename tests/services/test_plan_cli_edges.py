@@ -1,0 +1,194 @@
+"""`packloop plan submit|status|fetch` at the edges: the token on the command line or in
+the environment, a broken file, and how a job's progress and KPIs read."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from services.auth.tokens import TokenStore
+from services.cli import cli
+from services.planner import JobStore, PlannerConfig, PlannerWorker, create_app
+from streams.kafka import KafkaConnection
+from streams.topics import Topics
+from tests.services.helpers import NETWORK, TINY, FakeKafkaIO
+
+TOPICS = Topics("t-")
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+JOB = {"job_id": "plan-0123", "status": "queued", "attempts": 0, "links": {}}
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[httpx.Request]:
+    """The requests the CLI sends, answered with a queued job."""
+    requests: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(200, json=JOB)
+
+    real_client = httpx.Client
+
+    def make(*args: Any, **kwargs: Any) -> httpx.Client:
+        kwargs["transport"] = httpx.MockTransport(answer)
+        return real_client(*args, **kwargs)
+
+    monkeypatch.setattr("services.cli.plan.httpx.Client", make)
+    monkeypatch.delenv("PACKLOOP_PLANNER_TOKEN", raising=False)
+    return requests
+
+
+@pytest.mark.parametrize("command", [["status", "plan-0123"],
+                                     ["fetch", "plan-0123", "--out", "x"],
+                                     ["submit", "--from-state"]])
+def test_token_flag_is_sent_and_wins_over_the_variable(sent, monkeypatch, command) -> None:
+    """`--token` works on every job command without PACKLOOP_PLANNER_TOKEN, and a token
+    given on the command line is the one sent when the variable is set too."""
+    r = CliRunner().invoke(cli, ["plan", *command, "--token", "from-flag"])
+    assert sent and sent[-1].headers["authorization"] == "Bearer from-flag", r.output
+    monkeypatch.setenv("PACKLOOP_PLANNER_TOKEN", "from-env")
+    CliRunner().invoke(cli, ["plan", *command, "--token", "from-flag-2"])
+    assert sent[-1].headers["authorization"] == "Bearer from-flag-2"
+    CliRunner().invoke(cli, ["plan", *command])
+    assert sent[-1].headers["authorization"] == "Bearer from-env"
+
+
+def test_no_token_names_both_ways_to_give_one(sent) -> None:
+    r = CliRunner().invoke(cli, ["plan", "status", "plan-0123"])
+    assert r.exit_code == 1 and not sent
+    assert "PACKLOOP_PLANNER_TOKEN" in r.output and "--token" in r.output
+
+
+@pytest.mark.parametrize("command", ["submit", "status", "fetch"])
+def test_help_names_the_token_variable_and_flag(command) -> None:
+    """A user who only reads `--help` learns where the token comes from."""
+    text = CliRunner().invoke(cli, ["plan", command, "--help"]).output
+    assert "--token" in text and "PACKLOOP_PLANNER_TOKEN" in text
+    assert "PACKLOOP_PLANNER_URL" in text
+
+
+def test_status_shows_single_use_in_kg_like_plan_solve(monkeypatch) -> None:
+    """A finished job's KPIs read with the same units as `plan solve` prints them."""
+    done = {**JOB, "status": "done", "elapsed_s": 3.0, "summary": {
+        "plan_status": "optimal", "objective": 744.6, "gap": 0.0, "trips": 4,
+        "kpis": {"uncoordinated": {"cost_cny": 1767.8, "co2e_kg": 169.2, "km": 201.9,
+                                   "trips": 10, "single_use_grams": 32440.0}}}}
+
+    def make(*args: Any, **kwargs: Any) -> httpx.Client:
+        kwargs["transport"] = httpx.MockTransport(lambda _r: httpx.Response(200, json=done))
+        return real_client(*args, **kwargs)
+
+    real_client = httpx.Client
+    monkeypatch.setattr("services.cli.plan.httpx.Client", make)
+    r = CliRunner().invoke(cli, ["plan", "status", "plan-0123", "--token", "t"])
+    assert r.exit_code == 0, r.output
+    assert "single-use packaging 32.4 kg" in r.output
+    assert "distance 201.9 km" in r.output
+
+
+def test_submit_of_a_broken_file_is_one_line_with_its_place(sent, tmp_path) -> None:
+    """The same line and column as `plan solve` gives, exit 2, nothing sent."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nhubs: [a, b\nfoo: 1\n")
+    r = CliRunner().invoke(cli, ["plan", "submit", str(bad), "--token", "t"])
+    assert r.exit_code == 2 and not sent
+    assert len(r.output.strip().splitlines()) == 1
+    assert f"{bad}:3:4:" in r.output
+
+
+@pytest.fixture
+def service(fake_kafka: FakeKafkaIO, tmp_path) -> Iterator[tuple[TestClient, PlannerWorker]]:
+    """The job API on an in-memory Kafka, with a token, and a worker to run its jobs."""
+    tokens = TokenStore(f"sqlite:///{tmp_path}/tokens.db")
+    jobs = JobStore(f"sqlite:///{tmp_path}/plans.db")
+    _, token = tokens.add("planner", "ops")
+    app = create_app(PlannerConfig(kafka=KafkaConnection(), topics=TOPICS, network=NETWORK,
+                                   tokens=tokens, jobs=jobs, kafka_io=fake_kafka,
+                                   default_time_limit_s=30))
+    worker = PlannerWorker(jobs, KafkaConnection(), TOPICS, kafka_io=fake_kafka)
+    with TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {token}"
+        yield client, worker
+    jobs.close()
+    tokens.close()
+
+
+def _utc(text: str) -> datetime:
+    assert RFC3339.match(text), text
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_job_times_are_rfc3339(service, fake_kafka) -> None:
+    """created, started and finished are RFC 3339 (UTC) in the job document, the job list
+    and the plan-results message, not Unix floats; they are in order and recent."""
+    client, worker = service
+    before = datetime.now(UTC).replace(microsecond=0)
+    queued = client.post("/v1/plans", json={"scenario": TINY,
+                                            "options": {"time_limit_s": 20}}).json()
+    assert _utc(queued["created_at"]) >= before and queued["started_at"] is None
+    worker.process(queued["job_id"])
+    done = client.get(f"/v1/plans/{queued['job_id']}").json()
+    assert done["status"] == "done", done["error"]
+    created, started, finished = (_utc(done[k]) for k in
+                                  ("created_at", "started_at", "finished_at"))
+    assert before <= created <= started <= finished <= datetime.now(UTC)
+    [row] = client.get("/v1/plans").json()["jobs"]
+    assert row["created_at"] == done["created_at"] and row["finished_at"] == done["finished_at"]
+    [published] = fake_kafka.records[TOPICS.plan_results]
+    assert orjson.loads(published.value)["finished_at"] == done["finished_at"]
+
+
+def _two_hubs() -> dict[str, Any]:
+    """tiny.yaml with a copy of its hub and villages beside it."""
+    raw = copy.deepcopy(TINY)
+    raw["hubs"].append({**raw["hubs"][0], "hub_id": "H02", "lon": 119.3})
+    for key in ("villages", "demand", "outstanding_waste"):
+        raw[key] += [{**x, "village_id": x["village_id"].replace("H01", "H02"),
+                      **({"hub_id": "H02", "lon": x["lon"] + 0.1} if key == "villages" else {})}
+                     for x in raw[key]]
+    return raw
+
+
+def test_job_progress_is_the_county_as_it_stands(service) -> None:
+    """A job's progress carries the county's objective and bound as they stand: at the end
+    the plan's own (its summary), not a running sum over finished hubs with no bound."""
+    client, worker = service
+    job = client.post("/v1/plans", json={"scenario": _two_hubs(),
+                                         "options": {"time_limit_s": 60}}).json()
+    worker.process(job["job_id"])
+    done = client.get(f"/v1/plans/{job['job_id']}").json()
+    assert done["status"] == "done", done["error"]
+    progress, summary = done["progress"], done["summary"]
+    assert progress["incumbent"] == pytest.approx(summary["objective"])
+    assert progress["bound"] == pytest.approx(summary["bound"])
+    assert progress["label"] == "hub 2/2 done"
+
+
+def test_status_of_a_running_job_says_what_is_not_known_yet(monkeypatch) -> None:
+    """Before every hub group has a plan the county's objective is not known: `plan status`
+    shows '-' and how many groups are planned, never None, nan or inf."""
+    running = {**JOB, "status": "running", "elapsed_s": 4.2, "progress": {
+        "incumbent": None, "bound": None, "gap": None, "elapsed_s": 4.0,
+        "label": "uncoordinated:H01 (1/3 hub groups planned)"}}
+    real_client = httpx.Client
+
+    def make(*args: Any, **kwargs: Any) -> httpx.Client:
+        kwargs["transport"] = httpx.MockTransport(lambda _r: httpx.Response(200, json=running))
+        return real_client(*args, **kwargs)
+
+    monkeypatch.setattr("services.cli.plan.httpx.Client", make)
+    r = CliRunner().invoke(cli, ["plan", "status", "plan-0123", "--token", "t"])
+    assert r.exit_code == 0, r.output
+    line = r.output.splitlines()[1]
+    assert re.fullmatch(r" +objective +- +bound +- +gap +- +uncoordinated:H01 \(1/3 hub "
+                        r"groups planned\)", line), line
