@@ -85,6 +85,8 @@ def describe_row(s: Scenario, name: str, amount: float) -> dict[str, Any]:
         "collect_all": "outstanding recyclables at {0} cannot all be collected",
         "pool_issue": "container pool {1} at hub {0} runs out on day {2}",
         "pool_end": "container pool {1} at hub {0} cannot be restored by the horizon's end",
+        "pool_covers": "container pool {1} at hub {0} cannot cover the containers in "
+        "circulation",
         "cleaning_capacity": "cleaning capacity of hub {0} is exceeded on day {1}",
         "trunk_deliver": "trunk legs to hub {0} on day {1} cannot carry class {2}",
         "trunk_cap_out": "trunk outbound capacity is exceeded",

@@ -139,6 +139,9 @@ def extract_plan(b: BuiltModel, scenario: Scenario) -> dict[str, Any]:
     picked: dict[tuple[str, str, int], float] = defaultdict(float)
     for (t, i, ct), var in m.pick.items():
         picked[(i, ct, b.trips[t].day)] += _val(var)
+    empties_of: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for (i, ct, _d) in m.empties:
+        empties_of[(village_hub[i], ct)].add(i)
     for h in b.hubs:
         for ct in b.ctypes:
             keep = 1.0 - 1.0 / ru[ct].cycle_life
@@ -156,6 +159,8 @@ def extract_plan(b: BuiltModel, scenario: Scenario) -> dict[str, Any]:
                     "retired": pk - keep * pk,
                     "bought": _val(m.buy[h, ct, d]),
                     "stock_end": _val(m.stock[h, ct, d]),
+                    "empties_at_villages": sum(
+                        _val(m.empties[i, ct, d]) for i in empties_of.get((h, ct), ())),
                 })
             empties_end = {
                 i: _val(m.empties[i, ct, D - 1]) for (i, c2, d) in m.empties
@@ -166,6 +171,7 @@ def extract_plan(b: BuiltModel, scenario: Scenario) -> dict[str, Any]:
                 "container_type": ct,
                 "start_pool": b.pool_start[(h, ct)],
                 "expansion": _val(m.expand[h, ct]),
+                "stock_start": _val(m.stock_start[h, ct]),
                 "days": day_rows,
                 "empties_at_villages_end": {k: v for k, v in empties_end.items() if v},
             })

@@ -118,18 +118,85 @@ def check_capacity_and_temperature(plan: dict, s: Scenario) -> None:
             assert n <= limit * vt.max_trips_per_day, f"fleet {h} {v} exceeded"
 
 
+def _issues_and_pickups(plan: dict, s: Scenario) -> tuple[dict, dict]:
+    """Containers issued and empties picked up, per (village, container type, day)."""
+    ru = {r.container_type for r in s.packaging.reusable}
+    issued: dict[tuple[str, str, int], float] = defaultdict(float)
+    for p in plan["packaging"]:
+        if p["option"] in ru:
+            issued[(p["village_id"], p["option"], p["day"])] += p["parcels"]
+    picked: dict[tuple[str, str, int], float] = defaultdict(float)
+    for t in plan["trips"]:
+        for i, sl in t.get("stop_loads", {}).items():
+            for key, x in sl.items():
+                if key.startswith("empties."):
+                    picked[(i, key.split(".", 1)[1], t["day"])] += x
+    return issued, picked
+
+
 def check_pools(plan: dict, s: Scenario) -> None:
-    """Pools never go negative, containers are only issued from stock, and the horizon's end
-    condition holds."""
+    """Containers are issued only from stock and the stock balances day by day; empties are
+    picked up only after their return lag; on every day the pool owned covers the containers
+    at the hub, waiting at the villages and still with the customers (cyclic: those out across
+    the week's boundary too); cleaning stays within capacity; the horizon's end condition
+    holds."""
+    days = s.horizon_days
+    cyclic = s.horizon_end == "cyclic"
+    ru = {r.container_type: r for r in s.packaging.reusable}
+    vh = {v.village_id: v.hub_id for v in s.villages}
+    issued, picked = _issues_and_pickups(plan, s)
+    cleaned: dict[tuple[str, int], float] = defaultdict(float)
     for c in plan["containers"]:
-        stock = c["start_pool"] + c["expansion"]
-        for d in c["days"]:
-            assert stock + d["bought"] - d["issued"] >= -1e-6, "issued more than in stock"
-            stock = stock + d["bought"] - d["issued"] + d["returned_to_pool"]
-            _close(stock, d["stock_end"], "pool balance")
-            assert d["stock_end"] >= -1e-6
-        if s.horizon_end == "cyclic":
-            assert stock >= c["start_pool"] + c["expansion"] - 1e-5
+        h, ct = c["hub_id"], c["container_type"]
+        r = ru[ct]
+        lag, rate, keep = r.return_lag_days, r.return_rate, 1 - 1 / r.cycle_life
+        villages = sorted({i for (i, u, _d) in list(issued) + list(picked)
+                           if u == ct and vh[i] == h} | set(c["empties_at_villages_end"]))
+
+        def q(i: str, d: int, ct: str = ct) -> float:
+            if d < 0 and not cyclic:
+                return 0.0
+            return issued.get((i, ct, d % days), 0.0)
+
+        def with_customers(d: int, villages: list[str] = villages, lag: int = lag,
+                           rate: float = rate) -> float:
+            return rate * sum(q(i, d - k) for i in villages for k in range(lag))
+
+        waiting = {i: c["empties_at_villages_end"].get(i, 0.0) if cyclic else 0.0
+                   for i in villages}
+        owned = c["start_pool"] + c["expansion"]
+        stock = c["stock_start"]
+        assert stock + sum(waiting.values()) + with_customers(-1) <= owned + 1e-4, (
+            f"pool {h}/{ct} does not cover the containers in circulation at the start")
+        for d, row in enumerate(c["days"]):
+            _close(row["issued"], sum(q(i, d) for i in villages), f"issued {h}/{ct} day {d}")
+            assert stock + row["bought"] - row["issued"] >= -1e-6, "issued more than in stock"
+            picks = 0.0
+            for i in villages:
+                waiting[i] += rate * q(i, d - lag) - picked.get((i, ct, d), 0.0)
+                picks += picked.get((i, ct, d), 0.0)
+                assert waiting[i] >= -1e-4, f"empties picked up at {i} before their return lag"
+            _close(row["returned_to_pool"], keep * picks, f"returned {h}/{ct} day {d}")
+            cleaned[(h, d)] += row["returned_to_pool"]
+            stock = stock + row["bought"] - row["issued"] + row["returned_to_pool"]
+            _close(stock, row["stock_end"], "pool balance")
+            assert row["stock_end"] >= -1e-6
+            _close(sum(waiting.values()), row["empties_at_villages"], f"empties {h}/{ct} day {d}")
+            owned += row["bought"] - (1 - rate) * row["issued"] - (1 - keep) * picks
+            assert stock + sum(waiting.values()) + with_customers(d) <= owned + 1e-4, (
+                f"pool {h}/{ct} does not cover the containers in circulation on day {d}")
+        for i in villages:
+            _close(waiting[i], c["empties_at_villages_end"].get(i, 0.0), f"empties at {i} end")
+        if cyclic:
+            assert stock >= c["stock_start"] - 1e-5, f"pool {h}/{ct} ends below its start"
+        else:
+            out = sum(waiting.values()) + rate * sum(
+                q(i, d) for i in villages for d in range(max(0, days - lag), days))
+            assert stock + keep * out >= c["start_pool"] + c["expansion"] - 1e-5, (
+                f"pool {h}/{ct} not restored by the horizon's end")
+    capacity = {hub.hub_id: hub.cleaning_capacity_per_day for hub in s.hubs}
+    for (h, d), n in cleaned.items():
+        assert n <= capacity[h] * (1 + 1e-7) + TOL, f"cleaning capacity of {h} on day {d}"
 
 
 def recompute_cost(plan: dict, s: Scenario) -> float:
