@@ -10,7 +10,12 @@ import pyomo.environ as pyo
 
 from optimizer.model.covers import add_capacity_covers
 from optimizer.model.fleet import add_fleet
-from optimizer.model.milk_runs import Unservable, add_milk_run_loads, add_visit_covers
+from optimizer.model.milk_runs import (
+    Unservable,
+    add_milk_run_loads,
+    add_tour_loads,
+    add_visit_covers,
+)
 from optimizer.model.objective import add_objective
 from optimizer.model.pools import add_container_pools
 from optimizer.model.service import add_packaging, add_service
@@ -64,6 +69,7 @@ def build_model(
     add_packaging(m, x)
     add_trip_counts(m, x, fixed_trips)
     unservable = add_milk_run_loads(m, x)
+    add_tour_loads(m, x)
     add_visit_covers(m, x)
     if x.has_trunk:
         unservable += add_trunk_legs(m, x)

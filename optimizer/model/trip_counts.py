@@ -23,10 +23,11 @@ def add_trip_counts(
 
     with n_v · m_v the vehicles times trips per day, and for an all-purpose trip n_t^need
     the number of trips of t's vehicle type that could carry, on their own, everything t's
-    villages may need that day (flexible groups counted on every day of their window, all
-    possible empties and all outstanding recyclables on the return leg). If more ran, those
-    trips alone could carry it all, so any further trip through those villages could be
-    dropped, and every trip costs money: the bound keeps every optimum. With `fixed_trips`
+    villages may need that day, deliveries and pickups aboard together (flexible groups
+    counted on every day of their window, all possible empties and all outstanding
+    recyclables): per compartment, and in total. If more ran, those trips alone could carry
+    it all, at every point of their tour, so any further trip through those villages could
+    be dropped, and every trip costs money: the bound keeps every optimum. With `fixed_trips`
     (stage 2 of the sequential baseline) every count is fixed, to 0 where not given."""
     need = _needed_trips(x)
     s = x.scenario
@@ -74,28 +75,24 @@ def _needed_trips(x: ModelSets) -> Callable[[VehicleType, Iterable[str], int, bo
     waste_max = {i: w.grams * w.litres_per_kg / 1000.0 for i, w in waste.items()}
 
     def needed(vt: VehicleType, villages: Iterable[str], d: int, trunk: bool) -> float:
-        out_by_k: dict[str | tuple[str, str], float] = defaultdict(float)
-        back_total = 0.0
+        # what a compartment holds at most part-way round a tour: all its deliveries and all
+        # its pickups; likewise for the whole vehicle
+        by_k: dict[str, float] = defaultdict(float)
+        total = 0.0
         for i in villages:
             for c in cls:
-                down = down_max.get((i, d, c), 0.0)
-                if down:
+                litres = down_max.get((i, d, c), 0.0) + up_max.get((i, d, c), 0.0)
+                if litres:
                     if c not in vt.compartments_litres:
                         return math.inf
-                    out_by_k[c] += down
-                up = up_max.get((i, d, c), 0.0)
-                if up:
-                    if c not in vt.compartments_litres:
-                        return math.inf
-                    out_by_k[("up", c)] += up
-                    back_total += up
-            back_total += empties_max.get(i, 0.0) + waste_max.get(i, 0.0)
+                    by_k[c] += litres
+                    total += litres
+            total += empties_max.get(i, 0.0) + waste_max.get(i, 0.0)
             if trunk and i in waste:  # trunk legs count the hub's bulkiest waste per gram
-                back_total += waste[i].grams * max(w.litres_per_kg for w in waste.values()) / 1e3
-        n = math.ceil(back_total / sum(vt.compartments_litres.values()) - 1e-9)
-        for k, litres in out_by_k.items():
-            cap = vt.compartments_litres[k[1] if isinstance(k, tuple) else k]
-            n = max(n, math.ceil(litres / cap - 1e-9))
+                total += waste[i].grams * max(w.litres_per_kg for w in waste.values()) / 1e3
+        n = math.ceil(total / sum(vt.compartments_litres.values()) - 1e-9)
+        for k, litres in by_k.items():
+            n = max(n, math.ceil(litres / vt.compartments_litres[k] - 1e-9))
         return max(n, 1)
 
     return needed

@@ -118,6 +118,56 @@ def check_capacity_and_temperature(plan: dict, s: Scenario) -> None:
             assert n <= limit * vt.max_trips_per_day, f"fleet {h} {v} exceeded"
 
 
+def _stop_loads(sl: dict, s: Scenario) -> tuple[dict, dict, float, float]:
+    """One stop of one trip: litres delivered and picked up per compartment, and litres
+    delivered and picked up in all (empties nested; recyclables are the caller's)."""
+    ru = {r.container_type: r for r in s.packaging.reusable}
+    down_k: dict[str, float] = defaultdict(float)
+    up_k: dict[str, float] = defaultdict(float)
+    down = back = 0.0
+    for key, x in sl.items():
+        if key.startswith("down_litres."):
+            down_k[key.split(".", 1)[1]] += x
+            down += x
+        elif key.startswith("passive_in_"):
+            comp, c = key[len("passive_in_"):].split("_litres.")
+            down_k[comp] += x
+            down_k[c] -= x
+        elif key.startswith("up_litres."):
+            up_k[key.split(".", 1)[1]] += x
+            back += x
+        elif key.startswith("empties."):
+            back += ru[key.split(".", 1)[1]].nested_litres * x
+    return down_k, up_k, down, back
+
+
+def check_tour_loads(plan: dict, s: Scenario) -> None:
+    """At every point of every milk run, in its stop order, the goods still to deliver plus
+    everything picked up so far fit, per compartment and in total."""
+    vts = {v.vehicle_type: v for v in s.vehicle_types}
+    lpw = {w.village_id: w.litres_per_kg / 1000 for w in s.outstanding_waste}
+    for t in plan["trips"]:
+        if t["kind"] != "milk_run":
+            continue
+        vt = vts[t["vehicle_type"]]
+        per_stop = []
+        for i in t["stops"]:
+            sl = t["stop_loads"].get(i, {})
+            down_k, up_k, down, back = _stop_loads(sl, s)
+            back += sl.get("recyclables_grams", 0.0) * lpw.get(i, 0.0)
+            per_stop.append((down_k, up_k, down, back))
+        for j in range(len(per_stop) + 1):
+            ahead, behind = per_stop[j:], per_stop[:j]
+            for k, cap in vt.compartments_litres.items():
+                load = sum(p[0].get(k, 0.0) for p in ahead) + sum(p[1].get(k, 0.0)
+                                                                  for p in behind)
+                assert load <= cap * (1 + 1e-7) + TOL, (
+                    f"{k} compartment over capacity after stop {j} of {t['stops']}: {load}")
+            load = sum(p[2] for p in ahead) + sum(p[3] for p in behind)
+            assert load <= sum(vt.compartments_litres.values()) * (1 + 1e-7) + TOL, (
+                f"trip over capacity after stop {j} of {t['stops']}: {load}")
+
+
 def _issues_and_pickups(plan: dict, s: Scenario) -> tuple[dict, dict]:
     """Containers issued and empties picked up, per (village, container type, day)."""
     ru = {r.container_type for r in s.packaging.reusable}
@@ -242,6 +292,7 @@ def check_plan(plan: dict, s: Scenario, kpis: dict | None = None) -> None:
     check_service(plan, s)
     check_deliveries(plan, s)
     check_capacity_and_temperature(plan, s)
+    check_tour_loads(plan, s)
     check_pools(plan, s)
     check_recyclables(plan, s)
     cost = recompute_cost(plan, s)
