@@ -9,7 +9,7 @@ from collections import defaultdict
 import pyomo.environ as pyo
 
 from optimizer.model.service import litres_up, parcels_down
-from optimizer.model.sets import ModelSets
+from optimizer.model.sets import LoadDownKey, LoadUpKey, ModelSets, PickKey
 
 Unservable = tuple[str, int, str, str]  # (village or hub, day, class, direction)
 
@@ -108,15 +108,15 @@ def add_tour_loads(m: pyo.ConcreteModel, x: ModelSets) -> None:
     vts = x.vehicle_types
     trips = x.trips
     loads = x.loads
-    down_at: dict[tuple[int, str, str], list] = defaultdict(list)
-    for key in loads.down_keys:
-        down_at[(key[0], key[1], key[3])].append(key)
-    up_at: dict[tuple[int, str, str], list] = defaultdict(list)
-    for key in loads.up_keys:
-        up_at[(key[0], key[1], key[2])].append(key)
-    pick_at: dict[tuple[int, str], list] = defaultdict(list)
-    for key in loads.pick_keys:
-        pick_at[(key[0], key[1])].append(key)
+    down_at: dict[tuple[int, str, str], list[LoadDownKey]] = defaultdict(list)
+    for dkey in loads.down_keys:
+        down_at[(dkey[0], dkey[1], dkey[3])].append(dkey)
+    up_at: dict[tuple[int, str, str], list[LoadUpKey]] = defaultdict(list)
+    for ukey in loads.up_keys:
+        up_at[(ukey[0], ukey[1], ukey[2])].append(ukey)
+    pick_at: dict[tuple[int, str], list[PickKey]] = defaultdict(list)
+    for pkey in loads.pick_keys:
+        pick_at[(pkey[0], pkey[1])].append(pkey)
     collects = set(loads.collect_keys)
     rows: dict[tuple[int, int, str], tuple[tuple[str, ...], tuple[str, ...]]] = {}
     total_rows: dict[tuple[int, int], tuple[tuple[str, ...], tuple[str, ...]]] = {}
