@@ -139,6 +139,12 @@ def scenario_from_network(
                  for h, m in container_pools.items() if h in keep_hubs for ct, n in m.items()]
     seat = net.get("county_seat") or {"lat": net["hubs"][0]["lat"], "lon": net["hubs"][0]["lon"]}
     uplift = f.value("vehicles.reefer_uplift")
+    van_time = {"speed_kmh": f.value("vehicles.van_speed_kmh"),
+                "service_minutes_per_stop": f.value("vehicles.service_minutes_per_stop"),
+                "shift_minutes": f.value("vehicles.shift_minutes")}
+    truck_time = {"speed_kmh": f.value("vehicles.truck_speed_kmh"),
+                  "service_minutes_per_stop": f.value("vehicles.trunk_service_minutes_per_stop"),
+                  "shift_minutes": f.value("vehicles.shift_minutes")}
     raw = {
         "name": name or f"{net.get('county', 'county')} {horizon_days}-day plan",
         "factor_set": f.version,
@@ -166,20 +172,22 @@ def scenario_from_network(
              "fixed_cost_cny": f.value("vehicles.van_fixed_cost_cny_per_trip"),
              "cost_per_km_cny": f.value("vehicles.van_cost_cny_per_km"),
              "co2e_per_km_kg": f.value("vehicles.diesel_van_kg_co2e_per_km"),
-             "max_route_km": 150, "max_stops": 6, "count": 4, "max_trips_per_day": 2},
+             "max_route_km": 150, "max_stops": 6, "count": 4, "max_trips_per_day": 2,
+             **van_time},
             {"vehicle_type": "multi_temp_van", "base": "hub", "refrigerated": True,
              "compartments_litres": {"ambient": 2500, "chilled": 1500, "frozen": 800},
              "fixed_cost_cny": f.value("vehicles.reefer_van_fixed_cost_cny_per_trip"),
              "cost_per_km_cny": f.value("vehicles.reefer_van_cost_cny_per_km"),
              "co2e_per_km_kg": f.value("vehicles.diesel_van_kg_co2e_per_km"),
              "reefer_uplift": uplift, "max_route_km": 150, "max_stops": 6, "count": 4,
-             "max_trips_per_day": 2},
+             "max_trips_per_day": 2, **van_time},
             {"vehicle_type": "trunk_reefer_truck", "base": "county", "refrigerated": True,
              "compartments_litres": {"ambient": 11000, "chilled": 3000, "frozen": 2000},
              "fixed_cost_cny": f.value("vehicles.trunk_truck_fixed_cost_cny_per_trip"),
              "cost_per_km_cny": f.value("vehicles.trunk_truck_cost_cny_per_km"),
              "co2e_per_km_kg": f.value("vehicles.rigid_3_5_to_7_5t_kg_co2e_per_km"),
-             "reefer_uplift": uplift, "count": county_trucks, "max_trips_per_day": 3},
+             "reefer_uplift": uplift, "count": county_trucks, "max_trips_per_day": 3,
+             **truck_time},
         ],
         "demand": groups,
         "packaging": {

@@ -96,6 +96,7 @@ def extract_plan(b: BuiltModel, scenario: Scenario) -> dict[str, Any]:
                 "purpose": tt.purpose,
                 "stops": stops,
                 "km": b.trip_km[t],
+                "minutes": b.trip_minutes[t],
                 "loads": loads,
                 "compartments_litres": {
                     k: {"capacity": cap,

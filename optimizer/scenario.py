@@ -17,6 +17,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from optimizer.factors import load_factors
+
+# defaults for fields a scenario may leave out, each traced to its source there
+_FACTS = load_factors()
+
 
 class ScenarioError(ValueError):
     """A scenario that cannot be planned; ``problems`` lists (path, message) pairs."""
@@ -85,7 +90,21 @@ class VehicleType(_Frozen):
     reefer_uplift: float = Field(default=0.0, ge=0, description="fractional CO2e uplift")
     max_route_km: float = Field(default=1e9, gt=0)
     max_stops: int = Field(default=6, ge=1)
-    max_trips_per_day: int = Field(default=1, ge=1)
+    max_trips_per_day: int = Field(
+        default=1, ge=1, description="upper cap; fewer when the trips are too long for the "
+        "shift (see shift_minutes)")
+    speed_kmh: float = Field(
+        default=_FACTS.value("vehicles.van_speed_kmh"), gt=0,
+        description="average speed while driving (default: facts vehicles.van_speed_kmh)")
+    service_minutes_per_stop: float = Field(
+        default=_FACTS.value("vehicles.service_minutes_per_stop"), ge=0,
+        description="time at each stop: a village on a milk run, the hub on a trunk leg "
+        "(default: facts vehicles.service_minutes_per_stop)")
+    shift_minutes: float = Field(
+        default=_FACTS.value("vehicles.shift_minutes"), gt=0,
+        description="a vehicle's driving and stops per day; a trip runs only if it fits, "
+        "and a vehicle runs at most floor(shift / trip minutes) trips of a kind a day "
+        "(default: facts vehicles.shift_minutes)")
     count: int | None = Field(
         default=None, ge=0, description="vehicles per base (each hub, or the county)"
     )

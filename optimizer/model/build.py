@@ -35,6 +35,7 @@ class BuiltModel:
     mode: Mode
     trips: list[TripType]
     trip_km: list[float]
+    trip_minutes: list[float]
     trunk_km: dict[str, float]
     down_keys: list[tuple[str, int, str]]
     pack_keys: list[tuple[str, int, str, str]]
@@ -83,6 +84,7 @@ def build_model(
         mode=mode,
         trips=x.trips,
         trip_km=x.trip_km,
+        trip_minutes=x.trip_minutes,
         trunk_km=x.trunk_km,
         down_keys=x.down_keys,
         pack_keys=x.pack_keys,

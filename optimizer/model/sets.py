@@ -20,7 +20,16 @@ from optimizer.scenario import (
     TemperatureClass,
     VehicleType,
 )
-from optimizer.trips import ALL, WASTE, Mode, TripType, compatible_compartments, service_days
+from optimizer.trips import (
+    ALL,
+    WASTE,
+    Mode,
+    TripType,
+    compatible_compartments,
+    service_days,
+    trip_minutes,
+    trips_per_shift,
+)
 
 VillageDayClass = tuple[str, int, str]
 ServeKey = tuple[int, int]  # (demand group, day)
@@ -89,6 +98,8 @@ class ModelSets:
     # trip types and their loads
     trips: list[TripType]
     trip_km: list[float]
+    trip_minutes: list[float]  # one trip's driving and stops
+    trips_per_vehicle: list[int]  # m_t: trips of this type one vehicle runs a day
     trunk_km: dict[str, float]
     has_trunk: bool
     loads: MilkRunLoads
@@ -171,6 +182,9 @@ def model_sets(
     pool0 = {(p.hub_id, p.container_type): p.count for p in s.container_pools}
     trips, trunk_km = _trip_types(s, routes, mode, hub_ids, village_hub, down_by_id, up_by_id,
                                   waste, empties_at)
+    trip_km = [t.km if t.route is not None else trunk_km[t.hub_id] for t in trips]
+    minutes = [trip_minutes(vts[t.vehicle_type], km, len(t.route.stops) if t.route else 1)
+               for t, km in zip(trips, trip_km, strict=True)]
     return ModelSets(
         scenario=s, mode=mode, hubs=hub_ids, village_hub=village_hub, classes=cls,
         vehicle_types=vts, fixed_service=fixed_service, flex_groups=flex_groups,
@@ -182,7 +196,9 @@ def model_sets(
         pool_start={(h, ct): pool0.get((h, ct), 0.0) for h in hub_ids for ct in ctypes},
         waste=waste,
         empties_at=empties_at, down_classes=down_by_id, up_classes=up_by_id, trips=trips,
-        trip_km=[t.km if t.route is not None else trunk_km[t.hub_id] for t in trips],
+        trip_km=trip_km, trip_minutes=minutes,
+        trips_per_vehicle=[trips_per_shift(vts[t.vehicle_type], mins)
+                           for t, mins in zip(trips, minutes, strict=True)],
         trunk_km=trunk_km, has_trunk=any(vt.base == "county" for vt in s.vehicle_types),
         loads=_milk_run_loads(s, trips, vts, down_by_id, up_by_id, empties_at, waste),
     )
@@ -196,8 +212,9 @@ def _trip_types(
 ) -> tuple[list[TripType], dict[str, float]]:
     """Trip types T, and the km of each hub's trunk leg. A milk run is offered on a day when
     one of its villages has something to move then (empties and recyclables wait any day),
-    for each vehicle type that can drive it; a trunk leg on a day when one of the hub's
-    villages has. In the uncoordinated baseline each trip type has one purpose."""
+    for each vehicle type that can drive it within its `max_route_km`, `max_stops` and
+    shift; a trunk leg on a day when one of the hub's villages has. In the uncoordinated
+    baseline each trip type has one purpose."""
     D = s.horizon_days
     cls = s.class_by_id()
     oracle = DistanceOracle(s)
@@ -224,6 +241,8 @@ def _trip_types(
                     continue
                 if len(route.stops) > vt.max_stops or s.hub_vehicle_count(vt, h) <= 0:
                     continue
+                if trips_per_shift(vt, trip_minutes(vt, route.km, len(route.stops))) == 0:
+                    continue
                 for d in range(D):
                     if not any(d in active_days[i] for i in route.stops):
                         continue
@@ -240,6 +259,8 @@ def _trip_types(
     for h in hub_ids:
         for vt in county_vts:
             if trunk_km[h] > vt.max_route_km + 1e-9:
+                continue
+            if trips_per_shift(vt, trip_minutes(vt, trunk_km[h], 1)) == 0:
                 continue
             for d in sorted(hub_days_active[h]):
                 for p in purposes:

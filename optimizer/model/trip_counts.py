@@ -19,9 +19,10 @@ def add_trip_counts(
 ) -> None:
     """`trips` y_t ∈ ℤ≥0 for every trip type t, bounded by
 
-        y_t ≤ min(n_v · m_v, n_t^need)
+        y_t ≤ min(n_v · m_t, n_t^need)
 
-    with n_v · m_v the vehicles times trips per day, and for an all-purpose trip n_t^need
+    with n_v · m_t the vehicles times the trips of this type one of them runs a day
+    (docs/optimizer.md, "Fleet"), and for an all-purpose trip n_t^need
     the number of trips of t's vehicle type that could carry, on their own, everything t's
     villages may need that day, deliveries and pickups aboard together (flexible groups
     counted on every day of their window, all possible empties and all outstanding
@@ -38,7 +39,7 @@ def add_trip_counts(
         vt = x.vehicle_types[tt.vehicle_type]
         n = s.hub_vehicle_count(vt, tt.hub_id) if vt.base == "hub" else (
             vt.count if vt.count is not None else 10**6)
-        ub: float = n * vt.max_trips_per_day
+        ub: float = n * x.trips_per_vehicle[t]
         villages = tt.route.stops if tt.route is not None else [
             i for i in village_hub if village_hub[i] == tt.hub_id]
         if tt.purpose == ALL:

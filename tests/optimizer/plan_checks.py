@@ -66,6 +66,31 @@ def check_deliveries(plan: dict, s: Scenario) -> None:
         _close(got_up[key], want_up[key], f"up litres {key}")
 
 
+def check_shifts(minutes: list[float], vt, vehicles: int, what: str) -> None:
+    """The trips of one vehicle type, base and day can be given to `vehicles` vehicles so
+    that none drives longer than its shift or more than `max_trips_per_day` trips.
+
+    A trip that fits m times in a shift (at most `max_trips_per_day`) takes 1/m of a
+    vehicle-day; trips go largest share first to the first vehicle with room."""
+
+    def share(mins: float) -> float:
+        m = min(vt.max_trips_per_day, math.floor(vt.shift_minutes / mins + 1e-9))
+        assert m >= 1, f"{what}: a trip of {mins:.0f} min is longer than the shift"
+        return 1 / m
+
+    days: list[list[float]] = []
+    for mins in sorted(minutes, reverse=True):
+        for vehicle in days:
+            if sum(share(x) for x in vehicle) + share(mins) <= 1 + 1e-9:
+                vehicle.append(mins)
+                break
+        else:
+            days.append([mins])
+    assert len(days) <= vehicles, f"{what}: {len(minutes)} trips need {len(days)} vehicles"
+    for vehicle in days:
+        assert sum(vehicle) <= vt.shift_minutes + 1e-6 and len(vehicle) <= vt.max_trips_per_day
+
+
 def check_capacity_and_temperature(plan: dict, s: Scenario) -> None:
     """Compartment and return-leg capacities hold, classes ride only where allowed, and cold
     goods outside a cold compartment are covered by passive packaging."""
@@ -74,15 +99,18 @@ def check_capacity_and_temperature(plan: dict, s: Scenario) -> None:
     ru = {r.container_type: r for r in s.packaging.reusable}
     lpw = {w.village_id: w.litres_per_kg / 1000 for w in s.outstanding_waste}
     passive_needed = defaultdict(float)
-    fleet = defaultdict(int)
+    fleet: dict[tuple[str, str, int], list[float]] = defaultdict(list)
     for t in plan["trips"]:
         vt = vts[t["vehicle_type"]]
         assert t["km"] <= vt.max_route_km + TOL
+        stops = len(t["stops"]) if t["kind"] == "milk_run" else 1
+        _close(t["minutes"], 60 * t["km"] / vt.speed_kmh + vt.service_minutes_per_stop * stops,
+               "trip minutes")
         if t["kind"] == "milk_run":
             assert len(t["stops"]) <= vt.max_stops
-            fleet[(t["hub_id"], t["vehicle_type"], t["day"])] += 1
+            fleet[(t["hub_id"], t["vehicle_type"], t["day"])].append(t["minutes"])
         else:
-            fleet[("county", t["vehicle_type"], t["day"])] += 1
+            fleet[("county", t["vehicle_type"], t["day"])].append(t["minutes"])
         for k, c in t["compartments_litres"].items():
             assert c["down"] <= c["capacity"] * (1 + 1e-7) + TOL, f"outbound {k} over capacity"
             assert c["up"] <= c["capacity"] * (1 + 1e-7) + TOL, f"return {k} over capacity"
@@ -111,11 +139,11 @@ def check_capacity_and_temperature(plan: dict, s: Scenario) -> None:
                 p["parcels"] * cls[p["class_id"]].litres_per_parcel)
     for key, x in passive_needed.items():
         assert x <= passive_packed[key] + 1e-4, f"cold goods without passive packaging {key}"
-    for (h, v, _d), n in fleet.items():
+    for (h, v, d), minutes in fleet.items():
         vt = vts[v]
-        limit = (vt.count if h == "county" else s.hub_vehicle_count(vt, h))
+        limit = vt.count if h == "county" else s.hub_vehicle_count(vt, h)
         if limit is not None:
-            assert n <= limit * vt.max_trips_per_day, f"fleet {h} {v} exceeded"
+            check_shifts(minutes, vt, limit, f"{v} at {h} on day {d}")
 
 
 def _stop_loads(sl: dict, s: Scenario) -> tuple[dict, dict, float, float]:
