@@ -118,7 +118,13 @@ def extract_plan(b: BuiltModel, scenario: Scenario) -> dict[str, Any]:
         if x:
             i, d, c, o = key
             packaging.append({"village_id": i, "day": d, "class_id": c, "option": o,
-                              "parcels": x})
+                              "parcels": x, "direction": "down"})
+    for key in b.pack_up_keys:
+        x = _val(m.pack_up[key])
+        if x:
+            i, d, c, o = key
+            packaging.append({"village_id": i, "day": d, "class_id": c, "option": o,
+                              "parcels": x, "direction": "up"})
 
     service = []
     for gi, d in b.fixed_service.items():
@@ -140,6 +146,10 @@ def extract_plan(b: BuiltModel, scenario: Scenario) -> dict[str, Any]:
     picked: dict[tuple[str, str, int], float] = defaultdict(float)
     for (t, i, ct), var in m.pick.items():
         picked[(i, ct, b.trips[t].day)] += _val(var)
+    used_up: dict[tuple[str, str, int], float] = defaultdict(float)
+    for (i, d, _c, o) in b.pack_up_keys:
+        if o in ru:
+            used_up[(i, o, d)] += _val(m.pack_up[i, d, _c, o])
     empties_of: dict[tuple[str, str], set[str]] = defaultdict(set)
     for (i, ct, _d) in m.empties:
         empties_of[(village_hub[i], ct)].add(i)
@@ -152,12 +162,15 @@ def extract_plan(b: BuiltModel, scenario: Scenario) -> dict[str, Any]:
                           if o == ct and dd == d and village_hub[i] == h)
                 pk = sum(x for (i, o, dd), x in picked.items()
                          if o == ct and dd == d and village_hub[i] == h)
+                up = sum(x for (i, o, dd), x in used_up.items()
+                         if o == ct and dd == d and village_hub[i] == h)
                 day_rows.append({
                     "day": d,
                     "issued": iss,
                     "picked_up": pk,
-                    "returned_to_pool": keep * pk,
-                    "retired": pk - keep * pk,
+                    "used_up": up,
+                    "returned_to_pool": keep * (pk + up),
+                    "retired": (pk + up) - keep * (pk + up),
                     "bought": _val(m.buy[h, ct, d]),
                     "stock_end": _val(m.stock[h, ct, d]),
                     "empties_at_villages": sum(

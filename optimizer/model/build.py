@@ -39,6 +39,7 @@ class BuiltModel:
     trunk_km: dict[str, float]
     down_keys: list[tuple[str, int, str]]
     pack_keys: list[tuple[str, int, str, str]]
+    pack_up_keys: list[tuple[str, int, str, str]]
     flex_groups: dict[int, list[int]]
     fixed_service: dict[int, int]
     hubs: list[str]
@@ -88,6 +89,7 @@ def build_model(
         trunk_km=x.trunk_km,
         down_keys=x.down_keys,
         pack_keys=x.pack_keys,
+        pack_up_keys=x.pack_up_keys,
         flex_groups=x.flex_groups,
         fixed_service=x.fixed_service,
         hubs=x.hubs,

@@ -8,7 +8,7 @@ from collections import defaultdict
 
 import pyomo.environ as pyo
 
-from optimizer.model.service import litres_up, parcels_down
+from optimizer.model.service import litres_packed, litres_up, parcels_down
 from optimizer.model.sets import LoadDownKey, LoadUpKey, ModelSets, PickKey
 
 Unservable = tuple[str, int, str, str]  # (village or hub, day, class, direction)
@@ -18,16 +18,16 @@ def add_milk_run_loads(m: pyo.ConcreteModel, x: ModelSets) -> list[Unservable]:
     """Variables `load_down` ℓ^dn_tick, `load_up` ℓ^up_tic, `pick` π_iut (empties of
     container type u), `collect` γ_ti (grams of recyclables), all ≥ 0, and the rows
 
-    - `deliver`:  Σ_{t ∋ i, d} Σ_k ℓ^dn_tick = φ_c N_idc  (φ_c litres per parcel);
+    - `deliver`:  Σ_{t ∋ i, d} Σ_k ℓ^dn_tick = Σ_o φ_co x_idco  (φ_co litres of a parcel of
+      class c packed in option o: an EPS box with ice and an insulated box differ);
     - `ship_up`:  Σ_{t ∋ i, d} ℓ^up_tic = M_idc, in the class's own compartment only;
-    - `passive`:  Σ_t Σ_{k ≠ c} ℓ^dn_tick ≤ φ_c Σ_{o ∈ O_c ∩ O^pas} x_idco  for a cold class
-      c: outside its own compartment it rides only in passive packaging;
+    - `passive`:  Σ_t Σ_{k ≠ c} ℓ^dn_tick ≤ Σ_{o ∈ O_c ∩ O^pas} φ_co x_idco  for a cold
+      class c: outside its own compartment it rides only in passive packaging;
     - `collect_all`:  Σ_t γ_ti = W_i, the village's outstanding recyclables;
     - and the loads along each tour, `add_tour_loads`.
 
     Returns the demand no trip type can carry at all (the rows are skipped; the caller
     reports it instead of solving)."""
-    cls = x.classes
     loads = x.loads
     m.load_down = pyo.Var(loads.down_keys, domain=pyo.NonNegativeReals)
     m.load_up = pyo.Var(loads.up_keys, domain=pyo.NonNegativeReals)
@@ -45,8 +45,7 @@ def add_milk_run_loads(m: pyo.ConcreteModel, x: ModelSets) -> list[Unservable]:
                 unservable.append((i, d, c, "down"))
                 return pyo.Constraint.Skip
             return parcels_down(m, x, (i, d, c)) == 0
-        return sum(m.load_down[k] for k in keys) == (
-            cls[c].litres_per_parcel * parcels_down(m, x, (i, d, c)))
+        return sum(m.load_down[k] for k in keys) == litres_packed(m, x, (i, d, c))
 
     def ship_up(m, i, d, c):
         if not loads.up_by_idc[(i, d, c)]:
@@ -61,8 +60,7 @@ def add_milk_run_loads(m: pyo.ConcreteModel, x: ModelSets) -> list[Unservable]:
     m.passive = pyo.Constraint(
         [k for k in x.down_keys if loads.down_passive_by_idc.get(k)],
         rule=lambda m, i, d, c: sum(m.load_down[k] for k in loads.down_passive_by_idc[(i, d, c)])
-        <= cls[c].litres_per_parcel
-        * sum(m.pack[i, d, c, o] for o in x.options_at[(i, d, c)] if o in x.passive_options),
+        <= litres_packed(m, x, (i, d, c), x.passive_options),
     )
     for i in sorted(x.waste):
         if not loads.collect_by_i[i]:

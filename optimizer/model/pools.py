@@ -15,7 +15,7 @@ from optimizer.model.sets import ModelSets
 
 class PoolFlows:
     """The pools' affine expressions: containers issued at a village (q_iud), issued at a
-    hub, and returned to a hub's pool (b_hud)."""
+    hub, filled with farm goods at a village (r_iud), and returned to a hub's pool (b_hud)."""
 
     def __init__(self, x: ModelSets) -> None:
         self.x = x
@@ -25,6 +25,12 @@ class PoolFlows:
             i, d, _c, o = key
             if o in x.reusable:
                 self.issue_keys[(i, o, d)].append(key)
+        self.up_keys: dict[tuple[str, str, int], list[tuple[str, int, str, str]]] = (
+            defaultdict(list))
+        for key in x.pack_up_keys:
+            i, d, _c, o = key
+            if o in x.reusable:
+                self.up_keys[(i, o, d)].append(key)
         self.villages_of_hub: dict[str, list[str]] = defaultdict(list)
         for i, h in x.village_hub.items():
             self.villages_of_hub[h].append(i)
@@ -42,14 +48,19 @@ class PoolFlows:
         return sum(self.issued(m, i, ct, d) for i in self.villages_of_hub[h]
                    if ct in self.x.empties_at.get(i, ()))
 
+    def used_up(self, m: pyo.ConcreteModel, i: str, ct: str, d: int) -> Any:
+        """r_iud = Σ_c x^up_idcu: empties at village i filled with farm goods on day d."""
+        return sum(m.pack_up[k] for k in self.up_keys.get((i, ct, d), ()))
+
     def returned(self, m: pyo.ConcreteModel, h: str, ct: str, d: int) -> Any:
-        """b_hud = (1 - 1/λ_u) Σ_{i ∈ I_h} Σ_{t ∋ i, d} π_iut: the empties picked up, less the
-        share that retires at the end of its cycle life."""
+        """b_hud = (1 - 1/λ_u) Σ_{i ∈ I_h} (Σ_{t ∋ i, d} π_iut + r_iud): the empties picked up
+        and the containers that came up full, less the share that retires at the end of its
+        cycle life."""
         keep = 1.0 - 1.0 / self.x.reusable[ct].cycle_life
         pick_by_ict_d = self.x.loads.pick_by_ict_d
         return keep * sum(
-            m.pick[k] for i in self.villages_of_hub[h] for k in pick_by_ict_d.get((i, ct, d), ())
-        )
+            sum(m.pick[k] for k in pick_by_ict_d.get((i, ct, d), ())) + self.used_up(m, i, ct, d)
+            for i in self.villages_of_hub[h])
 
 
 def add_container_pools(m: pyo.ConcreteModel, x: ModelSets) -> PoolFlows:
@@ -57,7 +68,9 @@ def add_container_pools(m: pyo.ConcreteModel, x: ModelSets) -> PoolFlows:
     (pool expansion over the stated start P⁰_hu), `stock` S_hud (at the hub at the end of
     day d), `stock_start` S_hu,-1 and `buy` B_hud, all ≥ 0:
 
-    - `empties_balance`:  e_iud = e_iu,d-1 + β_u q_iu,d-ℓ_u − Σ_{t ∋ i, d} π_iut;
+    - `empties_balance`:  e_iud = e_iu,d-1 + β_u q_iu,d-ℓ_u − Σ_{t ∋ i, d} π_iut − r_iud
+      (r_iud: empties filled with farm goods at the village, which ride up full and are
+      back in the hub's pool that evening);
     - `pool_covers`:  S_hu,-1 + Σ_{i ∈ I_h} (e_iu,-1 + β_u Σ_{k=1..ℓ_u} q_iu,-k) ≤ P⁰_hu + E_hu:
       the pool owned at the start covers the containers at the hub, those waiting empty at
       the villages and those still with the customers. Cyclic: day −1 is day |D|−1 and
@@ -92,7 +105,8 @@ def add_container_pools(m: pyo.ConcreteModel, x: ModelSets) -> PoolFlows:
         rule=lambda m, i, ct, d: m.empties[i, ct, d]
         == ev_prev(m, i, ct, d)
         + ru[ct].return_rate * flows.issued(m, i, ct, d - ru[ct].return_lag_days)
-        - sum(m.pick[k] for k in x.loads.pick_by_ict_d.get((i, ct, d), ())),
+        - sum(m.pick[k] for k in x.loads.pick_by_ict_d.get((i, ct, d), ()))
+        - flows.used_up(m, i, ct, d),
     )
     m.expand = pyo.Var(hub_ct, domain=pyo.NonNegativeReals)
     pool_days = [(h, ct, d) for h, ct in hub_ct for d in range(D)]

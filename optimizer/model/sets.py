@@ -78,8 +78,10 @@ class ModelSets:
     serve_keys: list[ServeKey]
     down_fixed: dict[VillageDayClass, float]  # parcels
     up_fixed: dict[VillageDayClass, float]  # litres
+    up_parcels_fixed: dict[VillageDayClass, float]
     down_flex: dict[VillageDayClass, list[tuple[float, ServeKey]]]  # (parcels, serve key)
     up_flex: dict[VillageDayClass, list[tuple[float, ServeKey]]]  # (litres, serve key)
+    up_parcels_flex: dict[VillageDayClass, list[tuple[float, ServeKey]]]  # (parcels, key)
     down_keys: list[VillageDayClass]
     up_keys: list[VillageDayClass]
     # packaging
@@ -88,6 +90,12 @@ class ModelSets:
     passive_options: set[str]
     pack_keys: list[tuple[str, int, str, str]]
     options_at: dict[VillageDayClass, list[str]]
+    # farm shipments packed by the plan: the (village, day, class) with an up option, and
+    # the options of each ((village, day, class, option) keys)
+    packed_up_keys: list[VillageDayClass]
+    pack_up_keys: list[tuple[str, int, str, str]]
+    up_options_at: dict[VillageDayClass, list[str]]
+    litres: dict[tuple[str, str], float]  # (class, option) -> litres of a delivered parcel
     container_types: list[str]
     pool_start: dict[tuple[str, str], float]  # (hub, container type) -> stated start pool
     # where recyclables and empties wait, and what moves on which day
@@ -134,6 +142,8 @@ def model_sets(
     down_fixed: dict[VillageDayClass, float] = defaultdict(float)
     up_flex: dict[VillageDayClass, list[tuple[float, ServeKey]]] = defaultdict(list)
     up_fixed: dict[VillageDayClass, float] = defaultdict(float)
+    up_parcels_flex: dict[VillageDayClass, list[tuple[float, ServeKey]]] = defaultdict(list)
+    up_parcels_fixed: dict[VillageDayClass, float] = defaultdict(float)
     for gi, d in fixed_service.items():
         g = s.demand[gi]
         key = (g.village_id, d, g.class_id)
@@ -141,6 +151,7 @@ def model_sets(
             down_fixed[key] += g.parcels
         else:
             up_fixed[key] += s.down_volume_litres(g)
+            up_parcels_fixed[key] += g.parcels
     for gi, d in serve_keys:
         g = s.demand[gi]
         key = (g.village_id, d, g.class_id)
@@ -148,6 +159,7 @@ def model_sets(
             down_flex[key].append((g.parcels, (gi, d)))
         else:
             up_flex[key].append((s.down_volume_litres(g), (gi, d)))
+            up_parcels_flex[key].append((g.parcels, (gi, d)))
     down_keys = sorted(set(down_flex) | {k for k, v in down_fixed.items() if v > 0})
     up_keys = sorted(set(up_flex) | {k for k, v in up_fixed.items() if v > 0})
 
@@ -178,6 +190,20 @@ def model_sets(
     for ct, r in ru.items():
         for i in sorted({i for (i, _d, c) in down_keys if c in r.class_ids}):
             empties_at[i].append(ct)
+    # farm shipments go up in single-use packaging, or in an empty waiting at the village
+    up_options: dict[str, list[str]] = {
+        c: [o.option_id for o in s.packaging.single_use if c in o.up_class_ids] for c in cls}
+    packed_up_keys = [k for k in up_keys if up_options[k[2]]]
+    pack_up_keys = [(i, d, c, o) for (i, d, c) in packed_up_keys for o in up_options[c]] + [
+        (i, d, c, u) for (i, d, c) in packed_up_keys for u in empties_at.get(i, ())
+        if c in ru[u].up_class_ids]
+    up_options_at: dict[VillageDayClass, list[str]] = defaultdict(list)
+    for i, d, c, o in pack_up_keys:
+        up_options_at[(i, d, c)].append(o)
+    litres = {(c, o.option_id): s.litres_per_parcel(o, c)
+              for o in s.packaging.single_use for c in o.class_ids}
+    litres.update({(c, r.container_type): s.litres_per_parcel(r, c)
+                   for r in s.packaging.reusable for c in r.class_ids})
     ctypes = sorted(ru)
     pool0 = {(p.hub_id, p.container_type): p.count for p in s.container_pools}
     trips, trunk_km = _trip_types(s, routes, mode, hub_ids, village_hub, down_by_id, up_by_id,
@@ -189,9 +215,12 @@ def model_sets(
         scenario=s, mode=mode, hubs=hub_ids, village_hub=village_hub, classes=cls,
         vehicle_types=vts, fixed_service=fixed_service, flex_groups=flex_groups,
         serve_keys=serve_keys, down_fixed=down_fixed, up_fixed=up_fixed, down_flex=down_flex,
-        up_flex=up_flex, down_keys=down_keys, up_keys=up_keys, reusable=ru,
+        up_flex=up_flex, up_parcels_fixed=up_parcels_fixed, up_parcels_flex=up_parcels_flex,
+        down_keys=down_keys, up_keys=up_keys, reusable=ru,
         single_use={o.option_id: o for o in s.packaging.single_use},
         passive_options=passive_opt, pack_keys=pack_keys, options_at=options_at,
+        packed_up_keys=packed_up_keys, pack_up_keys=pack_up_keys, up_options_at=up_options_at,
+        litres=litres,
         container_types=ctypes,
         pool_start={(h, ct): pool0.get((h, ct), 0.0) for h in hub_ids for ct in ctypes},
         waste=waste,

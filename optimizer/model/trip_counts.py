@@ -57,21 +57,27 @@ def _needed_trips(x: ModelSets) -> Callable[[VehicleType, Iterable[str], int, bo
     the given villages may need on day d, per compartment and on the return leg."""
     s = x.scenario
     cls = x.classes
+    # a parcel's litres in its bulkiest packaging of this mode
+    bulkiest = {c: max(litres for (c2, o), litres in x.litres.items()
+                       if c2 == c and (o in x.single_use or o in x.reusable)) for c in cls
+                if any(c2 == c for c2, _o in x.litres)}
     down_max: dict[VillageDayClass, float] = defaultdict(float)
+    down_parcels: dict[VillageDayClass, float] = defaultdict(float)
     up_max: dict[VillageDayClass, float] = defaultdict(float)
     for gi in list(x.fixed_service) + list(x.flex_groups):
         g = s.demand[gi]
         for d in ([x.fixed_service[gi]] if gi in x.fixed_service else x.flex_groups[gi]):
+            key = (g.village_id, d, g.class_id)
             if g.direction == "down":
-                lpp = cls[g.class_id].litres_per_parcel
-                down_max[(g.village_id, d, g.class_id)] += g.parcels * lpp
+                down_max[key] += g.parcels * bulkiest[g.class_id]
+                down_parcels[key] += g.parcels
             else:
-                up_max[(g.village_id, d, g.class_id)] += s.down_volume_litres(g)
+                up_max[key] += s.down_volume_litres(g)
     empties_max: dict[str, float] = defaultdict(float)
-    for (i, _d, c), litres in down_max.items():
+    for (i, _d, c), parcels in down_parcels.items():
         nested = max((r.nested_litres for r in x.reusable.values() if c in r.class_ids),
                      default=0.0)
-        empties_max[i] += litres / cls[c].litres_per_parcel * nested
+        empties_max[i] += parcels * nested
     waste = x.waste
     waste_max = {i: w.grams * w.litres_per_kg / 1000.0 for i, w in waste.items()}
 

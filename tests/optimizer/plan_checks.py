@@ -35,20 +35,58 @@ def check_service(plan: dict, s: Scenario) -> None:
             _close(share[k], 1.0, f"demand {k} served share")
 
 
+def _option_litres(s: Scenario, option: str, class_id: str) -> float:
+    """A delivered parcel of `class_id` in `option`: the option's litres, else the class's."""
+    for o in [*s.packaging.single_use, *s.packaging.reusable]:
+        if (getattr(o, "option_id", None) or getattr(o, "container_type", None)) == option:
+            if o.litres_per_parcel is not None:
+                return o.litres_per_parcel
+    return s.class_by_id()[class_id].litres_per_parcel
+
+
 def check_deliveries(plan: dict, s: Scenario) -> None:
-    """Litres delivered/collected per village, day and class equal the demand served then."""
-    cls = s.class_by_id()
-    want_down = defaultdict(float)
+    """Every parcel served is packed (delivered parcels always; farm shipments when some
+    option packs their class up), in options allowed for its class and direction; the litres
+    delivered per village, day and class are those of the parcels as packed, and the litres
+    collected those of the farm shipments served."""
+    served = {"down": defaultdict(float), "up": defaultdict(float)}
     want_up = defaultdict(float)
     for row in plan["service"]:
         g = s.demand[row["demand_index"]]
         key = (g.village_id, row["day"], g.class_id)
-        if g.direction == "down":
-            want_down[key] += row["share"] * g.parcels * cls[g.class_id].litres_per_parcel
-        else:
+        served[g.direction][key] += row["share"] * g.parcels
+        if g.direction == "up":
             vol = g.volume_litres if g.volume_litres is not None else (
-                g.parcels * cls[g.class_id].litres_per_parcel)
+                g.parcels * s.class_by_id()[g.class_id].litres_per_parcel)
             want_up[key] += row["share"] * vol
+    packed = {"down": defaultdict(float), "up": defaultdict(float)}
+    want_down = defaultdict(float)
+    allowed = {"down": defaultdict(set), "up": defaultdict(set)}
+    for o in s.packaging.single_use:
+        for c in o.class_ids:
+            allowed["down"][c].add(o.option_id)
+        for c in o.up_class_ids:
+            allowed["up"][c].add(o.option_id)
+    for r in s.packaging.reusable:
+        for c in r.class_ids:
+            allowed["down"][c].add(r.container_type)
+        for c in r.up_class_ids:
+            allowed["up"][c].add(r.container_type)
+    for p in plan["packaging"]:
+        key = (p["village_id"], p["day"], p["class_id"])
+        assert p["option"] in allowed[p["direction"]][p["class_id"]], f"packed in {p}"
+        packed[p["direction"]][key] += p["parcels"]
+        if p["direction"] == "down":
+            want_down[key] += p["parcels"] * _option_litres(s, p["option"], p["class_id"])
+    for key in set(served["down"]) | set(packed["down"]):
+        _close(packed["down"][key], served["down"][key], f"parcels packed {key}")
+    packs_up = {c for c, options in allowed["up"].items()
+                if options & {o.option_id for o in s.packaging.single_use}}
+    for key in set(served["up"]) | set(packed["up"]):
+        if key[2] in packs_up:
+            _close(packed["up"][key], served["up"][key], f"farm parcels packed {key}")
+        else:
+            assert not packed["up"][key], f"farm parcels {key} packed without an up option"
     got_down = defaultdict(float)
     got_up = defaultdict(float)
     for t in plan["trips"]:
@@ -134,9 +172,9 @@ def check_capacity_and_temperature(plan: dict, s: Scenario) -> None:
         r.container_type for r in s.packaging.reusable if r.passive}
     passive_packed = defaultdict(float)
     for p in plan["packaging"]:
-        if p["option"] in passive_opts:
+        if p["option"] in passive_opts and p["direction"] == "down":
             passive_packed[(p["village_id"], p["day"], p["class_id"])] += (
-                p["parcels"] * cls[p["class_id"]].litres_per_parcel)
+                p["parcels"] * _option_litres(s, p["option"], p["class_id"]))
     for key, x in passive_needed.items():
         assert x <= passive_packed[key] + 1e-4, f"cold goods without passive packaging {key}"
     for (h, v, d), minutes in fleet.items():
@@ -197,13 +235,15 @@ def check_tour_loads(plan: dict, s: Scenario) -> None:
 
 
 def _issues_and_pickups(plan: dict, s: Scenario) -> tuple[dict, dict]:
-    """Containers issued and empties picked up, per (village, container type, day)."""
+    """Containers issued, and containers leaving a village (empties picked up, or filled
+    with farm goods), per (village, container type, day)."""
     ru = {r.container_type for r in s.packaging.reusable}
     issued: dict[tuple[str, str, int], float] = defaultdict(float)
+    picked: dict[tuple[str, str, int], float] = defaultdict(float)
     for p in plan["packaging"]:
         if p["option"] in ru:
-            issued[(p["village_id"], p["option"], p["day"])] += p["parcels"]
-    picked: dict[tuple[str, str, int], float] = defaultdict(float)
+            into = issued if p["direction"] == "down" else picked  # up: back full, same day
+            into[(p["village_id"], p["option"], p["day"])] += p["parcels"]
     for t in plan["trips"]:
         for i, sl in t.get("stop_loads", {}).items():
             for key, x in sl.items():
@@ -254,6 +294,7 @@ def check_pools(plan: dict, s: Scenario) -> None:
                 waiting[i] += rate * q(i, d - lag) - picked.get((i, ct, d), 0.0)
                 picks += picked.get((i, ct, d), 0.0)
                 assert waiting[i] >= -1e-4, f"empties picked up at {i} before their return lag"
+            _close(row["picked_up"] + row["used_up"], picks, f"collected {h}/{ct} day {d}")
             _close(row["returned_to_pool"], keep * picks, f"returned {h}/{ct} day {d}")
             cleaned[(h, d)] += row["returned_to_pool"]
             stock = stock + row["bought"] - row["issued"] + row["returned_to_pool"]
@@ -293,6 +334,10 @@ def recompute_cost(plan: dict, s: Scenario) -> float:
         if o is not None:
             total += p["parcels"] * (o.cost_cny + s.prices.disposal_cny_per_kg * o.waste_grams
                                      / 1000 + carbon * o.co2e_kg)
+        else:
+            r = ru[p["option"]]
+            total += p["parcels"] * (r.per_use_cost_cny + s.prices.disposal_cny_per_kg
+                                     * r.per_use_waste_grams / 1000 + carbon * r.per_use_co2e_kg)
     for c in plan["containers"]:
         r = ru[c["container_type"]]
         unit = r.price_cny + carbon * r.production_co2e_kg
