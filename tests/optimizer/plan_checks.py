@@ -130,12 +130,15 @@ def check_shifts(minutes: list[float], vt, vehicles: int, what: str) -> None:
 
 
 def check_capacity_and_temperature(plan: dict, s: Scenario) -> None:
-    """Compartment and return-leg capacities hold, classes ride only where allowed, and cold
-    goods outside a cold compartment are covered by passive packaging."""
+    """Compartment and return-leg capacities hold (milk runs and trunk legs), classes ride
+    only where allowed, cold goods outside a cold compartment are covered by passive
+    packaging, trips last as the vehicle's speed and stops say, and each day's trips fit on
+    the vehicles within their shifts."""
     vts = {v.vehicle_type: v for v in s.vehicle_types}
     cls = s.class_by_id()
     ru = {r.container_type: r for r in s.packaging.reusable}
     lpw = {w.village_id: w.litres_per_kg / 1000 for w in s.outstanding_waste}
+    vh = {v.village_id: v.hub_id for v in s.villages}
     passive_needed = defaultdict(float)
     fleet: dict[tuple[str, str, int], list[float]] = defaultdict(list)
     for t in plan["trips"]:
@@ -162,8 +165,12 @@ def check_capacity_and_temperature(plan: dict, s: Scenario) -> None:
                     assert cls[c].refrigerated and not cls[comp].refrigerated
                     assert vt.passive_cold_allowed
                     passive_needed[(i, t["day"], c)] += x
-        if t["kind"] == "milk_run":
-            assert back <= sum(vt.compartments_litres.values()) * (1 + 1e-7) + TOL
+        if t["kind"] == "trunk":  # recyclables ride mixed: the hub's bulkiest litres per gram
+            back += t["loads"]["recyclables_grams"] * max(
+                (w.litres_per_kg / 1000 for w in s.outstanding_waste
+                 if w.grams > 0 and vh[w.village_id] == t["hub_id"]), default=0.0)
+        assert back <= sum(vt.compartments_litres.values()) * (1 + 1e-7) + TOL, (
+            f"{t['kind']} on day {t['day']} over capacity on its way back")
         for c in t["loads"]["down_litres"]:
             assert c in vt.compartments_litres or (cls[c].refrigerated and vt.passive_cold_allowed)
         for c in t["loads"]["up_litres"]:
@@ -374,6 +381,15 @@ def check_plan(plan: dict, s: Scenario, kpis: dict | None = None) -> None:
         km = sum(t["km"] for t in plan["trips"])
         _close(kpis["km"], km, "KPI km")
         assert kpis["trips"] == len(plan["trips"])
+
+
+def check_stage(outcome, s: Scenario, hubs: list[str]) -> None:
+    """One stage's plan for `hubs` (optimizer.stages.StageOutcome): every property, and its
+    objective the cost recomputed from it."""
+    assert outcome.plan is not None, f"no plan: {outcome.status} {outcome.diagnosis}"
+    check_plan({**outcome.plan, "hubs": hubs}, s)
+    assert recompute_cost(outcome.plan, s) == pytest.approx(outcome.objective, rel=1e-6,
+                                                            abs=1e-4)
 
 
 def check_objective(objective: float | None, kpis: dict | None, what: str) -> None:

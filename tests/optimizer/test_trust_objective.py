@@ -10,7 +10,7 @@ import optimizer
 from optimizer import solver, stages
 from optimizer.routes import hub_routes
 from tests.optimizer.helpers import tiny_raw
-from tests.optimizer.plan_checks import check_result
+from tests.optimizer.plan_checks import check_result, check_stage
 
 
 def _cover_model() -> pyo.ConcreteModel:
@@ -98,6 +98,7 @@ def test_recheck_reaches_the_plan_stats(monkeypatch):
     _injected_disagreement(monkeypatch)
     joint, _ = stages.run_stage(s, routes, ["H01"], "joint", 30, 0.0, 1, None, warm_from=b2)
     assert joint.stats["objective_resolves"] == 1
+    check_stage(joint, s, ["H01"])
     monkeypatch.undo()
     res = optimizer.solve(s, time_limit_s=30, threads=1)
     check_result(res, s)
