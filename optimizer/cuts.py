@@ -20,7 +20,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 
-from optimizer.scenario import Scenario
+from optimizer.scenario import ReusableType, Scenario, SingleUseOption
 from optimizer.trips import ALL, WASTE, Mode, TripType, compatible_compartments, service_days
 
 # what must fit: ("down", class | ALL), ("up", class), ("back", ALL)
@@ -66,6 +66,11 @@ def capacity_cover_rows(
     single days it spans."""
     cls = s.class_by_id()
     vts = {v.vehicle_type: v for v in s.vehicle_types}
+    # a parcel's litres in its least bulky packaging of this mode (V must hold for any plan)
+    options: list[SingleUseOption | ReusableType] = [
+        *s.packaging.single_use, *(s.packaging.reusable if mode == "joint" else [])]
+    smallest = {c: min((s.litres_per_parcel(o, c) for o in options if c in o.class_ids),
+                       default=cls[c].litres_per_parcel) for c in cls}
     hub_of = {v.village_id: v.hub_id for v in s.villages}
     hub_set = set(hubs)
     comp = _components(trips)
@@ -81,7 +86,7 @@ def capacity_cover_rows(
         if g.village_id in comp:
             units.append(("milk", comp[g.village_id]))
         if g.direction == "down":
-            litres = g.parcels * cls[g.class_id].litres_per_parcel
+            litres = g.parcels * smallest[g.class_id]
             kinds: list[Kind] = [("down", g.class_id), ("down", ALL)]
         else:
             litres = s.down_volume_litres(g)

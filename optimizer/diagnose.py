@@ -75,16 +75,19 @@ def describe_row(s: Scenario, name: str, amount: float) -> dict[str, Any]:
         "serve_all": "demand group {0} cannot be served within its window",
         "fleet_hub": "not enough {1} vehicles at hub {0} on day {2}",
         "fleet_county": "not enough county {0} vehicles on day {1} for the trunk legs",
-        "cap_out": "outbound capacity of a trip is exceeded",
+        "tour_load": "compartment {2} of a trip is over capacity after its stop {1}",
         "passive": "cold goods of class {2} at {0} on day {1} ride outside a cold compartment "
         "without enough passive packaging",
         "cap_cover": "trips that can reach {1} ({0} run) on days {4}..{5} lack room for the "
         "{2} litres of {3} that must move then",
         "visit": "no trip able to carry {2} {3} reaches {0} on day {1}",
-        "cap_back": "return-leg capacity of a trip is exceeded (empties, recyclables, farm goods)",
+        "tour_load_total": "a trip is over capacity after its stop {1} (goods still to deliver, "
+        "empties, recyclables and farm goods aboard)",
         "collect_all": "outstanding recyclables at {0} cannot all be collected",
         "pool_issue": "container pool {1} at hub {0} runs out on day {2}",
         "pool_end": "container pool {1} at hub {0} cannot be restored by the horizon's end",
+        "pool_covers": "container pool {1} at hub {0} cannot cover the containers in "
+        "circulation",
         "cleaning_capacity": "cleaning capacity of hub {0} is exceeded on day {1}",
         "trunk_deliver": "trunk legs to hub {0} on day {1} cannot carry class {2}",
         "trunk_cap_out": "trunk outbound capacity is exceeded",

@@ -45,14 +45,19 @@ def compute_kpis(plan: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
     su_cost = disposal_cost = su_grams = co2_pack = 0.0
     reusable_uses = 0.0
     for p in plan["packaging"]:
+        n = p["parcels"]
         if p["option"] in su:
             o = su[p["option"]]
-            su_cost += o.cost_cny * p["parcels"]
-            disposal_cost += disposal * o.waste_grams / 1000.0 * p["parcels"]
-            su_grams += o.waste_grams * p["parcels"]
-            co2_pack += o.co2e_kg * p["parcels"]
-        else:
-            reusable_uses += p["parcels"]
+            unit_cny, grams, co2_kg = o.cost_cny, o.waste_grams, o.co2e_kg
+        else:  # what goes with each use of a reusable container (ice packs)
+            r = ru[p["option"]]
+            unit_cny, grams = r.per_use_cost_cny, r.per_use_waste_grams
+            co2_kg = r.per_use_co2e_kg
+            reusable_uses += n
+        su_cost += unit_cny * n
+        disposal_cost += disposal * grams / 1000.0 * n
+        su_grams += grams * n
+        co2_pack += co2_kg * n
 
     cleaning = capital = co2_clean = co2_containers = bought = 0.0
     for c in plan["containers"]:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from optimizer.factors import FactorSet, load_factors
+from optimizer.factors import FactorSet, load_factors, single_use_lines
 from optimizer.scenario import Scenario, load_scenario
 
 WEEKDAY_FACTOR = (1.10, 1.00, 0.98, 0.95, 1.02, 0.92, 1.03)
@@ -68,6 +68,33 @@ def synthetic_demand(net: Mapping[str, Any], f: FactorSet, horizon_days: int, se
     return out
 
 
+_MATERIAL_FACTOR = {"cardboard": "board", "paper_fill": "board", "tape": "plastic_film",
+                    "plastic_film": "plastic_film", "eps_foam": "polystyrene_eps",
+                    "ice_pack": "gel_ice_pack"}
+
+
+def _single_use(f: FactorSet) -> dict[str, dict[str, float]]:
+    """Cost, waste grams and production CO2e of one parcel's single-use packaging, by kind
+    (optimizer.factors.single_use_lines), and `parcel_mix`: an ordinary parcel's outer
+    packaging averaged over the packaging mix the simulator draws from."""
+    lines = single_use_lines(f)
+    cost = {"carton": f.value("packaging.single_use_carton_cost_cny"),
+            "bag": f.value("packaging.single_use_bag_cost_cny"),
+            "envelope": f.value("packaging.single_use_envelope_cost_cny"),
+            "eps_box": f.value("packaging.single_use_eps_cold_cost_cny"),
+            "ice_packs": f.value("packaging.ice_pack_cost_cny")
+            * f.value("packaging.ice_packs_per_cold_parcel")}
+    out = {kind: {"cost_cny": cost[kind], "waste_grams": sum(grams.values()),
+                  "co2e_kg": sum(g / 1000 * f.value(f"materials_kg_co2e_per_kg."
+                                                    f"{_MATERIAL_FACTOR[mat]}")
+                                 for mat, g in grams.items())}
+           for kind, grams in lines.items()}
+    mix = f.shares("packaging.parcel_mix")
+    out["parcel_mix"] = {key: sum(share * out[kind][key] for kind, share in mix.items())
+                         for key in ("cost_cny", "waste_grams", "co2e_kg")}
+    return {kind: {key: round(x, 4) for key, x in d.items()} for kind, d in out.items()}
+
+
 def scenario_from_network(
     network_json_or_path: str | Path | Mapping[str, Any],
     *,
@@ -101,17 +128,7 @@ def scenario_from_network(
     groups = list(demand) if demand is not None else synthetic_demand(net, f, horizon_days, seed)
     groups = [dict(g) for g in groups if g["village_id"] in vset]
 
-    carton_g = f.value("packaging.carton_grams") + f.value("packaging.tape_m_per_box") * f.value(
-        "packaging.tape_grams_per_m")
-    board = f.value("materials_kg_co2e_per_kg.board")
-    carton_co2 = (f.value("packaging.carton_grams") / 1000 * board
-                  + f.value("packaging.tape_m_per_box") * f.value("packaging.tape_grams_per_m")
-                  / 1000 * f.value("materials_kg_co2e_per_kg.plastic_film"))
-    ice_g = f.value("packaging.ice_pack_grams") * f.value("packaging.ice_packs_per_cold_parcel")
-    eps_g = f.value("packaging.eps_box_grams") + ice_g
-    eps_co2 = (f.value("packaging.eps_box_grams") / 1000
-               * f.value("materials_kg_co2e_per_kg.polystyrene_eps")
-               + ice_g / 1000 * f.value("materials_kg_co2e_per_kg.gel_ice_pack"))
+    packs = _single_use(f)
     ctypes = {c["container_type"]: c for c in net.get("container_types", [])}
     pp = f.value("materials_kg_co2e_per_kg.polypropylene_moulded")
     box_g = ctypes.get("insulated_box", {}).get("unit_grams", 900)
@@ -120,8 +137,8 @@ def scenario_from_network(
     lag = int(f.value("containers.return_lag_days"))
 
     if outstanding_waste_grams is None:
-        waste = {v["village_id"]: 0.5 * v["down_parcels_per_day"] * 7 * carton_g
-                 for v in net["villages"]}
+        waste = {v["village_id"]: 0.5 * v["down_parcels_per_day"] * 7
+                 * packs["parcel_mix"]["waste_grams"] for v in net["villages"]}
     else:
         waste = {k: (sum(x.values()) if isinstance(x, Mapping) else float(x))
                  for k, x in outstanding_waste_grams.items() if k in vset}
@@ -139,6 +156,12 @@ def scenario_from_network(
                  for h, m in container_pools.items() if h in keep_hubs for ct, n in m.items()]
     seat = net.get("county_seat") or {"lat": net["hubs"][0]["lat"], "lon": net["hubs"][0]["lon"]}
     uplift = f.value("vehicles.reefer_uplift")
+    van_time = {"speed_kmh": f.value("vehicles.van_speed_kmh"),
+                "service_minutes_per_stop": f.value("vehicles.service_minutes_per_stop"),
+                "shift_minutes": f.value("vehicles.shift_minutes")}
+    truck_time = {"speed_kmh": f.value("vehicles.truck_speed_kmh"),
+                  "service_minutes_per_stop": f.value("vehicles.trunk_service_minutes_per_stop"),
+                  "shift_minutes": f.value("vehicles.shift_minutes")}
     raw = {
         "name": name or f"{net.get('county', 'county')} {horizon_days}-day plan",
         "factor_set": f.version,
@@ -166,47 +189,55 @@ def scenario_from_network(
              "fixed_cost_cny": f.value("vehicles.van_fixed_cost_cny_per_trip"),
              "cost_per_km_cny": f.value("vehicles.van_cost_cny_per_km"),
              "co2e_per_km_kg": f.value("vehicles.diesel_van_kg_co2e_per_km"),
-             "max_route_km": 150, "max_stops": 6, "count": 4, "max_trips_per_day": 2},
+             "max_route_km": 150, "max_stops": 6, "count": 4, "max_trips_per_day": 2,
+             **van_time},
             {"vehicle_type": "multi_temp_van", "base": "hub", "refrigerated": True,
              "compartments_litres": {"ambient": 2500, "chilled": 1500, "frozen": 800},
              "fixed_cost_cny": f.value("vehicles.reefer_van_fixed_cost_cny_per_trip"),
              "cost_per_km_cny": f.value("vehicles.reefer_van_cost_cny_per_km"),
              "co2e_per_km_kg": f.value("vehicles.diesel_van_kg_co2e_per_km"),
              "reefer_uplift": uplift, "max_route_km": 150, "max_stops": 6, "count": 4,
-             "max_trips_per_day": 2},
+             "max_trips_per_day": 2, **van_time},
             {"vehicle_type": "trunk_reefer_truck", "base": "county", "refrigerated": True,
              "compartments_litres": {"ambient": 11000, "chilled": 3000, "frozen": 2000},
              "fixed_cost_cny": f.value("vehicles.trunk_truck_fixed_cost_cny_per_trip"),
              "cost_per_km_cny": f.value("vehicles.trunk_truck_cost_cny_per_km"),
              "co2e_per_km_kg": f.value("vehicles.rigid_3_5_to_7_5t_kg_co2e_per_km"),
-             "reefer_uplift": uplift, "count": county_trucks, "max_trips_per_day": 3},
+             "reefer_uplift": uplift, "count": county_trucks, "max_trips_per_day": 3,
+             **truck_time},
         ],
         "demand": groups,
         "packaging": {
             "single_use": [
-                {"option_id": "carton", "class_ids": ["ambient"],
-                 "cost_cny": f.value("packaging.single_use_carton_cost_cny"),
-                 "waste_grams": round(carton_g, 2), "co2e_kg": round(carton_co2, 4)},
+                {"option_id": "parcel_mix", "class_ids": ["ambient"], **packs["parcel_mix"]},
+                {"option_id": "carton", "class_ids": [], "up_class_ids": ["ambient"],
+                 **packs["carton"]},
                 {"option_id": "eps_box_ice", "class_ids": ["chilled", "frozen"],
-                 "cost_cny": f.value("packaging.single_use_eps_cold_cost_cny"),
-                 "waste_grams": round(eps_g, 2), "co2e_kg": round(eps_co2, 4), "passive": True},
+                 "up_class_ids": ["chilled"], **packs["eps_box"], "passive": True},
             ],
             "reusable": [
                 {"container_type": "insulated_box", "class_ids": ["chilled", "frozen"],
+                 "up_class_ids": ["chilled"],
                  "price_cny": f.value("containers.insulated_box_price_cny"),
                  "cycle_life": f.value("containers.insulated_box_cycle_life"),
                  "cleaning_cny": f.value("containers.cleaning_cost_cny"),
                  "cleaning_co2e_kg": f.value("containers.cleaning_kg_co2e"),
                  "production_co2e_kg": round(box_g / 1000 * pp, 4),
                  "nested_litres": f.value("containers.insulated_box_nested_litres"),
-                 "return_rate": rr, "return_lag_days": lag, "passive": True},
+                 "litres_per_parcel": f.value("containers.insulated_box_litres"),
+                 "return_rate": rr, "return_lag_days": lag, "passive": True,
+                 "per_use_cost_cny": packs["ice_packs"]["cost_cny"],
+                 "per_use_waste_grams": packs["ice_packs"]["waste_grams"],
+                 "per_use_co2e_kg": packs["ice_packs"]["co2e_kg"]},
                 {"container_type": "reusable_crate", "class_ids": ["ambient"],
+                 "up_class_ids": ["ambient"],
                  "price_cny": f.value("containers.reusable_crate_price_cny"),
                  "cycle_life": f.value("containers.reusable_crate_cycle_life"),
                  "cleaning_cny": f.value("containers.cleaning_cost_cny"),
                  "cleaning_co2e_kg": f.value("containers.cleaning_kg_co2e"),
                  "production_co2e_kg": round(crate_g / 1000 * pp, 4),
                  "nested_litres": f.value("containers.reusable_crate_folded_litres"),
+                 "litres_per_parcel": f.value("containers.reusable_crate_litres"),
                  "return_rate": rr, "return_lag_days": lag},
             ],
         },

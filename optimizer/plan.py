@@ -96,6 +96,7 @@ def extract_plan(b: BuiltModel, scenario: Scenario) -> dict[str, Any]:
                 "purpose": tt.purpose,
                 "stops": stops,
                 "km": b.trip_km[t],
+                "minutes": b.trip_minutes[t],
                 "loads": loads,
                 "compartments_litres": {
                     k: {"capacity": cap,
@@ -117,7 +118,13 @@ def extract_plan(b: BuiltModel, scenario: Scenario) -> dict[str, Any]:
         if x:
             i, d, c, o = key
             packaging.append({"village_id": i, "day": d, "class_id": c, "option": o,
-                              "parcels": x})
+                              "parcels": x, "direction": "down"})
+    for key in b.pack_up_keys:
+        x = _val(m.pack_up[key])
+        if x:
+            i, d, c, o = key
+            packaging.append({"village_id": i, "day": d, "class_id": c, "option": o,
+                              "parcels": x, "direction": "up"})
 
     service = []
     for gi, d in b.fixed_service.items():
@@ -139,6 +146,13 @@ def extract_plan(b: BuiltModel, scenario: Scenario) -> dict[str, Any]:
     picked: dict[tuple[str, str, int], float] = defaultdict(float)
     for (t, i, ct), var in m.pick.items():
         picked[(i, ct, b.trips[t].day)] += _val(var)
+    used_up: dict[tuple[str, str, int], float] = defaultdict(float)
+    for (i, d, _c, o) in b.pack_up_keys:
+        if o in ru:
+            used_up[(i, o, d)] += _val(m.pack_up[i, d, _c, o])
+    empties_of: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for (i, ct, _d) in m.empties:
+        empties_of[(village_hub[i], ct)].add(i)
     for h in b.hubs:
         for ct in b.ctypes:
             keep = 1.0 - 1.0 / ru[ct].cycle_life
@@ -148,14 +162,19 @@ def extract_plan(b: BuiltModel, scenario: Scenario) -> dict[str, Any]:
                           if o == ct and dd == d and village_hub[i] == h)
                 pk = sum(x for (i, o, dd), x in picked.items()
                          if o == ct and dd == d and village_hub[i] == h)
+                up = sum(x for (i, o, dd), x in used_up.items()
+                         if o == ct and dd == d and village_hub[i] == h)
                 day_rows.append({
                     "day": d,
                     "issued": iss,
                     "picked_up": pk,
-                    "returned_to_pool": keep * pk,
-                    "retired": pk - keep * pk,
+                    "used_up": up,
+                    "returned_to_pool": keep * (pk + up),
+                    "retired": (pk + up) - keep * (pk + up),
                     "bought": _val(m.buy[h, ct, d]),
                     "stock_end": _val(m.stock[h, ct, d]),
+                    "empties_at_villages": sum(
+                        _val(m.empties[i, ct, d]) for i in empties_of.get((h, ct), ())),
                 })
             empties_end = {
                 i: _val(m.empties[i, ct, D - 1]) for (i, c2, d) in m.empties
@@ -166,6 +185,7 @@ def extract_plan(b: BuiltModel, scenario: Scenario) -> dict[str, Any]:
                 "container_type": ct,
                 "start_pool": b.pool_start[(h, ct)],
                 "expansion": _val(m.expand[h, ct]),
+                "stock_start": _val(m.stock_start[h, ct]),
                 "days": day_rows,
                 "empties_at_villages_end": {k: v for k, v in empties_end.items() if v},
             })

@@ -47,6 +47,7 @@ from optimizer.stages import (
     refine_joint,
     solve_hubs,
 )
+from optimizer.trips import trips_per_shift
 
 
 class _County:
@@ -360,14 +361,15 @@ def _hub_stats(part: dict[str, StageOutcome]) -> dict[str, Any]:
 
 
 def _county_fleet_ok(s: Scenario, plan: dict[str, Any]) -> bool:
-    used: dict[tuple[str, int], int] = defaultdict(int)
+    vts = {v.vehicle_type: v for v in s.vehicle_types}
+    used: dict[tuple[str, int], float] = defaultdict(float)  # vehicle-days (model/fleet.py)
     for t in plan["trips"]:
         if t["kind"] == "trunk":
-            used[(t["vehicle_type"], t["day"])] += 1
-    vts = {v.vehicle_type: v for v in s.vehicle_types}
+            vt = vts[t["vehicle_type"]]
+            used[(t["vehicle_type"], t["day"])] += 1.0 / trips_per_shift(vt, t["minutes"])
     for (v, _d), n in used.items():
         count = vts[v].count
-        if count is not None and n > count * vts[v].max_trips_per_day:
+        if count is not None and n > count + 1e-6:
             return False
     return True
 

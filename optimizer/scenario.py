@@ -19,6 +19,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from optimizer.factors import load_factors
+
+# defaults for fields a scenario may leave out, each traced to its source there
+_FACTS = load_factors()
+
 
 class ScenarioError(ValueError):
     """A scenario that cannot be planned; ``problems`` lists (path, message) pairs."""
@@ -97,7 +102,21 @@ class VehicleType(_Frozen):
     reefer_uplift: float = Field(default=0.0, ge=0, description="fractional CO2e uplift")
     max_route_km: float = Field(default=1e9, gt=0)
     max_stops: int = Field(default=6, ge=1)
-    max_trips_per_day: int = Field(default=1, ge=1)
+    max_trips_per_day: int = Field(
+        default=1, ge=1, description="upper cap; fewer when the trips are too long for the "
+        "shift (see shift_minutes)")
+    speed_kmh: float = Field(
+        default=_FACTS.value("vehicles.van_speed_kmh"), gt=0,
+        description="average speed while driving (default: facts vehicles.van_speed_kmh)")
+    service_minutes_per_stop: float = Field(
+        default=_FACTS.value("vehicles.service_minutes_per_stop"), ge=0,
+        description="time at each stop: a village on a milk run, the hub on a trunk leg "
+        "(default: facts vehicles.service_minutes_per_stop)")
+    shift_minutes: float = Field(
+        default=_FACTS.value("vehicles.shift_minutes"), gt=0,
+        description="a vehicle's driving and stops per day; a trip runs only if it fits, "
+        "and a vehicle runs at most floor(shift / trip minutes) trips of a kind a day "
+        "(default: facts vehicles.shift_minutes)")
     count: int | None = Field(
         default=None, ge=0, description="vehicles per base (each hub, or the county)"
     )
@@ -125,11 +144,17 @@ class DemandGroup(_Frozen):
 
 class SingleUseOption(_Frozen):
     option_id: str
-    class_ids: list[str]
+    class_ids: list[str] = Field(description="classes whose deliveries (down) it may pack")
+    up_class_ids: list[str] = Field(
+        default_factory=list, description="classes whose farm shipments (up) it may pack; "
+        "the up shipments of a class no option lists are not packed by the plan")
     cost_cny: float = Field(ge=0, description="per parcel")
     waste_grams: float = Field(ge=0, description="per parcel, disposed at the village")
     co2e_kg: float = Field(ge=0, description="production CO2e per parcel")
     passive: bool = Field(default=False, description="keeps a cold class cold without reefer")
+    litres_per_parcel: float | None = Field(
+        default=None, gt=0, description="volume of a delivered parcel so packed (default: "
+        "the class's litres_per_parcel)")
 
 
 class ReusableType(_Frozen):
@@ -145,6 +170,17 @@ class ReusableType(_Frozen):
     return_lag_days: int = Field(default=1, ge=0, description="days at the village before "
                                  "the empty can be picked up")
     passive: bool = False
+    up_class_ids: list[str] = Field(
+        default_factory=list, description="classes whose farm shipments may travel up in it: "
+        "filled at the village from the empties waiting there, emptied and returned to the "
+        "hub's pool the same day")
+    litres_per_parcel: float | None = Field(
+        default=None, gt=0, description="volume of a delivered parcel in it (default: the "
+        "class's litres_per_parcel)")
+    per_use_cost_cny: float = Field(
+        default=0.0, ge=0, description="single-use items that go with each use (e.g. ice packs)")
+    per_use_waste_grams: float = Field(default=0.0, ge=0)
+    per_use_co2e_kg: float = Field(default=0.0, ge=0)
 
 
 class Packaging(_Frozen):
@@ -221,9 +257,19 @@ class Scenario(_Frozen):
         return vt.count if vt.count is not None else 10**6
 
     def down_volume_litres(self, g: DemandGroup) -> float:
+        """The group's litres: an up group's stated volume, else parcels × the class's
+        litres per parcel (a delivery's volume also depends on its packaging: the model
+        prices that in with each option's litres_per_parcel)."""
         if g.volume_litres is not None and g.direction == "up":
             return g.volume_litres
         return g.parcels * self.class_by_id()[g.class_id].litres_per_parcel
+
+    def litres_per_parcel(self, option: SingleUseOption | ReusableType, class_id: str
+                          ) -> float:
+        """A delivered parcel of `class_id` packed in `option`."""
+        if option.litres_per_parcel is not None:
+            return option.litres_per_parcel
+        return self.class_by_id()[class_id].litres_per_parcel
 
 
 def scenario_json_schema() -> dict[str, Any]:
@@ -336,14 +382,16 @@ def _check_references(s: Scenario) -> list[tuple[str, str]]:
         if g.day >= s.horizon_days:
             problems.append((f"demand[{k}].day",
                              f"day {g.day} outside horizon 0..{s.horizon_days - 1}"))
-    for k, o in enumerate(s.packaging.single_use):
-        for c in o.class_ids:
-            if c not in classes:
-                problems.append((f"packaging.single_use[{k}].class_ids", f"unknown class {c!r}"))
-    for k, r in enumerate(s.packaging.reusable):
-        for c in r.class_ids:
-            if c not in classes:
-                problems.append((f"packaging.reusable[{k}].class_ids", f"unknown class {c!r}"))
+    options: list[tuple[str, SingleUseOption | ReusableType]] = [
+        *(("single_use", o) for o in s.packaging.single_use),
+        *(("reusable", r) for r in s.packaging.reusable)]
+    for kind in ("single_use", "reusable"):
+        for k, (_kind, o) in enumerate(x for x in options if x[0] == kind):
+            for field in ("class_ids", "up_class_ids"):
+                for c in getattr(o, field):
+                    if c not in classes:
+                        problems.append((f"packaging.{kind}[{k}].{field}",
+                                         f"unknown class {c!r}"))
     down_classes = {g.class_id for g in s.demand if g.direction == "down" and g.parcels > 0}
     for c in sorted(down_classes):
         if not any(c in o.class_ids for o in s.packaging.single_use + s.packaging.reusable):

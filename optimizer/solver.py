@@ -13,6 +13,7 @@ rows one Python call at a time) and gives us the highspy object itself, so callb
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import sys
@@ -58,6 +59,8 @@ class SolveResult:
     num_integers: int
     nonzeros: int
     violated_rows: list[tuple[str, float]] = field(default_factory=list)
+    # objective rechecks (see run_highs): counts and CNY, summed into the plan's stats
+    rechecks: dict[str, float] = field(default_factory=dict)
 
 
 def relative_gap(obj: float, bound: float) -> float:
@@ -187,6 +190,77 @@ def attach_progress(h: highspy.Highs, progress: ProgressFn | None, deadline: flo
         h.cbMipInterrupt.subscribe(interrupt)
 
 
+def objective_of(comp: CompiledModel, values: np.ndarray) -> float:
+    """c·x + offset: the cost of the values themselves, whatever the solver reports."""
+    return float(np.dot(np.asarray(comp.lp.col_cost_), values)) + comp.offset
+
+
+# the solver's objective and the one computed from its values may differ by this much
+OBJECTIVE_RTOL = 1e-6
+
+
+def objectives_agree(a: float, b: float) -> bool:
+    return abs(a - b) <= OBJECTIVE_RTOL * max(1.0, abs(a), abs(b))
+
+
+@dataclass
+class _Run:
+    """One HiGHS run on a compiled model: its status, HiGHS's own objective and bound, and
+    the values (integers rounded), or None without a solution."""
+
+    status: str
+    highs_objective: float | None
+    bound: float | None
+    values: np.ndarray | None
+    highs_s: float
+    handover_s: float
+
+
+def _run_once(comp: CompiledModel, start: list[float] | None, *, time_limit_s: float | None,
+              mip_gap: float | None, threads: int | None, lp_solver: str | None,
+              options: dict[str, Any] | None, progress: ProgressFn | None, label: str,
+              t0: float) -> _Run:
+    h = make_highs(time_limit_s, mip_gap, threads, lp_solver, options)
+    t1 = time.perf_counter()
+    h.passModel(comp.lp)
+    if start is not None:
+        sol = highspy.HighsSolution()
+        sol.col_value = start
+        sol.value_valid = True
+        h.setSolution(sol)
+    handover = time.perf_counter() - t1
+    deadline = None if time_limit_s is None else time.perf_counter() + time_limit_s * 1.05 + 1
+    attach_progress(h, progress, deadline, label, t0)
+    t2 = time.perf_counter()
+    h.run()
+    highs_s = time.perf_counter() - t2
+    ms = h.getModelStatus()
+    info = h.getInfo()
+    has_int = comp.lp.integrality_ is not None and len(comp.lp.integrality_) > 0
+    sol_ok = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    MS = highspy.HighsModelStatus
+    if ms == MS.kInfeasible or (ms == MS.kUnboundedOrInfeasible and not sol_ok):
+        status = "infeasible"
+    elif ms == MS.kOptimal:
+        status = "optimal"
+    elif ms in (MS.kTimeLimit, MS.kInterrupt, MS.kIterationLimit, MS.kSolutionLimit):
+        status = "time_limit" if sol_ok else "time_limit_no_solution"
+    else:
+        status = "feasible" if sol_ok else "error"
+    if not sol_ok:
+        return _Run(status, None, None, None, highs_s, handover)
+    objective = float(info.objective_function_value)
+    if has_int:
+        bound: float | None = float(info.mip_dual_bound)
+    else:
+        bound = objective if status == "optimal" else None
+    values = np.asarray(h.getSolution().col_value, dtype=np.float64)
+    is_int = np.array([v.is_integer() for v in comp.columns], dtype=bool)
+    values[is_int] = np.round(values[is_int])
+    values[~is_int & (np.abs(values) < 1e-9)] = 0.0
+    return _Run(status, objective, bound, values, highs_s, handover)
+
+
 def run_highs(
     model: pyo.ConcreteModel,
     *,
@@ -205,55 +279,45 @@ def run_highs(
     With `warm_start`, the variables' current values are handed to HiGHS as a starting
     incumbent (they must form a feasible solution, as the sequential plan does for the joint
     model), so the result is never worse than that start even when the solve stops early.
-    """
+
+    The objective returned is c·x + offset of the values returned, never HiGHS's own figure
+    alone: HiGHS 1.16, given a start with presolve on, reported as optimal an objective (equal
+    to its bound) that the solution it returned did not have. When the two differ by more than
+    `OBJECTIVE_RTOL`, the model is solved again with presolve off and no start, and
+    `rechecks` records it (`objective_resolves`, and the difference in
+    `objective_mismatch`)."""
     t0 = time.perf_counter()
     comp = compile_model(model)
-    h = make_highs(time_limit_s, mip_gap, threads, lp_solver, options)
-    t1 = time.perf_counter()
-    h.passModel(comp.lp)
-    if warm_start:
-        vals = [v.value if v.value is not None else 0.0 for v in comp.columns]
-        sol = highspy.HighsSolution()
-        sol.col_value = vals
-        sol.value_valid = True
-        h.setSolution(sol)
-    handover = time.perf_counter() - t1
-    deadline = None if time_limit_s is None else time.perf_counter() + time_limit_s * 1.05 + 1
-    attach_progress(h, progress, deadline, label, t0)
-    t2 = time.perf_counter()
-    h.run()
-    highs_s = time.perf_counter() - t2
-    ms = h.getModelStatus()
-    info = h.getInfo()
-    has_int = comp.lp.integrality_ is not None and len(comp.lp.integrality_) > 0
-    n_int = sum(1 for v in comp.columns if v.is_integer())
-    sol_ok = info.primal_solution_status == 2  # kSolutionStatusFeasible
-    MS = highspy.HighsModelStatus
-    if ms == MS.kInfeasible or (ms == MS.kUnboundedOrInfeasible and not sol_ok):
-        status = "infeasible"
-    elif ms == MS.kOptimal:
-        status = "optimal"
-    elif ms in (MS.kTimeLimit, MS.kInterrupt, MS.kIterationLimit, MS.kSolutionLimit):
-        status = "time_limit" if sol_ok else "time_limit_no_solution"
-    else:
-        status = "feasible" if sol_ok else "error"
+    start = [v.value if v.value is not None else 0.0 for v in comp.columns] if warm_start else None
+    once = functools.partial(_run_once, comp, time_limit_s=time_limit_s, mip_gap=mip_gap,
+                             threads=threads, lp_solver=lp_solver, progress=progress,
+                             label=label, t0=t0)
+    run = once(start, options=options)
+    highs_s, handover = run.highs_s, run.handover_s
+    rechecks: dict[str, float] = {}
+    if run.values is not None and run.highs_objective is not None:
+        own = objective_of(comp, run.values)
+        if not objectives_agree(own, run.highs_objective):
+            rechecks = {"objective_resolves": 1.0,
+                        "objective_mismatch": abs(own - run.highs_objective)}
+            again = once(None, options={**(options or {}), "presolve": "off"})
+            highs_s += again.highs_s
+            if again.values is not None:
+                run = again
+            else:  # keep the first solution, at its own cost, with the re-solve's bound
+                run = _Run(run.status, own, again.bound, run.values, 0.0, 0.0)
     objective = bound = gap = None
+    status = run.status
     t3 = time.perf_counter()
-    if sol_ok:
-        objective = float(info.objective_function_value)
-        if has_int and n_int:
-            bound = float(info.mip_dual_bound)
-        else:
-            bound = objective if status == "optimal" else None
+    if run.values is not None:
+        objective = objective_of(comp, run.values)
+        bound = run.bound
+        if bound is not None and bound > objective:
+            bound = objective
         gap = relative_gap(objective, bound) if bound is not None else None
         if status == "optimal" and gap is not None and gap > 1e-9:
             status = "feasible"  # stopped at the requested gap: optimality not proven
-        values = h.getSolution().col_value
-        for v, x in zip(comp.columns, values, strict=True):
-            if v.is_integer():
-                x = round(x)
-            elif abs(x) < 1e-9:
-                x = 0.0
+        for v, x in zip(comp.columns, run.values.tolist(), strict=True):
             v.set_value(x, skip_validation=True)
     load_s = time.perf_counter() - t3
     violated: list[tuple[str, float]] = []
@@ -270,9 +334,10 @@ def run_highs(
         load_s=load_s,
         num_cols=comp.lp.num_col_,
         num_rows=comp.lp.num_row_,
-        num_integers=n_int,
+        num_integers=sum(1 for v in comp.columns if v.is_integer()),
         nonzeros=len(comp.lp.a_matrix_.value_),
         violated_rows=violated,
+        rechecks=rechecks,
     )
 
 

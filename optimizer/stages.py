@@ -145,7 +145,7 @@ def run_stage(
     stats = {
         "build_s": build_s, "compile_s": r.compile_s, "handover_s": r.handover_s,
         "highs_s": r.highs_s, "load_s": r.load_s, "columns": r.num_cols, "rows": r.num_rows,
-        "integers": r.num_integers, "nonzeros": r.nonzeros,
+        "integers": r.num_integers, "nonzeros": r.nonzeros, **r.rechecks,
     }
     if r.objective is None:
         diag = [describe_row(s, name, amount) for name, amount in r.violated_rows]
@@ -370,6 +370,7 @@ def refine_joint(
                   options=JOINT_WARM_OPTIONS)
     stats = dict(prev.stats)
     stats["refine_highs_s"] = r.highs_s
+    stats.update({k: stats.get(k, 0.0) + v for k, v in r.rechecks.items()})
     bound = prev.bound
     if r.bound is not None and (bound is None or r.bound > bound):
         bound = r.bound

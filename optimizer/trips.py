@@ -7,6 +7,7 @@ KPIs, the warm starts) does not have to import the Pyomo builder to speak of the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -63,3 +64,15 @@ def compatible_compartments(
 def vehicle_co2e_per_km(vt: VehicleType) -> float:
     """Tailpipe CO2e per km, raised by the reefer uplift for a refrigerated vehicle."""
     return vt.co2e_per_km_kg * (1.0 + (vt.reefer_uplift if vt.refrigerated else 0.0))
+
+
+def trip_minutes(vt: VehicleType, km: float, stops: int) -> float:
+    """Duration of one trip: driving at the vehicle's speed plus its time at each stop."""
+    return 60.0 * km / vt.speed_kmh + vt.service_minutes_per_stop * stops
+
+
+def trips_per_shift(vt: VehicleType, minutes: float) -> int:
+    """How many trips of this duration one vehicle runs a day: as many as fit in its shift,
+    at most `max_trips_per_day` (0: the trip does not fit in a shift)."""
+    return min(vt.max_trips_per_day, math.floor(vt.shift_minutes / minutes + 1e-9)) if (
+        minutes > 0) else vt.max_trips_per_day

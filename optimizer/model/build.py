@@ -10,7 +10,12 @@ import pyomo.environ as pyo
 
 from optimizer.model.covers import add_capacity_covers
 from optimizer.model.fleet import add_fleet
-from optimizer.model.milk_runs import Unservable, add_milk_run_loads, add_visit_covers
+from optimizer.model.milk_runs import (
+    Unservable,
+    add_milk_run_loads,
+    add_tour_loads,
+    add_visit_covers,
+)
 from optimizer.model.objective import add_objective
 from optimizer.model.pools import add_container_pools
 from optimizer.model.service import add_packaging, add_service
@@ -30,9 +35,11 @@ class BuiltModel:
     mode: Mode
     trips: list[TripType]
     trip_km: list[float]
+    trip_minutes: list[float]
     trunk_km: dict[str, float]
     down_keys: list[tuple[str, int, str]]
     pack_keys: list[tuple[str, int, str, str]]
+    pack_up_keys: list[tuple[str, int, str, str]]
     flex_groups: dict[int, list[int]]
     fixed_service: dict[int, int]
     hubs: list[str]
@@ -64,6 +71,7 @@ def build_model(
     add_packaging(m, x)
     add_trip_counts(m, x, fixed_trips)
     unservable = add_milk_run_loads(m, x)
+    add_tour_loads(m, x)
     add_visit_covers(m, x)
     if x.has_trunk:
         unservable += add_trunk_legs(m, x)
@@ -77,9 +85,11 @@ def build_model(
         mode=mode,
         trips=x.trips,
         trip_km=x.trip_km,
+        trip_minutes=x.trip_minutes,
         trunk_km=x.trunk_km,
         down_keys=x.down_keys,
         pack_keys=x.pack_keys,
+        pack_up_keys=x.pack_up_keys,
         flex_groups=x.flex_groups,
         fixed_service=x.fixed_service,
         hubs=x.hubs,

@@ -13,13 +13,15 @@ def add_objective(m: pyo.ConcreteModel, x: ModelSets, flows: PoolFlows) -> None:
     """`cost`, minimised:
 
         Σ_t y_t (f_v + c_v κ_t + p_CO2 ε_v κ_t)
-        + Σ_{idco, o single-use} x_idco (cost_o + p_disp waste_o + p_CO2 co2_o)
+        + Σ_{idco} (x_idco + x^up_idco) (cost_o + p_disp waste_o + p_CO2 co2_o)
         + Σ_hud [(clean_u + p_CO2 co2clean_u) b_hud + (price_u + p_CO2 co2prod_u) B_hud]
         + Σ_hu (price_u + p_CO2 co2prod_u) (|D|/7)/A · E_hu
 
-    with κ_t the trip's km, ε_v kg CO2e per km (reefer uplift included) and A the pool
-    amortisation in weeks. A container is paid once, when bought: replacements at full
-    price, a pool expansion spread over A weeks; no per-use depreciation on top."""
+    with κ_t the trip's km, ε_v kg CO2e per km (reefer uplift included), A the pool
+    amortisation in weeks, and for a reusable option o cost_o, waste_o, co2_o the single-use
+    items that go with each use (ice packs in an insulated box). A container is paid once,
+    when bought: replacements at full price, a pool expansion spread over A weeks; no per-use
+    depreciation on top."""
     s = x.scenario
     vts = x.vehicle_types
     su = x.single_use
@@ -37,8 +39,11 @@ def add_objective(m: pyo.ConcreteModel, x: ModelSets, flows: PoolFlows) -> None:
         o: su[o].cost_cny + disposal * su[o].waste_grams / 1000.0 + carbon * su[o].co2e_kg
         for o in su
     }
+    per_use = {u: r.per_use_cost_cny + disposal * r.per_use_waste_grams / 1000.0
+               + carbon * r.per_use_co2e_kg for u, r in x.reusable.items()}
     obj = sum(trip_cost[t] * m.trips[t] for t in range(len(x.trips)))
-    obj += sum(su_unit[k[3]] * m.pack[k] for k in x.pack_keys if k[3] in su)
+    for var, keys in ((m.pack, x.pack_keys), (m.pack_up, x.pack_up_keys)):
+        obj += sum((su_unit[k[3]] if k[3] in su else per_use[k[3]]) * var[k] for k in keys)
     for h in x.hubs:
         for ct in x.container_types:
             r = x.reusable[ct]

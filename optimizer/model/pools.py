@@ -15,7 +15,7 @@ from optimizer.model.sets import ModelSets
 
 class PoolFlows:
     """The pools' affine expressions: containers issued at a village (q_iud), issued at a
-    hub, and returned to a hub's pool (b_hud)."""
+    hub, filled with farm goods at a village (r_iud), and returned to a hub's pool (b_hud)."""
 
     def __init__(self, x: ModelSets) -> None:
         self.x = x
@@ -25,6 +25,12 @@ class PoolFlows:
             i, d, _c, o = key
             if o in x.reusable:
                 self.issue_keys[(i, o, d)].append(key)
+        self.up_keys: dict[tuple[str, str, int], list[tuple[str, int, str, str]]] = (
+            defaultdict(list))
+        for key in x.pack_up_keys:
+            i, d, _c, o = key
+            if o in x.reusable:
+                self.up_keys[(i, o, d)].append(key)
         self.villages_of_hub: dict[str, list[str]] = defaultdict(list)
         for i, h in x.village_hub.items():
             self.villages_of_hub[h].append(i)
@@ -42,27 +48,40 @@ class PoolFlows:
         return sum(self.issued(m, i, ct, d) for i in self.villages_of_hub[h]
                    if ct in self.x.empties_at.get(i, ()))
 
+    def used_up(self, m: pyo.ConcreteModel, i: str, ct: str, d: int) -> Any:
+        """r_iud = Σ_c x^up_idcu: empties at village i filled with farm goods on day d."""
+        return sum(m.pack_up[k] for k in self.up_keys.get((i, ct, d), ()))
+
     def returned(self, m: pyo.ConcreteModel, h: str, ct: str, d: int) -> Any:
-        """b_hud = (1 - 1/λ_u) Σ_{i ∈ I_h} Σ_{t ∋ i, d} π_iut: the empties picked up, less the
-        share that retires at the end of its cycle life."""
+        """b_hud = (1 - 1/λ_u) Σ_{i ∈ I_h} (Σ_{t ∋ i, d} π_iut + r_iud): the empties picked up
+        and the containers that came up full, less the share that retires at the end of its
+        cycle life."""
         keep = 1.0 - 1.0 / self.x.reusable[ct].cycle_life
         pick_by_ict_d = self.x.loads.pick_by_ict_d
         return keep * sum(
-            m.pick[k] for i in self.villages_of_hub[h] for k in pick_by_ict_d.get((i, ct, d), ())
-        )
+            sum(m.pick[k] for k in pick_by_ict_d.get((i, ct, d), ())) + self.used_up(m, i, ct, d)
+            for i in self.villages_of_hub[h])
 
 
 def add_container_pools(m: pyo.ConcreteModel, x: ModelSets) -> PoolFlows:
     """Variables `empties` e_iud (waiting at village i at the end of day d), `expand` E_hu
-    (pool expansion over the stated start P⁰_hu), `stock` S_hud and `buy` B_hud, all ≥ 0:
+    (pool expansion over the stated start P⁰_hu), `stock` S_hud (at the hub at the end of
+    day d), `stock_start` S_hu,-1 and `buy` B_hud, all ≥ 0:
 
-    - `empties_balance`:  e_iud = e_iu,d-1 + β_u q_iu,d-ℓ_u − Σ_{t ∋ i, d} π_iut;
-    - `pool_issue`:  S_hu,d-1 + B_hud − Σ_{i ∈ I_h} q_iud ≥ 0  (issue only from stock;
-      S_hu,-1 = P⁰_hu + E_hu);
+    - `empties_balance`:  e_iud = e_iu,d-1 + β_u q_iu,d-ℓ_u − Σ_{t ∋ i, d} π_iut − r_iud
+      (r_iud: empties filled with farm goods at the village, which ride up full and are
+      back in the hub's pool that evening);
+    - `pool_covers`:  S_hu,-1 + Σ_{i ∈ I_h} (e_iu,-1 + β_u Σ_{k=1..ℓ_u} q_iu,-k) ≤ P⁰_hu + E_hu:
+      the pool owned at the start covers the containers at the hub, those waiting empty at
+      the villages and those still with the customers. Cyclic: day −1 is day |D|−1 and
+      days before 0 wrap modulo |D|, so what circulates across the week's boundary is paid
+      for; boundary: nothing is in flight at the start. With the balances below, on every
+      day d the containers at the hub, at the villages and with the customers add up to
+      P⁰ + E + what was bought − what was lost or retired;
+    - `pool_issue`:  S_hu,d-1 + B_hud − Σ_{i ∈ I_h} q_iud ≥ 0  (issue only from stock);
     - `pool_balance`:  S_hud = S_hu,d-1 + B_hud − Σ_i q_iud + b_hud;
-    - `pool_end`:  cyclic: S_hu,|D|-1 ≥ P⁰_hu + E_hu, with d−1 and d−ℓ_u wrapping modulo
-      |D| for the empties, so what is in flight at the end equals what was at the start;
-      boundary: nothing in flight at the start, and the end pool plus everything still in
+    - `pool_end`:  cyclic: S_hu,|D|-1 ≥ S_hu,-1 (with the wrapped empties and issues, the
+      circulation ends where it started); boundary: the end pool plus everything still in
       flight (waiting empties, and containers issued in the last ℓ_u days at the return
       rate, less retirements) ≥ P⁰_hu + E_hu;
     - `cleaning_capacity`:  Σ_u b_hud ≤ the hub's cleaning capacity per day.
@@ -86,15 +105,29 @@ def add_container_pools(m: pyo.ConcreteModel, x: ModelSets) -> PoolFlows:
         rule=lambda m, i, ct, d: m.empties[i, ct, d]
         == ev_prev(m, i, ct, d)
         + ru[ct].return_rate * flows.issued(m, i, ct, d - ru[ct].return_lag_days)
-        - sum(m.pick[k] for k in x.loads.pick_by_ict_d.get((i, ct, d), ())),
+        - sum(m.pick[k] for k in x.loads.pick_by_ict_d.get((i, ct, d), ()))
+        - flows.used_up(m, i, ct, d),
     )
     m.expand = pyo.Var(hub_ct, domain=pyo.NonNegativeReals)
     pool_days = [(h, ct, d) for h, ct in hub_ct for d in range(D)]
     m.stock = pyo.Var(pool_days, domain=pyo.NonNegativeReals)
     m.buy = pyo.Var(pool_days, domain=pyo.NonNegativeReals)
+    m.stock_start = pyo.Var(hub_ct, domain=pyo.NonNegativeReals)
 
     def stock_prev(m, h, ct, d):
-        return m.stock[h, ct, d - 1] if d > 0 else x.pool_start[(h, ct)] + m.expand[h, ct]
+        return m.stock[h, ct, d - 1] if d > 0 else m.stock_start[h, ct]
+
+    def pool_covers(m, h, ct):
+        r = ru[ct]
+        out_at_start = 0.0
+        if cyclic:
+            out_at_start = sum(
+                m.empties[i, ct, D - 1] + r.return_rate * sum(
+                    flows.issued(m, i, ct, -k) for k in range(1, r.return_lag_days + 1))
+                for i in flows.villages_of_hub[h] if ct in x.empties_at.get(i, ()))
+        return m.stock_start[h, ct] + out_at_start <= x.pool_start[(h, ct)] + m.expand[h, ct]
+
+    m.pool_covers = pyo.Constraint(hub_ct, rule=pool_covers)
 
     m.pool_issue = pyo.Constraint(
         pool_days,
@@ -111,14 +144,14 @@ def add_container_pools(m: pyo.ConcreteModel, x: ModelSets) -> PoolFlows:
     def pool_end(m, h, ct):
         r = ru[ct]
         end = m.stock[h, ct, D - 1]
-        if not cyclic:
-            keep = 1.0 - 1.0 / r.cycle_life
-            in_flight = sum(
-                m.empties[i, ct, D - 1] + r.return_rate * sum(
-                    flows.issued(m, i, ct, d) for d in range(max(0, D - r.return_lag_days), D))
-                for i in flows.villages_of_hub[h] if ct in x.empties_at.get(i, ()))
-            end = end + keep * in_flight
-        return end >= x.pool_start[(h, ct)] + m.expand[h, ct]
+        if cyclic:
+            return end >= m.stock_start[h, ct]
+        keep = 1.0 - 1.0 / r.cycle_life
+        in_flight = sum(
+            m.empties[i, ct, D - 1] + r.return_rate * sum(
+                flows.issued(m, i, ct, d) for d in range(max(0, D - r.return_lag_days), D))
+            for i in flows.villages_of_hub[h] if ct in x.empties_at.get(i, ()))
+        return end + keep * in_flight >= x.pool_start[(h, ct)] + m.expand[h, ct]
 
     m.pool_end = pyo.Constraint(hub_ct, rule=pool_end)
     ctypes = x.container_types

@@ -20,7 +20,16 @@ from optimizer.scenario import (
     TemperatureClass,
     VehicleType,
 )
-from optimizer.trips import ALL, WASTE, Mode, TripType, compatible_compartments, service_days
+from optimizer.trips import (
+    ALL,
+    WASTE,
+    Mode,
+    TripType,
+    compatible_compartments,
+    service_days,
+    trip_minutes,
+    trips_per_shift,
+)
 
 VillageDayClass = tuple[str, int, str]
 ServeKey = tuple[int, int]  # (demand group, day)
@@ -69,8 +78,10 @@ class ModelSets:
     serve_keys: list[ServeKey]
     down_fixed: dict[VillageDayClass, float]  # parcels
     up_fixed: dict[VillageDayClass, float]  # litres
+    up_parcels_fixed: dict[VillageDayClass, float]
     down_flex: dict[VillageDayClass, list[tuple[float, ServeKey]]]  # (parcels, serve key)
     up_flex: dict[VillageDayClass, list[tuple[float, ServeKey]]]  # (litres, serve key)
+    up_parcels_flex: dict[VillageDayClass, list[tuple[float, ServeKey]]]  # (parcels, key)
     down_keys: list[VillageDayClass]
     up_keys: list[VillageDayClass]
     # packaging
@@ -79,6 +90,12 @@ class ModelSets:
     passive_options: set[str]
     pack_keys: list[tuple[str, int, str, str]]
     options_at: dict[VillageDayClass, list[str]]
+    # farm shipments packed by the plan: the (village, day, class) with an up option, and
+    # the options of each ((village, day, class, option) keys)
+    packed_up_keys: list[VillageDayClass]
+    pack_up_keys: list[tuple[str, int, str, str]]
+    up_options_at: dict[VillageDayClass, list[str]]
+    litres: dict[tuple[str, str], float]  # (class, option) -> litres of a delivered parcel
     container_types: list[str]
     pool_start: dict[tuple[str, str], float]  # (hub, container type) -> stated start pool
     # where recyclables and empties wait, and what moves on which day
@@ -89,6 +106,8 @@ class ModelSets:
     # trip types and their loads
     trips: list[TripType]
     trip_km: list[float]
+    trip_minutes: list[float]  # one trip's driving and stops
+    trips_per_vehicle: list[int]  # m_t: trips of this type one vehicle runs a day
     trunk_km: dict[str, float]
     has_trunk: bool
     loads: MilkRunLoads
@@ -123,6 +142,8 @@ def model_sets(
     down_fixed: dict[VillageDayClass, float] = defaultdict(float)
     up_flex: dict[VillageDayClass, list[tuple[float, ServeKey]]] = defaultdict(list)
     up_fixed: dict[VillageDayClass, float] = defaultdict(float)
+    up_parcels_flex: dict[VillageDayClass, list[tuple[float, ServeKey]]] = defaultdict(list)
+    up_parcels_fixed: dict[VillageDayClass, float] = defaultdict(float)
     for gi, d in fixed_service.items():
         g = s.demand[gi]
         key = (g.village_id, d, g.class_id)
@@ -130,6 +151,7 @@ def model_sets(
             down_fixed[key] += g.parcels
         else:
             up_fixed[key] += s.down_volume_litres(g)
+            up_parcels_fixed[key] += g.parcels
     for gi, d in serve_keys:
         g = s.demand[gi]
         key = (g.village_id, d, g.class_id)
@@ -137,6 +159,7 @@ def model_sets(
             down_flex[key].append((g.parcels, (gi, d)))
         else:
             up_flex[key].append((s.down_volume_litres(g), (gi, d)))
+            up_parcels_flex[key].append((g.parcels, (gi, d)))
     down_keys = sorted(set(down_flex) | {k for k, v in down_fixed.items() if v > 0})
     up_keys = sorted(set(up_flex) | {k for k, v in up_fixed.items() if v > 0})
 
@@ -167,22 +190,44 @@ def model_sets(
     for ct, r in ru.items():
         for i in sorted({i for (i, _d, c) in down_keys if c in r.class_ids}):
             empties_at[i].append(ct)
+    # farm shipments go up in single-use packaging, or in an empty waiting at the village
+    up_options: dict[str, list[str]] = {
+        c: [o.option_id for o in s.packaging.single_use if c in o.up_class_ids] for c in cls}
+    packed_up_keys = [k for k in up_keys if up_options[k[2]]]
+    pack_up_keys = [(i, d, c, o) for (i, d, c) in packed_up_keys for o in up_options[c]] + [
+        (i, d, c, u) for (i, d, c) in packed_up_keys for u in empties_at.get(i, ())
+        if c in ru[u].up_class_ids]
+    up_options_at: dict[VillageDayClass, list[str]] = defaultdict(list)
+    for i, d, c, o in pack_up_keys:
+        up_options_at[(i, d, c)].append(o)
+    litres = {(c, o.option_id): s.litres_per_parcel(o, c)
+              for o in s.packaging.single_use for c in o.class_ids}
+    litres.update({(c, r.container_type): s.litres_per_parcel(r, c)
+                   for r in s.packaging.reusable for c in r.class_ids})
     ctypes = sorted(ru)
     pool0 = {(p.hub_id, p.container_type): p.count for p in s.container_pools}
     trips, trunk_km = _trip_types(s, routes, mode, hub_ids, village_hub, down_by_id, up_by_id,
                                   waste, empties_at)
+    trip_km = [t.km if t.route is not None else trunk_km[t.hub_id] for t in trips]
+    minutes = [trip_minutes(vts[t.vehicle_type], km, len(t.route.stops) if t.route else 1)
+               for t, km in zip(trips, trip_km, strict=True)]
     return ModelSets(
         scenario=s, mode=mode, hubs=hub_ids, village_hub=village_hub, classes=cls,
         vehicle_types=vts, fixed_service=fixed_service, flex_groups=flex_groups,
         serve_keys=serve_keys, down_fixed=down_fixed, up_fixed=up_fixed, down_flex=down_flex,
-        up_flex=up_flex, down_keys=down_keys, up_keys=up_keys, reusable=ru,
+        up_flex=up_flex, up_parcels_fixed=up_parcels_fixed, up_parcels_flex=up_parcels_flex,
+        down_keys=down_keys, up_keys=up_keys, reusable=ru,
         single_use={o.option_id: o for o in s.packaging.single_use},
         passive_options=passive_opt, pack_keys=pack_keys, options_at=options_at,
+        packed_up_keys=packed_up_keys, pack_up_keys=pack_up_keys, up_options_at=up_options_at,
+        litres=litres,
         container_types=ctypes,
         pool_start={(h, ct): pool0.get((h, ct), 0.0) for h in hub_ids for ct in ctypes},
         waste=waste,
         empties_at=empties_at, down_classes=down_by_id, up_classes=up_by_id, trips=trips,
-        trip_km=[t.km if t.route is not None else trunk_km[t.hub_id] for t in trips],
+        trip_km=trip_km, trip_minutes=minutes,
+        trips_per_vehicle=[trips_per_shift(vts[t.vehicle_type], mins)
+                           for t, mins in zip(trips, minutes, strict=True)],
         trunk_km=trunk_km, has_trunk=any(vt.base == "county" for vt in s.vehicle_types),
         loads=_milk_run_loads(s, trips, vts, down_by_id, up_by_id, empties_at, waste),
     )
@@ -196,8 +241,9 @@ def _trip_types(
 ) -> tuple[list[TripType], dict[str, float]]:
     """Trip types T, and the km of each hub's trunk leg. A milk run is offered on a day when
     one of its villages has something to move then (empties and recyclables wait any day),
-    for each vehicle type that can drive it; a trunk leg on a day when one of the hub's
-    villages has. In the uncoordinated baseline each trip type has one purpose."""
+    for each vehicle type that can drive it within its `max_route_km`, `max_stops` and
+    shift; a trunk leg on a day when one of the hub's villages has. In the uncoordinated
+    baseline each trip type has one purpose."""
     D = s.horizon_days
     cls = s.class_by_id()
     oracle = DistanceOracle(s)
@@ -224,6 +270,8 @@ def _trip_types(
                     continue
                 if len(route.stops) > vt.max_stops or s.hub_vehicle_count(vt, h) <= 0:
                     continue
+                if trips_per_shift(vt, trip_minutes(vt, route.km, len(route.stops))) == 0:
+                    continue
                 for d in range(D):
                     if not any(d in active_days[i] for i in route.stops):
                         continue
@@ -240,6 +288,8 @@ def _trip_types(
     for h in hub_ids:
         for vt in county_vts:
             if trunk_km[h] > vt.max_route_km + 1e-9:
+                continue
+            if trips_per_shift(vt, trip_minutes(vt, trunk_km[h], 1)) == 0:
                 continue
             for d in sorted(hub_days_active[h]):
                 for p in purposes:

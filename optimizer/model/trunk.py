@@ -9,7 +9,7 @@ from collections import defaultdict
 import pyomo.environ as pyo
 
 from optimizer.model.milk_runs import Unservable
-from optimizer.model.service import litres_up, parcels_down
+from optimizer.model.service import litres_packed, litres_up
 from optimizer.model.sets import ModelSets, VillageDayClass
 from optimizer.trips import ALL, WASTE, compatible_compartments
 
@@ -19,9 +19,10 @@ def add_trunk_legs(m: pyo.ConcreteModel, x: ModelSets) -> list[Unservable]:
     `trunk_up` (farm litres of class c), `trunk_collect` (grams of recyclables), all ≥ 0, and
     for hub h, day d, class c:
 
-    - `trunk_deliver`:  Σ_{t,k} trunk_down_tck = φ_c Σ_{i ∈ I_h} N_idc;
-    - `trunk_passive`:  the cold goods outside their own compartment ≤ φ_c × the hub's
-      passively packed parcels, as `passive` on the milk runs;
+    - `trunk_deliver`:  Σ_{t,k} trunk_down_tck = Σ_{i ∈ I_h} Σ_o φ_co x_idco, the hub's
+      deliveries as packed;
+    - `trunk_passive`:  the cold goods outside their own compartment ≤ the litres of the
+      hub's passively packed parcels, as `passive` on the milk runs;
     - `trunk_ship_up`:  Σ_t trunk_up_tc = Σ_{i ∈ I_h} M_idc;
     - `trunk_collect_all`:  Σ_t trunk_collect_t = Σ_{i ∈ I_h, t'} γ_t'i  (what the milk runs
       collected that day);
@@ -30,7 +31,6 @@ def add_trunk_legs(m: pyo.ConcreteModel, x: ModelSets) -> list[Unservable]:
       recyclables (conservative: the trunk carries them mixed).
 
     Returns the deliveries to a hub that no county vehicle can carry."""
-    cls = x.classes
     vts = x.vehicle_types
     trips = x.trips
     village_hub = x.village_hub
@@ -89,8 +89,7 @@ def add_trunk_legs(m: pyo.ConcreteModel, x: ModelSets) -> list[Unservable]:
     unservable: list[Unservable] = []
 
     def trunk_deliver(m, h, d, c):
-        need = cls[c].litres_per_parcel * sum(
-            parcels_down(m, x, key) for key in vill_by_hdc[(h, d, c)])
+        need = sum(litres_packed(m, x, key) for key in vill_by_hdc[(h, d, c)])
         if not td_by_hdc[(h, d, c)]:
             if all(key not in x.down_flex for key in vill_by_hdc[(h, d, c)]):
                 unservable.append((h, d, c, "trunk"))
@@ -102,9 +101,7 @@ def add_trunk_legs(m: pyo.ConcreteModel, x: ModelSets) -> list[Unservable]:
     m.trunk_passive = pyo.Constraint(
         sorted(k for k in vill_by_hdc if td_pass_by_hdc.get(k)),
         rule=lambda m, h, d, c: sum(m.trunk_down[k] for k in td_pass_by_hdc[(h, d, c)])
-        <= cls[c].litres_per_parcel * sum(
-            m.pack[key + (o,)] for key in vill_by_hdc[(h, d, c)] for o in x.options_at[key]
-            if o in x.passive_options),
+        <= sum(litres_packed(m, x, key, x.passive_options) for key in vill_by_hdc[(h, d, c)]),
     )
     m.trunk_ship_up = pyo.Constraint(
         sorted(uvill_by_hdc),

@@ -47,6 +47,7 @@ class SimulationProfile:
     """Shares and weights the simulator draws from; built from the facts file."""
 
     ambient_profiles: tuple[tuple[PackagingProfile, float], ...]
+    farm_carton: PackagingProfile
     cold_single_use: PackagingProfile
     cold_with_container: PackagingProfile
     reusable_share_down_cold: float
@@ -70,32 +71,28 @@ def default_profile() -> SimulationProfile:
 
 
 def profile_from_factors(f: Any) -> SimulationProfile:
-    """Every number here is looked up in the facts file; none is invented in code."""
+    """Every number here is looked up in the facts file; none is invented in code. The
+    packaging of a parcel, and the mix of cartons, bags and envelopes, come from the same
+    place as the planner's (``optimizer.factors.single_use_lines``,
+    ``packaging.parcel_mix``)."""
+    from optimizer.factors import single_use_lines
+
     v = f.value
-    tape = round(v("packaging.tape_m_per_box") * v("packaging.tape_grams_per_m"))
-    ice = round(v("packaging.ice_pack_grams") * v("packaging.ice_packs_per_cold_parcel"))
-    carton = PackagingProfile(
-        "carton",
-        (
-            ("cardboard", round(v("packaging.carton_grams"))),
-            ("tape", tape),
-            ("paper_fill", round(v("simulation.paper_fill_grams_per_carton"))),
-        ),
-    )
-    mailer = PackagingProfile("mailer", (("plastic_film", round(v("packaging.mailer_bag_grams"))),))
-    carton_share = v("simulation.ambient_carton_share")
+    lines = single_use_lines(f)
+
+    def profile(name: str, kind: str) -> PackagingProfile:
+        return PackagingProfile(name, tuple((m, round(g)) for m, g in lines[kind].items()))
+
+    carton = profile("carton", "carton")
+    outer = {"carton": carton, "bag": profile("mailer", "bag"),
+             "envelope": profile("envelope", "envelope")}
     chilled, frozen = v("demand.share_chilled"), v("demand.share_frozen")
     return SimulationProfile(
-        ambient_profiles=((carton, carton_share), (mailer, 1 - carton_share)),
-        cold_single_use=PackagingProfile(
-            "eps_box",
-            (
-                ("eps_foam", round(v("packaging.eps_box_grams"))),
-                ("ice_pack", ice),
-                ("tape", tape),
-            ),
-        ),
-        cold_with_container=PackagingProfile("insulated_box", (("ice_pack", ice),)),
+        ambient_profiles=tuple((outer[kind], share)
+                               for kind, share in f.shares("packaging.parcel_mix").items()),
+        farm_carton=carton,
+        cold_single_use=profile("eps_box", "eps_box"),
+        cold_with_container=profile("insulated_box", "ice_packs"),
         reusable_share_down_cold=v("simulation.reusable_share_of_cold_down"),
         cold_share_down=chilled + frozen,
         frozen_share_of_cold=frozen / (chilled + frozen),
@@ -305,7 +302,7 @@ class Simulator:
             packaging = p.cold_single_use
         else:
             event["temperature_class"] = "ambient"
-            packaging = p.ambient_profiles[0][0]
+            packaging = p.farm_carton
         event["weight_grams"] = self.rng.randint(1000, 10000)
         event["packaging"] = [
             {"material": m, "count": 1, "grams": g} for m, g in packaging.lines if g > 0

@@ -8,7 +8,7 @@ box) and evaluates the remaining continuous part (container purchases, pool expa
 closed form. Instances are built so that capacities cannot bind, which keeps that closed form
 exact: then a class needs a compartment of its own temperature on a visiting vehicle, or
 passive packaging for every parcel that rides in the ambient van, and empties are best picked
-up on the first visit of the cycle.
+up at every visit (a box waiting at a village is a box the pool must own).
 """
 
 from __future__ import annotations
@@ -196,14 +196,25 @@ def brute_force(raw: dict) -> float:
                 if not any(waste_v in p[0] or waste_v in p[1] for p in plans):
                     continue
                 trip_cost = p0_plan[2] + p1_plan[2]
-                # empties go back on the first visit of the cycle (day 0 if visited then)
-                picks0 = sum(
-                    rate * sum(r[k] for k in keys if k[0] == i)
-                    for i in vids if i in p0_plan[0] or i in p0_plan[1]
-                )
-                short = [issue[0] - p0, issue[0] + issue[1] - keep * picks0 - p0]
+                # lag 1, cyclic: a box issued on day 0 is empty on day 1, one issued on day 1
+                # is empty on day 0 (of the next cycle); each is picked up at the first visit
+                # from then on, and one left at a village at the end of day 1 still counts
+                picks0 = waiting_end = 0.0
+                for i in vids:
+                    q0 = sum(r[k] for k in keys if k[0] == i and k[1] == 0)
+                    q1 = sum(r[k] for k in keys if k[0] == i and k[1] == 1)
+                    seen0 = i in p0_plan[0] or i in p0_plan[1]
+                    seen1 = i in p1_plan[0] or i in p1_plan[1]
+                    if seen0:
+                        picks0 += rate * (q1 + (0 if seen1 else q0))
+                    if not seen1:
+                        waiting_end += rate * q0
+                # replacements (losses, retirements) are bought on day 0; the stock at the
+                # start must cover both days' issues, and with the boxes out at the start
+                # (waiting, or issued on day 1 and still with the customer) fit in the pool
                 need = total_issue - keep * rate * total_issue
-                expand = max(0.0, max(short) - need)
+                stock0 = max(0.0, issue[0] - need, issue[0] + issue[1] - keep * picks0 - need)
+                expand = max(0.0, stock0 + waiting_end + rate * issue[1] - p0)
                 pool_cost = unit * (weeks * expand + max(need, 0.0))
                 cost = trip_cost + pack_cost + cleaning + pool_cost
                 if cost < best:

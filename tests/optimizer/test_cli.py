@@ -6,8 +6,10 @@ import json
 
 from click.testing import CliRunner
 
+from optimizer import load_scenario
 from services.cli.plan import plan
 from tests.optimizer.helpers import TINY
+from tests.optimizer.plan_checks import check_objective, check_plan
 
 
 def test_json_contract_keys(tmp_path):
@@ -23,6 +25,9 @@ def test_json_contract_keys(tmp_path):
     for key in ("day", "hub_id", "vehicle_type", "stops", "loads"):
         assert key in t
     assert set(data["baselines"]) == {"uncoordinated", "sequential"}
+    s = load_scenario(TINY)
+    check_plan({**data, "hubs": [h.hub_id for h in s.hubs]}, s, data["kpis"])
+    check_objective(data["objective"], data["kpis"], "joint")
     assert (tmp_path / "plan.json").exists()
     html = (tmp_path / "report.html").read_text()
     assert "<svg" in html or "data:image/png" in html

@@ -8,7 +8,10 @@ import highspy
 import pytest
 
 from optimizer import build_model, capacity_cover_rows, compile_model, load_scenario, run_highs
+from optimizer.plan import extract_plan
+from optimizer.stages import StageOutcome
 from tests.optimizer.helpers import routes_for, tiny_raw
+from tests.optimizer.plan_checks import check_stage
 
 
 def _relaxation(built) -> float:
@@ -104,3 +107,6 @@ def test_covers_change_no_optimum(seed, mode):
     b = run_highs(covered.model, mip_gap=0.0, time_limit_s=60)
     assert a.status == b.status == "optimal"
     assert b.objective == pytest.approx(a.objective, rel=1e-7)
+    for built, r in ((plain, a), (covered, b)):
+        check_stage(StageOutcome(r.status, r.objective, r.bound, extract_plan(built, s)), s,
+                    built.hubs)

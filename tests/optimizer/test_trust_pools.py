@@ -1,0 +1,80 @@
+"""The container pool pays for every container in circulation, in both horizons: a longer
+return lag needs a larger pool and costs more (issue #12, "containers in circulation are
+free in the cyclic horizon")."""
+
+from __future__ import annotations
+
+import pytest
+
+import optimizer
+from tests.optimizer.plan_checks import check_result
+
+TRIP_CNY = 80 + 1.5 * 20  # fixed cost + 20 km at 1.5 CNY
+PRICE, CLEAN, WEEKS = 25.0, 0.3, 52.0
+
+
+def pool_lag_raw(lag: int, horizon_end: str) -> dict:
+    """One hub, one village 10 km away, 100 chilled parcels a day for 7 days, no containers at
+    the start; the reusable insulated box (25 CNY, cleaning 0.3 CNY, every box comes back
+    after `lag` days and none wears out within the week) against EPS at 4.5 CNY a parcel.
+    Carbon and disposal are free so that every cost is in the arithmetic of `expected_cost`."""
+    return {
+        "name": f"pool-lag-{lag}-{horizon_end}", "horizon_days": 7, "horizon_end": horizon_end,
+        "depot": {"id": "C", "lat": 28.6, "lon": 119.2},
+        "hubs": [{"hub_id": "H", "lat": 28.6, "lon": 119.2}],
+        "villages": [{"village_id": "V", "hub_id": "H", "lat": 28.65, "lon": 119.2}],
+        "classes": [{"class_id": "chilled", "refrigerated": True, "litres_per_parcel": 15}],
+        "vehicle_types": [{"vehicle_type": "reefer", "base": "hub", "refrigerated": True,
+                           "compartments_litres": {"chilled": 5000}, "fixed_cost_cny": 80,
+                           "cost_per_km_cny": 1.5, "co2e_per_km_kg": 0.3, "count": 1}],
+        "demand": [{"village_id": "V", "day": d, "class_id": "chilled", "direction": "down",
+                    "parcels": 100} for d in range(7)],
+        "packaging": {
+            "single_use": [{"option_id": "eps", "class_ids": ["chilled"], "cost_cny": 4.5,
+                            "waste_grams": 900, "co2e_kg": 2.1, "passive": True}],
+            "reusable": [{"container_type": "box", "class_ids": ["chilled"],
+                          "price_cny": PRICE, "cycle_life": 1e9, "cleaning_cny": CLEAN,
+                          "nested_litres": 4, "return_rate": 1.0, "return_lag_days": lag,
+                          "passive": True}],
+        },
+        "container_pools": [{"hub_id": "H", "container_type": "box", "count": 0}],
+        "prices": {"carbon_cny_per_kg_co2e": 0, "disposal_cny_per_kg": 0,
+                   "pool_amortisation_weeks": WEEKS},
+        "routing": {"distance_matrix_km": {"H": {"V": 10}, "V": {"H": 10}}},
+    }
+
+
+def expected_cost(lag: int, horizon_end: str) -> float:
+    """The optimum by hand. Every parcel goes in a box (a box-week of pool costs 25/52 =
+    0.48 CNY and serves several parcels; EPS costs 4.5 each), one trip a day (110 CNY).
+
+    A box issued on day d is empty at the village on day d + ℓ, picked up by that day's
+    trip, cleaned and back in stock that evening, and issued again on day d + ℓ + 1: each
+    box serves one parcel every ℓ + 1 days, so the pool is E = 100 (ℓ + 1) boxes, paid
+    25/52 CNY each for the week, and nothing else is bought. Cleaning: 0.3 CNY per box
+    picked up. Cyclic: all 700 boxes are picked up. Boundary: the boxes of the last ℓ days
+    are still out at the end, and those that become empty on the last day are left at the
+    village (the end condition counts them and no later issue needs them): 100 (6 − ℓ)
+    pickups.
+
+    Hence each further day of lag costs 100 × 25/52 = 48.08 CNY in the cyclic horizon and
+    48.08 − 100 × 0.3 = 18.08 CNY in the boundary horizon."""
+    pool = 100 * (lag + 1) * PRICE / WEEKS
+    pickups = 700 if horizon_end == "cyclic" else 100 * (6 - lag)
+    return 7 * TRIP_CNY + pool + CLEAN * pickups
+
+
+@pytest.mark.parametrize("horizon_end", ["cyclic", "boundary"])
+def test_longer_return_lag_costs_more(horizon_end):
+    """Return lag 0, 2 and 4 days: three strictly rising costs, each the hand-derived optimum
+    (the cyclic horizon used to charge 100 boxes whatever the lag)."""
+    costs = []
+    for lag in (0, 2, 4):
+        s = optimizer.load_scenario(pool_lag_raw(lag, horizon_end))
+        res = optimizer.solve(s, time_limit_s=60, mip_gap=0.0, threads=1)
+        check_result(res, s)
+        assert res.objective == pytest.approx(expected_cost(lag, horizon_end), rel=1e-6)
+        (pool,) = res.plan["containers"]
+        assert pool["expansion"] == pytest.approx(100 * (lag + 1), rel=1e-6)
+        costs.append(res.objective)
+    assert costs[0] < costs[1] < costs[2]
