@@ -1,29 +1,32 @@
-"""One hub group's solves: the uncoordinated baseline, the two stages of the sequential
-baseline, the warm-started joint plan, and a second pass for a joint solve that stopped
-above its gap. What runs here runs in a worker process; how the groups share the time
-and the workers, and how their plans combine, is :mod:`optimizer.planner`'s business.
+"""One hub group's solves: the uncoordinated baseline, the single-use plan, the two sequential
+baselines (:mod:`optimizer.baselines`) and the better of them, the joint plan warm-started from
+it, and a second pass for a joint solve that stopped above its gap. What runs here runs in a
+worker process; how the groups share the time and the workers, and how their plans combine,
+is :mod:`optimizer.planner`'s business.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import pyomo.environ as pyo
-
+from optimizer.baselines import as_joint, fix_packaging, fix_routing, packaging_rule
 from optimizer.diagnose import describe_row, describe_unservable
 from optimizer.model import BuiltModel, build_model
 from optimizer.plan import extract_plan
 from optimizer.routes import hub_routes
 from optimizer.scenario import Scenario
 from optimizer.solver import Progress, ProgressFn, SolveResult, relative_gap, run_highs
-from optimizer.trips import Mode, TripType
+from optimizer.trips import Mode
 from optimizer.warmstart import copy_values, set_values, uncoordinated_as_start, values_of
 
 # Share of the time limit given to each stage; the joint solve gets what is left.
 # (of the time left when the stage starts; a stage that reaches its gap early leaves the rest)
-STAGE_SHARE = {"uncoordinated": 0.1, "single_use": 0.25, "sequential": 0.1}
+STAGE_SHARE = {"uncoordinated": 0.1, "single_use": 0.25, "routing_first": 0.1,
+               "packaging_first": 0.2}
 UNCOORDINATED_GAP = 0.03
 # HiGHS options of the warm-started joint solve. Its start (the sequential plan) is usually
 # within the requested gap of the optimum already; what the solve has to do is prove it, i.e.
@@ -33,8 +36,18 @@ JOINT_WARM_OPTIONS: dict[str, Any] = {"mip_heuristic_effort": 0.0}
 # ... unless the single-use stage stopped above max(3 x the requested gap, 3 %)
 POOR_START_FACTOR = 3.0
 POOR_START_MIN = 0.03
-# a model's mode, or stage 2 of the sequential baseline (a joint model with fixed trips)
-StageMode = Mode | Literal["sequential"]
+# a model's mode, or a sequential baseline (optimizer.baselines: a joint model with some
+# decisions fixed)
+StageMode = Mode | Literal["routing_first", "packaging_first"]
+# the outcomes `solve_hubs` reports for them; `sequential` is the better of the two
+SEQUENTIAL_MODES = ("sequential", "sequential_routing_first", "sequential_packaging_first")
+
+
+def model_mode(mode: StageMode) -> Mode:
+    """The model a stage builds: a sequential baseline is the joint model, partly fixed."""
+    if mode == "routing_first" or mode == "packaging_first":
+        return "joint"
+    return mode
 
 
 @dataclass
@@ -50,6 +63,8 @@ class StageOutcome:
     # the joint solution by (variable name, index), kept when a hub group stopped above the
     # requested gap so that a second pass can start from it (see `refine_joint`)
     start: dict[tuple[str, Any], float] | None = None
+    # for `sequential`: which of the sequential baselines it is
+    method: str = ""
 
 
 # HiGHS's own mip_rel_gap, which applies when the caller gives none
@@ -74,23 +89,24 @@ def queue_reporter(queue) -> ProgressFn | None:
 
 def run_stage(
     s: Scenario, routes, hubs: list[str], mode: StageMode, time_limit_s, mip_gap, threads, progress,
-    fixed_trips=None, warm_from: BuiltModel | None = None,
+    prepare: Callable[[BuiltModel], None] | None = None, warm_from: BuiltModel | None = None,
     options: dict[str, Any] | None = None,
 ) -> tuple[StageOutcome, BuiltModel]:
     """Build and solve one stage (mode) for `hubs`, started from `warm_from`'s solution
-    when given; returns the model too, as the next stage's start."""
+    when given; returns the model too, as the next stage's start. `prepare` turns the built
+    model into a baseline's problem (fixes variables, adds rows) before the solve."""
     reused = warm_from is not None and mode == "joint" and warm_from.mode == "joint"
     if reused:
-        # the sequential stage-2 model *is* the joint model with its trips fixed: free them
-        # and start from its solution, instead of building the same model again
+        # a sequential baseline's model *is* the joint model with some decisions fixed: free
+        # them and start from its solution, instead of building the same model again
         assert warm_from is not None  # implied by `reused`
         b = warm_from
-        for v in b.model.trips.values():
-            v.unfix()
+        as_joint(b)
         build_s = 0.0
     else:
-        b = build_model(s, routes, mode=mode if mode != "sequential" else "joint", hubs=hubs,
-                        fixed_trips=fixed_trips)
+        b = build_model(s, routes, mode=model_mode(mode), hubs=hubs)
+        if prepare is not None:
+            prepare(b)
         build_s = b.build_s
     if b.unservable:
         return StageOutcome("infeasible", None, None, None,
@@ -120,8 +136,37 @@ def run_stage(
     return StageOutcome(r.status, r.objective, r.bound, plan, stats), b
 
 
-def fixed_trips_of(b: BuiltModel) -> dict[TripType, int]:
-    return {t: int(round(pyo.value(b.model.trips[k]))) for k, t in enumerate(b.trips)}
+def sequential_baselines(
+    s: Scenario, routes, hubs: list[str], single_use: StageOutcome, b1: BuiltModel,
+    out: dict[str, StageOutcome], budget: Callable[[float | None], float | None],
+    mip_gap: float | None, threads: int | None,
+) -> BuiltModel | None:
+    """Solve both sequential baselines into `out` (`sequential_routing_first`,
+    `sequential_packaging_first`) and the better of them as `sequential`; returns its model
+    (the joint solve's start), or None without a plan.
+
+    Each is reported with its own bound: a bound on the best plan that way of planning can
+    make, so its gap says how far the baseline itself is from its own optimum."""
+    found: list[tuple[StageOutcome, BuiltModel]] = []
+    if single_use.plan is not None:
+        rf, b_rf = run_stage(s, routes, hubs, "routing_first", budget(STAGE_SHARE["routing_first"]),
+                             mip_gap, threads, None, prepare=lambda b: fix_routing(b, b1))
+        out["sequential_routing_first"] = rf
+        found.append((rf, b_rf))
+    rule = packaging_rule(s, hubs)
+    pf, b_pf = run_stage(s, routes, hubs, "packaging_first",
+                         budget(STAGE_SHARE["packaging_first"]), mip_gap, threads, None,
+                         prepare=lambda b: fix_packaging(b, s, rule))
+    out["sequential_packaging_first"] = pf
+    found.append((pf, b_pf))
+    with_plan = [(o, b) for o, b in found if o.objective is not None]
+    if not with_plan:
+        out["sequential"] = found[0][0]
+        return None
+    seq, b_seq = min(with_plan, key=lambda ob: ob[0].objective or 0.0)
+    name = "routing_first" if seq is out.get("sequential_routing_first") else "packaging_first"
+    out["sequential"] = dataclasses.replace(seq, method=name)
+    return b_seq
 
 
 def solve_hubs(
@@ -129,7 +174,8 @@ def solve_hubs(
     threads: int | None, progress: ProgressFn | None, baselines: bool = True,
     only_uncoordinated: bool = False, skip_joint: bool = False,
 ) -> dict[str, StageOutcome]:
-    """All stages for one group of hubs: uncoordinated, sequential (2 stages), joint."""
+    """All stages for one group of hubs: uncoordinated, single-use, the sequential baselines
+    and the better of them (`sequential`), joint."""
     routes = hub_routes(s, hubs)
     out: dict[str, StageOutcome] = {}
     t0 = time.perf_counter()
@@ -158,16 +204,7 @@ def solve_hubs(
                       threads, None,
                       warm_from=b0 if unc is not None and unc.plan is not None else None)
     out["single_use"] = seq1
-    warm = None
-    if seq1.plan is not None:
-        seq2, b2 = run_stage(s, routes, hubs, "sequential", budget(STAGE_SHARE["sequential"]),
-                          mip_gap, threads, None, fixed_trips=fixed_trips_of(b1))
-        # Stage 2 of the sequential baseline only chooses packaging and loads for fixed trips:
-        # its bound is not a bound of any wider problem.
-        seq2.bound = seq2.objective if seq2.objective is not None else None
-        out["sequential"] = seq2
-        if seq2.plan is not None:
-            warm = b2
+    warm = sequential_baselines(s, routes, hubs, seq1, b1, out, budget, mip_gap, threads)
     if skip_joint:
         return out
     # Without primal heuristics only when the start is good: a single-use stage cut short
@@ -192,14 +229,16 @@ def no_worse_than_sequential(joint: StageOutcome, seq: StageOutcome | None,
     """The joint outcome, or the sequential plan in its place when the joint solve has no
     plan or a worse one. The warm start makes the latter impossible; this guards against
     HiGHS rejecting the start. Its status: `status`, else the joint solve's (no plan:
-    "time_limit")."""
+    "time_limit"). A substitution is recorded in the stats (`replaced_by_sequential`, 1 per
+    hub group), so a plan that is the sequential one in disguise can be told apart."""
     if seq is None or seq.plan is None or seq.objective is None:
         return joint
     if joint.plan is not None and joint.objective is not None and (
             joint.objective <= seq.objective + 1e-6 * max(1.0, abs(seq.objective))):
         return joint
     status = status or (joint.status if joint.plan is not None else "time_limit")
-    return StageOutcome(status, seq.objective, joint.bound, seq.plan, joint.stats)
+    stats = {**joint.stats, "replaced_by_sequential": 1.0}
+    return StageOutcome(status, seq.objective, joint.bound, seq.plan, stats)
 
 
 def refine_joint(

@@ -22,7 +22,8 @@ def test_json_contract_keys(tmp_path):
     t = data["trips"][0]
     for key in ("day", "hub_id", "vehicle_type", "stops", "loads"):
         assert key in t
-    assert set(data["baselines"]) == {"uncoordinated", "sequential"}
+    assert set(data["baselines"]) == {"uncoordinated", "sequential", "sequential_routing_first",
+                                      "sequential_packaging_first"}
     assert (tmp_path / "plan.json").exists()
     html = (tmp_path / "report.html").read_text()
     assert "<svg" in html or "data:image/png" in html
