@@ -30,29 +30,28 @@ from optimizer.trips import TripType
 ROW_PREFIX = "baseline_"
 
 
-def reusable_cost_per_use(s: Scenario, r: ReusableType) -> float:
-    """c_u = (1 − β + β/λ)·P + β(1 − 1/λ)·K + P·(ℓ + 1)/(7A): the containers lost or retired
-    per use bought again at P (price plus priced production CO2e), the returned ones cleaned
-    at K, and the pool's capital, a container serving one use every ℓ + 1 days paid off over
-    A weeks."""
+def reusable_costs_per_use(s: Scenario, r: ReusableType) -> tuple[float, float]:
+    """(running, capital) cost of one use of a reusable container:
+
+    - running  c_u = (1 − β + β/λ)·P + β(1 − 1/λ)·K: the containers lost or retired per use
+      bought again at P (price plus priced production CO2e), the returned ones cleaned at K;
+    - capital  a_u = P·(ℓ + 1)/(7A): a container added to the pool serves one use every
+      ℓ + 1 days (issued, waiting ℓ days, picked up and cleaned) and is paid off over A
+      weeks."""
     carbon = s.prices.carbon_cny_per_kg_co2e
     price = r.price_cny + carbon * r.production_co2e_kg
     clean = r.cleaning_cny + carbon * r.cleaning_co2e_kg
     beta, life = r.return_rate, r.cycle_life
-    capital = price * (r.return_lag_days + 1) / (7.0 * s.prices.pool_amortisation_weeks)
-    return (1.0 - beta + beta / life) * price + beta * (1.0 - 1.0 / life) * clean + capital
+    running = (1.0 - beta + beta / life) * price + beta * (1.0 - 1.0 / life) * clean
+    return running, price * (r.return_lag_days + 1) / (7.0 * s.prices.pool_amortisation_weeks)
 
 
-def unit_cost_per_use(s: Scenario) -> dict[str, float]:
-    """Cost per parcel packed in each option, transport left out: a single-use option's price,
-    disposal and priced CO2e; a reusable type's `reusable_cost_per_use`."""
+def single_use_cost(s: Scenario) -> dict[str, float]:
+    """Cost per parcel of each single-use option: price, disposal and priced CO2e."""
     carbon = s.prices.carbon_cny_per_kg_co2e
     disposal = s.prices.disposal_cny_per_kg
-    out = {o.option_id: o.cost_cny + disposal * o.waste_grams / 1000.0 + carbon * o.co2e_kg
-           for o in s.packaging.single_use}
-    for r in s.packaging.reusable:
-        out[r.container_type] = reusable_cost_per_use(s, r)
-    return out
+    return {o.option_id: o.cost_cny + disposal * o.waste_grams / 1000.0 + carbon * o.co2e_kg
+            for o in s.packaging.single_use}
 
 
 @dataclass(frozen=True)
@@ -60,66 +59,83 @@ class PackagingRule:
     """The packaging desk's decision for a set of hubs.
 
     `options[(hub, class)]` lists (option, share): the class's parcels at the hub go in the
-    first option, at most `share` of them, and the rest in the second (the cheapest
-    single-use option) when the hub cannot clean more containers; `expansion[(hub, type)]`
-    is the pool expansion E_hu the rule sizes."""
+    first option, at most `share` of them, and the rest in the second (the class's cheapest
+    single-use option); `expansion[(hub, type)]` is the pool expansion E_hu the rule sizes.
+    With `pickup_when_due` (the rule's premise) every empty is picked up on the day it is
+    due; without, the routing tool may leave it waiting (a sensitivity, not the baseline)."""
 
     options: dict[tuple[str, str], list[tuple[str, float]]]
     expansion: dict[tuple[str, str], float]
+    pickup_when_due: bool = True
 
 
 def packaging_rule(s: Scenario, hubs: list[str]) -> PackagingRule:
-    """Per hub h and class c, the option o with the lowest `unit_cost_per_use` (first listed on
-    a tie). When a reusable type u wins for some classes:
+    """The rule, per hub h:
 
-    - cleaning cap: with every empty picked up when due, a day's issues come back
-      ℓ_u days later, β_u(1 − 1/λ_u) of them to be cleaned; reuse is limited to the share
-      σ_h = min(1, K_h / max_d Σ_u β_u(1 − 1/λ_u) N_hud) of those parcels, with K_h the
-      hub's cleaning capacity and N_hud the parcels of u's classes due on day d (earliest
-      service day); the rest go in the class's cheapest single-use option;
-    - pool sizing: a container is out for ℓ_u + 1 days (issued, waiting ℓ_u days, picked up
-      and cleaned), so the pool must hold the busiest day's issues that many times:
-      E_hu = max(0, ⌈σ_h · max_d N_hud · (ℓ_u + 1)⌉ − P⁰_hu).
+    - a class c goes in the reusable type u (the one of lowest running cost c_u that may
+      carry it) if c_u is below the cost of c's cheapest single-use option, else in that
+      option; transport is not looked at;
+    - with every empty picked up when due, a day's issues come back ℓ_u days later,
+      β_u(1 − 1/λ_u) of them to be cleaned: reuse is limited to the share
+      σ_h = min(1, K_h / max_d Σ_u β_u(1 − 1/λ_u) N_hud) of the parcels, with K_h the hub's
+      cleaning capacity and N_hud the parcels of u's classes due on day d (earliest service
+      day);
+    - the pool must hold the busiest day's issues ℓ_u + 1 times. It is expanded to
+      E_hu = max(0, ⌈σ_h · max_d N_hud · (ℓ_u + 1)⌉ − P⁰_hu) if c_u + a_u is below the
+      single-use cost of each of u's classes; otherwise the stated pool is used as far as it
+      goes, reuse further limited to the share P⁰_hu / (max_d N_hud · (ℓ_u + 1)).
 
-    Transport is not looked at: that is the routing tool's job, given this packaging."""
-    unit = unit_cost_per_use(s)
+    The rest of a class's parcels go in its cheapest single-use option."""
+    su_cost = single_use_cost(s)
+    costs = {r.container_type: reusable_costs_per_use(s, r) for r in s.packaging.reusable}
     ru = {r.container_type: r for r in s.packaging.reusable}
     village_hub = {v.village_id: v.hub_id for v in s.villages}
-    best: dict[str, str] = {}
     cheapest_su: dict[str, str] = {}
+    reuse_in: dict[str, str] = {}
     for c in s.class_by_id():
         su = [o.option_id for o in s.packaging.single_use if c in o.class_ids]
-        allowed = su + [r.container_type for r in s.packaging.reusable if c in r.class_ids]
-        if allowed:
-            best[c] = min(allowed, key=lambda o: (unit[o], allowed.index(o)))
         if su:
-            cheapest_su[c] = min(su, key=lambda o: (unit[o], su.index(o)))
+            cheapest_su[c] = min(su, key=lambda o: (su_cost[o], su.index(o)))
+        types = [r.container_type for r in s.packaging.reusable if c in r.class_ids]
+        if types:
+            u = min(types, key=lambda u: (costs[u][0], types.index(u)))
+            if c not in cheapest_su or costs[u][0] < su_cost[cheapest_su[c]]:
+                reuse_in[c] = u
     due: dict[tuple[str, str, int], float] = defaultdict(float)  # (hub, type, day) -> parcels
     for g in s.demand:
         h = village_hub[g.village_id]
-        if g.direction == "down" and g.parcels > 0 and h in hubs and best.get(g.class_id) in ru:
-            due[(h, best[g.class_id], g.day)] += g.parcels
+        if g.direction == "down" and g.parcels > 0 and h in hubs and g.class_id in reuse_in:
+            due[(h, reuse_in[g.class_id], g.day)] += g.parcels
+    days = range(s.horizon_days)
     cleaning = {hub.hub_id: hub.cleaning_capacity_per_day for hub in s.hubs}
-    share: dict[str, float] = {}
+    pool0 = {(p.hub_id, p.container_type): p.count for p in s.container_pools}
+    share: dict[tuple[str, str], float] = {}
+    expansion: dict[tuple[str, str], float] = {}
     for h in hubs:
-        returns = [sum(ru[u].return_rate * (1.0 - 1.0 / ru[u].cycle_life) * due[(h, u, d)]
-                       for u in ru) for d in range(s.horizon_days)]
-        peak = max(returns, default=0.0)
-        share[h] = 1.0 if peak <= cleaning[h] else cleaning[h] / peak
+        returns = max((sum(r.return_rate * (1.0 - 1.0 / r.cycle_life) * due[(h, u, d)]
+                           for u, r in ru.items()) for d in days), default=0.0)
+        clean_share = 1.0 if returns <= cleaning[h] else cleaning[h] / returns
+        for u, r in ru.items():
+            need = max((due[(h, u, d)] for d in days), default=0.0) * (r.return_lag_days + 1)
+            expand = all(sum(costs[u]) < su_cost[cheapest_su[c]]
+                         for c, v in reuse_in.items() if v == u and c in cheapest_su)
+            have = pool0.get((h, u), 0.0)
+            if expand:
+                share[(h, u)] = clean_share
+                expansion[(h, u)] = float(max(0.0, math.ceil(clean_share * need - 1e-9) - have))
+            else:
+                share[(h, u)] = min(clean_share, have / need if need > 0 else 1.0)
+                expansion[(h, u)] = 0.0
     options: dict[tuple[str, str], list[tuple[str, float]]] = {}
     for h in hubs:
-        for c, o in best.items():
-            if o in ru and share[h] < 1.0 and c in cheapest_su:
-                options[(h, c)] = [(o, share[h]), (cheapest_su[c], 1.0)]
+        for c in s.class_by_id():
+            ct = reuse_in.get(c)
+            if ct is None:
+                options[(h, c)] = [(cheapest_su[c], 1.0)] if c in cheapest_su else []
+            elif share[(h, ct)] < 1.0 and c in cheapest_su:
+                options[(h, c)] = [(ct, share[(h, ct)]), (cheapest_su[c], 1.0)]
             else:
-                options[(h, c)] = [(o, 1.0)]
-    pool0 = {(p.hub_id, p.container_type): p.count for p in s.container_pools}
-    expansion = {}
-    for h in hubs:
-        for u, r in ru.items():
-            peak = max((due[(h, u, d)] for d in range(s.horizon_days)), default=0.0)
-            need = math.ceil(share[h] * peak * (r.return_lag_days + 1) - 1e-9)
-            expansion[(h, u)] = float(max(0.0, need - pool0.get((h, u), 0.0)))
+                options[(h, c)] = [(ct, 1.0)]
     return PackagingRule(options, expansion)
 
 
@@ -158,21 +174,27 @@ def fix_packaging(b: BuiltModel, s: Scenario, rule: PackagingRule) -> None:
     for (h, u), e in rule.expansion.items():
         if (h, u) in m.expand:
             m.expand[h, u].fix(e)
-    for v in m.empties.values():
-        v.fix(0.0)
+    if rule.pickup_when_due:
+        for v in m.empties.values():
+            v.fix(0.0)
 
 
 def fix_routing(b: BuiltModel, single_use: BuiltModel) -> None:
     """Make the joint model `b` the packaging problem on the single-use plan's trips: every
     trip count fixed to the single-use plan's (0 for trip types it does not have, such as
-    those offered only to pick up empties) and every presale group served on its days."""
+    those offered only to pick up empties) and every presale group served on its days (each
+    share fixed but the largest, which `serve_all` then sets exactly)."""
     counts: dict[TripType, int] = {
         t: int(round(pyo.value(single_use.model.trips[k]))) for k, t in enumerate(single_use.trips)
     }
     for k, t in enumerate(b.trips):
         b.model.trips[k].fix(counts.get(t, 0))
-    for idx, v in b.model.serve.items():
-        v.fix(pyo.value(single_use.model.serve[idx]))
+    for gi, days in b.flex_groups.items():
+        share = {d: min(1.0, max(0.0, pyo.value(single_use.model.serve[gi, d]))) for d in days}
+        largest = max(days, key=lambda d: share[d])
+        for d in days:
+            if d != largest:
+                b.model.serve[gi, d].fix(share[d])
 
 
 def as_joint(b: BuiltModel) -> None:
