@@ -136,35 +136,49 @@ def run_stage(
     return StageOutcome(r.status, r.objective, r.bound, plan, stats), b
 
 
+# Solve one sequential baseline: its stage, and what turns the joint model into its problem;
+# None when the hub group's time has no room for it.
+BaselineRun = Callable[[StageMode, Callable[[BuiltModel], None]],
+                       tuple[StageOutcome, BuiltModel] | None]
+
+
 def sequential_baselines(
-    s: Scenario, routes, hubs: list[str], single_use: StageOutcome, b1: BuiltModel,
-    out: dict[str, StageOutcome], budget: Callable[[float | None], float | None],
-    mip_gap: float | None, threads: int | None,
+    s: Scenario, hubs: list[str], single_use: StageOutcome, b1: BuiltModel | None,
+    run: BaselineRun, out: dict[str, StageOutcome],
 ) -> BuiltModel | None:
-    """Solve both sequential baselines into `out` (`sequential_routing_first`,
+    """Solve both sequential baselines with `run` into `out` (`sequential_routing_first`,
     `sequential_packaging_first`) and the better of them as `sequential`; returns its model
     (the joint solve's start), or None without a plan.
 
     Each is reported with its own bound: a bound on the best plan that way of planning can
     make, so its gap says how far the baseline itself is from its own optimum."""
     found: list[tuple[StageOutcome, BuiltModel]] = []
-    if single_use.plan is not None:
-        rf, b_rf = run_stage(s, routes, hubs, "routing_first", budget(STAGE_SHARE["routing_first"]),
-                             mip_gap, threads, None, prepare=lambda b: fix_routing(b, b1))
-        out["sequential_routing_first"] = rf
-        found.append((rf, b_rf))
+    names = {"routing_first": "sequential_routing_first",
+             "packaging_first": "sequential_packaging_first"}
     rule = packaging_rule(s, hubs)
-    pf, b_pf = run_stage(s, routes, hubs, "packaging_first",
-                         budget(STAGE_SHARE["packaging_first"]), mip_gap, threads, None,
-                         prepare=lambda b: fix_packaging(b, s, rule))
-    out["sequential_packaging_first"] = pf
-    found.append((pf, b_pf))
+    preparations: list[tuple[StageMode, Callable[[BuiltModel], None]]] = [
+        ("packaging_first", lambda b: fix_packaging(b, s, rule))]
+    if single_use.plan is not None and b1 is not None:
+        start = b1
+        preparations.insert(0, ("routing_first", lambda b: fix_routing(b, start)))
+    for mode, prepare in preparations:
+        done = run(mode, prepare)
+        if done is None:
+            out[names[mode]] = StageOutcome("time_limit_no_solution", None, None, None, diagnosis=[
+                {"what": f"sequential {mode} plan", "why": "no time left for it"}])
+            continue
+        out[names[mode]] = done[0]
+        found.append(done)
+    if "sequential_routing_first" not in out:
+        out["sequential_routing_first"] = StageOutcome(
+            single_use.status, None, None, None, diagnosis=single_use.diagnosis or [
+                {"what": "sequential routing_first plan", "why": "no single-use plan"}])
     with_plan = [(o, b) for o, b in found if o.objective is not None]
     if not with_plan:
-        out["sequential"] = found[0][0]
+        out["sequential"] = out["sequential_packaging_first"]
         return None
     seq, b_seq = min(with_plan, key=lambda ob: ob[0].objective or 0.0)
-    name = "routing_first" if seq is out.get("sequential_routing_first") else "packaging_first"
+    name = "routing_first" if seq is out["sequential_routing_first"] else "packaging_first"
     out["sequential"] = dataclasses.replace(seq, method=name)
     return b_seq
 
@@ -204,7 +218,9 @@ def solve_hubs(
                       threads, None,
                       warm_from=b0 if unc is not None and unc.plan is not None else None)
     out["single_use"] = seq1
-    warm = sequential_baselines(s, routes, hubs, seq1, b1, out, budget, mip_gap, threads)
+    warm = sequential_baselines(s, hubs, seq1, b1, lambda mode, prepare: run_stage(
+        s, routes, hubs, mode, budget(STAGE_SHARE[mode]), mip_gap, threads, None,
+        prepare=prepare), out)
     if skip_joint:
         return out
     # Without primal heuristics only when the start is good: a single-use stage cut short
