@@ -36,6 +36,7 @@ from optimizer.routes import active_villages
 from optimizer.scenario import Scenario, ScenarioError
 from optimizer.solver import Progress, ProgressFn, relative_gap
 from optimizer.stages import (
+    SEQUENTIAL_MODES,
     StageOutcome,
     above_gap,
     best_plan,
@@ -335,7 +336,9 @@ def _combine(parts: list[dict[str, StageOutcome]], mode: str) -> StageOutcome:
     for o in outs:
         for k, v in o.stats.items():
             stats[k] += v
-    return StageOutcome(status, obj, bound, merge_plans(plans), dict(stats), diag)
+    methods = {o.method for o in outs}
+    method = methods.pop() if len(methods) == 1 else "per_hub"
+    return StageOutcome(status, obj, bound, merge_plans(plans), dict(stats), diag, method=method)
 
 
 def _hub_stats(part: dict[str, StageOutcome]) -> dict[str, Any]:
@@ -526,7 +529,8 @@ def solve(
         finally:
             if manager is not None:
                 manager.shutdown()
-    modes = ["joint", "sequential", "single_use"] + (["uncoordinated"] if baselines else [])
+    modes = ["joint", *SEQUENTIAL_MODES, "single_use"] + (
+        ["uncoordinated"] if baselines else [])
     combined = {m: _combine(parts, m) for m in modes}
     linked: list[str] = []
     if len(groups) > 1:
@@ -543,7 +547,7 @@ def solve(
             combined["uncoordinated"] = _combine([solve_hubs(
                 s, busy, left, mip_gap, threads, None, True, only_uncoordinated=True,
                 overhead_s_per_row=schedule.rate, params=params)], "uncoordinated")
-        chain = set(linked) & {"joint", "sequential", "single_use"}
+        chain = set(linked) & {"joint", *SEQUENTIAL_MODES, "single_use"}
         if chain:
             if left is not None and deadline is not None:
                 left = max(least, deadline - time.time())
@@ -551,7 +555,7 @@ def solve(
                                None if whole_county is None else whole_county.reporter(0),
                                False, skip_joint="joint" not in chain,
                                overhead_s_per_row=schedule.rate, params=params)
-            for m in ("sequential", "single_use"):
+            for m in (*SEQUENTIAL_MODES, "single_use"):
                 if m in chain or m in whole:
                     combined[m] = whole.get(m, StageOutcome(
                         "time_limit_no_solution", None, None, None,
@@ -572,14 +576,16 @@ def _result(s: Scenario, combined: dict[str, StageOutcome], t0: float,
             extra: dict[str, Any]) -> PlanResult:
     joint = combined["joint"]
     base: dict[str, Any] = {}
-    for name, key in (("uncoordinated", "uncoordinated"), ("sequential", "sequential")):
-        c = combined.get(key)
+    for name in ("uncoordinated", *SEQUENTIAL_MODES):
+        c = combined.get(name)
         if c is None:
             continue
         entry: dict[str, Any] = {"status": c.status, "objective": c.objective,
                                  "bound": c.bound,
                                  "gap": None if c.objective is None or c.bound is None
                                  else relative_gap(c.objective, c.bound)}
+        if c.method:
+            entry["method"] = c.method
         if c.plan is not None:
             entry["kpis"] = compute_kpis(c.plan, s)
             entry["trips"] = len(c.plan["trips"])
@@ -588,8 +594,8 @@ def _result(s: Scenario, combined: dict[str, StageOutcome], t0: float,
         base[name] = entry
     kpis = compute_kpis(joint.plan, s) if joint.plan is not None else None
     if kpis is not None:
-        for name in ("sequential", "uncoordinated"):
-            if name in base and "kpis" in base[name]:
+        for name in base:
+            if "kpis" in base[name]:
                 base[name]["reduction_by_joint"] = reductions(kpis, base[name]["kpis"])
     gap = None
     if joint.objective is not None and joint.bound is not None:

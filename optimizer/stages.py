@@ -1,18 +1,20 @@
-"""One hub group's solves: the uncoordinated baseline, the two stages of the sequential
-baseline, the warm-started joint plan, and a second pass for a joint solve that stopped
-above its gap. What runs here runs in a worker process; how the groups share the time
-and the workers, and how their plans combine, is :mod:`optimizer.planner`'s business.
+"""One hub group's solves: the uncoordinated baseline, the single-use plan, the two sequential
+baselines (:mod:`optimizer.baselines`) and the better of them, the joint plan warm-started from
+it, and a second pass for a joint solve that stopped above its gap. What runs here runs in a
+worker process; how the groups share the time and the workers, and how their plans combine,
+is :mod:`optimizer.planner`'s business.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import pyomo.environ as pyo
-
+from optimizer.baselines import as_joint, fix_packaging, fix_routing, packaging_rule
 from optimizer.budget import DEFAULT, BudgetParams, Stage, first_plan_s, stage_limit
 from optimizer.diagnose import describe_row, describe_unservable
 from optimizer.model import BuiltModel, build_model
@@ -39,8 +41,18 @@ JOINT_WARM_OPTIONS: dict[str, Any] = {"mip_heuristic_effort": 0.0}
 # ... unless the single-use stage stopped above max(3 x the requested gap, 3 %)
 POOR_START_FACTOR = 3.0
 POOR_START_MIN = 0.03
-# a model's mode, or stage 2 of the sequential baseline (a joint model with fixed trips)
-StageMode = Mode | Literal["sequential"]
+# a model's mode, or a sequential baseline (optimizer.baselines: a joint model with some
+# decisions fixed)
+StageMode = Mode | Literal["routing_first", "packaging_first"]
+# the outcomes `solve_hubs` reports for them; `sequential` is the better of the two
+SEQUENTIAL_MODES = ("sequential", "sequential_routing_first", "sequential_packaging_first")
+
+
+def model_mode(mode: StageMode) -> Mode:
+    """The model a stage builds: a sequential baseline is the joint model, partly fixed."""
+    if mode == "routing_first" or mode == "packaging_first":
+        return "joint"
+    return mode
 
 
 @dataclass
@@ -56,6 +68,8 @@ class StageOutcome:
     # the joint solution by (variable name, index), kept when a hub group stopped above the
     # requested gap so that a second pass can start from it (see `refine_joint`)
     start: dict[tuple[str, Any], float] | None = None
+    # for `sequential`: which of the sequential baselines it is
+    method: str = ""
 
 
 # HiGHS's own mip_rel_gap, which applies when the caller gives none
@@ -107,24 +121,25 @@ def best_plan(joint: StageOutcome, *earlier: StageOutcome | None) -> StageOutcom
 
 def run_stage(
     s: Scenario, routes, hubs: list[str], mode: StageMode, time_limit_s, mip_gap, threads, progress,
-    fixed_trips=None, warm_from: BuiltModel | None = None,
+    prepare: Callable[[BuiltModel], None] | None = None, warm_from: BuiltModel | None = None,
     options: dict[str, Any] | None = None, explain: bool = True,
     unc_start: tuple[list[TripType], Values] | None = None,
 ) -> tuple[StageOutcome, BuiltModel]:
     """Build and solve one stage (mode) for `hubs`, started from `warm_from`'s solution
-    when given; returns the model too, as the next stage's start."""
+    when given; returns the model too, as the next stage's start. `prepare` turns the built
+    model into a baseline's problem (fixes variables, adds rows) before the solve."""
     reused = warm_from is not None and mode == "joint" and warm_from.mode == "joint"
     if reused:
-        # the sequential stage-2 model *is* the joint model with its trips fixed: free them
-        # and start from its solution, instead of building the same model again
+        # a sequential baseline's model *is* the joint model with some decisions fixed: free
+        # them and start from its solution, instead of building the same model again
         assert warm_from is not None  # implied by `reused`
         b = warm_from
-        for v in b.model.trips.values():
-            v.unfix()
+        as_joint(b)
         build_s = 0.0
     else:
-        b = build_model(s, routes, mode=mode if mode != "sequential" else "joint", hubs=hubs,
-                        fixed_trips=fixed_trips)
+        b = build_model(s, routes, mode=model_mode(mode), hubs=hubs)
+        if prepare is not None:
+            prepare(b)
         build_s = b.build_s
     if b.unservable:
         return StageOutcome("infeasible", None, None, None,
@@ -156,8 +171,51 @@ def run_stage(
     return StageOutcome(r.status, r.objective, r.bound, plan, stats), b
 
 
-def fixed_trips_of(b: BuiltModel) -> dict[TripType, int]:
-    return {t: int(round(pyo.value(b.model.trips[k]))) for k, t in enumerate(b.trips)}
+# Solve one sequential baseline: its stage, and what turns the joint model into its problem;
+# None when the hub group's time has no room for it.
+BaselineRun = Callable[[StageMode, Callable[[BuiltModel], None]],
+                       tuple[StageOutcome, BuiltModel] | None]
+
+
+def sequential_baselines(
+    s: Scenario, hubs: list[str], single_use: StageOutcome, b1: BuiltModel | None,
+    run: BaselineRun, out: dict[str, StageOutcome],
+) -> BuiltModel | None:
+    """Solve both sequential baselines with `run` into `out` (`sequential_routing_first`,
+    `sequential_packaging_first`) and the better of them as `sequential`; returns its model
+    (the joint solve's start), or None without a plan.
+
+    Each is reported with its own bound: a bound on the best plan that way of planning can
+    make, so its gap says how far the baseline itself is from its own optimum."""
+    found: list[tuple[StageOutcome, BuiltModel]] = []
+    names = {"routing_first": "sequential_routing_first",
+             "packaging_first": "sequential_packaging_first"}
+    rule = packaging_rule(s, hubs)
+    preparations: list[tuple[StageMode, Callable[[BuiltModel], None]]] = [
+        ("packaging_first", lambda b: fix_packaging(b, s, rule))]
+    if single_use.plan is not None and b1 is not None:
+        start = b1
+        preparations.insert(0, ("routing_first", lambda b: fix_routing(b, start)))
+    for mode, prepare in preparations:
+        done = run(mode, prepare)
+        if done is None:
+            out[names[mode]] = StageOutcome("time_limit_no_solution", None, None, None, diagnosis=[
+                {"what": f"sequential {mode} plan", "why": "no time left for it"}])
+            continue
+        out[names[mode]] = done[0]
+        found.append(done)
+    if "sequential_routing_first" not in out:
+        out["sequential_routing_first"] = StageOutcome(
+            single_use.status, None, None, None, diagnosis=single_use.diagnosis or [
+                {"what": "sequential routing_first plan", "why": "no single-use plan"}])
+    with_plan = [(o, b) for o, b in found if o.objective is not None]
+    if not with_plan:
+        out["sequential"] = out["sequential_packaging_first"]
+        return None
+    seq, b_seq = min(with_plan, key=lambda ob: ob[0].objective or 0.0)
+    name = "routing_first" if seq is out["sequential_routing_first"] else "packaging_first"
+    out["sequential"] = dataclasses.replace(seq, method=name)
+    return b_seq
 
 
 #: the uncoordinated plan as the single-use stage's start: its trips and non-zero values
@@ -264,18 +322,9 @@ def later_stages(
     done = g.run("single_use", "single_use", mip_gap, None, unc_start=start)
     seq1, b1 = done if done is not None else (_skipped("single_use"), None)
     out["single_use"] = seq1
-    warm = None
-    seq2 = None
-    if seq1.plan is not None and b1 is not None:
-        done = g.run("sequential", "sequential", mip_gap, None, fixed_trips=fixed_trips_of(b1))
-        if done is not None:
-            seq2, b2 = done
-            # Stage 2 of the sequential baseline only chooses packaging and loads for fixed
-            # trips: its bound is not a bound of any wider problem.
-            seq2.bound = seq2.objective if seq2.objective is not None else None
-            if seq2.plan is not None:
-                warm = b2
-    out["sequential"] = seq2 if seq2 is not None else _skipped("sequential")
+    # Both sequential baselines are budgeted as the one "sequential" stage each.
+    warm = sequential_baselines(s, hubs, seq1, b1, lambda mode, prepare: g.run(
+        "sequential", mode, mip_gap, None, prepare=prepare), out)
     if skip_joint:
         return out
     # Without primal heuristics only when the start is good: a single-use stage cut short
@@ -339,14 +388,16 @@ def no_worse_than_sequential(joint: StageOutcome, seq: StageOutcome | None,
     """The joint outcome, or the sequential plan in its place when the joint solve has no
     plan or a worse one. The warm start makes the latter impossible; this guards against
     HiGHS rejecting the start. Its status: `status`, else the joint solve's (no plan:
-    "time_limit")."""
+    "time_limit"). A substitution is recorded in the stats (`replaced_by_sequential`, 1 per
+    hub group), so a plan that is the sequential one in disguise can be told apart."""
     if seq is None or seq.plan is None or seq.objective is None:
         return joint
     if joint.plan is not None and joint.objective is not None and (
             joint.objective <= seq.objective + 1e-6 * max(1.0, abs(seq.objective))):
         return joint
     status = status or (joint.status if joint.plan is not None else "time_limit")
-    return StageOutcome(status, seq.objective, joint.bound, seq.plan, joint.stats)
+    stats = {**joint.stats, "replaced_by_sequential": 1.0}
+    return StageOutcome(status, seq.objective, joint.bound, seq.plan, stats)
 
 
 def refine_joint(

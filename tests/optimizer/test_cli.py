@@ -24,7 +24,8 @@ def test_json_contract_keys(tmp_path):
     t = data["trips"][0]
     for key in ("day", "hub_id", "vehicle_type", "stops", "loads"):
         assert key in t
-    assert set(data["baselines"]) == {"uncoordinated", "sequential"}
+    assert set(data["baselines"]) == {"uncoordinated", "sequential", "sequential_routing_first",
+                                      "sequential_packaging_first"}
     s = load_scenario(TINY)
     check_plan({**data, "hubs": [h.hub_id for h in s.hubs]}, s, data["kpis"])
     check_objective(data["objective"], data["kpis"], "joint")

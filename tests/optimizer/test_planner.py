@@ -13,6 +13,7 @@ import pytest
 
 import optimizer
 from optimizer import planner, stages
+from optimizer.baselines import fix_routing
 from optimizer.routes import hub_routes
 from optimizer.warmstart import uncoordinated_as_start
 from tests.optimizer.helpers import TINY, routes_for, tiny_raw
@@ -78,8 +79,8 @@ def test_joint_stage_cut_short_is_never_worse_than_its_sequential_start(seed):
     s = optimizer.load_scenario(_random_variant(seed))
     routes = hub_routes(s, ["H01"])
     _single_use, b1 = stages.run_stage(s, routes, ["H01"], "single_use", 30, 0.0, 1, None)
-    seq, b2 = stages.run_stage(s, routes, ["H01"], "sequential", 30, 0.0, 1, None,
-                               fixed_trips=stages.fixed_trips_of(b1))
+    seq, b2 = stages.run_stage(s, routes, ["H01"], "routing_first", 30, 0.0, 1, None,
+                               prepare=lambda b: fix_routing(b, b1))
     assert seq.objective is not None
     joint, _ = stages.run_stage(s, routes, ["H01"], "joint", 0.001, 0.5, 1, None, warm_from=b2)
     assert joint.plan is not None and joint.objective is not None
