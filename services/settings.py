@@ -10,9 +10,9 @@ Secrets (SASL password) are ``SecretStr`` so they never appear in a repr or a lo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.kafka import DEFAULT_FETCH_MAX_WAIT_MS, DEFAULT_SESSION_TIMEOUT_MS, KafkaConnection
@@ -106,9 +106,10 @@ class Settings(BaseSettings):
 
     # services
     token_db_url: str = Field(
-        "sqlite:///./packloop-tokens.db",
+        "",
         description="Token (and hub webhook) database: SQLAlchemy URL, e.g. "
-        "postgresql+psycopg://user@db/packloop. Shared by gateway and planner.",
+        "postgresql+psycopg://user@db/packloop. Shared by gateway and planner. "
+        "Default: tokens.db in the data folder (`packloop paths`).",
     )
     token_pepper: SecretStr | None = Field(
         None, description="Server secret mixed into token hashes (HMAC-SHA256); set it in "
@@ -141,9 +142,9 @@ class Settings(BaseSettings):
     planner_host: str = Field("127.0.0.1", description="Bind address of the planner service.")
     planner_port: int = Field(8081, description="Port of the planner service.")
     planner_db_url: str = Field(
-        "sqlite:///./packloop-plans.db",
-        description="Plan job store: SQLite file by default; a PostgreSQL URL for several "
-        "machines (postgresql+psycopg://…).",
+        "",
+        description="Plan job store: SQLite file by default (plans.db in the data folder); "
+        "a PostgreSQL URL for several machines (postgresql+psycopg://…).",
     )
     planner_url: str = Field(
         "http://127.0.0.1:8081", description="Where `plan submit|status|fetch` find the service."
@@ -163,6 +164,19 @@ class Settings(BaseSettings):
         16 * 1024 * 1024, ge=1024, description="Largest scenario upload (413 above)."
     )
     planner_threads: int = Field(1, ge=1, description="Solver threads per job.")
+
+    # data folder, TLS of the HTTP services (issue #16)
+    data_dir: Path | None = Field(
+        None, description="Folder of every database without a URL of its own; default: the "
+        "per-user data folder (Linux: ~/.local/share/packloop). `packloop paths` shows it.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _databases_in_the_data_folder(cls, values: Any) -> Any:
+        from services.paths import fill_default_databases
+
+        return fill_default_databases(values)
 
     def kafka(self) -> KafkaConnection:
         return KafkaConnection(
