@@ -137,7 +137,8 @@ class Settings(BaseSettings):
         0.5, gt=0, description="First retry delay; doubles per attempt (max 30 s)."
     )
     webhook_allow_private: bool = Field(
-        True, description="Allow webhook URLs on private/loopback addresses."
+        False, description="Allow webhook URLs on private, loopback and link-local addresses "
+        "(checked on the resolved address at each delivery)."
     )
     planner_host: str = Field("127.0.0.1", description="Bind address of the planner service.")
     planner_port: int = Field(8081, description="Port of the planner service.")
