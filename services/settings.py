@@ -166,10 +166,28 @@ class Settings(BaseSettings):
     )
     planner_threads: int = Field(1, ge=1, description="Solver threads per job.")
 
-    # data folder, TLS of the HTTP services (issue #16)
+    # data folder, HTTPS of the services and their clients
     data_dir: Path | None = Field(
         None, description="Folder of every database without a URL of its own; default: the "
         "per-user data folder (Linux: ~/.local/share/packloop). `packloop paths` shows it.",
+    )
+    gateway_tls_cert: Path | None = Field(
+        None, description="Certificate chain (PEM) the gateway serves HTTPS with, together "
+        "with PACKLOOP_GATEWAY_TLS_KEY; unset: plain HTTP.",
+    )
+    gateway_tls_key: Path | None = Field(
+        None, description="Private key (PEM) of the gateway's certificate."
+    )
+    planner_tls_cert: Path | None = Field(
+        None, description="Certificate chain (PEM) the planner serves HTTPS with, together "
+        "with PACKLOOP_PLANNER_TLS_KEY; unset: plain HTTP.",
+    )
+    planner_tls_key: Path | None = Field(
+        None, description="Private key (PEM) of the planner's certificate."
+    )
+    ca_file: Path | None = Field(
+        None, description="CA certificates (PEM) the command-line clients trust for HTTPS "
+        "(`plan submit|status|fetch`); unset: the system's trust store.",
     )
 
     @model_validator(mode="before")
