@@ -57,13 +57,17 @@ def forbidden_address(address: str) -> bool:
 
 
 class RefusedTarget(Exception):
-    """The webhook's host resolves to an address webhooks may not reach."""
+    """The webhook's URL cannot be checked, or its host resolves to an address webhooks
+    may not reach."""
 
 
 def public_address(host: str, port: int) -> str:
     """The address to connect to for ``host``: every address it resolves to must be public
     (one private answer refuses the host). Raises OSError when it does not resolve."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except UnicodeError:  # no IDNA form
+        raise RefusedTarget(f"{host!r} is not a valid host name") from None
     addresses = [str(info[4][0]) for info in infos]
     for address in addresses:
         if forbidden_address(address):
@@ -98,7 +102,10 @@ def pinned_request(url: str) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]
     address is checked when the notice is sent and connected to as checked, so a name
     that changes to a private address after registration (or between the check and the
     connection) is refused."""
-    target = httpx.URL(url)
+    try:
+        target = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise RefusedTarget(f"not a valid URL: {exc}") from None
     address = public_address(target.host, target.port or (443 if target.scheme == "https"
                                                           else 80))
     extensions: dict[str, Any] = {"sni_hostname": target.host} \
@@ -133,7 +140,10 @@ class WebhookDispatcher:
     def _post(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
         """One attempt; unless private targets are allowed, to the address checked now."""
         if self.config.webhook_allow_private:
-            return self._http.post(url, content=body, headers=headers)
+            try:
+                return self._http.post(url, content=body, headers=headers)
+            except (httpx.InvalidURL, UnicodeError) as exc:
+                raise RefusedTarget(f"not a valid URL: {exc}") from None
         target, host, extensions = pinned_request(url)
         return self._http.post(target, content=body, headers={**headers, **host},
                                extensions=extensions)

@@ -165,3 +165,16 @@ def test_a_name_that_does_not_resolve_is_retried_then_given_up(token_store,
     assert hooks.metrics.registry.get_sample_value(
         "packloop_gateway_webhook_attempts_total", {"hub": "H01", "result": "error"}) == 2
     hooks.stop()
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_a_url_that_cannot_be_checked_is_refused_not_an_error(token_store, allow) -> None:
+    """A host without an IDNA form: a reason at registration, 'refused' at delivery (an
+    exception would make the dispatcher retry its batch for ever)."""
+    url = "https://bad\x80host.example/p"
+    if not allow:
+        assert "not a valid host name" in (delivery.check_url(url) or "")
+    WebhookStore(token_store.engine).set("H01", url)
+    hooks = dispatcher(token_store, webhook_allow_private=allow)
+    assert hooks.handle(notice()) == "refused"
+    hooks.stop()
