@@ -1,7 +1,7 @@
 """County-week benchmark and scaling table for the planner's optimiser.
 
-    /work/venv/bin/python bench/optimizer_county.py                  # 100 %: plan + whole model
-    /work/venv/bin/python bench/optimizer_county.py --scales 25 50 100 200 --no-plan
+    .venv/bin/python bench/optimizer_county.py                  # 100 %: plan + whole model
+    .venv/bin/python bench/optimizer_county.py --scales 25 50 100 200 --no-plan
 
 Two measurements per scale:
 - plan: `optimizer.solve` as the CLI runs it (hub decomposition in worker processes, both
@@ -17,23 +17,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import optimizer  # noqa: E402
-from optimizer.model import build_model  # noqa: E402
-from optimizer.network_scenario import scenario_from_network  # noqa: E402
-from optimizer.routes import (  # noqa: E402
+import optimizer
+from optimizer import (
     active_villages,
-    candidate_routes,  # noqa: E402
+    build_model,
+    candidate_routes,
     max_stops,
+    run_highs,
+    scenario_from_network,
 )
-from optimizer.solver import run_highs  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
 NETWORK = ROOT / "streams" / "data" / "sample_county.json"
 
 

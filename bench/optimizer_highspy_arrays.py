@@ -1,43 +1,45 @@
 """The joint county model built straight into highspy's array API (no Pyomo), to measure
 how much of the Pyomo path's overhead is Pyomo's.
 
-    /work/venv/bin/python bench/optimizer_highspy_arrays.py [--scale 100] [--time-limit 120]
+    .venv/bin/python bench/optimizer_highspy_arrays.py [--scale 100] [--time-limit 120]
 
-It mirrors optimizer/model.py in joint mode (same candidate trips, same rows, docs/optimizer.md)
+It mirrors optimizer/model/ in joint mode (same candidate trips, same rows, docs/optimizer.md)
 and checks that it is the same model: equal column, row and non-zero counts and equal LP
 relaxation optimum against the Pyomo path. It prints build time, hand-over time and HiGHS's run
 time for the MILP with the same time limit and gap.
 
 One difference: trip counts are bounded here by fleet x trips per day only, not by the
-tighter "trips needed" bounds of optimizer/model.py (they do not bind the LP relaxation: equal
-optima at 25 % and 100 % scale).
+tighter "trips needed" bounds of optimizer/model/trip_counts.py (they do not bind the LP
+relaxation: equal optima at 25 % and 100 % scale).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import highspy
 import numpy as np
+from optimizer_county import network_at
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from optimizer.cuts import capacity_cover_rows  # noqa: E402
-from optimizer.model import (  # noqa: E402
+from optimizer import (
     ALL,
+    DistanceOracle,
+    Scenario,
     TripType,
+    active_villages,
+    build_model,
+    candidate_routes,
+    capacity_cover_rows,
     compatible_compartments,
+    compile_model,
+    make_highs,
+    max_stops,
+    scenario_from_network,
     vehicle_co2e_per_km,
 )
-from optimizer.routes import DistanceOracle  # noqa: E402
-from optimizer.scenario import Scenario  # noqa: E402
 
 INF = highspy.kHighsInf
 
@@ -110,7 +112,7 @@ class Arrays:
         return lp
 
 
-def build_arrays(s: Scenario, routes) -> Arrays:  # noqa: C901 - mirrors model.py section by section
+def build_arrays(s: Scenario, routes) -> Arrays:  # noqa: C901 - mirrors optimizer/model/ family by family
     A = Arrays()
     D = s.horizon_days
     cyclic = s.horizon_end == "cyclic"
@@ -449,13 +451,6 @@ def build_arrays(s: Scenario, routes) -> Arrays:  # noqa: C901 - mirrors model.p
 
 
 def main() -> None:
-    from optimizer_county import network_at
-
-    from optimizer.model import build_model
-    from optimizer.network_scenario import scenario_from_network
-    from optimizer.routes import active_villages, candidate_routes, max_stops
-    from optimizer.solver import compile_model, make_highs
-
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=int, default=100)
     ap.add_argument("--time-limit", type=float, default=120)

@@ -1,6 +1,6 @@
 """Which Pyomo -> HiGHS interface is fastest for the planner's model? Measured, not assumed.
 
-    /work/venv/bin/python bench/optimizer_interfaces.py [--scale 25] [--milp-hub H01]
+    .venv/bin/python bench/optimizer_interfaces.py [--scale 25] [--milp-hub H01]
 
 For the same Pyomo model (the joint county model's LP relaxation at --scale, so that HiGHS's
 own time is small and the interfaces' cost shows) it times, per interface, the wall time of
@@ -15,25 +15,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import pyomo.environ as pyo
+from optimizer_county import network_at
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from optimizer.model import build_model  # noqa: E402
-from optimizer.network_scenario import scenario_from_network  # noqa: E402
-from optimizer.planner import _active_villages, _max_stops  # noqa: E402
-from optimizer.routes import candidate_routes  # noqa: E402
-from optimizer.solver import run_highs  # noqa: E402
+from optimizer import (
+    active_villages,
+    build_model,
+    candidate_routes,
+    max_stops,
+    run_highs,
+    scenario_from_network,
+)
 
 
 def _model(s, relax: bool):
-    routes = candidate_routes(s, _active_villages(s), _max_stops(s))
+    routes = candidate_routes(s, active_villages(s), max_stops(s))
     b = build_model(s, routes, mode="joint")
     if relax:
         pyo.TransformationFactory("core.relax_integer_vars").apply_to(b.model)
@@ -77,8 +75,6 @@ def via_contrib(m, time_limit):
 
 
 def main() -> None:
-    from optimizer_county import network_at
-
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=int, default=25)
     ap.add_argument("--milp-hub", default="H01")

@@ -2,9 +2,9 @@
 
 The relaxation of the joint model lets a trip run a fraction of a time: the overflow of a
 cluster's parcels that does not fit on its milk run rides on 0.1 of an extra van, and a hub's
-trunk leg runs 1.1 times a day. On the county week that rounding was most of the gap between
-the relaxation and the optimum (largest hub: 16,799 vs 18,258 CNY), and the branch and bound
-spent its time proving it. Each cover here says: the trips that can reach a set of villages
+trunk leg runs 1.1 times a day. That rounding is most of the gap between the relaxation and
+the optimum, and without the covers the branch and bound spends its time proving it (figures
+in docs/optimizer.md). Each cover here says: the trips that can reach a set of villages
 in a span of days must together offer room for the litres that have to move there then, and
 since trips come whole, after dividing by a capacity δ the count rounds up (Chvátal–Gomory):
 
@@ -19,14 +19,9 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-import pyomo.environ as pyo
 
 from optimizer.scenario import Scenario
-
-if TYPE_CHECKING:
-    from optimizer.model import BuiltModel, Mode, TripType
+from optimizer.trips import ALL, WASTE, Mode, TripType, compatible_compartments, service_days
 
 # what must fit: ("down", class | ALL), ("up", class), ("back", ALL)
 Kind = tuple[str, str]
@@ -69,8 +64,6 @@ def capacity_cover_rows(
     what the row is, for infeasibility diagnoses: (unit, village or hub, direction, class,
     first day, last day, δ). A cover over several days is kept only if it says more than the
     single days it spans."""
-    from optimizer.model import ALL, WASTE, compatible_compartments, service_days
-
     cls = s.class_by_id()
     vts = {v.vehicle_type: v for v in s.vehicle_types}
     hub_of = {v.village_id: v.hub_id for v in s.villages}
@@ -147,13 +140,3 @@ def capacity_cover_rows(
                     rows[key] = ({t: math.ceil(r / delta - EPS) for t, r in rooms.items()}, rhs)
     return rows
 
-
-def add_capacity_covers(b: BuiltModel, s: Scenario) -> int:
-    """Add the covers to `b.model` as `cap_cover`; returns how many."""
-    rows = capacity_cover_rows(s, b.trips, b.mode, b.hubs, b.has_trunk)
-    m = b.model
-    m.cap_cover = pyo.Constraint(
-        list(rows),
-        rule=lambda m, *r: sum(c * m.trips[t] for t, c in rows[r][0].items()) >= rows[r][1],
-    )
-    return len(rows)

@@ -20,9 +20,11 @@ import highspy
 import numpy as np
 import pyomo.environ as pyo
 
+from optimizer.result import PlanResult, PlanStatus
 from optimizer.routes import DistanceOracle, subset_tours, tour_order
 from optimizer.scenario import Scenario
 from optimizer.solver import INF, ProgressFn, make_highs, relative_gap, run_highs
+from optimizer.vrplib import cvrplib_routes
 
 MAX_MILP_COLUMNS = 60_000
 
@@ -144,10 +146,12 @@ def _partition_milp(costs, masks, n, k, exact, time_limit_s, mip_gap, threads, p
     return res, chosen
 
 
-def solve_partition(s: Scenario, *, time_limit_s=None, mip_gap=None, threads=None,
-                    progress: ProgressFn | None = None):
-    from optimizer.planner import PlanResult
-
+def solve_cvrp(s: Scenario, *, time_limit_s: float | None = None, mip_gap: float | None = None,
+               threads: int | None = None, progress: ProgressFn | None = None) -> PlanResult:
+    """Solve a single-visit scenario (one hub, one day, one class; `routing.single_visit`)
+    as a CVRP: each village on exactly one route, with the fleet `count` as the number of
+    routes (exactly, with `routing.exact_fleet`). The CVRPLIB import
+    (`optimizer.vrplib.scenario_from_vrp`) builds such scenarios."""
     t0 = time.perf_counter()
     hub = s.hubs[0].hub_id
     vids = [v.village_id for v in s.villages]
@@ -165,7 +169,7 @@ def solve_partition(s: Scenario, *, time_limit_s=None, mip_gap=None, threads=Non
     dist = oracle.matrix([hub, *vids])
     if (demand > cap + 1e-9).any():
         bad = [vids[j] for j in np.nonzero(demand > cap + 1e-9)[0]]
-        return PlanResult("infeasible", None, None, None, None, None, {}, {}, [
+        return PlanResult.infeasible([
             {"what": f"demand at {v}", "why": f"exceeds vehicle capacity {cap:g}"} for v in bad])
     te = time.perf_counter()
     masks, km, _last = subset_tours(dist, demand, cap, vt.max_stops)
@@ -178,9 +182,9 @@ def solve_partition(s: Scenario, *, time_limit_s=None, mip_gap=None, threads=Non
     stats: dict[str, Any] = {"routes_enumerated": int(len(masks)), "enumerate_s": enum_s,
                              "lp_s": lp_s, **stats_cg}
     if z_lp is None:
-        return PlanResult("infeasible", None, None, None, None, None, {}, stats, [
+        return PlanResult.infeasible([
             {"what": "all customers", "why": f"cannot be covered by {k} vehicles of capacity "
-             f"{cap:g} (total demand {demand.sum():g})"}])
+             f"{cap:g} (total demand {demand.sum():g})"}], stats=stats)
     rc = _reduced_costs(costs, masks, n, pi, mu)
     stats["lp_bound"] = z_lp
     # incumbent: MILP over the columns with the smallest reduced costs
@@ -221,7 +225,7 @@ def solve_partition(s: Scenario, *, time_limit_s=None, mip_gap=None, threads=Non
     if complete and res2.bound is not None:
         bound = max(z_lp, res2.bound)
     gap = relative_gap(obj, bound)
-    status = "optimal" if gap <= 1e-9 else (
+    status: PlanStatus = "optimal" if gap <= 1e-9 else (
         "time_limit" if res2.status.startswith("time_limit") else "feasible")
     routes_stops = []
     trips: list[dict[str, Any]] = []
@@ -236,8 +240,6 @@ def solve_partition(s: Scenario, *, time_limit_s=None, mip_gap=None, threads=Non
                 demand[pos[v]] for v in stops))}, "up_litres": {}, "empties": {},
                 "recyclables_grams": 0.0},
         })
-    from optimizer.vrplib import cvrplib_routes
-
     stats.update({"wall_s": time.perf_counter() - t0, "milk_runs": len(trips),
                   "milp_highs_s": res2.highs_s})
     total_km = float(sum(t["km"] for t in trips))
@@ -246,5 +248,5 @@ def solve_partition(s: Scenario, *, time_limit_s=None, mip_gap=None, threads=Non
             "cost_cny": {"total": obj}}
     plan = {"mode": "joint", "horizon_days": 1, "horizon_end": s.horizon_end, "hubs": [hub],
             "trips": trips, "packaging": [], "service": [], "containers": [], "recyclables": []}
-    return PlanResult(status, obj, bound, gap, plan, kpis, {}, stats, [],
-                      factor_set=s.factor_set, routes=cvrplib_routes(routes_stops))
+    return PlanResult(status=status, objective=obj, bound=bound, gap=gap, plan=plan, kpis=kpis,
+                      stats=stats, factor_set=s.factor_set, routes=cvrplib_routes(routes_stops))

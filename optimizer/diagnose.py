@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from optimizer.model import compatible_compartments
 from optimizer.routes import DistanceOracle
 from optimizer.scenario import ReusableType, Scenario, SingleUseOption
+from optimizer.trips import compatible_compartments
 
 
 def describe_unservable(s: Scenario, items: list[tuple[str, int, str, str]]) -> list[dict]:

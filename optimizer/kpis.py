@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from optimizer.model import vehicle_co2e_per_km
 from optimizer.scenario import Scenario
+from optimizer.trips import vehicle_co2e_per_km
 
 
 def compute_kpis(plan: dict[str, Any], scenario: Scenario) -> dict[str, Any]:

@@ -9,7 +9,6 @@ does not depend on the streams package.
 from __future__ import annotations
 
 import json
-import math
 import random
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -18,7 +17,6 @@ from typing import Any
 from optimizer.factors import FactorSet, load_factors
 from optimizer.scenario import Scenario, load_scenario
 
-CLASSES = ("ambient", "chilled", "frozen")
 WEEKDAY_FACTOR = (1.10, 1.00, 0.98, 0.95, 1.02, 0.92, 1.03)
 
 
@@ -220,5 +218,4 @@ def scenario_from_network(
                    "pool_amortisation_weeks": f.value("prices.pool_amortisation_weeks")},
         "routing": {"circuity_factor": 1.3, "exact_max_villages": 8, "cluster_size": 6},
     }
-    _ = math
     return load_scenario(raw)

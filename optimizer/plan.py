@@ -9,7 +9,7 @@ from typing import Any
 
 import pyomo.environ as pyo
 
-from optimizer.model import ALL, BuiltModel
+from optimizer.model import BuiltModel
 from optimizer.scenario import Scenario
 
 EPS = 1e-7
@@ -222,6 +222,3 @@ def rounding_cost(plan: dict[str, Any], scenario: Scenario) -> dict[str, float]:
         extra += unit * (math.ceil(b - 1e-6) - b if b > 1e-6 else 0.0)
     return {"extra_cost_cny": extra}
 
-
-def is_all_purpose(trip: dict[str, Any]) -> bool:
-    return trip["purpose"] == ALL

@@ -16,14 +16,13 @@ import multiprocessing as mp
 import os
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Any
 
 from optimizer.kpis import compute_kpis, reductions
-from optimizer.model import ALL
 from optimizer.plan import merge_plans, rounding_cost
+from optimizer.result import PlanResult, PlanStatus
 from optimizer.routes import active_villages
-from optimizer.scenario import Scenario
+from optimizer.scenario import Scenario, ScenarioError
 from optimizer.solver import Progress, ProgressFn, relative_gap
 from optimizer.stages import (
     StageOutcome,
@@ -36,56 +35,13 @@ from optimizer.stages import (
 
 # A hub group's budget is OVERCOMMIT times its proportional share of the time left (always
 # capped by the deadline). Groups go out largest first and many stop at the requested gap
-# before their budget, so a strictly proportional split left the large groups at their time
-# limit above the gap while the last ones finished early and left both workers idle for the
-# last ~20 s of the county week.
+# before their budget: a strictly proportional split leaves the large groups at their time
+# limit above the gap while the last ones finish early and the workers idle.
 OVERCOMMIT = 1.25
 # Wall time a small hub group needs at the least (four stages at their 1 s floors, building
-# included; measured 2-3.5 s): kept back for the groups not yet started, so that the last
-# groups are not pushed past the deadline (at 200 % of the county they were, by 5 s).
+# included), kept back for the groups not yet started so that the last ones are not pushed
+# past the deadline.
 MIN_GROUP_S = 2.5
-
-
-@dataclass
-class PlanResult:
-    """Everything `packloop plan solve` prints or writes."""
-
-    status: str
-    objective: float | None
-    bound: float | None
-    gap: float | None
-    plan: dict[str, Any] | None
-    kpis: dict[str, Any] | None
-    baselines: dict[str, Any]
-    stats: dict[str, Any]
-    diagnosis: list[dict[str, Any]]
-    factor_set: str = ""
-    rounding: dict[str, float] = field(default_factory=dict)
-    routes: list[list[int]] | None = None  # CVRPLIB numbering, for --vrplib
-
-    def to_json_dict(self) -> dict[str, Any]:
-        trips = []
-        for t in (self.plan or {}).get("trips", []):
-            trips.append(t)
-        out: dict[str, Any] = {
-            "status": self.status,
-            "objective": self.objective,
-            "bound": self.bound,
-            "gap": self.gap,
-            "trips": trips,
-            "kpis": self.kpis,
-            "baselines": self.baselines,
-        }
-        if self.routes is not None:
-            out["routes"] = self.routes
-        if self.plan is not None:
-            for key in ("packaging", "containers", "recyclables", "service"):
-                out[key] = self.plan.get(key, [])
-        out["rounding"] = self.rounding
-        out["diagnosis"] = self.diagnosis
-        out["stats"] = self.stats
-        out["factor_set"] = self.factor_set
-        return out
 
 
 def _report_done(progress: ProgressFn | None, parts: list[dict[str, StageOutcome]],
@@ -130,9 +86,9 @@ def _second_pass(s: Scenario, parts: list[dict[str, StageOutcome]], pool, deadli
     """Give the time the quick hub groups left over to the groups that stopped above the
     gap at their budget, most absolute gap first, until the deadline.
 
-    Budgets are set when a group starts, before anyone knows which groups are hard; on the
-    county week most groups reach the gap in a fraction of their budget and the last
-    seconds were left idle while one or two hubs held the county gap above the target."""
+    Budgets are set when a group starts, before anyone knows which groups are hard: most
+    groups reach the gap in a fraction of their budget, while one or two may hold the
+    county gap above the target."""
     if deadline is None:
         return
 
@@ -248,14 +204,15 @@ def solve(
     baselines: bool = True,
     decompose: bool = True,
 ) -> PlanResult:
-    """Plan `scenario`: joint plan, KPIs, and the uncoordinated and sequential baselines."""
+    """Plan `scenario`: joint plan, KPIs, and the uncoordinated and sequential baselines.
+
+    A single-visit scenario (CVRP set partitioning, as imported from CVRPLIB) is another
+    problem with its own solver, `optimizer.solve_cvrp`; it is refused here."""
     t0 = time.perf_counter()
     s = scenario
     if s.routing.single_visit:
-        from optimizer.cvrp import solve_partition
-
-        return solve_partition(s, time_limit_s=time_limit_s, mip_gap=mip_gap, threads=threads,
-                               progress=progress)
+        raise ScenarioError([("routing.single_visit", "a single-visit (CVRP) scenario is "
+                              "solved by optimizer.solve_cvrp, not by the joint planner")])
     active = active_villages(s)
     vill_hub = {v.village_id: v.hub_id for v in s.villages}
     busy = sorted({vill_hub[i] for i in active})
@@ -375,11 +332,11 @@ def _result(s: Scenario, combined: dict[str, StageOutcome], t0: float,
     gap = None
     if joint.objective is not None and joint.bound is not None:
         gap = relative_gap(joint.objective, joint.bound)
-    status = joint.status
+    status: PlanStatus
     if joint.plan is not None:
         status = "optimal" if gap is not None and gap <= 1e-9 else (
-            "time_limit" if status.startswith("time_limit") else "feasible")
-    elif status.startswith("time_limit"):
+            "time_limit" if joint.status.startswith("time_limit") else "feasible")
+    elif joint.status.startswith("time_limit"):
         status = "time_limit"
     else:
         status = "infeasible"
@@ -399,5 +356,3 @@ def _result(s: Scenario, combined: dict[str, StageOutcome], t0: float,
         rounding=rounding_cost(joint.plan, s) if joint.plan is not None else {},
     )
 
-
-__all__ = ["ALL", "PlanResult", "solve"]

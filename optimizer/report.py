@@ -12,6 +12,7 @@ from typing import Any
 import jinja2
 import orjson
 
+from optimizer.result import PlanResult
 from optimizer.scenario import Scenario
 
 _TEMPLATE = jinja2.Template(
@@ -150,7 +151,7 @@ def route_map_svg(plan: dict[str, Any], scenario: Scenario) -> str:
     return out
 
 
-def write_report(result, scenario: Scenario, out_dir: str | Path) -> Path:
+def write_report(result: PlanResult, scenario: Scenario, out_dir: str | Path) -> Path:
     """Write plan.json and report.html into `out_dir`; return the report's path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -13,11 +13,12 @@ from typing import Any, Literal
 import pyomo.environ as pyo
 
 from optimizer.diagnose import describe_row, describe_unservable
-from optimizer.model import BuiltModel, Mode, TripType, build_model
+from optimizer.model import BuiltModel, build_model
 from optimizer.plan import extract_plan
 from optimizer.routes import hub_routes
 from optimizer.scenario import Scenario
 from optimizer.solver import Progress, ProgressFn, SolveResult, relative_gap, run_highs
+from optimizer.trips import Mode, TripType
 from optimizer.warmstart import copy_values, set_values, uncoordinated_as_start, values_of
 
 # Share of the time limit given to each stage; the joint solve gets what is left.
@@ -26,9 +27,8 @@ STAGE_SHARE = {"uncoordinated": 0.1, "single_use": 0.25, "sequential": 0.1}
 UNCOORDINATED_GAP = 0.03
 # HiGHS options of the warm-started joint solve. Its start (the sequential plan) is usually
 # within the requested gap of the optimum already; what the solve has to do is prove it, i.e.
-# raise the bound. HiGHS's default heuristic effort (0.05) spent more than half of the joint
-# time in RINS/RENS sub-MIPs that did not improve that start (largest hubs: 3-4 % gap after
-# 12 s with it, 2.7 % without; 1 % reached after 17 s instead of > 20 s). See docs/optimizer.md.
+# raise the bound, and HiGHS's default primal heuristics spend most of the time in sub-MIPs
+# that do not improve that start (figures in docs/optimizer.md).
 JOINT_WARM_OPTIONS: dict[str, Any] = {"mip_heuristic_effort": 0.0}
 # ... unless the single-use stage stopped above max(3 x the requested gap, 3 %)
 POOR_START_FACTOR = 3.0

@@ -16,7 +16,8 @@ from typing import Any
 
 import pyomo.environ as pyo
 
-from optimizer.model import ALL, BuiltModel
+from optimizer.model import BuiltModel
+from optimizer.trips import ALL
 
 Values = dict[tuple[str, Any], float]
 

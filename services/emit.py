@@ -3,6 +3,11 @@
 Every non-blank input line ends up in exactly one place: on the hub-events
 topic (valid) or on the dead-letter topic with its reason and line number, so
 ``accepted + rejected == non-blank lines`` always holds.
+
+With :class:`~streams.acceptance.AcceptanceLimits` (what ``packloop emit`` passes), an
+event the stream worker would not apply for its time (too far ahead of the clock, or
+behind it) is rejected here with that reason, so the count of accepted events is the
+count the worker applies.
 """
 
 from __future__ import annotations
@@ -10,8 +15,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import IO, Any
 
+from streams.acceptance import AcceptanceLimits, check_occurred_at
 from streams.deadletter import dead_letter_record
 from streams.events import MAX_EVENT_BYTES, EventError, event_to_json, parse_hub_event
 from streams.kafka import KafkaConnection
@@ -79,6 +86,19 @@ def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes, int]]:
             yield number, b"", consumed
 
 
+def check_line(raw: bytes, network: Network,
+               acceptance: AcceptanceLimits | None = None) -> tuple[Any, EventError | None]:
+    """The event of one line and why it is refused (None: it goes to hub-events)."""
+    try:
+        event = parse_hub_event(raw)
+    except EventError as exc:
+        return None, exc
+    problem = network.check_event(event)
+    if problem is None and acceptance is not None:
+        problem = check_occurred_at(event.occurred_at, datetime.now(UTC), acceptance)
+    return event, problem
+
+
 class Emitter:
     """Validate and produce events; one producer for events and dead letters."""
 
@@ -89,6 +109,7 @@ class Emitter:
         network: Network,
         source: str = "emit",
         max_rejections_kept: int = 5,
+        acceptance: AcceptanceLimits | None = None,
     ) -> None:
         from kafka import KafkaProducer
 
@@ -96,6 +117,7 @@ class Emitter:
         self.network = network
         self.source = source
         self.max_rejections_kept = max_rejections_kept
+        self.acceptance = acceptance
         self.producer = KafkaProducer(
             acks="all",
             linger_ms=10,
@@ -111,12 +133,7 @@ class Emitter:
         self._pending_dead_letters: list[Any] = []
 
     def validate(self, raw: bytes) -> tuple[Any, EventError | None]:
-        try:
-            event = parse_hub_event(raw)
-        except EventError as exc:
-            return None, exc
-        problem = self.network.check_event(event)
-        return event, problem
+        return check_line(raw, self.network, self.acceptance)
 
     def submit(self, raw: bytes, line: int | None = None) -> EventError | None:
         event, problem = self.validate(raw)
@@ -193,9 +210,10 @@ def emit_stream(
     topics: Topics,
     network: Network,
     on_progress: Callable[[int], None] | None = None,
+    acceptance: AcceptanceLimits | None = None,
 ) -> EmitReport:
     """Emit every line of a JSON Lines stream; ``on_progress`` gets bytes consumed."""
-    emitter = Emitter(kafka, topics, network)
+    emitter = Emitter(kafka, topics, network, acceptance=acceptance)
     try:
         for number, line, consumed in read_lines(stream):
             if line:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.acceptance import AcceptanceLimits
 from streams.kafka import DEFAULT_FETCH_MAX_WAIT_MS, DEFAULT_SESSION_TIMEOUT_MS, KafkaConnection
 from streams.topics import DEFAULT_PARTITIONS, Topics
 
@@ -79,11 +80,18 @@ class Settings(BaseSettings):
     worker_batch_within_s: float = Field(
         0.05, gt=0, description="Longest wait to fill an agent batch (seconds)."
     )
-    worker_dedupe_horizon_days: float = Field(
-        14.0, gt=0, description="Stream-time horizon of the event_id dedupe set."
+    worker_dedupe_horizon_days: float | None = Field(
+        None, gt=0,
+        description="Stream-time horizon of the event_id dedupe set; default (and never "
+        "less than): PACKLOOP_ACCEPT_MAX_LATENESS_DAYS + 2 days + the future tolerance.",
     )
     worker_future_tolerance_hours: float = Field(
         1.0, gt=0, description="Events further ahead of the wall clock are dead-lettered."
+    )
+    worker_delivery_margin_days: float = Field(
+        2.0, ge=0,
+        description="How long an accepted event may wait in hub-events (a worker down, a "
+        "long recovery) and still be counted: widens the dedupe horizon (docs/streams.md).",
     )
     worker_standby_replicas: int = Field(0, ge=0, description="Faust table standby replicas.")
     worker_log_level: str = Field("info", description="Worker log level.")
@@ -166,6 +174,20 @@ class Settings(BaseSettings):
     )
     planner_threads: int = Field(1, ge=1, description="Solver threads per job.")
 
+    # What the gateway and `emit` accept up front (the worker's rules, applied before
+    # answering, so that an accepted event is applied)
+    accept_max_lateness_days: float = Field(
+        90.0, gt=0,
+        description="The gateway and `emit` refuse events further behind the clock "
+        "(reason too_late); the worker's dedupe horizon must cover at least this.",
+    )
+
+    metrics_faust: bool = Field(
+        False,
+        description="Also serve Faust's own faust_* metrics on the worker's /metrics "
+        "(about 150 series).",
+    )
+
     # data folder, HTTPS of the services and their clients
     data_dir: Path | None = Field(
         None, description="Folder of every database without a URL of its own; default: the "
@@ -196,6 +218,14 @@ class Settings(BaseSettings):
         from services.paths import fill_default_databases
 
         return fill_default_databases(values)
+
+    def acceptance(self) -> AcceptanceLimits:
+        """The time limits the gateway and `emit` check with: the worker's own."""
+        return AcceptanceLimits(
+            max_lateness_days=self.accept_max_lateness_days,
+            future_tolerance_hours=self.worker_future_tolerance_hours,
+            delivery_margin_days=self.worker_delivery_margin_days,
+        )
 
     def kafka(self) -> KafkaConnection:
         return KafkaConnection(
@@ -235,8 +265,11 @@ class Settings(BaseSettings):
             web_port=web_port or self.web_port,
             batch_size=self.worker_batch_size,
             batch_within_s=self.worker_batch_within_s,
+            max_lateness_days=self.accept_max_lateness_days,
+            delivery_margin_days=self.worker_delivery_margin_days,
             dedupe_horizon_days=self.worker_dedupe_horizon_days,
             future_tolerance_hours=self.worker_future_tolerance_hours,
+            metrics_faust=self.metrics_faust,
             standby_replicas=self.worker_standby_replicas,
             canonical_url=self.worker_canonical_url,
             metrics_village_label=self.metrics_village_label,

@@ -6,7 +6,8 @@ is imported from its module on first use, so ``from streams import KafkaConnecti
 in a CLI or an HTTP service does not load Faust, which only a worker needs.
 
 The modules, in the order data flows: :mod:`~streams.events` (the event contract),
-:mod:`~streams.kafka` and :mod:`~streams.topics` (where events travel),
+:mod:`~streams.acceptance` (the time limits a sender checks so that accepted means
+counted), :mod:`~streams.kafka` and :mod:`~streams.topics` (where events travel),
 :mod:`~streams.network` (the county's reference data), :mod:`~streams.processor` (one
 partition's records turned into state changes), :mod:`~streams.state` (the per-village
 state), :mod:`~streams.app` (the Faust worker factory, wiring
@@ -19,6 +20,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from streams.acceptance import AcceptanceLimits, check_occurred_at
     from streams.app import WorkerOptions, create_worker
     from streams.consume import iter_topic
     from streams.deadletter import dead_letter_record, decode_raw
@@ -53,6 +55,7 @@ __all__ = [
     "DEFAULT_SESSION_TIMEOUT_MS",
     "MAX_EVENT_BYTES",
     "SAMPLE_NETWORK_PATH",
+    "AcceptanceLimits",
     "BatchHistogram",
     "ContainerPool",
     "ContainerType",
@@ -70,6 +73,7 @@ __all__ = [
     "Village",
     "VillageState",
     "WorkerOptions",
+    "check_occurred_at",
     "create_topics",
     "create_worker",
     "dead_letter_record",
@@ -86,6 +90,7 @@ __all__ = [
 _MODULE_OF = {
     name: module
     for module, names in {
+        "streams.acceptance": ("AcceptanceLimits", "check_occurred_at"),
         "streams.app": ("WorkerOptions", "create_worker"),
         "streams.consume": ("iter_topic",),
         "streams.deadletter": ("dead_letter_record", "decode_raw"),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams import metrics, views
+from streams.acceptance import AcceptanceLimits
 from streams.agents import village
 from streams.faust_ext import PackloopApp
 from streams.kafka import KafkaConnection
@@ -35,8 +36,15 @@ class WorkerOptions:
     canonical_url: str | None = None
     batch_size: int = 10_000
     batch_within_s: float = 0.05
-    dedupe_horizon_days: float = 14.0
+    #: the backlog a hub may upload: events up to this far behind are applied exactly
+    #: once (the dedupe horizon follows from it, see streams.acceptance)
+    max_lateness_days: float = 90.0
+    #: events dated further ahead of the wall clock are dead-lettered
     future_tolerance_hours: float = 1.0
+    #: consumer lag (plus clock skew) the lateness guarantee absorbs
+    delivery_margin_days: float = 2.0
+    #: a wider dedupe horizon than the lateness needs (None or less: what it needs)
+    dedupe_horizon_days: float | None = None
     standby_replicas: int = 0
     datadir: str | None = None
     #: Faust's commit interval (offsets are a hint here: resume uses the table)
@@ -46,6 +54,17 @@ class WorkerOptions:
     metrics_village_label: bool = True
     #: Kafka static group membership (group.instance.id); None: dynamic membership
     group_instance_id: str | None = None
+    #: also serve Faust's own ``faust_*`` metrics on ``/metrics`` (about 150 series)
+    metrics_faust: bool = False
+
+    @property
+    def acceptance(self) -> AcceptanceLimits:
+        """The limits the gateway and ``emit`` must check with (same numbers as here)."""
+        return AcceptanceLimits(
+            max_lateness_days=self.max_lateness_days,
+            future_tolerance_hours=self.future_tolerance_hours,
+            delivery_margin_days=self.delivery_margin_days,
+        )
 
     @property
     def url(self) -> str:

@@ -114,6 +114,13 @@ def _format_utc(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _hours(value: Any) -> Any:
+    """A JSON number of hours; booleans and strings are refused, not coerced."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a JSON number of hours")
+    return value
+
+
 Grams = Annotated[int, Field(ge=0, strict=True), BeforeValidator(_integral)]
 SignedGrams = Annotated[int, Field(strict=True), BeforeValidator(_integral)]
 Count = Annotated[int, Field(ge=1, strict=True), BeforeValidator(_integral)]
@@ -187,9 +194,17 @@ class WasteAdjustment(EventBase):
 
 
 class PickupCancelled(EventBase):
+    """A hub calls off the open pickup; no new one is requested for the village until
+    ``snooze_hours`` of stream time have passed, or new waste reaches a weight threshold."""
+
     type: Literal["pickup_cancelled"] = "pickup_cancelled"
     pickup_id: Identifier
     reason: Annotated[str, Field(min_length=1, max_length=2000)]
+    snooze_hours: Annotated[float, Field(ge=0, le=8784), BeforeValidator(_hours)] | None = Field(
+        default=None,
+        description="Hours (of event time) before the village may be asked for again; "
+        "default: the network's pickup_snooze_hours. 0: at once, if still over a threshold.",
+    )
 
 
 class _PickupNotice(EventBase):

@@ -69,6 +69,8 @@ class MetricSpec:
     ``name`` is the family name as Prometheus stores it (counters end in ``_total``).
     ``labels`` are in village-label mode; :meth:`labels_for` gives the other mode.
     ``values`` names the closed value set of a label where there is one.
+    ``deprecated_for`` names the family that replaces this one: both are exported, with
+    the same values, for one release.
     """
 
     name: str
@@ -81,6 +83,8 @@ class MetricSpec:
         default_factory=lambda: MappingProxyType({})
     )
     village_only: bool = False
+    #: the name that replaces this one (kept one release, its HELP says DEPRECATED)
+    deprecated_for: str | None = None
 
     def labels_for(self, village_label: bool = True) -> tuple[str, ...]:
         """The labels exported in the given mode (without ``village`` when it is off)."""
@@ -157,12 +161,29 @@ METRICS: tuple[MetricSpec, ...] = (
         values=_v(reason=PICKUP_REASONS),
     ),
     MetricSpec(
+        "packloop_pickups_requested_by_material_total", "counter", ("hub", "material"),
+        "Recycling pickups requested because a material's own limit was crossed first "
+        '(reason="material_grams" of packloop_pickups_requested_total), by that material.',
+        values=_v(material=MATERIALS),
+    ),
+    MetricSpec(
         "packloop_pickups_completed_total", "counter", _PICKUP,
         "Recycling pickups completed (recycling collected for an open pickup).",
     ),
     MetricSpec(
+        "packloop_pickups_cancelled_total", "counter", _PICKUP,
+        "Recycling pickups cancelled by the hub while open (pickup_cancelled).",
+    ),
+    MetricSpec(
+        "packloop_pickups_overdue_notices_total", "counter", _PICKUP,
+        "Pickups that outlived the pickup SLA while open: one pickup_overdue notice each "
+        "(a counter; the gauge of those open now is packloop_pickups_open_overdue).",
+    ),
+    MetricSpec(
         "packloop_pickups_overdue_total", "counter", _PICKUP,
-        "Pickups that outlived the pickup SLA while open.",
+        "DEPRECATED: use packloop_pickups_overdue_notices_total (same value; this name goes "
+        "in the next release). Pickups that outlived the pickup SLA while open.",
+        deprecated_for="packloop_pickups_overdue_notices_total",
     ),
     MetricSpec(
         "packloop_pickups_open", "gauge", _PICKUP,
@@ -170,7 +191,8 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "packloop_pickups_open_overdue", "gauge", _PICKUP,
-        "Open pickups that are past the pickup SLA now.",
+        "Open pickups that are past the pickup SLA now (a gauge; the counter of pickups "
+        "that went overdue is packloop_pickups_overdue_notices_total).",
     ),
     # -- containers (worker) --------------------------------------------------------------
     MetricSpec(

@@ -29,7 +29,12 @@ Mapping of worker values onto contract labels:
   kind of the first threshold it crossed (``outstanding_grams``, then
   ``material_grams`` — the material is dropped: ``material_grams:eps_foam`` ->
   ``material_grams`` — then ``max_age_hours``), so ``sum()`` over reasons is the number
-  of pickups requested.
+  of pickups requested. The material of the ``material_grams`` ones is in
+  ``packloop_pickups_requested_by_material_total{hub, material}`` (per hub, every
+  material, so a township's series exist before its first such pickup; pickups
+  requested before the state kept the material are in neither material).
+* ``packloop_pickups_overdue_total`` is the deprecated name of
+  ``packloop_pickups_overdue_notices_total`` (the same value, kept one release).
 * ``packloop_events_total``: ``applied``, ``duplicate`` and ``rerouted`` carry
   ``reason=""``; ``dead_lettered`` carries the dead-letter reason. Dead letters counted
   by a state written before per-reason counts existed appear as
@@ -160,7 +165,10 @@ _EXPECTED_LABELS = {
     "packloop_village_info": ("village", "hub", "lat", "lon"),
     "packloop_hub_info": ("hub", "name", "lat", "lon"),
     "packloop_pickups_requested_total": ("village", "hub", "reason"),
+    "packloop_pickups_requested_by_material_total": ("hub", "material"),
     "packloop_pickups_completed_total": ("village", "hub"),
+    "packloop_pickups_cancelled_total": ("village", "hub"),
+    "packloop_pickups_overdue_notices_total": ("village", "hub"),
     "packloop_pickups_overdue_total": ("village", "hub"),
     "packloop_pickups_open": ("village", "hub"),
     "packloop_pickups_open_overdue": ("village", "hub"),
@@ -315,7 +323,10 @@ class PackloopCollector(Collector):
         win_g = acc["packloop_waste_window_generated_grams"]
         win_r = acc["packloop_waste_window_recovered_grams"]
         req = acc["packloop_pickups_requested_total"]
+        by_material = acc["packloop_pickups_requested_by_material_total"]
         done = acc["packloop_pickups_completed_total"]
+        cancelled = acc["packloop_pickups_cancelled_total"]
+        notices = acc["packloop_pickups_overdue_notices_total"]
         over = acc["packloop_pickups_overdue_total"]
         opened = acc["packloop_pickups_open"]
         open_over = acc["packloop_pickups_open_overdue"]
@@ -352,7 +363,11 @@ class PackloopCollector(Collector):
             reasons = state.pickup_reasons
             for kind in PICKUP_REASON_KINDS:
                 _inc(req, vl, (vid, hub, kind), reasons.get(kind, 0))
+            for m, n in state.pickup_materials.items():
+                by_material[(hub, m)] = by_material.get((hub, m), 0) + n
             _inc(done, vl, (vid, hub), state.pickups_collected)
+            _inc(cancelled, vl, (vid, hub), state.pickups_cancelled)
+            _inc(notices, vl, (vid, hub), state.pickups_overdue)
             _inc(over, vl, (vid, hub), state.pickups_overdue)
             op = state.open_pickup
             _inc(opened, vl, (vid, hub), 1 if op is not None else 0)
@@ -403,10 +418,13 @@ class PackloopCollector(Collector):
                 _inc(thr, vl, (key_v, hub, str(getattr(material, "value", material))), limit)
             if vl:
                 vinfo[(vid, hub, str(village.lat), str(village.lon))] = 1
+        by_material = acc["packloop_pickups_requested_by_material_total"]
         for hub_id in hubs:
             hub = net.hubs.get(hub_id)
             if hub is not None:
                 hinfo[(hub_id, hub.name, str(hub.lat), str(hub.lon))] = 1
+            for m in mn.MATERIALS:
+                by_material.setdefault((hub_id, m), 0)
 
     def _pipeline_series(self, acc: dict[str, dict[tuple[str, ...], float]]) -> None:
         lag = acc["packloop_consumer_lag_records"]
@@ -525,9 +543,10 @@ class WorkerSource:
 
 
 def install(worker: StreamsWorker, local: LocalState) -> CollectorRegistry:
-    """Serve ``/metrics`` on the worker's web server: Faust's own metrics (its Prometheus
-    monitor, prefixed ``faust_``) and packloop's (:class:`PackloopCollector`). Returns a
-    registry with both, for rendering outside the web server.
+    """Serve ``/metrics`` on the worker's web server: packloop's metrics
+    (:class:`PackloopCollector`) and, with ``WorkerOptions.metrics_faust``, Faust's own
+    (its Prometheus monitor, prefixed ``faust_``, ~150 series an operator rarely needs).
+    Returns a registry with both, for rendering outside the web server.
 
     The page reads the state on the event loop in slices
     (:meth:`PackloopCollector.accumulate_async`) and builds and renders the text in a
@@ -546,7 +565,8 @@ def install(worker: StreamsWorker, local: LocalState) -> CollectorRegistry:
     prometheus_client.disable_created_metrics()  # no _created series (doubles counters)
     faust_registry = prometheus_client.CollectorRegistry(auto_describe=False)
     app = worker.app
-    app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(faust_registry, "faust"))
+    if worker.options.metrics_faust:
+        app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(faust_registry, "faust"))
     histogram = BatchHistogram()
     source = WorkerSource(worker, local, lambda tp: app.consumer.highwater(tp))
     collector = PackloopCollector(

@@ -39,6 +39,7 @@ def month_rows(villages: Iterable[VillageState], month: str) -> list[dict[str, A
                     "requested": b.pickups_requested,
                     "completed": b.pickups_completed,
                     "overdue": b.pickups_overdue,
+                    "cancelled": b.pickups_cancelled,
                 },
                 "containers": {
                     ct: dict(zip(("issued", "returned", "damaged", "lost"), c, strict=True))

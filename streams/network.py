@@ -60,6 +60,12 @@ class _DefaultsIn(BaseModel):
     thresholds: _ThresholdsIn
     pickup_sla_hours: float = Field(default=72, gt=0)
     container_overdue_days: float = Field(default=14, gt=0)
+    pickup_snooze_hours: float = Field(
+        default=24,
+        ge=0,
+        description="After a cancelled pickup, hours before the village is asked for again "
+        "(unless new waste reaches a weight threshold); a cancel's snooze_hours overrides it.",
+    )
 
 
 class NetworkFile(BaseModel):
@@ -122,6 +128,7 @@ class Network:
     pickup_sla_hours: float
     container_overdue_days: float
     timezone: ZoneInfo
+    pickup_snooze_hours: float = 24.0
     source: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -222,6 +229,7 @@ def network_from_dict(data: dict[str, Any], source: str = "<dict>") -> Network:
         pickup_sla_hours=parsed.defaults.pickup_sla_hours,
         container_overdue_days=parsed.defaults.container_overdue_days,
         timezone=tz,
+        pickup_snooze_hours=parsed.defaults.pickup_snooze_hours,
         source=source,
         raw=data,
     )

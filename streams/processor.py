@@ -19,7 +19,8 @@ writes. Hence:
   the last record processed for it, so such records are recognised and skipped,
   and the village's counters (written in the same value) are not bumped twice.
 * A re-sent event (new offset, same ``event_id``) is found in the village's dedupe
-  set, which is also part of the same value.
+  set, which is also part of the same value (its sealed segments are records written
+  before the value that names them: :mod:`streams.state.dedupe`).
 
 Pickup notices are published (and acknowledged) *before* the state that records
 them is written, and their ``pickup_id``/``event_id`` are derived from the state,
@@ -31,9 +32,11 @@ from __future__ import annotations
 
 import heapq
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from streams.acceptance import AcceptanceLimits
 from streams.deadletter import dead_letter_record
 from streams.events import (
     EventError,
@@ -50,6 +53,7 @@ from streams.state import (
     Limits,
     PartitionMarker,
     Rejected,
+    SealedIds,
     VillageState,
     apply,
     check,
@@ -59,8 +63,14 @@ from streams.state import (
     marker_key,
     next_due,
     prune,
+    segment_key,
     to_us,
 )
+
+#: A table write: a value, or ``None`` to delete the key (a tombstone).
+TableWrite = tuple[str, VillageState | PartitionMarker | SealedIds | None]
+
+_LIMITS = AcceptanceLimits()
 
 #: Namespace of pickup notice event ids: uuid5(PICKUP_NAMESPACE, pickup_id + ":" + kind)
 PICKUP_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:packloop:pickups")
@@ -86,8 +96,10 @@ def murmur2_partition(key: bytes, partitions: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class ProcessingConfig:
-    dedupe_horizon_us: int = 14 * DAY_US
-    future_tolerance_us: int = HOUR_US
+    """The worker's limits; the defaults are :class:`~streams.acceptance.AcceptanceLimits`'."""
+
+    dedupe_horizon_us: int = _LIMITS.dedupe_horizon_us
+    future_tolerance_us: int = _LIMITS.future_tolerance_us
     partitions: int = 1
     source_topic: str = "hub-events"
 
@@ -150,11 +162,46 @@ class PartitionProcessor:
         self.outbox = Outbox()
         self.dirty: dict[str, VillageState] = {}
         self.last_offset = self.marker.offset
+        self.missing_segments: dict[str, list[int]] = {}
         self._limits: dict[str, Limits] = {}
         self._due: dict[str, int] = {}
         self._heap: list[tuple[int, str]] = []
         for state in self.villages.values():
             self._schedule(state)
+
+    @classmethod
+    def from_table(
+        cls,
+        partition: int,
+        network: Any,
+        config: ProcessingConfig,
+        items: Iterable[tuple[str, Any]],
+    ) -> PartitionProcessor:
+        """The processor of ``partition`` rebuilt from its table entries (after a
+        rebalance or a crash), sealed dedupe segments attached to their villages and the
+        timers already due fired. ``missing_segments`` names any sealed segment a village
+        value relies on that was not among the entries (never, while the changelog is a
+        prefix of the writes)."""
+        villages: dict[str, VillageState] = {}
+        segments: list[SealedIds] = []
+        marker: PartitionMarker | None = None
+        for key, value in items:
+            if isinstance(value, VillageState):
+                villages[key] = value
+            elif isinstance(value, SealedIds):
+                segments.append(value)
+            elif isinstance(value, PartitionMarker) and value.partition == partition:
+                marker = value
+        for seg in segments:
+            state = villages.get(seg.village_id)
+            if state is not None:
+                state.seen.attach(seg.day, seg.blob)
+        proc = cls(partition, network, config, villages, marker)
+        proc.missing_segments = {
+            vid: gap for vid, state in villages.items() if (gap := state.seen.missing())
+        }
+        proc.resume()
+        return proc
 
     # ---- helpers ----
 
@@ -271,12 +318,15 @@ class PartitionProcessor:
         at = to_us(event.occurred_at)
         h = id_hash(event.event_id)
         if offset <= state.offset:
-            # Redelivered after a crash or a rebalance: its effect is already in state.
+            # Redelivered after a crash or a rebalance: its effect is already in state,
+            # but the stream time it reached must fire the timers it fired then (their
+            # effect on other villages may not have landed).
             if h in state.seen:
                 state.duplicates += 1
                 self.dirty[vid] = state
                 if self.stream_time is None or at > self.stream_time:
                     self.stream_time = at
+                    self._fire_timers(at)
             return
         err = self.network.check_event(event)
         if err is not None:
@@ -320,12 +370,12 @@ class PartitionProcessor:
         if st is None or at > st:
             st = self.stream_time = at
         apply(state, event, at, self.tz, self.container_types)
-        state.seen.add(h, at)
+        state.seen.add(h, st)
         state.applied += 1
         state.offset = offset
         if state.last_at is None or at > state.last_at:
             state.last_at = at
-        self._emit(evaluate(state, st, at, self.limits(vid)))
+        self._emit(evaluate(state, st, st, self.limits(vid)))
         self.dirty[vid] = state
         self._schedule(state)
         self._fire_timers(st)
@@ -335,14 +385,25 @@ class PartitionProcessor:
         if self.stream_time is not None:
             self._fire_timers(self.stream_time)
 
-    def checkpoint(self) -> list[tuple[str, VillageState | PartitionMarker]]:
-        """End of batch: the table writes, villages first and the marker last."""
+    def checkpoint(self) -> list[TableWrite]:
+        """End of batch: the table writes, villages first and the marker last.
+
+        Each village's newly sealed dedupe segments come just before its value (which
+        names them), the tombstones of its forgotten ones just after (it no longer does).
+        """
         villages = list(self.dirty.items())
         self.dirty.clear()
-        if self.stream_time is not None:
-            for _key, state in villages:
-                prune(state, self.stream_time, self.tz, self.config.dedupe_horizon_us)
-        writes: list[tuple[str, VillageState | PartitionMarker]] = list(villages)
+        now = self.stream_time
+        writes: list[TableWrite] = []
+        for vid, state in villages:
+            if now is None:
+                writes.append((vid, state))
+                continue
+            gone = prune(state, now, self.tz, self.config.dedupe_horizon_us)
+            for day, blob in state.seen.seal(now // DAY_US):
+                writes.append((segment_key(vid, day), SealedIds(vid, day, blob)))
+            writes.append((vid, state))
+            writes.extend((segment_key(vid, day), None) for day in gone)
         m = self.marker
         if self.last_offset > m.offset or writes or self.stream_time != m.stream_time:
             m.offset = self.last_offset

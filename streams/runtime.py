@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 from faust.types import TP
 
 from streams.processor import PartitionProcessor, ProcessingConfig, murmur2_partition
-from streams.state import PartitionMarker, VillageState, is_marker_key, marker_key
+from streams.state import (
+    PartitionMarker,
+    is_marker_key,
+    is_segment_key,
+    marker_key,
+    segment_village,
+)
 
 if TYPE_CHECKING:
     from streams.worker import StreamsWorker
@@ -48,6 +54,8 @@ class Runtime:
     def partition_of(self, key: str) -> int:
         if is_marker_key(key):
             return int(key[2:])
+        if is_segment_key(key):
+            key = segment_village(key)
         return murmur2_partition(key.encode("utf-8"), self.config.partitions)
 
     def processor(self, partition: int) -> PartitionProcessor:
@@ -58,24 +66,24 @@ class Runtime:
         return proc
 
     def _build(self, partition: int) -> PartitionProcessor:
-        data = self.worker.table.data
-        villages: dict[str, VillageState] = {}
-        marker: PartitionMarker | None = None
-        for key, value in list(data.items()):
-            if isinstance(value, VillageState):
-                if self.partition_of(key) == partition:
-                    villages[key] = value
-        m = data.get(marker_key(partition))
-        if isinstance(m, PartitionMarker):
-            marker = m
-        proc = PartitionProcessor(partition, self.network, self.config, villages, marker)
-        proc.resume()
+        items = [
+            (key, value)
+            for key, value in list(self.worker.table.data.items())
+            if self.partition_of(key) == partition
+        ]
+        proc = PartitionProcessor.from_table(partition, self.network, self.config, items)
         log.info(
             "partition %d: %d villages recovered, marker offset %s",
             partition,
-            len(villages),
+            len(proc.villages),
             proc.marker.offset,
         )
+        for vid, days in proc.missing_segments.items():
+            log.error(
+                "partition %d: village %s names sealed dedupe segments %s that the table "
+                "does not hold: re-sends of their events would count again",
+                partition, vid, days,
+            )
         return proc
 
     def stream_time(self, partition: int) -> int | None:

@@ -15,7 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from streams.months import merge_months, month_rows, valid_month
-from streams.state import PartitionMarker, VillageState, iso, marker_key
+from streams.state import Limits, PartitionMarker, VillageState, iso, marker_key, snooze_until
 
 if TYPE_CHECKING:
     from streams.worker import StreamsWorker
@@ -76,6 +76,7 @@ def village_detail(
             "hub_id": state.hub_id,
             "stream_time": iso(now),
             "last_event_at": iso(state.last_at),
+            # the oldest uncollected waste (to the hour): collections take the oldest first
             "waste_since": iso(state.waste_since),
             "waste_age_hours": round((now - state.waste_since) / 3.6e9, 3)
             if now is not None and state.waste_since is not None
@@ -96,6 +97,12 @@ def village_detail(
                 "overdue": state.pickups_overdue,
                 "collected": state.pickups_collected,
                 "cancelled": state.pickups_cancelled,
+                # a cancel holds the next request back until then (or enough new waste)
+                "snoozed_until": iso(
+                    snooze_until(state, Limits.for_village(network, state.village_id))
+                )
+                if state.village_id in network.villages
+                else None,
             },
             "containers": containers,
             "return_rate": round(returned / issued, 4) if issued else None,
@@ -123,7 +130,7 @@ def local_status(
     """Status of a set of villages (with their partition's stream time)."""
     out_v: dict[str, Any] = {}
     hubs: dict[str, dict[str, Any]] = {}
-    pickups = {"requested": 0, "open": 0, "overdue": 0}
+    pickups = {"requested": 0, "open": 0, "overdue": 0, "cancelled": 0}
     events = {"applied": 0, "duplicates": 0, "dead_lettered": 0, "rerouted": 0}
     for state, now in villages:
         events["applied"] += state.applied
@@ -131,6 +138,7 @@ def local_status(
         events["dead_lettered"] += state.dead_lettered
         pickups["requested"] += state.pickups_requested
         pickups["overdue"] += state.pickups_overdue
+        pickups["cancelled"] += state.pickups_cancelled
         pickups["open"] += 1 if state.open_pickup else 0
         if state.applied and (village is None or state.village_id == village):
             out_v[state.village_id] = village_summary(state)
@@ -150,7 +158,7 @@ def merge_status(parts: list[dict[str, Any]]) -> dict[str, Any]:
     merged: dict[str, Any] = {
         "villages": {},
         "hubs": {},
-        "pickups": {"requested": 0, "open": 0, "overdue": 0},
+        "pickups": {"requested": 0, "open": 0, "overdue": 0, "cancelled": 0},
         "events": {"applied": 0, "duplicates": 0, "dead_lettered": 0, "rerouted": 0},
     }
     for part in parts:

@@ -19,7 +19,7 @@ from faust.types import TP
 
 from streams.processor import PartitionProcessor, ProcessingConfig
 from streams.runtime import Runtime
-from streams.state import DAY_US, HOUR_US, encode_value
+from streams.state import DAY_US, encode_value
 from streams.topics import Topics
 
 if TYPE_CHECKING:
@@ -44,9 +44,12 @@ class StreamsWorker:
         self.topics = topics
         self.network = network
         self.options = options
+        limits = options.acceptance
         self.config = ProcessingConfig(
-            dedupe_horizon_us=int(options.dedupe_horizon_days * DAY_US),
-            future_tolerance_us=int(options.future_tolerance_hours * HOUR_US),
+            dedupe_horizon_us=max(
+                limits.dedupe_horizon_us, int((options.dedupe_horizon_days or 0) * DAY_US)
+            ),
+            future_tolerance_us=limits.future_tolerance_us,
             partitions=options.partitions,
             source_topic=topics.hub_events,
         )
@@ -167,10 +170,15 @@ class StreamsWorker:
         pending: dict[int, int] = {}
         for proc in procs:
             for key, value in proc.checkpoint():
-                data[key] = value
+                if value is None:  # a tombstone: compaction drops the key
+                    data.pop(key, None)
+                    raw = None
+                else:
+                    data[key] = value
+                    raw = encode_value(value)
                 futures.append(
                     await producer.send(
-                        topic, key.encode("utf-8"), encode_value(value), proc.partition, None, None
+                        topic, key.encode("utf-8"), raw, proc.partition, None, None
                     )
                 )
             pending[proc.partition] = proc.marker.offset

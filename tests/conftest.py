@@ -2,6 +2,10 @@
 
 Integration tests never replace the broker with a fake; each test gets its own
 topic prefix so tests do not see each other's records on the shared broker.
+
+A test that uses a real service (the fixtures in ``REAL_SERVICES``) must be marked
+``integration``: ``make test-unit`` deselects those and must start no service, so an
+unmarked one fails before its fixtures start anything.
 """
 
 from __future__ import annotations
@@ -9,7 +13,6 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -17,10 +20,20 @@ from services.broker import EmbeddedBroker
 from streams.kafka import KafkaConnection
 from streams.topics import Topics, create_topics
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DIR = REPO_ROOT.parent / "shared"
+REAL_SERVICES = ("broker", "postgres_server")
 
 _prefixes = itertools.count(1)
+
+
+@pytest.hookimpl(tryfirst=True)  # before any fixture is set up
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("integration") is not None:
+        return
+    used = [name for name in REAL_SERVICES if name in getattr(item, "fixturenames", ())]
+    if used:
+        pytest.fail(f"{item.nodeid} starts a real service ({', '.join(used)}) but is not "
+                    "marked integration (pytest.mark.integration, or move it to "
+                    "tests/integration/)", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -8,18 +8,21 @@ once a second, a free loopback port, a temporary config and storage directory.
 from __future__ import annotations
 
 import json
-import socket
+import re
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
+from services.broker import free_port
+from tests.helpers import wait_until
 from tests.infra.tools import tool
 
 
@@ -59,19 +62,25 @@ class Prometheus:
 
     def wait_scrape_after(self, t: float, job: str, targets: int, timeout: float = 30) -> None:
         """Wait until every target of ``job`` has been scraped (up) after time ``t``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            res = self.query(f'timestamp(up{{job="{job}"}} == 1) > {t:.3f}')
-            if len(res) >= targets:
-                return
-            time.sleep(0.5)
-        raise AssertionError(f"no scrape of {job} after {t} within {timeout} s")
+        wait_until(
+            lambda: len(self.query(f'timestamp(up{{job="{job}"}} == 1) > {t:.3f}')) >= targets,
+            timeout, f"{targets} target(s) of {job} scraped after {t:.3f}")
+
+    def wait_rules_evaluated_after(self, t: float, timeout: float = 30) -> list[dict[str, Any]]:
+        """Every loaded rule once all have been evaluated after time ``t`` (Unix seconds)."""
+
+        def evaluated() -> list[dict[str, Any]] | None:
+            rules = self.rules()
+            if rules and all(_unix(r["lastEvaluation"]) > t for r in rules):
+                return rules
+            return None
+
+        return wait_until(evaluated, timeout, f"every rule evaluated after {t:.3f}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _unix(rfc3339: str) -> float:
+    """Prometheus' RFC 3339 times carry nanoseconds; datetime reads microseconds."""
+    return datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", rfc3339)).timestamp()
 
 
 @contextmanager
@@ -98,7 +107,7 @@ def prometheus_server(
     }
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(config), "utf-8")
-    port = _free_port()
+    port = free_port()
     log = (tmp / "prometheus.log").open("wb")
     proc = subprocess.Popen(
         [
@@ -111,16 +120,17 @@ def prometheus_server(
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            # pytest.fail is no Exception: it ends the wait at once
+            pytest.fail(f"Prometheus exited: {(tmp / 'prometheus.log').read_text()}",
+                        pytrace=False)
+        urllib.request.urlopen(f"{base}/-/ready", timeout=1).close()
+        return True
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/-/ready", timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None, (tmp / "prometheus.log").read_text()
-                assert time.monotonic() < deadline, "Prometheus did not become ready"
-                time.sleep(0.2)
+        wait_until(ready, 30, f"Prometheus on {base} to be ready")
         yield Prometheus(base)
     finally:
         proc.kill()

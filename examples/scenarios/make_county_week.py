@@ -1,19 +1,17 @@
 """Write county_week.json: the sample county (20 hubs, 390 villages) for one week, built from
 streams/data/sample_county.json and the default factor set, with seeded synthetic demand.
 
-    /work/venv/bin/python examples/scenarios/make_county_week.py
+    .venv/bin/python examples/scenarios/make_county_week.py
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from optimizer import scenario_from_network
 
-from optimizer.network_scenario import scenario_from_network  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main() -> None:

@@ -409,7 +409,8 @@ def county_overview() -> dict[str, Any]:
              WALL_CLOCK, decimals=0),
         stat("Completed, 7 days", "sum(increase(packloop_pickups_completed_total[7d]))", "",
              WALL_CLOCK, decimals=0),
-        stat("Went overdue, 7 days", "sum(increase(packloop_pickups_overdue_total[7d]))", "",
+        stat("Went overdue, 7 days",
+             "sum(increase(packloop_pickups_overdue_notices_total[7d]))", "",
              WALL_CLOCK, decimals=0, steps=[("green", None), ("orange", 1)]),
         stat("Open pickups, townships", "count(sum by (hub) (packloop_pickups_open) > 0) "
              "or vector(0)", "", "Townships with at least one open pickup."),
@@ -420,7 +421,8 @@ def county_overview() -> dict[str, Any]:
                        "[$__rate_interval])) * 86400", "requested: {{reason}}"),
                 target("sum(rate(packloop_pickups_completed_total[$__rate_interval])) * 86400",
                        "completed", ref="B"),
-                target("sum(rate(packloop_pickups_overdue_total[$__rate_interval])) * 86400",
+                target("sum(rate(packloop_pickups_overdue_notices_total[$__rate_interval]))"
+                       " * 86400",
                        "went overdue", ref="C"),
             ],
             "", WALL_CLOCK, mn=0,

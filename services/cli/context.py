@@ -24,6 +24,13 @@ bootstrap_option = click.option(
     help="Kafka bootstrap servers (overrides PACKLOOP_KAFKA_BOOTSTRAP).",
 )
 
+#: every command that asks a stream worker takes its address the same way
+worker_url_option = click.option(
+    "--worker-url", "--url", "worker_url", default=None, metavar="URL",
+    help="A stream worker's web address, e.g. http://127.0.0.1:6066 (default "
+         "PACKLOOP_WORKER_URL; `packloop worker` prints it).",
+)
+
 
 def read_settings() -> Settings:
     """The environment, read once; a bad value is a one-line error naming the variable."""

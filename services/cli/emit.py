@@ -31,7 +31,10 @@ def emit(
 ) -> None:
     """Validate JSON Lines hub events and produce them; invalid lines go to dead-letter.
 
-    Exits 1 if any line was rejected (or could not be written).
+    Events the stream worker would not count are refused here too, with the reason:
+    dated more than PACKLOOP_WORKER_FUTURE_TOLERANCE_HOURS (1) ahead of the clock
+    (future_timestamp) or more than PACKLOOP_ACCEPT_MAX_LATENESS_DAYS (90) behind it
+    (too_late). Exits 1 if any line was rejected (or could not be written).
     """
     from streams.network import NetworkError, load_network
 
@@ -65,10 +68,12 @@ def _emit_with_progress(
 
     from services.emit import emit_stream
 
+    rules = settings.acceptance()
     size = _file_size(source)
     show = progress if progress is not None else (console.is_terminal and size > 1_000_000)
     if not show:
-        return emit_stream(source, settings.kafka(), settings.topics(), network)
+        return emit_stream(source, settings.kafka(), settings.topics(), network,
+                           acceptance=rules)
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -84,6 +89,7 @@ def _emit_with_progress(
             settings.topics(),
             network,
             on_progress=lambda n: bar.advance(task, n),
+            acceptance=rules,
         )
 
 

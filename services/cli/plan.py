@@ -59,13 +59,13 @@ def solve(scenario: str | None, vrplib_file: str | None, out_dir: str | None,
           no_baselines: bool) -> None:
     """Solve SCENARIO (JSON or YAML) or a --vrplib instance and print the plan's summary."""
     import optimizer
-    from optimizer.solver import Progress
+    from optimizer import Progress
 
     if (scenario is None) == (vrplib_file is None):
         raise click.UsageError("give either SCENARIO or --vrplib FILE")
     try:
         if vrplib_file:
-            from optimizer.vrplib import parse_vrp, scenario_from_vrp
+            from optimizer import parse_vrp, scenario_from_vrp
 
             sc = scenario_from_vrp(parse_vrp(vrplib_file))
         else:
@@ -79,11 +79,15 @@ def solve(scenario: str | None, vrplib_file: str | None, out_dir: str | None,
         console.print(f"[dim]{p.elapsed_s:7.1f}s {p.label:>18} incumbent {p.incumbent:14.2f} "
                       f"bound {p.bound:14.2f} gap {gap_txt}[/dim]")
 
-    result = optimizer.solve(sc, time_limit_s=time_limit, mip_gap=gap, threads=threads,
-                             progress=show, baselines=not no_baselines)
+    if sc.routing.single_visit:
+        result = optimizer.solve_cvrp(sc, time_limit_s=time_limit, mip_gap=gap, threads=threads,
+                                      progress=show)
+    else:
+        result = optimizer.solve(sc, time_limit_s=time_limit, mip_gap=gap, threads=threads,
+                                 progress=show, baselines=not no_baselines)
     data = _clean(result.to_json_dict())
     if out_dir:
-        from optimizer.report import write_report
+        from optimizer import write_report
 
         path = write_report(result, sc, Path(out_dir))
         console.print(f"report: {path}")

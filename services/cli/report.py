@@ -1,13 +1,24 @@
-"""`packloop report officer --month YYYY-MM [--format csv|html] [--out FILE]`."""
+"""`packloop report officer --month YYYY-MM [--format csv|html|json] [--out FILE]`."""
 
 from __future__ import annotations
 
+from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from services.cli.context import settings_from
+from services.cli.context import bootstrap_option, settings_from, worker_url_option
+
+if TYPE_CHECKING:
+    from services.reports.officer import MonthReport
+    from services.settings import Settings
+
+
+class EmptyMonth(click.ClickException):
+    """A month without figures: a usage error (exit 2), not a report of zeros."""
+
+    exit_code = 2
 
 
 def fetch_month(url: str, month: str, timeout: float = 30.0) -> dict[str, Any]:
@@ -27,39 +38,83 @@ def report() -> None:
 
 @report.command("officer")
 @click.option("--month", required=True, help="Local calendar month, YYYY-MM.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "html"]), default="csv",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["csv", "html", "json"]), default="csv",
+              show_default=True,
+              help="csv and json: grams and fractions; html: kg and percentages.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to this file (default: standard output).")
-@click.option("--url", default=None, help="Worker URL (default PACKLOOP_WORKER_URL).")
+@click.option("--allow-empty", is_flag=True,
+              help="Write the report of a month without figures (its title says so) "
+                   "instead of exiting 2.")
+@worker_url_option
+@bootstrap_option
 @click.pass_context
-def officer(ctx: click.Context, month: str, fmt: str, out: Path | None, url: str | None) -> None:
+def officer(ctx: click.Context, month: str, fmt: str, out: Path | None, allow_empty: bool,
+            worker_url: str | None, kafka_bootstrap: str | None) -> None:
     """Per-township and per-village figures of one month: generated, recovered, regulated
-    recovery ratio, pickups requested/completed/overdue, container uses and returns.
+    recovery ratio, pickups requested/completed/overdue, container uses and returns; the
+    month's dead-lettered events by reason (from the dead-letter topic) and when the
+    report was generated.
 
-    Figures come from the workers' month buckets (24 months are kept); Prometheus keeps
-    days, not years, so keep these exports as the records.
+    Figures come from the workers' month buckets (the month of stream time and the 24
+    before it); Prometheus keeps days, not years, so keep these exports as the records.
+    A month in the future, beyond the kept months, or without events exits 2 with the
+    reason (unless --allow-empty).
     """
-    from services.reports.officer import build_rows, to_csv, to_html
+    from services.reports.officer import MonthReport, build_rows, empty_reason
     from streams.months import valid_month
-    from streams.network import load_network
+    from streams.network import NetworkError, load_network
 
     if not valid_month(month):
         raise click.BadParameter("must be YYYY-MM", param_hint="--month")
-    settings = settings_from(ctx)
-    url = url or settings.worker_url
+    settings = settings_from(ctx, worker_url=worker_url, kafka_bootstrap=kafka_bootstrap)
+    try:
+        network = load_network(settings.network)
+    except NetworkError as exc:
+        raise click.ClickException(str(exc)) from None
+    url = settings.worker_url
     try:
         data = fetch_month(url, month)
     except Exception as exc:
-        raise click.ClickException(f"no month figures from the worker at {url}: {exc}") from None
-    network = load_network(settings.network)
-    rows = build_rows(data, network)
-    if fmt == "csv":
-        text = to_csv(rows)
-    else:
-        text = to_html(rows, month, network.county, str(data.get("timezone", network.timezone)))
+        raise click.ClickException(
+            f"no month figures from the worker at {url}: {exc} (give the worker's address "
+            "with --worker-url or PACKLOOP_WORKER_URL)") from None
+    now = datetime.now(network.timezone)
+    empty = empty_reason(month, bool(data.get("villages")), now.strftime("%Y-%m"))
+    if empty is not None and not allow_empty:
+        raise EmptyMonth(f"no report for {month}: {empty} (--allow-empty writes it anyway)")
+    dead, note = _dead_letters(settings, month, network.timezone)
+    result = MonthReport(
+        month=month, county=network.county,
+        timezone=str(data.get("timezone", network.timezone)),
+        rows=build_rows(data, network), generated_at=now, dead_letters=dead,
+        dead_letters_note=note, empty=empty)
+    text = _render(result, fmt)
     if out is None:
         click.echo(text, nl=False)
     else:
         out.write_text(text, "utf-8")
-        click.echo(f"wrote {out} ({len(rows) - 1} townships and villages)", err=True)
+        click.echo(f"wrote {out} ({len(result.rows) - 1} townships and villages)", err=True)
+
+
+def _dead_letters(settings: Settings, month: str,
+                  tz: tzinfo) -> tuple[dict[str, int] | None, str]:
+    """The month's dead letters by reason; (None, why) when the topic cannot be read."""
+    from services.cli.worker import read_dead_letters
+    from services.reports.officer import dead_letters_by_reason
+
+    try:
+        records = read_dead_letters(settings)
+    except Exception as exc:  # noqa: BLE001 - the report says so, and the figures stand
+        note = (f"the dead-letter topic at {settings.kafka_bootstrap} could not be read "
+                f"({type(exc).__name__}: {exc})")
+        click.echo(f"warning: {note}; the report says so", err=True)
+        return None, note
+    return dead_letters_by_reason(records, month, tz), ""
+
+
+def _render(result: MonthReport, fmt: str) -> str:
+    from services.reports.officer import to_csv, to_html, to_json
+
+    render = {"csv": to_csv, "json": to_json, "html": to_html}[fmt]
+    return render(result)

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from services.cli.context import settings_from
+from services.cli.context import settings_from, worker_url_option
 from services.settings import Settings
 
 
@@ -87,11 +87,12 @@ def check_kafka(settings: Settings) -> None:
 @click.option("--log-level", default="info", show_default=True)
 @click.option("--openapi", "print_openapi", is_flag=True,
               help="Print the OpenAPI document (JSON) and exit.")
+@worker_url_option
 @tls_options("gateway")
 @click.pass_context
 def gateway(ctx: click.Context, host: str | None, port: int | None,
             kafka_bootstrap: str | None, log_level: str, print_openapi: bool,
-            tls_cert: Path | None, tls_key: Path | None) -> None:
+            worker_url: str | None, tls_cert: Path | None, tls_key: Path | None) -> None:
     """Run the hub ingestion gateway (POST /v1/events, pickups, webhooks; /docs)."""
     import uvicorn
 
@@ -99,8 +100,8 @@ def gateway(ctx: click.Context, host: str | None, port: int | None,
     from streams.network import NetworkError
 
     settings = settings_from(ctx, gateway_host=host, gateway_port=port,
-                             kafka_bootstrap=kafka_bootstrap, gateway_tls_cert=tls_cert,
-                             gateway_tls_key=tls_key)
+                             kafka_bootstrap=kafka_bootstrap, worker_url=worker_url,
+                             gateway_tls_cert=tls_cert, gateway_tls_key=tls_key)
     if print_openapi:
         offline = settings.model_copy(update={"token_db_url": "sqlite://"})
         _echo_openapi(create_app(GatewayConfig.from_settings(offline)))
@@ -115,7 +116,8 @@ def gateway(ctx: click.Context, host: str | None, port: int | None,
     app = create_app(config)
     scheme = "https" if cert else "http"
     click.echo(f"gateway on {scheme}://{settings.gateway_host}:{settings.gateway_port} "
-               f"(OpenAPI: /openapi.json, docs: /docs)", err=True)
+               f"(OpenAPI: /openapi.json, docs: /docs); pickups from the worker at "
+               f"{settings.worker_url}", err=True)
     uvicorn.run(app, host=settings.gateway_host, port=settings.gateway_port,
                 log_level=log_level.lower(), server_header=False, ssl_certfile=cert,
                 ssl_keyfile=key)
@@ -131,11 +133,12 @@ def gateway(ctx: click.Context, host: str | None, port: int | None,
 @click.option("--log-level", default="info", show_default=True)
 @click.option("--openapi", "print_openapi", is_flag=True,
               help="Print the OpenAPI document (JSON) and exit.")
+@worker_url_option
 @tls_options("planner")
 @click.pass_context
 def planner(ctx: click.Context, host: str | None, port: int | None, workers: int, no_api: bool,
             kafka_bootstrap: str | None, log_level: str, print_openapi: bool,
-            tls_cert: Path | None, tls_key: Path | None) -> None:
+            worker_url: str | None, tls_cert: Path | None, tls_key: Path | None) -> None:
     """Run the planner job service: the HTTP API and planner workers.
 
     Workers on several machines share the jobs through the consumer group
@@ -148,8 +151,8 @@ def planner(ctx: click.Context, host: str | None, port: int | None, workers: int
     from streams.network import NetworkError
 
     settings = settings_from(ctx, planner_host=host, planner_port=port,
-                             kafka_bootstrap=kafka_bootstrap, planner_tls_cert=tls_cert,
-                             planner_tls_key=tls_key)
+                             kafka_bootstrap=kafka_bootstrap, worker_url=worker_url,
+                             planner_tls_cert=tls_cert, planner_tls_key=tls_key)
     if print_openapi:
         offline = settings.model_copy(update={"token_db_url": "sqlite://"})
         _echo_openapi(create_app(PlannerConfig.from_settings(offline, jobs=JobStore("sqlite://"))))

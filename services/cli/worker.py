@@ -8,7 +8,8 @@ from typing import Any
 import click
 import orjson
 
-from services.cli.context import settings_from
+from services.cli.context import settings_from, worker_url_option
+from services.reports.units import mass_text
 from services.settings import Settings
 
 
@@ -57,6 +58,11 @@ def worker(
             f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}"
         ) from None
     w = build_worker(settings, web_port)
+    url = w.options.url
+    click.echo(f"worker state: {url}/status (also /villages, /hubs/HUB, /pickups, "
+               f"/months/YYYY-MM)\nworker metrics: {url}/metrics\n"
+               f"point `packloop status`, `report officer`, the gateway and the planner here "
+               f"with --worker-url {url} (or PACKLOOP_WORKER_URL={url})", err=True)
     sys.argv = sys.argv[:1]  # Faust's Worker parses argv itself
     w.run(loglevel or settings.worker_log_level)
 
@@ -86,80 +92,121 @@ def status_contract(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+CONTAINER_COLUMNS = ("issued", "returned", "in_circulation", "damaged", "lost", "overdue")
+
+
+def only_hub(out: dict[str, Any], hub: str, network: Any) -> dict[str, Any]:
+    """The status contract cut to one hub's villages and containers (the event and pickup
+    counters stay county-wide: the worker counts them per county)."""
+    villages = {vid: v for vid, v in out["villages"].items()
+                if (village := network.villages.get(vid)) is not None and village.hub_id == hub}
+    hubs = {h: v for h, v in out["hubs"].items() if h == hub}
+    return {**out, "villages": villages, "hubs": hubs}
+
+
+def check_filters(village: str | None, hub: str | None, network: Any) -> None:
+    """An unknown village or hub is a usage error (exit 2) naming it, not county figures."""
+    if hub is not None and hub not in network.hubs:
+        raise click.BadParameter(f"unknown hub {hub!r} (hubs: {', '.join(sorted(network.hubs))})",
+                                 param_hint="--hub")
+    if village is None:
+        return
+    known = network.villages.get(village)
+    if known is None:
+        raise click.BadParameter(
+            f"unknown village {village!r}: not in the network reference data "
+            f"({network.county}, {len(network.villages)} villages)", param_hint="--village")
+    if hub is not None and known.hub_id != hub:
+        raise click.BadParameter(f"village {village!r} belongs to hub {known.hub_id!r}, "
+                                 f"not {hub!r}", param_hint="--village")
+
+
 @click.command()
-@click.option("--village", default=None, help="Only this village.")
+@click.option("--village", default=None, help="Only this village (exit 2 if unknown).")
+@click.option("--hub", default=None, help="Only this hub's villages and containers.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (a contract).")
-@click.option("--url", default=None, help="Worker URL (default PACKLOOP_WORKER_URL).")
+@worker_url_option
 @click.pass_context
-def status(ctx: click.Context, village: str | None, as_json: bool, url: str | None) -> None:
-    """Tallies, container pools, pickups and event counters, gathered from all workers."""
-    settings = settings_from(ctx)
-    url = url or settings.worker_url
+def status(ctx: click.Context, village: str | None, hub: str | None, as_json: bool,
+           worker_url: str | None) -> None:
+    """Tallies, container pools, pickups and event counters, gathered from all workers.
+
+    Quantities are shown in g or kg; --json keeps grams.
+    """
+    from streams.network import NetworkError, load_network
+
+    settings = settings_from(ctx, worker_url=worker_url)
+    try:
+        network = load_network(settings.network)
+    except NetworkError as exc:
+        raise click.ClickException(str(exc)) from None
+    check_filters(village, hub, network)
+    url = settings.worker_url
     try:
         data = fetch_status(url, village)
     except Exception as exc:
-        raise click.ClickException(f"no worker answered at {url}: {exc}") from None
+        raise click.ClickException(
+            f"no worker answered at {url}: {exc} (give the worker's address with "
+            "--worker-url or PACKLOOP_WORKER_URL)") from None
     if "error" in data:
         raise click.ClickException(data["error"])
     out = status_contract(data)
+    if hub is not None:
+        out = only_hub(out, hub, network)
     if as_json:
         click.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
         return
-    _print_status(out, data)
+    print_status(out, data, county_wide=bool(village or hub))
 
 
-def _grams(d: dict[str, int]) -> str:
-    return ", ".join(f"{m} {g / 1000:.1f} kg" for m, g in sorted(d.items())) or "-"
+def _masses(d: dict[str, int]) -> str:
+    """One material a line, so a narrow terminal wraps between materials."""
+    return "\n".join(f"{m} {mass_text(g)}" for m, g in sorted(d.items())) or "-"
 
 
-def _print_status(out: dict[str, Any], raw: dict[str, Any]) -> None:
-    from rich.console import Console
+def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> Any:
+    """A table that wraps cells between words instead of cutting them: no column gets
+    narrower than its longest word, and the headers wrap first."""
+    from rich import box
     from rich.table import Table
 
-    console = Console()
+    table = Table(title=title, box=box.SIMPLE_HEAD)
+    for i, col in enumerate(columns):
+        longest = max((len(word) for row in rows for word in row[i].split()), default=1)
+        table.add_column(col, overflow="fold", min_width=longest)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def print_status(out: dict[str, Any], raw: dict[str, Any], console: Any = None,
+                 county_wide: bool = False) -> None:
+    from rich.console import Console
+
+    console = console or Console()
+    scope = " (all hubs)" if county_wide else ""
     ev = raw.get("events", {})
     console.print(
-        f"[bold]events[/] applied {ev.get('applied', 0)}, duplicates {ev.get('duplicates', 0)}, "
-        f"dead-lettered {ev.get('dead_lettered', 0)}, re-routed {ev.get('rerouted', 0)}"
+        f"[bold]events{scope}[/] applied {ev.get('applied', 0)}, duplicates "
+        f"{ev.get('duplicates', 0)}, dead-lettered {ev.get('dead_lettered', 0)}, re-routed "
+        f"{ev.get('rerouted', 0)}"
     )
     pk = out["pickups"]
     console.print(
-        f"[bold]pickups[/] requested {pk['requested']}, open {pk['open']}, overdue {pk['overdue']}"
+        f"[bold]pickups{scope}[/] requested {pk['requested']}, open {pk['open']}, "
+        f"overdue {pk['overdue']}"
     )
     if out["villages"]:
-        t = Table(title="villages")
-        for col in ("village", "outstanding", "over-collected", "open pickup"):
-            t.add_column(col)
-        for vid, v in out["villages"].items():
-            t.add_row(
-                vid,
-                _grams(v["outstanding_grams"]),
-                _grams(v["over_collected_grams"]),
-                v["open_pickup"] or "-",
-            )
-        console.print(t)
+        console.print(_table(
+            "villages", ("village", "outstanding", "over-collected", "open pickup"),
+            [(vid, _masses(v["outstanding_grams"]), _masses(v["over_collected_grams"]),
+              v["open_pickup"] or "-") for vid, v in out["villages"].items()]))
     if out["hubs"]:
-        t = Table(title="containers per hub")
-        for col in ("hub", "type", "issued", "returned", "in circ.", "damaged", "lost", "overdue"):
-            t.add_column(col)
-        for hub_id, hub in out["hubs"].items():
-            for ct, f in hub["containers"].items():
-                t.add_row(
-                    hub_id,
-                    ct,
-                    *(
-                        str(f[k])
-                        for k in (
-                            "issued",
-                            "returned",
-                            "in_circulation",
-                            "damaged",
-                            "lost",
-                            "overdue",
-                        )
-                    ),
-                )
-        console.print(t)
+        console.print(_table(
+            "containers per hub",
+            ("hub", "type", "issued", "returned", "in circ.", "damaged", "lost", "overdue"),
+            [(hub_id, ct, *(str(f[k]) for k in CONTAINER_COLUMNS))
+             for hub_id, hub in out["hubs"].items() for ct, f in hub["containers"].items()]))
 
 
 # -- dead letters -------------------------------------------------------------------------

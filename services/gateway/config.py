@@ -3,13 +3,14 @@ what a test builds by hand (with an in-memory :class:`KafkaIO` and mock transpor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from services.auth.tokens import TokenStore
 from services.http.kafka_io import KafkaIO
+from streams.acceptance import AcceptanceLimits
 from streams.kafka import KafkaConnection
 from streams.network import Network
 from streams.topics import Topics
@@ -23,6 +24,8 @@ class GatewayConfig:
     tokens: TokenStore
     max_request_bytes: int = 4 * 1024 * 1024
     max_batch: int = 500
+    #: the worker's time rules, applied before an event is answered accepted
+    acceptance: AcceptanceLimits = field(default_factory=AcceptanceLimits)
     rate_per_s: float = 20.0
     rate_burst: int = 40
     produce_timeout_s: float = 5.0
@@ -48,6 +51,7 @@ class GatewayConfig:
             network=load_network(settings.network),
             max_request_bytes=settings.gateway_max_request_bytes,
             max_batch=settings.gateway_max_batch,
+            acceptance=settings.acceptance(),
             rate_per_s=settings.gateway_rate_per_s,
             rate_burst=settings.gateway_rate_burst,
             produce_timeout_s=settings.gateway_produce_timeout_s,

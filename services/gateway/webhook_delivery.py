@@ -77,7 +77,8 @@ def public_address(host: str, port: int) -> str:
 
 
 def check_url(url: str, allow_private: bool = False) -> str | None:
-    """Why ``url`` cannot be a webhook, or None."""
+    """Why ``url`` cannot be a webhook, or None. A name that does not resolve yet passes
+    (a hub may register before its DNS is live): every delivery checks it again."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -92,8 +93,8 @@ def check_url(url: str, allow_private: bool = False) -> str | None:
             public_address(parts.hostname, port or 443)
         except RefusedTarget as exc:
             return str(exc)
-        except OSError as exc:
-            return f"cannot resolve {parts.hostname}: {exc}"
+        except OSError:
+            return None
     return None
 
 

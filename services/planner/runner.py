@@ -47,14 +47,12 @@ def _child(conn: Connection, scenario: dict[str, Any], options: dict[str, Any]) 
                 "elapsed_s": p.elapsed_s, "label": p.label,
             })))
 
-        result = optimizer.solve(
-            sc,
-            time_limit_s=options.get("time_limit_s"),
-            mip_gap=options.get("mip_gap"),
-            threads=options.get("threads"),
-            progress=progress,
-            baselines=options.get("baselines", True),
-        )
+        limits: dict[str, Any] = {k: options.get(k) for k in ("time_limit_s", "mip_gap", "threads")}
+        if sc.routing.single_visit:  # a CVRPLIB-style scenario: one visit per customer
+            result = optimizer.solve_cvrp(sc, progress=progress, **limits)
+        else:
+            result = optimizer.solve(sc, progress=progress,
+                                     baselines=options.get("baselines", True), **limits)
         data = clean_json(result.to_json_dict())
         html = None
         try:

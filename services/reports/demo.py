@@ -185,7 +185,7 @@ def write_demo_report(
     plan: dict[str, Any],
     plan_inputs: dict[str, Any],
 ) -> Path:
-    from optimizer.report import baseline_bars_svg, route_map_svg
+    from optimizer import baseline_bars_svg, route_map_svg
 
     townships = township_rows(status, network)
     labels = [r["hub"] for r in townships]

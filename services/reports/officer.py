@@ -2,8 +2,16 @@
 
 Input: the answer of a worker's ``GET /months/{YYYY-MM}`` (gathered from every worker:
 the month buckets of the stream state, local calendar months in the network's time
-zone) and the reference data for names. Output: CSV or a self-contained HTML page with
-Chinese and English column names.
+zone), the reference data for names, and the dead-letter topic. Output: CSV, JSON or a
+self-contained HTML page with Chinese and English column names.
+
+People read the HTML page: kg and percentages. Programs read CSV and JSON: grams and
+fractions, in columns whose names say so (``(g)``, ``(fraction)``, ``_grams``). The CSV
+starts with a UTF-8 byte-order mark, without which spreadsheet programs on Chinese-locale
+machines decode it in the local code page and garble the headers.
+
+A month without figures is not reported as a month of zeros: :func:`empty_reason` says
+why it is empty (in the future, beyond the months the workers keep, or no events).
 
 **Regulated recovery ratio**: recovered ÷ generated in the month, where each material's
 recovered grams count only up to what was generated of that material in the same month
@@ -16,8 +24,17 @@ from __future__ import annotations
 import csv
 import html
 import io
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 from typing import Any
+
+import orjson
+
+from services.reports.units import mass_text, percent_text
+from streams.deadletter import decode_raw
+from streams.state import MONTH_BUCKETS_KEPT
 
 COLUMNS = (
     ("level", "级别 level"),
@@ -27,14 +44,24 @@ COLUMNS = (
     ("village_name", "村名 village name"),
     ("generated", "产生量 generated (g)"),
     ("recovered", "回收量 recovered (g)"),
-    ("ratio", "回收率 recovery ratio"),
+    ("ratio", "回收率 recovery ratio (fraction)"),
     ("requested", "申请清运 pickups requested"),
     ("completed", "完成清运 pickups completed"),
     ("overdue", "逾期清运 pickups overdue"),
+    ("cancelled", "取消清运 pickups cancelled"),
     ("issued", "容器发出 container uses"),
     ("returned", "容器归还 container returns"),
 )
 LEVELS = {"county": "县 county", "township": "乡镇 township", "village": "村 village"}
+#: the page's column names: kg and percent for people (the cells carry their unit)
+HTML_TITLES = {"generated": "产生量 generated", "recovered": "回收量 recovered",
+               "ratio": "回收率 recovery ratio (%)"}
+#: the JSON names of the row fields
+JSON_KEYS = {"generated": "generated_grams", "recovered": "recovered_grams",
+             "ratio": "recovery_fraction", "requested": "pickups_requested",
+             "completed": "pickups_completed", "overdue": "pickups_overdue",
+             "cancelled": "pickups_cancelled",
+             "issued": "container_uses", "returned": "container_returns"}
 
 
 def regulated_ratio(generated: dict[str, int], recovered: dict[str, int]) -> float | None:
@@ -53,6 +80,7 @@ class Figures:
     requested: int = 0
     completed: int = 0
     overdue: int = 0
+    cancelled: int = 0
     issued: int = 0
     returned: int = 0
 
@@ -65,6 +93,7 @@ class Figures:
         self.requested += pk.get("requested", 0)
         self.completed += pk.get("completed", 0)
         self.overdue += pk.get("overdue", 0)
+        self.cancelled += pk.get("cancelled", 0)
         for c in row.get("containers", {}).values():
             self.issued += c.get("issued", 0)
             self.returned += c.get("returned", 0)
@@ -77,6 +106,7 @@ class Figures:
             "requested": self.requested,
             "completed": self.completed,
             "overdue": self.overdue,
+            "cancelled": self.cancelled,
             "issued": self.issued,
             "returned": self.returned,
         }
@@ -133,19 +163,149 @@ def _hub_name(network: Any, hub_id: str) -> str:
     return hub.name if hub is not None else ""
 
 
+def month_shift(month: str, months: int) -> str:
+    """``month`` ("YYYY-MM") moved by ``months`` calendar months."""
+    year, mon = int(month[:4]), int(month[5:7])
+    index = year * 12 + mon - 1 + months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def empty_reason(month: str, has_figures: bool, current_month: str,
+                 kept: int = MONTH_BUCKETS_KEPT) -> str | None:
+    """Why ``month`` has no figures (None: it has some). ``current_month``: the month of
+    the clock in the network's time zone; the workers keep the month of stream time and
+    the ``kept - 1`` before it, and stream time follows the clock."""
+    if has_figures:
+        return None
+    if month > current_month:
+        return f"{month} is in the future (it is {current_month} now)"
+    oldest = month_shift(current_month, -(kept - 1))
+    if month < oldest:
+        return (f"{month} is beyond the {kept} months the workers keep (from {oldest}): "
+                "use the export archived for that month")
+    return f"no events were counted in {month}"
+
+
+def _local_month(value: Any, tz: tzinfo) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if at.tzinfo is None:
+        return None
+    return at.astimezone(tz).strftime("%Y-%m")
+
+
+def dead_letter_month(record: dict[str, Any], tz: tzinfo) -> str | None:
+    """The local month a dead-lettered record belongs to: its event's ``occurred_at`` when
+    the original can be read, else when it was dead-lettered."""
+    try:
+        original = orjson.loads(decode_raw(record))
+    except (orjson.JSONDecodeError, ValueError):
+        original = None
+    if isinstance(original, dict):
+        month = _local_month(original.get("occurred_at"), tz)
+        if month is not None:
+            return month
+    return _local_month(record.get("dead_lettered_at"), tz)
+
+
+def dead_letters_by_reason(records: Iterable[dict[str, Any]], month: str,
+                           tz: tzinfo) -> dict[str, int]:
+    """How many records of ``month`` were dead-lettered, per reason (largest first)."""
+    counts = Counter(str(r.get("reason", "unknown")) for r in records
+                     if dead_letter_month(r, tz) == month)
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+@dataclass(frozen=True)
+class MonthReport:
+    """One month's report: the rows of :func:`build_rows` and what frames them.
+
+    ``dead_letters`` is None when the dead-letter topic could not be read
+    (``dead_letters_note`` says why); ``empty`` is why the month has no figures.
+    """
+
+    month: str
+    county: str
+    timezone: str
+    rows: list[dict[str, Any]]
+    generated_at: datetime
+    dead_letters: dict[str, int] | None = None
+    dead_letters_note: str = ""
+    empty: str | None = None
+
+    @property
+    def title(self) -> str:
+        title = f"{self.county} {self.month} 包装废弃物月报 packaging waste monthly report"
+        if self.empty:
+            title += f" — 无数据 no data: {self.empty}"
+        return title
+
+    @property
+    def generated(self) -> str:
+        """When the report was made, RFC 3339 in the network's time zone."""
+        return self.generated_at.isoformat(timespec="seconds")
+
+    def dead_letter_lines(self) -> list[tuple[str, str]]:
+        if self.dead_letters is None:
+            return [("not read", self.dead_letters_note)]
+        lines = [(reason, str(n)) for reason, n in self.dead_letters.items()]
+        return [*lines, ("合计 total", str(sum(self.dead_letters.values())))]
+
+
 def _cell(key: str, value: Any) -> str:
     if key == "ratio":
         return "" if value is None else f"{value:.4f}"
     return str(value)
 
 
-def to_csv(rows: list[dict[str, Any]]) -> str:
+def _html_cell(key: str, value: Any) -> str:
+    if key in ("generated", "recovered"):
+        return mass_text(value)
+    if key == "ratio":
+        return percent_text(value)
+    return str(value)
+
+
+def to_csv(report: MonthReport) -> str:
+    """The table (grams, fractions), then a blank line and the report's title, when it was
+    generated and the month's dead letters by reason."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow([title for _k, title in COLUMNS])
-    for r in rows:
+    for r in report.rows:
         w.writerow([_cell(k, r[k]) for k, _t in COLUMNS])
-    return buf.getvalue()
+    w.writerow([])
+    w.writerow(["报告 report", report.title])
+    w.writerow(["生成时间 generated at", report.generated])
+    w.writerow(["死信原因 dead-letter reason", "事件数 events"])
+    for reason, count in report.dead_letter_lines():
+        w.writerow([reason, count])
+    return "\ufeff" + buf.getvalue()
+
+
+def to_json(report: MonthReport) -> str:
+    rows = []
+    for r in report.rows:
+        row = {"level": r["level"].split()[-1]}
+        for key, _title in COLUMNS[1:]:
+            row[JSON_KEYS.get(key, key)] = r[key]
+        rows.append(row)
+    return orjson.dumps({
+        "title": report.title,
+        "month": report.month,
+        "county": report.county,
+        "timezone": report.timezone,
+        "generated_at": report.generated,
+        "empty_reason": report.empty,
+        "dead_letters": None if report.dead_letters is None else {
+            "by_reason": report.dead_letters, "total": sum(report.dead_letters.values())},
+        "dead_letters_note": report.dead_letters_note or None,
+        "rows": rows,
+    }, option=orjson.OPT_INDENT_2).decode() + "\n"
 
 
 _CSS = """
@@ -160,32 +320,39 @@ p.note{color:#555;font-size:12px;max-width:60em}
 """
 
 
-def to_html(rows: list[dict[str, Any]], month: str, county: str, timezone: str) -> str:
+def to_html(report: MonthReport) -> str:
     """A self-contained page (inline CSS, no scripts, no external resources)."""
     e = html.escape
-    head = "".join(f"<th>{e(t)}</th>" for _k, t in COLUMNS)
+    head = "".join(f"<th>{e(HTML_TITLES.get(k, t))}</th>" for k, t in COLUMNS)
     body = []
     numeric = {"generated", "recovered", "ratio", "requested", "completed", "overdue",
-               "issued", "returned"}
-    for r in rows:
+               "cancelled", "issued", "returned"}
+    for r in report.rows:
         cls = "county" if r["level"] == LEVELS["county"] else (
             "township" if r["level"] == LEVELS["township"] else "village")
         cells = "".join(
-            f'<td class="n">{e(_cell(k, r[k]))}</td>' if k in numeric
-            else f"<td>{e(_cell(k, r[k]))}</td>"
+            f'<td class="n">{e(_html_cell(k, r[k]))}</td>' if k in numeric
+            else f"<td>{e(_html_cell(k, r[k]))}</td>"
             for k, _t in COLUMNS
         )
         body.append(f'<tr class="{cls}">{cells}</tr>')
-    title = f"{county} {month} 包装废弃物月报 packaging waste monthly report"
+    dead = "".join(f'<tr><td>{e(reason)}</td><td class="n">{e(count)}</td></tr>'
+                   for reason, count in report.dead_letter_lines())
     return (
         "<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
-        f"<title>{e(title)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{e(title)}</h1>"
-        f"<p class=\"note\">月份按 {e(timezone)} 时区计算 (calendar month in the network's time "
-        "zone). 回收率 = 各材料回收量 (不超过当月产生量) ÷ 产生量 (regulated recovery ratio: each "
-        "material's recovered grams count up to what was generated of it that month). "
-        "容器发出 = reusable containers sent with shipments; 容器归还 = returned (good or "
-        "damaged).</p>"
+        f"<title>{e(report.title)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{e(report.title)}</h1>"
+        f"<p class=\"note\">生成时间 generated at {e(report.generated)}. 月份按 "
+        f"{e(report.timezone)} 时区计算 (calendar month in the network's time zone). 回收率 = "
+        "各材料回收量 (不超过当月产生量) ÷ 产生量 (regulated recovery ratio: each material's "
+        "recovered weight counts up to what was generated of it that month). 容器发出 = "
+        "reusable containers sent with shipments; 容器归还 = returned (good or damaged). "
+        "The CSV and JSON exports hold the same figures in grams and fractions.</p>"
         f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        "<h2>死信 dead-lettered events</h2>"
+        "<p class=\"note\">Events of the month that packloop could not count, by reason "
+        "(<code>packloop dead-letter list --reason R</code> shows them).</p>"
+        "<table><thead><tr><th>原因 reason</th><th>事件数 events</th></tr></thead>"
+        f"<tbody>{dead}</tbody></table>"
         "</body></html>\n"
     )

@@ -28,7 +28,9 @@ def sample_events(
     rng = random.Random(seed)
     villages = sorted(network.villages.values(), key=lambda v: v.village_id)
     container_types = sorted(network.container_types)
-    t = start or datetime(2026, 11, 1, tzinfo=UTC)
+    # default: the start of last month, recent enough for the gateway and `emit` to accept
+    this_month = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    t = start or (this_month - timedelta(days=1)).replace(day=1)
     issued: dict[tuple[str, str], int] = {}
     for i in range(count):
         t += timedelta(seconds=rng.randint(1, 40))

@@ -64,7 +64,7 @@ class SimulationProfile:
 
 def default_profile() -> SimulationProfile:
     """The simulator's parameters, taken from the facts file (sources live there)."""
-    from optimizer.factors import load_factors
+    from optimizer import load_factors
 
     return profile_from_factors(load_factors())
 

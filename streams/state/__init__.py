@@ -11,7 +11,14 @@ how an event changes it), :mod:`~streams.state.marker` (the per-partition record
 
 from streams.state.codec import decode_value, encode_value
 from streams.state.containers import ContainerPool
-from streams.state.dedupe import SeenSet, id_hash
+from streams.state.dedupe import (
+    SealedIds,
+    SeenSet,
+    id_hash,
+    is_segment_key,
+    segment_key,
+    segment_village,
+)
 from streams.state.marker import PartitionMarker, is_marker_key, marker_key
 from streams.state.pickups import (
     PICKUP_REASON_KINDS,
@@ -21,6 +28,8 @@ from streams.state.pickups import (
     crossed,
     evaluate,
     next_due,
+    snooze_until,
+    snoozed,
 )
 from streams.state.tallies import DAY_BUCKETS_KEPT, MONTH_BUCKETS_KEPT, MonthBucket
 from streams.state.times import DAY_US, HOUR_US, US, from_us, iso, to_us
@@ -40,6 +49,7 @@ __all__ = [
     "OpenPickup",
     "PartitionMarker",
     "Rejected",
+    "SealedIds",
     "SeenSet",
     "VillageState",
     "apply",
@@ -51,9 +61,14 @@ __all__ = [
     "from_us",
     "id_hash",
     "is_marker_key",
+    "is_segment_key",
     "iso",
     "marker_key",
     "next_due",
     "prune",
+    "segment_key",
+    "segment_village",
+    "snooze_until",
+    "snoozed",
     "to_us",
 ]

@@ -7,8 +7,9 @@ hubs report counts, not which crate came back.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from dataclasses import dataclass, field
+
+from streams.state.lots import add_lot, older_than, take_oldest
 
 
 @dataclass(slots=True)
@@ -28,36 +29,10 @@ class ContainerPool:
 
     def issue(self, at: int, count: int) -> None:
         self.issued += count
-        fifo = self.fifo
-        if fifo and fifo[-1][0] == at:
-            fifo[-1][1] += count
-        elif fifo and fifo[-1][0] > at:
-            # a late shipment: keep the queue ordered by issue time
-            i = bisect_left([e[0] for e in fifo], at)
-            if i < len(fifo) and fifo[i][0] == at:
-                fifo[i][1] += count
-            else:
-                fifo.insert(i, [at, count])
-        else:
-            fifo.append([at, count])
+        add_lot(self.fifo, at, count)
 
     def take(self, count: int) -> None:
-        fifo = self.fifo
-        while count and fifo:
-            head = fifo[0]
-            if head[1] <= count:
-                count -= head[1]
-                fifo.pop(0)
-            else:
-                head[1] -= count
-                count = 0
+        take_oldest(self.fifo, count)
 
     def overdue(self, now: int, overdue_us: int) -> int:
-        limit = now - overdue_us
-        total = 0
-        for at, count in self.fifo:
-            if at < limit:
-                total += count
-            else:
-                break
-        return total
+        return older_than(self.fifo, now - overdue_us)

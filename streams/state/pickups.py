@@ -46,6 +46,8 @@ class Limits:
     container_overdue_us: int
     #: the network's time zone (month buckets of pickups)
     tz: tzinfo = UTC
+    #: how long a cancel holds back the next request unless it says (pickup_snooze_hours)
+    snooze_us: int = 24 * HOUR_US
 
     @classmethod
     def for_village(cls, network: Any, village_id: str) -> Limits:
@@ -57,6 +59,7 @@ class Limits:
             sla_us=int(round(network.pickup_sla_hours * HOUR_US)),
             container_overdue_us=int(round(network.container_overdue_days * DAY_US)),
             tz=network.timezone,
+            snooze_us=int(round(network.pickup_snooze_hours * HOUR_US)),
         )
 
 
@@ -100,12 +103,36 @@ def crossed(state: VillageState, now: int, limits: Limits) -> list[str]:
     return reasons
 
 
+def snooze_until(state: VillageState, limits: Limits) -> int | None:
+    """When the hold of the last cancel ends (stream time); None if nothing is held."""
+    if state.snooze_from is None:
+        return None
+    if state.snooze_hours is None:
+        return state.snooze_from + limits.snooze_us
+    return state.snooze_from + int(round(state.snooze_hours * HOUR_US))
+
+
+def snoozed(state: VillageState, now: int, limits: Limits) -> bool:
+    """Whether a cancel still holds back a new request at stream time ``now``: until its
+    snooze ends, unless waste generated after it reaches a weight threshold by itself."""
+    until = snooze_until(state, limits)
+    if until is None or now >= until:
+        return False
+    new = state.snooze_new
+    if sum(new.values()) >= limits.outstanding_grams:
+        return False
+    return not any(new.get(m, 0) >= lim for m, lim in limits.material_grams.items())
+
+
 def next_due(state: VillageState, limits: Limits) -> int | None:
     """The earliest stream time at which :func:`evaluate` could act without a new
-    event for this village (pickup SLA expiry or the age threshold)."""
+    event for this village (pickup SLA expiry, the end of a snooze, the age threshold)."""
     op = state.open_pickup
     if op is not None:
         return None if op.overdue else op.requested_at + limits.sla_us + 1
+    until = snooze_until(state, limits)
+    if until is not None:
+        return until
     if state.waste_since is not None:
         return state.waste_since + limits.max_age_us
     return None
@@ -114,9 +141,10 @@ def next_due(state: VillageState, limits: Limits) -> int | None:
 def evaluate(state: VillageState, now: int, trigger_at: int, limits: Limits) -> list[Emission]:
     """Run the pickup state machine at stream time ``now``.
 
-    An open pickup past its SLA goes overdue (once); with no pickup open, a
-    crossed threshold opens the next one. ``trigger_at`` is the ``occurred_at``
-    of the triggering event.
+    An open pickup past its SLA goes overdue (once); with no pickup open and no cancel
+    holding requests back (:func:`snoozed`), a crossed threshold opens the next one.
+    ``trigger_at`` is when the request is raised: the stream time of the event or the
+    timer that triggered it.
     """
     out: list[Emission] = []
     op = state.open_pickup
@@ -138,11 +166,19 @@ def evaluate(state: VillageState, now: int, trigger_at: int, limits: Limits) -> 
                 )
             )
         return out
+    if state.snooze_from is not None:
+        if snoozed(state, now, limits):
+            return out
+        state.snooze_from = state.snooze_hours = None
+        state.snooze_new = {}
     reasons = crossed(state, now, limits)
     if reasons:
         state.pickups_requested += 1
         kind = reason_kind(reasons[0])
         state.pickup_reasons[kind] = state.pickup_reasons.get(kind, 0) + 1
+        if kind == "material_grams":
+            material = reasons[0].split(":", 1)[1]
+            state.pickup_materials[material] = state.pickup_materials.get(material, 0) + 1
         month_bucket(state.months, trigger_at, limits.tz).pickups_requested += 1
         pid = pickup_id_for(state.village_id, state.pickups_requested)
         state.open_pickup = OpenPickup(pid, trigger_at, reasons)

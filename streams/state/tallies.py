@@ -55,8 +55,9 @@ def over_collected_of(generated: dict[str, int], recovered: dict[str, int]) -> d
 class MonthBucket:
     """One village's figures for one local calendar month (the officer's records).
 
-    Pickups are counted in the month they were requested, completed (collected) or
-    went overdue (the SLA deadline); containers in the month of the shipment or return.
+    Pickups are counted in the month they were requested, completed (collected),
+    went overdue (the SLA deadline) or were cancelled (the cancel's event time);
+    containers in the month of the shipment or return.
     """
 
     generated: dict[str, int] = field(default_factory=dict)
@@ -66,6 +67,7 @@ class MonthBucket:
     pickups_overdue: int = 0
     #: container type -> [issued, returned, damaged, lost]
     containers: dict[str, list[int]] = field(default_factory=dict)
+    pickups_cancelled: int = 0
 
     def container(self, ct: str) -> list[int]:
         c = self.containers.get(ct)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.infra.tools import INFRA, REPO, load_yaml, rules, run, tool
+from tests.infra.tools import INFRA, REPO, load_yaml, requires_binary, rules, run, tool
 
 CONFIG = INFRA / "alertmanager" / "alertmanager.yml"
 GENERATOR = INFRA / "alertmanager" / "build_alertmanager.py"
@@ -23,6 +23,7 @@ def route(*labels: str) -> list[str]:
     return res.stdout.split()
 
 
+@requires_binary("amtool")
 def test_amtool_check_config() -> None:
     res = run([tool("amtool"), "check-config", str(CONFIG)])
     assert res.returncode == 0, res.stdout + res.stderr
@@ -41,12 +42,14 @@ def test_every_hub_has_a_webhook_receiver() -> None:
         assert len(r["webhook_configs"]) == 1 and r["webhook_configs"][0]["url"]
 
 
+@requires_binary("amtool")
 @pytest.mark.parametrize("hub", HUBS)
 def test_hub_alerts_go_to_that_hub(hub: str) -> None:
     assert route("alertname=PickupOverdue", "scope=hub", f"hub={hub}",
                  f"village={hub}-V001") == [f"hub-{hub}"]
 
 
+@requires_binary("amtool")
 def test_every_alert_routes_by_its_scope() -> None:
     for rule in rules():
         if "alert" not in rule:
@@ -64,10 +67,12 @@ def test_every_alert_routes_by_its_scope() -> None:
         assert route(*labels) == expected, rule["alert"]
 
 
+@requires_binary("amtool")
 def test_unknown_hub_falls_back_to_the_officer() -> None:
     assert route("alertname=PickupOverdue", "scope=hub", "hub=H99") == ["officer"]
 
 
+@requires_binary("amtool")
 def test_routing_check_can_fail() -> None:
     res = run([tool("amtool"), "config", "routes", "test", f"--config.file={CONFIG}",
                "--verify.receivers=hub-H01", "hub=H02", "scope=hub"])

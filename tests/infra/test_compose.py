@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.infra.tools import INFRA, load_yaml, run, tool
+from tests.infra.tools import INFRA, load_yaml, requires_binary, run, tool
 
 COMPOSE = INFRA / "docker-compose.yml"
 ENV_EXAMPLE = INFRA / ".env.example"
@@ -29,10 +29,12 @@ def resolved() -> dict[str, Any]:
     return yaml.safe_load(compose("config").stdout)
 
 
+@requires_binary("docker-compose")
 def test_compose_config_is_valid() -> None:
     compose("config", "-q")
 
 
+@requires_binary("docker-compose")
 def test_compose_check_can_fail(tmp_path: Path) -> None:
     broken = load_yaml(COMPOSE)
     broken["services"]["kafka"]["ports"] = {"not": "a list"}
@@ -43,6 +45,7 @@ def test_compose_check_can_fail(tmp_path: Path) -> None:
     assert res.returncode != 0
 
 
+@requires_binary("docker-compose")
 @pytest.mark.parametrize("secret", ["GF_SECURITY_ADMIN_PASSWORD", "PACKLOOP_TOKEN_PEPPER"])
 def test_secrets_are_required(secret: str, tmp_path: Path) -> None:
     env = tmp_path / "partial.env"
@@ -53,6 +56,7 @@ def test_secrets_are_required(secret: str, tmp_path: Path) -> None:
     assert res.returncode != 0 and secret in res.stderr
 
 
+@requires_binary("docker-compose")
 def test_services(resolved: dict[str, Any]) -> None:
     services = resolved["services"]
     assert set(services) == PACKLOOP_SERVICES | {"kafka", "prometheus", "alertmanager",
@@ -70,6 +74,7 @@ def test_services(resolved: dict[str, Any]) -> None:
     }
 
 
+@requires_binary("docker-compose")
 def test_kafka_runs_in_kraft_mode(resolved: dict[str, Any]) -> None:
     env = resolved["services"]["kafka"]["environment"]
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
@@ -78,6 +83,7 @@ def test_kafka_runs_in_kraft_mode(resolved: dict[str, Any]) -> None:
     assert env["CLUSTER_ID"]
 
 
+@requires_binary("docker-compose")
 def test_packloop_settings_for_apache_kafka(resolved: dict[str, Any]) -> None:
     ids = set()
     for name in PACKLOOP_SERVICES:
@@ -99,6 +105,7 @@ def test_packloop_settings_for_apache_kafka(resolved: dict[str, Any]) -> None:
     assert "pip install" in dockerfile and "USER 10001" in dockerfile
 
 
+@requires_binary("docker-compose")
 def test_only_the_gateway_and_grafana_publish_ports(resolved: dict[str, Any]) -> None:
     published = {name: svc.get("ports", []) for name, svc in resolved["services"].items()
                  if svc.get("ports")}
@@ -110,6 +117,7 @@ def test_only_the_gateway_and_grafana_publish_ports(resolved: dict[str, Any]) ->
         assert "network_mode" not in svc and not svc.get("privileged")
 
 
+@requires_binary("docker-compose")
 def test_internal_networks_separate_the_read_side(resolved: dict[str, Any]) -> None:
     nets = resolved["networks"]
     assert {n for n, cfg in nets.items() if cfg.get("internal")} == {"kafka", "metrics", "ui"}
@@ -127,6 +135,7 @@ def test_internal_networks_separate_the_read_side(resolved: dict[str, Any]) -> N
     assert outward == {"gateway", "grafana", "alertmanager"}
 
 
+@requires_binary("docker-compose")
 def test_prometheus_and_grafana_mounts(resolved: dict[str, Any]) -> None:
     def targets(svc: str) -> dict[str, str]:
         mounts = (v.split(":") for v in resolved["services"][svc]["volumes"])

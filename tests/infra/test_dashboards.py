@@ -18,6 +18,7 @@ from tests.infra.tools import (
     load_yaml,
     metric_names,
     promtool_check_exprs,
+    requires_binary,
     run,
     substitute,
 )
@@ -98,6 +99,7 @@ def test_panel_ids_unique_and_grid_fits() -> None:
             assert 0 <= g["x"] and g["x"] + g["w"] <= 24, (name, p["title"])
 
 
+@requires_binary("promtool")
 def test_every_query_parses_with_promtool(tmp_path: Path) -> None:
     exprs = [substitute(e) for _, _, e in QUERIES]
     assert all("$" not in e for e in exprs)
@@ -110,6 +112,7 @@ def test_every_query_parses_with_promtool(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+@requires_binary("promtool")
 def test_the_promtool_check_can_fail(tmp_path: Path) -> None:
     res = promtool_check_exprs(["sum by (hub) (packloop_pickups_open"], tmp_path)
     assert res.returncode != 0

@@ -16,11 +16,12 @@ def test_series_table_is_current() -> None:
 
 def test_series_counts() -> None:
     # The figures quoted in the text.
-    assert round(total(True) / 1000) == 76
-    assert 17_000 < total(False) < 18_000
+    assert round(total(True) / 1000) == 79
+    assert 19_000 < total(False) < 20_000
     # Township mode grows with workers: each worker exports every hub it owns villages of.
     assert total(False, Deployment(workers=8)) > total(False, Deployment(workers=4))
-    assert total(True, Deployment(workers=8)) - total(True) < 0.05 * total(True)
+    # village mode: only per-worker and per-hub families (e.g. pickups by material) grow
+    assert total(True, Deployment(workers=8)) - total(True) < 0.06 * total(True)
 
 
 def test_every_rule_and_dashboard_is_described() -> None:

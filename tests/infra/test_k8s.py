@@ -15,7 +15,15 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.infra.tools import INFRA, PROMTOOL_TESTS, RULE_FILES, load_yaml, run, tool
+from tests.infra.tools import (
+    INFRA,
+    PROMTOOL_TESTS,
+    RULE_FILES,
+    load_yaml,
+    requires_binary,
+    run,
+    tool,
+)
 
 K8S = INFRA / "k8s"
 MANIFESTS = sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
@@ -281,6 +289,7 @@ def test_prometheusrule_is_current_and_equals_the_rule_files() -> None:
         groups, key=lambda g: g["name"])
 
 
+@requires_binary("promtool")
 def test_rules_inside_the_prometheusrule_pass_promtool(tmp_path: Path) -> None:
     (pr,) = _kinds()["PrometheusRule"]
     rules_dir = tmp_path / "rules"

@@ -20,10 +20,11 @@ import pytest
 import yaml
 
 from streams import metric_names as mn
-from tests.infra.tools import DASHBOARDS, REPO, RULE_FILES, substitute
+from tests.helpers import wait_until
+from tests.infra.tools import DASHBOARDS, REPO, RULE_FILES, requires_binary, substitute
 from tests.prometheus_server import Prometheus, prometheus_server
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, requires_binary("prometheus")]
 
 NETWORK = json.loads((REPO / "streams" / "data" / "sample_county.json").read_text("utf-8"))
 COORDS = {v["village_id"]: (v["lat"], v["lon"]) for v in NETWORK["villages"]}
@@ -165,12 +166,13 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     rule_files = sorted(RULE_FILES, key=lambda p: "alert" in p.name)
     try:
         with prometheus_server(jobs, rule_files, tmp_path_factory.mktemp("prometheus")) as prom:
-            # Enough scrapes for rate() and rule evaluations on top of them.
-            deadline = time.monotonic() + 30
-            while not prom.query("outcome:packloop_events:rate5m"):
-                assert time.monotonic() < deadline, "no recorded rates after 30 s"
-                time.sleep(0.5)
-            time.sleep(2)
+            # rate() needs two samples of each target; then two rounds of every rule
+            # group, so the alerts read recorded series computed from those samples
+            targets = sum(map(len, jobs.values()))
+            wait_until(lambda: len(prom.query("count_over_time(up[5m]) >= 2")) == targets,
+                       30, f"two scrapes of each of the {targets} exporters")
+            prom.wait_rules_evaluated_after(time.time())
+            prom.wait_rules_evaluated_after(time.time())
             yield prom, village_label
     finally:
         for exps in exporters.values():

@@ -1,8 +1,8 @@
-"""The stream-worker fixtures (from ``conftest_streams``) for every module here, and one
-data folder for the session.
+"""Every test under ``tests/integration/`` is an integration test: it is marked so here,
+by where it lives, and ``make test-unit`` (``-m "not integration"``) leaves it out. The
+commands the tests start keep their default databases in one temporary data folder.
 
-Found by pytest through this file, a test module asks for them by parameter alone
-instead of importing each fixture by name (and silencing the linter about it).
+The fixtures of ``fixtures.py`` are exposed to every module here by importing them.
 """
 
 from collections.abc import Iterator
@@ -10,7 +10,24 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest_streams import ready_worker, workers  # noqa: F401
+from tests.integration.fixtures import (
+    pg_db_url,
+    postgres_server,
+    postgres_url,
+    ready_worker,
+    workers,
+)
+
+__all__ = ["pg_db_url", "postgres_server", "postgres_url", "ready_worker", "workers"]
+
+HERE = Path(__file__).parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -4,36 +4,33 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
-import sys
-import time
-
-import pytest
 
 from services.broker import free_port
 from streams.kafka import KafkaConnection
 from streams.topics import Topics
+from tests.helpers import wait_until
+from tests.integration.helpers import PACKLOOP, packloop
 
-pytestmark = pytest.mark.integration
 
-
-def _packloop(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "services.cli", *args], capture_output=True,
-                          text=True, timeout=120, **kwargs)
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_broker_command_prints_address_and_stops_on_sigterm() -> None:
     """The broker command waits until the port accepts, prints it, and stops cleanly."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "broker", "--port", str(port)],
+    proc = subprocess.Popen([*PACKLOOP, "broker", "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline().strip()
         assert line == f"127.0.0.1:{port}"
-        created = _packloop("topics", "create", "--bootstrap", line)
+        created = packloop("topics", "create", "--bootstrap", line)
         assert created.returncode == 0, created.stderr
         assert "hub-events\tcreated" in created.stdout
-        again = _packloop("topics", "create", "--bootstrap", line)
+        again = packloop("topics", "create", "--bootstrap", line)
         assert "hub-events\texists" in again.stdout  # idempotent
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
@@ -41,21 +38,13 @@ def test_broker_command_prints_address_and_stops_on_sigterm() -> None:
         if proc.poll() is None:
             proc.kill()
     # The broker's child process is gone: the port is free again.
-    deadline = time.monotonic() + 5
-    import socket
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) != 0:
-                break
-        time.sleep(0.1)
-    else:
-        pytest.fail("broker still listening after SIGTERM")
+    wait_until(lambda: not listening(port), 5, "the broker's port to close after SIGTERM")
 
 
 def test_topics_respect_prefix(kafka: KafkaConnection) -> None:
     """PACKLOOP_TOPIC_PREFIX puts every topic under the prefix, for shared clusters."""
     env = {**os.environ, "PACKLOOP_TOPIC_PREFIX": "teamx."}
-    done = _packloop("topics", "create", "--bootstrap", kafka.bootstrap_servers, env=env)
+    done = packloop("topics", "create", "--bootstrap", kafka.bootstrap_servers, env=env)
     assert done.returncode == 0, done.stderr
     names = {line.split("\t")[0] for line in done.stdout.splitlines()}
     prefixed = Topics("teamx.")

@@ -19,8 +19,6 @@ from services.settings import get_settings
 from services.simulation.simulator import SimulationConfig, Simulator
 from streams.network import load_network
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory):

@@ -13,7 +13,6 @@ from collections import Counter
 from typing import Any
 
 import orjson
-import pytest
 from fastapi.testclient import TestClient
 
 from services.auth.tokens import TokenStore
@@ -23,9 +22,8 @@ from streams.consume import read_topic
 from streams.kafka import KafkaConnection
 from streams.network import load_network
 from streams.topics import Topics, create_topics
+from tests.helpers import wait_until
 from tests.services.helpers import shipment
-
-pytestmark = pytest.mark.integration
 
 NETWORK = load_network()
 VILLAGES = [v.village_id for v in NETWORK.villages_by_hub["H01"]]
@@ -76,10 +74,8 @@ def test_outage_gives_503_and_every_accepted_event_is_on_the_topic_once(tmp_path
                 assert client.get("/healthz").status_code == 200  # alive, just not ready
             finally:
                 broker.resume()
-            deadline = time.monotonic() + 30
-            while client.get("/readyz").status_code != 200:
-                assert time.monotonic() < deadline, "gateway did not become ready again"
-                time.sleep(0.2)
+            wait_until(lambda: client.get("/readyz").status_code == 200, 30,
+                       "the gateway to be ready again")
             assert send(batch(20)) == 200
             assert send(batch(5)) == 200
             metrics = client.get("/metrics").text

@@ -5,7 +5,6 @@ the worker closes it."""
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -14,7 +13,6 @@ from typing import Any
 
 import httpx
 import orjson
-import pytest
 from fastapi.testclient import TestClient
 
 from services.auth.tokens import TokenStore
@@ -22,12 +20,8 @@ from services.gateway import GatewayConfig, create_app
 from services.gateway.webhook_delivery import verify
 from streams.network import load_network
 from streams.topics import Topics
-from tests.integration.conftest_streams import (
-    WorkerProcess,
-    workers,  # noqa: F401  (fixture)
-)
-
-pytestmark = pytest.mark.integration
+from tests.helpers import wait_until
+from tests.integration.helpers import WorkerProcess, wait_webhooks_reading
 
 NET = load_network()
 VILLAGE = "H01-V003"
@@ -45,19 +39,9 @@ def heavy_shipments(n: int) -> list[dict[str, Any]]:
     } for i in range(n)]
 
 
-def wait(what: str, check: Callable[[], Any], timeout_s: float = 60) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.3)
-
-
 def test_pickup_requested_listed_notified_and_cancelled_through_the_gateway(
         broker: Any, kafka, topics_factory: Callable[..., Topics],
-        workers: Callable[..., WorkerProcess], tmp_path: Path) -> None:  # noqa: F811
+        workers: Callable[..., WorkerProcess], tmp_path: Path) -> None:
     topics = topics_factory(4)
     worker = workers(topics.prefix).start()
     worker.wait_ready()
@@ -81,7 +65,7 @@ def test_pickup_requested_listed_notified_and_cancelled_through_the_gateway(
         secret = client.put("/v1/webhook", json={"url": "https://h01.example/hook"},
                             headers=hub1).json()["secret"]
         assert app.state.gateway.webhooks.assigned.wait(30)
-        time.sleep(0.5)
+        wait_webhooks_reading(client, kafka, topics)
         # 30 parcels x 2.5 kg of cardboard: over the 50 kg threshold
         resp = client.post("/v1/events", json=heavy_shipments(30), headers=hub1)
         assert resp.status_code == 200 and resp.json()["accepted"] == 30, resp.text
@@ -91,11 +75,12 @@ def test_pickup_requested_listed_notified_and_cancelled_through_the_gateway(
                            headers=hub1)
             return r.json()["pickups"] if r.status_code == 200 else []
 
-        [pickup] = wait("the pickup to be requested", listed)
+        [pickup] = wait_until(listed, 60, "the pickup to be requested")
         assert pickup["village_id"] == VILLAGE and pickup["outstanding_grams"]["cardboard"] \
             == 75_000
-        notices = wait("the webhook notice", lambda: [
-            r for r in received if orjson.loads(r.content)["type"] == "pickup_requested"])
+        notices = wait_until(lambda: [
+            r for r in received if orjson.loads(r.content)["type"] == "pickup_requested"],
+            60, "the webhook notice")
         body = orjson.loads(notices[0].content)
         assert body["pickup_id"] == pickup["pickup_id"] and body["hub_id"] == "H01"
         assert verify(secret, notices[0].content, notices[0].headers["x-packloop-signature"])
@@ -107,8 +92,8 @@ def test_pickup_requested_listed_notified_and_cancelled_through_the_gateway(
         cancel = client.post(f"/v1/pickups/{pickup['pickup_id']}/cancel",
                              json={"reason": "road closed"}, headers=hub1)
         assert cancel.status_code == 202, cancel.text
-        wait("the worker to close the pickup",
-             lambda: pickup["pickup_id"] not in {p["pickup_id"] for p in listed()})
+        wait_until(lambda: pickup["pickup_id"] not in {p["pickup_id"] for p in listed()},
+                   60, "the worker to close the pickup")
         detail = worker.get(f"/villages/{VILLAGE}").json()
         assert detail["pickups"]["cancelled"] == 1
         # the waste is still there, so the worker may request a new pickup: not this one

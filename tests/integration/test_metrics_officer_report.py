@@ -10,36 +10,27 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import pytest
 
 from streams.network import load_network
 from streams.topics import Topics
-from tests.integration.conftest_streams import REPO, WorkerProcess, produce, wait_settled
+from tests.integration.helpers import WorkerProcess, packloop, produce, wait_settled
 from tests.streams.helpers import MonthModel, expected_months
 from tests.streams.reference import generate, to_lines
-
-pytestmark = pytest.mark.integration
 
 NET = load_network()
 
 
-def report(url: str, month: str, fmt: str = "csv") -> str:
-    env = dict(os.environ, PACKLOOP_WORKER_URL=url)
-    out = subprocess.run(
-        [sys.executable, "-c", "from services.cli import main; main()", "report", "officer",
-         "--month", month, "--format", fmt],
-        cwd=REPO, env=env, capture_output=True, timeout=60, text=True,
-    )
+def report(worker: WorkerProcess, month: str, fmt: str = "csv") -> str:
+    # the worker's broker, topics and URL: the report reads the dead letters too
+    out = packloop("report", "officer", "--month", month, "--format", fmt,
+                   env=worker.env(), timeout=60)
     assert out.returncode == 0, out.stderr
-    return out.stdout
+    return out.stdout.removeprefix("\ufeff")
 
 
 def test_report_officer_csv_matches_the_input(
@@ -64,7 +55,7 @@ def test_report_officer_csv_matches_the_input(
     months = sorted({mo for _v, mo in want})
     assert months == ["2026-07", "2026-08", "2026-09"]
     for month in months:
-        rows = list(csv.DictReader(io.StringIO(report(a.url, month))))
+        rows = list(csv.DictReader(io.StringIO(report(a, month))))
         villages = {r["村 village"]: r for r in rows if r["级别 level"] == "村 village"}
         exp = {vid: x for (vid, mo), x in want.items() if mo == month}
         assert set(villages) == set(exp), month
@@ -84,5 +75,5 @@ def test_report_officer_csv_matches_the_input(
             for col in ("产生量 generated (g)", "回收量 recovered (g)",
                         "申请清运 pickups requested"):
                 assert int(hr[col]) == sum(int(v[col]) for v in members), (hub, col)
-    page = report(b.url, months[1], "html")
+    page = report(b, months[1], "html")
     assert page.startswith("<!DOCTYPE html>") and "回收率 recovery ratio" in page

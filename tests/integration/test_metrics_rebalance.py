@@ -9,7 +9,6 @@ Expected figures come from the independent reference model fed with the input.
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -21,10 +20,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.network import load_network
 from streams.topics import Topics
-from tests.integration.conftest_streams import WorkerProcess, produce, wait_settled
+from tests.helpers import WaitTimeout, wait_until
+from tests.integration.helpers import NotYet, WorkerProcess, produce, wait_settled
 from tests.streams.reference import Model, generate, partition_of, to_lines
-
-pytestmark = pytest.mark.integration
 
 NET = load_network()
 PARTS = 4
@@ -95,49 +93,40 @@ def scraped(ws: list[WorkerProcess]) -> tuple[dict[str, dict[Any, float]], list[
     return got, scrapes
 
 
-def owned(w: WorkerProcess) -> set[int]:
-    return set(w.get("/local/status").json()["worker"]["partitions"])
-
-
 def wait_split(ws: list[WorkerProcess], timeout: float = 90) -> list[set[int]]:
     """Until the live workers own disjoint, non-empty partition sets covering all."""
-    deadline = time.monotonic() + timeout
-    parts: list[set[int]] = []
-    while time.monotonic() < deadline:
-        try:
-            parts = [owned(w) for w in ws]
-        except httpx.HTTPError:
-            time.sleep(0.5)
-            continue
+
+    def split() -> list[set[int]] | NotYet:
+        parts = [w.partitions() for w in ws]
         union = set().union(*parts)
         if all(parts) and union == set(range(PARTS)) and sum(map(len, parts)) == PARTS:
             return parts
-        time.sleep(0.5)
-    raise AssertionError(f"partitions not split over {len(ws)} workers: {parts}")
+        return NotYet(parts)
+
+    return wait_until(split, timeout, f"the partitions split over {len(ws)} workers")
 
 
 def assert_sums(ws: list[WorkerProcess], m: Model, village_label: bool) -> None:
     want = figures(m)
-    deadline = time.monotonic() + 30
-    got: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+
+    def summed() -> list[dict[str, list[Any]]] | NotYet:
         got, scrapes = scraped(ws)
-        if got == want:
-            break
-        time.sleep(1)
-    if got != want:  # say whether the state itself (/status) or the exporter is off
+        return scrapes if got == want else NotYet(got)
+
+    try:
+        scrapes = wait_until(summed, 30, f"the scraped sums to equal the input's {want}")
+    except WaitTimeout as exc:  # say whether the state itself (/status) or the exporter is off
         st = ws[0].status() or {}
         exp = m.villages()
         wrong = sorted(v for v in exp if exp[v] != st.get("villages", {}).get(v))
         raise AssertionError(
-            f"scraped sums differ from the input's: {got} != {want}; /status applied "
-            f"{st.get('events')} (model {m.applied}), villages whose state differs from "
-            f"the model: {wrong[:10]}, workers {st.get('workers')}"
-        )
+            f"{exc}; /status applied {st.get('events')} (model {m.applied}), villages whose "
+            f"state differs from the model: {wrong[:10]}, workers {st.get('workers')}"
+        ) from None
     assigned = [sum(s.value for s in sc["packloop_worker_partitions_assigned"]) for sc in scrapes]
     assert sum(assigned) == PARTS and all(assigned)
     for w, sc in zip(ws, scrapes, strict=True):
-        parts = owned(w)
+        parts = w.partitions()
         lag = {int(s.labels["partition"]) for s in sc["packloop_consumer_lag_records"]}
         assert lag == parts
         if village_label:
@@ -177,10 +166,7 @@ def test_sum_over_workers_is_exact_across_a_join_and_a_leave(
 
     # a leaves: b takes every partition back with its state
     a.stop()
-    deadline = time.monotonic() + 90
-    while owned(b) != set(range(PARTS)):
-        assert time.monotonic() < deadline, "b did not take over"
-        time.sleep(0.5)
+    wait_until(lambda: b.partitions() == set(range(PARTS)), 90, "b to take every partition")
     produce(broker.bootstrap, topics.hub_events, third)
     wait_settled([b], len(lines))
     assert_sums([b], tally(lines), village_label)

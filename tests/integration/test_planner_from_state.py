@@ -8,9 +8,6 @@ a count made from the simulated input; then a planner worker solves it.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -23,24 +20,23 @@ from fastapi.testclient import TestClient
 from services.auth.tokens import TokenStore
 from services.planner import JobStore, PlannerConfig, PlannerWorker, create_app
 from streams.network import load_network
-from tests.integration.conftest_streams import (
-    REPO,
+from tests.integration.helpers import (
     ReadyWorker,
     WorkerProcess,
+    packloop,
     produce,
     wait_settled,
 )
-
-pytestmark = pytest.mark.integration
+from tests.services.helpers import wait_for_job
 
 NET = load_network()
 HUBS = ("H01", "H02")
 
 
 def simulate(days: int, out: Path) -> list[bytes]:
-    subprocess.run([sys.executable, "-m", "services.cli", "simulate", "--days", str(days),
-                    "--seed", "5", "--out", str(out), "--no-progress"],
-                   cwd=REPO, check=True, capture_output=True, timeout=300)
+    done = packloop("simulate", "--days", str(days), "--seed", "5", "--out", str(out),
+                    "--no-progress", timeout=300)
+    assert done.returncode == 0, done.stderr
     return [line for line in out.read_bytes().splitlines()
             if orjson.loads(line)["hub_id"] in HUBS]
 
@@ -59,7 +55,7 @@ def test_from_state_plan_uses_the_streams_waste_pools_and_demand(
     app = create_app(PlannerConfig(kafka=kafka, topics=topics, network=NET, tokens=tokens,
                                    jobs=jobs, worker_url=worker.url))
     planner = PlannerWorker(jobs, kafka, topics, group_id=f"fs-{topics.prefix}", lease_s=10)
-    planner.start()
+    planner_thread = planner.start()
     try:
         with TestClient(app) as client:
             client.headers["Authorization"] = f"Bearer {token}"
@@ -121,16 +117,13 @@ def test_from_state_plan_uses_the_streams_waste_pools_and_demand(
                 if v["open_pickup"] and NET.villages[vid].hub_id in HUBS}
 
             # and the job runs to a plan
-            deadline = time.monotonic() + 180
-            while (job := client.get(f"/v1/plans/{job_id}").json())["status"] in (
-                    "queued", "running"):
-                assert time.monotonic() < deadline, job
-                time.sleep(0.5)
+            job = wait_for_job(client, job_id, timeout_s=180)
             assert job["status"] == "done", job
             assert job["summary"]["kpis"]["joint"]["trips"] > 0
     finally:
         planner.stop()
-        time.sleep(0.5)
+        planner_thread.join(30)
+        assert not planner_thread.is_alive(), "the planner worker did not stop"
         jobs.close()
         tokens.close()
 

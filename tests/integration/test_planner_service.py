@@ -21,8 +21,6 @@ from services.planner.store import CANCELLED, DONE
 from tests.helpers import wait_until
 from tests.services.helpers import NETWORK, TINY, big_scenario, wait_for_job, with_time_limit
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def planner_env(kafka, topics, tmp_path) -> Iterator[dict[str, Any]]:

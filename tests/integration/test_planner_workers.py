@@ -8,35 +8,27 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import orjson
-import pytest
 from fastapi.testclient import TestClient
 
 from services.auth.tokens import TokenStore
 from services.planner import JobStore, PlannerConfig, create_app
+from services.planner.store import FINAL
 from streams.consume import read_topic
 from streams.network import load_network
+from tests.helpers import wait_until
+from tests.integration.helpers import NotYet, start_planner_worker, terminate
 from tests.services.helpers import big_scenario
 
-pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def start_worker(kafka, topics, db_url: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PACKLOOP_KAFKA_BOOTSTRAP": kafka.bootstrap_servers,
-           "PACKLOOP_TOPIC_PREFIX": topics.prefix, "PACKLOOP_PLANNER_DB_URL": db_url,
-           "PACKLOOP_PLANNER_LEASE_S": "4", "PACKLOOP_PLANNER_THREADS": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "planner", "--no-api", "--workers", "1"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "wb"),  # noqa: SIM115
-        start_new_session=True)
+def start_worker(kafka, topics, db_url: str, log: Path):
+    return start_planner_worker({
+        **os.environ, "PACKLOOP_KAFKA_BOOTSTRAP": kafka.bootstrap_servers,
+        "PACKLOOP_TOPIC_PREFIX": topics.prefix, "PACKLOOP_PLANNER_DB_URL": db_url,
+        "PACKLOOP_PLANNER_LEASE_S": "4", "PACKLOOP_PLANNER_THREADS": "1"}, log)
 
 
 def pid_of(worker_id: str) -> int:
@@ -62,31 +54,25 @@ def test_two_workers_three_jobs_each_once_and_a_killed_worker_hands_over(
                 resp = client.post("/v1/plans", json=body)
                 assert resp.status_code == 202, resp.text
                 ids.append(resp.json()["job_id"])
-            # kill whichever worker first runs a job, a moment into the solve
-            deadline = time.monotonic() + 90
-            victim_job = victim = None
-            while victim is None:
-                assert time.monotonic() < deadline, "no job started"
-                for job_id in ids:
-                    job = jobs.get(job_id)
-                    if job["status"] == "running" and job["worker_id"]:
-                        victim_job, victim = job_id, pid_of(job["worker_id"])
-                        break
-                time.sleep(0.2)
-            time.sleep(1.5)
-            assert jobs.get(victim_job)["status"] == "running"
+            # kill whichever worker first runs a job, once its solve has reported progress
+            def solving() -> str | None:
+                return next((j for j in ids if (job := jobs.get(j))["status"] == "running"
+                             and job["worker_id"] and job["progress"]), None)
+
+            victim_job = wait_until(solving, 90, "a job's solve to report progress")
+            victim = pid_of(jobs.get(victim_job)["worker_id"])
             os.kill(victim, signal.SIGKILL)
             killed = next(w for w in workers if w.pid == victim)
             killed.wait(10)
             # every job finishes
-            deadline = time.monotonic() + 240
-            while True:
+            def finished() -> dict[str, str] | NotYet:
                 states = {j: jobs.get(j)["status"] for j in ids}
-                if all(s in ("done", "failed", "cancelled") for s in states.values()):
-                    break
-                assert time.monotonic() < deadline, (states,
-                    [(tmp_path / f"worker{i}.log").read_text()[-2000:] for i in (1, 2)])
-                time.sleep(0.5)
+                if all(s in FINAL for s in states.values()):
+                    return states
+                return NotYet((states, [(tmp_path / f"worker{i}.log").read_text()[-2000:]
+                                        for i in (1, 2)]))
+
+            states = wait_until(finished, 240, "every job to finish")
             assert set(states.values()) == {"done"}, {j: (jobs.get(j)["status"],
                                                           jobs.get(j)["error"]) for j in ids}
             final = {j: jobs.get(j) for j in ids}
@@ -98,18 +84,10 @@ def test_two_workers_three_jobs_each_once_and_a_killed_worker_hands_over(
             assert 'packloop_plan_jobs{status="done"} 3.0' in metrics
     finally:
         for w in workers:
-            if w.poll() is None:
-                w.send_signal(signal.SIGTERM)
-        for w in workers:
-            try:
-                w.wait(20)
-            except subprocess.TimeoutExpired:
-                w.kill()
+            terminate(w)
     # no solve outlived its worker (a solve's process group dies with the worker)
-    deadline = time.monotonic() + 10
-    while (left := _ours(tmp_path)) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert not left, f"processes left behind: {left}"
+    wait_until(lambda: not (left := _ours(tmp_path)) or NotYet(left), 10,
+               "no process of this test left behind")
     records = read_topic(kafka, topics.plan_results, expected=3, idle_timeout_s=3.0)
     published = Counter(orjson.loads(r.value)["job_id"] for r in records)
     assert published == Counter(ids), published

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,18 +19,17 @@ import pytest
 from streams.network import load_network
 from streams.processor import murmur2_partition
 from streams.topics import Topics
-from tests.integration.conftest_streams import (
-    REPO,
+from tests.helpers import wait_until
+from tests.integration.helpers import (
     BackgroundProducer,
     ReadyWorker,
     WorkerProcess,
+    packloop,
     produce,
     read_topic,
     wait_settled,
 )
 from tests.streams.reference import Model, generate, to_lines
-
-pytestmark = pytest.mark.integration
 
 NET = load_network()
 
@@ -79,15 +76,9 @@ def assert_matches_input(
 
 def cli(env: dict[str, str], *args: str) -> str:
     """What `packloop <args>` prints when run as an operator would, with these settings."""
-    out = subprocess.run(
-        [sys.executable, "-c", "from services.cli import main; main()", *args],
-        cwd=REPO,
-        env=dict(os.environ, **env),
-        capture_output=True,
-        timeout=60,
-        check=True,
-    )
-    return out.stdout.decode()
+    out = packloop(*args, env=dict(os.environ, **env), timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
 
 
 @pytest.fixture(scope="module")
@@ -121,15 +112,10 @@ def test_kill9_mid_run_then_restart_is_exact(
     topics, w = ready_worker(1)
     sender = BackgroundProducer(broker.bootstrap, topics.hub_events, file20k, rate=5000).start()
     # kill while records are flowing and being applied
-    deadline = time.monotonic() + 60
-    st = None
-    while time.monotonic() < deadline:
-        st = w.status()
-        if st and st["events"]["applied"] > 6000:
-            break
-        time.sleep(0.05)
+    applied = wait_until(lambda: (n := w.applied()) > 6000 and n, 60, "6000 records applied",
+                         interval=0.02, max_interval=0.05)
     w.kill9()
-    assert st and st["events"]["applied"] < len(file20k) - 4000, "killed too late to test"
+    assert applied < len(file20k) - 4000, "killed too late to test"
     w.start()
     w.wait_ready()
     sender.join()
@@ -167,10 +153,10 @@ def test_broker_frozen_10s_loses_and_doubles_nothing(
 ) -> None:
     topics, w = ready_worker(4)
     sender = BackgroundProducer(broker.bootstrap, topics.hub_events, file20k, rate=2000).start()
-    time.sleep(3)  # records flowing and being applied
+    wait_until(lambda: w.applied() > 2000, 60, "records flowing and being applied")
     broker.pause()
     try:
-        time.sleep(10)
+        time.sleep(10)  # the outage itself: its length is what the test is about
     finally:
         broker.resume()
     sender.join()
@@ -260,7 +246,7 @@ def test_dead_letter_list_and_redrive_and_rerouting(broker: Any, ready_worker: R
     assert json.loads(listed[0]["raw"])["event_id"] == "r-1"
     redrive = ("dead-letter", "redrive", "--reason", "return_exceeds_issued")
     assert "re-submitted 1" in cli(env, *redrive)
-    time.sleep(0.5)
+    wait_until(lambda: w.applied() >= 2, 60, "the re-submitted return applied")
     cli(env, *redrive)  # twice: deduped
     st = wait_settled([w], 4, quiet_s=2)
     crates = st["hubs"][NET.villages[vid].hub_id]["containers"]["reusable_crate"]

@@ -20,8 +20,6 @@ from streams.consume import read_topic
 from streams.events import parse_hub_event
 from streams.network import load_network
 
-pytestmark = pytest.mark.integration
-
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
 
 

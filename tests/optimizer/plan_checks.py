@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from optimizer.scenario import Scenario
+import pytest
+
+from optimizer import PlanResult, Scenario
 
 TOL = 1e-5
 
@@ -157,6 +159,7 @@ def recompute_cost(plan: dict, s: Scenario) -> float:
 
 
 def check_recyclables(plan: dict, s: Scenario) -> None:
+    """Every village's outstanding recyclables are collected, in full."""
     hubs = set(plan["hubs"])
     vh = {v.village_id: v.hub_id for v in s.villages}
     got = defaultdict(float)
@@ -167,7 +170,8 @@ def check_recyclables(plan: dict, s: Scenario) -> None:
             _close(got[w.village_id], w.grams, f"recyclables at {w.village_id}")
 
 
-def check_all(result_json: dict, plan: dict, s: Scenario, kpis: dict | None = None) -> None:
+def check_plan(plan: dict, s: Scenario, kpis: dict | None = None) -> None:
+    """Every property above; with `kpis`, that they agree with the plan's own arithmetic."""
     check_service(plan, s)
     check_deliveries(plan, s)
     check_capacity_and_temperature(plan, s)
@@ -179,3 +183,19 @@ def check_all(result_json: dict, plan: dict, s: Scenario, kpis: dict | None = No
         km = sum(t["km"] for t in plan["trips"])
         _close(kpis["km"], km, "KPI km")
         assert kpis["trips"] == len(plan["trips"])
+
+
+def check_result(res: PlanResult, s: Scenario) -> dict:
+    """A solve's result: the joint plan's properties, its objective equal to the cost
+    recomputed from the plan, and each baseline's KPIs equal to its objective. Returns the
+    JSON document."""
+    assert res.plan is not None, f"no plan: {res.status} {res.diagnosis}"
+    check_plan(res.plan, s, res.kpis)
+    assert recompute_cost(res.plan, s) == pytest.approx(res.objective, rel=1e-6, abs=1e-4)
+    d = res.to_json_dict()
+    for name in ("sequential", "uncoordinated"):
+        b = d["baselines"].get(name)
+        if b and b.get("kpis"):
+            assert b["kpis"]["cost_cny"]["total"] == pytest.approx(b["objective"], rel=1e-6,
+                                                                   abs=1e-4)
+    return d

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from click.testing import CliRunner
 
 from services.cli.plan import plan
-
-ROOT = Path(__file__).resolve().parents[2]
-TINY = ROOT / "examples" / "scenarios" / "tiny.yaml"
+from tests.optimizer.helpers import TINY
 
 
 def test_json_contract_keys(tmp_path):
@@ -22,7 +19,6 @@ def test_json_contract_keys(tmp_path):
     for key in ("status", "objective", "bound", "gap", "trips", "kpis", "baselines"):
         assert key in data
     assert data["status"] == "optimal"
-    assert data["gap"] <= 1e-9
     t = data["trips"][0]
     for key in ("day", "hub_id", "vehicle_type", "stops", "loads"):
         assert key in t

@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import highspy
 import pytest
-import yaml
 
-from optimizer import load_scenario
-from optimizer.cuts import capacity_cover_rows
-from optimizer.model import build_model
-from optimizer.routes import active_villages, candidate_routes, max_stops
-from optimizer.solver import compile_model, run_highs
-
-TINY = Path(__file__).resolve().parents[2] / "examples" / "scenarios" / "tiny.yaml"
+from optimizer import build_model, capacity_cover_rows, compile_model, load_scenario, run_highs
+from tests.optimizer.helpers import routes_for, tiny_raw
 
 
 def _relaxation(built) -> float:
@@ -49,14 +42,14 @@ def _one_village(parcels: int) -> dict:
 
 
 def _build(s, covers: bool, mode: str = "joint"):
-    routes = candidate_routes(s, active_villages(s), max_stops(s))
-    return build_model(s, routes, mode=mode, capacity_covers=covers)
+    return build_model(s, routes_for(s), mode=mode, capacity_covers=covers)
 
 
 @pytest.mark.parametrize(("parcels", "trips"), [(25, 3), (20, 2), (1, 1), (31, 4)])
 def test_cover_rounds_up_the_fractional_trip(parcels, trips):
-    # 10 * parcels litres in vans of 100: the relaxation runs parcels / 10 trips (at least
-    # one: the visit rows), a plan needs ceil(parcels / 10) (50 CNY each, nothing else costs)
+    """10 * parcels litres in vans of 100: the relaxation runs parcels / 10 trips (at least
+    one: the visit rows), a plan needs ceil(parcels / 10) (50 CNY each, nothing else costs);
+    the covers lift the relaxation to that, and the optimum is the same with or without."""
     s = load_scenario(_one_village(parcels))
     assert _relaxation(_build(s, False)) == pytest.approx(50 * max(1, parcels / 10))
     assert _relaxation(_build(s, True)) == pytest.approx(50 * trips)
@@ -67,8 +60,8 @@ def test_cover_rounds_up_the_fractional_trip(parcels, trips):
 
 
 def test_cover_spans_a_presale_window():
-    # 15 parcels due on day 0 or 1 (flexible): one day alone owes nothing, the window owes
-    # 150 litres = 2 trips of 100
+    """15 parcels due on day 0 or 1 (flexible): one day alone owes nothing, the window owes
+    150 litres = 2 trips of 100."""
     raw = _one_village(15)
     raw["horizon_days"] = 2
     raw["demand"][0]["flex_days"] = 1
@@ -83,7 +76,7 @@ def test_cover_spans_a_presale_window():
 def _binding_variant(seed: int) -> dict:
     """tiny.yaml with vehicles so small that trips must be repeated and split."""
     rnd = random.Random(seed)
-    raw = yaml.safe_load(TINY.read_text())
+    raw = tiny_raw()
     for g in raw["demand"]:
         g["parcels"] = rnd.randint(5, 80)
         if g["direction"] == "up":
@@ -102,6 +95,8 @@ def _binding_variant(seed: int) -> dict:
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("mode", ["joint", "single_use", "uncoordinated"])
 def test_covers_change_no_optimum(seed, mode):
+    """Covers are valid rows: on capacity-bound variants they raise the relaxation (or
+    leave it) and leave every mode's optimum where it was."""
     s = load_scenario(_binding_variant(seed))
     plain, covered = _build(s, False, mode), _build(s, True, mode)
     assert _relaxation(covered) >= _relaxation(plain) - 1e-6

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 import optimizer
-from optimizer.factors import load_factors
-from optimizer.network_scenario import scenario_from_network
-from tests.optimizer.plan_checks import check_all
-
-NETWORK = Path(__file__).resolve().parents[2] / "streams" / "data" / "sample_county.json"
+from optimizer import load_factors, scenario_from_network
+from tests.optimizer.helpers import NETWORK
+from tests.optimizer.plan_checks import check_result
 
 
 def test_defaults_follow_the_network():
@@ -37,6 +33,5 @@ def test_live_state_is_used_and_plans():
     assert {w.village_id: w.grams for w in s.outstanding_waste} == {vids[0]: 23000,
                                                                    vids[1]: 5000}
     res = optimizer.solve(s, time_limit_s=30, mip_gap=1e-6)
-    assert res.plan is not None
-    check_all(res.to_json_dict(), res.plan, s, res.kpis)
+    check_result(res, s)
     assert res.kpis["recyclables_collected_grams"] == pytest.approx(28000)

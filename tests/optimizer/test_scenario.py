@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
 
 from optimizer import ScenarioError, load_scenario, scenario_json_schema
+from tests.optimizer.helpers import ROOT, TINY, tiny_raw
 
-ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "optimizer" / "schemas" / "scenario.schema.json"
 EXAMPLES = sorted((ROOT / "examples" / "scenarios").glob("*.yaml")) + sorted(
     (ROOT / "examples" / "scenarios").glob("*.json"))
-
-
-def _tiny() -> dict:
-    return yaml.safe_load((ROOT / "examples" / "scenarios" / "tiny.yaml").read_text())
 
 
 def test_published_schema_is_current():
@@ -37,7 +32,7 @@ def test_examples_validate_against_published_schema(path):
 
 def test_schema_error_names_path():
     """A wrong type deep inside the document is reported with its path."""
-    raw = _tiny()
+    raw = tiny_raw()
     raw["villages"][2]["lat"] = "north"
     with pytest.raises(ScenarioError) as e:
         load_scenario(raw)
@@ -47,7 +42,7 @@ def test_schema_error_names_path():
 
 def test_reference_errors_name_path_and_problem():
     """Unknown ids and days outside the horizon are reported, all at once, with paths."""
-    raw = _tiny()
+    raw = tiny_raw()
     raw["villages"][1]["hub_id"] = "H99"
     raw["demand"][3]["day"] = 5
     raw["demand"][0]["class_id"] = "frozen"
@@ -61,7 +56,7 @@ def test_reference_errors_name_path_and_problem():
 
 def test_missing_field_and_extra_field():
     """Missing required fields and unknown keys (typos) are both errors with paths."""
-    raw = _tiny()
+    raw = tiny_raw()
     del raw["horizon_days"]
     raw["vehicle_types"][0]["fixed_cost"] = 3
     with pytest.raises(ScenarioError) as e:
@@ -73,7 +68,7 @@ def test_missing_field_and_extra_field():
 
 def test_json_and_yaml_load_the_same(tmp_path):
     """The same scenario as JSON and as YAML loads to equal objects."""
-    raw = _tiny()
+    raw = tiny_raw()
     p = tmp_path / "s.json"
     p.write_text(json.dumps(raw))
-    assert load_scenario(p) == load_scenario(ROOT / "examples" / "scenarios" / "tiny.yaml")
+    assert load_scenario(p) == load_scenario(TINY)

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from optimizer.vrplib import parse_vrp, read_sol
+import optimizer
+from optimizer import parse_vrp, read_sol
+from tests.optimizer.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 CVRPLIB = ROOT.parent / "shared" / "cvrplib"
 OPTIMA = {"P-n16-k8": 450, "E-n13-k4": 247, "E-n22-k4": 375, "E-n23-k3": 569}
 
@@ -108,3 +109,11 @@ def test_lower_row_reading_breaks_triangle_inequality():
                for k in range(n))
     own, _, _ = _own_distances(CVRPLIB / "E-n13-k4.vrp")
     assert (d == own).all()
+
+
+def test_the_joint_planner_refuses_a_single_visit_scenario():
+    """A CVRPLIB scenario has its own solver: `optimizer.solve` refuses it, naming that
+    solver, instead of planning it as a joint scenario."""
+    sc = optimizer.scenario_from_vrp(parse_vrp(CVRPLIB / "E-n13-k4.vrp"))
+    with pytest.raises(optimizer.ScenarioError, match="solve_cvrp"):
+        optimizer.solve(sc)

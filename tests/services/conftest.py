@@ -4,13 +4,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from services.auth.tokens import TokenStore
-from tests.services.helpers import FakeKafkaIO
+from services.gateway import GatewayConfig, create_app
+from streams.kafka import KafkaConnection
+from tests.services.helpers import NETWORK, TOPICS, FakeKafkaIO, FakeWorker
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +45,28 @@ def token_store(tmp_path) -> Iterator[TokenStore]:
     store = TokenStore(f"sqlite:///{tmp_path}/tokens.db", pepper="test-pepper")
     yield store
     store.close()
+
+
+@pytest.fixture
+def make_client(fake_kafka, token_store) -> Iterator[Callable[..., TestClient]]:
+    """Gateway clients on the in-memory Kafka and a stand-in worker (``client.fake_worker``);
+    keyword arguments override :class:`GatewayConfig` fields."""
+    clients: list[TestClient] = []
+
+    def make(**overrides: Any) -> TestClient:
+        worker = overrides.pop("worker", None) or FakeWorker()
+        values: dict[str, Any] = dict(
+            kafka=KafkaConnection(), topics=TOPICS, network=NETWORK, tokens=token_store,
+            kafka_io=fake_kafka, worker_transport=httpx.MockTransport(worker.handler),
+            webhooks=False, produce_timeout_s=3.0, rate_per_s=1000, rate_burst=1000,
+        )
+        values.update(overrides)
+        client = TestClient(create_app(GatewayConfig(**values)))
+        client.__enter__()
+        client.fake_worker = worker  # type: ignore[attr-defined]
+        clients.append(client)
+        return client
+
+    yield make
+    for c in clients:
+        c.__exit__(None, None, None)

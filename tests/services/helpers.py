@@ -6,10 +6,12 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import schemathesis
 import yaml
 from fastapi.testclient import TestClient
@@ -25,18 +27,35 @@ from schemathesis.specs.openapi.checks import (
 from services.http.kafka_io import Record
 from services.planner.store import FINAL
 from streams.network import load_network
+from streams.topics import Topics
 from tests.helpers import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 NETWORK = load_network()
 TINY: dict[str, Any] = yaml.safe_load((REPO / "examples/scenarios/tiny.yaml").read_text())
+#: the topics of the gateway unit tests (on a FakeKafkaIO)
+TOPICS = Topics("t-")
+
+
+CHINA = timezone(timedelta(hours=8))
+
+
+def stamp(at: datetime, tz: timezone = UTC) -> str:
+    """RFC 3339 with the offset of ``tz`` (``Z`` for UTC), whole seconds."""
+    return at.astimezone(tz).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def days_ago(days: float) -> str:
+    """A time ``days`` before now (negative: ahead), as a hub in China stamps it."""
+    return stamp(datetime.now(UTC) - timedelta(days=days), CHINA)
 
 
 def shipment(hub: str = "H01", village: str = "H01-V007", **changes: Any) -> dict[str, Any]:
-    """A valid shipment event of ``village`` (a fresh event_id each call)."""
+    """A valid shipment event of ``village`` dated a day ago (a fresh event_id each call):
+    recent, so the gateway's time rules accept it whenever the tests run."""
     event = {
         "type": "shipment", "schema_version": 1, "event_id": str(uuid.uuid4()),
-        "occurred_at": "2026-11-11T08:30:00+08:00", "hub_id": hub, "village_id": village,
+        "occurred_at": days_ago(1), "hub_id": hub, "village_id": village,
         "shipment_id": "S-1", "direction": "down", "temperature_class": "chilled",
         "weight_grams": 2300,
         "packaging": [{"material": "cardboard", "count": 1, "grams": 200}],
@@ -112,6 +131,11 @@ class FakeKafkaIO:
     def read_since(self, topic: str, since_ms: int, max_wait_s: float) -> Iterator[bytes]:
         for record in self.records.get(topic, []):
             yield record.value
+
+
+def hub_events(fake: FakeKafkaIO) -> list[dict[str, Any]]:
+    """What the app produced to hub-events, decoded."""
+    return [orjson.loads(r.value) for r in fake.records[TOPICS.hub_events]]
 
 
 class FakeWorker:

@@ -6,48 +6,15 @@ Every "nothing was produced" claim is checked on what the gateway handed to Kafk
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
-import httpx
 import orjson
-import pytest
 from fastapi.testclient import TestClient
 
 from services.auth.tokens import TokenStore
 from services.gateway import GatewayConfig, create_app
 from streams.kafka import KafkaConnection
-from streams.topics import Topics
-from tests.services.helpers import NETWORK, FakeKafkaIO, FakeWorker, auth, shipment
-
-TOPICS = Topics("t-")
-
-
-@pytest.fixture
-def make_client(fake_kafka, token_store) -> Iterator[Callable[..., TestClient]]:
-    clients: list[TestClient] = []
-
-    def make(**overrides: Any) -> TestClient:
-        worker = overrides.pop("worker", None) or FakeWorker()
-        values: dict[str, Any] = dict(
-            kafka=KafkaConnection(), topics=TOPICS, network=NETWORK, tokens=token_store,
-            kafka_io=fake_kafka, worker_transport=httpx.MockTransport(worker.handler),
-            webhooks=False, produce_timeout_s=3.0, rate_per_s=1000, rate_burst=1000,
-        )
-        values.update(overrides)
-        client = TestClient(create_app(GatewayConfig(**values)))
-        client.__enter__()
-        client.fake_worker = worker  # type: ignore[attr-defined]
-        clients.append(client)
-        return client
-
-    yield make
-    for c in clients:
-        c.__exit__(None, None, None)
-
-
-def hub_events(fake: FakeKafkaIO) -> list[dict[str, Any]]:
-    return [orjson.loads(r.value) for r in fake.records[TOPICS.hub_events]]
+from tests.services.helpers import NETWORK, TOPICS, auth, hub_events, shipment
 
 
 def test_unauthenticated_and_bad_tokens_get_401(make_client, token_store, fake_kafka) -> None:
@@ -281,14 +248,15 @@ def test_kafka_down_gives_503_and_writes_nothing(make_client, token_store, fake_
 def test_records_kafka_did_not_take_are_answered_per_event(make_client, token_store,
                                                            fake_kafka) -> None:
     """Unacknowledged records: 503 listing each event as unavailable (retry those); a record
-    Kafka refuses as such is rejected with its reason (200: retrying will not help)."""
+    Kafka refuses as such is rejected with its reason (422, the request's only event:
+    retrying will not help)."""
     from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
     client = make_client()
     _, token = token_store.add("hub", "H01")
     fake_kafka.refuse = MessageSizeTooLargeError("too big for the broker")
     refused = client.post("/v1/events", json=shipment(), headers=auth(token))
-    assert refused.status_code == 200
+    assert refused.status_code == 422
     assert refused.json()["results"][0]["reason"] == "kafka_rejected"
     fake_kafka.refuse = KafkaTimeoutError("no acknowledgement")
     batch = [shipment(), shipment()]
@@ -320,7 +288,7 @@ def test_unreachable_kafka_gives_503_fast_and_not_ready(token_store) -> None:
         assert ready.status_code == 503 and ready.json()["status"] == "not_ready"
         # rejected events are still answered (nothing to write)
         bad = client.post("/v1/events", json=shipment(weight_grams=-1), headers=auth(token))
-        assert bad.status_code == 200 and bad.json()["rejected"] == 1
+        assert bad.status_code == 422 and bad.json()["rejected"] == 1
 
 
 def test_token_cli_add_list_revoke(tmp_path, monkeypatch) -> None:

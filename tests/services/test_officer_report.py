@@ -8,13 +8,30 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import datetime
 
 import pytest
 
-from services.reports.officer import COLUMNS, build_rows, regulated_ratio, to_csv, to_html
+from services.reports.officer import (
+    COLUMNS,
+    MonthReport,
+    build_rows,
+    regulated_ratio,
+    to_csv,
+    to_html,
+)
 from streams.network import load_network
 
 NET = load_network()
+
+
+def month_report(data: dict, **changes: object) -> MonthReport:
+    values: dict = dict(month=data["month"], county=NET.county, timezone="Asia/Shanghai",
+                        rows=build_rows(data, NET),
+                        generated_at=datetime(2026, 12, 5, 6, 16, 3, tzinfo=NET.timezone),
+                        dead_letters={"too_late": 2, "future_timestamp": 1})
+    values.update(changes)
+    return MonthReport(**values)
 
 
 def _row(vid: str, gen: dict, rec: dict, pk: tuple[int, int, int], cont: dict) -> dict:
@@ -72,25 +89,35 @@ def test_rows_sum_villages_into_townships_and_county() -> None:
 
 
 def test_csv_has_bilingual_headers_and_one_line_per_row() -> None:
-    rows = build_rows(DATA, NET)
-    parsed = list(csv.reader(io.StringIO(to_csv(rows))))
+    """Grams and fractions, in columns whose names say so; then the report's frame."""
+    report = month_report(DATA)
+    text = to_csv(report)
+    assert text.startswith("\ufeff级别 level,")  # the byte-order mark spreadsheets need
+    parsed = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
     assert parsed[0][:8] == [
         "级别 level", "乡镇 township", "乡镇名称 township name", "村 village",
         "村名 village name", "产生量 generated (g)", "回收量 recovered (g)",
-        "回收率 recovery ratio",
+        "回收率 recovery ratio (fraction)",
     ]
-    assert len(parsed) == len(rows) + 1
+    assert parsed[len(report.rows) + 1] == []  # the table ends with a blank line
     county = dict(zip(parsed[0], parsed[1], strict=True))
     assert county["产生量 generated (g)"] == "2000"
     # cardboard 1,600 of 1,800 recovered counts, EPS 0 of 400, tape was not generated
-    assert county["回收率 recovery ratio"] == "0.8000"
+    assert county["回收率 recovery ratio (fraction)"] == "0.8000"
     h02 = dict(zip(parsed[0], parsed[5], strict=True))
-    assert h02["回收率 recovery ratio"] == ""
+    assert h02["回收率 recovery ratio (fraction)"] == ""
+    frame = parsed[len(report.rows) + 2:]
+    assert frame == [
+        ["报告 report", f"{NET.county} 2026-11 包装废弃物月报 packaging waste monthly report"],
+        ["生成时间 generated at", "2026-12-05T06:16:03+08:00"],
+        ["死信原因 dead-letter reason", "事件数 events"],
+        ["too_late", "2"], ["future_timestamp", "1"], ["合计 total", "3"],
+    ]
 
 
 def test_html_is_self_contained() -> None:
     rows = build_rows(DATA, NET)
-    page = to_html(rows, "2026-11", NET.county, "Asia/Shanghai")
+    page = to_html(month_report(DATA))
     assert page.startswith("<!DOCTYPE html>") and 'charset="utf-8"' in page
     assert "<script" not in page and "src=" not in page and "href=" not in page
     assert "http" not in page.lower().replace("http-equiv", "")

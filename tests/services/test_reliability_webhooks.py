@@ -155,10 +155,13 @@ def test_a_public_name_is_sent_to_the_address_that_was_checked(token_store,
 
 def test_a_name_that_does_not_resolve_is_retried_then_given_up(token_store,
                                                                monkeypatch) -> None:
+    """Registered while it does not resolve (DNS not live yet), then each delivery
+    attempt fails and is retried."""
     def resolve(*args: Any, **kwargs: Any) -> list[Any]:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     monkeypatch.setattr(delivery.socket, "getaddrinfo", resolve)
+    assert delivery.check_url("https://gone.example/p") is None
     WebhookStore(token_store.engine).set("H01", "https://gone.example/p")
     hooks = dispatcher(token_store)
     assert hooks.handle(notice()) == "failed"

@@ -9,8 +9,10 @@ without a broker. :class:`MonthModel` extends the independent reference model
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -19,13 +21,12 @@ from streams.network import Network, load_network
 from streams.processor import PartitionProcessor, ProcessingConfig, murmur2_partition
 from streams.state import (
     PartitionMarker,
-    VillageState,
     decode_value,
     encode_value,
     marker_key,
 )
 from streams.views import local_status
-from tests.streams.reference import Model, parse_ts
+from tests.streams.reference import Model, generate, parse_ts
 
 #: a wall clock far in the future: no generated event is "from the future"
 WALL = 4_000_000_000 * 1_000_000
@@ -51,11 +52,19 @@ COLLECTED = {"type": "recycling_collected", "schema_version": 1, "event_id": "c-
 class Harness:
     """Feeds records to processors in batches, keeps the changelog like Kafka would."""
 
-    def __init__(self, partitions: int = 1, network: Network = SAMPLE) -> None:
+    def __init__(
+        self,
+        partitions: int = 1,
+        network: Network = SAMPLE,
+        config: ProcessingConfig | None = None,
+    ) -> None:
         self.partitions = partitions
         self.network = network
-        self.config = ProcessingConfig(partitions=partitions)
-        self.changelog: dict[int, list[tuple[str, bytes]]] = {p: [] for p in range(partitions)}
+        self.config = config or ProcessingConfig(partitions=partitions)
+        #: per partition: (key, encoded value or None for a tombstone), in write order
+        self.changelog: dict[int, list[tuple[str, bytes | None]]] = {
+            p: [] for p in range(partitions)
+        }
         self.published: list[bytes] = []
         self.dead: list[dict] = []
         self.logs: dict[int, list[tuple[bytes, bytes]]] = {p: [] for p in range(partitions)}
@@ -73,11 +82,13 @@ class Harness:
         log = self.changelog[p] if cut is None else self.changelog[p][:cut]
         table: dict[str, Any] = {}
         for key, value in log:
-            table[key] = decode_value(value)
-        villages = {k: v for k, v in table.items() if isinstance(v, VillageState)}
+            if value is None:
+                table.pop(key, None)
+            else:
+                table[key] = decode_value(value)
         marker = table.get(marker_key(p))
-        proc = PartitionProcessor(p, self.network, self.config, villages, marker)
-        proc.resume()
+        proc = PartitionProcessor.from_table(p, self.network, self.config, table.items())
+        assert not proc.missing_segments, proc.missing_segments
         self.procs[p] = proc
         self.pos[p] = (marker.offset + 1) if isinstance(marker, PartitionMarker) else 0
         if cut is not None:
@@ -109,7 +120,9 @@ class Harness:
             for part, key, value in proc.outbox.reroutes:
                 self.logs[part].append((key, value))
             proc.outbox.clear()
-            writes = [(k, encode_value(v)) for k, v in proc.checkpoint()]
+            writes = [
+                (k, None if v is None else encode_value(v)) for k, v in proc.checkpoint()
+            ]
             done += 1
             if stop_after_batches is not None and done >= stop_after_batches:
                 n = int(len(writes) * land)
@@ -140,7 +153,10 @@ class MonthModel(Model):
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)
         self.applied_events: list[dict] = []
+        #: (village, month) -> [requested, completed, overdue]
         self.pickups: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+        #: (village, month) -> pickups cancelled
+        self.cancelled: dict[tuple[str, str], int] = defaultdict(int)
         self.sla = timedelta(hours=self.net.pickup_sla_hours)
 
     def _tick(self, vid: str, v: Any, now: datetime, trig: datetime) -> None:
@@ -159,18 +175,18 @@ class MonthModel(Model):
         super().feed(e)
         if self.applied > applied:
             self.applied_events.append(e)
-            if (
-                e["type"] == "recycling_collected"
-                and was_open is not None
-                and e.get("pickup_id") == was_open
-            ):
-                month = local_month(parse_ts(e["occurred_at"]), self.net)
+            closes = was_open is not None and e.get("pickup_id") == was_open
+            month = local_month(parse_ts(e["occurred_at"]), self.net)
+            if closes and e["type"] == "recycling_collected":
                 self.pickups[(e["village_id"], month)][1] += 1
+            elif closes and e["type"] == "pickup_cancelled":
+                self.cancelled[(e["village_id"], month)] += 1
 
 
 def expected_months(m: MonthModel) -> dict[tuple[str, str], dict[str, Any]]:
-    """Per (village, local month): generated, recovered, containers and pickups, computed
-    from the events the model applied."""
+    """Per (village, local month): generated, recovered, containers, pickups (``pk``:
+    requested, completed, overdue) and ``cancelled``, computed from the events the model
+    applied."""
     net = m.net
     units = {ct.value: (s.material.value, s.unit_grams) for ct, s in net.container_types.items()}
     out: dict[tuple[str, str], dict[str, Any]] = {}
@@ -210,4 +226,59 @@ def expected_months(m: MonthModel) -> dict[tuple[str, str], dict[str, Any]]:
                 r["rec"][mat] += g
     for (vid, month), pk in m.pickups.items():
         out.setdefault((vid, month), {"gen": {}, "rec": {}, "cont": {}})["pk"] = pk
+    for (vid, month), n in m.cancelled.items():
+        out.setdefault((vid, month), {"gen": {}, "rec": {}, "cont": {}})["cancelled"] = n
     return out
+
+
+@dataclass
+class Backlog:
+    """A hub offline for ``days`` days, then uploading what it recorded (see
+    :func:`backlog_scenario`): send ``live``, then ``upload`` (the backlog with re-sends of
+    part of it mixed in), in that order."""
+
+    hub_id: str
+    live: list[dict]
+    backlog: list[dict]
+    resends: list[dict]
+    upload: list[dict]
+
+    @property
+    def sent(self) -> list[dict]:
+        return self.live + self.upload
+
+
+def backlog_scenario(
+    network: Network = SAMPLE,
+    hub_id: str = "H03",
+    other_villages: int = 30,
+    days: int = 30,
+    events: int = 6000,
+    seed: int = 5,
+    resend_share: float = 0.3,
+) -> Backlog:
+    """Events over ``days + 6`` days from one hub's villages and ``other_villages`` others;
+    the hub's events of days 3 to ``3 + days`` are held back (its connection was down)
+    while the others' flow live and move stream time on to the end. Then the hub uploads
+    its backlog in time order, re-sending ``resend_share`` of it: half of the re-sends in
+    the middle of the upload (a retry after a timeout), half at the end."""
+    rng = random.Random(seed)
+    hub_villages = sorted(v for v, vil in network.villages.items() if vil.hub_id == hub_id)
+    others = rng.sample(
+        sorted(v for v, vil in network.villages.items() if vil.hub_id != hub_id), other_villages
+    )
+    start = datetime(2026, 9, 20, tzinfo=UTC)
+    everything = generate(network, events, seed=seed, start=start, span_hours=24 * (days + 6),
+                          bad_share=0.0, village_ids=hub_villages + others)
+    lo, hi = start + timedelta(days=3), start + timedelta(days=3 + days)
+
+    def held_back(e: dict) -> bool:
+        return e["hub_id"] == hub_id and lo <= parse_ts(e["occurred_at"]) < hi
+
+    backlog = [e for e in everything if held_back(e)]
+    live = [e for e in everything if not held_back(e)]
+    resends = rng.sample(backlog, int(len(backlog) * resend_share))
+    half = len(resends) // 2
+    mid = len(backlog) // 2
+    upload = backlog[:mid] + resends[:half] + backlog[mid:] + resends[half:]
+    return Backlog(hub_id, live, backlog, resends, upload)

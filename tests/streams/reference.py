@@ -16,7 +16,9 @@ import orjson
 from aiokafka.partitioner import murmur2
 
 SLA_H = 72
-HORIZON = timedelta(days=14)
+#: how far behind stream time the worker dedupes: the 90-day backlog a hub may send,
+#: plus 2 days of delivery margin and the 1-hour future tolerance (docs/streams.md)
+HORIZON = timedelta(days=90 + 2, hours=1)
 MATERIALS_DOWN = ["cardboard", "paper_fill", "plastic_film", "tape"]
 
 
@@ -37,12 +39,18 @@ class V:
     hub: str
     gen: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     rec: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    since: datetime | None = None
+    #: outstanding grams by material as [hour generated, grams], collected oldest first
+    lots: dict[str, list[list]] = field(default_factory=lambda: defaultdict(list))
     n: int = 0
     open: str | None = None
     opened_at: datetime | None = None
     overdue_sent: bool = False
     overdue_count: int = 0
+    cancelled: int = 0
+    #: a cancel holding back the next request: its time, its hours (None: the network's)
+    snooze_from: datetime | None = None
+    snooze_hours: float | None = None
+    snooze_new: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     cont: dict[str, dict[str, int]] = field(default_factory=dict)
     fifo: dict[str, list[datetime]] = field(default_factory=lambda: defaultdict(list))
     seen: dict[str, datetime] = field(default_factory=dict)
@@ -52,13 +60,46 @@ class V:
             m: g - self.rec.get(m, 0) for m, g in self.gen.items() if g - self.rec.get(m, 0) > 0
         }
 
+    def oldest(self) -> datetime | None:
+        """When the oldest uncollected gram was generated (to the hour)."""
+        times = [t for lots in self.lots.values() for t, g in lots if g > 0]
+        return min(times) if times else None
+
+    def change(self, m: str, grams: int, at: datetime, generated: bool) -> None:
+        """Generated (or recovered) grams of a material, and its dated lots: a gain is a
+        lot of the hour, a collection takes the oldest, a correction the newest."""
+        before = max(0, self.gen[m] - self.rec[m])
+        (self.gen if generated else self.rec)[m] += grams
+        after = max(0, self.gen[m] - self.rec[m])
+        lots = self.lots[m]
+        if after > before:
+            lots.append([at.replace(minute=0, second=0, microsecond=0), after - before])
+            lots.sort(key=lambda lot: lot[0])
+        take = before - after
+        for lot in reversed(lots) if generated else list(lots):
+            if take <= 0:
+                break
+            used = min(take, lot[1])
+            lot[1] -= used
+            take -= used
+        self.lots[m] = [lot for lot in lots if lot[1] > 0]
+        if generated and self.snooze_from is not None and at > self.snooze_from:
+            self.snooze_new[m] += grams
+
 
 class Model:
     """Processes hub events in the order of each partition; same rules as docs/streams.md."""
 
-    def __init__(self, network: Any, partitions: int = 1, ticks: bool = True) -> None:
+    def __init__(
+        self,
+        network: Any,
+        partitions: int = 1,
+        ticks: bool = True,
+        horizon: timedelta = HORIZON,
+    ) -> None:
         self.net = network
         self.ticks = ticks
+        self.horizon = horizon
         self.partitions = partitions
         self.v: dict[str, V] = {}
         self.st: dict[int, datetime] = {}
@@ -86,13 +127,27 @@ class Model:
         for m, lim in sorted((k.value, x) for k, x in th.material_grams.items()):
             if out.get(m, 0) >= lim:
                 r.append(f"material_grams:{m}")
-        if (
-            v.since is not None
-            and sum(out.values()) > 0
-            and now - v.since >= timedelta(hours=th.max_age_hours)
-        ):
+        oldest = v.oldest()
+        if oldest is not None and now - oldest >= timedelta(hours=th.max_age_hours):
             r.append("max_age_hours")
         return r
+
+    def _snoozed(self, vid: str, v: V, now: datetime) -> bool:
+        """A cancel holds requests back until its hours pass or new waste alone reaches a
+        weight threshold; once it no longer holds, it is forgotten."""
+        if v.snooze_from is None:
+            return False
+        hours = self.net.pickup_snooze_hours if v.snooze_hours is None else v.snooze_hours
+        th = self.net.villages[vid].thresholds
+        new = v.snooze_new
+        holds = (
+            now < v.snooze_from + timedelta(hours=hours)
+            and sum(new.values()) < th.outstanding_grams
+            and all(new.get(m.value, 0) < lim for m, lim in th.material_grams.items())
+        )
+        if not holds:
+            v.snooze_from, v.snooze_hours, v.snooze_new = None, None, defaultdict(int)
+        return holds
 
     def _tick(self, vid: str, v: V, now: datetime, trig: datetime) -> None:
         if v.open is not None:
@@ -100,6 +155,8 @@ class Model:
                 v.overdue_sent = True
                 v.overdue_count += 1
                 self.overdue.append(v.open)
+            return
+        if self._snoozed(vid, v, now):
             return
         if self._reasons(vid, v, now):
             v.n += 1
@@ -120,7 +177,7 @@ class Model:
         v = self._village(vid)
         at = parse_ts(e["occurred_at"])
         st = self.st.get(p)
-        if st is not None and at < st - HORIZON:
+        if st is not None and at < st - self.horizon:
             self.dead.append(("outside_dedupe_horizon", e))
             return
         if e["event_id"] in v.seen:
@@ -142,11 +199,10 @@ class Model:
             ):
                 self.dead.append(("unknown_pickup", e))
                 return
-        before = sum(v.outstanding().values())
         if t == "shipment":
             if e["direction"] == "down":
                 for item in e["packaging"]:
-                    v.gen[item["material"]] += item["grams"]
+                    v.change(item["material"], item["grams"], at, True)
                 for c in e.get("containers", []):
                     cc = v.cont.setdefault(
                         c["container_type"], {"issued": 0, "returned": 0, "lost": 0, "damaged": 0}
@@ -164,32 +220,30 @@ class Model:
                     cc["damaged"] += n
             if e["condition"] != "ok":
                 m, unit = self.units[e["container_type"]]
-                v.gen[m] += n * unit
+                v.change(m, n * unit, at, True)
             q = sorted(v.fifo[e["container_type"]])
             v.fifo[e["container_type"]] = q[n:]
         elif t == "recycling_collected":
             for m, g in e["collected_grams"].items():
-                v.rec[m] += g
+                v.change(m, g, at, False)
             if e.get("pickup_id") and e["pickup_id"] == v.open:
                 v.open = None
         elif t == "waste_adjustment":
             for m, g in e.get("generated_grams", {}).items():
-                v.gen[m] += g
+                v.change(m, g, at, True)
             for m, g in e.get("recovered_grams", {}).items():
-                v.rec[m] += g
+                v.change(m, g, at, False)
         elif t == "pickup_cancelled":
             if e["pickup_id"] == v.open:
                 v.open = None
-        after = sum(v.outstanding().values())
-        if after <= 0:
-            v.since = None
-        elif before <= 0 or v.since is None:
-            v.since = at
+                v.cancelled += 1
+                v.snooze_from, v.snooze_hours = at, e.get("snooze_hours")
+                v.snooze_new = defaultdict(int)
         v.seen[e["event_id"]] = at
         self.applied += 1
         now = max(st, at) if st is not None else at
         self.st[p] = now
-        self._tick(vid, v, now, at)
+        self._tick(vid, v, now, now)
         # other villages of the partition react to the new stream time
         for other, ov in sorted(self.v.items()) if self.ticks else ():
             if other != vid and partition_of(other, self.partitions) == p:
@@ -247,13 +301,18 @@ class ReasonModel(Model):
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)
         self.first_kind: dict[str, str] = {}
+        #: the material of the pickups whose first reason is a material's own limit
+        self.first_material: dict[str, str] = {}
 
     def _tick(self, vid: str, v: Any, now: Any, trig: Any) -> None:
         reasons = self._reasons(vid, v, now) if v.open is None else []
         n = v.n
         super()._tick(vid, v, now, trig)
         if v.n > n:
-            self.first_kind[v.open] = reasons[0].split(":")[0]
+            kind, _, material = reasons[0].partition(":")
+            self.first_kind[v.open] = kind
+            if material:
+                self.first_material[v.open] = material
 
 
 def generate(
@@ -264,12 +323,14 @@ def generate(
     span_hours: float = 24 * 10,
     villages: int | None = None,
     bad_share: float = 0.01,
+    village_ids: list[str] | None = None,
 ) -> list[dict]:
-    """A realistic event file in global time order (returns JSON-able dicts)."""
+    """A realistic event file in global time order (returns JSON-able dicts), over
+    ``village_ids``, or ``villages`` of the network's drawn at random, or all of them."""
     rng = random.Random(seed)
     start = start or datetime(2026, 10, 20, tzinfo=UTC)
-    vids = sorted(network.villages)
-    if villages:
+    vids = sorted(village_ids or network.villages)
+    if villages and not village_ids:
         vids = rng.sample(vids, villages)
     model = Model(network, 1, ticks=False)  # to know open pickups, for collections
     out: list[dict] = []
@@ -388,6 +449,9 @@ def generate(
             )
         elif v is not None and v.open:
             e = dict(base, type="pickup_cancelled", pickup_id=v.open, reason="road closed")
+            snooze = rng.choice([None, None, 0, 6])
+            if snooze is not None:
+                e["snooze_hours"] = snooze
         else:
             e = dict(
                 base, type="recycling_collected", collected_grams={"paper_fill": rng.randint(1, 50)}

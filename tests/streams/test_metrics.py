@@ -29,8 +29,8 @@ from tests.streams.reference import ReasonModel, generate, partition_of
 
 def _low_thresholds() -> Network:
     """The sample county with thresholds low enough that the generated events cross all
-    three kinds (about 296 pickups by age, 63 by outstanding grams, 16 by EPS foam), so a
-    pickup counted under the wrong reason fails the per-reason check."""
+    three kinds (about 97 pickups by outstanding grams, 32 by age, 15 by EPS foam; 40
+    cancelled), so a pickup counted under the wrong reason fails the per-reason check."""
     data = copy.deepcopy(read_network_file())
     data["defaults"]["thresholds"] = {"outstanding_grams": 6000,
                                       "material_grams": {"eps_foam": 800},
@@ -128,6 +128,13 @@ def test_pickups_events_and_containers_match_the_model(run: tuple[Harness, Reaso
         Counter(m.first_kind[p] for p in m.requested)
     )
     assert sum(x.value for x in s["packloop_pickups_overdue_total"]) == len(m.overdue)
+    materials = by(s["packloop_pickups_requested_by_material_total"], "material")
+    assert set(materials) == set(mn.MATERIALS)
+    assert {k: v for k, v in materials.items() if v} == dict(
+        Counter(m.first_material.values()))
+    assert sum(materials.values()) == req["material_grams"] > 0
+    assert sum(x.value for x in s["packloop_pickups_cancelled_total"]) == sum(
+        v.cancelled for v in m.v.values()) > 0
     assert sum(x.value for x in s["packloop_pickups_open"]) == sum(
         1 for v in m.v.values() if v.open
     )
@@ -149,6 +156,28 @@ def test_pickups_events_and_containers_match_the_model(run: tuple[Harness, Reaso
         assert got == {
             (hub, ct): f[field] for hub, x in exp_c.items() for ct, f in x["containers"].items()
         }, fam
+
+
+def test_overdue_names_say_counter_or_gauge_and_the_old_one_is_deprecated(
+        run: tuple[Harness, ReasonModel]) -> None:
+    """``packloop_pickups_overdue_notices_total`` (counter) replaces
+    ``packloop_pickups_overdue_total``, kept one release with the same series and a HELP
+    that says so; ``packloop_pickups_open_overdue`` is the gauge."""
+    h, m = run
+    text, s = scrape(h, set(range(PARTS)))
+    old = by(s["packloop_pickups_overdue_total"], "village", "hub")
+    assert old == by(s["packloop_pickups_overdue_notices_total"], "village", "hub")
+    assert sum(old.values()) == len(m.overdue) > 0
+    assert ("# HELP packloop_pickups_overdue_total DEPRECATED: use "
+            "packloop_pickups_overdue_notices_total") in text
+    assert "# TYPE packloop_pickups_open_overdue gauge" in text
+    assert "# TYPE packloop_pickups_overdue_notices_total counter" in text
+    deprecated = [spec for spec in mn.METRICS if spec.deprecated_for]
+    assert [(d.name, d.deprecated_for) for d in deprecated] == [
+        ("packloop_pickups_overdue_total", "packloop_pickups_overdue_notices_total")]
+    for d in deprecated:
+        assert d.help.startswith(f"DEPRECATED: use {d.deprecated_for}")
+        assert mn.BY_NAME[d.deprecated_for].labels == d.labels
 
 
 def test_windows_equal_the_state_definition(run: tuple[Harness, ReasonModel]) -> None:
@@ -276,12 +305,13 @@ def test_worker_wiring_static_membership_and_label_mode(monkeypatch: pytest.Monk
     assert w.app.conf.consumer_group_instance_id == "worker-7"
     w.runtime.assigned = {1}
     text = render(w.metrics_registry).decode()
-    assert "faust_messages_received_total" in text
+    assert "faust_" not in text, "Faust's own metrics are off unless asked for"
     assert "packloop_village_info" not in text and 'village="' not in text
     assert 'packloop_worker_partitions_assigned{topic="u-hub-events"} 1.0' in text
     plain = create_worker(KafkaConnection("127.0.0.1:1"), Topics("u-"), NET,
-                          WorkerOptions(partitions=4))
+                          WorkerOptions(partitions=4, metrics_faust=True))
     assert plain.app.conf.consumer_group_instance_id is None
+    assert "faust_messages_received_total" in render(plain.metrics_registry).decode()
 
 
 @pytest.mark.parametrize("village_label", [True, False])

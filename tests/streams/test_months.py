@@ -58,8 +58,9 @@ def test_month_rows_match_the_input() -> None:
             r = got[vid]
             assert r["generated_grams"] == {k: g for k, g in x["gen"].items() if g}, (vid, month)
             assert r["recovered_grams"] == {k: g for k, g in x["rec"].items() if g}, (vid, month)
-            pk = x.get("pk", [0, 0, 0])
-            assert [r["pickups"][k] for k in ("requested", "completed", "overdue")] == pk
+            pk = [*x.get("pk", [0, 0, 0]), x.get("cancelled", 0)]
+            kinds = ("requested", "completed", "overdue", "cancelled")
+            assert [r["pickups"][k] for k in kinds] == pk
             assert {ct: list(c.values()) for ct, c in r["containers"].items()} == {
                 ct: c for ct, c in x["cont"].items()
             }
@@ -67,6 +68,8 @@ def test_month_rows_match_the_input() -> None:
     assert total_req == len(m.requested) > 0
     assert sum(r["pickups"]["overdue"] for mo in months for r in month_rows(states, mo)) == len(
         m.overdue) > 0
+    cancelled = sum(r["pickups"]["cancelled"] for mo in months for r in month_rows(states, mo))
+    assert cancelled == sum(v.cancelled for v in m.v.values()) > 0
 
 
 def test_months_are_kept_for_24_months_behind_stream_time() -> None:

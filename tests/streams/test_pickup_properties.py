@@ -1,6 +1,7 @@
 """Property tests of the threshold/pickup state machine (through the partition processor,
 so stream-time timers are exercised too): one request per crossing, none while one is
-open, the next at once after closing if still over, overdue at most once."""
+open, the next at once after a collection if still over, after a cancel only once its
+snooze ends or new waste reaches a weight threshold, overdue at most once."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from streams.network import load_network
 from streams.processor import PartitionProcessor, ProcessingConfig
-from streams.state import Limits, crossed
+from streams.state import Limits, crossed, snoozed, to_us
 
 NET = load_network()
 VID = sorted(NET.villages)[0]
@@ -28,7 +29,7 @@ ops = st.lists(
         st.tuples(
             st.just("collect"), st.floats(0, 1.3), st.sampled_from(["open", "none", "stale"]), dt
         ),
-        st.tuples(st.just("cancel"), st.just(0), st.just(0), dt),
+        st.tuples(st.just("cancel"), st.sampled_from([None, 0, 2, 30]), st.just(0), dt),
         st.tuples(st.just("tick"), st.just(0), st.just(0), dt),
     ),
     max_size=60,
@@ -61,6 +62,9 @@ def test_pickup_state_machine(steps: list[tuple]) -> None:
     overdue: list[str] = []
     open_id: str | None = None
     opened_at: datetime | None = None
+    #: the last cancel: when, for how many hours, and the grams shipped after it
+    cancel: tuple[datetime, float] | None = None
+    new_since_cancel: dict[str, int] = {}
     for kind, a, b, hours in steps:
         at = at + timedelta(hours=hours)
         n = next(counter)
@@ -69,6 +73,10 @@ def test_pickup_state_machine(steps: list[tuple]) -> None:
             pack = [{"material": "cardboard", "count": 1, "grams": a}] if a else []
             if b:
                 pack.append({"material": "eps_foam", "count": 1, "grams": b})
+            if cancel is not None and at > cancel[0]:
+                for item in pack:
+                    m = str(item["material"])
+                    new_since_cancel[m] = new_since_cancel.get(m, 0) + int(item["grams"])
             raw = _ev(
                 VID,
                 n,
@@ -92,7 +100,12 @@ def test_pickup_state_machine(steps: list[tuple]) -> None:
         elif kind == "cancel":
             if not open_id:
                 continue
-            raw = _ev(VID, n, at, type="pickup_cancelled", pickup_id=open_id, reason="x")
+            body = {"type": "pickup_cancelled", "pickup_id": open_id, "reason": "x"}
+            if a is not None:
+                body["snooze_hours"] = a
+            raw = _ev(VID, n, at, **body)
+            cancel = (at, NET.pickup_snooze_hours if a is None else a)
+            new_since_cancel = {}
         else:
             raw = _ev(
                 OTHER,
@@ -113,6 +126,16 @@ def test_pickup_state_machine(steps: list[tuple]) -> None:
                 assert open_id is None or (
                     kind in ("collect", "cancel") and e["pickup_id"] != open_id
                 )
+                if cancel is not None and kind != "cancel":
+                    # a cancel holds until its hours pass or new waste alone is enough
+                    cancelled_at, hours = cancel
+                    assert (
+                        proc.stream_time >= to_us(cancelled_at + timedelta(hours=hours))
+                        or sum(new_since_cancel.values()) >= limits.outstanding_grams
+                        or any(new_since_cancel.get(m, 0) >= lim
+                               for m, lim in limits.material_grams.items())
+                    ), (cancel, new_since_cancel)
+                cancel = None
                 requested.append(e["pickup_id"])
                 assert e["pickup_id"] == f"P-{VID}-{len(requested)}"
                 assert e["reasons"]
@@ -132,9 +155,10 @@ def test_pickup_state_machine(steps: list[tuple]) -> None:
         assert (state.open_pickup.pickup_id if state.open_pickup else None) in (open_id, None)
         if state.open_pickup is None:
             open_id = None
-            # with nothing open, the village is under every threshold (a crossing
-            # at a closing event re-requests at once)
-            assert crossed(state, proc.stream_time, limits) == []
+            # with nothing open, the village is under every threshold (a crossing at a
+            # collection re-requests at once), or a cancel holds the request back
+            assert crossed(state, proc.stream_time, limits) == [] or snoozed(
+                state, proc.stream_time, limits)
         else:
             # an open pickup past its SLA has been reported
             age = proc.stream_time - state.open_pickup.requested_at

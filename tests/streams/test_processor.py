@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 
 import orjson
 import pytest
 
 from streams.network import load_network
-from streams.processor import murmur2_partition
+from streams.processor import ProcessingConfig, murmur2_partition
+from streams.state import DAY_US
 from tests.streams.helpers import Harness
 from tests.streams.reference import Model, generate
 
@@ -64,6 +66,7 @@ def st_dead(h: Harness) -> list[str]:
 
 
 def test_every_event_twice_counts_once(events: list[dict]) -> None:
+    """A 20-day file replayed whole: every second-pass event is a duplicate."""
     h = Harness()
     for e in events:
         h.produce(orjson.dumps(e))
@@ -72,16 +75,28 @@ def test_every_event_twice_counts_once(events: list[dict]) -> None:
     h.run(0, 333)
     m = expected(events)
     check_against_model(h, m)
-    ok = len(events) - len(m.dead)
-    # the file spans 20 days: second-pass events older than the 14-day horizon behind
-    # stream time are dead-lettered (a re-send there could not be recognised), the
-    # rest are counted as duplicates; either way nothing is applied twice
+    assert h.status()["events"]["duplicates"] == len(events) - len(m.dead)
+    assert not [d for d in h.dead if d["reason"] == "outside_dedupe_horizon"]
+
+
+def test_beyond_the_horizon_is_dead_lettered_never_counted_twice(events: list[dict]) -> None:
+    """With a 5-day horizon the second pass of a 20-day file is partly too old to check
+    for re-sends: those are dead-lettered, the rest are duplicates, none applied twice."""
+    horizon = timedelta(days=5)
+    h = Harness(config=ProcessingConfig(dedupe_horizon_us=5 * DAY_US))
+    for e in events + events:
+        h.produce(orjson.dumps(e))
+    h.run(0, 333)
+    m = Model(NET, 1, horizon=horizon)
+    for e in events:
+        m.feed(e)
+    check_against_model(h, m)
     bad = {e["event_id"] for _r, e in m.dead}
     late = sum(
         1 for d in h.dead if d["reason"] == "outside_dedupe_horizon" and d["event_id"] not in bad
     )
     assert late > 0
-    assert h.status()["events"]["duplicates"] + late == ok
+    assert h.status()["events"]["duplicates"] + late == len(events) - len(m.dead)
 
 
 def test_each_event_sent_twice_in_a_row(events: list[dict]) -> None:

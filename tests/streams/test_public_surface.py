@@ -19,6 +19,7 @@ EXPORTED = [
     "DEFAULT_SESSION_TIMEOUT_MS",
     "MAX_EVENT_BYTES",
     "SAMPLE_NETWORK_PATH",
+    "AcceptanceLimits",
     "BatchHistogram",
     "ContainerPool",
     "ContainerType",
@@ -36,6 +37,7 @@ EXPORTED = [
     "Village",
     "VillageState",
     "WorkerOptions",
+    "check_occurred_at",
     "create_topics",
     "create_worker",
     "dead_letter_record",
@@ -90,6 +92,7 @@ def test_light_names_do_not_load_faust() -> None:
     code = (
         "import sys\n"
         "from streams import KafkaConnection, Topics, load_network, parse_hub_event\n"
+        "from streams import AcceptanceLimits, check_occurred_at\n"
         "assert 'faust' not in sys.modules, 'faust loaded'\n"
         "from streams import create_worker\n"
         "assert 'faust' in sys.modules\n"

@@ -202,7 +202,7 @@ def test_merging_worker_answers() -> None:
     m = merge_status([a, b])
     assert list(m["villages"]) == ["V0", "V1"]
     assert m["hubs"]["H1"]["containers"]["reusable_crate"]["issued"] == 5
-    assert m["pickups"] == {"requested": 3, "open": 1, "overdue": 1}
+    assert m["pickups"] == {"requested": 3, "open": 1, "overdue": 1, "cancelled": 0}
     assert m["events"] == {"applied": 7, "duplicates": 1, "dead_lettered": 4, "rerouted": 1}
     h = merge_hub(
         [

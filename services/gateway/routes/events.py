@@ -2,17 +2,20 @@
 
 Order of checks: token (401) → per-hub rate (429) → request size (413) → JSON shape
 (400) → batch size (413) → ownership of every event (403, nothing is produced) →
-per-event validation (rejected, answered) → produce with acks=all (503 if Kafka does not
-acknowledge in time).
+per-event validation, the 1 MiB record limit and the worker's time rules (rejected,
+answered) → produce with acks=all (503 if Kafka does not acknowledge in time).
 
-An event counts as accepted only when Kafka acknowledged it before the answer was sent.
-Rejected events are answered synchronously and counted in metrics, never dead-lettered:
-the hub has the answer and its own copy.
+An event counts as accepted only when Kafka acknowledged it before the answer was sent,
+and only if the stream worker will apply it (:mod:`services.acceptance`). Rejected events
+are answered synchronously and counted in metrics, never dead-lettered: the hub has the
+answer and its own copy. A request none of whose events was accepted is answered 422, so
+a client that only looks at the status code does not take it for a success.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
@@ -26,6 +29,7 @@ from services.gateway.service import AUTH_ERRORS, Gateway
 from services.http.errors import ApiError
 from services.http.kafka_io import KafkaUnavailable, Record, is_unavailable
 from services.http.openapi import ErrorBody, error
+from streams.acceptance import check_occurred_at
 from streams.events import MAX_EVENT_BYTES, EventError, event_to_json, parse_hub_event
 from streams.network import Network
 
@@ -47,6 +51,12 @@ class IngestResult(BaseModel):
     accepted: int
     rejected: int
     results: list[EventOutcome]
+
+
+class IngestRejected(ErrorBody):
+    accepted: int = Field(description="Always 0: nothing was written.")
+    rejected: int
+    results: list[EventOutcome] = Field(description="Each event's reason.")
 
 
 class IngestErrorBody(ErrorBody):
@@ -125,13 +135,23 @@ def router(gw: Gateway) -> APIRouter:
             "accepted (written to Kafka, acks=all) or rejected with its reason. Events must "
             "carry the token's hub_id and a village of that hub (403 otherwise, nothing is "
             "written). Resending an event with the same event_id is safe: the stream "
-            "deduplicates by it."
+            "deduplicates by it.\n\n"
+            f"Each event, as written to Kafka, may be at most {MAX_EVENT_BYTES} bytes "
+            f"({MAX_EVENT_BYTES // 1024 // 1024} MiB; reason too_large); the whole request "
+            f"at most {config.max_request_bytes} bytes (413). An event dated more than "
+            f"{config.acceptance.future_tolerance_hours:g} h ahead of the clock (reason "
+            "future_timestamp) or more than "
+            f"{config.acceptance.max_lateness_days:g} days behind it (reason too_late) is "
+            "rejected: the stream could not count it.\n\n"
+            "200 when at least one event was accepted (the others carry their reasons); "
+            "422 when every event was rejected."
         ),
         responses={
             **AUTH_ERRORS,
             **error(400, "Body is not a JSON object or array."),
             **error(403, "An event belongs to another hub; nothing was written."),
             **error(413, "Request or batch too large."),
+            **error(422, "Every event was rejected; nothing was written.", IngestRejected),
             **error(429, "Over the hub's rate limit (see Retry-After)."),
             **error(503, "Kafka did not acknowledge in time; events marked unavailable were "
                          "not written (retry them; see Retry-After).", IngestErrorBody),
@@ -185,7 +205,8 @@ def router(gw: Gateway) -> APIRouter:
                 if not isinstance(item, dict):
                     raise EventError("an event must be a JSON object", code="not_an_object")
                 event = parse_hub_event(item)
-                invalid = config.network.check_event(event)
+                invalid = config.network.check_event(event) or check_occurred_at(
+                    event.occurred_at, datetime.now(UTC), config.acceptance)
                 if invalid is not None:
                     raise invalid
             except EventError as exc:
@@ -247,9 +268,13 @@ def router(gw: Gateway) -> APIRouter:
                 )
         final = [o for o in outcomes if o is not None]
         accepted = sum(1 for o in final if o.status == "accepted")
-        return JSONResponse(
-            {"accepted": accepted, "rejected": len(final) - accepted,
-             "results": [o.model_dump() for o in final]}
-        )
+        answer: dict[str, Any] = {"accepted": accepted, "rejected": len(final) - accepted,
+                                  "results": [o.model_dump() for o in final]}
+        if accepted == 0:
+            reasons = sorted({o.reason or "invalid" for o in final})
+            raise ApiError(422, "all_rejected",
+                           f"none of the {len(final)} event(s) was accepted "
+                           f"({', '.join(reasons)}); see results", **answer)
+        return JSONResponse(answer)
 
     return router

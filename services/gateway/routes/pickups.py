@@ -1,5 +1,11 @@
 """``/v1/pickups``: a hub's open pickups (from the stream worker) and cancelling one (a
-``pickup_cancelled`` event on hub-events)."""
+``pickup_cancelled`` event on hub-events).
+
+A cancel may carry ``snooze_hours``: how long the worker must not request a new pickup
+for the village (unless new waste of at least the threshold arrives), so a cancelled
+pickup is not requested again a second later for the same waste. Without it the
+network file's default applies (the worker's side).
+"""
 
 from __future__ import annotations
 
@@ -40,10 +46,20 @@ class PickupList(BaseModel):
     pickups: list[PickupRow]
 
 
+#: the longest snooze a cancel may ask for (hours): a month
+MAX_SNOOZE_HOURS = 24 * 31
+
+
 class CancelRequest(BaseModel):
     reason: str = Field(
         default="cancelled by the hub", min_length=1, max_length=2000,
         description="Why the pickup is cancelled (kept on the pickup_cancelled event).",
+    )
+    snooze_hours: float | None = Field(
+        default=None, gt=0, le=MAX_SNOOZE_HOURS,
+        description="No new pickup for the village for this many hours, unless new waste "
+        "of at least the threshold arrives (default: the network file's). Also accepted "
+        "as the query parameter snooze_hours.",
     )
 
 
@@ -53,12 +69,23 @@ class CancelResult(BaseModel):
     hub_id: str
     event_id: str
     status: Literal["cancel_requested"]
+    snooze_hours: float | None = Field(
+        default=None, description="The snooze put on the event (null: the network's default).")
 
 
 def _now_ms() -> datetime:
     """Whole milliseconds: the precision of the events the gateway stamps itself."""
     now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
+
+
+def cancel_event(pickup_id: str, hub: str, village_id: str, reason: str,
+                 snooze_hours: float | None) -> PickupCancelled:
+    """The pickup_cancelled event of a cancel; without a snooze the worker applies the
+    network's default (``pickup_snooze_hours``)."""
+    return PickupCancelled(event_id=f"cancel-{pickup_id}", occurred_at=_now_ms(), hub_id=hub,
+                           village_id=village_id, pickup_id=pickup_id, reason=reason,
+                           snooze_hours=snooze_hours)
 
 
 def router(gw: Gateway) -> APIRouter:
@@ -139,10 +166,20 @@ def router(gw: Gateway) -> APIRouter:
         pickup_id: Annotated[str, Path(min_length=1, max_length=128)],
         auth: TokenInfo = Depends(gw.hub_auth),  # noqa: B008
         body: CancelRequest | None = None,
+        snooze_hours: Annotated[float | None, Query(
+            gt=0, le=MAX_SNOOZE_HOURS,
+            description="As the body's snooze_hours (give it in one place).")] = None,
     ) -> Response:
         hub = auth.owner
         gw.rate_limit(hub)
-        reason = (body or CancelRequest()).reason
+        request_body = body or CancelRequest()
+        if (snooze_hours is not None and request_body.snooze_hours is not None
+                and snooze_hours != request_body.snooze_hours):
+            raise ApiError(422, "invalid_request",
+                           f"snooze_hours: given twice with different values "
+                           f"({snooze_hours:g} in the query, {request_body.snooze_hours:g} in "
+                           "the body)")
+        snooze = request_body.snooze_hours if snooze_hours is None else snooze_hours
         rows = await open_pickups("open")
         row = next((r for r in rows if r.get("pickup_id") == pickup_id), None)
         if row is None:
@@ -152,14 +189,8 @@ def router(gw: Gateway) -> APIRouter:
             log.warning("403: hub %s (token %s) tried to cancel pickup %r of hub %r",
                         hub, auth.token_id, pickup_id, row.get("hub_id"))
             raise ApiError(403, "forbidden", f"pickup {pickup_id!r} belongs to another hub")
-        event = PickupCancelled(
-            event_id=f"cancel-{pickup_id}",
-            occurred_at=_now_ms(),
-            hub_id=hub,
-            village_id=str(row["village_id"]),
-            pickup_id=pickup_id,
-            reason=reason,
-        )
+        event = cancel_event(pickup_id, hub, str(row["village_id"]), request_body.reason,
+                             snooze)
         down = await run_in_threadpool(gw.kafka_down)
         if down is not None:
             raise ApiError(503, "kafka_unavailable", f"Kafka is not available: {down}",
@@ -180,7 +211,8 @@ def router(gw: Gateway) -> APIRouter:
         metrics.events.labels(hub, "accepted", "").inc()
         return JSONResponse(
             CancelResult(pickup_id=pickup_id, village_id=event.village_id, hub_id=hub,
-                         event_id=event.event_id, status="cancel_requested").model_dump(),
+                         event_id=event.event_id, status="cancel_requested",
+                         snooze_hours=getattr(event, "snooze_hours", None)).model_dump(),
             status_code=202,
         )
 

@@ -1,12 +1,14 @@
-"""A throw-away PostgreSQL server for the test session (Debian's `postgresql` package).
+"""Fixtures of the integration tests: stream-worker processes and a throw-away PostgreSQL.
 
-The server runs from a temporary directory owned by the ``postgres`` user (initdb and
-pg_ctl refuse to run as root), listens only on 127.0.0.1 on a free port with trust
-authentication, and is stopped (``pg_ctl stop -m immediate``) and removed at the end.
-Missing binaries or driver make the tests FAIL with the package to install: the
-PostgreSQL path is only proven when these tests actually run.
+The broker fixtures (``broker``, ``kafka``, ``topics_factory``, ``topics``) are the
+session's, in ``tests/conftest.py``. These are exposed to every module here by
+``conftest.py``; a test asks for them by parameter.
 
-Load it with ``pytest_plugins = ["tests.integration.conftest_postgres"]``.
+PostgreSQL is Debian's ``postgresql`` package run from a temporary directory owned by the
+``postgres`` user (initdb and pg_ctl refuse to run as root), on 127.0.0.1 and a free port
+with trust authentication, stopped (``pg_ctl stop -m immediate``) and removed at the
+end. Missing binaries or driver FAIL with the package to install: the PostgreSQL path is
+only proven when its tests actually run.
 """
 
 from __future__ import annotations
@@ -16,23 +18,58 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from services.broker import free_port
+from streams.topics import Topics
+from tests.integration.helpers import ReadyWorker, WorkerProcess
 
 PG_USER = "postgres"
 _databases = itertools.count(1)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@pytest.fixture
+def workers(broker: Any, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """A factory of worker processes on the session broker: ``workers(prefix, **env)``.
+
+    Not started: the test starts each when it wants. Every one is killed at the end.
+    """
+    made: list[WorkerProcess] = []
+
+    def make(prefix: str, **env: str) -> WorkerProcess:
+        w = WorkerProcess(broker.bootstrap, prefix, tmp_path, env)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.kill9()
+
+
+@pytest.fixture
+def ready_worker(
+    topics_factory: Callable[..., Topics], workers: Callable[..., WorkerProcess]
+) -> ReadyWorker:
+    """Fresh topics (``partitions`` of them) and one worker on them that owns partitions.
+
+    How most worker tests begin. The worker is returned only once it is assigned, so what
+    a test does next (produce, kill, ask) meets a consumer in its group, not one starting.
+    """
+
+    def start(partitions: int = 4) -> tuple[Topics, WorkerProcess]:
+        topics = topics_factory(partitions)
+        w = workers(topics.prefix).start()
+        w.wait_ready()
+        return topics, w
+
+    return start
 
 
 def _pg_bindir() -> Path:
@@ -97,7 +134,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         _as_pg_user([])  # fails clearly if there is no postgres user
         pw = pwd.getpwnam(PG_USER)
         os.chown(root, pw.pw_uid, pw.pw_gid)
-    port = _free_port()
+    port = free_port()
     started = False
     try:
         subprocess.run(

@@ -1,0 +1,130 @@
+"""Container pools (docs/optimizer.md, "Containers" and "Horizon ends"): the
+reusable containers issued at the hubs, waiting empty at the villages, picked up, cleaned,
+retired and bought, per container type u with return rate β_u, return lag ℓ_u days and
+cycle life λ_u."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import pyomo.environ as pyo
+
+from optimizer.model.sets import ModelSets
+
+
+class PoolFlows:
+    """The pools' affine expressions: containers issued at a village (q_iud), issued at a
+    hub, and returned to a hub's pool (b_hud)."""
+
+    def __init__(self, x: ModelSets) -> None:
+        self.x = x
+        self.issue_keys: dict[tuple[str, str, int], list[tuple[str, int, str, str]]] = (
+            defaultdict(list))
+        for key in x.pack_keys:
+            i, d, _c, o = key
+            if o in x.reusable:
+                self.issue_keys[(i, o, d)].append(key)
+        self.villages_of_hub: dict[str, list[str]] = defaultdict(list)
+        for i, h in x.village_hub.items():
+            self.villages_of_hub[h].append(i)
+
+    def issued(self, m: pyo.ConcreteModel, i: str, ct: str, d: int) -> Any:
+        """q_iud = Σ_c x_idcu; a day before the horizon wraps (cyclic) or issued none."""
+        days = self.x.days
+        if d < 0:
+            if self.x.scenario.horizon_end != "cyclic":
+                return 0.0
+            d %= days
+        return sum(m.pack[k] for k in self.issue_keys.get((i, ct, d), ()))
+
+    def issued_at_hub(self, m: pyo.ConcreteModel, h: str, ct: str, d: int) -> Any:
+        return sum(self.issued(m, i, ct, d) for i in self.villages_of_hub[h]
+                   if ct in self.x.empties_at.get(i, ()))
+
+    def returned(self, m: pyo.ConcreteModel, h: str, ct: str, d: int) -> Any:
+        """b_hud = (1 - 1/λ_u) Σ_{i ∈ I_h} Σ_{t ∋ i, d} π_iut: the empties picked up, less the
+        share that retires at the end of its cycle life."""
+        keep = 1.0 - 1.0 / self.x.reusable[ct].cycle_life
+        pick_by_ict_d = self.x.loads.pick_by_ict_d
+        return keep * sum(
+            m.pick[k] for i in self.villages_of_hub[h] for k in pick_by_ict_d.get((i, ct, d), ())
+        )
+
+
+def add_container_pools(m: pyo.ConcreteModel, x: ModelSets) -> PoolFlows:
+    """Variables `empties` e_iud (waiting at village i at the end of day d), `expand` E_hu
+    (pool expansion over the stated start P⁰_hu), `stock` S_hud and `buy` B_hud, all ≥ 0:
+
+    - `empties_balance`:  e_iud = e_iu,d-1 + β_u q_iu,d-ℓ_u − Σ_{t ∋ i, d} π_iut;
+    - `pool_issue`:  S_hu,d-1 + B_hud − Σ_{i ∈ I_h} q_iud ≥ 0  (issue only from stock;
+      S_hu,-1 = P⁰_hu + E_hu);
+    - `pool_balance`:  S_hud = S_hu,d-1 + B_hud − Σ_i q_iud + b_hud;
+    - `pool_end`:  cyclic: S_hu,|D|-1 ≥ P⁰_hu + E_hu, with d−1 and d−ℓ_u wrapping modulo
+      |D| for the empties, so what is in flight at the end equals what was at the start;
+      boundary: nothing in flight at the start, and the end pool plus everything still in
+      flight (waiting empties, and containers issued in the last ℓ_u days at the return
+      rate, less retirements) ≥ P⁰_hu + E_hu;
+    - `cleaning_capacity`:  Σ_u b_hud ≤ the hub's cleaning capacity per day.
+
+    Returns the flows, which the objective prices."""
+    D = x.days
+    cyclic = x.scenario.horizon_end == "cyclic"
+    ru = x.reusable
+    flows = PoolFlows(x)
+    hub_ct = [(h, ct) for h in x.hubs for ct in x.container_types]
+    ev_keys = [(i, ct, d) for i, cts in x.empties_at.items() for ct in cts for d in range(D)]
+    m.empties = pyo.Var(ev_keys, domain=pyo.NonNegativeReals)
+
+    def ev_prev(m, i, ct, d):
+        if d > 0:
+            return m.empties[i, ct, d - 1]
+        return m.empties[i, ct, D - 1] if cyclic else 0.0
+
+    m.empties_balance = pyo.Constraint(
+        ev_keys,
+        rule=lambda m, i, ct, d: m.empties[i, ct, d]
+        == ev_prev(m, i, ct, d)
+        + ru[ct].return_rate * flows.issued(m, i, ct, d - ru[ct].return_lag_days)
+        - sum(m.pick[k] for k in x.loads.pick_by_ict_d.get((i, ct, d), ())),
+    )
+    m.expand = pyo.Var(hub_ct, domain=pyo.NonNegativeReals)
+    pool_days = [(h, ct, d) for h, ct in hub_ct for d in range(D)]
+    m.stock = pyo.Var(pool_days, domain=pyo.NonNegativeReals)
+    m.buy = pyo.Var(pool_days, domain=pyo.NonNegativeReals)
+
+    def stock_prev(m, h, ct, d):
+        return m.stock[h, ct, d - 1] if d > 0 else x.pool_start[(h, ct)] + m.expand[h, ct]
+
+    m.pool_issue = pyo.Constraint(
+        pool_days,
+        rule=lambda m, h, ct, d: stock_prev(m, h, ct, d) + m.buy[h, ct, d]
+        - flows.issued_at_hub(m, h, ct, d) >= 0,
+    )
+    m.pool_balance = pyo.Constraint(
+        pool_days,
+        rule=lambda m, h, ct, d: m.stock[h, ct, d]
+        == stock_prev(m, h, ct, d) + m.buy[h, ct, d] - flows.issued_at_hub(m, h, ct, d)
+        + flows.returned(m, h, ct, d),
+    )
+
+    def pool_end(m, h, ct):
+        r = ru[ct]
+        end = m.stock[h, ct, D - 1]
+        if not cyclic:
+            keep = 1.0 - 1.0 / r.cycle_life
+            in_flight = sum(
+                m.empties[i, ct, D - 1] + r.return_rate * sum(
+                    flows.issued(m, i, ct, d) for d in range(max(0, D - r.return_lag_days), D))
+                for i in flows.villages_of_hub[h] if ct in x.empties_at.get(i, ()))
+            end = end + keep * in_flight
+        return end >= x.pool_start[(h, ct)] + m.expand[h, ct]
+
+    m.pool_end = pyo.Constraint(hub_ct, rule=pool_end)
+    ctypes = x.container_types
+    m.cleaning_capacity = pyo.Constraint(
+        [(h, d) for h in x.hubs for d in range(D)] if ctypes else [],
+        rule=lambda m, h, d: sum(flows.returned(m, h, ct, d) for ct in ctypes)
+        <= next(hub.cleaning_capacity_per_day for hub in x.scenario.hubs if hub.hub_id == h),
+    )
+    return flows

@@ -1,0 +1,69 @@
+"""What a solve returns: one typed result that the planner, the CVRP solver, the report and
+every caller share.
+
+It lives in a module of its own, importing nothing of the optimiser, so that a solver can
+return it and a reader can take it without either importing the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+PlanStatus = Literal["optimal", "feasible", "time_limit", "infeasible"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanResult:
+    """Everything `packloop plan solve` prints or writes.
+
+    `objective` is the joint plan's cost in CNY and `bound` a proven lower bound on it, so
+    `gap` = |objective - bound| / |objective|; `status` is "optimal" only when the gap is
+    closed. `plan`, `kpis` and each entry of `baselines` are plain JSON-able data (the plan
+    as read back from the model, the KPIs recomputed from it); `diagnosis` says in words why
+    there is no plan. `rounding` is the extra cost of buying whole containers, which the
+    objective leaves out. `routes` is set by the CVRP solver only, in CVRPLIB numbering.
+    """
+
+    status: PlanStatus
+    objective: float | None
+    bound: float | None
+    gap: float | None
+    plan: dict[str, Any] | None
+    kpis: dict[str, Any] | None
+    baselines: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+    diagnosis: list[dict[str, Any]] = field(default_factory=list)
+    factor_set: str = ""
+    rounding: dict[str, float] = field(default_factory=dict)
+    routes: list[list[int]] | None = None
+
+    @classmethod
+    def infeasible(cls, diagnosis: list[dict[str, Any]], *, stats: dict[str, Any] | None = None,
+                   factor_set: str = "") -> PlanResult:
+        """No plan: the diagnosis says why."""
+        return cls(status="infeasible", objective=None, bound=None, gap=None, plan=None,
+                   kpis=None, stats=stats or {}, diagnosis=diagnosis, factor_set=factor_set)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The `plan solve --json` document (and plan.json): its keys and their order are a
+        contract with the CLI's and the planner service's users."""
+        out: dict[str, Any] = {
+            "status": self.status,
+            "objective": self.objective,
+            "bound": self.bound,
+            "gap": self.gap,
+            "trips": list((self.plan or {}).get("trips", [])),
+            "kpis": self.kpis,
+            "baselines": self.baselines,
+        }
+        if self.routes is not None:
+            out["routes"] = self.routes
+        if self.plan is not None:
+            for key in ("packaging", "containers", "recyclables", "service"):
+                out[key] = self.plan.get(key, [])
+        out["rounding"] = self.rounding
+        out["diagnosis"] = self.diagnosis
+        out["stats"] = self.stats
+        out["factor_set"] = self.factor_set
+        return out
