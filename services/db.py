@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Column, Float, MetaData, String, Table, Text, create_engine, event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 #: PostgreSQL advisory lock held while creating tables ("pkloop")
 SCHEMA_LOCK_KEY = 0x706B6C6F6F70
@@ -66,13 +67,21 @@ def make_engine(url: str) -> Engine:
 
 
 def create_tables(engine: Engine, metadata: MetaData) -> None:
-    """Create ``metadata``'s missing tables. On PostgreSQL under an advisory lock: services
-    starting together on an empty database would otherwise race, and the loser's CREATE
-    TABLE fails (unique violation in pg_type) instead of finding the table."""
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
-        metadata.create_all(conn)
+    """Create ``metadata``'s missing tables. Services starting together on an empty database
+    race: on PostgreSQL the loser's CREATE TABLE would fail (unique violation in pg_type),
+    so tables are created under an advisory lock; SQLite has no such lock, so a CREATE that
+    lost ("already exists") is retried, and then finds the table."""
+    for attempt in range(1, 4):
+        try:
+            with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                 {"key": SCHEMA_LOCK_KEY})
+                metadata.create_all(conn)
+            return
+        except OperationalError as exc:
+            if "already exists" not in str(exc) or attempt == 3:
+                raise
 
 
 def open_token_db(url: str) -> Engine:

@@ -10,9 +10,9 @@ Secrets (SASL password) are ``SecretStr`` so they never appear in a repr or a lo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.acceptance import AcceptanceLimits
@@ -114,9 +114,10 @@ class Settings(BaseSettings):
 
     # services
     token_db_url: str = Field(
-        "sqlite:///./packloop-tokens.db",
+        "",
         description="Token (and hub webhook) database: SQLAlchemy URL, e.g. "
-        "postgresql+psycopg://user@db/packloop. Shared by gateway and planner.",
+        "postgresql+psycopg://user@db/packloop. Shared by gateway and planner. "
+        "Default: tokens.db in the data folder (`packloop paths`).",
     )
     token_pepper: SecretStr | None = Field(
         None, description="Server secret mixed into token hashes (HMAC-SHA256); set it in "
@@ -144,14 +145,15 @@ class Settings(BaseSettings):
         0.5, gt=0, description="First retry delay; doubles per attempt (max 30 s)."
     )
     webhook_allow_private: bool = Field(
-        True, description="Allow webhook URLs on private/loopback addresses."
+        False, description="Allow webhook URLs on private, loopback and link-local addresses "
+        "(checked on the resolved address at each delivery)."
     )
     planner_host: str = Field("127.0.0.1", description="Bind address of the planner service.")
     planner_port: int = Field(8081, description="Port of the planner service.")
     planner_db_url: str = Field(
-        "sqlite:///./packloop-plans.db",
-        description="Plan job store: SQLite file by default; a PostgreSQL URL for several "
-        "machines (postgresql+psycopg://…).",
+        "",
+        description="Plan job store: SQLite file by default (plans.db in the data folder); "
+        "a PostgreSQL URL for several machines (postgresql+psycopg://…).",
     )
     planner_url: str = Field(
         "http://127.0.0.1:8081", description="Where `plan submit|status|fetch` find the service."
@@ -185,6 +187,37 @@ class Settings(BaseSettings):
         description="Also serve Faust's own faust_* metrics on the worker's /metrics "
         "(about 150 series).",
     )
+
+    # data folder, HTTPS of the services and their clients
+    data_dir: Path | None = Field(
+        None, description="Folder of every database without a URL of its own; default: the "
+        "per-user data folder (Linux: ~/.local/share/packloop). `packloop paths` shows it.",
+    )
+    gateway_tls_cert: Path | None = Field(
+        None, description="Certificate chain (PEM) the gateway serves HTTPS with, together "
+        "with PACKLOOP_GATEWAY_TLS_KEY; unset: plain HTTP.",
+    )
+    gateway_tls_key: Path | None = Field(
+        None, description="Private key (PEM) of the gateway's certificate."
+    )
+    planner_tls_cert: Path | None = Field(
+        None, description="Certificate chain (PEM) the planner serves HTTPS with, together "
+        "with PACKLOOP_PLANNER_TLS_KEY; unset: plain HTTP.",
+    )
+    planner_tls_key: Path | None = Field(
+        None, description="Private key (PEM) of the planner's certificate."
+    )
+    ca_file: Path | None = Field(
+        None, description="CA certificates (PEM) the command-line clients trust for HTTPS "
+        "(`plan submit|status|fetch`); unset: the system's trust store.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _databases_in_the_data_folder(cls, values: Any) -> Any:
+        from services.paths import fill_default_databases
+
+        return fill_default_databases(values)
 
     def acceptance(self) -> AcceptanceLimits:
         """The time limits the gateway and `emit` check with: the worker's own."""

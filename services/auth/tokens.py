@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import threading
 import time
@@ -27,6 +28,8 @@ from services.db import api_tokens, iso_utc, open_token_db
 
 Kind = Literal["hub", "planner"]
 TOKEN_PREFIX = "plk"
+#: the id part of a token; anything else is refused before the database is asked
+TOKEN_ID = re.compile(r"[0-9a-f]{1,32}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,21 @@ class TokenInfo:
             "last_used_at": iso_utc(self.last_used_at),
             "active": self.active,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCheck:
+    """The outcome of one token check, for the audit log and the failure metrics.
+
+    ``outcome``: ok, missing, malformed, unknown (no such id), bad_secret, wrong_kind
+    (a planner token at the gateway or the reverse) or revoked. ``token_id`` and ``owner``
+    are known once the token names an existing id; neither is a secret.
+    """
+
+    info: TokenInfo | None
+    outcome: str
+    token_id: str | None = None
+    owner: str | None = None
 
 
 class TokenStore:
@@ -100,11 +118,15 @@ class TokenStore:
 
     def authenticate(self, kind: Kind, token: str | None) -> TokenInfo | None:
         """The token's record if it is a live token of ``kind``; None otherwise."""
+        return self.check(kind, token).info
+
+    def check(self, kind: Kind, token: str | None) -> TokenCheck:
+        """What ``token`` is, for a request of ``kind`` (see :class:`TokenCheck`)."""
         if not token or len(token) > 256:
-            return None
+            return TokenCheck(None, "missing" if not token else "malformed")
         parts = token.split("_", 2)
-        if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
-            return None
+        if len(parts) != 3 or parts[0] != TOKEN_PREFIX or not TOKEN_ID.fullmatch(parts[1]):
+            return TokenCheck(None, "malformed")
         token_id = parts[1]
         with self.engine.connect() as conn:
             row = conn.execute(
@@ -113,12 +135,19 @@ class TokenStore:
         # compare even when the row is missing, so timing does not reveal valid ids
         expected = row.hash if row is not None else "0" * 64
         ok = hmac.compare_digest(expected, self._hash(token))
-        if row is None or not ok or row.kind != kind or row.revoked_at is not None:
-            return None
+        if row is None:
+            return TokenCheck(None, "unknown", token_id)
+        if not ok:
+            return TokenCheck(None, "bad_secret", token_id, row.owner)
+        if row.kind != kind:
+            return TokenCheck(None, "wrong_kind", token_id, row.owner)
+        if row.revoked_at is not None:
+            return TokenCheck(None, "revoked", token_id, row.owner)
         self._touch(token_id)
-        return TokenInfo(
+        info = TokenInfo(
             row.token_id, row.kind, row.owner, row.label, row.created_at, None, row.last_used_at
         )
+        return TokenCheck(info, "ok", token_id, row.owner)
 
     def _touch(self, token_id: str) -> None:
         now = time.time()

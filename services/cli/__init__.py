@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from services.cli import demo, emit, kafka, plan, report, serve, simulate, tokens, worker
+from services.cli import demo, emit, kafka, paths, plan, report, serve, simulate, tokens, worker
 from services.cli.context import read_settings
 
 COMMANDS: tuple[click.Command, ...] = (
@@ -27,6 +27,7 @@ COMMANDS: tuple[click.Command, ...] = (
     tokens.hubs,
     tokens.planners,
     report.report,
+    paths.paths,
 )
 
 

@@ -8,6 +8,8 @@ running, a Kafka outage makes them answer 503 and fail readiness instead.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -28,6 +30,34 @@ def _echo_openapi(app: Any) -> None:
     import orjson
 
     click.echo(orjson.dumps(app.openapi(), option=orjson.OPT_INDENT_2).decode())
+
+
+def tls_options(service: str) -> Callable[[Any], Any]:
+    """``--tls-cert`` and ``--tls-key`` of ``service`` (gateway, planner)."""
+    env = f"PACKLOOP_{service.upper()}_TLS"
+    path = click.Path(dir_okay=False, path_type=Path)
+
+    def add(command: Any) -> Any:
+        command = click.option("--tls-key", type=path, default=None, metavar="FILE",
+                               help=f"Private key of the certificate (default {env}_KEY)."
+                               )(command)
+        return click.option("--tls-cert", type=path, default=None, metavar="FILE",
+                            help=f"Serve HTTPS with this certificate chain, PEM (default "
+                            f"{env}_CERT; neither: plain HTTP).")(command)
+
+    return add
+
+
+def server_tls(cert: Path | None, key: Path | None, service: str) -> tuple[str | None, str | None]:
+    """uvicorn's ``ssl_certfile`` and ``ssl_keyfile`` (both None: plain HTTP), or exit with
+    why the certificate or key cannot be used."""
+    from services.http.tls import TlsError
+    from services.http.tls import server_tls as load
+
+    try:
+        return load(cert, key, f"PACKLOOP_{service.upper()}_TLS") or (None, None)
+    except TlsError as exc:
+        raise click.ClickException(f"cannot serve HTTPS: {exc}") from None
 
 
 def check_kafka(settings: Settings) -> None:
@@ -58,10 +88,11 @@ def check_kafka(settings: Settings) -> None:
 @click.option("--openapi", "print_openapi", is_flag=True,
               help="Print the OpenAPI document (JSON) and exit.")
 @worker_url_option
+@tls_options("gateway")
 @click.pass_context
 def gateway(ctx: click.Context, host: str | None, port: int | None,
             kafka_bootstrap: str | None, log_level: str, print_openapi: bool,
-            worker_url: str | None) -> None:
+            worker_url: str | None, tls_cert: Path | None, tls_key: Path | None) -> None:
     """Run the hub ingestion gateway (POST /v1/events, pickups, webhooks; /docs)."""
     import uvicorn
 
@@ -69,23 +100,27 @@ def gateway(ctx: click.Context, host: str | None, port: int | None,
     from streams.network import NetworkError
 
     settings = settings_from(ctx, gateway_host=host, gateway_port=port,
-                         kafka_bootstrap=kafka_bootstrap, worker_url=worker_url)
+                             kafka_bootstrap=kafka_bootstrap, worker_url=worker_url,
+                             gateway_tls_cert=tls_cert, gateway_tls_key=tls_key)
     if print_openapi:
         offline = settings.model_copy(update={"token_db_url": "sqlite://"})
         _echo_openapi(create_app(GatewayConfig.from_settings(offline)))
         return
     _logging(log_level)
+    cert, key = server_tls(settings.gateway_tls_cert, settings.gateway_tls_key, "gateway")
     check_kafka(settings)
     try:
         config = GatewayConfig.from_settings(settings)
     except NetworkError as exc:
         raise click.ClickException(str(exc)) from None
     app = create_app(config)
-    click.echo(f"gateway on http://{settings.gateway_host}:{settings.gateway_port} "
+    scheme = "https" if cert else "http"
+    click.echo(f"gateway on {scheme}://{settings.gateway_host}:{settings.gateway_port} "
                f"(OpenAPI: /openapi.json, docs: /docs); pickups from the worker at "
                f"{settings.worker_url}", err=True)
     uvicorn.run(app, host=settings.gateway_host, port=settings.gateway_port,
-                log_level=log_level.lower(), server_header=False)
+                log_level=log_level.lower(), server_header=False, ssl_certfile=cert,
+                ssl_keyfile=key)
 
 
 @click.command()
@@ -99,10 +134,11 @@ def gateway(ctx: click.Context, host: str | None, port: int | None,
 @click.option("--openapi", "print_openapi", is_flag=True,
               help="Print the OpenAPI document (JSON) and exit.")
 @worker_url_option
+@tls_options("planner")
 @click.pass_context
 def planner(ctx: click.Context, host: str | None, port: int | None, workers: int, no_api: bool,
             kafka_bootstrap: str | None, log_level: str, print_openapi: bool,
-            worker_url: str | None) -> None:
+            worker_url: str | None, tls_cert: Path | None, tls_key: Path | None) -> None:
     """Run the planner job service: the HTTP API and planner workers.
 
     Workers on several machines share the jobs through the consumer group
@@ -115,7 +151,8 @@ def planner(ctx: click.Context, host: str | None, port: int | None, workers: int
     from streams.network import NetworkError
 
     settings = settings_from(ctx, planner_host=host, planner_port=port,
-                         kafka_bootstrap=kafka_bootstrap, worker_url=worker_url)
+                             kafka_bootstrap=kafka_bootstrap, worker_url=worker_url,
+                             planner_tls_cert=tls_cert, planner_tls_key=tls_key)
     if print_openapi:
         offline = settings.model_copy(update={"token_db_url": "sqlite://"})
         _echo_openapi(create_app(PlannerConfig.from_settings(offline, jobs=JobStore("sqlite://"))))
@@ -123,6 +160,8 @@ def planner(ctx: click.Context, host: str | None, port: int | None, workers: int
     _logging(log_level)
     if no_api and workers < 1:
         raise click.UsageError("--no-api needs at least one worker")
+    cert, key = (None, None) if no_api else server_tls(
+        settings.planner_tls_cert, settings.planner_tls_key, "planner")
     check_kafka(settings)
     try:
         jobs = JobStore(settings.planner_db_url)
@@ -150,11 +189,13 @@ def planner(ctx: click.Context, host: str | None, port: int | None, workers: int
                 config = PlannerConfig.from_settings(settings, jobs=jobs)
             except NetworkError as exc:
                 raise click.ClickException(str(exc)) from None
-            click.echo(f"planner on http://{settings.planner_host}:{settings.planner_port} "
-                       f"with {workers} worker(s) (OpenAPI: /openapi.json)", err=True)
+            scheme = "https" if cert else "http"
+            click.echo(f"planner on {scheme}://{settings.planner_host}:"
+                       f"{settings.planner_port} with {workers} worker(s) "
+                       "(OpenAPI: /openapi.json)", err=True)
             uvicorn.run(create_app(config), host=settings.planner_host,
                         port=settings.planner_port, log_level=log_level.lower(),
-                        server_header=False)
+                        server_header=False, ssl_certfile=cert, ssl_keyfile=key)
     finally:
         for w in pool:
             w.stop()

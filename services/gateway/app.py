@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import TypeAdapter
 
+from services.auth.guard import AuthGuard
 from services.gateway.config import GatewayConfig
 from services.gateway.routes import events, hubs, pickups, webhooks
 from services.gateway.service import Gateway
@@ -60,6 +61,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
     )
     app.state.gateway = gw
     metrics = gw.metrics
+    app.state.auth_guard = AuthGuard("gateway", "hub", metrics.registry)
 
     install_error_handlers(app)
 

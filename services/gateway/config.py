@@ -35,7 +35,7 @@ class GatewayConfig:
     webhook_timeout_s: float = 5.0
     webhook_max_attempts: int = 6
     webhook_backoff_s: float = 0.5
-    webhook_allow_private: bool = True
+    webhook_allow_private: bool = False
     webhook_transport: httpx.BaseTransport | None = None
     probe_interval_s: float = 2.0
     #: None: a LiveKafkaIO on ``kafka`` (producer and probe)

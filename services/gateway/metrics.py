@@ -47,7 +47,8 @@ class GatewayMetrics:
         self.webhook_deliveries = Counter(
             "packloop_gateway_webhook_deliveries_total",
             "Pickup notices delivered to hub webhooks, by hub and outcome "
-            "(delivered, failed = given up after all attempts, skipped = no webhook).",
+            "(delivered, failed = given up after all attempts, skipped = no webhook, "
+            "refused = the URL's host resolves to a private address).",
             ["hub", "outcome"],
             registry=r,
         )

@@ -46,10 +46,42 @@ def verify(secret: str, body: bytes, header: str | None) -> bool:
     return bool(header) and hmac.compare_digest(sign(secret, body), header or "")
 
 
-def check_url(url: str, allow_private: bool = True) -> str | None:
-    """Why ``url`` cannot be a webhook, or None."""
+def forbidden_address(address: str) -> bool:
+    """Whether a webhook may not reach ``address``: anything not globally reachable
+    (private, loopback, link-local, shared, reserved, unspecified) and multicast; IPv4
+    inside IPv6 is judged as IPv4."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast
+
+
+class RefusedTarget(Exception):
+    """The webhook's URL cannot be checked, or its host resolves to an address webhooks
+    may not reach."""
+
+
+def public_address(host: str, port: int) -> str:
+    """The address to connect to for ``host``: every address it resolves to must be public
+    (one private answer refuses the host). Raises OSError when it does not resolve."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except UnicodeError:  # no IDNA form
+        raise RefusedTarget(f"{host!r} is not a valid host name") from None
+    addresses = [str(info[4][0]) for info in infos]
+    for address in addresses:
+        if forbidden_address(address):
+            raise RefusedTarget(f"{host} resolves to a private address ({address}), not "
+                                "allowed (PACKLOOP_WEBHOOK_ALLOW_PRIVATE=true allows it)")
+    return addresses[0]
+
+
+def check_url(url: str, allow_private: bool = False) -> str | None:
+    """Why ``url`` cannot be a webhook, or None. A name that does not resolve yet passes
+    (a hub may register before its DNS is live): every delivery checks it again."""
     try:
         parts = urlsplit(url)
+        port = parts.port
     except ValueError as exc:
         return f"not a URL: {exc}"
     if parts.scheme not in ("http", "https"):
@@ -58,14 +90,28 @@ def check_url(url: str, allow_private: bool = True) -> str | None:
         return "the webhook URL has no host"
     if not allow_private:
         try:
-            infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            return f"cannot resolve {parts.hostname}: {exc}"
-        for info in infos:
-            ip = ipaddress.ip_address(info[4][0])
-            if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved:
-                return f"{parts.hostname} resolves to a private address ({ip}), not allowed"
+            public_address(parts.hostname, port or 443)
+        except RefusedTarget as exc:
+            return str(exc)
+        except OSError:
+            return None
     return None
+
+
+def pinned_request(url: str) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+    """(URL on the checked address, Host header, TLS server name) for one attempt: the
+    address is checked when the notice is sent and connected to as checked, so a name
+    that changes to a private address after registration (or between the check and the
+    connection) is refused."""
+    try:
+        target = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise RefusedTarget(f"not a valid URL: {exc}") from None
+    address = public_address(target.host, target.port or (443 if target.scheme == "https"
+                                                          else 80))
+    extensions: dict[str, Any] = {"sni_hostname": target.host} \
+        if target.scheme == "https" else {}
+    return target.copy_with(host=address), {"Host": target.netloc.decode("ascii")}, extensions
 
 
 class WebhookDispatcher:
@@ -86,12 +132,26 @@ class WebhookDispatcher:
             transport=config.webhook_transport,
             headers={"User-Agent": "packloop-gateway-webhooks/1"},
             follow_redirects=False,
+            # a proxy would resolve the name itself, past the check on the address
+            trust_env=config.webhook_allow_private,
         )
 
     # -- delivery --------------------------------------------------------------------------
 
+    def _post(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        """One attempt; unless private targets are allowed, to the address checked now."""
+        if self.config.webhook_allow_private:
+            try:
+                return self._http.post(url, content=body, headers=headers)
+            except (httpx.InvalidURL, UnicodeError) as exc:
+                raise RefusedTarget(f"not a valid URL: {exc}") from None
+        target, host, extensions = pinned_request(url)
+        return self._http.post(target, content=body, headers={**headers, **host},
+                               extensions=extensions)
+
     def deliver(self, hub_id: str, body: bytes, event_id: str, event_type: str) -> str:
-        """Deliver one notice; returns 'delivered', 'failed' or 'skipped'."""
+        """Deliver one notice; returns 'delivered', 'failed', 'refused' (the URL's host is
+        private) or 'skipped' (no webhook)."""
         hook = self.hooks.get(hub_id)
         if hook is None:
             self.metrics.webhook_deliveries.labels(hub_id, "skipped").inc()
@@ -108,14 +168,19 @@ class WebhookDispatcher:
             started = time.perf_counter()
             retry_after: float | None = None
             try:
-                resp = self._http.post(hook["url"], content=body, headers=headers)
+                resp = self._post(hook["url"], body, headers)
                 ok = 200 <= resp.status_code < 300
                 retriable = resp.status_code >= 500 or resp.status_code in (408, 425, 429)
                 ra = resp.headers.get("retry-after")
                 if ra and ra.isdigit():
                     retry_after = float(ra)
                 what = f"HTTP {resp.status_code}"
-            except httpx.HTTPError as exc:
+            except RefusedTarget as exc:
+                log.warning("webhook of hub %s: %s %s not sent: %s", hub_id, event_type,
+                            event_id, exc)
+                self.metrics.webhook_deliveries.labels(hub_id, "refused").inc()
+                return "refused"
+            except (httpx.HTTPError, OSError) as exc:  # OSError: the name does not resolve
                 ok, retriable, what = False, True, f"{type(exc).__name__}: {exc}"
             self.metrics.webhook_duration.observe(time.perf_counter() - started)
             self.metrics.webhook_attempts.labels(hub_id, "ok" if ok else "error").inc()

@@ -6,6 +6,7 @@ One place, so the gateway and the planner fail the same way; the body's OpenAPI 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,7 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.auth.tokens import bearer_token
+from services.auth.guard import AuthGuard
+from services.auth.tokens import Kind, TokenCheck, TokenInfo, TokenStore, bearer_token
 
 
 class ApiError(Exception):
@@ -28,21 +30,37 @@ class ApiError(Exception):
         self.extra = extra
 
 
-async def require_token(request: Request, tokens: Any, kind: str, create_hint: str,
-                        realm: str) -> Any:
-    """The caller's token record, or 401 naming how to get a token (never echoing one)."""
+async def require_token(request: Request, tokens: TokenStore, kind: Kind, create_hint: str,
+                        realm: str) -> TokenInfo:
+    """The caller's token record, or 401 naming how to get a token (never echoing one).
+
+    When the app has an :class:`~services.auth.guard.AuthGuard` (``app.state.auth_guard``)
+    every check is audited and counted, and a peer over its failure limit gets 429
+    before its token is looked at.
+    """
+    guard: AuthGuard | None = getattr(request.app.state, "auth_guard", None)
+    peer = request.client.host if request.client else "unknown"
+    if guard is not None:
+        wait = guard.blocked_for(peer)
+        if wait > 0:
+            raise ApiError(
+                429, "too_many_auth_failures",
+                f"too many refused tokens from {peer}; retry after the Retry-After seconds",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
     token = bearer_token(request.headers.get("authorization"))
-    info = None
-    if token is not None:
-        info = await run_in_threadpool(tokens.authenticate, kind, token)
-    if info is None:
+    check: TokenCheck = (TokenCheck(None, "missing") if token is None
+                         else await run_in_threadpool(tokens.check, kind, token))
+    if guard is not None:
+        guard.record(peer, check)
+    if check.info is None:
         raise ApiError(
             401, "unauthorized",
             f"a valid {kind} token is required: Authorization: Bearer <token> "
             f"(create one with `{create_hint}`)",
             headers={"WWW-Authenticate": f'Bearer realm="{realm}"'},
         )
-    return info
+    return check.info
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -72,6 +72,23 @@ def add_metrics_route(app: FastAPI, registry: CollectorRegistry,
         return Response(data, media_type=CONTENT_TYPE_LATEST)
 
 
+AUTH_LIMIT = "Too many refused tokens from this address (see Retry-After)."
+
+
+def _document_auth_limit(responses: dict[str, Any]) -> None:
+    """Every authenticated operation may answer 429 when its caller's address is blocked
+    (:mod:`services.auth.guard`)."""
+    if "429" in responses:
+        responses["429"]["description"] += " Or: too many refused tokens from this address."
+        return
+    responses["429"] = {
+        "description": AUTH_LIMIT,
+        "headers": {"Retry-After": {"schema": {"type": "integer"},
+                                    "description": "Seconds until the address may try again."}},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+
+
 def use_bearer_scheme(app: FastAPI, name: str, description: str,
                       extend: Callable[[dict[str, Any]], None] | None = None) -> None:
     """Generate the OpenAPI document once, with the bearer scheme ``name`` required by every
@@ -92,6 +109,7 @@ def use_bearer_scheme(app: FastAPI, name: str, description: str,
             if path.startswith("/v1/"):
                 for op in ops.values():
                     op["security"] = [{name: []}]
+                    _document_auth_limit(op.setdefault("responses", {}))
         app.openapi_schema = schema
         return schema
 

@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from services.auth.guard import AuthGuard
 from services.auth.tokens import TokenInfo, TokenStore
 from services.db import iso_utc
 from services.http.errors import ApiError, install_error_handlers, require_token
@@ -239,6 +240,7 @@ def create_app(config: PlannerConfig) -> FastAPI:
     )
 
     install_error_handlers(app)
+    app.state.auth_guard = AuthGuard("planner", "planner", registry)
 
     @app.middleware("http")
     async def _start(request: Request, call_next: Any) -> Response:

@@ -188,3 +188,22 @@ def test_web_servers_bind_loopback_unless_configured(monkeypatch: pytest.MonkeyP
         "127.0.0.1", "127.0.0.1", "127.0.0.1")
     monkeypatch.setenv("PACKLOOP_WEB_HOST", "0.0.0.0")
     assert Settings().web_host == "0.0.0.0"
+
+
+def test_the_gateway_and_the_planner_serve_https(resolved: dict[str, Any]) -> None:
+    """Certificates from PACKLOOP_TLS_DIR; Prometheus scrapes them over HTTPS with its CA."""
+    services = resolved["services"]
+    for name in ("gateway", "planner"):
+        env = services[name]["environment"]
+        assert env[f"PACKLOOP_{name.upper()}_TLS_CERT"] == f"/etc/packloop/tls/{name}.pem"
+        assert env[f"PACKLOOP_{name.upper()}_TLS_KEY"] == f"/etc/packloop/tls/{name}.key"
+        mounts = {v.split(":")[1]: v for v in services[name]["volumes"]}
+        assert mounts["/etc/packloop/tls"].endswith(":ro")
+    prom_mounts = {v.split(":")[1] for v in services["prometheus"]["volumes"]}
+    assert "/etc/prometheus/tls/ca.pem" in prom_mounts
+    config = load_yaml(INFRA / "prometheus" / "prometheus.yml")
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    for job in ("packloop-gateway", "packloop-planner"):
+        assert jobs[job]["scheme"] == "https"
+        assert jobs[job]["tls_config"] == {"ca_file": "/etc/prometheus/tls/ca.pem"}
+    assert jobs["packloop-worker"].get("scheme", "http") == "http"

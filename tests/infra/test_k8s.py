@@ -51,6 +51,8 @@ _METADATA = {
 }
 _DURATION = {"type": "string", "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?"
              r"(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"}
+_KEY_SELECTOR = {"type": "object", "additionalProperties": False, "required": ["name", "key"],
+                 "properties": {"name": {"type": "string"}, "key": {"type": "string"}}}
 # Subsets of the monitoring.coreos.com/v1 CRD schemas (prometheus-operator), with
 # additionalProperties false on the parts packloop fills in, so a typo fails.
 CRD_SCHEMAS: dict[str, dict[str, Any]] = {
@@ -79,6 +81,15 @@ CRD_SCHEMAS: dict[str, dict[str, Any]] = {
                             "scheme": {"enum": ["http", "https"]},
                             "interval": _DURATION, "scrapeTimeout": _DURATION,
                             "honorLabels": {"type": "boolean"},
+                            "tlsConfig": {
+                                "type": "object", "additionalProperties": False,
+                                "properties": {
+                                    "ca": {"type": "object", "additionalProperties": False,
+                                           "properties": {"secret": _KEY_SELECTOR,
+                                                          "configMap": _KEY_SELECTOR}},
+                                    "serverName": {"type": "string"},
+                                    "insecureSkipVerify": {"type": "boolean"},
+                                }},
                         }}},
                 },
             },
@@ -243,9 +254,30 @@ def test_service_monitor_selects_the_jobs_the_rules_use() -> None:
     services = {s["metadata"]["name"] for s in _kinds()["Service"]}
     assert set(expr["values"]) == services == {
         "packloop-worker", "packloop-gateway", "packloop-planner"}
-    for svc in _kinds()["Service"]:
-        assert [p["name"] for p in svc["spec"]["ports"]] == ["web"]
-    assert sm["spec"]["endpoints"][0]["port"] == "web"
+    ports = {s["metadata"]["name"]: [p["name"] for p in s["spec"]["ports"]]
+             for s in _kinds()["Service"]}
+    assert ports == {"packloop-worker": ["web"], "packloop-gateway": ["https"],
+                     "packloop-planner": ["https"]}
+    web, https = sm["spec"]["endpoints"]
+    assert web["port"] == "web" and web.get("scheme", "http") == "http"
+    assert https["port"] == "https" and https["scheme"] == "https"
+    assert https["tlsConfig"]["ca"]["secret"] == {"name": "packloop-tls", "key": "ca.crt"}
+
+
+def test_the_gateway_and_the_planner_serve_https() -> None:
+    """Their certificate and key from the Secret packloop-tls, probed over HTTPS."""
+    for deployment in _kinds()["Deployment"]:
+        pod = deployment["spec"]["template"]["spec"]
+        (c,) = pod["containers"]
+        service = c["args"][0]
+        env = {e["name"]: e.get("value") for e in c.get("env", [])}
+        assert env[f"PACKLOOP_{service.upper()}_TLS_CERT"] == "/etc/packloop/tls/tls.crt"
+        assert env[f"PACKLOOP_{service.upper()}_TLS_KEY"] == "/etc/packloop/tls/tls.key"
+        (mount,) = c["volumeMounts"]
+        (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        assert mount["mountPath"] == "/etc/packloop/tls" and mount["readOnly"] is True
+        assert volume["secret"]["secretName"] == "packloop-tls"
+        assert c["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
 
 
 def test_prometheusrule_is_current_and_equals_the_rule_files() -> None:

@@ -41,7 +41,8 @@ def test_pickup_notices_reach_the_hub_webhook_signed_and_retried(kafka, topics,
     receiver = Receiver()
     app = create_app(GatewayConfig(
         kafka=kafka, topics=topics, network=load_network(), tokens=tokens, webhooks=True,
-        webhook_transport=httpx.MockTransport(receiver.handler), webhook_backoff_s=0.05))
+        webhook_transport=httpx.MockTransport(receiver.handler), webhook_backoff_s=0.05,
+        webhook_allow_private=True))  # hub1.example does not resolve here
     with TestClient(app) as client:
         headers = {"Authorization": f"Bearer {h1}"}
         assert client.get("/v1/webhook", headers=headers).status_code == 404

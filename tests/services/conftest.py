@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,6 +24,15 @@ def broker() -> None:
     ``kafka`` or ``topics`` fixtures): unit tests inject a FakeKafkaIO instead."""
     pytest.fail("tests/services run without a broker: inject FakeKafkaIO, or move the test "
                 "to tests/integration/")
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every default database of a test (and of the commands it runs) in a folder of its
+    own, never in the user's data folder."""
+    folder = tmp_path_factory.mktemp("data")
+    monkeypatch.setenv("PACKLOOP_DATA_DIR", str(folder))
+    return folder
 
 
 @pytest.fixture

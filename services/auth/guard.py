@@ -1,0 +1,126 @@
+"""Limits on failed authentication per TCP peer, and the audit line of every token use.
+
+Tokens are long and random, but nothing else stops a client from trying them as fast as
+a service answers. After :data:`MAX_FAILURES` refused tokens from one peer address within
+:data:`WINDOW_S` seconds, that address is answered 429 for the rest of the window without
+its tokens being checked (a good token included: the address is what is limited). A
+request without any token is not a guess and does not count.
+
+The peer is the TCP peer as the server sees it (``request.client``); behind a reverse
+proxy that is the proxy unless uvicorn is told to trust its ``X-Forwarded-For``
+(``--forwarded-allow-ips``), so a proxy must limit or forward addresses itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter
+
+from services.auth.tokens import TokenCheck
+
+MAX_FAILURES = 10
+WINDOW_S = 60.0
+
+#: every value of the failure counters' ``result`` label
+RESULTS = ("missing", "malformed", "unknown", "bad_secret", "wrong_kind", "revoked", "blocked")
+
+audit_log = logging.getLogger("packloop.audit")
+
+_PRINTABLE_ID = re.compile(r"[0-9a-f]{1,32}")
+#: what may not reach a log line from a peer address (a trusted proxy's header sets it)
+_UNSAFE = re.compile(r"[^0-9A-Za-z.:_\[\]-]")
+
+
+class FailureLimiter:
+    """Sliding-window count of failures per key; thread-safe, bounded in memory."""
+
+    def __init__(self, max_failures: int = MAX_FAILURES, window_s: float = WINDOW_S,
+                 clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000) -> None:
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self.clock = clock
+        self.max_keys = max_keys
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def blocked_for(self, key: str) -> float:
+        """Seconds until ``key`` may try again; 0.0 when it may now."""
+        now = self.clock()
+        with self._lock:
+            times = self._failures.get(key)
+            if times is None or len(times) < self.max_failures:
+                return 0.0
+            return max(0.0, times[0] + self.window_s - now)
+
+    def failed(self, key: str) -> None:
+        now = self.clock()
+        with self._lock:
+            times = self._failures.get(key)
+            if times is None:
+                if len(self._failures) >= self.max_keys:
+                    self._forget_old(now)
+                times = self._failures[key] = deque(maxlen=self.max_failures)
+            while times and times[0] <= now - self.window_s:
+                times.popleft()
+            times.append(now)
+
+    def _forget_old(self, now: float) -> None:
+        """Drop keys without a failure in the window, then (a flood of addresses) the
+        longest known, so memory stays bounded."""
+        stale = [k for k, t in self._failures.items() if not t or t[-1] <= now - self.window_s]
+        for key in stale:
+            del self._failures[key]
+        while len(self._failures) >= self.max_keys:
+            del self._failures[next(iter(self._failures))]
+
+
+class AuthGuard:
+    """One service's failure limit, failure counter and audit log."""
+
+    def __init__(self, service: str, owner_kind: str, registry: CollectorRegistry,
+                 limiter: FailureLimiter | None = None) -> None:
+        self.service = service
+        self.owner_kind = owner_kind
+        self.limiter = limiter or FailureLimiter()
+        self.failures = Counter(
+            f"packloop_{service}_auth_failures_total",
+            "Requests whose token was refused, by result (missing, malformed, unknown id, "
+            "bad_secret, wrong_kind, revoked; blocked: answered 429 without a check after "
+            f"{self.limiter.max_failures} refusals from the address within "
+            f"{self.limiter.window_s:g} s).",
+            ["result"],
+            registry=registry,
+        )
+        for result in RESULTS:
+            self.failures.labels(result)
+
+    def blocked_for(self, peer: str) -> float:
+        """Seconds the peer must wait (0.0: check its token); a block is counted and
+        audited."""
+        wait = self.limiter.blocked_for(peer)
+        if wait > 0:
+            self.failures.labels("blocked").inc()
+            self._audit(peer, "blocked", None, None)
+        return wait
+
+    def record(self, peer: str, check: TokenCheck) -> None:
+        """Audit one token check; count a refusal, and toward the peer's limit when a token
+        was presented."""
+        self._audit(peer, check.outcome, check.token_id, check.owner)
+        if check.outcome == "ok":
+            return
+        self.failures.labels(check.outcome).inc()
+        if check.outcome != "missing":
+            self.limiter.failed(peer)
+
+    def _audit(self, peer: str, outcome: str, token_id: str | None, owner: str | None) -> None:
+        shown_id = token_id if token_id and _PRINTABLE_ID.fullmatch(token_id) else "-"
+        audit_log.info("token use: service=%s %s=%s token_id=%s peer=%s outcome=%s",
+                       self.service, self.owner_kind, owner or "-", shown_id,
+                       _UNSAFE.sub("?", peer)[:64], outcome)

@@ -1,0 +1,45 @@
+"""`packloop paths`: where this invocation's databases are, and which setting put them there.
+
+The first thing to run when a token added in one shell is refused by a gateway started
+in another: both must print the same token database.
+"""
+
+from __future__ import annotations
+
+import click
+import orjson
+from sqlalchemy.engine import make_url
+
+from services.cli.context import settings_from
+from services.paths import DEFAULT_DATABASES, default_url, resolve_data_dir
+
+
+def _shown(url: str) -> str:
+    """A database URL without its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is shown as given, it holds no secret
+        return url
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")
+@click.pass_context
+def paths(ctx: click.Context, as_json: bool) -> None:
+    """Print the data folder and every database URL (passwords hidden)."""
+    settings = settings_from(ctx)
+    data_dir = resolve_data_dir(settings.data_dir)
+    rows = [("data_dir", str(data_dir),
+             "PACKLOOP_DATA_DIR" if settings.data_dir else "per-user default")]
+    for field in DEFAULT_DATABASES:
+        url = getattr(settings, field)
+        source = ("data folder" if url == default_url(field, data_dir)
+                  else f"PACKLOOP_{field.upper()}")
+        rows.append((field, _shown(url), source))
+    if as_json:
+        click.echo(orjson.dumps({name: {"value": value, "from": source}
+                                 for name, value, source in rows}).decode())
+        return
+    width = max(len(name) for name, _, _ in rows) + 2
+    for name, value, source in rows:
+        click.echo(f"{name:<{width}}{value}  ({source})")

@@ -1,0 +1,30 @@
+"""The HTTP client the command line uses to reach packloop's services (``plan submit|
+status|fetch``): HTTPS verified against ``PACKLOOP_CA_FILE`` or the system's trust store,
+and a failure said in one line."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from services.http.tls import client_context, handshake_problem
+
+if TYPE_CHECKING:
+    from services.settings import Settings
+
+
+def httpx_client(settings: Settings, **kwargs: Any) -> httpx.Client:
+    """An httpx client trusting ``settings.ca_file`` (or the system store); ``kwargs`` go to
+    :class:`httpx.Client`. Raises :class:`~services.http.tls.TlsError` (one line) when the
+    CA file cannot be used."""
+    return httpx.Client(verify=client_context(settings.ca_file), **kwargs)
+
+
+def connection_problem(exc: httpx.HTTPError, url: str, settings: Settings) -> str:
+    """Why a request to ``url`` got no answer, in one line: a TLS failure named as such
+    (an untrusted certificate, plain HTTP on the other end), else the error itself."""
+    problem = handshake_problem(exc, url, settings.ca_file)
+    if problem is not None:
+        return problem
+    return f"cannot reach {url} ({type(exc).__name__}: {exc})"
