@@ -55,10 +55,7 @@ from services.auth.tokens import TokenStore
 from services.broker import EmbeddedBroker, free_port
 from services.planner.store import FINAL, JobStore
 from services.simulation.simulator import SimulationConfig, Simulator
-from streams.consume import read_topic
-from streams.kafka import KafkaConnection
-from streams.network import Network, load_network
-from streams.topics import Topics, create_topics
+from streams import KafkaConnection, Network, Topics, create_topics, load_network, read_topic
 
 REPO = Path(__file__).resolve().parents[1]
 KINDS = ("worker_kill", "gateway_kill", "planner_kill", "broker_freeze", "duplicate_burst")

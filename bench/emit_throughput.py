@@ -21,10 +21,7 @@ import orjson
 
 from services.broker import EmbeddedBroker
 from services.simulation.samples import sample_events
-from streams.events import parse_hub_event
-from streams.kafka import KafkaConnection
-from streams.network import load_network
-from streams.topics import Topics, create_topics
+from streams import KafkaConnection, Topics, create_topics, load_network, parse_hub_event
 
 
 def main() -> None:

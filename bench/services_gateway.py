@@ -26,7 +26,7 @@ import httpx
 from services.auth.tokens import TokenStore
 from services.broker import EmbeddedBroker, free_port
 from services.simulation.samples import sample_events
-from streams.network import load_network
+from streams import load_network
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,9 +18,7 @@ from fastapi.testclient import TestClient
 from services.auth.tokens import TokenStore
 from services.broker import EmbeddedBroker
 from services.planner import JobStore, PlannerConfig, PlannerWorker, create_app
-from streams.kafka import KafkaConnection
-from streams.network import load_network
-from streams.topics import Topics, create_topics
+from streams import KafkaConnection, Topics, create_topics, load_network
 
 REPO = Path(__file__).resolve().parents[1]
 

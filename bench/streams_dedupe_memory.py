@@ -29,8 +29,7 @@ from typing import Any
 
 import orjson
 
-from streams import DAY_US, AcceptanceLimits, load_network
-from streams.state import SeenSet, id_hash
+from streams import DAY_US, AcceptanceLimits, SeenSet, id_hash, load_network
 
 OTHER_EVENTS = 1.05  # returns, collections and corrections on top of parcels
 

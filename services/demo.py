@@ -28,8 +28,7 @@ from rich.console import Console
 
 from services.broker import EmbeddedBroker, free_port
 from services.settings import Settings
-from streams.network import Network, load_network
-from streams.topics import create_topics
+from streams import Network, create_topics, load_network
 
 
 @dataclass

@@ -18,12 +18,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from streams.acceptance import AcceptanceLimits, check_occurred_at
-from streams.deadletter import dead_letter_record
-from streams.events import MAX_EVENT_BYTES, EventError, event_to_json, parse_hub_event
-from streams.kafka import KafkaConnection
-from streams.network import Network
-from streams.topics import Topics
+from streams import (
+    MAX_EVENT_BYTES,
+    AcceptanceLimits,
+    EventError,
+    KafkaConnection,
+    Network,
+    Topics,
+    check_occurred_at,
+    dead_letter_record,
+    event_to_json,
+    parse_hub_event,
+)
 
 
 @dataclass(frozen=True, slots=True)

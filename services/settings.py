@@ -15,13 +15,18 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streams.acceptance import AcceptanceLimits
-from streams.kafka import DEFAULT_FETCH_MAX_WAIT_MS, DEFAULT_SESSION_TIMEOUT_MS, KafkaConnection
-from streams.topics import DEFAULT_PARTITIONS, Topics
+from streams import (
+    DEFAULT_FETCH_MAX_WAIT_MS,
+    DEFAULT_PARTITIONS,
+    DEFAULT_SESSION_TIMEOUT_MS,
+    AcceptanceLimits,
+    KafkaConnection,
+    Topics,
+)
 
 if TYPE_CHECKING:
     from services.auth.tokens import TokenStore
-    from streams.app import WorkerOptions
+    from streams import WorkerOptions
 
 
 class Settings(BaseSettings):
@@ -256,7 +261,7 @@ class Settings(BaseSettings):
 
     def worker_options(self, partitions: int, web_port: int | None = None) -> WorkerOptions:
         """The stream worker's options; ``partitions``: what hub-events has on the broker."""
-        from streams.app import WorkerOptions
+        from streams import WorkerOptions
 
         return WorkerOptions(
             app_id=self._prefixed(self.worker_app_id),

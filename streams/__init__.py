@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from streams.acceptance import AcceptanceLimits, check_occurred_at
     from streams.app import WorkerOptions, create_worker
-    from streams.consume import iter_topic
+    from streams.consume import iter_topic, read_topic
     from streams.deadletter import dead_letter_record, decode_raw
     from streams.events import (
         MAX_EVENT_BYTES,
@@ -40,16 +40,20 @@ if TYPE_CHECKING:
     from streams.network import SAMPLE_NETWORK_PATH, Network, NetworkError, Village, load_network
     from streams.state import (
         DAY_US,
+        MONTH_BUCKETS_KEPT,
         ContainerPool,
         OpenPickup,
         PartitionMarker,
+        SeenSet,
         VillageState,
+        id_hash,
         to_us,
     )
     from streams.topics import DEFAULT_PARTITIONS, Topics, create_topics
 
 __all__ = [
     "DAY_US",
+    "MONTH_BUCKETS_KEPT",
     "DEFAULT_FETCH_MAX_WAIT_MS",
     "DEFAULT_PARTITIONS",
     "DEFAULT_SESSION_TIMEOUT_MS",
@@ -69,6 +73,7 @@ __all__ = [
     "PackloopCollector",
     "PartitionMarker",
     "PickupCancelled",
+    "SeenSet",
     "Topics",
     "Village",
     "VillageState",
@@ -79,9 +84,11 @@ __all__ = [
     "dead_letter_record",
     "decode_raw",
     "event_to_json",
+    "id_hash",
     "iter_topic",
     "load_network",
     "parse_hub_event",
+    "read_topic",
     "scrape",
     "to_us",
     "valid_month",
@@ -92,7 +99,7 @@ _MODULE_OF = {
     for module, names in {
         "streams.acceptance": ("AcceptanceLimits", "check_occurred_at"),
         "streams.app": ("WorkerOptions", "create_worker"),
-        "streams.consume": ("iter_topic",),
+        "streams.consume": ("iter_topic", "read_topic"),
         "streams.deadletter": ("dead_letter_record", "decode_raw"),
         "streams.events": (
             "MAX_EVENT_BYTES",
@@ -120,10 +127,13 @@ _MODULE_OF = {
         ),
         "streams.state": (
             "DAY_US",
+            "MONTH_BUCKETS_KEPT",
             "ContainerPool",
             "OpenPickup",
             "PartitionMarker",
+            "SeenSet",
             "VillageState",
+            "id_hash",
             "to_us",
         ),
         "streams.topics": ("DEFAULT_PARTITIONS", "Topics", "create_topics"),

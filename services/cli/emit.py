@@ -36,7 +36,7 @@ def emit(
     (future_timestamp) or more than PACKLOOP_ACCEPT_MAX_LATENESS_DAYS (90) behind it
     (too_late). Exits 1 if any line was rejected (or could not be written).
     """
-    from streams.network import NetworkError, load_network
+    from streams import NetworkError, load_network
 
     settings = settings_from(ctx, kafka_bootstrap=kafka_bootstrap)
     try:

@@ -52,7 +52,7 @@ def topics() -> None:
 @click.pass_context
 def topics_create(ctx: click.Context, kafka_bootstrap: str | None, partitions: int | None) -> None:
     """Create packloop's topics (idempotent: existing topics are left alone)."""
-    from streams.topics import create_topics
+    from streams import create_topics
 
     settings = settings_from(ctx, kafka_bootstrap=kafka_bootstrap, partitions=partitions)
     outcome = kafka_call(

@@ -62,8 +62,7 @@ def officer(ctx: click.Context, month: str, fmt: str, out: Path | None, allow_em
     reason (unless --allow-empty).
     """
     from services.reports.officer import MonthReport, build_rows, empty_reason
-    from streams.months import valid_month
-    from streams.network import NetworkError, load_network
+    from streams import NetworkError, load_network, valid_month
 
     if not valid_month(month):
         raise click.BadParameter("must be YYYY-MM", param_hint="--month")

@@ -63,7 +63,7 @@ def server_tls(cert: Path | None, key: Path | None, service: str) -> tuple[str |
 def check_kafka(settings: Settings) -> None:
     """Create packloop's topics (idempotent), or exit with why Kafka cannot be used."""
     from services.http.kafka_io import describe_kafka_error, diagnose_tls
-    from streams.topics import create_topics
+    from streams import create_topics
 
     kafka = settings.kafka()
     hint = ("(start one with `packloop broker`, or set PACKLOOP_KAFKA_BOOTSTRAP / "
@@ -97,7 +97,7 @@ def gateway(ctx: click.Context, host: str | None, port: int | None,
     import uvicorn
 
     from services.gateway import GatewayConfig, create_app
-    from streams.network import NetworkError
+    from streams import NetworkError
 
     settings = settings_from(ctx, gateway_host=host, gateway_port=port,
                              kafka_bootstrap=kafka_bootstrap, worker_url=worker_url,
@@ -148,7 +148,7 @@ def planner(ctx: click.Context, host: str | None, port: int | None, workers: int
     import threading
 
     from services.planner import JobStore, PlannerConfig, PlannerWorker, create_app
-    from streams.network import NetworkError
+    from streams import NetworkError
 
     settings = settings_from(ctx, planner_host=host, planner_port=port,
                              kafka_bootstrap=kafka_bootstrap, worker_url=worker_url,

@@ -98,7 +98,7 @@ def token_group(kind: Kind, noun: str, owner_meta: str,
 
 
 def _check_hub(ctx: click.Context, hub_id: str) -> None:
-    from streams.network import NetworkError, load_network
+    from streams import NetworkError, load_network
 
     settings = settings_from(ctx)
     try:

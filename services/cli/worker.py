@@ -31,8 +31,7 @@ def source_partitions(settings: Settings) -> int:
 
 
 def build_worker(settings: Settings, web_port: int | None = None) -> Any:
-    from streams.app import create_worker
-    from streams.network import load_network
+    from streams import create_worker, load_network
 
     network = load_network(settings.network)
     options = settings.worker_options(source_partitions(settings), web_port)
@@ -49,7 +48,7 @@ def worker(
 ) -> None:
     """Run a stream worker (tallies, pickups, containers); several may share the work."""
     settings = settings_from(ctx, kafka_bootstrap=kafka_bootstrap or None)
-    from streams.topics import create_topics
+    from streams import create_topics
 
     try:
         create_topics(settings.kafka(), settings.topics(), settings.partitions)
@@ -133,7 +132,7 @@ def status(ctx: click.Context, village: str | None, hub: str | None, as_json: bo
 
     Quantities are shown in g or kg; --json keeps grams.
     """
-    from streams.network import NetworkError, load_network
+    from streams import NetworkError, load_network
 
     settings = settings_from(ctx, worker_url=worker_url)
     try:
@@ -218,7 +217,7 @@ def read_dead_letters(settings: Settings, timeout_s: float = 3.0) -> list[dict[s
     Read until polls stay empty for ``timeout_s``, not until the end offsets: the embedded
     broker reports those short by up to a batch.
     """
-    from streams.consume import iter_topic
+    from streams import iter_topic
 
     out: list[dict[str, Any]] = []
     records = iter_topic(settings.kafka(), settings.topics().dead_letter,
@@ -280,8 +279,7 @@ def dl_redrive(ctx: click.Context, reason: str | None, dry_run: bool) -> None:
     """
     from kafka import KafkaProducer
 
-    from streams.deadletter import decode_raw
-    from streams.events import EventError, parse_hub_event
+    from streams import EventError, decode_raw, parse_hub_event
 
     settings = settings_from(ctx)
     records = [

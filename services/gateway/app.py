@@ -21,7 +21,7 @@ from services.gateway.routes import events, hubs, pickups, webhooks
 from services.gateway.service import Gateway
 from services.http.errors import install_error_handlers
 from services.http.openapi import add_health_routes, add_metrics_route, use_bearer_scheme
-from streams.events import HubEvent
+from streams import HubEvent
 
 
 def _add_hub_event_schemas(schema: dict[str, Any]) -> None:

@@ -10,10 +10,7 @@ import httpx
 
 from services.auth.tokens import TokenStore
 from services.http.kafka_io import KafkaIO
-from streams.acceptance import AcceptanceLimits
-from streams.kafka import KafkaConnection
-from streams.network import Network
-from streams.topics import Topics
+from streams import AcceptanceLimits, KafkaConnection, Network, Topics
 
 
 @dataclass
@@ -43,7 +40,7 @@ class GatewayConfig:
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> GatewayConfig:
-        from streams.network import load_network
+        from streams import load_network
 
         values: dict[str, Any] = dict(
             kafka=settings.kafka(),

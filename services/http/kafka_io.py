@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from streams.kafka import KafkaConnection
+from streams import KafkaConnection
 
 if TYPE_CHECKING:
     from kafka.producer.future import FutureRecordMetadata

@@ -36,9 +36,7 @@ from services.http.openapi import (
     use_bearer_scheme,
 )
 from services.planner.store import DONE, FAILED, FINAL, STATUSES, JobStore
-from streams.kafka import KafkaConnection
-from streams.network import Network
-from streams.topics import Topics
+from streams import KafkaConnection, Network, Topics
 
 log = logging.getLogger("packloop.planner")
 
@@ -63,7 +61,7 @@ class PlannerConfig:
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> PlannerConfig:
-        from streams.network import load_network
+        from streams import load_network
 
         values: dict[str, Any] = dict(
             kafka=settings.kafka(), topics=settings.topics(),

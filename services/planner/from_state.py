@@ -28,8 +28,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.http.kafka_io import KafkaIO
-from streams.network import Network
-from streams.topics import Topics
+from streams import Network, Topics
 
 
 class StateUnavailable(RuntimeError):

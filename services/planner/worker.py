@@ -33,8 +33,7 @@ from services.db import iso_utc
 from services.http.kafka_io import KafkaIO, LiveKafkaIO, Record, close_quietly
 from services.planner.runner import SolveProcess
 from services.planner.store import CANCELLED, DONE, FAILED, FINAL, RUNNING, JobStore
-from streams.kafka import KafkaConnection
-from streams.topics import Topics
+from streams import KafkaConnection, Topics
 
 log = logging.getLogger("packloop.planner.worker")
 

@@ -15,7 +15,7 @@ from typing import Any
 import jinja2
 
 from services.reports.charts import grouped_bars, hbars
-from streams.network import Network
+from streams import Network
 
 _TEMPLATE = jinja2.Template(
     """<!doctype html>

@@ -33,8 +33,7 @@ from typing import Any
 import orjson
 
 from services.reports.units import mass_text, percent_text
-from streams.deadletter import decode_raw
-from streams.state import MONTH_BUCKETS_KEPT
+from streams import MONTH_BUCKETS_KEPT, decode_raw
 
 COLUMNS = (
     ("level", "级别 level"),

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from services.emit import Emitter
 from services.settings import Settings
 from services.simulation.simulator import PickupListener, SimulationConfig, Simulator, paced
-from streams.network import Network, load_network
+from streams import Network, load_network
 
 
 def _start(network: Network, start_date: date | None) -> datetime | None:

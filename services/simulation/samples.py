@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from streams.network import Network
+from streams import Network
 
 _NAMESPACE = uuid.UUID("6f1c2d1e-7a55-4b0e-9a43-0c2b7c1a9e10")
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from streams.network import Network, Village
+from streams import Network, Village
 
 NAMESPACE = uuid.UUID("0d7c5d2e-9b1f-4f4e-8f0c-5a1f6f3e2b11")
 

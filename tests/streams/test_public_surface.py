@@ -14,6 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 EXPORTED = [
     "DAY_US",
+    "MONTH_BUCKETS_KEPT",
     "DEFAULT_FETCH_MAX_WAIT_MS",
     "DEFAULT_PARTITIONS",
     "DEFAULT_SESSION_TIMEOUT_MS",
@@ -33,6 +34,7 @@ EXPORTED = [
     "PackloopCollector",
     "PartitionMarker",
     "PickupCancelled",
+    "SeenSet",
     "Topics",
     "Village",
     "VillageState",
@@ -43,9 +45,11 @@ EXPORTED = [
     "dead_letter_record",
     "decode_raw",
     "event_to_json",
+    "id_hash",
     "iter_topic",
     "load_network",
     "parse_hub_event",
+    "read_topic",
     "scrape",
     "to_us",
     "valid_month",

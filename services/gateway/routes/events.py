@@ -29,9 +29,14 @@ from services.gateway.service import AUTH_ERRORS, Gateway
 from services.http.errors import ApiError
 from services.http.kafka_io import KafkaUnavailable, Record, is_unavailable
 from services.http.openapi import ErrorBody, error
-from streams.acceptance import check_occurred_at
-from streams.events import MAX_EVENT_BYTES, EventError, event_to_json, parse_hub_event
-from streams.network import Network
+from streams import (
+    MAX_EVENT_BYTES,
+    EventError,
+    Network,
+    check_occurred_at,
+    event_to_json,
+    parse_hub_event,
+)
 
 log = logging.getLogger("packloop.gateway")
 

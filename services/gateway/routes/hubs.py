@@ -15,7 +15,7 @@ from services.auth.tokens import TokenInfo
 from services.gateway.service import AUTH_ERRORS, Gateway
 from services.http.errors import ApiError
 from services.http.openapi import error
-from streams.network import Village
+from streams import Village
 
 log = logging.getLogger("packloop.gateway")
 

@@ -24,7 +24,7 @@ from services.gateway.service import AUTH_ERRORS, Gateway
 from services.http.errors import ApiError
 from services.http.kafka_io import KafkaUnavailable, Record
 from services.http.openapi import error
-from streams.events import PickupCancelled, event_to_json
+from streams import PickupCancelled, event_to_json
 
 log = logging.getLogger("packloop.gateway")
 
