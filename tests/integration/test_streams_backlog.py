@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from streams.network import load_network
-from tests.integration.conftest_streams import ReadyWorker, produce, read_topic, wait_settled
+from tests.integration.helpers import ReadyWorker, produce, read_topic, wait_settled
 from tests.streams.helpers import MonthModel, backlog_scenario, expected_months
 
 pytestmark = pytest.mark.integration

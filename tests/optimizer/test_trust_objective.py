@@ -8,6 +8,7 @@ import pytest
 
 import optimizer
 from optimizer import solver, stages
+from optimizer.baselines import fix_routing
 from optimizer.routes import hub_routes
 from tests.optimizer.helpers import tiny_raw
 from tests.optimizer.plan_checks import check_result, check_stage
@@ -93,8 +94,8 @@ def test_recheck_reaches_the_plan_stats(monkeypatch):
     s = optimizer.load_scenario(tiny_raw())
     routes = hub_routes(s, ["H01"])
     _su, b1 = stages.run_stage(s, routes, ["H01"], "single_use", 30, 0.0, 1, None)
-    _seq, b2 = stages.run_stage(s, routes, ["H01"], "sequential", 30, 0.0, 1, None,
-                                fixed_trips=stages.fixed_trips_of(b1))
+    _seq, b2 = stages.run_stage(s, routes, ["H01"], "routing_first", 30, 0.0, 1, None,
+                                prepare=lambda b: fix_routing(b, b1))
     _injected_disagreement(monkeypatch)
     joint, _ = stages.run_stage(s, routes, ["H01"], "joint", 30, 0.0, 1, None, warm_from=b2)
     assert joint.stats["objective_resolves"] == 1
