@@ -65,7 +65,9 @@ def main() -> None:
     if args.names:
         files = [f for f in files if f.stem in args.names]
     summary: list[list[str]] = []
+    every: list[list[str]] = []  # --markdown: one table of every scenario's plans
     not_run: list[str] = []
+    header = ["plan", "cost CNY", "km", "CO2e kg", "single-use g", "gap %", "time s", "status"]
     for path in files:
         try:
             s = optimizer.load_scenario(path)
@@ -87,21 +89,24 @@ def main() -> None:
                          _num(k.get("single_use_grams"), ",.0f"),
                          _num(None if f.gap is None else 100 * f.gap, ".3f"),
                          f"{f.time_s:.1f}", f.status])
-        print(f"\n{path.stem}\n")
-        print(_table(rows, ["plan", "cost CNY", "km", "CO2e kg", "single-use g", "gap %",
-                            "time s", "status"], args.markdown))
+        if args.markdown:
+            every += [[path.stem if n == 0 else "", *r] for n, r in enumerate(rows)]
+        else:
+            print(f"\n{path.stem}\n")
+            print(_table(rows, header, False))
         seq = better_sequential(study)
         gain = joint_gain(study)
         worst_gap = max((study[n].gap or 0.0) for n in PLANS if n in study)
+        rf = study.get("sequential_routing_first")
         summary.append([
             path.stem, _num(study["joint"].cost_cny, ",.1f"),
             _num(study["sequential_packaging_first"].cost_cny, ",.1f"),
-            _num(study["sequential_routing_first"].cost_cny
-                 if "sequential_routing_first" in study else None, ",.1f"),
+            _num(None if rf is None else rf.cost_cny, ",.1f"),
             "—" if seq is None else LABELS[seq.name],
             _num(None if gain is None else 100 * gain, ".1f"),
-            _num(study["uncoordinated"].cost_cny, ",.1f"),
-            f"{100 * worst_gap:.3f}"])
+            _num(study["uncoordinated"].cost_cny, ",.1f"), f"{100 * worst_gap:.3f}"])
+    if every:
+        print(_table(every, ["scenario", *header], True))
     print("\nsummary (cost CNY; gain = joint against the better sequential plan)\n")
     print(_table(summary, ["scenario", "joint", "packaging first", "routing first",
                            "better sequential", "gain %", "uncoordinated", "max gap %"],
