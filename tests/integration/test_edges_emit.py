@@ -26,7 +26,7 @@ def test_emit_refuses_future_and_too_late_events_up_front(kafka, topics, tmp_pat
     assert summary["reasons"] == {"future_timestamp": 1, "too_late": 1}
     lines = {r["line"]: r for r in summary["first_rejections"]}
     assert lines[2]["reason"] == "future_timestamp" and "ahead of the clock" in lines[2]["message"]
-    assert lines[3]["reason"] == "too_late" and "30 days behind" in lines[3]["message"]
+    assert lines[3]["reason"] == "too_late" and "at most 30 days late" in lines[3]["message"]
     on_topic = [orjson.loads(r.value) for r in read_topic(kafka, topics.hub_events, expected=1)]
     assert [e["event_id"] for e in on_topic] == [good["event_id"]]
     dead = [orjson.loads(r.value) for r in read_topic(kafka, topics.dead_letter, expected=2)]
