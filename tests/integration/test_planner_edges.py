@@ -97,6 +97,7 @@ def test_a_job_ends_within_its_time_limit_with_county_progress(planner_env) -> N
     assert done["summary"]["objective"] is not None and done["summary"]["trips"] > 0
     objectives = [p["incumbent"] for p in seen if p["incumbent"] is not None]
     # never rises (summing hub objectives in another order moves the last bit)
-    assert all(b <= a * (1 + 1e-12) for a, b in zip(objectives, objectives[1:], strict=False)), objectives
+    pairs = zip(objectives, objectives[1:], strict=False)
+    assert all(b <= a * (1 + 1e-12) for a, b in pairs), objectives
     for p in seen:
         assert p["incumbent"] is not None or "hub groups planned" in p["label"], p
