@@ -42,6 +42,9 @@ class BudgetParams:
       (so that every hub has a plan whatever the limit); in that first phase a group's
       budget is this times its size-proportional share of the free worker time (the
       uncoordinated stage usually stops at its gap well before), at least its least time;
+    - ``hurry_share``: when the first plans of all groups are expected to take more than
+      this share of the time left, they stop at HiGHS's first solution instead of the
+      uncoordinated gap (`HURRY_OPTIONS`; the baseline then reports its wider gap);
     - ``overcommit``: in the second phase a group gets this times its size-proportional
       share of the worker time left (groups go out largest first and many stop at their
       gap early; a strictly proportional split leaves the workers idle at the end);
@@ -65,10 +68,11 @@ class BudgetParams:
     highs_margin_s: float = 0.2
     highs_margin_share: float = 0.05
     first_plan_share: float = 0.3
+    hurry_share: float = 0.5
     overcommit: float = 1.25
     finish_s: float = 0.3
     finish_s_per_row: float = 0.05e-3
-    start_slack: float = 0.5
+    start_slack: float = 0.25
     min_second_pass_s: float = 6.0
     second_pass_margin_s: float = 2.0
 
@@ -78,13 +82,16 @@ class BudgetParams:
             raise ValueError("stage_share: a share in (0, 1] for every stage but the joint")
         if self.overcommit < 1 or not 0 < self.reuse_factor <= 1:
             raise ValueError("overcommit must be >= 1 and reuse_factor in (0, 1]")
-        if not 0 < self.first_plan_share <= 1:
-            raise ValueError("first_plan_share must be in (0, 1]")
+        if not 0 < self.first_plan_share <= 1 or not 0 < self.hurry_share <= 1:
+            raise ValueError("first_plan_share and hurry_share must be in (0, 1]")
         if not 0 <= self.start_slack < 1:
             raise ValueError("start_slack must be in [0, 1)")
 
 
 DEFAULT = BudgetParams()
+
+#: HiGHS options of a first plan in a hurry: stop at the first solution found
+HURRY_OPTIONS = {"mip_max_improving_sols": 1}
 
 
 def stage_overhead_s(stage: Stage, built_overhead_s: float, p: BudgetParams = DEFAULT) -> float:

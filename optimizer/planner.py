@@ -106,6 +106,7 @@ class _Schedule:
         self.rows, self.workers, self.deadline, self.params = rows, workers, deadline, params
         self.clock = clock
         self.phase = "first"
+        self.hurry = False
         self.pending: list[int] = []
         self.running: dict[int, float] = {}
         self.started: dict[int, float] = {}
@@ -130,6 +131,9 @@ class _Schedule:
         """Start a phase ("first": first plans; "later": the later stages) for `keys`."""
         self.phase = phase
         self.pending = sorted(keys, key=lambda k: -self.rows[k])
+        if phase == "first" and self.deadline is not None:
+            least = sum(self.least_s(k) for k in keys) / self.workers
+            self.hurry = least > self.params.hurry_share * (self.deadline - self.clock())
 
     def start(self) -> tuple[int, float | None] | None:
         """The next group and its deadline (a `time.time()`, so that a worker process can
@@ -186,10 +190,17 @@ def _not_started(diagnosis: list[dict[str, Any]]) -> dict[str, StageOutcome]:
             for m in ("uncoordinated", "single_use", "sequential", "joint")}
 
 
-def _warm_up() -> None:
+#: the scenario of this worker process's hub groups (see `_warm_up`)
+_SCENARIO: Scenario | None = None
+
+
+def _warm_up(scenario: Scenario) -> None:
     """A worker process's one-off costs, paid before its first hub group's clock runs:
-    Pyomo's compiler and HiGHS set themselves up on first use (seconds on a loaded
-    machine), which would otherwise come out of the first group's budget unforeseen."""
+    the scenario, sent once instead of with every task (unpickling the county week takes
+    0.2 s), and Pyomo's compiler and HiGHS, which set themselves up on first use (seconds
+    on a loaded machine) and would otherwise come out of the first group's budget."""
+    global _SCENARIO
+    _SCENARIO = scenario
     import pyomo.environ as pyo
 
     from optimizer.solver import compile_model, make_highs
@@ -213,18 +224,27 @@ def _refine_worker(args):
     return hubs, refine_joint(s, hubs, prev, tl, gap, threads, queue_reporter(queue, key))
 
 
+def _scenario(s: Scenario | None) -> Scenario:
+    """The task's scenario, or the worker's (`_warm_up`) when the task left it out."""
+    found = s if s is not None else _SCENARIO
+    assert found is not None  # a pool's initializer sets it before any task
+    return found
+
+
 def _first_worker(args):
     """A hub group's first plan in a worker process, with the budget left before its
     deadline when it starts."""
-    s, hubs, deadline, gap, threads, queue, key, rate = args
+    s, hubs, deadline, gap, threads, queue, key, rate, hurry = args
+    s = _scenario(s)
     tl = None if deadline is None else max(0.0, deadline - time.time())
-    return first_plan(s, hubs, tl, gap, threads, queue_reporter(queue, key),
+    return first_plan(s, hubs, tl, gap, threads, queue_reporter(queue, key), hurry=hurry,
                       overhead_s_per_row=rate)
 
 
 def _later_worker(args):
     """A hub group's later stages in a worker process, from its first plan."""
     s, hubs, unc, start, deadline, gap, threads, queue, key, rate = args
+    s = _scenario(s)
     tl = None if deadline is None else max(0.0, deadline - time.time())
     return later_stages(s, hubs, unc, start, tl, gap, threads, queue_reporter(queue, key),
                         overhead_s_per_row=rate)
@@ -355,7 +375,8 @@ def _hub_stats(part: dict[str, StageOutcome]) -> dict[str, Any]:
                   "gap": None if o.objective is None or o.bound is None
                   else relative_gap(o.objective, o.bound),
                   "highs_s": o.stats.get("highs_s"), "build_s": o.stats.get("build_s"),
-                  "compile_s": o.stats.get("compile_s")}
+                  "compile_s": o.stats.get("compile_s"), "overhead_s": o.stats.get("overhead_s"),
+                  "wall_s": o.stats.get("wall_s")}
     return out
 
 
@@ -411,6 +432,7 @@ def solve(
     hub_threads = threads if len(groups) == 1 else 1
     firsts: dict[int, tuple[StageOutcome, Any]] = {}
     by_key: dict[int, dict[str, StageOutcome]] = {}
+    timeline: dict[str, float] = {}  # seconds from the start when each phase ended
 
     def finished(key: int, part: dict[str, StageOutcome]) -> None:
         by_key[key] = part
@@ -438,19 +460,23 @@ def solve(
         for n, key in enumerate(keys):
             firsts[key] = (_not_started(why if n == 0 else [])["joint"], None)
 
+    # worker processes have the scenario from their initializer; the inline path passes it
+    task_s = s if inline else None
+
     def first_task(key: int, group_deadline: float | None, queue) -> tuple[Any, ...]:
-        return (s, groups[key], group_deadline, mip_gap, hub_threads, queue, key,
-                schedule.rate)
+        return (task_s, groups[key], group_deadline, mip_gap, hub_threads, queue, key,
+                schedule.rate, schedule.hurry)
 
     def later_task(key: int, group_deadline: float | None, queue) -> tuple[Any, ...]:
         unc, start = firsts[key]
-        return (s, groups[key], unc, start, group_deadline, mip_gap, hub_threads, queue, key,
-                schedule.rate)
+        return (task_s, groups[key], unc, start, group_deadline, mip_gap, hub_threads, queue,
+                key, schedule.rate)
 
     def run_phases(submit: Callable[..., cf.Future], queue, drain) -> None:
         """First plans of every group, then the later stages of each with the time left:
         every hub has a plan before any group spends time improving one, and the
         county's objective is known from the end of the first phase."""
+        timeline["workers_ready"] = time.perf_counter() - t0
         for phase, fn, task, on_done in (("first", _first_worker, first_task, first_done),
                                          ("later", _later_worker, later_task, None)):
             # after a group went without a first plan for lack of time there is no
@@ -464,6 +490,8 @@ def solve(
                     if started is None:
                         if phase == "first":
                             give_up()
+                        else:  # no room left: the groups still waiting keep first plans
+                            schedule.not_started()
                         break
                     key, group_deadline = started
                     running[submit(fn, task(key, group_deadline, queue))] = key
@@ -475,6 +503,7 @@ def solve(
                         on_done(key, f.result())
                     else:
                         finished(key, f.result())
+            timeline[f"{phase}_done"] = time.perf_counter() - t0
             if phase == "later":
                 for key in range(len(groups)):
                     if key not in by_key:  # no time left for its later stages
@@ -504,7 +533,7 @@ def solve(
 
         try:
             with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                                        initializer=_warm_up) as pool:
+                                        initializer=_warm_up, initargs=(s,)) as pool:
                 try:
                     # budgets run from when the workers can start on them: a worker's start
                     # (interpreter, imports, `_warm_up`) takes seconds on a loaded machine
@@ -562,6 +591,7 @@ def solve(
     return _result(s, combined, t0, {"groups": len(groups), "workers": workers,
                                      "time_limit_s": time_limit_s, "finish_reserve_s": reserve,
                                      "overhead_s_per_row": schedule.rate,
+                                     "timeline_s": timeline, "hurry": schedule.hurry,
                                      "linked_by_county_fleet": linked,
                                      "hubs": [_hub_stats(p) for p in parts]})
 
