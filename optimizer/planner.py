@@ -25,6 +25,7 @@ from optimizer.budget import (
     finish_reserve_s,
     first_plan_s,
     first_plan_s_per_row,
+    grace_s,
     group_budget_s,
     group_min_s,
     later_min_s,
@@ -102,9 +103,11 @@ class _Schedule:
     groups measured (the defaults until then)."""
 
     def __init__(self, rows: list[int], workers: int, deadline: float | None,
-                 params: BudgetParams, clock: Callable[[], float] = time.time) -> None:
+                 params: BudgetParams, clock: Callable[[], float] = time.time,
+                 grace_s: float = 0.0) -> None:
+        """`grace_s`: how far past the deadline a first plan may still end."""
         self.rows, self.workers, self.deadline, self.params = rows, workers, deadline, params
-        self.clock = clock
+        self.clock, self.grace_s = clock, grace_s
         self.phase = "first"
         self.hurry = False
         self.pending: list[int] = []
@@ -147,7 +150,7 @@ class _Schedule:
         key = self.pending[0]
         left = self.deadline - now
         first = self.phase == "first"
-        if first and left < (1 - self.params.start_slack) * self.least_s(key):
+        if first and left + self.grace_s < self.least_s(key):
             return None
         if not first and left < later_min_s(self.rows[key], self.rate, self.params):
             return None
@@ -426,7 +429,8 @@ def solve(
     workers = max(1, min(len(groups), threads or os.cpu_count() or 1))
     reserve = finish_reserve_s(sum(rows), params)
     deadline = None if time_limit_s is None else time.time() + time_limit_s - reserve
-    schedule = _Schedule(rows, workers, deadline, params)
+    schedule = _Schedule(rows, workers, deadline, params,
+                         grace_s=grace_s(time_limit_s or 0.0, params))
     county = _County(progress, len(groups), t0) if progress is not None else None
     inline = len(groups) == 1 or workers == 1
     hub_threads = threads if len(groups) == 1 else 1
@@ -521,6 +525,9 @@ def solve(
         # not "fork": HiGHS keeps a global thread pool that a forked child inherits broken.
         # (Callers from a script need the usual `if __name__ == "__main__":` guard.)
         ctx = mp.get_context("forkserver")
+        # the fork server imports the optimiser once, not each worker (when this process
+        # starts it: a fork server that runs already keeps what it has)
+        ctx.set_forkserver_preload(["optimizer"])
         manager = ctx.Manager() if progress is not None else None
         queue = manager.Queue() if manager is not None else None
 
