@@ -372,3 +372,25 @@ def test_groups_without_room_for_later_stages_keep_their_first_plans():
     assert result.plan is not None and result.status == "time_limit"
     unc = result.baselines["uncoordinated"]
     assert result.objective == pytest.approx(unc["objective"])
+
+
+def test_plan_solve_gives_the_solve_what_is_left_of_its_limit(monkeypatch, tmp_path):
+    """--time-limit is the command's: the time the process has run already and the report's
+    expected time come out of what the solve is given."""
+    import optimizer
+    from services.cli import plan as plan_cli
+
+    given: list[float] = []
+    real = optimizer.solve
+
+    def solve(scenario, **kwargs):
+        given.append(kwargs["time_limit_s"])
+        return real(scenario, **{**kwargs, "time_limit_s": 30})
+
+    monkeypatch.setattr(optimizer, "solve", solve)
+    monkeypatch.setattr(plan_cli, "_seconds_since_process_start", lambda: 5.0)
+    r = CliRunner().invoke(plan, ["solve", str(TINY), "--time-limit", "20", "--out",
+                                  str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    report_s = optimizer.report_seconds(load_scenario(TINY))
+    assert 20 - 5 - report_s - 2 < given[0] <= 20 - 5 - report_s
