@@ -42,14 +42,18 @@ class BudgetParams:
       (so that every hub has a plan whatever the limit); in that first phase a group's
       budget is this times its size-proportional share of the free worker time (the
       uncoordinated stage usually stops at its gap well before), at least its least time;
+    - ``hurry_share``: when the first plans of all groups are expected to take more than
+      this share of the time left, they stop at HiGHS's first solution instead of the
+      uncoordinated gap (`HURRY_OPTIONS`; the baseline then reports its wider gap);
     - ``overcommit``: in the second phase a group gets this times its size-proportional
       share of the worker time left (groups go out largest first and many stop at their
       gap early; a strictly proportional split leaves the workers idle at the end);
     - ``finish_s``, ``finish_s_per_row``: kept back at the end of a plan for combining the
       groups' plans and the KPIs of the plan and its baselines;
-    - ``start_slack``: a hub group still starts when this fraction of its least time is
-      missing before the deadline (the groups before it ran a little over their budgets):
-      the plan then ends that much late instead of having no plan at all;
+    - ``first_plan_grace``, ``first_plan_grace_max_s``: a hub group's first plan still
+      starts when it fits before the deadline plus this share of the time limit (at most
+      the maximum, within the 5 s a limit may be overrun): the plan then ends that much
+      late instead of having no plan at all (later stages never run past the deadline);
     - ``min_second_pass_s``, ``second_pass_margin_s``: a second pass for groups stopped
       above the gap runs only with this much time left before the deadline, less the
       margin.
@@ -65,10 +69,12 @@ class BudgetParams:
     highs_margin_s: float = 0.2
     highs_margin_share: float = 0.05
     first_plan_share: float = 0.3
+    hurry_share: float = 0.5
     overcommit: float = 1.25
     finish_s: float = 0.3
     finish_s_per_row: float = 0.05e-3
-    start_slack: float = 0.5
+    first_plan_grace: float = 0.25
+    first_plan_grace_max_s: float = 4.0
     min_second_pass_s: float = 6.0
     second_pass_margin_s: float = 2.0
 
@@ -78,19 +84,27 @@ class BudgetParams:
             raise ValueError("stage_share: a share in (0, 1] for every stage but the joint")
         if self.overcommit < 1 or not 0 < self.reuse_factor <= 1:
             raise ValueError("overcommit must be >= 1 and reuse_factor in (0, 1]")
-        if not 0 < self.first_plan_share <= 1:
-            raise ValueError("first_plan_share must be in (0, 1]")
-        if not 0 <= self.start_slack < 1:
-            raise ValueError("start_slack must be in [0, 1)")
+        if not 0 < self.first_plan_share <= 1 or not 0 < self.hurry_share <= 1:
+            raise ValueError("first_plan_share and hurry_share must be in (0, 1]")
+        if not 0 <= self.first_plan_grace < 1:
+            raise ValueError("first_plan_grace must be in [0, 1)")
 
 
 DEFAULT = BudgetParams()
+
+#: HiGHS options of a first plan in a hurry: stop at the first solution found
+HURRY_OPTIONS = {"mip_max_improving_sols": 1}
 
 
 def stage_overhead_s(stage: Stage, built_overhead_s: float, p: BudgetParams = DEFAULT) -> float:
     """Expected wall time of `stage` outside HiGHS, given that of a stage that builds its
     model."""
     return built_overhead_s * (p.reuse_factor if stage == "joint" else 1.0)
+
+
+def grace_s(time_limit_s: float, p: BudgetParams = DEFAULT) -> float:
+    """How far past the deadline a first plan may still end (`first_plan_grace`)."""
+    return min(p.first_plan_grace * time_limit_s, p.first_plan_grace_max_s)
 
 
 def first_plan_s(rows: int, p: BudgetParams = DEFAULT) -> float:

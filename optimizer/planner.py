@@ -17,6 +17,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from queue import Empty
 from typing import Any
 
 from optimizer.budget import (
@@ -25,6 +26,7 @@ from optimizer.budget import (
     finish_reserve_s,
     first_plan_s,
     first_plan_s_per_row,
+    grace_s,
     group_budget_s,
     group_min_s,
     later_min_s,
@@ -104,10 +106,13 @@ class _Schedule:
     groups measured (the defaults until then)."""
 
     def __init__(self, rows: list[int], workers: int, deadline: float | None,
-                 params: BudgetParams, clock: Callable[[], float] = time.time) -> None:
+                 params: BudgetParams, clock: Callable[[], float] = time.time,
+                 grace_s: float = 0.0) -> None:
+        """`grace_s`: how far past the deadline a first plan may still end."""
         self.rows, self.workers, self.deadline, self.params = rows, workers, deadline, params
-        self.clock = clock
+        self.clock, self.grace_s = clock, grace_s
         self.phase = "first"
+        self.hurry = False
         self.pending: list[int] = []
         self.running: dict[int, float] = {}
         self.started: dict[int, float] = {}
@@ -132,6 +137,9 @@ class _Schedule:
         """Start a phase ("first": first plans; "later": the later stages) for `keys`."""
         self.phase = phase
         self.pending = sorted(keys, key=lambda k: -self.rows[k])
+        if phase == "first" and self.deadline is not None:
+            least = sum(self.least_s(k) for k in keys) / self.workers
+            self.hurry = least > self.params.hurry_share * (self.deadline - self.clock())
 
     def start(self) -> tuple[int, float | None] | None:
         """The next group and its deadline (a `time.time()`, so that a worker process can
@@ -145,7 +153,7 @@ class _Schedule:
         key = self.pending[0]
         left = self.deadline - now
         first = self.phase == "first"
-        if first and left < (1 - self.params.start_slack) * self.least_s(key):
+        if first and left + self.grace_s < self.least_s(key):
             return None
         if not first and left < later_min_s(self.rows[key], self.rate, self.params):
             return None
@@ -188,10 +196,24 @@ def _not_started(diagnosis: list[dict[str, Any]]) -> dict[str, StageOutcome]:
             for m in ("uncoordinated", "single_use", "sequential", "joint")}
 
 
-def _warm_up() -> None:
+#: the scenario of this worker process's hub groups (see `_warm_up`)
+_SCENARIO: Scenario | None = None
+#: this worker process's end of the progress queue (see `_warm_up`)
+_QUEUE: Any = None
+#: what a task carries instead of a queue when its worker's `_QUEUE` is to be used
+POOL_QUEUE = "pool"
+
+
+def _warm_up(scenario: Scenario, queue: Any = None) -> None:
     """A worker process's one-off costs, paid before its first hub group's clock runs:
-    Pyomo's compiler and HiGHS set themselves up on first use (seconds on a loaded
-    machine), which would otherwise come out of the first group's budget unforeseen."""
+    the scenario, sent once instead of with every task (unpickling the county week takes
+    0.2 s), the progress queue (a plain multiprocessing queue can only reach a worker
+    when it starts; a `Manager` queue could go with each task, but its proxy connection
+    lost sync under load and hung the planner for good in `queue.empty()`), and Pyomo's
+    compiler and HiGHS, which set themselves up on first use (seconds on a loaded
+    machine) and would otherwise come out of the first group's budget."""
+    global _SCENARIO, _QUEUE
+    _SCENARIO, _QUEUE = scenario, queue
     import pyomo.environ as pyo
 
     from optimizer.solver import compile_model, make_highs
@@ -209,27 +231,43 @@ def _ready() -> int:
     return os.getpid()
 
 
+def _queue(queue: Any) -> Any:
+    """The task's progress queue: the worker's own (`POOL_QUEUE`), in-process, or none."""
+    return _QUEUE if isinstance(queue, str) and queue == POOL_QUEUE else queue
+
+
 def _refine_worker(args):
     s, hubs, prev, deadline, gap, threads, queue, key = args
     tl = max(1.0, deadline - time.time())
-    return hubs, refine_joint(s, hubs, prev, tl, gap, threads, queue_reporter(queue, key))
+    return hubs, refine_joint(s, hubs, prev, tl, gap, threads,
+                              queue_reporter(_queue(queue), key))
+
+
+def _scenario(s: Scenario | None) -> Scenario:
+    """The task's scenario, or the worker's (`_warm_up`) when the task left it out."""
+    found = s if s is not None else _SCENARIO
+    assert found is not None  # a pool's initializer sets it before any task
+    return found
 
 
 def _first_worker(args):
     """A hub group's first plan in a worker process, with the budget left before its
     deadline when it starts."""
-    s, hubs, deadline, gap, threads, queue, key, rate = args
+    s, hubs, deadline, gap, threads, queue, key, rate, hurry = args
+    s = _scenario(s)
     tl = None if deadline is None else max(0.0, deadline - time.time())
-    return first_plan(s, hubs, tl, gap, threads, queue_reporter(queue, key),
+    return first_plan(s, hubs, tl, gap, threads, queue_reporter(_queue(queue), key),
+                      hurry=hurry,
                       overhead_s_per_row=rate)
 
 
 def _later_worker(args):
     """A hub group's later stages in a worker process, from its first plan."""
     s, hubs, unc, start, deadline, gap, threads, queue, key, rate = args
+    s = _scenario(s)
     tl = None if deadline is None else max(0.0, deadline - time.time())
-    return later_stages(s, hubs, unc, start, tl, gap, threads, queue_reporter(queue, key),
-                        overhead_s_per_row=rate)
+    return later_stages(s, hubs, unc, start, tl, gap, threads,
+                        queue_reporter(_queue(queue), key), overhead_s_per_row=rate)
 
 
 class _Direct:
@@ -359,7 +397,8 @@ def _hub_stats(part: dict[str, StageOutcome]) -> dict[str, Any]:
                   "gap": None if o.objective is None or o.bound is None
                   else relative_gap(o.objective, o.bound),
                   "highs_s": o.stats.get("highs_s"), "build_s": o.stats.get("build_s"),
-                  "compile_s": o.stats.get("compile_s")}
+                  "compile_s": o.stats.get("compile_s"), "overhead_s": o.stats.get("overhead_s"),
+                  "wall_s": o.stats.get("wall_s")}
     return out
 
 
@@ -410,12 +449,14 @@ def solve(
     workers = max(1, min(len(groups), threads or os.cpu_count() or 1))
     reserve = finish_reserve_s(sum(rows), params)
     deadline = None if time_limit_s is None else time.time() + time_limit_s - reserve
-    schedule = _Schedule(rows, workers, deadline, params)
+    schedule = _Schedule(rows, workers, deadline, params,
+                         grace_s=grace_s(time_limit_s or 0.0, params))
     county = _County(progress, len(groups), t0) if progress is not None else None
     inline = len(groups) == 1 or workers == 1
     hub_threads = threads if len(groups) == 1 else 1
     firsts: dict[int, tuple[StageOutcome, Any]] = {}
     by_key: dict[int, dict[str, StageOutcome]] = {}
+    timeline: dict[str, float] = {}  # seconds from the start when each phase ended
 
     def finished(key: int, part: dict[str, StageOutcome]) -> None:
         by_key[key] = part
@@ -443,19 +484,23 @@ def solve(
         for n, key in enumerate(keys):
             firsts[key] = (_not_started(why if n == 0 else [])["joint"], None)
 
+    # worker processes have the scenario from their initializer; the inline path passes it
+    task_s = s if inline else None
+
     def first_task(key: int, group_deadline: float | None, queue) -> tuple[Any, ...]:
-        return (s, groups[key], group_deadline, mip_gap, hub_threads, queue, key,
-                schedule.rate)
+        return (task_s, groups[key], group_deadline, mip_gap, hub_threads, queue, key,
+                schedule.rate, schedule.hurry)
 
     def later_task(key: int, group_deadline: float | None, queue) -> tuple[Any, ...]:
         unc, start = firsts[key]
-        return (s, groups[key], unc, start, group_deadline, mip_gap, hub_threads, queue, key,
-                schedule.rate)
+        return (task_s, groups[key], unc, start, group_deadline, mip_gap, hub_threads, queue,
+                key, schedule.rate)
 
     def run_phases(submit: Callable[..., cf.Future], queue, drain) -> None:
         """First plans of every group, then the later stages of each with the time left:
         every hub has a plan before any group spends time improving one, and the
         county's objective is known from the end of the first phase."""
+        timeline["workers_ready"] = time.perf_counter() - t0
         for phase, fn, task, on_done in (("first", _first_worker, first_task, first_done),
                                          ("later", _later_worker, later_task, None)):
             # after a group went without a first plan for lack of time there is no
@@ -469,6 +514,8 @@ def solve(
                     if started is None:
                         if phase == "first":
                             give_up()
+                        else:  # no room left: the groups still waiting keep first plans
+                            schedule.not_started()
                         break
                     key, group_deadline = started
                     running[submit(fn, task(key, group_deadline, queue))] = key
@@ -480,6 +527,7 @@ def solve(
                         on_done(key, f.result())
                     else:
                         finished(key, f.result())
+            timeline[f"{phase}_done"] = time.perf_counter() - t0
             if phase == "later":
                 for key in range(len(groups)):
                     if key not in by_key:  # no time left for its later stages
@@ -497,26 +545,33 @@ def solve(
         # not "fork": HiGHS keeps a global thread pool that a forked child inherits broken.
         # (Callers from a script need the usual `if __name__ == "__main__":` guard.)
         ctx = mp.get_context("forkserver")
-        manager = ctx.Manager() if progress is not None else None
-        queue = manager.Queue() if manager is not None else None
+        # the fork server imports the optimiser once, not each worker (when this process
+        # starts it: a fork server that runs already keeps what it has)
+        ctx.set_forkserver_preload(["optimizer"])
+        queue = ctx.Queue() if progress is not None else None
+        task_queue = POOL_QUEUE if queue is not None else None
 
         def drain() -> None:
-            # the workers' reports (each group's plans, the joint solve's bound) arrive here
-            while queue is not None and not queue.empty():
-                key, inc, bnd, gp, el, label = queue.get_nowait()
+            # the workers' reports (each group's plans, the joint solve's bound) arrive here;
+            # never a blocking call: a worker killed mid-put must not stop the plan
+            while queue is not None:
+                try:
+                    key, inc, bnd, gp, el, label = queue.get(timeout=0.01)
+                except (Empty, EOFError, OSError):
+                    return
                 assert county is not None  # the queue exists only for a progress callback
                 county.report(key, Progress(inc, bnd, gp, el, label))
 
         try:
             with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                                        initializer=_warm_up) as pool:
+                                        initializer=_warm_up, initargs=(s, queue)) as pool:
                 try:
                     # budgets run from when the workers can start on them: a worker's start
                     # (interpreter, imports, `_warm_up`) takes seconds on a loaded machine
                     cf.wait([pool.submit(_ready) for _ in range(workers)])
-                    run_phases(pool.submit, queue, drain)
+                    run_phases(pool.submit, task_queue, drain)
                     parts = [by_key[k] for k in range(len(groups))]
-                    _second_pass(s, parts, pool, deadline, mip_gap, workers, queue, drain,
+                    _second_pass(s, parts, pool, deadline, mip_gap, workers, task_queue, drain,
                                  on_refined=None if county is None else (
                                      lambda k, o: county.done(k, o, "second pass")),
                                  params=params)
@@ -527,8 +582,10 @@ def solve(
                     pool.shutdown(wait=False, cancel_futures=True)
                     raise
         finally:
-            if manager is not None:
-                manager.shutdown()
+            if queue is not None:
+                drain()
+                queue.close()
+                queue.cancel_join_thread()
     modes = ["joint", *SEQUENTIAL_MODES, "single_use"] + (
         ["uncoordinated"] if baselines else [])
     combined = {m: _combine(parts, m) for m in modes}
@@ -568,6 +625,7 @@ def solve(
     return _result(s, combined, t0, {"groups": len(groups), "workers": workers,
                                      "time_limit_s": time_limit_s, "finish_reserve_s": reserve,
                                      "overhead_s_per_row": schedule.rate,
+                                     "timeline_s": timeline, "hurry": schedule.hurry,
                                      "linked_by_county_fleet": linked,
                                      "hubs": [_hub_stats(p) for p in parts]})
 

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from optimizer.baselines import as_joint, fix_packaging, fix_routing, packaging_rule
-from optimizer.budget import DEFAULT, BudgetParams, Stage, first_plan_s, stage_limit
+from optimizer.budget import (
+    DEFAULT,
+    HURRY_OPTIONS,
+    BudgetParams,
+    Stage,
+    first_plan_s,
+    stage_limit,
+)
 from optimizer.diagnose import describe_row, describe_unservable
 from optimizer.model import BuiltModel, build_model
 from optimizer.plan import extract_plan
@@ -274,7 +281,7 @@ class _Group:
 
 def first_plan(
     s: Scenario, hubs: list[str], time_limit_s: float | None, mip_gap: float | None,
-    threads: int | None, progress: ProgressFn | None, *,
+    threads: int | None, progress: ProgressFn | None, *, hurry: bool = False,
     overhead_s_per_row: float | None = None, params: BudgetParams = DEFAULT,
 ) -> tuple[StageOutcome, UncoordinatedStart | None]:
     """A hub group's first plan: the uncoordinated stage, with all of `time_limit_s` (at
@@ -284,8 +291,10 @@ def first_plan(
     worse than the joint plan, and its solve time is better spent proving the joint plan's
     bound. Every later stage starts from this plan and the county needs one from every
     group, so a try that found none is repeated once with what the budget has left (at
-    least twice the first try's time)."""
+    least twice the first try's time). In a `hurry` (`BudgetParams.hurry_share`) HiGHS
+    stops at its first solution."""
     g = _Group(s, hubs, time_limit_s, threads, progress, overhead_s_per_row, params)
+    options = HURRY_OPTIONS if hurry else None
     gap = max(mip_gap or 0.0, UNCOORDINATED_GAP)
 
     def limit() -> float | None:
@@ -293,7 +302,7 @@ def first_plan(
             return None
         return max(first_plan_s(g.rows, params), g.left_s() - g.built_s)
 
-    done = g.run("uncoordinated", "uncoordinated", gap, None, limit_s=limit())
+    done = g.run("uncoordinated", "uncoordinated", gap, None, limit_s=limit(), options=options)
     assert done is not None  # a stage given its limit always runs
     unc, b0 = done
     if unc.plan is None and unc.status == "time_limit_no_solution" and time_limit_s is not None:
@@ -304,6 +313,7 @@ def first_plan(
         unc, b0 = again
         unc.stats["first_try_s"] = spent
     start = (b0.trips, values_of(b0.model)) if unc.plan is not None else None
+    unc.stats["wall_s"] = time.perf_counter() - g.t0
     return unc, start
 
 

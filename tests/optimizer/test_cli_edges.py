@@ -162,7 +162,8 @@ def test_plan_solve_shows_single_use_in_kg(tmp_path):
 
 
 def _mirrored(hubs: int) -> dict[str, Any]:
-    """tiny.yaml with `hubs` copies of its hub and villages, side by side."""
+    """tiny.yaml with `hubs` copies of its hub and villages, side by side, and the county
+    trucks to serve them all."""
     raw = tiny_raw()
     one = raw["villages"]
     raw["hubs"] = [{**raw["hubs"][0], "hub_id": f"H{h:02d}", "lon": 119.2 + 0.1 * h}
@@ -173,6 +174,9 @@ def _mirrored(hubs: int) -> dict[str, Any]:
     for key in ("demand", "outstanding_waste"):
         raw[key] = [{**g, "village_id": g["village_id"].replace("H01", f"H{h:02d}")}
                     for h in range(1, hubs + 1) for g in raw[key]]
+    for vt in raw["vehicle_types"]:  # county trucks enough for every hub: no linked solve
+        if vt["base"] == "county" and vt.get("count"):
+            vt["count"] *= hubs
     return raw
 
 
@@ -348,3 +352,45 @@ def test_plan_solve_progress_shows_no_nan_or_inf():
                   if (m := re.search(r"objective +([\d,.]+)", line))]
     assert objectives and objectives == sorted(objectives, reverse=True)
     assert "(1/3 hub groups planned)" in r.stderr
+
+
+def test_groups_without_room_for_later_stages_keep_their_first_plans():
+    """When no group has room for its later stages (here: a single-use stage would need
+    1000 s of HiGHS), the plan ends with every group's first plan, promptly (the loop once
+    spun forever on the groups it could not start)."""
+    import threading
+
+    s = load_scenario(_mirrored(3))
+    params = dataclasses.replace(budget.DEFAULT, min_stage_s=1000.0)
+    out: list[PlanResult] = []
+    worker = threading.Thread(target=lambda: out.append(
+        solve(s, time_limit_s=30, threads=1, params=params)), daemon=True)
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive() and out
+    result = out[0]
+    assert result.plan is not None and result.status == "time_limit"
+    unc = result.baselines["uncoordinated"]
+    assert result.objective == pytest.approx(unc["objective"])
+
+
+def test_plan_solve_gives_the_solve_what_is_left_of_its_limit(monkeypatch, tmp_path):
+    """--time-limit is the command's: the time the process has run already and the report's
+    expected time come out of what the solve is given."""
+    import optimizer
+    from services.cli import plan as plan_cli
+
+    given: list[float] = []
+    real = optimizer.solve
+
+    def solve(scenario, **kwargs):
+        given.append(kwargs["time_limit_s"])
+        return real(scenario, **{**kwargs, "time_limit_s": 30})
+
+    monkeypatch.setattr(optimizer, "solve", solve)
+    monkeypatch.setattr(plan_cli, "_seconds_since_process_start", lambda: 5.0)
+    r = CliRunner().invoke(plan, ["solve", str(TINY), "--time-limit", "20", "--out",
+                                  str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    report_s = optimizer.report_seconds(load_scenario(TINY))
+    assert 20 - 5 - report_s - 2 < given[0] <= 20 - 5 - report_s

@@ -105,7 +105,8 @@ def test_the_worker_prints_where_to_find_it(monkeypatch) -> None:
         options = settings.worker_options(4, web_port)
         return SimpleNamespace(options=options, run=ran.append)
 
-    monkeypatch.setattr("streams.topics.create_topics", lambda *a, **k: {})
+    # `streams` re-exports lazily and caches what it imported: patch the name the CLI uses
+    monkeypatch.setattr("streams.create_topics", lambda *a, **k: {})
     monkeypatch.setattr("services.cli.worker.build_worker", build)
     result = CliRunner().invoke(cli, ["worker", "--web-port", "26066"])
     assert result.exit_code == 0, result.output
