@@ -68,9 +68,12 @@ def synthetic_demand(net: Mapping[str, Any], f: FactorSet, horizon_days: int, se
     return out
 
 
-_MATERIAL_FACTOR = {"cardboard": "board", "paper_fill": "board", "tape": "plastic_film",
-                    "plastic_film": "plastic_film", "eps_foam": "polystyrene_eps",
-                    "ice_pack": "gel_ice_pack"}
+_MATERIAL_FACTOR = {"cardboard": "materials_kg_co2e_per_kg.board",
+                    "paper_fill": "materials_kg_co2e_per_kg.board",
+                    "tape": "materials_kg_co2e_per_kg.plastic_film",
+                    "plastic_film": "materials_kg_co2e_per_kg.plastic_film",
+                    "eps_foam": "materials_kg_co2e_per_kg.polystyrene_eps",
+                    "ice_pack": "materials_kg_co2e_per_kg.gel_ice_pack"}
 
 
 def _single_use(f: FactorSet) -> dict[str, dict[str, float]]:
@@ -85,8 +88,7 @@ def _single_use(f: FactorSet) -> dict[str, dict[str, float]]:
             "ice_packs": f.value("packaging.ice_pack_cost_cny")
             * f.value("packaging.ice_packs_per_cold_parcel")}
     out = {kind: {"cost_cny": cost[kind], "waste_grams": sum(grams.values()),
-                  "co2e_kg": sum(g / 1000 * f.value(f"materials_kg_co2e_per_kg."
-                                                    f"{_MATERIAL_FACTOR[mat]}")
+                  "co2e_kg": sum(g / 1000 * f.value(_MATERIAL_FACTOR[mat])
                                  for mat, g in grams.items())}
            for kind, grams in lines.items()}
     mix = f.shares("packaging.parcel_mix")
@@ -155,6 +157,9 @@ def scenario_from_network(
         pools = [{"hub_id": h, "container_type": ct, "count": n}
                  for h, m in container_pools.items() if h in keep_hubs for ct, n in m.items()]
     seat = net.get("county_seat") or {"lat": net["hubs"][0]["lat"], "lon": net["hubs"][0]["lon"]}
+    # a wash heats water with grid electricity
+    wash_co2e = (f.value("containers.cleaning_kwh_per_container")
+                 * f.value("vehicles.china_grid_kg_co2_per_kwh"))
     uplift = f.value("vehicles.reefer_uplift")
     van_time = {"speed_kmh": f.value("vehicles.van_speed_kmh"),
                 "service_minutes_per_stop": f.value("vehicles.service_minutes_per_stop"),
@@ -221,7 +226,7 @@ def scenario_from_network(
                  "price_cny": f.value("containers.insulated_box_price_cny"),
                  "cycle_life": f.value("containers.insulated_box_cycle_life"),
                  "cleaning_cny": f.value("containers.cleaning_cost_cny"),
-                 "cleaning_co2e_kg": f.value("containers.cleaning_kg_co2e"),
+                 "cleaning_co2e_kg": wash_co2e,
                  "production_co2e_kg": round(box_g / 1000 * pp, 4),
                  "nested_litres": f.value("containers.insulated_box_nested_litres"),
                  "litres_per_parcel": f.value("containers.insulated_box_litres"),
@@ -234,7 +239,7 @@ def scenario_from_network(
                  "price_cny": f.value("containers.reusable_crate_price_cny"),
                  "cycle_life": f.value("containers.reusable_crate_cycle_life"),
                  "cleaning_cny": f.value("containers.cleaning_cost_cny"),
-                 "cleaning_co2e_kg": f.value("containers.cleaning_kg_co2e"),
+                 "cleaning_co2e_kg": wash_co2e,
                  "production_co2e_kg": round(crate_g / 1000 * pp, 4),
                  "nested_litres": f.value("containers.reusable_crate_folded_litres"),
                  "litres_per_parcel": f.value("containers.reusable_crate_litres"),

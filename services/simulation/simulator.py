@@ -2,9 +2,9 @@
 
 One shipment event is one parcel. Daily rates come from the network's villages
 (``down_parcels_per_day``, ``up_parcels_per_day``, ``cold_chain_share_up``) with
-seasonal peaks (Double-11, 618, harvests); packaging per parcel comes from the facts
-file, so every gram traces back to a cited figure. Containers issued on cold-chain
-deliveries come back later (some late, some damaged or lost), and when the stream
+seasonal peaks (Double-11, 618, the Spring Festival, harvests:
+:mod:`services.simulation.seasons`); packaging per parcel comes from the facts file,
+so every gram traces back to a cited figure. Containers issued on cold-chain deliveries come back later (some late, some damaged or lost), and when the stream
 asks for a recycling pickup the simulator answers it with a collection.
 
 Events are produced in global time order, so a run's stream time is the same
@@ -23,9 +23,10 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from services.simulation.seasons import Seasons
 from streams import Network, Village
 
 NAMESPACE = uuid.UUID("0d7c5d2e-9b1f-4f4e-8f0c-5a1f6f3e2b11")
@@ -60,14 +61,19 @@ class SimulationProfile:
     collection_delay_hours: tuple[float, float]
     collection_recovery_share: tuple[float, float]
     routine_round_days: int
+    seasons: Seasons | None = None
     factor_set: str = ""
+
+
+def _factors() -> Any:
+    from optimizer import load_factors
+
+    return load_factors()
 
 
 def default_profile() -> SimulationProfile:
     """The simulator's parameters, taken from the facts file (sources live there)."""
-    from optimizer import load_factors
-
-    return profile_from_factors(load_factors())
+    return profile_from_factors(_factors())
 
 
 def profile_from_factors(f: Any) -> SimulationProfile:
@@ -109,6 +115,7 @@ def profile_from_factors(f: Any) -> SimulationProfile:
             v("simulation.collection_recovery_share_max"),
         ),
         routine_round_days=int(v("simulation.routine_round_days")),
+        seasons=Seasons.from_factors(f),
         factor_set=f.version,
     )
 
@@ -125,30 +132,6 @@ class SimulationConfig:
             return self.start.astimezone(UTC)
         today = datetime.now(network.timezone).replace(hour=0, minute=0, second=0, microsecond=0)
         return (today - timedelta(days=self.days)).astimezone(UTC)
-
-
-def seasonal_down(day: date) -> float:
-    """Parcel volume relative to an ordinary day (Double-11, 618, Spring Festival)."""
-    if day.month == 11 and 11 <= day.day <= 13:
-        return 2.6
-    if day.month == 11 and 1 <= day.day <= 10 or day.month == 11 and 14 <= day.day <= 17:
-        return 1.4
-    if day.month == 6 and 16 <= day.day <= 20:
-        return 1.7
-    if day.month == 12 and 10 <= day.day <= 14:
-        return 1.3
-    if day.month in (1, 2) and day.day <= 15 and day.month == 2:
-        return 0.6
-    return 1.0
-
-
-def seasonal_up(day: date) -> tuple[float, float]:
-    """(volume factor, cold-chain factor) of farm shipments: spring shoots and tea, autumn fruit."""
-    if day.month in (4, 5):
-        return 1.5, 1.4
-    if day.month in (9, 10) or (day.month == 11 and day.day <= 20):
-        return 1.6, 1.5
-    return 1.0, 1.0
 
 
 @dataclass(order=True)
@@ -358,14 +341,15 @@ class Simulator:
         villages = sorted(self.network.villages.values(), key=lambda v: v.village_id)
         n_days = math.ceil(self.config.days)
         first_local = self.start.astimezone(tz)
+        seasons = self.profile.seasons or Seasons.from_factors(_factors())
         for d in range(n_days):
             day_start_local = (first_local + timedelta(days=d)).replace(
                 hour=0, minute=0, second=0, microsecond=0
             )
             day = day_start_local.date()
             fraction = min(1.0, self.config.days - d)
-            down_factor = seasonal_down(day)
-            up_factor, cold_factor = seasonal_up(day)
+            down_factor = seasons.down(day)
+            up_factor, cold_factor = seasons.up(day)
             todays: list[tuple[datetime, int, Callable[[], dict[str, Any]]]] = []
             for village in villages:
                 extra = village.extra

@@ -3,7 +3,10 @@
 Township names and their rough positions follow Suichang's 20 township-level
 divisions (2 subdistricts, 7 towns, 11 townships); coordinates are approximate.
 Villages, their coordinates, populations and parcel rates are SYNTHETIC
-(seeded, reproducible): plausible, not real. Run ``python -m
+(seeded, reproducible): plausible, not real. The populations add up to Suichang's
+194,385 residents of the 2020 census (China's Seventh National Population Census);
+a village's parcel rates follow its drawn size, about one down parcel a day
+per nine residents. Run ``python -m
 streams.data.build_sample_county`` after changing anything here.
 """
 
@@ -39,7 +42,21 @@ TOWNSHIPS = [
 ]
 
 SEED = 20261111
+#: residents of Suichang County, 2020 census
+CENSUS_POPULATION = 194_385
 OUT = Path(__file__).with_name("sample_county.json")
+
+
+def _scale_to_census(villages: list[dict]) -> None:
+    """Scale the drawn sizes to the census total (largest remainders, so the sum is exact)."""
+    drawn = sum(v["population"] for v in villages)
+    exact = [v["population"] * CENSUS_POPULATION / drawn for v in villages]
+    counts = [int(x) for x in exact]
+    by_remainder = sorted(range(len(exact)), key=lambda i: counts[i] - exact[i])
+    for i in by_remainder[: CENSUS_POPULATION - sum(counts)]:
+        counts[i] += 1
+    for v, n in zip(villages, counts, strict=True):
+        v["population"] = n
 
 
 def build() -> dict:
@@ -84,6 +101,7 @@ def build() -> dict:
             if population > 1800:
                 village["thresholds"] = {"outstanding_grams": 80000}
             villages.append(village)
+    _scale_to_census(villages)
     return {
         "county": "Suichang County, Lishui, Zhejiang (sample; villages synthetic)",
         "synthetic": (

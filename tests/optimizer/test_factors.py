@@ -55,3 +55,32 @@ def test_loader_rejects_unsourced_number(tmp_path):
     p.write_text("version: x\npackaging:\n  carton_grams: {value: 200, unit: g, year: 2025}\n")
     with pytest.raises(FactorError, match="packaging.carton_grams.*source"):
         load_factors(p)
+
+
+ROOT = FILE.parents[2]
+CODE_DIRS = ("optimizer", "services", "streams")
+
+
+def _code_text() -> str:
+    return "\n".join(p.read_text("utf-8") for d in CODE_DIRS
+                     for p in sorted((ROOT / d).rglob("*.py")))
+
+
+def test_every_factor_is_used_by_the_code():
+    """A number nobody reads is a number nobody checks: each record is read by name
+    (`group.name`) somewhere in the packages."""
+    code = _code_text()
+    raw = yaml.safe_load(FILE.read_text())
+    unused = [f"{g}.{n}" for g, recs in raw.items() if isinstance(recs, dict)
+              for n in recs if f'"{g}.{n}"' not in code]
+    assert not unused, f"factors no code reads: {unused}"
+
+
+def test_no_source_is_packloop_itself():
+    """A figure cannot cite packloop's own issues or demo: that is circular."""
+    raw = yaml.safe_load(FILE.read_text())
+    circular = [f"{g}.{n}" for g, recs in raw.items() if isinstance(recs, dict)
+                for n, rec in recs.items()
+                if "packloop" in str(rec.get("source", "")).lower()
+                and "estimate" not in str(rec.get("source", "")).lower()]
+    assert not circular, circular

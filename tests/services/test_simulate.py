@@ -13,7 +13,7 @@ from streams.events import parse_hub_event
 from streams.network import load_network
 
 NETWORK = load_network()
-START = datetime(2026, 6, 1, tzinfo=NETWORK.timezone)  # an ordinary week, no Double-11
+START = datetime(2026, 3, 2, tzinfo=NETWORK.timezone)  # an ordinary week: no festival, no harvest
 
 
 @pytest.fixture(scope="module")
