@@ -179,21 +179,22 @@ def brute_force(raw: dict) -> float:
             issue = [sum(r[k] for k in keys if k[1] == d) for d in range(DAYS)]
             total_issue = sum(issue)
             cleaning = clean * keep * rate * total_issue
-            for p0_plan, p1_plan in itertools.product(day_plans, day_plans):
-                plans = (p0_plan, p1_plan)
-                ok = True
+            # a day's plan serves that day's parcels whatever the other day's plan is
+            def serves(plan, day: int) -> bool:
+                van, reefer, _ = plan
                 for (i, d, c), n in down.items():
-                    van, reefer, _ = plans[d]
-                    if i in reefer:
+                    if d != day or i in reefer:
                         continue
                     if i in van and (c == "ambient" or r[(i, d, c)] == n):
                         continue
-                    ok = False
-                    break
-                if not ok:
-                    continue
-                if any(i not in plans[d][1] for (i, d) in up):
-                    continue
+                    return False
+                return all(i in reefer for (i, d) in up if d == day)
+
+            feasible = [[p for p in day_plans if serves(p, d)] for d in range(DAYS)]
+            issued = {i: tuple(sum(r[k] for k in keys if k[0] == i and k[1] == d)
+                               for d in range(DAYS)) for i in vids}
+            for p0_plan, p1_plan in itertools.product(*feasible):
+                plans = (p0_plan, p1_plan)
                 if not any(waste_v in p[0] or waste_v in p[1] for p in plans):
                     continue
                 trip_cost = p0_plan[2] + p1_plan[2]
@@ -202,8 +203,7 @@ def brute_force(raw: dict) -> float:
                 # from then on, and one left at a village at the end of day 1 still counts
                 picks0 = waiting_end = 0.0
                 for i in vids:
-                    q0 = sum(r[k] for k in keys if k[0] == i and k[1] == 0)
-                    q1 = sum(r[k] for k in keys if k[0] == i and k[1] == 1)
+                    q0, q1 = issued[i]
                     seen0 = i in p0_plan[0] or i in p0_plan[1]
                     seen1 = i in p1_plan[0] or i in p1_plan[1]
                     if seen0:
