@@ -180,7 +180,7 @@ def brute_force(raw: dict) -> float:
             total_issue = sum(issue)
             cleaning = clean * keep * rate * total_issue
             # a day's plan serves that day's parcels whatever the other day's plan is
-            def serves(plan, day: int) -> bool:
+            def serves(plan, day: int, down=down, r=r, up=up) -> bool:
                 van, reefer, _ = plan
                 for (i, d, c), n in down.items():
                     if d != day or i in reefer:
