@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar (default: on for files over 1 MB on a terminal).")
+@click.option("--shift-to-now", is_flag=True,
+              help="Move every event by the same whole number of days so that the latest "
+                   "is within a day before now (replay a sample or an old capture; reads "
+                   "the whole input first).")
 @click.pass_context
 def emit(
     ctx: click.Context,
@@ -28,13 +32,15 @@ def emit(
     kafka_bootstrap: str | None,
     as_json: bool,
     progress: bool | None,
+    shift_to_now: bool,
 ) -> None:
     """Validate JSON Lines hub events and produce them; invalid lines go to dead-letter.
 
     Events the stream worker would not count are refused here too, with the reason:
     dated more than PACKLOOP_WORKER_FUTURE_TOLERANCE_HOURS (1) ahead of the clock
     (future_timestamp) or more than PACKLOOP_ACCEPT_MAX_LATENESS_DAYS (90) behind it
-    (too_late). Exits 1 if any line was rejected (or could not be written).
+    (too_late); --shift-to-now brings an old file within them. Exits 1 if any line was
+    rejected (or could not be written).
     """
     from streams import NetworkError, load_network
 
@@ -43,6 +49,8 @@ def emit(
         network = load_network(settings.network)
     except NetworkError as exc:
         raise click.ClickException(str(exc)) from None
+    if shift_to_now:
+        source = _shifted(source)
     report = kafka_call(
         lambda: _emit_with_progress(source, settings, network, progress), settings
     )
@@ -91,6 +99,22 @@ def _emit_with_progress(
             on_progress=lambda n: bar.advance(task, n),
             acceptance=rules,
         )
+
+
+def _shifted(source: IO[bytes]) -> IO[bytes]:
+    """The whole input with its events moved to now (services.retime)."""
+    import io
+
+    from services.retime import shift_line, whole_days_to_now
+
+    lines = source.read().split(b"\n")
+    days = whole_days_to_now(lines)
+    if days:
+        click.echo(f"shifting every event by {days} days", err=True)
+    shifted = io.BytesIO(b"\n".join(shift_line(raw, days) if raw.strip() else raw
+                                    for raw in lines))
+    shifted.name = getattr(source, "name", "-")
+    return shifted
 
 
 def _file_size(source: IO[bytes]) -> int:

@@ -4,8 +4,9 @@ One shipment event is one parcel. Daily rates come from the network's villages
 (``down_parcels_per_day``, ``up_parcels_per_day``, ``cold_chain_share_up``) with
 seasonal peaks (Double-11, 618, the Spring Festival, harvests:
 :mod:`services.simulation.seasons`); packaging per parcel comes from the facts file,
-so every gram traces back to a cited figure. Containers issued on cold-chain deliveries come back later (some late, some damaged or lost), and when the stream
-asks for a recycling pickup the simulator answers it with a collection.
+so every gram traces back to a cited figure. Containers issued on cold-chain deliveries
+come back later (some late, some damaged or lost), and when the stream asks for a
+recycling pickup the simulator answers it with a collection.
 
 Events are produced in global time order, so a run's stream time is the same
 whatever the partition count. The simulated period ends no later than the wall

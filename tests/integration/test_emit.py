@@ -10,8 +10,9 @@ from services.emit import emit_stream
 from services.simulation.samples import sample_events
 from streams.consume import read_topic
 from streams.deadletter import decode_raw
+from streams.events import EventError, parse_hub_event
 from streams.network import load_network
-from tests.integration.helpers import packloop
+from tests.integration.helpers import REPO, packloop
 from tests.streams.helpers import SHIPMENT
 
 NETWORK = load_network()
@@ -112,3 +113,24 @@ def test_unreachable_broker_fails_fast(tmp_path) -> None:
     assert result.returncode != 0
     assert "no Kafka broker reachable" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_sample_file_replays_as_recent_events(kafka, topics) -> None:
+    """`emit --shift-to-now examples/events/sample_events.jsonl`: whatever today's date,
+    every valid line is accepted and only the three deliberately invalid ones are refused
+    (without the flag an old sample ages out as too_late)."""
+    sample = "examples/events/sample_events.jsonl"
+    valid = 0
+    for raw in (REPO / sample).read_bytes().splitlines():
+        try:
+            valid += NETWORK.check_event(parse_hub_event(raw)) is None
+        except EventError:
+            pass
+    env_prefix = topics.hub_events.removesuffix("hub-events")
+    result = packloop("emit", "--shift-to-now", sample, "--bootstrap", kafka.bootstrap_servers,
+                      "--json", env={"PACKLOOP_TOPIC_PREFIX": env_prefix, "PATH": "/usr/bin:/bin"},
+                      timeout=60)
+    summary = orjson.loads(result.stdout)
+    assert summary["accepted"] == valid, result.stderr
+    assert summary["rejected"] == 3
+    assert len(read_topic(kafka, topics.hub_events)) == valid

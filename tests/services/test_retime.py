@@ -1,0 +1,50 @@
+"""`emit --shift-to-now`: an old sample file replayed as recent events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from services.retime import shift_line, whole_days_to_now
+from streams.events import EventError, parse_hub_event
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "examples" / "events" / "sample_events.jsonl"
+
+
+def test_the_sample_file_is_moved_within_a_day_of_now_keeping_order_and_time_of_day():
+    lines = SAMPLE.read_bytes().split(b"\n")
+    now = datetime(2031, 5, 17, 9, 30, tzinfo=UTC)
+    days = whole_days_to_now(lines, now)
+    before, after = [], []
+    for raw in lines:
+        if not raw.strip():
+            continue
+        moved = shift_line(raw, days)
+        try:
+            old = parse_hub_event(raw)
+        except EventError as exc:
+            # an invalid line still goes to dead-letter, for its own reason
+            with pytest.raises(EventError) as again:
+                parse_hub_event(moved)
+            assert again.value.field == exc.field
+            continue
+        new = parse_hub_event(moved)
+        assert new.occurred_at - old.occurred_at == timedelta(days=days)
+        assert new.event_id == old.event_id
+        before.append(old.occurred_at)
+        after.append(new.occurred_at)
+    assert len(after) > 10
+    assert now - timedelta(days=1) < max(after) <= now
+    assert [a - before[0] for a in before] == [a - after[0] for a in after]
+
+
+def test_recent_events_are_not_moved():
+    now = datetime.now(UTC)
+    raw = orjson.dumps({"occurred_at": (now - timedelta(hours=3)).isoformat()})
+    assert whole_days_to_now([raw], now) == 0
+    assert whole_days_to_now([b"not json", b"[1]"], now) == 0
+    assert shift_line(b"not json", 5) == b"not json"
