@@ -1,7 +1,7 @@
 """How packloop connects to Kafka, whatever the client library.
 
 One frozen record carries the bootstrap servers and the security settings, and
-translates them for kafka-python and Faust, so the embedded broker and
+translates them for kafka-python, aiokafka and Faust, so the embedded broker and
 an Apache Kafka cluster with SASL/TLS run through the same code.
 """
 
@@ -76,6 +76,23 @@ class KafkaConnection:
 
     def faust_broker_url(self) -> str:
         return ";".join(f"kafka://{server}" for server in self.servers)
+
+    def aiokafka_kwargs(self) -> dict[str, Any]:
+        """Connection keyword arguments for aiokafka clients (packloop emit's producer)."""
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.servers,
+            "security_protocol": self.security_protocol,
+            "request_timeout_ms": self.request_timeout_ms,
+        }
+        if self.uses_tls:
+            kwargs["ssl_context"] = self.ssl_context()
+        if self.sasl_mechanism:
+            kwargs.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password,
+            )
+        return kwargs
 
     def faust_credentials(self) -> Any:
         """Faust's credentials object for the configured security protocol (or None)."""

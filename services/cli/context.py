@@ -50,17 +50,23 @@ def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
 
 def kafka_call(fn: Callable[[], T], settings: Settings) -> T:
     """Run a Kafka call, turning an unreachable broker into a clear one-line error."""
+    from aiokafka.errors import KafkaConnectionError as AioConnectionError
+    from aiokafka.errors import KafkaError as AioKafkaError
     from kafka.errors import KafkaError, KafkaTimeoutError
 
+    unreachable = click.ClickException(
+        f"no Kafka broker reachable at {settings.kafka_bootstrap} within "
+        f"{settings.kafka_connect_timeout_ms / 1000:.0f} s (start one with `packloop "
+        "broker`, or set PACKLOOP_KAFKA_BOOTSTRAP)")
     try:
         return fn()
+    except AioConnectionError:  # aiokafka (emit's producer)
+        raise unreachable from None
+    except AioKafkaError as exc:
+        raise click.ClickException(f"Kafka error: {exc}") from None
     except KafkaTimeoutError as exc:
         if "bootstrap" not in str(exc).lower():
             raise click.ClickException(f"Kafka timed out: {exc}") from None
-        raise click.ClickException(
-            f"no Kafka broker reachable at {settings.kafka_bootstrap} within "
-            f"{settings.kafka_connect_timeout_ms / 1000:.0f} s (start one with `packloop "
-            "broker`, or set PACKLOOP_KAFKA_BOOTSTRAP)"
-        ) from None
+        raise unreachable from None
     except KafkaError as exc:
         raise click.ClickException(f"Kafka error: {exc}") from None
