@@ -19,9 +19,11 @@ At the end, once the workers have caught up, it checks:
 * one stored outcome per plan job: every job final and ``done``, exactly one record per
   job id on plan-results;
 * every kind of fault injected, and every fault survived (the process back and ready);
-* the tallies of every village against the independent reference model: NOT RUN here,
+* the tallies of every village against the independent reference model: not run here,
   since the model lives in tests/streams/ and bench/ does not import tests/; the events
-  the gateway accepted and the final village states are written to ``--out`` for it.
+  the gateway accepted and the final village states are written to ``--out`` for
+  ``python -m tests.integration.soak_check DIR``, which CI runs after a one-minute soak
+  (tests/integration/test_chaos_soak.py).
 
 It prints the faults by kind, the events accepted, and the p99 ingest latency (from the
 POST that was accepted until the worker's state shows the event, sampled on one event in
@@ -517,7 +519,7 @@ class Soak:
               f" requested" + (f"; twice: {', '.join(twice[:5])}" if twice else ""))
         kept = f"inputs in {self.out}" if self.args.out else "--out DIR keeps its inputs"
         check("every village's tallies against the reference model", None,
-              f"tests/streams/reference.py is not importable from bench/; {kept}")
+              f"run `python -m tests.integration.soak_check DIR` on the output; {kept}")
         jobs = JobStore(self.jobs_url)
         wait_for(lambda: all((jobs.get(j) or {}).get("status") in FINAL for j in self.jobs), 300)
         statuses = Counter((jobs.get(j) or {}).get("status") for j in self.jobs)

@@ -118,6 +118,7 @@ class _Schedule:
         self.started: dict[int, float] = {}
         self.overheads: list[float] = []
         self.first_plans: list[float] = []
+        self.started_any = False
 
     @staticmethod
     def _median(samples: list[float], default: float) -> float:
@@ -153,7 +154,11 @@ class _Schedule:
         key = self.pending[0]
         left = self.deadline - now
         first = self.phase == "first"
-        if first and left + self.grace_s < self.least_s(key):
+        # the first group of a run always tries while time is left: a try that finds no
+        # plan costs at most that time, and the least time is an estimate (a job whose
+        # process started slowly under load got ~1 s of its 5 and gave up in 0.1 s)
+        if first and left + self.grace_s < self.least_s(key) and (self.started_any
+                                                                  or left <= 0):
             return None
         if not first and left < later_min_s(self.rows[key], self.rate, self.params):
             return None
@@ -164,8 +169,11 @@ class _Schedule:
             [self.least_s(k) for k in self.pending] if first else [],
             self.least_s(key) if first else 0.0,
             self.params.first_plan_share if first else self.params.overcommit)
+        if first:  # never past the deadline's grace
+            budget = min(budget, max(0.0, left) + self.grace_s)
         self.running[key] = now + budget
         self.started[key] = now
+        self.started_any = True
         return key, now + budget
 
     def done(self, key: int, part: dict[str, StageOutcome]) -> None:
