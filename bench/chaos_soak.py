@@ -331,7 +331,8 @@ class Soak:
         self.ingest = Ingest(self.gateway_url, hub_tokens, self.args.rate)
 
     def close(self) -> None:
-        self.stop.set()
+        with self.fault_lock:  # no restart starts after this
+            self.stop.set()
         if self.broker.is_running():
             self.broker.resume()
         for service in getattr(self, "services", []):
@@ -345,7 +346,10 @@ class Soak:
             self.down.add(service.name)
         service.kill9()
         time.sleep(rng.uniform(0.5, 3.0))
-        service.start()
+        with self.fault_lock:
+            if self.stop.is_set():  # the soak is closing: a restart now would outlive it
+                return
+            service.start()
         with self.fault_lock:
             self.down.discard(service.name)
         fault.survived = wait_for(ready, RECOVERY_S, self.stop)
@@ -357,6 +361,8 @@ class Soak:
         while not self.stop.wait(1.0):
             for service in self.services:
                 with self.fault_lock:
+                    if self.stop.is_set():
+                        return
                     if service.name in self.down or service.alive():
                         continue
                     # restart after 5 s, as a supervisor's back-off would
