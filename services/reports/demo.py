@@ -175,6 +175,15 @@ def _plan_table(plan_json: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return names, rows
 
 
+def chart_kpis(plan_json: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The KPIs of the joint plan and each baseline that has a plan: a plan cut short by its
+    time limit may lack the joint plan or some baselines, and the chart shows what there
+    is (a demo on a loaded machine crashed here on a baseline without KPIs)."""
+    kpis = {"joint": plan_json.get("kpis")}
+    kpis.update({n: (b or {}).get("kpis") for n, b in (plan_json.get("baselines") or {}).items()})
+    return {n: k for n, k in kpis.items() if k and k.get("cost_cny")}
+
+
 def write_demo_report(
     path: Path,
     *,
@@ -216,10 +225,8 @@ def write_demo_report(
     map_svg = bars_svg = ""
     if plan_json:
         map_svg = route_map_svg(plan_json, plan["scenario"])
-        kpis = {"joint": plan_json["kpis"]}
-        kpis.update({n: b["kpis"] for n, b in plan_json.get("baselines", {}).items()
-                     if b.get("kpis")})
-        bars_svg = baseline_bars_svg(kpis)
+        kpis = chart_kpis(plan_json)
+        bars_svg = baseline_bars_svg(kpis) if kpis else ""
     inputs = dict(plan_inputs)
     inputs["villages_with_waste"] = len(plan_inputs.get("outstanding_grams", {}))
     inputs.setdefault("hubs", [])
