@@ -1,0 +1,109 @@
+"""`packloop plan frontier` and `packloop plan whatif`: the decisions a county officer and
+a planner ask about — what a waste or carbon target costs, and what a change of fleet, pool
+or cleaning line does. Commands of the `plan` group (registered there on import); the
+planning is in `optimizer.frontier` and `optimizer.whatif`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from services.cli.context import console
+from services.cli.plan import BadInput, _clean, plan
+
+
+def _load_scenario(path: str) -> Any:
+    import optimizer
+
+    try:
+        return optimizer.load_scenario(path)
+    except optimizer.ScenarioError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(_clean(data), option=orjson.OPT_INDENT_2) + b"\n")
+
+
+@plan.command("frontier")
+@click.argument("scenario", type=click.Path(exists=True, dir_okay=False))
+@click.option("--points", type=click.IntRange(min=2), default=7, show_default=True,
+              help="Plans per front (both ends included).")
+@click.option("--time-limit", "time_limit", type=float, default=None, metavar="S",
+              help="Wall-clock limit per solve (each point, each end of the payoff table).")
+@click.option("--gap", type=float, default=None, metavar="G",
+              help="Relative MIP gap per solve, e.g. 0.02.")
+@click.option("--threads", type=int, default=None, metavar="T", help="HiGHS threads.")
+@click.option("--json", "as_json", is_flag=True, help="Print the frontier as JSON on stdout.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Write frontier.html, frontier.json and each point's plan.json and "
+                   "report.html (one directory per point) here.")
+def frontier(scenario: str, points: int, time_limit: float | None, gap: float | None,
+             threads: int | None, as_json: bool, out_dir: str | None) -> None:
+    """Trade-off fronts of SCENARIO: cost against single-use packaging, and cost against
+    CO2e (AUGMECON2), each point a complete plan."""
+    from optimizer.frontier import FrontierError, FrontierPoint
+    from optimizer.frontier import frontier as run_frontier
+
+    sc = _load_scenario(scenario)
+
+    def show(p: FrontierPoint) -> None:
+        console.print(f"[dim]{p.front:>10} {p.role:<20} cost {p.cost_cny:12,.2f} CNY  "
+                      f"single-use {p.single_use_grams / 1000:10,.1f} kg  CO2e "
+                      f"{p.co2e_kg:10,.1f} kg  gap {p.result.gap or 0:.3%}[/dim]",
+                      highlight=False, soft_wrap=True)
+
+    try:
+        f = run_frontier(sc, points=points, time_limit_s=time_limit, mip_gap=gap,
+                         threads=threads, on_point=show)
+    except FrontierError as exc:
+        console.print(f"[red]no frontier:[/red] {exc}", soft_wrap=True)
+        sys.exit(2)
+    plans: dict[int, Any] | None = None
+    if out_dir:
+        from optimizer import write_report
+        from services.reports.frontier import write_frontier_html
+
+        out = Path(out_dir)
+        plans = {}
+        counter: dict[str, int] = {}
+        for k, p in enumerate(f.points):
+            n = counter[p.front] = counter.get(p.front, -1) + 1
+            name = f"{p.front}-{n:02d}"
+            write_report(p.result, sc, out / name)
+            plans[k] = f"{name}/plan.json"
+    doc = _clean(f.to_json_dict(plans))
+    if out_dir:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "frontier.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+        console.print(f"frontier: {write_frontier_html(doc, sc.name, out)}")
+    if as_json:
+        _print_json(doc)
+    else:
+        _frontier_table(doc)
+
+
+def _frontier_table(doc: dict[str, Any]) -> None:
+    out = Console()
+    for front, what, key, unit in (
+            ("single_use", "single-use packaging", "marginal_cny_per_kg_single_use",
+             "CNY/kg avoided"),
+            ("co2e", "CO2e", "marginal_cny_per_t_co2e", "CNY/t CO2e avoided")):
+        table = Table(title=f"cost against {what}")
+        for col in ("plan", "cost, CNY", "single-use, kg", "CO2e, kg", "gap", unit):
+            table.add_column(col, justify="left" if col == "plan" else "right")
+        for p in doc["points"]:
+            if p["front"] != front:
+                continue
+            m = p.get(key)
+            table.add_row(p["role"], f"{p['cost_cny']:,.2f}",
+                          f"{p['single_use_grams'] / 1000:,.1f}", f"{p['co2e_kg']:,.1f}",
+                          "-" if p["gap"] is None else f"{p['gap']:.3%}",
+                          "-" if m is None else f"{m:,.0f}")
+        out.print(table)
