@@ -136,7 +136,7 @@ def marginal_to_cheaper(front: list[FrontierPoint], p: FrontierPoint) -> dict[st
     return {key: (p.cost_cny - q.cost_cny) / avoided}
 
 
-class _Solver:
+class WholeModel:
     """The whole-county joint model, built once, re-solved under changing objectives and
     ε rows; every solve starts from the values the last one left in the model."""
 
@@ -177,11 +177,11 @@ class _Solver:
         self._clear()
         if cap is not None:
             name, bound = cap
-            m.fr_cap = pyo.Constraint(expr=self._expr(name) <= bound)
+            m.fr_cap = pyo.Constraint(expr=self.expr(name) <= bound)
         if eps is not None:
             name, level, weight = eps
             m.fr_slack = pyo.Var(domain=pyo.NonNegativeReals)
-            m.fr_eps = pyo.Constraint(expr=self._expr(name) + m.fr_slack == level)
+            m.fr_eps = pyo.Constraint(expr=self.expr(name) + m.fr_slack == level)
             if self.has_start:
                 m.fr_slack.set_value(max(0.0, level - self.value(name)))
             objective = objective - weight * m.fr_slack
@@ -197,7 +197,7 @@ class _Solver:
                             "bound": r.bound, "warm": self.has_start})
         return r
 
-    def _expr(self, name: str) -> Any:
+    def expr(self, name: str) -> Any:
         m = self.b.model
         return m.cost.expr if name == "cost" else getattr(m, name)
 
@@ -256,7 +256,7 @@ def frontier(
     if points < 2:
         raise ValueError("points: at least 2 (the front's two ends)")
     t0 = time.perf_counter()
-    sv = _Solver(scenario, time_limit_s, mip_gap, threads, progress)
+    sv = WholeModel(scenario, time_limit_s, mip_gap, threads, progress)
     found: list[FrontierPoint] = []
 
     def add(p: FrontierPoint, to: list[FrontierPoint]) -> None:
@@ -264,7 +264,7 @@ def frontier(
         if on_point is not None:
             on_point(p)
 
-    first = sv.solve("cost", sv._expr("cost"))
+    first = sv.solve("cost", sv.expr("cost"))
     c_star = _need(first, "cost-optimal plan")
     cost_start = [(v, v.value) for v in sv.b.model.component_data_objects(pyo.Var)]
     payoff: dict[str, dict[str, float | None]] = {}
@@ -278,7 +278,7 @@ def frontier(
         sv.has_start = True
         # the cost-optimal end: the least criterion at the least cost found (its cost bound
         # is the first solve's)
-        lex = sv.solve(f"{front}:cost_end", sv._expr(crit), cap=("cost", _cap_level(c_star)))
+        lex = sv.solve(f"{front}:cost_end", sv.expr(crit), cap=("cost", _cap_level(c_star)))
         if lex.objective is None:  # cannot happen from a feasible start; keep the first plan
             for v, x in cost_start:
                 v.set_value(x, skip_validation=True)
@@ -287,9 +287,9 @@ def frontier(
         ends.setdefault("cost_optimal", pts[0])
         f2_nad = sv.value(crit)
         # the other end: the least criterion, then the least cost at it
-        low = sv.solve(f"{front}:min", sv._expr(crit))
+        low = sv.solve(f"{front}:min", sv.expr(crit))
         f2_star = _need(low, f"{front}-optimal plan")
-        other = sv.solve(f"{front}:min_cost", sv._expr("cost"),
+        other = sv.solve(f"{front}:min_cost", sv.expr("cost"),
                          cap=(crit, _cap_level(f2_star, LEX_REL)))
         other_end = FrontierPoint(front, front + "_optimal", None, sv.result(
             other, other.bound, {"solves": sv.solves[-2:], "criterion_bound": low.bound}))
@@ -304,7 +304,7 @@ def frontier(
         if r2 > 1e-6 * max(1.0, abs(f2_nad)):
             for k in range(1, points - 1):
                 level = f2_star + k * r2 / (points - 1)
-                r = sv.solve(f"{front}:eps{k}", sv._expr("cost"),
+                r = sv.solve(f"{front}:eps{k}", sv.expr("cost"),
                              eps=(crit, level, DELTA * r1 / r2))
                 if r.objective is None:
                     continue

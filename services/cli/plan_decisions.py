@@ -107,3 +107,69 @@ def _frontier_table(doc: dict[str, Any]) -> None:
                           "-" if p["gap"] is None else f"{p['gap']:.3%}",
                           "-" if m is None else f"{m:,.0f}")
         out.print(table)
+
+
+@plan.command("whatif")
+@click.argument("base_scenario", metavar="BASE_SCENARIO",
+                type=click.Path(exists=True, dir_okay=False))
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", required=True,
+              help="A change: fleet.<vehicle_type>.count[.<hub_id>], "
+                   "pools.<hub_id>.<container_type>, hubs.<hub_id>.cleaning_capacity_per_day; "
+                   "value +N, -N or N. Repeat for several.")
+@click.option("--time-limit", "time_limit", type=float, default=None, metavar="S",
+              help="Wall-clock limit per solve (base, variant).")
+@click.option("--gap", type=float, default=None, metavar="G", help="Relative MIP gap.")
+@click.option("--threads", type=int, default=None, metavar="T", help="HiGHS threads.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def whatif(base_scenario: str, settings: tuple[str, ...], time_limit: float | None,
+           gap: float | None, threads: int | None, as_json: bool) -> None:
+    """Plan BASE_SCENARIO and BASE_SCENARIO with the --set changes; print the deltas."""
+    from optimizer.whatif import WhatIfError, apply_changes, what_if
+
+    sc = _load_scenario(base_scenario)
+    changes = []
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--set")
+        changes.append((key.strip(), value.strip()))
+    try:
+        apply_changes(sc, changes)  # a bad key fails before any solve
+    except WhatIfError as exc:
+        raise click.BadParameter(str(exc), param_hint="--set") from None
+    result = what_if(sc, changes, time_limit_s=time_limit, mip_gap=gap, threads=threads)
+    doc = _clean(result.to_json_dict())
+    if as_json:
+        _print_json(doc)
+    else:
+        _whatif_table(doc)
+    if result.base.plan is None or result.variant.plan is None:
+        sys.exit(2)
+
+
+def _whatif_table(doc: dict[str, Any]) -> None:
+    out = Console()
+    for c in doc["changes"]:
+        before = "unlimited" if c["from"] is None else f"{c['from']:g}"
+        out.print(f"{c['key']}: {before} → {c['to']:g}")
+    table = Table(title="what-if: variant against base")
+    for col in ("", "base", "variant", "delta"):
+        table.add_column(col, justify="left" if not col else "right")
+    rows = (("cost, CNY", "cost_cny", 1.0, ",.2f"), ("distance, km", "km", 1.0, ",.1f"),
+            ("CO2e, kg", "co2e_kg", 1.0, ",.1f"),
+            ("single-use packaging, kg", "single_use_grams", 1e-3, ",.1f"),
+            ("trips", "trips", 1.0, ",.0f"))
+    delta = doc.get("delta") or {}
+    for label, key, scale, spec in rows:
+        cells = []
+        for side in (doc["base"], doc["variant"]):
+            v = side.get(key)
+            cells.append("-" if v is None else format(v * scale, spec))
+        d = delta.get(key)
+        cells.append("-" if d is None else format(d * scale, "+" + spec))
+        table.add_row(label, *cells)
+    out.print(table)
+    for name in ("base", "variant"):
+        s = doc[name]
+        gap = "-" if s.get("gap") is None else f"{s['gap']:.3%}"
+        out.print(f"{name}: {s['status']}, gap {gap}")
