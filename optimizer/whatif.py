@@ -17,12 +17,14 @@ than the base even when its solve stops at the time limit.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from optimizer.frontier import WholeModel
+from optimizer.marginal import marginal_values
 from optimizer.result import PlanResult
 from optimizer.scenario import Scenario, ScenarioError, load_scenario
 from optimizer.solver import ProgressFn
@@ -167,7 +169,8 @@ class WhatIf:
         """The `plan whatif --json` document."""
         def side(r: PlanResult) -> dict[str, Any]:
             return {"status": r.status, "objective": r.objective, "bound": r.bound,
-                    "gap": r.gap, **(kpi_figures(r) or {}), "diagnosis": r.diagnosis}
+                    "gap": r.gap, **(kpi_figures(r) or {}), "diagnosis": r.diagnosis,
+                    "marginal_values": r.marginal_values}
 
         return {"changes": [{"key": c.key, "from": c.before, "to": c.after}
                             for c in self.changes],
@@ -176,11 +179,16 @@ class WhatIf:
 
 
 def _plan(wm: WholeModel) -> PlanResult:
+    """The model's least-cost plan, with its marginal values (boxes, cleaning capacity), so
+    that a what-if's deltas can be read against what the base plan said one more is worth."""
     r = wm.solve("cost", wm.expr("cost"))
     if r.objective is None:
         return PlanResult.infeasible([{"what": "plan", "why": f"no plan ({r.status})"}],
                                      factor_set=wm.s.factor_set)
-    return wm.result(r, r.bound, {"solves": wm.solves[-1:]})
+    out = wm.result(r, r.bound, {"solves": wm.solves[-1:]})
+    assert out.plan is not None
+    return dataclasses.replace(out, marginal_values=marginal_values(wm.s, out.plan,
+                                                                    threads=wm.threads))
 
 
 def what_if(base: Scenario, changes: list[tuple[str, str]], *,
