@@ -82,3 +82,16 @@ def test_marginals_stop_at_the_deadline():
     r = solve(s, mip_gap=0.0, baselines=False, marginals=False)
     out = marginal_values(s, r.plan, deadline=time.time() - 1)
     assert out["pools"] == [] and [n["hub_id"] for n in out["not_computed"]] == ["H01"]
+
+
+def test_report_shows_marginal_values(tmp_path):
+    """The plan's HTML report lists each marginal value the JSON carries."""
+    from optimizer import write_report
+
+    s = _scenario(weeks=1)
+    r = solve(s, mip_gap=0.0, baselines=False)
+    page = write_report(r, s, tmp_path).read_text()
+    (pool,) = r.marginal_values["pools"]
+    assert "What one more is worth" in page
+    assert f"{pool['delta_cost_cny_per_box']:+,.2f}" in page
+    assert "plan.json" in page and (tmp_path / "plan.json").exists()
