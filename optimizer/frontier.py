@@ -249,10 +249,16 @@ def frontier(
     threads: int | None = None,
     progress: ProgressFn | None = None,
     on_point: Callable[[FrontierPoint], None] | None = None,
+    planner_start: bool | None = None,
 ) -> Frontier:
     """`points` plans on each of `fronts` (fewer when a front's range is empty or points
     coincide); `time_limit_s` and `mip_gap` apply to each solve. `on_point` hears of each
-    point as it is found (a CLI's progress)."""
+    point as it is found (a CLI's progress).
+
+    With `planner_start` (default: when several hubs have demand) the cost-optimal plan is
+    the planner's (`optimizer.solve`, hub by hub in worker processes, with its bound), loaded
+    into the whole-county model as the start of the fronts' first solves: a cold solve of
+    the whole county model spends its time finding a first plan."""
     if points < 2:
         raise ValueError("points: at least 2 (the front's two ends)")
     t0 = time.perf_counter()
@@ -264,7 +270,11 @@ def frontier(
         if on_point is not None:
             on_point(p)
 
-    first = sv.solve("cost", sv.expr("cost"))
+    if planner_start is None:
+        planner_start = len(sv.b.hubs) > 1
+    first = _planner_plan(sv, scenario) if planner_start else None
+    if first is None:
+        first = sv.solve("cost", sv.expr("cost"))
     c_star = _need(first, "cost-optimal plan")
     cost_start = [(v, v.value) for v in sv.b.model.component_data_objects(pyo.Var)]
     payoff: dict[str, dict[str, float | None]] = {}
@@ -319,6 +329,29 @@ def frontier(
     stats = {"wall_s": time.perf_counter() - t0, "solves": sv.solves,
              "dropped_dominated": dropped, "points_per_front": points}
     return Frontier(points=found, payoff=payoff, ends=ends, stats=stats)
+
+
+def _planner_plan(sv: WholeModel, s: Scenario) -> SolveResult | None:
+    """The planner's least-cost plan in `sv`'s variables (None if it has none or it does
+    not fit), as if the whole model had been solved to the planner's bound."""
+    from optimizer.marginal import plan_as_start
+    from optimizer.planner import solve
+
+    t = time.perf_counter()
+    r = solve(s, time_limit_s=sv.time_limit_s, mip_gap=sv.mip_gap, threads=sv.threads,
+              progress=sv.progress, baselines=False, marginals=False)
+    if r.plan is None or not plan_as_start(sv.b, r.plan, sv.threads):
+        return None
+    sv.has_start = True
+    cost = sv.value("cost")
+    bound = None if r.bound is None else min(r.bound, cost)
+    sv.solves.append({"label": "cost (planner)", "status": r.status,
+                      "wall_s": time.perf_counter() - t, "objective": cost, "bound": bound,
+                      "warm": False})
+    return SolveResult(status=r.status, objective=cost, bound=bound,
+                       gap=None if bound is None else relative_gap(cost, bound), highs_s=0.0,
+                       compile_s=0.0, handover_s=0.0, load_s=0.0, num_cols=0, num_rows=0,
+                       num_integers=0, nonzeros=0)
 
 
 def _non_dominated(pts: list[FrontierPoint]) -> tuple[list[FrontierPoint], int]:

@@ -34,9 +34,10 @@ def _trip_key(hub: str, stops: tuple[str, ...] | None, vt: str, day: int, purpos
     return (hub, stops, vt, day, purpose)
 
 
-def fix_plan_trips(b: BuiltModel, plan: dict[str, Any]) -> bool:
+def fix_plan_trips(b: BuiltModel, plan: dict[str, Any]) -> list[tuple[Any, Any]] | None:
     """Fix `b`'s trip counts to `plan`'s trips (one entry per vehicle trip) and relax every
-    other integer variable; False when a trip of the plan is not among `b`'s trip types."""
+    other integer variable; returns the relaxed variables with their domains (for
+    `unfix_trips`), or None when a trip of the plan is not among `b`'s trip types."""
     m = b.model
     hubs = set(b.hubs)
     want = Counter(
@@ -46,16 +47,51 @@ def fix_plan_trips(b: BuiltModel, plan: dict[str, Any]) -> bool:
     index = {_trip_key(tt.hub_id, tuple(tt.route.stops) if tt.route is not None else None,
                        tt.vehicle_type, tt.day, tt.purpose): k for k, tt in enumerate(b.trips)}
     if any(k not in index for k in want):
-        return False
+        return None
     for k, t in index.items():
         m.trips[t].fix(want.get(k, 0))
+    relaxed = []
     for v in m.component_data_objects(pyo.Var):
         if not v.fixed and v.is_integer():
             lb, ub = v.lb, v.ub
+            relaxed.append((v, v.domain))
             v.domain = pyo.Reals
             v.setlb(lb)
             v.setub(ub)
-    return True
+    return relaxed
+
+
+def unfix_trips(b: BuiltModel, relaxed: list[tuple[Any, Any]]) -> None:
+    """Undo `fix_plan_trips`, keeping the values: the model is the MILP again."""
+    for v in b.model.trips.values():
+        v.unfix()
+    for v, domain in relaxed:
+        lb, ub = v.lb, v.ub
+        v.domain = domain
+        v.setlb(lb)
+        v.setub(ub)
+
+
+def plan_as_start(b: BuiltModel, plan: dict[str, Any], threads: int | None = None) -> bool:
+    """Load a complete solution of `b` with `plan`'s trips into its variables (the LP with
+    those trips fixed), as a warm start; False when the trips do not fit `b` or the LP has
+    no optimum. Turns the planner's plan (hub by hub) into a start for a whole-county
+    model."""
+    relaxed = fix_plan_trips(b, plan)
+    if relaxed is None:
+        return False
+    m = b.model
+    active = [o for o in m.component_objects(pyo.Objective, active=True)]
+    for o in active:
+        o.deactivate()
+    m.cost.activate()  # the least-cost completion of those trips, whatever is minimised now
+    try:
+        return _lp_duals(b, threads) is not None
+    finally:
+        m.cost.deactivate()
+        for o in active:
+            o.activate()
+        unfix_trips(b, relaxed)
 
 
 def _lp_duals(b: BuiltModel, threads: int | None) -> tuple[float, dict[str, float]] | None:
@@ -90,7 +126,7 @@ def marginal_values(
             continue
         routes = hub_routes(s, [h])
         b = build_model(s, routes, mode="joint", hubs=[h])
-        if not fix_plan_trips(b, plan):
+        if fix_plan_trips(b, plan) is None:
             out["not_computed"].append({"hub_id": h, "why": "the plan's trips are not the "
                                         "model's trip types"})
             continue

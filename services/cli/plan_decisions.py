@@ -40,15 +40,18 @@ def _print_json(data: Any) -> None:
 @click.option("--gap", type=float, default=None, metavar="G",
               help="Relative MIP gap per solve, e.g. 0.02.")
 @click.option("--threads", type=int, default=None, metavar="T", help="HiGHS threads.")
+@click.option("--front", "front", type=click.Choice(["both", "single_use", "co2e"]),
+              default="both", show_default=True,
+              help="Which front: cost against single-use packaging, against CO2e, or both.")
 @click.option("--json", "as_json", is_flag=True, help="Print the frontier as JSON on stdout.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write frontier.html, frontier.json and each point's plan.json and "
                    "report.html (one directory per point) here.")
 def frontier(scenario: str, points: int, time_limit: float | None, gap: float | None,
-             threads: int | None, as_json: bool, out_dir: str | None) -> None:
+             threads: int | None, front: str, as_json: bool, out_dir: str | None) -> None:
     """Trade-off fronts of SCENARIO: cost against single-use packaging, and cost against
     CO2e (AUGMECON2), each point a complete plan."""
-    from optimizer.frontier import FrontierError, FrontierPoint
+    from optimizer.frontier import FRONTS, FrontierError, FrontierPoint
     from optimizer.frontier import frontier as run_frontier
 
     sc = _load_scenario(scenario)
@@ -61,7 +64,8 @@ def frontier(scenario: str, points: int, time_limit: float | None, gap: float | 
 
     try:
         f = run_frontier(sc, points=points, time_limit_s=time_limit, mip_gap=gap,
-                         threads=threads, on_point=show)
+                         threads=threads, on_point=show,
+                         fronts=FRONTS if front == "both" else (front,))  # type: ignore[arg-type]
     except FrontierError as exc:
         console.print(f"[red]no frontier:[/red] {exc}", soft_wrap=True)
         sys.exit(2)
