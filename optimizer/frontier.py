@@ -35,6 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import highspy
+import numpy as np
 import pyomo.environ as pyo
 
 from optimizer.kpis import compute_kpis
@@ -43,7 +45,15 @@ from optimizer.plan import extract_plan, rounding_cost
 from optimizer.result import PlanResult, PlanStatus
 from optimizer.routes import active_villages, hub_routes
 from optimizer.scenario import Scenario, ScenarioError
-from optimizer.solver import ProgressFn, SolveResult, relative_gap, run_highs
+from optimizer.solver import (
+    ProgressFn,
+    SolveResult,
+    compile_model,
+    make_highs,
+    objective_of,
+    relative_gap,
+    run_highs,
+)
 
 Front = Literal["single_use", "co2e"]
 FRONTS: tuple[Front, ...] = ("single_use", "co2e")
@@ -156,6 +166,8 @@ class WholeModel:
         m.cost.deactivate()
         self.solves: list[dict[str, Any]] = []
         self.has_start = False
+        #: the cost-optimal plan from the planner, whose trips seed later starts
+        self.planner_plan: dict[str, Any] | None = None
 
     def value(self, name: str) -> float:
         m = self.b.model
@@ -187,6 +199,7 @@ class WholeModel:
             objective = objective - weight * m.fr_slack
         m.fr_obj = pyo.Objective(expr=objective, sense=pyo.minimize)
         t = time.perf_counter()
+        lp_start = self._start_on_planner_trips() if self.has_start else None
         r = run_highs(m, time_limit_s=self.time_limit_s, mip_gap=self.mip_gap,
                       threads=self.threads, warm_start=self.has_start, progress=self.progress,
                       label=f"frontier:{label}", explain_infeasible=False)
@@ -194,8 +207,46 @@ class WholeModel:
             self.has_start = True
         self.solves.append({"label": label, "status": r.status, "highs_s": r.highs_s,
                             "wall_s": time.perf_counter() - t, "objective": r.objective,
-                            "bound": r.bound, "warm": self.has_start})
+                            "bound": r.bound, "warm": self.has_start,
+                            "start_on_planner_trips": lp_start})
         return r
+
+    def _start_on_planner_trips(self) -> bool | None:
+        """Start from the planner's trips when that is better: the LP of the current
+        objective and rows with the cost-optimal plan's trips fixed (packaging, pools and
+        loads free) is solved, and its solution replaces the current start (always feasible:
+        the tighter neighbour's plan) if it is feasible and cheaper. Near the cost-optimal
+        end most points keep those trips, and a MILP of the whole county finds such a plan
+        late; True when the LP's plan is the start, None without planner trips."""
+        if self.planner_plan is None:
+            return None
+        from optimizer.marginal import fix_plan_trips, unfix_trips
+
+        m = self.b.model
+        current = [(v, v.value) for v in m.component_data_objects(pyo.Var)]
+        was = pyo.value(m.fr_obj.expr)
+        relaxed = fix_plan_trips(self.b, self.planner_plan)
+        if relaxed is None:
+            return False
+        try:
+            comp = compile_model(m)
+            h = make_highs(self.time_limit_s, None, self.threads)
+            h.passModel(comp.lp)
+            h.run()
+            better = False
+            if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+                x = h.getSolution().col_value
+                lp_obj = objective_of(comp, np.asarray(x))
+                better = lp_obj < was - 1e-9 * max(1.0, abs(was))
+                if better:
+                    for v, val in zip(comp.columns, x, strict=True):
+                        v.set_value(float(val), skip_validation=True)
+        finally:
+            unfix_trips(self.b, relaxed)
+        if not better:
+            for v, val in current:
+                v.set_value(val, skip_validation=True)
+        return better
 
     def expr(self, name: str) -> Any:
         m = self.b.model
@@ -249,16 +300,18 @@ def frontier(
     threads: int | None = None,
     progress: ProgressFn | None = None,
     on_point: Callable[[FrontierPoint], None] | None = None,
-    planner_start: bool | None = None,
+    planner_start: bool = True,
 ) -> Frontier:
     """`points` plans on each of `fronts` (fewer when a front's range is empty or points
     coincide); `time_limit_s` and `mip_gap` apply to each solve. `on_point` hears of each
     point as it is found (a CLI's progress).
 
-    With `planner_start` (default: when several hubs have demand) the cost-optimal plan is
-    the planner's (`optimizer.solve`, hub by hub in worker processes, with its bound), loaded
-    into the whole-county model as the start of the fronts' first solves: a cold solve of
-    the whole county model spends its time finding a first plan."""
+    With `planner_start` the cost-optimal plan is the planner's (`optimizer.solve`: hub by
+    hub in worker processes, the staged warm starts, its bound), loaded into the
+    whole-county model; every later solve starts from it or from its trips
+    (`WholeModel._start_on_planner_trips`) when that is better than the neighbour's plan. A
+    cold solve of a county's whole model spends its time finding a first plan (one hub of
+    the county week found none in 30 s)."""
     if points < 2:
         raise ValueError("points: at least 2 (the front's two ends)")
     t0 = time.perf_counter()
@@ -270,8 +323,6 @@ def frontier(
         if on_point is not None:
             on_point(p)
 
-    if planner_start is None:
-        planner_start = len(sv.b.hubs) > 1
     first = _planner_plan(sv, scenario) if planner_start else None
     if first is None:
         first = sv.solve("cost", sv.expr("cost"))
@@ -343,6 +394,7 @@ def _planner_plan(sv: WholeModel, s: Scenario) -> SolveResult | None:
     if r.plan is None or not plan_as_start(sv.b, r.plan, sv.threads):
         return None
     sv.has_start = True
+    sv.planner_plan = r.plan
     cost = sv.value("cost")
     bound = None if r.bound is None else min(r.bound, cost)
     sv.solves.append({"label": "cost (planner)", "status": r.status,

@@ -95,10 +95,10 @@ def frontier(scenario: str, points: int, time_limit: float | None, gap: float | 
 
 def _frontier_table(doc: dict[str, Any]) -> None:
     out = Console()
-    for front, what, key, unit in (
+    for front, what, key, unit, spec in (
             ("single_use", "single-use packaging", "marginal_cny_per_kg_single_use",
-             "CNY/kg avoided"),
-            ("co2e", "CO2e", "marginal_cny_per_t_co2e", "CNY/t CO2e avoided")):
+             "CNY/kg avoided", ",.2f"),
+            ("co2e", "CO2e", "marginal_cny_per_t_co2e", "CNY/t CO2e avoided", ",.0f")):
         table = Table(title=f"cost against {what}")
         for col in ("plan", "cost, CNY", "single-use, kg", "CO2e, kg", "gap", unit):
             table.add_column(col, justify="left" if col == "plan" else "right")
@@ -109,7 +109,7 @@ def _frontier_table(doc: dict[str, Any]) -> None:
             table.add_row(p["role"], f"{p['cost_cny']:,.2f}",
                           f"{p['single_use_grams'] / 1000:,.1f}", f"{p['co2e_kg']:,.1f}",
                           "-" if p["gap"] is None else f"{p['gap']:.3%}",
-                          "-" if m is None else f"{m:,.0f}")
+                          "-" if m is None else format(m, spec))
         out.print(table)
 
 

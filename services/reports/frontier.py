@@ -73,7 +73,7 @@ def front_chart(front: str, points: list[dict[str, Any]]) -> str:
     for k in range(1, len(pts)):
         m = pts[k].get(mkey)
         if m is not None:
-            ax.annotate(f"{m:,.0f}", ((xs[k] + xs[k - 1]) / 2, (ys[k] + ys[k - 1]) / 2),
+            ax.annotate(f"{m:,.2f}" if front == "single_use" else f"{m:,.0f}", ((xs[k] + xs[k - 1]) / 2, (ys[k] + ys[k - 1]) / 2),
                         textcoords="offset points", xytext=(6, 6), fontsize=8, color="#555")
     ax.set_xlabel(f"{label}, {unit}")
     ax.set_ylabel("cost, CNY")
@@ -101,7 +101,7 @@ def frontier_html(doc: dict[str, Any], name: str) -> str:
                 "role": p.get("role", ""), "cost": _num(p["cost_cny"], ",.2f"),
                 "x": _num(p[_FIELD[front]] * scale), "su": _num(p["single_use_grams"] / 1000),
                 "co2": _num(p["co2e_kg"]), "gap": _num(p.get("gap"), ".3%"),
-                "status": p.get("status", ""), "marginal": _num(p.get(mkey), ",.0f"),
+                "status": p.get("status", ""), "marginal": _num(p.get(mkey), ",.2f" if front == "single_use" else ",.0f"),
                 "link": link,
             })
         fronts.append({"label": label, "unit": unit, "marginal_label": mlabel,
