@@ -19,6 +19,7 @@ FRONT_AXES: dict[str, tuple[str, str, float, str, str]] = {
                    "CNY per kg single-use avoided"),
     "co2e": ("CO2e", "kg", 1.0, "marginal_cny_per_t_co2e", "CNY per t CO2e avoided"),
 }
+MARGINAL_SPEC = {"single_use": ",.2f", "co2e": ",.0f"}
 _FIELD = {"single_use": "single_use_grams", "co2e": "co2e_kg"}
 
 _TEMPLATE = jinja2.Template(
@@ -73,7 +74,8 @@ def front_chart(front: str, points: list[dict[str, Any]]) -> str:
     for k in range(1, len(pts)):
         m = pts[k].get(mkey)
         if m is not None:
-            ax.annotate(f"{m:,.2f}" if front == "single_use" else f"{m:,.0f}", ((xs[k] + xs[k - 1]) / 2, (ys[k] + ys[k - 1]) / 2),
+            ax.annotate(format(m, MARGINAL_SPEC[front]),
+                        ((xs[k] + xs[k - 1]) / 2, (ys[k] + ys[k - 1]) / 2),
                         textcoords="offset points", xytext=(6, 6), fontsize=8, color="#555")
     ax.set_xlabel(f"{label}, {unit}")
     ax.set_ylabel("cost, CNY")
@@ -101,7 +103,7 @@ def frontier_html(doc: dict[str, Any], name: str) -> str:
                 "role": p.get("role", ""), "cost": _num(p["cost_cny"], ",.2f"),
                 "x": _num(p[_FIELD[front]] * scale), "su": _num(p["single_use_grams"] / 1000),
                 "co2": _num(p["co2e_kg"]), "gap": _num(p.get("gap"), ".3%"),
-                "status": p.get("status", ""), "marginal": _num(p.get(mkey), ",.2f" if front == "single_use" else ",.0f"),
+                "status": p.get("status", ""), "marginal": _num(p.get(mkey), MARGINAL_SPEC[front]),
                 "link": link,
             })
         fronts.append({"label": label, "unit": unit, "marginal_label": mlabel,
