@@ -61,6 +61,10 @@ FRONTS: tuple[Front, ...] = ("single_use", "co2e")
 CRITERION = {"single_use": "single_use_grams", "co2e": "co2e_kg"}
 #: the slack's weight in the augmented objective, relative to the payoff table's ranges
 DELTA = 1e-3
+#: the share of the time limit for the cost-optimal end's lexicographic step (least
+#: criterion at the least cost): its start, the LP on the planner's trips, is most of what
+#: it can gain when the least cost itself is known only to the planner's gap
+LEX_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -182,7 +186,8 @@ class WholeModel:
                 m.del_component(c)
 
     def solve(self, label: str, objective: Any, *, cap: tuple[str, float] | None = None,
-              eps: tuple[str, float, float] | None = None) -> SolveResult:
+              eps: tuple[str, float, float] | None = None,
+              time_limit_s: float | None = None) -> SolveResult:
         """min `objective` with `cap` (criterion ≤ value) or `eps` (criterion + s = ε, the
         slack rewarded at the given weight) from the model's current values."""
         m = self.b.model
@@ -200,7 +205,7 @@ class WholeModel:
         m.fr_obj = pyo.Objective(expr=objective, sense=pyo.minimize)
         t = time.perf_counter()
         lp_start = self._start_on_planner_trips() if self.has_start else None
-        r = run_highs(m, time_limit_s=self.time_limit_s, mip_gap=self.mip_gap,
+        r = run_highs(m, time_limit_s=time_limit_s or self.time_limit_s, mip_gap=self.mip_gap,
                       threads=self.threads, warm_start=self.has_start, progress=self.progress,
                       label=f"frontier:{label}", explain_infeasible=False)
         if r.objective is not None:
@@ -339,7 +344,8 @@ def frontier(
         sv.has_start = True
         # the cost-optimal end: the least criterion at the least cost found (its cost bound
         # is the first solve's)
-        lex = sv.solve(f"{front}:cost_end", sv.expr(crit), cap=("cost", _cap_level(c_star)))
+        lex = sv.solve(f"{front}:cost_end", sv.expr(crit), cap=("cost", _cap_level(c_star)),
+                       time_limit_s=None if time_limit_s is None else time_limit_s * LEX_SHARE)
         if lex.objective is None:  # cannot happen from a feasible start; keep the first plan
             for v, x in cost_start:
                 v.set_value(x, skip_validation=True)
