@@ -9,10 +9,12 @@ A change is `KEY=VALUE`, the value `+N`/`-N` (relative to the scenario) or `N` (
 - `pools.<hub_id>.<container_type>`: the hub's stated pool of containers at the start;
 - `hubs.<hub_id>.cleaning_capacity_per_day`: containers the hub cleans a day.
 
-Base and variant are each one whole-county joint model (`optimizer.frontier.WholeModel`),
-the variant started from the base plan (HiGHS `setSolution`): a change that only adds
-vehicles, boxes or capacity leaves the base plan feasible, so the variant is never dearer
-than the base even when its solve stops at the time limit.
+The base plan is the planner's (`optimizer.solve`, as `plan solve` makes it, with its
+marginal values). The variant is the whole-county joint model (`optimizer.frontier.
+WholeModel`; a change of one hub's fleet or pool may move trunk legs shared by all hubs)
+started from the base plan — its trips, completed by the LP — when those trips fit the
+variant: a change that only adds vehicles, boxes or capacity leaves the base plan feasible,
+so the variant is never dearer than the base even when its solve stops at the time limit.
 """
 
 from __future__ import annotations
@@ -24,11 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from optimizer.frontier import WholeModel
-from optimizer.marginal import marginal_values
+from optimizer.marginal import marginal_values, plan_as_start
 from optimizer.result import PlanResult
 from optimizer.scenario import Scenario, ScenarioError, load_scenario
 from optimizer.solver import ProgressFn
-from optimizer.warmstart import set_values, values_of
 
 
 class WhatIfError(ValueError):
@@ -158,6 +159,8 @@ class WhatIf:
     changes: list[Change]
     base: PlanResult
     variant: PlanResult
+    #: whether the variant's solve started from the base plan (its trips fit the variant)
+    started_from_base: bool = False
 
     def deltas(self) -> dict[str, float] | None:
         a, b = kpi_figures(self.base), kpi_figures(self.variant)
@@ -175,7 +178,7 @@ class WhatIf:
         return {"changes": [{"key": c.key, "from": c.before, "to": c.after}
                             for c in self.changes],
                 "base": side(self.base), "variant": side(self.variant),
-                "delta": self.deltas()}
+                "delta": self.deltas(), "variant_started_from_base": self.started_from_base}
 
 
 def _plan(wm: WholeModel) -> PlanResult:
@@ -196,11 +199,12 @@ def what_if(base: Scenario, changes: list[tuple[str, str]], *,
             threads: int | None = None, progress: ProgressFn | None = None) -> WhatIf:
     """Plan `base` and `base` with `changes`, the variant started from the base plan;
     `time_limit_s` and `mip_gap` apply to each of the two solves."""
+    from optimizer.planner import solve
+
     variant, done = apply_changes(base, changes)
-    b = WholeModel(base, time_limit_s, mip_gap, threads, progress)
-    base_result = _plan(b)
+    base_result = solve(base, time_limit_s=time_limit_s, mip_gap=mip_gap, threads=threads,
+                        progress=progress, baselines=False)
     v = WholeModel(variant, time_limit_s, mip_gap, threads, progress)
     if base_result.plan is not None:
-        set_values(v.b.model, values_of(b.b.model))
-        v.has_start = True
-    return WhatIf(done, base_result, _plan(v))
+        v.has_start = plan_as_start(v.b, base_result.plan, threads)
+    return WhatIf(done, base_result, _plan(v), started_from_base=v.has_start)

@@ -76,6 +76,7 @@ def test_more_boxes_save_the_expansion():
     w = what_if(s, change, mip_gap=0.0)
     check_plan(w.base.plan, s, w.base.kpis)
     check_plan(w.variant.plan, apply_changes(s, change)[0], w.variant.kpis)
+    assert w.started_from_base
     expansion = sum(c["expansion"] for c in w.base.plan["containers"])
     assert 0 < expansion <= 20
     box = next(r for r in s.packaging.reusable if r.container_type == "insulated_box")
@@ -98,3 +99,5 @@ def test_cli_whatif_json():
     for k in ("cost_cny", "km", "co2e_kg", "single_use_grams", "trips"):
         assert doc["delta"][k] == pytest.approx(doc["variant"][k] - doc["base"][k])
     assert doc["delta"]["cost_cny"] > 0 and doc["delta"]["single_use_grams"] > 0
+    # the base plan's trips still serve the variant, packaging moved back to single-use
+    assert doc["variant_started_from_base"] is True
