@@ -203,7 +203,10 @@ def what_if(base: Scenario, changes: list[tuple[str, str]], *,
 
     variant, done = apply_changes(base, changes)
     base_result = solve(base, time_limit_s=time_limit_s, mip_gap=mip_gap, threads=threads,
-                        progress=progress, baselines=False)
+                        progress=progress, baselines=False, marginals=False)
+    if base_result.plan is not None:  # in full, whatever the solve's time limit left
+        base_result = dataclasses.replace(base_result, marginal_values=marginal_values(
+            base, base_result.plan, threads=threads))
     v = WholeModel(variant, time_limit_s, mip_gap, threads, progress)
     if base_result.plan is not None:
         v.has_start = plan_as_start(v.b, base_result.plan, threads)
