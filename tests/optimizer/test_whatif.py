@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from optimizer import load_scenario
@@ -101,3 +102,20 @@ def test_cli_whatif_json():
     assert doc["delta"]["cost_cny"] > 0 and doc["delta"]["single_use_grams"] > 0
     # the base plan's trips still serve the variant, packaging moved back to single-use
     assert doc["variant_started_from_base"] is True
+
+
+def test_deltas_agree_with_the_base_marginal_values():
+    """With a binding pool that does not pay to grow (amortised over one week), the
+    what-if's cost delta for one more box is the marginal value the base plan reported, and
+    more cleaning capacity where it does not bind changes nothing, as its zero value says."""
+    raw = yaml.safe_load(TRADEOFF.read_text())
+    raw["prices"]["pool_amortisation_weeks"] = 1
+    s = load_scenario(raw)
+    w = what_if(s, [("pools.H01.insulated_box", "+1")], mip_gap=0.0)
+    (pool,) = w.base.marginal_values["pools"]
+    assert pool["delta_cost_cny_per_box"] < -0.5
+    assert w.deltas()["cost_cny"] == pytest.approx(pool["delta_cost_cny_per_box"], rel=1e-6)
+    (clean,) = w.base.marginal_values["cleaning"]
+    w2 = what_if(s, [("hubs.H01.cleaning_capacity_per_day", "+1")], mip_gap=0.0)
+    assert clean["delta_cost_cny_per_unit_per_day"] == pytest.approx(0.0, abs=1e-9)
+    assert w2.deltas()["cost_cny"] == pytest.approx(0.0, abs=1e-6)
