@@ -40,11 +40,11 @@ Between neighbours: what the step from the cheaper plan costs per unit avoided.<
 {% for f in fronts %}
 <h2>Cost against {{ f.label }}</h2>
 <div>{{ f.svg|safe }}</div>
-<table><tr><th>plan</th><th>cost, CNY</th><th>{{ f.label }}, {{ f.unit }}</th>
-<th>single-use, kg</th><th>CO2e, kg</th><th>gap</th><th>status</th><th>{{ f.marginal_label }}</th>
-<th>files</th></tr>
+<table><tr><th>plan</th><th>cost, CNY</th>
+<th>single-use packaging, kg</th><th>CO2e, kg</th><th>gap</th><th>status</th>
+<th>{{ f.marginal_label }}</th><th>files</th></tr>
 {% for p in f.rows %}<tr><td>{{ p.role }}</td><td class="n">{{ p.cost }}</td>
-<td class="n">{{ p.x }}</td><td class="n">{{ p.su }}</td><td class="n">{{ p.co2 }}</td>
+<td class="n">{{ p.su }}</td><td class="n">{{ p.co2 }}</td>
 <td class="n">{{ p.gap }}</td><td>{{ p.status }}</td><td class="n">{{ p.marginal }}</td>
 <td>{% if p.link %}<a href="{{ p.link }}">report</a>{% endif %}</td></tr>{% endfor %}</table>
 {% endfor %}
@@ -89,7 +89,7 @@ def frontier_html(doc: dict[str, Any], name: str) -> str:
     """The page for a `plan frontier --json` document; a point's `plan` that is a path
     (the plans written to files) becomes a link to the report beside it."""
     fronts = []
-    for front, (label, unit, scale, mkey, mlabel) in FRONT_AXES.items():
+    for front, (label, unit, _scale, mkey, mlabel) in FRONT_AXES.items():
         pts = sorted((p for p in doc["points"] if p.get("front") == front),
                      key=lambda p: p["cost_cny"])
         if not pts:
@@ -101,7 +101,7 @@ def frontier_html(doc: dict[str, Any], name: str) -> str:
                 link = str(Path(p["plan"]).with_name("report.html"))
             rows.append({
                 "role": p.get("role", ""), "cost": _num(p["cost_cny"], ",.2f"),
-                "x": _num(p[_FIELD[front]] * scale), "su": _num(p["single_use_grams"] / 1000),
+                "su": _num(p["single_use_grams"] / 1000),
                 "co2": _num(p["co2e_kg"]), "gap": _num(p.get("gap"), ".3%"),
                 "status": p.get("status", ""), "marginal": _num(p.get(mkey), MARGINAL_SPEC[front]),
                 "link": link,
