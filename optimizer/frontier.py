@@ -224,9 +224,8 @@ class WholeModel:
         """Start from the planner's trips when that is better: the LP of the current
         objective and rows with the cost-optimal plan's trips fixed (packaging, pools and
         loads free) is solved, and its solution replaces the current start (always feasible:
-        the tighter neighbour's plan) if it is feasible and cheaper. Near the cost-optimal
-        end most points keep those trips, and a MILP of the whole county finds such a plan
-        late; True when the LP's plan is the start, None without planner trips."""
+        the tighter neighbour's plan) if it is feasible and cheaper. True when the LP's plan
+        is the start, None without planner trips."""
         if self.planner_plan is None:
             return None
         from optimizer.marginal import fix_plan_trips, unfix_trips
