@@ -298,7 +298,7 @@ def _cap_level(x: float, rel: float = 1e-9) -> float:
 LEX_REL = 1e-6
 
 
-def frontier(
+def solve_frontier(
     scenario: Scenario,
     *,
     points: int = 7,

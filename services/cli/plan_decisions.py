@@ -52,7 +52,7 @@ def frontier(scenario: str, points: int, time_limit: float | None, gap: float | 
     """Trade-off fronts of SCENARIO: cost against single-use packaging, and cost against
     CO2e (AUGMECON2), each point a complete plan."""
     from optimizer.frontier import FRONTS, FrontierError, FrontierPoint
-    from optimizer.frontier import frontier as run_frontier
+    from optimizer.frontier import solve_frontier as run_frontier
 
     sc = _load_scenario(scenario)
 

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from optimizer import build_model, load_scenario, run_highs, solve
-from optimizer.frontier import frontier
+from optimizer.frontier import solve_frontier
 from services.cli.plan_decisions import plan
 from tests.optimizer.helpers import ROOT, TINY, routes_for
 from tests.optimizer.plan_checks import check_plan, recompute_cost
@@ -58,7 +58,7 @@ def _dominates(a: dict, b: dict, keys: tuple[str, ...]) -> bool:
 @pytest.fixture(scope="module")
 def tradeoff():
     s = load_scenario(TRADEOFF)
-    return s, frontier(s, points=7, mip_gap=1e-6)
+    return s, solve_frontier(s, points=7, mip_gap=1e-6)
 
 
 def test_points_are_complete_plans_and_distinct(tradeoff):
@@ -139,7 +139,7 @@ def test_tiny_has_no_single_use_trade_off():
     than cartons there): its single-use front is one point, and the waste-optimal extreme
     is still reported, equal to the lexicographic optimum built here."""
     s = load_scenario(TINY)
-    f = frontier(s, points=7, mip_gap=1e-6)
+    f = solve_frontier(s, points=7, mip_gap=1e-6)
     assert len(f.front("single_use")) == 1
     ext = f.to_json_dict()["extremes"]
     g_star, cost_at, _bound = _lexicographic_waste_optimum(s)
@@ -199,7 +199,7 @@ def test_several_hubs_start_from_the_planner():
     cost equals a whole-model solve's, the other end the lexicographic optimum built here,
     and the fronts are as long and non-dominated as with one hub."""
     s = load_scenario(_two_hubs())
-    f = frontier(s, points=6, mip_gap=1e-6, fronts=("single_use",))
+    f = solve_frontier(s, points=6, mip_gap=1e-6, fronts=("single_use",))
     assert f.stats["solves"][0]["label"] == "cost (planner)"
     whole = solve(s, mip_gap=1e-6, baselines=False, decompose=False, marginals=False)
     ext = f.to_json_dict()["extremes"]
