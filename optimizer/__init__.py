@@ -8,6 +8,8 @@ behind them may move.
 from optimizer.cuts import capacity_cover_rows
 from optimizer.cvrp import solve_cvrp
 from optimizer.factors import Factor, FactorError, FactorSet, load_factors
+from optimizer.frontier import Frontier, FrontierError, FrontierPoint, solve_frontier
+from optimizer.marginal import marginal_values
 from optimizer.model import BuiltModel, build_model
 from optimizer.network_scenario import scenario_from_network
 from optimizer.planner import solve
@@ -25,6 +27,7 @@ from optimizer.solver import (
 )
 from optimizer.trips import ALL, Mode, TripType, compatible_compartments, vehicle_co2e_per_km
 from optimizer.vrplib import CvrpInstance, parse_vrp, read_sol, scenario_from_vrp
+from optimizer.whatif import WhatIf, WhatIfError, what_if
 
 __all__ = [
     # planning a scenario: what the services and the demo call
@@ -46,6 +49,15 @@ __all__ = [
     "scenario_json_schema",
     "solve",
     "write_report",
+    # decisions: what a target costs, what-ifs, what one more is worth
+    "Frontier",
+    "FrontierError",
+    "FrontierPoint",
+    "WhatIf",
+    "WhatIfError",
+    "marginal_values",
+    "solve_frontier",
+    "what_if",
     # CVRPLIB instances: single-visit scenarios and their own solver
     "CvrpInstance",
     "parse_vrp",

@@ -11,6 +11,7 @@ in one model with the county fleet rows linking the hubs.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import math
 import multiprocessing as mp
 import os
@@ -32,6 +33,7 @@ from optimizer.budget import (
     later_min_s,
 )
 from optimizer.kpis import compute_kpis, reductions
+from optimizer.marginal import marginal_values
 from optimizer.plan import merge_plans, rounding_cost
 from optimizer.result import PlanResult, PlanStatus
 from optimizer.routes import active_villages
@@ -410,6 +412,11 @@ def _hub_stats(part: dict[str, StageOutcome]) -> dict[str, Any]:
     return out
 
 
+#: marginal values stop this long before the solve's time limit (a hub's LP is a second or
+#: two at county scale)
+MARGINAL_MARGIN_S = 2.0
+
+
 def _county_fleet_ok(s: Scenario, plan: dict[str, Any]) -> bool:
     vts = {v.vehicle_type: v for v in s.vehicle_types}
     used: dict[tuple[str, int], float] = defaultdict(float)  # vehicle-days (model/fleet.py)
@@ -434,6 +441,8 @@ def solve(
     baselines: bool = True,
     decompose: bool = True,
     params: BudgetParams = DEFAULT,
+    marginals: bool = True,
+    marginal_vehicles: bool = False,
 ) -> PlanResult:
     """Plan `scenario`: joint plan, KPIs, and the uncoordinated and sequential baselines.
 
@@ -443,7 +452,11 @@ def solve(
     best plan it has; `progress` hears the county's objective and bound as they stand.
 
     A single-visit scenario (CVRP set partitioning, as imported from CVRPLIB) is another
-    problem with its own solver, `optimizer.solve_cvrp`; it is refused here."""
+    problem with its own solver, `optimizer.solve_cvrp`; it is refused here.
+
+    With `marginals` the plan reports what one more box per pool and unit of cleaning
+    capacity is worth (`optimizer.marginal`), with `marginal_vehicles` also one more vehicle
+    of each type per hub, in the time the limit leaves (hubs not reached are listed)."""
     t0 = time.perf_counter()
     s = scenario
     if s.routing.single_visit:
@@ -630,12 +643,21 @@ def solve(
                 combined["joint"] = whole["joint"]
             combined["joint"] = no_worse_than_sequential(
                 combined["joint"], combined["sequential"], status="feasible")
-    return _result(s, combined, t0, {"groups": len(groups), "workers": workers,
+    result = _result(s, combined, t0, {"groups": len(groups), "workers": workers,
                                      "time_limit_s": time_limit_s, "finish_reserve_s": reserve,
                                      "overhead_s_per_row": schedule.rate,
                                      "timeline_s": timeline, "hurry": schedule.hurry,
                                      "linked_by_county_fleet": linked,
                                      "hubs": [_hub_stats(p) for p in parts]})
+    if not marginals or result.plan is None:
+        return result
+    end = None if time_limit_s is None else (
+        time.time() + time_limit_s - (time.perf_counter() - t0) - MARGINAL_MARGIN_S)
+    tm = time.perf_counter()
+    values = marginal_values(s, result.plan, deadline=end, vehicles=marginal_vehicles,
+                             threads=threads)
+    return dataclasses.replace(result, marginal_values=values,
+                               stats={**result.stats, "marginal_s": time.perf_counter() - tm})
 
 
 def _result(s: Scenario, combined: dict[str, StageOutcome], t0: float,

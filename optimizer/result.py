@@ -37,6 +37,9 @@ class PlanResult:
     factor_set: str = ""
     rounding: dict[str, float] = field(default_factory=dict)
     routes: list[list[int]] | None = None
+    #: what one more box, unit of cleaning capacity or vehicle changes the cost by
+    #: (`optimizer.marginal`); empty when not computed
+    marginal_values: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def infeasible(cls, diagnosis: list[dict[str, Any]], *, stats: dict[str, Any] | None = None,
@@ -66,4 +69,5 @@ class PlanResult:
         out["diagnosis"] = self.diagnosis
         out["stats"] = self.stats
         out["factor_set"] = self.factor_set
+        out["marginal_values"] = self.marginal_values
         return out

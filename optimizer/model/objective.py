@@ -53,3 +53,35 @@ def add_objective(m: pyo.ConcreteModel, x: ModelSets, flows: PoolFlows) -> None:
             for d in range(x.days):
                 obj += unit * m.buy[h, ct, d] + clean * flows.returned(m, h, ct, d)
     m.cost = pyo.Objective(expr=obj, sense=pyo.minimize)
+    add_criteria(m, x, flows)
+
+
+def add_criteria(m: pyo.ConcreteModel, x: ModelSets, flows: PoolFlows) -> None:
+    """`co2e_kg` and `single_use_grams`, the plan's other two criteria as expressions (not
+    rows): the trade-off frontier (`optimizer.frontier`) bounds one of them while it
+    minimises `cost`. The same sums as `optimizer.kpis`:
+
+        co2e = Σ_t y_t ε_v κ_t + Σ_{idco} (x_idco + x^up_idco) co2_o
+               + Σ_hud (co2clean_u b_hud + co2prod_u B_hud) + Σ_hu co2prod_u (|D|/7)/A E_hu
+        single-use grams = Σ_{idco} (x_idco + x^up_idco) waste_o"""
+    s = x.scenario
+    weeks = x.days / 7.0 / s.prices.pool_amortisation_weeks
+    co2_of = {o: opt.co2e_kg for o, opt in x.single_use.items()}
+    co2_of.update({u: r.per_use_co2e_kg for u, r in x.reusable.items()})
+    grams_of = {o: opt.waste_grams for o, opt in x.single_use.items()}
+    grams_of.update({u: r.per_use_waste_grams for u, r in x.reusable.items()})
+    co2 = sum(vehicle_co2e_per_km(x.vehicle_types[tt.vehicle_type]) * x.trip_km[t] * m.trips[t]
+              for t, tt in enumerate(x.trips))
+    grams = 0.0
+    for var, keys in ((m.pack, x.pack_keys), (m.pack_up, x.pack_up_keys)):
+        co2 += sum(co2_of[k[3]] * var[k] for k in keys if co2_of[k[3]])
+        grams += sum(grams_of[k[3]] * var[k] for k in keys if grams_of[k[3]])
+    for h in x.hubs:
+        for ct in x.container_types:
+            r = x.reusable[ct]
+            co2 += r.production_co2e_kg * weeks * m.expand[h, ct]
+            for d in range(x.days):
+                co2 += (r.production_co2e_kg * m.buy[h, ct, d]
+                        + r.cleaning_co2e_kg * flows.returned(m, h, ct, d))
+    m.co2e_kg = pyo.Expression(expr=co2)
+    m.single_use_grams = pyo.Expression(expr=grams)

@@ -9,7 +9,19 @@ from __future__ import annotations
 
 import click
 
-from services.cli import demo, emit, kafka, paths, plan, report, serve, simulate, tokens, worker
+from services.cli import (
+    demo,
+    emit,
+    kafka,
+    paths,
+    plan,
+    plan_decisions,  # noqa: F401  (adds `plan frontier` and `plan whatif` to `plan`)
+    report,
+    serve,
+    simulate,
+    tokens,
+    worker,
+)
 from services.cli.context import read_settings
 
 COMMANDS: tuple[click.Command, ...] = (

@@ -92,9 +92,12 @@ def plan() -> None:
               help="Worker processes / HiGHS threads.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--no-baselines", is_flag=True, help="Skip the uncoordinated baseline.")
+@click.option("--marginal-vehicles", is_flag=True,
+              help="Also price one more vehicle of each type per hub (a short re-solve each, "
+                   "within --time-limit).")
 def solve(scenario: str | None, vrplib_file: str | None, out_dir: str | None,
           time_limit: float | None, gap: float | None, threads: int | None, as_json: bool,
-          no_baselines: bool) -> None:
+          no_baselines: bool, marginal_vehicles: bool) -> None:
     """Solve SCENARIO (JSON or YAML) or a --vrplib instance and print the plan's summary."""
     started = time.perf_counter() - _seconds_since_process_start()
     import optimizer
@@ -126,7 +129,8 @@ def solve(scenario: str | None, vrplib_file: str | None, out_dir: str | None,
                                       progress=show)
     else:
         result = optimizer.solve(sc, time_limit_s=limit, mip_gap=gap, threads=threads,
-                                 progress=show, baselines=not no_baselines)
+                                 progress=show, baselines=not no_baselines,
+                                 marginal_vehicles=marginal_vehicles)
     data = _clean(result.to_json_dict())
     if out_dir:
         from optimizer import write_report

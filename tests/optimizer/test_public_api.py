@@ -15,6 +15,8 @@ EXPORTED = {
     "make_highs", "max_stops", "parse_vrp", "read_sol", "report_seconds", "route_map_svg",
     "run_highs", "scenario_from_network", "scenario_from_vrp", "scenario_json_schema",
     "solve", "solve_cvrp", "vehicle_co2e_per_km", "write_report",
+    "Frontier", "FrontierError", "FrontierPoint", "WhatIf", "WhatIfError", "marginal_values",
+    "solve_frontier", "what_if",
 }
 
 

@@ -1,0 +1,184 @@
+"""What one more unit is worth: a box in a hub's pool, a unit of a hub's daily cleaning
+capacity, a vehicle of each type at a hub — as the change of the plan's cost.
+
+Boxes and cleaning capacity are priced by the duals of the plan's LP: each hub's joint
+model with the plan's trip counts fixed (the integer choices) and everything else free.
+With the trips fixed, hubs share no row (`fleet_county` holds trips only), so each hub's LP
+is solved on its own. A row's dual is the derivative of the LP's cost in its right-hand side,
+so the figure holds for a small change, and for one whole box as long as the LP's basis
+does not change (`tests/optimizer/test_marginal.py` checks one against a re-solve with one
+more box). A vehicle is not a small change: its value is a warm re-solve of the hub's MILP
+with one more (started from the LP's plan, which stays feasible), optional and bounded in
+time, so `plan solve` keeps its limit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import highspy
+import numpy as np
+import pyomo.environ as pyo
+
+from optimizer.model import BuiltModel, build_model
+from optimizer.routes import hub_routes
+from optimizer.scenario import Scenario
+from optimizer.solver import compile_model, make_highs, run_highs
+from optimizer.warmstart import set_values, values_of
+
+
+def _trip_key(hub: str, stops: tuple[str, ...] | None, vt: str, day: int, purpose: str
+              ) -> tuple[Any, ...]:
+    return (hub, stops, vt, day, purpose)
+
+
+def fix_plan_trips(b: BuiltModel, plan: dict[str, Any]) -> list[tuple[Any, Any]] | None:
+    """Fix `b`'s trip counts to `plan`'s trips (one entry per vehicle trip) and relax every
+    other integer variable; returns the relaxed variables with their domains (for
+    `unfix_trips`), or None when a trip of the plan is not among `b`'s trip types."""
+    m = b.model
+    hubs = set(b.hubs)
+    want = Counter(
+        _trip_key(t["hub_id"], tuple(t["stops"]) if t["kind"] == "milk_run" else None,
+                  t["vehicle_type"], t["day"], t["purpose"])
+        for t in plan["trips"] if t["hub_id"] in hubs)
+    index = {_trip_key(tt.hub_id, tuple(tt.route.stops) if tt.route is not None else None,
+                       tt.vehicle_type, tt.day, tt.purpose): k for k, tt in enumerate(b.trips)}
+    if any(k not in index for k in want):
+        return None
+    for k, t in index.items():
+        m.trips[t].fix(want.get(k, 0))
+    relaxed = []
+    for v in m.component_data_objects(pyo.Var):
+        if not v.fixed and v.is_integer():
+            lb, ub = v.lb, v.ub
+            relaxed.append((v, v.domain))
+            v.domain = pyo.Reals
+            v.setlb(lb)
+            v.setub(ub)
+    return relaxed
+
+
+def unfix_trips(b: BuiltModel, relaxed: list[tuple[Any, Any]]) -> None:
+    """Undo `fix_plan_trips`, keeping the values: the model is the MILP again."""
+    for v in b.model.trips.values():
+        v.unfix()
+    for v, domain in relaxed:
+        lb, ub = v.lb, v.ub
+        v.domain = domain
+        v.setlb(lb)
+        v.setub(ub)
+
+
+def plan_as_start(b: BuiltModel, plan: dict[str, Any], threads: int | None = None) -> bool:
+    """Load a complete solution of `b` with `plan`'s trips into its variables (the LP with
+    those trips fixed), as a warm start; False when the trips do not fit `b` or the LP has
+    no optimum. Turns the planner's plan (hub by hub) into a start for a whole-county
+    model."""
+    relaxed = fix_plan_trips(b, plan)
+    if relaxed is None:
+        return False
+    m = b.model
+    active = [o for o in m.component_objects(pyo.Objective, active=True)]
+    for o in active:
+        o.deactivate()
+    m.cost.activate()  # the least-cost completion of those trips, whatever is minimised now
+    try:
+        return _lp_duals(b, threads) is not None
+    finally:
+        m.cost.deactivate()
+        for o in active:
+            o.activate()
+        unfix_trips(b, relaxed)
+
+
+def _lp_duals(b: BuiltModel, threads: int | None) -> tuple[float, dict[str, float]] | None:
+    """The LP's cost and each row's dual by the row's name (Δcost per unit of its bound);
+    None without an optimal LP. The LP's values are loaded into the model."""
+    comp = compile_model(b.model)
+    h = make_highs(None, None, threads)
+    h.passModel(comp.lp)
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    sol = h.getSolution()
+    for v, x in zip(comp.columns, sol.col_value, strict=True):
+        v.set_value(float(x), skip_validation=True)
+    cost = float(np.dot(np.asarray(comp.lp.col_cost_), np.asarray(sol.col_value))) + comp.offset
+    return cost, {row[0].name: float(d) for row, d in zip(comp.rows, sol.row_dual, strict=True)}
+
+
+def marginal_values(
+    s: Scenario, plan: dict[str, Any], *, deadline: float | None = None,
+    vehicles: bool = False, vehicle_time_s: float = 5.0, threads: int | None = None,
+) -> dict[str, Any]:
+    """The plan's marginal values (the `marginal_values` of its JSON): per hub, the cost
+    change of one more box in each pool, and of one more unit of cleaning capacity on every
+    day; with `vehicles`, of one more vehicle of each hub-based type (a MILP re-solve of at
+    most `vehicle_time_s`). Hubs not reached by `deadline` (time.time()) are listed in
+    `not_computed`. Negative: one more saves that much."""
+    out: dict[str, Any] = {"pools": [], "cleaning": [], "vehicles": [], "not_computed": []}
+    for h in plan.get("hubs", []):
+        if deadline is not None and time.time() > deadline:
+            out["not_computed"].append({"hub_id": h, "why": "no time left"})
+            continue
+        routes = hub_routes(s, [h])
+        b = build_model(s, routes, mode="joint", hubs=[h])
+        if fix_plan_trips(b, plan) is None:
+            out["not_computed"].append({"hub_id": h, "why": "the plan's trips are not the "
+                                        "model's trip types"})
+            continue
+        lp = _lp_duals(b, threads)
+        if lp is None:
+            out["not_computed"].append({"hub_id": h, "why": "the LP with the plan's trips "
+                                        "has no optimum"})
+            continue
+        lp_cost, duals = lp
+        m = b.model
+        for (hub, ct) in m.pool_covers:
+            out["pools"].append({"hub_id": hub, "container_type": ct,
+                                 "delta_cost_cny_per_box": duals[m.pool_covers[hub, ct].name]})
+        cleaning = [duals[m.cleaning_capacity[k].name] for k in m.cleaning_capacity]
+        if cleaning:
+            out["cleaning"].append({"hub_id": h,
+                                    "delta_cost_cny_per_unit_per_day": sum(cleaning)})
+        if vehicles:
+            out["vehicles"] += _vehicle_values(s, h, b, lp_cost, deadline, vehicle_time_s,
+                                               threads)
+    return out
+
+
+def _vehicle_values(s: Scenario, h: str, lp: BuiltModel, lp_cost: float,
+                    deadline: float | None, limit_s: float, threads: int | None
+                    ) -> list[dict[str, Any]]:
+    start = values_of(lp.model)
+    found: list[dict[str, Any]] = []
+    for vt in s.vehicle_types:
+        if vt.base != "hub" or vt.count is None and vt.vehicle_type not in vt.count_by_hub:
+            continue
+        if deadline is not None and time.time() + limit_s > deadline:
+            found.append({"hub_id": h, "vehicle_type": vt.vehicle_type, "delta_cost_cny": None,
+                          "status": "not computed: no time left"})
+            continue
+        more = _one_more_vehicle(s, vt.vehicle_type, h)
+        b = build_model(more, hub_routes(more, [h]), mode="joint", hubs=[h])
+        set_values(b.model, start)
+        r = run_highs(b.model, time_limit_s=limit_s, threads=threads, warm_start=True,
+                      explain_infeasible=False)
+        found.append({"hub_id": h, "vehicle_type": vt.vehicle_type,
+                      "delta_cost_cny": None if r.objective is None else r.objective - lp_cost,
+                      "status": r.status, "gap": r.gap})
+    return found
+
+
+def _one_more_vehicle(s: Scenario, vehicle_type: str, hub: str) -> Scenario:
+    """`s` with one more vehicle of `vehicle_type` at `hub` (the others' counts as they were)."""
+    types = []
+    for vt in s.vehicle_types:
+        if vt.vehicle_type == vehicle_type:
+            vt = vt.model_copy(update={"count_by_hub": {
+                **vt.count_by_hub, hub: s.hub_vehicle_count(vt, hub) + 1}})
+        types.append(vt)
+    return s.model_copy(update={"vehicle_types": types})

@@ -1,0 +1,213 @@
+"""What-ifs: the same scenario with more (or fewer) vehicles, boxes or cleaning capacity,
+planned again and compared.
+
+A change is `KEY=VALUE`, the value `+N`/`-N` (relative to the scenario) or `N` (absolute):
+
+- `fleet.<vehicle_type>.count`: every hub's vehicles of that type (a county vehicle: the
+  county's);
+- `fleet.<vehicle_type>.count.<hub_id>`: one hub's;
+- `pools.<hub_id>.<container_type>`: the hub's stated pool of containers at the start;
+- `hubs.<hub_id>.cleaning_capacity_per_day`: containers the hub cleans a day.
+
+The base plan is the planner's (`optimizer.solve`, as `plan solve` makes it, with its
+marginal values). The variant is the whole-county joint model (`optimizer.frontier.
+WholeModel`; a change of one hub's fleet or pool may move trunk legs shared by all hubs)
+started from the base plan — its trips, completed by the LP — when those trips fit the
+variant: a change that only adds vehicles, boxes or capacity leaves the base plan feasible,
+so the variant is never dearer than the base even when its solve stops at the time limit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from optimizer.frontier import WholeModel
+from optimizer.marginal import marginal_values, plan_as_start
+from optimizer.result import PlanResult
+from optimizer.scenario import Scenario, ScenarioError, load_scenario
+from optimizer.solver import ProgressFn
+
+
+class WhatIfError(ValueError):
+    """A change the scenario cannot take: unknown key, bad value, or a result that is no
+    valid scenario. The message names the key."""
+
+
+@dataclass(frozen=True)
+class Change:
+    key: str
+    before: float | None
+    after: float
+
+
+_VALUE = re.compile(r"^([+-]?)(\d+(?:\.\d+)?)$")
+
+
+def known_keys(s: Scenario) -> list[str]:
+    """Every key a what-if on `s` may set."""
+    keys = []
+    for vt in s.vehicle_types:
+        keys.append(f"fleet.{vt.vehicle_type}.count")
+        if vt.base == "hub":
+            keys += [f"fleet.{vt.vehicle_type}.count.{h.hub_id}" for h in s.hubs]
+    for h in s.hubs:
+        keys += [f"pools.{h.hub_id}.{r.container_type}" for r in s.packaging.reusable]
+        keys.append(f"hubs.{h.hub_id}.cleaning_capacity_per_day")
+    return keys
+
+
+def _value(key: str, text: str, before: float | None, integer: bool) -> float:
+    m = _VALUE.match(text.strip())
+    if m is None:
+        raise WhatIfError(f"{key}: value {text!r} is not +N, -N or N")
+    sign, number = m.groups()
+    n = float(number)
+    if integer and not n.is_integer():
+        raise WhatIfError(f"{key}: a vehicle count is a whole number, not {text!r}")
+    if sign:
+        if before is None:
+            raise WhatIfError(f"{key}: the scenario sets no count (unlimited), so {text!r} "
+                              "has nothing to add to; give an absolute N")
+        after = before + n if sign == "+" else before - n
+    else:
+        after = n
+    if after < 0:
+        raise WhatIfError(f"{key}: {text} gives {after:g}, below 0")
+    return after
+
+
+def apply_changes(s: Scenario, changes: list[tuple[str, str]]) -> tuple[Scenario, list[Change]]:
+    """`s` with `changes` ((KEY, VALUE) pairs) applied in order; an unknown key raises
+    WhatIfError naming it and the closest known key."""
+    raw = s.model_dump(mode="json")
+    known = set(known_keys(s))
+    done: list[Change] = []
+    vts = {v["vehicle_type"]: v for v in raw["vehicle_types"]}
+    hubs = {h["hub_id"]: h for h in raw["hubs"]}
+    for key, text in changes:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else (
+                "; keys look like fleet.<vehicle_type>.count[.<hub_id>], "
+                "pools.<hub_id>.<container_type>, hubs.<hub_id>.cleaning_capacity_per_day")
+            raise WhatIfError(f"unknown key {key!r}{hint}")
+        parts = key.split(".")
+        if parts[0] == "fleet" and len(parts) == 3:
+            vt = vts[parts[1]]
+            before = vt["count"]
+            after = _value(key, text, before, True)
+            delta = None if before is None else after - before
+            vt["count"] = int(after)
+            if vt["base"] == "hub":
+                by_hub = vt.get("count_by_hub") or {}
+                vt["count_by_hub"] = {h: int(after if delta is None else max(0, n + delta))
+                                      for h, n in by_hub.items()}
+        elif parts[0] == "fleet":
+            vt, hub = vts[parts[1]], parts[3]
+            before = (vt.get("count_by_hub") or {}).get(hub, vt["count"])
+            after = _value(key, text, before, True)
+            vt["count_by_hub"] = {**(vt.get("count_by_hub") or {}), hub: int(after)}
+        elif parts[0] == "pools":
+            hub, ct = parts[1], parts[2]
+            rows = [p for p in raw["container_pools"]
+                    if p["hub_id"] == hub and p["container_type"] == ct]
+            before = sum(p["count"] for p in rows)
+            after = _value(key, text, before, False)
+            raw["container_pools"] = [p for p in raw["container_pools"] if p not in rows]
+            raw["container_pools"].append({"hub_id": hub, "container_type": ct,
+                                           "count": after})
+        else:
+            h = hubs[parts[1]]
+            before = h["cleaning_capacity_per_day"]
+            after = _value(key, text, before, False)
+            h["cleaning_capacity_per_day"] = after
+        done.append(Change(key, before, after))
+    try:
+        return load_scenario(raw), done
+    except ScenarioError as exc:
+        raise WhatIfError(f"the changed scenario is not valid: {exc}") from None
+
+
+#: the figures a what-if compares: (name, path in the KPIs)
+DELTA_KPIS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("cost_cny", ("cost_cny", "total")),
+    ("km", ("km",)),
+    ("co2e_kg", ("co2e_kg", "total")),
+    ("single_use_grams", ("single_use_grams",)),
+    ("trips", ("trips",)),
+)
+
+
+def kpi_figures(r: PlanResult) -> dict[str, float] | None:
+    if r.kpis is None:
+        return None
+    out = {}
+    for name, path in DELTA_KPIS:
+        v: Any = r.kpis
+        for p in path:
+            v = v[p]
+        out[name] = v
+    return out
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    changes: list[Change]
+    base: PlanResult
+    variant: PlanResult
+    #: whether the variant's solve started from the base plan (its trips fit the variant)
+    started_from_base: bool = False
+
+    def deltas(self) -> dict[str, float] | None:
+        a, b = kpi_figures(self.base), kpi_figures(self.variant)
+        if a is None or b is None:
+            return None
+        return {k: b[k] - a[k] for k in a}
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The `plan whatif --json` document."""
+        def side(r: PlanResult) -> dict[str, Any]:
+            return {"status": r.status, "objective": r.objective, "bound": r.bound,
+                    "gap": r.gap, **(kpi_figures(r) or {}), "diagnosis": r.diagnosis,
+                    "marginal_values": r.marginal_values}
+
+        return {"changes": [{"key": c.key, "from": c.before, "to": c.after}
+                            for c in self.changes],
+                "base": side(self.base), "variant": side(self.variant),
+                "delta": self.deltas(), "variant_started_from_base": self.started_from_base}
+
+
+def _plan(wm: WholeModel) -> PlanResult:
+    """The model's least-cost plan, with its marginal values (boxes, cleaning capacity), so
+    that a what-if's deltas can be read against what the base plan said one more is worth."""
+    r = wm.solve("cost", wm.expr("cost"))
+    if r.objective is None:
+        return PlanResult.infeasible([{"what": "plan", "why": f"no plan ({r.status})"}],
+                                     factor_set=wm.s.factor_set)
+    out = wm.result(r, r.bound, {"solves": wm.solves[-1:]})
+    assert out.plan is not None
+    return dataclasses.replace(out, marginal_values=marginal_values(wm.s, out.plan,
+                                                                    threads=wm.threads))
+
+
+def what_if(base: Scenario, changes: list[tuple[str, str]], *,
+            time_limit_s: float | None = None, mip_gap: float | None = None,
+            threads: int | None = None, progress: ProgressFn | None = None) -> WhatIf:
+    """Plan `base` and `base` with `changes`, the variant started from the base plan;
+    `time_limit_s` and `mip_gap` apply to each of the two solves."""
+    from optimizer.planner import solve
+
+    variant, done = apply_changes(base, changes)
+    base_result = solve(base, time_limit_s=time_limit_s, mip_gap=mip_gap, threads=threads,
+                        progress=progress, baselines=False, marginals=False)
+    if base_result.plan is not None:  # in full, whatever the solve's time limit left
+        base_result = dataclasses.replace(base_result, marginal_values=marginal_values(
+            base, base_result.plan, threads=threads))
+    v = WholeModel(variant, time_limit_s, mip_gap, threads, progress)
+    if base_result.plan is not None:
+        v.has_start = plan_as_start(v.b, base_result.plan, threads)
+    return WhatIf(done, base_result, _plan(v), started_from_base=v.has_start)

@@ -1,0 +1,179 @@
+"""`packloop plan frontier` and `packloop plan whatif`: the decisions a county officer and
+a planner ask about — what a waste or carbon target costs, and what a change of fleet, pool
+or cleaning line does. Commands of the `plan` group (registered there on import); the
+planning is in `optimizer.frontier` and `optimizer.whatif`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from services.cli.context import console
+from services.cli.plan import BadInput, _clean, plan
+
+
+def _load_scenario(path: str) -> Any:
+    import optimizer
+
+    try:
+        return optimizer.load_scenario(path)
+    except optimizer.ScenarioError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(_clean(data), option=orjson.OPT_INDENT_2) + b"\n")
+
+
+@plan.command("frontier")
+@click.argument("scenario", type=click.Path(exists=True, dir_okay=False))
+@click.option("--points", type=click.IntRange(min=2), default=7, show_default=True,
+              help="Plans per front (both ends included).")
+@click.option("--time-limit", "time_limit", type=float, default=None, metavar="S",
+              help="Wall-clock limit per solve (each point, each end of the payoff table).")
+@click.option("--gap", type=float, default=None, metavar="G",
+              help="Relative MIP gap per solve, e.g. 0.02.")
+@click.option("--threads", type=int, default=None, metavar="T", help="HiGHS threads.")
+@click.option("--front", "front", type=click.Choice(["both", "single_use", "co2e"]),
+              default="both", show_default=True,
+              help="Which front: cost against single-use packaging, against CO2e, or both.")
+@click.option("--json", "as_json", is_flag=True, help="Print the frontier as JSON on stdout.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Write frontier.html, frontier.json and each point's plan.json and "
+                   "report.html (one directory per point) here.")
+def frontier(scenario: str, points: int, time_limit: float | None, gap: float | None,
+             threads: int | None, front: str, as_json: bool, out_dir: str | None) -> None:
+    """Trade-off fronts of SCENARIO: cost against single-use packaging, and cost against
+    CO2e (AUGMECON2), each point a complete plan."""
+    from optimizer.frontier import FRONTS, FrontierError, FrontierPoint
+    from optimizer.frontier import solve_frontier as run_frontier
+
+    sc = _load_scenario(scenario)
+
+    def show(p: FrontierPoint) -> None:
+        console.print(f"[dim]{p.front:>10} {p.role:<20} cost {p.cost_cny:12,.2f} CNY  "
+                      f"single-use {p.single_use_grams / 1000:10,.1f} kg  CO2e "
+                      f"{p.co2e_kg:10,.1f} kg  gap {p.result.gap or 0:.3%}[/dim]",
+                      highlight=False, soft_wrap=True)
+
+    try:
+        f = run_frontier(sc, points=points, time_limit_s=time_limit, mip_gap=gap,
+                         threads=threads, on_point=show,
+                         fronts=FRONTS if front == "both" else (front,))  # type: ignore[arg-type]
+    except FrontierError as exc:
+        console.print(f"[red]no frontier:[/red] {exc}", soft_wrap=True)
+        sys.exit(2)
+    plans: dict[int, Any] | None = None
+    if out_dir:
+        from optimizer import write_report
+        from services.reports.frontier import write_frontier_html
+
+        out = Path(out_dir)
+        plans = {}
+        counter: dict[str, int] = {}
+        for k, p in enumerate(f.points):
+            n = counter[p.front] = counter.get(p.front, -1) + 1
+            name = f"{p.front}-{n:02d}"
+            write_report(p.result, sc, out / name)
+            plans[k] = f"{name}/plan.json"
+    doc = _clean(f.to_json_dict(plans))
+    if out_dir:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "frontier.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+        console.print(f"frontier: {write_frontier_html(doc, sc.name, out)}")
+    if as_json:
+        _print_json(doc)
+    else:
+        _frontier_table(doc)
+
+
+def _frontier_table(doc: dict[str, Any]) -> None:
+    out = Console()
+    for front, what, key, unit, spec in (
+            ("single_use", "single-use packaging", "marginal_cny_per_kg_single_use",
+             "CNY/kg avoided", ",.2f"),
+            ("co2e", "CO2e", "marginal_cny_per_t_co2e", "CNY/t CO2e avoided", ",.0f")):
+        table = Table(title=f"cost against {what}")
+        for col in ("plan", "cost, CNY", "single-use, kg", "CO2e, kg", "gap", unit):
+            table.add_column(col, justify="left" if col == "plan" else "right")
+        for p in doc["points"]:
+            if p["front"] != front:
+                continue
+            m = p.get(key)
+            table.add_row(p["role"], f"{p['cost_cny']:,.2f}",
+                          f"{p['single_use_grams'] / 1000:,.1f}", f"{p['co2e_kg']:,.1f}",
+                          "-" if p["gap"] is None else f"{p['gap']:.3%}",
+                          "-" if m is None else format(m, spec))
+        out.print(table)
+
+
+@plan.command("whatif")
+@click.argument("base_scenario", metavar="BASE_SCENARIO",
+                type=click.Path(exists=True, dir_okay=False))
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", required=True,
+              help="A change: fleet.<vehicle_type>.count[.<hub_id>], "
+                   "pools.<hub_id>.<container_type>, hubs.<hub_id>.cleaning_capacity_per_day; "
+                   "value +N, -N or N. Repeat for several.")
+@click.option("--time-limit", "time_limit", type=float, default=None, metavar="S",
+              help="Wall-clock limit per solve (base, variant).")
+@click.option("--gap", type=float, default=None, metavar="G", help="Relative MIP gap.")
+@click.option("--threads", type=int, default=None, metavar="T", help="HiGHS threads.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def whatif(base_scenario: str, settings: tuple[str, ...], time_limit: float | None,
+           gap: float | None, threads: int | None, as_json: bool) -> None:
+    """Plan BASE_SCENARIO and BASE_SCENARIO with the --set changes; print the deltas."""
+    from optimizer.whatif import WhatIfError, apply_changes, what_if
+
+    sc = _load_scenario(base_scenario)
+    changes = []
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--set")
+        changes.append((key.strip(), value.strip()))
+    try:
+        apply_changes(sc, changes)  # a bad key fails before any solve
+    except WhatIfError as exc:
+        raise click.BadParameter(str(exc), param_hint="--set") from None
+    result = what_if(sc, changes, time_limit_s=time_limit, mip_gap=gap, threads=threads)
+    doc = _clean(result.to_json_dict())
+    if as_json:
+        _print_json(doc)
+    else:
+        _whatif_table(doc)
+    if result.base.plan is None or result.variant.plan is None:
+        sys.exit(2)
+
+
+def _whatif_table(doc: dict[str, Any]) -> None:
+    out = Console()
+    for c in doc["changes"]:
+        before = "unlimited" if c["from"] is None else f"{c['from']:g}"
+        out.print(f"{c['key']}: {before} → {c['to']:g}")
+    table = Table(title="what-if: variant against base")
+    for col in ("", "base", "variant", "delta"):
+        table.add_column(col, justify="left" if not col else "right")
+    rows = (("cost, CNY", "cost_cny", 1.0, ",.2f"), ("distance, km", "km", 1.0, ",.1f"),
+            ("CO2e, kg", "co2e_kg", 1.0, ",.1f"),
+            ("single-use packaging, kg", "single_use_grams", 1e-3, ",.1f"),
+            ("trips", "trips", 1.0, ",.0f"))
+    delta = doc.get("delta") or {}
+    for label, key, scale, spec in rows:
+        cells = []
+        for side in (doc["base"], doc["variant"]):
+            v = side.get(key)
+            cells.append("-" if v is None else format(v * scale, spec))
+        d = delta.get(key)
+        cells.append("-" if d is None else format(d * scale, "+" + spec))
+        table.add_row(label, *cells)
+    out.print(table)
+    for name in ("base", "variant"):
+        s = doc[name]
+        gap = "-" if s.get("gap") is None else f"{s['gap']:.3%}"
+        out.print(f"{name}: {s['status']}, gap {gap}")

@@ -1,0 +1,214 @@
+"""The trade-off frontier (`optimizer.frontier`, `packloop plan frontier`): its points are
+complete, mutually non-dominated plans, and its ends are the optima of single-objective
+solves built here on their own (the test's own sums over the packaging variables, not the
+model's criterion expressions)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyomo.environ as pyo
+import pytest
+from click.testing import CliRunner
+
+from optimizer import build_model, load_scenario, run_highs, solve
+from optimizer.frontier import solve_frontier
+from services.cli.plan_decisions import plan
+from tests.optimizer.helpers import ROOT, TINY, routes_for
+from tests.optimizer.plan_checks import check_plan, recompute_cost
+
+TRADEOFF = ROOT / "examples" / "scenarios" / "tiny_tradeoff.yaml"
+
+
+def _grams_expr(b, s):
+    """Single-use grams with this file's arithmetic: parcels per option × the scenario's
+    grams of that option (a reusable one: what goes with each use)."""
+    grams = {o.option_id: o.waste_grams for o in s.packaging.single_use}
+    grams.update({r.container_type: r.per_use_waste_grams for r in s.packaging.reusable})
+    m = b.model
+    return sum(grams[k[3]] * m.pack[k] for k in b.pack_keys) + sum(
+        grams[k[3]] * m.pack_up[k] for k in b.pack_up_keys)
+
+
+def _lexicographic_waste_optimum(s) -> tuple[float, float, float]:
+    """min single-use grams, then min cost at those grams: (grams, cost, cost bound), solved
+    to optimality in a model built here."""
+    b = build_model(s, routes_for(s), mode="joint")
+    m = b.model
+    m.cost.deactivate()
+    m.g_obj = pyo.Objective(expr=_grams_expr(b, s))
+    r = run_highs(m, mip_gap=0.0)
+    assert r.objective is not None
+    g_star = r.objective
+    m.g_obj.deactivate()
+    m.g_cap = pyo.Constraint(expr=_grams_expr(b, s) <= g_star + 1e-6)
+    m.cost.activate()
+    r2 = run_highs(m, mip_gap=0.0, warm_start=True)
+    assert r2.objective is not None and r2.bound is not None
+    return g_star, r2.objective, r2.bound
+
+
+def _dominates(a: dict, b: dict, keys: tuple[str, ...]) -> bool:
+    tol = 1e-6
+    return all(a[k] <= b[k] + tol * max(1, abs(b[k])) for k in keys) and any(
+        a[k] < b[k] - tol * max(1, abs(b[k])) for k in keys)
+
+
+@pytest.fixture(scope="module")
+def tradeoff():
+    s = load_scenario(TRADEOFF)
+    return s, solve_frontier(s, points=7, mip_gap=1e-6)
+
+
+def test_points_are_complete_plans_and_distinct(tradeoff):
+    """At least five distinct points per front (7 asked), each a feasible plan whose
+    reported cost and criteria are its own (recomputed from the plan)."""
+    s, f = tradeoff
+    for front in ("single_use", "co2e"):
+        pts = f.front(front)
+        distinct = {(round(p.cost_cny, 4), round(p.criterion(), 4)) for p in pts}
+        assert len(distinct) >= 5, (front, distinct)
+    for p in f.points:
+        check_plan(p.result.plan, s, p.result.kpis)
+        assert recompute_cost(p.result.plan, s) == pytest.approx(p.cost_cny, rel=1e-6)
+        assert p.result.objective == pytest.approx(p.cost_cny, rel=1e-6)
+        assert p.result.gap is not None and p.result.gap <= 1e-5
+
+
+def test_no_point_dominated(tradeoff):
+    """No point of a front is dominated by another of the same front on (cost, its
+    criterion), and no point by any other on all three of cost, CO2e, single-use grams."""
+    _s, f = tradeoff
+    doc = f.to_json_dict()
+    pts = doc["points"]
+    crit = {"single_use": "single_use_grams", "co2e": "co2e_kg"}
+    for a in pts:
+        for b in pts:
+            if a is b:
+                continue
+            if a["front"] == b["front"]:
+                assert not _dominates(b, a, ("cost_cny", crit[a["front"]])), (a, b)
+            assert not _dominates(b, a, ("cost_cny", "co2e_kg", "single_use_grams")), (a, b)
+
+
+def test_extremes_equal_single_objective_optima(tradeoff):
+    """The cost-optimal end costs what `optimizer.solve` finds; the waste-optimal end has
+    the least single-use grams and, at those grams, the least cost, both from a
+    lexicographic solve built in this test."""
+    s, f = tradeoff
+    ext = f.to_json_dict()["extremes"]
+    best = solve(s, mip_gap=1e-6, baselines=False, decompose=False)
+    assert best.objective is not None and best.gap is not None
+    tol = (best.gap + (ext["cost_optimal"]["gap"] or 0) + 1e-6) * best.objective
+    assert ext["cost_optimal"]["cost_cny"] == pytest.approx(best.objective, abs=tol)
+    g_star, cost_at, bound_at = _lexicographic_waste_optimum(s)
+    w = ext["single_use_optimal"]
+    assert w["single_use_grams"] == pytest.approx(g_star, abs=1e-3)
+    assert w["cost_cny"] == pytest.approx(cost_at, abs=(cost_at - bound_at)
+                                          + (w["gap"] or 0) * cost_at + 1e-4)
+    # a real trade-off: waste costs money to avoid here
+    assert w["cost_cny"] > ext["cost_optimal"]["cost_cny"] + 1.0
+    assert ext["cost_optimal"]["single_use_grams"] > g_star + 1000
+
+
+def test_marginal_costs_are_the_steps_between_neighbours(tradeoff):
+    """Each marginal cost is the cost difference to the next cheaper point per kg (per
+    tonne CO2e) avoided, and, on a convex front of continuous packaging choices, does not
+    fall as more is avoided."""
+    _s, f = tradeoff
+    pts = [p for p in f.to_json_dict()["points"] if p["front"] == "single_use"]
+    pts.sort(key=lambda p: p["cost_cny"])
+    assert pts[0]["marginal_cny_per_kg_single_use"] is None
+    prev = 0.0
+    for a, b in zip(pts, pts[1:], strict=False):
+        want = (b["cost_cny"] - a["cost_cny"]) / ((a["single_use_grams"]
+                                                   - b["single_use_grams"]) / 1000)
+        assert b["marginal_cny_per_kg_single_use"] == pytest.approx(want, rel=1e-9)
+        assert want >= prev - 1e-6
+        prev = want
+    co2 = sorted((p for p in f.to_json_dict()["points"] if p["front"] == "co2e"),
+                 key=lambda p: p["cost_cny"])
+    b, a = co2[1], co2[0]
+    assert b["marginal_cny_per_t_co2e"] == pytest.approx(
+        (b["cost_cny"] - a["cost_cny"]) / ((a["co2e_kg"] - b["co2e_kg"]) / 1000), rel=1e-9)
+
+
+def test_tiny_has_no_single_use_trade_off():
+    """tiny.yaml's cheapest plan uses no single-use packaging (boxes are cheaper per use
+    than cartons there): its single-use front is one point, and the waste-optimal extreme
+    is still reported, equal to the lexicographic optimum built here."""
+    s = load_scenario(TINY)
+    f = solve_frontier(s, points=7, mip_gap=1e-6)
+    assert len(f.front("single_use")) == 1
+    ext = f.to_json_dict()["extremes"]
+    g_star, cost_at, _bound = _lexicographic_waste_optimum(s)
+    assert ext["single_use_optimal"]["single_use_grams"] == pytest.approx(g_star, abs=1e-3)
+    assert ext["single_use_optimal"]["cost_cny"] == pytest.approx(cost_at, rel=1e-5)
+
+
+def test_cli_frontier_json_and_files(tmp_path: Path):
+    """`plan frontier --json --out`: the document's contract keys, one directory per point
+    with its plan.json and report.html, and the frontier page with both charts."""
+    out = tmp_path / "fr"
+    r = CliRunner().invoke(plan, ["frontier", str(TRADEOFF), "--points", "5", "--json",
+                                  "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout[r.stdout.index("{"):])
+    assert set(doc) >= {"points", "extremes"}
+    assert {"cost_optimal", "single_use_optimal", "co2e_optimal"} <= set(doc["extremes"])
+    for p in doc["points"]:
+        assert {"cost_cny", "co2e_kg", "single_use_grams", "gap", "status", "plan",
+                "front"} <= set(p)
+        plan_doc = json.loads((out / p["plan"]).read_text())
+        assert plan_doc["kpis"]["cost_cny"]["total"] == pytest.approx(p["cost_cny"])
+        assert (out / p["plan"]).with_name("report.html").exists()
+    page = (out / "frontier.html").read_text()
+    assert page.count("<svg") == 2 and "current plan" in page
+
+
+def test_cli_frontier_bad_points():
+    """--points below 2 is a usage error (exit 2)."""
+    r = CliRunner().invoke(plan, ["frontier", str(TINY), "--points", "1"])
+    assert r.exit_code == 2
+
+
+def _two_hubs() -> dict:
+    """tiny_tradeoff and a copy of its hub 0.05° east: two hub groups for the planner."""
+    import copy
+
+    import yaml
+
+    raw = yaml.safe_load(TRADEOFF.read_text())
+    hub = copy.deepcopy(raw["hubs"][0])
+    hub.update(hub_id="H02", lon=hub["lon"] + 0.05)
+    raw["hubs"].append(hub)
+    for v in list(raw["villages"]):
+        raw["villages"].append({**v, "village_id": v["village_id"].replace("H01", "H02"),
+                                "hub_id": "H02", "lon": v["lon"] + 0.05})
+    for key in ("demand", "outstanding_waste"):
+        raw[key] += [{**d, "village_id": d["village_id"].replace("H01", "H02")}
+                     for d in raw[key]]
+    raw["container_pools"].append({**raw["container_pools"][0], "hub_id": "H02"})
+    return raw
+
+
+def test_several_hubs_start_from_the_planner():
+    """With two hub groups the cost-optimal end is the planner's plan (solved hub by hub)
+    completed in the whole-county model; the county-wide ε rows then couple the hubs. Its
+    cost equals a whole-model solve's, the other end the lexicographic optimum built here,
+    and the fronts are as long and non-dominated as with one hub."""
+    s = load_scenario(_two_hubs())
+    f = solve_frontier(s, points=6, mip_gap=1e-6, fronts=("single_use",))
+    assert f.stats["solves"][0]["label"] == "cost (planner)"
+    whole = solve(s, mip_gap=1e-6, baselines=False, decompose=False, marginals=False)
+    ext = f.to_json_dict()["extremes"]
+    assert ext["cost_optimal"]["cost_cny"] == pytest.approx(whole.objective, rel=1e-5)
+    g_star, cost_at, _ = _lexicographic_waste_optimum(s)
+    assert ext["single_use_optimal"]["single_use_grams"] == pytest.approx(g_star, abs=1e-3)
+    assert ext["single_use_optimal"]["cost_cny"] == pytest.approx(cost_at, rel=1e-5)
+    pts = f.front("single_use")
+    assert len({round(p.cost_cny, 4) for p in pts}) >= 5
+    for p in pts:
+        check_plan(p.result.plan, s, p.result.kpis)
+        assert set(p.result.plan["hubs"]) == {"H01", "H02"}

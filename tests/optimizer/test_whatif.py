@@ -1,0 +1,121 @@
+"""What-ifs (`optimizer.whatif`, `packloop plan whatif`): the changes land where the keys
+say, a bad key is refused by name, and the deltas agree with hand-computed consequences."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from optimizer import load_scenario
+from optimizer.whatif import WhatIfError, apply_changes, what_if
+from services.cli.plan_decisions import plan
+from tests.optimizer.helpers import ROOT, TINY, tiny_raw
+from tests.optimizer.plan_checks import check_plan
+
+TRADEOFF = ROOT / "examples" / "scenarios" / "tiny_tradeoff.yaml"
+
+
+def _vt(s, name):
+    return next(v for v in s.vehicle_types if v.vehicle_type == name)
+
+
+def test_changes_relative_and_absolute():
+    """+N/-N add to what the scenario says, N replaces it, for every kind of key; a
+    per-hub count overrides the type's count for that hub only."""
+    raw = tiny_raw()
+    raw["hubs"].append({"hub_id": "H02", "lat": 28.7, "lon": 119.3})
+    raw["vehicle_types"][0]["count_by_hub"] = {"H02": 5}
+    s = load_scenario(raw)
+    v, done = apply_changes(s, [("fleet.ambient_van.count", "+2"),
+                                ("fleet.multi_temp_van.count.H02", "3"),
+                                ("fleet.trunk_reefer.count", "-1"),
+                                ("pools.H01.insulated_box", "+500"),
+                                ("pools.H02.insulated_box", "+7"),
+                                ("hubs.H01.cleaning_capacity_per_day", "-100")])
+    amb = _vt(v, "ambient_van")
+    assert v.hub_vehicle_count(amb, "H01") == 4 and v.hub_vehicle_count(amb, "H02") == 7
+    mt = _vt(v, "multi_temp_van")
+    assert v.hub_vehicle_count(mt, "H01") == 1 and v.hub_vehicle_count(mt, "H02") == 3
+    assert _vt(v, "trunk_reefer").count == 1
+    pools = {(p.hub_id, p.container_type): p.count for p in v.container_pools}
+    assert pools == {("H01", "insulated_box"): 530, ("H02", "insulated_box"): 7}
+    assert v.hubs[0].cleaning_capacity_per_day == 400
+    assert [c.key for c in done][0] == "fleet.ambient_van.count"
+    assert (done[3].before, done[3].after) == (30, 530)
+
+
+@pytest.mark.parametrize("key,value,words", [
+    ("fleet.ambient_vn.count", "+1", "did you mean 'fleet.ambient_van.count'"),
+    ("pools.H09.insulated_box", "1", "unknown key 'pools.H09.insulated_box'"),
+    ("fleet.ambient_van.count", "-5", "below 0"),
+    ("fleet.ambient_van.count", "+1.5", "whole number"),
+    ("hubs.H01.cleaning_capacity_per_day", "lots", "not +N, -N or N"),
+])
+def test_bad_changes_named(key, value, words):
+    """A bad key or value is refused with the key named (and the closest known key)."""
+    with pytest.raises(WhatIfError, match=key.replace(".", r"\.")) as e:
+        apply_changes(load_scenario(TINY), [(key, value)])
+    assert words in str(e.value)
+
+
+def test_cli_unknown_key_exits_2():
+    """`plan whatif` with an unknown key exits 2 before solving, naming the key."""
+    r = CliRunner().invoke(plan, ["whatif", str(TINY), "--set", "fleet.ambient_van.cont=+1"])
+    assert r.exit_code == 2
+    assert "fleet.ambient_van.cont" in r.output and "did you mean" in r.output
+
+
+def test_more_boxes_save_the_expansion():
+    """tiny_tradeoff's cheapest plan expands the 30-box pool by E boxes, each costing its
+    price and production CO2e spread over the amortisation weeks. N more boxes at the
+    start (N ≥ E) save exactly E × that, and change nothing else."""
+    s = load_scenario(TRADEOFF)
+    change = [("pools.H01.insulated_box", "+20")]
+    w = what_if(s, change, mip_gap=0.0)
+    check_plan(w.base.plan, s, w.base.kpis)
+    check_plan(w.variant.plan, apply_changes(s, change)[0], w.variant.kpis)
+    assert w.started_from_base
+    expansion = sum(c["expansion"] for c in w.base.plan["containers"])
+    assert 0 < expansion <= 20
+    box = next(r for r in s.packaging.reusable if r.container_type == "insulated_box")
+    per_box = (box.price_cny + s.prices.carbon_cny_per_kg_co2e * box.production_co2e_kg) * (
+        s.horizon_days / 7 / s.prices.pool_amortisation_weeks)
+    d = w.deltas()
+    assert d["cost_cny"] == pytest.approx(-expansion * per_box, rel=1e-6)
+    assert d["km"] == pytest.approx(0.0, abs=1e-9) and d["trips"] == 0
+
+
+def test_cli_whatif_json():
+    """`plan whatif --json`: the changes, both plans' figures and the deltas between them;
+    less cleaning capacity makes the plan dearer and puts parcels back in single-use."""
+    r = CliRunner().invoke(plan, ["whatif", str(TINY), "--set",
+                                  "hubs.H01.cleaning_capacity_per_day=40", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout[r.stdout.index("{"):])
+    assert doc["changes"] == [{"key": "hubs.H01.cleaning_capacity_per_day", "from": 500.0,
+                               "to": 40.0}]
+    for k in ("cost_cny", "km", "co2e_kg", "single_use_grams", "trips"):
+        assert doc["delta"][k] == pytest.approx(doc["variant"][k] - doc["base"][k])
+    assert doc["delta"]["cost_cny"] > 0 and doc["delta"]["single_use_grams"] > 0
+    # the base plan's trips still serve the variant, packaging moved back to single-use
+    assert doc["variant_started_from_base"] is True
+
+
+def test_deltas_agree_with_the_base_marginal_values():
+    """With a binding pool that does not pay to grow (amortised over one week), the
+    what-if's cost delta for one more box is the marginal value the base plan reported, and
+    more cleaning capacity where it does not bind changes nothing, as its zero value says."""
+    raw = yaml.safe_load(TRADEOFF.read_text())
+    raw["prices"]["pool_amortisation_weeks"] = 1
+    s = load_scenario(raw)
+    w = what_if(s, [("pools.H01.insulated_box", "+1")], mip_gap=0.0)
+    (pool,) = w.base.marginal_values["pools"]
+    assert pool["delta_cost_cny_per_box"] < -0.5
+    assert w.deltas()["cost_cny"] == pytest.approx(pool["delta_cost_cny_per_box"], rel=1e-6)
+    (clean,) = w.base.marginal_values["cleaning"]
+    w2 = what_if(s, [("hubs.H01.cleaning_capacity_per_day", "+1")], mip_gap=0.0)
+    assert clean["delta_cost_cny_per_unit_per_day"] == pytest.approx(0.0, abs=1e-9)
+    assert w2.deltas()["cost_cny"] == pytest.approx(0.0, abs=1e-6)
