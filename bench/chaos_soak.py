@@ -275,6 +275,9 @@ class Soak:
         self.down: set[str] = set()  # killed on purpose, being restarted
         self.crashes: list[tuple[float, str, str]] = []
         self.fault_lock = threading.Lock()
+        # one pooled client for the many state reads (a client per request spent most of
+        # the soak's own CPU setting up TLS contexts)
+        self.http = httpx.Client(timeout=5)
         self.latencies: list[float] = []
         self.jobs: list[str] = []
         self.network = load_network()
@@ -438,7 +441,7 @@ class Soak:
     def village(self, village_id: str) -> dict[str, Any] | None:
         for url in self.worker_urls:
             try:
-                resp = httpx.get(f"{url}/villages/{village_id}", timeout=5)
+                resp = self.http.get(f"{url}/villages/{village_id}", timeout=5)
             except httpx.HTTPError:
                 continue
             if resp.status_code == 200:
