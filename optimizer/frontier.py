@@ -294,7 +294,7 @@ def _cap_level(x: float, rel: float = 1e-9) -> float:
 
 
 #: the lexicographic step's bound on the criterion, relative: a row held exactly at the
-#: criterion's least value left HiGHS a plan off other rows by 1.5e-4 boxes (tiny_tradeoff)
+#: criterion's least value left HiGHS a plan off other rows by 1.5e-4 boxes (tiny.yaml)
 LEX_REL = 1e-6
 
 

@@ -18,7 +18,7 @@ from services.cli.plan_decisions import plan
 from tests.optimizer.helpers import ROOT, TINY, routes_for
 from tests.optimizer.plan_checks import check_plan, recompute_cost
 
-TRADEOFF = ROOT / "examples" / "scenarios" / "tiny_tradeoff.yaml"
+TRADEOFF = ROOT / "examples" / "scenarios" / "tiny.yaml"
 
 
 def _grams_expr(b, s):
@@ -134,19 +134,6 @@ def test_marginal_costs_are_the_steps_between_neighbours(tradeoff):
         (b["cost_cny"] - a["cost_cny"]) / ((a["co2e_kg"] - b["co2e_kg"]) / 1000), rel=1e-9)
 
 
-def test_tiny_has_no_single_use_trade_off():
-    """tiny.yaml's cheapest plan uses no single-use packaging (boxes are cheaper per use
-    than cartons there): its single-use front is one point, and the waste-optimal extreme
-    is still reported, equal to the lexicographic optimum built here."""
-    s = load_scenario(TINY)
-    f = solve_frontier(s, points=7, mip_gap=1e-6)
-    assert len(f.front("single_use")) == 1
-    ext = f.to_json_dict()["extremes"]
-    g_star, cost_at, _bound = _lexicographic_waste_optimum(s)
-    assert ext["single_use_optimal"]["single_use_grams"] == pytest.approx(g_star, abs=1e-3)
-    assert ext["single_use_optimal"]["cost_cny"] == pytest.approx(cost_at, rel=1e-5)
-
-
 def test_cli_frontier_json_and_files(tmp_path: Path):
     """`plan frontier --json --out`: the document's contract keys, one directory per point
     with its plan.json and report.html, and the frontier page with both charts."""
@@ -174,7 +161,7 @@ def test_cli_frontier_bad_points():
 
 
 def _two_hubs() -> dict:
-    """tiny_tradeoff and a copy of its hub 0.05° east: two hub groups for the planner."""
+    """tiny.yaml and a copy of its hub 0.05° east: two hub groups for the planner."""
     import copy
 
     import yaml

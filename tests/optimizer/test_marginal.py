@@ -13,7 +13,7 @@ from optimizer.whatif import apply_changes
 from tests.optimizer.helpers import ROOT
 from tests.optimizer.plan_checks import check_result
 
-TRADEOFF = ROOT / "examples" / "scenarios" / "tiny_tradeoff.yaml"
+TRADEOFF = ROOT / "examples" / "scenarios" / "tiny.yaml"
 
 
 def _scenario(**edits):

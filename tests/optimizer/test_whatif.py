@@ -15,7 +15,7 @@ from services.cli.plan_decisions import plan
 from tests.optimizer.helpers import ROOT, TINY, tiny_raw
 from tests.optimizer.plan_checks import check_plan
 
-TRADEOFF = ROOT / "examples" / "scenarios" / "tiny_tradeoff.yaml"
+TRADEOFF = ROOT / "examples" / "scenarios" / "tiny.yaml"
 
 
 def _vt(s, name):
@@ -69,7 +69,7 @@ def test_cli_unknown_key_exits_2():
 
 
 def test_more_boxes_save_the_expansion():
-    """tiny_tradeoff's cheapest plan expands the 30-box pool by E boxes, each costing its
+    """tiny.yaml's cheapest plan expands the 30-box pool by E boxes, each costing its
     price and production CO2e spread over the amortisation weeks. N more boxes at the
     start (N ≥ E) save exactly E × that, and change nothing else."""
     s = load_scenario(TRADEOFF)
@@ -92,11 +92,11 @@ def test_cli_whatif_json():
     """`plan whatif --json`: the changes, both plans' figures and the deltas between them;
     less cleaning capacity makes the plan dearer and puts parcels back in single-use."""
     r = CliRunner().invoke(plan, ["whatif", str(TINY), "--set",
-                                  "hubs.H01.cleaning_capacity_per_day=40", "--json"])
+                                  "hubs.H01.cleaning_capacity_per_day=5", "--json"])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout[r.stdout.index("{"):])
     assert doc["changes"] == [{"key": "hubs.H01.cleaning_capacity_per_day", "from": 500.0,
-                               "to": 40.0}]
+                               "to": 5.0}]
     for k in ("cost_cny", "km", "co2e_kg", "single_use_grams", "trips"):
         assert doc["delta"][k] == pytest.approx(doc["variant"][k] - doc["base"][k])
     assert doc["delta"]["cost_cny"] > 0 and doc["delta"]["single_use_grams"] > 0
