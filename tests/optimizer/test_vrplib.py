@@ -1,6 +1,7 @@
 """CVRPLIB instances against their published optima (computed by others, not here).
 
-The instances live in ../shared/cvrplib relative to the repository root. Route costs are
+The instances (public CVRPLIB files with their published optima) live in tests/data/cvrplib,
+so a clone anywhere runs these tests. Route costs are
 recomputed here from the .vrp file with this file's own TSPLIB distance code.
 """
 
@@ -18,7 +19,7 @@ import optimizer
 from optimizer import parse_vrp, read_sol
 from tests.optimizer.helpers import ROOT
 
-CVRPLIB = ROOT.parent / "shared" / "cvrplib"
+CVRPLIB = ROOT / "tests" / "data" / "cvrplib"
 OPTIMA = {"P-n16-k8": 450, "E-n13-k4": 247, "E-n22-k4": 375, "E-n23-k3": 569}
 
 
