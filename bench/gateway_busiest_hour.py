@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from gateway_process import running_gateway
 
 from services.auth.tokens import TokenStore
 from services.broker import EmbeddedBroker, free_port
@@ -76,22 +74,7 @@ def main() -> None:
         env = {**os.environ, "PACKLOOP_KAFKA_BOOTSTRAP": broker.bootstrap,
                "PACKLOOP_TOKEN_DB_URL": db, "PACKLOOP_GATEWAY_PORT": str(port),
                "PACKLOOP_GATEWAY_WEBHOOKS": "false", "PACKLOOP_DATA_DIR": tmp}
-        server = subprocess.Popen([sys.executable, "-m", "services.cli", "gateway",
-                                   "--log-level", "warning"], cwd=REPO, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("gateway did not become ready")
-                time.sleep(0.2)
+        with running_gateway(env, port) as url:
             local = threading.local()
             latencies: list[float] = []
             slips: list[float] = []
@@ -122,9 +105,6 @@ def main() -> None:
             with ThreadPoolExecutor(args.clients) as pool:
                 list(pool.map(post, schedule))
             wall = time.perf_counter() - start
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(20)
     accepted = statuses.get(202, 0) + statuses.get(200, 0)
     print(f"busiest hour of the sample county (Double-11 peak day, scale 1): {len(hour):,} "
           f"events = {len(hour) / 3600:.2f} events/s")

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -22,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from gateway_process import running_gateway
 
 from services.auth.tokens import TokenStore
 from services.broker import EmbeddedBroker, free_port
@@ -57,23 +55,8 @@ def main() -> None:
                "PACKLOOP_TOKEN_DB_URL": db, "PACKLOOP_GATEWAY_PORT": str(port),
                "PACKLOOP_GATEWAY_RATE_PER_S": "100000", "PACKLOOP_GATEWAY_RATE_BURST": "100000",
                "PACKLOOP_GATEWAY_WEBHOOKS": "false"}
-        server = subprocess.Popen([sys.executable, "-m", "services.cli", "gateway",
-                                   "--log-level", "warning"], cwd=REPO, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True)
-        try:
-            url = f"http://127.0.0.1:{port}"
+        with running_gateway(env, port) as url:
             headers = {"Authorization": f"Bearer {token}"}
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("gateway did not become ready")
-                time.sleep(0.2)
             client = httpx.Client(base_url=url, headers=headers, timeout=30)
             client.post("/v1/events", json=batches[0][:1])  # warm-up
 
@@ -98,9 +81,6 @@ def main() -> None:
                 t = time.perf_counter()
                 client.post("/v1/events", json=e).raise_for_status()
                 singles.append(time.perf_counter() - t)
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(20)
     print(f"batches: {len(batches)} x {args.batch} events, {args.clients} clients: "
           f"{accepted} accepted in {wall:.2f} s = {accepted / wall:,.0f} events/s")
     print(f"batch latency: p50 {pct(latencies, 50) * 1000:.1f} ms, p95 "

@@ -78,20 +78,10 @@ class KafkaConnection:
         return ";".join(f"kafka://{server}" for server in self.servers)
 
     def aiokafka_kwargs(self) -> dict[str, Any]:
-        """Connection keyword arguments for aiokafka clients (packloop emit's producer)."""
-        kwargs: dict[str, Any] = {
-            "bootstrap_servers": self.servers,
-            "security_protocol": self.security_protocol,
-            "request_timeout_ms": self.request_timeout_ms,
-        }
-        if self.uses_tls:
-            kwargs["ssl_context"] = self.ssl_context()
-        if self.sasl_mechanism:
-            kwargs.update(
-                sasl_mechanism=self.sasl_mechanism,
-                sasl_plain_username=self.sasl_username,
-                sasl_plain_password=self.sasl_password,
-            )
+        """Connection keyword arguments for aiokafka clients (packloop emit's producer): the
+        same as kafka-python's but for the bootstrap timeout, which aiokafka does not take."""
+        kwargs = self.kafka_python_kwargs()
+        del kwargs["bootstrap_timeout_ms"]
         return kwargs
 
     def faust_credentials(self) -> Any:
