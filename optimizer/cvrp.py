@@ -20,13 +20,17 @@ import highspy
 import numpy as np
 import pyomo.environ as pyo
 
+from optimizer.pyvrp_routes import pyvrp_pool
 from optimizer.result import PlanResult, PlanStatus
-from optimizer.routes import DistanceOracle, subset_tours, tour_order
+from optimizer.routes import MAX_ENUM_CUSTOMERS, DistanceOracle, subset_tours, tour_order
 from optimizer.scenario import Scenario
 from optimizer.solver import INF, ProgressFn, make_highs, relative_gap, run_highs
 from optimizer.vrplib import cvrplib_routes
 
 MAX_MILP_COLUMNS = 60_000
+#: PyVRP's time with no --time-limit, and its share of a limit (the rest: the MILP)
+DEFAULT_POOL_S = 30.0
+POOL_SHARE = 0.7
 
 
 def _partition_lp(costs: np.ndarray, masks: np.ndarray, n: int, k: int | None,
@@ -171,6 +175,9 @@ def solve_cvrp(s: Scenario, *, time_limit_s: float | None = None, mip_gap: float
         bad = [vids[j] for j in np.nonzero(demand > cap + 1e-9)[0]]
         return PlanResult.infeasible([
             {"what": f"demand at {v}", "why": f"exceeds vehicle capacity {cap:g}"} for v in bad])
+    if n > MAX_ENUM_CUSTOMERS:
+        return _solve_from_pool(s, dist, demand, cap, n if k is None else k, exact,
+                                time_limit_s, mip_gap, threads, progress, t0)
     te = time.perf_counter()
     masks, km, _last = subset_tours(dist, demand, cap, vt.max_stops)
     costs = km * vt.cost_per_km_cny + vt.fixed_cost_cny
@@ -227,21 +234,31 @@ def solve_cvrp(s: Scenario, *, time_limit_s: float | None = None, mip_gap: float
     gap = relative_gap(obj, bound)
     status: PlanStatus = "optimal" if gap <= 1e-9 else (
         "time_limit" if res2.status.startswith("time_limit") else "feasible")
+    chosen = [([j - 1 for j in tour_order(dist, int(masks[r]))], float(km[r])) for r in sel]
+    stats["milp_highs_s"] = res2.highs_s
+    return _result(s, chosen, obj, bound, gap, status, demand, cap, stats, t0)
+
+
+def _result(s: Scenario, chosen: list[tuple[list[int], float]], obj: float,
+            bound: float | None, gap: float | None, status: PlanStatus, demand: np.ndarray,
+            cap: float, stats: dict[str, Any], t0: float) -> PlanResult:
+    """The plan of the chosen routes (customer positions 0..n-1 in visiting order, km)."""
+    hub = s.hubs[0].hub_id
+    vids = [v.village_id for v in s.villages]
+    lpp = s.class_by_id()
+    vt = next(v for v in s.vehicle_types if v.base == "hub")
     routes_stops = []
     trips: list[dict[str, Any]] = []
-    for r in sel:
-        order_nodes = tour_order(dist, int(masks[r]))
-        stops = [vids[j - 1] for j in order_nodes]
+    for order, route_km in chosen:
+        stops = [vids[j] for j in order]
         routes_stops.append(stops)
         trips.append({
             "day": 0, "hub_id": hub, "kind": "milk_run", "vehicle_type": vt.vehicle_type,
-            "purpose": "all", "stops": stops, "km": float(km[r]),
-            "loads": {"down_litres": {next(iter(lpp)): float(sum(
-                demand[pos[v]] for v in stops))}, "up_litres": {}, "empties": {},
-                "recyclables_grams": 0.0},
+            "purpose": "all", "stops": stops, "km": route_km,
+            "loads": {"down_litres": {next(iter(lpp)): float(sum(demand[j] for j in order))},
+                      "up_litres": {}, "empties": {}, "recyclables_grams": 0.0},
         })
-    stats.update({"wall_s": time.perf_counter() - t0, "milk_runs": len(trips),
-                  "milp_highs_s": res2.highs_s})
+    stats.update({"wall_s": time.perf_counter() - t0, "milk_runs": len(trips)})
     total_km = float(sum(t["km"] for t in trips))
     kpis = {"km": total_km, "trips": len(trips),
             "vehicle_utilisation": {"outbound": float(demand.sum() / (cap * max(1, len(trips))))},
@@ -250,3 +267,38 @@ def solve_cvrp(s: Scenario, *, time_limit_s: float | None = None, mip_gap: float
             "trips": trips, "packaging": [], "service": [], "containers": [], "recyclables": []}
     return PlanResult(status=status, objective=obj, bound=bound, gap=gap, plan=plan, kpis=kpis,
                       stats=stats, factor_set=s.factor_set, routes=cvrplib_routes(routes_stops))
+
+
+def _solve_from_pool(s: Scenario, dist: np.ndarray, demand: np.ndarray, cap: float,
+                     k: int, exact: bool, time_limit_s: float | None, mip_gap: float | None,
+                     threads: int | None, progress: ProgressFn | None,
+                     t0: float) -> PlanResult:
+    """Above the enumeration limit: PyVRP's routes (several seeds), then the set-partitioning
+    MILP over them. No bound over all routes: `bound` and `gap` are None; what the MILP
+    proves about the pool is in `stats` (`pool_bound`)."""
+    n = len(demand)
+    vt = next(v for v in s.vehicle_types if v.base == "hub")
+    budget = DEFAULT_POOL_S if time_limit_s is None else max(1.0, time_limit_s)
+    tp = time.perf_counter()
+    pool = pyvrp_pool(dist, demand, cap, k, POOL_SHARE * budget)
+    stats: dict[str, Any] = {"route_source": "pyvrp", "pool_routes": len(pool),
+                             "pyvrp_s": time.perf_counter() - tp, "route_gap": None,
+                             "bound_covers": "the routes PyVRP found only: no bound over "
+                                             "all routes (route_gap null)"}
+    if not pool:
+        return PlanResult.infeasible([{"what": "PyVRP", "why": f"no feasible solution with "
+                                       f"{k} vehicles of capacity {cap:g}"}], stats=stats)
+    masks = np.array([sum(1 << (j - 1) for j in r.visits) for r in pool], dtype=object)
+    costs = np.array([r.km * vt.cost_per_km_cny + vt.fixed_cost_cny for r in pool])
+    left = max(1.0, budget - (time.perf_counter() - t0))
+    # no progress lines: the MILP's bound is the pool's, and would read as the instance's
+    res, chosen = _partition_milp(costs, masks, n, k, exact, left, mip_gap, threads, None, None)
+    if res.objective is None:
+        return PlanResult.infeasible([{"what": "route pool", "why": (
+            f"PyVRP's {len(pool)} routes do not combine into exactly {k} routes; try "
+            "--fleet free") if exact else f"no combination of PyVRP's {len(pool)} routes "
+            "serves every customer"}], stats=stats)
+    stats.update({"pool_bound": res.bound, "milp_highs_s": res.highs_s})
+    obj = float(costs[chosen].sum())
+    picked = [([j - 1 for j in pool[r].visits], pool[r].km) for r in chosen]
+    return _result(s, picked, obj, None, None, "feasible", demand, cap, stats, t0)

@@ -74,6 +74,10 @@ class DistanceOracle:
         return out
 
 
+#: above this many customers every subset is too many (2^n states): PyVRP's routes instead
+MAX_ENUM_CUSTOMERS = 26
+
+
 def subset_tours(
     dist: np.ndarray,
     weights: np.ndarray | None = None,
@@ -89,8 +93,8 @@ def subset_tours(
     customer before returning to the depot (used to recover the order).
     """
     n = dist.shape[0] - 1
-    if n > 26:
-        raise ValueError("subset enumeration limited to 26 customers")
+    if n > MAX_ENUM_CUSTOMERS:
+        raise ValueError(f"subset enumeration limited to {MAX_ENUM_CUSTOMERS} customers")
     if max_size is None:
         max_size = n
     full = 1 << n

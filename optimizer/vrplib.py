@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from optimizer.scenario import Scenario, load_scenario
+from optimizer.scenario import Scenario, ScenarioError, load_scenario
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,29 @@ def _nint(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
+#: larger instances are refused before their n x n distance matrix is built
+MAX_NODES = 5000
+
+
 def parse_vrp(path: str | Path) -> CvrpInstance:
-    text = Path(path).read_text()
+    """Read a CVRPLIB/TSPLIB CVRP file; anything else or anything malformed raises a
+    ScenarioError naming the header field or section at fault."""
+    try:
+        text = Path(path).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError([("$", f"cannot read {path}: {exc}")]) from None
+    where = ["header"]
+    try:
+        return _parse(text, path, where)
+    except ScenarioError:
+        raise
+    except (ValueError, KeyError, IndexError, StopIteration, OverflowError,
+            AssertionError) as exc:
+        raise ScenarioError([(where[0], f"not a readable CVRPLIB instance here "
+                                        f"({type(exc).__name__}: {exc})")]) from None
+
+
+def _parse(text: str, path: str | Path, where: list[str]) -> CvrpInstance:
     header: dict[str, str] = {}
     sections: dict[str, list[str]] = {}
     current = None
@@ -53,10 +74,24 @@ def parse_vrp(path: str | Path) -> CvrpInstance:
                 current = None
             continue
         sections[current].append(line)
+    kind = header.get("TYPE", "CVRP").upper()
+    if kind != "CVRP":
+        raise ScenarioError([("TYPE", f"only CVRP instances can be solved, not {kind!r}")])
+    where[0] = "DIMENSION"
+    if "DIMENSION" not in header:
+        raise ScenarioError([("DIMENSION", "missing: the number of nodes, depot included")])
     n = int(header["DIMENSION"])
+    if not 2 <= n <= MAX_NODES:
+        raise ScenarioError([("DIMENSION", f"must be 2 to {MAX_NODES} nodes, not {n}")])
     name = header.get("NAME", Path(path).stem)
+    where[0] = "CAPACITY"
+    if "CAPACITY" not in header:
+        raise ScenarioError([("CAPACITY", "missing: the vehicle capacity")])
     capacity = float(header["CAPACITY"])
+    if not (math.isfinite(capacity) and capacity > 0):
+        raise ScenarioError([("CAPACITY", f"must be a positive number, not {capacity}")])
     ewt = header.get("EDGE_WEIGHT_TYPE", "EUC_2D").upper()
+    where[0] = "NODE_COORD_SECTION"
     coords = None
     if "NODE_COORD_SECTION" in sections:
         pts = {}
@@ -64,6 +99,9 @@ def parse_vrp(path: str | Path) -> CvrpInstance:
             parts = line.split()
             pts[int(parts[0])] = (float(parts[1]), float(parts[2]))
         coords = tuple(pts[k] for k in range(1, n + 1))
+    if ewt in ("EUC_2D", "CEIL_2D") and coords is None:
+        raise ScenarioError([("NODE_COORD_SECTION", f"missing: {ewt} needs coordinates")])
+    where[0] = "EDGE_WEIGHT_SECTION"
     if ewt == "EUC_2D":
         assert coords is not None
         dist = np.zeros((n, n))
@@ -104,15 +142,26 @@ def parse_vrp(path: str | Path) -> CvrpInstance:
                 for j in range(i, n):
                     dist[i, j] = dist[j, i] = next(it)
         else:
-            raise ValueError(f"unsupported EDGE_WEIGHT_FORMAT {fmt}")
+            raise ScenarioError([("EDGE_WEIGHT_FORMAT", f"unsupported: {fmt}")])
     else:
-        raise ValueError(f"unsupported EDGE_WEIGHT_TYPE {ewt}")
+        raise ScenarioError([("EDGE_WEIGHT_TYPE", f"unsupported: {ewt} (EUC_2D, CEIL_2D or "
+                                                  "EXPLICIT)")])
+    if dist.shape != (n, n) or not np.isfinite(dist).all():
+        raise ScenarioError([(where[0], f"the distances must be {n} x {n} finite numbers")])
+    where[0] = "DEMAND_SECTION"
+    if "DEMAND_SECTION" not in sections:
+        raise ScenarioError([("DEMAND_SECTION", "missing: each node's demand")])
     demand = [0.0] * n
     for line in sections.get("DEMAND_SECTION", []):
         parts = line.split()
         demand[int(parts[0]) - 1] = float(parts[1])
+    if not all(math.isfinite(d) and d >= 0 for d in demand):
+        raise ScenarioError([("DEMAND_SECTION", "demands must be finite and not negative")])
+    where[0] = "DEPOT_SECTION"
     depots = [int(x) for line in sections.get("DEPOT_SECTION", ["1"]) for x in line.split()]
     depot = next(d for d in depots if d > 0) - 1
+    if depot >= n:
+        raise ScenarioError([("DEPOT_SECTION", f"node {depot + 1} is not among the {n} nodes")])
     vehicles = None
     for src in (header.get("VEHICLES"), name):
         if src is None:
@@ -129,10 +178,15 @@ def parse_vrp(path: str | Path) -> CvrpInstance:
     return CvrpInstance(name, capacity, tuple(demand), depot, dist, vehicles, coords)
 
 
-def scenario_from_vrp(inst: CvrpInstance) -> Scenario:
+def scenario_from_vrp(inst: CvrpInstance, fleet: str = "exact") -> Scenario:
     """One hub (the depot), one day, one class; distances as an explicit matrix; each
-    customer a village visited by exactly one route; exactly `vehicles` routes; cost = km."""
+    customer a village visited by exactly one route; cost = km. With `fleet` "exact" an
+    instance that names its fleet (VEHICLES, or `-kN` in its name) gets exactly that many
+    routes; with "free" the number of routes floats (at most one per customer)."""
+    if fleet not in ("exact", "free"):
+        raise ValueError(f"fleet must be 'exact' or 'free', not {fleet!r}")
     n = len(inst.demand)
+    exact = fleet == "exact" and inst.vehicles is not None
     ids = [f"N{k + 1}" for k in range(n)]
     hub_id = ids[inst.depot]
     villages = []
@@ -158,13 +212,13 @@ def scenario_from_vrp(inst: CvrpInstance) -> Scenario:
             "vehicle_type": "cvrp_vehicle", "base": "hub",
             "compartments_litres": {"cvrp": inst.capacity}, "fixed_cost_cny": 0.0,
             "cost_per_km_cny": 1.0, "co2e_per_km_kg": 0.0, "max_stops": n,
-            "count": inst.vehicles if inst.vehicles is not None else n,
+            "count": inst.vehicles if exact else n,
         }],
         "demand": demand,
         "packaging": {"single_use": [{"option_id": "none", "class_ids": ["cvrp"],
                                       "cost_cny": 0.0, "waste_grams": 0.0, "co2e_kg": 0.0}]},
         "routing": {"distance_matrix_km": matrix, "single_visit": True,
-                    "exact_fleet": inst.vehicles is not None},
+                    "exact_fleet": exact},
     }
     return load_scenario(raw)
 

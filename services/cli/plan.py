@@ -81,6 +81,9 @@ def plan() -> None:
 @click.argument("scenario", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.option("--vrplib", "vrplib_file", type=click.Path(exists=True, dir_okay=False),
               default=None, help="Import a CVRPLIB/TSPLIB CVRP instance instead of a scenario.")
+@click.option("--fleet", type=click.Choice(["exact", "free"]), default="exact", show_default=True,
+              help="With --vrplib: 'exact' uses exactly the N vehicles an instance names "
+                   "(VEHICLES or -kN in its name); 'free' lets the number of routes float.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write plan.json and report.html here.")
 @click.option("--time-limit", "time_limit", type=float, default=None, metavar="S",
@@ -95,7 +98,7 @@ def plan() -> None:
 @click.option("--marginal-vehicles", is_flag=True,
               help="Also price one more vehicle of each type per hub (a short re-solve each, "
                    "within --time-limit).")
-def solve(scenario: str | None, vrplib_file: str | None, out_dir: str | None,
+def solve(scenario: str | None, vrplib_file: str | None, fleet: str, out_dir: str | None,
           time_limit: float | None, gap: float | None, threads: int | None, as_json: bool,
           no_baselines: bool, marginal_vehicles: bool) -> None:
     """Solve SCENARIO (JSON or YAML) or a --vrplib instance and print the plan's summary."""
@@ -109,7 +112,7 @@ def solve(scenario: str | None, vrplib_file: str | None, out_dir: str | None,
         if vrplib_file:
             from optimizer import parse_vrp, scenario_from_vrp
 
-            sc = scenario_from_vrp(parse_vrp(vrplib_file))
+            sc = scenario_from_vrp(parse_vrp(vrplib_file), fleet=fleet)
         else:
             assert scenario is not None  # the usage check above: one of the two is given
             sc = optimizer.load_scenario(scenario)
@@ -170,6 +173,9 @@ def _summary(data: dict[str, Any]) -> None:
     out.print(f"status [bold]{data['status']}[/bold]  objective {obj_txt}"
               f"  gap {'-' if gap is None else f'{gap:.4%}'}  trips {len(data['trips'])}")
     if data.get("routes") is not None:
+        if data.get("stats", {}).get("route_source") == "pyvrp":
+            out.print(f"routes from PyVRP ({data['stats']['pool_routes']} in the pool): "
+                      "no bound over all routes, so no gap")
         for k, r in enumerate(data["routes"], 1):
             out.print(f"Route #{k}: {' '.join(map(str, r))}")
         return

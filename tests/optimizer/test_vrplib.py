@@ -118,3 +118,50 @@ def test_the_joint_planner_refuses_a_single_visit_scenario():
     sc = optimizer.scenario_from_vrp(parse_vrp(CVRPLIB / "E-n13-k4.vrp"))
     with pytest.raises(optimizer.ScenarioError, match="solve_cvrp"):
         optimizer.solve(sc)
+
+
+def test_above_the_enumeration_limit_routes_come_from_pyvrp():
+    """A-n33-k6 has 32 customers, more than subset enumeration takes (it stopped with a
+    traceback): PyVRP's routes and the set-partitioning MILP over them give exactly 6
+    routes serving every customer once within capacity, costing (recomputed from the file)
+    what the JSON says and within 1 % of the published optimum 742. No bound over all routes
+    is claimed: `bound`, `gap` and `route_gap` are null."""
+    data = _run("A-n33-k6", "--time-limit", "20")
+    assert data["bound"] is None and data["gap"] is None
+    assert data["stats"]["route_source"] == "pyvrp" and data["stats"]["route_gap"] is None
+    cost = _check_routes("A-n33-k6", data)
+    assert cost == pytest.approx(data["objective"])
+    assert cost <= 742 * 1.01
+
+
+def test_fleet_free_lets_the_number_of_routes_float(tmp_path):
+    """Two customers at the same spot 5 km from the depot, an instance named -k2: with
+    `--fleet exact` two routes (20 km by hand), with `--fleet free` one route (10 km)."""
+    path = tmp_path / "twins-n3-k2.vrp"
+    path.write_text("NAME : twins-n3-k2\nTYPE : CVRP\nDIMENSION : 3\nEDGE_WEIGHT_TYPE : EUC_2D\n"
+                    "CAPACITY : 10\nNODE_COORD_SECTION\n1 0 0\n2 3 4\n3 3 4\nDEMAND_SECTION\n"
+                    "1 0\n2 1\n3 1\nDEPOT_SECTION\n1\n-1\nEOF\n")
+
+    def solve(fleet: str) -> dict:
+        out = subprocess.run(
+            [sys.executable, "-m", "services.cli", "plan", "solve", "--vrplib", str(path),
+             "--fleet", fleet, "--json"],
+            cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    exact, free = solve("exact"), solve("free")
+    assert (exact["objective"], len(exact["routes"])) == (20, 2)
+    assert (free["objective"], len(free["routes"])) == (10, 1)
+
+
+def test_an_instance_of_another_type_is_refused_with_the_field_named(tmp_path):
+    """A TSP file is no CVRP: exit 2 and one line naming TYPE, no traceback."""
+    path = tmp_path / "tour.tsp"
+    path.write_text("NAME : tour\nTYPE : TSP\nDIMENSION : 3\nEDGE_WEIGHT_TYPE : EUC_2D\n"
+                    "NODE_COORD_SECTION\n1 0 0\n2 1 1\n3 2 2\nEOF\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "services.cli", "plan", "solve", "--vrplib", str(path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 2
+    assert "TYPE" in out.stderr and "Traceback" not in out.stderr
