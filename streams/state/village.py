@@ -178,16 +178,18 @@ def apply(
                 m = item.material.value
                 _tally(state, m, item.grams, at, (day, month), generated=True)
                 add_grams(state.used_down, m, item.grams)
-            for ref in event.containers:
-                ct = ref.container_type.value
-                pool = state.containers.get(ct)
-                if pool is None:
-                    pool = state.containers[ct] = ContainerPool()
-                pool.issue(at, 1)
-                month.container(ct)[0] += 1
         else:
             for item in event.packaging:
                 add_grams(state.used_up, item.material.value, item.grams)
+        # boxes going down and crates carrying produce up are both uses of the village's
+        # share of the pool, and both come back with a packaging_return
+        for ref in event.containers:
+            ct = ref.container_type.value
+            pool = state.containers.get(ct)
+            if pool is None:
+                pool = state.containers[ct] = ContainerPool()
+            pool.issue(at, 1)
+            month_bucket(state.months, at, tz).container(ct)[0] += 1
     elif isinstance(event, PackagingReturn):
         ct = event.container_type.value
         pool = state.containers[ct]
