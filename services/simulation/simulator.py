@@ -62,6 +62,10 @@ class SimulationProfile:
     collection_delay_hours: tuple[float, float]
     collection_recovery_share: tuple[float, float]
     routine_round_days: int
+    #: the green-packaging campaigns' rates (tape <= 45 mm, no second box) and tape widths
+    narrow_tape_share: float = 0.0
+    no_second_packaging_share: float = 1.0
+    tape_widths_mm: tuple[int, int] = (45, 60)
     seasons: Seasons | None = None
     factor_set: str = ""
 
@@ -116,6 +120,10 @@ def profile_from_factors(f: Any) -> SimulationProfile:
             v("simulation.collection_recovery_share_max"),
         ),
         routine_round_days=int(v("simulation.routine_round_days")),
+        narrow_tape_share=v("campaigns.narrow_tape_share"),
+        no_second_packaging_share=v("campaigns.no_second_packaging_share"),
+        tape_widths_mm=(int(v("campaigns.narrow_tape_width_mm")),
+                        int(v("campaigns.wide_tape_width_mm"))),
         seasons=Seasons.from_factors(f),
         factor_set=f.version,
     )
@@ -155,6 +163,7 @@ class Simulator:
         self.config = config
         self.profile = profile or default_profile()
         self.rng = random.Random(config.seed)
+        self.campaign_rng = random.Random(f"campaigns-{config.seed}")
         self.start = config.start_utc(network)
         self.end = self.start + timedelta(days=config.days)
         self._pending: list[_Pending] = []
@@ -271,10 +280,21 @@ class Simulator:
             {"material": m, "count": 1, "grams": g} for m, g in packaging.lines if g > 0
         ]
         event["containers"] = containers
+        self._campaign_fields(event)
         for m, g in packaging.lines:
             self.generated_since_round[village.village_id][m] += g
         self.stats["shipments_down"] += 1
         return event
+
+    def _campaign_fields(self, event: dict[str, Any]) -> None:
+        """What the campaigns count, at their published rates, drawn from a generator of
+        their own so that the rest of the simulation stays as it was. Carrier, reused
+        cartons and degradable items have no published rate and stay unknown (absent)."""
+        p, rng = self.profile, self.campaign_rng
+        event["outer_box_added"] = rng.random() >= p.no_second_packaging_share
+        if any(line["material"] == "tape" for line in event["packaging"]):
+            narrow, wide = p.tape_widths_mm
+            event["tape_width_mm"] = narrow if rng.random() < p.narrow_tape_share else wide
 
     def _up_parcel(self, village: Village, at: datetime, cold_share: float) -> dict[str, Any]:
         p = self.profile

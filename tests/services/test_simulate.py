@@ -102,3 +102,25 @@ def test_up_shipments_cold_share(week: list[dict]) -> None:
     for e in up:
         by_village[e["village_id"]] += 1
     assert len(by_village) > 300
+
+
+def test_campaign_fields_at_the_published_rates(week: list[dict]) -> None:
+    """Down parcels say whether a second box was added and, where taped, the tape width, at
+    the rates of the facts file (campaigns.*: 95 % without a second box, 90 % with tape of
+    45 mm or less); fields without a published rate stay absent (unknown). The tolerance is
+    four binomial standard deviations."""
+    profile = default_profile()
+    down = [e for e in week if e["type"] == "shipment" and e["direction"] == "down"]
+    taped = [e for e in down if any(i["material"] == "tape" for i in e["packaging"])]
+    assert len(down) > 1000 and len(taped) > 300
+
+    def close(hits: int, n: int, p: float) -> bool:
+        return abs(hits - n * p) <= 4 * (n * p * (1 - p)) ** 0.5
+
+    plain = sum(not e["outer_box_added"] for e in down)
+    assert close(plain, len(down), profile.no_second_packaging_share)
+    narrow = sum(e["tape_width_mm"] <= 45 for e in taped)
+    assert close(narrow, len(taped), profile.narrow_tape_share)
+    assert not any("tape_width_mm" in e for e in down if e not in taped)
+    assert not any("carrier" in e or "reused_carton" in e for e in week)
+    assert profile.no_second_packaging_share == 0.95 and profile.narrow_tape_share == 0.90
