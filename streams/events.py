@@ -37,6 +37,12 @@ class Material(StrEnum):
     PP_PLASTIC = "pp_plastic"
 
 
+#: the materials the plastic rules speak of (bags and film, tape, foam, hard plastic)
+PLASTIC_MATERIALS = frozenset(
+    {Material.PLASTIC_FILM, Material.TAPE, Material.EPS_FOAM, Material.PP_PLASTIC}
+)
+
+
 class ContainerType(StrEnum):
     REUSABLE_CRATE = "reusable_crate"
     INSULATED_BOX = "insulated_box"

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from streams.state import VillageState
+from streams.state.tallies import COUNT_KEYS
 
 MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -45,6 +46,8 @@ def month_rows(villages: Iterable[VillageState], month: str) -> list[dict[str, A
                     ct: dict(zip(("issued", "returned", "damaged", "lost"), c, strict=True))
                     for ct, c in sorted(b.containers.items())
                 },
+                "counts": {k: b.counts.get(k, 0) for k in COUNT_KEYS},
+                "on_hand_start_grams": dict(b.on_hand_start or {}),
             }
         )
     rows.sort(key=lambda r: r["village_id"])

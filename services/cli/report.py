@@ -46,11 +46,16 @@ def report() -> None:
 @click.option("--allow-empty", is_flag=True,
               help="Write the report of a month without figures (its title says so) "
                    "instead of exiting 2.")
+@click.option("--targets", "targets_file", type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), default=None,
+              help="The county's own targets (YAML, the shape of streams/data/targets.yaml); "
+                   "the targets it names replace packloop's.")
 @worker_url_option
 @bootstrap_option
 @click.pass_context
 def officer(ctx: click.Context, month: str, fmt: str, out: Path | None, allow_empty: bool,
-            worker_url: str | None, kafka_bootstrap: str | None) -> None:
+            targets_file: Path | None, worker_url: str | None,
+            kafka_bootstrap: str | None) -> None:
     """Per-township and per-village figures of one month: generated, recovered, regulated
     recovery ratio, pickups requested/completed/overdue, container uses and returns; the
     month's dead-lettered events by reason (from the dead-letter topic) and when the
@@ -61,8 +66,9 @@ def officer(ctx: click.Context, month: str, fmt: str, out: Path | None, allow_em
     A month in the future, beyond the kept months, or without events exits 2 with the
     reason (unless --allow-empty).
     """
-    from services.reports.officer import MonthReport, build_rows, empty_reason
+    from services.reports.officer import MonthReport, build_rows, empty_reason, kpi_levels
     from streams import NetworkError, load_network, valid_month
+    from streams.officer_kpis import load_targets
 
     if not valid_month(month):
         raise click.BadParameter("must be YYYY-MM", param_hint="--month")
@@ -83,11 +89,16 @@ def officer(ctx: click.Context, month: str, fmt: str, out: Path | None, allow_em
     if empty is not None and not allow_empty:
         raise EmptyMonth(f"no report for {month}: {empty} (--allow-empty writes it anyway)")
     dead, note = _dead_letters(settings, month, network.timezone)
+    try:
+        targets = load_targets(targets_file)
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--targets") from None
     result = MonthReport(
         month=month, county=network.county,
         timezone=str(data.get("timezone", network.timezone)),
         rows=build_rows(data, network), generated_at=now, dead_letters=dead,
-        dead_letters_note=note, empty=empty)
+        dead_letters_note=note, empty=empty,
+        levels=kpi_levels(data, network, month, targets))
     text = _render(result, fmt)
     if out is None:
         click.echo(text, nl=False)

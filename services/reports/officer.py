@@ -157,6 +157,45 @@ def build_rows(data: dict[str, Any], network: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _worst_first(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Lowest recovery ratio first; rows without one (nothing to recover) last."""
+    return sorted(rows, key=lambda r: (r["recovery_ratio"] is None,
+                                       r["recovery_ratio"] or 0.0, r[key]))
+
+
+def kpi_levels(data: dict[str, Any], network: Any, month: str,
+               targets: dict[str, Any]) -> dict[str, Any]:
+    """The officer's KPIs (streams.officer_kpis) of the county, each township and each
+    village, townships and villages worst first, each with the targets it meets."""
+    from streams.officer_kpis import add_rows, kpis, meets
+
+    def judged(figures: dict[str, Any]) -> dict[str, Any]:
+        k = kpis(figures)
+        k["targets_met"] = {name: meets(k.get(name), t, month)
+                            for name, t in targets["targets"].items()}
+        return k
+
+    rows = data.get("villages", [])
+    by_hub: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_hub.setdefault(row["hub_id"], []).append(row)
+    villages = []
+    for row in rows:
+        village = network.villages.get(row["village_id"])
+        villages.append({"village_id": row["village_id"],
+                         "village_name": village.name if village is not None else "",
+                         "hub_id": row["hub_id"], **judged(row)})
+    townships = [{"hub_id": hub, "hub_name": _hub_name(network, hub),
+                  "villages": len(members), **judged(add_rows(members))}
+                 for hub, members in by_hub.items()]
+    return {
+        "county": {"name": getattr(network, "county", ""), **judged(add_rows(rows))},
+        "townships": _worst_first(townships, "hub_id"),
+        "villages": _worst_first(villages, "village_id"),
+        "targets": targets,
+    }
+
+
 def _hub_name(network: Any, hub_id: str) -> str:
     hub = network.hubs.get(hub_id)
     return hub.name if hub is not None else ""
@@ -235,6 +274,8 @@ class MonthReport:
     dead_letters: dict[str, int] | None = None
     dead_letters_note: str = ""
     empty: str | None = None
+    #: the KPIs at every level and the targets (`kpi_levels`); None: not computed
+    levels: dict[str, Any] | None = None
 
     @property
     def title(self) -> str:
@@ -293,10 +334,14 @@ def to_json(report: MonthReport) -> str:
         for key, _title in COLUMNS[1:]:
             row[JSON_KEYS.get(key, key)] = r[key]
         rows.append(row)
+    levels = report.levels or {}
     return orjson.dumps({
         "title": report.title,
         "month": report.month,
-        "county": report.county,
+        "county": levels.get("county", {"name": report.county}),
+        "townships": levels.get("townships", []),
+        "villages": levels.get("villages", []),
+        "targets": levels.get("targets", {}),
         "timezone": report.timezone,
         "generated_at": report.generated,
         "empty_reason": report.empty,

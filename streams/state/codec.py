@@ -87,6 +87,8 @@ def _month_to_list(b: MonthBucket) -> list[Any]:
         b.recovered,
         [b.pickups_requested, b.pickups_completed, b.pickups_overdue, b.pickups_cancelled],
         b.containers,
+        b.counts,
+        b.on_hand_start,
     ]
 
 
@@ -100,6 +102,8 @@ def _month_from_list(data: list[Any]) -> MonthBucket:
         pk[2],
         {k: list(v) for k, v in data[3].items()},
         pk[3] if len(pk) > 3 else 0,
+        dict(data[4]) if len(data) > 4 else {},
+        dict(data[5]) if len(data) > 5 and data[5] is not None else None,
     )
 
 

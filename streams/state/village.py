@@ -17,6 +17,7 @@ from datetime import tzinfo
 from typing import Any
 
 from streams.events import (
+    PLASTIC_MATERIALS,
     Condition,
     Direction,
     PackagingReturn,
@@ -171,13 +172,17 @@ def apply(
     Does not run the pickup trigger: the caller calls
     :func:`streams.state.pickups.evaluate` after it.
     """
+    opened = month_bucket(state.months, at, tz)
+    if opened.on_hand_start is None:  # the village's first event of the month
+        opened.on_hand_start = state.outstanding
     if isinstance(event, Shipment):
         if event.direction is Direction.DOWN:
-            day, month = day_bucket(state.days, at, tz), month_bucket(state.months, at, tz)
+            day, month = day_bucket(state.days, at, tz), opened
             for item in event.packaging:
                 m = item.material.value
                 _tally(state, m, item.grams, at, (day, month), generated=True)
                 add_grams(state.used_down, m, item.grams)
+            _count_campaign_fields(month.counts, event)
         else:
             for item in event.packaging:
                 add_grams(state.used_up, item.material.value, item.grams)
@@ -234,6 +239,32 @@ def apply(
             state.snooze_from = at
             state.snooze_hours = event.snooze_hours
             state.snooze_new = {}
+
+
+def _count_campaign_fields(counts: dict[str, int], event: Shipment) -> None:
+    """The month's counts of what the green-packaging campaigns ask (tallies.COUNT_KEYS);
+    a field an event leaves out counts as not known, not as no."""
+
+    def bump(key: str, n: int = 1) -> None:
+        counts[key] = counts.get(key, 0) + n
+
+    bump("parcels")
+    if event.outer_box_added is not None:
+        bump("outer_box_known")
+        bump("outer_box_added", int(event.outer_box_added))
+    if event.tape_width_mm is not None:
+        bump("tape_known")
+        bump("tape_le_45mm", int(event.tape_width_mm <= 45))
+    if event.containers:
+        bump("reusable_parcels")
+    if event.reused_carton is not None:
+        bump("carton_reuse_known")
+        bump("cartons_reused", int(event.reused_carton))
+    for item in event.packaging:
+        if item.degradable is not None and item.material in PLASTIC_MATERIALS:
+            bump("degradable_known_grams", item.grams)
+            if not item.degradable:
+                bump("nondegradable_plastic_grams", item.grams)
 
 
 def _tally(

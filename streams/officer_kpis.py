@@ -1,0 +1,160 @@
+"""The officer's KPIs: one definition each, the same at village, township and county level.
+
+An officer is held to the State Post Bureau's green-packaging campaigns and the plastic
+rules, not to grams per village, so the monthly report speaks their terms. Every KPI is
+computed from a month's figures (one village's row of ``GET /months/{YYYY-MM}``, or the sum
+of several: :func:`add_rows`), so a township's KPIs are those of its villages' summed
+figures, never an average of their ratios.
+
+Definitions (``docs/operations.md`` repeats them for people):
+
+- ``parcels``: down shipments in the month.
+- ``generated_grams`` / ``recovered_grams``: by material, in the month.
+- ``on_hand_start_grams``: outstanding waste by material at 00:00 local on the month's
+  first day.
+- ``recovery_ratio``: a mass balance per material, summed: recovered ÷ (on hand at the
+  start + generated), where a material's recovered grams count up to its on hand + generated;
+  what was recovered beyond that (waste collected that was never recorded as generated) is
+  ``unrecorded_recovered_grams``, so the ratio never exceeds 1. Returned reusable containers
+  count as neither generated nor recovered. None when there was nothing to recover.
+- ``no_second_packaging_rate``: parcels without a second (outer) box ÷ parcels that say.
+- ``tape_le_45mm_rate``: parcels sealed with tape ≤ 45 mm ÷ parcels that give a width.
+- ``reusable_share``: parcels in reusable packaging ÷ parcels.
+- ``cartons_reused``: parcels whose carton was a reused one.
+- ``nondegradable_plastic_grams``: plastic items marked not degradable (film, bags, tape,
+  foam, hard plastic); ``degradable_known_grams`` how many plastic grams said either way.
+- ``grams_per_parcel``: single-use packaging generated ÷ parcels.
+- ``containers_damaged`` / ``containers_lost``; ``pickups_requested`` / ``_completed`` /
+  ``_overdue``.
+
+A rate is computed over the events that say (unknown stays unknown) and its ``coverage``
+(events that say ÷ parcels) is given beside it; None when no event said.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+#: the KPI names, as the report's JSON and CSV carry them
+KPI_NAMES = (
+    "parcels", "generated_grams", "recovered_grams", "on_hand_start_grams",
+    "recovery_ratio", "unrecorded_recovered_grams", "no_second_packaging_rate",
+    "tape_le_45mm_rate", "reusable_share", "cartons_reused", "nondegradable_plastic_grams",
+    "degradable_known_grams", "grams_per_parcel", "containers_damaged", "containers_lost",
+    "pickups_requested", "pickups_completed", "pickups_overdue", "coverage",
+)
+
+
+def _add(into: dict[str, int], more: dict[str, int] | None) -> None:
+    for k, v in (more or {}).items():
+        into[k] = into.get(k, 0) + v
+
+
+def add_rows(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The month's figures of several villages as one row (sums of every figure)."""
+    out: dict[str, Any] = {"generated_grams": {}, "recovered_grams": {},
+                           "on_hand_start_grams": {}, "counts": {}, "pickups": {},
+                           "containers": {}}
+    for r in rows:
+        for key in ("generated_grams", "recovered_grams", "on_hand_start_grams", "counts",
+                    "pickups"):
+            _add(out[key], r.get(key))
+        for ct, c in (r.get("containers") or {}).items():
+            _add(out["containers"].setdefault(ct, {}), c)
+    return out
+
+
+def _rate(hits: int, known: int) -> float | None:
+    return hits / known if known > 0 else None
+
+
+def mass_balance(on_hand: dict[str, int], generated: dict[str, int],
+                 recovered: dict[str, int]) -> tuple[float | None, int]:
+    """(recovery_ratio, unrecorded_recovered_grams) of the definitions above."""
+    materials = set(on_hand) | set(generated) | set(recovered)
+    to_recover = counted = unrecorded = 0
+    for m in materials:
+        available = max(0, on_hand.get(m, 0)) + max(0, generated.get(m, 0))
+        rec = max(0, recovered.get(m, 0))
+        to_recover += available
+        counted += min(rec, available)
+        unrecorded += max(0, rec - available)
+    return (counted / to_recover if to_recover > 0 else None), unrecorded
+
+
+def kpis(row: dict[str, Any]) -> dict[str, Any]:
+    """Every KPI of one month's figures (a village's row, or :func:`add_rows` of several)."""
+    counts = row.get("counts") or {}
+    parcels = counts.get("parcels", 0)
+    generated = dict(row.get("generated_grams") or {})
+    recovered = dict(row.get("recovered_grams") or {})
+    on_hand = dict(row.get("on_hand_start_grams") or {})
+    ratio, unrecorded = mass_balance(on_hand, generated, recovered)
+    pickups = row.get("pickups") or {}
+    containers = row.get("containers") or {}
+    outer_known = counts.get("outer_box_known", 0)
+    tape_known = counts.get("tape_known", 0)
+    return {
+        "parcels": parcels,
+        "generated_grams": generated,
+        "recovered_grams": recovered,
+        "on_hand_start_grams": on_hand,
+        "recovery_ratio": ratio,
+        "unrecorded_recovered_grams": unrecorded,
+        "no_second_packaging_rate": _rate(outer_known - counts.get("outer_box_added", 0),
+                                          outer_known),
+        "tape_le_45mm_rate": _rate(counts.get("tape_le_45mm", 0), tape_known),
+        "reusable_share": _rate(counts.get("reusable_parcels", 0), parcels),
+        "cartons_reused": counts.get("cartons_reused", 0),
+        "nondegradable_plastic_grams": counts.get("nondegradable_plastic_grams", 0),
+        "degradable_known_grams": counts.get("degradable_known_grams", 0),
+        "grams_per_parcel": (sum(max(0, g) for g in generated.values()) / parcels
+                             if parcels else None),
+        "containers_damaged": sum(c.get("damaged", 0) for c in containers.values()),
+        "containers_lost": sum(c.get("lost", 0) for c in containers.values()),
+        "pickups_requested": pickups.get("requested", 0),
+        "pickups_completed": pickups.get("completed", 0),
+        "pickups_overdue": pickups.get("overdue", 0),
+        "coverage": {
+            "outer_box": _rate(outer_known, parcels),
+            "tape_width": _rate(tape_known, parcels),
+            "reused_carton": _rate(counts.get("carton_reuse_known", 0), parcels),
+        },
+    }
+
+
+TARGETS_PATH = Path(__file__).with_name("data") / "targets.yaml"
+
+
+def load_targets(override: str | Path | None = None) -> dict[str, Any]:
+    """The targets file (`streams/data/targets.yaml`), with a county's own file's entries
+    replacing those it names. Each target: its KPI, `at_least` or `at_most`, `since`
+    (the first day it applies), `source`."""
+    import yaml
+
+    data = yaml.safe_load(TARGETS_PATH.read_text("utf-8"))
+    targets = dict(data["targets"])
+    version = data["version"]
+    if override is not None:
+        own = yaml.safe_load(Path(override).read_text("utf-8")) or {}
+        if not isinstance(own, dict) or not isinstance(own.get("targets", {}), dict):
+            raise ValueError(f"{override}: expected a mapping with a 'targets' mapping")
+        for name, target in (own.get("targets") or {}).items():
+            if name not in KPI_NAMES:
+                raise ValueError(f"{override}: targets.{name}: not a KPI of the report")
+            if not isinstance(target, dict) or not ({"at_least", "at_most"} & set(target)):
+                raise ValueError(f"{override}: targets.{name}: needs at_least or at_most")
+            targets[name] = target
+        version = f"{version}+{own.get('version', Path(override).name)}"
+    return {"version": version, "targets": targets}
+
+
+def meets(value: Any, target: dict[str, Any], month: str) -> bool | None:
+    """Whether a KPI value meets its target in `month` (None: no value, or not yet due)."""
+    if value is None or str(target.get("since", "0000-00"))[:7] > month:
+        return None
+    if "at_least" in target and value < target["at_least"]:
+        return False
+    return not ("at_most" in target and value > target["at_most"])

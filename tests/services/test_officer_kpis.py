@@ -1,0 +1,189 @@
+"""The officer report's KPIs at village, township and county level against figures recomputed
+here from the input events, without the KPI module (streams.officer_kpis).
+
+Events with the campaign fields (said or left out at random) go through real partition
+processors in time order; the report's levels come from the month rows those processors
+keep (what `GET /months/{YYYY-MM}` serves). The independent reference model decides which
+events were applied (dedupe, dead letters); everything else is counted from those events.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+
+from services.reports.officer import kpi_levels
+from streams.months import month_rows
+from streams.network import load_network
+from tests.streams.helpers import Harness, MonthModel, expected_months, local_month, parse_ts
+from tests.streams.reference import generate
+
+NET = load_network()
+MONTH = "2026-11"
+PLASTIC = {"plastic_film", "tape", "eps_foam", "pp_plastic"}
+TARGETS = {"version": "test", "targets": {
+    "tape_le_45mm_rate": {"at_least": 0.9, "since": "2020-12-01", "source": "test"}}}
+
+
+def _with_campaign_fields(events: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    for e in events:
+        if e.get("type") != "shipment" or e.get("direction") != "down":
+            continue
+        if rng.random() < 0.8:
+            e["outer_box_added"] = rng.random() < 0.1
+        if rng.random() < 0.7:
+            e["tape_width_mm"] = rng.choice([40, 45, 48, 60])
+        if rng.random() < 0.5:
+            e["reused_carton"] = rng.random() < 0.2
+        for item in e.get("packaging", []):
+            if rng.random() < 0.5:
+                item["degradable"] = rng.random() < 0.5
+    return events
+
+
+@pytest.fixture(scope="module")
+def run() -> tuple[dict[str, Any], MonthModel]:
+    events = generate(NET, 3000, seed=5, villages=25, span_hours=24 * 60,
+                      start=datetime(2026, 10, 10, tzinfo=UTC))
+    events = _with_campaign_fields(events, seed=5)
+    events.sort(key=lambda e: parse_ts(e["occurred_at"]) if "occurred_at" in e else
+                datetime.min.replace(tzinfo=UTC))
+    h = Harness(2)
+    m = MonthModel(NET, 2)
+    for e in events:
+        h.produce(orjson.dumps(e))
+        m.feed(e)
+    for p in range(2):
+        h.run(p, batch=250)
+    states = [s for proc in h.procs.values() for s in proc.villages.values()]
+    data = {"month": MONTH, "villages": month_rows(states, MONTH)}
+    return kpi_levels(data, NET, MONTH, TARGETS), m
+
+
+def _recount(m: MonthModel) -> dict[str, dict[str, Any]]:
+    """Per village: the month's counts, and the waste on hand at the month's start (the
+    applied events before it, generated minus recovered by material, never below 0)."""
+    units = {ct.value: (s.material.value, s.unit_grams) for ct, s in NET.container_types.items()}
+    out: dict[str, dict[str, Any]] = defaultdict(lambda: {
+        "n": defaultdict(int), "gen_before": defaultdict(int), "rec_before": defaultdict(int)})
+    for e in m.applied_events:
+        month = local_month(parse_ts(e["occurred_at"]), NET)
+        v = out[e["village_id"]]
+        gen, rec = defaultdict(int), defaultdict(int)
+        t = e["type"]
+        if t == "shipment" and e["direction"] == "down":
+            for item in e["packaging"]:
+                gen[item["material"]] += item["grams"]
+        elif t == "packaging_return" and e["condition"] != "ok":
+            mat, unit = units[e["container_type"]]
+            gen[mat] += e["count"] * unit
+        elif t == "recycling_collected":
+            for mat, g in e["collected_grams"].items():
+                rec[mat] += g
+        elif t == "waste_adjustment":
+            for mat, g in e.get("generated_grams", {}).items():
+                gen[mat] += g
+            for mat, g in e.get("recovered_grams", {}).items():
+                rec[mat] += g
+        if month < MONTH:
+            for mat, g in gen.items():
+                v["gen_before"][mat] += g
+            for mat, g in rec.items():
+                v["rec_before"][mat] += g
+        if month != MONTH or t != "shipment" or e["direction"] != "down":
+            continue
+        n = v["n"]
+        n["parcels"] += 1
+        if "outer_box_added" in e:
+            n["outer_known"] += 1
+            n["outer_added"] += e["outer_box_added"]
+        if "tape_width_mm" in e:
+            n["tape_known"] += 1
+            n["tape_narrow"] += e["tape_width_mm"] <= 45
+        n["reusable"] += bool(e.get("containers"))
+        n["reused"] += e.get("reused_carton") is True
+        for item in e["packaging"]:
+            if item.get("degradable") is False and item["material"] in PLASTIC:
+                n["nondegradable"] += item["grams"]
+    return out
+
+
+def _ratio(on_hand: dict[str, int], gen: dict[str, int], rec: dict[str, int]) -> float | None:
+    total = counted = 0
+    for mat in set(on_hand) | set(gen) | set(rec):
+        available = max(0, on_hand.get(mat, 0)) + max(0, gen.get(mat, 0))
+        total += available
+        counted += min(max(0, rec.get(mat, 0)), available)
+    return counted / total if total else None
+
+
+def test_every_kpi_at_every_level_matches_the_events(run) -> None:
+    """Each KPI of each village recomputed from the events; townships and the county from
+    their villages' events summed, the recovery ratio as the mass balance at all three."""
+    levels, m = run
+    months = expected_months(m)
+    counts = _recount(m)
+    want: dict[str, dict[str, Any]] = {}
+    for (vid, month), x in months.items():
+        if month != MONTH:
+            continue
+        c = counts[vid]
+        on_hand = {mat: g - c["rec_before"].get(mat, 0) for mat, g in c["gen_before"].items()}
+        on_hand = {mat: g for mat, g in on_hand.items() if g > 0}
+        want[vid] = {"gen": dict(x["gen"]), "rec": dict(x["rec"]), "on_hand": on_hand,
+                     "n": dict(c["n"]), "pk": x.get("pk", [0, 0, 0]),
+                     "cont": {ct: list(v) for ct, v in x["cont"].items()}}
+    got = {v["village_id"]: v for v in levels["villages"]}
+    assert set(got) == set(want) and len(got) >= 10
+    checked_rates = 0
+    for vid, w in want.items():
+        g, n = got[vid], w["n"]
+        assert g["parcels"] == n.get("parcels", 0)
+        assert g["on_hand_start_grams"] == w["on_hand"], vid
+        assert g["recovery_ratio"] == pytest.approx(_ratio(w["on_hand"], w["gen"], w["rec"]))
+        if n.get("outer_known"):
+            assert g["no_second_packaging_rate"] == pytest.approx(
+                1 - n["outer_added"] / n["outer_known"])
+            checked_rates += 1
+        if n.get("tape_known"):
+            assert g["tape_le_45mm_rate"] == pytest.approx(n["tape_narrow"] / n["tape_known"])
+        if n.get("parcels"):
+            assert g["reusable_share"] == pytest.approx(n["reusable"] / n["parcels"])
+        assert g["cartons_reused"] == n.get("reused", 0)
+        assert g["nondegradable_plastic_grams"] == n.get("nondegradable", 0)
+        assert g["pickups_requested"] == w["pk"][0]
+        assert g["containers_lost"] == sum(c[3] for c in w["cont"].values())
+    assert checked_rates >= 5
+
+    def summed(vids: list[str]) -> float | None:
+        on_hand: dict[str, int] = defaultdict(int)
+        gen: dict[str, int] = defaultdict(int)
+        rec: dict[str, int] = defaultdict(int)
+        for vid in vids:
+            for src, dst in ((want[vid]["on_hand"], on_hand), (want[vid]["gen"], gen),
+                             (want[vid]["rec"], rec)):
+                for mat, v in src.items():
+                    dst[mat] += v
+        return _ratio(on_hand, gen, rec)
+
+    for t in levels["townships"]:
+        members = [vid for vid, v in got.items() if v["hub_id"] == t["hub_id"]]
+        assert t["recovery_ratio"] == pytest.approx(summed(members))
+        assert t["parcels"] == sum(want[v]["n"].get("parcels", 0) for v in members)
+    assert levels["county"]["recovery_ratio"] == pytest.approx(summed(list(want)))
+    assert levels["county"]["parcels"] == sum(w["n"].get("parcels", 0) for w in want.values())
+
+
+def test_townships_and_villages_come_worst_first_with_their_targets(run) -> None:
+    levels, _m = run
+    ratios = [t["recovery_ratio"] for t in levels["townships"] if t["recovery_ratio"] is not None]
+    assert ratios == sorted(ratios)
+    tape = levels["county"]["tape_le_45mm_rate"]
+    assert levels["county"]["targets_met"]["tape_le_45mm_rate"] is (tape >= 0.9)
+    assert levels["targets"] == TARGETS
