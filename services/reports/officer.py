@@ -364,6 +364,62 @@ p.note{color:#555;font-size:12px;max-width:60em}
 """
 
 
+#: the officer's KPIs on the page: (key, Chinese and English title, how to show it)
+KPI_COLUMNS = (
+    ("parcels", "包裹 parcels", "int"),
+    ("recovery_ratio", "回收率 (物料平衡) recovery, mass balance", "pct"),
+    ("unrecorded_recovered_grams", "未登记回收 recovered, never recorded", "kg"),
+    ("no_second_packaging_rate", "无二次包装 no second box", "pct"),
+    ("tape_le_45mm_rate", "胶带≤45毫米 tape <= 45 mm", "pct"),
+    ("reusable_share", "循环包装 reusable share", "pct"),
+    ("cartons_reused", "纸箱复用 cartons reused", "int"),
+    ("nondegradable_plastic_grams", "不可降解塑料 non-degradable plastic", "kg"),
+    ("grams_per_parcel", "克/件 g per parcel", "g"),
+    ("containers_damaged", "容器损坏 containers damaged", "int"),
+    ("containers_lost", "容器丢失 containers lost", "int"),
+    ("pickups_overdue", "逾期清运 pickups overdue", "int"),
+)
+
+
+def _kpi_cell(value: Any, how: str) -> str:
+    if value is None:
+        return "–"
+    if how == "pct":
+        return percent_text(value)
+    if how == "kg":
+        return mass_text(value)
+    if how == "g":
+        return f"{value:,.0f} g"
+    return f"{value:,}"
+
+
+def _kpi_table(levels: dict[str, Any]) -> str:
+    """County and townships (worst recovery first); a target missed shows as ✗, met as ✓."""
+    e = html.escape
+    targets = levels.get("targets", {}).get("targets", {})
+    head = "".join(f"<th>{e(t)}</th>" for _k, t, _h in KPI_COLUMNS)
+    rows = []
+    for name, level in ([(levels["county"].get("name", ""), levels["county"])]
+                        + [(f"{t['hub_name']} {t['hub_id']}", t) for t in levels["townships"]]):
+        cells = []
+        for key, _t, how in KPI_COLUMNS:
+            met = level.get("targets_met", {}).get(key)
+            mark = "" if key not in targets or met is None else (" ✓" if met else " ✗")
+            cells.append(f'<td class="n">{e(_kpi_cell(level.get(key), how) + mark)}</td>')
+        rows.append(f"<tr><td>{e(name)}</td>{''.join(cells)}</tr>")
+    tlines = "".join(
+        f"<li><code>{e(k)}</code> {'≥' if 'at_least' in t else '≤'} "
+        f"{e(str(t.get('at_least', t.get('at_most'))))} (since {e(str(t.get('since', '')))}): "
+        f"{e(str(t.get('source', '')))}</li>" for k, t in targets.items())
+    return ("<h2>考核指标 officer KPIs</h2><p class=\"note\">县与各乡镇, 回收率最低者在前 "
+            "(county, then townships, worst recovery first). Rates count the parcels that "
+            "say; ✓/✗: target met or missed. Definitions: docs/operations.md.</p>"
+            f"<table><thead><tr><th>级别 level</th>{head}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table><p class=\"note\">目标 targets "
+            f"({e(str(levels.get('targets', {}).get('version', '')))}):</p><ul class=\"note\">"
+            f"{tlines}</ul>")
+
+
 def to_html(report: MonthReport) -> str:
     """A self-contained page (inline CSS, no scripts, no external resources)."""
     e = html.escape
@@ -392,6 +448,8 @@ def to_html(report: MonthReport) -> str:
         "recovered weight counts up to what was generated of it that month). 容器发出 = "
         "reusable containers sent with shipments; 容器归还 = returned (good or damaged). "
         "The CSV and JSON exports hold the same figures in grams and fractions.</p>"
+        f"{_kpi_table(report.levels) if report.levels else ''}"
+        "<h2>月度数据 monthly figures</h2>"
         f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
         "<h2>死信 dead-lettered events</h2>"
         "<p class=\"note\">Events of the month that packloop could not count, by reason "

@@ -187,3 +187,19 @@ def test_townships_and_villages_come_worst_first_with_their_targets(run) -> None
     tape = levels["county"]["tape_le_45mm_rate"]
     assert levels["county"]["targets_met"]["tape_le_45mm_rate"] is (tape >= 0.9)
     assert levels["targets"] == TARGETS
+
+
+def test_the_page_shows_the_kpis_with_their_targets(run) -> None:
+    """The HTML report leads with the KPI table: the county, then every township, Chinese
+    titles first, the tape target marked met or missed as the county's figure says."""
+    from services.reports.officer import MonthReport, to_html
+
+    levels, _m = run
+    page = to_html(MonthReport(month=MONTH, county=NET.county, timezone="Asia/Shanghai",
+                               rows=[], generated_at=datetime(2026, 12, 1, tzinfo=UTC),
+                               levels=levels))
+    table = page.split("考核指标 officer KPIs", 1)[1].split("</table>", 1)[0]
+    assert table.count("<tr>") == 2 + len(levels["townships"])  # head, county, townships
+    assert "胶带≤45毫米 tape &lt;= 45 mm" in table
+    met = levels["county"]["targets_met"]["tape_le_45mm_rate"]
+    assert ("✓" if met else "✗") in table.split("</tr>")[1]
