@@ -124,6 +124,12 @@ class Settings(BaseSettings):
         "postgresql+psycopg://user@db/packloop. Shared by gateway and planner. "
         "Default: tokens.db in the data folder (`packloop paths`).",
     )
+    ledger_db_url: str = Field(
+        "",
+        description="The officer's ledger (each village's monthly figures, written by the "
+        "workers, read by `report officer`): SQLite file by default (ledger.db in the data "
+        "folder); a PostgreSQL URL when workers run on several machines.",
+    )
     token_pepper: SecretStr | None = Field(
         None, description="Server secret mixed into token hashes (HMAC-SHA256); set it in "
         "production and keep it out of the database backup.",

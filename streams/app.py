@@ -20,6 +20,7 @@ from streams.acceptance import AcceptanceLimits
 from streams.agents import village
 from streams.faust_ext import PackloopApp
 from streams.kafka import KafkaConnection
+from streams.ledger import LedgerWriter
 from streams.topics import Topics
 from streams.worker import StreamsWorker
 
@@ -127,14 +128,16 @@ def create_worker(
     topics: Topics,
     network: Any,
     options: WorkerOptions | None = None,
+    ledger: LedgerWriter | None = None,
 ) -> StreamsWorker:
-    """A worker ready to :meth:`~streams.worker.StreamsWorker.run`.
+    """A worker ready to :meth:`~streams.worker.StreamsWorker.run`; `ledger` receives each
+    village's monthly figures once they are in the changelog (`streams.ledger`).
 
     The agent is registered before ``/metrics`` because the metrics wrap its batch hook
     to time each batch.
     """
     options = options or WorkerOptions()
-    worker = StreamsWorker(faust_app(kafka, options), topics, network, options)
+    worker = StreamsWorker(faust_app(kafka, options), topics, network, options, ledger)
     village.register(worker)
     local = views.register_views(worker)
     worker.metrics_registry = metrics.install(worker, local)

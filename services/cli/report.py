@@ -50,19 +50,25 @@ def report() -> None:
               path_type=Path), default=None,
               help="The county's own targets (YAML, the shape of streams/data/targets.yaml); "
                    "the targets it names replace packloop's.")
+@click.option("--source", type=click.Choice(["auto", "ledger", "worker"]), default="auto",
+              show_default=True,
+              help="auto: the ledger (PACKLOOP_LEDGER_DB_URL), with the running workers' "
+                   "figures for their own state; ledger: the ledger alone; worker: the "
+                   "workers alone.")
 @worker_url_option
 @bootstrap_option
 @click.pass_context
 def officer(ctx: click.Context, month: str, fmt: str, out: Path | None, allow_empty: bool,
-            targets_file: Path | None, worker_url: str | None,
+            targets_file: Path | None, source: str, worker_url: str | None,
             kafka_bootstrap: str | None) -> None:
     """Per-township and per-village figures of one month: generated, recovered, regulated
     recovery ratio, pickups requested/completed/overdue, container uses and returns; the
     month's dead-lettered events by reason (from the dead-letter topic) and when the
     report was generated.
 
-    Figures come from the workers' month buckets (the month of stream time and the 24
-    before it); Prometheus keeps days, not years, so keep these exports as the records.
+    Figures come from the ledger the workers write (PACKLOOP_LEDGER_DB_URL; it survives
+    a broker restart, and events after one add to the month), with the running workers'
+    month buckets for their own state (--source).
     A month in the future, beyond the kept months, or without events exits 2 with the
     reason (unless --allow-empty).
     """
@@ -78,12 +84,27 @@ def officer(ctx: click.Context, month: str, fmt: str, out: Path | None, allow_em
     except NetworkError as exc:
         raise click.ClickException(str(exc)) from None
     url = settings.worker_url
-    try:
-        data = fetch_month(url, month)
-    except Exception as exc:
-        raise click.ClickException(
-            f"no month figures from the worker at {url}: {exc} (give the worker's address "
-            "with --worker-url or PACKLOOP_WORKER_URL)") from None
+    live: list[dict[str, Any]] = []
+    if source != "ledger":
+        try:
+            live = fetch_month(url, month).get("villages", [])
+        except Exception as exc:
+            if source == "worker":
+                raise click.ClickException(
+                    f"no month figures from the worker at {url}: {exc} (give the worker's "
+                    "address with --worker-url or PACKLOOP_WORKER_URL)") from None
+            click.echo(f"warning: the worker at {url} did not answer ({exc}); the figures "
+                       "are the ledger's alone", err=True)
+    if source == "worker":
+        data = {"month": month, "villages": live}
+    else:
+        from services.ledger import Ledger
+
+        ledger = Ledger(settings.ledger_db_url)
+        try:
+            data = ledger.month(month, live)
+        finally:
+            ledger.close()
     now = datetime.now(network.timezone)
     empty = empty_reason(month, bool(data.get("villages")), now.strftime("%Y-%m"))
     if empty is not None and not allow_empty:

@@ -32,6 +32,7 @@ def source_partitions(settings: Settings) -> int:
 
 
 def build_worker(settings: Settings, web_port: int | None = None) -> Any:
+    from services.ledger import Ledger
     from streams import create_worker, is_tansu, load_network
 
     network = load_network(settings.network)
@@ -43,7 +44,12 @@ def build_worker(settings: Settings, web_port: int | None = None) -> Any:
                    f"{options.group_instance_id} ignored): the embedded Tansu broker does "
                    "not bring a restarted static member back after a session reset", err=True)
         options = replace(options, group_instance_id=None)
-    return create_worker(settings.kafka(), settings.topics(), network, options)
+    try:
+        ledger = Ledger(settings.ledger_db_url)
+    except Exception as exc:
+        raise click.ClickException(f"cannot open the ledger at PACKLOOP_LEDGER_DB_URL: "
+                                   f"{type(exc).__name__}: {exc}") from None
+    return create_worker(settings.kafka(), settings.topics(), network, options, ledger)
 
 
 @click.command()

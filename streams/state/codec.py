@@ -159,6 +159,7 @@ def _village_to_dict(s: VillageState) -> dict[str, Any]:
         "pickup_materials": s.pickup_materials,
         "dead_reasons": s.dead_reasons,
         "months": {k: _month_to_list(v) for k, v in s.months.items()},
+        "epoch": s.epoch,
     }
 
 
@@ -195,4 +196,5 @@ def _village_from_dict(d: dict[str, Any]) -> VillageState:
         pickup_materials=dict(d.get("pickup_materials") or {}),
         dead_reasons=dict(d.get("dead_reasons") or {}),
         months={k: _month_from_list(v) for k, v in (d.get("months") or {}).items()},
+        epoch=str(d.get("epoch") or ""),
     )

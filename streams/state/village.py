@@ -99,6 +99,9 @@ class VillageState:
     months: dict[str, MonthBucket] = field(default_factory=dict)
     #: dedupe set of applied event ids (hashes), by event day
     seen: SeenSet = field(default_factory=SeenSet)
+    #: which life of this value: new when the village's state starts from nothing (a fresh
+    #: broker), kept across recoveries; the ledger adds the figures of different lives
+    epoch: str = ""
 
     @property
     def outstanding(self) -> dict[str, int]:
