@@ -1,7 +1,7 @@
 """The officer's ledger in SQL: each village's monthly figures, kept across broker restarts.
 
-Workers write (`streams.ledger`); `packloop report officer` reads. One row per (village,
-month, epoch) holds that life of the village's state's cumulative figures for the month and
+Workers write (`streams.ledger`); `packloop report officer` reads. One row per (worker group,
+village, month, epoch) holds that life of the village's state's cumulative figures for the month and
 the applied-event count it reached (`seq`); a write replaces a row only with a higher seq,
 so replays, retries and two workers during a rebalance change nothing, and a month's
 figures are the sum over epochs: events after a broker restart add to what was there.
@@ -27,6 +27,7 @@ ledger_metadata = MetaData()
 ledger_months = Table(
     "ledger_months",
     ledger_metadata,
+    Column("stream", String(255), primary_key=True),
     Column("village_id", String(128), primary_key=True),
     Column("month", String(7), primary_key=True),
     Column("epoch", String(32), primary_key=True),
@@ -48,14 +49,15 @@ class Ledger:
         if not rows:
             return
         now = time.time()
-        values = [{"village_id": r.village_id, "month": r.month, "epoch": r.epoch,
-                   "hub_id": r.hub_id, "seq": r.seq, "figures": orjson.dumps(r.figures).decode(),
-                   "updated_at": now} for r in rows]
+        values = [{"stream": r.stream, "village_id": r.village_id, "month": r.month,
+                   "epoch": r.epoch, "hub_id": r.hub_id, "seq": r.seq,
+                   "figures": orjson.dumps(r.figures).decode(), "updated_at": now}
+                  for r in rows]
         dialect = self.engine.dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         stmt = insert(ledger_months)
         stmt = stmt.on_conflict_do_update(
-            index_elements=["village_id", "month", "epoch"],
+            index_elements=["stream", "village_id", "month", "epoch"],
             set_={"seq": stmt.excluded.seq, "figures": stmt.excluded.figures,
                   "hub_id": stmt.excluded.hub_id, "updated_at": stmt.excluded.updated_at},
             where=ledger_months.c.seq < stmt.excluded.seq,
@@ -63,15 +65,18 @@ class Ledger:
         with self.engine.begin() as conn:
             conn.execute(stmt, values)
 
-    def month(self, month: str, live: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
-        """The month's rows as `GET /months/{month}` gives them, one per village: the sum
+    def month(self, stream: str, month: str,
+              live: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+        """The month's rows of worker group `stream` (its app id) as `GET /months/{month}`
+        gives them, one per village: the sum
         over epochs, where a `live` row (a worker's, carrying its epoch) stands in for the
         ledger's row of the same epoch (the ledger trails the worker by a second)."""
         with self.engine.connect() as conn:
             stored = conn.execute(
                 select(ledger_months.c.village_id, ledger_months.c.epoch,
                        ledger_months.c.hub_id, ledger_months.c.figures)
-                .where(ledger_months.c.month == month)).all()
+                .where(ledger_months.c.stream == stream, ledger_months.c.month == month)
+            ).all()
         parts: dict[tuple[str, str], dict[str, Any]] = {}
         hubs: dict[str, str] = {}
         for vid, epoch, hub, figures in stored:

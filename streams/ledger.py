@@ -5,9 +5,9 @@ officer reports months and years. So the worker writes each village's month rows
 (:func:`streams.months.month_row`) to a ledger once they are in the changelog. The writer
 is injected (the stream app never imports ``services``); `services.ledger` is the SQL one.
 
-A row is keyed by (village, month, epoch) and carries the village's applied-event count as
-``seq``: rows are cumulative within an epoch, so writing one again, or an older one after a
-newer (a replay, two workers during a rebalance), changes nothing; a village whose state
+A row is keyed by (worker group, village, month, epoch) and carries the village's
+applied-event count as ``seq``: rows are cumulative within an epoch, so writing one again,
+or an older one after a newer (a replay, two workers during a rebalance), changes nothing; a village whose state
 starts from nothing (a fresh broker) gets a new epoch, whose rows add to the old ones.
 """
 
@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class LedgerRow:
+    #: the worker group's app id (topic prefix included): deployments sharing a database
+    #: keep their figures apart
+    stream: str
     village_id: str
     hub_id: str
     month: str
@@ -42,7 +45,8 @@ class LedgerWriter(Protocol):
 class LedgerFeed:
     """The rows a worker still has to hand over, and which of them changed since."""
 
-    def __init__(self) -> None:
+    def __init__(self, stream: str) -> None:
+        self.stream = stream
         self._written: dict[tuple[str, str, str], dict[str, Any]] = {}
 
     def rows(self, states: Iterable[VillageState]) -> list[LedgerRow]:
@@ -54,8 +58,8 @@ class LedgerFeed:
                 key = (state.village_id, month, state.epoch)
                 if self._written.get(key) == figures:
                     continue
-                out.append(LedgerRow(state.village_id, state.hub_id, month, state.epoch,
-                                     state.applied, figures))
+                out.append(LedgerRow(self.stream, state.village_id, state.hub_id, month,
+                                     state.epoch, state.applied, figures))
         return out
 
     def written(self, rows: Iterable[LedgerRow]) -> None:

@@ -44,7 +44,7 @@ class StreamsWorker:
     ) -> None:
         self.app = app
         self.ledger = ledger
-        self._ledger_feed = LedgerFeed()
+        self._ledger_feed = LedgerFeed(options.app_id)
         #: rows waiting for their changelog writes to be acknowledged, oldest first
         self._ledger_pending: list[tuple[list[Any], list[LedgerRow]]] = []
         self.topics = topics

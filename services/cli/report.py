@@ -102,7 +102,8 @@ def officer(ctx: click.Context, month: str, fmt: str, out: Path | None, allow_em
 
         ledger = Ledger(settings.ledger_db_url)
         try:
-            data = ledger.month(month, live)
+            data = ledger.month(settings.worker_options(settings.partitions).app_id, month,
+                                live)
         finally:
             ledger.close()
     now = datetime.now(network.timezone)

@@ -13,11 +13,11 @@ def _row(epoch: str, seq: int, cardboard: int, parcels: int) -> LedgerRow:
     figures = {"village_id": "H01-V001", "hub_id": "H01", "epoch": epoch,
                "generated_grams": {"cardboard": cardboard}, "recovered_grams": {},
                "counts": {"parcels": parcels}, "pickups": {"requested": 1}}
-    return LedgerRow("H01-V001", "H01", "2026-11", epoch, seq, figures)
+    return LedgerRow("packloop-worker", "H01-V001", "H01", "2026-11", epoch, seq, figures)
 
 
 def _village(ledger: Ledger, live: list | None = None) -> dict:
-    [v] = ledger.month("2026-11", live or [])["villages"]
+    [v] = ledger.month("packloop-worker", "2026-11", live or [])["villages"]
     return v
 
 
@@ -51,3 +51,9 @@ def test_a_live_row_stands_in_for_its_own_epoch(tmp_path: Path) -> None:
     live = _row("b", 5, 1000, 5).figures
     v = _village(ledger, [live])
     assert v["generated_grams"] == {"cardboard": 3000} and v["counts"] == {"parcels": 15}
+
+
+def test_worker_groups_sharing_a_database_stay_apart(tmp_path: Path) -> None:
+    ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
+    ledger.write([_row("a", 10, 2000, 10)])
+    assert ledger.month("other-worker", "2026-11")["villages"] == []
