@@ -7,8 +7,9 @@ is injected (the stream app never imports ``services``); `services.ledger` is th
 
 A row is keyed by (worker group, village, month, epoch) and carries the village's
 applied-event count as ``seq``: rows are cumulative within an epoch, so writing one again,
-or an older one after a newer (a replay, two workers during a rebalance), changes nothing; a village whose state
-starts from nothing (a fresh broker) gets a new epoch, whose rows add to the old ones.
+or an older one after a newer (a replay, two workers during a rebalance), changes nothing;
+a village whose state starts from nothing (a fresh broker) gets a new epoch, whose rows add
+to the old ones.
 """
 
 from __future__ import annotations
