@@ -72,7 +72,14 @@ def officer(ctx: click.Context, month: str, fmt: str, out: Path | None, allow_em
     A month in the future, beyond the kept months, or without events exits 2 with the
     reason (unless --allow-empty).
     """
-    from services.reports.officer import MonthReport, build_rows, empty_reason, kpi_levels
+    from services.reports.officer import (
+        TREND_MONTHS,
+        MonthReport,
+        build_rows,
+        empty_reason,
+        kpi_levels,
+        month_shift,
+    )
     from streams import NetworkError, load_network, valid_month
     from streams.officer_kpis import load_targets
 
@@ -83,29 +90,9 @@ def officer(ctx: click.Context, month: str, fmt: str, out: Path | None, allow_em
         network = load_network(settings.network)
     except NetworkError as exc:
         raise click.ClickException(str(exc)) from None
-    url = settings.worker_url
-    live: list[dict[str, Any]] = []
-    if source != "ledger":
-        try:
-            live = fetch_month(url, month).get("villages", [])
-        except Exception as exc:
-            if source == "worker":
-                raise click.ClickException(
-                    f"no month figures from the worker at {url}: {exc} (give the worker's "
-                    "address with --worker-url or PACKLOOP_WORKER_URL)") from None
-            click.echo(f"warning: the worker at {url} did not answer ({exc}); the figures "
-                       "are the ledger's alone", err=True)
-    if source == "worker":
-        data = {"month": month, "villages": live}
-    else:
-        from services.ledger import Ledger
-
-        ledger = Ledger(settings.ledger_db_url)
-        try:
-            data = ledger.month(settings.worker_options(settings.partitions).app_id, month,
-                                live)
-        finally:
-            ledger.close()
+    months = [month_shift(month, -k) for k in range(TREND_MONTHS)]
+    figures = _figures(settings, source, months)
+    data = figures[month]
     now = datetime.now(network.timezone)
     empty = empty_reason(month, bool(data.get("villages")), now.strftime("%Y-%m"))
     if empty is not None and not allow_empty:
@@ -120,7 +107,7 @@ def officer(ctx: click.Context, month: str, fmt: str, out: Path | None, allow_em
         timezone=str(data.get("timezone", network.timezone)),
         rows=build_rows(data, network), generated_at=now, dead_letters=dead,
         dead_letters_note=note, empty=empty,
-        levels=kpi_levels(data, network, month, targets))
+        levels=kpi_levels(data, network, month, targets, history=figures))
     text = _render(result, fmt)
     if out is None:
         click.echo(text, nl=False)
@@ -128,6 +115,35 @@ def officer(ctx: click.Context, month: str, fmt: str, out: Path | None, allow_em
         out.write_text(text, "utf-8")
         click.echo(f"wrote {out} ({len(result.rows) - 1} townships and villages)", err=True)
 
+
+def _figures(settings: Settings, source: str, months: list[str]) -> dict[str, dict[str, Any]]:
+    """Each month's village rows: the ledger's (summed over epochs) with the running
+    workers' rows standing in for their own epoch, or one source alone (--source). The
+    first month is the report's: a worker that does not answer fails only --source worker."""
+    url = settings.worker_url
+    live: dict[str, list[dict[str, Any]]] = {m: [] for m in months}
+    if source != "ledger":
+        try:
+            for m in months:
+                live[m] = fetch_month(url, m).get("villages", [])
+        except Exception as exc:
+            if source == "worker":
+                raise click.ClickException(
+                    f"no month figures from the worker at {url}: {exc} (give the worker's "
+                    "address with --worker-url or PACKLOOP_WORKER_URL)") from None
+            click.echo(f"warning: the worker at {url} did not answer ({exc}); the figures "
+                       "are the ledger's alone", err=True)
+            live = {m: [] for m in months}
+    if source == "worker":
+        return {m: {"month": m, "villages": live[m]} for m in months}
+    from services.ledger import Ledger
+
+    ledger = Ledger(settings.ledger_db_url)
+    stream = settings.worker_options(settings.partitions).app_id
+    try:
+        return {m: ledger.month(stream, m, live[m]) for m in months}
+    finally:
+        ledger.close()
 
 def _dead_letters(settings: Settings, month: str,
                   tz: tzinfo) -> tuple[dict[str, int] | None, str]:

@@ -163,16 +163,45 @@ def _worst_first(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
                                        r["recovery_ratio"] or 0.0, r[key]))
 
 
-def kpi_levels(data: dict[str, Any], network: Any, month: str,
-               targets: dict[str, Any]) -> dict[str, Any]:
+#: months the trend covers, the report's own included
+TREND_MONTHS = 12
+#: the KPIs whose month-on-month change and 12-month trend the report gives
+TREND_KPIS = ("parcels", "recovery_ratio", "no_second_packaging_rate", "tape_le_45mm_rate",
+              "reusable_share", "grams_per_parcel", "nondegradable_plastic_grams")
+
+
+def kpi_levels(data: dict[str, Any], network: Any, month: str, targets: dict[str, Any],
+               history: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The officer's KPIs (streams.officer_kpis) of the county, each township and each
-    village, townships and villages worst first, each with the targets it meets."""
+    village, townships and villages worst first, each with the targets it meets; with
+    `history` (month -> that month's rows) also each level's `month_on_month` change and
+    `trend_12m` (the TREND_KPIS of the 12 months ending with this one, oldest first)."""
     from streams.officer_kpis import add_rows, kpis, meets
 
-    def judged(figures: dict[str, Any]) -> dict[str, Any]:
+    history = history or {}
+    months = [month_shift(month, -k) for k in range(TREND_MONTHS - 1, -1, -1)]
+    past = {m: history.get(m, {}).get("villages", []) for m in months if m != month}
+
+    def series(select: Any) -> list[dict[str, Any]]:
+        out = []
+        for m in months:
+            rows = [r for r in (data.get("villages", []) if m == month else past[m])
+                    if select(r)]
+            k = kpis(add_rows(rows))
+            out.append({"month": m, **{name: k[name] for name in TREND_KPIS}})
+        return out
+
+    def judged(figures: dict[str, Any], select: Any = None) -> dict[str, Any]:
         k = kpis(figures)
         k["targets_met"] = {name: meets(k.get(name), t, month)
                             for name, t in targets["targets"].items()}
+        if select is not None and history:
+            trend = series(select)
+            before, now = trend[-2], trend[-1]
+            k["month_on_month"] = {
+                name: None if before[name] is None or now[name] is None
+                else now[name] - before[name] for name in TREND_KPIS}
+            k["trend_12m"] = trend
         return k
 
     rows = data.get("villages", [])
@@ -184,12 +213,15 @@ def kpi_levels(data: dict[str, Any], network: Any, month: str,
         village = network.villages.get(row["village_id"])
         villages.append({"village_id": row["village_id"],
                          "village_name": village.name if village is not None else "",
-                         "hub_id": row["hub_id"], **judged(row)})
+                         "hub_id": row["hub_id"],
+                         **judged(row, lambda r, v=row["village_id"]: r["village_id"] == v)})
     townships = [{"hub_id": hub, "hub_name": _hub_name(network, hub),
-                  "villages": len(members), **judged(add_rows(members))}
+                  "villages": len(members),
+                  **judged(add_rows(members), lambda r, h=hub: r["hub_id"] == h)}
                  for hub, members in by_hub.items()]
     return {
-        "county": {"name": getattr(network, "county", ""), **judged(add_rows(rows))},
+        "county": {"name": getattr(network, "county", ""),
+                   **judged(add_rows(rows), lambda r: True)},
         "townships": _worst_first(townships, "hub_id"),
         "villages": _worst_first(villages, "village_id"),
         "targets": targets,

@@ -48,7 +48,7 @@ def _with_campaign_fields(events: list[dict[str, Any]], seed: int) -> list[dict[
 
 
 @pytest.fixture(scope="module")
-def run() -> tuple[dict[str, Any], MonthModel]:
+def run() -> tuple[dict[str, Any], MonthModel, dict[str, Any]]:
     events = generate(NET, 3000, seed=5, villages=25, span_hours=24 * 60,
                       start=datetime(2026, 10, 10, tzinfo=UTC))
     events = _with_campaign_fields(events, seed=5)
@@ -63,7 +63,9 @@ def run() -> tuple[dict[str, Any], MonthModel]:
         h.run(p, batch=250)
     states = [s for proc in h.procs.values() for s in proc.villages.values()]
     data = {"month": MONTH, "villages": month_rows(states, MONTH)}
-    return kpi_levels(data, NET, MONTH, TARGETS), m
+    history = {mo: {"month": mo, "villages": month_rows(states, mo)}
+               for mo in ("2026-10", MONTH)}
+    return kpi_levels(data, NET, MONTH, TARGETS), m, history
 
 
 def _recount(m: MonthModel) -> dict[str, dict[str, Any]]:
@@ -126,7 +128,7 @@ def _ratio(on_hand: dict[str, int], gen: dict[str, int], rec: dict[str, int]) ->
 def test_every_kpi_at_every_level_matches_the_events(run) -> None:
     """Each KPI of each village recomputed from the events; townships and the county from
     their villages' events summed, the recovery ratio as the mass balance at all three."""
-    levels, m = run
+    levels, m, _history = run
     months = expected_months(m)
     counts = _recount(m)
     want: dict[str, dict[str, Any]] = {}
@@ -181,7 +183,7 @@ def test_every_kpi_at_every_level_matches_the_events(run) -> None:
 
 
 def test_townships_and_villages_come_worst_first_with_their_targets(run) -> None:
-    levels, _m = run
+    levels, _m, _history = run
     ratios = [t["recovery_ratio"] for t in levels["townships"] if t["recovery_ratio"] is not None]
     assert ratios == sorted(ratios)
     tape = levels["county"]["tape_le_45mm_rate"]
@@ -194,7 +196,7 @@ def test_the_page_shows_the_kpis_with_their_targets(run) -> None:
     titles first, the tape target marked met or missed as the county's figure says."""
     from services.reports.officer import MonthReport, to_html
 
-    levels, _m = run
+    levels, _m, _history = run
     page = to_html(MonthReport(month=MONTH, county=NET.county, timezone="Asia/Shanghai",
                                rows=[], generated_at=datetime(2026, 12, 1, tzinfo=UTC),
                                levels=levels))
@@ -203,3 +205,23 @@ def test_the_page_shows_the_kpis_with_their_targets(run) -> None:
     assert "胶带≤45毫米 tape &lt;= 45 mm" in table
     met = levels["county"]["targets_met"]["tape_le_45mm_rate"]
     assert ("✓" if met else "✗") in table.split("</tr>")[1]
+
+
+def test_month_on_month_and_the_12_month_trend(run) -> None:
+    """With the months before, each level gives its change since last month and the 12
+    months ending with this one; a month without figures is a point without values."""
+    _levels, _m, history = run
+    levels = kpi_levels(history[MONTH], NET, MONTH, TARGETS, history=history)
+    october = kpi_levels(history["2026-10"], NET, "2026-10", TARGETS)
+    county = levels["county"]
+    assert [p["month"] for p in county["trend_12m"]][-2:] == ["2026-10", MONTH]
+    assert county["trend_12m"][-1]["recovery_ratio"] == county["recovery_ratio"]
+    assert county["trend_12m"][-2]["parcels"] == october["county"]["parcels"] > 0
+    assert county["month_on_month"]["parcels"] == (county["parcels"]
+                                                   - october["county"]["parcels"])
+    first = county["trend_12m"][0]
+    assert first["parcels"] == 0 and first["recovery_ratio"] is None
+    hub = levels["townships"][0]
+    before = next(t for t in october["townships"] if t["hub_id"] == hub["hub_id"])
+    assert hub["month_on_month"]["recovery_ratio"] == pytest.approx(
+        hub["recovery_ratio"] - before["recovery_ratio"])
