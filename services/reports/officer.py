@@ -342,14 +342,49 @@ def _html_cell(key: str, value: Any) -> str:
     return str(value)
 
 
+#: the officer's KPIs as CSV columns after the figures (grams and fractions, like the rest)
+CSV_KPI_COLUMNS = (
+    ("parcels", "包裹 parcels"),
+    ("recovery_ratio", "回收率 (物料平衡) recovery, mass balance (fraction)"),
+    ("unrecorded_recovered_grams", "未登记回收 recovered, never recorded (g)"),
+    ("no_second_packaging_rate", "无二次包装 no second box (fraction)"),
+    ("tape_le_45mm_rate", "胶带≤45毫米 tape <= 45 mm (fraction)"),
+    ("reusable_share", "循环包装 reusable share (fraction)"),
+    ("cartons_reused", "纸箱复用 cartons reused"),
+    ("nondegradable_plastic_grams", "不可降解塑料 non-degradable plastic (g)"),
+    ("grams_per_parcel", "克/件 g per parcel"),
+    ("containers_damaged", "容器损坏 containers damaged"),
+    ("containers_lost", "容器丢失 containers lost"),
+)
+
+
+def _level_of(levels: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """The KPIs of a table row's county, township or village."""
+    if row["village_id"]:
+        return next((v for v in levels["villages"] if v["village_id"] == row["village_id"]),
+                    {})
+    if row["hub_id"]:
+        return next((t for t in levels["townships"] if t["hub_id"] == row["hub_id"]), {})
+    return dict(levels["county"])
+
+
+def _kpi_csv(value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
 def to_csv(report: MonthReport) -> str:
     """The table (grams, fractions), then a blank line and the report's title, when it was
     generated and the month's dead letters by reason."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow([title for _k, title in COLUMNS])
+    kpi_cols = CSV_KPI_COLUMNS if report.levels else ()
+    w.writerow([title for _k, title in COLUMNS] + [title for _k, title in kpi_cols])
     for r in report.rows:
-        w.writerow([_cell(k, r[k]) for k, _t in COLUMNS])
+        kpi = _level_of(report.levels, r) if report.levels else {}
+        w.writerow([_cell(k, r[k]) for k, _t in COLUMNS]
+                   + [_kpi_csv(kpi.get(k)) for k, _t in kpi_cols])
     w.writerow([])
     w.writerow(["报告 report", report.title])
     w.writerow(["生成时间 generated at", report.generated])

@@ -225,3 +225,28 @@ def test_month_on_month_and_the_12_month_trend(run) -> None:
     before = next(t for t in october["townships"] if t["hub_id"] == hub["hub_id"])
     assert hub["month_on_month"]["recovery_ratio"] == pytest.approx(
         hub["recovery_ratio"] - before["recovery_ratio"])
+
+
+def test_the_csv_carries_each_rows_kpis(run) -> None:
+    """After the figures, each CSV row has its own level's KPIs (county, township, village)."""
+    import csv
+    import io
+
+    from services.reports.officer import MonthReport, build_rows, to_csv
+
+    levels, _m, history = run
+    report = MonthReport(month=MONTH, county=NET.county, timezone="Asia/Shanghai",
+                         rows=build_rows(history[MONTH], NET),
+                         generated_at=datetime(2026, 12, 1, tzinfo=UTC), levels=levels)
+    text = to_csv(report).removeprefix("\ufeff").split("\n\n")[0]
+    rows = list(csv.DictReader(io.StringIO(text)))
+    col = "包裹 parcels"
+    assert int(rows[0][col]) == levels["county"]["parcels"] > 0
+    by_village = {v["village_id"]: v for v in levels["villages"]}
+    for r in rows:
+        vid = r["村 village"]
+        if vid:
+            assert int(r[col]) == by_village[vid]["parcels"]
+            rate = by_village[vid]["tape_le_45mm_rate"]
+            cell = r["胶带≤45毫米 tape <= 45 mm (fraction)"]
+            assert cell == ("" if rate is None else f"{rate:.4f}")
