@@ -7,12 +7,12 @@ API reported as queued is always on the topic.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Annotated, Any, Literal
 
 import httpx
@@ -134,7 +134,7 @@ class PlanList(BaseModel):
 
 class DispatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    date: date = Field(description="The dispatch date to plan, YYYY-MM-DD (local).")
+    date: dt.date = Field(description="The dispatch date to plan, YYYY-MM-DD (local).")
 
 
 # -- metrics -------------------------------------------------------------------------------
