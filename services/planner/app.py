@@ -482,6 +482,7 @@ def create_app(config: PlannerConfig) -> FastAPI:
 
     @app.post(
         "/v1/dispatch",
+        status_code=202,
         response_model=PlanJob,
         summary="Plan a date's dispatch now",
         description=(
@@ -491,7 +492,9 @@ def create_app(config: PlannerConfig) -> FastAPI:
             "202 with the new job; 200 with the date's job when it already has one that "
             "is not failed or cancelled (a published dispatch stays fixed)."
         ),
-        responses={**COMMON, **error(503, "Kafka or the stream worker is not available.")},
+        responses={200: {"description": "The date's dispatch job, planned before.",
+                         "model": PlanJob},
+                   **COMMON, **error(503, "Kafka or the stream worker is not available.")},
     )
     async def plan_dispatch(body: DispatchRequest,
                             auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
