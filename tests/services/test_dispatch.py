@@ -9,16 +9,21 @@ from datetime import date, time
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
+from services.auth.tokens import TokenStore
 from services.cli import cli
 from services.gateway.dispatch_intake import DispatchIntake
+from services.http.kafka_io import Record
+from services.planner import JobStore, PlannerConfig, PlannerWorker, create_app
 from services.planner.daily import DispatchSchedule
 from services.planner.dispatch import assign_vans, run_sheets
 from services.reports.run_sheet import render_html, render_text
-from tests.services.helpers import TINY, auth
+from streams.kafka import KafkaConnection
+from tests.services.helpers import NETWORK, TINY, TOPICS, auth, shipment
 
 TZ = "Asia/Shanghai"
 DAY = date(2026, 12, 6)
@@ -197,8 +202,6 @@ def intake(client: TestClient) -> DispatchIntake:
 def test_gateway_serves_a_dispatch_to_its_hub_only(make_client, token_store) -> None:
     """200 to the hub's own token, 403 to another hub's, 404 for a date without one, 422
     for a malformed date."""
-    import orjson
-
     client = make_client()
     assert intake(client).handle(orjson.dumps(sheet())) == "stored"
     _, h01 = token_store.add("hub", "H01")
@@ -220,8 +223,6 @@ def test_a_different_dispatch_for_a_published_date_is_rejected(make_client, toke
                                                                 ) -> None:
     """The same dispatch again (another job saying the same) is a no-op; a different one
     for the same hub and date is rejected and the first stays; junk is ignored."""
-    import orjson
-
     client = make_client()
     take = intake(client)
     first = sheet()
@@ -259,8 +260,6 @@ def run_show(monkeypatch, client: TestClient | None, *args: str,
 def test_cli_shows_the_sheet_and_says_why_not(make_client, token_store, monkeypatch) -> None:
     """text, json and html for the hub's own token; one clear line for 403 and 404; usage
     errors exit 2; a missing token is named."""
-    import orjson
-
     client = make_client()
     intake(client).handle(orjson.dumps(sheet()))
     _, h01 = token_store.add("hub", "H01")
@@ -289,3 +288,64 @@ def test_cli_shows_the_sheet_and_says_why_not(make_client, token_store, monkeypa
     no_token = run_show(monkeypatch, None, "H01", "--date", "2026-12-06",
                         env={"PACKLOOP_GATEWAY_URL": "http://gateway.test"})
     assert no_token.exit_code == 1 and "PACKLOOP_HUB_TOKEN" in no_token.output
+
+
+# -- the planner: POST /v1/dispatch, and the worker that publishes ------------------------
+
+
+def stream_worker(request: httpx.Request) -> httpx.Response:
+    """A stream worker whose only news is 20 kg of waste at H01-V007."""
+    if request.url.path == "/status":
+        return httpx.Response(200, json={"events": {"applied": 1}, "hubs": {}, "villages": {
+            "H01-V007": {"outstanding_grams": {"cardboard": 20000}}}})
+    return httpx.Response(200, json={"pickups": []})
+
+
+def test_planning_a_date_queues_one_job_and_its_worker_publishes_a_sheet_per_hub(
+        fake_kafka, tmp_path) -> None:
+    """POST /v1/dispatch queues the date's plan (202), asking again answers the same job
+    (200); the worker that stores the plan publishes one run sheet per hub, keyed by hub,
+    with plan-results; a cancelled date is planned afresh."""
+    fake_kafka.produce([Record(TOPICS.hub_events, b"H01-V007", orjson.dumps(shipment()))
+                        for _ in range(3)])
+    tokens = TokenStore(f"sqlite:///{tmp_path}/tokens.db")
+    jobs = JobStore(f"sqlite:///{tmp_path}/plans.db")
+    _, token = tokens.add("planner", "ops")
+    schedule = DispatchSchedule(horizon_days=1, time_limit_s=30)
+    app = create_app(PlannerConfig(
+        kafka=KafkaConnection(), topics=TOPICS, network=NETWORK, tokens=tokens, jobs=jobs,
+        kafka_io=fake_kafka, worker_transport=httpx.MockTransport(stream_worker),
+        dispatch=schedule))
+    worker = PlannerWorker(jobs, KafkaConnection(), TOPICS, kafka_io=fake_kafka)
+    try:
+        with TestClient(app) as client:
+            client.headers["Authorization"] = f"Bearer {token}"
+            first = client.post("/v1/dispatch", json={"date": "2026-12-06"})
+            assert first.status_code == 202, first.text
+            job_id = first.json()["job_id"]
+            assert first.json()["source"] == "dispatch"
+            again = client.post("/v1/dispatch", json={"date": "2026-12-06"})
+            assert again.status_code == 200 and again.json()["job_id"] == job_id
+            assert client.post("/v1/dispatch", json={"date": "06.12.2026"}).status_code == 422
+            [request] = fake_kafka.records[TOPICS.plan_requests]
+            worker.process(orjson.loads(request.value)["job_id"])
+            assert jobs.get(job_id)["status"] == "done"
+            sheets = fake_kafka.records[TOPICS.dispatch]
+            assert [r.key for r in sheets] == [b"H01"]
+            sheet = orjson.loads(sheets[0].value)
+            assert (sheet["hub_id"], sheet["date"], sheet["job_id"]) == (
+                "H01", "2026-12-06", job_id)
+            stops = {s["village_id"] for t in sheet["trips"] for s in t["stops"]}
+            assert "H01-V007" in stops
+            assert len(fake_kafka.records[TOPICS.plan_results]) == 1
+
+            assert client.delete(f"/v1/plans/{job_id}").status_code == 409  # done: fixed
+            other = client.post("/v1/dispatch", json={"date": "2026-12-07"})
+            assert other.status_code == 202
+            assert client.delete(f"/v1/plans/{other.json()['job_id']}").status_code == 200
+            retry = client.post("/v1/dispatch", json={"date": "2026-12-07"})
+            assert retry.status_code == 202
+            assert retry.json()["job_id"] != other.json()["job_id"]
+    finally:
+        jobs.close()
+        tokens.close()
