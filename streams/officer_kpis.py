@@ -18,7 +18,8 @@ Definitions (``docs/operations.md`` repeats them for people):
   ``unrecorded_recovered_grams``, so the ratio never exceeds 1. Returned reusable containers
   count as neither generated nor recovered. None when there was nothing to recover.
 - ``no_second_packaging_rate``: parcels without a second (outer) box ÷ parcels that say.
-- ``tape_le_45mm_rate``: parcels sealed with tape ≤ 45 mm ÷ parcels that give a width.
+- ``tape_le_45mm_rate``: parcels sealed with tape ≤ 45 mm ÷ parcels that give a width; its
+  coverage is over the parcels sealed with tape (a tape line or a width): a bag needs none.
 - ``reusable_share``: parcels in reusable packaging ÷ parcels.
 - ``cartons_reused``: parcels whose carton was a reused one.
 - ``nondegradable_plastic_grams``: plastic items marked not degradable (film, bags, tape,
@@ -26,6 +27,19 @@ Definitions (``docs/operations.md`` repeats them for people):
 - ``grams_per_parcel``: single-use packaging generated ÷ parcels.
 - ``containers_damaged`` / ``containers_lost``; ``pickups_requested`` / ``_completed`` /
   ``_overdue``.
+- ``packaging_co2e_kg``: making the single-use packaging generated in the month (kg CO2e
+  per kg of each material, the facts file's ``materials_kg_co2e_per_kg``).
+- ``co2e_avoided_kg``: against the stated no-action baseline — the same parcels with no
+  reusable containers (each container issued replaced by the single-use packaging it
+  stands for), no reused cartons (each a new one) and no collection (the plastic counted as
+  recovered burnt with the municipal waste instead) — less what the reuse itself emits
+  (washing each container and its production spread over its cycle life). Recycling
+  credits for recovered board are not counted: the figure errs low.
+- ``recovered_scrap_value_cny``: what the recovered material (as counted in the mass
+  balance) sells for at the facts file's scrap prices.
+
+The CO2e and scrap figures need factors from the facts file, which lives outside this
+package: the caller passes :class:`Co2eFactors`; without them these three are None.
 
 A rate is computed over the events that say (unknown stays unknown) and its ``coverage``
 (events that say ÷ parcels) is given beside it; None when no event said.
@@ -33,7 +47,8 @@ A rate is computed over the events that say (unknown stays unknown) and its ``co
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +58,28 @@ KPI_NAMES = (
     "recovery_ratio", "unrecorded_recovered_grams", "no_second_packaging_rate",
     "tape_le_45mm_rate", "reusable_share", "cartons_reused", "nondegradable_plastic_grams",
     "degradable_known_grams", "grams_per_parcel", "containers_damaged", "containers_lost",
-    "pickups_requested", "pickups_completed", "pickups_overdue", "coverage",
+    "pickups_requested", "pickups_completed", "pickups_overdue", "packaging_co2e_kg",
+    "co2e_avoided_kg", "recovered_scrap_value_cny", "coverage",
 )
+
+
+@dataclass(frozen=True)
+class Co2eFactors:
+    """Factors of the CO2e and scrap KPIs, by event material and container type.
+
+    ``production_kg_per_kg``: making a kg of the material; ``incineration_kg_per_kg``:
+    burning a kg of it (plastics; others absent = 0); ``scrap_cny_per_kg``: what a kg sells
+    for; ``substitute_kg_per_use``: the single-use packaging one use of a container type
+    replaces; ``reuse_kg_per_use``: what one use of it emits (a wash, and its production
+    over its cycle life); ``new_carton_kg``: one new carton.
+    """
+
+    production_kg_per_kg: Mapping[str, float]
+    incineration_kg_per_kg: Mapping[str, float]
+    scrap_cny_per_kg: Mapping[str, float]
+    substitute_kg_per_use: Mapping[str, float]
+    reuse_kg_per_use: Mapping[str, float]
+    new_carton_kg: float
 
 
 def _add(into: dict[str, int], more: dict[str, int] | None) -> None:
@@ -70,6 +105,15 @@ def _rate(hits: int, known: int) -> float | None:
     return hits / known if known > 0 else None
 
 
+def counted_recovered(on_hand: dict[str, int], generated: dict[str, int],
+                      recovered: dict[str, int]) -> dict[str, int]:
+    """Recovered grams by material as the mass balance counts them: at most what was on
+    hand at the month's start plus what was generated in it."""
+    return {m: min(max(0, recovered.get(m, 0)),
+                   max(0, on_hand.get(m, 0)) + max(0, generated.get(m, 0)))
+            for m in set(on_hand) | set(generated) | set(recovered)}
+
+
 def mass_balance(on_hand: dict[str, int], generated: dict[str, int],
                  recovered: dict[str, int]) -> tuple[float | None, int]:
     """(recovery_ratio, unrecorded_recovered_grams) of the definitions above."""
@@ -84,8 +128,27 @@ def mass_balance(on_hand: dict[str, int], generated: dict[str, int],
     return (counted / to_recover if to_recover > 0 else None), unrecorded
 
 
-def kpis(row: dict[str, Any]) -> dict[str, Any]:
-    """Every KPI of one month's figures (a village's row, or :func:`add_rows` of several)."""
+def _co2e(f: Co2eFactors | None, generated: dict[str, int], counted: dict[str, int],
+          containers: dict[str, Any], cartons_reused: int) -> dict[str, float | None]:
+    if f is None:
+        return {"packaging_co2e_kg": None, "co2e_avoided_kg": None,
+                "recovered_scrap_value_cny": None}
+    made = sum(max(0, g) / 1000 * f.production_kg_per_kg.get(m, 0.0)
+               for m, g in generated.items())
+    issued = {ct: c.get("issued", 0) for ct, c in containers.items()}
+    avoided = (sum(n * (f.substitute_kg_per_use.get(ct, 0.0) - f.reuse_kg_per_use.get(ct, 0.0))
+                   for ct, n in issued.items())
+               + cartons_reused * f.new_carton_kg
+               + sum(g / 1000 * f.incineration_kg_per_kg.get(m, 0.0)
+                     for m, g in counted.items()))
+    scrap = sum(g / 1000 * f.scrap_cny_per_kg.get(m, 0.0) for m, g in counted.items())
+    return {"packaging_co2e_kg": made, "co2e_avoided_kg": avoided,
+            "recovered_scrap_value_cny": scrap}
+
+
+def kpis(row: dict[str, Any], co2e: Co2eFactors | None = None) -> dict[str, Any]:
+    """Every KPI of one month's figures (a village's row, or :func:`add_rows` of several);
+    the CO2e and scrap KPIs only with `co2e`."""
     counts = row.get("counts") or {}
     parcels = counts.get("parcels", 0)
     generated = dict(row.get("generated_grams") or {})
@@ -117,9 +180,11 @@ def kpis(row: dict[str, Any]) -> dict[str, Any]:
         "pickups_requested": pickups.get("requested", 0),
         "pickups_completed": pickups.get("completed", 0),
         "pickups_overdue": pickups.get("overdue", 0),
+        **_co2e(co2e, generated, counted_recovered(on_hand, generated, recovered), containers,
+                counts.get("cartons_reused", 0)),
         "coverage": {
             "outer_box": _rate(outer_known, parcels),
-            "tape_width": _rate(tape_known, parcels),
+            "tape_width": _rate(tape_known, counts.get("taped_parcels", 0)),
             "reused_carton": _rate(counts.get("carton_reuse_known", 0), parcels),
         },
     }

@@ -76,6 +76,7 @@ def officer(ctx: click.Context, month: str, fmt: str, out: Path | None, allow_em
         TREND_MONTHS,
         MonthReport,
         build_rows,
+        co2e_factors,
         empty_reason,
         kpi_levels,
         month_shift,
@@ -107,7 +108,8 @@ def officer(ctx: click.Context, month: str, fmt: str, out: Path | None, allow_em
         timezone=str(data.get("timezone", network.timezone)),
         rows=build_rows(data, network), generated_at=now, dead_letters=dead,
         dead_letters_note=note, empty=empty,
-        levels=kpi_levels(data, network, month, targets, history=figures))
+        levels=kpi_levels(data, network, month, targets, history=figures,
+                          co2e=co2e_factors(network)))
     text = _render(result, fmt)
     if out is None:
         click.echo(text, nl=False)

@@ -170,8 +170,59 @@ TREND_KPIS = ("parcels", "recovery_ratio", "no_second_packaging_rate", "tape_le_
               "reusable_share", "grams_per_parcel", "nondegradable_plastic_grams")
 
 
+def co2e_factors(network: Any, factors: Any = None) -> Any:
+    """The CO2e and scrap factors of the officer's KPIs (streams.officer_kpis.Co2eFactors)
+    from the facts file, by event material and container type. The single-use packaging a
+    container use replaces is the planner's (optimizer.factors.single_use_lines), so the
+    report's CO2e avoided and the planner's agree on what reuse saves."""
+    from optimizer.factors import load_factors, single_use_lines
+    from streams.officer_kpis import Co2eFactors
+
+    f = factors if factors is not None else load_factors()
+    v = f.value
+    prod = {"cardboard": v("materials_kg_co2e_per_kg.board"),
+            "paper_fill": v("materials_kg_co2e_per_kg.board"),
+            "plastic_film": v("materials_kg_co2e_per_kg.plastic_film"),
+            "tape": v("materials_kg_co2e_per_kg.plastic_film"),
+            "eps_foam": v("materials_kg_co2e_per_kg.polystyrene_eps"),
+            "ice_pack": v("materials_kg_co2e_per_kg.gel_ice_pack"),
+            "pp_plastic": v("materials_kg_co2e_per_kg.polypropylene_moulded")}
+    burn = {"plastic_film": v("incineration_kg_co2e_per_kg.plastic_film"),
+            "tape": v("incineration_kg_co2e_per_kg.plastic_film"),
+            "eps_foam": v("incineration_kg_co2e_per_kg.polystyrene_eps"),
+            "pp_plastic": v("incineration_kg_co2e_per_kg.polypropylene_moulded")}
+    scrap = {"cardboard": v("scrap_cny_per_kg.board"), "paper_fill": v("scrap_cny_per_kg.board"),
+             "plastic_film": v("scrap_cny_per_kg.plastic_film"),
+             "pp_plastic": v("scrap_cny_per_kg.polypropylene_moulded")}
+
+    def made_and_burnt(grams: dict[str, float]) -> float:
+        return sum(g / 1000 * (prod[m] + burn.get(m, 0.0)) for m, g in grams.items())
+
+    lines = single_use_lines(f)
+    mix = f.shares("packaging.parcel_mix")
+    ordinary = sum(share * made_and_burnt(lines[kind]) for kind, share in mix.items())
+    # an insulated box keeps its ice packs, so it replaces the EPS box and tape only
+    eps = made_and_burnt(lines["eps_box"]) - made_and_burnt(lines["ice_packs"])
+    substitute = {"insulated_box": eps, "reusable_crate": ordinary}
+    wash = (v("containers.cleaning_kwh_per_container")
+            * v("vehicles.china_grid_kg_co2_per_kwh"))
+    life = {"insulated_box": v("containers.insulated_box_cycle_life"),
+            "reusable_crate": v("containers.reusable_crate_cycle_life")}
+    reuse = {}
+    for ct, spec in getattr(network, "container_types", {}).items():
+        key = str(getattr(ct, "value", ct))
+        if key in life:
+            reuse[key] = wash + spec.unit_grams / 1000 * prod[str(spec.material.value)] / life[key]
+    carton = lines["carton"]
+    return Co2eFactors(
+        production_kg_per_kg=prod, incineration_kg_per_kg=burn, scrap_cny_per_kg=scrap,
+        substitute_kg_per_use=substitute, reuse_kg_per_use=reuse,
+        new_carton_kg=carton["cardboard"] / 1000 * prod["cardboard"])
+
+
 def kpi_levels(data: dict[str, Any], network: Any, month: str, targets: dict[str, Any],
-               history: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+               history: dict[str, dict[str, Any]] | None = None, co2e: Any = None
+               ) -> dict[str, Any]:
     """The officer's KPIs (streams.officer_kpis) of the county, each township and each
     village, townships and villages worst first, each with the targets it meets; with
     `history` (month -> that month's rows) also each level's `month_on_month` change and
@@ -187,12 +238,12 @@ def kpi_levels(data: dict[str, Any], network: Any, month: str, targets: dict[str
         for m in months:
             rows = [r for r in (data.get("villages", []) if m == month else past[m])
                     if select(r)]
-            k = kpis(add_rows(rows))
+            k = kpis(add_rows(rows), co2e)
             out.append({"month": m, **{name: k[name] for name in TREND_KPIS}})
         return out
 
     def judged(figures: dict[str, Any], select: Any = None) -> dict[str, Any]:
-        k = kpis(figures)
+        k = kpis(figures, co2e)
         k["targets_met"] = {name: meets(k.get(name), t, month)
                             for name, t in targets["targets"].items()}
         if select is not None and history:
@@ -225,7 +276,17 @@ def kpi_levels(data: dict[str, Any], network: Any, month: str, targets: dict[str
         "townships": _worst_first(townships, "hub_id"),
         "villages": _worst_first(villages, "village_id"),
         "targets": targets,
+        "co2e_baseline": CO2E_BASELINE if co2e is not None else None,
     }
+
+
+#: the no-action baseline CO2e avoided is measured against (streams.officer_kpis)
+CO2E_BASELINE = ("the same parcels with no reusable containers (each use replaced by the "
+                 "single-use packaging it stands for: EPS box and tape for an insulated box, "
+                 "the parcel mix's carton, bag or envelope for a crate), no reused cartons "
+                 "and no collection (recovered plastic burnt with municipal waste); less a "
+                 "wash per use and the container's production over its cycle life; "
+                 "recycling credits not counted")
 
 
 def _hub_name(network: Any, hub_id: str) -> str:
@@ -355,6 +416,9 @@ CSV_KPI_COLUMNS = (
     ("grams_per_parcel", "克/件 g per parcel"),
     ("containers_damaged", "容器损坏 containers damaged"),
     ("containers_lost", "容器丢失 containers lost"),
+    ("packaging_co2e_kg", "包装碳排放 packaging CO2e (kg)"),
+    ("co2e_avoided_kg", "减排量 CO2e avoided (kg)"),
+    ("recovered_scrap_value_cny", "回收物价值 recovered scrap value (CNY)"),
 )
 
 
@@ -409,6 +473,7 @@ def to_json(report: MonthReport) -> str:
         "townships": levels.get("townships", []),
         "villages": levels.get("villages", []),
         "targets": levels.get("targets", {}),
+        "co2e_baseline": levels.get("co2e_baseline"),
         "timezone": report.timezone,
         "generated_at": report.generated,
         "empty_reason": report.empty,
@@ -445,6 +510,9 @@ KPI_COLUMNS = (
     ("containers_damaged", "容器损坏 containers damaged", "int"),
     ("containers_lost", "容器丢失 containers lost", "int"),
     ("pickups_overdue", "逾期清运 pickups overdue", "int"),
+    ("packaging_co2e_kg", "包装碳排放 packaging CO2e (kg)", "kgco2"),
+    ("co2e_avoided_kg", "减排量 CO2e avoided (kg)", "kgco2"),
+    ("recovered_scrap_value_cny", "回收物价值 scrap value (CNY)", "cny"),
 )
 
 
@@ -457,6 +525,10 @@ def _kpi_cell(value: Any, how: str) -> str:
         return mass_text(value)
     if how == "g":
         return f"{value:,.0f} g"
+    if how == "kgco2":
+        return f"{value:,.1f} kg"
+    if how == "cny":
+        return f"¥{value:,.0f}"
     return f"{value:,}"
 
 

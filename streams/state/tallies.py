@@ -53,11 +53,12 @@ def over_collected_of(generated: dict[str, int], recovered: dict[str, int]) -> d
 
 #: what a month bucket counts of its down shipments (streams.officer_kpis reads them):
 #: parcels; of them, those that say whether a second box was added and those that did;
-#: that give a tape width and those at most 45 mm; in reusable packaging; that say whether
+#: that give a tape width and those at most 45 mm; sealed with tape (a tape line or a
+#: width); in reusable packaging; that say whether
 #: the carton was reused and those that were; grams of plastic items that say whether they
 #: are degradable, and of those that are not
 COUNT_KEYS = ("parcels", "outer_box_known", "outer_box_added", "tape_known", "tape_le_45mm",
-              "reusable_parcels", "carton_reuse_known", "cartons_reused",
+              "taped_parcels", "reusable_parcels", "carton_reuse_known", "cartons_reused",
               "degradable_known_grams", "nondegradable_plastic_grams")
 
 

@@ -20,6 +20,7 @@ from streams.events import (
     PLASTIC_MATERIALS,
     Condition,
     Direction,
+    Material,
     PackagingReturn,
     PickupCancelled,
     RecyclingCollected,
@@ -255,6 +256,9 @@ def _count_campaign_fields(counts: dict[str, int], event: Shipment) -> None:
     if event.outer_box_added is not None:
         bump("outer_box_known")
         bump("outer_box_added", int(event.outer_box_added))
+    if event.tape_width_mm is not None or any(i.material == Material.TAPE
+                                              for i in event.packaging):
+        bump("taped_parcels")
     if event.tape_width_mm is not None:
         bump("tape_known")
         bump("tape_le_45mm", int(event.tape_width_mm <= 45))

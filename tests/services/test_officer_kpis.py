@@ -17,9 +17,10 @@ from typing import Any
 import orjson
 import pytest
 
-from services.reports.officer import kpi_levels
+from services.reports.officer import co2e_factors, kpi_levels
 from streams.months import month_rows
 from streams.network import load_network
+from streams.officer_kpis import Co2eFactors
 from tests.streams.helpers import Harness, MonthModel, expected_months, local_month, parse_ts
 from tests.streams.reference import generate
 
@@ -28,6 +29,16 @@ MONTH = "2026-11"
 PLASTIC = {"plastic_film", "tape", "eps_foam", "pp_plastic"}
 TARGETS = {"version": "test", "targets": {
     "tape_le_45mm_rate": {"at_least": 0.9, "since": "2020-12-01", "source": "test"}}}
+#: round test factors (not the facts file's), so every CO2e and scrap figure is checkable
+PROD = {"cardboard": 1.0, "paper_fill": 2.0, "plastic_film": 3.0, "tape": 4.0,
+        "eps_foam": 5.0, "ice_pack": 0.5, "pp_plastic": 6.0}
+BURN = {"plastic_film": 10.0, "tape": 20.0, "eps_foam": 30.0, "pp_plastic": 40.0}
+SCRAP = {"cardboard": 1.5, "plastic_film": 0.25, "pp_plastic": 2.0}
+SUBST = {"insulated_box": 0.7, "reusable_crate": 0.3}
+REUSE = {"insulated_box": 0.05, "reusable_crate": 0.02}
+CO2E = Co2eFactors(production_kg_per_kg=PROD, incineration_kg_per_kg=BURN,
+                   scrap_cny_per_kg=SCRAP, substitute_kg_per_use=SUBST,
+                   reuse_kg_per_use=REUSE, new_carton_kg=0.25)
 
 
 def _with_campaign_fields(events: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
@@ -65,7 +76,7 @@ def run() -> tuple[dict[str, Any], MonthModel, dict[str, Any]]:
     data = {"month": MONTH, "villages": month_rows(states, MONTH)}
     history = {mo: {"month": mo, "villages": month_rows(states, mo)}
                for mo in ("2026-10", MONTH)}
-    return kpi_levels(data, NET, MONTH, TARGETS), m, history
+    return kpi_levels(data, NET, MONTH, TARGETS, co2e=CO2E), m, history
 
 
 def _recount(m: MonthModel) -> dict[str, dict[str, Any]]:
@@ -105,6 +116,8 @@ def _recount(m: MonthModel) -> dict[str, dict[str, Any]]:
         if "outer_box_added" in e:
             n["outer_known"] += 1
             n["outer_added"] += e["outer_box_added"]
+        if "tape_width_mm" in e or any(i["material"] == "tape" for i in e["packaging"]):
+            n["taped"] += 1
         if "tape_width_mm" in e:
             n["tape_known"] += 1
             n["tape_narrow"] += e["tape_width_mm"] <= 45
@@ -114,6 +127,12 @@ def _recount(m: MonthModel) -> dict[str, dict[str, Any]]:
             if item.get("degradable") is False and item["material"] in PLASTIC:
                 n["nondegradable"] += item["grams"]
     return out
+
+
+def _counted(on_hand: dict[str, int], gen: dict[str, int], rec: dict[str, int]
+             ) -> dict[str, int]:
+    return {mat: min(max(0, rec.get(mat, 0)), max(0, on_hand.get(mat, 0)) + max(0, gen.get(mat, 0)))
+            for mat in set(on_hand) | set(gen) | set(rec)}
 
 
 def _ratio(on_hand: dict[str, int], gen: dict[str, int], rec: dict[str, int]) -> float | None:
@@ -143,7 +162,7 @@ def test_every_kpi_at_every_level_matches_the_events(run) -> None:
                      "cont": {ct: list(v) for ct, v in x["cont"].items()}}
     got = {v["village_id"]: v for v in levels["villages"]}
     assert set(got) == set(want) and len(got) >= 10
-    checked_rates = 0
+    checked_rates = checked_co2e = 0
     for vid, w in want.items():
         g, n = got[vid], w["n"]
         assert g["parcels"] == n.get("parcels", 0)
@@ -161,7 +180,21 @@ def test_every_kpi_at_every_level_matches_the_events(run) -> None:
         assert g["nondegradable_plastic_grams"] == n.get("nondegradable", 0)
         assert g["pickups_requested"] == w["pk"][0]
         assert g["containers_lost"] == sum(c[3] for c in w["cont"].values())
-    assert checked_rates >= 5
+        assert g["coverage"]["tape_width"] == (
+            pytest.approx(n["tape_known"] / n["taped"]) if n.get("taped") else None)
+        # CO2e and scrap from the round test factors
+        counted = _counted(w["on_hand"], w["gen"], w["rec"])
+        assert g["packaging_co2e_kg"] == pytest.approx(
+            sum(gr / 1000 * PROD[mat] for mat, gr in w["gen"].items() if gr > 0))
+        issued = {ct: c[0] for ct, c in w["cont"].items()}
+        assert g["co2e_avoided_kg"] == pytest.approx(
+            sum(k * (SUBST[ct] - REUSE[ct]) for ct, k in issued.items())
+            + 0.25 * n.get("reused", 0)
+            + sum(gr / 1000 * BURN.get(mat, 0.0) for mat, gr in counted.items()))
+        assert g["recovered_scrap_value_cny"] == pytest.approx(
+            sum(gr / 1000 * SCRAP.get(mat, 0.0) for mat, gr in counted.items()))
+        checked_co2e += bool(issued) and bool(counted)
+    assert checked_rates >= 5 and checked_co2e >= 5
 
     def summed(vids: list[str]) -> float | None:
         on_hand: dict[str, int] = defaultdict(int)
@@ -250,3 +283,45 @@ def test_the_csv_carries_each_rows_kpis(run) -> None:
             rate = by_village[vid]["tape_le_45mm_rate"]
             cell = r["胶带≤45毫米 tape <= 45 mm (fraction)"]
             assert cell == ("" if rate is None else f"{rate:.4f}")
+
+
+def test_co2e_factors_come_from_the_facts_file() -> None:
+    """The report's CO2e factors recomputed from factors.yaml's numbers by hand: an insulated
+    box replaces an EPS box and its tape (made and burnt), a crate the parcel mix's outer
+    packaging; a use costs a wash and 1/cycle-life of the container; a new carton is its
+    board."""
+    from pathlib import Path
+
+    import yaml
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "optimizer" / "data"
+                          / "factors.yaml").read_text("utf-8"))
+
+    def v(dotted: str) -> Any:
+        g, n = dotted.split(".")
+        return raw[g][n]["value"]
+
+    board, film = v("materials_kg_co2e_per_kg.board"), v("materials_kg_co2e_per_kg.plastic_film")
+    eps = v("materials_kg_co2e_per_kg.polystyrene_eps")
+    pp = v("materials_kg_co2e_per_kg.polypropylene_moulded")
+    burn_film = v("incineration_kg_co2e_per_kg.plastic_film")
+    tape_g = v("packaging.tape_m_per_box") * v("packaging.tape_grams_per_m")
+    f = co2e_factors(NET)
+    assert f.substitute_kg_per_use["insulated_box"] == pytest.approx(
+        v("packaging.eps_box_grams") / 1000
+        * (eps + v("incineration_kg_co2e_per_kg.polystyrene_eps"))
+        + tape_g / 1000 * (film + burn_film))
+    mix = v("packaging.parcel_mix")
+    carton = (v("packaging.carton_grams") / 1000 * board + tape_g / 1000 * (film + burn_film)
+              + v("simulation.paper_fill_grams_per_carton") / 1000 * board)
+    bag = v("packaging.mailer_bag_grams") / 1000 * (film + burn_film)
+    envelope = v("packaging.envelope_grams") / 1000 * board
+    assert f.substitute_kg_per_use["reusable_crate"] == pytest.approx(
+        mix["carton"] * carton + mix["bag"] * bag + mix["envelope"] * envelope)
+    wash = v("containers.cleaning_kwh_per_container") * v("vehicles.china_grid_kg_co2_per_kwh")
+    crate = NET.container_types[next(ct for ct in NET.container_types
+                                     if ct.value == "reusable_crate")]
+    assert f.reuse_kg_per_use["reusable_crate"] == pytest.approx(
+        wash + crate.unit_grams / 1000 * pp / v("containers.reusable_crate_cycle_life"))
+    assert f.new_carton_kg == pytest.approx(v("packaging.carton_grams") / 1000 * board)
+    assert f.scrap_cny_per_kg["cardboard"] == v("scrap_cny_per_kg.board")
