@@ -66,6 +66,8 @@ class SimulationProfile:
     narrow_tape_share: float = 0.0
     no_second_packaging_share: float = 1.0
     tape_widths_mm: tuple[int, int] = (45, 60)
+    #: ambient farm produce carried up in a reusable crate from the village's pool
+    crate_share_up: float = 0.0
     seasons: Seasons | None = None
     factor_set: str = ""
 
@@ -120,6 +122,7 @@ def profile_from_factors(f: Any) -> SimulationProfile:
             v("simulation.collection_recovery_share_max"),
         ),
         routine_round_days=int(v("simulation.routine_round_days")),
+        crate_share_up=v("simulation.crate_share_of_up"),
         narrow_tape_share=v("campaigns.narrow_tape_share"),
         no_second_packaging_share=v("campaigns.no_second_packaging_share"),
         tape_widths_mm=(int(v("campaigns.narrow_tape_width_mm")),
@@ -308,28 +311,40 @@ class Simulator:
             event["temperature_class"] = "ambient"
             packaging = p.farm_carton
         event["weight_grams"] = self.rng.randint(1000, 10000)
+        containers: list[dict[str, Any]] = []
+        # drawn from the campaigns' generator, so a seed's other events stay as they were
+        if (event["temperature_class"] == "ambient" and p.crate_share_up > 0
+                and self.campaign_rng.random() < p.crate_share_up):
+            packaging = PackagingProfile("crate", ())
+            self._container_seq += 1
+            containers.append({"container_type": "reusable_crate",
+                               "container_id": f"RC-{self._container_seq:07d}"})
+            self._schedule_return(village, at, "reusable_crate", self.campaign_rng)
+            self.stats["crates_up"] += 1
         event["packaging"] = [
             {"material": m, "count": 1, "grams": g} for m, g in packaging.lines if g > 0
         ]
-        event["containers"] = []
+        event["containers"] = containers
         self.stats["shipments_up"] += 1
         return event
 
-    def _schedule_return(self, village: Village, issued_at: datetime, ctype: str) -> None:
+    def _schedule_return(self, village: Village, issued_at: datetime, ctype: str,
+                         rng: random.Random | None = None) -> None:
         p = self.profile
-        roll = self.rng.random()
+        rng = rng or self.rng
+        roll = rng.random()
         if roll < p.lost_share:
             condition = "lost"
-            lag_days = self.rng.uniform(5, 20)
+            lag_days = rng.uniform(5, 20)
         elif roll < p.lost_share + p.damaged_share:
             condition = "damaged"
-            lag_days = self.rng.lognormvariate(math.log(p.return_lag_days_median), 0.5)
+            lag_days = rng.lognormvariate(math.log(p.return_lag_days_median), 0.5)
         else:
             condition = "ok"
-            if self.rng.random() < p.late_return_share:
-                lag_days = self.rng.uniform(self.network.container_overdue_days + 1, 30)
+            if rng.random() < p.late_return_share:
+                lag_days = rng.uniform(self.network.container_overdue_days + 1, 30)
             else:
-                lag_days = self.rng.lognormvariate(math.log(p.return_lag_days_median), 0.5)
+                lag_days = rng.lognormvariate(math.log(p.return_lag_days_median), 0.5)
         at = issued_at + timedelta(days=lag_days)
         event = self._common("packaging_return", village, at)
         event.update(container_type=ctype, count=1, condition=condition)
