@@ -223,3 +223,41 @@ def meets(value: Any, target: dict[str, Any], month: str) -> bool | None:
     if "at_least" in target and value < target["at_least"]:
         return False
     return not ("at_most" in target and value > target["at_most"])
+
+
+#: the month's figures as the worker exports them (streams/metric_names.py)
+_MONTH_ON_HAND = "packloop_waste_month_on_hand_start_grams"
+_MONTH_GENERATED = 'packloop_waste_window_generated_grams{window="month"}'
+_MONTH_RECOVERED = 'packloop_waste_window_recovered_grams{window="month"}'
+_VM = "hub, village, material"
+
+
+def recording_rules() -> list[dict[str, str]]:
+    """Prometheus recording rules for ``recovery_ratio`` and ``unrecorded_recovered_grams``
+    of the current month, the definitions above in PromQL: per village and material the
+    recovered grams count up to on hand + generated (``counted = recovered − max(0,
+    recovered − available)``, i.e. the smaller of the two), then villages, townships and
+    the county sum the counted and the available grams before dividing. Written into
+    infra/prometheus/rules/packloop-recording.yml by infra/prometheus/build_rules.py (a
+    test fails when the file drifts from this). In township mode (no village label) the
+    cap applies per township, an approximation the report does not make."""
+    vm = "village_material:packloop_waste_month_"
+    rules = [
+        {"record": f"{vm}available_grams:sum",
+         "expr": f"sum by ({_VM}) ({_MONTH_ON_HAND})\n  + on ({_VM})\n"
+                 f"sum by ({_VM}) ({_MONTH_GENERATED})"},
+        {"record": f"{vm}unrecorded_recovered_grams:sum",
+         "expr": f"clamp_min(\n  sum by ({_VM}) ({_MONTH_RECOVERED})\n    - on ({_VM})\n"
+                 f"  {vm}available_grams:sum,\n  0\n)"},
+        {"record": f"{vm}recovered_counted_grams:sum",
+         "expr": f"sum by ({_VM}) ({_MONTH_RECOVERED})\n  - on ({_VM})\n"
+                 f"{vm}unrecorded_recovered_grams:sum"},
+    ]
+    for level, by in (("village", "sum by (hub, village)"), ("hub", "sum by (hub)"),
+                      ("county", "sum")):
+        rules.append({"record": f"{level}:packloop_waste_month_recovery_ratio:ratio",
+                      "expr": f"{by} ({vm}recovered_counted_grams:sum)\n  /\n"
+                              f"({by} ({vm}available_grams:sum) > 0)"})
+        rules.append({"record": f"{level}:packloop_waste_month_unrecorded_recovered_grams:sum",
+                      "expr": f"{by} ({vm}unrecorded_recovered_grams:sum)"})
+    return rules
