@@ -4,7 +4,9 @@ An officer is held to the State Post Bureau's green-packaging campaigns and the 
 rules, not to grams per village, so the monthly report speaks their terms. Every KPI is
 computed from a month's figures (one village's row of ``GET /months/{YYYY-MM}``, or the sum
 of several: :func:`add_rows`), so a township's KPIs are those of its villages' summed
-figures, never an average of their ratios.
+figures, never an average of their ratios. The mass balance is settled per village and
+material first (what a village recovered beyond its own on hand + generated is its
+unrecorded recovery, and never counts against another village's waste), then summed.
 
 Definitions (``docs/operations.md`` repeats them for people):
 
@@ -92,13 +94,36 @@ def add_rows(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"generated_grams": {}, "recovered_grams": {},
                            "on_hand_start_grams": {}, "counts": {}, "pickups": {},
                            "containers": {}}
+    settled: dict[str, dict[str, int]] = {"available_grams": {}, "counted_grams": {},
+                                          "unrecorded_grams": {}}
     for r in rows:
         for key in ("generated_grams", "recovered_grams", "on_hand_start_grams", "counts",
                     "pickups"):
             _add(out[key], r.get(key))
+        # the mass balance is settled per village, then summed: one village's unrecorded
+        # recovery never fills another's shortfall
+        for key, values in _settled(r).items():
+            _add(settled[key], values)
         for ct, c in (r.get("containers") or {}).items():
             _add(out["containers"].setdefault(ct, {}), c)
+    out.update(settled)
     return out
+
+
+def _settled(row: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """A row's per-material mass balance: available, counted and unrecorded grams (a sum
+    of rows carries the sums of its villages' own)."""
+    if "available_grams" in row:
+        return {k: dict(row[k]) for k in ("available_grams", "counted_grams",
+                                          "unrecorded_grams")}
+    on_hand = row.get("on_hand_start_grams") or {}
+    generated = row.get("generated_grams") or {}
+    recovered = row.get("recovered_grams") or {}
+    available = {m: max(0, on_hand.get(m, 0)) + max(0, generated.get(m, 0))
+                 for m in set(on_hand) | set(generated) | set(recovered)}
+    counted = counted_recovered(on_hand, generated, recovered)
+    return {"available_grams": available, "counted_grams": counted,
+            "unrecorded_grams": {m: max(0, recovered.get(m, 0)) - counted[m] for m in counted}}
 
 
 def _rate(hits: int, known: int) -> float | None:
@@ -154,7 +179,10 @@ def kpis(row: dict[str, Any], co2e: Co2eFactors | None = None) -> dict[str, Any]
     generated = dict(row.get("generated_grams") or {})
     recovered = dict(row.get("recovered_grams") or {})
     on_hand = dict(row.get("on_hand_start_grams") or {})
-    ratio, unrecorded = mass_balance(on_hand, generated, recovered)
+    bal = _settled(row)
+    to_recover = sum(bal["available_grams"].values())
+    ratio = sum(bal["counted_grams"].values()) / to_recover if to_recover > 0 else None
+    unrecorded = sum(bal["unrecorded_grams"].values())
     pickups = row.get("pickups") or {}
     containers = row.get("containers") or {}
     outer_known = counts.get("outer_box_known", 0)
@@ -180,7 +208,7 @@ def kpis(row: dict[str, Any], co2e: Co2eFactors | None = None) -> dict[str, Any]
         "pickups_requested": pickups.get("requested", 0),
         "pickups_completed": pickups.get("completed", 0),
         "pickups_overdue": pickups.get("overdue", 0),
-        **_co2e(co2e, generated, counted_recovered(on_hand, generated, recovered), containers,
+        **_co2e(co2e, generated, bal["counted_grams"], containers,
                 counts.get("cartons_reused", 0)),
         "coverage": {
             "outer_box": _rate(outer_known, parcels),
@@ -236,7 +264,8 @@ def recording_rules() -> list[dict[str, str]]:
     """Prometheus recording rules for ``recovery_ratio`` and ``unrecorded_recovered_grams``
     of the current month, the definitions above in PromQL: per village and material the
     recovered grams count up to on hand + generated (``counted = recovered − max(0,
-    recovered − available)``, i.e. the smaller of the two), then villages, townships and
+    recovered − available)``, i.e. the smaller of the two; a month's net negative
+    correction counts as 0, as in :func:`mass_balance`), then villages, townships and
     the county sum the counted and the available grams before dividing. Written into
     infra/prometheus/rules/packloop-recording.yml by infra/prometheus/build_rules.py (a
     test fails when the file drifts from this). In township mode (no village label) the
@@ -245,12 +274,12 @@ def recording_rules() -> list[dict[str, str]]:
     rules = [
         {"record": f"{vm}available_grams:sum",
          "expr": f"sum by ({_VM}) ({_MONTH_ON_HAND})\n  + on ({_VM})\n"
-                 f"sum by ({_VM}) ({_MONTH_GENERATED})"},
+                 f"clamp_min(sum by ({_VM}) ({_MONTH_GENERATED}), 0)"},
         {"record": f"{vm}unrecorded_recovered_grams:sum",
-         "expr": f"clamp_min(\n  sum by ({_VM}) ({_MONTH_RECOVERED})\n    - on ({_VM})\n"
-                 f"  {vm}available_grams:sum,\n  0\n)"},
+         "expr": f"clamp_min(\n  clamp_min(sum by ({_VM}) ({_MONTH_RECOVERED}), 0)\n"
+                 f"    - on ({_VM})\n  {vm}available_grams:sum,\n  0\n)"},
         {"record": f"{vm}recovered_counted_grams:sum",
-         "expr": f"sum by ({_VM}) ({_MONTH_RECOVERED})\n  - on ({_VM})\n"
+         "expr": f"clamp_min(sum by ({_VM}) ({_MONTH_RECOVERED}), 0)\n  - on ({_VM})\n"
                  f"{vm}unrecorded_recovered_grams:sum"},
     ]
     for level, by in (("village", "sum by (hub, village)"), ("hub", "sum by (hub)"),
