@@ -173,6 +173,13 @@ def test_officer_month_rules_are_generated_from_the_kpi_module() -> None:
     spec.loader.exec_module(mod)
     text = mod.TARGET.read_text("utf-8")
     assert mod.BEGIN in text and mod.render(text) == text, "run infra/prometheus/build_rules.py"
+    # the recovery alerts compare with the targets file's recovery_ratio, as committed
+    alerts = mod.ALERTS.read_text("utf-8")
+    assert mod.BEGIN in alerts and mod.render_alerts(alerts) == alerts, \
+        "run infra/prometheus/build_rules.py (alerts)"
+    target = mod.recovery_target()
+    assert f"hub:packloop_waste_month_recovery_ratio:ratio < {target:g}" in alerts
+    assert f"county:packloop_waste_month_recovery_ratio:ratio < {target:g}" in alerts
     records = {r["record"] for r in rules() if "record" in r}
     from streams.officer_kpis import recording_rules
 
