@@ -158,17 +158,19 @@ def _co2e(f: Co2eFactors | None, generated: dict[str, int], counted: dict[str, i
     if f is None:
         return {"packaging_co2e_kg": None, "co2e_avoided_kg": None,
                 "recovered_scrap_value_cny": None}
-    made = sum(max(0, g) / 1000 * f.production_kg_per_kg.get(m, 0.0)
-               for m, g in generated.items())
-    issued = {ct: c.get("issued", 0) for ct, c in containers.items()}
+    # in sorted order and rounded (to the gram of CO2e, to the fen), so that the same figures
+    # give the same KPIs whichever way a row's dicts were built (the ledger's JSON, a worker)
+    made = sum(max(0, generated[m]) / 1000 * f.production_kg_per_kg.get(m, 0.0)
+               for m in sorted(generated))
+    issued = {ct: containers[ct].get("issued", 0) for ct in sorted(containers)}
     avoided = (sum(n * (f.substitute_kg_per_use.get(ct, 0.0) - f.reuse_kg_per_use.get(ct, 0.0))
                    for ct, n in issued.items())
                + cartons_reused * f.new_carton_kg
-               + sum(g / 1000 * f.incineration_kg_per_kg.get(m, 0.0)
-                     for m, g in counted.items()))
-    scrap = sum(g / 1000 * f.scrap_cny_per_kg.get(m, 0.0) for m, g in counted.items())
-    return {"packaging_co2e_kg": made, "co2e_avoided_kg": avoided,
-            "recovered_scrap_value_cny": scrap}
+               + sum(counted[m] / 1000 * f.incineration_kg_per_kg.get(m, 0.0)
+                     for m in sorted(counted)))
+    scrap = sum(counted[m] / 1000 * f.scrap_cny_per_kg.get(m, 0.0) for m in sorted(counted))
+    return {"packaging_co2e_kg": round(made, 3), "co2e_avoided_kg": round(avoided, 3),
+            "recovered_scrap_value_cny": round(scrap, 2)}
 
 
 def kpis(row: dict[str, Any], co2e: Co2eFactors | None = None) -> dict[str, Any]:

@@ -39,7 +39,8 @@ def test_every_command_and_flag_of_the_readme_exists() -> None:
                 found = command.get_command(click.Context(command), name)
                 assert found is not None, f"packloop {' '.join(names)}"
                 command = found
-            options = {o for p in command.params for o in getattr(p, "opts", [])}
+            options = {o for p in command.params
+                       for o in [*getattr(p, "opts", []), *getattr(p, "secondary_opts", [])]}
             assert flags <= options, (names, flags - options)
             checked += 1
     assert checked >= 20
