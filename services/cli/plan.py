@@ -290,7 +290,15 @@ def _print_job(job: dict[str, Any]) -> None:
     if job.get("error"):
         click.echo(f"  reason: {job['error']}")
     s = job.get("summary")
-    if s:
+    if s and s.get("plan_status") == "frontier":
+        click.echo(f"  frontier of {len(s.get('kpis') or {})} points; cheapest "
+                   f"{_fmt(s.get('objective'))} CNY")
+        for name, k in (s.get("kpis") or {}).items():
+            grams = k.get("single_use_grams")
+            click.echo(f"  {name:<9} cost {_fmt(k.get('cost_cny'))} CNY  "
+                       f"CO2e {_fmt(k.get('co2e_kg'))} kg  single-use "
+                       f"{_fmt(None if grams is None else grams / 1000, ',.1f')} kg")
+    elif s:
         click.echo(f"  plan {s.get('plan_status')}  objective {_fmt(s.get('objective'))}  "
                    f"gap {'-' if s.get('gap') is None else format(s['gap'], '.4%')}  "
                    f"trips {s.get('trips')}")
@@ -324,19 +332,34 @@ def _wait(client: httpx.Client, job_id: str, quiet: bool) -> dict[str, Any]:
 @click.option("--time-limit", type=float, default=None, metavar="S", help="Solver time limit.")
 @click.option("--gap", type=float, default=None, metavar="G", help="Relative MIP gap.")
 @click.option("--name", default=None, help="A name for the job.")
+@click.option("--frontier", is_flag=True,
+              help="Plan the trade-off frontier (as `plan frontier`) instead of one plan; "
+                   "--time-limit and --gap then apply to each point.")
+@click.option("--points", type=click.IntRange(2, 25), default=None,
+              help="With --frontier: points on each front (default 7).")
+@click.option("--front", type=click.Choice(["single_use", "co2e", "both"]), default=None,
+              help="With --frontier: which front (default both).")
 @click.option("--wait", is_flag=True, help="Wait until the job is finished.")
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
 @service_options
 @click.pass_context
 def submit(ctx: click.Context, scenario: str | None, from_state: bool,
            state_settings: str | None, horizon_days: int | None, hubs: str | None,
-           time_limit: float | None, gap: float | None, name: str | None, wait: bool,
-           as_json: bool, url: str | None, token: str | None) -> None:
+           time_limit: float | None, gap: float | None, name: str | None, frontier: bool,
+           points: int | None, front: str | None, wait: bool, as_json: bool,
+           url: str | None, token: str | None) -> None:
     """Submit SCENARIO (JSON/YAML) or --from-state; prints the job id on the last line."""
     if bool(scenario) == from_state:
         raise click.UsageError("give either SCENARIO or --from-state")
-    options = {k: v for k, v in (("time_limit_s", time_limit), ("mip_gap", gap),
-                                 ("name", name)) if v is not None}
+    options: dict[str, Any] = {k: v for k, v in (("time_limit_s", time_limit), ("mip_gap", gap),
+                                                 ("name", name)) if v is not None}
+    if frontier:
+        f: dict[str, Any] = {} if points is None else {"points": points}
+        if front is not None:
+            f["fronts"] = ["single_use", "co2e"] if front == "both" else [front]
+        options["frontier"] = f
+    elif points is not None or front is not None:
+        raise click.UsageError("--points and --front go with --frontier")
     if from_state:
         fs: dict[str, Any] = dict(_load(state_settings) or {}) if state_settings else {}
         if horizon_days is not None:
@@ -400,14 +423,17 @@ def fetch(ctx: click.Context, job_id: str, out_dir: str, url: str | None,
         scenario = _call(client, "GET", f"/v1/plans/{job_id}/scenario").json()
         (out / "scenario.json").write_bytes(orjson.dumps(scenario, option=orjson.OPT_INDENT_2))
         written.append("scenario.json")
+        is_frontier = (job.get("summary") or {}).get("plan_status") == "frontier"
         if "result" in job["links"]:
             result = _call(client, "GET", f"/v1/plans/{job_id}/result").json()
-            (out / "plan.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-            written.append("plan.json")
+            name = "frontier.json" if is_frontier else "plan.json"
+            (out / name).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+            written.append(name)
         if "report" in job["links"]:
             html = _call(client, "GET", f"/v1/plans/{job_id}/report").text
-            (out / "report.html").write_text(html, encoding="utf-8")
-            written.append("report.html")
+            name = "frontier.html" if is_frontier else "report.html"
+            (out / name).write_text(html, encoding="utf-8")
+            written.append(name)
     for name in written:
         click.echo(str(out / name))
     if job["status"] == "failed":

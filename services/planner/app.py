@@ -86,12 +86,36 @@ class PlannerConfig:
 # -- API models ----------------------------------------------------------------------------
 
 
+class FrontierOptions(BaseModel):
+    """A trade-off frontier instead of one plan (`packloop plan frontier`, as a job)."""
+
+    model_config = ConfigDict(extra="forbid")
+    points: int = Field(7, ge=2, le=25, description="Points on each front.")
+    fronts: list[Literal["single_use", "co2e"]] = Field(
+        default=["single_use", "co2e"], min_length=1, max_length=2,
+        description="cost against single-use grams, and/or cost against CO2e.")
+
+
 class PlanOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    time_limit_s: float | None = Field(None, gt=0, le=86400, description="Solver time limit.")
+    time_limit_s: float | None = Field(None, gt=0, le=86400, description=(
+        "Solver time limit; of each point's solve for a frontier."))
     mip_gap: float | None = Field(None, ge=0, le=1, description="Stop at this relative gap.")
     baselines: bool = Field(True, description="Also compute the uncoordinated baseline.")
     name: str | None = Field(None, max_length=200)
+    frontier: FrontierOptions | None = Field(None, description=(
+        "Plan the cost-single-use and/or cost-CO2e fronts (AUGMECON2) instead of one plan; "
+        "the job's result is the frontier document, its report the curve."))
+
+
+def frontier_budget_s(point_time_limit_s: float, f: FrontierOptions) -> float:
+    """A frontier job's wall clock: each front's points and its lexicographic ends, and the
+    planner's cost-optimal plan (optimizer.frontier.PLANNER_SHARE time limits), each at
+    most the point time limit."""
+    from optimizer.frontier import PLANNER_SHARE
+
+    solves = len(f.fronts) * (f.points + 1) + PLANNER_SHARE + 1
+    return min(86400.0, point_time_limit_s * solves)
 
 
 class Progress(BaseModel):
@@ -331,6 +355,9 @@ def create_app(config: PlannerConfig) -> FastAPI:
                            f"options.{'.'.join(map(str, e['loc']))}: {e['msg']}") from None
         opts = options.model_dump(exclude_none=True)
         opts.setdefault("time_limit_s", config.default_time_limit_s)
+        if options.frontier is not None:
+            opts["frontier"]["point_time_limit_s"] = opts["time_limit_s"]
+            opts["time_limit_s"] = frontier_budget_s(opts["time_limit_s"], options.frontier)
         if "from_state" in body:
             try:
                 request = FromState.model_validate(body["from_state"] or {})

@@ -58,6 +58,9 @@ def _child(conn: Connection, scenario: dict[str, Any], options: dict[str, Any],
             # the job's time limit is its wall clock: the report and the hand-over too
             limits["time_limit_s"] = max(0.0, deadline - time.time() - HAND_OVER_S
                                          - optimizer.report_seconds(sc))
+        if options.get("frontier"):
+            conn.send(("result", *_frontier(sc, options, progress)))
+            return
         if sc.routing.single_visit:  # a CVRPLIB-style scenario: one visit per customer
             result = optimizer.solve_cvrp(sc, progress=progress, **limits)
         else:
@@ -77,6 +80,26 @@ def _child(conn: Connection, scenario: dict[str, Any], options: dict[str, Any],
         conn.send(("error", f"{type(exc).__name__}: {first}", traceback.format_exc(limit=5)))
     finally:
         conn.close()
+
+
+def _frontier(sc: Any, options: dict[str, Any], progress: Any) -> tuple[dict[str, Any], str]:
+    """A frontier job: `optimizer.solve_frontier` with each point at the frontier's point
+    time limit; the result is the `plan frontier --json` document without the points'
+    full plans (a county's are megabytes each: `plan frontier --out` writes them), the
+    report its curves and marginal costs."""
+    from optimizer.frontier import solve_frontier
+    from services.planner.store import clean_json
+    from services.reports.frontier import frontier_html
+
+    f = options["frontier"]
+    front = solve_frontier(sc, points=int(f.get("points", 7)),
+                           fronts=tuple(f.get("fronts", ("single_use", "co2e"))),
+                           time_limit_s=f.get("point_time_limit_s"),
+                           mip_gap=options.get("mip_gap"), threads=options.get("threads"),
+                           progress=progress)
+    doc = clean_json(front.to_json_dict(plans={k: None for k in range(len(front.points))}))
+    doc["kind"] = "frontier"
+    return doc, frontier_html(doc, sc.name)
 
 
 _CTX: Any = None

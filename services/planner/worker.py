@@ -77,8 +77,22 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def frontier_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """A frontier job's summary: its points, and the cost-optimal end as the objective."""
+    points = result.get("points") or []
+    cheapest = min(points, key=lambda p: p["cost_cny"], default=None)
+    return {"plan_status": "frontier", "objective": cheapest and cheapest["cost_cny"],
+            "gap": cheapest and cheapest.get("gap"), "trips": None,
+            "kpis": {f"point {k}": {"cost_cny": p["cost_cny"], "co2e_kg": p["co2e_kg"],
+                                    "single_use_grams": p["single_use_grams"]}
+                     for k, p in enumerate(points)}}
+
+
 def failure_reason(result: dict[str, Any], time_limit_s: float | None) -> str | None:
     """Why a finished solve is a failed job (None when it produced a plan)."""
+    if result.get("kind") == "frontier":
+        return None if result.get("points") else (
+            "no point of the front found a plan within its time limit")
     status = result.get("status")
     if result.get("trips") is not None and status in ("optimal", "feasible", "time_limit") \
             and result.get("objective") is not None:
@@ -225,8 +239,10 @@ class PlannerWorker:
             result, html = outcome[1], outcome[2]
             reason = failure_reason(result, options.get("time_limit_s"))
             status = DONE if reason is None else FAILED
+            summary = (frontier_summary(result) if result.get("kind") == "frontier"
+                       else summarise(result))
             stored = self.store.finish(job_id, self.worker_id, status, result=result,
-                                       report=html, error=reason, summary=summarise(result),
+                                       report=html, error=reason, summary=summary,
                                        progress=progress)
         else:
             reason = outcome[1]

@@ -122,3 +122,39 @@ def test_a_worker_joining_during_a_solve_gets_partitions_at_once(planner_env) ->
         30, "the worker that joined to take the job back")
     assert job["status"] == "running" and job["attempts"] == 2
     assert client.delete(f"/v1/plans/{big['job_id']}").json()["status"] == CANCELLED
+
+
+def test_a_frontier_job_plans_the_front(planner_env) -> None:
+    """`plan submit --frontier` as the API sees it: a worker plans the cost-single-use front
+    of tiny.yaml; the stored result has non-dominated points, the cheapest of them the
+    cost-optimal end, whose cost a plain solve of the same scenario matches within the two
+    solves' gaps; the report is the curve; a frontier option the API does not know is a 422
+    naming it."""
+    import optimizer
+
+    client = planner_env["client"]
+    bad = client.post("/v1/plans", json={"scenario": TINY, "options": {
+        "frontier": {"points": 1}}})
+    assert bad.status_code == 422 and "options.frontier.points" in bad.json()["message"]
+    planner_env["start_worker"]()
+    job = client.post("/v1/plans", json={"scenario": TINY, "options": {
+        "time_limit_s": 20, "frontier": {"points": 4, "fronts": ["single_use"]}}}).json()
+    done = wait_for_job(client, job["job_id"], timeout_s=240)
+    assert done["status"] == DONE, done.get("error")
+    assert done["summary"]["plan_status"] == "frontier"
+    doc = client.get(f"/v1/plans/{job['job_id']}/result").json()
+    assert doc["kind"] == "frontier"
+    pts = [p for p in doc["points"] if p["front"] == "single_use"]
+    assert len(pts) >= 2
+    for a in pts:
+        for b in pts:
+            assert not (b["cost_cny"] < a["cost_cny"] - 1e-6
+                        and b["single_use_grams"] < a["single_use_grams"] - 1e-6)
+    cheapest = min(pts, key=lambda p: p["cost_cny"])
+    assert cheapest["role"] == "cost_optimal"
+    plain = optimizer.solve(optimizer.load_scenario(TINY), time_limit_s=20, baselines=False)
+    assert plain.kpis is not None
+    tol = ((plain.gap or 0) + (cheapest["gap"] or 0) + 1e-6) * plain.kpis["cost_cny"]["total"]
+    assert abs(cheapest["cost_cny"] - plain.kpis["cost_cny"]["total"]) <= tol
+    report = client.get(f"/v1/plans/{job['job_id']}/report").text
+    assert "<svg" in report and "single-use" in report

@@ -192,3 +192,21 @@ def test_status_of_a_running_job_says_what_is_not_known_yet(monkeypatch) -> None
     line = r.output.splitlines()[1]
     assert re.fullmatch(r" +objective +- +bound +- +gap +- +uncoordinated:H01 \(1/3 hub "
                         r"groups planned\)", line), line
+
+
+def test_submit_frontier_sends_its_options_and_points_need_it(sent, tmp_path) -> None:
+    """`--frontier --points 5 --front co2e` asks the service for a frontier job of 5 points
+    on the CO2e front; `--points` without `--frontier` is a usage error (exit 2)."""
+    import json as _json
+
+    scenario = tmp_path / "s.json"
+    scenario.write_text('{"name": "x"}')
+    r = CliRunner().invoke(cli, ["plan", "submit", str(scenario), "--frontier", "--points", "5",
+                                 "--front", "co2e", "--time-limit", "30", "--token", "t"])
+    assert r.exit_code == 0, r.output
+    body = _json.loads(sent[-1].content)
+    assert body["options"] == {"time_limit_s": 30.0,
+                               "frontier": {"points": 5, "fronts": ["co2e"]}}
+    r = CliRunner().invoke(cli, ["plan", "submit", str(scenario), "--points", "5",
+                                 "--token", "t"])
+    assert r.exit_code == 2 and "--frontier" in r.output
