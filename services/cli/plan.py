@@ -81,6 +81,10 @@ def plan() -> None:
 @click.argument("scenario", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.option("--vrplib", "vrplib_file", type=click.Path(exists=True, dir_okay=False),
               default=None, help="Import a CVRPLIB/TSPLIB CVRP instance instead of a scenario.")
+@click.option("--fleet", type=click.Choice(["exact", "free"]), default="exact",
+              show_default=True,
+              help="With --vrplib: exact gives an instance named -kN exactly N routes; free "
+                   "lets the number of routes float.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write plan.json and report.html here.")
 @click.option("--time-limit", "time_limit", type=float, default=None, metavar="S",
@@ -95,7 +99,7 @@ def plan() -> None:
 @click.option("--marginal-vehicles", is_flag=True,
               help="Also price one more vehicle of each type per hub (a short re-solve each, "
                    "within --time-limit).")
-def solve(scenario: str | None, vrplib_file: str | None, out_dir: str | None,
+def solve(scenario: str | None, vrplib_file: str | None, fleet: str, out_dir: str | None,
           time_limit: float | None, gap: float | None, threads: int | None, as_json: bool,
           no_baselines: bool, marginal_vehicles: bool) -> None:
     """Solve SCENARIO (JSON or YAML) or a --vrplib instance and print the plan's summary."""
@@ -109,7 +113,7 @@ def solve(scenario: str | None, vrplib_file: str | None, out_dir: str | None,
         if vrplib_file:
             from optimizer import parse_vrp, scenario_from_vrp
 
-            sc = scenario_from_vrp(parse_vrp(vrplib_file))
+            sc = scenario_from_vrp(parse_vrp(vrplib_file), "free" if fleet == "free" else "exact")
         else:
             assert scenario is not None  # the usage check above: one of the two is given
             sc = optimizer.load_scenario(scenario)
@@ -137,6 +141,10 @@ def solve(scenario: str | None, vrplib_file: str | None, out_dir: str | None,
 
         path = write_report(result, sc, Path(out_dir))
         console.print(f"report: {path}")
+        if vrplib_file and result.routes is not None:
+            from optimizer.vrplib import write_sol
+
+            write_sol(Path(out_dir) / f"{sc.name}.sol", result.routes, result.objective)
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
     else:

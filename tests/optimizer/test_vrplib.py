@@ -118,3 +118,31 @@ def test_the_joint_planner_refuses_a_single_visit_scenario():
     sc = optimizer.scenario_from_vrp(parse_vrp(CVRPLIB / "E-n13-k4.vrp"))
     with pytest.raises(optimizer.ScenarioError, match="solve_cvrp"):
         optimizer.solve(sc)
+
+
+def test_an_unsupported_instance_type_is_a_usage_error(tmp_path):
+    """A VRPTW file is refused with exit 2 and a line naming TYPE, never a traceback."""
+    text = (CVRPLIB / "E-n13-k4.vrp").read_text().replace("TYPE : CVRP", "TYPE : VRPTW")
+    assert "VRPTW" in text
+    path = tmp_path / "E-n13-k4.vrp"
+    path.write_text(text)
+    out = subprocess.run(
+        [sys.executable, "-m", "services.cli", "plan", "solve", "--vrplib", str(path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 2
+    assert "TYPE" in out.stderr and "VRPTW" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_solution_files_round_trip_in_cvrplib_numbering(tmp_path):
+    """The published E-n13-k4 routes, written by write_sol and read back, are unchanged, and
+    cost the published optimum under this file's own LOWER_ROW distances."""
+    from optimizer.vrplib import write_sol
+
+    routes, cost = read_sol(CVRPLIB / "E-n13-k4.sol")
+    write_sol(tmp_path / "out.sol", routes, cost)
+    again, cost_again = read_sol(tmp_path / "out.sol")
+    assert again == routes and cost_again == cost == OPTIMA["E-n13-k4"]
+    d, _, _ = _own_distances(CVRPLIB / "E-n13-k4.vrp")
+    total = sum(d[a][b] for r in again for a, b in zip([0, *r], [*r, 0], strict=True))
+    assert total == OPTIMA["E-n13-k4"]
