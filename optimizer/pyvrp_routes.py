@@ -1,0 +1,137 @@
+"""Routes from PyVRP's iterated local search, to seed set-partitioning pools.
+
+PyVRP finds very good routes fast but proves nothing; the route pools it seeds are solved by
+HiGHS, which then bounds the plan over that pool. Runs are deterministic (fixed seeds,
+iteration limits rather than wall-clock ones where a caller needs the same pool twice) and
+each run is capped in seconds, so a pool costs at most `runs x seconds_per_run`.
+
+PyVRP works in integers: distances and loads are scaled (`_integer_scale`) and every route
+it returns is re-costed by the caller on the original matrix, so scaling never changes a
+cost the model sees.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from pyvrp import Model
+from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria
+
+#: PyVRP's integer range is int64, but its penalties multiply loads and distances: keep
+#: scaled values well below that
+MAX_SCALED = 10**9
+#: per-km costs are whole numbers in PyVRP: cents keep vans' cost ratios
+COST_SCALE = 100
+
+
+@dataclass(frozen=True)
+class PyvrpRuns:
+    """How hard PyVRP works on one routing problem.
+
+    `seeds`: one run per seed (the pool is the union of their best solutions);
+    `seconds_per_run`: wall-clock cap of each run; `iterations_per_run`: iteration cap (the
+    deterministic limit: with a generous time cap two solves build the same pool).
+    """
+
+    seeds: tuple[int, ...] = (1, 2, 3, 4)
+    seconds_per_run: float = 2.0
+    iterations_per_run: int = 2_000
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise ValueError("PyvrpRuns.seeds: at least one seed")
+        if self.seconds_per_run <= 0 or self.iterations_per_run <= 0:
+            raise ValueError("PyvrpRuns: seconds_per_run and iterations_per_run must be > 0")
+
+
+@dataclass(frozen=True)
+class VanType:
+    """A vehicle type as PyVRP sees it: `capacity` per load dimension (compartments, or
+    delivery litres and pickup litres), how many, its cost per km, and the longest tour it
+    may drive (km; the shift as distance)."""
+
+    capacity: tuple[float, ...]
+    count: int
+    cost_per_km: float = 1.0
+    fixed_cost: float = 0.0
+    max_km: float = math.inf
+
+
+def _integer_scale(values: np.ndarray) -> float:
+    """1 when `values` are already whole numbers, else 1000 (metres for km, ml for litres)."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0 or np.allclose(finite, np.round(finite)):
+        return 1.0
+    return 1000.0
+
+
+def pyvrp_routes(
+    dist: np.ndarray,
+    delivery: np.ndarray,
+    pickup: np.ndarray | None,
+    vans: Sequence[VanType],
+    runs: PyvrpRuns,
+    *,
+    required: bool = True,
+) -> list[list[int]]:
+    """Distinct routes (customer numbers 1..n in driving order; node 0 is the depot) of the
+    best solution of each run. `delivery`/`pickup` are (n, dims) loads per customer (a 1-d
+    array is one dimension). Routes PyVRP leaves infeasible are dropped, so every route
+    returned fits its van's capacities (loads are rounded up, capacities down)."""
+    n = dist.shape[0] - 1
+    if n == 0:
+        return []
+    dl = np.atleast_2d(np.asarray(delivery, dtype=float).T).T.reshape(n, -1)
+    pu = np.zeros_like(dl) if pickup is None else np.asarray(pickup, dtype=float).reshape(n, -1)
+    dims = dl.shape[1]
+    dscale = _integer_scale(dist)
+    loads = np.concatenate([dl.ravel(), pu.ravel(), *[np.asarray(v.capacity) for v in vans]])
+    lscale = _integer_scale(loads)
+    while dscale > 1 and float(np.nanmax(np.where(np.isfinite(dist), dist, 0))) * dscale * (
+            n + 1) > MAX_SCALED:
+        dscale /= 10
+    while lscale > 1 and float(loads.max(initial=0)) * lscale * (n + 1) > MAX_SCALED:
+        lscale /= 10
+    m = Model()
+    depot_loc = m.add_location(0, 0)
+    m.add_depot(depot_loc)
+    locs = [depot_loc]
+    for c in range(n):
+        loc = m.add_location(0, 0)
+        locs.append(loc)
+        m.add_client(loc, delivery=[math.ceil(x * lscale - 1e-9) for x in dl[c]],
+                     pickup=[math.ceil(x * lscale - 1e-9) for x in pu[c]],
+                     required=required, prize=0 if required else 1)
+    for v in vans:
+        cap = [math.floor(x * lscale + 1e-9) for x in v.capacity][:dims]
+        cap += [0] * (dims - len(cap))
+        max_km = v.max_km
+        m.add_vehicle_type(
+            num_available=max(1, v.count), capacity=cap,
+            fixed_cost=round(v.fixed_cost * COST_SCALE * dscale),
+            unit_distance_cost=max(1, round(v.cost_per_km * COST_SCALE)),
+            max_distance=(round(max_km * dscale) if math.isfinite(max_km)
+                          else np.iinfo(np.int64).max))
+    for i in range(n + 1):
+        for j in range(n + 1):
+            if i != j:
+                d = dist[i, j]
+                m.add_edge(locs[i], locs[j], round(d * dscale) if np.isfinite(d) else MAX_SCALED)
+    seen: set[tuple[int, ...]] = set()
+    out: list[list[int]] = []
+    for seed in runs.seeds:
+        stop = MultipleCriteria([MaxIterations(runs.iterations_per_run),
+                                 MaxRuntime(runs.seconds_per_run)])
+        res = m.solve(stop, seed=seed, collect_stats=False, display=False)
+        for r in res.best.routes():
+            if not r.is_feasible():
+                continue
+            order = [a.idx + 1 for a in r if a.is_client()]
+            key = tuple(order)
+            if order and key not in seen:
+                seen.add(key)
+                out.append(order)
+    return out

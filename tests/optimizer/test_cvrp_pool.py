@@ -1,0 +1,145 @@
+"""`plan solve --vrplib` above the enumeration limit: PyVRP routes seeding a partitioning pool.
+
+Optima here come from this file's own brute force (every route by permutations, every
+partition by a subset DP) or from routes recomputed from the written instance file.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import optimizer
+from optimizer import cvrp
+from optimizer.vrplib import parse_vrp, scenario_from_vrp
+from tests.optimizer.helpers import ROOT
+
+
+def _write_instance(path: Path, name: str, customers: int, capacity: int, seed: int) -> None:
+    """A random EUC_2D CVRP instance in TSPLIB format."""
+    rnd = random.Random(seed)
+    pts = [(50, 50)] + [(rnd.randint(0, 100), rnd.randint(0, 100)) for _ in range(customers)]
+    dem = [0] + [rnd.randint(1, 30) for _ in range(customers)]
+    lines = [f"NAME : {name}", "TYPE : CVRP", f"DIMENSION : {customers + 1}",
+             "EDGE_WEIGHT_TYPE : EUC_2D", f"CAPACITY : {capacity}", "NODE_COORD_SECTION"]
+    lines += [f"{k + 1} {x} {y}" for k, (x, y) in enumerate(pts)]
+    lines += ["DEMAND_SECTION"] + [f"{k + 1} {d}" for k, d in enumerate(dem)]
+    lines += ["DEPOT_SECTION", "1", "-1", "EOF"]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _own_instance(path: Path) -> tuple[list[list[float]], list[int], int]:
+    """Distances (TSPLIB nint), demands and capacity, read without optimizer code."""
+    lines = path.read_text().splitlines()
+    cap = int(next(ln for ln in lines if ln.startswith("CAPACITY")).split(":")[1])
+    a = lines.index("NODE_COORD_SECTION")
+    b = lines.index("DEMAND_SECTION")
+    c = lines.index("DEPOT_SECTION")
+    xy = [tuple(map(float, ln.split()[1:])) for ln in lines[a + 1:b]]
+    dem = [int(ln.split()[1]) for ln in lines[b + 1:c]]
+    d = [[math.floor(math.dist(p, q) + 0.5) for q in xy] for p in xy]
+    return d, dem, cap
+
+
+def _brute_force(d, dem, cap, k: int | None) -> float:
+    """Optimal CVRP cost: every feasible customer set's best tour by permutations, then the
+    cheapest partition into exactly k sets (any number when k is None) by a subset DP."""
+    n = len(dem) - 1
+    best_tour: dict[int, float] = {}
+    for mask in range(1, 1 << n):
+        cs = [c + 1 for c in range(n) if mask >> c & 1]
+        if sum(dem[c] for c in cs) > cap:
+            continue
+        best_tour[mask] = min(
+            sum(d[a][b] for a, b in itertools.pairwise([0, *p, 0]))
+            for p in itertools.permutations(cs))
+    full = (1 << n) - 1
+    layers = [{0: 0.0}]
+    for _ in range(k if k is not None else n):
+        nxt: dict[int, float] = {}
+        for done, cost in layers[-1].items():
+            low = (~done) & -(~done)  # the lowest uncovered customer goes in the next route
+            for mask, t in best_tour.items():
+                if mask & low and not mask & done:
+                    key = done | mask
+                    if cost + t < nxt.get(key, math.inf):
+                        nxt[key] = cost + t
+        layers.append(nxt)
+    if k is not None:
+        return layers[k].get(full, math.inf)
+    return min(layer.get(full, math.inf) for layer in layers)
+
+
+def _route_cost(d, routes) -> float:
+    return sum(d[a][b] for r in routes for a, b in itertools.pairwise([0, *r, 0]))
+
+
+@pytest.mark.parametrize("seed", [3, 8])
+def test_pool_path_reaches_the_brute_force_optimum(tmp_path, monkeypatch, seed):
+    """With enumeration switched off, the PyVRP pool finds the brute-force optimum of an
+    8-customer instance with exactly 3 routes; the bound it reports is the pool's (it says
+    so) and the routes recomputed from the file cost the objective."""
+    path = tmp_path / "R-n9-k3.vrp"
+    _write_instance(path, "R-n9-k3", 8, 50, seed)
+    d, dem, cap = _own_instance(path)
+    optimum = _brute_force(d, dem, cap, 3)
+    monkeypatch.setattr(cvrp, "ENUM_MAX_CUSTOMERS", 0)
+    res = optimizer.solve_cvrp(scenario_from_vrp(parse_vrp(path)), time_limit_s=5, threads=1)
+    assert res.routes is not None and len(res.routes) == 3
+    assert _route_cost(d, res.routes) == pytest.approx(res.objective)
+    assert res.objective == pytest.approx(optimum)
+    assert res.stats["bound_covers"] == cvrp.POOL_ROUTES
+    assert res.status != "optimal"
+
+
+def test_enumeration_proves_the_brute_force_optimum_in_both_fleets(tmp_path):
+    """Below the limit every route is enumerated: exact fleet and free fleet each reach
+    their brute-force optimum, proven, with the bound covering all routes."""
+    path = tmp_path / "R-n9-k4.vrp"
+    _write_instance(path, "R-n9-k4", 8, 60, 5)
+    d, dem, cap = _own_instance(path)
+    for fleet, k in (("exact", 4), ("free", None)):
+        res = optimizer.solve_cvrp(scenario_from_vrp(parse_vrp(path), fleet), threads=1)
+        assert res.status == "optimal"
+        assert res.objective == pytest.approx(_brute_force(d, dem, cap, k))
+        assert res.bound is not None and res.bound <= res.objective + 1e-6
+        assert res.stats["bound_covers"] == cvrp.ALL_ROUTES
+        if k is not None:
+            assert res.routes is not None and len(res.routes) == k
+
+
+def _cli(path: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", "plan", "solve", "--vrplib", str(path), "--json",
+         "--threads", "1", *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_thirty_customers_run_without_traceback_and_fleet_exact_gives_n_routes(tmp_path):
+    """A 30-customer instance (above the old 26-customer limit) solves through the CLI:
+    --fleet exact gives exactly the -k5 routes, --fleet free floats (never costlier), every
+    customer once within capacity, objective = the routes' cost from the file."""
+    path = tmp_path / "R-n31-k5.vrp"
+    _write_instance(path, "R-n31-k5", 30, 150, 11)
+    d, dem, cap = _own_instance(path)
+    results = {}
+    for fleet in ("exact", "free"):
+        out = _cli(path, "--time-limit", "8", "--fleet", fleet)
+        assert out.returncode == 0, out.stderr
+        assert "Traceback" not in out.stderr
+        data = json.loads(out.stdout)
+        routes = data["routes"]
+        assert sorted(c for r in routes for c in r) == list(range(1, 31))
+        assert all(sum(dem[c] for c in r) <= cap for r in routes)
+        assert _route_cost(d, routes) == pytest.approx(data["objective"])
+        assert data["bound"] <= data["objective"] + 1e-6
+        results[fleet] = data
+    assert len(results["exact"]["routes"]) == 5
+    assert results["free"]["objective"] <= results["exact"]["objective"] + 1e-6
