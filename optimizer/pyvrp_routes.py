@@ -20,6 +20,8 @@ import numpy as np
 from pyvrp import Model
 from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria
 
+from optimizer.scenario import Scenario
+
 #: PyVRP's integer range is int64, but its penalties multiply loads and distances: keep
 #: scaled values well below that
 MAX_SCALED = 10**9
@@ -89,7 +91,7 @@ def pyvrp_routes(
     dims = dl.shape[1]
     dscale = _integer_scale(dist)
     loads = np.concatenate([dl.ravel(), pu.ravel(), *[np.asarray(v.capacity) for v in vans]])
-    lscale = _integer_scale(loads)
+    lscale = 1000.0  # PyVRP's load penalties start too low for loads of a few units
     while dscale > 1 and float(np.nanmax(np.where(np.isfinite(dist), dist, 0))) * dscale * (
             n + 1) > MAX_SCALED:
         dscale /= 10
@@ -126,6 +128,10 @@ def pyvrp_routes(
         stop = MultipleCriteria([MaxIterations(runs.iterations_per_run),
                                  MaxRuntime(runs.seconds_per_run)])
         res = m.solve(stop, seed=seed, collect_stats=False, display=False)
+        if not res.is_feasible():  # penalties still rising: give the same seed longer
+            stop = MultipleCriteria([MaxIterations(4 * runs.iterations_per_run),
+                                     MaxRuntime(runs.seconds_per_run)])
+            res = m.solve(stop, seed=seed, collect_stats=False, display=False)
         for r in res.best.routes():
             if not r.is_feasible():
                 continue
@@ -134,4 +140,105 @@ def pyvrp_routes(
             if order and key not in seen:
                 seen.add(key)
                 out.append(order)
+    return out
+
+
+#: the joint planner's runs: one seed and an iteration cap, so the same scenario gets the
+#: same pool in every worker and pass (a warm start names its tours); the time cap is a
+#: safety net only. A county week is 20 hubs x 7 days of these: about 5 s on one core.
+JOINT_RUNS = PyvrpRuns(seeds=(1,), seconds_per_run=10.0, iterations_per_run=150)
+#: routes already found for the same inputs in this process (hub groups' passes, marginal
+#: re-solves): key -> routes
+_CACHE: dict[tuple, list[list[int]]] = {}
+_CACHE_MAX = 512
+
+
+def day_loads(s: Scenario, vids: Sequence[str]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Each day's litres per village and class, (delivery, pickup), each (len(vids),
+    classes): deliveries on their earliest day, farm shipments up in their class's
+    compartment, outstanding waste (bulk litres) picked up on day 0 in the first class."""
+    pos = {v: k for k, v in enumerate(vids)}
+    classes = [c.class_id for c in s.classes]
+    col = {c: k for k, c in enumerate(classes)}
+    lpp = s.class_by_id()
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def day(d: int) -> tuple[np.ndarray, np.ndarray]:
+        if d not in out:
+            out[d] = (np.zeros((len(vids), len(classes))), np.zeros((len(vids), len(classes))))
+        return out[d]
+
+    for g in s.demand:
+        if g.village_id not in pos:
+            continue
+        down, up = day(g.day)
+        if g.direction == "down":
+            down[pos[g.village_id], col[g.class_id]] += g.parcels * lpp[
+                g.class_id].litres_per_parcel
+        else:
+            up[pos[g.village_id], col[g.class_id]] += (
+                g.volume_litres if g.volume_litres is not None
+                else g.parcels * lpp[g.class_id].litres_per_parcel)
+    for w in s.outstanding_waste:
+        if w.village_id in pos and w.grams > 0:
+            day(0)[1][pos[w.village_id], 0] += w.grams / 1000.0 * w.litres_per_kg
+    return out
+
+
+def hub_day_routes(s: Scenario, hub_id: str, vids: Sequence[str], dist: np.ndarray,
+                   runs: PyvrpRuns = JOINT_RUNS) -> list[list[int]]:
+    """Routes (positions 1..len(vids) into `vids`, node 0 the hub) from one PyVRP run per
+    day on that day's loads: the hub's van types as heterogeneous vehicles (compartments
+    as load dimensions plus one counting stops against `max_stops`; the shift as the
+    distance the van drives in it, capped by `max_route_km`), deliveries and pickups on
+    the same tour. Villages with nothing that day are left out of that day's run."""
+    loads = day_loads(s, vids)
+    classes = [c.class_id for c in s.classes]
+    vans = []
+    for vt in s.vehicle_types:
+        if vt.base != "hub":
+            continue
+        count = s.hub_vehicle_count(vt, hub_id)
+        if count <= 0:
+            continue
+        shift_km = vt.speed_kmh * vt.shift_minutes / 60.0
+        vans.append(VanType(
+            capacity=(*(vt.compartments_litres.get(c, 0.0) for c in classes),
+                      float(vt.max_stops)),
+            count=min(count * vt.max_trips_per_day, len(vids)),
+            cost_per_km=vt.cost_per_km_cny, fixed_cost=vt.fixed_cost_cny,
+            max_km=min(vt.max_route_km, shift_km)))
+    if not vans:
+        return []
+    key = (hub_id, tuple(vids), dist.tobytes(), tuple(vans), runs, tuple(
+        (d, a.tobytes(), b.tobytes()) for d, (a, b) in sorted(loads.items())))
+    if key in _CACHE:
+        return [list(r) for r in _CACHE[key]]
+    # a class no van has a compartment for rides (in passive packaging) in the biggest one
+    have = [any(v.capacity[k] > 0 for v in vans) for k in range(len(classes))]
+    biggest = max(range(len(classes)), key=lambda k: sum(v.capacity[k] for v in vans))
+    seen: set[tuple[int, ...]] = set()
+    out: list[list[int]] = []
+    for _day, (down, up) in sorted(loads.items()):
+        for k in range(len(classes)):
+            if not have[k]:
+                down[:, biggest] += down[:, k]
+                up[:, biggest] += up[:, k]
+                down[:, k] = up[:, k] = 0.0
+        active = np.nonzero((down.sum(axis=1) > 0) | (up.sum(axis=1) > 0))[0]
+        if len(active) == 0:
+            continue
+        nodes = np.concatenate([[0], active + 1])
+        sub = dist[np.ix_(nodes, nodes)]
+        stop = np.ones((len(active), 1))
+        found = pyvrp_routes(sub, np.hstack([down[active], stop]),
+                             np.hstack([up[active], np.zeros((len(active), 1))]), vans, runs)
+        for order in found:
+            route = [int(nodes[c]) for c in order]
+            if tuple(route) not in seen:
+                seen.add(tuple(route))
+                out.append(route)
+    if len(_CACHE) >= _CACHE_MAX:
+        _CACHE.clear()
+    _CACHE[key] = [list(r) for r in out]
     return out
