@@ -22,6 +22,7 @@ import pyomo.environ as pyo
 
 from optimizer.pyvrp_routes import PyvrpRuns, VanType, pyvrp_routes
 from optimizer.result import PlanResult, PlanStatus
+from optimizer.route_bound import qroute_bound
 from optimizer.routes import DistanceOracle, subset_tours, tour_km, tour_order
 from optimizer.scenario import Scenario
 from optimizer.solver import INF, ProgressFn, make_highs, relative_gap, run_highs
@@ -37,6 +38,10 @@ ENUM_MAX_SUBSETS = 3_000_000
 ALL_ROUTES = "all feasible routes (every admissible subset enumerated)"
 POOL_ROUTES = ("the route pool only (PyVRP routes and their one-customer-shorter variants): "
                "not a bound over all routes")
+QROUTE_BOUND = ("all routes: the LP over q-routes (walks within capacity, no i-j-i "
+                "cycles), priced exactly by dynamic programming; a relaxation of every route")
+#: share of the time limit the all-routes bound may take at most
+BOUND_SHARE = 0.15
 #: share of the time limit PyVRP gets to build the pool; the MILP over it gets the rest
 PYVRP_SHARE = 0.4
 DEFAULT_POOL_SECONDS = 30.0
@@ -263,12 +268,13 @@ def solve_cvrp(s: Scenario, *, time_limit_s: float | None = None, mip_gap: float
     stats["bound_covers"] = ALL_ROUTES if complete else (
         "the LP over all feasible routes (the MILP ran on a reduced set)")
     orders = [(tour_order(dist, int(masks[r])), float(km[r])) for r in sel]
-    return _plan_result(s, orders, demand, status, obj, bound, stats, t0, res2.highs_s)
+    return _plan_result(s, orders, demand, status, obj, bound, stats, t0, res2.highs_s,
+                        route_gap=0.0)
 
 
 def _plan_result(s: Scenario, orders: list[tuple[list[int], float]], demand: np.ndarray,
                  status: PlanStatus, obj: float, bound: float | None, stats: dict[str, Any],
-                 t0: float, milp_highs_s: float) -> PlanResult:
+                 t0: float, milp_highs_s: float, route_gap: float | None) -> PlanResult:
     """The PlanResult of chosen routes (customer positions 1..n in driving order, km)."""
     hub = s.hubs[0].hub_id
     vids = [v.village_id for v in s.villages]
@@ -297,7 +303,8 @@ def _plan_result(s: Scenario, orders: list[tuple[list[int], float]], demand: np.
             "trips": trips, "packaging": [], "service": [], "containers": [], "recyclables": []}
     gap = None if bound is None else relative_gap(obj, bound)
     return PlanResult(status=status, objective=obj, bound=bound, gap=gap, plan=plan, kpis=kpis,
-                      stats=stats, factor_set=s.factor_set, routes=cvrplib_routes(routes_stops))
+                      stats=stats, factor_set=s.factor_set, routes=cvrplib_routes(routes_stops),
+                      route_gap=route_gap)
 
 
 def _pool(dist: np.ndarray, demand: np.ndarray, cap: float, k: int | None,
@@ -349,12 +356,24 @@ def _solve_by_pool(s: Scenario, dist: np.ndarray, demand: np.ndarray, cap: float
     if best is not None and (not exact or k is None or len(best) == k):
         keys = {frozenset(o) for o in best}
         warm = [r for r, o in enumerate(orders) if frozenset(o) in keys]
+    scale = vt.cost_per_km_cny
+    integral = bool(np.allclose(dist * scale, np.round(dist * scale))) and float(
+        vt.fixed_cost_cny).is_integer()
+    arc_cost = dist * scale
+    arc_cost[0, 1:] += vt.fixed_cost_cny  # a route's fixed cost on the arc leaving the hub
+    rb = qroute_bound(arc_cost, demand, cap, k, exact, orders,
+                      time_limit_s=budget * BOUND_SHARE, threads=threads,
+                      integral_costs=integral)
     left = None if time_limit_s is None else max(
         1.0, time_limit_s - (time.perf_counter() - t0))
     res, chosen = _pool_milp(costs, members, n, k, exact, left, mip_gap, threads, progress,
                              warm)
     stats: dict[str, Any] = {"routes_in_pool": len(orders), "pyvrp_runs": len(seeds),
-                             "pyvrp_s": pool_s, "bound_covers": POOL_ROUTES}
+                             "pyvrp_s": pool_s, "bound_covers": POOL_ROUTES,
+                             "pool_lp": rb.pool_lp, "all_routes_bound": rb.bound,
+                             "all_routes_bound_covers": QROUTE_BOUND,
+                             "all_routes_bound_converged": rb.converged,
+                             "all_routes_cg_rounds": rb.rounds}
     if res.objective is None or not chosen:
         why = (f"no partition of the PyVRP route pool into exactly {k} routes"
                if exact and k is not None else "no plan found over the PyVRP route pool")
@@ -362,8 +381,14 @@ def _solve_by_pool(s: Scenario, dist: np.ndarray, demand: np.ndarray, cap: float
     obj = float(costs[chosen].sum())
     bound = res.bound if res.bound is not None else None
     status: PlanStatus = "time_limit" if res.status.startswith("time_limit") else "feasible"
+    route_gap = None
+    if rb.bound is not None and rb.pool_lp is not None:
+        route_gap = max(0.0, rb.pool_lp - rb.bound) / max(abs(rb.pool_lp), 1e-9)
+        if relative_gap(obj, rb.bound) <= 1e-9:  # the all-routes bound proves the plan
+            status, bound = "optimal", rb.bound
+            stats["bound_covers"] = QROUTE_BOUND
     return _plan_result(s, [(orders[r], float(km[r])) for r in chosen], demand, status, obj,
-                        bound, stats, t0, res.highs_s)
+                        bound, stats, t0, res.highs_s, route_gap=route_gap)
 
 
 def _pool_milp(costs, members, n, k, exact, time_limit_s, mip_gap, threads, progress,

@@ -84,8 +84,9 @@ def _route_cost(d, routes) -> float:
 @pytest.mark.parametrize("seed", [3, 8])
 def test_pool_path_reaches_the_brute_force_optimum(tmp_path, monkeypatch, seed):
     """With enumeration switched off, the PyVRP pool finds the brute-force optimum of an
-    8-customer instance with exactly 3 routes; the bound it reports is the pool's (it says
-    so) and the routes recomputed from the file cost the objective."""
+    8-customer instance with exactly 3 routes, and the routes recomputed from the file cost
+    the objective. "optimal" only when the bound covers all routes (and then it is at most
+    the optimum); a bound over the pool alone says so."""
     path = tmp_path / "R-n9-k3.vrp"
     _write_instance(path, "R-n9-k3", 8, 50, seed)
     d, dem, cap = _own_instance(path)
@@ -95,8 +96,11 @@ def test_pool_path_reaches_the_brute_force_optimum(tmp_path, monkeypatch, seed):
     assert res.routes is not None and len(res.routes) == 3
     assert _route_cost(d, res.routes) == pytest.approx(res.objective)
     assert res.objective == pytest.approx(optimum)
-    assert res.stats["bound_covers"] == cvrp.POOL_ROUTES
-    assert res.status != "optimal"
+    if res.status == "optimal":
+        assert res.stats["bound_covers"] == cvrp.QROUTE_BOUND
+        assert res.bound <= optimum + 1e-6
+    else:
+        assert res.stats["bound_covers"] == cvrp.POOL_ROUTES
 
 
 def test_enumeration_proves_the_brute_force_optimum_in_both_fleets(tmp_path):
@@ -143,3 +147,66 @@ def test_thirty_customers_run_without_traceback_and_fleet_exact_gives_n_routes(t
         results[fleet] = data
     assert len(results["exact"]["routes"]) == 5
     assert results["free"]["objective"] <= results["exact"]["objective"] + 1e-6
+
+
+def _partition_lp(d, dem, cap) -> float:
+    """The set-partitioning LP over every feasible route (each with its best tour by
+    permutations), any number of routes, solved by scipy's linprog."""
+    import numpy as np
+    from scipy.optimize import linprog
+
+    n = len(dem) - 1
+    cols, costs = [], []
+    for size in range(1, n + 1):
+        for cs in itertools.combinations(range(1, n + 1), size):
+            if sum(dem[c] for c in cs) > cap:
+                continue
+            costs.append(min(sum(d[a][b] for a, b in itertools.pairwise([0, *p, 0]))
+                             for p in itertools.permutations(cs)))
+            cols.append([1.0 if c in cs else 0.0 for c in range(1, n + 1)])
+    a_eq = np.array(cols).T
+    b_eq = np.ones(n)
+    res = linprog(costs, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
+    assert res.status == 0
+    return float(res.fun)
+
+
+@pytest.mark.parametrize("seed", [2, 6, 13])
+def test_all_routes_bound_never_exceeds_the_brute_force_optimum(tmp_path, seed):
+    """The q-route bound (exact pricing over a relaxation of all routes) lies at or below
+    the set-partitioning LP over every enumerated route, which lies at or below the
+    brute-force optimum (free fleet); run from a pool holding only single-customer routes,
+    so column generation, not the start, has to get it there."""
+    import numpy as np
+
+    from optimizer.route_bound import qroute_bound
+
+    path = tmp_path / "R-n9-k3.vrp"
+    _write_instance(path, "R-n9-k3", 8, 50, seed)
+    d, dem, cap = _own_instance(path)
+    optimum = _brute_force(d, dem, cap, None)
+    lp = _partition_lp(d, dem, cap)
+    dist = np.array(d, dtype=float)
+    singles = [[c] for c in range(1, 9)]
+    rb = qroute_bound(dist, np.array(dem[1:], dtype=float), cap, None, False, singles,
+                      time_limit_s=30)
+    assert rb.converged and rb.bound is not None
+    assert rb.bound <= lp + 1e-6 <= optimum + 2e-6
+    # far above the trivial bound: the starting LP over singletons is far worse than lp
+    assert rb.pool_lp is not None and rb.pool_lp > lp
+    assert rb.bound >= 0.8 * lp
+
+
+def test_pool_path_reports_route_gap_and_a_bound_over_all_routes(tmp_path, monkeypatch):
+    """On the pool path the JSON's route_gap is (pool LP - all-routes bound) / pool LP and
+    the all-routes bound stays below the brute-force optimum."""
+    path = tmp_path / "R-n10-k3.vrp"
+    _write_instance(path, "R-n10-k3", 9, 60, 21)
+    d, dem, cap = _own_instance(path)
+    optimum = _brute_force(d, dem, cap, 3)
+    monkeypatch.setattr(cvrp, "ENUM_MAX_CUSTOMERS", 0)
+    res = optimizer.solve_cvrp(scenario_from_vrp(parse_vrp(path)), time_limit_s=5, threads=1)
+    lb, pool_lp = res.stats["all_routes_bound"], res.stats["pool_lp"]
+    assert lb <= optimum + 1e-6
+    assert res.route_gap == pytest.approx((pool_lp - lb) / pool_lp)
+    assert res.to_json_dict()["route_gap"] == res.route_gap
