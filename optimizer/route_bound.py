@@ -10,6 +10,11 @@ dynamic programme over (load, last customer) keeping the two best predecessors, 
 exact and pseudo-polynomial: loads are floored onto at most `MAX_LOAD_STEPS` units, which
 only admits more walks and keeps the bound valid.
 
+Rounded capacity cuts x(into S) >= ceil(d(S) / Q), separated greedily from the LP's arc
+flows, tighten the master; they hold for every plan and their duals are arc costs in
+pricing, so pricing stays exact (on A-n33-k6 they lift the bound from 703 to 732, the
+optimum being 742).
+
 Stopped early, the restricted master's value z plus K times the most negative reduced cost
 (K the most routes a plan may have) is still a valid bound (the Lagrangian bound), so the
 bound holds whatever the time limit.
@@ -17,6 +22,7 @@ bound holds whatever the time limit.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -102,12 +108,121 @@ def _walk(pred, slot, w, q: int, k: int) -> list[int]:
     return out[::-1]
 
 
+def _separate_capacity_cuts(flow: np.ndarray, w: np.ndarray, steps: int,
+                           most: int = 20) -> list[tuple[np.ndarray, float]]:
+    """Rounded capacity cuts x(into S) >= ceil(d(S) / Q) violated by the arc flows `flow`
+    ((n+1) x (n+1), node 0 the depot): greedy growth of S from each customer, adding the
+    customer most connected to S, as in the classical separation heuristics."""
+    n = len(w)
+    x = flow[1:, 1:]
+    into = flow.sum(axis=0)[1:]  # all flow into each customer
+    y = x + x.T
+    found: dict[bytes, tuple[np.ndarray, float]] = {}
+    for seed, by_slack in itertools.product(range(n), (False, True)):
+        inside = np.zeros(n, dtype=bool)
+        inside[seed] = True
+        inflow = float(into[seed])
+        load = int(w[seed])
+        link = y[seed].copy()
+        from_in = x[seed].copy()  # flow from S into each customer
+        to_in = x[:, seed].copy()  # flow from each customer into S
+        for _ in range(n - 1):
+            after = inflow + into - to_in - from_in  # inflow of S + j, for every j
+            if by_slack:
+                need_after = np.ceil((load + w) / steps - 1e-9)
+                score = np.where(inside | (link <= 1e-9), np.inf, after - need_after)
+                j = int(np.argmin(score))
+                if not np.isfinite(score[j]):
+                    break
+            else:
+                link_out = np.where(inside, -1.0, link)
+                j = int(np.argmax(link_out))
+                if link_out[j] <= 1e-9:
+                    break
+            inflow = float(after[j])
+            inside[j] = True
+            load += int(w[j])
+            link += y[j]
+            from_in += x[j]
+            to_in += x[:, j]
+            need = math.ceil(load / steps - 1e-9)
+            if need - inflow > 1e-3:
+                key = inside.tobytes()
+                if key not in found:
+                    found[key] = (inside.copy(), float(need))
+    cuts = sorted(found.values(), key=lambda c: -(c[1] - _inflow(flow, c[0])))
+    return cuts[:most]
+
+
+def _inflow(flow: np.ndarray, inside: np.ndarray) -> float:
+    mask = np.concatenate([[False], inside])
+    return float(flow[~mask][:, mask].sum())
+
+
+@dataclass
+class _Master:
+    """The restricted master LP: customer rows (= 1), the fleet row, capacity-cut rows."""
+
+    h: highspy.Highs
+    n: int
+    dist: np.ndarray
+    fleet: bool
+    walks: list[list[int]]
+    keys: set[tuple[int, ...]]
+    cuts: list[np.ndarray]
+
+    def coefficients(self, walk: list[int]) -> tuple[list[int], list[float]]:
+        counts: dict[int, float] = {}
+        for c in walk:
+            counts[c] = counts.get(c, 0.0) + 1.0
+        if self.fleet:
+            counts[self.n] = 1.0
+        nodes = [-1, *walk]
+        base = self.n + (1 if self.fleet else 0)
+        for k, inside in enumerate(self.cuts):
+            enters = sum(1 for a, b in zip(nodes, nodes[1:], strict=False)
+                         if inside[b] and (a < 0 or not inside[a]))
+            if enters:
+                counts[base + k] = float(enters)
+        idx = list(counts)
+        return idx, [counts[r] for r in idx]
+
+    def add(self, walk: list[int]) -> bool:
+        key = tuple(walk)
+        if key in self.keys:
+            return False
+        self.keys.add(key)
+        self.walks.append(walk)
+        nodes = [0, *[c + 1 for c in walk], 0]
+        cost = float(sum(self.dist[a, b] for a, b in zip(nodes, nodes[1:], strict=False)))
+        idx, vals = self.coefficients(walk)
+        self.h.addCol(cost, 0.0, INF, len(idx), np.array(idx, dtype=np.int32),
+                      np.array(vals, dtype=np.float64))
+        return True
+
+    def add_cut(self, inside: np.ndarray, rhs: float) -> None:
+        self.cuts.append(inside)
+        cols, vals = [], []
+        for c, walk in enumerate(self.walks):
+            nodes = [-1, *walk]
+            enters = sum(1 for a, b in zip(nodes, nodes[1:], strict=False)
+                         if inside[b] and (a < 0 or not inside[a]))
+            if enters:
+                cols.append(c)
+                vals.append(float(enters))
+        self.h.addRow(rhs, INF, len(cols), np.array(cols, dtype=np.int32),
+                      np.array(vals, dtype=np.float64))
+
+
 def qroute_bound(dist: np.ndarray, demand: np.ndarray, capacity: float, routes: int | None,
                  exact: bool, start: list[list[int]], *, time_limit_s: float,
-                 threads: int | None = None, integral_costs: bool = False) -> RouteBound:
-    """Lower bound over all routes (see the module doc). `start` are routes (customers
-    1..n) that contain a feasible plan; `routes` the fleet (exactly, with `exact`; at most
-    otherwise; None: any number). Costs are `dist` (scale them before calling)."""
+                 threads: int | None = None, integral_costs: bool = False,
+                 cuts: bool = True) -> RouteBound:
+    """Lower bound over all routes (see the module doc), with rounded capacity cuts added
+    to the master while they are violated (`cuts`): they are valid for every plan, and
+    their duals enter pricing as arc costs, so pricing stays exact. `start` are routes
+    (customers 1..n) that contain a feasible plan; `routes` the fleet (exactly, with
+    `exact`; at most otherwise; None: any number). Costs are `dist`."""
     t0 = time.perf_counter()
     n = len(demand)
     steps = min(MAX_LOAD_STEPS, max(1, math.floor(capacity + 1e-9)))
@@ -116,7 +231,6 @@ def qroute_bound(dist: np.ndarray, demand: np.ndarray, capacity: float, routes: 
     if (w < 1).any() or (w > steps).any():
         return RouteBound(None, None, False, 0, 0)
     h = make_highs(None, None, threads)
-    inf = INF
     rows = n + (1 if routes is not None else 0)
     lo = np.ones(rows)
     hi = np.ones(rows)
@@ -125,28 +239,9 @@ def qroute_bound(dist: np.ndarray, demand: np.ndarray, capacity: float, routes: 
         hi[n] = routes
     h.addRows(rows, lo, hi, 0, np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32),
               np.zeros(0))
-    seen: set[tuple[int, ...]] = set()
-
-    def add(walk: list[int]) -> None:
-        key = tuple(walk)
-        if key in seen:
-            return
-        seen.add(key)
-        nodes = [0, *[c + 1 for c in walk], 0]
-        cost = float(sum(dist[a, b] for a, b in zip(nodes, nodes[1:], strict=False)))
-        counts: dict[int, float] = {}
-        for c in walk:
-            counts[c] = counts.get(c, 0.0) + 1.0
-        idx = list(counts)
-        vals = [counts[c] for c in idx]
-        if routes is not None:
-            idx.append(n)
-            vals.append(1.0)
-        h.addCol(cost, 0.0, inf, len(idx), np.array(idx, dtype=np.int32),
-                 np.array(vals, dtype=np.float64))
-
+    master = _Master(h, n, dist, routes is not None, [], set(), [])
     for r in start:
-        add([c - 1 for c in r])
+        master.add([c - 1 for c in r])
     most = routes if routes is not None else n
     pool_lp = None
     best = -math.inf
@@ -156,36 +251,55 @@ def qroute_bound(dist: np.ndarray, demand: np.ndarray, capacity: float, routes: 
         rounds += 1
         h.run()
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-            return RouteBound(None, None, False, rounds, len(seen))
+            return RouteBound(None, None, False, rounds, len(master.walks))
         z = h.getInfo().objective_function_value
         if pool_lp is None:
             pool_lp = z
-        duals = np.asarray(h.getSolution().row_dual)
-        pi = duals[:n]
-        mu = duals[n] if routes is not None else 0.0
+        sol = h.getSolution()
+        row_dual = np.asarray(sol.row_dual)
+        pi = row_dual[:n]
+        mu = row_dual[n] if routes is not None else 0.0
+        sigma = row_dual[rows:]
         red = dist.astype(float).copy()
         red[:, 1:] -= pi[None, :]
+        for inside, sg in zip(master.cuts, sigma, strict=True):
+            if sg > 1e-12:
+                mask = np.concatenate([[False], inside])
+                red[np.ix_(~mask, mask)] -= sg
         val, pred, slot = _price(red, w, steps)
         close = val[0] + dist[1:, 0][None, :] - mu  # (steps + 1, n)
         min_rc = float(np.min(close[1:]))
         best = max(best, z + most * min(0.0, min_rc))
         if min_rc > -1e-6:
-            converged = True
             best = max(best, z)
-            break
+            if not cuts:
+                converged = True
+                break
+            flow = np.zeros_like(dist, dtype=float)
+            for walk, xv in zip(master.walks, np.asarray(sol.col_value), strict=True):
+                if xv > 1e-9:
+                    nodes = [0, *[c + 1 for c in walk], 0]
+                    for a, b in zip(nodes, nodes[1:], strict=False):
+                        flow[a, b] += xv
+            new = _separate_capacity_cuts(flow, w, steps)
+            if not new:
+                converged = True
+                break
+            for inside, need in new:
+                master.add_cut(inside, need)
+            continue
         flat = np.argsort(close, axis=None, kind="stable")[: COLUMNS_PER_ROUND * 4]
         added = 0
         for f in flat.tolist():
             q, k = divmod(f, n)
             if close[q, k] > -1e-6 or added >= COLUMNS_PER_ROUND:
                 break
-            before = len(seen)
-            add(_walk(pred, slot, w, q, k))
-            added += len(seen) - before
+            added += master.add(_walk(pred, slot, w, q, k))
         if added == 0:
             break
     if not math.isfinite(best):
-        return RouteBound(None, pool_lp, False, rounds, len(seen))
+        return RouteBound(None, pool_lp, False, rounds, len(master.walks))
     if integral_costs:
         best = math.ceil(best - 1e-6)
-    return RouteBound(best, pool_lp, converged, rounds, len(seen))
+    return RouteBound(best, pool_lp, converged, rounds, len(master.walks))
+

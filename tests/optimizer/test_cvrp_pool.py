@@ -210,3 +210,23 @@ def test_pool_path_reports_route_gap_and_a_bound_over_all_routes(tmp_path, monke
     assert lb <= optimum + 1e-6
     assert res.route_gap == pytest.approx((pool_lp - lb) / pool_lp)
     assert res.to_json_dict()["route_gap"] == res.route_gap
+
+
+def test_capacity_cuts_close_the_bound_on_e_n22_k4():
+    """Over all routes, the q-route LP of E-n22-k4 stays below the published optimum 375;
+    with rounded capacity cuts the bound reaches it (a valid bound can go no higher)."""
+    import numpy as np
+
+    from optimizer.route_bound import qroute_bound
+
+    root = ROOT / "tests" / "data" / "cvrplib"
+    inst = parse_vrp(root / "E-n22-k4.vrp")
+    routes, _ = optimizer.read_sol(root / "E-n22-k4.sol")
+    demand = np.array(inst.demand[1:])
+    plain = qroute_bound(inst.dist, demand, inst.capacity, 4, True, routes, time_limit_s=30,
+                         integral_costs=True, cuts=False)
+    cut = qroute_bound(inst.dist, demand, inst.capacity, 4, True, routes, time_limit_s=30,
+                       integral_costs=True, cuts=True)
+    assert plain.bound is not None and cut.bound is not None
+    assert plain.bound < 375
+    assert cut.bound == 375
