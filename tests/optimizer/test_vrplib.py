@@ -146,3 +146,19 @@ def test_solution_files_round_trip_in_cvrplib_numbering(tmp_path):
     d, _, _ = _own_distances(CVRPLIB / "E-n13-k4.vrp")
     total = sum(d[a][b] for r in again for a, b in zip([0, *r], [*r, 0], strict=True))
     assert total == OPTIMA["E-n13-k4"]
+
+
+def test_out_writes_the_solution_file_and_says_what_the_bound_covers(tmp_path):
+    """`--out` writes NAME.sol (CVRPLIB numbering; its routes cost the published optimum
+    under this file's own distances) and a report naming what the bound covers."""
+    out = subprocess.run(
+        [sys.executable, "-m", "services.cli", "plan", "solve", "--vrplib",
+         str(CVRPLIB / "E-n13-k4.vrp"), "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    routes, cost = read_sol(tmp_path / "E-n13-k4.sol")
+    d, _, _ = _own_distances(CVRPLIB / "E-n13-k4.vrp")
+    total = sum(d[a][b] for r in routes for a, b in zip([0, *r], [*r, 0], strict=True))
+    assert total == cost == OPTIMA["E-n13-k4"]
+    html = (tmp_path / "report.html").read_text()
+    assert "the bound covers all feasible routes" in html and "route gap" in html
