@@ -210,9 +210,9 @@ def candidate_routes(
     subset of up to `max_stops` villages with its optimal tour, so the MILP chooses among all
     trips. Generated mode: sweep clusters of `routing.cluster_size`, offering each cluster's
     optimal tour, the tours of its two halves and each single village, so a day with little
-    demand need not drive the whole cluster; with `routing.pyvrp_pool`, also the tours of a
-    PyVRP run per day on that day's loads (`optimizer.pyvrp_routes.hub_day_routes`), which
-    cross cluster boundaries. Every tour gets its optimal order here, and the model's
+    demand need not drive the whole cluster; with `routing.pyvrp_pool` (opt-in), also the
+    tours of a PyVRP run per day on that day's loads (`optimizer.pyvrp_routes.hub_day_routes`),
+    which cross cluster boundaries. Every tour gets its optimal order here, and the model's
     load-along-tour and duration rows apply to each as to any other.
     """
     oracle = DistanceOracle(scenario)
