@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 import vrplib
+from vrplib.parse import parse_vrplib
 
 from optimizer.scenario import Scenario, ScenarioError, load_scenario
 
@@ -50,6 +51,50 @@ def _fleet_from(header_vehicles: Any, name: str) -> int | None:
         return int(header_vehicles)
     found = re.search(r"-k(\d+)(?:\D|$)", name)
     return int(found.group(1)) if found else None
+
+
+#: EXPLICIT formats `vrplib` does not read; their section is read here into a full matrix
+TRIANGLE_FORMATS = ("UPPER_ROW", "LOWER_DIAG_ROW", "UPPER_DIAG_ROW")
+
+
+def _split_triangle(text: str) -> tuple[str, tuple[str, list[str]] | None]:
+    """The text without its EDGE_WEIGHT_SECTION when that is in a TRIANGLE_FORMATS format,
+    and (format, the section's words); else the text unchanged and None."""
+    found = re.search(r"^\s*EDGE_WEIGHT_FORMAT\s*:\s*(\S+)", text, re.MULTILINE)
+    if not found or found.group(1).upper() not in TRIANGLE_FORMATS:
+        return text, None
+    lines = text.splitlines()
+    start = next((k for k, ln in enumerate(lines) if ln.strip().upper().startswith(
+        "EDGE_WEIGHT_SECTION")), None)
+    if start is None:
+        return text, None
+    end = next((k for k in range(start + 1, len(lines)) if "_SECTION" in lines[k].upper()
+                or lines[k].strip().upper() == "EOF"), len(lines))
+    words = " ".join(lines[start + 1:end]).split()
+    rest = lines[:start] + lines[end:]
+    return "\n".join(ln for ln in rest if not re.match(
+        r"\s*EDGE_WEIGHT_FORMAT\s*:", ln)) + "\n", (found.group(1).upper(), words)
+
+
+def _full_from_triangle(fmt: str, words: list[str], dim: Any) -> np.ndarray:
+    """A symmetric matrix from TSPLIB's UPPER_ROW, LOWER_DIAG_ROW or UPPER_DIAG_ROW."""
+    if not isinstance(dim, int) or dim < 2:
+        raise ScenarioError([("DIMENSION", f"must be an integer >= 2, not {dim!r}")])
+    values = _float_array(words)
+    if fmt == "UPPER_ROW":
+        cells = list(zip(*np.triu_indices(dim, k=1), strict=True))
+    elif fmt == "LOWER_DIAG_ROW":
+        cells = list(zip(*np.tril_indices(dim), strict=True))
+    else:
+        cells = list(zip(*np.triu_indices(dim), strict=True))
+    if values is None or values.ndim != 1 or len(values) != len(cells):
+        raise ScenarioError([("EDGE_WEIGHT_SECTION", f"{fmt} needs {len(cells)} numbers for "
+                              f"DIMENSION {dim}")])
+    full = np.zeros((dim, dim))
+    for (i, j), v in zip(cells, values.tolist(), strict=True):
+        full[i, j] = full[j, i] = v
+    np.fill_diagonal(full, 0.0)
+    return full
 
 
 def _float_array(value: Any) -> np.ndarray | None:
@@ -96,14 +141,17 @@ def parse_vrp(path: str | Path) -> CvrpInstance:
     """Read a CVRP instance; anything this import cannot plan is a ScenarioError naming the
     field (an unsupported TYPE or EDGE_WEIGHT_TYPE, time windows, several depots, ...)."""
     try:
-        inst: dict[str, Any] = vrplib.read_instance(path, compute_edge_weights=False)
-    except ScenarioError:
-        raise
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError([("file", f"cannot be read: {exc}")]) from None
+    text, triangle = _split_triangle(text)
+    try:
+        inst: dict[str, Any] = parse_vrplib(text, compute_edge_weights=False)
     except (ValueError, RuntimeError, IndexError, TypeError, KeyError) as exc:
         fmt = "EDGE_WEIGHT_FORMAT" if "format" in str(exc).lower() else "file"
         raise ScenarioError([(fmt, f"cannot be read as VRPLIB: {exc}")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError([("file", f"cannot be read: {exc}")]) from None
+    if triangle is not None:
+        inst["edge_weight"] = _full_from_triangle(*triangle, inst.get("dimension"))
     kind = str(inst.get("type", "")).upper()
     if kind not in SUPPORTED_TYPES:
         raise ScenarioError([("TYPE", f"{kind} is not supported: only CVRP instances "

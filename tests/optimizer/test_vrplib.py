@@ -162,3 +162,21 @@ def test_out_writes_the_solution_file_and_says_what_the_bound_covers(tmp_path):
     assert total == cost == OPTIMA["E-n13-k4"]
     html = (tmp_path / "report.html").read_text()
     assert "the bound covers all feasible routes" in html and "route gap" in html
+
+
+@pytest.mark.parametrize("fmt", ["UPPER_ROW", "LOWER_DIAG_ROW", "UPPER_DIAG_ROW"])
+def test_other_triangle_formats_read_the_same_matrix(tmp_path, fmt):
+    """E-n13-k4's matrix written in another TSPLIB triangle format reads back equal to this
+    file's own LOWER_ROW reading (vrplib reads only LOWER_ROW and FULL_MATRIX)."""
+    own, _, _ = _own_distances(CVRPLIB / "E-n13-k4.vrp")
+    n = len(own)
+    cells = {"UPPER_ROW": [(i, j) for i in range(n) for j in range(i + 1, n)],
+             "LOWER_DIAG_ROW": [(i, j) for i in range(n) for j in range(i + 1)],
+             "UPPER_DIAG_ROW": [(i, j) for i in range(n) for j in range(i, n)]}[fmt]
+    text = (CVRPLIB / "E-n13-k4.vrp").read_text()
+    head, rest = text.split("EDGE_WEIGHT_SECTION")
+    body = " ".join(f"{own[i][j]:g}" for i, j in cells)
+    path = tmp_path / "E-n13-k4.vrp"
+    path.write_text(head.replace("LOWER_ROW", fmt) + "EDGE_WEIGHT_SECTION\n" + body + "\n"
+                    + rest[rest.index("DEMAND_SECTION"):])
+    assert (parse_vrp(path).dist == own).all()
