@@ -333,6 +333,19 @@ def _pool(dist: np.ndarray, demand: np.ndarray, cap: float, k: int | None,
     return list(pool.values()), best
 
 
+def _split_to(routes: list[list[int]], k: int) -> list[list[int]] | None:
+    """`routes` made exactly k by splitting the last customer off the longest ones (the
+    pool holds each route without one customer, and every customer alone), or None."""
+    if len(routes) > k:
+        return None
+    out = sorted(routes, key=len, reverse=True)
+    need = k - len(out)
+    if need > sum(1 for r in out if len(r) > 1):
+        return None
+    split = [r for r in out[:need]]
+    return [r[:-1] for r in split] + [[r[-1]] for r in split] + out[need:]
+
+
 def _solve_by_pool(s: Scenario, dist: np.ndarray, demand: np.ndarray, cap: float,
                    k: int | None, exact: bool, *, time_limit_s: float | None,
                    mip_gap: float | None, threads: int | None, progress: ProgressFn | None,
@@ -343,7 +356,10 @@ def _solve_by_pool(s: Scenario, dist: np.ndarray, demand: np.ndarray, cap: float
     n = len(demand)
     budget = DEFAULT_POOL_SECONDS if time_limit_s is None else time_limit_s
     pyvrp_s = max(0.5, budget * PYVRP_SHARE)
-    seeds = tuple(range(1, 1 + max(2, min(8, round(pyvrp_s / 3)))))
+    # a run needs time to reach feasibility on big instances: ~3 s up to 150 customers,
+    # n / 50 s beyond
+    per_run = max(3.0, n / 50)
+    seeds = tuple(range(1, 1 + max(1, min(8, round(pyvrp_s / per_run)))))
     runs = PyvrpRuns(seeds=seeds, seconds_per_run=pyvrp_s / len(seeds),
                      iterations_per_run=10**9)
     tp = time.perf_counter()
@@ -353,6 +369,8 @@ def _solve_by_pool(s: Scenario, dist: np.ndarray, demand: np.ndarray, cap: float
     costs = km * vt.cost_per_km_cny + vt.fixed_cost_cny
     members = [[c - 1 for c in o] for o in orders]
     warm = None
+    if best is not None and exact and k is not None:
+        best = _split_to(best, k)
     if best is not None and (not exact or k is None or len(best) == k):
         keys = {frozenset(o) for o in best}
         warm = [r for r, o in enumerate(orders) if frozenset(o) in keys]
@@ -377,6 +395,11 @@ def _solve_by_pool(s: Scenario, dist: np.ndarray, demand: np.ndarray, cap: float
     if res.objective is None or not chosen:
         why = (f"no partition of the PyVRP route pool into exactly {k} routes"
                if exact and k is not None else "no plan found over the PyVRP route pool")
+        if res.status.startswith("time_limit"):
+            return PlanResult(status="time_limit", objective=None, bound=None, gap=None,
+                              plan=None, kpis=None, stats=stats, diagnosis=[
+                                  {"what": "all customers", "why": why + " within the time "
+                                   "limit (give a longer one, or --fleet free)"}])
         return PlanResult.infeasible([{"what": "all customers", "why": why}], stats=stats)
     obj = float(costs[chosen].sum())
     bound = res.bound if res.bound is not None else None

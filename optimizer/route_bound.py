@@ -299,6 +299,7 @@ def qroute_bound(dist: np.ndarray, demand: np.ndarray, capacity: float, routes: 
             break
     if not math.isfinite(best):
         return RouteBound(None, pool_lp, False, rounds, len(master.walks))
+    best = max(best, 0.0)  # costs are >= 0: a Lagrangian bound below 0 says nothing more
     if integral_costs:
         best = math.ceil(best - 1e-6)
     return RouteBound(best, pool_lp, converged, rounds, len(master.walks))

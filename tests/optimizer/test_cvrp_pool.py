@@ -230,3 +230,13 @@ def test_capacity_cuts_close_the_bound_on_e_n22_k4():
     assert plain.bound is not None and cut.bound is not None
     assert plain.bound < 375
     assert cut.bound == 375
+
+
+def test_a_plan_with_too_few_routes_is_split_into_the_exact_fleet():
+    """The warm start for an exact fleet: a 2-route plan becomes 4 routes covering the same
+    customers once each, by splitting the longest routes; more routes than k cannot be."""
+    split = cvrp._split_to([[1, 2, 3], [4, 5], [6]], 5)
+    assert split is not None and len(split) == 5
+    assert sorted(c for r in split for c in r) == [1, 2, 3, 4, 5, 6]
+    assert cvrp._split_to([[1], [2], [3]], 2) is None
+    assert cvrp._split_to([[1], [2]], 3) is None
