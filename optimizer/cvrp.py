@@ -205,6 +205,10 @@ def solve_cvrp(s: Scenario, *, time_limit_s: float | None = None, mip_gap: float
         bad = [vids[j] for j in np.nonzero(demand > cap + 1e-9)[0]]
         return PlanResult.infeasible([
             {"what": f"demand at {v}", "why": f"exceeds vehicle capacity {cap:g}"} for v in bad])
+    if exact and k is not None and k > n:
+        return PlanResult.infeasible([
+            {"what": "fleet", "why": f"exactly {k} routes cannot each serve some of only {n} "
+             "customers (--fleet free lets the number of routes float)"}])
     max_size = min(vt.max_stops, n)
     if n > ENUM_MAX_CUSTOMERS or admissible_subsets(demand, cap, max_size) > ENUM_MAX_SUBSETS:
         return _solve_by_pool(s, dist, demand, cap, k, exact, time_limit_s=time_limit_s,
@@ -334,16 +338,15 @@ def _pool(dist: np.ndarray, demand: np.ndarray, cap: float, k: int | None,
 
 
 def _split_to(routes: list[list[int]], k: int) -> list[list[int]] | None:
-    """`routes` made exactly k by splitting the last customer off the longest ones (the
-    pool holds each route without one customer, and every customer alone), or None."""
-    if len(routes) > k:
+    """`routes` made exactly k routes by splitting the last customer off the longest one,
+    again and again, or None when there are more than k routes or too few customers."""
+    if len(routes) > k or sum(len(r) for r in routes) < k:
         return None
-    out = sorted(routes, key=len, reverse=True)
-    need = k - len(out)
-    if need > sum(1 for r in out if len(r) > 1):
-        return None
-    split = [r for r in out[:need]]
-    return [r[:-1] for r in split] + [[r[-1]] for r in split] + out[need:]
+    out = [list(r) for r in routes]
+    while len(out) < k:
+        longest = max(range(len(out)), key=lambda i: len(out[i]))
+        out.append([out[longest].pop()])
+    return out
 
 
 def _solve_by_pool(s: Scenario, dist: np.ndarray, demand: np.ndarray, cap: float,
@@ -365,15 +368,17 @@ def _solve_by_pool(s: Scenario, dist: np.ndarray, demand: np.ndarray, cap: float
     tp = time.perf_counter()
     orders, best = _pool(dist, demand, cap, k, runs)
     pool_s = time.perf_counter() - tp
-    km = np.array([tour_km(dist, o) for o in orders])
-    costs = km * vt.cost_per_km_cny + vt.fixed_cost_cny
-    members = [[c - 1 for c in o] for o in orders]
     warm = None
     if best is not None and exact and k is not None:
         best = _split_to(best, k)
     if best is not None and (not exact or k is None or len(best) == k):
+        have = {frozenset(o) for o in orders}
+        orders += [o for o in best if frozenset(o) not in have]
         keys = {frozenset(o) for o in best}
         warm = [r for r, o in enumerate(orders) if frozenset(o) in keys]
+    km = np.array([tour_km(dist, o) for o in orders])
+    costs = km * vt.cost_per_km_cny + vt.fixed_cost_cny
+    members = [[c - 1 for c in o] for o in orders]
     scale = vt.cost_per_km_cny
     integral = bool(np.allclose(dist * scale, np.round(dist * scale))) and float(
         vt.fixed_cost_cny).is_integer()
