@@ -20,7 +20,7 @@ import highspy
 import numpy as np
 import pyomo.environ as pyo
 
-from optimizer.pyvrp_routes import PyvrpRuns, VanType, pyvrp_routes
+from optimizer.pyvrp_routes import PyvrpRuns, VanType, pyvrp_solve
 from optimizer.result import PlanResult, PlanStatus
 from optimizer.route_bound import qroute_bound
 from optimizer.routes import DistanceOracle, subset_tours, tour_km, tour_order
@@ -317,7 +317,7 @@ def _pool(dist: np.ndarray, demand: np.ndarray, cap: float, k: int | None,
     routes of different runs recombine into a partition), and every customer alone.
     Returns the pool and the cheapest PyVRP solution whole (the warm start)."""
     van = VanType((cap,), k if k is not None else len(demand))
-    found = pyvrp_routes(dist, demand, None, [van], runs)
+    found, best = pyvrp_solve(dist, demand, None, [van], runs)
     pool: dict[frozenset[int], list[int]] = {}
 
     def add(order: list[int]) -> None:
@@ -332,8 +332,6 @@ def _pool(dist: np.ndarray, demand: np.ndarray, cap: float, k: int | None,
                 add(order[:drop] + order[drop + 1:])
     for c in range(1, len(demand) + 1):
         add([c])
-    covered = sorted(c for r in found for c in r)
-    best = found if covered == list(range(1, len(demand) + 1)) else None
     return list(pool.values()), best
 
 
@@ -393,6 +391,8 @@ def _solve_by_pool(s: Scenario, dist: np.ndarray, demand: np.ndarray, cap: float
                              warm)
     stats: dict[str, Any] = {"routes_in_pool": len(orders), "pyvrp_runs": len(seeds),
                              "pyvrp_s": pool_s, "bound_covers": POOL_ROUTES,
+                             "pyvrp_best": (None if warm is None
+                                            else float(costs[warm].sum())),
                              "pool_lp": rb.pool_lp, "all_routes_bound": rb.bound,
                              "all_routes_bound_covers": QROUTE_BOUND,
                              "all_routes_bound_converged": rb.converged,

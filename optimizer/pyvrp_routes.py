@@ -5,9 +5,11 @@ HiGHS, which then bounds the plan over that pool. Runs are deterministic (fixed 
 iteration limits rather than wall-clock ones where a caller needs the same pool twice) and
 each run is capped in seconds, so a pool costs at most `runs x seconds_per_run`.
 
-PyVRP works in integers: distances and loads are scaled (`_integer_scale`) and every route
-it returns is re-costed by the caller on the original matrix, so scaling never changes a
-cost the model sees.
+PyVRP works in integers: distances are scaled to whole numbers (`_integer_scale`), loads
+always by 1000 (with loads of a few units, say a stop count against `max_stops`, its load
+penalties start so low that short runs end overloaded), and every route it returns is
+re-costed by the caller on the original matrix, so scaling never changes a cost the model
+sees.
 """
 
 from __future__ import annotations
@@ -76,16 +78,28 @@ def pyvrp_routes(
     pickup: np.ndarray | None,
     vans: Sequence[VanType],
     runs: PyvrpRuns,
+) -> list[list[int]]:
+    """Distinct routes of the runs' best solutions (see `pyvrp_solve`)."""
+    return pyvrp_solve(dist, delivery, pickup, vans, runs)[0]
+
+
+def pyvrp_solve(
+    dist: np.ndarray,
+    delivery: np.ndarray,
+    pickup: np.ndarray | None,
+    vans: Sequence[VanType],
+    runs: PyvrpRuns,
     *,
     required: bool = True,
-) -> list[list[int]]:
+) -> tuple[list[list[int]], list[list[int]] | None]:
     """Distinct routes (customer numbers 1..n in driving order; node 0 is the depot) of the
     best solution of each run. `delivery`/`pickup` are (n, dims) loads per customer (a 1-d
     array is one dimension). Routes PyVRP leaves infeasible are dropped, so every route
-    returned fits its van's capacities (loads are rounded up, capacities down)."""
+    returned fits its van's capacities (loads are rounded up, capacities down). Also returns
+    the cheapest feasible solution's routes (None when no run ended feasible)."""
     n = dist.shape[0] - 1
     if n == 0:
-        return []
+        return [], None
     dl = np.atleast_2d(np.asarray(delivery, dtype=float).T).T.reshape(n, -1)
     pu = np.zeros_like(dl) if pickup is None else np.asarray(pickup, dtype=float).reshape(n, -1)
     dims = dl.shape[1]
@@ -124,6 +138,8 @@ def pyvrp_routes(
                 m.add_edge(locs[i], locs[j], round(d * dscale) if np.isfinite(d) else MAX_SCALED)
     seen: set[tuple[int, ...]] = set()
     out: list[list[int]] = []
+    best: list[list[int]] | None = None
+    best_cost = math.inf
     for seed in runs.seeds:
         stop = MultipleCriteria([MaxIterations(runs.iterations_per_run),
                                  MaxRuntime(runs.seconds_per_run)])
@@ -132,6 +148,9 @@ def pyvrp_routes(
             stop = MultipleCriteria([MaxIterations(4 * runs.iterations_per_run),
                                      MaxRuntime(runs.seconds_per_run)])
             res = m.solve(stop, seed=seed, collect_stats=False, display=False)
+        if res.is_feasible() and res.cost() < best_cost:
+            best_cost = res.cost()
+            best = [[a.idx + 1 for a in r if a.is_client()] for r in res.best.routes()]
         for r in res.best.routes():
             if not r.is_feasible():
                 continue
@@ -140,7 +159,7 @@ def pyvrp_routes(
             if order and key not in seen:
                 seen.add(key)
                 out.append(order)
-    return out
+    return out, best
 
 
 #: the joint planner's runs: one seed and an iteration cap, so the same scenario gets the

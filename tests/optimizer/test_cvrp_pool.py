@@ -144,6 +144,9 @@ def test_thirty_customers_run_without_traceback_and_fleet_exact_gives_n_routes(t
         assert all(sum(dem[c] for c in r) <= cap for r in routes)
         assert _route_cost(d, routes) == pytest.approx(data["objective"])
         assert data["bound"] <= data["objective"] + 1e-6
+        # the best PyVRP plan warm-starts the pool MILP, which can only improve on it
+        assert data["stats"]["pyvrp_best"] is not None
+        assert data["objective"] <= data["stats"]["pyvrp_best"] + 1e-6
         results[fleet] = data
     assert len(results["exact"]["routes"]) == 5
     assert results["free"]["objective"] <= results["exact"]["objective"] + 1e-6
