@@ -23,16 +23,23 @@ import pyomo.environ as pyo
 from optimizer.pyvrp_routes import PyvrpRuns, VanType, pyvrp_solve
 from optimizer.result import PlanResult, PlanStatus
 from optimizer.route_bound import qroute_bound
-from optimizer.routes import DistanceOracle, subset_tours, tour_km, tour_order
+from optimizer.routes import (
+    MAX_ENUM_CUSTOMERS,
+    DistanceOracle,
+    subset_tours,
+    tour_km,
+    tour_order,
+)
 from optimizer.scenario import Scenario
 from optimizer.solver import INF, ProgressFn, make_highs, relative_gap, run_highs
 from optimizer.vrplib import cvrplib_routes
 
 MAX_MILP_COLUMNS = 60_000
 #: enumerate every feasible route only when this is cheap: at most this many customers
-#: (the Held-Karp tables are 2^n long) and at most this many admissible subsets (E-n23-k3's
-#: 2 million take about 15 s)
-ENUM_MAX_CUSTOMERS = 24
+#: (two below `routes.MAX_ENUM_CUSTOMERS`, the hard cap of `subset_tours`: its Held-Karp
+#: tables are 2^n long, 0.5 GB each at 26) and at most this many admissible subsets
+#: (E-n23-k3's 2 million take about 15 s)
+ENUM_MAX_CUSTOMERS = MAX_ENUM_CUSTOMERS - 2
 ENUM_MAX_SUBSETS = 3_000_000
 #: what `stats.bound_covers` says of the bound
 ALL_ROUTES = "all feasible routes (every admissible subset enumerated)"

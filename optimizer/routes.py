@@ -75,6 +75,11 @@ class DistanceOracle:
         return out
 
 
+#: the hard cap of `subset_tours`: its arrays are 2^n long (0.5 GB each at 26 customers);
+#: `solve_cvrp` turns to PyVRP route pools below it (`cvrp.ENUM_MAX_CUSTOMERS`)
+MAX_ENUM_CUSTOMERS = 26
+
+
 def subset_tours(
     dist: np.ndarray,
     weights: np.ndarray | None = None,
@@ -90,8 +95,8 @@ def subset_tours(
     customer before returning to the depot (used to recover the order).
     """
     n = dist.shape[0] - 1
-    if n > 26:
-        raise ValueError("subset enumeration limited to 26 customers")
+    if n > MAX_ENUM_CUSTOMERS:
+        raise ValueError(f"subset enumeration limited to {MAX_ENUM_CUSTOMERS} customers")
     if max_size is None:
         max_size = n
     full = 1 << n

@@ -28,6 +28,8 @@ SUPPORTED_TYPES = ("CVRP", "")
 #: sections whose constraints a CVRP scenario would silently drop
 UNSUPPORTED_SECTIONS = ("time_window", "service_time", "pickup", "backhaul", "linehaul",
                         "release_time", "prize", "vehicles_depot", "mutually_exclusive_group")
+#: larger instances are refused before their n x n distance matrix is built
+MAX_NODES = 5000
 
 
 @dataclass(frozen=True)
@@ -76,10 +78,16 @@ def _split_triangle(text: str) -> tuple[str, tuple[str, list[str]] | None]:
         r"\s*EDGE_WEIGHT_FORMAT\s*:", ln)) + "\n", (found.group(1).upper(), words)
 
 
+def _check_dimension(dim: Any) -> int:
+    if not isinstance(dim, int) or not 2 <= dim <= MAX_NODES:
+        raise ScenarioError([("DIMENSION", f"must be an integer from 2 to {MAX_NODES} (nodes, "
+                              f"depot included), not {dim!r}")])
+    return dim
+
+
 def _full_from_triangle(fmt: str, words: list[str], dim: Any) -> np.ndarray:
     """A symmetric matrix from TSPLIB's UPPER_ROW, LOWER_DIAG_ROW or UPPER_DIAG_ROW."""
-    if not isinstance(dim, int) or dim < 2:
-        raise ScenarioError([("DIMENSION", f"must be an integer >= 2, not {dim!r}")])
+    dim = _check_dimension(dim)
     values = _float_array(words)
     if fmt == "UPPER_ROW":
         cells = list(zip(*np.triu_indices(dim, k=1), strict=True))
@@ -141,15 +149,15 @@ def parse_vrp(path: str | Path) -> CvrpInstance:
     """Read a CVRP instance; anything this import cannot plan is a ScenarioError naming the
     field (an unsupported TYPE or EDGE_WEIGHT_TYPE, time windows, several depots, ...)."""
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError([("file", f"cannot be read: {exc}")]) from None
+        raise ScenarioError([("$", f"the file cannot be read: {exc}")]) from None
     text, triangle = _split_triangle(text)
     try:
         inst: dict[str, Any] = parse_vrplib(text, compute_edge_weights=False)
     except (ValueError, RuntimeError, IndexError, TypeError, KeyError) as exc:
-        fmt = "EDGE_WEIGHT_FORMAT" if "format" in str(exc).lower() else "file"
-        raise ScenarioError([(fmt, f"cannot be read as VRPLIB: {exc}")]) from None
+        where = "EDGE_WEIGHT_FORMAT" if "format" in str(exc).lower() else "$"
+        raise ScenarioError([(where, f"cannot be read as VRPLIB: {exc}")]) from None
     if triangle is not None:
         inst["edge_weight"] = _full_from_triangle(*triangle, inst.get("dimension"))
     kind = str(inst.get("type", "")).upper()
@@ -160,9 +168,7 @@ def parse_vrp(path: str | Path) -> CvrpInstance:
     if extra:
         raise ScenarioError([(f"{extra[0].upper()}_SECTION", "is not supported: only CVRP "
                               "instances (one depot, capacity, no time windows)")])
-    dim = inst.get("dimension")
-    if not isinstance(dim, int) or dim < 2:
-        raise ScenarioError([("DIMENSION", f"must be an integer >= 2, not {dim!r}")])
+    dim = _check_dimension(inst.get("dimension"))
     capacity = inst.get("capacity")
     if not isinstance(capacity, int | float) or not math.isfinite(capacity) or capacity <= 0:
         raise ScenarioError([("CAPACITY", f"must be a number > 0, not {capacity!r}")])

@@ -1,9 +1,10 @@
 """The services' SQL databases: one way to open an engine and create tables, and the
 tables of the token database.
 
-The token database (``PACKLOOP_TOKEN_DB_URL``) holds the API tokens of hubs and planners
-and the hubs' webhooks; the gateway and the planner share it. The plan job store has its
-own database and tables (:mod:`services.planner.store`).
+The token database (``PACKLOOP_TOKEN_DB_URL``) holds the API tokens of hubs and planners,
+the hubs' webhooks and the hubs' dispatches (run sheets) the gateway serves; the gateway
+and the planner share it. The plan job store has its own database and tables
+(:mod:`services.planner.store`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,17 @@ hub_webhooks = Table(
     Column("url", Text, nullable=False),
     Column("secret", String(128), nullable=False),
     Column("created_at", Float, nullable=False),
+)
+
+hub_dispatches = Table(
+    "hub_dispatches",
+    token_metadata,
+    Column("hub_id", String(128), primary_key=True),
+    Column("date", String(10), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("job_id", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("received_at", Float, nullable=False),
 )
 
 

@@ -42,6 +42,9 @@ class DemoOptions:
     out_dir: Path = Path("demo-output")
     keep_running: bool = False
     worker_timeout_s: float = 120.0
+    #: the busiest township's single-use front, a what-if and its run sheet for tomorrow
+    decisions: bool = True
+    decision_time_limit_s: float = 8.0
 
 
 @dataclass
@@ -51,6 +54,7 @@ class DemoResult:
     status: dict[str, Any] = field(default_factory=dict)
     plan: dict[str, Any] = field(default_factory=dict)
     simulation: dict[str, Any] = field(default_factory=dict)
+    decisions: Any = None
 
 
 class WorkerProcess:
@@ -209,6 +213,9 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console | None =
                 f"{options.scale:g}: {result.simulation['accepted']:,} events "
                 f"in {result.simulation['seconds']:.0f} s"
             )
+            if result.simulation.get("failed"):
+                console.print(f"[bold red]warning[/] {result.simulation['failed']:,} events "
+                              "could not be written to the broker; the figures below miss them")
             status = wait_for_worker(worker.url, result.simulation["accepted"],
                                      options.worker_timeout_s)
             result.status = status
@@ -220,6 +227,13 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console | None =
             scenario_data, inputs = build_scenario(request, network, LiveKafkaIO(kafka), topics,
                                                    worker.url)
             result.plan = _plan(scenario_data, options, console)
+            if options.decisions and result.plan["json"].get("trips"):
+                from services.demo_decisions import decide
+
+                result.decisions = decide(
+                    scenario_data, result.plan["json"], _busiest_hubs(status, network, 1)[0],
+                    timezone=str(network.timezone), out_dir=out_dir,
+                    time_limit_s=options.decision_time_limit_s, console=console)
             result.report = _report(result, scenario_data, inputs, network, options)
             console.print(f"[bold]4/4[/] planned the week ahead; report: {result.report}")
             _print_figures(result, console, time.monotonic() - t0)
@@ -250,6 +264,7 @@ def _report(result: DemoResult, scenario_data: dict[str, Any], inputs: dict[str,
         simulation=result.simulation,
         plan=result.plan,
         plan_inputs=inputs,
+        decisions=result.decisions,
     )
 
 

@@ -22,6 +22,7 @@ APP_NAME = "packloop"
 DEFAULT_DATABASES: Mapping[str, str] = {
     "token_db_url": "tokens.db",
     "planner_db_url": "plans.db",
+    "ledger_db_url": "ledger.db",
 }
 
 

@@ -124,6 +124,12 @@ class Settings(BaseSettings):
         "postgresql+psycopg://user@db/packloop. Shared by gateway and planner. "
         "Default: tokens.db in the data folder (`packloop paths`).",
     )
+    ledger_db_url: str = Field(
+        "",
+        description="The officer's ledger (each village's monthly figures, written by the "
+        "workers, read by `report officer`): SQLite file by default (ledger.db in the data "
+        "folder); a PostgreSQL URL when workers run on several machines.",
+    )
     token_pepper: SecretStr | None = Field(
         None, description="Server secret mixed into token hashes (HMAC-SHA256); set it in "
         "production and keep it out of the database backup.",
@@ -178,6 +184,42 @@ class Settings(BaseSettings):
         16 * 1024 * 1024, ge=1024, description="Largest scenario upload (413 above)."
     )
     planner_threads: int = Field(1, ge=1, description="Solver threads per job.")
+
+    # tomorrow's dispatch: planned by the planner service, served by the gateway
+    dispatch_at: str = Field(
+        "", pattern=r"^$|^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="Local time (HH:MM, the network's timezone) at which the planner "
+        "service plans tomorrow's dispatch from the live state, e.g. 18:00; empty: no "
+        "daily dispatch.",
+    )
+    dispatch_every_s: float | None = Field(
+        None, gt=0, description="Plan the dispatch every this many seconds instead of "
+        "daily (tests, demos); a date already planned is not planned again.",
+    )
+    dispatch_horizon_days: int = Field(
+        7, ge=1, le=14, description="Days the dispatch plan covers: tomorrow (published, "
+        "then fixed) and the look-ahead after it.",
+    )
+    dispatch_time_limit_s: float = Field(
+        300.0, gt=0, description="Solver time limit of the dispatch plan (seconds)."
+    )
+    dispatch_gap: float = Field(
+        0.02, ge=0, le=1, description="Relative MIP gap at which the dispatch plan stops."
+    )
+    dispatch_shift_start: str = Field(
+        "08:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="Local time the vans' first trips leave the hub (run-sheet times).",
+    )
+    gateway_dispatch: bool = Field(
+        True, description="Store the dispatch topic's run sheets in the gateway's database "
+        "(the token database) and serve them to hubs.",
+    )
+    gateway_url: str = Field(
+        "http://127.0.0.1:8080", description="Where `dispatch show` finds the gateway."
+    )
+    hub_token: SecretStr | None = Field(
+        None, description="Hub token used by `dispatch show`."
+    )
 
     # What the gateway and `emit` accept up front (the worker's rules, applied before
     # answering, so that an accepted event is applied)

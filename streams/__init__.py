@@ -34,7 +34,12 @@ if TYPE_CHECKING:
         event_to_json,
         parse_hub_event,
     )
-    from streams.kafka import DEFAULT_FETCH_MAX_WAIT_MS, DEFAULT_SESSION_TIMEOUT_MS, KafkaConnection
+    from streams.kafka import (
+        DEFAULT_FETCH_MAX_WAIT_MS,
+        DEFAULT_SESSION_TIMEOUT_MS,
+        KafkaConnection,
+        is_tansu,
+    )
     from streams.metrics import BatchHistogram, PackloopCollector, scrape
     from streams.months import valid_month
     from streams.network import SAMPLE_NETWORK_PATH, Network, NetworkError, Village, load_network
@@ -85,6 +90,7 @@ __all__ = [
     "decode_raw",
     "event_to_json",
     "id_hash",
+    "is_tansu",
     "iter_topic",
     "load_network",
     "parse_hub_event",
@@ -115,6 +121,7 @@ _MODULE_OF = {
             "DEFAULT_FETCH_MAX_WAIT_MS",
             "DEFAULT_SESSION_TIMEOUT_MS",
             "KafkaConnection",
+            "is_tansu",
         ),
         "streams.metrics": ("BatchHistogram", "PackloopCollector", "scrape"),
         "streams.months": ("valid_month",),

@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictBool,
     TypeAdapter,
     ValidationError,
 )
@@ -34,6 +35,12 @@ class Material(StrEnum):
     EPS_FOAM = "eps_foam"
     ICE_PACK = "ice_pack"
     PP_PLASTIC = "pp_plastic"
+
+
+#: the materials the plastic rules speak of (bags and film, tape, foam, hard plastic)
+PLASTIC_MATERIALS = frozenset(
+    {Material.PLASTIC_FILM, Material.TAPE, Material.EPS_FOAM, Material.PP_PLASTIC}
+)
 
 
 class ContainerType(StrEnum):
@@ -143,6 +150,12 @@ class PackagingItem(_Record):
     material: Material
     count: Count
     grams: Grams
+    degradable: StrictBool | None = Field(
+        None,
+        description="Whether the item is degradable (the 2020 plastic rules end "
+        "non-degradable bags and tape at delivery outlets by the end of 2025); absent: "
+        "not known.",
+    )
 
 
 class ContainerRef(_Record):
@@ -167,7 +180,24 @@ class Shipment(EventBase):
     temperature_class: TemperatureClass
     weight_grams: Grams
     packaging: list[PackagingItem] = Field(default_factory=list)
-    containers: list[ContainerRef] = Field(default_factory=list)
+    containers: list[ContainerRef] = Field(
+        default_factory=list,
+        description="Reusable containers travelling with the parcel: on `down` boxes the hub "
+        "issues, on `up` crates carrying produce from the village; either way they count as "
+        "issued and come back with a packaging_return.",
+    )
+    carrier: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")] | None = Field(
+        None, description="The courier's lower-case id (e.g. `sf`, `jd`, `ems`)."
+    )
+    outer_box_added: StrictBool | None = Field(
+        None, description="Whether a second (outer) box was added around the seller's own."
+    )
+    tape_width_mm: Annotated[int, Field(ge=1, le=200, strict=True)] | None = Field(
+        None, description="Width of the sealing tape (the 2020 campaign counts <= 45 mm)."
+    )
+    reused_carton: StrictBool | None = Field(
+        None, description="Whether the carton was a used one shipped again."
+    )
 
 
 class PackagingReturn(EventBase):

@@ -104,3 +104,28 @@ class KafkaConnection:
         if self.uses_tls:
             return faust.SSLCredentials(self.ssl_context())
         return None
+
+
+#: Tansu names its cluster ``tansu_cluster`` unless told otherwise.
+TANSU_CLUSTER_PREFIX = "tansu"
+
+
+def is_tansu(kafka: KafkaConnection) -> bool:
+    """Whether the broker is Tansu (the embedded default), judged by its cluster id.
+
+    Some of packloop's workarounds only make sense there; a broker that cannot be asked
+    is taken as not Tansu, so the production settings stay as configured.
+    """
+    from kafka import KafkaAdminClient
+
+    try:
+        admin = KafkaAdminClient(client_id="packloop-probe", **kafka.kafka_python_kwargs())
+    except Exception:
+        return False
+    try:
+        cluster_id = admin.describe_cluster().get("cluster_id") or ""
+    except Exception:
+        return False
+    finally:
+        admin.close()
+    return str(cluster_id).startswith(TANSU_CLUSTER_PREFIX)

@@ -139,6 +139,14 @@ METRICS: tuple[MetricSpec, ...] = (
         values=_v(material=MATERIALS, window=WINDOWS),
     ),
     MetricSpec(
+        "packloop_waste_month_on_hand_start_grams", "gauge", _WASTE,
+        "Waste outstanding at 00:00 local on the first day of the current (event-time) "
+        "month, grams: with the month's generated grams, what the month's mass-balance "
+        "recovery ratio divides by (streams/officer_kpis.py). Villages with a record for "
+        "the month only, as in the officer's report.",
+        values=_v(material=MATERIALS),
+    ),
+    MetricSpec(
         "packloop_waste_threshold_grams", "gauge", _WASTE,
         'Effective pickup threshold of the village: material="total" is the outstanding '
         "total limit, other materials their own limits (grams).",

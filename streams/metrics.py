@@ -161,6 +161,7 @@ _EXPECTED_LABELS = {
     "packloop_waste_outstanding_grams": ("village", "hub", "material"),
     "packloop_waste_window_generated_grams": ("village", "hub", "material", "window"),
     "packloop_waste_window_recovered_grams": ("village", "hub", "material", "window"),
+    "packloop_waste_month_on_hand_start_grams": ("village", "hub", "material"),
     "packloop_waste_threshold_grams": ("village", "hub", "material"),
     "packloop_village_info": ("village", "hub", "lat", "lon"),
     "packloop_hub_info": ("hub", "name", "lat", "lon"),
@@ -322,6 +323,7 @@ class PackloopCollector(Collector):
         out_g = acc["packloop_waste_outstanding_grams"]
         win_g = acc["packloop_waste_window_generated_grams"]
         win_r = acc["packloop_waste_window_recovered_grams"]
+        on_hand = acc["packloop_waste_month_on_hand_start_grams"]
         req = acc["packloop_pickups_requested_total"]
         by_material = acc["packloop_pickups_requested_by_material_total"]
         done = acc["packloop_pickups_completed_total"]
@@ -360,6 +362,11 @@ class PackloopCollector(Collector):
                     for i, w in enumerate(_WINDOW_KINDS):
                         _inc(win_g, vl, (vid, hub, m, w), g3[i])
                         _inc(win_r, vl, (vid, hub, m, w), r3[i])
+                bucket = state.months.get(bounds[2][:7])
+                if bucket is not None:
+                    start = bucket.on_hand_start or {}
+                    for m in materials:
+                        _inc(on_hand, vl, (vid, hub, m), max(0, start.get(m, 0)))
             reasons = state.pickup_reasons
             for kind in PICKUP_REASON_KINDS:
                 _inc(req, vl, (vid, hub, kind), reasons.get(kind, 0))

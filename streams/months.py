@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from streams.state import VillageState
+from streams.state.tallies import COUNT_KEYS
 
 MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -24,31 +25,33 @@ def valid_month(month: str) -> bool:
 
 def month_rows(villages: Iterable[VillageState], month: str) -> list[dict[str, Any]]:
     """One row per village with a bucket for ``month`` (sorted by village id)."""
-    rows: list[dict[str, Any]] = []
-    for state in villages:
-        b = state.months.get(month)
-        if b is None:
-            continue
-        rows.append(
-            {
-                "village_id": state.village_id,
-                "hub_id": state.hub_id,
-                "generated_grams": dict(b.generated),
-                "recovered_grams": dict(b.recovered),
-                "pickups": {
-                    "requested": b.pickups_requested,
-                    "completed": b.pickups_completed,
-                    "overdue": b.pickups_overdue,
-                    "cancelled": b.pickups_cancelled,
-                },
-                "containers": {
-                    ct: dict(zip(("issued", "returned", "damaged", "lost"), c, strict=True))
-                    for ct, c in sorted(b.containers.items())
-                },
-            }
-        )
+    rows = [month_row(state, month) for state in villages if month in state.months]
     rows.sort(key=lambda r: r["village_id"])
     return rows
+
+
+def month_row(state: VillageState, month: str) -> dict[str, Any]:
+    """One village's figures of ``month`` (which it must have), as the report reads them."""
+    b = state.months[month]
+    return {
+        "village_id": state.village_id,
+        "epoch": state.epoch,
+        "hub_id": state.hub_id,
+        "generated_grams": dict(b.generated),
+        "recovered_grams": dict(b.recovered),
+        "pickups": {
+            "requested": b.pickups_requested,
+            "completed": b.pickups_completed,
+            "overdue": b.pickups_overdue,
+            "cancelled": b.pickups_cancelled,
+        },
+        "containers": {
+            ct: dict(zip(("issued", "returned", "damaged", "lost"), c, strict=True))
+            for ct, c in sorted(b.containers.items())
+        },
+        "counts": {k: b.counts.get(k, 0) for k in COUNT_KEYS},
+        "on_hand_start_grams": dict(b.on_hand_start or {}),
+    }
 
 
 def merge_months(parts: list[list[dict[str, Any]]], month: str) -> dict[str, Any]:

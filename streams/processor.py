@@ -313,7 +313,7 @@ class PartitionProcessor:
             return
         state = self.villages.get(vid)
         if state is None:
-            state = VillageState(vid, village.hub_id)
+            state = VillageState(vid, village.hub_id, epoch=uuid.uuid4().hex[:16])
             self.villages[vid] = state
         at = to_us(event.occurred_at)
         h = id_hash(event.event_id)

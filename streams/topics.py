@@ -50,6 +50,11 @@ class Topics:
     def plan_results(self) -> str:
         return self._name("plan-results")
 
+    @property
+    def dispatch(self) -> str:
+        """Each hub's run sheet for a date, keyed by ``hub_id`` (planner -> gateway)."""
+        return self._name("dispatch")
+
     def specs(self, partitions: int = DEFAULT_PARTITIONS) -> list[TopicSpec]:
         """Partition counts and configs; keyed topics share the hub-events count."""
         keep_forever = {"retention.ms": "-1"}
@@ -59,6 +64,7 @@ class Topics:
             TopicSpec(self.dead_letter, 1, dict(keep_forever)),
             TopicSpec(self.plan_requests, partitions, {}),
             TopicSpec(self.plan_results, 1, {"cleanup.policy": "compact"}),
+            TopicSpec(self.dispatch, partitions, dict(keep_forever)),
         ]
 
 

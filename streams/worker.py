@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from faust.types import TP
 
+from streams.ledger import LedgerFeed, LedgerRow, LedgerWriter
 from streams.processor import PartitionProcessor, ProcessingConfig
 from streams.runtime import Runtime
-from streams.state import DAY_US, encode_value
+from streams.state import DAY_US, VillageState, encode_value
 from streams.topics import Topics
 
 if TYPE_CHECKING:
@@ -38,9 +39,14 @@ class StreamsWorker:
     that end a batch."""
 
     def __init__(
-        self, app: PackloopApp, topics: Topics, network: Any, options: WorkerOptions
+        self, app: PackloopApp, topics: Topics, network: Any, options: WorkerOptions,
+        ledger: LedgerWriter | None = None,
     ) -> None:
         self.app = app
+        self.ledger = ledger
+        self._ledger_feed = LedgerFeed(options.app_id)
+        #: rows waiting for their changelog writes to be acknowledged, oldest first
+        self._ledger_pending: list[tuple[list[Any], list[LedgerRow]]] = []
         self.topics = topics
         self.network = network
         self.options = options
@@ -118,6 +124,7 @@ class StreamsWorker:
         @app.timer(self.options.commit_interval_s)
         async def _commit_durable() -> None:
             await self.commit_durable()
+            await self.flush_ledger()
 
     # ---- the end of a batch (called by the agent) ----
 
@@ -168,6 +175,7 @@ class StreamsWorker:
         data = self.table.data
         futures = []
         pending: dict[int, int] = {}
+        villages: list[VillageState] = []
         for proc in procs:
             for key, value in proc.checkpoint():
                 if value is None:  # a tombstone: compaction drops the key
@@ -176,6 +184,8 @@ class StreamsWorker:
                 else:
                     data[key] = value
                     raw = encode_value(value)
+                    if isinstance(value, VillageState):
+                        villages.append(value)
                 futures.append(
                     await producer.send(
                         topic, key.encode("utf-8"), raw, proc.partition, None, None
@@ -184,6 +194,35 @@ class StreamsWorker:
             pending[proc.partition] = proc.marker.offset
         self._inflight = futures
         self._inflight_offsets = pending
+        if self.ledger is not None and villages:
+            rows = self._ledger_feed.rows(villages)
+            if rows:
+                self._ledger_pending.append((futures, rows))
+
+    async def flush_ledger(self) -> None:
+        """Hand the ledger the rows whose changelog writes are acknowledged (a row never
+        gets ahead of the state a restart would recover); a failed write is tried again
+        with the next flush, and never stops the stream."""
+        if self.ledger is None:
+            return
+        ready: list[LedgerRow] = []
+        while self._ledger_pending:
+            futures, rows = self._ledger_pending[0]
+            if not all(f.done() for f in futures):
+                break
+            self._ledger_pending.pop(0)
+            if any(f.cancelled() or f.exception() is not None for f in futures):
+                continue  # the worker stops on a failed changelog write
+            ready.extend(rows)
+        if not ready:
+            return
+        try:
+            await asyncio.to_thread(self.ledger.write, ready)
+        except Exception as exc:  # noqa: BLE001 - the ledger catches up with the next rows
+            log.warning("ledger write failed, retrying with the next flush: %r", exc)
+            self._ledger_pending.insert(0, ([], ready))
+            return
+        self._ledger_feed.written(ready)
 
     async def wait_changelog(self) -> None:
         inflight, self._inflight = self._inflight, []

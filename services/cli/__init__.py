@@ -11,6 +11,7 @@ import click
 
 from services.cli import (
     demo,
+    dispatch,
     emit,
     kafka,
     paths,
@@ -34,6 +35,7 @@ COMMANDS: tuple[click.Command, ...] = (
     worker.status,
     worker.dead_letter,
     plan.plan,
+    dispatch.dispatch,
     serve.gateway,
     serve.planner,
     tokens.hubs,

@@ -20,12 +20,17 @@ from services.cli.context import console, settings_from
               help="Plan only the N busiest townships (default: all).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="demo-output",
               show_default=True)
+@click.option("--decisions/--no-decisions", default=True, show_default=True,
+              help="Also the busiest township's single-use front, a what-if (one more "
+              "refrigerated van, 50 more boxes) and tomorrow's run sheet.")
+@click.option("--decision-time-limit", type=float, default=None, metavar="S",
+              help="Time limit of each decision solve (default 8 s).")
 @click.option("--keep-running", is_flag=True,
               help="Stay up afterwards and print the metrics and state URLs.")
 @click.pass_context
 def demo(ctx: click.Context, days: float | None, scale: float | None, seed: int,
          plan_time_limit: float | None, plan_hubs: int | None, out_dir: str,
-         keep_running: bool) -> None:
+         decisions: bool, decision_time_limit: float | None, keep_running: bool) -> None:
     """The whole loop on the embedded broker: simulate, tally, pick up, plan, report."""
     from services.demo import DemoOptions, run_demo
 
@@ -38,6 +43,8 @@ def demo(ctx: click.Context, days: float | None, scale: float | None, seed: int,
         plan_hubs=plan_hubs,
         out_dir=Path(out_dir),
         keep_running=keep_running,
+        decisions=decisions,
+        decision_time_limit_s=decision_time_limit or defaults.decision_time_limit_s,
     )
 
     def interrupt(*_: object) -> None:

@@ -178,6 +178,11 @@ def _summary(data: dict[str, Any]) -> None:
     out.print(f"status [bold]{data['status']}[/bold]  objective {obj_txt}"
               f"  gap {'-' if gap is None else f'{gap:.4%}'}  trips {len(data['trips'])}")
     if data.get("routes") is not None:
+        covers = data.get("stats", {}).get("bound_covers")
+        if covers:
+            rg = data.get("route_gap")
+            out.print(f"the bound covers {covers}; route gap "
+                      f"{'-' if rg is None else f'{rg:.4%}'}", soft_wrap=True)
         for k, r in enumerate(data["routes"], 1):
             out.print(f"Route #{k}: {' '.join(map(str, r))}")
         return

@@ -46,23 +46,43 @@ def report() -> None:
 @click.option("--allow-empty", is_flag=True,
               help="Write the report of a month without figures (its title says so) "
                    "instead of exiting 2.")
+@click.option("--targets", "targets_file", type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), default=None,
+              help="The county's own targets (YAML, the shape of streams/data/targets.yaml); "
+                   "the targets it names replace packloop's.")
+@click.option("--source", type=click.Choice(["auto", "ledger", "worker"]), default="auto",
+              show_default=True,
+              help="auto: the ledger (PACKLOOP_LEDGER_DB_URL), with the running workers' "
+                   "figures for their own state; ledger: the ledger alone; worker: the "
+                   "workers alone.")
 @worker_url_option
 @bootstrap_option
 @click.pass_context
 def officer(ctx: click.Context, month: str, fmt: str, out: Path | None, allow_empty: bool,
-            worker_url: str | None, kafka_bootstrap: str | None) -> None:
+            targets_file: Path | None, source: str, worker_url: str | None,
+            kafka_bootstrap: str | None) -> None:
     """Per-township and per-village figures of one month: generated, recovered, regulated
     recovery ratio, pickups requested/completed/overdue, container uses and returns; the
     month's dead-lettered events by reason (from the dead-letter topic) and when the
     report was generated.
 
-    Figures come from the workers' month buckets (the month of stream time and the 24
-    before it); Prometheus keeps days, not years, so keep these exports as the records.
+    Figures come from the ledger the workers write (PACKLOOP_LEDGER_DB_URL; it survives
+    a broker restart, and events after one add to the month), with the running workers'
+    month buckets for their own state (--source).
     A month in the future, beyond the kept months, or without events exits 2 with the
     reason (unless --allow-empty).
     """
-    from services.reports.officer import MonthReport, build_rows, empty_reason
+    from services.reports.officer import (
+        TREND_MONTHS,
+        MonthReport,
+        build_rows,
+        co2e_factors,
+        empty_reason,
+        kpi_levels,
+        month_shift,
+    )
     from streams import NetworkError, load_network, valid_month
+    from streams.officer_kpis import load_targets
 
     if not valid_month(month):
         raise click.BadParameter("must be YYYY-MM", param_hint="--month")
@@ -71,23 +91,25 @@ def officer(ctx: click.Context, month: str, fmt: str, out: Path | None, allow_em
         network = load_network(settings.network)
     except NetworkError as exc:
         raise click.ClickException(str(exc)) from None
-    url = settings.worker_url
-    try:
-        data = fetch_month(url, month)
-    except Exception as exc:
-        raise click.ClickException(
-            f"no month figures from the worker at {url}: {exc} (give the worker's address "
-            "with --worker-url or PACKLOOP_WORKER_URL)") from None
+    months = [month_shift(month, -k) for k in range(TREND_MONTHS)]
+    figures = _figures(settings, source, months)
+    data = figures[month]
     now = datetime.now(network.timezone)
     empty = empty_reason(month, bool(data.get("villages")), now.strftime("%Y-%m"))
     if empty is not None and not allow_empty:
         raise EmptyMonth(f"no report for {month}: {empty} (--allow-empty writes it anyway)")
     dead, note = _dead_letters(settings, month, network.timezone)
+    try:
+        targets = load_targets(targets_file)
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--targets") from None
     result = MonthReport(
         month=month, county=network.county,
         timezone=str(data.get("timezone", network.timezone)),
         rows=build_rows(data, network), generated_at=now, dead_letters=dead,
-        dead_letters_note=note, empty=empty)
+        dead_letters_note=note, empty=empty,
+        levels=kpi_levels(data, network, month, targets, history=figures,
+                          co2e=co2e_factors(network)))
     text = _render(result, fmt)
     if out is None:
         click.echo(text, nl=False)
@@ -95,6 +117,35 @@ def officer(ctx: click.Context, month: str, fmt: str, out: Path | None, allow_em
         out.write_text(text, "utf-8")
         click.echo(f"wrote {out} ({len(result.rows) - 1} townships and villages)", err=True)
 
+
+def _figures(settings: Settings, source: str, months: list[str]) -> dict[str, dict[str, Any]]:
+    """Each month's village rows: the ledger's (summed over epochs) with the running
+    workers' rows standing in for their own epoch, or one source alone (--source). The
+    first month is the report's: a worker that does not answer fails only --source worker."""
+    url = settings.worker_url
+    live: dict[str, list[dict[str, Any]]] = {m: [] for m in months}
+    if source != "ledger":
+        try:
+            for m in months:
+                live[m] = fetch_month(url, m).get("villages", [])
+        except Exception as exc:
+            if source == "worker":
+                raise click.ClickException(
+                    f"no month figures from the worker at {url}: {exc} (give the worker's "
+                    "address with --worker-url or PACKLOOP_WORKER_URL)") from None
+            click.echo(f"warning: the worker at {url} did not answer ({exc}); the figures "
+                       "are the ledger's alone", err=True)
+            live = {m: [] for m in months}
+    if source == "worker":
+        return {m: {"month": m, "villages": live[m]} for m in months}
+    from services.ledger import Ledger
+
+    ledger = Ledger(settings.ledger_db_url)
+    stream = settings.worker_options(settings.partitions).app_id
+    try:
+        return {m: ledger.month(stream, m, live[m]) for m in months}
+    finally:
+        ledger.close()
 
 def _dead_letters(settings: Settings, month: str,
                   tz: tzinfo) -> tuple[dict[str, int] | None, str]:

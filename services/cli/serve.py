@@ -193,6 +193,11 @@ def planner(ctx: click.Context, host: str | None, port: int | None, workers: int
             click.echo(f"planner on {scheme}://{settings.planner_host}:"
                        f"{settings.planner_port} with {workers} worker(s) "
                        "(OpenAPI: /openapi.json)", err=True)
+            if config.dispatch.enabled:
+                when = f"every {config.dispatch.every_s:g} s" if config.dispatch.every_s \
+                    else f"daily at {settings.dispatch_at}"
+                click.echo(f"tomorrow's dispatch planned {when} "
+                           f"({config.dispatch.horizon_days}-day horizon)", err=True)
             uvicorn.run(create_app(config), host=settings.planner_host,
                         port=settings.planner_port, log_level=log_level.lower(),
                         server_header=False, ssl_certfile=cert, ssl_keyfile=key)

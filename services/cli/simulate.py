@@ -41,3 +41,7 @@ def simulate(ctx: click.Context, days: float, scale: float, speed: float, seed: 
         settings,
     )
     click.echo(orjson.dumps(summary).decode())
+    if summary.get("failed"):
+        raise click.ClickException(
+            f"{summary['failed']:,} events could not be written to Kafka (produce errors "
+            "after retries); they are in neither the hub-events nor the dead-letter topic")

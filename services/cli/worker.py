@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -31,11 +32,24 @@ def source_partitions(settings: Settings) -> int:
 
 
 def build_worker(settings: Settings, web_port: int | None = None) -> Any:
-    from streams import create_worker, load_network
+    from services.ledger import Ledger
+    from streams import create_worker, is_tansu, load_network
 
     network = load_network(settings.network)
     options = settings.worker_options(source_partitions(settings), web_port)
-    return create_worker(settings.kafka(), settings.topics(), network, options)
+    if options.group_instance_id and is_tansu(settings.kafka()):
+        # Tansu 0.6 never lets a static member restarted after a session reset (a broker
+        # stall longer than the session timeout) sync again; dynamic membership recovers.
+        click.echo(f"static group membership off (PACKLOOP_WORKER_GROUP_INSTANCE_ID="
+                   f"{options.group_instance_id} ignored): the embedded Tansu broker does "
+                   "not bring a restarted static member back after a session reset", err=True)
+        options = replace(options, group_instance_id=None)
+    try:
+        ledger = Ledger(settings.ledger_db_url)
+    except Exception as exc:
+        raise click.ClickException(f"cannot open the ledger at PACKLOOP_LEDGER_DB_URL: "
+                                   f"{type(exc).__name__}: {exc}") from None
+    return create_worker(settings.kafka(), settings.topics(), network, options, ledger)
 
 
 @click.command()

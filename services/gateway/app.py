@@ -17,7 +17,7 @@ from pydantic import TypeAdapter
 
 from services.auth.guard import AuthGuard
 from services.gateway.config import GatewayConfig
-from services.gateway.routes import events, hubs, pickups, webhooks
+from services.gateway.routes import dispatch, events, hubs, pickups, webhooks
 from services.gateway.service import Gateway
 from services.http.errors import install_error_handlers
 from services.http.openapi import add_health_routes, add_metrics_route, use_bearer_scheme
@@ -81,7 +81,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
             metrics.requests.labels(template, request.method, str(status), hub).inc()
             metrics.request_duration.labels(template).observe(time.perf_counter() - started)
 
-    for module in (events, pickups, webhooks, hubs):
+    for module in (events, pickups, webhooks, hubs, dispatch):
         app.include_router(module.router(gw))
 
     add_health_routes(

@@ -35,6 +35,9 @@ class GatewayConfig:
     webhook_allow_private: bool = False
     webhook_transport: httpx.BaseTransport | None = None
     probe_interval_s: float = 2.0
+    #: consume the dispatch topic into the token database (from_settings: on by default;
+    #: off here, so a gateway built by hand starts no consumer it was not asked for)
+    dispatches: bool = False
     #: None: a LiveKafkaIO on ``kafka`` (producer and probe)
     kafka_io: KafkaIO | None = None
 
@@ -58,6 +61,7 @@ class GatewayConfig:
             webhook_max_attempts=settings.webhook_max_attempts,
             webhook_backoff_s=settings.webhook_backoff_s,
             webhook_allow_private=settings.webhook_allow_private,
+            dispatches=settings.gateway_dispatch,
         )
         values.update(overrides)
         if "tokens" not in values:

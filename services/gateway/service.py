@@ -1,5 +1,6 @@
 """The gateway's shared state, which every route module is handed: Kafka, the per-hub rate
-limiter, metrics, hub webhooks and their delivery, and the hub-token check."""
+limiter, metrics, hub webhooks and their delivery, the hubs' dispatches and their intake,
+and the hub-token check."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from fastapi import Request
 
 from services.auth.tokens import TokenInfo
 from services.gateway.config import GatewayConfig
+from services.gateway.dispatch_intake import DispatchIntake
+from services.gateway.dispatch_store import DispatchStore
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.webhook_delivery import WebhookDispatcher
@@ -37,6 +40,8 @@ class Gateway:
             probe_interval_s=config.probe_interval_s)
         self.hooks = WebhookStore(config.tokens.engine)
         self.webhooks: WebhookDispatcher | None = None
+        self.dispatches = DispatchStore(config.tokens.engine)
+        self.dispatch_intake: DispatchIntake | None = None
         self._started = False
 
     def start(self) -> None:
@@ -46,11 +51,16 @@ class Gateway:
         self.kafka_io.start()
         if self.config.webhooks:
             self.webhooks = WebhookDispatcher(self.config, self.metrics, self.hooks).start()
+        if self.config.dispatches:
+            self.dispatch_intake = DispatchIntake(self.config, self.dispatches).start()
 
     def stop(self) -> None:
         if self.webhooks is not None:
             self.webhooks.stop()
             self.webhooks = None
+        if self.dispatch_intake is not None:
+            self.dispatch_intake.stop()
+            self.dispatch_intake = None
         self.kafka_io.stop()
         self._started = False
 

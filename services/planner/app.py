@@ -7,11 +7,12 @@ API reported as queued is always on the topic.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import httpx
@@ -35,6 +36,7 @@ from services.http.openapi import (
     error,
     use_bearer_scheme,
 )
+from services.planner.daily import DailyDispatch, DispatchSchedule
 from services.planner.store import DONE, FAILED, FINAL, STATUSES, JobStore
 from streams import KafkaConnection, Network, Topics
 
@@ -58,6 +60,8 @@ class PlannerConfig:
     probe_interval_s: float = 2.0
     #: None: a LiveKafkaIO on ``kafka`` (producer and probe)
     kafka_io: KafkaIO | None = None
+    #: tomorrow's dispatch (off unless ``at`` or ``every_s`` is set)
+    dispatch: DispatchSchedule = field(default_factory=DispatchSchedule)
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> PlannerConfig:
@@ -69,6 +73,7 @@ class PlannerConfig:
             worker_url=settings.worker_url,
             max_request_bytes=settings.planner_max_request_bytes,
             default_time_limit_s=settings.planner_time_limit_s,
+            dispatch=DispatchSchedule.from_settings(settings),
         )
         values.update(overrides)
         if "tokens" not in values:
@@ -125,6 +130,11 @@ class PlanJob(BaseModel):
 
 class PlanList(BaseModel):
     jobs: list[dict[str, Any]]
+
+
+class DispatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    date: dt.date = Field(description="The dispatch date to plan, YYYY-MM-DD (local).")
 
 
 # -- metrics -------------------------------------------------------------------------------
@@ -208,11 +218,13 @@ def create_app(config: PlannerConfig) -> FastAPI:
     registry = CollectorRegistry()
     registry.register(PlanCollector(config.jobs))
     state = {"started": False}
+    daily = DailyDispatch(config, kafka_io, config.dispatch)
 
     def start() -> None:
         if not state["started"]:
             state["started"] = True
             kafka_io.start()
+            daily.start()
 
     def kafka_unavailable() -> str | None:
         return kafka_io.unavailable(config.kafka.connect_timeout_ms / 1000)
@@ -223,6 +235,7 @@ def create_app(config: PlannerConfig) -> FastAPI:
         try:
             yield
         finally:
+            daily.stop()
             kafka_io.stop()
 
     app = FastAPI(
@@ -466,6 +479,42 @@ def create_app(config: PlannerConfig) -> FastAPI:
         if not job.get("report"):
             raise ApiError(409, "not_ready", f"job {job_id} is {job['status']}: no report")
         return HTMLResponse(job["report"])
+
+    @app.post(
+        "/v1/dispatch",
+        status_code=202,
+        response_model=PlanJob,
+        summary="Plan a date's dispatch now",
+        description=(
+            "What the daily schedule (PACKLOOP_DISPATCH_AT) does, for a given date: a plan "
+            "from the live state over PACKLOOP_DISPATCH_HORIZON_DAYS days from that date, "
+            "whose first day is published as one run sheet per hub on the dispatch topic. "
+            "202 with the new job; 200 with the date's job when it already has one that "
+            "is not failed or cancelled (a published dispatch stays fixed)."
+        ),
+        responses={200: {"description": "The date's dispatch job, planned before.",
+                         "model": PlanJob},
+                   **COMMON, **error(503, "Kafka or the stream worker is not available.")},
+    )
+    async def plan_dispatch(body: DispatchRequest,
+                            auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
+        from services.planner.daily import submit
+        from services.planner.from_state import StateUnavailable
+
+        try:
+            job_id, created = await run_in_threadpool(
+                submit, config, kafka_io, config.dispatch, body.date, auth.owner)
+        except StateUnavailable as exc:
+            raise ApiError(503, "state_unavailable", str(exc),
+                           headers={"Retry-After": "10"}) from None
+        except KafkaUnavailable as exc:
+            raise ApiError(503, "kafka_unavailable", str(exc),
+                           headers={"Retry-After": "5"}) from None
+        except ValueError as exc:  # the state makes no valid scenario (ScenarioError too)
+            raise ApiError(422, "invalid_scenario", str(exc)) from None
+        job = await run_in_threadpool(get_job, job_id)
+        return JSONResponse(job_view(job), status_code=202 if created else 200,
+                            headers={"Location": f"/v1/plans/{job_id}"})
 
     add_health_routes(
         app, liveness="Liveness", readiness="Readiness (Kafka and job store)",

@@ -148,6 +148,15 @@ class JobStore:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
+    def named(self, source: str, name: str) -> builtins.list[dict[str, Any]]:
+        """Jobs of ``source`` called ``name``, newest first (the daily dispatch looks up
+        its date's job this way, so a date is planned once however many schedulers run)."""
+        query = select(plan_jobs.c.job_id, plan_jobs.c.status, plan_jobs.c.created_at) \
+            .where(plan_jobs.c.source == source, plan_jobs.c.name == name) \
+            .order_by(plan_jobs.c.created_at.desc())
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
     def cancel(self, job_id: str) -> bool:
         with self.engine.begin() as conn:
             result = conn.execute(

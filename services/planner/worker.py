@@ -243,9 +243,12 @@ class PlannerWorker:
             self.on_event(job_id, "discarded")
 
     def publish(self, job_id: str) -> None:
+        """The job's plan-results message and, for a dispatch plan that produced a plan,
+        its run sheets on the dispatch topic: marked published once all are written."""
         job = self.store.get(job_id, columns=("result",))
         if job is None or job["status"] not in (DONE, FAILED):
             return
+        sheets = self.dispatch_records(job)
         message: dict[str, Any] = {
             "job_id": job_id,
             "status": job["status"],
@@ -261,12 +264,38 @@ class PlannerWorker:
             message["result"] = None
             message["result_truncated"] = True
             value = orjson.dumps(message)
-        [error] = self.kafka_io.produce([Record(self.topics.plan_results, job_id.encode(), value)])
+        errors = self.kafka_io.produce(
+            [*sheets, Record(self.topics.plan_results, job_id.encode(), value)])
+        error = next((e for e in errors if e is not None), None)
         if error is None:
             self.store.mark_published(job_id)
         else:
             log.warning("job %s: result not published yet (%s); the sweeper retries", job_id,
                         error)
+
+    def dispatch_records(self, job: dict[str, Any]) -> list[Record]:
+        """One record per hub (key ``hub_id``) when ``job`` is a finished dispatch plan."""
+        spec = (job.get("options") or {}).get("dispatch")
+        if not spec or job["status"] != DONE or not job.get("result"):
+            return []
+        from datetime import date, time
+
+        from services.planner.dispatch import run_sheets
+
+        full = self.store.get(job["job_id"], columns=("scenario",))
+        try:
+            assert full is not None
+            sheets = run_sheets(
+                full["scenario"], job["result"], date.fromisoformat(spec["date"]),
+                job_id=job["job_id"], timezone=spec["timezone"],
+                shift_start=time.fromisoformat(spec["shift_start"]),
+                planned_at=iso_utc(job["finished_at"]))
+        except Exception:  # a plan the sheets cannot be cut from must not stall the worker
+            log.exception("job %s: no run sheets for the dispatch of %s", job["job_id"],
+                          spec.get("date"))
+            return []
+        return [Record(self.topics.dispatch, s.hub_id.encode(), s.model_dump_json().encode())
+                for s in sheets]
 
     # -- the loop ----------------------------------------------------------------------------
 

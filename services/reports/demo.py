@@ -85,6 +85,39 @@ padding:.6em 1em;min-width:11em}.card b{font-size:1.5em;display:block}
 sequential = trips first (single-use assumed), then packaging; uncoordinated = separate trips per
 class, single-use only, dedicated recycling trips.</p>
 {% else %}<p>No plan was made.</p>{% endif %}
+
+{% if d %}
+<h2>Decisions for township {{ d.hub_id }}</h2>
+<h3>What cutting single-use packaging costs</h3>
+<p>The least-cost plan for each bound on single-use packaging ({{ d.points|length }} points,
+each a complete plan of the township's week; the star is the cost-optimal plan). Between
+neighbouring points: what each further kilogram avoided costs.{% if d.points|length == 1 %}
+The front has one point: the least-cost plan already uses the least single-use packaging
+this township's week allows, so cutting it further cannot be bought here.{% endif %}</p>
+<div>{{ d.front_svg | safe }}</div>
+<table><tr><th>point</th><th>cost CNY</th><th>single-use kg</th><th>CO2e kg</th><th>gap</th>
+<th>CNY per kg single-use avoided</th></tr>
+{% for p in d.points %}<tr><td>{{ p.role }}</td><td class="n">{{ money2(p.cost_cny) }}</td>
+<td class="n">{{ kg(p.single_use_grams) }}</td><td class="n">{{ num1(p.co2e_kg) }}</td>
+<td class="n">{{ pct(p.gap) }}</td><td class="n">{{ num2(p.marginal_cny_per_kg_single_use) }}</td></tr>{% endfor %}
+</table>
+{% if d.whatif %}<h3>What if: {{ d.whatif_label }}</h3>
+<table><tr><th></th><th>base</th><th>variant</th><th>change</th></tr>
+{% for r in d.whatif_rows %}<tr><td>{{ r[0] }}</td><td class="n">{{ r[1] }}</td><td class="n">{{ r[2] }}</td><td class="n">{{ r[3] }}</td></tr>{% endfor %}
+</table>
+<p class="small">The base plan's marginal values say what one more unit is worth before
+solving the variant: {% for m in d.marginals %}{{ m }}{% if not loop.last %}; {% endif %}{% endfor %}.</p>{% endif %}
+{% if d.sheet %}<h3>Tomorrow's run sheet: township {{ d.sheet.hub_id }}, {{ d.sheet.date }}</h3>
+<p>{{ d.sheet.trips|length }} trip(s) from the county plan's first day; the printable A4
+sheet per van is <a href="{{ d.sheet_file }}">{{ d.sheet_file }}</a>
+(<code>packloop dispatch show {{ d.sheet.hub_id }} --date {{ d.sheet.date }} --format html</code>
+serves the same sheet from the gateway).</p>
+<table><tr><th>trip</th><th>van</th><th>leaves</th><th>back</th><th>km</th><th>stops</th></tr>
+{% for t in d.sheet.trips %}<tr><td>{{ t.trip_no }}</td><td>{{ t.van }}</td><td>{{ t.depart_at[11:16] }}</td>
+<td>{{ t.return_at[11:16] }}</td><td class="n">{{ num1(t.km) }}</td>
+<td>{{ t.stops|map(attribute="village_id")|join(" → ") }}</td></tr>{% endfor %}
+</table>{% endif %}
+{% endif %}
 <p class="small">packloop demo report. Numbers above come from the stream worker's state and
 the optimiser's KPIs; the facts behind them are in optimizer/data/factors.yaml.</p>
 </body></html>
@@ -184,6 +217,51 @@ def chart_kpis(plan_json: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {n: k for n, k in kpis.items() if k and k.get("cost_cny")}
 
 
+def decision_view(d: Any) -> dict[str, Any]:
+    """What the report shows of services.demo_decisions.Decisions."""
+    from services.reports.frontier import front_chart
+
+    points = sorted((p for p in d.frontier.get("points", []) if p.get("front") == "single_use"),
+                    key=lambda p: p["cost_cny"])
+    view: dict[str, Any] = {"hub_id": d.hub_id, "points": points,
+                            "front_svg": front_chart("single_use", points) if points else ""}
+    w = d.whatif
+    if w:
+        view["whatif"] = True
+        view["whatif_label"] = ", ".join(
+            f"{c['key']} {c['from']:g} → {c['to']:g}" for c in w["changes"])
+        names = (("cost_cny", "cost CNY", ",.2f"), ("km", "km", ",.1f"),
+                 ("co2e_kg", "CO2e kg", ",.1f"), ("single_use_grams", "single-use g", ",.0f"),
+                 ("trips", "trips", ",.0f"))
+        rows = []
+        for key, label, spec in names:
+            a, b, delta = w["base"].get(key), w["variant"].get(key), (w["delta"] or {}).get(key)
+            rows.append([label] + ["–" if x is None else format(x, spec) for x in (a, b)]
+                        + ["–" if delta is None else format(delta, "+" + spec)])
+        view["whatif_rows"] = rows
+        mv = w["base"].get("marginal_values") or {}
+        view["marginals"] = _marginal_lines(mv) or ["none reported"]
+    if d.run_sheet:
+        view["sheet"] = d.run_sheet
+        view["sheet_file"] = d.run_sheet_path.name if d.run_sheet_path else ""
+    return view
+
+
+def _marginal_lines(mv: dict[str, Any]) -> list[str]:
+    out = []
+    for key, entries in mv.items():
+        if isinstance(entries, list):
+            for e in entries[:4]:
+                value = next((e[k] for k in ("delta_cost_cny_per_box",
+                                              "delta_cost_cny_per_unit_per_day",
+                                              "delta_cost_cny") if e.get(k) is not None), None)
+                what = " ".join(str(e[k]) for k in ("hub_id", "container_type", "vehicle_type")
+                                if k in e)
+                if value is not None:
+                    out.append(f"one more in {key} ({what}): {value:+,.2f} CNY on the plan")
+    return out
+
+
 def write_demo_report(
     path: Path,
     *,
@@ -193,6 +271,7 @@ def write_demo_report(
     simulation: dict[str, Any],
     plan: dict[str, Any],
     plan_inputs: dict[str, Any],
+    decisions: Any = None,
 ) -> Path:
     from optimizer import baseline_bars_svg, route_map_svg
 
@@ -250,6 +329,10 @@ def write_demo_report(
         inputs=inputs,
         map=map_svg,
         bars=bars_svg,
+        d=decision_view(decisions) if decisions is not None else None,
+        money2=lambda x: "–" if x is None else f"{x:,.2f}",
+        num1=lambda x: "–" if x is None else f"{x:,.1f}",
+        num2=lambda x: "–" if x is None else f"{x:,.2f}",
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")

@@ -157,6 +157,138 @@ def build_rows(data: dict[str, Any], network: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _worst_first(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Lowest recovery ratio first; rows without one (nothing to recover) last."""
+    return sorted(rows, key=lambda r: (r["recovery_ratio"] is None,
+                                       r["recovery_ratio"] or 0.0, r[key]))
+
+
+#: months the trend covers, the report's own included
+TREND_MONTHS = 12
+#: the KPIs whose month-on-month change and 12-month trend the report gives
+TREND_KPIS = ("parcels", "recovery_ratio", "no_second_packaging_rate", "tape_le_45mm_rate",
+              "reusable_share", "grams_per_parcel", "nondegradable_plastic_grams")
+
+
+def co2e_factors(network: Any, factors: Any = None) -> Any:
+    """The CO2e and scrap factors of the officer's KPIs (streams.officer_kpis.Co2eFactors)
+    from the facts file, by event material and container type. The single-use packaging a
+    container use replaces is the planner's (optimizer.factors.single_use_lines), so the
+    report's CO2e avoided and the planner's agree on what reuse saves."""
+    from optimizer.factors import load_factors, single_use_lines
+    from streams.officer_kpis import Co2eFactors
+
+    f = factors if factors is not None else load_factors()
+    v = f.value
+    prod = {"cardboard": v("materials_kg_co2e_per_kg.board"),
+            "paper_fill": v("materials_kg_co2e_per_kg.board"),
+            "plastic_film": v("materials_kg_co2e_per_kg.plastic_film"),
+            "tape": v("materials_kg_co2e_per_kg.plastic_film"),
+            "eps_foam": v("materials_kg_co2e_per_kg.polystyrene_eps"),
+            "ice_pack": v("materials_kg_co2e_per_kg.gel_ice_pack"),
+            "pp_plastic": v("materials_kg_co2e_per_kg.polypropylene_moulded")}
+    burn = {"plastic_film": v("incineration_kg_co2e_per_kg.plastic_film"),
+            "tape": v("incineration_kg_co2e_per_kg.plastic_film"),
+            "eps_foam": v("incineration_kg_co2e_per_kg.polystyrene_eps"),
+            "pp_plastic": v("incineration_kg_co2e_per_kg.polypropylene_moulded")}
+    scrap = {"cardboard": v("scrap_cny_per_kg.board"), "paper_fill": v("scrap_cny_per_kg.board"),
+             "plastic_film": v("scrap_cny_per_kg.plastic_film"),
+             "pp_plastic": v("scrap_cny_per_kg.polypropylene_moulded")}
+
+    def made_and_burnt(grams: dict[str, float]) -> float:
+        return sum(g / 1000 * (prod[m] + burn.get(m, 0.0)) for m, g in grams.items())
+
+    lines = single_use_lines(f)
+    mix = f.shares("packaging.parcel_mix")
+    ordinary = sum(share * made_and_burnt(lines[kind]) for kind, share in mix.items())
+    # an insulated box keeps its ice packs, so it replaces the EPS box and tape only
+    eps = made_and_burnt(lines["eps_box"]) - made_and_burnt(lines["ice_packs"])
+    substitute = {"insulated_box": eps, "reusable_crate": ordinary}
+    wash = (v("containers.cleaning_kwh_per_container")
+            * v("vehicles.china_grid_kg_co2_per_kwh"))
+    life = {"insulated_box": v("containers.insulated_box_cycle_life"),
+            "reusable_crate": v("containers.reusable_crate_cycle_life")}
+    reuse = {}
+    for ct, spec in getattr(network, "container_types", {}).items():
+        key = str(getattr(ct, "value", ct))
+        if key in life:
+            reuse[key] = wash + spec.unit_grams / 1000 * prod[str(spec.material.value)] / life[key]
+    carton = lines["carton"]
+    return Co2eFactors(
+        production_kg_per_kg=prod, incineration_kg_per_kg=burn, scrap_cny_per_kg=scrap,
+        substitute_kg_per_use=substitute, reuse_kg_per_use=reuse,
+        new_carton_kg=carton["cardboard"] / 1000 * prod["cardboard"])
+
+
+def kpi_levels(data: dict[str, Any], network: Any, month: str, targets: dict[str, Any],
+               history: dict[str, dict[str, Any]] | None = None, co2e: Any = None
+               ) -> dict[str, Any]:
+    """The officer's KPIs (streams.officer_kpis) of the county, each township and each
+    village, townships and villages worst first, each with the targets it meets; with
+    `history` (month -> that month's rows) also each level's `month_on_month` change and
+    `trend_12m` (the TREND_KPIS of the 12 months ending with this one, oldest first)."""
+    from streams.officer_kpis import add_rows, kpis, meets
+
+    history = history or {}
+    months = [month_shift(month, -k) for k in range(TREND_MONTHS - 1, -1, -1)]
+    past = {m: history.get(m, {}).get("villages", []) for m in months if m != month}
+
+    def series(select: Any) -> list[dict[str, Any]]:
+        out = []
+        for m in months:
+            rows = [r for r in (data.get("villages", []) if m == month else past[m])
+                    if select(r)]
+            k = kpis(add_rows(rows), co2e)
+            out.append({"month": m, **{name: k[name] for name in TREND_KPIS}})
+        return out
+
+    def judged(figures: dict[str, Any], select: Any = None) -> dict[str, Any]:
+        k = kpis(figures, co2e)
+        k["targets_met"] = {name: meets(k.get(name), t, month)
+                            for name, t in targets["targets"].items()}
+        if select is not None and history:
+            trend = series(select)
+            before, now = trend[-2], trend[-1]
+            k["month_on_month"] = {
+                name: None if before[name] is None or now[name] is None
+                else now[name] - before[name] for name in TREND_KPIS}
+            k["trend_12m"] = trend
+        return k
+
+    rows = data.get("villages", [])
+    by_hub: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_hub.setdefault(row["hub_id"], []).append(row)
+    villages = []
+    for row in rows:
+        village = network.villages.get(row["village_id"])
+        villages.append({"village_id": row["village_id"],
+                         "village_name": village.name if village is not None else "",
+                         "hub_id": row["hub_id"],
+                         **judged(row, lambda r, v=row["village_id"]: r["village_id"] == v)})
+    townships = [{"hub_id": hub, "hub_name": _hub_name(network, hub),
+                  "villages": len(members),
+                  **judged(add_rows(members), lambda r, h=hub: r["hub_id"] == h)}
+                 for hub, members in by_hub.items()]
+    return {
+        "county": {"name": getattr(network, "county", ""),
+                   **judged(add_rows(rows), lambda r: True)},
+        "townships": _worst_first(townships, "hub_id"),
+        "villages": _worst_first(villages, "village_id"),
+        "targets": targets,
+        "co2e_baseline": CO2E_BASELINE if co2e is not None else None,
+    }
+
+
+#: the no-action baseline CO2e avoided is measured against (streams.officer_kpis)
+CO2E_BASELINE = ("the same parcels with no reusable containers (each use replaced by the "
+                 "single-use packaging it stands for: EPS box and tape for an insulated box, "
+                 "the parcel mix's carton, bag or envelope for a crate), no reused cartons "
+                 "and no collection (recovered plastic burnt with municipal waste); less a "
+                 "wash per use and the container's production over its cycle life; "
+                 "recycling credits not counted")
+
+
 def _hub_name(network: Any, hub_id: str) -> str:
     hub = network.hubs.get(hub_id)
     return hub.name if hub is not None else ""
@@ -235,6 +367,8 @@ class MonthReport:
     dead_letters: dict[str, int] | None = None
     dead_letters_note: str = ""
     empty: str | None = None
+    #: the KPIs at every level and the targets (`kpi_levels`); None: not computed
+    levels: dict[str, Any] | None = None
 
     @property
     def title(self) -> str:
@@ -269,14 +403,52 @@ def _html_cell(key: str, value: Any) -> str:
     return str(value)
 
 
+#: the officer's KPIs as CSV columns after the figures (grams and fractions, like the rest)
+CSV_KPI_COLUMNS = (
+    ("parcels", "包裹 parcels"),
+    ("recovery_ratio", "回收率 (物料平衡) recovery, mass balance (fraction)"),
+    ("unrecorded_recovered_grams", "未登记回收 recovered, never recorded (g)"),
+    ("no_second_packaging_rate", "无二次包装 no second box (fraction)"),
+    ("tape_le_45mm_rate", "胶带≤45毫米 tape <= 45 mm (fraction)"),
+    ("reusable_share", "循环包装 reusable share (fraction)"),
+    ("cartons_reused", "纸箱复用 cartons reused"),
+    ("nondegradable_plastic_grams", "不可降解塑料 non-degradable plastic (g)"),
+    ("grams_per_parcel", "克/件 g per parcel"),
+    ("containers_damaged", "容器损坏 containers damaged"),
+    ("containers_lost", "容器丢失 containers lost"),
+    ("packaging_co2e_kg", "包装碳排放 packaging CO2e (kg)"),
+    ("co2e_avoided_kg", "减排量 CO2e avoided (kg)"),
+    ("recovered_scrap_value_cny", "回收物价值 recovered scrap value (CNY)"),
+)
+
+
+def _level_of(levels: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """The KPIs of a table row's county, township or village."""
+    if row["village_id"]:
+        return next((v for v in levels["villages"] if v["village_id"] == row["village_id"]),
+                    {})
+    if row["hub_id"]:
+        return next((t for t in levels["townships"] if t["hub_id"] == row["hub_id"]), {})
+    return dict(levels["county"])
+
+
+def _kpi_csv(value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
 def to_csv(report: MonthReport) -> str:
     """The table (grams, fractions), then a blank line and the report's title, when it was
     generated and the month's dead letters by reason."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow([title for _k, title in COLUMNS])
+    kpi_cols = CSV_KPI_COLUMNS if report.levels else ()
+    w.writerow([title for _k, title in COLUMNS] + [title for _k, title in kpi_cols])
     for r in report.rows:
-        w.writerow([_cell(k, r[k]) for k, _t in COLUMNS])
+        kpi = _level_of(report.levels, r) if report.levels else {}
+        w.writerow([_cell(k, r[k]) for k, _t in COLUMNS]
+                   + [_kpi_csv(kpi.get(k)) for k, _t in kpi_cols])
     w.writerow([])
     w.writerow(["报告 report", report.title])
     w.writerow(["生成时间 generated at", report.generated])
@@ -293,10 +465,15 @@ def to_json(report: MonthReport) -> str:
         for key, _title in COLUMNS[1:]:
             row[JSON_KEYS.get(key, key)] = r[key]
         rows.append(row)
+    levels = report.levels or {}
     return orjson.dumps({
         "title": report.title,
         "month": report.month,
-        "county": report.county,
+        "county": levels.get("county", {"name": report.county}),
+        "townships": levels.get("townships", []),
+        "villages": levels.get("villages", []),
+        "targets": levels.get("targets", {}),
+        "co2e_baseline": levels.get("co2e_baseline"),
         "timezone": report.timezone,
         "generated_at": report.generated,
         "empty_reason": report.empty,
@@ -317,6 +494,69 @@ tr.county td{font-weight:bold;background:#dde8dd}
 tr.township td{font-weight:bold;background:#f3f6f3}
 p.note{color:#555;font-size:12px;max-width:60em}
 """
+
+
+#: the officer's KPIs on the page: (key, Chinese and English title, how to show it)
+KPI_COLUMNS = (
+    ("parcels", "包裹 parcels", "int"),
+    ("recovery_ratio", "回收率 (物料平衡) recovery, mass balance", "pct"),
+    ("unrecorded_recovered_grams", "未登记回收 recovered, never recorded", "kg"),
+    ("no_second_packaging_rate", "无二次包装 no second box", "pct"),
+    ("tape_le_45mm_rate", "胶带≤45毫米 tape <= 45 mm", "pct"),
+    ("reusable_share", "循环包装 reusable share", "pct"),
+    ("cartons_reused", "纸箱复用 cartons reused", "int"),
+    ("nondegradable_plastic_grams", "不可降解塑料 non-degradable plastic", "kg"),
+    ("grams_per_parcel", "克/件 g per parcel", "g"),
+    ("containers_damaged", "容器损坏 containers damaged", "int"),
+    ("containers_lost", "容器丢失 containers lost", "int"),
+    ("pickups_overdue", "逾期清运 pickups overdue", "int"),
+    ("packaging_co2e_kg", "包装碳排放 packaging CO2e (kg)", "kgco2"),
+    ("co2e_avoided_kg", "减排量 CO2e avoided (kg)", "kgco2"),
+    ("recovered_scrap_value_cny", "回收物价值 scrap value (CNY)", "cny"),
+)
+
+
+def _kpi_cell(value: Any, how: str) -> str:
+    if value is None:
+        return "–"
+    if how == "pct":
+        return percent_text(value)
+    if how == "kg":
+        return mass_text(value)
+    if how == "g":
+        return f"{value:,.0f} g"
+    if how == "kgco2":
+        return f"{value:,.1f} kg"
+    if how == "cny":
+        return f"¥{value:,.0f}"
+    return f"{value:,}"
+
+
+def _kpi_table(levels: dict[str, Any]) -> str:
+    """County and townships (worst recovery first); a target missed shows as ✗, met as ✓."""
+    e = html.escape
+    targets = levels.get("targets", {}).get("targets", {})
+    head = "".join(f"<th>{e(t)}</th>" for _k, t, _h in KPI_COLUMNS)
+    rows = []
+    for name, level in ([(levels["county"].get("name", ""), levels["county"])]
+                        + [(f"{t['hub_name']} {t['hub_id']}", t) for t in levels["townships"]]):
+        cells = []
+        for key, _t, how in KPI_COLUMNS:
+            met = level.get("targets_met", {}).get(key)
+            mark = "" if key not in targets or met is None else (" ✓" if met else " ✗")
+            cells.append(f'<td class="n">{e(_kpi_cell(level.get(key), how) + mark)}</td>')
+        rows.append(f"<tr><td>{e(name)}</td>{''.join(cells)}</tr>")
+    tlines = "".join(
+        f"<li><code>{e(k)}</code> {'≥' if 'at_least' in t else '≤'} "
+        f"{e(str(t.get('at_least', t.get('at_most'))))} (since {e(str(t.get('since', '')))}): "
+        f"{e(str(t.get('source', '')))}</li>" for k, t in targets.items())
+    return ("<h2>考核指标 officer KPIs</h2><p class=\"note\">县与各乡镇, 回收率最低者在前 "
+            "(county, then townships, worst recovery first). Rates count the parcels that "
+            "say; ✓/✗: target met or missed. Definitions: docs/operations.md.</p>"
+            f"<table><thead><tr><th>级别 level</th>{head}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table><p class=\"note\">目标 targets "
+            f"({e(str(levels.get('targets', {}).get('version', '')))}):</p><ul class=\"note\">"
+            f"{tlines}</ul>")
 
 
 def to_html(report: MonthReport) -> str:
@@ -347,6 +587,8 @@ def to_html(report: MonthReport) -> str:
         "recovered weight counts up to what was generated of it that month). 容器发出 = "
         "reusable containers sent with shipments; 容器归还 = returned (good or damaged). "
         "The CSV and JSON exports hold the same figures in grams and fractions.</p>"
+        f"{_kpi_table(report.levels) if report.levels else ''}"
+        "<h2>月度数据 monthly figures</h2>"
         f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
         "<h2>死信 dead-lettered events</h2>"
         "<p class=\"note\">Events of the month that packloop could not count, by reason "

@@ -71,7 +71,7 @@ def run_simulate(
                 for event in stream:
                     out.write(orjson.dumps(event) + b"\n")
                     tick(event)
-            accepted, rejected = count, 0
+            accepted, rejected, failed = count, 0, 0
         else:
             kafka = settings.kafka()
             topics = settings.topics()
@@ -85,11 +85,14 @@ def run_simulate(
             finally:
                 emitter.close()
             accepted, rejected = emitter.report.accepted, emitter.report.rejected
+            failed = emitter.report.failed
         bar.update(task, completed=int(days), events=count)
     return {
         "events": count,
         "accepted": accepted,
         "rejected": rejected,
+        # produce errors after the client's retries: on neither topic (said, never hidden)
+        "failed": failed,
         "days": days,
         "scale": scale,
         "seed": seed,

@@ -62,6 +62,12 @@ class SimulationProfile:
     collection_delay_hours: tuple[float, float]
     collection_recovery_share: tuple[float, float]
     routine_round_days: int
+    #: the green-packaging campaigns' rates (tape <= 45 mm, no second box) and tape widths
+    narrow_tape_share: float = 0.0
+    no_second_packaging_share: float = 1.0
+    tape_widths_mm: tuple[int, int] = (45, 60)
+    #: ambient farm produce carried up in a reusable crate from the village's pool
+    crate_share_up: float = 0.0
     seasons: Seasons | None = None
     factor_set: str = ""
 
@@ -116,6 +122,11 @@ def profile_from_factors(f: Any) -> SimulationProfile:
             v("simulation.collection_recovery_share_max"),
         ),
         routine_round_days=int(v("simulation.routine_round_days")),
+        crate_share_up=v("simulation.crate_share_of_up"),
+        narrow_tape_share=v("campaigns.narrow_tape_share"),
+        no_second_packaging_share=v("campaigns.no_second_packaging_share"),
+        tape_widths_mm=(int(v("campaigns.narrow_tape_width_mm")),
+                        int(v("campaigns.wide_tape_width_mm"))),
         seasons=Seasons.from_factors(f),
         factor_set=f.version,
     )
@@ -155,6 +166,7 @@ class Simulator:
         self.config = config
         self.profile = profile or default_profile()
         self.rng = random.Random(config.seed)
+        self.campaign_rng = random.Random(f"campaigns-{config.seed}")
         self.start = config.start_utc(network)
         self.end = self.start + timedelta(days=config.days)
         self._pending: list[_Pending] = []
@@ -271,10 +283,21 @@ class Simulator:
             {"material": m, "count": 1, "grams": g} for m, g in packaging.lines if g > 0
         ]
         event["containers"] = containers
+        self._campaign_fields(event)
         for m, g in packaging.lines:
             self.generated_since_round[village.village_id][m] += g
         self.stats["shipments_down"] += 1
         return event
+
+    def _campaign_fields(self, event: dict[str, Any]) -> None:
+        """What the campaigns count, at their published rates, drawn from a generator of
+        their own so that the rest of the simulation stays as it was. Carrier, reused
+        cartons and degradable items have no published rate and stay unknown (absent)."""
+        p, rng = self.profile, self.campaign_rng
+        event["outer_box_added"] = rng.random() >= p.no_second_packaging_share
+        if any(line["material"] == "tape" for line in event["packaging"]):
+            narrow, wide = p.tape_widths_mm
+            event["tape_width_mm"] = narrow if rng.random() < p.narrow_tape_share else wide
 
     def _up_parcel(self, village: Village, at: datetime, cold_share: float) -> dict[str, Any]:
         p = self.profile
@@ -288,28 +311,40 @@ class Simulator:
             event["temperature_class"] = "ambient"
             packaging = p.farm_carton
         event["weight_grams"] = self.rng.randint(1000, 10000)
+        containers: list[dict[str, Any]] = []
+        # drawn from the campaigns' generator, so a seed's other events stay as they were
+        if (event["temperature_class"] == "ambient" and p.crate_share_up > 0
+                and self.campaign_rng.random() < p.crate_share_up):
+            packaging = PackagingProfile("crate", ())
+            self._container_seq += 1
+            containers.append({"container_type": "reusable_crate",
+                               "container_id": f"RC-{self._container_seq:07d}"})
+            self._schedule_return(village, at, "reusable_crate", self.campaign_rng)
+            self.stats["crates_up"] += 1
         event["packaging"] = [
             {"material": m, "count": 1, "grams": g} for m, g in packaging.lines if g > 0
         ]
-        event["containers"] = []
+        event["containers"] = containers
         self.stats["shipments_up"] += 1
         return event
 
-    def _schedule_return(self, village: Village, issued_at: datetime, ctype: str) -> None:
+    def _schedule_return(self, village: Village, issued_at: datetime, ctype: str,
+                         rng: random.Random | None = None) -> None:
         p = self.profile
-        roll = self.rng.random()
+        rng = rng or self.rng
+        roll = rng.random()
         if roll < p.lost_share:
             condition = "lost"
-            lag_days = self.rng.uniform(5, 20)
+            lag_days = rng.uniform(5, 20)
         elif roll < p.lost_share + p.damaged_share:
             condition = "damaged"
-            lag_days = self.rng.lognormvariate(math.log(p.return_lag_days_median), 0.5)
+            lag_days = rng.lognormvariate(math.log(p.return_lag_days_median), 0.5)
         else:
             condition = "ok"
-            if self.rng.random() < p.late_return_share:
-                lag_days = self.rng.uniform(self.network.container_overdue_days + 1, 30)
+            if rng.random() < p.late_return_share:
+                lag_days = rng.uniform(self.network.container_overdue_days + 1, 30)
             else:
-                lag_days = self.rng.lognormvariate(math.log(p.return_lag_days_median), 0.5)
+                lag_days = rng.lognormvariate(math.log(p.return_lag_days_median), 0.5)
         at = issued_at + timedelta(days=lag_days)
         event = self._common("packaging_return", village, at)
         event.update(container_type=ctype, count=1, condition=condition)

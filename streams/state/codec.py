@@ -87,6 +87,8 @@ def _month_to_list(b: MonthBucket) -> list[Any]:
         b.recovered,
         [b.pickups_requested, b.pickups_completed, b.pickups_overdue, b.pickups_cancelled],
         b.containers,
+        b.counts,
+        b.on_hand_start,
     ]
 
 
@@ -100,6 +102,8 @@ def _month_from_list(data: list[Any]) -> MonthBucket:
         pk[2],
         {k: list(v) for k, v in data[3].items()},
         pk[3] if len(pk) > 3 else 0,
+        dict(data[4]) if len(data) > 4 else {},
+        dict(data[5]) if len(data) > 5 and data[5] is not None else None,
     )
 
 
@@ -155,6 +159,7 @@ def _village_to_dict(s: VillageState) -> dict[str, Any]:
         "pickup_materials": s.pickup_materials,
         "dead_reasons": s.dead_reasons,
         "months": {k: _month_to_list(v) for k, v in s.months.items()},
+        "epoch": s.epoch,
     }
 
 
@@ -191,4 +196,5 @@ def _village_from_dict(d: dict[str, Any]) -> VillageState:
         pickup_materials=dict(d.get("pickup_materials") or {}),
         dead_reasons=dict(d.get("dead_reasons") or {}),
         months={k: _month_from_list(v) for k, v in (d.get("months") or {}).items()},
+        epoch=str(d.get("epoch") or ""),
     )

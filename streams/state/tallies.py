@@ -51,6 +51,17 @@ def over_collected_of(generated: dict[str, int], recovered: dict[str, int]) -> d
     return out
 
 
+#: what a month bucket counts of its down shipments (streams.officer_kpis reads them):
+#: parcels; of them, those that say whether a second box was added and those that did;
+#: that give a tape width and those at most 45 mm; sealed with tape (a tape line or a
+#: width); in reusable packaging; that say whether
+#: the carton was reused and those that were; grams of plastic items that say whether they
+#: are degradable, and of those that are not
+COUNT_KEYS = ("parcels", "outer_box_known", "outer_box_added", "tape_known", "tape_le_45mm",
+              "taped_parcels", "reusable_parcels", "carton_reuse_known", "cartons_reused",
+              "degradable_known_grams", "nondegradable_plastic_grams")
+
+
 @dataclass(slots=True)
 class MonthBucket:
     """One village's figures for one local calendar month (the officer's records).
@@ -68,6 +79,11 @@ class MonthBucket:
     #: container type -> [issued, returned, damaged, lost]
     containers: dict[str, list[int]] = field(default_factory=dict)
     pickups_cancelled: int = 0
+    #: the campaigns' counts (`COUNT_KEYS`) over the month's down shipments
+    counts: dict[str, int] = field(default_factory=dict)
+    #: outstanding grams by material when the month's first event arrived, i.e. on hand at
+    #: 00:00 local on its first day for events in time order (None: not seen)
+    on_hand_start: dict[str, int] | None = None
 
     def container(self, ct: str) -> list[int]:
         c = self.containers.get(ct)

@@ -17,8 +17,10 @@ from datetime import tzinfo
 from typing import Any
 
 from streams.events import (
+    PLASTIC_MATERIALS,
     Condition,
     Direction,
+    Material,
     PackagingReturn,
     PickupCancelled,
     RecyclingCollected,
@@ -98,6 +100,9 @@ class VillageState:
     months: dict[str, MonthBucket] = field(default_factory=dict)
     #: dedupe set of applied event ids (hashes), by event day
     seen: SeenSet = field(default_factory=SeenSet)
+    #: which life of this value: new when the village's state starts from nothing (a fresh
+    #: broker), kept across recoveries; the ledger adds the figures of different lives
+    epoch: str = ""
 
     @property
     def outstanding(self) -> dict[str, int]:
@@ -171,23 +176,29 @@ def apply(
     Does not run the pickup trigger: the caller calls
     :func:`streams.state.pickups.evaluate` after it.
     """
+    opened = month_bucket(state.months, at, tz)
+    if opened.on_hand_start is None:  # the village's first event of the month
+        opened.on_hand_start = state.outstanding
     if isinstance(event, Shipment):
         if event.direction is Direction.DOWN:
-            day, month = day_bucket(state.days, at, tz), month_bucket(state.months, at, tz)
+            day, month = day_bucket(state.days, at, tz), opened
             for item in event.packaging:
                 m = item.material.value
                 _tally(state, m, item.grams, at, (day, month), generated=True)
                 add_grams(state.used_down, m, item.grams)
-            for ref in event.containers:
-                ct = ref.container_type.value
-                pool = state.containers.get(ct)
-                if pool is None:
-                    pool = state.containers[ct] = ContainerPool()
-                pool.issue(at, 1)
-                month.container(ct)[0] += 1
+            _count_campaign_fields(month.counts, event)
         else:
             for item in event.packaging:
                 add_grams(state.used_up, item.material.value, item.grams)
+        # boxes going down and crates carrying produce up are both uses of the village's
+        # share of the pool, and both come back with a packaging_return
+        for ref in event.containers:
+            ct = ref.container_type.value
+            pool = state.containers.get(ct)
+            if pool is None:
+                pool = state.containers[ct] = ContainerPool()
+            pool.issue(at, 1)
+            month_bucket(state.months, at, tz).container(ct)[0] += 1
     elif isinstance(event, PackagingReturn):
         ct = event.container_type.value
         pool = state.containers[ct]
@@ -232,6 +243,35 @@ def apply(
             state.snooze_from = at
             state.snooze_hours = event.snooze_hours
             state.snooze_new = {}
+
+
+def _count_campaign_fields(counts: dict[str, int], event: Shipment) -> None:
+    """The month's counts of what the green-packaging campaigns ask (tallies.COUNT_KEYS);
+    a field an event leaves out counts as not known, not as no."""
+
+    def bump(key: str, n: int = 1) -> None:
+        counts[key] = counts.get(key, 0) + n
+
+    bump("parcels")
+    if event.outer_box_added is not None:
+        bump("outer_box_known")
+        bump("outer_box_added", int(event.outer_box_added))
+    if event.tape_width_mm is not None or any(i.material == Material.TAPE
+                                              for i in event.packaging):
+        bump("taped_parcels")
+    if event.tape_width_mm is not None:
+        bump("tape_known")
+        bump("tape_le_45mm", int(event.tape_width_mm <= 45))
+    if event.containers:
+        bump("reusable_parcels")
+    if event.reused_carton is not None:
+        bump("carton_reuse_known")
+        bump("cartons_reused", int(event.reused_carton))
+    for item in event.packaging:
+        if item.degradable is not None and item.material in PLASTIC_MATERIALS:
+            bump("degradable_known_grams", item.grams)
+            if not item.degradable:
+                bump("nondegradable_plastic_grams", item.grams)
 
 
 def _tally(

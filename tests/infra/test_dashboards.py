@@ -171,3 +171,27 @@ def test_county_overview_covers_the_officers_questions() -> None:
                    "packloop_plan_cost_cny"):
         assert needle in text, needle
 
+
+
+def _steps(panel: dict[str, Any]) -> list[Any]:
+    return [s["value"] for s in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]]
+
+
+def test_thresholds_come_from_the_targets_and_the_facts_file() -> None:
+    """The recovery panels turn green at the county's recovery target (targets.yaml, the
+    alerts' threshold too); the container-loss panel turns orange above the loss and damage
+    the planner assumes (factors.yaml) and red at twice that."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    targets = yaml.safe_load((root / "streams" / "data" / "targets.yaml").read_text("utf-8"))
+    target = targets["targets"]["recovery_ratio"]["at_least"]
+    facts = yaml.safe_load((root / "optimizer" / "data" / "factors.yaml").read_text("utf-8"))
+    loss = 1 - facts["containers"]["return_rate"]["value"] \
+        + facts["simulation"]["damaged_share"]["value"]
+    panels = {p["title"]: p for p in _panels(_boards()["county-overview.json"])}
+    for title in ("Recovery ratio, this month", "Recovery ratio by township, this month",
+                  "Recovery ratio, 7 days"):
+        assert _steps(panels[title])[-1] == pytest.approx(target), title
+    assert _steps(panels["Loss and damage share, 30 days"])[1:] == pytest.approx(
+        [loss, 2 * loss])

@@ -158,3 +158,29 @@ def test_unit_tests_catch_a_broken_rule(name: str, kind: str, mutated: str,
     res = run([tool("promtool"), "test", "rules", *cases], cwd=tests_dir)
     assert res.returncode != 0, f"unit tests still pass with {name} {kind}: {mutated}"
     assert "FAILED" in res.stdout + res.stderr
+
+
+def test_officer_month_rules_are_generated_from_the_kpi_module() -> None:
+    """The month mass-balance rules in packloop-recording.yml are exactly what
+    streams/officer_kpis.py generates (infra/prometheus/build_rules.py): editing either by
+    hand without regenerating fails here."""
+    import importlib.util
+
+    path = INFRA / "prometheus" / "build_rules.py"
+    spec = importlib.util.spec_from_file_location("build_rules", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    text = mod.TARGET.read_text("utf-8")
+    assert mod.BEGIN in text and mod.render(text) == text, "run infra/prometheus/build_rules.py"
+    # the recovery alerts compare with the targets file's recovery_ratio, as committed
+    alerts = mod.ALERTS.read_text("utf-8")
+    assert mod.BEGIN in alerts and mod.render_alerts(alerts) == alerts, \
+        "run infra/prometheus/build_rules.py (alerts)"
+    target = mod.recovery_target()
+    assert f"hub:packloop_waste_month_recovery_ratio:ratio < {target:g}" in alerts
+    assert f"county:packloop_waste_month_recovery_ratio:ratio < {target:g}" in alerts
+    records = {r["record"] for r in rules() if "record" in r}
+    from streams.officer_kpis import recording_rules
+
+    assert {r["record"] for r in recording_rules()} <= records

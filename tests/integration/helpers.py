@@ -118,6 +118,11 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def log(self) -> str:
+        """What the current run has logged so far."""
+        path = self.log_dir / f"worker-{self.port}-{self.starts}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def get(self, path: str, **params: Any) -> httpx.Response:
         return httpx.get(self.url + path, params=params, timeout=10)
 

@@ -24,7 +24,8 @@ from streams.network import load_network
 def demo(tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("demo")
     options = DemoOptions(days=1, scale=0.1, seed=5, plan_horizon_days=2,
-                          plan_time_limit_s=20, plan_hubs=3, out_dir=out)
+                          plan_time_limit_s=20, plan_hubs=3, out_dir=out,
+                          decision_time_limit_s=4)
     return run_demo(options, get_settings()), options
 
 
@@ -72,3 +73,44 @@ def test_report_shows_stream_and_plan_figures(demo) -> None:
         assert f"{baseline['kpis']['cost_cny']['total']:,.0f}" in page, name
     assert page.count("<svg") >= 4  # township chart, pickups, containers, map, bars
     assert re.search(r"Plan status <b>(optimal|feasible|time_limit)</b>", page)
+
+
+def test_report_shows_the_decisions(demo) -> None:
+    """The busiest township's single-use front (non-dominated points, the cheapest its
+    cost-optimal end), a what-if whose deltas are variant minus base, and tomorrow's run
+    sheet: each of its trips one of the county plan's day-0 trips of that township, every
+    stop one of its villages."""
+    result, _ = demo
+    d = result.decisions
+    assert d is not None
+    page = Path(result.report).read_text(encoding="utf-8")
+    assert f"Decisions for township {d.hub_id}" in page
+    pts = [p for p in d.frontier["points"] if p["front"] == "single_use"]
+    assert pts
+    if len(pts) == 1:  # no trade-off: the least-cost plan also uses the least single-use
+        assert "has one point" in page
+    for a in pts:
+        for b in pts:
+            assert not (b["cost_cny"] < a["cost_cny"] - 1e-6
+                        and b["single_use_grams"] < a["single_use_grams"] - 1e-6)
+    cheapest = min(pts, key=lambda p: p["cost_cny"])
+    assert cheapest["role"] == "cost_optimal"
+    for p in pts:
+        assert f"{p['cost_cny']:,.2f}" in page
+    w = d.whatif
+    assert {c["key"].split(".")[0] for c in w["changes"]} <= {"fleet", "pools"}
+    assert w["delta"]["cost_cny"] == pytest.approx(w["variant"]["cost_cny"]
+                                                   - w["base"]["cost_cny"])
+    assert f"{w['delta']['cost_cny']:+,.2f}" in page
+    sheet = d.run_sheet
+    plan = result.plan["json"]
+    day0 = [t for t in plan["trips"] if t["day"] == 0 and t["hub_id"] == sheet["hub_id"]
+            and t["kind"] == "milk_run"]
+    assert f"{len(day0)} trip(s) from the county plan's first day" in page
+    assert sorted(tuple(t["stops"]) for t in day0) == sorted(
+        tuple(stop["village_id"] for stop in t["stops"]) for t in sheet["trips"])
+    villages = {v.village_id for v in load_network().villages.values()
+                if v.hub_id == sheet["hub_id"]}
+    assert all(stop["village_id"] in villages for t in sheet["trips"] for stop in t["stops"])
+    assert d.run_sheet_path is not None and d.run_sheet_path.exists()
+    assert f"run-sheet-{sheet['hub_id']}.html" in page

@@ -308,3 +308,27 @@ def test_a_plan_job_end_to_end_with_postgresql(pg_db_url, kafka, topics, tmp_pat
     jobs = JobStore(pg_db_url)
     assert jobs.get(job_id)["status"] == DONE and jobs.unpublished() == []
     jobs.close()
+
+
+def test_the_ledger_on_postgresql_keeps_the_highest_seq_and_adds_epochs(pg_db_url: str) -> None:
+    """The ledger's upsert through PostgreSQL's ON CONFLICT: a replayed older row changes
+    nothing, a newer one replaces, another epoch adds, another worker group stays apart."""
+    from services.ledger import Ledger
+    from streams.ledger import LedgerRow
+
+    def row(epoch: str, seq: int, grams: int, stream: str = "w") -> LedgerRow:
+        return LedgerRow(stream, "H01-V001", "H01", "2026-11", epoch, seq,
+                         {"generated_grams": {"cardboard": grams}, "counts": {"parcels": seq}})
+
+    ledger = Ledger(pg_db_url)
+    ledger.write([row("a", 10, 2000)])
+    ledger.write([row("a", 4, 800), row("a", 10, 2000)])
+    ledger.write([row("b", 3, 600), row("a", 1, 1, stream="other")])
+    [v] = Ledger(pg_db_url).month("w", "2026-11")["villages"]
+    assert v["generated_grams"] == {"cardboard": 2600} and v["counts"] == {"parcels": 13}
+    assert engine_dialect(ledger) == "postgresql"
+    ledger.close()
+
+
+def engine_dialect(ledger: Any) -> str:
+    return str(ledger.engine.dialect.name)

@@ -147,6 +147,27 @@ def test_promql_returns_the_figures_of_the_input(
         expr = f'village:packloop_waste_outstanding_threshold:ratio{{village="{vid}"}}'
         wait_until(lambda: prom.query(expr), 15, f"{expr} recorded")
         assert prom.scalar(expr) == pytest.approx(max(ratios))
+        # the officer's month: the recorded mass-balance ratio of the county and of the
+        # busiest township equals the officer report's (kpi_levels on the worker's month
+        # rows, as `packloop report officer` computes it)
+        import httpx
+
+        from services.reports.officer import kpi_levels
+
+        month = max(orjson.loads(x)["occurred_at"] for x in lines
+                    if b'"occurred_at"' in x)[:7]  # the stream's month (UTC ~ local here)
+        data = httpx.get(f"{w.url}/months/{month}", timeout=10).json()
+        levels = kpi_levels(data, NET, month, {"version": "-", "targets": {}})
+        county = "county:packloop_waste_month_recovery_ratio:ratio"
+        wait_until(lambda: prom.query(county), 15, f"{county} recorded")
+        assert 0 < levels["county"]["recovery_ratio"] < 1
+        assert prom.scalar(county) == pytest.approx(levels["county"]["recovery_ratio"],
+                                                    rel=1e-9)
+        town = max(levels["townships"], key=lambda t: t["parcels"])
+        hub_expr = f'hub:packloop_waste_month_recovery_ratio:ratio{{hub="{town["hub_id"]}"}}'
+        assert prom.scalar(hub_expr) == pytest.approx(town["recovery_ratio"], rel=1e-9)
+        assert prom.scalar("county:packloop_waste_month_unrecorded_recovered_grams:sum") == \
+            levels["county"]["unrecorded_recovered_grams"]
         # Faust's own series are off by default (PACKLOOP_METRICS_FAUST); no _created series
         assert not prom.query('count({__name__=~"faust_.+"})')
         assert not prom.query('{__name__=~".+_created"}')

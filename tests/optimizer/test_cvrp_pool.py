@@ -216,13 +216,18 @@ def test_pool_path_reports_route_gap_and_a_bound_over_all_routes(tmp_path, monke
 
 
 def test_capacity_cuts_close_the_bound_on_e_n22_k4():
-    """Over all routes, the q-route LP of E-n22-k4 stays below the published optimum 375;
-    with rounded capacity cuts the bound reaches it (a valid bound can go no higher)."""
+    """Over all routes, the q-route LP of E-n22-k4 stays below the published optimum (375,
+    tests/data/cvrplib/optima.csv); with rounded capacity cuts the bound reaches it (a valid
+    bound can go no higher)."""
+    import csv
+
     import numpy as np
 
     from optimizer.route_bound import qroute_bound
 
     root = ROOT / "tests" / "data" / "cvrplib"
+    with (root / "optima.csv").open() as f:
+        optimum = next(float(r["optimal"]) for r in csv.DictReader(f) if r["name"] == "E-n22-k4")
     inst = parse_vrp(root / "E-n22-k4.vrp")
     routes, _ = optimizer.read_sol(root / "E-n22-k4.sol")
     demand = np.array(inst.demand[1:])
@@ -231,8 +236,8 @@ def test_capacity_cuts_close_the_bound_on_e_n22_k4():
     cut = qroute_bound(inst.dist, demand, inst.capacity, 4, True, routes, time_limit_s=30,
                        integral_costs=True, cuts=True)
     assert plain.bound is not None and cut.bound is not None
-    assert plain.bound < 375
-    assert cut.bound == 375
+    assert plain.bound < optimum
+    assert cut.bound == optimum
 
 
 def test_a_plan_with_too_few_routes_is_split_into_the_exact_fleet():

@@ -56,7 +56,7 @@ def test_returns_never_exceed_issued(week: list[dict]) -> None:
     """A village never returns more containers of a type than it was issued (else DLQ)."""
     out: Counter = Counter()
     for event in week:
-        if event["type"] == "shipment" and event["direction"] == "down":
+        if event["type"] == "shipment":  # boxes down and crates carrying produce up
             for ref in event["containers"]:
                 out[(event["village_id"], ref["container_type"])] += 1
         elif event["type"] == "packaging_return":
@@ -102,3 +102,46 @@ def test_up_shipments_cold_share(week: list[dict]) -> None:
     for e in up:
         by_village[e["village_id"]] += 1
     assert len(by_village) > 300
+
+
+def test_crates_carry_produce_up_and_come_back(week: list[dict]) -> None:
+    """Ambient farm parcels go up in a crate from the village's pool at the facts file's
+    share (simulation.crate_share_of_up; four binomial standard deviations), with no
+    single-use packaging; each crate comes back (or is lost) with a packaging_return; cold
+    produce never goes in a crate. The worker applies these events without a dead letter
+    (test_time_ordered_valid_and_in_period checks them against the contract)."""
+    profile = default_profile()
+    up = [e for e in week if e["type"] == "shipment" and e["direction"] == "up"]
+    ambient = [e for e in up if e["temperature_class"] == "ambient"]
+    crated = [e for e in ambient if e["containers"]]
+    n, p = len(ambient), profile.crate_share_up
+    assert n > 500 and p == 0.3
+    assert abs(len(crated) - n * p) <= 4 * (n * p * (1 - p)) ** 0.5
+    assert all(e["packaging"] == [] and [c["container_type"] for c in e["containers"]]
+               == ["reusable_crate"] for e in crated)
+    assert not any(e["containers"] for e in up if e["temperature_class"] != "ambient")
+    back = Counter(e["village_id"] for e in week if e["type"] == "packaging_return"
+                   and e["container_type"] == "reusable_crate")
+    assert sum(back.values()) > 0.5 * len(crated)  # the rest come back after the week
+
+
+def test_campaign_fields_at_the_published_rates(week: list[dict]) -> None:
+    """Down parcels say whether a second box was added and, where taped, the tape width, at
+    the rates of the facts file (campaigns.*: 95 % without a second box, 90 % with tape of
+    45 mm or less); fields without a published rate stay absent (unknown). The tolerance is
+    four binomial standard deviations."""
+    profile = default_profile()
+    down = [e for e in week if e["type"] == "shipment" and e["direction"] == "down"]
+    taped = [e for e in down if any(i["material"] == "tape" for i in e["packaging"])]
+    assert len(down) > 1000 and len(taped) > 300
+
+    def close(hits: int, n: int, p: float) -> bool:
+        return abs(hits - n * p) <= 4 * (n * p * (1 - p)) ** 0.5
+
+    plain = sum(not e["outer_box_added"] for e in down)
+    assert close(plain, len(down), profile.no_second_packaging_share)
+    narrow = sum(e["tape_width_mm"] <= 45 for e in taped)
+    assert close(narrow, len(taped), profile.narrow_tape_share)
+    assert not any("tape_width_mm" in e for e in down if e not in taped)
+    assert not any("carrier" in e or "reused_carton" in e for e in week)
+    assert profile.no_second_packaging_share == 0.95 and profile.narrow_tape_share == 0.90

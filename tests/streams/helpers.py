@@ -200,10 +200,11 @@ def expected_months(m: MonthModel) -> dict[tuple[str, str], dict[str, Any]]:
     for e in m.applied_events:
         r = row(e["village_id"], local_month(parse_ts(e["occurred_at"]), net))
         t = e["type"]
-        if t == "shipment" and e["direction"] == "down":
-            for item in e["packaging"]:
-                r["gen"][item["material"]] += item["grams"]
-            for c in e.get("containers", []):
+        if t == "shipment":
+            if e["direction"] == "down":
+                for item in e["packaging"]:
+                    r["gen"][item["material"]] += item["grams"]
+            for c in e.get("containers", []):  # up: crates carrying produce
                 r["cont"][c["container_type"]][0] += 1
         elif t == "packaging_return":
             c = r["cont"][e["container_type"]]

@@ -203,12 +203,12 @@ class Model:
             if e["direction"] == "down":
                 for item in e["packaging"]:
                     v.change(item["material"], item["grams"], at, True)
-                for c in e.get("containers", []):
-                    cc = v.cont.setdefault(
-                        c["container_type"], {"issued": 0, "returned": 0, "lost": 0, "damaged": 0}
-                    )
-                    cc["issued"] += 1
-                    v.fifo[c["container_type"]].append(at)
+            for c in e.get("containers", []):  # up: crates carrying produce
+                cc = v.cont.setdefault(
+                    c["container_type"], {"issued": 0, "returned": 0, "lost": 0, "damaged": 0}
+                )
+                cc["issued"] += 1
+                v.fifo[c["container_type"]].append(at)
         elif t == "packaging_return":
             cc = v.cont[e["container_type"]]
             n = e["count"]
@@ -405,7 +405,7 @@ def generate(
                 temperature_class="ambient",
                 weight_grams=rng.randint(300, 20000),
                 packaging=[{"material": "cardboard", "count": 1, "grams": rng.randint(150, 900)}],
-                containers=[],
+                containers=[{"container_type": "reusable_crate"}] if rng.random() < 0.3 else [],
             )
         elif (
             r < 0.82

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 import pytest
@@ -19,6 +20,8 @@ from streams.events import (
     parse_hub_event,
 )
 from tests.streams.helpers import COLLECTED, RETURN, SHIPMENT
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _with(base: dict, path: list, value: object) -> bytes:
@@ -43,6 +46,47 @@ def test_contract_examples_parse() -> None:
     collected = parse_hub_event(orjson.dumps(COLLECTED))
     assert isinstance(collected, RecyclingCollected)
     assert collected.collected_grams == {Material.CARDBOARD: 12000, Material.EPS_FOAM: 800}
+
+
+def test_the_campaign_fields_example_exercises_every_new_field() -> None:
+    """examples/events/campaign_fields.jsonl parses and says each optional field of the
+    green-packaging campaigns at least once (carrier, outer box, tape width, reused carton,
+    degradable items, crates carrying produce up); the older sample, which says none of
+    them, still parses with all of them unknown."""
+    events = [parse_hub_event(line) for line in
+              (ROOT / "examples/events/campaign_fields.jsonl").read_bytes().splitlines()]
+    ships = [e for e in events if isinstance(e, Shipment)]
+    for name in ("carrier", "outer_box_added", "tape_width_mm", "reused_carton"):
+        assert any(getattr(e, name) is not None for e in ships), name
+    assert {i.degradable for e in ships for i in e.packaging} >= {True, False}
+    assert any(e.direction.value == "up" and e.containers for e in ships)
+    old = []
+    lines = (ROOT / "examples/events/sample_events.jsonl").read_bytes().splitlines()
+    for line in lines:
+        try:
+            old.append(parse_hub_event(line))
+        except EventError:  # the sample carries a few bad lines on purpose (dead letters)
+            continue
+    assert len(old) >= len(lines) - 2
+    assert all(e.carrier is None and e.tape_width_mm is None for e in old
+               if isinstance(e, Shipment))
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"carrier": "SF Express"}, "carrier", "pattern"),
+        ({"tape_width_mm": "45"}, "tape_width_mm", "integer"),
+        ({"tape_width_mm": 0}, "tape_width_mm", "greater than or equal to 1"),
+        ({"outer_box_added": "no"}, "outer_box_added", "boolean"),
+        ({"reused_carton": 1}, "reused_carton", "boolean"),
+    ],
+)
+def test_campaign_fields_refuse_guesses(change: dict, field: str, words: str) -> None:
+    """The optional fields are typed strictly: a string is not a width, 1 is not true."""
+    with pytest.raises(EventError) as err:
+        parse_hub_event(orjson.dumps({**SHIPMENT, **change}))
+    assert err.value.field == field and words in str(err.value)
 
 
 def test_offsets_are_normalised_to_utc() -> None:

@@ -23,6 +23,7 @@ from streams import metric_names as mn
 from streams.metrics import BatchHistogram, PackloopCollector, lag_records
 from streams.network import Network, load_network, network_from_dict, read_network_file
 from streams.state import DAY_US, ContainerPool, PartitionMarker, VillageState, to_us
+from streams.state.tallies import MonthBucket
 from tests.streams.helpers import Harness
 from tests.streams.reference import ReasonModel, generate, partition_of
 
@@ -405,6 +406,7 @@ def test_worst_case_series_count_is_the_published_model(village_label: bool) -> 
         for m in mn.MATERIALS:
             s.generated[m], s.recovered[m] = 900, 100
         s.days["2026-11-15"] = [dict(s.generated), dict(s.recovered)]
+        s.months["2026-11"] = MonthBucket(on_hand_start=dict.fromkeys(mn.MATERIALS, 50))
         for ct in mn.CONTAINER_TYPES:
             s.containers[ct] = ContainerPool(issued=2, fifo=[[now - DAY_US, 2]])
         s.dead_reasons = dict.fromkeys(reasons, 1)

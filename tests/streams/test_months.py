@@ -107,3 +107,16 @@ def test_old_values_without_months_still_load_and_round_trip() -> None:
 def test_month_parameter(month: str, valid: bool) -> None:
     """``GET /months/{month}`` takes YYYY-MM with a real month number."""
     assert valid_month(month) is valid
+
+
+def test_campaign_counts_and_on_hand_round_trip_and_old_buckets_load() -> None:
+    """A month bucket's campaign counts and on-hand figure survive the changelog; a bucket
+    written before they existed loads with no counts and the on-hand unknown."""
+    s = VillageState("H01-V001", "H01")
+    s.months["2026-11"] = MonthBucket({"tape": 5}, {}, 0, 0, 0, {}, 0,
+                                      {"parcels": 3, "tape_known": 2}, {"cardboard": 700})
+    assert decode_value(encode_value(s)) == s
+    old = orjson.loads(encode_value(s))
+    old["months"]["2026-11"] = old["months"]["2026-11"][:4]
+    bucket = decode_value(orjson.dumps(old)).months["2026-11"]
+    assert bucket.counts == {} and bucket.on_hand_start is None and bucket.generated == {"tape": 5}

@@ -46,6 +46,7 @@ EXPORTED = [
     "decode_raw",
     "event_to_json",
     "id_hash",
+    "is_tansu",
     "iter_topic",
     "load_network",
     "parse_hub_event",

@@ -127,6 +127,24 @@ def test_container_fifo_overdue_damaged_and_lost() -> None:
     assert pool.overdue(us("2026-04-24T00:00:01Z"), overdue_us) == 1
 
 
+def test_crates_carrying_produce_up_issue_and_return_like_boxes() -> None:
+    """An `up` shipment's crates count as issued from the village's pool (in the month of
+    the shipment) and a packaging_return at the hub brings them back; its packaging is the
+    hub's usage, not the village's waste."""
+    s = VillageState("H01-V001", "H01")
+    up = _ev("2026-04-01T00:00:00Z", type="shipment", shipment_id="U", direction="up",
+             temperature_class="chilled", weight_grams=18000,
+             packaging=[{"material": "cardboard", "count": 1, "grams": 300}],
+             containers=[{"container_type": "reusable_crate"}] * 2)
+    back = _ev("2026-04-03T00:00:00Z", type="packaging_return", container_type="reusable_crate",
+               count=2, condition="ok")
+    for e in (up, back):
+        apply(s, e, to_us(e.occurred_at), TZ, CT)
+    pool = s.containers["reusable_crate"]
+    assert (pool.issued, pool.returned, pool.in_circulation) == (2, 2, 0)
+    assert s.months["2026-04"].containers["reusable_crate"][:2] == [2, 2]
+    assert s.generated == {} and s.used_up == {"cardboard": 300}
+
 def test_late_issue_keeps_fifo_ordered() -> None:
     pool = ContainerPool()
     pool.issue(300, 1)

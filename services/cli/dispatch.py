@@ -1,0 +1,79 @@
+"""`packloop dispatch show HUB --date D`: a hub's run sheet for a date, from the gateway.
+
+The gateway is found at PACKLOOP_GATEWAY_URL and reached with the hub's token in
+PACKLOOP_HUB_TOKEN (a flag would show in `ps` and the shell's history).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import click
+import httpx
+import orjson
+
+from services.cli.context import settings_from
+
+
+@click.group()
+def dispatch() -> None:
+    """Tomorrow's trips of a hub: vans, stops, what to deliver, drop and bring back."""
+
+
+def _date(_ctx: click.Context, _param: click.Parameter, value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date YYYY-MM-DD") from None
+
+
+@dispatch.command()
+@click.argument("hub")
+@click.option("--date", "day", required=True, callback=_date, metavar="YYYY-MM-DD",
+              help="The dispatch date (local).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text",
+              show_default=True, help="html: a printable A4 run sheet per van.")
+@click.pass_context
+def show(ctx: click.Context, hub: str, day: dt.date, fmt: str) -> None:
+    """Print HUB's dispatch for --date (from the gateway, with the hub's token)."""
+    from services.http.client import connection_problem, httpx_client
+    from services.http.tls import TlsError
+    from services.reports.run_sheet import render_html, render_text
+
+    settings = settings_from(ctx)
+    if settings.hub_token is None or not settings.hub_token.get_secret_value():
+        raise click.ClickException(
+            "no hub token: set PACKLOOP_HUB_TOKEN (create one with `packloop hubs add-token "
+            f"{hub}`)")
+    if not settings.gateway_url:
+        raise click.ClickException("no gateway: set PACKLOOP_GATEWAY_URL")
+    base = settings.gateway_url.rstrip("/")
+    path = f"/v1/hubs/{hub}/dispatch"
+    try:
+        with httpx_client(settings, base_url=base, timeout=httpx.Timeout(30.0, connect=5.0),
+                          headers={"Authorization":
+                                   f"Bearer {settings.hub_token.get_secret_value()}"}
+                          ) as client:
+            resp = client.get(path, params={"date": day.isoformat()})
+    except TlsError as exc:
+        raise click.ClickException(str(exc)) from None
+    except httpx.HTTPError as exc:
+        raise click.ClickException(
+            connection_problem(exc, base, settings) + "; start it with `packloop gateway` or "
+            "set PACKLOOP_GATEWAY_URL") from None
+    if resp.status_code != 200:
+        try:
+            message = resp.json().get("message") or resp.text[:300]
+        except ValueError:
+            message = resp.text[:300]
+        hint = {401: " (check PACKLOOP_HUB_TOKEN)",
+                403: f" (PACKLOOP_HUB_TOKEN is not a token of hub {hub})",
+                404: ""}.get(resp.status_code, "")
+        raise click.ClickException(f"GET {path}: HTTP {resp.status_code}: {message}{hint}")
+    sheet = resp.json()
+    if fmt == "json":
+        click.echo(orjson.dumps(sheet, option=orjson.OPT_INDENT_2).decode())
+    elif fmt == "html":
+        click.echo(render_html(sheet), nl=False)
+    else:
+        click.echo(render_text(sheet), nl=False)

@@ -1,0 +1,98 @@
+"""Consume the ``dispatch`` topic into the gateway's database.
+
+A consumer in group ``packloop-gateway-dispatch`` (several gateways on one database share
+it) reads from the earliest offset not yet committed, stores each run sheet and commits
+after the batch is stored, so a gateway that dies mid-batch leaves it to the next one;
+storing twice is harmless (same dispatch: a no-op).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from services.gateway.config import GatewayConfig
+from services.gateway.dispatch_store import DispatchStore, Outcome
+from services.http.kafka_io import close_quietly
+from services.planner.dispatch import Dispatch
+
+log = logging.getLogger("packloop.gateway.dispatch")
+
+
+class DispatchIntake:
+    def __init__(self, config: GatewayConfig, store: DispatchStore,
+                 group_id: str | None = None, poll_timeout_ms: int = 500) -> None:
+        self.config = config
+        self.store = store
+        prefix = config.topics.prefix.rstrip("-")
+        self.group_id = group_id or ("packloop-gateway-dispatch" + (f"-{prefix}" if prefix
+                                                                     else ""))
+        self.poll_timeout_ms = poll_timeout_ms
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def handle(self, value: bytes) -> Outcome | str:
+        """Store one record's dispatch: stored, same, rejected, or invalid."""
+        try:
+            dispatch = Dispatch.model_validate(orjson.loads(value))
+        except (orjson.JSONDecodeError, ValidationError) as exc:
+            log.warning("dispatch record ignored: not a dispatch (%s)", str(exc)[:200])
+            return "invalid"
+        if dispatch.hub_id not in self.config.network.hubs:
+            log.warning("dispatch for unknown hub %r ignored", dispatch.hub_id[:128])
+            return "invalid"
+        return self.store.put(dispatch.model_dump(mode="json"))
+
+    def _consumer(self) -> Any:
+        from kafka import KafkaConsumer
+
+        kafka = self.config.kafka
+        consumer = KafkaConsumer(
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=kafka.session_timeout_ms,
+            heartbeat_interval_ms=max(500, kafka.session_timeout_ms // 3),
+            fetch_max_wait_ms=kafka.fetch_max_wait_ms,
+            client_id="packloop-gateway-dispatch",
+            **kafka.kafka_python_kwargs(),
+        )
+        consumer.subscribe([self.config.topics.dispatch])
+        return consumer
+
+    def _run(self) -> None:
+        consumer = None
+        while not self._stop.is_set():
+            try:
+                if consumer is None:
+                    consumer = self._consumer()
+                batches = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=100)
+                if not batches:
+                    continue
+                for records in batches.values():
+                    for rec in records:
+                        self.handle(rec.value)
+                consumer.commit()
+            except Exception as exc:  # noqa: BLE001 - keep consuming after Kafka/DB hiccups
+                log.warning("dispatch intake: %s: %s (retrying)", type(exc).__name__, exc)
+                close_quietly(consumer)
+                consumer = None
+                self._stop.wait(2.0)
+        close_quietly(consumer)
+
+    def start(self) -> DispatchIntake:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="dispatch-intake",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+            self._thread = None

@@ -1,0 +1,164 @@
+"""The daily dispatch plan: at ``PACKLOOP_DISPATCH_AT`` (local time), plan tomorrow from the
+live state, a week ahead as look-ahead.
+
+It is a plan job like any other (source ``dispatch``, name ``dispatch YYYY-MM-DD``, its
+options carrying the date), so it runs on the planner workers with their leases and
+hand-over; the worker that stores the plan publishes one run sheet per hub on the
+``dispatch`` topic together with its plan-results message (retried by the sweeper like
+that one). A date with a queued, running or finished dispatch job is not planned again —
+tomorrow is fixed once planned; a failed or cancelled one is planned again at the next
+firing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from services.http.kafka_io import KafkaIO, KafkaUnavailable, Record
+from services.planner.store import CANCELLED, FAILED
+
+if TYPE_CHECKING:
+    from services.planner.app import PlannerConfig
+
+log = logging.getLogger("packloop.planner.dispatch")
+
+SOURCE = "dispatch"
+
+
+def parse_clock(text: str, field: str) -> time:
+    """``HH:MM`` as a time; a ValueError naming ``field`` otherwise."""
+    try:
+        hours, minutes = text.split(":")
+        return time(int(hours), int(minutes))
+    except ValueError:
+        raise ValueError(f"{field}: {text!r} is not a time of day HH:MM") from None
+
+
+@dataclass(frozen=True)
+class DispatchSchedule:
+    """When and how the dispatch is planned.
+
+    at: local time of the daily run (None: only runs asked for explicitly);
+    every_s: run this often instead (tests, demos);
+    horizon_days: tomorrow plus the look-ahead days;
+    shift_start: when the vans' first trips leave (the run sheet's times).
+    """
+
+    at: time | None = None
+    every_s: float | None = None
+    horizon_days: int = 7
+    time_limit_s: float = 300.0
+    mip_gap: float = 0.02
+    shift_start: time = time(8, 0)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> DispatchSchedule:
+        return cls(
+            at=parse_clock(settings.dispatch_at, "PACKLOOP_DISPATCH_AT")
+            if settings.dispatch_at else None,
+            every_s=settings.dispatch_every_s, horizon_days=settings.dispatch_horizon_days,
+            time_limit_s=settings.dispatch_time_limit_s, mip_gap=settings.dispatch_gap,
+            shift_start=parse_clock(settings.dispatch_shift_start,
+                                    "PACKLOOP_DISPATCH_SHIFT_START"),
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.at is not None or self.every_s is not None
+
+    def next_run(self, now: datetime) -> datetime:
+        """The first firing after ``now`` (aware, in the network's timezone)."""
+        if self.every_s is not None:
+            return now + timedelta(seconds=self.every_s)
+        assert self.at is not None
+        today = datetime.combine(now.date(), self.at, tzinfo=now.tzinfo)
+        return today if today > now else today + timedelta(days=1)
+
+
+def job_name(day: date) -> str:
+    return f"dispatch {day.isoformat()}"
+
+
+def submit(config: PlannerConfig, kafka_io: KafkaIO, schedule: DispatchSchedule, day: date,
+           submitted_by: str = "dispatch-scheduler") -> tuple[str, bool]:
+    """(job id, whether it was created now) of ``day``'s dispatch plan. Raises what
+    building a scenario from the state raises, and KafkaUnavailable when the job could
+    not be queued (then nothing is stored)."""
+    from services.planner.from_state import FromState, build_scenario
+
+    name = job_name(day)
+    for job in config.jobs.named(SOURCE, name):
+        if job["status"] not in (FAILED, CANCELLED):
+            return job["job_id"], False
+    request = FromState(horizon_days=schedule.horizon_days, name=name)
+    scenario, inputs = build_scenario(request, config.network, kafka_io, config.topics,
+                                      config.worker_url, config.worker_transport)
+    options = {
+        "time_limit_s": schedule.time_limit_s, "mip_gap": schedule.mip_gap,
+        "baselines": False,
+        "dispatch": {"date": day.isoformat(), "timezone": str(config.network.timezone),
+                     "shift_start": schedule.shift_start.strftime("%H:%M")},
+    }
+    job_id = config.jobs.create(scenario, options, SOURCE, submitted_by, name, inputs)
+    try:
+        [failure] = kafka_io.produce([Record(config.topics.plan_requests, job_id.encode(),
+                                             orjson.dumps({"job_id": job_id}))])
+    except KafkaUnavailable as exc:
+        failure = exc
+    if failure is not None:
+        config.jobs.delete(job_id)
+        raise KafkaUnavailable(f"the dispatch plan for {day} could not be queued "
+                               f"({type(failure).__name__}: {failure})")
+    log.info("dispatch for %s: job %s queued (%d-day horizon)", day, job_id,
+             schedule.horizon_days)
+    return job_id, True
+
+
+class DailyDispatch:
+    """The planner service's timer: plans tomorrow at each firing of the schedule."""
+
+    def __init__(self, config: PlannerConfig, kafka_io: KafkaIO,
+                 schedule: DispatchSchedule) -> None:
+        self.config = config
+        self.kafka_io = kafka_io
+        self.schedule = schedule
+        self.tz = ZoneInfo(str(config.network.timezone))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def fire(self, now: datetime) -> None:
+        """Plan the day after ``now``'s local date; a failure is logged, the next firing
+        tries again."""
+        day = now.astimezone(self.tz).date() + timedelta(days=1)
+        try:
+            submit(self.config, self.kafka_io, self.schedule, day)
+        except Exception as exc:  # noqa: BLE001 - the service keeps running; next firing
+            log.warning("dispatch for %s not planned: %s: %s", day, type(exc).__name__, exc)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = datetime.now(self.tz)
+            due = self.schedule.next_run(now)
+            if self._stop.wait(max(0.0, (due - now).total_seconds())):
+                break
+            self.fire(due)
+
+    def start(self) -> DailyDispatch:
+        if self._thread is None and self.schedule.enabled:
+            self._thread = threading.Thread(target=self._run, name="daily-dispatch",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None

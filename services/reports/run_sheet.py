@@ -1,0 +1,151 @@
+"""A hub's dispatch as people read it: a text summary, and a printable A4 run sheet per van
+(Chinese first, English beside it: the drivers read Chinese, the plan's vocabulary is
+English)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from html import escape
+from typing import Any
+
+#: Chinese names of the plan's vocabulary; an unknown id is shown as it is
+ZH = {
+    "ambient": "常温", "chilled": "冷藏", "frozen": "冷冻",
+    "insulated_box": "保温箱", "reusable_crate": "周转筐",
+    "ambient_van": "常温厢式车", "multi_temp_van": "多温区冷藏车",
+    "trunk_reefer_truck": "干线冷藏车",
+}
+
+
+def _n(x: float) -> str:
+    """Parcels and boxes: whole numbers as such, else one decimal (the plan's counts are
+    continuous; the sheet does not hide a share)."""
+    return f"{x:.0f}" if abs(x - round(x)) < 0.05 else f"{x:.1f}"
+
+
+def _hm(stamp: str) -> str:
+    return stamp[11:16]
+
+
+def _items(counts: dict[str, float], zh: bool) -> list[str]:
+    return [f"{ZH.get(k, k)} {k} {_n(v)}" if zh else f"{k} {_n(v)}"
+            for k, v in counts.items() if v > 0.005]
+
+
+def _kg(grams: float) -> str:
+    return f"{grams / 1000:.1f} kg"
+
+
+def vans(dispatch: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The trips per van, in the van's order of departure."""
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for trip in sorted(dispatch["trips"], key=lambda t: (t["van"], t["depart_at"])):
+        out[trip["van"]].append(trip)
+    return dict(out)
+
+
+def render_text(dispatch: dict[str, Any]) -> str:
+    d = dispatch
+    lines = [f"Dispatch of hub {d['hub_id']} {d.get('hub_name') or ''} for {d['date']} "
+             f"({d['timezone']}): {len(d['trips'])} trip(s), plan {d['job_id']}"]
+    if not d["trips"]:
+        lines.append("  no milk runs planned for this date")
+    for van, trips in vans(d).items():
+        lines.append(f"\n{van}")
+        for t in trips:
+            lines.append(f"  trip {t['trip_no']}: {_hm(t['depart_at'])}-{_hm(t['return_at'])}"
+                         f"  {t['km']:.1f} km  {len(t['stops'])} stop(s)")
+            for s in t["stops"]:
+                lines.append(f"    {s['seq']}. {_hm(s['arrive_at'])}-{_hm(s['depart_at'])} "
+                             f"{s['village_id']} {s.get('village_name') or ''}".rstrip())
+                parts = [("deliver", s["deliver_parcels"]), ("drop boxes", s["boxes_to_drop"]),
+                         ("take back", s["collect_parcels"]),
+                         ("empties", s["empties_to_collect"])]
+                for label, counts in parts:
+                    shown = _items(counts, zh=False)
+                    if shown:
+                        lines.append(f"       {label}: {', '.join(shown)}")
+                if s["recyclables_grams"] > 0.5:
+                    lines.append(f"       recyclables: {_kg(s['recyclables_grams'])}")
+    return "\n".join(lines) + "\n"
+
+
+CSS = """
+@page { size: A4; margin: 12mm; }
+body { font-family: "Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei", sans-serif;
+       font-size: 10.5pt; color: #000; margin: 0; }
+section.van { break-after: page; page-break-after: always; }
+section.van:last-of-type { break-after: auto; page-break-after: auto; }
+h1 { font-size: 15pt; margin: 0 0 2mm; }
+h2 { font-size: 12pt; margin: 5mm 0 1mm; }
+.en { color: #444; font-weight: normal; font-size: 0.85em; }
+table { border-collapse: collapse; width: 100%; margin-bottom: 3mm; }
+th, td { border: 0.3mm solid #333; padding: 1mm 1.5mm; vertical-align: top; text-align: left; }
+th { background: #eee; }
+td.tick { width: 12mm; }
+.meta { margin-bottom: 3mm; }
+.sign { margin-top: 8mm; }
+"""
+
+
+def _both(zh: str, en: str) -> str:
+    return f'{escape(zh)} <span class="en">{escape(en)}</span>'
+
+
+def _cell(counts: dict[str, float]) -> str:
+    return "<br>".join(escape(x) for x in _items(counts, zh=True)) or "–"
+
+
+def render_html(dispatch: dict[str, Any]) -> str:
+    d = dispatch
+    hub = f"{d['hub_id']} {d.get('hub_name') or ''}".strip()
+    head = (f'<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8">'
+            f"<title>配送单 Run sheet {escape(hub)} {escape(d['date'])}</title>"
+            f"<style>{CSS}</style></head><body>\n")
+    sections = []
+    groups = vans(d) or {"": []}
+    for van, trips in groups.items():
+        vt, _, number = van.rpartition(" ")
+        van_zh = f"{ZH.get(vt, vt)} {number}号车" if van else "无车次"
+        rows = []
+        for t in trips:
+            no = t["trip_no"]
+            title = _both(f"第{no}车次", f"trip {no}")
+            rows.append(f"<h2>{title}: {_hm(t['depart_at'])}–{_hm(t['return_at'])}, "
+                        f"{t['km']:.1f} km</h2>")
+            rows.append(
+                "<table><thead><tr>"
+                f"<th>{_both('序号', 'No.')}</th><th>{_both('村', 'Village')}</th>"
+                f"<th>{_both('到达/离开', 'Arrive/leave')}</th>"
+                f"<th>{_both('配送包裹', 'Deliver parcels')}</th>"
+                f"<th>{_both('放下周转箱', 'Boxes to drop')}</th>"
+                f"<th>{_both('揽收包裹', 'Take back parcels')}</th>"
+                f"<th>{_both('回收空箱', 'Empties to collect')}</th>"
+                f"<th>{_both('回收可回收物', 'Recyclables')}</th>"
+                f"<th>{_both('签收', 'Sign')}</th></tr></thead><tbody>")
+            for s in t["stops"]:
+                grams = s["recyclables_grams"]
+                rows.append(
+                    f"<tr><td>{s['seq']}</td>"
+                    f"<td>{escape(s.get('village_name') or '')}<br>"
+                    f"<span class=\"en\">{escape(s['village_id'])}</span></td>"
+                    f"<td>{_hm(s['arrive_at'])}–{_hm(s['depart_at'])}</td>"
+                    f"<td>{_cell(s['deliver_parcels'])}</td>"
+                    f"<td>{_cell(s['boxes_to_drop'])}</td>"
+                    f"<td>{_cell(s['collect_parcels'])}</td>"
+                    f"<td>{_cell(s['empties_to_collect'])}</td>"
+                    f"<td>{_kg(grams) if grams > 0.5 else '–'}</td>"
+                    f"<td class=\"tick\"></td></tr>")
+            rows.append("</tbody></table>")
+        if not trips:
+            rows.append(f"<p>{_both('本日无配送车次', 'No milk runs planned for this date')}</p>")
+        sections.append(
+            f'<section class="van"><h1>{_both("配送单", "Run sheet")} · '
+            f"{escape(hub)} · {escape(d['date'])}</h1>"
+            f'<div class="meta">{_both("车辆", "Van")}: {escape(van_zh)} '
+            f'<span class="en">{escape(van or "none")}</span> · '
+            f"{_both('计划', 'Plan')}: {escape(d['job_id'])}</div>"
+            + "".join(rows)
+            + f'<div class="sign">{_both("司机签字", "Driver")}: ________ &nbsp; '
+            f'{_both("枢纽签字", "Hub")}: ________</div></section>\n')
+    return head + "".join(sections) + "</body></html>\n"

@@ -1,0 +1,351 @@
+"""Tomorrow's dispatch without a broker: run sheets cut from a hand-made plan (parcels,
+boxes and times computed by hand), van assignment, the text and A4 HTML renderings, the
+gateway's store and route, and `packloop dispatch show`."""
+
+from __future__ import annotations
+
+import copy
+from datetime import date, time
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from services.auth.tokens import TokenStore
+from services.cli import cli
+from services.gateway.dispatch_intake import DispatchIntake
+from services.http.kafka_io import Record
+from services.planner import JobStore, PlannerConfig, PlannerWorker, create_app
+from services.planner.daily import DispatchSchedule
+from services.planner.dispatch import assign_vans, run_sheets
+from services.reports.run_sheet import render_html, render_text
+from streams.kafka import KafkaConnection
+from tests.services.helpers import NETWORK, TINY, TOPICS, auth, shipment
+
+TZ = "Asia/Shanghai"
+DAY = date(2026, 12, 6)
+
+
+def scenario() -> dict[str, Any]:
+    """tiny.yaml with road distances, a named village (with markup in its name), a
+    roomier insulated box and one multi-temperature van at 30 km/h, 10 min per stop."""
+    sc = copy.deepcopy(TINY)
+    sc["villages"][0]["name"] = "Dongcun <b>east</b>"
+    sc["routing"] = {"distance_matrix_km": {
+        "H01": {"H01-V001": 6, "H01-V002": 5, "H01-V003": 7},
+        "H01-V001": {"H01-V002": 4, "H01-V003": 3}}}
+    sc["packaging"]["reusable"][0]["litres_per_parcel"] = 24
+    for vt in sc["vehicle_types"]:
+        vt.update(speed_kmh=30, service_minutes_per_stop=10, shift_minutes=480)
+    return sc
+
+
+def trip(stops: list[str], minutes: float, km: float, stop_loads: dict[str, Any],
+         day: int = 0, kind: str = "milk_run", vehicle: str = "multi_temp_van"
+         ) -> dict[str, Any]:
+    return {"day": day, "hub_id": "H01", "kind": kind, "vehicle_type": vehicle,
+            "purpose": "all", "stops": stops, "km": km, "minutes": minutes,
+            "loads": {}, "stop_loads": stop_loads}
+
+
+def plan() -> dict[str, Any]:
+    """Day 0: V001's chilled parcels (8 in EPS at 18 L, 4 in insulated boxes at 24 L:
+    240 L) split 160/80 over two trips; V001's 40 ambient cartons (480 L); V002's waste,
+    3 empties and 25 cartons; V003's farm shipment (5 parcels, 100 L)."""
+    return {
+        "status": "optimal", "gap": 0.0,
+        "trips": [
+            trip(["H01"], 30, 20, {}, kind="trunk", vehicle="trunk_reefer"),
+            trip(["H01-V001", "H01-V002"], 50, 15, {
+                "H01-V001": {"down_litres.ambient": 480.0, "down_litres.chilled": 160.0},
+                "H01-V002": {"down_litres.ambient": 300.0, "empties.insulated_box": 3.0,
+                             "recyclables_grams": 30000.0}}),
+            trip(["H01-V001", "H01-V003"], 52, 16, {
+                "H01-V001": {"down_litres.chilled": 80.0},
+                "H01-V003": {"up_litres.ambient": 100.0}}),
+            trip(["H01-V002"], 40, 10, {"H01-V002": {"down_litres.ambient": 360.0}}, day=1),
+        ],
+        "packaging": [
+            {"village_id": "H01-V001", "day": 0, "class_id": "ambient", "option": "carton",
+             "parcels": 40.0, "direction": "down"},
+            {"village_id": "H01-V001", "day": 0, "class_id": "chilled",
+             "option": "eps_box_ice", "parcels": 8.0, "direction": "down"},
+            {"village_id": "H01-V001", "day": 0, "class_id": "chilled",
+             "option": "insulated_box", "parcels": 4.0, "direction": "down"},
+            {"village_id": "H01-V002", "day": 0, "class_id": "ambient", "option": "carton",
+             "parcels": 25.0, "direction": "down"},
+            {"village_id": "H01-V002", "day": 1, "class_id": "ambient", "option": "carton",
+             "parcels": 30.0, "direction": "down"},
+        ],
+    }
+
+
+def sheet() -> dict[str, Any]:
+    [one] = run_sheets(scenario(), plan(), DAY, job_id="plan-abc", timezone=TZ,
+                       shift_start=time(8, 0), planned_at="2026-12-05T10:00:00Z")
+    return one.model_dump(mode="json")
+
+
+def test_run_sheet_takes_day_zero_milk_runs_with_parcels_boxes_and_times() -> None:
+    """Only day 0's milk runs, longest first on the one van; parcels from litres by the
+    village's own parcels per litre (8 + 4 chilled parcels in 240 L: 160 L is 8 parcels,
+    8 x 4/12 of them in boxes), farm parcels by the demand's 20 L each; times from the
+    road km at 30 km/h and 10 minutes a stop from 08:00."""
+    d = sheet()
+    assert d["hub_id"] == "H01" and d["date"] == "2026-12-06" and d["job_id"] == "plan-abc"
+    assert [[s["village_id"] for s in t["stops"]] for t in d["trips"]] == [
+        ["H01-V001", "H01-V003"], ["H01-V001", "H01-V002"]]
+    first, second = d["trips"]
+    assert (first["van"], first["depart_at"], first["return_at"]) == (
+        "multi_temp_van 1", "2026-12-06T08:00+08:00", "2026-12-06T08:52+08:00")
+    assert (second["van"], second["depart_at"], second["return_at"]) == (
+        "multi_temp_van 1", "2026-12-06T08:52+08:00", "2026-12-06T09:42+08:00")
+    v001, v003 = first["stops"]
+    assert (v001["arrive_at"], v001["depart_at"]) == ("2026-12-06T08:12+08:00",
+                                                      "2026-12-06T08:22+08:00")
+    assert (v003["arrive_at"], v003["depart_at"]) == ("2026-12-06T08:28+08:00",
+                                                      "2026-12-06T08:38+08:00")
+    assert v001["deliver_parcels"] == {"chilled": pytest.approx(4.0)}
+    assert v001["boxes_to_drop"] == {"insulated_box": pytest.approx(1.33, abs=0.01)}
+    assert v003["collect_parcels"] == {"ambient": pytest.approx(5.0)}
+    assert v003["deliver_parcels"] == {} and v003["recyclables_grams"] == 0
+    v001b, v002 = second["stops"]
+    assert v001b["deliver_parcels"] == {"ambient": pytest.approx(40.0),
+                                        "chilled": pytest.approx(8.0)}
+    assert v001b["boxes_to_drop"] == {"insulated_box": pytest.approx(2.67, abs=0.01)}
+    assert v001b["village_name"] == "Dongcun <b>east</b>"
+    assert (v002["arrive_at"], v002["depart_at"]) == ("2026-12-06T09:22+08:00",
+                                                      "2026-12-06T09:32+08:00")
+    assert v002["deliver_parcels"] == {"ambient": pytest.approx(25.0)}
+    assert v002["empties_to_collect"] == {"insulated_box": 3.0}
+    assert v002["recyclables_grams"] == 30000.0
+    assert d["containers_at_hub"] == {"insulated_box": 30.0}
+
+
+def test_a_hub_without_milk_runs_gets_an_empty_sheet() -> None:
+    """Nothing to do that day is an answer too: a sheet with no trips."""
+    quiet = plan()
+    quiet["trips"] = [t for t in quiet["trips"] if t["day"] != 0]
+    [one] = run_sheets(scenario(), quiet, DAY, job_id="j", timezone=TZ)
+    assert one.trips == []
+    assert "no milk runs" in render_text(one.model_dump(mode="json"))
+
+
+def test_vans_take_trips_first_fit_decreasing_within_the_shift() -> None:
+    """70, 60 and 50 minutes on two vans with 120-minute shifts: 70 and 50 on van 1
+    (back to back), 60 on van 2; a trip that fits nowhere goes to the van free first."""
+    trips = [{"vehicle_type": "v", "minutes": m, "stops": [str(m)]} for m in (50, 70, 60)]
+    placed = [(t["minutes"], van, start) for t, van, start in
+              assign_vans(trips, {"v": 2}, {"v": 120.0}, {"v": 3})]
+    assert placed == [(70, 1, 0.0), (50, 1, 70.0), (60, 2, 0.0)]
+    extra = trips + [{"vehicle_type": "v", "minutes": 40, "stops": ["40"]}]
+    placed = [(t["minutes"], van, start) for t, van, start in
+              assign_vans(extra, {"v": 2}, {"v": 120.0}, {"v": 3})]
+    assert (40, 2, 60.0) in placed
+
+
+def test_html_is_an_a4_sheet_per_van_chinese_first() -> None:
+    """@page A4, one section (page break) per van, Chinese headings before the English,
+    the village names escaped, every stop on it."""
+    d = sheet()
+    d["trips"][1]["van"] = "ambient_van 1"  # two vans
+    html = render_html(d)
+    assert "@page { size: A4" in html
+    assert html.count('<section class="van">') == 2
+    assert "page-break-after: always" in html
+    assert html.index("配送单") < html.index("Run sheet")
+    assert html.index("配送包裹") < html.index("Deliver parcels")
+    assert "多温区冷藏车 1号车" in html and "常温厢式车 1号车" in html
+    assert "<b>east</b>" not in html and "&lt;b&gt;east&lt;/b&gt;" in html
+    for t in d["trips"]:
+        for s in t["stops"]:
+            assert s["village_id"] in html
+    assert "保温箱 insulated_box 3" in html  # empties at V002
+    assert "30.0 kg" in html
+
+
+def test_text_lists_each_van_trip_and_stop() -> None:
+    text = render_text(sheet())
+    assert "multi_temp_van 1" in text
+    assert "trip 1: 08:00-08:52" in text and "trip 2: 08:52-09:42" in text
+    assert "1. 09:04-09:14 H01-V001" in text
+    assert "empties: insulated_box 3" in text and "recyclables: 30.0 kg" in text
+
+
+def test_schedule_fires_daily_at_the_local_time_or_every_n_seconds() -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(TZ)
+    daily = DispatchSchedule(at=time(18, 0))
+    assert daily.next_run(datetime(2026, 12, 5, 17, 0, tzinfo=tz)) == datetime(
+        2026, 12, 5, 18, 0, tzinfo=tz)
+    assert daily.next_run(datetime(2026, 12, 5, 18, 0, tzinfo=tz)) == datetime(
+        2026, 12, 6, 18, 0, tzinfo=tz)
+    fast = DispatchSchedule(every_s=5)
+    assert fast.next_run(datetime(2026, 12, 5, 18, 0, tzinfo=tz)) == datetime(
+        2026, 12, 5, 18, 0, 5, tzinfo=tz)
+    assert not DispatchSchedule().enabled
+
+
+# -- the gateway --------------------------------------------------------------------------
+
+
+def intake(client: TestClient) -> DispatchIntake:
+    gw = client.app.state.gateway  # type: ignore[attr-defined]
+    return DispatchIntake(gw.config, gw.dispatches)
+
+
+def test_gateway_serves_a_dispatch_to_its_hub_only(make_client, token_store) -> None:
+    """200 to the hub's own token, 403 to another hub's, 404 for a date without one, 422
+    for a malformed date."""
+    client = make_client()
+    assert intake(client).handle(orjson.dumps(sheet())) == "stored"
+    _, h01 = token_store.add("hub", "H01")
+    _, h02 = token_store.add("hub", "H02")
+    ok = client.get("/v1/hubs/H01/dispatch", params={"date": "2026-12-06"}, headers=auth(h01))
+    assert ok.status_code == 200, ok.text
+    assert ok.json() == sheet()
+    other = client.get("/v1/hubs/H01/dispatch", params={"date": "2026-12-06"},
+                       headers=auth(h02))
+    assert other.status_code == 403
+    missing = client.get("/v1/hubs/H01/dispatch", params={"date": "2026-12-07"},
+                         headers=auth(h01))
+    assert missing.status_code == 404
+    bad = client.get("/v1/hubs/H01/dispatch", params={"date": "tomorrow"}, headers=auth(h01))
+    assert bad.status_code == 422
+
+
+def test_a_different_dispatch_for_a_published_date_is_rejected(make_client, token_store
+                                                                ) -> None:
+    """The same dispatch again (another job saying the same) is a no-op; a different one
+    for the same hub and date is rejected and the first stays; junk is ignored."""
+    client = make_client()
+    take = intake(client)
+    first = sheet()
+    assert take.handle(orjson.dumps(first)) == "stored"
+    again = {**first, "job_id": "plan-other", "planned_at": "2026-12-05T11:00:00Z"}
+    assert take.handle(orjson.dumps(again)) == "same"
+    changed = copy.deepcopy(first)
+    changed["trips"][0]["stops"][0]["deliver_parcels"]["chilled"] = 5.0
+    assert take.handle(orjson.dumps(changed)) == "rejected"
+    assert take.handle(b"{not json") == "invalid"
+    assert take.handle(orjson.dumps({**first, "hub_id": "H99"})) == "invalid"
+    _, h01 = token_store.add("hub", "H01")
+    got = client.get("/v1/hubs/H01/dispatch", params={"date": "2026-12-06"}, headers=auth(h01))
+    assert got.json() == first
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def run_show(monkeypatch, client: TestClient | None, *args: str,
+             env: dict[str, str] | None = None) -> Any:
+    """`packloop dispatch show` with its HTTP client answering from ``client``'s app."""
+    import services.http.client as http_client
+
+    if client is not None:
+        def fake(_settings: Any, **kwargs: Any) -> httpx.Client:
+            kwargs.pop("timeout", None)
+            return TestClient(client.app, **kwargs)
+
+        monkeypatch.setattr(http_client, "httpx_client", fake)
+    return CliRunner().invoke(cli, ["dispatch", "show", *args], env=env or {},
+                              catch_exceptions=False)
+
+
+def test_cli_shows_the_sheet_and_says_why_not(make_client, token_store, monkeypatch) -> None:
+    """text, json and html for the hub's own token; one clear line for 403 and 404; usage
+    errors exit 2; a missing token is named."""
+    client = make_client()
+    intake(client).handle(orjson.dumps(sheet()))
+    _, h01 = token_store.add("hub", "H01")
+    _, h02 = token_store.add("hub", "H02")
+    env = {"PACKLOOP_HUB_TOKEN": h01, "PACKLOOP_GATEWAY_URL": "http://gateway.test"}
+    text = run_show(monkeypatch, client, "H01", "--date", "2026-12-06", env=env)
+    assert text.exit_code == 0, text.output
+    assert "trip 1: 08:00-08:52" in text.output
+    as_json = run_show(monkeypatch, client, "H01", "--date", "2026-12-06", "--format", "json",
+                       env=env)
+    assert orjson.loads(as_json.output) == sheet()
+    html = run_show(monkeypatch, client, "H01", "--date", "2026-12-06", "--format", "html",
+                    env=env)
+    assert html.exit_code == 0 and "@page { size: A4" in html.output
+    forbidden = run_show(monkeypatch, client, "H01", "--date", "2026-12-06",
+                         env={**env, "PACKLOOP_HUB_TOKEN": h02})
+    assert forbidden.exit_code == 1 and "HTTP 403" in forbidden.output
+    assert "not a token of hub H01" in forbidden.output
+    none = run_show(monkeypatch, client, "H01", "--date", "2026-12-09", env=env)
+    assert none.exit_code == 1 and "HTTP 404" in none.output and "2026-12-09" in none.output
+    usage = run_show(monkeypatch, None, "H01", "--date", "06/12/2026", env=env)
+    assert usage.exit_code == 2 and "YYYY-MM-DD" in usage.output
+    usage = run_show(monkeypatch, None, "H01", "--date", "2026-12-06", "--format", "pdf",
+                     env=env)
+    assert usage.exit_code == 2
+    no_token = run_show(monkeypatch, None, "H01", "--date", "2026-12-06",
+                        env={"PACKLOOP_GATEWAY_URL": "http://gateway.test"})
+    assert no_token.exit_code == 1 and "PACKLOOP_HUB_TOKEN" in no_token.output
+
+
+# -- the planner: POST /v1/dispatch, and the worker that publishes ------------------------
+
+
+def stream_worker(request: httpx.Request) -> httpx.Response:
+    """A stream worker whose only news is 20 kg of waste at H01-V007."""
+    if request.url.path == "/status":
+        return httpx.Response(200, json={"events": {"applied": 1}, "hubs": {}, "villages": {
+            "H01-V007": {"outstanding_grams": {"cardboard": 20000}}}})
+    return httpx.Response(200, json={"pickups": []})
+
+
+def test_planning_a_date_queues_one_job_and_its_worker_publishes_a_sheet_per_hub(
+        fake_kafka, tmp_path) -> None:
+    """POST /v1/dispatch queues the date's plan (202), asking again answers the same job
+    (200); the worker that stores the plan publishes one run sheet per hub, keyed by hub,
+    with plan-results; a cancelled date is planned afresh."""
+    fake_kafka.produce([Record(TOPICS.hub_events, b"H01-V007", orjson.dumps(shipment()))
+                        for _ in range(3)])
+    tokens = TokenStore(f"sqlite:///{tmp_path}/tokens.db")
+    jobs = JobStore(f"sqlite:///{tmp_path}/plans.db")
+    _, token = tokens.add("planner", "ops")
+    schedule = DispatchSchedule(horizon_days=1, time_limit_s=30)
+    app = create_app(PlannerConfig(
+        kafka=KafkaConnection(), topics=TOPICS, network=NETWORK, tokens=tokens, jobs=jobs,
+        kafka_io=fake_kafka, worker_transport=httpx.MockTransport(stream_worker),
+        dispatch=schedule))
+    worker = PlannerWorker(jobs, KafkaConnection(), TOPICS, kafka_io=fake_kafka)
+    try:
+        with TestClient(app) as client:
+            client.headers["Authorization"] = f"Bearer {token}"
+            first = client.post("/v1/dispatch", json={"date": "2026-12-06"})
+            assert first.status_code == 202, first.text
+            job_id = first.json()["job_id"]
+            assert first.json()["source"] == "dispatch"
+            again = client.post("/v1/dispatch", json={"date": "2026-12-06"})
+            assert again.status_code == 200 and again.json()["job_id"] == job_id
+            assert client.post("/v1/dispatch", json={"date": "06.12.2026"}).status_code == 422
+            [request] = fake_kafka.records[TOPICS.plan_requests]
+            worker.process(orjson.loads(request.value)["job_id"])
+            assert jobs.get(job_id)["status"] == "done"
+            sheets = fake_kafka.records[TOPICS.dispatch]
+            assert [r.key for r in sheets] == [b"H01"]
+            sheet = orjson.loads(sheets[0].value)
+            assert (sheet["hub_id"], sheet["date"], sheet["job_id"]) == (
+                "H01", "2026-12-06", job_id)
+            stops = {s["village_id"] for t in sheet["trips"] for s in t["stops"]}
+            assert "H01-V007" in stops
+            assert len(fake_kafka.records[TOPICS.plan_results]) == 1
+
+            assert client.delete(f"/v1/plans/{job_id}").status_code == 409  # done: fixed
+            other = client.post("/v1/dispatch", json={"date": "2026-12-07"})
+            assert other.status_code == 202
+            assert client.delete(f"/v1/plans/{other.json()['job_id']}").status_code == 200
+            retry = client.post("/v1/dispatch", json={"date": "2026-12-07"})
+            assert retry.status_code == 202
+            assert retry.json()["job_id"] != other.json()["job_id"]
+    finally:
+        jobs.close()
+        tokens.close()
