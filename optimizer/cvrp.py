@@ -20,17 +20,54 @@ import highspy
 import numpy as np
 import pyomo.environ as pyo
 
-from optimizer.pyvrp_routes import pyvrp_pool
+from optimizer.pyvrp_routes import PyvrpRuns, VanType, pyvrp_solve
 from optimizer.result import PlanResult, PlanStatus
-from optimizer.routes import MAX_ENUM_CUSTOMERS, DistanceOracle, subset_tours, tour_order
+from optimizer.route_bound import qroute_bound
+from optimizer.routes import (
+    MAX_ENUM_CUSTOMERS,
+    DistanceOracle,
+    subset_tours,
+    tour_km,
+    tour_order,
+)
 from optimizer.scenario import Scenario
 from optimizer.solver import INF, ProgressFn, make_highs, relative_gap, run_highs
 from optimizer.vrplib import cvrplib_routes
 
 MAX_MILP_COLUMNS = 60_000
-#: PyVRP's time with no --time-limit, and its share of a limit (the rest: the MILP)
-DEFAULT_POOL_S = 30.0
-POOL_SHARE = 0.7
+#: enumerate every feasible route only when this is cheap: at most this many customers
+#: (two below `routes.MAX_ENUM_CUSTOMERS`, the hard cap of `subset_tours`: its Held-Karp
+#: tables are 2^n long, 0.5 GB each at 26) and at most this many admissible subsets
+#: (E-n23-k3's 2 million take about 15 s)
+ENUM_MAX_CUSTOMERS = MAX_ENUM_CUSTOMERS - 2
+ENUM_MAX_SUBSETS = 3_000_000
+#: what `stats.bound_covers` says of the bound
+ALL_ROUTES = "all feasible routes (every admissible subset enumerated)"
+POOL_ROUTES = ("the route pool only (PyVRP routes and their one-customer-shorter variants): "
+               "not a bound over all routes")
+QROUTE_BOUND = ("all routes: the LP over q-routes (walks within capacity, no i-j-i "
+                "cycles), priced exactly by dynamic programming; a relaxation of every route")
+#: share of the time limit the all-routes bound may take at most
+BOUND_SHARE = 0.15
+#: share of the time limit PyVRP gets to build the pool; the MILP over it gets the rest
+PYVRP_SHARE = 0.4
+DEFAULT_POOL_SECONDS = 30.0
+
+
+def admissible_subsets(demand: np.ndarray, capacity: float, max_size: int) -> float:
+    """Upper estimate of the customer subsets within `capacity` and `max_size`: a count by
+    dynamic programme over (size, load), with loads floored onto at most 2,000 steps, so
+    the estimate never falls below the true number."""
+    steps = min(2000, max(1, math.floor(capacity)))
+    unit = capacity / steps
+    w = np.floor(demand / unit + 1e-9).astype(np.int64)
+    count = np.zeros((max_size + 1, steps + 1))
+    count[0, 0] = 1.0
+    for wk in w.tolist():
+        if wk > steps:
+            continue
+        count[1:, wk:] += count[:-1, : steps + 1 - wk].copy()
+    return float(count[1:].sum())
 
 
 def _partition_lp(costs: np.ndarray, masks: np.ndarray, n: int, k: int | None,
@@ -175,9 +212,14 @@ def solve_cvrp(s: Scenario, *, time_limit_s: float | None = None, mip_gap: float
         bad = [vids[j] for j in np.nonzero(demand > cap + 1e-9)[0]]
         return PlanResult.infeasible([
             {"what": f"demand at {v}", "why": f"exceeds vehicle capacity {cap:g}"} for v in bad])
-    if n > MAX_ENUM_CUSTOMERS:
-        return _solve_from_pool(s, dist, demand, cap, n if k is None else k, exact,
-                                time_limit_s, mip_gap, threads, progress, t0)
+    if exact and k is not None and k > n:
+        return PlanResult.infeasible([
+            {"what": "fleet", "why": f"exactly {k} routes cannot each serve some of only {n} "
+             "customers (--fleet free lets the number of routes float)"}])
+    max_size = min(vt.max_stops, n)
+    if n > ENUM_MAX_CUSTOMERS or admissible_subsets(demand, cap, max_size) > ENUM_MAX_SUBSETS:
+        return _solve_by_pool(s, dist, demand, cap, k, exact, time_limit_s=time_limit_s,
+                              mip_gap=mip_gap, threads=threads, progress=progress, t0=t0)
     te = time.perf_counter()
     masks, km, _last = subset_tours(dist, demand, cap, vt.max_stops)
     costs = km * vt.cost_per_km_cny + vt.fixed_cost_cny
@@ -234,71 +276,179 @@ def solve_cvrp(s: Scenario, *, time_limit_s: float | None = None, mip_gap: float
     gap = relative_gap(obj, bound)
     status: PlanStatus = "optimal" if gap <= 1e-9 else (
         "time_limit" if res2.status.startswith("time_limit") else "feasible")
-    chosen = [([j - 1 for j in tour_order(dist, int(masks[r]))], float(km[r])) for r in sel]
-    stats["milp_highs_s"] = res2.highs_s
-    return _result(s, chosen, obj, bound, gap, status, demand, cap, stats, t0)
+    stats["bound_covers"] = ALL_ROUTES if complete else (
+        "the LP over all feasible routes (the MILP ran on a reduced set)")
+    orders = [(tour_order(dist, int(masks[r])), float(km[r])) for r in sel]
+    return _plan_result(s, orders, demand, status, obj, bound, stats, t0, res2.highs_s,
+                        route_gap=0.0)
 
 
-def _result(s: Scenario, chosen: list[tuple[list[int], float]], obj: float,
-            bound: float | None, gap: float | None, status: PlanStatus, demand: np.ndarray,
-            cap: float, stats: dict[str, Any], t0: float) -> PlanResult:
-    """The plan of the chosen routes (customer positions 0..n-1 in visiting order, km)."""
+def _plan_result(s: Scenario, orders: list[tuple[list[int], float]], demand: np.ndarray,
+                 status: PlanStatus, obj: float, bound: float | None, stats: dict[str, Any],
+                 t0: float, milp_highs_s: float, route_gap: float | None) -> PlanResult:
+    """The PlanResult of chosen routes (customer positions 1..n in driving order, km)."""
     hub = s.hubs[0].hub_id
     vids = [v.village_id for v in s.villages]
-    lpp = s.class_by_id()
     vt = next(v for v in s.vehicle_types if v.base == "hub")
+    cap = sum(vt.compartments_litres.values())
+    lpp = s.class_by_id()
     routes_stops = []
     trips: list[dict[str, Any]] = []
-    for order, route_km in chosen:
-        stops = [vids[j] for j in order]
+    for order_nodes, route_km in orders:
+        stops = [vids[j - 1] for j in order_nodes]
         routes_stops.append(stops)
         trips.append({
             "day": 0, "hub_id": hub, "kind": "milk_run", "vehicle_type": vt.vehicle_type,
             "purpose": "all", "stops": stops, "km": route_km,
-            "loads": {"down_litres": {next(iter(lpp)): float(sum(demand[j] for j in order))},
-                      "up_litres": {}, "empties": {}, "recyclables_grams": 0.0},
+            "loads": {"down_litres": {next(iter(lpp)): float(sum(
+                demand[j - 1] for j in order_nodes))}, "up_litres": {}, "empties": {},
+                "recyclables_grams": 0.0},
         })
-    stats.update({"wall_s": time.perf_counter() - t0, "milk_runs": len(trips)})
+    stats.update({"wall_s": time.perf_counter() - t0, "milk_runs": len(trips),
+                  "milp_highs_s": milp_highs_s})
     total_km = float(sum(t["km"] for t in trips))
     kpis = {"km": total_km, "trips": len(trips),
             "vehicle_utilisation": {"outbound": float(demand.sum() / (cap * max(1, len(trips))))},
             "cost_cny": {"total": obj}}
     plan = {"mode": "joint", "horizon_days": 1, "horizon_end": s.horizon_end, "hubs": [hub],
             "trips": trips, "packaging": [], "service": [], "containers": [], "recyclables": []}
+    gap = None if bound is None else relative_gap(obj, bound)
     return PlanResult(status=status, objective=obj, bound=bound, gap=gap, plan=plan, kpis=kpis,
-                      stats=stats, factor_set=s.factor_set, routes=cvrplib_routes(routes_stops))
+                      stats=stats, factor_set=s.factor_set, routes=cvrplib_routes(routes_stops),
+                      route_gap=route_gap)
 
 
-def _solve_from_pool(s: Scenario, dist: np.ndarray, demand: np.ndarray, cap: float,
-                     k: int, exact: bool, time_limit_s: float | None, mip_gap: float | None,
-                     threads: int | None, progress: ProgressFn | None,
-                     t0: float) -> PlanResult:
-    """Above the enumeration limit: PyVRP's routes (several seeds), then the set-partitioning
-    MILP over them. No bound over all routes: `bound` and `gap` are None; what the MILP
-    proves about the pool is in `stats` (`pool_bound`)."""
-    n = len(demand)
+def _pool(dist: np.ndarray, demand: np.ndarray, cap: float, k: int | None,
+          runs: PyvrpRuns) -> tuple[list[list[int]], list[list[int]] | None]:
+    """Routes for the partitioning pool: PyVRP's, each with one customer left out (so
+    routes of different runs recombine into a partition), and every customer alone.
+    Returns the pool and the cheapest PyVRP solution whole (the warm start)."""
+    van = VanType((cap,), k if k is not None else len(demand))
+    found, best = pyvrp_solve(dist, demand, None, [van], runs)
+    pool: dict[frozenset[int], list[int]] = {}
+
+    def add(order: list[int]) -> None:
+        key = frozenset(order)
+        if order and (key not in pool or tour_km(dist, order) < tour_km(dist, pool[key])):
+            pool[key] = order
+
+    for order in found:
+        add(order)
+        if len(order) > 1:
+            for drop in range(len(order)):
+                add(order[:drop] + order[drop + 1:])
+    for c in range(1, len(demand) + 1):
+        add([c])
+    return list(pool.values()), best
+
+
+def _split_to(routes: list[list[int]], k: int) -> list[list[int]] | None:
+    """`routes` made exactly k routes by splitting the last customer off the longest one,
+    again and again, or None when there are more than k routes or too few customers."""
+    if len(routes) > k or sum(len(r) for r in routes) < k:
+        return None
+    out = [list(r) for r in routes]
+    while len(out) < k:
+        longest = max(range(len(out)), key=lambda i: len(out[i]))
+        out.append([out[longest].pop()])
+    return out
+
+
+def _solve_by_pool(s: Scenario, dist: np.ndarray, demand: np.ndarray, cap: float,
+                   k: int | None, exact: bool, *, time_limit_s: float | None,
+                   mip_gap: float | None, threads: int | None, progress: ProgressFn | None,
+                   t0: float) -> PlanResult:
+    """Above the enumeration limit: a set-partitioning MILP over a PyVRP route pool. Its
+    bound covers that pool only, so the status is never "optimal"."""
     vt = next(v for v in s.vehicle_types if v.base == "hub")
-    budget = DEFAULT_POOL_S if time_limit_s is None else max(1.0, time_limit_s)
+    n = len(demand)
+    budget = DEFAULT_POOL_SECONDS if time_limit_s is None else time_limit_s
+    pyvrp_s = max(0.5, budget * PYVRP_SHARE)
+    # a run needs time to reach feasibility on big instances: ~3 s up to 150 customers,
+    # n / 50 s beyond
+    per_run = max(3.0, n / 50)
+    seeds = tuple(range(1, 1 + max(1, min(8, round(pyvrp_s / per_run)))))
+    runs = PyvrpRuns(seeds=seeds, seconds_per_run=pyvrp_s / len(seeds),
+                     iterations_per_run=10**9)
     tp = time.perf_counter()
-    pool = pyvrp_pool(dist, demand, cap, k, POOL_SHARE * budget)
-    stats: dict[str, Any] = {"route_source": "pyvrp", "pool_routes": len(pool),
-                             "pyvrp_s": time.perf_counter() - tp, "route_gap": None,
-                             "bound_covers": "the routes PyVRP found only: no bound over "
-                                             "all routes (route_gap null)"}
-    if not pool:
-        return PlanResult.infeasible([{"what": "PyVRP", "why": f"no feasible solution with "
-                                       f"{k} vehicles of capacity {cap:g}"}], stats=stats)
-    masks = np.array([sum(1 << (j - 1) for j in r.visits) for r in pool], dtype=object)
-    costs = np.array([r.km * vt.cost_per_km_cny + vt.fixed_cost_cny for r in pool])
-    left = max(1.0, budget - (time.perf_counter() - t0))
-    # no progress lines: the MILP's bound is the pool's, and would read as the instance's
-    res, chosen = _partition_milp(costs, masks, n, k, exact, left, mip_gap, threads, None, None)
-    if res.objective is None:
-        return PlanResult.infeasible([{"what": "route pool", "why": (
-            f"PyVRP's {len(pool)} routes do not combine into exactly {k} routes; try "
-            "--fleet free") if exact else f"no combination of PyVRP's {len(pool)} routes "
-            "serves every customer"}], stats=stats)
-    stats.update({"pool_bound": res.bound, "milp_highs_s": res.highs_s})
+    orders, best = _pool(dist, demand, cap, k, runs)
+    pool_s = time.perf_counter() - tp
+    warm = None
+    if best is not None and exact and k is not None:
+        best = _split_to(best, k)
+    if best is not None and (not exact or k is None or len(best) == k):
+        have = {frozenset(o) for o in orders}
+        orders += [o for o in best if frozenset(o) not in have]
+        keys = {frozenset(o) for o in best}
+        warm = [r for r, o in enumerate(orders) if frozenset(o) in keys]
+    km = np.array([tour_km(dist, o) for o in orders])
+    costs = km * vt.cost_per_km_cny + vt.fixed_cost_cny
+    members = [[c - 1 for c in o] for o in orders]
+    scale = vt.cost_per_km_cny
+    integral = bool(np.allclose(dist * scale, np.round(dist * scale))) and float(
+        vt.fixed_cost_cny).is_integer()
+    arc_cost = dist * scale
+    arc_cost[0, 1:] += vt.fixed_cost_cny  # a route's fixed cost on the arc leaving the hub
+    rb = qroute_bound(arc_cost, demand, cap, k, exact, orders,
+                      time_limit_s=budget * BOUND_SHARE, threads=threads,
+                      integral_costs=integral)
+    left = None if time_limit_s is None else max(
+        1.0, time_limit_s - (time.perf_counter() - t0))
+    res, chosen = _pool_milp(costs, members, n, k, exact, left, mip_gap, threads, progress,
+                             warm)
+    stats: dict[str, Any] = {"routes_in_pool": len(orders), "pyvrp_runs": len(seeds),
+                             "pyvrp_s": pool_s, "bound_covers": POOL_ROUTES,
+                             "pyvrp_best": (None if warm is None
+                                            else float(costs[warm].sum())),
+                             "pool_lp": rb.pool_lp, "all_routes_bound": rb.bound,
+                             "all_routes_bound_covers": QROUTE_BOUND,
+                             "all_routes_bound_converged": rb.converged,
+                             "all_routes_cg_rounds": rb.rounds}
+    if res.objective is None or not chosen:
+        why = (f"no partition of the PyVRP route pool into exactly {k} routes"
+               if exact and k is not None else "no plan found over the PyVRP route pool")
+        if res.status.startswith("time_limit"):
+            return PlanResult(status="time_limit", objective=None, bound=None, gap=None,
+                              plan=None, kpis=None, stats=stats, diagnosis=[
+                                  {"what": "all customers", "why": why + " within the time "
+                                   "limit (give a longer one, or --fleet free)"}])
+        return PlanResult.infeasible([{"what": "all customers", "why": why}], stats=stats)
     obj = float(costs[chosen].sum())
-    picked = [([j - 1 for j in pool[r].visits], pool[r].km) for r in chosen]
-    return _result(s, picked, obj, None, None, "feasible", demand, cap, stats, t0)
+    bound = res.bound if res.bound is not None else None
+    status: PlanStatus = "time_limit" if res.status.startswith("time_limit") else "feasible"
+    route_gap = None
+    if rb.bound is not None and rb.pool_lp is not None:
+        route_gap = max(0.0, rb.pool_lp - rb.bound) / max(abs(rb.pool_lp), 1e-9)
+        if relative_gap(obj, rb.bound) <= 1e-9:  # the all-routes bound proves the plan
+            status, bound = "optimal", rb.bound
+            stats["bound_covers"] = QROUTE_BOUND
+    return _plan_result(s, [(orders[r], float(km[r])) for r in chosen], demand, status, obj,
+                        bound, stats, t0, res.highs_s, route_gap=route_gap)
+
+
+def _pool_milp(costs, members, n, k, exact, time_limit_s, mip_gap, threads, progress,
+               warm: list[int] | None):
+    m = pyo.ConcreteModel()
+    cols = range(len(costs))
+    m.x = pyo.Var(cols, domain=pyo.Binary)
+    by_cust: list[list[int]] = [[] for _ in range(n)]
+    for r, cs in enumerate(members):
+        for j in cs:
+            by_cust[j].append(r)
+    m.cover = pyo.Constraint(range(n), rule=lambda m, j: sum(m.x[r] for r in by_cust[j]) == 1)
+    if k is not None:
+        if exact:
+            m.fleet = pyo.Constraint(expr=sum(m.x[r] for r in cols) == k)
+        else:
+            m.fleet = pyo.Constraint(expr=sum(m.x[r] for r in cols) <= k)
+    cl = costs.tolist()
+    m.cost = pyo.Objective(expr=sum(cl[r] * m.x[r] for r in cols))
+    if warm is not None:
+        chosen = set(warm)
+        for r in cols:
+            m.x[r].set_value(1 if r in chosen else 0)
+    res = run_highs(m, time_limit_s=time_limit_s, mip_gap=mip_gap, threads=threads,
+                    warm_start=warm is not None, progress=progress, label="cvrp pool")
+    chosen_cols = ([r for r in cols if (m.x[r].value or 0) > 0.5]
+                   if res.objective is not None else [])
+    return res, chosen_cols

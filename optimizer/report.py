@@ -30,6 +30,11 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3}
 <h1>Plan: {{ name }}</h1>
 <p>Status <b>{{ status }}</b>; objective {{ fmt(objective) }} CNY; bound {{ fmt(bound) }} CNY;
 gap {{ pct(gap) }}. Horizon {{ horizon }} days ({{ horizon_end }} ends).
+The gap is measured over the candidate tours the model chose from{% if bound_covers %}
+(the bound covers {{ bound_covers }}){% endif %}; {% if route_gap is none %}no bound over all
+tours was computed, so tours outside that pool might still do better.{% else %}route gap
+{{ pct(route_gap) }}: the LP over that pool lies this far above an LP bound over all tours
+(the room left for tours outside the pool).{% endif %}
 Factor set: <code>{{ factor_set or "scenario values" }}</code>.</p>
 {% if diagnosis %}<h2>Diagnosis</h2><ul>{% for d in diagnosis %}<li>{{ d.what }}: {{ d.why }}</li>
 {% endfor %}</ul>{% endif %}
@@ -293,6 +298,7 @@ def write_report(result: PlanResult, scenario: Scenario, out_dir: str | Path) ->
     page = _TEMPLATE.render(
         name=scenario.name, status=result.status, objective=result.objective,
         bound=result.bound, gap=result.gap, horizon=scenario.horizon_days,
+        route_gap=result.route_gap, bound_covers=result.stats.get("bound_covers"),
         horizon_end=scenario.horizon_end, factor_set=result.factor_set,
         diagnosis=result.diagnosis, columns=list(kpis), kpi_rows=rows,
         rounding=result.rounding.get("extra_cost_cny"),

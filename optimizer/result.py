@@ -23,6 +23,9 @@ class PlanResult:
     as read back from the model, the KPIs recomputed from it); `diagnosis` says in words why
     there is no plan. `rounding` is the extra cost of buying whole containers, which the
     objective leaves out. `routes` is set by the CVRP solver only, in CVRPLIB numbering.
+    `gap` is over the route pool the model chose from; `route_gap` = (pool LP - LP bound
+    over all routes) / pool LP says how much routes outside the pool could still gain
+    (None where no exact pricing bounded all routes).
     """
 
     status: PlanStatus
@@ -37,6 +40,7 @@ class PlanResult:
     factor_set: str = ""
     rounding: dict[str, float] = field(default_factory=dict)
     routes: list[list[int]] | None = None
+    route_gap: float | None = None
     #: what one more box, unit of cleaning capacity or vehicle changes the cost by
     #: (`optimizer.marginal`); empty when not computed
     marginal_values: dict[str, Any] = field(default_factory=dict)
@@ -56,6 +60,7 @@ class PlanResult:
             "objective": self.objective,
             "bound": self.bound,
             "gap": self.gap,
+            "route_gap": self.route_gap,
             "trips": list((self.plan or {}).get("trips", [])),
             "kpis": self.kpis,
             "baselines": self.baselines,

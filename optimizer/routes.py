@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from optimizer.pyvrp_routes import hub_day_routes
 from optimizer.scenario import Scenario
 
 EARTH_RADIUS_KM = 6371.0088
@@ -74,7 +75,8 @@ class DistanceOracle:
         return out
 
 
-#: above this many customers every subset is too many (2^n states): PyVRP's routes instead
+#: the hard cap of `subset_tours`: its arrays are 2^n long (0.5 GB each at 26 customers);
+#: `solve_cvrp` turns to PyVRP route pools below it (`cvrp.ENUM_MAX_CUSTOMERS`)
 MAX_ENUM_CUSTOMERS = 26
 
 
@@ -213,7 +215,10 @@ def candidate_routes(
     subset of up to `max_stops` villages with its optimal tour, so the MILP chooses among all
     trips. Generated mode: sweep clusters of `routing.cluster_size`, offering each cluster's
     optimal tour, the tours of its two halves and each single village, so a day with little
-    demand need not drive the whole cluster.
+    demand need not drive the whole cluster; with `routing.pyvrp_pool` (opt-in), also the
+    tours of a PyVRP run per day on that day's loads (`optimizer.pyvrp_routes.hub_day_routes`),
+    which cross cluster boundaries. Every tour gets its optimal order here, and the model's
+    load-along-tour and duration rows apply to each as to any other.
     """
     oracle = DistanceOracle(scenario)
     out: dict[str, list[Route]] = {}
@@ -257,6 +262,12 @@ def candidate_routes(
                     add(cl[len(cl) // 2:])
                 for vid in cl:
                     add([vid])
+            if scenario.routing.pyvrp_pool:
+                nodes = [hub_id, *vids]
+                dist = oracle.matrix(nodes)
+                for order in hub_day_routes(scenario, hub_id, vids, dist):
+                    if len(order) <= max_stops:
+                        add([nodes[k] for k in order])
         out[hub_id] = sorted(routes.values(), key=lambda r: (len(r.stops), r.stops))
     return out
 
@@ -274,5 +285,7 @@ def max_stops(s: Scenario) -> int:
 
 def hub_routes(s: Scenario, hubs: list[str]) -> dict[str, list[Route]]:
     """Candidate trips of `hubs`' milk runs (each hub group's worker derives them itself)."""
-    routes = candidate_routes(s, active_villages(s), max_stops(s))
-    return {h: r for h, r in routes.items() if h in hubs}
+    wanted = set(hubs)
+    active = {v.village_id for v in s.villages if v.hub_id in wanted} & active_villages(s)
+    routes = candidate_routes(s, active, max_stops(s))
+    return {h: r for h, r in routes.items() if h in wanted}

@@ -220,6 +220,11 @@ class Routing(_Frozen):
         "subsets as candidate trips; larger hubs get sweep clusters",
     )
     cluster_size: int = Field(default=6, ge=1)
+    pyvrp_pool: bool = Field(
+        default=False, description="hubs above exact_max_villages also get the tours of a "
+        "PyVRP run per day on that day's loads, besides the sweep clusters (off by default: "
+        "the larger pools slow each hub's solves past the county week's 120 s budget)",
+    )
     single_visit: bool = Field(
         default=False, description="each village served by exactly one trip with its whole "
         "demand (CVRP set partitioning)",

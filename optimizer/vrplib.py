@@ -1,20 +1,35 @@
-"""Import a CVRPLIB/TSPLIB CVRP instance as a one-hub, one-day, one-class scenario.
+"""Import a CVRPLIB/TSPLIB CVRP instance as a one-hub, one-day, one-class scenario, and write
+solutions in CVRPLIB's `.sol` numbering.
 
-Distances follow TSPLIB exactly, because published optima depend on it: EUC_2D is
-nint(sqrt(dx^2 + dy^2)) per edge with nint(x) = floor(x + 0.5); EXPLICIT matrices are read as
-given (FULL_MATRIX, LOWER_ROW, UPPER_ROW, LOWER_DIAG_ROW, UPPER_DIAG_ROW), even when they break
-the triangle inequality.
+Reading is the field's own reader, `vrplib` (PyPI); only the distance convention is ours,
+because published optima depend on it: `vrplib` leaves EUC_2D unrounded, TSPLIB rounds each
+edge to nint(sqrt(dx^2 + dy^2)) with nint(x) = floor(x + 0.5). EXPLICIT matrices are taken as
+given (LOWER_ROW: strict lower triangle row by row, as E-n13-k4 needs), even when they break
+the triangle inequality. Whatever the file, a fault is a ScenarioError naming the field.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
+import vrplib
+from vrplib.parse import parse_vrplib
 
 from optimizer.scenario import Scenario, ScenarioError, load_scenario
+
+Fleet = Literal["exact", "free"]
+#: TYPE values this import can plan: one depot, capacities, no time windows
+SUPPORTED_TYPES = ("CVRP", "")
+#: sections whose constraints a CVRP scenario would silently drop
+UNSUPPORTED_SECTIONS = ("time_window", "service_time", "pickup", "backhaul", "linehaul",
+                        "release_time", "prize", "vehicles_depot", "mutually_exclusive_group")
+#: larger instances are refused before their n x n distance matrix is built
+MAX_NODES = 5000
 
 
 @dataclass(frozen=True)
@@ -28,165 +43,166 @@ class CvrpInstance:
     coords: tuple[tuple[float, float], ...] | None
 
 
-def _nint(x: float) -> int:
-    return int(math.floor(x + 0.5))
+def _nint(x: np.ndarray) -> np.ndarray:
+    return np.floor(x + 0.5)
 
 
-#: larger instances are refused before their n x n distance matrix is built
-MAX_NODES = 5000
+def _fleet_from(header_vehicles: Any, name: str) -> int | None:
+    """The fleet size: a VEHICLES field, else the `-kN` of the name (CVRPLIB's convention)."""
+    if isinstance(header_vehicles, int | float) and header_vehicles > 0:
+        return int(header_vehicles)
+    found = re.search(r"-k(\d+)(?:\D|$)", name)
+    return int(found.group(1)) if found else None
+
+
+#: EXPLICIT formats `vrplib` does not read; their section is read here into a full matrix
+TRIANGLE_FORMATS = ("UPPER_ROW", "LOWER_DIAG_ROW", "UPPER_DIAG_ROW")
+
+
+def _split_triangle(text: str) -> tuple[str, tuple[str, list[str]] | None]:
+    """The text without its EDGE_WEIGHT_SECTION when that is in a TRIANGLE_FORMATS format,
+    and (format, the section's words); else the text unchanged and None."""
+    found = re.search(r"^\s*EDGE_WEIGHT_FORMAT\s*:\s*(\S+)", text, re.MULTILINE)
+    if not found or found.group(1).upper() not in TRIANGLE_FORMATS:
+        return text, None
+    lines = text.splitlines()
+    start = next((k for k, ln in enumerate(lines) if ln.strip().upper().startswith(
+        "EDGE_WEIGHT_SECTION")), None)
+    if start is None:
+        return text, None
+    end = next((k for k in range(start + 1, len(lines)) if "_SECTION" in lines[k].upper()
+                or lines[k].strip().upper() == "EOF"), len(lines))
+    words = " ".join(lines[start + 1:end]).split()
+    rest = lines[:start] + lines[end:]
+    return "\n".join(ln for ln in rest if not re.match(
+        r"\s*EDGE_WEIGHT_FORMAT\s*:", ln)) + "\n", (found.group(1).upper(), words)
+
+
+def _check_dimension(dim: Any) -> int:
+    if not isinstance(dim, int) or not 2 <= dim <= MAX_NODES:
+        raise ScenarioError([("DIMENSION", f"must be an integer from 2 to {MAX_NODES} (nodes, "
+                              f"depot included), not {dim!r}")])
+    return dim
+
+
+def _full_from_triangle(fmt: str, words: list[str], dim: Any) -> np.ndarray:
+    """A symmetric matrix from TSPLIB's UPPER_ROW, LOWER_DIAG_ROW or UPPER_DIAG_ROW."""
+    dim = _check_dimension(dim)
+    values = _float_array(words)
+    if fmt == "UPPER_ROW":
+        cells = list(zip(*np.triu_indices(dim, k=1), strict=True))
+    elif fmt == "LOWER_DIAG_ROW":
+        cells = list(zip(*np.tril_indices(dim), strict=True))
+    else:
+        cells = list(zip(*np.triu_indices(dim), strict=True))
+    if values is None or values.ndim != 1 or len(values) != len(cells):
+        raise ScenarioError([("EDGE_WEIGHT_SECTION", f"{fmt} needs {len(cells)} numbers for "
+                              f"DIMENSION {dim}")])
+    full = np.zeros((dim, dim))
+    for (i, j), v in zip(cells, values.tolist(), strict=True):
+        full[i, j] = full[j, i] = v
+    np.fill_diagonal(full, 0.0)
+    return full
+
+
+def _float_array(value: Any) -> np.ndarray | None:
+    """`value` as a float array, or None when its entries are not all numbers."""
+    if value is None:
+        return None
+    try:
+        return np.asarray(value, dtype=float)
+    except (ValueError, TypeError):
+        return None
+
+
+def _distances(inst: dict[str, Any], n: int) -> np.ndarray:
+    ewt = str(inst.get("edge_weight_type", "EUC_2D")).upper()
+    if ewt == "EXPLICIT":
+        dist = inst.get("edge_weight")
+        if not isinstance(dist, np.ndarray):
+            raise ScenarioError([("EDGE_WEIGHT_SECTION",
+                                  "missing for EDGE_WEIGHT_TYPE EXPLICIT")])
+    elif ewt in ("EUC_2D", "CEIL_2D", "FLOOR_2D"):
+        coords = _float_array(inst.get("node_coord"))
+        if coords is None or coords.shape != (n, 2) or not np.isfinite(coords).all():
+            raise ScenarioError([("NODE_COORD_SECTION", f"needs {n} rows of x y for {ewt}")])
+        delta = coords[:, None, :] - coords[None, :, :]
+        with np.errstate(over="ignore", invalid="ignore"):
+            euclid = np.sqrt((delta**2).sum(axis=2))
+        dist = _nint(euclid) if ewt == "EUC_2D" else (
+            np.ceil(euclid) if ewt == "CEIL_2D" else np.floor(euclid))
+    else:
+        raise ScenarioError([("EDGE_WEIGHT_TYPE", f"{ewt} is not supported (EUC_2D, CEIL_2D, "
+                              "FLOOR_2D or EXPLICIT)")])
+    dist = _float_array(dist)
+    if dist is None:
+        raise ScenarioError([("EDGE_WEIGHT_SECTION", "distances must be numbers")])
+    if dist.shape != (n, n):
+        raise ScenarioError([("EDGE_WEIGHT_SECTION", f"gives a {dist.shape} matrix for "
+                              f"DIMENSION {n}")])
+    if not np.isfinite(dist).all() or (dist < 0).any():
+        raise ScenarioError([("EDGE_WEIGHT_SECTION", "distances must be finite and >= 0")])
+    return dist
 
 
 def parse_vrp(path: str | Path) -> CvrpInstance:
-    """Read a CVRPLIB/TSPLIB CVRP file; anything else or anything malformed raises a
-    ScenarioError naming the header field or section at fault."""
+    """Read a CVRP instance; anything this import cannot plan is a ScenarioError naming the
+    field (an unsupported TYPE or EDGE_WEIGHT_TYPE, time windows, several depots, ...)."""
     try:
         text = Path(path).read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError([("$", f"cannot read {path}: {exc}")]) from None
-    where = ["header"]
+        raise ScenarioError([("$", f"the file cannot be read: {exc}")]) from None
+    text, triangle = _split_triangle(text)
     try:
-        return _parse(text, path, where)
-    except ScenarioError:
-        raise
-    except (ValueError, KeyError, IndexError, StopIteration, OverflowError,
-            AssertionError) as exc:
-        raise ScenarioError([(where[0], f"not a readable CVRPLIB instance here "
-                                        f"({type(exc).__name__}: {exc})")]) from None
-
-
-def _parse(text: str, path: str | Path, where: list[str]) -> CvrpInstance:
-    header: dict[str, str] = {}
-    sections: dict[str, list[str]] = {}
-    current = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line == "EOF":
-            continue
-        key = line.split(":")[0].strip().upper() if ":" in line else line.split()[0].upper()
-        if key.endswith("_SECTION"):
-            current = key
-            sections[current] = []
-            continue
-        if current is None or (":" in line and not line[0].isdigit() and not line[0] == "-"):
-            if ":" in line:
-                k, v = line.split(":", 1)
-                header[k.strip().upper()] = v.strip()
-                current = None
-            continue
-        sections[current].append(line)
-    kind = header.get("TYPE", "CVRP").upper()
-    if kind != "CVRP":
-        raise ScenarioError([("TYPE", f"only CVRP instances can be solved, not {kind!r}")])
-    where[0] = "DIMENSION"
-    if "DIMENSION" not in header:
-        raise ScenarioError([("DIMENSION", "missing: the number of nodes, depot included")])
-    n = int(header["DIMENSION"])
-    if not 2 <= n <= MAX_NODES:
-        raise ScenarioError([("DIMENSION", f"must be 2 to {MAX_NODES} nodes, not {n}")])
-    name = header.get("NAME", Path(path).stem)
-    where[0] = "CAPACITY"
-    if "CAPACITY" not in header:
-        raise ScenarioError([("CAPACITY", "missing: the vehicle capacity")])
-    capacity = float(header["CAPACITY"])
-    if not (math.isfinite(capacity) and capacity > 0):
-        raise ScenarioError([("CAPACITY", f"must be a positive number, not {capacity}")])
-    ewt = header.get("EDGE_WEIGHT_TYPE", "EUC_2D").upper()
-    where[0] = "NODE_COORD_SECTION"
+        inst: dict[str, Any] = parse_vrplib(text, compute_edge_weights=False)
+    except (ValueError, RuntimeError, IndexError, TypeError, KeyError) as exc:
+        where = "EDGE_WEIGHT_FORMAT" if "format" in str(exc).lower() else "$"
+        raise ScenarioError([(where, f"cannot be read as VRPLIB: {exc}")]) from None
+    if triangle is not None:
+        inst["edge_weight"] = _full_from_triangle(*triangle, inst.get("dimension"))
+    kind = str(inst.get("type", "")).upper()
+    if kind not in SUPPORTED_TYPES:
+        raise ScenarioError([("TYPE", f"{kind} is not supported: only CVRP instances "
+                              "(one depot, capacity, no time windows)")])
+    extra = [k for k in UNSUPPORTED_SECTIONS if k in inst]
+    if extra:
+        raise ScenarioError([(f"{extra[0].upper()}_SECTION", "is not supported: only CVRP "
+                              "instances (one depot, capacity, no time windows)")])
+    dim = _check_dimension(inst.get("dimension"))
+    capacity = inst.get("capacity")
+    if not isinstance(capacity, int | float) or not math.isfinite(capacity) or capacity <= 0:
+        raise ScenarioError([("CAPACITY", f"must be a number > 0, not {capacity!r}")])
+    demand = inst.get("demand")
+    demand_arr = np.zeros(dim) if demand is None else _float_array(demand)
+    if demand_arr is None or demand_arr.shape != (dim,) or not np.isfinite(demand_arr).all() or (
+            demand_arr < 0).any():
+        raise ScenarioError([("DEMAND_SECTION", f"needs one demand >= 0 for each of the {dim} "
+                              "nodes (one dimension)")])
+    depots = _float_array(inst.get("depot", np.array([0])))
+    if depots is None or depots.size != 1 or not 0 <= depots.ravel()[0] < dim or (
+            depots.ravel()[0] != int(depots.ravel()[0])):
+        raise ScenarioError([("DEPOT_SECTION", "needs exactly one depot among the nodes "
+                              f"(found {0 if depots is None else depots.size})")])
+    depot = int(depots.ravel()[0])
+    dist = _distances(inst, dim)
+    coords_arr = _float_array(inst.get("node_coord"))
     coords = None
-    if "NODE_COORD_SECTION" in sections:
-        pts = {}
-        for line in sections["NODE_COORD_SECTION"]:
-            parts = line.split()
-            pts[int(parts[0])] = (float(parts[1]), float(parts[2]))
-        coords = tuple(pts[k] for k in range(1, n + 1))
-    if ewt in ("EUC_2D", "CEIL_2D") and coords is None:
-        raise ScenarioError([("NODE_COORD_SECTION", f"missing: {ewt} needs coordinates")])
-    where[0] = "EDGE_WEIGHT_SECTION"
-    if ewt == "EUC_2D":
-        assert coords is not None
-        dist = np.zeros((n, n))
-        for i in range(n):
-            for j in range(n):
-                if i != j:
-                    dx = coords[i][0] - coords[j][0]
-                    dy = coords[i][1] - coords[j][1]
-                    dist[i, j] = _nint(math.sqrt(dx * dx + dy * dy))
-    elif ewt == "CEIL_2D":
-        assert coords is not None
-        dist = np.zeros((n, n))
-        for i in range(n):
-            for j in range(n):
-                if i != j:
-                    dist[i, j] = math.ceil(math.dist(coords[i], coords[j]))
-    elif ewt == "EXPLICIT":
-        fmt = header.get("EDGE_WEIGHT_FORMAT", "FULL_MATRIX").upper()
-        vals = [float(x) for line in sections["EDGE_WEIGHT_SECTION"] for x in line.split()]
-        dist = np.zeros((n, n))
-        it = iter(vals)
-        if fmt == "FULL_MATRIX":
-            dist = np.array(vals[: n * n]).reshape(n, n)
-        elif fmt == "LOWER_ROW":  # strict lower triangle: d(2,1); d(3,1) d(3,2); ...
-            for i in range(1, n):
-                for j in range(i):
-                    dist[i, j] = dist[j, i] = next(it)
-        elif fmt == "UPPER_ROW":
-            for i in range(n):
-                for j in range(i + 1, n):
-                    dist[i, j] = dist[j, i] = next(it)
-        elif fmt == "LOWER_DIAG_ROW":
-            for i in range(n):
-                for j in range(i + 1):
-                    dist[i, j] = dist[j, i] = next(it)
-        elif fmt == "UPPER_DIAG_ROW":
-            for i in range(n):
-                for j in range(i, n):
-                    dist[i, j] = dist[j, i] = next(it)
-        else:
-            raise ScenarioError([("EDGE_WEIGHT_FORMAT", f"unsupported: {fmt}")])
-    else:
-        raise ScenarioError([("EDGE_WEIGHT_TYPE", f"unsupported: {ewt} (EUC_2D, CEIL_2D or "
-                                                  "EXPLICIT)")])
-    if dist.shape != (n, n) or not np.isfinite(dist).all():
-        raise ScenarioError([(where[0], f"the distances must be {n} x {n} finite numbers")])
-    where[0] = "DEMAND_SECTION"
-    if "DEMAND_SECTION" not in sections:
-        raise ScenarioError([("DEMAND_SECTION", "missing: each node's demand")])
-    demand = [0.0] * n
-    for line in sections.get("DEMAND_SECTION", []):
-        parts = line.split()
-        demand[int(parts[0]) - 1] = float(parts[1])
-    if not all(math.isfinite(d) and d >= 0 for d in demand):
-        raise ScenarioError([("DEMAND_SECTION", "demands must be finite and not negative")])
-    where[0] = "DEPOT_SECTION"
-    depots = [int(x) for line in sections.get("DEPOT_SECTION", ["1"]) for x in line.split()]
-    depot = next(d for d in depots if d > 0) - 1
-    if depot >= n:
-        raise ScenarioError([("DEPOT_SECTION", f"node {depot + 1} is not among the {n} nodes")])
-    vehicles = None
-    for src in (header.get("VEHICLES"), name):
-        if src is None:
-            continue
-        if src.isdigit():
-            vehicles = int(src)
-            break
-        if "-k" in src:
-            try:
-                vehicles = int(src.rsplit("-k", 1)[1])
-                break
-            except ValueError:
-                pass
-    return CvrpInstance(name, capacity, tuple(demand), depot, dist, vehicles, coords)
+    if isinstance(coords_arr, np.ndarray) and coords_arr.shape == (dim, 2):
+        coords = tuple((float(x), float(y)) for x, y in coords_arr)
+    name = str(inst.get("name", Path(path).stem))
+    return CvrpInstance(name, float(capacity), tuple(float(d) for d in demand_arr), depot, dist,
+                        _fleet_from(inst.get("vehicles"), name), coords)
 
 
-def scenario_from_vrp(inst: CvrpInstance, fleet: str = "exact") -> Scenario:
+def scenario_from_vrp(inst: CvrpInstance, fleet: Fleet = "exact") -> Scenario:
     """One hub (the depot), one day, one class; distances as an explicit matrix; each
     customer a village visited by exactly one route; cost = km. With `fleet` "exact" an
-    instance that names its fleet (VEHICLES, or `-kN` in its name) gets exactly that many
-    routes; with "free" the number of routes floats (at most one per customer)."""
+    instance with a fleet size (`-kN` or VEHICLES) gets exactly that many routes, as the
+    published optima assume; "free" (or no stated fleet) lets the number of routes float."""
     if fleet not in ("exact", "free"):
-        raise ValueError(f"fleet must be 'exact' or 'free', not {fleet!r}")
-    n = len(inst.demand)
+        raise ScenarioError([("fleet", f"must be 'exact' or 'free', not {fleet!r}")])
     exact = fleet == "exact" and inst.vehicles is not None
+    n = len(inst.demand)
     ids = [f"N{k + 1}" for k in range(n)]
     hub_id = ids[inst.depot]
     villages = []
@@ -229,10 +245,13 @@ def cvrplib_routes(stops: list[list[str]]) -> list[list[int]]:
 
 
 def read_sol(path: str | Path) -> tuple[list[list[int]], float | None]:
-    routes, cost = [], None
-    for line in Path(path).read_text().splitlines():
-        if line.lower().startswith("route"):
-            routes.append([int(x) for x in line.split(":", 1)[1].split()])
-        elif line.lower().startswith("cost"):
-            cost = float(line.split()[1])
-    return routes, cost
+    """A `.sol` file's routes (CVRPLIB numbering) and its stated cost, if any."""
+    sol = vrplib.read_solution(path)
+    cost = sol.get("cost")
+    return [list(map(int, r)) for r in sol["routes"]], (
+        None if cost is None else float(cost))
+
+
+def write_sol(path: str | Path, routes: list[list[int]], cost: float | None) -> None:
+    """Write routes (CVRPLIB numbering, as `PlanResult.routes`) as a `.sol` file."""
+    vrplib.write_solution(path, routes, None if cost is None else {"Cost": f"{cost:g}"})

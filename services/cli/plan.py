@@ -81,9 +81,10 @@ def plan() -> None:
 @click.argument("scenario", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.option("--vrplib", "vrplib_file", type=click.Path(exists=True, dir_okay=False),
               default=None, help="Import a CVRPLIB/TSPLIB CVRP instance instead of a scenario.")
-@click.option("--fleet", type=click.Choice(["exact", "free"]), default="exact", show_default=True,
-              help="With --vrplib: 'exact' uses exactly the N vehicles an instance names "
-                   "(VEHICLES or -kN in its name); 'free' lets the number of routes float.")
+@click.option("--fleet", type=click.Choice(["exact", "free"]), default="exact",
+              show_default=True,
+              help="With --vrplib: exact gives an instance named -kN exactly N routes; free "
+                   "lets the number of routes float.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write plan.json and report.html here.")
 @click.option("--time-limit", "time_limit", type=float, default=None, metavar="S",
@@ -112,7 +113,7 @@ def solve(scenario: str | None, vrplib_file: str | None, fleet: str, out_dir: st
         if vrplib_file:
             from optimizer import parse_vrp, scenario_from_vrp
 
-            sc = scenario_from_vrp(parse_vrp(vrplib_file), fleet=fleet)
+            sc = scenario_from_vrp(parse_vrp(vrplib_file), "free" if fleet == "free" else "exact")
         else:
             assert scenario is not None  # the usage check above: one of the two is given
             sc = optimizer.load_scenario(scenario)
@@ -140,6 +141,10 @@ def solve(scenario: str | None, vrplib_file: str | None, fleet: str, out_dir: st
 
         path = write_report(result, sc, Path(out_dir))
         console.print(f"report: {path}")
+        if vrplib_file and result.routes is not None:
+            from optimizer.vrplib import write_sol
+
+            write_sol(Path(out_dir) / f"{sc.name}.sol", result.routes, result.objective)
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
     else:
@@ -173,9 +178,11 @@ def _summary(data: dict[str, Any]) -> None:
     out.print(f"status [bold]{data['status']}[/bold]  objective {obj_txt}"
               f"  gap {'-' if gap is None else f'{gap:.4%}'}  trips {len(data['trips'])}")
     if data.get("routes") is not None:
-        if data.get("stats", {}).get("route_source") == "pyvrp":
-            out.print(f"routes from PyVRP ({data['stats']['pool_routes']} in the pool): "
-                      "no bound over all routes, so no gap")
+        covers = data.get("stats", {}).get("bound_covers")
+        if covers:
+            rg = data.get("route_gap")
+            out.print(f"the bound covers {covers}; route gap "
+                      f"{'-' if rg is None else f'{rg:.4%}'}", soft_wrap=True)
         for k, r in enumerate(data["routes"], 1):
             out.print(f"Route #{k}: {' '.join(map(str, r))}")
         return

@@ -7,6 +7,7 @@ recomputed here from the .vrp file with this file's own TSPLIB distance code.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import subprocess
@@ -20,7 +21,9 @@ from optimizer import parse_vrp, read_sol
 from tests.optimizer.helpers import ROOT
 
 CVRPLIB = ROOT / "tests" / "data" / "cvrplib"
-OPTIMA = {"P-n16-k8": 450, "E-n13-k4": 247, "E-n22-k4": 375, "E-n23-k3": 569}
+#: the published optima (tests/data/cvrplib/optima.csv), computed by others
+with (CVRPLIB / "optima.csv").open() as _f:
+    OPTIMA = {row["name"]: float(row["optimal"]) for row in csv.DictReader(_f)}
 
 
 def _own_distances(path: Path):
@@ -124,14 +127,21 @@ def test_above_the_enumeration_limit_routes_come_from_pyvrp():
     """A-n33-k6 has 32 customers, more than subset enumeration takes (it stopped with a
     traceback): PyVRP's routes and the set-partitioning MILP over them give exactly 6
     routes serving every customer once within capacity, costing (recomputed from the file)
-    what the JSON says and within 1 % of the published optimum 742. No bound over all routes
-    is claimed: `bound`, `gap` and `route_gap` are null."""
-    data = _run("A-n33-k6", "--time-limit", "20")
-    assert data["bound"] is None and data["gap"] is None
-    assert data["stats"]["route_source"] == "pyvrp" and data["stats"]["route_gap"] is None
+    what the JSON says and within 1 % of the published optimum. The all-routes bound
+    (column generation) lies at or below that optimum, and route_gap is (pool LP - that
+    bound) / pool LP."""
+    optimum = OPTIMA["A-n33-k6"]
+    data = _run("A-n33-k6", "--time-limit", "20", "--threads", "2")
+    stats = data["stats"]
     cost = _check_routes("A-n33-k6", data)
     assert cost == pytest.approx(data["objective"])
-    assert cost <= 742 * 1.01
+    assert optimum - 1e-6 <= cost <= optimum * 1.01
+    assert stats["all_routes_bound"] is not None
+    assert stats["all_routes_bound"] <= optimum + 1e-6
+    assert data["route_gap"] == pytest.approx(
+        (stats["pool_lp"] - stats["all_routes_bound"]) / stats["pool_lp"], abs=1e-9)
+    if data["status"] == "optimal":
+        assert data["bound"] <= optimum + 1e-6
 
 
 def test_fleet_free_lets_the_number_of_routes_float(tmp_path):
@@ -155,13 +165,88 @@ def test_fleet_free_lets_the_number_of_routes_float(tmp_path):
     assert (free["objective"], len(free["routes"])) == (10, 1)
 
 
-def test_an_instance_of_another_type_is_refused_with_the_field_named(tmp_path):
-    """A TSP file is no CVRP: exit 2 and one line naming TYPE, no traceback."""
-    path = tmp_path / "tour.tsp"
-    path.write_text("NAME : tour\nTYPE : TSP\nDIMENSION : 3\nEDGE_WEIGHT_TYPE : EUC_2D\n"
-                    "NODE_COORD_SECTION\n1 0 0\n2 1 1\n3 2 2\nEOF\n")
+TSP = ("NAME : tour\nTYPE : TSP\nDIMENSION : 3\nEDGE_WEIGHT_TYPE : EUC_2D\n"
+       "NODE_COORD_SECTION\n1 0 0\n2 1 1\n3 2 2\nEOF\n")
+
+
+@pytest.mark.parametrize("kind", ["TSP", "VRPTW"])
+def test_an_instance_of_another_type_is_refused_with_the_field_named(tmp_path, kind):
+    """A TSP file, or a VRPTW file, is no CVRP: exit 2 and a line naming TYPE and the type
+    given, never a traceback."""
+    if kind == "TSP":
+        text = TSP
+    else:
+        text = (CVRPLIB / "E-n13-k4.vrp").read_text().replace("TYPE : CVRP", "TYPE : VRPTW")
+        assert "VRPTW" in text
+    path = tmp_path / "instance.vrp"
+    path.write_text(text)
     out = subprocess.run(
         [sys.executable, "-m", "services.cli", "plan", "solve", "--vrplib", str(path)],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 2
-    assert "TYPE" in out.stderr and "Traceback" not in out.stderr
+    assert "TYPE" in out.stderr and kind in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_more_nodes_than_max_nodes_are_refused_before_any_matrix(tmp_path):
+    """DIMENSION above MAX_NODES names DIMENSION (no n x n matrix is built), also for a
+    triangle format this module reads itself."""
+    from optimizer.vrplib import MAX_NODES
+
+    for fmt in ("FULL_MATRIX", "UPPER_ROW"):
+        path = tmp_path / f"big-{fmt}.vrp"
+        path.write_text(f"NAME : big\nTYPE : CVRP\nDIMENSION : {MAX_NODES + 1}\n"
+                        f"EDGE_WEIGHT_TYPE : EXPLICIT\nEDGE_WEIGHT_FORMAT : {fmt}\n"
+                        "CAPACITY : 10\nEDGE_WEIGHT_SECTION\n0 1\n1 0\nDEMAND_SECTION\n1 0\n"
+                        "2 1\nDEPOT_SECTION\n1\n-1\nEOF\n")
+        with pytest.raises(optimizer.ScenarioError) as err:
+            parse_vrp(path)
+        assert [w for w, _ in err.value.problems] == ["DIMENSION"]
+
+
+def test_solution_files_round_trip_in_cvrplib_numbering(tmp_path):
+    """The published E-n13-k4 routes, written by write_sol and read back, are unchanged, and
+    cost the published optimum under this file's own LOWER_ROW distances."""
+    from optimizer.vrplib import write_sol
+
+    routes, cost = read_sol(CVRPLIB / "E-n13-k4.sol")
+    write_sol(tmp_path / "out.sol", routes, cost)
+    again, cost_again = read_sol(tmp_path / "out.sol")
+    assert again == routes and cost_again == cost == OPTIMA["E-n13-k4"]
+    d, _, _ = _own_distances(CVRPLIB / "E-n13-k4.vrp")
+    total = sum(d[a][b] for r in again for a, b in zip([0, *r], [*r, 0], strict=True))
+    assert total == OPTIMA["E-n13-k4"]
+
+
+def test_out_writes_the_solution_file_and_says_what_the_bound_covers(tmp_path):
+    """`--out` writes NAME.sol (CVRPLIB numbering; its routes cost the published optimum
+    under this file's own distances) and a report naming what the bound covers."""
+    out = subprocess.run(
+        [sys.executable, "-m", "services.cli", "plan", "solve", "--vrplib",
+         str(CVRPLIB / "E-n13-k4.vrp"), "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    routes, cost = read_sol(tmp_path / "E-n13-k4.sol")
+    d, _, _ = _own_distances(CVRPLIB / "E-n13-k4.vrp")
+    total = sum(d[a][b] for r in routes for a, b in zip([0, *r], [*r, 0], strict=True))
+    assert total == cost == OPTIMA["E-n13-k4"]
+    html = (tmp_path / "report.html").read_text()
+    assert "the bound covers all feasible routes" in html and "route gap" in html
+
+
+@pytest.mark.parametrize("fmt", ["UPPER_ROW", "LOWER_DIAG_ROW", "UPPER_DIAG_ROW"])
+def test_other_triangle_formats_read_the_same_matrix(tmp_path, fmt):
+    """E-n13-k4's matrix written in another TSPLIB triangle format reads back equal to this
+    file's own LOWER_ROW reading (vrplib reads only LOWER_ROW and FULL_MATRIX)."""
+    own, _, _ = _own_distances(CVRPLIB / "E-n13-k4.vrp")
+    n = len(own)
+    cells = {"UPPER_ROW": [(i, j) for i in range(n) for j in range(i + 1, n)],
+             "LOWER_DIAG_ROW": [(i, j) for i in range(n) for j in range(i + 1)],
+             "UPPER_DIAG_ROW": [(i, j) for i in range(n) for j in range(i, n)]}[fmt]
+    text = (CVRPLIB / "E-n13-k4.vrp").read_text()
+    head, rest = text.split("EDGE_WEIGHT_SECTION")
+    body = " ".join(f"{own[i][j]:g}" for i, j in cells)
+    path = tmp_path / "E-n13-k4.vrp"
+    path.write_text(head.replace("LOWER_ROW", fmt) + "EDGE_WEIGHT_SECTION\n" + body + "\n"
+                    + rest[rest.index("DEMAND_SECTION"):])
+    assert (parse_vrp(path).dist == own).all()
