@@ -54,6 +54,9 @@ PLAN_JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 PLAN_JOB_FINAL = ("done", "failed", "cancelled")
 GATEWAY_OUTCOMES = ("accepted", "rejected", "forbidden", "unavailable")
 WEBHOOK_OUTCOMES = ("delivered", "failed", "skipped")
+#: a run sheet from the dispatch topic: stored (new), same (already stored, a redelivery),
+#: rejected (a different sheet for a hub and date already published), invalid (not a sheet)
+DISPATCH_OUTCOMES = ("stored", "same", "rejected", "invalid")
 THRESHOLD_TOTAL = "total"
 
 # Histogram buckets (seconds): the exporters use these, the series count depends on them.
@@ -281,6 +284,13 @@ METRICS: tuple[MetricSpec, ...] = (
         "Pickup notices delivered to hub webhooks, by hub and outcome (delivered, failed = "
         "given up after all attempts, skipped = no webhook).",
         component="gateway", values=_v(outcome=WEBHOOK_OUTCOMES),
+    ),
+    MetricSpec(
+        "packloop_gateway_dispatches_total", "counter", ("hub", "outcome"),
+        "Run sheets read from the dispatch topic, by hub and outcome (stored; same = a "
+        "redelivery of one stored; rejected = a different sheet for a hub and date already "
+        "published, which the gateway refuses; invalid = not a run sheet, hub empty).",
+        component="gateway", values=_v(outcome=DISPATCH_OUTCOMES),
     ),
     MetricSpec(
         "packloop_gateway_webhook_attempts_total", "counter", ("hub", "result"),

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from services.gateway.config import GatewayConfig
 from services.gateway.dispatch_store import DispatchStore, Outcome
+from services.gateway.metrics import GatewayMetrics
 from services.http.kafka_io import close_quietly
 from services.planner.dispatch import Dispatch
 
@@ -25,9 +26,11 @@ log = logging.getLogger("packloop.gateway.dispatch")
 
 class DispatchIntake:
     def __init__(self, config: GatewayConfig, store: DispatchStore,
-                 group_id: str | None = None, poll_timeout_ms: int = 500) -> None:
+                 group_id: str | None = None, poll_timeout_ms: int = 500,
+                 metrics: GatewayMetrics | None = None) -> None:
         self.config = config
         self.store = store
+        self.metrics = metrics
         prefix = config.topics.prefix.rstrip("-")
         self.group_id = group_id or ("packloop-gateway-dispatch" + (f"-{prefix}" if prefix
                                                                      else ""))
@@ -36,7 +39,20 @@ class DispatchIntake:
         self._thread: threading.Thread | None = None
 
     def handle(self, value: bytes) -> Outcome | str:
-        """Store one record's dispatch: stored, same, rejected, or invalid."""
+        """Store one record's dispatch: stored, same, rejected, or invalid (counted in
+        packloop_gateway_dispatches_total: a rejected sheet is a re-planned date the hub
+        may already be driving by, which operations should hear of)."""
+        hub, outcome = "", self._handle(value)
+        if isinstance(outcome, tuple):
+            hub, outcome = outcome
+        if self.metrics is not None:
+            self.metrics.dispatches.labels(hub, outcome).inc()
+        if outcome == "rejected":
+            log.warning("dispatch for %s rejected: a different sheet for a date already "
+                        "published", hub)
+        return outcome
+
+    def _handle(self, value: bytes) -> tuple[str, Outcome] | str:
         try:
             dispatch = Dispatch.model_validate(orjson.loads(value))
         except (orjson.JSONDecodeError, ValidationError) as exc:
@@ -45,7 +61,7 @@ class DispatchIntake:
         if dispatch.hub_id not in self.config.network.hubs:
             log.warning("dispatch for unknown hub %r ignored", dispatch.hub_id[:128])
             return "invalid"
-        return self.store.put(dispatch.model_dump(mode="json"))
+        return dispatch.hub_id, self.store.put(dispatch.model_dump(mode="json"))
 
     def _consumer(self) -> Any:
         from kafka import KafkaConsumer

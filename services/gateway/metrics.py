@@ -52,6 +52,14 @@ class GatewayMetrics:
             ["hub", "outcome"],
             registry=r,
         )
+        self.dispatches = Counter(
+            "packloop_gateway_dispatches_total",
+            "Run sheets read from the dispatch topic, by hub and outcome (stored; same = a "
+            "redelivery of one stored; rejected = a different sheet for a hub and date already "
+            "published, which the gateway refuses; invalid = not a run sheet, hub empty).",
+            ["hub", "outcome"],
+            registry=r,
+        )
         self.webhook_attempts = Counter(
             "packloop_gateway_webhook_attempts_total",
             "Webhook HTTP attempts, by hub and result (ok, error).",

@@ -52,7 +52,8 @@ class Gateway:
         if self.config.webhooks:
             self.webhooks = WebhookDispatcher(self.config, self.metrics, self.hooks).start()
         if self.config.dispatches:
-            self.dispatch_intake = DispatchIntake(self.config, self.dispatches).start()
+            self.dispatch_intake = DispatchIntake(self.config, self.dispatches,
+                                                  metrics=self.metrics).start()
 
     def stop(self) -> None:
         if self.webhooks is not None:

@@ -196,7 +196,7 @@ def test_schedule_fires_daily_at_the_local_time_or_every_n_seconds() -> None:
 
 def intake(client: TestClient) -> DispatchIntake:
     gw = client.app.state.gateway  # type: ignore[attr-defined]
-    return DispatchIntake(gw.config, gw.dispatches)
+    return DispatchIntake(gw.config, gw.dispatches, metrics=gw.metrics)
 
 
 def test_gateway_serves_a_dispatch_to_its_hub_only(make_client, token_store) -> None:
@@ -237,6 +237,12 @@ def test_a_different_dispatch_for_a_published_date_is_rejected(make_client, toke
     _, h01 = token_store.add("hub", "H01")
     got = client.get("/v1/hubs/H01/dispatch", params={"date": "2026-12-06"}, headers=auth(h01))
     assert got.json() == first
+    # each outcome counted, the rejection under its hub (what DispatchRejected alerts on)
+    metrics = client.get("/metrics").text
+    for hub, outcome, n in (("H01", "stored", 1), ("H01", "same", 1), ("H01", "rejected", 1),
+                            ("", "invalid", 2)):
+        assert (f'packloop_gateway_dispatches_total{{hub="{hub}",outcome="{outcome}"}} '
+                f"{float(n)}") in metrics, (hub, outcome)
 
 
 # -- the command line ---------------------------------------------------------------------
