@@ -204,6 +204,17 @@ class OutstandingWaste(_Frozen):
     litres_per_kg: float = Field(default=8.0, gt=0, description="bulk volume of the waste")
 
 
+class ContainersOut(_Frozen):
+    """Reusable containers already out at a village when the horizon starts (issued before
+    it, not yet back): from ``day`` on they wait empty there, to be picked up or filled
+    with farm goods like the plan's own. The pool count of the hub excludes them."""
+
+    village_id: str
+    container_type: str
+    count: float = Field(ge=0)
+    day: int = Field(default=0, ge=0, description="first day they wait empty (0: now)")
+
+
 class Prices(_Frozen):
     carbon_cny_per_kg_co2e: float = Field(default=0.0, ge=0)
     disposal_cny_per_kg: float = Field(default=0.0, ge=0)
@@ -250,6 +261,9 @@ class Scenario(_Frozen):
     packaging: Packaging
     container_pools: list[ContainerPool] = Field(default_factory=list)
     outstanding_waste: list[OutstandingWaste] = Field(default_factory=list)
+    containers_out: list[ContainersOut] = Field(
+        default_factory=list,
+        description="containers at villages at the start (boundary horizon only)")
     prices: Prices = Field(default_factory=Prices)
     routing: Routing = Field(default_factory=Routing)
 
@@ -411,6 +425,20 @@ def _check_references(s: Scenario) -> list[tuple[str, str]]:
         if w.village_id not in villages:
             problems.append((f"outstanding_waste[{k}].village_id",
                              f"unknown village {w.village_id!r}"))
+    reusable_types = {r.container_type for r in s.packaging.reusable}
+    for k, co in enumerate(s.containers_out):
+        if co.village_id not in villages:
+            problems.append((f"containers_out[{k}].village_id",
+                             f"unknown village {co.village_id!r}"))
+        if co.container_type not in reusable_types:
+            problems.append((f"containers_out[{k}].container_type",
+                             f"not a reusable container type: {co.container_type!r}"))
+        if co.day >= s.horizon_days:
+            problems.append((f"containers_out[{k}].day",
+                             f"must be within the horizon (0 to {s.horizon_days - 1})"))
+    if s.containers_out and s.horizon_end == "cyclic":
+        problems.append(("containers_out", "needs horizon_end 'boundary': a cyclic week has "
+                         "no start for containers to be out at"))
     dm = s.routing.distance_matrix_km
     if dm is not None:
         nodes = {s.depot.id} | hubs | villages

@@ -37,6 +37,10 @@ def village_summary(state: VillageState) -> dict[str, Any]:
         "outstanding_grams": state.outstanding,
         "over_collected_grams": state.over_collected,
         "open_pickup": op.pickup_id if op else None,
+        # reusable containers out at the village (issued, not back, not lost): what a plan
+        # from the state must expect to collect there
+        "containers_out": {ct: pool.in_circulation for ct, pool in sorted(state.containers.items())
+                           if pool.in_circulation > 0},
     }
 
 

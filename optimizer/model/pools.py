@@ -68,9 +68,10 @@ def add_container_pools(m: pyo.ConcreteModel, x: ModelSets) -> PoolFlows:
     (pool expansion over the stated start P⁰_hu), `stock` S_hud (at the hub at the end of
     day d), `stock_start` S_hu,-1 and `buy` B_hud, all ≥ 0:
 
-    - `empties_balance`:  e_iud = e_iu,d-1 + β_u q_iu,d-ℓ_u − Σ_{t ∋ i, d} π_iut − r_iud
-      (r_iud: empties filled with farm goods at the village, which ride up full and are
-      back in the hub's pool that evening);
+    - `empties_balance`:  e_iud = e_iu,d-1 + β_u q_iu,d-ℓ_u + o_iud − Σ_{t ∋ i, d} π_iut
+      − r_iud (r_iud: empties filled with farm goods at the village, which ride up full and
+      are back in the hub's pool that evening; o_iud: containers out at the start that wait
+      empty from day d, `containers_out`, boundary horizon only: they are not in P⁰);
     - `pool_covers`:  S_hu,-1 + Σ_{i ∈ I_h} (e_iu,-1 + β_u Σ_{k=1..ℓ_u} q_iu,-k) ≤ P⁰_hu + E_hu:
       the pool owned at the start covers the containers at the hub, those waiting empty at
       the villages and those still with the customers. Cyclic: day −1 is day |D|−1 and
@@ -83,7 +84,8 @@ def add_container_pools(m: pyo.ConcreteModel, x: ModelSets) -> PoolFlows:
     - `pool_end`:  cyclic: S_hu,|D|-1 ≥ S_hu,-1 (with the wrapped empties and issues, the
       circulation ends where it started); boundary: the end pool plus everything still in
       flight (waiting empties, and containers issued in the last ℓ_u days at the return
-      rate, less retirements) ≥ P⁰_hu + E_hu;
+      rate, less retirements) ≥ P⁰_hu + E_hu (+ the containers out at the start, less
+      retirements);
     - `cleaning_capacity`:  Σ_u b_hud ≤ the hub's cleaning capacity per day.
 
     Returns the flows, which the objective prices."""
@@ -105,6 +107,7 @@ def add_container_pools(m: pyo.ConcreteModel, x: ModelSets) -> PoolFlows:
         rule=lambda m, i, ct, d: m.empties[i, ct, d]
         == ev_prev(m, i, ct, d)
         + ru[ct].return_rate * flows.issued(m, i, ct, d - ru[ct].return_lag_days)
+        + x.empties_arriving.get((i, ct, d), 0.0)
         - sum(m.pick[k] for k in x.loads.pick_by_ict_d.get((i, ct, d), ()))
         - flows.used_up(m, i, ct, d),
     )
@@ -151,7 +154,11 @@ def add_container_pools(m: pyo.ConcreteModel, x: ModelSets) -> PoolFlows:
             m.empties[i, ct, D - 1] + r.return_rate * sum(
                 flows.issued(m, i, ct, d) for d in range(max(0, D - r.return_lag_days), D))
             for i in flows.villages_of_hub[h] if ct in x.empties_at.get(i, ()))
-        return end + keep * in_flight >= x.pool_start[(h, ct)] + m.expand[h, ct]
+        # the containers out at the start are the hub's too: they must be back or still
+        # out at the end (less retirements, as the plan's own)
+        out = sum(n for (i, u, _d), n in x.empties_arriving.items()
+                  if u == ct and x.village_hub[i] == h)
+        return end + keep * in_flight >= x.pool_start[(h, ct)] + m.expand[h, ct] + keep * out
 
     m.pool_end = pyo.Constraint(hub_ct, rule=pool_end)
     ctypes = x.container_types

@@ -101,6 +101,9 @@ class ModelSets:
     # where recyclables and empties wait, and what moves on which day
     waste: dict[str, OutstandingWaste]
     empties_at: dict[str, list[str]]
+    #: (village, container type, day) -> containers out at the start that wait empty from
+    #: that day (scenario.containers_out)
+    empties_arriving: dict[tuple[str, str, int], float]
     down_classes: dict[tuple[str, int], list[str]]
     up_classes: dict[tuple[str, int], list[str]]
     # trip types and their loads
@@ -190,6 +193,12 @@ def model_sets(
     for ct, r in ru.items():
         for i in sorted({i for (i, _d, c) in down_keys if c in r.class_ids}):
             empties_at[i].append(ct)
+    empties_arriving: dict[tuple[str, str, int], float] = defaultdict(float)
+    for co in s.containers_out:
+        if co.village_id in village_hub and co.container_type in ru and co.count > 0:
+            empties_arriving[(co.village_id, co.container_type, co.day)] += co.count
+            if co.container_type not in empties_at[co.village_id]:
+                empties_at[co.village_id].append(co.container_type)
     # farm shipments go up in single-use packaging, or in an empty waiting at the village
     up_options: dict[str, list[str]] = {
         c: [o.option_id for o in s.packaging.single_use if c in o.up_class_ids] for c in cls}
@@ -224,7 +233,8 @@ def model_sets(
         container_types=ctypes,
         pool_start={(h, ct): pool0.get((h, ct), 0.0) for h in hub_ids for ct in ctypes},
         waste=waste,
-        empties_at=empties_at, down_classes=down_by_id, up_classes=up_by_id, trips=trips,
+        empties_at=empties_at, empties_arriving=dict(empties_arriving),
+        down_classes=down_by_id, up_classes=up_by_id, trips=trips,
         trip_km=trip_km, trip_minutes=minutes,
         trips_per_vehicle=[trips_per_shift(vts[t.vehicle_type], mins)
                            for t, mins in zip(trips, minutes, strict=True)],

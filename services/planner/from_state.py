@@ -136,6 +136,22 @@ def outstanding_waste(status: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+def containers_out(status: Mapping[str, Any], villages: set[str], types: set[str]
+                   ) -> list[dict[str, Any]]:
+    """Containers out at the villages now, as the plan's `containers_out`: waiting to be
+    collected from day 0 (the state does not say when each was issued, and those issued in
+    the last `return_lag_days` may still be with the customer: an optimistic first day)."""
+    out = []
+    for vid, v in sorted((status.get("villages") or {}).items()):
+        if vid not in villages:
+            continue
+        for ct, n in sorted((v.get("containers_out") or {}).items()):
+            if ct in types and n > 0:
+                out.append({"village_id": vid, "container_type": ct, "count": float(n),
+                            "day": 0})
+    return out
+
+
 def build_scenario(
     request: FromState,
     network: Network,
@@ -193,11 +209,17 @@ def build_scenario(
         value = getattr(request, key)
         if value is not None:
             data[key] = value
+    out: list[dict[str, Any]] = []
+    if data.get("horizon_end") == "boundary":  # a cyclic week has no start to be out at
+        out = containers_out(status, {v["village_id"] for v in data["villages"]},
+                             {r["container_type"] for r in data["packaging"]["reusable"]})
+        data["containers_out"] = out
     optimizer.load_scenario(data)  # validate the overrides too (ScenarioError)
     inputs = {
         "stream_status_events": status.get("events"),
         "outstanding_grams": waste,
         "container_pools": pools,
+        "containers_out": sum(c["count"] for c in out),
         "open_pickups": [p.get("pickup_id") for p in pickups if isinstance(p, dict)],
         "demand_groups": len(demand),
         "demand_parcels": sum(g["parcels"] for g in demand),

@@ -96,6 +96,24 @@ def test_from_state_plan_uses_the_streams_waste_pools_and_demand(
                 "container_pool"]["insulated_box"] or got_pools[("H02", "insulated_box")] < \
                 NET.hubs["H02"].extra["container_pool"]["insulated_box"]
 
+            # containers out at the villages (issued, not returned, not lost), counted from
+            # the events themselves: the plan expects to collect them from day 0
+            out: Counter[tuple[str, str]] = Counter()
+            for line in lines:
+                e = orjson.loads(line)
+                if e["type"] == "shipment":
+                    for ref in e.get("containers", []):
+                        out[(e["village_id"], ref["container_type"])] += 1
+                elif e["type"] == "packaging_return":
+                    out[(e["village_id"], e["container_type"])] -= e["count"]
+            expected_out = {k: float(n) for k, n in out.items()
+                            if n > 0 and NET.villages[k[0]].hub_id in HUBS}
+            got_out = {(c["village_id"], c["container_type"]): c["count"]
+                       for c in scenario["containers_out"]}
+            assert expected_out and got_out == expected_out
+            assert {c["day"] for c in scenario["containers_out"]} == {0}
+            assert inputs["containers_out"] == sum(expected_out.values())
+
             # demand: the last simulated local day, per village x class x direction
             counts: Counter[tuple[str, str, str, str]] = Counter()
             for line in lines:

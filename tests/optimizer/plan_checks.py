@@ -270,12 +270,16 @@ def check_pools(plan: dict, s: Scenario) -> None:
     ru = {r.container_type: r for r in s.packaging.reusable}
     vh = {v.village_id: v.hub_id for v in s.villages}
     issued, picked = _issues_and_pickups(plan, s)
+    # containers out at the start: not in the stated pool; they wait empty from their day
+    arriving: dict[tuple[str, str, int], float] = defaultdict(float)
+    for co in s.containers_out:
+        arriving[(co.village_id, co.container_type, co.day)] += co.count
     cleaned: dict[tuple[str, int], float] = defaultdict(float)
     for c in plan["containers"]:
         h, ct = c["hub_id"], c["container_type"]
         r = ru[ct]
         lag, rate, keep = r.return_lag_days, r.return_rate, 1 - 1 / r.cycle_life
-        villages = sorted({i for (i, u, _d) in list(issued) + list(picked)
+        villages = sorted({i for (i, u, _d) in list(issued) + list(picked) + list(arriving)
                            if u == ct and vh[i] == h} | set(c["empties_at_villages_end"]))
 
         def q(i: str, d: int, ct: str = ct) -> float:
@@ -298,7 +302,9 @@ def check_pools(plan: dict, s: Scenario) -> None:
             assert stock + row["bought"] - row["issued"] >= -1e-6, "issued more than in stock"
             picks = 0.0
             for i in villages:
-                waiting[i] += rate * q(i, d - lag) - picked.get((i, ct, d), 0.0)
+                owned += arriving.get((i, ct, d), 0.0)
+                waiting[i] += (rate * q(i, d - lag) + arriving.get((i, ct, d), 0.0)
+                               - picked.get((i, ct, d), 0.0))
                 picks += picked.get((i, ct, d), 0.0)
                 assert waiting[i] >= -1e-4, f"empties picked up at {i} before their return lag"
             _close(row["picked_up"] + row["used_up"], picks, f"collected {h}/{ct} day {d}")
@@ -318,7 +324,9 @@ def check_pools(plan: dict, s: Scenario) -> None:
         else:
             out = sum(waiting.values()) + rate * sum(
                 q(i, d) for i in villages for d in range(max(0, days - lag), days))
-            assert stock + keep * out >= c["start_pool"] + c["expansion"] - 1e-5, (
+            was_out = sum(n for (i, u, _d), n in arriving.items() if u == ct and vh[i] == h)
+            assert stock + keep * out >= c["start_pool"] + c["expansion"] + keep * was_out \
+                - 1e-5, (
                 f"pool {h}/{ct} not restored by the horizon's end")
     capacity = {hub.hub_id: hub.cleaning_capacity_per_day for hub in s.hubs}
     for (h, d), n in cleaned.items():

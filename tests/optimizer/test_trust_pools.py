@@ -78,3 +78,35 @@ def test_longer_return_lag_costs_more(horizon_end):
         assert pool["expansion"] == pytest.approx(100 * (lag + 1), rel=1e-6)
         costs.append(res.objective)
     assert costs[0] < costs[1] < costs[2]
+
+
+def test_containers_out_at_the_start_are_collected_and_reused():
+    """The lag-2 boundary week with 100 boxes already out at the village on day 0 (issued
+    before the horizon, not in the hub's pool). By hand: day 0's trip picks them up (0.3 CNY
+    each to clean) and they serve day 1, so the pool needs only 200 boxes instead of 300
+    (day 2 is the first day own boxes cannot cover: 100 issued on days 0 and 1 each, none
+    back before day 2's evening). Cost 7 × 110 + 200 × 25/52 + 0.3 × (400 + 100) = 1,016.15
+    CNY, 18.08 less than without them (they cost their cleaning, save 100 box-weeks)."""
+    raw = pool_lag_raw(2, "boundary")
+    raw["containers_out"] = [{"village_id": "V", "container_type": "box", "count": 100}]
+    s = optimizer.load_scenario(raw)
+    res = optimizer.solve(s, time_limit_s=60, mip_gap=0.0, threads=1)
+    check_result(res, s)
+    assert res.objective == pytest.approx(7 * TRIP_CNY + 200 * PRICE / WEEKS + CLEAN * 500,
+                                          rel=1e-6)
+    (pool,) = res.plan["containers"]
+    assert pool["expansion"] == pytest.approx(200, rel=1e-6)
+    day0 = [t for t in res.plan["trips"] if t["day"] == 0]
+    assert sum(t["loads"]["empties"].get("box", 0) for t in day0) == pytest.approx(100)
+    assert res.objective == pytest.approx(expected_cost(2, "boundary") - 18.0769, abs=1e-3)
+
+
+def test_containers_out_need_a_boundary_horizon_and_known_names():
+    raw = pool_lag_raw(2, "cyclic")
+    raw["containers_out"] = [{"village_id": "W", "container_type": "crate", "count": 1,
+                              "day": 9}]
+    with pytest.raises(optimizer.ScenarioError) as err:
+        optimizer.load_scenario(raw)
+    where = {p for p, _ in err.value.problems}
+    assert {"containers_out", "containers_out[0].village_id",
+            "containers_out[0].container_type", "containers_out[0].day"} <= where

@@ -266,6 +266,9 @@ class Model:
                     m: r - v.gen.get(m, 0) for m, r in v.rec.items() if r - v.gen.get(m, 0) > 0
                 },
                 "open_pickup": v.open,
+                "containers_out": {
+                    ct: c["issued"] - c["returned"] - c["lost"] for ct, c in sorted(v.cont.items())
+                    if c["issued"] - c["returned"] - c["lost"] > 0},
             }
         return out
 
