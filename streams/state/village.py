@@ -218,7 +218,12 @@ def apply(
         if event.condition is not Condition.OK:
             material, unit = container_types[ct]
             buckets = (day_bucket(state.days, at, tz), month)
-            _tally(state, material, n * unit, at, buckets, generated=True)
+            if event.condition is Condition.DAMAGED:
+                # waste, but it came back to the hub with the return: recovered at once,
+                # never waiting at the village (no lot, no pickup)
+                _tally_passing(state, material, n * unit, buckets)
+            else:  # lost at or around the village: waste that waits there
+                _tally(state, material, n * unit, at, buckets, generated=True)
     elif isinstance(event, RecyclingCollected):
         buckets = (day_bucket(state.days, at, tz), month_bucket(state.months, at, tz))
         for material, grams in event.collected_grams.items():
@@ -272,6 +277,16 @@ def _count_campaign_fields(counts: dict[str, int], event: Shipment) -> None:
             bump("degradable_known_grams", item.grams)
             if not item.degradable:
                 bump("nondegradable_plastic_grams", item.grams)
+
+
+def _tally_passing(state: VillageState, material: str, grams: int,
+                   buckets: tuple[list[dict[str, int]], MonthBucket]) -> None:
+    """Grams generated and recovered in the same moment (a damaged container handed back):
+    both tallies grow, the outstanding grams and their dated lots do not change."""
+    day, month = buckets
+    for totals in (state.generated, state.recovered, day[0], day[1], month.generated,
+                   month.recovered):
+        add_grams(totals, material, grams)
 
 
 def _tally(

@@ -96,6 +96,8 @@ def _recount(m: MonthModel) -> dict[str, dict[str, Any]]:
         elif t == "packaging_return" and e["condition"] != "ok":
             mat, unit = units[e["container_type"]]
             gen[mat] += e["count"] * unit
+            if e["condition"] == "damaged":  # handed back: recovered in the same moment
+                rec[mat] += e["count"] * unit
         elif t == "recycling_collected":
             for mat, g in e["collected_grams"].items():
                 rec[mat] += g

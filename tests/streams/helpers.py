@@ -217,6 +217,8 @@ def expected_months(m: MonthModel) -> dict[tuple[str, str], dict[str, Any]]:
             if e["condition"] != "ok":
                 mat, unit = units[e["container_type"]]
                 r["gen"][mat] += e["count"] * unit
+                if e["condition"] == "damaged":  # back at the hub: recovered at once
+                    r["rec"][mat] += e["count"] * unit
         elif t == "recycling_collected":
             for mat, g in e["collected_grams"].items():
                 r["rec"][mat] += g

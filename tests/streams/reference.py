@@ -218,9 +218,13 @@ class Model:
                 cc["returned"] += n
                 if e["condition"] == "damaged":
                     cc["damaged"] += n
-            if e["condition"] != "ok":
+            if e["condition"] == "lost":  # waste that waits at the village
                 m, unit = self.units[e["container_type"]]
                 v.change(m, n * unit, at, True)
+            elif e["condition"] == "damaged":  # waste, but back at the hub: recovered too
+                m, unit = self.units[e["container_type"]]
+                v.gen[m] += n * unit
+                v.rec[m] += n * unit
             q = sorted(v.fifo[e["container_type"]])
             v.fifo[e["container_type"]] = q[n:]
         elif t == "recycling_collected":

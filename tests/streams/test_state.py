@@ -121,6 +121,12 @@ def test_container_fifo_overdue_damaged_and_lost() -> None:
         1,
     )
     assert s.generated["pp_plastic"] == 3000  # damaged + lost count as waste
+    # the damaged crate came back to the hub: recovered in the same moment, never waiting
+    # at the village; the lost one waits there (outstanding, an hour-dated lot)
+    assert s.recovered["pp_plastic"] == 1500
+    assert s.outstanding == {"cardboard": 2, "pp_plastic": 1500}
+    assert [n for _at, n in s.lots["pp_plastic"]] == [1500]
+    assert s.months["2026-04"].recovered["pp_plastic"] == 1500
     # the two 1 April crates were matched first (FIFO): what is out dates from 10 April
     overdue_us = 14 * DAY_US
     assert pool.overdue(us("2026-04-24T00:00:00Z"), overdue_us) == 0
