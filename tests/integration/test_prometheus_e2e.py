@@ -62,7 +62,7 @@ def expect(lines: list[bytes], partitions: int) -> Tally:
 def test_promql_returns_the_figures_of_the_input(
     broker: Any, ready_worker: ReadyWorker, tmp_path: Path
 ) -> None:
-    lines = to_lines(generate(NET, 6000, seed=21, villages=50, span_hours=24 * 16))
+    lines = to_lines(generate(NET, 6000, seed=22, villages=50, span_hours=24 * 16))
     topics, w = ready_worker(4)
     produce(broker.bootstrap, topics.hub_events, lines)
     wait_settled([w], len(lines))
