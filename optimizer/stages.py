@@ -24,7 +24,9 @@ from optimizer.budget import (
     stage_limit,
 )
 from optimizer.diagnose import describe_row, describe_unservable
+from optimizer.floors import Floors
 from optimizer.model import BuiltModel, build_model
+from optimizer.model.covers import joint_floors
 from optimizer.plan import extract_plan
 from optimizer.routes import hub_routes
 from optimizer.scenario import Scenario
@@ -131,6 +133,7 @@ def run_stage(
     prepare: Callable[[BuiltModel], None] | None = None, warm_from: BuiltModel | None = None,
     options: dict[str, Any] | None = None, explain: bool = True,
     unc_start: tuple[list[TripType], Values] | None = None,
+    floors: Floors | None = None,
 ) -> tuple[StageOutcome, BuiltModel]:
     """Build and solve one stage (mode) for `hubs`, started from `warm_from`'s solution
     when given; returns the model too, as the next stage's start. `prepare` turns the built
@@ -144,7 +147,8 @@ def run_stage(
         as_joint(b)
         build_s = 0.0
     else:
-        b = build_model(s, routes, mode=model_mode(mode), hubs=hubs)
+        b = build_model(s, routes, mode=model_mode(mode), hubs=hubs,
+                        trip_floors=floors_for(mode, floors))
         if prepare is not None:
             prepare(b)
         build_s = b.build_s
@@ -176,6 +180,17 @@ def run_stage(
         return StageOutcome(r.status, None, None, None, stats, diag), b
     plan = extract_plan(b, s)
     return StageOutcome(r.status, r.objective, r.bound, plan, stats), b
+
+
+def floors_for(mode: StageMode, floors: Floors | None) -> bool | Floors:
+    """The trip-cost floors a stage's model gets. Not the uncoordinated and single-use stages:
+    on the county week the floors left their relaxations as they were (uncoordinated, hub
+    H13: 28,539 CNY either way) or raised it but steered HiGHS's heuristics to worse plans
+    in the few seconds those stages get (H13's single-use plan after 2.6 s: 22,576 CNY
+    with floors, 21,071 without), and the single-use plan is the joint solve's start."""
+    if mode in ("uncoordinated", "single_use"):
+        return False
+    return floors if floors is not None else True
 
 
 # Solve one sequential baseline: its stage, and what turns the joint model into its problem;
@@ -332,9 +347,10 @@ def later_stages(
     done = g.run("single_use", "single_use", mip_gap, None, unc_start=start)
     seq1, b1 = done if done is not None else (_skipped("single_use"), None)
     out["single_use"] = seq1
+    floors = joint_floors(s, g.routes, hubs)
     # Both sequential baselines are budgeted as the one "sequential" stage each.
     warm = sequential_baselines(s, hubs, seq1, b1, lambda mode, prepare: g.run(
-        "sequential", mode, mip_gap, None, prepare=prepare), out)
+        "sequential", mode, mip_gap, None, prepare=prepare, floors=floors), out)
     if skip_joint:
         return out
     # Without primal heuristics only when the start is good: a single-use stage cut short
@@ -353,11 +369,11 @@ def later_stages(
                 joint.start = values_of(bj.model)
     elif time_limit_s is None or seq1.plan is None:
         # no sequential plan to start from (not a matter of time): the joint model cold
-        done = g.run("joint", "joint", mip_gap, progress)
+        done = g.run("joint", "joint", mip_gap, progress, floors=floors)
         if done is not None:
             joint = done[0]
-    out["joint"] = best_plan(no_worse_than_sequential(joint, out.get("sequential")),
-                             seq1, unc)
+    best = best_plan(no_worse_than_sequential(joint, out.get("sequential")), seq1, unc)
+    out["joint"] = dataclasses.replace(best, stats={**best.stats, "floors_s": floors.seconds})
     # wall time of these stages (objective) and the budget they were given (bound)
     out["_time_s"] = StageOutcome("ok", time.perf_counter() - g.t0, time_limit_s, None)
     return out

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 import pyomo.environ as pyo
 
-from optimizer.model.covers import add_capacity_covers
+from optimizer.floors import Floors
+from optimizer.model.covers import add_capacity_covers, add_trip_cost_floors
 from optimizer.model.fleet import add_fleet
 from optimizer.model.milk_runs import (
     Unservable,
@@ -47,6 +48,7 @@ class BuiltModel:
     pool_start: dict[tuple[str, str], float]
     has_trunk: bool
     build_s: float = 0.0
+    floors_s: float = 0.0  # of build_s: the trip-cost floors' sub-MILPs
     unservable: list[Unservable] = field(default_factory=list)
 
 
@@ -58,12 +60,15 @@ def build_model(
     hubs: list[str] | None = None,
     fixed_trips: dict[TripType, int] | None = None,
     capacity_covers: bool = True,
+    trip_floors: bool | Floors = True,
 ) -> BuiltModel:
     """Build the MILP for `hubs` (default all) over the candidate `routes`.
 
     `fixed_trips` fixes every trip count (stage 2 of the sequential baseline);
     `capacity_covers` adds the rounded capacity covers, valid rows that only tighten the
-    relaxation (off only to check that they change no optimum)."""
+    relaxation (off only to check that they change no optimum); `trip_floors` likewise the
+    trip-cost floors (not built when every trip count is fixed), computed here or given
+    (`Floors` shared by a hub group's stages)."""
     t0 = time.perf_counter()
     x = model_sets(scenario, routes, mode, hubs)
     m = pyo.ConcreteModel(name=f"packloop_{mode}")
@@ -80,6 +85,11 @@ def build_model(
     add_objective(m, x, flows)
     if capacity_covers:
         add_capacity_covers(m, x)
+    floors_s = 0.0
+    if trip_floors is not False and fixed_trips is None:
+        t_floors = time.perf_counter()
+        add_trip_cost_floors(m, x, trip_floors if isinstance(trip_floors, Floors) else None)
+        floors_s = time.perf_counter() - t_floors
     return BuiltModel(
         model=m,
         mode=mode,
@@ -98,4 +108,5 @@ def build_model(
         has_trunk=x.has_trunk,
         unservable=unservable,
         build_s=time.perf_counter() - t0,
+        floors_s=floors_s,
     )

@@ -23,18 +23,11 @@ def add_objective(m: pyo.ConcreteModel, x: ModelSets, flows: PoolFlows) -> None:
     when bought: replacements at full price, a pool expansion spread over A weeks; no per-use
     depreciation on top."""
     s = x.scenario
-    vts = x.vehicle_types
     su = x.single_use
     carbon = s.prices.carbon_cny_per_kg_co2e
     disposal = s.prices.disposal_cny_per_kg
     weeks = x.days / 7.0 / s.prices.pool_amortisation_weeks
-    trip_cost = []
-    for t, tt in enumerate(x.trips):
-        vt = vts[tt.vehicle_type]
-        km = x.trip_km[t]
-        trip_cost.append(
-            vt.fixed_cost_cny + vt.cost_per_km_cny * km + carbon * vehicle_co2e_per_km(vt) * km
-        )
+    trip_cost = trip_costs(x)
     su_unit = {
         o: su[o].cost_cny + disposal * su[o].waste_grams / 1000.0 + carbon * su[o].co2e_kg
         for o in su
@@ -54,6 +47,19 @@ def add_objective(m: pyo.ConcreteModel, x: ModelSets, flows: PoolFlows) -> None:
                 obj += unit * m.buy[h, ct, d] + clean * flows.returned(m, h, ct, d)
     m.cost = pyo.Objective(expr=obj, sense=pyo.minimize)
     add_criteria(m, x, flows)
+
+
+def trip_costs(x: ModelSets) -> list[float]:
+    """f_v + c_v κ_t + p_CO2 ε_v κ_t per trip type: the objective's coefficient of y_t (also
+    the trip-cost floors' costs, which must be the same)."""
+    carbon = x.scenario.prices.carbon_cny_per_kg_co2e
+    out = []
+    for t, tt in enumerate(x.trips):
+        vt = x.vehicle_types[tt.vehicle_type]
+        km = x.trip_km[t]
+        out.append(vt.fixed_cost_cny + vt.cost_per_km_cny * km
+                   + carbon * vehicle_co2e_per_km(vt) * km)
+    return out
 
 
 def add_criteria(m: pyo.ConcreteModel, x: ModelSets, flows: PoolFlows) -> None:

@@ -1,0 +1,76 @@
+"""Trip-cost floors (optimizer.floors): they must lift the relaxation where a second trip
+runs whole in every plan, and never cut off a plan."""
+
+from __future__ import annotations
+
+import pytest
+
+from optimizer import build_model, load_scenario, run_highs
+from optimizer.model.covers import joint_floors
+from optimizer.plan import extract_plan
+from optimizer.stages import StageOutcome
+from tests.optimizer.helpers import routes_for
+from tests.optimizer.plan_checks import check_stage
+from tests.optimizer.test_cuts import _binding_variant, _one_village, _relaxation
+
+
+def _two_vans(litres: int) -> dict:
+    """One village needing `litres` (parcels of 10 L); a big van (100 L, 50 CNY a trip) and a
+    small one (40 L, 30 CNY), two of each, nothing else costs."""
+    raw = _one_village(litres // 10)
+    big = raw["vehicle_types"][0]
+    big["count"] = 2
+    raw["vehicle_types"].append(dict(big, vehicle_type="small",
+                                     compartments_litres={"ambient": 40}, fixed_cost_cny=30))
+    return raw
+
+
+def _best_by_hand(litres: int) -> float:
+    """min 50 a + 30 b over whole trips with 100 a + 40 b ≥ litres, a, b ≤ 2."""
+    return min(50 * a + 30 * b for a in range(3) for b in range(3) if 100 * a + 40 * b >= litres)
+
+
+@pytest.mark.parametrize("litres", [120, 150, 60, 230])
+def test_floor_makes_the_second_trip_whole(litres):
+    """120 L: the relaxation with the covers runs 2/3 of the big van and 4/3 of the small one
+    (73.3 CNY); every plan runs whole trips (big + small, 80 CNY). The floor is that optimum,
+    found by the unit-day's own MILP, and lifts the relaxation to it."""
+    s = load_scenario(_two_vans(litres))
+    best = _best_by_hand(litres)
+    floors = joint_floors(s, routes_for(s), ["H"])
+    assert [f for _trips, f in floors.rows.values()] == [pytest.approx(best, abs=1e-5)]
+    without = build_model(s, routes_for(s), trip_floors=False)
+    with_floors = build_model(s, routes_for(s))
+    assert _relaxation(with_floors) == pytest.approx(best, abs=1e-5)
+    if litres == 120:
+        assert _relaxation(without) < best - 5  # the covers alone leave the half trip
+    for built in (without, with_floors):
+        r = run_highs(built.model, mip_gap=0.0)
+        assert r.status == "optimal"
+        assert r.objective == pytest.approx(best)
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("mode", ["joint", "single_use", "sequential"])
+def test_floors_change_no_optimum(seed, mode):
+    """On capacity-bound variants (several villages and classes, pickups, presale windows)
+    the floors raise the relaxation or leave it, and leave each model's optimum where it
+    was: computed on the model's own sets, and the joint model's floors shared with the
+    single-use model as a hub group's stages share them."""
+    s = load_scenario(_binding_variant(seed))
+    model_mode = "single_use" if mode == "single_use" else "joint"
+    routes = routes_for(s)
+    floors = True if mode != "single_use" else joint_floors(s, routes, [h.hub_id for h in s.hubs])
+    plain = build_model(s, routes, mode=model_mode, trip_floors=False)
+    floored = build_model(s, routes, mode=model_mode, trip_floors=floors)
+    assert len(floored.model.trip_floor) > 0
+    assert _relaxation(floored) >= _relaxation(plain) - 1e-6
+    a = run_highs(plain.model, mip_gap=0.0, time_limit_s=60)
+    b = run_highs(floored.model, mip_gap=0.0, time_limit_s=60)
+    for r in (a, b):  # proven to HiGHS's tolerance (a gap of 1e-9 reads as "feasible")
+        assert r.objective is not None and r.bound is not None
+        assert r.bound >= r.objective - 1e-7 * abs(r.objective)
+    assert b.objective == pytest.approx(a.objective, rel=1e-7)
+    for built, r in ((plain, a), (floored, b)):
+        check_stage(StageOutcome(r.status, r.objective, r.bound, extract_plan(built, s)), s,
+                    built.hubs)
