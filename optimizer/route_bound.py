@@ -47,6 +47,18 @@ class RouteBound:
     converged: bool
     rounds: int
     columns: int
+    #: at convergence: the LP value and its duals (customers, fleet, cut sets and theirs),
+    #: what `enumerate_within_gap` prices routes with
+    lp: float | None = None
+    duals: Duals | None = None
+
+
+@dataclass(frozen=True)
+class Duals:
+    pi: np.ndarray
+    mu: float
+    cuts: list[np.ndarray]
+    sigma: np.ndarray
 
 
 def _price(red: np.ndarray, w: np.ndarray, steps: int):
@@ -247,6 +259,8 @@ def qroute_bound(dist: np.ndarray, demand: np.ndarray, capacity: float, routes: 
     best = -math.inf
     rounds = 0
     converged = False
+    duals: Duals | None = None
+    lp: float | None = None
     while time.perf_counter() - t0 < time_limit_s:
         rounds += 1
         h.run()
@@ -272,6 +286,8 @@ def qroute_bound(dist: np.ndarray, demand: np.ndarray, capacity: float, routes: 
         best = max(best, z + most * min(0.0, min_rc))
         if min_rc > -1e-6:
             best = max(best, z)
+            duals = Duals(pi.copy(), float(mu), list(master.cuts), sigma.copy())
+            lp = z
             if not cuts:
                 converged = True
                 break
@@ -302,5 +318,100 @@ def qroute_bound(dist: np.ndarray, demand: np.ndarray, capacity: float, routes: 
     best = max(best, 0.0)  # costs are >= 0: a Lagrangian bound below 0 says nothing more
     if integral_costs:
         best = math.ceil(best - 1e-6)
-    return RouteBound(best, pool_lp, converged, rounds, len(master.walks))
+    if not converged:
+        duals = lp = None
+    return RouteBound(best, pool_lp, converged, rounds, len(master.walks), lp, duals)
 
+
+
+def _reduced_arcs(arc_cost: np.ndarray, duals: Duals) -> np.ndarray:
+    """Arc reduced costs: customer duals at the head, cut duals on arcs entering a cut set."""
+    red = arc_cost.astype(float).copy()
+    red[:, 1:] -= duals.pi[None, :]
+    for inside, sg in zip(duals.cuts, duals.sigma, strict=True):
+        if sg > 1e-12:
+            mask = np.concatenate([[False], inside])
+            red[np.ix_(~mask, mask)] -= sg
+    return red
+
+
+def _completion(red: np.ndarray, w: np.ndarray, steps: int, mu: float) -> np.ndarray:
+    """B[q, k]: least reduced cost of any walk from customer k back to the depot whose further
+    customers weigh at most q (revisits allowed: a relaxation, so a valid bound)."""
+    n = len(w)
+    out = np.empty((steps + 1, n))
+    out[0] = red[1:, 0] - mu
+    arcs = red[1:, 1:].copy()
+    np.fill_diagonal(arcs, np.inf)
+    for q in range(1, steps + 1):
+        src = q - w
+        ok = src >= 0
+        via = np.full(n, np.inf)
+        if ok.any():
+            via = np.min(arcs[:, ok] + out[src[ok], np.nonzero(ok)[0]][None, :], axis=1)
+        out[q] = np.minimum(out[q - 1], via)
+    return out
+
+
+def enumerate_within_gap(arc_cost: np.ndarray, demand: np.ndarray, capacity: float,
+                         duals: Duals, gap: float, *, time_limit_s: float,
+                         max_labels: int = 2_000_000) -> dict[int, tuple[list[int], float]] | None:
+    """Every elementary route whose reduced cost under `duals` is at most `gap`, as customer
+    set (bit mask over customers 0..n-1) -> (its cheapest order found, that order's cost);
+    None when the time or label limit stops it first.
+
+    Why this proves optimality (Baldacci, Christofides & Mingozzi 2008): with the duals of
+    the converged LP of value z, any plan costs z plus its routes' reduced costs (all ≥ 0),
+    so a plan costing at most z + `gap` uses only routes within `gap`; and replacing a route
+    by the cheapest order of its customers keeps it within `gap` too. Labels are extended
+    customer by customer and dropped when even the cheapest way home (`_completion`) leaves
+    the gap; of two labels with the same customers and last stop one is dropped only if the
+    other is no worse in both reduced cost and cost, so each set's cheapest order
+    survives."""
+    t0 = time.perf_counter()
+    n = len(demand)
+    steps = min(MAX_LOAD_STEPS, max(1, math.floor(capacity + 1e-9)))
+    unit = capacity / steps
+    w = np.floor(demand / unit + 1e-9).astype(np.int64)
+    red = _reduced_arcs(arc_cost, duals)
+    back = _completion(red, w, steps, duals.mu)
+    cost = arc_cost.astype(float)
+    tol = gap + 1e-6
+    found: dict[int, tuple[list[int], float]] = {}
+    # a label: (reduced cost, cost, load, order); kept per (customer set, last customer)
+    level: dict[tuple[int, int], list[tuple[float, float, float, tuple[int, ...]]]] = {}
+    for j in range(n):
+        if demand[j] <= capacity + 1e-9:
+            q = math.floor((capacity - demand[j]) / unit + 1e-9)
+            if red[0, j + 1] + back[q, j] <= tol:
+                level[(1 << j, j)] = [(red[0, j + 1], cost[0, j + 1], float(demand[j]), (j,))]
+    labels = len(level)
+    while level:
+        nxt: dict[tuple[int, int], list[tuple[float, float, float, tuple[int, ...]]]] = {}
+        for (mask, last), group in level.items():
+            for rc, c, load, order in group:
+                home_rc = rc + red[last + 1, 0] - duals.mu
+                if home_rc <= tol:
+                    total = c + cost[last + 1, 0]
+                    if mask not in found or total < found[mask][1] - 1e-9:
+                        found[mask] = (list(order), total)
+                room = capacity - load - demand
+                q = np.floor(np.maximum(room, 0.0) / unit + 1e-9).astype(np.int64)
+                ext = rc + red[last + 1, 1:] + back[q, np.arange(n)]
+                ok = (room >= -1e-9) & (ext <= tol)
+                for j in np.nonzero(ok)[0].tolist():
+                    if mask >> j & 1:
+                        continue
+                    key = (mask | 1 << j, j)
+                    lab = (rc + red[last + 1, j + 1], c + cost[last + 1, j + 1],
+                           load + float(demand[j]), (*order, j))
+                    kept = nxt.setdefault(key, [])
+                    if any(o[0] <= lab[0] + 1e-12 and o[1] <= lab[1] + 1e-12 for o in kept):
+                        continue
+                    kept[:] = [o for o in kept if not (lab[0] <= o[0] and lab[1] <= o[1])]
+                    kept.append(lab)
+                    labels += 1
+            if labels > max_labels or time.perf_counter() - t0 > time_limit_s:
+                return None
+        level = nxt
+    return found

@@ -97,10 +97,79 @@ def test_pool_path_reaches_the_brute_force_optimum(tmp_path, monkeypatch, seed):
     assert _route_cost(d, res.routes) == pytest.approx(res.objective)
     assert res.objective == pytest.approx(optimum)
     if res.status == "optimal":
-        assert res.stats["bound_covers"] == cvrp.QROUTE_BOUND
+        assert res.stats["bound_covers"] in (cvrp.QROUTE_BOUND, cvrp.ENUMERATED_WITHIN_GAP)
         assert res.bound <= optimum + 1e-6
     else:
         assert res.stats["bound_covers"] == cvrp.POOL_ROUTES
+
+
+def test_enumeration_within_the_gap_finds_every_route_within_it(tmp_path):
+    """`enumerate_within_gap` against brute force on 7 customers: with the converged LP's
+    duals, the customer sets found are exactly those with some order whose reduced cost
+    (by permutations) is within the gap, each at no more than its cheapest such order."""
+    import numpy as np
+
+    from optimizer.route_bound import _reduced_arcs, enumerate_within_gap, qroute_bound
+    path = tmp_path / "R-n8-k3.vrp"
+    _write_instance(path, "R-n8-k3", 7, 45, 4)
+    d, dem, cap = _own_instance(path)
+    dist = np.array(d, dtype=float)
+    demand = np.array(dem[1:], dtype=float)
+    singles = [[c] for c in range(1, 8)]
+    rb = qroute_bound(dist, demand, cap, None, False, singles, time_limit_s=30)
+    assert rb.converged and rb.duals is not None and rb.lp is not None
+    red = _reduced_arcs(dist, rb.duals)
+    for gap in (0.0, 0.05 * rb.lp, 0.3 * rb.lp):
+        found = enumerate_within_gap(dist, demand, cap, rb.duals, gap, time_limit_s=30)
+        assert found is not None
+        expected: dict[int, float] = {}
+        for mask in range(1, 1 << 7):
+            cs = [c + 1 for c in range(7) if mask >> c & 1]
+            if sum(dem[c] for c in cs) > cap:
+                continue
+            within = [sum(dist[a, b] for a, b in itertools.pairwise([0, *p, 0]))
+                      for p in itertools.permutations(cs)
+                      if sum(red[a, b] for a, b in itertools.pairwise([0, *p, 0]))
+                      - rb.duals.mu <= gap + 1e-6]
+            if within:
+                expected[mask] = min(within)
+        assert set(found) == set(expected)
+        for mask, (order, cost) in found.items():
+            assert sorted(order) == [c for c in range(7) if mask >> c & 1]
+            assert cost == pytest.approx(_route_cost(d, [[c + 1 for c in order]]))
+            assert cost <= expected[mask] + 1e-9
+
+
+def test_pool_path_proves_the_optimum_from_a_poor_pool(tmp_path, monkeypatch):
+    """Enumeration off and PyVRP replaced by a poor pool (customers in index order, one van
+    filled after another): the plan is still the brute-force optimum, proven by the routes
+    within the gap of the all-routes LP (not by the pool, which does not hold it)."""
+    path = tmp_path / "R-n10-k3.vrp"
+    _write_instance(path, "R-n10-k3", 9, 70, 6)
+    d, dem, cap = _own_instance(path)
+    optimum = _brute_force(d, dem, cap, None)
+
+    def poor_pool(dist, demand, cap_, k, runs):
+        routes, load = [[]], 0.0
+        for c in range(1, len(demand) + 1):
+            if load + demand[c - 1] > cap_:
+                routes.append([])
+                load = 0.0
+            routes[-1].append(c)
+            load += demand[c - 1]
+        return routes + [[c] for c in range(1, len(demand) + 1)], routes
+
+    monkeypatch.setattr(cvrp, "ENUM_MAX_CUSTOMERS", 0)
+    monkeypatch.setattr(cvrp, "_pool", poor_pool)
+    poor = _route_cost(d, poor_pool(None, dem[1:], cap, None, None)[1])
+    assert poor > optimum + 1  # the pool's own best is not the optimum
+    res = optimizer.solve_cvrp(scenario_from_vrp(parse_vrp(path), "free"), time_limit_s=20,
+                               threads=1)
+    assert res.status == "optimal"
+    assert res.stats["bound_covers"] == cvrp.ENUMERATED_WITHIN_GAP
+    assert res.objective == pytest.approx(optimum)
+    assert res.bound == pytest.approx(optimum)
+    assert res.routes is not None and _route_cost(d, res.routes) == pytest.approx(optimum)
 
 
 def test_enumeration_proves_the_brute_force_optimum_in_both_fleets(tmp_path):
