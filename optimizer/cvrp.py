@@ -478,16 +478,17 @@ def _prove_by_enumeration(dist, arc_cost, demand, cap, k, exact, ub: float, lp: 
                       for o in orders])
     keys = {frozenset(o) for o in incumbent}
     warm = [r for r, o in enumerate(orders) if frozenset(o) in keys]
-    best_of = {}
+    best_of: dict[frozenset[int], int] = {}
     for r in warm:  # one column per incumbent route set: the cheapest order
         key = frozenset(orders[r])
         if key not in best_of or costs[r] < costs[best_of[key]]:
             best_of[key] = r
     warm = list(best_of.values())
-    left = None if time_limit_s is None else max(1.0, time_limit_s - (time.perf_counter() - t0))
+    milp_s = None if time_limit_s is None else max(
+        1.0, time_limit_s - (time.perf_counter() - t0))
     th = time.perf_counter()
     done = _proof_milp(costs, [[c - 1 for c in o] for o in orders], len(demand), k, exact,
-                       left, threads, warm if len(warm) == len(incumbent) else [])
+                       milp_s, threads, warm if len(warm) == len(incumbent) else [])
     if done is None:
         return None
     outcome, chosen = done
