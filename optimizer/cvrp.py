@@ -410,8 +410,21 @@ def _solve_by_pool(s: Scenario, dist: np.ndarray, demand: np.ndarray, cap: float
                              "all_routes_bound_converged": rb.converged,
                              "all_routes_cg_rounds": rb.rounds}
     if res.objective is None or not chosen:
+        total = float(demand.sum())
+        if exact and k is not None and total > k * cap * (1 + 1e-9):
+            return PlanResult.infeasible([{"what": "fleet", "why": (
+                f"the customers' demand ({total:,.6g}) exceeds {k} routes × capacity "
+                f"{cap:,.6g} = {k * cap:,.6g}: no plan with exactly {k} routes exists "
+                "(--fleet free lets the number of routes float)")}], stats=stats)
         why = (f"no partition of the PyVRP route pool into exactly {k} routes"
                if exact and k is not None else "no plan found over the PyVRP route pool")
+        if exact and k is not None:
+            # the pool lacks such a partition; that none exists is not proven
+            return PlanResult(status="time_limit", objective=None, bound=None, gap=None,
+                              plan=None, kpis=None, stats=stats, diagnosis=[
+                                  {"what": "all customers", "why": why + ": whether a plan "
+                                   "with exactly that many routes exists is not proven (give "
+                                   "a longer time limit, or --fleet free)"}])
         if res.status.startswith("time_limit"):
             return PlanResult(status="time_limit", objective=None, bound=None, gap=None,
                               plan=None, kpis=None, stats=stats, diagnosis=[

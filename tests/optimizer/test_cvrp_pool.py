@@ -172,6 +172,23 @@ def test_pool_path_proves_the_optimum_from_a_poor_pool(tmp_path, monkeypatch):
     assert res.routes is not None and _route_cost(d, res.routes) == pytest.approx(optimum)
 
 
+def test_exact_fleet_too_small_for_the_demand_is_infeasible_and_says_why(tmp_path, monkeypatch):
+    """Pool path, 4 customers of 6 in an instance named -k2 with capacity 10: 24 > 2 × 10, so
+    no plan with exactly 2 routes exists, and the diagnosis gives the arithmetic; with
+    --fleet free each customer rides alone (two would be 12 > 10): 4 routes."""
+    path = tmp_path / "tight-n5-k2.vrp"
+    path.write_text("NAME : tight-n5-k2\nTYPE : CVRP\nDIMENSION : 5\nEDGE_WEIGHT_TYPE : EUC_2D\n"
+                    "CAPACITY : 10\nNODE_COORD_SECTION\n1 0 0\n2 3 4\n3 6 8\n4 0 5\n5 5 0\n"
+                    "DEMAND_SECTION\n1 0\n2 6\n3 6\n4 6\n5 6\nDEPOT_SECTION\n1\n-1\nEOF\n")
+    monkeypatch.setattr(cvrp, "ENUM_MAX_CUSTOMERS", 0)
+    res = optimizer.solve_cvrp(scenario_from_vrp(parse_vrp(path)), time_limit_s=5, threads=1)
+    assert res.status == "infeasible" and res.plan is None
+    assert "exceeds 2 routes × capacity 10 = 20" in res.diagnosis[0]["why"]
+    free = optimizer.solve_cvrp(scenario_from_vrp(parse_vrp(path), "free"), time_limit_s=5,
+                                threads=1)
+    assert free.routes is not None and len(free.routes) == 4
+
+
 def test_enumeration_proves_the_brute_force_optimum_in_both_fleets(tmp_path):
     """Below the limit every route is enumerated: exact fleet and free fleet each reach
     their brute-force optimum, proven, with the bound covering all routes."""
