@@ -29,7 +29,7 @@ Unit = tuple[str, str]  # ("milk", component root village) or ("trunk", hub)
 EPS = 1e-6
 
 
-def _components(trips: Sequence[TripType]) -> dict[str, str]:
+def components(trips: Sequence[TripType]) -> dict[str, str]:
     """Villages linked by a common candidate route, as village -> representative.
 
     No route leaves its component, so only trips of a component can serve its villages: with
@@ -73,7 +73,7 @@ def capacity_cover_rows(
                        default=cls[c].litres_per_parcel) for c in cls}
     hub_of = {v.village_id: v.hub_id for v in s.villages}
     hub_set = set(hubs)
-    comp = _components(trips)
+    comp = components(trips)
     last = s.horizon_days - 1
 
     vol: dict[tuple[Unit, tuple[int, int], Kind], float] = defaultdict(float)

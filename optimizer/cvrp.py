@@ -481,22 +481,20 @@ def _prove_by_enumeration(dist, arc_cost, demand, cap, k, exact, ub: float, lp: 
         stats["enumerate_within_gap"] = "stopped (time or label limit): plan not proven"
         return None
     orders = [[c + 1 for c in order] for order, _cost in found.values()]
+    costs_of = [cost for _order, cost in found.values()]  # arc costs: as the plan's
     stats["routes_within_gap"] = len(found)
     if not orders:
         return ub, [(o, tour_km(dist, o)) for o in incumbent], 0.0
-    if not integral:
+    if not integral:  # then the incumbent's routes are within the gap: columns, each set once
         have = {frozenset(o) for o in orders}
-        orders += [o for o in incumbent if frozenset(o) not in have]
-    costs = np.array([float(sum(arc_cost[a, b] for a, b in zip([0, *o], [*o, 0], strict=True)))
-                      for o in orders])
+        for o in incumbent:
+            if frozenset(o) not in have:
+                orders.append(o)
+                costs_of.append(float(sum(arc_cost[a, b]
+                                          for a, b in zip([0, *o], [*o, 0], strict=True))))
+    costs = np.array(costs_of)
     keys = {frozenset(o) for o in incumbent}
-    warm = [r for r, o in enumerate(orders) if frozenset(o) in keys]
-    best_of: dict[frozenset[int], int] = {}
-    for r in warm:  # one column per incumbent route set: the cheapest order
-        key = frozenset(orders[r])
-        if key not in best_of or costs[r] < costs[best_of[key]]:
-            best_of[key] = r
-    warm = list(best_of.values())
+    warm = [r for r, o in enumerate(orders) if frozenset(o) in keys]  # one column per set
     milp_s = None if time_limit_s is None else max(
         1.0, time_limit_s - (time.perf_counter() - t0))
     th = time.perf_counter()

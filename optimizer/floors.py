@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
-from optimizer.cuts import _components
+from optimizer.cuts import components
 from optimizer.model.sets import ModelSets
 from optimizer.solver import make_highs
 from optimizer.trips import TripType
@@ -63,7 +63,6 @@ class Floors:
     """F_ud by unit-day with the trip types it covers, and what computing them took."""
 
     rows: dict[FloorKey, tuple[frozenset[TripType], float]]
-    solved: int
     seconds: float
 
     def rows_for(self, x: ModelSets) -> dict[FloorKey, tuple[list[int], float]]:
@@ -93,7 +92,7 @@ def trip_cost_floors(x: ModelSets, trip_cost: Sequence[float]) -> Floors:
     """F_ud for every unit-day with demand fixed to it, over the milk-run trip types of `x`
     with their objective coefficients `trip_cost`."""
     t0 = time.perf_counter()
-    comp = _components(x.trips)
+    comp = components(x.trips)
     by_ud: dict[FloorKey, list[int]] = defaultdict(list)
     for t, tt in enumerate(x.trips):
         if tt.route is not None:
@@ -116,11 +115,12 @@ def trip_cost_floors(x: ModelSets, trip_cost: Sequence[float]) -> Floors:
         floor = solved[sub]
         if floor is not None and floor > 1e-6:
             rows[(u, d)] = (frozenset(x.trips[t] for t in ts), floor * (1 - 1e-9) - 1e-6)
-    return Floors(rows, len(solved), time.perf_counter() - t0)
+    return Floors(rows, time.perf_counter() - t0)
 
 
 def _sub_problem(x: ModelSets, ts: list[int], d: int, trip_cost: Sequence[float],
-                 down_by_t, up_by_t) -> _SubProblem | None:
+                 down_by_t: dict[int, list[tuple[int, str, str, str]]],
+                 up_by_t: dict[int, list[tuple[int, str, str]]]) -> _SubProblem | None:
     stop_ix: dict[str, int] = {}
     trips = []
     down = []

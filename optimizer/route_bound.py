@@ -274,12 +274,7 @@ def qroute_bound(dist: np.ndarray, demand: np.ndarray, capacity: float, routes: 
         pi = row_dual[:n]
         mu = row_dual[n] if routes is not None else 0.0
         sigma = row_dual[rows:]
-        red = dist.astype(float).copy()
-        red[:, 1:] -= pi[None, :]
-        for inside, sg in zip(master.cuts, sigma, strict=True):
-            if sg > 1e-12:
-                mask = np.concatenate([[False], inside])
-                red[np.ix_(~mask, mask)] -= sg
+        red = _reduced_arcs(dist, Duals(pi, float(mu), master.cuts, sigma))
         val, pred, slot = _price(red, w, steps)
         close = val[0] + dist[1:, 0][None, :] - mu  # (steps + 1, n)
         min_rc = float(np.min(close[1:]))

@@ -48,7 +48,6 @@ class BuiltModel:
     pool_start: dict[tuple[str, str], float]
     has_trunk: bool
     build_s: float = 0.0
-    floors_s: float = 0.0  # of build_s: the trip-cost floors' sub-MILPs
     unservable: list[Unservable] = field(default_factory=list)
 
 
@@ -85,11 +84,8 @@ def build_model(
     add_objective(m, x, flows)
     if capacity_covers:
         add_capacity_covers(m, x)
-    floors_s = 0.0
     if trip_floors is not False and fixed_trips is None:
-        t_floors = time.perf_counter()
         add_trip_cost_floors(m, x, trip_floors if isinstance(trip_floors, Floors) else None)
-        floors_s = time.perf_counter() - t_floors
     return BuiltModel(
         model=m,
         mode=mode,
@@ -108,5 +104,4 @@ def build_model(
         has_trunk=x.has_trunk,
         unservable=unservable,
         build_s=time.perf_counter() - t0,
-        floors_s=floors_s,
     )
