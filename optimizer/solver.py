@@ -42,6 +42,9 @@ class Progress:
 
 
 ProgressFn = Callable[[Progress], None]
+# improves a feasible start within the seconds given: (compiled model, start, seconds) ->
+# (values no worse than the start, what it did)
+Polish = Callable[["CompiledModel", list[float], float], tuple[list[float], dict[str, float]]]
 
 
 @dataclass
@@ -61,6 +64,8 @@ class SolveResult:
     violated_rows: list[tuple[str, float]] = field(default_factory=list)
     # objective rechecks (see run_highs): counts and CNY, summed into the plan's stats
     rechecks: dict[str, float] = field(default_factory=dict)
+    # what `polish` did before the solve (see run_highs)
+    polished: dict[str, float] = field(default_factory=dict)
 
 
 def relative_gap(obj: float, bound: float) -> float:
@@ -273,8 +278,14 @@ def run_highs(
     lp_solver: str | None = None,
     explain_infeasible: bool = True,
     options: dict[str, Any] | None = None,
+    polish: Polish | None = None,
+    polish_s: float = 0.0,
 ) -> SolveResult:
     """Solve `model` with HiGHS and load the values back into its variables.
+
+    With `polish` and a warm start, `polish` first improves the start for up to `polish_s`
+    of the time limit (`optimizer.neighbourhood`); HiGHS then starts from its plan with the
+    time left, so that the bound still comes from the whole model.
 
     With `warm_start`, the variables' current values are handed to HiGHS as a starting
     incumbent (they must form a feasible solution, as the sequential plan does for the joint
@@ -289,11 +300,17 @@ def run_highs(
     t0 = time.perf_counter()
     comp = compile_model(model)
     start = [v.value if v.value is not None else 0.0 for v in comp.columns] if warm_start else None
+    polished: dict[str, float] = {}
+    if start is not None and polish is not None and polish_s > 0:
+        t_p = time.perf_counter()
+        start, polished = polish(comp, start, polish_s)
+        if time_limit_s is not None:
+            time_limit_s = max(0.1, time_limit_s - (time.perf_counter() - t_p))
     once = functools.partial(_run_once, comp, time_limit_s=time_limit_s, mip_gap=mip_gap,
                              threads=threads, lp_solver=lp_solver, progress=progress,
                              label=label, t0=t0)
     run = once(start, options=options)
-    highs_s, handover = run.highs_s, run.handover_s
+    highs_s, handover = run.highs_s + polished.get("search_s", 0.0), run.handover_s
     rechecks: dict[str, float] = {}
     if run.values is not None and run.highs_objective is not None:
         own = objective_of(comp, run.values)
@@ -338,6 +355,7 @@ def run_highs(
         nonzeros=len(comp.lp.a_matrix_.value_),
         violated_rows=violated,
         rechecks=rechecks,
+        polished=polished,
     )
 
 

@@ -27,6 +27,7 @@ from optimizer.diagnose import describe_row, describe_unservable
 from optimizer.floors import Floors
 from optimizer.model import BuiltModel, build_model
 from optimizer.model.covers import joint_floors
+from optimizer.neighbourhood import search_seconds, trip_day_polish
 from optimizer.plan import extract_plan
 from optimizer.routes import hub_routes
 from optimizer.scenario import Scenario
@@ -164,14 +165,19 @@ def run_stage(
         if not reused:
             copy_values(warm_from.model, b.model)
         warm = True
+    polish = None
+    if mode == "joint" and warm:
+        polish = trip_day_polish(b.trips, b.model.trips, s.horizon_days,
+                                 s.horizon_end == "cyclic", threads)
     r: SolveResult = run_highs(b.model, time_limit_s=time_limit_s, mip_gap=mip_gap,
                                threads=threads, warm_start=warm, progress=progress,
                                label=f"{mode}:{','.join(hubs) if len(hubs) < 4 else len(hubs)}",
-                               options=options, explain_infeasible=explain)
+                               options=options, explain_infeasible=explain,
+                               polish=polish, polish_s=search_seconds(time_limit_s))
     stats = {
         "build_s": build_s, "compile_s": r.compile_s, "handover_s": r.handover_s,
         "highs_s": r.highs_s, "load_s": r.load_s, "columns": r.num_cols, "rows": r.num_rows,
-        "integers": r.num_integers, "nonzeros": r.nonzeros, **r.rechecks,
+        "integers": r.num_integers, "nonzeros": r.nonzeros, **r.rechecks, **r.polished,
     }
     if r.objective is None:
         diag = [describe_row(s, name, amount) for name, amount in r.violated_rows]
@@ -441,13 +447,16 @@ def refine_joint(
     set_values(b.model, prev.start or {})
     # `time_limit_s` is the pass's wall clock: building the model came out of it
     left = max(DEFAULT.min_stage_s, time_limit_s - (time.perf_counter() - t0))
+    polish = trip_day_polish(b.trips, b.model.trips, s.horizon_days, s.horizon_end == "cyclic",
+                             threads) if prev.start else None
     r = run_highs(b.model, time_limit_s=left, mip_gap=mip_gap, threads=threads,
                   warm_start=bool(prev.start), progress=progress,
                   label=f"joint-refine:{','.join(hubs) if len(hubs) < 4 else len(hubs)}",
-                  options=JOINT_WARM_OPTIONS)
+                  options=JOINT_WARM_OPTIONS,
+                  polish=polish, polish_s=search_seconds(left))
     stats = dict(prev.stats)
     stats["refine_highs_s"] = r.highs_s
-    stats.update({k: stats.get(k, 0.0) + v for k, v in r.rechecks.items()})
+    stats.update({k: stats.get(k, 0.0) + v for k, v in {**r.rechecks, **r.polished}.items()})
     bound = prev.bound
     if r.bound is not None and (bound is None or r.bound > bound):
         bound = r.bound

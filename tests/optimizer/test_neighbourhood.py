@@ -1,0 +1,171 @@
+"""Day-window neighbourhood search (optimizer.neighbourhood): it finds what its windows can
+reach, never returns a plan worse than its start, and its plans pass every plan check."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pyomo.environ as pyo
+import pytest
+
+from optimizer import load_scenario
+from optimizer.baselines import as_joint, fix_routing
+from optimizer.neighbourhood import (
+    MIN_SEARCH_S,
+    day_windows,
+    search_day_windows,
+    trip_day_polish,
+)
+from optimizer.plan import extract_plan
+from optimizer.solver import compile_model, objective_of
+from optimizer.stages import StageOutcome, run_stage
+from tests.optimizer.helpers import routes_for
+from tests.optimizer.plan_checks import check_stage
+
+COST = (10.0, 7.0, 9.0, 8.0)  # a trip on day d
+CAP = 10.0
+NEED = {0: 4.0, 2: 6.0}  # litres fixed to a day
+FLEX = 13.0  # litres that may go on any day
+
+
+def _toy() -> tuple[pyo.ConcreteModel, list[int]]:
+    """Four days; y_d whole trips of 10 L at COST[d]; the fixed needs on their days and
+    FLEX litres spread freely over the days. Returns the model and a feasible start (trip
+    counts) that runs everything on day 0."""
+    m = pyo.ConcreteModel()
+    m.D = pyo.RangeSet(0, 3)
+    m.y = pyo.Var(m.D, domain=pyo.NonNegativeIntegers, bounds=(0, 5))
+    m.f = pyo.Var(m.D, domain=pyo.NonNegativeReals)
+    m.all = pyo.Constraint(expr=sum(m.f[d] for d in m.D) == FLEX)
+    m.cap = pyo.Constraint(m.D, rule=lambda m, d: NEED.get(d, 0.0) + m.f[d] <= CAP * m.y[d])
+    m.cost = pyo.Objective(expr=sum(COST[d] * m.y[d] for d in m.D))
+    return m, [2, 0, 1, 0]
+
+
+def _by_hand() -> float:
+    """Brute force over the trip counts: enough capacity for the fixed needs on their days
+    and for FLEX in all the room left."""
+    best = float("inf")
+    for y in itertools.product(range(6), repeat=4):
+        room = [CAP * y[d] - NEED.get(d, 0.0) for d in range(4)]
+        if min(room) >= 0 and sum(room) >= FLEX:
+            best = min(best, sum(c * n for c, n in zip(COST, y, strict=True)))
+    return best
+
+
+def _start(m: pyo.ConcreteModel, comp, trips: list[int]) -> list[float]:
+    """The start as column values: the trips given, FLEX on day 0 beyond what fits."""
+    f = {0: min(FLEX, CAP * trips[0] - NEED.get(0, 0.0))}
+    f[2] = FLEX - f[0]
+    return _columns(m, comp, trips, [f.get(d, 0.0) for d in range(4)])
+
+
+def _columns(m: pyo.ConcreteModel, comp, trips, flex) -> list[float]:
+    return [float(trips[v.index()] if v.parent_component() is m.y else flex[v.index()])
+            for v in comp.columns]
+
+
+def test_windows_cover_every_day_and_wrap_when_cyclic():
+    assert day_windows(4, 2, cyclic=True) == [
+        frozenset({0, 1}), frozenset({1, 2}), frozenset({2, 3}), frozenset({3, 0})]
+    assert day_windows(4, 2, cyclic=False) == [
+        frozenset({0, 1}), frozenset({1, 2}), frozenset({2, 3})]
+    assert day_windows(3, 5) == [frozenset({0, 1, 2})]
+
+
+def test_two_day_windows_reach_the_optimum_one_day_windows_miss():
+    """From 2 trips on day 0 and 1 on day 2 (29 CNY), the optimum (by brute force, 26 CNY)
+    trades one of day 0's trips for one on the cheap day 1. No single day's change can do
+    it — day 1 may only add a trip once another day gives its litres up — so one-day
+    windows stay at the start."""
+    m, trips = _toy()
+    comp = compile_model(m)
+    start = _start(m, comp, trips)
+    first = objective_of(comp, np.array(start))
+    assert first == pytest.approx(29.0)
+    day_of = [v.index() if v.parent_component() is m.y else None for v in comp.columns]
+    best = _by_hand()
+    assert best < first - 1
+    two = search_day_windows(comp, start, day_of, day_windows(4, 2), 20.0)
+    assert two.objective == pytest.approx(best)
+    assert objective_of(comp, two.values) == pytest.approx(best)
+    assert two.improved >= 1
+    one = search_day_windows(comp, start, day_of, day_windows(4, 1), 20.0)
+    assert one.objective == pytest.approx(first)
+    assert one.improved == 0
+    # the model's bounds are left as they were
+    assert list(comp.lp.col_upper_) == [5.0 if v.is_integer() else np.inf for v in comp.columns]
+
+
+def test_a_search_never_returns_a_worse_plan():
+    """Started at the optimum, every window finds nothing cheaper: the start comes back."""
+    m, _trips = _toy()
+    comp = compile_model(m)
+    y = min((y for y in itertools.product(range(6), repeat=4)
+             if all(CAP * y[d] >= NEED.get(d, 0.0) for d in range(4))
+             and sum(CAP * y[d] - NEED.get(d, 0.0) for d in range(4)) >= FLEX),
+            key=lambda y: sum(c * n for c, n in zip(COST, y, strict=True)))
+    room = [CAP * y[d] - NEED.get(d, 0.0) for d in range(4)]
+    f, left = [], FLEX
+    for r in room:
+        f.append(min(r, left))
+        left -= f[-1]
+    start = _columns(m, comp, y, f)
+    day_of = [v.index() if v.parent_component() is m.y else None for v in comp.columns]
+    out = search_day_windows(comp, start, day_of, day_windows(4, 2), 20.0)
+    assert out.objective == pytest.approx(_by_hand())
+    assert out.improved == 0
+    assert out.windows == 4  # one pass, then it stops at the local optimum
+
+
+@pytest.mark.parametrize("name", ["bulky_empties", "non_passive_reusable"])
+def test_polish_from_routing_first_reaches_the_joint_optimum(name):
+    """A stress scenario's joint model started from its routing-first baseline (trips fixed
+    from the single-use plan, where the joint plan runs other trips): the polished values
+    are a plan that passes every plan check, and its cost is the joint optimum found by a
+    cold solve of the whole model to a 1e-6 gap, well below the start."""
+    s = load_scenario(f"examples/scenarios/stress/{name}.yaml")
+    hubs = sorted({v.hub_id for v in s.villages})
+    routes = routes_for(s)
+    _single, b1 = run_stage(s, routes, hubs, "single_use", 30.0, 1e-6, 1, None)
+    seq, b = run_stage(s, routes, hubs, "routing_first", 30.0, 1e-6, 1, None,
+                       prepare=lambda bb: fix_routing(bb, b1))
+    assert seq.objective is not None
+    joint, _ = run_stage(s, routes, hubs, "joint", 60.0, 1e-6, 1, None)
+    assert joint.status == "optimal" and joint.objective is not None
+    assert joint.objective < 0.95 * seq.objective
+    as_joint(b)
+    comp = compile_model(b.model)
+    start = [v.value if v.value is not None else 0.0 for v in comp.columns]
+    polish = trip_day_polish(b.trips, b.model.trips, s.horizon_days,
+                             s.horizon_end == "cyclic", 1)
+    values, stats = polish(comp, start, 30.0)
+    obj = objective_of(comp, np.array(values))
+    assert stats["search_improved"] >= 1
+    assert stats["search_gain_cny"] == pytest.approx(seq.objective - obj, abs=1e-6)
+    assert obj == pytest.approx(joint.objective, rel=1e-6)
+    for v, x in zip(comp.columns, values, strict=True):
+        v.set_value(x, skip_validation=True)
+    check_stage(StageOutcome("feasible", obj, None, extract_plan(b, s)), s, hubs)
+
+
+def test_joint_stage_searches_when_its_limit_has_room():
+    """The joint stage started from a baseline searches before HiGHS's own solve when its
+    limit is at least MIN_SEARCH_S, and not below it; either way it ends at the optimum of
+    this small scenario."""
+    s = load_scenario("examples/scenarios/stress/bulky_empties.yaml")
+    hubs = sorted({v.hub_id for v in s.villages})
+    routes = routes_for(s)
+    seen = {}
+    for limit in (MIN_SEARCH_S + 1.0, MIN_SEARCH_S - 1.0):
+        _single, b1 = run_stage(s, routes, hubs, "single_use", 30.0, 1e-6, 1, None)
+        _seq, b = run_stage(s, routes, hubs, "routing_first", 30.0, 1e-6, 1, None,
+                            prepare=lambda bb, b1=b1: fix_routing(bb, b1))
+        out, _ = run_stage(s, routes, hubs, "joint", limit, 1e-6, 1, None, warm_from=b)
+        seen[limit] = out
+    searched, plain = seen[MIN_SEARCH_S + 1.0], seen[MIN_SEARCH_S - 1.0]
+    assert searched.stats["search_windows"] >= 1 and searched.stats["search_improved"] >= 1
+    assert "search_windows" not in plain.stats
+    assert searched.objective == pytest.approx(plain.objective, rel=1e-6)
+    check_stage(searched, s, hubs)
