@@ -60,10 +60,13 @@ class _SubProblem:
 
 @dataclass(frozen=True)
 class Floors:
-    """F_ud by unit-day with the trip types it covers, and what computing them took."""
+    """F_ud by unit-day with the trip types it covers, and what computing them took;
+    `bound` a lower bound on the whole cost of every plan (`model.covers.cost_floor`; 0
+    where not computed)."""
 
     rows: dict[FloorKey, tuple[frozenset[TripType], float]]
     seconds: float
+    bound: float = 0.0
 
     def rows_for(self, x: ModelSets) -> dict[FloorKey, tuple[list[int], float]]:
         """The floors as rows over the trip types of `x` (indices into `x.trips`).

@@ -379,6 +379,7 @@ def later_stages(
         if done is not None:
             joint = done[0]
     best = best_plan(no_worse_than_sequential(joint, out.get("sequential")), seq1, unc)
+    best = with_floor_bound(best, floors.bound)
     out["joint"] = dataclasses.replace(best, stats={**best.stats, "floors_s": floors.seconds})
     # wall time of these stages (objective) and the budget they were given (bound)
     out["_time_s"] = StageOutcome("ok", time.perf_counter() - g.t0, time_limit_s, None)
@@ -413,6 +414,15 @@ def solve_hubs(
     if "_time_s" in out:
         out["_time_s"] = StageOutcome("ok", time.perf_counter() - t0, time_limit_s, None)
     return out
+
+
+def with_floor_bound(o: StageOutcome, floor: float) -> StageOutcome:
+    """`o` with `floor` (`model.covers.cost_floor`, valid before any solve) as its bound where
+    its joint solve gave none or a lower one, recorded as `bound_from_floors`."""
+    if o.objective is None or (o.bound is not None and o.bound >= floor) or floor <= 0:
+        return o
+    return dataclasses.replace(o, bound=min(floor, o.objective),
+                               stats={**o.stats, "bound_from_floors": 1.0})
 
 
 def no_worse_than_sequential(joint: StageOutcome, seq: StageOutcome | None,

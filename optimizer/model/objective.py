@@ -23,20 +23,13 @@ def add_objective(m: pyo.ConcreteModel, x: ModelSets, flows: PoolFlows) -> None:
     when bought: replacements at full price, a pool expansion spread over A weeks; no per-use
     depreciation on top."""
     s = x.scenario
-    su = x.single_use
     carbon = s.prices.carbon_cny_per_kg_co2e
-    disposal = s.prices.disposal_cny_per_kg
     weeks = x.days / 7.0 / s.prices.pool_amortisation_weeks
     trip_cost = trip_costs(x)
-    su_unit = {
-        o: su[o].cost_cny + disposal * su[o].waste_grams / 1000.0 + carbon * su[o].co2e_kg
-        for o in su
-    }
-    per_use = {u: r.per_use_cost_cny + disposal * r.per_use_waste_grams / 1000.0
-               + carbon * r.per_use_co2e_kg for u, r in x.reusable.items()}
+    per_parcel = pack_costs(x)
     obj = sum(trip_cost[t] * m.trips[t] for t in range(len(x.trips)))
     for var, keys in ((m.pack, x.pack_keys), (m.pack_up, x.pack_up_keys)):
-        obj += sum((su_unit[k[3]] if k[3] in su else per_use[k[3]]) * var[k] for k in keys)
+        obj += sum(per_parcel[k[3]] * var[k] for k in keys)
     for h in x.hubs:
         for ct in x.container_types:
             r = x.reusable[ct]
@@ -47,6 +40,21 @@ def add_objective(m: pyo.ConcreteModel, x: ModelSets, flows: PoolFlows) -> None:
                 obj += unit * m.buy[h, ct, d] + clean * flows.returned(m, h, ct, d)
     m.cost = pyo.Objective(expr=obj, sense=pyo.minimize)
     add_criteria(m, x, flows)
+
+
+def pack_costs(x: ModelSets) -> dict[str, float]:
+    """cost_o + p_disp waste_o + p_CO2 co2_o per packaging option: the objective's coefficient
+    of a parcel packed in o (also the floor bound's, `model.covers.cost_floor`, which must be
+    the same). For a reusable option what goes with each use; washing and buying are the
+    pools' terms."""
+    s = x.scenario
+    carbon = s.prices.carbon_cny_per_kg_co2e
+    disposal = s.prices.disposal_cny_per_kg
+    out = {u: r.per_use_cost_cny + disposal * r.per_use_waste_grams / 1000.0
+           + carbon * r.per_use_co2e_kg for u, r in x.reusable.items()}
+    out.update({o: r.cost_cny + disposal * r.waste_grams / 1000.0 + carbon * r.co2e_kg
+                for o, r in x.single_use.items()})
+    return out
 
 
 def trip_costs(x: ModelSets) -> list[float]:

@@ -27,6 +27,8 @@ from optimizer import (
     stages,
     write_report,
 )
+from optimizer.model.covers import joint_floors
+from optimizer.routes import hub_routes
 from services.cli.plan import plan
 from tests.optimizer.helpers import TINY, tiny_raw
 
@@ -207,8 +209,9 @@ def test_no_baselines_returns_the_joint_plan_when_cold_solves_find_nothing(monke
 
 def test_a_group_without_time_keeps_its_first_plan():
     """A hub group whose budget is spent after its first plan skips the later stages and
-    hands the uncoordinated plan on as its joint plan (no bound: the joint model never
-    ran), instead of giving each stage a 1 s floor past the budget."""
+    hands the uncoordinated plan on as its joint plan, instead of giving each stage a 1 s
+    floor past the budget. Its bound is the one known before any solve (the joint model
+    never ran): the floors plus each parcel in its cheapest packaging."""
     s = load_scenario(TINY)
     out = stages.solve_hubs(s, ["H01"], 0.0, None, 1, None, False)
     unc, joint = out["uncoordinated"], out["joint"]
@@ -216,7 +219,10 @@ def test_a_group_without_time_keeps_its_first_plan():
     for skipped in ("single_use", "sequential"):
         assert out[skipped].plan is None and out[skipped].status == "time_limit_no_solution"
     assert joint.plan is unc.plan and joint.objective == unc.objective
-    assert joint.status == "time_limit" and joint.bound is None
+    assert joint.status == "time_limit"
+    floor = joint_floors(s, hub_routes(s, ["H01"]), ["H01"]).bound
+    assert 0 < floor < joint.objective
+    assert joint.bound == pytest.approx(floor) and joint.stats["bound_from_floors"] == 1.0
 
 
 @pytest.mark.parametrize("overhead_s", [0.05, 0.4, 1.5, 3.0])

@@ -8,7 +8,7 @@ import pytest
 from optimizer import build_model, load_scenario, run_highs
 from optimizer.model.covers import joint_floors
 from optimizer.plan import extract_plan
-from optimizer.stages import StageOutcome
+from optimizer.stages import StageOutcome, with_floor_bound
 from tests.optimizer.helpers import routes_for
 from tests.optimizer.plan_checks import check_stage
 from tests.optimizer.test_cuts import _binding_variant, _one_village, _relaxation
@@ -74,3 +74,42 @@ def test_floors_change_no_optimum(seed, mode):
     for built, r in ((plain, a), (floored, b)):
         check_stage(StageOutcome(r.status, r.objective, r.bound, extract_plan(built, s)), s,
                     built.hubs)
+
+
+@pytest.mark.parametrize("name", ["tiny", "stress/bulky_empties", "stress/pool_lag",
+                                  "stress/crates_up", "stress/non_passive_reusable",
+                                  "binding0", "binding3"])
+def test_cost_floor_bounds_the_joint_optimum(name):
+    """The bound known before any solve (`cost_floor`: the milk-run floors plus every parcel
+    in its cheapest packaging) is positive, at least the floors alone (a reusable box's use
+    may cost nothing by itself: its washing and buying are the pools'), and never above the
+    joint optimum (a cold solve to a 1e-6 gap)."""
+    if name.startswith("binding"):
+        s = load_scenario(_binding_variant(int(name[-1])))
+    else:
+        s = load_scenario(f"examples/scenarios/{name}.yaml")
+    hubs = sorted({v.hub_id for v in s.villages})
+    floors = joint_floors(s, routes_for(s), hubs)
+    trips_only = sum(f for _t, f in floors.rows.values())
+    assert floors.bound >= trips_only > 0
+    r = run_highs(build_model(s, routes_for(s), hubs=hubs).model, mip_gap=1e-6,
+                  time_limit_s=60)
+    assert r.objective is not None and r.bound is not None
+    assert r.bound >= r.objective * (1 - 1e-6)  # solved to the gap
+    assert floors.bound <= r.objective + 1e-6
+
+
+def test_a_joint_outcome_without_a_bound_takes_the_floor():
+    """None or a lower bound gives way to the floor (recorded); a higher one stays; the
+    floor never lifts a bound above the plan's own cost."""
+    plan = {"trips": []}
+    none = with_floor_bound(StageOutcome("time_limit", 100.0, None, plan), 60.0)
+    assert none.bound == 60.0 and none.stats["bound_from_floors"] == 1.0
+    low = with_floor_bound(StageOutcome("time_limit", 100.0, 50.0, plan), 60.0)
+    assert low.bound == 60.0
+    high = with_floor_bound(StageOutcome("time_limit", 100.0, 90.0, plan), 60.0)
+    assert high.bound == 90.0 and "bound_from_floors" not in high.stats
+    capped = with_floor_bound(StageOutcome("time_limit", 100.0, None, plan), 120.0)
+    assert capped.bound == 100.0
+    no_plan = with_floor_bound(StageOutcome("time_limit_no_solution", None, None, None), 60.0)
+    assert no_plan.bound is None
