@@ -14,6 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import highspy
+import numpy as np
+
 from optimizer.baselines import as_joint, fix_packaging, fix_routing, packaging_rule
 from optimizer.budget import (
     DEFAULT,
@@ -31,7 +34,16 @@ from optimizer.neighbourhood import search_seconds, trip_day_polish
 from optimizer.plan import extract_plan
 from optimizer.routes import hub_routes
 from optimizer.scenario import Scenario
-from optimizer.solver import Progress, ProgressFn, SolveResult, relative_gap, run_highs
+from optimizer.solver import (
+    Progress,
+    ProgressFn,
+    SolveResult,
+    compile_model,
+    make_highs,
+    objective_of,
+    relative_gap,
+    run_highs,
+)
 from optimizer.trips import Mode, TripType
 from optimizer.warmstart import (
     Values,
@@ -379,7 +391,7 @@ def later_stages(
         if done is not None:
             joint = done[0]
     best = best_plan(no_worse_than_sequential(joint, out.get("sequential")), seq1, unc)
-    best = with_floor_bound(best, floors.bound)
+    best = bound_without_search(best, floors.bound, warm, threads)
     out["joint"] = dataclasses.replace(best, stats={**best.stats, "floors_s": floors.seconds})
     # wall time of these stages (objective) and the budget they were given (bound)
     out["_time_s"] = StageOutcome("ok", time.perf_counter() - g.t0, time_limit_s, None)
@@ -416,13 +428,45 @@ def solve_hubs(
     return out
 
 
-def with_floor_bound(o: StageOutcome, floor: float) -> StageOutcome:
-    """`o` with `floor` (`model.covers.cost_floor`, valid before any solve) as its bound where
-    its joint solve gave none or a lower one, recorded as `bound_from_floors`."""
+#: HiGHS's limit for the LP relaxation that bounds a joint solve cut short
+RELAXATION_LIMIT_S = 2.0
+
+
+def relaxation_bound(b: BuiltModel, threads: int | None) -> float | None:
+    """The optimum of the joint model's LP relaxation (`b`, with a baseline's fixings undone),
+    or None if HiGHS does not prove it within `RELAXATION_LIMIT_S`."""
+    as_joint(b)
+    comp = compile_model(b.model)
+    comp.lp.integrality_ = []
+    h = make_highs(RELAXATION_LIMIT_S, None, threads)
+    h.passModel(comp.lp)
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    return objective_of(comp, np.asarray(h.getSolution().col_value, dtype=np.float64))
+
+
+def bound_without_search(o: StageOutcome, floor: float, b: BuiltModel | None,
+                         threads: int | None) -> StageOutcome:
+    """A joint outcome whose solve never ran, or stopped below `floor` (the bound known before
+    any solve), with the better of `floor` and, where the group's joint model `b` is built,
+    its LP relaxation (a fraction of a second) as its bound."""
+    source = "floors"
+    if b is not None and o.objective is not None and (o.bound is None or o.bound < floor):
+        lp = relaxation_bound(b, threads)
+        if lp is not None and lp > floor:
+            floor, source = lp, "relaxation"
+    return with_floor_bound(o, floor, source)
+
+
+def with_floor_bound(o: StageOutcome, floor: float, source: str = "floors") -> StageOutcome:
+    """`o` with `floor` (a bound that needs no MIP search: `model.covers.cost_floor`, or the
+    joint model's LP relaxation) as its bound where its joint solve gave none or a lower one,
+    recorded as `bound_from_<source>`."""
     if o.objective is None or (o.bound is not None and o.bound >= floor) or floor <= 0:
         return o
     return dataclasses.replace(o, bound=min(floor, o.objective),
-                               stats={**o.stats, "bound_from_floors": 1.0})
+                               stats={**o.stats, f"bound_from_{source}": 1.0})
 
 
 def no_worse_than_sequential(joint: StageOutcome, seq: StageOutcome | None,

@@ -3,12 +3,20 @@ runs whole in every plan, and never cut off a plan."""
 
 from __future__ import annotations
 
+import pyomo.environ as pyo
 import pytest
 
 from optimizer import build_model, load_scenario, run_highs
+from optimizer.baselines import fix_routing
 from optimizer.model.covers import joint_floors
 from optimizer.plan import extract_plan
-from optimizer.stages import StageOutcome, with_floor_bound
+from optimizer.stages import (
+    StageOutcome,
+    bound_without_search,
+    relaxation_bound,
+    run_stage,
+    with_floor_bound,
+)
 from tests.optimizer.helpers import routes_for
 from tests.optimizer.plan_checks import check_stage
 from tests.optimizer.test_cuts import _binding_variant, _one_village, _relaxation
@@ -113,3 +121,36 @@ def test_a_joint_outcome_without_a_bound_takes_the_floor():
     assert capped.bound == 100.0
     no_plan = with_floor_bound(StageOutcome("time_limit_no_solution", None, None, None), 60.0)
     assert no_plan.bound is None
+
+
+@pytest.mark.parametrize("name", ["stress/bulky_empties", "stress/cleaning_capacity"])
+def test_relaxation_bound_of_a_baseline_model_is_the_joint_relaxation(name):
+    """A joint solve cut short falls back on the LP relaxation of the model it was started
+    from (a baseline's, fixings undone): the relaxation of a freshly built joint model
+    (relaxed by Pyomo, solved through run_highs), between the bound known before any solve
+    and the joint optimum."""
+    s = load_scenario(f"examples/scenarios/{name}.yaml")
+    hubs = sorted({v.hub_id for v in s.villages})
+    routes = routes_for(s)
+    _single, b1 = run_stage(s, routes, hubs, "single_use", 30.0, 1e-6, 1, None)
+    _seq, b = run_stage(s, routes, hubs, "routing_first", 30.0, 1e-6, 1, None,
+                        prepare=lambda bb: fix_routing(bb, b1),
+                        floors=joint_floors(s, routes, hubs))
+    got = relaxation_bound(b, 1)
+    fresh = build_model(s, routes, hubs=hubs)
+    for v in fresh.model.component_data_objects(pyo.Var):
+        if v.is_integer():
+            v.domain = pyo.NonNegativeReals
+    lp = run_highs(fresh.model).objective
+    assert got == pytest.approx(lp, rel=1e-7)
+    opt = run_highs(build_model(s, routes, hubs=hubs).model, mip_gap=1e-6).objective
+    floor = joint_floors(s, routes, hubs).bound
+    assert floor - 1e-6 <= got <= opt + 1e-6
+    # a joint outcome without a bound: the relaxation where the model is built, else the floor
+    plan = {"trips": []}
+    cut_short = StageOutcome("time_limit", opt + 50.0, None, plan)
+    with_model = bound_without_search(cut_short, floor, b, 1)
+    assert with_model.bound == pytest.approx(got) and with_model.stats["bound_from_relaxation"]
+    assert bound_without_search(cut_short, floor, None, 1).bound == pytest.approx(floor)
+    proven = StageOutcome("time_limit", opt + 50.0, opt - 1.0, plan)
+    assert bound_without_search(proven, floor, b, 1) is proven
