@@ -114,6 +114,10 @@ def _within(vals: np.ndarray, lo: np.ndarray, hi: np.ndarray, tol: float = 1e-6)
 MIN_SEARCH_S = 15.0
 #: share of the joint stage's time the search may take; it stops earlier at a local optimum
 SEARCH_SHARE = 0.5
+#: no search on models with more trip counts than this: a two-day window of hub H13 (357
+#: trip counts) takes most of its 3 s, so a window of a model many times larger (the whole
+#: county, when its trunk fleet links the hubs) would end at its limit without a plan
+MAX_SEARCH_INTEGERS = 2000
 
 
 def trip_day_polish(trips: Sequence[TripType], trips_var: Any, days: int, cyclic: bool,
@@ -126,6 +130,8 @@ def trip_day_polish(trips: Sequence[TripType], trips_var: Any, days: int, cyclic
                ) -> tuple[list[float], dict[str, float]]:
         day_of = [trips[v.index()].day if v.parent_component() is trips_var else None
                   for v in comp.columns]
+        if sum(d is not None for d in day_of) > MAX_SEARCH_INTEGERS:
+            return start, {"search_skipped_large": 1.0}
         out = search_day_windows(comp, start, day_of, windows, seconds, threads)
         return out.values.tolist(), {
             "search_s": out.seconds, "search_windows": float(out.windows),
