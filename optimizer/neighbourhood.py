@@ -5,7 +5,7 @@ week's hub H13 in 30 s (18,069.9 CNY at heuristic effort 0.05 and 0.3 alike, the
 root), while re-solving the same model with every trip count outside two consecutive days
 fixed to the plan's found 17,955 CNY in 12 s (best known plan 17,899; one day at a time
 stalls at 18,043: presale windows and empties move loads between neighbouring days). Each
-window is a MIP over a seventh of the trip counts, with all continuous decisions (packaging,
+window is a MIP over two days' trip counts, with all continuous decisions (packaging,
 pools, service shares) free; a window's plan replaces the incumbent only when it is cheaper,
 so the search never returns a worse plan than its start (large neighbourhood search in the
 style of RINS/local branching, with the neighbourhoods chosen by day).
@@ -123,9 +123,11 @@ def guided_order(windows: list[frozenset[int]], x: np.ndarray, guide: np.ndarray
                                        key=lambda t: (-t[0], t[1]))]
 
 
-def relaxation_values(comp: CompiledModel, threads: int | None) -> np.ndarray | None:
-    """The LP relaxation's values, or None when HiGHS does not solve it to optimality."""
-    h = make_highs(WINDOW_LIMIT_S, None, threads)
+def relaxation_values(comp: CompiledModel, threads: int | None,
+                      time_limit_s: float = WINDOW_LIMIT_S) -> np.ndarray | None:
+    """The LP relaxation's values, or None when HiGHS does not solve it to optimality within
+    `time_limit_s`."""
+    h = make_highs(time_limit_s, None, threads)
     h.passModel(comp.lp)
     n = comp.lp.num_col_
     h.changeColsIntegrality(n, np.arange(n, dtype=np.int32),

@@ -14,9 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import highspy
-import numpy as np
-
 from optimizer.baselines import as_joint, fix_packaging, fix_routing, packaging_rule
 from optimizer.budget import (
     DEFAULT,
@@ -30,7 +27,7 @@ from optimizer.diagnose import describe_row, describe_unservable
 from optimizer.floors import Floors
 from optimizer.model import BuiltModel, build_model
 from optimizer.model.covers import joint_floors
-from optimizer.neighbourhood import search_seconds, trip_day_polish
+from optimizer.neighbourhood import relaxation_values, search_seconds, trip_day_polish
 from optimizer.plan import extract_plan
 from optimizer.routes import hub_routes
 from optimizer.scenario import Scenario
@@ -39,7 +36,6 @@ from optimizer.solver import (
     ProgressFn,
     SolveResult,
     compile_model,
-    make_highs,
     objective_of,
     relative_gap,
     run_highs,
@@ -437,13 +433,8 @@ def relaxation_bound(b: BuiltModel, threads: int | None) -> float | None:
     or None if HiGHS does not prove it within `RELAXATION_LIMIT_S`."""
     as_joint(b)
     comp = compile_model(b.model)
-    comp.lp.integrality_ = []
-    h = make_highs(RELAXATION_LIMIT_S, None, threads)
-    h.passModel(comp.lp)
-    h.run()
-    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-        return None
-    return objective_of(comp, np.asarray(h.getSolution().col_value, dtype=np.float64))
+    values = relaxation_values(comp, threads, RELAXATION_LIMIT_S)
+    return None if values is None else objective_of(comp, values)
 
 
 def bound_without_search(o: StageOutcome, floor: float, b: BuiltModel | None,
