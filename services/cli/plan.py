@@ -177,6 +177,13 @@ def _summary(data: dict[str, Any]) -> None:
     obj_txt = "-" if obj is None else f"{obj:,.2f}"
     out.print(f"status [bold]{data['status']}[/bold]  objective {obj_txt}"
               f"  gap {'-' if gap is None else f'{gap:.4%}'}  trips {len(data['trips'])}")
+    early = {k[len("bound_from_"):]: int(v) for k, v in
+             (data.get("stats", {}).get("joint") or {}).items() if k.startswith("bound_from_")}
+    if early:
+        which = ", ".join(f"{n} from {'the LP relaxation' if k == 'relaxation' else k}"
+                          for k, n in sorted(early.items()))
+        out.print(f"the bound of {sum(early.values())} hub group(s) is from before their joint "
+                  f"solve ({which}): a longer --time-limit tightens it", soft_wrap=True)
     if data.get("routes") is not None:
         covers = data.get("stats", {}).get("bound_covers")
         if covers:

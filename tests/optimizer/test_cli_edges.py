@@ -423,3 +423,19 @@ def test_the_first_group_tries_even_when_its_estimate_does_not_fit() -> None:
     late = planner._Schedule(rows, 1, clock.now - 1.0, budget.DEFAULT, clock=clock)
     late.begin("first", [0, 1])
     assert late.start() is None
+
+
+def test_summary_says_where_an_early_bound_comes_from(capsys):
+    """A plan whose hub groups took their bound from before the joint solve says so, with
+    the count of each kind, and how to tighten it; a plan without one says nothing of it."""
+    from services.cli.plan import _summary
+
+    data = {"status": "time_limit", "objective": 100.0, "gap": 0.12, "trips": [],
+            "kpis": None, "stats": {"joint": {"bound_from_floors": 1.0,
+                                              "bound_from_relaxation": 3.0, "highs_s": 9.0}}}
+    _summary(data)
+    said = " ".join(capsys.readouterr().out.split())
+    assert "the bound of 4 hub group(s) is from before their joint solve" in said
+    assert "1 from floors, 3 from the LP relaxation" in said and "--time-limit" in said
+    _summary({**data, "stats": {"joint": {"highs_s": 9.0}}})
+    assert "before their joint solve" not in capsys.readouterr().out
