@@ -18,13 +18,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import highspy
 import numpy as np
 
+from optimizer.model import BuiltModel
+from optimizer.scenario import Scenario
 from optimizer.solver import CompiledModel, Polish, make_highs, objective_of
-from optimizer.trips import TripType
 
 #: HiGHS's limit per window: a window that stops early still hands back its best plan
 WINDOW_LIMIT_S = 3.0
@@ -152,11 +152,11 @@ SEARCH_SHARE = 0.5
 MAX_SEARCH_INTEGERS = 2000
 
 
-def trip_day_polish(trips: Sequence[TripType], trips_var: Any, days: int, cyclic: bool,
-                    threads: int | None) -> Polish:
-    """A `Polish` (optimizer.solver) for a model whose integers are the trip counts
-    `trips_var` (indexed like `trips`): windows over the trips' days."""
-    windows = day_windows(days, WINDOW_DAYS, cyclic)
+def trip_day_polish(b: BuiltModel, scenario: Scenario, threads: int | None) -> Polish:
+    """A `Polish` (optimizer.solver) for the built model `b`, whose integers are its trip
+    counts: windows over the trips' days, wrapping when the horizon is cyclic."""
+    trips, trips_var = b.trips, b.model.trips
+    windows = day_windows(scenario.horizon_days, WINDOW_DAYS, scenario.horizon_end == "cyclic")
 
     def polish(comp: CompiledModel, start: list[float], seconds: float
                ) -> tuple[list[float], dict[str, float]]:

@@ -175,8 +175,7 @@ def run_stage(
         warm = True
     polish = None
     if mode == "joint" and warm:
-        polish = trip_day_polish(b.trips, b.model.trips, s.horizon_days,
-                                 s.horizon_end == "cyclic", threads)
+        polish = trip_day_polish(b, s, threads)
     r: SolveResult = run_highs(b.model, time_limit_s=time_limit_s, mip_gap=mip_gap,
                                threads=threads, warm_start=warm, progress=progress,
                                label=f"{mode}:{','.join(hubs) if len(hubs) < 4 else len(hubs)}",
@@ -492,8 +491,7 @@ def refine_joint(
     set_values(b.model, prev.start or {})
     # `time_limit_s` is the pass's wall clock: building the model came out of it
     left = max(DEFAULT.min_stage_s, time_limit_s - (time.perf_counter() - t0))
-    polish = trip_day_polish(b.trips, b.model.trips, s.horizon_days, s.horizon_end == "cyclic",
-                             threads) if prev.start else None
+    polish = trip_day_polish(b, s, threads) if prev.start else None
     r = run_highs(b.model, time_limit_s=left, mip_gap=mip_gap, threads=threads,
                   warm_start=bool(prev.start), progress=progress,
                   label=f"joint-refine:{','.join(hubs) if len(hubs) < 4 else len(hubs)}",

@@ -73,15 +73,15 @@ def cost_floor(x: ModelSets, floors: Floors) -> float:
     the bound of a hub group whose joint solve stopped before HiGHS had one (the smallest
     groups, scheduled last, at 200 % of the county in 120 s): weak, but a valid bound where
     there would be none, so the county's gap is known."""
-    unit = pack_costs(x)
-    total = sum(f for _trips, f in floors.rows_for(x).values())
+    per_parcel = pack_costs(x)
+    total = sum(f for _trips, f in floors.rows.values())  # computed on x: all hold
     for fixed, flex, options in ((x.down_fixed, x.down_flex, x.options_at),
                                  (x.up_parcels_fixed, x.up_parcels_flex, x.up_options_at)):
         group_min: dict[int, tuple[float, float]] = {}  # flexible group -> (parcels, least)
         for key, opts in options.items():
             if not opts:
                 continue
-            least = min(unit[o] for o in opts)
+            least = min(per_parcel[o] for o in opts)
             total += fixed.get(key, 0.0) * least
             for n, (gi, _d) in flex.get(key, ()):
                 before = group_min.get(gi, (n, least))

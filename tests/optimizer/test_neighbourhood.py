@@ -139,8 +139,7 @@ def test_polish_from_routing_first_reaches_the_joint_optimum(name):
     as_joint(b)
     comp = compile_model(b.model)
     start = [v.value if v.value is not None else 0.0 for v in comp.columns]
-    polish = trip_day_polish(b.trips, b.model.trips, s.horizon_days,
-                             s.horizon_end == "cyclic", 1)
+    polish = trip_day_polish(b, s, 1)
     values, stats = polish(comp, start, 30.0)
     obj = objective_of(comp, np.array(values))
     assert stats["search_improved"] >= 1
