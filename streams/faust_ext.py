@@ -14,6 +14,15 @@
   position the recovered state gives). ``packloop_gate_open`` is closed by the
   factory on every assignment/revocation and opened by the seek that follows
   ``on_rebalance_complete``.
+* A fetch that returned before a seek of its partition is never delivered after it.
+  The fetch runs on the consumer's thread and the batch is handed over on the app's
+  thread, so the final seek can land (and open the gate) while a batch fetched from
+  the old position is still being collected. Delivered, those records would be
+  applied ahead of the recovered state, and the records between would then look
+  like redeliveries and be skipped. Each seek bumps its partition's seek count on
+  the consumer thread; a fetch carries the counts it was made under; records whose
+  partition has been sought since are dropped (the seek already moved the position
+  back to where they will be read again).
 """
 
 from __future__ import annotations
@@ -32,7 +41,15 @@ from streams.state import decode_value, encode_value
 SeekHook = Callable[[Iterable[TP]], Awaitable[Mapping[TP, int]]]
 
 
+class _Fetched(dict):
+    """The records of one fetch and the seek count of each partition when it returned."""
+
+    seeks: dict[TP, int]
+
+
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    consumer: _Consumer
+
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         wait = getattr(self.app, "packloop_fetch_max_wait_ms", None)
@@ -40,9 +57,67 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             consumer._fetch_max_wait_ms = int(wait)
         return consumer
 
+    async def _fetch_records(self, consumer: Any, active_partitions: Any,
+                             timeout: float | None = None,
+                             max_records: int | None = None) -> Any:
+        records = await super()._fetch_records(
+            consumer, active_partitions, timeout=timeout, max_records=max_records)
+        # no await between the fetch's return and this read: no seek can come between
+        fetched = _Fetched(records)
+        counts = self.consumer.packloop_seeks
+        fetched.seeks = {tp: counts.get(tp, 0) for tp in fetched}
+        return fetched
+
+    async def _seek_wait(self, consumer: Any, partitions: Mapping[TP, int]) -> None:
+        """Faust's ``_seek_wait``, counting each seek the moment it is made."""
+        for tp, offset in partitions.items():
+            consumer.seek(tp, offset)
+            self.consumer.count_seek(tp)
+            if offset > 0:
+                self.consumer._read_offset[tp] = offset
+            elif tp in self.consumer._read_offset.keys():
+                del self.consumer._read_offset[tp]
+        await asyncio.wait_for(
+            asyncio.gather(*[consumer.position(tp) for tp in partitions]),
+            timeout=self.app.conf.broker_request_timeout,
+        )
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        return await self.call_thread(self._seek_to_committed)
+
+    async def _seek_to_committed(self) -> Mapping[TP, int]:
+        offsets: Mapping[TP, int] = await self._ensure_consumer().seek_to_committed()
+        for tp, offset in offsets.items():
+            if offset and offset > 0:  # what aiokafka seeks
+                self.consumer.count_seek(tp)
+        return offsets
+
+    def seek(self, partition: TP, offset: int) -> None:
+        super().seek(partition, offset)
+        self.consumer.count_seek(partition)
+
 
 class _Consumer(faust_aiokafka.Consumer):
     app: PackloopApp  # only PackloopApp's transport builds this consumer
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: seeks made per partition, counted on the consumer thread (see the docstring)
+        self.packloop_seeks: dict[TP, int] = {}
+        #: the counts the fetch being delivered was made under
+        self._packloop_fetch_seeks: dict[TP, int] = {}
+
+    def count_seek(self, tp: TP) -> None:
+        self.packloop_seeks[tp] = self.packloop_seeks.get(tp, 0) + 1
+
+    async def _getmany(self, active_partitions: Any, timeout: float) -> Any:
+        records = await super()._getmany(active_partitions, timeout)
+        self._packloop_fetch_seeks = getattr(records, "seeks", {})
+        return records
+
+    def sought_since_fetch(self, tp: TP) -> bool:
+        """Has ``tp`` been sought since the fetch being delivered returned?"""
+        return self.packloop_seeks.get(tp, 0) != self._packloop_fetch_seeks.get(tp, 0)
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -111,7 +186,15 @@ class _Consumer(faust_aiokafka.Consumer):
                         batch.append(message)
                     else:
                         await self.wait_first(callback(message), self.suspend_flow.wait())
-                    read_offset[tp] = message.offset
+                        read_offset[tp] = message.offset
+                stale = {m.tp for m in batch if self.sought_since_fetch(m.tp)}
+                if stale:
+                    self.log.info(
+                        "packloop: %d record(s) fetched before a seek of their partition "
+                        "dropped", sum(1 for m in batch if m.tp in stale))
+                    batch = [m for m in batch if m.tp not in stale]
+                for msg in batch:
+                    read_offset[msg.tp] = msg.offset
                 if batch and not self.suspend_flow.is_set():
                     if getattr(self.app, "packloop_gate_open", True):
                         await hook(batch)

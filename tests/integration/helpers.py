@@ -26,7 +26,7 @@ from services.broker import free_port
 from streams.consume import iter_topic
 from streams.kafka import KafkaConnection
 from streams.topics import Topics
-from tests.helpers import wait_until
+from tests.helpers import WaitTimeout, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -245,8 +245,28 @@ def wait_settled(
             return st
         return NotYet(figures)
 
-    return wait_until(settled, timeout, f"{total} records accounted for and the figures "
-                                        f"unchanged for {quiet_s:g} s", interval=0.5)
+    try:
+        return wait_until(settled, timeout, f"{total} records accounted for and the figures "
+                                            f"unchanged for {quiet_s:g} s", interval=0.5)
+    except WaitTimeout as exc:
+        # CI keeps only the failure text: say there what each worker owned and logged
+        raise WaitTimeout(f"{exc}\n{worker_report(workers)}") from None
+
+
+def worker_report(workers: list[WorkerProcess], lines: int = 25) -> str:
+    """Each worker's partitions and the last warnings and packloop lines of its log."""
+    out = []
+    for w in workers:
+        try:
+            owned: object = sorted(w.partitions()) if w.alive() else "not running"
+        except Exception as exc:  # it may not answer: that is worth seeing too
+            owned = repr(exc)
+        keep = [ln for ln in w.log().splitlines()
+                if "packloop:" in ln or "[WARNING]" in ln or "[ERROR]" in ln
+                or "Worker ready" in ln or "assigned partitions" in ln]
+        out.append(f"--- worker {w.url} partitions {owned}, log {w.log_dir}")
+        out.extend(ln[:240] for ln in keep[-lines:])
+    return "\n".join(out)
 
 
 ReadyWorker = Callable[[int], tuple[Topics, WorkerProcess]]
