@@ -120,6 +120,53 @@ def test_a_search_never_returns_a_worse_plan():
     assert out.windows == 4  # one pass, then it stops at the local optimum
 
 
+class _Proposes:
+    """A sub-MIP solver that ends "feasible" with the plan `propose(start values)`: stands
+    in for HiGHS returning something other than an improvement."""
+
+    def __init__(self, real, propose):
+        self.real, self.propose, self.start = real, propose, None
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def setSolution(self, sol):  # noqa: N802 - HiGHS's name
+        self.start = list(sol.col_value)
+        self.real.setSolution(sol)
+
+    def getSolution(self):  # noqa: N802 - HiGHS's name
+        sol = self.real.getSolution()
+        sol.col_value = self.propose(self.start)
+        return sol
+
+
+@pytest.mark.parametrize("what", ["dearer", "cheaper outside the bounds"])
+def test_a_proposal_dearer_or_out_of_bounds_is_refused(monkeypatch, what):
+    """Each window's answer is checked, not trusted: a dearer plan (one more trip on each
+    window's first day) or a cheaper one that breaks a bound (minus one trip) leaves the
+    incumbent as it was."""
+    import optimizer.neighbourhood as nb
+
+    m, trips = _toy()
+    comp = compile_model(m)
+    start = _start(m, comp, trips)
+    ys = [i for i, v in enumerate(comp.columns) if v.parent_component() is m.y]
+    step = 1.0 if what == "dearer" else -1.0
+
+    def propose(vals):
+        vals = list(vals)
+        vals[ys[1]] += step  # day 1 has no trip in the start: -1 is below its bound 0
+        return vals
+
+    real = nb.make_highs
+    monkeypatch.setattr(nb, "make_highs", lambda *a: _Proposes(real(*a), propose))
+    day_of = [v.index() if v.parent_component() is m.y else None for v in comp.columns]
+    out = search_day_windows(comp, start, day_of, day_windows(4, 2), 20.0)
+    assert out.windows == 4 and out.improved == 0
+    assert out.objective == pytest.approx(objective_of(comp, np.array(start)))
+    assert out.values.tolist() == pytest.approx(start)
+
+
 @pytest.mark.parametrize("name", ["bulky_empties", "non_passive_reusable"])
 def test_polish_from_routing_first_reaches_the_joint_optimum(name):
     """A stress scenario's joint model started from its routing-first baseline (trips fixed
