@@ -56,7 +56,10 @@ class BudgetParams:
       late instead of having no plan at all (later stages never run past the deadline);
     - ``min_second_pass_s``, ``second_pass_margin_s``: a second pass for groups stopped
       above the gap runs only with this much time left before the deadline, less the
-      margin.
+      margin;
+    - ``floors_share``, ``floors_min_s``: the trip-cost floors of a group's later stages
+      (`optimizer.floors`) stop after this share of the group's budget, but get at least
+      the minimum (the sweep pool's take 0.4 s per county-week hub; any subset is valid).
     """
 
     overhead_s_per_row: float = 1.5e-3
@@ -77,6 +80,13 @@ class BudgetParams:
     first_plan_grace_max_s: float = 4.0
     min_second_pass_s: float = 6.0
     second_pass_margin_s: float = 2.0
+    floors_share: float = 0.15
+    floors_min_s: float = 1.0
+
+    def floors_s(self, budget_s: float | None) -> float | None:
+        """The floors' time in a group budgeted `budget_s` (None: no limit)."""
+        return None if budget_s is None else max(self.floors_min_s,
+                                                  self.floors_share * budget_s)
 
     def __post_init__(self) -> None:
         shares = dict(self.stage_share)

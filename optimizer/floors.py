@@ -91,9 +91,15 @@ class Floors:
         return out
 
 
-def trip_cost_floors(x: ModelSets, trip_cost: Sequence[float]) -> Floors:
+def trip_cost_floors(x: ModelSets, trip_cost: Sequence[float],
+                     budget_s: float | None = None) -> Floors:
     """F_ud for every unit-day with demand fixed to it, over the milk-run trip types of `x`
-    with their objective coefficients `trip_cost`."""
+    with their objective coefficients `trip_cost`, until `budget_s` is spent.
+
+    Any subset of the floors is valid, so the budget only weakens them. It matters where
+    candidate tours cross cluster boundaries (`routing.pyvrp_pool`): a unit is then a whole
+    hub, each unit-day a hub-day routing problem that runs to its time limit, and the county
+    week's H17 spent 14 s of a 0.9 s budget on its floors (0.4 s with the sweep pool)."""
     t0 = time.perf_counter()
     comp = components(x.trips)
     by_ud: dict[FloorKey, list[int]] = defaultdict(list)
@@ -110,10 +116,15 @@ def trip_cost_floors(x: ModelSets, trip_cost: Sequence[float]) -> Floors:
     h = make_highs(SUB_TIME_LIMIT_S, 1e-6, None)
     rows: dict[FloorKey, tuple[frozenset[TripType], float]] = {}
     for (u, d), ts in sorted(by_ud.items()):
+        left = None if budget_s is None else budget_s - (time.perf_counter() - t0)
+        if left is not None and left <= 0:
+            break
         sub = _sub_problem(x, ts, d, trip_cost, down_by_t, up_by_t)
         if sub is None:
             continue
         if sub not in solved:
+            h.setOptionValue("time_limit", SUB_TIME_LIMIT_S if left is None
+                             else max(0.01, min(SUB_TIME_LIMIT_S, left)))
             solved[sub] = _solve(h, sub)
         floor = solved[sub]
         if floor is not None and floor > 1e-6:

@@ -121,6 +121,8 @@ class _Schedule:
         self.overheads: list[float] = []
         self.first_plans: list[float] = []
         self.started_any = False
+        #: groups queued again after a first try without a plan: the least time they need
+        self.retried: dict[int, float] = {}
 
     @staticmethod
     def _median(samples: list[float], default: float) -> float:
@@ -133,8 +135,9 @@ class _Schedule:
 
     def least_s(self, key: int | None = None, rows: int = 0) -> float:
         """The least wall time group `key` (or a model of `rows` rows) needs for a plan."""
-        return group_min_s(self.rows[key] if key is not None else rows, self._median(
+        least = group_min_s(self.rows[key] if key is not None else rows, self._median(
             self.first_plans, first_plan_s_per_row(self.params)), self.params)
+        return max(least, self.retried.get(key, 0.0)) if key is not None else least
 
     def begin(self, phase: str, keys: list[int]) -> None:
         """Start a phase ("first": first plans; "later": the later stages) for `keys`."""
@@ -193,6 +196,23 @@ class _Schedule:
         if unc is not None and unc.plan is not None and key in self.started:
             beyond = max(0.0, unc.stats.get("highs_s", 0.0) - first_plan_s(rows, self.params))
             self.first_plans.append((self.clock() - self.started.pop(key) - beyond) / rows)
+
+    def retry(self, key: int) -> bool:
+        """Queue group `key` again after a first try that ended without a plan, to start
+        when a worker is free with at least twice the wall time that try took; False (the
+        county cannot have a plan) after its second try, or when the deadline has no room
+        for that. A try cut short by a share of a long limit proves only that the share was
+        too small: with `routing.pyvrp_pool` the county week's H02 found no plan in its
+        ~4 s and the whole 120 s plan gave up at 12.5 s."""
+        started = self.started.pop(key, None)
+        if self.deadline is None or started is None or key in self.retried:
+            return False
+        need = 2.0 * max(0.0, self.clock() - started)
+        if self.deadline + self.grace_s - self.clock() < need:
+            return False
+        self.retried[key] = need
+        self.pending.append(key)
+        return True
 
     def not_started(self) -> list[int]:
         """Give up the groups still waiting (see `start`)."""
@@ -488,7 +508,8 @@ def solve(
     def first_done(key: int, outcome: tuple[StageOutcome, Any]) -> None:
         firsts[key] = outcome
         schedule.done(key, {"uncoordinated": outcome[0]})
-        if outcome[0].plan is None and outcome[0].status.startswith("time_limit"):
+        if (outcome[0].plan is None and outcome[0].status.startswith("time_limit")
+                and not schedule.retry(key)):
             give_up()  # a group without a first plan in its time: no county plan
 
     gave_up: list[bool] = []
@@ -509,8 +530,9 @@ def solve(
     task_s = s if inline else None
 
     def first_task(key: int, group_deadline: float | None, queue) -> tuple[Any, ...]:
+        # a second try stops at its first plan: a plan at all is what it is for
         return (task_s, groups[key], group_deadline, mip_gap, hub_threads, queue, key,
-                schedule.rate, schedule.hurry)
+                schedule.rate, schedule.hurry or key in schedule.retried)
 
     def later_task(key: int, group_deadline: float | None, queue) -> tuple[Any, ...]:
         unc, start = firsts[key]

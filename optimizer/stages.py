@@ -360,7 +360,7 @@ def later_stages(
     done = g.run("single_use", "single_use", mip_gap, None, unc_start=start)
     seq1, b1 = done if done is not None else (_skipped("single_use"), None)
     out["single_use"] = seq1
-    floors = joint_floors(s, g.routes, hubs)
+    floors = joint_floors(s, g.routes, hubs, params.floors_s(time_limit_s))
     # Both sequential baselines are budgeted as the one "sequential" stage each.
     warm = sequential_baselines(s, hubs, seq1, b1, lambda mode, prepare: g.run(
         "sequential", mode, mip_gap, None, prepare=prepare, floors=floors), out)

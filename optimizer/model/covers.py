@@ -54,11 +54,12 @@ def add_trip_cost_floors(m: pyo.ConcreteModel, x: ModelSets,
     return floors
 
 
-def joint_floors(scenario: Scenario, routes: dict[str, list[Route]], hubs: list[str]) -> Floors:
+def joint_floors(scenario: Scenario, routes: dict[str, list[Route]], hubs: list[str],
+                 budget_s: float | None = None) -> Floors:
     """The floors of the joint model of `hubs`, for every stage of a hub group to share, with
-    `cost_floor` as their `bound`."""
+    `cost_floor` as their `bound`; computing them stops after `budget_s`."""
     x = model_sets(scenario, routes, "joint", hubs)
-    floors = trip_cost_floors(x, trip_costs(x))
+    floors = trip_cost_floors(x, trip_costs(x), budget_s)
     return dataclasses.replace(floors, bound=cost_floor(x, floors))
 
 

@@ -317,6 +317,57 @@ def test_the_schedule_gives_up_rather_than_overrun():
     assert end <= deadline + 4e-3 * max(COUNTY_ROWS), end - deadline
 
 
+def test_a_first_try_without_a_plan_is_queued_again_with_twice_its_time():
+    """A hub group whose first plan found nothing in its share of a long limit goes back in
+    the queue and starts again, after the others, with at least twice the wall time that
+    try took; only a second miss, or a deadline without room for the retry, leaves the
+    county without a plan (with `routing.pyvrp_pool` the county week gave up at 12.5 s of
+    120 s because one group's ~4 s share was too small)."""
+    clock = _Clock()
+    schedule = planner._Schedule([900, 800, 700], 2, clock.now + 120.0, budget.DEFAULT,
+                                 clock=clock)
+    schedule.begin("first", [0, 1, 2])
+    a, b = schedule.start(), schedule.start()
+    assert a is not None and b is not None and a[0] == 0
+    clock.now += 5.0  # group 0 ends without a plan after 5 s
+    schedule.done(0, {"uncoordinated": stages.StageOutcome("time_limit_no_solution", None,
+                                                           None, None)})
+    assert schedule.retry(0)
+    assert schedule.pending == [2, 0]
+    schedule.done(b[0], {"uncoordinated": stages.StageOutcome(
+        "feasible", 1.0, 0.9, {}, {"overhead_s": 1.0, "highs_s": 2.0})})
+    c = schedule.start()
+    assert c is not None and c[0] == 2
+    again = schedule.start()
+    assert again is not None and again[0] == 0
+    assert again[1] - clock.now >= 10.0  # twice the 5 s the first try took
+    clock.now += 10.0
+    assert not schedule.retry(0)  # a second miss: the county has no plan
+    late = planner._Schedule([900], 1, clock.now + 6.0, budget.DEFAULT, clock=clock)
+    late.begin("first", [0])
+    assert late.start() is not None
+    clock.now += 4.0  # 2 s left: no room for a retry of 8 s
+    assert not late.retry(0)
+
+
+def test_the_county_has_a_plan_when_a_first_try_misses(monkeypatch):
+    """End to end through `solve`: the first try of one group ends without a plan; the
+    county still gets a plan, from that group's second try (before, it gave up)."""
+    real = planner._first_worker
+    calls: list[list[str]] = []
+
+    def misses_once(args):
+        calls.append(args[1])
+        if len(calls) == 1:
+            return stages.StageOutcome("time_limit_no_solution", None, None, None), None
+        return real(args)
+
+    monkeypatch.setattr(planner, "_first_worker", misses_once)
+    result = solve(load_scenario(_mirrored(2)), time_limit_s=60, threads=1)
+    assert result.plan is not None, result.diagnosis
+    assert len(calls) == 3 and calls[0] == calls[2]
+
+
 def test_county_progress_is_the_county_as_it_stands():
     """Progress is the county's objective (the sum of every group's best plan, unknown until
     every group has one) and bound (the sum of the joint bounds, unknown until every group

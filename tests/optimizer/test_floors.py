@@ -154,3 +154,34 @@ def test_relaxation_bound_of_a_baseline_model_is_the_joint_relaxation(name):
     assert bound_without_search(cut_short, floor, None, 1).bound == pytest.approx(floor)
     proven = StageOutcome("time_limit", opt + 50.0, opt - 1.0, plan)
     assert bound_without_search(proven, floor, b, 1) is proven
+
+
+def test_floors_stop_at_their_budget(monkeypatch):
+    """Each unit-day's MILP gets at most what the budget has left and none starts once it is
+    spent (any subset of the floors is valid). Here every sub-problem runs to its limit on a
+    fake clock: 2 s + 1 s for a 3 s budget, then no more; without a budget every unit-day
+    of the hub is solved."""
+    from types import SimpleNamespace
+
+    import optimizer.floors as fl
+    from optimizer.routes import hub_routes
+
+    s = load_scenario("examples/scenarios/county_week.json")
+    routes = hub_routes(s, ["H19"])
+    clock = SimpleNamespace(now=0.0)
+    limits: list[float] = []
+
+    def runs_to_its_limit(h, sub):
+        limits.append(h.getOptionValue("time_limit")[1])
+        clock.now += limits[-1]
+        return 10.0
+
+    monkeypatch.setattr(fl, "time", SimpleNamespace(perf_counter=lambda: clock.now))
+    monkeypatch.setattr(fl, "_solve", runs_to_its_limit)
+    everything = joint_floors(s, routes, ["H19"])
+    assert len(everything.rows) > 2 and set(limits) == {fl.SUB_TIME_LIMIT_S}
+    limits.clear()
+    budgeted = joint_floors(s, routes, ["H19"], budget_s=1.5 * fl.SUB_TIME_LIMIT_S)
+    assert limits == pytest.approx([fl.SUB_TIME_LIMIT_S, 0.5 * fl.SUB_TIME_LIMIT_S])
+    assert len(budgeted.rows) == 2
+    assert budgeted.bound < everything.bound
