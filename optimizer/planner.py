@@ -509,7 +509,7 @@ def solve(
         firsts[key] = outcome
         schedule.done(key, {"uncoordinated": outcome[0]})
         if (outcome[0].plan is None and outcome[0].status.startswith("time_limit")
-                and not schedule.retry(key)):
+                and (gave_up or not schedule.retry(key))):
             give_up()  # a group without a first plan in its time: no county plan
 
     gave_up: list[bool] = []

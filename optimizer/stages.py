@@ -336,7 +336,8 @@ def first_plan(
     if unc.plan is None and unc.status == "time_limit_no_solution" and time_limit_s is not None:
         spent = unc.stats.get("highs_s", 0.0) + unc.stats.get("overhead_s", 0.0)
         again = g.run("uncoordinated", "uncoordinated", gap, None,
-                      limit_s=max(2 * first_plan_s(g.rows, params), g.left_s() - g.built_s))
+                      limit_s=max(2 * first_plan_s(g.rows, params), g.left_s() - g.built_s),
+                      options=options)
         assert again is not None
         unc, b0 = again
         unc.stats["first_try_s"] = spent
@@ -360,7 +361,11 @@ def later_stages(
     done = g.run("single_use", "single_use", mip_gap, None, unc_start=start)
     seq1, b1 = done if done is not None else (_skipped("single_use"), None)
     out["single_use"] = seq1
-    floors = joint_floors(s, g.routes, hubs, params.floors_s(time_limit_s))
+    # At least `floors_min_s` even where less is left: for a group squeezed out of its
+    # joint stage the floors are its bound (200 % county at 120 s: gap 12 % with them, 24 %
+    # with the floors cut at the group's deadline).
+    floors = joint_floors(s, g.routes, hubs, None if time_limit_s is None
+                          else params.floors_s(g.left_s()))
     # Both sequential baselines are budgeted as the one "sequential" stage each.
     warm = sequential_baselines(s, hubs, seq1, b1, lambda mode, prepare: g.run(
         "sequential", mode, mip_gap, None, prepare=prepare, floors=floors), out)

@@ -86,15 +86,17 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return await self.call_thread(self._seek_to_committed)
 
     async def _seek_to_committed(self) -> Mapping[TP, int]:
-        offsets: Mapping[TP, int] = await self._ensure_consumer().seek_to_committed()
-        for tp, offset in offsets.items():
+        """aiokafka's ``seek_to_committed``, each seek counted as it is made (aiokafka's
+        own seeks one partition after another with a broker round trip between)."""
+        consumer = self._ensure_consumer()
+        offsets: dict[TP, int] = {}
+        for tp in consumer.assignment():
+            offset = await consumer.committed(tp)
+            offsets[tp] = offset
             if offset and offset > 0:  # what aiokafka seeks
+                consumer.seek(tp, offset)
                 self.consumer.count_seek(tp)
         return offsets
-
-    def seek(self, partition: TP, offset: int) -> None:
-        super().seek(partition, offset)
-        self.consumer.count_seek(partition)
 
 
 class _Consumer(faust_aiokafka.Consumer):
@@ -112,7 +114,8 @@ class _Consumer(faust_aiokafka.Consumer):
 
     async def _getmany(self, active_partitions: Any, timeout: float) -> Any:
         records = await super()._getmany(active_partitions, timeout)
-        self._packloop_fetch_seeks = getattr(records, "seeks", {})
+        assert isinstance(records, _Fetched), "fetched by _ConsumerThread._fetch_records"
+        self._packloop_fetch_seeks = records.seeks
         return records
 
     def sought_since_fetch(self, tp: TP) -> bool:
@@ -130,19 +133,32 @@ class _Consumer(faust_aiokafka.Consumer):
         positions = dict(await hook(self.assignment()))
         for tp, offset in positions.items():
             self.log.info("packloop: resume %s at offset %s (recovered state)", tp, offset)
-        await self._seek_in_consumer_thread(positions)
-        if getattr(self.app, "packloop_final_seek", False):
-            # the seek Faust makes once recovery is complete: positions come from the
-            # recovered table, records may flow to the batch hook from here on
-            dropped = getattr(self, "_packloop_dropped", {})
-            assignment = self.assignment()
-            again = {tp: offset for tp, offset in dropped.items()
-                     if tp not in positions and tp in assignment}
-            for tp, offset in again.items():
-                # no state and no committed offset: re-read what was dropped
+        if not getattr(self.app, "packloop_final_seek", False):
+            await self._seek_in_consumer_thread(positions)
+            return
+        # The seek Faust makes once recovery is complete: positions come from the
+        # recovered table, records may flow to the batch hook from here on. Partitions
+        # with no state and no committed offset go back to what the gate dropped; and
+        # what it drops while these seeks run (fetched after them: earlier fetches are
+        # stale and dropped uncounted) is sought again, until a seek passes with nothing
+        # dropped. The gate opens with no await after that check.
+        dropped: dict[TP, int] = self.__dict__.setdefault("_packloop_dropped", {})
+        assignment = self.assignment()
+        targets = dict(positions)
+        for tp, offset in dropped.items():
+            if tp not in positions and tp in assignment:
                 self.log.info("packloop: resume %s at offset %s (dropped)", tp, offset)
-            await self._seek_in_consumer_thread(again)
+                targets[tp] = offset
+        while targets:
             dropped.clear()
+            await self._seek_in_consumer_thread(targets)
+            assignment = self.assignment()
+            targets = {tp: offset for tp, offset in dropped.items() if tp in assignment}
+            for tp, offset in targets.items():
+                self.log.info("packloop: resume %s at offset %s (dropped during the seek)",
+                              tp, offset)
+        dropped.clear()
+        if self.app.packloop_final_seek:  # not if a new rebalance began meanwhile
             self.app.packloop_final_seek = False
             self.app.packloop_gate_open = True
 
@@ -193,12 +209,15 @@ class _Consumer(faust_aiokafka.Consumer):
                         "packloop: %d record(s) fetched before a seek of their partition "
                         "dropped", sum(1 for m in batch if m.tp in stale))
                     batch = [m for m in batch if m.tp not in stale]
-                for msg in batch:
-                    read_offset[msg.tp] = msg.offset
                 if batch and not self.suspend_flow.is_set():
                     if getattr(self.app, "packloop_gate_open", True):
+                        for msg in batch:
+                            read_offset[msg.tp] = msg.offset
                         await hook(batch)
-                    else:  # mid-rebalance: fetched again after the final seek
+                    else:
+                        # mid-rebalance: fetched again after the final seek, which also
+                        # sets the read offsets (none written here: a seek on the other
+                        # thread may have just set them)
                         dropped = self.__dict__.setdefault("_packloop_dropped", {})
                         for msg in batch:
                             tp = msg.tp

@@ -1,19 +1,24 @@
 """The consumer's batch delivery around seeks (``streams.faust_ext``), without a broker.
 
-The race it guards against: a fetch returns on the consumer thread, the final
+The races it guards against: a fetch returns on the consumer thread, the final
 post-recovery seek moves the partition back and opens the gate, and only then does
-the app thread finish collecting that fetch. The records must not reach the hook.
+the app thread finish collecting that fetch (those records must not reach the hook);
+and records the closed gate drops while the final seek runs (they must be read again).
+The consumer thread's own methods (`_fetch_records`, `_seek_wait`,
+`_seek_to_committed`) run here against a stand-in for aiokafka's consumer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from faust.types import TP
 
-from streams.faust_ext import PackloopApp
+from streams.faust_ext import PackloopApp, _ConsumerThread
 
 TOPIC = "t-hub-events"
 HUB0 = TP(TOPIC, 0)
@@ -30,28 +35,66 @@ class Msg:
         return self.tp.topic
 
 
-class Thread:
-    """The consumer thread's side of a fetch: the records and the seek counts then."""
+class FakeKafka:
+    """What the consumer thread uses of aiokafka's consumer: fetches hand out `fetches` in
+    turn; seeks are logged; `on_position` runs while a seek waits for its positions."""
 
-    def __init__(self, consumer: Any) -> None:
-        self.consumer = consumer
+    _max_poll_records = 500
+    _closed = False
 
-    async def getmany(self, active: Any, timeout: float) -> Any:
-        from streams.faust_ext import _Fetched
+    def __init__(self, assigned: set[TP], committed: dict[TP, int] | None = None) -> None:
+        self.assigned = assigned
+        self.committed_offsets = committed or {}
+        self.fetches: list[dict[TP, list[Msg]]] = []
+        self.seeks: list[tuple[TP, int]] = []
+        self.on_position: Any = None
+        self._fetcher = SimpleNamespace(
+            _closed=False, fetched_records=self._fetched,
+            _subscriptions=SimpleNamespace(fetch_context=contextlib.nullcontext))
 
-        fetched = _Fetched(self.consumer.pending)
-        fetched.seeks = {tp: self.consumer.packloop_seeks.get(tp, 0) for tp in fetched}
-        return fetched
+    async def _fetched(self, active: Any, timeout: Any = None, max_records: Any = None) -> Any:
+        return self.fetches.pop(0) if self.fetches else {}
+
+    def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+    async def position(self, tp: TP) -> int:
+        if self.on_position is not None:
+            hook, self.on_position = self.on_position, None
+            hook()
+        return 0
+
+    def assignment(self) -> set[TP]:
+        return set(self.assigned)
+
+    async def committed(self, tp: TP) -> int | None:
+        return self.committed_offsets.get(tp)
+
+
+def consumer_of(app: PackloopApp, kafka: FakeKafka) -> Any:
+    """The app's consumer with a real `_ConsumerThread` whose calls run inline."""
+    consumer: Any = app.consumer
+    thread: Any = _ConsumerThread.__new__(_ConsumerThread)
+
+    async def call_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return await fn(*args, **kwargs)
+
+    thread.__dict__.update(consumer=consumer, app=app, _consumer=kafka,
+                           call_thread=call_thread)
+    consumer._thread = thread
+    consumer.assignment = lambda: set(kafka.assigned)
+    return consumer
 
 
 def drive(rounds: list[tuple[dict[TP, list[int]], Any]]) -> list[list[tuple[int, int]]]:
-    """Run the drain loop over ``rounds`` of (fetched offsets, what happens after the
-    fetch returned and before the app thread has collected it) and return what the
+    """Run the drain loop over `rounds` of (fetched offsets, a coroutine function run after
+    the fetch returned and before the app thread has collected it) and return what the
     hook was given, as (partition, offset) per batch."""
 
     async def main() -> list[list[tuple[int, int]]]:
         app = PackloopApp("faust-ext-test", broker="kafka://127.0.0.1:1", autodiscover=False)
-        consumer: Any = app.consumer
+        kafka = FakeKafka({HUB0, HUB1})
+        consumer = consumer_of(app, kafka)
         delivered: list[list[tuple[int, int]]] = []
 
         async def hook(batch: list[Msg]) -> None:
@@ -59,16 +102,15 @@ def drive(rounds: list[tuple[dict[TP, list[int]], Any]]) -> list[list[tuple[int,
 
         app.packloop_batch_topic = TOPIC
         app.packloop_batch_hook = hook
-        consumer._thread = Thread(consumer)
         todo = list(rounds)
 
         async def getmany(timeout: float) -> Any:
             offsets, meanwhile = todo.pop(0)
-            consumer.pending = {tp: [Msg(tp, o) for o in offs] for tp, offs in offsets.items()}
-            await consumer._getmany(None, timeout)  # the fetch returns...
+            kafka.fetches.append({tp: [Msg(tp, o) for o in offs] for tp, offs in offsets.items()})
+            fetched = await consumer._getmany({HUB0, HUB1}, timeout)  # the fetch returns...
             if meanwhile is not None:
-                meanwhile(app, consumer)  # ...then the app thread is overtaken
-            for tp, msgs in consumer.pending.items():
+                await meanwhile(app, consumer)  # ...then the app thread is overtaken
+            for tp, msgs in fetched.items():
                 for m in msgs:
                     yield tp, m
             if not todo:
@@ -86,10 +128,8 @@ def drive(rounds: list[tuple[dict[TP, list[int]], Any]]) -> list[list[tuple[int,
 
 
 def final_seek(to: dict[TP, int]) -> Any:
-    def seek(app: Any, consumer: Any) -> None:
-        for tp, offset in to.items():
-            consumer.count_seek(tp)
-            consumer._read_offset[tp] = offset
+    async def seek(app: Any, consumer: Any) -> None:
+        await consumer.seek_wait(to)  # through the consumer thread's _seek_wait
         app.packloop_gate_open = True
 
     return seek
@@ -114,3 +154,34 @@ def test_fetches_without_a_seek_between_are_all_delivered() -> None:
         ({HUB0: [12], HUB1: [3]}, None),
     ])
     assert delivered == [[(0, 10), (0, 11)], [(0, 12), (1, 3)]]
+
+
+def test_the_final_seek_reads_again_what_the_gate_dropped_while_it_ran() -> None:
+    """Partition 0 resumes from the recovered state (offset 500). Partition 1 has no state
+    and no committed offset; while the seek runs, the closed gate drops a fetch of it from
+    offset 77 (the position the seek did not touch has moved past it). The gate opens only
+    after partition 1 is sought back to 77."""
+
+    async def main() -> tuple[list[tuple[TP, int]], bool]:
+        app = PackloopApp("faust-ext-test", broker="kafka://127.0.0.1:1", autodiscover=False)
+        kafka = FakeKafka({HUB0, HUB1}, committed={HUB0: 450})
+        consumer = consumer_of(app, kafka)
+
+        async def positions(assignment: Any) -> dict[TP, int]:
+            return {HUB0: 500}
+
+        app.packloop_seek_hook = positions
+        app.packloop_gate_open = False
+        app.packloop_final_seek = True
+
+        def gate_drops_a_fetch() -> None:
+            consumer.__dict__.setdefault("_packloop_dropped", {})[HUB1] = 77
+
+        kafka.on_position = gate_drops_a_fetch
+        await consumer.perform_seek()
+        return kafka.seeks, app.packloop_gate_open
+
+    seeks, gate_open = asyncio.run(main())
+    # Faust's seek to the committed offset, the recovered state's, then the dropped records'
+    assert seeks == [(HUB0, 450), (HUB0, 500), (HUB1, 77)]
+    assert gate_open
