@@ -58,8 +58,9 @@ class BudgetParams:
       above the gap runs only with this much time left before the deadline, less the
       margin;
     - ``floors_share``, ``floors_min_s``: the trip-cost floors of a group's later stages
-      (`optimizer.floors`) stop after this share of the group's budget, but get at least
-      the minimum (the sweep pool's take 0.4 s per county-week hub; any subset is valid).
+      (`optimizer.floors`) stop after this share of the time the group has left when they
+      start, but get at least the minimum (the sweep pool's take 0.4 s per county-week
+      hub; any subset is valid).
     """
 
     overhead_s_per_row: float = 1.5e-3
@@ -83,10 +84,9 @@ class BudgetParams:
     floors_share: float = 0.15
     floors_min_s: float = 1.0
 
-    def floors_s(self, budget_s: float | None) -> float | None:
-        """The floors' time in a group budgeted `budget_s` (None: no limit)."""
-        return None if budget_s is None else max(self.floors_min_s,
-                                                  self.floors_share * budget_s)
+    def floors_s(self, left_s: float) -> float:
+        """The floors' time in a group with `left_s` left."""
+        return max(self.floors_min_s, self.floors_share * left_s)
 
     def __post_init__(self) -> None:
         shares = dict(self.stage_share)
