@@ -61,6 +61,11 @@ class BudgetParams:
       (`optimizer.floors`) stop after this share of the time the group has left when they
       start, but get at least the minimum (the sweep pool's take 0.4 s per county-week
       hub; any subset is valid).
+    - ``trunk_bound_share``, ``trunk_bound_max_s``, ``trunk_bound_min_s``: the trunk rounding
+      bound (`optimizer.trunk_bound`: 1.0-3.5 s on a county-week hub whose relaxation runs
+      fractional trucks, 0.2 s where it does not), computed before a group's joint stage
+      where its model has trunk legs, gets this share of what the group has left, at most
+      the maximum, and is not run when that is below the minimum.
     """
 
     overhead_s_per_row: float = 1.5e-3
@@ -83,10 +88,19 @@ class BudgetParams:
     second_pass_margin_s: float = 2.0
     floors_share: float = 0.15
     floors_min_s: float = 1.0
+    trunk_bound_share: float = 0.25
+    trunk_bound_max_s: float = 3.0
+    trunk_bound_min_s: float = 0.5
 
     def floors_s(self, left_s: float) -> float:
         """The floors' time in a group with `left_s` left."""
         return max(self.floors_min_s, self.floors_share * left_s)
+
+    def trunk_bound_s(self, left_s: float) -> float:
+        """The trunk rounding bound's time in a group with `left_s` left; 0 (not run) below
+        the minimum, where it would stop before its bound rose."""
+        share = min(self.trunk_bound_max_s, self.trunk_bound_share * left_s)
+        return share if share >= self.trunk_bound_min_s else 0.0
 
     def __post_init__(self) -> None:
         shares = dict(self.stage_share)

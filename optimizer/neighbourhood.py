@@ -143,9 +143,9 @@ def _within(vals: np.ndarray, lo: np.ndarray, hi: np.ndarray, tol: float = 1e-6)
 
 
 #: the joint stage searches only with at least this much time (a few windows' worth)
-MIN_SEARCH_S = 8.0
+MIN_SEARCH_S = 2.0
 #: share of the joint stage's time the search may take; it stops earlier at a local optimum
-SEARCH_SHARE = 0.5
+SEARCH_SHARE = 0.8
 #: no search on models with more trip counts than this: a two-day window of hub H13 (357
 #: trip counts) takes most of its 3 s, so a window of a model many times larger (the whole
 #: county, when its trunk fleet links the hubs) would end at its limit without a plan

@@ -41,6 +41,7 @@ from optimizer.solver import (
     run_highs,
 )
 from optimizer.trips import Mode, TripType
+from optimizer.trunk_bound import TrunkBound, trunk_rounding_bound
 from optimizer.warmstart import (
     Values,
     copy_values,
@@ -378,6 +379,13 @@ def later_stages(
         relative_gap(seq1.objective, seq1.bound) <= max(POOR_START_FACTOR * (mip_gap or 0.0),
                                                         POOR_START_MIN))
     joint = _skipped("joint")
+    trunk: TrunkBound | None = None
+    trunk_s = 0.0 if time_limit_s is None else params.trunk_bound_s(g.left_s())
+    if trunk_s > 0 and warm is not None and warm.has_trunk:
+        # before the joint stage, which gets what this leaves: the joint stage cut short by
+        # the time limit is the case this bound is for
+        as_joint(warm)
+        trunk = trunk_rounding_bound(warm, trunk_s, threads)
     if warm is not None:
         done = g.run("joint", "joint", mip_gap, progress, warm_from=warm,
                      options=JOINT_WARM_OPTIONS if good_start else None)
@@ -392,7 +400,12 @@ def later_stages(
             joint = done[0]
     best = best_plan(no_worse_than_sequential(joint, out.get("sequential")), seq1, unc)
     best = bound_without_search(best, floors.bound, warm, threads)
-    out["joint"] = dataclasses.replace(best, stats={**best.stats, "floors_s": floors.seconds})
+    extra: dict[str, float] = {"floors_s": floors.seconds}
+    if trunk is not None:
+        extra["trunk_bound_s"] = trunk.seconds
+        if trunk.branched and trunk.bound is not None:
+            best = with_floor_bound(best, trunk.bound, "trunk_rounding")
+    out["joint"] = dataclasses.replace(best, stats={**best.stats, **extra})
     # wall time of these stages (objective) and the budget they were given (bound)
     out["_time_s"] = StageOutcome("ok", time.perf_counter() - g.t0, time_limit_s, None)
     return out

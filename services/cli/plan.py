@@ -179,6 +179,10 @@ def _summary(data: dict[str, Any]) -> None:
               f"  gap {'-' if gap is None else f'{gap:.4%}'}  trips {len(data['trips'])}")
     early = {k[len("bound_from_"):]: int(v) for k, v in
              (data.get("stats", {}).get("joint") or {}).items() if k.startswith("bound_from_")}
+    trunk = early.pop("trunk_rounding", 0)
+    if trunk:
+        out.print(f"the bound of {trunk} hub group(s) is their joint model with whole trunk "
+                  "trips (trunk rounding), higher than their joint solve's", soft_wrap=True)
     if early:
         which = ", ".join(f"{n} from {'the LP relaxation' if k == 'relaxation' else k}"
                           for k, n in sorted(early.items()))

@@ -493,3 +493,9 @@ def test_summary_says_where_an_early_bound_comes_from(capsys):
     assert "1 from floors, 3 from the LP relaxation" in said and "--time-limit" in said
     _summary({**data, "stats": {"joint": {"highs_s": 9.0}}})
     assert "before their joint solve" not in capsys.readouterr().out
+    # the trunk rounding bound is no early bound: said apart, and not counted in with them
+    _summary({**data, "stats": {"joint": {"bound_from_trunk_rounding": 2.0,
+                                          "bound_from_floors": 1.0}}})
+    said = " ".join(capsys.readouterr().out.split())
+    assert "the bound of 2 hub group(s) is their joint model with whole trunk trips" in said
+    assert "the bound of 1 hub group(s) is from before their joint solve (1 from floors)" in said
