@@ -69,6 +69,8 @@ LEX_SHARE = 0.25
 #: county week's documented 1 % takes it 100 s; 3 hubs of it found no plan in 20 s on a
 #: loaded machine)
 PLANNER_SHARE = 2.0
+#: the least share of the time limit HiGHS gets after the start's LP and its last overrun
+MIN_LIMIT_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,16 @@ class WholeModel:
         self.has_start = False
         #: the cost-optimal plan from the planner, whose trips seed later starts
         self.planner_plan: dict[str, Any] | None = None
+        #: how far past its time limit HiGHS ran in the last solve
+        self.overrun_s = 0.0
+
+    def highs_limit(self, limit_s: float, spent_s: float) -> float:
+        """HiGHS's limit for a solve allowed `limit_s` of which `spent_s` went on its start:
+        less what HiGHS overran its limit by last time. On the county week's whole model it
+        ran 6-11 s past a 60 s limit (a node's LP there takes seconds), and the start's LP
+        took 4-6 s more, so six points at 60 s took 600 s; `--time-limit` is each point's
+        wall time. Never below `MIN_LIMIT_SHARE` of the limit."""
+        return max(MIN_LIMIT_SHARE * limit_s, limit_s - spent_s - self.overrun_s)
 
     def value(self, name: str) -> float:
         m = self.b.model
@@ -209,9 +221,14 @@ class WholeModel:
         m.fr_obj = pyo.Objective(expr=objective, sense=pyo.minimize)
         t = time.perf_counter()
         lp_start = self._start_on_planner_trips() if self.has_start else None
-        r = run_highs(m, time_limit_s=time_limit_s or self.time_limit_s, mip_gap=self.mip_gap,
+        limit = time_limit_s or self.time_limit_s
+        if limit is not None:
+            limit = self.highs_limit(limit, time.perf_counter() - t)
+        r = run_highs(m, time_limit_s=limit, mip_gap=self.mip_gap,
                       threads=self.threads, warm_start=self.has_start, progress=self.progress,
                       label=f"frontier:{label}", explain_infeasible=False)
+        if limit is not None:
+            self.overrun_s = max(0.0, r.highs_s - limit)
         if r.objective is not None:
             self.has_start = True
         self.solves.append({"label": label, "status": r.status, "highs_s": r.highs_s,

@@ -403,8 +403,9 @@ def later_stages(
     extra: dict[str, float] = {"floors_s": floors.seconds}
     if trunk is not None:
         extra["trunk_bound_s"] = trunk.seconds
-        if trunk.branched and trunk.bound is not None:
-            best = with_floor_bound(best, trunk.bound, "trunk_rounding")
+        if trunk.bound is not None:  # not branched: the LP relaxation, still a bound
+            best = with_floor_bound(best, trunk.bound,
+                                    "trunk_rounding" if trunk.branched else "relaxation")
     out["joint"] = dataclasses.replace(best, stats={**best.stats, **extra})
     # wall time of these stages (objective) and the budget they were given (bound)
     out["_time_s"] = StageOutcome("ok", time.perf_counter() - g.t0, time_limit_s, None)

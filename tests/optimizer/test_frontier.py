@@ -199,3 +199,28 @@ def test_several_hubs_start_from_the_planner():
     for p in pts:
         check_plan(p.result.plan, s, p.result.kpis)
         assert set(p.result.plan["hubs"]) == {"H01", "H02"}
+
+
+def test_each_solve_keeps_to_the_time_limit(monkeypatch):
+    """A point's solve gets the time limit less its start's time and what HiGHS overran its
+    limit by in the solve before (never below half the limit): `--time-limit` is per point."""
+    import dataclasses
+
+    from optimizer import frontier
+
+    s = load_scenario(TINY)
+    sv = frontier.WholeModel(s, 60.0, None, 1, None)
+    seen: list[float] = []
+    real = frontier.run_highs
+
+    def overrunning(model, *, time_limit_s, **kw):
+        seen.append(time_limit_s)
+        return dataclasses.replace(real(model, time_limit_s=time_limit_s, **kw),
+                                   highs_s=time_limit_s + 7.0)
+
+    monkeypatch.setattr(frontier, "run_highs", overrunning)
+    sv.solve("first", sv.expr("cost"))
+    sv.solve("second", sv.expr("cost"))
+    assert seen[0] == pytest.approx(60.0, abs=0.5)
+    assert seen[1] == pytest.approx(53.0, abs=0.5)
+    assert sv.highs_limit(60.0, 40.0) == pytest.approx(30.0)  # half the limit at least

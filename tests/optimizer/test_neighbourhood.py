@@ -16,6 +16,7 @@ from optimizer.neighbourhood import (
     day_windows,
     guided_order,
     search_day_windows,
+    search_families,
     trip_day_polish,
 )
 from optimizer.plan import extract_plan
@@ -97,6 +98,35 @@ def test_two_day_windows_reach_the_optimum_one_day_windows_miss():
     assert one.improved == 0
     # the model's bounds are left as they were
     assert list(comp.lp.col_upper_) == [5.0 if v.is_integer() else np.inf for v in comp.columns]
+
+
+def test_a_unit_over_the_whole_horizon_reaches_what_day_windows_cannot():
+    """Costs 10, 9, 9, 7 and windows of two days without wrapping (a boundary horizon): from
+    2 trips on day 0 and 1 on day 2 (29 CNY) the windows reach 28 (day 0's second trip
+    moves to day 1) and stall, since the optimum (by brute force, 26 CNY) moves that trip on
+    to day 3, two days away. One window over the whole horizon (the unit family) gets there;
+    without that family the search stays at 28."""
+    cost = (10.0, 9.0, 9.0, 7.0)
+    m, trips = _toy()
+    m.cost.deactivate()
+    m.cost2 = pyo.Objective(expr=sum(cost[d] * m.y[d] for d in m.D))
+    comp = compile_model(m)
+    start = _start(m, comp, trips)
+    assert objective_of(comp, np.array(start)) == pytest.approx(29.0)
+    best = min(sum(c * n for c, n in zip(cost, y, strict=True))
+               for y in itertools.product(range(6), repeat=4)
+               if min(CAP * y[d] - NEED.get(d, 0.0) for d in range(4)) >= 0
+               and sum(CAP * y[d] - NEED.get(d, 0.0) for d in range(4)) >= FLEX)
+    assert best == pytest.approx(26.0)
+    day_of = [v.index() if v.parent_component() is m.y else None for v in comp.columns]
+    unit = [0 if v.parent_component() is m.y else None for v in comp.columns]
+    days = day_windows(4, 2, cyclic=False)
+    alone = search_families(comp, start, [(day_of, days)], 20.0)
+    assert alone.objective == pytest.approx(28.0)
+    both = search_families(comp, start, [(day_of, days), (unit, [frozenset({0})])], 20.0)
+    assert both.objective == pytest.approx(best)
+    assert objective_of(comp, both.values) == pytest.approx(best)
+    assert both.start_objective == pytest.approx(29.0) and both.improved >= 2
 
 
 def test_a_search_never_returns_a_worse_plan():
