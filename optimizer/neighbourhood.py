@@ -187,6 +187,8 @@ def _within(vals: np.ndarray, lo: np.ndarray, hi: np.ndarray, tol: float = 1e-6)
 
 #: the joint stage searches only with at least this much time (a few windows' worth)
 MIN_SEARCH_S = 2.0
+#: share of the search's time its guide, the LP relaxation, may take at most
+GUIDE_SHARE = 0.3
 #: share of the joint stage's time the search may take; it stops earlier at a local optimum
 SEARCH_SHARE = 0.8
 #: no search on models with more trip counts than this: a two-day window of hub H13 (357
@@ -213,7 +215,8 @@ def trip_day_polish(b: BuiltModel, scenario: Scenario, threads: int | None) -> P
         if sum(d is not None for d in day_of) > MAX_SEARCH_INTEGERS:
             return start, {"search_skipped_large": 1.0}
         t0 = time.perf_counter()
-        guide = relaxation_values(comp, threads)
+        # the guide's LP may take a share of a short search, not all of it
+        guide = relaxation_values(comp, threads, min(WINDOW_LIMIT_S, GUIDE_SHARE * seconds))
         left = seconds - (time.perf_counter() - t0)
         unit = [None if v.parent_component() is not trips_var
                 or (route := trips[v.index()].route) is None

@@ -471,11 +471,14 @@ def bound_without_search(o: StageOutcome, floor: float, b: BuiltModel | None,
 def with_floor_bound(o: StageOutcome, floor: float, source: str = "floors") -> StageOutcome:
     """`o` with `floor` (a bound that needs no MIP search: `model.covers.cost_floor`, or the
     joint model's LP relaxation) as its bound where its joint solve gave none or a lower one,
-    recorded as `bound_from_<source>`."""
-    if o.objective is None or (o.bound is not None and o.bound >= floor) or floor <= 0:
+    recorded as `bound_from_<source>` (replacing an earlier source's mark: the bound is from
+    one place, and `plan solve`'s summary counts each group once)."""
+    if (o.objective is None or (o.bound is not None and o.bound >= floor) or floor <= 0
+            or not math.isfinite(floor)):
         return o
+    stats = {k: v for k, v in o.stats.items() if not k.startswith("bound_from_")}
     return dataclasses.replace(o, bound=min(floor, o.objective),
-                               stats={**o.stats, f"bound_from_{source}": 1.0})
+                               stats={**stats, f"bound_from_{source}": 1.0})
 
 
 def no_worse_than_sequential(joint: StageOutcome, seq: StageOutcome | None,

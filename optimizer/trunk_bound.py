@@ -76,7 +76,9 @@ def trunk_rounding_bound(b: BuiltModel, time_limit_s: float, threads: int | None
     hi0 = np.asarray(comp.lp.col_upper_, dtype=np.float64)[cols]
 
     def solve(lo: np.ndarray, hi: np.ndarray) -> tuple[str, float, np.ndarray]:
-        h.setOptionValue("time_limit", max(0.05, time_limit_s - (time.perf_counter() - t0)))
+        # HiGHS's time limit is on its run time summed over this instance's runs
+        left = max(0.05, time_limit_s - (time.perf_counter() - t0))
+        h.setOptionValue("time_limit", h.getRunTime() + left)
         if len(cols):
             h.changeColsBounds(len(cols), cols, lo, hi)
         h.run()
@@ -91,6 +93,8 @@ def trunk_rounding_bound(b: BuiltModel, time_limit_s: float, threads: int | None
     status, lp, x = solve(lo0, hi0)
     if status != "optimal":
         return TrunkBound(None, None, False, time.perf_counter() - t0)
+    if not len(cols):  # a county vehicle that reaches none of these hubs' days
+        return TrunkBound(lp, lp, False, time.perf_counter() - t0)
     # nodes: (LP value, tie-break, lower bounds, upper bounds, trunk values)
     heap: list[tuple[float, int, np.ndarray, np.ndarray, np.ndarray]] = [(lp, 0, lo0, hi0, x)]
     best, count, branched = math.inf, 1, False
@@ -124,7 +128,11 @@ def trunk_rounding_bound(b: BuiltModel, time_limit_s: float, threads: int | None
             if st == "optimal" and v < best:
                 heapq.heappush(heap, (v, count, lo2, hi2, x2))
                 count += 1
-    return TrunkBound(max(lp, _least(heap, best)), lp, branched, time.perf_counter() - t0)
+    least = _least(heap, best)
+    # every node infeasible (inf) would mean no plan at all, against the plan the caller
+    # has: a numerical slip, so the relaxation's value is all that is claimed
+    bound = max(lp, least) if math.isfinite(least) else lp
+    return TrunkBound(bound, lp, branched, time.perf_counter() - t0)
 
 
 def _least(heap: list, best: float) -> float:

@@ -85,4 +85,42 @@ def test_a_bound_cut_short_stays_below_the_optimum():
     cols = trunk_columns(b, comp)
     assert cols and all(b.trips[comp.columns[j].index()].vehicle_type == "truck" for j in cols)
     tb = trunk_rounding_bound(b, 0.0)
-    assert tb.bound is None or tb.bound <= _best_by_hand(16) + 1e-6
+    # the relaxation solves (a tiny model); no node is branched: its value is the bound
+    assert tb.bound == pytest.approx(320.0) and not tb.branched
+    assert tb.bound < _best_by_hand(16)
+
+
+def test_a_group_cut_short_reports_the_trunk_bound(monkeypatch):
+    """A hub group whose joint solve stopped at the relaxation's bound (320 CNY here: a
+    stand-in for a county hub's few seconds) reports the trunk rounding bound, the
+    hand-computed optimum 330, and says where it came from; without the trunk rounding
+    the group's bound stays at the relaxation's."""
+    from optimizer import stages
+
+    real = stages._Group.run
+
+    def cut_short(self, stage, mode, *args, **kwargs):
+        done = real(self, stage, mode, *args, **kwargs)
+        if stage == "joint" and done is not None:
+            o, b = done
+            return stages.dataclasses.replace(o, status="time_limit", bound=320.0), b
+        return done
+
+    monkeypatch.setattr(stages._Group, "run", cut_short)
+    s = load_scenario(_trunk_case(16))
+    out = stages.solve_hubs(s, ["H"], 30.0, None, 1, None)
+    joint = out["joint"]
+    assert joint.objective == pytest.approx(_best_by_hand(16))
+    assert joint.bound == pytest.approx(_best_by_hand(16))
+    assert joint.stats["bound_from_trunk_rounding"] == 1.0
+    assert not any(k.startswith("bound_from_") and k != "bound_from_trunk_rounding"
+                   for k in joint.stats)
+
+
+def test_the_budget_gives_a_share_and_skips_what_cannot_branch():
+    from optimizer.budget import BudgetParams
+
+    p = BudgetParams()
+    assert p.trunk_bound_s(10.0) == pytest.approx(2.5)
+    assert p.trunk_bound_s(100.0) == pytest.approx(p.trunk_bound_max_s)
+    assert p.trunk_bound_s(1.0) == 0.0  # 0.25 s is below the minimum: not run
