@@ -352,6 +352,15 @@ def solve_frontier(
     if first is None:
         first = sv.solve("cost", sv.expr("cost"))
     c_star = _need(first, "cost-optimal plan")
+
+    def cost_bound(b: float | None) -> float | None:
+        """A point's cost bound, at least the least cost's: an ε or criterion row only
+        raises the least cost, so `first.bound` holds for every point. On the county week
+        the planner's bound (hub by hub, floors and trunk rounding) is 1,000 CNY above the
+        whole model's root bound that an interior point's solve reaches in 60 s."""
+        if first.bound is None:
+            return b
+        return first.bound if b is None else max(b, first.bound)
     cost_start = [(v, v.value) for v in sv.b.model.component_data_objects(pyo.Var)]
     payoff: dict[str, dict[str, float | None]] = {}
     dropped = 0
@@ -379,7 +388,8 @@ def solve_frontier(
         other = sv.solve(f"{front}:min_cost", sv.expr("cost"),
                          cap=(crit, _cap_level(f2_star, LEX_REL)))
         other_end = FrontierPoint(front, front + "_optimal", None, sv.result(
-            other, other.bound, {"solves": sv.solves[-2:], "criterion_bound": low.bound}))
+            other, cost_bound(other.bound),
+            {"solves": sv.solves[-2:], "criterion_bound": low.bound}))
         ends[other_end.role] = other_end
         c_nad = other_end.cost_cny
         r1 = max(c_nad - c_star, 1e-6)
@@ -396,8 +406,8 @@ def solve_frontier(
                 if r.objective is None:
                     continue
                 # for every plan meeting ε, cost ≥ cost − w·s ≥ the solve's bound
-                add(FrontierPoint(front, "interior", level,
-                                  sv.result(r, r.bound, {"solves": sv.solves[-1:]})), interior)
+                add(FrontierPoint(front, "interior", level, sv.result(
+                    r, cost_bound(r.bound), {"solves": sv.solves[-1:]})), interior)
         add(other_end, pts)
         pts += interior  # after the ends: a point equal to an end is dropped, not the end
         kept, n_drop = _non_dominated(pts)

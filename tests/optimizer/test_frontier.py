@@ -224,3 +224,29 @@ def test_each_solve_keeps_to_the_time_limit(monkeypatch):
     assert seen[0] == pytest.approx(60.0, abs=0.5)
     assert seen[1] == pytest.approx(53.0, abs=0.5)
     assert sv.highs_limit(60.0, 40.0) == pytest.approx(30.0)  # half the limit at least
+
+
+def test_a_point_cut_short_keeps_the_least_cost_bound(monkeypatch):
+    """An ε solve that stops with a weak bound (0 here, a stand-in for the whole county
+    model's root after 60 s) reports at least the least cost's bound: an ε row only raises
+    the least cost."""
+    import dataclasses
+
+    from optimizer import frontier
+
+    real = frontier.run_highs
+
+    def weak_eps(model, *, label="", **kw):
+        r = real(model, label=label, **kw)
+        return dataclasses.replace(r, bound=0.0) if ":eps" in label else r
+
+    monkeypatch.setattr(frontier, "run_highs", weak_eps)
+    s = load_scenario(TINY)
+    f = solve_frontier(s, points=4, mip_gap=1e-6, fronts=("single_use",), planner_start=False)
+    least = f.ends["cost_optimal"].result.bound
+    assert least is not None and least > 0
+    interior = [p for p in f.front("single_use") if p.role == "interior"]
+    assert interior
+    for p in interior:
+        assert p.result.bound == pytest.approx(least)
+        assert p.result.gap == pytest.approx((p.cost_cny - least) / p.cost_cny, rel=1e-6)

@@ -261,3 +261,39 @@ def test_windows_are_tried_where_the_plan_is_furthest_from_the_relaxation():
     order = guided_order(windows, x, guide, cost, is_int, day)
     # scores: day 0: 5.0, day 1: 1.4, day 2: 13.5, day 3: 0.0
     assert order == [frozenset({2}), frozenset({0}), frozenset({1}), frozenset({3})]
+
+
+def test_polish_searches_days_then_each_unit(monkeypatch):
+    """The joint stage's polish hands the search two families: the day windows, and one
+    window per unit (villages linked by common routes) whose labels are the milk runs' units;
+    trunk legs and non-trip columns carry no label, so they stay as the start has them."""
+    from optimizer import build_model, neighbourhood
+    from optimizer.cuts import components
+    from optimizer.neighbourhood import SearchOutcome
+    from tests.optimizer.helpers import TINY
+
+    s = load_scenario(TINY)
+    b = build_model(s, routes_for(s), mode="joint")
+    comp = compile_model(b.model)
+    start = [0.0] * len(comp.columns)
+    seen = {}
+
+    def capture(comp_, start_, families, *args, **kwargs):
+        seen["families"] = families
+        x = np.asarray(start_, dtype=np.float64)
+        return SearchOutcome(x, 0.0, 0.0, 0, 0, 0.0)
+
+    monkeypatch.setattr(neighbourhood, "search_families", capture)
+    trip_day_polish(b, s, 1)(comp, start, 5.0)
+    (days, day_wins), (units, unit_wins) = seen["families"]
+    unit_of = components(b.trips)
+    names = sorted(set(unit_of.values()))
+    assert len(unit_wins) == len(names) and set().union(*unit_wins) == set(range(len(names)))
+    for j, v in enumerate(comp.columns):
+        tt = b.trips[v.index()] if v.parent_component() is b.model.trips else None
+        if tt is None or tt.route is None:
+            assert units[j] is None
+        else:
+            assert units[j] == names.index(unit_of[tt.route.stops[0]])
+            assert days[j] == tt.day
+    assert any(u is not None for u in units)
