@@ -25,7 +25,7 @@ import numpy as np
 from optimizer.cuts import components
 from optimizer.model import BuiltModel
 from optimizer.scenario import Scenario
-from optimizer.solver import CompiledModel, Polish, make_highs, objective_of
+from optimizer.solver import CompiledModel, Polish, make_highs, objective_of, relaxed_highs
 
 #: HiGHS's limit per window: a window that stops early still hands back its best plan
 WINDOW_LIMIT_S = 3.0
@@ -170,11 +170,7 @@ def relaxation_values(comp: CompiledModel, threads: int | None,
                       time_limit_s: float = WINDOW_LIMIT_S) -> np.ndarray | None:
     """The LP relaxation's values, or None when HiGHS does not solve it to optimality within
     `time_limit_s`."""
-    h = make_highs(time_limit_s, None, threads)
-    h.passModel(comp.lp)
-    n = comp.lp.num_col_
-    h.changeColsIntegrality(n, np.arange(n, dtype=np.int32),
-                            np.array([highspy.HighsVarType.kContinuous] * n))
+    h = relaxed_highs(comp, time_limit_s, threads)
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None

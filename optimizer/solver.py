@@ -167,6 +167,18 @@ def make_highs(time_limit_s: float | None, mip_gap: float | None, threads: int |
     return h
 
 
+def relaxed_highs(comp: CompiledModel, time_limit_s: float | None, threads: int | None,
+                  options: dict[str, Any] | None = None) -> highspy.Highs:
+    """A HiGHS instance holding `comp`'s model with every column continuous, not yet run:
+    callers that re-solve it after bound changes keep the instance for its warm basis."""
+    h = make_highs(time_limit_s, None, threads, options=options)
+    h.passModel(comp.lp)
+    n = comp.lp.num_col_
+    h.changeColsIntegrality(n, np.arange(n, dtype=np.int32),
+                            np.array([highspy.HighsVarType.kContinuous] * n))
+    return h
+
+
 def attach_progress(h: highspy.Highs, progress: ProgressFn | None, deadline: float | None,
                     label: str, t0: float) -> None:
     """Report incumbents and bounds; interrupt at our own deadline, because HiGHS's

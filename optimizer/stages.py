@@ -399,7 +399,9 @@ def later_stages(
         if done is not None:
             joint = done[0]
     best = best_plan(no_worse_than_sequential(joint, out.get("sequential")), seq1, unc)
-    best = bound_without_search(best, floors.bound, warm, threads)
+    # the LP relaxation only where the trunk bound, which starts from it, did not solve it
+    best = bound_without_search(best, floors.bound,
+                                warm if trunk is None or trunk.bound is None else None, threads)
     extra: dict[str, float] = {"floors_s": floors.seconds}
     if trunk is not None:
         extra["trunk_bound_s"] = trunk.seconds

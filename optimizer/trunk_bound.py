@@ -26,7 +26,7 @@ import highspy
 import numpy as np
 
 from optimizer.model import BuiltModel
-from optimizer.solver import CompiledModel, compile_model, make_highs, objective_of
+from optimizer.solver import CompiledModel, compile_model, objective_of, relaxed_highs
 
 #: a relaxation value this close to a whole number counts as whole
 INTEGRAL_TOL = 1e-6
@@ -66,11 +66,7 @@ def trunk_rounding_bound(b: BuiltModel, time_limit_s: float, threads: int | None
     this one has a bound that rises node by node."""
     t0 = time.perf_counter()
     comp = compile_model(b.model)
-    n = comp.lp.num_col_
-    h = make_highs(None, None, threads, options={"presolve": "off"})
-    h.passModel(comp.lp)
-    h.changeColsIntegrality(n, np.arange(n, dtype=np.int32),
-                            np.array([highspy.HighsVarType.kContinuous] * n))
+    h = relaxed_highs(comp, None, threads, options={"presolve": "off"})
     cols = np.array(trunk_columns(b, comp), dtype=np.int32)
     lo0 = np.asarray(comp.lp.col_lower_, dtype=np.float64)[cols]
     hi0 = np.asarray(comp.lp.col_upper_, dtype=np.float64)[cols]
