@@ -13,6 +13,7 @@ rows one Python call at a time) and gives us the highspy object itself, so callb
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import math
 import os
@@ -292,12 +293,17 @@ def run_highs(
     options: dict[str, Any] | None = None,
     polish: Polish | None = None,
     polish_s: float = 0.0,
+    finish: Polish | None = None,
+    finish_s: float = 0.0,
 ) -> SolveResult:
     """Solve `model` with HiGHS and load the values back into its variables.
 
     With `polish` and a warm start, `polish` first improves the start for up to `polish_s`
     of the time limit (`optimizer.neighbourhood`); HiGHS then starts from its plan with the
-    time left, so that the bound still comes from the whole model.
+    time left, so that the bound still comes from the whole model. With `finish`, a plan
+    HiGHS returns when its time limit stopped it above the gap is improved by `finish` for up
+    to `finish_s` after HiGHS (the caller's budget absorbs that time); the bound stays
+    HiGHS's, the objective is the finished plan's.
 
     With `warm_start`, the variables' current values are handed to HiGHS as a starting
     incumbent (they must form a feasible solution, as the sequential plan does for the joint
@@ -335,6 +341,14 @@ def run_highs(
                 run = again
             else:  # keep the first solution, at its own cost, with the re-solve's bound
                 run = _Run(run.status, own, again.bound, run.values, 0.0, 0.0)
+    if (finish is not None and finish_s > 0 and run.values is not None
+            and run.status == "time_limit" and run.bound is not None
+            and relative_gap(objective_of(comp, run.values), run.bound)
+            > (1e-4 if mip_gap is None else mip_gap)):
+        values, done = finish(comp, run.values.tolist(), finish_s)
+        polished = {**polished, **done}
+        highs_s += done.get("finish_s", 0.0)
+        run = dataclasses.replace(run, values=np.asarray(values, dtype=np.float64))
     objective = bound = gap = None
     status = run.status
     t3 = time.perf_counter()

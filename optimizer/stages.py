@@ -27,7 +27,12 @@ from optimizer.diagnose import describe_row, describe_unservable
 from optimizer.floors import Floors
 from optimizer.model import BuiltModel, build_model
 from optimizer.model.covers import joint_floors
-from optimizer.neighbourhood import relaxation_values, search_seconds, trip_day_polish
+from optimizer.neighbourhood import (
+    relaxation_values,
+    search_seconds,
+    trip_day_polish,
+    trip_drop_finish,
+)
 from optimizer.plan import extract_plan
 from optimizer.routes import hub_routes
 from optimizer.scenario import Scenario
@@ -90,6 +95,13 @@ class StageOutcome:
     # for `sequential`: which of the sequential baselines it is
     method: str = ""
 
+
+# the stages whose plan, when HiGHS stops on its time limit above the gap, gets trips dropped
+# (`neighbourhood.drop_trips`) for up to this share of its limit: the single-use plan is the
+# joint solve's start and fixes the routing-first baseline's trips, and a baseline left with
+# trips a cheaper plan drops would flatter the joint plan
+FINISHED_MODES = ("single_use",)
+FINISH_SHARE = 0.3
 
 # HiGHS's own mip_rel_gap, which applies when the caller gives none
 HIGHS_DEFAULT_GAP = 1e-4
@@ -174,14 +186,17 @@ def run_stage(
         if not reused:
             copy_values(warm_from.model, b.model)
         warm = True
-    polish = None
+    polish = finish = None
     if mode == "joint" and warm:
         polish = trip_day_polish(b, s, threads)
+    elif mode in FINISHED_MODES and time_limit_s is not None:
+        finish = trip_drop_finish(b, threads)
     r: SolveResult = run_highs(b.model, time_limit_s=time_limit_s, mip_gap=mip_gap,
                                threads=threads, warm_start=warm, progress=progress,
                                label=f"{mode}:{','.join(hubs) if len(hubs) < 4 else len(hubs)}",
                                options=options, explain_infeasible=explain,
-                               polish=polish, polish_s=search_seconds(time_limit_s))
+                               polish=polish, polish_s=search_seconds(time_limit_s),
+                               finish=finish, finish_s=FINISH_SHARE * (time_limit_s or 0.0))
     stats = {
         "build_s": build_s, "compile_s": r.compile_s, "handover_s": r.handover_s,
         "highs_s": r.highs_s, "load_s": r.load_s, "columns": r.num_cols, "rows": r.num_rows,

@@ -14,13 +14,14 @@ from optimizer.baselines import as_joint, fix_routing
 from optimizer.neighbourhood import (
     MIN_SEARCH_S,
     day_windows,
+    drop_trips,
     guided_order,
     search_day_windows,
     search_families,
     trip_day_polish,
 )
 from optimizer.plan import extract_plan
-from optimizer.solver import compile_model, objective_of
+from optimizer.solver import compile_model, objective_of, run_highs
 from optimizer.stages import StageOutcome, run_stage
 from tests.optimizer.helpers import routes_for
 from tests.optimizer.plan_checks import check_stage
@@ -297,3 +298,72 @@ def test_polish_searches_days_then_each_unit(monkeypatch):
             assert units[j] == names.index(unit_of[tt.route.stops[0]])
             assert days[j] == tt.day
     assert any(u is not None for u in units)
+
+
+def _dominated_best(start: list[int]) -> float:
+    """Brute force: the cheapest feasible trip counts with no day above the start's."""
+    best = float("inf")
+    for y in itertools.product(*(range(n + 1) for n in start)):
+        room = [CAP * y[d] - NEED.get(d, 0.0) for d in range(4)]
+        if min(room) >= 0 and sum(room) >= FLEX:
+            best = min(best, sum(c * n for c, n in zip(COST, y, strict=True)))
+    return best
+
+
+def test_drop_trips_drops_every_trip_the_plan_can_spare():
+    """From 3, 0, 2 and 1 trips (56 CNY), dropping the dearest trips first, each as long as
+    the plan stays feasible, ends at 1, 0, 1, 1 (27 CNY): the cheapest plan that runs no more
+    trips on any day than the start (brute force). Going on to the next day after one drop
+    would end at 2, 0, 1, 0 (29). It cannot add a trip, so it stops above the optimum (26:
+    one trip moves to day 1, which the windows find)."""
+    m, _ = _toy()
+    comp = compile_model(m)
+    trips = [3, 0, 2, 1]
+    start = _columns(m, comp, trips, [13.0, 0.0, 0.0, 0.0])
+    assert objective_of(comp, np.array(start)) == pytest.approx(56.0)
+    cols = [j for j, v in enumerate(comp.columns) if v.parent_component() is m.y]
+    out = drop_trips(comp, start, cols, 10.0)
+    assert _dominated_best(trips) == pytest.approx(27.0) and _by_hand() == pytest.approx(26.0)
+    assert out.objective == pytest.approx(27.0)
+    assert objective_of(comp, out.values) == pytest.approx(27.0)
+    assert out.start_objective == pytest.approx(56.0)
+    assert out.improved == 3  # two on day 0, one on day 2
+    y = {comp.columns[j].index(): out.values[j] for j in cols}
+    assert [y[d] for d in range(4)] == [1.0, 0.0, 1.0, 1.0]
+    # the plan it returns is feasible: each day's room holds its need, FLEX fits
+    f = {v.index(): out.values[j] for j, v in enumerate(comp.columns)
+         if v.parent_component() is m.f}
+    assert sum(f.values()) == pytest.approx(FLEX)
+    assert all(NEED.get(d, 0.0) + f[d] <= CAP * y[d] + 1e-6 for d in range(4))
+    # ... and the model's bounds are as they were
+    assert list(comp.lp.col_upper_) == [5.0 if v.is_integer() else np.inf for v in comp.columns]
+
+
+def test_a_plan_cut_short_is_finished_and_an_optimal_one_is_not():
+    """run_highs hands HiGHS's plan to `finish` only when HiGHS stopped above the gap: with no
+    node and no heuristic allowed HiGHS returns its start (56 CNY) and the finish (the drop
+    search) brings it to 27; solved to optimality (26), the finish is not called."""
+    cols: list[int] = []
+    calls: list[float] = []
+
+    def finish(comp, start, seconds):
+        calls.append(seconds)
+        cols[:] = [j for j, v in enumerate(comp.columns) if v.is_integer()]
+        out = drop_trips(comp, start, cols, seconds)
+        return out.values.tolist(), {"finish_s": out.seconds}
+
+    for stop_early in (True, False):
+        m, _ = _toy()
+        for d, n in enumerate([3, 0, 2, 1]):
+            m.y[d].set_value(n)
+            m.f[d].set_value(13.0 if d == 0 else 0.0)
+        options = {"presolve": "off", "mip_max_nodes": 0, "mip_heuristic_effort": 0.0}
+        r = run_highs(m, time_limit_s=10.0, warm_start=True, finish=finish, finish_s=5.0,
+                      options=options if stop_early else None)
+        if stop_early:
+            assert r.status == "time_limit" and calls == [5.0]
+            assert r.objective == pytest.approx(27.0)
+            assert [pyo.value(m.y[d]) for d in range(4)] == [1, 0, 1, 1]
+        else:
+            assert r.status == "optimal" and r.objective == pytest.approx(26.0)
+            assert calls == [5.0]
