@@ -1,4 +1,5 @@
-"""Day-window neighbourhood search: the joint solve's primal side, when it has time to spare.
+"""Neighbourhood searches: the joint solve's primal side (drop trips, then day and unit
+windows), and the drop search that finishes a single-use plan HiGHS left above its gap.
 
 Started from the sequential plan, HiGHS's own heuristics found nothing better on the county
 week's hub H13 in 30 s (18,069.9 CNY at heuristic effort 0.05 and 0.3 alike, the bound at its
@@ -128,10 +129,10 @@ def drop_trips(comp: CompiledModel, start: Sequence[float] | np.ndarray,
 
     A MIP cut short by its time limit often still runs trips a cheaper plan drops: county
     week hub H13's single-use plan after 1.3 s ran its trunk truck twice a day (22,791.5
-    CNY), HiGHS needed 2.3 s more for the plan that runs it once (21,071); this search takes
-    0.34 s to 21,386.9. And a warm-started joint solve that stops at its start returns the
-    start's continuous decisions as they were (hub H01: 24,230.4 CNY, re-optimised
-    24,139.6)."""
+    CNY); HiGHS found the plan that runs it once on five days (21,071) only after about
+    2.3 s; this search takes 0.34 s to 21,386.9. And a warm-started joint solve that stops
+    at its start returns the start's continuous decisions as they were (hub H01: 24,230.4
+    CNY, re-optimised 24,139.6). Figures: docs/optimizer.md, "Drop search"."""
     t0 = time.perf_counter()
     x = np.asarray(start, dtype=np.float64).copy()
     is_int = np.array([v.is_integer() for v in comp.columns], dtype=bool)
