@@ -295,6 +295,7 @@ def run_highs(
     polish_s: float = 0.0,
     finish: Polish | None = None,
     finish_s: float = 0.0,
+    finish_above_gap: float = 0.0,
 ) -> SolveResult:
     """Solve `model` with HiGHS and load the values back into its variables.
 
@@ -302,8 +303,8 @@ def run_highs(
     of the time limit (`optimizer.neighbourhood`); HiGHS then starts from its plan with the
     time left, so that the bound still comes from the whole model. With `finish`, a plan
     HiGHS returns when its time limit stopped it above the gap is improved by `finish` for up
-    to `finish_s` after HiGHS (the caller's budget absorbs that time); the bound stays
-    HiGHS's, the objective is the finished plan's.
+    to `finish_s` after HiGHS (the caller's budget absorbs that time) when its gap is also
+    above `finish_above_gap`; the bound stays HiGHS's, the objective is the finished plan's.
 
     With `warm_start`, the variables' current values are handed to HiGHS as a starting
     incumbent (they must form a feasible solution, as the sequential plan does for the joint
@@ -344,7 +345,7 @@ def run_highs(
     if (finish is not None and finish_s > 0 and run.values is not None
             and run.status == "time_limit" and run.bound is not None
             and relative_gap(objective_of(comp, run.values), run.bound)
-            > (1e-4 if mip_gap is None else mip_gap)):
+            > max(1e-4 if mip_gap is None else mip_gap, finish_above_gap)):
         values, done = finish(comp, run.values.tolist(), finish_s)
         polished = {**polished, **done}
         highs_s += done.get("finish_s", 0.0)

@@ -367,3 +367,26 @@ def test_a_plan_cut_short_is_finished_and_an_optimal_one_is_not():
         else:
             assert r.status == "optimal" and r.objective == pytest.approx(26.0)
             assert calls == [5.0]
+
+
+def test_a_plan_within_the_finish_gap_is_not_finished():
+    """Stopped at its first improving plan (26 CNY) with a bound of 22 (a gap of 15 %), the
+    plan is finished when `finish_above_gap` is below that gap and not when it is above."""
+    calls: list[float] = []
+
+    def finish(comp, start, seconds):
+        calls.append(seconds)
+        return start, {"finish_s": 0.0}
+
+    for above, expected in ((0.1, 1), (0.5, 0)):
+        calls.clear()
+        m, _ = _toy()
+        for d, n in enumerate([3, 0, 2, 1]):
+            m.y[d].set_value(n)
+            m.f[d].set_value(13.0 if d == 0 else 0.0)
+        r = run_highs(m, time_limit_s=10.0, warm_start=True, finish=finish, finish_s=1.0,
+                      finish_above_gap=above,
+                      options={"presolve": "off", "mip_max_improving_sols": 1})
+        assert r.status == "time_limit" and r.objective is not None and r.bound is not None
+        assert 0.1 < (r.objective - r.bound) / r.objective < 0.5
+        assert len(calls) == expected
