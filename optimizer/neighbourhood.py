@@ -152,8 +152,13 @@ def drop_trips(comp: CompiledModel, start: Sequence[float] | np.ndarray,
             return None
         y = np.asarray(h.getSolution().col_value, dtype=np.float64)
         y[is_int] = np.round(y[is_int])
-        return y if _within(y, np.asarray(comp.lp.col_lower_), np.asarray(comp.lp.col_upper_)) \
-            else None
+        lo, hi = np.asarray(comp.lp.col_lower_), np.asarray(comp.lp.col_upper_)
+        if not _within(y, lo, hi):
+            return None
+        # within tolerance of a bound is on it, as HiGHS's own plans are read back
+        y = np.clip(y, lo, hi)
+        y[np.abs(y) < 1e-9] = 0.0
+        return y
 
     y = solve()
     if y is not None and objective_of(comp, y) < best:
@@ -284,9 +289,10 @@ MAX_SEARCH_INTEGERS = 2000
 
 def trip_day_polish(b: BuiltModel, scenario: Scenario, threads: int | None) -> Polish:
     """A `Polish` (optimizer.solver) for the built model `b`, whose integers are its trip
-    counts: windows over the trips' days, wrapping when the horizon is cyclic, then each
-    unit's milk runs (villages linked by common candidate routes, `cuts.components`) over
-    the whole horizon; the trunk legs stay as the start has them."""
+    counts: first `drop_trips` over every trip count (trunk legs included), then, with
+    `MIN_SEARCH_S` of stage, windows over the trips' days, wrapping when the horizon is
+    cyclic, then each unit's milk runs (villages linked by common candidate routes,
+    `cuts.components`) over the whole horizon, where the trunk legs stay as they are."""
     trips, trips_var = b.trips, b.model.trips
     windows = day_windows(scenario.horizon_days, WINDOW_DAYS, scenario.horizon_end == "cyclic")
     unit_of = components(trips)
@@ -300,6 +306,7 @@ def trip_day_polish(b: BuiltModel, scenario: Scenario, threads: int | None) -> P
         if sum(d is not None for d in day_of) > MAX_SEARCH_INTEGERS:
             return start, {"search_skipped_large": 1.0}
         t0 = time.perf_counter()
+        # `seconds` is `search_seconds` of the stage's limit: windows from MIN_SEARCH_S of it
         windows_too = seconds >= SEARCH_SHARE * MIN_SEARCH_S
         # the windows find more where they get the time (hub H04: 163 CNY from one window)
         drop_s = min(DROP_LIMIT_S, DROP_SHARE * seconds if windows_too else seconds)

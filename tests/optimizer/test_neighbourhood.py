@@ -221,7 +221,8 @@ def test_polish_from_routing_first_reaches_the_joint_optimum(name):
     values, stats = polish(comp, start, 30.0)
     obj = objective_of(comp, np.array(values))
     assert stats["search_improved"] >= 1
-    assert stats["search_gain_cny"] == pytest.approx(seq.objective - obj, abs=1e-6)
+    assert stats["search_gain_cny"] + stats["drop_gain_cny"] == pytest.approx(
+        seq.objective - obj, abs=1e-6)
     assert obj == pytest.approx(joint.objective, rel=1e-6)
     for v, x in zip(comp.columns, values, strict=True):
         v.set_value(x, skip_validation=True)
@@ -229,9 +230,9 @@ def test_polish_from_routing_first_reaches_the_joint_optimum(name):
 
 
 def test_joint_stage_searches_when_its_limit_has_room():
-    """The joint stage started from a baseline searches before HiGHS's own solve when its
-    limit is at least MIN_SEARCH_S, and not below it; either way it ends at the optimum of
-    this small scenario."""
+    """The joint stage started from a baseline searches windows before HiGHS's own solve
+    when its limit is at least MIN_SEARCH_S, and below it only drops trips; either way it
+    ends at the optimum of this small scenario."""
     s = load_scenario("examples/scenarios/stress/bulky_empties.yaml")
     hubs = sorted({v.hub_id for v in s.villages})
     routes = routes_for(s)
@@ -244,7 +245,7 @@ def test_joint_stage_searches_when_its_limit_has_room():
         seen[limit] = out
     searched, plain = seen[MIN_SEARCH_S + 1.0], seen[MIN_SEARCH_S - 1.0]
     assert searched.stats["search_windows"] >= 1 and searched.stats["search_improved"] >= 1
-    assert "search_windows" not in plain.stats
+    assert "search_windows" not in plain.stats and "drop_s" in plain.stats
     assert searched.objective == pytest.approx(plain.objective, rel=1e-6)
     check_stage(searched, s, hubs)
 
@@ -390,3 +391,34 @@ def test_a_plan_within_the_finish_gap_is_not_finished():
         assert r.status == "time_limit" and r.objective is not None and r.bound is not None
         assert 0.1 < (r.objective - r.bound) / r.objective < 0.5
         assert len(calls) == expected
+
+
+def test_only_a_time_limited_single_use_stage_gets_a_finish(monkeypatch):
+    """run_stage hands run_highs the drop search as `finish` for the single-use stage with a
+    time limit, and for no other stage (the packaging-first baseline included) nor without
+    a limit."""
+    from optimizer import stages
+    from optimizer.baselines import fix_packaging, packaging_rule
+    from tests.optimizer.helpers import TINY
+
+    s = load_scenario(TINY)
+    hubs = sorted({v.hub_id for v in s.villages})
+    routes = routes_for(s)
+    seen: dict[tuple[str, float | None], bool] = {}
+    real = stages.run_highs
+
+    def spy(model, **kwargs):
+        seen[(kwargs["label"].split(":")[0], kwargs["time_limit_s"])] = (
+            kwargs.get("finish") is not None and kwargs.get("finish_s", 0.0) > 0)
+        return real(model, **kwargs)
+
+    monkeypatch.setattr(stages, "run_highs", spy)
+    for limit in (10.0, None):
+        run_stage(s, routes, hubs, "single_use", limit, 1e-6, 1, None)
+        run_stage(s, routes, hubs, "uncoordinated", limit, 1e-6, 1, None)
+        rule = packaging_rule(s, hubs)
+        run_stage(s, routes, hubs, "packaging_first", limit, 1e-6, 1, None,
+                  prepare=lambda b, rule=rule: fix_packaging(b, s, rule))
+    assert seen == {("single_use", 10.0): True, ("single_use", None): False,
+                    ("uncoordinated", 10.0): False, ("uncoordinated", None): False,
+                    ("packaging_first", 10.0): False, ("packaging_first", None): False}
