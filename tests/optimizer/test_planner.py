@@ -35,6 +35,12 @@ def test_tiny_plan_properties_and_baseline_order():
     unc_k = d["baselines"]["uncoordinated"]["kpis"]
     assert unc_k["reusable_uses"] == 0
     assert unc_k["single_use_grams"] > 0
+    # per hub group, the joint stage's floors time and bound source, which add up to the
+    # county's (planner.HUB_SEARCH_STATS)
+    groups = [h["joint"] for h in res.stats["hubs"]]
+    assert sum(g["floors_s"] for g in groups) == pytest.approx(res.stats["joint"]["floors_s"])
+    sources = {k for g in groups for k in g if k.startswith("bound_from_")}
+    assert sources == {k for k in res.stats["joint"] if k.startswith("bound_from_")}
 
 
 def _random_variant(seed: int) -> dict:
