@@ -154,6 +154,13 @@ def test_relaxation_bound_of_a_baseline_model_is_the_joint_relaxation(name):
     assert bound_without_search(cut_short, floor, None, 1).bound == pytest.approx(floor)
     proven = StageOutcome("time_limit", opt + 50.0, opt - 1.0, plan)
     assert bound_without_search(proven, floor, b, 1) is proven
+    # a joint solve stopped before its root (its bound above the floor, below the
+    # relaxation): the relaxation replaces it when the solve was cut short, not otherwise
+    early = StageOutcome("time_limit", opt + 50.0, (floor + got) / 2, plan)
+    assert floor < early.bound < got
+    raised = bound_without_search(early, floor, b, 1, cut_short=True)
+    assert raised.bound == pytest.approx(got) and raised.stats["bound_from_relaxation"]
+    assert bound_without_search(early, floor, b, 1) is early
 
 
 def test_floors_stop_at_their_budget(monkeypatch):
