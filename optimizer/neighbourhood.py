@@ -165,8 +165,8 @@ def drop_trips(comp: CompiledModel, start: Sequence[float] | np.ndarray,
         return y
 
     y = solve()
-    if y is not None and objective_of(comp, y) < best:
-        x, best = y, objective_of(comp, y)
+    if y is not None and (obj := objective_of(comp, y)) < best:
+        x, best = y, obj
     cost = np.asarray(comp.lp.col_cost_, dtype=np.float64)
     dropped = True
     while dropped and time.perf_counter() - t0 < time_limit_s:

@@ -409,6 +409,15 @@ def _combine(parts: list[dict[str, StageOutcome]], mode: str) -> StageOutcome:
     return StageOutcome(status, obj, bound, merge_plans(plans), dict(stats), diag, method=method)
 
 
+#: what each hub group's stages report beside their times: the searches' work and gains,
+#: the bounds' time and source (`bound_from_*`), so that a plan shows per hub where its
+#: plan and its bound came from
+HUB_SEARCH_STATS = frozenset({
+    "search_s", "search_windows", "search_improved", "search_gain_cny", "drop_s",
+    "drop_gain_cny", "finish_s", "finish_gain_cny", "floors_s", "trunk_bound_s",
+    "replaced_by_sequential", "objective_resolves"})
+
+
 def _hub_stats(part: dict[str, StageOutcome]) -> dict[str, Any]:
     """Per hub group: each stage's objective, bound, gap and HiGHS time (where the county's
     time and gap come from), and its `HUB_SEARCH_STATS` where it has them."""
@@ -432,15 +441,6 @@ def _hub_stats(part: dict[str, StageOutcome]) -> dict[str, Any]:
                   **{k: v for k, v in o.stats.items()
                      if k in HUB_SEARCH_STATS or k.startswith("bound_from_")}}
     return out
-
-
-#: what each hub group's stages report beside their times: the searches' work and gains,
-#: the bounds' time and source (`bound_from_*`), so that a plan shows per hub where its
-#: plan and its bound came from
-HUB_SEARCH_STATS = frozenset({
-    "search_s", "search_windows", "search_improved", "search_gain_cny", "drop_s",
-    "drop_gain_cny", "finish_s", "finish_gain_cny", "floors_s", "trunk_bound_s",
-    "replaced_by_sequential", "objective_resolves"})
 
 
 #: marginal values stop this long before the solve's time limit (a hub's LP is a second or

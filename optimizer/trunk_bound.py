@@ -26,6 +26,7 @@ import highspy
 import numpy as np
 
 from optimizer.model import BuiltModel
+from optimizer.neighbourhood import trip_columns
 from optimizer.solver import CompiledModel, compile_model, objective_of, relaxed_highs
 
 #: a relaxation value this close to a whole number counts as whole
@@ -46,9 +47,7 @@ class TrunkBound:
 
 def trunk_columns(b: BuiltModel, comp: CompiledModel) -> list[int]:
     """The compiled columns of `b`'s trunk trip counts (trips without a route)."""
-    trips = b.model.trips
-    return [j for j, v in enumerate(comp.columns)
-            if v.parent_component() is trips and b.trips[v.index()].route is None]
+    return [j for j in trip_columns(b, comp) if b.trips[comp.columns[j].index()].route is None]
 
 
 def trunk_rounding_bound(b: BuiltModel, time_limit_s: float, threads: int | None = None
