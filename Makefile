@@ -13,8 +13,15 @@ demo: setup
 # pytest exits 5 when it collected no test: that is a failure here, not a pass.
 # The whole suite needs promtool, amtool, prometheus and docker-compose (setup installs
 # them): a missing one fails its tests here instead of skipping them.
+# Unit tests run one at a time (the planner's own tests time HiGHS on both cores); the
+# integration tests mostly wait on their broker, workers and Prometheus, so two run at once
+# (pytest-xdist), each worker with its own services on its own free ports.
+TEST_ENV := PACKLOOP_REQUIRE_BINARIES=1
 test: setup
-	PACKLOOP_REQUIRE_BINARIES=1 $(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests ran" >&2; exit 1; fi; exit $$rc
+	@$(TEST_ENV) $(PY) -m pytest -q -m "not integration"; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "no unit tests ran" >&2; exit 1; fi; [ $$rc -eq 0 ] || exit $$rc; \
+	  $(TEST_ENV) $(PY) -m pytest -q -m integration -n 2; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "no integration tests ran" >&2; exit 1; fi; exit $$rc
 
 # No broker, Prometheus or PostgreSQL: those tests are marked integration.
 test-unit: setup
