@@ -106,6 +106,10 @@ FINISH_SHARE = 0.3
 # drops nothing costs a big hub 0.5 s of its joint stage's search (H04)
 FINISH_ABOVE_GAP = 0.005
 
+# HiGHS's limit for the routing-first baseline of a group whose budget has no room left for
+# it (`later_stages`): with every trip fixed it takes hundredths of a second
+SQUEEZED_ROUTING_FIRST_S = 0.3
+
 # HiGHS's own mip_rel_gap, which applies when the caller gives none
 HIGHS_DEFAULT_GAP = 1e-4
 
@@ -386,9 +390,24 @@ def later_stages(
     # with the floors cut at the group's deadline).
     floors = joint_floors(s, g.routes, hubs, None if time_limit_s is None
                           else params.floors_s(g.left_s()))
-    # Both sequential baselines are budgeted as the one "sequential" stage each.
-    warm = sequential_baselines(s, hubs, seq1, b1, lambda mode, prepare: g.run(
-        "sequential", mode, mip_gap, None, prepare=prepare, floors=floors), out)
+    def baseline(mode: StageMode, prepare: Callable[[BuiltModel], None]
+                 ) -> tuple[StageOutcome, BuiltModel] | None:
+        """Both sequential baselines are budgeted as the one "sequential" stage each. Routing
+        first runs even when that budget has no room left: with every trip fixed HiGHS needs
+        hundredths of a second, so its cost is building the model, and that model is the
+        group's joint model. A group squeezed out of its later stages (the last ones at 200 %
+        of the county) then still hands on a sequential plan instead of its single-use one,
+        and gets its joint model's LP relaxation as bound (200 % county at 120 s: H20's plan
+        18,045 -> 14,5xx CNY)."""
+        done = g.run("sequential", mode, mip_gap, None, prepare=prepare, floors=floors)
+        if done is None and mode == "routing_first" and time_limit_s is not None:
+            done = g.run("sequential", mode, mip_gap, None, limit_s=SQUEEZED_ROUTING_FIRST_S,
+                         prepare=prepare, floors=floors)
+            if done is not None:
+                done[0].stats["past_budget"] = 1.0
+        return done
+
+    warm = sequential_baselines(s, hubs, seq1, b1, baseline, out)
     if skip_joint:
         return out
     # Without primal heuristics only when the start is good: a single-use stage cut short
@@ -423,9 +442,22 @@ def later_stages(
     # above its gap: its search may have left HiGHS too little time to finish its root, whose
     # bound is then far below the relaxation (200 % county: 11,694 against 26,426 CNY)
     no_trunk = trunk is None or trunk.bound is None
-    best = bound_without_search(best, floors.bound, warm if no_trunk else None, threads,
-                                cut_short=no_trunk and above_gap(best, mip_gap))
+    cut_short = no_trunk and above_gap(best, mip_gap)
+    relax_from = warm if no_trunk else None
     extra: dict[str, float] = {"floors_s": floors.seconds}
+    if (warm is None and time_limit_s is not None and g.left_s() > 0
+            and needs_bound(best, floors.bound, cut_short)):
+        # squeezed out before its sequential stage but with time left (routing first, which
+        # builds the joint model, needs a single-use plan): the joint model is built for its
+        # LP relaxation alone, about 0.5 s on a county-week hub, possibly past the group's
+        # budget; without it the bound is the floors', 29 % of H20's plan at 200 % of the
+        # county. A group whose budget is spent keeps the floors' bound.
+        t = time.perf_counter()
+        relax_from = build_model(s, g.routes, mode="joint", hubs=hubs, trip_floors=floors)
+        if relax_from.unservable:
+            relax_from = None
+        extra["relaxation_build_s"] = time.perf_counter() - t
+    best = bound_without_search(best, floors.bound, relax_from, threads, cut_short=cut_short)
     if trunk is not None:
         extra["trunk_bound_s"] = trunk.seconds
         if trunk.bound is not None:  # not branched: the LP relaxation, still a bound
@@ -480,15 +512,20 @@ def relaxation_bound(b: BuiltModel, threads: int | None) -> float | None:
     return None if values is None else objective_of(comp, values)
 
 
+def needs_bound(o: StageOutcome, floor: float, cut_short: bool = False) -> bool:
+    """Whether a joint outcome's bound is worth an LP relaxation: it has a plan, and its solve
+    never ran, stopped below `floor` (the bound known before any solve), or was `cut_short`
+    above its gap."""
+    return o.objective is not None and (o.bound is None or o.bound < floor or cut_short)
+
+
 def bound_without_search(o: StageOutcome, floor: float, b: BuiltModel | None,
                          threads: int | None, cut_short: bool = False) -> StageOutcome:
-    """A joint outcome whose solve never ran, or stopped below `floor` (the bound known before
-    any solve), or was `cut_short` above its gap, with the better of its bound, `floor` and,
-    where the group's joint model `b` is built, its LP relaxation (a fraction of a second)
-    as its bound."""
+    """A joint outcome that `needs_bound`, with the better of its bound, `floor` and, where
+    the group's joint model `b` is built, its LP relaxation (a fraction of a second) as its
+    bound."""
     source = "floors"
-    if b is not None and o.objective is not None and (o.bound is None or o.bound < floor
-                                                      or cut_short):
+    if b is not None and needs_bound(o, floor, cut_short):
         lp = relaxation_bound(b, threads)
         if lp is not None and lp > floor:
             floor, source = lp, "relaxation"

@@ -1,0 +1,87 @@
+"""A hub group's stages (optimizer.stages) when its budget runs out: what it hands on and
+what bounds it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pyomo.environ as pyo
+import pytest
+
+from optimizer import build_model, load_scenario, run_highs, stages
+from optimizer.budget import DEFAULT
+from tests.optimizer.helpers import routes_for
+from tests.optimizer.plan_checks import check_stage
+
+SCENARIO = "examples/scenarios/stress/bulky_empties.yaml"
+# no trunk rounding bound: the bound tested here is the one a squeezed group falls back on
+NO_TRUNK_BOUND = dataclasses.replace(DEFAULT, trunk_bound_max_s=0.0)
+
+
+def _squeeze(monkeypatch, *skipped: str) -> None:
+    """The group's budget has no room for the `skipped` stages (`stage_limit` says None)."""
+    real = stages.stage_limit
+
+    def limit(stage, *args, **kwargs):
+        return None if stage in skipped else real(stage, *args, **kwargs)
+
+    monkeypatch.setattr(stages, "stage_limit", limit)
+
+
+def _joint_relaxation(s, hubs: list[str]) -> float:
+    """The joint model's LP relaxation, relaxed by Pyomo and solved through run_highs."""
+    fresh = build_model(s, routes_for(s), hubs=hubs)
+    for v in fresh.model.component_data_objects(pyo.Var):
+        if v.is_integer():
+            v.domain = pyo.NonNegativeReals
+    lp = run_highs(fresh.model).objective
+    assert lp is not None
+    return lp
+
+
+def _joint_optimum(s, hubs: list[str]) -> float:
+    r = run_highs(build_model(s, routes_for(s), hubs=hubs).model, mip_gap=1e-6,
+                  time_limit_s=60)
+    assert r.objective is not None and r.bound is not None
+    assert r.bound >= r.objective * (1 - 1e-6)
+    return r.objective
+
+
+def test_a_group_squeezed_out_of_its_sequential_stage_still_routes_first(monkeypatch):
+    """No room left for the sequential and joint stages: routing first runs all the same
+    (its trips fixed, HiGHS needs hundredths of a second), its plan is the group's, and the
+    model it built gives the LP relaxation as bound. Without that the group handed on its
+    single-use plan with the floors' bound."""
+    s = load_scenario(SCENARIO)
+    hubs = sorted({v.hub_id for v in s.villages})
+    _squeeze(monkeypatch, "sequential", "joint")
+    out = stages.solve_hubs(s, hubs, 60.0, 1e-6, 1, None, params=NO_TRUNK_BOUND)
+    routing = out["sequential_routing_first"]
+    assert routing.plan is not None and routing.stats["past_budget"] == 1.0
+    assert out["sequential_packaging_first"].plan is None  # no room: not forced
+    assert out["sequential"].objective == pytest.approx(routing.objective)
+    joint, single = out["joint"], out["single_use"]
+    assert single.objective is not None and routing.objective is not None
+    assert joint.objective == pytest.approx(routing.objective)
+    assert joint.objective < single.objective - 1.0  # reuse on the same trips pays here
+    check_stage(joint, s, hubs)
+    assert joint.stats.get("bound_from_relaxation") == 1.0
+    assert joint.bound == pytest.approx(_joint_relaxation(s, hubs), rel=1e-7)
+    assert joint.bound <= _joint_optimum(s, hubs) + 1e-6
+
+
+def test_a_group_with_only_its_first_plan_builds_the_joint_model_for_its_bound(monkeypatch):
+    """No room even for the single-use stage: the group keeps its uncoordinated plan, and the
+    joint model is built for its LP relaxation alone, a bound far above the floors'."""
+    s = load_scenario(SCENARIO)
+    hubs = sorted({v.hub_id for v in s.villages})
+    _squeeze(monkeypatch, "single_use", "sequential", "joint")
+    out = stages.solve_hubs(s, hubs, 60.0, 1e-6, 1, None, params=NO_TRUNK_BOUND)
+    joint = out["joint"]
+    assert out["single_use"].plan is None and out["sequential"].plan is None
+    assert joint.objective == pytest.approx(out["uncoordinated"].objective)
+    assert joint.stats.get("bound_from_relaxation") == 1.0
+    assert "relaxation_build_s" in joint.stats
+    lp = _joint_relaxation(s, hubs)
+    assert joint.bound == pytest.approx(lp, rel=1e-7)
+    assert joint.bound <= _joint_optimum(s, hubs) + 1e-6
