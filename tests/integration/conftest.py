@@ -21,13 +21,21 @@ from tests.integration.fixtures import (
 __all__ = ["pg_db_url", "postgres_server", "postgres_url", "ready_worker", "workers"]
 
 HERE = Path(__file__).parent
+# Modules whose tests solve plans with HiGHS on both cores against a wall-clock limit:
+# `make test` runs the integration tests two at a time (pytest-xdist, --dist loadgroup) and
+# keeps these on one worker, one after the other, so that two of them never share the cores.
+PLANNER_MODULES = frozenset({
+    "test_demo.py", "test_dispatch.py", "test_planner_edges.py", "test_planner_from_state.py",
+    "test_planner_service.py", "test_planner_workers.py"})
 
 
-@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker, and before xdist's grouping
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(HERE):
             item.add_marker(pytest.mark.integration)
+            if item.path.name in PLANNER_MODULES:
+                item.add_marker(pytest.mark.xdist_group("planner"))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -40,8 +40,10 @@ def _joint_relaxation(s, hubs: list[str]) -> float:
 
 
 def _joint_optimum(s, hubs: list[str]) -> float:
-    r = run_highs(build_model(s, routes_for(s), hubs=hubs).model, mip_gap=1e-6,
-                  time_limit_s=60)
+    """A cold solve to a 1e-6 gap of the joint model without any valid rows (no covers, no
+    floors): the bound's own rows cannot lift it."""
+    r = run_highs(build_model(s, routes_for(s), hubs=hubs, capacity_covers=False,
+                              trip_floors=False).model, mip_gap=1e-6, time_limit_s=60)
     assert r.objective is not None and r.bound is not None
     assert r.bound >= r.objective * (1 - 1e-6)
     return r.objective
@@ -50,8 +52,8 @@ def _joint_optimum(s, hubs: list[str]) -> float:
 def test_a_group_squeezed_out_of_its_sequential_stage_still_routes_first(monkeypatch):
     """No room left for the sequential and joint stages: routing first runs all the same
     (its trips fixed, HiGHS needs hundredths of a second), its plan is the group's, and the
-    model it built gives the LP relaxation as bound. Without that the group handed on its
-    single-use plan with the floors' bound."""
+    model it built gives the LP relaxation as bound. Without it the group handed on its
+    single-use plan with the floors' bound (`cost_floor`)."""
     s = load_scenario(SCENARIO)
     hubs = sorted({v.hub_id for v in s.villages})
     _squeeze(monkeypatch, "sequential", "joint")
@@ -82,6 +84,44 @@ def test_a_group_with_only_its_first_plan_builds_the_joint_model_for_its_bound(m
     assert joint.objective == pytest.approx(out["uncoordinated"].objective)
     assert joint.stats.get("bound_from_relaxation") == 1.0
     assert "relaxation_build_s" in joint.stats
+    check_stage(joint, s, hubs)
     lp = _joint_relaxation(s, hubs)
     assert joint.bound == pytest.approx(lp, rel=1e-7)
     assert joint.bound <= _joint_optimum(s, hubs) + 1e-6
+
+
+def test_a_group_whose_budget_is_spent_builds_nothing_more(monkeypatch):
+    """The same, with the group's budget already spent when its later stages would start:
+    nothing is built past it, and the bound is the one known before any solve."""
+    s = load_scenario(SCENARIO)
+    hubs = sorted({v.hub_id for v in s.villages})
+    _squeeze(monkeypatch, "single_use", "sequential", "joint")
+    out = stages.solve_hubs(s, hubs, 0.0, 1e-6, 1, None, params=NO_TRUNK_BOUND)
+    joint = out["joint"]
+    assert out["sequential_routing_first"].plan is None
+    assert "relaxation_build_s" not in joint.stats
+    assert joint.stats.get("bound_from_floors") == 1.0
+    assert joint.bound is not None and joint.bound < _joint_relaxation(s, hubs) - 1.0
+
+
+def test_a_routing_first_plan_dearer_than_the_single_use_one_is_not_handed_on(monkeypatch):
+    """No joint solve, and a routing-first plan cut short dearer than the single-use plan on
+    the same trips (made so here): the group hands on the single-use plan."""
+    s = load_scenario(SCENARIO)
+    hubs = sorted({v.hub_id for v in s.villages})
+    _squeeze(monkeypatch, "sequential", "joint")
+    real = stages.run_stage
+
+    def dearer(s, routes, hubs, mode, *args, **kwargs):
+        o, b = real(s, routes, hubs, mode, *args, **kwargs)
+        if mode == "routing_first":
+            o = dataclasses.replace(o, objective=(o.objective or 0.0) + 1e5)
+        return o, b
+
+    monkeypatch.setattr(stages, "run_stage", dearer)
+    out = stages.solve_hubs(s, hubs, 60.0, 1e-6, 1, None, params=NO_TRUNK_BOUND)
+    single, joint = out["single_use"], out["joint"]
+    assert out["sequential"].objective > single.objective
+    assert joint.objective == pytest.approx(single.objective)
+    assert joint.plan is single.plan
+    assert "replaced_by_sequential" not in joint.stats

@@ -1,0 +1,49 @@
+"""The embedded broker on a port another process holds: a "free" port is only free when
+asked, and with two test workers (or two demos) another process can take it before Tansu
+binds. A client must never end up talking to that other process's server."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from services import broker as broker_mod
+from services.broker import BrokerError, EmbeddedBroker, free_port, process_listens_on
+
+
+@pytest.fixture
+def squatter() -> Iterator[int]:
+    """A port this test process listens on (and accepts connections at)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        yield int(sock.getsockname()[1])
+
+
+def test_the_listener_of_a_port_is_known(squatter: int) -> None:
+    assert process_listens_on(os.getpid(), squatter) is True
+    assert process_listens_on(os.getppid(), squatter) is False
+
+
+def test_a_given_port_held_by_another_process_is_an_error_naming_it(squatter: int) -> None:
+    b = EmbeddedBroker(port=squatter, startup_timeout_s=15)
+    with pytest.raises(BrokerError, match=f"port {squatter} .* in use by another process"):
+        b.start()
+    assert not b.is_running()
+
+
+def test_a_chosen_port_taken_before_the_broker_binds_is_chosen_again(
+        squatter: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    handed = iter([squatter])
+    real = broker_mod.free_port
+    monkeypatch.setattr(broker_mod, "free_port", lambda host="127.0.0.1": next(handed, None)
+                        or real(host))
+    with EmbeddedBroker() as b:
+        assert b.port != squatter
+        assert b.process is not None and process_listens_on(b.process.pid, b.port) is True
+        with socket.create_connection(("127.0.0.1", b.port), timeout=2):
+            pass
+    assert free_port() > 0
