@@ -547,12 +547,14 @@ def with_floor_bound(o: StageOutcome, floor: float, source: str = "floors") -> S
     joint model's LP relaxation) as its bound where its joint solve gave none or a lower one,
     recorded as `bound_from_<source>` (replacing an earlier source's mark: the bound is from
     one place, and `plan solve`'s summary counts each group once)."""
-    # a bound within HiGHS's tolerances of `floor` is kept: the tiny example's joint solve
-    # proved its optimum with a bound a hair below the same LP, and the plan then said its
-    # bound came "from before the joint solve" and that a longer limit would tighten it
-    if (o.objective is None or floor <= 0 or not math.isfinite(floor)
-            or (o.bound is not None and o.bound >= floor - 1e-6 * max(1.0, abs(floor)))):
+    if o.objective is None or floor <= 0 or not math.isfinite(floor):
         return o
+    if o.bound is not None and o.bound >= floor - 1e-6 * max(1.0, abs(floor)):
+        # the joint solve's own bound, a hair (solver tolerances) below `floor` at most: the
+        # tighter value is reported, but not as a bound from before the solve (the tiny
+        # example's proven optimum said so, and that a longer limit would tighten it)
+        tighter = max(o.bound, min(floor, o.objective))
+        return o if tighter == o.bound else dataclasses.replace(o, bound=tighter)
     stats = {k: v for k, v in o.stats.items() if not k.startswith("bound_from_")}
     return dataclasses.replace(o, bound=min(floor, o.objective),
                                stats={**stats, f"bound_from_{source}": 1.0})

@@ -53,6 +53,8 @@ def process_listens_on(pid: int, port: int) -> bool | None:
             listening = len(fields) > 9 and fields[3] == "0A"  # TCP_LISTEN
             if listening and int(fields[1].rsplit(":", 1)[1], 16) == port:
                 inodes.add(fields[9])
+    if not inodes:  # something answered on the port, so the tables say nothing here
+        return None
     try:
         fds = list(Path(f"/proc/{pid}/fd").iterdir())
     except OSError:
@@ -131,21 +133,31 @@ class EmbeddedBroker:
 
     def _start_once(self) -> bool:
         """True when our broker listens; False when the port is another process's."""
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         env = {k: v for k, v in os.environ.items() if k not in ("LISTENER_URL", "STORAGE_ENGINE")}
-        self.process = subprocess.Popen(
-            self.command(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,  # Ctrl-C in a terminal reaches us, we stop it ourselves
-        )
+        log = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
+        try:
+            self.process = subprocess.Popen(
+                self.command(),
+                stdout=log if log is not None else subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # Ctrl-C in a terminal reaches us, we stop it ourselves
+            )
+        finally:
+            if log is not None:
+                log.close()  # the broker has its own handle
         deadline = time.monotonic() + self.startup_timeout_s
+        other = False  # something else answered on the port while ours ran
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not wait_for_port(self.host, self.port, left):
                 code = self.process.poll()
+                pid = self.process.pid
                 self.stop()
+                if other:
+                    raise BrokerError(
+                        f"port {self.port} on {self.host} answered, but not by the embedded "
+                        f"broker (pid {pid}), within {self.startup_timeout_s:.0f} s")
                 raise BrokerError(
                     f"embedded broker did not accept connections on {self.bootstrap} within "
                     f"{self.startup_timeout_s:.0f} s (exit code {code})"
@@ -156,6 +168,7 @@ class EmbeddedBroker:
             if self.process.poll() is not None:  # it could not bind: the port is taken
                 self.process = None
                 return False
+            other = True
             time.sleep(0.05)  # still starting while something else answers on the port
 
     def is_running(self) -> bool:

@@ -79,6 +79,10 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, future=True)
 
 
+#: a "database is locked" that came within this long of trying is a race lost, retried
+LOCKED_AT_ONCE_S = 1.0
+
+
 def create_tables(engine: Engine, metadata: MetaData) -> None:
     """Create ``metadata``'s missing tables. Services starting together on an empty database
     race: on PostgreSQL the loser's CREATE TABLE would fail (unique violation in pg_type),
@@ -89,6 +93,7 @@ def create_tables(engine: Engine, metadata: MetaData) -> None:
     (four processes opening one new file, 15 rounds)."""
     attempts = 8
     for attempt in range(1, attempts + 1):
+        t0 = time.monotonic()
         try:
             with engine.begin() as conn:
                 if conn.dialect.name == "postgresql":
@@ -97,10 +102,12 @@ def create_tables(engine: Engine, metadata: MetaData) -> None:
                 metadata.create_all(conn)
             return
         except OperationalError as exc:
-            lost = "already exists" in str(exc) or "database is locked" in str(exc)
-            if not lost or attempt == attempts:
+            # "locked" only when it came at once (the WAL switch's race); a lock held so
+            # long that the busy timeout ran out is an error now, not after 8 more timeouts
+            locked = ("database is locked" in str(exc)
+                      and time.monotonic() - t0 < LOCKED_AT_ONCE_S)
+            if not (locked or "already exists" in str(exc)) or attempt == attempts:
                 raise
-            engine.dispose()  # a connection that failed its WAL switch is not reused
             time.sleep(min(1.0, 0.05 * 2 ** attempt))
 
 

@@ -119,8 +119,8 @@ def test_a_joint_outcome_without_a_bound_takes_the_floor():
     assert high.bound == 90.0 and "bound_from_floors" not in high.stats
     # a proven optimum whose bound lies a hair (HiGHS's tolerances) below the floor keeps
     # its own bound and says nothing of a bound from before its solve
-    proven = StageOutcome("optimal", 100.0, 100.0 - 1e-7, plan)
-    assert with_floor_bound(proven, 100.0) is proven
+    proven = with_floor_bound(StageOutcome("optimal", 100.0, 100.0 - 1e-7, plan), 100.0)
+    assert proven.bound == 100.0 and not any(k.startswith("bound_from_") for k in proven.stats)
     assert with_floor_bound(StageOutcome("time_limit", 100.0, 99.0, plan), 99.5).bound == 99.5
     capped = with_floor_bound(StageOutcome("time_limit", 100.0, None, plan), 120.0)
     assert capped.bound == 100.0
