@@ -17,12 +17,12 @@ demo: setup
 # integration tests mostly wait on their broker, workers and Prometheus, so two run at once
 # (pytest-xdist), each worker with its own services on its own free ports; those that solve
 # plans against a clock stay on one worker (tests/integration/conftest.py, PLANNER_MODULES).
-TEST_ENV := PACKLOOP_REQUIRE_BINARIES=1
+# $(call pytest,ARGS,WHAT): run pytest, stop make on a failure or on no test collected
+pytest = PACKLOOP_REQUIRE_BINARIES=1 $(PY) -m pytest -q $(1); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "no $(2) tests ran" >&2; exit 1; fi; [ $$rc -eq 0 ] || exit $$rc
 test: setup
-	@$(TEST_ENV) $(PY) -m pytest -q -m "not integration"; rc=$$?; \
-	  if [ $$rc -eq 5 ]; then echo "no unit tests ran" >&2; exit 1; fi; [ $$rc -eq 0 ] || exit $$rc; \
-	  $(TEST_ENV) $(PY) -m pytest -q -m integration -n 2 --dist loadgroup; rc=$$?; \
-	  if [ $$rc -eq 5 ]; then echo "no integration tests ran" >&2; exit 1; fi; exit $$rc
+	@$(call pytest,-m "not integration",unit)
+	@$(call pytest,-m integration -n 2 --dist loadgroup,integration)
 
 # No broker, Prometheus or PostgreSQL: those tests are marked integration.
 test-unit: setup

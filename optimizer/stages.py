@@ -441,7 +441,7 @@ def later_stages(
             joint, cold = done
     best = best_plan(no_worse_than_sequential(joint, out.get("sequential")), seq1, unc)
     if (joint.plan is None and best.objective is not None and seq1.objective is not None
-            and seq1.plan is not None and seq1.objective < best.objective):
+            and seq1.objective < best.objective):
         # no joint solve, and a sequential plan cut short (routing first past the budget)
         # dearer than the single-use plan on the same trips: the group hands on the cheaper
         best = dataclasses.replace(best, objective=seq1.objective, plan=seq1.plan,
@@ -455,7 +455,7 @@ def later_stages(
     cut_short = no_trunk and above_gap(best, mip_gap)
     relax_from = (warm if warm is not None else cold) if no_trunk else None
     extra: dict[str, float] = {"floors_s": floors.seconds}
-    if (relax_from is None and warm is None and time_limit_s is not None and g.left_s() > 0
+    if (warm is None and cold is None and time_limit_s is not None and g.left_s() > 0
             and needs_bound(best, floors.bound, cut_short)):
         # squeezed out before its sequential stage but with time left (routing first, which
         # builds the joint model, needs a single-use plan): the joint model is built for its

@@ -3,7 +3,6 @@ runs whole in every plan, and never cut off a plan."""
 
 from __future__ import annotations
 
-import pyomo.environ as pyo
 import pytest
 
 from optimizer import build_model, load_scenario, run_highs
@@ -17,7 +16,7 @@ from optimizer.stages import (
     run_stage,
     with_floor_bound,
 )
-from tests.optimizer.helpers import routes_for
+from tests.optimizer.helpers import joint_lp, routes_for
 from tests.optimizer.plan_checks import check_stage
 from tests.optimizer.test_cuts import _binding_variant, _one_village, _relaxation
 
@@ -142,11 +141,7 @@ def test_relaxation_bound_of_a_baseline_model_is_the_joint_relaxation(name):
                         prepare=lambda bb: fix_routing(bb, b1),
                         floors=joint_floors(s, routes, hubs))
     got = relaxation_bound(b, 1)
-    fresh = build_model(s, routes, hubs=hubs)
-    for v in fresh.model.component_data_objects(pyo.Var):
-        if v.is_integer():
-            v.domain = pyo.NonNegativeReals
-    lp = run_highs(fresh.model).objective
+    lp = joint_lp(s, routes, hubs)
     assert got == pytest.approx(lp, rel=1e-7)
     opt = run_highs(build_model(s, routes, hubs=hubs).model, mip_gap=1e-6).objective
     floor = joint_floors(s, routes, hubs).bound

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 
-import pyomo.environ as pyo
 import pytest
 
 from optimizer import build_model, load_scenario, run_highs, stages
 from optimizer.budget import DEFAULT
-from tests.optimizer.helpers import routes_for
+from tests.optimizer.helpers import joint_lp, routes_for
 from tests.optimizer.plan_checks import check_stage
 
 SCENARIO = "examples/scenarios/stress/bulky_empties.yaml"
@@ -26,17 +25,6 @@ def _squeeze(monkeypatch, *skipped: str) -> None:
         return None if stage in skipped else real(stage, *args, **kwargs)
 
     monkeypatch.setattr(stages, "stage_limit", limit)
-
-
-def _joint_relaxation(s, hubs: list[str]) -> float:
-    """The joint model's LP relaxation, relaxed by Pyomo and solved through run_highs."""
-    fresh = build_model(s, routes_for(s), hubs=hubs)
-    for v in fresh.model.component_data_objects(pyo.Var):
-        if v.is_integer():
-            v.domain = pyo.NonNegativeReals
-    lp = run_highs(fresh.model).objective
-    assert lp is not None
-    return lp
 
 
 def _joint_optimum(s, hubs: list[str]) -> float:
@@ -68,7 +56,7 @@ def test_a_group_squeezed_out_of_its_sequential_stage_still_routes_first(monkeyp
     assert joint.objective < single.objective - 1.0  # reuse on the same trips pays here
     check_stage(joint, s, hubs)
     assert joint.stats.get("bound_from_relaxation") == 1.0
-    assert joint.bound == pytest.approx(_joint_relaxation(s, hubs), rel=1e-7)
+    assert joint.bound == pytest.approx(joint_lp(s, routes_for(s), hubs), rel=1e-7)
     assert joint.bound <= _joint_optimum(s, hubs) + 1e-6
 
 
@@ -85,7 +73,7 @@ def test_a_group_with_only_its_first_plan_builds_the_joint_model_for_its_bound(m
     assert joint.stats.get("bound_from_relaxation") == 1.0
     assert "relaxation_build_s" in joint.stats
     check_stage(joint, s, hubs)
-    lp = _joint_relaxation(s, hubs)
+    lp = joint_lp(s, routes_for(s), hubs)
     assert joint.bound == pytest.approx(lp, rel=1e-7)
     assert joint.bound <= _joint_optimum(s, hubs) + 1e-6
 
@@ -101,7 +89,7 @@ def test_a_group_whose_budget_is_spent_builds_nothing_more(monkeypatch):
     assert out["sequential_routing_first"].plan is None
     assert "relaxation_build_s" not in joint.stats
     assert joint.stats.get("bound_from_floors") == 1.0
-    assert joint.bound is not None and joint.bound < _joint_relaxation(s, hubs) - 1.0
+    assert joint.bound is not None and joint.bound < joint_lp(s, routes_for(s), hubs) - 1.0
 
 
 def test_a_routing_first_plan_dearer_than_the_single_use_one_is_not_handed_on(monkeypatch):
