@@ -20,7 +20,18 @@ def describe_unservable(s: Scenario, items: list[tuple[str, int, str, str]]) -> 
         if direction == "trunk":
             out.append({"what": f"trunk deliveries of class {class_id!r} to hub {village} on "
                         f"day {day}", "why": "no county vehicle can carry that class to the hub "
-                        "(compartment, passive packaging or max_route_km)"})
+                        "(compartment, passive packaging, max_route_km or shift_minutes)"})
+            continue
+        if direction == "trunk_up":
+            out.append({"what": f"farm shipments of class {class_id!r} from hub {village} to "
+                        f"the county on day {day}", "why": "no county vehicle can carry that "
+                        "class from the hub (compartment, max_route_km or shift_minutes)"})
+            continue
+        if direction == "pack":
+            out.append({"what": f"down demand of class {class_id!r} at {village} on day {day}",
+                        "why": "no single-use packaging option lists the class, and plans "
+                        "without reuse (the uncoordinated and sequential baselines) pack "
+                        "only in single-use options"})
             continue
         hub = vhub[village]
         km = oracle.km(hub, village) + oracle.km(village, hub)

@@ -21,6 +21,7 @@ from typing import Any
 import highspy
 import numpy as np
 import pyomo.environ as pyo
+from pyomo.common.errors import InfeasibleConstraintException
 
 from optimizer.model import BuiltModel, build_model
 from optimizer.routes import hub_routes
@@ -96,8 +97,12 @@ def plan_as_start(b: BuiltModel, plan: dict[str, Any], threads: int | None = Non
 
 def _lp_duals(b: BuiltModel, threads: int | None) -> tuple[float, dict[str, float]] | None:
     """The LP's cost and each row's dual by the row's name (Δcost per unit of its bound);
-    None without an optimal LP. The LP's values are loaded into the model."""
-    comp = compile_model(b.model)
+    None without an optimal LP (or with a row its fixings break, which the compiler finds
+    before any solve). The LP's values are loaded into the model."""
+    try:
+        comp = compile_model(b.model)
+    except InfeasibleConstraintException:
+        return None
     h = make_highs(None, None, threads)
     h.passModel(comp.lp)
     h.run()

@@ -496,6 +496,14 @@ def solve(
     active = active_villages(s)
     vill_hub = {v.village_id: v.hub_id for v in s.villages}
     busy = sorted({vill_hub[i] for i in active})
+    if not busy and s.hubs:
+        # nothing to deliver, pick up or collect (a quiet day planned from the live state):
+        # one hub's model, with no trips in it, gives the empty plan at cost 0, which is a
+        # plan, not an infeasibility
+        busy = [s.hubs[0].hub_id]
+    if not s.hubs:
+        return PlanResult.infeasible([{"what": "the scenario", "why": "it has no hubs"}],
+                                     factor_set=s.factor_set)
     groups = [[h] for h in busy] if decompose else [busy]
     rows = [group_rows(s, g) for g in groups]
     workers = max(1, min(len(groups), threads or os.cpu_count() or 1))

@@ -14,7 +14,7 @@ import json
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -45,7 +45,8 @@ class ScenarioSyntaxError(ScenarioError):
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # no infinities or NaN anywhere: `parcels: .inf` would reach the model as a number
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Site(_Frozen):
@@ -87,7 +88,8 @@ class VehicleType(_Frozen):
         description="'hub' vehicles run milk runs from a township hub; 'county' vehicles run "
         "trunk legs county <-> hub"
     )
-    compartments_litres: dict[str, float] = Field(
+    compartments_litres: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        min_length=1,
         description="capacity per temperature class compartment, e.g. {ambient: 4000}"
     )
     refrigerated: bool = False
@@ -120,7 +122,7 @@ class VehicleType(_Frozen):
     count: int | None = Field(
         default=None, ge=0, description="vehicles per base (each hub, or the county)"
     )
-    count_by_hub: dict[str, int] = Field(
+    count_by_hub: dict[str, Annotated[int, Field(ge=0)]] = Field(
         default_factory=dict, description="overrides count per hub for hub vehicles"
     )
 
@@ -346,14 +348,24 @@ def _problem(error: Any) -> tuple[str, str]:
 def parse_document(path: Path) -> Any:
     """A JSON or YAML file (by its suffix) as plain data; a syntax error becomes a
     ScenarioSyntaxError with its line and column instead of the parser's traceback."""
-    text = path.read_text(encoding="utf-8")
+    data = path.read_bytes()
     try:
-        if path.suffix.lower() in (".yaml", ".yml"):
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ScenarioSyntaxError(str(path), line, column,
+                                  f"not UTF-8 text (byte 0x{data[exc.start]:02x})") from None
+    as_yaml = path.suffix.lower() in (".yaml", ".yml")
+    try:
+        if as_yaml:
             return yaml.safe_load(text)
         return json.loads(text)
     except json.JSONDecodeError as exc:
+        hint = "" if path.suffix.lower() == ".json" else (
+            " (read as JSON: a YAML file's name must end in .yaml or .yml)")
         raise ScenarioSyntaxError(str(path), exc.lineno, exc.colno,
-                                  f"JSON syntax error: {exc.msg}") from None
+                                  f"JSON syntax error: {exc.msg}{hint}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
@@ -370,18 +382,39 @@ def _check_references(s: Scenario) -> list[tuple[str, str]]:
     villages = {v.village_id for v in s.villages}
     classes = {c.class_id for c in s.classes}
     ctypes = {r.container_type for r in s.packaging.reusable}
-    seen: set[str] = set()
+    # depot, hubs and villages are the nodes of one distance oracle: an id used twice
+    # would silently merge two places (a depot named like a hub: trunk legs of 0 km)
+    node_of: dict[str, str] = {s.depot.id: "depot.id"}
     for k, h in enumerate(s.hubs):
-        if h.hub_id in seen:
-            problems.append((f"hubs[{k}].hub_id", f"duplicate hub id {h.hub_id!r}"))
-        seen.add(h.hub_id)
-    seen = set()
+        if h.hub_id in node_of:
+            problems.append((f"hubs[{k}].hub_id",
+                             f"duplicate id {h.hub_id!r} (already {node_of[h.hub_id]})"))
+        node_of.setdefault(h.hub_id, f"hubs[{k}].hub_id")
     for k, v in enumerate(s.villages):
         if v.hub_id not in hubs:
             problems.append((f"villages[{k}].hub_id", f"unknown hub {v.hub_id!r}"))
-        if v.village_id in seen:
-            problems.append((f"villages[{k}].village_id", f"duplicate {v.village_id!r}"))
-        seen.add(v.village_id)
+        if v.village_id in node_of:
+            problems.append((f"villages[{k}].village_id",
+                             f"duplicate id {v.village_id!r} (already {node_of[v.village_id]})"))
+        node_of.setdefault(v.village_id, f"villages[{k}].village_id")
+    option_ids = [*((f"packaging.single_use[{k}].option_id", o.option_id)
+                    for k, o in enumerate(s.packaging.single_use)),
+                  *((f"packaging.reusable[{k}].container_type", r.container_type)
+                    for k, r in enumerate(s.packaging.reusable))]
+    for where, ids in (
+            ("classes", [(f"classes[{k}].class_id", c.class_id)
+                         for k, c in enumerate(s.classes)]),
+            ("vehicle types", [(f"vehicle_types[{k}].vehicle_type", v.vehicle_type)
+                               for k, v in enumerate(s.vehicle_types)]),
+            ("packaging options", option_ids),
+            ("container pools", [(f"container_pools[{k}]", f"{p.hub_id}/{p.container_type}")
+                                 for k, p in enumerate(s.container_pools)])):
+        first: dict[str, str] = {}
+        for path, ident in ids:
+            if ident in first:
+                problems.append((path, f"duplicate {ident!r} among the {where} (already "
+                                       f"{first[ident]}): one would silently replace the other"))
+            first.setdefault(ident, path)
     for k, vt in enumerate(s.vehicle_types):
         for c in vt.compartments_litres:
             if c not in classes:
@@ -436,6 +469,19 @@ def _check_references(s: Scenario) -> list[tuple[str, str]]:
         if co.day >= s.horizon_days:
             problems.append((f"containers_out[{k}].day",
                              f"must be within the horizon (0 to {s.horizon_days - 1})"))
+    if s.packaging.whole_parcels:
+        for k, g in enumerate(s.demand):
+            if g.parcels != int(g.parcels):
+                problems.append((f"demand[{k}].parcels", f"{g.parcels:g} is not a whole number "
+                                 "(packaging.whole_parcels packs whole parcels)"))
+    if s.routing.single_visit:
+        # a CVRP: what `optimizer.solve_cvrp` solves (one hub, one day, one class)
+        for field, n in (("hubs", len(s.hubs)), ("classes", len(s.classes)),
+                         ("horizon_days", s.horizon_days),
+                         ("vehicle_types", sum(v.base == "hub" for v in s.vehicle_types))):
+            if n != 1:
+                problems.append((field, f"routing.single_visit (a CVRP) needs exactly one, "
+                                        f"found {n}"))
     if s.containers_out and s.horizon_end == "cyclic":
         problems.append(("containers_out", "needs horizon_end 'boundary': a cyclic week has "
                          "no start for containers to be out at"))

@@ -17,6 +17,7 @@ import dataclasses
 import functools
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from typing import Any
 import highspy
 import numpy as np
 import pyomo.environ as pyo
+from pyomo.common.errors import InfeasibleConstraintException
 from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
 INF = highspy.kHighsInf
@@ -317,7 +319,15 @@ def run_highs(
     `rechecks` records it (`objective_resolves`, and the difference in
     `objective_mismatch`)."""
     t0 = time.perf_counter()
-    comp = compile_model(model)
+    try:
+        comp = compile_model(model)
+    except InfeasibleConstraintException as exc:
+        # a row with no free variable left that cannot hold (trips fixed to a plan that
+        # needs vehicles a what-if took away): infeasible, named, without a solve
+        found = re.search(r"'([^']+)'", str(exc))
+        return SolveResult("infeasible", None, None, None, 0.0, time.perf_counter() - t0,
+                           0.0, 0.0, 0, 0, 0, 0,
+                           violated_rows=[(found.group(1) if found else str(exc), math.inf)])
     start = [v.value if v.value is not None else 0.0 for v in comp.columns] if warm_start else None
     polished: dict[str, float] = {}
     if start is not None and polish is not None and polish_s > 0:

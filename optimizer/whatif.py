@@ -186,7 +186,16 @@ def _plan(wm: WholeModel) -> PlanResult:
     that a what-if's deltas can be read against what the base plan said one more is worth."""
     r = wm.solve("cost", wm.expr("cost"))
     if r.objective is None:
-        return PlanResult.infeasible([{"what": "plan", "why": f"no plan ({r.status})"}],
+        from optimizer.diagnose import describe_row
+
+        rows = r.violated_rows
+        if not rows and r.status == "infeasible":  # the frontier's solves do not explain
+            from optimizer.solver import compile_model, explain
+
+            rows = explain(compile_model(wm.b.model),
+                           time_limit_s=min(30.0, wm.time_limit_s or 30.0))
+        why = [describe_row(wm.s, name, amount) for name, amount in rows]
+        return PlanResult.infeasible(why or [{"what": "plan", "why": f"no plan ({r.status})"}],
                                      factor_set=wm.s.factor_set)
     out = wm.result(r, r.bound, {"solves": wm.solves[-1:]})
     assert out.plan is not None
@@ -207,7 +216,12 @@ def what_if(base: Scenario, changes: list[tuple[str, str]], *,
     if base_result.plan is not None:  # in full, whatever the solve's time limit left
         base_result = dataclasses.replace(base_result, marginal_values=marginal_values(
             base, base_result.plan, threads=threads))
-    v = WholeModel(variant, time_limit_s, mip_gap, threads, progress)
+    try:
+        v = WholeModel(variant, time_limit_s, mip_gap, threads, progress)
+    except ScenarioError as exc:  # the change leaves demand no trip can serve: the answer
+        return WhatIf(done, base_result, PlanResult.infeasible(
+            [{"what": what, "why": why} for what, why in exc.problems],
+            factor_set=variant.factor_set))
     if base_result.plan is not None:
         v.has_start = plan_as_start(v.b, base_result.plan, threads)
     return WhatIf(done, base_result, _plan(v), started_from_base=v.has_start)

@@ -11,16 +11,11 @@ import pyomo.environ as pyo
 from optimizer.floors import Floors
 from optimizer.model.covers import add_capacity_covers, add_trip_cost_floors
 from optimizer.model.fleet import add_fleet
-from optimizer.model.milk_runs import (
-    Unservable,
-    add_milk_run_loads,
-    add_tour_loads,
-    add_visit_covers,
-)
+from optimizer.model.milk_runs import add_milk_run_loads, add_tour_loads, add_visit_covers
 from optimizer.model.objective import add_objective
 from optimizer.model.pools import add_container_pools
 from optimizer.model.service import add_packaging, add_service
-from optimizer.model.sets import model_sets
+from optimizer.model.sets import Unservable, model_sets
 from optimizer.model.trip_counts import add_trip_counts
 from optimizer.model.trunk import add_trunk_legs
 from optimizer.routes import Route
@@ -72,9 +67,9 @@ def build_model(
     x = model_sets(scenario, routes, mode, hubs)
     m = pyo.ConcreteModel(name=f"packloop_{mode}")
     add_service(m, x)
-    add_packaging(m, x)
+    unservable = add_packaging(m, x)
     add_trip_counts(m, x, fixed_trips)
-    unservable = add_milk_run_loads(m, x)
+    unservable += add_milk_run_loads(m, x)
     add_tour_loads(m, x)
     add_visit_covers(m, x)
     if x.has_trunk:

@@ -9,9 +9,7 @@ from collections import defaultdict
 import pyomo.environ as pyo
 
 from optimizer.model.service import litres_packed, litres_up, parcels_down
-from optimizer.model.sets import LoadDownKey, LoadUpKey, ModelSets, PickKey
-
-Unservable = tuple[str, int, str, str]  # (village or hub, day, class, direction)
+from optimizer.model.sets import LoadDownKey, LoadUpKey, ModelSets, PickKey, Unservable
 
 
 def add_milk_run_loads(m: pyo.ConcreteModel, x: ModelSets) -> list[Unservable]:

@@ -9,6 +9,7 @@ from collections import defaultdict
 from typing import Any
 
 import pyomo.environ as pyo
+from pyomo.core.expr.numvalue import is_constant
 
 from optimizer.model.sets import ModelSets
 
@@ -162,9 +163,13 @@ def add_container_pools(m: pyo.ConcreteModel, x: ModelSets) -> PoolFlows:
 
     m.pool_end = pyo.Constraint(hub_ct, rule=pool_end)
     ctypes = x.container_types
+    def cleaning_capacity(m, h, d):
+        returned = sum(flows.returned(m, h, ct, d) for ct in ctypes)
+        if is_constant(returned):  # nothing can come back that day: no row (capacity ≥ 0)
+            return pyo.Constraint.Skip
+        return returned <= next(hub.cleaning_capacity_per_day for hub in x.scenario.hubs
+                                if hub.hub_id == h)
+
     m.cleaning_capacity = pyo.Constraint(
-        [(h, d) for h in x.hubs for d in range(D)] if ctypes else [],
-        rule=lambda m, h, d: sum(flows.returned(m, h, ct, d) for ct in ctypes)
-        <= next(hub.cleaning_capacity_per_day for hub in x.scenario.hubs if hub.hub_id == h),
-    )
+        [(h, d) for h in x.hubs for d in range(D)] if ctypes else [], rule=cleaning_capacity)
     return flows

@@ -7,8 +7,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import pyomo.environ as pyo
+from pyomo.core.expr.numvalue import is_constant
 
-from optimizer.model.sets import ModelSets, VillageDayClass
+from optimizer.model.sets import ModelSets, Unservable, VillageDayClass
 
 
 def parcels_down(m: pyo.ConcreteModel, x: ModelSets, key: VillageDayClass) -> Any:
@@ -52,7 +53,7 @@ def add_service(m: pyo.ConcreteModel, x: ModelSets) -> None:
     )
 
 
-def add_packaging(m: pyo.ConcreteModel, x: ModelSets) -> None:
+def add_packaging(m: pyo.ConcreteModel, x: ModelSets) -> list[Unservable]:
     """`pack` x_idco ≥ 0 (integer with `whole_parcels`), the parcels of village i, day d,
     class c delivered in option o, and `pack_all`:
 
@@ -68,14 +69,22 @@ def add_packaging(m: pyo.ConcreteModel, x: ModelSets) -> None:
     domain = pyo.NonNegativeIntegers if x.scenario.packaging.whole_parcels else (
         pyo.NonNegativeReals)
     m.pack = pyo.Var(x.pack_keys, domain=domain)
-    m.pack_all = pyo.Constraint(
-        x.down_keys,
-        rule=lambda m, i, d, c: sum(m.pack[i, d, c, o] for o in x.options_at[(i, d, c)])
-        == parcels_down(m, x, (i, d, c)),
-    )
+    unpackable: list[Unservable] = []
+
+    def pack_all(m, i, d, c):
+        parcels = parcels_down(m, x, (i, d, c))
+        if not x.options_at.get((i, d, c)):  # a class only reusable options list, and
+            if is_constant(parcels):          # this mode has none (the baselines)
+                unpackable.append((i, d, c, "pack"))
+                return pyo.Constraint.Skip
+            return parcels == 0
+        return sum(m.pack[i, d, c, o] for o in x.options_at[(i, d, c)]) == parcels
+
+    m.pack_all = pyo.Constraint(x.down_keys, rule=pack_all)
     m.pack_up = pyo.Var(x.pack_up_keys, domain=domain)
     m.pack_up_all = pyo.Constraint(
         x.packed_up_keys,
         rule=lambda m, i, d, c: sum(m.pack_up[i, d, c, o] for o in x.up_options_at[(i, d, c)])
         == parcels_up(m, x, (i, d, c)),
     )
+    return unpackable

@@ -32,6 +32,9 @@ from optimizer.trips import (
 )
 
 VillageDayClass = tuple[str, int, str]
+#: demand the model cannot serve at all, found while building it: (village or hub, day,
+#: class, what: down, up, trunk, trunk_up, pack); `optimizer.diagnose` explains each
+Unservable = tuple[str, int, str, str]
 ServeKey = tuple[int, int]  # (demand group, day)
 LoadDownKey = tuple[int, str, str, str]  # (trip type, village, class, compartment)
 LoadUpKey = tuple[int, str, str]  # (trip type, village, class)

@@ -58,9 +58,9 @@ def _needed_trips(x: ModelSets) -> Callable[[VehicleType, Iterable[str], int, bo
     s = x.scenario
     cls = x.classes
     # a parcel's litres in its bulkiest packaging of this mode
-    bulkiest = {c: max(litres for (c2, o), litres in x.litres.items()
-                       if c2 == c and (o in x.single_use or o in x.reusable)) for c in cls
-                if any(c2 == c for c2, _o in x.litres)}
+    bulkiest = {c: max((litres for (c2, o), litres in x.litres.items()
+                        if c2 == c and (o in x.single_use or o in x.reusable)), default=0.0)
+                for c in cls if any(c2 == c for c2, _o in x.litres)}
     down_max: dict[VillageDayClass, float] = defaultdict(float)
     down_parcels: dict[VillageDayClass, float] = defaultdict(float)
     up_max: dict[VillageDayClass, float] = defaultdict(float)

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections import defaultdict
 
 import pyomo.environ as pyo
+from pyomo.core.expr.numvalue import is_constant
 
-from optimizer.model.milk_runs import Unservable
 from optimizer.model.service import litres_packed, litres_up
-from optimizer.model.sets import ModelSets, VillageDayClass
+from optimizer.model.sets import ModelSets, Unservable, VillageDayClass
 from optimizer.trips import ALL, WASTE, compatible_compartments
 
 
@@ -103,11 +103,16 @@ def add_trunk_legs(m: pyo.ConcreteModel, x: ModelSets) -> list[Unservable]:
         rule=lambda m, h, d, c: sum(m.trunk_down[k] for k in td_pass_by_hdc[(h, d, c)])
         <= sum(litres_packed(m, x, key, x.passive_options) for key in vill_by_hdc[(h, d, c)]),
     )
-    m.trunk_ship_up = pyo.Constraint(
-        sorted(uvill_by_hdc),
-        rule=lambda m, h, d, c: sum(m.trunk_up[k] for k in tu_by_hdc[(h, d, c)])
-        == sum(litres_up(m, x, key) for key in uvill_by_hdc[(h, d, c)]),
-    )
+    def trunk_ship_up(m, h, d, c):
+        need = sum(litres_up(m, x, key) for key in uvill_by_hdc[(h, d, c)])
+        if not tu_by_hdc[(h, d, c)]:  # no trunk leg can take it up (as trunk_deliver)
+            if is_constant(need):
+                unservable.append((h, d, c, "trunk_up"))
+                return pyo.Constraint.Skip
+            return need == 0
+        return sum(m.trunk_up[k] for k in tu_by_hdc[(h, d, c)]) == need
+
+    m.trunk_ship_up = pyo.Constraint(sorted(uvill_by_hdc), rule=trunk_ship_up)
     m.trunk_collect_all = pyo.Constraint(
         sorted(col_by_hd),
         rule=lambda m, h, d: sum(m.trunk_collect[t] for t in tc_by_hd[(h, d)])

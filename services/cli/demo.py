@@ -8,13 +8,14 @@ from pathlib import Path
 import click
 
 from services.cli.context import console, settings_from
+from services.cli.plan import TIME_LIMIT
 
 
 @click.command()
 @click.option("--days", type=float, default=None, help="Simulated days (default 7).")
 @click.option("--scale", type=float, default=None, help="Parcel-rate multiplier (default 1.0).")
 @click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--plan-time-limit", type=float, default=None, metavar="S",
+@click.option("--plan-time-limit", type=TIME_LIMIT, default=None, metavar="S",
               help="Time limit of the week-ahead plan (default 40 s).")
 @click.option("--plan-hubs", type=int, default=None, metavar="N",
               help="Plan only the N busiest townships (default: all).")

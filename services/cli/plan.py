@@ -27,6 +27,26 @@ from rich.console import Console
 from services.cli.context import console, settings_from
 
 
+class FiniteRange(click.FloatRange):
+    """A float option within a range that is also finite: click's FloatRange lets `nan`
+    through (every comparison with it is false)."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return rv
+
+
+#: --time-limit: seconds, above 0
+TIME_LIMIT = FiniteRange(min=0, min_open=True)
+#: --gap: a relative MIP gap, 0 to 1 (0.01 is 1 %)
+GAP = FiniteRange(min=0, max=1)
+#: --threads: at least one
+THREADS = click.IntRange(min=1)
+
+
 class BadInput(click.ClickException):
     """A file the command cannot use: one line, exit status 2 (as for a usage error)."""
 
@@ -87,12 +107,12 @@ def plan() -> None:
                    "lets the number of routes float.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write plan.json and report.html here.")
-@click.option("--time-limit", "time_limit", type=float, default=None, metavar="S",
+@click.option("--time-limit", "time_limit", type=TIME_LIMIT, default=None, metavar="S",
               help="Wall-clock limit in seconds for the whole command (model building, "
                    "baselines and report included); the best plan found by then is returned.")
-@click.option("--gap", "gap", type=float, default=None, metavar="G",
+@click.option("--gap", "gap", type=GAP, default=None, metavar="G",
               help="Relative MIP gap at which to stop, e.g. 0.01.")
-@click.option("--threads", "threads", type=int, default=None, metavar="N",
+@click.option("--threads", "threads", type=THREADS, default=None, metavar="N",
               help="Worker processes / HiGHS threads.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--no-baselines", is_flag=True, help="Skip the uncoordinated baseline.")
@@ -347,8 +367,9 @@ def _wait(client: httpx.Client, job_id: str, quiet: bool) -> dict[str, Any]:
               help="JSON/YAML with from_state settings (fleet, prices, container_stock…).")
 @click.option("--horizon-days", type=int, default=None, help="from_state: days to plan.")
 @click.option("--hubs", default=None, help="from_state: comma-separated hub ids.")
-@click.option("--time-limit", type=float, default=None, metavar="S", help="Solver time limit.")
-@click.option("--gap", type=float, default=None, metavar="G", help="Relative MIP gap.")
+@click.option("--time-limit", type=TIME_LIMIT, default=None, metavar="S",
+              help="Solver time limit.")
+@click.option("--gap", type=GAP, default=None, metavar="G", help="Relative MIP gap.")
 @click.option("--name", default=None, help="A name for the job.")
 @click.option("--frontier", is_flag=True,
               help="Plan the trade-off frontier (as `plan frontier`) instead of one plan; "

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.cli.context import console
-from services.cli.plan import BadInput, _clean, plan
+from services.cli.plan import GAP, THREADS, TIME_LIMIT, BadInput, _clean, plan
 
 
 def _load_scenario(path: str) -> Any:
@@ -35,11 +35,11 @@ def _print_json(data: Any) -> None:
 @click.argument("scenario", type=click.Path(exists=True, dir_okay=False))
 @click.option("--points", type=click.IntRange(min=2), default=7, show_default=True,
               help="Plans per front (both ends included).")
-@click.option("--time-limit", "time_limit", type=float, default=None, metavar="S",
+@click.option("--time-limit", "time_limit", type=TIME_LIMIT, default=None, metavar="S",
               help="Wall-clock limit per solve (each point, each end of the payoff table).")
-@click.option("--gap", type=float, default=None, metavar="G",
+@click.option("--gap", type=GAP, default=None, metavar="G",
               help="Relative MIP gap per solve, e.g. 0.02.")
-@click.option("--threads", type=int, default=None, metavar="T", help="HiGHS threads.")
+@click.option("--threads", type=THREADS, default=None, metavar="T", help="HiGHS threads.")
 @click.option("--front", "front", type=click.Choice(["both", "single_use", "co2e"]),
               default="both", show_default=True,
               help="Which front: cost against single-use packaging, against CO2e, or both.")
@@ -51,6 +51,7 @@ def frontier(scenario: str, points: int, time_limit: float | None, gap: float | 
              threads: int | None, front: str, as_json: bool, out_dir: str | None) -> None:
     """Trade-off fronts of SCENARIO: cost against single-use packaging, and cost against
     CO2e (AUGMECON2), each point a complete plan."""
+    import optimizer
     from optimizer.frontier import FRONTS, FrontierError, FrontierPoint
     from optimizer.frontier import solve_frontier as run_frontier
 
@@ -68,6 +69,11 @@ def frontier(scenario: str, points: int, time_limit: float | None, gap: float | 
                          fronts=FRONTS if front == "both" else (front,))  # type: ignore[arg-type]
     except FrontierError as exc:
         console.print(f"[red]no frontier:[/red] {exc}", soft_wrap=True)
+        sys.exit(2)
+    except optimizer.ScenarioError as exc:  # demand no trip can serve (as plan solve says)
+        for what, why in exc.problems:
+            console.print(f"[red]no frontier:[/red] {what}: {why}", soft_wrap=True,
+                          highlight=False)
         sys.exit(2)
     plans: dict[int, Any] | None = None
     if out_dir:
@@ -120,10 +126,10 @@ def _frontier_table(doc: dict[str, Any]) -> None:
               help="A change: fleet.<vehicle_type>.count[.<hub_id>], "
                    "pools.<hub_id>.<container_type>, hubs.<hub_id>.cleaning_capacity_per_day; "
                    "value +N, -N or N. Repeat for several.")
-@click.option("--time-limit", "time_limit", type=float, default=None, metavar="S",
+@click.option("--time-limit", "time_limit", type=TIME_LIMIT, default=None, metavar="S",
               help="Wall-clock limit per solve (base, variant).")
-@click.option("--gap", type=float, default=None, metavar="G", help="Relative MIP gap.")
-@click.option("--threads", type=int, default=None, metavar="T", help="HiGHS threads.")
+@click.option("--gap", type=GAP, default=None, metavar="G", help="Relative MIP gap.")
+@click.option("--threads", type=THREADS, default=None, metavar="T", help="HiGHS threads.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 def whatif(base_scenario: str, settings: tuple[str, ...], time_limit: float | None,
            gap: float | None, threads: int | None, as_json: bool) -> None:
@@ -177,3 +183,5 @@ def _whatif_table(doc: dict[str, Any]) -> None:
         s = doc[name]
         gap = "-" if s.get("gap") is None else f"{s['gap']:.3%}"
         out.print(f"{name}: {s['status']}, gap {gap}")
+        for d in s.get("diagnosis") or []:  # why a side has no plan, as plan solve says it
+            out.print(f"  {d['what']}: {d['why']}", highlight=False, soft_wrap=True)

@@ -499,3 +499,71 @@ def test_summary_says_where_an_early_bound_comes_from(capsys):
     said = " ".join(capsys.readouterr().out.split())
     assert "the bound of 2 hub group(s) is their joint model with whole trunk trips" in said
     assert "the bound of 1 hub group(s) is from before their joint solve (1 from floors)" in said
+
+
+def _solve_cli(tmp_path, raw: dict[str, Any], *args: str):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(raw))
+    return CliRunner().invoke(plan, ["solve", str(path), "--threads", "1", *args])
+
+
+def test_a_village_without_demand_or_vans_is_diagnosed_not_a_traceback(tmp_path):
+    """Hub vans all counted 0 (nothing can come back for washing: the cleaning row had no
+    variables and Pyomo raised), and trunk trucks whose shift no trip fits in (the farm
+    shipments' trunk row had none): each exits 2 with the demand that cannot be served."""
+    raw = tiny_raw()
+    for vt in raw["vehicle_types"]:
+        if vt["base"] == "hub":
+            vt["count"] = 0
+    r = _solve_cli(tmp_path, raw)
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "has no vehicles" in r.output
+    raw = tiny_raw()
+    for vt in raw["vehicle_types"]:
+        if vt["base"] == "county":
+            vt["shift_minutes"] = 1
+    r = _solve_cli(tmp_path, raw)
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "farm shipments of class" in r.output and "to the county" in r.output
+
+
+def test_a_class_only_reusable_boxes_pack_has_a_joint_plan_and_says_why_no_baseline(tmp_path):
+    """With no single-use option for a class, the plans without reuse cannot pack it: the
+    joint plan is still made, and the uncoordinated baseline says why it has none (before:
+    a Pyomo error on the packing row with nothing to pack into)."""
+    raw = tiny_raw()
+    cold = {c for r in raw["packaging"]["reusable"] for c in r["class_ids"]}
+    for o in raw["packaging"]["single_use"]:
+        o["class_ids"] = [c for c in o["class_ids"] if c not in cold]
+    raw["packaging"]["single_use"] = [o for o in raw["packaging"]["single_use"]
+                                      if o["class_ids"]]
+    r = _solve_cli(tmp_path, raw, "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["status"] in ("optimal", "feasible") and doc["objective"] > 0
+    unc = doc["baselines"]["uncoordinated"]
+    assert unc["objective"] is None
+    assert "no single-use packaging option" in json.dumps(unc)
+
+
+def test_nothing_to_plan_is_an_empty_plan_at_cost_0(tmp_path):
+    """No demand and no recyclables (a quiet day from the live state): a plan with no
+    trips at cost 0, not 'infeasible: no plan found'."""
+    raw = tiny_raw()
+    raw["demand"], raw["outstanding_waste"] = [], []
+    r = _solve_cli(tmp_path, raw, "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["status"] == "optimal" and doc["trips"] == []
+    assert doc["objective"] == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("args", [["--gap", "-1"], ["--gap", "5"], ["--gap", "nan"],
+                                  ["--threads", "0"], ["--time-limit", "-5"],
+                                  ["--time-limit", "inf"]])
+def test_nonsense_numbers_are_usage_errors(args):
+    """Before, --gap 5 and --threads 0 ran, and --time-limit -5 failed as 'first plans need
+    about 0.5 s more'."""
+    r = CliRunner().invoke(plan, ["solve", str(TINY), *args])
+    assert r.exit_code == 2, r.output
+    assert f"Invalid value for '{args[0]}'" in r.output

@@ -250,3 +250,21 @@ def test_a_point_cut_short_keeps_the_least_cost_bound(monkeypatch):
     for p in interior:
         assert p.result.bound == pytest.approx(least)
         assert p.result.gap == pytest.approx((p.cost_cny - least) / p.cost_cny, rel=1e-6)
+
+
+def test_a_frontier_of_demand_no_trip_can_serve_exits_2_with_the_reason(tmp_path):
+    """As `plan solve` says it (the whole model's builder raised a ScenarioError that
+    escaped as a traceback): a class no compartment carries and no passive packaging
+    covers."""
+    raw = json.loads(json.dumps(load_scenario(TINY).model_dump()))
+    raw["classes"].append({"class_id": "frozen", "refrigerated": True,
+                           "litres_per_parcel": 10.0})
+    raw["demand"].append({"village_id": raw["villages"][0]["village_id"], "day": 0,
+                          "class_id": "frozen", "direction": "down", "parcels": 5})
+    raw["packaging"]["single_use"][0]["class_ids"].append("frozen")
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(raw))
+    r = CliRunner().invoke(plan, ["frontier", str(path), "--points", "3", "--threads", "1",
+                                  "--time-limit", "5"])
+    assert r.exit_code == 2, r.output
+    assert "no frontier:" in r.output and "'frozen'" in r.output

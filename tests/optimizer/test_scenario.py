@@ -72,3 +72,102 @@ def test_json_and_yaml_load_the_same(tmp_path):
     p = tmp_path / "s.json"
     p.write_text(json.dumps(raw))
     assert load_scenario(p) == load_scenario(TINY)
+
+
+def _problems(raw) -> dict[str, str]:
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(raw)
+    return dict(e.value.problems)
+
+
+@pytest.mark.parametrize("where", ["depot", "village"])
+def test_a_node_id_used_twice_is_an_error(where):
+    """Depot, hubs and villages share one distance oracle: a depot named like a hub gave
+    trunk legs of 0 km, a village named like its hub moved the hub, both without a word."""
+    raw = tiny_raw()
+    hub = raw["hubs"][0]["hub_id"]
+    if where == "depot":
+        raw["depot"]["id"] = hub
+        assert "already depot.id" in _problems(raw)["hubs[0].hub_id"]
+    else:
+        old = raw["villages"][0]["village_id"]
+        raw["villages"][0]["village_id"] = hub
+        for g in raw["demand"]:
+            if g["village_id"] == old:
+                g["village_id"] = hub
+        assert "already hubs[0].hub_id" in _problems(raw)["villages[0].village_id"]
+
+
+@pytest.mark.parametrize("listing, field", [
+    ("classes", "class_id"), ("vehicle_types", "vehicle_type"),
+    ("packaging.single_use", "option_id"), ("packaging.reusable", "container_type")])
+def test_a_duplicate_id_in_a_list_is_an_error(listing, field):
+    """A second entry with the same id silently replaced the first (a second 'ambient'
+    class with 99 L a parcel changed the plan's cost)."""
+    raw = tiny_raw()
+    holder = raw
+    *parents, last = listing.split(".")
+    for p in parents:
+        holder = holder[p]
+    entries = holder[last]
+    entries.append(dict(entries[0]))
+    problems = _problems(raw)
+    path = f"{listing}[{len(entries) - 1}].{field}"
+    assert "duplicate" in problems[path] and repr(entries[0][field]) in problems[path]
+
+
+def test_a_duplicate_pool_and_an_option_named_like_a_container_are_errors():
+    raw = tiny_raw()
+    raw["container_pools"].append(dict(raw["container_pools"][0], count=1000))
+    raw["packaging"]["single_use"][0]["option_id"] = (
+        raw["packaging"]["reusable"][0]["container_type"])
+    problems = _problems(raw)
+    assert "duplicate" in problems[f"container_pools[{len(raw['container_pools']) - 1}]"]
+    assert "duplicate" in problems["packaging.reusable[0].container_type"]
+
+
+def test_capacities_counts_and_parcels_must_be_sensible():
+    """Negative or zero compartments and negative counts by hub were taken as 'no such
+    vehicle'; an infinite parcel count reached the model (OverflowError); fractional
+    parcels with whole_parcels packing made the plan 'infeasible' by 0.5 of a parcel."""
+    raw = tiny_raw()
+    van = raw["vehicle_types"][0]
+    comp = next(iter(van["compartments_litres"]))
+    van["compartments_litres"][comp] = 0
+    van["count_by_hub"] = {raw["hubs"][0]["hub_id"]: -2}
+    raw["demand"][0]["parcels"] = float("inf")
+    raw["demand"][1]["parcels"] = 40.5
+    raw["packaging"]["whole_parcels"] = True
+    problems = _problems(raw)
+    assert "greater than 0" in problems[f"vehicle_types[0].compartments_litres.{comp}"]
+    hub = raw["hubs"][0]["hub_id"]
+    assert "greater than or equal to 0" in problems[f"vehicle_types[0].count_by_hub.{hub}"]
+    assert "finite" in problems["demand[0].parcels"]
+    raw["demand"][0]["parcels"] = 3
+    raw["vehicle_types"][0] = dict(van, compartments_litres={comp: 100}, count_by_hub={})
+    assert "not a whole number" in _problems(raw)["demand[1].parcels"]
+
+
+def test_single_visit_needs_a_cvrp_shaped_scenario():
+    """`routing.single_visit` is solved as a CVRP (one hub, one day, one class, one van
+    type); on the tiny county it crashed reading village ids as CVRPLIB numbers."""
+    raw = tiny_raw()
+    raw["routing"] = {**(raw.get("routing") or {}), "single_visit": True}
+    problems = _problems(raw)
+    assert "needs exactly one" in problems["classes"]
+    assert "needs exactly one" in problems["horizon_days"]
+
+
+def test_a_file_that_is_not_utf8_or_not_json_says_so(tmp_path):
+    """Bytes that are not UTF-8 gave a UnicodeDecodeError traceback; YAML in a file whose
+    name does not end in .yaml gave a bare JSON error."""
+    bad = tmp_path / "s.yaml"
+    bad.write_bytes(b"name: x\n\xff\xfe garbage\n")
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(bad)
+    assert "line 2, column 1" in str(e.value.problems) and "not UTF-8" in str(e.value)
+    txt = tmp_path / "s.txt"
+    txt.write_text(TINY.read_text())
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(txt)
+    assert ".yaml or .yml" in str(e.value)

@@ -119,3 +119,20 @@ def test_deltas_agree_with_the_base_marginal_values():
     w2 = what_if(s, [("hubs.H01.cleaning_capacity_per_day", "+1")], mip_gap=0.0)
     assert clean["delta_cost_cny_per_unit_per_day"] == pytest.approx(0.0, abs=1e-9)
     assert w2.deltas()["cost_cny"] == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize(("change", "why"), [
+    ("fleet.multi_temp_van.count=0", "'chilled' compartment"),
+    ("fleet.trunk_reefer.count=0", "trunk run"),
+])
+def test_a_variant_without_a_plan_says_why_and_exits_2(change, why):
+    """Taking away every van with a chilled compartment left demand no trip can serve: the
+    model builder's ScenarioError escaped as a traceback. Taking away the trunk trucks made
+    the base plan's trips, fixed as the variant's start, break the county fleet row, which
+    Pyomo's compiler raised. Both are the answer to the question asked: the variant has no
+    plan, and why."""
+    r = CliRunner().invoke(plan, ["whatif", str(TINY), "--set", change, "--threads", "1",
+                                  "--time-limit", "20"])
+    assert r.exit_code == 2, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
+    assert "variant: infeasible" in r.output and why in r.output
