@@ -345,6 +345,21 @@ def _problem(error: Any) -> tuple[str, str]:
     return _path(loc), f"unknown field {loc[-1]!r}{hint}"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping: PyYAML keeps the last
+    one silently, so a scenario with two `count:` lines planned with whichever came last."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice in one mapping", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_document(path: Path) -> Any:
     """A JSON or YAML file (by its suffix) as plain data; a syntax error becomes a
     ScenarioSyntaxError with its line and column instead of the parser's traceback."""
@@ -359,7 +374,7 @@ def parse_document(path: Path) -> Any:
     as_yaml = path.suffix.lower() in (".yaml", ".yml")
     try:
         if as_yaml:
-            return yaml.safe_load(text)
+            return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
         return json.loads(text)
     except json.JSONDecodeError as exc:
         hint = "" if path.suffix.lower() == ".json" else (

@@ -77,7 +77,7 @@ def _value(key: str, text: str, before: float | None, integer: bool) -> float:
         after = n
     if after < 0:
         raise WhatIfError(f"{key}: {text} gives {after:g}, below 0")
-    return after
+    return int(after) if integer else after  # a vehicle count reads "to": 2, not 2.0
 
 
 def apply_changes(s: Scenario, changes: list[tuple[str, str]]) -> tuple[Scenario, list[Change]]:

@@ -105,6 +105,8 @@ def _frontier_table(doc: dict[str, Any]) -> None:
             ("single_use", "single-use packaging", "marginal_cny_per_kg_single_use",
              "CNY/kg avoided", ",.2f"),
             ("co2e", "CO2e", "marginal_cny_per_t_co2e", "CNY/t CO2e avoided", ",.0f")):
+        if not any(p["front"] == front for p in doc["points"]):
+            continue  # a front not asked for (--front), not an empty table
         table = Table(title=f"cost against {what}")
         for col in ("plan", "cost, CNY", "single-use, kg", "CO2e, kg", "gap", unit):
             table.add_column(col, justify="left" if col == "plan" else "right")

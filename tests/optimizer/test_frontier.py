@@ -268,3 +268,12 @@ def test_a_frontier_of_demand_no_trip_can_serve_exits_2_with_the_reason(tmp_path
                                   "--time-limit", "5"])
     assert r.exit_code == 2, r.output
     assert "no frontier:" in r.output and "'frozen'" in r.output
+
+
+def test_the_table_shows_only_the_front_asked_for():
+    """--front single_use printed an empty 'cost against CO2e' table under its own."""
+    r = CliRunner().invoke(plan, ["frontier", str(TINY), "--points", "3", "--threads", "1",
+                                  "--front", "single_use"])
+    assert r.exit_code == 0, r.output
+    assert "cost against single-use packaging" in r.output
+    assert "cost against CO2e" not in r.output

@@ -171,3 +171,13 @@ def test_a_file_that_is_not_utf8_or_not_json_says_so(tmp_path):
     with pytest.raises(ScenarioError) as e:
         load_scenario(txt)
     assert ".yaml or .yml" in str(e.value)
+
+
+def test_a_yaml_key_given_twice_is_an_error_with_its_place(tmp_path):
+    """PyYAML keeps the last of two equal keys without a word; a scenario is a contract."""
+    p = tmp_path / "s.yaml"
+    p.write_text(TINY.read_text() + "horizon_days: 9\n")
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(p)
+    assert "'horizon_days' given twice" in str(e.value)
+    assert load_scenario(TINY).horizon_days != 9  # the file itself loads

@@ -136,3 +136,11 @@ def test_a_variant_without_a_plan_says_why_and_exits_2(change, why):
     assert r.exit_code == 2, r.output
     assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
     assert "variant: infeasible" in r.output and why in r.output
+
+
+def test_a_vehicle_count_change_is_a_whole_number_in_json():
+    """`"to": 2.0` for a vehicle count read like a fraction of a van."""
+    s = load_scenario(TINY)
+    _variant, done = apply_changes(s, [("fleet.ambient_van.count", "+1")])
+    assert isinstance(done[0].after, int) and not isinstance(done[0].after, bool)
+    assert json.dumps({"to": done[0].after}) == f'{{"to": {done[0].after:d}}}'
