@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import Any
 
 import highspy
@@ -32,7 +33,6 @@ from optimizer.routes import (
 )
 from optimizer.scenario import Scenario
 from optimizer.solver import INF, ProgressFn, make_highs, relative_gap, run_highs
-from optimizer.vrplib import cvrplib_routes
 
 MAX_MILP_COLUMNS = 60_000
 #: enumerate every feasible route only when this is cheap: at most this many customers
@@ -221,6 +221,13 @@ def solve_cvrp(s: Scenario, *, time_limit_s: float | None = None, mip_gap: float
         return PlanResult.infeasible([
             {"what": "fleet", "why": f"exactly {k} routes cannot each serve some of only {n} "
              "customers (--fleet free lets the number of routes float)"}])
+    total = float(demand.sum())
+    if exact and k is not None and total > k * cap * (1 + 1e-9):
+        # arithmetic, before any search (PyVRP would only warn that it finds nothing)
+        return PlanResult.infeasible([{"what": "fleet", "why": (
+            f"the customers' demand ({total:,.6g}) exceeds {k} routes × capacity "
+            f"{cap:,.6g} = {k * cap:,.6g}: no plan with exactly {k} routes exists "
+            "(--fleet free lets the number of routes float)")}])
     max_size = min(vt.max_stops, n)
     if n > ENUM_MAX_CUSTOMERS or admissible_subsets(demand, cap, max_size) > ENUM_MAX_SUBSETS:
         return _solve_by_pool(s, dist, demand, cap, k, exact, time_limit_s=time_limit_s,
@@ -270,9 +277,22 @@ def solve_cvrp(s: Scenario, *, time_limit_s: float | None = None, mip_gap: float
     left = None if time_limit_s is None else max(1.0, time_limit_s - (time.perf_counter() - t0))
     res2, chosen2 = _partition_milp(costs[keep], masks[keep], n, k, exact, left, mip_gap,
                                     threads, progress, warm)
-    if res2.objective is None:
+    if res2.objective is None and res1.objective is not None:
         res2, chosen2 = res1, chosen1
         keep = first
+    if res2.objective is None:  # neither MILP found a plan: no plan (not one of no routes)
+        fleet = f" with exactly {k} routes" if exact and k is not None else ""
+        if res2.status.startswith("infeasible") and complete:  # over every route: proven
+            return PlanResult.infeasible([{"what": "all customers", "why": (
+                f"no plan{fleet} exists within capacity {cap:g} (every feasible route "
+                "enumerated" + ("; --fleet free lets the number of routes float)"
+                                if fleet else ")"))}], stats=stats)
+        why = (f"no plan{fleet} found within the time limit (give a longer one)"
+               if res2.status.startswith("time_limit") else
+               f"no plan{fleet} found (HiGHS: {res2.status})")
+        return PlanResult(status="time_limit", objective=None, bound=None, gap=None,
+                          plan=None, kpis=None, stats=stats,
+                          diagnosis=[{"what": "all customers", "why": why}])
     sel = keep[chosen2]
     obj = float(costs[sel].sum())
     bound = z_lp
@@ -297,11 +317,9 @@ def _plan_result(s: Scenario, orders: list[tuple[list[int], float]], demand: np.
     vt = next(v for v in s.vehicle_types if v.base == "hub")
     cap = sum(vt.compartments_litres.values())
     lpp = s.class_by_id()
-    routes_stops = []
     trips: list[dict[str, Any]] = []
     for order_nodes, route_km in orders:
         stops = [vids[j - 1] for j in order_nodes]
-        routes_stops.append(stops)
         trips.append({
             "day": 0, "hub_id": hub, "kind": "milk_run", "vehicle_type": vt.vehicle_type,
             "purpose": "all", "stops": stops, "km": route_km,
@@ -318,8 +336,12 @@ def _plan_result(s: Scenario, orders: list[tuple[list[int], float]], demand: np.
     plan = {"mode": "joint", "horizon_days": 1, "horizon_end": s.horizon_end, "hubs": [hub],
             "trips": trips, "packaging": [], "service": [], "containers": [], "recyclables": []}
     gap = None if bound is None else relative_gap(obj, bound)
+    # CVRPLIB's `.sol` numbering is the customers' positions: customer c is the c-th village
+    # of the scenario, which for a `--vrplib` import is the c-th node of the file other than
+    # the depot, wherever the depot is (the depot is 0)
     return PlanResult(status=status, objective=obj, bound=bound, gap=gap, plan=plan, kpis=kpis,
-                      stats=stats, factor_set=s.factor_set, routes=cvrplib_routes(routes_stops),
+                      stats=stats, factor_set=s.factor_set,
+                      routes=[[int(j) for j in order_nodes] for order_nodes, _km in orders],
                       route_gap=route_gap)
 
 
@@ -329,7 +351,11 @@ def _pool(dist: np.ndarray, demand: np.ndarray, cap: float, k: int | None,
     routes of different runs recombine into a partition), and every customer alone.
     Returns the pool and the cheapest PyVRP solution whole (the warm start)."""
     van = VanType((cap,), k if k is not None else len(demand))
-    found, best = pyvrp_solve(dist, demand, None, [van], runs)
+    with warnings.catch_warnings():
+        # PyVRP's warnings (e.g. its multi-line PenaltyBoundWarning when it finds no feasible
+        # solution) are not the user's business: the plan's status and diagnosis say it
+        warnings.simplefilter("ignore")
+        found, best = pyvrp_solve(dist, demand, None, [van], runs)
     pool: dict[frozenset[int], list[int]] = {}
 
     def add(order: list[int]) -> None:
@@ -410,12 +436,9 @@ def _solve_by_pool(s: Scenario, dist: np.ndarray, demand: np.ndarray, cap: float
                              "all_routes_bound_converged": rb.converged,
                              "all_routes_cg_rounds": rb.rounds}
     if res.objective is None or not chosen:
-        total = float(demand.sum())
-        if exact and k is not None and total > k * cap * (1 + 1e-9):
-            return PlanResult.infeasible([{"what": "fleet", "why": (
-                f"the customers' demand ({total:,.6g}) exceeds {k} routes × capacity "
-                f"{cap:,.6g} = {k * cap:,.6g}: no plan with exactly {k} routes exists "
-                "(--fleet free lets the number of routes float)")}], stats=stats)
+        # no plan: nothing for a bound to cover (the report and summary say nothing of one)
+        for key in ("bound_covers", "all_routes_bound_covers"):
+            stats.pop(key, None)
         why = (f"no partition of the PyVRP route pool into exactly {k} routes"
                if exact and k is not None else "no plan found over the PyVRP route pool")
         if exact and k is not None:

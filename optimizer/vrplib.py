@@ -5,11 +5,14 @@ Reading is the field's own reader, `vrplib` (PyPI); only the distance convention
 because published optima depend on it: `vrplib` leaves EUC_2D unrounded, TSPLIB rounds each
 edge to nint(sqrt(dx^2 + dy^2)) with nint(x) = floor(x + 0.5). EXPLICIT matrices are taken as
 given (LOWER_ROW: strict lower triangle row by row, as E-n13-k4 needs), even when they break
-the triangle inequality. Whatever the file, a fault is a ScenarioError naming the field.
+the triangle inequality; their EDGE_WEIGHT_SECTION is read here, not by `vrplib`, so a section
+of the wrong length or with a non-number is refused saying so. Whatever the file, a fault is a
+ScenarioError naming the field.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -31,6 +34,8 @@ UNSUPPORTED_SECTIONS = ("time_window", "service_time", "pickup", "backhaul", "li
 #: larger instances are refused before their n x n distance matrix is built
 MAX_NODES = 5000
 
+_LOG = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class CvrpInstance:
@@ -39,43 +44,57 @@ class CvrpInstance:
     demand: tuple[float, ...]  # node order of the file, depot included (0-based)
     depot: int
     dist: np.ndarray  # (n, n), file node order
-    vehicles: int | None
+    vehicles: int | None  # the VEHICLES field, else the NAME's -kN, else None (unknown)
     coords: tuple[tuple[float, float], ...] | None
+    fleet_field: int | None = None  # the VEHICLES field
+    fleet_in_name: int | None = None  # N of a `-kN` in NAME (N a positive integer)
 
 
 def _nint(x: np.ndarray) -> np.ndarray:
     return np.floor(x + 0.5)
 
 
-def _fleet_from(header_vehicles: Any, name: str) -> int | None:
-    """The fleet size: a VEHICLES field, else the `-kN` of the name (CVRPLIB's convention)."""
-    if isinstance(header_vehicles, int | float) and header_vehicles > 0:
-        return int(header_vehicles)
-    found = re.search(r"-k(\d+)(?:\D|$)", name)
-    return int(found.group(1)) if found else None
+def _fleet_field(value: Any) -> int | None:
+    """The VEHICLES field: None when absent, else a positive integer (or a ScenarioError)."""
+    if value is None:
+        return None
+    if (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value) and value >= 1 and value == int(value)):
+        return int(value)
+    raise ScenarioError([("VEHICLES", f"must be a positive integer (the number of routes), "
+                          f"not {value!r}")])
 
 
-#: EXPLICIT formats `vrplib` does not read; their section is read here into a full matrix
-TRIANGLE_FORMATS = ("UPPER_ROW", "LOWER_DIAG_ROW", "UPPER_DIAG_ROW")
+def _fleet_in_name(name: str) -> int | None:
+    """N of the name's `-kN` (CVRPLIB's convention), N a positive integer; None when the name
+    has no such part (`-kabc`, `-k-3` and `-k0` state no fleet size)."""
+    for found in re.finditer(r"-k(\d+)(?!\d)", name):
+        if int(found.group(1)) > 0:
+            return int(found.group(1))
+    return None
 
 
-def _split_triangle(text: str) -> tuple[str, tuple[str, list[str]] | None]:
-    """The text without its EDGE_WEIGHT_SECTION when that is in a TRIANGLE_FORMATS format,
-    and (format, the section's words); else the text unchanged and None."""
-    found = re.search(r"^\s*EDGE_WEIGHT_FORMAT\s*:\s*(\S+)", text, re.MULTILINE)
-    if not found or found.group(1).upper() not in TRIANGLE_FORMATS:
-        return text, None
+#: EDGE_WEIGHT_FORMATs of EDGE_WEIGHT_TYPE EXPLICIT this import reads (`_explicit_matrix`;
+#: `vrplib` itself reads only FULL_MATRIX and LOWER_ROW)
+EXPLICIT_FORMATS = ("FULL_MATRIX", "LOWER_ROW", "UPPER_ROW", "LOWER_DIAG_ROW", "UPPER_DIAG_ROW")
+
+
+def _split_edge_weights(text: str) -> tuple[str, list[str] | None]:
+    """The text without its EDGE_WEIGHT_SECTION, and that section's words (None when there is
+    none): the section is read here, whatever its format, so that a malformed one is refused
+    saying what is wrong instead of with `vrplib`'s numpy error."""
     lines = text.splitlines()
-    start = next((k for k, ln in enumerate(lines) if ln.strip().upper().startswith(
-        "EDGE_WEIGHT_SECTION")), None)
-    if start is None:
+    starts = [k for k, ln in enumerate(lines)
+              if ln.strip().upper().startswith("EDGE_WEIGHT_SECTION")]
+    if not starts:
         return text, None
+    if len(starts) > 1:
+        raise ScenarioError([("EDGE_WEIGHT_SECTION", f"given {len(starts)} times; once only")])
+    start = starts[0]
     end = next((k for k in range(start + 1, len(lines)) if "_SECTION" in lines[k].upper()
                 or lines[k].strip().upper() == "EOF"), len(lines))
     words = " ".join(lines[start + 1:end]).split()
-    rest = lines[:start] + lines[end:]
-    return "\n".join(ln for ln in rest if not re.match(
-        r"\s*EDGE_WEIGHT_FORMAT\s*:", ln)) + "\n", (found.group(1).upper(), words)
+    return "\n".join(lines[:start] + lines[end:]) + "\n", words
 
 
 def _check_dimension(dim: Any) -> int:
@@ -85,22 +104,49 @@ def _check_dimension(dim: Any) -> int:
     return dim
 
 
-def _full_from_triangle(fmt: str, words: list[str], dim: Any) -> np.ndarray:
-    """A symmetric matrix from TSPLIB's UPPER_ROW, LOWER_DIAG_ROW or UPPER_DIAG_ROW."""
-    dim = _check_dimension(dim)
-    values = _float_array(words)
-    if fmt == "UPPER_ROW":
-        cells = list(zip(*np.triu_indices(dim, k=1), strict=True))
+def _is_number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
+
+
+def _explicit_matrix(fmt: Any, words: list[str] | None, dim: int) -> np.ndarray:
+    """The (dim, dim) matrix of an EXPLICIT EDGE_WEIGHT_SECTION in TSPLIB's `fmt`: FULL_MATRIX
+    as given (it may be asymmetric), the triangle formats mirrored into a symmetric matrix."""
+    if fmt is None:
+        raise ScenarioError([("EDGE_WEIGHT_FORMAT", "missing: EDGE_WEIGHT_TYPE EXPLICIT needs "
+                              f"one of {', '.join(EXPLICIT_FORMATS)}")])
+    fmt = str(fmt).upper()
+    if fmt not in EXPLICIT_FORMATS:
+        raise ScenarioError([("EDGE_WEIGHT_FORMAT", f"{fmt} is not supported (one of "
+                              f"{', '.join(EXPLICIT_FORMATS)})")])
+    if words is None:
+        raise ScenarioError([("EDGE_WEIGHT_SECTION", "missing for EDGE_WEIGHT_TYPE EXPLICIT")])
+    try:
+        values = np.array(words, dtype=float)
+    except ValueError:
+        bad = next((w for w in words if not _is_number(w)), "?")
+        raise ScenarioError([("EDGE_WEIGHT_SECTION", f"non-numeric entry {bad!r} "
+                              f"(EDGE_WEIGHT_FORMAT {fmt})")]) from None
+    if fmt == "FULL_MATRIX":
+        rows, cols = np.indices((dim, dim)).reshape(2, -1)
+    elif fmt == "LOWER_ROW":
+        rows, cols = np.tril_indices(dim, k=-1)
+    elif fmt == "UPPER_ROW":
+        rows, cols = np.triu_indices(dim, k=1)
     elif fmt == "LOWER_DIAG_ROW":
-        cells = list(zip(*np.tril_indices(dim), strict=True))
+        rows, cols = np.tril_indices(dim)
     else:
-        cells = list(zip(*np.triu_indices(dim), strict=True))
-    if values is None or values.ndim != 1 or len(values) != len(cells):
-        raise ScenarioError([("EDGE_WEIGHT_SECTION", f"{fmt} needs {len(cells)} numbers for "
-                              f"DIMENSION {dim}")])
+        rows, cols = np.triu_indices(dim)
+    if len(values) != len(rows):
+        raise ScenarioError([("EDGE_WEIGHT_SECTION", f"EDGE_WEIGHT_FORMAT {fmt} needs "
+                              f"{len(rows)} numbers for DIMENSION {dim}, found {len(values)}")])
     full = np.zeros((dim, dim))
-    for (i, j), v in zip(cells, values.tolist(), strict=True):
-        full[i, j] = full[j, i] = v
+    full[rows, cols] = values
+    if fmt != "FULL_MATRIX":
+        full[cols, rows] = values
     np.fill_diagonal(full, 0.0)
     return full
 
@@ -115,13 +161,10 @@ def _float_array(value: Any) -> np.ndarray | None:
         return None
 
 
-def _distances(inst: dict[str, Any], n: int) -> np.ndarray:
+def _distances(inst: dict[str, Any], n: int, weights: list[str] | None) -> np.ndarray:
     ewt = str(inst.get("edge_weight_type", "EUC_2D")).upper()
     if ewt == "EXPLICIT":
-        dist = inst.get("edge_weight")
-        if not isinstance(dist, np.ndarray):
-            raise ScenarioError([("EDGE_WEIGHT_SECTION",
-                                  "missing for EDGE_WEIGHT_TYPE EXPLICIT")])
+        dist = _explicit_matrix(inst.get("edge_weight_format"), weights, n)
     elif ewt in ("EUC_2D", "CEIL_2D", "FLOOR_2D"):
         coords = _float_array(inst.get("node_coord"))
         if coords is None or coords.shape != (n, 2) or not np.isfinite(coords).all():
@@ -134,12 +177,7 @@ def _distances(inst: dict[str, Any], n: int) -> np.ndarray:
     else:
         raise ScenarioError([("EDGE_WEIGHT_TYPE", f"{ewt} is not supported (EUC_2D, CEIL_2D, "
                               "FLOOR_2D or EXPLICIT)")])
-    dist = _float_array(dist)
-    if dist is None:
-        raise ScenarioError([("EDGE_WEIGHT_SECTION", "distances must be numbers")])
-    if dist.shape != (n, n):
-        raise ScenarioError([("EDGE_WEIGHT_SECTION", f"gives a {dist.shape} matrix for "
-                              f"DIMENSION {n}")])
+    # both branches give an (n, n) float matrix
     if not np.isfinite(dist).all() or (dist < 0).any():
         raise ScenarioError([("EDGE_WEIGHT_SECTION", "distances must be finite and >= 0")])
     return dist
@@ -152,14 +190,11 @@ def parse_vrp(path: str | Path) -> CvrpInstance:
         text = Path(path).read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError([("$", f"the file cannot be read: {exc}")]) from None
-    text, triangle = _split_triangle(text)
+    text, weights = _split_edge_weights(text)
     try:
         inst: dict[str, Any] = parse_vrplib(text, compute_edge_weights=False)
     except (ValueError, RuntimeError, IndexError, TypeError, KeyError) as exc:
-        where = "EDGE_WEIGHT_FORMAT" if "format" in str(exc).lower() else "$"
-        raise ScenarioError([(where, f"cannot be read as VRPLIB: {exc}")]) from None
-    if triangle is not None:
-        inst["edge_weight"] = _full_from_triangle(*triangle, inst.get("dimension"))
+        raise ScenarioError([("$", f"cannot be read as VRPLIB: {exc}")]) from None
     kind = str(inst.get("type", "")).upper()
     if kind not in SUPPORTED_TYPES:
         raise ScenarioError([("TYPE", f"{kind} is not supported: only CVRP instances "
@@ -173,34 +208,56 @@ def parse_vrp(path: str | Path) -> CvrpInstance:
     if not isinstance(capacity, int | float) or not math.isfinite(capacity) or capacity <= 0:
         raise ScenarioError([("CAPACITY", f"must be a number > 0, not {capacity!r}")])
     demand = inst.get("demand")
-    demand_arr = np.zeros(dim) if demand is None else _float_array(demand)
+    if demand is None:
+        raise ScenarioError([("DEMAND_SECTION", f"missing: a CVRP needs a demand for each of "
+                              f"the {dim} nodes (0 for the depot)")])
+    demand_arr = _float_array(demand)
     if demand_arr is None or demand_arr.shape != (dim,) or not np.isfinite(demand_arr).all() or (
             demand_arr < 0).any():
         raise ScenarioError([("DEMAND_SECTION", f"needs one demand >= 0 for each of the {dim} "
                               "nodes (one dimension)")])
+    # no DEPOT_SECTION: node 1 is the depot (CVRPLIB's convention)
     depots = _float_array(inst.get("depot", np.array([0])))
     if depots is None or depots.size != 1 or not 0 <= depots.ravel()[0] < dim or (
             depots.ravel()[0] != int(depots.ravel()[0])):
         raise ScenarioError([("DEPOT_SECTION", "needs exactly one depot among the nodes "
                               f"(found {0 if depots is None else depots.size})")])
     depot = int(depots.ravel()[0])
-    dist = _distances(inst, dim)
+    if demand_arr[depot] != 0:
+        raise ScenarioError([("DEMAND_SECTION", f"the depot (node {depot + 1}) has demand "
+                              f"{demand_arr[depot]:g}; a CVRP depot's demand must be 0")])
+    dist = _distances(inst, dim, weights)
     coords_arr = _float_array(inst.get("node_coord"))
     coords = None
     if isinstance(coords_arr, np.ndarray) and coords_arr.shape == (dim, 2):
         coords = tuple((float(x), float(y)) for x, y in coords_arr)
     name = str(inst.get("name", Path(path).stem))
+    field, in_name = _fleet_field(inst.get("vehicles")), _fleet_in_name(name)
     return CvrpInstance(name, float(capacity), tuple(float(d) for d in demand_arr), depot, dist,
-                        _fleet_from(inst.get("vehicles"), name), coords)
+                        field if field is not None else in_name, coords, field, in_name)
 
 
 def scenario_from_vrp(inst: CvrpInstance, fleet: Fleet = "exact") -> Scenario:
     """One hub (the depot), one day, one class; distances as an explicit matrix; each
     customer a village visited by exactly one route; cost = km. With `fleet` "exact" an
     instance with a fleet size (`-kN` or VEHICLES) gets exactly that many routes, as the
-    published optima assume; "free" (or no stated fleet) lets the number of routes float."""
+    published optima assume; "free" (or no stated fleet) lets the number of routes float.
+    With "exact", a VEHICLES field and a NAME `-kN` that disagree are a ScenarioError, and an
+    instance stating no fleet size (no VEHICLES, no `-kN` with N a positive integer) is
+    planned as with "free", saying so in a logged warning."""
     if fleet not in ("exact", "free"):
         raise ScenarioError([("fleet", f"must be 'exact' or 'free', not {fleet!r}")])
+    if fleet == "exact":
+        if (inst.fleet_field is not None and inst.fleet_in_name is not None
+                and inst.fleet_field != inst.fleet_in_name):
+            raise ScenarioError([("VEHICLES", f"{inst.fleet_field} contradicts NAME "
+                                  f"{inst.name!r} (-k{inst.fleet_in_name}): with --fleet exact "
+                                  "the number of routes must be one number (make them agree, "
+                                  "or use --fleet free)")])
+        if inst.vehicles is None:
+            _LOG.warning("warning: %s states no fleet size (no VEHICLES field, no -kN in NAME "
+                         "with N a positive integer): the number of routes floats, as with "
+                         "--fleet free", repr(inst.name))
     exact = fleet == "exact" and inst.vehicles is not None
     n = len(inst.demand)
     ids = [f"N{k + 1}" for k in range(n)]
@@ -239,11 +296,6 @@ def scenario_from_vrp(inst: CvrpInstance, fleet: Fleet = "exact") -> Scenario:
     return load_scenario(raw)
 
 
-def cvrplib_routes(stops: list[list[str]]) -> list[list[int]]:
-    """Routes in the `.sol` numbering: customer c is node c + 1 of the `.vrp` file."""
-    return [[int(v[1:]) - 1 for v in r] for r in stops]
-
-
 def read_sol(path: str | Path) -> tuple[list[list[int]], float | None]:
     """A `.sol` file's routes (CVRPLIB numbering) and its stated cost, if any."""
     sol = vrplib.read_solution(path)
@@ -253,5 +305,7 @@ def read_sol(path: str | Path) -> tuple[list[list[int]], float | None]:
 
 
 def write_sol(path: str | Path, routes: list[list[int]], cost: float | None) -> None:
-    """Write routes (CVRPLIB numbering, as `PlanResult.routes`) as a `.sol` file."""
+    """Write routes (CVRPLIB numbering, as `PlanResult.routes`: customer c is the c-th node
+    of the `.vrp` file other than the depot, so the depot is 0, as `vrplib` and PyVRP number
+    locations) as a `.sol` file."""
     vrplib.write_solution(path, routes, None if cost is None else {"Cost": f"{cost:g}"})
