@@ -30,11 +30,11 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3}
 <h1>Plan: {{ name }}</h1>
 <p>Status <b>{{ status }}</b>; objective {{ fmt(objective) }} CNY; bound {{ fmt(bound) }} CNY;
 gap {{ pct(gap) }}. Horizon {{ horizon }} days ({{ horizon_end }} ends).
-The gap is measured over the candidate tours the model chose from{% if bound_covers %}
-(the bound covers {{ bound_covers }}){% endif %}; {% if route_gap is none %}no bound over all
-tours was computed, so tours outside that pool might still do better.{% else %}route gap
-{{ pct(route_gap) }}: the LP over that pool lies this far above an LP bound over all tours
-(the room left for tours outside the pool).{% endif %}
+{% if objective is not none %}The gap is measured over the candidate tours the model chose
+from{% if bound_covers %} (the bound covers {{ bound_covers }}){% endif %}; {% if route_gap is
+none %}no bound over all tours was computed, so tours outside that pool might still do
+better.{% else %}route gap {{ pct(route_gap) }}: the LP over that pool lies this far above an
+LP bound over all tours (the room left for tours outside the pool).{% endif %}{% endif %}
 Factor set: <code>{{ factor_set or "scenario values" }}</code>.</p>
 {% if diagnosis %}<h2>Diagnosis</h2><ul>{% for d in diagnosis %}<li>{{ d.what }}: {{ d.why }}</li>
 {% endfor %}</ul>{% endif %}

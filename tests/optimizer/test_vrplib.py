@@ -503,7 +503,7 @@ def test_no_plan_says_nothing_of_what_a_bound_covers(tmp_path, monkeypatch):
     assert res.diagnosis and "exactly 5 routes" in res.diagnosis[0]["why"]
     assert not any(k.endswith("bound_covers") for k in res.stats)
     html = Path(optimizer.write_report(res, sc, tmp_path / "out")).read_text()
-    assert "the bound covers" not in html
+    assert "the bound covers" not in html and "tours outside that pool" not in html
 
 
 @pytest.mark.parametrize(("milp_status", "status"), [("time_limit", "time_limit"),
