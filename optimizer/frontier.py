@@ -46,6 +46,7 @@ from optimizer.result import PlanResult, PlanStatus
 from optimizer.routes import active_villages, hub_routes
 from optimizer.scenario import Scenario, ScenarioError
 from optimizer.solver import (
+    PROVEN_GAP,
     ProgressFn,
     SolveResult,
     compile_model,
@@ -287,7 +288,7 @@ class WholeModel:
         if cost_bound is not None:
             cost_bound = min(cost_bound, cost)
         gap = relative_gap(cost, cost_bound) if cost_bound is not None else None
-        status: PlanStatus = "optimal" if gap is not None and gap <= 1e-9 else (
+        status: PlanStatus = "optimal" if gap is not None and gap <= PROVEN_GAP else (
             "time_limit" if r.status.startswith("time_limit") else "feasible")
         return PlanResult(status=status, objective=cost, bound=cost_bound, gap=gap, plan=plan,
                           kpis=compute_kpis(plan, self.s), stats=stats,

@@ -277,3 +277,12 @@ def test_the_table_shows_only_the_front_asked_for():
     assert r.exit_code == 0, r.output
     assert "cost against single-use packaging" in r.output
     assert "cost against CO2e" not in r.output
+
+
+def test_an_end_proven_to_highs_tolerance_is_optimal():
+    """The tiny front's cost-optimal end had gap 1e-9 and read "feasible", where `plan
+    solve` calls the same plan "optimal": a gap within HiGHS's tolerances is a proof."""
+    f = solve_frontier(load_scenario(TINY), points=3, threads=1, fronts=("single_use",))
+    for p in f.points:
+        assert p.result.gap is not None and p.result.gap <= 1e-6
+        assert p.result.status == "optimal", (p.role, p.result.gap)
