@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from optimizer.factors import load_factors
 
@@ -47,6 +54,18 @@ class ScenarioSyntaxError(ScenarioError):
 class _Frozen(BaseModel):
     # no infinities or NaN anywhere: `parcels: .inf` would reach the model as a number
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_true_for_a_number(cls, v: Any, info: ValidationInfo) -> Any:
+        """`count: true` was read as 1 vehicle (pydantic's lax mode takes a bool for a
+        number): a number field wants a number."""
+        if isinstance(v, bool) and info.field_name is not None:
+            ann = cls.model_fields[info.field_name].annotation
+            kinds = {ann, *typing.get_args(ann)}
+            if bool not in kinds and kinds & {int, float}:
+                raise ValueError("a number, not true or false")
+        return v
 
 
 class Site(_Frozen):

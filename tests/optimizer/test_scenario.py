@@ -181,3 +181,16 @@ def test_a_yaml_key_given_twice_is_an_error_with_its_place(tmp_path):
         load_scenario(p)
     assert "'horizon_days' given twice" in str(e.value)
     assert load_scenario(TINY).horizon_days != 9  # the file itself loads
+
+
+def test_true_is_not_a_number():
+    """YAML's `count: true` was read as one vehicle, `parcels: true` as one parcel."""
+    raw = tiny_raw()
+    raw["vehicle_types"][0]["count"] = True
+    raw["demand"][0]["parcels"] = True
+    problems = _problems(raw)
+    assert "not true or false" in problems["vehicle_types[0].count"]
+    assert "not true or false" in problems["demand[0].parcels"]
+    raw = tiny_raw()
+    raw["vehicle_types"][0]["refrigerated"] = True  # a bool field still takes a bool
+    load_scenario(raw)
