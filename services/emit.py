@@ -33,6 +33,10 @@ from streams import (
     event_to_json,
     parse_hub_event,
 )
+from streams.events import size_problem, too_large
+
+#: how many distinct write errors a report keeps (with their counts)
+MAX_FAILURE_REASONS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,8 @@ class EmitReport:
     failed: int = 0  # produce errors: neither on the topic nor dead-lettered
     reasons: Counter[str] = field(default_factory=Counter)
     first_rejections: list[Rejection] = field(default_factory=list)
+    #: why records failed to be written ("topic: error"), with how many each
+    failures: Counter[str] = field(default_factory=Counter)
 
     @property
     def ok(self) -> bool:
@@ -65,15 +71,24 @@ class EmitReport:
                 {"line": r.line, "reason": r.reason, "field": r.field, "message": r.message}
                 for r in self.first_rejections
             ],
+            "failures": dict(self.failures),
         }
 
+    def failed_write(self, count: int, why: str) -> None:
+        self.failed += count
+        if why in self.failures or len(self.failures) < MAX_FAILURE_REASONS:
+            self.failures[why] += count
+        else:
+            self.failures["(other errors)"] += count
 
-def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes, int]]:
-    """Yield ``(line_number, line, bytes_consumed)``; blank lines are skipped.
+
+def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes, int, int]]:
+    """Yield ``(line_number, line, bytes_consumed, line_size)``; blank lines are skipped
+    (yielded as ``b""``). ``line_size`` is the line's real length without its line break.
 
     Lines longer than the event size limit are cut at the limit (plus one byte, so
     the parser sees they are too large) and the rest of the line is skipped, so a
-    runaway line cannot exhaust memory.
+    runaway line cannot exhaust memory; ``line_size`` still counts all of it.
     """
     number = 0
     while True:
@@ -82,30 +97,52 @@ def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes, int]]:
             return
         number += 1
         consumed = len(chunk)
+        last = chunk
         if len(chunk) > MAX_EVENT_BYTES and not chunk.endswith(b"\n"):
             while True:
                 rest = stream.readline(1 << 20)
                 consumed += len(rest)
+                if rest:
+                    last = last[-1:] + rest  # enough to see a "\r\n" split across reads
                 if not rest or rest.endswith(b"\n"):
                     break
+        ending = len(last) - len(last.rstrip(b"\r\n")) if last.endswith(b"\n") else 0
         line = chunk.rstrip(b"\r\n")
         if line.strip():
-            yield number, line, consumed
+            yield number, line, consumed, consumed - ending
         elif consumed:
-            yield number, b"", consumed
+            yield number, b"", consumed, 0
 
 
-def check_line(raw: bytes, network: Network,
-               acceptance: AcceptanceLimits | None = None) -> tuple[Any, EventError | None]:
-    """The event of one line and why it is refused (None: it goes to hub-events)."""
+def check_line(raw: bytes, network: Network, acceptance: AcceptanceLimits | None = None,
+               size: int | None = None) -> tuple[Any, EventError | None]:
+    """The event of one line and why it is refused (None: it goes to hub-events).
+
+    ``size`` is the line's real length when ``raw`` was cut short (:func:`read_lines`);
+    the size rule is the gateway's (:func:`streams.events.size_problem`): the line as
+    received, then the event as it would be written.
+    """
+    event, problem, _ = _checked(raw, network, acceptance, size)
+    return event, problem
+
+
+def _checked(raw: bytes, network: Network, acceptance: AcceptanceLimits | None,
+             size: int | None) -> tuple[Any, EventError | None, bytes]:
+    """:func:`check_line`, and the event as it is written (``b""`` if refused early)."""
+    received = len(raw) if size is None else size
+    if received > MAX_EVENT_BYTES:
+        return None, too_large(received), b""
     try:
         event = parse_hub_event(raw)
     except EventError as exc:
-        return None, exc
+        return None, exc, b""
     problem = network.check_event(event)
     if problem is None and acceptance is not None:
         problem = check_occurred_at(event.occurred_at, datetime.now(UTC), acceptance)
-    return event, problem
+    if problem is not None:
+        return event, problem, b""
+    written = event_to_json(event)
+    return event, size_problem(received, written), written
 
 
 class Emitter:
@@ -146,6 +183,8 @@ class Emitter:
         self._sending: set[asyncio.Future[Any]] = set()
         self._partitions: dict[str, int] = {}
         self._partition_of: dict[tuple[str, bytes], int] = {}
+        #: topics the broker listed without partitions (a write to them fails: said why)
+        self._no_partitions: set[str] = set()
         self._next: dict[str, int] = {}
         try:
             self._call(self._start(kafka, source))
@@ -155,16 +194,18 @@ class Emitter:
 
     # -- the caller's thread ----------------------------------------------------------------
 
-    def validate(self, raw: bytes) -> tuple[Any, EventError | None]:
-        return check_line(raw, self.network, self.acceptance)
+    def validate(self, raw: bytes, size: int | None = None) -> tuple[Any, EventError | None]:
+        return check_line(raw, self.network, self.acceptance, size)
 
-    def submit(self, raw: bytes, line: int | None = None) -> EventError | None:
-        event, problem = self.validate(raw)
+    def submit(self, raw: bytes, line: int | None = None,
+               size: int | None = None) -> EventError | None:
+        """Validate one event and hand it over; ``size``: its real length when ``raw`` is
+        a line cut short."""
+        event, problem, written = _checked(raw, self.network, self.acceptance, size)
         if problem is None:
             self._room.acquire()
             self._loop.call_soon_threadsafe(self._add, self.topics.hub_events,
-                                            event.village_id.encode("utf-8"),
-                                            event_to_json(event), True)
+                                            event.village_id.encode("utf-8"), written, True)
             return None
         self.reject(raw, problem, line, key=event.village_id if event is not None else None)
         return problem
@@ -226,6 +267,8 @@ class Emitter:
         for topic in (self.topics.hub_events, self.topics.dead_letter):
             parts = await self._producer.partitions_for(topic)
             self._partitions[topic] = len(parts) if parts else 1
+            if not parts:
+                self._no_partitions.add(topic)
         self._lingering = asyncio.ensure_future(self._linger())
 
     def _partition(self, topic: str, key: bytes | None) -> int:
@@ -253,7 +296,9 @@ class Emitter:
                 self._send(where, batch, count, is_event)
             batch, count, since = self._producer.create_batch(), 0, time.monotonic()
             if batch.append(key=key, value=value, timestamp=None) is None:
-                self._failed(1, is_event)  # larger than a whole batch: cannot be written
+                # larger than a whole batch: cannot be written
+                self._failed(1, f"{topic}: a record of {len(value)} bytes does not fit in a "
+                                "producer batch")
                 self._batches.pop(where, None)
                 return
         self._batches[where] = (batch, count + 1, since)
@@ -270,15 +315,19 @@ class Emitter:
         try:
             delivered = await self._producer.send_batch(batch, where[0], partition=where[1])
             await delivered
-        except Exception:  # noqa: BLE001 - any failure means not written
-            self._failed(count, is_event)
+        except Exception as exc:  # noqa: BLE001 - any failure means not written
+            why = f"{where[0]}: {_error_text(exc)}"
+            if where[0] in self._no_partitions:
+                why += (" (the broker lists no partitions for this topic: delete it, or restart "
+                        "the embedded broker, and run `packloop topics create`)")
+            self._failed(count, why)
         else:
             if is_event:
                 self.report.accepted += count
             self._room.release(count)
 
-    def _failed(self, count: int, is_event: bool) -> None:
-        self.report.failed += count
+    def _failed(self, count: int, why: str) -> None:
+        self.report.failed_write(count, why)
         self._room.release(count)
 
     def _send_open(self, older_than_s: float = 0.0) -> None:
@@ -303,6 +352,14 @@ class Emitter:
         await self._producer.stop()
 
 
+def _error_text(exc: BaseException) -> str:
+    """``Type: message``, once (aiokafka's errors already start with their type)."""
+    name, text = type(exc).__name__, str(exc)
+    if not text:
+        return name
+    return text if text.startswith(name) else f"{name}: {text}"
+
+
 def emit_stream(
     stream: IO[bytes],
     kafka: KafkaConnection,
@@ -314,9 +371,9 @@ def emit_stream(
     """Emit every line of a JSON Lines stream; ``on_progress`` gets bytes consumed."""
     emitter = Emitter(kafka, topics, network, acceptance=acceptance)
     try:
-        for number, line, consumed in read_lines(stream):
+        for number, line, consumed, size in read_lines(stream):
             if line:
-                emitter.submit(line, number)
+                emitter.submit(line, number, size)
             if on_progress:
                 on_progress(consumed)
         emitter.flush()

@@ -5,6 +5,11 @@ JSON Schemas under ``streams/schemas/`` are generated from these classes
 (``python -m streams.schema_export``) and a test keeps them in sync. Quantities are
 integer grams: a JSON number with a fractional part is refused rather than
 rounded, because rounding would silently change an officer's figures.
+
+Every quantity has an upper bound no real hub event comes near (:data:`MAX_ITEM_GRAMS`,
+:data:`MAX_ITEM_COUNT`): an absurd number is refused with the field at fault instead of
+being carried into the running totals (which hold 64-bit integers, see
+:data:`streams.state.tallies.MAX_TALLY_GRAMS`).
 """
 
 from __future__ import annotations
@@ -65,6 +70,15 @@ class Condition(StrEnum):
     LOST = "lost"
 
 
+#: The largest number of grams one event item may carry (a shipment's weight, a packaging
+#: line, a material of a collection or of an adjustment): 10^9 g = 1,000 t, beyond any
+#: parcel, truck load or village collection. An adjustment may be as negative.
+MAX_ITEM_GRAMS = 1_000_000_000
+#: The largest count one event item may carry (items of a packaging line, containers
+#: returned at once).
+MAX_ITEM_COUNT = 1_000_000
+
+
 class EventError(ValueError):
     """An event that cannot be accepted, with the field at fault.
 
@@ -104,7 +118,7 @@ def _utc_timestamp(value: Any) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("must carry a UTC offset")
-        return value.astimezone(UTC)
+        return _to_utc(value)
     if not isinstance(value, str) or not _RFC3339.match(value):
         raise ValueError(
             "must be an RFC 3339 timestamp with offset, e.g. 2026-11-11T08:30:00Z or "
@@ -114,7 +128,19 @@ def _utc_timestamp(value: Any) -> datetime:
         parsed = datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
     except ValueError as exc:
         raise ValueError(f"is not a valid date/time ({exc})") from None
-    return parsed.astimezone(UTC)
+    return _to_utc(parsed, value)
+
+
+def _to_utc(value: datetime, text: str | None = None) -> datetime:
+    """``value`` in UTC; a time whose UTC form falls outside the years 1-9999 (e.g.
+    0001-01-01T00:00:00+14:00) is refused, not left to crash the caller."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        shown = text if text is not None else value.isoformat()
+        raise ValueError(
+            f"{shown} is out of range: in UTC it falls outside the years 0001-9999"
+        ) from None
 
 
 def _format_utc(value: datetime) -> str:
@@ -128,9 +154,16 @@ def _hours(value: Any) -> Any:
     return value
 
 
-Grams = Annotated[int, Field(ge=0, strict=True), BeforeValidator(_integral)]
-SignedGrams = Annotated[int, Field(strict=True), BeforeValidator(_integral)]
-Count = Annotated[int, Field(ge=1, strict=True), BeforeValidator(_integral)]
+Grams = Annotated[
+    int, Field(ge=0, le=MAX_ITEM_GRAMS, strict=True), BeforeValidator(_integral)
+]
+SignedGrams = Annotated[
+    int, Field(ge=-MAX_ITEM_GRAMS, le=MAX_ITEM_GRAMS, strict=True), BeforeValidator(_integral)
+]
+Count = Annotated[int, Field(ge=1, le=MAX_ITEM_COUNT, strict=True), BeforeValidator(_integral)]
+#: grams packloop itself reports (a village's outstanding total): not an event item's, so
+#: not bounded by MAX_ITEM_GRAMS
+TotalGrams = Annotated[int, Field(ge=0, strict=True), BeforeValidator(_integral)]
 UtcTimestamp = Annotated[
     datetime,
     BeforeValidator(_utc_timestamp),
@@ -239,7 +272,7 @@ class PickupCancelled(EventBase):
 
 class _PickupNotice(EventBase):
     pickup_id: Identifier
-    outstanding_grams: dict[Material, Grams]
+    outstanding_grams: dict[Material, TotalGrams]
     reasons: list[str]
 
 
@@ -299,6 +332,20 @@ def _first_error(exc: ValidationError) -> EventError:
         return EventError("is required (the event type)", "type", "missing_field")
     if kind == "missing":
         return EventError("is required", ".".join(loc), "missing_field")
+    if kind == "less_than_equal":
+        limit = (err.get("ctx") or {}).get("le")
+        return EventError(
+            f"{_shown(err.get('input'))} is over the limit: at most {limit} per event item",
+            ".".join(loc) or None,
+            kind,
+        )
+    if kind == "greater_than_equal" and (err.get("ctx") or {}).get("ge", 0) < 0:
+        limit = (err.get("ctx") or {}).get("ge")
+        return EventError(
+            f"{_shown(err.get('input'))} is under the limit: at least {limit} per event item",
+            ".".join(loc) or None,
+            kind,
+        )
     if kind == "enum":
         expected = (err.get("ctx") or {}).get("expected", "")
         return EventError(
@@ -309,14 +356,41 @@ def _first_error(exc: ValidationError) -> EventError:
     return EventError(msg[0].lower() + msg[1:] if msg else kind, ".".join(loc) or None, kind)
 
 
+def _shown(value: Any) -> str:
+    """A number as an error message shows it (a 300-digit one shortened)."""
+    text = repr(value)
+    if isinstance(value, int) and len(text) > 20:
+        return f"{float(value):.3e}"
+    return text
+
+
+def too_large(size: int, what: str = "event") -> EventError:
+    """The ``too_large`` refusal of an event of ``size`` bytes."""
+    return EventError(
+        f"{what} is {size} bytes, over the {MAX_EVENT_BYTES}-byte limit", code="too_large"
+    )
+
+
+def size_problem(received_bytes: int, written: bytes | None = None) -> EventError | None:
+    """The size rule every sender applies (``packloop emit``, the gateway), so they agree.
+
+    An event is measured as received, unknown fields and all: the JSON Lines line, the
+    request body of a single event, or the compact JSON of one event of a batch. What is
+    written to Kafka (``written``, the canonical form, which spells out defaults) must fit
+    too, or the worker would refuse the record.
+    """
+    if received_bytes > MAX_EVENT_BYTES:
+        return too_large(received_bytes)
+    if written is not None and len(written) > MAX_EVENT_BYTES:
+        return too_large(len(written), "event as written to Kafka (defaults spelled out)")
+    return None
+
+
 def _decode(raw: bytes | str) -> Any:
     if isinstance(raw, str):
         raw = raw.encode("utf-8")
     if len(raw) > MAX_EVENT_BYTES:
-        raise EventError(
-            f"record is {len(raw)} bytes, over the {MAX_EVENT_BYTES}-byte limit",
-            code="too_large",
-        )
+        raise too_large(len(raw), "record")
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -333,7 +407,8 @@ def _decode(raw: bytes | str) -> Any:
 def parse_hub_event(raw: bytes | str | dict[str, Any]) -> HubEvent:
     """Parse one hub event from JSON text (or an already-decoded object)."""
     data = raw if isinstance(raw, dict) else _decode(raw)
-    if data.get("type") in PICKUP_EVENT_TYPES:
+    kind = data.get("type")
+    if isinstance(kind, str) and kind in PICKUP_EVENT_TYPES:
         raise EventError(
             f"{data['type']!r} is emitted by packloop itself, not by hubs", "type", "unknown_type"
         )
@@ -341,6 +416,9 @@ def parse_hub_event(raw: bytes | str | dict[str, Any]) -> HubEvent:
         return _hub_adapter.validate_python(data)
     except ValidationError as exc:
         raise _first_error(exc) from None
+    except (ArithmeticError, TypeError, ValueError) as exc:
+        # a failure pydantic does not wrap: still this event's fault, never the caller's crash
+        raise EventError(f"invalid event ({type(exc).__name__}: {exc})", code="invalid") from None
 
 
 def event_to_json(event: EventBase) -> bytes:

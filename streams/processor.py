@@ -26,11 +26,22 @@ Pickup notices are published (and acknowledged) *before* the state that records
 them is written, and their ``pickup_id``/``event_id`` are derived from the state,
 so a crash can only cause the same notice to be sent again, never a lost or a
 different one.
+
+A record the worker cannot apply never stops it
+-----------------------------------------------
+Applying an event to its village is journaled (:mod:`streams.state.undo`). If any step
+raises, the village is put back as it was before the record, and the record is
+dead-lettered (``apply_failed``, with the exception) and counted in the village's
+``dead_lettered`` in the same value that records its offset: a redelivery is skipped,
+a re-send fails the same way, and nothing of the event was counted. Without this, a
+record that raised would stop the worker, which would stop again on the same record
+after every restart.
 """
 
 from __future__ import annotations
 
 import heapq
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -66,6 +77,12 @@ from streams.state import (
     segment_key,
     to_us,
 )
+from streams.state.undo import Journal
+
+log = logging.getLogger("packloop.streams")
+
+#: The dead-letter reason of a record whose application raised (see the module docstring).
+APPLY_FAILED = "apply_failed"
 
 #: A table write: a value, or ``None`` to delete the key (a tombstone).
 TableWrite = tuple[str, VillageState | PartitionMarker | SealedIds | None]
@@ -220,10 +237,6 @@ class PartitionProcessor:
             self._due[vid] = due
             heapq.heappush(self._heap, (due, vid))
 
-    def _emit(self, ems: list[Emission]) -> None:
-        for em in ems:
-            self.outbox.pickups.append((em.village_id, emission_to_json(em)))
-
     def _fire_timers(self, trigger_at: int) -> None:
         now = self.stream_time
         if now is None:
@@ -235,9 +248,19 @@ class PartitionProcessor:
                 continue
             del self._due[vid]
             state = self.villages[vid]
-            ems = evaluate(state, now, trigger_at, self.limits(vid))
-            if ems:
-                self._emit(ems)
+            undo = Journal(state)
+            try:
+                ems = evaluate(state, now, trigger_at, self.limits(vid), undo)
+                bodies = [(em.village_id, emission_to_json(em)) for em in ems]
+            except Exception:
+                # no record to dead-letter: leave the village as it was, unscheduled (its
+                # next event or a recovery schedules it again), and keep the stream going
+                undo.restore()
+                log.exception("partition %d: the pickup timer of village %s failed; its "
+                              "state is left as it was", self.partition, vid)
+                continue
+            if bodies:
+                self.outbox.pickups.extend(bodies)
                 self.dirty[vid] = state
             self._schedule(state)
 
@@ -362,20 +385,35 @@ class PartitionProcessor:
             state.offset = offset
             self.dirty[vid] = state
             return
+        if st is None or at > st:
+            st = at
+        undo = Journal(state)
         try:
             check(state, event, self.container_types)
+            apply(state, event, at, self.tz, self.container_types, undo)
+            ems = evaluate(state, st, st, self.limits(vid), undo)
+            bodies = [(em.village_id, emission_to_json(em)) for em in ems]
         except Rejected as rej:
+            undo.restore()
             self._dead_letter(state, offset, rej.reason, rej.message, raw, rej.field, event)
             return
-        if st is None or at > st:
-            st = self.stream_time = at
-        apply(state, event, at, self.tz, self.container_types)
+        except Exception as exc:  # noqa: BLE001 - any failure: this record, not the worker
+            undo.restore()
+            log.exception("partition %d offset %d: applying event %r to village %s failed; "
+                          "dead-lettered (%s)", self.partition, offset, event.event_id, vid,
+                          APPLY_FAILED)
+            self._dead_letter(
+                state, offset, APPLY_FAILED,
+                f"the worker could not apply this event ({type(exc).__name__}: {exc}); "
+                "nothing of it was counted", raw, None, event)
+            return
+        self.stream_time = st
         state.seen.add(h, st)
         state.applied += 1
         state.offset = offset
         if state.last_at is None or at > state.last_at:
             state.last_at = at
-        self._emit(evaluate(state, st, st, self.limits(vid)))
+        self.outbox.pickups.extend(bodies)
         self.dirty[vid] = state
         self._schedule(state)
         self._fire_timers(st)

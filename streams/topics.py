@@ -69,32 +69,66 @@ class Topics:
 
 
 def create_topics(
-    kafka: KafkaConnection, topics: Topics, partitions: int = DEFAULT_PARTITIONS
+    kafka: KafkaConnection,
+    topics: Topics,
+    partitions: int = DEFAULT_PARTITIONS,
+    replication_factor: int = 1,
 ) -> dict[str, str]:
     """Create missing topics through the admin API; existing ones are left as they are.
 
-    Returns ``{name: "created" | "exists"}``. Topic configs are sent as given; a
-    broker that ignores them (the embedded one keeps everything in memory) still works.
+    Returns ``{name: state}``: ``"created"`` (the broker answered without an error for
+    it), ``"exists"``, or ``"failed: <why>"`` (the broker's error code and message, or an
+    existing topic without partitions). Partitions and replication factor must be >= 1
+    (``ValueError``): a broker may accept 0 (the embedded one does) and leave a topic no
+    record can be written to. Topic configs are sent as given; a broker that ignores them
+    (the embedded one keeps everything in memory) still works.
     """
+    if partitions < 1:
+        raise ValueError(f"partitions must be at least 1, not {partitions}")
+    if replication_factor < 1:
+        raise ValueError(f"replication factor must be at least 1, not {replication_factor}")
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+    from kafka.errors import TopicAlreadyExistsError, for_code
 
     admin = KafkaAdminClient(client_id="packloop-admin", **kafka.kafka_python_kwargs())
     try:
         existing = set(admin.list_topics())
         outcome: dict[str, str] = {}
+        mine = [spec.name for spec in topics.specs(partitions) if spec.name in existing]
+        empty = {t.get("name") for t in (admin.describe_topics(mine) if mine else [])
+                 if not t.get("partitions")}
         for spec in topics.specs(partitions):
             if spec.name in existing:
                 outcome[spec.name] = "exists"
+                if spec.name in empty:
+                    outcome[spec.name] = (
+                        "failed: exists without partitions (no record can be written to it; "
+                        "delete it, or restart the embedded broker, and create it again)")
                 continue
-            try:
-                admin.create_topics(
-                    [NewTopic(spec.name, spec.partitions, 1, topic_configs=spec.config)]
-                )
+            answer = admin.create_topics(
+                [NewTopic(spec.name, spec.partitions, replication_factor,
+                          topic_configs=spec.config)],
+                raise_errors=False,
+            )
+            found = [t for t in answer.get("topics", []) if t.get("name") == spec.name]
+            if not found:
+                outcome[spec.name] = "failed: the broker's answer does not name the topic"
+                continue
+            code = int(found[0].get("error_code") or 0)
+            if code == 0:
                 outcome[spec.name] = "created"
-            except TopicAlreadyExistsError:
+            elif code == TopicAlreadyExistsError.errno:
                 outcome[spec.name] = "exists"
+            else:
+                error = for_code(code)
+                message = found[0].get("error_message") or error.description
+                outcome[spec.name] = f"failed: {error.__name__} (error code {code}): {message}"
         return outcome
     finally:
         admin.close()
+
+
+def failed_topics(outcome: dict[str, str]) -> dict[str, str]:
+    """The topics of a :func:`create_topics` outcome that are not usable."""
+    return {name: state for name, state in outcome.items() if state.startswith("failed")}

@@ -59,6 +59,8 @@ def emit(
     else:
         click.echo(f"accepted: {report.accepted}  rejected: {report.rejected}"
                    + (f"  failed to write: {report.failed}" if report.failed else ""))
+        for why, count in report.failures.most_common():
+            click.echo(f"  {count} record(s) not written: {why}")
         for rejection in report.first_rejections:
             where = f"line {rejection.line}: " if rejection.line else ""
             click.echo(f"  {where}{rejection.message}")

@@ -63,13 +63,18 @@ def worker(
     """Run a stream worker (tallies, pickups, containers); several may share the work."""
     settings = settings_from(ctx, kafka_bootstrap=kafka_bootstrap or None)
     from streams import create_topics
+    from streams.topics import failed_topics
 
     try:
-        create_topics(settings.kafka(), settings.topics(), settings.partitions)
+        outcome = create_topics(settings.kafka(), settings.topics(), settings.partitions)
     except Exception as exc:
         raise click.ClickException(
             f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}"
         ) from None
+    failed = failed_topics(outcome)
+    if failed:
+        raise click.ClickException("topics not usable: " + "; ".join(
+            f"{name}: {state}" for name, state in failed.items()))
     w = build_worker(settings, web_port)
     url = w.options.url
     click.echo(f"worker state: {url}/status (also /villages, /hubs/HUB, /pickups, "
@@ -93,15 +98,27 @@ def fetch_status(url: str, village: str | None = None, timeout: float = 10.0) ->
     return data
 
 
+#: the counters `status --json` always has (0 when a worker does not report one)
+PICKUP_COUNTERS = ("requested", "open", "overdue")
+EVENT_COUNTERS = ("applied", "duplicates", "dead_lettered", "rerouted")
+
+
+def _counters(given: Any, always: tuple[str, ...]) -> dict[str, int]:
+    """The documented counters first, then every other counter the workers report."""
+    given = given if isinstance(given, dict) else {}
+    out = {k: given.get(k, 0) for k in always}
+    out.update({k: v for k, v in given.items() if k not in out and isinstance(v, int)})
+    return out
+
+
 def status_contract(data: dict[str, Any]) -> dict[str, Any]:
-    """Keep exactly the documented keys of `status --json`."""
+    """The documented keys of `status --json`: villages, hubs, and every counter of the
+    workers' /status (what the text output shows, re-routed records included)."""
     return {
         "villages": data.get("villages", {}),
         "hubs": data.get("hubs", {}),
-        "pickups": {k: data.get("pickups", {}).get(k, 0) for k in ("requested", "open", "overdue")},
-        "events": {
-            k: data.get("events", {}).get(k, 0) for k in ("applied", "duplicates", "dead_lettered")
-        },
+        "pickups": _counters(data.get("pickups"), PICKUP_COUNTERS),
+        "events": _counters(data.get("events"), EVENT_COUNTERS),
     }
 
 
@@ -237,15 +254,30 @@ def read_dead_letters(settings: Settings, timeout_s: float = 3.0) -> list[dict[s
     records = iter_topic(settings.kafka(), settings.topics().dead_letter,
                          idle_timeout_s=timeout_s, max_wait_s=max(timeout_s, 1.0) * 10)
     for rec in records:
+        value = rec.value or b""
         try:
-            body = orjson.loads(rec.value)
+            body = orjson.loads(value)
         except orjson.JSONDecodeError:
-            body = {"reason": "unreadable", "raw": rec.value.decode("utf-8", "replace")}
+            body = None
+        if not isinstance(body, dict):  # not JSON, or JSON but not a record (b'[]', b'3')
+            body = {"reason": "unreadable", "raw": value.decode("utf-8", "replace")}
         body["_offset"] = rec.offset
         body["_partition"] = rec.partition
         out.append(body)
     out.sort(key=lambda b: (b["_partition"], b["_offset"]))
     return out
+
+
+def dead_letter_line(r: dict[str, Any]) -> str:
+    """One record of `dead-letter list`: offset, source, reason, then the field and the
+    problem once (a message already starting with its field is not given it again)."""
+    field = r.get("field")
+    message = str(r.get("message") or "")
+    if field and not message.startswith(f"{field}: "):
+        message = f"{field}: {message}" if message else str(field)
+    raw = str(r.get("raw", ""))
+    head = f"#{r['_offset']} {r.get('source', '?')} {r.get('reason', '?')}"
+    return " ".join(part for part in (head, message, raw[:160]) if part)
 
 
 @click.group("dead-letter")
@@ -268,12 +300,7 @@ def dl_list(ctx: click.Context, reason: str | None, as_json: bool) -> None:
             click.echo(orjson.dumps(r).decode())
         return
     for r in records:
-        raw = str(r.get("raw", ""))
-        click.echo(
-            f"#{r['_offset']} {r.get('source', '?')} {r.get('reason', '?')}"
-            f"{' ' + r['field'] if r.get('field') else ''}: "
-            f"{r.get('message', '')} {raw[:160]}"
-        )
+        click.echo(dead_letter_line(r))
     by_reason: dict[str, int] = {}
     for r in records:
         by_reason[str(r.get("reason"))] = by_reason.get(str(r.get("reason")), 0) + 1
@@ -284,22 +311,35 @@ def dl_list(ctx: click.Context, reason: str | None, as_json: bool) -> None:
 @dead_letter.command("redrive")
 @click.option("--reason", default=None, help="Only records with this reason.")
 @click.option("--dry-run", is_flag=True, help="Show what would be re-submitted.")
+@click.option("--force", is_flag=True,
+              help="Also re-submit events that would be refused again as they stand.")
 @click.pass_context
-def dl_redrive(ctx: click.Context, reason: str | None, dry_run: bool) -> None:
+def dl_redrive(ctx: click.Context, reason: str | None, dry_run: bool, force: bool) -> None:
     """Re-submit dead-lettered events to hub-events (after fixing the reference data).
 
+    Each event is checked first as `packloop emit` checks a line, against the current
+    reference data and clock: one that would be refused again (hub_mismatch,
+    unknown_village, future_timestamp, too_late, ...) is skipped and counted by reason,
+    unless --force, so a redrive does not dead-letter (and count) the same event again.
     Redriven events keep their event_id, so they go through the same dedupe: an event
     re-driven twice, or one already applied, is counted once.
     """
     from kafka import KafkaProducer
 
-    from streams import EventError, decode_raw, parse_hub_event
+    from services.emit import check_line
+    from streams import EventError, NetworkError, decode_raw, load_network, parse_hub_event
 
     settings = settings_from(ctx)
+    try:
+        network = load_network(settings.network)
+    except NetworkError as exc:
+        raise click.ClickException(str(exc)) from None
+    acceptance = settings.acceptance()
     records = [
         r for r in read_dead_letters(settings) if reason is None or r.get("reason") == reason
     ]
     sent = skipped = 0
+    again: dict[str, int] = {}
     seen: set[str] = set()
     producer = None if dry_run else KafkaProducer(**settings.kafka().kafka_python_kwargs())
     try:
@@ -307,15 +347,19 @@ def dl_redrive(ctx: click.Context, reason: str | None, dry_run: bool) -> None:
             if r.get("raw_truncated"):
                 skipped += 1
                 continue
-            raw = decode_raw(r)
             try:
+                raw = decode_raw(r)
                 event = parse_hub_event(raw)
-            except EventError:
+            except (EventError, ValueError):
                 skipped += 1  # still not a valid event: fixing reference data will not help
                 continue
             if event.event_id in seen:
                 continue
             seen.add(event.event_id)
+            _, problem = check_line(raw, network, acceptance)
+            if problem is not None and not force:
+                again[problem.code] = again.get(problem.code, 0) + 1
+                continue
             if producer is not None:
                 producer.send(
                     settings.topics().hub_events, key=event.village_id.encode("utf-8"), value=raw
@@ -328,4 +372,8 @@ def dl_redrive(ctx: click.Context, reason: str | None, dry_run: bool) -> None:
             producer.close()
     verb = "would re-submit" if dry_run else "re-submitted"
     click.echo(f"{verb} {sent} event(s); skipped {skipped} that are not valid events")
-
+    if again:
+        by_reason = ", ".join(f"{k} {v}" for k, v in sorted(again.items()))
+        click.echo(f"skipped {sum(again.values())} that would be refused again as they stand "
+                   f"({by_reason}): fix the reference data or wait for the clock, or re-submit "
+                   "them anyway with --force")

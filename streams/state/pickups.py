@@ -15,6 +15,7 @@ from streams.state.tallies import month_bucket
 from streams.state.times import DAY_US, HOUR_US
 
 if TYPE_CHECKING:
+    from streams.state.undo import Journal
     from streams.state.village import VillageState
 
 #: The kinds of pickup threshold (the contract's ``reason`` label values); a pickup
@@ -138,13 +139,16 @@ def next_due(state: VillageState, limits: Limits) -> int | None:
     return None
 
 
-def evaluate(state: VillageState, now: int, trigger_at: int, limits: Limits) -> list[Emission]:
+def evaluate(
+    state: VillageState, now: int, trigger_at: int, limits: Limits, undo: Journal | None = None
+) -> list[Emission]:
     """Run the pickup state machine at stream time ``now``.
 
     An open pickup past its SLA goes overdue (once); with no pickup open and no cancel
     holding requests back (:func:`snoozed`), a crossed threshold opens the next one.
     ``trigger_at`` is when the request is raised: the stream time of the event or the
-    timer that triggered it.
+    timer that triggered it. With ``undo``, a month bucket is kept there before it changes
+    (the rest of what this changes, the journal keeps when it opens).
     """
     out: list[Emission] = []
     op = state.open_pickup
@@ -153,7 +157,7 @@ def evaluate(state: VillageState, now: int, trigger_at: int, limits: Limits) -> 
             op.overdue = True
             state.pickups_overdue += 1
             deadline = op.requested_at + limits.sla_us
-            month_bucket(state.months, deadline, limits.tz).pickups_overdue += 1
+            month_bucket(state.months, deadline, limits.tz, undo).pickups_overdue += 1
             out.append(
                 Emission(
                     "pickup_overdue",
@@ -179,7 +183,7 @@ def evaluate(state: VillageState, now: int, trigger_at: int, limits: Limits) -> 
         if kind == "material_grams":
             material = reasons[0].split(":", 1)[1]
             state.pickup_materials[material] = state.pickup_materials.get(material, 0) + 1
-        month_bucket(state.months, trigger_at, limits.tz).pickups_requested += 1
+        month_bucket(state.months, trigger_at, limits.tz, undo).pickups_requested += 1
         pid = pickup_id_for(state.village_id, state.pickups_requested)
         state.open_pickup = OpenPickup(pid, trigger_at, reasons)
         out.append(

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta, tzinfo
+from typing import TYPE_CHECKING
 
 from streams.state.times import day_key, from_us, month_key
+
+if TYPE_CHECKING:
+    from streams.state.undo import Journal
 
 #: Day buckets kept behind stream time: enough for the current calendar month
 #: and a 7-day window whatever the day of the month.
@@ -23,10 +27,27 @@ MONTH_BUCKETS_KEPT = 25
 DayBuckets = dict[str, list[dict[str, int]]]
 
 
+#: The largest magnitude a tally of grams holds: 10^15 g (a million tonnes). A tally that
+#: would pass it stays at it (saturates). Why saturate, and why there: the changelog codec
+#: (orjson) and the ledger's BIGINT columns hold 64-bit integers, and JSON readers (kafkajs,
+#: browsers) read numbers as doubles, exact to 2^53 (9.007e15). Events are bounded per item
+#: (``streams.events.MAX_ITEM_GRAMS``, 10^9 g), but not in number, so a village's running
+#: total is not bounded by them alone: five valid-looking 2^62 g shipments used to pass
+#: 2^64 and stop the worker for good. At 10^15 every stored figure is exact as a double and
+#: a county's sum over 9,000 villages still fits in 64 bits; reaching it takes a million
+#: maximal items for one village (a real village generates kilograms a day), so only a
+#: broken or hostile sender gets there, and the worker keeps running. Widening instead
+#: (integers past 64 bits) would have to be taught to every reader of the figures.
+MAX_TALLY_GRAMS = 10**15
+
+
 def add_grams(target: dict[str, int], material: str, grams: int) -> None:
-    """Add to a tally, dropping materials that come back to zero."""
+    """Add to a tally, dropping materials that come back to zero; the tally saturates at
+    +-:data:`MAX_TALLY_GRAMS`."""
     if grams:
         value = target.get(material, 0) + grams
+        if not -MAX_TALLY_GRAMS <= value <= MAX_TALLY_GRAMS:
+            value = MAX_TALLY_GRAMS if value > 0 else -MAX_TALLY_GRAMS
         if value:
             target[material] = value
         else:
@@ -92,18 +113,28 @@ class MonthBucket:
         return c
 
 
-def day_bucket(days: DayBuckets, at: int, tz: tzinfo) -> list[dict[str, int]]:
-    """The [generated, recovered] bucket of the local day of ``at``, created if new."""
+def day_bucket(
+    days: DayBuckets, at: int, tz: tzinfo, undo: Journal | None = None
+) -> list[dict[str, int]]:
+    """The [generated, recovered] bucket of the local day of ``at``, created if new (and
+    kept in ``undo`` before the caller changes it)."""
     key = day_key(at, tz)
+    if undo is not None:
+        undo.keep_day(days, key)
     bucket = days.get(key)
     if bucket is None:
         bucket = days[key] = [{}, {}]
     return bucket
 
 
-def month_bucket(months: dict[str, MonthBucket], at: int, tz: tzinfo) -> MonthBucket:
-    """The bucket of the local month of ``at``, created if new."""
+def month_bucket(
+    months: dict[str, MonthBucket], at: int, tz: tzinfo, undo: Journal | None = None
+) -> MonthBucket:
+    """The bucket of the local month of ``at``, created if new (and kept in ``undo``
+    before the caller changes it)."""
     key = month_key(at, tz)
+    if undo is not None:
+        undo.keep_month(months, key)
     bucket = months.get(key)
     if bucket is None:
         bucket = months[key] = MonthBucket()

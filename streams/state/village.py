@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streams.events import (
     PLASTIC_MATERIALS,
@@ -32,6 +32,7 @@ from streams.state.dedupe import SeenSet
 from streams.state.lots import Lots, add_lot, take_newest, take_oldest
 from streams.state.pickups import OpenPickup, known_pickup
 from streams.state.tallies import (
+    MAX_TALLY_GRAMS,
     DayBuckets,
     MonthBucket,
     add_grams,
@@ -43,6 +44,9 @@ from streams.state.tallies import (
     window,
 )
 from streams.state.times import HOUR_US
+
+if TYPE_CHECKING:
+    from streams.state.undo import Journal
 
 
 class Rejected(Exception):
@@ -170,21 +174,23 @@ def apply(
     at: int,
     tz: tzinfo,
     container_types: dict[str, tuple[str, int]],
+    undo: Journal | None = None,
 ) -> None:
     """Apply one checked hub event's effects (tallies, containers, pickup closing).
 
     Does not run the pickup trigger: the caller calls
-    :func:`streams.state.pickups.evaluate` after it.
+    :func:`streams.state.pickups.evaluate` after it. With ``undo``, every part of the
+    value is kept there before its first change (:mod:`streams.state.undo`).
     """
-    opened = month_bucket(state.months, at, tz)
+    opened = month_bucket(state.months, at, tz, undo)
     if opened.on_hand_start is None:  # the village's first event of the month
         opened.on_hand_start = state.outstanding
     if isinstance(event, Shipment):
         if event.direction is Direction.DOWN:
-            day, month = day_bucket(state.days, at, tz), opened
+            day, month = day_bucket(state.days, at, tz, undo), opened
             for item in event.packaging:
                 m = item.material.value
-                _tally(state, m, item.grams, at, (day, month), generated=True)
+                _tally(state, m, item.grams, at, (day, month), True, undo)
                 add_grams(state.used_down, m, item.grams)
             _count_campaign_fields(month.counts, event)
         else:
@@ -194,17 +200,21 @@ def apply(
         # share of the pool, and both come back with a packaging_return
         for ref in event.containers:
             ct = ref.container_type.value
+            if undo is not None:
+                undo.keep_pool(ct)
             pool = state.containers.get(ct)
             if pool is None:
                 pool = state.containers[ct] = ContainerPool()
             pool.issue(at, 1)
-            month_bucket(state.months, at, tz).container(ct)[0] += 1
+            month_bucket(state.months, at, tz, undo).container(ct)[0] += 1
     elif isinstance(event, PackagingReturn):
         ct = event.container_type.value
+        if undo is not None:
+            undo.keep_pool(ct)
         pool = state.containers[ct]
         n = event.count
         pool.take(n)
-        month = month_bucket(state.months, at, tz)
+        month = month_bucket(state.months, at, tz, undo)
         mc = month.container(ct)
         if event.condition is Condition.LOST:
             pool.lost += n
@@ -217,34 +227,36 @@ def apply(
                 mc[2] += n
         if event.condition is not Condition.OK:
             material, unit = container_types[ct]
-            buckets = (day_bucket(state.days, at, tz), month)
+            buckets = (day_bucket(state.days, at, tz, undo), month)
             if event.condition is Condition.DAMAGED:
                 # waste, but it came back to the hub with the return: recovered at once,
                 # never waiting at the village (no lot, no pickup)
                 _tally_passing(state, material, n * unit, buckets)
             else:  # lost at or around the village: waste that waits there
-                _tally(state, material, n * unit, at, buckets, generated=True)
+                _tally(state, material, n * unit, at, buckets, True, undo)
     elif isinstance(event, RecyclingCollected):
-        buckets = (day_bucket(state.days, at, tz), month_bucket(state.months, at, tz))
+        buckets = (day_bucket(state.days, at, tz, undo),
+                   month_bucket(state.months, at, tz, undo))
         for material, grams in event.collected_grams.items():
-            _tally(state, material.value, grams, at, buckets, generated=False)
+            _tally(state, material.value, grams, at, buckets, False, undo)
         op = state.open_pickup
         if op is not None and event.pickup_id == op.pickup_id:
             state.open_pickup = None
             state.pickups_collected += 1
             buckets[1].pickups_completed += 1
     elif isinstance(event, WasteAdjustment):
-        buckets = (day_bucket(state.days, at, tz), month_bucket(state.months, at, tz))
+        buckets = (day_bucket(state.days, at, tz, undo),
+                   month_bucket(state.months, at, tz, undo))
         for material, grams in event.generated_grams.items():
-            _tally(state, material.value, grams, at, buckets, generated=True)
+            _tally(state, material.value, grams, at, buckets, True, undo)
         for material, grams in event.recovered_grams.items():
-            _tally(state, material.value, grams, at, buckets, generated=False)
+            _tally(state, material.value, grams, at, buckets, False, undo)
     elif isinstance(event, PickupCancelled):
         op = state.open_pickup
         if op is not None and event.pickup_id == op.pickup_id:
             state.open_pickup = None
             state.pickups_cancelled += 1
-            month_bucket(state.months, at, tz).pickups_cancelled += 1
+            month_bucket(state.months, at, tz, undo).pickups_cancelled += 1
             state.snooze_from = at
             state.snooze_hours = event.snooze_hours
             state.snooze_new = {}
@@ -255,7 +267,7 @@ def _count_campaign_fields(counts: dict[str, int], event: Shipment) -> None:
     a field an event leaves out counts as not known, not as no."""
 
     def bump(key: str, n: int = 1) -> None:
-        counts[key] = counts.get(key, 0) + n
+        counts[key] = min(counts.get(key, 0) + n, MAX_TALLY_GRAMS)
 
     bump("parcels")
     if event.outer_box_added is not None:
@@ -296,6 +308,7 @@ def _tally(
     at: int,
     buckets: tuple[list[dict[str, int]], MonthBucket],
     generated: bool,
+    undo: Journal | None = None,
 ) -> None:
     """Count grams generated (or recovered) at ``at``: cumulative, day and month tallies,
     the dated lots of what is outstanding, and the new waste since a cancel.
@@ -316,6 +329,8 @@ def _tally(
         add_grams(day[1], material, grams)
         add_grams(month.recovered, material, grams)
     after = max(0, gen.get(material, 0) - rec.get(material, 0))
+    if after != before and undo is not None:
+        undo.keep_lots(material)
     if after > before:
         add_lot(state.lots.setdefault(material, []), at - at % HOUR_US, after - before)
     elif after < before:

@@ -103,6 +103,7 @@ def test_replay_twice_gives_one_pass(
         "applied": m.applied,
         "duplicates": len(file20k) - len(m.dead),
         "dead_lettered": st["events"]["dead_lettered"],
+        "rerouted": st["events"]["rerouted"],
     }
 
 

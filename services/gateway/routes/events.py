@@ -2,8 +2,12 @@
 
 Order of checks: token (401) → per-hub rate (429) → request size (413) → JSON shape
 (400) → batch size (413) → ownership of every event (403, nothing is produced) →
-per-event validation, the 1 MiB record limit and the worker's time rules (rejected,
+per-event validation, the 1 MiB event limit and the worker's time rules (rejected,
 answered) → produce with acks=all (503 if Kafka does not acknowledge in time).
+
+An event is measured as received, unknown fields and all (the body of a single event, or
+an event's compact JSON in a batch), by the rule ``packloop emit`` applies to a line
+(:func:`streams.events.size_problem`), so the two accept the same events.
 
 An event counts as accepted only when Kafka acknowledged it before the answer was sent,
 and only if the stream worker will apply it (:mod:`services.acceptance`). Rejected events
@@ -37,6 +41,7 @@ from streams import (
     event_to_json,
     parse_hub_event,
 )
+from streams.events import size_problem
 
 log = logging.getLogger("packloop.gateway")
 
@@ -141,8 +146,9 @@ def router(gw: Gateway) -> APIRouter:
             "carry the token's hub_id and a village of that hub (403 otherwise, nothing is "
             "written). Resending an event with the same event_id is safe: the stream "
             "deduplicates by it.\n\n"
-            f"Each event, as written to Kafka, may be at most {MAX_EVENT_BYTES} bytes "
-            f"({MAX_EVENT_BYTES // 1024 // 1024} MiB; reason too_large); the whole request "
+            f"Each event, as sent (unknown fields included; in a batch, its compact JSON), "
+            f"may be at most {MAX_EVENT_BYTES} bytes ({MAX_EVENT_BYTES // 1024 // 1024} MiB; "
+            "reason too_large), and so may the event as written to Kafka; the whole request "
             f"at most {config.max_request_bytes} bytes (413). An event dated more than "
             f"{config.acceptance.future_tolerance_hours:g} h ahead of the clock (reason "
             "future_timestamp) or more than "
@@ -209,9 +215,18 @@ def router(gw: Gateway) -> APIRouter:
             try:
                 if not isinstance(item, dict):
                     raise EventError("an event must be a JSON object", code="not_an_object")
+                # as received: the body of a single event, an event's compact JSON in a batch
+                received = len(body.strip()) if isinstance(data, dict) \
+                    else len(orjson.dumps(item))
+                invalid = size_problem(received)
+                if invalid is not None:
+                    raise invalid
                 event = parse_hub_event(item)
-                invalid = config.network.check_event(event) or check_occurred_at(
-                    event.occurred_at, datetime.now(UTC), config.acceptance)
+                value = event_to_json(event)
+                invalid = (config.network.check_event(event)
+                           or check_occurred_at(event.occurred_at, datetime.now(UTC),
+                                                config.acceptance)
+                           or size_problem(received, value))
                 if invalid is not None:
                     raise invalid
             except EventError as exc:
@@ -219,17 +234,10 @@ def router(gw: Gateway) -> APIRouter:
                                            reason=exc.code, field=exc.field, message=str(exc))
                 metrics.events.labels(hub, "rejected", exc.code).inc()
                 continue
-            except (TypeError, ValueError) as exc:  # e.g. an unhashable "type" value
+            except (ArithmeticError, TypeError, ValueError) as exc:  # never a 500 for one event
                 outcomes[i] = EventOutcome(index=i, event_id=event_id, status="rejected",
                                            reason="invalid", message=f"invalid event: {exc}")
                 metrics.events.labels(hub, "rejected", "invalid").inc()
-                continue
-            value = event_to_json(event)
-            if len(value) > MAX_EVENT_BYTES:
-                outcomes[i] = EventOutcome(
-                    index=i, event_id=event_id, status="rejected", reason="too_large",
-                    message=f"event is {len(value)} bytes, over the {MAX_EVENT_BYTES}-byte limit")
-                metrics.events.labels(hub, "rejected", "too_large").inc()
                 continue
             records.append(Record(config.topics.hub_events, event.village_id.encode(), value))
             record_index.append(i)
