@@ -446,12 +446,18 @@ def status(ctx: click.Context, job_id: str, wait: bool, as_json: bool, url: str 
 @plan.command("fetch")
 @click.argument("job_id", metavar="ID")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Directory for plan.json, report.html and scenario.json.")
+              help="Directory for plan.json, report.html, scenario.json and inputs.json.")
 @service_options
 @click.pass_context
 def fetch(ctx: click.Context, job_id: str, out_dir: str, url: str | None,
           token: str | None) -> None:
-    """Download a finished job's plan, report and scenario into DIR."""
+    """Download a finished job's plan, report and scenario into DIR.
+
+    scenario.json is the scenario the job planned (for a from_state or dispatch job, the
+    one built from the live state), as `plan solve` and `plan submit` read it;
+    inputs.json holds the job's options and, for those jobs, the from_state settings and
+    the state the scenario was built from.
+    """
     out = Path(out_dir)
     with _client(ctx, url, token) as client:
         job = _call(client, "GET", f"/v1/plans/{job_id}").json()
@@ -459,9 +465,13 @@ def fetch(ctx: click.Context, job_id: str, out_dir: str, url: str | None,
             raise click.ClickException(f"job {job_id} is {job['status']}: nothing to fetch yet")
         out.mkdir(parents=True, exist_ok=True)
         written = []
-        scenario = _call(client, "GET", f"/v1/plans/{job_id}/scenario").json()
-        (out / "scenario.json").write_bytes(orjson.dumps(scenario, option=orjson.OPT_INDENT_2))
+        envelope = _call(client, "GET", f"/v1/plans/{job_id}/scenario").json()
+        (out / "scenario.json").write_bytes(
+            orjson.dumps(envelope.pop("scenario"), option=orjson.OPT_INDENT_2))
         written.append("scenario.json")
+        inputs = {"job_id": job_id, **envelope}  # options, source, inputs (the state)
+        (out / "inputs.json").write_bytes(orjson.dumps(inputs, option=orjson.OPT_INDENT_2))
+        written.append("inputs.json")
         is_frontier = (job.get("summary") or {}).get("plan_status") == "frontier"
         if "result" in job["links"]:
             result = _call(client, "GET", f"/v1/plans/{job_id}/result").json()

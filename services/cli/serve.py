@@ -8,14 +8,18 @@ running, a Kafka outage makes them answer 503 and fail readiness instead.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from services.cli.context import settings_from, worker_url_option
 from services.settings import Settings
+
+if TYPE_CHECKING:
+    from services.planner import PlannerWorker
 
 
 def _logging(level: str) -> None:
@@ -145,7 +149,6 @@ def planner(ctx: click.Context, host: str | None, port: int | None, workers: int
     PACKLOOP_PLANNER_GROUP; they need the same PACKLOOP_PLANNER_DB_URL (PostgreSQL).
     """
     import signal
-    import threading
 
     from services.planner import JobStore, PlannerConfig, PlannerWorker, create_app
     from streams import NetworkError
@@ -173,14 +176,24 @@ def planner(ctx: click.Context, host: str | None, port: int | None, workers: int
                           default_time_limit_s=settings.planner_time_limit_s,
                           threads=settings.planner_threads)
             for _ in range(workers)]
+    stopping = threading.Event()
+    server: Any = None
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        # While uvicorn serves it handles SIGINT/SIGTERM itself; after its shutdown it
+        # raises the caught signal again for the handler it found when it started: this
+        # one, which lets the process go on to stop its workers (each hands its running
+        # job back) and exit 0 — the default handler would kill it first.
+        stopping.set()
+        if server is not None:  # before uvicorn took the signals over: it stops at once
+            server.should_exit = True
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     threads = [w.start() for w in pool]
     try:
         if no_api:
-            stop = threading.Event()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, lambda *_: stop.set())
             click.echo(f"{workers} planner worker(s) in group {group}", err=True)
-            while not stop.wait(0.5):
+            while not stopping.wait(0.5):
                 pass
         else:
             import uvicorn
@@ -198,11 +211,31 @@ def planner(ctx: click.Context, host: str | None, port: int | None, workers: int
                     else f"daily at {settings.dispatch_at}"
                 click.echo(f"tomorrow's dispatch planned {when} "
                            f"({config.dispatch.horizon_days}-day horizon)", err=True)
-            uvicorn.run(create_app(config), host=settings.planner_host,
-                        port=settings.planner_port, log_level=log_level.lower(),
-                        server_header=False, ssl_certfile=cert, ssl_keyfile=key)
+            server = uvicorn.Server(uvicorn.Config(
+                create_app(config), host=settings.planner_host, port=settings.planner_port,
+                log_level=log_level.lower(), server_header=False, ssl_certfile=cert,
+                ssl_keyfile=key))
+            if not stopping.is_set():
+                server.run()
+            if not server.started and not stopping.is_set():
+                raise click.ClickException("the planner API did not start (see above)")
     finally:
-        for w in pool:
-            w.stop()
-        for t in threads:
-            t.join(timeout=10)
+        stop_workers(pool, threads)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def stop_workers(pool: list[PlannerWorker], threads: list[threading.Thread],
+                 timeout_s: float = 10.0) -> None:
+    """Stop every worker at once; each hands its running job back (queued again, no lease
+    to wait for) before its thread ends."""
+    log = logging.getLogger("packloop.planner")
+    busy = [w.current for w in pool if w.current]
+    if busy:
+        log.info("stopping %d planner worker(s); handing back %s", len(pool), ", ".join(busy))
+    for w in pool:
+        w.stop()
+    for w, t in zip(pool, threads, strict=True):
+        t.join(timeout=timeout_s)
+        if t.is_alive():
+            log.warning("planner worker %s did not stop within %g s", w.worker_id, timeout_s)

@@ -41,6 +41,11 @@ def token_group(kind: Kind, noun: str, owner_meta: str,
     @click.pass_context
     def add_token(ctx: click.Context, owner: str, label: str | None) -> None:
         """Create a token; it is printed once, alone on the last line."""
+        if not owner.strip():
+            raise click.BadParameter("must not be empty", param_hint=owner_meta)
+        if owner != owner.strip():
+            raise click.BadParameter(f"{owner!r} starts or ends with white space",
+                                     param_hint=owner_meta)
         if check_owner is not None:
             check_owner(ctx, owner)
         store = _store(ctx)

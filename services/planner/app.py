@@ -36,7 +36,8 @@ from services.http.openapi import (
     error,
     use_bearer_scheme,
 )
-from services.planner.daily import DailyDispatch, DispatchSchedule
+from services.planner.daily import SCHEDULER, DailyDispatch, DispatchSchedule, dispatch_window
+from services.planner.daily import SOURCE as DISPATCH_SOURCE
 from services.planner.store import DONE, FAILED, FINAL, STATUSES, JobStore
 from streams import KafkaConnection, Network, Topics
 
@@ -143,7 +144,8 @@ class PlanJob(BaseModel):
     created_at: str = Field(description="RFC 3339, UTC.")
     started_at: str | None = Field(None, description="RFC 3339, UTC: the first run's start.")
     finished_at: str | None = Field(None, description="RFC 3339, UTC.")
-    elapsed_s: float | None = Field(None, description="Running: since start; final: duration.")
+    elapsed_s: float | None = Field(None, description=(
+        "Running: since the first run's start; final: duration; queued: null."))
     attempts: int = Field(description="Runs started (more than 1 after a worker died).")
     worker_id: str | None = None
     progress: Progress | None = None
@@ -158,7 +160,37 @@ class PlanList(BaseModel):
 
 class DispatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    date: dt.date = Field(description="The dispatch date to plan, YYYY-MM-DD (local).")
+    date: dt.date = Field(description=(
+        "The dispatch date to plan, YYYY-MM-DD (local): today or later, at most "
+        "PACKLOOP_DISPATCH_HORIZON_DAYS days after today."))
+
+
+# -- who may see and cancel a job ----------------------------------------------------------
+
+#: Jobs of these sources are the county's, not one planner's: every planner token reads and
+#: lists them (the dispatch plans, whose run sheets every hub gets).
+SHARED_SOURCES = (DISPATCH_SOURCE,)
+
+
+def can_read(job: dict[str, Any], owner: str) -> bool:
+    """A planner reads the jobs it submitted (its token's owner name, so a rotated token
+    keeps its jobs) and the shared ones; any other job is answered as not there."""
+    return job["submitted_by"] == owner or job["source"] in SHARED_SOURCES
+
+
+def can_cancel(job: dict[str, Any], owner: str) -> bool:
+    """A planner cancels the jobs it submitted, and the dispatch schedule's own jobs (the
+    schedule has no token of its own; a cancelled date is planned again)."""
+    return job["submitted_by"] == owner or (
+        job["source"] == DISPATCH_SOURCE and job["submitted_by"] == SCHEDULER)
+
+
+def first_error(exc: ValidationError, prefix: str = "") -> str:
+    """``path: message`` of a validation error's first problem; the path is ``prefix``
+    itself when the problem is the whole value (``{"options": "fast"}``)."""
+    e = exc.errors(include_url=False)[0]
+    where = ".".join([*([prefix] if prefix else []), *map(str, e["loc"])]) or "body"
+    return f"{where}: {e['msg']}"
 
 
 # -- metrics -------------------------------------------------------------------------------
@@ -228,6 +260,8 @@ class PlanCollector:
 # -- the app -------------------------------------------------------------------------------
 
 
+NOT_FOUND = "No such job, or another planner's (see `GET /v1/plans`)."
+
 COMMON: Responses = {
     **error(400, "Malformed request."),
     **error(401, "Missing or invalid planner token."),
@@ -288,8 +322,8 @@ def create_app(config: PlannerConfig) -> FastAPI:
 
     def job_view(job: dict[str, Any]) -> dict[str, Any]:
         jid = job["job_id"]
-        elapsed = None
-        if job["started_at"] is not None:
+        elapsed = None  # queued (a job handed back keeps its first start): not running
+        if job["started_at"] is not None and job["status"] != "queued":
             end = job["finished_at"] if job["status"] in FINAL and job["finished_at"] else \
                 time.time()
             elapsed = max(0.0, end - job["started_at"])
@@ -310,9 +344,11 @@ def create_app(config: PlannerConfig) -> FastAPI:
         )
         return view.model_dump()
 
-    def get_job(job_id: str, columns: tuple[str, ...] = ()) -> dict[str, Any]:
+    def get_job(job_id: str, owner: str, columns: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The job if ``owner`` may read it; another planner's job is a 404 like a job that
+        does not exist, so job ids cannot be probed."""
         job = config.jobs.get(job_id, columns)
-        if job is None:
+        if job is None or not can_read(job, owner):
             raise ApiError(404, "not_found", f"no plan job {job_id!r}")
         return job
 
@@ -345,26 +381,24 @@ def create_app(config: PlannerConfig) -> FastAPI:
         if not isinstance(body, dict):
             raise ApiError(400, "bad_request", "body must be a JSON object: a scenario, "
                            "{\"scenario\": …}, or {\"from_state\": {…}}")
-        raw_options = body.get("options", {}) if ("scenario" in body or "from_state" in body) \
-            else {}
+        raw_options = body.get("options") if ("scenario" in body or "from_state" in body) \
+            else None
         try:
-            options = PlanOptions.model_validate(raw_options or {})
+            options = PlanOptions.model_validate({} if raw_options is None else raw_options)
         except ValidationError as exc:
-            e = exc.errors(include_url=False)[0]
-            raise ApiError(422, "invalid_options",
-                           f"options.{'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+            raise ApiError(422, "invalid_options", first_error(exc, "options")) from None
         opts = options.model_dump(exclude_none=True)
         opts.setdefault("time_limit_s", config.default_time_limit_s)
         if options.frontier is not None:
             opts["frontier"]["point_time_limit_s"] = opts["time_limit_s"]
             opts["time_limit_s"] = frontier_budget_s(opts["time_limit_s"], options.frontier)
         if "from_state" in body:
+            raw_state = body["from_state"]
             try:
-                request = FromState.model_validate(body["from_state"] or {})
+                request = FromState.model_validate({} if raw_state is None else raw_state)
             except ValidationError as exc:
-                e = exc.errors(include_url=False)[0]
                 raise ApiError(422, "invalid_from_state",
-                               f"from_state.{'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+                               first_error(exc, "from_state")) from None
             try:
                 scenario, inputs = build_scenario(request, config.network, kafka_io,
                                                   config.topics, config.worker_url,
@@ -437,16 +471,19 @@ def create_app(config: PlannerConfig) -> FastAPI:
                            f"the job could not be queued ({type(failure).__name__}: {failure}); "
                            "nothing was stored, submit again", headers={"Retry-After": "5"})
         log.info("job %s queued by planner %s (%s)", job_id, auth.owner, source)
-        job = await run_in_threadpool(get_job, job_id)
+        job = await run_in_threadpool(get_job, job_id, auth.owner)
         return JSONResponse(job_view(job), status_code=202,
                             headers={"Location": f"/v1/plans/{job_id}"})
 
     @app.get("/v1/plans", response_model=PlanList, summary="Recent plan jobs",
+             description="The jobs this planner (its token's owner) submitted and the "
+             "dispatch jobs, newest first.",
              responses=COMMON)
     async def list_jobs(auth: TokenInfo = Depends(planner_auth),  # noqa: B008
                         status: Annotated[JobStatus | None, Query()] = None,
                         limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
-        rows = await run_in_threadpool(config.jobs.list, status, limit)
+        rows = await run_in_threadpool(lambda: config.jobs.list(
+            status, limit, owner=auth.owner, shared_sources=SHARED_SOURCES))
         return JSONResponse({"jobs": [{**r, "created_at": iso_utc(r["created_at"]),
                                        "finished_at": iso_utc(r["finished_at"])} for r in rows]})
 
@@ -454,55 +491,66 @@ def create_app(config: PlannerConfig) -> FastAPI:
     @app.get("/v1/plans/{job_id}", response_model=PlanJob, summary="A job's status",
              description="queued; running with progress (incumbent, bound, gap, elapsed); "
              "done with a summary; failed with the reason; cancelled.",
-             responses={**COMMON, **error(404, "No such job.")})
+             responses={**COMMON, **error(404, NOT_FOUND)})
     async def job_status(job_id: JobId,
                          auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
-        job = await run_in_threadpool(get_job, job_id)
+        job = await run_in_threadpool(get_job, job_id, auth.owner)
         return JSONResponse(job_view(job))
 
     @app.delete("/v1/plans/{job_id}", response_model=PlanJob, summary="Cancel a job",
-                responses={**COMMON, **error(404, "No such job."),
+                description="A planner cancels the jobs it submitted and the dispatch "
+                "schedule's own dispatch jobs; another planner's dispatch job is 403.",
+                responses={**COMMON, **error(403, "Another planner's dispatch job."),
+                           **error(404, NOT_FOUND),
                            **error(409, "The job is already finished.")})
     async def cancel(job_id: JobId,
-                         auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
-        await run_in_threadpool(get_job, job_id)
+                     auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
+        job = await run_in_threadpool(get_job, job_id, auth.owner)
+        if not can_cancel(job, auth.owner):
+            raise ApiError(403, "forbidden", f"job {job_id} was submitted by another planner: "
+                           "only that planner can cancel it")
         if not await run_in_threadpool(config.jobs.cancel, job_id):
-            job = await run_in_threadpool(get_job, job_id)
+            job = await run_in_threadpool(get_job, job_id, auth.owner)
             raise ApiError(409, "conflict", f"job {job_id} is already {job['status']}")
         log.info("job %s cancelled by planner %s", job_id, auth.owner)
-        return JSONResponse(job_view(await run_in_threadpool(get_job, job_id)))
+        return JSONResponse(job_view(await run_in_threadpool(get_job, job_id, auth.owner)))
 
     @app.get("/v1/plans/{job_id}/result", summary="The plan (JSON)",
              responses={200: {"description": "The optimiser's plan JSON.",
                               "content": {"application/json": {"schema": {"type": "object"}}}},
-                        **COMMON, **error(404, "No such job."),
+                        **COMMON, **error(404, NOT_FOUND),
                         **error(409, "No result yet.")})
     async def result(job_id: JobId,
-                         auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
-        job = await run_in_threadpool(get_job, job_id, ("result",))
+                     auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
+        job = await run_in_threadpool(get_job, job_id, auth.owner, ("result",))
         if job["result"] is None:
             raise ApiError(409, "not_ready", f"job {job_id} is {job['status']}: no result"
                            + (f" ({job['error']})" if job["error"] else ""))
         return JSONResponse(job["result"])
 
     @app.get("/v1/plans/{job_id}/scenario", summary="The scenario the job plans",
-             responses={200: {"description": "Scenario (optimiser format) and, for from_state "
-                                             "jobs, the state it was built from.",
+             responses={200: {"description": (
+                 "`scenario`: the scenario planned, in the optimiser's format (for a "
+                 "from_state or dispatch job, the one built from the live state); "
+                 "`inputs`: for those jobs, the state it was built from and the from_state "
+                 "settings (`inputs.from_state`), else null; `options`: the options the job "
+                 "runs with; `source`: scenario, from_state or dispatch."),
                               "content": {"application/json": {"schema": {"type": "object"}}}},
-                        **COMMON, **error(404, "No such job.")})
+                        **COMMON, **error(404, NOT_FOUND)})
     async def scenario(job_id: JobId,
-                         auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
-        job = await run_in_threadpool(get_job, job_id, ("scenario", "inputs"))
-        return JSONResponse({"scenario": job["scenario"], "inputs": job["inputs"]})
+                       auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
+        job = await run_in_threadpool(get_job, job_id, auth.owner, ("scenario", "inputs"))
+        return JSONResponse({"scenario": job["scenario"], "inputs": job["inputs"],
+                             "options": job["options"], "source": job["source"]})
 
     @app.get("/v1/plans/{job_id}/report", summary="The plan's HTML report",
              responses={200: {"description": "The report (HTML).",
                               "content": {"text/html": {"schema": {"type": "string"}}}},
-                        **COMMON, **error(404, "No such job."),
+                        **COMMON, **error(404, NOT_FOUND),
                         **error(409, "No report yet.")})
     async def report(job_id: JobId,
-                         auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
-        job = await run_in_threadpool(get_job, job_id, ("report",))
+                     auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
+        job = await run_in_threadpool(get_job, job_id, auth.owner, ("report",))
         if not job.get("report"):
             raise ApiError(409, "not_ready", f"job {job_id} is {job['status']}: no report")
         return HTMLResponse(job["report"])
@@ -517,20 +565,47 @@ def create_app(config: PlannerConfig) -> FastAPI:
             "from the live state over PACKLOOP_DISPATCH_HORIZON_DAYS days from that date, "
             "whose first day is published as one run sheet per hub on the dispatch topic. "
             "202 with the new job; 200 with the date's job when it already has one that "
-            "is not failed or cancelled (a published dispatch stays fixed)."
+            "is not failed or cancelled (a published dispatch stays fixed). The date is "
+            "today or later (in the network's time zone: a past date's dispatch is what "
+            "was planned then) and at most PACKLOOP_DISPATCH_HORIZON_DAYS days after "
+            "today (the plan starts from today's state); 422 otherwise. Dispatch jobs are "
+            "every planner's to read; see `DELETE /v1/plans/{job_id}` for cancelling."
         ),
         responses={200: {"description": "The date's dispatch job, planned before.",
                          "model": PlanJob},
-                   **COMMON, **error(503, "Kafka or the stream worker is not available.")},
+                   **COMMON, **error(413, "Request too large."),
+                   **error(503, "Kafka or the stream worker is not available.")},
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+            "schema": DispatchRequest.model_json_schema()}}}},
     )
-    async def plan_dispatch(body: DispatchRequest,
+    async def plan_dispatch(request: Request,
                             auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
         from services.planner.daily import submit
         from services.planner.from_state import StateUnavailable
 
+        body = await read_json(request)  # malformed JSON: 400, as POST /v1/plans
+        if not isinstance(body, dict):
+            raise ApiError(400, "bad_request", 'body must be a JSON object: {"date": '
+                           '"YYYY-MM-DD"}')
+        try:
+            day = DispatchRequest.model_validate(body).date
+        except ValidationError as exc:
+            raise ApiError(422, "invalid_request", first_error(exc)) from None
+        first, last = dispatch_window(config.dispatch, config.network.timezone)
+        if day < first:
+            raise ApiError(422, "invalid_date", (
+                f"date: {day} is before today ({first} in {config.network.timezone}): a "
+                "date's dispatch is planned once and then stays fixed, and a plan made now "
+                "from today's state cannot be a past day's; give today or a later date"))
+        if day > last:
+            raise ApiError(422, "invalid_date", (
+                f"date: {day} is more than {config.dispatch.horizon_days} days after today "
+                f"({first} in {config.network.timezone}): the plan starts from today's "
+                f"state, which says little about so far ahead; give a date up to {last} "
+                "(PACKLOOP_DISPATCH_HORIZON_DAYS)"))
         try:
             job_id, created = await run_in_threadpool(
-                submit, config, kafka_io, config.dispatch, body.date, auth.owner)
+                submit, config, kafka_io, config.dispatch, day, auth.owner)
         except StateUnavailable as exc:
             raise ApiError(503, "state_unavailable", str(exc),
                            headers={"Retry-After": "10"}) from None
@@ -539,7 +614,7 @@ def create_app(config: PlannerConfig) -> FastAPI:
                            headers={"Retry-After": "5"}) from None
         except ValueError as exc:  # the state makes no valid scenario (ScenarioError too)
             raise ApiError(422, "invalid_scenario", str(exc)) from None
-        job = await run_in_threadpool(get_job, job_id)
+        job = await run_in_threadpool(get_job, job_id, auth.owner)
         return JSONResponse(job_view(job), status_code=202 if created else 200,
                             headers={"Location": f"/v1/plans/{job_id}"})
 

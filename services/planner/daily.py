@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("packloop.planner.dispatch")
 
 SOURCE = "dispatch"
+#: ``submitted_by`` of the jobs the schedule queues itself (POST /v1/dispatch stores the
+#: planner's token owner instead)
+SCHEDULER = "dispatch-scheduler"
 
 
 def parse_clock(text: str, field: str) -> time:
@@ -82,12 +85,23 @@ class DispatchSchedule:
         return today if today > now else today + timedelta(days=1)
 
 
+def dispatch_window(schedule: DispatchSchedule, tz: tzinfo | str,
+                    now: datetime | None = None) -> tuple[date, date]:
+    """The dates a dispatch may be planned for now: today in the network's time zone (a
+    date, once planned, stays fixed, and a plan made from today's state is not an earlier
+    day's) up to ``horizon_days`` days later (the last day the daily plan made today looks
+    ahead to: further out, today's state says little)."""
+    zone = ZoneInfo(tz) if isinstance(tz, str) else tz
+    today = (now or datetime.now(zone)).astimezone(zone).date()
+    return today, today + timedelta(days=schedule.horizon_days)
+
+
 def job_name(day: date) -> str:
     return f"dispatch {day.isoformat()}"
 
 
 def submit(config: PlannerConfig, kafka_io: KafkaIO, schedule: DispatchSchedule, day: date,
-           submitted_by: str = "dispatch-scheduler") -> tuple[str, bool]:
+           submitted_by: str = SCHEDULER) -> tuple[str, bool]:
     """(job id, whether it was created now) of ``day``'s dispatch plan. Raises what
     building a scenario from the state raises, and KafkaUnavailable when the job could
     not be queued (then nothing is stored)."""

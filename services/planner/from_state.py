@@ -160,7 +160,8 @@ def build_scenario(
     worker_url: str,
     worker_transport: httpx.BaseTransport | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(scenario as plain data, the state it was built from) — raises StateUnavailable."""
+    """(scenario as plain data, the state it was built from and, as ``from_state``, the
+    settings it was built with) — raises StateUnavailable."""
     import optimizer
 
     status, pickups = read_worker_state(worker_url, worker_transport)
@@ -225,5 +226,6 @@ def build_scenario(
         "demand_parcels": sum(g["parcels"] for g in demand),
         "demand_last_day": newest.isoformat() if newest else None,
         "hubs": hubs,
+        "from_state": request.model_dump(mode="json"),
     }
     return data, inputs

@@ -7,6 +7,7 @@ HiGHS print to stdout; the child's stdout is not the worker's.
 
 from __future__ import annotations
 
+import errno
 import multiprocessing as mp
 import os
 import signal
@@ -16,7 +17,7 @@ import time
 import traceback
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -25,6 +26,35 @@ def _watch_parent(parent_pid: int) -> None:
         if os.getppid() != parent_pid:
             os.killpg(0, signal.SIGKILL)
         time.sleep(0.5)
+
+
+def _end_quietly(own_group: bool) -> NoReturn:
+    """The worker closed its end of the pipe (it stopped, or died): nobody waits for this
+    solve any more, so end it — and whatever it started — without a word (no traceback)."""
+    if own_group:
+        try:
+            os.killpg(0, signal.SIGKILL)
+        except OSError:
+            pass
+    os._exit(0)
+
+
+class _Pipe:
+    """The child's end of the pipe: a send the worker can no longer read ends the child."""
+
+    def __init__(self, conn: Connection, own_group: bool) -> None:
+        self.conn = conn
+        self.own_group = own_group
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        try:
+            self.conn.send(message)
+        except (BrokenPipeError, ConnectionResetError, EOFError):
+            _end_quietly(self.own_group)
+        except OSError as exc:
+            if exc.errno in (errno.EPIPE, errno.EBADF, errno.ECONNRESET):
+                _end_quietly(self.own_group)
+            raise
 
 
 #: kept back from a job's time limit for sending the result to the worker, which stores
@@ -38,9 +68,11 @@ def _child(conn: Connection, scenario: dict[str, Any], options: dict[str, Any],
     parent_pid = os.getppid()
     try:
         os.setsid()
+        own_group = True
     except OSError:
-        pass
+        own_group = False
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    pipe = _Pipe(conn, own_group)
     try:
         import optimizer
         from services.planner.store import clean_json
@@ -48,7 +80,7 @@ def _child(conn: Connection, scenario: dict[str, Any], options: dict[str, Any],
         sc = optimizer.load_scenario(scenario)
 
         def progress(p: Any) -> None:
-            conn.send(("progress", clean_json({
+            pipe.send(("progress", clean_json({
                 "incumbent": p.incumbent, "bound": p.bound, "gap": p.gap,
                 "elapsed_s": p.elapsed_s, "label": p.label,
             })))
@@ -59,7 +91,7 @@ def _child(conn: Connection, scenario: dict[str, Any], options: dict[str, Any],
             limits["time_limit_s"] = max(0.0, deadline - time.time() - HAND_OVER_S
                                          - optimizer.report_seconds(sc))
         if options.get("frontier"):
-            conn.send(("result", *_frontier(sc, options, progress)))
+            pipe.send(("result", *_frontier(sc, options, progress)))
             return
         if sc.routing.single_visit:  # a CVRPLIB-style scenario: one visit per customer
             result = optimizer.solve_cvrp(sc, progress=progress, **limits)
@@ -74,12 +106,15 @@ def _child(conn: Connection, scenario: dict[str, Any], options: dict[str, Any],
                 html = Path(path).read_text(encoding="utf-8")
         except Exception as exc:  # noqa: BLE001 - a plan without a report is still a plan
             data["report_error"] = f"{type(exc).__name__}: {exc}"
-        conn.send(("result", data, html))
+        pipe.send(("result", data, html))
     except Exception as exc:  # noqa: BLE001 - reported to the worker, which records it
         first = str(exc).strip() or type(exc).__name__
-        conn.send(("error", f"{type(exc).__name__}: {first}", traceback.format_exc(limit=5)))
+        pipe.send(("error", f"{type(exc).__name__}: {first}", traceback.format_exc(limit=5)))
     finally:
-        conn.close()
+        try:
+            conn.close()
+        except OSError:
+            pass
 
 
 def _frontier(sc: Any, options: dict[str, Any], progress: Any) -> tuple[dict[str, Any], str]:

@@ -139,11 +139,18 @@ class JobStore:
                 job[key] = _loads(job[key])
         return job
 
-    def list(self, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    def list(self, status: str | None = None, limit: int = 50, *,
+             owner: str | None = None,
+             shared_sources: Iterable[str] = ()) -> builtins.list[dict[str, Any]]:
+        """Newest first. With ``owner``: only the jobs ``owner`` submitted, and those of
+        ``shared_sources`` (every planner's to read); without: every job."""
         query = select(plan_jobs.c.job_id, plan_jobs.c.status, plan_jobs.c.name,
                        plan_jobs.c.source, plan_jobs.c.created_at, plan_jobs.c.finished_at)
         if status:
             query = query.where(plan_jobs.c.status == status)
+        if owner is not None:
+            query = query.where((plan_jobs.c.submitted_by == owner)
+                                | plan_jobs.c.source.in_(builtins.list(shared_sources)))
         query = query.order_by(plan_jobs.c.created_at.desc()).limit(limit)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]

@@ -2,26 +2,34 @@
 
 Exactly once is checked twice: in the job store (one stored result per job, the killed
 job's second attempt is the one that finished) and on plan-results (one record per job).
+
+SIGTERM to `packloop planner` (with its API, and `--no-api`) mid-solve: the process exits
+0 having handed its job back (queued again at once, no lease to wait for), and neither it
+nor its solve process prints a traceback.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import orjson
+import pytest
 from fastapi.testclient import TestClient
 
 from services.auth.tokens import TokenStore
+from services.broker import free_port
 from services.planner import JobStore, PlannerConfig, create_app
 from services.planner.store import FINAL
 from streams.consume import read_topic
 from streams.network import load_network
 from tests.helpers import wait_until
-from tests.integration.helpers import NotYet, start_planner_worker, terminate
-from tests.services.helpers import big_scenario
+from tests.integration.helpers import PACKLOOP, REPO, NotYet, start_planner_worker, terminate
+from tests.services.helpers import big_scenario, with_time_limit
 
 
 def start_worker(kafka, topics, db_url: str, log: Path):
@@ -113,3 +121,73 @@ def _ours(tmp_path: Path) -> list[int]:
         except OSError:
             continue
     return mine
+
+
+@pytest.mark.parametrize("api", [True, False], ids=["api", "no-api"])
+def test_sigterm_hands_the_running_job_back_and_exits_0(kafka, topics, tmp_path, api) -> None:
+    """uvicorn re-raises the signal it caught once it has shut down; the planner must still
+    stop its workers first, so the job is queued again at once (the lease, 20 s by default,
+    is not waited for) and the process exits 0."""
+    db_url = f"sqlite:///{tmp_path}/plans.db"
+    jobs = JobStore(db_url)
+    tokens = TokenStore(f"sqlite:///{tmp_path}/tokens.db", pepper="pepper")
+    _, token = tokens.add("planner", "ops")
+    port = free_port()
+    env = {**os.environ, "PACKLOOP_KAFKA_BOOTSTRAP": kafka.bootstrap_servers,
+           "PACKLOOP_TOPIC_PREFIX": topics.prefix, "PACKLOOP_PLANNER_DB_URL": db_url,
+           "PACKLOOP_TOKEN_DB_URL": f"sqlite:///{tmp_path}/tokens.db",
+           "PACKLOOP_TOKEN_PEPPER": "pepper", "PACKLOOP_PLANNER_PORT": str(port),
+           "PACKLOOP_PLANNER_LEASE_S": "8", "PACKLOOP_PLANNER_THREADS": "1"}
+    log = tmp_path / "planner.log"
+    with open(log, "wb") as stderr:
+        proc = subprocess.Popen([*PACKLOOP, "planner", "--workers", "1",
+                                 *([] if api else ["--no-api"])],
+                                cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+                                start_new_session=True)
+    body = with_time_limit(big_scenario(), 120)
+    try:
+        if api:
+            url = f"http://127.0.0.1:{port}"
+
+            def up() -> bool:
+                try:
+                    return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            wait_until(up, 60, "the planner API to answer")
+            resp = httpx.post(f"{url}/v1/plans", json=body, timeout=30,
+                              headers={"Authorization": f"Bearer {token}"})
+        else:
+            app = create_app(PlannerConfig(kafka=kafka, topics=topics, network=load_network(),
+                                           tokens=tokens, jobs=jobs))
+            with TestClient(app) as client:
+                resp = client.post("/v1/plans", json=body,
+                                   headers={"Authorization": f"Bearer {token}"})
+        assert resp.status_code == 202, resp.text
+        job_id = resp.json()["job_id"]
+
+        def solving() -> bool | NotYet:
+            """The solve is under way and has sent progress over its pipe."""
+            row = jobs.get(job_id) or {}
+            return (row.get("status") == "running" and bool(row.get("progress"))
+                    or NotYet((row, log.read_text()[-2000:])))
+
+        wait_until(solving, 120, "the job's solve to report progress")
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+        job = jobs.get(job_id) or {}  # at once: no lease expiry waited for
+    finally:
+        terminate(proc)
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert (job.get("status"), job.get("worker_id"), job.get("attempts")) == (
+        "queued", None, 1), text
+    assert f"job {job_id}: worker stopping, solve abandoned and the job queued again" in text
+    # the solve's process group is gone, and nothing it wrote is a traceback
+    wait_until(lambda: not (left := _ours(tmp_path)) or NotYet(left), 10,
+               "no process of this test left behind")
+    text = log.read_text()
+    assert "Traceback" not in text and "BrokenPipeError" not in text, text[-3000:]
+    jobs.close()
+    tokens.close()

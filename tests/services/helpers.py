@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -191,3 +191,21 @@ def run_schemathesis(schema: schemathesis.BaseSchema, headers: dict[str, str],
             except Exception as exc:  # noqa: BLE001 - collect, report all operations
                 failures.append(f"{operation.label} ({mode.value}): {exc}")
     return failures
+
+
+def cli_to_app(client: TestClient) -> Callable[..., httpx.Client]:
+    """httpx.Client for the CLI, talking to the app in-process."""
+
+    def transport(request: httpx.Request) -> httpx.Response:
+        resp = client.request(request.method, request.url.path, content=request.content,
+                              headers={k: v for k, v in request.headers.items()
+                                       if k.lower() in ("authorization", "content-type")})
+        return httpx.Response(resp.status_code, content=resp.content, headers=resp.headers)
+
+    real_client = httpx.Client
+
+    def make(*args: Any, **kwargs: Any) -> httpx.Client:
+        kwargs["transport"] = httpx.MockTransport(transport)
+        return real_client(*args, **kwargs)
+
+    return make

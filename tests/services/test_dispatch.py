@@ -5,7 +5,7 @@ gateway's store and route, and `packloop dispatch show`."""
 from __future__ import annotations
 
 import copy
-from datetime import date, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import httpx
@@ -323,14 +323,17 @@ def test_planning_a_date_queues_one_job_and_its_worker_publishes_a_sheet_per_hub
         kafka_io=fake_kafka, worker_transport=httpx.MockTransport(stream_worker),
         dispatch=schedule))
     worker = PlannerWorker(jobs, KafkaConnection(), TOPICS, kafka_io=fake_kafka)
+    # dates from today on, in the network's time zone (a past date is refused)
+    today = datetime.now(NETWORK.timezone).date()
+    first_day, next_day = today.isoformat(), (today + timedelta(days=1)).isoformat()
     try:
         with TestClient(app) as client:
             client.headers["Authorization"] = f"Bearer {token}"
-            first = client.post("/v1/dispatch", json={"date": "2026-12-06"})
+            first = client.post("/v1/dispatch", json={"date": first_day})
             assert first.status_code == 202, first.text
             job_id = first.json()["job_id"]
             assert first.json()["source"] == "dispatch"
-            again = client.post("/v1/dispatch", json={"date": "2026-12-06"})
+            again = client.post("/v1/dispatch", json={"date": first_day})
             assert again.status_code == 200 and again.json()["job_id"] == job_id
             assert client.post("/v1/dispatch", json={"date": "06.12.2026"}).status_code == 422
             [request] = fake_kafka.records[TOPICS.plan_requests]
@@ -340,16 +343,16 @@ def test_planning_a_date_queues_one_job_and_its_worker_publishes_a_sheet_per_hub
             assert [r.key for r in sheets] == [b"H01"]
             sheet = orjson.loads(sheets[0].value)
             assert (sheet["hub_id"], sheet["date"], sheet["job_id"]) == (
-                "H01", "2026-12-06", job_id)
+                "H01", first_day, job_id)
             stops = {s["village_id"] for t in sheet["trips"] for s in t["stops"]}
             assert "H01-V007" in stops
             assert len(fake_kafka.records[TOPICS.plan_results]) == 1
 
             assert client.delete(f"/v1/plans/{job_id}").status_code == 409  # done: fixed
-            other = client.post("/v1/dispatch", json={"date": "2026-12-07"})
+            other = client.post("/v1/dispatch", json={"date": next_day})
             assert other.status_code == 202
             assert client.delete(f"/v1/plans/{other.json()['job_id']}").status_code == 200
-            retry = client.post("/v1/dispatch", json={"date": "2026-12-07"})
+            retry = client.post("/v1/dispatch", json={"date": next_day})
             assert retry.status_code == 202
             assert retry.json()["job_id"] != other.json()["job_id"]
     finally:

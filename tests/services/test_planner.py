@@ -8,10 +8,9 @@ are tested against the real broker in ``tests/integration/test_planner_service.p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 import yaml
@@ -22,7 +21,7 @@ from services.planner import JobStore, PlannerConfig, PlannerWorker, create_app
 from services.planner.store import CANCELLED, DONE, QUEUED
 from streams.kafka import KafkaConnection
 from streams.topics import Topics
-from tests.services.helpers import NETWORK, TINY, FakeKafkaIO
+from tests.services.helpers import NETWORK, TINY, FakeKafkaIO, cli_to_app
 
 TOPICS = Topics("t-")
 
@@ -202,30 +201,12 @@ def test_from_state_needs_the_stream_worker(planner_env) -> None:
     assert resp.status_code == 503 and "stream worker" in resp.json()["message"]
 
 
-def _cli_to_app(client: TestClient) -> Callable[..., httpx.Client]:
-    """httpx.Client for the CLI, talking to the app in-process."""
-
-    def transport(request: httpx.Request) -> httpx.Response:
-        resp = client.request(request.method, request.url.path, content=request.content,
-                              headers={k: v for k, v in request.headers.items()
-                                       if k.lower() in ("authorization", "content-type")})
-        return httpx.Response(resp.status_code, content=resp.content, headers=resp.headers)
-
-    real_client = httpx.Client
-
-    def make(*args: Any, **kwargs: Any) -> httpx.Client:
-        kwargs["transport"] = httpx.MockTransport(transport)
-        return real_client(*args, **kwargs)
-
-    return make
-
-
 def test_cli_submit_status_fetch(planner_env, tmp_path, monkeypatch) -> None:
     from click.testing import CliRunner
 
     from services.cli import cli
 
-    monkeypatch.setattr("services.cli.plan.httpx.Client", _cli_to_app(planner_env["client"]))
+    monkeypatch.setattr("services.cli.plan.httpx.Client", cli_to_app(planner_env["client"]))
     monkeypatch.setenv("PACKLOOP_PLANNER_TOKEN", planner_env["token"])
     scenario = tmp_path / "tiny.yaml"
     scenario.write_text(yaml.safe_dump(TINY))
@@ -244,6 +225,17 @@ def test_cli_submit_status_fetch(planner_env, tmp_path, monkeypatch) -> None:
     fetched = runner.invoke(cli, ["plan", "fetch", job_id, "--out", str(tmp_path / "out")])
     assert fetched.exit_code == 0, fetched.output
     assert (tmp_path / "out/report.html").exists() and (tmp_path / "out/plan.json").exists()
+    # scenario.json is the scenario itself, as `plan solve` and `plan submit` read it; the
+    # job's options (and a from_state job's settings and state) are in inputs.json
+    fetched_scenario = orjson.loads((tmp_path / "out/scenario.json").read_bytes())
+    assert fetched_scenario == orjson.loads(orjson.dumps(TINY))
+    inputs = orjson.loads((tmp_path / "out/inputs.json").read_bytes())
+    assert inputs["job_id"] == job_id and inputs["source"] == "scenario"
+    assert inputs["options"]["time_limit_s"] == 20 and inputs["inputs"] is None
+    solved = runner.invoke(cli, ["plan", "solve", str(tmp_path / "out/scenario.json"),
+                                 "--time-limit", "20", "--no-baselines", "--json"])
+    assert solved.exit_code == 0, solved.output
+    assert orjson.loads(solved.stdout)["status"] in ("optimal", "feasible")
     monkeypatch.delenv("PACKLOOP_PLANNER_TOKEN")
     missing = runner.invoke(cli, ["plan", "status", job_id])
     assert missing.exit_code == 1 and "PACKLOOP_PLANNER_TOKEN" in missing.output
@@ -261,3 +253,37 @@ def test_workers_built_in_one_thread_have_distinct_ids(tmp_path, fake_kafka) -> 
     assert jobs.claim(job, pool[1].worker_id, lease_s=60)
     assert not jobs.renew(job, pool[0].worker_id, 60)  # the first one lost it
     jobs.close()
+
+
+SOLVE_THEN_LOSE_THE_WORKER = """
+import sys, time
+from services.planner.runner import SolveProcess
+from tests.services.helpers import big_scenario
+
+solve = SolveProcess(big_scenario(hubs=2, days=2),
+                     {"time_limit_s": 15, "threads": 1, "baselines": False})
+t0 = time.time()
+while not solve.messages(0.5):  # the solve is under way and talking over its pipe
+    if time.time() - t0 > 60:
+        sys.exit("no message from the solve within 60 s")
+solve._conn.close()  # the worker's end is gone (it stopped, or died)
+solve.process.join(60)
+print("exit", solve.process.exitcode)
+"""
+
+
+def test_a_solve_whose_worker_is_gone_ends_without_a_traceback() -> None:
+    """The solve's next message finds the pipe closed: it ends there, quietly (before, it
+    printed BrokenPipeError tracebacks — the send, then the send of the error — and solved
+    on to its time limit)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    run = subprocess.run([sys.executable, "-c", SOLVE_THEN_LOSE_THE_WORKER], cwd=repo,
+                         capture_output=True, text=True, timeout=180,
+                         env={**__import__("os").environ, "PYTHONPATH": str(repo)})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "exit None" not in run.stdout, run.stdout  # it ended
+    assert "Traceback" not in run.stderr and "BrokenPipeError" not in run.stderr, run.stderr
