@@ -32,7 +32,14 @@ from optimizer.routes import (
     tour_order,
 )
 from optimizer.scenario import Scenario
-from optimizer.solver import INF, ProgressFn, make_highs, relative_gap, run_highs
+from optimizer.solver import (
+    INF,
+    PROVEN_GAP,
+    ProgressFn,
+    make_highs,
+    relative_gap,
+    run_highs,
+)
 
 MAX_MILP_COLUMNS = 60_000
 #: enumerate every feasible route only when this is cheap: at most this many customers
@@ -299,7 +306,7 @@ def solve_cvrp(s: Scenario, *, time_limit_s: float | None = None, mip_gap: float
     if complete and res2.bound is not None:
         bound = max(z_lp, res2.bound)
     gap = relative_gap(obj, bound)
-    status: PlanStatus = "optimal" if gap <= 1e-9 else (
+    status: PlanStatus = "optimal" if gap <= PROVEN_GAP else (
         "time_limit" if res2.status.startswith("time_limit") else "feasible")
     stats["bound_covers"] = ALL_ROUTES if complete else (
         "the LP over all feasible routes (the MILP ran on a reduced set)")

@@ -120,6 +120,8 @@ def describe_row(s: Scenario, name: str, amount: float) -> dict[str, Any]:
                     "within its window")
         except (ValueError, IndexError):
             pass
-    return {"what": what, "why": f"the closest feasible plan misses it by {amount:.4g} "
-            "(units of the constraint: litres, parcels, containers or trips)",
-            "constraint": name}
+    why = ("it cannot hold with the decisions fixed so far (a start or a what-if's change)"
+           if amount == float("inf") else
+           f"the closest feasible plan misses it by {amount:.4g} (units of the constraint: "
+           "litres, parcels, containers or trips)")
+    return {"what": what, "why": why, "constraint": name}

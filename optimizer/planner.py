@@ -38,7 +38,7 @@ from optimizer.plan import merge_plans, rounding_cost
 from optimizer.result import PlanResult, PlanStatus
 from optimizer.routes import active_villages
 from optimizer.scenario import Scenario, ScenarioError
-from optimizer.solver import Progress, ProgressFn, relative_gap
+from optimizer.solver import PROVEN_GAP, Progress, ProgressFn, relative_gap
 from optimizer.stages import (
     SEQUENTIAL_MODES,
     StageOutcome,
@@ -731,7 +731,7 @@ def _result(s: Scenario, combined: dict[str, StageOutcome], t0: float,
         gap = relative_gap(joint.objective, joint.bound)
     status: PlanStatus
     if joint.plan is not None:
-        status = "optimal" if gap is not None and gap <= 1e-9 else (
+        status = "optimal" if gap is not None and gap <= PROVEN_GAP else (
             "time_limit" if joint.status.startswith("time_limit") else "feasible")
     elif joint.status.startswith("time_limit"):
         status = "time_limit"

@@ -107,7 +107,7 @@ class VehicleType(_Frozen):
         description="'hub' vehicles run milk runs from a township hub; 'county' vehicles run "
         "trunk legs county <-> hub"
     )
-    compartments_litres: dict[str, Annotated[float, Field(gt=0)]] = Field(
+    compartments_litres: dict[str, Annotated[float, Field(gt=0, strict=True)]] = Field(
         min_length=1,
         description="capacity per temperature class compartment, e.g. {ambient: 4000}"
     )
@@ -141,7 +141,7 @@ class VehicleType(_Frozen):
     count: int | None = Field(
         default=None, ge=0, description="vehicles per base (each hub, or the county)"
     )
-    count_by_hub: dict[str, Annotated[int, Field(ge=0)]] = Field(
+    count_by_hub: dict[str, Annotated[int, Field(ge=0, strict=True)]] = Field(
         default_factory=dict, description="overrides count per hub for hub vehicles"
     )
 
@@ -246,7 +246,7 @@ class Prices(_Frozen):
 
 class Routing(_Frozen):
     circuity_factor: float = Field(default=1.3, ge=1.0)
-    distance_matrix_km: dict[str, dict[str, float]] | None = None
+    distance_matrix_km: dict[str, dict[str, Annotated[float, Field(strict=True)]]] | None = None
     exact_max_villages: int = Field(
         default=10, ge=1, description="hubs with at most this many active villages get all "
         "subsets as candidate trips; larger hubs get sweep clusters",
@@ -371,12 +371,24 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
         seen: set[Any] = set()
         for key_node, _value in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` brings defaults the explicit keys may override
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, typing.Hashable) and key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key {key!r} given twice in one mapping", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (json keeps the last one silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {key!r} given twice in one object")
+        out[key] = value
+    return out
 
 
 def parse_document(path: Path) -> Any:
@@ -394,7 +406,7 @@ def parse_document(path: Path) -> Any:
     try:
         if as_yaml:
             return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_pairs)
     except json.JSONDecodeError as exc:
         hint = "" if path.suffix.lower() == ".json" else (
             " (read as JSON: a YAML file's name must end in .yaml or .yml)")
@@ -407,6 +419,8 @@ def parse_document(path: Path) -> Any:
         raise ScenarioSyntaxError(str(path), line, column, f"YAML syntax error: {what}") from None
     except yaml.YAMLError as exc:
         raise ScenarioSyntaxError(str(path), 1, 1, f"YAML error: {exc}") from None
+    except ValueError as exc:  # a JSON key given twice (`_unique_pairs`)
+        raise ScenarioSyntaxError(str(path), 1, 1, f"JSON error: {exc}") from None
 
 
 def _check_references(s: Scenario) -> list[tuple[str, str]]:

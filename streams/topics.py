@@ -96,8 +96,10 @@ def create_topics(
         existing = set(admin.list_topics())
         outcome: dict[str, str] = {}
         mine = [spec.name for spec in topics.specs(partitions) if spec.name in existing]
+        # only a topic the broker describes without an error and without partitions: one it
+        # will not describe (error_code set, e.g. not authorised) is not known to be empty
         empty = {t.get("name") for t in (admin.describe_topics(mine) if mine else [])
-                 if not t.get("partitions")}
+                 if not t.get("partitions") and not int(t.get("error_code") or 0)}
         for spec in topics.specs(partitions):
             if spec.name in existing:
                 outcome[spec.name] = "exists"

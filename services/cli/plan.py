@@ -9,7 +9,6 @@ shell's history, the variable does not).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -21,7 +20,6 @@ from typing import Any, TypeVar
 import click
 import httpx
 import orjson
-import yaml
 from rich.console import Console
 
 from services.cli.context import console, settings_from
@@ -293,21 +291,15 @@ def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.
 
 
 def _load(path: str) -> Any:
-    """A JSON/YAML file to send as it is (the service validates it); a syntax error is one
-    line with its place, as `plan solve` gives it."""
-    p = Path(path)
-    text = p.read_text(encoding="utf-8")
+    """A JSON/YAML file to send as it is (the service validates it), read by the same rules
+    as `plan solve` reads it (a key given twice, bytes that are not UTF-8 and syntax errors
+    are one line with their place)."""
+    from optimizer.scenario import ScenarioError, parse_document
+
     try:
-        return yaml.safe_load(text) if p.suffix.lower() in (".yaml", ".yml") else json.loads(text)
-    except json.JSONDecodeError as exc:
-        line, column, why = exc.lineno, exc.colno, exc.msg
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        why = exc.problem or type(exc).__name__
-    except (ValueError, yaml.YAMLError) as exc:
-        line, column, why = 1, 1, str(exc).splitlines()[0]
-    raise BadInput(f"{path}:{line}:{column}: not valid JSON/YAML: {why}")
+        return parse_document(Path(path))
+    except ScenarioError as exc:
+        raise BadInput(str(exc)) from None
 
 
 def _fmt(x: Any, spec: str = ",.2f") -> str:

@@ -180,7 +180,8 @@ def can_read(job: dict[str, Any], owner: str) -> bool:
 
 def can_cancel(job: dict[str, Any], owner: str) -> bool:
     """A planner cancels the jobs it submitted, and the dispatch schedule's own jobs (the
-    schedule has no token of its own; a cancelled date is planned again)."""
+    schedule has no token of its own; a cancelled date is planned again by `POST
+    /v1/dispatch` for it, not by the next daily firing, which plans the day after)."""
     return job["submitted_by"] == owner or (
         job["source"] == DISPATCH_SOURCE and job["submitted_by"] == SCHEDULER)
 

@@ -194,3 +194,40 @@ def test_true_is_not_a_number():
     raw = tiny_raw()
     raw["vehicle_types"][0]["refrigerated"] = True  # a bool field still takes a bool
     load_scenario(raw)
+
+
+def test_yaml_merge_keys_still_load_and_json_keys_twice_are_errors(tmp_path):
+    """The duplicate-key check must not refuse YAML's `<<: *anchor` (a shared vehicle's
+    settings, overridden by explicit keys); a JSON object with a key twice is refused as a
+    YAML mapping is."""
+    raw = tiny_raw()
+    text = yaml.safe_dump(raw, sort_keys=False)
+    van = raw["vehicle_types"][0]
+    shared = "x-van: &van\n" + "".join(
+        f"  {k}: {json.dumps(v)}\n" for k, v in van.items() if k != "vehicle_type")
+    body = text.replace(f"- vehicle_type: {van['vehicle_type']}\n",
+                        f"- <<: *van\n  vehicle_type: {van['vehicle_type']}\n", 1)
+    p = tmp_path / "s.yaml"
+    p.write_text(shared + body)
+    from optimizer.scenario import parse_document
+    doc = parse_document(p)
+    doc.pop("x-van")
+    assert load_scenario(doc) == load_scenario(raw)
+    j = tmp_path / "s.json"
+    j.write_text('{"name": "a", "name": "b"}')
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(j)
+    assert "'name' given twice" in str(e.value)
+
+
+def test_true_is_not_a_number_inside_maps_either():
+    """`count_by_hub: {H01: true}` was one vehicle, `compartments_litres: {ambient: true}`
+    one litre: the field-level check does not see a dict's values."""
+    raw = tiny_raw()
+    hub = raw["hubs"][0]["hub_id"]
+    comp = next(iter(raw["vehicle_types"][0]["compartments_litres"]))
+    raw["vehicle_types"][0]["count_by_hub"] = {hub: True}
+    raw["vehicle_types"][0]["compartments_litres"][comp] = True
+    problems = _problems(raw)
+    assert f"vehicle_types[0].count_by_hub.{hub}" in problems
+    assert f"vehicle_types[0].compartments_litres.{comp}" in problems

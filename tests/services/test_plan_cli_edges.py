@@ -210,3 +210,20 @@ def test_submit_frontier_sends_its_options_and_points_need_it(sent, tmp_path) ->
     r = CliRunner().invoke(cli, ["plan", "submit", str(scenario), "--points", "5",
                                  "--token", "t"])
     assert r.exit_code == 2 and "--frontier" in r.output
+
+
+def test_plan_submit_reads_files_by_plan_solves_rules(tmp_path):
+    """`plan submit` read YAML with PyYAML's last-key-wins and gave a traceback on bytes
+    that are not UTF-8, where `plan solve` refuses both with their place."""
+    import click
+
+    from services.cli.plan import _load
+
+    dup = tmp_path / "s.yaml"
+    dup.write_text("name: a\nname: b\n")
+    with pytest.raises(click.ClickException, match="given twice"):
+        _load(str(dup))
+    bad = tmp_path / "t.yaml"
+    bad.write_bytes(b"name: \xff\n")
+    with pytest.raises(click.ClickException, match="not UTF-8"):
+        _load(str(bad))

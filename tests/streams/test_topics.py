@@ -29,7 +29,8 @@ class FakeAdmin:
         return list(self.existing)
 
     def describe_topics(self, names: list[str]) -> list[dict[str, Any]]:
-        return [{"name": n, "error_code": 0,
+        # a negative count: the broker will not describe the topic (e.g. not authorised)
+        return [{"name": n, "error_code": 29 if self.existing[n] < 0 else 0,
                  "partitions": [{"partition_index": i} for i in range(self.existing[n])]}
                 for n in names]
 
@@ -81,3 +82,12 @@ def test_created_only_when_the_broker_says_so(admin) -> None:
     assert set(failed_topics(outcome)) == {TOPICS.hub_events, TOPICS.dispatch,
                                            TOPICS.plan_results}
     assert {(p, r) for _, p, r in admin.asked} == {(4, 3), (1, 3)}
+
+
+def test_a_topic_the_broker_will_not_describe_is_not_called_empty(admin) -> None:
+    """An error on DescribeTopics (here TopicAuthorizationFailed) says nothing about the
+    topic's partitions: it exists, and the worker must not refuse to start over it."""
+    admin.existing = {TOPICS.hub_events: -1}
+    outcome = create_topics(KafkaConnection(), TOPICS, 4)
+    assert outcome[TOPICS.hub_events] == "exists"
+    assert TOPICS.hub_events not in failed_topics(outcome)
