@@ -283,21 +283,23 @@ def _scenario(s: Scenario | None) -> Scenario:
 def _first_worker(args):
     """A hub group's first plan in a worker process, with the budget left before its
     deadline when it starts."""
-    s, hubs, deadline, gap, threads, queue, key, rate, hurry = args
+    s, hubs, deadline, gap, threads, queue, key, rate, hurry, params = args
     s = _scenario(s)
     tl = None if deadline is None else max(0.0, deadline - time.time())
     return first_plan(s, hubs, tl, gap, threads, queue_reporter(_queue(queue), key),
-                      hurry=hurry,
-                      overhead_s_per_row=rate)
+                      hurry=hurry, overhead_s_per_row=rate, params=params)
 
 
 def _later_worker(args):
     """A hub group's later stages in a worker process, from its first plan."""
-    s, hubs, unc, start, deadline, gap, threads, queue, key, rate = args
+    s, hubs, unc, start, deadline, gap, threads, queue, key, rate, params = args
     s = _scenario(s)
     tl = None if deadline is None else max(0.0, deadline - time.time())
+    # the caller's BudgetParams, not the defaults: stage shares, floors' and trunk bound's
+    # time apply inside the group (they were silently the defaults in worker processes)
     return later_stages(s, hubs, unc, start, tl, gap, threads,
-                        queue_reporter(_queue(queue), key), overhead_s_per_row=rate)
+                        queue_reporter(_queue(queue), key), overhead_s_per_row=rate,
+                        params=params)
 
 
 class _Direct:
@@ -551,12 +553,12 @@ def solve(
     def first_task(key: int, group_deadline: float | None, queue) -> tuple[Any, ...]:
         # a second try stops at its first plan: a plan at all is what it is for
         return (task_s, groups[key], group_deadline, mip_gap, hub_threads, queue, key,
-                schedule.rate, schedule.hurry or key in schedule.retried)
+                schedule.rate, schedule.hurry or key in schedule.retried, params)
 
     def later_task(key: int, group_deadline: float | None, queue) -> tuple[Any, ...]:
         unc, start = firsts[key]
         return (task_s, groups[key], unc, start, group_deadline, mip_gap, hub_threads, queue,
-                key, schedule.rate)
+                key, schedule.rate, params)
 
     def run_phases(submit: Callable[..., cf.Future], queue, drain) -> None:
         """First plans of every group, then the later stages of each with the time left:

@@ -567,3 +567,19 @@ def test_nonsense_numbers_are_usage_errors(args):
     r = CliRunner().invoke(plan, ["solve", str(TINY), *args])
     assert r.exit_code == 2, r.output
     assert f"Invalid value for '{args[0]}'" in r.output
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_budget_params_reach_the_stages_in_and_out_of_worker_processes(threads):
+    """`solve(params=...)` reached the schedule but not the stages: the workers (and the
+    inline path) ran `first_plan`/`later_stages` with the defaults, so a single-use share
+    raised from 0.35 to 0.55 changed nothing on the county week. Here a trunk bound that
+    may never run (`trunk_bound_min_s` above any budget) must leave no trace in any hub's
+    stats, while the defaults compute it."""
+    s = load_scenario(_mirrored(2))
+    ran = [h["joint"] for h in solve(s, time_limit_s=60, threads=threads).stats["hubs"]]
+    assert all("trunk_bound_s" in j for j in ran)
+    never = budget.BudgetParams(trunk_bound_min_s=1e9)
+    skipped = [h["joint"] for h in solve(s, time_limit_s=60, threads=threads,
+                                         params=never).stats["hubs"]]
+    assert len(skipped) == 2 and not any("trunk_bound_s" in j for j in skipped)
