@@ -17,6 +17,7 @@ adds the event id only once applying succeeded.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from streams.state.containers import ContainerPool
@@ -51,6 +52,22 @@ def copy_pool(p: ContainerPool) -> ContainerPool:
     return ContainerPool(p.issued, p.returned, p.damaged, p.lost, [list(e) for e in p.fifo])
 
 
+def _copy_day(day: list[dict[str, int]]) -> list[dict[str, int]]:
+    return [day[0].copy(), day[1].copy()]
+
+
+def _kept(kept: dict[str, Any] | None, table: Mapping[str, Any], key: str,
+          copy: Callable[[Any], Any]) -> dict[str, Any]:
+    """`kept` (created on first use: most events touch no large table) with `table[key]`'s
+    value before the event, copied, or _MISSING; only the first time a key is kept counts."""
+    if kept is None:
+        kept = {}
+    if key not in kept:
+        old = table.get(key)
+        kept[key] = _MISSING if old is None else copy(old)
+    return kept
+
+
 class Journal:
     """What one event may change in one village, kept so that it can be put back.
 
@@ -80,40 +97,16 @@ class Journal:
 
     def keep_day(self, days: dict[str, list[dict[str, int]]], key: str) -> None:
         """Before the day bucket ``key`` is changed or added (the first time counts)."""
-        kept = self._days
-        if kept is None:
-            kept = self._days = {}
-        elif key in kept:
-            return
-        old = days.get(key)
-        kept[key] = _MISSING if old is None else [old[0].copy(), old[1].copy()]
+        self._days = _kept(self._days, days, key, _copy_day)
 
     def keep_month(self, months: dict[str, MonthBucket], key: str) -> None:
-        kept = self._months
-        if kept is None:
-            kept = self._months = {}
-        elif key in kept:
-            return
-        old = months.get(key)
-        kept[key] = _MISSING if old is None else copy_month(old)
+        self._months = _kept(self._months, months, key, copy_month)
 
     def keep_lots(self, material: str) -> None:
-        kept = self._lots
-        if kept is None:
-            kept = self._lots = {}
-        elif material in kept:
-            return
-        old = self.state.lots.get(material)
-        kept[material] = _MISSING if old is None else copy_lots(old)
+        self._lots = _kept(self._lots, self.state.lots, material, copy_lots)
 
     def keep_pool(self, container_type: str) -> None:
-        kept = self._pools
-        if kept is None:
-            kept = self._pools = {}
-        elif container_type in kept:
-            return
-        old = self.state.containers.get(container_type)
-        kept[container_type] = _MISSING if old is None else copy_pool(old)
+        self._pools = _kept(self._pools, self.state.containers, container_type, copy_pool)
 
     def restore(self) -> None:
         """Put the village back as it was when the journal opened (call it once)."""
