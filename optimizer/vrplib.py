@@ -97,6 +97,50 @@ def _split_edge_weights(text: str) -> tuple[str, list[str] | None]:
     return "\n".join(lines[:start] + lines[end:]) + "\n", words
 
 
+#: sections whose rows start with a node number, which `vrplib` drops (it reads the rows in
+#: file order as nodes 1, 2, ...)
+NODE_SECTIONS = ("NODE_COORD_SECTION", "DEMAND_SECTION")
+
+
+def _node_number(word: str) -> int | None:
+    """The node number a row starts with, or None when it is not a whole number (the
+    section's own checks then refuse the row)."""
+    try:
+        value = float(word)
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() else None
+
+
+def _check_node_rows(text: str) -> None:
+    """Each of NODE_SECTIONS at most once, with one row per node number: `vrplib` reads the
+    rows by position, so a node given twice would silently take the next node's place (or
+    be refused only as the wrong number of rows), and it calls a second section a
+    "specification and section"."""
+    sections: dict[str, int] = {}  # section -> line of its header
+    section: str | None = None
+    rows: dict[int, int] = {}  # node number -> line of its row
+    for line_no, line in enumerate(text.splitlines(), 1):
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        head = words[0].upper().rstrip(":")
+        if "_SECTION" in head or head == "EOF":
+            section = head if head in NODE_SECTIONS else None
+            if section in sections:
+                raise ScenarioError([(head, f"given twice (lines {sections[head]} and "
+                                      f"{line_no}); once only")])
+            if section is not None:
+                sections[section], rows = line_no, {}
+            continue
+        node = None if section is None else _node_number(words[0])
+        if section is not None and node is not None:
+            if node in rows:
+                raise ScenarioError([(section, f"node {node} given twice (lines {rows[node]} "
+                                      f"and {line_no}); one row per node")])
+            rows[node] = line_no
+
+
 def _check_dimension(dim: Any) -> int:
     if not isinstance(dim, int) or not 2 <= dim <= MAX_NODES:
         raise ScenarioError([("DIMENSION", f"must be an integer from 2 to {MAX_NODES} (nodes, "
@@ -190,6 +234,7 @@ def parse_vrp(path: str | Path) -> CvrpInstance:
         text = Path(path).read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError([("$", f"the file cannot be read: {exc}")]) from None
+    _check_node_rows(text)
     text, weights = _split_edge_weights(text)
     try:
         inst: dict[str, Any] = parse_vrplib(text, compute_edge_weights=False)

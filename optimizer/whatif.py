@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,9 +182,27 @@ class WhatIf:
                 "delta": self.deltas(), "variant_started_from_base": self.started_from_base}
 
 
-def _plan(wm: WholeModel) -> PlanResult:
+#: an infeasible variant's diagnosis (`optimizer.solver.explain`) runs at least this long,
+#: whatever its time limit has left, so that a variant whose solve used it all still says why
+EXPLAIN_MIN_S = 2.0
+#: and at most this long (all it gets without a time limit)
+EXPLAIN_MAX_S = 30.0
+
+
+def explain_seconds(limit_s: float | None, spent_s: float) -> float:
+    """The diagnosis's time: what the variant's time limit `limit_s` has left after the
+    `spent_s` its model and solve took, so that `plan whatif` keeps to its --time-limit;
+    between EXPLAIN_MIN_S and EXPLAIN_MAX_S."""
+    if limit_s is None:
+        return EXPLAIN_MAX_S
+    return min(EXPLAIN_MAX_S, max(EXPLAIN_MIN_S, limit_s - spent_s))
+
+
+def _plan(wm: WholeModel, started_s: float) -> PlanResult:
     """The model's least-cost plan, with its marginal values (boxes, cleaning capacity), so
-    that a what-if's deltas can be read against what the base plan said one more is worth."""
+    that a what-if's deltas can be read against what the base plan said one more is worth;
+    when there is none, why (diagnosed in what is left of the time limit since
+    `started_s`, a `time.perf_counter()`)."""
     r = wm.solve("cost", wm.expr("cost"))
     if r.objective is None:
         from optimizer.diagnose import describe_row
@@ -192,8 +211,9 @@ def _plan(wm: WholeModel) -> PlanResult:
         if not rows and r.status == "infeasible":  # the frontier's solves do not explain
             from optimizer.solver import compile_model, explain
 
-            rows = explain(compile_model(wm.b.model),
-                           time_limit_s=min(30.0, wm.time_limit_s or 30.0))
+            compiled = compile_model(wm.b.model)
+            rows = explain(compiled, time_limit_s=explain_seconds(
+                wm.time_limit_s, time.perf_counter() - started_s))
         why = [describe_row(wm.s, name, amount) for name, amount in rows]
         return PlanResult.infeasible(why or [{"what": "plan", "why": f"no plan ({r.status})"}],
                                      factor_set=wm.s.factor_set)
@@ -207,7 +227,8 @@ def what_if(base: Scenario, changes: list[tuple[str, str]], *,
             time_limit_s: float | None = None, mip_gap: float | None = None,
             threads: int | None = None, progress: ProgressFn | None = None) -> WhatIf:
     """Plan `base` and `base` with `changes`, the variant started from the base plan;
-    `time_limit_s` and `mip_gap` apply to each of the two solves."""
+    `time_limit_s` and `mip_gap` apply to each of the two solves. An infeasible variant's
+    diagnosis takes what the variant's time limit has left (`explain_seconds`)."""
     from optimizer.planner import solve
 
     variant, done = apply_changes(base, changes)
@@ -216,6 +237,7 @@ def what_if(base: Scenario, changes: list[tuple[str, str]], *,
     if base_result.plan is not None:  # in full, whatever the solve's time limit left
         base_result = dataclasses.replace(base_result, marginal_values=marginal_values(
             base, base_result.plan, threads=threads))
+    started_s = time.perf_counter()
     try:
         v = WholeModel(variant, time_limit_s, mip_gap, threads, progress)
     except ScenarioError as exc:  # the change leaves demand no trip can serve: the answer
@@ -224,4 +246,4 @@ def what_if(base: Scenario, changes: list[tuple[str, str]], *,
             factor_set=variant.factor_set))
     if base_result.plan is not None:
         v.has_start = plan_as_start(v.b, base_result.plan, threads)
-    return WhatIf(done, base_result, _plan(v), started_from_base=v.has_start)
+    return WhatIf(done, base_result, _plan(v, started_s), started_from_base=v.has_start)

@@ -129,7 +129,9 @@ def _frontier_table(doc: dict[str, Any]) -> None:
                    "pools.<hub_id>.<container_type>, hubs.<hub_id>.cleaning_capacity_per_day; "
                    "value +N, -N or N. Repeat for several.")
 @click.option("--time-limit", "time_limit", type=TIME_LIMIT, default=None, metavar="S",
-              help="Wall-clock limit per solve (base, variant).")
+              help="Wall-clock limit per solve (base, variant); an infeasible variant's "
+                   "diagnosis takes what the variant's limit has left (at least 2 s, at "
+                   "most 30 s).")
 @click.option("--gap", type=GAP, default=None, metavar="G", help="Relative MIP gap.")
 @click.option("--threads", type=THREADS, default=None, metavar="T", help="HiGHS threads.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")

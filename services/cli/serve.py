@@ -122,9 +122,37 @@ def gateway(ctx: click.Context, host: str | None, port: int | None,
     click.echo(f"gateway on {scheme}://{settings.gateway_host}:{settings.gateway_port} "
                f"(OpenAPI: /openapi.json, docs: /docs); pickups from the worker at "
                f"{settings.worker_url}", err=True)
-    uvicorn.run(app, host=settings.gateway_host, port=settings.gateway_port,
-                log_level=log_level.lower(), server_header=False, ssl_certfile=cert,
-                ssl_keyfile=key)
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=settings.gateway_host, port=settings.gateway_port,
+        log_level=log_level.lower(), server_header=False, ssl_certfile=cert, ssl_keyfile=key))
+    if not serve_until_signalled(server) and not server.started:
+        raise click.ClickException("the gateway did not start (see above)")
+
+
+def serve_until_signalled(server: Any) -> bool:
+    """Run ``server`` (a ``uvicorn.Server``) until SIGTERM or SIGINT asks it to drain; True
+    when a signal stopped it.
+
+    While uvicorn serves it handles both signals itself; after its graceful shutdown
+    (connections closed, the lifespan's shutdown run) it raises the caught signal again for
+    the handler it found when it started. The default handler would then kill the drained
+    process (status -15, 143 in a shell); this one, found instead, lets it exit 0.
+    """
+    import signal
+
+    signalled = threading.Event()
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        signalled.set()
+        server.should_exit = True  # before uvicorn took the signals over: it stops at once
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return signalled.is_set()
 
 
 @click.command()

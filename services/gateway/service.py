@@ -4,7 +4,9 @@ and the hub-token check."""
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Iterable
 
 from fastapi import Request
 
@@ -20,12 +22,22 @@ from services.http.errors import ApiError, require_token
 from services.http.kafka_io import KafkaIO, LiveKafkaIO, Record
 from services.http.openapi import Responses, error
 
+log = logging.getLogger("packloop.gateway")
+
 #: What any authenticated route may answer before it does its own work.
 AUTH_ERRORS: Responses = {
     **error(400, "Malformed request (e.g. a body that is not JSON)."),
     **error(401, "Missing or invalid hub token."),
     **error(422, "Invalid parameters."),
 }
+
+
+def unknown_hub(hub_id: str, known: Iterable[str]) -> str:
+    """Why ``hub_id`` names no hub, with the hub it differs from only in case: hub ids are
+    case-sensitive, as in the network reference data and the hub tokens."""
+    alike = sorted(h for h in known if h.casefold() == hub_id.casefold())
+    hint = f" (hub ids are case-sensitive: did you mean {alike[0]!r}?)" if alike else ""
+    return f"unknown hub {hub_id!r}{hint}"
 
 
 class Gateway:
@@ -83,6 +95,19 @@ class Gateway:
                                               "packloop hubs add-token HUB", "packloop-gateway")
         request.state.hub = info.owner
         return info
+
+    def own_hub(self, hub_id: str, auth: TokenInfo, what: str) -> None:
+        """A hub token reads only its own hub's ``what``. A hub the network does not know is
+        a 404 that says so (a mistyped id, ``h01`` for ``H01``, is not another hub's); a
+        known hub that is not the token's is a 403, logged."""
+        if hub_id == auth.owner:
+            return
+        if hub_id not in self.config.network.hubs:
+            raise ApiError(404, "not_found", unknown_hub(hub_id, self.config.network.hubs))
+        log.warning("403: hub %s (token %s) asked for hub %r's %s",
+                    auth.owner, auth.token_id, hub_id, what)
+        raise ApiError(403, "forbidden", f"a {auth.owner} token cannot read hub {hub_id}'s "
+                                         f"{what}")
 
     def rate_limit(self, hub: str) -> None:
         wait = self.limiter.acquire(hub)

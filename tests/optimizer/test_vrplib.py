@@ -390,6 +390,39 @@ def test_demands_are_required_and_the_depot_has_none(tmp_path):
     assert parse_vrp(path).depot == 0
 
 
+@pytest.mark.parametrize(("edit", "where", "says"), [
+    (lambda t: t.replace("3 0 10\n", "2 0 10\n"), "NODE_COORD_SECTION",
+     "node 2 given twice (lines 8 and 9); one row per node"),
+    (lambda t: t.replace("6 5 5\n", "6 5 5\n2 99 99\n"), "NODE_COORD_SECTION",
+     "node 2 given twice (lines 8 and 13); one row per node"),
+    (lambda t: t.replace("\n4 4\n", "\n3 4\n"), "DEMAND_SECTION",
+     "node 3 given twice (lines 16 and 17); one row per node"),
+    (lambda t: t.replace("DEPOT_SECTION", "DEMAND_SECTION\n2 9\nDEPOT_SECTION"),
+     "DEMAND_SECTION", "given twice (lines 13 and 20); once only"),
+], ids=["coords-shifted", "coords-extra-row", "demand-shifted", "demand-section-twice"])
+def test_a_node_given_twice_is_refused_naming_the_section_and_the_node(tmp_path, edit, where,
+                                                                       says):
+    """`vrplib` drops the node numbers and reads rows by position: a node's second row took
+    the next node's place (coordinates or demands shifted without a word) or was refused as
+    the wrong number of rows, and a second section as "DEMAND is used both as specification
+    and section". Now: a ScenarioError naming the section, the node and the lines."""
+    path = tmp_path / "small-n6-k2.vrp"
+    path.write_text(edit(_small()))
+    with pytest.raises(optimizer.ScenarioError) as err:
+        parse_vrp(path)
+    assert err.value.problems == [(where, says)]
+
+
+def test_a_node_given_twice_exits_2_with_one_line(tmp_path):
+    """Through `plan solve --vrplib`: exit 2, the section and the node, no traceback."""
+    path = tmp_path / "small-n6-k2.vrp"
+    path.write_text(_small().replace("\n4 4\n", "\n3 4\n"))
+    out = _cli(path)
+    assert out.returncode == 2
+    assert "DEMAND_SECTION" in out.stderr and "node 3 given twice" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
 def test_with_fleet_exact_vehicles_must_agree_with_the_name(tmp_path):
     """VEHICLES : 4 in an instance named -k2: with --fleet exact an error naming VEHICLES and
     NAME (VEHICLES silently won); agreeing, or with --fleet free, it plans. VEHICLES that is

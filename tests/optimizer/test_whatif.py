@@ -4,13 +4,21 @@ say, a bad key is refused by name, and the deltas agree with hand-computed conse
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import yaml
 from click.testing import CliRunner
 
 from optimizer import load_scenario
-from optimizer.whatif import WhatIfError, apply_changes, what_if
+from optimizer.whatif import (
+    EXPLAIN_MAX_S,
+    EXPLAIN_MIN_S,
+    WhatIfError,
+    apply_changes,
+    explain_seconds,
+    what_if,
+)
 from services.cli.plan_decisions import plan
 from tests.optimizer.helpers import ROOT, TINY, tiny_raw
 from tests.optimizer.plan_checks import check_plan
@@ -136,6 +144,62 @@ def test_a_variant_without_a_plan_says_why_and_exits_2(change, why):
     assert r.exit_code == 2, r.output
     assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
     assert "variant: infeasible" in r.output and why in r.output
+
+
+@pytest.mark.parametrize(("limit_s", "spent_s", "explain_s"), [
+    (20.0, 5.0, 15.0),  # what is left
+    (20.0, 19.5, EXPLAIN_MIN_S),  # nearly nothing left: the floor
+    (20.0, 40.0, EXPLAIN_MIN_S),  # overrun already
+    (300.0, 5.0, EXPLAIN_MAX_S),  # plenty left: the cap
+    (None, 5.0, EXPLAIN_MAX_S),  # no time limit
+])
+def test_the_diagnosis_gets_what_the_time_limit_has_left(limit_s, spent_s, explain_s):
+    """Between the floor and the cap, the diagnosis of an infeasible variant gets the
+    variant's time limit less what its model and solve took."""
+    assert explain_seconds(limit_s, spent_s) == explain_s
+
+
+@pytest.mark.parametrize(("solve_s", "explain_s"), [(15.0, 5.0), (19.5, EXPLAIN_MIN_S)])
+def test_an_infeasible_variants_diagnosis_keeps_to_the_time_limit(monkeypatch, solve_s,
+                                                                  explain_s):
+    """The diagnosis ran min(30 s, --time-limit) after a solve that had used its own share,
+    so `plan whatif --time-limit 20` could run 20 s past it for an infeasible variant. With
+    the variant's solve taking `solve_s` of whatif's clock (a clock the test moves; the
+    solves and the diagnosis are real), the diagnosis gets what is left, or the floor."""
+    import optimizer.frontier
+    import optimizer.solver
+    import optimizer.whatif
+
+    now = [1000.0]
+    monkeypatch.setattr(optimizer.whatif, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    solve = optimizer.frontier.WholeModel.solve
+    real_explain = optimizer.solver.explain
+    asked: list[float] = []
+
+    def slow_solve(self, *args, **kwargs):
+        result = solve(self, *args, **kwargs)
+        now[0] += solve_s
+        return result
+
+    def explain(comp, limit=20, time_limit_s=30.0):
+        asked.append(time_limit_s)
+        return real_explain(comp, limit, time_limit_s)
+
+    monkeypatch.setattr(optimizer.frontier.WholeModel, "solve", slow_solve)
+    monkeypatch.setattr(optimizer.solver, "explain", explain)
+    w = what_if(load_scenario(TINY), [("fleet.trunk_reefer.count", "0")], time_limit_s=20.0,
+                threads=1)
+    assert w.variant.status == "infeasible"
+    assert any("trunk run" in d["what"] for d in w.variant.diagnosis)
+    assert asked == [explain_s]
+
+
+def test_the_whatif_help_states_the_diagnosis_bounds():
+    """--time-limit's help says the diagnosis's floor and cap, the module's numbers."""
+    r = CliRunner().invoke(plan, ["whatif", "--help"])
+    assert r.exit_code == 0
+    help_text = " ".join(r.output.split())
+    assert f"at least {EXPLAIN_MIN_S:g} s, at most {EXPLAIN_MAX_S:g} s" in help_text
 
 
 def test_a_vehicle_count_change_is_a_whole_number_in_json():

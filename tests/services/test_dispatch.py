@@ -219,6 +219,35 @@ def test_gateway_serves_a_dispatch_to_its_hub_only(make_client, token_store) -> 
     assert bad.status_code == 422
 
 
+def test_an_unknown_hub_id_is_a_404_that_says_so_not_another_hubs(make_client, token_store,
+                                                                  monkeypatch) -> None:
+    """Hub ids are case-sensitive: ``h01`` is no hub, so its own H01 token is told the hub is
+    unknown (and which hub it differs from only in case), not that it is another hub's; a
+    known hub that is not the token's stays a 403, and the sheet is never answered."""
+    client = make_client()
+    intake(client).handle(orjson.dumps(sheet()))
+    _, h01 = token_store.add("hub", "H01")
+    lower = client.get("/v1/hubs/h01/dispatch", params={"date": "2026-12-06"},
+                       headers=auth(h01))
+    assert lower.status_code == 404, lower.text
+    assert lower.json()["error"] == "not_found"
+    assert lower.json()["message"] == ("unknown hub 'h01' (hub ids are case-sensitive: did "
+                                       "you mean 'H01'?)")
+    nowhere = client.get("/v1/hubs/H99/dispatch", params={"date": "2026-12-06"},
+                         headers=auth(h01))
+    assert nowhere.status_code == 404 and nowhere.json()["message"] == "unknown hub 'H99'"
+    _, h02 = token_store.add("hub", "H02")
+    for hub in ("H01", "h01"):
+        other = client.get(f"/v1/hubs/{hub}/dispatch", params={"date": "2026-12-06"},
+                           headers=auth(h02))
+        assert other.status_code == (403 if hub == "H01" else 404), (hub, other.text)
+        assert "trips" not in other.json()
+    env = {"PACKLOOP_HUB_TOKEN": h01, "PACKLOOP_GATEWAY_URL": "http://gateway.test"}
+    shown = run_show(monkeypatch, client, "h01", "--date", "2026-12-06", env=env)
+    assert shown.exit_code == 1 and "HTTP 404: unknown hub 'h01'" in shown.output
+    assert "did you mean 'H01'?" in shown.output and "not a token of hub" not in shown.output
+
+
 def test_a_different_dispatch_for_a_published_date_is_rejected(make_client, token_store
                                                                 ) -> None:
     """The same dispatch again (another job saying the same) is a no-op; a different one

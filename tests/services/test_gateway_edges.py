@@ -178,3 +178,20 @@ def test_a_hub_lists_its_own_villages_only(make_client, token_store) -> None:
     assert client.get("/v1/hubs/H01/villages").status_code == 401
     spec = client.get("/openapi.json").json()
     assert spec["paths"]["/v1/hubs/{hub_id}/villages"]["get"]["security"] == [{"hubToken": []}]
+
+
+@pytest.mark.parametrize("path", ["/v1/hubs/{hub}/villages", "/v1/pickups?hub={hub}"])
+def test_a_hub_id_the_network_does_not_know_is_a_404_on_every_hub_route(
+        path, make_client, token_store) -> None:
+    """``h01`` is not H01 (hub ids are case-sensitive) and not another hub either: 404 naming
+    it, where a known hub that is not the token's is a 403."""
+    client = make_client()
+    _, h1 = token_store.add("hub", "H01")
+    lower = client.get(path.format(hub="h01"), headers=auth(h1))
+    assert lower.status_code == 404, lower.text
+    assert lower.json()["message"] == ("unknown hub 'h01' (hub ids are case-sensitive: did "
+                                       "you mean 'H01'?)")
+    assert client.get(path.format(hub="H02"), headers=auth(h1)).status_code == 403
+    documented = client.get("/openapi.json").json()["paths"][path.split("?")[0].replace(
+        "{hub}", "{hub_id}")]["get"]["responses"]
+    assert "404" in documented

@@ -3,7 +3,6 @@ the planner published it (only to the hub's own token)."""
 
 from __future__ import annotations
 
-import logging
 from datetime import date
 from typing import Annotated
 
@@ -16,8 +15,6 @@ from services.gateway.service import AUTH_ERRORS, Gateway
 from services.http.errors import ApiError
 from services.http.openapi import error
 from services.planner.dispatch import Dispatch
-
-log = logging.getLogger("packloop.gateway")
 
 
 def router(gw: Gateway) -> APIRouter:
@@ -34,7 +31,7 @@ def router(gw: Gateway) -> APIRouter:
             "service's daily dispatch plan (PACKLOOP_DISPATCH_AT)."
         ),
         responses={**AUTH_ERRORS, **error(403, "hub_id is not the token's hub."),
-                   **error(404, "No dispatch for that hub and date."),
+                   **error(404, "Unknown hub, or no dispatch for that hub and date."),
                    **error(429, "Over the hub's rate limit (see Retry-After).")},
     )
     async def hub_dispatch(
@@ -43,11 +40,7 @@ def router(gw: Gateway) -> APIRouter:
         auth: TokenInfo = Depends(gw.hub_auth),  # noqa: B008
     ) -> Response:
         gw.rate_limit(auth.owner)
-        if hub_id != auth.owner:
-            log.warning("403: hub %s (token %s) asked for hub %r's dispatch",
-                        auth.owner, auth.token_id, hub_id)
-            raise ApiError(403, "forbidden",
-                           f"a {auth.owner} token cannot read hub {hub_id[:128]}'s dispatch")
+        gw.own_hub(hub_id, auth, "dispatch")
         found = await run_in_threadpool(gw.dispatches.get, hub_id, day.isoformat())
         if found is None:
             raise ApiError(404, "not_found", f"no dispatch for hub {hub_id} on {day} (the "

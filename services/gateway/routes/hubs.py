@@ -4,7 +4,6 @@ from the gateway alone, without a copy of the network file)."""
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
@@ -13,11 +12,8 @@ from pydantic import BaseModel, Field
 
 from services.auth.tokens import TokenInfo
 from services.gateway.service import AUTH_ERRORS, Gateway
-from services.http.errors import ApiError
 from services.http.openapi import error
 from streams import Village
-
-log = logging.getLogger("packloop.gateway")
 
 
 class VillageThresholds(BaseModel):
@@ -63,6 +59,7 @@ def router(gw: Gateway) -> APIRouter:
         response_model=HubVillages,
         summary="The hub's villages (ids, names, positions, pickup thresholds)",
         responses={**AUTH_ERRORS, **error(403, "hub_id is not the token's hub."),
+                   **error(404, "Unknown hub."),
                    **error(429, "Over the hub's rate limit (see Retry-After).")},
     )
     async def hub_villages(
@@ -70,11 +67,7 @@ def router(gw: Gateway) -> APIRouter:
         auth: TokenInfo = Depends(gw.hub_auth),  # noqa: B008
     ) -> Response:
         gw.rate_limit(auth.owner)
-        if hub_id != auth.owner:
-            log.warning("403: hub %s (token %s) asked for hub %r's villages",
-                        auth.owner, auth.token_id, hub_id)
-            raise ApiError(403, "forbidden",
-                           f"a {auth.owner} token cannot read hub {hub_id[:128]}'s villages")
+        gw.own_hub(hub_id, auth, "villages")
         hub = network.hubs.get(hub_id)
         rows = sorted((village_row(v) for v in network.villages.values()
                        if v.hub_id == hub_id), key=lambda r: r.village_id)

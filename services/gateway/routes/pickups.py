@@ -129,6 +129,7 @@ def router(gw: Gateway) -> APIRouter:
         response_model=PickupList,
         summary="A hub's open (or overdue) pickups",
         responses={**AUTH_ERRORS, **error(403, "hub is not the token's hub."),
+                   **error(404, "Unknown hub."),
                    **error(429, "Over the hub's rate limit (see Retry-After)."),
                    **error(503, "The stream worker is not reachable.")},
     )
@@ -141,11 +142,7 @@ def router(gw: Gateway) -> APIRouter:
     ) -> Response:
         gw.rate_limit(auth.owner)
         hub = hub or auth.owner
-        if hub != auth.owner:
-            log.warning("403: hub %s (token %s) asked for hub %r's pickups",
-                        auth.owner, auth.token_id, hub)
-            raise ApiError(403, "forbidden", f"a {auth.owner} token cannot read hub {hub}'s "
-                                             "pickups")
+        gw.own_hub(hub, auth, "pickups")
         rows = [_row(r) for r in await open_pickups(status) if r.get("hub_id") == hub]
         rows.sort(key=lambda r: r.pickup_id)
         return JSONResponse(PickupList(hub=hub, status=status, count=len(rows),
