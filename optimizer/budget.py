@@ -34,7 +34,11 @@ class BudgetParams:
       (it is cut only by the group's budget, never skipped);
     - ``stage_share``: share of the time left (after the overheads still to come and the
       later stages' minimum) given to a stage when it starts; a stage that reaches its gap
-      early hands the rest on, and the joint stage gets what is left;
+      early hands the rest on, and the joint stage gets what is left ("sequential" is
+      routing first's, which with its trips fixed needs hundredths of a second);
+    - ``packaging_first_share``: the packaging-first baseline's share instead (it was
+      never the better sequential plan on the county week, and stopped at its time limit
+      on every hub; its time is the joint stage's search);
     - ``min_stage_s``: a later stage starts only with at least this much HiGHS time for it;
     - ``highs_margin_s``, ``highs_margin_share``: HiGHS stops a little after its limit;
       the joint stage's limit leaves this much before the group's deadline;
@@ -67,7 +71,9 @@ class BudgetParams:
       bound (`optimizer.trunk_bound`: 1.0-3.5 s on a county-week hub whose relaxation runs
       fractional trucks, 0.2 s where it does not), computed before a group's joint stage
       where its model has trunk legs, gets this share of what the group has left, at most
-      the maximum, and is not run when that is below the minimum.
+      the maximum, and is not run when that is below the minimum (a quarter left it out
+      of 9 of 20 county-week hubs at 120 s; half of what is left costs the joint stage's
+      search little, which HiGHS's root cut rounds slow, docs/optimizer.md).
     """
 
     overhead_s_per_row: float = 1.5e-3
@@ -75,7 +81,7 @@ class BudgetParams:
     first_plan_s_per_row: float = 1.0e-3
     first_plan_min_s: float = 0.5
     stage_share: tuple[tuple[Stage, float], ...] = (
-        ("uncoordinated", 0.35), ("single_use", 0.35), ("sequential", 0.3))
+        ("uncoordinated", 0.35), ("single_use", 0.5), ("sequential", 0.3))
     min_stage_s: float = 0.3
     highs_margin_s: float = 0.2
     highs_margin_share: float = 0.05
@@ -90,9 +96,10 @@ class BudgetParams:
     second_pass_margin_s: float = 2.0
     floors_share: float = 0.15
     floors_min_s: float = 1.0
-    trunk_bound_share: float = 0.25
+    trunk_bound_share: float = 0.5
     trunk_bound_max_s: float = 3.0
     trunk_bound_min_s: float = 0.5
+    packaging_first_share: float = 0.05
 
     def floors_s(self, left_s: float) -> float:
         """The floors' time in a group with `left_s` left."""
@@ -149,15 +156,16 @@ def group_min_s(rows: int, s_per_row: float, p: BudgetParams = DEFAULT) -> float
 
 
 def stage_limit(stage: Stage, left_s: float, built_overhead_s: float, rows: int,
-                p: BudgetParams = DEFAULT) -> float | None:
+                p: BudgetParams = DEFAULT, share: float | None = None) -> float | None:
     """HiGHS's time limit for `stage` when `left_s` of its group's budget remain, or None:
     skip this stage and the ones after it (the group keeps the plan it has).
 
     The uncoordinated stage always runs, with at least `first_plan_s`: without its plan the
     group has none. A later stage runs if its overhead and `min_stage_s` fit in what is
     left; it gets its share of what remains after its own overhead and the least the later
-    stages need, never less than `min_stage_s`. The joint stage gets all that is left
-    but its overhead and HiGHS's overshoot."""
+    stages need, never less than `min_stage_s` (`share` instead of the stage's own, for a
+    baseline budgeted as part of it). The joint stage gets all that is left but its
+    overhead and HiGHS's overshoot."""
     k = STAGES.index(stage)
     own = stage_overhead_s(stage, built_overhead_s, p)
     later = sum(stage_overhead_s(s, built_overhead_s, p) + p.min_stage_s for s in STAGES[k + 1:])
@@ -170,7 +178,8 @@ def stage_limit(stage: Stage, left_s: float, built_overhead_s: float, rows: int,
     if stage == "joint":
         limit = (available - p.highs_margin_s) / (1 + p.highs_margin_share)
         return max(p.min_stage_s, limit)
-    return max(p.min_stage_s, dict(p.stage_share)[stage] * (available - later))
+    own_share = dict(p.stage_share)[stage] if share is None else share
+    return max(p.min_stage_s, own_share * (available - later))
 
 
 def group_budget_s(left_s: float, workers: int, busy_s: list[float], weight: float,

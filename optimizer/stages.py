@@ -57,6 +57,11 @@ from optimizer.warmstart import (
 )
 
 UNCOORDINATED_GAP = 0.03
+#: under a time limit the single-use stage stops at this gap, or a wider one requested: its
+#: plan is within 0.3 % of its bound once HiGHS's root ends, and without --gap it went on
+#: towards HiGHS's default 0.01 % to the end of its share, time the joint stage needs
+#: (county week at 120 s: gap 2.16 % -> 1.61 %; docs/optimizer.md, "Decomposition")
+SINGLE_USE_GAP = 0.01
 # HiGHS options of the warm-started joint solve. Its start (the sequential plan) is usually
 # within the requested gap of the optimum already; what the solve has to do is prove it, i.e.
 # raise the bound, and HiGHS's default primal heuristics spend most of the time in sub-MIPs
@@ -305,11 +310,11 @@ class _Group:
 
     def run(self, stage: Stage, mode: StageMode, gap: float | None,
             report: ProgressFn | None, limit_s: float | None = None,
-            **kwargs: Any) -> tuple[StageOutcome, BuiltModel] | None:
+            share: float | None = None, **kwargs: Any) -> tuple[StageOutcome, BuiltModel] | None:
         """Run `stage` with `limit_s`, or with what `stage_limit` gives it (None: skipped)."""
         tl = limit_s
         if self.time_limit_s is not None and tl is None:
-            tl = stage_limit(stage, self.left_s(), self.built_s, self.rows, self.params)
+            tl = stage_limit(stage, self.left_s(), self.built_s, self.rows, self.params, share)
             if tl is None:
                 return None
         t = time.perf_counter()
@@ -382,7 +387,8 @@ def later_stages(
     incumbents and bounds, and of every stage's plan."""
     g = _Group(s, hubs, time_limit_s, threads, progress, overhead_s_per_row, params)
     out: dict[str, StageOutcome] = {"uncoordinated": unc}
-    done = g.run("single_use", "single_use", mip_gap, None, unc_start=start)
+    su_gap = mip_gap if time_limit_s is None else max(mip_gap or 0.0, SINGLE_USE_GAP)
+    done = g.run("single_use", "single_use", su_gap, None, unc_start=start)
     seq1, b1 = done if done is not None else (_skipped("single_use"), None)
     out["single_use"] = seq1
     # At least `floors_min_s` even where less is left: for a group squeezed out of its
@@ -400,7 +406,9 @@ def later_stages(
         and gets its joint model's LP relaxation as bound (200 % county at 120 s: H20B's
         plan 18,454 -> 14,520 CNY). Not for a group already more than a build past its
         budget: something else is wrong there, and the plan's deadline comes first."""
-        done = g.run("sequential", mode, mip_gap, None, prepare=prepare, floors=floors)
+        share = params.packaging_first_share if mode == "packaging_first" else None
+        done = g.run("sequential", mode, mip_gap, None, share=share, prepare=prepare,
+                     floors=floors)
         if (done is None and mode == "routing_first" and time_limit_s is not None
                 and g.left_s() > -g.built_s):
             done = g.run("sequential", mode, mip_gap, None, limit_s=SQUEEZED_ROUTING_FIRST_S,

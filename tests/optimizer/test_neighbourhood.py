@@ -101,6 +101,37 @@ def test_two_day_windows_reach_the_optimum_one_day_windows_miss():
     assert list(comp.lp.col_upper_) == [5.0 if v.is_integer() else np.inf for v in comp.columns]
 
 
+def test_pinned_loads_of_days_outside_the_window_stay_as_the_start_has_them():
+    """FLEX = 10 L, all on day 0's two trips (29 CNY with day 2's trip). The window of days
+    0-1 alone: with day 2's litres free it drops a trip of day 0 and puts 4 L in day 2's
+    spare room (19 CNY, by hand: one trip on day 0 holds 6 L besides its need, day 2's trip
+    4 L besides its own); with the loads of days outside the window pinned (as the joint
+    stage's day windows pin the trips' loads) day 2 keeps carrying nothing, so the window
+    must run day 1's 7 CNY trip instead (26 CNY), and day 2's load is the start's."""
+    m = pyo.ConcreteModel()
+    m.D = pyo.RangeSet(0, 3)
+    m.y = pyo.Var(m.D, domain=pyo.NonNegativeIntegers, bounds=(0, 5))
+    m.f = pyo.Var(m.D, domain=pyo.NonNegativeReals)
+    m.all = pyo.Constraint(expr=sum(m.f[d] for d in m.D) == 10.0)
+    m.cap = pyo.Constraint(m.D, rule=lambda m, d: NEED.get(d, 0.0) + m.f[d] <= CAP * m.y[d])
+    m.cost = pyo.Objective(expr=sum(COST[d] * m.y[d] for d in m.D))
+    comp = compile_model(m)
+    start = _columns(m, comp, [2, 0, 1, 0], [10.0, 0.0, 0.0, 0.0])
+    assert objective_of(comp, np.array(start)) == pytest.approx(29.0)
+    day_of = [v.index() if v.parent_component() is m.y else None for v in comp.columns]
+    loads = [v.index() if v.parent_component() is m.f else None for v in comp.columns]
+    window = [frozenset({0, 1})]
+    free = search_day_windows(comp, start, day_of, window, 20.0)
+    assert free.objective == pytest.approx(19.0)
+    pinned = search_day_windows(comp, start, day_of, window, 20.0, pinned_day_of_col=loads)
+    assert pinned.objective == pytest.approx(26.0)
+    f2 = next(k for k, v in enumerate(comp.columns) if v.parent_component() is m.f
+              and v.index() == 2)
+    assert pinned.values[f2] == pytest.approx(0.0)
+    # the model's bounds are left as they were
+    assert list(comp.lp.col_lower_) == [0.0] * len(comp.columns)
+
+
 def test_a_unit_over_the_whole_horizon_reaches_what_day_windows_cannot():
     """Costs 10, 9, 9, 7 and windows of two days without wrapping (a boundary horizon): from
     2 trips on day 0 and 1 on day 2 (29 CNY) the windows reach 28 (day 0's second trip

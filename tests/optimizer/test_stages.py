@@ -113,3 +113,27 @@ def test_a_routing_first_plan_dearer_than_the_single_use_one_is_not_handed_on(mo
     assert joint.objective == pytest.approx(single.objective)
     assert joint.plan is single.plan
     assert "replaced_by_sequential" not in joint.stats
+
+
+@pytest.mark.parametrize(("time_limit_s", "requested", "expected"), [
+    (60.0, None, stages.SINGLE_USE_GAP), (60.0, 1e-4, stages.SINGLE_USE_GAP),
+    (60.0, 0.05, 0.05), (None, 1e-4, 1e-4), (None, None, None)])
+def test_a_time_limited_single_use_stage_stops_at_one_per_cent(monkeypatch, time_limit_s,
+                                                               requested, expected):
+    """Without --gap the single-use stage chased HiGHS's default 0.01 % to the end of its
+    share (county week hub H01: the same plan after 4.1 s and 13.5 s), time the joint stage
+    needs. Under a time limit it stops at 1 % or the requested gap, whichever is wider;
+    without a limit (the value study) at the requested gap. The other stages keep theirs."""
+    s = load_scenario(SCENARIO)
+    hubs = sorted({v.hub_id for v in s.villages})
+    gaps: dict[str, float | None] = {}
+    real = stages.run_stage
+
+    def spy(s, routes, hubs, mode, time_limit_s, mip_gap, *args, **kwargs):
+        gaps.setdefault(mode, mip_gap)
+        return real(s, routes, hubs, mode, time_limit_s, mip_gap, *args, **kwargs)
+
+    monkeypatch.setattr(stages, "run_stage", spy)
+    stages.solve_hubs(s, hubs, time_limit_s, requested, 1, None)
+    assert gaps["single_use"] == expected
+    assert gaps["routing_first"] == requested and gaps["joint"] == requested

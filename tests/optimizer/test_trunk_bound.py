@@ -121,6 +121,6 @@ def test_the_budget_gives_a_share_and_skips_what_cannot_branch():
     from optimizer.budget import BudgetParams
 
     p = BudgetParams()
-    assert p.trunk_bound_s(10.0) == pytest.approx(2.5)
+    assert p.trunk_bound_s(4.0) == pytest.approx(2.0)
     assert p.trunk_bound_s(100.0) == pytest.approx(p.trunk_bound_max_s)
-    assert p.trunk_bound_s(1.0) == 0.0  # 0.25 s is below the minimum: not run
+    assert p.trunk_bound_s(0.8) == 0.0  # 0.4 s is below the minimum: not run
