@@ -113,10 +113,10 @@ def _node_number(word: str) -> int | None:
 
 
 def _check_node_rows(text: str) -> None:
-    """Each of NODE_SECTIONS at most once, with one row per node number: `vrplib` reads the
-    rows by position, so a node given twice would silently take the next node's place (or
-    be refused only as the wrong number of rows), and it calls a second section a
-    "specification and section"."""
+    """Each of NODE_SECTIONS at most once, with one row per node number, in order from 1:
+    `vrplib` reads the rows by position, so a node given twice, or rows out of order, would
+    silently give one node's coordinates or demand to another (or be refused only as the
+    wrong number of rows), and it calls a second section a "specification and section"."""
     sections: dict[str, int] = {}  # section -> line of its header
     section: str | None = None
     rows: dict[int, int] = {}  # node number -> line of its row
@@ -138,6 +138,10 @@ def _check_node_rows(text: str) -> None:
             if node in rows:
                 raise ScenarioError([(section, f"node {node} given twice (lines {rows[node]} "
                                       f"and {line_no}); one row per node")])
+            if node != len(rows) + 1:
+                raise ScenarioError([(section, f"node {node} where node {len(rows) + 1} is "
+                                      f"expected (line {line_no}); one row per node, in "
+                                      f"order from 1")])
             rows[node] = line_no
 
 

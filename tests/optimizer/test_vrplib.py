@@ -413,6 +413,24 @@ def test_a_node_given_twice_is_refused_naming_the_section_and_the_node(tmp_path,
     assert err.value.problems == [(where, says)]
 
 
+@pytest.mark.parametrize(("edit", "says"), [
+    (lambda t: t.replace("2 10 0\n3 0 10\n", "3 0 10\n2 10 0\n"),
+     "node 3 where node 2 is expected (line 8); one row per node, in order from 1"),
+    (lambda t: t.replace("6 5 5\n", "7 5 5\n"),
+     "node 7 where node 6 is expected (line 12); one row per node, in order from 1"),
+], ids=["swapped", "numbered-past-the-end"])
+def test_node_rows_out_of_order_are_refused(tmp_path, edit, says):
+    """Read by position, two swapped rows swapped those nodes' coordinates without a word,
+    and a row numbered 7 of 6 nodes was node 6."""
+    path = tmp_path / "small-n6-k2.vrp"
+    text = edit(_small())
+    assert text != _small()
+    path.write_text(text)
+    with pytest.raises(optimizer.ScenarioError) as err:
+        parse_vrp(path)
+    assert err.value.problems == [("NODE_COORD_SECTION", says)]
+
+
 def test_a_node_given_twice_exits_2_with_one_line(tmp_path):
     """Through `plan solve --vrplib`: exit 2, the section and the node, no traceback."""
     path = tmp_path / "small-n6-k2.vrp"
