@@ -19,7 +19,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import highspy
 import numpy as np
@@ -28,6 +27,7 @@ from optimizer.cuts import components
 from optimizer.model import BuiltModel
 from optimizer.scenario import Scenario
 from optimizer.solver import CompiledModel, Polish, make_highs, objective_of, relaxed_highs
+from optimizer.warmstart import trip_of
 
 #: HiGHS's limit per window: a window that stops early still hands back its best plan
 WINDOW_LIMIT_S = 3.0
@@ -343,7 +343,9 @@ def trip_day_polish(b: BuiltModel, scenario: Scenario, threads: int | None) -> P
                 else unit_ix[unit_of[route.stops[0]]] for v in comp.columns]
         # the day windows pin the loads of the days they do not free (a unit's window frees
         # its trips over the whole horizon, and the trunk carries what its packaging changes)
-        load_day = [None if (t := _load_trip(v)) is None else trips[t].day for v in comp.columns]
+        load_day = [None if v.parent_component() is trips_var
+                    or (t := trip_of(v.parent_component().local_name, v.index())) is None
+                    else trips[t].day for v in comp.columns]
         out = search_families(
             comp, dropped.values,
             [(day_of, windows), (unit, [frozenset({k}) for k in range(len(units))])],
@@ -354,18 +356,6 @@ def trip_day_polish(b: BuiltModel, scenario: Scenario, threads: int | None) -> P
             "search_gain_cny": out.start_objective - out.objective, **stats}
 
     return polish
-
-
-#: the load variables, each indexed by its trip type first (`optimizer.model`)
-_LOADS = ("load_down", "load_up", "pick", "collect", "trunk_down", "trunk_up", "trunk_collect")
-
-
-def _load_trip(v: Any) -> int | None:
-    """The trip type of a load column; None for any other column."""
-    if v.parent_component().local_name not in _LOADS:
-        return None
-    ix = v.index()
-    return ix[0] if isinstance(ix, tuple) else ix
 
 
 def search_seconds(time_limit_s: float | None) -> float:

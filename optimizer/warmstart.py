@@ -64,8 +64,15 @@ def copy_values(src: pyo.ConcreteModel, dst: pyo.ConcreteModel) -> None:
     set_values(dst, values_of(src, nonzero=False))
 
 
-_TRIP_INDEXED = {"trips": 0, "trunk_collect": 0, "load_down": 1, "load_up": 1, "pick": 1,
-                 "collect": 1, "trunk_down": 1, "trunk_up": 1}  # 0: the index is t; 1: t first
+#: the variables indexed by a trip type: 0, the index is t; 1, t comes first
+TRIP_INDEXED = {"trips": 0, "trunk_collect": 0, "load_down": 1, "load_up": 1, "pick": 1,
+                "collect": 1, "trunk_down": 1, "trunk_up": 1}
+
+
+def trip_of(name: str, index: Any) -> int | None:
+    """The trip type variable `name`'s `index` names; None for a variable not indexed by one."""
+    where = TRIP_INDEXED.get(name)
+    return None if where is None else index if where == 0 else index[0]
 
 
 def uncoordinated_as_start(src: BuiltModel, dst: BuiltModel) -> bool:
@@ -96,7 +103,7 @@ def uncoordinated_values_as_start(trips: list[TripType], values: Values,
     for (name, idx), x in values.items():
         if not x:
             continue
-        where = _TRIP_INDEXED.get(name)
+        where = TRIP_INDEXED.get(name)
         if where == 0:
             idx = mapped[idx]
         elif where == 1:

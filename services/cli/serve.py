@@ -125,34 +125,47 @@ def gateway(ctx: click.Context, host: str | None, port: int | None,
     server = uvicorn.Server(uvicorn.Config(
         app, host=settings.gateway_host, port=settings.gateway_port,
         log_level=log_level.lower(), server_header=False, ssl_certfile=cert, ssl_keyfile=key))
-    if not serve_until_signalled(server) and not server.started:
+    with GracefulStop() as stop:
+        stop.server = server
+        server.run()
+    if not stop.event.is_set() and not server.started:
         raise click.ClickException("the gateway did not start (see above)")
 
 
-def serve_until_signalled(server: Any) -> bool:
-    """Run ``server`` (a ``uvicorn.Server``) until SIGTERM or SIGINT asks it to drain; True
-    when a signal stopped it.
+class GracefulStop:
+    """SIGINT and SIGTERM as a graceful stop, for as long as the ``with`` block runs: `event`
+    is set, and `server` (a ``uvicorn.Server``, once there is one) is asked to drain.
 
     While uvicorn serves it handles both signals itself; after its graceful shutdown
     (connections closed, the lifespan's shutdown run) it raises the caught signal again for
     the handler it found when it started. The default handler would then kill the drained
-    process (status -15, 143 in a shell); this one, found instead, lets it exit 0.
-    """
-    import signal
+    process (status -15, 143 in a shell) before it stops what else it runs (the planner's
+    workers hand their jobs back); this one, found instead, lets it finish and exit 0. A
+    signal before uvicorn takes over stops the server at once. The previous handlers are
+    restored on leaving."""
 
-    signalled = threading.Event()
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.server: Any = None
+        self._previous: dict[int, Any] = {}
 
-    def on_signal(_signum: int, _frame: Any) -> None:
-        signalled.set()
-        server.should_exit = True  # before uvicorn took the signals over: it stops at once
+    def _on_signal(self, _signum: int, _frame: Any) -> None:
+        self.event.set()
+        if self.server is not None:
+            self.server.should_exit = True
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        server.run()
-    finally:
-        for sig, handler in previous.items():
+    def __enter__(self) -> GracefulStop:
+        import signal
+
+        self._previous = {sig: signal.signal(sig, self._on_signal)
+                          for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        import signal
+
+        for sig, handler in self._previous.items():
             signal.signal(sig, handler)
-    return signalled.is_set()
 
 
 @click.command()
@@ -176,10 +189,7 @@ def planner(ctx: click.Context, host: str | None, port: int | None, workers: int
     Workers on several machines share the jobs through the consumer group
     PACKLOOP_PLANNER_GROUP; they need the same PACKLOOP_PLANNER_DB_URL (PostgreSQL).
     """
-    import signal
-
     from services.planner import JobStore, PlannerConfig, PlannerWorker, create_app
-    from streams import NetworkError
 
     settings = settings_from(ctx, planner_host=host, planner_port=port,
                              kafka_bootstrap=kafka_bootstrap, worker_url=worker_url,
@@ -204,53 +214,46 @@ def planner(ctx: click.Context, host: str | None, port: int | None, workers: int
                           default_time_limit_s=settings.planner_time_limit_s,
                           threads=settings.planner_threads)
             for _ in range(workers)]
-    stopping = threading.Event()
-    server: Any = None
+    with GracefulStop() as stop:
+        threads = [w.start() for w in pool]
+        try:
+            if no_api:
+                click.echo(f"{workers} planner worker(s) in group {group}", err=True)
+                while not stop.event.wait(0.5):
+                    pass
+            else:
+                _planner_api(settings, jobs, workers, cert, key, log_level, stop)
+        finally:
+            stop_workers(pool, threads)
 
-    def on_signal(_signum: int, _frame: Any) -> None:
-        # While uvicorn serves it handles SIGINT/SIGTERM itself; after its shutdown it
-        # raises the caught signal again for the handler it found when it started: this
-        # one, which lets the process go on to stop its workers (each hands its running
-        # job back) and exit 0 — the default handler would kill it first.
-        stopping.set()
-        if server is not None:  # before uvicorn took the signals over: it stops at once
-            server.should_exit = True
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    threads = [w.start() for w in pool]
+def _planner_api(settings: Settings, jobs: Any, workers: int, cert: str | None,
+                 key: str | None, log_level: str, stop: GracefulStop) -> None:
+    """Serve the planner's HTTP API until `stop`."""
+    import uvicorn
+
+    from services.planner import PlannerConfig, create_app
+    from streams import NetworkError
+
     try:
-        if no_api:
-            click.echo(f"{workers} planner worker(s) in group {group}", err=True)
-            while not stopping.wait(0.5):
-                pass
-        else:
-            import uvicorn
-
-            try:
-                config = PlannerConfig.from_settings(settings, jobs=jobs)
-            except NetworkError as exc:
-                raise click.ClickException(str(exc)) from None
-            scheme = "https" if cert else "http"
-            click.echo(f"planner on {scheme}://{settings.planner_host}:"
-                       f"{settings.planner_port} with {workers} worker(s) "
-                       "(OpenAPI: /openapi.json)", err=True)
-            if config.dispatch.enabled:
-                when = f"every {config.dispatch.every_s:g} s" if config.dispatch.every_s \
-                    else f"daily at {settings.dispatch_at}"
-                click.echo(f"tomorrow's dispatch planned {when} "
-                           f"({config.dispatch.horizon_days}-day horizon)", err=True)
-            server = uvicorn.Server(uvicorn.Config(
-                create_app(config), host=settings.planner_host, port=settings.planner_port,
-                log_level=log_level.lower(), server_header=False, ssl_certfile=cert,
-                ssl_keyfile=key))
-            if not stopping.is_set():
-                server.run()
-            if not server.started and not stopping.is_set():
-                raise click.ClickException("the planner API did not start (see above)")
-    finally:
-        stop_workers(pool, threads)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        config = PlannerConfig.from_settings(settings, jobs=jobs)
+    except NetworkError as exc:
+        raise click.ClickException(str(exc)) from None
+    scheme = "https" if cert else "http"
+    click.echo(f"planner on {scheme}://{settings.planner_host}:{settings.planner_port} with "
+               f"{workers} worker(s) (OpenAPI: /openapi.json)", err=True)
+    if config.dispatch.enabled:
+        when = f"every {config.dispatch.every_s:g} s" if config.dispatch.every_s \
+            else f"daily at {settings.dispatch_at}"
+        click.echo(f"tomorrow's dispatch planned {when} "
+                   f"({config.dispatch.horizon_days}-day horizon)", err=True)
+    server = stop.server = uvicorn.Server(uvicorn.Config(
+        create_app(config), host=settings.planner_host, port=settings.planner_port,
+        log_level=log_level.lower(), server_header=False, ssl_certfile=cert, ssl_keyfile=key))
+    if not stop.event.is_set():
+        server.run()
+    if not server.started and not stop.event.is_set():
+        raise click.ClickException("the planner API did not start (see above)")
 
 
 def stop_workers(pool: list[PlannerWorker], threads: list[threading.Thread],
