@@ -119,6 +119,14 @@ def _frontier_table(doc: dict[str, Any]) -> None:
                           "-" if p["gap"] is None else f"{p['gap']:.3%}",
                           "-" if m is None else format(m, spec))
         out.print(table)
+        pay = doc.get("extremes", {}).get("payoff", {}).get(front, {})
+        least, floor = pay.get(f"{front}_min"), pay.get(f"{front}_min_bound")
+        if least is not None and floor is not None and least > floor + 1e-6 * max(1.0, floor):
+            # the end is the least found in its time, not a proven least: say how far
+            scale = 1000.0 if front == "single_use" else 1.0
+            out.print(f"least {what} found: {least / scale:,.1f} kg; no plan goes below "
+                      f"{floor / scale:,.1f} kg (a bound: a longer --time-limit may find "
+                      "plans nearer it)", highlight=False)
 
 
 @plan.command("whatif")

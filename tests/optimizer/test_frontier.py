@@ -286,3 +286,21 @@ def test_an_end_proven_to_highs_tolerance_is_optimal():
     for p in f.points:
         assert p.result.gap is not None and p.result.gap <= 1e-6
         assert p.result.status == "optimal", (p.role, p.result.gap)
+
+
+def test_the_table_says_when_the_least_end_is_not_proven(capsys):
+    """A least-single-use end cut short by its time limit (20.3 t found, 17.2 t a bound on
+    the county week) is no least: the table says how far it may be; a proven one says
+    nothing more."""
+    from services.cli.plan_decisions import _frontier_table
+
+    point = {"front": "single_use", "role": "single_use_optimal", "cost_cny": 1.0,
+             "single_use_grams": 20_287_900.0, "co2e_kg": 1.0, "gap": 0.05}
+    pay = {"single_use_min": 20_287_900.0, "single_use_min_bound": 17_218_966.7}
+    _frontier_table({"points": [point], "extremes": {"payoff": {"single_use": pay}}})
+    out = capsys.readouterr().out
+    assert "least single-use packaging found: 20,287.9 kg" in out
+    assert "no plan goes below 17,219.0 kg" in out
+    pay["single_use_min_bound"] = pay["single_use_min"]
+    _frontier_table({"points": [point], "extremes": {"payoff": {"single_use": pay}}})
+    assert "no plan goes below" not in capsys.readouterr().out

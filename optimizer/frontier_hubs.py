@@ -1,0 +1,418 @@
+"""The trade-off frontier hub by hub, for counties whose hubs the planner plans apart.
+
+Why: the ε row bounds a county-wide sum, and solved as one whole-county model (the
+fallback in `optimizer.frontier`) each point got a minute of HiGHS on 190,000 columns. On
+the county week that model's "least single-use" solve stopped at 24.5 t a week, while each
+hub alone reaches its least in seconds and the hubs' least add up to about 17.2 t; and every
+interior point's bound stayed at the least cost's, so gaps grew along the front.
+
+Here each hub gets the county's points as its own:
+
+- *ends*: the hub's least cost is the planner's plan; the lexicographic step (least
+  criterion at that cost) and the other end (least criterion, then least cost at it) are
+  solved per hub. Both ends are separable: the county's least criterion is the sum of the
+  hubs' least, and at that sum every hub must sit at its own least.
+- *interior points*: county level ε_k = f2* + k (f2nad − f2*)/(N − 1) is split among the hubs
+  in proportion to each hub's own range, ε_hk = f2*_h + k (f2nad_h − f2*_h)/(N − 1) (these add
+  up to ε_k); each hub solves AUGMECON2's point at ε_hk from its tighter neighbour's plan.
+  The split is a restriction, so each point is a plan meeting ε_k, not the best such plan.
+- *bounds*: what makes the gaps honest. For hub h every plan x satisfies
+  cost_h(x) ≥ B_h (the planner's bound of its least cost), cost_h(x) ≥ L_h(λ) − λ f2_h(x)
+  for every λ ≥ 0 (L_h(λ) the LP relaxation of min cost + λ f2, a Lagrangian line), and
+  cost_h(x) ≥ B_hj whenever f2_h(x) ≤ ε_hj (the bound of each ε solve the hub made).
+  `county_bound` minimises the sum of these per-hub lower bounds over every split of ε
+  (a small MILP): a valid lower bound on the cost of any county plan meeting ε, whatever
+  the split.
+
+The per-hub tasks run in the planner's worker processes (forkserver, warmed up once).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import time
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any, cast
+
+import numpy as np
+import pyomo.environ as pyo
+from pyomo.repn import generate_standard_repn
+
+from optimizer.scenario import Scenario
+
+#: a hub's share of each point's worker time goes to its solves in these proportions: the
+#: lexicographic step at the least cost, the least criterion, the least cost at it, and one
+#: interior point (the whole-model path gives the same: 0.25, 1 and 1 time limits)
+WEIGHTS = {"cost_end": 0.25, "min": 1.0, "min_cost": 1.0, "interior": 1.0}
+#: the share of a hub's size-proportional worker time its solves plan on: building its model,
+#: reading plans back and its lines took about a tenth more (county week), and the last
+#: hubs then met the frontier's deadline with 0.1 s for their last points
+BUDGET_SHARE = 0.85
+#: a hub's least-cost solves stop at this share of the frontier's gap: the county point's
+#: bound (`county_bound`) lies below the sum of the hubs' own, and the hubs finish early
+HUB_GAP_SHARE = 0.5
+#: Lagrangian multipliers of a hub's lines, relative to its cost per unit of the criterion
+#: at the least cost (where the front's marginal costs lie: 0.2-0.6 on the county week)
+LAMBDA_GRID = tuple(float(x) for x in np.geomspace(0.01, 20.0, 13))
+#: segments of a hub's bound start this far (relative) above the level before
+#: (`county_bound`)
+SEGMENT_REL = 1e-6
+#: ... and at least this far, in the criterion's unit (grams or kg): above HiGHS's MIP
+#: feasibility tolerance (1e-6), which would otherwise let a hub sit on the boundary
+SEGMENT_ABS = 1e-4
+#: each solve stops this long before the frontier's deadline at the latest
+DEADLINE_MARGIN_S = 1.0
+
+
+class HubFrontError(RuntimeError):
+    """A hub's solves gave no plan where its start should have kept one: the caller falls
+    back to the whole-county model."""
+
+
+@dataclass
+class HubPoint:
+    """One hub's plan at one point of a front: `eps` its bound on the criterion (None at the
+    least-cost end), `bound` a lower bound on the hub's cost of any plan meeting `eps`."""
+
+    eps: float | None
+    cost: float
+    criteria: dict[str, float]
+    bound: float | None
+    status: str
+    plan: dict[str, Any]
+
+
+@dataclass
+class HubFront:
+    """A hub's share of one front, and what bounds its cost at any level of the criterion."""
+
+    hub: str
+    cost_end: HubPoint
+    crit_end: HubPoint
+    interior: list[HubPoint]
+    #: a lower bound on the hub's criterion (the least-criterion solve's bound)
+    crit_floor: float
+    #: (λ, L(λ)): cost ≥ L(λ) − λ·criterion for every plan of the hub
+    lines: list[tuple[float, float]]
+    solves: list[dict[str, Any]] = field(default_factory=list)
+
+
+def hub_task(args: tuple[Any, ...]) -> list[HubFront]:
+    """Every front of one hub, in a worker process (the scenario is the worker's)."""
+    from optimizer.planner import _scenario
+
+    (s, hub, fronts, plan, cost_bound, points, budget_s, deadline, mip_gap,
+     threads) = args
+    return hub_fronts(_scenario(s), hub, fronts, plan, cost_bound, points, budget_s,
+                      deadline, mip_gap, threads)
+
+
+def hub_fronts(s: Scenario, hub: str, fronts: tuple[str, ...], plan: dict[str, Any],
+               cost_bound: float | None, points: int, budget_s: float | None,
+               deadline: float | None, mip_gap: float | None,
+               threads: int | None) -> list[HubFront]:
+    """One hub's ends, interior points and lines on each of `fronts`, within `budget_s` of
+    its own time and never past `deadline` (time.time())."""
+    from optimizer.frontier import CRITERION, DELTA, LEX_REL, WholeModel, _cap_level
+    from optimizer.marginal import plan_as_start
+    from optimizer.neighbourhood import trip_day_polish
+    from optimizer.plan import extract_plan
+
+    t0 = time.perf_counter()
+    sv = WholeModel(s, None, mip_gap, threads, None, hubs=[hub])
+    if not plan_as_start(sv.b, plan, threads):
+        raise HubFrontError(f"hub {hub}: the planner's plan does not fit its model")
+    sv.has_start = True
+    sv.planner_plan = plan
+    sv.polish = trip_day_polish(sv.b, s, threads)
+    gap = None if mip_gap is None else HUB_GAP_SHARE * mip_gap
+    start = [(v, v.value) for v in sv.b.model.component_data_objects(pyo.Var)]
+    n_int = max(0, points - 2)
+    weights = [WEIGHTS["cost_end"], WEIGHTS["min"], WEIGHTS["min_cost"]] + [
+        WEIGHTS["interior"]] * n_int
+    weights = weights * len(fronts)
+    done = 0
+
+    def limit() -> float | None:
+        nonlocal done
+        left_w = sum(weights[done:])
+        w = weights[done]
+        done += 1
+        out = None
+        if budget_s is not None:
+            out = max(0.2, (budget_s - (time.perf_counter() - t0)) * w / left_w)
+        if deadline is not None:
+            room = max(0.2, deadline - time.time() - DEADLINE_MARGIN_S)
+            out = room if out is None else min(out, room)
+        return out
+
+    def point(r: Any, eps: float | None, bound: float | None) -> HubPoint:
+        cost = sv.value("cost")
+        return HubPoint(eps, cost, {c: sv.value(c) for c in CRITERION.values()},
+                        None if bound is None else min(bound, cost), r.status,
+                        extract_plan(sv.b, s))
+
+    out: list[HubFront] = []
+    for front in fronts:
+        crit = CRITERION[front]
+        for v, x in start:
+            v.set_value(x, skip_validation=True)
+        c_star = sv.value("cost")
+        scale = c_star / max(sv.value(crit), 1e-9)
+        lex = sv.solve(f"{hub}:{front}:cost_end", sv.expr(crit),
+                       cap=("cost", _cap_level(c_star)), time_limit_s=limit())
+        if lex.objective is None:
+            for v, x in start:
+                v.set_value(x, skip_validation=True)
+        cost_end = point(lex, None, cost_bound)
+        g_nad = cost_end.criteria[crit]
+        low = sv.solve(f"{hub}:{front}:min", sv.expr(crit), time_limit_s=limit())
+        if low.objective is None:  # cannot happen from a feasible start
+            raise HubFrontError(f"hub {hub}: no plan of least {crit}")
+        g_star = low.objective
+        other = sv.solve(f"{hub}:{front}:min_cost", sv.expr("cost"),
+                         cap=(crit, _cap_level(g_star, LEX_REL)), time_limit_s=limit(),
+                         mip_gap=gap, polish=True)
+        crit_end = point(other, _cap_level(g_star, LEX_REL), other.bound)
+        r1 = max(crit_end.cost - cost_end.cost, 1e-6)
+        r2 = g_nad - g_star
+        interior: list[HubPoint] = []
+        for k in range(1, points - 1):
+            level = g_star + k * r2 / (points - 1)
+            if r2 <= 1e-9 * max(1.0, abs(g_nad)):
+                # nothing to trade at this hub: every point is its least-cost plan
+                level = g_nad
+            r = sv.solve(f"{hub}:{front}:eps{k}", sv.expr("cost"),
+                         eps=(crit, level, DELTA * r1 / max(r2, 1e-9)), time_limit_s=limit(),
+                         mip_gap=gap, polish=True)
+            if r.objective is None:  # from a feasible start HiGHS keeps it; be safe
+                raise HubFrontError(f"hub {hub}: no plan at {crit} <= {level}")
+            interior.append(point(r, _cap_level(level), r.bound))
+        # the lines at the slopes between the hub's own points (where its front bends) and on
+        # a grid around its average cost per unit of the criterion
+        pts = sorted([(q.criteria[crit], q.cost) for q in [cost_end, *interior, crit_end]])
+        slopes = [(c0 - c1) / (g1 - g0) for (g0, c0), (g1, c1) in pairwise(pts)
+                  if g1 - g0 > 1e-9 * max(1.0, abs(g1)) and c0 > c1]
+        lines = _lines(sv, crit, sorted({*(rel * scale for rel in LAMBDA_GRID), *slopes}))
+        floor = low.bound if low.bound is not None else 0.0
+        out.append(HubFront(hub, cost_end, crit_end, interior, min(floor, g_star), lines,
+                            sv.solves[:]))
+        sv.solves.clear()
+    return out
+
+
+def _lines(sv: Any, crit: str, lambdas: list[float]) -> list[tuple[float, float]]:
+    """(λ, L(λ)) for the hub's LP relaxation of min cost + λ·criterion at each of
+    `lambdas` (one LP, re-solved warm per λ)."""
+    from optimizer.neighbourhood import relaxed_highs
+    from optimizer.solver import compile_model
+
+    sv._clear()  # the last point's objective and rows
+    m = sv.b.model
+    m.fr_lines = pyo.Objective(expr=m.cost.expr, sense=pyo.minimize)
+    try:
+        comp = compile_model(m)
+    finally:
+        m.del_component("fr_lines")
+    col = {id(v): j for j, v in enumerate(comp.columns)}
+    repn = generate_standard_repn(sv.expr(crit), compute_values=True)
+    g = np.zeros(len(comp.columns))
+    for v, a in zip(repn.linear_vars, repn.linear_coefs, strict=True):
+        if id(v) in col:
+            g[col[id(v)]] += a
+    g0 = float(repn.constant)
+    c0 = np.asarray(comp.lp.col_cost_, dtype=np.float64).copy()
+    h = relaxed_highs(comp, 30.0, sv.threads)
+    out = []
+    import highspy
+
+    idx = np.arange(len(c0), dtype=np.int32)
+    for lam in lambdas:
+        h.changeColsCost(len(c0), idx, c0 + lam * g)
+        h.run()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            continue
+        # the LP's optimum proven by its dual: a valid line only at optimality
+        out.append((lam, float(h.getInfo().objective_function_value) + lam * g0))
+    return out
+
+
+def county_bound(eps: float, parts: list[HubFront], crit: str) -> float | None:
+    """The least Σ_h φ_h(f2_h) over every split with Σ_h f2_h ≤ eps, φ_h the hub's lower
+    bound on its cost at criterion f2_h (module docstring): a lower bound on the cost of
+    every county plan meeting eps. None when a hub has no bound at its least cost."""
+    from optimizer.solver import run_highs
+
+    m = pyo.ConcreteModel()
+    H = range(len(parts))
+    m.g = pyo.Var(H, domain=pyo.NonNegativeReals)
+    m.t = pyo.Var(H, domain=pyo.Reals)
+    m.rows = pyo.ConstraintList()
+    obj = 0
+    for i, p in zip(H, parts, strict=True):
+        if p.cost_end.bound is None:
+            return None
+        m.rows.add(m.g[i] >= p.crit_floor)
+        m.rows.add(m.t[i] >= p.cost_end.bound)
+        for lam, L in p.lines:
+            m.rows.add(m.t[i] + lam * m.g[i] >= L)
+        # segments of the hub's ε solves: f2 in (ε_{j-1}, ε_j] ⇒ cost ≥ max_{i≥j} B_i
+        levels = sorted((q.eps, q.bound) for q in [p.crit_end, *p.interior]
+                        if q.eps is not None and q.bound is not None)
+        if levels:
+            best = -float("inf")
+            segs = []
+            for e, b in reversed(levels):
+                best = max(best, b)
+                segs.append((e, best))
+            segs.reverse()
+            n = len(segs)
+            y = pyo.Var(range(n + 1), domain=pyo.Binary)
+            m.add_component(f"y{i}", y)
+            m.rows.add(sum(y[j] for j in range(n + 1)) == 1)
+            # segment j starts a millionth above ε_{j-1} (a gram of the county week's
+            # 1.7 t a hub; `SEGMENT_ABS` at least): a strict "above" is no MILP row, and
+            # at ε_{j-1} itself every hub would take the looser bound of segment j. A plan
+            # within that millionth of a level counts as meeting it, as HiGHS's
+            # tolerances let the ε rows do.
+            lo = [p.crit_floor] + [e + SEGMENT_REL * abs(e) + SEGMENT_ABS for e, _b in segs]
+            big = 10.0 * max(lo[-1], p.cost_end.criteria[crit]) + 1.0
+            m.rows.add(m.g[i] <= sum(y[j] * segs[j][0] for j in range(n)) + y[n] * big)
+            m.rows.add(m.g[i] >= sum(y[j] * lo[j] for j in range(n + 1)))
+            m.rows.add(m.t[i] >= sum(y[j] * segs[j][1] for j in range(n))
+                       + y[n] * p.cost_end.bound)
+        obj += m.t[i]
+    m.rows.add(sum(m.g[i] for i in H) <= eps)
+    m.obj = pyo.Objective(expr=obj, sense=pyo.minimize)
+    r = run_highs(m, mip_gap=0.0, threads=1, explain_infeasible=False)
+    if r.bound is None:
+        return None
+    return r.bound
+
+
+def run_hub_tasks(s: Scenario, tasks: list[tuple[Any, ...]], workers: int
+                  ) -> list[list[HubFront]]:
+    """`hub_task` for each task, `workers` at a time in the planner's worker processes
+    (the largest hubs first: the caller orders them)."""
+    from optimizer.planner import _ready, _warm_up
+
+    if workers <= 1 or len(tasks) <= 1:
+        return [hub_fronts(s, *t[1:]) for t in tasks]
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["optimizer"])
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_warm_up,
+                                initargs=(s, None)) as pool:
+        try:
+            cf.wait([pool.submit(_ready) for _ in range(workers)])
+            futures = [pool.submit(hub_task, t) for t in tasks]
+            return [f.result() for f in futures]
+        except BaseException:
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def solve_by_hub(s: Scenario, first: Any, *, points: int, fronts: tuple[str, ...],
+                 time_limit_s: float | None, mip_gap: float | None, threads: int | None,
+                 on_point: Any, t0: float) -> Any:
+    """The fronts from the planner's least-cost plan `first` (a `PlanResult` over several
+    hubs whose plans keep the county fleet), each hub on its own (module docstring); None
+    when a hub's solves failed where they should not (`HubFrontError`)."""
+    import os
+
+    from optimizer.frontier import CRITERION, Front, Frontier, FrontierPoint, _non_dominated
+    from optimizer.stages import group_rows
+
+    hubs = sorted(first.plan["hubs"])
+    by_hub: dict[str, float | None] = {}
+    for h in first.stats.get("hubs", []):
+        for hub in h["hubs"]:
+            by_hub[hub] = (h.get("joint") or {}).get("bound")
+    rows = {h: max(1, group_rows(s, [h])) for h in hubs}
+    order = sorted(hubs, key=lambda h: -rows[h])
+    workers = max(1, min(len(hubs), threads or os.cpu_count() or 1))
+    hub_threads = 1 if workers > 1 else threads
+    n_int = max(0, points - 2)
+    per_front = WEIGHTS["cost_end"] + WEIGHTS["min"] + WEIGHTS["min_cost"] + n_int * WEIGHTS[
+        "interior"]
+    total = None if time_limit_s is None else time_limit_s * per_front * len(fronts)
+    deadline = None if total is None else time.time() + total
+    tasks = []
+    for h in order:
+        budget = None if total is None else (
+            BUDGET_SHARE * total * workers * rows[h] / sum(rows.values()))
+        tasks.append((None, h, fronts, first.plan, by_hub.get(h), points, budget, deadline,
+                      mip_gap, hub_threads))
+    try:
+        results = dict(zip(order, run_hub_tasks(s, tasks, workers), strict=True))
+    except HubFrontError:
+        return None
+    found: list[FrontierPoint] = []
+    payoff: dict[str, dict[str, float | None]] = {}
+    ends: dict[str, FrontierPoint] = {}
+    dropped = 0
+    solves = [q for h in hubs for f in results[h] for q in f.solves]
+    for i, name in enumerate(fronts):
+        front = cast(Front, name)
+        crit = CRITERION[front]
+        parts = [results[h][i] for h in hubs]
+
+        def county(qs: list[HubPoint], bound: float | None, role: str,
+                   eps: float | None, front: Front = front) -> FrontierPoint:
+            # the least cost's bound holds at every ε: an ε row only raises the least cost
+            if first.bound is not None:
+                bound = first.bound if bound is None else max(bound, first.bound)
+            return FrontierPoint(front, role, eps, _county_result(s, qs, bound, {
+                "by_hub": True, "hub_bounds": [q.bound for q in qs]}))
+
+        cost_pt = county([p.cost_end for p in parts], first.bound, "cost_optimal", None)
+        ends.setdefault("cost_optimal", cost_pt)
+        eps_end = sum(p.crit_end.eps or 0.0 for p in parts)
+        other = county([p.crit_end for p in parts], county_bound(eps_end, parts, crit),
+                       front + "_optimal", None)
+        ends[other.role] = other
+        interior = []
+        for k in range(n_int):
+            eps_k = sum(p.interior[k].eps or 0.0 for p in parts)
+            interior.append(county([p.interior[k] for p in parts],
+                                   county_bound(eps_k, parts, crit), "interior", eps_k))
+        pts = [cost_pt, other, *interior]
+        for p in pts:
+            if on_point is not None:
+                on_point(p)
+        kept, n_drop = _non_dominated(pts)
+        dropped += n_drop
+        found += kept
+        payoff[front] = {"cost_min": cost_pt.cost_cny, f"cost_at_min_{front}": other.cost_cny,
+                         f"{front}_min": sum(p.crit_end.criteria[crit] for p in parts),
+                         f"{front}_at_min_cost": cost_pt.criterion(),
+                         f"{front}_min_bound": sum(p.crit_floor for p in parts)}
+    stats = {"wall_s": time.perf_counter() - t0, "by_hub": True, "hubs": len(hubs),
+             "workers": workers, "solves": [{"label": "cost (planner)", "status": first.status,
+                                             "objective": first.objective,
+                                             "bound": first.bound}, *solves],
+             "dropped_dominated": dropped, "points_per_front": points}
+    return Frontier(points=found, payoff=payoff, ends=ends, stats=stats)
+
+
+def _county_result(s: Scenario, qs: list[HubPoint], bound: float | None,
+                   stats: dict[str, Any]) -> Any:
+    """The hubs' plans at one point as the county's `PlanResult`, its gap against `bound`."""
+    from optimizer.kpis import compute_kpis
+    from optimizer.plan import merge_plans, rounding_cost
+    from optimizer.result import PlanResult, PlanStatus
+    from optimizer.solver import PROVEN_GAP, relative_gap
+
+    plan = merge_plans([q.plan for q in qs])
+    cost = sum(q.cost for q in qs)
+    if bound is not None:
+        bound = min(bound, cost)
+    gap = None if bound is None else relative_gap(cost, bound)
+    status: PlanStatus = "optimal" if gap is not None and gap <= PROVEN_GAP else (
+        "time_limit" if any(q.status.startswith("time_limit") for q in qs) else "feasible")
+    return PlanResult(status=status, objective=cost, bound=bound, gap=gap, plan=plan,
+                      kpis=compute_kpis(plan, s), stats=stats, factor_set=s.factor_set,
+                      rounding=rounding_cost(plan, s))
