@@ -340,12 +340,14 @@ def solve_frontier(
     threads: int | None = None,
     progress: ProgressFn | None = None,
     on_point: Callable[[FrontierPoint], None] | None = None,
+    on_hub: Callable[[str, int, int], None] | None = None,
     planner_start: bool = True,
     by_hub: bool = True,
 ) -> Frontier:
     """`points` plans on each of `fronts` (fewer when a front's range is empty or points
     coincide); `time_limit_s` and `mip_gap` apply to each solve. `on_point` hears of each
-    point as it is found (a CLI's progress).
+    point as it is found (a CLI's progress); hub by hub, the points come together at the
+    end, and `on_hub(hub, done, hubs)` hears of each hub's fronts as they finish.
 
     With `planner_start` the cost-optimal plan is the planner's (`optimizer.solve`: hub by
     hub in worker processes, the staged warm starts, its bound), loaded into the
@@ -366,7 +368,7 @@ def solve_frontier(
 
         hubwise = solve_by_hub(scenario, planned, points=points, fronts=fronts,
                                time_limit_s=time_limit_s, mip_gap=mip_gap, threads=threads,
-                               on_point=on_point, t0=t0)
+                               on_point=on_point, on_hub=on_hub, t0=t0)
         if hubwise is not None:
             return hubwise
     sv = WholeModel(scenario, time_limit_s, mip_gap, threads, progress)

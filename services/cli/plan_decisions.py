@@ -63,9 +63,13 @@ def frontier(scenario: str, points: int, time_limit: float | None, gap: float | 
                       f"{p.co2e_kg:10,.1f} kg  gap {p.result.gap or 0:.3%}[/dim]",
                       highlight=False, soft_wrap=True)
 
+    def hub_done(hub: str, done: int, hubs: int) -> None:
+        console.print(f"[dim]hub {hub}: its fronts are solved ({done}/{hubs})[/dim]",
+                      highlight=False)
+
     try:
         f = run_frontier(sc, points=points, time_limit_s=time_limit, mip_gap=gap,
-                         threads=threads, on_point=show,
+                         threads=threads, on_point=show, on_hub=hub_done,
                          fronts=FRONTS if front == "both" else (front,))  # type: ignore[arg-type]
     except FrontierError as exc:
         console.print(f"[red]no frontier:[/red] {exc}", soft_wrap=True)

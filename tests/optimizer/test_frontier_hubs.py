@@ -72,8 +72,11 @@ def test_two_hub_points_are_valid_and_proven_by_the_lines():
     the best such plan, and its bound no higher; the hubs' Lagrangian lines prove every
     point (without them the step bounds of the hubs' ε solves left 0.6-1.2 % gaps)."""
     s = load_scenario(_two_hubs())
-    f = solve_frontier(s, points=5, mip_gap=1e-6)
+    heard: list[tuple[str, int, int]] = []
+    f = solve_frontier(s, points=5, mip_gap=1e-6, on_hub=lambda *a: heard.append(a))
     assert f.stats["by_hub"] is True
+    assert sorted(h for h, _k, _n in heard) == ["H01", "H02"]
+    assert sorted(k for _h, k, _n in heard) == [1, 2]
     for front in ("single_use", "co2e"):
         pts = f.front(front)
         assert len(pts) >= 4, front
@@ -96,3 +99,33 @@ def test_without_by_hub_the_whole_model_gives_the_same_front():
     ka = sorted((round(p.criterion(), 3), round(p.cost_cny, 4)) for p in a.points)
     kb = sorted((round(p.criterion(), 3), round(p.cost_cny, 4)) for p in b.points)
     assert ka == kb
+
+
+def _fp(role: str, cost: float, co2e: float):
+    from optimizer.frontier import FrontierPoint
+    from optimizer.result import PlanResult
+
+    kpis = {"cost_cny": {"total": cost}, "co2e_kg": {"total": co2e}, "single_use_grams": 0.0}
+    return FrontierPoint("co2e", role, None, PlanResult(
+        status="feasible", objective=cost, bound=None, gap=None, plan={}, kpis=kpis))
+
+
+def test_the_ends_are_the_best_points_kept():
+    """As on the county week's CO2e front: the hubs' CO2e solves found plans cheaper than
+    the planner's least-cost plan and lower in CO2e, which then is dominated and dropped;
+    the cheapest point kept becomes the cost-optimal end and the least-CO2e one the other
+    end (both were labelled interior, and the ends named dropped plans)."""
+    from optimizer.frontier import _non_dominated
+    from optimizer.frontier_hubs import _ends
+
+    pts = [_fp("cost_optimal", 348_405.6, 61_025.7), _fp("co2e_optimal", 348_060.7, 60_953.8),
+           _fp("interior", 347_952.6, 60_935.6), _fp("interior", 347_853.8, 60_921.3),
+           _fp("interior", 347_854.2, 60_920.4)]
+    kept, n_drop = _non_dominated(pts)
+    assert n_drop == 3
+    kept, cheap, low = _ends(kept, "co2e")
+    assert (cheap.role, cheap.cost_cny) == ("cost_optimal", 347_853.8)
+    assert (low.role, low.co2e_kg) == ("co2e_optimal", 60_920.4)
+    assert [p.role for p in kept] == ["cost_optimal", "co2e_optimal"]
+    one, cheap, low = _ends([_fp("interior", 1.0, 1.0)], "co2e")
+    assert cheap is low and one[0].role == "cost_optimal"
