@@ -357,7 +357,7 @@ def solve_frontier(
     the county week found none in 30 s). With `by_hub` (and a planner's plan of several
     hubs planned apart) every later solve is a hub's own (`optimizer.frontier_hubs`): the
     whole-county model stopped at 24.5 t a week as the least single-use packaging of the
-    county week, where the hubs alone reach 20.3 t and prove 17.2 t a bound."""
+    county week, where the hubs alone reach 19.1 t and prove 17.2 t a bound."""
     if points < 2:
         raise ValueError("points: at least 2 (the front's two ends)")
     t0 = time.perf_counter()
