@@ -45,9 +45,9 @@ from optimizer.scenario import Scenario
 #: a hub's share of each front's worker time goes to its solves in these proportions: the
 #: lexicographic step at the least cost, the least criterion, the least cost at it, and one
 #: interior point (at 6 points a front they add up to the whole-model path's 0.25 + 1 + 1 + 1
-#: per interior point time limits). The least criterion gets twice an interior point's share: hub H18 proves
-#: its least single-use in 11 s, and with half that share it stopped 56 % above it
-#: (docs/optimizer.md)
+#: per interior point time limits). The least criterion gets twice an interior point's
+#: share: hub H18 proves its least single-use in 11 s, and with half that share it stopped
+#: 56 % above it (docs/optimizer.md)
 WEIGHTS = {"cost_end": 0.25, "min": 2.0, "min_cost": 1.0, "interior": 0.75}
 #: the gap of a hub's criterion solves (the ends' least criterion, and the least criterion at
 #: the least cost): the frontier's gap is relative to the criterion, whose range is a
