@@ -24,7 +24,14 @@ Here each hub gets the county's points as its own:
   (a small MILP): a valid lower bound on the cost of any county plan meeting ε, whatever
   the split.
 
-The per-hub tasks run in the planner's worker processes (forkserver, warmed up once).
+The per-hub tasks run in a pool of worker processes started as the planner's (forkserver,
+warmed up once). `time_limit_s` is per point as on the whole-model path, but pooled: each hub
+gets its size's share of (points' limits × workers) for all its solves. The least-cost solves
+stop at half the frontier's gap, the criterion solves at 0.1 % (`CRITERION_GAP`).
+
+The bound holds up to `SEGMENT_REL`/`SEGMENT_ABS`: a hub plan less than that above one of its
+levels is charged that level's bound (measured: 5.8e-8 relative above a whole-model optimum
+on the two-hub test case, at an ε chosen in that sliver).
 """
 
 from __future__ import annotations
@@ -122,7 +129,8 @@ def hub_fronts(s: Scenario, hub: str, fronts: tuple[str, ...], plan: dict[str, A
                deadline: float | None, mip_gap: float | None,
                threads: int | None) -> list[HubFront]:
     """One hub's ends, interior points and lines on each of `fronts`, within `budget_s` of
-    its own time and never past `deadline` (time.time())."""
+    its own time; no HiGHS limit reaches past `deadline` (time.time()), though a solve may
+    overrun its limit and each gets 0.2 s at least."""
     from optimizer.frontier import CRITERION, DELTA, LEX_REL, WholeModel, _cap_level
     from optimizer.marginal import plan_as_start
     from optimizer.neighbourhood import trip_day_polish
@@ -136,7 +144,7 @@ def hub_fronts(s: Scenario, hub: str, fronts: tuple[str, ...], plan: dict[str, A
     sv.planner_plan = plan
     sv.polish = trip_day_polish(sv.b, s, threads)
     gap = None if mip_gap is None else HUB_GAP_SHARE * mip_gap
-    crit_gap = CRITERION_GAP if mip_gap is None else min(mip_gap, CRITERION_GAP)
+    crit_gap = None if mip_gap is None else min(mip_gap, CRITERION_GAP)
     start = [(v, v.value) for v in sv.b.model.component_data_objects(pyo.Var)]
     n_int = max(0, points - 2)
     weights = [WEIGHTS["cost_end"], WEIGHTS["min"], WEIGHTS["min_cost"]] + [
@@ -169,7 +177,9 @@ def hub_fronts(s: Scenario, hub: str, fronts: tuple[str, ...], plan: dict[str, A
         for v, x in start:
             v.set_value(x, skip_validation=True)
         c_star = sv.value("cost")
-        scale = c_star / max(sv.value(crit), 1e-9)
+        # lines on a grid around the hub's cost per unit of the criterion; none when its
+        # least-cost plan has none of it (nothing to cut, and λ would run to 1e13)
+        scale = c_star / sv.value(crit) if sv.value(crit) > 1e-9 else None
         lex = sv.solve(f"{hub}:{front}:cost_end", sv.expr(crit),
                        cap=("cost", _cap_level(c_star)), time_limit_s=limit(),
                        mip_gap=crit_gap)
@@ -190,11 +200,16 @@ def hub_fronts(s: Scenario, hub: str, fronts: tuple[str, ...], plan: dict[str, A
         r1 = max(crit_end.cost - cost_end.cost, 1e-6)
         r2 = g_nad - g_star
         interior: list[HubPoint] = []
+        flat = r2 <= 1e-6 * max(1.0, abs(g_nad))
         for k in range(1, points - 1):
             level = g_star + k * r2 / (points - 1)
-            if r2 <= 1e-9 * max(1.0, abs(g_nad)):
-                # nothing to trade at this hub: every point is its least-cost plan
-                level = g_nad
+            if flat:
+                # nothing to trade at this hub (the whole model's test): every point is its
+                # least-cost plan, which meets any level from its own criterion up
+                interior.append(HubPoint(_cap_level(g_nad), cost_end.cost, cost_end.criteria,
+                                         cost_end.bound, cost_end.status, cost_end.plan))
+                done += 1
+                continue
             r = sv.solve(f"{hub}:{front}:eps{k}", sv.expr("cost"),
                          eps=(crit, level, DELTA * r1 / max(r2, 1e-9)), time_limit_s=limit(),
                          mip_gap=gap, polish=True)
@@ -206,7 +221,8 @@ def hub_fronts(s: Scenario, hub: str, fronts: tuple[str, ...], plan: dict[str, A
         pts = sorted([(q.criteria[crit], q.cost) for q in [cost_end, *interior, crit_end]])
         slopes = [(c0 - c1) / (g1 - g0) for (g0, c0), (g1, c1) in pairwise(pts)
                   if g1 - g0 > 1e-9 * max(1.0, abs(g1)) and c0 > c1]
-        lines = _lines(sv, crit, sorted({*(rel * scale for rel in LAMBDA_GRID), *slopes}))
+        grid = [] if scale is None else [rel * scale for rel in LAMBDA_GRID]
+        lines = _lines(sv, crit, sorted({*grid, *slopes}), deadline) if grid or slopes else []
         floor = low.bound if low.bound is not None else 0.0
         out.append(HubFront(hub, cost_end, crit_end, interior, min(floor, g_star), lines,
                             sv.solves[:]))
@@ -214,9 +230,11 @@ def hub_fronts(s: Scenario, hub: str, fronts: tuple[str, ...], plan: dict[str, A
     return out
 
 
-def _lines(sv: Any, crit: str, lambdas: list[float]) -> list[tuple[float, float]]:
+def _lines(sv: Any, crit: str, lambdas: list[float],
+           deadline: float | None) -> list[tuple[float, float]]:
     """(λ, L(λ)) for the hub's LP relaxation of min cost + λ·criterion at each of
-    `lambdas` (one LP, re-solved warm per λ)."""
+    `lambdas` (one LP, re-solved warm per λ; what is left of 30 s, or of the time to
+    `deadline`, at least 1 s)."""
     from optimizer.neighbourhood import relaxed_highs
     from optimizer.solver import compile_model
 
@@ -235,7 +253,8 @@ def _lines(sv: Any, crit: str, lambdas: list[float]) -> list[tuple[float, float]
             g[col[id(v)]] += a
     g0 = float(repn.constant)
     c0 = np.asarray(comp.lp.col_cost_, dtype=np.float64).copy()
-    h = relaxed_highs(comp, 30.0, sv.threads)
+    limit = 30.0 if deadline is None else min(30.0, max(1.0, deadline - time.time()))
+    h = relaxed_highs(comp, limit, sv.threads)
     out = []
     import highspy
 
@@ -253,7 +272,8 @@ def _lines(sv: Any, crit: str, lambdas: list[float]) -> list[tuple[float, float]
 def county_bound(eps: float, parts: list[HubFront], crit: str) -> float | None:
     """The least Σ_h φ_h(f2_h) over every split with Σ_h f2_h ≤ eps, φ_h the hub's lower
     bound on its cost at criterion f2_h (module docstring): a lower bound on the cost of
-    every county plan meeting eps. None when a hub has no bound at its least cost."""
+    every county plan meeting eps, up to the segments' sliver. None when a hub has no bound
+    at its least cost."""
     from optimizer.solver import run_highs
 
     m = pyo.ConcreteModel()
@@ -286,10 +306,10 @@ def county_bound(eps: float, parts: list[HubFront], crit: str) -> float | None:
             # segment j starts a millionth above ε_{j-1} (a gram of the county week's
             # 1.7 t a hub; `SEGMENT_ABS` at least): a strict "above" is no MILP row, and
             # at ε_{j-1} itself every hub would take the looser bound of segment j. A plan
-            # within that millionth of a level counts as meeting it, as HiGHS's
-            # tolerances let the ε rows do.
+            # within that sliver above a level is charged the level's bound: the bound
+            # holds up to it (module docstring).
             lo = [p.crit_floor] + [e + SEGMENT_REL * abs(e) + SEGMENT_ABS for e, _b in segs]
-            big = 10.0 * max(lo[-1], p.cost_end.criteria[crit]) + 1.0
+            big = max(eps, lo[-1])  # every g_h ≤ ε: the g's are ≥ 0 and add up to ≤ ε
             m.rows.add(m.g[i] <= sum(y[j] * segs[j][0] for j in range(n)) + y[n] * big)
             m.rows.add(m.g[i] >= sum(y[j] * lo[j] for j in range(n + 1)))
             m.rows.add(m.t[i] >= sum(y[j] * segs[j][1] for j in range(n))
@@ -407,7 +427,8 @@ def solve_by_hub(s: Scenario, first: Any, *, points: int, fronts: tuple[str, ...
         kept, n_drop = _non_dominated(pts)
         dropped += n_drop
         kept, cost_pt, other = _ends(kept, front)
-        ends.setdefault("cost_optimal", cost_pt)
+        if "cost_optimal" not in ends or cost_pt.cost_cny < ends["cost_optimal"].cost_cny:
+            ends["cost_optimal"] = cost_pt  # the cheapest of the fronts' (both fronts')
         ends[front + "_optimal"] = other
         found += kept
         payoff[front] = {"cost_min": cost_pt.cost_cny, f"cost_at_min_{front}": other.cost_cny,
@@ -436,13 +457,13 @@ def _ends(kept: list[Any], front: str) -> tuple[list[Any], Any, Any]:
     if cheap.role != "cost_optimal":
         kept = [dataclasses.replace(p, role="interior") if p.role == "cost_optimal" else p
                 for p in kept]
-        cheap = kept[0] = dataclasses.replace(kept[0], role="cost_optimal")
+        cheap = kept[0] = dataclasses.replace(kept[0], role="cost_optimal", epsilon=None)
     low = min(kept, key=lambda p: (p.criterion(), p.cost_cny))
     if low is not cheap and low.role != role:
         k = kept.index(low)
         kept = [dataclasses.replace(p, role="interior") if p.role == role else p
                 for p in kept]
-        low = kept[k] = dataclasses.replace(kept[k], role=role)
+        low = kept[k] = dataclasses.replace(kept[k], role=role, epsilon=None)
     return kept, cheap, low
 
 

@@ -181,10 +181,10 @@ def _two_hubs() -> dict:
 
 
 def test_several_hubs_start_from_the_planner():
-    """With two hub groups the cost-optimal end is the planner's plan (solved hub by hub)
-    completed in the whole-county model; the county-wide ε rows then couple the hubs. Its
-    cost equals a whole-model solve's, the other end the lexicographic optimum built here,
-    and the fronts are as long and non-dominated as with one hub."""
+    """With two hub groups the cost-optimal end is the planner's plan (solved hub by hub),
+    and the fronts are solved hub by hub (`optimizer.frontier_hubs`). Its cost equals a
+    whole-model solve's, the other end the lexicographic optimum built here, and the fronts
+    are as long and non-dominated as with one hub."""
     s = load_scenario(_two_hubs())
     f = solve_frontier(s, points=6, mip_gap=1e-6, fronts=("single_use",))
     assert f.stats["solves"][0]["label"] == "cost (planner)"

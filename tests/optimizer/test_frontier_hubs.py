@@ -1,7 +1,7 @@
 """The frontier hub by hub (`optimizer.frontier_hubs`): its county bound is the least, over
 every split of ε among the hubs, of the hubs' own lower bounds (checked against a brute
-force over splits), it never exceeds the best plan meeting ε (a whole-model solve built
-here), and with the Lagrangian lines it proves the two-hub front's points."""
+force over splits), it never exceeds the best plan at each point's criterion (a whole-model
+solve built here), and with the Lagrangian lines it proves the two-hub front's points."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def test_without_by_hub_the_whole_model_gives_the_same_front():
     s = load_scenario(_two_hubs())
     a = solve_frontier(s, points=4, mip_gap=1e-6, fronts=("single_use",))
     b = solve_frontier(s, points=4, mip_gap=1e-6, fronts=("single_use",), by_hub=False)
-    assert "by_hub" not in b.stats
+    assert a.stats["by_hub"] is True and "by_hub" not in b.stats
     ka = sorted((round(p.criterion(), 3), round(p.cost_cny, 4)) for p in a.points)
     kb = sorted((round(p.criterion(), 3), round(p.cost_cny, 4)) for p in b.points)
     assert ka == kb
@@ -129,3 +129,27 @@ def test_the_ends_are_the_best_points_kept():
     assert [p.role for p in kept] == ["cost_optimal", "co2e_optimal"]
     one, cheap, low = _ends([_fp("interior", 1.0, 1.0)], "co2e")
     assert cheap is low and one[0].role == "cost_optimal"
+
+
+def test_a_hub_with_nothing_to_trade_keeps_its_least_cost_plan():
+    """Hub H02 ships only chilled parcels, which go in boxes at the least cost already: its
+    range is empty (it had been solved at a level below its own start, and the lines' λ grid
+    divided by its zero grams). Its least-cost plan is its part of every point, and the
+    points stay valid and proven."""
+    raw = _two_hubs()
+    for d in raw["demand"]:
+        if d["village_id"].startswith("H02") and d.get("direction", "down") == "down":
+            d["class_id"] = "chilled"
+    s = load_scenario(raw)
+    f = solve_frontier(s, points=4, mip_gap=1e-6, fronts=("single_use",))
+    assert f.stats["by_hub"] is True
+    h02 = [q for q in f.stats["solves"] if q["label"].startswith("H02:")]
+    assert [q["label"].split(":")[-1] for q in h02] == ["cost_end", "min", "min_cost"]
+    pts = f.front("single_use")
+    assert len(pts) >= 3
+    for p in pts:
+        check_plan(p.result.plan, s, p.result.kpis)
+        best = _eps_optimum(s, "single_use", p.criterion())
+        assert p.cost_cny >= best - 1e-6 * best
+        assert p.result.bound <= best + 1e-6 * best
+        assert p.result.gap <= 1e-5, (p.role, p.result.gap)
