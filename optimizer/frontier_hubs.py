@@ -131,7 +131,7 @@ def hub_fronts(s: Scenario, hub: str, fronts: tuple[str, ...], plan: dict[str, A
     """One hub's ends, interior points and lines on each of `fronts`, within `budget_s` of
     its own time; no HiGHS limit reaches past `deadline` (time.time()), though a solve may
     overrun its limit and each gets 0.2 s at least."""
-    from optimizer.frontier import CRITERION, DELTA, LEX_REL, WholeModel, _cap_level
+    from optimizer.frontier_model import CRITERION, DELTA, LEX_REL, WholeModel, _cap_level
     from optimizer.marginal import plan_as_start
     from optimizer.neighbourhood import trip_day_polish
     from optimizer.plan import extract_plan
@@ -366,7 +366,13 @@ def solve_by_hub(s: Scenario, first: Any, *, points: int, fronts: tuple[str, ...
     when a hub's solves failed where they should not (`HubFrontError`)."""
     import os
 
-    from optimizer.frontier import CRITERION, Front, Frontier, FrontierPoint, _non_dominated
+    from optimizer.frontier_model import (
+        CRITERION,
+        Front,
+        Frontier,
+        FrontierPoint,
+        _non_dominated,
+    )
     from optimizer.stages import group_rows
 
     hubs = sorted(first.plan["hubs"])

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from optimizer.frontier import WholeModel
+from optimizer.frontier_model import WholeModel
 from optimizer.marginal import marginal_values, plan_as_start
 from optimizer.result import PlanResult
 from optimizer.scenario import Scenario, ScenarioError, load_scenario

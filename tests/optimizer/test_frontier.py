@@ -206,7 +206,7 @@ def test_each_solve_keeps_to_the_time_limit(monkeypatch):
     limit by in the solve before (never below half the limit): `--time-limit` is per point."""
     import dataclasses
 
-    from optimizer import frontier
+    from optimizer import frontier_model as frontier
 
     s = load_scenario(TINY)
     sv = frontier.WholeModel(s, 60.0, None, 1, None)
@@ -232,7 +232,7 @@ def test_a_point_cut_short_keeps_the_least_cost_bound(monkeypatch):
     the least cost."""
     import dataclasses
 
-    from optimizer import frontier
+    from optimizer import frontier_model as frontier
 
     real = frontier.run_highs
 
