@@ -37,7 +37,6 @@ on the two-hub test case, at an ε chosen in that sliver).
 from __future__ import annotations
 
 import concurrent.futures as cf
-import multiprocessing as mp
 import time
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -325,10 +324,10 @@ def county_bound(eps: float, parts: list[HubFront], crit: str) -> float | None:
 
 def run_hub_tasks(s: Scenario, tasks: list[tuple[Any, ...]], workers: int,
                   on_hub: Any = None) -> list[list[HubFront]]:
-    """`hub_task` for each task, `workers` at a time in the planner's worker processes
-    (the largest hubs first: the caller orders them); `on_hub(hub, done, hubs)` as each
+    """`hub_task` for each task, `workers` at a time in the planner's `worker_pool` (the
+    largest hubs first: the caller orders them); `on_hub(hub, done, hubs)` as each
     finishes."""
-    from optimizer.planner import _ready, _warm_up
+    from optimizer.planner import worker_pool
 
     def told(k: int, hub: str) -> None:
         if on_hub is not None:
@@ -340,22 +339,12 @@ def run_hub_tasks(s: Scenario, tasks: list[tuple[Any, ...]], workers: int,
             out.append(hub_fronts(s, *t[1:]))
             told(k, t[1])
         return out
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["optimizer"])
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_warm_up,
-                                initargs=(s, None)) as pool:
-        try:
-            cf.wait([pool.submit(_ready) for _ in range(workers)])
-            futures = {pool.submit(hub_task, t): t[1] for t in tasks}
-            for k, f in enumerate(cf.as_completed(futures), 1):
-                f.result()  # a hub's failure ends the wait now, not after the others
-                told(k, futures[f])
-            return [f.result() for f in futures]
-        except BaseException:
-            for proc in list(getattr(pool, "_processes", {}).values()):
-                proc.terminate()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    with worker_pool(s, workers) as pool:
+        futures = {pool.submit(hub_task, t): t[1] for t in tasks}
+        for k, f in enumerate(cf.as_completed(futures), 1):
+            f.result()  # a hub's failure ends the wait now, not after the others
+            told(k, futures[f])
+        return [f.result() for f in futures]
 
 
 def solve_by_hub(s: Scenario, first: Any, *, points: int, fronts: tuple[str, ...],
@@ -476,18 +465,8 @@ def _ends(kept: list[Any], front: str) -> tuple[list[Any], Any, Any]:
 def _county_result(s: Scenario, qs: list[HubPoint], bound: float | None,
                    stats: dict[str, Any]) -> Any:
     """The hubs' plans at one point as the county's `PlanResult`, its gap against `bound`."""
-    from optimizer.kpis import compute_kpis
-    from optimizer.plan import merge_plans, rounding_cost
-    from optimizer.result import PlanResult, PlanStatus
-    from optimizer.solver import PROVEN_GAP, relative_gap
+    from optimizer.frontier_model import plan_result
+    from optimizer.plan import merge_plans
 
-    plan = merge_plans([q.plan for q in qs])
-    cost = sum(q.cost for q in qs)
-    if bound is not None:
-        bound = min(bound, cost)
-    gap = None if bound is None else relative_gap(cost, bound)
-    status: PlanStatus = "optimal" if gap is not None and gap <= PROVEN_GAP else (
-        "time_limit" if any(q.status.startswith("time_limit") for q in qs) else "feasible")
-    return PlanResult(status=status, objective=cost, bound=bound, gap=gap, plan=plan,
-                      kpis=compute_kpis(plan, s), stats=stats, factor_set=s.factor_set,
-                      rounding=rounding_cost(plan, s))
+    return plan_result(s, merge_plans([q.plan for q in qs]), sum(q.cost for q in qs), bound,
+                       any(q.status.startswith("time_limit") for q in qs), stats)

@@ -268,16 +268,23 @@ class WholeModel:
         """The model's current values as a complete plan; its objective is the plan's cost
         and its gap is against `cost_bound`, a lower bound on the cost of any plan meeting
         the point's constraint."""
-        plan = extract_plan(self.b, self.s)
-        cost = self.value("cost")
-        if cost_bound is not None:
-            cost_bound = min(cost_bound, cost)
-        gap = relative_gap(cost, cost_bound) if cost_bound is not None else None
-        status: PlanStatus = "optimal" if gap is not None and gap <= PROVEN_GAP else (
-            "time_limit" if r.status.startswith("time_limit") else "feasible")
-        return PlanResult(status=status, objective=cost, bound=cost_bound, gap=gap, plan=plan,
-                          kpis=compute_kpis(plan, self.s), stats=stats,
-                          factor_set=self.s.factor_set, rounding=rounding_cost(plan, self.s))
+        return plan_result(self.s, extract_plan(self.b, self.s), self.value("cost"),
+                           cost_bound, r.status.startswith("time_limit"), stats)
+
+
+def plan_result(s: Scenario, plan: dict[str, Any], cost: float, bound: float | None,
+                timed_out: bool, stats: dict[str, Any]) -> PlanResult:
+    """A frontier point's plan as a complete `PlanResult` (the whole model's, or the hubs'
+    merged): its objective the plan's cost, its gap against `bound` (a lower bound on the
+    cost of any plan meeting the point's constraint), "optimal" only when that closes it."""
+    if bound is not None:
+        bound = min(bound, cost)
+    gap = relative_gap(cost, bound) if bound is not None else None
+    status: PlanStatus = "optimal" if gap is not None and gap <= PROVEN_GAP else (
+        "time_limit" if timed_out else "feasible")
+    return PlanResult(status=status, objective=cost, bound=bound, gap=gap, plan=plan,
+                      kpis=compute_kpis(plan, s), stats=stats, factor_set=s.factor_set,
+                      rounding=rounding_cost(plan, s))
 
 
 def _need(r: SolveResult, what: str) -> float:

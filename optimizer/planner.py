@@ -17,7 +17,8 @@ import multiprocessing as mp
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from queue import Empty
 from typing import Any
 
@@ -254,6 +255,35 @@ def _warm_up(scenario: Scenario, queue: Any = None) -> None:
     m.cost = pyo.Objective(expr=m.x)
     compile_model(m)
     make_highs(None, None, 1)
+
+
+#: not "fork": HiGHS keeps a global thread pool that a forked child inherits broken.
+#: (Callers from a script need the usual `if __name__ == "__main__":` guard.)
+START_METHOD = "forkserver"
+
+
+@contextmanager
+def worker_pool(s: Scenario, workers: int, queue: Any = None
+                ) -> Iterator[cf.ProcessPoolExecutor]:
+    """`workers` processes that solve hub groups (the planner's, the frontier's hub by hub),
+    each warmed up (`_warm_up`) and ready before the pool is handed out: budgets run from
+    when the workers can start on them, and a worker's start (interpreter, imports, warm-up)
+    takes seconds on a loaded machine. On any exception (Ctrl-C, SIGTERM) the workers are
+    stopped now, not at their solves' time limits."""
+    ctx = mp.get_context(START_METHOD)
+    # the fork server imports the optimiser once, not each worker (when this process
+    # starts it: a fork server that runs already keeps what it has)
+    ctx.set_forkserver_preload(["optimizer"])
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_warm_up,
+                                initargs=(s, queue)) as pool:
+        try:
+            cf.wait([pool.submit(_ready) for _ in range(workers)])
+            yield pool
+        except BaseException:
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 def _ready() -> int:
@@ -606,13 +636,7 @@ def solve(
         run_phases(submit_inline, None if county is None else _Direct(county), lambda: None)
         parts = [by_key[k] for k in range(len(groups))]
     else:
-        # not "fork": HiGHS keeps a global thread pool that a forked child inherits broken.
-        # (Callers from a script need the usual `if __name__ == "__main__":` guard.)
-        ctx = mp.get_context("forkserver")
-        # the fork server imports the optimiser once, not each worker (when this process
-        # starts it: a fork server that runs already keeps what it has)
-        ctx.set_forkserver_preload(["optimizer"])
-        queue = ctx.Queue() if progress is not None else None
+        queue = mp.get_context(START_METHOD).Queue() if progress is not None else None
         task_queue = POOL_QUEUE if queue is not None else None
 
         def drain() -> None:
@@ -627,24 +651,13 @@ def solve(
                 county.report(key, Progress(inc, bnd, gp, el, label))
 
         try:
-            with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                                        initializer=_warm_up, initargs=(s, queue)) as pool:
-                try:
-                    # budgets run from when the workers can start on them: a worker's start
-                    # (interpreter, imports, `_warm_up`) takes seconds on a loaded machine
-                    cf.wait([pool.submit(_ready) for _ in range(workers)])
-                    run_phases(pool.submit, task_queue, drain)
-                    parts = [by_key[k] for k in range(len(groups))]
-                    _second_pass(s, parts, pool, deadline, mip_gap, workers, task_queue, drain,
-                                 on_refined=None if county is None else (
-                                     lambda k, o: county.done(k, o, "second pass")),
-                                 params=params)
-                except BaseException:
-                    # Ctrl-C / SIGTERM: stop the hub solves now, not at their time limit.
-                    for proc in list(getattr(pool, "_processes", {}).values()):
-                        proc.terminate()
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise
+            with worker_pool(s, workers, queue) as pool:
+                run_phases(pool.submit, task_queue, drain)
+                parts = [by_key[k] for k in range(len(groups))]
+                _second_pass(s, parts, pool, deadline, mip_gap, workers, task_queue, drain,
+                             on_refined=None if county is None else (
+                                 lambda k, o: county.done(k, o, "second pass")),
+                             params=params)
         finally:
             if queue is not None:
                 drain()
