@@ -151,7 +151,7 @@ def solve_frontier(
         ends.setdefault("cost_optimal", pts[0])
         f2_nad = sv.value(crit)
         # the other end: the least criterion, then the least cost at it
-        low = sv.solve(f"{front}:min", sv.expr(crit))
+        low = sv.solve(f"{front}:min", sv.expr(crit), neighbourhood=True)
         f2_star = _need(low, f"{front}-optimal plan")
         other = sv.solve(f"{front}:min_cost", sv.expr("cost"),
                          cap=(crit, _cap_level(f2_star, LEX_REL)))

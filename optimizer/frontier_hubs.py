@@ -49,12 +49,14 @@ from pyomo.repn import generate_standard_repn
 from optimizer.scenario import Scenario
 
 #: a hub's share of each front's worker time goes to its solves in these proportions: the
-#: lexicographic step at the least cost, the least criterion, the least cost at it, and one
-#: interior point (at 6 points a front they add up to the whole-model path's 0.25 + 1 + 1 + 1
-#: per interior point time limits). The least criterion gets twice an interior point's
-#: share: hub H18 proves its least single-use in 11 s, and with half that share it stopped
-#: 56 % above it (docs/optimizer.md)
-WEIGHTS = {"cost_end": 0.25, "min": 2.0, "min_cost": 1.0, "interior": 0.75}
+#: lexicographic step at the least cost, the least criterion, the least cost at it, that
+#: solve's trunk rounding bound, and one interior point (at 6 points a front all but the
+#: trunk bound add up to the whole-model path's 0.25 + 1 + 1 + 1 per interior point time
+#: limits; the trunk bound's time comes on top: taken from the others, it had left hub H17
+#: short of proving its least single-use). The least criterion gets twice an
+#: interior point's share: hub H18 proves its least single-use in 11 s, and with half that
+#: share it stopped 56 % above it (docs/optimizer.md)
+WEIGHTS = {"cost_end": 0.25, "min": 2.0, "min_cost": 1.0, "trunk": 0.5, "interior": 0.75}
 #: the gap of a hub's criterion solves (the ends' least criterion, and the least criterion at
 #: the least cost): the frontier's gap is relative to the criterion, whose range is a
 #: fraction of it (the county week's CO2e front spans 0.2 % of its CO2e, so at 2 % the
@@ -76,8 +78,24 @@ SEGMENT_REL = 1e-6
 #: ... and at least this far, in the criterion's unit (grams or kg): above HiGHS's MIP
 #: feasibility tolerance (1e-6), which would otherwise let a hub sit on the boundary
 SEGMENT_ABS = 1e-4
+#: the trunk rounding bound (`WholeModel.trunk_bound`) of the least cost at the least
+#: criterion (unless HiGHS proved that point) is not run with less time than this (its LP
+#: alone takes 0.1-0.3 s on a county hub). Why that point: there HiGHS's bound stays near
+#: the LP, which runs the trunk truck a fraction of a day more than any plan (hub H10 of
+#: the county week: LP 17,405 CNY, trunk rounding 18,232, HiGHS after 60 s 18,256); at the
+#: interior points the bound's time cost the plans as much as it gained (docs/optimizer.md,
+#: "Trade-off frontier")
+TRUNK_MIN_S = 0.5
+#: its limit without a time limit
+TRUNK_UNLIMITED_S = 60.0
 #: each solve stops this long before the frontier's deadline at the latest
 DEADLINE_MARGIN_S = 1.0
+
+
+def limits_per_front(points: int) -> float:
+    """How many point time limits the hubs' solves of one front take together (`WEIGHTS`)."""
+    return (WEIGHTS["cost_end"] + WEIGHTS["min"] + WEIGHTS["min_cost"] + WEIGHTS["trunk"]
+            + max(0, points - 2) * WEIGHTS["interior"])
 
 
 class HubFrontError(RuntimeError):
@@ -146,7 +164,7 @@ def hub_fronts(s: Scenario, hub: str, fronts: tuple[str, ...], plan: dict[str, A
     crit_gap = None if mip_gap is None else min(mip_gap, CRITERION_GAP)
     start = [(v, v.value) for v in sv.b.model.component_data_objects(pyo.Var)]
     n_int = max(0, points - 2)
-    weights = [WEIGHTS["cost_end"], WEIGHTS["min"], WEIGHTS["min_cost"]] + [
+    weights = [WEIGHTS["cost_end"], WEIGHTS["min"], WEIGHTS["min_cost"], WEIGHTS["trunk"]] + [
         WEIGHTS["interior"]] * n_int
     weights = weights * len(fronts)
     done = 0
@@ -188,14 +206,22 @@ def hub_fronts(s: Scenario, hub: str, fronts: tuple[str, ...], plan: dict[str, A
         cost_end = point(lex, None, cost_bound)
         g_nad = cost_end.criteria[crit]
         low = sv.solve(f"{hub}:{front}:min", sv.expr(crit), time_limit_s=limit(),
-                       mip_gap=crit_gap)
+                       mip_gap=crit_gap, neighbourhood=True)
         if low.objective is None:  # cannot happen from a feasible start
             raise HubFrontError(f"hub {hub}: no plan of least {crit}")
         g_star = low.objective
+        level_end = _cap_level(g_star, LEX_REL)
         other = sv.solve(f"{hub}:{front}:min_cost", sv.expr("cost"),
-                         cap=(crit, _cap_level(g_star, LEX_REL)), time_limit_s=limit(),
-                         mip_gap=gap, polish=True)
-        crit_end = point(other, _cap_level(g_star, LEX_REL), other.bound)
+                         cap=(crit, level_end), time_limit_s=limit(), mip_gap=gap,
+                         polish=True)
+        end_bound = other.bound
+        trunk_s = limit()  # its share of the budget is spent either way
+        if other.status != "optimal" and (trunk_s is None or trunk_s >= TRUNK_MIN_S):
+            tb = sv.trunk_bound(f"{hub}:{front}:min_cost:trunk", (crit, level_end),
+                                TRUNK_UNLIMITED_S if trunk_s is None else trunk_s)
+            if tb is not None and (end_bound is None or tb > end_bound):
+                end_bound = tb
+        crit_end = point(other, level_end, end_bound)
         r1 = max(crit_end.cost - cost_end.cost, 1e-6)
         r2 = g_nad - g_star
         interior: list[HubPoint] = []
@@ -374,9 +400,8 @@ def solve_by_hub(s: Scenario, first: Any, *, points: int, fronts: tuple[str, ...
     workers = max(1, min(len(hubs), threads or os.cpu_count() or 1))
     hub_threads = 1 if workers > 1 else threads
     n_int = max(0, points - 2)
-    per_front = WEIGHTS["cost_end"] + WEIGHTS["min"] + WEIGHTS["min_cost"] + n_int * WEIGHTS[
-        "interior"]
-    total = None if time_limit_s is None else time_limit_s * per_front * len(fronts)
+    total = None if time_limit_s is None else time_limit_s * limits_per_front(points) * len(
+        fronts)
     deadline = None if total is None else time.time() + total
     tasks = []
     for h in order:

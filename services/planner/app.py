@@ -110,12 +110,15 @@ class PlanOptions(BaseModel):
 
 
 def frontier_budget_s(point_time_limit_s: float, f: FrontierOptions) -> float:
-    """A frontier job's wall clock: each front's points and its lexicographic ends, and the
-    planner's cost-optimal plan (optimizer.frontier.PLANNER_SHARE time limits), each at
-    most the point time limit."""
+    """A frontier job's wall clock: each front's points and its lexicographic ends (solved
+    as one whole-county model, or hub by hub with the hubs' own shares), and the planner's
+    cost-optimal plan (optimizer.frontier.PLANNER_SHARE time limits), each at most the
+    point time limit."""
     from optimizer.frontier import PLANNER_SHARE
+    from optimizer.frontier_hubs import limits_per_front
 
-    solves = len(f.fronts) * (f.points + 1) + PLANNER_SHARE + 1
+    per_front = max(f.points + 1, limits_per_front(f.points))
+    solves = len(f.fronts) * per_front + PLANNER_SHARE + 1
     return min(86400.0, point_time_limit_s * solves)
 
 

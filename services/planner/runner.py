@@ -127,14 +127,38 @@ def _frontier(sc: Any, options: dict[str, Any], progress: Any) -> tuple[dict[str
     from services.reports.frontier import frontier_html
 
     f = options["frontier"]
+    on_hub, on_point = frontier_progress(progress)
     front = solve_frontier(sc, points=int(f.get("points", 7)),
                            fronts=tuple(f.get("fronts", ("single_use", "co2e"))),
                            time_limit_s=f.get("point_time_limit_s"),
                            mip_gap=options.get("mip_gap"), threads=options.get("threads"),
-                           progress=progress)
+                           progress=progress, on_hub=on_hub, on_point=on_point)
     doc = clean_json(front.to_json_dict(plans={k: None for k in range(len(front.points))}))
     doc["kind"] = "frontier"
     return doc, frontier_html(doc, sc.name)
+
+
+def frontier_progress(progress: Any) -> tuple[Any, Any]:
+    """`solve_frontier`'s `on_hub` and `on_point` as job progress. Why: solved hub by hub, a
+    county's front runs for minutes after the planner's last HiGHS report with no HiGHS log
+    of its own reaching the job (the hubs solve in other processes), so a job's progress
+    said nothing new until the end; now its label says which hubs and points are done."""
+    from optimizer.solver import Progress
+
+    started = time.monotonic()
+    nan = float("nan")
+
+    def on_hub(hub: str, done: int, hubs: int) -> None:
+        progress(Progress(nan, nan, nan, time.monotonic() - started,
+                          f"frontier: hub {hub}'s fronts solved ({done}/{hubs})"))
+
+    def on_point(p: Any) -> None:
+        gap = p.result.gap if p.result.gap is not None else nan
+        bound = p.result.bound if p.result.bound is not None else nan
+        progress(Progress(p.cost_cny, bound, gap, time.monotonic() - started,
+                          f"frontier: {p.front} {p.role} point"))
+
+    return on_hub, on_point
 
 
 _CTX: Any = None

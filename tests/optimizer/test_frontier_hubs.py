@@ -153,3 +153,90 @@ def test_a_hub_with_nothing_to_trade_keeps_its_least_cost_plan():
         assert p.cost_cny >= best - 1e-6 * best
         assert p.result.bound <= best + 1e-6 * best
         assert p.result.gap <= 1e-5, (p.role, p.result.gap)
+
+
+def _capped_trunk_case() -> dict:
+    """`test_trunk_bound`'s one-truck case with a criterion: a bag (20 L, free) leaves 100 g
+    of single-use waste, a box (10 L, 15 CNY) and a crate (20 L, 1 CNY) none."""
+    from tests.optimizer.test_trunk_bound import _trunk_case
+
+    case = _trunk_case(16)
+    options = case["packaging"]["single_use"]
+    options[0]["waste_grams"] = 100
+    options.append({"option_id": "crate", "class_ids": ["ambient"], "litres_per_parcel": 20,
+                    "cost_cny": 1, "waste_grams": 0, "co2e_kg": 0})
+    return case
+
+
+def _capped_best_by_hand(parcels: int, grams: float) -> float:
+    """min 100 trucks + 1 a crate + 15 a box over whole trucks, with at most `grams` of
+    bags."""
+    return min(100.0 * k + 1.0 * crates + 15.0 * (parcels - bags - crates)
+               for bags in range(parcels + 1) for crates in range(parcels + 1 - bags)
+               for k in range(11)
+               if 100 * bags <= grams and 100 * k >= 20 * (bags + crates)
+               + 10 * (parcels - bags - crates))
+
+
+@pytest.mark.parametrize("grams", [600.0, 0.0, 1000.0])
+def test_trunk_bound_under_a_criterion_cap_is_the_whole_truck_optimum(grams):
+    """At most 6 bags (600 g): the relaxation packs 6 bags and 10 crates and runs 3.2 trucks
+    (330 CNY); every plan runs whole trucks, best 3 with two parcels boxed (338). HiGHS's
+    bound at a tight ε had stayed near the relaxation on the county week's hubs; the trunk
+    rounding bound under the ε row is the hand-computed optimum, which HiGHS confirms."""
+    from optimizer.frontier_model import WholeModel
+
+    s = load_scenario(_capped_trunk_case())
+    best = _capped_best_by_hand(16, grams)
+    sv = WholeModel(s, None, 0.0, 1, None, hubs=["H"])
+    bound = sv.trunk_bound("t", (CRIT, grams), 30.0)
+    assert bound == pytest.approx(best)
+    assert sv.solves[-1]["relaxation"] < best - 1  # the relaxation alone says less
+    r = sv.solve("check", sv.expr("cost"), cap=(CRIT, grams))
+    assert r.status == "optimal" and r.objective == pytest.approx(best)
+
+
+def test_the_least_criterion_end_is_bounded_by_its_trunk_rounding(monkeypatch):
+    """A hub's least-criterion end: no bags (0 g); 16 crates fill 3.2 trucks in the
+    relaxation (336 CNY) and every plan runs 3 with two parcels boxed (344). HiGHS proves
+    this small case at once, so its least-cost solve at the end is made to stop as on a
+    county hub, with the relaxation's bound: the end's bound is then the trunk rounding
+    bound under the end's criterion row (at the least cost's criterion, 1,400 g, it would be
+    330). A solve HiGHS proves gets no trunk bound."""
+    import dataclasses
+
+    from optimizer import solve
+    from optimizer.frontier_hubs import hub_fronts
+    from optimizer.frontier_model import WholeModel
+
+    s = load_scenario(_capped_trunk_case())
+    first = solve(s, mip_gap=0.0, baselines=False, marginals=False)
+    assert first.objective == pytest.approx(_capped_best_by_hand(16, 1600.0))
+    end = _capped_best_by_hand(16, 0.0)
+    (fr,) = hub_fronts(s, "H", ("single_use",), first.plan, first.bound, 4, None, None,
+                       None, 1)
+    assert fr.crit_end.bound == pytest.approx(end)
+    assert not [q for q in fr.solves if q["status"] == "trunk_rounding"]
+    # the least criterion searched the LP's neighbourhood first (`lp_neighbourhood`; here
+    # its start, the LP on the least-cost plan's trucks, is the least already)
+    (low,) = [q for q in fr.solves if q["label"].endswith(":min")]
+    assert low["lp_neighbourhood_s"] > 0 and low["lp_neighbourhood_gain"] == 0.0
+
+    proven = WholeModel.solve
+
+    def cut_short(self, label, objective, **kw):
+        r = proven(self, label, objective, **kw)
+        if label.endswith(":min_cost"):
+            r = dataclasses.replace(r, status="time_limit", bound=336.0)
+        return r
+
+    monkeypatch.setattr(WholeModel, "solve", cut_short)
+    (fr,) = hub_fronts(s, "H", ("single_use",), first.plan, first.bound, 4, None, None,
+                       None, 1)
+    assert fr.crit_end.criteria[CRIT] == pytest.approx(0.0, abs=1e-6)
+    assert fr.crit_end.cost == pytest.approx(end)
+    trunk = [q for q in fr.solves if q["status"] == "trunk_rounding"]
+    assert len(trunk) == 1
+    assert trunk[0]["bound"] == pytest.approx(end)
+    assert trunk[0]["relaxation"] == pytest.approx(336.0)
+    assert fr.crit_end.bound == pytest.approx(end)

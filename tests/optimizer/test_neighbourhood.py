@@ -453,3 +453,42 @@ def test_only_a_time_limited_single_use_stage_gets_a_finish(monkeypatch):
     assert seen == {("single_use", 10.0): True, ("single_use", None): False,
                     ("uncoordinated", 10.0): False, ("uncoordinated", None): False,
                     ("packaging_first", 10.0): False, ("packaging_first", None): False}
+
+
+def test_the_lp_neighbourhood_finds_the_least_criterion_from_a_poor_start():
+    """Least single-use grams of a one-truck case (`test_frontier_hubs`: bags leave 100 g,
+    crates and boxes none) from its least-cost plan, 14 bags and 2 boxes (1,400 g): the LP's
+    neighbourhood, every integer held between the floor and the ceiling of its LP value,
+    holds a plan of 0 g, which replaces the start and is a complete plan; from that plan the
+    start is kept. Without the neighbourhood HiGHS had kept a county hub's poor start for
+    its whole 9 s (docs/optimizer.md)."""
+    from optimizer import solve
+    from optimizer.frontier_model import WholeModel
+    from optimizer.marginal import plan_as_start
+    from optimizer.neighbourhood import lp_neighbourhood, relaxation_values
+    from tests.optimizer.plan_checks import check_plan
+    from tests.optimizer.test_frontier_hubs import _capped_trunk_case
+
+    s = load_scenario(_capped_trunk_case())
+    first = solve(s, mip_gap=0.0, baselines=False, marginals=False)
+    sv = WholeModel(s, None, 0.0, 1, None, hubs=["H"])
+    assert plan_as_start(sv.b, first.plan, 1)
+    m = sv.b.model
+    m.fr_obj = pyo.Objective(expr=sv.expr("single_use_grams"), sense=pyo.minimize)
+    comp = compile_model(m)
+    start = [float(v.value) for v in comp.columns]
+    assert objective_of(comp, np.asarray(start)) == pytest.approx(1400.0)
+    values, stats = lp_neighbourhood(1, 0.0)(comp, start, 30.0)
+    assert objective_of(comp, np.asarray(values)) == pytest.approx(0.0, abs=1e-6)
+    assert stats["lp_neighbourhood_gain"] == pytest.approx(1400.0)
+    lp = relaxation_values(comp, 1)
+    assert lp is not None
+    for j, v in enumerate(comp.columns):
+        if v.is_integer():
+            assert np.floor(lp[j] + 1e-6) - 1e-6 <= values[j] <= np.ceil(lp[j] - 1e-6) + 1e-6
+    for v, x in zip(comp.columns, values, strict=True):
+        v.set_value(float(x), skip_validation=True)
+    plan = extract_plan(sv.b, s)
+    check_plan(plan, s)
+    kept, again = lp_neighbourhood(1, 0.0)(comp, values, 30.0)
+    assert kept is values and again["lp_neighbourhood_gain"] == 0.0
