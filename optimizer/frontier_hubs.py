@@ -432,14 +432,24 @@ def solve_by_hub(s: Scenario, first: Any, *, points: int, fronts: tuple[str, ...
                 "by_hub": True, "hub_bounds": [q.bound for q in qs]}))
 
         cost_pt = county([p.cost_end for p in parts], first.bound, "cost_optimal", None)
-        eps_end = sum(p.crit_end.eps or 0.0 for p in parts)
-        other = county([p.crit_end for p in parts], county_bound(eps_end, parts, crit),
+        floors = sum(p.crit_floor for p in parts)
+
+        def reached(qs: list[HubPoint], crit: str = crit, floors: float = floors) -> float:
+            # the county bound is taken at the criterion the point's plans reach (a bound on
+            # every plan no worse on the criterion than the point), not at its level: the
+            # far end's levels sit a millionth above the hubs' least (`LEX_REL`), and that
+            # sliver let the bound move hubs whose least is proven onto their next step
+            return max(sum(q.criteria[crit] for q in qs), floors)
+
+        ends_q = [p.crit_end for p in parts]
+        other = county(ends_q, county_bound(reached(ends_q), parts, crit),
                        front + "_optimal", None)
         interior = []
         for k in range(n_int):
-            eps_k = sum(p.interior[k].eps or 0.0 for p in parts)
-            interior.append(county([p.interior[k] for p in parts],
-                                   county_bound(eps_k, parts, crit), "interior", eps_k))
+            qs = [p.interior[k] for p in parts]
+            eps_k = sum(q.eps or 0.0 for q in qs)
+            interior.append(county(qs, county_bound(reached(qs), parts, crit), "interior",
+                                   eps_k))
         pts = [cost_pt, other, *interior]
         for p in pts:
             if on_point is not None:
