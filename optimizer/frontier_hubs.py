@@ -88,6 +88,11 @@ SEGMENT_ABS = 1e-4
 TRUNK_MIN_S = 0.5
 #: its limit without a time limit
 TRUNK_UNLIMITED_S = 60.0
+#: ... and its criterion row is this much (relative) looser than the end's: the end's plans
+#: sit at their level, a millionth above the hubs' least (`LEX_REL`), and without a bound
+#: a little above it the county bound moved a hub onto its next, far lower step with the
+#: others' millionths (6.5 of 397.0 thousand CNY at the county week's least single-use)
+TRUNK_WIDEN = 1e-4
 #: each solve stops this long before the frontier's deadline at the latest
 DEADLINE_MARGIN_S = 1.0
 
@@ -129,6 +134,9 @@ class HubFront:
     #: (λ, L(λ)): cost ≥ L(λ) − λ·criterion for every plan of the hub
     lines: list[tuple[float, float]]
     solves: list[dict[str, Any]] = field(default_factory=list)
+    #: (ε, bound) of bounds beyond the points' own: cost ≥ bound for every plan of the hub
+    #: with criterion ≤ ε (the far end's trunk bound, on its widened row)
+    steps: list[tuple[float, float]] = field(default_factory=list)
 
 
 def hub_task(args: tuple[Any, ...]) -> list[HubFront]:
@@ -215,12 +223,16 @@ def hub_fronts(s: Scenario, hub: str, fronts: tuple[str, ...], plan: dict[str, A
                          cap=(crit, level_end), time_limit_s=limit(), mip_gap=gap,
                          polish=True)
         end_bound = other.bound
+        steps: list[tuple[float, float]] = []
         trunk_s = limit()  # its share of the budget is spent either way
         if other.status != "optimal" and (trunk_s is None or trunk_s >= TRUNK_MIN_S):
-            tb = sv.trunk_bound(f"{hub}:{front}:min_cost:trunk", (crit, level_end),
+            wide = _cap_level(g_star, TRUNK_WIDEN)
+            tb = sv.trunk_bound(f"{hub}:{front}:min_cost:trunk", (crit, wide),
                                 TRUNK_UNLIMITED_S if trunk_s is None else trunk_s)
-            if tb is not None and (end_bound is None or tb > end_bound):
-                end_bound = tb
+            if tb is not None:
+                steps.append((wide, tb))
+                if end_bound is None or tb > end_bound:
+                    end_bound = tb
         crit_end = point(other, level_end, end_bound)
         r1 = max(crit_end.cost - cost_end.cost, 1e-6)
         r2 = g_nad - g_star
@@ -250,7 +262,7 @@ def hub_fronts(s: Scenario, hub: str, fronts: tuple[str, ...], plan: dict[str, A
         lines = _lines(sv, crit, sorted({*grid, *slopes}), deadline) if grid or slopes else []
         floor = low.bound if low.bound is not None else 0.0
         out.append(HubFront(hub, cost_end, crit_end, interior, min(floor, g_star), lines,
-                            sv.solves[:]))
+                            sv.solves[:], steps))
         sv.solves.clear()
     return out
 
@@ -315,8 +327,8 @@ def county_bound(eps: float, parts: list[HubFront], crit: str) -> float | None:
         for lam, L in p.lines:
             m.rows.add(m.t[i] + lam * m.g[i] >= L)
         # segments of the hub's ε solves: f2 in (ε_{j-1}, ε_j] ⇒ cost ≥ max_{i≥j} B_i
-        levels = sorted((q.eps, q.bound) for q in [p.crit_end, *p.interior]
-                        if q.eps is not None and q.bound is not None)
+        levels = sorted([(q.eps, q.bound) for q in [p.crit_end, *p.interior]
+                         if q.eps is not None and q.bound is not None] + p.steps)
         if levels:
             best = -float("inf")
             segs = []
@@ -346,6 +358,16 @@ def county_bound(eps: float, parts: list[HubFront], crit: str) -> float | None:
     if r.bound is None:
         return None
     return r.bound
+
+
+def point_bound(qs: list[HubPoint], parts: list[HubFront], crit: str) -> float | None:
+    """The county bound of the point made of the hubs' plans `qs`: `county_bound` at the
+    criterion those plans reach, a bound on every county plan no worse on the criterion
+    than the point. Why not at the point's level Σ ε_h: the far end's levels sit a millionth
+    above the hubs' least (`LEX_REL`), and that sliver let the bound move hubs whose least
+    is proven onto their next, far lower step."""
+    reached = sum(q.criteria[crit] for q in qs)
+    return county_bound(max(reached, sum(p.crit_floor for p in parts)), parts, crit)
 
 
 def run_hub_tasks(s: Scenario, tasks: list[tuple[Any, ...]], workers: int,
@@ -432,24 +454,13 @@ def solve_by_hub(s: Scenario, first: Any, *, points: int, fronts: tuple[str, ...
                 "by_hub": True, "hub_bounds": [q.bound for q in qs]}))
 
         cost_pt = county([p.cost_end for p in parts], first.bound, "cost_optimal", None)
-        floors = sum(p.crit_floor for p in parts)
-
-        def reached(qs: list[HubPoint], crit: str = crit, floors: float = floors) -> float:
-            # the county bound is taken at the criterion the point's plans reach (a bound on
-            # every plan no worse on the criterion than the point), not at its level: the
-            # far end's levels sit a millionth above the hubs' least (`LEX_REL`), and that
-            # sliver let the bound move hubs whose least is proven onto their next step
-            return max(sum(q.criteria[crit] for q in qs), floors)
-
         ends_q = [p.crit_end for p in parts]
-        other = county(ends_q, county_bound(reached(ends_q), parts, crit),
-                       front + "_optimal", None)
+        other = county(ends_q, point_bound(ends_q, parts, crit), front + "_optimal", None)
         interior = []
         for k in range(n_int):
             qs = [p.interior[k] for p in parts]
             eps_k = sum(q.eps or 0.0 for q in qs)
-            interior.append(county(qs, county_bound(reached(qs), parts, crit), "interior",
-                                   eps_k))
+            interior.append(county(qs, point_bound(qs, parts, crit), "interior", eps_k))
         pts = [cost_pt, other, *interior]
         for p in pts:
             if on_point is not None:

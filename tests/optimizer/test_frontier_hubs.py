@@ -5,6 +5,8 @@ solve built here), and with the Lagrangian lines it proves the two-hub front's p
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pyomo.environ as pyo
 import pytest
@@ -54,6 +56,30 @@ def test_county_bound_is_the_least_over_every_split():
         grid = np.linspace(0.0, 100.0, 20001)
         brute = min(_phi(a, g) + _phi(b, eps - g) for g in grid if eps - g >= 0)
         assert got == pytest.approx(brute, abs=0.02), eps
+
+
+def test_a_point_is_bounded_at_the_criterion_its_plans_reach():
+    """Three hubs at their proven least (1,000 kg each, the end's cost bound 200) whose
+    levels sit a millionth above it (`LEX_REL`), the next step (up to 1,500 kg) bounded at
+    120: at the levels' sum two hubs' millionths let the third onto that step (520); at
+    the criterion the plans reach every hub stays at its least (600)."""
+    from optimizer.frontier_hubs import point_bound
+    from optimizer.frontier_model import LEX_REL, _cap_level
+
+    least = 1e6
+    level = _cap_level(least, LEX_REL)
+    parts = [_hub(50.0, 2e6, least, [], [(level, 200.0), (1.5e6, 120.0)]) for _ in range(3)]
+    qs = [dataclasses.replace(h.crit_end, criteria={CRIT: least, "co2e_kg": 0.0})
+          for h in parts]
+    assert county_bound(3 * level, parts, CRIT) == pytest.approx(520.0)
+    assert point_bound(qs, parts, CRIT) == pytest.approx(600.0)
+    # the plans at their level: the millionths let one hub onto the next step, unless a
+    # bound holds a little above the level (`TRUNK_WIDEN`, the far end's trunk bound)
+    at_level = [dataclasses.replace(q, criteria={CRIT: level, "co2e_kg": 0.0}) for q in qs]
+    assert point_bound(at_level, parts, CRIT) == pytest.approx(520.0)
+    for h in parts:
+        h.steps.append((least * (1 + 1e-4), 199.0))
+    assert point_bound(at_level, parts, CRIT) == pytest.approx(599.0)  # one hub onto 199
 
 
 def _eps_optimum(s, front: str, eps: float) -> float:
