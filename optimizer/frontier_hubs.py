@@ -19,10 +19,11 @@ Here each hub gets the county's points as its own:
 - *bounds*: what makes the gaps honest. For hub h every plan x satisfies
   cost_h(x) ≥ B_h (the planner's bound of its least cost), cost_h(x) ≥ L_h(λ) − λ f2_h(x)
   for every λ ≥ 0 (L_h(λ) the LP relaxation of min cost + λ f2, a Lagrangian line), and
-  cost_h(x) ≥ B_hj whenever f2_h(x) ≤ ε_hj (the bound of each ε solve the hub made).
+  cost_h(x) ≥ B_hj whenever f2_h(x) ≤ ε_hj (the bound of each ε solve the hub made, and
+  the far end's trunk rounding bound on a row a little looser than the end's, `steps`).
   `county_bound` minimises the sum of these per-hub lower bounds over every split of ε
   (a small MILP): a valid lower bound on the cost of any county plan meeting ε, whatever
-  the split.
+  the split; each point is bounded at the criterion its plans reach (`point_bound`).
 
 The per-hub tasks run in a pool of worker processes started as the planner's (forkserver,
 warmed up once). `time_limit_s` is per point as on the whole-model path, but pooled: each hub
