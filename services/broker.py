@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from services.ports import free_port
+
 
 class BrokerError(RuntimeError):
     pass
@@ -21,12 +23,6 @@ class BrokerError(RuntimeError):
 
 #: starts of an embedded broker on a port of our choosing before giving up (`start`)
 START_TRIES = 3
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def broker_binary() -> str:
