@@ -406,8 +406,9 @@ def lp_neighbourhood(threads: int | None, mip_gap: float | None) -> Polish:
         if h.getInfo().primal_solution_status != 2:  # no feasible solution
             return start, stats
         values = list(h.getSolution().col_value)
-        gain = objective_of(comp, np.asarray(start)) - objective_of(comp, np.asarray(values))
-        if gain <= 1e-9 * max(1.0, abs(objective_of(comp, np.asarray(start)))):
+        before = objective_of(comp, np.asarray(start))
+        gain = before - objective_of(comp, np.asarray(values))
+        if gain <= 1e-9 * max(1.0, abs(before)):
             return start, stats
         stats["lp_neighbourhood_gain"] = gain
         return values, stats
