@@ -38,7 +38,8 @@ def _trip_key(hub: str, stops: tuple[str, ...] | None, vt: str, day: int, purpos
 def fix_plan_trips(b: BuiltModel, plan: dict[str, Any]) -> list[tuple[Any, Any]] | None:
     """Fix `b`'s trip counts to `plan`'s trips (one entry per vehicle trip) and relax every
     other integer variable; returns the relaxed variables with their domains (for
-    `unfix_trips`), or None when a trip of the plan is not among `b`'s trip types."""
+    `unfix_trips`), or None when a trip of the plan is not among `b`'s trip types or its
+    count is outside the trip type's bounds."""
     m = b.model
     hubs = set(b.hubs)
     want = Counter(
@@ -49,6 +50,10 @@ def fix_plan_trips(b: BuiltModel, plan: dict[str, Any]) -> list[tuple[Any, Any]]
                        tt.vehicle_type, tt.day, tt.purpose): k for k, tt in enumerate(b.trips)}
     if any(k not in index for k in want):
         return None
+    for k, t in index.items():  # a variant with fewer vehicles can forbid the plan's trips
+        v, n = m.trips[t], want.get(k, 0)
+        if (v.lb is not None and n < v.lb) or (v.ub is not None and n > v.ub):
+            return None
     for k, t in index.items():
         m.trips[t].fix(want.get(k, 0))
     relaxed = []

@@ -750,6 +750,8 @@ def _result(s: Scenario, combined: dict[str, StageOutcome], t0: float,
             "time_limit" if joint.status.startswith("time_limit") else "feasible")
     elif joint.status.startswith("time_limit"):
         status = "time_limit"
+    elif joint.status == "error":
+        status = "error"
     else:
         status = "infeasible"
     stats = {"wall_s": time.perf_counter() - t0, **extra, "joint": joint.stats,

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-PlanStatus = Literal["optimal", "feasible", "time_limit", "infeasible"]
+#: "error": HiGHS stopped without a plan and without proving there is none (numerical
+#: trouble), which is not a verdict on the scenario
+PlanStatus = Literal["optimal", "feasible", "time_limit", "infeasible", "error"]
 
 
 @dataclass(frozen=True, kw_only=True)

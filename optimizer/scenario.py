@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -51,6 +52,26 @@ class ScenarioSyntaxError(ScenarioError):
         ValueError.__init__(self, f"{file}:{line}:{column}: {message}")
 
 
+#: the largest number a scenario may hold anywhere (parcels, litres, grams, costs, km):
+#: far above any county's figures, and below where the model's arithmetic breaks down
+#: (1e308 parcels overflowed the capacity covers; 1e15 litres of van made HiGHS fail)
+MAX_NUMBER = 1e9
+
+
+#: the values of mappings, bounded where declared (the `_Frozen` check sees plain fields)
+Litres = Annotated[float, Field(gt=0, le=MAX_NUMBER, strict=True)]
+Km = Annotated[float, Field(ge=-MAX_NUMBER, le=MAX_NUMBER, strict=True)]
+
+
+def _too_big(v: Any) -> float | None:
+    """`v` when it is a finite number beyond MAX_NUMBER (infinities have their own message;
+    the values of mappings are bounded where they are declared), else None."""
+    if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) \
+            and abs(v) > MAX_NUMBER:
+        return float(v)
+    return None
+
+
 class _Frozen(BaseModel):
     # no infinities or NaN anywhere: `parcels: .inf` would reach the model as a number
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
@@ -65,6 +86,10 @@ class _Frozen(BaseModel):
             kinds = {ann, *typing.get_args(ann)}
             if bool not in kinds and kinds & {int, float}:
                 raise ValueError("a number, not true or false")
+        big = _too_big(v)
+        if big is not None:
+            raise ValueError(f"{big:g} is too large: numbers in a scenario are at most "
+                             f"{MAX_NUMBER:g}")
         return v
 
 
@@ -107,7 +132,7 @@ class VehicleType(_Frozen):
         description="'hub' vehicles run milk runs from a township hub; 'county' vehicles run "
         "trunk legs county <-> hub"
     )
-    compartments_litres: dict[str, Annotated[float, Field(gt=0, strict=True)]] = Field(
+    compartments_litres: dict[str, Litres] = Field(
         min_length=1,
         description="capacity per temperature class compartment, e.g. {ambient: 4000}"
     )
@@ -141,7 +166,7 @@ class VehicleType(_Frozen):
     count: int | None = Field(
         default=None, ge=0, description="vehicles per base (each hub, or the county)"
     )
-    count_by_hub: dict[str, Annotated[int, Field(ge=0, strict=True)]] = Field(
+    count_by_hub: dict[str, Annotated[int, Field(ge=0, le=MAX_NUMBER, strict=True)]] = Field(
         default_factory=dict, description="overrides count per hub for hub vehicles"
     )
 
@@ -246,7 +271,7 @@ class Prices(_Frozen):
 
 class Routing(_Frozen):
     circuity_factor: float = Field(default=1.3, ge=1.0)
-    distance_matrix_km: dict[str, dict[str, Annotated[float, Field(strict=True)]]] | None = None
+    distance_matrix_km: dict[str, dict[str, Km]] | None = None
     exact_max_villages: int = Field(
         default=10, ge=1, description="hubs with at most this many active villages get all "
         "subsets as candidate trips; larger hubs get sweep clusters",
@@ -267,7 +292,9 @@ class Routing(_Frozen):
 class Scenario(_Frozen):
     name: str = "scenario"
     factor_set: str = ""
-    horizon_days: int = Field(ge=1)
+    # a year at most: the model grows with the days (10,000 days took 27 s to build and
+    # overran a 5 s time limit)
+    horizon_days: int = Field(ge=1, le=366)
     horizon_end: Literal["cyclic", "boundary"] = Field(
         default="cyclic",
         description="cyclic: pools and in-flight empties at the end equal those at the start; "

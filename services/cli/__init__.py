@@ -57,4 +57,10 @@ def cli(ctx: click.Context) -> None:
 
 
 def main() -> None:
+    # Pyomo's own handler writes its warnings to stdout, where `--json` output goes
+    import sys
+
+    from pyomo.common.log import pyomo_handler
+
+    pyomo_handler.setStream(sys.stderr)
     cli(prog_name="packloop")

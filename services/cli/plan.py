@@ -169,7 +169,11 @@ def solve(scenario: str | None, vrplib_file: str | None, fleet: str, out_dir: st
         _summary(data)
     if result.plan is None:
         # infeasible, or no plan within the time limit: nothing to act on
-        what = "infeasible" if result.status == "infeasible" else "no plan"
+        what = {"infeasible": "infeasible", "error": "solver error"}.get(result.status, "no plan")
+        if result.status == "error":
+            console.print("[red]solver error:[/red] HiGHS stopped without a plan and without "
+                          "proving there is none (numerical trouble); the scenario's "
+                          "magnitudes (parcels, litres, costs) may be far apart", soft_wrap=True)
         for d in result.diagnosis or [{"what": "solver", "why": "no plan found"}]:
             console.print(f"[red]{what}:[/red] {d['what']}: {d['why']}", soft_wrap=True)
         sys.exit(2)
@@ -206,6 +210,13 @@ def _summary(data: dict[str, Any]) -> None:
                           for k, n in sorted(early.items()))
         out.print(f"the bound of {sum(early.values())} hub group(s) is from before their joint "
                   f"solve ({which}): a longer --time-limit tightens it", soft_wrap=True)
+    groups = data.get("stats", {}).get("hubs") or []
+    unplanned = [g for g in groups if (g.get("joint") or {}).get("objective") is not None
+                 and (g.get("joint") or {}).get("highs_s") is None]
+    if unplanned:
+        out.print(f"[yellow]{len(unplanned)} of {len(groups)} hub group(s) had no time for "
+                  "their joint solve: their plan is their first (uncoordinated) plan; a longer "
+                  "--time-limit plans them jointly[/yellow]", soft_wrap=True)
     if data.get("routes") is not None:
         covers = data.get("stats", {}).get("bound_covers")
         if covers:

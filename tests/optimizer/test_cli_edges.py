@@ -207,6 +207,37 @@ def test_no_baselines_returns_the_joint_plan_when_cold_solves_find_nothing(monke
     assert "uncoordinated" not in data["baselines"]
 
 
+def test_a_solver_error_is_not_called_infeasible(monkeypatch):
+    """HiGHS failing (numerical trouble: a van of 1e15 litres did it) is no verdict on the
+    scenario: the plan's status is "error" and the message says so, where it read
+    "infeasible: solver: no solution found (error)"."""
+    def fails(model: pyo.ConcreteModel, **kwargs: Any) -> SolveResult:
+        return SolveResult("error", None, None, None, 1.0, 0.0, 0.0, 0.0, 0, 0, 0, 0)
+
+    monkeypatch.setattr(stages, "run_highs", fails)
+    r = CliRunner().invoke(plan, ["solve", str(TINY), "--time-limit", "10"])
+    assert r.exit_code == 2
+    assert "status error" in r.stdout and "infeasible" not in r.output
+    assert "solver error" in r.stderr
+    r = CliRunner().invoke(plan, ["solve", str(TINY), "--time-limit", "10", "--json"])
+    assert json.loads(r.stdout[:r.stdout.rindex("}") + 1])["status"] == "error"
+
+
+def test_the_summary_says_which_groups_never_ran_their_joint_solve(capsys):
+    """At 15 s on the county week every hub kept its uncoordinated plan, and the summary
+    showed it as the joint plan without a word."""
+    from services.cli.plan import _summary
+
+    ran = {"joint": {"objective": 100.0, "highs_s": 2.5}}
+    skipped = {"joint": {"objective": 120.0, "highs_s": None, "bound_from_floors": 1.0}}
+    data = {"status": "time_limit", "objective": 220.0, "gap": None, "trips": [],
+            "stats": {"hubs": [ran, skipped, ran]}, "kpis": None}
+    _summary(data)
+    assert "1 of 3 hub group(s) had no time for their joint solve" in capsys.readouterr().out
+    _summary({**data, "stats": {"hubs": [ran, ran]}})
+    assert "no time for their joint solve" not in capsys.readouterr().out
+
+
 def test_a_group_without_time_keeps_its_first_plan():
     """A hub group whose budget is spent after its first plan skips the later stages and
     hands the uncoordinated plan on as its joint plan, instead of giving each stage a 1 s

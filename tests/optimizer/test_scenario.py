@@ -148,6 +148,27 @@ def test_capacities_counts_and_parcels_must_be_sensible():
     assert "not a whole number" in _problems(raw)["demand[1].parcels"]
 
 
+def test_numbers_beyond_any_county_are_refused_by_name():
+    """1e308 parcels passed validation and overflowed in the capacity covers (a traceback);
+    a van of 1e15 litres made HiGHS fail, reported as 'infeasible'; 10,000 days overran
+    the time limit building the model."""
+    raw = tiny_raw()
+    raw["demand"][0]["parcels"] = 1e308
+    comp = next(iter(raw["vehicle_types"][0]["compartments_litres"]))
+    raw["vehicle_types"][0]["compartments_litres"][comp] = 1e15
+    raw["outstanding_waste"][0]["grams"] = 2e9
+    raw["horizon_days"] = 10_000
+    problems = _problems(raw)
+    assert "at most 1e+09" in problems["demand[0].parcels"]
+    assert "less than or equal to 1000000000" in problems[
+        f"vehicle_types[0].compartments_litres.{comp}"]
+    assert "at most 1e+09" in problems["outstanding_waste[0].grams"]
+    assert "less than or equal to 366" in problems["horizon_days"]
+    raw = tiny_raw()
+    raw["demand"][0]["parcels"] = 1e9  # the largest allowed still loads
+    load_scenario(raw)
+
+
 def test_single_visit_needs_a_cvrp_shaped_scenario():
     """`routing.single_visit` is solved as a CVRP (one hub, one day, one class, one van
     type); on the tiny county it crashed reading village ids as CVRPLIB numbers."""

@@ -4,6 +4,8 @@ say, a bad key is refused by name, and the deltas agree with hand-computed conse
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -110,6 +112,18 @@ def test_cli_whatif_json():
     assert doc["delta"]["cost_cny"] > 0 and doc["delta"]["single_use_grams"] > 0
     # the base plan's trips still serve the variant, packaging moved back to single-use
     assert doc["variant_started_from_base"] is True
+
+
+def test_whatif_json_is_all_of_stdout_when_the_base_plan_does_not_fit_the_variant():
+    """With no trunk vehicles left the base plan's trips are outside the variant's bounds:
+    the variant starts cold, and nothing but the JSON document reaches stdout (Pyomo had
+    printed a warning per trip there, so the output did not parse)."""
+    r = subprocess.run([sys.executable, "-m", "services.cli", "plan", "whatif", str(TRADEOFF),
+                        "--set", "fleet.trunk_reefer.count=0", "--time-limit", "8", "--json"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    doc = json.loads(r.stdout)
+    assert doc["variant_started_from_base"] is False
+    assert doc["variant"]["status"] == "infeasible"
 
 
 def test_deltas_agree_with_the_base_marginal_values():
