@@ -159,6 +159,22 @@ def check(state: VillageState, event: Any, container_types: dict[str, tuple[str,
                 f"{state.village_id} has {out} out",
                 "count",
             )
+    elif isinstance(event, WasteAdjustment):
+        # a correction takes back what was counted, never more: a negative generated
+        # total (a correction of an event that never reached this village) is a figure
+        # an officer would report
+        for what, tally, grams in (("generated", state.generated, event.generated_grams),
+                                   ("recovered", state.recovered, event.recovered_grams)):
+            for material, delta in grams.items():
+                m = material.value
+                if tally.get(m, 0) + delta < 0:
+                    raise Rejected(
+                        "adjustment_below_zero",
+                        f"{what} {m} of village {state.village_id} would fall to "
+                        f"{tally.get(m, 0) + delta} g: it has {tally.get(m, 0)} g to correct "
+                        f"(correcting event {event.corrects_event_id!r})",
+                        f"{what}_grams.{m}",
+                    )
     elif isinstance(event, PickupCancelled):
         if not known_pickup(state, event.pickup_id):
             raise Rejected(

@@ -189,6 +189,12 @@ class Model:
             if e["count"] > c["issued"] - c["returned"] - c["lost"]:
                 self.dead.append(("return_exceeds_issued", e))
                 return
+        if t == "waste_adjustment" and any(
+                tally.get(m, 0) + g < 0
+                for tally, key in ((v.gen, "generated_grams"), (v.rec, "recovered_grams"))
+                for m, g in e.get(key, {}).items()):
+            self.dead.append(("adjustment_below_zero", e))
+            return
         if t == "pickup_cancelled":
             pid = e["pickup_id"]
             pre = f"P-{vid}-"
@@ -451,7 +457,10 @@ def generate(
                 type="waste_adjustment",
                 reason="weighbridge correction",
                 corrects_event_id=str(uuid.uuid4()),
-                generated_grams={"cardboard": rng.randint(-50, 200)},
+                # corrections within what the village counted (a larger one is refused:
+                # adjustment_below_zero, and a re-send of it could then pass)
+                generated_grams={"cardboard": rng.randint(
+                    -min(50, v.gen.get("cardboard", 0) if v is not None else 0), 200)},
                 recovered_grams={},
             )
         elif v is not None and v.open:

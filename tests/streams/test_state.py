@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from streams.events import parse_hub_event
 from streams.state import (
     DAY_US,
@@ -17,6 +19,7 @@ from streams.state import (
     encode_value,
     to_us,
 )
+from streams.state.village import Rejected, check
 from streams.views import merge_hub, merge_status
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -89,6 +92,32 @@ def test_outstanding_never_negative_and_over_collection_kept() -> None:
     apply(s, e, to_us(e.occurred_at), TZ, CT)
     assert s.outstanding == {"cardboard": 100}
     assert s.waste_since == us("2026-04-01T02:00:00Z")
+
+
+def test_a_correction_cannot_take_a_tally_below_zero() -> None:
+    """A `waste_adjustment` of -500 g of cardboard for a village that had counted none
+    (a correction of an event that never reached it) was applied: the officer's
+    "generated" figure read -500 g. It is refused; corrections within what was counted
+    are not."""
+    s = VillageState("H01-V001", "H01")
+    e = _ship("2026-04-01T00:00:00Z", 300)
+    apply(s, e, to_us(e.occurred_at), TZ, CT)
+
+    def fix(**grams: object) -> object:
+        return _ev("2026-04-01T02:00:00Z", type="waste_adjustment", reason="scale",
+                   corrects_event_id="never-seen", **grams)
+
+    with pytest.raises(Rejected) as rej:
+        check(s, fix(generated_grams={"cardboard": -301}), CT)
+    assert rej.value.reason == "adjustment_below_zero"
+    assert rej.value.field == "generated_grams.cardboard"
+    with pytest.raises(Rejected) as rej:
+        check(s, fix(recovered_grams={"tape": -1}), CT)
+    assert rej.value.field == "recovered_grams.tape"
+    ok = fix(generated_grams={"cardboard": -300}, recovered_grams={"cardboard": 0})
+    check(s, ok, CT)
+    apply(s, ok, to_us(ok.occurred_at), TZ, CT)
+    assert s.generated.get("cardboard", 0) == 0 and s.outstanding == {}
 
 
 def test_container_fifo_overdue_damaged_and_lost() -> None:
