@@ -32,6 +32,18 @@ TOKEN_PREFIX = "plk"
 TOKEN_ID = re.compile(r"[0-9a-f]{1,32}")
 
 
+def token_id_of(token: str) -> str | None:
+    """The id part of a whole token (``plk_<id>_<secret>``), None if it is not one.
+
+    Shared by the check of a request and by ``revoke-token``, which takes a pasted token
+    too: both must agree on where the id ends and the secret begins.
+    """
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX or not TOKEN_ID.fullmatch(parts[1]):
+        return None
+    return parts[1]
+
+
 @dataclass(frozen=True, slots=True)
 class TokenInfo:
     token_id: str
@@ -124,10 +136,9 @@ class TokenStore:
         """What ``token`` is, for a request of ``kind`` (see :class:`TokenCheck`)."""
         if not token or len(token) > 256:
             return TokenCheck(None, "missing" if not token else "malformed")
-        parts = token.split("_", 2)
-        if len(parts) != 3 or parts[0] != TOKEN_PREFIX or not TOKEN_ID.fullmatch(parts[1]):
+        token_id = token_id_of(token)
+        if token_id is None:
             return TokenCheck(None, "malformed")
-        token_id = parts[1]
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(api_tokens).where(api_tokens.c.token_id == token_id)

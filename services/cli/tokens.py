@@ -7,7 +7,7 @@ of stdout; only its hash is stored.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import click
@@ -77,29 +77,60 @@ def token_group(kind: Kind, noun: str, owner_meta: str,
         if not rows:
             click.echo(f"no {noun} tokens")
             return
-        click.echo(f"{'ID':<14}{noun.upper():<16}{'CREATED':<22}{'LAST USED':<22}"
-                   f"{'STATE':<10}LABEL")
+        lines = [("ID", noun.upper(), "CREATED", "LAST USED", "STATE", "LABEL")]
         for r in rows:
             d = r.to_dict()
             state = "active" if r.active else f"revoked {d['revoked_at']}"
-            click.echo(f"{r.token_id:<14}{r.owner:<16}{d['created_at']:<22}"
-                       f"{d['last_used_at'] or '-':<22}{state:<10} {r.label or ''}")
+            lines.append((r.token_id, r.owner, d["created_at"], d["last_used_at"] or "-",
+                          state, r.label or ""))
+        for line in aligned(lines):
+            click.echo(line)
 
     @group.command("revoke-token")
-    @click.argument("token_id", metavar="ID")
+    @click.argument("given", metavar="ID|TOKEN")
     @click.pass_context
-    def revoke_token(ctx: click.Context, token_id: str) -> None:
-        """Revoke a token by its id (see list-tokens); effective on the next request."""
+    def revoke_token(ctx: click.Context, given: str) -> None:
+        """Revoke a token by its id (see list-tokens) or the whole token; effective on the
+        next request. Revoking a revoked token changes nothing."""
+        token_id = _token_id(given, noun)
         store = _store(ctx)
         try:
-            info = store.revoke(kind, token_id)
+            before = next((t for t in store.list(kind) if t.token_id == token_id), None)
+            info = store.revoke(kind, token_id) if before is not None else None
         finally:
             store.close()
-        if info is None:
+        if before is None or info is None:
             raise click.ClickException(f"no {noun} token with id {token_id!r}")
+        if not before.active:
+            click.echo(f"token {info.token_id} of {noun} {info.owner} was already revoked "
+                       f"(at {info.to_dict()['revoked_at']})")
+            return
         click.echo(f"revoked token {info.token_id} of {noun} {info.owner}")
 
     return group
+
+
+def _token_id(given: str, noun: str) -> str:
+    """The id of ``given``: an id as list-tokens shows it, or the id part of a pasted whole
+    token. Anything else is refused without repeating it: it may be (part of) a secret."""
+    from services.auth.tokens import TOKEN_ID, token_id_of
+
+    if TOKEN_ID.fullmatch(given):
+        return given
+    token_id = token_id_of(given.strip())
+    if token_id is None:
+        raise click.ClickException(
+            f"the argument is neither a {noun} token id (hex digits, see `packloop {noun}s "
+            "list-tokens`) nor a whole token (not shown here: it may hold a secret)")
+    return token_id
+
+
+def aligned(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows as columns two spaces apart, each as wide as its widest cell: owners and
+    revocation dates vary in length, so fixed widths let columns drift."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows]
 
 
 def _check_hub(ctx: click.Context, hub_id: str) -> None:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import sys
-from dataclasses import replace
 from typing import Any
 
 import click
 import orjson
 
-from services.cli.context import settings_from, worker_url_option
+from services.cli.context import bootstrap_option, kafka_call, settings_from, worker_url_option
 from services.reports.units import mass_text
 from services.settings import Settings
 
@@ -43,7 +44,7 @@ def build_worker(settings: Settings, web_port: int | None = None) -> Any:
         click.echo(f"static group membership off (PACKLOOP_WORKER_GROUP_INSTANCE_ID="
                    f"{options.group_instance_id} ignored): the embedded Tansu broker does "
                    "not bring a restarted static member back after a session reset", err=True)
-        options = replace(options, group_instance_id=None)
+        options = dataclasses.replace(options, group_instance_id=None)
     try:
         ledger = Ledger(settings.ledger_db_url)
     except Exception as exc:
@@ -54,7 +55,7 @@ def build_worker(settings: Settings, web_port: int | None = None) -> Any:
 
 @click.command()
 @click.option("--web-port", type=int, default=None, help="Web port (default PACKLOOP_WEB_PORT).")
-@click.option("--bootstrap", "kafka_bootstrap", default=None, help="Kafka bootstrap servers.")
+@bootstrap_option
 @click.option("--loglevel", default=None, help="Log level (default PACKLOOP_WORKER_LOG_LEVEL).")
 @click.pass_context
 def worker(
@@ -285,27 +286,101 @@ def dead_letter() -> None:
     """Inspect and re-drive dead-lettered records."""
 
 
+def with_reason(records: list[dict[str, Any]], reason: str | None) -> list[dict[str, Any]]:
+    """The records of ``reason`` (all when None). When none has it, stderr says which
+    reasons the topic does hold: the set is open (a schema error's reason is pydantic's
+    error type), so an unmatched reason is a likely typo, not a usage error."""
+    if reason is None:
+        return records
+    chosen = [r for r in records if r.get("reason") == reason]
+    if not chosen:
+        held = _by_reason(records)
+        close = difflib.get_close_matches(reason, list(held), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        on_topic = ", ".join(f"{k} {v}" for k, v in held.items()) or "none, it is empty"
+        click.echo(f"no dead-letter record has reason {reason!r}{hint} (reasons on the "
+                   f"topic: {on_topic})", err=True)
+    return chosen
+
+
+def _by_reason(records: list[dict[str, Any]]) -> dict[str, int]:
+    by_reason: dict[str, int] = {}
+    for r in records:
+        by_reason[str(r.get("reason"))] = by_reason.get(str(r.get("reason")), 0) + 1
+    return dict(sorted(by_reason.items()))
+
+
 @dead_letter.command("list")
 @click.option("--reason", default=None, help="Only records with this reason.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@bootstrap_option
 @click.pass_context
-def dl_list(ctx: click.Context, reason: str | None, as_json: bool) -> None:
+def dl_list(ctx: click.Context, reason: str | None, as_json: bool,
+            kafka_bootstrap: str | None) -> None:
     """Show dead-lettered records (source, reason, field, the original event)."""
-    settings = settings_from(ctx)
-    records = [
-        r for r in read_dead_letters(settings) if reason is None or r.get("reason") == reason
-    ]
+    settings = settings_from(ctx, kafka_bootstrap=kafka_bootstrap)
+    records = with_reason(kafka_call(lambda: read_dead_letters(settings), settings), reason)
     if as_json:
         for r in records:
             click.echo(orjson.dumps(r).decode())
         return
     for r in records:
         click.echo(dead_letter_line(r))
-    by_reason: dict[str, int] = {}
-    for r in records:
-        by_reason[str(r.get("reason"))] = by_reason.get(str(r.get("reason")), 0) + 1
-    summary = ", ".join(f"{k} {v}" for k, v in sorted(by_reason.items()))
+    summary = ", ".join(f"{k} {v}" for k, v in _by_reason(records).items())
     click.echo(f"{len(records)} record(s){': ' + summary if summary else ''}", err=True)
+
+
+@dataclasses.dataclass
+class RedrivePlan:
+    """What a redrive does with each record; the four counts add up to the records read."""
+
+    to_send: list[tuple[bytes, bytes]] = dataclasses.field(default_factory=list)  # (key, raw event)
+    not_events: int = 0
+    repeats: int = 0
+    refused_again: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+def plan_redrive(records: list[dict[str, Any]], network: Any, acceptance: Any,
+                 force: bool) -> RedrivePlan:
+    """Sort the records: each event_id is sent (or skipped as refused again) once, since
+    the worker's dedupe would count the second copy as a duplicate anyway."""
+    from services.emit import check_line
+    from streams import EventError, decode_raw, parse_hub_event
+
+    plan = RedrivePlan()
+    seen: set[str] = set()
+    for r in records:
+        if r.get("raw_truncated"):
+            plan.not_events += 1
+            continue
+        try:
+            raw = decode_raw(r)
+            event = parse_hub_event(raw)
+        except (EventError, ValueError):
+            plan.not_events += 1  # still not a valid event: fixing reference data will not help
+            continue
+        if event.event_id in seen:
+            plan.repeats += 1
+            continue
+        seen.add(event.event_id)
+        _, problem = check_line(raw, network, acceptance)
+        if problem is not None and not force:
+            plan.refused_again[problem.code] = plan.refused_again.get(problem.code, 0) + 1
+            continue
+        plan.to_send.append((event.village_id.encode("utf-8"), raw))
+    return plan
+
+
+def _send(settings: Settings, to_send: list[tuple[bytes, bytes]]) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(**settings.kafka().kafka_python_kwargs())
+    try:
+        for key, raw in to_send:
+            producer.send(settings.topics().hub_events, key=key, value=raw)
+        producer.flush(30)
+    finally:
+        producer.close()
 
 
 @dead_letter.command("redrive")
@@ -313,8 +388,10 @@ def dl_list(ctx: click.Context, reason: str | None, as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Show what would be re-submitted.")
 @click.option("--force", is_flag=True,
               help="Also re-submit events that would be refused again as they stand.")
+@bootstrap_option
 @click.pass_context
-def dl_redrive(ctx: click.Context, reason: str | None, dry_run: bool, force: bool) -> None:
+def dl_redrive(ctx: click.Context, reason: str | None, dry_run: bool, force: bool,
+               kafka_bootstrap: str | None) -> None:
     """Re-submit dead-lettered events to hub-events (after fixing the reference data).
 
     Each event is checked first as `packloop emit` checks a line, against the current
@@ -324,56 +401,25 @@ def dl_redrive(ctx: click.Context, reason: str | None, dry_run: bool, force: boo
     Redriven events keep their event_id, so they go through the same dedupe: an event
     re-driven twice, or one already applied, is counted once.
     """
-    from kafka import KafkaProducer
+    from streams import NetworkError, load_network
 
-    from services.emit import check_line
-    from streams import EventError, NetworkError, decode_raw, load_network, parse_hub_event
-
-    settings = settings_from(ctx)
+    settings = settings_from(ctx, kafka_bootstrap=kafka_bootstrap)
     try:
         network = load_network(settings.network)
     except NetworkError as exc:
         raise click.ClickException(str(exc)) from None
-    acceptance = settings.acceptance()
-    records = [
-        r for r in read_dead_letters(settings) if reason is None or r.get("reason") == reason
-    ]
-    sent = skipped = 0
-    again: dict[str, int] = {}
-    seen: set[str] = set()
-    producer = None if dry_run else KafkaProducer(**settings.kafka().kafka_python_kwargs())
-    try:
-        for r in records:
-            if r.get("raw_truncated"):
-                skipped += 1
-                continue
-            try:
-                raw = decode_raw(r)
-                event = parse_hub_event(raw)
-            except (EventError, ValueError):
-                skipped += 1  # still not a valid event: fixing reference data will not help
-                continue
-            if event.event_id in seen:
-                continue
-            seen.add(event.event_id)
-            _, problem = check_line(raw, network, acceptance)
-            if problem is not None and not force:
-                again[problem.code] = again.get(problem.code, 0) + 1
-                continue
-            if producer is not None:
-                producer.send(
-                    settings.topics().hub_events, key=event.village_id.encode("utf-8"), value=raw
-                )
-            sent += 1
-        if producer is not None:
-            producer.flush(30)
-    finally:
-        if producer is not None:
-            producer.close()
+    records = with_reason(kafka_call(lambda: read_dead_letters(settings), settings), reason)
+    plan = plan_redrive(records, network, settings.acceptance(), force)
+    if not dry_run:
+        kafka_call(lambda: _send(settings, plan.to_send), settings)
     verb = "would re-submit" if dry_run else "re-submitted"
-    click.echo(f"{verb} {sent} event(s); skipped {skipped} that are not valid events")
-    if again:
-        by_reason = ", ".join(f"{k} {v}" for k, v in sorted(again.items()))
-        click.echo(f"skipped {sum(again.values())} that would be refused again as they stand "
-                   f"({by_reason}): fix the reference data or wait for the clock, or re-submit "
-                   "them anyway with --force")
+    click.echo(f"{verb} {len(plan.to_send)} event(s) of {len(records)} record(s); skipped "
+               f"{plan.not_events} that are not valid events")
+    if plan.repeats:
+        click.echo(f"skipped {plan.repeats} repeat(s) of an event_id already counted above "
+                   "(an event is re-submitted once)")
+    if plan.refused_again:
+        by_reason = ", ".join(f"{k} {v}" for k, v in sorted(plan.refused_again.items()))
+        click.echo(f"skipped {sum(plan.refused_again.values())} that would be refused again "
+                   f"as they stand ({by_reason}): fix the reference data or wait for the "
+                   "clock, or re-submit them anyway with --force")

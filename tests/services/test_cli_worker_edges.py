@@ -122,3 +122,91 @@ def test_redrive_skips_what_would_be_refused_again(monkeypatch) -> None:
     forced = CliRunner().invoke(cli, ["dead-letter", "redrive", "--force"])
     assert forced.exit_code == 0, forced.output
     assert len(_Producer.sent) == 4 and "re-submitted 4 event(s)" in forced.output
+
+
+def _unreachable(*args: Any, **kwargs: Any) -> Any:
+    from kafka.errors import KafkaTimeoutError
+
+    raise KafkaTimeoutError("KafkaTimeoutError: Unable to bootstrap from ['127.0.0.1:1']")
+
+
+@pytest.mark.parametrize("args", [["list"], ["redrive", "--dry-run"], ["redrive"]])
+def test_an_unreachable_broker_is_one_line(monkeypatch, args: list[str]) -> None:
+    """Before: a 40-line traceback ending in KafkaTimeoutError (emit and topics said it in
+    one line)."""
+    monkeypatch.setenv("PACKLOOP_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+    monkeypatch.setattr("streams.iter_topic", _unreachable)
+    result = CliRunner().invoke(cli, ["dead-letter", *args])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert result.output.startswith("Error: no Kafka broker reachable at 127.0.0.1:1 within")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_redrive_whose_producer_cannot_connect_is_one_line(monkeypatch) -> None:
+    """The read works but the producer cannot bootstrap: one line too, not a traceback."""
+    values = [_dead(shipment(), "return_exceeds_issued", "count", "count: 2 returned")]
+    monkeypatch.setattr("streams.iter_topic", lambda *a, **k: iter(_records(*values)))
+    monkeypatch.setattr("kafka.KafkaProducer", _unreachable)
+    result = CliRunner().invoke(cli, ["dead-letter", "redrive"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert "no Kafka broker reachable" in result.output
+
+
+@pytest.mark.parametrize("args", [["list"], ["redrive", "--dry-run"]])
+def test_dead_letter_takes_bootstrap(monkeypatch, args: list[str]) -> None:
+    """Before: "No such option: --bootstrap", which emit, topics and worker accept."""
+    asked: list[str] = []
+
+    def iter_topic(kafka: Any, *a: Any, **k: Any) -> Any:
+        asked.append(kafka.bootstrap_servers)
+        return iter(())
+
+    monkeypatch.setattr("streams.iter_topic", iter_topic)
+    result = CliRunner().invoke(cli, ["dead-letter", *args, "--bootstrap", "k1:9092"])
+    assert result.exit_code == 0, result.output
+    assert asked == ["k1:9092"]
+
+
+def test_redrive_counts_add_up_to_the_records_read(monkeypatch) -> None:
+    """Before: repeats of an event_id were skipped uncounted (70 records, 64 accounted
+    for). Now each record is in exactly one count."""
+    sent_twice = shipment()
+    refused_twice = shipment(hub_id="H02")  # H01-V007 belongs to H01
+    values = [
+        _dead(sent_twice, "return_exceeds_issued", "count", "count: 2 returned but 0 out"),
+        _dead(sent_twice, "return_exceeds_issued", "count", "count: 2 returned but 0 out"),
+        _dead(refused_twice, "hub_mismatch", "hub_id", "hub_id: belongs to H01"),
+        _dead(refused_twice, "hub_mismatch", "hub_id", "hub_id: belongs to H01"),
+        _dead(sent_twice, "return_exceeds_issued", "count", "count: 2 returned but 0 out"),
+        b"not json",
+    ]
+    monkeypatch.setattr("streams.iter_topic", lambda *a, **k: iter(_records(*values)))
+    result = CliRunner().invoke(cli, ["dead-letter", "redrive", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[1].startswith("skipped 3 repeat(s) of an event_id already counted above")
+    assert lines[0] == ("would re-submit 1 event(s) of 6 record(s); skipped 1 that are not "
+                        "valid events")
+    assert lines[2].startswith("skipped 1 that would be refused again as they stand "
+                               "(hub_mismatch 1)")
+
+
+def test_an_unmatched_reason_names_the_reasons_on_the_topic(monkeypatch) -> None:
+    """Before: `--reason bogus` printed "0 record(s)" and nothing else. The reasons are an
+    open set (a schema error's is pydantic's error type), so it is a hint, not a refusal."""
+    values = [
+        _dead(shipment(hub_id="H02"), "hub_mismatch", "hub_id", "hub_id: belongs to H01"),
+        _dead(shipment(hub_id="H02"), "hub_mismatch", "hub_id", "hub_id: belongs to H01"),
+        _dead(shipment(), "unknown_village", "village_id", "village_id: unknown village"),
+    ]
+    monkeypatch.setattr("streams.iter_topic", lambda *a, **k: iter(_records(*values)))
+    runner = CliRunner()
+    bogus = runner.invoke(cli, ["dead-letter", "list", "--reason", "bogus"])
+    assert bogus.exit_code == 0, bogus.output
+    assert ("no dead-letter record has reason 'bogus' (reasons on the topic: hub_mismatch 2, "
+            "unknown_village 1)") in bogus.stderr
+    typo = runner.invoke(cli, ["dead-letter", "redrive", "--dry-run", "--reason", "hub_mismach"])
+    assert "did you mean 'hub_mismatch'?" in typo.stderr
+    assert "would re-submit 0 event(s) of 0 record(s)" in typo.stdout
+    found = runner.invoke(cli, ["dead-letter", "list", "--reason", "hub_mismatch", "--json"])
+    assert len(found.stdout.splitlines()) == 2 and "no dead-letter record" not in found.stderr
