@@ -326,7 +326,10 @@ def _local_month(value: Any, tz: tzinfo) -> str | None:
         return None
     if at.tzinfo is None:
         return None
-    return at.astimezone(tz).strftime("%Y-%m")
+    try:
+        return at.astimezone(tz).strftime("%Y-%m")
+    except OverflowError:  # year 9999 or 1 shifted out of range: refused for it, not ours
+        return None
 
 
 def dead_letter_month(record: dict[str, Any], tz: tzinfo) -> str | None:

@@ -66,9 +66,15 @@ def test_dead_letters_count_in_their_events_local_month() -> None:
         _dead("malformed_json", b"{not json", at="2026-11-03T00:00:00Z"),
         _dead("unknown_village", b'{"occurred_at": "2026-10-31T15:00:00Z"}'),  # October
         _dead("malformed_json", b"\xff\xfe", at="2026-12-01T00:00:00Z", base64_raw=True),
+        # out of range once in the network's zone (OverflowError took the report down):
+        # these count when they were dead-lettered
+        _dead("future_timestamp", b'{"occurred_at": "9999-12-31T23:00:00-05:00"}',
+              at="2026-11-04T00:00:00Z"),
+        _dead("value_error", b'{"occurred_at": "0001-01-01T00:00:00+01:00"}',
+              at="2026-11-05T00:00:00Z"),
     ]
     assert dead_letters_by_reason(records, "2026-11", TZ) == {
-        "too_late": 2, "future_timestamp": 1, "malformed_json": 1}
+        "future_timestamp": 2, "too_late": 2, "malformed_json": 1, "value_error": 1}
     assert dead_letters_by_reason(records, "2026-10", TZ) == {"unknown_village": 1}
 
 
