@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     )
     worker_standby_replicas: int = Field(0, ge=0, description="Faust table standby replicas.")
     worker_log_level: str = Field("info", description="Worker log level.")
+    worker_stop_timeout_s: float = Field(
+        20.0, gt=0,
+        description="Seconds a worker's stop (SIGTERM/SIGINT) may take before it exits "
+        "anyway: with Kafka unreachable Faust's stop never ends. Nothing is lost: the "
+        "next start resumes from the table. Keep it below the orchestrator's grace period.",
+    )
     worker_canonical_url: str | None = Field(
         None,
         description="URL other workers use to reach this one's web server "
@@ -321,6 +327,7 @@ class Settings(BaseSettings):
             canonical_url=self.worker_canonical_url,
             metrics_village_label=self.metrics_village_label,
             group_instance_id=self.worker_group_instance_id,
+            stop_timeout_s=self.worker_stop_timeout_s,
         )
 
     def planner_group_id(self) -> str:

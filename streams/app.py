@@ -57,6 +57,9 @@ class WorkerOptions:
     group_instance_id: str | None = None
     #: also serve Faust's own ``faust_*`` metrics on ``/metrics`` (about 150 series)
     metrics_faust: bool = False
+    #: seconds a SIGTERM/SIGINT stop may take before the process exits anyway (Faust's
+    #: stop waits on the broker; with it gone the worker never stopped)
+    stop_timeout_s: float = 20.0
 
     @property
     def acceptance(self) -> AcceptanceLimits:

@@ -261,7 +261,43 @@ class StreamsWorker:
 
     def run(self, loglevel: str = "info") -> None:
         """Run the worker in this process until SIGTERM/SIGINT."""
-        from faust.worker import Worker
-
-        worker = Worker(self.app, loglevel=loglevel, quiet=True)
+        worker = bounded_stop_worker(self.options.stop_timeout_s)(
+            self.app, loglevel=loglevel, quiet=True)
         worker.execute_from_commandline()
+
+
+#: exit status of a stop that ran out of time, or of a second signal (EX_TEMPFAIL: try again)
+STOP_TIMEOUT_EXIT = 75
+
+
+def bounded_stop_worker(timeout_s: float) -> type[Any]:
+    """Faust's Worker whose stop on SIGTERM/SIGINT ends within ``timeout_s``: Faust waits on
+    the broker to stop its consumer and producer, so with Kafka down a worker never exited
+    until SIGKILL (measured past 70 s). Exiting without that is safe: offsets are only a
+    hint, the table and its changelog decide where the next start resumes, and an event
+    read twice is counted once. A second signal exits at once, as Ctrl-C twice does in
+    most servers."""
+    import os
+    import signal as _signal
+    import threading
+
+    from faust.worker import Worker
+
+    class BoundedStopWorker(Worker):
+        def _schedule_shutdown(self, signum: _signal.Signals) -> None:
+            if self._signal_stop_time:
+                log.warning("second %s: exiting now", signum.name)
+                os._exit(STOP_TIMEOUT_EXIT)
+
+            def give_up() -> None:
+                log.error("stop did not finish within %.0f s (Kafka unreachable?): exiting; "
+                          "the next start resumes from the table", timeout_s)
+                logging.shutdown()
+                os._exit(STOP_TIMEOUT_EXIT)
+
+            timer = threading.Timer(timeout_s, give_up)
+            timer.daemon = True
+            timer.start()
+            super()._schedule_shutdown(signum)
+
+    return BoundedStopWorker
