@@ -23,7 +23,7 @@ import numpy as np
 import vrplib
 from vrplib.parse import parse_vrplib
 
-from optimizer.scenario import Scenario, ScenarioError, load_scenario
+from optimizer.scenario import MAX_NUMBER, Scenario, ScenarioError, load_scenario
 
 Fleet = Literal["exact", "free"]
 #: TYPE values this import can plan: one depot, capacities, no time windows
@@ -308,6 +308,16 @@ def scenario_from_vrp(inst: CvrpInstance, fleet: Fleet = "exact") -> Scenario:
                          "with N a positive integer): the number of routes floats, as with "
                          "--fleet free", repr(inst.name))
     exact = fleet == "exact" and inst.vehicles is not None
+    too_big = [(where, f"{value:g} is too large: a scenario's numbers are at most "
+                       f"{MAX_NUMBER:g}")
+               for where, value in (
+                   ("NODE_COORD_SECTION" if inst.coords else "EDGE_WEIGHT_SECTION",
+                    float(np.abs(inst.dist).max(initial=0.0))),
+                   ("DEMAND_SECTION", max(inst.demand, default=0.0)),
+                   ("CAPACITY", inst.capacity))
+               if value > MAX_NUMBER]
+    if too_big:
+        raise ScenarioError(too_big)
     n = len(inst.demand)
     ids = [f"N{k + 1}" for k in range(n)]
     hub_id = ids[inst.depot]

@@ -27,6 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from services.auth.guard import AuthGuard
 from services.auth.tokens import TokenInfo, TokenStore
 from services.db import iso_utc
+from services.http.access_log import redact_access_log
+from services.http.body import BODY_ERRORS, read_json
 from services.http.errors import ApiError, install_error_handlers, require_token
 from services.http.kafka_io import KafkaIO, KafkaUnavailable, LiveKafkaIO, Record
 from services.http.openapi import (
@@ -313,6 +315,7 @@ def create_app(config: PlannerConfig) -> FastAPI:
     )
 
     install_error_handlers(app)
+    redact_access_log()
     app.state.auth_guard = AuthGuard("planner", "planner", registry)
 
     @app.middleware("http")
@@ -356,26 +359,11 @@ def create_app(config: PlannerConfig) -> FastAPI:
             raise ApiError(404, "not_found", f"no plan job {job_id!r}")
         return job
 
-    async def read_json(request: Request) -> Any:
-        declared = request.headers.get("content-length")
-        limit = config.max_request_bytes
-        if declared is not None:
-            try:
-                too_big = int(declared) > limit
-            except ValueError:
-                raise ApiError(400, "bad_request", "invalid Content-Length") from None
-            if too_big:
-                raise ApiError(413, "too_large", f"request over the {limit}-byte limit")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ApiError(413, "too_large", f"request over the {limit}-byte limit")
-            chunks.append(chunk)
-        try:
-            return orjson.loads(b"".join(chunks))
-        except orjson.JSONDecodeError as exc:
-            raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}") from None
+    async def read_body_json(request: Request) -> Any:
+        """The body by the rule every JSON route of both services follows (415, 413, 400
+        malformed_json: :mod:`services.http.body`)."""
+        _, data = await read_json(request, config.max_request_bytes)
+        return data
 
     def prepare(body: Any) -> tuple[dict[str, Any], dict[str, Any], str, dict[str, Any] | None]:
         """(scenario, options, source, inputs) from a request body; raises ApiError."""
@@ -441,7 +429,7 @@ def create_app(config: PlannerConfig) -> FastAPI:
             "\"options\": {...}}` to plan from the live stream state. Answers 202 with the "
             "job; follow `links.self`."
         ),
-        responses={**COMMON, **error(413, "Request too large."),
+        responses={**COMMON, **BODY_ERRORS, **error(413, "Request too large."),
                    **error(503, "Kafka or the stream worker is not available.")},
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
             "schema": {"type": "object", "properties": {
@@ -452,7 +440,7 @@ def create_app(config: PlannerConfig) -> FastAPI:
     )
     async def submit(request: Request,
                      auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
-        body = await read_json(request)
+        body = await read_body_json(request)
         scenario, options, source, inputs = await run_in_threadpool(prepare, body)
         down = await run_in_threadpool(kafka_unavailable)
         if down is not None:
@@ -577,7 +565,7 @@ def create_app(config: PlannerConfig) -> FastAPI:
         ),
         responses={200: {"description": "The date's dispatch job, planned before.",
                          "model": PlanJob},
-                   **COMMON, **error(413, "Request too large."),
+                   **COMMON, **BODY_ERRORS, **error(413, "Request too large."),
                    **error(503, "Kafka or the stream worker is not available.")},
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
             "schema": DispatchRequest.model_json_schema()}}}},
@@ -587,7 +575,7 @@ def create_app(config: PlannerConfig) -> FastAPI:
         from services.planner.daily import submit
         from services.planner.from_state import StateUnavailable
 
-        body = await read_json(request)  # malformed JSON: 400, as POST /v1/plans
+        body = await read_body_json(request)
         if not isinstance(body, dict):
             raise ApiError(400, "bad_request", 'body must be a JSON object: {"date": '
                            '"YYYY-MM-DD"}')

@@ -5,6 +5,7 @@ a hub can list its own villages."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 import pytest
@@ -121,8 +122,10 @@ def test_cancel_snooze_hours_is_validated_and_named(make_client, token_store,
     url = "/v1/pickups/P-H01-V007-1/cancel"
     for kwargs, where in (({"json": {"snooze_hours": -1}}, "body.snooze_hours"),
                           ({"json": {"snooze_hours": "soon"}}, "body.snooze_hours"),
-                          ({"json": {"snooze_hours": 24 * 365}}, "body.snooze_hours"),
-                          ({"params": {"snooze_hours": "0"}}, "query.snooze_hours")):
+                          ({"json": {"snooze_hours": "24"}}, "body.snooze_hours"),
+                          ({"json": {"snooze_hours": 8785}}, "body.snooze_hours"),
+                          ({"params": {"snooze_hours": "-1"}}, "query.snooze_hours"),
+                          ({"params": {"snooze_hours": "8785"}}, "query.snooze_hours")):
         resp = client.post(url, headers=auth(token), **kwargs)  # type: ignore[arg-type]
         assert resp.status_code == 422, (kwargs, resp.text)
         assert resp.json()["message"].startswith(where), resp.json()
@@ -130,6 +133,41 @@ def test_cancel_snooze_hours_is_validated_and_named(make_client, token_store,
                         headers=auth(token))
     assert twice.status_code == 422 and "snooze_hours" in twice.json()["message"]
     assert hub_events(fake_kafka) == []
+
+
+@pytest.mark.parametrize("how", ["body", "query"])
+def test_cancel_takes_the_snooze_range_of_the_event_format(make_client, token_store, fake_kafka,
+                                                          how) -> None:
+    """The range is pickup_cancelled's (streams/schemas): 0 (ask again at once if still over
+    a threshold) up to 8784 hours, and a refusal says so as emit's does ("greater than or
+    equal to 0"). Before, the route refused 0 ("greater than 0") and anything over 744."""
+    from streams import PickupCancelled
+
+    client = make_client()
+    client.fake_worker.pickups = [OPEN]  # type: ignore[attr-defined]
+    _, token = token_store.add("hub", "H01")
+    url = "/v1/pickups/P-H01-V007-1/cancel"
+
+    def cancel(hours: float) -> Any:
+        given = {"json": {"snooze_hours": hours}} if how == "body" else {
+            "params": {"snooze_hours": hours}}
+        return client.post(url, headers=auth(token), **given)  # type: ignore[arg-type]
+
+    for hours in (0, 8784):
+        resp = cancel(hours)
+        assert resp.status_code == 202, (hours, resp.text)
+        assert hub_events(fake_kafka)[-1]["snooze_hours"] == hours
+    below = cancel(-1)
+    assert below.status_code == 422
+    assert "greater than or equal to 0" in below.json()["message"], below.json()
+    with pytest.raises(ValueError, match="greater than or equal to 0"):
+        PickupCancelled(event_id="e", occurred_at="2026-12-01T00:00:00Z", hub_id="H01",
+                        village_id="H01-V007", pickup_id="p", reason="r", snooze_hours=-1)
+    schema = client.get("/openapi.json").json()["paths"][
+        "/v1/pickups/{pickup_id}/cancel"]["post"]
+    [query] = [p for p in schema["parameters"] if p["name"] == "snooze_hours"]
+    ranged = [s for s in query["schema"]["anyOf"] if s.get("type") == "number"]
+    assert ranged == [{"type": "number", "minimum": 0, "maximum": 8784}]
 
 
 @pytest.mark.parametrize("how", ["body", "query"])

@@ -1,7 +1,8 @@
 """``POST /v1/events``: one event or a batch from a hub, each answered accepted or rejected.
 
-Order of checks: token (401) → per-hub rate (429) → request size (413) → JSON shape
-(400) → batch size (413) → ownership of every event (403, nothing is produced) →
+Order of checks: token (401) → per-hub rate (429) → the body's Content-Type (415) →
+request size (413) → JSON (400, :mod:`services.http.body`) → JSON shape (400) →
+batch size (413) → ownership of every event (403, nothing is produced) →
 per-event validation, the 1 MiB event limit and the worker's time rules (rejected,
 answered) → produce with acks=all (503 if Kafka does not acknowledge in time).
 
@@ -13,14 +14,17 @@ An event counts as accepted only when Kafka acknowledged it before the answer wa
 and only if the stream worker will apply it (:mod:`services.acceptance`). Rejected events
 are answered synchronously and counted in metrics, never dead-lettered: the hub has the
 answer and its own copy. A request none of whose events was accepted is answered 422, so
-a client that only looks at the status code does not take it for a success.
+a client that only looks at the status code does not take it for a success. A 503 lists
+every event as well (accepted, rejected, or unavailable: not written, resend it), whether
+Kafka was known to be down before anything was sent or stopped answering part-way, so a
+client has one answer to read and resends only what was not written.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import orjson
 from fastapi import APIRouter, Depends, Request
@@ -30,6 +34,7 @@ from pydantic import BaseModel, Field
 
 from services.auth.tokens import TokenInfo
 from services.gateway.service import AUTH_ERRORS, Gateway
+from services.http.body import BODY_ERRORS, read_json
 from services.http.errors import ApiError
 from services.http.kafka_io import KafkaUnavailable, Record, is_unavailable
 from services.http.openapi import ErrorBody, error
@@ -69,38 +74,18 @@ class IngestRejected(ErrorBody):
     results: list[EventOutcome] = Field(description="Each event's reason.")
 
 
-class IngestErrorBody(ErrorBody):
-    results: list[EventOutcome] | None = Field(
-        default=None, description="503 on POST /v1/events: per event, which ones were written "
-        "before Kafka stopped answering (status accepted) and which were not (unavailable).",
+class IngestUnavailable(ErrorBody):
+    accepted: int = Field(description="Events written before Kafka stopped answering.")
+    rejected: int
+    results: list[EventOutcome] = Field(
+        description="Every event: accepted (written before Kafka stopped answering), "
+        "unavailable (not written: resend it) or rejected (its reason; do not resend).",
     )
 
 
 def event_id_of(item: Any) -> str | None:
     value = item.get("event_id") if isinstance(item, dict) else None
     return value if isinstance(value, str) else None
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            if int(declared) > limit:
-                raise ApiError(413, "too_large",
-                               f"request body of {declared} bytes is over the {limit}-byte "
-                               "limit; send fewer events per request")
-        except ValueError:
-            raise ApiError(400, "bad_request", "invalid Content-Length") from None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "too_large",
-                           f"request body is over the {limit}-byte limit; send fewer "
-                           "events per request")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def ownership_problem(item: Any, hub: str, network: Network) -> str | None:
@@ -118,10 +103,31 @@ def ownership_problem(item: Any, hub: str, network: Network) -> str | None:
     return None
 
 
+def raise_unavailable(final: list[EventOutcome], message: str) -> NoReturn:
+    accepted = sum(1 for o in final if o.status == "accepted")
+    rejected = sum(1 for o in final if o.status == "rejected")
+    raise ApiError(503, "kafka_unavailable", message, headers={"Retry-After": "5"},
+                   accepted=accepted, rejected=rejected,
+                   results=[o.model_dump() for o in final])
+
+
 def router(gw: Gateway) -> APIRouter:
     router = APIRouter()
     config = gw.config
     metrics = gw.metrics
+
+    def unavailable(outcomes: list[EventOutcome | None], record_index: list[int],
+                    items: list[Any], hub: str, why: str) -> NoReturn:
+        """503 before anything was sent: every valid event unavailable, the rest as
+        they were answered."""
+        for i in record_index:
+            outcomes[i] = EventOutcome(index=i, event_id=event_id_of(items[i]),
+                                       status="unavailable", reason="kafka_unavailable",
+                                       message=f"not written: {why}")
+        metrics.events.labels(hub, "unavailable", "kafka").inc(len(record_index))
+        raise_unavailable([o for o in outcomes if o is not None],
+                          f"{why}; nothing was written, resend the events marked "
+                          "unavailable")
 
     events_body_schema = {
         "oneOf": [
@@ -159,13 +165,15 @@ def router(gw: Gateway) -> APIRouter:
         ),
         responses={
             **AUTH_ERRORS,
-            **error(400, "Body is not a JSON object or array."),
+            **BODY_ERRORS,
+            **error(400, "Body is not valid JSON, or not a JSON object or array."),
             **error(403, "An event belongs to another hub; nothing was written."),
             **error(413, "Request or batch too large."),
             **error(422, "Every event was rejected; nothing was written.", IngestRejected),
             **error(429, "Over the hub's rate limit (see Retry-After)."),
-            **error(503, "Kafka did not acknowledge in time; events marked unavailable were "
-                         "not written (retry them; see Retry-After).", IngestErrorBody),
+            **error(503, "Kafka is down or did not acknowledge in time; events marked "
+                         "unavailable were not written (resend them after Retry-After).",
+                    IngestUnavailable),
         },
         openapi_extra={
             "requestBody": {
@@ -178,11 +186,8 @@ def router(gw: Gateway) -> APIRouter:
                           auth: TokenInfo = Depends(gw.hub_auth)) -> Response:  # noqa: B008
         hub = auth.owner
         gw.rate_limit(hub)
-        body = await read_body(request, config.max_request_bytes)
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}") from None
+        body, data = await read_json(request, config.max_request_bytes,
+                                     "send fewer events per request")
         if isinstance(data, dict):
             items: list[Any] = [data]
         elif isinstance(data, list):
@@ -244,23 +249,18 @@ def router(gw: Gateway) -> APIRouter:
         if records:
             down = await run_in_threadpool(gw.kafka_down)
             if down is not None:
-                metrics.events.labels(hub, "unavailable", "kafka").inc(len(records))
-                raise ApiError(503, "kafka_unavailable", f"Kafka is not available: {down}",
-                               headers={"Retry-After": "5"})
+                unavailable(outcomes, record_index, items, hub,
+                            f"Kafka is not available: {down}")
             try:
                 results = await run_in_threadpool(gw.produce, records)
             except KafkaUnavailable as exc:
-                metrics.events.labels(hub, "unavailable", "kafka").inc(len(records))
-                raise ApiError(503, "kafka_unavailable", str(exc),
-                               headers={"Retry-After": "5"}) from None
-            failed = False
+                unavailable(outcomes, record_index, items, hub, str(exc))
             for i, failure in zip(record_index, results, strict=True):
                 ev_id = event_id_of(items[i])
                 if failure is None:
                     outcomes[i] = EventOutcome(index=i, event_id=ev_id, status="accepted")
                     metrics.events.labels(hub, "accepted", "").inc()
                 elif is_unavailable(failure):
-                    failed = True
                     outcomes[i] = EventOutcome(
                         index=i, event_id=ev_id, status="unavailable", reason="kafka_unavailable",
                         message=f"not written: {type(failure).__name__}: {failure}")
@@ -270,15 +270,11 @@ def router(gw: Gateway) -> APIRouter:
                         index=i, event_id=ev_id, status="rejected", reason="kafka_rejected",
                         message=f"Kafka refused the record: {type(failure).__name__}: {failure}")
                     metrics.events.labels(hub, "rejected", "kafka_rejected").inc()
-            if failed:
-                written = sum(1 for o in outcomes if o is not None and o.status == "accepted")
-                raise ApiError(
-                    503, "kafka_unavailable",
-                    f"Kafka did not acknowledge {len(records) - written} event(s) in time; "
-                    "retry the events marked unavailable",
-                    headers={"Retry-After": "5"},
-                    results=[o.model_dump() for o in outcomes if o is not None],
-                )
+            final = [o for o in outcomes if o is not None]
+            missing = sum(1 for o in final if o.status == "unavailable")
+            if missing:
+                raise_unavailable(final, f"Kafka did not acknowledge {missing} event(s) in "
+                                         "time; resend the events marked unavailable")
         final = [o for o in outcomes if o is not None]
         accepted = sum(1 for o in final if o.status == "accepted")
         answer: dict[str, Any] = {"accepted": accepted, "rejected": len(final) - accepted,

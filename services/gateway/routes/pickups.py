@@ -4,23 +4,26 @@
 A cancel may carry ``snooze_hours``: how long the worker must not request a new pickup
 for the village (unless new waste of at least the threshold arrives), so a cancelled
 pickup is not requested again a second later for the same waste. Without it the
-network file's default applies (the worker's side).
+network file's default applies (the worker's side). Its range and type are those of the
+event's field (:class:`streams.PickupCancelled`), taken from the model itself so the route
+cannot refuse a snooze the event format allows or pass one on that it does not.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import httpx
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
 from services.auth.tokens import TokenInfo
 from services.gateway.service import AUTH_ERRORS, Gateway
+from services.http.body import BODY_ERRORS, read_json, validate_body
 from services.http.errors import ApiError
 from services.http.kafka_io import KafkaUnavailable, Record
 from services.http.openapi import error
@@ -46,8 +49,16 @@ class PickupList(BaseModel):
     pickups: list[PickupRow]
 
 
-#: the longest snooze a cancel may ask for (hours): a month
-MAX_SNOOZE_HOURS = 24 * 31
+if TYPE_CHECKING:
+    SnoozeHours = float | None
+else:  # the event's own type: a JSON number of hours in its range, or null
+    SnoozeHours = PickupCancelled.model_fields["snooze_hours"].annotation
+
+_SNOOZE_RANGE = next(s for s in TypeAdapter(cast(Any, SnoozeHours)).json_schema()["anyOf"]
+                     if s.get("type") == "number")
+#: the snooze a cancel may ask for (hours), as pickup_cancelled takes it
+MIN_SNOOZE_HOURS: float = _SNOOZE_RANGE["minimum"]
+MAX_SNOOZE_HOURS: float = _SNOOZE_RANGE["maximum"]
 
 
 class CancelRequest(BaseModel):
@@ -55,11 +66,12 @@ class CancelRequest(BaseModel):
         default="cancelled by the hub", min_length=1, max_length=2000,
         description="Why the pickup is cancelled (kept on the pickup_cancelled event).",
     )
-    snooze_hours: float | None = Field(
-        default=None, gt=0, le=MAX_SNOOZE_HOURS,
+    snooze_hours: SnoozeHours = Field(
+        default=None,
         description="No new pickup for the village for this many hours, unless new waste "
-        "of at least the threshold arrives (default: the network file's). Also accepted "
-        "as the query parameter snooze_hours.",
+        "of at least the threshold arrives (default: the network file's; 0: ask again at "
+        "once if still over a threshold). Also accepted as the query parameter "
+        "snooze_hours.",
     )
 
 
@@ -153,23 +165,26 @@ def router(gw: Gateway) -> APIRouter:
         response_model=CancelResult,
         status_code=202,
         summary="Cancel an open pickup (emits pickup_cancelled)",
-        responses={**AUTH_ERRORS, **error(403, "The pickup belongs to another hub."),
+        responses={**AUTH_ERRORS, **BODY_ERRORS,
+                   **error(403, "The pickup belongs to another hub."),
                    **error(404, "No open pickup with this id."),
                    **error(429, "Over the hub's rate limit."),
                    **error(503, "Worker or Kafka not available.")},
+        openapi_extra={"requestBody": {"required": False, "content": {
+            "application/json": {"schema": CancelRequest.model_json_schema()}}}},
     )
     async def cancel_pickup(
         request: Request,
         pickup_id: Annotated[str, Path(min_length=1, max_length=128)],
         auth: TokenInfo = Depends(gw.hub_auth),  # noqa: B008
-        body: CancelRequest | None = None,
         snooze_hours: Annotated[float | None, Query(
-            gt=0, le=MAX_SNOOZE_HOURS,
+            ge=MIN_SNOOZE_HOURS, le=MAX_SNOOZE_HOURS,
             description="As the body's snooze_hours (give it in one place).")] = None,
     ) -> Response:
         hub = auth.owner
         gw.rate_limit(hub)
-        request_body = body or CancelRequest()
+        _, data = await read_json(request, config.max_request_bytes, optional=True)
+        request_body = CancelRequest() if data is None else validate_body(CancelRequest, data)
         if (snooze_hours is not None and request_body.snooze_hours is not None
                 and snooze_hours != request_body.snooze_hours):
             raise ApiError(422, "invalid_request",

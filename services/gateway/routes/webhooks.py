@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from services.auth.tokens import TokenInfo
 from services.gateway.service import AUTH_ERRORS, Gateway
 from services.gateway.webhook_delivery import check_url
+from services.http.body import BODY_ERRORS, read_json, validate_body
 from services.http.errors import ApiError
 from services.http.openapi import error
 
@@ -54,10 +55,16 @@ def router(gw: Gateway) -> APIRouter:
         summary="Register (or replace) the hub's webhook",
         description="Every pickup_requested and pickup_overdue for the hub's villages is "
         "POSTed there, retried with back-off. " + SIGNATURE_HELP,
-        responses={**AUTH_ERRORS, **error(400, "URL not allowed.")},
+        responses={**AUTH_ERRORS, **BODY_ERRORS,
+                   **error(400, "URL not allowed (bad_url), or the body is not valid JSON "
+                                   "(malformed_json) or not an object (bad_request).")},
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "application/json": {"schema": WebhookRequest.model_json_schema()}}}},
     )
-    async def put_webhook(body: WebhookRequest,
+    async def put_webhook(request: Request,
                           auth: TokenInfo = Depends(gw.hub_auth)) -> Response:  # noqa: B008
+        _, data = await read_json(request, config.max_request_bytes)
+        body = validate_body(WebhookRequest, data)
         problem = check_url(body.url, allow_private=config.webhook_allow_private)
         if problem:
             raise ApiError(400, "bad_url", problem)

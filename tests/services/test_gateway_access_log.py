@@ -1,0 +1,107 @@
+"""Tokens never appear in a log line (docs/services.md), not even when a client puts one in
+the URL: uvicorn's access log line of such a request has the value redacted, on the
+gateway and on the planner (:mod:`services.http.access_log`)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from services.broker import free_port
+from services.gateway import GatewayConfig
+from services.gateway import create_app as create_gateway
+from services.http.access_log import REDACTED, redact_query
+from services.planner import JobStore, PlannerConfig
+from services.planner import create_app as create_planner
+from streams.kafka import KafkaConnection
+from tests.helpers import wait_until
+from tests.services.helpers import NETWORK, TOPICS, FakeKafkaIO, FakeWorker
+
+SECRET = "plk_0123456789ab_SeCrEtVaLuE"
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def access_log_of(app: Any) -> Iterator[tuple[str, Records]]:
+    """``app`` served by uvicorn with its own logging set-up (as ``packloop gateway`` runs
+    it, access log on at info), and the records its access logger passes on."""
+    access = logging.getLogger("uvicorn.access")
+    saved = access.level, list(access.handlers), access.propagate
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="info"))
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    records = Records()
+    try:
+        wait_until(lambda: server.started, 60, "uvicorn to start")
+        access.addHandler(records)  # after uvicorn's dictConfig, which replaces handlers
+        yield f"http://127.0.0.1:{port}", records
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        access.setLevel(saved[0])
+        access.handlers[:] = saved[1]
+        access.propagate = saved[2]
+
+
+def lines_for(records: Records, path: str) -> list[str]:
+    wait_until(lambda: any(path in r.getMessage() for r in records.records), 10,
+               "the access log line")
+    return [r.getMessage() for r in records.records if path in r.getMessage()]
+
+
+def test_the_gateways_access_log_holds_no_token(token_store) -> None:
+    """``curl "$GATEWAY/v1/hubs/H01/villages?token=$TOKEN"`` used to log the token whole."""
+    app = create_gateway(GatewayConfig(
+        kafka=KafkaConnection(), topics=TOPICS, network=NETWORK, tokens=token_store,
+        kafka_io=FakeKafkaIO(), worker_transport=httpx.MockTransport(FakeWorker().handler),
+        webhooks=False))
+    with access_log_of(app) as (url, records):
+        resp = httpx.get(f"{url}/v1/hubs/H01/villages",
+                         params={"token": SECRET, "Access_Token": SECRET, "status": "open"})
+        assert resp.status_code == 401
+        [line] = lines_for(records, "/v1/hubs/H01/villages")
+    assert SECRET not in line
+    assert f"?token={REDACTED}&Access_Token={REDACTED}&status=open" in line, line
+
+
+def test_the_planners_access_log_holds_no_token(token_store, tmp_path) -> None:
+    jobs = JobStore(f"sqlite:///{tmp_path}/plans.db")
+    app = create_planner(PlannerConfig(kafka=KafkaConnection(), topics=TOPICS, network=NETWORK,
+                                       tokens=token_store, jobs=jobs, kafka_io=FakeKafkaIO()))
+    try:
+        with access_log_of(app) as (url, records):
+            httpx.get(f"{url}/v1/plans", params={"limit": 5, "API_KEY": SECRET})
+            [line] = lines_for(records, "/v1/plans")
+    finally:
+        jobs.close()
+    assert SECRET not in line
+    assert f"/v1/plans?limit=5&API_KEY={REDACTED}" in line, line
+
+
+@pytest.mark.parametrize(("target", "redacted"), [
+    ("/a?token=s", f"/a?token={REDACTED}"),
+    ("/a?x=1&Password=s&secret=s#f", f"/a?x=1&Password={REDACTED}&secret={REDACTED}#f"),
+    ("/a?key=s&api-key=s&api_key=s", f"/a?key={REDACTED}&api-key={REDACTED}&api_key={REDACTED}"),
+    ("/a?tok%65n=s", f"/a?tok%65n={REDACTED}"),  # a key as the server decodes it
+    ("/a?next=/b?token=s", f"/a?next=/b?token={REDACTED}"),
+    ("/a?token=", "/a?token="),
+    ("/a?tokens=kept&monkey=kept&hub=H01", "/a?tokens=kept&monkey=kept&hub=H01"),
+])
+def test_which_query_values_are_redacted(target, redacted) -> None:
+    assert redact_query(target) == redacted
