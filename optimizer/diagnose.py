@@ -8,7 +8,7 @@ from typing import Any
 
 from optimizer.routes import DistanceOracle
 from optimizer.scenario import ReusableType, Scenario, SingleUseOption
-from optimizer.trips import compatible_compartments
+from optimizer.trips import ALL, compatible_compartments
 
 
 def describe_unservable(s: Scenario, items: list[tuple[str, int, str, str]]) -> list[dict]:
@@ -75,41 +75,185 @@ def describe_unservable(s: Scenario, items: list[tuple[str, int, str, str]]) -> 
 
 _ROW = re.compile(r"^(\w+)\[(.*)\]$")
 
+#: the families of rows the model builders (optimizer/model/*.py), the baselines'
+#: packaging rules and the frontier's criterion rows add, in words: (template over the
+#: row's index, the unit of its violation). The solver names a row by family and index
+#: (`trunk_ship_up[H01,1,chilled]`), which a planner cannot act on; the words name what
+#: cannot move and the fleet that should move it (`_context`), so the cause can be found
+#: in the scenario (a county fleet of 0 trunk vehicles, a hub short of vans).
+ROW_WORDS: dict[str, tuple[str, str]] = {
+    # service and packaging (model/service.py)
+    "serve_all": ("demand group {0} cannot be served within its window",
+                  "(a share of the group)"),
+    "pack_all": ("down demand of class '{2}' at {0} on day {1} cannot all be sent out "
+                 "({way0})", "parcels"),
+    "pack_up_all": ("farm shipments of class '{2}' at {0} on day {1} cannot all be packed "
+                    "(single-use options listing the class in up_class_ids, or empty "
+                    "containers waiting at the village)", "parcels"),
+    # milk runs (model/milk_runs.py)
+    "deliver": ("down demand of class '{2}' at {0} on day {1} cannot all be delivered by "
+                "hub {hub0}'s vehicles ({fleet0})", "litres"),
+    "ship_up": ("farm shipments of class '{2}' at {0} on day {1} cannot all be picked up by "
+                "hub {hub0}'s vehicles ({fleet0})", "litres"),
+    "passive": ("cold goods of class '{2}' at {0} on day {1} ride outside a '{2}' "
+                "compartment without enough passive packaging", "litres"),
+    "collect_all": ("outstanding recyclables at {0} cannot all be collected by hub "
+                    "{hub0}'s vehicles ({fleet0})", "grams"),
+    "tour_load": ("compartment '{2}' of a milk run is over capacity {after1}", "litres"),
+    "tour_load_total": ("a milk run is over capacity {after1} (goods still to deliver, "
+                        "empties, recyclables and farm goods aboard)", "litres"),
+    "visit": ("no trip able to carry the {goods2} of class '{3}' reaches {0} on day {1}",
+              "trips"),
+    # fleet (model/fleet.py)
+    "fleet_hub": ("not enough {1} vehicles at hub {0} on day {2} ({count1} available)",
+                  "vehicles"),
+    "fleet_county": ("not enough county {0} vehicles on day {1} for the trunk legs "
+                     "({count0} available)", "vehicles"),
+    # trunk legs (model/trunk.py)
+    "trunk_deliver": ("{county} cannot carry hub {0}'s '{2}' deliveries down to it on day "
+                      "{1}", "litres"),
+    "trunk_passive": ("cold goods of class '{2}' for hub {0} on day {1} ride outside a '{2}' "
+                      "compartment of a trunk vehicle without enough passive packaging",
+                      "litres"),
+    "trunk_ship_up": ("{county} cannot carry hub {0}'s '{2}' farm shipments up on day {1}",
+                      "litres"),
+    "trunk_collect_all": ("{county} cannot carry the recyclables collected around hub {0} "
+                          "on day {1} to the county", "grams"),
+    "trunk_cap_out": ("a trunk leg's '{1}' compartment is over capacity on the way to its "
+                      "hub ({county_list})", "litres"),
+    "trunk_cap_back_class": ("a trunk leg's '{1}' compartment is over capacity on the way "
+                             "back to the county ({county_list})", "litres"),
+    "trunk_cap_back": ("a trunk leg is over capacity on the way back to the county (farm "
+                       "shipments and recyclables; {county_list})", "litres"),
+    # reusable containers (model/pools.py)
+    "empties_balance": ("empty {1} containers at {0} on day {2} do not add up (returned, "
+                        "picked up, refilled with farm shipments)", "containers"),
+    "pool_covers": ("container pool {1} at hub {0} cannot cover the containers in "
+                    "circulation", "containers"),
+    "pool_issue": ("container pool {1} at hub {0} runs out on day {2}", "containers"),
+    "pool_balance": ("the stock of container pool {1} at hub {0} does not add up on day {2}",
+                     "containers"),
+    "pool_end": ("container pool {1} at hub {0} cannot be restored by the horizon's end",
+                 "containers"),
+    "cleaning_capacity": ("cleaning capacity of hub {0} ({cap0} containers a day) is "
+                          "exceeded on day {1}", "containers"),
+    # valid inequalities (model/covers.py, model/milk_runs.py)
+    "cap_cover": ("{unit} lack room for the {load} that must move then",
+                  "trips"),
+    "trip_floor": ("the milk runs of {0} and the villages linked with it on day {1} cost "
+                   "less than their least possible cost", "CNY"),
+    # the sequential baseline's packaging rule (baselines.py, ROW_PREFIX)
+    "baseline_share_max": ("the baseline's packaging shares for class '{2}' at {0} on day "
+                           "{1} cannot hold", "parcels"),
+    "baseline_share_min": ("the baseline's packaging shares for class '{2}' at {0} on day "
+                           "{1} cannot hold", "parcels"),
+    # the frontier's criterion rows (frontier_model.py)
+    "fr_cap": ("the frontier's bound on a criterion (cost, single-use packaging or CO2e) "
+               "cannot be met", "(in the criterion's units)"),
+    "fr_eps": ("the frontier's target for a criterion (single-use packaging or CO2e) "
+               "cannot be met", "(in the criterion's units)"),
+}
+
+_LOADS = {("down", ALL): "deliveries", ("back", ALL): "loads back (farm shipments, empties "
+          "and recyclables)"}
+
+
+def _split_index(text: str) -> list[str]:
+    """A Pyomo row index `H01,1,chilled` as its parts; Pyomo quotes a part holding a comma,
+    bracket or space (`'a,b'`)."""
+    parts: list[str] = []
+    cur, quote = "", ""
+    for ch in text:
+        if quote:
+            if ch == quote:
+                quote = ""
+            else:
+                cur += ch
+        elif ch in "'\"":
+            quote = ch
+        elif ch == ",":
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    return parts
+
+
+def _county_counts(s: Scenario) -> str:
+    """The county's trunk vehicles and how many there are: an empty fleet is the usual
+    reason a hub's trunk rows cannot hold."""
+    return ", ".join(f"{v.vehicle_type}: {'unlimited' if v.count is None else v.count} "
+                     "available" for v in s.vehicle_types if v.base == "county")
+
+
+def _context(s: Scenario, family: str, idx: list[str]) -> dict[str, str]:
+    """The words a template takes besides its index: the fleets and capacities that bound
+    the row (a row with an index too short for them gets '?')."""
+    hub_of = {v.village_id: v.hub_id for v in s.villages}
+    vts = {v.vehicle_type: v for v in s.vehicle_types}
+    first = idx[0] if idx else "?"
+    second = idx[1] if len(idx) > 1 else "?"
+    hub0 = hub_of.get(first, first)
+    county = _county_counts(s)
+    hub_counts = ", ".join(f"{v.vehicle_type}: {s.hub_vehicle_count(v, hub0)}"
+                           for v in s.vehicle_types if v.base == "hub")
+    out = {
+        "hub0": hub0,
+        "county": f"the county's trunk vehicles ({county})" if county
+        else "the county, which has no trunk vehicles,",
+        "county_list": f"county trunk vehicles: {county}" if county
+        else "the county has no trunk vehicles",
+        "fleet0": hub_counts or "it has none",
+        "way0": f"packed, carried to hub {hub0} on the trunk legs and delivered on its milk "
+        "runs" if any(v.base == "county" for v in s.vehicle_types)
+        else f"packed and delivered on hub {hub0}'s milk runs",
+        "cap0": next((f"{h.cleaning_capacity_per_day:g}" for h in s.hubs
+                      if h.hub_id == first), "?"),
+        "count0": "?", "count1": "?",
+        "after1": "as it leaves the hub" if second == "0" else f"after its stop {second}",
+        "goods2": {"down": "deliveries", "up": "farm shipments"}.get(
+            idx[2] if len(idx) > 2 else "", "goods"),
+    }
+    if first in vts:
+        out["count0"] = "unlimited" if vts[first].count is None else str(vts[first].count)
+    if second in vts:
+        out["count1"] = str(s.hub_vehicle_count(vts[second], first))
+    if family == "cap_cover" and len(idx) >= 6:
+        unit, where, direction, cls, a, z = idx[:6]
+        days = f"day {a}" if a == z else f"days {a}..{z}"
+        out["unit"] = (f"the trunk legs to hub {where} on {days} ({out['county_list']})"
+                       if unit == "trunk" else
+                       f"the milk runs of {where} and the villages linked with it on {days}")
+        out["load"] = ("farm shipments back to the county" if (unit, direction) == (
+            "trunk", "back") else _LOADS.get((direction, cls))) or (
+            f"deliveries of class '{cls}'" if direction == "down"
+            else f"farm shipments of class '{cls}'" if direction == "up"
+            else f"{direction} litres of '{cls}'")
+    return out
+
+
+#: a violation of exactly one: "1 trip", not "1 trips"
+_ONE = {"parcels": "parcel", "litres": "litre", "grams": "gram", "trips": "trip",
+        "vehicles": "vehicle", "containers": "container"}
+
 
 def describe_row(s: Scenario, name: str, amount: float) -> dict[str, Any]:
-    """A constraint the feasibility relaxation had to violate, in words."""
+    """A constraint the feasibility relaxation had to violate, in words (`ROW_WORDS`), with
+    the fleet that bounds it where there is one, so the cause can be found in the scenario;
+    the raw name stays in `constraint` for whoever reads the model."""
     m = _ROW.match(name)
-    family, idx = (m.group(1), m.group(2).split(",")) if m else (name, [])
-    text = {
-        "deliver": "down demand of class {2} at {0} on day {1} cannot all be delivered",
-        "ship_up": "farm shipments of class {2} at {0} on day {1} cannot all be picked up",
-        "serve_all": "demand group {0} cannot be served within its window",
-        "fleet_hub": "not enough {1} vehicles at hub {0} on day {2}",
-        "fleet_county": "not enough county {0} vehicles on day {1} for the trunk legs",
-        "tour_load": "compartment {2} of a trip is over capacity after its stop {1}",
-        "passive": "cold goods of class {2} at {0} on day {1} ride outside a cold compartment "
-        "without enough passive packaging",
-        "cap_cover": "trips that can reach {1} ({0} run) on days {4}..{5} lack room for the "
-        "{2} litres of {3} that must move then",
-        "visit": "no trip able to carry {2} {3} reaches {0} on day {1}",
-        "tour_load_total": "a trip is over capacity after its stop {1} (goods still to deliver, "
-        "empties, recyclables and farm goods aboard)",
-        "collect_all": "outstanding recyclables at {0} cannot all be collected",
-        "pool_issue": "container pool {1} at hub {0} runs out on day {2}",
-        "pool_end": "container pool {1} at hub {0} cannot be restored by the horizon's end",
-        "pool_covers": "container pool {1} at hub {0} cannot cover the containers in "
-        "circulation",
-        "cleaning_capacity": "cleaning capacity of hub {0} is exceeded on day {1}",
-        "trunk_deliver": "trunk legs to hub {0} on day {1} cannot carry class {2}",
-        "trunk_cap_out": "trunk outbound capacity is exceeded",
-        "trunk_cap_back": "trunk return capacity is exceeded",
-        "trunk_collect_all": "recyclables collected at hub {0} on day {1} cannot reach the county",
-    }.get(family)
-    if text is not None:
+    family, idx = (m.group(1), _split_index(m.group(2))) if m else (name, [])
+    words = ROW_WORDS.get(family)
+    unit = "(in the row's units)"
+    if words is not None:
+        text, unit = words
         try:
-            what = text.format(*idx)
-        except IndexError:
-            what = f"{family}[{','.join(idx)}]"
+            what = text.format(*idx, **_context(s, family, idx))
+        except (IndexError, KeyError):
+            what = f"a row of the model ({family}) for {', '.join(idx) or 'the whole plan'}"
+    elif m:
+        what = f"a row of the model ({family}) for {', '.join(idx)}"
     else:
         what = name
     if family == "serve_all" and idx:
@@ -122,6 +266,6 @@ def describe_row(s: Scenario, name: str, amount: float) -> dict[str, Any]:
             pass
     why = ("it cannot hold with the decisions fixed so far (a start or a what-if's change)"
            if amount == float("inf") else
-           f"the closest feasible plan misses it by {amount:.4g} (units of the constraint: "
-           "litres, parcels, containers or trips)")
+           f"the closest feasible plan misses it by {amount:.4g} "
+           f"{_ONE.get(unit, unit) if amount == 1 else unit}")
     return {"what": what, "why": why, "constraint": name}

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pyomo.environ as pyo
 
@@ -49,7 +50,6 @@ from optimizer.frontier_model import (  # re-exported: the frontier's public rec
     FrontierPoint,
     WholeModel,
     _cap_level,
-    _need,
     _non_dominated,
     marginal_to_cheaper,
 )
@@ -64,7 +64,33 @@ PLANNER_SHARE = 2.0
 
 __all__ = ["CRITERION", "DELTA", "FRONTS", "LEX_REL", "LEX_SHARE", "MIN_LIMIT_SHARE",
            "PLANNER_SHARE", "Front", "Frontier", "FrontierError", "FrontierPoint",
-           "WholeModel", "marginal_to_cheaper", "solve_frontier"]
+           "NoFrontier", "WholeModel", "marginal_to_cheaper", "solve_frontier"]
+
+
+class NoFrontier(FrontierError):
+    """An end of the payoff table has no plan, with the solve's `status` and a `diagnosis`
+    in the words `plan solve` uses (a list of {what, why}): a frontier of an infeasible
+    scenario is answered as `plan solve` answers it, not with a bare status."""
+
+    def __init__(self, message: str, status: str, diagnosis: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.status = status
+        self.diagnosis = diagnosis
+
+
+def _need(r: SolveResult, what: str, s: Scenario, planned: PlanResult | None = None) -> float:
+    """`r`'s objective, or NoFrontier saying why there is none: the planner's diagnosis
+    (`planned`, for the cost-optimal end), else the rows `r` had to violate, else its
+    status."""
+    if r.objective is not None:
+        return r.objective
+    from optimizer.diagnose import describe_row
+
+    diagnosis = list(planned.diagnosis) if planned is not None and planned.plan is None else []
+    if not diagnosis:
+        diagnosis = [describe_row(s, name, amount) for name, amount in r.violated_rows]
+    raise NoFrontier(f"{what}: no plan ({r.status})", r.status,
+                     diagnosis or [{"what": what, "why": f"no plan ({r.status})"}])
 
 
 def solve_frontier(
@@ -119,7 +145,7 @@ def solve_frontier(
     first = _planner_plan(sv, planned) if planned is not None else None
     if first is None:
         first = sv.solve("cost", sv.expr("cost"))
-    c_star = _need(first, "cost-optimal plan")
+    c_star = _need(first, "cost-optimal plan", scenario, planned)
 
     def cost_bound(b: float | None) -> float | None:
         """A point's cost bound, at least the least cost's: an ε or criterion row only
@@ -152,7 +178,7 @@ def solve_frontier(
         f2_nad = sv.value(crit)
         # the other end: the least criterion, then the least cost at it
         low = sv.solve(f"{front}:min", sv.expr(crit), neighbourhood=True)
-        f2_star = _need(low, f"{front}-optimal plan")
+        f2_star = _need(low, f"{front}-optimal plan", scenario)
         other = sv.solve(f"{front}:min_cost", sv.expr("cost"),
                          cap=(crit, _cap_level(f2_star, LEX_REL)))
         other_end = FrontierPoint(front, front + "_optimal", None, sv.result(

@@ -187,6 +187,16 @@ class DemandGroup(_Frozen):
         default=0, ge=0, description="presale window: may be served up to flex_days later"
     )
 
+    @field_validator("volume_litres")
+    @classmethod
+    def _volume_is_up_only(cls, v: float | None, info: ValidationInfo) -> float | None:
+        """A down group's volume was silently ignored (parcels x the class's litres count):
+        a volume the planner does not use is refused, not taken for one it does."""
+        if v is not None and info.data.get("direction") == "down":
+            raise ValueError("'up' only (farm shipments); a down group's volume is parcels "
+                             "x the class's litres_per_parcel: remove volume_litres")
+        return v
+
 
 class SingleUseOption(_Frozen):
     option_id: str

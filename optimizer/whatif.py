@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from typing import Any
 from optimizer.frontier_model import WholeModel
 from optimizer.marginal import marginal_values, plan_as_start
 from optimizer.result import PlanResult
-from optimizer.scenario import Scenario, ScenarioError, load_scenario
+from optimizer.scenario import MAX_NUMBER, Scenario, ScenarioError, load_scenario
 from optimizer.solver import ProgressFn
 
 
@@ -67,6 +68,12 @@ def _value(key: str, text: str, before: float | None, integer: bool) -> float:
         raise WhatIfError(f"{key}: value {text!r} is not +N, -N or N")
     sign, number = m.groups()
     n = float(number)
+    if not math.isfinite(n) or n > MAX_NUMBER:
+        # refused here, naming the key, rather than as the changed scenario's field
+        # (vehicle_types[1].count), which the user did not write
+        shown = text if len(text) <= 24 else text[:20] + "…"
+        raise WhatIfError(f"{key}: {shown} is too large: numbers in a scenario are at most "
+                          f"{MAX_NUMBER:,.0f}")
     if integer and not n.is_integer():
         raise WhatIfError(f"{key}: a vehicle count is a whole number, not {text!r}")
     if sign:
@@ -78,6 +85,9 @@ def _value(key: str, text: str, before: float | None, integer: bool) -> float:
         after = n
     if after < 0:
         raise WhatIfError(f"{key}: {text} gives {after:g}, below 0")
+    if after > MAX_NUMBER:
+        raise WhatIfError(f"{key}: {text} gives {after:,.0f}, too large: numbers in a "
+                          f"scenario are at most {MAX_NUMBER:,.0f}")
     return int(after) if integer else after  # a vehicle count reads "to": 2, not 2.0
 
 

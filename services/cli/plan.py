@@ -127,6 +127,12 @@ def solve(scenario: str | None, vrplib_file: str | None, fleet: str, out_dir: st
 
     if (scenario is None) == (vrplib_file is None):
         raise click.UsageError("give either SCENARIO or --vrplib FILE")
+    ctx = click.get_current_context()
+    if vrplib_file is None and ctx.get_parameter_source("fleet") not in (
+            None, click.core.ParameterSource.DEFAULT):
+        # a scenario's fleet is its vehicle types' counts: --fleet was silently ignored
+        raise click.UsageError("--fleet goes with --vrplib (a CVRPLIB instance's number of "
+                               "routes); a scenario's fleet is its vehicle types' count")
     try:
         if vrplib_file:
             from optimizer import parse_vrp, scenario_from_vrp

@@ -72,13 +72,11 @@ def frontier(scenario: str, points: int, time_limit: float | None, gap: float | 
                          threads=threads, on_point=show, on_hub=hub_done,
                          fronts=FRONTS if front == "both" else (front,))  # type: ignore[arg-type]
     except FrontierError as exc:
-        console.print(f"[red]no frontier:[/red] {exc}", soft_wrap=True)
-        sys.exit(2)
+        _no_frontier(str(exc), getattr(exc, "status", "no_plan"),
+                     getattr(exc, "diagnosis", None) or [], as_json)
     except optimizer.ScenarioError as exc:  # demand no trip can serve (as plan solve says)
-        for what, why in exc.problems:
-            console.print(f"[red]no frontier:[/red] {what}: {why}", soft_wrap=True,
-                          highlight=False)
-        sys.exit(2)
+        _no_frontier("no trip can serve some demand", "infeasible",
+                     [{"what": what, "why": why} for what, why in exc.problems], as_json)
     plans: dict[int, Any] | None = None
     if out_dir:
         from optimizer import write_report
@@ -103,17 +101,33 @@ def frontier(scenario: str, points: int, time_limit: float | None, gap: float | 
         _frontier_table(doc)
 
 
+def _no_frontier(message: str, status: str, diagnosis: list[dict[str, Any]],
+                 as_json: bool) -> None:
+    """No frontier: an end of the payoff table has no plan. Say why as `plan solve` does
+    (its diagnosis, one line each; with --json a document on stdout) and exit 2."""
+    console.print(f"[red]no frontier:[/red] {message}", soft_wrap=True, highlight=False)
+    for d in diagnosis:
+        console.print(f"[red]{status}:[/red] {d['what']}: {d['why']}", soft_wrap=True,
+                      highlight=False)
+    if as_json:
+        _print_json({"status": status, "error": message, "points": [], "extremes": {},
+                     "diagnosis": diagnosis})
+    sys.exit(2)
+
+
 def _frontier_table(doc: dict[str, Any]) -> None:
     out = Console()
     for front, what, key, unit, spec in (
             ("single_use", "single-use packaging", "marginal_cny_per_kg_single_use",
-             "CNY/kg avoided", ",.2f"),
-            ("co2e", "CO2e", "marginal_cny_per_t_co2e", "CNY/t CO2e avoided", ",.0f")):
+             "CNY/kg\navoided", ",.2f"),
+            ("co2e", "CO2e", "marginal_cny_per_t_co2e", "CNY/t CO2e\navoided", ",.0f")):
         if not any(p["front"] == front for p in doc["points"]):
             continue  # a front not asked for (--front), not an empty table
-        table = Table(title=f"cost against {what}")
-        for col in ("plan", "cost, CNY", "single-use, kg", "CO2e, kg", "gap", unit):
-            table.add_column(col, justify="left" if col == "plan" else "right")
+        # fits 80 columns with the county's figures (the plan column cut its own role
+        # name to "single_use_o…"): headers on two lines, no outer edge, no cell wrapped
+        table = Table(title=f"cost against {what}", show_edge=False, pad_edge=False)
+        for col in ("plan", "cost\nCNY", "single-use\nkg", "CO2e\nkg", "gap", unit):
+            table.add_column(col, justify="left" if col == "plan" else "right", no_wrap=True)
         for p in doc["points"]:
             if p["front"] != front:
                 continue
@@ -173,11 +187,19 @@ def whatif(base_scenario: str, settings: tuple[str, ...], time_limit: float | No
         sys.exit(2)
 
 
+def _amount(x: float) -> str:
+    """A change's value as written: a whole number in full ("1 → 3", never "1e+09"), a
+    fraction to its hundredths."""
+    if float(x).is_integer():
+        return f"{int(x):,}"
+    return f"{x:,.2f}".rstrip("0").rstrip(".")
+
+
 def _whatif_table(doc: dict[str, Any]) -> None:
     out = Console()
     for c in doc["changes"]:
-        before = "unlimited" if c["from"] is None else f"{c['from']:g}"
-        out.print(f"{c['key']}: {before} → {c['to']:g}")
+        before = "unlimited" if c["from"] is None else _amount(c["from"])
+        out.print(f"{c['key']}: {before} → {_amount(c['to'])}", highlight=False)
     table = Table(title="what-if: variant against base")
     for col in ("", "base", "variant", "delta"):
         table.add_column(col, justify="left" if not col else "right")

@@ -598,6 +598,16 @@ def test_nonsense_numbers_are_usage_errors(args):
     assert f"Invalid value for '{args[0]}'" in r.output
 
 
+@pytest.mark.parametrize("fleet", ["free", "exact"])
+def test_fleet_without_vrplib_is_a_usage_error(fleet):
+    """`--fleet free` on a scenario was silently ignored (a scenario's fleet is its vehicle
+    types' counts): refused before any solve, naming both flags."""
+    r = CliRunner().invoke(plan, ["solve", str(TINY), "--fleet", fleet])
+    assert r.exit_code == 2, r.output
+    assert isinstance(r.exception, SystemExit)
+    assert "--fleet" in r.output and "--vrplib" in r.output and "status" not in r.output
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_budget_params_reach_the_stages_in_and_out_of_worker_processes(threads):
     """`solve(params=...)` reached the schedule but not the stages: the workers (and the

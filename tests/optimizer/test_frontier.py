@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pyomo.environ as pyo
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from optimizer import build_model, load_scenario, run_highs, solve
 from optimizer.frontier import solve_frontier
 from services.cli.plan_decisions import plan
-from tests.optimizer.helpers import ROOT, TINY, routes_for
+from tests.optimizer.helpers import ROOT, TINY, routes_for, tiny_raw
 from tests.optimizer.plan_checks import check_plan, recompute_cost
 
 TRADEOFF = ROOT / "examples" / "scenarios" / "tiny.yaml"
@@ -304,3 +305,53 @@ def test_the_table_says_when_the_least_end_is_not_proven(capsys):
     pay["single_use_min_bound"] = pay["single_use_min"]
     _frontier_table({"points": [point], "extremes": {"payoff": {"single_use": pay}}})
     assert "no plan goes below" not in capsys.readouterr().out
+
+
+def _no_trunk(tmp_path: Path) -> Path:
+    """tiny.yaml without trunk vehicles: no plan moves anything between county and hub."""
+    raw = tiny_raw()
+    next(v for v in raw["vehicle_types"] if v["vehicle_type"] == "trunk_reefer")["count"] = 0
+    path = tmp_path / "no_trunk.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_an_infeasible_frontier_says_why_in_json_and_in_words(tmp_path: Path):
+    """`plan frontier --json` of an infeasible scenario printed nothing on stdout (only
+    "no frontier: cost-optimal plan: no plan (infeasible)" on stderr), where `plan solve
+    --json` gives a document with its diagnosis. Now a document with the status, no
+    points and the failed end's diagnosis, exit 2; without --json the diagnosis lines."""
+    path = _no_trunk(tmp_path)
+    args = ["frontier", str(path), "--points", "2", "--time-limit", "5", "--threads", "1"]
+    r = CliRunner().invoke(plan, [*args, "--json"])
+    assert r.exit_code == 2, r.output
+    doc = json.loads(r.stdout)
+    assert doc["status"] == "infeasible" and doc["points"] == []
+    assert doc["diagnosis"] and all({"what", "why"} <= set(d) for d in doc["diagnosis"])
+    assert any("trunk_reefer: 0 available" in d["what"] for d in doc["diagnosis"])
+    r = CliRunner().invoke(plan, args)
+    assert r.exit_code == 2, r.output
+    assert "no frontier: cost-optimal plan" in r.output
+    assert any(ln.startswith("infeasible: ") and "trunk_reefer: 0 available" in ln
+               for ln in r.output.splitlines()), r.output
+
+
+def test_the_table_fits_80_columns(capsys, monkeypatch):
+    """At 80 columns the plan column cut its own role name to "single_use_o…"; no cell is
+    cut now, with figures as large as the county's."""
+    from services.cli.plan_decisions import _frontier_table
+
+    monkeypatch.setenv("COLUMNS", "80")
+    points = [{"front": front, "role": role, "cost_cny": 1_234_567.89,
+               "single_use_grams": 202_879_000.0, "co2e_kg": 123_456.5, "gap": 0.0123,
+               key: marginal}
+              for front, key in (("single_use", "marginal_cny_per_kg_single_use"),
+                                 ("co2e", "marginal_cny_per_t_co2e"))
+              for role, marginal in (("cost_optimal", None), ("interior", 12.34),
+                                     (f"{front}_optimal", 123_456.56))]
+    _frontier_table({"points": points, "extremes": {"payoff": {}}})
+    out = capsys.readouterr().out
+    assert "…" not in out
+    assert "single_use_optimal" in out and "co2e_optimal" in out
+    assert "1,234,567.89" in out and "123,456.56" in out
+    assert max(map(len, out.splitlines())) <= 80

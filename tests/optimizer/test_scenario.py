@@ -169,6 +169,20 @@ def test_numbers_beyond_any_county_are_refused_by_name():
     load_scenario(raw)
 
 
+def test_a_volume_on_a_down_group_is_refused_by_its_path():
+    """`volume_litres` on a down group was silently ignored (the schema says 'up' only:
+    a delivery's volume is parcels x the class's litres); an up group keeps its volume."""
+    raw = tiny_raw()
+    down = next(k for k, g in enumerate(raw["demand"]) if g["direction"] == "down")
+    raw["demand"][down]["volume_litres"] = 300
+    problems = _problems(raw)
+    assert list(problems) == [f"demand[{down}].volume_litres"]
+    assert "'up' only" in problems[f"demand[{down}].volume_litres"]
+    raw["demand"][down]["volume_litres"] = None  # stated as absent: the same as leaving it out
+    s = load_scenario(raw)
+    assert [g.volume_litres for g in s.demand if g.direction == "up"] == [200, 100]
+
+
 def test_single_visit_needs_a_cvrp_shaped_scenario():
     """`routing.single_visit` is solved as a CVRP (one hub, one day, one class, one van
     type); on the tiny county it crashed reading village ids as CVRPLIB numbers."""

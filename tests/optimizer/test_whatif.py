@@ -4,6 +4,7 @@ say, a bad key is refused by name, and the deltas agree with hand-computed conse
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -145,7 +146,7 @@ def test_deltas_agree_with_the_base_marginal_values():
 
 @pytest.mark.parametrize(("change", "why"), [
     ("fleet.multi_temp_van.count=0", "'chilled' compartment"),
-    ("fleet.trunk_reefer.count=0", "trunk run"),
+    ("fleet.trunk_reefer.count=0", "trunk_reefer: 0 available"),
 ])
 def test_a_variant_without_a_plan_says_why_and_exits_2(change, why):
     """Taking away every van with a chilled compartment left demand no trip can serve: the
@@ -204,7 +205,7 @@ def test_an_infeasible_variants_diagnosis_keeps_to_the_time_limit(monkeypatch, s
     w = what_if(load_scenario(TINY), [("fleet.trunk_reefer.count", "0")], time_limit_s=20.0,
                 threads=1)
     assert w.variant.status == "infeasible"
-    assert any("trunk run" in d["what"] for d in w.variant.diagnosis)
+    assert any("trunk_reefer: 0 available" in d["what"] for d in w.variant.diagnosis)
     assert asked == [explain_s]
 
 
@@ -222,3 +223,57 @@ def test_a_vehicle_count_change_is_a_whole_number_in_json():
     _variant, done = apply_changes(s, [("fleet.ambient_van.count", "+1")])
     assert isinstance(done[0].after, int) and not isinstance(done[0].after, bool)
     assert json.dumps({"to": done[0].after}) == f'{{"to": {done[0].after:d}}}'
+
+
+@pytest.mark.parametrize("key", ["fleet.multi_temp_van.count", "fleet.multi_temp_van.count.H01",
+                                 "pools.H01.insulated_box"])
+@pytest.mark.parametrize("value", ["99999999999999999999", "+1" + "0" * 400])
+def test_a_number_beyond_the_scenarios_limit_is_refused_by_its_key(key, value):
+    """A what-if's value goes through the scenario's limit (MAX_NUMBER, 1e9), and the
+    message names the key the user wrote, not the scenario field it lands in
+    (`vehicle_types[1].count`); 400 digits (an infinite float) read as no whole number."""
+    with pytest.raises(WhatIfError) as e:
+        apply_changes(load_scenario(TINY), [(key, value)])
+    message = str(e.value)
+    assert message.startswith(f"{key}: ") and "at most 1,000,000,000" in message
+    assert "vehicle_types" not in message and "container_pools" not in message
+    r = CliRunner().invoke(plan, ["whatif", str(TINY), "--set", f"{key}={value}"])
+    assert r.exit_code == 2 and key in r.output and "at most 1,000,000,000" in r.output
+
+
+def test_the_changes_print_whole_numbers_in_full(capsys):
+    """The table printed a count of 1e9 vehicles as "1e+09" (`:g`); a whole number is
+    printed as one, a fraction as written."""
+    from services.cli.plan_decisions import _whatif_table
+
+    side = {"status": "optimal", "gap": 0.0}
+    _whatif_table({"changes": [
+        {"key": "fleet.multi_temp_van.count", "from": 1, "to": 1_000_000_000},
+        {"key": "hubs.H01.cleaning_capacity_per_day", "from": 500.0, "to": 800.5},
+        {"key": "fleet.trunk_reefer.count", "from": None, "to": 2}],
+        "base": side, "variant": side, "delta": None})
+    out = capsys.readouterr().out
+    assert "fleet.multi_temp_van.count: 1 → 1,000,000,000" in out
+    assert "hubs.H01.cleaning_capacity_per_day: 500 → 800.5" in out
+    assert "fleet.trunk_reefer.count: unlimited → 2" in out
+    assert "e+" not in out
+
+
+def test_an_infeasible_base_answers_in_json_with_its_diagnosis(tmp_path):
+    """`plan whatif --json` on a base with no plan (no trunk vehicles) prints its document,
+    each side with its status and its diagnosis in words, and exits 2 (as `plan solve
+    --json` and `plan frontier --json` do)."""
+    raw = tiny_raw()
+    next(v for v in raw["vehicle_types"] if v["vehicle_type"] == "trunk_reefer")["count"] = 0
+    path = tmp_path / "no_trunk.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    r = CliRunner().invoke(plan, ["whatif", str(path), "--set", "fleet.ambient_van.count=+1",
+                                  "--time-limit", "5", "--threads", "1", "--json"])
+    assert r.exit_code == 2, r.output
+    doc = json.loads(r.stdout)
+    for side in ("base", "variant"):
+        assert doc[side]["status"] == "infeasible"
+        whats = [d["what"] for d in doc[side]["diagnosis"]]
+        assert any("trunk_reefer: 0 available" in w for w in whats), whats
+        assert not any(re.search(r"\b[a-z_]+\[", w) for w in whats), whats
+    assert doc["delta"] is None

@@ -1,0 +1,95 @@
+"""Infeasibility in words (`optimizer.diagnose.describe_row`): every row family the model
+can report is named in words a planner can act on, never as `family[index]`."""
+
+from __future__ import annotations
+
+import re
+
+import pyomo.environ as pyo
+import yaml
+from click.testing import CliRunner
+
+from optimizer import build_model, load_scenario
+from optimizer.diagnose import ROW_WORDS, describe_row
+from services.cli.plan import plan
+from tests.optimizer.helpers import ROOT, routes_for, tiny_raw
+
+#: a row as the solver names it: family[index]
+RAW_ROW = re.compile(r"\b([a-z_]+)\[[^\]]*\]")
+
+
+def _raw_rows(text: str) -> list[str]:
+    """The raw row names in `text` (a scenario path such as `demand[3]` is not one)."""
+    return [m.group(0) for m in RAW_ROW.finditer(text) if m.group(1) != "demand"]
+
+
+def _families_in_source() -> set[str]:
+    """Every constraint family the model builders, the baselines and the frontier add."""
+    families = set()
+    for path in sorted((ROOT / "optimizer" / "model").glob("*.py")):
+        families |= set(re.findall(r"\bm\.(\w+) = pyo\.Constraint\(", path.read_text()))
+    baselines = (ROOT / "optimizer" / "baselines.py").read_text()
+    families |= {"baseline_" + n for n in re.findall(r'ROW_PREFIX \+ "(\w+)"', baselines)}
+    frontier = (ROOT / "optimizer" / "frontier_model.py").read_text()
+    families |= set(re.findall(r"\bm\.(\w+) = pyo\.Constraint\(", frontier))
+    return families
+
+
+def test_every_row_family_has_words():
+    """A family added to a builder without words would reach the user as its raw name."""
+    families = _families_in_source()
+    assert {"pack_all", "trunk_ship_up", "fleet_county", "fr_eps"} <= families  # the scan
+    assert families - set(ROW_WORDS) == set()
+
+
+def test_each_row_of_a_built_model_reads_in_words():
+    """One row of every family in tiny.yaml's joint model (with farm shipments packed, so
+    that `pack_up_all` is there too) is described without its raw name, without a
+    placeholder left unfilled, and with the unit of its violation."""
+    raw = tiny_raw()
+    raw["packaging"]["single_use"][0]["up_class_ids"] = ["ambient"]
+    s = load_scenario(raw)
+    b = build_model(s, routes_for(s), mode="joint", hubs=["H01"])
+    seen = set()
+    for comp in b.model.component_objects(pyo.Constraint, active=True):
+        row = next(iter(comp.values()), None)
+        if row is None:
+            continue
+        seen.add(comp.name)
+        d = describe_row(s, row.name, 3.0)
+        assert _raw_rows(d["what"] + " " + d["why"]) == [], d
+        assert "?" not in d["what"] and "row of the model" not in d["what"], d
+        assert "misses it by 3 " in d["why"], d
+        assert d["constraint"] == row.name
+    assert {"pack_all", "pack_up_all", "trunk_ship_up", "trunk_cap_back", "fleet_hub",
+            "cap_cover", "pool_issue"} <= seen
+
+
+def test_rows_outside_the_joint_model_read_in_words():
+    """The baselines' packaging rule and the frontier's criterion rows (a what-if's or a
+    frontier's solve may report them), and an index Pyomo quoted."""
+    s = load_scenario(tiny_raw())
+    for name in ("baseline_share_max[H01-V001,0,ambient]", "fr_cap", "fr_eps",
+                 "serve_all[3]"):
+        d = describe_row(s, name, 1.0)
+        assert _raw_rows(d["what"]) == [] and "row of the model" not in d["what"], d
+    d = describe_row(s, "trunk_ship_up['H 01',1,chilled]", 2.0)
+    assert "hub H 01's 'chilled' farm shipments up on day 1" in d["what"]
+
+
+def test_the_trunk_diagnosis_names_the_trunk_vehicles(tmp_path):
+    """tiny.yaml with no trunk vehicles (`trunk_reefer` count 0): `plan solve` said
+    `trunk_ship_up[H01,1,chilled]` and `pack_all[H01-V001,0,ambient]`; every line now says
+    in words what cannot move, and the trunk rows name the empty county fleet."""
+    raw = tiny_raw()
+    next(v for v in raw["vehicle_types"] if v["vehicle_type"] == "trunk_reefer")["count"] = 0
+    path = tmp_path / "no_trunk.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    r = CliRunner().invoke(plan, ["solve", str(path), "--time-limit", "8", "--threads", "1",
+                                  "--no-baselines"])
+    assert r.exit_code == 2, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("infeasible:")]
+    assert lines, r.output
+    assert _raw_rows(r.output) == [], r.output
+    assert any("the county's trunk vehicles (trunk_reefer: 0 available) cannot carry hub "
+               "H01's" in ln for ln in lines), r.output
