@@ -33,7 +33,7 @@ from streams import (
     event_to_json,
     parse_hub_event,
 )
-from streams.events import size_problem, too_large
+from streams.events import UTF8_BOM, size_problem, too_large
 
 #: how many distinct write errors a report keeps (with their counts)
 MAX_FAILURE_REASONS = 5
@@ -89,6 +89,11 @@ def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes, int, int]]:
     Lines longer than the event size limit are cut at the limit (plus one byte, so
     the parser sees they are too large) and the rest of the line is skipped, so a
     runaway line cannot exhaust memory; ``line_size`` still counts all of it.
+
+    One UTF-8 byte order mark at the start of the stream is dropped (not counted in
+    ``line_size``, counted as consumed): Windows tools (Notepad, Excel) write one, and
+    the first event would otherwise be refused as malformed JSON. Elsewhere it is part
+    of its line.
     """
     number = 0
     while True:
@@ -96,7 +101,13 @@ def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes, int, int]]:
         if not chunk:
             return
         number += 1
-        consumed = len(chunk)
+        bom = 0
+        if number == 1 and chunk.startswith(UTF8_BOM):
+            bom = len(UTF8_BOM)
+            chunk = chunk[bom:]
+            if chunk and not chunk.endswith(b"\n"):  # read as far as without a BOM
+                chunk += stream.readline(bom)
+        consumed = bom + len(chunk)
         last = chunk
         if len(chunk) > MAX_EVENT_BYTES and not chunk.endswith(b"\n"):
             while True:
@@ -109,7 +120,7 @@ def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes, int, int]]:
         ending = len(last) - len(last.rstrip(b"\r\n")) if last.endswith(b"\n") else 0
         line = chunk.rstrip(b"\r\n")
         if line.strip():
-            yield number, line, consumed, consumed - ending
+            yield number, line, consumed, consumed - bom - ending
         elif consumed:
             yield number, b"", consumed, 0
 

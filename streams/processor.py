@@ -360,8 +360,8 @@ class PartitionProcessor:
                 state,
                 offset,
                 "future_timestamp",
-                f"occurred_at {event.occurred_at.isoformat()} is more than "
-                f"{self.config.future_tolerance_us // HOUR_US} h ahead of the clock",
+                f"occurred_at: {event.occurred_at.isoformat()} is more than "
+                f"{self.config.future_tolerance_us / HOUR_US:g} h ahead of the clock",
                 raw,
                 "occurred_at",
                 event,
@@ -373,7 +373,7 @@ class PartitionProcessor:
                 state,
                 offset,
                 "outside_dedupe_horizon",
-                f"occurred_at {event.occurred_at.isoformat()} is older than the dedupe "
+                f"occurred_at: {event.occurred_at.isoformat()} is older than the dedupe "
                 "horizon behind stream time; a re-send could not be recognised",
                 raw,
                 "occurred_at",

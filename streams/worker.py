@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from faust.types import TP
@@ -284,6 +286,10 @@ def bounded_stop_worker(timeout_s: float) -> type[Any]:
     from faust.worker import Worker
 
     class BoundedStopWorker(Worker):
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            quiet_repeats(logger)
+
         def _schedule_shutdown(self, signum: _signal.Signals) -> None:
             if self._signal_stop_time:
                 log.warning("second %s: exiting now", signum.name)
@@ -301,3 +307,76 @@ def bounded_stop_worker(timeout_s: float) -> type[Any]:
             super()._schedule_shutdown(signum)
 
     return BoundedStopWorker
+
+
+#: how often one repeated log message is let through (:class:`RepeatFilter`)
+REPEAT_WINDOW_S = 10.0
+
+
+class RepeatFilter(logging.Filter):
+    """Lets a message through once per ``window_s``; the next one let through says how many
+    were held back.
+
+    With Kafka down, aiokafka logs the same few errors (``Unable connect to node``,
+    ``Unable to update metadata``, ``Failed fetch messages``) for every retry, about 50
+    lines a second, burying everything else. Messages are identical when logger, level
+    and text are; a handler filter, since a logger's filter does not see its children's
+    records. Thread-safe: Faust's consumer logs from a thread of its own.
+    """
+
+    def __init__(self, window_s: float = REPEAT_WINDOW_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.window_s = window_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        #: (logger, level, text) -> (when last let through, held back since)
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        key = (record.name, record.levelno, text)
+        now = self._clock()
+        with self._lock:
+            since, held = self._seen.get(key, (None, 0))
+            if since is not None and now - since < self.window_s:
+                self._seen[key] = (since, held + 1)
+                return False
+            if len(self._seen) >= 1024:  # forget what has stopped repeating
+                self._seen = {k: v for k, v in self._seen.items()
+                              if now - v[0] < self.window_s}
+                if len(self._seen) >= 1024:  # all distinct: no repeats worth the memory
+                    self._seen.clear()
+            self._seen[key] = (now, 0)
+        if held and since is not None:
+            record.msg = (f"{text} (and {held} more like it in the {now - since:.0f} s "
+                          "before, not logged)")
+            record.args = ()  # not None: Faust's formatter would make it (None,)
+        return True
+
+
+def quiet_repeats(root: logging.Logger) -> None:
+    """Rate-limit repeated messages on every handler of ``root`` (:class:`RepeatFilter`),
+    and log an exception that ends a thread as one record.
+
+    Python reports such an exception on ``sys.stderr``, which Faust's worker turns into a
+    log record for every ``write``, so a traceback came out as one ``[WARNING]`` line per
+    fragment (``^``, ``.``, ``CancelledError``): aiokafka's consumer thread ends with a
+    ``CancelledError`` when it is stopped while Kafka is unreachable (its fetcher awaits
+    a task it has just cancelled).
+    """
+    for handler in root.handlers:
+        if not any(isinstance(f, RepeatFilter) for f in handler.filters):
+            handler.addFilter(RepeatFilter())
+    threading.excepthook = _log_thread_exception
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    name = args.thread.name if args.thread is not None else "?"
+    if args.exc_type is SystemExit:
+        return  # as Python's own hook: a thread may end itself so
+    if args.exc_type is asyncio.CancelledError:
+        log.warning("thread %s ended with CancelledError (aiokafka's consumer does when it is "
+                    "stopped while Kafka is unreachable)", name)
+        return
+    log.error("thread %s ended with an exception", name, exc_info=args.exc_value)

@@ -108,8 +108,9 @@ def _shifted(source: IO[bytes]) -> IO[bytes]:
     import io
 
     from services.retime import shift_line, whole_days_to_now
+    from streams.events import without_bom
 
-    lines = source.read().split(b"\n")
+    lines = without_bom(source.read()).split(b"\n")
     days = whole_days_to_now(lines)
     if days:
         click.echo(f"shifting every event by {days} days", err=True)

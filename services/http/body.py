@@ -10,7 +10,9 @@ Checked after the token, in this order:
   others, which is how the routes came to differ. A request without a body (Content-Length
   0, or neither Content-Length nor Transfer-Encoding) needs no Content-Type;
 * over the size limit is a 413, also when streamed without Content-Length;
-* a body that does not parse is a 400 ``malformed_json`` with the parser's position.
+* a body that does not parse is a 400 ``malformed_json`` with the parser's position (for
+  a body that is not UTF-8, the first bad byte's). One UTF-8 byte order mark at the start
+  is dropped first.
 
 Routes read their bodies here rather than through a FastAPI body parameter, which
 answers the same mistakes with 422s of another shape, and before the token is checked.
@@ -27,6 +29,7 @@ from starlette.datastructures import Headers
 
 from services.http.errors import ApiError
 from services.http.openapi import Responses, error
+from streams.events import utf8_problem, without_bom
 
 #: What a JSON-body route may answer whatever it does with the body.
 BODY_ERRORS: Responses = {
@@ -95,21 +98,31 @@ async def read_body(request: Request, limit: int, too_large_hint: str = "") -> b
 
 
 def parse_json(body: bytes) -> Any:
+    """``body`` parsed, less one leading UTF-8 BOM (:func:`streams.events.without_bom`).
+
+    A body that is not UTF-8 is named as ``packloop emit`` names such a line, with the
+    first bad byte's position in the body as sent (orjson's own words, ``str is not valid
+    UTF-8: surrogates not allowed``, give none)."""
     try:
-        return orjson.loads(body)
+        return orjson.loads(without_bom(body))
     except orjson.JSONDecodeError as exc:
+        invalid = utf8_problem(body)
+        if invalid is not None:
+            raise ApiError(400, "malformed_json", f"body is {invalid.reason}") from None
         raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}") from None
 
 
 async def read_json(request: Request, limit: int, too_large_hint: str = "", *,
                     optional: bool = False) -> tuple[bytes, Any]:
-    """The body as received and as parsed, by the rule of this module; an ``optional``
-    body that is empty parses as None (JSON null)."""
+    """The body as received (less one leading UTF-8 BOM, which Windows tools write:
+    :func:`streams.events.without_bom`) and as parsed, by the rule of this module; an
+    ``optional`` body that is empty parses as None (JSON null)."""
     check_json_content_type(request)
-    body = await read_body(request, limit, too_large_hint)
+    received = await read_body(request, limit, too_large_hint)
+    body = without_bom(received)
     if optional and not body:
         return body, None
-    return body, parse_json(body)
+    return body, parse_json(received)
 
 
 def validate_body(model: type[M], data: Any) -> M:

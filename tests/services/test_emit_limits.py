@@ -36,6 +36,40 @@ def test_a_runaway_last_line_without_a_line_break_is_measured_too() -> None:
     assert size == consumed == len(big)
 
 
+BOM = b"\xef\xbb\xbf"
+
+
+def test_a_file_saved_with_a_bom_keeps_its_first_event() -> None:
+    """Notepad and Excel's "CSV UTF-8" start a file with a UTF-8 byte order mark. Before,
+    line 1 was rejected (``malformed JSON: UTF-8 byte order mark (BOM) is not
+    supported``), so such an export lost its first event."""
+    first, second = orjson.dumps(shipment()), orjson.dumps(shipment())
+    lines = list(read_lines(io.BytesIO(BOM + first + b"\r\n" + second + b"\n")))
+    assert [(n, line, consumed, size) for n, line, consumed, size in lines] == [
+        (1, first, len(BOM + first) + 2, len(first)), (2, second, len(second) + 1, len(second))]
+    assert all(check_line(line, NETWORK)[1] is None for _, line, _, _ in lines)
+
+
+def test_a_bom_elsewhere_is_still_refused() -> None:
+    """Only the start of the file is the tool's: on line 2 (two files joined with cat) a
+    BOM is part of that line, and a second one on line 1 is too."""
+    event = orjson.dumps(shipment())
+    (first, second) = read_lines(io.BytesIO(BOM + BOM + event + b"\n" + BOM + event))
+    assert first[1] == BOM + event and second[1] == BOM + event
+    for _, line, _, _ in (first, second):
+        _, problem = check_line(line, NETWORK)
+        assert problem is not None and problem.code == "malformed_json", problem
+
+
+def test_a_bom_does_not_hide_a_first_line_over_the_limit() -> None:
+    """The first read is made up for the three bytes dropped, so a line just over the limit
+    is still cut and measured whole."""
+    big = b"{" + b" " * (MAX_EVENT_BYTES - 1) + b"}"  # the limit + 1 byte
+    ((_, cut, consumed, size),) = read_lines(io.BytesIO(BOM + big + b"\n"))
+    assert (len(cut), consumed, size) == (MAX_EVENT_BYTES + 1, len(BOM + big) + 1, len(big))
+    assert check_line(cut, NETWORK, size=size)[1].code == "too_large"  # type: ignore[union-attr]
+
+
 def test_a_time_out_of_range_is_one_rejected_line() -> None:
     """Before: OverflowError out of check_line, and emit lost the whole file."""
     event, problem = check_line(

@@ -17,6 +17,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from services.emit import check_line
 from services.http.body import is_json_media_type
 from services.http.kafka_io import KafkaUnavailable, Record
 from services.planner import JobStore, PlannerConfig
@@ -198,3 +199,67 @@ def test_a_503_lists_every_event(make_client, token_store, fake_kafka, how) -> N
     documented = client.get("/openapi.json").json()["paths"]["/v1/events"]["post"][
         "responses"]["503"]["content"]["application/json"]["schema"]["$ref"]
     assert documented.endswith("/IngestUnavailable")
+
+
+# -- the bytes of a body: UTF-8, and the byte order mark of Windows tools -------------------
+
+BOM = b"\xef\xbb\xbf"
+
+
+def test_a_body_that_is_not_utf8_is_named_as_emit_names_it(service) -> None:
+    """Before: ``body is not valid JSON: str is not valid UTF-8: surrogates not allowed``
+    (orjson's words, no position), while ``packloop emit`` says ``not valid UTF-8 (byte
+    45)`` of the same bytes."""
+    client, headers, expected = service
+    raw = orjson.dumps(shipment(reason="café")).replace("é".encode(), b"\xe9")  # Latin-1
+    _, by_emit = check_line(raw, NETWORK)
+    assert by_emit is not None and by_emit.code == "invalid_utf8"
+    bad_byte = raw.index(b"\xe9")
+    assert by_emit.reason == f"not valid UTF-8 (byte {bad_byte})"
+    for method, path in sorted(expected):
+        resp = send(client, method, path, raw, "application/json", headers)
+        assert resp.status_code == 400, (method, path, resp.text)
+        assert resp.json()["error"] == "malformed_json"
+        assert resp.json()["message"] == f"body is {by_emit.reason}", (method, path)
+
+
+def test_the_byte_of_a_body_with_a_bom_is_counted_as_sent(gateway) -> None:
+    """A dropped BOM does not shift the position: it is the byte a hub finds in its file."""
+    client, headers = gateway
+    raw = BOM + b'{"reason": "caf\xe9"}'
+    resp = send(client, "POST", "/v1/pickups/{pickup_id}/cancel", raw, "application/json",
+                headers)
+    bad_byte = raw.index(b"\xe9")
+    assert resp.json()["message"] == f"body is not valid UTF-8 (byte {bad_byte})"
+
+
+def test_one_leading_bom_is_dropped_on_every_route(service) -> None:
+    """Notepad and Excel's "CSV UTF-8" start a file with a byte order mark; before, a body
+    sent from one was a 400 (``UTF-8 byte order mark (BOM) is not supported``). Every route
+    now answers it as it answers the same body without."""
+    client, headers, expected = service
+    for method, path in sorted(expected):
+        without = send(client, method, path, VALID[path], "application/json", headers)
+        with_bom = send(client, method, path, BOM + VALID[path], "application/json", headers)
+        assert without.status_code != 400, (method, path, without.text)
+        assert with_bom.status_code == without.status_code, (method, path, with_bom.text)
+
+
+def test_a_bom_event_is_written_without_it(gateway, fake_kafka) -> None:
+    client, headers = gateway
+    event = shipment()
+    resp = send(client, "POST", "/v1/events", BOM + orjson.dumps(event), "application/json",
+                headers)
+    assert resp.status_code == 200 and resp.json()["accepted"] == 1, resp.text
+    assert [e["event_id"] for e in hub_events(fake_kafka)] == [event["event_id"]]
+
+
+@pytest.mark.parametrize("body", [BOM + BOM + b"{}", b" " + BOM + b"{}",
+                                  b"[" + BOM + b"{}]", b"{}" + BOM])
+def test_a_bom_anywhere_else_is_still_malformed(gateway, fake_kafka, body: bytes) -> None:
+    """Only the first three bytes may be one: elsewhere it is not the tool's, and JSON
+    does not allow it."""
+    client, headers = gateway
+    resp = send(client, "POST", "/v1/events", body, "application/json", headers)
+    assert resp.status_code == 400 and resp.json()["error"] == "malformed_json", resp.text
+    assert hub_events(fake_kafka) == []

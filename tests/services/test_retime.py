@@ -48,3 +48,17 @@ def test_recent_events_are_not_moved():
     assert whole_days_to_now([raw], now) == 0
     assert whole_days_to_now([b"not json", b"[1]"], now) == 0
     assert shift_line(b"not json", 5) == b"not json"
+
+
+def test_a_file_starting_with_a_bom_is_shifted_from_its_first_event():
+    """A Windows export starts with a byte order mark: `emit` takes the file, and
+    `--shift-to-now` must move its first event too (it read that line as not JSON, left it
+    unshifted, and the event was refused as too late)."""
+    import io
+
+    from services.cli.emit import _shifted
+
+    first = SAMPLE.read_bytes().split(b"\n")[0]
+    out = _shifted(io.BytesIO(b"\xef\xbb\xbf" + SAMPLE.read_bytes())).read().split(b"\n")[0]
+    assert not out.startswith(b"\xef\xbb\xbf")
+    assert parse_hub_event(out).occurred_at > parse_hub_event(first).occurred_at

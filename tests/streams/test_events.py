@@ -96,6 +96,24 @@ def test_offsets_are_normalised_to_utc() -> None:
     assert orjson.loads(event_to_json(event))["occurred_at"] == "2026-11-11T08:30:00Z"
 
 
+@pytest.mark.parametrize("offset", ["+24:00", "-24:00", "+23:60", "+99:99"])
+def test_an_offset_out_of_range_is_named_in_the_hub_s_terms(offset: str) -> None:
+    """Before: Python's own words, ``offset must be a timedelta strictly between
+    -timedelta(hours=24) and timedelta(hours=24), not datetime.timedelta(days=1).``"""
+    with pytest.raises(EventError) as err:
+        parse_hub_event(_with(SHIPMENT, ["occurred_at"], f"2026-12-01T10:00:00{offset}"))
+    assert err.value.field == "occurred_at"
+    assert str(err.value) == (f"occurred_at: offset {offset} is out of range: UTC offsets "
+                              "are between -23:59 and +23:59")
+
+
+@pytest.mark.parametrize("offset", ["+23:59", "-23:59", "+14:00", "-00:00"])
+def test_every_offset_within_a_day_is_taken(offset: str) -> None:
+    """The edges of the range stay valid (RFC 3339 allows -00:00, "UTC, place unknown")."""
+    event = parse_hub_event(_with(SHIPMENT, ["occurred_at"], f"2026-12-01T10:00:00{offset}"))
+    assert event.occurred_at == datetime.fromisoformat(f"2026-12-01T10:00:00{offset}")
+
+
 def test_integral_floats_accepted_fractions_refused() -> None:
     """2300.0 is a whole number of grams; 2300.5 is not and must not be rounded."""
     assert parse_hub_event(_with(SHIPMENT, ["weight_grams"], 2300.0)).weight_grams == 2300

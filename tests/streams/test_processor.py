@@ -189,3 +189,42 @@ def test_future_and_unparseable_records_are_dead_lettered() -> None:
     }
     dl = orjson.loads(proc.outbox.dead_letters[1][1])
     assert dl["source"] == "worker" and dl["field"] == "occurred_at" and dl["offset"] == 2
+
+
+def test_time_dead_letters_name_occurred_at_once() -> None:
+    """``dead-letter list`` shows ``field: message`` unless the message starts with it, as
+    emit's do (``occurred_at: 2999-… is 8.6e6 h ahead of the clock``). Before, the worker's
+    read ``occurred_at: occurred_at 2999-… is more than 1 h ahead``."""
+    h = Harness()
+    vid = sorted(NET.villages)[0]
+    base = {"event_id": "e1", "occurred_at": "2026-06-01T00:00:00Z",
+            "hub_id": NET.villages[vid].hub_id, "village_id": vid,
+            "type": "recycling_collected", "collected_grams": {"tape": 5}}
+    h.produce(orjson.dumps(base))
+    h.produce(orjson.dumps(dict(base, event_id="e2", occurred_at="2999-01-01T00:00:00Z")))
+    h.produce(orjson.dumps(dict(base, event_id="e3", occurred_at="2026-01-01T00:00:00Z")))
+    h.recover(0)
+    proc = h.procs[0]
+    for i, (k, v) in enumerate(h.logs[0]):
+        proc.process(i, k, v, 1_800_000_000 * 1_000_000)
+    dead = {d["reason"]: d for d in (orjson.loads(b) for _, b in proc.outbox.dead_letters)}
+    assert dead["future_timestamp"]["message"] == (
+        "occurred_at: 2999-01-01T00:00:00+00:00 is more than 1 h ahead of the clock")
+    assert dead["outside_dedupe_horizon"]["message"] == (
+        "occurred_at: 2026-01-01T00:00:00+00:00 is older than the dedupe horizon behind "
+        "stream time; a re-send could not be recognised")
+    assert all(d["field"] == "occurred_at" for d in dead.values())
+
+
+def test_a_fractional_future_tolerance_is_shown_as_set() -> None:
+    """Before: a tolerance of half an hour read "more than 0 h ahead"."""
+    h = Harness(config=ProcessingConfig(future_tolerance_us=1_800_000_000))
+    vid = sorted(NET.villages)[0]
+    h.produce(orjson.dumps({"event_id": "e1", "occurred_at": "2999-01-01T00:00:00Z",
+                            "hub_id": NET.villages[vid].hub_id, "village_id": vid,
+                            "type": "recycling_collected", "collected_grams": {"tape": 5}}))
+    h.recover(0)
+    for i, (k, v) in enumerate(h.logs[0]):
+        h.procs[0].process(i, k, v, 1_800_000_000 * 1_000_000)
+    (dead,) = (orjson.loads(b) for _, b in h.procs[0].outbox.dead_letters)
+    assert "is more than 0.5 h ahead of the clock" in dead["message"]
