@@ -281,7 +281,6 @@ def bounded_stop_worker(timeout_s: float) -> type[Any]:
     most servers."""
     import os
     import signal as _signal
-    import threading
 
     from faust.worker import Worker
 
