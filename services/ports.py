@@ -5,25 +5,33 @@ ephemeral range, which every outgoing connection on the machine also draws from,
 process asking the same way may be handed the same port before ours binds it. With pytest-xdist
 running several services per worker that happened (a soak's gateway port answered by another
 test's server, every request a 404). So ports are drawn from below the ephemeral range, and each
-one handed out is reserved by a file naming the process that took it; other processes skip it
-while that process lives. Nothing is held in memory, so a restarted process starts clean.
+one handed out is reserved by an exclusive lock (``flock``) on a file named for it, held for the
+life of the process: the kernel drops the lock when the process ends, however it ends, so there
+is no stale reservation to clear and no window in which two processes both hold one.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import random
 import socket
 import tempfile
 from pathlib import Path
 
-#: where reservations live: one file per port, holding the pid that took it
+#: where the lock files live, one per port handed out
 RESERVATIONS = Path(tempfile.gettempdir()) / "packloop-ports"
 #: lowest port drawn; the highest is just below the kernel's ephemeral range
 LOW_PORT = 20000
 #: draws before falling back to a kernel-chosen port
 TRIES = 200
+#: the open lock files of the ports this process holds: the locks last as long as these
+#: descriptors, so they are kept for the life of the process, up to MAX_HELD
+_HELD: dict[int, int] = {}
+#: locks kept at most: past it the oldest is let go (its port was bound long since, or is
+#: not wanted), so a long test session does not run out of file descriptors
+MAX_HELD = 256
 
 
 def ephemeral_low(default: int = 32768) -> int:
@@ -35,40 +43,22 @@ def ephemeral_low(default: int = 32768) -> int:
         return default
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # somebody else's live process
-        return True
-    return True
-
-
 def _reserve(port: int) -> bool:
-    """Take port's reservation for this process unless a live process holds it."""
-    path = RESERVATIONS / str(port)
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                holder = int(path.read_text() or "0")
-            except (OSError, ValueError):
-                return False  # being written right now: somebody else's
-            if holder and _pid_alive(holder):
-                return False
-            try:  # left by a process that has ended
-                path.unlink()
-            except FileNotFoundError:
-                pass
-            except OSError:  # left by another user's process: theirs to clear
-                return False
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        return True
-    return False
+    """Lock port's file for this process, unless a live process (this one included) holds
+    it already."""
+    try:
+        fd = os.open(RESERVATIONS / str(port), os.O_CREAT | os.O_RDWR, 0o666)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _HELD[port] = fd
+    while len(_HELD) > MAX_HELD:
+        os.close(_HELD.pop(next(iter(_HELD))))
+    return True
 
 
 def _bindable(host: str, port: int) -> bool:
@@ -95,13 +85,11 @@ def free_port(host: str = "127.0.0.1") -> int:
         RESERVATIONS.mkdir(parents=True, exist_ok=True)
     except OSError:
         return _kernel_port(host)
-    if not os.access(RESERVATIONS, os.W_OK):  # made by another user
-        return _kernel_port(host)
     if high <= LOW_PORT:  # an unusual kernel setting: no room below the range
         return _kernel_port(host)
     rng = random.Random()  # seeded from the OS: processes started together draw apart
     for _ in range(TRIES):
         port = rng.randrange(LOW_PORT, high)
-        if _bindable(host, port) and _reserve(port):
+        if port not in _HELD and _bindable(host, port) and _reserve(port):
             return port
     return _kernel_port(host)

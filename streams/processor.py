@@ -389,7 +389,7 @@ class PartitionProcessor:
             st = at
         undo = Journal(state)
         try:
-            check(state, event, self.container_types)
+            check(state, event, self.container_types, at, self.tz)
             apply(state, event, at, self.tz, self.container_types, undo)
             ems = evaluate(state, st, st, self.limits(vid), undo)
             bodies = [(em.village_id, emission_to_json(em)) for em in ems]

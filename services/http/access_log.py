@@ -28,8 +28,15 @@ def _sensitive(key: str) -> bool:
     return unquote_plus(key).strip().lower().replace("-", "_") in SENSITIVE_KEYS
 
 
+#: a packloop token's secret wherever it stands (under any key, in a path, percent-encoded
+#: or not): ``plk_<id>_`` stays, for finding the token in `list-tokens`
+_TOKEN = re.compile(r"(plk_[0-9a-f]{1,32}_)[^\s&;#?\"/]+")
+
+
 def redact_query(text: str) -> str:
-    """``text`` with the value of every sensitive ``key=value`` of a query string replaced."""
+    """``text`` with the value of every sensitive ``key=value`` of a query string replaced,
+    and the secret of any token in it."""
+    text = _TOKEN.sub(lambda m: m[1] + REDACTED, text)
     if "=" not in text:
         return text
     return _PARAM.sub(

@@ -43,7 +43,7 @@ from streams.state.tallies import (
     prune_buckets,
     window,
 )
-from streams.state.times import HOUR_US
+from streams.state.times import HOUR_US, month_key
 
 if TYPE_CHECKING:
     from streams.state.undo import Journal
@@ -143,10 +143,12 @@ def prune(state: VillageState, now: int, tz: tzinfo, horizon_us: int) -> list[in
     return gone
 
 
-def check(state: VillageState, event: Any, container_types: dict[str, tuple[str, int]]) -> None:
+def check(state: VillageState, event: Any, container_types: dict[str, tuple[str, int]],
+          at: int | None = None, tz: tzinfo | None = None) -> None:
     """Raise :class:`Rejected` when the event cannot be applied to this village.
 
-    ``container_types`` maps a container type to ``(material, unit_grams)``.
+    ``container_types`` maps a container type to ``(material, unit_grams)``; with ``at``
+    and ``tz`` a correction is also checked against the month it is dated in.
     """
     if isinstance(event, PackagingReturn):
         ct = event.container_type.value
@@ -163,6 +165,12 @@ def check(state: VillageState, event: Any, container_types: dict[str, tuple[str,
         # a correction takes back what was counted, never more: a negative generated
         # total (a correction of an event that never reached this village) is a figure
         # an officer would report
+        # the same for the month it is dated in, which the officer's report shows: a
+        # correction of an earlier month's event belongs in that month (date it there)
+        month = None
+        if at is not None and tz is not None:
+            key = month_key(at, tz)
+            month = (key, state.months.get(key) or MonthBucket())
         for what, tally, grams in (("generated", state.generated, event.generated_grams),
                                    ("recovered", state.recovered, event.recovered_grams)):
             for material, delta in grams.items():
@@ -175,6 +183,19 @@ def check(state: VillageState, event: Any, container_types: dict[str, tuple[str,
                         f"(correcting event {event.corrects_event_id!r})",
                         f"{what}_grams.{m}",
                     )
+                if month is not None:
+                    key, bucket = month
+                    have = (bucket.generated if what == "generated" else bucket.recovered
+                            ).get(m, 0)
+                    if have + delta < 0:
+                        raise Rejected(
+                            "adjustment_below_zero",
+                            f"{what} {m} of village {state.village_id} in {key} would fall "
+                            f"to {have + delta} g: that month counted {have} g; date a "
+                            "correction in the month of the event it corrects (correcting "
+                            f"event {event.corrects_event_id!r})",
+                            f"{what}_grams.{m}",
+                        )
     elif isinstance(event, PickupCancelled):
         if not known_pickup(state, event.pickup_id):
             raise Rejected(

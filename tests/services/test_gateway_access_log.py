@@ -102,6 +102,10 @@ def test_the_planners_access_log_holds_no_token(token_store, tmp_path) -> None:
     ("/a?next=/b?token=s", f"/a?next=/b?token={REDACTED}"),
     ("/a?token=", "/a?token="),
     ("/a?tokens=kept&monkey=kept&hub=H01", "/a?tokens=kept&monkey=kept&hub=H01"),
+    # a token under any key or in a path keeps only its id
+    ("/a?authorization=Bearer%20plk_ab_s3c-r_t", f"/a?authorization=Bearer%20plk_ab_{REDACTED}"),
+    ("/a?foo=plk_0a1_s&bearer=plk_ff_t", f"/a?foo=plk_0a1_{REDACTED}&bearer=plk_ff_{REDACTED}"),
+    ("/v1/plk_0a_XYZ-_1/x", f"/v1/plk_0a_{REDACTED}/x"),
 ])
 def test_which_query_values_are_redacted(target, redacted) -> None:
     assert redact_query(target) == redacted

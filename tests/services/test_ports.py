@@ -1,11 +1,11 @@
-"""Ports handed out by `free_port` stay ours: below the ephemeral range, reserved per process."""
+"""Ports handed out by `free_port` stay ours: below the ephemeral range, locked per process."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -16,27 +16,51 @@ from services import ports
 @pytest.fixture
 def reservations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(ports, "RESERVATIONS", tmp_path)
+    monkeypatch.setattr(ports, "_HELD", {})
     return tmp_path
 
 
-def test_ports_are_below_the_ephemeral_range_and_reserved(reservations: Path) -> None:
+def _holder(directory: Path, low: int, high: int) -> subprocess.Popen[str]:
+    """Another process holding every port of [low, high) until its stdin closes."""
+    code = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from services import ports
+        ports.RESERVATIONS = Path({str(directory)!r})
+        held = [p for p in range({low}, {high}) if ports._reserve(p)]
+        print(len(held), flush=True)
+        sys.stdin.read()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert proc.stdout is not None
+    assert int(proc.stdout.readline()) == high - low
+    return proc
+
+
+def test_ports_are_below_the_ephemeral_range_and_locked(reservations: Path) -> None:
     port = ports.free_port()
     assert ports.LOW_PORT <= port < ports.ephemeral_low()
-    assert (reservations / str(port)).read_text() == str(os.getpid())
+    assert (reservations / str(port)).exists() and port in ports._HELD
 
 
-def test_a_live_process_keeps_its_ports_and_a_dead_ones_are_taken_back(
+def test_a_live_process_keeps_its_ports_and_an_ended_ones_are_free(
         reservations: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ports, "LOW_PORT", 24000)
     monkeypatch.setattr(ports, "ephemeral_low", lambda: 24100)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
-    dead_pid = int(dead.stdout)
-    for port in range(24000, 24100):
-        (reservations / str(port)).write_text(str(dead_pid if port == 24042 else os.getppid()))
-    # every port but 24042 is held by a live process (our parent); 24042's holder has exited
-    assert ports.free_port() == 24042
-    assert (reservations / "24042").read_text() == str(os.getpid())
+    other = _holder(reservations, 24000, 24042)
+    try:
+        tail = _holder(reservations, 24043, 24100)
+        try:
+            # every port but 24042 is held by a live process
+            assert ports.free_port() == 24042
+        finally:
+            tail.communicate("")
+        # the holder of 24043.. has ended: its locks are gone with it
+        assert 24043 <= ports.free_port() < 24100
+    finally:
+        other.communicate("")
 
 
 def test_the_same_process_is_never_handed_a_port_twice(reservations: Path) -> None:
@@ -53,3 +77,10 @@ def test_a_listening_port_is_not_handed_out(reservations: Path,
         monkeypatch.setattr(ports, "LOW_PORT", taken)
         monkeypatch.setattr(ports, "ephemeral_low", lambda: taken + 2)
         assert ports.free_port() == taken + 1
+
+
+def test_a_long_session_keeps_at_most_max_held_locks(reservations: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ports, "MAX_HELD", 5)
+    handed = [ports.free_port() for _ in range(8)]
+    assert list(ports._HELD) == handed[-5:]

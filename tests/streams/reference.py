@@ -54,6 +54,9 @@ class V:
     cont: dict[str, dict[str, int]] = field(default_factory=dict)
     fifo: dict[str, list[datetime]] = field(default_factory=lambda: defaultdict(list))
     seen: dict[str, datetime] = field(default_factory=dict)
+    #: generated and recovered grams by (local month, material): the officer's months
+    mgen: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    mrec: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
 
     def outstanding(self) -> dict[str, int]:
         return {
@@ -112,6 +115,10 @@ class Model:
             ct.value: (spec.material.value, spec.unit_grams)
             for ct, spec in network.container_types.items()
         }
+
+    def month_of(self, at: datetime) -> str:
+        """The local month of `at`, as the worker's month buckets are keyed."""
+        return at.astimezone(self.net.timezone).strftime("%Y-%m")
 
     def _village(self, vid: str) -> V:
         if vid not in self.v:
@@ -189,12 +196,15 @@ class Model:
             if e["count"] > c["issued"] - c["returned"] - c["lost"]:
                 self.dead.append(("return_exceeds_issued", e))
                 return
+        month = self.month_of(at)
         if t == "waste_adjustment" and any(
-                tally.get(m, 0) + g < 0
-                for tally, key in ((v.gen, "generated_grams"), (v.rec, "recovered_grams"))
+                tally.get(m, 0) + g < 0 or months.get((month, m), 0) + g < 0
+                for tally, months, key in ((v.gen, v.mgen, "generated_grams"),
+                                           (v.rec, v.mrec, "recovered_grams"))
                 for m, g in e.get(key, {}).items()):
             self.dead.append(("adjustment_below_zero", e))
             return
+        gen0, rec0 = dict(v.gen), dict(v.rec)
         if t == "pickup_cancelled":
             pid = e["pickup_id"]
             pre = f"P-{vid}-"
@@ -249,6 +259,10 @@ class Model:
                 v.cancelled += 1
                 v.snooze_from, v.snooze_hours = at, e.get("snooze_hours")
                 v.snooze_new = defaultdict(int)
+        for m in set(v.gen) | set(gen0):
+            v.mgen[(month, m)] += v.gen.get(m, 0) - gen0.get(m, 0)
+        for m in set(v.rec) | set(rec0):
+            v.mrec[(month, m)] += v.rec.get(m, 0) - rec0.get(m, 0)
         v.seen[e["event_id"]] = at
         self.applied += 1
         now = max(st, at) if st is not None else at
@@ -459,8 +473,10 @@ def generate(
                 corrects_event_id=str(uuid.uuid4()),
                 # corrections within what the village counted (a larger one is refused:
                 # adjustment_below_zero, and a re-send of it could then pass)
-                generated_grams={"cardboard": rng.randint(
-                    -min(50, v.gen.get("cardboard", 0) if v is not None else 0), 200)},
+                generated_grams={"cardboard": rng.randint(-min(
+                    50, v.gen.get("cardboard", 0) if v is not None else 0,
+                    v.mgen.get((model.month_of(at), "cardboard"), 0) if v is not None else 0),
+                    200)},
                 recovered_grams={},
             )
         elif v is not None and v.open:

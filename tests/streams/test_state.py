@@ -114,8 +114,15 @@ def test_a_correction_cannot_take_a_tally_below_zero() -> None:
     with pytest.raises(Rejected) as rej:
         check(s, fix(recovered_grams={"tape": -1}), CT)
     assert rej.value.field == "recovered_grams.tape"
+    # the month the correction is dated in counted nothing: its figure would read -300 g
+    may = fix(generated_grams={"cardboard": -300})
+    may = may.model_copy(
+        update={"occurred_at": datetime.fromisoformat("2026-05-02T00:00:00+08:00")})
+    with pytest.raises(Rejected) as rej:
+        check(s, may, CT, to_us(may.occurred_at), TZ)
+    assert "in 2026-05" in rej.value.message and "date a correction" in rej.value.message
     ok = fix(generated_grams={"cardboard": -300}, recovered_grams={"cardboard": 0})
-    check(s, ok, CT)
+    check(s, ok, CT, to_us(ok.occurred_at), TZ)
     apply(s, ok, to_us(ok.occurred_at), TZ, CT)
     assert s.generated.get("cardboard", 0) == 0 and s.outstanding == {}
 
