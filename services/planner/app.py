@@ -429,7 +429,7 @@ def create_app(config: PlannerConfig) -> FastAPI:
             "\"options\": {...}}` to plan from the live stream state. Answers 202 with the "
             "job; follow `links.self`."
         ),
-        responses={**COMMON, **BODY_ERRORS, **error(413, "Request too large."),
+        responses={**COMMON, **BODY_ERRORS,
                    **error(503, "Kafka or the stream worker is not available.")},
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
             "schema": {"type": "object", "properties": {
@@ -565,7 +565,7 @@ def create_app(config: PlannerConfig) -> FastAPI:
         ),
         responses={200: {"description": "The date's dispatch job, planned before.",
                          "model": PlanJob},
-                   **COMMON, **BODY_ERRORS, **error(413, "Request too large."),
+                   **COMMON, **BODY_ERRORS,
                    **error(503, "Kafka or the stream worker is not available.")},
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
             "schema": DispatchRequest.model_json_schema()}}}},
