@@ -362,11 +362,10 @@ class PackloopCollector(Collector):
                     for i, w in enumerate(_WINDOW_KINDS):
                         _inc(win_g, vl, (vid, hub, m, w), g3[i])
                         _inc(win_r, vl, (vid, hub, m, w), r3[i])
-                bucket = state.months.get(bounds[2][:7])
-                if bucket is not None:
-                    start = bucket.on_hand_start or {}
+                if bounds[2][:7] in state.months:
+                    start = state.on_hand_at_start(bounds[2][:7])
                     for m in materials:
-                        _inc(on_hand, vl, (vid, hub, m), max(0, start.get(m, 0)))
+                        _inc(on_hand, vl, (vid, hub, m), start.get(m, 0))
             reasons = state.pickup_reasons
             for kind in PICKUP_REASON_KINDS:
                 _inc(req, vl, (vid, hub, kind), reasons.get(kind, 0))

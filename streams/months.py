@@ -50,7 +50,7 @@ def month_row(state: VillageState, month: str) -> dict[str, Any]:
             for ct, c in sorted(b.containers.items())
         },
         "counts": {k: b.counts.get(k, 0) for k in COUNT_KEYS},
-        "on_hand_start_grams": dict(b.on_hand_start or {}),
+        "on_hand_start_grams": state.on_hand_at_start(month),
     }
 
 

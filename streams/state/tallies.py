@@ -102,8 +102,8 @@ class MonthBucket:
     pickups_cancelled: int = 0
     #: the campaigns' counts (`COUNT_KEYS`) over the month's down shipments
     counts: dict[str, int] = field(default_factory=dict)
-    #: outstanding grams by material when the month's first event arrived, i.e. on hand at
-    #: 00:00 local on its first day for events in time order (None: not seen)
+    #: no longer set or read (`VillageState.on_hand_at_start` computes it): kept so that
+    #: values written before it decode
     on_hand_start: dict[str, int] | None = None
 
     def container(self, ct: str) -> list[int]:

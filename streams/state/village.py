@@ -129,6 +129,23 @@ class VillageState:
                 oldest = lots[0][0]
         return oldest
 
+    def on_hand_at_start(self, month: str) -> dict[str, int]:
+        """Outstanding grams by material at 00:00 local on the first day of ``month``
+        ("YYYY-MM"): the all-time tallies less what the months from ``month`` on counted.
+
+        Computed when read, not kept from the month's first event: an event up to 90 days
+        late lands in its own, earlier month, and changes the start of every month after
+        it. Kept, the start of the month a late event opened was the village's outstanding
+        waste of today (an October month starting with December's 1,200 g of cardboard)."""
+        generated, recovered = dict(self.generated), dict(self.recovered)
+        for key, bucket in self.months.items():
+            if key >= month:
+                for m, g in bucket.generated.items():
+                    generated[m] = generated.get(m, 0) - g
+                for m, g in bucket.recovered.items():
+                    recovered[m] = recovered.get(m, 0) - g
+        return outstanding_of(generated, recovered)
+
     def window(self, now: int, tz: tzinfo, kind: str) -> dict[str, dict[str, int]]:
         """Tallies of the event-time window ``kind`` ending at stream time ``now``
         (see :func:`streams.state.tallies.window`)."""
@@ -220,8 +237,6 @@ def apply(
     value is kept there before its first change (:mod:`streams.state.undo`).
     """
     opened = month_bucket(state.months, at, tz, undo)
-    if opened.on_hand_start is None:  # the village's first event of the month
-        opened.on_hand_start = state.outstanding
     if isinstance(event, Shipment):
         if event.direction is Direction.DOWN:
             day, month = day_bucket(state.days, at, tz, undo), opened

@@ -276,3 +276,21 @@ def test_merging_worker_answers() -> None:
         "H1",
     )
     assert h["outstanding_grams"] == {} and h["villages"] == 1
+
+
+def test_a_late_event_leaves_every_months_start_as_it_was_at_midnight() -> None:
+    """An event up to 90 days late opens its own, earlier month. Its month's stock at the
+    start was the village's outstanding waste of the day it arrived (October starting with
+    December's 1,200 g), and the months after it did not see its grams."""
+    from streams.months import month_row
+
+    s = VillageState("H01-V001", "H01")
+    for e in (_ship("2026-11-30T20:00:00Z", 1200),  # 1 December, 04:00 in Shanghai
+              _ship("2026-10-15T04:00:00Z", 200),   # late: October
+              _ev("2026-11-10T04:00:00Z", type="recycling_collected",
+                  collected_grams={"cardboard": 50})):  # late: November
+        apply(s, e, to_us(e.occurred_at), TZ, CT)
+    assert month_row(s, "2026-10")["on_hand_start_grams"] == {}
+    assert month_row(s, "2026-11")["on_hand_start_grams"] == {"cardboard": 200}
+    assert month_row(s, "2026-12")["on_hand_start_grams"] == {"cardboard": 150}
+    assert s.outstanding == {"cardboard": 1350}
