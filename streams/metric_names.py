@@ -53,7 +53,8 @@ PLANS = ("joint", "sequential", "uncoordinated", "single_use")
 PLAN_JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 PLAN_JOB_FINAL = ("done", "failed", "cancelled")
 GATEWAY_OUTCOMES = ("accepted", "rejected", "forbidden", "unavailable")
-WEBHOOK_OUTCOMES = ("delivered", "failed", "skipped")
+#: refused: the URL's host resolved to a non-public address at delivery (docs/operations.md)
+WEBHOOK_OUTCOMES = ("delivered", "failed", "skipped", "refused")
 #: a run sheet from the dispatch topic: stored (new), same (already stored, a redelivery),
 #: rejected (a different sheet for a hub and date already published), invalid (not a sheet)
 DISPATCH_OUTCOMES = ("stored", "same", "rejected", "invalid")
@@ -245,8 +246,8 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "packloop_consumer_lag_records", "gauge", ("topic", "partition"),
-        "Records between the worker's committed position and the partition's end, for the "
-        "partitions the worker owns.",
+        "Records between the last offset the worker processed and the partition's end, for "
+        "the partitions the worker owns (not the committed offset: docs/operations.md).",
     ),
     MetricSpec(
         "packloop_worker_partitions_assigned", "gauge", ("topic",),
