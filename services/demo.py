@@ -276,7 +276,7 @@ def _print_figures(result: DemoResult, console: Console, elapsed_s: float) -> No
         "waste generated": f"{f['generated_grams'] / 1000:,.1f} kg",
         "waste recovered": f"{f['recovered_grams'] / 1000:,.1f} kg",
         "recovery ratio": f"{f['recovery_ratio']:.1%}",
-        "pickups requested / served": f"{f['pickups_requested']} / {f['pickups_served']}",
+        "pickups requested / closed": f"{f['pickups_requested']} / {f['pickups_served']}",
         "containers in circulation": f"{f['containers']['in_circulation']:,}",
     }
     for name, value in _plan_savings(plan).items():

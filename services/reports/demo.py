@@ -89,7 +89,7 @@ class, single-use only, dedicated recycling trips.</p>
 {% if d %}
 <h2>Decisions for township {{ d.hub_id }}</h2>
 <h3>What cutting single-use packaging costs</h3>
-<p>The least-cost plan for each bound on single-use packaging ({{ d.points|length }} points,
+<p>The least-cost plan for each bound on single-use packaging ({{ d.points|length }} point{{ '' if d.points|length == 1 else 's' }},
 each a complete plan of the township's week; the star is the cost-optimal plan). Between
 neighbouring points: what each further kilogram avoided costs.{% if d.points|length == 1 %}
 The front has one point: the least-cost plan already uses the least single-use packaging
