@@ -16,11 +16,14 @@ from typing import Any
 from streams.state import VillageState
 from streams.state.tallies import COUNT_KEYS
 
-MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+#: YYYY-MM in ASCII digits from 0001-01 (no year 0: Python's dates start at year 1);
+#: used with fullmatch, so no trailing newline slips through
+MONTH_RE = re.compile(r"(?!0000)[0-9]{4}-(0[1-9]|1[0-2])")
 
 
 def valid_month(month: str) -> bool:
-    return bool(MONTH_RE.match(month))
+    """Whether ``month`` is a calendar month as YYYY-MM (year 0001 to 9999, month 01-12)."""
+    return bool(MONTH_RE.fullmatch(month))
 
 
 def month_rows(villages: Iterable[VillageState], month: str) -> list[dict[str, Any]]:

@@ -26,6 +26,8 @@ Definitions (``docs/operations.md`` repeats them for people):
 - ``cartons_reused``: parcels whose carton was a reused one.
 - ``nondegradable_plastic_grams``: plastic items marked not degradable (film, bags, tape,
   foam, hard plastic); ``degradable_known_grams`` how many plastic grams said either way.
+  None when no plastic item said (``degradable_known_grams`` 0): a month whose events never
+  say is unknown, not a month that met the "no non-degradable plastic" target.
 - ``grams_per_parcel``: single-use packaging generated ÷ parcels.
 - ``containers_damaged`` / ``containers_lost``; ``pickups_requested`` / ``_completed`` /
   ``_overdue``.
@@ -201,7 +203,9 @@ def kpis(row: dict[str, Any], co2e: Co2eFactors | None = None) -> dict[str, Any]
         "tape_le_45mm_rate": _rate(counts.get("tape_le_45mm", 0), tape_known),
         "reusable_share": _rate(counts.get("reusable_parcels", 0), parcels),
         "cartons_reused": counts.get("cartons_reused", 0),
-        "nondegradable_plastic_grams": counts.get("nondegradable_plastic_grams", 0),
+        "nondegradable_plastic_grams": (counts.get("nondegradable_plastic_grams", 0)
+                                        if counts.get("degradable_known_grams", 0) > 0
+                                        else None),
         "degradable_known_grams": counts.get("degradable_known_grams", 0),
         "grams_per_parcel": (sum(max(0, g) for g in generated.values()) / parcels
                              if parcels else None),

@@ -85,13 +85,17 @@ def officer(ctx: click.Context, month: str, fmt: str, out: Path | None, allow_em
     from streams.officer_kpis import load_targets
 
     if not valid_month(month):
-        raise click.BadParameter("must be YYYY-MM", param_hint="--month")
+        raise click.BadParameter(
+            f"invalid month {month!r}: must be YYYY-MM, a year from 0001 and a month "
+            "from 01 to 12", param_hint="--month")
     settings = settings_from(ctx, worker_url=worker_url, kafka_bootstrap=kafka_bootstrap)
     try:
         network = load_network(settings.network)
     except NetworkError as exc:
         raise click.ClickException(str(exc)) from None
-    months = [month_shift(month, -k) for k in range(TREND_MONTHS)]
+    # the trend's months before year 1 do not exist: they are not asked for (no figures)
+    months = [m for m in (month_shift(month, -k) for k in range(TREND_MONTHS))
+              if valid_month(m)]
     figures = _figures(settings, source, months)
     data = figures[month]
     now = datetime.now(network.timezone)

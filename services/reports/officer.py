@@ -13,10 +13,19 @@ machines decode it in the local code page and garble the headers.
 A month without figures is not reported as a month of zeros: :func:`empty_reason` says
 why it is empty (in the future, beyond the months the workers keep, or no events).
 
-**Regulated recovery ratio**: recovered ÷ generated in the month, where each material's
-recovered grams count only up to what was generated of that material in the same month
-(and village or township), so over-collecting cardboard left from an earlier month
-cannot hide EPS foam that was never collected. Empty when nothing was generated.
+Two recovery figures, each under its own name (one Chinese and one English name each, so
+no two columns read 回收率 for different numbers):
+
+- **当月回收比 regulated ratio** (the table's ``ratio``, JSON ``recovery_fraction``):
+  recovered ÷ generated in the month, where each material's recovered grams count only up
+  to what was generated of that material in the same month and village, so
+  over-collecting cardboard left from an earlier month cannot hide EPS foam that was
+  never collected. Settled per village and material, then summed for townships and the
+  county, so one village's surplus never fills another's shortfall. Empty when nothing
+  was generated.
+- **回收率 recovery ratio, 物料平衡 mass balance** (the KPI ``recovery_ratio``,
+  :mod:`streams.officer_kpis`): the same, with what was on hand at the month's start
+  added to what there was to recover. The targets and Prometheus use this one.
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from typing import Any
 
 import orjson
 
-from services.reports.units import mass_text, percent_text
+from services.reports.units import kg_text, percent_text
 from streams import MONTH_BUCKETS_KEPT, decode_raw
 
 COLUMNS = (
@@ -43,7 +52,7 @@ COLUMNS = (
     ("village_name", "村名 village name"),
     ("generated", "产生量 generated (g)"),
     ("recovered", "回收量 recovered (g)"),
-    ("ratio", "回收率 recovery ratio (fraction)"),
+    ("ratio", "当月回收比 regulated ratio, capped at generation in the month (fraction)"),
     ("requested", "申请清运 pickups requested"),
     ("completed", "完成清运 pickups completed"),
     ("overdue", "逾期清运 pickups overdue"),
@@ -54,7 +63,7 @@ COLUMNS = (
 LEVELS = {"county": "县 county", "township": "乡镇 township", "village": "村 village"}
 #: the page's column names: kg and percent for people (the cells carry their unit)
 HTML_TITLES = {"generated": "产生量 generated", "recovered": "回收量 recovered",
-               "ratio": "回收率 recovery ratio (%)"}
+               "ratio": "当月回收比 regulated ratio, capped at generation in the month (%)"}
 #: the JSON names of the row fields
 JSON_KEYS = {"generated": "generated_grams", "recovered": "recovered_grams",
              "ratio": "recovery_fraction", "requested": "pickups_requested",
@@ -63,13 +72,20 @@ JSON_KEYS = {"generated": "generated_grams", "recovered": "recovered_grams",
              "issued": "container_uses", "returned": "container_returns"}
 
 
-def regulated_ratio(generated: dict[str, int], recovered: dict[str, int]) -> float | None:
-    """Recovered ÷ generated, each material's recovery capped at its generation."""
+def regulated_parts(generated: dict[str, int], recovered: dict[str, int]) -> tuple[int, int]:
+    """One village's (counted recovered, generated) grams of the regulated ratio: each
+    material's recovery capped at its generation. Summed over villages, never capped on
+    the sums, so one village's surplus cannot fill another's shortfall."""
     gen = sum(g for g in generated.values() if g > 0)
-    if gen <= 0:
-        return None
     rec = sum(min(max(recovered.get(m, 0), 0), g) for m, g in generated.items() if g > 0)
-    return rec / gen
+    return rec, gen
+
+
+def regulated_ratio(generated: dict[str, int], recovered: dict[str, int]) -> float | None:
+    """One village's recovered ÷ generated, each material's recovery capped at its
+    generation (None when nothing was generated)."""
+    rec, gen = regulated_parts(generated, recovered)
+    return rec / gen if gen > 0 else None
 
 
 @dataclass
@@ -82,8 +98,16 @@ class Figures:
     cancelled: int = 0
     issued: int = 0
     returned: int = 0
+    #: the regulated ratio's parts, settled per village row as it is added
+    regulated_counted: int = 0
+    regulated_generated: int = 0
 
     def add(self, row: dict[str, Any]) -> None:
+        """Add one village's row (the regulated ratio is capped on the row's own figures)."""
+        counted, generated = regulated_parts(row.get("generated_grams", {}),
+                                             row.get("recovered_grams", {}))
+        self.regulated_counted += counted
+        self.regulated_generated += generated
         for m, g in row.get("generated_grams", {}).items():
             self.generated[m] = self.generated.get(m, 0) + g
         for m, r in row.get("recovered_grams", {}).items():
@@ -101,7 +125,8 @@ class Figures:
         return {
             "generated": sum(self.generated.values()),
             "recovered": sum(self.recovered.values()),
-            "ratio": regulated_ratio(self.generated, self.recovered),
+            "ratio": (self.regulated_counted / self.regulated_generated
+                      if self.regulated_generated > 0 else None),
             "requested": self.requested,
             "completed": self.completed,
             "overdue": self.overdue,
@@ -226,7 +251,9 @@ def kpi_levels(data: dict[str, Any], network: Any, month: str, targets: dict[str
     """The officer's KPIs (streams.officer_kpis) of the county, each township and each
     village, townships and villages worst first, each with the targets it meets; with
     `history` (month -> that month's rows) also each level's `month_on_month` change and
-    `trend_12m` (the TREND_KPIS of the 12 months ending with this one, oldest first)."""
+    `trend_12m` (the TREND_KPIS of the 12 months ending with this one, oldest first). A
+    month in which the level has no rows has every trend KPI None, so its change to the
+    next is None too, for `parcels` as for the ratios."""
     from streams.officer_kpis import add_rows, kpis, meets
 
     history = history or {}
@@ -238,6 +265,9 @@ def kpi_levels(data: dict[str, Any], network: Any, month: str, targets: dict[str
         for m in months:
             rows = [r for r in (data.get("villages", []) if m == month else past[m])
                     if select(r)]
+            if not rows:  # no figures: not a month of zeros, every KPI unknown
+                out.append({"month": m, **dict.fromkeys(TREND_KPIS)})
+                continue
             k = kpis(add_rows(rows), co2e)
             out.append({"month": m, **{name: k[name] for name in TREND_KPIS}})
         return out
@@ -400,7 +430,7 @@ def _cell(key: str, value: Any) -> str:
 
 def _html_cell(key: str, value: Any) -> str:
     if key in ("generated", "recovered"):
-        return mass_text(value)
+        return kg_text(value)
     if key == "ratio":
         return percent_text(value)
     return str(value)
@@ -409,7 +439,7 @@ def _html_cell(key: str, value: Any) -> str:
 #: the officer's KPIs as CSV columns after the figures (grams and fractions, like the rest)
 CSV_KPI_COLUMNS = (
     ("parcels", "包裹 parcels"),
-    ("recovery_ratio", "回收率 (物料平衡) recovery, mass balance (fraction)"),
+    ("recovery_ratio", "回收率 recovery ratio, 物料平衡 mass balance (fraction)"),
     ("unrecorded_recovered_grams", "未登记回收 recovered, never recorded (g)"),
     ("no_second_packaging_rate", "无二次包装 no second box (fraction)"),
     ("tape_le_45mm_rate", "胶带≤45毫米 tape <= 45 mm (fraction)"),
@@ -502,7 +532,7 @@ p.note{color:#555;font-size:12px;max-width:60em}
 #: the officer's KPIs on the page: (key, Chinese and English title, how to show it)
 KPI_COLUMNS = (
     ("parcels", "包裹 parcels", "int"),
-    ("recovery_ratio", "回收率 (物料平衡) recovery, mass balance", "pct"),
+    ("recovery_ratio", "回收率 recovery ratio, 物料平衡 mass balance", "pct"),
     ("unrecorded_recovered_grams", "未登记回收 recovered, never recorded", "kg"),
     ("no_second_packaging_rate", "无二次包装 no second box", "pct"),
     ("tape_le_45mm_rate", "胶带≤45毫米 tape <= 45 mm", "pct"),
@@ -525,7 +555,7 @@ def _kpi_cell(value: Any, how: str) -> str:
     if how == "pct":
         return percent_text(value)
     if how == "kg":
-        return mass_text(value)
+        return kg_text(value)
     if how == "g":
         return f"{value:,.0f} g"
     if how == "kgco2":
@@ -585,9 +615,13 @@ def to_html(report: MonthReport) -> str:
         f"<title>{e(report.title)}</title><style>{_CSS}</style></head><body>"
         f"<h1>{e(report.title)}</h1>"
         f"<p class=\"note\">生成时间 generated at {e(report.generated)}. 月份按 "
-        f"{e(report.timezone)} 时区计算 (calendar month in the network's time zone). 回收率 = "
-        "各材料回收量 (不超过当月产生量) ÷ 产生量 (regulated recovery ratio: each material's "
-        "recovered weight counts up to what was generated of it that month). 容器发出 = "
+        f"{e(report.timezone)} 时区计算 (calendar month in the network's time zone). "
+        "回收率 (物料平衡 mass balance) = 各材料回收量 (不超过月初存量 + 当月产生量) ÷ "
+        "(月初存量 + 当月产生量) (recovery ratio: each material's recovered weight counts up "
+        "to what was on hand at the month's start plus generated in it). 当月回收比 = 各材料回收量 "
+        "(不超过当月产生量) ÷ 当月产生量 (regulated ratio: each material's recovered weight "
+        "counts up to what was generated of it that month). Both are settled per village and "
+        "material, then summed for townships and the county. Weights in kg. 容器发出 = "
         "reusable containers sent with shipments; 容器归还 = returned (good or damaged). "
         "The CSV and JSON exports hold the same figures in grams and fractions.</p>"
         f"{_kpi_table(report.levels) if report.levels else ''}"

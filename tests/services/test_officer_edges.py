@@ -98,7 +98,7 @@ def _report(**changes: Any) -> MonthReport:
 
 def test_the_page_shows_kg_percent_dead_letters_and_when() -> None:
     page = to_html(_report())
-    assert "<td class=\"n\">16 g</td>" in page and "0.0 kg" not in page
+    assert "<td class=\"n\">0.016 kg</td>" in page and "0.0 kg" not in page
     assert "145.22 kg" not in page and "145.2 kg" in page  # the county row: 145,224 g
     assert "79.9%" in page  # 116,000 of 145,224 g
     assert "死信 dead-lettered events" in page and "<td>too_late</td><td class=\"n\">4</td>" \

@@ -79,9 +79,10 @@ def test_rows_sum_villages_into_townships_and_county() -> None:
     assert (county["generated"], county["recovered"]) == (2000, 1850)
     assert (county["requested"], county["completed"], county["overdue"]) == (3, 2, 1)
     assert (county["issued"], county["returned"]) == (6, 4)
-    # township ratio caps on the township's own material sums: cardboard 1,600 generated,
-    # 1,800 recovered -> 1,600; EPS 400 -> 0: 1,600 / 2,000
-    assert h01["ratio"] == pytest.approx(0.8)
+    # capped per village, then summed: V001 cardboard 1,500 of 1,000 counts 1,000, EPS 0 of
+    # 400; V002 cardboard 300 of 600 (V001's surplus does not fill it): 1,300 / 2,000
+    assert h01["ratio"] == pytest.approx(1300 / 2000)
+    assert county["ratio"] == pytest.approx(1300 / 2000)  # H02 generated nothing
     assert v1["ratio"] == pytest.approx(1000 / 1400)
     assert h02["ratio"] is None and h02["recovered"] == 50
     assert h01["hub_name"] == NET.hubs["H01"].name
@@ -97,15 +98,16 @@ def test_csv_has_bilingual_headers_and_one_line_per_row() -> None:
     assert parsed[0][:8] == [
         "级别 level", "乡镇 township", "乡镇名称 township name", "村 village",
         "村名 village name", "产生量 generated (g)", "回收量 recovered (g)",
-        "回收率 recovery ratio (fraction)",
+        "当月回收比 regulated ratio, capped at generation in the month (fraction)",
     ]
     assert parsed[len(report.rows) + 1] == []  # the table ends with a blank line
     county = dict(zip(parsed[0], parsed[1], strict=True))
     assert county["产生量 generated (g)"] == "2000"
-    # cardboard 1,600 of 1,800 recovered counts, EPS 0 of 400, tape was not generated
-    assert county["回收率 recovery ratio (fraction)"] == "0.8000"
+    # per village: cardboard 1,000 + 300 counts, EPS 0 of 400, tape was not generated
+    ratio = "当月回收比 regulated ratio, capped at generation in the month (fraction)"
+    assert county[ratio] == "0.6500"
     h02 = dict(zip(parsed[0], parsed[5], strict=True))
-    assert h02["回收率 recovery ratio (fraction)"] == ""
+    assert h02[ratio] == ""
     frame = parsed[len(report.rows) + 2:]
     assert frame == [
         ["报告 report", f"{NET.county} 2026-11 包装废弃物月报 packaging waste monthly report"],
