@@ -217,6 +217,14 @@ def _whatif_table(doc: dict[str, Any]) -> None:
         cells.append("-" if d is None else format(d * scale, "+" + spec))
         table.add_row(label, *cells)
     out.print(table)
+    span = doc.get("optimal_cost_delta_range")
+    if span is not None:
+        lo, hi = span
+        proven = ("" if lo <= 0 <= hi else
+                  f": the change {'lowers' if hi < 0 else 'raises'} the cost")
+        out.print(f"cost change between the optimal plans: {lo:+,.2f} to {hi:+,.2f} CNY (the "
+                  f"solves' gaps){proven or ': it holds 0, so no effect is shown'}",
+                  highlight=False, soft_wrap=True)
     for name in ("base", "variant"):
         s = doc[name]
         gap = "-" if s.get("gap") is None else f"{s['gap']:.3%}"

@@ -105,6 +105,7 @@ this township's week allows, so cutting it further cannot be bought here.{% endi
 <table><tr><th></th><th>base</th><th>variant</th><th>change</th></tr>
 {% for r in d.whatif_rows %}<tr><td>{{ r[0] }}</td><td class="n">{{ r[1] }}</td><td class="n">{{ r[2] }}</td><td class="n">{{ r[3] }}</td></tr>{% endfor %}
 </table>
+{% if d.whatif_range %}<p class="small">{{ d.whatif_range }}</p>{% endif %}
 <p class="small">The base plan's marginal values say what one more unit is worth before
 solving the variant: {% for m in d.marginals %}{{ m }}{% if not loop.last %}; {% endif %}{% endfor %}.</p>{% endif %}
 {% if d.sheet %}<h3>Tomorrow's run sheet: township {{ d.sheet.hub_id }}, {{ d.sheet.date }}</h3>
@@ -239,6 +240,14 @@ def decision_view(d: Any) -> dict[str, Any]:
             rows.append([label] + ["–" if x is None else format(x, spec) for x in (a, b)]
                         + ["–" if delta is None else format(delta, "+" + spec)])
         view["whatif_rows"] = rows
+        span = w.get("optimal_cost_delta_range")
+        if span is not None:
+            lo, hi = span
+            view["whatif_range"] = (
+                f"Between the optimal plans the cost changes by {lo:+,.2f} to {hi:+,.2f} CNY "
+                "(the two solves' gaps)" + (": the range holds 0, so this what-if shows no "
+                                             "effect at these time limits." if lo <= 0 <= hi
+                                             else "."))
         mv = w["base"].get("marginal_values") or {}
         view["marginals"] = _marginal_lines(mv) or ["none reported"]
     if d.run_sheet:
