@@ -269,3 +269,11 @@ def describe_row(s: Scenario, name: str, amount: float) -> dict[str, Any]:
            f"the closest feasible plan misses it by {amount:.4g} "
            f"{_ONE.get(unit, unit) if amount == 1 else unit}")
     return {"what": what, "why": why, "constraint": name}
+
+
+def describe_rows(s: Scenario, rows: list[tuple[str, float]], what: str,
+                  why: str) -> list[dict[str, Any]]:
+    """A failed solve's diagnosis: the rows it had to violate in words (`describe_row`), or,
+    when it named none, the one line {what, why} (its status)."""
+    return [describe_row(s, name, amount) for name, amount in rows] or [
+        {"what": what, "why": why}]

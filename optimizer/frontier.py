@@ -84,13 +84,11 @@ def _need(r: SolveResult, what: str, s: Scenario, planned: PlanResult | None = N
     status."""
     if r.objective is not None:
         return r.objective
-    from optimizer.diagnose import describe_row
+    from optimizer.diagnose import describe_rows
 
     diagnosis = list(planned.diagnosis) if planned is not None and planned.plan is None else []
-    if not diagnosis:
-        diagnosis = [describe_row(s, name, amount) for name, amount in r.violated_rows]
-    raise NoFrontier(f"{what}: no plan ({r.status})", r.status,
-                     diagnosis or [{"what": what, "why": f"no plan ({r.status})"}])
+    raise NoFrontier(f"{what}: no plan ({r.status})", r.status, diagnosis or describe_rows(
+        s, r.violated_rows, what, f"no plan ({r.status})"))
 
 
 def solve_frontier(

@@ -98,10 +98,15 @@ TRUNK_WIDEN = 1e-4
 DEADLINE_MARGIN_S = 1.0
 
 
+def front_weights(points: int) -> list[float]:
+    """The weights (`WEIGHTS`) of a hub's solves of one front, in the order they run."""
+    return ([WEIGHTS["cost_end"], WEIGHTS["min"], WEIGHTS["min_cost"], WEIGHTS["trunk"]]
+            + [WEIGHTS["interior"]] * max(0, points - 2))
+
+
 def limits_per_front(points: int) -> float:
     """How many point time limits the hubs' solves of one front take together (`WEIGHTS`)."""
-    return (WEIGHTS["cost_end"] + WEIGHTS["min"] + WEIGHTS["min_cost"] + WEIGHTS["trunk"]
-            + max(0, points - 2) * WEIGHTS["interior"])
+    return sum(front_weights(points))
 
 
 class HubFrontError(RuntimeError):
@@ -172,10 +177,7 @@ def hub_fronts(s: Scenario, hub: str, fronts: tuple[str, ...], plan: dict[str, A
     gap = None if mip_gap is None else HUB_GAP_SHARE * mip_gap
     crit_gap = None if mip_gap is None else min(mip_gap, CRITERION_GAP)
     start = [(v, v.value) for v in sv.b.model.component_data_objects(pyo.Var)]
-    n_int = max(0, points - 2)
-    weights = [WEIGHTS["cost_end"], WEIGHTS["min"], WEIGHTS["min_cost"], WEIGHTS["trunk"]] + [
-        WEIGHTS["interior"]] * n_int
-    weights = weights * len(fronts)
+    weights = front_weights(points) * len(fronts)
     done = 0
 
     def limit() -> float | None:

@@ -185,16 +185,11 @@ class WholeModel:
             if hasattr(m, c):
                 m.del_component(c)
 
-    def solve(self, label: str, objective: Any, *, cap: tuple[str, float] | None = None,
-              eps: tuple[str, float, float] | None = None,
-              time_limit_s: float | None = None, mip_gap: float | None = None,
-              polish: bool = False, neighbourhood: bool = False) -> SolveResult:
-        """min `objective` with `cap` (criterion ≤ value) or `eps` (criterion + s = ε, the
-        slack rewarded at the given weight) from the model's current values; `mip_gap`
-        instead of the frontier's, with `polish` the start first improved by `self.polish`,
-        and with `neighbourhood` by the LP relaxation's neighbourhood
-        (`neighbourhood.lp_neighbourhood`: the least-criterion solves, whose LP bound is
-        tight and whose plans HiGHS finds late)."""
+    def _set_rows(self, objective: Any, cap: tuple[str, float] | None = None,
+                  eps: tuple[str, float, float] | None = None) -> None:
+        """The solve's own rows in place of the last one's: min `objective` with `cap`
+        (criterion ≤ value) or `eps` (criterion + s = ε, the slack rewarded at the given
+        weight)."""
         m = self.b.model
         self._clear()
         if cap is not None:
@@ -208,18 +203,34 @@ class WholeModel:
                 m.fr_slack.set_value(max(0.0, level - self.value(name)))
             objective = objective - weight * m.fr_slack
         m.fr_obj = pyo.Objective(expr=objective, sense=pyo.minimize)
+
+    def solve(self, label: str, objective: Any, *, cap: tuple[str, float] | None = None,
+              eps: tuple[str, float, float] | None = None,
+              time_limit_s: float | None = None, mip_gap: float | None = None,
+              polish: bool = False, neighbourhood: bool = False) -> SolveResult:
+        """min `objective` with `cap` (criterion ≤ value) or `eps` (criterion + s = ε, the
+        slack rewarded at the given weight) from the model's current values; `mip_gap`
+        instead of the frontier's, with `polish` the start first improved by `self.polish`,
+        and with `neighbourhood` by the LP relaxation's neighbourhood
+        (`neighbourhood.lp_neighbourhood`: the least-criterion solves, whose LP bound is
+        tight and whose plans HiGHS finds late)."""
+        m = self.b.model
+        self._set_rows(objective, cap, eps)
         t = time.perf_counter()
         lp_start = self._start_on_planner_trips() if self.has_start else None
         limit = time_limit_s or self.time_limit_s
         if limit is not None:
             limit = self.highs_limit(limit, time.perf_counter() - t)
         gap = self.mip_gap if mip_gap is None else mip_gap
-        use = self.polish if polish and self.has_start else None
-        polish_s = 0.0 if use is None else search_seconds(limit)
+        use: Polish | None = None
+        polish_s = 0.0
         if neighbourhood and self.has_start:
             use = lp_neighbourhood(self.threads, gap)
             polish_s = (NEIGHBOURHOOD_UNLIMITED_S if limit is None
                         else LP_NEIGHBOURHOOD_SHARE * limit)
+        elif polish and self.has_start and self.polish is not None:
+            use = self.polish
+            polish_s = search_seconds(limit)
         r = run_highs(m, time_limit_s=limit, mip_gap=gap,
                       threads=self.threads, warm_start=self.has_start, progress=self.progress,
                       label=f"frontier:{label}", explain_infeasible=False,
@@ -243,11 +254,7 @@ class WholeModel:
         the county week at its least single-use: LP 17,405 CNY, trunk rounding 18,232 in
         2.6 s, HiGHS after 60 s 18,256, best plan found 18,435). The model's values (the
         next solve's start) are left as they are."""
-        m = self.b.model
-        self._clear()
-        name, bound = cap
-        m.fr_cap = pyo.Constraint(expr=self.expr(name) <= bound)
-        m.fr_obj = pyo.Objective(expr=m.cost.expr, sense=pyo.minimize)
+        self._set_rows(self.expr("cost"), cap)
         try:
             tb = trunk_rounding_bound(self.b, time_limit_s, self.threads)
         finally:
@@ -319,12 +326,6 @@ def plan_result(s: Scenario, plan: dict[str, Any], cost: float, bound: float | N
     return PlanResult(status=status, objective=cost, bound=bound, gap=gap, plan=plan,
                       kpis=compute_kpis(plan, s), stats=stats, factor_set=s.factor_set,
                       rounding=rounding_cost(plan, s))
-
-
-def _need(r: SolveResult, what: str) -> float:
-    if r.objective is None:
-        raise FrontierError(f"{what}: no plan ({r.status})")
-    return r.objective
 
 
 class FrontierError(RuntimeError):

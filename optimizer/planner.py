@@ -313,10 +313,10 @@ def _scenario(s: Scenario | None) -> Scenario:
 def _first_worker(args):
     """A hub group's first plan in a worker process, with the budget left before its
     deadline when it starts."""
-    s, hubs, deadline, gap, threads, queue, key, rate, hurry, params = args
+    s, hubs, deadline, threads, queue, key, rate, hurry, params = args
     s = _scenario(s)
     tl = None if deadline is None else max(0.0, deadline - time.time())
-    return first_plan(s, hubs, tl, gap, threads, queue_reporter(_queue(queue), key),
+    return first_plan(s, hubs, tl, threads, queue_reporter(_queue(queue), key),
                       hurry=hurry, overhead_s_per_row=rate, params=params)
 
 
@@ -582,7 +582,7 @@ def solve(
 
     def first_task(key: int, group_deadline: float | None, queue) -> tuple[Any, ...]:
         # a second try stops at its first plan: a plan at all is what it is for
-        return (task_s, groups[key], group_deadline, mip_gap, hub_threads, queue, key,
+        return (task_s, groups[key], group_deadline, hub_threads, queue, key,
                 schedule.rate, schedule.hurry or key in schedule.retried, params)
 
     def later_task(key: int, group_deadline: float | None, queue) -> tuple[Any, ...]:

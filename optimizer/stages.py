@@ -23,7 +23,7 @@ from optimizer.budget import (
     first_plan_s,
     stage_limit,
 )
-from optimizer.diagnose import describe_row, describe_unservable
+from optimizer.diagnose import describe_rows, describe_unservable
 from optimizer.floors import Floors
 from optimizer.model import BuiltModel, build_model
 from optimizer.model.covers import joint_floors
@@ -230,9 +230,7 @@ def run_stage(
         "integers": r.num_integers, "nonzeros": r.nonzeros, **r.rechecks, **r.polished,
     }
     if r.objective is None:
-        diag = [describe_row(s, name, amount) for name, amount in r.violated_rows]
-        if not diag:
-            diag = [{"what": "solver", "why": f"no solution found ({r.status})"}]
+        diag = describe_rows(s, r.violated_rows, "solver", f"no solution found ({r.status})")
         return StageOutcome(r.status, None, None, None, stats, diag), b
     plan = extract_plan(b, s)
     return StageOutcome(r.status, r.objective, r.bound, plan, stats), b
@@ -371,14 +369,14 @@ class _Group:
 
 
 def first_plan(
-    s: Scenario, hubs: list[str], time_limit_s: float | None, mip_gap: float | None,
+    s: Scenario, hubs: list[str], time_limit_s: float | None,
     threads: int | None, progress: ProgressFn | None, *, hurry: bool = False,
     overhead_s_per_row: float | None = None, params: BudgetParams = DEFAULT,
 ) -> tuple[StageOutcome, UncoordinatedStart | None]:
     """A hub group's first plan: the uncoordinated stage, with all of `time_limit_s` (at
     least `first_plan_s`), and the start it hands the single-use stage.
 
-    It is solved to a looser gap (at least 3 %, reported with it): it is tens of per cent
+    It is solved to a looser gap (3 %, reported with it): it is tens of per cent
     worse than the joint plan, and its solve time is better spent proving the joint plan's
     bound. Every later stage starts from this plan and the county needs one from every
     group, so a try that found none is repeated once with what the budget has left (at
@@ -542,7 +540,7 @@ def solve_hubs(
                  else overhead_s_per_row) * rows
         first_s = built + (stage_limit("uncoordinated", time_limit_s, built, rows, params)
                            or 0.0)
-    unc, start = first_plan(s, hubs, first_s, mip_gap, threads, progress,
+    unc, start = first_plan(s, hubs, first_s, threads, progress,
                             overhead_s_per_row=overhead_s_per_row, params=params)
     if only_uncoordinated:
         return {"uncoordinated": unc}

@@ -209,6 +209,14 @@ class WhatIf:
                 "variant_started_from_base": self.started_from_base}
 
 
+def cost_effect(span: tuple[float, float] | list[float]) -> str:
+    """What a what-if shows of its change on the cost, from `WhatIf.cost_delta_range`:
+    "none" when the range holds 0, else "lowers" or "raises" (one verdict for every reader
+    of the range)."""
+    lo, hi = span
+    return "none" if lo <= 0 <= hi else ("lowers" if hi < 0 else "raises")
+
+
 #: an infeasible variant's diagnosis (`optimizer.solver.explain`) runs at least this long,
 #: whatever its time limit has left, so that a variant whose solve used it all still says why
 EXPLAIN_MIN_S = 2.0
@@ -232,7 +240,7 @@ def _plan(wm: WholeModel, started_s: float) -> PlanResult:
     `started_s`, a `time.perf_counter()`)."""
     r = wm.solve("cost", wm.expr("cost"))
     if r.objective is None:
-        from optimizer.diagnose import describe_row
+        from optimizer.diagnose import describe_rows
 
         rows = r.violated_rows
         if not rows and r.status == "infeasible":  # the frontier's solves do not explain
@@ -241,9 +249,9 @@ def _plan(wm: WholeModel, started_s: float) -> PlanResult:
             compiled = compile_model(wm.b.model)
             rows = explain(compiled, time_limit_s=explain_seconds(
                 wm.time_limit_s, time.perf_counter() - started_s))
-        why = [describe_row(wm.s, name, amount) for name, amount in rows]
-        return PlanResult.infeasible(why or [{"what": "plan", "why": f"no plan ({r.status})"}],
-                                     factor_set=wm.s.factor_set)
+        return PlanResult.infeasible(
+            describe_rows(wm.s, rows, "plan", f"no plan ({r.status})"),
+            factor_set=wm.s.factor_set)
     out = wm.result(r, r.bound, {"solves": wm.solves[-1:]})
     assert out.plan is not None
     return dataclasses.replace(out, marginal_values=marginal_values(wm.s, out.plan,

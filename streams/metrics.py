@@ -362,8 +362,9 @@ class PackloopCollector(Collector):
                     for i, w in enumerate(_WINDOW_KINDS):
                         _inc(win_g, vl, (vid, hub, m, w), g3[i])
                         _inc(win_r, vl, (vid, hub, m, w), r3[i])
-                if bounds[2][:7] in state.months:
-                    start = state.on_hand_at_start(bounds[2][:7])
+                month = bounds[2][:7]
+                if month in state.months:
+                    start = state.on_hand_at_start(month)
                     for m in materials:
                         _inc(on_hand, vl, (vid, hub, m), start.get(m, 0))
             reasons = state.pickup_reasons

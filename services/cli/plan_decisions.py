@@ -52,7 +52,7 @@ def frontier(scenario: str, points: int, time_limit: float | None, gap: float | 
     """Trade-off fronts of SCENARIO: cost against single-use packaging, and cost against
     CO2e (AUGMECON2), each point a complete plan."""
     import optimizer
-    from optimizer.frontier import FRONTS, FrontierError, FrontierPoint
+    from optimizer.frontier import FRONTS, FrontierPoint, NoFrontier
     from optimizer.frontier import solve_frontier as run_frontier
 
     sc = _load_scenario(scenario)
@@ -71,9 +71,8 @@ def frontier(scenario: str, points: int, time_limit: float | None, gap: float | 
         f = run_frontier(sc, points=points, time_limit_s=time_limit, mip_gap=gap,
                          threads=threads, on_point=show, on_hub=hub_done,
                          fronts=FRONTS if front == "both" else (front,))  # type: ignore[arg-type]
-    except FrontierError as exc:
-        _no_frontier(str(exc), getattr(exc, "status", "no_plan"),
-                     getattr(exc, "diagnosis", None) or [], as_json)
+    except NoFrontier as exc:
+        _no_frontier(str(exc), exc.status, exc.diagnosis, as_json)
     except optimizer.ScenarioError as exc:  # demand no trip can serve (as plan solve says)
         _no_frontier("no trip can serve some demand", "infeasible",
                      [{"what": what, "why": why} for what, why in exc.problems], as_json)
@@ -219,12 +218,14 @@ def _whatif_table(doc: dict[str, Any]) -> None:
     out.print(table)
     span = doc.get("optimal_cost_delta_range")
     if span is not None:
+        from optimizer.whatif import cost_effect
+
         lo, hi = span
-        proven = ("" if lo <= 0 <= hi else
-                  f": the change {'lowers' if hi < 0 else 'raises'} the cost")
+        effect = cost_effect(span)
+        verdict = (": it holds 0, so no effect is shown" if effect == "none"
+                   else f": the change {effect} the cost")
         out.print(f"cost change between the optimal plans: {lo:+,.2f} to {hi:+,.2f} CNY (the "
-                  f"solves' gaps){proven or ': it holds 0, so no effect is shown'}",
-                  highlight=False, soft_wrap=True)
+                  f"solves' gaps){verdict}", highlight=False, soft_wrap=True)
     for name in ("base", "variant"):
         s = doc[name]
         gap = "-" if s.get("gap") is None else f"{s['gap']:.3%}"

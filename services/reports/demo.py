@@ -242,12 +242,14 @@ def decision_view(d: Any) -> dict[str, Any]:
         view["whatif_rows"] = rows
         span = w.get("optimal_cost_delta_range")
         if span is not None:
+            from optimizer.whatif import cost_effect
+
             lo, hi = span
             view["whatif_range"] = (
                 f"Between the optimal plans the cost changes by {lo:+,.2f} to {hi:+,.2f} CNY "
                 "(the two solves' gaps)" + (": the range holds 0, so this what-if shows no "
-                                             "effect at these time limits." if lo <= 0 <= hi
-                                             else "."))
+                                             "effect at these time limits."
+                                             if cost_effect(span) == "none" else "."))
         mv = w["base"].get("marginal_values") or {}
         view["marginals"] = _marginal_lines(mv) or ["none reported"]
     if d.run_sheet:

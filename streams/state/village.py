@@ -179,40 +179,35 @@ def check(state: VillageState, event: Any, container_types: dict[str, tuple[str,
                 "count",
             )
     elif isinstance(event, WasteAdjustment):
-        # a correction takes back what was counted, never more: a negative generated
-        # total (a correction of an event that never reached this village) is a figure
-        # an officer would report
-        # the same for the month it is dated in, which the officer's report shows: a
-        # correction of an earlier month's event belongs in that month (date it there)
-        month = None
+        # A correction takes back what was counted, never more: a negative generated total
+        # (a correction of an event that never reached this village) is a figure an officer
+        # would report. The same for the month it is dated in, which the officer's report
+        # shows: a correction of an earlier month's event belongs in that month.
+        scopes: list[tuple[str | None, dict[str, int], dict[str, int]]] = [
+            (None, state.generated, state.recovered)]
         if at is not None and tz is not None:
             key = month_key(at, tz)
-            month = (key, state.months.get(key) or MonthBucket())
-        for what, tally, grams in (("generated", state.generated, event.generated_grams),
-                                   ("recovered", state.recovered, event.recovered_grams)):
-            for material, delta in grams.items():
-                m = material.value
-                if tally.get(m, 0) + delta < 0:
+            bucket = state.months.get(key) or MonthBucket()
+            scopes.append((key, bucket.generated, bucket.recovered))
+        for month, generated, recovered in scopes:
+            for what, tally, grams in (("generated", generated, event.generated_grams),
+                                       ("recovered", recovered, event.recovered_grams)):
+                for material, delta in grams.items():
+                    m = material.value
+                    have = tally.get(m, 0)
+                    if have + delta >= 0:
+                        continue
+                    where = (f"it has {have} g to correct" if month is None else
+                             f"that month counted {have} g; date a correction in the month "
+                             "of the event it corrects")
                     raise Rejected(
                         "adjustment_below_zero",
-                        f"{what} {m} of village {state.village_id} would fall to "
-                        f"{tally.get(m, 0) + delta} g: it has {tally.get(m, 0)} g to correct "
-                        f"(correcting event {event.corrects_event_id!r})",
+                        f"{what} {m} of village {state.village_id}"
+                        f"{'' if month is None else ' in ' + month} would fall to "
+                        f"{have + delta} g: {where} (correcting event "
+                        f"{event.corrects_event_id!r})",
                         f"{what}_grams.{m}",
                     )
-                if month is not None:
-                    key, bucket = month
-                    have = (bucket.generated if what == "generated" else bucket.recovered
-                            ).get(m, 0)
-                    if have + delta < 0:
-                        raise Rejected(
-                            "adjustment_below_zero",
-                            f"{what} {m} of village {state.village_id} in {key} would fall "
-                            f"to {have + delta} g: that month counted {have} g; date a "
-                            "correction in the month of the event it corrects (correcting "
-                            f"event {event.corrects_event_id!r})",
-                            f"{what}_grams.{m}",
-                        )
     elif isinstance(event, PickupCancelled):
         if not known_pickup(state, event.pickup_id):
             raise Rejected(
