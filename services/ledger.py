@@ -14,12 +14,24 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, select
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    func,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from services.db import create_tables, make_engine
 from streams.ledger import LedgerRow
+from streams.months import carried_row
 from streams.officer_kpis import add_rows
 
 ledger_metadata = MetaData()
@@ -70,18 +82,36 @@ class Ledger:
         """The month's rows of worker group `stream` (its app id) as `GET /months/{month}`
         gives them, one per village: the sum
         over epochs, where a `live` row (a worker's, carrying its epoch) stands in for the
-        ledger's row of the same epoch (the ledger trails the worker by a second)."""
+        ledger's row of the same epoch (the ledger trails the worker by a second). A village
+        with no row for a month the stream has reached (a row of it or a later month, or a
+        live one) but holding waste from before gets its quiet month's row
+        (`streams.months.carried_row`): its stock is part of what its township had to
+        recover."""
+        t = ledger_months.c
         with self.engine.connect() as conn:
             stored = conn.execute(
-                select(ledger_months.c.village_id, ledger_months.c.epoch,
-                       ledger_months.c.hub_id, ledger_months.c.figures)
-                .where(ledger_months.c.stream == stream, ledger_months.c.month == month)
+                select(t.village_id, t.epoch, t.hub_id, t.figures)
+                .where(t.stream == stream, t.month == month)
             ).all()
+            reached = conn.execute(
+                select(t.month).where(t.stream == stream, t.month >= month).limit(1)
+            ).first() is not None or bool(live)
+            before = self._latest_before(conn, stream, month) if reached else []
         parts: dict[tuple[str, str], dict[str, Any]] = {}
         hubs: dict[str, str] = {}
         for vid, epoch, hub, figures in stored:
             parts[(str(vid), str(epoch))] = orjson.loads(str(figures))
             hubs[str(vid)] = str(hub)
+        for vid, epoch, hub, figures in before:
+            # a quiet month: no row, but what the village held from before is still there
+            key = (str(vid), str(epoch))
+            if key in parts:
+                continue
+            row = carried_row({**orjson.loads(str(figures)), "village_id": key[0],
+                               "epoch": key[1], "hub_id": str(hub)})
+            if row is not None:
+                parts[key] = row
+                hubs[key[0]] = str(hub)
         for row in live:
             parts[(row["village_id"], row.get("epoch", ""))] = row
             hubs[row["village_id"]] = row["hub_id"]
@@ -91,6 +121,20 @@ class Ledger:
         villages = [{"village_id": vid, "hub_id": hubs[vid], **add_rows(rows)}
                     for vid, rows in sorted(by_village.items())]
         return {"month": month, "villages": villages}
+
+    @staticmethod
+    def _latest_before(conn: Any, stream: str, month: str) -> list[Any]:
+        """Each (village, epoch)'s row of the latest month before `month`."""
+        t = ledger_months.c
+        last = (select(t.village_id, t.epoch, func.max(t.month).label("month"))
+                .where(t.stream == stream, t.month < month)
+                .group_by(t.village_id, t.epoch).subquery())
+        return conn.execute(
+            select(t.village_id, t.epoch, t.hub_id, t.figures)
+            .join(last, and_(t.village_id == last.c.village_id, t.epoch == last.c.epoch,
+                             t.month == last.c.month))
+            .where(t.stream == stream)
+        ).all()
 
     def close(self) -> None:
         self.engine.dispose()

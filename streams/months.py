@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from streams.state import VillageState
+from streams.state import MonthBucket, VillageState
 from streams.state.tallies import COUNT_KEYS
 
 #: YYYY-MM in ASCII digits from 0001-01 (no year 0: Python's dates start at year 1);
@@ -26,16 +26,44 @@ def valid_month(month: str) -> bool:
     return bool(MONTH_RE.fullmatch(month))
 
 
-def month_rows(villages: Iterable[VillageState], month: str) -> list[dict[str, Any]]:
-    """One row per village with a bucket for ``month`` (sorted by village id)."""
-    rows = [month_row(state, month) for state in villages if month in state.months]
+def month_rows(villages: Iterable[VillageState], month: str,
+               reached: str | None = None) -> list[dict[str, Any]]:
+    """One row per village with figures for ``month`` (sorted by village id): a bucket for
+    it, or, when the stream has ``reached`` that month, waste left over from before it
+    (:func:`quiet_with_stock`)."""
+    rows = [month_row(state, month) for state in villages
+            if month in state.months or quiet_with_stock(state, month, reached)]
     rows.sort(key=lambda r: r["village_id"])
     return rows
 
 
+def quiet_with_stock(state: VillageState, month: str, reached: str | None) -> bool:
+    """Whether ``month`` is a quiet month of a village still holding waste from before it.
+
+    Such a village has no bucket for the month, yet its waste is part of what the
+    township had to recover: without a row the officer's recovery ratio left it out and
+    read high (a village holding 40 kg all month counted for nothing). Only for a month
+    the stream has ``reached`` (not one still ahead) and after a month the village has a
+    bucket for (the buckets from then on are all kept, so its stock at the month's start is
+    known exactly: :meth:`VillageState.on_hand_at_start`)."""
+    if reached is None or month > reached or month in state.months:
+        return False
+    if not any(key < month for key in state.months):
+        return False
+    return any(g > 0 for g in state.on_hand_at_start(month).values())
+
+
+def next_month(month: str) -> str:
+    year, mon = int(month[:4]), int(month[5:7])
+    return f"{year + mon // 12:04d}-{mon % 12 + 1:02d}"
+
+
 def month_row(state: VillageState, month: str) -> dict[str, Any]:
-    """One village's figures of ``month`` (which it must have), as the report reads them."""
-    b = state.months[month]
+    """One village's figures of ``month`` as the report reads them (zero where it has no
+    bucket for it: a quiet month). ``on_hand_end_grams`` is what the village holds at the
+    month's end, as far as the events known say: the ledger carries it into the quiet
+    months after it (`services.ledger`)."""
+    b = state.months.get(month) or MonthBucket()
     return {
         "village_id": state.village_id,
         "epoch": state.epoch,
@@ -54,6 +82,29 @@ def month_row(state: VillageState, month: str) -> dict[str, Any]:
         },
         "counts": {k: b.counts.get(k, 0) for k in COUNT_KEYS},
         "on_hand_start_grams": state.on_hand_at_start(month),
+        "on_hand_end_grams": state.on_hand_at_start(next_month(month)),
+    }
+
+
+def carried_row(before: dict[str, Any]) -> dict[str, Any] | None:
+    """A village's row for a quiet month, from its row of the latest month before it:
+    nothing happened, and what it held at that month's end (``on_hand_end_grams``) it holds
+    all through. None when it held nothing, or the row predates ``on_hand_end_grams``
+    (its end is then not known exactly)."""
+    end = before.get("on_hand_end_grams")
+    if not end or not any(g > 0 for g in end.values()):
+        return None
+    return {
+        "village_id": before["village_id"],
+        "epoch": before.get("epoch", ""),
+        "hub_id": before["hub_id"],
+        "generated_grams": {},
+        "recovered_grams": {},
+        "pickups": {"requested": 0, "completed": 0, "overdue": 0, "cancelled": 0},
+        "containers": {},
+        "counts": {k: 0 for k in COUNT_KEYS},
+        "on_hand_start_grams": dict(end),
+        "on_hand_end_grams": dict(end),
     }
 
 

@@ -94,13 +94,13 @@ def _add(into: dict[str, int], more: dict[str, int] | None) -> None:
 def add_rows(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """The month's figures of several villages as one row (sums of every figure)."""
     out: dict[str, Any] = {"generated_grams": {}, "recovered_grams": {},
-                           "on_hand_start_grams": {}, "counts": {}, "pickups": {},
-                           "containers": {}}
+                           "on_hand_start_grams": {}, "on_hand_end_grams": {}, "counts": {},
+                           "pickups": {}, "containers": {}}
     settled: dict[str, dict[str, int]] = {"available_grams": {}, "counted_grams": {},
                                           "unrecorded_grams": {}}
     for r in rows:
-        for key in ("generated_grams", "recovered_grams", "on_hand_start_grams", "counts",
-                    "pickups"):
+        for key in ("generated_grams", "recovered_grams", "on_hand_start_grams",
+                    "on_hand_end_grams", "counts", "pickups"):
             _add(out[key], r.get(key))
         # the mass balance is settled per village, then summed: one village's unrecorded
         # recovery never fills another's shortfall

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from streams.months import merge_months, month_rows, valid_month
 from streams.state import Limits, PartitionMarker, VillageState, iso, marker_key, snooze_until
+from streams.state.times import month_key
 
 if TYPE_CHECKING:
     from streams.worker import StreamsWorker
@@ -450,9 +451,15 @@ def register_views(worker: StreamsWorker) -> LocalState:
     async def hub_view(web: Any, request: Any, hub_id: str) -> Any:
         return await hub_answer(web, hub_id)
 
+    def local_month_rows(month: str) -> list[dict[str, Any]]:
+        villages = local.villages()
+        nows = [now for _s, now in villages if now is not None]
+        reached = month_key(max(nows), worker.network.timezone) if nows else None
+        return month_rows((s for s, _now in villages), month, reached)
+
     @app.page("/local/months/{month}")
     async def local_months_view(web: Any, request: Any, month: str) -> Any:
-        return web.json(month_rows((s for s, _now in local.villages()), month))
+        return web.json(local_month_rows(month))
 
     @app.page("/months/{month}")
     async def months_view(web: Any, request: Any, month: str) -> Any:
@@ -461,9 +468,7 @@ def register_views(worker: StreamsWorker) -> LocalState:
             return web.json({"error": "month must be YYYY-MM"}, status=400)
         try:
             parts = await gather(
-                f"/local/months/{month}",
-                lambda: month_rows((s for s, _now in local.villages()), month),
-            )
+                f"/local/months/{month}", lambda: local_month_rows(month))
         except RuntimeError as exc:
             return web.json({"error": str(exc)}, status=503)
         merged = merge_months(parts, month)

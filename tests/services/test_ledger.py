@@ -57,3 +57,41 @@ def test_worker_groups_sharing_a_database_stay_apart(tmp_path: Path) -> None:
     ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
     ledger.write([_row("a", 10, 2000, 10)])
     assert ledger.month("other-worker", "2026-11")["villages"] == []
+
+
+def _month_row(vid: str, month: str, seq: int, end: dict | None, generated: int = 0
+               ) -> LedgerRow:
+    figures = {"village_id": vid, "hub_id": "H01", "epoch": "a",
+               "generated_grams": {"cardboard": generated} if generated else {},
+               "recovered_grams": {}, "counts": {"parcels": 1}, "pickups": {},
+               "on_hand_start_grams": {}}
+    if end is not None:
+        figures["on_hand_end_grams"] = end
+    return LedgerRow("packloop-worker", vid, "H01", month, "a", seq, figures)
+
+
+def test_a_quiet_month_carries_what_the_village_held_at_the_end_of_its_last_one(
+        tmp_path: Path) -> None:
+    """V001's last row is September's (it held 40 kg at its end), V002's October's (it
+    held nothing), V003's predates the end figure. In November, which the stream has
+    reached (V004 has a row), V001 still holds its 40 kg; December is not reached yet."""
+    ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
+    ledger.write([
+        _month_row("H01-V001", "2026-08", 3, {"cardboard": 10_000}, 10_000),
+        _month_row("H01-V001", "2026-09", 5, {"cardboard": 40_000}, 30_000),
+        _month_row("H01-V002", "2026-10", 2, {}, 1_000),
+        _month_row("H01-V003", "2026-10", 2, None, 1_000),
+        _month_row("H01-V004", "2026-11", 9, {"cardboard": 2_000}, 2_000),
+    ])
+    nov = {v["village_id"]: v for v in ledger.month("packloop-worker", "2026-11")["villages"]}
+    assert set(nov) == {"H01-V001", "H01-V004"}
+    v1 = nov["H01-V001"]
+    assert v1["on_hand_start_grams"] == {"cardboard": 40_000}
+    assert v1["generated_grams"] == {} and v1["counts"]["parcels"] == 0
+    assert nov["H01-V004"]["generated_grams"] == {"cardboard": 2_000}
+    assert ledger.month("packloop-worker", "2026-12")["villages"] == []
+    # a worker's live row of December says the stream is there: the stock carries on
+    live = _month_row("H01-V004", "2026-12", 10, {"cardboard": 2_000}).figures
+    dec = {v["village_id"] for v in ledger.month("packloop-worker", "2026-12", [live])
+           ["villages"]}
+    assert dec == {"H01-V001", "H01-V004"}

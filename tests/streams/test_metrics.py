@@ -418,3 +418,27 @@ def test_worst_case_series_count_is_the_published_model(village_label: bool) -> 
     deployment = Deployment(villages=len(net.villages), hubs=len(net.hubs), workers=1,
                             partitions=8, dead_letter_reasons=len(reasons))
     assert series == total(village_label, deployment)
+
+
+def test_a_quiet_villages_stock_counts_in_the_months_on_hand() -> None:
+    """November's on-hand gauge carries the 40 kg a village kept from October though it has
+    no November event (the recovery-rate rules divide by it); a village that holds nothing
+    adds no series."""
+    net = load_network()
+    quiet, empty = list(net.villages)[:2]
+    hub = net.villages[quiet].hub_id
+    now = to_us(datetime(2026, 11, 15, 4, tzinfo=UTC))
+    a = VillageState(quiet, hub)
+    a.generated["cardboard"] = 40_000
+    a.months["2026-10"] = MonthBucket(generated={"cardboard": 40_000})
+    b = VillageState(empty, net.villages[empty].hub_id)
+    b.generated["cardboard"] = b.recovered["cardboard"] = 5_000
+    b.months["2026-10"] = MonthBucket(generated={"cardboard": 5_000},
+                                      recovered={"cardboard": 5_000})
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(PackloopCollector(net, StaticSource([a, b], now, 1), True))
+    got = {(s.labels["village"], s.labels["material"]): s.value
+           for f in text_string_to_metric_families(generate_latest(reg).decode())
+           for s in f.samples if s.name == "packloop_waste_month_on_hand_start_grams"}
+    assert got[(quiet, "cardboard")] == 40_000
+    assert got.get((empty, "cardboard"), 0) == 0

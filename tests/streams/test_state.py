@@ -294,3 +294,40 @@ def test_a_late_event_leaves_every_months_start_as_it_was_at_midnight() -> None:
     assert month_row(s, "2026-11")["on_hand_start_grams"] == {"cardboard": 200}
     assert month_row(s, "2026-12")["on_hand_start_grams"] == {"cardboard": 150}
     assert s.outstanding == {"cardboard": 1350}
+
+
+def test_a_quiet_month_keeps_the_waste_a_village_holds_from_before() -> None:
+    """A village with no event in November still holds October's 40 kg of cardboard: its
+    November row carries it (nothing generated or recovered), once the stream has reached
+    November, and not for a month before its first bucket or ahead of the stream. Without
+    that row the township's November recovery ratio left the 40 kg out: 0.90 read for 0.39."""
+    from streams.months import month_rows
+    from streams.officer_kpis import add_rows, kpis
+
+    quiet, busy, empty = (VillageState(v, "H01") for v in ("H01-V001", "H01-V002", "H01-V003"))
+    for s, e in ((quiet, _ship("2026-10-10T04:00:00Z", 40_000)),
+                 (busy, _ship("2026-11-10T04:00:00Z", 30_000)),
+                 (busy, _ev("2026-11-20T04:00:00Z", type="recycling_collected",
+                            collected_grams={"cardboard": 27_000})),
+                 (empty, _ship("2026-10-10T04:00:00Z", 5_000)),
+                 (empty, _ev("2026-10-20T04:00:00Z", type="recycling_collected",
+                             collected_grams={"cardboard": 5_000}))):
+        apply(s, e, to_us(e.occurred_at), TZ, CT)
+    states = [quiet, busy, empty]
+    rows = {r["village_id"]: r for r in month_rows(states, "2026-11", reached="2026-11")}
+    assert set(rows) == {"H01-V001", "H01-V002"}  # V003 holds nothing
+    q = rows["H01-V001"]
+    assert q["on_hand_start_grams"] == {"cardboard": 40_000} == q["on_hand_end_grams"]
+    assert q["generated_grams"] == {} and q["recovered_grams"] == {}
+    assert q["pickups"]["requested"] == 0
+    ratio = kpis(add_rows(rows.values()))["recovery_ratio"]
+    assert ratio == pytest.approx(27_000 / (40_000 + 30_000))
+    # not ahead of the stream, nor before the village's first month
+    assert {r["village_id"] for r in month_rows(states, "2026-11")} == {"H01-V002"}
+    assert {r["village_id"] for r in month_rows(states, "2026-11", reached="2026-10")} == {
+        "H01-V002"}
+    assert month_rows(states, "2026-09", reached="2026-11") == []
+    # December: both still hold what November left them
+    dec = {r["village_id"]: r["on_hand_start_grams"]
+           for r in month_rows(states, "2026-12", reached="2026-12")}
+    assert dec == {"H01-V001": {"cardboard": 40_000}, "H01-V002": {"cardboard": 3_000}}
