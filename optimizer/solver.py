@@ -244,6 +244,8 @@ def _run_once(comp: CompiledModel, start: list[float] | None, *, time_limit_s: f
               mip_gap: float | None, threads: int | None, lp_solver: str | None,
               options: dict[str, Any] | None, progress: ProgressFn | None, label: str,
               t0: float) -> _Run:
+    if comp.lp.num_col_ == 0:
+        return _empty_run(comp)
     h = make_highs(time_limit_s, mip_gap, threads, lp_solver, options)
     t1 = time.perf_counter()
     h.passModel(comp.lp)
@@ -283,6 +285,18 @@ def _run_once(comp: CompiledModel, start: list[float] | None, *, time_limit_s: f
     values[is_int] = np.round(values[is_int])
     values[~is_int & (np.abs(values) < 1e-9)] = 0.0
     return _Run(status, objective, bound, values, highs_s, handover)
+
+
+def _empty_run(comp: CompiledModel) -> _Run:
+    """A model without columns (nothing to move: a quiet day planned from the live state,
+    a scenario of zero-parcel groups). HiGHS answers kModelEmpty, with no solution, which
+    read as a solver error; its only plan is the empty one, feasible when every row holds
+    with nothing in it, at the objective's constant."""
+    lo = np.asarray(comp.lp.row_lower_, dtype=np.float64)
+    hi = np.asarray(comp.lp.row_upper_, dtype=np.float64)
+    if np.any(lo > 1e-9) or np.any(hi < -1e-9):
+        return _Run("infeasible", None, None, None, 0.0, 0.0)
+    return _Run("optimal", comp.offset, comp.offset, np.zeros(0), 0.0, 0.0)
 
 
 def run_highs(
