@@ -8,7 +8,7 @@ from typing import Any
 
 from optimizer.routes import DistanceOracle
 from optimizer.scenario import ReusableType, Scenario, SingleUseOption
-from optimizer.trips import ALL, compatible_compartments
+from optimizer.trips import ALL, compatible_compartments, trip_minutes, trips_per_shift
 
 
 def describe_unservable(s: Scenario, items: list[tuple[str, int, str, str]]) -> list[dict]:
@@ -47,6 +47,17 @@ def describe_unservable(s: Scenario, items: list[tuple[str, int, str, str]]) -> 
                 f"the round trip {hub}->{village}->{hub} is {km:.1f} km, longer than every "
                 f"vehicle's max_route_km ({limits})"
             )
+        in_shift = [v for v in reach if trips_per_shift(v, trip_minutes(v, km, 1)) > 0]
+        if reach and not in_shift:
+            # a trip no vehicle can drive within its shift is never offered either: say so,
+            # as for max_route_km, instead of "no candidate trip can carry it"
+            takes = ", ".join(f"{v.vehicle_type}: {trip_minutes(v, km, 1):.1f} min against "
+                              f"{v.shift_minutes:g}" for v in reach)
+            reasons.append(
+                f"the round trip {hub}->{village}->{hub} ({km:.1f} km and one stop) takes "
+                f"longer than every vehicle's shift_minutes ({takes})"
+            )
+            reach = []
         if class_id == "recyclables":
             what = f"outstanding recyclables at {village}"
         else:

@@ -422,9 +422,20 @@ def explain(comp: CompiledModel, limit: int = 20, time_limit_s: float = 30.0
     original objective dropped, integrality kept) minimises the total violation; the rows it
     has to bend name the demand or capacity that cannot be met. Built by hand rather than with
     HiGHS's feasibilityRelaxation, which hung on MIPs here (highspy 1.16).
+
+    Valid inequalities (`IMPLIED_ROWS`) are left out of it: bent, they were named as the
+    cause (a hub one van short read "the milk runs cost less than their least possible
+    cost"). The trip counts' upper bounds are dropped (`ROW_BOUNDED_VARS`): they repeat the
+    fleet rows, and as hard bounds they kept `fleet_hub` from being the row that gives.
     """
+    from optimizer.model import IMPLIED_ROWS, ROW_BOUNDED_VARS
+
     lp = comp.lp
     n, m = lp.num_col_, lp.num_row_
+    implied = np.array([str(r[0].name).split("[", 1)[0] in IMPLIED_ROWS for r in comp.rows],
+                       dtype=bool)
+    free_upper = np.array([c.parent_component().name in ROW_BOUNDED_VARS
+                           for c in comp.columns], dtype=bool)
     a = lp.a_matrix_
     start = np.asarray(a.start_, dtype=np.int64)
     index = np.asarray(a.index_, dtype=np.int32)
@@ -436,9 +447,10 @@ def explain(comp: CompiledModel, limit: int = 20, time_limit_s: float = 30.0
     el.num_row_ = m
     el.col_cost_ = np.concatenate([np.zeros(n), np.ones(2 * m)])
     el.col_lower_ = np.concatenate([np.asarray(lp.col_lower_), np.zeros(2 * m)])
-    el.col_upper_ = np.concatenate([np.asarray(lp.col_upper_), np.full(2 * m, INF)])
-    el.row_lower_ = lp.row_lower_
-    el.row_upper_ = lp.row_upper_
+    upper = np.where(free_upper, INF, np.asarray(lp.col_upper_, dtype=np.float64))
+    el.col_upper_ = np.concatenate([upper, np.full(2 * m, INF)])
+    el.row_lower_ = np.where(implied, -INF, np.asarray(lp.row_lower_, dtype=np.float64))
+    el.row_upper_ = np.where(implied, INF, np.asarray(lp.row_upper_, dtype=np.float64))
     el.a_matrix_.format_ = highspy.MatrixFormat.kColwise
     el.a_matrix_.start_ = new_start.astype(np.int32)
     el.a_matrix_.index_ = np.concatenate([index, rows, rows])

@@ -91,5 +91,55 @@ def test_the_trunk_diagnosis_names_the_trunk_vehicles(tmp_path):
     lines = [ln for ln in r.output.splitlines() if ln.startswith("infeasible:")]
     assert lines, r.output
     assert _raw_rows(r.output) == [], r.output
-    assert any("the county's trunk vehicles (trunk_reefer: 0 available) cannot carry hub "
-               "H01's" in ln for ln in lines), r.output
+    # the county fleet's own row gives now that trip counts' bounds no longer hold it
+    # (`solver.explain`); before, the trunk rows that needed the trucks did
+    assert any("not enough county trunk_reefer vehicles on day" in ln
+               and "(0 available)" in ln for ln in lines), r.output
+
+
+def _one_van(tmp_path, parcels: int, **van: object):
+    raw = {"name": "t", "horizon_days": 1, "horizon_end": "cyclic",
+           "depot": {"id": "COUNTY", "lat": 28.0, "lon": 119.0},
+           "hubs": [{"hub_id": "H1", "lat": 28.1, "lon": 119.0}],
+           "villages": [{"village_id": "V1", "hub_id": "H1", "lat": 28.2, "lon": 119.0}],
+           "classes": [{"class_id": "amb", "litres_per_parcel": 10}],
+           "vehicle_types": [{"vehicle_type": "van", "base": "hub",
+                              "compartments_litres": {"amb": 1000}, "fixed_cost_cny": 60,
+                              "cost_per_km_cny": 1.2, "co2e_per_km_kg": 0.256, "count": 1,
+                              "speed_kmh": 35, "service_minutes_per_stop": 12, **van}],
+           "demand": [{"village_id": "V1", "day": 0, "class_id": "amb", "direction": "down",
+                       "parcels": parcels}],
+           "packaging": {"single_use": [{"option_id": "carton", "class_ids": ["amb"],
+                                         "cost_cny": 1.2, "waste_grams": 200,
+                                         "co2e_kg": 0.24}]},
+           "prices": {"carbon_cny_per_kg_co2e": 0.1, "disposal_cny_per_kg": 0.5},
+           "routing": {"distance_matrix_km": {"H1": {"V1": 10}, "V1": {"H1": 10}}}}
+    path = tmp_path / "one_van.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    r = CliRunner().invoke(plan, ["solve", str(path), "--time-limit", "8", "--threads", "1",
+                                  "--no-baselines"])
+    assert r.exit_code == 2, r.output
+    return [ln for ln in r.output.splitlines() if ln.startswith("infeasible:")], r.output
+
+
+def test_a_hub_short_of_vans_is_told_so_not_blamed_on_the_valid_inequalities(tmp_path):
+    """1,500 L for one 1,000 L van running one trip a day (then: 250 parcels, two trips of
+    46.3 min in a 100-minute shift). The elastic copy bent the trip-cost floor and the
+    capacity covers ("the milk runs of V1 ... cost less than their least possible cost"),
+    valid inequalities the planner adds, because the trip count's upper bound, the fleet's
+    n_v m_t as a hard column bound, kept `fleet_hub` from giving."""
+    for parcels, van, short in ((150, {}, "1 vehicle"),
+                                (250, {"shift_minutes": 100, "max_trips_per_day": 5},
+                                 "0.5 vehicles")):
+        lines, out = _one_van(tmp_path, parcels, **van)
+        assert lines == ["infeasible: not enough van vehicles at hub H1 on day 0 (1 "
+                         f"available): the closest feasible plan misses it by {short}"], out
+
+
+def test_a_trip_longer_than_every_shift_names_the_shift(tmp_path):
+    """20 km at 35 km/h and a 12-minute stop take 46.3 min, against a 40-minute shift: the
+    trip is never offered, and the diagnosis said only 'no candidate trip can carry it'."""
+    lines, out = _one_van(tmp_path, 10, shift_minutes=40)
+    assert len(lines) == 1, out
+    assert "takes longer than every vehicle's shift_minutes (van: 46.3 min against 40)" in (
+        lines[0]), out
