@@ -9,13 +9,16 @@ and the planner share it. The plan job store has its own database and tables
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 from sqlalchemy import Column, Float, MetaData, String, Table, Text, create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 
 #: PostgreSQL advisory lock held while creating tables ("pkloop")
@@ -62,7 +65,7 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1] if "///" in url else ""
         if path and path != ":memory:":
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(path).expanduser())
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, future=True
         )
@@ -77,6 +80,72 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, future=True)
+
+
+def _private_file(path: Path) -> None:
+    """Create a new SQLite file, and a new folder for it, readable by the owner alone before
+    SQLite would create it world-readable: tokens.db holds the hubs' webhook signing
+    secrets, and SQLite gives a database's WAL and shared-memory files its mode. An
+    existing file or folder keeps its mode (an operator may have chosen it)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600))
+    except OSError:  # SQLite says why when it opens the file
+        pass
+
+
+#: what stands for a hidden secret in a printed URL (SQLAlchemy's own mark for a password)
+HIDDEN = "***"
+#: the user information of a URL: everything between the scheme and the last ``@``
+_USERINFO = re.compile(r"://(?P<info>.*)@", re.DOTALL)
+#: one ``key=value`` of a query string (or of a libpq ``key=value`` connection string)
+_PARAM = re.compile(r"(?P<lead>(?:^|[?&;\s])(?P<key>[^=&;?#\s]+)=)(?P<value>[^&;#\s]*)")
+#: keys whose values are secrets: libpq's password and sslpassword, MySQL's passwd, …
+_SECRET_KEY = re.compile(r"pass|pwd|secret|token", re.IGNORECASE)
+
+
+def _secret_key(key: str) -> bool:
+    return bool(_SECRET_KEY.search(unquote_plus(key)))
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit to print: its password and the values of its secret query parameters
+    hidden. A URL SQLAlchemy cannot parse is printed by people asking why it does not work,
+    so its whole user information goes too, whatever it holds."""
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - any unparsable URL is still shown, less its secrets
+        shown = _USERINFO.sub(f"://{HIDDEN}@", url)
+    return _PARAM.sub(lambda m: m["lead"] + HIDDEN if m["value"] and _secret_key(m["key"])
+                      else m[0], shown)
+
+
+def _secrets(url: str) -> list[str]:
+    """The secrets written in ``url``, as written and decoded, longest first."""
+    found: list[str] = []
+    try:
+        password = make_url(url).password
+    except Exception:  # noqa: BLE001 - unparsable: the user information below stands in
+        password = None
+    if password:
+        found.append(str(password))
+    info = _USERINFO.search(url)
+    if info and ":" in info["info"]:
+        found.append(info["info"].split(":", 1)[1])
+    found += [m["value"] for m in _PARAM.finditer(url) if m["value"] and _secret_key(m["key"])]
+    found += [unquote_plus(s) for s in found]
+    return sorted({s for s in found if s}, key=len, reverse=True)
+
+
+def cannot_open(what: str, variable: str, url: str, exc: BaseException) -> str:
+    """One line on why database ``url`` (setting ``variable``) cannot be opened, without its
+    secrets: a driver's message may quote its connection string, and runs over lines."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    reason = lines[0].strip() if lines else type(cause).__name__
+    for secret in _secrets(url):
+        reason = reason.replace(secret, HIDDEN)
+    return f"cannot open {what} ({variable}={redact_url(url)}): {reason}"
 
 
 #: a "database is locked" that came within this long of trying is a race lost, retried

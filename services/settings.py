@@ -9,10 +9,11 @@ Secrets (SASL password) are ``SecretStr`` so they never appear in a repr or a lo
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams import (
@@ -27,6 +28,21 @@ from streams import (
 if TYPE_CHECKING:
     from services.auth.tokens import TokenStore
     from streams import WorkerOptions
+
+
+#: values that examples and templates put where a secret belongs (compared in lower case,
+#: without spaces, ``-``, ``_`` and ``.``)
+PLACEHOLDERS = frozenset({
+    "changeme", "changeit", "changethis", "replaceme", "secret", "password", "placeholder",
+    "example", "default", "todo", "fixme", "xxx", "xxxx", "none", "null",
+})
+
+
+def is_placeholder(value: str) -> bool:
+    """Whether ``value`` is a template's stand-in for a secret (``change-me``, ``<secret>``,
+    ``change-me-22-char-uuid``) rather than one."""
+    plain = re.sub(r"[\s\-_.<>{}\[\]]", "", value).lower()
+    return plain in PLACEHOLDERS or plain.startswith(("changeme", "replaceme"))
 
 
 class Settings(BaseSettings):
@@ -260,10 +276,26 @@ class Settings(BaseSettings):
     planner_tls_key: Path | None = Field(
         None, description="Private key (PEM) of the planner's certificate."
     )
+    forwarded_allow_ips: str = Field(
+        "", description="Reverse proxies (comma-separated addresses or networks, as "
+        "uvicorn's --forwarded-allow-ips) whose X-Forwarded-For the gateway and planner "
+        "believe; empty: none, the TCP peer is the client (failed-token limit, audit log).",
+    )
     ca_file: Path | None = Field(
         None, description="CA certificates (PEM) the command-line clients trust for HTTPS "
         "(`plan submit|status|fetch`); unset: the system's trust store.",
     )
+
+    @field_validator("token_pepper")
+    @classmethod
+    def _not_a_placeholder(cls, pepper: SecretStr | None) -> SecretStr | None:
+        """A pepper copied from an example (infra/.env.example says change-me) is public:
+        token hashes keyed with it can be tested offline as if there were none."""
+        if pepper is not None and is_placeholder(pepper.get_secret_value()):
+            raise ValueError(
+                "PACKLOOP_TOKEN_PEPPER is a placeholder, not a secret; generate one with "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+        return pepper
 
     @model_validator(mode="before")
     @classmethod

@@ -6,9 +6,12 @@ a service answers. After :data:`MAX_FAILURES` refused tokens from one peer addre
 its tokens being checked (a good token included: the address is what is limited). A
 request without any token is not a guess and does not count.
 
-The peer is the TCP peer as the server sees it (``request.client``); behind a reverse
-proxy that is the proxy unless uvicorn is told to trust its ``X-Forwarded-For``
-(``--forwarded-allow-ips``), so a proxy must limit or forward addresses itself.
+The peer is ``request.client``. uvicorn on its own would take it from ``X-Forwarded-For``
+whenever the TCP peer is 127.0.0.1, so any local process could choose a fresh address per
+guess (and the audit log's peer); `packloop gateway` and `packloop planner` read the header
+only from the proxies named in ``PACKLOOP_FORWARDED_ALLOW_IPS`` (none by default:
+:func:`services.cli.serve.server_config`). Behind a reverse proxy not named there the peer
+is the proxy, so such a proxy must limit per client itself.
 """
 
 from __future__ import annotations

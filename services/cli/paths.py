@@ -8,18 +8,10 @@ from __future__ import annotations
 
 import click
 import orjson
-from sqlalchemy.engine import make_url
 
 from services.cli.context import settings_from
+from services.db import redact_url
 from services.paths import DEFAULT_DATABASES, default_url, resolve_data_dir
-
-
-def _shown(url: str) -> str:
-    """A database URL without its password."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL is shown as given, it holds no secret
-        return url
 
 
 @click.command()
@@ -35,7 +27,7 @@ def paths(ctx: click.Context, as_json: bool) -> None:
         url = getattr(settings, field)
         source = ("data folder" if url == default_url(field, data_dir)
                   else f"PACKLOOP_{field.upper()}")
-        rows.append((field, _shown(url), source))
+        rows.append((field, redact_url(url), source))
     if as_json:
         click.echo(orjson.dumps({name: {"value": value, "from": source}
                                  for name, value, source in rows}).decode())

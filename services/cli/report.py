@@ -142,9 +142,14 @@ def _figures(settings: Settings, source: str, months: list[str]) -> dict[str, di
             live = {m: [] for m in months}
     if source == "worker":
         return {m: {"month": m, "villages": live[m]} for m in months}
+    from services.db import cannot_open
     from services.ledger import Ledger
 
-    ledger = Ledger(settings.ledger_db_url)
+    try:
+        ledger = Ledger(settings.ledger_db_url)
+    except Exception as exc:  # noqa: BLE001 - any driver's error, told in one line
+        raise click.ClickException(cannot_open(
+            "the ledger", "PACKLOOP_LEDGER_DB_URL", settings.ledger_db_url, exc)) from None
     stream = settings.worker_options(settings.partitions).app_id
     try:
         return {m: ledger.month(stream, m, live[m]) for m in months}

@@ -1,7 +1,8 @@
 """`packloop gateway` and `packloop planner`: the two HTTP services.
 
 Both check Kafka once at start-up and exit with a clear message when it is
-unreachable or its TLS certificate is wrong (fail fast, never hang); once
+unreachable or its TLS certificate is wrong (fail fast, never hang), and with one line
+naming the setting (password hidden) when a database cannot be opened; once
 running, a Kafka outage makes them answer 503 and fail readiness instead.
 """
 
@@ -11,7 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -19,7 +20,11 @@ from services.cli.context import settings_from, worker_url_option
 from services.settings import Settings
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from services.planner import PlannerWorker
+
+T = TypeVar("T")
 
 
 def _logging(level: str) -> None:
@@ -62,6 +67,40 @@ def server_tls(cert: Path | None, key: Path | None, service: str) -> tuple[str |
         return load(cert, key, f"PACKLOOP_{service.upper()}_TLS") or (None, None)
     except TlsError as exc:
         raise click.ClickException(f"cannot serve HTTPS: {exc}") from None
+
+
+def server_config(app: Any, settings: Settings, host: str, port: int, log_level: str,
+                  cert: str | None, key: str | None) -> uvicorn.Config:
+    """uvicorn's configuration of a service. uvicorn believes X-Forwarded-For from
+    127.0.0.1 unless told otherwise, so anything on the host (a sidecar, another user's
+    process) could pick the peer address the failed-token limit and the audit log go by:
+    forwarded headers are read only from the proxies PACKLOOP_FORWARDED_ALLOW_IPS names."""
+    import uvicorn
+
+    proxies = settings.forwarded_allow_ips.strip()
+    return uvicorn.Config(
+        app, host=host, port=port, log_level=log_level.lower(), server_header=False,
+        ssl_certfile=cert, ssl_keyfile=key, proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None)
+
+
+def warn_without_pepper(settings: Settings) -> None:
+    """Token hashes without a pepper are plain SHA-256: a copy of the token database is
+    enough to test guesses offline, which production should hear of at every start."""
+    if settings.token_pepper is None or not settings.token_pepper.get_secret_value():
+        logging.getLogger("packloop.auth").warning(
+            "PACKLOOP_TOKEN_PEPPER is not set: token hashes are plain SHA-256; set a "
+            "random secret in production (docs/services.md, Tokens)")
+
+
+def open_database(what: str, variable: str, url: str, opener: Callable[[], T]) -> T:
+    """``opener()``, or exit with one line naming ``variable`` (password hidden)."""
+    from services.db import cannot_open
+
+    try:
+        return opener()
+    except Exception as exc:  # noqa: BLE001 - any driver's error, told in one line
+        raise click.ClickException(cannot_open(what, variable, url, exc)) from None
 
 
 def check_kafka(settings: Settings) -> None:
@@ -111,10 +150,13 @@ def gateway(ctx: click.Context, host: str | None, port: int | None,
         _echo_openapi(create_app(GatewayConfig.from_settings(offline)))
         return
     _logging(log_level)
+    warn_without_pepper(settings)
     cert, key = server_tls(settings.gateway_tls_cert, settings.gateway_tls_key, "gateway")
     check_kafka(settings)
+    tokens = open_database("the token database", "PACKLOOP_TOKEN_DB_URL",
+                           settings.token_db_url, settings.token_store)
     try:
-        config = GatewayConfig.from_settings(settings)
+        config = GatewayConfig.from_settings(settings, tokens=tokens)
     except NetworkError as exc:
         raise click.ClickException(str(exc)) from None
     app = create_app(config)
@@ -122,9 +164,8 @@ def gateway(ctx: click.Context, host: str | None, port: int | None,
     click.echo(f"gateway on {scheme}://{settings.gateway_host}:{settings.gateway_port} "
                f"(OpenAPI: /openapi.json, docs: /docs); pickups from the worker at "
                f"{settings.worker_url}", err=True)
-    server = uvicorn.Server(uvicorn.Config(
-        app, host=settings.gateway_host, port=settings.gateway_port,
-        log_level=log_level.lower(), server_header=False, ssl_certfile=cert, ssl_keyfile=key))
+    server = uvicorn.Server(server_config(app, settings, settings.gateway_host,
+                                          settings.gateway_port, log_level, cert, key))
     with GracefulStop() as stop:
         stop.server = server
         server.run()
@@ -201,13 +242,13 @@ def planner(ctx: click.Context, host: str | None, port: int | None, workers: int
     _logging(log_level)
     if no_api and workers < 1:
         raise click.UsageError("--no-api needs at least one worker")
+    if not no_api:
+        warn_without_pepper(settings)
     cert, key = (None, None) if no_api else server_tls(
         settings.planner_tls_cert, settings.planner_tls_key, "planner")
     check_kafka(settings)
-    try:
-        jobs = JobStore(settings.planner_db_url)
-    except Exception as exc:  # noqa: BLE001
-        raise click.ClickException(f"cannot open the plan job store: {exc}") from None
+    jobs = open_database("the plan job store", "PACKLOOP_PLANNER_DB_URL",
+                         settings.planner_db_url, lambda: JobStore(settings.planner_db_url))
     group = settings.planner_group_id()
     pool = [PlannerWorker(jobs, settings.kafka(), settings.topics(), group_id=group,
                           lease_s=settings.planner_lease_s,
@@ -235,8 +276,10 @@ def _planner_api(settings: Settings, jobs: Any, workers: int, cert: str | None,
     from services.planner import PlannerConfig, create_app
     from streams import NetworkError
 
+    tokens = open_database("the token database", "PACKLOOP_TOKEN_DB_URL",
+                           settings.token_db_url, settings.token_store)
     try:
-        config = PlannerConfig.from_settings(settings, jobs=jobs)
+        config = PlannerConfig.from_settings(settings, jobs=jobs, tokens=tokens)
     except NetworkError as exc:
         raise click.ClickException(str(exc)) from None
     scheme = "https" if cert else "http"
@@ -247,9 +290,9 @@ def _planner_api(settings: Settings, jobs: Any, workers: int, cert: str | None,
             else f"daily at {settings.dispatch_at}"
         click.echo(f"tomorrow's dispatch planned {when} "
                    f"({config.dispatch.horizon_days}-day horizon)", err=True)
-    server = stop.server = uvicorn.Server(uvicorn.Config(
-        create_app(config), host=settings.planner_host, port=settings.planner_port,
-        log_level=log_level.lower(), server_header=False, ssl_certfile=cert, ssl_keyfile=key))
+    server = stop.server = uvicorn.Server(server_config(
+        create_app(config), settings, settings.planner_host, settings.planner_port, log_level,
+        cert, key))
     if not stop.event.is_set():
         server.run()
     if not server.started and not stop.event.is_set():

@@ -20,13 +20,14 @@ if TYPE_CHECKING:
 
 
 def _store(ctx: click.Context) -> TokenStore:
+    from services.db import cannot_open
+
     settings = settings_from(ctx)
     try:
         return settings.token_store()
     except Exception as exc:  # noqa: BLE001
-        raise click.ClickException(
-            f"cannot open the token database ({settings.token_db_url.split('@')[-1]}): {exc}"
-        ) from None
+        raise click.ClickException(cannot_open(
+            "the token database", "PACKLOOP_TOKEN_DB_URL", settings.token_db_url, exc)) from None
 
 
 def token_group(kind: Kind, noun: str, owner_meta: str,

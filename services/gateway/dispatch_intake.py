@@ -4,12 +4,20 @@ A consumer in group ``packloop-gateway-dispatch`` (several gateways on one datab
 it) reads from the earliest offset not yet committed, stores each run sheet and commits
 after the batch is stored, so a gateway that dies mid-batch leaves it to the next one;
 storing twice is harmless (same dispatch: a no-op).
+
+Whoever may write to the topic is trusted (an operator's system, authenticated to Kafka
+and allowed by its ACLs, docs/operations.md): a record is not signed. It must still look
+as the planner writes it, since the first sheet of a (hub, date) is the one served: a
+record not keyed by its ``hub_id`` (the planner's key, which places it in its hub's
+partition) or whose date is not a calendar date is refused and logged, never stored.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
+from datetime import date
 from typing import Any
 
 import orjson
@@ -22,6 +30,21 @@ from services.http.kafka_io import close_quietly
 from services.planner.dispatch import Dispatch
 
 log = logging.getLogger("packloop.gateway.dispatch")
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _calendar_date(text: str) -> bool:
+    """``YYYY-MM-DD`` naming a real day: the form the hubs ask for (``?date=``). A sheet
+    under any other text would be stored where no hub looks, and one longer than the
+    column (10 characters) fails on PostgreSQL at every retry, stalling the intake."""
+    if not _DATE.fullmatch(text):
+        return False
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 class DispatchIntake:
@@ -38,11 +61,11 @@ class DispatchIntake:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def handle(self, value: bytes) -> Outcome | str:
+    def handle(self, value: bytes, key: bytes | None) -> Outcome | str:
         """Store one record's dispatch: stored, same, rejected, or invalid (counted in
         packloop_gateway_dispatches_total: a rejected sheet is a re-planned date the hub
         may already be driving by, which operations should hear of)."""
-        hub, outcome = "", self._handle(value)
+        hub, outcome = "", self._handle(value, key)
         if isinstance(outcome, tuple):
             hub, outcome = outcome
         if self.metrics is not None:
@@ -52,7 +75,7 @@ class DispatchIntake:
                         "published", hub)
         return outcome
 
-    def _handle(self, value: bytes) -> tuple[str, Outcome] | str:
+    def _handle(self, value: bytes, key: bytes | None) -> tuple[str, Outcome] | str:
         try:
             dispatch = Dispatch.model_validate(orjson.loads(value))
         except (orjson.JSONDecodeError, ValidationError) as exc:
@@ -60,6 +83,14 @@ class DispatchIntake:
             return "invalid"
         if dispatch.hub_id not in self.config.network.hubs:
             log.warning("dispatch for unknown hub %r ignored", dispatch.hub_id[:128])
+            return "invalid"
+        if key != dispatch.hub_id.encode():
+            log.warning("dispatch for %s ignored: its record's key %r is not its hub_id",
+                        dispatch.hub_id, (key or b"")[:128])
+            return "invalid"
+        if not _calendar_date(dispatch.date):
+            log.warning("dispatch for %s ignored: date %r is not a YYYY-MM-DD date",
+                        dispatch.hub_id, dispatch.date[:32])
             return "invalid"
         return dispatch.hub_id, self.store.put(dispatch.model_dump(mode="json"))
 
@@ -91,7 +122,7 @@ class DispatchIntake:
                     continue
                 for records in batches.values():
                     for rec in records:
-                        self.handle(rec.value)
+                        self.handle(rec.value, rec.key)
                 consumer.commit()
             except Exception as exc:  # noqa: BLE001 - keep consuming after Kafka/DB hiccups
                 log.warning("dispatch intake: %s: %s (retrying)", type(exc).__name__, exc)

@@ -8,7 +8,8 @@ Checked after the token, in this order:
   body as ``application/octet-stream``; guessing instead would accept curl's default
   ``--data`` label (``application/x-www-form-urlencoded``) on some routes and not on
   others, which is how the routes came to differ. A request without a body (Content-Length
-  0, or neither Content-Length nor Transfer-Encoding) needs no Content-Type;
+  0, or neither Content-Length nor Transfer-Encoding) needs no Content-Type; one with both
+  headers is a 400 (RFC 9112 6.1), and a chunked body is a body;
 * over the size limit is a 413, also when streamed without Content-Length;
 * a body that does not parse is a 400 ``malformed_json`` with the parser's position (for
   a body that is not UTF-8, the first bad byte's). One UTF-8 byte order mark at the start
@@ -52,16 +53,27 @@ def is_json_media_type(content_type: str | None) -> bool:
 
 
 def has_body(headers: Headers) -> bool:
-    """Whether the request carries a body (RFC 9112 6.3: without Content-Length or
-    Transfer-Encoding it has none)."""
+    """Whether the request carries a body (RFC 9112 6.3: Transfer-Encoding overrides
+    Content-Length; without either it has none)."""
+    if "transfer-encoding" in headers:
+        return True
     length = headers.get("content-length")
-    if length is not None:
-        return length.strip() != "0"
-    return "transfer-encoding" in headers
+    return length is not None and length.strip() != "0"
+
+
+def check_framing(headers: Headers) -> None:
+    """400 for a request with both Transfer-Encoding and Content-Length: RFC 9112 (6.1)
+    lets a server refuse it, and should, since two parsers that each pick one header
+    (a proxy, then this service) disagree on where the body ends (request smuggling), and
+    a "Content-Length: 0" beside a chunked body would slip past the Content-Type rule."""
+    if "transfer-encoding" in headers and "content-length" in headers:
+        raise ApiError(400, "bad_request", "the request has both Transfer-Encoding and "
+                                           "Content-Length; send one of them")
 
 
 def check_json_content_type(request: Request) -> None:
     """415 unless a body is labelled as JSON (a request without a body passes)."""
+    check_framing(request.headers)
     if not has_body(request.headers):
         return
     content_type = request.headers.get("content-type")

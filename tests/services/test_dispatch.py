@@ -5,6 +5,7 @@ gateway's store and route, and `packloop dispatch show`."""
 from __future__ import annotations
 
 import copy
+import logging
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -194,6 +195,10 @@ def test_schedule_fires_daily_at_the_local_time_or_every_n_seconds() -> None:
 # -- the gateway --------------------------------------------------------------------------
 
 
+#: the key the planner gives H01's dispatch records
+H01 = b"H01"
+
+
 def intake(client: TestClient) -> DispatchIntake:
     gw = client.app.state.gateway  # type: ignore[attr-defined]
     return DispatchIntake(gw.config, gw.dispatches, metrics=gw.metrics)
@@ -203,7 +208,7 @@ def test_gateway_serves_a_dispatch_to_its_hub_only(make_client, token_store) -> 
     """200 to the hub's own token, 403 to another hub's, 404 for a date without one, 422
     for a malformed date."""
     client = make_client()
-    assert intake(client).handle(orjson.dumps(sheet())) == "stored"
+    assert intake(client).handle(orjson.dumps(sheet()), H01) == "stored"
     _, h01 = token_store.add("hub", "H01")
     _, h02 = token_store.add("hub", "H02")
     ok = client.get("/v1/hubs/H01/dispatch", params={"date": "2026-12-06"}, headers=auth(h01))
@@ -225,7 +230,7 @@ def test_an_unknown_hub_id_is_a_404_that_says_so_not_another_hubs(make_client, t
     unknown (and which hub it differs from only in case), not that it is another hub's; a
     known hub that is not the token's stays a 403, and the sheet is never answered."""
     client = make_client()
-    intake(client).handle(orjson.dumps(sheet()))
+    intake(client).handle(orjson.dumps(sheet()), H01)
     _, h01 = token_store.add("hub", "H01")
     lower = client.get("/v1/hubs/h01/dispatch", params={"date": "2026-12-06"},
                        headers=auth(h01))
@@ -255,14 +260,14 @@ def test_a_different_dispatch_for_a_published_date_is_rejected(make_client, toke
     client = make_client()
     take = intake(client)
     first = sheet()
-    assert take.handle(orjson.dumps(first)) == "stored"
+    assert take.handle(orjson.dumps(first), H01) == "stored"
     again = {**first, "job_id": "plan-other", "planned_at": "2026-12-05T11:00:00Z"}
-    assert take.handle(orjson.dumps(again)) == "same"
+    assert take.handle(orjson.dumps(again), H01) == "same"
     changed = copy.deepcopy(first)
     changed["trips"][0]["stops"][0]["deliver_parcels"]["chilled"] = 5.0
-    assert take.handle(orjson.dumps(changed)) == "rejected"
-    assert take.handle(b"{not json") == "invalid"
-    assert take.handle(orjson.dumps({**first, "hub_id": "H99"})) == "invalid"
+    assert take.handle(orjson.dumps(changed), H01) == "rejected"
+    assert take.handle(b"{not json", H01) == "invalid"
+    assert take.handle(orjson.dumps({**first, "hub_id": "H99"}), b"H99") == "invalid"
     _, h01 = token_store.add("hub", "H01")
     got = client.get("/v1/hubs/H01/dispatch", params={"date": "2026-12-06"}, headers=auth(h01))
     assert got.json() == first
@@ -272,6 +277,28 @@ def test_a_different_dispatch_for_a_published_date_is_rejected(make_client, toke
                             ("", "invalid", 2)):
         assert (f'packloop_gateway_dispatches_total{{hub="{hub}",outcome="{outcome}"}} '
                 f"{float(n)}") in metrics, (hub, outcome)
+
+
+@pytest.mark.parametrize(("change", "key"), [
+    ({}, b"H02"), ({}, None),
+    ({"date": "2026-12-6"}, H01), ({"date": "2026-02-30"}, H01), ({"date": "20261206"}, H01),
+    ({"date": "2026-12-06T00:00:00"}, H01),
+], ids=["other-hubs-key", "no-key", "short", "no-such-day", "basic", "datetime"])
+def test_a_record_not_keyed_by_its_hub_or_not_dated_is_refused(make_client, token_store, caplog,
+                                                                change, key) -> None:
+    """Anyone who may write to the topic could put a sheet for H01 in another hub's
+    partition, or under a date no hub asks for (a 19-character one stalls the intake on
+    PostgreSQL's 10-character column): refused and logged, and the real sheet for the
+    date is then stored as the first."""
+    client = make_client()
+    take = intake(client)
+    with caplog.at_level(logging.WARNING, logger="packloop.gateway.dispatch"):
+        assert take.handle(orjson.dumps({**sheet(), **change}), key) == "invalid"
+    assert "dispatch for H01 ignored" in caplog.text
+    assert take.handle(orjson.dumps(sheet()), H01) == "stored"
+    _, h01 = token_store.add("hub", "H01")
+    got = client.get("/v1/hubs/H01/dispatch", params={"date": "2026-12-06"}, headers=auth(h01))
+    assert got.json() == sheet()
 
 
 # -- the command line ---------------------------------------------------------------------
@@ -296,7 +323,7 @@ def test_cli_shows_the_sheet_and_says_why_not(make_client, token_store, monkeypa
     """text, json and html for the hub's own token; one clear line for 403 and 404; usage
     errors exit 2; a missing token is named."""
     client = make_client()
-    intake(client).handle(orjson.dumps(sheet()))
+    intake(client).handle(orjson.dumps(sheet()), H01)
     _, h01 = token_store.add("hub", "H01")
     _, h02 = token_store.add("hub", "H02")
     env = {"PACKLOOP_HUB_TOKEN": h01, "PACKLOOP_GATEWAY_URL": "http://gateway.test"}

@@ -103,9 +103,48 @@ def test_the_planners_access_log_holds_no_token(token_store, tmp_path) -> None:
     ("/a?token=", "/a?token="),
     ("/a?tokens=kept&monkey=kept&hub=H01", "/a?tokens=kept&monkey=kept&hub=H01"),
     # a token under any key or in a path keeps only its id
-    ("/a?authorization=Bearer%20plk_ab_s3c-r_t", f"/a?authorization=Bearer%20plk_ab_{REDACTED}"),
-    ("/a?foo=plk_0a1_s&bearer=plk_ff_t", f"/a?foo=plk_0a1_{REDACTED}&bearer=plk_ff_{REDACTED}"),
+    ("/a?h=Bearer%20plk_ab_s3c-r_t", f"/a?h=Bearer%20plk_ab_{REDACTED}"),
+    ("/a?foo=plk_0a1_s&bar=plk_ff_t", f"/a?foo=plk_0a1_{REDACTED}&bar=plk_ff_{REDACTED}"),
     ("/v1/plk_0a_XYZ-_1/x", f"/v1/plk_0a_{REDACTED}/x"),
 ])
 def test_which_query_values_are_redacted(target, redacted) -> None:
     assert redact_query(target) == redacted
+
+
+@pytest.mark.parametrize(("target", "redacted"), [
+    # the tester's: ``_`` sent as %5F, and the keys clients put a bearer token under
+    ("/a?auth=plk%5F0a1b%5FSeCrEt", f"/a?auth={REDACTED}"),
+    ("/a?Authorization=Bearer%20plk%5F0a%5FSeCrEt", f"/a?Authorization={REDACTED}"),
+    ("/v1/hubs/plk%5F0a%5FSeCrEt/x", f"/v1/hubs/plk%5F0a%5F{REDACTED}/x"),
+    ("/a?bearer=0a1b_SeCrEt", f"/a?bearer={REDACTED}"),
+    ("/a?x=plk%5f0a_SeCrEt&y=1", f"/a?x=plk%5f0a_{REDACTED}&y=1"),
+    # any character encoded, or the whole token encoded twice: redacted once decoded
+    ("/a?x=%70lk%5F0a%5FSeCrEt&y=1", f"/a?x=plk_0a_{REDACTED}&y=1"),
+    ("/a?x=Bearer+%70lk_0a_SeCrEt", f"/a?x=Bearer%20plk_0a_{REDACTED}"),
+    ("/v1/plk%255F0a%255FSeCrEt", f"/v1/plk_0a_{REDACTED}"),
+    ("/a?%61uth=SeCrEt", f"/a?%61uth={REDACTED}"),
+    ("/a?x=%41%42&hub=H01", "/a?x=%41%42&hub=H01"),
+])
+def test_a_percent_encoded_token_is_redacted(target, redacted) -> None:
+    """Before: only a literal ``plk_`` was found, so ``plk%5F<id>%5F<secret>`` was logged
+    whole, and so was ``?bearer=<id>_<secret>``."""
+    assert redact_query(target) == redacted
+    assert "SeCrEt" not in redact_query(target)
+
+
+def test_a_percent_encoded_token_never_reaches_the_access_log(token_store) -> None:
+    """The tester's requests against a served gateway."""
+    app = create_gateway(GatewayConfig(
+        kafka=KafkaConnection(), topics=TOPICS, network=NETWORK, tokens=token_store,
+        kafka_io=FakeKafkaIO(), worker_transport=httpx.MockTransport(FakeWorker().handler),
+        webhooks=False))
+    encoded = SECRET.replace("_", "%5F")
+    with access_log_of(app) as (url, records):
+        for target in (f"/v1/hubs/H01/villages?auth={encoded}",
+                       f"/v1/hubs/H01/villages?Authorization=Bearer%20{encoded}",
+                       f"/v1/hubs/{encoded}/villages",
+                       "/v1/hubs/H01/villages?bearer=0123456789ab_SeCrEtVaLuE"):
+            httpx.get(url + target)
+        wait_until(lambda: len(lines_for(records, "/villages")) == 4, 10, "four lines")
+        lines = lines_for(records, "/villages")
+    assert not [line for line in lines if "SeCrEtVaLuE" in line], lines

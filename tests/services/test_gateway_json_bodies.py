@@ -263,3 +263,33 @@ def test_a_bom_anywhere_else_is_still_malformed(gateway, fake_kafka, body: bytes
     resp = send(client, "POST", "/v1/events", body, "application/json", headers)
     assert resp.status_code == 400 and resp.json()["error"] == "malformed_json", resp.text
     assert hub_events(fake_kafka) == []
+
+
+def test_content_length_beside_transfer_encoding_is_400(service, fake_kafka) -> None:
+    """Transfer-Encoding overrides Content-Length (RFC 9112 6.3), so ``Content-Length: 0``
+    beside a chunked ``text/plain`` body was taken for no body at all and answered 200;
+    a request with both is refused, as RFC 9112 6.1 allows, on every route."""
+    client, headers, expected = service
+    both = {**headers, "Content-Length": "0", "Transfer-Encoding": "chunked"}
+    for method, path in sorted(expected):
+        resp = send(client, method, path, b"", "text/plain", both)
+        assert resp.status_code == 400, (method, path, resp.text)
+        assert resp.json()["error"] == "bad_request"
+        assert "both Transfer-Encoding and Content-Length" in resp.json()["message"]
+    assert hub_events(fake_kafka) == []
+
+
+def test_a_chunked_body_is_a_body(gateway, fake_kafka) -> None:
+    """Streamed without Content-Length, a body still needs its JSON label."""
+    client, headers = gateway
+    url = f"/v1/pickups/{OPEN['pickup_id']}/cancel"
+
+    def chunks() -> Iterator[bytes]:
+        yield VALID["/v1/pickups/{pickup_id}/cancel"]
+
+    plain = client.post(url, content=chunks(), headers={**headers, "Content-Type": "text/plain"})
+    assert plain.status_code == 415, plain.text
+    json = client.post(url, content=chunks(),
+                       headers={**headers, "Content-Type": "application/json"})
+    assert json.status_code == 202, json.text
+    assert [e["reason"] for e in hub_events(fake_kafka)] == ["road closed"]

@@ -177,3 +177,18 @@ def test_the_report_asks_the_worker_it_is_told_and_reads_dead_letters(offline) -
     assert unread.exit_code == 0, unread.output
     body = orjson.loads(unread.output[unread.output.index("{"):])
     assert body["dead_letters"] is None and "no broker" in body["dead_letters_note"]
+
+
+@pytest.mark.parametrize("source", ["ledger", "auto"])
+def test_an_unreachable_ledger_is_one_line_without_its_password(offline, monkeypatch,
+                                                                source) -> None:
+    """Before: a traceback, from the driver's connection error up."""
+    monkeypatch.setenv("PACKLOOP_LEDGER_DB_URL",
+                       "postgresql+psycopg://officer:Sup3rSecretPW@127.0.0.1:1/ledger")
+    result = CliRunner().invoke(cli, ["report", "officer", "--month", "2026-11",
+                                      "--source", source])
+    assert result.exit_code == 1, result.output
+    assert "Sup3rSecretPW" not in result.output
+    [line] = [x for x in result.output.splitlines() if not x.startswith("warning:")]
+    assert line.startswith("Error: cannot open the ledger (PACKLOOP_LEDGER_DB_URL="
+                           "postgresql+psycopg://officer:***@127.0.0.1:1/ledger): "), line

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from services.settings import Settings, get_settings, settings_table
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -34,3 +37,21 @@ def test_password_never_printed(monkeypatch) -> None:
     assert "hunter2-secret" not in repr(settings)
     assert "hunter2-secret" not in repr(settings.kafka())
     assert settings.kafka().sasl_password == "hunter2-secret"
+
+
+@pytest.mark.parametrize("placeholder", ["change-me", "Change_Me", "changeme", "CHANGE ME",
+                                         "secret", "<secret>", "password", "changeit"])
+def test_a_placeholder_pepper_is_refused_naming_the_variable(monkeypatch, placeholder) -> None:
+    """infra/.env.example's ``change-me`` was used as the pepper: public, so token hashes
+    could be tested offline as if there were none."""
+    monkeypatch.setenv("PACKLOOP_TOKEN_PEPPER", placeholder)
+    with pytest.raises(ValidationError, match="PACKLOOP_TOKEN_PEPPER is a placeholder"):
+        get_settings()
+
+
+def test_a_real_pepper_or_none_is_taken(monkeypatch) -> None:
+    monkeypatch.setenv("PACKLOOP_TOKEN_PEPPER", "k7Qv-change-me-not")
+    pepper = get_settings().token_pepper
+    assert pepper is not None and pepper.get_secret_value() == "k7Qv-change-me-not"
+    monkeypatch.delenv("PACKLOOP_TOKEN_PEPPER")
+    assert get_settings().token_pepper is None
