@@ -365,12 +365,15 @@ class Settings(BaseSettings):
     def planner_group_id(self) -> str:
         return self._prefixed(self.planner_group)
 
+    def pepper(self) -> str | None:
+        """The server secret (token hashes, record signatures), None when unset or empty."""
+        return (self.token_pepper.get_secret_value() or None) if self.token_pepper else None
+
     def token_store(self) -> TokenStore:
         """The token database (hub and planner tokens, hub webhooks), pepper applied."""
         from services.auth.tokens import TokenStore
 
-        pepper = self.token_pepper.get_secret_value() if self.token_pepper else None
-        return TokenStore(self.token_db_url, pepper)
+        return TokenStore(self.token_db_url, self.pepper())
 
 
 def settings_table() -> str:

@@ -87,7 +87,7 @@ def server_config(app: Any, settings: Settings, host: str, port: int, log_level:
 def warn_without_pepper(settings: Settings) -> None:
     """Token hashes without a pepper are plain SHA-256: a copy of the token database is
     enough to test guesses offline, which production should hear of at every start."""
-    if settings.token_pepper is None or not settings.token_pepper.get_secret_value():
+    if settings.pepper() is None:
         logging.getLogger("packloop.auth").warning(
             "PACKLOOP_TOKEN_PEPPER is not set: token hashes are plain SHA-256; set a "
             "random secret in production (docs/services.md, Tokens)")
@@ -253,7 +253,8 @@ def planner(ctx: click.Context, host: str | None, port: int | None, workers: int
     pool = [PlannerWorker(jobs, settings.kafka(), settings.topics(), group_id=group,
                           lease_s=settings.planner_lease_s,
                           default_time_limit_s=settings.planner_time_limit_s,
-                          threads=settings.planner_threads)
+                          threads=settings.planner_threads,
+                          signing_pepper=settings.pepper())
             for _ in range(workers)]
     with GracefulStop() as stop:
         threads = [w.start() for w in pool]

@@ -40,6 +40,9 @@ class GatewayConfig:
     dispatches: bool = False
     #: None: a LiveKafkaIO on ``kafka`` (producer and probe)
     kafka_io: KafkaIO | None = None
+    #: the server secret the dispatch records must be signed with (`services.auth.signing`);
+    #: None: unsigned records are taken (no pepper, nothing signs them)
+    signing_pepper: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> GatewayConfig:
@@ -62,6 +65,7 @@ class GatewayConfig:
             webhook_backoff_s=settings.webhook_backoff_s,
             webhook_allow_private=settings.webhook_allow_private,
             dispatches=settings.gateway_dispatch,
+            signing_pepper=settings.pepper(),
         )
         values.update(overrides)
         if "tokens" not in values:

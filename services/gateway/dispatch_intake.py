@@ -5,10 +5,11 @@ it) reads from the earliest offset not yet committed, stores each run sheet and 
 after the batch is stored, so a gateway that dies mid-batch leaves it to the next one;
 storing twice is harmless (same dispatch: a no-op).
 
-Whoever may write to the topic is trusted (an operator's system, authenticated to Kafka
-and allowed by its ACLs, docs/operations.md): a record is not signed. It must still look
-as the planner writes it, since the first sheet of a (hub, date) is the one served: a
-record not keyed by its ``hub_id`` (the planner's key, which places it in its hub's
+Who may write to the topic is limited by Kafka's ACLs (docs/operations.md), and with a
+server secret (``PACKLOOP_TOKEN_PEPPER``) every record must carry the planner's signature
+(`services.auth.signing`): the first sheet of a (hub, date) is the one served, so a forged
+one would decide what a hub's vans do. A record must also look as the planner writes it:
+one not keyed by its ``hub_id`` (the planner's key, which places it in its hub's
 partition) or whose date is not a calendar date is refused and logged, never stored.
 """
 
@@ -17,17 +18,19 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
+from services.auth.signing import verified
 from services.gateway.config import GatewayConfig
 from services.gateway.dispatch_store import DispatchStore, Outcome
 from services.gateway.metrics import GatewayMetrics
 from services.http.kafka_io import close_quietly
-from services.planner.dispatch import Dispatch
+from services.planner.dispatch import DISPATCH_PURPOSE, Dispatch
 
 log = logging.getLogger("packloop.gateway.dispatch")
 
@@ -61,11 +64,12 @@ class DispatchIntake:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def handle(self, value: bytes, key: bytes | None) -> Outcome | str:
+    def handle(self, value: bytes, key: bytes | None,
+               headers: Iterable[tuple[str, bytes | None]] | None = None) -> Outcome | str:
         """Store one record's dispatch: stored, same, rejected, or invalid (counted in
         packloop_gateway_dispatches_total: a rejected sheet is a re-planned date the hub
         may already be driving by, which operations should hear of)."""
-        hub, outcome = "", self._handle(value, key)
+        hub, outcome = "", self._handle(value, key, headers)
         if isinstance(outcome, tuple):
             hub, outcome = outcome
         if self.metrics is not None:
@@ -75,7 +79,14 @@ class DispatchIntake:
                         "published", hub)
         return outcome
 
-    def _handle(self, value: bytes, key: bytes | None) -> tuple[str, Outcome] | str:
+    def _handle(self, value: bytes, key: bytes | None,
+                headers: Iterable[tuple[str, bytes | None]] | None
+                ) -> tuple[str, Outcome] | str:
+        pepper = self.config.signing_pepper
+        if pepper is not None and not verified(pepper, DISPATCH_PURPOSE, value, headers):
+            log.warning("dispatch record ignored: not signed with this deployment's "
+                        "PACKLOOP_TOKEN_PEPPER (key %r)", (key or b"")[:128])
+            return "invalid"
         try:
             dispatch = Dispatch.model_validate(orjson.loads(value))
         except (orjson.JSONDecodeError, ValidationError) as exc:
@@ -122,7 +133,7 @@ class DispatchIntake:
                     continue
                 for records in batches.values():
                     for rec in records:
-                        self.handle(rec.value, rec.key)
+                        self.handle(rec.value, rec.key, rec.headers)
                 consumer.commit()
             except Exception as exc:  # noqa: BLE001 - keep consuming after Kafka/DB hiccups
                 log.warning("dispatch intake: %s: %s (retrying)", type(exc).__name__, exc)

@@ -178,6 +178,8 @@ class Record:
     topic: str
     key: bytes | None
     value: bytes
+    #: Kafka record headers (`services.auth.signing`: the dispatch topic's signature)
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class SafeProducer:
@@ -228,7 +230,8 @@ class SafeProducer:
         deadline = time.monotonic() + self.timeout_s + 1.0
         for rec in records:
             try:
-                futures.append(producer.send(rec.topic, key=rec.key, value=rec.value))
+                futures.append(producer.send(rec.topic, key=rec.key, value=rec.value,
+                                             headers=list(rec.headers) or None))
             except Exception as exc:  # noqa: BLE001 - e.g. metadata not available in time
                 futures.append(exc)
         outcome: list[BaseException | None] = []

@@ -25,6 +25,8 @@ from pydantic import BaseModel, Field
 
 #: the dispatch message's format version
 DISPATCH_VERSION = 1
+#: what the dispatch topic's records are signed for (`services.auth.signing`)
+DISPATCH_PURPOSE = "dispatch"
 
 
 class Stop(BaseModel):

@@ -29,8 +29,10 @@ from typing import Any
 
 import orjson
 
+from services.auth.signing import signed_headers
 from services.db import iso_utc
 from services.http.kafka_io import KafkaIO, LiveKafkaIO, Record, close_quietly
+from services.planner.dispatch import DISPATCH_PURPOSE
 from services.planner.runner import SolveProcess
 from services.planner.store import CANCELLED, DONE, FAILED, FINAL, RUNNING, JobStore
 from streams import KafkaConnection, Topics
@@ -119,8 +121,11 @@ class PlannerWorker:
         threads: int = 1,
         on_event: Callable[[str, str], None] | None = None,
         kafka_io: KafkaIO | None = None,
+        signing_pepper: str | None = None,
     ) -> None:
         self.store = store
+        #: the server secret the run sheets are signed with (`services.auth.signing`)
+        self.signing_pepper = signing_pepper
         self.kafka = kafka
         self.topics = topics
         self.group_id = group_id
@@ -310,8 +315,12 @@ class PlannerWorker:
             log.exception("job %s: no run sheets for the dispatch of %s", job["job_id"],
                           spec.get("date"))
             return []
-        return [Record(self.topics.dispatch, s.hub_id.encode(), s.model_dump_json().encode())
-                for s in sheets]
+        out = []
+        for sheet in sheets:
+            value = sheet.model_dump_json().encode()
+            out.append(Record(self.topics.dispatch, sheet.hub_id.encode(), value,
+                              signed_headers(self.signing_pepper, DISPATCH_PURPOSE, value)))
+        return out
 
     # -- the loop ----------------------------------------------------------------------------
 

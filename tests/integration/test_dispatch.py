@@ -129,10 +129,14 @@ def test_daily_dispatch_reaches_each_hub_and_only_that_hub(
     planner_app = create_app(PlannerConfig(kafka=kafka, topics=topics, network=NET,
                                            tokens=tokens, jobs=jobs, worker_url=worker.url,
                                            dispatch=schedule))
-    planner = PlannerWorker(jobs, kafka, topics, group_id=f"dsp-{topics.prefix}", lease_s=10)
+    # signed by the planner, checked by the gateway (services.auth.signing): the headers
+    # travel through the broker
+    pepper = "k9Tq-dispatch-test-secret"
+    planner = PlannerWorker(jobs, kafka, topics, group_id=f"dsp-{topics.prefix}", lease_s=10,
+                            signing_pepper=pepper)
     planner_thread = planner.start()
     gateway_config = GatewayConfig(kafka=kafka, topics=topics, network=NET, tokens=tokens,
-                                   webhooks=False, dispatches=True)
+                                   webhooks=False, dispatches=True, signing_pepper=pepper)
     tomorrow = (datetime.now(NET.timezone) + timedelta(days=1)).date().isoformat()
     try:
         with TestClient(planner_app), TestClient(create_gateway(gateway_config)) as gateway:

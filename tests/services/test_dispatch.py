@@ -414,3 +414,30 @@ def test_planning_a_date_queues_one_job_and_its_worker_publishes_a_sheet_per_hub
     finally:
         jobs.close()
         tokens.close()
+
+
+def test_with_a_pepper_only_the_planners_signed_records_are_stored(make_client) -> None:
+    """Whoever could write the dispatch topic published the first run sheet of a (hub,
+    date), which the gateway then serves and keeps. With a server secret the gateway takes
+    only records signed with it for dispatch: unsigned, signed with another secret, signed
+    for another purpose, signed over other bytes or carrying two signatures, a record is
+    refused and nothing is stored; without a secret unsigned records are taken."""
+    import dataclasses
+
+    from services.auth.signing import HEADER, signature, signed_headers
+
+    client = make_client()
+    gw = client.app.state.gateway  # type: ignore[attr-defined]
+    secret = "k9Tq-dispatch-unit-secret"
+    take = DispatchIntake(dataclasses.replace(gw.config, signing_pepper=secret),
+                          gw.dispatches, metrics=gw.metrics)
+    value = orjson.dumps(sheet())
+    good = signed_headers(secret, "dispatch", value)
+    for headers in ([], [(HEADER, signature("another", "dispatch", value))],
+                    [(HEADER, signature(secret, "events", value))],
+                    [(HEADER, signature(secret, "dispatch", value + b" "))],
+                    [*good, *good], [(HEADER, None)]):
+        assert take.handle(value, H01, headers) == "invalid", headers
+    assert gw.dispatches.get("H01", "2026-12-06") is None
+    assert take.handle(value, H01, good) == "stored"
+    assert signed_headers(None, "dispatch", value) == ()
