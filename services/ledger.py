@@ -122,6 +122,17 @@ class Ledger:
                     for vid, rows in sorted(by_village.items())]
         return {"month": month, "villages": villages}
 
+    def epochs(self, stream: str, month: str) -> dict[str, set[str]]:
+        """The epochs (lives of a village's state) the ledger holds rows of for `month`."""
+        t = ledger_months.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.village_id, t.epoch)
+                                .where(t.stream == stream, t.month == month)).all()
+        out: dict[str, set[str]] = {}
+        for vid, epoch in rows:
+            out.setdefault(str(vid), set()).add(str(epoch))
+        return out
+
     @staticmethod
     def _latest_before(conn: Any, stream: str, month: str) -> list[Any]:
         """Each (village, epoch)'s row of the latest month before `month`."""

@@ -96,13 +96,18 @@ def officer(ctx: click.Context, month: str, fmt: str, out: Path | None, allow_em
     # the trend's months before year 1 do not exist: they are not asked for (no figures)
     months = [m for m in (month_shift(month, -k) for k in range(TREND_MONTHS))
               if valid_month(m)]
-    figures = _figures(settings, source, months)
+    figures, earlier = _figures(settings, source, months)
     data = figures[month]
     now = datetime.now(network.timezone)
     empty = empty_reason(month, bool(data.get("villages")), now.strftime("%Y-%m"))
     if empty is not None and not allow_empty:
         raise EmptyMonth(f"no report for {month}: {empty} (--allow-empty writes it anyway)")
     dead, note = _dead_letters(settings, month, network.timezone)
+    if dead is not None and earlier:
+        note = (f"{earlier} village(s) have figures of {month} from an earlier life of the "
+                "stream's state (the broker lost it since, as the embedded broker does on a "
+                "restart): the dead-letter topic read now may not hold the dead letters of "
+                "that time, so these counts may be short")
     try:
         targets = load_targets(targets_file)
     except (OSError, ValueError) as exc:
@@ -122,10 +127,13 @@ def officer(ctx: click.Context, month: str, fmt: str, out: Path | None, allow_em
         click.echo(f"wrote {out} ({len(result.rows) - 1} townships and villages)", err=True)
 
 
-def _figures(settings: Settings, source: str, months: list[str]) -> dict[str, dict[str, Any]]:
+def _figures(settings: Settings, source: str, months: list[str]
+             ) -> tuple[dict[str, dict[str, Any]], int]:
     """Each month's village rows: the ledger's (summed over epochs) with the running
     workers' rows standing in for their own epoch, or one source alone (--source). The
-    first month is the report's: a worker that does not answer fails only --source worker."""
+    first month is the report's: a worker that does not answer fails only --source worker.
+    Also how many villages running now have ledger rows of the report's month from an
+    earlier epoch (their state was lost and began again since: the broker restarted)."""
     url = settings.worker_url
     live: dict[str, list[dict[str, Any]]] = {m: [] for m in months}
     if source != "ledger":
@@ -141,7 +149,7 @@ def _figures(settings: Settings, source: str, months: list[str]) -> dict[str, di
                        "are the ledger's alone", err=True)
             live = {m: [] for m in months}
     if source == "worker":
-        return {m: {"month": m, "villages": live[m]} for m in months}
+        return {m: {"month": m, "villages": live[m]} for m in months}, 0
     from services.db import cannot_open
     from services.ledger import Ledger
 
@@ -152,7 +160,11 @@ def _figures(settings: Settings, source: str, months: list[str]) -> dict[str, di
             "the ledger", "PACKLOOP_LEDGER_DB_URL", settings.ledger_db_url, exc)) from None
     stream = settings.worker_options(settings.partitions).app_id
     try:
-        return {m: ledger.month(stream, m, live[m]) for m in months}
+        now = {r["village_id"]: r.get("epoch", "") for r in live[months[0]]}
+        held = ledger.epochs(stream, months[0])
+        earlier = sum(1 for vid, epochs in held.items()
+                      if vid in now and epochs - {now[vid]})
+        return {m: ledger.month(stream, m, live[m]) for m in months}, earlier
     finally:
         ledger.close()
 

@@ -419,7 +419,10 @@ class MonthReport:
         if self.dead_letters is None:
             return [("not read", self.dead_letters_note)]
         lines = [(reason, str(n)) for reason, n in self.dead_letters.items()]
-        return [*lines, ("合计 total", str(sum(self.dead_letters.values())))]
+        lines.append(("合计 total", str(sum(self.dead_letters.values()))))
+        if self.dead_letters_note:  # read, but perhaps not all of the month's
+            lines.append(("注 note", self.dead_letters_note))
+        return lines
 
 
 def _cell(key: str, value: Any) -> str:

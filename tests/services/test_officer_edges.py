@@ -192,3 +192,33 @@ def test_an_unreachable_ledger_is_one_line_without_its_password(offline, monkeyp
     [line] = [x for x in result.output.splitlines() if not x.startswith("warning:")]
     assert line.startswith("Error: cannot open the ledger (PACKLOOP_LEDGER_DB_URL="
                            "postgresql+psycopg://officer:***@127.0.0.1:1/ledger): "), line
+
+
+def test_dead_letters_from_before_a_broker_restart_are_said_to_be_missing(offline) -> None:
+    """After the embedded broker restarted, the ledger kept November's figures (an earlier
+    epoch of H01-V002's state) while the dead-letter topic began again empty: the report
+    said 0 dead letters without a word. Now it says the counts may be short; without an
+    earlier epoch it says nothing."""
+    from services.ledger import Ledger
+    from services.settings import Settings
+    from streams.ledger import LedgerRow
+
+    settings = Settings()
+    stream = settings.worker_options(settings.partitions).app_id
+    runner = CliRunner()
+    offline["data"] = {"villages": [{**v, "epoch": "new"} for v in DATA["villages"]]}
+    quiet = runner.invoke(cli, ["report", "officer", "--month", "2026-11", "--format", "json"])
+    assert quiet.exit_code == 0, quiet.output
+    assert orjson.loads(quiet.output[quiet.output.index("{"):])["dead_letters_note"] is None
+    figures = {"village_id": "H01-V002", "hub_id": "H01", "epoch": "old",
+               "generated_grams": {"cardboard": 9_000}, "recovered_grams": {}}
+    Ledger(settings.ledger_db_url).write(
+        [LedgerRow(stream, "H01-V002", "H01", "2026-11", "old", 40, figures)])
+    told = runner.invoke(cli, ["report", "officer", "--month", "2026-11", "--format", "json"])
+    assert told.exit_code == 0, told.output
+    body = orjson.loads(told.output[told.output.index("{"):])
+    assert body["dead_letters"]["total"] == 1
+    assert body["dead_letters_note"].startswith("1 village(s) have figures of 2026-11 from "
+                                                "an earlier life"), body["dead_letters_note"]
+    page = runner.invoke(cli, ["report", "officer", "--month", "2026-11", "--format", "html"])
+    assert "an earlier life of the stream" in page.output
