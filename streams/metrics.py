@@ -94,6 +94,9 @@ class Source(Protocol):
     def assigned(self) -> dict[str, int]:
         """Partitions assigned per topic."""
 
+    def ready(self) -> bool:
+        """Whether the owned partitions' state is whole (`streams.runtime.Runtime.ready`)."""
+
 
 def lag_records(high_watermark: int | None, last_processed: int) -> int:
     """Consumer lag of one partition from what is known for sure.
@@ -306,12 +309,17 @@ class PackloopCollector(Collector):
 
     def _slices(self, acc: Accumulated, slice_villages: int) -> Iterator[None]:
         """Fill `acc`, pausing (yielding) after each slice of villages."""
-        states = self.source.villages()
-        for start in range(0, len(states), slice_villages):
-            self._village_series(acc, states[start:start + slice_villages])
-            yield
-        self._event_totals(acc)
-        self._reference_series(acc.series)
+        # while the state is being recovered its series are left out, not exported short:
+        # a series that is absent for a few scrapes comes back where it was, one that dips
+        # reads as a counter reset (`Runtime.ready`)
+        ready = self.source.ready()
+        if ready:
+            states = self.source.villages()
+            for start in range(0, len(states), slice_villages):
+                self._village_series(acc, states[start:start + slice_villages])
+                yield
+            self._event_totals(acc)
+        self._reference_series(acc.series, counters=ready)
         self._pipeline_series(acc.series)
         acc.histogram = self.histogram.snapshot()
 
@@ -407,7 +415,10 @@ class PackloopCollector(Collector):
         for reason, n in dead.items():
             events[("dead_lettered", reason)] = n
 
-    def _reference_series(self, acc: dict[str, dict[tuple[str, ...], float]]) -> None:
+    def _reference_series(self, acc: dict[str, dict[tuple[str, ...], float]],
+                          counters: bool = True) -> None:
+        """The reference data's series; with `counters` also the zeros of the per-hub
+        pickup counters (not while recovering: a 0 there is a counter reset)."""
         net = self.network
         vl = self.village_label
         thr = acc["packloop_waste_threshold_grams"]
@@ -432,7 +443,7 @@ class PackloopCollector(Collector):
             hub = net.hubs.get(hub_id)
             if hub is not None:
                 hinfo[(hub_id, hub.name, str(hub.lat), str(hub.lon))] = 1
-            for m in mn.MATERIALS:
+            for m in mn.MATERIALS if counters else ():
                 by_material.setdefault((hub_id, m), 0)
 
     def _pipeline_series(self, acc: dict[str, dict[tuple[str, ...], float]]) -> None:
@@ -514,6 +525,9 @@ class WorkerSource:
 
     def markers(self) -> list[PartitionMarker]:
         return self.local.markers()
+
+    def ready(self) -> bool:
+        return self.worker.runtime.ready()
 
     def reference_villages(self) -> list[str]:
         rt = self.worker.runtime

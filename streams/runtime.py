@@ -41,6 +41,8 @@ class Runtime:
         self.assigned: set[int] = set()
         #: rebalances after which the table was rebuilt behind the committed offset
         self.short_recoveries = 0
+        #: whether Faust has handed this worker its partitions at least once
+        self.settled = False
         self._lock: asyncio.Lock | None = None
 
     @property
@@ -85,6 +87,18 @@ class Runtime:
                 partition, vid, days,
             )
         return proc
+
+    def ready(self) -> bool:
+        """Whether the state of every partition owned is whole: partitions assigned, and
+        the table recovered (the source resumed after it, `streams.faust_ext` opens the
+        gate then). Until then the table holds part of a partition, or none of it (a
+        restart: nothing for ~5 s, then 66,368 of 113,787 applied events), and whoever
+        reads it as the worker's state sees figures go backwards: Prometheus takes that
+        for a counter reset and counted 239,501 events applied in two minutes without
+        one new event. A worker that owns no partition has nothing to recover."""
+        if not self.settled:
+            return False
+        return not self.assigned or bool(getattr(self.worker.app, "packloop_gate_open", False))
 
     def stream_time(self, partition: int) -> int | None:
         proc = self.processors.get(partition)
@@ -134,6 +148,7 @@ class Runtime:
             # Tables are re-recovered after any rebalance: rebuild processors from them.
             self.processors.clear()
             self.assigned = parts
+            self.settled = True
 
     async def on_revoked(self, tps: set[TP]) -> None:
         parts = {tp.partition for tp in tps if tp.topic == self.worker.topics.hub_events}

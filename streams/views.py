@@ -184,6 +184,11 @@ def merge_status(parts: list[dict[str, Any]]) -> dict[str, Any]:
 # -- the worker's local view --------------------------------------------------------------
 
 
+#: what a view answers (503) while the worker's state is being recovered
+RECOVERING = ("this worker is recovering its state (partitions being assigned or its table "
+              "restored from the changelog); ask again in a few seconds")
+
+
 class LocalState:
     """Reads the table for the partitions this worker owns (never standby data)."""
 
@@ -192,6 +197,9 @@ class LocalState:
         self.runtime = worker.runtime
         net = worker.network
         self.overdue_us = int(net.container_overdue_days * 86_400_000_000)
+
+    def ready(self) -> bool:
+        return self.runtime.ready()
 
     def villages(self) -> list[tuple[VillageState, int | None]]:
         rt = self.runtime
@@ -347,8 +355,18 @@ def register_views(worker: StreamsWorker) -> LocalState:
         except ValueError:
             return default
 
+    def recovering(web: Any) -> Any | None:
+        """503 while this worker's state is not whole (`Runtime.ready`): an answer from part
+        of a partition, or from none, reads as figures that went backwards."""
+        if local.ready():
+            return None
+        return web.json({"error": RECOVERING}, status=503)
+
     async def gather(path: str, local_fn: Any, params: dict[str, str] | None = None) -> list:
-        """Ask every worker (this one directly) and return the list of answers."""
+        """Ask every worker (this one directly) and return the list of answers; a worker
+        still recovering its state fails the whole answer (RuntimeError: the views' 503)."""
+        if not local.ready():
+            raise RuntimeError(RECOVERING)
         me = worker.options.url.rstrip("/")
         hosts: set[str] = set()
         try:
@@ -379,6 +397,8 @@ def register_views(worker: StreamsWorker) -> LocalState:
 
     @app.page("/local/status")
     async def local_status_view(web: Any, request: Any) -> Any:
+        if (busy := recovering(web)) is not None:
+            return busy
         return web.json(local.status(request.query.get("village")))
 
     @app.page("/status")
@@ -395,6 +415,8 @@ def register_views(worker: StreamsWorker) -> LocalState:
     @app.page("/villages/{village_id}")
     @app.table_route(table=worker.table, match_info="village_id")
     async def village_view(web: Any, request: Any, village_id: str) -> Any:
+        if (busy := recovering(web)) is not None:
+            return busy
         detail = local.village(village_id)
         if detail is None:
             if village_id not in worker.network.villages:
@@ -404,6 +426,8 @@ def register_views(worker: StreamsWorker) -> LocalState:
 
     @app.page("/local/villages")
     async def local_villages_view(web: Any, request: Any) -> Any:
+        if (busy := recovering(web)) is not None:
+            return busy
         return web.json(local.village_rows(request.query.get("hub")))
 
     @app.page("/villages")
@@ -432,6 +456,8 @@ def register_views(worker: StreamsWorker) -> LocalState:
 
     @app.page("/local/hubs/{hub_id}/containers")
     async def local_hub_view(web: Any, request: Any, hub_id: str) -> Any:
+        if (busy := recovering(web)) is not None:
+            return busy
         return web.json(local.hub(hub_id))
 
     async def hub_answer(web: Any, hub_id: str) -> Any:
@@ -459,6 +485,8 @@ def register_views(worker: StreamsWorker) -> LocalState:
 
     @app.page("/local/months/{month}")
     async def local_months_view(web: Any, request: Any, month: str) -> Any:
+        if (busy := recovering(web)) is not None:
+            return busy
         return web.json(local_month_rows(month))
 
     @app.page("/months/{month}")
@@ -477,6 +505,8 @@ def register_views(worker: StreamsWorker) -> LocalState:
 
     @app.page("/local/pickups")
     async def local_pickups_view(web: Any, request: Any) -> Any:
+        if (busy := recovering(web)) is not None:
+            return busy
         return web.json(local.pickups(request.query.get("status")))
 
     @app.page("/pickups")

@@ -44,9 +44,10 @@ PARTS = 4
 
 
 class FakeSource:
-    def __init__(self, h: Harness, owned: set[int]) -> None:
+    def __init__(self, h: Harness, owned: set[int], ready: bool = True) -> None:
         self.h = h
         self.owned = owned
+        self.is_ready = ready
 
     def villages(self) -> list[tuple[VillageState, int | None]]:
         return [
@@ -67,6 +68,9 @@ class FakeSource:
 
     def assigned(self) -> dict[str, int]:
         return {"hub-events": len(self.owned)}
+
+    def ready(self) -> bool:
+        return self.is_ready
 
 
 @pytest.fixture(scope="module")
@@ -388,6 +392,9 @@ class StaticSource:
     def assigned(self) -> dict[str, int]:
         return {"hub-events": self.partitions}
 
+    def ready(self) -> bool:
+        return True
+
 
 @pytest.mark.parametrize("village_label", [True, False])
 def test_worst_case_series_count_is_the_published_model(village_label: bool) -> None:
@@ -442,3 +449,24 @@ def test_a_quiet_villages_stock_counts_in_the_months_on_hand() -> None:
            for s in f.samples if s.name == "packloop_waste_month_on_hand_start_grams"}
     assert got[(quiet, "cardboard")] == 40_000
     assert got.get((empty, "cardboard"), 0) == 0
+
+
+def test_a_recovering_worker_leaves_its_state_series_out_instead_of_exporting_them_short(
+        run: tuple[Harness, ReasonModel]) -> None:
+    """A restarted worker exported applied=0, then 66,368 of 113,787, then all of them: to
+    Prometheus two counter resets, 239,501 events 'applied' in two minutes without a new
+    one. While the state is not whole the state's series are absent (they come back where
+    they were: no reset); the lag and assignment series stay."""
+    h, _m = run
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(PackloopCollector(NET, FakeSource(h, {0, 1, 2, 3}, ready=False), True))
+    names = {s.name for f in text_string_to_metric_families(generate_latest(reg).decode())
+             for s in f.samples}
+    assert not any(n.startswith(("packloop_events", "packloop_waste_generated",
+                                 "packloop_pickups_requested", "packloop_containers"))
+                   for n in names), sorted(names)
+    assert "packloop_consumer_lag_records" in names
+    assert "packloop_worker_partitions_assigned" in names
+    _text, whole = scrape(h, {0, 1, 2, 3})
+    assert sum(s.value for s in whole["packloop_events_total"]
+               if s.labels["outcome"] == "applied") > 0
