@@ -84,6 +84,13 @@ def describe_unservable(s: Scenario, items: list[tuple[str, int, str, str]]) -> 
     return out
 
 
+#: row families that are valid inequalities (`covers`, `milk_runs.add_visit_covers`): the
+#: integer model implies them, so an infeasibility is never theirs to explain
+IMPLIED_ROWS = frozenset({"visit", "cap_cover", "trip_floor"})
+#: variables whose upper bounds repeat what rows say (a trip count's n_v m_t is the fleet
+#: row's, its n^need a dominance bound): the rows, not the bounds, name a shortage
+ROW_BOUNDED_VARS = frozenset({"trips"})
+
 _ROW = re.compile(r"^(\w+)\[(.*)\]$")
 
 #: the families of rows the model builders (optimizer/model/*.py), the baselines'

@@ -428,7 +428,7 @@ def explain(comp: CompiledModel, limit: int = 20, time_limit_s: float = 30.0
     cost"). The trip counts' upper bounds are dropped (`ROW_BOUNDED_VARS`): they repeat the
     fleet rows, and as hard bounds they kept `fleet_hub` from being the row that gives.
     """
-    from optimizer.model import IMPLIED_ROWS, ROW_BOUNDED_VARS
+    from optimizer.diagnose import IMPLIED_ROWS, ROW_BOUNDED_VARS
 
     lp = comp.lp
     n, m = lp.num_col_, lp.num_row_

@@ -20,11 +20,4 @@ Stage 2 of the sequential baseline is ``joint`` with the trip counts fixed (``fi
 
 from optimizer.model.build import BuiltModel, build_model
 
-#: row families that are valid inequalities (`covers`, `milk_runs.add_visit_covers`): the
-#: integer model implies them, so an infeasibility is never theirs to explain
-IMPLIED_ROWS = frozenset({"visit", "cap_cover", "trip_floor"})
-#: variables whose upper bounds repeat what rows say (a trip count's n_v m_t is the fleet
-#: row's, its n^need a dominance bound): the rows, not the bounds, name a shortage
-ROW_BOUNDED_VARS = frozenset({"trips"})
-
-__all__ = ["IMPLIED_ROWS", "ROW_BOUNDED_VARS", "BuiltModel", "build_model"]
+__all__ = ["BuiltModel", "build_model"]
