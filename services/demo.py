@@ -198,7 +198,7 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console | None =
     with EmbeddedBroker(log_path=out_dir / "broker.log") as broker:
         settings = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
         kafka, topics = settings.kafka(), settings.topics()
-        create_topics(kafka, topics, settings.partitions)
+        create_topics(kafka, topics, settings.partitions, settings.replication_factor)
         console.print(f"[bold]1/4[/] embedded broker on {broker.bootstrap}; topics created")
         with WorkerProcess(settings, free_port(), out_dir / "worker.log") as worker:
             worker.wait_ready(options.worker_timeout_s)

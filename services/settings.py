@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     # Topics
     topic_prefix: str = Field("", description="Prefix for every topic name (shared clusters).")
     partitions: int = Field(DEFAULT_PARTITIONS, ge=1, description="Partitions of keyed topics.")
+    replication_factor: int = Field(
+        1, ge=1,
+        description="Copies of each partition of packloop's topics and the workers' "
+        "changelogs: 1 for the embedded broker (one node); 3 on a production cluster, with "
+        "min.insync.replicas=2 (docs/operations.md).",
+    )
 
     # Reference data
     network: Path | None = Field(
@@ -91,7 +97,11 @@ class Settings(BaseSettings):
     # Worker web server and status
     web_host: str = Field("127.0.0.1", description="Bind address of the worker web server.")
     web_port: int = Field(6066, description="Worker web server port (state + /metrics).")
-    worker_url: str = Field("http://127.0.0.1:6066", description="Where `status` finds a worker.")
+    worker_url: str = Field(
+        "http://127.0.0.1:6066",
+        description="Where `status`, `report officer`, the gateway (open pickups) and the "
+        "planner (live state) find a worker; any worker answers for all.",
+    )
 
     # worker
     worker_app_id: str = Field(
@@ -360,6 +370,7 @@ class Settings(BaseSettings):
             metrics_village_label=self.metrics_village_label,
             group_instance_id=self.worker_group_instance_id,
             stop_timeout_s=self.worker_stop_timeout_s,
+            replication_factor=self.replication_factor,
         )
 
     def planner_group_id(self) -> str:

@@ -60,6 +60,8 @@ class WorkerOptions:
     #: seconds a SIGTERM/SIGINT stop may take before the process exits anyway (Faust's
     #: stop waits on the broker; with it gone the worker never stopped)
     stop_timeout_s: float = 20.0
+    #: copies of each changelog partition Faust creates (1: the embedded broker's one node)
+    replication_factor: int = 1
 
     @property
     def acceptance(self) -> AcceptanceLimits:
@@ -99,7 +101,7 @@ def faust_app(kafka: KafkaConnection, options: WorkerOptions) -> PackloopApp:
         consumer_auto_offset_reset="earliest",
         store="memory://",
         topic_partitions=options.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=options.replication_factor,
         table_standby_replicas=options.standby_replicas,
         table_cleanup_interval=3600.0,
         # The check compares a RocksDB file's offsets with the changelog's end; packloop

@@ -15,8 +15,11 @@ coordinates come from the ``packloop_village_info{village, hub, lat, lon}`` seri
 worker exports from the reference data, joined with ``* on (hub, village)
 group_left (lat, lon)``; nothing is fetched at view time apart from the base map tiles.
 
-Standard library only. Run it after editing, commit its output; ``--check`` exits 1
-when the committed JSON differs (tests/infra checks this and every query).
+The recovery panels are coloured by the county's recovery target (streams/data/targets.yaml;
+a county's own file with ``--targets FILE``, as infra/prometheus/build_rules.py takes it for
+the alerts). Standard library only (``--targets`` reads the file with packloop's loader). Run
+it after editing, commit its output; ``--check`` exits 1 when the committed JSON differs
+(tests/infra checks this and every query).
 """
 
 from __future__ import annotations
@@ -101,13 +104,26 @@ def _yaml_number(path: Path, entry: str, field: str) -> float:
     return float(m.group(1))
 
 
-#: the county's recovery target (streams/data/targets.yaml, as the recovery alerts):
-#: green from the target, orange within 20 points below it, red further down
-RECOVERY_TARGET = _yaml_number(REPO / "streams" / "data" / "targets.yaml", "recovery_ratio",
-                               "at_least")
-RATIO_STEPS: list[tuple[str, float | None]] = [
-    ("red", None), ("orange", round(max(0.0, RECOVERY_TARGET - 0.2), 4)),
-    ("green", RECOVERY_TARGET)]
+TARGETS = REPO / "streams" / "data" / "targets.yaml"
+
+
+def recovery_target(targets: Path | None = None) -> float:
+    """The county's recovery target, as the recovery alerts have it: streams/data/targets.yaml,
+    or a county's own file (``--targets``, as ``report officer --targets`` and
+    infra/prometheus/build_rules.py read it: packloop's loader, so PyYAML, unlike the rest
+    of this script)."""
+    if targets is None:
+        return _yaml_number(TARGETS, "recovery_ratio", "at_least")
+    sys.path.insert(0, str(REPO))
+    from streams.officer_kpis import load_targets
+
+    return float(load_targets(targets)["targets"]["recovery_ratio"]["at_least"])
+
+
+def ratio_steps(target: float) -> list[tuple[str, float | None]]:
+    """Green from the recovery target, orange within 20 points below it, red further down."""
+    return [("red", None), ("orange", round(max(0.0, target - 0.2), 4)), ("green", target)]
+
 #: loss and damage per container issued that the planner's figures assume (the facts
 #: file: 1 - containers.return_rate lost, simulation.damaged_share damaged): orange above
 #: it (the plan's reuse costs are understated), red at twice it
@@ -392,20 +408,21 @@ WALL_CLOCK = ("Rates are wall-clock (Prometheus); the 7-day and window figures e
               "are event-time gauges computed by the workers.")
 
 
-def county_overview() -> dict[str, Any]:
+def county_overview(goal: float, source: str) -> dict[str, Any]:
+    steps = ratio_steps(goal)
     panels: list[Panel] = [
         row("Packaging waste"),
         stat("Recovery ratio, this month", "county:packloop_waste_month_recovery_ratio:ratio",
              "percentunit", "The officer report's recovery_ratio: recovered this month, "
              "counted up to what was on hand at its start plus generated since, over the "
-             f"sum of those. Target {RECOVERY_TARGET:.0%} (streams/data/targets.yaml).",
-             steps=RATIO_STEPS, decimals=1),
+             f"sum of those. Target {goal:.0%} ({source}).",
+             steps=steps, decimals=1),
         stat("Recovery ratio, 7 days", "county:packloop_waste_recovery_ratio_7d:ratio",
              "percentunit", "Recovered / generated over the last 7 event-time days, county.",
-             steps=RATIO_STEPS, decimals=1),
+             steps=steps, decimals=1),
         stat("Recovery ratio, all time", "county:packloop_waste_recovery_ratio:ratio",
              "percentunit", "Recovered / generated since packloop started counting.",
-             steps=RATIO_STEPS, decimals=1),
+             steps=steps, decimals=1),
         stat("Generated, 7 days", "sum(hub:packloop_waste_generated_grams_7d:sum) / 1000", KG),
         stat("Recovered, 7 days", "sum(hub:packloop_waste_recovered_grams_7d:sum) / 1000", KG),
         stat("Outstanding in villages", "sum(packloop_waste_outstanding_grams) / 1000", KG,
@@ -426,12 +443,12 @@ def county_overview() -> dict[str, Any]:
         ),
         bargauge("Recovery ratio by township, this month",
                  "hub:packloop_waste_month_recovery_ratio:ratio", "{{hub}}", "percentunit",
-                 f"Mass balance, as the officer report. Target {RECOVERY_TARGET:.0%} "
-                 "(alert HubRecoveryRatioBelowTarget).", steps=RATIO_STEPS, mx=1),
+                 f"Mass balance, as the officer report. Target {goal:.0%} "
+                 "(alert HubRecoveryRatioBelowTarget).", steps=steps, mx=1),
         bargauge("Recovery ratio by township, 7 days",
                  "hub:packloop_waste_recovery_ratio_7d:ratio", "{{hub}}", "percentunit",
                  "Recovered / generated over the last 7 event-time days (no on-hand term).",
-                 steps=RATIO_STEPS, mx=1),
+                 steps=steps, mx=1),
         bargauge("Generated by material, 7 days",
                  'sum by (material) (packloop_waste_window_generated_grams{window="7d"}) / 1000',
                  "{{material}}", KG),
@@ -516,7 +533,8 @@ def county_overview() -> dict[str, Any]:
                      "county.", panels)
 
 
-def drilldown(center: tuple[float, float]) -> dict[str, Any]:
+def drilldown(center: tuple[float, float], goal: float) -> dict[str, Any]:
+    steps = ratio_steps(goal)
     w = 'window="$window"'
     panels: list[Panel] = [
         row("Townships $hub"),
@@ -524,7 +542,7 @@ def drilldown(center: tuple[float, float]) -> dict[str, Any]:
              f"sum(packloop_waste_window_recovered_grams{{{SEL_HUB}, {w}}}) "
              f"/ (sum(packloop_waste_window_generated_grams{{{SEL_HUB}, {w}}}) > 0)",
              "percentunit", "Event-time window: calendar day / rolling 7 days / calendar month.",
-             steps=RATIO_STEPS, decimals=1),
+             steps=steps, decimals=1),
         stat("Generated ($window)",
              f"sum(packloop_waste_window_generated_grams{{{SEL_HUB}, {w}}}) / 1000", KG),
         stat("Recovered ($window)",
@@ -731,12 +749,15 @@ def pipeline_health() -> dict[str, Any]:
                      panels, time_from="now-6h")
 
 
-def build() -> dict[str, str]:
+def build(targets: Path | None = None) -> dict[str, str]:
+    """The dashboards' JSON by file name; ``targets``: a county's own targets file."""
     seat = json.loads(NETWORK.read_text(encoding="utf-8")).get("county_seat", {})
     center = (float(seat.get("lat", 28.59)), float(seat.get("lon", 119.27)))
+    goal = recovery_target(targets)
+    source = targets.name if targets is not None else "streams/data/targets.yaml"
     boards = {
-        "county-overview.json": county_overview(),
-        "township-village.json": drilldown(center),
+        "county-overview.json": county_overview(goal, source),
+        "township-village.json": drilldown(center, goal),
         "pipeline-health.json": pipeline_health(),
     }
     return {name: json.dumps(b, indent=2, ensure_ascii=False) + "\n" for name, b in boards.items()}
@@ -746,8 +767,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Generate packloop's Grafana dashboards.")
     p.add_argument("--check", action="store_true", help="exit 1 if the committed JSON differs")
     p.add_argument("--out", type=Path, default=OUT_DIR)
+    p.add_argument("--targets", type=Path, metavar="FILE",
+                   help="a county's targets file (as report officer --targets and "
+                   "infra/prometheus/build_rules.py --targets): its recovery_ratio colours "
+                   "the recovery panels")
     args = p.parse_args(argv)
-    files = build()
+    files = build(args.targets)
     if args.check:
         stale = [n for n, text in files.items()
                  if not (args.out / n).exists() or (args.out / n).read_text("utf-8") != text]

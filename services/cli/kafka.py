@@ -50,11 +50,12 @@ def topics() -> None:
 @bootstrap_option
 @click.option("--partitions", type=click.IntRange(min=1), default=None,
               help="Partitions of keyed topics (at least 1; default PACKLOOP_PARTITIONS).")
-@click.option("--replication-factor", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Copies of each partition (at least 1; 3 on a production cluster).")
+@click.option("--replication-factor", type=click.IntRange(min=1), default=None,
+              help="Copies of each partition (at least 1; default PACKLOOP_REPLICATION_FACTOR, "
+              "1; 3 on a production cluster).")
 @click.pass_context
 def topics_create(ctx: click.Context, kafka_bootstrap: str | None, partitions: int | None,
-                  replication_factor: int) -> None:
+                  replication_factor: int | None) -> None:
     """Create packloop's topics (idempotent: existing topics are left alone).
 
     Prints each topic as created, exists or failed (with the broker's error); exits 1 if
@@ -63,10 +64,11 @@ def topics_create(ctx: click.Context, kafka_bootstrap: str | None, partitions: i
     from streams import create_topics
     from streams.topics import failed_topics
 
-    settings = settings_from(ctx, kafka_bootstrap=kafka_bootstrap, partitions=partitions)
+    settings = settings_from(ctx, kafka_bootstrap=kafka_bootstrap, partitions=partitions,
+                             replication_factor=replication_factor)
     outcome = kafka_call(
         lambda: create_topics(settings.kafka(), settings.topics(), settings.partitions,
-                              replication_factor),
+                              settings.replication_factor),
         settings,
     )
     for name, state in outcome.items():

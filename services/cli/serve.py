@@ -27,12 +27,38 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+class KafkaRepeats(logging.Filter):
+    """kafka-python's repeated lines let through once per window, as the worker does with
+    aiokafka's (:class:`streams.worker.RepeatFilter`); other loggers untouched.
+
+    With the broker down, the gateway's producer and probe and the planner's clients log
+    the same connection errors on every retry (about 200 and 110 lines in 30 s), burying
+    everything else. Only ``kafka.*`` is throttled: ``packloop.audit`` logs one line per
+    token use, however alike two of them are.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        from streams.worker import RepeatFilter
+
+        self.repeats = RepeatFilter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "kafka" or record.name.startswith("kafka."):
+            return self.repeats.filter(record)
+        return True
+
+
 def _logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("kafka").setLevel(logging.ERROR)
+    # on the handlers: a logger's filter does not see its children's records
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, KafkaRepeats) for f in handler.filters):
+            handler.addFilter(KafkaRepeats())
 
 
 def _echo_openapi(app: Any) -> None:
@@ -116,7 +142,8 @@ def check_kafka(settings: Settings) -> None:
         if problem:
             raise click.ClickException(f"cannot use Kafka: {problem}")
     try:
-        create_topics(kafka, settings.topics(), settings.partitions)
+        create_topics(kafka, settings.topics(), settings.partitions,
+                      settings.replication_factor)
     except Exception as exc:  # noqa: BLE001
         raise click.ClickException(
             f"cannot use Kafka: {describe_kafka_error(exc, kafka)} {hint}"

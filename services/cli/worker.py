@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import errno
+import socket
 import sys
 from typing import Any
 
@@ -30,6 +32,28 @@ def source_partitions(settings: Settings) -> int:
     except Exception:  # broker down: Faust will report it properly
         pass
     return settings.partitions
+
+
+def check_web_port(host: str, port: int) -> None:
+    """Exit with one line when the worker's web server cannot listen on ``host:port``.
+
+    Faust finds out only after the worker has joined its group, and then ends in a long
+    traceback, after the URL printed at start, which then points at whatever holds the port.
+    The bind is tried as aiohttp binds (SO_REUSEADDR), so a port another process listens on
+    is refused but one left in TIME_WAIT by this worker's previous run is not.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            why = ("is in use by another process" if exc.errno == errno.EADDRINUSE
+                   else f"cannot be used: {exc.strerror or exc}")
+            raise click.ClickException(
+                f"port {port} on {host} {why}: the worker's web server (state queries, "
+                "/metrics) cannot listen there; choose another with --web-port or "
+                "PACKLOOP_WEB_PORT (and the address with PACKLOOP_WEB_HOST)") from None
 
 
 def build_worker(settings: Settings, web_port: int | None = None) -> Any:
@@ -63,11 +87,13 @@ def worker(
 ) -> None:
     """Run a stream worker (tallies, pickups, containers); several may share the work."""
     settings = settings_from(ctx, kafka_bootstrap=kafka_bootstrap or None)
+    check_web_port(settings.web_host, web_port or settings.web_port)
     from streams import create_topics
     from streams.topics import failed_topics
 
     try:
-        outcome = create_topics(settings.kafka(), settings.topics(), settings.partitions)
+        outcome = create_topics(settings.kafka(), settings.topics(), settings.partitions,
+                                settings.replication_factor)
     except Exception as exc:
         raise click.ClickException(
             f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}"

@@ -4,6 +4,7 @@ Debian's docker-compose v1 (`config -q`), then what it runs and what it exposes.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +208,63 @@ def test_the_gateway_and_the_planner_serve_https(resolved: dict[str, Any]) -> No
         assert jobs[job]["scheme"] == "https"
         assert jobs[job]["tls_config"] == {"ca_file": "/etc/prometheus/tls/ca.pem"}
     assert jobs["packloop-worker"].get("scheme", "http") == "http"
+
+
+def _networks(svc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A service's networks with their settings (the list form has none)."""
+    nets = svc.get("networks", [])
+    return {n: {} for n in nets} if isinstance(nets, list) else {
+        n: cfg or {} for n, cfg in nets.items()}
+
+
+def test_the_gateway_and_the_planner_find_the_workers() -> None:
+    """Before: PACKLOOP_WORKER_URL was not set, so the gateway (GET /v1/pickups: 503) and
+    the planner (--from-state, the daily dispatch) asked 127.0.0.1:6066 in their own
+    container. Now its host is a name every worker answers to on a network shared with
+    them (any worker answers for all, so one that is down is not asked), on the workers'
+    web port."""
+    services = load_yaml(COMPOSE)["services"]
+    workers = {n: s for n, s in services.items() if s.get("command") == ["worker"]}
+    assert set(workers) == {"worker-1", "worker-2"}
+    for name in ("gateway", "planner"):
+        url = urllib.parse.urlsplit(services[name]["environment"]["PACKLOOP_WORKER_URL"])
+        assert url.scheme == "http" and url.hostname, url
+        mine = _networks(services[name])
+        behind = {w for w, svc in workers.items()
+                  if any(net in mine and (url.hostname == w
+                                          or url.hostname in cfg.get("aliases", []))
+                         for net, cfg in _networks(svc).items())}
+        assert behind == set(workers), (name, url.hostname, behind)
+        for w, svc in workers.items():
+            assert int(svc["environment"]["PACKLOOP_WEB_PORT"]) == url.port, w
+
+
+def _seconds(duration: str) -> float:
+    """A compose duration (``30s``, ``1m30s``, ``1h``) in seconds."""
+    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+(?:\.\d+)?)s)?", duration)
+    assert parts and duration, duration
+    h, m, s = (float(x or 0) for x in parts.groups())
+    return h * 3600 + m * 60 + s
+
+
+def test_workers_have_longer_to_stop_than_their_stop_timeout() -> None:
+    """Before: no stop_grace_period, so Docker killed a worker after 10 s while its stop
+    may take PACKLOOP_WORKER_STOP_TIMEOUT_S (20 s by default)."""
+    from services.settings import Settings
+
+    default = Settings.model_fields["worker_stop_timeout_s"].default
+    services = load_yaml(COMPOSE)["services"]
+    workers = {n: s for n, s in services.items() if s.get("command") == ["worker"]}
+    for name, svc in workers.items():
+        timeout = float(svc["environment"].get("PACKLOOP_WORKER_STOP_TIMEOUT_S", default))
+        grace = _seconds(str(svc.get("stop_grace_period", "10s")))  # Docker's default
+        assert grace >= timeout + 5, (name, grace, timeout)
+    assert _seconds("1m30s") == 90 and _seconds("10s") == 10
+
+
+def test_one_copy_of_each_partition_on_the_one_broker() -> None:
+    """The compose Kafka is a single broker: a replication factor above 1 could not be met."""
+    services = load_yaml(COMPOSE)["services"]
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    for name in PACKLOOP_SERVICES:
+        assert services[name]["environment"]["PACKLOOP_REPLICATION_FACTOR"] == "1", name

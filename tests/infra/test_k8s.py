@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +187,155 @@ def test_schema_validation_can_fail() -> None:
         _validate(sm)
 
 
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a Kubernetes label selector matches ``labels``."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for e in selector.get("matchExpressions", []):
+        has, value = e["key"] in labels, labels.get(e["key"])
+        if not {"In": has and value in e.get("values", []),
+                "NotIn": not has or value not in e.get("values", []),
+                "Exists": has, "DoesNotExist": not has}[e["operator"]]:
+            return False
+    return True
+
+
+def _pods() -> dict[str, tuple[dict[str, str], dict[str, int], dict[str, Any]]]:
+    """Each workload's pod: (labels, container ports by name, the container)."""
+    out = {}
+    for kind in ("StatefulSet", "Deployment"):
+        for doc in _kinds()[kind]:
+            template = doc["spec"]["template"]
+            (c,) = template["spec"]["containers"]
+            ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+            out[doc["metadata"]["name"]] = (template["metadata"]["labels"], ports, c)
+    return out
+
+
+def _admitted(src_labels: dict[str, str], src_namespace: dict[str, str],
+              dst: str, port: int) -> bool:
+    """Whether the NetworkPolicies let a pod with ``src_labels`` in a namespace labelled
+    ``src_namespace`` connect to workload ``dst``'s ``port`` (TCP): allowed when no policy
+    selects the destination, else when one of those that do has an ingress rule whose
+    peers and ports admit it."""
+    dst_labels, dst_ports, _ = _pods()[dst]
+    in_packloop = src_namespace.get("kubernetes.io/metadata.name") == "packloop"
+    selecting = [p["spec"] for p in _kinds()["NetworkPolicy"]
+                 if _selects(p["spec"]["podSelector"], dst_labels)
+                 and "Ingress" in p["spec"].get("policyTypes", ["Ingress"])]
+    if not selecting:
+        return True
+
+    def peer_admits(peer: dict[str, Any]) -> bool:
+        if "ipBlock" in peer:
+            return False
+        if "namespaceSelector" in peer:
+            if not _selects(peer["namespaceSelector"], src_namespace):
+                return False
+        elif not in_packloop:
+            return False
+        return _selects(peer.get("podSelector", {}), src_labels)
+
+    def port_admits(entry: dict[str, Any]) -> bool:
+        if entry.get("protocol", "TCP") != "TCP":
+            return False
+        wanted = entry.get("port")
+        return wanted is None or port == (dst_ports.get(wanted) if isinstance(wanted, str)
+                                          else wanted)
+
+    return any(
+        ("from" not in rule or any(peer_admits(peer) for peer in rule["from"]))
+        and ("ports" not in rule or any(port_admits(e) for e in rule["ports"]))
+        for spec in selecting for rule in spec.get("ingress", []))
+
+
+PACKLOOP_NS = {"kubernetes.io/metadata.name": "packloop"}
+
+
+def _worker_url() -> urllib.parse.SplitResult:
+    (cm,) = _kinds()["ConfigMap"]
+    return urllib.parse.urlsplit(cm["data"]["PACKLOOP_WORKER_URL"])
+
+
+def test_the_gateway_and_the_planner_find_the_workers() -> None:
+    """Before: PACKLOOP_WORKER_URL was not set, so the gateway (GET /v1/pickups: 503) and
+    the planner (--from-state, the daily dispatch) asked 127.0.0.1:6066 in their own pod.
+    Now it names a Service of this namespace that selects the worker pods, not headless
+    (balanced over the ready workers, any of which answers for all), on their web port."""
+    (cm,) = _kinds()["ConfigMap"]
+    url = _worker_url()
+    assert url.scheme == "http" and url.hostname is not None
+    name, _, rest = url.hostname.partition(".")
+    assert rest in ("", "packloop", "packloop.svc", "packloop.svc.cluster.local"), rest
+    services = {s["metadata"]["name"]: s for s in _kinds()["Service"]}
+    assert name in services, f"{name}: no such Service"
+    spec = services[name]["spec"]
+    assert spec.get("clusterIP") != "None" and spec.get("type", "ClusterIP") == "ClusterIP"
+    worker_labels, worker_ports, _ = _pods()["packloop-worker"]
+    assert _selects({"matchLabels": spec["selector"]}, worker_labels)
+    (svc_port,) = [p for p in spec["ports"] if p["port"] == (url.port or 80)]
+    target = svc_port.get("targetPort", svc_port["port"])
+    assert worker_ports.get(target, target) == int(cm["data"]["PACKLOOP_WEB_PORT"])
+    for workload in ("packloop-gateway", "packloop-planner"):
+        _, _, container = _pods()[workload]
+        from_config = [e["configMapRef"]["name"] for e in container["envFrom"]
+                       if "configMapRef" in e]
+        assert from_config == [cm["metadata"]["name"]], workload
+        assert "PACKLOOP_WORKER_URL" not in {e["name"] for e in container.get("env", [])}
+
+
+def test_network_policies_let_the_gateway_and_the_planner_reach_the_workers() -> None:
+    """Before: only workers were admitted to the workers' port 6066."""
+    port = _worker_url().port
+    assert port is not None
+    for source in ("packloop-gateway", "packloop-planner", "packloop-worker"):
+        labels, _, _ = _pods()[source]
+        assert _admitted(labels, PACKLOOP_NS, "packloop-worker", port), source
+    # and still no one else: another pod of the namespace, or any pod of another one
+    stranger = {"app.kubernetes.io/name": "debug", "app.kubernetes.io/part-of": "packloop"}
+    assert not _admitted(stranger, PACKLOOP_NS, "packloop-worker", port)
+    gateway_labels, _, _ = _pods()["packloop-gateway"]
+    assert not _admitted(gateway_labels, {"kubernetes.io/metadata.name": "other"},
+                         "packloop-worker", port)
+    assert not _admitted(gateway_labels, PACKLOOP_NS, "packloop-planner", 8081)
+    # Prometheus scrapes every pod's web port
+    assert _admitted({}, {"kubernetes.io/metadata.name": "monitoring"}, "packloop-worker",
+                     port)
+
+
+def test_replication_factor_3_for_topics_and_changelogs() -> None:
+    """Before: `topics create` in the topics Job made every topic with one copy (its fixed
+    default) and the workers' changelogs had one copy whatever the cluster."""
+    from services.settings import Settings
+
+    (cm,) = _kinds()["ConfigMap"]
+    settings = Settings(**{k.removeprefix("PACKLOOP_").lower(): v
+                           for k, v in cm["data"].items() if k.startswith("PACKLOOP_")})
+    assert settings.replication_factor == 3
+    assert settings.worker_options(settings.partitions).replication_factor == 3
+    (job,) = _kinds()["Job"]
+    (c,) = job["spec"]["template"]["spec"]["containers"]
+    assert c["args"] == ["topics", "create"]  # the setting is its default
+    for _, _, container in [*_pods().values(), (None, None, c)]:
+        assert {"configMapRef": {"name": "packloop"}} in container["envFrom"]
+
+
+def test_workers_have_longer_to_stop_than_their_stop_timeout() -> None:
+    """PACKLOOP_WORKER_STOP_TIMEOUT_S must be below the pod's grace period, or the kubelet
+    kills a worker that is still stopping."""
+    from services.settings import Settings
+
+    (sts,) = _kinds()["StatefulSet"]
+    pod = sts["spec"]["template"]["spec"]
+    (cm,) = _kinds()["ConfigMap"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0].get("env", [])}
+    timeout = float(env.get("PACKLOOP_WORKER_STOP_TIMEOUT_S")
+                    or cm["data"].get("PACKLOOP_WORKER_STOP_TIMEOUT_S")
+                    or Settings.model_fields["worker_stop_timeout_s"].default)
+    grace = pod.get("terminationGracePeriodSeconds", 30)  # the Kubernetes default
+    assert grace >= timeout + 5, (grace, timeout)
+
+
 def test_kustomization_lists_every_manifest() -> None:
     kustomization = load_yaml(K8S / "kustomization.yaml")
     assert sorted(kustomization["resources"]) == sorted(p.name for p in MANIFESTS)
@@ -249,15 +399,19 @@ def test_network_policies_close_the_read_side() -> None:
 
 
 def test_service_monitor_selects_the_jobs_the_rules_use() -> None:
+    """One Service per job: the workers' second Service (packloop-worker-web, for the
+    gateway and the planner) must not be scraped as well, or every worker series counts
+    twice in the rules' sums."""
     (sm,) = _kinds()["ServiceMonitor"]
     (expr,) = sm["spec"]["selector"]["matchExpressions"]
-    services = {s["metadata"]["name"] for s in _kinds()["Service"]}
-    assert set(expr["values"]) == services == {
+    scraped = {s["metadata"]["name"] for s in _kinds()["Service"]
+               if _selects(sm["spec"]["selector"], s["metadata"]["labels"])}
+    assert set(expr["values"]) == scraped == {
         "packloop-worker", "packloop-gateway", "packloop-planner"}
     ports = {s["metadata"]["name"]: [p["name"] for p in s["spec"]["ports"]]
              for s in _kinds()["Service"]}
-    assert ports == {"packloop-worker": ["web"], "packloop-gateway": ["https"],
-                     "packloop-planner": ["https"]}
+    assert ports == {"packloop-worker": ["web"], "packloop-worker-web": ["web"],
+                     "packloop-gateway": ["https"], "packloop-planner": ["https"]}
     web, https = sm["spec"]["endpoints"]
     assert web["port"] == "web" and web.get("scheme", "http") == "http"
     assert https["port"] == "https" and https["scheme"] == "https"

@@ -177,6 +177,9 @@ def test_officer_month_rules_are_generated_from_the_kpi_module() -> None:
     alerts = mod.ALERTS.read_text("utf-8")
     assert mod.BEGIN in alerts and mod.render_alerts(alerts) == alerts, \
         "run infra/prometheus/build_rules.py (alerts)"
+    tests = mod.ALERT_TESTS.read_text("utf-8")
+    assert mod.TESTS_BEGIN in tests and mod.render_alert_tests(tests) == tests, \
+        "run infra/prometheus/build_rules.py (alert tests)"
     target = mod.recovery_target()
     assert f"hub:packloop_waste_month_recovery_ratio:ratio < {target:g}" in alerts
     assert f"county:packloop_waste_month_recovery_ratio:ratio < {target:g}" in alerts
@@ -184,3 +187,62 @@ def test_officer_month_rules_are_generated_from_the_kpi_module() -> None:
     from streams.officer_kpis import recording_rules
 
     assert {r["record"] for r in recording_rules()} <= records
+
+
+def _recovery_thresholds(board: dict[str, Any]) -> set[float]:
+    """The target of every panel coloured red below, green from the recovery target."""
+    out = set()
+    for panel in board["panels"]:
+        steps = panel.get("fieldConfig", {}).get("defaults", {}).get("thresholds", {}) \
+            .get("steps", [])
+        colours = [s["color"] for s in steps]
+        if colours == ["red", "orange", "green"]:
+            out.add(steps[-1]["value"])
+    return out
+
+
+@requires_binary("promtool")
+def test_a_countys_own_target_changes_the_alerts_their_tests_and_the_dashboards(
+        tmp_path: Path) -> None:
+    """Before: build_rules.py --targets rewrote the alerts, but the promtool tests still
+    expected 60 % (and failed), and the dashboards had no --targets (thresholds at 0.6)."""
+    import importlib.util
+    import json
+    import sys
+
+    county = tmp_path / "county.yaml"
+    county.write_text("targets:\n  recovery_ratio:\n    at_least: 0.45\n"
+                      "    source: the county's own decision\n", "utf-8")
+    spec = importlib.util.spec_from_file_location(
+        "build_rules", INFRA / "prometheus" / "build_rules.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    target = mod.recovery_target(str(county))
+    assert target == 0.45
+    rules_dir, tests_dir = tmp_path / "rules", tmp_path / "tests"
+    rules_dir.mkdir()
+    tests_dir.mkdir()
+    alerts = mod.render_alerts(mod.ALERTS.read_text("utf-8"), target)
+    assert "ratio:ratio < 0.45" in alerts and "ratio:ratio < 0.6" not in alerts
+    (rules_dir / mod.ALERTS.name).write_text(alerts, "utf-8")
+    (rules_dir / mod.TARGET.name).write_text(mod.TARGET.read_text("utf-8"), "utf-8")
+    for path in PROMTOOL_TESTS:
+        text = path.read_text("utf-8")
+        if path == mod.ALERT_TESTS:
+            text = mod.render_alert_tests(text, target)
+            assert "target 45 %" in text and "target 60 %" not in text
+        (tests_dir / path.name).write_text(text, "utf-8")
+    res = run([tool("promtool"), "test", "rules", *(p.name for p in PROMTOOL_TESTS)],
+              cwd=tests_dir)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+    generator = INFRA / "grafana" / "build_dashboards.py"
+    res = run([sys.executable, str(generator), "--targets", str(county),
+               "--out", str(tmp_path / "dashboards")])
+    assert res.returncode == 0, res.stderr
+    for name in ("county-overview.json", "township-village.json"):
+        board = json.loads((tmp_path / "dashboards" / name).read_text("utf-8"))
+        committed = json.loads((INFRA / "grafana" / "dashboards" / name).read_text("utf-8"))
+        assert _recovery_thresholds(board) == {0.45}, name
+        assert _recovery_thresholds(committed) == {mod.recovery_target()}, name

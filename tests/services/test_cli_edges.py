@@ -98,7 +98,10 @@ def test_nothing_is_cut_at_80_columns() -> None:
 
 
 def test_the_worker_prints_where_to_find_it(monkeypatch) -> None:
-    """`packloop worker --web-port 26066` says which URLs serve its state and metrics."""
+    """`packloop worker --web-port P` says which URLs serve its state and metrics."""
+    from services.ports import free_port
+
+    port = free_port()  # the worker now checks that nothing listens on it first
     ran: list[str] = []
 
     def build(settings: Any, web_port: int | None = None) -> Any:
@@ -108,11 +111,11 @@ def test_the_worker_prints_where_to_find_it(monkeypatch) -> None:
     # `streams` re-exports lazily and caches what it imported: patch the name the CLI uses
     monkeypatch.setattr("streams.create_topics", lambda *a, **k: {})
     monkeypatch.setattr("services.cli.worker.build_worker", build)
-    result = CliRunner().invoke(cli, ["worker", "--web-port", "26066"])
+    result = CliRunner().invoke(cli, ["worker", "--web-port", str(port)])
     assert result.exit_code == 0, result.output
-    assert "http://127.0.0.1:26066/status" in result.output
-    assert "http://127.0.0.1:26066/metrics" in result.output
-    assert "--worker-url http://127.0.0.1:26066" in result.output
+    assert f"http://127.0.0.1:{port}/status" in result.output
+    assert f"http://127.0.0.1:{port}/metrics" in result.output
+    assert f"--worker-url http://127.0.0.1:{port}" in result.output
     assert ran == ["info"]
 
 

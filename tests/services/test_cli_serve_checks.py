@@ -127,3 +127,33 @@ def test_x_forwarded_for_is_believed_only_from_named_proxies(offline) -> None:
     assert peer_seen(offline[-1])[0] == "203.0.113.9"
     assert gateway({"PACKLOOP_FORWARDED_ALLOW_IPS": "10.0.0.0/8"}).exit_code == 0
     assert peer_seen(offline[-1])[0] == "127.0.0.1"
+
+
+def test_kafka_errors_are_throttled_but_audit_lines_are_not() -> None:
+    """Before: during a broker outage the gateway logged kafka-python's same ERROR lines
+    unthrottled (196 lines in 30 s; the planner 110), where the worker logs each once per
+    10 s. The service's own lines (one audit line per token use) are all kept."""
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    code = textwrap.dedent("""
+        import logging
+        from services.cli.serve import _logging
+        _logging("info")
+        for _ in range(200):
+            logging.getLogger("kafka.conn").error("Connect attempt to node 1 failed")
+            logging.getLogger("kafka.client").error("Unable to bootstrap")
+        for _ in range(3):
+            logging.getLogger("packloop.audit").info("gateway hub H01 token t1 ok")
+        _logging("info")  # a second call adds no second filter, and none is lost
+        logging.getLogger("kafka.conn").error("Connect attempt to node 1 failed")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert sum("kafka.conn" in line for line in lines) == 1, lines
+    assert sum("kafka.client" in line for line in lines) == 1, lines
+    assert sum("packloop.audit" in line for line in lines) == 3, lines

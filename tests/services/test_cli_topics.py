@@ -43,3 +43,15 @@ def test_a_topic_the_broker_refused_is_named_and_exits_1(asked) -> None:
     assert "dead-letter\tfailed: InvalidPartitionsError (error code 37)" in result.output
     assert "1 topic(s) not created: dead-letter" in result.output
     assert asked == [(2, 3)]
+
+
+def test_the_replication_factor_defaults_to_the_setting(asked, monkeypatch) -> None:
+    """Before: the default was a fixed 1, so the topics job created production topics with
+    one copy (PACKLOOP_REPLICATION_FACTOR did not exist)."""
+    monkeypatch.setenv("PACKLOOP_REPLICATION_FACTOR", "3")
+    CliRunner().invoke(cli, ["topics", "create", "--partitions", "2"])
+    CliRunner().invoke(cli, ["topics", "create", "--partitions", "2",
+                             "--replication-factor", "2"])
+    monkeypatch.delenv("PACKLOOP_REPLICATION_FACTOR")
+    CliRunner().invoke(cli, ["topics", "create", "--partitions", "2"])
+    assert asked == [(2, 3), (2, 2), (2, 1)]

@@ -1,9 +1,16 @@
 """`packloop status --json` and `packloop dead-letter list|redrive` without a broker: every
 counter the workers report, records that are JSON but not objects, the field said once,
-and a redrive that does not send again what would be refused again."""
+and a redrive that does not send again what would be refused again; `packloop worker`
+whose web port is taken stops in one line."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -210,3 +217,58 @@ def test_an_unmatched_reason_names_the_reasons_on_the_topic(monkeypatch) -> None
     assert "would re-submit 0 event(s) of 0 record(s)" in typo.stdout
     found = runner.invoke(cli, ["dead-letter", "list", "--reason", "hub_mismatch", "--json"])
     assert len(found.stdout.splitlines()) == 2 and "no dead-letter record" not in found.stderr
+
+
+@pytest.fixture
+def held_port() -> Iterator[int]:
+    """A port another process (here: a listening socket) holds."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def _no_kafka(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("the worker went on to Kafka with its web port taken")
+
+
+@pytest.mark.parametrize("how", ["flag", "setting"])
+def test_a_web_port_in_use_is_one_line_naming_the_setting(monkeypatch, held_port: int,
+                                                          how: str) -> None:
+    """Before: "worker state: http://127.0.0.1:P/status" (the other process), then a
+    45-line traceback from Faust's web server, exit 1."""
+    monkeypatch.setattr("streams.create_topics", _no_kafka)
+    monkeypatch.setattr("services.cli.worker.build_worker", _no_kafka)
+    args = ["worker"]
+    if how == "flag":
+        args += ["--web-port", str(held_port)]
+    else:
+        monkeypatch.setenv("PACKLOOP_WEB_PORT", str(held_port))
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert result.output.strip().splitlines() == [
+        f"Error: port {held_port} on 127.0.0.1 is in use by another process: the worker's "
+        "web server (state queries, /metrics) cannot listen there; choose another with "
+        "--web-port or PACKLOOP_WEB_PORT (and the address with PACKLOOP_WEB_HOST)"]
+
+
+def test_a_web_port_in_use_stops_the_real_command_in_one_line(held_port: int) -> None:
+    """The installed entry point: one line on stderr, before Kafka is asked anything."""
+    env = {**os.environ, "PACKLOOP_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+           "PACKLOOP_KAFKA_CONNECT_TIMEOUT_MS": "1000"}
+    env.pop("PACKLOOP_WEB_PORT", None)
+    done = subprocess.run([sys.executable, "-m", "services.cli", "worker", "--web-port",
+                           str(held_port)], capture_output=True, text=True, timeout=60,
+                          env=env, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 1
+    assert done.stdout == ""
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"Error: port {held_port} on 127.0.0.1 is in use") and \
+        "--web-port or PACKLOOP_WEB_PORT" in line
+
+
+def test_a_free_web_port_passes_the_check() -> None:
+    from services.cli.worker import check_web_port
+    from services.ports import free_port
+
+    check_web_port("127.0.0.1", free_port())

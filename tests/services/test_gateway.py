@@ -264,6 +264,15 @@ def test_records_kafka_did_not_take_are_answered_per_event(make_client, token_st
     assert resp.status_code == 503 and resp.json()["error"] == "kafka_unavailable"
     assert [(r["event_id"], r["status"]) for r in resp.json()["results"]] == [
         (e["event_id"], "unavailable") for e in batch]
+    # Sent but not acknowledged: the broker may still write them when it wakes up (it did,
+    # in a broker freeze), so the answer must not claim they were not written. Before:
+    # "not written: KafkaTimeoutError: ..." on each.
+    body = resp.json()
+    assert "may have been written" in body["message"] and "safe" in body["message"]
+    for result in body["results"]:
+        assert result["message"].startswith("may not have been written (not acknowledged: "
+                                            "KafkaTimeoutError"), result
+        assert "resending it is safe, an event_id is counted once" in result["message"]
 
 
 def test_unreachable_kafka_gives_503_fast_and_not_ready(token_store) -> None:

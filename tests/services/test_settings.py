@@ -55,3 +55,15 @@ def test_a_real_pepper_or_none_is_taken(monkeypatch) -> None:
     assert pepper is not None and pepper.get_secret_value() == "k7Qv-change-me-not"
     monkeypatch.delenv("PACKLOOP_TOKEN_PEPPER")
     assert get_settings().token_pepper is None
+
+
+def test_one_replication_factor_for_topics_and_changelogs(monkeypatch) -> None:
+    """PACKLOOP_REPLICATION_FACTOR: 1 by default (the embedded broker has one node), and the
+    workers' changelogs get the same as the topics `topics create` makes."""
+    assert get_settings().worker_options(4).replication_factor == 1
+    monkeypatch.setenv("PACKLOOP_REPLICATION_FACTOR", "3")
+    assert get_settings().replication_factor == 3
+    assert get_settings().worker_options(4).replication_factor == 3
+    monkeypatch.setenv("PACKLOOP_REPLICATION_FACTOR", "0")
+    with pytest.raises(ValidationError, match="replication_factor"):
+        get_settings()

@@ -52,3 +52,14 @@ def test_resume_from_recovered_state_even_behind_the_committed_offset() -> None:
     # p1: in step; p2: no state recovered at all: start over from the beginning
     assert got == {TP(topic, 0): 42, TP(topic, 1): 100, TP(topic, 2): 0}
     assert w.runtime.short_recoveries == 2
+
+
+def test_changelogs_get_the_replication_factor_of_the_options() -> None:
+    """Before: topic_replication_factor was a fixed 1, so a production cluster kept one
+    copy of every worker's table (PACKLOOP_REPLICATION_FACTOR)."""
+    kafka = KafkaConnection("127.0.0.1:1")
+    plain = create_worker(kafka, Topics("u-"), load_network(), WorkerOptions(partitions=3))
+    assert plain.app.conf.topic_replication_factor == 1  # the embedded broker: one node
+    w = create_worker(kafka, Topics("u-"), load_network(),
+                      WorkerOptions(partitions=3, replication_factor=3))
+    assert w.app.conf.topic_replication_factor == 3

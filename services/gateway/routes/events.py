@@ -15,9 +15,11 @@ and only if the stream worker will apply it (:mod:`services.acceptance`). Reject
 are answered synchronously and counted in metrics, never dead-lettered: the hub has the
 answer and its own copy. A request none of whose events was accepted is answered 422, so
 a client that only looks at the status code does not take it for a success. A 503 lists
-every event as well (accepted, rejected, or unavailable: not written, resend it), whether
-Kafka was known to be down before anything was sent or stopped answering part-way, so a
-client has one answer to read and resends only what was not written.
+every event as well (accepted, rejected, or unavailable: resend it), whether Kafka was
+known to be down before anything was sent (then nothing was written) or stopped answering
+part-way, so a client has one answer to read and resends only what may be missing. An
+event sent but not acknowledged in time may still be written when the broker wakes up:
+its answer says so, and that a resend is safe (the worker counts an event_id once).
 """
 
 from __future__ import annotations
@@ -79,7 +81,8 @@ class IngestUnavailable(ErrorBody):
     rejected: int
     results: list[EventOutcome] = Field(
         description="Every event: accepted (written before Kafka stopped answering), "
-        "unavailable (not written: resend it) or rejected (its reason; do not resend).",
+        "unavailable (not written, or not acknowledged in time and perhaps written: resend "
+        "it, the worker counts an event_id once) or rejected (its reason; do not resend).",
     )
 
 
@@ -172,7 +175,8 @@ def router(gw: Gateway) -> APIRouter:
             **error(422, "Every event was rejected; nothing was written.", IngestRejected),
             **error(429, "Over the hub's rate limit (see Retry-After)."),
             **error(503, "Kafka is down or did not acknowledge in time; events marked "
-                         "unavailable were not written (resend them after Retry-After).",
+                         "unavailable may not have been written: resend them after "
+                         "Retry-After (safe: an event_id is counted once).",
                     IngestUnavailable),
         },
         openapi_extra={
@@ -263,7 +267,9 @@ def router(gw: Gateway) -> APIRouter:
                 elif is_unavailable(failure):
                     outcomes[i] = EventOutcome(
                         index=i, event_id=ev_id, status="unavailable", reason="kafka_unavailable",
-                        message=f"not written: {type(failure).__name__}: {failure}")
+                        message=f"may not have been written (not acknowledged: "
+                                f"{type(failure).__name__}: {failure}); resending it is safe, "
+                                "an event_id is counted once")
                     metrics.events.labels(hub, "unavailable", "kafka").inc()
                 else:
                     outcomes[i] = EventOutcome(
@@ -274,7 +280,9 @@ def router(gw: Gateway) -> APIRouter:
             missing = sum(1 for o in final if o.status == "unavailable")
             if missing:
                 raise_unavailable(final, f"Kafka did not acknowledge {missing} event(s) in "
-                                         "time; resend the events marked unavailable")
+                                         "time; they may have been written all the same: "
+                                         "resend the events marked unavailable, which is "
+                                         "safe (an event_id is counted once)")
         final = [o for o in outcomes if o is not None]
         accepted = sum(1 for o in final if o.status == "accepted")
         answer: dict[str, Any] = {"accepted": accepted, "rejected": len(final) - accepted,

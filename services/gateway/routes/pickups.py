@@ -218,7 +218,9 @@ def router(gw: Gateway) -> APIRouter:
                            headers={"Retry-After": "5"}) from None
         if failure is not None:
             raise ApiError(503, "kafka_unavailable",
-                           f"pickup_cancelled not written: {type(failure).__name__}: {failure}",
+                           f"pickup_cancelled may not have been written (not acknowledged: "
+                           f"{type(failure).__name__}: {failure}); cancelling again is safe: it "
+                           "is applied once (404 if the first one was)",
                            headers={"Retry-After": "5"})
         metrics.events.labels(hub, "accepted", "").inc()
         return JSONResponse(
