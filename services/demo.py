@@ -77,6 +77,7 @@ class WorkerProcess:
             "PACKLOOP_WEB_PORT": str(self.web_port),
             "PACKLOOP_WEB_HOST": "127.0.0.1",
             "PACKLOOP_TOPIC_PREFIX": self.settings.topic_prefix,
+            "PACKLOOP_REPLICATION_FACTOR": str(self.settings.replication_factor),
         }
         if self.settings.network:
             env["PACKLOOP_NETWORK"] = str(self.settings.network)
@@ -196,7 +197,10 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console | None =
     result = DemoResult()
     t0 = time.monotonic()
     with EmbeddedBroker(log_path=out_dir / "broker.log") as broker:
-        settings = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
+        # one broker: one copy, whatever PACKLOOP_REPLICATION_FACTOR a shell exported for a
+        # cluster (3 failed to create the topics)
+        settings = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap,
+                                               "replication_factor": 1})
         kafka, topics = settings.kafka(), settings.topics()
         create_topics(kafka, topics, settings.partitions, settings.replication_factor)
         console.print(f"[bold]1/4[/] embedded broker on {broker.bootstrap}; topics created")

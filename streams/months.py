@@ -31,7 +31,14 @@ def month_rows(villages: Iterable[VillageState], month: str,
     """One row per village with figures for ``month`` (sorted by village id): a bucket for
     it, or, when the stream has ``reached`` that month, waste left over from before it
     (:func:`quiet_with_stock`)."""
-    rows = [month_row(state, month) for state in villages
+    return month_rows_reached(((state, reached) for state in villages), month)
+
+
+def month_rows_reached(villages: Iterable[tuple[VillageState, str | None]],
+                       month: str) -> list[dict[str, Any]]:
+    """:func:`month_rows` with each village's own ``reached`` month (its partition's
+    stream time: a worker's partitions do not reach a month together)."""
+    rows = [month_row(state, month) for state, reached in villages
             if month in state.months or quiet_with_stock(state, month, reached)]
     rows.sort(key=lambda r: r["village_id"])
     return rows
@@ -63,11 +70,29 @@ def month_row(state: VillageState, month: str) -> dict[str, Any]:
     bucket for it: a quiet month). ``on_hand_end_grams`` is what the village holds at the
     month's end, as far as the events known say: the ledger carries it into the quiet
     months after it (`services.ledger`)."""
-    b = state.months.get(month) or MonthBucket()
+    return _row(state.village_id, state.epoch, state.hub_id,
+                state.months.get(month) or MonthBucket(), state.on_hand_at_start(month),
+                state.on_hand_at_start(next_month(month)))
+
+
+def carried_row(before: dict[str, Any]) -> dict[str, Any] | None:
+    """A village's row for a quiet month, from its row of the latest month before it:
+    nothing happened, and what it held at that month's end (``on_hand_end_grams``) it holds
+    all through. None when it held nothing, or the row predates ``on_hand_end_grams``
+    (its end is then not known exactly)."""
+    end = before.get("on_hand_end_grams")
+    if not end or not any(g > 0 for g in end.values()):
+        return None
+    return _row(before["village_id"], before.get("epoch", ""), before["hub_id"],
+                MonthBucket(), dict(end), dict(end))
+
+
+def _row(village_id: str, epoch: str, hub_id: str, b: MonthBucket, start: dict[str, int],
+         end: dict[str, int]) -> dict[str, Any]:
     return {
-        "village_id": state.village_id,
-        "epoch": state.epoch,
-        "hub_id": state.hub_id,
+        "village_id": village_id,
+        "epoch": epoch,
+        "hub_id": hub_id,
         "generated_grams": dict(b.generated),
         "recovered_grams": dict(b.recovered),
         "pickups": {
@@ -81,30 +106,8 @@ def month_row(state: VillageState, month: str) -> dict[str, Any]:
             for ct, c in sorted(b.containers.items())
         },
         "counts": {k: b.counts.get(k, 0) for k in COUNT_KEYS},
-        "on_hand_start_grams": state.on_hand_at_start(month),
-        "on_hand_end_grams": state.on_hand_at_start(next_month(month)),
-    }
-
-
-def carried_row(before: dict[str, Any]) -> dict[str, Any] | None:
-    """A village's row for a quiet month, from its row of the latest month before it:
-    nothing happened, and what it held at that month's end (``on_hand_end_grams``) it holds
-    all through. None when it held nothing, or the row predates ``on_hand_end_grams``
-    (its end is then not known exactly)."""
-    end = before.get("on_hand_end_grams")
-    if not end or not any(g > 0 for g in end.values()):
-        return None
-    return {
-        "village_id": before["village_id"],
-        "epoch": before.get("epoch", ""),
-        "hub_id": before["hub_id"],
-        "generated_grams": {},
-        "recovered_grams": {},
-        "pickups": {"requested": 0, "completed": 0, "overdue": 0, "cancelled": 0},
-        "containers": {},
-        "counts": {k: 0 for k in COUNT_KEYS},
-        "on_hand_start_grams": dict(end),
-        "on_hand_end_grams": dict(end),
+        "on_hand_start_grams": start,
+        "on_hand_end_grams": end,
     }
 
 

@@ -41,7 +41,7 @@ class Runtime:
         self.assigned: set[int] = set()
         #: rebalances after which the table was rebuilt behind the committed offset
         self.short_recoveries = 0
-        #: whether Faust has handed this worker its partitions at least once
+        #: whether Faust has handed this worker its partitions since the last revoke
         self.settled = False
         self._lock: asyncio.Lock | None = None
 
@@ -157,3 +157,6 @@ class Runtime:
             for p in parts:
                 self.processors.pop(p, None)
             self.assigned -= parts
+            # a revoke starts a rebalance (the eager protocol revokes everything first): until
+            # the next assignment this worker owns nothing it could answer for
+            self.settled = False

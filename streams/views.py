@@ -14,7 +14,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from streams.months import merge_months, month_rows, valid_month
+from streams.months import merge_months, month_rows_reached, valid_month
 from streams.state import Limits, PartitionMarker, VillageState, iso, marker_key, snooze_until
 from streams.state.times import month_key
 
@@ -478,10 +478,10 @@ def register_views(worker: StreamsWorker) -> LocalState:
         return await hub_answer(web, hub_id)
 
     def local_month_rows(month: str) -> list[dict[str, Any]]:
-        villages = local.villages()
-        nows = [now for _s, now in villages if now is not None]
-        reached = month_key(max(nows), worker.network.timezone) if nows else None
-        return month_rows((s for s, _now in villages), month, reached)
+        tz = worker.network.timezone
+        return month_rows_reached(
+            ((s, None if now is None else month_key(now, tz)) for s, now in local.villages()),
+            month)
 
     @app.page("/local/months/{month}")
     async def local_months_view(web: Any, request: Any, month: str) -> Any:

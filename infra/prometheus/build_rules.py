@@ -68,7 +68,7 @@ def alert_block(target: float) -> str:
         # Only townships with at least {MIN_AVAILABLE_GRAMS // 1000} kg to recover this
         # month, so that a handful of parcels cannot trip it.
         expr: |
-          hub:packloop_waste_month_recovery_ratio:ratio < {target:g}
+          hub:packloop_waste_month_recovery_ratio:ratio < {target!r}
             and on (hub)
           sum by (hub) (
             village_material:packloop_waste_month_available_grams:sum
@@ -88,7 +88,7 @@ def alert_block(target: float) -> str:
           runbook: docs/operations.md#hubrecoveryratiobelowtarget
 
       - alert: CountyRecoveryRatioBelowTarget
-        expr: county:packloop_waste_month_recovery_ratio:ratio < {target:g}
+        expr: county:packloop_waste_month_recovery_ratio:ratio < {target!r}
         for: 6h
         labels:
           severity: warning

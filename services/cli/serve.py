@@ -269,8 +269,8 @@ def planner(ctx: click.Context, host: str | None, port: int | None, workers: int
     _logging(log_level)
     if no_api and workers < 1:
         raise click.UsageError("--no-api needs at least one worker")
-    if not no_api:
-        warn_without_pepper(settings)
+    # --no-api workers too: they sign the run sheets of the dispatch jobs they take
+    warn_without_pepper(settings)
     cert, key = (None, None) if no_api else server_tls(
         settings.planner_tls_cert, settings.planner_tls_key, "planner")
     check_kafka(settings)

@@ -71,9 +71,11 @@ def build_worker(settings: Settings, web_port: int | None = None) -> Any:
         options = dataclasses.replace(options, group_instance_id=None)
     try:
         ledger = Ledger(settings.ledger_db_url)
-    except Exception as exc:
-        raise click.ClickException(f"cannot open the ledger at PACKLOOP_LEDGER_DB_URL: "
-                                   f"{type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any driver's error, told in one line
+        from services.db import cannot_open
+
+        raise click.ClickException(cannot_open(
+            "the ledger", "PACKLOOP_LEDGER_DB_URL", settings.ledger_db_url, exc)) from None
     return create_worker(settings.kafka(), settings.topics(), network, options, ledger)
 
 

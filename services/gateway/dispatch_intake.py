@@ -81,12 +81,9 @@ class DispatchIntake:
 
     def _handle(self, value: bytes, key: bytes | None,
                 headers: Iterable[tuple[str, bytes | None]] | None
-                ) -> tuple[str, Outcome] | str:
+                ) -> tuple[str, Outcome | str] | str:
         pepper = self.config.signing_pepper
-        if pepper is not None and not verified(pepper, DISPATCH_PURPOSE, value, headers):
-            log.warning("dispatch record ignored: not signed with this deployment's "
-                        "PACKLOOP_TOKEN_PEPPER (key %r)", (key or b"")[:128])
-            return "invalid"
+        signed = pepper is None or verified(pepper, DISPATCH_PURPOSE, value, headers)
         try:
             dispatch = Dispatch.model_validate(orjson.loads(value))
         except (orjson.JSONDecodeError, ValidationError) as exc:
@@ -95,6 +92,13 @@ class DispatchIntake:
         if dispatch.hub_id not in self.config.network.hubs:
             log.warning("dispatch for unknown hub %r ignored", dispatch.hub_id[:128])
             return "invalid"
+        if not signed:
+            # counted under the hub it names: a planner started without the pepper (every
+            # planner process needs it, --no-api workers too) loses that hub's sheet
+            log.error("dispatch for %s ignored: not signed with this gateway's "
+                      "PACKLOOP_TOKEN_PEPPER (a planner without it, or not a planner)",
+                      dispatch.hub_id)
+            return dispatch.hub_id, "invalid"
         if key != dispatch.hub_id.encode():
             log.warning("dispatch for %s ignored: its record's key %r is not its hub_id",
                         dispatch.hub_id, (key or b"")[:128])

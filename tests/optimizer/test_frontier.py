@@ -328,12 +328,13 @@ def test_an_infeasible_frontier_says_why_in_json_and_in_words(tmp_path: Path):
     doc = json.loads(r.stdout)
     assert doc["status"] == "infeasible" and doc["points"] == []
     assert doc["diagnosis"] and all({"what", "why"} <= set(d) for d in doc["diagnosis"])
-    assert any("trunk_reefer vehicles on day" in d["what"] for d in doc["diagnosis"])
+    assert any("trunk_reefer vehicles on day" in d["what"] and "(0 available)" in d["what"]
+               for d in doc["diagnosis"])
     r = CliRunner().invoke(plan, args)
     assert r.exit_code == 2, r.output
     assert "no frontier: cost-optimal plan" in r.output
     assert any(ln.startswith("infeasible: ") and "trunk_reefer vehicles on day" in ln
-               for ln in r.output.splitlines()), r.output
+               and "(0 available)" in ln for ln in r.output.splitlines()), r.output
 
 
 def test_the_table_fits_80_columns(capsys, monkeypatch):

@@ -205,7 +205,8 @@ def test_an_infeasible_variants_diagnosis_keeps_to_the_time_limit(monkeypatch, s
     w = what_if(load_scenario(TINY), [("fleet.trunk_reefer.count", "0")], time_limit_s=20.0,
                 threads=1)
     assert w.variant.status == "infeasible"
-    assert any("trunk_reefer vehicles on day" in d["what"] for d in w.variant.diagnosis)
+    assert any("trunk_reefer vehicles on day" in d["what"] and "(0 available)" in d["what"]
+               for d in w.variant.diagnosis)
     assert asked == [explain_s]
 
 
@@ -274,7 +275,8 @@ def test_an_infeasible_base_answers_in_json_with_its_diagnosis(tmp_path):
     for side in ("base", "variant"):
         assert doc[side]["status"] == "infeasible"
         whats = [d["what"] for d in doc[side]["diagnosis"]]
-        assert any("trunk_reefer vehicles on day" in w for w in whats), whats
+        assert any("trunk_reefer vehicles on day" in w and "(0 available)" in w
+                   for w in whats), whats
         assert not any(re.search(r"\b[a-z_]+\[", w) for w in whats), whats
     assert doc["delta"] is None
 

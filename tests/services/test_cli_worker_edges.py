@@ -272,3 +272,21 @@ def test_a_free_web_port_passes_the_check() -> None:
     from services.ports import free_port
 
     check_web_port("127.0.0.1", free_port())
+
+
+def test_an_unreachable_ledger_is_one_line_without_its_password(monkeypatch) -> None:
+    """The worker printed the driver's message as it came, password and all when the
+    driver quotes its connection string, over several lines."""
+    import click
+
+    from services.cli.worker import build_worker
+    from services.settings import Settings
+
+    monkeypatch.setenv("PACKLOOP_LEDGER_DB_URL",
+                       "postgresql+psycopg://officer:Sup3rSecretPW@127.0.0.1:1/ledger")
+    with pytest.raises(click.ClickException) as err:
+        build_worker(Settings())
+    text = err.value.message
+    assert "Sup3rSecretPW" not in text and "\n" not in text
+    assert text.startswith("cannot open the ledger (PACKLOOP_LEDGER_DB_URL="
+                           "postgresql+psycopg://officer:***@127.0.0.1:1/ledger): "), text

@@ -439,5 +439,8 @@ def test_with_a_pepper_only_the_planners_signed_records_are_stored(make_client) 
                     [*good, *good], [(HEADER, None)]):
         assert take.handle(value, H01, headers) == "invalid", headers
     assert gw.dispatches.get("H01", "2026-12-06") is None
+    # counted under the hub it names, so that hub's lost sheet shows
+    refused = gw.metrics.dispatches.labels("H01", "invalid")._value.get()
+    assert refused == 6
     assert take.handle(value, H01, good) == "stored"
     assert signed_headers(None, "dispatch", value) == ()

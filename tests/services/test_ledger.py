@@ -95,3 +95,26 @@ def test_a_quiet_month_carries_what_the_village_held_at_the_end_of_its_last_one(
     dec = {v["village_id"] for v in ledger.month("packloop-worker", "2026-12", [live])
            ["villages"]}
     assert dec == {"H01-V001", "H01-V004"}
+
+
+def test_a_lost_epochs_stock_is_not_carried_past_the_next_one(tmp_path: Path) -> None:
+    """Epoch a ended holding 40 kg in October; the broker lost it, and epoch b collected
+    the 40 kg in November. Carrying every epoch's last row, November counted a's 40 kg on
+    hand beside b's collection (ratio 0.0) and December still held it (0.024 for 1.0)."""
+    from streams.officer_kpis import kpis
+
+    ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
+    a = _month_row("H01-V001", "2026-10", 5, {"cardboard": 40_000}, 40_000)
+    b_figures = {"village_id": "H01-V001", "hub_id": "H01", "epoch": "b",
+                 "generated_grams": {}, "recovered_grams": {"cardboard": 40_000},
+                 "counts": {}, "pickups": {}, "on_hand_start_grams": {},
+                 "on_hand_end_grams": {}}
+    ledger.write([a])
+    ledger.write([LedgerRow("packloop-worker", "H01-V001", "H01", "2026-11", "b", 3,
+                            b_figures),
+                  _month_row("H01-V004", "2026-12", 9, {"cardboard": 2_000}, 2_000)])
+    nov = {v["village_id"]: v for v in ledger.month("packloop-worker", "2026-11")["villages"]}
+    assert nov["H01-V001"]["on_hand_start_grams"] == {}
+    dec = {v["village_id"]: v for v in ledger.month("packloop-worker", "2026-12")["villages"]}
+    assert "H01-V001" not in dec  # b ended holding nothing
+    assert kpis(dec["H01-V004"])["generated_grams"] == {"cardboard": 2_000}

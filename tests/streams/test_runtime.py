@@ -12,8 +12,11 @@ from streams.runtime import Runtime
 
 def _runtime() -> tuple[Runtime, SimpleNamespace]:
     app = SimpleNamespace(packloop_gate_open=True)  # faust_ext's default before any rebalance
+    async def wait_changelog() -> None:
+        return None
+
     worker = SimpleNamespace(app=app, topics=SimpleNamespace(hub_events="hub-events"),
-                             table=SimpleNamespace(data={}))
+                             table=SimpleNamespace(data={}), wait_changelog=wait_changelog)
     return Runtime(worker, None, SimpleNamespace(partitions=4)), app  # type: ignore[arg-type]
 
 
@@ -28,8 +31,13 @@ def test_the_state_is_read_only_once_assigned_and_recovered() -> None:
     assert not rt.ready()  # recovering
     app.packloop_gate_open = True  # the seek after recovery
     assert rt.ready()
-    app.packloop_gate_open = False  # the next rebalance
+    app.packloop_gate_open = False  # the next rebalance: everything revoked first
+    asyncio.run(rt.on_revoked({TP("hub-events", 0), TP("hub-events", 1)}))
+    assert not rt.ready()  # owns nothing, but only until it is handed partitions again
+    asyncio.run(rt.on_assigned({TP("hub-events", 1)}))
     assert not rt.ready()
+    app.packloop_gate_open = True
+    assert rt.ready()
 
 
 def test_a_worker_without_partitions_has_nothing_to_recover() -> None:
