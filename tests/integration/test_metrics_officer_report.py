@@ -19,7 +19,7 @@ import orjson
 from streams.network import load_network
 from streams.topics import Topics
 from tests.integration.helpers import WorkerProcess, packloop, produce, wait_settled
-from tests.streams.helpers import MonthModel, expected_months
+from tests.streams.helpers import MonthModel, expected_months, quiet_stock
 from tests.streams.reference import generate, to_lines
 
 NET = load_network()
@@ -52,13 +52,20 @@ def test_report_officer_csv_matches_the_input(
     for line in lines:
         m.feed(orjson.loads(line))
     want = expected_months(m)
+    quiet = quiet_stock(m, want)
     months = sorted({mo for _v, mo in want})
     assert months == ["2026-07", "2026-08", "2026-09"]
+    assert any(mo == "2026-09" for _v, mo in quiet)  # villages quiet in September, holding
     for month in months:
         rows = list(csv.DictReader(io.StringIO(report(a, month))))
         villages = {r["村 village"]: r for r in rows if r["级别 level"] == "村 village"}
         exp = {vid: x for (vid, mo), x in want.items() if mo == month}
-        assert set(villages) == set(exp), month
+        held = {vid: stock for (vid, mo), stock in quiet.items() if mo == month}
+        # a quiet village still holding waste has its row: nothing in the month, its stock
+        assert set(villages) == set(exp) | set(held), month
+        for vid in held:
+            assert int(villages[vid]["产生量 generated (g)"]) == 0, (vid, month)
+            assert int(villages[vid]["回收量 recovered (g)"]) == 0, (vid, month)
         for vid, x in exp.items():
             r = villages[vid]
             pk = x.get("pk", [0, 0, 0])

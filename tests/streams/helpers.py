@@ -285,3 +285,29 @@ def backlog_scenario(
     mid = len(backlog) // 2
     upload = backlog[:mid] + resends[:half] + backlog[mid:] + resends[half:]
     return Backlog(hub_id, live, backlog, resends, upload)
+
+
+def quiet_stock(m: MonthModel, want: dict[tuple[str, str], dict[str, Any]]
+                ) -> dict[tuple[str, str], dict[str, int]]:
+    """Per (village, month) without an event of its own: the grams it still held at the
+    month's start, where the stream has reached the month (an applied event of it or later,
+    any village: the ledger's rule, `services.ledger.Ledger.month`) and the village has an
+    earlier month (`streams.months.quiet_with_stock`), computed from the applied events."""
+    months = sorted({mo for _v, mo in want})
+    reached = months[-1] if months else ""
+    out: dict[tuple[str, str], dict[str, int]] = {}
+    for vid in sorted({v for v, _mo in want}):
+        for month in months:
+            earlier = [x for (v, mo), x in want.items() if v == vid and mo < month]
+            if (vid, month) in want or not earlier or month > reached:
+                continue
+            held: dict[str, int] = defaultdict(int)
+            for x in earlier:
+                for mat, g in x["gen"].items():
+                    held[mat] += g
+                for mat, g in x["rec"].items():
+                    held[mat] -= g
+            stock = {mat: g for mat, g in held.items() if g > 0}
+            if stock:
+                out[(vid, month)] = stock
+    return out
