@@ -64,7 +64,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from streams import metric_names as mn
-from streams.months import quiet_with_stock
+from streams.months import start_of_figures
 from streams.state import PICKUP_REASON_KINDS, PartitionMarker, VillageState, from_us, marker_key
 
 if TYPE_CHECKING:
@@ -372,9 +372,9 @@ class PackloopCollector(Collector):
                         _inc(win_g, vl, (vid, hub, m, w), g3[i])
                         _inc(win_r, vl, (vid, hub, m, w), r3[i])
                 month = bounds[2][:7]
-                # a quiet month's stock counts too (`streams.months.quiet_with_stock`)
-                if month in state.months or quiet_with_stock(state, month, month):
-                    start = state.on_hand_at_start(month)
+                # a quiet month's stock counts too (`streams.months.start_of_figures`)
+                start = start_of_figures(state, month, month)
+                if start is not None:
                     for m in materials:
                         _inc(on_hand, vl, (vid, hub, m), start.get(m, 0))
             reasons = state.pickup_reasons

@@ -30,7 +30,7 @@ def month_rows(villages: Iterable[VillageState], month: str,
                reached: str | None = None) -> list[dict[str, Any]]:
     """One row per village with figures for ``month`` (sorted by village id): a bucket for
     it, or, when the stream has ``reached`` that month, waste left over from before it
-    (:func:`quiet_with_stock`)."""
+    (:func:`start_of_figures`)."""
     return month_rows_reached(((state, reached) for state in villages), month)
 
 
@@ -38,26 +38,33 @@ def month_rows_reached(villages: Iterable[tuple[VillageState, str | None]],
                        month: str) -> list[dict[str, Any]]:
     """:func:`month_rows` with each village's own ``reached`` month (its partition's
     stream time: a worker's partitions do not reach a month together)."""
-    rows = [month_row(state, month) for state, reached in villages
-            if month in state.months or quiet_with_stock(state, month, reached)]
+    rows = []
+    for state, reached in villages:
+        start = start_of_figures(state, month, reached)
+        if start is not None:
+            rows.append(month_row(state, month, start))
     rows.sort(key=lambda r: r["village_id"])
     return rows
 
 
-def quiet_with_stock(state: VillageState, month: str, reached: str | None) -> bool:
-    """Whether ``month`` is a quiet month of a village still holding waste from before it.
+def start_of_figures(state: VillageState, month: str,
+                     reached: str | None) -> dict[str, int] | None:
+    """The village's stock at the start of ``month`` when it has figures for that month,
+    None when it has none: a bucket for the month, or a quiet month of a village still
+    holding waste from before it.
 
-    Such a village has no bucket for the month, yet its waste is part of what the
+    A quiet village has no bucket for the month, yet its waste is part of what the
     township had to recover: without a row the officer's recovery ratio left it out and
     read high (a village holding 40 kg all month counted for nothing). Only for a month
     the stream has ``reached`` (not one still ahead) and after a month the village has a
     bucket for (the buckets from then on are all kept, so its stock at the month's start is
     known exactly: :meth:`VillageState.on_hand_at_start`)."""
-    if reached is None or month > reached or month in state.months:
-        return False
-    if not any(key < month for key in state.months):
-        return False
-    return any(g > 0 for g in state.on_hand_at_start(month).values())
+    if month in state.months:
+        return state.on_hand_at_start(month)
+    if reached is None or month > reached or not any(key < month for key in state.months):
+        return None
+    start = state.on_hand_at_start(month)
+    return start if any(g > 0 for g in start.values()) else None
 
 
 def next_month(month: str) -> str:
@@ -65,13 +72,16 @@ def next_month(month: str) -> str:
     return f"{year + mon // 12:04d}-{mon % 12 + 1:02d}"
 
 
-def month_row(state: VillageState, month: str) -> dict[str, Any]:
+def month_row(state: VillageState, month: str,
+              start: dict[str, int] | None = None) -> dict[str, Any]:
     """One village's figures of ``month`` as the report reads them (zero where it has no
-    bucket for it: a quiet month). ``on_hand_end_grams`` is what the village holds at the
-    month's end, as far as the events known say: the ledger carries it into the quiet
-    months after it (`services.ledger`)."""
+    bucket for it: a quiet month; ``start`` its stock at the month's start when the caller
+    has it). ``on_hand_end_grams`` is what the village holds at the month's end, as far as
+    the events known say: the ledger carries it into the quiet months after it
+    (`services.ledger`)."""
     return _row(state.village_id, state.epoch, state.hub_id,
-                state.months.get(month) or MonthBucket(), state.on_hand_at_start(month),
+                state.months.get(month) or MonthBucket(),
+                state.on_hand_at_start(month) if start is None else start,
                 state.on_hand_at_start(next_month(month)))
 
 

@@ -1,5 +1,6 @@
 """What every command module shares: the settings of this invocation, the ``--bootstrap``
-flag, Kafka errors as one clear line, and the console for progress and messages."""
+flag, Kafka and database errors as one clear line, and the console for progress and
+messages."""
 
 from __future__ import annotations
 
@@ -46,6 +47,16 @@ def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
     base = ctx.obj if isinstance(ctx.obj, Settings) else read_settings()
     updates = {k: v for k, v in overrides.items() if v is not None}
     return base.model_copy(update=updates) if updates else base
+
+
+def open_database(what: str, variable: str, url: str, opener: Callable[[], T]) -> T:
+    """``opener()``, or exit with one line naming ``variable`` (password hidden)."""
+    from services.db import cannot_open
+
+    try:
+        return opener()
+    except Exception as exc:  # noqa: BLE001 - any driver's error, told in one line
+        raise click.ClickException(cannot_open(what, variable, url, exc)) from None
 
 
 def kafka_call(fn: Callable[[], T], settings: Settings) -> T:

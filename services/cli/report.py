@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from services.cli.context import bootstrap_option, settings_from, worker_url_option
+from services.cli.context import (
+    bootstrap_option,
+    open_database,
+    settings_from,
+    worker_url_option,
+)
 
 if TYPE_CHECKING:
     from services.reports.officer import MonthReport
@@ -150,14 +155,10 @@ def _figures(settings: Settings, source: str, months: list[str]
             live = {m: [] for m in months}
     if source == "worker":
         return {m: {"month": m, "villages": live[m]} for m in months}, 0
-    from services.db import cannot_open
     from services.ledger import Ledger
 
-    try:
-        ledger = Ledger(settings.ledger_db_url)
-    except Exception as exc:  # noqa: BLE001 - any driver's error, told in one line
-        raise click.ClickException(cannot_open(
-            "the ledger", "PACKLOOP_LEDGER_DB_URL", settings.ledger_db_url, exc)) from None
+    ledger = open_database("the ledger", "PACKLOOP_LEDGER_DB_URL", settings.ledger_db_url,
+                           lambda: Ledger(settings.ledger_db_url))
     stream = settings.worker_options(settings.partitions).app_id
     try:
         now = {r["village_id"]: r.get("epoch", "") for r in live[months[0]]}

@@ -12,11 +12,11 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from services.cli.context import settings_from, worker_url_option
+from services.cli.context import open_database, settings_from, worker_url_option
 from services.settings import Settings
 
 if TYPE_CHECKING:
@@ -24,12 +24,9 @@ if TYPE_CHECKING:
 
     from services.planner import PlannerWorker
 
-T = TypeVar("T")
-
-
 class KafkaRepeats(logging.Filter):
     """kafka-python's repeated lines let through once per window, as the worker does with
-    aiokafka's (:class:`streams.worker.RepeatFilter`); other loggers untouched.
+    aiokafka's (:class:`streams.log_repeats.RepeatFilter`); other loggers untouched.
 
     With the broker down, the gateway's producer and probe and the planner's clients log
     the same connection errors on every retry (about 200 and 110 lines in 30 s), burying
@@ -39,7 +36,7 @@ class KafkaRepeats(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__()
-        from streams.worker import RepeatFilter
+        from streams.log_repeats import RepeatFilter
 
         self.repeats = RepeatFilter()
 
@@ -117,16 +114,6 @@ def warn_without_pepper(settings: Settings) -> None:
         logging.getLogger("packloop.auth").warning(
             "PACKLOOP_TOKEN_PEPPER is not set: token hashes are plain SHA-256; set a "
             "random secret in production (docs/services.md, Tokens)")
-
-
-def open_database(what: str, variable: str, url: str, opener: Callable[[], T]) -> T:
-    """``opener()``, or exit with one line naming ``variable`` (password hidden)."""
-    from services.db import cannot_open
-
-    try:
-        return opener()
-    except Exception as exc:  # noqa: BLE001 - any driver's error, told in one line
-        raise click.ClickException(cannot_open(what, variable, url, exc)) from None
 
 
 def check_kafka(settings: Settings) -> None:

@@ -12,7 +12,13 @@ from typing import Any
 import click
 import orjson
 
-from services.cli.context import bootstrap_option, kafka_call, settings_from, worker_url_option
+from services.cli.context import (
+    bootstrap_option,
+    kafka_call,
+    open_database,
+    settings_from,
+    worker_url_option,
+)
 from services.reports.units import mass_text
 from services.settings import Settings
 
@@ -69,13 +75,8 @@ def build_worker(settings: Settings, web_port: int | None = None) -> Any:
                    f"{options.group_instance_id} ignored): the embedded Tansu broker does "
                    "not bring a restarted static member back after a session reset", err=True)
         options = dataclasses.replace(options, group_instance_id=None)
-    try:
-        ledger = Ledger(settings.ledger_db_url)
-    except Exception as exc:  # noqa: BLE001 - any driver's error, told in one line
-        from services.db import cannot_open
-
-        raise click.ClickException(cannot_open(
-            "the ledger", "PACKLOOP_LEDGER_DB_URL", settings.ledger_db_url, exc)) from None
+    ledger = open_database("the ledger", "PACKLOOP_LEDGER_DB_URL", settings.ledger_db_url,
+                           lambda: Ledger(settings.ledger_db_url))
     return create_worker(settings.kafka(), settings.topics(), network, options, ledger)
 
 

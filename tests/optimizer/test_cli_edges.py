@@ -30,7 +30,7 @@ from optimizer import (
 from optimizer.model.covers import joint_floors
 from optimizer.routes import hub_routes
 from services.cli.plan import plan
-from tests.optimizer.helpers import TINY, tiny_raw
+from tests.optimizer.helpers import TINY, one_van_raw, tiny_raw
 
 
 @pytest.mark.parametrize(("name", "text", "place"), [
@@ -587,30 +587,13 @@ def test_nothing_to_plan_is_an_empty_plan_at_cost_0(tmp_path):
     assert doc["objective"] == pytest.approx(0.0, abs=1e-9)
 
 
-def _one_van_raw(demand: list) -> dict:
-    return {"name": "t", "horizon_days": 1, "horizon_end": "cyclic",
-            "depot": {"id": "COUNTY", "lat": 28.0, "lon": 119.0},
-            "hubs": [{"hub_id": "H1", "lat": 28.1, "lon": 119.0}],
-            "villages": [{"village_id": "V1", "hub_id": "H1", "lat": 28.2, "lon": 119.0}],
-            "classes": [{"class_id": "amb", "litres_per_parcel": 10}],
-            "vehicle_types": [{"vehicle_type": "van", "base": "hub",
-                               "compartments_litres": {"amb": 1000}, "fixed_cost_cny": 60,
-                               "cost_per_km_cny": 1.2, "co2e_per_km_kg": 0.256, "count": 2}],
-            "demand": demand,
-            "packaging": {"single_use": [{"option_id": "carton", "class_ids": ["amb"],
-                                          "cost_cny": 1.2, "waste_grams": 200,
-                                          "co2e_kg": 0.24}]},
-            "prices": {"carbon_cny_per_kg_co2e": 0.1, "disposal_cny_per_kg": 0.5},
-            "routing": {"distance_matrix_km": {"H1": {"V1": 10}, "V1": {"H1": 10}}}}
-
-
 @pytest.mark.parametrize("demand", [
     [], [{"village_id": "V1", "day": 0, "class_id": "amb", "direction": "down", "parcels": 0}]])
 def test_a_model_with_no_columns_is_the_empty_plan_not_a_solver_error(tmp_path, demand):
     """Nothing to move and no container pools: the model has no columns, and HiGHS's
     kModelEmpty (no solution) read as 'solver error ... numerical trouble', exit 2, for the
     plan and every baseline."""
-    r = _solve_cli(tmp_path, _one_van_raw(demand), "--json")
+    r = _solve_cli(tmp_path, one_van_raw(demand, count=2), "--json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert doc["status"] == "optimal" and doc["trips"] == []

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from optimizer import build_model, load_scenario
 from optimizer.diagnose import ROW_WORDS, describe_row
 from services.cli.plan import plan
-from tests.optimizer.helpers import ROOT, routes_for, tiny_raw
+from tests.optimizer.helpers import ROOT, one_van_raw, routes_for, tiny_raw
 
 #: a row as the solver names it: family[index]
 RAW_ROW = re.compile(r"\b([a-z_]+)\[[^\]]*\]")
@@ -98,22 +98,9 @@ def test_the_trunk_diagnosis_names_the_trunk_vehicles(tmp_path):
 
 
 def _one_van(tmp_path, parcels: int, **van: object):
-    raw = {"name": "t", "horizon_days": 1, "horizon_end": "cyclic",
-           "depot": {"id": "COUNTY", "lat": 28.0, "lon": 119.0},
-           "hubs": [{"hub_id": "H1", "lat": 28.1, "lon": 119.0}],
-           "villages": [{"village_id": "V1", "hub_id": "H1", "lat": 28.2, "lon": 119.0}],
-           "classes": [{"class_id": "amb", "litres_per_parcel": 10}],
-           "vehicle_types": [{"vehicle_type": "van", "base": "hub",
-                              "compartments_litres": {"amb": 1000}, "fixed_cost_cny": 60,
-                              "cost_per_km_cny": 1.2, "co2e_per_km_kg": 0.256, "count": 1,
-                              "speed_kmh": 35, "service_minutes_per_stop": 12, **van}],
-           "demand": [{"village_id": "V1", "day": 0, "class_id": "amb", "direction": "down",
-                       "parcels": parcels}],
-           "packaging": {"single_use": [{"option_id": "carton", "class_ids": ["amb"],
-                                         "cost_cny": 1.2, "waste_grams": 200,
-                                         "co2e_kg": 0.24}]},
-           "prices": {"carbon_cny_per_kg_co2e": 0.1, "disposal_cny_per_kg": 0.5},
-           "routing": {"distance_matrix_km": {"H1": {"V1": 10}, "V1": {"H1": 10}}}}
+    raw = one_van_raw([{"village_id": "V1", "day": 0, "class_id": "amb", "direction": "down",
+                        "parcels": parcels}],
+                      **{"count": 1, "speed_kmh": 35, "service_minutes_per_stop": 12, **van})
     path = tmp_path / "one_van.yaml"
     path.write_text(yaml.safe_dump(raw))
     r = CliRunner().invoke(plan, ["solve", str(path), "--time-limit", "8", "--threads", "1",

@@ -292,7 +292,7 @@ def quiet_stock(m: MonthModel, want: dict[tuple[str, str], dict[str, Any]]
     """Per (village, month) without an event of its own: the grams it still held at the
     month's start, where the stream has reached the month (an applied event of it or later,
     any village: the ledger's rule, `services.ledger.Ledger.month`) and the village has an
-    earlier month (`streams.months.quiet_with_stock`), computed from the applied events."""
+    earlier month (`streams.months.start_of_figures`), computed from the applied events."""
     months = sorted({mo for _v, mo in want})
     reached = months[-1] if months else ""
     out: dict[tuple[str, str], dict[str, int]] = {}
