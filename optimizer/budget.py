@@ -215,6 +215,17 @@ def later_min_s(rows: int, overhead_s_per_row: float, p: BudgetParams = DEFAULT)
     return overhead_s_per_row * rows + p.min_stage_s
 
 
+def later_least_s(rows: int, overhead_s_per_row: float, p: BudgetParams = DEFAULT) -> float:
+    """The least wall time a group's later stages need to hand on a sequential plan with its
+    joint model's LP relaxation as bound: the single-use stage (its overhead and
+    `min_stage_s`), the trip-cost floors' least, and the routing-first build, whose model
+    is the joint model. What a group starting its later stages leaves for each group still
+    waiting: without it the first groups took their overcommitted shares and the last ones
+    never started (200 % of the county at 120 s on a slow machine: 6 of 40 groups kept
+    their uncoordinated plans, with no bound, so the county had no gap)."""
+    return later_min_s(rows, overhead_s_per_row, p) + p.floors_min_s + overhead_s_per_row * rows
+
+
 def finish_reserve_s(rows: int, p: BudgetParams = DEFAULT) -> float:
     """Time `solve` keeps back after the hub groups for combining and the KPIs."""
     return p.finish_s + p.finish_s_per_row * rows

@@ -31,13 +31,15 @@ from optimizer.budget import (
     grace_s,
     group_budget_s,
     group_min_s,
+    later_least_s,
     later_min_s,
 )
 from optimizer.kpis import compute_kpis, reductions
 from optimizer.marginal import marginal_values
+from optimizer.model import build_model
 from optimizer.plan import merge_plans, rounding_cost
 from optimizer.result import PlanResult, PlanStatus
-from optimizer.routes import active_villages
+from optimizer.routes import active_villages, hub_routes
 from optimizer.scenario import Scenario, ScenarioError
 from optimizer.solver import PROVEN_GAP, Progress, ProgressFn, relative_gap
 from optimizer.stages import (
@@ -51,7 +53,9 @@ from optimizer.stages import (
     no_worse_than_sequential,
     queue_reporter,
     refine_joint,
+    relaxation_bound,
     solve_hubs,
+    with_floor_bound,
 )
 from optimizer.trips import trips_per_shift
 
@@ -117,6 +121,9 @@ class _Schedule:
         self.phase = "first"
         self.hurry = False
         self.pending: list[int] = []
+        #: the rows of the phase's groups and the time to the deadline when it began
+        self.phase_rows = 0
+        self.phase_span: float | None = None
         self.running: dict[int, float] = {}
         self.started: dict[int, float] = {}
         self.overheads: list[float] = []
@@ -144,6 +151,8 @@ class _Schedule:
         """Start a phase ("first": first plans; "later": the later stages) for `keys`."""
         self.phase = phase
         self.pending = sorted(keys, key=lambda k: -self.rows[k])
+        self.phase_rows = sum(self.rows[k] + 1 for k in keys)
+        self.phase_span = None if self.deadline is None else self.deadline - self.clock()
         if phase == "first" and self.deadline is not None:
             least = sum(self.least_s(k) for k in keys) / self.workers
             self.hurry = least > self.params.hurry_share * (self.deadline - self.clock())
@@ -169,14 +178,38 @@ class _Schedule:
         if not first and left < later_min_s(self.rows[key], self.rate, self.params):
             return None
         self.pending.pop(0)
+        # each group still waiting keeps the least it needs: a first plan, or later stages
+        # that end with a sequential plan and a bound
+        busy = [max(0.0, d - now) for d in self.running.values()]
+        mins_after = [self.least_s(k) if first else later_least_s(self.rows[k], self.rate,
+                                                                   self.params)
+                      for k in self.pending]
+        weight, after = self.rows[key] + 1, sum(self.rows[k] + 1 for k in self.pending)
         budget = group_budget_s(
-            left, self.workers, [max(0.0, d - now) for d in self.running.values()],
-            self.rows[key] + 1, sum(self.rows[k] + 1 for k in self.pending),
-            [self.least_s(k) for k in self.pending] if first else [],
-            self.least_s(key) if first else 0.0,
+            left, self.workers, busy, weight, after, mins_after,
+            self.least_s(key) if first else later_min_s(self.rows[key], self.rate,
+                                                         self.params),
             self.params.first_plan_share if first else self.params.overcommit)
-        if first:  # never past the deadline's grace
-            budget = min(budget, max(0.0, left) + self.grace_s)
+        if not first:
+            # The overcommitted share is of the time beyond every group's least, not of
+            # all of it: where no group stops early (200 % of the county on a slow
+            # machine) the first groups' 1.25 shares of all the time left the last ten
+            # with 0.7-1.3 s each, too little for a sequential plan.
+            own = later_least_s(self.rows[key], self.rate, self.params)
+            free = self.workers * max(0.0, left) - sum(min(b, max(0.0, left)) for b in busy)
+            spare = max(0.0, free - sum(mins_after) - own)
+            budget = min(budget, max(later_min_s(self.rows[key], self.rate, self.params),
+                                     own + self.params.overcommit * weight / (weight + after)
+                                     * spare))
+        if first:
+            # A first plan's share is of the whole phase's time, not of what is left when
+            # it starts: the last groups of a big county took 0.3 of all the time left
+            # (the later stages of every group included), on a slow machine 10-25 s each
+            # of 120 s, and the later stages of a quarter of the groups never started.
+            assert self.phase_span is not None
+            budget = min(budget, max(self.least_s(key), self.params.first_plan_share * (
+                self.rows[key] + 1) / self.phase_rows * self.workers * self.phase_span))
+            budget = min(budget, max(0.0, left) + self.grace_s)  # never past the grace
         self.running[key] = now + budget
         self.started[key] = now
         self.started_any = True
@@ -343,14 +376,31 @@ class _Direct:
         self.county.report(key, Progress(*report))
 
 
-def _first_plan_only(unc: StageOutcome, _start: Any) -> dict[str, StageOutcome]:
-    """A group that had no time for its later stages: its first plan is its joint plan."""
+def _first_plan_only(unc: StageOutcome, _start: Any, bound: float | None = None
+                     ) -> dict[str, StageOutcome]:
+    """A group that had no time for its later stages: its first plan is its joint plan,
+    with `bound` (its joint model's LP relaxation, `_bound_worker`) where there was time
+    for one."""
     skipped = {m: StageOutcome("time_limit_no_solution", None, None, None, diagnosis=[{
         "what": f"{m} plan", "why": "not started: no time left after the first plans"}])
         for m in ("single_use", "sequential", "joint")}
-    return {"uncoordinated": unc, **skipped,
-            "joint": best_plan(skipped["joint"], unc) if unc.plan is not None else StageOutcome(
-                unc.status, None, None, None, diagnosis=unc.diagnosis)}
+    joint = best_plan(skipped["joint"], unc) if unc.plan is not None else StageOutcome(
+        unc.status, None, None, None, diagnosis=unc.diagnosis)
+    if bound is not None:
+        joint = with_floor_bound(joint, bound, "relaxation")
+    return {"uncoordinated": unc, **skipped, "joint": joint}
+
+
+def _bound_worker(args: tuple[Any, ...]) -> float | None:
+    """The LP relaxation of a hub group's joint model, for a group whose later stages had
+    no room: its first plan's bound for the county's gap. About a second on a county-week
+    hub (the build most of it; no trip-cost floors, which would take another). Without it
+    the county had no bound at all: the last of 40 groups at 200 % of the county on a slow
+    machine. The uncoordinated model's own bound does not bound the joint plan."""
+    s, hubs, threads = args
+    s = _scenario(s)
+    b = build_model(s, hub_routes(s, hubs), mode="joint", hubs=hubs, trip_floors=False)
+    return None if b.unservable else relaxation_bound(b, threads)
 
 
 def _second_pass(s: Scenario, parts: list[dict[str, StageOutcome]], pool, deadline,
@@ -601,23 +651,39 @@ def solve(
             # county plan to improve: no later stages at all
             schedule.begin(phase, list(range(len(groups))) if phase == "first" or not gave_up
                            else [])
-            running: dict[cf.Future, int] = {}
-            while schedule.pending or running:
-                while schedule.pending and len(running) < workers:
+            running: dict[cf.Future, tuple[int, bool]] = {}  # key, whether a bound only
+            # later phase: groups left without room for their later stages, which keep
+            # their first plans and get a bound only (see `_bound_worker`)
+            bounds: list[int] = []
+            while schedule.pending or bounds or running:
+                while (schedule.pending or bounds) and len(running) < workers:
+                    if not schedule.pending:
+                        if deadline is not None and time.time() > deadline + schedule.grace_s:
+                            bounds.clear()
+                            break
+                        key = bounds.pop(0)
+                        running[submit(_bound_worker, (task_s, groups[key], hub_threads))] = (
+                            key, True)
+                        continue
                     started = schedule.start()
                     if started is None:
                         if phase == "first":
                             give_up()
-                        else:  # no room left: the groups still waiting keep first plans
-                            schedule.not_started()
-                        break
+                            break
+                        bounds += [k for k in schedule.not_started()
+                                   if firsts[k][0].plan is not None]
+                        continue
                     key, group_deadline = started
-                    running[submit(fn, task(key, group_deadline, queue))] = key
+                    running[submit(fn, task(key, group_deadline, queue))] = (key, False)
+                if not running:
+                    break
                 done, _ = cf.wait(set(running), timeout=0.5, return_when=cf.FIRST_COMPLETED)
                 drain()
                 for f in done:
-                    key = running.pop(f)
-                    if on_done is not None:
+                    key, bound_only = running.pop(f)
+                    if bound_only:
+                        finished(key, _first_plan_only(*firsts[key], bound=f.result()))
+                    elif on_done is not None:
                         on_done(key, f.result())
                     else:
                         finished(key, f.result())
@@ -678,9 +744,23 @@ def solve(
         left = None if deadline is None else max(least, deadline - time.time())
         whole_county = None if county is None else _County(county.progress, 1, t0)
         if "uncoordinated" in linked:
-            combined["uncoordinated"] = _combine([solve_hubs(
-                s, busy, left, mip_gap, threads, None, True, only_uncoordinated=True,
-                overhead_s_per_row=schedule.rate, params=params)], "uncoordinated")
+            # A baseline, unlike the joint plan, is not worth running past the deadline:
+            # at 200 % of the county its linked model took 28 s past a 120 s limit and
+            # found no plan in them. Without the time it is reported missing, and why.
+            unc_left = None if deadline is None else deadline - time.time()
+            if unc_left is None or unc_left >= least:
+                combined["uncoordinated"] = _combine([solve_hubs(
+                    s, busy, unc_left, mip_gap, threads, None, True,
+                    only_uncoordinated=True, overhead_s_per_row=schedule.rate,
+                    params=params)], "uncoordinated")
+            else:
+                combined["uncoordinated"] = StageOutcome(
+                    "time_limit_no_solution", None, None, None, diagnosis=[{
+                        "what": "uncoordinated plan",
+                        "why": "the hubs' own uncoordinated plans together need more county "
+                               "trunk vehicles than the county has, and a model of all hubs "
+                               f"linked by that fleet needs about {least:.0f} s, past the "
+                               "time limit (give a longer one)"}])
         chain = set(linked) & {"joint", *SEQUENTIAL_MODES, "single_use"}
         if chain:
             if left is not None and deadline is not None:

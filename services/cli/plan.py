@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -196,6 +197,18 @@ KPI_ROWS: tuple[tuple[str, tuple[str, ...], float], ...] = (
 )
 
 
+def _handed_on(group: dict[str, Any]) -> str:
+    """Which earlier plan a hub group without a joint solve hands on: the one its joint
+    objective is."""
+    cost = (group.get("joint") or {}).get("objective")
+    for mode, what in (("sequential", "sequential"), ("single_use", "single-use"),
+                       ("uncoordinated", "uncoordinated")):
+        o = (group.get(mode) or {}).get("objective")
+        if o is not None and cost is not None and abs(o - cost) <= 1e-6 * max(1.0, abs(cost)):
+            return what
+    return "other"
+
+
 def _summary(data: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -220,9 +233,17 @@ def _summary(data: dict[str, Any]) -> None:
     unplanned = [g for g in groups if (g.get("joint") or {}).get("objective") is not None
                  and (g.get("joint") or {}).get("highs_s") is None]
     if unplanned:
+        handed = Counter(_handed_on(g) for g in unplanned)
+        which = ", ".join(f"{n} {what}" for what, n in handed.most_common())
         out.print(f"[yellow]{len(unplanned)} of {len(groups)} hub group(s) had no time for "
-                  "their joint solve: their plan is their first (uncoordinated) plan; a longer "
+                  f"their joint solve and hand on their best earlier plan ({which}); a longer "
                   "--time-limit plans them jointly[/yellow]", soft_wrap=True)
+    unbounded = [g for g in groups if (g.get("joint") or {}).get("objective") is not None
+                 and (g.get("joint") or {}).get("bound") is None]
+    if gap is None and obj is not None and unbounded:
+        out.print(f"[yellow]no gap: {len(unbounded)} of {len(groups)} hub group(s) have no "
+                  "bound (their later stages had no time); a longer --time-limit gives "
+                  "one[/yellow]", soft_wrap=True)
     if data.get("routes") is not None:
         covers = data.get("stats", {}).get("bound_covers")
         if covers:

@@ -228,14 +228,36 @@ def test_the_summary_says_which_groups_never_ran_their_joint_solve(capsys):
     showed it as the joint plan without a word."""
     from services.cli.plan import _summary
 
-    ran = {"joint": {"objective": 100.0, "highs_s": 2.5}}
-    skipped = {"joint": {"objective": 120.0, "highs_s": None, "bound_from_floors": 1.0}}
-    data = {"status": "time_limit", "objective": 220.0, "gap": None, "trips": [],
+    ran = {"joint": {"objective": 100.0, "highs_s": 2.5, "bound": 99.0}}
+    skipped = {"joint": {"objective": 120.0, "highs_s": None, "bound": 110.0},
+               "uncoordinated": {"objective": 120.0}}
+    data = {"status": "time_limit", "objective": 220.0, "gap": 0.05, "trips": [],
             "stats": {"hubs": [ran, skipped, ran]}, "kpis": None}
     _summary(data)
-    assert "1 of 3 hub group(s) had no time for their joint solve" in capsys.readouterr().out
+    said = " ".join(capsys.readouterr().out.split())
+    assert "1 of 3 hub group(s) had no time for their joint solve" in said
+    assert "(1 uncoordinated)" in said and "no gap" not in said
     _summary({**data, "stats": {"hubs": [ran, ran]}})
     assert "no time for their joint solve" not in capsys.readouterr().out
+
+
+def test_the_summary_names_the_plan_each_group_hands_on_and_why_there_is_no_gap(capsys):
+    """At 200 % of the county on a slow machine the summary said every group without a
+    joint solve kept its uncoordinated plan, where most handed on their sequential plans,
+    and the gap was '-' without a word: six groups had no bound."""
+    from services.cli.plan import _summary
+
+    seq = {"joint": {"objective": 90.0, "highs_s": None, "bound": 80.0},
+           "sequential": {"objective": 90.0}, "single_use": {"objective": 95.0},
+           "uncoordinated": {"objective": 120.0}}
+    first = {"joint": {"objective": 120.0, "highs_s": None, "bound": None},
+             "single_use": {"objective": None}, "uncoordinated": {"objective": 120.0}}
+    data = {"status": "time_limit", "objective": 300.0, "gap": None, "trips": [],
+            "stats": {"hubs": [seq, seq, first]}, "kpis": None}
+    _summary(data)
+    said = " ".join(capsys.readouterr().out.split())
+    assert "(2 sequential, 1 uncoordinated)" in said, said
+    assert "no gap: 1 of 3 hub group(s) have no bound" in said, said
 
 
 def test_a_group_without_time_keeps_its_first_plan():
@@ -287,10 +309,15 @@ class _Clock:
 
 
 def _simulate(rows: list[int], workers: int, limit_s: float, true_s_per_row: float,
-              overhead_share: float = 0.6) -> tuple[float, list[int], float]:
+              overhead_share: float = 0.6, later_skipped: list[int] | None = None,
+              later_budgets: list[tuple[float, float]] | None = None
+              ) -> tuple[float, list[int], float]:
     """Run `planner._Schedule` through both phases on a fake clock, every group taking its
     whole budget (the worst case: none reaches its gap early) but never less than its true
-    cost; returns when the last group ends, the groups given up and the deadline."""
+    cost; returns when the last group ends, the groups given up and the deadline, and adds
+    the groups whose later stages never started to `later_skipped` and each later
+    budget, with the least the schedule then reckoned that group's later stages need, to
+    `later_budgets`."""
     clock = _Clock()
     deadline = clock.now + limit_s
     schedule = planner._Schedule(rows, workers, deadline, budget.DEFAULT, clock=clock)
@@ -306,10 +333,15 @@ def _simulate(rows: list[int], workers: int, limit_s: float, true_s_per_row: flo
                 if started is None:
                     left = schedule.not_started()
                     given_up += left if phase == "first" else []
+                    if phase == "later" and later_skipped is not None:
+                        later_skipped += left
                     break
                 key, group_deadline = started
                 assert group_deadline is not None
                 starts[key] = clock.now
+                if phase == "later" and later_budgets is not None:
+                    later_budgets.append((group_deadline - clock.now, budget.later_least_s(
+                        rows[key], schedule.rate)))
                 ends.append((max(group_deadline, clock.now + true_s_per_row * rows[key]), key))
             if not ends:
                 break
@@ -337,6 +369,33 @@ def test_the_schedule_ends_by_the_deadline(true_s_per_row):
     end, given_up, deadline = _simulate(COUNTY_ROWS, 2, 18.0, true_s_per_row)
     assert given_up == []
     assert end <= deadline + 0.5, end - deadline
+
+
+@pytest.mark.parametrize("true_s_per_row", [1.0e-3, 2.0e-3, 2.5e-3])
+def test_every_group_starts_its_later_stages(true_s_per_row):
+    """Twice the county (40 groups) on 2 workers in 120 s, each group taking its whole
+    budget: every group that had a first plan also starts its later stages, so that each
+    ends with a sequential plan and a bound. The first groups took their overcommitted
+    shares and the last ones never started (at 2-2.5 ms a row, as on a slow machine, 4-8
+    of 40 kept their uncoordinated plans without a bound: the county had no gap)."""
+    skipped: list[int] = []
+    end, given_up, deadline = _simulate(COUNTY_ROWS * 2, 2, 120.0, true_s_per_row,
+                                        later_skipped=skipped)
+    assert given_up == []
+    assert skipped == [], skipped
+    assert end <= deadline + 0.5, end - deadline
+
+
+def test_no_group_is_budgeted_below_its_later_stages_least_while_time_allows():
+    """Where no group stops early, the first groups' overcommitted shares are of the time
+    beyond every group's least: 40 groups at 2 ms a row (the 200 % county on a slow
+    machine) got as little as 1.1 s each at the end, a third of what a sequential plan
+    with its bound needs."""
+    budgets: list[tuple[float, float]] = []
+    _simulate(COUNTY_ROWS * 2, 2, 120.0, 2e-3, later_budgets=budgets)
+    assert len(budgets) == 40
+    short = [(round(b, 2), round(least, 2)) for b, least in budgets if b < least - 1e-6]
+    assert short == []
 
 
 def test_the_schedule_gives_up_rather_than_overrun():

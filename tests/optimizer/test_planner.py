@@ -174,6 +174,52 @@ def test_county_fleet_links_hubs_when_it_binds():
     check_result(res, s)
 
 
+def test_a_linked_uncoordinated_baseline_without_time_is_reported_missing(monkeypatch):
+    """The uncoordinated plans break the county fleet, and the linked model of all hubs
+    needs more time than is left: the baseline is reported missing with the reason, where
+    it ran anyway (200 % of the county: 28 s past a 120 s limit, and no plan in them). The
+    joint plan is unaffected."""
+    real = planner._Schedule.least_s
+
+    def whole_county_is_slow(self, key=None, rows=0):
+        return 1e4 if key is None else real(self, key, rows)
+
+    monkeypatch.setattr(planner._Schedule, "least_s", whole_county_is_slow)
+    s = optimizer.load_scenario(_two_hubs(2, 2))
+    res = optimizer.solve(s, time_limit_s=60, threads=2)
+    assert "uncoordinated" in res.stats["linked_by_county_fleet"]
+    unc = res.baselines["uncoordinated"]
+    assert unc["status"] == "time_limit_no_solution" and "kpis" not in unc
+    assert "county trunk vehicles" in unc["diagnosis"][0]["why"]
+    assert res.plan is not None
+    check_result(res, s)
+
+
+def test_a_group_without_room_for_its_later_stages_still_has_a_bound(monkeypatch):
+    """A group whose later stages never start keeps its first plan, with its joint model's
+    LP relaxation as bound: the county has a gap, and a valid one. Before, such a group had
+    no bound and the county no gap (the last of 40 groups at 200 % of the county)."""
+    real = planner._Schedule.start
+
+    def no_room_for_the_second(self):
+        if self.phase == "later" and self.pending and self.pending[0] == 1:
+            return None
+        return real(self)
+
+    monkeypatch.setattr(planner._Schedule, "start", no_room_for_the_second)
+    s = optimizer.load_scenario(_two_hubs(10, 3))
+    res = optimizer.solve(s, time_limit_s=60, threads=2)
+    second = res.stats["hubs"][1]
+    assert second["single_use"]["status"] == "time_limit_no_solution"
+    assert second["joint"]["bound_from_relaxation"] == 1.0
+    assert res.gap is not None and res.bound is not None
+    monkeypatch.undo()
+    best = optimizer.solve(s, time_limit_s=60, mip_gap=0.0, threads=2)
+    assert res.bound <= best.objective * (1 + 1e-7)
+    assert second["joint"]["bound"] < second["joint"]["objective"]
+    check_result(res, s)
+
+
 def test_progress_reaches_the_caller_from_worker_processes():
     """Incumbent/bound reports from the HiGHS callbacks inside the hub workers reach the
     caller's progress function, labelled by hub, plus one report per finished hub."""
