@@ -427,9 +427,12 @@ def later_stages(
     out["single_use"] = seq1
     # At least `floors_min_s` even where less is left: for a group squeezed out of its
     # joint stage the floors are its bound (200 % county at 120 s: gap 12 % with them, 24 %
-    # with the floors cut at the group's deadline).
+    # with the floors cut at the group's deadline). None where that least would leave no
+    # room for routing first's build, whose LP relaxation is the better bound
+    # (`BudgetParams.floors_s`).
     floors = joint_floors(s, g.routes, hubs, None if time_limit_s is None
-                          else params.floors_s(g.left_s()))
+                          else params.floors_s(g.left_s(), g.built_s if seq1.plan is not None
+                                              else None))
     def baseline(mode: StageMode, prepare: Callable[[BuiltModel], None]
                  ) -> tuple[StageOutcome, BuiltModel] | None:
         """Both sequential baselines are budgeted as the one "sequential" stage each. Routing

@@ -92,6 +92,46 @@ def test_a_group_whose_budget_is_spent_builds_nothing_more(monkeypatch):
     assert joint.bound is not None and joint.bound < joint_lp(s, routes_for(s), hubs) - 1.0
 
 
+def test_a_group_without_room_for_its_floors_and_a_build_skips_the_floors(monkeypatch):
+    """After its single-use stage the group's budget is all but spent: the floors' least
+    (1 s) would leave it more than a model build past it, and routing first would not be
+    built. The floors are skipped, routing first runs, and its model's LP relaxation is the
+    bound, where the group kept the floors' own bound (a third of the plan for three of 40
+    groups at 200 % of the county on a slow machine). The floors here take their whole
+    budget, as there."""
+    s = load_scenario(SCENARIO)
+    hubs = sorted({v.hub_id for v in s.villages})
+    groups: list[stages._Group] = []
+    real_run, real_floors = stages._Group.run, stages.joint_floors
+
+    def run(self, stage, mode, *args, **kwargs):
+        groups.append(self)
+        out = real_run(self, stage, mode, *args, **kwargs)
+        if stage == "single_use":
+            assert self.time_limit_s is not None
+            self.time_limit_s = (self.time_limit_s - self.left_s() + self.params.floors_min_s
+                                 - self.built_s - 0.05)
+        return out
+
+    budgets: list[float | None] = []
+
+    def floors_take_their_budget(s, routes, hubs, budget_s=None):
+        budgets.append(budget_s)
+        groups[-1].t0 -= budget_s or 0.0
+        return real_floors(s, routes, hubs, budget_s)
+
+    _squeeze(monkeypatch, "joint")  # (this small group's would run in what is left)
+    monkeypatch.setattr(stages._Group, "run", run)
+    monkeypatch.setattr(stages, "joint_floors", floors_take_their_budget)
+    out = stages.solve_hubs(s, hubs, 60.0, 1e-6, 1, None, params=NO_TRUNK_BOUND)
+    assert budgets == [0.0]
+    assert out["sequential_routing_first"].plan is not None
+    joint = out["joint"]
+    assert joint.stats.get("bound_from_relaxation") == 1.0
+    assert joint.bound <= _joint_optimum(s, hubs) + 1e-6
+    check_stage(joint, s, hubs)
+
+
 def test_a_routing_first_plan_dearer_than_the_single_use_one_is_not_handed_on(monkeypatch):
     """No joint solve, and a routing-first plan cut short dearer than the single-use plan on
     the same trips (made so here): the group hands on the single-use plan."""
