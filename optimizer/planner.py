@@ -39,7 +39,7 @@ from optimizer.marginal import marginal_values
 from optimizer.model import build_model
 from optimizer.plan import merge_plans, rounding_cost
 from optimizer.result import PlanResult, PlanStatus
-from optimizer.routes import active_villages, hub_routes
+from optimizer.routes import DistanceOracle, active_villages, hub_routes
 from optimizer.scenario import Scenario, ScenarioError
 from optimizer.solver import PROVEN_GAP, Progress, ProgressFn, relative_gap
 from optimizer.stages import (
@@ -57,7 +57,7 @@ from optimizer.stages import (
     solve_hubs,
     with_floor_bound,
 )
-from optimizer.trips import trips_per_shift
+from optimizer.trips import trip_minutes, trips_per_shift
 
 
 class _County:
@@ -531,6 +531,43 @@ def _hub_stats(part: dict[str, StageOutcome]) -> dict[str, Any]:
 MARGINAL_MARGIN_S = 2.0
 
 
+def uncoordinated_trunk_shortfall(s: Scenario) -> tuple[int, float, float] | None:
+    """(day, vehicle-days needed, vehicle-days the county has) on the first day on which
+    the uncoordinated operation cannot run with the county's trunk fleet, or None.
+
+    Each trunk trip of the uncoordinated baseline carries one class (`model/sets.py`) on
+    the demand's own day, so a hub with loads of k classes on day d needs at least k trunk
+    legs that day, each at least 1/m of a vehicle-day (m: the most legs of that hub any
+    county vehicle type runs a day). Recyclables (any day) are left out. Over the fleet,
+    no plan exists: the linked model then needs no time to say so. None where any county
+    vehicle type has no count (an unlimited fleet) or the count allows it."""
+    county = [vt for vt in s.vehicle_types if vt.base == "county"]
+    if not county or any(vt.count is None for vt in county):
+        return None
+    oracle = DistanceOracle(s)
+    hub_of = {v.village_id: v.hub_id for v in s.villages}
+    share: dict[str, float] = {}  # least vehicle-day share of one trunk leg per hub
+    for h in {h.hub_id for h in s.hubs}:
+        km = oracle.km(s.depot.id, h) + oracle.km(h, s.depot.id)
+        runs = [trips_per_shift(vt, trip_minutes(vt, km, 1)) for vt in county
+                if km <= vt.max_route_km + 1e-9]
+        if runs and max(runs) > 0:
+            share[h] = 1.0 / max(runs)
+    classes: dict[tuple[int, str], set[str]] = defaultdict(set)
+    for g in s.demand:
+        hub = hub_of.get(g.village_id)
+        if hub in share and (g.parcels > 0 or (g.volume_litres or 0) > 0):
+            classes[(g.day, hub)].add(g.class_id)
+    need: dict[int, float] = defaultdict(float)
+    for (d, h), cs in classes.items():
+        need[d] += len(cs) * share[h]
+    have = float(sum(vt.count or 0 for vt in county))
+    for d in sorted(need):
+        if need[d] > have + 1e-9:
+            return d, need[d], have
+    return None
+
+
 def _county_fleet_ok(s: Scenario, plan: dict[str, Any]) -> bool:
     vts = {v.vehicle_type: v for v in s.vehicle_types}
     used: dict[tuple[str, int], float] = defaultdict(float)  # vehicle-days (model/fleet.py)
@@ -750,8 +787,19 @@ def solve(
             # A baseline, unlike the joint plan, is not worth running past the deadline:
             # at 200 % of the county its linked model took 28 s past a 120 s limit and
             # found no plan in them. Without the time it is reported missing, and why.
+            # Where a count of trunk legs already proves it has no plan (200 % of the
+            # county: 55 vehicle-days needed on day 0, 40 there), it is not run at all.
             unc_left = None if deadline is None else deadline - time.time()
-            if unc_left is None or unc_left >= least:
+            short = uncoordinated_trunk_shortfall(s)
+            if short is not None:
+                day, need, have = short
+                combined["uncoordinated"] = StageOutcome(
+                    "infeasible", None, None, None, diagnosis=[{
+                        "what": "uncoordinated plan",
+                        "why": f"with one class per trunk leg the hubs need at least "
+                               f"{need:.1f} vehicle-days of county trunk vehicles on day "
+                               f"{day}; the county has {have:.0f}"}])
+            elif unc_left is None or unc_left >= least:
                 combined["uncoordinated"] = _combine([solve_hubs(
                     s, busy, unc_left, mip_gap, threads, None, True,
                     only_uncoordinated=True, overhead_s_per_row=schedule.rate,

@@ -195,6 +195,33 @@ def test_a_linked_uncoordinated_baseline_without_time_is_reported_missing(monkey
     check_result(res, s)
 
 
+def test_an_uncoordinated_baseline_over_the_county_fleet_is_infeasible_by_count(monkeypatch):
+    """One county truck running three legs a day, two hubs each with ambient and chilled
+    loads every day: each hub alone fits, together one class per trunk leg needs four
+    legs, 4/3 vehicle-days, a day. The uncoordinated baseline is reported infeasible with
+    that count and its linked model is not run (at 200 % of the county it ran 28 s past the
+    limit to find nothing); the joint plan, one leg per hub and day, fits."""
+    s = optimizer.load_scenario(_two_hubs(1, 3))
+    assert planner.uncoordinated_trunk_shortfall(s) == (0, pytest.approx(4 / 3), 1.0)
+    assert planner.uncoordinated_trunk_shortfall(optimizer.load_scenario(_two_hubs(2, 2))) is None
+    linked_runs: list[bool] = []
+    real = planner.solve_hubs
+
+    def spy(*args, **kwargs):
+        linked_runs.append(bool(kwargs.get("only_uncoordinated")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(planner, "solve_hubs", spy)
+    res = optimizer.solve(s, time_limit_s=60, threads=2)
+    unc = res.baselines["uncoordinated"]
+    assert unc["status"] == "infeasible", unc
+    assert "1.3 vehicle-days" in unc["diagnosis"][0]["why"]
+    assert "uncoordinated" in res.stats["linked_by_county_fleet"]
+    assert True not in linked_runs
+    assert res.plan is not None
+    check_result(res, s)
+
+
 def test_a_group_without_room_for_its_later_stages_still_has_a_bound(monkeypatch):
     """A group whose later stages never start keeps its first plan, with its joint model's
     LP relaxation as bound: the county has a gap, and a valid one. Before, such a group had
