@@ -44,14 +44,17 @@ class BudgetParams:
       the joint stage's limit leaves this much before the group's deadline;
     - ``first_plan_share``: every hub group gets its first plan before any group goes on
       (so that every hub has a plan whatever the limit); in that first phase a group's
-      budget is this times its size-proportional share of the free worker time (the
-      uncoordinated stage usually stops at its gap well before), at least its least time;
+      budget is this times its size-proportional share of the whole phase's worker time
+      (the uncoordinated stage usually stops at its gap well before), at least its least
+      time;
     - ``hurry_share``: when the first plans of all groups are expected to take more than
       this share of the time left, they stop at HiGHS's first solution instead of the
       uncoordinated gap (`HURRY_OPTIONS`; the baseline then reports its wider gap);
-    - ``overcommit``: in the second phase a group gets this times its size-proportional
-      share of the worker time left (groups go out largest first and many stop at their
-      gap early; a strictly proportional split leaves the workers idle at the end);
+    - ``overcommit``: in the second phase a group gets the least its later stages need
+      (`later_least_s`) and this times its size-proportional share of the worker time
+      beyond the leasts of every group still waiting (groups go out largest first and many
+      stop at their gap early; a strictly proportional split leaves the workers idle at the
+      end);
     - ``finish_s``, ``finish_s_per_row``: kept back at the end of a plan for combining the
       groups' plans and the KPIs of the plan and its baselines;
     - ``first_plan_grace``, ``first_plan_grace_max_s``: a hub group's first plan still
@@ -66,7 +69,8 @@ class BudgetParams:
     - ``floors_share``, ``floors_min_s``: the trip-cost floors of a group's later stages
       (`optimizer.floors`) stop after this share of the time the group has left when they
       start, but get at least the minimum (the sweep pool's take 0.4 s per county-week
-      hub; any subset is valid).
+      hub; any subset is valid), or none where that minimum would keep routing first from
+      being built (`floors_s`).
     - ``trunk_bound_share``, ``trunk_bound_max_s``, ``trunk_bound_min_s``: the trunk rounding
       bound (`optimizer.trunk_bound`: 1.0-3.5 s on a county-week hub whose relaxation runs
       fractional trucks, 0.2 s where it does not), computed before a group's joint stage
@@ -228,11 +232,27 @@ def later_least_s(rows: int, overhead_s_per_row: float, p: BudgetParams = DEFAUL
     """The least wall time a group's later stages need to hand on a sequential plan with its
     joint model's LP relaxation as bound: the single-use stage (its overhead and
     `min_stage_s`), the trip-cost floors' least, and the routing-first build, whose model
-    is the joint model. What a group starting its later stages leaves for each group still
-    waiting: without it the first groups took their overcommitted shares and the last ones
-    never started (200 % of the county at 120 s on a slow machine: 6 of 40 groups kept
-    their uncoordinated plans, with no bound, so the county had no gap)."""
+    is the joint model (its 0.3 s of HiGHS and the LP, tenths of a second, left out: an
+    estimate for sharing time, not a promise). What a group starting its later stages
+    leaves for each group still waiting: without it the first groups took their
+    overcommitted shares and the last ones never started (200 % of the county at 120 s on
+    a slow machine: 6 of 40 groups kept their uncoordinated plans, with no bound, so the
+    county had no gap)."""
     return later_min_s(rows, overhead_s_per_row, p) + p.floors_min_s + overhead_s_per_row * rows
+
+
+#: the least time a group's LP relaxation gets in `planner._bound_worker` (a county-week
+#: hub's takes 0.1-0.2 s of HiGHS)
+BOUND_LP_MIN_S = 0.1
+
+
+def bound_fits(left_s: float, rows: int, overhead_s_per_row: float) -> bool:
+    """Whether a group whose later stages had no room (`later_min_s` above `left_s`) still
+    gets its joint model's LP relaxation as bound (`planner._bound_worker`): its build
+    fits before the deadline, and the LP is cut at the deadline. Asking for the later
+    stages' least instead refused the first group the schedule refuses, always: it is
+    refused for that very reason, and kept the county without a bound."""
+    return left_s >= overhead_s_per_row * rows + BOUND_LP_MIN_S
 
 
 def finish_reserve_s(rows: int, p: BudgetParams = DEFAULT) -> float:

@@ -23,8 +23,10 @@ from queue import Empty
 from typing import Any
 
 from optimizer.budget import (
+    BOUND_LP_MIN_S,
     DEFAULT,
     BudgetParams,
+    bound_fits,
     finish_reserve_s,
     first_plan_s,
     first_plan_s_per_row,
@@ -43,6 +45,7 @@ from optimizer.routes import DistanceOracle, active_villages, hub_routes
 from optimizer.scenario import Scenario, ScenarioError
 from optimizer.solver import PROVEN_GAP, Progress, ProgressFn, relative_gap
 from optimizer.stages import (
+    RELAXATION_LIMIT_S,
     SEQUENTIAL_MODES,
     StageOutcome,
     above_gap,
@@ -162,7 +165,7 @@ class _Schedule:
         read it; None without a time limit); None when the next group does not fit
         before the deadline any more. In the first phase the county then cannot have a
         plan in time, and no group starts any more; in the later phase the groups left
-        keep their first plans."""
+        keep their first plans, with a bound where its build fits (`solve`)."""
         if self.deadline is None:
             return self.pending.pop(0), None
         now = self.clock()
@@ -398,10 +401,15 @@ def _bound_worker(args: tuple[Any, ...]) -> float | None:
     where that fits before the deadline. Without it
     the county had no bound at all: the last of 40 groups at 200 % of the county on a slow
     machine. The uncoordinated model's own bound does not bound the joint plan."""
-    s, hubs, threads = args
+    s, hubs, threads, deadline = args
     s = _scenario(s)
     b = build_model(s, hub_routes(s, hubs), mode="joint", hubs=hubs, trip_floors=False)
-    return None if b.unservable else relaxation_bound(b, threads)
+    if b.unservable:
+        return None
+    if deadline is None:
+        return relaxation_bound(b, threads)
+    return relaxation_bound(b, threads, min(RELAXATION_LIMIT_S, max(
+        BOUND_LP_MIN_S, deadline - time.time())))
 
 
 def _second_pass(s: Scenario, parts: list[dict[str, StageOutcome]], pool, deadline,
@@ -569,17 +577,24 @@ def uncoordinated_trunk_shortfall(s: Scenario) -> tuple[int, float, float] | Non
 
 
 def _county_fleet_ok(s: Scenario, plan: dict[str, Any]) -> bool:
+    return _county_fleet_excess(s, plan) is None
+
+
+def _county_fleet_excess(s: Scenario, plan: dict[str, Any]
+                         ) -> tuple[str, int, float, int] | None:
+    """(vehicle type, day, vehicle-days used, count) of the first county vehicle type and
+    day `plan` uses more of than the county has, or None."""
     vts = {v.vehicle_type: v for v in s.vehicle_types}
     used: dict[tuple[str, int], float] = defaultdict(float)  # vehicle-days (model/fleet.py)
     for t in plan["trips"]:
         if t["kind"] == "trunk":
             vt = vts[t["vehicle_type"]]
             used[(t["vehicle_type"], t["day"])] += 1.0 / trips_per_shift(vt, t["minutes"])
-    for (v, _d), n in used.items():
+    for (v, d), n in sorted(used.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         count = vts[v].count
         if count is not None and n > count + 1e-6:
-            return False
-    return True
+            return v, d, n, count
+    return None
 
 
 def solve(
@@ -697,13 +712,13 @@ def solve(
                 while (schedule.pending or bounds) and len(running) < workers:
                     if not schedule.pending:
                         key = bounds.pop(0)
-                        # only where it fits before the deadline (a build and an LP): the
-                        # time limit holds (eight hubs in 15 s ran 3 s past it with a
-                        # grace), and a group without one keeps its first plan unbounded
-                        need = schedule.rate * rows[key] + params.min_stage_s
-                        if deadline is None or time.time() + need <= deadline:
+                        # only where its build fits before the deadline, its LP cut there:
+                        # the time limit holds (eight hubs in 15 s ran 3 s past it with the
+                        # first plans' grace); a group without one keeps no bound
+                        if deadline is None or bound_fits(deadline - time.time(), rows[key],
+                                                          schedule.rate):
                             running[submit(_bound_worker, (task_s, groups[key],
-                                                           hub_threads))] = (key, True)
+                                                           hub_threads, deadline))] = (key, True)
                         continue
                     started = schedule.start()
                     if started is None:
@@ -810,10 +825,24 @@ def solve(
                         "what": "uncoordinated plan",
                         "why": "the hubs' own uncoordinated plans together need more county "
                                "trunk vehicles than the county has, and a model of all hubs "
-                               f"linked by that fleet needs about {least:.0f} s, past the "
+                               f"linked by that fleet needs about {least:.1f} s, past the "
                                "time limit (give a longer one)"}])
         chain = set(linked) & {"joint", *SEQUENTIAL_MODES, "single_use"}
-        if chain:
+        over = None if deadline is None else least - (deadline - time.time())
+        if chain and over is not None and over > schedule.grace_s:
+            # A first plan of all hubs linked needs far more than the time left (200 % of
+            # the county, under load: 27 s): it ran 86 s past the limit and ended with no
+            # plan and a reason that named a budget. Said at once, with the county's count.
+            excess = _county_fleet_excess(s, combined["joint"].plan or {"trips": []})
+            used = "" if excess is None else (
+                f"the hubs' plans together need {excess[2]:.1f} vehicle-days of "
+                f"{excess[0]} on day {excess[1]}, the county has {excess[3]}; ")
+            why = (f"{used}a model linking all hubs by the county trunk fleet needs about "
+                   f"{least:.1f} s, {over:.1f} s past the time limit (give a longer one)")
+            for m in chain:
+                combined[m] = StageOutcome("time_limit_no_solution", None, None, None,
+                                           diagnosis=[{"what": f"{m} plan", "why": why}])
+        elif chain:
             if left is not None and deadline is not None:
                 left = max(least, deadline - time.time())
             whole = solve_hubs(s, busy, left, mip_gap, threads,

@@ -372,6 +372,7 @@ def first_plan(
     s: Scenario, hubs: list[str], time_limit_s: float | None,
     threads: int | None, progress: ProgressFn | None, *, hurry: bool = False,
     overhead_s_per_row: float | None = None, params: BudgetParams = DEFAULT,
+    retry: bool = True,
 ) -> tuple[StageOutcome, UncoordinatedStart | None]:
     """A hub group's first plan: the uncoordinated stage, with all of `time_limit_s` (at
     least `first_plan_s`), and the start it hands the single-use stage.
@@ -380,7 +381,8 @@ def first_plan(
     worse than the joint plan, and its solve time is better spent proving the joint plan's
     bound. Every later stage starts from this plan and the county needs one from every
     group, so a try that found none is repeated once with what the budget has left (at
-    least twice the first try's time). In a `hurry` (`BudgetParams.hurry_share`) HiGHS
+    least twice the first try's time); not with `retry` off (a baseline alone, which is
+    not worth running past the deadline). In a `hurry` (`BudgetParams.hurry_share`) HiGHS
     stops at its first solution."""
     g = _Group(s, hubs, time_limit_s, threads, progress, overhead_s_per_row, params)
     options = HURRY_OPTIONS if hurry else None
@@ -396,7 +398,8 @@ def first_plan(
     done = g.run("uncoordinated", "uncoordinated", gap, None, limit_s=limit(), options=options)
     assert done is not None  # a stage given its limit always runs
     unc, b0 = done
-    if unc.plan is None and unc.status == "time_limit_no_solution" and time_limit_s is not None:
+    if (retry and unc.plan is None and unc.status == "time_limit_no_solution"
+            and time_limit_s is not None):
         spent = unc.stats.get("highs_s", 0.0) + unc.stats.get("overhead_s", 0.0)
         again = g.run("uncoordinated", "uncoordinated", gap, None,
                       limit_s=max(2 * first_plan_s(g.rows, params), g.left_s() - g.built_s),
@@ -427,12 +430,14 @@ def later_stages(
     out["single_use"] = seq1
     # At least `floors_min_s` even where less is left: for a group squeezed out of its
     # joint stage the floors are its bound (200 % county at 120 s: gap 12 % with them, 24 %
-    # with the floors cut at the group's deadline). None where that least would leave no
+    # with the floors cut at the group's deadline). 0 s where that least would leave no
     # room for routing first's build, whose LP relaxation is the better bound
-    # (`BudgetParams.floors_s`).
-    floors = joint_floors(s, g.routes, hubs, None if time_limit_s is None
-                          else params.floors_s(g.left_s(), g.built_s if seq1.plan is not None
-                                              else None))
+    # (`BudgetParams.floors_s`); routing first then runs whatever the clock says by the
+    # time it starts (the floors' sets take a moment too).
+    floors_s = None if time_limit_s is None else params.floors_s(
+        g.left_s(), g.built_s if seq1.plan is not None else None)
+    floors_skipped = floors_s == 0.0
+    floors = joint_floors(s, g.routes, hubs, floors_s)
     def baseline(mode: StageMode, prepare: Callable[[BuiltModel], None]
                  ) -> tuple[StageOutcome, BuiltModel] | None:
         """Both sequential baselines are budgeted as the one "sequential" stage each. Routing
@@ -448,7 +453,7 @@ def later_stages(
         done = g.run("sequential", mode, gap, None, share=share, prepare=prepare,
                      floors=floors)
         if (done is None and mode == "routing_first" and time_limit_s is not None
-                and g.left_s() > -g.built_s):
+                and (g.left_s() > -g.built_s or floors_skipped)):
             done = g.run("sequential", mode, gap, None, limit_s=SQUEEZED_ROUTING_FIRST_S,
                          prepare=prepare, floors=floors)
             if done is not None:
@@ -543,8 +548,11 @@ def solve_hubs(
                  else overhead_s_per_row) * rows
         first_s = built + (stage_limit("uncoordinated", time_limit_s, built, rows, params)
                            or 0.0)
+    # the uncoordinated baseline alone (the linked model of a county whose fleet binds)
+    # gets no second try past its time: at 200 % of the county that was 65 s
     unc, start = first_plan(s, hubs, first_s, threads, progress,
-                            overhead_s_per_row=overhead_s_per_row, params=params)
+                            overhead_s_per_row=overhead_s_per_row, params=params,
+                            retry=not only_uncoordinated)
     if only_uncoordinated:
         return {"uncoordinated": unc}
     left = None if time_limit_s is None else time_limit_s - (time.perf_counter() - t0)
@@ -559,12 +567,13 @@ def solve_hubs(
 RELAXATION_LIMIT_S = 2.0
 
 
-def relaxation_bound(b: BuiltModel, threads: int | None) -> float | None:
+def relaxation_bound(b: BuiltModel, threads: int | None,
+                     time_limit_s: float = RELAXATION_LIMIT_S) -> float | None:
     """The optimum of the joint model's LP relaxation (`b`, with a baseline's fixings undone),
-    or None if HiGHS does not prove it within `RELAXATION_LIMIT_S`."""
+    or None if HiGHS does not prove it within `time_limit_s`."""
     as_joint(b)
     comp = compile_model(b.model)
-    values = relaxation_values(comp, threads, RELAXATION_LIMIT_S)
+    values = relaxation_values(comp, threads, time_limit_s)
     return None if values is None else objective_of(comp, values)
 
 

@@ -242,8 +242,8 @@ def _summary(data: dict[str, Any]) -> None:
                  and (g.get("joint") or {}).get("bound") is None]
     if gap is None and obj is not None and unbounded:
         out.print(f"[yellow]no gap: {len(unbounded)} of {len(groups)} hub group(s) have no "
-                  "bound (their later stages had no time); a longer --time-limit gives "
-                  "one[/yellow]", soft_wrap=True)
+                  "bound (their later stages or their LP relaxation did not fit in the "
+                  "time); a longer --time-limit gives one[/yellow]", soft_wrap=True)
     if data.get("routes") is not None:
         covers = data.get("stats", {}).get("bound_covers")
         if covers:

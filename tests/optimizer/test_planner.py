@@ -195,6 +195,38 @@ def test_a_linked_uncoordinated_baseline_without_time_is_reported_missing(monkey
     check_result(res, s)
 
 
+def test_a_linked_county_far_past_the_time_left_is_not_solved(monkeypatch):
+    """The hubs' joint plans together need more county trucks than there are, and a model
+    linking all hubs needs far more than the time left (made so here): the plan ends at
+    once, without one, saying how far over the fleet the hub plans are and how long the
+    linked model needs. Before, it ran that model anyway (200 % of the county under load:
+    86 s past a 120 s limit) and ended with no plan and a reason that named a budget."""
+    real = planner._Schedule.least_s
+
+    def whole_county_is_slow(self, key=None, rows=0):
+        return 1e4 if key is None else real(self, key, rows)
+
+    whole_runs: list[list[str]] = []
+    real_solve_hubs = planner.solve_hubs
+
+    def spy(s, hubs, *args, **kwargs):
+        whole_runs.append(hubs)
+        return real_solve_hubs(s, hubs, *args, **kwargs)
+
+    monkeypatch.setattr(planner._Schedule, "least_s", whole_county_is_slow)
+    monkeypatch.setattr(planner, "solve_hubs", spy)
+    s = optimizer.load_scenario(_two_hubs(1, 1))
+    started = time.perf_counter()
+    res = optimizer.solve(s, time_limit_s=60, threads=2)
+    assert "joint" in res.stats["linked_by_county_fleet"]
+    assert res.plan is None and res.status == "time_limit"
+    why = res.diagnosis[0]["why"]
+    assert "vehicle-days of trunk_reefer on day 0, the county has 1" in why, why
+    assert "past the time limit" in why
+    assert not any(len(h) > 1 for h in whole_runs)
+    assert time.perf_counter() - started < 30
+
+
 def test_an_uncoordinated_baseline_over_the_county_fleet_is_infeasible_by_count(monkeypatch):
     """One county truck running three legs a day, two hubs each with ambient and chilled
     loads every day: each hub alone fits, together one class per trunk leg needs four

@@ -132,6 +132,26 @@ def test_a_group_without_room_for_its_floors_and_a_build_skips_the_floors(monkey
     check_stage(joint, s, hubs)
 
 
+@pytest.mark.parametrize("only_uncoordinated", [True, False])
+def test_the_uncoordinated_baseline_alone_gets_no_second_try(monkeypatch, only_uncoordinated):
+    """A first plan that found nothing is tried again with twice its time, since every later
+    stage needs it; the uncoordinated baseline alone (the linked model of a county whose
+    fleet binds) is not worth running past the deadline: no second try (at 200 % of the
+    county that try would have had 65 s)."""
+    s = load_scenario(SCENARIO)
+    hubs = sorted({v.hub_id for v in s.villages})
+    tries: list[str] = []
+
+    def finds_nothing(s, routes, hubs, mode, *args, **kwargs):
+        tries.append(mode)
+        return stages.StageOutcome("time_limit_no_solution", None, None, None), None
+
+    monkeypatch.setattr(stages, "run_stage", finds_nothing)
+    stages.solve_hubs(s, hubs, 5.0, None, 1, None, True,
+                      only_uncoordinated=only_uncoordinated)
+    assert tries.count("uncoordinated") == (1 if only_uncoordinated else 2)
+
+
 def test_a_routing_first_plan_dearer_than_the_single_use_one_is_not_handed_on(monkeypatch):
     """No joint solve, and a routing-first plan cut short dearer than the single-use plan on
     the same trips (made so here): the group hands on the single-use plan."""
