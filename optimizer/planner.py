@@ -33,6 +33,7 @@ from optimizer.budget import (
     grace_s,
     group_budget_s,
     group_min_s,
+    later_budget_cap_s,
     later_least_s,
     later_min_s,
 )
@@ -60,7 +61,7 @@ from optimizer.stages import (
     solve_hubs,
     with_floor_bound,
 )
-from optimizer.trips import trip_minutes, trips_per_shift
+from optimizer.trips import trips_per_shift, trunk_legs_per_shift
 
 
 class _County:
@@ -178,7 +179,8 @@ class _Schedule:
         if first and left + self.grace_s < self.least_s(key) and (self.started_any
                                                                   or left <= 0):
             return None
-        if not first and left < later_min_s(self.rows[key], self.rate, self.params):
+        later_min = later_min_s(self.rows[key], self.rate, self.params)
+        if not first and left < later_min:
             return None
         self.pending.pop(0)
         # each group still waiting keeps the least it needs: a first plan, or later stages
@@ -190,20 +192,13 @@ class _Schedule:
         weight, after = self.rows[key] + 1, sum(self.rows[k] + 1 for k in self.pending)
         budget = group_budget_s(
             left, self.workers, busy, weight, after, mins_after,
-            self.least_s(key) if first else later_min_s(self.rows[key], self.rate,
-                                                         self.params),
+            self.least_s(key) if first else later_min,
             self.params.first_plan_share if first else self.params.overcommit)
         if not first:
-            # The overcommitted share is of the time beyond every group's least, not of
-            # all of it: where no group stops early (200 % of the county on a slow
-            # machine) the first groups' 1.25 shares of all the time left the last ten
-            # with 0.7-1.3 s each, too little for a sequential plan.
-            own = later_least_s(self.rows[key], self.rate, self.params)
-            free = self.workers * max(0.0, left) - sum(min(b, max(0.0, left)) for b in busy)
-            spare = max(0.0, free - sum(mins_after) - own)
-            budget = min(budget, max(later_min_s(self.rows[key], self.rate, self.params),
-                                     own + self.params.overcommit * weight / (weight + after)
-                                     * spare))
+            budget = min(budget, later_budget_cap_s(
+                left, self.workers, busy, weight, after, mins_after,
+                later_least_s(self.rows[key], self.rate, self.params), later_min,
+                self.params.overcommit))
         if first:
             # A first plan's share is of the whole phase's time, not of what is left when
             # it starts: the last groups of a big county took 0.3 of all the time left
@@ -556,11 +551,9 @@ def uncoordinated_trunk_shortfall(s: Scenario) -> tuple[int, float, float] | Non
     hub_of = {v.village_id: v.hub_id for v in s.villages}
     share: dict[str, float] = {}  # least vehicle-day share of one trunk leg per hub
     for h in {h.hub_id for h in s.hubs}:
-        km = oracle.km(s.depot.id, h) + oracle.km(h, s.depot.id)
-        runs = [trips_per_shift(vt, trip_minutes(vt, km, 1)) for vt in county
-                if km <= vt.max_route_km + 1e-9]
-        if runs and max(runs) > 0:
-            share[h] = 1.0 / max(runs)
+        most = max(trunk_legs_per_shift(vt, oracle.trunk_km(h)) for vt in county)
+        if most > 0:
+            share[h] = 1.0 / most
     classes: dict[tuple[int, str], set[str]] = defaultdict(set)
     for g in s.demand:
         hub = hub_of.get(g.village_id)
@@ -793,8 +786,9 @@ def solve(
         linked = [m for m, c in combined.items()
                   if c.plan is not None and not _county_fleet_ok(s, c.plan)]
         # The county fleet binds: all hubs in one model, linked by its rows. The hub plans
-        # break that fleet, so this solve gets at least the time a first plan of the
-        # whole county needs, deadline or not.
+        # break that fleet, so the joint chain's solve gets at least the time a first plan
+        # of the whole county needs, past the deadline by at most the first plans' grace
+        # (else it is not run); the uncoordinated baseline's only within the deadline.
         least = schedule.least_s(rows=sum(rows))
         left = None if deadline is None else max(least, deadline - time.time())
         whole_county = None if county is None else _County(county.progress, 1, t0)

@@ -51,6 +51,11 @@ class DistanceOracle:
             self._coords[v.village_id] = (v.lat, v.lon)
         self._circuity = scenario.routing.circuity_factor
         self._matrix = scenario.routing.distance_matrix_km
+        self._depot = scenario.depot.id
+
+    def trunk_km(self, hub_id: str) -> float:
+        """A trunk leg's km: county depot to the hub and back."""
+        return self.km(self._depot, hub_id) + self.km(hub_id, self._depot)
 
     def km(self, a: str, b: str) -> float:
         if a == b:

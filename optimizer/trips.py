@@ -71,6 +71,14 @@ def trip_minutes(vt: VehicleType, km: float, stops: int) -> float:
     return 60.0 * km / vt.speed_kmh + vt.service_minutes_per_stop * stops
 
 
+def trunk_legs_per_shift(vt: VehicleType, km: float) -> int:
+    """Trunk legs of `km` (one stop, the hub) one vehicle of `vt` runs a day; 0 where the
+    leg is beyond its `max_route_km` or its shift."""
+    if km > vt.max_route_km + 1e-9:
+        return 0
+    return trips_per_shift(vt, trip_minutes(vt, km, 1))
+
+
 def trips_per_shift(vt: VehicleType, minutes: float) -> int:
     """How many trips of this duration one vehicle runs a day: as many as fit in its shift,
     at most `max_trips_per_day` (0: the trip does not fit in a shift)."""

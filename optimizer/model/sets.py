@@ -29,6 +29,7 @@ from optimizer.trips import (
     service_days,
     trip_minutes,
     trips_per_shift,
+    trunk_legs_per_shift,
 )
 
 VillageDayClass = tuple[str, int, str]
@@ -292,7 +293,7 @@ def _trip_types(
                         if any(carries(p, i, d) for i in route.stops):
                             trips.append(TripType(h, route, vt.vehicle_type, d, p))
     county_vts = [vt for vt in s.vehicle_types if vt.base == "county"]
-    trunk_km = {h: oracle.km(s.depot.id, h) + oracle.km(h, s.depot.id) for h in hub_ids}
+    trunk_km = {h: oracle.trunk_km(h) for h in hub_ids}
     hub_days_active: dict[str, set[int]] = defaultdict(set)
     for i, ds in active_days.items():
         for d in ds:
@@ -300,9 +301,7 @@ def _trip_types(
                 hub_days_active[village_hub[i]].add(d)
     for h in hub_ids:
         for vt in county_vts:
-            if trunk_km[h] > vt.max_route_km + 1e-9:
-                continue
-            if trips_per_shift(vt, trip_minutes(vt, trunk_km[h], 1)) == 0:
+            if trunk_legs_per_shift(vt, trunk_km[h]) == 0:
                 continue
             for d in sorted(hub_days_active[h]):
                 for p in purposes:
