@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
+import logging
 import math
 import multiprocessing as mp
 import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from queue import Empty
 from typing import Any
@@ -62,6 +64,8 @@ from optimizer.stages import (
     with_floor_bound,
 )
 from optimizer.trips import trips_per_shift, trunk_legs_per_shift
+
+log = logging.getLogger(__name__)
 
 
 class _County:
@@ -374,19 +378,35 @@ class _Direct:
         self.county.report(key, Progress(*report))
 
 
-def _first_plan_only(unc: StageOutcome, _start: Any, bound: float | None = None
-                     ) -> dict[str, StageOutcome]:
-    """A group that had no time for its later stages: its first plan is its joint plan,
-    with `bound` (its joint model's LP relaxation, `_bound_worker`) where there was time
-    for one."""
+def _first_plan_only(unc: StageOutcome, _start: Any, bound: float | None = None,
+                     failed: list[dict[str, Any]] | None = None) -> dict[str, StageOutcome]:
+    """A group that had no time for its later stages, or whose later stages failed
+    (`failed`, what went wrong): its first plan is its joint plan, with `bound` (its joint
+    model's LP relaxation, `_bound_worker`) where there was time for one."""
+    why = "not started: no time left after the first plans" if failed is None else (
+        "not finished: the hub group's later stages failed")
     skipped = {m: StageOutcome("time_limit_no_solution", None, None, None, diagnosis=[{
-        "what": f"{m} plan", "why": "not started: no time left after the first plans"}])
-        for m in ("single_use", "sequential", "joint")}
+        "what": f"{m} plan", "why": why}]) for m in ("single_use", "sequential", "joint")}
     joint = best_plan(skipped["joint"], unc) if unc.plan is not None else StageOutcome(
         unc.status, None, None, None, diagnosis=unc.diagnosis)
     if bound is not None:
         joint = with_floor_bound(joint, bound, "relaxation")
+    if failed:
+        # kept on the plan itself: the county's result says why this group is not planned
+        # jointly (best_plan keeps only the plan of the stage it hands on)
+        joint = dataclasses.replace(joint, diagnosis=[*joint.diagnosis, *failed])
     return {"uncoordinated": unc, **skipped, "joint": joint}
+
+
+def _failure(hubs: list[str], what: str, exc: BaseException) -> list[dict[str, Any]]:
+    """A hub group's optional work (its later stages, its bound) that raised: logged with
+    its traceback for a bug report, and named in the plan's diagnosis. The group keeps its
+    first plan, a feasible plan, rather than the county losing every hub's plan to it."""
+    log.error("hub group %s: %s failed; it keeps its first plan", ", ".join(hubs), what,
+              exc_info=exc)
+    return [{"what": "hubs " + ", ".join(hubs),
+             "why": f"{what} failed ({type(exc).__name__}: {exc}); the group hands on its "
+                    "first plan (a bug: please report it with the log)"}]
 
 
 def _bound_worker(args: tuple[Any, ...]) -> float | None:
@@ -460,7 +480,17 @@ def _second_pass(s: Scenario, parts: list[dict[str, StageOutcome]], pool, deadli
         for f in finished:
             k = futs.pop(f)
             p = parts[k]
-            _hubs, refined = f.result()
+            try:
+                _hubs, refined = f.result()
+            except BrokenProcessPool:
+                raise
+            except Exception as exc:
+                # the group keeps the joint plan it has; the failure is named on it
+                p["joint"] = dataclasses.replace(p["joint"], diagnosis=[
+                    *p["joint"].diagnosis,
+                    *_failure(p["joint"].plan["hubs"] if p["joint"].plan else [],
+                              "its second pass", exc)])
+                continue
             p["_second_pass"] = StageOutcome("ok", p["joint"].objective, p["joint"].bound, None)
             p["joint"] = refined
             if on_refined is not None:
@@ -729,12 +759,23 @@ def solve(
                 drain()
                 for f in done:
                     key, bound_only = running.pop(f)
+                    try:
+                        got = f.result()
+                    except BrokenProcessPool:
+                        raise  # a worker died: the pool is gone with it
+                    except Exception as exc:
+                        if phase == "first":
+                            raise  # without its first plan the county has no plan
+                        failed = _failure(groups[key], "its bound" if bound_only
+                                          else "its later stages", exc)
+                        finished(key, _first_plan_only(*firsts[key], failed=failed))
+                        continue
                     if bound_only:
-                        finished(key, _first_plan_only(*firsts[key], bound=f.result()))
+                        finished(key, _first_plan_only(*firsts[key], bound=got))
                     elif on_done is not None:
-                        on_done(key, f.result())
+                        on_done(key, got)
                     else:
-                        finished(key, f.result())
+                        finished(key, got)
             timeline[f"{phase}_done"] = time.perf_counter() - t0
             if phase == "later":
                 for key in range(len(groups)):
@@ -743,8 +784,12 @@ def solve(
 
     if inline:
         def submit_inline(fn: Callable[..., Any], args: tuple[Any, ...]) -> cf.Future:
+            # as an executor does: a task's exception is its future's, not the caller's
             f: cf.Future = cf.Future()
-            f.set_result(fn(args))
+            try:
+                f.set_result(fn(args))
+            except Exception as exc:
+                f.set_exception(exc)
             return f
 
         run_phases(submit_inline, None if county is None else _Direct(county), lambda: None)

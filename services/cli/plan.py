@@ -244,6 +244,11 @@ def _summary(data: dict[str, Any]) -> None:
         out.print(f"[yellow]no gap: {len(unbounded)} of {len(groups)} hub group(s) have no "
                   "bound (their later stages or their LP relaxation did not fit in the "
                   "time); a longer --time-limit gives one[/yellow]", soft_wrap=True)
+    if obj is not None:
+        # a plan with a diagnosis: something went wrong on the way (a hub group's later
+        # stages failed and it hands on its first plan); without a plan the caller prints it
+        for d in data.get("diagnosis") or []:
+            out.print(f"[yellow]warning: {d['what']}: {d['why']}[/yellow]", soft_wrap=True)
     if data.get("routes") is not None:
         covers = data.get("stats", {}).get("bound_covers")
         if covers:

@@ -260,6 +260,21 @@ def test_the_summary_names_the_plan_each_group_hands_on_and_why_there_is_no_gap(
     assert "no gap: 1 of 3 hub group(s) have no bound" in said, said
 
 
+def test_the_summary_warns_of_a_plan_s_diagnosis(capsys):
+    """A plan with a diagnosis (a hub group whose later stages failed hands on its first
+    plan): the summary says so. Before, only a run without a plan printed its diagnosis."""
+    from services.cli.plan import _summary
+
+    data = {"status": "time_limit", "objective": 300.0, "gap": 0.01, "trips": [],
+            "stats": {"hubs": []}, "kpis": None,
+            "diagnosis": [{"what": "hubs H02", "why": "its later stages failed (boom)"}]}
+    _summary(data)
+    said = " ".join(capsys.readouterr().out.split())
+    assert "warning: hubs H02: its later stages failed (boom)" in said, said
+    _summary({**data, "diagnosis": []})
+    assert "warning" not in capsys.readouterr().out
+
+
 def test_a_group_without_time_keeps_its_first_plan():
     """A hub group whose budget is spent after its first plan skips the later stages and
     hands the uncoordinated plan on as its joint plan, instead of giving each stage a 1 s

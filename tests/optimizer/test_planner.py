@@ -389,3 +389,50 @@ def test_single_use_stage_cut_short_still_has_the_uncoordinated_start(seed):
     assert cut.objective <= unc.objective + 1e-6
     check_stage(unc, s, ["H01"])
     check_stage(cut, s, ["H01"])
+
+
+def test_a_group_whose_later_stages_fail_keeps_its_first_plan(monkeypatch, caplog):
+    """A hub group's later stages raise (a bug): the county still gets a plan, that group's
+    first plan, and the result names the group and the error. Before, the exception ended
+    the whole plan: every hub's plan lost to one group's optional stages."""
+    real = planner.later_stages
+
+    def fails_on_h02(s, hubs, *args, **kwargs):
+        if hubs == ["H02"]:
+            raise RuntimeError("boom in H02")
+        return real(s, hubs, *args, **kwargs)
+
+    monkeypatch.setattr(planner, "later_stages", fails_on_h02)
+    s = optimizer.load_scenario(_two_hubs(10, 3))
+    res = optimizer.solve(s, time_limit_s=60, threads=1)  # one worker: groups in-process
+    assert res.plan is not None
+    assert {t["hub_id"] for t in res.plan["trips"]} == {"H01", "H02"}
+    why = [d for d in res.diagnosis if d["what"] == "hubs H02"]
+    assert why and "later stages failed" in why[0]["why"] and "boom in H02" in why[0]["why"]
+    second = res.stats["hubs"][1]
+    assert second["joint"]["objective"] == pytest.approx(second["uncoordinated"]["objective"])
+    assert "boom in H02" in caplog.text
+    check_result(res, s)
+
+
+def test_a_failed_bound_leaves_the_group_its_first_plan(monkeypatch):
+    """The bound of a group without room for its later stages raises: the group keeps its
+    first plan, without a bound, and the plan says why."""
+    real = planner._Schedule.start
+
+    def no_room_for_the_second(self):
+        if self.phase == "later" and self.pending and self.pending[0] == 1:
+            return None
+        return real(self)
+
+    def broken_bound(*args, **kwargs):
+        raise ValueError("no LP today")
+
+    monkeypatch.setattr(planner._Schedule, "start", no_room_for_the_second)
+    monkeypatch.setattr(planner, "relaxation_bound", broken_bound)
+    s = optimizer.load_scenario(_two_hubs(10, 3))
+    res = optimizer.solve(s, time_limit_s=60, threads=1)
+    assert res.plan is not None and res.bound is None
+    assert any("its bound failed" in d["why"] and "no LP today" in d["why"]
+               for d in res.diagnosis)
+    check_result(res, s)
