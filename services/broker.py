@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from types import TracebackType
 
@@ -111,6 +112,11 @@ class EmbeddedBroker:
             url,
             "--storage-engine",
             "memory://tansu/",
+            # memory storage: each start is a new, empty cluster, and says so, so that a
+            # worker left running notices (`streams.cluster_watch`); the prefix is how
+            # packloop recognises Tansu (`streams.kafka.is_tansu`)
+            "--cluster-id",
+            f"tansu-packloop-{uuid.uuid4().hex[:12]}",
         ]
         return cmd
 

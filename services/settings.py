@@ -132,6 +132,12 @@ class Settings(BaseSettings):
         "anyway: with Kafka unreachable Faust's stop never ends. Nothing is lost: the "
         "next start resumes from the table. Keep it below the orchestrator's grace period.",
     )
+    worker_cluster_check_s: float = Field(
+        2.0, ge=0,
+        description="How often a worker asks the broker for its cluster id (0: never). A "
+        "worker stops when it changes (the embedded broker restarted empty): its state "
+        "belongs to the old cluster, and it would skip the new one's events as applied.",
+    )
     worker_canonical_url: str | None = Field(
         None,
         description="URL other workers use to reach this one's web server "
@@ -371,6 +377,7 @@ class Settings(BaseSettings):
             group_instance_id=self.worker_group_instance_id,
             stop_timeout_s=self.worker_stop_timeout_s,
             replication_factor=self.replication_factor,
+            cluster_check_interval_s=self.worker_cluster_check_s,
         )
 
     def planner_group_id(self) -> str:

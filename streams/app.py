@@ -18,6 +18,7 @@ from typing import Any
 from streams import metrics, views
 from streams.acceptance import AcceptanceLimits
 from streams.agents import village
+from streams.cluster_watch import ClusterWatch
 from streams.faust_ext import PackloopApp
 from streams.kafka import KafkaConnection
 from streams.ledger import LedgerWriter
@@ -62,6 +63,9 @@ class WorkerOptions:
     stop_timeout_s: float = 20.0
     #: copies of each changelog partition Faust creates (1: the embedded broker's one node)
     replication_factor: int = 1
+    #: seconds between checks that the broker is still the cluster the state came from
+    #: (`streams.cluster_watch`; 0: no checks)
+    cluster_check_interval_s: float = 2.0
 
     @property
     def acceptance(self) -> AcceptanceLimits:
@@ -134,15 +138,18 @@ def create_worker(
     network: Any,
     options: WorkerOptions | None = None,
     ledger: LedgerWriter | None = None,
+    cluster: ClusterWatch | None = None,
 ) -> StreamsWorker:
     """A worker ready to :meth:`~streams.worker.StreamsWorker.run`; `ledger` receives each
-    village's monthly figures once they are in the changelog (`streams.ledger`).
+    village's monthly figures once they are in the changelog (`streams.ledger`); `cluster`
+    stops it when the broker turns into another cluster (`streams.cluster_watch`).
 
     The agent is registered before ``/metrics`` because the metrics wrap its batch hook
     to time each batch.
     """
     options = options or WorkerOptions()
-    worker = StreamsWorker(faust_app(kafka, options), topics, network, options, ledger)
+    worker = StreamsWorker(faust_app(kafka, options), topics, network, options, ledger,
+                           cluster)
     village.register(worker)
     local = views.register_views(worker)
     worker.metrics_registry = metrics.install(worker, local)

@@ -106,7 +106,8 @@ class KafkaConnection:
         return None
 
 
-#: Tansu names its cluster ``tansu_cluster`` unless told otherwise.
+#: Tansu names its cluster ``tansu_cluster`` unless told otherwise; the embedded broker
+#: names each start ``tansu-packloop-…`` (`services.broker`).
 TANSU_CLUSTER_PREFIX = "tansu"
 
 
@@ -116,16 +117,6 @@ def is_tansu(kafka: KafkaConnection) -> bool:
     Some of packloop's workarounds only make sense there; a broker that cannot be asked
     is taken as not Tansu, so the production settings stay as configured.
     """
-    from kafka import KafkaAdminClient
+    from streams.cluster_watch import cluster_id
 
-    try:
-        admin = KafkaAdminClient(client_id="packloop-probe", **kafka.kafka_python_kwargs())
-    except Exception:
-        return False
-    try:
-        cluster_id = admin.describe_cluster().get("cluster_id") or ""
-    except Exception:
-        return False
-    finally:
-        admin.close()
-    return str(cluster_id).startswith(TANSU_CLUSTER_PREFIX)
+    return (cluster_id(kafka) or "").startswith(TANSU_CLUSTER_PREFIX)

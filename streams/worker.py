@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from streams.app import WorkerOptions
+    from streams.cluster_watch import ClusterWatch
     from streams.faust_ext import PackloopApp
 
 log = logging.getLogger("packloop.streams")
@@ -42,9 +43,10 @@ class StreamsWorker:
 
     def __init__(
         self, app: PackloopApp, topics: Topics, network: Any, options: WorkerOptions,
-        ledger: LedgerWriter | None = None,
+        ledger: LedgerWriter | None = None, cluster: ClusterWatch | None = None,
     ) -> None:
         self.app = app
+        self.cluster = cluster
         self.ledger = ledger
         self._ledger_feed = LedgerFeed(options.app_id)
         #: rows waiting for their changelog writes to be acknowledged, oldest first
@@ -111,6 +113,10 @@ class StreamsWorker:
         async def _assigned(sender: Any, assigned: set[TP], **kw: Any) -> None:
             app.packloop_gate_open = False  # until the seek after table recovery
             app.packloop_final_seek = False
+            # a broker restarted empty makes the group rejoin: the new cluster's partitions
+            # are not taken on with the old cluster's state (the gate stays shut)
+            if not await self.check_cluster():
+                return
             await runtime.on_assigned(assigned)
 
         @app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -127,6 +133,23 @@ class StreamsWorker:
         async def _commit_durable() -> None:
             await self.commit_durable()
             await self.flush_ledger()
+
+        if self.cluster is not None and self.options.cluster_check_interval_s > 0:
+            @app.timer(self.options.cluster_check_interval_s)
+            async def _same_cluster() -> None:
+                await self.check_cluster()
+
+    async def check_cluster(self) -> bool:
+        """Stop the worker when the broker is now another cluster (`streams.cluster_watch`):
+        its state and markers belong to the old one. False when it stops."""
+        if self.cluster is None:
+            return True
+        changed = await asyncio.to_thread(self.cluster.check)
+        if changed is None:
+            return True
+        log.critical("%s", changed)
+        await self.app.crash(changed)
+        return False
 
     # ---- the end of a batch (called by the agent) ----
 

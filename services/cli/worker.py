@@ -65,6 +65,7 @@ def check_web_port(host: str, port: int) -> None:
 def build_worker(settings: Settings, web_port: int | None = None) -> Any:
     from services.ledger import Ledger
     from streams import create_worker, is_tansu, load_network
+    from streams.cluster_watch import ClusterWatch, cluster_id
 
     network = load_network(settings.network)
     options = settings.worker_options(source_partitions(settings), web_port)
@@ -77,7 +78,10 @@ def build_worker(settings: Settings, web_port: int | None = None) -> Any:
         options = dataclasses.replace(options, group_instance_id=None)
     ledger = open_database("the ledger", "PACKLOOP_LEDGER_DB_URL", settings.ledger_db_url,
                            lambda: Ledger(settings.ledger_db_url))
-    return create_worker(settings.kafka(), settings.topics(), network, options, ledger)
+    # the cluster the state will come from, read before Faust starts: a broker restarted
+    # empty under the running worker is then told apart from the one it started with
+    cluster = ClusterWatch(settings.kafka(), cluster_id(settings.kafka()))
+    return create_worker(settings.kafka(), settings.topics(), network, options, ledger, cluster)
 
 
 @click.command()

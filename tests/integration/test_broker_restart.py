@@ -1,0 +1,68 @@
+"""The embedded broker restarted under a running worker: a new, empty cluster on the same
+address. The worker left running used to skip the new cluster's events as already applied
+(its markers were ahead of the new topic's offsets), silently. It now stops, naming the
+change, and started again it counts the new cluster's events exactly.
+
+Its own broker (not the session's): the test restarts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.broker import EmbeddedBroker, free_port
+from streams import create_topics
+from streams.kafka import KafkaConnection
+from streams.topics import Topics
+from tests.helpers import wait_until
+from tests.integration.helpers import WorkerProcess, produce, wait_settled
+from tests.integration.test_stream_worker import assert_matches_input
+from tests.streams.reference import generate, to_lines
+
+PARTITIONS = 2
+
+
+@pytest.fixture
+def own_port() -> Iterator[int]:
+    yield free_port()
+
+
+def _started(port: int, topics: Topics) -> EmbeddedBroker:
+    b = EmbeddedBroker(port=port).start()
+    create_topics(KafkaConnection(bootstrap_servers=b.bootstrap), topics, partitions=PARTITIONS)
+    return b
+
+
+def test_a_worker_stops_when_the_broker_restarts_empty_and_counts_the_new_one_exactly(
+        own_port: int, tmp_path: Path) -> None:
+    from streams.network import load_network
+
+    net = load_network()
+    first = to_lines(generate(net, 3_000, seed=21, villages=12, span_hours=24))
+    second = to_lines(generate(net, 2_000, seed=22, villages=12, span_hours=24))
+    topics = Topics(prefix="restart-")
+    broker = _started(own_port, topics)
+    w = WorkerProcess(broker.bootstrap, topics.prefix, tmp_path,
+                      {"PACKLOOP_WORKER_CLUSTER_CHECK_S": "1"})
+    try:
+        w.start().wait_ready()
+        produce(broker.bootstrap, topics.hub_events, first)
+        wait_settled([w], len(first))
+
+        broker.stop()
+        broker = _started(own_port, topics)  # same address, a new and empty cluster
+        wait_until(lambda: not w.alive(), 60, "the worker to stop on the new cluster")
+        assert w.proc is not None and w.proc.returncode != 0
+        assert "the Kafka cluster changed under this worker" in w.log()
+
+        w.start().wait_ready()
+        produce(broker.bootstrap, topics.hub_events, second)
+        st = wait_settled([w], len(second))
+        # the new cluster's events, each once, and nothing of the old cluster's state
+        assert_matches_input(st, second, PARTITIONS, broker.bootstrap, topics)
+    finally:
+        w.kill9()
+        broker.stop()
