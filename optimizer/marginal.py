@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import highspy
@@ -100,10 +101,20 @@ def plan_as_start(b: BuiltModel, plan: dict[str, Any], threads: int | None = Non
         unfix_trips(b, relaxed)
 
 
-def _lp_duals(b: BuiltModel, threads: int | None) -> tuple[float, dict[str, float]] | None:
-    """The LP's cost and each row's dual by the row's name (Δcost per unit of its bound);
-    None without an optimal LP (or with a row its fixings break, which the compiler finds
-    before any solve). The LP's values are loaded into the model."""
+@dataclass(frozen=True)
+class _LpDuals:
+    """An optimal LP's cost and sensitivities: each row's dual by the row's name (Δcost per
+    unit of its bound), each column's cost coefficient minus its reduced cost by the
+    column's name (Σ_r y_r a_rj: what the rows charge for one more unit of it)."""
+
+    cost: float
+    rows: dict[str, float]
+    charged: dict[str, float]
+
+
+def _lp_duals(b: BuiltModel, threads: int | None) -> _LpDuals | None:
+    """The LP's cost and duals; None without an optimal LP (or with a row its fixings break,
+    which the compiler finds before any solve). The LP's values are loaded into the model."""
     try:
         comp = compile_model(b.model)
     except InfeasibleConstraintException:
@@ -116,8 +127,12 @@ def _lp_duals(b: BuiltModel, threads: int | None) -> tuple[float, dict[str, floa
     sol = h.getSolution()
     for v, x in zip(comp.columns, sol.col_value, strict=True):
         v.set_value(float(x), skip_validation=True)
-    cost = float(np.dot(np.asarray(comp.lp.col_cost_), np.asarray(sol.col_value))) + comp.offset
-    return cost, {row[0].name: float(d) for row, d in zip(comp.rows, sol.row_dual, strict=True)}
+    c = np.asarray(comp.lp.col_cost_)
+    cost = float(np.dot(c, np.asarray(sol.col_value))) + comp.offset
+    charged = c - np.asarray(sol.col_dual)
+    return _LpDuals(
+        cost, {row[0].name: float(d) for row, d in zip(comp.rows, sol.row_dual, strict=True)},
+        {v.name: float(y) for v, y in zip(comp.columns, charged, strict=True)})
 
 
 def marginal_values(
@@ -145,12 +160,13 @@ def marginal_values(
             out["not_computed"].append({"hub_id": h, "why": "the LP with the plan's trips "
                                         "has no optimum"})
             continue
-        lp_cost, duals = lp
+        lp_cost, duals = lp.cost, lp.rows
         m = b.model
         for (hub, ct) in m.pool_covers:
             out["pools"].append({"hub_id": hub, "container_type": ct,
-                                 "delta_cost_cny_per_box": duals[m.pool_covers[hub, ct].name]})
-        cleaning = [duals[m.cleaning_capacity[k].name] for k in m.cleaning_capacity]
+                                 "delta_cost_cny_per_box": _pool_value(m, lp, hub, ct)})
+        # a row the compiler dropped (no variable left in it) cannot bind: dual 0
+        cleaning = [duals.get(m.cleaning_capacity[k].name, 0.0) for k in m.cleaning_capacity]
         if cleaning:
             out["cleaning"].append({"hub_id": h,
                                     "delta_cost_cny_per_unit_per_day": sum(cleaning)})
@@ -160,13 +176,23 @@ def marginal_values(
     return out
 
 
+def _pool_value(m: pyo.ConcreteModel, lp: _LpDuals, hub: str, ct: str) -> float:
+    """d cost / d P⁰ for hub `hub`'s pool of `ct`. The starting pool P⁰ stands beside the
+    expansion E in every row it is in, as P⁰ + E (`model/pools.py`), so one more box at the
+    start is one more unit of E that costs nothing: −(what the rows charge for E), however
+    the compiler orients each row. Reading one row's dual (`pool_covers`) missed `pool_end`
+    in the boundary horizon: a box was worth six times its re-solved value there (-25.16
+    against -4.37 CNY). A pool with no expansion column (compiled away) is worth 0."""
+    return -lp.charged.get(m.expand[hub, ct].name, 0.0)
+
+
 def _vehicle_values(s: Scenario, h: str, lp: BuiltModel, lp_cost: float,
                     deadline: float | None, limit_s: float, threads: int | None
                     ) -> list[dict[str, Any]]:
     start = values_of(lp.model)
     found: list[dict[str, Any]] = []
     for vt in s.vehicle_types:
-        if vt.base != "hub" or vt.count is None and vt.vehicle_type not in vt.count_by_hub:
+        if vt.base != "hub" or vt.count is None and h not in vt.count_by_hub:
             continue
         if deadline is not None and time.time() + limit_s > deadline:
             found.append({"hub_id": h, "vehicle_type": vt.vehicle_type, "delta_cost_cny": None,

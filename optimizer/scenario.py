@@ -493,7 +493,11 @@ def _check_references(s: Scenario) -> list[tuple[str, str]]:
                                for k, v in enumerate(s.vehicle_types)]),
             ("packaging options", option_ids),
             ("container pools", [(f"container_pools[{k}]", f"{p.hub_id}/{p.container_type}")
-                                 for k, p in enumerate(s.container_pools)])):
+                                 for k, p in enumerate(s.container_pools)]),
+            # one row per village: the model keeps one (its grams and bulk) per village
+            ("outstanding waste rows (one per village: add their grams up)",
+             [(f"outstanding_waste[{k}].village_id", w.village_id)
+              for k, w in enumerate(s.outstanding_waste)])):
         first: dict[str, str] = {}
         for path, ident in ids:
             if ident in first:
@@ -509,6 +513,11 @@ def _check_references(s: Scenario) -> list[tuple[str, str]]:
             if hid not in hubs:
                 problems.append((f"vehicle_types[{k}].count_by_hub.{hid}",
                                  f"unknown hub {hid!r}"))
+        if vt.count_by_hub and vt.base != "hub":
+            # it was silently ignored: a county vehicle serves every hub from one fleet
+            problems.append((f"vehicle_types[{k}].count_by_hub",
+                             f"only for vehicle types based at hubs; {vt.vehicle_type!r} is "
+                             f"based at the {vt.base}, whose fleet is its count"))
     if not any(vt.base == "hub" for vt in s.vehicle_types):
         problems.append(("vehicle_types", "no vehicle type with base 'hub' to run milk runs"))
     for k, g in enumerate(s.demand):

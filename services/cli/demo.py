@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from services.cli.context import console, settings_from
-from services.cli.plan import TIME_LIMIT
+from services.cli.plan import OUT_DIR, TIME_LIMIT
 
 
 @click.command()
@@ -19,7 +19,7 @@ from services.cli.plan import TIME_LIMIT
               help="Time limit of the week-ahead plan (default 40 s).")
 @click.option("--plan-hubs", type=int, default=None, metavar="N",
               help="Plan only the N busiest townships (default: all).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="demo-output",
+@click.option("--out", "out_dir", type=OUT_DIR, default="demo-output",
               show_default=True)
 @click.option("--decisions/--no-decisions", default=True, show_default=True,
               help="Also the busiest township's single-use front, a what-if (one more "

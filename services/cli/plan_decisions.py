@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.cli.context import console
-from services.cli.plan import GAP, THREADS, TIME_LIMIT, BadInput, _clean, plan
+from services.cli.plan import GAP, OUT_DIR, THREADS, TIME_LIMIT, BadInput, _clean, plan
 
 
 def _load_scenario(path: str) -> Any:
@@ -44,7 +44,7 @@ def _print_json(data: Any) -> None:
               default="both", show_default=True,
               help="Which front: cost against single-use packaging, against CO2e, or both.")
 @click.option("--json", "as_json", is_flag=True, help="Print the frontier as JSON on stdout.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+@click.option("--out", "out_dir", type=OUT_DIR, default=None,
               help="Write frontier.html, frontier.json and each point's plan.json and "
                    "report.html (one directory per point) here.")
 def frontier(scenario: str, points: int, time_limit: float | None, gap: float | None,

@@ -708,6 +708,23 @@ def test_fleet_without_vrplib_is_a_usage_error(fleet):
     assert "--fleet" in r.output and "--vrplib" in r.output and "status" not in r.output
 
 
+@pytest.mark.parametrize("command", ["solve", "frontier"])
+def test_an_out_directory_that_cannot_be_written_is_refused_before_any_solve(
+        command, tmp_path):
+    """`--out` under a file (or anywhere not writable) ended in a traceback after the whole
+    solve (NotADirectoryError from the report): now a usage error naming --out, at once."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    r = CliRunner().invoke(plan, [command, str(TINY), "--out", str(blocker / "sub")])
+    assert r.exit_code == 2, r.output
+    assert "Invalid value for '--out'" in r.output and "Not a directory" in r.output
+    assert "status" not in r.output and "Traceback" not in r.output
+    ok = tmp_path / "new" / "dir"
+    r = CliRunner().invoke(plan, ["solve", str(TINY), "--out", str(ok), "--time-limit", "30"])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in ok.iterdir()) == ["plan.json", "report.html"]
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_budget_params_reach_the_stages_in_and_out_of_worker_processes(threads):
     """`solve(params=...)` reached the schedule but not the stages: the workers (and the

@@ -126,6 +126,22 @@ def test_a_duplicate_pool_and_an_option_named_like_a_container_are_errors():
     assert "duplicate" in problems["packaging.reusable[0].container_type"]
 
 
+def test_a_second_waste_row_for_a_village_and_a_county_fleet_by_hub_are_errors():
+    """A second outstanding-waste row for a village silently replaced the first (30 kg
+    planned as 5 kg), and `count_by_hub` on a county vehicle type was silently ignored
+    (the trunk kept running with 0 trucks given for the hub)."""
+    raw = tiny_raw()
+    vid = raw["outstanding_waste"][0]["village_id"]
+    raw["outstanding_waste"].append({"village_id": vid, "grams": 5000})
+    trunk = next(vt for vt in raw["vehicle_types"] if vt["base"] == "county")
+    trunk["count_by_hub"] = {raw["hubs"][0]["hub_id"]: 0}
+    problems = _problems(raw)
+    row = f"outstanding_waste[{len(raw['outstanding_waste']) - 1}].village_id"
+    assert "duplicate" in problems[row] and repr(vid) in problems[row]
+    k = raw["vehicle_types"].index(trunk)
+    assert "based at the county" in problems[f"vehicle_types[{k}].count_by_hub"]
+
+
 def test_capacities_counts_and_parcels_must_be_sensible():
     """Negative or zero compartments and negative counts by hub were taken as 'no such
     vehicle'; an infinite parcel count reached the model (OverflowError); fractional
