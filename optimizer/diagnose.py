@@ -8,7 +8,13 @@ from typing import Any
 
 from optimizer.routes import DistanceOracle
 from optimizer.scenario import ReusableType, Scenario, SingleUseOption
-from optimizer.trips import ALL, compatible_compartments, trip_minutes, trips_per_shift
+from optimizer.trips import (
+    ALL,
+    compatible_compartments,
+    trip_minutes,
+    trips_per_shift,
+    trunk_legs_per_shift,
+)
 
 
 def describe_unservable(s: Scenario, items: list[tuple[str, int, str, str]]) -> list[dict]:
@@ -19,13 +25,14 @@ def describe_unservable(s: Scenario, items: list[tuple[str, int, str, str]]) -> 
     for village, day, class_id, direction in items:
         if direction == "trunk":
             out.append({"what": f"trunk deliveries of class {class_id!r} to hub {village} on "
-                        f"day {day}", "why": "no county vehicle can carry that class to the hub "
-                        "(compartment, passive packaging, max_route_km or shift_minutes)"})
+                        f"day {day}", "why": "no county vehicle can carry that class to the hub"
+                        f" ({_trunk_reasons(s, oracle, village, class_id, True)})"})
             continue
         if direction == "trunk_up":
+            why = _trunk_reasons(s, oracle, village, class_id, False)
             out.append({"what": f"farm shipments of class {class_id!r} from hub {village} to "
                         f"the county on day {day}", "why": "no county vehicle can carry that "
-                        "class from the hub (compartment, max_route_km or shift_minutes)"})
+                        f"class from the hub ({why})"})
             continue
         if direction == "pack":
             out.append({"what": f"down demand of class {class_id!r} at {village} on day {day}",
@@ -82,6 +89,35 @@ def describe_unservable(s: Scenario, items: list[tuple[str, int, str, str]]) -> 
                                    "farm shipments")
         out.append({"what": what, "why": "; ".join(reasons) or "no candidate trip can carry it"})
     return out
+
+
+def _trunk_reasons(s: Scenario, oracle: DistanceOracle, hub: str, class_id: str,
+                   down: bool) -> str:
+    """Why each county vehicle type cannot run hub `hub`'s trunk leg for `class_id`, in
+    figures (the leg's km and minutes against its limits), as the milk runs' reasons do."""
+    km = oracle.trunk_km(hub)
+    county = [v for v in s.vehicle_types if v.base == "county"]
+    if not county:
+        return "there is no vehicle type with base 'county'"
+    why = []
+    for v in county:
+        if v.count is not None and v.count <= 0:
+            why.append(f"{v.vehicle_type}: count 0")
+        elif km > v.max_route_km + 1e-9:
+            why.append(f"{v.vehicle_type}: the leg depot->{hub}->depot is {km:.1f} km, over its "
+                       f"max_route_km {v.max_route_km:g}")
+        elif trunk_legs_per_shift(v, km) == 0:
+            why.append(f"{v.vehicle_type}: the leg ({km:.1f} km) takes "
+                       f"{trip_minutes(v, km, 1):.1f} min, over its shift_minutes "
+                       f"{v.shift_minutes:g}")
+        elif down and not compatible_compartments(s, v, class_id):
+            why.append(f"{v.vehicle_type}: no {class_id!r} compartment, and passive packaging "
+                       "is not allowed or does not cover the class")
+        elif not down and class_id not in v.compartments_litres:
+            why.append(f"{v.vehicle_type}: no {class_id!r} compartment")
+        else:
+            why.append(f"{v.vehicle_type}: the class's packaging or compartment rules")
+    return "; ".join(why)
 
 
 #: row families that are valid inequalities (`covers`, `milk_runs.add_visit_covers`): the

@@ -955,6 +955,12 @@ def _result(s: Scenario, combined: dict[str, StageOutcome], t0: float,
         status = "infeasible"
     stats = {"wall_s": time.perf_counter() - t0, **extra, "joint": joint.stats,
              "stages": {m: c.stats for m, c in combined.items() if m != "joint"}}
+    diagnosis = list(joint.diagnosis)
+    if joint.plan is not None and not any(vt.base == "county" for vt in s.vehicle_types):
+        # a trunk vehicle typed base 'hub' by mistake halved tiny.yaml's cost, silently
+        diagnosis.append({"what": "trunk legs", "why": "no vehicle type has base 'county', "
+                          "so the legs from the depot to the hubs are neither planned nor "
+                          "costed (trunk vehicles need base 'county')"})
     return PlanResult(
         status=status,
         objective=joint.objective,
@@ -964,7 +970,7 @@ def _result(s: Scenario, combined: dict[str, StageOutcome], t0: float,
         kpis=kpis,
         baselines=base,
         stats=stats,
-        diagnosis=joint.diagnosis,
+        diagnosis=diagnosis,
         factor_set=s.factor_set,
         rounding=rounding_cost(joint.plan, s) if joint.plan is not None else {},
     )

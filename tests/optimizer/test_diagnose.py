@@ -130,3 +130,21 @@ def test_a_trip_longer_than_every_shift_names_the_shift(tmp_path):
     assert len(lines) == 1, out
     assert "takes longer than every vehicle's shift_minutes (van: 46.3 min against 40)" in (
         lines[0]), out
+
+
+def test_a_trunk_leg_beyond_the_trunk_vehicles_names_its_km_and_limit(tmp_path):
+    """The trunk leg longer than the trunk vehicle's max_route_km: the diagnosis said only
+    '(compartment, passive packaging, max_route_km or shift_minutes)', where the milk runs'
+    name the leg's km against each vehicle's limit."""
+    raw = tiny_raw()
+    trunk = next(v for v in raw["vehicle_types"] if v["base"] == "county")
+    trunk["max_route_km"] = 1
+    path = tmp_path / "short_trunk.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    r = CliRunner().invoke(plan, ["solve", str(path), "--time-limit", "8", "--threads", "1",
+                                  "--no-baselines"])
+    assert r.exit_code == 2, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("infeasible: trunk")]
+    assert lines, r.output
+    assert all(re.search(rf"{trunk['vehicle_type']}: the leg depot->H01->depot is "
+                         r"\d+\.\d km, over its max_route_km 1\)", ln) for ln in lines), lines

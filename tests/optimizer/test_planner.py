@@ -436,3 +436,19 @@ def test_a_failed_bound_leaves_the_group_its_first_plan(monkeypatch):
     assert any("its bound failed" in d["why"] and "no LP today" in d["why"]
                for d in res.diagnosis)
     check_result(res, s)
+
+
+def test_a_scenario_without_county_vehicles_says_its_trunk_legs_are_not_planned():
+    """A trunk vehicle typed base 'hub' by mistake made the county's trunk legs free (tiny:
+    393 CNY instead of 823) without a word; the plan now says so, and only then."""
+    raw = tiny_raw()
+    for vt in raw["vehicle_types"]:
+        if vt["base"] == "county":
+            vt["base"] = "hub"
+    s = optimizer.load_scenario(raw)
+    res = optimizer.solve(s, time_limit_s=30, threads=1)
+    assert res.plan is not None
+    assert [d["what"] for d in res.diagnosis] == ["trunk legs"]
+    assert "base 'county'" in res.diagnosis[0]["why"]
+    ok = optimizer.solve(optimizer.load_scenario(tiny_raw()), time_limit_s=30, threads=1)
+    assert ok.plan is not None and ok.diagnosis == []
