@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("packloop.views")
 
 CONTAINER_FIELDS = ("issued", "returned", "in_circulation", "damaged", "lost", "overdue")
+#: the highest /villages page asked for: pages past the last are empty, not errors
+MAX_PAGE = 1_000_000
 
 
 # -- pure summaries -----------------------------------------------------------------------
@@ -349,11 +351,19 @@ def register_views(worker: StreamsWorker) -> LocalState:
     app = worker.app
     local = LocalState(worker)
 
-    def _int(request: Any, name: str, default: int) -> int:
-        try:
-            return max(1, int(request.query.get(name, default)))
-        except ValueError:
+    def _int(request: Any, name: str, default: int, most: int) -> int:
+        """A whole-number query parameter from 1 to `most`. A bad one is a 400 naming it:
+        it was taken as 1 silently, and one past 64 bits was a 500 and a traceback."""
+        raw = request.query.get(name)
+        if raw is None:
             return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if not 1 <= value <= most:
+            raise ValueError(f"{name} must be a whole number from 1 to {most}, not {raw!r}")
+        return value
 
     def recovering(web: Any) -> Any | None:
         """503 while this worker's state is not whole (`Runtime.ready`): an answer from part
@@ -433,8 +443,13 @@ def register_views(worker: StreamsWorker) -> LocalState:
     @app.page("/villages")
     async def villages_view(web: Any, request: Any) -> Any:
         hub = request.query.get("hub")
-        page = _int(request, "page", 1)
-        per_page = min(_int(request, "per_page", 50), 500)
+        if hub is not None and hub not in worker.network.hubs:
+            return web.json({"error": f"unknown hub {hub!r}"}, status=404)
+        try:
+            page = _int(request, "page", 1, MAX_PAGE)
+            per_page = _int(request, "per_page", 50, 500)
+        except ValueError as exc:
+            return web.json({"error": str(exc)}, status=400)
         try:
             parts = await gather(
                 "/local/villages", lambda: local.village_rows(hub), {"hub": hub} if hub else {}

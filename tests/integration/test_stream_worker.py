@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
@@ -316,6 +317,20 @@ def test_dead_letter_list_and_redrive_and_rerouting(broker: Any, ready_worker: R
     assert v["windows"]["day"]["generated_grams"] == {"cardboard": 300}
     page = w.get("/villages", hub=NET.villages[vid].hub_id).json()
     assert [r["village_id"] for r in page["villages"]] == [vid]
+    # a bad page is a 400 naming it (one past 64 bits was a 500 and a traceback; 0, -1
+    # and 'abc' were taken as 1), an unknown hub a 404 (it was an empty page)
+    for bad in ("99999999999999999999", "0", "-1", "abc"):
+        r = w.get("/villages", page=bad)
+        assert r.status_code == 400 and "page must be a whole number" in r.json()["error"]
+    assert w.get("/villages", per_page="501").status_code == 400
+    assert w.get("/villages", hub="H99").status_code == 404
+    assert w.get("/villages", page="2").json()["villages"] == []
+    # /metrics gzipped when asked, as Prometheus does (1.8 MB of text for the county)
+    zipped = httpx.get(w.url + "/metrics", headers={"Accept-Encoding": "gzip"}, timeout=10)
+    plain = httpx.get(w.url + "/metrics", headers={"Accept-Encoding": "identity"}, timeout=10)
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert "content-encoding" not in plain.headers
+    assert "packloop_events_total" in zipped.text and "packloop_events_total" in plain.text
     hub = w.get(f"/hubs/{NET.villages[vid].hub_id}/containers").json()
     assert hub["containers"]["reusable_crate"]["returned"] == 2
     assert w.get("/pickups", status="open").json()["count"] == 0

@@ -470,3 +470,13 @@ def test_a_recovering_worker_leaves_its_state_series_out_instead_of_exporting_th
     _text, whole = scrape(h, {0, 1, 2, 3})
     assert sum(s.value for s in whole["packloop_events_total"]
                if s.labels["outcome"] == "applied") > 0
+
+
+@pytest.mark.parametrize("header, takes", [
+    ("gzip", True), ("deflate, gzip;q=1.0, *;q=0.5", True), ("GZIP", True), ("*", True),
+    ("gzip;q=0", False), ("identity", False), ("", False), ("br, deflate", False),
+    ("gzip;q=abc", False)])
+def test_gzip_is_served_only_to_a_client_that_takes_it(header: str, takes: bool) -> None:
+    from streams.metrics import accepts_gzip
+
+    assert accepts_gzip(header) is takes
