@@ -4,6 +4,8 @@ messages."""
 
 from __future__ import annotations
 
+import errno
+import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -81,3 +83,22 @@ def kafka_call(fn: Callable[[], T], settings: Settings) -> T:
         raise unreachable from None
     except KafkaError as exc:
         raise click.ClickException(f"Kafka error: {exc}") from None
+
+
+def check_listen_port(host: str, port: int, what: str, choose: str) -> None:
+    """Exit with one line when `what` cannot listen on ``host:port``: the servers found out
+    after their start-up (Kafka asked, "startup complete" logged) and ended in the server's
+    own ``[Errno 98]`` lines. The bind is tried as aiohttp and uvicorn bind (SO_REUSEADDR),
+    so a port another process listens on is refused but one left in TIME_WAIT by this
+    service's previous run is not. `choose` names the option and variable that set it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            why = ("is in use by another process" if exc.errno == errno.EADDRINUSE
+                   else f"cannot be used: {exc.strerror or exc}")
+            raise click.ClickException(
+                f"port {port} on {host} {why}: {what} cannot listen there; choose another "
+                f"with {choose}") from None

@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from services.cli.context import open_database, settings_from, worker_url_option
+from services.cli.context import (
+    check_listen_port,
+    open_database,
+    settings_from,
+    worker_url_option,
+)
 from services.settings import Settings
 
 if TYPE_CHECKING:
@@ -164,6 +169,9 @@ def gateway(ctx: click.Context, host: str | None, port: int | None,
         _echo_openapi(create_app(GatewayConfig.from_settings(offline)))
         return
     _logging(log_level)
+    check_listen_port(settings.gateway_host, settings.gateway_port, "the gateway",
+                      "--port or PACKLOOP_GATEWAY_PORT (and the address with --host or "
+                      "PACKLOOP_GATEWAY_HOST)")
     warn_without_pepper(settings)
     cert, key = server_tls(settings.gateway_tls_cert, settings.gateway_tls_key, "gateway")
     check_kafka(settings)
@@ -256,6 +264,10 @@ def planner(ctx: click.Context, host: str | None, port: int | None, workers: int
     _logging(log_level)
     if no_api and workers < 1:
         raise click.UsageError("--no-api needs at least one worker")
+    if not no_api:
+        check_listen_port(settings.planner_host, settings.planner_port, "the planner's API",
+                          "--port or PACKLOOP_PLANNER_PORT (and the address with --host or "
+                          "PACKLOOP_PLANNER_HOST)")
     # --no-api workers too: they sign the run sheets of the dispatch jobs they take
     warn_without_pepper(settings)
     cert, key = (None, None) if no_api else server_tls(

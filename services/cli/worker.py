@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import errno
-import socket
 import sys
 from typing import Any
 
@@ -14,6 +12,7 @@ import orjson
 
 from services.cli.context import (
     bootstrap_option,
+    check_listen_port,
     kafka_call,
     open_database,
     settings_from,
@@ -45,21 +44,10 @@ def check_web_port(host: str, port: int) -> None:
 
     Faust finds out only after the worker has joined its group, and then ends in a long
     traceback, after the URL printed at start, which then points at whatever holds the port.
-    The bind is tried as aiohttp binds (SO_REUSEADDR), so a port another process listens on
-    is refused but one left in TIME_WAIT by this worker's previous run is not.
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            why = ("is in use by another process" if exc.errno == errno.EADDRINUSE
-                   else f"cannot be used: {exc.strerror or exc}")
-            raise click.ClickException(
-                f"port {port} on {host} {why}: the worker's web server (state queries, "
-                "/metrics) cannot listen there; choose another with --web-port or "
-                "PACKLOOP_WEB_PORT (and the address with PACKLOOP_WEB_HOST)") from None
+    check_listen_port(host, port, "the worker's web server (state queries, /metrics)",
+                      "--web-port or PACKLOOP_WEB_PORT (and the address with "
+                      "PACKLOOP_WEB_HOST)")
 
 
 def build_worker(settings: Settings, web_port: int | None = None) -> Any:

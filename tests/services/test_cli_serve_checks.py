@@ -157,3 +157,25 @@ def test_kafka_errors_are_throttled_but_audit_lines_are_not() -> None:
     assert sum("kafka.conn" in line for line in lines) == 1, lines
     assert sum("kafka.client" in line for line in lines) == 1, lines
     assert sum("packloop.audit" in line for line in lines) == 3, lines
+
+
+@pytest.mark.parametrize("command, variable", [("gateway", "PACKLOOP_GATEWAY_PORT"),
+                                               ("planner", "PACKLOOP_PLANNER_PORT")])
+def test_a_port_in_use_is_one_line_before_kafka_is_asked(offline, monkeypatch, command,
+                                                         variable) -> None:
+    """The gateway printed its URL, asked Kafka, logged "startup complete" and then ended
+    in uvicorn's own [Errno 98] lines, exit 3; the worker said it in one line at once."""
+    import socket
+
+    def no_kafka(settings):
+        raise AssertionError("went on to Kafka with its port taken")
+
+    monkeypatch.setattr(services.cli.serve, "check_kafka", no_kafka)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        r = CliRunner().invoke(cli, [command, "--port", str(port)], env={variable: "1"})
+    assert r.exit_code == 1, r.output
+    assert f"port {port} on 127.0.0.1 is in use by another process" in r.output
+    assert f"--port or {variable}" in r.output and offline == []
