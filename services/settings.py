@@ -311,6 +311,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 "PACKLOOP_TOKEN_PEPPER is a placeholder, not a secret; generate one with "
                 "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+        value = pepper.get_secret_value() if pepper is not None else ""
+        if value and not value.strip():
+            # taken as a real secret before, without the warning an unset one gets
+            raise ValueError(
+                "PACKLOOP_TOKEN_PEPPER is only white space, not a secret; generate one with "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))', or leave it "
+                "unset")
         return pepper
 
     @model_validator(mode="before")

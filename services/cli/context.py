@@ -37,10 +37,26 @@ worker_url_option = click.option(
 
 def read_settings() -> Settings:
     """The environment, read once; a bad value is a one-line error naming the variable."""
+    from pydantic import ValidationError
+
     try:
         return get_settings()
-    except Exception as exc:  # pydantic's message names the variable and the problem
+    except ValidationError as exc:
+        raise click.ClickException("; ".join(setting_errors(exc))) from None
+    except Exception as exc:
         raise click.ClickException(f"invalid PACKLOOP_* setting: {exc}") from None
+
+
+def setting_errors(exc: Any) -> list[str]:
+    """Each problem of a pydantic ValidationError of the settings as 'VARIABLE: why': its
+    own text carried the value given (a secret's too) and a link per error."""
+    out = []
+    for e in exc.errors(include_url=False, include_input=False):
+        why = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        loc = "_".join(str(p) for p in e.get("loc", ()))
+        name = f"PACKLOOP_{loc.upper()}"
+        out.append(why if not loc or why.startswith(name) else f"invalid {name}: {why}")
+    return out
 
 
 def settings_from(ctx: click.Context, **overrides: Any) -> Settings:

@@ -7,6 +7,7 @@ of stdout; only its hash is stored.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,10 @@ def token_group(kind: Kind, noun: str, owner_meta: str,
                                      param_hint=owner_meta)
         if check_owner is not None:
             check_owner(ctx, owner)
+        if label is not None and any(_is_control(ch) for ch in label):
+            # a newline in a label made a fake row in list-tokens
+            raise click.BadParameter("must be one line without control characters",
+                                     param_hint="--label")
         store = _store(ctx)
         try:
             info, token = store.add(kind, owner, label)
@@ -82,8 +87,8 @@ def token_group(kind: Kind, noun: str, owner_meta: str,
         for r in rows:
             d = r.to_dict()
             state = "active" if r.active else f"revoked {d['revoked_at']}"
-            lines.append((r.token_id, r.owner, d["created_at"], d["last_used_at"] or "-",
-                          state, r.label or ""))
+            lines.append((r.token_id, _shown(r.owner), d["created_at"],
+                          d["last_used_at"] or "-", state, _shown(r.label or "")))
         for line in aligned(lines):
             click.echo(line)
 
@@ -124,6 +129,17 @@ def _token_id(given: str, noun: str) -> str:
             f"the argument is neither a {noun} token id (hex digits, see `packloop {noun}s "
             "list-tokens`) nor a whole token (not shown here: it may hold a secret)")
     return token_id
+
+
+def _is_control(ch: str) -> bool:
+    return unicodedata.category(ch)[0] == "C"
+
+
+def _shown(text: str) -> str:
+    """A stored text on one table line: control characters as escapes (a label stored
+    before they were refused cannot fake a row or move the cursor)."""
+    return "".join(ch.encode("unicode_escape").decode("ascii") if _is_control(ch) else ch
+                   for ch in text)
 
 
 def aligned(rows: Sequence[Sequence[str]]) -> list[str]:

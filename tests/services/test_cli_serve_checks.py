@@ -95,6 +95,22 @@ def test_a_placeholder_pepper_is_refused_naming_the_variable(offline) -> None:
         result = gateway({"PACKLOOP_TOKEN_PEPPER": placeholder})
         assert result.exit_code == 1, result.output
         assert "PACKLOOP_TOKEN_PEPPER is a placeholder" in result.output
+        # one line per problem, without the value given or pydantic's links
+        assert f"'{placeholder}'" not in result.output and "pydantic.dev" not in result.output
+    assert not offline
+
+
+def test_a_blank_pepper_is_refused_and_a_bad_number_names_its_variable(offline) -> None:
+    """A pepper of white space was taken as a secret, without the warning an unset one
+    gets; a bad setting's error was pydantic's dump, value, links and all."""
+    result = gateway({"PACKLOOP_TOKEN_PEPPER": "   "})
+    assert result.exit_code == 1 and "PACKLOOP_TOKEN_PEPPER is only white space" in (
+        result.output)
+    result = gateway({"PACKLOOP_KAFKA_SESSION_TIMEOUT_MS": "soon"})
+    assert result.exit_code == 1
+    assert "invalid PACKLOOP_KAFKA_SESSION_TIMEOUT_MS: Input should be a valid integer" in (
+        result.output)
+    assert "soon" not in result.output and "pydantic.dev" not in result.output
     assert not offline
 
 

@@ -77,3 +77,21 @@ def test_aligned_pads_every_column_but_the_last() -> None:
         "a1  H0001",
         "b   H1     x",
     ]
+
+
+def test_a_label_with_a_newline_is_refused_and_a_stored_one_cannot_fake_a_row(
+        runner, tmp_path) -> None:
+    """`--label "$(printf 'evil\\nlabel')"` put a line of its own into list-tokens."""
+    refused = runner.invoke(cli, ["hubs", "add-token", "H01", "--label", "evil\nH02  x"])
+    assert refused.exit_code == 2 and "--label" in refused.output
+    assert "one line without control characters" in refused.output
+    from services.auth.tokens import TokenStore
+    from services.settings import Settings
+
+    store = TokenStore(Settings().token_db_url, Settings().pepper())
+    store.add("hub", "H01", "old\nrow")  # as a store written before the check holds
+    store.close()
+    listed = runner.invoke(cli, ["hubs", "list-tokens"])
+    assert listed.exit_code == 0, listed.output
+    assert len(listed.output.strip().splitlines()) == 2  # the header and one token
+    assert "old\\nrow" in listed.output
