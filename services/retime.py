@@ -20,17 +20,26 @@ _TIMESTAMP: TypeAdapter[datetime] = TypeAdapter(UtcTimestamp)
 
 
 def whole_days_to_now(lines: list[bytes], now: datetime | None = None) -> int:
-    """Whole days to add so that the latest readable `occurred_at` is within a day before
-    `now` (0 when it already is, or none can be read)."""
+    """Whole days to add so that the latest readable `occurred_at` not after `now` is
+    within a day before `now` (0 when it already is, or none can be read). Events dated
+    after `now` are left out of the choice: one mistyped year (2062) kept every other
+    event where it was, to be refused as too late (they are refused themselves, as dated
+    in the future, `dated_after`)."""
+    now = now or datetime.now(UTC)
     latest: datetime | None = None
     for raw in lines:
         at = _occurred_at(raw)
-        if at is not None and (latest is None or at > latest):
+        if at is not None and at <= now and (latest is None or at > latest):
             latest = at
     if latest is None:
         return 0
-    gap = (now or datetime.now(UTC)) - latest
-    return max(0, math.floor(gap / timedelta(days=1)))
+    return max(0, math.floor((now - latest) / timedelta(days=1)))
+
+
+def dated_after(lines: list[bytes], now: datetime | None = None) -> int:
+    """How many readable events are dated after `now`."""
+    now = now or datetime.now(UTC)
+    return sum(1 for raw in lines if (at := _occurred_at(raw)) is not None and at > now)
 
 
 def shift_line(raw: bytes, days: int) -> bytes:

@@ -106,12 +106,18 @@ def _emit_with_progress(
 def _shifted(source: IO[bytes]) -> IO[bytes]:
     """The whole input with its events moved to now (services.retime)."""
     import io
+    from datetime import UTC, datetime
 
-    from services.retime import shift_line, whole_days_to_now
+    from services.retime import dated_after, shift_line, whole_days_to_now
     from streams.events import without_bom
 
     lines = without_bom(source.read()).split(b"\n")
-    days = whole_days_to_now(lines)
+    now = datetime.now(UTC)
+    days = whole_days_to_now(lines, now)
+    ahead = dated_after(lines, now)
+    if ahead:
+        click.echo(f"{ahead} event(s) dated after now: left out when choosing the shift "
+                   "(they are refused as dated in the future)", err=True)
     if days:
         click.echo(f"shifting every event by {days} days", err=True)
     shifted = io.BytesIO(b"\n".join(shift_line(raw, days) if raw.strip() else raw

@@ -62,3 +62,16 @@ def test_a_file_starting_with_a_bom_is_shifted_from_its_first_event():
     out = _shifted(io.BytesIO(b"\xef\xbb\xbf" + SAMPLE.read_bytes())).read().split(b"\n")[0]
     assert not out.startswith(b"\xef\xbb\xbf")
     assert parse_hub_event(out).occurred_at > parse_hub_event(first).occurred_at
+
+
+def test_an_event_dated_in_the_future_does_not_stop_the_others_moving():
+    """One mistyped year (2062) in a file of old events made the shift 0: every other
+    event stayed where it was and was refused as too late, with no hint."""
+    from services.retime import dated_after
+
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    old = [orjson.dumps({"occurred_at": f"2026-08-0{d}T10:00:00Z"}) for d in (1, 2, 3)]
+    typo = orjson.dumps({"occurred_at": "2062-11-01T10:00:00Z"})
+    days = whole_days_to_now([*old, typo], now)
+    assert days == (now - datetime(2026, 8, 3, 10, tzinfo=UTC)).days
+    assert dated_after([*old, typo], now) == 1
