@@ -54,6 +54,7 @@ def test_a_hub_cannot_write_another_hubs_events(make_client, token_store, fake_k
     metrics = client.get("/metrics").text
     assert 'packloop_gateway_events_total{hub="H01",outcome="forbidden",reason="other_hub"}' \
         in metrics
+    assert "_created" not in metrics  # half the series, read by no rule or dashboard
 
 
 def test_batch_answers_each_event_and_produces_only_accepted(make_client, token_store,
@@ -331,3 +332,18 @@ def test_token_cli_add_list_revoke(tmp_path, monkeypatch) -> None:
     assert store.authenticate("hub", p_token) is None
     assert runner.invoke(cli, ["planners", "revoke-token", token_id]).exit_code == 1  # a hub id
     store.close()
+
+
+def test_the_gateway_exports_no_created_series() -> None:
+    """prometheus_client adds a _created series beside each counter and histogram child
+    unless told not to: the gateway's series counted twice. (Created metrics are switched
+    on first: another test's worker metrics may have switched them off for the process.)"""
+    import prometheus_client
+
+    from services.gateway.metrics import GatewayMetrics
+
+    prometheus_client.enable_created_metrics()
+    m = GatewayMetrics()
+    m.requests.labels(route="/v1/events", method="POST", status="202", hub="H01").inc()
+    text = prometheus_client.generate_latest(m.registry).decode()
+    assert "packloop_gateway_requests_total" in text and "_created" not in text
