@@ -22,7 +22,6 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from services.http.kafka_io import KafkaIO, KafkaUnavailable, Record
-from services.planner.store import CANCELLED, FAILED
 
 if TYPE_CHECKING:
     from services.planner.app import PlannerConfig
@@ -108,9 +107,9 @@ def submit(config: PlannerConfig, kafka_io: KafkaIO, schedule: DispatchSchedule,
     from services.planner.from_state import FromState, build_scenario
 
     name = job_name(day)
-    for job in config.jobs.named(SOURCE, name):
-        if job["status"] not in (FAILED, CANCELLED):
-            return job["job_id"], False
+    held = config.jobs.holder(SOURCE, name)
+    if held is not None:
+        return held, False
     request = FromState(horizon_days=schedule.horizon_days, name=name)
     scenario, inputs = build_scenario(request, config.network, kafka_io, config.topics,
                                       config.worker_url, config.worker_transport)
@@ -120,7 +119,12 @@ def submit(config: PlannerConfig, kafka_io: KafkaIO, schedule: DispatchSchedule,
         "dispatch": {"date": day.isoformat(), "timezone": str(config.network.timezone),
                      "shift_start": schedule.shift_start.strftime("%H:%M")},
     }
-    job_id = config.jobs.create(scenario, options, SOURCE, submitted_by, name, inputs)
+    # another scheduler or POST /v1/dispatch may have created it while the scenario was
+    # built: the date's name goes to one job only
+    job_id, created = config.jobs.create_once(scenario, options, SOURCE, submitted_by, name,
+                                              inputs)
+    if not created:
+        return job_id, False
     try:
         [failure] = kafka_io.produce([Record(config.topics.plan_requests, job_id.encode(),
                                              orjson.dumps({"job_id": job_id}))])

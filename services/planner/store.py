@@ -66,6 +66,17 @@ plan_jobs = Table(
     Column("published", Integer, nullable=False, default=0),
 )
 
+#: which job holds a name that must be planned once (a dispatch date): the primary key makes
+#: two creators of the same name exclusive on every database, where looking for the name
+#: and then inserting let four concurrent POST /v1/dispatch make four jobs of one date
+plan_job_names = Table(
+    "plan_job_names",
+    metadata,
+    Column("source", String(16), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("job_id", String(40), nullable=False),
+)
+
 DURATION_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 3600)
 
 
@@ -120,9 +131,64 @@ class JobStore:
             ))
         return job_id
 
+    def create_once(self, scenario: dict[str, Any], options: dict[str, Any], source: str,
+                    submitted_by: str | None, name: str,
+                    inputs: dict[str, Any] | None = None) -> tuple[str, bool]:
+        """(job id, whether created now): a new job called ``name``, unless a job of that
+        name is live (queued, running or done) — one creator wins however many race, on
+        SQLite and PostgreSQL alike (`plan_job_names`). A failed or cancelled job's name
+        passes to the new job."""
+        from sqlalchemy.exc import IntegrityError
+
+        held = self.holder(source, name)
+        if held is not None:
+            return held, False
+        job_id = "plan-" + secrets.token_hex(8)
+        key = (plan_job_names.c.source == source) & (plan_job_names.c.name == name)
+        try:
+            with self.engine.begin() as conn:
+                row = conn.execute(select(plan_job_names.c.job_id).where(key)).first()
+                if row is None:
+                    conn.execute(plan_job_names.insert().values(source=source, name=name,
+                                                                job_id=job_id))
+                elif conn.execute(update(plan_job_names).where(
+                        key, plan_job_names.c.job_id == row.job_id).values(
+                        job_id=job_id)).rowcount != 1:
+                    raise IntegrityError("name taken meanwhile", None, Exception())
+                conn.execute(plan_jobs.insert().values(
+                    job_id=job_id, status=QUEUED, name=_text(name), source=source,
+                    submitted_by=submitted_by, created_at=time.time(),
+                    scenario=_dumps(scenario), options=_dumps(options),
+                    inputs=_dumps(inputs) if inputs else None, attempts=0, published=0,
+                ))
+        except IntegrityError:
+            held = self.holder(source, name)
+            if held is None:  # its holder failed between: let the caller try again
+                raise
+            return held, False
+        return job_id, True
+
+    def holder(self, source: str, name: str) -> str | None:
+        """The live job holding ``name`` (queued, running or done), if any."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(plan_jobs.c.job_id)
+                .select_from(plan_job_names.join(
+                    plan_jobs, plan_jobs.c.job_id == plan_job_names.c.job_id))
+                .where(plan_job_names.c.source == source, plan_job_names.c.name == name,
+                       plan_jobs.c.status.not_in([FAILED, CANCELLED]))).first()
+        if row is not None:
+            return str(row.job_id)
+        # a store written before plan_job_names: the newest live job of that name
+        for job in self.named(source, name):
+            if job["status"] not in (FAILED, CANCELLED):
+                return str(job["job_id"])
+        return None
+
     def delete(self, job_id: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(plan_jobs.delete().where(plan_jobs.c.job_id == job_id))
+            conn.execute(plan_job_names.delete().where(plan_job_names.c.job_id == job_id))
 
     def get(self, job_id: str, columns: tuple[str, ...] = ()) -> dict[str, Any] | None:
         """The job's row; the large columns (scenario, result, report, inputs) only on request."""
@@ -244,6 +310,15 @@ class JobStore:
         with self.engine.connect() as conn:
             rows = conn.execute(select(plan_jobs.c.job_id).where(
                 plan_jobs.c.status == RUNNING, plan_jobs.c.lease_expires_at < time.time()))
+            return [r.job_id for r in rows]
+
+    def stale_queued(self, created_before: float) -> builtins.list[str]:
+        """Queued jobs created before ``created_before`` (time.time()), oldest first: their
+        plan request was lost, or waits behind a busy worker (see `PlannerWorker.sweep`)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(plan_jobs.c.job_id).where(
+                plan_jobs.c.status == QUEUED, plan_jobs.c.created_at < created_before)
+                .order_by(plan_jobs.c.created_at))
             return [r.job_id for r in rows]
 
     def unpublished(self) -> builtins.list[str]:

@@ -122,6 +122,7 @@ class PlannerWorker:
         on_event: Callable[[str, str], None] | None = None,
         kafka_io: KafkaIO | None = None,
         signing_pepper: str | None = None,
+        stale_after_s: float | None = None,
     ) -> None:
         self.store = store
         #: the server secret the run sheets are signed with (`services.auth.signing`)
@@ -141,6 +142,8 @@ class PlannerWorker:
         self.partitions: frozenset[int] = frozenset()  # plan-requests partitions held now
         self.stop_event = threading.Event()
         self.current: str | None = None
+        #: a queued job older than this is taken from the store by an idle worker (`sweep`)
+        self.stale_after_s = stale_after_s if stale_after_s is not None else 3 * lease_s
         self._last_sweep = 0.0
         self._kafka_consumer: Any = None
 
@@ -325,12 +328,23 @@ class PlannerWorker:
     # -- the loop ----------------------------------------------------------------------------
 
     def sweep(self) -> None:
-        """Re-queue jobs whose worker died after its message was committed; publish leftovers."""
+        """Re-queue jobs whose worker died after its message was committed; publish leftovers;
+        run the oldest job queued for longer than `stale_after_s` (this worker is idle when
+        it sweeps). Its plan request was lost — the embedded broker restarted empty under
+        it, or the API stored the job and its send failed — and it stayed queued for good
+        (15 minutes, seen; a dispatch job so blocks its date), or it waits behind a busy
+        worker's partition. The job store's claim is atomic, so a request that arrives after
+        all finds the job taken and skips it."""
         for job_id in self.store.expired():
             log.info("job %s: lease expired, re-queued", job_id)
             self.enqueue(job_id)
         for job_id in self.store.unpublished():
             self.publish(job_id)
+        stale = self.store.stale_queued(time.time() - self.stale_after_s)
+        if stale and not self.stop_event.is_set():
+            log.warning("job %s: queued for over %.0f s without its request reaching a free "
+                        "worker; taken from the job store", stale[0], self.stale_after_s)
+            self.process(stale[0])
 
     def enqueue(self, job_id: str) -> None:
         self.kafka_io.produce([Record(self.topics.plan_requests, job_id.encode(),
@@ -380,6 +394,8 @@ class PlannerWorker:
                 if time.monotonic() - self._last_sweep > self.lease_s / 2:
                     self._last_sweep = time.monotonic()
                     self.sweep()
+                    # a job run by the sweep paused every partition while it ran
+                    consumer.resume(*consumer.paused())
                 batches = consumer.poll(timeout_ms=500, max_records=1)
                 for tp, records in batches.items():
                     for rec in records:

@@ -287,3 +287,59 @@ def test_a_solve_whose_worker_is_gone_ends_without_a_traceback() -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     assert "exit None" not in run.stdout, run.stdout  # it ended
     assert "Traceback" not in run.stderr and "BrokenPipeError" not in run.stderr, run.stderr
+
+
+def test_a_queued_job_whose_request_was_lost_is_run_by_an_idle_worker(planner_env,
+                                                                       fake_kafka) -> None:
+    """A job stored as queued whose plan request never reaches a worker (the embedded
+    broker restarted empty under it) stayed queued for good; an idle worker's sweep now
+    takes the oldest such job from the store, once, and a late request finds it done."""
+    client, jobs, worker = planner_env["client"], planner_env["jobs"], planner_env["worker"]
+    job_id = client.post("/v1/plans", json={"scenario": TINY, "options": {
+        "time_limit_s": 20}}).json()["job_id"]
+    fake_kafka.records[TOPICS.plan_requests].clear()  # the request is gone
+    worker.sweep()  # too young: it may still be on its way
+    assert jobs.get(job_id)["status"] == QUEUED
+    worker.stale_after_s = 0.0
+    worker.sweep()
+    done = jobs.get(job_id)
+    assert done["status"] == DONE and done["attempts"] == 1
+    worker.process(job_id)  # the request turns up after all: nothing runs twice
+    assert jobs.get(job_id)["attempts"] == 1
+    assert len(fake_kafka.records[TOPICS.plan_results]) == 1
+
+
+def test_a_name_planned_once_has_one_job_however_many_creators_race(tmp_path) -> None:
+    """Four concurrent POST /v1/dispatch for one date made four jobs: each looked for the
+    date's job, found none while the others built their scenarios, and inserted its own.
+    Now the date's name goes to one job; a failed or cancelled one passes it on."""
+    import threading
+
+    from services.planner.store import FAILED
+
+    store = JobStore(f"sqlite:///{tmp_path}/p.db")
+    barrier = threading.Barrier(4)
+    got: list[tuple[str, bool]] = []
+
+    def create() -> None:
+        barrier.wait()
+        got.append(store.create_once({"a": 1}, {}, "dispatch", "ops", "dispatch 2026-12-09"))
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(created for _, created in got) == 1
+    assert len({job for job, _ in got}) == 1
+    first = got[0][0]
+    assert [j["job_id"] for j in store.named("dispatch", "dispatch 2026-12-09")] == [first]
+    assert store.create_once({}, {}, "dispatch", "ops", "dispatch 2026-12-10")[1]  # another
+    assert store.cancel(first)
+    again, created = store.create_once({"a": 2}, {}, "dispatch", "ops", "dispatch 2026-12-09")
+    assert created and again != first
+    assert store.claim(again, "w", 60) and store.finish(again, "w", FAILED, error="x")
+    third, created = store.create_once({"a": 3}, {}, "dispatch", "ops", "dispatch 2026-12-09")
+    assert created and third not in (first, again)
+    assert store.create_once({}, {}, "dispatch", "ops", "dispatch 2026-12-09") == (third, False)
+    store.close()
