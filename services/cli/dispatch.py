@@ -7,6 +7,7 @@ PACKLOOP_HUB_TOKEN (a flag would show in `ps` and the shell's history).
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import quote
 
 import click
 import httpx
@@ -40,6 +41,8 @@ def show(ctx: click.Context, hub: str, day: dt.date, fmt: str) -> None:
     from services.http.tls import TlsError
     from services.reports.run_sheet import render_html, render_text
 
+    if not hub.strip() or hub != hub.strip():
+        raise click.BadParameter("must be a hub id (e.g. H01)", param_hint="HUB")
     settings = settings_from(ctx)
     if settings.hub_token is None or not settings.hub_token.get_secret_value():
         raise click.ClickException(
@@ -48,7 +51,9 @@ def show(ctx: click.Context, hub: str, day: dt.date, fmt: str) -> None:
     if not settings.gateway_url:
         raise click.ClickException("no gateway: set PACKLOOP_GATEWAY_URL")
     base = settings.gateway_url.rstrip("/")
-    path = f"/v1/hubs/{hub}/dispatch"
+    # one path segment whatever HUB holds: "H01/../H02" asked for H02's sheet, "H01?x="
+    # for a path of its own
+    path = f"/v1/hubs/{quote(hub, safe='')}/dispatch"
     try:
         with httpx_client(settings, base_url=base, timeout=httpx.Timeout(30.0, connect=5.0),
                           headers={"Authorization":
@@ -63,12 +68,16 @@ def show(ctx: click.Context, hub: str, day: dt.date, fmt: str) -> None:
             "set PACKLOOP_GATEWAY_URL") from None
     if resp.status_code != 200:
         try:
-            message = resp.json().get("message") or resp.text[:300]
+            body = resp.json()
         except ValueError:
-            message = resp.text[:300]
+            body = None
+        ours = isinstance(body, dict) and "error" in body  # the gateway's error body
+        message = (body.get("message") if ours else None) or resp.text[:300]
         hint = {401: " (check PACKLOOP_HUB_TOKEN)",
                 403: f" (PACKLOOP_HUB_TOKEN is not a token of hub {hub})",
-                404: ""}.get(resp.status_code, "")
+                # another server (the planner, say) answers 404 for the whole route
+                404: "" if ours else f" (is PACKLOOP_GATEWAY_URL, {base}, the gateway?)",
+                }.get(resp.status_code, "")
         raise click.ClickException(f"GET {path}: HTTP {resp.status_code}: {message}{hint}")
     sheet = resp.json()
     if fmt == "json":

@@ -172,6 +172,9 @@ class DispatchRequest(BaseModel):
 
 # -- who may see and cancel a job ----------------------------------------------------------
 
+#: the keys of a request that wraps its scenario (or asks for one from the live state)
+ENVELOPE_KEYS = frozenset({"scenario", "from_state", "options"})
+
 #: Jobs of these sources are the county's, not one planner's: every planner token reads and
 #: lists them (the dispatch plans, whose run sheets every hub gets).
 SHARED_SOURCES = (DISPATCH_SOURCE,)
@@ -373,6 +376,16 @@ def create_app(config: PlannerConfig) -> FastAPI:
         if not isinstance(body, dict):
             raise ApiError(400, "bad_request", "body must be a JSON object: a scenario, "
                            "{\"scenario\": …}, or {\"from_state\": {…}}")
+        if "scenario" in body or "from_state" in body:
+            # the envelope: a misspelt key ("option") was dropped, and its options with it
+            unknown = sorted(set(body) - ENVELOPE_KEYS)
+            if unknown:
+                raise ApiError(422, "invalid_request", (
+                    f"{unknown[0]}: not a field of the request (it has scenario or "
+                    f"from_state, and options)"))
+            if "scenario" in body and "from_state" in body:
+                raise ApiError(422, "invalid_request", "scenario, from_state: give one of "
+                               "them (both were given, and the scenario was ignored)")
         raw_options = body.get("options") if ("scenario" in body or "from_state" in body) \
             else None
         try:

@@ -114,6 +114,25 @@ def assign_vans(trips: list[dict[str, Any]], vans: dict[str, int],
     return placed
 
 
+def _with_work_only(trip: dict[str, Any], vt: Any, oracle: Any) -> dict[str, Any] | None:
+    """`trip` without its stops that have nothing to deliver, drop or collect (the plan's
+    tours may pass villages whose loads rode on another trip of the same tour), its km and
+    minutes those of the stops kept, in the plan's order; None when no stop has any. A run
+    sheet listed such a stop with nothing on it, and the driver went there for nothing."""
+    from optimizer.trips import trip_minutes
+
+    loads = trip.get("stop_loads") or {}
+    kept = [v for v in trip["stops"]
+            if any(x > 1e-9 for x in (loads.get(v) or {}).values())]
+    if not kept:
+        return None
+    if len(kept) == len(trip["stops"]):
+        return trip
+    path = [trip["hub_id"], *kept, trip["hub_id"]]
+    km = sum(oracle.km(a, b) for a, b in zip(path, path[1:], strict=False))
+    return {**trip, "stops": kept, "km": km, "minutes": trip_minutes(vt, km, len(kept))}
+
+
 def run_sheets(scenario: dict[str, Any], result: dict[str, Any], dispatch_date: date, *,
                job_id: str, timezone: str, shift_start: time = time(8, 0),
                planned_at: str | None = None) -> list[Dispatch]:
@@ -182,8 +201,9 @@ def run_sheets(scenario: dict[str, Any], result: dict[str, Any], dispatch_date: 
                     empties_to_collect=empties,
                     recyclables_grams=_round(loads.get("recyclables_grams", 0.0)))
 
-    day0 = [t for t in result.get("trips") or []
-            if t["day"] == 0 and t["kind"] == "milk_run"]
+    day0 = [kept for t in result.get("trips") or []
+            if t["day"] == 0 and t["kind"] == "milk_run"
+            and (kept := _with_work_only(t, vts[t["vehicle_type"]], oracle)) is not None]
     pools: dict[str, dict[str, float]] = defaultdict(dict)
     for p in sc.container_pools:
         pools[p.hub_id][p.container_type] = p.count

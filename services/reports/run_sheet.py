@@ -8,6 +8,8 @@ from collections import defaultdict
 from html import escape
 from typing import Any
 
+from services.reports.units import mass_text
+
 #: Chinese names of the plan's vocabulary; an unknown id is shown as it is
 ZH = {
     "ambient": "常温", "chilled": "冷藏", "frozen": "冷冻",
@@ -33,7 +35,8 @@ def _items(counts: dict[str, float], zh: bool) -> list[str]:
 
 
 def _kg(grams: float) -> str:
-    return f"{grams / 1000:.1f} kg"
+    # 15 g of recyclables read "0.0 kg" on a stop that had nothing else
+    return mass_text(grams)
 
 
 def vans(dispatch: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:

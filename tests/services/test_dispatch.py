@@ -126,6 +126,26 @@ def test_run_sheet_takes_day_zero_milk_runs_with_parcels_boxes_and_times() -> No
     assert d["containers_at_hub"] == {"insulated_box": 30.0}
 
 
+def test_a_stop_with_nothing_to_do_is_left_off_its_trip() -> None:
+    """A tour of the plan passes V002, whose loads rode on another trip: the run sheet sent
+    the van there with nothing to deliver, drop or collect. The stop is left off, the trip
+    timed over the stops kept (6 + 3 + 7 km at 30 km/h and two stops: 52 min), and a trip
+    with no stop left is no trip."""
+    p = plan()
+    p["trips"][2] = trip(["H01-V001", "H01-V002", "H01-V003"], 80, 22, {
+        "H01-V001": {"down_litres.chilled": 80.0}, "H01-V002": {"down_litres.ambient": 0.0},
+        "H01-V003": {"up_litres.ambient": 100.0}})
+    p["trips"].append(trip(["H01-V003"], 40, 14, {"H01-V003": {}}))
+    [one] = run_sheets(scenario(), p, DAY, job_id="plan-abc", timezone=TZ,
+                       shift_start=time(8, 0))
+    d = one.model_dump(mode="json")
+    assert [[s["village_id"] for s in t["stops"]] for t in d["trips"]] == [
+        ["H01-V001", "H01-V003"], ["H01-V001", "H01-V002"]]
+    first = d["trips"][0]
+    assert first["km"] == pytest.approx(16.0) and first["minutes"] == pytest.approx(52.0)
+    assert first["return_at"] == "2026-12-06T08:52+08:00"
+
+
 def test_a_hub_without_milk_runs_gets_an_empty_sheet() -> None:
     """Nothing to do that day is an answer too: a sheet with no trips."""
     quiet = plan()
@@ -350,6 +370,12 @@ def test_cli_shows_the_sheet_and_says_why_not(make_client, token_store, monkeypa
     no_token = run_show(monkeypatch, None, "H01", "--date", "2026-12-06",
                         env={"PACKLOOP_GATEWAY_URL": "http://gateway.test"})
     assert no_token.exit_code == 1 and "PACKLOOP_HUB_TOKEN" in no_token.output
+    # HUB is one path segment: "H01/../H02" asked for H02's sheet with H01's token
+    sneaky = run_show(monkeypatch, client, "H01/../H02", "--date", "2026-12-06", env=env)
+    assert sneaky.exit_code == 1 and "/v1/hubs/H01%2F..%2FH02/dispatch" in sneaky.output
+    assert "trip 1" not in sneaky.output
+    empty = run_show(monkeypatch, None, "", "--date", "2026-12-06", env=env)
+    assert empty.exit_code == 2 and "HUB" in empty.output
 
 
 # -- the planner: POST /v1/dispatch, and the worker that publishes ------------------------

@@ -343,3 +343,16 @@ def test_a_name_planned_once_has_one_job_however_many_creators_race(tmp_path) ->
     assert created and third not in (first, again)
     assert store.create_once({}, {}, "dispatch", "ops", "dispatch 2026-12-09") == (third, False)
     store.close()
+
+
+@pytest.mark.parametrize("body, named", [
+    ({"scenario": TINY, "option": {"time_limit_s": 5}}, "option: not a field"),
+    ({"scenario": TINY, "from_state": {}}, "scenario, from_state: give one of them"),
+])
+def test_a_request_with_a_stray_key_is_refused_naming_it(planner_env, body, named) -> None:
+    """A misspelt "option" was dropped (the job ran 120 s, not 5), and a body with both a
+    scenario and from_state planned from the state without a word."""
+    resp = planner_env["client"].post("/v1/plans", json=body)
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["error"] == "invalid_request" and named in resp.json()["message"]
+    assert planner_env["jobs"].list() == []
