@@ -504,6 +504,49 @@ def status(ctx: click.Context, job_id: str, wait: bool, as_json: bool, url: str 
         _print_job(job)
 
 
+@plan.command("list")
+@click.option("--status", "job_status", default=None,
+              type=click.Choice(["queued", "running", "done", "failed", "cancelled"]),
+              help="Only jobs in this status.")
+@click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True,
+              help="Newest jobs first, at most this many.")
+@click.option("--json", "as_json", is_flag=True, help="Print the jobs as JSON.")
+@service_options
+@click.pass_context
+def list_jobs(ctx: click.Context, job_status: str | None, limit: int, as_json: bool,
+              url: str | None, token: str | None) -> None:
+    """List your jobs and the dispatch jobs, newest first."""
+    from services.cli.tokens import aligned
+
+    params: dict[str, Any] = {"limit": limit}
+    if job_status:
+        params["status"] = job_status
+    with _client(ctx, url, token) as client:
+        jobs = _call(client, "GET", "/v1/plans", params=params).json()["jobs"]
+    if as_json:
+        click.echo(orjson.dumps(jobs).decode())
+        return
+    if not jobs:
+        click.echo("no jobs")
+        return
+    rows = [("ID", "STATUS", "SOURCE", "CREATED", "FINISHED", "NAME")]
+    rows += [(j["job_id"], j["status"], j["source"], j["created_at"] or "-",
+              j["finished_at"] or "-", j.get("name") or "") for j in jobs]
+    for line in aligned(rows):
+        click.echo(line)
+
+
+@plan.command("cancel")
+@click.argument("job_id", metavar="ID")
+@service_options
+@click.pass_context
+def cancel(ctx: click.Context, job_id: str, url: str | None, token: str | None) -> None:
+    """Cancel a queued or running job (its solve is stopped within a few seconds)."""
+    with _client(ctx, url, token) as client:
+        job = _call(client, "DELETE", f"/v1/plans/{job_id}").json()
+    click.echo(f"job {job_id} {job.get('status', 'cancelled')}")
+
+
 @plan.command("fetch")
 @click.argument("job_id", metavar="ID")
 @click.option("--out", "out_dir", required=True, type=OUT_DIR,
@@ -522,6 +565,8 @@ def fetch(ctx: click.Context, job_id: str, out_dir: str, url: str | None,
     out = Path(out_dir)
     with _client(ctx, url, token) as client:
         job = _call(client, "GET", f"/v1/plans/{job_id}").json()
+        if job["status"] == "cancelled":
+            raise click.ClickException(f"job {job_id} was cancelled: it has no plan to fetch")
         if job["status"] not in ("done", "failed"):
             raise click.ClickException(f"job {job_id} is {job['status']}: nothing to fetch yet")
         out.mkdir(parents=True, exist_ok=True)

@@ -197,7 +197,8 @@ def cli_to_app(client: TestClient) -> Callable[..., httpx.Client]:
     """httpx.Client for the CLI, talking to the app in-process."""
 
     def transport(request: httpx.Request) -> httpx.Response:
-        resp = client.request(request.method, request.url.path, content=request.content,
+        resp = client.request(request.method, request.url.raw_path.decode("ascii"),
+                              content=request.content,
                               headers={k: v for k, v in request.headers.items()
                                        if k.lower() in ("authorization", "content-type")})
         return httpx.Response(resp.status_code, content=resp.content, headers=resp.headers)

@@ -356,3 +356,31 @@ def test_a_request_with_a_stray_key_is_refused_naming_it(planner_env, body, name
     assert resp.status_code == 422, resp.text
     assert resp.json()["error"] == "invalid_request" and named in resp.json()["message"]
     assert planner_env["jobs"].list() == []
+
+
+def test_cli_lists_and_cancels_jobs(planner_env, monkeypatch, tmp_path) -> None:
+    """`plan list` and `plan cancel`: cancelling was DELETE-only, and `plan fetch` on a
+    cancelled job said "nothing to fetch yet", as if it might still come."""
+    from click.testing import CliRunner
+
+    from services.cli import cli
+
+    monkeypatch.setattr("services.cli.plan.httpx.Client", cli_to_app(planner_env["client"]))
+    monkeypatch.setenv("PACKLOOP_PLANNER_TOKEN", planner_env["token"])
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(yaml.safe_dump(TINY))
+    runner = CliRunner()
+    ids = [runner.invoke(cli, ["plan", "submit", str(scenario), "--time-limit", "20"]
+                         ).output.strip().splitlines()[-1] for _ in range(2)]
+    listed = runner.invoke(cli, ["plan", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert all(job in listed.output for job in ids) and "queued" in listed.output
+    gone = runner.invoke(cli, ["plan", "cancel", ids[0]])
+    assert gone.exit_code == 0 and f"job {ids[0]} cancelled" in gone.output, gone.output
+    only = orjson.loads(runner.invoke(cli, ["plan", "list", "--status", "cancelled",
+                                            "--json"]).output)
+    assert [j["job_id"] for j in only] == [ids[0]]
+    fetch = runner.invoke(cli, ["plan", "fetch", ids[0], "--out", str(tmp_path / "x")])
+    assert fetch.exit_code == 1 and "was cancelled" in fetch.output
+    again = runner.invoke(cli, ["plan", "cancel", ids[0]])
+    assert again.exit_code == 1 and "HTTP 409" in again.output
