@@ -386,6 +386,13 @@ class PlannerWorker:
     def run_forever(self) -> None:
         from kafka.structs import OffsetAndMetadata
 
+        from services.planner.runner import warm_up
+
+        try:
+            warm_up()  # before the first job, not inside its time limit
+        except Exception as exc:  # noqa: BLE001 - the first job starts it then
+            log.warning("planner worker: fork server not started ahead (%s: %s)",
+                        type(exc).__name__, exc)
         consumer = None
         while not self.stop_event.is_set():
             try:

@@ -384,3 +384,24 @@ def test_cli_lists_and_cancels_jobs(planner_env, monkeypatch, tmp_path) -> None:
     assert fetch.exit_code == 1 and "was cancelled" in fetch.output
     again = runner.invoke(cli, ["plan", "cancel", ids[0]])
     assert again.exit_code == 1 and "HTTP 409" in again.output
+
+
+def test_a_worker_starts_its_fork_server_before_its_first_job(fake_kafka, tmp_path,
+                                                              monkeypatch) -> None:
+    """The fork server was started by the first job, inside that job's time limit: a first
+    job of 5 s on a fresh `packloop planner` ended `time_limit` where a warm worker's was
+    optimal (measured by hand both ways). The worker now starts it before any job."""
+    from multiprocessing import forkserver
+
+    import services.planner.runner as runner
+
+    started: list[bool] = []
+    real = runner.warm_up
+    monkeypatch.setattr(runner, "warm_up", lambda: (started.append(True), real()))
+    jobs = JobStore(f"sqlite:///{tmp_path}/plans.db")
+    worker = PlannerWorker(jobs, KafkaConnection(), TOPICS, kafka_io=fake_kafka)
+    worker.stop_event.set()  # no job: only what happens before the first
+    worker.run_forever()
+    assert started == [True]
+    assert forkserver._forkserver._forkserver_pid is not None  # running, optimiser loaded
+    jobs.close()
