@@ -7,7 +7,6 @@ API reported as queued is always on the topic.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from collections.abc import Iterator
@@ -40,6 +39,7 @@ from services.http.openapi import (
 )
 from services.planner.daily import SCHEDULER, DailyDispatch, DispatchSchedule, dispatch_window
 from services.planner.daily import SOURCE as DISPATCH_SOURCE
+from services.planner.dispatch import CalendarDate
 from services.planner.store import DONE, FAILED, FINAL, STATUSES, JobStore
 from streams import KafkaConnection, Network, Topics
 
@@ -165,7 +165,7 @@ class PlanList(BaseModel):
 
 class DispatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    date: dt.date = Field(description=(
+    date: CalendarDate = Field(description=(
         "The dispatch date to plan, YYYY-MM-DD (local): today or later, at most "
         "PACKLOOP_DISPATCH_HORIZON_DAYS days after today."))
 

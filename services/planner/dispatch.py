@@ -16,12 +16,28 @@ Farm shipments (up) convert with the demand's own parcels per litre.
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
+
+
+def _calendar_date(value: Any) -> Any:
+    """A dispatch date as written, YYYY-MM-DD: pydantic's own date parsing took the number
+    20261208 as a timestamp ("Datetimes provided to dates should have zero time") and
+    "2026-12-08T00:00:00" as the date."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError(f"must be a date YYYY-MM-DD, not {value!r}")
+    return value
+
+
+#: a dispatch date in requests (`POST /v1/dispatch`, the gateway's `?date=`)
+CalendarDate = Annotated[date, BeforeValidator(_calendar_date)]
 
 #: the dispatch message's format version
 DISPATCH_VERSION = 1

@@ -242,6 +242,10 @@ def test_gateway_serves_a_dispatch_to_its_hub_only(make_client, token_store) -> 
     assert missing.status_code == 404
     bad = client.get("/v1/hubs/H01/dispatch", params={"date": "tomorrow"}, headers=auth(h01))
     assert bad.status_code == 422
+    # a timestamp is no date (it was taken as 2026-12-06)
+    stamp = client.get("/v1/hubs/H01/dispatch", params={"date": "2026-12-06T00:00:00"},
+                       headers=auth(h01))
+    assert stamp.status_code == 422 and "YYYY-MM-DD" in stamp.text
 
 
 def test_an_unknown_hub_id_is_a_404_that_says_so_not_another_hubs(make_client, token_store,
@@ -418,6 +422,10 @@ def test_planning_a_date_queues_one_job_and_its_worker_publishes_a_sheet_per_hub
             again = client.post("/v1/dispatch", json={"date": first_day})
             assert again.status_code == 200 and again.json()["job_id"] == job_id
             assert client.post("/v1/dispatch", json={"date": "06.12.2026"}).status_code == 422
+            # a number was read as a timestamp: "Datetimes provided to dates should have
+            # zero time"
+            number = client.post("/v1/dispatch", json={"date": 20261208})
+            assert number.status_code == 422 and "must be a date YYYY-MM-DD" in number.text
             [request] = fake_kafka.records[TOPICS.plan_requests]
             worker.process(orjson.loads(request.value)["job_id"])
             assert jobs.get(job_id)["status"] == "done"

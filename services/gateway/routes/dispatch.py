@@ -3,7 +3,6 @@ the planner published it (only to the hub's own token)."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -14,7 +13,7 @@ from services.auth.tokens import TokenInfo
 from services.gateway.service import AUTH_ERRORS, Gateway
 from services.http.errors import ApiError
 from services.http.openapi import error
-from services.planner.dispatch import Dispatch
+from services.planner.dispatch import CalendarDate, Dispatch
 
 
 def router(gw: Gateway) -> APIRouter:
@@ -36,7 +35,7 @@ def router(gw: Gateway) -> APIRouter:
     )
     async def hub_dispatch(
         hub_id: Annotated[str, Path(min_length=1, max_length=128)],
-        day: Annotated[date, Query(alias="date", description="YYYY-MM-DD (local).")],
+        day: Annotated[CalendarDate, Query(alias="date", description="YYYY-MM-DD (local).")],
         auth: TokenInfo = Depends(gw.hub_auth),  # noqa: B008
     ) -> Response:
         gw.rate_limit(auth.owner)
