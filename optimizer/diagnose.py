@@ -101,9 +101,9 @@ def _trunk_reasons(s: Scenario, oracle: DistanceOracle, hub: str, class_id: str,
         return "there is no vehicle type with base 'county'"
     why = []
     for v in county:
-        if v.count is not None and v.count <= 0:
-            why.append(f"{v.vehicle_type}: count 0")
-        elif km > v.max_route_km + 1e-9:
+        # a fleet of 0 alone never makes a class unservable (that is the fleet row's
+        # shortage): the leg's own limits first, the count last
+        if km > v.max_route_km + 1e-9:
             why.append(f"{v.vehicle_type}: the leg depot->{hub}->depot is {km:.1f} km, over its "
                        f"max_route_km {v.max_route_km:g}")
         elif trunk_legs_per_shift(v, km) == 0:
@@ -115,6 +115,8 @@ def _trunk_reasons(s: Scenario, oracle: DistanceOracle, hub: str, class_id: str,
                        "is not allowed or does not cover the class")
         elif not down and class_id not in v.compartments_litres:
             why.append(f"{v.vehicle_type}: no {class_id!r} compartment")
+        elif v.count is not None and v.count <= 0:
+            why.append(f"{v.vehicle_type}: count 0")
         else:
             why.append(f"{v.vehicle_type}: the class's packaging or compartment rules")
     return "; ".join(why)

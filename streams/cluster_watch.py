@@ -57,21 +57,32 @@ class ClusterWatch:
         self._lock = threading.Lock()
 
     def current(self, close: bool = False) -> str | None:
-        from kafka import KafkaAdminClient
-
         with self._lock:
             try:
-                if self._admin is None:
-                    self._admin = KafkaAdminClient(client_id="packloop-cluster-watch",
-                                                   **self.kafka.kafka_python_kwargs())
-                found = self._admin.describe_cluster().get("cluster_id")
-            except Exception as exc:
-                log.debug("cluster id not available now: %r", exc)
-                self._close()
-                return None
+                # a client kept from before still holds its connection to the broker that
+                # went away: its first question after a restart fails, so a fresh client
+                # asks again at once (else the check right after a restart, as the group
+                # rejoins, saw no change and the new partitions were taken on)
+                for fresh in (self._admin is None, True):
+                    try:
+                        return self._ask()
+                    except Exception as exc:
+                        self._close()
+                        if fresh:
+                            log.debug("cluster id not available now: %r", exc)
+                            return None
+                return None  # pragma: no cover - the loop returns
             finally:
                 if close:
                     self._close()
+
+    def _ask(self) -> str | None:
+        from kafka import KafkaAdminClient
+
+        if self._admin is None:
+            self._admin = KafkaAdminClient(client_id="packloop-cluster-watch",
+                                           **self.kafka.kafka_python_kwargs())
+        found = self._admin.describe_cluster().get("cluster_id")
         return str(found) if found else None
 
     def check(self) -> ClusterChanged | None:

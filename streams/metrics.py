@@ -624,19 +624,24 @@ def install(worker: StreamsWorker, local: LocalState) -> CollectorRegistry:
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
-    """Whether an Accept-Encoding header takes gzip (with a q-value above 0)."""
+    """Whether an Accept-Encoding header takes gzip: its own entry's q-value if it has one
+    (an explicit gzip;q=0 wins over *), else the wildcard's."""
+    found: dict[str, float] = {}
     for part in accept_encoding.split(","):
         coding, _, params = part.strip().partition(";")
-        if coding.strip().lower() not in ("gzip", "*"):
+        coding = coding.strip().lower()
+        if coding not in ("gzip", "*"):
             continue
-        q = params.strip()
-        if q.lower().startswith("q="):
-            try:
-                return float(q[2:]) > 0
-            except ValueError:
-                return False
-        return True
-    return False
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        found.setdefault(coding, q)
+    return found.get("gzip", found.get("*", 0.0)) > 0
 
 
 async def scrape(faust_registry: Any, collector: PackloopCollector,

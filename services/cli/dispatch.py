@@ -71,8 +71,10 @@ def show(ctx: click.Context, hub: str, day: dt.date, fmt: str) -> None:
             body = resp.json()
         except ValueError:
             body = None
-        ours = isinstance(body, dict) and "error" in body  # the gateway's error body
-        message = (body.get("message") if ours else None) or resp.text[:300]
+        # the gateway's own "no dispatch" (any packloop service answers an unknown route
+        # with an error body too, "http_404")
+        ours = isinstance(body, dict) and body.get("error") == "not_found"
+        message = (body.get("message") if isinstance(body, dict) else None) or resp.text[:300]
         hint = {401: " (check PACKLOOP_HUB_TOKEN)",
                 403: f" (PACKLOOP_HUB_TOKEN is not a token of hub {hub})",
                 # another server (the planner, say) answers 404 for the whole route

@@ -117,7 +117,8 @@ def _shifted(source: IO[bytes]) -> IO[bytes]:
     ahead = dated_after(lines, now)
     if ahead:
         click.echo(f"{ahead} event(s) dated after now: left out when choosing the shift "
-                   "(they are refused as dated in the future)", err=True)
+                   "(and moved with the rest; beyond the future tolerance they are refused)",
+                   err=True)
     if days:
         click.echo(f"shifting every event by {days} days", err=True)
     shifted = io.BytesIO(b"\n".join(shift_line(raw, days) if raw.strip() else raw

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import click
 import httpx
@@ -341,6 +342,11 @@ def _client(ctx: click.Context, url: str | None, token: str | None) -> httpx.Cli
     )
 
 
+def _job_path(job_id: str) -> str:
+    """A job's URL path, its id one path segment whatever it holds."""
+    return f"/v1/plans/{quote(job_id, safe='')}"
+
+
 def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
     try:
         resp = client.request(method, path, **kwargs)
@@ -412,7 +418,7 @@ def _print_job(job: dict[str, Any]) -> None:
 def _wait(client: httpx.Client, job_id: str, quiet: bool) -> dict[str, Any]:
     last = None
     while True:
-        job = _call(client, "GET", f"/v1/plans/{job_id}").json()
+        job = _call(client, "GET", _job_path(job_id)).json()
         if not quiet and job["status"] != last:
             click.echo(f"{job_id}: {job['status']}", err=True)
             last = job["status"]
@@ -497,7 +503,7 @@ def status(ctx: click.Context, job_id: str, wait: bool, as_json: bool, url: str 
     """Show a job: queued, running (objective, bound, gap), done (KPIs), failed (why)."""
     with _client(ctx, url, token) as client:
         job = _wait(client, job_id, as_json) if wait else \
-            _call(client, "GET", f"/v1/plans/{job_id}").json()
+            _call(client, "GET", _job_path(job_id)).json()
     if as_json:
         click.echo(orjson.dumps(job).decode())
     else:
@@ -543,7 +549,7 @@ def list_jobs(ctx: click.Context, job_status: str | None, limit: int, as_json: b
 def cancel(ctx: click.Context, job_id: str, url: str | None, token: str | None) -> None:
     """Cancel a queued or running job (its solve is stopped within a few seconds)."""
     with _client(ctx, url, token) as client:
-        job = _call(client, "DELETE", f"/v1/plans/{job_id}").json()
+        job = _call(client, "DELETE", _job_path(job_id)).json()
     click.echo(f"job {job_id} {job.get('status', 'cancelled')}")
 
 
@@ -564,14 +570,14 @@ def fetch(ctx: click.Context, job_id: str, out_dir: str, url: str | None,
     """
     out = Path(out_dir)
     with _client(ctx, url, token) as client:
-        job = _call(client, "GET", f"/v1/plans/{job_id}").json()
+        job = _call(client, "GET", _job_path(job_id)).json()
         if job["status"] == "cancelled":
             raise click.ClickException(f"job {job_id} was cancelled: it has no plan to fetch")
         if job["status"] not in ("done", "failed"):
             raise click.ClickException(f"job {job_id} is {job['status']}: nothing to fetch yet")
         out.mkdir(parents=True, exist_ok=True)
         written = []
-        envelope = _call(client, "GET", f"/v1/plans/{job_id}/scenario").json()
+        envelope = _call(client, "GET", _job_path(job_id) + "/scenario").json()
         (out / "scenario.json").write_bytes(
             orjson.dumps(envelope.pop("scenario"), option=orjson.OPT_INDENT_2))
         written.append("scenario.json")
@@ -580,12 +586,12 @@ def fetch(ctx: click.Context, job_id: str, out_dir: str, url: str | None,
         written.append("inputs.json")
         is_frontier = (job.get("summary") or {}).get("plan_status") == "frontier"
         if "result" in job["links"]:
-            result = _call(client, "GET", f"/v1/plans/{job_id}/result").json()
+            result = _call(client, "GET", _job_path(job_id) + "/result").json()
             name = "frontier.json" if is_frontier else "plan.json"
             (out / name).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
             written.append(name)
         if "report" in job["links"]:
-            html = _call(client, "GET", f"/v1/plans/{job_id}/report").text
+            html = _call(client, "GET", _job_path(job_id) + "/report").text
             name = "frontier.html" if is_frontier else "report.html"
             (out / name).write_text(html, encoding="utf-8")
             written.append(name)

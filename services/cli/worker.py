@@ -52,12 +52,17 @@ def check_web_port(host: str, port: int) -> None:
 
 def build_worker(settings: Settings, web_port: int | None = None) -> Any:
     from services.ledger import Ledger
-    from streams import create_worker, is_tansu, load_network
+    from streams import create_worker, load_network
     from streams.cluster_watch import ClusterWatch, cluster_id
+    from streams.kafka import TANSU_CLUSTER_PREFIX
 
     network = load_network(settings.network)
     options = settings.worker_options(source_partitions(settings), web_port)
-    if options.group_instance_id and is_tansu(settings.kafka()):
+    # the cluster the state will come from, read before Faust starts (once: it also says
+    # whether the broker is Tansu): a broker restarted empty under the running worker is
+    # then told apart from the one it started with
+    started_on = cluster_id(settings.kafka())
+    if options.group_instance_id and (started_on or "").startswith(TANSU_CLUSTER_PREFIX):
         # Tansu 0.6 never lets a static member restarted after a session reset (a broker
         # stall longer than the session timeout) sync again; dynamic membership recovers.
         click.echo(f"static group membership off (PACKLOOP_WORKER_GROUP_INSTANCE_ID="
@@ -66,9 +71,8 @@ def build_worker(settings: Settings, web_port: int | None = None) -> Any:
         options = dataclasses.replace(options, group_instance_id=None)
     ledger = open_database("the ledger", "PACKLOOP_LEDGER_DB_URL", settings.ledger_db_url,
                            lambda: Ledger(settings.ledger_db_url))
-    # the cluster the state will come from, read before Faust starts: a broker restarted
-    # empty under the running worker is then told apart from the one it started with
-    cluster = ClusterWatch(settings.kafka(), cluster_id(settings.kafka()))
+    cluster = (ClusterWatch(settings.kafka(), started_on)
+               if options.cluster_check_interval_s > 0 else None)
     return create_worker(settings.kafka(), settings.topics(), network, options, ledger, cluster)
 
 

@@ -1,4 +1,5 @@
-"""The plan job store: one table, SQLite by default, PostgreSQL with a URL (SQLAlchemy).
+"""The plan job store: the jobs' table (and which job holds a name planned once, such as
+a dispatch date), SQLite by default, PostgreSQL with a URL (SQLAlchemy).
 
 Every state change is a conditional UPDATE, so concurrent workers (and the API's
 cancel) never overwrite each other:
@@ -140,32 +141,52 @@ class JobStore:
         passes to the new job."""
         from sqlalchemy.exc import IntegrityError
 
-        held = self.holder(source, name)
-        if held is not None:
-            return held, False
-        job_id = "plan-" + secrets.token_hex(8)
-        key = (plan_job_names.c.source == source) & (plan_job_names.c.name == name)
-        try:
-            with self.engine.begin() as conn:
-                row = conn.execute(select(plan_job_names.c.job_id).where(key)).first()
-                if row is None:
-                    conn.execute(plan_job_names.insert().values(source=source, name=name,
-                                                                job_id=job_id))
-                elif conn.execute(update(plan_job_names).where(
-                        key, plan_job_names.c.job_id == row.job_id).values(
-                        job_id=job_id)).rowcount != 1:
-                    raise IntegrityError("name taken meanwhile", None, Exception())
-                conn.execute(plan_jobs.insert().values(
-                    job_id=job_id, status=QUEUED, name=_text(name), source=source,
-                    submitted_by=submitted_by, created_at=time.time(),
-                    scenario=_dumps(scenario), options=_dumps(options),
-                    inputs=_dumps(inputs) if inputs else None, attempts=0, published=0,
-                ))
-        except IntegrityError:
+        for _attempt in range(3):
             held = self.holder(source, name)
-            if held is None:  # its holder failed between: let the caller try again
-                raise
-            return held, False
+            if held is not None:
+                return held, False
+            try:
+                return self._claim_name(scenario, options, source, submitted_by, name,
+                                        inputs)
+            except IntegrityError:
+                continue  # another creator took the name meanwhile: its job is the one
+        held = self.holder(source, name)
+        if held is None:
+            raise RuntimeError(f"job name {name!r} of {source} is contended; try again")
+        return held, False
+
+    def _claim_name(self, scenario: dict[str, Any], options: dict[str, Any], source: str,
+                    submitted_by: str | None, name: str, inputs: dict[str, Any] | None
+                    ) -> tuple[str, bool]:
+        """Inside one transaction: the name's row and its job's status are read, a live
+        holder is returned as it is, and otherwise the row is inserted (or moved from a
+        failed or cancelled job by compare-and-swap) with the new job. A creator that read
+        "no holder" before another committed finds that job here, not a row to take over."""
+        from sqlalchemy.exc import IntegrityError
+
+        key = (plan_job_names.c.source == source) & (plan_job_names.c.name == name)
+        job_id = "plan-" + secrets.token_hex(8)
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(plan_job_names.c.job_id, plan_jobs.c.status)
+                .select_from(plan_job_names.outerjoin(
+                    plan_jobs, plan_jobs.c.job_id == plan_job_names.c.job_id))
+                .where(key)).first()
+            if row is None:
+                conn.execute(plan_job_names.insert().values(source=source, name=name,
+                                                            job_id=job_id))
+            elif row.status not in (None, FAILED, CANCELLED):
+                return str(row.job_id), False
+            elif conn.execute(update(plan_job_names).where(
+                    key, plan_job_names.c.job_id == row.job_id).values(
+                    job_id=job_id)).rowcount != 1:
+                raise IntegrityError("name taken meanwhile", None, Exception())
+            conn.execute(plan_jobs.insert().values(
+                job_id=job_id, status=QUEUED, name=_text(name), source=source,
+                submitted_by=submitted_by, created_at=time.time(),
+                scenario=_dumps(scenario), options=_dumps(options),
+                inputs=_dumps(inputs) if inputs else None, attempts=0, published=0,
+            ))
         return job_id, True
 
     def holder(self, source: str, name: str) -> str | None:

@@ -342,8 +342,8 @@ class PlannerWorker:
             self.publish(job_id)
         stale = self.store.stale_queued(time.time() - self.stale_after_s)
         if stale and not self.stop_event.is_set():
-            log.warning("job %s: queued for over %.0f s without its request reaching a free "
-                        "worker; taken from the job store", stale[0], self.stale_after_s)
+            log.info("job %s: queued for over %.0f s without its request reaching a free "
+                     "worker; taken from the job store", stale[0], self.stale_after_s)
             self.process(stale[0])
 
     def enqueue(self, job_id: str) -> None:
@@ -401,6 +401,8 @@ class PlannerWorker:
                 if time.monotonic() - self._last_sweep > self.lease_s / 2:
                     self._last_sweep = time.monotonic()
                     self.sweep()
+                    if self.stop_event.is_set():
+                        break  # stopped during a job the sweep ran: its consumer is closed
                     # a job run by the sweep paused every partition while it ran
                     consumer.resume(*consumer.paused())
                 batches = consumer.poll(timeout_ms=500, max_records=1)

@@ -34,7 +34,7 @@ def _items(counts: dict[str, float], zh: bool) -> list[str]:
             for k, v in counts.items() if v > 0.005]
 
 
-def _kg(grams: float) -> str:
+def _mass(grams: float) -> str:
     # 15 g of recyclables read "0.0 kg" on a stop that had nothing else
     return mass_text(grams)
 
@@ -69,7 +69,7 @@ def render_text(dispatch: dict[str, Any]) -> str:
                     if shown:
                         lines.append(f"       {label}: {', '.join(shown)}")
                 if s["recyclables_grams"] > 0.5:
-                    lines.append(f"       recyclables: {_kg(s['recyclables_grams'])}")
+                    lines.append(f"       recyclables: {_mass(s['recyclables_grams'])}")
     return "\n".join(lines) + "\n"
 
 
@@ -137,7 +137,7 @@ def render_html(dispatch: dict[str, Any]) -> str:
                     f"<td>{_cell(s['boxes_to_drop'])}</td>"
                     f"<td>{_cell(s['collect_parcels'])}</td>"
                     f"<td>{_cell(s['empties_to_collect'])}</td>"
-                    f"<td>{_kg(grams) if grams > 0.5 else '–'}</td>"
+                    f"<td>{_mass(grams) if grams > 0.5 else '–'}</td>"
                     f"<td class=\"tick\"></td></tr>")
             rows.append("</tbody></table>")
         if not trips:

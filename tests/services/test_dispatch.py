@@ -194,6 +194,10 @@ def test_text_lists_each_van_trip_and_stop() -> None:
     assert "trip 1: 08:00-08:52" in text and "trip 2: 08:52-09:42" in text
     assert "1. 09:04-09:14 H01-V001" in text
     assert "empties: insulated_box 3" in text and "recyclables: 30.0 kg" in text
+    # a few grams read "0.0 kg" on a stop that had nothing else
+    d = sheet()
+    d["trips"][1]["stops"][1]["recyclables_grams"] = 15.0
+    assert "recyclables: 15 g" in render_text(d) and "15 g" in render_html(d)
 
 
 def test_schedule_fires_daily_at_the_local_time_or_every_n_seconds() -> None:
@@ -380,6 +384,18 @@ def test_cli_shows_the_sheet_and_says_why_not(make_client, token_store, monkeypa
     assert "trip 1" not in sneaky.output
     empty = run_show(monkeypatch, None, "", "--date", "2026-12-06", env=env)
     assert empty.exit_code == 2 and "HUB" in empty.output
+    # the gateway's "no dispatch" names the date; a server without the route gets a hint
+    assert "is PACKLOOP_GATEWAY_URL" not in none.output
+    from services.planner import JobStore, PlannerConfig
+    from services.planner import create_app as planner_app
+    from streams.kafka import KafkaConnection
+    from streams.topics import Topics
+
+    other = TestClient(planner_app(PlannerConfig(
+        kafka=KafkaConnection(), topics=Topics("t-"), network=client.app.state.gateway.config
+        .network, tokens=token_store, jobs=JobStore("sqlite://"))))
+    wrong = run_show(monkeypatch, other, "H01", "--date", "2026-12-06", env=env)
+    assert wrong.exit_code == 1 and "is PACKLOOP_GATEWAY_URL" in wrong.output, wrong.output
 
 
 # -- the planner: POST /v1/dispatch, and the worker that publishes ------------------------

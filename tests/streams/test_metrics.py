@@ -475,7 +475,7 @@ def test_a_recovering_worker_leaves_its_state_series_out_instead_of_exporting_th
 @pytest.mark.parametrize("header, takes", [
     ("gzip", True), ("deflate, gzip;q=1.0, *;q=0.5", True), ("GZIP", True), ("*", True),
     ("gzip;q=0", False), ("identity", False), ("", False), ("br, deflate", False),
-    ("gzip;q=abc", False)])
+    ("gzip;q=abc", False), ("*;q=1, gzip;q=0", False), ("gzip;q=0.5", True)])
 def test_gzip_is_served_only_to_a_client_that_takes_it(header: str, takes: bool) -> None:
     from streams.metrics import accepts_gzip
 
