@@ -130,6 +130,11 @@ def assign_vans(trips: list[dict[str, Any]], vans: dict[str, int],
     return placed
 
 
+#: a stop load at most this (a thousandth of a litre, gram or box) is the solver's noise,
+#: not work for a driver
+WORK_EPS = 1e-3
+
+
 def _with_work_only(trip: dict[str, Any], vt: Any, oracle: Any) -> dict[str, Any] | None:
     """`trip` without its stops that have nothing to deliver, drop or collect (the plan's
     tours may pass villages whose loads rode on another trip of the same tour), its km and
@@ -139,7 +144,7 @@ def _with_work_only(trip: dict[str, Any], vt: Any, oracle: Any) -> dict[str, Any
 
     loads = trip.get("stop_loads") or {}
     kept = [v for v in trip["stops"]
-            if any(x > 1e-9 for x in (loads.get(v) or {}).values())]
+            if any(x > WORK_EPS for x in (loads.get(v) or {}).values())]
     if not kept:
         return None
     if len(kept) == len(trip["stops"]):

@@ -51,12 +51,19 @@ def check_against_plan(sheet: dict[str, Any], scenario: dict[str, Any],
     waste = {w.village_id for w in sc.outstanding_waste if w.grams > 0}
     served = {p["village_id"] for p in result["packaging"] if p["day"] == 0}
     served |= {g.village_id for g in sc.demand if g.day == 0}
+    def with_work(t: dict[str, Any]) -> tuple[str, ...]:
+        """The trip's stops where the plan loads anything (a tour can pass a village whose
+        loads rode on another trip: the driver has nothing to do there)."""
+        return tuple(v for v in t["stops"]
+                     if any(x > 1e-3 for x in t["stop_loads"].get(v, {}).values()))
+
     plan_trips = [t for t in result["trips"]
-                  if t["day"] == 0 and t["hub_id"] == hub and t["kind"] == "milk_run"]
-    # the trips are the plan's day-0 milk runs, stops in the plan's order
-    assert Counter((t["vehicle_type"], tuple(t["stops"])) for t in plan_trips) == Counter(
+                  if t["day"] == 0 and t["hub_id"] == hub and t["kind"] == "milk_run"
+                  and with_work(t)]
+    # the trips are the plan's day-0 milk runs, their stops with work in the plan's order
+    assert Counter((t["vehicle_type"], with_work(t)) for t in plan_trips) == Counter(
         (t["vehicle_type"], tuple(s["village_id"] for s in t["stops"])) for t in sheet["trips"])
-    by_route = {(t["vehicle_type"], tuple(t["stops"])): t for t in plan_trips}
+    by_route = {(t["vehicle_type"], with_work(t)): t for t in plan_trips}
     delivered: dict[tuple[str, str], float] = defaultdict(float)
     boxes: dict[tuple[str, str], float] = defaultdict(float)
     taken: dict[tuple[str, str], float] = defaultdict(float)
