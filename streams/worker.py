@@ -141,7 +141,9 @@ class StreamsWorker:
 
     async def check_cluster(self) -> bool:
         """Stop the worker when the broker is now another cluster (`streams.cluster_watch`):
-        its state and markers belong to the old one. False when it stops."""
+        its state and markers belong to the old one. False when it stops. Asked on a timer,
+        before partitions are taken on, and before each batch's writes (one metadata round
+        trip a batch)."""
         if self.cluster is None:
             return True
         changed = await asyncio.to_thread(self.cluster.check)

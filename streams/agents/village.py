@@ -54,6 +54,12 @@ async def process_batch(worker: StreamsWorker, messages: Iterable[Any]) -> None:
                 topic = worker.topics.hub_events
                 for p in touched:
                     monitor.stream_inbound_time[TP(topic, p)] = now
+            # nothing of a batch is written to a broker that is now another cluster (the
+            # embedded one restarted empty): the old state and markers would land in the
+            # new cluster's changelog, and its events below the old markers be skipped
+            # for good (800 of 2,000, seen in CI, with only the timer's check)
+            if not await worker.check_cluster():
+                return
             await worker.publish_outbox(touched.values())
             await worker.write_state(touched.values())
 
