@@ -83,30 +83,31 @@ def test_the_trunk_diagnosis_names_the_trunk_vehicles(tmp_path):
     in words what cannot move, and the trunk rows name the empty county fleet."""
     raw = tiny_raw()
     next(v for v in raw["vehicle_types"] if v["vehicle_type"] == "trunk_reefer")["count"] = 0
-    path = tmp_path / "no_trunk.yaml"
+    lines, output = _infeasible(tmp_path, raw)
+    assert lines, output
+    assert _raw_rows(output) == [], output
+    # the county fleet's own row gives now that trip counts' bounds no longer hold it
+    # (`solver.explain`); before, the trunk rows that needed the trucks did
+    assert any("not enough county trunk_reefer vehicles on day" in ln
+               and "(0 available)" in ln for ln in lines), output
+
+
+def _infeasible(tmp_path, raw: dict) -> tuple[list[str], str]:
+    """`plan solve` of `raw` as a user runs it: it must exit 2; its `infeasible:` lines and
+    its whole output."""
+    path = tmp_path / "scenario.yaml"
     path.write_text(yaml.safe_dump(raw))
     r = CliRunner().invoke(plan, ["solve", str(path), "--time-limit", "8", "--threads", "1",
                                   "--no-baselines"])
     assert r.exit_code == 2, r.output
-    lines = [ln for ln in r.output.splitlines() if ln.startswith("infeasible:")]
-    assert lines, r.output
-    assert _raw_rows(r.output) == [], r.output
-    # the county fleet's own row gives now that trip counts' bounds no longer hold it
-    # (`solver.explain`); before, the trunk rows that needed the trucks did
-    assert any("not enough county trunk_reefer vehicles on day" in ln
-               and "(0 available)" in ln for ln in lines), r.output
+    return [ln for ln in r.output.splitlines() if ln.startswith("infeasible:")], r.output
 
 
 def _one_van(tmp_path, parcels: int, **van: object):
     raw = one_van_raw([{"village_id": "V1", "day": 0, "class_id": "amb", "direction": "down",
                         "parcels": parcels}],
                       **{"count": 1, "speed_kmh": 35, "service_minutes_per_stop": 12, **van})
-    path = tmp_path / "one_van.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    r = CliRunner().invoke(plan, ["solve", str(path), "--time-limit", "8", "--threads", "1",
-                                  "--no-baselines"])
-    assert r.exit_code == 2, r.output
-    return [ln for ln in r.output.splitlines() if ln.startswith("infeasible:")], r.output
+    return _infeasible(tmp_path, raw)
 
 
 def test_a_hub_short_of_vans_is_told_so_not_blamed_on_the_valid_inequalities(tmp_path):
@@ -139,12 +140,8 @@ def test_a_trunk_leg_beyond_the_trunk_vehicles_names_its_km_and_limit(tmp_path):
     raw = tiny_raw()
     trunk = next(v for v in raw["vehicle_types"] if v["base"] == "county")
     trunk["max_route_km"] = 1
-    path = tmp_path / "short_trunk.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    r = CliRunner().invoke(plan, ["solve", str(path), "--time-limit", "8", "--threads", "1",
-                                  "--no-baselines"])
-    assert r.exit_code == 2, r.output
-    lines = [ln for ln in r.output.splitlines() if ln.startswith("infeasible: trunk")]
-    assert lines, r.output
+    lines, output = _infeasible(tmp_path, raw)
+    lines = [ln for ln in lines if ln.startswith("infeasible: trunk")]
+    assert lines, output
     assert all(re.search(rf"{trunk['vehicle_type']}: the leg depot->H01->depot is "
                          r"\d+\.\d km, over its max_route_km 1\)", ln) for ln in lines), lines
