@@ -63,15 +63,13 @@ class ClusterWatch:
                 # went away: its first question after a restart fails, so a fresh client
                 # asks again at once (else the check right after a restart, as the group
                 # rejoins, saw no change and the new partitions were taken on)
-                for fresh in (self._admin is None, True):
+                for _ in range(2 if self._admin is not None else 1):
                     try:
                         return self._ask()
                     except Exception as exc:
                         self._close()
-                        if fresh:
-                            log.debug("cluster id not available now: %r", exc)
-                            return None
-                return None  # pragma: no cover - the loop returns
+                        log.debug("cluster id not available now: %r", exc)
+                return None
             finally:
                 if close:
                     self._close()

@@ -119,4 +119,9 @@ def is_tansu(kafka: KafkaConnection) -> bool:
     """
     from streams.cluster_watch import cluster_id
 
-    return (cluster_id(kafka) or "").startswith(TANSU_CLUSTER_PREFIX)
+    return is_tansu_cluster(cluster_id(kafka))
+
+
+def is_tansu_cluster(cluster_id: str | None) -> bool:
+    """Whether a cluster id (None: not known) is Tansu's."""
+    return (cluster_id or "").startswith(TANSU_CLUSTER_PREFIX)

@@ -54,7 +54,7 @@ def build_worker(settings: Settings, web_port: int | None = None) -> Any:
     from services.ledger import Ledger
     from streams import create_worker, load_network
     from streams.cluster_watch import ClusterWatch, cluster_id
-    from streams.kafka import TANSU_CLUSTER_PREFIX
+    from streams.kafka import is_tansu_cluster
 
     network = load_network(settings.network)
     options = settings.worker_options(source_partitions(settings), web_port)
@@ -62,7 +62,7 @@ def build_worker(settings: Settings, web_port: int | None = None) -> Any:
     # whether the broker is Tansu): a broker restarted empty under the running worker is
     # then told apart from the one it started with
     started_on = cluster_id(settings.kafka())
-    if options.group_instance_id and (started_on or "").startswith(TANSU_CLUSTER_PREFIX):
+    if options.group_instance_id and is_tansu_cluster(started_on):
         # Tansu 0.6 never lets a static member restarted after a session reset (a broker
         # stall longer than the session timeout) sync again; dynamic membership recovers.
         click.echo(f"static group membership off (PACKLOOP_WORKER_GROUP_INSTANCE_ID="
