@@ -14,6 +14,7 @@ import os
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -335,11 +336,18 @@ def _client(ctx: click.Context, url: str | None, token: str | None) -> httpx.Cli
             "no planner token: set PACKLOOP_PLANNER_TOKEN or pass --token (create one with "
             "`packloop planners add-token NAME`)"
         )
-    return httpx.Client(
-        base_url=(url or settings.planner_url).rstrip("/"),
-        headers={"Authorization": f"Bearer {secret}"},
-        timeout=httpx.Timeout(30.0, connect=5.0),
-    )
+    from services.http.client import httpx_client
+    from services.http.tls import TlsError
+
+    try:
+        return httpx_client(
+            settings,
+            base_url=(url or settings.planner_url).rstrip("/"),
+            headers={"Authorization": f"Bearer {secret}"},
+            timeout=httpx.Timeout(30.0, connect=5.0),
+        )
+    except TlsError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _job_path(job_id: str) -> str:
@@ -347,14 +355,65 @@ def _job_path(job_id: str) -> str:
     return f"/v1/plans/{quote(job_id, safe='')}"
 
 
+def _unreachable(client: httpx.Client, exc: httpx.HTTPError) -> click.ClickException:
+    from services.http.tls import handshake_problem
+
+    ctx = click.get_current_context(silent=True)
+    ca_file = settings_from(ctx).ca_file if ctx is not None else None
+    problem = handshake_problem(exc, str(client.base_url), ca_file)
+    if problem is not None:
+        return click.ClickException(problem)
+    return click.ClickException(
+        f"cannot reach the planner service at {client.base_url} ({type(exc).__name__}: "
+        f"{exc}); start it with `packloop planner` or set PACKLOOP_PLANNER_URL")
+
+
 def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
     try:
         resp = client.request(method, path, **kwargs)
     except httpx.HTTPError as exc:
-        raise click.ClickException(
-            f"cannot reach the planner service at {client.base_url} ({type(exc).__name__}: "
-            f"{exc}); start it with `packloop planner` or set PACKLOOP_PLANNER_URL"
-        ) from None
+        raise _unreachable(client, exc) from None
+    return _checked(resp, method, path)
+
+
+#: tries of `plan submit`'s POST (each after the one before timed out, lost its connection
+#: or got a 503): safe because every try sends the same Idempotency-Key
+SUBMIT_TRIES = 3
+
+
+def _submit(client: httpx.Client, body: dict[str, Any], key: str) -> httpx.Response:
+    """POST /v1/plans, sent again with the same key when the answer is lost (a read timeout,
+    a dropped connection) or is a 503: the service hands back the job an earlier try made,
+    so a retry never queues the solve twice. A refused connection is not retried (nothing
+    was sent; the planner is not running)."""
+    content = orjson.dumps(body)
+    headers = {"Content-Type": "application/json", "Idempotency-Key": key}
+    for attempt in range(1, SUBMIT_TRIES + 1):
+        try:
+            resp = client.post("/v1/plans", content=content, headers=headers)
+        except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout, httpx.ReadError,
+                httpx.WriteError, httpx.RemoteProtocolError) as exc:
+            if attempt == SUBMIT_TRIES:
+                raise _unreachable(client, exc) from None
+            wait, why = float(attempt), f"{type(exc).__name__}"
+        except httpx.HTTPError as exc:
+            raise _unreachable(client, exc) from None
+        else:
+            if resp.status_code != 503 or attempt == SUBMIT_TRIES:
+                return _checked(resp, "POST", "/v1/plans")
+            try:
+                wait = min(10.0, max(0.5, float(resp.headers.get("Retry-After", "2"))))
+            except ValueError:
+                wait = 2.0
+            why = "HTTP 503"
+        click.echo(f"POST /v1/plans: {why}; trying again in {wait:g} s with the same "
+                   f"Idempotency-Key ({attempt + 1} of {SUBMIT_TRIES})", err=True)
+        time.sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _checked(resp: httpx.Response, method: str, path: str) -> httpx.Response:
+    """``resp``, or the service's error message as a one-line ClickException."""
     if resp.status_code >= 400:
         try:
             body = resp.json()
@@ -445,6 +504,10 @@ def _wait(client: httpx.Client, job_id: str, quiet: bool) -> dict[str, Any]:
               help="With --frontier: points on each front (default 7).")
 @click.option("--front", type=click.Choice(["single_use", "co2e", "both"]), default=None,
               help="With --frontier: which front (default both).")
+@click.option("--idempotency-key", "idem_key", default=None, metavar="KEY",
+              help="Sent as the Idempotency-Key header (default: a new UUID each run). "
+                   "Give your own to make a scheduled submission safe to repeat: the same "
+                   "KEY with the same request within 24 h returns the job already made.")
 @click.option("--wait", is_flag=True, help="Wait until the job is finished.")
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
 @service_options
@@ -452,8 +515,8 @@ def _wait(client: httpx.Client, job_id: str, quiet: bool) -> dict[str, Any]:
 def submit(ctx: click.Context, scenario: str | None, from_state: bool,
            state_settings: str | None, horizon_days: int | None, hubs: str | None,
            time_limit: float | None, gap: float | None, name: str | None, frontier: bool,
-           points: int | None, front: str | None, wait: bool, as_json: bool,
-           url: str | None, token: str | None) -> None:
+           points: int | None, front: str | None, idem_key: str | None, wait: bool,
+           as_json: bool, url: str | None, token: str | None) -> None:
     """Submit SCENARIO (JSON/YAML) or --from-state; prints the job id on the last line."""
     if bool(scenario) == from_state:
         raise click.UsageError("give either SCENARIO or --from-state")
@@ -478,8 +541,7 @@ def submit(ctx: click.Context, scenario: str | None, from_state: bool,
             raise click.UsageError("--state-settings/--horizon-days/--hubs go with --from-state")
         body = {"scenario": _load(scenario), "options": options}  # type: ignore[arg-type]
     with _client(ctx, url, token) as client:
-        job = _call(client, "POST", "/v1/plans", content=orjson.dumps(body),
-                    headers={"Content-Type": "application/json"}).json()
+        job = _submit(client, body, idem_key or str(uuid.uuid4())).json()
         if wait:
             job = _wait(client, job["job_id"], as_json)
     if as_json:

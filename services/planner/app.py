@@ -40,7 +40,15 @@ from services.http.openapi import (
 from services.planner.daily import SCHEDULER, DailyDispatch, DispatchSchedule, dispatch_window
 from services.planner.daily import SOURCE as DISPATCH_SOURCE
 from services.planner.dispatch import CalendarDate
-from services.planner.store import DONE, FAILED, FINAL, STATUSES, JobStore
+from services.planner.store import (
+    DONE,
+    FAILED,
+    FINAL,
+    IDEMPOTENCY_TTL_S,
+    STATUSES,
+    JobStore,
+    KeyReused,
+)
 from streams import KafkaConnection, Network, Topics
 
 log = logging.getLogger("packloop.planner")
@@ -192,6 +200,33 @@ def can_cancel(job: dict[str, Any], owner: str) -> bool:
     /v1/dispatch` for it, not by the next daily firing, which plans the day after)."""
     return job["submitted_by"] == owner or (
         job["source"] == DISPATCH_SOURCE and job["submitted_by"] == SCHEDULER)
+
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The request's ``Idempotency-Key``, or None; 400 naming the header when it is not
+    1–255 printable ASCII characters. A structured-field string (``"…"``, as the IETF
+    draft writes it) is taken without its quotes, so either spelling names one key."""
+    raw = request.headers.get(IDEMPOTENCY_HEADER)
+    if raw is None:
+        return None
+    value = raw.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    if not 1 <= len(value) <= 255 or any(not " " <= ch <= "~" for ch in value):
+        raise ApiError(400, "invalid_idempotency_key",
+                       f"{IDEMPOTENCY_HEADER}: must be 1–255 printable ASCII characters "
+                       "(a UUID is usual)")
+    return value
+
+
+def request_fingerprint(body: Any) -> str:
+    """What makes two submissions the same request: the body's JSON with sorted keys."""
+    import hashlib
+
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def first_error(exc: ValidationError, prefix: str = "") -> str:
@@ -431,6 +466,19 @@ def create_app(config: PlannerConfig) -> FastAPI:
             raise ApiError(422, "invalid_scenario", f"invalid scenario: {exc}") from None
         return scenario, opts, "scenario", None
 
+    async def replayed(job_id: str, owner: str) -> Response:
+        """A submission repeated with its Idempotency-Key: the job it made, as it is now."""
+        job = await run_in_threadpool(get_job, job_id, owner)
+        return JSONResponse(job_view(job), status_code=202,
+                            headers={"Location": f"/v1/plans/{job_id}",
+                                     "Idempotent-Replayed": "true"})
+
+    def key_reused(exc: KeyReused) -> ApiError:
+        return ApiError(422, "idempotency_key_reused", (
+            f"{IDEMPOTENCY_HEADER}: this key was used for a different request (job "
+            f"{exc.job_id}) in the last {IDEMPOTENCY_TTL_S / 3600:g} hours; send a new key "
+            "with a new request"))
+
     @app.post(
         "/v1/plans",
         status_code=202,
@@ -440,11 +488,21 @@ def create_app(config: PlannerConfig) -> FastAPI:
             "Body: a scenario (the optimiser's format, see `optimizer/schemas/`), or "
             "`{\"scenario\": {...}, \"options\": {...}}`, or `{\"from_state\": {...}, "
             "\"options\": {...}}` to plan from the live stream state. Answers 202 with the "
-            "job; follow `links.self`."
+            "job; follow `links.self`. With an `Idempotency-Key` header (e.g. a UUID) a "
+            "request sent again within 24 hours gets the job the first one made "
+            "(`Idempotent-Replayed: true`) instead of a second job, so a client may retry "
+            "after a timeout; the same key with a different body is a 422."
         ),
         responses={**COMMON, **BODY_ERRORS,
                    **error(503, "Kafka or the stream worker is not available.")},
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+        openapi_extra={"parameters": [{
+            "name": IDEMPOTENCY_HEADER, "in": "header", "required": False,
+            "description": "A key of the client's choosing (1–255 printable ASCII "
+                           "characters) that makes a retried submission return the job "
+                           "the first made.",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+                       "pattern": "^[ -~]+$"}}],
+            "requestBody": {"required": True, "content": {"application/json": {
             "schema": {"type": "object", "properties": {
                 "scenario": {"type": "object"},
                 "from_state": FromStateSchema(),
@@ -454,14 +512,33 @@ def create_app(config: PlannerConfig) -> FastAPI:
     async def submit(request: Request,
                      auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
         body = await read_body_json(request)
+        key = idempotency_key(request)
+        fingerprint = request_fingerprint(body) if key is not None else ""
+        if key is not None:
+            try:
+                held = await run_in_threadpool(config.jobs.keyed, auth.owner, key, fingerprint)
+            except KeyReused as exc:
+                raise key_reused(exc) from None
+            if held is not None:  # before the state is read again or Kafka asked
+                return await replayed(held, auth.owner)
         scenario, options, source, inputs = await run_in_threadpool(prepare, body)
         down = await run_in_threadpool(kafka_unavailable)
         if down is not None:
             raise ApiError(503, "kafka_unavailable", f"Kafka is not available: {down}",
                            headers={"Retry-After": "5"})
         name = options.pop("name", None) or scenario.get("name")
-        job_id = await run_in_threadpool(config.jobs.create, scenario, options, source,
-                                         auth.owner, name, inputs)
+        if key is None:
+            job_id = await run_in_threadpool(config.jobs.create, scenario, options, source,
+                                             auth.owner, name, inputs)
+        else:
+            try:
+                job_id, created = await run_in_threadpool(
+                    config.jobs.create_keyed, scenario, options, source, auth.owner, key,
+                    fingerprint, name, inputs)
+            except KeyReused as exc:
+                raise key_reused(exc) from None
+            if not created:  # a request racing with this key made the job
+                return await replayed(job_id, auth.owner)
         try:
             [failure] = await run_in_threadpool(
                 kafka_io.produce,
@@ -580,7 +657,14 @@ def create_app(config: PlannerConfig) -> FastAPI:
                          "model": PlanJob},
                    **COMMON, **BODY_ERRORS,
                    **error(503, "Kafka or the stream worker is not available.")},
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+        openapi_extra={"parameters": [{
+            "name": IDEMPOTENCY_HEADER, "in": "header", "required": False,
+            "description": "A key of the client's choosing (1–255 printable ASCII "
+                           "characters) that makes a retried submission return the job "
+                           "the first made.",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+                       "pattern": "^[ -~]+$"}}],
+            "requestBody": {"required": True, "content": {"application/json": {
             "schema": DispatchRequest.model_json_schema()}}}},
     )
     async def plan_dispatch(request: Request,

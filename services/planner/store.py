@@ -78,7 +78,32 @@ plan_job_names = Table(
     Column("job_id", String(40), nullable=False),
 )
 
+#: the job an ``Idempotency-Key`` created, per planner: a client that sends POST /v1/plans
+#: again after a timeout (it cannot know whether the first got through) gets that job back
+#: instead of a second solve of the same request
+plan_idempotency_keys = Table(
+    "plan_idempotency_keys",
+    metadata,
+    Column("owner", String(128), primary_key=True),
+    Column("idem_key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("job_id", String(40), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+#: how long a key holds its job; a key sent again later starts a new job (Stripe keeps
+#: keys 24 hours, the IETF draft leaves it to the server)
+IDEMPOTENCY_TTL_S = 24 * 3600.0
+
 DURATION_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 3600)
+
+
+class KeyReused(Exception):
+    """An ``Idempotency-Key`` already used for a different request (another body)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
 
 
 def _loads(text: str | None) -> Any:
@@ -206,10 +231,88 @@ class JobStore:
                 return str(job["job_id"])
         return None
 
+    def keyed(self, owner: str, key: str, fingerprint: str,
+              now: float | None = None) -> str | None:
+        """The live job ``owner``'s ``key`` created for the same request, if any; raises
+        :class:`KeyReused` when the key is live for another request."""
+        now = time.time() if now is None else now
+        k = plan_idempotency_keys.c
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(k.job_id, k.fingerprint)
+                .select_from(plan_idempotency_keys.join(
+                    plan_jobs, plan_jobs.c.job_id == k.job_id))
+                .where(k.owner == owner, k.idem_key == key,
+                       k.created_at > now - IDEMPOTENCY_TTL_S)).first()
+        if row is None:
+            return None
+        if row.fingerprint != fingerprint:
+            raise KeyReused(str(row.job_id))
+        return str(row.job_id)
+
+    def create_keyed(self, scenario: dict[str, Any], options: dict[str, Any], source: str,
+                     owner: str, key: str, fingerprint: str, name: str | None = None,
+                     inputs: dict[str, Any] | None = None,
+                     now: float | None = None) -> tuple[str, bool]:
+        """(job id, whether created now) for ``owner``'s ``key``: the job the key made for
+        the same request while the key is live (:data:`IDEMPOTENCY_TTL_S`), else a new
+        job, the key's row and the job inserted in one transaction, so of two requests
+        racing with one key one job is made and the other gets it. Raises
+        :class:`KeyReused` when the key is live for another request."""
+        from sqlalchemy.exc import IntegrityError
+
+        k = plan_idempotency_keys.c
+        where = (k.owner == owner) & (k.idem_key == key)
+        for _attempt in range(3):
+            now_ = time.time() if now is None else now
+            held = self.keyed(owner, key, fingerprint, now_)
+            if held is not None:
+                return held, False
+            job_id = "plan-" + secrets.token_hex(8)
+            try:
+                with self.engine.begin() as conn:
+                    # read again inside the transaction: a key another request took since
+                    # is its job's, not a row to take over
+                    old = conn.execute(
+                        select(k.job_id, k.fingerprint, k.created_at,
+                               plan_jobs.c.job_id.label("live"))
+                        .select_from(plan_idempotency_keys.outerjoin(
+                            plan_jobs, plan_jobs.c.job_id == k.job_id))
+                        .where(where)).first()
+                    if (old is not None and old.live is not None
+                            and old.created_at > now_ - IDEMPOTENCY_TTL_S):
+                        if old.fingerprint != fingerprint:
+                            raise KeyReused(str(old.job_id))
+                        return str(old.job_id), False
+                    if old is None:
+                        conn.execute(plan_idempotency_keys.insert().values(
+                            owner=owner, idem_key=key, fingerprint=fingerprint, job_id=job_id,
+                            created_at=now_))
+                    elif conn.execute(update(plan_idempotency_keys).where(
+                            where, k.job_id == old.job_id).values(
+                            fingerprint=fingerprint, job_id=job_id,
+                            created_at=now_)).rowcount != 1:
+                        raise IntegrityError("key taken meanwhile", None, Exception())
+                    conn.execute(plan_jobs.insert().values(
+                        job_id=job_id, status=QUEUED, name=_text(name), source=source,
+                        submitted_by=owner, created_at=now_, scenario=_dumps(scenario),
+                        options=_dumps(options), inputs=_dumps(inputs) if inputs else None,
+                        attempts=0, published=0,
+                    ))
+            except IntegrityError:
+                continue  # another request with this key won: its job is the one
+            return job_id, True
+        held = self.keyed(owner, key, fingerprint)
+        if held is None:
+            raise RuntimeError(f"Idempotency-Key {key!r} is contended; try again")
+        return held, False
+
     def delete(self, job_id: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(plan_jobs.delete().where(plan_jobs.c.job_id == job_id))
             conn.execute(plan_job_names.delete().where(plan_job_names.c.job_id == job_id))
+            conn.execute(plan_idempotency_keys.delete().where(
+                plan_idempotency_keys.c.job_id == job_id))
 
     def get(self, job_id: str, columns: tuple[str, ...] = ()) -> dict[str, Any] | None:
         """The job's row; the large columns (scenario, result, report, inputs) only on request."""

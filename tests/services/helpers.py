@@ -200,7 +200,8 @@ def cli_to_app(client: TestClient) -> Callable[..., httpx.Client]:
         resp = client.request(request.method, request.url.raw_path.decode("ascii"),
                               content=request.content,
                               headers={k: v for k, v in request.headers.items()
-                                       if k.lower() in ("authorization", "content-type")})
+                                       if k.lower() in ("authorization", "content-type",
+                                                           "idempotency-key")})
         return httpx.Response(resp.status_code, content=resp.content, headers=resp.headers)
 
     real_client = httpx.Client

@@ -116,6 +116,28 @@ def test_the_planner_serves_https(tmp_path, pki, token_store) -> None:
     assert resp.status_code == 200 and resp.json() == {"jobs": []}
 
 
+def test_the_plan_commands_trust_the_ca_file(tmp_path, pki, token_store, monkeypatch) -> None:
+    """`packloop plan list|submit|…` verify the planner against PACKLOOP_CA_FILE as every
+    other client of the command line does (they used the system store alone)."""
+    _, token = token_store.add("planner", "ops")
+    jobs = JobStore(f"sqlite:///{tmp_path}/plans.db")
+    app = create_planner(PlannerConfig(kafka=KafkaConnection(), topics=TOPICS, network=NETWORK,
+                                       tokens=token_store, jobs=jobs, kafka_io=FakeKafkaIO()))
+    monkeypatch.setenv("PACKLOOP_PLANNER_TOKEN", token)
+    with serve(app, pki["cert"], pki["key"]) as url:
+        monkeypatch.setenv("PACKLOOP_PLANNER_URL", url)
+        monkeypatch.setenv("PACKLOOP_CA_FILE", str(pki["ca"]))
+        trusted = CliRunner().invoke(cli, ["plan", "list", "--json"])
+        monkeypatch.setenv("PACKLOOP_CA_FILE", str(pki["other_ca"]))
+        untrusted = CliRunner().invoke(cli, ["plan", "list"])
+    jobs.close()
+    assert trusted.exit_code == 0, trusted.output
+    assert trusted.stdout.strip() == "[]"
+    assert untrusted.exit_code == 1
+    [line] = untrusted.output.strip().splitlines()
+    assert "is not trusted by PACKLOOP_CA_FILE=" in line and "Traceback" not in line
+
+
 @pytest.mark.parametrize("content", [None, b"not a certificate\n"])
 def test_an_unusable_ca_file_is_one_line(tmp_path, content) -> None:
     ca = tmp_path / "ca.pem"
