@@ -108,6 +108,11 @@ def failure_reason(result: dict[str, Any], time_limit_s: float | None) -> str | 
     return f"the solver ended with status {status!r} and no plan"
 
 
+#: how long a worker may hold no plan-requests partition before it says so (a group join
+#: takes seconds on Kafka, up to about 20 s on the embedded broker)
+UNASSIGNED_WARN_S = 60.0
+
+
 class PlannerWorker:
     def __init__(
         self,
@@ -146,6 +151,25 @@ class PlannerWorker:
         self.stale_after_s = stale_after_s if stale_after_s is not None else 3 * lease_s
         self._last_sweep = 0.0
         self._kafka_consumer: Any = None
+        #: since when the worker has held no plan-requests partition (None: it holds some,
+        #: or it said so once already)
+        self._unassigned_since: float | None = time.monotonic()
+
+    def check_assignment(self, now: float) -> str | None:
+        """A warning, once, when the worker has held no partition for `UNASSIGNED_WARN_S`:
+        then requests reach it only through the job store's sweep (`stale_after_s`)."""
+        if self.partitions:
+            self._unassigned_since = None
+            return None
+        if self._unassigned_since is None or now - self._unassigned_since < UNASSIGNED_WARN_S:
+            return None
+        self._unassigned_since = None
+        return (f"planner worker {self.worker_id}: no partition of "
+                f"{self.topics.plan_requests} assigned for {UNASSIGNED_WARN_S:.0f} s (group "
+                f"{self.group_id}). That is normal when more workers than partitions share "
+                "the group; otherwise the group is stuck (seen on the embedded broker after "
+                "a member was killed: restart the workers). Jobs still reach an idle worker "
+                f"from the job store once queued for {self.stale_after_s:.0f} s.")
 
     # -- one job ---------------------------------------------------------------------------
 
@@ -406,6 +430,9 @@ class PlannerWorker:
                     # a job run by the sweep paused every partition while it ran
                     consumer.resume(*consumer.paused())
                 batches = consumer.poll(timeout_ms=500, max_records=1)
+                warning = self.check_assignment(time.monotonic())
+                if warning is not None:
+                    log.warning("%s", warning)
                 for tp, records in batches.items():
                     for rec in records:
                         try:

@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
 from services.auth.tokens import TokenStore
 from services.gateway import GatewayConfig, create_app
+from services.planner import JobStore, PlannerConfig, PlannerWorker
+from services.planner import create_app as create_planner
 from streams.kafka import KafkaConnection
 from tests.services.helpers import NETWORK, TOPICS, FakeKafkaIO, FakeWorker
 
@@ -70,3 +73,31 @@ def make_client(fake_kafka, token_store) -> Iterator[Callable[..., TestClient]]:
     yield make
     for c in clients:
         c.__exit__(None, None, None)
+
+
+@pytest.fixture
+def planner_env(fake_kafka: FakeKafkaIO, tmp_path) -> Iterator[dict[str, Any]]:
+    tokens = TokenStore(f"sqlite:///{tmp_path}/tokens.db")
+    jobs = JobStore(f"sqlite:///{tmp_path}/plans.db")
+    _, token = tokens.add("planner", "ops")
+    app = create_planner(PlannerConfig(kafka=KafkaConnection(), topics=TOPICS, network=NETWORK,
+                                       tokens=tokens, jobs=jobs, kafka_io=fake_kafka,
+                                       default_time_limit_s=30))
+    worker = PlannerWorker(jobs, KafkaConnection(), TOPICS, kafka_io=fake_kafka)
+    handed: list[int] = [0]
+
+    def run_queued() -> list[str]:
+        """Run the jobs announced on plan-requests since the last call, in order."""
+        requests = fake_kafka.records[TOPICS.plan_requests][handed[0]:]
+        handed[0] += len(requests)
+        ids = [orjson.loads(r.value)["job_id"] for r in requests]
+        for job_id in ids:
+            worker.process(job_id)
+        return ids
+
+    with TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {token}"
+        yield {"client": client, "jobs": jobs, "run_queued": run_queued, "token": token,
+               "tokens": tokens, "worker": worker}
+    jobs.close()
+    tokens.close()

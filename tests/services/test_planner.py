@@ -8,20 +8,17 @@ are tested against the real broker in ``tests/integration/test_planner_service.p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
 import yaml
-from fastapi.testclient import TestClient
 
-from services.auth.tokens import TokenStore
-from services.planner import JobStore, PlannerConfig, PlannerWorker, create_app
+from services.planner import JobStore, PlannerWorker
 from services.planner.store import CANCELLED, DONE, QUEUED
 from streams.kafka import KafkaConnection
 from streams.topics import Topics
-from tests.services.helpers import NETWORK, TINY, FakeKafkaIO, cli_to_app
+from tests.services.helpers import TINY, FakeKafkaIO, cli_to_app
 
 TOPICS = Topics("t-")
 
@@ -31,34 +28,6 @@ def infeasible() -> dict[str, Any]:
     for vt in bad["vehicle_types"]:  # 1-litre compartments: nothing fits
         vt["compartments_litres"] = {k: 1 for k in vt["compartments_litres"]}
     return bad
-
-
-@pytest.fixture
-def planner_env(fake_kafka: FakeKafkaIO, tmp_path) -> Iterator[dict[str, Any]]:
-    tokens = TokenStore(f"sqlite:///{tmp_path}/tokens.db")
-    jobs = JobStore(f"sqlite:///{tmp_path}/plans.db")
-    _, token = tokens.add("planner", "ops")
-    app = create_app(PlannerConfig(kafka=KafkaConnection(), topics=TOPICS, network=NETWORK,
-                                   tokens=tokens, jobs=jobs, kafka_io=fake_kafka,
-                                   default_time_limit_s=30))
-    worker = PlannerWorker(jobs, KafkaConnection(), TOPICS, kafka_io=fake_kafka)
-    handed: list[int] = [0]
-
-    def run_queued() -> list[str]:
-        """Run the jobs announced on plan-requests since the last call, in order."""
-        requests = fake_kafka.records[TOPICS.plan_requests][handed[0]:]
-        handed[0] += len(requests)
-        ids = [orjson.loads(r.value)["job_id"] for r in requests]
-        for job_id in ids:
-            worker.process(job_id)
-        return ids
-
-    with TestClient(app) as client:
-        client.headers["Authorization"] = f"Bearer {token}"
-        yield {"client": client, "jobs": jobs, "run_queued": run_queued, "token": token,
-               "tokens": tokens, "worker": worker}
-    jobs.close()
-    tokens.close()
 
 
 def test_store_finish_is_conditional_and_first_finish_wins(tmp_path) -> None:
@@ -404,4 +373,26 @@ def test_a_worker_starts_its_fork_server_before_its_first_job(fake_kafka, tmp_pa
     worker.run_forever()
     assert started == [True]
     assert forkserver._forkserver._forkserver_pid is not None  # running, optimiser loaded
+    jobs.close()
+
+
+def test_a_worker_without_partitions_says_so_once(tmp_path) -> None:
+    import time
+
+    from services.planner.worker import UNASSIGNED_WARN_S
+
+    jobs = JobStore(f"sqlite:///{tmp_path}/p.db")
+    worker = PlannerWorker(jobs, KafkaConnection(), Topics("t-"), kafka_io=FakeKafkaIO())
+    start = worker._unassigned_since
+    assert start is not None
+    assert worker.check_assignment(start + UNASSIGNED_WARN_S - 1) is None
+    warning = worker.check_assignment(start + UNASSIGNED_WARN_S)
+    assert warning is not None and "t-plan-requests" in warning and "job store" in warning
+    assert worker.check_assignment(start + 2 * UNASSIGNED_WARN_S) is None  # once
+    # a worker that holds a partition says nothing, even after losing it
+    other = PlannerWorker(jobs, KafkaConnection(), Topics("t-"), kafka_io=FakeKafkaIO())
+    other.partitions = frozenset({0})
+    assert other.check_assignment(time.monotonic() + 10 * UNASSIGNED_WARN_S) is None
+    other.partitions = frozenset()
+    assert other.check_assignment(time.monotonic() + 10 * UNASSIGNED_WARN_S) is None
     jobs.close()

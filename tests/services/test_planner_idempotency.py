@@ -15,8 +15,7 @@ from click.testing import CliRunner
 from services.cli import cli
 from services.planner import JobStore
 from services.planner.store import IDEMPOTENCY_TTL_S, KeyReused
-from tests.services.helpers import TINY
-from tests.services.test_planner import TOPICS, planner_env  # noqa: F401 - the fixture
+from tests.services.helpers import TINY, TOPICS
 
 BODY = {"scenario": TINY, "options": {"time_limit_s": 20}}
 

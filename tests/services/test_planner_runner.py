@@ -49,3 +49,4 @@ def test_a_frontier_jobs_wall_clock_covers_the_hubs_solves() -> None:
                            + PLANNER_SHARE)
             assert frontier_budget_s(60.0, f) >= need, (points, fronts)
     assert limits_per_front(2) > 3
+
