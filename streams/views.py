@@ -128,13 +128,22 @@ def _add_into(target: dict[str, int], source: dict[str, int]) -> None:
         target[k] = target.get(k, 0) + v
 
 
+def failure(web: Any, status: int, code: str, message: str) -> Any:
+    """An error answer of the worker's views, in the shape the gateway and the planner
+    answer with: ``{"error": code, "message": why}``."""
+    return web.json({"error": code, "message": message}, status=status)
+
+
 def local_status(
     villages: list[tuple[VillageState, int | None]],
     markers: list[PartitionMarker],
     overdue_us: int,
     village: str | None = None,
+    hub: str | None = None,
 ) -> dict[str, Any]:
-    """Status of a set of villages (with their partition's stream time)."""
+    """Status of a set of villages (with their partition's stream time); ``village`` or
+    ``hub`` cut the villages and the hubs' containers, the event and pickup counters stay
+    the worker's."""
     out_v: dict[str, Any] = {}
     hubs: dict[str, dict[str, Any]] = {}
     pickups = {"requested": 0, "open": 0, "overdue": 0, "cancelled": 0}
@@ -147,13 +156,15 @@ def local_status(
         pickups["overdue"] += state.pickups_overdue
         pickups["cancelled"] += state.pickups_cancelled
         pickups["open"] += 1 if state.open_pickup else 0
-        if state.applied and (village is None or state.village_id == village):
+        shown = (village is None or state.village_id == village) and (
+            hub is None or state.hub_id == hub)
+        if state.applied and shown:
             out_v[state.village_id] = village_summary(state)
-        if state.containers and (village is None or state.village_id == village):
-            hub = hubs.setdefault(state.hub_id, {"containers": {}})
+        if state.containers and shown:
+            entry = hubs.setdefault(state.hub_id, {"containers": {}})
             for ct, figs in container_figures(state, now, overdue_us).items():
                 _add_into(
-                    hub["containers"].setdefault(ct, dict.fromkeys(CONTAINER_FIELDS, 0)), figs
+                    entry["containers"].setdefault(ct, dict.fromkeys(CONTAINER_FIELDS, 0)), figs
                 )
     for m in markers:
         events["dead_lettered"] += m.dead_lettered
@@ -232,8 +243,8 @@ class LocalState:
                 out.append(m)
         return out
 
-    def status(self, village: str | None = None) -> dict[str, Any]:
-        part = local_status(self.villages(), self.markers(), self.overdue_us, village)
+    def status(self, village: str | None = None, hub: str | None = None) -> dict[str, Any]:
+        part = local_status(self.villages(), self.markers(), self.overdue_us, village, hub)
         part["worker"] = {
             "url": self.worker.options.url,
             "partitions": sorted(self.runtime.assigned),
@@ -370,7 +381,7 @@ def register_views(worker: StreamsWorker) -> LocalState:
         of a partition, or from none, reads as figures that went backwards."""
         if local.ready():
             return None
-        return web.json({"error": RECOVERING}, status=503)
+        return failure(web, 503, "recovering", RECOVERING)
 
     async def gather(path: str, local_fn: Any, params: dict[str, str] | None = None) -> list:
         """Ask every worker (this one directly) and return the list of answers; a worker
@@ -409,15 +420,21 @@ def register_views(worker: StreamsWorker) -> LocalState:
     async def local_status_view(web: Any, request: Any) -> Any:
         if (busy := recovering(web)) is not None:
             return busy
-        return web.json(local.status(request.query.get("village")))
+        return web.json(local.status(request.query.get("village"), request.query.get("hub")))
 
     @app.page("/status")
     async def status_view(web: Any, request: Any) -> Any:
         village = request.query.get("village")
+        hub = request.query.get("hub")
+        if village is not None and village not in worker.network.villages:
+            return failure(web, 404, "unknown_village", f"unknown village {village!r}")
+        if hub is not None and hub not in worker.network.hubs:
+            return failure(web, 404, "unknown_hub", f"unknown hub {hub!r}")
         try:
-            parts = await gather("/local/status", lambda: local.status(village), _params(request))
+            parts = await gather("/local/status", lambda: local.status(village, hub),
+                                 _params(request))
         except RuntimeError as exc:
-            return web.json({"error": str(exc)}, status=503)
+            return failure(web, 503, "unavailable", str(exc))
         merged = merge_status(parts)
         merged["workers"] = [p.get("worker") for p in parts]
         return web.json(merged)
@@ -430,7 +447,7 @@ def register_views(worker: StreamsWorker) -> LocalState:
         detail = local.village(village_id)
         if detail is None:
             if village_id not in worker.network.villages:
-                return web.json({"error": f"unknown village {village_id!r}"}, status=404)
+                return failure(web, 404, "unknown_village", f"unknown village {village_id!r}")
             return web.json({"village_id": village_id, "activity": False}, status=404)
         return web.json(detail)
 
@@ -444,18 +461,18 @@ def register_views(worker: StreamsWorker) -> LocalState:
     async def villages_view(web: Any, request: Any) -> Any:
         hub = request.query.get("hub")
         if hub is not None and hub not in worker.network.hubs:
-            return web.json({"error": f"unknown hub {hub!r}"}, status=404)
+            return failure(web, 404, "unknown_hub", f"unknown hub {hub!r}")
         try:
             page = _int(request, "page", 1, MAX_PAGE)
             per_page = _int(request, "per_page", 50, 500)
         except ValueError as exc:
-            return web.json({"error": str(exc)}, status=400)
+            return failure(web, 400, "invalid_parameter", str(exc))
         try:
             parts = await gather(
                 "/local/villages", lambda: local.village_rows(hub), {"hub": hub} if hub else {}
             )
         except RuntimeError as exc:
-            return web.json({"error": str(exc)}, status=503)
+            return failure(web, 503, "unavailable", str(exc))
         rows = sorted((r for part in parts for r in part), key=lambda r: r["village_id"])
         start = (page - 1) * per_page
         return web.json(
@@ -477,11 +494,11 @@ def register_views(worker: StreamsWorker) -> LocalState:
 
     async def hub_answer(web: Any, hub_id: str) -> Any:
         if hub_id not in worker.network.hubs:
-            return web.json({"error": f"unknown hub {hub_id!r}"}, status=404)
+            return failure(web, 404, "unknown_hub", f"unknown hub {hub_id!r}")
         try:
             parts = await gather(f"/local/hubs/{hub_id}/containers", lambda: local.hub(hub_id))
         except RuntimeError as exc:
-            return web.json({"error": str(exc)}, status=503)
+            return failure(web, 503, "unavailable", str(exc))
         return web.json(merge_hub(parts, hub_id))
 
     @app.page("/hubs/{hub_id}")
@@ -508,12 +525,12 @@ def register_views(worker: StreamsWorker) -> LocalState:
     async def months_view(web: Any, request: Any, month: str) -> Any:
         """The officer's monthly records of every village (gathered from all workers)."""
         if not valid_month(month):
-            return web.json({"error": "month must be YYYY-MM"}, status=400)
+            return failure(web, 400, "invalid_parameter", "month must be YYYY-MM")
         try:
             parts = await gather(
                 f"/local/months/{month}", lambda: local_month_rows(month))
         except RuntimeError as exc:
-            return web.json({"error": str(exc)}, status=503)
+            return failure(web, 503, "unavailable", str(exc))
         merged = merge_months(parts, month)
         merged["timezone"] = str(worker.network.timezone)
         return web.json(merged)
@@ -528,13 +545,13 @@ def register_views(worker: StreamsWorker) -> LocalState:
     async def pickups_view(web: Any, request: Any) -> Any:
         status = request.query.get("status", "open")
         if status not in ("open", "overdue"):
-            return web.json({"error": "status must be open or overdue"}, status=400)
+            return failure(web, 400, "invalid_parameter", "status must be open or overdue")
         try:
             parts = await gather(
                 "/local/pickups", lambda: local.pickups(status), {"status": status}
             )
         except RuntimeError as exc:
-            return web.json({"error": str(exc)}, status=503)
+            return failure(web, 503, "unavailable", str(exc))
         rows = sorted((r for part in parts for r in part), key=lambda r: r["pickup_id"])
         return web.json({"status": status, "count": len(rows), "pickups": rows})
 

@@ -205,7 +205,7 @@ def status(ctx: click.Context, village: str | None, hub: str | None, as_json: bo
             f"no worker answered at {url}: {exc} (give the worker's address with "
             "--worker-url or PACKLOOP_WORKER_URL)") from None
     if "error" in data:
-        raise click.ClickException(data["error"])
+        raise click.ClickException(str(data.get("message") or data["error"]))
     out = status_contract(data)
     if hub is not None:
         out = only_hub(out, hub, network)

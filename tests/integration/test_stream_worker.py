@@ -321,9 +321,19 @@ def test_dead_letter_list_and_redrive_and_rerouting(broker: Any, ready_worker: R
     # and 'abc' were taken as 1), an unknown hub a 404 (it was an empty page)
     for bad in ("99999999999999999999", "0", "-1", "abc"):
         r = w.get("/villages", page=bad)
-        assert r.status_code == 400 and "page must be a whole number" in r.json()["error"]
+        assert r.status_code == 400 and r.json()["error"] == "invalid_parameter"
+        assert "page must be a whole number" in r.json()["message"]
     assert w.get("/villages", per_page="501").status_code == 400
-    assert w.get("/villages", hub="H99").status_code == 404
+    assert w.get("/villages", hub="H99").json() == {"error": "unknown_hub",
+                                                     "message": "unknown hub 'H99'"}
+    # /status?hub= cuts villages and containers to the hub (it was ignored)
+    own_hub = NET.villages[vid].hub_id
+    other_hub = next(h for h in sorted(NET.hubs) if h != own_hub)
+    assert list(w.get("/status", hub=own_hub).json()["villages"]) == [vid]
+    cut = w.get("/status", hub=other_hub).json()
+    assert cut["villages"] == {} and cut["hubs"] == {} and cut["events"]["applied"] == 2
+    assert w.get("/status", hub="H99").status_code == 404
+    assert w.get("/status", village="V-nope").json()["error"] == "unknown_village"
     assert w.get("/villages", page="2").json()["villages"] == []
     # /metrics gzipped when asked, as Prometheus does (1.8 MB of text for the county)
     zipped = httpx.get(w.url + "/metrics", headers={"Accept-Encoding": "gzip"}, timeout=10)
