@@ -52,7 +52,8 @@ THREADS = click.IntRange(min=1)
 class OutDir(click.Path):
     """A directory the command writes into: created and tried with a file before any
     work, so a path it cannot write is a usage error naming the option (exit 2), not a
-    traceback after a solve of minutes."""
+    traceback after a solve of minutes. The folders created for it are removed again at
+    the end when the command wrote nothing into them (a solve that failed)."""
 
     def __init__(self) -> None:
         super().__init__(file_okay=False)
@@ -61,6 +62,9 @@ class OutDir(click.Path):
                 ctx: click.Context | None) -> Any:
         rv = super().convert(value, param, ctx)
         path = Path(os.fsdecode(rv))
+        created = [d for d in (path, *path.parents) if not d.exists()]
+        if ctx is not None and created:
+            ctx.call_on_close(lambda: _remove_if_empty(created))
         try:
             path.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=path, prefix=".packloop-write-test-"):
@@ -68,6 +72,15 @@ class OutDir(click.Path):
         except OSError as exc:
             self.fail(f"cannot write into {str(rv)!r}: {exc.strerror or exc}", param, ctx)
         return rv
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (innermost first) that are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty (the command wrote into it), or gone: keep the rest
 
 
 #: --out: a directory to write plans and reports into

@@ -739,3 +739,28 @@ def test_budget_params_reach_the_stages_in_and_out_of_worker_processes(threads):
     skipped = [h["joint"] for h in solve(s, time_limit_s=60, threads=threads,
                                          params=never).stats["hubs"]]
     assert len(skipped) == 2 and not any("trunk_bound_s" in j for j in skipped)
+
+
+def test_an_out_directory_made_for_a_solve_that_fails_is_removed(tmp_path):
+    """`--out` is created before the solve (to refuse a path that cannot be written); a
+    run that ends with nothing written (here an invalid scenario) left it behind empty,
+    with its parents. Folders that were there, or hold anything, stay."""
+    raw = tiny_raw()
+    raw["vehicle_types"][0]["count"] = -1
+    out = tmp_path / "new" / "plans"
+    r = _solve_cli(tmp_path, raw, "--out", str(out))
+    assert r.exit_code == 2 and "count" in r.output, r.output
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "old.txt").write_text("x")
+    r = _solve_cli(tmp_path, raw, "--out", str(kept / "sub"))
+    assert r.exit_code == 2 and sorted(p.name for p in kept.iterdir()) == ["old.txt"]
+    # an infeasible plan still writes its report (the diagnosis), so its folder stays
+    raw = tiny_raw()
+    for vt in raw["vehicle_types"]:
+        if vt["base"] == "hub":
+            vt["count"] = 0
+    r = _solve_cli(tmp_path, raw, "--out", str(out))
+    assert r.exit_code == 2 and sorted(p.name for p in out.iterdir()) == [
+        "plan.json", "report.html"]
