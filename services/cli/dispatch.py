@@ -37,7 +37,7 @@ def _date(_ctx: click.Context, _param: click.Parameter, value: str) -> dt.date:
 @click.pass_context
 def show(ctx: click.Context, hub: str, day: dt.date, fmt: str) -> None:
     """Print HUB's dispatch for --date (from the gateway, with the hub's token)."""
-    from services.http.client import connection_problem, httpx_client
+    from services.http.client import check_service_url, connection_problem, httpx_client
     from services.http.tls import TlsError
     from services.reports.run_sheet import render_html, render_text
 
@@ -50,7 +50,10 @@ def show(ctx: click.Context, hub: str, day: dt.date, fmt: str) -> None:
             f"{hub}`)")
     if not settings.gateway_url:
         raise click.ClickException("no gateway: set PACKLOOP_GATEWAY_URL")
-    base = settings.gateway_url.rstrip("/")
+    try:
+        base = check_service_url(settings.gateway_url, "PACKLOOP_GATEWAY_URL").rstrip("/")
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     # one path segment whatever HUB holds: "H01/../H02" asked for H02's sheet, "H01?x="
     # for a path of its own
     path = f"/v1/hubs/{quote(hub, safe='')}/dispatch"

@@ -349,13 +349,18 @@ def _client(ctx: click.Context, url: str | None, token: str | None) -> httpx.Cli
             "no planner token: set PACKLOOP_PLANNER_TOKEN or pass --token (create one with "
             "`packloop planners add-token NAME`)"
         )
-    from services.http.client import httpx_client
+    from services.http.client import check_service_url, httpx_client
     from services.http.tls import TlsError
 
     try:
+        base = check_service_url(url or settings.planner_url,
+                                 "--url" if url else "PACKLOOP_PLANNER_URL")
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
         return httpx_client(
             settings,
-            base_url=(url or settings.planner_url).rstrip("/"),
+            base_url=base.rstrip("/"),
             headers={"Authorization": f"Bearer {secret}"},
             timeout=httpx.Timeout(30.0, connect=5.0),
         )

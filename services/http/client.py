@@ -14,6 +14,20 @@ if TYPE_CHECKING:
     from services.settings import Settings
 
 
+def check_service_url(url: str, name: str) -> str:
+    """``url`` if it is an http(s) address with a host, else ValueError in one line naming
+    where it came from (``name``: the setting or option): httpx raised InvalidURL with a
+    traceback for ``http://host:abc``, and took ``host:8080`` as a scheme."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"{name}={url!r} is not a valid URL ({exc})") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(f"{name}={url!r} is not a valid URL: give http://HOST:PORT or "
+                         "https://HOST:PORT")
+    return url
+
+
 def httpx_client(settings: Settings, **kwargs: Any) -> httpx.Client:
     """An httpx client trusting ``settings.ca_file`` (or the system store); ``kwargs`` go to
     :class:`httpx.Client`. Raises :class:`~services.http.tls.TlsError` (one line) when the

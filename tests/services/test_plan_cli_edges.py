@@ -227,3 +227,23 @@ def test_plan_submit_reads_files_by_plan_solves_rules(tmp_path):
     bad.write_bytes(b"name: \xff\n")
     with pytest.raises(click.ClickException, match="not UTF-8"):
         _load(str(bad))
+
+
+@pytest.mark.parametrize("url", ["http://host:abc", "http://[::1", "host:8080", "ftp://x"])
+@pytest.mark.parametrize("command", [("plan", "status", "j1"), ("plan", "list"),
+                                     ("plan", "cancel", "j1"),
+                                     ("dispatch", "show", "H01", "--date", "2026-12-08")])
+def test_a_malformed_service_url_is_one_line_naming_the_setting(monkeypatch, url,
+                                                                 command) -> None:
+    """`http://host:abc` ended in httpx.InvalidURL's traceback; `host:8080` in "unsupported
+    protocol 'host://'"."""
+    monkeypatch.setenv("PACKLOOP_PLANNER_URL", url)
+    monkeypatch.setenv("PACKLOOP_GATEWAY_URL", url)
+    monkeypatch.setenv("PACKLOOP_PLANNER_TOKEN", "t")
+    monkeypatch.setenv("PACKLOOP_HUB_TOKEN", "t")
+    r = CliRunner().invoke(cli, list(command))
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output
+    [line] = r.output.strip().splitlines()
+    setting = "PACKLOOP_GATEWAY_URL" if command[0] == "dispatch" else "PACKLOOP_PLANNER_URL"
+    assert line.startswith(f"Error: {setting}={url!r} is not a valid URL"), line
+    assert "Traceback" not in r.output
