@@ -433,7 +433,8 @@ def parse_document(path: Path) -> Any:
     ScenarioSyntaxError with its line and column instead of the parser's traceback."""
     data = path.read_bytes()
     try:
-        text = data.decode("utf-8")
+        # "utf-8-sig": a byte-order mark, as Windows editors write, is no syntax error
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
@@ -445,8 +446,10 @@ def parse_document(path: Path) -> Any:
             return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
         return json.loads(text, object_pairs_hook=_unique_pairs)
     except json.JSONDecodeError as exc:
-        hint = "" if path.suffix.lower() == ".json" else (
-            " (read as JSON: a YAML file's name must end in .yaml or .yml)")
+        suffix = path.suffix.lower()
+        hint = "" if suffix == ".json" else (
+            " (a CVRPLIB instance: plan solve --vrplib FILE)" if suffix in (".vrp", ".txt")
+            else " (read as JSON: a YAML file's name must end in .yaml or .yml)")
         raise ScenarioSyntaxError(str(path), exc.lineno, exc.colno,
                                   f"JSON syntax error: {exc.msg}{hint}") from None
     except yaml.MarkedYAMLError as exc:

@@ -52,6 +52,26 @@ def test_a_syntax_error_is_one_line_with_its_place(tmp_path, name, text, place):
     assert "Traceback" not in r.output
 
 
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_a_scenario_with_a_byte_order_mark_reads_as_without(tmp_path, suffix):
+    """A JSON scenario saved by a Windows editor (UTF-8 with a byte-order mark) was refused
+    as "JSON syntax error: Unexpected UTF-8 BOM"; YAML read it."""
+    path = tmp_path / f"s{suffix}"
+    text = json.dumps(tiny_raw()) if suffix == ".json" else yaml.safe_dump(tiny_raw())
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    r = CliRunner().invoke(plan, ["solve", str(path), "--no-baselines", "--json",
+                                  "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["status"] in ("optimal", "feasible")
+
+
+def test_a_vrp_file_given_as_a_scenario_points_to_vrplib(tmp_path):
+    path = tmp_path / "E-n13-k4.vrp"
+    path.write_text("NAME : E-n13-k4\nTYPE : CVRP\n")
+    r = CliRunner().invoke(plan, ["solve", str(path)])
+    assert r.exit_code == 2 and "--vrplib" in r.output, r.output
+
+
 def test_an_unknown_field_says_which_field_was_meant():
     """A typo in a field name at any depth names the closest field of the model there."""
     raw = tiny_raw()
