@@ -448,7 +448,7 @@ def parse_document(path: Path) -> Any:
     except json.JSONDecodeError as exc:
         suffix = path.suffix.lower()
         hint = "" if suffix == ".json" else (
-            " (a CVRPLIB instance: plan solve --vrplib FILE)" if suffix in (".vrp", ".txt")
+            " (a CVRPLIB instance: plan solve --vrplib FILE)" if suffix == ".vrp"
             else " (read as JSON: a YAML file's name must end in .yaml or .yml)")
         raise ScenarioSyntaxError(str(path), exc.lineno, exc.colno,
                                   f"JSON syntax error: {exc.msg}{hint}") from None
