@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
+    BigInteger,
     Column,
     Float,
     Integer,
@@ -28,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from services.db import create_tables, make_engine
-from streams.ledger import LedgerRow
+from streams.ledger import LedgerRow, Prior
 from streams.months import carried_row
 from streams.officer_kpis import add_rows
 
@@ -48,12 +49,29 @@ ledger_months = Table(
 )
 
 
+#: the event ids each village's lives applied (`streams.ledger.Prior`): a digest once per
+#: village, with its dedupe segment day
+ledger_event_ids = Table(
+    "ledger_event_ids",
+    ledger_metadata,
+    Column("stream", String(255), primary_key=True),
+    Column("village_id", String(128), primary_key=True),
+    Column("id_hash", BigInteger, primary_key=True),
+    Column("day", Integer, nullable=False, index=True),
+)
+
+#: ids older than this many days before the newest written are deleted: far beyond any
+#: dedupe horizon in use (the default is about 10 days; the bench runs 92)
+IDS_KEPT_DAYS = 400
+
+
 class Ledger:
     """A `streams.ledger.LedgerWriter` on SQLite or PostgreSQL, and the report's reader."""
 
     def __init__(self, url: str) -> None:
         self.engine: Engine = make_engine(url)
         create_tables(self.engine, ledger_metadata)
+        self._pruned_to = -1
 
     def write(self, rows: Sequence[LedgerRow]) -> None:
         if not rows:
@@ -72,8 +90,34 @@ class Ledger:
                   "hub_id": stmt.excluded.hub_id, "updated_at": stmt.excluded.updated_at},
             where=ledger_months.c.seq < stmt.excluded.seq,
         )
+        ids: list[dict[str, Any]] = [
+            {"stream": r.stream, "village_id": r.village_id, "id_hash": h, "day": day}
+            for r in rows for h, day in r.ids]
         with self.engine.begin() as conn:
             conn.execute(stmt, values)
+            if ids:
+                conn.execute(insert(ledger_event_ids).on_conflict_do_nothing(
+                    index_elements=["stream", "village_id", "id_hash"]), ids)
+                newest = max(day for r in rows for _h, day in r.ids)
+                if newest > self._pruned_to:  # once a day of ids, not every write
+                    self._pruned_to = newest
+                    t = ledger_event_ids.c
+                    conn.execute(ledger_event_ids.delete().where(
+                        t.stream == rows[0].stream, t.day < newest - IDS_KEPT_DAYS))
+
+    def prior(self, stream: str, village_id: str, since_day: int) -> Prior:
+        t, m = ledger_event_ids.c, ledger_months.c
+        with self.engine.connect() as conn:
+            ids = conn.execute(
+                select(t.id_hash, t.day).where(t.stream == stream, t.village_id == village_id,
+                                               t.day >= since_day).order_by(t.day)).all()
+            figures: list[Any] = list(conn.execute(select(m.figures).where(
+                m.stream == stream, m.village_id == village_id)).scalars())
+        pickups = 0
+        for text in figures:
+            requested: Any = (orjson.loads(str(text)).get("pickups") or {}).get("requested", 0)
+            pickups += int(requested)
+        return Prior(tuple((int(row.id_hash), int(row.day)) for row in ids), pickups)
 
     def month(self, stream: str, month: str,
               live: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:

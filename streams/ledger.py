@@ -10,17 +10,27 @@ applied-event count as ``seq``: rows are cumulative within an epoch, so writing 
 or an older one after a newer (a replay, two workers during a rebalance), changes nothing;
 a village whose state starts from nothing (a fresh broker) gets a new epoch, whose rows add
 to the old ones.
+
+The ledger also keeps what a new epoch must not forget: the event ids the village's earlier
+lives applied (the dedupe set's digests with their segment day, handed over with the rows)
+and how many pickups they requested. A village whose state starts from nothing asks for
+them (:class:`Prior`) before its first event: without them a hub re-sending yesterday's
+file after an embedded broker restart had every event counted again in the ledger, and the
+village's pickups numbered from 1 again, reusing ids (and event ids) of pickups already sent.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
 from streams.months import month_row
-from streams.state import VillageState
+from streams.state import SealedIds, VillageState
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +46,28 @@ class LedgerRow:
     epoch: str
     seq: int
     figures: dict[str, Any]
+    #: (digest, segment day) of event ids the village applied that were not handed over
+    #: yet (`streams.state.dedupe.id_hash`; the day as in the dedupe set)
+    ids: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Prior:
+    """What the ledger holds of a village's earlier lives: the ids they applied, with their
+    segment day, and the pickups they requested (the next one is numbered after them)."""
+
+    ids: tuple[tuple[int, int], ...] = ()
+    pickups_requested: int = 0
 
 
 class LedgerWriter(Protocol):
     def write(self, rows: Sequence[LedgerRow]) -> None:
-        """Store `rows`, keeping per (village, month, epoch) the one with the highest seq."""
+        """Store `rows`, keeping per (village, month, epoch) the one with the highest seq,
+        and their ids (a digest stored once)."""
+
+    def prior(self, stream: str, village_id: str, since_day: int) -> Prior:
+        """The village's ids of segment days from `since_day` on, and its pickups requested,
+        over every epoch stored."""
 
 
 class LedgerFeed:
@@ -49,20 +76,51 @@ class LedgerFeed:
     def __init__(self, stream: str) -> None:
         self.stream = stream
         self._written: dict[tuple[str, str, str], dict[str, Any]] = {}
+        #: per (village, epoch): the ids of its open dedupe segment handed over (the sealed
+        #: ones were handed over while open; after a restart the open part goes again)
+        self._ids: dict[tuple[str, str], set[int]] = {}
 
-    def rows(self, states: Iterable[VillageState]) -> list[LedgerRow]:
-        """Rows of the months whose figures differ from what was last handed over."""
+    def rows(self, states: Iterable[VillageState],
+             sealed: Iterable[SealedIds] = ()) -> list[LedgerRow]:
+        """Rows of the months whose figures differ from what was last handed over; the
+        village's ids not handed over yet ride on its first row (on its latest month's
+        when no figure changed): those of its open dedupe segment, and those of the
+        segments ``sealed`` in the same writes (a batch spanning days seals them before
+        any handover saw them open)."""
+        closed: dict[str, list[tuple[int, int]]] = {}
+        for seg in sealed:
+            closed.setdefault(seg.village_id, []).extend(
+                (int(h), seg.day) for h in np.frombuffer(seg.blob, dtype=">i8"))
         out = []
         for state in states:
+            mine = []
             for month in state.months:
                 figures = month_row(state, month)
                 key = (state.village_id, month, state.epoch)
                 if self._written.get(key) == figures:
                     continue
-                out.append(LedgerRow(self.stream, state.village_id, state.hub_id, month,
-                                     state.epoch, state.applied, figures))
+                mine.append(LedgerRow(self.stream, state.village_id, state.hub_id, month,
+                                      state.epoch, state.applied, figures))
+            open_ids = state.seen.by_id
+            handed = self._ids.get((state.village_id, state.epoch))
+            if handed is not None:
+                handed.intersection_update(open_ids)  # sealed since: forget them here
+            new = tuple((h, d) for h, d in open_ids.items() if handed is None or h not in handed)
+            new += tuple(closed.get(state.village_id, ()))
+            if new:
+                if not mine and state.months:
+                    month = max(state.months)
+                    mine.append(LedgerRow(self.stream, state.village_id, state.hub_id, month,
+                                          state.epoch, state.applied,
+                                          month_row(state, month)))
+                if mine:
+                    mine[0] = dataclasses.replace(mine[0], ids=new)
+            out.extend(mine)
         return out
 
     def written(self, rows: Iterable[LedgerRow]) -> None:
         for r in rows:
             self._written[(r.village_id, r.month, r.epoch)] = r.figures
+            if r.ids:
+                self._ids.setdefault((r.village_id, r.epoch), set()).update(
+                    h for h, _day in r.ids)

@@ -43,7 +43,7 @@ from __future__ import annotations
 import heapq
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -57,6 +57,7 @@ from streams.events import (
     event_to_json,
     parse_hub_event,
 )
+from streams.ledger import Prior
 from streams.state import (
     DAY_US,
     HOUR_US,
@@ -119,6 +120,9 @@ class ProcessingConfig:
     future_tolerance_us: int = _LIMITS.future_tolerance_us
     partitions: int = 1
     source_topic: str = "hub-events"
+    #: what the ledger holds of a village's earlier lives, asked when its state starts from
+    #: nothing: (village_id, from segment day) -> `streams.ledger.Prior`
+    prior: Callable[[str, int], Prior] | None = field(default=None, compare=False)
 
 
 @dataclass(slots=True)
@@ -299,6 +303,27 @@ class PartitionProcessor:
             self.marker.dead_lettered += 1
             self.marker.dead_reasons[reason] = self.marker.dead_reasons.get(reason, 0) + 1
 
+    def _new_village(self, vid: str, hub_id: str, at: int) -> VillageState:
+        """A village whose state starts from nothing (its first event, or a fresh broker):
+        a new epoch, knowing the ids its earlier lives applied within the dedupe horizon and
+        numbering its pickups after theirs (`streams.ledger.Prior`)."""
+        state = VillageState(vid, hub_id, epoch=uuid.uuid4().hex[:16])
+        ask = self.config.prior
+        if ask is not None:
+            start = max(at, self.stream_time or at) - self.config.dedupe_horizon_us
+            try:
+                prior = ask(vid, start // DAY_US - 1)
+            except Exception as exc:  # noqa: BLE001 - the stream goes on; say what is at risk
+                log.warning("village %s: the ledger did not say what its earlier lives applied "
+                            "(%s: %s); a re-send of their events counts again in the ledger",
+                            vid, type(exc).__name__, exc)
+            else:
+                for h, day in sorted(prior.ids, key=lambda item: item[1]):
+                    state.seen.add(h, day * DAY_US)
+                state.pickup_base = prior.pickups_requested
+        self.villages[vid] = state
+        return state
+
     # ---- the record path ----
 
     def process(self, offset: int, key: bytes | None, value: bytes | None, wall_now: int) -> None:
@@ -334,11 +359,10 @@ class PartitionProcessor:
                     event,
                 )
             return
+        at = to_us(event.occurred_at)
         state = self.villages.get(vid)
         if state is None:
-            state = VillageState(vid, village.hub_id, epoch=uuid.uuid4().hex[:16])
-            self.villages[vid] = state
-        at = to_us(event.occurred_at)
+            state = self._new_village(vid, village.hub_id, at)
         h = id_hash(event.event_id)
         if offset <= state.offset:
             # Redelivered after a crash or a rebalance: its effect is already in state,

@@ -11,6 +11,7 @@ the agent, the views and ``/metrics`` on it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections.abc import Iterable
@@ -22,7 +23,7 @@ from streams.ledger import LedgerFeed, LedgerRow, LedgerWriter
 from streams.log_repeats import RepeatFilter
 from streams.processor import PartitionProcessor, ProcessingConfig
 from streams.runtime import Runtime
-from streams.state import DAY_US, VillageState, encode_value
+from streams.state import DAY_US, SealedIds, VillageState, encode_value
 from streams.topics import Topics
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class StreamsWorker:
             future_tolerance_us=limits.future_tolerance_us,
             partitions=options.partitions,
             source_topic=topics.hub_events,
+            prior=None if ledger is None else functools.partial(ledger.prior, options.app_id),
         )
         self.hub_topic = app.topic(
             topics.hub_events,
@@ -203,6 +205,7 @@ class StreamsWorker:
         futures = []
         pending: dict[int, int] = {}
         villages: list[VillageState] = []
+        sealed: list[SealedIds] = []
         for proc in procs:
             for key, value in proc.checkpoint():
                 if value is None:  # a tombstone: compaction drops the key
@@ -213,6 +216,8 @@ class StreamsWorker:
                     raw = encode_value(value)
                     if isinstance(value, VillageState):
                         villages.append(value)
+                    elif isinstance(value, SealedIds):
+                        sealed.append(value)
                 futures.append(
                     await producer.send(
                         topic, key.encode("utf-8"), raw, proc.partition, None, None
@@ -222,7 +227,7 @@ class StreamsWorker:
         self._inflight = futures
         self._inflight_offsets = pending
         if self.ledger is not None and villages:
-            rows = self._ledger_feed.rows(villages)
+            rows = self._ledger_feed.rows(villages, sealed)
             if rows:
                 self._ledger_pending.append((futures, rows))
 

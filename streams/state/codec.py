@@ -160,6 +160,7 @@ def _village_to_dict(s: VillageState) -> dict[str, Any]:
         "dead_reasons": s.dead_reasons,
         "months": {k: _month_to_list(v) for k, v in s.months.items()},
         "epoch": s.epoch,
+        "pickup_base": s.pickup_base,
     }
 
 
@@ -197,4 +198,5 @@ def _village_from_dict(d: dict[str, Any]) -> VillageState:
         dead_reasons=dict(d.get("dead_reasons") or {}),
         months={k: _month_from_list(v) for k, v in (d.get("months") or {}).items()},
         epoch=str(d.get("epoch") or ""),
+        pickup_base=int(d.get("pickup_base") or 0),
     )

@@ -82,7 +82,7 @@ def known_pickup(state: VillageState, pickup_id: str) -> bool:
     if not pickup_id.startswith(prefix):
         return False
     tail = pickup_id[len(prefix) :]
-    return tail.isdigit() and 1 <= int(tail) <= state.pickups_requested
+    return tail.isdigit() and 1 <= int(tail) <= state.pickup_base + state.pickups_requested
 
 
 def reason_kind(reason: str) -> str:
@@ -184,7 +184,7 @@ def evaluate(
             material = reasons[0].split(":", 1)[1]
             state.pickup_materials[material] = state.pickup_materials.get(material, 0) + 1
         month_bucket(state.months, trigger_at, limits.tz, undo).pickups_requested += 1
-        pid = pickup_id_for(state.village_id, state.pickups_requested)
+        pid = pickup_id_for(state.village_id, state.pickup_base + state.pickups_requested)
         state.open_pickup = OpenPickup(pid, trigger_at, reasons)
         out.append(
             Emission(

@@ -107,6 +107,9 @@ class VillageState:
     #: which life of this value: new when the village's state starts from nothing (a fresh
     #: broker), kept across recoveries; the ledger adds the figures of different lives
     epoch: str = ""
+    #: pickups the village's earlier lives requested (the ledger's `Prior`): its pickups
+    #: are numbered after them, so a new life never reuses a pickup id
+    pickup_base: int = 0
 
     @property
     def outstanding(self) -> dict[str, int]:

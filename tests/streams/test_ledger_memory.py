@@ -1,0 +1,109 @@
+"""A village whose state starts from nothing (an embedded broker restarted empty) learns
+from the ledger what its earlier lives applied: a hub re-sending yesterday's events counts
+them once in the ledger, and the village's pickups are numbered after those already sent.
+Processors over in-memory logs (`Harness`) and a real SQLite ledger."""
+
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from services.ledger import Ledger
+from streams.ledger import LedgerFeed
+from streams.processor import ProcessingConfig
+from streams.state import SealedIds, decode_value
+from tests.streams.helpers import SHIPMENT, Harness
+
+STREAM = "packloop-worker"
+VILLAGE = "H01-V007"
+
+
+def _shipment(i: int, eps_grams: int = 0) -> bytes:
+    event: dict[str, Any] = copy.deepcopy(SHIPMENT)
+    event["event_id"] = f"s-{i}"
+    event["occurred_at"] = f"2026-11-{11 + i // 2:02d}T08:{i:02d}:00Z"  # over four days
+    event["containers"] = []
+    event["packaging"] = [{"material": "cardboard", "count": 1, "grams": 200}]
+    if eps_grams:
+        event["packaging"].append({"material": "eps_foam", "count": 1, "grams": eps_grams})
+    return orjson.dumps(event)
+
+
+def _life(ledger: Ledger, events: list[bytes], remember: bool = True) -> Harness:
+    """One life of the stream state: a fresh changelog (a broker started empty), the
+    events processed, the ledger handed the rows as the worker hands them over."""
+    prior = functools.partial(ledger.prior, STREAM) if remember else None
+    h = Harness(config=ProcessingConfig(prior=prior))
+    for raw in events:
+        h.produce(raw)
+    h.run(0, batch=3)
+    feed = LedgerFeed(STREAM)
+    sealed = [v for _key, raw in h.changelog[0] if raw is not None
+              and isinstance(v := decode_value(raw), SealedIds)]
+    assert sealed, "the events span days: some dedupe segments are sealed"
+    rows = feed.rows(h.procs[0].villages.values(), sealed)
+    ledger.write(rows)
+    feed.written(rows)
+    return h
+
+
+def _month(ledger: Ledger) -> dict[str, Any]:
+    [village] = ledger.month(STREAM, "2026-11")["villages"]
+    return village
+
+
+def _pickup_ids(h: Harness) -> list[str]:
+    return [orjson.loads(b)["pickup_id"] for b in h.published
+            if orjson.loads(b)["type"] == "pickup_requested"]
+
+
+def _run_twice(tmp_path: Path, remember: bool) -> tuple[dict[str, Any], list[str], list[str]]:
+    ledger = Ledger(f"sqlite:///{tmp_path}/ledger-{remember}.db")
+    day1 = [_shipment(i) for i in range(5)] + [_shipment(5, eps_grams=6000)]
+    first = _life(ledger, day1, remember)
+    # the broker restarts empty; the hub sends the whole file again, then one new event
+    second = _life(ledger, [*day1, _shipment(6, eps_grams=6000)], remember)
+    month = _month(ledger)
+    ledger.close()
+    return month, _pickup_ids(first), _pickup_ids(second)
+
+
+def test_a_resend_after_a_fresh_start_counts_once_in_the_ledger(tmp_path: Path) -> None:
+    month, first, second = _run_twice(tmp_path, remember=True)
+    # 7 distinct shipments of one parcel each: 7 parcels, 1,400 g of cardboard, 12 kg EPS
+    assert month["counts"]["parcels"] == 7
+    assert month["generated_grams"] == {"cardboard": 7 * 200, "eps_foam": 12000}
+    # the pickup the first life sent keeps its id; the new life's is the next one
+    assert first == [f"P-{VILLAGE}-1"]
+    assert second == [f"P-{VILLAGE}-2"]
+    assert month["pickups"]["requested"] == 2
+
+
+def test_without_the_ledgers_memory_the_resend_counts_twice(tmp_path: Path) -> None:
+    """What the memory guards against (this test fails if the processor ignores it)."""
+    month, first, second = _run_twice(tmp_path, remember=False)
+    assert month["counts"]["parcels"] == 13
+    assert first == second == [f"P-{VILLAGE}-1"]
+
+
+def test_prior_keeps_ids_from_the_day_asked_and_sums_pickups_over_epochs(tmp_path) -> None:
+    from streams.ledger import LedgerRow
+
+    ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
+
+    def row(epoch: str, month: str, requested: int, ids: tuple = ()) -> LedgerRow:
+        return LedgerRow(STREAM, VILLAGE, "H01", month, epoch, 1,
+                         {"pickups": {"requested": requested}}, ids)
+
+    ledger.write([row("a", "2026-10", 2, ((11, 100), (12, 101))),
+                  row("a", "2026-11", 1, ((13, 130),))])
+    ledger.write([row("b", "2026-11", 4, ((13, 130), (14, 131)))])  # 13 again: kept once
+    prior = ledger.prior(STREAM, VILLAGE, 101)
+    assert sorted(prior.ids) == [(12, 101), (13, 130), (14, 131)]
+    assert prior.pickups_requested == 7
+    assert ledger.prior("another-stream", VILLAGE, 0).ids == ()
+    ledger.close()
