@@ -327,6 +327,13 @@ def test_the_ledger_on_postgresql_keeps_the_highest_seq_and_adds_epochs(pg_db_ur
     [v] = Ledger(pg_db_url).month("w", "2026-11")["villages"]
     assert v["generated_grams"] == {"cardboard": 2600} and v["counts"] == {"parcels": 13}
     assert engine_dialect(ledger) == "postgresql"
+    # event ids through ON CONFLICT DO NOTHING: a digest stored once, read back by day
+    ids_row = LedgerRow("w", "H01-V001", "H01", "2026-11", "c", 1,
+                        {"pickups": {"requested": 2}}, ((2**62 + 1, 300), (5, 299)))
+    ledger.write([ids_row])
+    ledger.write([ids_row])
+    prior = ledger.prior("w", "H01-V001", 300)
+    assert prior.ids == ((2**62 + 1, 300),) and prior.pickups_requested == 2
     ledger.close()
 
 
