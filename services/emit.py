@@ -209,16 +209,18 @@ class Emitter:
         return check_line(raw, self.network, self.acceptance, size)
 
     def submit(self, raw: bytes, line: int | None = None,
-               size: int | None = None) -> EventError | None:
+               size: int | None = None, original: bytes | None = None) -> EventError | None:
         """Validate one event and hand it over; ``size``: its real length when ``raw`` is
-        a line cut short."""
+        a line cut short; ``original``: the line as the file has it, when ``raw`` was
+        changed (``emit --shift-to-now``): a dead letter carries the file's bytes."""
         event, problem, written = _checked(raw, self.network, self.acceptance, size)
         if problem is None:
             self._room.acquire()
             self._loop.call_soon_threadsafe(self._add, self.topics.hub_events,
                                             event.village_id.encode("utf-8"), written, True)
             return None
-        self.reject(raw, problem, line, key=event.village_id if event is not None else None)
+        self.reject(raw if original is None else original, problem, line,
+                    key=event.village_id if event is not None else None)
         return problem
 
     def reject(
@@ -378,12 +380,17 @@ def emit_stream(
     network: Network,
     on_progress: Callable[[int], None] | None = None,
     acceptance: AcceptanceLimits | None = None,
+    transform: Callable[[bytes], bytes] | None = None,
 ) -> EmitReport:
-    """Emit every line of a JSON Lines stream; ``on_progress`` gets bytes consumed."""
+    """Emit every line of a JSON Lines stream; ``on_progress`` gets bytes consumed;
+    ``transform`` changes each line before it is checked (a refused line is dead-lettered
+    as the stream has it)."""
     emitter = Emitter(kafka, topics, network, acceptance=acceptance)
     try:
         for number, line, consumed, size in read_lines(stream):
-            if line:
+            if line and transform is not None:
+                emitter.submit(transform(line), number, size, original=line)
+            elif line:
                 emitter.submit(line, number, size)
             if on_progress:
                 on_progress(consumed)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -49,10 +51,11 @@ def emit(
         network = load_network(settings.network)
     except NetworkError as exc:
         raise click.ClickException(str(exc)) from None
+    shift = None
     if shift_to_now:
-        source = _shifted(source)
+        source, shift = _shifted(source)
     report = kafka_call(
-        lambda: _emit_with_progress(source, settings, network, progress), settings
+        lambda: _emit_with_progress(source, settings, network, progress, shift), settings
     )
     if as_json:
         click.echo(orjson.dumps(report.to_dict()).decode())
@@ -72,7 +75,8 @@ def emit(
 
 
 def _emit_with_progress(
-    source: IO[bytes], settings: Settings, network: Any, progress: bool | None
+    source: IO[bytes], settings: Settings, network: Any, progress: bool | None,
+    transform: Callable[[bytes], bytes] | None = None,
 ) -> EmitReport:
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
@@ -83,7 +87,7 @@ def _emit_with_progress(
     show = progress if progress is not None else (console.is_terminal and size > 1_000_000)
     if not show:
         return emit_stream(source, settings.kafka(), settings.topics(), network,
-                           acceptance=rules)
+                           acceptance=rules, transform=transform)
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -100,11 +104,13 @@ def _emit_with_progress(
             network,
             on_progress=lambda n: bar.advance(task, n),
             acceptance=rules,
+            transform=transform,
         )
 
 
-def _shifted(source: IO[bytes]) -> IO[bytes]:
-    """The whole input with its events moved to now (services.retime)."""
+def _shifted(source: IO[bytes]) -> tuple[IO[bytes], Callable[[bytes], bytes] | None]:
+    """The whole input, read to choose the shift, and what moves a line's event by it
+    (services.retime); the lines themselves stay as they are, for the dead letters."""
     import io
     from datetime import UTC, datetime
 
@@ -121,10 +127,9 @@ def _shifted(source: IO[bytes]) -> IO[bytes]:
                    err=True)
     if days:
         click.echo(f"shifting every event by {days} days", err=True)
-    shifted = io.BytesIO(b"\n".join(shift_line(raw, days) if raw.strip() else raw
-                                    for raw in lines))
-    shifted.name = getattr(source, "name", "-")
-    return shifted
+    whole = io.BytesIO(b"\n".join(lines))
+    whole.name = getattr(source, "name", "-")
+    return whole, (functools.partial(shift_line, days=days) if days else None)
 
 
 def _file_size(source: IO[bytes]) -> int:
