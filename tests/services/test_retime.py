@@ -59,8 +59,10 @@ def test_a_file_starting_with_a_bom_is_shifted_from_its_first_event():
     from services.cli.emit import _shifted
 
     first = SAMPLE.read_bytes().split(b"\n")[0]
-    out = _shifted(io.BytesIO(b"\xef\xbb\xbf" + SAMPLE.read_bytes())).read().split(b"\n")[0]
-    assert not out.startswith(b"\xef\xbb\xbf")
+    whole, shift = _shifted(io.BytesIO(b"\xef\xbb\xbf" + SAMPLE.read_bytes()))
+    line = whole.read().split(b"\n")[0]
+    assert not line.startswith(b"\xef\xbb\xbf") and shift is not None
+    out = shift(line)
     assert parse_hub_event(out).occurred_at > parse_hub_event(first).occurred_at
 
 
