@@ -82,6 +82,66 @@ def admissible_subsets(demand: np.ndarray, capacity: float, max_size: int) -> fl
     return float(count[1:].sum())
 
 
+def integral_costs(dist: np.ndarray, cost_per_km: float, fixed_cost: float) -> bool:
+    """Whether every arc cost (`dist` × `cost_per_km`) and the fixed cost per route are whole
+    numbers, so that every plan costs a whole number and a better plan than one costing UB
+    costs at most UB − 1. Judged with an absolute tolerance only: a relative one (numpy's
+    default rtol) takes 123456.4 for a whole number."""
+    arc = np.asarray(dist, dtype=float) * cost_per_km
+    return bool(np.allclose(arc, np.round(arc), rtol=0.0, atol=1e-6)) and abs(
+        fixed_cost - round(fixed_cost)) <= 1e-6
+
+
+def min_routes(demand: np.ndarray, capacity: float) -> tuple[int, str]:
+    """A lower bound on the number of routes of capacity `capacity` that serve every
+    customer (customer demands `demand`, each at most `capacity`), and why: the
+    Martello–Toth bin-packing bound L2, at least ceil(total demand / capacity).
+
+    For a threshold K (0 or a demand up to half the capacity Q): J1 are the demands over
+    Q − K, J2 those from there down to over Q/2, J3 those from Q/2 down to K. No two of
+    J1 ∪ J2 share a route; no J3 demand fits beside a J1 demand (that leaves less than K);
+    so L(K) = |J1| + |J2| + ceil((sum J3 − (|J2|·Q − sum J2)) / Q)⁺. The capacity is taken
+    with the routes' tolerance (a load may exceed it by 1e-9, or by 1e-9 of it when larger),
+    so the bound holds for every route this module accepts."""
+    d = np.sort(np.asarray(demand, dtype=float))
+    q = capacity + 1e-9 * max(1.0, abs(capacity))
+    total = float(d.sum())
+    by_total = max(0, math.ceil(total / q - 1e-9))
+    if d.size == 0:
+        return 0, "no customers"
+    pre = np.concatenate([[0.0], np.cumsum(d)])
+    half = q / 2
+    h = int(np.searchsorted(d, half, side="right"))  # d[:h] <= Q/2 < d[h:]
+    n_big = d.size - h
+    best, best_k, best_extra = -1, 0.0, 0
+    for k_thr in np.unique(np.concatenate([[0.0], d[:h]])).tolist():
+        top = int(np.searchsorted(d, q - k_thr, side="right"))  # d[top:] > Q − K: J1
+        n2, sum2 = top - h, float(pre[top] - pre[h])
+        lo = int(np.searchsorted(d, k_thr, side="left"))  # d[lo:h] in [K, Q/2]: J3
+        sum3 = float(pre[h] - pre[lo])
+        extra = max(0, math.ceil((sum3 - (n2 * q - sum2)) / q - 1e-9))
+        if n_big + extra > best:
+            best, best_k, best_extra = n_big + extra, k_thr, extra
+    cap = f"{capacity:,.6g}"
+    if by_total >= best:
+        return by_total, (f"the customers' demand ({total:,.6g}) needs {by_total} routes of "
+                          f"capacity {cap}")
+    why = (f"{n_big} customers each have demand over half the capacity {cap}, so no two of "
+           "them can share a route" if n_big > 1 else
+           f"{n_big} customer has demand over half the capacity {cap}")
+    if best_extra:
+        top = int(np.searchsorted(d, q - best_k, side="right"))
+        lo = int(np.searchsorted(d, best_k, side="left"))
+        n2, room = top - h, (top - h) * capacity - float(pre[top] - pre[h])
+        small = (f"the {h - lo} customers with demand from {best_k:,.6g} to half the capacity "
+                 f"(total {float(pre[h] - pre[lo]):,.6g})")
+        why += (f"; {small} fit beside those only in the {room:,.6g} of room left by the {n2} "
+                f"with demand at most {capacity - best_k:,.6g}" if n2 else
+                f"; none of {small} fits beside any of those")
+        why += f", so they need {best_extra} more (Martello–Toth bin-packing bound)"
+    return best, why
+
+
 def _partition_lp(costs: np.ndarray, masks: np.ndarray, n: int, k: int | None,
                   exact: bool, threads: int | None):
     """LP relaxation over all columns, built as arrays. Returns (z, duals_cust, dual_fleet)."""
@@ -235,6 +295,12 @@ def solve_cvrp(s: Scenario, *, time_limit_s: float | None = None, mip_gap: float
             f"the customers' demand ({total:,.6g}) exceeds {k} routes × capacity "
             f"{cap:,.6g} = {k * cap:,.6g}: no plan with exactly {k} routes exists "
             "(--fleet free lets the number of routes float)")}])
+    need, why_need = min_routes(demand, cap)
+    if exact and k is not None and need > k:
+        # bin packing, before any search: customers too big to pair need their own routes
+        return PlanResult.infeasible([{"what": "fleet", "why": (
+            f"at least {need} routes are needed: {why_need}; no plan with exactly {k} routes "
+            "exists (--fleet free lets the number of routes float)")}])
     max_size = min(vt.max_stops, n)
     if n > ENUM_MAX_CUSTOMERS or admissible_subsets(demand, cap, max_size) > ENUM_MAX_SUBSETS:
         return _solve_by_pool(s, dist, demand, cap, k, exact, time_limit_s=time_limit_s,
@@ -249,10 +315,12 @@ def solve_cvrp(s: Scenario, *, time_limit_s: float | None = None, mip_gap: float
     lp_s = time.perf_counter() - tl
     stats: dict[str, Any] = {"routes_enumerated": int(len(masks)), "enumerate_s": enum_s,
                              "lp_s": lp_s, **stats_cg}
-    if z_lp is None:
+    if z_lp is None:  # only an exact fleet can make the LP over every route infeasible
         return PlanResult.infeasible([
-            {"what": "all customers", "why": f"cannot be covered by {k} vehicles of capacity "
-             f"{cap:g} (total demand {demand.sum():g})"}], stats=stats)
+            {"what": "all customers", "why": f"no {k} routes within capacity {cap:g} serve "
+             f"every customer once: even the LP relaxation over every feasible route has no "
+             f"solution, though the demand bounds need only {need} routes (--fleet free lets "
+             "the number of routes float)"}], stats=stats)
     rc = _reduced_costs(costs, masks, n, pi, mu)
     stats["lp_bound"] = z_lp
     # incumbent: MILP over the columns with the smallest reduced costs
@@ -423,8 +491,7 @@ def _solve_by_pool(s: Scenario, dist: np.ndarray, demand: np.ndarray, cap: float
     costs = km * vt.cost_per_km_cny + vt.fixed_cost_cny
     members = [[c - 1 for c in o] for o in orders]
     scale = vt.cost_per_km_cny
-    integral = bool(np.allclose(dist * scale, np.round(dist * scale))) and float(
-        vt.fixed_cost_cny).is_integer()
+    integral = integral_costs(dist, scale, vt.fixed_cost_cny)
     arc_cost = dist * scale
     arc_cost[0, 1:] += vt.fixed_cost_cny  # a route's fixed cost on the arc leaving the hub
     rb = qroute_bound(arc_cost, demand, cap, k, exact, orders,

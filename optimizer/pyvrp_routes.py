@@ -67,7 +67,7 @@ class VanType:
 def _integer_scale(values: np.ndarray) -> float:
     """1 when `values` are already whole numbers, else 1000 (metres for km, ml for litres)."""
     finite = values[np.isfinite(values)]
-    if finite.size == 0 or np.allclose(finite, np.round(finite)):
+    if finite.size == 0 or np.allclose(finite, np.round(finite), rtol=0.0, atol=1e-6):
         return 1.0
     return 1000.0
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 import vrplib
-from vrplib.parse import parse_vrplib
+from vrplib.parse import parse_solution, parse_vrplib
 
 from optimizer.scenario import MAX_NUMBER, Scenario, ScenarioError, load_scenario
 
@@ -67,8 +67,8 @@ def _fleet_field(value: Any) -> int | None:
 
 def _fleet_in_name(name: str) -> int | None:
     """N of the name's `-kN` (CVRPLIB's convention), N a positive integer; None when the name
-    has no such part (`-kabc`, `-k-3` and `-k0` state no fleet size)."""
-    for found in re.finditer(r"-k(\d+)(?!\d)", name):
+    has no such part (`-kabc`, `-k-3`, `-k0` and `-k6.5` state no fleet size)."""
+    for found in re.finditer(r"-k(\d+)(?!\d|\.\d)", name):
         if int(found.group(1)) > 0:
             return int(found.group(1))
     return None
@@ -231,11 +231,45 @@ def _distances(inst: dict[str, Any], n: int, weights: list[str] | None) -> np.nd
     return dist
 
 
+def _demands(demand: Any, dim: int) -> np.ndarray:
+    """DEMAND_SECTION as one finite number >= 0 per node, else a ScenarioError naming the
+    first node whose demand is not one."""
+    raw = np.asarray(demand, dtype=object)
+    if raw.shape != (dim,):
+        raise ScenarioError([("DEMAND_SECTION", f"needs one demand >= 0 for each of the {dim} "
+                              "nodes (one dimension)")])
+    values = []
+    for node, word in enumerate(raw.tolist(), 1):
+        try:
+            value = float(word)
+        except (ValueError, TypeError):
+            value = math.nan
+        if not math.isfinite(value) or value < 0:
+            raise ScenarioError([("DEMAND_SECTION", f"node {node} has demand {word}: each of "
+                                  f"the {dim} nodes needs one demand, a finite number >= 0")])
+        values.append(value)
+    return np.array(values)
+
+
+def _depot(depot: Any, dim: int) -> int:
+    """The depot's 0-based node from `vrplib`'s DEPOT_SECTION (node numbers minus 1)."""
+    depots = _float_array(depot)
+    if depots is None or depots.size != 1:
+        raise ScenarioError([("DEPOT_SECTION", "needs exactly one depot among the nodes "
+                              f"(found {0 if depots is None else depots.size})")])
+    node = float(depots.ravel()[0]) + 1  # the file's number
+    if not node.is_integer() or not 1 <= node <= dim:
+        raise ScenarioError([("DEPOT_SECTION", f"node {node:g} is out of range: the depot must "
+                              f"be one of the nodes 1..{dim} (DIMENSION)")])
+    return int(node) - 1
+
+
 def parse_vrp(path: str | Path) -> CvrpInstance:
     """Read a CVRP instance; anything this import cannot plan is a ScenarioError naming the
-    field (an unsupported TYPE or EDGE_WEIGHT_TYPE, time windows, several depots, ...)."""
+    field (an unsupported TYPE or EDGE_WEIGHT_TYPE, time windows, several depots, ...).
+    A UTF-8 byte-order mark at the start of the file is ignored."""
     try:
-        text = Path(path).read_text("utf-8")
+        text = Path(path).read_text("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError([("$", f"the file cannot be read: {exc}")]) from None
     _check_node_rows(text)
@@ -260,18 +294,9 @@ def parse_vrp(path: str | Path) -> CvrpInstance:
     if demand is None:
         raise ScenarioError([("DEMAND_SECTION", f"missing: a CVRP needs a demand for each of "
                               f"the {dim} nodes (0 for the depot)")])
-    demand_arr = _float_array(demand)
-    if demand_arr is None or demand_arr.shape != (dim,) or not np.isfinite(demand_arr).all() or (
-            demand_arr < 0).any():
-        raise ScenarioError([("DEMAND_SECTION", f"needs one demand >= 0 for each of the {dim} "
-                              "nodes (one dimension)")])
+    demand_arr = _demands(demand, dim)
     # no DEPOT_SECTION: node 1 is the depot (CVRPLIB's convention)
-    depots = _float_array(inst.get("depot", np.array([0])))
-    if depots is None or depots.size != 1 or not 0 <= depots.ravel()[0] < dim or (
-            depots.ravel()[0] != int(depots.ravel()[0])):
-        raise ScenarioError([("DEPOT_SECTION", "needs exactly one depot among the nodes "
-                              f"(found {0 if depots is None else depots.size})")])
-    depot = int(depots.ravel()[0])
+    depot = _depot(inst.get("depot", np.array([0])), dim)
     if demand_arr[depot] != 0:
         raise ScenarioError([("DEMAND_SECTION", f"the depot (node {depot + 1}) has demand "
                               f"{demand_arr[depot]:g}; a CVRP depot's demand must be 0")])
@@ -308,6 +333,14 @@ def scenario_from_vrp(inst: CvrpInstance, fleet: Fleet = "exact") -> Scenario:
                          "with N a positive integer): the number of routes floats, as with "
                          "--fleet free", repr(inst.name))
     exact = fleet == "exact" and inst.vehicles is not None
+    if exact and inst.vehicles is not None and inst.vehicles > MAX_NUMBER:
+        # no scenario count (and no plan: a route serves at least one customer)
+        where, what = (("NAME", repr(inst.name)) if inst.fleet_field is None
+                       else ("VEHICLES", str(inst.vehicles)))
+        raise ScenarioError([(where, f"{what} states an impossible fleet size: exactly "
+                              f"{inst.vehicles:.6g} routes for {len(inst.demand) - 1} "
+                              "customers (each route serves at least one; --fleet free lets "
+                              "the number of routes float)")])
     too_big = [(where, f"{value:g} is too large: a scenario's numbers are at most "
                        f"{MAX_NUMBER:g}")
                for where, value in (
@@ -356,8 +389,9 @@ def scenario_from_vrp(inst: CvrpInstance, fleet: Fleet = "exact") -> Scenario:
 
 
 def read_sol(path: str | Path) -> tuple[list[list[int]], float | None]:
-    """A `.sol` file's routes (CVRPLIB numbering) and its stated cost, if any."""
-    sol = vrplib.read_solution(path)
+    """A `.sol` file's routes (CVRPLIB numbering) and its stated cost, if any (a UTF-8
+    byte-order mark at the start of the file is ignored)."""
+    sol = parse_solution(Path(path).read_text("utf-8-sig"))
     cost = sol.get("cost")
     return [list(map(int, r)) for r in sol["routes"]], (
         None if cost is None else float(cost))

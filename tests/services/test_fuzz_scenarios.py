@@ -52,7 +52,7 @@ def test_the_loader_names_the_path_it_refuses(scenario: dict[str, Any]) -> None:
 #: where a VRPLIB problem may be: a header field or section of the format, or the file
 VRP_PLACES = {"$", "header", "TYPE", "DIMENSION", "CAPACITY", "EDGE_WEIGHT_TYPE",
               "EDGE_WEIGHT_FORMAT", "NODE_COORD_SECTION", "EDGE_WEIGHT_SECTION",
-              "DEMAND_SECTION", "DEPOT_SECTION", "VEHICLES"}
+              "DEMAND_SECTION", "DEPOT_SECTION", "VEHICLES", "NAME"}
 
 
 @fuzz_settings
