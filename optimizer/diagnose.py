@@ -3,6 +3,7 @@ instead of a bare solver status."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -162,9 +163,9 @@ ROW_WORDS: dict[str, tuple[str, str]] = {
               "trips"),
     # fleet (model/fleet.py)
     "fleet_hub": ("not enough {1} vehicles at hub {0} on day {2} ({count1} available)",
-                  "vehicles"),
+                  "trips"),  # in vehicle-days: `_fleet_why` says it in trips and vehicles
     "fleet_county": ("not enough county {0} vehicles on day {1} for the trunk legs "
-                     "({count0} available)", "vehicles"),
+                     "({count0} available)", "trips"),
     # trunk legs (model/trunk.py)
     "trunk_deliver": ("{county} cannot carry hub {0}'s '{2}' deliveries down to it on day "
                       "{1}", "litres"),
@@ -294,10 +295,78 @@ _ONE = {"parcels": "parcel", "litres": "litre", "grams": "gram", "trips": "trip"
         "vehicles": "vehicle", "containers": "container"}
 
 
-def describe_row(s: Scenario, name: str, amount: float) -> dict[str, Any]:
+#: the fleet rows (model/fleet.py): Σ y_t / m_t ≤ n, a trip of type t a 1/m_t share of a
+#: vehicle-day, so that their violation is in vehicles, not trips
+FLEET_ROWS = frozenset({"fleet_hub", "fleet_county"})
+
+#: what `_trips_per_vehicle` found, per scenario: (hub, or "" for the trunk legs) -> the m_t
+#: of each (vehicle type, day)'s trips
+TripsPerVehicle = dict[str, dict[tuple[str, int], set[int]]]
+
+
+def _trips_per_vehicle(s: Scenario, family: str, idx: list[str],
+                       cache: TripsPerVehicle) -> set[int]:
+    """m_t of each trip type a fleet row counts, as the model has them (`model_sets`, the
+    trips of `hub_routes` a model is built with); empty when none is found. fleet_hub[h, v,
+    d] counts hub h's milk runs of vehicle type v on day d; fleet_county[v, d] the trunk
+    legs of v to every hub on day d."""
+    from optimizer.model.sets import model_sets
+    from optimizer.routes import hub_routes
+
+    hub = idx[0] if family == "fleet_hub" else ""
+    vt_day = (idx[1], idx[2]) if family == "fleet_hub" else (idx[0], idx[1])
+    try:
+        key = (vt_day[0], int(vt_day[1]))
+    except ValueError:
+        return set()
+    if hub not in cache:
+        found: dict[tuple[str, int], set[int]] = {}
+        if family == "fleet_hub":
+            if hub not in {h.hub_id for h in s.hubs}:
+                return set()
+            x = model_sets(s, hub_routes(s, [hub]), "joint", [hub])
+        else:
+            x = model_sets(s, {}, "joint", None)  # trunk legs do not depend on routes
+        for tt, m_t in zip(x.trips, x.trips_per_vehicle, strict=True):
+            if (tt.route is not None) == (family == "fleet_hub"):
+                found.setdefault((tt.vehicle_type, tt.day), set()).add(m_t)
+        cache[hub] = found
+    return cache[hub].get(key, set())
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def _fleet_why(s: Scenario, family: str, idx: list[str], amount: float,
+               cache: TripsPerVehicle) -> str:
+    """A fleet row's violation `amount` (vehicle-days: the trips' shares 1/m_t over the
+    count) in trips and the whole vehicles that would run them. With one m for all the
+    row's trips, amount × m trips and ⌈amount⌉ vehicles (m trips a day each); with trips of
+    different lengths (several m) the trips are not one number: the vehicle-days and
+    ⌈amount⌉ vehicles."""
+    vehicles = max(1, math.ceil(amount - 1e-6))
+    more = f"{vehicles:,} more vehicle{'' if vehicles == 1 else 's'}"
+    ms = _trips_per_vehicle(s, family, idx, cache)
+    if len(ms) == 1:
+        (m,) = ms
+        trips = amount * m
+        if abs(trips - round(trips)) <= 1e-4 * max(1.0, trips):
+            return (f"the closest feasible plan misses it by {_plural(round(trips), 'trip')}: "
+                    f"{more} ({_plural(m, 'trip')} a day each)")
+    runs = ("" if not ms else f" (a vehicle runs {min(ms)} to {max(ms)} of these trips a day, "
+            "by their length)")
+    days = "vehicle-day" if amount == 1 else "vehicle-days"
+    return f"the closest feasible plan misses it by {amount:.4g} {days} of trips{runs}: {more}"
+
+
+def describe_row(s: Scenario, name: str, amount: float,
+                 cache: TripsPerVehicle | None = None) -> dict[str, Any]:
     """A constraint the feasibility relaxation had to violate, in words (`ROW_WORDS`), with
     the fleet that bounds it where there is one, so the cause can be found in the scenario;
-    the raw name stays in `constraint` for whoever reads the model."""
+    the raw name stays in `constraint` for whoever reads the model. A fleet row's violation
+    is said in trips and whole vehicles (`_fleet_why`); `cache` keeps the trips it looks up
+    for the next row of the same scenario."""
     m = _ROW.match(name)
     family, idx = (m.group(1), _split_index(m.group(2))) if m else (name, [])
     words = ROW_WORDS.get(family)
@@ -320,10 +389,13 @@ def describe_row(s: Scenario, name: str, amount: float) -> dict[str, Any]:
                     "within its window")
         except (ValueError, IndexError):
             pass
-    why = ("it cannot hold with the decisions fixed so far (a start or a what-if's change)"
-           if amount == float("inf") else
-           f"the closest feasible plan misses it by {amount:.4g} "
-           f"{_ONE.get(unit, unit) if amount == 1 else unit}")
+    if amount == float("inf"):
+        why = "it cannot hold with the decisions fixed so far (a start or a what-if's change)"
+    elif family in FLEET_ROWS and len(idx) == (3 if family == "fleet_hub" else 2):
+        why = _fleet_why(s, family, idx, amount, {} if cache is None else cache)
+    else:
+        why = (f"the closest feasible plan misses it by {amount:.4g} "
+               f"{_ONE.get(unit, unit) if amount == 1 else unit}")
     return {"what": what, "why": why, "constraint": name}
 
 
@@ -331,5 +403,6 @@ def describe_rows(s: Scenario, rows: list[tuple[str, float]], what: str,
                   why: str) -> list[dict[str, Any]]:
     """A failed solve's diagnosis: the rows it had to violate in words (`describe_row`), or,
     when it named none, the one line {what, why} (its status)."""
-    return [describe_row(s, name, amount) for name, amount in rows] or [
+    cache: TripsPerVehicle = {}
+    return [describe_row(s, name, amount, cache) for name, amount in rows] or [
         {"what": what, "why": why}]

@@ -4,7 +4,8 @@ planned again and compared.
 A change is `KEY=VALUE`, the value `+N`/`-N` (relative to the scenario) or `N` (absolute):
 
 - `fleet.<vehicle_type>.count`: every hub's vehicles of that type (a county vehicle: the
-  county's);
+  county's): `N` gives every hub N, its own count (`count_by_hub`) included; `+N`/`-N`
+  changes every hub's count by N, each from its own, and refuses to take a hub below 0;
 - `fleet.<vehicle_type>.count.<hub_id>`: one hub's;
 - `pools.<hub_id>.<container_type>`: the hub's stated pool of containers at the start;
 - `hubs.<hub_id>.cleaning_capacity_per_day`: containers the hub cleans a day.
@@ -44,6 +45,10 @@ class Change:
     key: str
     before: float | None
     after: float
+    #: a `fleet.<vehicle_type>.count` change: (hub, before, after) of each hub whose count
+    #: differs from the type's `before` or `after` (a hub with its own count); empty when
+    #: every hub has the type's count
+    by_hub: tuple[tuple[str, int | None, int], ...] = ()
 
 
 _VALUE = re.compile(r"^([+-]?)(\d+(?:\.\d+)?)$")
@@ -62,7 +67,9 @@ def known_keys(s: Scenario) -> list[str]:
     return keys
 
 
-def _value(key: str, text: str, before: float | None, integer: bool) -> float:
+def _number(key: str, text: str, integer: bool) -> tuple[str, float]:
+    """`text`'s sign ("+", "-" or "" for absolute) and number, checked: a number, at most
+    MAX_NUMBER, whole when `integer`."""
     m = _VALUE.match(text.strip())
     if m is None:
         raise WhatIfError(f"{key}: value {text!r} is not +N, -N or N")
@@ -76,6 +83,11 @@ def _value(key: str, text: str, before: float | None, integer: bool) -> float:
                           f"{MAX_NUMBER:,.0f}")
     if integer and not n.is_integer():
         raise WhatIfError(f"{key}: a vehicle count is a whole number, not {text!r}")
+    return sign, n
+
+
+def _value(key: str, text: str, before: float | None, integer: bool) -> float:
+    sign, n = _number(key, text, integer)
     if sign:
         if before is None:
             raise WhatIfError(f"{key}: the scenario sets no count (unlimited), so {text!r} "
@@ -89,6 +101,40 @@ def _value(key: str, text: str, before: float | None, integer: bool) -> float:
         raise WhatIfError(f"{key}: {text} gives {after:,.0f}, too large: numbers in a "
                           f"scenario are at most {MAX_NUMBER:,.0f}")
     return int(after) if integer else after  # a vehicle count reads "to": 2, not 2.0
+
+
+def _every_hub(key: str, text: str, vt: dict[str, Any], hub_ids: list[str]
+               ) -> tuple[int, tuple[tuple[str, int | None, int], ...]]:
+    """`fleet.<vehicle_type>.count` = `text` on hub vehicle type `vt` (its raw dict, changed
+    in place) with hubs of their own count (`count_by_hub`): N gives every hub N (the
+    type's count N, the hubs' own counts dropped); ±N changes each hub's count by N, from
+    its own. The type's count after, and (hub, before, after) of each hub whose count
+    differs from the type's before or after. A hub taken below 0 is refused by name."""
+    before: int | None = vt["count"]
+    own: dict[str, int] = dict(vt["count_by_hub"])
+    sign, n = _number(key, text, True)
+    if not sign or before is None:  # hubs without their own count have unlimited: a
+        after = int(_value(key, text, before, True))  # relative change is refused
+        vt["count"], vt["count_by_hub"] = after, {}
+        return after, tuple((h, c, after) for h, c in own.items() if c != before)
+    delta = int(n) if sign == "+" else -int(n)
+    counts = {h: own.get(h, before) for h in hub_ids}
+    low = [h for h in hub_ids if counts[h] + delta < 0]
+    if low:
+        hubs = ", ".join(f"{h} ({counts[h]:,} → {counts[h] + delta:,})" for h in low)
+        raise WhatIfError(f"{key}: {text} takes hub{'s' if len(low) > 1 else ''} {hubs} "
+                          "below 0 vehicles")
+    top = max([before, *own.values()]) + delta
+    if top > MAX_NUMBER:
+        raise WhatIfError(f"{key}: {text} gives {top:,} vehicles, too large: numbers in a "
+                          f"scenario are at most {MAX_NUMBER:,.0f}")
+    # the type's count is every hub's without its own; when every hub has its own, no
+    # hub's, and it stays at least 0 (a valid scenario) without changing any hub
+    after = max(0, before + delta)
+    new_own = {h: c + delta for h, c in own.items()}
+    vt["count"], vt["count_by_hub"] = after, new_own
+    return after, tuple((h, own[h], c) for h, c in new_own.items()
+                        if own[h] != before or c != after)
 
 
 def apply_changes(s: Scenario, changes: list[tuple[str, str]]) -> tuple[Scenario, list[Change]]:
@@ -107,16 +153,16 @@ def apply_changes(s: Scenario, changes: list[tuple[str, str]]) -> tuple[Scenario
                 "pools.<hub_id>.<container_type>, hubs.<hub_id>.cleaning_capacity_per_day")
             raise WhatIfError(f"unknown key {key!r}{hint}")
         parts = key.split(".")
+        by_hub: tuple[tuple[str, int | None, int], ...] = ()
+        after: float
         if parts[0] == "fleet" and len(parts) == 3:
             vt = vts[parts[1]]
             before = vt["count"]
-            after = _value(key, text, before, True)
-            delta = None if before is None else after - before
-            vt["count"] = int(after)
-            if vt["base"] == "hub":
-                by_hub = vt.get("count_by_hub") or {}
-                vt["count_by_hub"] = {h: int(after if delta is None else max(0, n + delta))
-                                      for h, n in by_hub.items()}
+            if vt["base"] == "hub" and vt.get("count_by_hub"):  # hubs of their own count
+                after, by_hub = _every_hub(key, text, vt, list(hubs))
+            else:
+                after = _value(key, text, before, True)
+                vt["count"] = int(after)
         elif parts[0] == "fleet":
             vt, hub = vts[parts[1]], parts[3]
             before = (vt.get("count_by_hub") or {}).get(hub, vt["count"])
@@ -136,7 +182,7 @@ def apply_changes(s: Scenario, changes: list[tuple[str, str]]) -> tuple[Scenario
             before = h["cleaning_capacity_per_day"]
             after = _value(key, text, before, False)
             h["cleaning_capacity_per_day"] = after
-        done.append(Change(key, before, after))
+        done.append(Change(key, before, after, by_hub))
     try:
         return load_scenario(raw), done
     except ScenarioError as exc:
@@ -200,7 +246,9 @@ class WhatIf:
                     "gap": r.gap, **(kpi_figures(r) or {}), "diagnosis": r.diagnosis,
                     "marginal_values": r.marginal_values}
 
-        return {"changes": [{"key": c.key, "from": c.before, "to": c.after}
+        return {"changes": [{"key": c.key, "from": c.before, "to": c.after,
+                             **({"by_hub": {h: {"from": b, "to": a} for h, b, a in c.by_hub}}
+                                if c.by_hub else {})}
                             for c in self.changes],
                 "base": side(self.base), "variant": side(self.variant),
                 "delta": self.deltas(),

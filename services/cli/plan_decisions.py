@@ -198,7 +198,11 @@ def _whatif_table(doc: dict[str, Any]) -> None:
     out = Console()
     for c in doc["changes"]:
         before = "unlimited" if c["from"] is None else _amount(c["from"])
-        out.print(f"{c['key']}: {before} → {_amount(c['to'])}", highlight=False)
+        # a fleet change's hubs of their own count (count_by_hub), each as it changed
+        hubs = ", ".join(f"hub {h}: {'unlimited' if v['from'] is None else _amount(v['from'])}"
+                         f" → {_amount(v['to'])}" for h, v in (c.get("by_hub") or {}).items())
+        out.print(f"{c['key']}: {before} → {_amount(c['to'])}" + (f" ({hubs})" if hubs else ""),
+                  highlight=False, soft_wrap=True)
     table = Table(title="what-if: variant against base")
     for col in ("", "base", "variant", "delta"):
         table.add_column(col, justify="left" if not col else "right")

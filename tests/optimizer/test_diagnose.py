@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 
 import pyomo.environ as pyo
+import pytest
 import yaml
 from click.testing import CliRunner
 
 from optimizer import build_model, load_scenario
-from optimizer.diagnose import ROW_WORDS, describe_row
+from optimizer.diagnose import FLEET_ROWS, ROW_WORDS, describe_row, describe_rows
 from services.cli.plan import plan
 from tests.optimizer.helpers import ROOT, one_van_raw, routes_for, tiny_raw
 
@@ -59,7 +60,10 @@ def test_each_row_of_a_built_model_reads_in_words():
         d = describe_row(s, row.name, 3.0)
         assert _raw_rows(d["what"] + " " + d["why"]) == [], d
         assert "?" not in d["what"] and "row of the model" not in d["what"], d
-        assert "misses it by 3 " in d["why"], d
+        if comp.name in FLEET_ROWS:  # 3 vehicle-days: in trips, and the vehicles they need
+            assert re.search(r"misses it by \d+ trips: 3 more vehicles \(", d["why"]), d
+        else:
+            assert "misses it by 3 " in d["why"], d
         assert d["constraint"] == row.name
     assert {"pack_all", "pack_up_all", "trunk_ship_up", "trunk_cap_back", "fleet_hub",
             "cap_cover", "pool_issue"} <= seen
@@ -116,12 +120,62 @@ def test_a_hub_short_of_vans_is_told_so_not_blamed_on_the_valid_inequalities(tmp
     capacity covers ("the milk runs of V1 ... cost less than their least possible cost"),
     valid inequalities the planner adds, because the trip count's upper bound, the fleet's
     n_v m_t as a hard column bound, kept `fleet_hub` from giving."""
-    for parcels, van, short in ((150, {}, "1 vehicle"),
+    for parcels, van, short in ((150, {}, "1 trip: 1 more vehicle (1 trip a day each)"),
                                 (250, {"shift_minutes": 100, "max_trips_per_day": 5},
-                                 "0.5 vehicles")):
+                                 "1 trip: 1 more vehicle (2 trips a day each)")):
         lines, out = _one_van(tmp_path, parcels, **van)
         assert lines == ["infeasible: not enough van vehicles at hub H1 on day 0 (1 "
                          f"available): the closest feasible plan misses it by {short}"], out
+
+
+def test_a_fleet_shortage_is_told_in_trips_and_whole_vehicles(tmp_path):
+    """The fleet rows count a trip as 1/m of a vehicle-day (m trips a day each), and the
+    diagnosis said their violation in vehicles: "misses it by 0.5 vehicles" where one trip,
+    one whole vehicle, was missing. By hand: 5,000 L (500 parcels of 10 L) for one 1,000 L
+    van running m = min(max_trips_per_day 2, ⌊480 / 46.3⌋) = 2 trips a day: 5 trips, 2 of
+    them run, 3 trips short (1.5 vehicle-days): 2 more vehicles."""
+    lines, out = _one_van(tmp_path, 500, max_trips_per_day=2, shift_minutes=480)
+    assert lines == ["infeasible: not enough van vehicles at hub H1 on day 0 (1 available): "
+                     "the closest feasible plan misses it by 3 trips: 2 more vehicles (2 trips "
+                     "a day each)"], out
+
+
+@pytest.mark.parametrize(("amount", "why"), [
+    (0.5, "1 trip: 1 more vehicle (2 trips a day each)"),  # no_trunk.yaml's day 0
+    (1.0, "2 trips: 1 more vehicle (2 trips a day each)"),
+    (1.5, "3 trips: 2 more vehicles (2 trips a day each)"),
+])
+def test_the_county_fleet_row_in_trips_and_vehicles(amount, why):
+    """tiny.yaml's trunk_reefer runs 2 trunk legs a day (max_trips_per_day 2, a leg far
+    within its shift), each half a vehicle-day of `fleet_county`: a violation of 0.5 is one
+    leg, one more truck; 1.5 three legs, two more trucks (rounded up)."""
+    s = load_scenario(tiny_raw())
+    d = describe_row(s, "fleet_county[trunk_reefer,0]", amount)
+    assert d["why"] == f"the closest feasible plan misses it by {why}"
+
+
+def test_trips_of_different_lengths_are_told_in_vehicle_days():
+    """Trunk legs of 40 km (40 min at 60 km/h, 2 a day by max_trips_per_day) to H01 and of
+    200 km (200 min: 1 in a 300-minute shift) to H02: a violation of 1.5 vehicle-days is 2
+    to 3 legs on day 0, where both hubs have loads, so it is not said as a number of trips;
+    day 1 has loads at H01 only, all legs of 2 a day, so 1.5 is 3 legs."""
+    raw = tiny_raw()
+    raw["hubs"].append({"hub_id": "H02", "lat": 28.7, "lon": 119.3})
+    raw["villages"].append({"village_id": "H02-V001", "hub_id": "H02", "lat": 28.71,
+                            "lon": 119.31})
+    raw["demand"].append({"village_id": "H02-V001", "day": 0, "class_id": "ambient",
+                          "direction": "down", "parcels": 10})
+    trunk = next(v for v in raw["vehicle_types"] if v["vehicle_type"] == "trunk_reefer")
+    trunk.update(speed_kmh=60, service_minutes_per_stop=0, shift_minutes=300)
+    raw.setdefault("routing", {})["distance_matrix_km"] = {"COUNTY": {"H01": 20, "H02": 100}}
+    s = load_scenario(raw)
+    day0, day1 = describe_rows(s, [("fleet_county[trunk_reefer,0]", 1.5),
+                                   ("fleet_county[trunk_reefer,1]", 1.5)], "", "")
+    assert day0["why"] == ("the closest feasible plan misses it by 1.5 vehicle-days of trips "
+                           "(a vehicle runs 1 to 2 of these trips a day, by their length): 2 "
+                           "more vehicles")
+    assert day1["why"] == ("the closest feasible plan misses it by 3 trips: 2 more vehicles "
+                           "(2 trips a day each)")
 
 
 def test_a_trip_longer_than_every_shift_names_the_shift(tmp_path):

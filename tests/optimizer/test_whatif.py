@@ -58,6 +58,113 @@ def test_changes_relative_and_absolute():
     assert (done[3].before, done[3].after) == (30, 530)
 
 
+def _own_counts_raw() -> dict:
+    """tiny.yaml with a second hub H02 that has 2 multi_temp_vans of its own (count_by_hub),
+    the type's count 1 (H01's): the audit's two_hubs.yaml."""
+    raw = tiny_raw()
+    raw["hubs"].append({"hub_id": "H02", "lat": 28.7, "lon": 119.3,
+                        "cleaning_capacity_per_day": 200})
+    _vt_raw(raw, "multi_temp_van")["count_by_hub"] = {"H02": 2}
+    return raw
+
+
+def _vt_raw(raw, name):
+    return next(v for v in raw["vehicle_types"] if v["vehicle_type"] == name)
+
+
+def _hub_counts(s, name):
+    vt = _vt(s, name)
+    return {h.hub_id: s.hub_vehicle_count(vt, h.hub_id) for h in s.hubs}
+
+
+@pytest.mark.parametrize(("value", "counts", "after", "by_hub"), [
+    ("0", {"H01": 0, "H02": 0}, 0, (("H02", 2, 0),)),
+    ("3", {"H01": 3, "H02": 3}, 3, (("H02", 2, 3),)),
+    ("2", {"H01": 2, "H02": 2}, 2, (("H02", 2, 2),)),
+])
+def test_an_absolute_count_is_every_hubs_own_counts_included(value, counts, after, by_hub):
+    """`fleet.<type>.count=N` is N vehicles at every hub (issue 15). With H02's own count
+    of 2 it was applied as the change of the type's count: =0 left H02 1 van, =3 gave it 4,
+    while the change printed "1 → 0" / "1 → 3". The change records H02's own count."""
+    s = load_scenario(_own_counts_raw())
+    v, (done,) = apply_changes(s, [("fleet.multi_temp_van.count", value)])
+    assert _hub_counts(v, "multi_temp_van") == counts
+    assert (done.before, done.after, done.by_hub) == (1, after, by_hub)
+    # the other types are untouched
+    assert _hub_counts(v, "ambient_van") == _hub_counts(s, "ambient_van")
+
+
+@pytest.mark.parametrize(("value", "counts", "after", "by_hub"), [
+    ("+1", {"H01": 2, "H02": 3}, 2, (("H02", 2, 3),)),
+    ("-1", {"H01": 0, "H02": 1}, 0, (("H02", 2, 1),)),
+    ("+0", {"H01": 1, "H02": 2}, 1, (("H02", 2, 2),)),
+])
+def test_a_relative_count_changes_every_hub_from_its_own(value, counts, after, by_hub):
+    """±N changes every hub's count by N, each from its own (H02's 2), and the change says
+    what each hub with its own count went from and to."""
+    s = load_scenario(_own_counts_raw())
+    v, (done,) = apply_changes(s, [("fleet.multi_temp_van.count", value)])
+    assert _hub_counts(v, "multi_temp_van") == counts
+    assert (done.before, done.after, done.by_hub) == (1, after, by_hub)
+
+
+def test_a_relative_count_below_0_at_a_hub_is_refused_by_hub_and_key():
+    """A hub's own count taken below 0 was cut to 0 in silence (the type's own count is
+    refused): `-1` with H02's own 0 left H02 at 0 and H01 at 2. Now it is refused, naming
+    the key and the hub; so is a hub on the type's count (H01's 1, `-2`)."""
+    raw = _own_counts_raw()
+    _vt_raw(raw, "multi_temp_van").update(count=3, count_by_hub={"H02": 0})
+    s = load_scenario(raw)
+    with pytest.raises(WhatIfError) as e:
+        apply_changes(s, [("fleet.multi_temp_van.count", "-1")])
+    assert str(e.value) == ("fleet.multi_temp_van.count: -1 takes hub H02 (0 → -1) below 0 "
+                            "vehicles")
+    with pytest.raises(WhatIfError) as e:
+        apply_changes(load_scenario(_own_counts_raw()), [("fleet.multi_temp_van.count", "-3")])
+    assert str(e.value) == ("fleet.multi_temp_van.count: -3 takes hubs H01 (1 → -2), H02 (2 "
+                            "→ -1) below 0 vehicles")
+
+
+def test_every_hub_with_its_own_count_keeps_the_types_count_out_of_it():
+    """When every hub has its own count, the type's count is no hub's: a change by -2 that
+    would take it below 0 takes no hub there, and is applied to the hubs."""
+    raw = _own_counts_raw()
+    _vt_raw(raw, "multi_temp_van")["count_by_hub"] = {"H01": 3, "H02": 4}
+    v, (done,) = apply_changes(load_scenario(raw), [("fleet.multi_temp_van.count", "-2")])
+    assert _hub_counts(v, "multi_temp_van") == {"H01": 1, "H02": 2}
+    assert done.by_hub == (("H01", 3, 1), ("H02", 4, 2))
+
+
+def test_cli_prints_each_hub_with_its_own_count_and_refuses_below_0(tmp_path, capsys):
+    """The change's line names the hubs of their own count as they changed (JSON: `by_hub`),
+    the simple line unchanged; a hub below 0 exits 2 before any solve, naming hub and key."""
+    from optimizer.result import PlanResult
+    from optimizer.whatif import WhatIf
+    from services.cli.plan_decisions import _whatif_table
+
+    s = load_scenario(_own_counts_raw())
+    _v, done = apply_changes(s, [("fleet.multi_temp_van.count", "0"),
+                                 ("fleet.multi_temp_van.count", "+1"),
+                                 ("fleet.ambient_van.count", "+1")])
+    none = PlanResult.infeasible([], factor_set=s.factor_set)
+    doc = WhatIf(done, none, none).to_json_dict()
+    assert doc["changes"] == [
+        {"key": "fleet.multi_temp_van.count", "from": 1, "to": 0,
+         "by_hub": {"H02": {"from": 2, "to": 0}}},
+        {"key": "fleet.multi_temp_van.count", "from": 0, "to": 1},  # no own count left
+        {"key": "fleet.ambient_van.count", "from": 2, "to": 3}]
+    _whatif_table(doc)
+    out = capsys.readouterr().out.splitlines()
+    assert out[:3] == ["fleet.multi_temp_van.count: 1 → 0 (hub H02: 2 → 0)",
+                       "fleet.multi_temp_van.count: 0 → 1", "fleet.ambient_van.count: 2 → 3"]
+    path = tmp_path / "two_hubs.yaml"
+    path.write_text(yaml.safe_dump(_own_counts_raw()))
+    r = CliRunner().invoke(plan, ["whatif", str(path), "--set", "fleet.multi_temp_van.count=-2"])
+    assert r.exit_code == 2
+    assert "fleet.multi_temp_van.count: -2 takes hub H01 (1 → -1) below 0" in " ".join(
+        r.output.split())
+
+
 @pytest.mark.parametrize("key,value,words", [
     ("fleet.ambient_vn.count", "+1", "did you mean 'fleet.ambient_van.count'"),
     ("pools.H09.insulated_box", "1", "unknown key 'pools.H09.insulated_box'"),
