@@ -38,6 +38,7 @@ from typing import Any
 import pyomo.environ as pyo
 
 from optimizer.frontier_model import (  # re-exported: the frontier's public records
+    COST_CAP_REL,
     CRITERION,
     DELTA,
     FRONTS,
@@ -165,7 +166,8 @@ def solve_frontier(
         sv.has_start = True
         # the cost-optimal end: the least criterion at the least cost found (its cost bound
         # is the first solve's)
-        lex = sv.solve(f"{front}:cost_end", sv.expr(crit), cap=("cost", _cap_level(c_star)),
+        lex = sv.solve(f"{front}:cost_end", sv.expr(crit),
+                       cap=("cost", _cap_level(c_star, COST_CAP_REL)),
                        time_limit_s=None if time_limit_s is None else time_limit_s * LEX_SHARE)
         if lex.objective is None:  # cannot happen from a feasible start; keep the first plan
             for v, x in cost_start:

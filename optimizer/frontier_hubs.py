@@ -162,7 +162,14 @@ def hub_fronts(s: Scenario, hub: str, fronts: tuple[str, ...], plan: dict[str, A
     """One hub's ends, interior points and lines on each of `fronts`, within `budget_s` of
     its own time; no HiGHS limit reaches past `deadline` (time.time()), though a solve may
     overrun its limit and each gets 0.2 s at least."""
-    from optimizer.frontier_model import CRITERION, DELTA, LEX_REL, WholeModel, _cap_level
+    from optimizer.frontier_model import (
+        COST_CAP_REL,
+        CRITERION,
+        DELTA,
+        LEX_REL,
+        WholeModel,
+        _cap_level,
+    )
     from optimizer.marginal import plan_as_start
     from optimizer.neighbourhood import trip_day_polish
     from optimizer.plan import extract_plan
@@ -209,7 +216,7 @@ def hub_fronts(s: Scenario, hub: str, fronts: tuple[str, ...], plan: dict[str, A
         # least-cost plan has none of it (nothing to cut, and λ would run to 1e13)
         scale = c_star / sv.value(crit) if sv.value(crit) > 1e-9 else None
         lex = sv.solve(f"{hub}:{front}:cost_end", sv.expr(crit),
-                       cap=("cost", _cap_level(c_star)), time_limit_s=limit(),
+                       cap=("cost", _cap_level(c_star, COST_CAP_REL)), time_limit_s=limit(),
                        mip_gap=crit_gap)
         if lex.objective is None:
             for v, x in start:

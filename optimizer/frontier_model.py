@@ -338,6 +338,11 @@ def _cap_level(x: float, rel: float = 1e-9) -> float:
     return x + rel * max(1.0, abs(x))
 
 
+#: the lexicographic step's cap on the cost, relative to the least cost: half of
+#: `solver.PROVEN_GAP`, so the cost-optimal end of a proven least cost reads "optimal"
+#: (at 1e-9 it came out at gap 1.0000001e-9)
+COST_CAP_REL = 0.5e-9
+
 #: the lexicographic step's bound on the criterion, relative: a row held exactly at the
 #: criterion's least value left HiGHS a plan off other rows by 1.5e-4 boxes (tiny.yaml)
 LEX_REL = 1e-6
