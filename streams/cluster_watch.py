@@ -94,6 +94,10 @@ class ClusterWatch:
             return None
         return ClusterChanged(self.expected, found) if found != self.expected else None
 
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
     def _close(self) -> None:
         if self._admin is not None:
             try:

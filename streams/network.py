@@ -18,7 +18,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from streams.events import ContainerType, EventBase, EventError, Material, PackagingReturn, Shipment
+from streams.events import (
+    ContainerType,
+    EventBase,
+    EventError,
+    Material,
+    PackagingReturn,
+    PickupCancelled,
+    Shipment,
+)
 
 SAMPLE_NETWORK_PATH = Path(__file__).parent / "data" / "sample_county.json"
 
@@ -162,6 +170,16 @@ class Network:
                         f"containers.{i}.container_type",
                         "unknown_container_type",
                     )
+        if isinstance(event, PickupCancelled) and not event.pickup_id.startswith(
+                f"P-{event.village_id}-"):
+            # the worker would refuse it (a village's pickups are P-{village}-{n}); said at
+            # once, the gateway answers the hub instead of accepting it for the dead letters
+            return EventError(
+                f"pickup {event.pickup_id!r} is not one of village {event.village_id}'s "
+                f"(their ids are P-{event.village_id}-N)",
+                "pickup_id",
+                "unknown_pickup",
+            )
         if isinstance(event, PackagingReturn) and event.container_type not in self.container_types:
             return EventError(
                 f"container type {event.container_type.value!r} is not in the network's "

@@ -102,7 +102,8 @@ def diagnose_tls(kafka: KafkaConnection, timeout_s: float = 3.0) -> str | None:
 
 
 class KafkaProbe:
-    """Background check that the cluster answers; ``ok``/``reason`` for readiness."""
+    """Background check that the cluster answers and has the topics the app writes to;
+    ``ok``/``reason`` for readiness."""
 
     def __init__(self, kafka: KafkaConnection, interval_s: float = 2.0,
                  timeout_ms: int = 3000) -> None:
@@ -112,6 +113,13 @@ class KafkaProbe:
         self.ok = False
         self.reason = "not checked yet"
         self.checked = threading.Event()
+        #: topics the app has written to: each must exist on the cluster (an embedded
+        #: broker restarted empty has none, yet acknowledged writes to them that were then
+        #: nowhere; and a producer's metadata request would have it create them with one
+        #: partition)
+        self.required: set[str] = set()
+        #: the topics the last check found
+        self.topics: frozenset[str] = frozenset()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._admin: Any = None
@@ -128,7 +136,17 @@ class KafkaProbe:
                 if tls_problem:  # a wrong certificate is known in one handshake, say so
                     raise KafkaUnavailable(tls_problem)
                 self._admin = KafkaAdminClient(client_id="packloop-probe", **kwargs)
-            self._admin.list_topics()
+            self.topics = frozenset(self._admin.list_topics())
+            missing = sorted(self.required - self.topics)
+            if missing:
+                raise KafkaUnavailable(
+                    f"topic{'s' if len(missing) > 1 else ''} {', '.join(missing)} not on the "
+                    f"Kafka cluster at {self.kafka.bootstrap_servers} (a broker restarted "
+                    "empty? create them: `packloop topics create`)")
+        except KafkaUnavailable as exc:  # the cluster answers, but cannot take the writes
+            if self.ok or str(exc) != self.reason:
+                log.warning("Kafka not ready: %s", exc)
+            self.ok, self.reason = False, str(exc)
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             reason = describe_kafka_error(exc, self.kafka)
             if self.ok or reason != self.reason:
@@ -145,6 +163,16 @@ class KafkaProbe:
     def mark_failed(self, reason: str) -> None:
         """A produce failed: not ready until the next successful probe."""
         self.ok, self.reason = False, reason
+
+    def require(self, topics: set[str]) -> str | None:
+        """Add ``topics`` to those the app writes to; why the cluster cannot take writes to
+        them, or None. Checked again at once when the last check failed or did not see
+        them: no write goes out on an old list (a producer's metadata request for a topic
+        the embedded broker does not have creates it, with one partition)."""
+        self.required |= topics
+        if not self.ok or not topics <= self.topics:
+            self.check_once()
+        return None if self.ok else self.reason
 
     def _close_admin(self) -> None:
         if self._admin is not None:
@@ -311,9 +339,14 @@ class LiveKafkaIO:
 
     def __init__(self, kafka: KafkaConnection, produce_timeout_s: float = 5.0,
                  client_id: str = "packloop-gateway", probe_interval_s: float = 2.0) -> None:
+        from streams.cluster_watch import ClusterWatch
+
         self.kafka = kafka
         self.producer = SafeProducer(kafka, produce_timeout_s, client_id=client_id)
         self.probe = KafkaProbe(kafka, interval_s=probe_interval_s)
+        #: the cluster the producer writes to (`streams.cluster_watch`): checked after
+        #: every acknowledged write
+        self.watch = ClusterWatch(kafka)
 
     def start(self) -> None:
         self.probe.start()
@@ -321,6 +354,7 @@ class LiveKafkaIO:
     def stop(self) -> None:
         self.probe.stop()
         self.producer.close()
+        self.watch.close()
 
     def unavailable(self, wait_s: float) -> str | None:
         if not self.probe.checked.is_set():
@@ -331,6 +365,18 @@ class LiveKafkaIO:
         self.probe.mark_failed(reason)
 
     def produce(self, records: Sequence[Record]) -> list[BaseException | None]:
+        """As :meth:`KafkaIO.produce`; besides, nothing is sent to a topic the cluster does
+        not have, and acknowledgements from a cluster other than the one the producer
+        started on count for nothing. An embedded broker restarted empty on the same
+        address acknowledged a producer's writes to topics it no longer had, from the
+        producer's old metadata, and they were nowhere: the gateway had answered
+        "accepted". Such records are answered unavailable (503): the hub sends them again
+        with the same event ids, which the stream deduplicates."""
+        missing = self.probe.require({r.topic for r in records})
+        if missing is not None:
+            raise KafkaUnavailable(missing)
+        if self.watch.expected is None:
+            self.watch.expected = self.watch.current()
         try:
             outcome = self.producer.produce(records)
         except KafkaUnavailable as exc:
@@ -339,6 +385,19 @@ class LiveKafkaIO:
         if any(e is not None and is_unavailable(e) for e in outcome):
             first = next(e for e in outcome if e is not None)
             self.probe.mark_failed(f"produce failed: {type(first).__name__}: {first}")
+        if any(e is None for e in outcome):
+            found = self.watch.current()
+            if found is not None and self.watch.expected not in (None, found):
+                reason = (f"the Kafka cluster at {self.kafka.bootstrap_servers} changed "
+                          f"(cluster id {self.watch.expected!r} -> {found!r}: a broker "
+                          "restarted empty?); writes it acknowledged are not trusted, send "
+                          "them again")
+                log.warning("%s", reason)
+                self.watch.expected = found
+                self.producer.close()  # the next writes start from fresh metadata
+                self.probe.topics = frozenset()  # and from a new look at the topics
+                self.probe.mark_failed(reason)
+                return [KafkaUnavailable(reason) for _ in outcome]
         return outcome
 
     def read_since(self, topic: str, since_ms: int, max_wait_s: float = 120.0,

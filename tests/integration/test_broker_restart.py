@@ -73,3 +73,41 @@ def test_a_worker_stops_when_the_broker_restarts_empty_and_counts_the_new_one_ex
     finally:
         w.kill9()
         broker.stop()
+
+
+def test_a_service_never_answers_a_write_to_a_restarted_empty_broker_as_written(
+        own_port: int) -> None:
+    """The gateway's and the planner's producer (`LiveKafkaIO`) across an embedded broker
+    restarted empty on the same address. Its cached metadata had the new cluster
+    acknowledge writes to topics it did not have, and they were nowhere: the gateway had
+    answered "accepted". Now such writes are unavailable (503) until the topics exist,
+    and once they do a write lands on the new cluster."""
+    from services.http.kafka_io import KafkaUnavailable, LiveKafkaIO, Record
+    from tests.integration.helpers import read_topic
+
+    topics = Topics(prefix="svc-restart-")
+    broker = _started(own_port, topics)
+    io = LiveKafkaIO(KafkaConnection(bootstrap_servers=broker.bootstrap), probe_interval_s=60)
+    io.start()
+
+    def write(value: bytes) -> BaseException | None:
+        try:
+            [outcome] = io.produce([Record(topics.hub_events, b"H01-V001", value)])
+        except KafkaUnavailable as exc:
+            return exc
+        return outcome
+
+    try:
+        assert write(b"{\"v\": \"before\"}") is None
+        broker.stop()
+        broker = EmbeddedBroker(port=own_port).start()
+        answers = [write(b"{\"v\": \"after\"}") for _ in range(3)]
+        assert all(a is not None for a in answers), answers  # none "written"
+        assert "packloop topics create" in str(answers[-1]) or "changed" in str(answers[-1])
+        create_topics(KafkaConnection(bootstrap_servers=broker.bootstrap), topics,
+                      partitions=PARTITIONS)
+        wait_until(lambda: write(b'{"v": "created"}') is None, 30, "a write to the new topics")
+        assert {"v": "created"} in read_topic(broker.bootstrap, topics.hub_events)
+    finally:
+        io.stop()
+        broker.stop()

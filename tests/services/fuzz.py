@@ -45,7 +45,8 @@ VALID_EVENTS: tuple[dict[str, Any], ...] = (
     {**_COMMON, "type": "recycling_collected", "collected_grams": {"cardboard": 1200}},
     {**_COMMON, "type": "waste_adjustment", "generated_grams": {"plastic_film": -40},
      "reason": "double count", "corrects_event_id": "e-1"},
-    {**_COMMON, "type": "pickup_cancelled", "pickup_id": "P-1", "reason": "no road"},
+    {**_COMMON, "type": "pickup_cancelled", "pickup_id": f"P-{_COMMON['village_id']}-1",
+     "reason": "no road"},
 )
 
 

@@ -233,3 +233,25 @@ def test_a_hub_id_the_network_does_not_know_is_a_404_on_every_hub_route(
     documented = client.get("/openapi.json").json()["paths"][path.split("?")[0].replace(
         "{hub}", "{hub_id}")]["get"]["responses"]
     assert "404" in documented
+
+
+def test_a_cancel_of_another_villages_pickup_is_refused_not_accepted(make_client, token_store,
+                                                                     fake_kafka) -> None:
+    """Before: 200 "accepted", then dead-lettered by the worker as unknown_pickup (a
+    village's pickups are P-{village}-N, so no state is needed to see it)."""
+    client = make_client()
+    _, token = token_store.add("hub", "H01")
+
+    def cancel(pickup_id: str) -> dict[str, Any]:
+        return {"type": "pickup_cancelled", "schema_version": 1, "event_id": pickup_id + "-c",
+                "occurred_at": days_ago(1), "hub_id": "H01", "village_id": "H01-V001",
+                "pickup_id": pickup_id, "reason": "collector came"}
+
+    resp = client.post("/v1/events", json=[cancel("P-H02-V005-1"), cancel("P-H01-V0011-1"),
+                                           cancel("P-H01-V001-2")], headers=auth(token))
+    assert resp.status_code == 200, resp.text
+    results = resp.json()["results"]
+    assert [(r["status"], r.get("reason"), r.get("field")) for r in results] == [
+        ("rejected", "unknown_pickup", "pickup_id"), ("rejected", "unknown_pickup", "pickup_id"),
+        ("accepted", None, None)]
+    assert len(hub_events(fake_kafka)) == 1
