@@ -105,7 +105,3 @@ class ClusterWatch:
             except Exception:  # closing a client whose broker went away
                 pass
             self._admin = None
-
-    def close(self) -> None:
-        with self._lock:
-            self._close()

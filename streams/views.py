@@ -134,6 +134,13 @@ def failure(web: Any, status: int, code: str, message: str) -> Any:
     return web.json({"error": code, "message": message}, status=status)
 
 
+def unavailable(web: Any, exc: RuntimeError) -> Any:
+    """503 for a gathered view: ``recovering`` while a worker restores its state, else
+    ``unavailable`` (a worker that did not answer)."""
+    code = "recovering" if str(exc) == RECOVERING else "unavailable"
+    return failure(web, 503, code, str(exc))
+
+
 def local_status(
     villages: list[tuple[VillageState, int | None]],
     markers: list[PartitionMarker],
@@ -434,7 +441,7 @@ def register_views(worker: StreamsWorker) -> LocalState:
             parts = await gather("/local/status", lambda: local.status(village, hub),
                                  _params(request))
         except RuntimeError as exc:
-            return failure(web, 503, "unavailable", str(exc))
+            return unavailable(web, exc)
         merged = merge_status(parts)
         merged["workers"] = [p.get("worker") for p in parts]
         return web.json(merged)
@@ -472,7 +479,7 @@ def register_views(worker: StreamsWorker) -> LocalState:
                 "/local/villages", lambda: local.village_rows(hub), {"hub": hub} if hub else {}
             )
         except RuntimeError as exc:
-            return failure(web, 503, "unavailable", str(exc))
+            return unavailable(web, exc)
         rows = sorted((r for part in parts for r in part), key=lambda r: r["village_id"])
         start = (page - 1) * per_page
         return web.json(
@@ -498,7 +505,7 @@ def register_views(worker: StreamsWorker) -> LocalState:
         try:
             parts = await gather(f"/local/hubs/{hub_id}/containers", lambda: local.hub(hub_id))
         except RuntimeError as exc:
-            return failure(web, 503, "unavailable", str(exc))
+            return unavailable(web, exc)
         return web.json(merge_hub(parts, hub_id))
 
     @app.page("/hubs/{hub_id}")
@@ -530,7 +537,7 @@ def register_views(worker: StreamsWorker) -> LocalState:
             parts = await gather(
                 f"/local/months/{month}", lambda: local_month_rows(month))
         except RuntimeError as exc:
-            return failure(web, 503, "unavailable", str(exc))
+            return unavailable(web, exc)
         merged = merge_months(parts, month)
         merged["timezone"] = str(worker.network.timezone)
         return web.json(merged)
@@ -551,7 +558,7 @@ def register_views(worker: StreamsWorker) -> LocalState:
                 "/local/pickups", lambda: local.pickups(status), {"status": status}
             )
         except RuntimeError as exc:
-            return failure(web, 503, "unavailable", str(exc))
+            return unavailable(web, exc)
         rows = sorted((r for part in parts for r in part), key=lambda r: r["pickup_id"])
         return web.json({"status": status, "count": len(rows), "pickups": rows})
 

@@ -32,7 +32,7 @@ def fetch_month(url: str, month: str, timeout: float = 30.0) -> dict[str, Any]:
     resp = httpx.get(url.rstrip("/") + f"/months/{month}", timeout=timeout)
     data: dict[str, Any] = resp.json()
     if resp.status_code != 200:
-        raise RuntimeError(data.get("error", f"HTTP {resp.status_code}"))
+        raise RuntimeError(data.get("message") or data.get("error") or f"HTTP {resp.status_code}")
     return data
 
 

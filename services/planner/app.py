@@ -547,11 +547,19 @@ def create_app(config: PlannerConfig) -> FastAPI:
         except KafkaUnavailable as exc:
             failure = exc
         if failure is not None:
-            await run_in_threadpool(config.jobs.delete, job_id)
+            if key is None:
+                await run_in_threadpool(config.jobs.delete, job_id)
+            else:  # a retry with the key may hold this job already: it ends failed
+                await run_in_threadpool(
+                    config.jobs.unqueued, job_id,
+                    f"could not be queued on Kafka ({type(failure).__name__}: {failure}); "
+                    "submit again")
             kafka_io.mark_failed(f"{type(failure).__name__}: {failure}")
             raise ApiError(503, "kafka_unavailable",
                            f"the job could not be queued ({type(failure).__name__}: {failure}); "
-                           "nothing was stored, submit again", headers={"Retry-After": "5"})
+                           + ("nothing was stored" if key is None else
+                              f"job {job_id} ended failed and its key is free")
+                           + ", submit again", headers={"Retry-After": "5"})
         log.info("job %s queued by planner %s (%s)", job_id, auth.owner, source)
         job = await run_in_threadpool(get_job, job_id, auth.owner)
         return JSONResponse(job_view(job), status_code=202,
@@ -657,14 +665,7 @@ def create_app(config: PlannerConfig) -> FastAPI:
                          "model": PlanJob},
                    **COMMON, **BODY_ERRORS,
                    **error(503, "Kafka or the stream worker is not available.")},
-        openapi_extra={"parameters": [{
-            "name": IDEMPOTENCY_HEADER, "in": "header", "required": False,
-            "description": "A key of the client's choosing (1–255 printable ASCII "
-                           "characters) that makes a retried submission return the job "
-                           "the first made.",
-            "schema": {"type": "string", "minLength": 1, "maxLength": 255,
-                       "pattern": "^[ -~]+$"}}],
-            "requestBody": {"required": True, "content": {"application/json": {
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
             "schema": DispatchRequest.model_json_schema()}}}},
     )
     async def plan_dispatch(request: Request,

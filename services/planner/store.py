@@ -87,8 +87,8 @@ plan_idempotency_keys = Table(
     Column("owner", String(128), primary_key=True),
     Column("idem_key", String(255), primary_key=True),
     Column("fingerprint", String(64), nullable=False),
-    Column("job_id", String(40), nullable=False),
-    Column("created_at", Float, nullable=False),
+    Column("job_id", String(40), nullable=False, index=True),
+    Column("created_at", Float, nullable=False, index=True),
 )
 
 #: how long a key holds its job; a key sent again later starts a new job (Stripe keeps
@@ -263,6 +263,10 @@ class JobStore:
 
         k = plan_idempotency_keys.c
         where = (k.owner == owner) & (k.idem_key == key)
+        now_ = time.time() if now is None else now
+        with self.engine.begin() as conn:  # keys past their time hold nothing: forget them
+            conn.execute(plan_idempotency_keys.delete().where(
+                k.created_at <= now_ - IDEMPOTENCY_TTL_S))
         for _attempt in range(3):
             now_ = time.time() if now is None else now
             held = self.keyed(owner, key, fingerprint, now_)
@@ -306,6 +310,17 @@ class JobStore:
         if held is None:
             raise RuntimeError(f"Idempotency-Key {key!r} is contended; try again")
         return held, False
+
+    def unqueued(self, job_id: str, reason: str) -> None:
+        """A keyed job that could not be announced: failed with ``reason`` (kept, not
+        deleted: a retry of its request may already have been answered with it) and its
+        key freed, so the next retry makes a new job."""
+        with self.engine.begin() as conn:
+            conn.execute(update(plan_jobs).where(
+                plan_jobs.c.job_id == job_id, plan_jobs.c.status == QUEUED).values(
+                status=FAILED, error=_text(reason), finished_at=time.time()))
+            conn.execute(plan_idempotency_keys.delete().where(
+                plan_idempotency_keys.c.job_id == job_id))
 
     def delete(self, job_id: str) -> None:
         with self.engine.begin() as conn:

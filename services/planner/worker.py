@@ -151,19 +151,22 @@ class PlannerWorker:
         self.stale_after_s = stale_after_s if stale_after_s is not None else 3 * lease_s
         self._last_sweep = 0.0
         self._kafka_consumer: Any = None
-        #: since when the worker has held no plan-requests partition (None: it holds some,
-        #: or it said so once already)
+        #: since when the worker has held no plan-requests partition (None: it holds some)
         self._unassigned_since: float | None = time.monotonic()
+        self._warned = False
 
     def check_assignment(self, now: float) -> str | None:
-        """A warning, once, when the worker has held no partition for `UNASSIGNED_WARN_S`:
-        then requests reach it only through the job store's sweep (`stale_after_s`)."""
+        """A warning, once a spell, when the worker has held no partition for
+        `UNASSIGNED_WARN_S` (from its start, or since it lost its last one): then requests
+        reach it only through the job store's sweep (`stale_after_s`)."""
         if self.partitions:
-            self._unassigned_since = None
+            self._unassigned_since, self._warned = None, False
             return None
-        if self._unassigned_since is None or now - self._unassigned_since < UNASSIGNED_WARN_S:
+        if self._unassigned_since is None:
+            self._unassigned_since = now
+        if self._warned or now - self._unassigned_since < UNASSIGNED_WARN_S:
             return None
-        self._unassigned_since = None
+        self._warned = True
         return (f"planner worker {self.worker_id}: no partition of "
                 f"{self.topics.plan_requests} assigned for {UNASSIGNED_WARN_S:.0f} s (group "
                 f"{self.group_id}). That is normal when more workers than partitions share "

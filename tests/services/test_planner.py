@@ -389,10 +389,14 @@ def test_a_worker_without_partitions_says_so_once(tmp_path) -> None:
     warning = worker.check_assignment(start + UNASSIGNED_WARN_S)
     assert warning is not None and "t-plan-requests" in warning and "job store" in warning
     assert worker.check_assignment(start + 2 * UNASSIGNED_WARN_S) is None  # once
-    # a worker that holds a partition says nothing, even after losing it
+    # a worker that holds a partition says nothing; once it lost its last one (a group
+    # stuck after another member was killed), it says so after the same wait
     other = PlannerWorker(jobs, KafkaConnection(), Topics("t-"), kafka_io=FakeKafkaIO())
     other.partitions = frozenset({0})
-    assert other.check_assignment(time.monotonic() + 10 * UNASSIGNED_WARN_S) is None
+    t = time.monotonic() + 10 * UNASSIGNED_WARN_S
+    assert other.check_assignment(t) is None
     other.partitions = frozenset()
-    assert other.check_assignment(time.monotonic() + 10 * UNASSIGNED_WARN_S) is None
+    assert other.check_assignment(t + 1) is None
+    assert other.check_assignment(t + 1 + UNASSIGNED_WARN_S) is not None
+    assert other.check_assignment(t + 2 + UNASSIGNED_WARN_S) is None
     jobs.close()

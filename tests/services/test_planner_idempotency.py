@@ -82,6 +82,12 @@ def test_a_job_that_could_not_be_queued_frees_its_key(planner_env, fake_kafka) -
     ok = client.post("/v1/plans", json=BODY, headers={"Idempotency-Key": "k"})
     assert ok.status_code == 202 and "idempotent-replayed" not in ok.headers
     assert len(fake_kafka.records[TOPICS.plan_requests]) == 1
+    # the job that could not be queued is kept, failed, not deleted: a retry racing with
+    # the first request may have been answered with it, and must not find a 404
+    jobs = {j["job_id"]: j for j in client.get("/v1/plans").json()["jobs"]}
+    [gone] = [j for j in jobs if j != ok.json()["job_id"]]
+    assert gone in failed.json()["message"] and jobs[gone]["status"] == "failed"
+    assert "could not be queued" in client.get(f"/v1/plans/{gone}").json()["error"]
 
 
 def test_store_keys_expire_and_race_to_one_job(tmp_path) -> None:
