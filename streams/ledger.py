@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -70,6 +71,42 @@ class LedgerWriter(Protocol):
         over every epoch stored."""
 
 
+class PriorLookup:
+    """The ledger's :class:`Prior` of villages whose state starts from nothing, asked off
+    the event loop (`many`, from a thread, for a batch's new villages) or, for one the
+    batch did not foresee, in line. After a failure it asks nothing for `pause_s`: an
+    unreachable database must not hold every new village's first event (and the loop)
+    for a connect timeout."""
+
+    def __init__(self, ledger: LedgerWriter, stream: str, pause_s: float = 60.0) -> None:
+        self.ledger = ledger
+        self.stream = stream
+        self.pause_s = pause_s
+        self._down_until = 0.0
+
+    def __call__(self, village_id: str, since_day: int) -> Prior | None:
+        if time.monotonic() < self._down_until:
+            return None
+        try:
+            return self.ledger.prior(self.stream, village_id, since_day)
+        except Exception as exc:  # noqa: BLE001 - the stream goes on; say what is at risk
+            self._down_until = time.monotonic() + self.pause_s
+            log.warning("the ledger did not say what villages' earlier lives applied (%s: %s); "
+                        "not asked for %.0f s: a re-send of their events counts again in the "
+                        "ledger", type(exc).__name__, exc, self.pause_s)
+            return None
+
+    def many(self, wanted: dict[str, int]) -> dict[str, Prior]:
+        """``{village_id: from segment day}`` -> the villages' Priors (those it could ask)."""
+        out: dict[str, Prior] = {}
+        for vid, since_day in wanted.items():
+            prior = self(vid, since_day)
+            if prior is None:
+                break
+            out[vid] = prior
+        return out
+
+
 class LedgerFeed:
     """The rows a worker still has to hand over, and which of them changed since."""
 
@@ -107,6 +144,11 @@ class LedgerFeed:
                 handed.intersection_update(open_ids)  # sealed since: forget them here
             new = tuple((h, d) for h, d in open_ids.items() if handed is None or h not in handed)
             new += tuple(closed.get(state.village_id, ()))
+            # counted as handed over now, not when written: the rows go to the ledger or,
+            # when a write fails, back to the pending ones with their ids (each batch had
+            # carried every id of the open segment again while the ledger was down)
+            self._ids.setdefault((state.village_id, state.epoch), set()).update(
+                h for h, _day in new)
             if new:
                 if not mine and state.months:
                     month = max(state.months)
@@ -121,6 +163,3 @@ class LedgerFeed:
     def written(self, rows: Iterable[LedgerRow]) -> None:
         for r in rows:
             self._written[(r.village_id, r.month, r.epoch)] = r.figures
-            if r.ids:
-                self._ids.setdefault((r.village_id, r.epoch), set()).update(
-                    h for h, _day in r.ids)

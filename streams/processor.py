@@ -121,8 +121,9 @@ class ProcessingConfig:
     partitions: int = 1
     source_topic: str = "hub-events"
     #: what the ledger holds of a village's earlier lives, asked when its state starts from
-    #: nothing: (village_id, from segment day) -> `streams.ledger.Prior`
-    prior: Callable[[str, int], Prior] | None = field(default=None, compare=False)
+    #: nothing and the batch did not fetch it ahead (`PartitionProcessor.priors`):
+    #: (village_id, from segment day) -> `streams.ledger.Prior`, None when not known
+    prior: Callable[[str, int], Prior | None] | None = field(default=None, compare=False)
 
 
 @dataclass(slots=True)
@@ -184,6 +185,9 @@ class PartitionProcessor:
         self.dirty: dict[str, VillageState] = {}
         self.last_offset = self.marker.offset
         self.missing_segments: dict[str, list[int]] = {}
+        #: the ledger's Priors of villages new to this batch, fetched ahead off the event
+        #: loop (`streams.agents.village`); consumed when the village's state is made
+        self.priors: dict[str, Prior] = {}
         self._limits: dict[str, Limits] = {}
         self._due: dict[str, int] = {}
         self._heap: list[tuple[int, str]] = []
@@ -303,24 +307,23 @@ class PartitionProcessor:
             self.marker.dead_lettered += 1
             self.marker.dead_reasons[reason] = self.marker.dead_reasons.get(reason, 0) + 1
 
+    def since_day(self, at: int) -> int:
+        """The first dedupe segment day a village's first event at ``at`` (µs) may need."""
+        return (max(at, self.stream_time or at) - self.config.dedupe_horizon_us) // DAY_US - 1
+
     def _new_village(self, vid: str, hub_id: str, at: int) -> VillageState:
         """A village whose state starts from nothing (its first event, or a fresh broker):
         a new epoch, knowing the ids its earlier lives applied within the dedupe horizon and
         numbering its pickups after theirs (`streams.ledger.Prior`)."""
         state = VillageState(vid, hub_id, epoch=uuid.uuid4().hex[:16])
+        prior = self.priors.pop(vid, None)
         ask = self.config.prior
-        if ask is not None:
-            start = max(at, self.stream_time or at) - self.config.dedupe_horizon_us
-            try:
-                prior = ask(vid, start // DAY_US - 1)
-            except Exception as exc:  # noqa: BLE001 - the stream goes on; say what is at risk
-                log.warning("village %s: the ledger did not say what its earlier lives applied "
-                            "(%s: %s); a re-send of their events counts again in the ledger",
-                            vid, type(exc).__name__, exc)
-            else:
-                for h, day in sorted(prior.ids, key=lambda item: item[1]):
-                    state.seen.add(h, day * DAY_US)
-                state.pickup_base = prior.pickups_requested
+        if prior is None and ask is not None:
+            prior = ask(vid, self.since_day(at))
+        if prior is not None:
+            for h, day in sorted(prior.ids, key=lambda item: item[1]):
+                state.seen.add(h, day * DAY_US)
+            state.pickup_base = prior.pickups_requested
         self.villages[vid] = state
         return state
 

@@ -11,7 +11,6 @@ the agent, the views and ``/metrics`` on it.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import threading
 from collections.abc import Iterable
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from faust.types import TP
 
-from streams.ledger import LedgerFeed, LedgerRow, LedgerWriter
+from streams.ledger import LedgerFeed, LedgerRow, LedgerWriter, PriorLookup
 from streams.log_repeats import RepeatFilter
 from streams.processor import PartitionProcessor, ProcessingConfig
 from streams.runtime import Runtime
@@ -50,6 +49,8 @@ class StreamsWorker:
         self.cluster = cluster
         self.ledger = ledger
         self._ledger_feed = LedgerFeed(options.app_id)
+        #: what the ledger holds of villages whose state starts from nothing
+        self.prior_lookup = None if ledger is None else PriorLookup(ledger, options.app_id)
         #: rows waiting for their changelog writes to be acknowledged, oldest first
         self._ledger_pending: list[tuple[list[Any], list[LedgerRow]]] = []
         self.topics = topics
@@ -63,7 +64,7 @@ class StreamsWorker:
             future_tolerance_us=limits.future_tolerance_us,
             partitions=options.partitions,
             source_topic=topics.hub_events,
-            prior=None if ledger is None else functools.partial(ledger.prior, options.app_id),
+            prior=self.prior_lookup,
         )
         self.hub_topic = app.topic(
             topics.hub_events,

@@ -16,16 +16,51 @@ already keyed by village: no ``group_by`` repartition.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from faust.types import TP
 
 from streams.processor import PartitionProcessor
+from streams.state import to_us
 
 if TYPE_CHECKING:
     from streams.worker import StreamsWorker
+
+
+def _occurred_at_us(value: bytes | None) -> int | None:
+    """The record's ``occurred_at`` in µs, read cheaply (None when it cannot be)."""
+    try:
+        return to_us(datetime.fromisoformat(orjson.loads(value or b"")["occurred_at"]))
+    except Exception:  # noqa: BLE001 - the processor says what is wrong with it
+        return None
+
+
+async def fetch_priors(worker: StreamsWorker, batch: list[tuple[PartitionProcessor, Any]]
+                       ) -> None:
+    """The ledger's Priors of the villages new to this batch, asked in a thread: a
+    database query per new village in the event loop held Kafka's heartbeats (every
+    village is new after an embedded broker restarted empty)."""
+    lookup = worker.prior_lookup
+    if lookup is None:
+        return
+    wanted: dict[str, tuple[PartitionProcessor, int]] = {}
+    for proc, msg in batch:
+        vid = msg.key.decode("utf-8", "replace") if msg.key else None
+        if not vid or vid in wanted or vid in proc.villages or vid in proc.priors:
+            continue
+        at = _occurred_at_us(msg.value)
+        if at is not None:
+            wanted[vid] = (proc, proc.since_day(at))
+    if not wanted:
+        return
+    found = await asyncio.to_thread(lookup.many, {v: day for v, (_p, day) in wanted.items()})
+    for vid, prior in found.items():
+        wanted[vid][0].priors[vid] = prior
 
 
 async def process_batch(worker: StreamsWorker, messages: Iterable[Any]) -> None:
@@ -36,6 +71,7 @@ async def process_batch(worker: StreamsWorker, messages: Iterable[Any]) -> None:
         generation = app.consumer_generation_id
         wall = time.time_ns() // 1000  # µs: only to refuse events from the future
         touched: dict[int, PartitionProcessor] = {}
+        batch: list[tuple[PartitionProcessor, Any]] = []
         for msg in messages:
             if msg.partition not in runtime.assigned:
                 continue  # revoked while buffered: its new owner processes it
@@ -44,7 +80,12 @@ async def process_batch(worker: StreamsWorker, messages: Iterable[Any]) -> None:
             proc = touched.get(msg.partition)
             if proc is None:
                 proc = touched[msg.partition] = runtime.processor(msg.partition)
+            batch.append((proc, msg))
+        await fetch_priors(worker, batch)
+        for proc, msg in batch:
             proc.process(msg.offset, msg.key, msg.value, wall)
+        for proc in touched.values():
+            proc.priors.clear()  # of villages whose events were refused before their state
         if touched:
             # Faust's slow-processing checks read the monitor's inbound times, which
             # its stream path would set; records do not take that path here.
