@@ -26,7 +26,7 @@ import httpx
 import orjson
 from rich.console import Console
 
-from services.broker import EmbeddedBroker, free_port
+from services.broker import DIE_WITH_PARENT, EmbeddedBroker, free_port
 from services.settings import Settings
 from streams import Network, create_topics, load_network
 
@@ -89,6 +89,7 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
+            preexec_fn=DIE_WITH_PARENT,  # noqa: PLW1509 - a preloaded libc call only
         )
         return self
 

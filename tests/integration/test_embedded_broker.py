@@ -52,3 +52,34 @@ def test_a_chosen_port_taken_before_the_broker_binds_is_chosen_again(
         assert b.process is not None and process_listens_on(b.process.pid, b.port) is True
         with socket.create_connection(("127.0.0.1", b.port), timeout=2):
             pass
+
+
+def test_the_broker_dies_with_a_packloop_broker_killed_with_9() -> None:
+    """`packloop broker` killed by SIGKILL (no chance to stop its child) left Tansu
+    running, holding the port: the child now gets SIGTERM when its parent dies."""
+    import signal
+    import sys
+
+    from services.ports import free_port
+    from tests.helpers import wait_until
+    from tests.integration.helpers import REPO
+
+    port = free_port("127.0.0.1")
+    parent = subprocess.Popen([sys.executable, "-m", "services.cli", "broker", "--port",
+                               str(port)], cwd=REPO, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+
+    def listening() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+        except OSError:
+            return False
+        return True
+
+    try:
+        wait_until(listening, 30, "the broker to listen")
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+        wait_until(lambda: not listening(), 15, "the broker to stop with its parent")
+    finally:
+        parent.kill()
