@@ -89,8 +89,10 @@ def kafka_call(fn: Callable[[], T], settings: Settings) -> T:
         "broker`, or set PACKLOOP_KAFKA_BOOTSTRAP)")
     try:
         return fn()
-    except AioConnectionError:  # aiokafka (emit's producer)
-        raise unreachable from None
+    except AioConnectionError as exc:  # aiokafka (emit's producer): no retry when refused
+        raise click.ClickException(
+            f"no Kafka broker reachable at {settings.kafka_bootstrap} ({exc}; start one with "
+            "`packloop broker`, or set PACKLOOP_KAFKA_BOOTSTRAP)") from None
     except AioKafkaError as exc:
         raise click.ClickException(f"Kafka error: {exc}") from None
     except KafkaTimeoutError as exc:

@@ -66,9 +66,12 @@ def show(ctx: click.Context, hub: str, day: dt.date, fmt: str) -> None:
     except TlsError as exc:
         raise click.ClickException(str(exc)) from None
     except httpx.HTTPError as exc:
+        from services.http.tls import handshake_problem
+
+        tls = handshake_problem(exc, base, settings.ca_file) is not None
         raise click.ClickException(
-            connection_problem(exc, base, settings) + "; start it with `packloop gateway` or "
-            "set PACKLOOP_GATEWAY_URL") from None
+            connection_problem(exc, base, settings) + ("" if tls else (
+                "; start it with `packloop gateway` or set PACKLOOP_GATEWAY_URL"))) from None
     if resp.status_code != 200:
         try:
             body = resp.json()
