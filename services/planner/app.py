@@ -229,12 +229,22 @@ def request_fingerprint(body: Any) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def first_error(exc: ValidationError, prefix: str = "") -> str:
+def first_error(exc: ValidationError, prefix: str = "",
+                model: type[BaseModel] | None = None) -> str:
     """``path: message`` of a validation error's first problem; the path is ``prefix``
-    itself when the problem is the whole value (``{"options": "fast"}``)."""
+    itself when the problem is the whole value (``{"options": "fast"}``). A field the
+    ``model`` does not have names the closest one it has (``time_limit``)."""
+    import difflib
+
     e = exc.errors(include_url=False)[0]
     where = ".".join([*([prefix] if prefix else []), *map(str, e["loc"])]) or "body"
-    return f"{where}: {e['msg']}"
+    message = str(e["msg"])
+    if e["type"] == "extra_forbidden" and model is not None and len(e["loc"]) == 1:
+        message = "not a field here"
+        close = difflib.get_close_matches(str(e["loc"][0]), list(model.model_fields), 1, 0.6)
+        if close:
+            message += f" (did you mean {close[0]!r}?)"
+    return f"{where}: {message}"
 
 
 # -- metrics -------------------------------------------------------------------------------
@@ -420,13 +430,14 @@ def create_app(config: PlannerConfig) -> FastAPI:
                     f"from_state, and options)"))
             if "scenario" in body and "from_state" in body:
                 raise ApiError(422, "invalid_request", "scenario, from_state: give one of "
-                               "them (both were given, and the scenario was ignored)")
+                               "them, not both (nothing was planned)")
         raw_options = body.get("options") if ("scenario" in body or "from_state" in body) \
             else None
         try:
             options = PlanOptions.model_validate({} if raw_options is None else raw_options)
         except ValidationError as exc:
-            raise ApiError(422, "invalid_options", first_error(exc, "options")) from None
+            raise ApiError(422, "invalid_options",
+                           first_error(exc, "options", PlanOptions)) from None
         opts = options.model_dump(exclude_none=True)
         opts.setdefault("time_limit_s", config.default_time_limit_s)
         if options.frontier is not None:

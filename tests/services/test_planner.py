@@ -400,3 +400,12 @@ def test_a_worker_without_partitions_says_so_once(tmp_path) -> None:
     assert other.check_assignment(t + 1 + UNASSIGNED_WARN_S) is not None
     assert other.check_assignment(t + 2 + UNASSIGNED_WARN_S) is None
     jobs.close()
+
+
+def test_a_misspelt_option_names_the_one_meant(planner_env) -> None:
+    """It said pydantic's "Extra inputs are not permitted"."""
+    resp = planner_env["client"].post(
+        "/v1/plans", json={"scenario": TINY, "options": {"time_limit": 20}})
+    assert resp.status_code == 422
+    assert resp.json()["message"] == ("options.time_limit: not a field here "
+                                      "(did you mean 'time_limit_s'?)")
