@@ -163,9 +163,9 @@ ROW_WORDS: dict[str, tuple[str, str]] = {
               "trips"),
     # fleet (model/fleet.py)
     "fleet_hub": ("not enough {1} vehicles at hub {0} on day {2} ({count1} available)",
-                  "trips"),  # in vehicle-days: `_fleet_why` says it in trips and vehicles
+                  "vehicle-days"),  # `_fleet_why` says it in trips and vehicles
     "fleet_county": ("not enough county {0} vehicles on day {1} for the trunk legs "
-                     "({count0} available)", "trips"),
+                     "({count0} available)", "vehicle-days"),
     # trunk legs (model/trunk.py)
     "trunk_deliver": ("{county} cannot carry hub {0}'s '{2}' deliveries down to it on day "
                       "{1}", "litres"),
@@ -292,7 +292,7 @@ def _context(s: Scenario, family: str, idx: list[str]) -> dict[str, str]:
 
 #: a violation of exactly one: "1 trip", not "1 trips"
 _ONE = {"parcels": "parcel", "litres": "litre", "grams": "gram", "trips": "trip",
-        "vehicles": "vehicle", "containers": "container"}
+        "vehicles": "vehicle", "containers": "container", "vehicle-days": "vehicle-day"}
 
 
 #: the fleet rows (model/fleet.py): Σ y_t / m_t ≤ n, a trip of type t a 1/m_t share of a
