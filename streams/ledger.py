@@ -144,6 +144,11 @@ class LedgerFeed:
                 handed.intersection_update(open_ids)  # sealed since: forget them here
             new = tuple((h, d) for h, d in open_ids.items() if handed is None or h not in handed)
             new += tuple(closed.get(state.village_id, ()))
+            if handed is None:
+                # the first handover of this process: the sealed segments go too (stored
+                # once; a crash after a batch's changelog landed and before its rows did
+                # lost the ids it sealed, which no later batch would carry)
+                new += tuple(state.seen.sealed_items())
             # counted as handed over now, not when written: the rows go to the ledger or,
             # when a write fails, back to the pending ones with their ids (each batch had
             # carried every id of the open segment again while the ledger was down)

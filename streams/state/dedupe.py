@@ -188,6 +188,10 @@ class SeenSet:
         self.attached.add(day)
         return True
 
+    def sealed_items(self) -> list[tuple[int, int]]:
+        """(hash, segment day) of every id in the loaded sealed segments."""
+        return list(zip(self._hashes.tolist(), self._days.tolist(), strict=True))
+
     def missing(self) -> list[int]:
         """Sealed segments named by the value whose records were not found."""
         return sorted(self.sealed_days - self.attached)

@@ -157,3 +157,29 @@ def test_a_ledger_that_fails_is_not_asked_again_for_a_while() -> None:
     assert lookup("c", 0) is None and calls == ["a"]  # paused: nothing asked
     lookup._down_until = 0.0
     assert lookup("c", 0) is None and calls == ["a", "c"]
+
+
+def test_a_restarted_worker_hands_over_the_sealed_ids_it_recovered(tmp_path) -> None:
+    """A worker that died after a batch's changelog landed and before its rows reached the
+    ledger lost the ids that batch sealed: no later batch carried them. The first handover
+    of a process now carries the village's sealed ids too (stored once)."""
+    from streams.state import id_hash
+
+    ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
+    h = Harness()
+    for i in range(6):  # over three days: segments sealed
+        h.produce(_shipment(i))
+    h.run(0, batch=6)
+    h.recover(0)  # the process died before handing anything over; another recovers it
+    feed = LedgerFeed(STREAM)
+    rows = feed.rows(h.procs[0].villages.values())
+    ledger.write(rows)
+    feed.written(rows)
+    stored = {digest for digest, _day in ledger.prior(STREAM, VILLAGE, 0).ids}
+    assert stored == {id_hash(f"s-{i}") for i in range(6)}
+    assert h.procs[0].villages[VILLAGE].seen.sealed_items()  # some were sealed
+    h.produce(_shipment(7))
+    h.run(0, batch=6)
+    later = feed.rows(h.procs[0].villages.values())
+    assert [d for r in later for d, _day in r.ids] == [id_hash("s-7")]  # not all again
+    ledger.close()
