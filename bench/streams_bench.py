@@ -73,6 +73,9 @@ class Worker:
             PACKLOOP_WEB_PORT=str(self.port),
             PACKLOOP_WORKER_URL=self.url,
             PACKLOOP_WORKER_LOG_LEVEL="warning",
+            # its own ledger and databases: the user's data folder would grow with every
+            # run, and a worker's writes be measured against its size
+            PACKLOOP_DATA_DIR=str(log_dir / "data"),
         )
         self.log = open(log_dir / f"worker-{self.port}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
