@@ -73,10 +73,16 @@ def test_cancel_queued_and_running_jobs(planner_env) -> None:
     # the solve is killed, not waited for
     wait_until(lambda: (job["job_id"], "cancelled") in events, 10, "the worker to stop the solve")
     assert jobs.get(job["job_id"])["status"] == CANCELLED
-    # the cancelled job's message is not run again: the worker moves on to the next job
-    nxt = client.post("/v1/plans", json=TINY).json()
+    # the cancelled job's message is not run again: the worker moves on to the next job,
+    # submitted twice with one Idempotency-Key (a client retrying a lost answer): one job
+    key = {"Idempotency-Key": "retry-1"}
+    nxt = client.post("/v1/plans", json=TINY, headers=key).json()
+    again = client.post("/v1/plans", json=TINY, headers=key)
+    assert again.json()["job_id"] == nxt["job_id"] and again.headers["idempotent-replayed"]
     assert wait_for_job(client, nxt["job_id"])["status"] == DONE
     assert jobs.get(job["job_id"])["status"] == CANCELLED
+    assert len([j for j in client.get("/v1/plans").json()["jobs"]
+                if j["job_id"] not in (queued["job_id"], job["job_id"])]) == 1
 
 
 def test_a_stopping_worker_hands_its_job_back(planner_env) -> None:
