@@ -90,8 +90,8 @@ def plan_run(s, time_limit, gap, threads):
         b = res.baselines.get(name, {})
         if b.get("kpis"):
             out[name] = _brief(b["kpis"])
-            out[f"reduction_vs_{name}"] = {k: round(v, 4) for k, v in
-                                           b["reduction_by_joint"].items()}
+            out[f"reduction_vs_{name}"] = {k: None if v is None else round(v, 4)
+                                           for k, v in b["reduction_by_joint"].items()}
         else:
             out[name] = b.get("status")
     out["rounding_cny"] = res.rounding.get("extra_cost_cny")

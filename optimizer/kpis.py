@@ -39,6 +39,11 @@ def compute_kpis(plan: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
             g = sl.get("recyclables_grams", 0.0)
             if g:
                 grams_litres += g * _litres_per_gram(scenario, i)
+        if not t.get("stop_loads") and t["loads"].get("recyclables_grams"):
+            # a trunk leg's recyclables, at the litres per gram of its hub's bulkiest, as
+            # its return row counts them (`trunk_cap_back`); they were left out
+            grams_litres += t["loads"]["recyclables_grams"] * _hub_litres_per_gram(
+                scenario, t["hub_id"])
         back += grams_litres
         used_back += back
 
@@ -60,8 +65,10 @@ def compute_kpis(plan: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
         co2_pack += co2_kg * n
 
     cleaning = capital = co2_clean = co2_containers = bought = 0.0
+    added: dict[str, float] = defaultdict(float)
     for c in plan["containers"]:
         r = ru[c["container_type"]]
+        added[c["container_type"]] += c["expansion"]
         capital += r.price_cny * c["expansion"] * weeks
         co2_containers += r.production_co2e_kg * c["expansion"] * weeks
         for d in c["days"]:
@@ -100,9 +107,18 @@ def compute_kpis(plan: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
         "single_use_grams": su_grams,
         "reusable_uses": reusable_uses,
         "containers_bought": bought,
+        # the containers the plan adds to the pools before the horizon (their capital is
+        # amortised); `containers_bought` counts only those bought during it
+        "containers_added_to_pools": {ct: n for ct, n in sorted(added.items()) if n},
         "co2e_kg": {**co2, "total": co2_total},
         "recyclables_collected_grams": recyc,
     }
+
+
+def _hub_litres_per_gram(scenario: Scenario, hub_id: str) -> float:
+    hub_of = {v.village_id: v.hub_id for v in scenario.villages}
+    return max((w.litres_per_kg for w in scenario.outstanding_waste
+                if hub_of.get(w.village_id) == hub_id), default=0.0) / 1000.0
 
 
 def _litres_per_gram(scenario: Scenario, village_id: str) -> float:
@@ -112,11 +128,16 @@ def _litres_per_gram(scenario: Scenario, village_id: str) -> float:
     return 0.0
 
 
-def reductions(joint: dict[str, Any], other: dict[str, Any]) -> dict[str, float]:
-    """Relative reduction of the joint plan against a baseline (positive = joint better)."""
+def reductions(joint: dict[str, Any], other: dict[str, Any]) -> dict[str, float | None]:
+    """Relative reduction of the joint plan against a baseline (positive = joint better);
+    None where the baseline's figure is 0 and the joint plan's is not (no ratio says "the
+    joint plan uses 8.7 kg of single-use packaging where the baseline used none": it read
+    0 %, "no difference")."""
 
-    def rel(a: float, b: float) -> float:
-        return (b - a) / b if b else 0.0
+    def rel(a: float, b: float) -> float | None:
+        if b:
+            return (b - a) / b
+        return 0.0 if abs(a) <= 1e-9 else None
 
     return {
         "cost": rel(joint["cost_cny"]["total"], other["cost_cny"]["total"]),

@@ -301,10 +301,12 @@ def _plan_savings(plan: dict[str, Any]) -> dict[str, str]:
     for name in ("sequential", "uncoordinated"):
         cut = plan.get("baselines", {}).get(name, {}).get("reduction_by_joint")
         if cut:
-            change = {k: -v + 0.0 for k, v in cut.items()}  # + 0.0: no "-0.0 %"
+            def pct(v: float | None) -> str:  # + 0.0: no "-0.0 %"; None: from nothing
+                return "from none" if v is None else f"{-v + 0.0:+.1%}"
+
             out[f"joint plan vs {name}"] = (
-                f"cost {change['cost']:+.1%}, km {change['km']:+.1%}, "
-                f"CO2e {change['co2e']:+.1%}, single-use {change['single_use_grams']:+.1%}"
+                f"cost {pct(cut['cost'])}, km {pct(cut['km'])}, "
+                f"CO2e {pct(cut['co2e'])}, single-use {pct(cut['single_use_grams'])}"
             )
     return out
 
