@@ -44,10 +44,14 @@ Factor set: <code>{{ factor_set or "scenario values" }}</code>.</p>
 {% for label, unit, vals in kpi_rows %}<tr><td>{{ label }}</td><td>{{ unit }}</td>
 {% for v in vals %}<td class="n">{{ v }}</td>{% endfor %}</tr>{% endfor %}</table>
 <p class="small">Uncoordinated: separate trips per temperature class, single-use packaging,
-recyclables on dedicated trips. Sequential: trips consolidated with single-use packaging
-assumed, then packaging chosen for those fixed trips. Same model code, same horizon ends.
+recyclables on dedicated trips. Sequential: the cheaper of routing first (trips consolidated
+with single-use packaging assumed, then packaging chosen for those fixed trips) and
+packaging first (packaging chosen by unit cost per use, then the trips){% if sequential_method %};
+here {{ sequential_method }}{% endif %}. Same model code, same horizon ends.
 Rounding container purchases up to whole boxes adds {{ fmt(rounding) }} CNY (not in the
 objective).</p>
+{% if baseline_notes %}<ul class="small">{% for n in baseline_notes %}<li>{{ n }}</li>
+{% endfor %}</ul>{% endif %}
 <div class="fig">{{ bars|safe }}</div>
 {% endif %}
 {% if map_svg %}<h2>Route map</h2><div class="fig">{{ map_svg|safe }}</div>{% endif %}
@@ -244,6 +248,19 @@ def write_report(result: PlanResult, scenario: Scenario, out_dir: str | Path) ->
             b = result.baselines.get(n, {})
             if b.get("kpis"):
                 kpis[n] = b["kpis"]
+    baseline_notes = []
+    for n in ("sequential", "uncoordinated"):
+        b = result.baselines.get(n)
+        if not b or result.kpis is None:
+            continue
+        if not b.get("kpis"):  # it had no column and no word: it was simply not there
+            why = next((f": {d['why']}" for d in b.get("diagnosis") or [] if d.get("why")), "")
+            baseline_notes.append(f"{n.capitalize()}: no plan ({b.get('status')}{why}).")
+        elif b.get("status") != "optimal" and b.get("gap") is not None:
+            baseline_notes.append(
+                f"{n.capitalize()}: {b.get('status')}, stopped at gap {_pct(b['gap'])}: its "
+                "figures may lie above its best plan, and the joint plan's gain against it "
+                "with them.")
     rows: list[tuple[str, str, list[str]]] = []
     if kpis:
         def row(label: str, unit: str, fn, fmt=_fmt) -> None:
@@ -305,7 +322,9 @@ def write_report(result: PlanResult, scenario: Scenario, out_dir: str | Path) ->
         bars=baseline_bars_svg(kpis) if kpis else "",
         map_svg=route_map_svg(plan, scenario) if plan["trips"] else "",
         trips=trips, more_trips=max(0, len(plan["trips"]) - 300), pools=pools,
-        fmt=_fmt, pct=_pct, marginals=marginals,
+        fmt=_fmt, pct=_pct, marginals=marginals, baseline_notes=baseline_notes,
+        sequential_method=str(result.baselines.get("sequential", {}).get("method") or "")
+        .replace("_", " "),
     )
     path = out / "report.html"
     path.write_text(page, encoding="utf-8")
