@@ -35,3 +35,20 @@ def test_live_state_is_used_and_plans():
     res = optimizer.solve(s, time_limit_s=30, mip_gap=1e-6)
     check_result(res, s)
     assert res.kpis["recyclables_collected_grams"] == pytest.approx(28000)
+
+
+def test_the_county_week_example_is_built_from_todays_factors() -> None:
+    """examples/scenarios/county_week.json is what make_county_week.py writes from the
+    sample county and optimizer/data/factors.yaml: it had stayed at factor set 2026.2
+    (EPS box 903.74 g against 724.93 g today, box cycle life 1,000 against 300)."""
+    import json
+    from pathlib import Path
+
+    from optimizer import scenario_from_network
+
+    root = Path(__file__).resolve().parents[2]
+    s = scenario_from_network(root / "streams" / "data" / "sample_county.json",
+                              horizon_days=7, seed=2026, name="Suichang county week")
+    shipped = json.loads((root / "examples" / "scenarios" / "county_week.json").read_text())
+    assert shipped == json.loads(json.dumps(s.model_dump(mode="json", exclude_defaults=True))), (
+        "regenerate it: .venv/bin/python examples/scenarios/make_county_week.py")
