@@ -234,6 +234,26 @@ def route_map_svg(plan: dict[str, Any], scenario: Scenario) -> str:
                   lambda m: f'{m.group(0)}<title>{html.escape(titles[m.group(1)])}</title>', out)
 
 
+def baseline_notes(baselines: dict[str, dict[str, Any]]) -> list[str]:
+    """A sentence for each headline baseline without a plan, or cut short at a gap: such
+    a baseline has no column (it was dropped without a word), or figures above its best
+    plan, and the joint plan's gain against it with them."""
+    notes = []
+    for n in ("sequential", "uncoordinated"):
+        b = baselines.get(n)
+        if not b:
+            continue
+        if not b.get("kpis"):
+            why = next((f": {d['why']}" for d in b.get("diagnosis") or [] if d.get("why")), "")
+            notes.append(f"{n.capitalize()}: no plan ({b.get('status')}{why}).")
+        elif b.get("status") != "optimal" and b.get("gap") is not None:
+            notes.append(
+                f"{n.capitalize()}: {b.get('status')}, stopped at gap {_pct(b['gap'])}: its "
+                "figures may lie above its best plan, and the joint plan's gain against it "
+                "with them.")
+    return notes
+
+
 def write_report(result: PlanResult, scenario: Scenario, out_dir: str | Path) -> Path:
     """Write plan.json and report.html into `out_dir`; return the report's path."""
     out = Path(out_dir)
@@ -248,19 +268,7 @@ def write_report(result: PlanResult, scenario: Scenario, out_dir: str | Path) ->
             b = result.baselines.get(n, {})
             if b.get("kpis"):
                 kpis[n] = b["kpis"]
-    baseline_notes = []
-    for n in ("sequential", "uncoordinated"):
-        b = result.baselines.get(n)
-        if not b or result.kpis is None:
-            continue
-        if not b.get("kpis"):  # it had no column and no word: it was simply not there
-            why = next((f": {d['why']}" for d in b.get("diagnosis") or [] if d.get("why")), "")
-            baseline_notes.append(f"{n.capitalize()}: no plan ({b.get('status')}{why}).")
-        elif b.get("status") != "optimal" and b.get("gap") is not None:
-            baseline_notes.append(
-                f"{n.capitalize()}: {b.get('status')}, stopped at gap {_pct(b['gap'])}: its "
-                "figures may lie above its best plan, and the joint plan's gain against it "
-                "with them.")
+    notes = baseline_notes(result.baselines) if result.kpis is not None else []
     rows: list[tuple[str, str, list[str]]] = []
     if kpis:
         def row(label: str, unit: str, fn, fmt=_fmt) -> None:
@@ -322,7 +330,7 @@ def write_report(result: PlanResult, scenario: Scenario, out_dir: str | Path) ->
         bars=baseline_bars_svg(kpis) if kpis else "",
         map_svg=route_map_svg(plan, scenario) if plan["trips"] else "",
         trips=trips, more_trips=max(0, len(plan["trips"]) - 300), pools=pools,
-        fmt=_fmt, pct=_pct, marginals=marginals, baseline_notes=baseline_notes,
+        fmt=_fmt, pct=_pct, marginals=marginals, baseline_notes=notes,
         sequential_method=str(result.baselines.get("sequential", {}).get("method") or "")
         .replace("_", " "),
     )

@@ -78,3 +78,45 @@ class PlanResult:
         out["factor_set"] = self.factor_set
         out["marginal_values"] = self.marginal_values
         return out
+
+
+def _handed_on(group: dict[str, Any]) -> str:
+    """Which earlier plan a hub group without a joint solve hands on: the one its joint
+    objective is."""
+    cost = (group.get("joint") or {}).get("objective")
+    for mode, what in (("sequential", "sequential"), ("single_use", "single-use"),
+                       ("uncoordinated", "uncoordinated")):
+        o = (group.get(mode) or {}).get("objective")
+        if o is not None and cost is not None and abs(o - cost) <= 1e-6 * max(1.0, abs(cost)):
+            return what
+    return "other"
+
+
+def plan_caveats(data: dict[str, Any]) -> list[str]:
+    """What a reader of a plan's figures must know before acting on them, one sentence
+    each, from its JSON (`PlanResult.to_json_dict`): hub groups that had no time for their
+    joint solve (their "joint" plan is an earlier stage's, and its gain over that baseline
+    is 0 by construction), a county without a gap, and the plan's diagnosis. `plan solve`
+    and `packloop demo` print them; the demo had shown a 0.0 % gain without a word."""
+    out: list[str] = []
+    groups = data.get("stats", {}).get("hubs") or []
+    unplanned = [g for g in groups if (g.get("joint") or {}).get("objective") is not None
+                 and (g.get("joint") or {}).get("highs_s") is None]
+    if unplanned:
+        handed: dict[str, int] = {}
+        for g in unplanned:
+            handed[_handed_on(g)] = handed.get(_handed_on(g), 0) + 1
+        which = ", ".join(f"{n} {what}" for what, n in
+                          sorted(handed.items(), key=lambda item: -item[1]))
+        out.append(f"{len(unplanned)} of {len(groups)} hub group(s) had no time for their "
+                   f"joint solve and hand on their best earlier plan ({which}); a longer "
+                   "time limit plans them jointly")
+    unbounded = [g for g in groups if (g.get("joint") or {}).get("objective") is not None
+                 and (g.get("joint") or {}).get("bound") is None]
+    if data.get("gap") is None and data.get("objective") is not None and unbounded:
+        out.append(f"no gap: {len(unbounded)} of {len(groups)} hub group(s) have no bound "
+                   "(their later stages or their LP relaxation did not fit in the time); a "
+                   "longer time limit gives one")
+    if data.get("objective") is not None:
+        out += [f"warning: {d['what']}: {d['why']}" for d in data.get("diagnosis") or []]
+    return out

@@ -26,6 +26,7 @@ import httpx
 import orjson
 from rich.console import Console
 
+from optimizer.result import plan_caveats
 from services.broker import DIE_WITH_PARENT, EmbeddedBroker, free_port
 from services.settings import Settings
 from streams import Network, create_topics, load_network
@@ -57,6 +58,10 @@ class DemoResult:
     decisions: Any = None
 
 
+class DemoError(RuntimeError):
+    """The demo cannot go on; the message says why and where to look (one line)."""
+
+
 class WorkerProcess:
     """`packloop worker` in its own process group, stopped on exit whatever happens."""
 
@@ -81,6 +86,8 @@ class WorkerProcess:
         }
         if self.settings.network:
             env["PACKLOOP_NETWORK"] = str(self.settings.network)
+        if self.settings.ledger_db_url:
+            env["PACKLOOP_LEDGER_DB_URL"] = self.settings.ledger_db_url
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
@@ -97,7 +104,7 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc is None or self.proc.poll() is not None:
-                raise RuntimeError(f"the worker exited; see {self.log_path}")
+                raise DemoError(f"the worker exited; see {self.log_path}")
             try:
                 resp = httpx.get(f"{self.url}/status", timeout=2)
                 if resp.status_code == 200 and "error" not in resp.json():
@@ -105,7 +112,7 @@ class WorkerProcess:
             except (httpx.HTTPError, ValueError):
                 pass
             time.sleep(0.3)
-        raise RuntimeError(f"the worker did not become ready in {timeout_s:.0f} s")
+        raise DemoError(f"the worker did not become ready in {timeout_s:.0f} s")
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -139,7 +146,7 @@ def wait_for_worker(url: str, expected_events: int, timeout_s: float) -> dict[st
         if seen >= expected_events:
             return status
         time.sleep(0.5)
-    raise RuntimeError(
+    raise DemoError(
         f"the worker had not caught up after {timeout_s:.0f} s "
         f"({status.get('events')} of {expected_events} events)"
     )
@@ -195,6 +202,14 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console | None =
     network = load_network(settings.network)
     out_dir = options.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
+    # a ledger of the demo's own, new each run: its synthetic county must not land in the
+    # officer's records (the data folder's ledger), and a second demo, whose simulation
+    # has the same seed and so the same event ids, found them all applied already there
+    # and counted nothing
+    ledger = (out_dir / "ledger.db").resolve()
+    for old in (ledger, ledger.with_name("ledger.db-wal"), ledger.with_name("ledger.db-shm")):
+        old.unlink(missing_ok=True)
+    settings = settings.model_copy(update={"ledger_db_url": f"sqlite:///{ledger}"})
     result = DemoResult()
     t0 = time.monotonic()
     with EmbeddedBroker(log_path=out_dir / "broker.log") as broker:
@@ -223,6 +238,11 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console | None =
                               "could not be written to the broker; the figures below miss them")
             status = wait_for_worker(worker.url, result.simulation["accepted"],
                                      options.worker_timeout_s)
+            if not status.get("villages"):
+                raise DemoError(
+                    f"the stream worker counted none of the {result.simulation['accepted']:,} "
+                    f"simulated events (events {status.get('events')}; its log: "
+                    f"{out_dir / 'worker.log'})")
             result.status = status
             result.figures = stream_figures(status)
             request = FromState(horizon_days=options.plan_horizon_days,
@@ -243,7 +263,8 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console | None =
             console.print(f"[bold]4/4[/] planned the week ahead; report: {result.report}")
             _print_figures(result, console, time.monotonic() - t0)
             if options.keep_running:
-                _keep_running(broker.bootstrap, worker.url, console)
+                _keep_running(broker.bootstrap, worker.url, settings.ledger_db_url or "",
+                              console)
     return result
 
 
@@ -288,9 +309,12 @@ def _print_figures(result: DemoResult, console: Console, elapsed_s: float) -> No
         lines[name] = value
     for name, value in lines.items():
         console.print(f"  {name:<32} {value}", soft_wrap=True)  # one line each, even in a log
+    caveats = plan_caveats(plan) if plan else []
+    for caveat in caveats:  # a 0.0 % gain of a plan that never ran its joint solve, unsaid
+        console.print(f"  [yellow]plan: {caveat}[/yellow] (--plan-time-limit)", soft_wrap=True)
     console.print(f"done in {elapsed_s:.0f} s")
     summary = {"figures": f, "plan": {k: plan.get(k) for k in ("status", "objective", "gap")},
-               "savings": savings, "report": str(result.report)}
+               "savings": savings, "caveats": caveats, "report": str(result.report)}
     print(orjson.dumps(summary).decode())
 
 
@@ -311,11 +335,15 @@ def _plan_savings(plan: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def _keep_running(bootstrap: str, worker_url: str, console: Console) -> None:
+def _keep_running(bootstrap: str, worker_url: str, ledger_url: str, console: Console
+                  ) -> None:
     console.print("[bold]running[/] until Ctrl-C:")
     console.print(f"  Kafka bootstrap   {bootstrap}")
     console.print(f"  worker state      {worker_url}/status  {worker_url}/villages?hub=H01")
     console.print(f"  Prometheus        {worker_url}/metrics")
+    console.print(f"  officer's month   PACKLOOP_LEDGER_DB_URL={ledger_url} "
+                  f"PACKLOOP_WORKER_URL={worker_url} packloop report officer --month "
+                  f"{date.today():%Y-%m}  (the demo's own ledger)", soft_wrap=True)
     try:
         while True:
             time.sleep(1)

@@ -33,7 +33,7 @@ def demo(ctx: click.Context, days: float | None, scale: float | None, seed: int,
          plan_time_limit: float | None, plan_hubs: int | None, out_dir: str,
          decisions: bool, decision_time_limit: float | None, keep_running: bool) -> None:
     """The whole loop on the embedded broker: simulate, tally, pick up, plan, report."""
-    from services.demo import DemoOptions, run_demo
+    from services.demo import DemoError, DemoOptions, run_demo
 
     defaults = DemoOptions()
     options = DemoOptions(
@@ -60,3 +60,6 @@ def demo(ctx: click.Context, days: float | None, scale: float | None, seed: int,
     except KeyboardInterrupt:
         console.print("interrupted: everything the demo started has been stopped")
         ctx.exit(130)
+    except DemoError as exc:
+        raise click.ClickException(f"{exc}; everything the demo started has been stopped"
+                                   ) from None

@@ -15,7 +15,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -238,18 +237,6 @@ KPI_ROWS: tuple[tuple[str, tuple[str, ...], float], ...] = (
 )
 
 
-def _handed_on(group: dict[str, Any]) -> str:
-    """Which earlier plan a hub group without a joint solve hands on: the one its joint
-    objective is."""
-    cost = (group.get("joint") or {}).get("objective")
-    for mode, what in (("sequential", "sequential"), ("single_use", "single-use"),
-                       ("uncoordinated", "uncoordinated")):
-        o = (group.get(mode) or {}).get("objective")
-        if o is not None and cost is not None and abs(o - cost) <= 1e-6 * max(1.0, abs(cost)):
-            return what
-    return "other"
-
-
 def _summary(data: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -270,26 +257,10 @@ def _summary(data: dict[str, Any]) -> None:
                           for k, n in sorted(early.items()))
         out.print(f"the bound of {sum(early.values())} hub group(s) is from before their joint "
                   f"solve ({which}): a longer --time-limit tightens it", soft_wrap=True)
-    groups = data.get("stats", {}).get("hubs") or []
-    unplanned = [g for g in groups if (g.get("joint") or {}).get("objective") is not None
-                 and (g.get("joint") or {}).get("highs_s") is None]
-    if unplanned:
-        handed = Counter(_handed_on(g) for g in unplanned)
-        which = ", ".join(f"{n} {what}" for what, n in handed.most_common())
-        out.print(f"[yellow]{len(unplanned)} of {len(groups)} hub group(s) had no time for "
-                  f"their joint solve and hand on their best earlier plan ({which}); a longer "
-                  "--time-limit plans them jointly[/yellow]", soft_wrap=True)
-    unbounded = [g for g in groups if (g.get("joint") or {}).get("objective") is not None
-                 and (g.get("joint") or {}).get("bound") is None]
-    if gap is None and obj is not None and unbounded:
-        out.print(f"[yellow]no gap: {len(unbounded)} of {len(groups)} hub group(s) have no "
-                  "bound (their later stages or their LP relaxation did not fit in the "
-                  "time); a longer --time-limit gives one[/yellow]", soft_wrap=True)
-    if obj is not None:
-        # a plan with a diagnosis: something went wrong on the way (a hub group's later
-        # stages failed and it hands on its first plan); without a plan the caller prints it
-        for d in data.get("diagnosis") or []:
-            out.print(f"[yellow]warning: {d['what']}: {d['why']}[/yellow]", soft_wrap=True)
+    from optimizer.result import plan_caveats
+
+    for caveat in plan_caveats(data):
+        out.print(f"[yellow]{caveat}[/yellow]", soft_wrap=True)
     if data.get("routes") is not None:
         covers = data.get("stats", {}).get("bound_covers")
         if covers:

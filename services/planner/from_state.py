@@ -9,7 +9,8 @@ What the streams know, and where it comes from:
   lost or damaged (``hubs.{HUB}.containers`` of ``GET /status``);
 * recent demand per village × day × temperature class × direction — counted from the
   ``shipment`` events on the hub-events topic (one shipment = one parcel), the last
-  ``horizon_days`` local days up to the newest event replayed as the horizon's days.
+  ``horizon_days`` local days up to the newest event replayed as the horizon's days (a
+  shorter history repeated in order to fill them: `demand_days`).
 
 Fleet, costs, packaging and prices come from the optimiser's factor set
 (``optimizer.scenario_from_network``), overridable field by field in the request.
@@ -152,6 +153,34 @@ def containers_out(status: Mapping[str, Any], villages: set[str], types: set[str
     return out
 
 
+def demand_days(counts: Mapping[tuple[str, date, str, str], int], newest: date | None,
+                horizon: int, network: Network) -> list[dict[str, Any]]:
+    """The horizon's demand groups from the counted days: the last ``horizon`` days up to
+    ``newest``, the oldest of them the horizon's first day. A stream younger than the
+    horizon (two days of events, a week planned) has its days repeated in order to fill
+    it: they had landed on the horizon's last days, and its first days (tomorrow's
+    dispatch) planned nothing."""
+    if newest is None:
+        return []
+    last = newest.toordinal()
+    days = {day.toordinal() for (_v, day, _c, _d) in counts if last - horizon < day.toordinal()
+            <= last}
+    if not days:
+        return []
+    start = min(days)
+    span = last - start + 1
+    per: dict[tuple[str, int, str, str], int] = defaultdict(int)
+    for (vid, day, cls, direction), n in counts.items():
+        offset = day.toordinal() - start
+        if not 0 <= offset < span or vid not in network.villages or direction not in (
+                "down", "up"):
+            continue
+        for d in range(offset, horizon, span):
+            per[(vid, d, cls, direction)] += n
+    return [{"village_id": v, "day": d, "class_id": c, "direction": dr, "parcels": n}
+            for (v, d, c, dr), n in sorted(per.items())]
+
+
 def build_scenario(
     request: FromState,
     network: Network,
@@ -174,16 +203,7 @@ def build_scenario(
     except Exception as exc:  # noqa: BLE001
         raise StateUnavailable(f"cannot read demand from {topics.hub_events}: "
                                f"{type(exc).__name__}: {exc}") from None
-    demand: list[dict[str, Any]] = []
-    if newest is not None:
-        first = date.fromordinal(newest.toordinal() - horizon + 1)
-        per: dict[tuple[str, int, str, str], int] = defaultdict(int)
-        for (vid, day, cls, direction), n in counts.items():
-            d = day.toordinal() - first.toordinal()
-            if 0 <= d < horizon and vid in network.villages and direction in ("down", "up"):
-                per[(vid, d, cls, direction)] += n
-        demand = [{"village_id": v, "day": d, "class_id": c, "direction": dr, "parcels": n}
-                  for (v, d, c, dr), n in sorted(per.items())]
+    demand = demand_days(counts, newest, horizon, network)
     waste = outstanding_waste(status)
     pools = container_pools(network, status, request.container_stock)
     hubs = request.hubs

@@ -82,8 +82,9 @@ padding:.6em 1em;min-width:11em}.card b{font-size:1.5em;display:block}
 {% for row in plan_rows %}<tr><td>{{ row[0] }}</td>{% for v in row[1:] %}<td class="n">{{ v }}</td>{% endfor %}</tr>{% endfor %}
 </table>
 <p class="small">joint = trips, temperature-class consolidation and packaging reuse planned together;
-sequential = trips first (single-use assumed), then packaging; uncoordinated = separate trips per
-class, single-use only, dedicated recycling trips.</p>
+sequential = the cheaper of trips first (single-use assumed) then packaging, and packaging first
+then trips; uncoordinated = separate trips per class, single-use only, dedicated recycling trips.</p>
+{% if plan_notes %}<ul class="small">{% for n in plan_notes %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
 {% else %}<p>No plan was made.</p>{% endif %}
 
 {% if d %}
@@ -285,6 +286,8 @@ def write_demo_report(
     decisions: Any = None,
 ) -> Path:
     from optimizer import baseline_bars_svg, route_map_svg
+    from optimizer.report import baseline_notes
+    from optimizer.result import plan_caveats
 
     townships = township_rows(status, network)
     labels = [r["hub"] for r in townships]
@@ -337,6 +340,8 @@ def write_demo_report(
         plan=plan_json,
         plan_names=plan_names,
         plan_rows=plan_rows,
+        plan_notes=(baseline_notes(plan_json.get("baselines") or {}) + plan_caveats(plan_json)
+                    if plan_json else []),
         inputs=inputs,
         map=map_svg,
         bars=bars_svg,

@@ -1,0 +1,38 @@
+"""The horizon's demand from the counted days of the live stream (`demand_days`)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from services.planner.from_state import demand_days
+from tests.services.helpers import NETWORK
+
+V = "H01-V001"
+
+
+def _days(groups: list[dict]) -> dict[int, int]:
+    return {g["day"]: g["parcels"] for g in groups}
+
+
+def test_a_full_history_lands_day_by_day() -> None:
+    counts = {(V, date(2026, 12, d), "ambient", "down"): d for d in range(1, 8)}
+    assert _days(demand_days(counts, date(2026, 12, 7), 7, NETWORK)) == {
+        i: i + 1 for i in range(7)}
+    # a longer history: the last seven days only
+    counts[(V, date(2026, 11, 30), "ambient", "down")] = 99
+    assert 99 not in _days(demand_days(counts, date(2026, 12, 7), 7, NETWORK)).values()
+
+
+def test_a_history_shorter_than_the_horizon_is_repeated_from_its_first_day() -> None:
+    """Two days of events and a week planned: the two days had landed on days 5 and 6,
+    and the first five days (tomorrow's dispatch among them) planned nothing."""
+    counts = {(V, date(2026, 12, 6), "ambient", "down"): 10,
+              (V, date(2026, 12, 7), "ambient", "down"): 20,
+              (V, date(2026, 12, 7), "chilled", "up"): 3,
+              ("NOWHERE", date(2026, 12, 7), "ambient", "down"): 5}
+    groups = demand_days(counts, date(2026, 12, 7), 7, NETWORK)
+    down = {g["day"]: g["parcels"] for g in groups if g["direction"] == "down"}
+    assert down == {0: 10, 1: 20, 2: 10, 3: 20, 4: 10, 5: 20, 6: 10}
+    assert [g["day"] for g in groups if g["direction"] == "up"] == [1, 3, 5]
+    assert all(g["village_id"] == V for g in groups)
+    assert demand_days({}, None, 7, NETWORK) == []
