@@ -32,7 +32,8 @@ def _parent_death_signal() -> Callable[[], None] | None:
     by SIGKILL (Linux's PR_SET_PDEATHSIG), or None elsewhere. Without it a `packloop
     broker` or `packloop demo` killed with -9 left the Tansu broker (and the demo's
     worker) running, holding the port. The libc function is looked up here, before any
-    fork: the child only calls it."""
+    fork: the child only calls it. Linux sends the signal when the *thread* that started
+    the child ends: start such children from the main thread (every caller does)."""
     import ctypes
     import ctypes.util
     import sys

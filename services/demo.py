@@ -206,8 +206,12 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console | None =
     # officer's records (the data folder's ledger), and a second demo, whose simulation
     # has the same seed and so the same event ids, found them all applied already there
     # and counted nothing
-    ledger = (out_dir / "ledger.db").resolve()
-    for old in (ledger, ledger.with_name("ledger.db-wal"), ledger.with_name("ledger.db-shm")):
+    ledger = (out_dir / "demo-ledger.db").resolve()
+    if settings.ledger_db_url and str(ledger) in settings.ledger_db_url:
+        raise DemoError(f"--out {out_dir} holds PACKLOOP_LEDGER_DB_URL's ledger: the demo "
+                        "writes a ledger of its own there; give another folder")
+    for old in (ledger, ledger.with_name(ledger.name + "-wal"),
+                ledger.with_name(ledger.name + "-shm")):
         old.unlink(missing_ok=True)
     settings = settings.model_copy(update={"ledger_db_url": f"sqlite:///{ledger}"})
     result = DemoResult()
@@ -238,7 +242,7 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console | None =
                               "could not be written to the broker; the figures below miss them")
             status = wait_for_worker(worker.url, result.simulation["accepted"],
                                      options.worker_timeout_s)
-            if not status.get("villages"):
+            if not (status.get("events") or {}).get("applied"):
                 raise DemoError(
                     f"the stream worker counted none of the {result.simulation['accepted']:,} "
                     f"simulated events (events {status.get('events')}; its log: "

@@ -88,7 +88,10 @@ class PriorLookup:
         if time.monotonic() < self._down_until:
             return None
         try:
-            return self.ledger.prior(self.stream, village_id, since_day)
+            try:
+                return self.ledger.prior(self.stream, village_id, since_day)
+            except Exception:  # noqa: BLE001 - once more: a dropped pooled connection
+                return self.ledger.prior(self.stream, village_id, since_day)
         except Exception as exc:  # noqa: BLE001 - the stream goes on; say what is at risk
             self._down_until = time.monotonic() + self.pause_s
             log.warning("the ledger did not say what villages' earlier lives applied (%s: %s); "

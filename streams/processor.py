@@ -319,7 +319,11 @@ class PartitionProcessor:
         prior = self.priors.pop(vid, None)
         ask = self.config.prior
         if prior is None and ask is not None:
-            prior = ask(vid, self.since_day(at))
+            try:
+                prior = ask(vid, self.since_day(at))
+            except Exception as exc:  # noqa: BLE001 - a lookup that raises is "not known"
+                log.warning("village %s: what its earlier lives applied is not known (%s: "
+                            "%s)", vid, type(exc).__name__, exc)
         if prior is not None:
             for h, day in sorted(prior.ids, key=lambda item: item[1]):
                 state.seen.add(h, day * DAY_US)

@@ -123,8 +123,15 @@ class KafkaProbe:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._admin: Any = None
+        #: one check at a time: the probe thread and request threads (`require`) share the
+        #: admin client
+        self._lock = threading.Lock()
 
     def check_once(self) -> bool:
+        with self._lock:
+            return self._check()
+
+    def _check(self) -> bool:
         from kafka import KafkaAdminClient
 
         kwargs = self.kafka.kafka_python_kwargs()
@@ -171,7 +178,9 @@ class KafkaProbe:
         the embedded broker does not have creates it, with one partition)."""
         self.required |= topics
         if not self.ok or not topics <= self.topics:
-            self.check_once()
+            with self._lock:  # another thread's check may have settled it meanwhile
+                if not self.ok or not topics <= self.topics:
+                    self._check()
         return None if self.ok else self.reason
 
     def _close_admin(self) -> None:
@@ -186,7 +195,8 @@ class KafkaProbe:
         while not self._stop.is_set():
             self.check_once()
             self._stop.wait(self.interval_s)
-        self._close_admin()
+        with self._lock:
+            self._close_admin()
 
     def start(self) -> KafkaProbe:
         if self._thread is None:
@@ -377,6 +387,10 @@ class LiveKafkaIO:
             raise KafkaUnavailable(missing)
         if self.watch.expected is None:
             self.watch.expected = self.watch.current()
+        # the cluster this write is sent to: compared with the one that answers after it,
+        # not with `expected` then (a concurrent write that saw the change first moves it,
+        # and this one's acknowledgements from the new cluster were trusted)
+        before = self.watch.expected
         try:
             outcome = self.producer.produce(records)
         except KafkaUnavailable as exc:
@@ -387,9 +401,9 @@ class LiveKafkaIO:
             self.probe.mark_failed(f"produce failed: {type(first).__name__}: {first}")
         if any(e is None for e in outcome):
             found = self.watch.current()
-            if found is not None and self.watch.expected not in (None, found):
+            if found is not None and before not in (None, found):
                 reason = (f"the Kafka cluster at {self.kafka.bootstrap_servers} changed "
-                          f"(cluster id {self.watch.expected!r} -> {found!r}: a broker "
+                          f"(cluster id {before!r} -> {found!r}: a broker "
                           "restarted empty?); writes it acknowledged are not trusted, send "
                           "them again")
                 log.warning("%s", reason)

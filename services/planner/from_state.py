@@ -163,11 +163,13 @@ def demand_days(counts: Mapping[tuple[str, date, str, str], int], newest: date |
     if newest is None:
         return []
     last = newest.toordinal()
-    days = {day.toordinal() for (_v, day, _c, _d) in counts if last - horizon < day.toordinal()
-            <= last}
+    counted = {day.toordinal() for (_v, day, _c, _d) in counts}
+    days = {d for d in counted if last - horizon < d <= last}
     if not days:
         return []
-    start = min(days)
+    # a stream with days before the window is not young: quiet first days (a holiday) are
+    # the window's own, not a shorter history to repeat
+    start = last - horizon + 1 if min(counted) <= last - horizon else min(days)
     span = last - start + 1
     per: dict[tuple[str, int, str, str], int] = defaultdict(int)
     for (vid, day, cls, direction), n in counts.items():

@@ -51,11 +51,13 @@ async def fetch_priors(worker: StreamsWorker, batch: list[tuple[PartitionProcess
     wanted: dict[str, tuple[PartitionProcessor, int]] = {}
     for proc, msg in batch:
         vid = msg.key.decode("utf-8", "replace") if msg.key else None
-        if not vid or vid in wanted or vid in proc.villages or vid in proc.priors:
+        if not vid or vid in proc.villages or vid in proc.priors:
             continue
         at = _occurred_at_us(msg.value)
-        if at is not None:
-            wanted[vid] = (proc, proc.since_day(at))
+        if at is not None:  # the earliest of its records: any of them may be the first applied
+            day = proc.since_day(at)
+            if vid not in wanted or day < wanted[vid][1]:
+                wanted[vid] = (proc, day)
     if not wanted:
         return
     found = await asyncio.to_thread(lookup.many, {v: day for v, (_p, day) in wanted.items()})

@@ -126,12 +126,22 @@ def test_a_second_demo_counts_again_in_a_ledger_of_its_own(demo) -> None:
     into the officer's records. Each demo now has a new ledger of its own in its folder."""
     import dataclasses
 
+    import sqlite3
+
     first, options = demo
     settings = get_settings()
+
+    def month_rows(path: Path) -> int:
+        if not path.exists():
+            return 0
+        with sqlite3.connect(path) as db:
+            return int(db.execute("SELECT count(*) FROM ledger_months").fetchone()[0])
+
+    data_ledger = Path(str(settings.ledger_db_url).split("///", 1)[-1])
+    before = month_rows(data_ledger)
     again = run_demo(dataclasses.replace(options, decisions=False, plan_time_limit_s=8),
                      settings)
     assert again.figures["events"]["applied"] == again.simulation["accepted"] > 0
     assert again.figures["generated_grams"] == first.figures["generated_grams"]
-    demo_ledger = (options.out_dir / "ledger.db").resolve()
-    assert demo_ledger.exists()
-    assert str(demo_ledger) not in (settings.ledger_db_url or "")
+    assert month_rows(options.out_dir / "demo-ledger.db") > 0  # the demo's ledger has them
+    assert month_rows(data_ledger) == before  # the officer's has none of them

@@ -36,3 +36,12 @@ def test_a_history_shorter_than_the_horizon_is_repeated_from_its_first_day() -> 
     assert [g["day"] for g in groups if g["direction"] == "up"] == [1, 3, 5]
     assert all(g["village_id"] == V for g in groups)
     assert demand_days({}, None, 7, NETWORK) == []
+
+
+def test_quiet_first_days_of_an_older_stream_stay_quiet() -> None:
+    """A month-old stream whose window starts with two days without shipments (a holiday)
+    is not young: its days keep their places (they were repeated, moving every weekday)."""
+    counts = {(V, date(2026, 11, 20), "ambient", "down"): 99}
+    counts |= {(V, date(2026, 12, d), "ambient", "down"): d for d in range(3, 8)}
+    assert _days(demand_days(counts, date(2026, 12, 7), 7, NETWORK)) == {
+        2: 3, 3: 4, 4: 5, 5: 6, 6: 7}

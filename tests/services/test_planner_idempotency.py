@@ -156,4 +156,3 @@ def test_cli_submit_retries_a_lost_answer_with_the_same_key(planner_env, fake_ka
     assert len(fake_kafka.records[TOPICS.plan_requests]) == 1
     [listed] = app_client.get("/v1/plans").json()["jobs"]
     assert orjson.loads(out.stdout)["job_id"] == listed["job_id"]
-
