@@ -125,7 +125,6 @@ def test_a_second_demo_counts_again_in_a_ledger_of_its_own(demo) -> None:
     counted nothing and died on an empty status; and both runs' synthetic county went
     into the officer's records. Each demo now has a new ledger of its own in its folder."""
     import dataclasses
-
     import sqlite3
 
     first, options = demo
