@@ -90,14 +90,17 @@ class Ledger:
                   "hub_id": stmt.excluded.hub_id, "updated_at": stmt.excluded.updated_at},
             where=ledger_months.c.seq < stmt.excluded.seq,
         )
-        ids: list[dict[str, Any]] = [
-            {"stream": r.stream, "village_id": r.village_id, "id_hash": h, "day": day}
-            for r in rows for h, day in r.ids]
+        ids = [(r.stream, r.village_id, h, day) for r in rows for h, day in r.ids]
         with self.engine.begin() as conn:
             conn.execute(stmt, values)
             if ids:
-                conn.execute(insert(ledger_event_ids).on_conflict_do_nothing(
-                    index_elements=["stream", "village_id", "id_hash"]), ids)
+                # the driver's executemany on plain tuples: SQLAlchemy's statement over
+                # dicts took 0.47 s for 100,000 ids, in the worker's writer thread
+                mark = "%s" if dialect == "postgresql" else "?"
+                conn.exec_driver_sql(
+                    f"INSERT INTO ledger_event_ids (stream, village_id, id_hash, day) "  # noqa: S608
+                    f"VALUES ({mark}, {mark}, {mark}, {mark}) "
+                    "ON CONFLICT (stream, village_id, id_hash) DO NOTHING", ids)
                 newest = max(day for r in rows for _h, day in r.ids)
                 if newest > self._pruned_to:  # once a day of ids, not every write
                     self._pruned_to = newest
