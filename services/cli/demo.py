@@ -16,7 +16,7 @@ from services.cli.plan import OUT_DIR, TIME_LIMIT
 @click.option("--scale", type=float, default=None, help="Parcel-rate multiplier (default 1.0).")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--plan-time-limit", type=TIME_LIMIT, default=None, metavar="S",
-              help="Time limit of the week-ahead plan (default 40 s).")
+              help="Time limit of the week-ahead plan (default 90 s).")
 @click.option("--plan-hubs", type=int, default=None, metavar="N",
               help="Plan only the N busiest townships (default: all).")
 @click.option("--out", "out_dir", type=OUT_DIR, default="demo-output",
