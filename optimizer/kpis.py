@@ -21,6 +21,7 @@ def compute_kpis(plan: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
     fixed = per_km = km = co2_transport = 0.0
     trips_by_kind: dict[str, int] = defaultdict(int)
     cap_out = used_out = cap_back = used_back = 0.0
+    hub_litres: dict[str, float] | None = None  # worked out at the first trunk leg's need
     for t in plan["trips"]:
         vt = vts[t["vehicle_type"]]
         fixed += vt.fixed_cost_cny
@@ -42,8 +43,9 @@ def compute_kpis(plan: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
         if not t.get("stop_loads") and t["loads"].get("recyclables_grams"):
             # a trunk leg's recyclables, at the litres per gram of its hub's bulkiest, as
             # its return row counts them (`trunk_cap_back`); they were left out
-            grams_litres += t["loads"]["recyclables_grams"] * _hub_litres_per_gram(
-                scenario, t["hub_id"])
+            if hub_litres is None:
+                hub_litres = _hub_litres_per_gram(scenario)
+            grams_litres += t["loads"]["recyclables_grams"] * hub_litres.get(t["hub_id"], 0.0)
         back += grams_litres
         used_back += back
 
@@ -115,10 +117,15 @@ def compute_kpis(plan: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
     }
 
 
-def _hub_litres_per_gram(scenario: Scenario, hub_id: str) -> float:
+def _hub_litres_per_gram(scenario: Scenario) -> dict[str, float]:
+    """Per hub, the litres per gram of its bulkiest outstanding waste."""
     hub_of = {v.village_id: v.hub_id for v in scenario.villages}
-    return max((w.litres_per_kg for w in scenario.outstanding_waste
-                if hub_of.get(w.village_id) == hub_id), default=0.0) / 1000.0
+    out: dict[str, float] = {}
+    for w in scenario.outstanding_waste:
+        hub = hub_of.get(w.village_id)
+        if hub is not None:
+            out[hub] = max(out.get(hub, 0.0), w.litres_per_kg / 1000.0)
+    return out
 
 
 def _litres_per_gram(scenario: Scenario, village_id: str) -> float:

@@ -7,6 +7,7 @@ return it and a reader can take it without either importing the other.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -103,11 +104,8 @@ def plan_caveats(data: dict[str, Any]) -> list[str]:
     unplanned = [g for g in groups if (g.get("joint") or {}).get("objective") is not None
                  and (g.get("joint") or {}).get("highs_s") is None]
     if unplanned:
-        handed: dict[str, int] = {}
-        for g in unplanned:
-            handed[_handed_on(g)] = handed.get(_handed_on(g), 0) + 1
-        which = ", ".join(f"{n} {what}" for what, n in
-                          sorted(handed.items(), key=lambda item: -item[1]))
+        handed = Counter(_handed_on(g) for g in unplanned)
+        which = ", ".join(f"{n} {what}" for what, n in handed.most_common())
         out.append(f"{len(unplanned)} of {len(groups)} hub group(s) had no time for their "
                    f"joint solve and hand on their best earlier plan ({which}); a longer "
                    "time limit plans them jointly")

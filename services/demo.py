@@ -324,6 +324,12 @@ def _print_figures(result: DemoResult, console: Console, elapsed_s: float) -> No
     print(orjson.dumps(summary).decode())
 
 
+def _change(cut: float | None) -> str:
+    """A reduction by the joint plan as the change it makes: + 0.0, no "-0.0 %"; None (a
+    baseline figure of 0), "from none"."""
+    return "from none" if cut is None else f"{-cut + 0.0:+.1%}"
+
+
 def _plan_savings(plan: dict[str, Any]) -> dict[str, str]:
     if not plan:
         return {}
@@ -331,12 +337,9 @@ def _plan_savings(plan: dict[str, Any]) -> dict[str, str]:
     for name in ("sequential", "uncoordinated"):
         cut = plan.get("baselines", {}).get(name, {}).get("reduction_by_joint")
         if cut:
-            def pct(v: float | None) -> str:  # + 0.0: no "-0.0 %"; None: from nothing
-                return "from none" if v is None else f"{-v + 0.0:+.1%}"
-
             out[f"joint plan vs {name}"] = (
-                f"cost {pct(cut['cost'])}, km {pct(cut['km'])}, "
-                f"CO2e {pct(cut['co2e'])}, single-use {pct(cut['single_use_grams'])}"
+                f"cost {_change(cut['cost'])}, km {_change(cut['km'])}, "
+                f"CO2e {_change(cut['co2e'])}, single-use {_change(cut['single_use_grams'])}"
             )
     return out
 

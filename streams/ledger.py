@@ -28,8 +28,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import numpy as np
-
 from streams.months import month_row
 from streams.state import SealedIds, VillageState
 
@@ -87,17 +85,16 @@ class PriorLookup:
     def __call__(self, village_id: str, since_day: int) -> Prior | None:
         if time.monotonic() < self._down_until:
             return None
-        try:
+        for _try in range(2):  # twice: the first may meet a dropped pooled connection
             try:
                 return self.ledger.prior(self.stream, village_id, since_day)
-            except Exception:  # noqa: BLE001 - once more: a dropped pooled connection
-                return self.ledger.prior(self.stream, village_id, since_day)
-        except Exception as exc:  # noqa: BLE001 - the stream goes on; say what is at risk
-            self._down_until = time.monotonic() + self.pause_s
-            log.warning("the ledger did not say what villages' earlier lives applied (%s: %s); "
-                        "not asked for %.0f s: a re-send of their events counts again in the "
-                        "ledger", type(exc).__name__, exc, self.pause_s)
-            return None
+            except Exception as failure:  # noqa: BLE001 - the stream goes on
+                exc = failure
+        self._down_until = time.monotonic() + self.pause_s
+        log.warning("the ledger did not say what villages' earlier lives applied (%s: %s); "
+                    "not asked for %.0f s: a re-send of their events counts again in the "
+                    "ledger", type(exc).__name__, exc, self.pause_s)
+        return None
 
     def many(self, wanted: dict[str, int]) -> dict[str, Prior]:
         """``{village_id: from segment day}`` -> the villages' Priors (those it could ask)."""
@@ -129,8 +126,7 @@ class LedgerFeed:
         any handover saw them open)."""
         closed: dict[str, list[tuple[int, int]]] = {}
         for seg in sealed:
-            closed.setdefault(seg.village_id, []).extend(
-                (int(h), seg.day) for h in np.frombuffer(seg.blob, dtype=">i8"))
+            closed.setdefault(seg.village_id, []).extend(seg.items())
         out = []
         for state in states:
             mine = []

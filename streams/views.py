@@ -134,10 +134,14 @@ def failure(web: Any, status: int, code: str, message: str) -> Any:
     return web.json({"error": code, "message": message}, status=status)
 
 
+class Recovering(RuntimeError):
+    """This worker's state is not whole yet (`Runtime.ready`): a gathered view waits."""
+
+
 def unavailable(web: Any, exc: RuntimeError) -> Any:
     """503 for a gathered view: ``recovering`` while a worker restores its state, else
     ``unavailable`` (a worker that did not answer)."""
-    code = "recovering" if str(exc) == RECOVERING else "unavailable"
+    code = "recovering" if isinstance(exc, Recovering) else "unavailable"
     return failure(web, 503, code, str(exc))
 
 
@@ -392,9 +396,10 @@ def register_views(worker: StreamsWorker) -> LocalState:
 
     async def gather(path: str, local_fn: Any, params: dict[str, str] | None = None) -> list:
         """Ask every worker (this one directly) and return the list of answers; a worker
-        still recovering its state fails the whole answer (RuntimeError: the views' 503)."""
+        still recovering its state fails the whole answer (Recovering, a RuntimeError like
+        a worker that does not answer: the views' 503)."""
         if not local.ready():
-            raise RuntimeError(RECOVERING)
+            raise Recovering(RECOVERING)
         me = worker.options.url.rstrip("/")
         hosts: set[str] = set()
         try:

@@ -144,17 +144,26 @@ class JobStore:
 
     # -- API side ------------------------------------------------------------------------
 
+    @staticmethod
+    def _new_job(job_id: str, scenario: dict[str, Any], options: dict[str, Any], source: str,
+                 submitted_by: str | None, name: str | None, inputs: dict[str, Any] | None,
+                 created_at: float | None = None) -> Any:
+        """The INSERT of a new queued job (every way of creating one goes through it)."""
+        return plan_jobs.insert().values(
+            job_id=job_id, status=QUEUED, name=_text(name), source=source,
+            submitted_by=submitted_by,
+            created_at=time.time() if created_at is None else created_at,
+            scenario=_dumps(scenario), options=_dumps(options),
+            inputs=_dumps(inputs) if inputs else None, attempts=0, published=0,
+        )
+
     def create(self, scenario: dict[str, Any], options: dict[str, Any], source: str,
                submitted_by: str | None, name: str | None = None,
                inputs: dict[str, Any] | None = None) -> str:
         job_id = "plan-" + secrets.token_hex(8)
         with self.engine.begin() as conn:
-            conn.execute(plan_jobs.insert().values(
-                job_id=job_id, status=QUEUED, name=_text(name), source=source,
-                submitted_by=submitted_by, created_at=time.time(), scenario=_dumps(scenario),
-                options=_dumps(options), inputs=_dumps(inputs) if inputs else None,
-                attempts=0, published=0,
-            ))
+            conn.execute(self._new_job(job_id, scenario, options, source, submitted_by, name,
+                                       inputs))
         return job_id
 
     def create_once(self, scenario: dict[str, Any], options: dict[str, Any], source: str,
@@ -206,12 +215,8 @@ class JobStore:
                     key, plan_job_names.c.job_id == row.job_id).values(
                     job_id=job_id)).rowcount != 1:
                 raise IntegrityError("name taken meanwhile", None, Exception())
-            conn.execute(plan_jobs.insert().values(
-                job_id=job_id, status=QUEUED, name=_text(name), source=source,
-                submitted_by=submitted_by, created_at=time.time(),
-                scenario=_dumps(scenario), options=_dumps(options),
-                inputs=_dumps(inputs) if inputs else None, attempts=0, published=0,
-            ))
+            conn.execute(self._new_job(job_id, scenario, options, source, submitted_by, name,
+                                       inputs))
         return job_id, True
 
     def holder(self, source: str, name: str) -> str | None:
@@ -263,20 +268,14 @@ class JobStore:
 
         k = plan_idempotency_keys.c
         where = (k.owner == owner) & (k.idem_key == key)
-        now_ = time.time() if now is None else now
         with self.engine.begin() as conn:  # keys past their time hold nothing: forget them
             conn.execute(plan_idempotency_keys.delete().where(
-                k.created_at <= now_ - IDEMPOTENCY_TTL_S))
+                k.created_at <= (time.time() if now is None else now) - IDEMPOTENCY_TTL_S))
         for _attempt in range(3):
             now_ = time.time() if now is None else now
-            held = self.keyed(owner, key, fingerprint, now_)
-            if held is not None:
-                return held, False
             job_id = "plan-" + secrets.token_hex(8)
             try:
                 with self.engine.begin() as conn:
-                    # read again inside the transaction: a key another request took since
-                    # is its job's, not a row to take over
                     old = conn.execute(
                         select(k.job_id, k.fingerprint, k.created_at,
                                plan_jobs.c.job_id.label("live"))
@@ -288,21 +287,14 @@ class JobStore:
                         if old.fingerprint != fingerprint:
                             raise KeyReused(str(old.job_id))
                         return str(old.job_id), False
-                    if old is None:
-                        conn.execute(plan_idempotency_keys.insert().values(
-                            owner=owner, idem_key=key, fingerprint=fingerprint, job_id=job_id,
-                            created_at=now_))
-                    elif conn.execute(update(plan_idempotency_keys).where(
-                            where, k.job_id == old.job_id).values(
-                            fingerprint=fingerprint, job_id=job_id,
-                            created_at=now_)).rowcount != 1:
-                        raise IntegrityError("key taken meanwhile", None, Exception())
-                    conn.execute(plan_jobs.insert().values(
-                        job_id=job_id, status=QUEUED, name=_text(name), source=source,
-                        submitted_by=owner, created_at=now_, scenario=_dumps(scenario),
-                        options=_dumps(options), inputs=_dumps(inputs) if inputs else None,
-                        attempts=0, published=0,
-                    ))
+                    if old is not None:  # past its time, or its job is gone: the key is free
+                        conn.execute(plan_idempotency_keys.delete().where(
+                            where, k.job_id == old.job_id))
+                    conn.execute(plan_idempotency_keys.insert().values(
+                        owner=owner, idem_key=key, fingerprint=fingerprint, job_id=job_id,
+                        created_at=now_))
+                    conn.execute(self._new_job(job_id, scenario, options, source, owner, name,
+                                               inputs, now_))
             except IntegrityError:
                 continue  # another request with this key won: its job is the one
             return job_id, True

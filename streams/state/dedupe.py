@@ -81,6 +81,10 @@ class SealedIds:
     def __repr__(self) -> str:
         return f"SealedIds({self.village_id}, day {self.day}, {len(self.blob) // 8} ids)"
 
+    def items(self) -> list[tuple[int, int]]:
+        """(hash, segment day) of each id, as `SeenSet.sealed_items` gives them."""
+        return [(h, self.day) for h in np.frombuffer(self.blob, dtype=_BE).tolist()]
+
 
 def _to_blob(hashes: list[int]) -> bytes:
     return np.array(sorted(hashes), dtype=_BE).tobytes()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,12 +14,10 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from services.auth.tokens import TokenStore
 from services.cli import cli
-from services.planner import JobStore, PlannerConfig, PlannerWorker, create_app
-from streams.kafka import KafkaConnection
+from services.planner import PlannerWorker
 from streams.topics import Topics
-from tests.services.helpers import NETWORK, TINY, FakeKafkaIO
+from tests.services.helpers import TINY
 
 TOPICS = Topics("t-")
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
@@ -107,20 +104,9 @@ def test_submit_of_a_broken_file_is_one_line_with_its_place(sent, tmp_path) -> N
 
 
 @pytest.fixture
-def service(fake_kafka: FakeKafkaIO, tmp_path) -> Iterator[tuple[TestClient, PlannerWorker]]:
+def service(planner_env) -> tuple[TestClient, PlannerWorker]:
     """The job API on an in-memory Kafka, with a token, and a worker to run its jobs."""
-    tokens = TokenStore(f"sqlite:///{tmp_path}/tokens.db")
-    jobs = JobStore(f"sqlite:///{tmp_path}/plans.db")
-    _, token = tokens.add("planner", "ops")
-    app = create_app(PlannerConfig(kafka=KafkaConnection(), topics=TOPICS, network=NETWORK,
-                                   tokens=tokens, jobs=jobs, kafka_io=fake_kafka,
-                                   default_time_limit_s=30))
-    worker = PlannerWorker(jobs, KafkaConnection(), TOPICS, kafka_io=fake_kafka)
-    with TestClient(app) as client:
-        client.headers["Authorization"] = f"Bearer {token}"
-        yield client, worker
-    jobs.close()
-    tokens.close()
+    return planner_env["client"], planner_env["worker"]
 
 
 def _utc(text: str) -> datetime:
