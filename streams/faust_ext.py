@@ -72,7 +72,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         """Faust's ``_seek_wait``, counting each seek the moment it is made."""
         for tp, offset in partitions.items():
             consumer.seek(tp, offset)
-            self.consumer.count_seek(tp)
+            self.consumer.count_seek(tp, offset)
             if offset > 0:
                 self.consumer._read_offset[tp] = offset
             elif tp in self.consumer._read_offset.keys():
@@ -95,7 +95,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             offsets[tp] = offset
             if offset and offset > 0:  # what aiokafka seeks
                 consumer.seek(tp, offset)
-                self.consumer.count_seek(tp)
+                self.consumer.count_seek(tp, offset)
         return offsets
 
 
@@ -108,9 +108,12 @@ class _Consumer(faust_aiokafka.Consumer):
         self.packloop_seeks: dict[TP, int] = {}
         #: the counts the fetch being delivered was made under
         self._packloop_fetch_seeks: dict[TP, int] = {}
+        #: partitions sought since their last delivered record, and the offset sought to
+        self.packloop_sought: dict[TP, int | None] = {}
 
-    def count_seek(self, tp: TP) -> None:
+    def count_seek(self, tp: TP, offset: int | None = None) -> None:
         self.packloop_seeks[tp] = self.packloop_seeks.get(tp, 0) + 1
+        self.packloop_sought[tp] = offset
 
     async def _getmany(self, active_partitions: Any, timeout: float) -> Any:
         records = await super()._getmany(active_partitions, timeout)
@@ -211,8 +214,13 @@ class _Consumer(faust_aiokafka.Consumer):
                     batch = [m for m in batch if m.tp not in stale]
                 if batch and not self.suspend_flow.is_set():
                     if getattr(self.app, "packloop_gate_open", True):
+                        sought = self.packloop_sought
                         for msg in batch:
                             read_offset[msg.tp] = msg.offset
+                            if sought and msg.tp in sought:
+                                # where reading really resumed: a gap here is lost records
+                                self.log.info("packloop: %s read from offset %s (sought to %s)",
+                                              msg.tp, msg.offset, sought.pop(msg.tp))
                         await hook(batch)
                     else:
                         # mid-rebalance: fetched again after the final seek, which also

@@ -17,6 +17,7 @@ already keyed by village: no ``group_by`` repartition.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterable
 from datetime import datetime
@@ -30,6 +31,8 @@ from streams.state import to_us
 
 if TYPE_CHECKING:
     from streams.worker import StreamsWorker
+
+log = logging.getLogger("packloop.streams")
 
 
 def _occurred_at_us(value: bytes | None) -> int | None:
@@ -74,15 +77,23 @@ async def process_batch(worker: StreamsWorker, messages: Iterable[Any]) -> None:
         wall = time.time_ns() // 1000  # µs: only to refuse events from the future
         touched: dict[int, PartitionProcessor] = {}
         batch: list[tuple[PartitionProcessor, Any]] = []
+        not_owned = stale = 0
         for msg in messages:
             if msg.partition not in runtime.assigned:
+                not_owned += 1
                 continue  # revoked while buffered: its new owner processes it
             if msg.generation_id is not None and msg.generation_id != generation:
+                stale += 1
                 continue  # fetched before a rebalance; re-read after the seek
             proc = touched.get(msg.partition)
             if proc is None:
                 proc = touched[msg.partition] = runtime.processor(msg.partition)
             batch.append((proc, msg))
+        if not_owned or stale:
+            # said, because records skipped here are not read again by this worker
+            log.info("%d record(s) of partitions no longer owned and %d fetched before the "
+                     "last rebalance skipped (owned now: %s)", not_owned, stale,
+                     sorted(runtime.assigned))
         await fetch_priors(worker, batch)
         for proc, msg in batch:
             proc.process(msg.offset, msg.key, msg.value, wall)
