@@ -409,7 +409,10 @@ def _checked(resp: httpx.Response, method: str, path: str) -> httpx.Response:
             message = body.get("message") or body
         except ValueError:
             message = resp.text[:500]
-        raise click.ClickException(f"{method} {path}: HTTP {resp.status_code}: {message}")
+        text = f"{method} {path}: HTTP {resp.status_code}: {message}"
+        # the service refused what was sent (a scenario, an option): exit 2 as `plan solve`
+        # does for the same file, so a script tells bad input from a service that failed
+        raise BadInput(text) if resp.status_code == 422 else click.ClickException(text)
     return resp
 
 

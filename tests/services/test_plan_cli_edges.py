@@ -233,3 +233,27 @@ def test_a_malformed_service_url_is_one_line_naming_the_setting(monkeypatch, url
     setting = "PACKLOOP_GATEWAY_URL" if command[0] == "dispatch" else "PACKLOOP_PLANNER_URL"
     assert line.startswith(f"Error: {setting}={url!r} is not a valid URL"), line
     assert "Traceback" not in r.output
+
+
+def test_a_scenario_the_service_refuses_exits_2_as_plan_solve_does(monkeypatch, tmp_path):
+    """`plan submit` of a file the service refuses (422) exited 1, where `plan solve` of
+    the same file exits 2: a script could not tell bad input from a failed service."""
+    real_client = httpx.Client
+    answers = {"status": 422}
+
+    def make(*args: Any, **kwargs: Any) -> httpx.Client:
+        kwargs["transport"] = httpx.MockTransport(lambda request: httpx.Response(
+            answers["status"], json={"error": "invalid_scenario",
+                                     "message": "$: top level must be a mapping"}))
+        return real_client(*args, **kwargs)
+
+    monkeypatch.setattr("services.cli.plan.httpx.Client", make)
+    scenario = tmp_path / "list.json"
+    scenario.write_text("[1, 2]")
+    solved = CliRunner().invoke(cli, ["plan", "solve", str(scenario)])
+    r = CliRunner().invoke(cli, ["plan", "submit", str(scenario), "--token", "t"])
+    assert solved.exit_code == 2 and r.exit_code == 2, (solved.output, r.output)
+    assert "top level must be a mapping" in r.output and "HTTP 422" in r.output
+    answers["status"] = 500  # the service failing is not the input's fault
+    r = CliRunner().invoke(cli, ["plan", "submit", str(scenario), "--token", "t"])
+    assert r.exit_code == 1, r.output
