@@ -152,11 +152,18 @@ class _Consumer(faust_aiokafka.Consumer):
             if tp not in positions and tp in assignment:
                 self.log.info("packloop: resume %s at offset %s (dropped)", tp, offset)
                 targets[tp] = offset
+        # Sought again, each partition goes back to where this seek first sent it, never
+        # further on: the gate has delivered nothing since, and a fetch that returned on the
+        # consumer thread before that seek ran there but was collected after ``dropped``
+        # was cleared looks like a drop after it, from further on (sought there, the
+        # records in between were never read; a review found it and a test shows it).
+        start = dict(targets)
         while targets:
             dropped.clear()
             await self._seek_in_consumer_thread(targets)
             assignment = self.assignment()
-            targets = {tp: offset for tp, offset in dropped.items() if tp in assignment}
+            targets = {tp: min(offset, start.get(tp, offset))
+                       for tp, offset in dropped.items() if tp in assignment}
             for tp, offset in targets.items():
                 self.log.info("packloop: resume %s at offset %s (dropped during the seek)",
                               tp, offset)

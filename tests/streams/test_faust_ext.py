@@ -185,3 +185,67 @@ def test_the_final_seek_reads_again_what_the_gate_dropped_while_it_ran() -> None
     # Faust's seek to the committed offset, the recovered state's, then the dropped records'
     assert seeks == [(HUB0, 450), (HUB0, 500), (HUB1, 77)]
     assert gate_open
+
+
+def test_the_final_seek_never_sends_a_partition_past_its_recovered_position() -> None:
+    """A fetch that returned on the consumer thread after Faust's seek to the committed
+    offset and before the final seek ran there, collected by the drain loop after
+    `perform_seek` had cleared what was dropped: it looked like a drop after the seek,
+    from offset 1300, and the partition was sought there, past the recovered position
+    (300), so 300-1299 were never read (found by a review of the seek path)."""
+
+    async def main() -> tuple[list[Any], list[Any], bool]:
+        app = PackloopApp("faust-ext-test", broker="kafka://127.0.0.1:1", autodiscover=False)
+        kafka = FakeKafka({HUB0}, committed={HUB0: 300})
+        consumer = consumer_of(app, kafka)
+        seek_queued = asyncio.Event()
+        fetch_collected = asyncio.Event()
+        inline = consumer._thread.call_thread
+
+        async def call_thread(fn: Any, *args: Any, **kw: Any) -> Any:
+            if getattr(fn, "__name__", "") == "_seek_wait":
+                seek_queued.set()  # the final seek is queued to the consumer thread ...
+                await fetch_collected.wait()  # ... which runs it a moment later
+            return await inline(fn, *args, **kw)
+
+        consumer._thread.call_thread = call_thread
+
+        async def positions(assignment: Any) -> dict[TP, int]:
+            return {HUB0: 300}  # recovered marker 299
+
+        delivered: list[Any] = []
+
+        async def hook(batch: list[Msg]) -> None:
+            delivered.append([m.offset for m in batch])
+
+        app.packloop_seek_hook = positions
+        app.packloop_batch_topic = HUB0.topic
+        app.packloop_batch_hook = hook
+        app.packloop_gate_open = False
+        app.packloop_final_seek = True
+        rounds = [0]
+
+        async def getmany(timeout: float) -> Any:
+            rounds[0] += 1
+            if rounds[0] == 1:
+                await seek_queued.wait()
+                # returned on the consumer thread before the queued seek ran there
+                kafka.fetches.append({HUB0: [Msg(HUB0, o) for o in (1300, 1301)]})
+                fetched = await consumer._getmany({HUB0}, timeout)
+                for tp, msgs in fetched.items():
+                    for m in msgs:
+                        yield tp, m
+            else:
+                fetch_collected.set()
+                consumer._stopped.set()
+                await asyncio.sleep(0)
+
+        consumer.getmany = getmany
+        fetcher = SimpleNamespace(_stopped=asyncio.Event())
+        await asyncio.gather(consumer.perform_seek(), consumer._drain_messages(fetcher))
+        return kafka.seeks, delivered, app.packloop_gate_open
+
+    seeks, delivered, gate_open = asyncio.run(main())
+    assert all(offset <= 300 for tp, offset in seeks if tp == HUB0), seeks
+    assert seeks[-1] == (HUB0, 300) and gate_open
+    assert not delivered  # the crossing fetch went nowhere: it is read again from 300
