@@ -124,6 +124,8 @@ class WebhookDispatcher:
         self.group_id = group_id or ("packloop-gateway-webhooks" + (f"-{prefix}" if prefix else ""))
         self.poll_timeout_ms = poll_timeout_ms
         self.assigned = threading.Event()
+        #: partitions assigned whose position is not committed yet (the consumer's thread)
+        self._unpinned: set[Any] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="webhook")
@@ -226,6 +228,7 @@ class WebhookDispatcher:
                 pass
 
             def on_partitions_assigned(self, assigned: Any) -> None:
+                dispatcher._unpinned.update(assigned)
                 dispatcher.assigned.set()
 
         kafka = self.config.kafka
@@ -251,6 +254,7 @@ class WebhookDispatcher:
                     consumer = self._consumer()
                 batches = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=100)
                 if not batches:
+                    self._pin(consumer)
                     continue
                 futures = [
                     self._pool.submit(self.handle, rec.value)
@@ -260,6 +264,7 @@ class WebhookDispatcher:
                 for fut in futures:
                     fut.result()
                 consumer.commit()
+                self._pin(consumer)
             except _Stopped:
                 break
             except Exception as exc:  # noqa: BLE001 - keep delivering after Kafka hiccups
@@ -268,6 +273,25 @@ class WebhookDispatcher:
                 consumer = None
                 self._stop.wait(2.0)
         close_quietly(consumer)
+
+    def _pin(self, consumer: Any) -> None:
+        """Commit the position of each partition newly assigned and not committed since,
+        once it has one: "latest" then holds only for the group's very first join, as
+        documented. A partition whose polls were all empty was never committed, so the
+        next gateway to own it started at the latest offset again, and a notice published
+        while no gateway ran was never sent."""
+        if not self._unpinned:
+            return
+        from kafka.structs import OffsetAndMetadata
+
+        self._unpinned &= consumer.assignment()
+        # every record a poll returned is handled by now, so a position is safe to commit
+        positions = {tp: consumer.position(tp, timeout_ms=5000) for tp in self._unpinned}
+        offsets = {tp: OffsetAndMetadata(p, "", -1) for tp, p in positions.items()
+                   if p is not None}  # None: not known yet, tried after the next poll
+        if offsets:
+            consumer.commit(offsets)
+            self._unpinned -= offsets.keys()
 
     def start(self) -> WebhookDispatcher:
         if self._thread is None:
