@@ -40,6 +40,10 @@ class ClusterChanged(RuntimeError):
         self.found = found
 
 
+class ClusterUnanswered(RuntimeError):
+    """The broker could not be asked its cluster id now (it is down or restarting)."""
+
+
 def cluster_id(kafka: KafkaConnection) -> str | None:
     """The cluster id the broker reports, or None when it cannot be asked now."""
     return ClusterWatch(kafka).current(close=True)
@@ -83,11 +87,16 @@ class ClusterWatch:
         found = self._admin.describe_cluster().get("cluster_id")
         return str(found) if found else None
 
-    def check(self) -> ClusterChanged | None:
+    def check(self, must_answer: bool = False) -> ClusterChanged | None:
         """The change, if the broker now reports another cluster id than the first one
-        seen (the one given, else the first this watch could read)."""
+        seen (the one given, else the first this watch could read). A broker that cannot
+        be asked is no change, or `ClusterUnanswered` with ``must_answer`` once an id is
+        known (a cluster that has never answered, say for want of a permission, has nothing
+        to compare with and holds nothing up)."""
         found = self.current()
         if found is None:
+            if must_answer and self.expected is not None:
+                raise ClusterUnanswered("the Kafka cluster cannot be asked its id now")
             return None
         if self.expected is None:
             self.expected = found

@@ -36,6 +36,9 @@ log = logging.getLogger("packloop.streams")
 
 TABLE_NAME = "villages"
 
+#: seconds between asks of a cluster that did not answer, before a batch's writes
+CLUSTER_RETRY_S = 1.0
+
 
 class StreamsWorker:
     """The Faust app with packloop's table, its partitions' processors and the writes
@@ -148,15 +151,37 @@ class StreamsWorker:
             async def _same_cluster() -> None:
                 await self.check_cluster()
 
-    async def check_cluster(self) -> bool:
+    async def check_cluster(self, before_writes: bool = False) -> bool:
         """Stop the worker when the broker is now another cluster (`streams.cluster_watch`):
         its state and markers belong to the old one. False when it stops. Asked on a timer,
-        before partitions are taken on, and before each batch's writes (one metadata round
-        trip a batch)."""
+        after partitions are taken on, and before each batch's writes (one metadata round
+        trip a batch).
+
+        Before writes an answer is required: a broker that cannot be asked is waited for
+        (and False if the worker stops meanwhile). Taken for "no change", the writes of a
+        batch checked while the embedded broker was restarting were retried by the
+        producer until the new, empty cluster took them, old markers included, and the
+        next worker skipped the new cluster's events below them (found by a review)."""
         if self.cluster is None:
             return True
-        changed = await asyncio.to_thread(self.cluster.check)
+        from streams.cluster_watch import ClusterUnanswered
+
+        waited_s = 0.0
+        while True:
+            try:
+                changed = await asyncio.to_thread(self.cluster.check, before_writes)
+                break
+            except ClusterUnanswered:
+                if self.app.should_stop:
+                    return False
+                if waited_s == 0.0:
+                    log.warning("the Kafka cluster cannot be asked its id: this batch's "
+                                "writes wait until it answers")
+                await asyncio.sleep(CLUSTER_RETRY_S)
+                waited_s += CLUSTER_RETRY_S
         if changed is None:
+            if waited_s:
+                log.info("the Kafka cluster answered after %.0f s: the same one", waited_s)
             return True
         log.critical("%s", changed)
         await self.app.crash(changed)

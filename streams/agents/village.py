@@ -112,7 +112,7 @@ async def process_batch(worker: StreamsWorker, messages: Iterable[Any]) -> None:
             # embedded one restarted empty): the old state and markers would land in the
             # new cluster's changelog, and its events below the old markers be skipped
             # for good (800 of 2,000, seen in CI, with only the timer's check)
-            if not await worker.check_cluster():
+            if not await worker.check_cluster(before_writes=True):
                 return
             await worker.publish_outbox(touched.values())
             await worker.write_state(touched.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from faust.types import Message
 
 from streams.app import WorkerOptions, create_worker
@@ -85,7 +86,7 @@ def test_nothing_of_a_batch_is_written_to_a_broker_that_became_another_cluster(
         def __init__(self, changed: bool) -> None:
             self.changed = changed
 
-        def check(self) -> ClusterChanged | None:
+        def check(self, must_answer: bool = False) -> ClusterChanged | None:
             return ClusterChanged("tansu-packloop-a", "tansu-packloop-b") if self.changed \
                 else None
 
@@ -127,7 +128,7 @@ def test_a_batch_that_comes_while_the_assignment_is_checked_is_applied(monkeypat
     release = threading.Event()
 
     class SlowWatch:
-        def check(self) -> None:
+        def check(self, must_answer: bool = False) -> None:
             release.wait(10)
 
     w = create_worker(KafkaConnection("127.0.0.1:1"), Topics("u-"), load_network(),
@@ -155,3 +156,68 @@ def test_a_batch_that_comes_while_the_assignment_is_checked_is_applied(monkeypat
     asyncio.run(scenario())
     assert w.runtime.processor(0).last_offset == 0  # the record was applied, not skipped
     assert calls == ["write", "write"]  # the outbox, then the state
+
+
+@pytest.mark.parametrize("then_changed", [True, False])
+def test_a_batch_checked_while_the_broker_cannot_be_asked_waits_for_its_answer(
+        monkeypatch, then_changed) -> None:
+    """A broker that could not be asked its cluster id counted as the same cluster, so a
+    batch checked while the embedded broker restarted was written: the producer retried
+    the writes until the new, empty cluster took them, old markers and all. Now the writes
+    wait for an answer: another cluster stops the worker with nothing written."""
+    import asyncio
+    from types import SimpleNamespace
+
+    import streams.worker
+    from streams.agents.village import process_batch
+    from streams.cluster_watch import ClusterChanged, ClusterUnanswered
+
+    class Restarting:
+        asked = 0
+
+        def check(self, must_answer: bool = False) -> ClusterChanged | None:
+            self.asked += 1
+            if self.asked <= 2:  # down for two asks
+                if must_answer:
+                    raise ClusterUnanswered("down")
+                return None
+            return ClusterChanged("tansu-packloop-a", "tansu-packloop-b") if then_changed \
+                else None
+
+    monkeypatch.setattr(streams.worker, "CLUSTER_RETRY_S", 0.01)
+    watch = Restarting()
+    w = create_worker(KafkaConnection("127.0.0.1:1"), Topics("u-"), load_network(),
+                      WorkerOptions(partitions=1), cluster=watch)  # type: ignore[arg-type]
+    calls: list[str] = []
+
+    def recorder(what: str) -> object:
+        async def record(*_args: object) -> None:
+            calls.append(what)
+        return record
+
+    monkeypatch.setattr(w, "publish_outbox", recorder("publish"))
+    monkeypatch.setattr(w, "write_state", recorder("write"))
+    monkeypatch.setattr(w.app, "crash", recorder("crash"))
+    w.runtime.assigned.add(0)
+    msg = SimpleNamespace(partition=0, generation_id=None, offset=0, key=b"H01-V001",
+                          value=b"{}")
+    asyncio.run(process_batch(w, [msg]))
+    assert watch.asked == 3
+    assert calls == (["crash"] if then_changed else ["publish", "write"])
+
+
+def test_an_answer_is_required_only_of_a_cluster_that_has_answered_before(
+        monkeypatch) -> None:
+    """Once the id is known, a broker that cannot be asked holds a batch's writes; a
+    cluster that never answered (no permission to describe it, say) has nothing to compare
+    with, and requiring an answer would have stalled every batch for good."""
+    from streams.cluster_watch import ClusterUnanswered, ClusterWatch
+
+    never = ClusterWatch(KafkaConnection("127.0.0.1:1"))
+    monkeypatch.setattr(never, "current", lambda close=False: None)
+    assert never.check(must_answer=True) is None
+    known = ClusterWatch(KafkaConnection("127.0.0.1:1"), expected="tansu-packloop-a")
+    monkeypatch.setattr(known, "current", lambda close=False: None)
+    assert known.check() is None
+    with pytest.raises(ClusterUnanswered):
+        known.check(must_answer=True)
