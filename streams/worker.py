@@ -187,6 +187,16 @@ class StreamsWorker:
         await self.app.crash(changed)
         return False
 
+    def still_member(self, generation: int | None) -> bool:
+        """Whether the group generation this worker's partitions came with is still its
+        own: aiokafka resets it when a heartbeat or commit learns the worker was put out of
+        the group (its member id unknown, its generation stale). True when it cannot be read.
+        """
+        thread = getattr(self.app.consumer, "_thread", None)
+        coordinator = getattr(getattr(thread, "_consumer", None), "_coordinator", None)
+        current = getattr(coordinator, "generation", None)
+        return current is None or generation is None or current == generation
+
     # ---- the end of a batch (called by the agent) ----
 
     async def publish_outbox(self, procs: Iterable[PartitionProcessor]) -> None:

@@ -221,3 +221,42 @@ def test_an_answer_is_required_only_of_a_cluster_that_has_answered_before(
     assert known.check() is None
     with pytest.raises(ClusterUnanswered):
         known.check(must_answer=True)
+
+
+@pytest.mark.parametrize("evicted", [True, False])
+def test_a_batch_of_a_worker_put_out_of_its_group_writes_nothing(monkeypatch, evicted) -> None:
+    """A batch that held the lock past the rebalance timeout: the group gave its partitions
+    to another worker, whose newer values this batch's writes would have overwritten. When
+    aiokafka has reset the worker's generation (a heartbeat learnt it was put out), the
+    batch writes nothing."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from streams.agents.village import process_batch
+
+    w = create_worker(KafkaConnection("127.0.0.1:1"), Topics("u-"), load_network(),
+                      WorkerOptions(partitions=1))
+    calls: list[str] = []
+
+    def recorder(what: str) -> object:
+        async def record(*_args: object) -> None:
+            calls.append(what)
+        return record
+
+    monkeypatch.setattr(w, "publish_outbox", recorder("publish"))
+    monkeypatch.setattr(w, "write_state", recorder("write"))
+    w.app.consumer_generation_id = 7
+    coordinator = SimpleNamespace(generation=7)
+    monkeypatch.setattr(w.app.consumer._thread, "_consumer",
+                        SimpleNamespace(_coordinator=coordinator), raising=False)
+    w.runtime.assigned.add(0)
+    msg = SimpleNamespace(partition=0, generation_id=7, offset=0, key=b"H01-V001",
+                          value=b"{}")
+
+    async def batch() -> None:
+        if evicted:
+            coordinator.generation = -1  # what aiokafka's reset_generation sets
+        await process_batch(w, [msg])
+
+    asyncio.run(batch())
+    assert calls == ([] if evicted else ["publish", "write"])
