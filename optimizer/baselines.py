@@ -117,8 +117,10 @@ def packaging_rule(s: Scenario, hubs: list[str]) -> PackagingRule:
         clean_share = 1.0 if returns <= cleaning[h] else cleaning[h] / returns
         for u, r in ru.items():
             need = max((due[(h, u, d)] for d in days), default=0.0) * (r.return_lag_days + 1)
-            expand = all(sum(costs[u]) < su_cost[cheapest_su[c]]
-                         for c, v in reuse_in.items() if v == u and c in cheapest_su)
+            # a plan with the containers on hand (the dispatch) has no expansion to size
+            expand = not s.containers_on_hand and all(
+                sum(costs[u]) < su_cost[cheapest_su[c]]
+                for c, v in reuse_in.items() if v == u and c in cheapest_su)
             have = pool0.get((h, u), 0.0)
             if expand:
                 share[(h, u)] = clean_share

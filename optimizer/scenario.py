@@ -318,6 +318,11 @@ class Scenario(_Frozen):
     demand: list[DemandGroup] = Field(default_factory=list)
     packaging: Packaging
     container_pools: list[ContainerPool] = Field(default_factory=list)
+    containers_on_hand: bool = Field(
+        default=False,
+        description="plan with the containers the hubs hold: no pool expansion, and day 0's "
+        "issues come from the stock at the start (containers bought are not there on day 0); "
+        "the daily dispatch plans so, since its first day is tomorrow's run sheet")
     outstanding_waste: list[OutstandingWaste] = Field(default_factory=list)
     containers_out: list[ContainersOut] = Field(
         default_factory=list,

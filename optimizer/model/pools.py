@@ -87,7 +87,10 @@ def add_container_pools(m: pyo.ConcreteModel, x: ModelSets) -> PoolFlows:
       flight (waiting empties, and containers issued in the last ℓ_u days at the return
       rate, less retirements) ≥ P⁰_hu + E_hu (+ the containers out at the start, less
       retirements);
-    - `cleaning_capacity`:  Σ_u b_hud ≤ the hub's cleaning capacity per day.
+    - `cleaning_capacity`:  Σ_u b_hud ≤ the hub's cleaning capacity per day;
+    - with `containers_on_hand` (the daily dispatch): E_hu = 0 and `pool_on_hand`
+      S_hu,-1 − Σ_i q_iu0 ≥ 0 (day 0's issues from the stock at the start, not from
+      containers bought that day).
 
     Returns the flows, which the objective prices."""
     D = x.days
@@ -162,6 +165,15 @@ def add_container_pools(m: pyo.ConcreteModel, x: ModelSets) -> PoolFlows:
         return end + keep * in_flight >= x.pool_start[(h, ct)] + m.expand[h, ct] + keep * out
 
     m.pool_end = pyo.Constraint(hub_ct, rule=pool_end)
+    if x.scenario.containers_on_hand:
+        # A run sheet drops the boxes the hub has: planned with expansion, tomorrow's sheet
+        # told a hub holding 367 crates to drop 841 (an outside audit). Buying stays open
+        # from day 1 on (replacing losses, as the end condition asks).
+        for key in hub_ct:
+            m.expand[key].setub(0.0)
+        m.pool_on_hand = pyo.Constraint(
+            hub_ct, rule=lambda m, h, ct: m.stock_start[h, ct]
+            - flows.issued_at_hub(m, h, ct, 0) >= 0)
     ctypes = x.container_types
     def cleaning_capacity(m, h, d):
         returned = sum(flows.returned(m, h, ct, d) for ct in ctypes)

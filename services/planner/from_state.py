@@ -57,6 +57,11 @@ class FromState(BaseModel):
     )
     county_trucks: int | None = Field(default=30, ge=0, description="County trunk trucks.")
     horizon_end: str = Field(default="boundary", pattern="^(cyclic|boundary)$")
+    containers_on_hand: bool = Field(
+        default=False,
+        description="Plan with the containers the hubs hold now: no pool expansion, and the "
+        "first day's from the stock (the daily dispatch sets it).",
+    )
     vehicle_types: list[dict[str, Any]] | None = Field(
         default=None, description="Replace the fleet (scenario format vehicle_types)."
     )
@@ -237,6 +242,8 @@ def build_scenario(
         out = containers_out(status, {v["village_id"] for v in data["villages"]},
                              {r["container_type"] for r in data["packaging"]["reusable"]})
         data["containers_out"] = out
+    if request.containers_on_hand:
+        data["containers_on_hand"] = True
     optimizer.load_scenario(data)  # validate the overrides too (ScenarioError)
     inputs = {
         "stream_status_events": status.get("events"),

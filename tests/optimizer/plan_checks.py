@@ -295,6 +295,10 @@ def check_pools(plan: dict, s: Scenario) -> None:
                    for i in villages}
         owned = c["start_pool"] + c["expansion"]
         stock = c["stock_start"]
+        if s.containers_on_hand:  # the dispatch: tomorrow's boxes are the ones held
+            assert c["expansion"] <= 1e-6, f"pool {h}/{ct} expanded with containers on hand"
+            assert sum(q(i, 0) for i in villages) <= stock + 1e-4, (
+                f"pool {h}/{ct} issues more on day 0 than its stock at the start")
         assert stock + sum(waiting.values()) + with_customers(-1) <= owned + 1e-4, (
             f"pool {h}/{ct} does not cover the containers in circulation at the start")
         for d, row in enumerate(c["days"]):

@@ -110,3 +110,33 @@ def test_containers_out_need_a_boundary_horizon_and_known_names():
     where = {p for p, _ in err.value.problems}
     assert {"containers_out", "containers_out[0].village_id",
             "containers_out[0].container_type", "containers_out[0].day"} <= where
+
+
+def test_a_plan_with_the_containers_on_hand_drops_no_more_than_the_hub_holds():
+    """The daily dispatch's first day is tomorrow's run sheet: planned with pool expansion,
+    a sheet told a hub holding 367 crates to drop 841. The lag-0 boundary week with 60
+    boxes at the hub. With expansion: 40 more boxes (40 × 25/52), every parcel boxed,
+    600 pickups: 7 × 110 + 19.23 + 180 = 969.23 CNY. With `containers_on_hand`, by hand:
+    day 0 boxes 60 parcels from stock and 40 go in EPS (4.5 each); 40 boxes bought on day 0
+    serve days 1-6 (25 CNY each against 6 × 4.5 of EPS less 5 cleanings), 560 pickups:
+    770 + 180 + 1,000 + 168 = 2,118 CNY."""
+    costs = {}
+    for on_hand in (False, True):
+        raw = pool_lag_raw(0, "boundary")
+        raw["container_pools"][0]["count"] = 60
+        raw["containers_on_hand"] = on_hand
+        s = optimizer.load_scenario(raw)
+        res = optimizer.solve(s, time_limit_s=60, mip_gap=0.0, threads=1)
+        check_result(res, s)
+        (pool,) = res.plan["containers"]
+        costs[on_hand] = res.objective
+        if on_hand:
+            assert pool["expansion"] == 0
+            assert pool["days"][0]["issued"] <= 60 + 1e-6
+        else:
+            assert pool["expansion"] == pytest.approx(40, rel=1e-6)
+            assert pool["days"][0]["issued"] == pytest.approx(100, rel=1e-6)
+    assert costs[False] == pytest.approx(7 * TRIP_CNY + 40 * PRICE / WEEKS + CLEAN * 600,
+                                         rel=1e-6)
+    assert costs[True] == pytest.approx(7 * TRIP_CNY + 40 * 4.5 + 40 * PRICE + CLEAN * 560,
+                                        rel=1e-6)
