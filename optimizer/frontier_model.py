@@ -325,7 +325,24 @@ def plan_result(s: Scenario, plan: dict[str, Any], cost: float, bound: float | N
         "time_limit" if timed_out else "feasible")
     return PlanResult(status=status, objective=cost, bound=bound, gap=gap, plan=plan,
                       kpis=compute_kpis(plan, s), stats=stats, factor_set=s.factor_set,
-                      rounding=rounding_cost(plan, s))
+                      rounding=rounding_cost(plan, s),
+                      marginal_values=frontier_marginals(plan))
+
+
+#: why a frontier point's plan has no marginal values
+FRONTIER_MARGINALS_WHY = (
+    "a frontier point is the least-cost plan under its cap on single-use packaging or CO2e, "
+    "and what one more box or unit of cleaning is worth there depends on that cap; "
+    "`packloop plan solve` gives them for the least-cost plan, `packloop plan whatif` prices "
+    "a change at any scenario")
+
+
+def frontier_marginals(plan: dict[str, Any]) -> dict[str, Any]:
+    """A frontier point's `marginal_values`: not computed, each hub saying why (its plan
+    JSON and report carried an empty object, read as "nothing binds"; an audit)."""
+    return {"pools": [], "cleaning": [], "vehicles": [],
+            "not_computed": [{"hub_id": h, "why": FRONTIER_MARGINALS_WHY}
+                             for h in plan.get("hubs", [])]}
 
 
 class FrontierError(RuntimeError):

@@ -77,8 +77,10 @@ plan.json.</p>
 {% endif %}
 {% if marginals %}<h2>What one more is worth</h2>
 <p class="small">Cost change of the plan with one more unit (negative: it saves that much).
-Boxes and cleaning capacity: duals of the plan's LP with its trips fixed, exact for small
-changes; vehicles: the hub's plan solved again with one more.</p>
+Boxes and cleaning capacity: duals of the plan's LP with its trips fixed, exact for one more
+unit; over many units the value per unit changes (it is not linear beyond a range not
+computed here, and a new plan may also change the trips): price a bigger purchase with
+<code>packloop plan whatif</code>. Vehicles: the hub's plan solved again with one more.</p>
 <table><tr><th>hub</th><th>one more</th><th>cost change, CNY</th></tr>
 {% for r in marginals %}<tr><td>{{ r.hub }}</td><td>{{ r.what }}</td>
 <td class="n">{{ r.value }}</td></tr>{% endfor %}</table>
@@ -315,11 +317,14 @@ def write_report(result: PlanResult, scenario: Scenario, out_dir: str | Path) ->
     mv = result.marginal_values or {}
     marginals = [{"hub": r["hub_id"], "what": f"{r['container_type']} in the pool",
                   "value": _cny(r["delta_cost_cny_per_box"])} for r in mv.get("pools", [])]
-    marginals += [{"hub": r["hub_id"], "what": "box cleaned a day",
+    marginals += [{"hub": r["hub_id"], "what": "box of cleaning capacity, every day",
                    "value": _cny(r["delta_cost_cny_per_unit_per_day"])}
                   for r in mv.get("cleaning", [])]
     marginals += [{"hub": r["hub_id"], "what": f"{r['vehicle_type']} vehicle",
                    "value": _cny(r["delta_cost_cny"])} for r in mv.get("vehicles", [])]
+    # said, not left out: a reader of a plan without the table took it for "nothing to buy"
+    marginals += [{"hub": r.get("hub_id") or "all", "what": "not computed",
+                   "value": r.get("why", "")} for r in mv.get("not_computed", [])]
     page = _TEMPLATE.render(
         name=scenario.name, status=result.status, objective=result.objective,
         bound=result.bound, gap=result.gap, horizon=scenario.horizon_days,

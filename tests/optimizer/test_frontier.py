@@ -150,7 +150,14 @@ def test_cli_frontier_json_and_files(tmp_path: Path):
                 "front"} <= set(p)
         plan_doc = json.loads((out / p["plan"]).read_text())
         assert plan_doc["kpis"]["cost_cny"]["total"] == pytest.approx(p["cost_cny"])
-        assert (out / p["plan"]).with_name("report.html").exists()
+        # no marginal values at a capped point, and each hub says why (it was an empty
+        # object, read as "nothing binds"), in the JSON and the report
+        mv = plan_doc["marginal_values"]
+        assert {n["hub_id"] for n in mv["not_computed"]} == \
+            {h.hub_id for h in load_scenario(TRADEOFF).hubs}
+        assert all("plan solve" in n["why"] for n in mv["not_computed"])
+        report = (out / p["plan"]).with_name("report.html").read_text()
+        assert "What one more is worth" in report and "not computed" in report
     page = (out / "frontier.html").read_text()
     assert page.count("<svg") == 2 and "current plan" in page
 
