@@ -115,24 +115,29 @@ class Frontier:
         return {"points": out_points, "extremes": extremes, "stats": self.stats}
 
 
-def marginal_to_cheaper(front: list[FrontierPoint], p: FrontierPoint) -> dict[str, float | None]:
+def marginal_to_cheaper(front: list[FrontierPoint], p: FrontierPoint
+                        ) -> dict[str, float | bool | None]:
     """What the step from the next cheaper point of the front to `p` costs: CNY per kg of
     single-use packaging avoided, or CNY per tonne CO2e avoided (None at the cost-optimal
-    end, or where the step avoids nothing)."""
+    end, or where the step avoids nothing); and `marginal_within_gaps`, whether the step's
+    cost change is within what the two points' gaps leave open (cost × gap each): the
+    optimal plans' step may then be anything from nothing to twice as much (steps of
+    22-66 CNY printed as CNY per kg between points 3 % from their optima; an audit)."""
     key = ("marginal_cny_per_kg_single_use" if p.front == "single_use"
            else "marginal_cny_per_t_co2e")
     k = front.index(p)
     if k == 0:
-        return {key: None}
+        return {key: None, "marginal_within_gaps": None}
     q = front[k - 1]
-    avoided = q.criterion() - p.criterion()
-    if p.front == "single_use":
-        avoided /= 1000.0
-    else:
-        avoided /= 1000.0  # kg → tonnes
+    avoided = (q.criterion() - p.criterion()) / 1000.0  # kg → tonnes; g → kg
     if avoided <= 1e-9:
-        return {key: None}
-    return {key: (p.cost_cny - q.cost_cny) / avoided}
+        return {key: None, "marginal_within_gaps": None}
+    step = p.cost_cny - q.cost_cny
+    if p.result.gap is None or q.result.gap is None:
+        within = None  # a point with no bound: how far its cost is from its optimum is unknown
+    else:
+        within = abs(step) <= p.cost_cny * p.result.gap + q.cost_cny * q.result.gap
+    return {key: step / avoided, "marginal_within_gaps": within}
 
 
 class WholeModel:

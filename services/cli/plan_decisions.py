@@ -127,15 +127,22 @@ def _frontier_table(doc: dict[str, Any]) -> None:
         table = Table(title=f"cost against {what}", show_edge=False, pad_edge=False)
         for col in ("plan", "cost\nCNY", "single-use\nkg", "CO2e\nkg", "gap", unit):
             table.add_column(col, justify="left" if col == "plan" else "right", no_wrap=True)
+        noisy = False
         for p in doc["points"]:
             if p["front"] != front:
                 continue
             m = p.get(key)
+            mark = "~" if m is not None and p.get("marginal_within_gaps") else ""
+            noisy = noisy or bool(mark)
             table.add_row(p["role"], f"{p['cost_cny']:,.2f}",
                           f"{p['single_use_grams'] / 1000:,.1f}", f"{p['co2e_kg']:,.1f}",
                           "-" if p["gap"] is None else f"{p['gap']:.3%}",
-                          "-" if m is None else format(m, spec))
+                          "-" if m is None else mark + format(m, spec))
         out.print(table)
+        if noisy:
+            out.print("~: the step's cost change is within the two points' gaps, so the "
+                      "step between their optimal plans may be far from it (a longer "
+                      "--time-limit or a smaller --gap narrows it)", highlight=False)
         pay = doc.get("extremes", {}).get("payoff", {}).get(front, {})
         least, floor = pay.get(f"{front}_min"), pay.get(f"{front}_min_bound")
         if least is not None and floor is not None and least > floor + 1e-6 * max(1.0, floor):

@@ -36,7 +36,9 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3}
 <p class="small">Each point is a complete plan that costs least for its bound on single-use
 packaging or on CO2e (AUGMECON2: lexicographic payoff table, slack-augmented ε-constraint;
 each point within its own MIP gap). The marked point is the current plan, the cheapest.
-Between neighbours: what the step from the cheaper plan costs per unit avoided.</p>
+Between neighbours: what the step from the cheaper plan costs per unit avoided; marked ~
+where that step's cost change is within the two points' gaps (the step between their optimal
+plans may then be far from it).</p>
 {% for f in fronts %}
 <h2>Cost against {{ f.label }}</h2>
 <div>{{ f.svg|safe }}</div>
@@ -103,7 +105,9 @@ def frontier_html(doc: dict[str, Any], name: str) -> str:
                 "role": p.get("role", ""), "cost": _num(p["cost_cny"], ",.2f"),
                 "su": _num(p["single_use_grams"] / 1000),
                 "co2": _num(p["co2e_kg"]), "gap": _num(p.get("gap"), ".3%"),
-                "status": p.get("status", ""), "marginal": _num(p.get(mkey), MARGINAL_SPEC[front]),
+                "status": p.get("status", ""),
+                "marginal": ("~" if p.get(mkey) is not None and p.get("marginal_within_gaps")
+                             else "") + _num(p.get(mkey), MARGINAL_SPEC[front]),
                 "link": link,
             })
         fronts.append({"label": label, "unit": unit, "marginal_label": mlabel,

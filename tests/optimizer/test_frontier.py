@@ -363,3 +363,35 @@ def test_the_table_fits_80_columns(capsys, monkeypatch):
     assert "single_use_optimal" in out and "co2e_optimal" in out
     assert "1,234,567.89" in out and "123,456.56" in out
     assert max(map(len, out.splitlines())) <= 80
+
+
+def test_a_step_within_the_points_gaps_is_marked(capsys):
+    """Steps of 22-66 CNY between points 3 % from their optima were printed as CNY per kg
+    like any other (an audit): such a step is flagged in the JSON, marked ~ in the table
+    with a line saying what it means."""
+    from optimizer.frontier_model import FrontierPoint, marginal_to_cheaper
+    from optimizer.result import PlanResult
+    from services.cli.plan_decisions import _frontier_table
+
+    def point(cost: float, grams: float, gap: float | None) -> FrontierPoint:
+        kpis = {"cost_cny": {"total": cost}, "co2e_kg": {"total": 50.0},
+                "single_use_grams": grams}
+        return FrontierPoint("single_use", "interior", None, PlanResult(
+            status="time_limit", objective=cost, bound=None, gap=gap, plan=None, kpis=kpis))
+
+    for gap, within in ((0.03, True), (0.0, False), (None, None)):
+        front = [point(1000.0, 50_000.0, gap), point(1030.0, 40_000.0, gap)]
+        m = marginal_to_cheaper(front, front[1])
+        assert m["marginal_cny_per_kg_single_use"] == pytest.approx(3.0)
+        assert m["marginal_within_gaps"] is within
+    doc = {"points": [
+        {"front": "single_use", "role": "cost_optimal", "cost_cny": 1000.0,
+         "single_use_grams": 50_000.0, "co2e_kg": 50.0, "gap": 0.03,
+         "marginal_cny_per_kg_single_use": None, "marginal_within_gaps": None},
+        {"front": "single_use", "role": "interior", "cost_cny": 1030.0,
+         "single_use_grams": 40_000.0, "co2e_kg": 50.0, "gap": 0.03,
+         "marginal_cny_per_kg_single_use": 3.0, "marginal_within_gaps": True}],
+        "extremes": {}}
+    _frontier_table(doc)
+    out = capsys.readouterr().out
+    assert "~3.00" in out and "within the two points' gaps" in out
