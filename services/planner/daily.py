@@ -3,17 +3,24 @@ live state, a week ahead as look-ahead.
 
 It is a plan job like any other (source ``dispatch``, name ``dispatch YYYY-MM-DD``, its
 options carrying the date), so it runs on the planner workers with their leases and
-hand-over; the worker that stores the plan publishes one run sheet per hub on the
-``dispatch`` topic together with its plan-results message (retried by the sweeper like
-that one). A date with a queued, running or finished dispatch job is not planned again —
-tomorrow is fixed once planned; a failed or cancelled one is planned again at the next
-firing.
+hand-over; the worker that stores the plan publishes one run sheet per hub of the network
+on the ``dispatch`` topic together with its plan-results message (retried by the sweeper
+like that one). A date with a queued, running or finished dispatch job is not planned
+again — tomorrow is fixed once planned.
+
+Catching up (``at`` mode): whenever the local time is past today's ``at`` and tomorrow
+has no queued, running or finished job — the planner started after ``at``, or the last
+try failed (the scenario or the queueing raised, or the job ended failed) — tomorrow is
+planned at once, and looked at again every `CATCH_UP_EVERY_S` until its job is done or the
+local date changes; not after `MAX_FAILED_TRIES` failed jobs, and not when the last job
+was cancelled (whoever cancelled it plans it again with POST /v1/dispatch).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -32,6 +39,12 @@ SOURCE = "dispatch"
 #: ``submitted_by`` of the jobs the schedule queues itself (POST /v1/dispatch stores the
 #: planner's token owner instead)
 SCHEDULER = "dispatch-scheduler"
+#: seconds between looks at tomorrow's dispatch while it is not done, once past the day's
+#: firing (a planner started late, a try that failed, a job still queued or running)
+CATCH_UP_EVERY_S = 300.0
+#: failed jobs of one date after which the timer stops planning it again (an infeasible
+#: day failed every five minutes until midnight, each try a solve of up to its time limit)
+MAX_FAILED_TRIES = 3
 
 
 def parse_clock(text: str, field: str) -> time:
@@ -110,14 +123,17 @@ def submit(config: PlannerConfig, kafka_io: KafkaIO, schedule: DispatchSchedule,
     held = config.jobs.holder(SOURCE, name)
     if held is not None:
         return held, False
-    request = FromState(horizon_days=schedule.horizon_days, name=name)
+    request = FromState(horizon_days=schedule.horizon_days, name=name, containers_on_hand=True)
     scenario, inputs = build_scenario(request, config.network, kafka_io, config.topics,
                                       config.worker_url, config.worker_transport)
     options = {
         "time_limit_s": schedule.time_limit_s, "mip_gap": schedule.mip_gap,
         "baselines": False,
+        # the network's hubs, each of which gets a sheet (those the scenario leaves out, with
+        # no activity in the state, an empty one)
         "dispatch": {"date": day.isoformat(), "timezone": str(config.network.timezone),
-                     "shift_start": schedule.shift_start.strftime("%H:%M")},
+                     "shift_start": schedule.shift_start.strftime("%H:%M"),
+                     "hubs": {h: hub.name for h, hub in sorted(config.network.hubs.items())}},
     }
     # another scheduler or POST /v1/dispatch may have created it while the scenario was
     # built: the date's name goes to one job only
@@ -140,29 +156,109 @@ def submit(config: PlannerConfig, kafka_io: KafkaIO, schedule: DispatchSchedule,
 
 
 class DailyDispatch:
-    """The planner service's timer: plans tomorrow at each firing of the schedule."""
+    """The planner service's timer: plans tomorrow at each firing of the schedule, and in
+    ``at`` mode catches up when past the day's firing tomorrow has no live job (see the
+    module's docstring). ``now``: the clock (tests)."""
 
-    def __init__(self, config: PlannerConfig, kafka_io: KafkaIO,
-                 schedule: DispatchSchedule) -> None:
+    def __init__(self, config: PlannerConfig, kafka_io: KafkaIO, schedule: DispatchSchedule,
+                 now: Callable[[], datetime] | None = None) -> None:
         self.config = config
         self.kafka_io = kafka_io
         self.schedule = schedule
         self.tz = ZoneInfo(str(config.network.timezone))
+        self.now = now or (lambda: datetime.now(self.tz))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: the firing the timer last waited for (a check then is no catching up)
+        self._firing: datetime | None = None
+        #: dates this timer tried to plan (a try that raised leaves no job to tell of it)
+        self._tried: set[date] = set()
+        #: dates whose failed tries reached MAX_FAILED_TRIES (said once)
+        self._gave_up: set[date] = set()
 
     def fire(self, now: datetime) -> None:
         """Plan the day after ``now``'s local date; a failure is logged, the next firing
-        tries again."""
+        tries again (``every_s`` mode)."""
         day = now.astimezone(self.tz).date() + timedelta(days=1)
         try:
             submit(self.config, self.kafka_io, self.schedule, day)
         except Exception as exc:  # noqa: BLE001 - the service keeps running; next firing
             log.warning("dispatch for %s not planned: %s: %s", day, type(exc).__name__, exc)
 
+    def tick(self, now: datetime) -> float:
+        """``at`` mode: plan tomorrow if it is due or overdue at ``now`` and has no live job;
+        the seconds to wait before the next look — until today's firing before it; until
+        tomorrow's once tomorrow's job is done; else at most `CATCH_UP_EVERY_S`."""
+        assert self.schedule.at is not None
+        local = now.astimezone(self.tz)
+        firing = datetime.combine(local.date(), self.schedule.at, tzinfo=self.tz)
+        if local < firing:
+            self._firing = firing
+            return firing.timestamp() - local.timestamp()
+        on_time, self._firing = self._firing == firing, None
+        done = self._plan_tomorrow(local.date() + timedelta(days=1), on_time)
+        following = datetime.combine(local.date() + timedelta(days=1), self.schedule.at,
+                                     tzinfo=self.tz)
+        until = max(0.0, following.timestamp() - local.timestamp())
+        if done or until <= CATCH_UP_EVERY_S:
+            self._firing = following
+            return until
+        return CATCH_UP_EVERY_S
+
+    def _plan_tomorrow(self, day: date, on_time: bool) -> bool:
+        """Queue ``day``'s job unless it has a live one; whether that job is done (fixed:
+        nothing left to watch)."""
+        from services.planner.store import CANCELLED, DONE, FAILED
+
+        name = job_name(day)
+        try:
+            held = self.config.jobs.holder(SOURCE, name)
+            if held is not None:
+                job = self.config.jobs.get(held)
+                return job is None or job["status"] == DONE
+            earlier = self.config.jobs.named(SOURCE, name)
+            if earlier and earlier[0]["status"] == CANCELLED:
+                # someone cancelled it: theirs to plan again (POST /v1/dispatch), not the
+                # timer's five minutes later
+                return True
+            failed = sum(1 for j in earlier if j["status"] == FAILED)
+            if failed >= MAX_FAILED_TRIES:
+                if day not in self._gave_up:
+                    self._gave_up.add(day)
+                    log.error("dispatch for %s: %d tries failed, not trying again (the "
+                              "planners' job list says why; POST /v1/dispatch plans it)",
+                              day, failed)
+                return True
+            if not on_time:
+                log.warning("dispatch for %s: catching up (%s)", day, self._why_late(day))
+            self._tried.add(day)
+            submit(self.config, self.kafka_io, self.schedule, day)
+        except Exception as exc:  # noqa: BLE001 - the service keeps running; tried again
+            log.warning("dispatch for %s not planned: %s: %s (tried again within %.0f s)",
+                        day, type(exc).__name__, exc, CATCH_UP_EVERY_S)
+        return False
+
+    def _why_late(self, day: date) -> str:
+        from services.planner.store import CANCELLED
+
+        assert self.schedule.at is not None
+        jobs = self.config.jobs.named(SOURCE, job_name(day))
+        if jobs:
+            last = jobs[0]
+            how = "was cancelled" if last["status"] == CANCELLED else last["status"]
+            return f"the last try failed: job {last['job_id']} {how}"
+        if day in self._tried:
+            return "the last try failed"
+        return f"planner started after {self.schedule.at.strftime('%H:%M')}"
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            now = datetime.now(self.tz)
+            if self.schedule.every_s is None:
+                wait = self.tick(self.now())
+                if self._stop.wait(max(0.0, wait)):
+                    break
+                continue
+            now = self.now()
             due = self.schedule.next_run(now)
             if self._stop.wait(max(0.0, (due - now).total_seconds())):
                 break

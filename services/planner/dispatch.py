@@ -11,6 +11,11 @@ litres per parcel, and may be split over trips, so a stop's parcels are its litr
 the village's parcels per litre of that class (from the plan's packaging rows), and the
 reusable boxes to drop are the share of those parcels packed in each container type.
 Farm shipments (up) convert with the demand's own parcels per litre.
+
+Every hub of the network gets a sheet (the job's options list them): a hub the plan leaves
+out, the state having shown it no activity, gets one with no trips, so that it can tell
+"nothing to do" from "no plan". A sheet warns when its stops drop more reusable boxes of a
+type than the hub holds (`services.reports.run_sheet.box_shortfalls`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -92,7 +98,11 @@ class Dispatch(BaseModel):
         default_factory=dict,
         description="Reusable containers at the hub when the plan was made (owned less "
         "those issued and not returned, lost or damaged).")
-    trips: list[Trip]
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the hub should check before loading, e.g. stops that drop more "
+        "reusable boxes of a type than the hub holds.")
+    trips: list[Trip] = Field(description="Empty: nothing to do on this date.")
 
 
 def _round(x: float) -> float:
@@ -156,11 +166,17 @@ def _with_work_only(trip: dict[str, Any], vt: Any, oracle: Any) -> dict[str, Any
 
 def run_sheets(scenario: dict[str, Any], result: dict[str, Any], dispatch_date: date, *,
                job_id: str, timezone: str, shift_start: time = time(8, 0),
-               planned_at: str | None = None) -> list[Dispatch]:
-    """One run sheet per hub of the scenario, from the plan's day 0 (hubs without a milk
-    run that day get a sheet with no trips: nothing to do is an answer too)."""
+               planned_at: str | None = None, hubs: Mapping[str, str] | None = None,
+               containers: Mapping[str, Mapping[str, float]] | None = None
+               ) -> list[Dispatch]:
+    """One run sheet per hub of the scenario and of ``hubs`` (id -> name: the network's),
+    by hub id, from the plan's day 0. A hub without a milk run that day, or not in the
+    scenario at all (the live state showed it no activity), gets a sheet with no trips:
+    nothing to do is an answer too. ``containers``: the containers at each hub (the job's
+    inputs), for the hubs not in the scenario."""
     import optimizer
     from optimizer import DistanceOracle
+    from services.reports.run_sheet import box_warnings
 
     sc = optimizer.load_scenario(scenario)
     tz = ZoneInfo(timezone)
@@ -228,11 +244,15 @@ def run_sheets(scenario: dict[str, Any], result: dict[str, Any], dispatch_date: 
     pools: dict[str, dict[str, float]] = defaultdict(dict)
     for p in sc.container_pools:
         pools[p.hub_id][p.container_type] = p.count
+    in_plan = {hub.hub_id: hub.name for hub in sc.hubs}
+    for h, held in (containers or {}).items():
+        if h not in in_plan:
+            pools[h] = {ct: float(n) for ct, n in held.items()}
+    hub_names = {**(hubs or {}), **in_plan}
     sheets = []
-    for hub in sc.hubs:
-        h = hub.hub_id
+    for h in sorted(hub_names):
         mine = [t for t in day0 if t["hub_id"] == h]
-        placed = assign_vans(
+        placed = [] if not mine else assign_vans(
             mine, {vt: sc.hub_vehicle_count(v, h) for vt, v in vts.items()},
             {vt: v.shift_minutes for vt, v in vts.items()},
             {vt: v.max_trips_per_day for vt, v in vts.items()})
@@ -256,9 +276,11 @@ def run_sheets(scenario: dict[str, Any], result: dict[str, Any], dispatch_date: 
                 depart_at=_clock(dispatch_date, start, tz, shift_start),
                 return_at=_clock(dispatch_date, start + t["minutes"], tz, shift_start),
                 km=_round(t["km"]), minutes=_round(t["minutes"]), stops=stops))
-        sheets.append(Dispatch(
-            hub_id=h, hub_name=hub.name, date=dispatch_date.isoformat(), timezone=timezone,
+        sheet = Dispatch(
+            hub_id=h, hub_name=hub_names[h], date=dispatch_date.isoformat(), timezone=timezone,
             job_id=job_id, planned_at=planned_at, horizon_days=sc.horizon_days,
             plan_status=result.get("status"), gap=result.get("gap"),
-            containers_at_hub=dict(sorted(pools.get(h, {}).items())), trips=trips))
+            containers_at_hub=dict(sorted(pools.get(h, {}).items())), trips=trips)
+        sheet.warnings = box_warnings(sheet.model_dump(mode="json"))
+        sheets.append(sheet)
     return sheets

@@ -325,7 +325,10 @@ class PlannerWorker:
                         error)
 
     def dispatch_records(self, job: dict[str, Any]) -> list[Record]:
-        """One record per hub (key ``hub_id``) when ``job`` is a finished dispatch plan."""
+        """One record per hub (key ``hub_id``) when ``job`` is a finished dispatch plan: every
+        hub of the network the job was submitted for (its options' ``dispatch.hubs``; a job
+        queued before they were recorded: the scenario's), those the plan leaves out with an
+        empty sheet and the containers they held (the job's inputs)."""
         spec = (job.get("options") or {}).get("dispatch")
         if not spec or job["status"] != DONE or not job.get("result"):
             return []
@@ -333,14 +336,15 @@ class PlannerWorker:
 
         from services.planner.dispatch import run_sheets
 
-        full = self.store.get(job["job_id"], columns=("scenario",))
+        full = self.store.get(job["job_id"], columns=("scenario", "inputs"))
         try:
             assert full is not None
             sheets = run_sheets(
                 full["scenario"], job["result"], date.fromisoformat(spec["date"]),
                 job_id=job["job_id"], timezone=spec["timezone"],
                 shift_start=time.fromisoformat(spec["shift_start"]),
-                planned_at=iso_utc(job["finished_at"]))
+                planned_at=iso_utc(job["finished_at"]), hubs=spec.get("hubs"),
+                containers=(full.get("inputs") or {}).get("container_pools"))
         except Exception:  # a plan the sheets cannot be cut from must not stall the worker
             log.exception("job %s: no run sheets for the dispatch of %s", job["job_id"],
                           spec.get("date"))

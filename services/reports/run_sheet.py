@@ -1,6 +1,7 @@
 """A hub's dispatch as people read it: a text summary, and a printable A4 run sheet per van
 (Chinese first, English beside it: the drivers read Chinese, the plan's vocabulary is
-English)."""
+English). Both show the containers the hub holds and warn when the stops drop more of a
+type than that (`box_shortfalls`); a sheet with no trips says there is nothing to do."""
 
 from __future__ import annotations
 
@@ -39,6 +40,64 @@ def _mass(grams: float) -> str:
     return mass_text(grams)
 
 
+#: boxes dropped beyond those held by at most this are rounding (a sheet shows one decimal)
+BOX_SLACK = 0.05
+
+
+def box_shortfalls(dispatch: dict[str, Any]) -> list[tuple[str, float, float]]:
+    """(container type, boxes the sheet's stops drop, boxes the hub holds) for each type the
+    stops drop more of than its ``containers_at_hub``."""
+    drops: dict[str, float] = defaultdict(float)
+    for trip in dispatch.get("trips") or []:
+        for stop in trip["stops"]:
+            for ct, n in (stop.get("boxes_to_drop") or {}).items():
+                drops[ct] += n
+    held = dispatch.get("containers_at_hub") or {}
+    return [(ct, n, float(held.get(ct, 0.0))) for ct, n in sorted(drops.items())
+            if n > float(held.get(ct, 0.0)) + BOX_SLACK]
+
+
+def _shortfall_en(ct: str, drops: float, held: float) -> str:
+    return (f"{ct}: the stops drop {_n(drops)} boxes but the hub holds {_n(held)} "
+            f"({_n(drops - held)} short): check the stock before loading")
+
+
+def _shortfall_zh(ct: str, drops: float, held: float) -> str:
+    return (f"{ZH.get(ct, ct)} {ct}：各站共需放下 {_n(drops)} 个，但枢纽只有 {_n(held)} 个"
+            f"（缺 {_n(drops - held)} 个），装车前请核对库存")
+
+
+def box_warnings(dispatch: dict[str, Any]) -> list[str]:
+    """The sheet's ``warnings``: one line per container type its stops drop more of than
+    the hub holds."""
+    return [_shortfall_en(*short) for short in box_shortfalls(dispatch)]
+
+
+def _warnings(dispatch: dict[str, Any]) -> list[tuple[str | None, str]]:
+    """(Chinese or None, English) of each warning: the box shortfalls worked out from the
+    sheet itself (a sheet from before ``warnings`` is checked too), then any other warning
+    the sheet carries (English only)."""
+    out: list[tuple[str | None, str]] = [(_shortfall_zh(*s), _shortfall_en(*s))
+                                         for s in box_shortfalls(dispatch)]
+    seen = {en for _, en in out}
+    out += [(None, w) for w in dispatch.get("warnings") or [] if w not in seen]
+    return out
+
+
+def _held(dispatch: dict[str, Any], zh: bool) -> str:
+    """The containers at the hub, every type, none held included."""
+    counts = dispatch.get("containers_at_hub") or {}
+    if not counts:
+        return "无 none" if zh else "none"
+    return ", ".join(f"{ZH.get(k, k)} {k} {_n(v)}" if zh else f"{k} {_n(v)}"
+                     for k, v in counts.items())
+
+
+#: what a sheet with no trips says (Chinese, English)
+NOTHING_TO_DO = ("本日无任务：本枢纽没有配送车次",
+                 "Nothing to do: no milk runs planned for this hub on this date")
+
+
 def vans(dispatch: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """The trips per van, in the van's order of departure."""
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -50,9 +109,11 @@ def vans(dispatch: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 def render_text(dispatch: dict[str, Any]) -> str:
     d = dispatch
     lines = [f"Dispatch of hub {d['hub_id']} {d.get('hub_name') or ''} for {d['date']} "
-             f"({d['timezone']}): {len(d['trips'])} trip(s), plan {d['job_id']}"]
+             f"({d['timezone']}): {len(d['trips'])} trip(s), plan {d['job_id']}",
+             f"  containers at hub: {_held(d, zh=False)}"]
+    lines += [f"  WARNING: {en}" for _, en in _warnings(d)]
     if not d["trips"]:
-        lines.append("  no milk runs planned for this date")
+        lines.append(f"  {NOTHING_TO_DO[1][0].lower()}{NOTHING_TO_DO[1][1:]}")
     for van, trips in vans(d).items():
         lines.append(f"\n{van}")
         for t in trips:
@@ -87,6 +148,8 @@ th, td { border: 0.3mm solid #333; padding: 1mm 1.5mm; vertical-align: top; text
 th { background: #eee; }
 td.tick { width: 12mm; }
 .meta { margin-bottom: 3mm; }
+.warn { border: 0.6mm solid #000; padding: 1.5mm; margin-bottom: 3mm; font-weight: bold; }
+.idle { font-size: 13pt; font-weight: bold; }
 .sign { margin-top: 8mm; }
 """
 
@@ -105,6 +168,12 @@ def render_html(dispatch: dict[str, Any]) -> str:
     head = (f'<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8">'
             f"<title>配送单 Run sheet {escape(hub)} {escape(d['date'])}</title>"
             f"<style>{CSS}</style></head><body>\n")
+    held = (f'<div class="meta">{_both("枢纽现有周转箱", "Containers at hub")}: '
+            f"{escape(_held(d, zh=True))}</div>")
+    warns = "".join(
+        f'<div class="warn">{escape(f"警告：{zh}") if zh else ""} '
+        f'<span class="en">{escape(f"WARNING: {en}")}</span></div>'
+        for zh, en in _warnings(d))
     sections = []
     groups = vans(d) or {"": []}
     for van, trips in groups.items():
@@ -141,14 +210,14 @@ def render_html(dispatch: dict[str, Any]) -> str:
                     f"<td class=\"tick\"></td></tr>")
             rows.append("</tbody></table>")
         if not trips:
-            rows.append(f"<p>{_both('本日无配送车次', 'No milk runs planned for this date')}</p>")
+            rows.append(f'<p class="idle">{_both(*NOTHING_TO_DO)}</p>')
         sections.append(
             f'<section class="van"><h1>{_both("配送单", "Run sheet")} · '
             f"{escape(hub)} · {escape(d['date'])}</h1>"
             f'<div class="meta">{_both("车辆", "Van")}: {escape(van_zh)} '
             f'<span class="en">{escape(van or "none")}</span> · '
             f"{_both('计划', 'Plan')}: {escape(d['job_id'])}</div>"
-            + "".join(rows)
+            + held + warns + "".join(rows)
             + f'<div class="sign">{_both("司机签字", "Driver")}: ________ &nbsp; '
             f'{_both("枢纽签字", "Hub")}: ________</div></section>\n')
     return head + "".join(sections) + "</body></html>\n"

@@ -155,6 +155,60 @@ def test_a_hub_without_milk_runs_gets_an_empty_sheet() -> None:
     assert "no milk runs" in render_text(one.model_dump(mode="json"))
 
 
+def test_every_hub_of_the_network_gets_a_sheet_an_idle_one_an_empty_one() -> None:
+    """The plan holds only the hubs with activity; a hub it leaves out got no sheet, and
+    its 404 read the same as a broken planner. Each hub given gets one: an idle hub's has
+    no trips, the job's fields, its containers, and says there is nothing to do."""
+    hubs = {"H01": "Township hub 1", "H02": "Yunfeng <quiet>"}
+    sheets = run_sheets(scenario(), plan(), DAY, job_id="plan-abc", timezone=TZ,
+                        planned_at="2026-12-05T10:00:00Z", hubs=hubs,
+                        containers={"H02": {"reusable_crate": 12.0, "insulated_box": 4.0}})
+    assert [s.hub_id for s in sheets] == ["H01", "H02"]
+    busy, quiet = (s.model_dump(mode="json") for s in sheets)
+    assert busy["trips"] and quiet["trips"] == [] and quiet["warnings"] == []
+    assert quiet["hub_name"] == "Yunfeng <quiet>"
+    for key in ("version", "date", "timezone", "job_id", "planned_at", "horizon_days",
+                "plan_status", "gap"):
+        assert quiet[key] == busy[key], key
+    assert quiet["containers_at_hub"] == {"insulated_box": 4.0, "reusable_crate": 12.0}
+    text = render_text(quiet)
+    assert "nothing to do" in text and "0 trip(s)" in text
+    assert "containers at hub: insulated_box 4, reusable_crate 12" in text
+    html = render_html(quiet)
+    assert html.index("本日无任务") < html.index("Nothing to do")
+    assert "Yunfeng &lt;quiet&gt;" in html and "周转筐 reusable_crate 12" in html
+
+
+def test_the_sheet_shows_the_hubs_containers_and_warns_when_drops_exceed_them() -> None:
+    """The hub holds 30 insulated boxes and the stops drop 4: shown, no warning. Holding 3,
+    the sheet warns in the JSON, the text and (Chinese first) the HTML."""
+    d = sheet()
+    assert d["warnings"] == []
+    assert "containers at hub: insulated_box 30" in render_text(d)
+    assert "WARNING" not in render_text(d)
+    html = render_html(d)
+    assert html.index("枢纽现有周转箱") < html.index("Containers at hub")
+    assert "保温箱 insulated_box 30" in html and "警告" not in html
+    short = scenario()
+    short["container_pools"][0]["count"] = 3
+    [one] = run_sheets(short, plan(), DAY, job_id="plan-abc", timezone=TZ)
+    d = one.model_dump(mode="json")
+    [warning] = d["warnings"]
+    assert "insulated_box" in warning and "drop 4" in warning and "holds 3" in warning
+    text = render_text(d)
+    assert f"WARNING: {warning}" in text
+    assert text.index("WARNING") < text.index("multi_temp_van 1")
+    html = render_html(d)
+    assert html.index("警告") < html.index("WARNING") and "保温箱 insulated_box" in html
+    assert "放下 4" in html and "只有 3" in html
+    # a container type the hub holds none of
+    none = scenario()
+    none["container_pools"] = []
+    [one] = run_sheets(none, plan(), DAY, job_id="plan-abc", timezone=TZ)
+    assert one.containers_at_hub == {} and "holds 0" in one.warnings[0]
+    assert "containers at hub: none" in render_text(one.model_dump(mode="json"))
+
+
 def test_vans_take_trips_first_fit_decreasing_within_the_shift() -> None:
     """70, 60 and 50 minutes on two vans with 120-minute shifts: 70 and 50 on van 1
     (back to back), 60 on van 2; a trip that fits nowhere goes to the van free first."""
@@ -446,8 +500,14 @@ def test_planning_a_date_queues_one_job_and_its_worker_publishes_a_sheet_per_hub
             worker.process(orjson.loads(request.value)["job_id"])
             assert jobs.get(job_id)["status"] == "done"
             sheets = fake_kafka.records[TOPICS.dispatch]
-            assert [r.key for r in sheets] == [b"H01"]
-            sheet = orjson.loads(sheets[0].value)
+            # every hub of the network: those the plan leaves out told they are idle
+            assert [r.key for r in sheets] == [h.encode() for h in sorted(NETWORK.hubs)]
+            by_hub = {r.key: orjson.loads(r.value) for r in sheets}
+            sheet = by_hub[b"H01"]
+            idle = by_hub[b"H02"]
+            assert (idle["trips"], idle["date"], idle["job_id"]) == ([], first_day, job_id)
+            assert idle["hub_name"] == NETWORK.hubs["H02"].name
+            assert idle["containers_at_hub"]  # the network's stock, from the job's inputs
             assert (sheet["hub_id"], sheet["date"], sheet["job_id"]) == (
                 "H01", first_day, job_id)
             stops = {s["village_id"] for t in sheet["trips"] for s in t["stops"]}

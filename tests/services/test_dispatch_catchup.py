@@ -1,0 +1,216 @@
+"""The daily dispatch catches up: a planner started after PACKLOOP_DISPATCH_AT, or a try
+that failed (submit raised, the job ended failed), plans tomorrow at once and then
+re-checks every CATCH_UP_EVERY_S until tomorrow's job is done or the local date changes.
+The clock is injected; no test waits for the real one beyond a condition."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from services.auth.tokens import TokenStore
+from services.http.kafka_io import KafkaUnavailable, Record
+from services.planner import JobStore, PlannerConfig
+from services.planner import daily as daily_module
+from services.planner.daily import SOURCE, DailyDispatch, DispatchSchedule, job_name
+from services.planner.store import DONE, FAILED
+from streams.kafka import KafkaConnection
+from tests.helpers import wait_until
+from tests.services.helpers import NETWORK, TINY, TOPICS, shipment
+
+TZ = NETWORK.timezone
+TODAY = date(2026, 12, 5)
+TOMORROW = TODAY + timedelta(days=1)
+
+
+def local(hour: int, minute: int = 0, day: date = TODAY) -> datetime:
+    return datetime.combine(day, time(hour, minute), tzinfo=TZ)
+
+
+def stream_worker(request: httpx.Request) -> httpx.Response:
+    """A stream worker whose only news is 20 kg of waste at H01-V007."""
+    if request.url.path == "/status":
+        return httpx.Response(200, json={"events": {"applied": 1}, "hubs": {}, "villages": {
+            "H01-V007": {"outstanding_grams": {"cardboard": 20000}}}})
+    return httpx.Response(200, json={"pickups": []})
+
+
+@pytest.fixture
+def config(fake_kafka, tmp_path) -> Iterator[PlannerConfig]:
+    fake_kafka.produce([Record(TOPICS.hub_events, b"H01-V007", orjson.dumps(shipment()))
+                        for _ in range(3)])
+    tokens = TokenStore(f"sqlite:///{tmp_path}/tokens.db")
+    jobs = JobStore(f"sqlite:///{tmp_path}/plans.db")
+    yield PlannerConfig(
+        kafka=KafkaConnection(), topics=TOPICS, network=NETWORK, tokens=tokens, jobs=jobs,
+        kafka_io=fake_kafka, worker_transport=httpx.MockTransport(stream_worker),
+        dispatch=DispatchSchedule(at=time(18, 0), horizon_days=1, time_limit_s=30))
+    jobs.close()
+    tokens.close()
+
+
+def finish(jobs: JobStore, job_id: str, status: str) -> None:
+    assert jobs.claim(job_id, "test-worker", 30)
+    assert jobs.finish(job_id, "test-worker", status, error="test")
+
+
+def held(jobs: JobStore, day: date) -> str | None:
+    return jobs.holder(SOURCE, job_name(day))
+
+
+def test_a_planner_started_after_dispatch_at_plans_tomorrow_at_once_and_again_after_a_failure(
+        config, fake_kafka, monkeypatch, caplog) -> None:
+    """Started at 18:05 (DISPATCH_AT 18:00): tomorrow is planned at once from the live state,
+    with the containers the hub holds (no purchases), and the job carries the network's
+    hubs; when that job fails, the next re-check plans tomorrow again."""
+    monkeypatch.setattr(daily_module, "CATCH_UP_EVERY_S", 0.05)
+    jobs = config.jobs
+    timer = DailyDispatch(config, fake_kafka, config.dispatch, now=lambda: local(18, 5))
+    with caplog.at_level(logging.INFO, logger="packloop.planner.dispatch"):
+        timer.start()
+        try:
+            first = wait_until(lambda: held(jobs, TOMORROW), 10, "tomorrow's dispatch job")
+            assert f"dispatch for {TOMORROW}: catching up (planner started after 18:00)" \
+                in caplog.text
+            job = jobs.get(first, columns=("inputs", "scenario"))
+            assert job is not None and job["status"] == "queued"
+            assert job["inputs"]["from_state"]["containers_on_hand"] is True
+            assert job["scenario"]["containers_on_hand"] is True
+            spec = job["options"]["dispatch"]
+            assert spec["date"] == TOMORROW.isoformat()
+            assert sorted(spec["hubs"]) == sorted(NETWORK.hubs)
+            assert spec["hubs"]["H02"] == NETWORK.hubs["H02"].name
+
+            finish(jobs, first, FAILED)
+            second = wait_until(lambda: (h := held(jobs, TOMORROW)) != first and h, 10,
+                                "tomorrow planned again after its job failed")
+            assert second != first
+            assert f"dispatch for {TOMORROW}: catching up (the last try failed: job " \
+                f"{first} failed)" in caplog.text
+        finally:
+            timer.stop()
+    assert len(jobs.named(SOURCE, job_name(TOMORROW))) == 2
+    assert not jobs.named(SOURCE, job_name(TODAY))
+
+
+class FakeSubmit:
+    """`daily.submit` queueing a tiny job, or raising while ``fail`` is set."""
+
+    def __init__(self) -> None:
+        self.days: list[date] = []
+        self.fail = False
+
+    def __call__(self, config: PlannerConfig, _kafka_io: Any, _schedule: Any, day: date,
+                 submitted_by: str = "") -> tuple[str, bool]:
+        self.days.append(day)
+        if self.fail:
+            raise KafkaUnavailable("the broker is down")
+        return config.jobs.create_once(TINY, {}, SOURCE, submitted_by, job_name(day))
+
+
+def test_the_timer_rechecks_tomorrow_until_its_job_is_done_or_the_date_changes(
+        config, fake_kafka, monkeypatch, caplog) -> None:
+    """17:00: wait for 18:00. 18:00: the firing (submit raises). 18:05: catch up, queued.
+    18:10: queued, only re-checked. 18:15: the job failed, planned again. 18:25: done, so
+    the wait is to tomorrow's 18:00; a restart at 23:00 finds it done and plans nothing;
+    after midnight the timer waits for 18:00."""
+    monkeypatch.setattr(daily_module, "CATCH_UP_EVERY_S", 300.0)
+    fake = FakeSubmit()
+    monkeypatch.setattr(daily_module, "submit", fake)
+    jobs = config.jobs
+    timer = DailyDispatch(config, fake_kafka, config.dispatch)
+    with caplog.at_level(logging.INFO, logger="packloop.planner.dispatch"):
+        assert timer.tick(local(17, 0)) == pytest.approx(3600)
+        assert fake.days == []
+        fake.fail = True
+        assert timer.tick(local(18, 0)) == pytest.approx(300)  # the firing itself
+        assert fake.days == [TOMORROW] and "catching up" not in caplog.text
+        assert "not planned: KafkaUnavailable: the broker is down" in caplog.text
+        fake.fail = False
+        assert timer.tick(local(18, 5)) == pytest.approx(300)
+        assert f"dispatch for {TOMORROW}: catching up (the last try failed)" in caplog.text
+        first = held(jobs, TOMORROW)
+        assert first is not None and len(fake.days) == 2
+        assert timer.tick(local(18, 10)) == pytest.approx(300)  # queued: only looked at
+        assert len(fake.days) == 2
+
+        finish(jobs, first, FAILED)
+        assert timer.tick(local(18, 15)) == pytest.approx(300)
+        second = held(jobs, TOMORROW)
+        assert second not in (None, first) and len(fake.days) == 3
+        assert f"job {first} failed" in caplog.text
+
+        finish(jobs, second, DONE)
+        assert timer.tick(local(18, 25)) == pytest.approx((23 * 60 + 35) * 60)
+        restarted = DailyDispatch(config, fake_kafka, config.dispatch)
+        assert restarted.tick(local(23, 0)) == pytest.approx(19 * 3600)
+        after_midnight = local(0, 3, TOMORROW)
+        assert restarted.tick(after_midnight) == pytest.approx(
+            (local(18, 0, TOMORROW) - after_midnight).total_seconds())
+    assert fake.days == [TOMORROW] * 3
+
+
+def test_a_cancelled_dispatch_stays_cancelled_and_failures_stop_after_three(
+        config, fake_kafka, monkeypatch, caplog) -> None:
+    """A job someone cancelled is theirs to plan again (POST /v1/dispatch), not the timer's
+    five minutes later; a day whose jobs fail (an infeasible day) is tried MAX_FAILED_TRIES
+    times, not every five minutes until midnight, and the give-up is said once."""
+    monkeypatch.setattr(daily_module, "CATCH_UP_EVERY_S", 300.0)
+    fake = FakeSubmit()
+    monkeypatch.setattr(daily_module, "submit", fake)
+    jobs = config.jobs
+    timer = DailyDispatch(config, fake_kafka, config.dispatch)
+    to_next_firing = (local(18, 0, TOMORROW) - local(18, 20)).total_seconds()
+    assert timer.tick(local(18, 0)) == pytest.approx(300)
+    assert jobs.cancel(held(jobs, TOMORROW))
+    assert timer.tick(local(18, 20)) == pytest.approx(to_next_firing)
+    assert fake.days == [TOMORROW]  # not planned again
+
+    other = DailyDispatch(config, fake_kafka, config.dispatch)
+    day = TOMORROW + timedelta(days=1)
+    with caplog.at_level(logging.INFO, logger="packloop.planner.dispatch"):
+        for k in range(daily_module.MAX_FAILED_TRIES):
+            assert other.tick(local(18, 5 * k, TOMORROW)) == pytest.approx(300)
+            finish(jobs, held(jobs, day), FAILED)
+        for minute in (30, 35):
+            other.tick(local(18, minute, TOMORROW))
+    assert fake.days[1:] == [day] * daily_module.MAX_FAILED_TRIES
+    assert caplog.text.count(f"dispatch for {day}: 3 tries failed") == 1
+
+
+def test_a_planner_started_late_in_the_day_catches_up_and_rechecks_until_midnight(
+        config, fake_kafka, monkeypatch, caplog) -> None:
+    """Started at 23:58 with tomorrow unplanned and the state unreadable: it tries at once,
+    says why, and looks again within CATCH_UP_EVERY_S; at 00:01 the date has changed and
+    the day after is not planned before its own 18:00."""
+    monkeypatch.setattr(daily_module, "CATCH_UP_EVERY_S", 300.0)
+    fake = FakeSubmit()
+    fake.fail = True
+    monkeypatch.setattr(daily_module, "submit", fake)
+    timer = DailyDispatch(config, fake_kafka, config.dispatch)
+    with caplog.at_level(logging.INFO, logger="packloop.planner.dispatch"):
+        assert timer.tick(local(23, 58)) == pytest.approx(300)
+    assert fake.days == [TOMORROW]
+    assert f"dispatch for {TOMORROW}: catching up (planner started after 18:00)" in caplog.text
+    assert timer.tick(local(0, 1, TOMORROW)) == pytest.approx((17 * 60 + 59) * 60)
+    assert fake.days == [TOMORROW]
+
+
+def test_every_s_mode_still_fires_on_its_period(config, fake_kafka, monkeypatch) -> None:
+    """PACKLOOP_DISPATCH_EVERY_S keeps planning the day after each firing, as before."""
+    fake = FakeSubmit()
+    monkeypatch.setattr(daily_module, "submit", fake)
+    schedule = DispatchSchedule(every_s=0.05, horizon_days=1)
+    timer = DailyDispatch(config, fake_kafka, schedule, now=lambda: local(9, 0))
+    timer.start()
+    try:
+        wait_until(lambda: len(fake.days) >= 2, 10, "two firings")
+    finally:
+        timer.stop()
+    assert set(fake.days) == {TOMORROW}
