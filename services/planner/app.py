@@ -174,8 +174,7 @@ class PlanList(BaseModel):
 class DispatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     date: CalendarDate = Field(description=(
-        "The dispatch date to plan, YYYY-MM-DD (local): today or later, at most "
-        "PACKLOOP_DISPATCH_HORIZON_DAYS days after today."))
+        "The dispatch date to plan, YYYY-MM-DD (local): today or tomorrow."))
 
 
 # -- who may see and cancel a job ----------------------------------------------------------
@@ -667,10 +666,10 @@ def create_app(config: PlannerConfig) -> FastAPI:
             "whose first day is published as one run sheet per hub on the dispatch topic. "
             "202 with the new job; 200 with the date's job when it already has one that "
             "is not failed or cancelled (a published dispatch stays fixed). The date is "
-            "today or later (in the network's time zone: a past date's dispatch is what "
-            "was planned then) and at most PACKLOOP_DISPATCH_HORIZON_DAYS days after "
-            "today (the plan starts from today's state); 422 otherwise. Dispatch jobs are "
-            "every planner's to read; see `DELETE /v1/plans/{job_id}` for cancelling."
+            "today or tomorrow in the network's time zone (a past date's dispatch is what "
+            "was planned then; a later one is planned the evening before, from that day's "
+            "state); 422 otherwise. Dispatch jobs are every planner's to read; see "
+            "`DELETE /v1/plans/{job_id}` for cancelling."
         ),
         responses={200: {"description": "The date's dispatch job, planned before.",
                          "model": PlanJob},
@@ -700,10 +699,10 @@ def create_app(config: PlannerConfig) -> FastAPI:
                 "from today's state cannot be a past day's; give today or a later date"))
         if day > last:
             raise ApiError(422, "invalid_date", (
-                f"date: {day} is more than {config.dispatch.horizon_days} days after today "
-                f"({first} in {config.network.timezone}): the plan starts from today's "
-                f"state, which says little about so far ahead; give a date up to {last} "
-                "(PACKLOOP_DISPATCH_HORIZON_DAYS)"))
+                f"date: {day} is after tomorrow ({last} in {config.network.timezone}): a "
+                "plan made now starts from today's state, as if the days between did not "
+                "happen, and would fix that date before the run the evening before plans "
+                f"it from its own state; give today or tomorrow, up to {last}"))
         try:
             job_id, created = await run_in_threadpool(
                 submit, config, kafka_io, config.dispatch, day, auth.owner)

@@ -100,12 +100,14 @@ class DispatchSchedule:
 def dispatch_window(schedule: DispatchSchedule, tz: tzinfo | str,
                     now: datetime | None = None) -> tuple[date, date]:
     """The dates a dispatch may be planned for now: today in the network's time zone (a
-    date, once planned, stays fixed, and a plan made from today's state is not an earlier
-    day's) up to ``horizon_days`` days later (the last day the daily plan made today looks
-    ahead to: further out, today's state says little)."""
+    missed day, planned late; a date, once planned, stays fixed, and a plan made from
+    today's state is not an earlier day's) and tomorrow. Not later: a plan made now for
+    a later day starts from today's state as if the days between did not happen (the same
+    493 kg of recyclables collected on each of three days, an audit) and fixes that date
+    before the run the evening before could plan it from its own state."""
     zone = ZoneInfo(tz) if isinstance(tz, str) else tz
     today = (now or datetime.now(zone)).astimezone(zone).date()
-    return today, today + timedelta(days=schedule.horizon_days)
+    return today, today + timedelta(days=1)
 
 
 def job_name(day: date) -> str:
