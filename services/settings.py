@@ -225,7 +225,7 @@ class Settings(BaseSettings):
 
     # tomorrow's dispatch: planned by the planner service, served by the gateway
     dispatch_at: str = Field(
-        "", pattern=r"^$|^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        "",
         description="Local time (HH:MM, the network's timezone) at which the planner "
         "service plans tomorrow's dispatch from the live state, e.g. 18:00; empty: no "
         "daily dispatch.",
@@ -245,7 +245,7 @@ class Settings(BaseSettings):
         0.02, ge=0, le=1, description="Relative MIP gap at which the dispatch plan stops."
     )
     dispatch_shift_start: str = Field(
-        "08:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        "08:00",
         description="Local time the vans' first trips leave the hub (run-sheet times).",
     )
     gateway_dispatch: bool = Field(
@@ -301,6 +301,18 @@ class Settings(BaseSettings):
         None, description="CA certificates (PEM) the command-line clients trust for HTTPS "
         "(`plan submit|status|fetch`); unset: the system's trust store.",
     )
+
+    @field_validator("dispatch_at", "dispatch_shift_start")
+    @classmethod
+    def _clock(cls, text: str, info: Any) -> str:
+        """HH:MM, 00:00-23:59, said in words: the pattern itself was the message."""
+        if info.field_name == "dispatch_at" and text == "":
+            return text
+        if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", text):
+            raise ValueError(f"{text!r} is not a local time of day HH:MM from 00:00 to 23:59 "
+                             "(two digits each, no time zone: the network's applies), e.g. "
+                             "18:00")
+        return text
 
     @field_validator("token_pepper")
     @classmethod

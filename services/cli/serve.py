@@ -314,7 +314,7 @@ def _planner_api(settings: Settings, jobs: Any, workers: int, cert: str | None,
                f"{workers} worker(s) (OpenAPI: /openapi.json)", err=True)
     if config.dispatch.enabled:
         when = f"every {config.dispatch.every_s:g} s" if config.dispatch.every_s \
-            else f"daily at {settings.dispatch_at}"
+            else f"daily at {settings.dispatch_at} {config.network.timezone}"
         click.echo(f"tomorrow's dispatch planned {when} "
                    f"({config.dispatch.horizon_days}-day horizon)", err=True)
     server = stop.server = uvicorn.Server(server_config(

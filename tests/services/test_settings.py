@@ -67,3 +67,17 @@ def test_one_replication_factor_for_topics_and_changelogs(monkeypatch) -> None:
     monkeypatch.setenv("PACKLOOP_REPLICATION_FACTOR", "0")
     with pytest.raises(ValidationError, match="replication_factor"):
         get_settings()
+
+
+@pytest.mark.parametrize("variable", ["PACKLOOP_DISPATCH_AT", "PACKLOOP_DISPATCH_SHIFT_START"])
+@pytest.mark.parametrize("value", ["24:00", "7:5", "18:00+08:00", "１８:００"])
+def test_a_time_of_day_that_is_not_hh_mm_is_refused_in_words(monkeypatch, variable,
+                                                            value) -> None:
+    """The message was the pattern itself (`String should match pattern '^$|^([01]…`)."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as e:
+        get_settings()
+    assert "is not a local time of day HH:MM from 00:00 to 23:59" in str(e.value)
+    assert "should match pattern" not in str(e.value)
+    monkeypatch.setenv(variable, "18:00")
+    assert getattr(get_settings(), variable.removeprefix("PACKLOOP_").lower()) == "18:00"
