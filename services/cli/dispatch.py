@@ -7,6 +7,7 @@ PACKLOOP_HUB_TOKEN (a flag would show in `ps` and the shell's history).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from urllib.parse import quote
 
 import click
@@ -22,7 +23,11 @@ def dispatch() -> None:
 
 
 def _date(_ctx: click.Context, _param: click.Parameter, value: str) -> dt.date:
+    # Python 3.11's fromisoformat also takes 20261208 and 2026-W49-2, which the gateway
+    # refuses (422): the form the help names, and that alone
     try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError(value)
         return dt.date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date YYYY-MM-DD") from None

@@ -424,8 +424,9 @@ def test_cli_shows_the_sheet_and_says_why_not(make_client, token_store, monkeypa
     assert "not a token of hub H01" in forbidden.output
     none = run_show(monkeypatch, client, "H01", "--date", "2026-12-09", env=env)
     assert none.exit_code == 1 and "HTTP 404" in none.output and "2026-12-09" in none.output
-    usage = run_show(monkeypatch, None, "H01", "--date", "06/12/2026", env=env)
-    assert usage.exit_code == 2 and "YYYY-MM-DD" in usage.output
+    for loose in ("06/12/2026", "20261206", "2026-W49-7"):  # the last two: Python's, not ours
+        usage = run_show(monkeypatch, None, "H01", "--date", loose, env=env)
+        assert usage.exit_code == 2 and "YYYY-MM-DD" in usage.output, loose
     usage = run_show(monkeypatch, None, "H01", "--date", "2026-12-06", "--format", "pdf",
                      env=env)
     assert usage.exit_code == 2
