@@ -6,6 +6,7 @@ type than that (`box_shortfalls`); a sheet with no trips says there is nothing t
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import date
 from html import escape
 from typing import Any
 
@@ -26,8 +27,17 @@ def _n(x: float) -> str:
     return f"{x:.0f}" if abs(x - round(x)) < 0.05 else f"{x:.1f}"
 
 
-def _hm(stamp: str) -> str:
-    return stamp[11:16]
+def _hm(stamp: str, day: str = "") -> str:
+    """HH:MM of an RFC 3339 stamp, marked +N when it falls N days after the sheet's
+    `day` (a shift from 20:00 showed a trip 22:10-00:19 and a stop at 23:59 with no mark)."""
+    hm = stamp[11:16]
+    if day and stamp[:10] != day:
+        try:
+            n = (date.fromisoformat(stamp[:10]) - date.fromisoformat(day)).days
+        except ValueError:
+            return hm
+        return f"{hm}{n:+d}d" if n else hm
+    return hm
 
 
 def _items(counts: dict[str, float], zh: bool) -> list[str]:
@@ -108,6 +118,10 @@ def vans(dispatch: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 def render_text(dispatch: dict[str, Any]) -> str:
     d = dispatch
+
+    def hm(stamp: str) -> str:
+        return _hm(stamp, d["date"])
+
     lines = [f"Dispatch of hub {d['hub_id']} {d.get('hub_name') or ''} for {d['date']} "
              f"({d['timezone']}): {len(d['trips'])} trip(s), plan {d['job_id']}",
              f"  containers at hub: {_held(d, zh=False)}"]
@@ -117,10 +131,10 @@ def render_text(dispatch: dict[str, Any]) -> str:
     for van, trips in vans(d).items():
         lines.append(f"\n{van}")
         for t in trips:
-            lines.append(f"  trip {t['trip_no']}: {_hm(t['depart_at'])}-{_hm(t['return_at'])}"
+            lines.append(f"  trip {t['trip_no']}: {hm(t['depart_at'])}-{hm(t['return_at'])}"
                          f"  {t['km']:.1f} km  {len(t['stops'])} stop(s)")
             for s in t["stops"]:
-                lines.append(f"    {s['seq']}. {_hm(s['arrive_at'])}-{_hm(s['depart_at'])} "
+                lines.append(f"    {s['seq']}. {hm(s['arrive_at'])}-{hm(s['depart_at'])} "
                              f"{s['village_id']} {s.get('village_name') or ''}".rstrip())
                 parts = [("deliver", s["deliver_parcels"]), ("drop boxes", s["boxes_to_drop"]),
                          ("take back", s["collect_parcels"]),
@@ -164,6 +178,10 @@ def _cell(counts: dict[str, float]) -> str:
 
 def render_html(dispatch: dict[str, Any]) -> str:
     d = dispatch
+
+    def hm(stamp: str) -> str:
+        return _hm(stamp, d["date"])
+
     hub = f"{d['hub_id']} {d.get('hub_name') or ''}".strip()
     head = (f'<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8">'
             f"<title>配送单 Run sheet {escape(hub)} {escape(d['date'])}</title>"
@@ -183,7 +201,7 @@ def render_html(dispatch: dict[str, Any]) -> str:
         for t in trips:
             no = t["trip_no"]
             title = _both(f"第{no}车次", f"trip {no}")
-            rows.append(f"<h2>{title}: {_hm(t['depart_at'])}–{_hm(t['return_at'])}, "
+            rows.append(f"<h2>{title}: {hm(t['depart_at'])}–{hm(t['return_at'])}, "
                         f"{t['km']:.1f} km</h2>")
             rows.append(
                 "<table><thead><tr>"
@@ -201,7 +219,7 @@ def render_html(dispatch: dict[str, Any]) -> str:
                     f"<tr><td>{s['seq']}</td>"
                     f"<td>{escape(s.get('village_name') or '')}<br>"
                     f"<span class=\"en\">{escape(s['village_id'])}</span></td>"
-                    f"<td>{_hm(s['arrive_at'])}–{_hm(s['depart_at'])}</td>"
+                    f"<td>{hm(s['arrive_at'])}–{hm(s['depart_at'])}</td>"
                     f"<td>{_cell(s['deliver_parcels'])}</td>"
                     f"<td>{_cell(s['boxes_to_drop'])}</td>"
                     f"<td>{_cell(s['collect_parcels'])}</td>"

@@ -555,3 +555,17 @@ def test_with_a_pepper_only_the_planners_signed_records_are_stored(make_client) 
     assert refused == 6
     assert take.handle(value, H01, good) == "stored"
     assert signed_headers(None, "dispatch", value) == ()
+
+
+def test_times_past_midnight_are_marked_with_the_day() -> None:
+    """A shift from 20:00 printed a trip 22:10-00:19 and a stop at 23:59 with no day mark,
+    as if the van came back before it left."""
+    from services.reports.run_sheet import render_html, render_text
+
+    d = sheet()
+    trip = d["trips"][0]
+    trip["depart_at"], trip["return_at"] = "2026-12-06T22:10+08:00", "2026-12-07T00:19+08:00"
+    text, html = render_text(d), render_html(d)
+    assert "22:10-00:19+1d" in text
+    assert "22:10–00:19+1d" in html
+    assert "22:10+" not in text  # the sheet's own day is not marked
