@@ -120,9 +120,9 @@ def marginal_to_cheaper(front: list[FrontierPoint], p: FrontierPoint
     """What the step from the next cheaper point of the front to `p` costs: CNY per kg of
     single-use packaging avoided, or CNY per tonne CO2e avoided (None at the cost-optimal
     end, or where the step avoids nothing); and `marginal_within_gaps`, whether the step's
-    cost change is within what the two points' gaps leave open (cost × gap each): the
-    optimal plans' step may then be anything from nothing to twice as much (steps of
-    22-66 CNY printed as CNY per kg between points 3 % from their optima; an audit)."""
+    cost change is within what the two points' gaps leave open (cost × gap each), or a
+    point has no bound: the optimal plans' step may then be far from it (steps of 22-66
+    CNY printed as CNY per kg between points 3 % from their optima; an audit)."""
     key = ("marginal_cny_per_kg_single_use" if p.front == "single_use"
            else "marginal_cny_per_t_co2e")
     k = front.index(p)
@@ -134,7 +134,7 @@ def marginal_to_cheaper(front: list[FrontierPoint], p: FrontierPoint
         return {key: None, "marginal_within_gaps": None}
     step = p.cost_cny - q.cost_cny
     if p.result.gap is None or q.result.gap is None:
-        within = None  # a point with no bound: how far its cost is from its optimum is unknown
+        within = True  # a point with no bound could be anywhere above its optimum
     else:
         within = abs(step) <= p.cost_cny * p.result.gap + q.cost_cny * q.result.gap
     return {key: step / avoided, "marginal_within_gaps": within}
@@ -336,8 +336,8 @@ def plan_result(s: Scenario, plan: dict[str, Any], cost: float, bound: float | N
 
 #: why a frontier point's plan has no marginal values
 FRONTIER_MARGINALS_WHY = (
-    "a frontier point is the least-cost plan under its cap on single-use packaging or CO2e, "
-    "and what one more box or unit of cleaning is worth there depends on that cap; "
+    "not computed for a frontier's plans: at a point capped on single-use packaging or "
+    "CO2e what one more box or unit of cleaning is worth depends on the cap; "
     "`packloop plan solve` gives them for the least-cost plan, `packloop plan whatif` prices "
     "a change at any scenario")
 

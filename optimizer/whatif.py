@@ -226,7 +226,9 @@ class WhatIf:
         a, b = kpi_figures(self.base), kpi_figures(self.variant)
         if a is None or b is None:
             return None
-        return {k: b[k] - a[k] for k in a}
+        # the same tolerance as the range's: two equal plans' costs differed by -9e-13
+        return {k: 0.0 if abs(b[k] - a[k]) <= COST_TOLERANCE * max(1.0, abs(a[k]))
+                else b[k] - a[k] for k in a}
 
     def cost_delta_range(self) -> tuple[float, float] | None:
         """Where the cost change between the two *optimal* plans lies, from the solves'

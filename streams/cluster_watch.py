@@ -51,8 +51,9 @@ def cluster_id(kafka: KafkaConnection) -> str | None:
 
 class ClusterWatch:
     """The cluster id a worker started with, checked again on demand (blocking: call it
-    from a thread). A broker that cannot be asked is not a change: the worker's Kafka
-    client reports outages itself."""
+    from a thread). A broker that cannot be asked is not a change (the worker's Kafka
+    client reports outages itself), except before a batch's writes, which wait for an
+    answer (`check(must_answer=True)`)."""
 
     def __init__(self, kafka: KafkaConnection, expected: str | None = None) -> None:
         self.kafka = kafka

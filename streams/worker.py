@@ -38,6 +38,12 @@ TABLE_NAME = "villages"
 
 #: seconds between asks of a cluster that did not answer, before a batch's writes
 CLUSTER_RETRY_S = 1.0
+#: how long a batch waits for that answer before the worker stops
+CLUSTER_WAIT_MAX_S = 120.0
+
+
+class LostGroupMembership(RuntimeError):
+    """The consumer group went on without this worker while it held a batch."""
 
 
 class StreamsWorker:
@@ -174,6 +180,17 @@ class StreamsWorker:
             except ClusterUnanswered:
                 if self.app.should_stop:
                     return False
+                if waited_s >= CLUSTER_WAIT_MAX_S:
+                    # held with the lock, a wait without end also held every rebalance;
+                    # stopped, the worker is restarted by its supervisor and rebuilds
+                    exc = ClusterUnanswered(
+                        f"the Kafka cluster has not answered its id for {waited_s:.0f} s: "
+                        "the worker stops with its batch unwritten rather than hold it "
+                        "(and the group's rebalances) longer; started again, it rebuilds "
+                        "its state from the changelog")
+                    log.critical("%s", exc)
+                    await self.app.crash(exc)
+                    return False
                 if waited_s == 0.0:
                     log.warning("the Kafka cluster cannot be asked its id: this batch's "
                                 "writes wait until it answers")
@@ -196,6 +213,19 @@ class StreamsWorker:
         coordinator = getattr(getattr(thread, "_consumer", None), "_coordinator", None)
         current = getattr(coordinator, "generation", None)
         return current is None or generation is None or current == generation
+
+    async def stop_unless_member(self, generation: int | None, records: int) -> bool:
+        """True while `still_member`; else the worker stops (False), its batch unwritten."""
+        if self.still_member(generation):
+            return True
+        exc = LostGroupMembership(
+            f"this worker lost its place in the consumer group while a batch of {records} "
+            "record(s) ran (it held the batch past the group's rebalance timeout): the batch "
+            "is not written and the worker stops; started again, it rebuilds its state "
+            "from the changelog")
+        log.critical("%s", exc)
+        await self.app.crash(exc)
+        return False
 
     # ---- the end of a batch (called by the agent) ----
 

@@ -289,9 +289,17 @@ class WebhookDispatcher:
         positions = {tp: consumer.position(tp, timeout_ms=5000) for tp in self._unpinned}
         offsets = {tp: OffsetAndMetadata(p, "", -1) for tp, p in positions.items()
                    if p is not None}  # None: not known yet, tried after the next poll
-        if offsets:
+        if not offsets:
+            return
+        try:
             consumer.commit(offsets)
-            self._unpinned -= offsets.keys()
+        except Exception as exc:  # noqa: BLE001 - e.g. a rebalance under way: next poll
+            # not the loop's catch-all, which closes the consumer and forces yet another
+            # rebalance (gateways starting together kept knocking each other out)
+            log.info("webhook dispatcher: positions not committed yet (%s: %s); trying "
+                     "again after the next poll", type(exc).__name__, exc)
+            return
+        self._unpinned -= offsets.keys()
 
     def start(self) -> WebhookDispatcher:
         if self._thread is None:

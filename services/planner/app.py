@@ -691,12 +691,12 @@ def create_app(config: PlannerConfig) -> FastAPI:
             day = DispatchRequest.model_validate(body).date
         except ValidationError as exc:
             raise ApiError(422, "invalid_request", first_error(exc)) from None
-        first, last = dispatch_window(config.dispatch, config.network.timezone)
+        first, last = dispatch_window(config.network.timezone)
         if day < first:
             raise ApiError(422, "invalid_date", (
                 f"date: {day} is before today ({first} in {config.network.timezone}): a "
                 "date's dispatch is planned once and then stays fixed, and a plan made now "
-                "from today's state cannot be a past day's; give today or a later date"))
+                "from today's state cannot be a past day's; give today or tomorrow"))
         if day > last:
             raise ApiError(422, "invalid_date", (
                 f"date: {day} is after tomorrow ({last} in {config.network.timezone}): a "

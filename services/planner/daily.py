@@ -13,7 +13,9 @@ has no queued, running or finished job — the planner started after ``at``, or 
 try failed (the scenario or the queueing raised, or the job ended failed) — tomorrow is
 planned at once, and looked at again every `CATCH_UP_EVERY_S` until its job is done or the
 local date changes; not after `MAX_FAILED_TRIES` failed jobs, and not when the last job
-was cancelled (whoever cancelled it plans it again with POST /v1/dispatch).
+was cancelled (whoever cancelled it plans it again with POST /v1/dispatch). A try that
+raises before any job exists (the stream worker or Kafka unavailable) is transient and has
+no cap: it is tried every `CATCH_UP_EVERY_S` until midnight.
 """
 
 from __future__ import annotations
@@ -97,8 +99,7 @@ class DispatchSchedule:
         return today if today > now else today + timedelta(days=1)
 
 
-def dispatch_window(schedule: DispatchSchedule, tz: tzinfo | str,
-                    now: datetime | None = None) -> tuple[date, date]:
+def dispatch_window(tz: tzinfo | str, now: datetime | None = None) -> tuple[date, date]:
     """The dates a dispatch may be planned for now: today in the network's time zone (a
     missed day, planned late; a date, once planned, stays fixed, and a plan made from
     today's state is not an earlier day's) and tomorrow. Not later: a plan made now for

@@ -100,8 +100,10 @@ this township's week allows, so cutting it further cannot be bought here.{% endi
 <th>CNY per kg single-use avoided</th></tr>
 {% for p in d.points %}<tr><td>{{ p.role }}</td><td class="n">{{ money2(p.cost_cny) }}</td>
 <td class="n">{{ kg(p.single_use_grams) }}</td><td class="n">{{ num1(p.co2e_kg) }}</td>
-<td class="n">{{ pct(p.gap) }}</td><td class="n">{{ num2(p.marginal_cny_per_kg_single_use) }}</td></tr>{% endfor %}
-</table>
+<td class="n">{{ pct(p.gap) }}</td><td class="n">{% if p.marginal_within_gaps and p.marginal_cny_per_kg_single_use is not none %}~{% endif %}{{ num2(p.marginal_cny_per_kg_single_use) }}</td></tr>{% endfor %}
+</table>{% if d.points|selectattr("marginal_within_gaps")|list %}
+<p class="small">~: the step's cost change is within the two points' gaps, so the step
+between their optimal plans may be far from it.</p>{% endif %}
 {% if d.whatif %}<h3>What if: {{ d.whatif_label }}</h3>
 <table><tr><th></th><th>base</th><th>variant</th><th>change</th></tr>
 {% for r in d.whatif_rows %}<tr><td>{{ r[0] }}</td><td class="n">{{ r[1] }}</td><td class="n">{{ r[2] }}</td><td class="n">{{ r[3] }}</td></tr>{% endfor %}

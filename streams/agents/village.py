@@ -117,15 +117,17 @@ async def process_batch(worker: StreamsWorker, messages: Iterable[Any]) -> None:
             # A batch that held the lock past the group's rebalance timeout (a slow cluster
             # check, ledger lookup or ack) may find its partitions given to another worker,
             # which recovered the changelog and wrote on: this batch's older values landing
-            # after those would take villages back (found by a review). Its writes are
-            # dropped; whoever owns the partitions now reads the records again. Without
+            # after those would take villages back (found by a review). Its writes are not
+            # made, and the worker stops: the batch has changed the villages it holds in
+            # memory, so carrying on (the same partitions back, say) would take its records
+            # for applied ones. Started again, it rebuilds from the changelog. Asked before
+            # the outbox and again before the state, after the outbox's acks. Without
             # transactions (the embedded broker has none) only the check is possible.
-            if not worker.still_member(generation):
-                log.warning("this worker lost its place in the consumer group while a batch "
-                            "of %d record(s) ran: its writes are dropped, the partitions' "
-                            "owner reads them again", len(batch))
+            if not await worker.stop_unless_member(generation, len(batch)):
                 return
             await worker.publish_outbox(touched.values())
+            if not await worker.stop_unless_member(generation, len(batch)):
+                return
             await worker.write_state(touched.values())
 
 

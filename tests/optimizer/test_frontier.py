@@ -379,7 +379,7 @@ def test_a_step_within_the_points_gaps_is_marked(capsys):
         return FrontierPoint("single_use", "interior", None, PlanResult(
             status="time_limit", objective=cost, bound=None, gap=gap, plan=None, kpis=kpis))
 
-    for gap, within in ((0.03, True), (0.0, False), (None, None)):
+    for gap, within in ((0.03, True), (0.0, False), (None, True)):
         front = [point(1000.0, 50_000.0, gap), point(1030.0, 40_000.0, gap)]
         m = marginal_to_cheaper(front, front[1])
         assert m["marginal_cny_per_kg_single_use"] == pytest.approx(3.0)

@@ -416,6 +416,8 @@ def test_a_change_that_changes_nothing_shows_no_effect_within_the_solvers_tolera
     """Two proven optima of 6,727.2343 CNY gave the range [-9.1e-13, -9.1e-13], and the
     what-if said "the change lowers the cost" (an audit): differences within 1e-6 of the
     cost are 0."""
+    import dataclasses
+
     from optimizer.result import PlanResult
     from optimizer.whatif import WhatIf, cost_effect
 
@@ -426,6 +428,13 @@ def test_a_change_that_changes_nothing_shows_no_effect_within_the_solvers_tolera
     less = 6727.2343 - 9.1e-13
     same = WhatIf([], side(6727.2343, 6727.2343), side(less, less))
     assert same.cost_delta_range() == (0.0, 0.0)
+    kpis = {"cost_cny": {"total": 6727.2343}, "km": 10.0, "co2e_kg": {"total": 5.0},
+            "single_use_grams": 100.0, "trips": 3}
+    noisy = {**kpis, "cost_cny": {"total": less}}
+    with_kpis = WhatIf([], dataclasses.replace(same.base, kpis=kpis),
+                       dataclasses.replace(same.variant, kpis=noisy))
+    assert with_kpis.deltas() == {"cost_cny": 0.0, "km": 0.0, "co2e_kg": 0.0,
+                                  "single_use_grams": 0.0, "trips": 0.0}
     assert cost_effect(same.cost_delta_range()) == "none"
     cheaper = WhatIf([], side(6727.2343, 6727.2343), side(6726.0, 6726.0))
     assert cost_effect(cheaper.cost_delta_range()) == "lowers"

@@ -194,12 +194,11 @@ def test_a_dispatch_date_after_tomorrow_is_refused(env) -> None:
 
 
 def test_the_dispatch_window_is_the_networks_local_today() -> None:
-    schedule = DispatchSchedule(horizon_days=7)
     # 20:00 UTC on 5 December is 04:00 on 6 December in Shanghai
     now = datetime(2026, 12, 5, 20, 0, tzinfo=UTC)
-    assert dispatch_window(schedule, "Asia/Shanghai", now) == (date(2026, 12, 6),
+    assert dispatch_window("Asia/Shanghai", now) == (date(2026, 12, 6),
                                                                date(2026, 12, 7))
-    assert dispatch_window(schedule, "UTC", now)[0] == date(2026, 12, 5)
+    assert dispatch_window("UTC", now)[0] == date(2026, 12, 5)
 
 
 def test_dispatch_bodies_fail_as_plan_bodies_do(env) -> None:

@@ -181,3 +181,38 @@ def test_a_url_that_cannot_be_checked_is_refused_not_an_error(token_store, allow
     hooks = dispatcher(token_store, webhook_allow_private=allow)
     assert hooks.handle(notice()) == "refused"
     hooks.stop()
+
+
+def test_a_refused_commit_of_the_positions_is_tried_again_after_the_next_poll(
+        token_store) -> None:
+    """Pinning the positions right after an assignment, when a rebalance is likeliest: a
+    commit refused then reached the loop's catch-all, which closed the consumer and forced
+    another rebalance. It is tried again after the next poll instead."""
+    from kafka.errors import CommitFailedError
+    from kafka.structs import TopicPartition
+
+    tp = TopicPartition("t-pickup-requests", 0)
+
+    class Consumer:
+        def __init__(self) -> None:
+            self.fail, self.committed = True, []
+
+        def assignment(self) -> set[TopicPartition]:
+            return {tp}
+
+        def position(self, _tp: TopicPartition, timeout_ms: int | None = None) -> int:
+            return 42
+
+        def commit(self, offsets: dict) -> None:
+            if self.fail:
+                raise CommitFailedError("rebalance in progress")
+            self.committed.append({t: o.offset for t, o in offsets.items()})
+
+    d = dispatcher(token_store)
+    consumer = Consumer()
+    d._unpinned.add(tp)
+    d._pin(consumer)  # refused: kept for the next poll, nothing raised
+    assert d._unpinned == {tp} and consumer.committed == []
+    consumer.fail = False
+    d._pin(consumer)
+    assert d._unpinned == set() and consumer.committed == [{tp: 42}]
