@@ -114,20 +114,7 @@ async def process_batch(worker: StreamsWorker, messages: Iterable[Any]) -> None:
             # for good (800 of 2,000, seen in CI, with only the timer's check)
             if not await worker.check_cluster(before_writes=True):
                 return
-            # A batch that held the lock past the group's rebalance timeout (a slow cluster
-            # check, ledger lookup or ack) may find its partitions given to another worker,
-            # which recovered the changelog and wrote on: this batch's older values landing
-            # after those would take villages back (found by a review). Its writes are not
-            # made, and the worker stops: the batch has changed the villages it holds in
-            # memory, so carrying on (the same partitions back, say) would take its records
-            # for applied ones. Started again, it rebuilds from the changelog. Asked before
-            # the outbox and again before the state, after the outbox's acks. Without
-            # transactions (the embedded broker has none) only the check is possible.
-            if not await worker.stop_unless_member(generation, len(batch)):
-                return
             await worker.publish_outbox(touched.values())
-            if not await worker.stop_unless_member(generation, len(batch)):
-                return
             await worker.write_state(touched.values())
 
 

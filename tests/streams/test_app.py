@@ -223,59 +223,10 @@ def test_an_answer_is_required_only_of_a_cluster_that_has_answered_before(
         known.check(must_answer=True)
 
 
-@pytest.mark.parametrize("evicted", ["before", "during the acks", None])
-def test_a_batch_of_a_worker_put_out_of_its_group_writes_nothing(monkeypatch, evicted) -> None:
-    """A batch that held the lock past the rebalance timeout: the group gave its partitions
-    to another worker, whose newer values this batch's writes would have overwritten. When
-    aiokafka has reset the worker's generation (a heartbeat learnt it was put out) before
-    the outbox or while its acks are awaited, the state is not written and the worker
-    stops: the batch has changed the villages it holds, and carrying on took its records
-    for applied ones when the same partitions came back (a review: 200 counted as
-    duplicates)."""
-    import asyncio
-    from types import SimpleNamespace
-
-    from streams.agents.village import process_batch
-    from streams.worker import LostGroupMembership
-
-    w = create_worker(KafkaConnection("127.0.0.1:1"), Topics("u-"), load_network(),
-                      WorkerOptions(partitions=1))
-    calls: list[str] = []
-    coordinator = SimpleNamespace(generation=7)
-
-    def recorder(what: str) -> object:
-        async def record(*args: object) -> None:
-            calls.append(what)
-            if what == "publish" and evicted == "during the acks":
-                coordinator.generation = -1
-            if what == "crash":
-                assert isinstance(args[0], LostGroupMembership)
-        return record
-
-    monkeypatch.setattr(w, "publish_outbox", recorder("publish"))
-    monkeypatch.setattr(w, "write_state", recorder("write"))
-    monkeypatch.setattr(w.app, "crash", recorder("crash"))
-    w.app.consumer_generation_id = 7
-    monkeypatch.setattr(w.app.consumer._thread, "_consumer",
-                        SimpleNamespace(_coordinator=coordinator), raising=False)
-    w.runtime.assigned.add(0)
-    msg = SimpleNamespace(partition=0, generation_id=7, offset=0, key=b"H01-V001",
-                          value=b"{}")
-
-    async def batch() -> None:
-        if evicted == "before":
-            coordinator.generation = -1  # what aiokafka's reset_generation sets
-        await process_batch(w, [msg])
-
-    asyncio.run(batch())
-    assert calls == {"before": ["crash"], "during the acks": ["publish", "crash"],
-                     None: ["publish", "write"]}[evicted]
-
-
-def test_a_cluster_that_never_answers_again_stops_the_worker(monkeypatch) -> None:
+def test_a_cluster_that_never_answers_again_holds_a_batch_only_so_long(monkeypatch) -> None:
     """The wait for an answer held the batch, and with it every rebalance, for as long as
-    the broker stayed away (a review): after CLUSTER_WAIT_MAX_S the worker stops, its batch
-    unwritten."""
+    the cluster stayed silent (a review): after CLUSTER_WAIT_MAX_S the writes go ahead,
+    said in an error line."""
     import asyncio
     from types import SimpleNamespace
 
@@ -291,17 +242,18 @@ def test_a_cluster_that_never_answers_again_stops_the_worker(monkeypatch) -> Non
     monkeypatch.setattr(streams.worker, "CLUSTER_WAIT_MAX_S", 0.05)
     w = create_worker(KafkaConnection("127.0.0.1:1"), Topics("u-"), load_network(),
                       WorkerOptions(partitions=1), cluster=Gone())  # type: ignore[arg-type]
-    calls: list[object] = []
+    calls: list[str] = []
 
-    async def record(*args: object) -> None:
-        calls.append(args[0] if args else None)
+    def recorder(what: str) -> object:
+        async def record(*_args: object) -> None:
+            calls.append(what)
+        return record
 
-    monkeypatch.setattr(w, "publish_outbox", record)
-    monkeypatch.setattr(w, "write_state", record)
-    monkeypatch.setattr(w.app, "crash", record)
+    monkeypatch.setattr(w, "publish_outbox", recorder("publish"))
+    monkeypatch.setattr(w, "write_state", recorder("write"))
+    monkeypatch.setattr(w.app, "crash", recorder("crash"))
     w.runtime.assigned.add(0)
     msg = SimpleNamespace(partition=0, generation_id=None, offset=0, key=b"H01-V001",
                           value=b"{}")
     asyncio.run(asyncio.wait_for(process_batch(w, [msg]), 10))
-    [crash] = calls
-    assert isinstance(crash, ClusterUnanswered) and "has not answered its id" in str(crash)
+    assert calls == ["publish", "write"]
