@@ -192,6 +192,8 @@ ROW_WORDS: dict[str, tuple[str, str]] = {
                      "containers"),
     "pool_end": ("container pool {1} at hub {0} cannot be restored by the horizon's end",
                  "containers"),
+    "pool_on_hand": ("container pool {1} at hub {0} holds too few on day 0 (planned with "
+                     "the containers on hand: none bought for the first day)", "containers"),
     "cleaning_capacity": ("cleaning capacity of hub {0} ({cap0} containers a day) is "
                           "exceeded on day {1}", "containers"),
     # valid inequalities (model/covers.py, model/milk_runs.py)
