@@ -242,14 +242,10 @@ class DailyDispatch:
         return False
 
     def _why_late(self, day: date) -> str:
-        from services.planner.store import CANCELLED
-
         assert self.schedule.at is not None
         jobs = self.config.jobs.named(SOURCE, job_name(day))
-        if jobs:
-            last = jobs[0]
-            how = "was cancelled" if last["status"] == CANCELLED else last["status"]
-            return f"the last try failed: job {last['job_id']} {how}"
+        if jobs:  # the last one failed (a cancelled one is not planned again)
+            return f"the last try failed: job {jobs[0]['job_id']} {jobs[0]['status']}"
         if day in self._tried:
             return "the last try failed"
         return f"planner started after {self.schedule.at.strftime('%H:%M')}"
