@@ -111,9 +111,16 @@ NOTHING_TO_DO = ("本日无任务：本枢纽没有配送车次",
 def vans(dispatch: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """The trips per van, in the van's order of departure."""
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for trip in sorted(dispatch["trips"], key=lambda t: (t["van"], t["depart_at"])):
+    for trip in sorted(dispatch["trips"], key=lambda t: (_van_order(t["van"]), t["depart_at"])):
         out[trip["van"]].append(trip)
     return dict(out)
+
+
+def _van_order(van: str) -> tuple[str, int, str]:
+    """A van's place by type, then number as a number: as text, "van 10" came before
+    "van 2" at a hub with ten or more vans (an audit)."""
+    kind, _, number = van.rpartition(" ")
+    return (kind, int(number), "") if number.isdigit() else (van, -1, number)
 
 
 def render_text(dispatch: dict[str, Any]) -> str:
@@ -165,6 +172,9 @@ td.tick { width: 12mm; }
 .warn { border: 0.6mm solid #000; padding: 1.5mm; margin-bottom: 3mm; font-weight: bold; }
 .idle { font-size: 13pt; font-weight: bold; }
 .sign { margin-top: 8mm; }
+thead { display: table-header-group; }
+tr { break-inside: avoid; page-break-inside: avoid; }
+th.rep { background: #fff; font-weight: normal; }
 """
 
 
@@ -204,7 +214,11 @@ def render_html(dispatch: dict[str, Any]) -> str:
             rows.append(f"<h2>{title}: {hm(t['depart_at'])}–{hm(t['return_at'])}, "
                         f"{t['km']:.1f} km</h2>")
             rows.append(
-                "<table><thead><tr>"
+                # the first head row names hub, date, van and trip: a table that runs onto a
+                # second printed page repeats its head there, and the page said whose it was
+                # only on the first (an audit)
+                f'<table><thead><tr><th colspan="9" class="rep">{escape(hub)} · '
+                f"{escape(d['date'])} · {escape(van_zh)} · {title}</th></tr><tr>"
                 f"<th>{_both('序号', 'No.')}</th><th>{_both('村', 'Village')}</th>"
                 f"<th>{_both('到达/离开', 'Arrive/leave')}</th>"
                 f"<th>{_both('配送包裹', 'Deliver parcels')}</th>"

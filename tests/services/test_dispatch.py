@@ -569,3 +569,21 @@ def test_times_past_midnight_are_marked_with_the_day() -> None:
     assert "22:10-00:19+1d" in text
     assert "22:10–00:19+1d" in html
     assert "22:10+" not in text  # the sheet's own day is not marked
+
+
+def test_vans_in_number_order_and_each_printed_page_says_whose_it_is() -> None:
+    """"van 10" came before "van 2" (sorted as text), and a trip's table running onto a
+    second A4 page repeated its column heads but not the hub, date or van (an audit)."""
+    from services.reports.run_sheet import render_html, vans
+
+    d = sheet()
+    [first] = d["trips"][:1]
+    d["trips"] = [{**first, "van": f"ambient_van {n}", "trip_no": 1} for n in (10, 2, 1)]
+    assert list(vans(d)) == ["ambient_van 1", "ambient_van 2", "ambient_van 10"]
+    html = render_html(d)
+    heads = html.split("<thead>")[1:]
+    assert len(heads) == 3
+    for head in heads:
+        head = head.split("</thead>")[0]
+        assert d["hub_id"] in head and d["date"] in head and "号车" in head
+    assert "thead { display: table-header-group; }" in html
