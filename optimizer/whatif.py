@@ -227,8 +227,7 @@ class WhatIf:
         if a is None or b is None:
             return None
         # the same tolerance as the range's: two equal plans' costs differed by -9e-13
-        return {k: 0.0 if abs(b[k] - a[k]) <= COST_TOLERANCE * max(1.0, abs(a[k]))
-                else b[k] - a[k] for k in a}
+        return {k: _snap(b[k] - a[k], a[k]) for k in a}
 
     def cost_delta_range(self) -> tuple[float, float] | None:
         """Where the cost change between the two *optimal* plans lies, from the solves'
@@ -244,12 +243,8 @@ class WhatIf:
         assert v.objective is not None and v.bound is not None
         # within the solver's tolerance a difference is 0: two proven optima of 6,727.2343
         # gave [-9.1e-13, -9.1e-13], read as "the change lowers the cost" (an audit)
-        tol = COST_TOLERANCE * max(1.0, abs(b.objective))
-
-        def snap(x: float) -> float:
-            return 0.0 if abs(x) <= tol else x
-
-        return snap(v.bound - b.objective), snap(v.objective - b.bound)
+        return _snap(v.bound - b.objective, b.objective), _snap(v.objective - b.bound,
+                                                                 b.objective)
 
     def to_json_dict(self) -> dict[str, Any]:
         """The `plan whatif --json` document."""
@@ -272,6 +267,11 @@ class WhatIf:
 #: relative difference of two costs below which they are the same (HiGHS's optimality
 #: tolerances are 1e-7)
 COST_TOLERANCE = 1e-6
+
+
+def _snap(difference: float, scale: float) -> float:
+    """`difference` of two figures of size `scale`, 0 within COST_TOLERANCE of it."""
+    return 0.0 if abs(difference) <= COST_TOLERANCE * max(1.0, abs(scale)) else difference
 
 
 def cost_effect(span: tuple[float, float] | list[float]) -> str:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from faust.types import TP
 
+from streams.cluster_watch import ClusterUnanswered
 from streams.ledger import LedgerFeed, LedgerRow, LedgerWriter, PriorLookup
 from streams.log_repeats import RepeatFilter
 from streams.processor import PartitionProcessor, ProcessingConfig
@@ -166,8 +167,6 @@ class StreamsWorker:
         next worker skipped the new cluster's events below them (found by a review)."""
         if self.cluster is None:
             return True
-        from streams.cluster_watch import ClusterUnanswered
-
         waited_s = 0.0
         while True:
             try:

@@ -94,9 +94,13 @@ class DispatchSchedule:
         """The first firing after ``now`` (aware, in the network's timezone)."""
         if self.every_s is not None:
             return now + timedelta(seconds=self.every_s)
-        assert self.at is not None
-        today = datetime.combine(now.date(), self.at, tzinfo=now.tzinfo)
+        today = self.firing(now.date(), now.tzinfo)
         return today if today > now else today + timedelta(days=1)
+
+    def firing(self, day: date, tz: tzinfo | None) -> datetime:
+        """The daily run on ``day`` (``at`` mode)."""
+        assert self.at is not None
+        return datetime.combine(day, self.at, tzinfo=tz)
 
 
 def dispatch_window(tz: tzinfo | str, now: datetime | None = None) -> tuple[date, date]:
@@ -192,16 +196,14 @@ class DailyDispatch:
         """``at`` mode: plan tomorrow if it is due or overdue at ``now`` and has no live job;
         the seconds to wait before the next look — until today's firing before it; until
         tomorrow's once tomorrow's job is done; else at most `CATCH_UP_EVERY_S`."""
-        assert self.schedule.at is not None
         local = now.astimezone(self.tz)
-        firing = datetime.combine(local.date(), self.schedule.at, tzinfo=self.tz)
+        firing = self.schedule.firing(local.date(), self.tz)
         if local < firing:
             self._firing = firing
             return firing.timestamp() - local.timestamp()
         on_time, self._firing = self._firing == firing, None
         done = self._plan_tomorrow(local.date() + timedelta(days=1), on_time)
-        following = datetime.combine(local.date() + timedelta(days=1), self.schedule.at,
-                                     tzinfo=self.tz)
+        following = self.schedule.firing(local.date() + timedelta(days=1), self.tz)
         until = max(0.0, following.timestamp() - local.timestamp())
         if done or until <= CATCH_UP_EVERY_S:
             self._firing = following

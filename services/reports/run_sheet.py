@@ -83,15 +83,10 @@ def box_warnings(dispatch: dict[str, Any]) -> list[str]:
     return [_shortfall_en(*short) for short in box_shortfalls(dispatch)]
 
 
-def _warnings(dispatch: dict[str, Any]) -> list[tuple[str | None, str]]:
-    """(Chinese or None, English) of each warning: the box shortfalls worked out from the
-    sheet itself (a sheet from before ``warnings`` is checked too), then any other warning
-    the sheet carries (English only)."""
-    out: list[tuple[str | None, str]] = [(_shortfall_zh(*s), _shortfall_en(*s))
-                                         for s in box_shortfalls(dispatch)]
-    seen = {en for _, en in out}
-    out += [(None, w) for w in dispatch.get("warnings") or [] if w not in seen]
-    return out
+def _warnings(dispatch: dict[str, Any]) -> list[tuple[str, str]]:
+    """(Chinese, English) of each warning, worked out from the sheet itself (so a sheet
+    from before ``warnings`` is checked too): its ``warnings`` are these, in English."""
+    return [(_shortfall_zh(*s), _shortfall_en(*s)) for s in box_shortfalls(dispatch)]
 
 
 def _held(dispatch: dict[str, Any], zh: bool) -> str:
@@ -199,7 +194,7 @@ def render_html(dispatch: dict[str, Any]) -> str:
     held = (f'<div class="meta">{_both("枢纽现有周转箱", "Containers at hub")}: '
             f"{escape(_held(d, zh=True))}</div>")
     warns = "".join(
-        f'<div class="warn">{escape(f"警告：{zh}") if zh else ""} '
+        f'<div class="warn">{escape(f"警告：{zh}")} '
         f'<span class="en">{escape(f"WARNING: {en}")}</span></div>'
         for zh, en in _warnings(d))
     sections = []

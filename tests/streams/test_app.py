@@ -12,6 +12,33 @@ from streams.state import PartitionMarker, VillageState, encode_value
 from streams.topics import Topics
 
 
+def run_batch(monkeypatch, cluster: object) -> list[str]:
+    """One record through `process_batch` on a one-partition worker watching `cluster`:
+    the steps it took of publish (the outbox), write (the state) and crash."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from streams.agents.village import process_batch
+
+    w = create_worker(KafkaConnection("127.0.0.1:1"), Topics("u-"), load_network(),
+                      WorkerOptions(partitions=1), cluster=cluster)  # type: ignore[arg-type]
+    calls: list[str] = []
+
+    def recorder(what: str) -> object:
+        async def record(*_args: object) -> None:
+            calls.append(what)
+        return record
+
+    monkeypatch.setattr(w, "publish_outbox", recorder("publish"))
+    monkeypatch.setattr(w, "write_state", recorder("write"))
+    monkeypatch.setattr(w.app, "crash", recorder("crash"))
+    w.runtime.assigned.add(0)
+    msg = SimpleNamespace(partition=0, generation_id=None, offset=0, key=b"H01-V001",
+                          value=b"{}")
+    asyncio.run(asyncio.wait_for(process_batch(w, [msg]), 10))
+    return calls
+
+
 def test_app_wiring_and_changelog_codecs() -> None:
     kafka = KafkaConnection("127.0.0.1:1", session_timeout_ms=6000, fetch_max_wait_ms=100)
     w = create_worker(
@@ -76,10 +103,6 @@ def test_nothing_of_a_batch_is_written_to_a_broker_that_became_another_cluster(
     the new cluster before the worker noticed wrote the old state and markers into the new
     cluster's changelog, and the restarted worker skipped those events for good (800 of
     2,000 in a CI run). The batch's writes now wait on a cluster check."""
-    import asyncio
-    from types import SimpleNamespace
-
-    from streams.agents.village import process_batch
     from streams.cluster_watch import ClusterChanged
 
     class Watch:
@@ -91,22 +114,7 @@ def test_nothing_of_a_batch_is_written_to_a_broker_that_became_another_cluster(
                 else None
 
     for changed in (True, False):
-        w = create_worker(KafkaConnection("127.0.0.1:1"), Topics("u-"), load_network(),
-                          WorkerOptions(partitions=1), cluster=Watch(changed))  # type: ignore[arg-type]
-        calls: list[str] = []
-
-        def recorder(what: str, calls: list[str] = calls) -> object:
-            async def record(*_args: object) -> None:
-                calls.append(what)
-            return record
-
-        monkeypatch.setattr(w, "publish_outbox", recorder("publish"))
-        monkeypatch.setattr(w, "write_state", recorder("write"))
-        monkeypatch.setattr(w.app, "crash", recorder("crash"))
-        w.runtime.assigned.add(0)
-        msg = SimpleNamespace(partition=0, generation_id=None, offset=0, key=b"H01-V001",
-                              value=b"{}")
-        asyncio.run(process_batch(w, [msg]))
+        calls = run_batch(monkeypatch, Watch(changed))
         assert calls == (["crash"] if changed else ["publish", "write"])
 
 
@@ -165,11 +173,7 @@ def test_a_batch_checked_while_the_broker_cannot_be_asked_waits_for_its_answer(
     batch checked while the embedded broker restarted was written: the producer retried
     the writes until the new, empty cluster took them, old markers and all. Now the writes
     wait for an answer: another cluster stops the worker with nothing written."""
-    import asyncio
-    from types import SimpleNamespace
-
     import streams.worker
-    from streams.agents.village import process_batch
     from streams.cluster_watch import ClusterChanged, ClusterUnanswered
 
     class Restarting:
@@ -186,22 +190,7 @@ def test_a_batch_checked_while_the_broker_cannot_be_asked_waits_for_its_answer(
 
     monkeypatch.setattr(streams.worker, "CLUSTER_RETRY_S", 0.01)
     watch = Restarting()
-    w = create_worker(KafkaConnection("127.0.0.1:1"), Topics("u-"), load_network(),
-                      WorkerOptions(partitions=1), cluster=watch)  # type: ignore[arg-type]
-    calls: list[str] = []
-
-    def recorder(what: str) -> object:
-        async def record(*_args: object) -> None:
-            calls.append(what)
-        return record
-
-    monkeypatch.setattr(w, "publish_outbox", recorder("publish"))
-    monkeypatch.setattr(w, "write_state", recorder("write"))
-    monkeypatch.setattr(w.app, "crash", recorder("crash"))
-    w.runtime.assigned.add(0)
-    msg = SimpleNamespace(partition=0, generation_id=None, offset=0, key=b"H01-V001",
-                          value=b"{}")
-    asyncio.run(process_batch(w, [msg]))
+    calls = run_batch(monkeypatch, watch)
     assert watch.asked == 3
     assert calls == (["crash"] if then_changed else ["publish", "write"])
 
@@ -227,11 +216,7 @@ def test_a_cluster_that_never_answers_again_holds_a_batch_only_so_long(monkeypat
     """The wait for an answer held the batch, and with it every rebalance, for as long as
     the cluster stayed silent (a review): after CLUSTER_WAIT_MAX_S the writes go ahead,
     said in an error line."""
-    import asyncio
-    from types import SimpleNamespace
-
     import streams.worker
-    from streams.agents.village import process_batch
     from streams.cluster_watch import ClusterUnanswered
 
     class Gone:
@@ -240,20 +225,4 @@ def test_a_cluster_that_never_answers_again_holds_a_batch_only_so_long(monkeypat
 
     monkeypatch.setattr(streams.worker, "CLUSTER_RETRY_S", 0.01)
     monkeypatch.setattr(streams.worker, "CLUSTER_WAIT_MAX_S", 0.05)
-    w = create_worker(KafkaConnection("127.0.0.1:1"), Topics("u-"), load_network(),
-                      WorkerOptions(partitions=1), cluster=Gone())  # type: ignore[arg-type]
-    calls: list[str] = []
-
-    def recorder(what: str) -> object:
-        async def record(*_args: object) -> None:
-            calls.append(what)
-        return record
-
-    monkeypatch.setattr(w, "publish_outbox", recorder("publish"))
-    monkeypatch.setattr(w, "write_state", recorder("write"))
-    monkeypatch.setattr(w.app, "crash", recorder("crash"))
-    w.runtime.assigned.add(0)
-    msg = SimpleNamespace(partition=0, generation_id=None, offset=0, key=b"H01-V001",
-                          value=b"{}")
-    asyncio.run(asyncio.wait_for(process_batch(w, [msg]), 10))
-    assert calls == ["publish", "write"]
+    assert run_batch(monkeypatch, Gone()) == ["publish", "write"]
