@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyomo.environ as pyo
 
@@ -57,6 +57,9 @@ from optimizer.frontier_model import (  # re-exported: the frontier's public rec
 from optimizer.result import PlanResult
 from optimizer.scenario import Scenario
 from optimizer.solver import ProgressFn, SolveResult, relative_gap
+
+if TYPE_CHECKING:
+    from optimizer.frontier_hubs import TaskRunner
 
 #: the planner's time for the cost-optimal end, in time limits: it plans every hub (the
 #: county week's documented 1 % takes it 100 s; 3 hubs of it found no plan in 20 s on a
@@ -105,6 +108,7 @@ def solve_frontier(
     on_hub: Callable[[str, int, int], None] | None = None,
     planner_start: bool = True,
     by_hub: bool = True,
+    run_tasks: TaskRunner | None = None,
 ) -> Frontier:
     """`points` plans on each of `fronts` (fewer when a front's range is empty or points
     coincide); `time_limit_s` and `mip_gap` apply to each solve. `on_point` hears of each
@@ -119,7 +123,8 @@ def solve_frontier(
     the county week found none in 30 s). With `by_hub` (and a planner's plan of several
     hubs planned apart) every later solve is a hub's own (`optimizer.frontier_hubs`): the
     whole-county model stopped at 24.5 t a week as the least single-use packaging of the
-    county week, where the hubs alone reach 19.1 t and prove 17.2 t a bound."""
+    county week, where the hubs alone reach 19.1 t and prove 17.2 t a bound. `run_tasks`
+    runs those hubs' tasks elsewhere (a planner job's, `services.planner.parts`)."""
     if points < 2:
         raise ValueError("points: at least 2 (the front's two ends)")
     t0 = time.perf_counter()
@@ -130,7 +135,8 @@ def solve_frontier(
 
         hubwise = solve_by_hub(scenario, planned, points=points, fronts=fronts,
                                time_limit_s=time_limit_s, mip_gap=mip_gap, threads=threads,
-                               on_point=on_point, on_hub=on_hub, t0=t0)
+                               on_point=on_point, on_hub=on_hub, t0=t0,
+                               run_tasks=run_tasks)
         if hubwise is not None:
             return hubwise
     sv = WholeModel(scenario, time_limit_s, mip_gap, threads, progress)

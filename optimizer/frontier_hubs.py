@@ -38,7 +38,9 @@ on the two-hub test case, at an ε chosen in that sliver).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any, cast
@@ -143,6 +145,38 @@ class HubFront:
     #: (ε, bound) of bounds beyond the points' own: cost ≥ bound for every plan of the hub
     #: with criterion ≤ ε (the far end's trunk bound, on its widened row)
     steps: list[tuple[float, float]] = field(default_factory=list)
+
+
+def hub_front_json(f: HubFront) -> dict[str, Any]:
+    """`f` as JSON: a hub's fronts solved by another planner worker come back through the
+    job store (`services.planner.parts`)."""
+    return dataclasses.asdict(f)
+
+
+def hub_front_from_json(d: dict[str, Any]) -> HubFront:
+    """The inverse of `hub_front_json` (JSON's lists back to the tuples the bounds use)."""
+    def point(q: dict[str, Any]) -> HubPoint:
+        return HubPoint(**q)
+
+    return HubFront(hub=d["hub"], cost_end=point(d["cost_end"]), crit_end=point(d["crit_end"]),
+                    interior=[point(q) for q in d["interior"]], crit_floor=d["crit_floor"],
+                    lines=[(float(a), float(b)) for a, b in d["lines"]],
+                    solves=list(d.get("solves") or []),
+                    steps=[(float(a), float(b)) for a, b in d.get("steps") or []])
+
+
+def hub_plan(plan: dict[str, Any], hub: str) -> dict[str, Any]:
+    """What a hub's solves need of the planner's county plan: its own trips
+    (`marginal.plan_as_start`). Why: a county week's plan is 4 MB of JSON, and each hub's
+    task carried all of it to its worker (or, as a frontier job's part, into the job
+    store) where 60 kB are used."""
+    return {"hubs": [hub], "trips": [t for t in plan["trips"] if t["hub_id"] == hub]}
+
+
+#: what runs the hubs' tasks: (scenario, tasks, workers, on_hub) -> each task's fronts, in
+#: the tasks' order; `run_hub_tasks` in this process's worker pool, or a planner job's
+#: parts shared with other planner workers (`services.planner.parts`)
+TaskRunner = Callable[[Scenario, list[tuple[Any, ...]], int, Any], list[list[HubFront]]]
 
 
 def hub_task(args: tuple[Any, ...]) -> list[HubFront]:
@@ -407,10 +441,12 @@ def run_hub_tasks(s: Scenario, tasks: list[tuple[Any, ...]], workers: int,
 
 def solve_by_hub(s: Scenario, first: Any, *, points: int, fronts: tuple[str, ...],
                  time_limit_s: float | None, mip_gap: float | None, threads: int | None,
-                 on_point: Any, t0: float, on_hub: Any = None) -> Any:
+                 on_point: Any, t0: float, on_hub: Any = None,
+                 run_tasks: TaskRunner | None = None) -> Any:
     """The fronts from the planner's least-cost plan `first` (a `PlanResult` over several
     hubs whose plans keep the county fleet), each hub on its own (module docstring); None
-    when a hub's solves failed where they should not (`HubFrontError`)."""
+    when a hub's solves failed where they should not (`HubFrontError`). `run_tasks` runs
+    the hubs' tasks (`TaskRunner`; default `run_hub_tasks`)."""
     import os
 
     from optimizer.frontier_model import (
@@ -439,10 +475,11 @@ def solve_by_hub(s: Scenario, first: Any, *, points: int, fronts: tuple[str, ...
     for h in order:
         budget = None if total is None else (
             BUDGET_SHARE * total * workers * rows[h] / sum(rows.values()))
-        tasks.append((None, h, fronts, first.plan, by_hub.get(h), points, budget, deadline,
-                      mip_gap, hub_threads))
+        tasks.append((None, h, fronts, hub_plan(first.plan, h), by_hub.get(h), points, budget,
+                      deadline, mip_gap, hub_threads))
     try:
-        results = dict(zip(order, run_hub_tasks(s, tasks, workers, on_hub), strict=True))
+        results = dict(zip(order, (run_tasks or run_hub_tasks)(s, tasks, workers, on_hub),
+                           strict=True))
     except HubFrontError:
         return None
     found: list[FrontierPoint] = []

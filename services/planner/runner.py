@@ -90,8 +90,13 @@ def _child(conn: Connection, scenario: dict[str, Any], options: dict[str, Any],
             # the job's time limit is its wall clock: the report and the hand-over too
             limits["time_limit_s"] = max(0.0, deadline - time.time() - HAND_OVER_S
                                          - optimizer.report_seconds(sc))
+        if options.get("frontier_part"):
+            from services.planner.parts import run_part
+
+            pipe.send(("result", clean_json(run_part(sc, options)), None))
+            return
         if options.get("frontier"):
-            pipe.send(("result", *_frontier(sc, options, progress)))
+            pipe.send(("result", *_frontier(sc, options, progress, pipe)))
             return
         if sc.routing.single_visit:  # a CVRPLIB-style scenario: one visit per customer
             result = optimizer.solve_cvrp(sc, progress=progress, **limits)
@@ -117,24 +122,37 @@ def _child(conn: Connection, scenario: dict[str, Any], options: dict[str, Any],
             pass
 
 
-def _frontier(sc: Any, options: dict[str, Any], progress: Any) -> tuple[dict[str, Any], str]:
+def _frontier(sc: Any, options: dict[str, Any], progress: Any, pipe: _Pipe | None = None
+              ) -> tuple[dict[str, Any], str]:
     """A frontier job: `optimizer.solve_frontier` with each point at the frontier's point
     time limit; the result is the `plan frontier --json` document without the points'
     full plans (a county's are megabytes each: `plan frontier --out` writes them), the
-    report its curves and marginal costs."""
+    report its curves and marginal costs. With `options["_parts"]` (set by the worker: its
+    store, id and lease) the hubs' tasks are parts any planner worker may take
+    (`services.planner.parts`); the worker announces them when the pipe asks."""
     from optimizer.frontier import solve_frontier
+    from services.planner.parts import SharedHubTasks
     from services.planner.store import clean_json
     from services.reports.frontier import frontier_html
 
     f = options["frontier"]
     on_hub, on_point = frontier_progress(progress)
+    shared = None
+    if options.get("_parts") and pipe is not None:
+        p = options["_parts"]
+        shared = SharedHubTasks(p["store_url"], p["job_id"], p["worker_id"],
+                                float(p["lease_s"]),
+                                announce=lambda ids: pipe.send(("enqueue", ids)))
     front = solve_frontier(sc, points=int(f.get("points", 7)),
                            fronts=tuple(f.get("fronts", ("single_use", "co2e"))),
                            time_limit_s=f.get("point_time_limit_s"),
                            mip_gap=options.get("mip_gap"), threads=options.get("threads"),
-                           progress=progress, on_hub=on_hub, on_point=on_point)
+                           progress=progress, on_hub=on_hub, on_point=on_point,
+                           run_tasks=shared)
     doc = clean_json(front.to_json_dict(plans={k: None for k in range(len(front.points))}))
     doc["kind"] = "frontier"
+    if shared is not None and shared.ran_by:
+        doc.setdefault("stats", {})["hubs_ran_by"] = dict(sorted(shared.ran_by.items()))
     return doc, frontier_html(doc, sc.name)
 
 

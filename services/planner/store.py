@@ -362,13 +362,43 @@ class JobStore:
             return [dict(r._mapping) for r in conn.execute(query)]
 
     def cancel(self, job_id: str) -> bool:
+        """Cancel a queued or running job, and the parts of it still live (a frontier job's
+        hubs, `services.planner.parts`)."""
         with self.engine.begin() as conn:
             result = conn.execute(
                 update(plan_jobs)
                 .where(plan_jobs.c.job_id == job_id, plan_jobs.c.status.in_([QUEUED, RUNNING]))
                 .values(status=CANCELLED, finished_at=time.time(), lease_expires_at=None)
             )
+        if result.rowcount:
+            self.cancel_parts(job_id, "its frontier job was cancelled")
         return bool(result.rowcount)
+
+    def cancel_parts(self, job_id: str, reason: str) -> int:
+        """Cancel ``job_id``'s parts that are queued or running (their workers' next lease
+        renewal fails, and they stop); how many."""
+        from services.planner.parts import PART_SOURCE, part_name
+
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(plan_jobs)
+                .where(plan_jobs.c.source == PART_SOURCE,
+                       plan_jobs.c.name.like(part_name(job_id, "%")),
+                       plan_jobs.c.status.in_([QUEUED, RUNNING]))
+                .values(status=CANCELLED, finished_at=time.time(), lease_expires_at=None,
+                        error=_text(reason))
+            )
+        return int(result.rowcount)
+
+    def states(self, job_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Status, worker, lease and error of each of ``job_ids`` (one query; absent: gone)."""
+        ids = builtins.list(job_ids)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(
+                plan_jobs.c.job_id, plan_jobs.c.status, plan_jobs.c.worker_id,
+                plan_jobs.c.lease_expires_at, plan_jobs.c.error,
+            ).where(plan_jobs.c.job_id.in_(ids)))
+            return {r.job_id: dict(r._mapping) for r in rows}
 
     # -- worker side ---------------------------------------------------------------------
 
@@ -466,16 +496,21 @@ class JobStore:
     # -- metrics -------------------------------------------------------------------------
 
     def metrics_snapshot(self) -> dict[str, Any]:
+        """Counts, durations and the newest summary of the jobs people submit: a frontier
+        job's parts (`services.planner.parts`) are its insides, not jobs of their own."""
+        from services.planner.parts import PART_SOURCE
+
+        own = plan_jobs.c.source != PART_SOURCE
         with self.engine.connect() as conn:
             counts = {s: 0 for s in STATUSES}
             # the untyped table's rows unpack as object: say what the columns hold
             by_status = conn.execute(
-                select(plan_jobs.c.status, func.count()).group_by(plan_jobs.c.status)
+                select(plan_jobs.c.status, func.count()).where(own).group_by(plan_jobs.c.status)
             )
             for status, n in cast("Iterable[tuple[str, int]]", by_status):
                 counts[status] = n
             duration = plan_jobs.c.finished_at - plan_jobs.c.started_at
-            finished = (plan_jobs.c.status == DONE) & plan_jobs.c.started_at.is_not(None)
+            finished = own & (plan_jobs.c.status == DONE) & plan_jobs.c.started_at.is_not(None)
             buckets = []
             for le in DURATION_BUCKETS:
                 upto = conn.execute(select(func.count()).where(finished, duration <= le)).scalar()
@@ -485,7 +520,7 @@ class JobStore:
             ).one())  # an aggregate without GROUP BY: always exactly one row
             last = conn.execute(
                 select(plan_jobs.c.finished_at, plan_jobs.c.summary)
-                .where(plan_jobs.c.status == DONE)
+                .where(own, plan_jobs.c.status == DONE)
                 .order_by(plan_jobs.c.finished_at.desc()).limit(1)
             ).first()
         return {

@@ -33,6 +33,7 @@ from services.auth.signing import signed_headers
 from services.db import iso_utc
 from services.http.kafka_io import KafkaIO, LiveKafkaIO, Record, close_quietly
 from services.planner.dispatch import DISPATCH_PURPOSE
+from services.planner.parts import PART_SOURCE, parent_ended, parent_of
 from services.planner.runner import SolveProcess
 from services.planner.store import CANCELLED, DONE, FAILED, FINAL, RUNNING, JobStore
 from streams import KafkaConnection, Topics
@@ -92,6 +93,8 @@ def frontier_summary(result: dict[str, Any]) -> dict[str, Any]:
 
 def failure_reason(result: dict[str, Any], time_limit_s: float | None) -> str | None:
     """Why a finished solve is a failed job (None when it produced a plan)."""
+    if result.get("kind") == "frontier_part":
+        return None  # the hub's fronts; a hub that failed raised instead
     if result.get("kind") == "frontier":
         return None if result.get("points") else (
             "no point of the front found a plan within its time limit")
@@ -202,12 +205,29 @@ class PlannerWorker:
         options = dict(job["options"] or {})
         options.setdefault("time_limit_s", self.default_time_limit_s)
         options.setdefault("threads", self.threads)
+        scenario = job["scenario"]
+        parent = parent_of(options)
+        if parent is not None:
+            # a frontier job's part: its scenario is the job's, and a part whose job has
+            # ended is not worth a solve
+            row = None if parent_ended(self.store, options) else self.store.get(
+                parent, columns=("scenario",))
+            if row is None:
+                self.store.cancel(job_id)
+                log.info("job %s: part of %s, which has ended; cancelled", job_id, parent)
+                return
+            scenario = row["scenario"]
+        elif options.get("frontier"):
+            # its hubs become parts that any worker may take (services.planner.parts); the
+            # solve process claims them for itself too, as this worker
+            options["_parts"] = {"store_url": self.store.url, "job_id": job_id,
+                                 "worker_id": self.worker_id, "lease_s": self.lease_s}
         attempt = job["attempts"]
         log.info("job %s: started on %s (attempt %d)", job_id, self.worker_id, attempt)
         self.on_event(job_id, "started")
         self.current = job_id
         deadline = time.time() + float(options["time_limit_s"]) - STORE_S
-        solve = SolveProcess(job["scenario"], options, deadline=deadline)
+        solve = SolveProcess(scenario, options, deadline=deadline)
         hard_limit = time.monotonic() + float(options["time_limit_s"]) * 3 + 180
         renew_every = max(0.5, self.lease_s / 4)
         next_renew = time.monotonic() + renew_every
@@ -220,6 +240,8 @@ class PlannerWorker:
                 for msg in solve.messages(0.15):
                     if msg[0] == "progress":
                         progress = msg[1]
+                    elif msg[0] == "enqueue":
+                        self._announce(job_id, msg[1])
                     else:
                         outcome = msg
                 if outcome is None and not solve.alive():
@@ -268,13 +290,31 @@ class PlannerWorker:
             progress["elapsed_s"] = time.monotonic() - started
         self._record(job_id, outcome, options, progress)
 
+    def _announce(self, job_id: str, part_ids: list[str]) -> None:
+        """Plan requests for a frontier job's parts: a failed send leaves them to this job's
+        own solve process (which takes parts as its processes free up) and to idle workers'
+        sweeps."""
+        try:
+            errors = self.kafka_io.produce([
+                Record(self.topics.plan_requests, p.encode(), orjson.dumps({"job_id": p}))
+                for p in part_ids])
+            error = next((e for e in errors if e is not None), None)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            error = exc
+        if error is not None:
+            log.warning("job %s: its parts' requests not sent (%s)", job_id, error)
+        else:
+            log.info("job %s: %d frontier parts announced", job_id, len(part_ids))
+
     def _record(self, job_id: str, outcome: tuple[Any, ...], options: dict[str, Any],
                 progress: dict[str, Any] | None) -> None:
         if outcome[0] == "result":
             result, html = outcome[1], outcome[2]
             reason = failure_reason(result, options.get("time_limit_s"))
             status = DONE if reason is None else FAILED
-            summary = (frontier_summary(result) if result.get("kind") == "frontier"
+            kind = result.get("kind")
+            summary = (frontier_summary(result) if kind == "frontier"
+                       else {"plan_status": kind} if kind == "frontier_part"
                        else summarise(result))
             stored = self.store.finish(job_id, self.worker_id, status, result=result,
                                        report=html, error=reason, summary=summary,
@@ -298,6 +338,9 @@ class PlannerWorker:
         its run sheets on the dispatch topic: marked published once all are written."""
         job = self.store.get(job_id, columns=("result",))
         if job is None or job["status"] not in (DONE, FAILED):
+            return
+        if job["source"] == PART_SOURCE:  # a frontier job's inside: its job publishes
+            self.store.mark_published(job_id)
             return
         sheets = self.dispatch_records(job)
         message: dict[str, Any] = {

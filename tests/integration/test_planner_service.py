@@ -164,3 +164,59 @@ def test_a_frontier_job_plans_the_front(planner_env) -> None:
     assert abs(cheapest["cost_cny"] - plain.kpis["cost_cny"]["total"]) <= tol
     report = client.get(f"/v1/plans/{job['job_id']}/report").text
     assert "<svg" in report and "single-use" in report
+
+
+def _hubs(n: int) -> dict[str, Any]:
+    """tiny.yaml's hub and n - 1 copies of it 0.05° apart: n hub groups for the planner."""
+    import copy
+
+    raw = copy.deepcopy(TINY)
+    base = copy.deepcopy(raw)
+    for k in range(2, n + 1):
+        hub = {**base["hubs"][0], "hub_id": f"H0{k}", "lon": base["hubs"][0]["lon"] + 0.05 * k}
+        raw["hubs"].append(hub)
+        for v in base["villages"]:
+            raw["villages"].append({**v, "village_id": v["village_id"].replace("H01", f"H0{k}"),
+                                    "hub_id": f"H0{k}", "lon": v["lon"] + 0.05 * k})
+        for key in ("demand", "outstanding_waste"):
+            raw[key] += [{**d, "village_id": d["village_id"].replace("H01", f"H0{k}")}
+                         for d in base[key]]
+        raw["container_pools"] += [{**p, "hub_id": f"H0{k}"} for p in base["container_pools"]]
+    return raw
+
+
+def test_a_frontier_jobs_hubs_are_spread_over_the_workers(planner_env) -> None:
+    """`plan submit --frontier` with two workers in the group: the job's hubs become parts
+    on plan-requests, and the idle worker takes some while the job's own worker runs the
+    others; the front is the one `plan frontier` solves in one process, and the parts,
+    done, are not in the planner's list of jobs."""
+    from optimizer.frontier import solve_frontier
+
+    client, jobs = planner_env["client"], planner_env["jobs"]
+    a = planner_env["start_worker"]()
+    b = planner_env["start_worker"]()
+    wait_until(lambda: a.partitions and b.partitions, 60, "both workers to hold partitions")
+    raw = _hubs(4)
+    job = client.post("/v1/plans", json={"scenario": raw, "options": {
+        "time_limit_s": 30, "mip_gap": 1e-6,
+        "frontier": {"points": 4, "fronts": ["single_use"]}}}).json()
+    done = wait_for_job(client, job["job_id"], timeout_s=300)
+    assert done["status"] == DONE, done.get("error")
+    doc = client.get(f"/v1/plans/{job['job_id']}/result").json()
+    ran_by = doc["stats"]["hubs_ran_by"]
+    assert sorted(ran_by) == ["H01", "H02", "H03", "H04"]
+    assert set(ran_by.values()) == {a.worker_id, b.worker_id}, ran_by
+    import optimizer
+
+    local = solve_frontier(optimizer.load_scenario(raw), points=4, fronts=("single_use",),
+                           mip_gap=1e-6, threads=1)
+    want = sorted((p.role, p.cost_cny, p.criterion()) for p in local.points)
+    got = sorted((p["role"], p["cost_cny"], p["single_use_grams"]) for p in doc["points"])
+    assert len(got) == len(want)
+    for (r1, c1, g1), (r2, c2, g2) in zip(got, want, strict=True):
+        assert r1 == r2 and c1 == pytest.approx(c2, rel=1e-5) and g1 == pytest.approx(g2,
+                                                                                     rel=1e-5)
+    listed = client.get("/v1/plans").json()["jobs"]
+    assert [r["job_id"] for r in listed] == [job["job_id"]]
+    parts = [r for r in jobs.list(None, 50) if r["source"] == "frontier-part"]
+    assert len(parts) == 4 and {r["status"] for r in parts} == {DONE}

@@ -1,0 +1,196 @@
+"""A frontier job's hubs as parts that every planner worker can take.
+
+Why: solved hub by hub (`optimizer.frontier_hubs`), a county front is twenty independent
+tasks of a minute or more each, and a frontier job ran them all in the one worker that
+claimed it while the other workers sat idle. Now the job's solve puts each hub's task in the
+job store as a *part* (a job of source ``frontier-part``, named ``<job id>/<hub>``) and
+announces it on plan-requests, like any job; whichever worker is free claims it.
+
+The job's own worker takes part in the same way: it claims parts from the store, largest
+hub first, for its own process pool, and waits for the rest. With no other worker running,
+it simply runs them all; a part whose worker dies (its lease expires) is claimed again,
+here or elsewhere. Claims are the store's atomic ones, so a part is never run twice to its
+end, and the first result stored is the one used. A part is cancelled with its job, and a
+part whose job has ended is never started (`parent_ended`).
+
+Each part carries its hub's task: the hub, its slice of the planner's plan
+(`optimizer.frontier_hubs.hub_plan`), its budget and the front's deadline; its scenario is
+the job's, read from the job's row. Its result is the hub's fronts as JSON
+(`optimizer.frontier_hubs.hub_front_json`).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from services.planner.store import CANCELLED, DONE, FAILED, FINAL, QUEUED, RUNNING, JobStore
+
+log = logging.getLogger("packloop.planner")
+
+PART_SOURCE = "frontier-part"
+#: how often the job's solve looks at its parts (and takes one when a process is free)
+POLL_S = 0.25
+
+
+def part_name(job_id: str, hub: str) -> str:
+    return f"{job_id}/{hub}"
+
+
+def parent_of(options: dict[str, Any]) -> str | None:
+    """The job a part belongs to (None: not a part)."""
+    part = options.get("frontier_part")
+    return None if not part else str(part["parent"])
+
+
+def part_options(parent: str, task: tuple[Any, ...]) -> dict[str, Any]:
+    """A hub task (`optimizer.frontier_hubs.hub_task`'s arguments) as a part's options; its
+    time limit is what is left to the front's deadline (the worker's lease and hard limit
+    follow it)."""
+    (_s, hub, fronts, plan, cost_bound, points, budget_s, deadline, mip_gap, threads) = task
+    out: dict[str, Any] = {
+        "frontier_part": {"parent": parent, "hub": hub, "fronts": list(fronts), "plan": plan,
+                          "cost_bound": cost_bound, "points": points, "budget_s": budget_s,
+                          "deadline": deadline, "mip_gap": mip_gap, "threads": threads},
+        "threads": threads}
+    if deadline is not None:  # without one, the worker's default time limit
+        out["time_limit_s"] = max(1.0, deadline - time.time())
+    return out
+
+
+def task_of(options: dict[str, Any]) -> tuple[Any, ...]:
+    """The inverse of `part_options`: the hub task (its scenario left to the worker)."""
+    p = options["frontier_part"]
+    return (None, p["hub"], tuple(p["fronts"]), p["plan"], p["cost_bound"], p["points"],
+            p["budget_s"], p["deadline"], p["mip_gap"], p["threads"])
+
+
+def run_part(scenario: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """A part's solves, in a worker's solve process: the result stored for the job's solve."""
+    from optimizer.frontier_hubs import hub_front_json, hub_fronts
+
+    task = task_of(options)
+    fronts = hub_fronts(scenario, *task[1:])
+    return {"kind": "frontier_part", "hub": task[1],
+            "fronts": [hub_front_json(f) for f in fronts]}
+
+
+def _hub_task_with_fronts(task: tuple[Any, ...]) -> list[Any]:
+    from optimizer.frontier_hubs import hub_task
+
+    return hub_task(task)
+
+
+class SharedHubTasks:
+    """`optimizer.frontier_hubs.TaskRunner` over the job store: run in the frontier job's
+    solve process. `announce(ids)` puts the parts' requests on plan-requests (the worker,
+    which holds the Kafka producer, does it); `worker_id` and `lease_s` are the job's
+    worker's, whose claims these are."""
+
+    def __init__(self, store_url: str, job_id: str, worker_id: str, lease_s: float,
+                 announce: Callable[[list[str]], None], poll_s: float = POLL_S,
+                 task: Callable[[tuple[Any, ...]], list[Any]] = _hub_task_with_fronts) -> None:
+        self.store_url = store_url
+        self.job_id = job_id
+        self.worker_id = worker_id
+        self.lease_s = lease_s
+        self.announce = announce
+        self.poll_s = poll_s
+        self.task = task
+        #: which worker ran each part (by hub), for the job's stats
+        self.ran_by: dict[str, str] = {}
+
+    def __call__(self, s: Any, tasks: list[tuple[Any, ...]], workers: int,
+                 on_hub: Any = None) -> list[list[Any]]:
+        from optimizer.frontier_hubs import HubFrontError, hub_front_from_json, hub_front_json
+        from optimizer.planner import worker_pool
+
+        store = JobStore(self.store_url)
+        try:
+            # a job started again (its worker died) drops its earlier parts: their budgets
+            # and deadline were the first run's
+            store.cancel_parts(self.job_id, "the frontier job was started again")
+            ids = [store.create({}, part_options(self.job_id, t), PART_SOURCE, None,
+                                name=part_name(self.job_id, t[1])) for t in tasks]
+            try:
+                self.announce(ids)
+            except Exception as exc:  # noqa: BLE001 - the parts are run here then
+                log.warning("frontier %s: parts not announced (%s); run by this worker",
+                            self.job_id, exc)
+            results: dict[int, list[Any]] = {}
+            running: dict[cf.Future, int] = {}
+            renew_every = max(0.5, self.lease_s / 4)
+            next_renew = time.monotonic() + renew_every
+            try:
+                with worker_pool(s, max(1, workers)) as pool:
+                    while len(results) < len(ids):
+                        states = store.states(ids)
+                        for k, pid in enumerate(ids):
+                            if k in results or k in running.values():
+                                continue
+                            state = states.get(pid)
+                            if state is None:
+                                raise RuntimeError(f"frontier part {pid} was deleted")
+                            status, error = state["status"], state["error"]
+                            if status == DONE:
+                                row = store.get(pid, columns=("result",))
+                                assert row is not None
+                                results[k] = [hub_front_from_json(d)
+                                              for d in row["result"]["fronts"]]
+                                self.ran_by[tasks[k][1]] = str(row["worker_id"])
+                                self._told(on_hub, tasks[k][1], len(results), len(ids))
+                            elif status == FAILED:
+                                if (error or "").startswith("HubFrontError"):
+                                    raise HubFrontError(error)
+                                raise RuntimeError(f"frontier part {tasks[k][1]} failed on "
+                                                   f"{state['worker_id']}: {error}")
+                            elif status == CANCELLED:
+                                raise RuntimeError(f"frontier part {tasks[k][1]} was cancelled")
+                            elif (len(running) < max(1, workers)
+                                  and (status == QUEUED or (
+                                      status == RUNNING
+                                      and (state["lease_expires_at"] or 0) < time.time()))
+                                  and store.claim(pid, self.worker_id, self.lease_s)):
+                                running[pool.submit(self.task, tasks[k])] = k
+                        if len(results) == len(ids):
+                            break
+                        done, _ = cf.wait(list(running), timeout=self.poll_s,
+                                          return_when=cf.FIRST_COMPLETED)
+                        for f in done:
+                            k = running.pop(f)
+                            fronts = f.result()  # a hub's failure ends the job's wait now
+                            store.finish(ids[k], self.worker_id, DONE, result={
+                                "kind": "frontier_part", "hub": tasks[k][1],
+                                "fronts": [hub_front_json(x) for x in fronts]},
+                                summary={"plan_status": "frontier_part"})
+                            # whoever finished first (a take-over after a stall) wins: the
+                            # loop reads the stored result back
+                        if time.monotonic() >= next_renew:
+                            next_renew = time.monotonic() + renew_every
+                            for k in running.values():
+                                store.renew(ids[k], self.worker_id, self.lease_s)
+            except BaseException as exc:
+                # the job's solve ends here: its parts still queued or held by this process
+                # end with it, so that no worker starts what nobody will read
+                store.cancel_parts(self.job_id, f"{type(exc).__name__}: {exc}")
+                raise
+            return [results[k] for k in range(len(ids))]
+        finally:
+            store.close()
+
+    @staticmethod
+    def _told(on_hub: Any, hub: str, done: int, hubs: int) -> None:
+        if on_hub is not None:
+            on_hub(hub, done, hubs)
+
+
+def parent_ended(store: JobStore, options: dict[str, Any]) -> bool:
+    """Whether a part's job has ended (or is gone): then the part is not worth running."""
+    parent = parent_of(options)
+    if parent is None:
+        return False
+    row = store.get(parent)
+    return row is None or row["status"] in FINAL
