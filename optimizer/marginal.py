@@ -14,9 +14,10 @@ time, so `plan solve` keeps its limit.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import highspy
@@ -105,11 +106,19 @@ def plan_as_start(b: BuiltModel, plan: dict[str, Any], threads: int | None = Non
 class _LpDuals:
     """An optimal LP's cost and sensitivities: each row's dual by the row's name (Δcost per
     unit of its bound), each column's cost coefficient minus its reduced cost by the
-    column's name (Σ_r y_r a_rj: what the rows charge for one more unit of it)."""
+    column's name (Σ_r y_r a_rj: what the rows charge for one more unit of it), and HiGHS's
+    bound ranging: how far each column's lower bound and each row's bounds can move, up
+    and down, before the basis changes and with it the duals (by name, as (down, up) in
+    the bound's own units, None for no limit; absent where HiGHS gave no ranging)."""
 
     cost: float
     rows: dict[str, float]
     charged: dict[str, float]
+    col_range: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    row_range: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    #: each row's orientation as compiled: +1 when its finite bound is an upper bound (a
+    #: ≤ row as written), -1 when the compiler turned it into a ≥ row
+    row_sense: dict[str, int] = field(default_factory=dict)
 
 
 def _lp_duals(b: BuiltModel, threads: int | None) -> _LpDuals | None:
@@ -130,9 +139,45 @@ def _lp_duals(b: BuiltModel, threads: int | None) -> _LpDuals | None:
     c = np.asarray(comp.lp.col_cost_)
     cost = float(np.dot(c, np.asarray(sol.col_value))) + comp.offset
     charged = c - np.asarray(sol.col_dual)
+    col_range, row_range, row_sense = _ranging(h, comp, np.asarray(sol.col_value),
+                                               np.asarray(sol.row_value))
     return _LpDuals(
         cost, {row[0].name: float(d) for row, d in zip(comp.rows, sol.row_dual, strict=True)},
-        {v.name: float(y) for v, y in zip(comp.columns, charged, strict=True)})
+        {v.name: float(y) for v, y in zip(comp.columns, charged, strict=True)},
+        col_range, row_range, row_sense)
+
+
+def _ranging(h: highspy.Highs, comp: Any, x: np.ndarray, row_x: np.ndarray
+             ) -> tuple[dict[str, tuple[float | None, float | None]],
+                        dict[str, tuple[float | None, float | None]], dict[str, int]]:
+    """HiGHS's bound ranging as distances: for each column how far its lower bound, for each
+    row how far its finite bound, may go down and up with the duals unchanged. Why: a dual
+    alone says what one more unit is worth, not for how many; on tiny.yaml one more box saves
+    2.87 CNY but the second saves 1.0 and the sixth nothing (`docs/optimizer.md`,
+    "Marginal values")."""
+    status, rg = h.getRanging()
+    if status != highspy.HighsStatus.kOk or not rg.valid:
+        return {}, {}, {}
+
+    def dist(new: float, old: float) -> float | None:
+        d = abs(float(new) - float(old))
+        return None if not math.isfinite(d) or d >= 1e20 else d
+
+    lp = comp.lp
+    lo = np.asarray(lp.col_lower_)
+    cols = {}
+    for j, v in enumerate(comp.columns):
+        at = lo[j] if np.isfinite(lo[j]) else x[j]
+        cols[v.name] = (dist(rg.col_bound_dn.value_[j], at), dist(rg.col_bound_up.value_[j], at))
+    rl, ru = np.asarray(lp.row_lower_), np.asarray(lp.row_upper_)
+    rows, sense = {}, {}
+    for i, row in enumerate(comp.rows):
+        upper = np.isfinite(ru[i]) and not np.isfinite(rl[i])
+        at = ru[i] if upper else (rl[i] if np.isfinite(rl[i]) else row_x[i])
+        rows[row[0].name] = (dist(rg.row_bound_dn.value_[i], at),
+                             dist(rg.row_bound_up.value_[i], at))
+        sense[row[0].name] = 1 if upper else -1
+    return cols, rows, sense
 
 
 def marginal_values(
@@ -164,12 +209,14 @@ def marginal_values(
         m = b.model
         for (hub, ct) in m.pool_covers:
             out["pools"].append({"hub_id": hub, "container_type": ct,
-                                 "delta_cost_cny_per_box": _pool_value(m, lp, hub, ct)})
+                                 "delta_cost_cny_per_box": _pool_value(m, lp, hub, ct),
+                                 "valid_for_boxes": _pool_range(m, lp, hub, ct)})
         # a row the compiler dropped (no variable left in it) cannot bind: dual 0
         cleaning = [duals.get(m.cleaning_capacity[k].name, 0.0) for k in m.cleaning_capacity]
         if cleaning:
             out["cleaning"].append({"hub_id": h,
-                                    "delta_cost_cny_per_unit_per_day": sum(cleaning)})
+                                    "delta_cost_cny_per_unit_per_day": sum(cleaning),
+                                    "valid_for_units": _cleaning_range(m, lp)})
         if vehicles:
             out["vehicles"] += _vehicle_values(s, h, b, lp_cost, deadline, vehicle_time_s,
                                                threads)
@@ -184,6 +231,47 @@ def _pool_value(m: pyo.ConcreteModel, lp: _LpDuals, hub: str, ct: str) -> float:
     in the boundary horizon: a box was worth six times its re-solved value there (-25.16
     against -4.37 CNY). A pool with no expansion column (compiled away) is worth 0."""
     return -lp.charged.get(m.expand[hub, ct].name, 0.0)
+
+
+def _pool_range(m: pyo.ConcreteModel, lp: _LpDuals, hub: str, ct: str
+                ) -> dict[str, float | None] | None:
+    """For how many boxes more, and fewer, `_pool_value` holds per box (None: no limit), or
+    None where HiGHS gave no ranging. One more box at the start is one more unit of E's
+    lower bound, with E's cost taken off (`_pool_value`), so the range is that of E's lower
+    bound: checked against LP re-solves with k more and fewer boxes
+    (`tests/optimizer/test_marginal.py`)."""
+    got = lp.col_range.get(m.expand[hub, ct].name)
+    if got is None:
+        return None
+    return {"fewer": got[0], "more": got[1]}
+
+
+def _cleaning_range(m: pyo.ConcreteModel, lp: _LpDuals) -> dict[str, float | None] | None:
+    """For how many units a day more, and fewer, on every day at once the cleaning value
+    holds at least (None: no limit), or None without ranging. HiGHS ranges one row at a
+    time; by the 100 % rule (Bradley, Hax & Magnanti 1977, ch. 3) changing all days' rows
+    by δ keeps the basis while Σ_d δ / r_d ≤ 1, r_d each row's own range in that
+    direction, so δ = 1 / Σ_d (1 / r_d) is safe; the exact range may be wider."""
+    more, fewer = [], []
+    for k in m.cleaning_capacity:
+        name = m.cleaning_capacity[k].name
+        if name not in lp.row_range:
+            if name in lp.rows:
+                return None  # the LP has the row but HiGHS gave no ranging
+            continue  # compiled away: it never binds
+        dn, up = lp.row_range[name]
+        if lp.row_sense.get(name, 1) < 0:  # compiled as −returned ≥ −capacity
+            dn, up = up, dn
+        more.append(up)
+        fewer.append(dn)
+
+    def safe(ranges: list[float | None]) -> float | None:
+        inv = sum(1.0 / r for r in ranges if r is not None and r > 0)
+        if any(r is not None and r <= 0 for r in ranges):
+            return 0.0
+        return None if inv == 0 else 1.0 / inv
+
+    return {"fewer": safe(fewer), "more": safe(more)}
 
 
 def _vehicle_values(s: Scenario, h: str, lp: BuiltModel, lp_cost: float,

@@ -272,7 +272,13 @@ def _marginal_lines(mv: dict[str, Any]) -> list[str]:
                 what = " ".join(str(e[k]) for k in ("hub_id", "container_type", "vehicle_type")
                                 if k in e)
                 if value is not None:
-                    out.append(f"one more in {key} ({what}): {value:+,.2f} CNY on the plan")
+                    held = e.get("valid_for_boxes") or e.get("valid_for_units")
+                    more = None if not held else held.get("more")
+                    upto = "" if not held else (
+                        ", for any number more" if more is None else
+                        f", for at least {more:,.1f} more")
+                    out.append(f"one more in {key} ({what}): {value:+,.2f} CNY on the plan"
+                               f"{upto}")
     return out
 
 

@@ -141,4 +141,62 @@ def test_report_shows_marginal_values(tmp_path):
     (pool,) = r.marginal_values["pools"]
     assert "What one more is worth" in page
     assert f"{pool['delta_cost_cny_per_box']:+,.2f}" in page
+    # and for how many it holds
+    rng = pool["valid_for_boxes"]
+    assert f"{rng['more']:,.1f} more, {rng['fewer']:,.1f} fewer (boxes)" in page
     assert "plan.json" in page and (tmp_path / "plan.json").exists()
+
+
+def _lp_cost_on_trips(s, plan) -> float:
+    """The cost of `plan`'s trips in `s` with everything else free: the LP the marginal
+    values are the duals of, solved again for a changed scenario."""
+    from optimizer.marginal import _lp_duals, fix_plan_trips
+    from optimizer.model import build_model
+    from optimizer.routes import hub_routes
+
+    b = build_model(s, hub_routes(s, ["H01"]), mode="joint", hubs=["H01"])
+    assert fix_plan_trips(b, plan) is not None
+    lp = _lp_duals(b, 1)
+    assert lp is not None
+    return lp.cost
+
+
+def _with(s, key: str, delta: float):
+    """`s` with `delta` more (fractional allowed: both fields are real numbers) of `key`."""
+    if key == "pool":
+        pools = [p.model_copy(update={"count": p.count + delta}) for p in s.container_pools]
+        return s.model_copy(update={"container_pools": pools})
+    hubs = [h.model_copy(update={"cleaning_capacity_per_day": h.cleaning_capacity_per_day
+                                 + delta}) for h in s.hubs]
+    return s.model_copy(update={"hubs": hubs})
+
+
+@pytest.mark.parametrize("key,field,edits", [
+    ("pool", "valid_for_boxes", {"weeks": 1}),
+    ("cleaning", "valid_for_units", {"weeks": 1, "cleaning": 12}),
+])
+def test_a_marginal_value_holds_for_its_range(key, field, edits):
+    """Each marginal value says for how many units it holds: re-solving the plan's LP with
+    δ more (and fewer) units changes the cost by exactly δ times the value up to the range,
+    and, where the range is exact, by something else a little past it (a box 2.87 CNY for
+    1.35 more boxes and 18.25 fewer; cleaning 5.74 CNY a day for 1.91 units more every day;
+    its "fewer", by the 100 % rule, is safe, not exact). With the directions swapped, or no
+    range, this fails."""
+    s = _scenario(**edits)
+    r = solve(s, mip_gap=0.0, baselines=False)
+    entry = r.marginal_values["pools" if key == "pool" else "cleaning"][0]
+    value = entry.get("delta_cost_cny_per_box", entry.get("delta_cost_cny_per_unit_per_day"))
+    rng = entry[field]
+    assert value < -0.5
+    base = _lp_cost_on_trips(s, r.plan)
+
+    def change(delta: float) -> float:
+        return _lp_cost_on_trips(_with(s, key, delta), r.plan) - base
+
+    more, fewer = rng["more"], rng["fewer"]
+    assert more is not None and fewer is not None and more >= 1.0 and fewer >= 1.0
+    for delta in (1.0, more - 1e-4, -1.0, -(fewer - 1e-4)):
+        assert change(delta) == pytest.approx(delta * value, rel=1e-6, abs=1e-6), delta
+    edges = [more + 0.05] + ([-(fewer + 0.05)] if key == "pool" else [])
+    for delta in edges:
+        assert abs(change(delta) - delta * value) > 1e-4, delta
