@@ -237,9 +237,45 @@ def _whatif_table(doc: dict[str, Any]) -> None:
                    else f": the change {effect} the cost")
         out.print(f"cost change between the optimal plans: {lo:+,.2f} to {hi:+,.2f} CNY (the "
                   f"solves' gaps){verdict}", highlight=False, soft_wrap=True)
+    for line in _marginal_notes(doc):
+        out.print(line, highlight=False, soft_wrap=True)
     for name in ("base", "variant"):
         s = doc[name]
         gap = "-" if s.get("gap") is None else f"{s['gap']:.3%}"
         out.print(f"{name}: {s['status']}, gap {gap}")
         for d in s.get("diagnosis") or []:  # why a side has no plan, as plan solve says it
             out.print(f"  {d['what']}: {d['why']}", highlight=False, soft_wrap=True)
+
+
+def _marginal_notes(doc: dict[str, Any]) -> list[str]:
+    """For a pool or cleaning change, what the base plan's marginal value said of it and for
+    how many units that holds. Why: "one more box saves 2.87 CNY" read as 500 boxes saving
+    1,435 CNY, where the value held for 1.35 boxes (docs/optimizer.md, "Marginal values")."""
+    mv = doc["base"].get("marginal_values") or {}
+    out = []
+    for c in doc["changes"]:
+        parts = c["key"].split(".")
+        if parts[0] == "pools" and len(parts) == 3:
+            entry = next((e for e in mv.get("pools", []) if e["hub_id"] == parts[1]
+                          and e["container_type"] == parts[2]), None)
+            value_key, range_key, unit = "delta_cost_cny_per_box", "valid_for_boxes", "boxes"
+        elif parts[0] == "hubs" and parts[-1] == "cleaning_capacity_per_day":
+            entry = next((e for e in mv.get("cleaning", []) if e["hub_id"] == parts[1]), None)
+            value_key, range_key, unit = ("delta_cost_cny_per_unit_per_day", "valid_for_units",
+                                          "units a day")
+        else:
+            continue
+        if entry is None or c["from"] is None or c["to"] is None:
+            continue
+        step = c["to"] - c["from"]
+        rng = entry.get(range_key) or {}
+        held = rng.get("more" if step >= 0 else "fewer", 0.0) if rng else 0.0
+        within = held is None or abs(step) <= held + 1e-9
+        reach = "any number" if held is None else f"{held:,.1f}"
+        out.append(f"{c['key']}: the base plan's marginal value is "
+                   f"{entry[value_key]:+,.2f} CNY per unit, for at least {reach} {unit} "
+                   f"{'more' if step >= 0 else 'fewer'}; this change is {step:+,g}"
+                   + (f", within it: about {step * entry[value_key]:+,.2f} CNY" if within
+                      else ", beyond it: only the re-solve above prices it"))
+    return out
+

@@ -446,3 +446,28 @@ def test_a_box_count_is_whole(value):
     with pytest.raises(WhatIfError, match=r"pools\.H01\.insulated_box") as e:
         apply_changes(load_scenario(TINY), [("pools.H01.insulated_box", value)])
     assert "a container count is a whole number" in str(e.value)
+
+
+def test_the_table_says_whether_a_change_is_within_the_marginal_values_range():
+    """A binding pool whose box is worth 2.87 CNY for 1.35 more boxes: `plan whatif` with
+    one more says the change is within that range and prices it; with five more it says
+    the change is beyond it, where the re-solve (3.86 CNY for five, not 14.3) is the
+    answer."""
+    from services.cli.plan_decisions import _marginal_notes
+
+    raw = yaml.safe_load(TRADEOFF.read_text())
+    raw["prices"]["pool_amortisation_weeks"] = 1
+    s = load_scenario(raw)
+    for k, within in ((1, True), (5, False)):
+        w = what_if(s, [("pools.H01.insulated_box", f"+{k}")], mip_gap=0.0)
+        (pool,) = w.base.marginal_values["pools"]
+        (note,) = _marginal_notes(w.to_json_dict())
+        assert f"{pool['delta_cost_cny_per_box']:+,.2f} CNY per unit" in note
+        assert f"{pool['valid_for_boxes']['more']:,.1f} boxes more" in note
+        if within:
+            assert "within it" in note
+            assert w.deltas()["cost_cny"] == pytest.approx(pool["delta_cost_cny_per_box"],
+                                                          rel=1e-6)
+        else:
+            assert "beyond it" in note
+            assert w.deltas()["cost_cny"] > k * pool["delta_cost_cny_per_box"] + 1.0
