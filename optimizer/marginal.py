@@ -23,6 +23,7 @@ from typing import Any
 import highspy
 import numpy as np
 import pyomo.environ as pyo
+from pyomo.common.collections import ComponentMap
 from pyomo.common.errors import InfeasibleConstraintException
 
 from optimizer.model import BuiltModel, build_model
@@ -94,7 +95,7 @@ def plan_as_start(b: BuiltModel, plan: dict[str, Any], threads: int | None = Non
         o.deactivate()
     m.cost.activate()  # the least-cost completion of those trips, whatever is minimised now
     try:
-        return _lp_duals(b, threads) is not None
+        return _lp_duals(b, threads, ranging=False) is not None
     finally:
         m.cost.deactivate()
         for o in active:
@@ -104,24 +105,24 @@ def plan_as_start(b: BuiltModel, plan: dict[str, Any], threads: int | None = Non
 
 @dataclass(frozen=True)
 class _LpDuals:
-    """An optimal LP's cost and sensitivities: each row's dual by the row's name (Δcost per
-    unit of its bound), each column's cost coefficient minus its reduced cost by the
-    column's name (Σ_r y_r a_rj: what the rows charge for one more unit of it), and HiGHS's
-    bound ranging: how far each column's lower bound and each row's bounds can move, up
-    and down, before the basis changes and with it the duals (by name, as (down, up) in
-    the bound's own units, None for no limit; absent where HiGHS gave no ranging)."""
+    """An optimal LP's cost and sensitivities, keyed by the model's own variable and
+    constraint objects: each row's dual (Δcost per unit of its bound), each column's cost
+    coefficient minus its reduced cost (Σ_r y_r a_rj: what the rows charge for one more unit
+    of it), and HiGHS's bound ranging: how far each column's lower bound and each row's
+    finite bound can move, (down, up), before the basis changes and with it the duals (None
+    for no limit; empty where HiGHS gave no ranging). A row's `row_sense` is +1 when its
+    finite bound is an upper bound (a ≤ row as written), -1 when compiled as a ≥ row.
+    Keyed by object, not by name: naming 39,000 components of a county-week hub took 0.45 s."""
 
     cost: float
-    rows: dict[str, float]
-    charged: dict[str, float]
-    col_range: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
-    row_range: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
-    #: each row's orientation as compiled: +1 when its finite bound is an upper bound (a
-    #: ≤ row as written), -1 when the compiler turned it into a ≥ row
-    row_sense: dict[str, int] = field(default_factory=dict)
+    rows: ComponentMap
+    charged: ComponentMap
+    col_range: ComponentMap = field(default_factory=ComponentMap)
+    row_range: ComponentMap = field(default_factory=ComponentMap)
+    row_sense: ComponentMap = field(default_factory=ComponentMap)
 
 
-def _lp_duals(b: BuiltModel, threads: int | None) -> _LpDuals | None:
+def _lp_duals(b: BuiltModel, threads: int | None, ranging: bool = True) -> _LpDuals | None:
     """The LP's cost and duals; None without an optimal LP (or with a row its fixings break,
     which the compiler finds before any solve). The LP's values are loaded into the model."""
     try:
@@ -134,92 +135,142 @@ def _lp_duals(b: BuiltModel, threads: int | None) -> _LpDuals | None:
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None
     sol = h.getSolution()
-    for v, x in zip(comp.columns, sol.col_value, strict=True):
-        v.set_value(float(x), skip_validation=True)
+    x = np.asarray(sol.col_value)
+    for v, xv in zip(comp.columns, x.tolist(), strict=True):
+        v.set_value(xv, skip_validation=True)
     c = np.asarray(comp.lp.col_cost_)
-    cost = float(np.dot(c, np.asarray(sol.col_value))) + comp.offset
+    cost = float(np.dot(c, x)) + comp.offset
     charged = c - np.asarray(sol.col_dual)
-    col_range, row_range, row_sense = _ranging(h, comp, np.asarray(sol.col_value),
-                                               np.asarray(sol.row_value))
-    return _LpDuals(
-        cost, {row[0].name: float(d) for row, d in zip(comp.rows, sol.row_dual, strict=True)},
-        {v.name: float(y) for v, y in zip(comp.columns, charged, strict=True)},
-        col_range, row_range, row_sense)
+    rows = [row[0] for row in comp.rows]
+    ranges = _ranging(h, comp, x, np.asarray(sol.row_value)) if ranging else None
+    col_range, row_range, row_sense = (ComponentMap(), ComponentMap(), ComponentMap()) if (
+        ranges is None) else (ComponentMap(zip(comp.columns, ranges[0], strict=True)),
+                              ComponentMap(zip(rows, ranges[1], strict=True)),
+                              ComponentMap(zip(rows, ranges[2], strict=True)))
+    return _LpDuals(cost, ComponentMap(zip(rows, np.asarray(sol.row_dual).tolist(),
+                                           strict=True)),
+                    ComponentMap(zip(comp.columns, charged.tolist(), strict=True)),
+                    col_range, row_range, row_sense)
 
 
 def _ranging(h: highspy.Highs, comp: Any, x: np.ndarray, row_x: np.ndarray
-             ) -> tuple[dict[str, tuple[float | None, float | None]],
-                        dict[str, tuple[float | None, float | None]], dict[str, int]]:
-    """HiGHS's bound ranging as distances: for each column how far its lower bound, for each
-    row how far its finite bound, may go down and up with the duals unchanged. Why: a dual
-    alone says what one more unit is worth, not for how many; on tiny.yaml one more box saves
-    2.87 CNY but the second saves 1.0 and the sixth nothing (`docs/optimizer.md`,
-    "Marginal values")."""
+             ) -> tuple[list[tuple[float | None, float | None]],
+                        list[tuple[float | None, float | None]], list[int]] | None:
+    """HiGHS's bound ranging as distances, per column (its lower bound) and per row (its
+    finite bound): how far down and up each may go with the duals unchanged; None without
+    ranging. Why: a dual alone says what one more unit is worth, not for how many; on
+    tiny.yaml one more box saves 2.87 CNY but the second saves 1.0 and the sixth nothing
+    (`docs/optimizer.md`, "Marginal values")."""
     status, rg = h.getRanging()
     if status != highspy.HighsStatus.kOk or not rg.valid:
-        return {}, {}, {}
+        return None
 
-    def dist(new: float, old: float) -> float | None:
-        d = abs(float(new) - float(old))
-        return None if not math.isfinite(d) or d >= 1e20 else d
+    def dist(new: Any, at: np.ndarray) -> list[float | None]:
+        # each .value_ is a fresh copy of the whole vector: read it once
+        d = np.abs(np.asarray(new, dtype=np.float64) - at)
+        return [None if not math.isfinite(v) or v >= 1e20 else v for v in d.tolist()]
 
     lp = comp.lp
-    lo = np.asarray(lp.col_lower_)
-    cols = {}
-    for j, v in enumerate(comp.columns):
-        at = lo[j] if np.isfinite(lo[j]) else x[j]
-        cols[v.name] = (dist(rg.col_bound_dn.value_[j], at), dist(rg.col_bound_up.value_[j], at))
-    rl, ru = np.asarray(lp.row_lower_), np.asarray(lp.row_upper_)
-    rows, sense = {}, {}
-    for i, row in enumerate(comp.rows):
-        upper = np.isfinite(ru[i]) and not np.isfinite(rl[i])
-        at = ru[i] if upper else (rl[i] if np.isfinite(rl[i]) else row_x[i])
-        rows[row[0].name] = (dist(rg.row_bound_dn.value_[i], at),
-                             dist(rg.row_bound_up.value_[i], at))
-        sense[row[0].name] = 1 if upper else -1
-    return cols, rows, sense
+    lo = np.asarray(lp.col_lower_, dtype=np.float64)
+    at = np.where(np.isfinite(lo), lo, x)
+    cols = list(zip(dist(rg.col_bound_dn.value_, at), dist(rg.col_bound_up.value_, at),
+                    strict=True))
+    rl = np.asarray(lp.row_lower_, dtype=np.float64)
+    ru = np.asarray(lp.row_upper_, dtype=np.float64)
+    upper = np.isfinite(ru) & ~np.isfinite(rl)
+    row_at = np.where(upper, ru, np.where(np.isfinite(rl), rl, row_x))
+    rows = list(zip(dist(rg.row_bound_dn.value_, row_at), dist(rg.row_bound_up.value_, row_at),
+                    strict=True))
+    return cols, rows, [1 if u else -1 for u in upper.tolist()]
+
+
+def plan_trip_keys(plan: dict[str, Any], hubs: list[str] | set[str]) -> list[Any]:
+    """`plan`'s trips of `hubs` as sorted keys: which plan a hub's marginal values were
+    computed on (`group_marginals`), to tell whether they are the final plan's."""
+    wanted = set(hubs)
+    return sorted((t["hub_id"], t["day"], t["vehicle_type"], t["purpose"], t["kind"],
+                   tuple(t["stops"])) for t in plan["trips"] if t["hub_id"] in wanted)
+
+
+def group_marginals(s: Scenario, hubs: list[str], plan: dict[str, Any],
+                    b: BuiltModel | None = None, threads: int | None = None,
+                    vehicles: bool = False, vehicle_time_s: float = 5.0,
+                    deadline: float | None = None) -> dict[str, Any]:
+    """`marginal_values` of `hubs`, planned together (one hub, or a hub group of the
+    planner), on `plan`'s trips: in `b`, their joint model as a stage built it (its trips
+    are fixed to the plan's and freed again; its other fixings must be undone first), or
+    in a model built here. Why a stage's model: building it is most of the time (0.3-0.5 s
+    a county-week hub against 0.1-0.2 s for the LP), and computed after the plan, at the
+    end of the planner's time limit, the county week's 20 hubs all ended "not computed"."""
+    out: dict[str, Any] = {"pools": [], "cleaning": [], "vehicles": [], "not_computed": []}
+    if b is None:
+        b = build_model(s, hub_routes(s, hubs), mode="joint", hubs=hubs)
+    relaxed = fix_plan_trips(b, plan)
+    if relaxed is None:
+        out["not_computed"] += [{"hub_id": h, "why": "the plan's trips are not the model's "
+                                 "trip types"} for h in hubs]
+        return out
+    try:
+        lp = _lp_duals(b, threads)
+    finally:
+        unfix_trips(b, relaxed)
+    if lp is None:
+        out["not_computed"] += [{"hub_id": h, "why": "the LP with the plan's trips has no "
+                                 "optimum"} for h in hubs]
+        return out
+    m = b.model
+    for (hub, ct) in m.pool_covers:
+        out["pools"].append({"hub_id": hub, "container_type": ct,
+                             "delta_cost_cny_per_box": _pool_value(m, lp, hub, ct),
+                             "valid_for_boxes": _pool_range(m, lp, hub, ct)})
+    for h in hubs:
+        keys = [k for k in m.cleaning_capacity if k[0] == h]
+        if keys:
+            # a row the compiler dropped (no variable left in it) cannot bind: dual 0
+            out["cleaning"].append({
+                "hub_id": h,
+                "delta_cost_cny_per_unit_per_day": sum(
+                    lp.rows.get(m.cleaning_capacity[k], 0.0) for k in keys),
+                "valid_for_units": _cleaning_range(m, lp, keys)})
+    if vehicles:
+        for h in hubs:
+            out["vehicles"] += _vehicle_values(s, h, b, lp.cost, deadline, vehicle_time_s,
+                                               threads)
+    return out
 
 
 def marginal_values(
     s: Scenario, plan: dict[str, Any], *, deadline: float | None = None,
     vehicles: bool = False, vehicle_time_s: float = 5.0, threads: int | None = None,
+    computed: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The plan's marginal values (the `marginal_values` of its JSON): per hub, the cost
     change of one more box in each pool, and of one more unit of cleaning capacity on every
     day; with `vehicles`, of one more vehicle of each hub-based type (a MILP re-solve of at
     most `vehicle_time_s`). Hubs not reached by `deadline` (time.time()) are listed in
-    `not_computed`. Negative: one more saves that much."""
+    `not_computed`. Negative: one more saves that much. `computed` holds hubs' values a
+    stage worked out already on this plan's trips (`group_marginals` by hub): they are
+    used as they are."""
     out: dict[str, Any] = {"pools": [], "cleaning": [], "vehicles": [], "not_computed": []}
     for h in plan.get("hubs", []):
-        if deadline is not None and time.time() > deadline:
-            out["not_computed"].append({"hub_id": h, "why": "no time left"})
-            continue
-        routes = hub_routes(s, [h])
-        b = build_model(s, routes, mode="joint", hubs=[h])
-        if fix_plan_trips(b, plan) is None:
-            out["not_computed"].append({"hub_id": h, "why": "the plan's trips are not the "
-                                        "model's trip types"})
-            continue
-        lp = _lp_duals(b, threads)
-        if lp is None:
-            out["not_computed"].append({"hub_id": h, "why": "the LP with the plan's trips "
-                                        "has no optimum"})
-            continue
-        lp_cost, duals = lp.cost, lp.rows
-        m = b.model
-        for (hub, ct) in m.pool_covers:
-            out["pools"].append({"hub_id": hub, "container_type": ct,
-                                 "delta_cost_cny_per_box": _pool_value(m, lp, hub, ct),
-                                 "valid_for_boxes": _pool_range(m, lp, hub, ct)})
-        # a row the compiler dropped (no variable left in it) cannot bind: dual 0
-        cleaning = [duals.get(m.cleaning_capacity[k].name, 0.0) for k in m.cleaning_capacity]
-        if cleaning:
-            out["cleaning"].append({"hub_id": h,
-                                    "delta_cost_cny_per_unit_per_day": sum(cleaning),
-                                    "valid_for_units": _cleaning_range(m, lp)})
-        if vehicles:
-            out["vehicles"] += _vehicle_values(s, h, b, lp_cost, deadline, vehicle_time_s,
-                                               threads)
+        got = (computed or {}).get(h)
+        if got is None:
+            if deadline is not None and time.time() > deadline:
+                out["not_computed"].append({"hub_id": h, "why": "no time left"})
+                continue
+            got = group_marginals(s, [h], plan, threads=threads, vehicles=vehicles,
+                                  vehicle_time_s=vehicle_time_s, deadline=deadline)
+        for key in out:
+            out[key] += [e for e in got.get(key, []) if e.get("hub_id", h) == h]
+    return out
+
+
+def by_hub(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """`marginal_values`' lists split by hub (what `marginal_values(computed=...)` takes)."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, entries in values.items():
+        for e in entries:
+            out.setdefault(e["hub_id"], {k: [] for k in values})[key].append(e)
     return out
 
 
@@ -230,7 +281,7 @@ def _pool_value(m: pyo.ConcreteModel, lp: _LpDuals, hub: str, ct: str) -> float:
     the compiler orients each row. Reading one row's dual (`pool_covers`) missed `pool_end`
     in the boundary horizon: a box was worth six times its re-solved value there (-25.16
     against -4.37 CNY). A pool with no expansion column (compiled away) is worth 0."""
-    return -lp.charged.get(m.expand[hub, ct].name, 0.0)
+    return -lp.charged.get(m.expand[hub, ct], 0.0)
 
 
 def _pool_range(m: pyo.ConcreteModel, lp: _LpDuals, hub: str, ct: str
@@ -240,27 +291,28 @@ def _pool_range(m: pyo.ConcreteModel, lp: _LpDuals, hub: str, ct: str
     lower bound, with E's cost taken off (`_pool_value`), so the range is that of E's lower
     bound: checked against LP re-solves with k more and fewer boxes
     (`tests/optimizer/test_marginal.py`)."""
-    got = lp.col_range.get(m.expand[hub, ct].name)
+    got = lp.col_range.get(m.expand[hub, ct])
     if got is None:
         return None
     return {"fewer": got[0], "more": got[1]}
 
 
-def _cleaning_range(m: pyo.ConcreteModel, lp: _LpDuals) -> dict[str, float | None] | None:
+def _cleaning_range(m: pyo.ConcreteModel, lp: _LpDuals, keys: list[Any]
+                    ) -> dict[str, float | None] | None:
     """For how many units a day more, and fewer, on every day at once the cleaning value
     holds at least (None: no limit), or None without ranging. HiGHS ranges one row at a
     time; by the 100 % rule (Bradley, Hax & Magnanti 1977, ch. 3) changing all days' rows
     by δ keeps the basis while Σ_d δ / r_d ≤ 1, r_d each row's own range in that
     direction, so δ = 1 / Σ_d (1 / r_d) is safe; the exact range may be wider."""
     more, fewer = [], []
-    for k in m.cleaning_capacity:
-        name = m.cleaning_capacity[k].name
-        if name not in lp.row_range:
-            if name in lp.rows:
+    for k in keys:
+        row = m.cleaning_capacity[k]
+        if row not in lp.row_range:
+            if row in lp.rows:
                 return None  # the LP has the row but HiGHS gave no ranging
             continue  # compiled away: it never binds
-        dn, up = lp.row_range[name]
-        if lp.row_sense.get(name, 1) < 0:  # compiled as −returned ≥ −capacity
+        dn, up = lp.row_range[row]
+        if lp.row_sense.get(row, 1) < 0:  # compiled as −returned ≥ −capacity
             dn, up = up, dn
         more.append(up)
         fewer.append(dn)

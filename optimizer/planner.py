@@ -40,7 +40,7 @@ from optimizer.budget import (
     later_min_s,
 )
 from optimizer.kpis import compute_kpis, reductions
-from optimizer.marginal import marginal_values
+from optimizer.marginal import by_hub, marginal_values, plan_trip_keys
 from optimizer.model import build_model
 from optimizer.plan import merge_plans, rounding_cost
 from optimizer.result import PlanResult, PlanStatus
@@ -332,10 +332,10 @@ def _queue(queue: Any) -> Any:
 
 
 def _refine_worker(args):
-    s, hubs, prev, deadline, gap, threads, queue, key = args
+    s, hubs, prev, deadline, gap, threads, queue, key, marginals = args
     tl = max(1.0, deadline - time.time())
     return hubs, refine_joint(s, hubs, prev, tl, gap, threads,
-                              queue_reporter(_queue(queue), key))
+                              queue_reporter(_queue(queue), key), marginals=marginals)
 
 
 def _scenario(s: Scenario | None) -> Scenario:
@@ -357,14 +357,14 @@ def _first_worker(args):
 
 def _later_worker(args):
     """A hub group's later stages in a worker process, from its first plan."""
-    s, hubs, unc, start, deadline, gap, threads, queue, key, rate, params = args
+    s, hubs, unc, start, deadline, gap, threads, queue, key, rate, params, marginals = args
     s = _scenario(s)
     tl = None if deadline is None else max(0.0, deadline - time.time())
     # the caller's BudgetParams, not the defaults: stage shares, floors' and trunk bound's
     # time apply inside the group (they were silently the defaults in worker processes)
     return later_stages(s, hubs, unc, start, tl, gap, threads,
                         queue_reporter(_queue(queue), key), overhead_s_per_row=rate,
-                        params=params)
+                        params=params, marginals=marginals)
 
 
 class _Direct:
@@ -430,7 +430,7 @@ def _bound_worker(args: tuple[Any, ...]) -> float | None:
 def _second_pass(s: Scenario, parts: list[dict[str, StageOutcome]], pool, deadline,
                  mip_gap, workers: int, queue, drain,
                  on_refined: Callable[[int, StageOutcome], None] | None = None,
-                 params: BudgetParams = DEFAULT) -> None:
+                 params: BudgetParams = DEFAULT, marginals: bool = False) -> None:
     """Give the time the quick hub groups left over to the groups that stopped above the
     gap at their budget, most absolute gap first, until the deadline.
 
@@ -470,7 +470,7 @@ def _second_pass(s: Scenario, parts: list[dict[str, StageOutcome]], pool, deadli
             plan = parts[k]["joint"].plan
             assert plan is not None  # solve_hubs keeps a start only with a plan
             args = (s, plan["hubs"], parts[k]["joint"], time.time() + share, mip_gap, 1, queue,
-                    k)
+                    k, marginals)
             futs[pool.submit(_refine_worker, args)] = k
 
     submit()
@@ -531,7 +531,8 @@ def _combine(parts: list[dict[str, StageOutcome]], mode: str) -> StageOutcome:
 HUB_SEARCH_STATS = frozenset({
     "search_s", "search_windows", "search_improved", "search_gain_cny", "drop_s",
     "drop_gain_cny", "finish_s", "finish_gain_cny", "floors_s", "trunk_bound_s",
-    "replaced_by_sequential", "objective_resolves", "past_budget", "relaxation_build_s"})
+    "replaced_by_sequential", "objective_resolves", "past_budget", "relaxation_build_s",
+    "marginal_s"})
 
 
 def _hub_stats(part: dict[str, StageOutcome]) -> dict[str, Any]:
@@ -714,7 +715,7 @@ def solve(
     def later_task(key: int, group_deadline: float | None, queue) -> tuple[Any, ...]:
         unc, start = firsts[key]
         return (task_s, groups[key], unc, start, group_deadline, mip_gap, hub_threads, queue,
-                key, schedule.rate, params)
+                key, schedule.rate, params, marginals)
 
     def run_phases(submit: Callable[..., cf.Future], queue, drain) -> None:
         """First plans of every group, then the later stages of each with the time left:
@@ -816,7 +817,7 @@ def solve(
                 _second_pass(s, parts, pool, deadline, mip_gap, workers, task_queue, drain,
                              on_refined=None if county is None else (
                                  lambda k, o: county.done(k, o, "second pass")),
-                             params=params)
+                             params=params, marginals=marginals)
         finally:
             if queue is not None:
                 drain()
@@ -909,8 +910,19 @@ def solve(
     end = None if time_limit_s is None else (
         time.time() + time_limit_s - (time.perf_counter() - t0) - MARGINAL_MARGIN_S)
     tm = time.perf_counter()
+    # the groups' own values where they hold for the final plan's trips (a linked county
+    # re-solve or a substituted plan has others; those hubs are worked out here)
+    computed: dict[str, dict[str, Any]] = {}
+    if not marginal_vehicles:
+        for p in parts:
+            o = p.get("joint")
+            if o is None or o.marginals is None or o.plan is None:
+                continue
+            hubs = list(o.plan["hubs"])
+            if o.marginals_on == plan_trip_keys(result.plan, hubs):
+                computed.update(by_hub(o.marginals))
     values = marginal_values(s, result.plan, deadline=end, vehicles=marginal_vehicles,
-                             threads=threads)
+                             threads=threads, computed=computed)
     return dataclasses.replace(result, marginal_values=values,
                                stats={**result.stats, "marginal_s": time.perf_counter() - tm})
 

@@ -113,6 +113,11 @@ class StageOutcome:
     start: dict[tuple[str, Any], float] | None = None
     # for `sequential`: which of the sequential baselines it is
     method: str = ""
+    # the marginal values of `plan` (`marginal.group_marginals`), worked out in the stage's
+    # worker on the model it had built, and the plan's trip keys they hold for
+    # (`marginal.plan_trip_keys`): the planner uses them only for that very plan
+    marginals: dict[str, Any] | None = None
+    marginals_on: list[Any] | None = None
 
 
 # the stages whose plan, when HiGHS stops on its time limit above the gap, gets trips dropped
@@ -417,11 +422,18 @@ def later_stages(
     time_limit_s: float | None, mip_gap: float | None, threads: int | None,
     progress: ProgressFn | None, skip_joint: bool = False, *,
     overhead_s_per_row: float | None = None, params: BudgetParams = DEFAULT,
+    marginals: bool = False,
 ) -> dict[str, StageOutcome]:
     """The stages after a group's first plan: single-use (started from the uncoordinated
     plan), stage 2 of the sequential baseline, joint; the outcomes by mode, "joint" the best
     plan found (`unc`'s, if nothing later had time). `progress` hears of the joint solve's
-    incumbents and bounds, and of every stage's plan."""
+    incumbents and bounds, and of every stage's plan. With `marginals` the joint outcome
+    carries its plan's marginal values (`with_marginals`), their time taken from the
+    stages' (`MARGINAL_S_PER_ROW`)."""
+    reserve = 0.0
+    if marginals and time_limit_s is not None:
+        reserve = min(MARGINAL_MAX_SHARE * time_limit_s, MARGINAL_S_PER_ROW * group_rows(s, hubs))
+        time_limit_s -= reserve
     g = _Group(s, hubs, time_limit_s, threads, progress, overhead_s_per_row, params)
     out: dict[str, StageOutcome] = {"uncoordinated": unc}
     su_gap = baseline_gap(mip_gap, time_limit_s is not None)
@@ -525,9 +537,39 @@ def later_stages(
             best = with_floor_bound(best, trunk.bound,
                                     "trunk_rounding" if trunk.branched else "relaxation")
     out["joint"] = dataclasses.replace(best, stats={**best.stats, **extra})
+    if marginals:
+        out["joint"] = with_marginals(s, hubs, out["joint"], warm if warm is not None else cold,
+                                      threads)
     # wall time of these stages (objective) and the budget they were given (bound)
     out["_time_s"] = StageOutcome("ok", time.perf_counter() - g.t0, time_limit_s, None)
     return out
+
+
+#: a hub group's marginal values (`with_marginals`) take about this long per row of its model
+#: (county-week hubs, 6,000-7,500 rows each: 0.13-0.5 s, H04 0.5 s on its built model:
+#: compiling 0.28 s, the LP 0.06 s, HiGHS's ranging 0.14 s); the later stages leave them
+#: that much of their budget ...
+MARGINAL_S_PER_ROW = 5e-5
+#: ... but never more than this share of it
+MARGINAL_MAX_SHARE = 0.05
+
+
+def with_marginals(s: Scenario, hubs: list[str], o: StageOutcome, b: BuiltModel | None,
+                   threads: int | None) -> StageOutcome:
+    """`o` with the marginal values of its plan (`marginal.group_marginals`), on the group's
+    joint model `b` where the stages built one (its baseline fixings undone first). Why here:
+    the model is built already, and worked out after the county's plan, at the end of its
+    time limit, the county week's 20 hubs all ended "not computed"."""
+    from optimizer.marginal import group_marginals, plan_trip_keys
+
+    if o.plan is None:
+        return o
+    t = time.perf_counter()
+    if b is not None:
+        as_joint(b)
+    values = group_marginals(s, hubs, o.plan, b, threads)
+    return dataclasses.replace(o, marginals=values, marginals_on=plan_trip_keys(o.plan, hubs),
+                               stats={**o.stats, "marginal_s": time.perf_counter() - t})
 
 
 def solve_hubs(
@@ -635,6 +677,7 @@ def no_worse_than_sequential(joint: StageOutcome, seq: StageOutcome | None,
 def refine_joint(
     s: Scenario, hubs: list[str], prev: StageOutcome, time_limit_s: float,
     mip_gap: float | None, threads: int | None, progress: ProgressFn | None = None,
+    marginals: bool = False,
 ) -> StageOutcome:
     """Second pass for a hub group whose joint solve hit its time budget above the gap:
     solve the joint model again from its incumbent with the time the quicker groups left.
@@ -666,4 +709,8 @@ def refine_joint(
                        stats, prev.diagnosis)
     if above_gap(out, mip_gap):
         out.status = "time_limit"
+    if marginals and better:
+        out = with_marginals(s, hubs, out, b, threads)
+    elif marginals:  # the plan is the first pass's, and so are its values
+        out.marginals, out.marginals_on = prev.marginals, prev.marginals_on
     return out
