@@ -122,6 +122,7 @@ class SharedHubTasks:
                             self.job_id, exc)
             results: dict[int, list[Any]] = {}
             running: dict[cf.Future, int] = {}
+            retried: set[int] = set()
             renew_every = max(0.5, self.lease_s / 4)
             next_renew = time.monotonic() + renew_every
             try:
@@ -145,6 +146,15 @@ class SharedHubTasks:
                             elif status == FAILED:
                                 if (error or "").startswith("HubFrontError"):
                                     raise HubFrontError(error)
+                                if k not in retried and store.requeue_failed(pid):
+                                    # a worker's failure (killed, out of memory, an older
+                                    # version that cannot read a part) is tried once more,
+                                    # by whoever is free, before it fails the job
+                                    retried.add(k)
+                                    log.warning("frontier %s: part %s failed on %s (%s); tried "
+                                                "again", self.job_id, tasks[k][1],
+                                                state["worker_id"], error)
+                                    continue
                                 raise RuntimeError(f"frontier part {tasks[k][1]} failed on "
                                                    f"{state['worker_id']}: {error}")
                             elif status == CANCELLED:
@@ -173,9 +183,12 @@ class SharedHubTasks:
                             for k in running.values():
                                 store.renew(ids[k], self.worker_id, self.lease_s)
             except BaseException as exc:
-                # the job's solve ends here: its parts still queued or held by this process
-                # end with it, so that no worker starts what nobody will read
-                store.cancel_parts(self.job_id, f"{type(exc).__name__}: {exc}")
+                # the job's solve ends here: its parts still queued or running end with it,
+                # so that no worker starts or goes on with what nobody will read (these ids
+                # only: a newer attempt of the job has parts of its own)
+                self.ran_by.clear()
+                store.cancel_jobs(ids, f"its frontier job's solve ended: "
+                                       f"{type(exc).__name__}: {exc}")
                 raise
             return [results[k] for k in range(len(ids))]
         finally:

@@ -370,25 +370,69 @@ class JobStore:
                 .where(plan_jobs.c.job_id == job_id, plan_jobs.c.status.in_([QUEUED, RUNNING]))
                 .values(status=CANCELLED, finished_at=time.time(), lease_expires_at=None)
             )
-        if result.rowcount:
-            self.cancel_parts(job_id, "its frontier job was cancelled")
+            if result.rowcount:  # in the same transaction: a cancel is all or nothing
+                conn.execute(self._cancel_parts(job_id, "its frontier job was cancelled"))
         return bool(result.rowcount)
+
+    @staticmethod
+    def _cancel_parts(job_id: str, reason: str) -> Any:
+        from services.planner.parts import PART_SOURCE, part_name
+
+        return (update(plan_jobs)
+                .where(plan_jobs.c.source == PART_SOURCE,
+                       plan_jobs.c.name.startswith(part_name(job_id, ""), autoescape=True),
+                       plan_jobs.c.status.in_([QUEUED, RUNNING]))
+                .values(status=CANCELLED, finished_at=time.time(), lease_expires_at=None,
+                        error=_text(reason)))
 
     def cancel_parts(self, job_id: str, reason: str) -> int:
         """Cancel ``job_id``'s parts that are queued or running (their workers' next lease
         renewal fails, and they stop); how many."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(self._cancel_parts(job_id, reason)).rowcount)
+
+    def cancel_jobs(self, job_ids: Iterable[str], reason: str) -> int:
+        """Cancel those of ``job_ids`` that are queued or running, with ``reason``."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(
+                update(plan_jobs)
+                .where(plan_jobs.c.job_id.in_(builtins.list(job_ids)),
+                       plan_jobs.c.status.in_([QUEUED, RUNNING]))
+                .values(status=CANCELLED, finished_at=time.time(), lease_expires_at=None,
+                        error=_text(reason))).rowcount)
+
+    def requeue_failed(self, job_id: str) -> bool:
+        """A failed job queued again (a frontier part whose worker failed it, tried once
+        more); False if it is not failed."""
+        with self.engine.begin() as conn:
+            return bool(conn.execute(
+                update(plan_jobs)
+                .where(plan_jobs.c.job_id == job_id, plan_jobs.c.status == FAILED)
+                .values(status=QUEUED, worker_id=None, lease_expires_at=None, error=None,
+                        finished_at=None, published=0)).rowcount)
+
+    def queued_parts(self, limit: int = 1) -> builtins.list[str]:
+        """Queued frontier parts, oldest first: an idle worker takes them from here at
+        once (`PlannerWorker.take_part`), since their requests may sit on a busy worker's
+        partitions."""
+        from services.planner.parts import PART_SOURCE
+
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(plan_jobs.c.job_id).where(
+                plan_jobs.c.status == QUEUED, plan_jobs.c.source == PART_SOURCE)
+                .order_by(plan_jobs.c.created_at).limit(limit))
+            return [r.job_id for r in rows]
+
+    def delete_parts(self, job_id: str) -> int:
+        """Delete ``job_id``'s parts once the job has its result: each holds its hub's plans
+        (about 1 MB a county-week hub), read by the job's solve and by nobody after."""
         from services.planner.parts import PART_SOURCE, part_name
 
         with self.engine.begin() as conn:
-            result = conn.execute(
-                update(plan_jobs)
-                .where(plan_jobs.c.source == PART_SOURCE,
-                       plan_jobs.c.name.like(part_name(job_id, "%")),
-                       plan_jobs.c.status.in_([QUEUED, RUNNING]))
-                .values(status=CANCELLED, finished_at=time.time(), lease_expires_at=None,
-                        error=_text(reason))
-            )
-        return int(result.rowcount)
+            return int(conn.execute(plan_jobs.delete().where(
+                plan_jobs.c.source == PART_SOURCE,
+                plan_jobs.c.name.startswith(part_name(job_id, ""), autoescape=True),
+                plan_jobs.c.status.in_([DONE, FAILED, CANCELLED]))).rowcount)
 
     def states(self, job_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Status, worker, lease and error of each of ``job_ids`` (one query; absent: gone)."""

@@ -248,7 +248,9 @@ class PlannerWorker:
                     for msg in solve.messages(0.2):  # the last words, if any
                         if msg[0] == "progress":
                             progress = msg[1]
-                        else:
+                        elif msg[0] == "enqueue":
+                            self._announce(job_id, msg[1])
+                        elif msg[0] in ("result", "error"):
                             outcome = msg
                     if outcome is None:
                         outcome = ("error", f"the solver process exited with code "
@@ -273,6 +275,14 @@ class PlannerWorker:
                     next_renew = time.monotonic() + renew_every
                     if progress is not None:
                         progress["elapsed_s"] = time.monotonic() - started
+                    if parent is not None and parent_ended(self.store, options):
+                        # a part whose job ended (killed, failed, handed back): nobody will
+                        # read its result
+                        self.store.cancel_jobs([job_id], f"its frontier job {parent} ended")
+                        log.info("job %s: part of %s, which has ended; solve stopped",
+                                 job_id, parent)
+                        self.on_event(job_id, "cancelled")
+                        return
                     if not self.store.renew(job_id, self.worker_id, self.lease_s, progress):
                         now = self.store.get(job_id)
                         state = now["status"] if now else "deleted"
@@ -286,9 +296,24 @@ class PlannerWorker:
         finally:
             self.current = None
             solve.close()
+            if "_parts" in options:
+                self._end_parts(job_id)
         if progress is not None:
             progress["elapsed_s"] = time.monotonic() - started
         self._record(job_id, outcome, options, progress)
+
+    def _end_parts(self, job_id: str) -> None:
+        """A frontier job's solve has ended, however: its parts still queued or running on
+        other workers are cancelled (they stop at their next renewal), and the finished
+        ones, read already, deleted."""
+        try:
+            n = self.store.cancel_parts(job_id, "its frontier job's solve ended")
+            self.store.delete_parts(job_id)
+        except Exception as exc:  # noqa: BLE001 - parts of an ended job stop on their own
+            log.warning("job %s: its parts not cleared (%s)", job_id, exc)
+            return
+        if n:
+            log.info("job %s: %d frontier parts still live, cancelled", job_id, n)
 
     def _announce(self, job_id: str, part_ids: list[str]) -> None:
         """Plan requests for a frontier job's parts: a failed send leaves them to this job's
@@ -420,6 +445,21 @@ class PlannerWorker:
                      "worker; taken from the job store", stale[0], self.stale_after_s)
             self.process(stale[0])
 
+    def take_part(self) -> bool:
+        """An idle worker takes a queued frontier part from the store at once: a part's
+        request may sit on the partitions of the worker running its job, which reads none
+        while busy, and waiting for the sweep (`stale_after_s`) left half a two-worker
+        deployment's parts to the job's own worker (the review of the parts' commit)."""
+        try:
+            ids = self.store.queued_parts(1)
+        except Exception as exc:  # noqa: BLE001 - the sweep and the requests still come
+            log.info("planner worker: queued parts not read: %s", exc)
+            return False
+        if not ids or self.stop_event.is_set():
+            return False
+        self.process(ids[0])
+        return True
+
     def enqueue(self, job_id: str) -> None:
         self.kafka_io.produce([Record(self.topics.plan_requests, job_id.encode(),
                                       orjson.dumps({"job_id": job_id}))])
@@ -480,6 +520,8 @@ class PlannerWorker:
                     # a job run by the sweep paused every partition while it ran
                     consumer.resume(*consumer.paused())
                 batches = consumer.poll(timeout_ms=500, max_records=1)
+                if not batches and self.take_part():
+                    consumer.resume(*consumer.paused())
                 warning = self.check_assignment(time.monotonic())
                 if warning is not None:
                     log.warning("%s", warning)

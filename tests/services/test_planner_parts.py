@@ -83,7 +83,9 @@ def test_the_jobs_own_solve_runs_every_part_nobody_takes(two_hubs, tmp_path) -> 
         assert row["name"] in (part_name(job, "H01"), part_name(job, "H02"))
         assert row["result"]["hub"] == row["name"].split("/")[-1]
     # the parts are the job's insides: not in the planner's job metrics
-    assert store.metrics_snapshot()["counts"][DONE] == 0
+    snap = store.metrics_snapshot()
+    assert snap["counts"][DONE] == 0 and snap["duration_count"] == 0
+    assert snap["last_summary"] is None
     store.close()
 
 
@@ -136,26 +138,62 @@ def test_a_part_another_worker_takes(two_hubs, tmp_path, finish) -> None:
     store.close()
 
 
-def test_a_failing_part_cancels_the_rest_and_a_cancelled_job_its_parts(tmp_path,
-                                                                        two_hubs) -> None:
-    """A part failing on another worker ends the job's wait with its reason and cancels the
-    parts still queued; cancelling a job cancels its live parts, and a part of an ended job
-    is not worth starting."""
+def test_a_part_that_fails_is_tried_again_once(tmp_path, two_hubs) -> None:
+    """A part another worker failed (killed, out of memory) is queued again and, run here,
+    the front is whole; a part that fails again fails the job with its reason and cancels
+    its parts still live, and the job's stats name no worker for a hub."""
     url = f"sqlite:///{tmp_path}/plans.db"
     store = JobStore(url)
     job = store.create({}, {}, "api", "ops")
 
-    def fail_first(ids: list[str]) -> None:
-        assert store.claim(ids[0], "w2", 30.0)
-        store.finish(ids[0], "w2", "failed", error="ValueError: boom")
+    def fail(pid: str) -> None:
+        assert store.claim(pid, "w2", 30.0)
+        store.finish(pid, "w2", "failed", error="the solver process exited with code -9")
 
-    shared = SharedHubTasks(url, job, "w1", 20.0, fail_first)
-    with pytest.raises(RuntimeError, match="failed on w2: ValueError: boom"):
-        solve_frontier(two_hubs, points=3, fronts=("single_use",), mip_gap=1e-6, threads=1,
+    shared = SharedHubTasks(url, job, "w1", 20.0, lambda ids: fail(ids[0]))
+    f = solve_frontier(two_hubs, points=3, fronts=("single_use",), mip_gap=1e-6, threads=1,
                        run_tasks=shared)
-    parts = [r for r in store.list(None, 10) if r["source"] == PART_SOURCE]
-    assert sorted(r["status"] for r in parts) == [CANCELLED, "failed"]
+    local = solve_frontier(two_hubs, points=3, fronts=("single_use",), mip_gap=1e-6,
+                           threads=1)
+    assert _points(f) == _points(local)
+    assert set(shared.ran_by.values()) == {"w1"}
 
+    job1 = store.create({}, {}, "api", "ops")
+    stop, failed = threading.Event(), []
+
+    def keep_failing(ids: list[str]) -> None:
+        fail(ids[0])  # the first time; then each time it is queued again
+
+        def again() -> None:
+            while not stop.is_set():
+                if store.get(ids[0])["status"] == QUEUED and store.claim(ids[0], "w2", 30.0):
+                    store.finish(ids[0], "w2", "failed", error="ValueError: boom")
+                    failed.append(ids[0])
+                    return
+                stop.wait(0.005)
+
+        threading.Thread(target=again, daemon=True).start()
+
+    shared = SharedHubTasks(url, job1, "w1", 20.0, keep_failing)
+    try:
+        with pytest.raises(RuntimeError, match="failed on w2: ValueError: boom"):
+            solve_frontier(two_hubs, points=3, fronts=("single_use",), mip_gap=1e-6,
+                           threads=1, run_tasks=shared)
+    finally:
+        stop.set()
+    assert failed and shared.ran_by == {}
+    parts = [r for r in store.list(None, 20) if r["source"] == PART_SOURCE
+             and r["name"].startswith(job1)]
+    assert {r["status"] for r in parts} <= {CANCELLED, "failed", DONE}
+    assert "failed" in {r["status"] for r in parts}
+    assert not [r for r in parts if r["status"] in (QUEUED, "running")]
+
+
+def test_a_cancelled_job_cancels_its_parts(tmp_path) -> None:
+    """Cancelling a job cancels its live parts (in the same transaction), a part of an
+    ended job is not worth starting, another job's parts are untouched, and an idle
+    worker finds queued parts in the store."""
+    store = JobStore(f"sqlite:///{tmp_path}/plans.db")
     job2 = store.create({}, {}, "api", "ops")
     a = store.create({}, {"frontier_part": {"parent": job2}}, PART_SOURCE, None,
                      name=part_name(job2, "H01"))
@@ -173,6 +211,7 @@ def test_a_failing_part_cancels_the_rest_and_a_cancelled_job_its_parts(tmp_path,
                      name=part_name(job3, "H01"))
     store.cancel_parts(job2, "again")
     assert store.get(c)["status"] == QUEUED
+    assert store.queued_parts(5) == [c]
     store.close()
 
 
@@ -213,4 +252,29 @@ def test_a_worker_runs_a_part_on_its_jobs_scenario_and_skips_an_ended_jobs(tmp_p
     row = store.get(late)
     assert row["status"] == CANCELLED and row["started_at"] is not None
     assert row["finished_at"] - row["started_at"] < 5  # no solve
+    store.close()
+
+
+def test_a_worker_runs_a_frontier_job_through_parts(tmp_path) -> None:
+    """A worker alone runs a frontier job of two hubs: it announces both parts on
+    plan-requests, runs them itself, stores the front with which worker solved each hub,
+    and deletes the parts once read."""
+    from services.planner import PlannerWorker
+    from streams.kafka import KafkaConnection
+    from streams.topics import Topics
+    from tests.services.helpers import FakeKafkaIO
+
+    store = JobStore(f"sqlite:///{tmp_path}/p.db")
+    kafka, topics = FakeKafkaIO(), Topics("t-")
+    worker = PlannerWorker(store, KafkaConnection(), topics, kafka_io=kafka)
+    job = store.create(_two_hubs(), {"time_limit_s": 60, "mip_gap": 1e-6, "frontier": {
+        "points": 3, "fronts": ["single_use"], "point_time_limit_s": 10}}, "api", "ops")
+    worker.process(job)
+    row = store.get(job, columns=("result",))
+    assert row["status"] == DONE, row["error"]
+    assert row["result"]["stats"]["hubs_ran_by"] == {"H01": worker.worker_id,
+                                                     "H02": worker.worker_id}
+    announced = kafka.records[topics.plan_requests]
+    assert len(announced) == 2
+    assert not [r for r in store.list(None, 20) if r["source"] == PART_SOURCE]
     store.close()
