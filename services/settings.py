@@ -38,6 +38,10 @@ PLACEHOLDERS = frozenset({
 })
 
 
+KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
 def is_placeholder(value: str) -> bool:
     """Whether ``value`` is a template's stand-in for a secret (``change-me``, ``<secret>``,
     ``change-me-22-char-uuid``) rather than one."""
@@ -331,6 +335,47 @@ class Settings(BaseSettings):
                 "python -c 'import secrets; print(secrets.token_urlsafe(32))', or leave it "
                 "unset")
         return pepper
+
+    @field_validator("kafka_security_protocol")
+    @classmethod
+    def _protocol(cls, text: str) -> str:
+        """One of Kafka's four protocols; a misspelt one failed at the first connection."""
+        value = text.strip().upper()
+        if value not in KAFKA_PROTOCOLS:
+            raise ValueError(f"{text!r} is not one of {', '.join(KAFKA_PROTOCOLS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _sasl_consistent(self) -> Settings:
+        """SASL settings that take effect, or an error naming what is missing. Why: with
+        a user name and password but PLAINTEXT (the default) or no mechanism, the clients
+        connected without authenticating and said nothing (an outside audit of infra/)."""
+        creds = [name for name, value in (
+            ("PACKLOOP_KAFKA_SASL_USERNAME", self.kafka_sasl_username),
+            ("PACKLOOP_KAFKA_SASL_PASSWORD", self.kafka_sasl_password)) if value]
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if creds and not sasl:
+            raise ValueError(
+                f"{' and '.join(creds)} set, but PACKLOOP_KAFKA_SECURITY_PROTOCOL is "
+                f"{self.kafka_security_protocol}, which sends no credentials: use "
+                "SASL_SSL (or SASL_PLAINTEXT) with PACKLOOP_KAFKA_SASL_MECHANISM")
+        if sasl and not self.kafka_sasl_mechanism:
+            raise ValueError(
+                f"PACKLOOP_KAFKA_SECURITY_PROTOCOL is {self.kafka_security_protocol} but "
+                "PACKLOOP_KAFKA_SASL_MECHANISM is not set: PLAIN, SCRAM-SHA-256 or "
+                "SCRAM-SHA-512")
+        if self.kafka_sasl_mechanism and not sasl:
+            raise ValueError(
+                f"PACKLOOP_KAFKA_SASL_MECHANISM is set, but PACKLOOP_KAFKA_SECURITY_PROTOCOL "
+                f"is {self.kafka_security_protocol}: use SASL_SSL or SASL_PLAINTEXT")
+        if self.kafka_sasl_mechanism and self.kafka_sasl_mechanism.upper() not in (
+                SASL_MECHANISMS):
+            raise ValueError(f"PACKLOOP_KAFKA_SASL_MECHANISM {self.kafka_sasl_mechanism!r} is "
+                             f"not one of {', '.join(SASL_MECHANISMS)}")
+        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError("SASL needs PACKLOOP_KAFKA_SASL_USERNAME and "
+                             "PACKLOOP_KAFKA_SASL_PASSWORD")
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -32,11 +32,49 @@ def test_environment_is_read_with_the_prefix(monkeypatch) -> None:
 
 def test_password_never_printed(monkeypatch) -> None:
     """The SASL password is a secret: not in the settings' repr nor the connection's."""
+    monkeypatch.setenv("PACKLOOP_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("PACKLOOP_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("PACKLOOP_KAFKA_SASL_USERNAME", "packloop")
     monkeypatch.setenv("PACKLOOP_KAFKA_SASL_PASSWORD", "hunter2-secret")
     settings = Settings()
     assert "hunter2-secret" not in repr(settings)
     assert "hunter2-secret" not in repr(settings.kafka())
     assert settings.kafka().sasl_password == "hunter2-secret"
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"PACKLOOP_KAFKA_SASL_USERNAME": "u", "PACKLOOP_KAFKA_SASL_PASSWORD": "p"},
+     "PACKLOOP_KAFKA_SASL_USERNAME and PACKLOOP_KAFKA_SASL_PASSWORD set, but "
+     "PACKLOOP_KAFKA_SECURITY_PROTOCOL is PLAINTEXT"),
+    ({"PACKLOOP_KAFKA_SECURITY_PROTOCOL": "sasl_ssl", "PACKLOOP_KAFKA_SASL_USERNAME": "u",
+      "PACKLOOP_KAFKA_SASL_PASSWORD": "p"}, "PACKLOOP_KAFKA_SASL_MECHANISM is not set"),
+    ({"PACKLOOP_KAFKA_SECURITY_PROTOCOL": "SSL", "PACKLOOP_KAFKA_SASL_MECHANISM": "PLAIN"},
+     "PACKLOOP_KAFKA_SASL_MECHANISM is set, but PACKLOOP_KAFKA_SECURITY_PROTOCOL is SSL"),
+    ({"PACKLOOP_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "PACKLOOP_KAFKA_SASL_MECHANISM": "GSSAPI",
+      "PACKLOOP_KAFKA_SASL_USERNAME": "u", "PACKLOOP_KAFKA_SASL_PASSWORD": "p"},
+     "'GSSAPI' is not one of PLAIN"),
+    ({"PACKLOOP_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "PACKLOOP_KAFKA_SASL_MECHANISM": "PLAIN"},
+     "SASL needs PACKLOOP_KAFKA_SASL_USERNAME"),
+    ({"PACKLOOP_KAFKA_SECURITY_PROTOCOL": "TLS"}, "'TLS' is not one of PLAINTEXT"),
+])
+def test_kafka_security_settings_that_would_not_take_effect_are_refused(monkeypatch, env,
+                                                                        message) -> None:
+    """SASL credentials with PLAINTEXT (the default), or without a mechanism, connected
+    without authenticating and said nothing (an outside audit of infra/)."""
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(ValidationError, match=message):
+        get_settings()
+
+
+def test_sasl_settings_that_take_effect_reach_the_clients(monkeypatch) -> None:
+    monkeypatch.setenv("PACKLOOP_KAFKA_SECURITY_PROTOCOL", "sasl_plaintext")
+    monkeypatch.setenv("PACKLOOP_KAFKA_SASL_MECHANISM", "PLAIN")
+    monkeypatch.setenv("PACKLOOP_KAFKA_SASL_USERNAME", "u")
+    monkeypatch.setenv("PACKLOOP_KAFKA_SASL_PASSWORD", "p")
+    kw = get_settings().kafka().kafka_python_kwargs()
+    assert kw["security_protocol"] == "SASL_PLAINTEXT" and kw["sasl_mechanism"] == "PLAIN"
+    assert kw["sasl_plain_username"] == "u" and kw["sasl_plain_password"] == "p"
 
 
 @pytest.mark.parametrize("placeholder", ["change-me", "Change_Me", "changeme", "CHANGE ME",
