@@ -123,7 +123,8 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "packloop_waste_recovered_grams_total", "counter", _WASTE,
-        "Packaging recovered from villages by returns and recycling pickups (grams).",
+        "Packaging waste recovered from villages (grams): collected by recycling pickups, "
+        "and damaged reusable containers that came back with a return.",
         values=_v(material=MATERIALS),
     ),
     MetricSpec(
@@ -213,7 +214,8 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "packloop_containers_returned_total", "counter", _CONTAINER,
-        "Reusable containers returned in good condition.",
+        "Reusable containers returned to the hub, damaged ones included "
+        "(packloop_containers_damaged_total counts those).",
         values=_v(container_type=CONTAINER_TYPES),
     ),
     MetricSpec(
