@@ -6,12 +6,16 @@ Routing (docs/operations.md):
   hub="<id>"        -> hub-<id>     (that township hub's own system)
   anything else     -> officer      (county-level alerts, and hubs missing from the list)
 
-The hub list comes from the network reference data (default: the bundled sample county).
-Webhook URLs are deployment settings, not secrets; give the real ones on the command line
-(``{hub}`` is replaced by the hub id) and commit the result, or mount a file written this
-way into Alertmanager. The defaults point at ``.invalid`` hosts, which never resolve.
+The hub list comes from the network reference data: give the county's own file, the one
+the deployment mounts as PACKLOOP_NETWORK, with ``--network FILE``; the default, the bundled
+sample county (synthetic, for the demo), routes only its 20 hubs H01-H20, and every other
+hub's alerts fall back to the officer. Webhook URLs are deployment settings, not secrets;
+give the real ones on the command line (``{hub}`` is replaced by the hub id) and commit the
+result, or mount a file written this way into Alertmanager. The defaults point at
+``.invalid`` hosts, which never resolve.
 
-Standard library only. ``--check`` exits 1 if the committed file differs.
+Standard library only (a YAML network file is read with PyYAML, which packloop installs).
+``--check`` exits 1 if the committed file differs.
 """
 
 from __future__ import annotations
@@ -32,7 +36,14 @@ DEFAULT_OPERATIONS_URL = "https://operations.alerts.example.invalid/packloop/ale
 
 
 def hub_ids(network_path: Path) -> list[str]:
-    data = json.loads(network_path.read_text(encoding="utf-8"))
+    text = network_path.read_text(encoding="utf-8")
+    if network_path.suffix.lower() in (".yaml", ".yml"):
+        # PACKLOOP_NETWORK may be YAML as well as JSON (streams/network.py reads both)
+        import yaml
+
+        data = yaml.safe_load(text)
+    else:
+        data = json.loads(text)
     return [h["hub_id"] for h in data["hubs"]]
 
 
@@ -103,7 +114,9 @@ def render(hubs: list[str], hub_url: str, officer_url: str, operations_url: str)
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--network", type=Path, default=DEFAULT_NETWORK, help="network JSON")
+    p.add_argument("--network", type=Path, default=DEFAULT_NETWORK,
+                   help="the county's network file (JSON or YAML, as PACKLOOP_NETWORK); "
+                   "default: the sample county")
     p.add_argument("--hub-url", default=DEFAULT_HUB_URL, help="hub webhook URL, {hub} = id")
     p.add_argument("--officer-url", default=DEFAULT_OFFICER_URL)
     p.add_argument("--operations-url", default=DEFAULT_OPERATIONS_URL)

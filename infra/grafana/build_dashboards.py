@@ -15,11 +15,19 @@ coordinates come from the ``packloop_village_info{village, hub, lat, lon}`` seri
 worker exports from the reference data, joined with ``* on (hub, village)
 group_left (lat, lon)``; nothing is fetched at view time apart from the base map tiles.
 
-The recovery panels are coloured by the county's recovery target (streams/data/targets.yaml;
-a county's own file with ``--targets FILE``, as infra/prometheus/build_rules.py takes it for
-the alerts). Standard library only (``--targets`` reads the file with packloop's loader). Run
-it after editing, commit its output; ``--check`` exits 1 when the committed JSON differs
-(tests/infra checks this and every query).
+Only the month's mass balance (``*_month_recovery_ratio``, the officer report's
+``recovery_ratio``, the README's 回收率) is titled "Recovery ratio" and coloured by the
+county's recovery target (streams/data/targets.yaml; a county's own file with ``--targets
+FILE``, as infra/prometheus/build_rules.py takes it for the alerts). The 7-day, all-time
+and window figures are recovered / generated over that span: no on-hand term and not
+capped (pickups of waste generated before the span push them above 100 %), so they are
+titled "Recovered / generated", drawn in a neutral colour with no target, and their bar
+gauge is not capped at 100 %. The maps are centred on the county seat and the dashboards
+use the time zone of the network file (``--network FILE``, the county's file the
+deployment mounts as PACKLOOP_NETWORK; default: the bundled sample county). Standard
+library only (``--targets`` reads the file with packloop's loader, a YAML network file is
+read with PyYAML). Run it after editing, commit its output; ``--check`` exits 1 when the
+committed JSON differs (tests/infra checks this and every query).
 """
 
 from __future__ import annotations
@@ -121,8 +129,14 @@ def recovery_target(targets: Path | None = None) -> float:
 
 
 def ratio_steps(target: float) -> list[tuple[str, float | None]]:
-    """Green from the recovery target, orange within 20 points below it, red further down."""
+    """Green from the recovery target, orange within 20 points below it, red further down.
+    Only for the month's mass balance: the target is set on that figure."""
     return [("red", None), ("orange", round(max(0.0, target - 0.2), 4)), ("green", target)]
+
+
+#: recovered / generated over a span: one neutral colour, no target (it is not the
+#: recovery ratio the target is set on, and it can exceed 100 %)
+NEUTRAL: list[tuple[str, float | None]] = [("blue", None)]
 
 #: loss and damage per container issued that the planner's figures assume (the facts
 #: file: 1 - containers.return_rate lost, simulation.damaged_share damaged): orange above
@@ -338,13 +352,13 @@ def layout(panels: list[Panel]) -> list[Panel]:
 
 def dashboard(uid: str, title: str, description: str, panels: list[Panel],
               variables: list[dict[str, Any]] | None = None,
-              time_from: str = "now-7d") -> dict[str, Any]:
+              time_from: str = "now-7d", timezone: str = "Asia/Shanghai") -> dict[str, Any]:
     return {
         "uid": uid,
         "title": title,
         "description": description,
         "tags": TAGS,
-        "timezone": "Asia/Shanghai",
+        "timezone": timezone,
         "editable": True,
         "graphTooltip": 1,
         "refresh": "1m",
@@ -404,11 +418,14 @@ def custom_var(name: str, label: str, values: list[str], default: str) -> dict[s
 # ---------------------------------------------------------------- the dashboards
 
 KG = "masskg"
+UNCAPPED = ("no waste on hand at the start counted, and not capped: pickups of waste "
+            "generated before the span count in full, so it can exceed 100 %. The target "
+            "applies to the month's mass balance (Recovery ratio, this month).")
 WALL_CLOCK = ("Rates are wall-clock (Prometheus); the 7-day and window figures elsewhere "
               "are event-time gauges computed by the workers.")
 
 
-def county_overview(goal: float, source: str) -> dict[str, Any]:
+def county_overview(goal: float, source: str, timezone: str = "Asia/Shanghai") -> dict[str, Any]:
     steps = ratio_steps(goal)
     panels: list[Panel] = [
         row("Packaging waste"),
@@ -417,12 +434,12 @@ def county_overview(goal: float, source: str) -> dict[str, Any]:
              "counted up to what was on hand at its start plus generated since, over the "
              f"sum of those. Target {goal:.0%} ({source}).",
              steps=steps, decimals=1),
-        stat("Recovery ratio, 7 days", "county:packloop_waste_recovery_ratio_7d:ratio",
-             "percentunit", "Recovered / generated over the last 7 event-time days, county.",
-             steps=steps, decimals=1),
-        stat("Recovery ratio, all time", "county:packloop_waste_recovery_ratio:ratio",
-             "percentunit", "Recovered / generated since packloop started counting.",
-             steps=steps, decimals=1),
+        stat("Recovered / generated, 7 days", "county:packloop_waste_recovery_ratio_7d:ratio",
+             "percentunit", "Recovered / generated over the last 7 event-time days, county. "
+             f"Not the recovery ratio: {UNCAPPED}", steps=NEUTRAL, decimals=1),
+        stat("Recovered / generated, all time", "county:packloop_waste_recovery_ratio:ratio",
+             "percentunit", "Recovered / generated since packloop started counting. Not the "
+             f"recovery ratio: {UNCAPPED}", steps=NEUTRAL, decimals=1),
         stat("Generated, 7 days", "sum(hub:packloop_waste_generated_grams_7d:sum) / 1000", KG),
         stat("Recovered, 7 days", "sum(hub:packloop_waste_recovered_grams_7d:sum) / 1000", KG),
         stat("Outstanding in villages", "sum(packloop_waste_outstanding_grams) / 1000", KG,
@@ -445,10 +462,10 @@ def county_overview(goal: float, source: str) -> dict[str, Any]:
                  "hub:packloop_waste_month_recovery_ratio:ratio", "{{hub}}", "percentunit",
                  f"Mass balance, as the officer report. Target {goal:.0%} "
                  "(alert HubRecoveryRatioBelowTarget).", steps=steps, mx=1),
-        bargauge("Recovery ratio by township, 7 days",
+        bargauge("Recovered / generated by township, 7 days",
                  "hub:packloop_waste_recovery_ratio_7d:ratio", "{{hub}}", "percentunit",
-                 "Recovered / generated over the last 7 event-time days (no on-hand term).",
-                 steps=steps, mx=1),
+                 "Recovered / generated over the last 7 event-time days. Not the recovery "
+                 f"ratio: {UNCAPPED}", steps=NEUTRAL),
         bargauge("Generated by material, 7 days",
                  'sum by (material) (packloop_waste_window_generated_grams{window="7d"}) / 1000',
                  "{{material}}", KG),
@@ -458,7 +475,8 @@ def county_overview(goal: float, source: str) -> dict[str, Any]:
         row("Recycling pickups"),
         stat("Open pickups", "sum(packloop_pickups_open) or vector(0)"),
         stat("Overdue now", "sum(packloop_pickups_open_overdue) or vector(0)", "",
-             "Open pickups past the 72 h SLA.", steps=[("green", None), ("red", 1)]),
+             "Open pickups past the pickup SLA (pickup_sla_hours in the network file, "
+             "72 h by default).", steps=[("green", None), ("red", 1)]),
         stat("Requested, 7 days", "sum(increase(packloop_pickups_requested_total[7d]))", "",
              WALL_CLOCK, decimals=0),
         stat("Completed, 7 days", "sum(increase(packloop_pickups_completed_total[7d]))", "",
@@ -530,28 +548,40 @@ def county_overview(goal: float, source: str) -> dict[str, Any]:
     ]
     return dashboard("packloop-county", "packloop: county overview",
                      "Packaging waste, recovery, pickups and reusable containers across the "
-                     "county.", panels)
+                     "county.", panels, timezone=timezone)
 
 
-def drilldown(center: tuple[float, float], goal: float) -> dict[str, Any]:
+def drilldown(center: tuple[float, float], goal: float, source: str = "streams/data/targets.yaml",
+              timezone: str = "Asia/Shanghai") -> dict[str, Any]:
     steps = ratio_steps(goal)
     w = 'window="$window"'
+    month = "village_material:packloop_waste_month_{}_grams:sum{{" + SEL_HUB + "}}"
     panels: list[Panel] = [
         row("Townships $hub"),
-        stat("Recovery ratio ($window)",
+        # the officer report's recovery_ratio of the chosen townships: the month's mass
+        # balance summed over their villages and materials, then divided (as the
+        # hub:/county: recording rules do for one township / the county)
+        stat("Recovery ratio, this month",
+             f"sum({month.format('recovered_counted')}) "
+             f"/ (sum({month.format('available')}) > 0)",
+             "percentunit", "The officer report's recovery_ratio of the chosen townships: "
+             "recovered this month, counted up to what was on hand at its start plus "
+             f"generated since, over the sum of those. Target {goal:.0%} ({source}).",
+             steps=steps, decimals=1),
+        stat("Recovered / generated ($window)",
              f"sum(packloop_waste_window_recovered_grams{{{SEL_HUB}, {w}}}) "
              f"/ (sum(packloop_waste_window_generated_grams{{{SEL_HUB}, {w}}}) > 0)",
-             "percentunit", "Event-time window: calendar day / rolling 7 days / calendar month.",
-             steps=steps, decimals=1),
+             "percentunit", "Event-time window: calendar day / rolling 7 days / calendar "
+             f"month. Not the recovery ratio: {UNCAPPED}", steps=NEUTRAL, decimals=1, w=5),
         stat("Generated ($window)",
-             f"sum(packloop_waste_window_generated_grams{{{SEL_HUB}, {w}}}) / 1000", KG),
+             f"sum(packloop_waste_window_generated_grams{{{SEL_HUB}, {w}}}) / 1000", KG, w=3),
         stat("Recovered ($window)",
-             f"sum(packloop_waste_window_recovered_grams{{{SEL_HUB}, {w}}}) / 1000", KG),
+             f"sum(packloop_waste_window_recovered_grams{{{SEL_HUB}, {w}}}) / 1000", KG, w=3),
         stat("Outstanding now", f"sum(packloop_waste_outstanding_grams{{{SEL_VILLAGE}}}) / 1000",
-             KG),
-        stat("Open pickups", f"sum(packloop_pickups_open{{{SEL_VILLAGE}}}) or vector(0)"),
+             KG, w=3),
+        stat("Open pickups", f"sum(packloop_pickups_open{{{SEL_VILLAGE}}}) or vector(0)", w=3),
         stat("Overdue pickups", f"sum(packloop_pickups_open_overdue{{{SEL_VILLAGE}}}) "
-             "or vector(0)", steps=[("green", None), ("red", 1)]),
+             "or vector(0)", steps=[("green", None), ("red", 1)], w=3),
         geomap(
             "Villages by outstanding waste",
             f"sum by (hub, village) (packloop_waste_outstanding_grams{{{SEL_VILLAGE}}}) / 1000"
@@ -644,10 +674,10 @@ def drilldown(center: tuple[float, float], goal: float) -> dict[str, Any]:
     ]
     return dashboard("packloop-drilldown", "packloop: township and village drill-down",
                      "Waste, thresholds, pickups and containers for chosen townships and "
-                     "villages, with maps.", panels, variables)
+                     "villages, with maps.", panels, variables, timezone=timezone)
 
 
-def pipeline_health() -> dict[str, Any]:
+def pipeline_health(timezone: str = "Asia/Shanghai") -> dict[str, Any]:
     ri = "[$__rate_interval]"
     q = [0.5, 0.95, 0.99]
     panels: list[Panel] = [
@@ -746,19 +776,43 @@ def pipeline_health() -> dict[str, Any]:
     ]
     return dashboard("packloop-pipeline", "packloop: pipeline health",
                      "Workers, events, dead letters, latency, consumer lag, gateway and planner.",
-                     panels, time_from="now-6h")
+                     panels, time_from="now-6h", timezone=timezone)
 
 
-def build(targets: Path | None = None) -> dict[str, str]:
-    """The dashboards' JSON by file name; ``targets``: a county's own targets file."""
-    seat = json.loads(NETWORK.read_text(encoding="utf-8")).get("county_seat", {})
-    center = (float(seat.get("lat", 28.59)), float(seat.get("lon", 119.27)))
+def load_network(path: Path) -> dict[str, Any]:
+    """The network file as data: JSON, or YAML (PACKLOOP_NETWORK may be either; PyYAML,
+    which packloop installs, only for a YAML file)."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        data: dict[str, Any] = yaml.safe_load(text)
+        return data
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def build(targets: Path | None = None, network: Path = NETWORK) -> dict[str, str]:
+    """The dashboards' JSON by file name; ``targets``: a county's own targets file;
+    ``network``: the county's network file (map centre: its county seat, else the mean of
+    its hubs; time zone: its ``timezone``)."""
+    data = load_network(network)
+    seat = data.get("county_seat") or {}
+    hubs = data.get("hubs") or []
+    if "lat" in seat and "lon" in seat:
+        center = (float(seat["lat"]), float(seat["lon"]))
+    elif hubs:
+        center = (round(sum(float(h["lat"]) for h in hubs) / len(hubs), 4),
+                  round(sum(float(h["lon"]) for h in hubs) / len(hubs), 4))
+    else:
+        center = (28.59, 119.27)
+    timezone = str(data.get("timezone") or "Asia/Shanghai")
     goal = recovery_target(targets)
     source = targets.name if targets is not None else "streams/data/targets.yaml"
     boards = {
-        "county-overview.json": county_overview(goal, source),
-        "township-village.json": drilldown(center, goal),
-        "pipeline-health.json": pipeline_health(),
+        "county-overview.json": county_overview(goal, source, timezone),
+        "township-village.json": drilldown(center, goal, source, timezone),
+        "pipeline-health.json": pipeline_health(timezone),
     }
     return {name: json.dumps(b, indent=2, ensure_ascii=False) + "\n" for name, b in boards.items()}
 
@@ -770,9 +824,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--targets", type=Path, metavar="FILE",
                    help="a county's targets file (as report officer --targets and "
                    "infra/prometheus/build_rules.py --targets): its recovery_ratio colours "
-                   "the recovery panels")
+                   "the month recovery ratio panels")
+    p.add_argument("--network", type=Path, default=NETWORK, metavar="FILE",
+                   help="the county's network file (JSON or YAML, as PACKLOOP_NETWORK): the "
+                   "maps' centre and the dashboards' time zone; default: the sample county")
     args = p.parse_args(argv)
-    files = build(args.targets)
+    files = build(args.targets, args.network)
     if args.check:
         stale = [n for n, text in files.items()
                  if not (args.out / n).exists() or (args.out / n).read_text("utf-8") != text]

@@ -77,3 +77,18 @@ def test_routing_check_can_fail() -> None:
     res = run([tool("amtool"), "config", "routes", "test", f"--config.file={CONFIG}",
                "--verify.receivers=hub-H01", "hub=H02", "scope=hub"])
     assert res.returncode != 0
+
+
+def test_the_routes_come_from_the_countys_network_file(tmp_path) -> None:
+    """--network: the county's own file (JSON or YAML, as PACKLOOP_NETWORK), not the
+    sample county's 20 hubs."""
+    county = tmp_path / "county.yaml"
+    county.write_text("hubs:\n  - {hub_id: T01, name: One, lat: 30.0, lon: 120.0}\n"
+                      "  - {hub_id: T02, name: Two, lat: 30.1, lon: 120.1}\n", "utf-8")
+    out = tmp_path / "alertmanager.yml"
+    res = run([sys.executable, str(GENERATOR), "--network", str(county), "--output", str(out)])
+    assert res.returncode == 0, res.stderr
+    receivers = {r["name"] for r in load_yaml(out)["receivers"]}
+    assert receivers == {"officer", "operations", "hub-T01", "hub-T02"}
+    readme = (INFRA / "README.md").read_text("utf-8")
+    assert "build_alertmanager.py --network" in readme

@@ -11,46 +11,65 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.infra.tools import INFRA, load_yaml, requires_binary, run, tool
+from tests.infra.tools import INFRA, REPO, load_yaml, requires_binary, run, tool
 
 COMPOSE = INFRA / "docker-compose.yml"
 ENV_EXAMPLE = INFRA / ".env.example"
 PACKLOOP_SERVICES = {"topics", "worker-1", "worker-2", "gateway", "planner"}
+#: the services that read the county's network reference data (topics create does not)
+NETWORK_READERS = {"worker-1", "worker-2", "gateway", "planner"}
+NETWORK_PATH = "/etc/packloop/network.json"
+#: stands in for the county's own file, which an operator names in infra/.env
+COUNTY_FILE = REPO / "streams" / "data" / "sample_county.json"
 
 
-def compose(*args: str, file: Path = COMPOSE) -> Any:
-    res = run([tool("docker-compose"), "-f", str(file), "--env-file", str(ENV_EXAMPLE), *args])
+def filled_env(folder: Path) -> Path:
+    """.env.example as an operator fills it in: the county's network file named (the
+    example leaves it empty, and compose refuses that)."""
+    env = folder / "filled.env"
+    env.write_text(ENV_EXAMPLE.read_text("utf-8")
+                   + f"\nPACKLOOP_NETWORK_FILE={COUNTY_FILE}\n", "utf-8")
+    return env
+
+
+def compose(*args: str, env: Path, file: Path = COMPOSE) -> Any:
+    res = run([tool("docker-compose"), "-f", str(file), "--env-file", str(env), *args])
     assert res.returncode == 0, res.stdout + res.stderr
     return res
 
 
 @pytest.fixture(scope="module")
-def resolved() -> dict[str, Any]:
-    """The compose file as docker-compose resolves it with .env.example."""
-    return yaml.safe_load(compose("config").stdout)
+def env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return filled_env(tmp_path_factory.mktemp("compose-env"))
+
+
+@pytest.fixture(scope="module")
+def resolved(env_file: Path) -> dict[str, Any]:
+    """The compose file as docker-compose resolves it with .env.example filled in."""
+    return yaml.safe_load(compose("config", env=env_file).stdout)
 
 
 @requires_binary("docker-compose")
-def test_compose_config_is_valid() -> None:
-    compose("config", "-q")
+def test_compose_config_is_valid(env_file: Path) -> None:
+    compose("config", "-q", env=env_file)
 
 
 @requires_binary("docker-compose")
-def test_compose_check_can_fail(tmp_path: Path) -> None:
+def test_compose_check_can_fail(tmp_path: Path, env_file: Path) -> None:
     broken = load_yaml(COMPOSE)
     broken["services"]["kafka"]["ports"] = {"not": "a list"}
     path = tmp_path / "docker-compose.yml"
     path.write_text(yaml.safe_dump(broken), "utf-8")
-    res = run([tool("docker-compose"), "-f", str(path), "--env-file", str(ENV_EXAMPLE),
+    res = run([tool("docker-compose"), "-f", str(path), "--env-file", str(env_file),
                "config", "-q"])
     assert res.returncode != 0
 
 
 @requires_binary("docker-compose")
 @pytest.mark.parametrize("secret", ["GF_SECURITY_ADMIN_PASSWORD", "PACKLOOP_TOKEN_PEPPER"])
-def test_secrets_are_required(secret: str, tmp_path: Path) -> None:
+def test_secrets_are_required(secret: str, tmp_path: Path, env_file: Path) -> None:
     env = tmp_path / "partial.env"
-    env.write_text("".join(line + "\n" for line in ENV_EXAMPLE.read_text("utf-8").splitlines()
+    env.write_text("".join(line + "\n" for line in env_file.read_text("utf-8").splitlines()
                            if not line.startswith(secret + "=")), "utf-8")
     res = run([tool("docker-compose"), "-f", str(COMPOSE), "--env-file", str(env),
                "config", "-q"], cwd=tmp_path)
@@ -268,3 +287,90 @@ def test_one_copy_of_each_partition_on_the_one_broker() -> None:
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     for name in PACKLOOP_SERVICES:
         assert services[name]["environment"]["PACKLOOP_REPLICATION_FACTOR"] == "1", name
+
+
+@requires_binary("docker-compose")
+def test_compose_refuses_to_start_without_the_countys_network(tmp_path: Path) -> None:
+    """Before: no service set PACKLOOP_NETWORK, so the deployment ran on the bundled sample
+    county (synthetic villages). Now .env.example leaves PACKLOOP_NETWORK_FILE empty and
+    compose refuses it with a line saying what to set and in which format."""
+    res = run([tool("docker-compose"), "-f", str(COMPOSE), "--env-file", str(ENV_EXAMPLE),
+               "config", "-q"], cwd=tmp_path)
+    assert res.returncode != 0
+    assert "PACKLOOP_NETWORK_FILE" in res.stderr and "sample_county.json" in res.stderr
+
+
+@requires_binary("docker-compose")
+def test_services_read_the_countys_network_file(resolved: dict[str, Any]) -> None:
+    """Every service that loads the reference data reads the county's file, mounted
+    read-only at the path PACKLOOP_NETWORK names; nothing points at the sample county."""
+    services = resolved["services"]
+    for name in NETWORK_READERS:
+        svc = services[name]
+        assert svc["environment"]["PACKLOOP_NETWORK"] == NETWORK_PATH, name
+        mounts = {v.split(":")[1]: v for v in svc["volumes"]}
+        assert mounts[NETWORK_PATH] == f"{COUNTY_FILE}:{NETWORK_PATH}:ro", name
+    assert "PACKLOOP_NETWORK" not in services["topics"]["environment"]  # never reads it
+    # the file comes from the operator's variable alone: no default, no sample county
+    raw = load_yaml(COMPOSE)["services"]
+    for name in NETWORK_READERS:
+        (source,) = [v for v in raw[name]["volumes"] if NETWORK_PATH in v]
+        assert source.startswith("${PACKLOOP_NETWORK_FILE:?"), (name, source)
+
+
+def test_the_commands_the_network_is_mounted_for_read_it() -> None:
+    """The worker, the gateway and the planner load PACKLOOP_NETWORK; `topics create`
+    does not, so the topics job is given no county file."""
+    import inspect
+
+    from services.cli import kafka, worker
+    from services.gateway import config as gateway_config
+    from services.planner import app as planner_app
+
+    for module in (worker, gateway_config, planner_app):
+        assert "load_network(settings.network)" in inspect.getsource(module), module
+    assert "load_network" not in inspect.getsource(kafka.topics_create.callback)
+
+
+@requires_binary("docker-compose")
+def test_the_planner_plans_a_dispatch_every_day(resolved: dict[str, Any],
+                                                 tmp_path: Path, env_file: Path) -> None:
+    """Before: PACKLOOP_DISPATCH_AT was not set, so nothing planned on its own and
+    PlanStale fired 36 h after every new deployment. Now the planner plans tomorrow at
+    18:00 (the network's time zone) unless infra/.env sets it empty."""
+    from services.settings import Settings
+
+    at = resolved["services"]["planner"]["environment"]["PACKLOOP_DISPATCH_AT"]
+    assert at == "18:00" and Settings(dispatch_at=at).dispatch_at == "18:00"
+    off = tmp_path / "off.env"
+    off.write_text(env_file.read_text("utf-8").replace("PACKLOOP_DISPATCH_AT=18:00",
+                                                       "PACKLOOP_DISPATCH_AT="), "utf-8")
+    planner = yaml.safe_load(compose("config", env=off).stdout)["services"]["planner"]
+    assert planner["environment"]["PACKLOOP_DISPATCH_AT"] in ("", None)
+
+
+def test_worker_healthcheck_asks_the_cheap_status_route() -> None:
+    """/metrics renders every series (about 1.8 s at 3,000 villages) and answers 200
+    while the worker restores its state; /local/status answers in milliseconds, 503 then."""
+    services = load_yaml(COMPOSE)["services"]
+    for name in ("worker-1", "worker-2"):
+        test = " ".join(services[name]["healthcheck"]["test"])
+        assert "/local/status" in test and "/metrics" not in test, name
+
+
+def test_local_deployment_settings_are_not_committed(tmp_path: Path) -> None:
+    """infra/.env holds the token pepper, Grafana's password and database URLs with
+    passwords; it was not git-ignored. The example stays tracked."""
+    import shutil
+    import subprocess
+
+    git = shutil.which("git")
+    if git is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+
+    def ignored(path: str) -> bool:
+        return subprocess.run([git, "check-ignore", "-q", path], cwd=REPO).returncode == 0
+
+    for path in ("infra/.env", "infra/.env.local", "infra/docker-compose.override.yml"):
+        assert ignored(path), path
+    assert not ignored("infra/.env.example")

@@ -427,9 +427,9 @@ def test_the_gateway_and_the_planner_serve_https() -> None:
         env = {e["name"]: e.get("value") for e in c.get("env", [])}
         assert env[f"PACKLOOP_{service.upper()}_TLS_CERT"] == "/etc/packloop/tls/tls.crt"
         assert env[f"PACKLOOP_{service.upper()}_TLS_KEY"] == "/etc/packloop/tls/tls.key"
-        (mount,) = c["volumeMounts"]
+        (mount,) = [m for m in c["volumeMounts"] if m["mountPath"] == "/etc/packloop/tls"]
         (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
-        assert mount["mountPath"] == "/etc/packloop/tls" and mount["readOnly"] is True
+        assert mount["readOnly"] is True
         assert volume["secret"]["secretName"] == "packloop-tls"
         assert c["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
 
@@ -462,3 +462,71 @@ def test_rules_inside_the_prometheusrule_pass_promtool(tmp_path: Path) -> None:
               cwd=tests_dir)
     assert res.returncode == 0, res.stdout + res.stderr
     shutil.rmtree(tmp_path)
+
+
+def test_the_countys_network_is_mounted_where_packloop_network_points() -> None:
+    """Before: no manifest set PACKLOOP_NETWORK, so every pod ran on the bundled sample
+    county (synthetic villages). Now the ConfigMap names /etc/packloop/network.json and
+    the workers, the gateway and the planner mount the ConfigMap packloop-network there,
+    required (a pod without it does not start). That ConfigMap is the operator's, made
+    from the county's file: none is committed, so the sample cannot be deployed."""
+    (cm,) = _kinds()["ConfigMap"]
+    path = cm["data"]["PACKLOOP_NETWORK"]
+    assert path == "/etc/packloop/network.json"
+    assert cm["metadata"]["name"] != "packloop-network"
+    for workload in ("packloop-worker", "packloop-gateway", "packloop-planner"):
+        _, _, container = _pods()[workload]
+        (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == path]
+        assert mount["readOnly"] is True and mount["subPath"] == "network.json", workload
+        pod = next(d["spec"]["template"]["spec"] for d in [*_kinds()["StatefulSet"],
+                                                            *_kinds()["Deployment"]]
+                   if d["metadata"]["name"] == workload)
+        (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        assert volume["configMap"]["name"] == "packloop-network", workload
+        assert not volume["configMap"].get("optional", False), workload
+        assert {"key": "network.json", "path": "network.json"} in volume["configMap"]["items"]
+    text = (K8S / "configmap.yaml").read_text("utf-8")
+    assert "kubectl -n packloop create configmap packloop-network " \
+        "--from-file=network.json=" in text
+
+
+def test_the_planner_plans_a_dispatch_every_day() -> None:
+    """Before: PACKLOOP_DISPATCH_AT was not set, so nothing planned on its own and
+    PlanStale fired 36 h after every new deployment."""
+    from services.settings import Settings
+
+    (cm,) = _kinds()["ConfigMap"]
+    at = cm["data"]["PACKLOOP_DISPATCH_AT"]
+    assert isinstance(at, str) and Settings(dispatch_at=at).dispatch_at == "18:00"
+
+
+def test_worker_probes_are_cheap_and_readiness_follows_recovery() -> None:
+    """Before: both probes asked /metrics with the default 1 s timeout; it renders every
+    series (about 1.8 s at 3,000 villages) and answers 200 while the worker restores its
+    state. Readiness now asks /local/status (milliseconds; 503 while recovering), liveness
+    Faust's index page "/" (answered by the event loop whatever the state, so a long
+    recovery is not killed), both with a timeout above the default."""
+    _, _, c = _pods()["packloop-worker"]
+    ready, alive = c["readinessProbe"], c["livenessProbe"]
+    assert ready["httpGet"]["path"] == "/local/status"
+    assert alive["httpGet"]["path"] == "/"
+    assert ready["timeoutSeconds"] >= 5 and alive["timeoutSeconds"] >= 5
+    # a recovering worker stays resolvable and scraped (its peers ask it by name)
+    services = {s["metadata"]["name"]: s for s in _kinds()["Service"]}
+    assert services["packloop-worker"]["spec"]["publishNotReadyAddresses"] is True
+    assert not services["packloop-worker-web"]["spec"].get("publishNotReadyAddresses")
+    # and the worker's views really are these routes
+    views = (K8S.parents[1] / "streams" / "views.py").read_text("utf-8")
+    assert '@app.page("/local/status")' in views
+
+
+def test_every_workload_that_needs_the_services_secret_has_it() -> None:
+    """docs/operations.md said the gateway and the planner need packloop-services; the
+    workers read their ledger URL from it too."""
+    (sts,) = _kinds()["StatefulSet"]
+    (c,) = sts["spec"]["template"]["spec"]["containers"]
+    refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in c["env"]
+            if "secretKeyRef" in e.get("valueFrom", {})}
+    assert refs == {"packloop-services"}
+    doc = (K8S.parents[1] / "docs" / "operations.md").read_text("utf-8")
+    assert "required by the gateway, the planner and the workers" in doc
