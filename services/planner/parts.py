@@ -27,17 +27,22 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from services.planner.store import CANCELLED, DONE, FAILED, FINAL, QUEUED, RUNNING, JobStore
+from services.planner.store import (  # noqa: F401 - PART_SOURCE, part_name: re-exported
+    CANCELLED,
+    DONE,
+    FAILED,
+    FINAL,
+    PART_SOURCE,
+    QUEUED,
+    RUNNING,
+    JobStore,
+    part_name,
+)
 
 log = logging.getLogger("packloop.planner")
 
-PART_SOURCE = "frontier-part"
 #: how often the job's solve looks at its parts (and takes one when a process is free)
 POLL_S = 0.25
-
-
-def part_name(job_id: str, hub: str) -> str:
-    return f"{job_id}/{hub}"
 
 
 def parent_of(options: dict[str, Any]) -> str | None:

@@ -91,6 +91,15 @@ plan_idempotency_keys = Table(
     Column("created_at", Float, nullable=False, index=True),
 )
 
+#: the source of a frontier job's parts (`services.planner.parts`), each named
+#: `part_name(job id, hub)`: the store cancels, lists and deletes a job's parts by them
+PART_SOURCE = "frontier-part"
+
+
+def part_name(job_id: str, hub: str) -> str:
+    return f"{job_id}/{hub}"
+
+
 #: how long a key holds its job; a key sent again later starts a new job (Stripe keeps
 #: keys 24 hours, the IETF draft leaves it to the server)
 IDEMPOTENCY_TTL_S = 24 * 3600.0
@@ -376,8 +385,6 @@ class JobStore:
 
     @staticmethod
     def _cancel_parts(job_id: str, reason: str) -> Any:
-        from services.planner.parts import PART_SOURCE, part_name
-
         return (update(plan_jobs)
                 .where(plan_jobs.c.source == PART_SOURCE,
                        plan_jobs.c.name.startswith(part_name(job_id, ""), autoescape=True),
@@ -415,8 +422,6 @@ class JobStore:
         """Queued frontier parts, oldest first: an idle worker takes them from here at
         once (`PlannerWorker.take_part`), since their requests may sit on a busy worker's
         partitions."""
-        from services.planner.parts import PART_SOURCE
-
         with self.engine.connect() as conn:
             rows = conn.execute(select(plan_jobs.c.job_id).where(
                 plan_jobs.c.status == QUEUED, plan_jobs.c.source == PART_SOURCE)
@@ -426,8 +431,6 @@ class JobStore:
     def delete_parts(self, job_id: str) -> int:
         """Delete ``job_id``'s parts once the job has its result: each holds its hub's plans
         (about 1 MB a county-week hub), read by the job's solve and by nobody after."""
-        from services.planner.parts import PART_SOURCE, part_name
-
         with self.engine.begin() as conn:
             return int(conn.execute(plan_jobs.delete().where(
                 plan_jobs.c.source == PART_SOURCE,
@@ -542,8 +545,6 @@ class JobStore:
     def metrics_snapshot(self) -> dict[str, Any]:
         """Counts, durations and the newest summary of the jobs people submit: a frontier
         job's parts (`services.planner.parts`) are its insides, not jobs of their own."""
-        from services.planner.parts import PART_SOURCE
-
         own = plan_jobs.c.source != PART_SOURCE
         with self.engine.connect() as conn:
             counts = {s: 0 for s in STATUSES}
