@@ -22,12 +22,23 @@ FILE``, as infra/prometheus/build_rules.py takes it for the alerts). The 7-day, 
 and window figures are recovered / generated over that span: no on-hand term and not
 capped (pickups of waste generated before the span push them above 100 %), so they are
 titled "Recovered / generated", drawn in a neutral colour with no target, and their bar
-gauge is not capped at 100 %. The maps are centred on the county seat and the dashboards
-use the time zone of the network file (``--network FILE``, the county's file the
-deployment mounts as PACKLOOP_NETWORK; default: the bundled sample county). Standard
-library only (``--targets`` reads the file with packloop's loader, a YAML network file is
-read with PyYAML). Run it after editing, commit its output; ``--check`` exits 1 when the
-committed JSON differs (tests/infra checks this and every query).
+gauge is not capped at 100 %.
+
+The workers' counters (waste, pickups, containers, events) are never rate()d or
+increase()d here: each worker exports the sum over the Kafka partitions it owns, so a
+partition moving between workers drops one worker's series (rate() reads a counter reset)
+and raises another's, and a rebalance would read as waste, pickups or containers that
+never happened. Their panels take ``delta()`` of the sums over workers that
+infra/prometheus/rules/packloop-recording.yml records (``hub_container_type:…:sum``
+and the like), per second over ``$__rate_interval`` with ``$__rate_interval_ms``
+(Grafana 10.1+), or over a fixed span (7 or 30 days).
+
+The maps are centred on the county seat and the dashboards use the time zone of the
+network file (``--network FILE``, the county's file the deployment mounts as
+PACKLOOP_NETWORK; default: the bundled sample county). Standard library only
+(``--targets`` reads the file with packloop's loader, a YAML network file is read with
+PyYAML). Run it after editing, commit its output; ``--check`` exits 1 when the committed
+JSON differs (tests/infra checks this and every query).
 """
 
 from __future__ import annotations
@@ -418,11 +429,32 @@ def custom_var(name: str, label: str, values: list[str], default: str) -> dict[s
 # ---------------------------------------------------------------- the dashboards
 
 KG = "masskg"
+#: the recorded sums over workers the container and event panels take delta() of
+CONTAINERS = "hub_container_type:packloop_containers_{}_total:sum"
+EVENTS = "outcome_reason:packloop_events_total:sum"
 UNCAPPED = ("no waste on hand at the start counted, and not capped: pickups of waste "
             "generated before the span count in full, so it can exceed 100 %. The target "
             "applies to the month's mass balance (Recovery ratio, this month).")
-WALL_CLOCK = ("Rates are wall-clock (Prometheus); the 7-day and window figures elsewhere "
-              "are event-time gauges computed by the workers.")
+#: the counter panels: delta() of the recorded sums over workers, not rate()
+OVER_WORKERS = ("From the sum over workers: a partition moving between workers changes no "
+                "figure (while one is being restored on its new worker, a point or two can "
+                "read low or high).")
+WALL_CLOCK = ("Rates and counts are wall-clock (Prometheus); the 7-day and window figures "
+              f"elsewhere are event-time gauges computed by the workers. {OVER_WORKERS}")
+
+
+def per_second(recorded: str, by: str = "") -> str:
+    """Per second over Grafana's rate window of a recorded sum over workers (a
+    ``…:sum`` rule of infra/prometheus/rules/packloop-recording.yml): ``delta()`` of that
+    sum over ``$__rate_interval``, divided by the window's seconds. Never ``rate()`` of a
+    worker counter: a partition moving between workers reads as a counter reset there."""
+    agg = f"sum by ({by}) " if by else "sum"
+    return f"{agg}(delta({recorded}[$__rate_interval])) / ($__rate_interval_ms / 1000)"
+
+
+def over(recorded: str, span: str) -> str:
+    """How much a recorded sum over workers grew over ``span`` (wall-clock)."""
+    return f"delta({recorded}[{span}])"
 
 
 def county_overview(goal: float, source: str, timezone: str = "Asia/Shanghai") -> dict[str, Any]:
@@ -451,10 +483,10 @@ def county_overview(goal: float, source: str, timezone: str = "Asia/Shanghai") -
         timeseries(
             "Generated vs recovered (kg per day)",
             [
-                target("sum(rate(packloop_waste_generated_grams_total[$__rate_interval])) "
-                       "* 86400 / 1000", "generated"),
-                target("sum(rate(packloop_waste_recovered_grams_total[$__rate_interval])) "
-                       "* 86400 / 1000", "recovered", ref="B"),
+                target(per_second("hub_material:packloop_waste_generated_grams_total:sum")
+                       + " * 86400 / 1000", "generated"),
+                target(per_second("hub_material:packloop_waste_recovered_grams_total:sum")
+                       + " * 86400 / 1000", "recovered", ref="B"),
             ],
             KG, WALL_CLOCK, mn=0,
         ),
@@ -477,25 +509,26 @@ def county_overview(goal: float, source: str, timezone: str = "Asia/Shanghai") -
         stat("Overdue now", "sum(packloop_pickups_open_overdue) or vector(0)", "",
              "Open pickups past the pickup SLA (pickup_sla_hours in the network file, "
              "72 h by default).", steps=[("green", None), ("red", 1)]),
-        stat("Requested, 7 days", "sum(increase(packloop_pickups_requested_total[7d]))", "",
+        stat("Requested, 7 days",
+             f"sum({over('hub_reason:packloop_pickups_requested_total:sum', '7d')})", "",
              WALL_CLOCK, decimals=0),
-        stat("Completed, 7 days", "sum(increase(packloop_pickups_completed_total[7d]))", "",
+        stat("Completed, 7 days",
+             f"sum({over('hub:packloop_pickups_completed_total:sum', '7d')})", "",
              WALL_CLOCK, decimals=0),
         stat("Went overdue, 7 days",
-             "sum(increase(packloop_pickups_overdue_notices_total[7d]))", "",
+             f"sum({over('hub:packloop_pickups_overdue_notices_total:sum', '7d')})", "",
              WALL_CLOCK, decimals=0, steps=[("green", None), ("orange", 1)]),
         stat("Open pickups, townships", "count(sum by (hub) (packloop_pickups_open) > 0) "
              "or vector(0)", "", "Townships with at least one open pickup."),
         timeseries(
             "Pickups per day",
             [
-                target("sum by (reason) (rate(packloop_pickups_requested_total"
-                       "[$__rate_interval])) * 86400", "requested: {{reason}}"),
-                target("sum(rate(packloop_pickups_completed_total[$__rate_interval])) * 86400",
+                target(per_second("hub_reason:packloop_pickups_requested_total:sum", "reason")
+                       + " * 86400", "requested: {{reason}}"),
+                target(per_second("hub:packloop_pickups_completed_total:sum") + " * 86400",
                        "completed", ref="B"),
-                target("sum(rate(packloop_pickups_overdue_notices_total[$__rate_interval]))"
-                       " * 86400",
-                       "went overdue", ref="C"),
+                target(per_second("hub:packloop_pickups_overdue_notices_total:sum")
+                       + " * 86400", "went overdue", ref="C"),
             ],
             "", WALL_CLOCK, mn=0,
         ),
@@ -516,8 +549,8 @@ def county_overview(goal: float, source: str, timezone: str = "Asia/Shanghai") -
         timeseries(
             "Issued, returned, damaged, lost (per day)",
             [
-                target(f"sum(rate(packloop_containers_{k}_total[$__rate_interval])) * 86400", k,
-                       ref=chr(ord("A") + i))
+                target(per_second(f"hub_container_type:packloop_containers_{k}_total:sum")
+                       + " * 86400", k, ref=chr(ord("A") + i))
                 for i, k in enumerate(("issued", "returned", "damaged", "lost"))
             ],
             "", WALL_CLOCK, mn=0,
@@ -526,11 +559,12 @@ def county_overview(goal: float, source: str, timezone: str = "Asia/Shanghai") -
                  "sum by (hub) (packloop_containers_overdue) > 0", "{{hub}}", "",
                  steps=[("green", None), ("orange", 10), ("red", 50)]),
         bargauge("Loss and damage share, 30 days",
-                 "sum by (hub) (increase(packloop_containers_lost_total[30d]) "
-                 "+ increase(packloop_containers_damaged_total[30d])) "
-                 "/ (sum by (hub) (increase(packloop_containers_issued_total[30d])) > 0)",
+                 f"sum by (hub) ({over(CONTAINERS.format('lost'), '30d')} "
+                 f"+ {over(CONTAINERS.format('damaged'), '30d')}) "
+                 f"/ (sum by (hub) ({over(CONTAINERS.format('issued'), '30d')}) > 0)",
                  "{{hub}}", "percentunit",
                  "Containers lost or damaged per container issued, wall-clock 30 days. "
+                 f"{OVER_WORKERS} "
                  f"Orange above the {EXPECTED_LOSS:.1%} the planner assumes "
                  "(optimizer/data/factors.yaml), red at twice that.",
                  steps=LOSS_STEPS),
@@ -648,10 +682,11 @@ def drilldown(center: tuple[float, float], goal: float, source: str = "streams/d
         timeseries(
             "Pickups per day",
             [
-                target(f"sum by (reason) (rate(packloop_pickups_requested_total{{{SEL_VILLAGE}}}"
-                       "[$__rate_interval])) * 86400", "requested: {{reason}}"),
-                target(f"sum(rate(packloop_pickups_completed_total{{{SEL_VILLAGE}}}"
-                       "[$__rate_interval])) * 86400", "completed", ref="B"),
+                target(per_second("village_reason:packloop_pickups_requested_total:sum"
+                                  f"{{{SEL_VILLAGE}}}", "reason") + " * 86400",
+                       "requested: {{reason}}"),
+                target(per_second(f"village:packloop_pickups_completed_total:sum{{{SEL_VILLAGE}}}")
+                       + " * 86400", "completed", ref="B"),
             ],
             "", WALL_CLOCK, mn=0,
         ),
@@ -696,12 +731,12 @@ def pipeline_health(timezone: str = "Asia/Shanghai") -> dict[str, Any]:
         stat("Consumer lag (all topics)", "sum(topic:packloop_consumer_lag_records:sum)", "",
              steps=[("green", None), ("orange", 1000), ("red", 10000)]),
         timeseries("Events by outcome",
-                   [target(f"sum by (outcome) (rate(packloop_events_total{ri}))", "{{outcome}}")],
-                   "ops", stack=True, mn=0),
+                   [target(per_second(EVENTS, "outcome"), "{{outcome}}")],
+                   "ops", OVER_WORKERS, stack=True, mn=0),
         timeseries("Dead letters by reason",
-                   [target('sum by (reason) (rate(packloop_events_total{outcome="dead_lettered"}'
-                           f"{ri}))", "{{reason}}")],
-                   "ops", stack=True, mn=0),
+                   [target(per_second(EVENTS + '{outcome="dead_lettered"}', "reason"),
+                           "{{reason}}")],
+                   "ops", OVER_WORKERS, stack=True, mn=0),
         timeseries("Event processing latency",
                    [target(f"histogram_quantile({x}, sum by (le) "
                            f"(rate(packloop_event_processing_seconds_bucket{ri})))",

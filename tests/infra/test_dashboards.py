@@ -106,7 +106,8 @@ def test_every_query_parses_with_promtool(tmp_path: Path) -> None:
     res = promtool_check_exprs(exprs, tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
     # The same with "All" selected (Grafana substitutes the allValue .*).
-    all_values = {"__rate_interval": "5m", "__interval": "1m", "__range": "1h",
+    all_values = {"__rate_interval": "5m", "__rate_interval_ms": "300000",
+                  "__interval": "1m", "__range": "1h",
                   "hub": ".*", "village": ".*", "window": "7d"}
     res = promtool_check_exprs([substitute(e, all_values) for _, _, e in QUERIES], tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr

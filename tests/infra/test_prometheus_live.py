@@ -222,8 +222,8 @@ def test_every_recording_rule_has_data(live: tuple[Prometheus, bool]) -> None:
 def test_every_dashboard_query_returns_data(live: tuple[Prometheus, bool],
                                             values: dict[str, str]) -> None:
     prom, village_label = live
-    variables = {"__rate_interval": "1m", "__interval": "1s", "__range": "1h",
-                 "window": "7d", **values}
+    variables = {"__rate_interval": "1m", "__rate_interval_ms": "60000", "__interval": "1s",
+                 "__range": "1h", "window": "7d", **values}
     if not village_label:
         variables["village"] = ".*"  # the variable has no values: Grafana's All
     empty = []

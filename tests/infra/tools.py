@@ -122,6 +122,7 @@ def metric_names(expr: str) -> set[str]:
 
 GRAFANA_VARS = {
     "__rate_interval": "5m",
+    "__rate_interval_ms": "300000",
     "__interval": "1m",
     "__range": "1h",
     "hub": "H01",
