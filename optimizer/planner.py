@@ -706,6 +706,9 @@ def solve(
 
     # worker processes have the scenario from their initializer; the inline path passes it
     task_s = s if inline else None
+    # the groups work out boxes and cleaning (`stages.with_marginals`); with vehicles too,
+    # everything is worked out after the plan, and the groups' work would be thrown away
+    in_groups = marginals and not marginal_vehicles
 
     def first_task(key: int, group_deadline: float | None, queue) -> tuple[Any, ...]:
         # a second try stops at its first plan: a plan at all is what it is for
@@ -715,7 +718,7 @@ def solve(
     def later_task(key: int, group_deadline: float | None, queue) -> tuple[Any, ...]:
         unc, start = firsts[key]
         return (task_s, groups[key], unc, start, group_deadline, mip_gap, hub_threads, queue,
-                key, schedule.rate, params, marginals)
+                key, schedule.rate, params, in_groups)
 
     def run_phases(submit: Callable[..., cf.Future], queue, drain) -> None:
         """First plans of every group, then the later stages of each with the time left:
@@ -817,7 +820,7 @@ def solve(
                 _second_pass(s, parts, pool, deadline, mip_gap, workers, task_queue, drain,
                              on_refined=None if county is None else (
                                  lambda k, o: county.done(k, o, "second pass")),
-                             params=params, marginals=marginals)
+                             params=params, marginals=in_groups)
         finally:
             if queue is not None:
                 drain()

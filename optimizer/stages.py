@@ -538,21 +538,22 @@ def later_stages(
                                     "trunk_rounding" if trunk.branched else "relaxation")
     out["joint"] = dataclasses.replace(best, stats={**best.stats, **extra})
     built = warm if warm is not None else cold
-    if marginals and (built is not None or time_limit_s is None):
-        # not for a group squeezed out before its joint model was built: building one now
-        # (0.3-0.6 s a county hub) would run past its budget; the planner works those
-        # hubs' values out after the plan if its deadline allows
+    if marginals and (time_limit_s is None or (built is not None and g.left_s() + reserve > 0)):
+        # not for a group squeezed out before its joint model was built (building one now,
+        # 0.3-0.6 s a county hub, would run past its budget) or past its budget and the
+        # reserve: the planner works those hubs' values out after the plan if its
+        # deadline allows
         out["joint"] = with_marginals(s, hubs, out["joint"], built, threads)
     # wall time of these stages (objective) and the budget they were given (bound)
     out["_time_s"] = StageOutcome("ok", time.perf_counter() - g.t0, time_limit_s, None)
     return out
 
 
-#: a hub group's marginal values (`with_marginals`) take about this long per row of its model
-#: (county-week hubs, 6,000-7,500 rows each: 0.13-0.5 s, H04 0.5 s on its built model:
-#: compiling 0.28 s, the LP 0.06 s, HiGHS's ranging 0.14 s); the later stages leave them
-#: that much of their budget ...
-MARGINAL_S_PER_ROW = 5e-5
+#: a hub group's marginal values (`with_marginals`) take about this long per row of its
+#: demand (`group_rows`: 688-1,290 a county-week hub, whose values took 0.13-0.95 s on the
+#: built model; H04: compiling 0.28 s, the LP 0.06 s, HiGHS's ranging 0.14 s); the later
+#: stages leave them that much of their budget ...
+MARGINAL_S_PER_ROW = 4e-4
 #: ... but never more than this share of it
 MARGINAL_MAX_SHARE = 0.05
 
@@ -712,7 +713,8 @@ def refine_joint(
                        stats, prev.diagnosis)
     if above_gap(out, mip_gap):
         out.status = "time_limit"
-    if marginals and better:
+    if marginals and better and time.perf_counter() - t0 < time_limit_s:
+        # within the pass's share only; past it the planner works them out if it can
         out = with_marginals(s, hubs, out, b, threads)
     elif marginals:  # the plan is the first pass's, and so are its values
         out.marginals, out.marginals_on = prev.marginals, prev.marginals_on

@@ -336,6 +336,13 @@ class Settings(BaseSettings):
                 "unset")
         return pepper
 
+    @field_validator("kafka_sasl_mechanism")
+    @classmethod
+    def _mechanism(cls, text: str | None) -> str | None:
+        """Upper case, as Faust's and kafka-python's enums name them (`scram-sha-512`
+        passed the check below and then failed in Faust's SASLMechanism); empty: unset."""
+        return text.strip().upper() or None if text is not None else None
+
     @field_validator("kafka_security_protocol")
     @classmethod
     def _protocol(cls, text: str) -> str:

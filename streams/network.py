@@ -264,7 +264,18 @@ def read_network_file(path: str | Path | None = None) -> dict[str, Any]:
         if path.suffix.lower() in (".yaml", ".yml"):
             data = yaml.safe_load(text)
         else:
-            data = json.loads(text)
+            try:
+                data = json.loads(text)
+            except ValueError as json_error:
+                # YAML under a .json name (a deployment mounts the county's file, whichever
+                # it is, at one path): YAML reads JSON too; the JSON error is kept when the
+                # text is neither
+                try:
+                    data = yaml.safe_load(text)
+                except yaml.YAMLError:
+                    raise json_error from None
+                if not isinstance(data, dict):
+                    raise json_error from None
     except (ValueError, yaml.YAMLError) as exc:
         raise NetworkError(f"{path}: not valid JSON/YAML: {exc}") from None
     if not isinstance(data, dict):

@@ -268,14 +268,22 @@ def _marginal_notes(doc: dict[str, Any]) -> list[str]:
         if entry is None or c["from"] is None or c["to"] is None:
             continue
         step = c["to"] - c["from"]
-        rng = entry.get(range_key) or {}
-        held = rng.get("more" if step >= 0 else "fewer", 0.0) if rng else 0.0
+        rng = entry.get(range_key)
+        head = (f"{c['key']}: the base plan's marginal value is {entry[value_key]:+,.2f} CNY "
+                "per unit")
+        if not rng:  # HiGHS gave no ranging: say so rather than a range of 0
+            out.append(f"{head} (for how many units is not known); this change is "
+                       f"{step:+,g}: the re-solve above prices it")
+            continue
+        held = rng.get("more" if step >= 0 else "fewer")
         within = held is None or abs(step) <= held + 1e-9
         reach = "any number" if held is None else f"{held:,.1f}"
-        out.append(f"{c['key']}: the base plan's marginal value is "
-                   f"{entry[value_key]:+,.2f} CNY per unit, for at least {reach} {unit} "
-                   f"{'more' if step >= 0 else 'fewer'}; this change is {step:+,g}"
+        out.append(f"{head}, for at least {reach} {unit} {'more' if step >= 0 else 'fewer'}; "
+                   f"this change is {step:+,g}"
                    + (f", within it: about {step * entry[value_key]:+,.2f} CNY" if within
                       else ", beyond it: only the re-solve above prices it"))
+    if len(out) > 1:
+        out.append("(each range holds for its change alone; several at once may change "
+                   "each other's values)")
     return out
 

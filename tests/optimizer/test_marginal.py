@@ -171,35 +171,49 @@ def _with(s, key: str, delta: float):
     return s.model_copy(update={"hubs": hubs})
 
 
-@pytest.mark.parametrize("key,field,edits", [
-    ("pool", "valid_for_boxes", {"weeks": 1}),
-    ("cleaning", "valid_for_units", {"weeks": 1, "cleaning": 12}),
-])
-def test_a_marginal_value_holds_for_its_range(key, field, edits):
+@pytest.mark.parametrize("key,field,edits,exact", [
+    ("pool", "valid_for_boxes", {"weeks": 1}, ("more", "fewer")),
+    ("cleaning", "valid_for_units", {"weeks": 1, "cleaning": 12}, ("more",)),
+    # the plan expands the pool (its expansion column basic): fewer boxes are bought back at
+    # the same price without limit, more save it until the expansion is gone
+    ("pool", "valid_for_boxes", {"pool": 5, "horizon_end": "boundary"}, ("more",)),
+    # one day's cleaning row binds, another has slack (a basic row)
+    ("cleaning", "valid_for_units", {"weeks": 1, "cleaning": 16}, ("fewer",)),
+], ids=["pool", "cleaning", "pool_expanded", "cleaning_slack_day"])
+def test_a_marginal_value_holds_for_its_range(key, field, edits, exact):
     """Each marginal value says for how many units it holds: re-solving the plan's LP with
-    δ more (and fewer) units changes the cost by exactly δ times the value up to the range,
-    and, where the range is exact, by something else a little past it (a box 2.87 CNY for
-    1.35 more boxes and 18.25 fewer; cleaning 5.74 CNY a day for 1.91 units more every day;
-    its "fewer", by the 100 % rule, is safe, not exact). With the directions swapped, or no
-    range, this fails."""
+    δ more (and fewer) units changes the cost by exactly δ times the value up to the range
+    (or by a large δ where it says "no limit"), and, where the range is exact, by something
+    else a little past it. A box 2.87 CNY for 1.35 more boxes and 18.25 fewer; cleaning 5.74
+    CNY a day for 1.91 units more every day (its "fewer", by the 100 % rule, is safe, not
+    exact); an expanded pool's box its amortised price for 119.3 more and any number fewer.
+    With the directions swapped, or every range measured from the lower bound (a basic
+    column or row's was wrong: a review's re-solves), this fails."""
     s = _scenario(**edits)
     r = solve(s, mip_gap=0.0, baselines=False)
     entry = r.marginal_values["pools" if key == "pool" else "cleaning"][0]
     value = entry.get("delta_cost_cny_per_box", entry.get("delta_cost_cny_per_unit_per_day"))
     rng = entry[field]
-    assert value < -0.5
+    assert abs(value) > 0.1
     base = _lp_cost_on_trips(s, r.plan)
+    have = (s.container_pools[0].count if key == "pool"
+            else s.hubs[0].cleaning_capacity_per_day)
 
     def change(delta: float) -> float:
         return _lp_cost_on_trips(_with(s, key, delta), r.plan) - base
 
-    more, fewer = rng["more"], rng["fewer"]
-    assert more is not None and fewer is not None and more >= 1.0 and fewer >= 1.0
-    for delta in (1.0, more - 1e-4, -1.0, -(fewer - 1e-4)):
-        assert change(delta) == pytest.approx(delta * value, rel=1e-6, abs=1e-6), delta
-    edges = [more + 0.05] + ([-(fewer + 0.05)] if key == "pool" else [])
-    for delta in edges:
-        assert abs(change(delta) - delta * value) > 1e-4, delta
+    for side, sign in (("more", 1.0), ("fewer", -1.0)):
+        limit = rng[side]
+        # no limit: as far as the field goes (a pool or a capacity is never negative)
+        reach = (min(300.0, have * 0.99) if sign < 0 else 300.0) if limit is None else limit
+        assert reach >= 1.0, (side, rng)
+        for delta in (1.0, reach - 1e-4):
+            assert change(sign * delta) == pytest.approx(sign * delta * value, rel=1e-6,
+                                                         abs=1e-6), (side, delta)
+        if side in exact:
+            assert limit is not None
+            past = sign * (limit + 0.05)
+            assert abs(change(past) - past * value) > 1e-4, (side, limit)
 
 
 def test_hub_groups_work_out_their_own_marginal_values():

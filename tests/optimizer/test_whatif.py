@@ -471,3 +471,16 @@ def test_the_table_says_whether_a_change_is_within_the_marginal_values_range():
         else:
             assert "beyond it" in note
             assert w.deltas()["cost_cny"] > k * pool["delta_cost_cny_per_box"] + 1.0
+
+
+def test_the_table_says_when_a_range_is_not_known():
+    """A marginal value without a range (HiGHS gave no ranging) is said to have none, not a
+    range of 0 (which read "for at least 0.0 boxes more; beyond it")."""
+    from services.cli.plan_decisions import _marginal_notes
+
+    doc = {"changes": [{"key": "pools.H01.insulated_box", "from": 30, "to": 31}],
+           "base": {"marginal_values": {"pools": [{
+               "hub_id": "H01", "container_type": "insulated_box",
+               "delta_cost_cny_per_box": -2.0, "valid_for_boxes": None}]}}}
+    (note,) = _marginal_notes(doc)
+    assert "not known" in note and "0.0" not in note

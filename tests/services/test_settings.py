@@ -69,11 +69,15 @@ def test_kafka_security_settings_that_would_not_take_effect_are_refused(monkeypa
 
 def test_sasl_settings_that_take_effect_reach_the_clients(monkeypatch) -> None:
     monkeypatch.setenv("PACKLOOP_KAFKA_SECURITY_PROTOCOL", "sasl_plaintext")
-    monkeypatch.setenv("PACKLOOP_KAFKA_SASL_MECHANISM", "PLAIN")
+    monkeypatch.setenv("PACKLOOP_KAFKA_SASL_MECHANISM", "plain")
     monkeypatch.setenv("PACKLOOP_KAFKA_SASL_USERNAME", "u")
     monkeypatch.setenv("PACKLOOP_KAFKA_SASL_PASSWORD", "p")
     kw = get_settings().kafka().kafka_python_kwargs()
+    # upper case, as the clients' enums want it (Faust refused "scram-sha-512")
     assert kw["security_protocol"] == "SASL_PLAINTEXT" and kw["sasl_mechanism"] == "PLAIN"
+    monkeypatch.setenv("PACKLOOP_KAFKA_SASL_MECHANISM", "scram-sha-512")
+    creds = get_settings().kafka().faust_credentials()
+    assert str(creds.mechanism.value) == "SCRAM-SHA-512"
     assert kw["sasl_plain_username"] == "u" and kw["sasl_plain_password"] == "p"
 
 

@@ -83,3 +83,23 @@ def test_yaml_network_file(tmp_path, raw: dict) -> None:
     path = tmp_path / "county.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     assert len(load_network(path).villages) == len(raw["villages"])
+
+
+def test_a_yaml_county_under_a_json_name_is_read(tmp_path) -> None:
+    """Deployments mount the county's file at one path, network.json, whichever format it
+    is in: a YAML file there was read as JSON and refused (a review of infra/). Text that
+    is neither still fails with the JSON parser's message."""
+    import json as _json
+
+    import yaml as _yaml
+
+    from streams.network import SAMPLE_NETWORK_PATH, NetworkError, read_network_file
+
+    data = _json.loads(SAMPLE_NETWORK_PATH.read_text())
+    path = tmp_path / "network.json"
+    path.write_text(_yaml.safe_dump(data, allow_unicode=True))
+    assert read_network_file(path) == data
+    load_network(path)
+    path.write_text("{not: [json")
+    with pytest.raises(NetworkError, match="not valid JSON/YAML: Expecting"):
+        read_network_file(path)
