@@ -532,7 +532,7 @@ HUB_SEARCH_STATS = frozenset({
     "search_s", "search_windows", "search_improved", "search_gain_cny", "drop_s",
     "drop_gain_cny", "finish_s", "finish_gain_cny", "floors_s", "trunk_bound_s",
     "replaced_by_sequential", "objective_resolves", "past_budget", "relaxation_build_s",
-    "marginal_s"})
+    "marginal_s", "lp_completion_cny"})
 
 
 def _hub_stats(part: dict[str, StageOutcome]) -> dict[str, Any]:

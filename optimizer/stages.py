@@ -560,20 +560,39 @@ MARGINAL_MAX_SHARE = 0.05
 
 def with_marginals(s: Scenario, hubs: list[str], o: StageOutcome, b: BuiltModel | None,
                    threads: int | None) -> StageOutcome:
-    """`o` with the marginal values of its plan (`marginal.group_marginals`), on the group's
-    joint model `b` where the stages built one (its baseline fixings undone first). Why here:
-    the model is built already, and worked out after the county's plan, at the end of its
-    time limit, the county week's 20 hubs all ended "not computed"."""
-    from optimizer.marginal import group_marginals, plan_trip_keys
+    """`o` with the marginal values of its plan (`marginal.marginals_and_completion`), on the
+    group's joint model `b` where the stages built one (its baseline fixings undone first).
+    Why here: the model is built already, and worked out after the county's plan, at the
+    end of its time limit, the county week's 20 hubs all ended "not computed".
+
+    The LP they come from is the least-cost plan on `o`'s trips; when it is cheaper than
+    `o`'s plan (a solve cut short leaves packaging, pools or loads that are not the best for
+    its trips) it becomes the plan, so that the values describe the plan shown
+    (`lp_completion_cny` in the stats: what it saved)."""
+    from optimizer.marginal import marginals_and_completion, plan_trip_keys
 
     if o.plan is None:
         return o
     t = time.perf_counter()
     if b is not None:
         as_joint(b)
-    values = group_marginals(s, hubs, o.plan, b, threads)
+    values, cost, plan = marginals_and_completion(s, hubs, o.plan, b, threads)
+    stats = {**o.stats}
+    if (plan is not None and cost is not None and o.objective is not None
+            and cost < o.objective - COMPLETION_MIN_GAIN * max(1.0, abs(o.objective))):
+        stats["lp_completion_cny"] = o.objective - cost
+        o = dataclasses.replace(o, objective=cost, plan=plan)
+        if o.bound is not None and o.bound > cost:  # a bound is never above a plan's cost
+            o = dataclasses.replace(o, bound=cost)
+    stats["marginal_s"] = time.perf_counter() - t
+    assert o.plan is not None  # checked above; the completion is a plan too
     return dataclasses.replace(o, marginals=values, marginals_on=plan_trip_keys(o.plan, hubs),
-                               stats={**o.stats, "marginal_s": time.perf_counter() - t})
+                               stats=stats)
+
+
+#: the LP's plan on the same trips replaces a group's plan when it is cheaper by more than
+#: this share of its cost (HiGHS's tolerances are 1e-7 to 1e-6)
+COMPLETION_MIN_GAIN = 1e-6
 
 
 def solve_hubs(
