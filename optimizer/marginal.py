@@ -269,7 +269,7 @@ def marginals_and_completion(
             out["cleaning"].append({
                 "hub_id": h,
                 "delta_cost_cny_per_unit_per_day": sum(
-                    lp.rows.get(m.cleaning_capacity[k], 0.0) for k in keys),
+                    lp.rows.get(m.cleaning_capacity[k], 0.0) for k in keys) + 0.0,
                 "valid_for_units": _cleaning_range(m, lp, keys)})
     if vehicles:
         for h in hubs:
@@ -320,20 +320,27 @@ def _pool_value(m: pyo.ConcreteModel, lp: _LpDuals, hub: str, ct: str) -> float:
     the compiler orients each row. Reading one row's dual (`pool_covers`) missed `pool_end`
     in the boundary horizon: a box was worth six times its re-solved value there (-25.16
     against -4.37 CNY). A pool with no expansion column (compiled away) is worth 0."""
-    return -lp.charged.get(m.expand[hub, ct], 0.0)
+    return -lp.charged.get(m.expand[hub, ct], 0.0) + 0.0  # + 0.0: no "-0.00" a box
+
+
+#: a marginal value this small (CNY a unit) is none: HiGHS's dual tolerance is 1e-7
+ZERO_VALUE = 1e-9
 
 
 def _pool_range(m: pyo.ConcreteModel, lp: _LpDuals, hub: str, ct: str
                 ) -> dict[str, float | None] | None:
     """For how many boxes more, and fewer, `_pool_value` holds per box (None: no limit), or
-    None where HiGHS gave no ranging. One more box at the start is one more unit of E's
-    lower bound, with E's cost taken off (`_pool_value`), so the range is that of E's lower
-    bound: checked against LP re-solves with k more and fewer boxes
-    (`tests/optimizer/test_marginal.py`)."""
+    None where HiGHS gave no ranging. One more box at the start is E shifted by one with its
+    bounds, E's cost taken off (`_pool_value`), so the range is E's (`_ranging`): checked
+    against LP re-solves with δ more and fewer boxes (`tests/optimizer/test_marginal.py`).
+    A box worth nothing is worth nothing for any number more: the LP's cost as a function
+    of the starting pool is convex and never rises with more boxes, so once its slope is 0
+    it stays 0 (a degenerate LP's ranging said 0.02 more boxes on the county week)."""
     got = lp.col_range.get(m.expand[hub, ct])
     if got is None:
         return None
-    return {"fewer": got[0], "more": got[1]}
+    more = None if abs(_pool_value(m, lp, hub, ct)) <= ZERO_VALUE else got[1]
+    return {"fewer": got[0], "more": more}
 
 
 def _cleaning_range(m: pyo.ConcreteModel, lp: _LpDuals, keys: list[Any]
@@ -362,7 +369,9 @@ def _cleaning_range(m: pyo.ConcreteModel, lp: _LpDuals, keys: list[Any]
             return 0.0
         return None if inv == 0 else 1.0 / inv
 
-    return {"fewer": safe(fewer), "more": safe(more)}
+    # worth nothing now, more capacity is worth nothing however much (convex, never rising)
+    worth = sum(lp.rows.get(m.cleaning_capacity[k], 0.0) for k in keys)
+    return {"fewer": safe(fewer), "more": None if abs(worth) <= ZERO_VALUE else safe(more)}
 
 
 def _vehicle_values(s: Scenario, h: str, lp: BuiltModel, lp_cost: float,

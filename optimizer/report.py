@@ -334,7 +334,7 @@ def write_report(result: PlanResult, scenario: Scenario, out_dir: str | Path) ->
                  for r in mv.get("pools", [])]
     marginals += [{"hub": r["hub_id"], "what": "box of cleaning capacity, every day",
                    "value": _cny(r["delta_cost_cny_per_unit_per_day"]),
-                   "range": value_range(r.get("valid_for_units"), "a day")}
+                   "range": value_range(r.get("valid_for_units"), "boxes a day")}
                   for r in mv.get("cleaning", [])]
     marginals += [{"hub": r["hub_id"], "what": f"{r['vehicle_type']} vehicle",
                    "value": _cny(r["delta_cost_cny"]), "range": "one more"}

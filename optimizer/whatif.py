@@ -91,8 +91,10 @@ def _value(key: str, text: str, before: float | None, integer: bool,
            what: str = "a vehicle count") -> float:
     sign, n = _number(key, text, integer, what)
     if sign:
-        if before is None:
-            raise WhatIfError(f"{key}: the scenario sets no count (unlimited), so {text!r} "
+        # no count, or a capacity left at its default (MAX_NUMBER: unlimited), was "1e9 + 5:
+        # too large" for a hub's cleaning capacity
+        if before is None or before >= MAX_NUMBER:
+            raise WhatIfError(f"{key}: the scenario sets no limit (unlimited), so {text!r} "
                               "has nothing to add to; give an absolute N")
         after = before + n if sign == "+" else before - n
     else:

@@ -193,9 +193,14 @@ def whatif(base_scenario: str, settings: tuple[str, ...], time_limit: float | No
         sys.exit(2)
 
 
-def _amount(x: float) -> str:
+def _amount(x: float | None, key: str = "") -> str:
     """A change's value as written: a whole number in full ("1 → 3", never "1e+09"), a
-    fraction to its hundredths."""
+    fraction to its hundredths; no limit as "unlimited": no count (None), or a hub's
+    cleaning capacity at its default, MAX_NUMBER (it read "1,000,000,000 → 100")."""
+    from optimizer.scenario import MAX_NUMBER
+
+    if x is None or (key.endswith("cleaning_capacity_per_day") and x >= MAX_NUMBER):
+        return "unlimited"
     if float(x).is_integer():
         return f"{int(x):,}"
     return f"{x:,.2f}".rstrip("0").rstrip(".")
@@ -204,11 +209,12 @@ def _amount(x: float) -> str:
 def _whatif_table(doc: dict[str, Any]) -> None:
     out = Console()
     for c in doc["changes"]:
-        before = "unlimited" if c["from"] is None else _amount(c["from"])
+        before = _amount(c["from"], c["key"])
         # a fleet change's hubs of their own count (count_by_hub), each as it changed
-        hubs = ", ".join(f"hub {h}: {'unlimited' if v['from'] is None else _amount(v['from'])}"
+        hubs = ", ".join(f"hub {h}: {_amount(v['from'])}"
                          f" → {_amount(v['to'])}" for h, v in (c.get("by_hub") or {}).items())
-        out.print(f"{c['key']}: {before} → {_amount(c['to'])}" + (f" ({hubs})" if hubs else ""),
+        out.print(f"{c['key']}: {before} → {_amount(c['to'], c['key'])}"
+                  + (f" ({hubs})" if hubs else ""),
                   highlight=False, soft_wrap=True)
     table = Table(title="what-if: variant against base")
     for col in ("", "base", "variant", "delta"):
@@ -250,40 +256,59 @@ def _whatif_table(doc: dict[str, Any]) -> None:
 def _marginal_notes(doc: dict[str, Any]) -> list[str]:
     """For a pool or cleaning change, what the base plan's marginal value said of it and for
     how many units that holds. Why: "one more box saves 2.87 CNY" read as 500 boxes saving
-    1,435 CNY, where the value held for 1.35 boxes (docs/optimizer.md, "Marginal values")."""
+    1,435 CNY, where the value held for 1.35 boxes (docs/optimizer.md, "Marginal values").
+    A key set twice is one change, from its first value to its last (each step priced
+    alone had +1 and +1 both "within" a range of 1.35)."""
+    from optimizer.scenario import MAX_NUMBER
+
     mv = doc["base"].get("marginal_values") or {}
-    out = []
+    merged: dict[str, dict[str, Any]] = {}
     for c in doc["changes"]:
+        if c["key"] in merged:
+            merged[c["key"]]["to"] = c["to"]
+        else:
+            merged[c["key"]] = dict(c)
+    out = []
+    for c in merged.values():
         parts = c["key"].split(".")
         if parts[0] == "pools" and len(parts) == 3:
-            entry = next((e for e in mv.get("pools", []) if e["hub_id"] == parts[1]
-                          and e["container_type"] == parts[2]), None)
+            entries = [e for e in mv.get("pools", []) if e["hub_id"] == parts[1]
+                       and e["container_type"] == parts[2]]
             value_key, range_key, unit = "delta_cost_cny_per_box", "valid_for_boxes", "boxes"
+            per = "a box"
         elif parts[0] == "hubs" and parts[-1] == "cleaning_capacity_per_day":
-            entry = next((e for e in mv.get("cleaning", []) if e["hub_id"] == parts[1]), None)
+            entries = [e for e in mv.get("cleaning", []) if e["hub_id"] == parts[1]]
             value_key, range_key, unit = ("delta_cost_cny_per_unit_per_day", "valid_for_units",
-                                          "units a day")
+                                          "boxes a day")
+            per = "a box a day"
         else:
             continue
-        if entry is None or c["from"] is None or c["to"] is None:
-            continue
+        if c["from"] is None or c["to"] is None or c["from"] >= MAX_NUMBER:
+            continue  # from unlimited: no marginal value speaks of it
         step = c["to"] - c["from"]
-        rng = entry.get(range_key)
+        if not entries:
+            why = next((n.get("why") for n in mv.get("not_computed", [])
+                        if n.get("hub_id") == parts[1]), None)
+            out.append(f"{c['key']}: the base plan has no marginal value for it"
+                       + (f" ({why})" if why else "") + "; the re-solve above prices it")
+            continue
+        entry = entries[0]
         head = (f"{c['key']}: the base plan's marginal value is {entry[value_key]:+,.2f} CNY "
-                "per unit")
+                f"{per}, on its own trips")
+        rng = entry.get(range_key)
         if not rng:  # HiGHS gave no ranging: say so rather than a range of 0
-            out.append(f"{head} (for how many units is not known); this change is "
-                       f"{step:+,g}: the re-solve above prices it")
+            out.append(f"{head} (for how many is not known); this change is {step:+,g}: "
+                       "the re-solve above prices it")
             continue
         held = rng.get("more" if step >= 0 else "fewer")
         within = held is None or abs(step) <= held + 1e-9
-        reach = "any number" if held is None else f"{held:,.1f}"
-        out.append(f"{head}, for at least {reach} {unit} {'more' if step >= 0 else 'fewer'}; "
-                   f"this change is {step:+,g}"
-                   + (f", within it: about {step * entry[value_key]:+,.2f} CNY" if within
+        reach = (f"any number of {unit} {'more' if step >= 0 else 'fewer'}" if held is None
+                 else f"at least {held:,.1f} {unit} {'more' if step >= 0 else 'fewer'}")
+        out.append(f"{head}, for {reach}; this change is {step:+,g}"
+                   + (f", within it: about {step * entry[value_key] + 0.0:+,.2f} CNY if the "
+                      "trips stay" if within
                       else ", beyond it: only the re-solve above prices it"))
     if len(out) > 1:
         out.append("(each range holds for its change alone; several at once may change "
                    "each other's values)")
     return out
-

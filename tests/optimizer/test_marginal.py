@@ -280,3 +280,21 @@ def test_a_groups_plan_becomes_the_least_cost_plan_on_its_trips():
     from optimizer.marginal import plan_trip_keys
 
     assert done.marginals_on == plan_trip_keys(single_use.plan, ["H01"])
+
+
+def test_a_value_of_nothing_holds_for_any_number_more():
+    """A pool that does not bind (cleaning binds instead) is worth 0 a box, and 300 more
+    boxes change the LP's cost by nothing: its range says so (no limit), where HiGHS's
+    ranging of the degenerate LP said 1.6 boxes; likewise a cleaning line with slack."""
+    s = _scenario(weeks=1, cleaning=12)
+    r = solve(s, mip_gap=0.0, baselines=False)
+    (pool,) = r.marginal_values["pools"]
+    assert pool["delta_cost_cny_per_box"] == 0.0
+    assert str(pool["delta_cost_cny_per_box"]) == "0.0"  # not "-0.0"
+    assert pool["valid_for_boxes"]["more"] is None
+    base = _lp_cost_on_trips(s, r.plan)
+    assert _lp_cost_on_trips(_with(s, "pool", 300.0), r.plan) == pytest.approx(base)
+    s2 = _scenario(weeks=1)
+    (clean,) = solve(s2, mip_gap=0.0, baselines=False).marginal_values["cleaning"]
+    assert clean["delta_cost_cny_per_unit_per_day"] == 0.0
+    assert clean["valid_for_units"]["more"] is None

@@ -365,6 +365,11 @@ def test_the_changes_print_whole_numbers_in_full(capsys):
     assert "hubs.H01.cleaning_capacity_per_day: 500 → 800.5" in out
     assert "fleet.trunk_reefer.count: unlimited → 2" in out
     assert "e+" not in out
+    # a hub's cleaning capacity left at its default is no number anyone set
+    _whatif_table({"changes": [
+        {"key": "hubs.H01.cleaning_capacity_per_day", "from": 1e9, "to": 100.0}],
+        "base": side, "variant": side, "delta": None})
+    assert "hubs.H01.cleaning_capacity_per_day: unlimited → 100" in capsys.readouterr().out
 
 
 def test_an_infeasible_base_answers_in_json_with_its_diagnosis(tmp_path):
@@ -462,7 +467,7 @@ def test_the_table_says_whether_a_change_is_within_the_marginal_values_range():
         w = what_if(s, [("pools.H01.insulated_box", f"+{k}")], mip_gap=0.0)
         (pool,) = w.base.marginal_values["pools"]
         (note,) = _marginal_notes(w.to_json_dict())
-        assert f"{pool['delta_cost_cny_per_box']:+,.2f} CNY per unit" in note
+        assert f"{pool['delta_cost_cny_per_box']:+,.2f} CNY a box, on its own trips" in note
         assert f"{pool['valid_for_boxes']['more']:,.1f} boxes more" in note
         if within:
             assert "within it" in note
@@ -484,3 +489,36 @@ def test_the_table_says_when_a_range_is_not_known():
                "delta_cost_cny_per_box": -2.0, "valid_for_boxes": None}]}}}
     (note,) = _marginal_notes(doc)
     assert "not known" in note and "0.0" not in note
+
+
+def test_a_key_set_twice_is_one_change_against_the_range():
+    """`--set pools.H01.insulated_box=+1 --set pools.H01.insulated_box=+1` is +2 from the
+    base: beyond a range of 1.35 (each step was priced alone, both "within" it); a value
+    not worked out says so, with why, instead of nothing."""
+    from services.cli.plan_decisions import _marginal_notes
+
+    pool = {"hub_id": "H01", "container_type": "insulated_box",
+            "delta_cost_cny_per_box": -2.87, "valid_for_boxes": {"more": 1.35, "fewer": 18.2}}
+    doc = {"changes": [{"key": "pools.H01.insulated_box", "from": 30, "to": 31},
+                       {"key": "pools.H01.insulated_box", "from": 31, "to": 32},
+                       {"key": "pools.H02.insulated_box", "from": 30, "to": 31}],
+           "base": {"marginal_values": {"pools": [pool], "not_computed": [
+               {"hub_id": "H02", "why": "no time left"}]}}}
+    first, second, footnote = _marginal_notes(doc)
+    assert "this change is +2, beyond it" in first
+    assert second.startswith("pools.H02.insulated_box: the base plan has no marginal value")
+    assert "(no time left)" in second and "several at once" in footnote
+
+
+def test_a_relative_change_of_an_unlimited_cleaning_capacity_says_so():
+    """A hub without a stated cleaning capacity has the scenario's default, no limit:
+    "+5" was refused as "1,000,000,005: too large"."""
+    from optimizer.whatif import WhatIfError, apply_changes
+
+    raw = tiny_raw()
+    raw["hubs"][0].pop("cleaning_capacity_per_day", None)
+    s = load_scenario(raw)
+    with pytest.raises(WhatIfError, match="sets no limit \\(unlimited\\), so '\\+5'"):
+        apply_changes(s, [("hubs.H01.cleaning_capacity_per_day", "+5")])
+    assert apply_changes(s, [("hubs.H01.cleaning_capacity_per_day", "100")])[0].hubs[
+        0].cleaning_capacity_per_day == 100
