@@ -298,3 +298,19 @@ def test_a_value_of_nothing_holds_for_any_number_more():
     (clean,) = solve(s2, mip_gap=0.0, baselines=False).marginal_values["cleaning"]
     assert clean["delta_cost_cny_per_unit_per_day"] == 0.0
     assert clean["valid_for_units"]["more"] is None
+
+
+def test_a_range_narrowed_by_degeneracy_is_widened_by_re_solves():
+    """A hub cleaning 12 boxes a day: HiGHS's ranging (each day's row, by the 100 % rule)
+    says the value holds for 1.26 units fewer; two re-solves show it for 10.1 (the LP's
+    cost is convex in the capacity, so a linear re-solve at δ proves every step below δ),
+    and a re-solve at what it now says is still linear. Without the re-solves, 1.26."""
+    s = _scenario(weeks=1, cleaning=12)
+    r = solve(s, mip_gap=0.0, baselines=False)
+    (clean,) = r.marginal_values["cleaning"]
+    value, fewer = clean["delta_cost_cny_per_unit_per_day"], clean["valid_for_units"]["fewer"]
+    assert fewer is not None and fewer >= 10.0
+    base = _lp_cost_on_trips(s, r.plan)
+    for delta in (-fewer / 2, -fewer):
+        assert _lp_cost_on_trips(_with(s, "cleaning", delta), r.plan) - base == pytest.approx(
+            delta * value, rel=1e-6, abs=1e-6)
