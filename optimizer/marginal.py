@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import highspy
@@ -104,28 +104,53 @@ def plan_as_start(b: BuiltModel, plan: dict[str, Any], threads: int | None = Non
 
 
 @dataclass(frozen=True)
+class _Ranging:
+    """HiGHS's bound ranging of a solved LP as distances with the duals unchanged (`inf`:
+    no limit), by compiled column and row: how far a column may shift down and up with both
+    its bounds, how far a row's finite bound may move down and up (`_ranging`); with the
+    solved instance and the arrays it was built from, for re-solves (`_confirm`)."""
+
+    highs: Any
+    col_index: ComponentMap
+    row_index: ComponentMap
+    col_down: np.ndarray
+    col_up: np.ndarray
+    row_down: np.ndarray
+    row_up: np.ndarray
+    #: a row whose finite bound is an upper one (≤ as written); else compiled as ≥
+    row_upper: np.ndarray
+    col_lower: np.ndarray
+    col_upper: np.ndarray
+    col_cost: np.ndarray
+    row_lower_bound: np.ndarray
+    row_upper_bound: np.ndarray
+
+    def col(self, var: Any) -> tuple[float | None, float | None] | None:
+        j = self.col_index.get(var)
+        return None if j is None else (_limit(self.col_down[j]), _limit(self.col_up[j]))
+
+    def row(self, con: Any) -> tuple[float | None, float | None] | None:
+        i = self.row_index.get(con)
+        return None if i is None else (_limit(self.row_down[i]), _limit(self.row_up[i]))
+
+
+def _limit(d: float) -> float | None:
+    """A distance as the JSON says it: None for no limit, never below 0."""
+    return None if not math.isfinite(d) or d >= 1e20 else max(0.0, float(d))
+
+
+@dataclass(frozen=True)
 class _LpDuals:
     """An optimal LP's cost and sensitivities, keyed by the model's own variable and
     constraint objects: each row's dual (Δcost per unit of its bound), each column's cost
     coefficient minus its reduced cost (Σ_r y_r a_rj: what the rows charge for one more unit
-    of it), and HiGHS's bound ranging: how far each column's lower bound and each row's
-    finite bound can move, (down, up), before the basis changes and with it the duals (None
-    for no limit; empty where HiGHS gave no ranging). A row's `row_sense` is +1 when its
-    finite bound is an upper bound (a ≤ row as written), -1 when compiled as a ≥ row.
-    Keyed by object, not by name: naming 39,000 components of a county-week hub took 0.45 s."""
+    of it), and HiGHS's bound ranging (None where not asked for or not given). Keyed by
+    object, not by name: naming 39,000 components of a county-week hub took 0.45 s."""
 
     cost: float
     rows: ComponentMap
     charged: ComponentMap
-    col_range: ComponentMap = field(default_factory=ComponentMap)
-    row_range: ComponentMap = field(default_factory=ComponentMap)
-    row_sense: ComponentMap = field(default_factory=ComponentMap)
-    #: the solved HiGHS instance and its compiled model, for re-solves with shifted bounds
-    #: (`_confirm`); each column's and row's index in it
-    highs: Any = None
-    comp: Any = None
-    col_index: ComponentMap = field(default_factory=ComponentMap)
-    row_index: ComponentMap = field(default_factory=ComponentMap)
+    ranging: _Ranging | None = None
 
 
 def _lp_duals(b: BuiltModel, threads: int | None, ranging: bool = True) -> _LpDuals | None:
@@ -148,19 +173,11 @@ def _lp_duals(b: BuiltModel, threads: int | None, ranging: bool = True) -> _LpDu
     cost = float(np.dot(c, x)) + comp.offset
     charged = c - np.asarray(sol.col_dual)
     rows = [row[0] for row in comp.rows]
-    ranges = _ranging(h, comp, x, np.asarray(sol.row_value)) if ranging else None
-    col_range, row_range, row_sense = (ComponentMap(), ComponentMap(), ComponentMap()) if (
-        ranges is None) else (ComponentMap(zip(comp.columns, ranges[0], strict=True)),
-                              ComponentMap(zip(rows, ranges[1], strict=True)),
-                              ComponentMap(zip(rows, ranges[2], strict=True)))
     return _LpDuals(cost, ComponentMap(zip(rows, np.asarray(sol.row_dual).tolist(),
                                            strict=True)),
                     ComponentMap(zip(comp.columns, charged.tolist(), strict=True)),
-                    col_range, row_range, row_sense, h if ranging else None, comp,
-                    ComponentMap((v, j) for j, v in enumerate(comp.columns)) if ranging
-                    else ComponentMap(),
-                    ComponentMap((r, i) for i, r in enumerate(rows)) if ranging
-                    else ComponentMap())
+                    _ranging(h, comp, rows, x, c, np.asarray(sol.row_value)) if ranging
+                    else None)
 
 
 #: `_confirm` re-solves only a range shorter than this many units (a whole box or one more
@@ -170,8 +187,8 @@ CONFIRM_BELOW = 10.0
 CONFIRM_PROBES = 2
 
 
-def _confirm(lp: _LpDuals, shift: Any, limit: float | None, sign: float, value: float,
-             correction: float = 0.0) -> float | None:
+def _confirm(lp: _LpDuals, rg: _Ranging, shift: Any, limit: float | None, sign: float,
+             value: float, correction: float = 0.0) -> float | None:
     """A range `limit` that HiGHS's ranging gave, widened where re-solves show more. The
     LP's cost as a function of a right-hand side (or of a column shifted with its bounds)
     is convex and piecewise linear, so a re-solve at δ whose cost is still `value`·δ from
@@ -179,9 +196,9 @@ def _confirm(lp: _LpDuals, shift: Any, limit: float | None, sign: float, value: 
     value for every step up to δ. Why: ranging is about the basis, and on a degenerate LP
     the basis changes long before the value does (an outside audit: cleaning said 0.4 units
     where re-solves stayed linear from -8 to +3). `shift(δ)` moves the bounds (0: back)."""
-    if limit is None or limit >= CONFIRM_BELOW or lp.highs is None:
+    if limit is None or limit >= CONFIRM_BELOW:
         return limit
-    h = lp.highs
+    h = rg.highs
     best, step = limit, max(1.0, 2.0 * limit)
     try:
         for _ in range(CONFIRM_PROBES):
@@ -198,14 +215,13 @@ def _confirm(lp: _LpDuals, shift: Any, limit: float | None, sign: float, value: 
     return best
 
 
-def _ranging(h: highspy.Highs, comp: Any, x: np.ndarray, row_x: np.ndarray
-             ) -> tuple[list[tuple[float | None, float | None]],
-                        list[tuple[float | None, float | None]], list[int]] | None:
-    """HiGHS's bound ranging as distances with the duals unchanged (None: no limit); None
-    without ranging. Per column: how far both its bounds may shift down and up together;
-    per row: how far its finite bound may go down and up. Why: a dual alone says what one
-    more unit is worth, not for how many; on tiny.yaml one more box saves 2.87 CNY but the
-    second saves 1.0 and the sixth nothing (`docs/optimizer.md`, "Marginal values").
+def _ranging(h: highspy.Highs, comp: Any, rows: list[Any], x: np.ndarray, cost: np.ndarray,
+             row_x: np.ndarray) -> _Ranging | None:
+    """HiGHS's bound ranging as distances with the duals unchanged; None without ranging.
+    Per column: how far both its bounds may shift down and up together; per row: how far
+    its finite bound may go down and up. Why: a dual alone says what one more unit is
+    worth, not for how many; on tiny.yaml one more box saves 2.87 CNY but the second saves
+    1.0 and the sixth nothing (`docs/optimizer.md`, "Marginal values").
 
     HiGHS's `value_` is the value the column (the row's activity) takes where the basis
     changes, so it measures only a nonbasic column's or row's range, from its value. A
@@ -220,11 +236,6 @@ def _ranging(h: highspy.Highs, comp: Any, x: np.ndarray, row_x: np.ndarray
         return None
     basis = h.getBasis()
     basic = highspy.HighsBasisStatus.kBasic
-
-    def finite(d: np.ndarray) -> list[float | None]:
-        return [None if not math.isfinite(v) or v >= 1e20 else max(0.0, v)
-                for v in d.tolist()]
-
     lp = comp.lp
     lo = np.asarray(lp.col_lower_, dtype=np.float64)
     ub = np.asarray(lp.col_upper_, dtype=np.float64)
@@ -232,7 +243,6 @@ def _ranging(h: highspy.Highs, comp: Any, x: np.ndarray, row_x: np.ndarray
     # each .value_ is a fresh copy of the whole vector: read it once
     down = np.where(col_basic, ub - x, x - np.asarray(rg.col_bound_dn.value_, dtype=np.float64))
     up = np.where(col_basic, x - lo, np.asarray(rg.col_bound_up.value_, dtype=np.float64) - x)
-    cols = list(zip(finite(down), finite(up), strict=True))
     rl = np.asarray(lp.row_lower_, dtype=np.float64)
     ru = np.asarray(lp.row_upper_, dtype=np.float64)
     upper = np.isfinite(ru) & ~np.isfinite(rl)
@@ -242,8 +252,9 @@ def _ranging(h: highspy.Highs, comp: Any, x: np.ndarray, row_x: np.ndarray
                       row_x - np.asarray(rg.row_bound_dn.value_, dtype=np.float64))
     r_up = np.where(row_basic, np.where(upper, inf, row_x - rl),
                     np.asarray(rg.row_bound_up.value_, dtype=np.float64) - row_x)
-    rows = list(zip(finite(r_down), finite(r_up), strict=True))
-    return cols, rows, [1 if u else -1 for u in upper.tolist()]
+    return _Ranging(h, ComponentMap((v, j) for j, v in enumerate(comp.columns)),
+                    ComponentMap((r, i) for i, r in enumerate(rows)), down, up, r_down, r_up,
+                    upper, lo, ub, cost, rl, ru)
 
 
 def plan_trip_keys(plan: dict[str, Any], hubs: list[str] | set[str]) -> list[Any]:
@@ -311,11 +322,9 @@ def marginals_and_completion(
         keys = [k for k in m.cleaning_capacity if k[0] == h]
         if keys:
             # a row the compiler dropped (no variable left in it) cannot bind: dual 0
-            out["cleaning"].append({
-                "hub_id": h,
-                "delta_cost_cny_per_unit_per_day": sum(
-                    lp.rows.get(m.cleaning_capacity[k], 0.0) for k in keys) + 0.0,
-                "valid_for_units": _cleaning_range(m, lp, keys)})
+            worth = sum(lp.rows.get(m.cleaning_capacity[k], 0.0) for k in keys) + 0.0
+            out["cleaning"].append({"hub_id": h, "delta_cost_cny_per_unit_per_day": worth,
+                                    "valid_for_units": _cleaning_range(m, lp, keys, worth)})
     if vehicles:
         for h in hubs:
             out["vehicles"] += _vehicle_values(s, h, b, lp.cost, deadline, vehicle_time_s,
@@ -345,7 +354,7 @@ def marginal_values(
             got = group_marginals(s, [h], plan, threads=threads, vehicles=vehicles,
                                   vehicle_time_s=vehicle_time_s, deadline=deadline)
         for key in out:
-            out[key] += [e for e in got.get(key, []) if e.get("hub_id", h) == h]
+            out[key] += got.get(key, [])
     return out
 
 
@@ -382,45 +391,45 @@ def _pool_range(m: pyo.ConcreteModel, lp: _LpDuals, hub: str, ct: str
     of the starting pool is convex and never rises with more boxes, so once its slope is 0
     it stays 0 (a degenerate LP's ranging said 0.02 more boxes on the county week)."""
     var = m.expand[hub, ct]
-    got = lp.col_range.get(var)
-    if got is None:
+    rg = lp.ranging
+    got = None if rg is None else rg.col(var)
+    if rg is None or got is None:
         return None
     value = _pool_value(m, lp, hub, ct)
-    j = lp.col_index.get(var)
-    fewer, more = got
-    if j is not None:
-        lo, ub = lp.comp.lp.col_lower_[j], lp.comp.lp.col_upper_[j]
+    j = rg.col_index[var]
+    lo, ub, cost = rg.col_lower[j], rg.col_upper[j], rg.col_cost[j]
 
-        def shift(d: float) -> None:
-            lp.highs.changeColBounds(j, lo + d, ub + d)
+    def shift(d: float) -> None:
+        rg.highs.changeColBounds(j, lo + d, ub + d)
 
-        cost = lp.comp.lp.col_cost_[j]
-        more = _confirm(lp, shift, more, 1.0, value, cost)
-        fewer = _confirm(lp, shift, fewer, -1.0, value, cost)
+    fewer = _confirm(lp, rg, shift, got[0], -1.0, value, cost)
+    more = _confirm(lp, rg, shift, got[1], 1.0, value, cost)
     if abs(value) <= ZERO_VALUE:
         more = None
     return {"fewer": fewer, "more": more}
 
 
-def _cleaning_range(m: pyo.ConcreteModel, lp: _LpDuals, keys: list[Any]
+def _cleaning_range(m: pyo.ConcreteModel, lp: _LpDuals, keys: list[Any], worth: float
                     ) -> dict[str, float | None] | None:
     """For how many units a day more, and fewer, on every day at once the cleaning value
-    holds at least (None: no limit), or None without ranging. HiGHS ranges one row at a
-    time; by the 100 % rule (Bradley, Hax & Magnanti 1977, ch. 3) changing all days' rows
-    by δ keeps the basis while Σ_d δ / r_d ≤ 1, r_d each row's own range in that
+    `worth` holds at least (None: no limit), or None without ranging. HiGHS ranges one row
+    at a time; by the 100 % rule (Bradley, Hax & Magnanti 1977, ch. 3) changing all days'
+    rows by δ keeps the basis while Σ_d δ / r_d ≤ 1, r_d each row's own range in that
     direction, so δ = 1 / Σ_d (1 / r_d) is safe; the exact range may be wider."""
-    more, fewer = [], []
+    rg = lp.ranging
+    if rg is None:
+        return None
+    more, fewer, rows = [], [], []
     for k in keys:
-        row = m.cleaning_capacity[k]
-        if row not in lp.row_range:
-            if row in lp.rows:
-                return None  # the LP has the row but HiGHS gave no ranging
+        con = m.cleaning_capacity[k]
+        got = rg.row(con)
+        if got is None:
             continue  # compiled away: it never binds
-        dn, up = lp.row_range[row]
-        if lp.row_sense.get(row, 1) < 0:  # compiled as −returned ≥ −capacity
-            dn, up = up, dn
+        i = rg.row_index[con]
+        dn, up = got if rg.row_upper[i] else got[::-1]  # a ≥ row is −returned ≥ −capacity
         more.append(up)
         fewer.append(dn)
+        rows.append(i)
 
     def safe(ranges: list[float | None]) -> float | None:
         inv = sum(1.0 / r for r in ranges if r is not None and r > 0)
@@ -428,26 +437,18 @@ def _cleaning_range(m: pyo.ConcreteModel, lp: _LpDuals, keys: list[Any]
             return 0.0
         return None if inv == 0 else 1.0 / inv
 
-    # worth nothing now, more capacity is worth nothing however much (convex, never rising)
-    worth = sum(lp.rows.get(m.cleaning_capacity[k], 0.0) for k in keys)
-    rows = [(lp.row_index[m.cleaning_capacity[k]], lp.row_sense.get(m.cleaning_capacity[k], 1))
-            for k in keys if m.cleaning_capacity[k] in lp.row_index]
-    # each row_lower_/row_upper_ read copies the whole vector: once
-    lows: list[float] = [] if not rows else np.asarray(lp.comp.lp.row_lower_)[
-        [i for i, _ in rows]].tolist()
-    ups: list[float] = [] if not rows else np.asarray(lp.comp.lp.row_upper_)[
-        [i for i, _ in rows]].tolist()
-
     def shift(d: float) -> None:
         # more capacity: a ≤ row's upper bound up, a ≥ row's (−capacity) lower bound down
-        for (i, sense), lo, up in zip(rows, lows, ups, strict=True):
-            lp.highs.changeRowBounds(i, lo - d if sense < 0 else lo,
-                                     up + d if sense > 0 else up)
+        for i in rows:
+            lo, up = rg.row_lower_bound[i], rg.row_upper_bound[i]
+            rg.highs.changeRowBounds(i, lo if rg.row_upper[i] else lo - d,
+                                     up + d if rg.row_upper[i] else up)
 
     got_more, got_fewer = safe(more), safe(fewer)
     if rows:
-        got_more = _confirm(lp, shift, got_more, 1.0, worth)
-        got_fewer = _confirm(lp, shift, got_fewer, -1.0, worth)
+        got_more = _confirm(lp, rg, shift, got_more, 1.0, worth)
+        got_fewer = _confirm(lp, rg, shift, got_fewer, -1.0, worth)
+    # worth nothing now, more capacity is worth nothing however much (convex, never rising)
     return {"fewer": got_fewer, "more": None if abs(worth) <= ZERO_VALUE else got_more}
 
 
