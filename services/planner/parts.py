@@ -25,6 +25,7 @@ import concurrent.futures as cf
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from services.planner.store import (  # noqa: F401 - PART_SOURCE, part_name: re-exported
@@ -73,14 +74,19 @@ def task_of(options: dict[str, Any]) -> tuple[Any, ...]:
             p["budget_s"], p["deadline"], p["mip_gap"], p["threads"])
 
 
+def part_result(hub: str, fronts: list[Any]) -> dict[str, Any]:
+    """What a part stores: its hub's fronts as JSON, read back by the job's solve."""
+    from optimizer.frontier_hubs import hub_front_json
+
+    return {"kind": "frontier_part", "hub": hub, "fronts": [hub_front_json(f) for f in fronts]}
+
+
 def run_part(scenario: Any, options: dict[str, Any]) -> dict[str, Any]:
     """A part's solves, in a worker's solve process: the result stored for the job's solve."""
-    from optimizer.frontier_hubs import hub_front_json, hub_fronts
+    from optimizer.frontier_hubs import hub_fronts
 
     task = task_of(options)
-    fronts = hub_fronts(scenario, *task[1:])
-    return {"kind": "frontier_part", "hub": task[1],
-            "fronts": [hub_front_json(f) for f in fronts]}
+    return part_result(task[1], hub_fronts(scenario, *task[1:]))
 
 
 def _hub_task_with_fronts(task: tuple[Any, ...]) -> list[Any]:
@@ -89,28 +95,25 @@ def _hub_task_with_fronts(task: tuple[Any, ...]) -> list[Any]:
     return hub_task(task)
 
 
+@dataclass
 class SharedHubTasks:
     """`optimizer.frontier_hubs.TaskRunner` over the job store: run in the frontier job's
     solve process. `announce(ids)` puts the parts' requests on plan-requests (the worker,
     which holds the Kafka producer, does it); `worker_id` and `lease_s` are the job's
     worker's, whose claims these are."""
 
-    def __init__(self, store_url: str, job_id: str, worker_id: str, lease_s: float,
-                 announce: Callable[[list[str]], None], poll_s: float = POLL_S,
-                 task: Callable[[tuple[Any, ...]], list[Any]] = _hub_task_with_fronts) -> None:
-        self.store_url = store_url
-        self.job_id = job_id
-        self.worker_id = worker_id
-        self.lease_s = lease_s
-        self.announce = announce
-        self.poll_s = poll_s
-        self.task = task
-        #: which worker ran each part (by hub), for the job's stats
-        self.ran_by: dict[str, str] = {}
+    store_url: str
+    job_id: str
+    worker_id: str
+    lease_s: float
+    announce: Callable[[list[str]], None]
+    poll_s: float = POLL_S
+    task: Callable[[tuple[Any, ...]], list[Any]] = _hub_task_with_fronts
+    #: which worker ran each part (by hub), for the job's stats
+    ran_by: dict[str, str] = field(default_factory=dict)
 
     def __call__(self, s: Any, tasks: list[tuple[Any, ...]], workers: int,
                  on_hub: Any = None) -> list[list[Any]]:
-        from optimizer.frontier_hubs import HubFrontError, hub_front_from_json, hub_front_json
         from optimizer.planner import worker_pool
 
         store = JobStore(self.store_url)
@@ -125,68 +128,9 @@ class SharedHubTasks:
             except Exception as exc:  # noqa: BLE001 - the parts are run here then
                 log.warning("frontier %s: parts not announced (%s); run by this worker",
                             self.job_id, exc)
-            results: dict[int, list[Any]] = {}
-            running: dict[cf.Future, int] = {}
-            retried: set[int] = set()
-            renew_every = max(0.5, self.lease_s / 4)
-            next_renew = time.monotonic() + renew_every
             try:
                 with worker_pool(s, max(1, workers)) as pool:
-                    while len(results) < len(ids):
-                        states = store.states(ids)
-                        for k, pid in enumerate(ids):
-                            if k in results or k in running.values():
-                                continue
-                            state = states.get(pid)
-                            if state is None:
-                                raise RuntimeError(f"frontier part {pid} was deleted")
-                            status, error = state["status"], state["error"]
-                            if status == DONE:
-                                row = store.get(pid, columns=("result",))
-                                assert row is not None
-                                results[k] = [hub_front_from_json(d)
-                                              for d in row["result"]["fronts"]]
-                                self.ran_by[tasks[k][1]] = str(row["worker_id"])
-                                self._told(on_hub, tasks[k][1], len(results), len(ids))
-                            elif status == FAILED:
-                                if (error or "").startswith("HubFrontError"):
-                                    raise HubFrontError(error)
-                                if k not in retried and store.requeue_failed(pid):
-                                    # a worker's failure (killed, out of memory, an older
-                                    # version that cannot read a part) is tried once more,
-                                    # by whoever is free, before it fails the job
-                                    retried.add(k)
-                                    log.warning("frontier %s: part %s failed on %s (%s); tried "
-                                                "again", self.job_id, tasks[k][1],
-                                                state["worker_id"], error)
-                                    continue
-                                raise RuntimeError(f"frontier part {tasks[k][1]} failed on "
-                                                   f"{state['worker_id']}: {error}")
-                            elif status == CANCELLED:
-                                raise RuntimeError(f"frontier part {tasks[k][1]} was cancelled")
-                            elif (len(running) < max(1, workers)
-                                  and (status == QUEUED or (
-                                      status == RUNNING
-                                      and (state["lease_expires_at"] or 0) < time.time()))
-                                  and store.claim(pid, self.worker_id, self.lease_s)):
-                                running[pool.submit(self.task, tasks[k])] = k
-                        if len(results) == len(ids):
-                            break
-                        done, _ = cf.wait(list(running), timeout=self.poll_s,
-                                          return_when=cf.FIRST_COMPLETED)
-                        for f in done:
-                            k = running.pop(f)
-                            fronts = f.result()  # a hub's failure ends the job's wait now
-                            store.finish(ids[k], self.worker_id, DONE, result={
-                                "kind": "frontier_part", "hub": tasks[k][1],
-                                "fronts": [hub_front_json(x) for x in fronts]},
-                                summary={"plan_status": "frontier_part"})
-                            # whoever finished first (a take-over after a stall) wins: the
-                            # loop reads the stored result back
-                        if time.monotonic() >= next_renew:
-                            next_renew = time.monotonic() + renew_every
-                            for k in running.values():
-                                store.renew(ids[k], self.worker_id, self.lease_s)
+                    results = self._wait(store, pool, ids, tasks, max(1, workers), on_hub)
             except BaseException as exc:
                 # the job's solve ends here: its parts still queued or running end with it,
                 # so that no worker starts or goes on with what nobody will read (these ids
@@ -199,10 +143,80 @@ class SharedHubTasks:
         finally:
             store.close()
 
-    @staticmethod
-    def _told(on_hub: Any, hub: str, done: int, hubs: int) -> None:
-        if on_hub is not None:
-            on_hub(hub, done, hubs)
+    def _wait(self, store: JobStore, pool: Any, ids: list[str], tasks: list[tuple[Any, ...]],
+              slots: int, on_hub: Any) -> dict[int, list[Any]]:
+        """Every part's fronts, by task: read back where another worker finished them, run
+        in `pool` (`slots` at a time) where this process can claim them."""
+        results: dict[int, list[Any]] = {}
+        running: dict[cf.Future, int] = {}
+        retried: set[int] = set()
+        renew_every = max(0.5, self.lease_s / 4)
+        next_renew = time.monotonic() + renew_every
+        while len(results) < len(ids):
+            states = store.states(ids)
+            for k, pid in enumerate(ids):
+                if k in results or k in running.values():
+                    continue
+                fronts = self._settled(store, k, pid, states.get(pid), tasks[k][1], retried)
+                if fronts is not None:
+                    results[k] = fronts
+                    if on_hub is not None:
+                        on_hub(tasks[k][1], len(results), len(ids))
+                elif (len(running) < slots and _claimable(states[pid])
+                      and store.claim(pid, self.worker_id, self.lease_s)):
+                    running[pool.submit(self.task, tasks[k])] = k
+            if len(results) == len(ids):
+                break
+            done, _ = cf.wait(list(running), timeout=self.poll_s,
+                              return_when=cf.FIRST_COMPLETED)
+            for f in done:
+                k = running.pop(f)
+                # a hub's failure ends the job's wait now; whoever finished first (a
+                # take-over after a stall) wins: the next round reads the stored result back
+                store.finish(ids[k], self.worker_id, DONE,
+                             result=part_result(tasks[k][1], f.result()),
+                             summary={"plan_status": "frontier_part"})
+            if time.monotonic() >= next_renew:
+                next_renew = time.monotonic() + renew_every
+                for k in running.values():
+                    store.renew(ids[k], self.worker_id, self.lease_s)
+        return results
+
+    def _settled(self, store: JobStore, k: int, pid: str, state: dict[str, Any] | None,
+                 hub: str, retried: set[int]) -> list[Any] | None:
+        """A part's fronts if it is done; None while it is queued or running (or queued
+        again after a worker's failure, once); raises where it cannot end well."""
+        from optimizer.frontier_hubs import HubFrontError, hub_front_from_json
+
+        if state is None:
+            raise RuntimeError(f"frontier part {pid} was deleted")
+        status, error = state["status"], state["error"]
+        if status == DONE:
+            row = store.get(pid, columns=("result",))
+            assert row is not None
+            self.ran_by[hub] = str(row["worker_id"])
+            return [hub_front_from_json(d) for d in row["result"]["fronts"]]
+        if status == FAILED:
+            if (error or "").startswith("HubFrontError"):
+                raise HubFrontError(error)
+            if k in retried or not store.requeue_failed(pid):
+                raise RuntimeError(f"frontier part {hub} failed on {state['worker_id']}: "
+                                   f"{error}")
+            # a worker's failure (killed, out of memory, an older version that cannot read
+            # a part) is tried once more, by whoever is free, before it fails the job
+            retried.add(k)
+            log.warning("frontier %s: part %s failed on %s (%s); tried again", self.job_id,
+                        hub, state["worker_id"], error)
+        elif status == CANCELLED:
+            raise RuntimeError(f"frontier part {hub} was cancelled")
+        return None
+
+
+def _claimable(state: dict[str, Any]) -> bool:
+    """Queued, or running under a lease that has expired (the store's claim decides; this
+    spares it an UPDATE per part still held by a live worker, every poll)."""
+    return state["status"] == QUEUED or (
+        state["status"] == RUNNING and (state["lease_expires_at"] or 0) < time.time())
 
 
 def parent_ended(store: JobStore, options: dict[str, Any]) -> bool:

@@ -139,6 +139,23 @@ def clean_json(obj: Any) -> Any:
     return obj
 
 
+def _parts_of(job_id: str) -> Any:
+    """The rows of ``job_id``'s frontier parts."""
+    return (plan_jobs.c.source == PART_SOURCE) & plan_jobs.c.name.startswith(
+        part_name(job_id, ""), autoescape=True)
+
+
+def _cancelled(which: Any, reason: str | None = None) -> Any:
+    """The UPDATE that cancels the rows ``which`` selects while they are queued or
+    running (a final job stays as it ended), with ``reason`` as their error if given."""
+    values: dict[str, Any] = {"status": CANCELLED, "finished_at": time.time(),
+                              "lease_expires_at": None}
+    if reason is not None:
+        values["error"] = _text(reason)
+    return update(plan_jobs).where(which, plan_jobs.c.status.in_([QUEUED, RUNNING])).values(
+        **values)
+
+
 class JobStore:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -374,39 +391,22 @@ class JobStore:
         """Cancel a queued or running job, and the parts of it still live (a frontier job's
         hubs, `services.planner.parts`)."""
         with self.engine.begin() as conn:
-            result = conn.execute(
-                update(plan_jobs)
-                .where(plan_jobs.c.job_id == job_id, plan_jobs.c.status.in_([QUEUED, RUNNING]))
-                .values(status=CANCELLED, finished_at=time.time(), lease_expires_at=None)
-            )
+            result = conn.execute(_cancelled(plan_jobs.c.job_id == job_id))
             if result.rowcount:  # in the same transaction: a cancel is all or nothing
-                conn.execute(self._cancel_parts(job_id, "its frontier job was cancelled"))
+                conn.execute(_cancelled(_parts_of(job_id), "its frontier job was cancelled"))
         return bool(result.rowcount)
-
-    @staticmethod
-    def _cancel_parts(job_id: str, reason: str) -> Any:
-        return (update(plan_jobs)
-                .where(plan_jobs.c.source == PART_SOURCE,
-                       plan_jobs.c.name.startswith(part_name(job_id, ""), autoescape=True),
-                       plan_jobs.c.status.in_([QUEUED, RUNNING]))
-                .values(status=CANCELLED, finished_at=time.time(), lease_expires_at=None,
-                        error=_text(reason)))
 
     def cancel_parts(self, job_id: str, reason: str) -> int:
         """Cancel ``job_id``'s parts that are queued or running (their workers' next lease
         renewal fails, and they stop); how many."""
         with self.engine.begin() as conn:
-            return int(conn.execute(self._cancel_parts(job_id, reason)).rowcount)
+            return int(conn.execute(_cancelled(_parts_of(job_id), reason)).rowcount)
 
     def cancel_jobs(self, job_ids: Iterable[str], reason: str) -> int:
         """Cancel those of ``job_ids`` that are queued or running, with ``reason``."""
         with self.engine.begin() as conn:
-            return int(conn.execute(
-                update(plan_jobs)
-                .where(plan_jobs.c.job_id.in_(builtins.list(job_ids)),
-                       plan_jobs.c.status.in_([QUEUED, RUNNING]))
-                .values(status=CANCELLED, finished_at=time.time(), lease_expires_at=None,
-                        error=_text(reason))).rowcount)
+            return int(conn.execute(_cancelled(
+                plan_jobs.c.job_id.in_(builtins.list(job_ids)), reason)).rowcount)
 
     def requeue_failed(self, job_id: str) -> bool:
         """A failed job queued again (a frontier part whose worker failed it, tried once
@@ -433,9 +433,7 @@ class JobStore:
         (about 1 MB a county-week hub), read by the job's solve and by nobody after."""
         with self.engine.begin() as conn:
             return int(conn.execute(plan_jobs.delete().where(
-                plan_jobs.c.source == PART_SOURCE,
-                plan_jobs.c.name.startswith(part_name(job_id, ""), autoescape=True),
-                plan_jobs.c.status.in_([DONE, FAILED, CANCELLED]))).rowcount)
+                _parts_of(job_id), plan_jobs.c.status.in_(FINAL))).rowcount)
 
     def states(self, job_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Status, worker, lease and error of each of ``job_ids`` (one query; absent: gone)."""
