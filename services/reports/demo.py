@@ -262,6 +262,8 @@ def decision_view(d: Any) -> dict[str, Any]:
 
 
 def _marginal_lines(mv: dict[str, Any]) -> list[str]:
+    from optimizer.report import value_range  # the plan report's words for a range
+
     out = []
     for key, entries in mv.items():
         if isinstance(entries, list):
@@ -272,13 +274,13 @@ def _marginal_lines(mv: dict[str, Any]) -> list[str]:
                 what = " ".join(str(e[k]) for k in ("hub_id", "container_type", "vehicle_type")
                                 if k in e)
                 if value is not None:
-                    held = e.get("valid_for_boxes") or e.get("valid_for_units")
-                    more = None if not held else held.get("more")
-                    upto = "" if not held else (
-                        ", for any number more" if more is None else
-                        f", for at least {more:,.1f} more")
+                    rng = ("valid_for_boxes", "boxes") if e.get("valid_for_boxes") else (
+                        ("valid_for_units", "boxes a day") if e.get("valid_for_units")
+                        else None)
+                    held = "" if rng is None else (
+                        f", holding for {value_range(e[rng[0]], rng[1])}")
                     out.append(f"one more in {key} ({what}): {value:+,.2f} CNY on the plan"
-                               f"{upto}")
+                               f"{held}")
     return out
 
 
