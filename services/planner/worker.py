@@ -210,9 +210,8 @@ class PlannerWorker:
         if parent is not None:
             # a frontier job's part: its scenario is the job's, and a part whose job has
             # ended is not worth a solve
-            row = None if parent_ended(self.store, options) else self.store.get(
-                parent, columns=("scenario",))
-            if row is None:
+            row = self.store.get(parent, columns=("scenario",))
+            if row is None or row["status"] in FINAL:
                 self.store.cancel(job_id)
                 log.info("job %s: part of %s, which has ended; cancelled", job_id, parent)
                 return
