@@ -155,11 +155,9 @@ def hub_front_json(f: HubFront) -> dict[str, Any]:
 
 def hub_front_from_json(d: dict[str, Any]) -> HubFront:
     """The inverse of `hub_front_json` (JSON's lists back to the tuples the bounds use)."""
-    def point(q: dict[str, Any]) -> HubPoint:
-        return HubPoint(**q)
-
-    return HubFront(hub=d["hub"], cost_end=point(d["cost_end"]), crit_end=point(d["crit_end"]),
-                    interior=[point(q) for q in d["interior"]], crit_floor=d["crit_floor"],
+    return HubFront(hub=d["hub"], cost_end=HubPoint(**d["cost_end"]),
+                    crit_end=HubPoint(**d["crit_end"]),
+                    interior=[HubPoint(**q) for q in d["interior"]], crit_floor=d["crit_floor"],
                     lines=[(float(a), float(b)) for a, b in d["lines"]],
                     solves=list(d.get("solves") or []),
                     steps=[(float(a), float(b)) for a, b in d.get("steps") or []])
