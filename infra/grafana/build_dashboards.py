@@ -549,7 +549,7 @@ def county_overview(goal: float, source: str, timezone: str = "Asia/Shanghai") -
         timeseries(
             "Issued, returned, damaged, lost (per day)",
             [
-                target(per_second(f"hub_container_type:packloop_containers_{k}_total:sum")
+                target(per_second(CONTAINERS.format(k))
                        + " * 86400", k, ref=chr(ord("A") + i))
                 for i, k in enumerate(("issued", "returned", "damaged", "lost"))
             ],
