@@ -208,7 +208,9 @@ class ContainerRef(_Record):
 
 class EventBase(_Record):
     schema_version: Literal[1] = 1
-    event_id: Identifier = Field(description="Idempotency key: a re-sent event keeps it.")
+    event_id: Identifier = Field(description="Idempotency key: a re-sent event keeps it, and "
+                                 "its content; an applied id sent with other content is "
+                                 "dead-lettered (`event_id_conflict`).")
     occurred_at: UtcTimestamp
     hub_id: Identifier
     village_id: Identifier
@@ -453,6 +455,16 @@ def parse_hub_event(raw: bytes | str | dict[str, Any]) -> HubEvent:
     except (ArithmeticError, TypeError, ValueError) as exc:
         # a failure pydantic does not wrap: still this event's fault, never the caller's crash
         raise EventError(f"invalid event ({type(exc).__name__}: {exc})", code="invalid") from None
+
+
+def decode_hub_event(raw: bytes | str) -> tuple[HubEvent, bytes]:
+    """The event, and its content as a village's dedupe set hashes it: the JSON object as
+    sent with its keys sorted. Not the model's canonical form: serialising the model again
+    would cost about as much as parsing it, on every event; a re-send written in another
+    form (a null for an absent field) is then taken for a conflict and dead-lettered, which
+    loses nothing, as its first copy counted."""
+    data = _decode(raw)
+    return parse_hub_event(data), orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
 
 
 def event_to_json(event: EventBase) -> bytes:

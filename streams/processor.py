@@ -54,8 +54,8 @@ from streams.events import (
     Material,
     PickupOverdue,
     PickupRequested,
+    decode_hub_event,
     event_to_json,
-    parse_hub_event,
 )
 from streams.ledger import Prior
 from streams.state import (
@@ -70,6 +70,7 @@ from streams.state import (
     apply,
     check,
     evaluate,
+    event_digest,
     from_us,
     id_hash,
     marker_key,
@@ -84,6 +85,9 @@ log = logging.getLogger("packloop.streams")
 
 #: The dead-letter reason of a record whose application raised (see the module docstring).
 APPLY_FAILED = "apply_failed"
+#: The dead-letter reason of an event reusing an applied event_id with other content: taken
+#: for a re-send it would be lost in silence (`streams.state.dedupe`, content bits).
+EVENT_ID_CONFLICT = "event_id_conflict"
 
 #: A table write: a value, or ``None`` to delete the key (a tombstone).
 TableWrite = tuple[str, VillageState | PartitionMarker | SealedIds | None]
@@ -339,7 +343,7 @@ class PartitionProcessor:
         fresh = offset > self.marker.offset  # not covered by a completed batch
         raw = value or b""
         try:
-            event = parse_hub_event(raw)
+            event, content = decode_hub_event(raw)
         except EventError as exc:
             if fresh:
                 vid = key.decode("utf-8", "replace") if key else None
@@ -371,11 +375,12 @@ class PartitionProcessor:
         if state is None:
             state = self._new_village(vid, village.hub_id, at)
         h = id_hash(event.event_id)
+        digest = event_digest(h, content)
         if offset <= state.offset:
             # Redelivered after a crash or a rebalance: its effect is already in state,
             # but the stream time it reached must fire the timers it fired then (their
             # effect on other villages may not have landed).
-            if h in state.seen:
+            if state.seen.verdict(h, digest) == "duplicate":
                 state.duplicates += 1
                 self.dirty[vid] = state
                 if self.stream_time is None or at > self.stream_time:
@@ -411,10 +416,18 @@ class PartitionProcessor:
                 event,
             )
             return
-        if h in state.seen:
+        verdict = state.seen.verdict(h, digest)
+        if verdict == "duplicate":
             state.duplicates += 1
             state.offset = offset
             self.dirty[vid] = state
+            return
+        if verdict == "conflict":
+            self._dead_letter(
+                state, offset, EVENT_ID_CONFLICT,
+                f"event_id: {event.event_id!r} was already applied to village {vid} with "
+                "other content; a re-send must repeat its event unchanged, and a new event "
+                "needs a new event_id", raw, "event_id", event)
             return
         if st is None or at > st:
             st = at
@@ -439,7 +452,7 @@ class PartitionProcessor:
                 "nothing of it was counted", raw, None, event)
             return
         self.stream_time = st
-        state.seen.add(h, st)
+        state.seen.add(digest, st)
         state.applied += 1
         state.offset = offset
         if state.last_at is None or at > state.last_at:

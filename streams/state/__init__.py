@@ -14,6 +14,7 @@ from streams.state.containers import ContainerPool
 from streams.state.dedupe import (
     SealedIds,
     SeenSet,
+    event_digest,
     id_hash,
     is_segment_key,
     segment_key,
@@ -59,6 +60,7 @@ __all__ = [
     "encode_value",
     "evaluate",
     "from_us",
+    "event_digest",
     "id_hash",
     "is_marker_key",
     "is_segment_key",

@@ -21,13 +21,20 @@ The record of a forgotten sealed segment is deleted with a tombstone.
 In memory the sealed ids of a village are one sorted ``int64`` array (8 bytes an id,
 searched by bisection) with the segment day of each (4 bytes); ``bench/
 streams_dedupe_memory.py`` measures it.
+
+What the set stores for an event is its :func:`event_digest`: the top 48 bits of the id's
+hash, then 15 bits of the event's content. A re-send repeats both; an event that reuses an
+applied id with other content (a sender's bug) matches the id bits only and is told apart
+(:meth:`SeenSet.verdict`), so it is dead-lettered instead of being dropped as a re-send.
+Digests stored before content bits existed are the whole 63-bit :func:`id_hash`; a re-send
+of such an event still matches it exactly.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -35,6 +42,13 @@ from streams.state.times import DAY_US
 
 SEGMENT_PREFIX = "~s"
 _BE = np.dtype(">i8")
+#: the low bits of a digest that hold the event's content; the 48 above them are the id's.
+#: Two different ids share their 48 bits with odds n / 2**48 per event (n ids kept, ~17,000
+#: for the busiest village: 6e-11), and the later one is then dead-lettered as a conflict,
+#: visibly; a changed event goes unnoticed (taken for a re-send, as before) with odds 2**-15.
+CONTENT_BITS = 15
+_CONTENT_MASK = (1 << CONTENT_BITS) - 1
+Verdict = Literal["new", "duplicate", "conflict"]
 
 
 def id_hash(event_id: str) -> int:
@@ -45,6 +59,13 @@ def id_hash(event_id: str) -> int:
     a 92-day horizon) that is *n* / 2**63 ≈ 2e-15 per event.
     """
     return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big") >> 1
+
+
+def event_digest(id_h: int, content: bytes) -> int:
+    """What the set stores for an applied event: the id's hash (:func:`id_hash`) with its
+    low :data:`CONTENT_BITS` replaced by a hash of the event's canonical content."""
+    c = int.from_bytes(hashlib.blake2b(content, digest_size=2).digest(), "big") & _CONTENT_MASK
+    return (id_h & ~_CONTENT_MASK) | c
 
 
 def segment_key(village_id: str, day: int) -> str:
@@ -94,7 +115,7 @@ class SeenSet:
     """The dedupe set: an open part by segment day, and the sealed part in arrays."""
 
     __slots__ = ("by_id", "by_day", "sealed_days", "attached", "newest", "_hashes", "_days",
-                 "_packed")
+                 "_packed", "_open_ids")
 
     def __init__(self) -> None:
         #: open part: id hash -> segment day, and segment day -> its ids
@@ -109,6 +130,8 @@ class SeenSet:
         self._hashes = np.empty(0, dtype=np.int64)
         self._days = np.empty(0, dtype=np.int32)
         self._packed: dict[int, tuple[int, str]] = {}
+        #: open part by id bits (digest >> CONTENT_BITS): how many digests carry them
+        self._open_ids: dict[int, int] = {}
 
     def __contains__(self, h: object) -> bool:
         if h in self.by_id:
@@ -118,6 +141,37 @@ class SeenSet:
             return False
         i = int(hashes.searchsorted(h))
         return i < len(hashes) and int(hashes[i]) == h
+
+    def knows_id(self, id_h: int) -> bool:
+        """Whether an event with this id (:func:`id_hash`) was applied, whatever its content."""
+        key = id_h >> CONTENT_BITS
+        if key in self._open_ids:
+            return True
+        hashes = self._hashes
+        if not len(hashes):
+            return False
+        i = int(hashes.searchsorted(key << CONTENT_BITS))
+        return i < len(hashes) and int(hashes[i]) >> CONTENT_BITS == key
+
+    def verdict(self, id_h: int, digest: int) -> Verdict:
+        """``duplicate`` for a re-send (the same digest, or the whole id hash a digest
+        stored before content bits is), ``conflict`` for an applied id with other content,
+        else ``new``."""
+        if digest in self or id_h in self:
+            return "duplicate"
+        return "conflict" if self.knows_id(id_h) else "new"
+
+    def _open_add(self, h: int) -> None:
+        key = h >> CONTENT_BITS
+        self._open_ids[key] = self._open_ids.get(key, 0) + 1
+
+    def _open_drop(self, h: int) -> None:
+        key = h >> CONTENT_BITS
+        n = self._open_ids.get(key, 0) - 1
+        if n > 0:
+            self._open_ids[key] = n
+        else:
+            self._open_ids.pop(key, None)
 
     def __len__(self) -> int:
         return len(self.by_id) + len(self._hashes)
@@ -150,13 +204,15 @@ class SeenSet:
         self.newest = day
         self.by_id[h] = day
         self.by_day.setdefault(day, []).append(h)
+        self._open_add(h)
 
     def prune(self, limit: int) -> list[int]:
         """Forget the segments whose day ends before ``limit`` (µs); returns the sealed
         ones forgotten (their records are to be deleted)."""
         for day in [d for d in self.by_day if (d + 1) * DAY_US - 1 < limit]:
             for h in self.by_day.pop(day):
-                self.by_id.pop(h, None)
+                if self.by_id.pop(h, None) is not None:
+                    self._open_drop(h)
             self._packed.pop(day, None)
         gone = sorted(d for d in self.sealed_days if (d + 1) * DAY_US - 1 < limit)
         if gone:
@@ -175,6 +231,7 @@ class SeenSet:
             hashes = self.by_day.pop(day)
             for h in hashes:
                 del self.by_id[h]
+                self._open_drop(h)
             self._packed.pop(day, None)
             blob = _to_blob(hashes)
             self._merge(blob, day)
@@ -233,6 +290,8 @@ class SeenSet:
             hashes = [int.from_bytes(raw[i : i + 8], "big") for i in range(0, len(raw), 8)]
             seen.by_day[day] = hashes
             for h in hashes:
+                if h not in seen.by_id:
+                    seen._open_add(h)
                 seen.by_id[h] = day
             seen._packed[day] = (len(hashes), blob)
         seen.sealed_days = {int(d) for d in sealed_days or ()}

@@ -17,12 +17,15 @@ from typing import Any
 
 import orjson
 
+from streams.events import decode_hub_event
 from streams.network import Network, load_network
 from streams.processor import PartitionProcessor, ProcessingConfig, murmur2_partition
 from streams.state import (
     PartitionMarker,
     decode_value,
     encode_value,
+    event_digest,
+    id_hash,
     marker_key,
 )
 from streams.views import local_status
@@ -47,6 +50,12 @@ RETURN = {"type": "packaging_return", "schema_version": 1, "event_id": "r-1",
 COLLECTED = {"type": "recycling_collected", "schema_version": 1, "event_id": "c-1",
              "occurred_at": "2026-11-11T10:00:00Z", "hub_id": "H01", "village_id": "H01-V007",
              "collected_grams": {"cardboard": 12000, "eps_foam": 800}, "pickup_id": "P-H01-V007-3"}
+
+
+def digest_of(raw: bytes) -> int:
+    """What a village's dedupe set stores once the event ``raw`` is applied."""
+    event, content = decode_hub_event(raw)
+    return event_digest(id_hash(event.event_id), content)
 
 
 class Harness:

@@ -5,6 +5,7 @@ reading packloop's own state back.
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from collections import defaultdict
@@ -54,6 +55,8 @@ class V:
     cont: dict[str, dict[str, int]] = field(default_factory=dict)
     fifo: dict[str, list[datetime]] = field(default_factory=lambda: defaultdict(list))
     seen: dict[str, datetime] = field(default_factory=dict)
+    #: each applied event as sent (sorted-key JSON): a re-send repeats it
+    content: dict[str, str] = field(default_factory=dict)
     #: generated and recovered grams by (local month, material): the officer's months
     mgen: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     mrec: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
@@ -188,6 +191,9 @@ class Model:
             self.dead.append(("outside_dedupe_horizon", e))
             return
         if e["event_id"] in v.seen:
+            if v.content[e["event_id"]] != json.dumps(e, sort_keys=True):
+                self.dead.append(("event_id_conflict", e))
+                return
             self.duplicates += 1
             return
         t = e["type"]
@@ -264,6 +270,7 @@ class Model:
         for m in set(v.rec) | set(rec0):
             v.mrec[(month, m)] += v.rec.get(m, 0) - rec0.get(m, 0)
         v.seen[e["event_id"]] = at
+        v.content[e["event_id"]] = json.dumps(e, sort_keys=True)
         self.applied += 1
         now = max(st, at) if st is not None else at
         self.st[p] = now

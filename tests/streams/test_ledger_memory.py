@@ -17,6 +17,7 @@ from streams.ledger import LedgerFeed
 from streams.processor import ProcessingConfig
 from streams.state import SealedIds, decode_value
 from tests.streams.helpers import SHIPMENT, Harness
+from tests.streams.helpers import digest_of as _digest
 
 STREAM = "packloop-worker"
 VILLAGE = "H01-V007"
@@ -135,7 +136,8 @@ def test_a_batch_fetches_its_new_villages_priors_ahead_and_in_one_go(tmp_path) -
     msg = SimpleNamespace(key=VILLAGE.encode(), value=raw, partition=0, offset=0)
     asyncio.run(fetch_priors(SimpleNamespace(prior_lookup=lookup), [(proc, msg), (proc, msg)]))
     assert list(asked[0]) == [VILLAGE] and len(asked) == 1
-    assert id_hash("s-0") in dict(proc.priors[VILLAGE].ids)
+    assert _digest(_shipment(0)) in dict(proc.priors[VILLAGE].ids)
+    assert _digest(_shipment(0)) != id_hash("s-0")  # the content's bits, not the id's
     proc.process(0, msg.key, raw, 4_000_000_000 * 1_000_000)
     state = proc.villages[VILLAGE]
     assert (state.applied, state.duplicates) == (0, 1) and not proc.priors
@@ -163,8 +165,6 @@ def test_a_restarted_worker_hands_over_the_sealed_ids_it_recovered(tmp_path) -> 
     """A worker that died after a batch's changelog landed and before its rows reached the
     ledger lost the ids that batch sealed: no later batch carried them. The first handover
     of a process now carries the village's sealed ids too (stored once)."""
-    from streams.state import id_hash
-
     ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
     h = Harness()
     for i in range(6):  # over three days: segments sealed
@@ -176,10 +176,10 @@ def test_a_restarted_worker_hands_over_the_sealed_ids_it_recovered(tmp_path) -> 
     ledger.write(rows)
     feed.written(rows)
     stored = {digest for digest, _day in ledger.prior(STREAM, VILLAGE, 0).ids}
-    assert stored == {id_hash(f"s-{i}") for i in range(6)}
+    assert stored == {_digest(_shipment(i)) for i in range(6)}
     assert h.procs[0].villages[VILLAGE].seen.sealed_items()  # some were sealed
     h.produce(_shipment(7))
     h.run(0, batch=6)
     later = feed.rows(h.procs[0].villages.values())
-    assert [d for r in later for d, _day in r.ids] == [id_hash("s-7")]  # not all again
+    assert [d for r in later for d, _day in r.ids] == [_digest(_shipment(7))]  # not all again
     ledger.close()

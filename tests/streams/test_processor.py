@@ -11,8 +11,8 @@ import pytest
 
 from streams.network import load_network
 from streams.processor import ProcessingConfig, murmur2_partition
-from streams.state import DAY_US
-from tests.streams.helpers import Harness
+from streams.state import DAY_US, id_hash
+from tests.streams.helpers import WALL, Harness
 from tests.streams.reference import Model, generate
 
 NET = load_network()
@@ -228,3 +228,53 @@ def test_a_fractional_future_tolerance_is_shown_as_set() -> None:
         h.procs[0].process(i, k, v, 1_800_000_000 * 1_000_000)
     (dead,) = (orjson.loads(b) for _, b in h.procs[0].outbox.dead_letters)
     assert "is more than 0.5 h ahead of the clock" in dead["message"]
+
+
+def test_an_event_id_reused_with_other_content_is_dead_lettered_not_dropped() -> None:
+    """A sender that reuses an applied event_id for a different event (a bug in its id
+    scheme) lost that event in silence: it was counted as a re-send. It is dead-lettered
+    now, naming the field; a true re-send (the same event, keys in another order) stays a
+    duplicate, before and after its id's segment is sealed."""
+    h = Harness()
+    vid = sorted(NET.villages)[0]
+    base = {"event_id": "e1", "occurred_at": "2026-06-01T00:00:00Z",
+            "hub_id": NET.villages[vid].hub_id, "village_id": vid,
+            "type": "recycling_collected", "collected_grams": {"tape": 5}}
+    other = dict(base, collected_grams={"tape": 7})
+    later = dict(base, event_id="e2", occurred_at="2026-06-03T00:00:00Z")
+    resent = dict(reversed(list(base.items())))
+    for body in (base, other, later, resent, other):
+        h.produce(orjson.dumps(body))
+    h.recover(0)
+    proc = h.procs[0]
+    for i, (k, v) in enumerate(h.logs[0]):
+        proc.process(i, k, v, WALL)
+        if i == 2:
+            proc.checkpoint()  # stream time is two days on: e1's segment is sealed
+            assert proc.villages[vid].seen.sealed_days
+    dead = [orjson.loads(b) for _, b in proc.outbox.dead_letters]
+    assert [(d["reason"], d["field"], d["event_id"]) for d in dead] == [
+        ("event_id_conflict", "event_id", "e1")] * 2
+    assert "already applied to village" in dead[0]["message"]
+    state = proc.villages[vid]
+    assert (state.applied, state.duplicates, state.dead_lettered) == (2, 1, 2)
+
+
+def test_a_resend_of_an_event_stored_before_content_bits_is_still_a_duplicate() -> None:
+    """A village value written by an older worker stores an id's whole 63-bit hash; a
+    re-send after the upgrade must match it, not be taken for a conflict."""
+    h = Harness()
+    vid = sorted(NET.villages)[0]
+    body = {"event_id": "old-1", "occurred_at": "2026-06-01T00:00:00Z",
+            "hub_id": NET.villages[vid].hub_id, "village_id": vid,
+            "type": "recycling_collected", "collected_grams": {"tape": 5}}
+    h.produce(orjson.dumps(body))
+    h.recover(0)
+    proc = h.procs[0]
+    at = 1_780_272_000 * 1_000_000  # 2026-06-01
+    state = proc._new_village(vid, NET.villages[vid].hub_id, at)
+    state.seen.add(id_hash("old-1"), at)  # as the older worker stored it
+    proc.stream_time = at
+    for i, (k, v) in enumerate(h.logs[0]):
+        proc.process(i, k, v, WALL)
+    assert (state.applied, state.duplicates, state.dead_lettered) == (0, 1, 0)

@@ -17,8 +17,11 @@ from streams.state import (
     apply,
     decode_value,
     encode_value,
+    event_digest,
+    id_hash,
     to_us,
 )
+from streams.state.dedupe import CONTENT_BITS
 from streams.state.village import Rejected, check
 from streams.views import merge_hub, merge_status
 
@@ -331,3 +334,26 @@ def test_a_quiet_month_keeps_the_waste_a_village_holds_from_before() -> None:
     dec = {r["village_id"]: r["on_hand_start_grams"]
            for r in month_rows(states, "2026-12", reached="2026-12")}
     assert dec == {"H01-V001": {"cardboard": 40_000}, "H01-V002": {"cardboard": 3_000}}
+
+
+def test_seen_set_tells_a_reused_id_from_a_resend_in_every_part() -> None:
+    """The id bits are found in the open part, after sealing, after a round trip through
+    the village value, and not once their day is pruned."""
+    h = id_hash("e-1")
+    digest = event_digest(h, b'{"tape":5}')
+    other = event_digest(h, b'{"tape":7}')
+    assert digest != other and digest >> CONTENT_BITS == h >> CONTENT_BITS
+    seen = SeenSet()
+    seen.add(digest, 5 * DAY_US)
+    seen.add(event_digest(id_hash("e-2"), b"x"), 6 * DAY_US)
+    assert (seen.verdict(h, digest), seen.verdict(h, other)) == ("duplicate", "conflict")
+    assert seen.verdict(id_hash("e-3"), event_digest(id_hash("e-3"), b"x")) == "new"
+    again = SeenSet.unpack(seen.pack())
+    assert again.verdict(h, other) == "conflict"
+    [(day, blob)] = seen.seal(6)
+    assert day == 5 and not seen.by_id.get(digest)
+    assert (seen.verdict(h, digest), seen.verdict(h, other)) == ("duplicate", "conflict")
+    assert seen.prune(6 * DAY_US) == [5]
+    assert seen.verdict(h, other) == "new" and seen.knows_id(id_hash("e-2"))
+    seen.prune(7 * DAY_US)
+    assert not seen.knows_id(id_hash("e-2"))
