@@ -17,9 +17,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
-from sqlalchemy import Column, Float, MetaData, String, Table, Text, create_engine, event, text
+from sqlalchemy import (
+    Column,
+    Float,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    inspect,
+    text,
+)
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 #: PostgreSQL advisory lock held while creating tables ("pkloop")
 SCHEMA_LOCK_KEY = 0x706B6C6F6F70
@@ -178,6 +189,25 @@ def create_tables(engine: Engine, metadata: MetaData) -> None:
             if not (locked or "already exists" in str(exc)) or attempt == attempts:
                 raise
             time.sleep(min(1.0, 0.05 * 2 ** attempt))
+
+
+def add_missing_columns(engine: Engine, table: Table) -> None:
+    """Add the columns of ``table`` that a database created by an older packloop lacks (each
+    has a server default). Two services may race: the loser's ALTER finds the column."""
+    have = {c["name"] for c in inspect(engine).get_columns(table.name)}
+    for column in table.columns:
+        if column.name in have:
+            continue
+        kind = column.type.compile(dialect=engine.dialect)
+        default = getattr(column.server_default, "arg", None)
+        clause = "" if default is None else f" NOT NULL DEFAULT '{default}'"
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} "  # noqa: S608
+                                  f"{kind}{clause}"))
+        except (OperationalError, ProgrammingError) as exc:
+            if column.name not in {c["name"] for c in inspect(engine).get_columns(table.name)}:
+                raise exc from None
 
 
 def open_token_db(url: str) -> Engine:

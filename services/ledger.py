@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from services.db import create_tables, make_engine
+from services.db import add_missing_columns, create_tables, make_engine
 from streams.ledger import LedgerRow, Prior
 from streams.months import carried_row
 from streams.officer_kpis import add_rows
@@ -50,7 +50,8 @@ ledger_months = Table(
 
 
 #: the event ids each village's lives applied (`streams.ledger.Prior`): a digest once per
-#: village, with its dedupe segment day
+#: village, with its dedupe segment day and the epoch that applied it ('' in a ledger
+#: written before epochs were stored: an earlier life's, whichever is asking)
 ledger_event_ids = Table(
     "ledger_event_ids",
     ledger_metadata,
@@ -58,6 +59,7 @@ ledger_event_ids = Table(
     Column("village_id", String(128), primary_key=True),
     Column("id_hash", BigInteger, primary_key=True),
     Column("day", Integer, nullable=False, index=True),
+    Column("epoch", String(32), nullable=False, server_default=""),
 )
 
 #: ids older than this many days before the newest written are deleted: far beyond any
@@ -71,6 +73,7 @@ class Ledger:
     def __init__(self, url: str) -> None:
         self.engine: Engine = make_engine(url)
         create_tables(self.engine, ledger_metadata)
+        add_missing_columns(self.engine, ledger_event_ids)
         self._pruned_to = -1
 
     def write(self, rows: Sequence[LedgerRow]) -> None:
@@ -90,7 +93,7 @@ class Ledger:
                   "hub_id": stmt.excluded.hub_id, "updated_at": stmt.excluded.updated_at},
             where=ledger_months.c.seq < stmt.excluded.seq,
         )
-        ids = [(r.stream, r.village_id, h, day) for r in rows for h, day in r.ids]
+        ids = [(r.stream, r.village_id, h, day, r.epoch) for r in rows for h, day in r.ids]
         with self.engine.begin() as conn:
             conn.execute(stmt, values)
             if ids:
@@ -98,8 +101,8 @@ class Ledger:
                 # dicts took 0.47 s for 100,000 ids, in the worker's writer thread
                 mark = "%s" if dialect == "postgresql" else "?"
                 conn.exec_driver_sql(
-                    f"INSERT INTO ledger_event_ids (stream, village_id, id_hash, day) "  # noqa: S608
-                    f"VALUES ({mark}, {mark}, {mark}, {mark}) "
+                    "INSERT INTO ledger_event_ids (stream, village_id, id_hash, day, epoch) "
+                    f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark}) "  # noqa: S608
                     "ON CONFLICT (stream, village_id, id_hash) DO NOTHING", ids)
                 newest = max(day for r in rows for _h, day in r.ids)
                 if newest > self._pruned_to:  # once a day of ids, not every write
@@ -108,14 +111,15 @@ class Ledger:
                     conn.execute(ledger_event_ids.delete().where(
                         t.stream == rows[0].stream, t.day < newest - IDS_KEPT_DAYS))
 
-    def prior(self, stream: str, village_id: str, since_day: int) -> Prior:
+    def prior(self, stream: str, village_id: str, since_day: int, epoch: str = "") -> Prior:
         t, m = ledger_event_ids.c, ledger_months.c
         with self.engine.connect() as conn:
             ids = conn.execute(
                 select(t.id_hash, t.day).where(t.stream == stream, t.village_id == village_id,
-                                               t.day >= since_day).order_by(t.day)).all()
+                                               t.day >= since_day, t.epoch != epoch)
+                .order_by(t.day)).all()
             figures: list[Any] = list(conn.execute(select(m.figures).where(
-                m.stream == stream, m.village_id == village_id)).scalars())
+                m.stream == stream, m.village_id == village_id, m.epoch != epoch)).scalars())
         pickups = 0
         for text in figures:
             requested: Any = (orjson.loads(str(text)).get("pickups") or {}).get("requested", 0)

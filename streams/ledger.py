@@ -17,6 +17,8 @@ and how many pickups they requested. A village whose state starts from nothing a
 them (:class:`Prior`) before its first event: without them a hub re-sending yesterday's
 file after an embedded broker restart had every event counted again in the ledger, and the
 village's pickups numbered from 1 again, reusing ids (and event ids) of pickups already sent.
+What the epoch starting had applied itself is not asked for: a state rebuilt on the
+cluster it was lost on re-applies those records (`streams.processor.village_epoch`).
 """
 
 from __future__ import annotations
@@ -64,9 +66,9 @@ class LedgerWriter(Protocol):
         """Store `rows`, keeping per (village, month, epoch) the one with the highest seq,
         and their ids (a digest stored once)."""
 
-    def prior(self, stream: str, village_id: str, since_day: int) -> Prior:
+    def prior(self, stream: str, village_id: str, since_day: int, epoch: str = "") -> Prior:
         """The village's ids of segment days from `since_day` on, and its pickups requested,
-        over every epoch stored."""
+        over every epoch stored but `epoch` (the one starting: its records are re-read)."""
 
 
 class PriorLookup:
@@ -82,12 +84,12 @@ class PriorLookup:
         self.pause_s = pause_s
         self._down_until = 0.0
 
-    def __call__(self, village_id: str, since_day: int) -> Prior | None:
+    def __call__(self, village_id: str, since_day: int, epoch: str = "") -> Prior | None:
         if time.monotonic() < self._down_until:
             return None
         for _try in range(2):  # twice: the first may meet a dropped pooled connection
             try:
-                return self.ledger.prior(self.stream, village_id, since_day)
+                return self.ledger.prior(self.stream, village_id, since_day, epoch)
             except Exception as failure:  # noqa: BLE001 - the stream goes on
                 exc = failure
         self._down_until = time.monotonic() + self.pause_s
@@ -96,11 +98,12 @@ class PriorLookup:
                     "ledger", type(exc).__name__, exc, self.pause_s)
         return None
 
-    def many(self, wanted: dict[str, int]) -> dict[str, Prior]:
-        """``{village_id: from segment day}`` -> the villages' Priors (those it could ask)."""
+    def many(self, wanted: dict[str, tuple[int, str]]) -> dict[str, Prior]:
+        """``{village_id: (from segment day, epoch starting)}`` -> the villages' Priors
+        (those it could ask)."""
         out: dict[str, Prior] = {}
-        for vid, since_day in wanted.items():
-            prior = self(vid, since_day)
+        for vid, (since_day, epoch) in wanted.items():
+            prior = self(vid, since_day, epoch)
             if prior is None:
                 break
             out[vid] = prior

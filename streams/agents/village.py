@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from faust.types import TP
 
-from streams.processor import PartitionProcessor
+from streams.processor import PartitionProcessor, village_epoch
 from streams.state import to_us
 
 if TYPE_CHECKING:
@@ -63,7 +63,8 @@ async def fetch_priors(worker: StreamsWorker, batch: list[tuple[PartitionProcess
                 wanted[vid] = (proc, day)
     if not wanted:
         return
-    found = await asyncio.to_thread(lookup.many, {v: day for v, (_p, day) in wanted.items()})
+    found = await asyncio.to_thread(lookup.many, {
+        v: (day, village_epoch(p.config.cluster_id, v)) for v, (p, day) in wanted.items()})
     for vid, prior in found.items():
         wanted[vid][0].priors[vid] = prior
 

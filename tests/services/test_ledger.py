@@ -118,3 +118,24 @@ def test_a_lost_epochs_stock_is_not_carried_past_the_next_one(tmp_path: Path) ->
     dec = {v["village_id"]: v for v in ledger.month("packloop-worker", "2026-12")["villages"]}
     assert "H01-V001" not in dec  # b ended holding nothing
     assert kpis(dec["H01-V004"])["generated_grams"] == {"cardboard": 2_000}
+
+
+def test_a_ledger_written_before_epochs_of_ids_gains_the_column(tmp_path: Path) -> None:
+    """An older packloop's ledger has no epoch on its ids: opening it adds the column, and
+    its ids count as an earlier life's for whichever epoch is starting."""
+    import sqlite3
+
+    path = tmp_path / "ledger.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE ledger_event_ids (stream VARCHAR(255) NOT NULL, village_id "
+                     "VARCHAR(128) NOT NULL, id_hash BIGINT NOT NULL, day INTEGER NOT NULL, "
+                     "PRIMARY KEY (stream, village_id, id_hash))")
+        conn.execute("INSERT INTO ledger_event_ids VALUES ('packloop-worker', 'H01-V001', 7, 5)")
+    ledger = Ledger(f"sqlite:///{path}")
+    Ledger(f"sqlite:///{path}").close()  # a second opening finds the column
+    row = _row("a", 1, 200, 1)
+    ledger.write([LedgerRow(row.stream, row.village_id, row.hub_id, row.month, "a", 1,
+                            row.figures, ((8, 6),))])
+    assert sorted(ledger.prior("packloop-worker", "H01-V001", 0, "a").ids) == [(7, 5)]
+    assert sorted(ledger.prior("packloop-worker", "H01-V001", 0, "b").ids) == [(7, 5), (8, 6)]
+    ledger.close()
