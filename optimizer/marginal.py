@@ -30,6 +30,7 @@ from optimizer.model import BuiltModel, build_model
 from optimizer.routes import hub_routes
 from optimizer.scenario import Scenario
 from optimizer.solver import compile_model, make_highs, run_highs
+from optimizer.trips import trips_per_shift
 from optimizer.warmstart import set_values, values_of
 
 
@@ -328,7 +329,7 @@ def marginals_and_completion(
     if vehicles:
         for h in hubs:
             out["vehicles"] += _vehicle_values(s, h, b, lp.cost, deadline, vehicle_time_s,
-                                               threads)
+                                               threads, plan)
     return out, lp.cost, completion
 
 
@@ -453,8 +454,8 @@ def _cleaning_range(m: pyo.ConcreteModel, lp: _LpDuals, keys: list[Any], worth: 
 
 
 def _vehicle_values(s: Scenario, h: str, lp: BuiltModel, lp_cost: float,
-                    deadline: float | None, limit_s: float, threads: int | None
-                    ) -> list[dict[str, Any]]:
+                    deadline: float | None, limit_s: float, threads: int | None,
+                    plan: dict[str, Any]) -> list[dict[str, Any]]:
     start = values_of(lp.model)
     found: list[dict[str, Any]] = []
     for vt in s.vehicle_types:
@@ -466,13 +467,41 @@ def _vehicle_values(s: Scenario, h: str, lp: BuiltModel, lp_cost: float,
             continue
         more = _one_more_vehicle(s, vt.vehicle_type, h)
         b = build_model(more, hub_routes(more, [h]), mode="joint", hubs=[h])
+        _leave_county_fleet_to_others(b, s, h, plan)
         set_values(b.model, start)
         r = run_highs(b.model, time_limit_s=limit_s, threads=threads, warm_start=True,
                       explain_infeasible=False)
+        delta = None if r.objective is None else r.objective - lp_cost
+        if delta is not None and abs(delta) <= 1e-9 * max(1.0, abs(lp_cost)):
+            delta = 0.0  # no "-0.00": the re-solve found the same cost
         found.append({"hub_id": h, "vehicle_type": vt.vehicle_type,
-                      "delta_cost_cny": None if r.objective is None else r.objective - lp_cost,
+                      "delta_cost_cny": delta,
                       "status": r.status, "gap": r.gap})
     return found
+
+
+def _leave_county_fleet_to_others(b: BuiltModel, s: Scenario, h: str,
+                                  plan: dict[str, Any]) -> None:
+    """Cap hub `h`'s trunk trips in `b` (a model of `h` alone) at what the county's vehicles
+    have left each day once the other hubs' trunk legs in `plan` are run. Without it the
+    re-solve gave `h` the whole county fleet: where that fleet binds, one more van at a hub
+    was credited with what one more county truck saves (an outside audit: -0.76 CNY for a
+    van that, re-solved on the county, changes nothing)."""
+    m = b.model
+    if not hasattr(m, "fleet_county"):
+        return
+    types = {vt.vehicle_type: vt for vt in s.vehicle_types}
+    used: dict[tuple[str, int], float] = {}
+    for trip in plan.get("trips", []):
+        if trip["kind"] == "trunk" and trip["hub_id"] != h:
+            vt = types[trip["vehicle_type"]]
+            m_t = trips_per_shift(vt, float(trip["minutes"]))
+            key = (vt.vehicle_type, int(trip["day"]))
+            used[key] = used.get(key, 0.0) + 1.0 / max(m_t, 1)
+    for (v, d) in m.fleet_county:
+        con = m.fleet_county[v, d]
+        left = float(types[v].count or 0) - used.get((v, d), 0.0)
+        con.set_value((None, con.body, max(0.0, left)))
 
 
 def _one_more_vehicle(s: Scenario, vehicle_type: str, hub: str) -> Scenario:

@@ -314,3 +314,27 @@ def test_a_range_narrowed_by_degeneracy_is_widened_by_re_solves():
     for delta in (-fewer / 2, -fewer):
         assert _lp_cost_on_trips(_with(s, "cleaning", delta), r.plan) - base == pytest.approx(
             delta * value, rel=1e-6, abs=1e-6)
+
+
+def test_a_hub_vehicle_is_not_credited_with_the_county_trunk_fleet():
+    """Two hubs share three county trucks, and both want two trunk legs on day 1. The
+    vehicle re-solve of one hub alone gave it all three: one more van at HA was worth
+    -0.76 CNY, what a fourth truck saves, where re-solving the county with that van
+    changes nothing. The other hubs' legs now leave the hub only what is left."""
+    s = load_scenario(ROOT / "tests" / "optimizer" / "data" / "two_hubs_one_trunk_fleet.yaml")
+    r = solve(s, mip_gap=0.0, baselines=False, marginal_vehicles=True)
+    check_result(r, s)
+    assert r.status == "optimal" and r.objective is not None
+
+    def one_more(key: str) -> float:
+        more = solve(apply_changes(s, [(key, "+1")])[0], mip_gap=0.0, baselines=False,
+                     marginals=False)
+        assert more.status == "optimal" and more.objective is not None
+        return more.objective - r.objective
+
+    assert one_more("fleet.trunk.count") < -0.5  # the county fleet binds
+    got = {(v["hub_id"], v["vehicle_type"]): v["delta_cost_cny"]
+           for v in r.marginal_values["vehicles"]}
+    assert set(got) == {(h, vt) for h in ("HA", "HB") for vt in ("van", "mt_van")}
+    for vt in ("van", "mt_van"):  # HA's, the ones the audit found
+        assert got["HA", vt] == pytest.approx(one_more(f"fleet.{vt}.count.HA"), abs=1e-6)
