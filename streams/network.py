@@ -27,8 +27,10 @@ from streams.events import (
     PickupCancelled,
     Shipment,
 )
+from streams.state.pickups import is_pickup_of
 
 SAMPLE_NETWORK_PATH = Path(__file__).parent / "data" / "sample_county.json"
+
 
 
 class _ThresholdsIn(BaseModel):
@@ -170,8 +172,8 @@ class Network:
                         f"containers.{i}.container_type",
                         "unknown_container_type",
                     )
-        if isinstance(event, PickupCancelled) and not event.pickup_id.startswith(
-                f"P-{event.village_id}-"):
+        if isinstance(event, PickupCancelled) and not is_pickup_of(event.pickup_id,
+                                                                   event.village_id):
             # the worker would refuse it (a village's pickups are P-{village}-{n}); said at
             # once, the gateway answers the hub instead of accepting it for the dead letters
             return EventError(

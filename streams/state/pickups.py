@@ -76,13 +76,22 @@ def pickup_id_for(village_id: str, n: int) -> str:
     return f"P-{village_id}-{n}"
 
 
+def is_pickup_of(pickup_id: str, village_id: str) -> bool:
+    """Whether ``pickup_id`` is written as the worker numbers a village's pickups:
+    ``P-{village}-{n}``, n in ASCII digits without a leading zero."""
+    tail = pickup_id.removeprefix(f"P-{village_id}-")
+    return (tail != pickup_id and tail.isascii() and tail.isdigit()
+            and not tail.startswith("0"))
+
+
 def known_pickup(state: VillageState, pickup_id: str) -> bool:
     """Whether ``pickup_id`` is one of the pickups requested for this village so far."""
-    prefix = f"P-{state.village_id}-"
-    if not pickup_id.startswith(prefix):
+    # the number exactly as the worker writes it (`isdigit` alone took "²" and then failed
+    # in int(), and "٣" or "01" named pickup 3 or 1 by another id)
+    if not is_pickup_of(pickup_id, state.village_id):
         return False
-    tail = pickup_id[len(prefix) :]
-    return tail.isdigit() and 1 <= int(tail) <= state.pickup_base + state.pickups_requested
+    tail = pickup_id.removeprefix(f"P-{state.village_id}-")
+    return 1 <= int(tail) <= state.pickup_base + state.pickups_requested
 
 
 def reason_kind(reason: str) -> str:

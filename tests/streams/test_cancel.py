@@ -138,3 +138,26 @@ def test_snooze_hours_is_optional_and_checked() -> None:
         with pytest.raises(EventError) as err:
             parse_hub_event(dict(base, snooze_hours=bad))
         assert err.value.field == "snooze_hours"
+
+
+@pytest.mark.parametrize("number", ["1", "01", "²", "١", "0"])
+def test_only_a_pickup_written_as_the_worker_numbers_it_is_known(number: str) -> None:
+    """"P-{village}-²" failed in int() (dead-lettered as apply_failed, no field), and
+    "-01" or "-١" were taken for pickup 1: an id the worker never wrote is unknown_pickup,
+    at the gateway's check (`Network.check_event`) and in the worker."""
+    v = Village()
+    v.ship(0, LIMIT)  # pickup 1 requested
+    assert [p for p, _at, _r in v.requests] == [f"P-{VID}-1"]
+    body = {"event_id": "c1", "occurred_at": (T0 + timedelta(hours=1)).isoformat(),
+            "hub_id": NET.villages[VID].hub_id, "village_id": VID,
+            "type": "pickup_cancelled", "pickup_id": f"P-{VID}-{number}", "reason": "x"}
+    raw = orjson.dumps(body)
+    event = parse_hub_event(raw)
+    err = NET.check_event(event)
+    v.proc.process(next(v.offsets), VID.encode(), raw, WALL)
+    dead = [orjson.loads(b) for _, b in v.proc.outbox.dead_letters]
+    if number == "1":
+        assert err is None and not dead
+    else:
+        assert err is not None and (err.field, err.code) == ("pickup_id", "unknown_pickup")
+        assert [(d["reason"], d["field"]) for d in dead] == [("unknown_pickup", "pickup_id")]
