@@ -353,11 +353,11 @@ class PackloopCollector(Collector):
             hub = state.hub_id
             gen, rec = state.generated, state.recovered
             materials = set(gen) | set(rec)
-            for m, g in gen.items():
-                _inc(gen_t, vl, (vid, hub, m), g)
-            for m, r in rec.items():
-                _inc(rec_t, vl, (vid, hub, m), r)
             for m in materials:
+                # both series for either tally: a correction that takes one back to 0 (a
+                # tally drops zeros) makes it read 0, not vanish (an outside audit)
+                _inc(gen_t, vl, (vid, hub, m), gen.get(m, 0))
+                _inc(rec_t, vl, (vid, hub, m), rec.get(m, 0))
                 d = gen.get(m, 0) - rec.get(m, 0)
                 _inc(out_g, vl, (vid, hub, m), d if d > 0 else 0)
             if now is not None and materials:

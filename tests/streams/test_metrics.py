@@ -115,8 +115,11 @@ def test_waste_counters_and_outstanding_match_the_model(run: tuple[Harness, Reas
     gen = by(s["packloop_waste_generated_grams_total"], "village", "material")
     rec = by(s["packloop_waste_recovered_grams_total"], "village", "material")
     out = by(s["packloop_waste_outstanding_grams"], "village", "material")
-    assert gen == {(v, mat): g for v, x in m.v.items() for mat, g in x.gen.items() if g}
-    assert rec == {(v, mat): r for v, x in m.v.items() for mat, r in x.rec.items() if r}
+    assert {k: g for k, g in gen.items() if g} == {
+        (v, mat): g for v, x in m.v.items() for mat, g in x.gen.items() if g}
+    assert {k: r for k, r in rec.items() if r} == {
+        (v, mat): r for v, x in m.v.items() for mat, r in x.rec.items() if r}
+    assert set(gen) == set(rec)  # a material with either tally has both series
     exp_out = {(v, mat): g for v, x in m.v.items() for mat, g in x.outstanding().items()}
     assert {k: v for k, v in out.items() if v} == exp_out
     hubs = {r.labels["village"]: r.labels["hub"] for r in s["packloop_waste_outstanding_grams"]}
@@ -480,3 +483,21 @@ def test_gzip_is_served_only_to_a_client_that_takes_it(header: str, takes: bool)
     from streams.metrics import accepts_gzip
 
     assert accepts_gzip(header) is takes
+
+
+def test_a_tally_corrected_to_zero_reads_zero_instead_of_vanishing() -> None:
+    """A waste_adjustment that takes a village's generated cardboard back to 0 dropped the
+    series (a tally keeps no zeros) while its recovered cardboard stayed: a counter that
+    vanished instead of reading 0 (an outside audit)."""
+    net = load_network()
+    vid = list(net.villages)[0]
+    state = VillageState(vid, net.villages[vid].hub_id)
+    state.recovered["cardboard"] = 500  # generated corrected to 0: no entry
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(PackloopCollector(net, StaticSource([state], None, 1), True))
+    got = {s.name: s.value
+           for f in text_string_to_metric_families(generate_latest(reg).decode())
+           for s in f.samples if s.labels.get("material") == "cardboard"
+           and s.name.startswith("packloop_waste_") and s.name.endswith("_total")}
+    assert got == {"packloop_waste_generated_grams_total": 0,
+                   "packloop_waste_recovered_grams_total": 500}
