@@ -25,8 +25,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     for svc in prometheus prometheus-alertmanager postgresql; do
       (service "$svc" stop || systemctl stop "$svc") >/dev/null 2>&1 || true
     done
-    pkill -x prometheus >/dev/null 2>&1 || true
-    pkill -x prometheus-alertmanager >/dev/null 2>&1 || true
+    # without an init system the packages' daemons were started directly: stop those only
+    # (they run as the package's user), never a Prometheus someone else runs here
+    pkill -x -u prometheus prometheus >/dev/null 2>&1 || true
+    pkill -x -u prometheus prometheus-alertmanager >/dev/null 2>&1 || true
   else
     echo "setup: please install: ${need_apt[*]} (apt-get as root)" >&2
   fi
