@@ -76,6 +76,12 @@ def frontier(scenario: str, points: int, time_limit: float | None, gap: float | 
     except optimizer.ScenarioError as exc:  # demand no trip can serve (as plan solve says)
         _no_frontier("no trip can serve some demand", "infeasible",
                      [{"what": what, "why": why} for what, why in exc.problems], as_json)
+    dropped = int(f.stats.get("dropped_dominated", 0) or 0)
+    if dropped:
+        # the lines above are each point as it was found; these are not on the front
+        console.print(f"[dim]{dropped} of the points found above equal or are dominated by "
+                      "another and are left out of the front[/dim]", highlight=False,
+                      soft_wrap=True)
     plans: dict[int, Any] | None = None
     if out_dir:
         from optimizer import write_report
