@@ -263,7 +263,61 @@ class WhatIf:
                 "delta": self.deltas(),
                 "optimal_cost_delta_range": None if (r := self.cost_delta_range()) is None
                 else list(r),
+                "cost_effect": None if r is None else cost_effect(r),
+                "marginal_readings": marginal_readings(self.changes,
+                                                       self.base.marginal_values or {}),
                 "variant_started_from_base": self.started_from_base}
+
+
+def marginal_readings(changes: list[Change], mv: dict[str, Any]) -> list[dict[str, Any]]:
+    """For each pool or cleaning change, what the base plan's marginal value says of it:
+    the value, for how many units it holds (`holds_for`, None: any number), whether the
+    change is `within` that (None: not known) and then the cost it predicts if the trips
+    stay. A key set twice is one change, from its first value to its last (each step priced
+    alone had +1 and +1 both "within" a range of 1.35). In the JSON, not only in the
+    text: a script acting on a what-if needs the verdict as much as a reader."""
+    merged: dict[str, list[Any]] = {}
+    for c in changes:
+        if c.key in merged:
+            merged[c.key][1] = c.after
+        else:
+            merged[c.key] = [c.before, c.after]
+    out = []
+    for key, (before, after) in merged.items():
+        parts = key.split(".")
+        if parts[0] == "pools" and len(parts) == 3:
+            entries = [e for e in mv.get("pools", []) if e["hub_id"] == parts[1]
+                       and e["container_type"] == parts[2]]
+            value_key, range_key, unit, per = ("delta_cost_cny_per_box", "valid_for_boxes",
+                                               "boxes", "a box")
+        elif parts[0] == "hubs" and parts[-1] == "cleaning_capacity_per_day":
+            entries = [e for e in mv.get("cleaning", []) if e["hub_id"] == parts[1]]
+            value_key, range_key, unit, per = ("delta_cost_cny_per_unit_per_day",
+                                               "valid_for_units", "boxes a day",
+                                               "a box a day")
+        else:
+            continue
+        if before is None or after is None or before >= MAX_NUMBER:
+            continue  # from unlimited: no marginal value speaks of it
+        step = after - before
+        reading: dict[str, Any] = {"key": key, "change": step, "unit": unit, "per": per,
+                                   "marginal_value": None, "holds_for": None, "within": None,
+                                   "predicted_cost_delta_cny": None}
+        if not entries:
+            reading["why"] = next((n.get("why") for n in mv.get("not_computed", [])
+                                   if n.get("hub_id") == parts[1]), None)
+            out.append(reading)
+            continue
+        value = entries[0][value_key]
+        reading["marginal_value"] = value
+        rng = entries[0].get(range_key)
+        if rng:
+            held = rng.get("more" if step >= 0 else "fewer")
+            within = held is None or abs(step) <= held + 1e-9
+            reading.update(holds_for=held, within=within,
+                           predicted_cost_delta_cny=step * value + 0.0 if within else None)
+        out.append(reading)
+    return out
 
 
 #: relative difference of two costs below which they are the same (HiGHS's optimality

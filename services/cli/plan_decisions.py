@@ -260,59 +260,30 @@ def _whatif_table(doc: dict[str, Any]) -> None:
 
 
 def _marginal_notes(doc: dict[str, Any]) -> list[str]:
-    """For a pool or cleaning change, what the base plan's marginal value said of it and for
-    how many units that holds. Why: "one more box saves 2.87 CNY" read as 500 boxes saving
-    1,435 CNY, where the value held for 1.35 boxes (docs/optimizer.md, "Marginal values").
-    A key set twice is one change, from its first value to its last (each step priced
-    alone had +1 and +1 both "within" a range of 1.35)."""
-    from optimizer.scenario import MAX_NUMBER
-
-    mv = doc["base"].get("marginal_values") or {}
-    merged: dict[str, dict[str, Any]] = {}
-    for c in doc["changes"]:
-        if c["key"] in merged:
-            merged[c["key"]]["to"] = c["to"]
-        else:
-            merged[c["key"]] = dict(c)
+    """The `marginal_readings` of the document, one line each: what the base plan's marginal
+    value said of a pool or cleaning change and for how many units that holds. Why: "one
+    more box saves 2.87 CNY" read as 500 boxes saving 1,435 CNY, where the value held for
+    1.35 boxes (docs/optimizer.md, "Marginal values")."""
     out = []
-    for c in merged.values():
-        parts = c["key"].split(".")
-        if parts[0] == "pools" and len(parts) == 3:
-            entries = [e for e in mv.get("pools", []) if e["hub_id"] == parts[1]
-                       and e["container_type"] == parts[2]]
-            value_key, range_key, unit = "delta_cost_cny_per_box", "valid_for_boxes", "boxes"
-            per = "a box"
-        elif parts[0] == "hubs" and parts[-1] == "cleaning_capacity_per_day":
-            entries = [e for e in mv.get("cleaning", []) if e["hub_id"] == parts[1]]
-            value_key, range_key, unit = ("delta_cost_cny_per_unit_per_day", "valid_for_units",
-                                          "boxes a day")
-            per = "a box a day"
-        else:
-            continue
-        if c["from"] is None or c["to"] is None or c["from"] >= MAX_NUMBER:
-            continue  # from unlimited: no marginal value speaks of it
-        step = c["to"] - c["from"]
-        if not entries:
-            why = next((n.get("why") for n in mv.get("not_computed", [])
-                        if n.get("hub_id") == parts[1]), None)
-            out.append(f"{c['key']}: the base plan has no marginal value for it"
+    for r in doc.get("marginal_readings") or []:
+        key, step = r["key"], r["change"]
+        if r["marginal_value"] is None:
+            why = r.get("why")
+            out.append(f"{key}: the base plan has no marginal value for it"
                        + (f" ({why})" if why else "") + "; the re-solve above prices it")
             continue
-        entry = entries[0]
-        head = (f"{c['key']}: the base plan's marginal value is {entry[value_key]:+,.2f} CNY "
-                f"{per}, on its own trips")
-        rng = entry.get(range_key)
-        if not rng:  # HiGHS gave no ranging: say so rather than a range of 0
+        head = (f"{key}: the base plan's marginal value is {r['marginal_value']:+,.2f} CNY "
+                f"{r['per']}, on its own trips")
+        if r["within"] is None:  # HiGHS gave no ranging: say so rather than a range of 0
             out.append(f"{head} (for how many is not known); this change is {step:+,g}: "
                        "the re-solve above prices it")
             continue
-        held = rng.get("more" if step >= 0 else "fewer")
-        within = held is None or abs(step) <= held + 1e-9
-        reach = (f"any number of {unit} {'more' if step >= 0 else 'fewer'}" if held is None
-                 else f"at least {held:,.1f} {unit} {'more' if step >= 0 else 'fewer'}")
+        held, unit, way = r["holds_for"], r["unit"], "more" if step >= 0 else "fewer"
+        reach = (f"any number of {unit} {way}" if held is None
+                 else f"at least {held:,.1f} {unit} {way}")
         out.append(f"{head}, for {reach}; this change is {step:+,g}"
-                   + (f", within it: about {step * entry[value_key] + 0.0:+,.2f} CNY if the "
-                      "trips stay" if within
+                   + (f", within it: about {r['predicted_cost_delta_cny']:+,.2f} CNY if the "
+                      "trips stay" if r["within"]
                       else ", beyond it: only the re-solve above prices it"))
     if len(out) > 1:
         out.append("(each range holds for its change alone; several at once may change "

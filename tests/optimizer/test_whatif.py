@@ -466,7 +466,12 @@ def test_the_table_says_whether_a_change_is_within_the_marginal_values_range():
     for k, within in ((1, True), (5, False)):
         w = what_if(s, [("pools.H01.insulated_box", f"+{k}")], mip_gap=0.0)
         (pool,) = w.base.marginal_values["pools"]
-        (note,) = _marginal_notes(w.to_json_dict())
+        doc = w.to_json_dict()
+        (note,) = _marginal_notes(doc)
+        (reading,) = doc["marginal_readings"]  # the verdict is in the JSON too
+        assert reading["within"] is within and reading["change"] == k
+        assert reading["holds_for"] == pool["valid_for_boxes"]["more"]
+        assert doc["cost_effect"] == "lowers"
         assert f"{pool['delta_cost_cny_per_box']:+,.2f} CNY a box, on its own trips" in note
         assert f"{pool['valid_for_boxes']['more']:,.1f} boxes more" in note
         if within:
@@ -478,15 +483,23 @@ def test_the_table_says_whether_a_change_is_within_the_marginal_values_range():
             assert w.deltas()["cost_cny"] > k * pool["delta_cost_cny_per_box"] + 1.0
 
 
+def _doc(changes: list[tuple[str, float, float]], mv: dict) -> dict:
+    """The part of a what-if document the notes read: its changes against `mv`."""
+    from optimizer.whatif import Change, marginal_readings
+
+    return {"marginal_readings": marginal_readings([Change(k, a, b) for k, a, b in changes],
+                                                   mv)}
+
+
 def test_the_table_says_when_a_range_is_not_known():
     """A marginal value without a range (HiGHS gave no ranging) is said to have none, not a
     range of 0 (which read "for at least 0.0 boxes more; beyond it")."""
     from services.cli.plan_decisions import _marginal_notes
 
-    doc = {"changes": [{"key": "pools.H01.insulated_box", "from": 30, "to": 31}],
-           "base": {"marginal_values": {"pools": [{
-               "hub_id": "H01", "container_type": "insulated_box",
-               "delta_cost_cny_per_box": -2.0, "valid_for_boxes": None}]}}}
+    doc = _doc([("pools.H01.insulated_box", 30, 31)], {"pools": [{
+        "hub_id": "H01", "container_type": "insulated_box",
+        "delta_cost_cny_per_box": -2.0, "valid_for_boxes": None}]})
+    assert doc["marginal_readings"][0]["within"] is None
     (note,) = _marginal_notes(doc)
     assert "not known" in note and "0.0" not in note
 
@@ -499,11 +512,10 @@ def test_a_key_set_twice_is_one_change_against_the_range():
 
     pool = {"hub_id": "H01", "container_type": "insulated_box",
             "delta_cost_cny_per_box": -2.87, "valid_for_boxes": {"more": 1.35, "fewer": 18.2}}
-    doc = {"changes": [{"key": "pools.H01.insulated_box", "from": 30, "to": 31},
-                       {"key": "pools.H01.insulated_box", "from": 31, "to": 32},
-                       {"key": "pools.H02.insulated_box", "from": 30, "to": 31}],
-           "base": {"marginal_values": {"pools": [pool], "not_computed": [
-               {"hub_id": "H02", "why": "no time left"}]}}}
+    doc = _doc([("pools.H01.insulated_box", 30, 31), ("pools.H01.insulated_box", 31, 32),
+                ("pools.H02.insulated_box", 30, 31)],
+               {"pools": [pool], "not_computed": [{"hub_id": "H02", "why": "no time left"}]})
+    assert [r["within"] for r in doc["marginal_readings"]] == [False, None]
     first, second, footnote = _marginal_notes(doc)
     assert "this change is +2, beyond it" in first
     assert second.startswith("pools.H02.insulated_box: the base plan has no marginal value")
