@@ -18,6 +18,7 @@ Fleet, costs, packaging and prices come from the optimiser's factor set
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -30,6 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.http.kafka_io import KafkaIO
 from streams import Network, Topics
+
+log = logging.getLogger("packloop.planner")
 
 
 class StateUnavailable(RuntimeError):
@@ -132,14 +135,30 @@ def container_pools(network: Network, status: Mapping[str, Any],
     return pools
 
 
-def outstanding_waste(status: Mapping[str, Any]) -> dict[str, float]:
+def outstanding_waste(status: Mapping[str, Any]) -> tuple[dict[str, float], list[str]]:
+    """Each village's outstanding grams, and a warning for each village whose figure is
+    beyond what a scenario holds (`optimizer.scenario.MAX_NUMBER`): its waste is left out
+    of the plan. Why: a gateway accepts 10^9 g per packaging item, so one event could put a
+    village past the limit, and every plan from the live state then failed, the whole
+    county's daily dispatch with it, naming `outstanding_waste[1].grams` of a scenario
+    nobody wrote (an outside audit). Planned at the limit instead, 1,000 t to collect, the
+    hub's plan was infeasible (607 more vans), so it is left out, and named."""
+    from optimizer.scenario import MAX_NUMBER
+
     out: dict[str, float] = {}
+    warnings: list[str] = []
     for vid, v in (status.get("villages") or {}).items():
         grams = v.get("outstanding_grams") or {}
-        total = sum(grams.values()) if isinstance(grams, Mapping) else float(grams)
+        total = float(sum(grams.values()) if isinstance(grams, Mapping) else grams)
+        if total > MAX_NUMBER:
+            warnings.append(f"village {vid}: {total:,.0f} g of packaging waste outstanding, "
+                            f"more than a plan holds ({MAX_NUMBER:,.0f} g): left out of the "
+                            "plan, no pickup is planned for it (check its events: a figure "
+                            "this large is a mistake)")
+            continue
         if total > 0:
-            out[vid] = float(total)
-    return out
+            out[vid] = total
+    return out, warnings
 
 
 def containers_out(status: Mapping[str, Any], villages: set[str], types: set[str]
@@ -211,7 +230,9 @@ def build_scenario(
         raise StateUnavailable(f"cannot read demand from {topics.hub_events}: "
                                f"{type(exc).__name__}: {exc}") from None
     demand = demand_days(counts, newest, horizon, network)
-    waste = outstanding_waste(status)
+    waste, warnings = outstanding_waste(status)
+    for w in warnings:
+        log.warning("plan from the live state: %s", w)
     pools = container_pools(network, status, request.container_stock)
     hubs = request.hubs
     if hubs is None:
@@ -256,5 +277,6 @@ def build_scenario(
         "demand_last_day": newest.isoformat() if newest else None,
         "hubs": hubs,
         "from_state": request.model_dump(mode="json"),
+        "warnings": warnings,
     }
     return data, inputs

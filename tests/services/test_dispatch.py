@@ -587,3 +587,24 @@ def test_vans_in_number_order_and_each_printed_page_says_whose_it_is() -> None:
         head = head.split("</thead>")[0]
         assert d["hub_id"] in head and d["date"] in head and "号车" in head
     assert "thead { display: table-header-group; }" in html
+
+
+def test_a_sheet_from_a_plan_far_from_its_bound_says_so() -> None:
+    """A dispatch plan that stopped 63 % from its bound printed like a proven one: only the
+    JSON's `gap` told (an outside audit). At 5 % or more the sheet warns, in the JSON, the
+    text and the HTML; a sheet with no trips has nothing to load and no such warning."""
+    far = plan()
+    far.update(status="time_limit", gap=0.63)
+    [one] = run_sheets(scenario(), far, DAY, job_id="j", timezone=TZ)
+    d = one.model_dump(mode="json")
+    [warning] = d["warnings"]
+    assert "63% from its bound" in warning and "time_limit" in warning
+    assert f"WARNING: {warning}" in render_text(d)
+    assert "距下界 63%" in render_html(d)
+    near = plan()
+    near.update(status="time_limit", gap=0.049)
+    [one] = run_sheets(scenario(), near, DAY, job_id="j", timezone=TZ)
+    assert one.warnings == []
+    idle = dict(far, trips=[t for t in far["trips"] if t["day"] != 0])
+    [one] = run_sheets(scenario(), idle, DAY, job_id="j", timezone=TZ)
+    assert one.warnings == []

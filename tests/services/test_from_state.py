@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from services.planner.from_state import demand_days
+from services.planner.from_state import demand_days, outstanding_waste
 from tests.services.helpers import NETWORK
 
 V = "H01-V001"
@@ -45,3 +45,25 @@ def test_quiet_first_days_of_an_older_stream_stay_quiet() -> None:
     counts |= {(V, date(2026, 12, d), "ambient", "down"): d for d in range(3, 8)}
     assert _days(demand_days(counts, date(2026, 12, 7), 7, NETWORK)) == {
         2: 3, 3: 4, 4: 5, 5: 6, 6: 7}
+
+
+def test_a_village_beyond_what_a_plan_holds_is_left_out_and_named() -> None:
+    """The gateway takes 10^9 g per packaging item, so one event put a village at 5e10 g
+    and every plan from the live state failed (the whole county's daily dispatch too),
+    naming `outstanding_waste[1].grams` of a scenario nobody wrote. That village's waste is
+    left out of the plan now, a warning names it, and the hub's plan is solved."""
+    import optimizer
+
+    vids = sorted(NETWORK.villages)[:2]
+    status = {"villages": {vids[0]: {"outstanding_grams": {"tape": 5e10, "cardboard": 10}},
+                           vids[1]: {"outstanding_grams": {"cardboard": 2500}}}}
+    waste, warnings = outstanding_waste(status)
+    assert waste == {vids[1]: 2500.0}
+    [warning] = warnings
+    assert warning.startswith(f"village {vids[0]}: 50,000,000,010 g")
+    assert "left out of the plan" in warning
+    hub = NETWORK.villages[vids[0]].hub_id
+    s = optimizer.scenario_from_network(NETWORK.raw, outstanding_waste_grams=waste,
+                                        hubs=[hub], horizon_days=2)
+    r = optimizer.solve(s, time_limit_s=10, threads=1, baselines=False, marginals=False)
+    assert r.plan is not None
