@@ -135,7 +135,9 @@ def test_above_the_enumeration_limit_routes_come_from_pyvrp():
     to 32 customers proven). The all-routes bound (column generation) lies at or below that
     optimum, and route_gap is (pool LP - that bound) / pool LP."""
     optimum = OPTIMA["A-n33-k6"]
-    data = _run("A-n33-k6", "--time-limit", "20", "--threads", "2")
+    # the acceptance's 60 s: it proves in far less on an idle machine, and 20 s fell short
+    # with the unit suite and three other jobs on the two cores
+    data = _run("A-n33-k6", "--time-limit", "60", "--threads", "2")
     stats = data["stats"]
     cost = _check_routes("A-n33-k6", data)
     assert cost == pytest.approx(data["objective"])
