@@ -237,10 +237,20 @@ def load_targets(override: str | Path | None = None) -> dict[str, Any]:
     targets = dict(data["targets"])
     version = data["version"]
     if override is not None:
-        own = yaml.safe_load(Path(override).read_text("utf-8")) or {}
-        if not isinstance(own, dict) or not isinstance(own.get("targets", {}), dict):
-            raise ValueError(f"{override}: expected a mapping with a 'targets' mapping")
-        for name, target in (own.get("targets") or {}).items():
+        try:
+            own = yaml.safe_load(Path(override).read_text("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{override}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+                             f"at offset {exc.start})") from None
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{override}: not YAML: {exc}") from None
+        # a file without targets (an empty file, `target:` misspelled, another YAML file)
+        # was taken as "no change": the report judged by the defaults and named the file
+        if not isinstance(own, dict) or not isinstance(own.get("targets"), dict) \
+                or not own["targets"]:
+            raise ValueError(f"{override}: expected a mapping with a non-empty 'targets' "
+                             "mapping (KPI name -> at_least or at_most)")
+        for name, target in own["targets"].items():
             if name not in KPI_NAMES:
                 raise ValueError(f"{override}: targets.{name}: not a KPI of the report")
             if not isinstance(target, dict) or not ({"at_least", "at_most"} & set(target)):

@@ -221,3 +221,17 @@ def test_every_mass_column_of_the_page_is_in_kg() -> None:
                 checked += cells
     assert {"0.995 kg", "1.720 kg", "2.715 kg", "2.995 kg", "0.280 kg"} <= set(checked)
     assert not any(c.endswith(" g") and not c.endswith(" kg") for c in checked)
+
+
+@pytest.mark.parametrize("text", [b"", b"target:\n  recovery_ratio: {at_least: 0.5}\n",
+                                  b"targets: {}\n", b"name: tiny\nhorizon_days: 7\n",
+                                  b"\xff\xfe", b"targets: [\n"])
+def test_a_targets_file_without_targets_is_refused_by_name(tmp_path, text: bytes) -> None:
+    """An empty file, `target:` misspelled or another YAML file were taken as "no change":
+    the report judged the month by the defaults and named the county's file in its version.
+    A file that is not UTF-8 said only "'utf-8' codec can't decode", without the file."""
+    path = tmp_path / "county-targets.yaml"
+    path.write_bytes(text)
+    with pytest.raises(ValueError, match="county-targets.yaml: ") as err:
+        load_targets(path)
+    assert str(err.value).startswith(str(path))
