@@ -430,6 +430,11 @@ def create_app(config: PlannerConfig) -> FastAPI:
             if "scenario" in body and "from_state" in body:
                 raise ApiError(422, "invalid_request", "scenario, from_state: give one of "
                                "them, not both (nothing was planned)")
+        elif "options" in body and not set(body) - ENVELOPE_KEYS:
+            # options alone: an envelope without its plan, not a scenario missing seven
+            # fields and having an unknown "options" (an outside audit)
+            raise ApiError(422, "invalid_request", "scenario, from_state: give one of them "
+                           "with the options (nothing was planned)")
         raw_options = body.get("options") if ("scenario" in body or "from_state" in body) \
             else None
         try:

@@ -317,6 +317,8 @@ def test_a_name_planned_once_has_one_job_however_many_creators_race(tmp_path) ->
 @pytest.mark.parametrize("body, named", [
     ({"scenario": TINY, "option": {"time_limit_s": 5}}, "option: not a field"),
     ({"scenario": TINY, "from_state": {}}, "scenario, from_state: give one of them"),
+    # options without a plan listed seven missing scenario fields (an outside audit)
+    ({"options": {"time_limit_s": 5}}, "scenario, from_state: give one of them with"),
 ])
 def test_a_request_with_a_stray_key_is_refused_naming_it(planner_env, body, named) -> None:
     """A misspelt "option" was dropped (the job ran 120 s, not 5), and a body with both a
