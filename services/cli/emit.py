@@ -54,9 +54,16 @@ def emit(
     shift = None
     if shift_to_now:
         source, shift = _shifted(source)
-    report = kafka_call(
-        lambda: _emit_with_progress(source, settings, network, progress, shift), settings
-    )
+    try:
+        report = kafka_call(
+            lambda: _emit_with_progress(source, settings, network, progress, shift), settings
+        )
+    except click.ClickException as exc:
+        if as_json:  # a script reading stdout gets a document, not nothing (an audit)
+            click.echo(orjson.dumps({"ok": False, "error": exc.format_message(),
+                                     "accepted": None, "rejected": None,
+                                     "failed": None}).decode())
+        raise
     if as_json:
         click.echo(orjson.dumps(report.to_dict()).decode())
     else:

@@ -290,3 +290,19 @@ def test_an_unreachable_ledger_is_one_line_without_its_password(monkeypatch) -> 
     assert "Sup3rSecretPW" not in text and "\n" not in text
     assert text.startswith("cannot open the ledger (PACKLOOP_LEDGER_DB_URL="
                            "postgresql+psycopg://officer:***@127.0.0.1:1/ledger): "), text
+
+
+def test_emit_json_with_no_broker_still_prints_a_document(monkeypatch, tmp_path) -> None:
+    """`emit --json` with no broker printed nothing on stdout (the error on stderr only):
+    a script reading the summary had nothing to parse (an outside audit)."""
+    import orjson
+
+    monkeypatch.setenv("PACKLOOP_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+    monkeypatch.setattr("services.cli.emit._emit_with_progress", _unreachable)
+    events = tmp_path / "e.jsonl"
+    events.write_text("{}\n")
+    result = CliRunner().invoke(cli, ["emit", str(events), "--json"])
+    assert result.exit_code == 1
+    doc = orjson.loads(result.stdout)
+    assert doc["ok"] is False and "no Kafka broker reachable" in doc["error"]
+    assert result.stderr.startswith("Error: no Kafka broker reachable")
