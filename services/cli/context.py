@@ -5,6 +5,7 @@ messages."""
 from __future__ import annotations
 
 import errno
+import math
 import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -26,6 +27,24 @@ bootstrap_option = click.option(
     metavar="HOST:PORT[,…]",
     help="Kafka bootstrap servers (overrides PACKLOOP_KAFKA_BOOTSTRAP).",
 )
+
+
+class FiniteRange(click.FloatRange):
+    """A float option within a range that is also finite: click's FloatRange lets `nan`
+    through (every comparison with it is false), and `inf` where the range is open-ended."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return rv
+
+
+#: the TCP ports a server may listen on (0, "any free port", would print a URL nobody can use)
+PORT_MIN, PORT_MAX = 1, 65535
+#: --port and --web-port
+PORT = click.IntRange(PORT_MIN, PORT_MAX)
 
 #: every command that asks a stream worker takes its address the same way
 worker_url_option = click.option(
@@ -108,7 +127,13 @@ def check_listen_port(host: str, port: int, what: str, choose: str) -> None:
     after their start-up (Kafka asked, "startup complete" logged) and ended in the server's
     own ``[Errno 98]`` lines. The bind is tried as aiohttp and uvicorn bind (SO_REUSEADDR),
     so a port another process listens on is refused but one left in TIME_WAIT by this
-    service's previous run is not. `choose` names the option and variable that set it."""
+    service's previous run is not. `choose` names the option and variable that set it.
+    A port outside 1-65535 (a variable's value: the options are checked by click) is one
+    line too, where the bind raised OverflowError."""
+    if not PORT_MIN <= port <= PORT_MAX:
+        raise click.ClickException(
+            f"port {port} on {host} is not a TCP port ({PORT_MIN}-{PORT_MAX}): {what} cannot "
+            f"listen there; choose another with {choose}")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

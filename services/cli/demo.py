@@ -9,22 +9,23 @@ import click
 
 from services.cli.context import console, settings_from
 from services.cli.plan import OUT_DIR, TIME_LIMIT
+from services.cli.simulate import DAYS, SCALE
 
 
 @click.command()
-@click.option("--days", type=float, default=None, help="Simulated days (default 7).")
-@click.option("--scale", type=float, default=None, help="Parcel-rate multiplier (default 1.0).")
+@click.option("--days", type=DAYS, default=None, help="Simulated days (default 7).")
+@click.option("--scale", type=SCALE, default=None, help="Parcel-rate multiplier (default 1.0).")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--plan-time-limit", type=TIME_LIMIT, default=None, metavar="S",
               help="Time limit of the week-ahead plan (default 90 s).")
-@click.option("--plan-hubs", type=int, default=None, metavar="N",
+@click.option("--plan-hubs", type=click.IntRange(min=1), default=None, metavar="N",
               help="Plan only the N busiest townships (default: all).")
 @click.option("--out", "out_dir", type=OUT_DIR, default="demo-output",
               show_default=True)
 @click.option("--decisions/--no-decisions", default=True, show_default=True,
               help="Also the busiest township's single-use front, a what-if (one more "
               "refrigerated van, 50 more boxes) and tomorrow's run sheet.")
-@click.option("--decision-time-limit", type=float, default=None, metavar="S",
+@click.option("--decision-time-limit", type=TIME_LIMIT, default=None, metavar="S",
               help="Time limit of each decision solve (default 8 s).")
 @click.option("--keep-running", is_flag=True,
               help="Stay up afterwards and print the metrics and state URLs.")

@@ -8,11 +8,11 @@ import threading
 
 import click
 
-from services.cli.context import bootstrap_option, kafka_call, settings_from
+from services.cli.context import PORT, bootstrap_option, kafka_call, settings_from
 
 
 @click.command()
-@click.option("--port", type=int, default=None, help="Port on 127.0.0.1 (default: 9092).")
+@click.option("--port", type=PORT, default=None, help="Port on 127.0.0.1 (default: 9092).")
 def broker(port: int | None) -> None:
     """Run the embedded Kafka-protocol broker (Tansu, in memory) until Ctrl-C.
 

@@ -25,20 +25,7 @@ import httpx
 import orjson
 from rich.console import Console
 
-from services.cli.context import console, settings_from
-
-
-class FiniteRange(click.FloatRange):
-    """A float option within a range that is also finite: click's FloatRange lets `nan`
-    through (every comparison with it is false)."""
-
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> Any:
-        rv = super().convert(value, param, ctx)
-        if not math.isfinite(rv):
-            self.fail(f"{value!r} is not a finite number.", param, ctx)
-        return rv
-
+from services.cli.context import FiniteRange, console, settings_from
 
 #: --time-limit: seconds, above 0
 TIME_LIMIT = FiniteRange(min=0, min_open=True)
@@ -46,6 +33,9 @@ TIME_LIMIT = FiniteRange(min=0, min_open=True)
 GAP = FiniteRange(min=0, max=1)
 #: --threads: at least one
 THREADS = click.IntRange(min=1)
+#: --points of a frontier: 2 (its two ends) up to the planner API's limit (FrontierOptions
+#: in services/planner/app.py; a test keeps the two equal), which bounds a job's solves
+FRONTIER_POINTS = click.IntRange(2, 25)
 
 
 class OutDir(click.Path):
@@ -478,6 +468,19 @@ def _wait(client: httpx.Client, job_id: str, quiet: bool) -> dict[str, Any]:
         time.sleep(1.0)
 
 
+#: the exit status of `plan submit --wait` and `plan status --wait` for a job that ended
+#: failed or cancelled: no plan came of it (2, as `plan solve` exits without a plan)
+NO_PLAN_EXIT = 2
+
+
+def _exit_unless_done(job: dict[str, Any]) -> None:
+    """Exit NO_PLAN_EXIT unless the finished ``job`` is done (it failed or was cancelled),
+    after it was printed: a script waiting on it learns from the status alone, with --json
+    as without."""
+    if job["status"] != "done":
+        sys.exit(NO_PLAN_EXIT)
+
+
 @plan.command("submit")
 @click.argument("scenario", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.option("--from-state", is_flag=True, help="Plan from the live stream state.")
@@ -492,7 +495,7 @@ def _wait(client: httpx.Client, job_id: str, quiet: bool) -> dict[str, Any]:
 @click.option("--frontier", is_flag=True,
               help="Plan the trade-off frontier (as `plan frontier`) instead of one plan; "
                    "--time-limit and --gap then apply to each point.")
-@click.option("--points", type=click.IntRange(2, 25), default=None,
+@click.option("--points", type=FRONTIER_POINTS, default=None,
               help="With --frontier: points on each front (default 7).")
 @click.option("--front", type=click.Choice(["single_use", "co2e", "both"]), default=None,
               help="With --frontier: which front (default both).")
@@ -500,7 +503,8 @@ def _wait(client: httpx.Client, job_id: str, quiet: bool) -> dict[str, Any]:
               help="Sent as the Idempotency-Key header (default: a new UUID each run). "
                    "Give your own to make a scheduled submission safe to repeat: the same "
                    "KEY with the same request within 24 h returns the job already made.")
-@click.option("--wait", is_flag=True, help="Wait until the job is finished.")
+@click.option("--wait", is_flag=True,
+              help="Wait until the job is finished; exit 2 if it failed or was cancelled.")
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
 @service_options
 @click.pass_context
@@ -509,7 +513,11 @@ def submit(ctx: click.Context, scenario: str | None, from_state: bool,
            time_limit: float | None, gap: float | None, name: str | None, frontier: bool,
            points: int | None, front: str | None, idem_key: str | None, wait: bool,
            as_json: bool, url: str | None, token: str | None) -> None:
-    """Submit SCENARIO (JSON/YAML) or --from-state; prints the job id on the last line."""
+    """Submit SCENARIO (JSON/YAML) or --from-state; prints the job id on the last line.
+
+    With --wait, exits 2 when the job ended failed or cancelled (after printing it, with
+    --json too).
+    """
     if bool(scenario) == from_state:
         raise click.UsageError("give either SCENARIO or --from-state")
     options: dict[str, Any] = {k: v for k, v in (("time_limit_s", time_limit), ("mip_gap", gap),
@@ -538,23 +546,28 @@ def submit(ctx: click.Context, scenario: str | None, from_state: bool,
             job = _wait(client, job["job_id"], as_json)
     if as_json:
         click.echo(orjson.dumps(job).decode())
-        return
+    else:
+        if wait:
+            _print_job(job)
+        click.echo(job["job_id"])
     if wait:
-        _print_job(job)
-    click.echo(job["job_id"])
-    if wait and job["status"] != "done":
-        sys.exit(2)
+        _exit_unless_done(job)
 
 
 @plan.command("status")
 @click.argument("job_id", metavar="ID")
-@click.option("--wait", is_flag=True, help="Wait until the job is finished.")
+@click.option("--wait", is_flag=True,
+              help="Wait until the job is finished; exit 2 if it failed or was cancelled.")
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
 @service_options
 @click.pass_context
 def status(ctx: click.Context, job_id: str, wait: bool, as_json: bool, url: str | None,
            token: str | None) -> None:
-    """Show a job: queued, running (objective, bound, gap), done (KPIs), failed (why)."""
+    """Show a job: queued, running (objective, bound, gap), done (KPIs), failed (why).
+
+    With --wait, exits 2 when the job ended failed or cancelled (as `plan submit --wait`);
+    without it, the job is shown whatever its status, exit 0.
+    """
     with _client(ctx, url, token) as client:
         job = _wait(client, job_id, as_json) if wait else \
             _call(client, "GET", _job_path(job_id)).json()
@@ -562,6 +575,8 @@ def status(ctx: click.Context, job_id: str, wait: bool, as_json: bool, url: str 
         click.echo(orjson.dumps(job).decode())
     else:
         _print_job(job)
+    if wait:
+        _exit_unless_done(job)
 
 
 @plan.command("list")

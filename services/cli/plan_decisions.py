@@ -15,7 +15,16 @@ from rich.console import Console
 from rich.table import Table
 
 from services.cli.context import console
-from services.cli.plan import GAP, OUT_DIR, THREADS, TIME_LIMIT, BadInput, _clean, plan
+from services.cli.plan import (
+    FRONTIER_POINTS,
+    GAP,
+    OUT_DIR,
+    THREADS,
+    TIME_LIMIT,
+    BadInput,
+    _clean,
+    plan,
+)
 
 
 def _load_scenario(path: str) -> Any:
@@ -33,7 +42,7 @@ def _print_json(data: Any) -> None:
 
 @plan.command("frontier")
 @click.argument("scenario", type=click.Path(exists=True, dir_okay=False))
-@click.option("--points", type=click.IntRange(min=2), default=7, show_default=True,
+@click.option("--points", type=FRONTIER_POINTS, default=7, show_default=True,
               help="Plans per front (both ends included).")
 @click.option("--time-limit", "time_limit", type=TIME_LIMIT, default=None, metavar="S",
               help="Wall-clock limit per solve (each point, each end of the payoff table).")

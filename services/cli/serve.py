@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from services.cli.context import (
+    PORT,
     check_listen_port,
     open_database,
     settings_from,
@@ -144,7 +145,8 @@ def check_kafka(settings: Settings) -> None:
 
 @click.command()
 @click.option("--host", default=None, help="Bind address (default PACKLOOP_GATEWAY_HOST).")
-@click.option("--port", type=int, default=None, help="Port (default PACKLOOP_GATEWAY_PORT, 8080).")
+@click.option("--port", type=PORT, default=None,
+              help="Port (default PACKLOOP_GATEWAY_PORT, 8080).")
 @click.option("--bootstrap", "kafka_bootstrap", default=None, help="Kafka bootstrap servers.")
 @click.option("--log-level", default="info", show_default=True)
 @click.option("--openapi", "print_openapi", is_flag=True,
@@ -233,9 +235,12 @@ class GracefulStop:
 
 @click.command()
 @click.option("--host", default=None, help="Bind address (default PACKLOOP_PLANNER_HOST).")
-@click.option("--port", type=int, default=None, help="Port (default PACKLOOP_PLANNER_PORT, 8081).")
-@click.option("--workers", type=int, default=1, show_default=True,
-              help="Planner workers in this process (each solves one job at a time).")
+@click.option("--port", type=PORT, default=None,
+              help="Port (default PACKLOOP_PLANNER_PORT, 8081).")
+@click.option("--workers", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Planner workers in this process (each solves one job at a time). 0: "
+                   "only the API; its jobs wait for a `packloop planner --no-api` in the "
+                   "same group (PACKLOOP_PLANNER_GROUP).")
 @click.option("--no-api", is_flag=True, help="Only run workers (scale-out machines).")
 @click.option("--bootstrap", "kafka_bootstrap", default=None, help="Kafka bootstrap servers.")
 @click.option("--log-level", default="info", show_default=True)
@@ -264,6 +269,12 @@ def planner(ctx: click.Context, host: str | None, port: int | None, workers: int
     _logging(log_level)
     if no_api and workers < 1:
         raise click.UsageError("--no-api needs at least one worker")
+    if workers == 0:
+        # an API-only front is a deployment (workers on other machines share the group),
+        # but on its own it queues jobs nobody solves: said, not refused
+        click.echo(f"warning: --workers 0: this planner runs no worker; submitted jobs stay "
+                   f"queued until a planner worker in group {settings.planner_group_id()} "
+                   "takes them (`packloop planner --no-api` elsewhere)", err=True)
     if not no_api:
         check_listen_port(settings.planner_host, settings.planner_port, "the planner's API",
                           "--port or PACKLOOP_PLANNER_PORT (and the address with --host or "

@@ -32,7 +32,11 @@ def _store(ctx: click.Context) -> TokenStore:
 
 
 def token_group(kind: Kind, noun: str, owner_meta: str,
-                check_owner: Callable[[click.Context, str], None] | None = None) -> click.Group:
+                check_owner: Callable[[click.Context, str, str], None] | None = None
+                ) -> click.Group:
+    """The token commands of ``kind``. ``check_owner(ctx, owner, param_hint)`` refuses an
+    owner that does not exist as a usage error (exit 2) naming ``param_hint``."""
+
     @click.group(name=f"{noun}s", help=f"{noun.capitalize()} API tokens (add, list, revoke).")
     def group() -> None:
         pass
@@ -49,7 +53,7 @@ def token_group(kind: Kind, noun: str, owner_meta: str,
             raise click.BadParameter(f"{owner!r} starts or ends with white space",
                                      param_hint=owner_meta)
         if check_owner is not None:
-            check_owner(ctx, owner)
+            check_owner(ctx, owner, owner_meta)
         if label is not None and any(_is_control(ch) for ch in label):
             # a newline in a label made a fake row in list-tokens
             raise click.BadParameter("must be one line without control characters",
@@ -77,6 +81,10 @@ def token_group(kind: Kind, noun: str, owner_meta: str,
             rows = store.list(kind, owner, include_revoked=not active)
         finally:
             store.close()
+        if not rows and owner is not None and check_owner is not None:
+            # a typo read as "no tokens"; an owner gone from the reference data but with
+            # tokens stored is still listed (to be revoked)
+            check_owner(ctx, owner, "--owner")
         if as_json:
             click.echo(orjson.dumps([r.to_dict() for r in rows]).decode())
             return
@@ -150,7 +158,9 @@ def aligned(rows: Sequence[Sequence[str]]) -> list[str]:
             for row in rows]
 
 
-def _check_hub(ctx: click.Context, hub_id: str) -> None:
+def _check_hub(ctx: click.Context, hub_id: str, param_hint: str) -> None:
+    """A hub the network reference data does not know is a usage error (exit 2), as an
+    empty HUB is; reference data that cannot be read is not (exit 1)."""
     from streams import NetworkError, load_network
 
     settings = settings_from(ctx)
@@ -160,10 +170,10 @@ def _check_hub(ctx: click.Context, hub_id: str) -> None:
         raise click.ClickException(str(exc)) from None
     if hub_id not in network.hubs:
         known = ", ".join(sorted(network.hubs)[:8])
-        raise click.ClickException(
+        raise click.BadParameter(
             f"unknown hub {hub_id!r} in the network reference data ({network.source}); "
-            f"known hubs: {known}{', …' if len(network.hubs) > 8 else ''}"
-        )
+            f"known hubs: {known}{', …' if len(network.hubs) > 8 else ''}",
+            param_hint=param_hint)
 
 
 hubs = token_group("hub", "hub", "HUB", _check_hub)

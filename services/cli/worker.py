@@ -11,6 +11,7 @@ import click
 import orjson
 
 from services.cli.context import (
+    PORT,
     bootstrap_option,
     check_listen_port,
     kafka_call,
@@ -77,7 +78,8 @@ def build_worker(settings: Settings, web_port: int | None = None) -> Any:
 
 
 @click.command()
-@click.option("--web-port", type=int, default=None, help="Web port (default PACKLOOP_WEB_PORT).")
+@click.option("--web-port", type=PORT, default=None,
+              help="Web port (default PACKLOOP_WEB_PORT).")
 @bootstrap_option
 @click.option("--loglevel", default=None, help="Log level (default PACKLOOP_WORKER_LOG_LEVEL).")
 @click.pass_context

@@ -211,3 +211,14 @@ def cli_to_app(client: TestClient) -> Callable[..., httpx.Client]:
         return real_client(*args, **kwargs)
 
     return make
+
+
+def answer_the_cli_with(monkeypatch: Any, answer: Any) -> None:
+    """Make the planner CLI's HTTP client answer every request with ``answer(request)``."""
+    real_client = httpx.Client
+
+    def make(*args: Any, **kwargs: Any) -> httpx.Client:
+        kwargs["transport"] = httpx.MockTransport(answer)
+        return real_client(*args, **kwargs)
+
+    monkeypatch.setattr("services.cli.plan.httpx.Client", make)

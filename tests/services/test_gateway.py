@@ -325,7 +325,7 @@ def test_token_cli_add_list_revoke(tmp_path, monkeypatch) -> None:
     assert store.authenticate("hub", token) is None
     assert runner.invoke(cli, ["hubs", "revoke-token", "nope"]).exit_code == 1
     unknown = runner.invoke(cli, ["hubs", "add-token", "H99"])
-    assert unknown.exit_code == 1 and "unknown hub 'H99'" in unknown.output
+    assert unknown.exit_code == 2 and "unknown hub 'H99'" in unknown.output  # a usage error
     planner = runner.invoke(cli, ["planners", "add-token", "ops"])
     p_token = planner.output.strip().splitlines()[-1]
     assert store.authenticate("planner", p_token).owner == "ops"

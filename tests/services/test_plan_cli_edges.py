@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from services.cli import cli
 from services.planner import PlannerWorker
 from streams.topics import Topics
-from tests.services.helpers import TINY
+from tests.services.helpers import TINY, answer_the_cli_with
 
 TOPICS = Topics("t-")
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
@@ -34,13 +34,7 @@ def sent(monkeypatch) -> list[httpx.Request]:
         requests.append(request)
         return httpx.Response(200, json=JOB)
 
-    real_client = httpx.Client
-
-    def make(*args: Any, **kwargs: Any) -> httpx.Client:
-        kwargs["transport"] = httpx.MockTransport(answer)
-        return real_client(*args, **kwargs)
-
-    monkeypatch.setattr("services.cli.plan.httpx.Client", make)
+    answer_the_cli_with(monkeypatch, answer)
     monkeypatch.delenv("PACKLOOP_PLANNER_TOKEN", raising=False)
     return requests
 
