@@ -81,11 +81,15 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def frontier_summary(result: dict[str, Any]) -> dict[str, Any]:
-    """A frontier job's summary: its points, and the cost-optimal end as the objective."""
+    """A frontier job's summary: its points, and the cost-optimal end as the objective, with
+    its bound (from its gap: the summary has every key of a plan's, on the plan-results
+    topic as in the API, which added a missing `bound` as null)."""
     points = result.get("points") or []
     cheapest = min(points, key=lambda p: p["cost_cny"], default=None)
+    gap = cheapest.get("gap") if cheapest else None
+    bound = None if cheapest is None or gap is None else cheapest["cost_cny"] * (1.0 - gap)
     return {"plan_status": "frontier", "objective": cheapest and cheapest["cost_cny"],
-            "gap": cheapest and cheapest.get("gap"), "trips": None,
+            "bound": bound, "gap": gap, "trips": None,
             "kpis": {f"point {k}": {"cost_cny": p["cost_cny"], "co2e_kg": p["co2e_kg"],
                                     "single_use_grams": p["single_use_grams"]}
                      for k, p in enumerate(points)}}

@@ -278,3 +278,17 @@ def test_a_worker_runs_a_frontier_job_through_parts(tmp_path) -> None:
     assert len(announced) == 2
     assert not [r for r in store.list(None, 20) if r["source"] == PART_SOURCE]
     store.close()
+
+
+def test_a_frontier_summary_has_a_plans_keys_and_its_cheapest_points_bound() -> None:
+    """On plan-results a frontier job's summary had no `bound` (the API added it as null):
+    it is the cost-optimal end's, from its gap."""
+    from services.planner.app import PlanSummary
+    from services.planner.worker import frontier_summary
+
+    summary = frontier_summary({"kind": "frontier", "points": [
+        {"cost_cny": 120.0, "co2e_kg": 9.0, "single_use_grams": 10.0, "gap": 0.1},
+        {"cost_cny": 100.0, "co2e_kg": 10.0, "single_use_grams": 50.0, "gap": 0.02}]})
+    assert set(PlanSummary.model_fields) <= set(summary)
+    assert summary["objective"] == 100.0 and summary["gap"] == 0.02
+    assert summary["bound"] == pytest.approx(98.0)
