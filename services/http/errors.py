@@ -6,6 +6,7 @@ One place, so the gateway and the planner fail the same way; the body's OpenAPI 
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -13,10 +14,16 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.auth.guard import AuthGuard
 from services.auth.tokens import Kind, TokenCheck, TokenInfo, TokenStore, bearer_token
+
+log = logging.getLogger("packloop.http")
+
+#: seconds a caller is asked to wait when the database cannot be reached
+DATABASE_RETRY_S = 10
 
 
 class ApiError(Exception):
@@ -76,6 +83,21 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": f"http_{exc.status_code}", "message": str(exc.detail)},
                             status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(request: Request, exc: OperationalError) -> JSONResponse:
+        # the job store or token database unreachable (PostgreSQL stopped, SQLite locked):
+        # a bare "Internal Server Error" and a traceback before; now what Kafka being down
+        # gets, 503 with Retry-After (the driver's text can name hosts, never a password,
+        # but the body says only what a caller can act on)
+        log.warning("%s %s: the database is unavailable (%s)", request.method,
+                    request.url.path, type(exc.orig).__name__ if exc.orig else "OperationalError")
+        return JSONResponse(
+            {"error": "database_unavailable",
+             "message": "the service's database cannot be reached now; retry after the "
+                        "Retry-After seconds (a submission retried with its Idempotency-Key "
+                        "makes no second job)"},
+            status_code=503, headers={"Retry-After": str(DATABASE_RETRY_S)})
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

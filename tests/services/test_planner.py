@@ -411,3 +411,21 @@ def test_a_misspelt_option_names_the_one_meant(planner_env) -> None:
     assert resp.status_code == 422
     assert resp.json()["message"] == ("options.time_limit: not a field here "
                                       "(did you mean 'time_limit_s'?)")
+
+
+def test_an_unreachable_job_store_is_a_503_in_the_error_shape(planner_env, monkeypatch) -> None:
+    """PostgreSQL stopped under a running planner: GET and POST /v1/plans answered a bare
+    "Internal Server Error" (text/plain, 500) and logged a traceback (an outside audit)."""
+    from sqlalchemy.exc import OperationalError
+
+    def down(*_args: Any, **_kwargs: Any) -> Any:
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+
+    monkeypatch.setattr(planner_env["jobs"], "list", down)
+    monkeypatch.setattr(planner_env["jobs"], "create", down)
+    monkeypatch.setattr(planner_env["jobs"], "create_once", down)
+    for resp in (planner_env["client"].get("/v1/plans"),
+                 planner_env["client"].post("/v1/plans", json={"scenario": TINY})):
+        assert resp.status_code == 503, resp.text
+        assert resp.json()["error"] == "database_unavailable"
+        assert resp.headers["Retry-After"] == "10"
