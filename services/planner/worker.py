@@ -80,6 +80,11 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: attempts of a job whose solve process is killed by a signal (each attempt killed)
+#: before it fails: one retry, as a frontier part a worker failed gets
+KILLED_SOLVE_ATTEMPTS = 2
+
+
 def frontier_summary(result: dict[str, Any]) -> dict[str, Any]:
     """A frontier job's summary: its points, and the cost-optimal end as the objective, with
     its bound (from its gap: the summary has every key of a plan's, on the plan-results
@@ -256,8 +261,18 @@ class PlannerWorker:
                         elif msg[0] in ("result", "error"):
                             outcome = msg
                     if outcome is None:
-                        outcome = ("error", f"the solver process exited with code "
-                                            f"{solve.exitcode} without a result", "")
+                        code = solve.exitcode
+                        if code is not None and code < 0 and attempt < KILLED_SOLVE_ATTEMPTS:
+                            # killed by a signal (the OOM killer's SIGKILL, an operator):
+                            # not the scenario's doing, so tried again, as a job whose
+                            # worker died is; a job failed at once before (an outside audit)
+                            self._requeue(job_id, f"its solve process was killed (signal "
+                                                  f"{-code}) on attempt {attempt}")
+                            return
+                        outcome = ("error", f"the solver process exited with code {code} "
+                                            "without a result"
+                                   + (f" (killed, attempt {attempt})" if code is not None
+                                      and code < 0 else ""), "")
                     break
                 if self.stop_event.is_set():
                     # Leave the consumer group before the job is offered again: the embedded
@@ -265,14 +280,7 @@ class PlannerWorker:
                     # rebalance, so a worker that joined before this one left would never
                     # get a partition and the handed-back job would stay queued.
                     self._leave_group()
-                    released = self.store.release(job_id, self.worker_id)
-                    log.warning("job %s: worker stopping, solve abandoned%s", job_id,
-                                " and the job queued again" if released else "")
-                    if released:
-                        try:
-                            self.enqueue(job_id)
-                        except Exception:  # noqa: BLE001 - the uncommitted message remains
-                            pass
+                    self._requeue(job_id, "worker stopping, solve abandoned")
                     return
                 if time.monotonic() >= next_renew:
                     next_renew = time.monotonic() + renew_every
@@ -304,6 +312,16 @@ class PlannerWorker:
         if progress is not None:
             progress["elapsed_s"] = time.monotonic() - started
         self._record(job_id, outcome, options, progress)
+
+    def _requeue(self, job_id: str, why: str) -> None:
+        """Hand the running job back (queued again, announced on plan-requests)."""
+        released = self.store.release(job_id, self.worker_id)
+        log.warning("job %s: %s%s", job_id, why, " and the job queued again" if released else "")
+        if released:
+            try:
+                self.enqueue(job_id)
+            except Exception:  # noqa: BLE001 - the uncommitted message remains
+                pass
 
     def _end_parts(self, job_id: str) -> None:
         """A frontier job's solve has ended, however: its parts still queued or running on

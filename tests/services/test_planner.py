@@ -429,3 +429,35 @@ def test_an_unreachable_job_store_is_a_503_in_the_error_shape(planner_env, monke
         assert resp.status_code == 503, resp.text
         assert resp.json()["error"] == "database_unavailable"
         assert resp.headers["Retry-After"] == "10"
+
+
+def test_a_solve_killed_by_a_signal_is_tried_once_more(planner_env, monkeypatch) -> None:
+    """A solve process killed with SIGKILL (the OOM killer) failed its job at once, where a
+    job whose worker dies is taken over (an outside audit). It is queued again once; killed
+    again, the job fails saying so."""
+
+    class Killed:
+        exitcode = -9
+
+        def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+            pass
+
+        def messages(self, _timeout_s: float) -> list[Any]:
+            return []
+
+        def alive(self) -> bool:
+            return False
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr("services.planner.worker.SolveProcess", Killed)
+    client = planner_env["client"]
+    job = client.post("/v1/plans", json=TINY).json()
+    assert planner_env["run_queued"]() == [job["job_id"]]
+    again = client.get(f"/v1/plans/{job['job_id']}").json()
+    assert (again["status"], again["attempts"]) == ("queued", 1)
+    assert planner_env["run_queued"]() == [job["job_id"]]  # announced again
+    failed = client.get(f"/v1/plans/{job['job_id']}").json()
+    assert (failed["status"], failed["attempts"]) == ("failed", 2)
+    assert "exited with code -9" in failed["error"] and "killed, attempt 2" in failed["error"]
