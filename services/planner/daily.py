@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -119,20 +120,69 @@ def job_name(day: date) -> str:
     return f"dispatch {day.isoformat()}"
 
 
+class DispatchPending(RuntimeError):
+    """The day before's dispatch is still being planned and its trips have not started:
+    this day's plan must wait for it (see `collected_the_day_before`)."""
+
+
+def collected_the_day_before(config: PlannerConfig, day: date, now: datetime
+                             ) -> tuple[dict[str, float], str | None]:
+    """Per village, the recyclables the dispatch of the day before ``day`` collects, when
+    that day's shift has not started at ``now`` (so the live state cannot show them
+    collected), and what to say of it; raises DispatchPending while that plan is not done.
+
+    Why: today's and tomorrow's dispatches planned together (a missed day, POSTed after
+    midnight, then tomorrow's) both came from one state, and both sent H10's van for the
+    same 51,080 g (an outside audit). Once the day before's shift has started its
+    collections are reported as they happen, and the state is what there is to plan from."""
+    before = day - timedelta(days=1)
+    held = config.jobs.holder(SOURCE, job_name(before))
+    if held is None:
+        return {}, None
+    job = config.jobs.get(held, columns=("scenario", "result"))
+    if job is None:
+        return {}, None
+    spec = (job.get("options") or {}).get("dispatch") or {}
+    zone = ZoneInfo(spec.get("timezone") or str(config.network.timezone))
+    shift = parse_clock(spec.get("shift_start", "08:00"), "shift_start")
+    if now.astimezone(zone) >= datetime.combine(before, shift, tzinfo=zone):
+        return {}, None
+    if job["status"] != "done" or not job.get("result"):
+        raise DispatchPending(
+            f"the dispatch of {before} (job {held}) is {job['status']}: {day}'s plan waits "
+            f"for it, or both would collect the same waste (its trips start {before} "
+            f"{shift.strftime('%H:%M')})")
+    from services.planner.dispatch import run_sheets
+
+    sheets = run_sheets(job["scenario"], job["result"], before, job_id=held,
+                        timezone=str(zone))
+    grams: dict[str, float] = defaultdict(float)
+    for sheet in sheets:
+        for trip in sheet.trips:
+            for stop in trip.stops:
+                grams[stop.village_id] += stop.recyclables_grams
+    out = {v: g for v, g in grams.items() if g > 0}
+    return out, (f"collected by the dispatch of {before} (job {held}) before this plan's "
+                 "first day")
+
+
 def submit(config: PlannerConfig, kafka_io: KafkaIO, schedule: DispatchSchedule, day: date,
-           submitted_by: str = SCHEDULER) -> tuple[str, bool]:
+           submitted_by: str = SCHEDULER, now: datetime | None = None) -> tuple[str, bool]:
     """(job id, whether it was created now) of ``day``'s dispatch plan. Raises what
-    building a scenario from the state raises, and KafkaUnavailable when the job could
-    not be queued (then nothing is stored)."""
+    building a scenario from the state raises, DispatchPending while the day before's plan
+    is not done and its shift not started, and KafkaUnavailable when the job could not be
+    queued (then nothing is stored)."""
     from services.planner.from_state import FromState, build_scenario
 
     name = job_name(day)
     held = config.jobs.holder(SOURCE, name)
     if held is not None:
         return held, False
+    earlier, why = collected_the_day_before(config, day, now or datetime.now(UTC))
     request = FromState(horizon_days=schedule.horizon_days, name=name, containers_on_hand=True)
     scenario, inputs = build_scenario(request, config.network, kafka_io, config.topics,
-                                      config.worker_url, config.worker_transport)
+                                      config.worker_url, config.worker_transport,
+                                      collected_before=earlier, collected_why=why)
     options = {
         "time_limit_s": schedule.time_limit_s, "mip_gap": schedule.mip_gap,
         "baselines": False,
@@ -188,7 +238,7 @@ class DailyDispatch:
         tries again (``every_s`` mode)."""
         day = now.astimezone(self.tz).date() + timedelta(days=1)
         try:
-            submit(self.config, self.kafka_io, self.schedule, day)
+            submit(self.config, self.kafka_io, self.schedule, day, now=now)
         except Exception as exc:  # noqa: BLE001 - the service keeps running; next firing
             log.warning("dispatch for %s not planned: %s: %s", day, type(exc).__name__, exc)
 
@@ -237,7 +287,7 @@ class DailyDispatch:
             if not on_time:
                 log.warning("dispatch for %s: catching up (%s)", day, self._why_late(day))
             self._tried.add(day)
-            submit(self.config, self.kafka_io, self.schedule, day)
+            submit(self.config, self.kafka_io, self.schedule, day, now=self.now())
         except Exception as exc:  # noqa: BLE001 - the service keeps running; tried again
             log.warning("dispatch for %s not planned: %s: %s (tried again within %.0f s)",
                         day, type(exc).__name__, exc, CATCH_UP_EVERY_S)

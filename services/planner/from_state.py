@@ -214,9 +214,14 @@ def build_scenario(
     topics: Topics,
     worker_url: str,
     worker_transport: httpx.BaseTransport | None = None,
+    collected_before: Mapping[str, float] | None = None,
+    collected_why: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(scenario as plain data, the state it was built from and, as ``from_state``, the
-    settings it was built with) — raises StateUnavailable."""
+    settings it was built with) — raises StateUnavailable. ``collected_before``: grams per
+    village that trips already planned collect before the horizon's first day (the state
+    cannot show them yet), taken off the outstanding waste, each named in the warnings
+    with ``collected_why``."""
     import optimizer
 
     status, pickups = read_worker_state(worker_url, worker_transport)
@@ -231,6 +236,17 @@ def build_scenario(
                                f"{type(exc).__name__}: {exc}") from None
     demand = demand_days(counts, newest, horizon, network)
     waste, warnings = outstanding_waste(status)
+    for vid, grams in sorted((collected_before or {}).items()):
+        if waste.get(vid, 0.0) <= 0:
+            continue
+        left = waste[vid] - grams
+        why = collected_why or "collected before this plan"
+        warnings.append(f"village {vid}: {min(grams, waste[vid]):,.0f} g of its "
+                        f"{waste[vid]:,.0f} g outstanding left out, {why}")
+        if left > 0:
+            waste[vid] = left
+        else:
+            del waste[vid]
     for w in warnings:
         log.warning("plan from the live state: %s", w)
     pools = container_pools(network, status, request.container_stock)

@@ -107,7 +107,7 @@ class FakeSubmit:
         self.fail = False
 
     def __call__(self, config: PlannerConfig, _kafka_io: Any, _schedule: Any, day: date,
-                 submitted_by: str = "") -> tuple[str, bool]:
+                 submitted_by: str = "", now: Any = None) -> tuple[str, bool]:
         self.days.append(day)
         if self.fail:
             raise KafkaUnavailable("the broker is down")
@@ -214,3 +214,35 @@ def test_every_s_mode_still_fires_on_its_period(config, fake_kafka, monkeypatch)
     finally:
         timer.stop()
     assert set(fake.days) == {TOMORROW}
+
+
+def test_tomorrows_dispatch_leaves_out_what_todays_collects_before_its_shift(config) -> None:
+    """Today's dispatch (a missed day, planned after midnight) and tomorrow's came from one
+    state, and both sent a van for the same waste (an outside audit: 51,080 g at H10-V001
+    on both days). Before today's shift starts, tomorrow's plan waits for today's to be
+    done, then leaves out what today's sheets collect; once the shift has started, the
+    state reports what was collected, and nothing is left out."""
+    from services.planner import PlannerWorker
+    from services.planner.daily import DispatchPending, collected_the_day_before, submit
+
+    schedule = config.dispatch
+    today, created = submit(config, config.kafka_io, schedule, TODAY, now=local(0, 25))
+    assert created
+    with pytest.raises(DispatchPending, match=f"dispatch of {TODAY}"):
+        submit(config, config.kafka_io, schedule, TOMORROW, now=local(0, 26))
+    PlannerWorker(config.jobs, KafkaConnection(), TOPICS, kafka_io=config.kafka_io).process(
+        today)
+    job = config.jobs.get(today, columns=("result",))
+    assert job is not None and job["status"] == DONE
+    planned = sum(t["stop_loads"].get("H01-V007", {}).get("recyclables_grams", 0.0)
+                  for t in job["result"]["trips"] if t["day"] == 0 and t["kind"] == "milk_run")
+    assert planned > 0  # today collects at H01-V007
+    assert collected_the_day_before(config, TOMORROW, local(8, 0)) == ({}, None)
+    tomorrow, created = submit(config, config.kafka_io, schedule, TOMORROW, now=local(0, 30))
+    assert created
+    row = config.jobs.get(tomorrow, columns=("scenario", "inputs"))
+    assert row is not None
+    left = {w["village_id"]: w["grams"] for w in row["scenario"]["outstanding_waste"]}
+    assert left.get("H01-V007", 0.0) == pytest.approx(max(0.0, 20000 - planned))
+    [warning] = row["inputs"]["warnings"]
+    assert warning.startswith("village H01-V007:") and f"dispatch of {TODAY}" in warning
