@@ -106,6 +106,8 @@ def test_nothing_of_a_batch_is_written_to_a_broker_that_became_another_cluster(
     from streams.cluster_watch import ClusterChanged
 
     class Watch:
+        expected = "tansu-packloop-a"  # the cluster the worker started on
+
         def __init__(self, changed: bool) -> None:
             self.changed = changed
 
@@ -136,6 +138,8 @@ def test_a_batch_that_comes_while_the_assignment_is_checked_is_applied(monkeypat
     release = threading.Event()
 
     class SlowWatch:
+        expected = "tansu-packloop-a"  # the cluster the worker started on
+
         def check(self, must_answer: bool = False) -> None:
             release.wait(10)
 
@@ -177,6 +181,8 @@ def test_a_batch_checked_while_the_broker_cannot_be_asked_waits_for_its_answer(
     from streams.cluster_watch import ClusterChanged, ClusterUnanswered
 
     class Restarting:
+        expected = "tansu-packloop-a"  # the cluster the worker started on
+
         asked = 0
 
         def check(self, must_answer: bool = False) -> ClusterChanged | None:
@@ -220,6 +226,8 @@ def test_a_cluster_that_never_answers_again_holds_a_batch_only_so_long(monkeypat
     from streams.cluster_watch import ClusterUnanswered
 
     class Gone:
+        expected = "tansu-packloop-a"  # the cluster the worker started on
+
         def check(self, must_answer: bool = False) -> None:
             raise ClusterUnanswered("down")
 
