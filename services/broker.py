@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from services.ports import free_port
+from streams.kafka import EMBEDDED_CLUSTER_PREFIX
 
 
 class BrokerError(RuntimeError):
@@ -146,7 +147,7 @@ class EmbeddedBroker:
             # worker left running notices (`streams.cluster_watch`); the prefix is how
             # packloop recognises Tansu (`streams.kafka.is_tansu`)
             "--cluster-id",
-            f"tansu-packloop-{uuid.uuid4().hex[:12]}",
+            f"{EMBEDDED_CLUSTER_PREFIX}{uuid.uuid4().hex[:12]}",
         ]
         return cmd
 

@@ -66,6 +66,9 @@ class WorkerOptions:
     #: seconds between checks that the broker is still the cluster the state came from
     #: (`streams.cluster_watch`; 0: no checks)
     cluster_check_interval_s: float = 2.0
+    #: the cluster id the broker gave when the worker started (None: not known): villages'
+    #: epochs come from it (`streams.processor.village_epoch`), checks on or off
+    cluster_id: str | None = None
 
     @property
     def acceptance(self) -> AcceptanceLimits:

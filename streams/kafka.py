@@ -109,6 +109,9 @@ class KafkaConnection:
 #: Tansu names its cluster ``tansu_cluster`` unless told otherwise; the embedded broker
 #: names each start ``tansu-packloop-…`` (`services.broker`).
 TANSU_CLUSTER_PREFIX = "tansu"
+#: the embedded broker's cluster ids: memory storage, a new id each start, so one id is one
+#: log that nothing truncates (`streams.processor.village_epoch` relies on it)
+EMBEDDED_CLUSTER_PREFIX = "tansu-packloop-"
 
 
 def is_tansu(kafka: KafkaConnection) -> bool:

@@ -47,8 +47,8 @@ class LedgerRow:
     epoch: str
     seq: int
     figures: dict[str, Any]
-    #: (digest, segment day) of event ids the village applied that were not handed over
-    #: yet (`streams.state.dedupe.id_hash`; the day as in the dedupe set)
+    #: (digest, segment day) of events the village applied that were not handed over yet
+    #: (`streams.state.dedupe.event_digest`; the day as in the dedupe set)
     ids: tuple[tuple[int, int], ...] = ()
 
 

@@ -58,6 +58,7 @@ from streams.events import (
     decode_hub_event,
     event_to_json,
 )
+from streams.kafka import EMBEDDED_CLUSTER_PREFIX
 from streams.ledger import Prior
 from streams.state import (
     DAY_US,
@@ -118,15 +119,22 @@ def murmur2_partition(key: bytes, partitions: int) -> int:
 
 
 def village_epoch(cluster_id: str | None, village_id: str) -> str:
-    """The epoch (life) a village's state starts when it starts from nothing: one per
-    cluster. A state rebuilt on the cluster it was lost on (a changelog recovered short or
-    empty, a Tansu quirk) re-reads that cluster's records: it is the same life, re-applying
-    them and reproducing its ledger rows, and what the ledger holds of it is no prior. A
-    new cluster (the embedded broker restarted empty) starts a new life, after the ones the
-    ledger holds. A random epoch there counted every record re-read as a re-send of the
-    earlier life's: the restarted worker's tallies lost them (an outside audit: 15 of 24
-    villages). Without a known cluster every start is a new life, as before."""
-    if cluster_id is None:
+    """The epoch (life) a village's state starts when it starts from nothing.
+
+    On the embedded broker, one per cluster: its memory log lives exactly as long as its
+    cluster id, and nothing truncates it, so a state rebuilt there (its changelog read back
+    short or empty, a Tansu quirk) re-reads every record of the life it lost: it is that
+    life, re-applying them and reproducing its ledger rows, and what the ledger holds of
+    it is no prior. A random epoch there counted every record re-read as a re-send of the
+    earlier life's, and the restarted worker's tallies lost them (an outside audit: 15 of
+    24 villages). A new embedded broker is a new cluster, so a new life.
+
+    Anywhere else, a new life each time (random): an Apache Kafka cluster keeps its id when
+    it comes back empty (a lost volume under a fixed CLUSTER_ID) or when retention has
+    deleted old records, so the same id does not mean the records are there to re-read,
+    and taking a new life for the old one counted re-sends again and overwrote its ledger
+    rows (a review); its changelogs are not read back short."""
+    if cluster_id is None or not cluster_id.startswith(EMBEDDED_CLUSTER_PREFIX):
         return uuid.uuid4().hex[:16]
     return hashlib.blake2b(f"{cluster_id}\0{village_id}".encode(), digest_size=8).hexdigest()
 

@@ -71,7 +71,7 @@ class StreamsWorker:
             partitions=options.partitions,
             source_topic=topics.hub_events,
             prior=self.prior_lookup,
-            cluster_id=None if cluster is None else cluster.expected,
+            cluster_id=options.cluster_id or (None if cluster is None else cluster.expected),
         )
         self.hub_topic = app.topic(
             topics.hub_events,

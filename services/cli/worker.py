@@ -70,6 +70,7 @@ def build_worker(settings: Settings, web_port: int | None = None) -> Any:
                    f"{options.group_instance_id} ignored): the embedded Tansu broker does "
                    "not bring a restarted static member back after a session reset", err=True)
         options = dataclasses.replace(options, group_instance_id=None)
+    options = dataclasses.replace(options, cluster_id=started_on)
     ledger = open_database("the ledger", "PACKLOOP_LEDGER_DB_URL", settings.ledger_db_url,
                            lambda: Ledger(settings.ledger_db_url))
     cluster = (ClusterWatch(settings.kafka(), started_on)

@@ -685,7 +685,7 @@ def create_app(config: PlannerConfig) -> FastAPI:
     )
     async def plan_dispatch(request: Request,
                             auth: TokenInfo = Depends(planner_auth)) -> Response:  # noqa: B008
-        from services.planner.daily import DispatchPending, submit
+        from services.planner.daily import DispatchConflict, DispatchPending, submit
         from services.planner.from_state import StateUnavailable
 
         body = await read_body_json(request)
@@ -720,6 +720,8 @@ def create_app(config: PlannerConfig) -> FastAPI:
         except DispatchPending as exc:
             raise ApiError(409, "dispatch_pending", str(exc),
                            headers={"Retry-After": "30"}) from None
+        except DispatchConflict as exc:
+            raise ApiError(409, "dispatch_conflict", str(exc)) from None
         except ValueError as exc:  # the state makes no valid scenario (ScenarioError too)
             raise ApiError(422, "invalid_scenario", str(exc)) from None
         job = await run_in_threadpool(get_job, job_id, auth.owner)

@@ -121,20 +121,25 @@ def job_name(day: date) -> str:
 
 
 class DispatchPending(RuntimeError):
-    """The day before's dispatch is still being planned and its trips have not started:
-    this day's plan must wait for it (see `collected_the_day_before`)."""
+    """The day before's dispatch is still being planned: this day's plan must wait for it
+    (see `collected_the_day_before`)."""
+
+
+class DispatchConflict(RuntimeError):
+    """The day after already has a dispatch: this day's, planned now, would collect what
+    that one planned to collect."""
 
 
 def collected_the_day_before(config: PlannerConfig, day: date, now: datetime
                              ) -> tuple[dict[str, float], str | None]:
-    """Per village, the recyclables the dispatch of the day before ``day`` collects, when
-    that day's shift has not started at ``now`` (so the live state cannot show them
-    collected), and what to say of it; raises DispatchPending while that plan is not done.
+    """Per village, the recyclables the dispatch of the day before ``day`` collects at
+    stops not reached yet at ``now`` (the live state cannot show them collected), and what
+    to say of it; raises DispatchPending while that day's plan is queued or running.
 
     Why: today's and tomorrow's dispatches planned together (a missed day, POSTed after
     midnight, then tomorrow's) both came from one state, and both sent H10's van for the
-    same 51,080 g (an outside audit). Once the day before's shift has started its
-    collections are reported as they happen, and the state is what there is to plan from."""
+    same 51,080 g (an outside audit). A stop whose planned arrival has passed is taken as
+    done and reported (hubs send their collections as they happen)."""
     before = day - timedelta(days=1)
     held = config.jobs.holder(SOURCE, job_name(before))
     if held is None:
@@ -142,28 +147,26 @@ def collected_the_day_before(config: PlannerConfig, day: date, now: datetime
     job = config.jobs.get(held, columns=("scenario", "result"))
     if job is None:
         return {}, None
-    spec = (job.get("options") or {}).get("dispatch") or {}
-    zone = ZoneInfo(spec.get("timezone") or str(config.network.timezone))
-    shift = parse_clock(spec.get("shift_start", "08:00"), "shift_start")
-    if now.astimezone(zone) >= datetime.combine(before, shift, tzinfo=zone):
-        return {}, None
     if job["status"] != "done" or not job.get("result"):
         raise DispatchPending(
             f"the dispatch of {before} (job {held}) is {job['status']}: {day}'s plan waits "
-            f"for it, or both would collect the same waste (its trips start {before} "
-            f"{shift.strftime('%H:%M')})")
+            "for it, or both would collect the same waste")
+    spec = (job.get("options") or {}).get("dispatch") or {}
+    zone = str(spec.get("timezone") or config.network.timezone)
     from services.planner.dispatch import run_sheets
 
-    sheets = run_sheets(job["scenario"], job["result"], before, job_id=held,
-                        timezone=str(zone))
+    sheets = run_sheets(job["scenario"], job["result"], before, job_id=held, timezone=zone,
+                        shift_start=parse_clock(spec.get("shift_start", "08:00"),
+                                                "shift_start"))
     grams: dict[str, float] = defaultdict(float)
     for sheet in sheets:
         for trip in sheet.trips:
             for stop in trip.stops:
-                grams[stop.village_id] += stop.recyclables_grams
+                if datetime.fromisoformat(stop.arrive_at) > now:
+                    grams[stop.village_id] += stop.recyclables_grams
     out = {v: g for v, g in grams.items() if g > 0}
-    return out, (f"collected by the dispatch of {before} (job {held}) before this plan's "
-                 "first day")
+    return out, (f"to be collected by the dispatch of {before} (job {held}) before this "
+                 "plan's first day") if out else None
 
 
 def submit(config: PlannerConfig, kafka_io: KafkaIO, schedule: DispatchSchedule, day: date,
@@ -178,6 +181,12 @@ def submit(config: PlannerConfig, kafka_io: KafkaIO, schedule: DispatchSchedule,
     held = config.jobs.holder(SOURCE, name)
     if held is not None:
         return held, False
+    after = config.jobs.holder(SOURCE, job_name(day + timedelta(days=1)))
+    if after is not None:
+        raise DispatchConflict(
+            f"the dispatch of {day + timedelta(days=1)} (job {after}) was planned first, "
+            f"from a state without {day}'s trips: {day}'s would collect the same waste. "
+            f"Cancel that job, plan {day}, then plan {day + timedelta(days=1)} again")
     earlier, why = collected_the_day_before(config, day, now or datetime.now(UTC))
     request = FromState(horizon_days=schedule.horizon_days, name=name, containers_on_hand=True)
     scenario, inputs = build_scenario(request, config.network, kafka_io, config.topics,

@@ -219,9 +219,9 @@ def test_every_s_mode_still_fires_on_its_period(config, fake_kafka, monkeypatch)
 def test_tomorrows_dispatch_leaves_out_what_todays_collects_before_its_shift(config) -> None:
     """Today's dispatch (a missed day, planned after midnight) and tomorrow's came from one
     state, and both sent a van for the same waste (an outside audit: 51,080 g at H10-V001
-    on both days). Before today's shift starts, tomorrow's plan waits for today's to be
-    done, then leaves out what today's sheets collect; once the shift has started, the
-    state reports what was collected, and nothing is left out."""
+    on both days). Tomorrow's plan waits for today's to be done, then leaves out what
+    today's sheets collect at stops not reached yet; past them, the state reports what was
+    collected, and nothing is left out."""
     from services.planner import PlannerWorker
     from services.planner.daily import DispatchPending, collected_the_day_before, submit
 
@@ -237,7 +237,8 @@ def test_tomorrows_dispatch_leaves_out_what_todays_collects_before_its_shift(con
     planned = sum(t["stop_loads"].get("H01-V007", {}).get("recyclables_grams", 0.0)
                   for t in job["result"]["trips"] if t["day"] == 0 and t["kind"] == "milk_run")
     assert planned > 0  # today collects at H01-V007
-    assert collected_the_day_before(config, TOMORROW, local(8, 0)) == ({}, None)
+    # after its last stop's planned arrival, today's collections are in the state
+    assert collected_the_day_before(config, TOMORROW, local(23, 59)) == ({}, None)
     tomorrow, created = submit(config, config.kafka_io, schedule, TOMORROW, now=local(0, 30))
     assert created
     row = config.jobs.get(tomorrow, columns=("scenario", "inputs"))
@@ -246,3 +247,16 @@ def test_tomorrows_dispatch_leaves_out_what_todays_collects_before_its_shift(con
     assert left.get("H01-V007", 0.0) == pytest.approx(max(0.0, 20000 - planned))
     [warning] = row["inputs"]["warnings"]
     assert warning.startswith("village H01-V007:") and f"dispatch of {TODAY}" in warning
+
+
+def test_today_planned_after_tomorrow_is_refused(config) -> None:
+    """The other order (a review): tomorrow POSTed first, then today, both from one state,
+    collected the same waste too; today's is refused, saying what to do."""
+    from services.planner.daily import DispatchConflict, submit
+
+    _job, created = submit(config, config.kafka_io, config.dispatch, TOMORROW,
+                           now=local(0, 25))
+    assert created
+    with pytest.raises(DispatchConflict, match=f"Cancel that job, plan {TODAY}"):
+        submit(config, config.kafka_io, config.dispatch, TODAY, now=local(0, 26))
+    assert held(config.jobs, TODAY) is None

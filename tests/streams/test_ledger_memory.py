@@ -101,19 +101,35 @@ def test_a_state_lost_on_its_own_cluster_re_applies_its_records(tmp_path: Path) 
     again in its state, once in the ledger; a new cluster still takes them for re-sends."""
     ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
     day1 = [_shipment(i) for i in range(5)] + [_shipment(5, eps_grams=6000)]
-    first = _life(ledger, day1, cluster="c1")
-    again = _life(ledger, day1, cluster="c1")
+    first = _life(ledger, day1, cluster="tansu-packloop-c1")
+    again = _life(ledger, day1, cluster="tansu-packloop-c1")
     assert again.status()["events"] == first.status()["events"]
     assert again.status()["events"]["applied"] == 6
     assert _pickup_ids(again) == _pickup_ids(first) == [f"P-{VILLAGE}-1"]
     assert _month(ledger)["generated_grams"] == {"cardboard": 6 * 200, "eps_foam": 6000}
-    fresh = _life(ledger, [*day1, _shipment(6, eps_grams=6000)], cluster="c2")
+    fresh = _life(ledger, [*day1, _shipment(6, eps_grams=6000)], cluster="tansu-packloop-c2")
     assert (fresh.status()["events"]["applied"], fresh.status()["events"]["duplicates"]) \
         == (1, 6)
     assert _pickup_ids(fresh) == [f"P-{VILLAGE}-2"]
     month = _month(ledger)
     assert month["generated_grams"] == {"cardboard": 7 * 200, "eps_foam": 12000}
     assert month["pickups"]["requested"] == 2
+    ledger.close()
+
+
+def test_an_apache_cluster_that_came_back_empty_under_its_id_starts_a_new_life(
+        tmp_path: Path) -> None:
+    """Apache Kafka keeps its cluster id when it comes back empty (a lost volume under a
+    fixed CLUSTER_ID): the records of the life before are not there to re-read, so a state
+    that starts from nothing is a new life, and a hub's re-sent file counts once (taken
+    for the same life, the review found it counted twice and its ledger rows overwritten)."""
+    ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
+    day1 = [_shipment(i) for i in range(6)]
+    _life(ledger, day1, cluster="MkU3OEVBNTcwNTJENDM2Qk")
+    again = _life(ledger, [*day1[3:], _shipment(6)], cluster="MkU3OEVBNTcwNTJENDM2Qk")
+    assert (again.status()["events"]["applied"], again.status()["events"]["duplicates"]) \
+        == (1, 3)
+    assert _month(ledger)["generated_grams"] == {"cardboard": 7 * 200}
     ledger.close()
 
 
