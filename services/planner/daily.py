@@ -155,9 +155,14 @@ def collected_the_day_before(config: PlannerConfig, day: date, now: datetime
     zone = str(spec.get("timezone") or config.network.timezone)
     from services.planner.dispatch import run_sheets
 
-    sheets = run_sheets(job["scenario"], job["result"], before, job_id=held, timezone=zone,
-                        shift_start=parse_clock(spec.get("shift_start", "08:00"),
-                                                "shift_start"))
+    try:
+        sheets = run_sheets(job["scenario"], job["result"], before, job_id=held,
+                            timezone=zone, shift_start=parse_clock(
+                                spec.get("shift_start", "08:00"), "shift_start"))
+    except Exception:  # noqa: BLE001 - no sheets were published of it either
+        log.exception("dispatch for %s: the sheets of %s (job %s) cannot be cut; nothing "
+                      "of them is left out", day, before, held)
+        return {}, None
     grams: dict[str, float] = defaultdict(float)
     for sheet in sheets:
         for trip in sheet.trips:

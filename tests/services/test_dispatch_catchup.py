@@ -260,3 +260,21 @@ def test_today_planned_after_tomorrow_is_refused(config) -> None:
     with pytest.raises(DispatchConflict, match=f"Cancel that job, plan {TODAY}"):
         submit(config, config.kafka_io, config.dispatch, TODAY, now=local(0, 26))
     assert held(config.jobs, TODAY) is None
+
+
+def test_a_day_before_whose_sheets_cannot_be_cut_does_not_block_tomorrow(
+        config, monkeypatch) -> None:
+    """Its worker published no sheets of it either: tomorrow is planned, nothing left out
+    (an exception there stopped tomorrow's dispatch every five minutes until midnight)."""
+    from services.planner.daily import collected_the_day_before
+
+    job_id, _ = config.jobs.create_once(TINY, {"dispatch": {"date": TODAY.isoformat()}},
+                                        SOURCE, "ops", job_name(TODAY))
+    assert config.jobs.claim(job_id, "w", 30)
+    assert config.jobs.finish(job_id, "w", DONE, result={"trips": "not a list"})
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise TypeError("string indices must be integers")
+
+    monkeypatch.setattr("services.planner.dispatch.run_sheets", broken)
+    assert collected_the_day_before(config, TOMORROW, local(0, 30)) == ({}, None)
