@@ -37,8 +37,14 @@ def _allowed_s(limit_s: float) -> float:
     return limit_s + max(0.1 * limit_s, 5.0)
 
 
+#: the limit these tests give: 15 s was too short for every hub's first plan on a machine
+#: about twice as slow as the one it was set on (session 25's CI: 3 and 4 of the hubs
+#: planned, with another test on the second core), and the point is the limit kept
+LIMIT_S = 30
+
+
 def test_plan_solve_ends_within_its_time_limit(tmp_path) -> None:
-    """Eight hubs for a week in 15 s, report included: the command (interpreter start to
+    """Eight hubs for a week in LIMIT_S, report included: the command (interpreter start to
     exit) ends within the tolerance and prints a plan; before the budget it overran by far
     (each stage had a 1 s floor and nothing budgeted building the models)."""
     scenario = tmp_path / "eight_hubs.json"
@@ -47,11 +53,11 @@ def test_plan_solve_ends_within_its_time_limit(tmp_path) -> None:
     started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "services.cli", "plan", "solve", str(scenario), "--time-limit",
-         "15", "--out", str(tmp_path / "out"), "--json"],
+         str(LIMIT_S), "--out", str(tmp_path / "out"), "--json"],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=300, check=False)
     wall = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert wall <= _allowed_s(15), f"{wall:.1f} s"
+    assert wall <= _allowed_s(LIMIT_S), f"{wall:.1f} s"
     plan = json.loads(proc.stdout)
     assert plan["trips"] and plan["objective"] is not None
     assert (tmp_path / "out" / "report.html").stat().st_size > 0
@@ -78,11 +84,11 @@ def planner_env(kafka, topics, tmp_path) -> Iterator[dict[str, Any]]:
 
 
 def test_a_job_ends_within_its_time_limit_with_county_progress(planner_env) -> None:
-    """A six-hub week with a 15 s limit: the job (claimed to stored) is done within the
+    """A six-hub week with a LIMIT_S limit: the job (claimed to stored) is done within the
     tolerance with a plan; while it runs, its progress shows the county's objective only
     once every hub group has a plan, and from then on it never rises."""
     client = planner_env["client"]
-    job = client.post("/v1/plans", json=with_time_limit(big_scenario(hubs=6), 15)).json()
+    job = client.post("/v1/plans", json=with_time_limit(big_scenario(hubs=6), LIMIT_S)).json()
     seen: list[dict[str, Any]] = []
 
     def final() -> dict[str, Any] | None:
@@ -93,7 +99,7 @@ def test_a_job_ends_within_its_time_limit_with_county_progress(planner_env) -> N
 
     done = wait_until(final, 120, "the job to finish", interval=0.2)
     assert done["status"] == "done", done.get("error")
-    assert done["elapsed_s"] <= _allowed_s(15), done["elapsed_s"]
+    assert done["elapsed_s"] <= _allowed_s(LIMIT_S), done["elapsed_s"]
     assert done["summary"]["objective"] is not None and done["summary"]["trips"] > 0
     objectives = [p["incumbent"] for p in seen if p["incumbent"] is not None]
     # never rises (summing hub objectives in another order moves the last bit)
