@@ -178,7 +178,8 @@ def submit(config: PlannerConfig, kafka_io: KafkaIO, schedule: DispatchSchedule,
            submitted_by: str = SCHEDULER, now: datetime | None = None) -> tuple[str, bool]:
     """(job id, whether it was created now) of ``day``'s dispatch plan. Raises what
     building a scenario from the state raises, DispatchPending while the day before's plan
-    is not done and its shift not started, and KafkaUnavailable when the job could not be
+    is queued or running, DispatchConflict when the day after is planned already, and
+    KafkaUnavailable when the job could not be
     queued (then nothing is stored)."""
     from services.planner.from_state import FromState, build_scenario
 

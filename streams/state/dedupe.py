@@ -45,7 +45,8 @@ _BE = np.dtype(">i8")
 #: the low bits of a digest that hold the event's content; the 48 above them are the id's.
 #: Two different ids share their 48 bits with odds n / 2**48 per event (n ids kept, ~17,000
 #: for the busiest village: 6e-11), and the later one is then dead-lettered as a conflict,
-#: visibly; a changed event goes unnoticed (taken for a re-send, as before) with odds 2**-15.
+#: visibly; a changed event goes unnoticed (taken for a re-send, as before) with odds about
+#: 2**-14 (its content bits, or the id hash's own low bits that an older digest is).
 CONTENT_BITS = 15
 _CONTENT_MASK = (1 << CONTENT_BITS) - 1
 Verdict = Literal["new", "duplicate", "conflict"]
@@ -63,7 +64,8 @@ def id_hash(event_id: str) -> int:
 
 def event_digest(id_h: int, content: bytes) -> int:
     """What the set stores for an applied event: the id's hash (:func:`id_hash`) with its
-    low :data:`CONTENT_BITS` replaced by a hash of the event's canonical content."""
+    low :data:`CONTENT_BITS` replaced by a hash of its content (the JSON object as sent,
+    keys sorted: `streams.events.decode_hub_event`)."""
     c = int.from_bytes(hashlib.blake2b(content, digest_size=2).digest(), "big") & _CONTENT_MASK
     return (id_h & ~_CONTENT_MASK) | c
 
