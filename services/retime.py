@@ -3,10 +3,17 @@
 The stream worker refuses events older than its acceptance window (90 days by default), so
 a sample file ages out. Shifting every event by the same whole number of days keeps their
 order, their gaps and their local times of day, and puts the latest at most one day
-before now."""
+before now.
+
+A moved event is another event than the one the file holds, so it gets another id
+(`shifted_id`): the worker keeps applied ids for 92 days and refuses an id it knows with
+other content (`event_id_conflict`), so the same file replayed on a later day had every
+event dead-lettered. A replay repeated with the same shift keeps the same ids, and is
+deduplicated like any re-send."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +21,9 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from streams.events import UtcTimestamp
+
+#: the events' own limit on an id's length (`streams.events.Identifier`)
+MAX_ID_LENGTH = 128
 
 #: the events' own reading and writing of `occurred_at`
 _TIMESTAMP: TypeAdapter[datetime] = TypeAdapter(UtcTimestamp)
@@ -42,9 +52,37 @@ def dated_after(lines: list[bytes], now: datetime | None = None) -> int:
     return sum(1 for raw in lines if (at := _occurred_at(raw)) is not None and at > now)
 
 
-def shift_line(raw: bytes, days: int) -> bytes:
-    """`raw` with its `occurred_at` moved by `days`; a line that cannot be read, or has no
-    readable `occurred_at`, is left as it is (it is refused later with its own reason)."""
+def shifted_id(event_id: str, days: int) -> str:
+    """The id of an event moved by `days`: `ID@+Nd`; an id too long for that keeps its
+    head and a digest of the whole, so two long ids stay two."""
+    tail = f"@+{days}d"
+    if len(event_id) + len(tail) <= MAX_ID_LENGTH:
+        return event_id + tail
+    digest = hashlib.sha256(event_id.encode("utf-8")).hexdigest()[:32]
+    head = event_id[: MAX_ID_LENGTH - len(tail) - len(digest) - 1]
+    return f"{head}~{digest}{tail}"
+
+
+def event_ids(lines: list[bytes]) -> frozenset[str]:
+    """The string `event_id`s of the readable lines (what a correction in the file may
+    name)."""
+    ids = set()
+    for raw in lines:
+        try:
+            event = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(event, dict) and isinstance(event.get("event_id"), str):
+            ids.add(event["event_id"])
+    return frozenset(ids)
+
+
+def shift_line(raw: bytes, days: int, ids: frozenset[str] = frozenset()) -> bytes:
+    """`raw` with its `occurred_at` moved by `days` and its `event_id` with it
+    (`shifted_id`), as is a `corrects_event_id` naming one of `ids` (the file's own: the
+    correction follows the event it corrects; one naming an event sent before stays). A
+    line that cannot be read, or has no readable `occurred_at`, is left as it is (it is
+    refused later with its own reason)."""
     if days == 0:
         return raw
     try:
@@ -57,6 +95,11 @@ def shift_line(raw: bytes, days: int) -> bytes:
     if at is None:
         return raw
     event["occurred_at"] = _TIMESTAMP.dump_python(at + timedelta(days=days), mode="json")
+    if isinstance(event.get("event_id"), str) and event["event_id"]:
+        event["event_id"] = shifted_id(event["event_id"], days)
+    corrects = event.get("corrects_event_id")
+    if isinstance(corrects, str) and corrects in ids:
+        event["corrects_event_id"] = shifted_id(corrects, days)
     return orjson.dumps(event)
 
 

@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 @click.option("--shift-to-now", is_flag=True,
               help="Move every event by the same whole number of days so that the latest "
                    "is within a day before now (replay a sample or an old capture; reads "
-                   "the whole input first).")
+                   "the whole input first). A moved event's event_id becomes ID@+Nd: "
+                   "replayed on another day the file is new events, replayed again the "
+                   "same day it is deduplicated.")
 @click.pass_context
 def emit(
     ctx: click.Context,
@@ -121,7 +123,7 @@ def _shifted(source: IO[bytes]) -> tuple[IO[bytes], Callable[[bytes], bytes] | N
     import io
     from datetime import UTC, datetime
 
-    from services.retime import dated_after, shift_line, whole_days_to_now
+    from services.retime import dated_after, event_ids, shift_line, whole_days_to_now
     from streams.events import without_bom
 
     lines = without_bom(source.read()).split(b"\n")
@@ -133,10 +135,12 @@ def _shifted(source: IO[bytes]) -> tuple[IO[bytes], Callable[[bytes], bytes] | N
                    "(and moved with the rest; beyond the future tolerance they are refused)",
                    err=True)
     if days:
-        click.echo(f"shifting every event by {days} days", err=True)
+        click.echo(f"shifting every event by {days} days; each gets the event_id "
+                   f"ID@+{days}d (a replay on another day is new events)", err=True)
     whole = io.BytesIO(b"\n".join(lines))
     whole.name = getattr(source, "name", "-")
-    return whole, (functools.partial(shift_line, days=days) if days else None)
+    return whole, (functools.partial(shift_line, days=days, ids=event_ids(lines))
+                   if days else None)
 
 
 def _file_size(source: IO[bytes]) -> int:

@@ -58,6 +58,10 @@ def build_worker(settings: Settings, web_port: int | None = None) -> Any:
     from streams.kafka import is_tansu_cluster
 
     network = load_network(settings.network)
+    # before the broker's probes: a wrong ledger URL is said at once, not after them (each
+    # waits its bootstrap timeout when the broker is down)
+    ledger = open_database("the ledger", "PACKLOOP_LEDGER_DB_URL", settings.ledger_db_url,
+                           lambda: Ledger(settings.ledger_db_url))
     options = settings.worker_options(source_partitions(settings), web_port)
     # the cluster the state will come from, read before Faust starts (once: it also says
     # whether the broker is Tansu): a broker restarted empty under the running worker is
@@ -71,8 +75,6 @@ def build_worker(settings: Settings, web_port: int | None = None) -> Any:
                    "not bring a restarted static member back after a session reset", err=True)
         options = dataclasses.replace(options, group_instance_id=None)
     options = dataclasses.replace(options, cluster_id=started_on)
-    ledger = open_database("the ledger", "PACKLOOP_LEDGER_DB_URL", settings.ledger_db_url,
-                           lambda: Ledger(settings.ledger_db_url))
     cluster = (ClusterWatch(settings.kafka(), started_on)
                if options.cluster_check_interval_s > 0 else None)
     return create_worker(settings.kafka(), settings.topics(), network, options, ledger, cluster)
@@ -360,11 +362,15 @@ def dl_list(ctx: click.Context, reason: str | None, as_json: bool,
 
 @dataclasses.dataclass
 class RedrivePlan:
-    """What a redrive does with each record; the four counts add up to the records read."""
+    """What a redrive does with each record; the five counts add up to the records read."""
 
     to_send: list[tuple[bytes, bytes]] = dataclasses.field(default_factory=list)  # (key, raw event)
     not_events: int = 0
     repeats: int = 0
+    #: events refused for reusing an applied event_id with other content: the worker
+    #: refuses them by their id whatever the reference data, so re-sending only adds a
+    #: dead letter (even with --force)
+    conflicts: int = 0
     refused_again: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
@@ -374,6 +380,7 @@ def plan_redrive(records: list[dict[str, Any]], network: Any, acceptance: Any,
     the worker's dedupe would count the second copy as a duplicate anyway."""
     from services.emit import check_line
     from streams import EventError, decode_raw, parse_hub_event
+    from streams.processor import EVENT_ID_CONFLICT
 
     plan = RedrivePlan()
     seen: set[str] = set()
@@ -386,6 +393,9 @@ def plan_redrive(records: list[dict[str, Any]], network: Any, acceptance: Any,
             event = parse_hub_event(raw)
         except (EventError, ValueError):
             plan.not_events += 1  # still not a valid event: fixing reference data will not help
+            continue
+        if r.get("reason") == EVENT_ID_CONFLICT:
+            plan.conflicts += 1
             continue
         if event.event_id in seen:
             plan.repeats += 1
@@ -426,8 +436,10 @@ def dl_redrive(ctx: click.Context, reason: str | None, dry_run: bool, force: boo
     reference data and clock: one that would be refused again (hub_mismatch,
     unknown_village, future_timestamp, too_late, ...) is skipped and counted by reason,
     unless --force, so a redrive does not dead-letter (and count) the same event again.
-    Redriven events keep their event_id, so they go through the same dedupe: an event
-    re-driven twice, or one already applied, is counted once.
+    An event_id_conflict (an applied event_id reused with other content) is never
+    re-sent: give the event a new event_id and emit it. Redriven events keep their
+    event_id, so they go through the same dedupe: an event re-driven twice, or one already
+    applied, is counted once.
     """
     from streams import NetworkError, load_network
 
@@ -446,6 +458,10 @@ def dl_redrive(ctx: click.Context, reason: str | None, dry_run: bool, force: boo
     if plan.repeats:
         click.echo(f"skipped {plan.repeats} repeat(s) of an event_id already counted above "
                    "(an event is re-submitted once)")
+    if plan.conflicts:
+        click.echo(f"skipped {plan.conflicts} that reuse an applied event_id with other "
+                   "content (event_id_conflict): re-sent, they are refused again by their id; "
+                   "give each a new event_id and emit it")
     if plan.refused_again:
         by_reason = ", ".join(f"{k} {v}" for k, v in sorted(plan.refused_again.items()))
         click.echo(f"skipped {sum(plan.refused_again.values())} that would be refused again "

@@ -198,6 +198,28 @@ def test_redrive_counts_add_up_to_the_records_read(monkeypatch) -> None:
                                "(hub_mismatch 1)")
 
 
+def test_redrive_never_resends_an_event_id_conflict(monkeypatch) -> None:
+    """The worker refuses an applied event_id with other content by its id, whatever the
+    reference data: re-sent, each such event came back as another dead letter, on every
+    redrive and with --force too. They are counted apart, with what to do instead."""
+    conflict = shipment()
+    may_pass = shipment()
+    values = [
+        _dead(conflict, "event_id_conflict", "event_id", "event_id: applied with other content"),
+        _dead(may_pass, "return_exceeds_issued", "count", "count: 2 returned but 0 out"),
+    ]
+    monkeypatch.setattr("streams.iter_topic", lambda *a, **k: iter(_records(*values)))
+    monkeypatch.setattr("kafka.KafkaProducer", _Producer)
+    for args in (["redrive"], ["redrive", "--force"]):
+        _Producer.sent = []
+        result = CliRunner().invoke(cli, ["dead-letter", *args])
+        assert result.exit_code == 0, result.output
+        assert [orjson.loads(v)["event_id"] for _, _, v in _Producer.sent] == [
+            may_pass["event_id"]]
+        assert "skipped 1 that reuse an applied event_id with other content" in result.output
+        assert "new event_id" in result.output
+
+
 def test_an_unmatched_reason_names_the_reasons_on_the_topic(monkeypatch) -> None:
     """Before: `--reason bogus` printed "0 record(s)" and nothing else. The reasons are an
     open set (a schema error's is pydantic's error type), so it is a hint, not a refusal."""

@@ -198,6 +198,29 @@ def test_cancel_without_a_snooze_leaves_the_default_to_the_worker(make_client, t
     assert event.get("snooze_hours") is None
 
 
+def test_a_cancel_clicked_twice_sends_the_same_event_twice(make_client, token_store,
+                                                          fake_kafka) -> None:
+    """Before the worker applies the first cancel the pickup is still open, so a second
+    click was a second event: same event_id (``cancel-P…``), another time, which the worker
+    dead-letters as event_id_conflict. Now it is the very same event (counted once); a
+    cancel with another reason is another request, with its own time."""
+    import time as clock
+
+    client = make_client()
+    client.fake_worker.pickups = [OPEN]  # type: ignore[attr-defined]
+    _, token = token_store.add("hub", "H01")
+    url = "/v1/pickups/P-H01-V007-1/cancel"
+    for _ in range(2):
+        assert client.post(url, headers=auth(token)).status_code == 202
+        clock.sleep(0.002)  # past the events' millisecond
+    first, again = hub_events(fake_kafka)
+    assert first == again
+    other = client.post(url, json={"reason": "road closed"}, headers=auth(token))
+    assert other.status_code == 202
+    third = hub_events(fake_kafka)[-1]
+    assert third["reason"] == "road closed" and third["occurred_at"] != first["occurred_at"]
+
+
 def test_a_hub_lists_its_own_villages_only(make_client, token_store) -> None:
     client = make_client()
     _, h1 = token_store.add("hub", "H01")

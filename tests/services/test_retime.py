@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from services.retime import shift_line, whole_days_to_now
+from services.retime import MAX_ID_LENGTH, event_ids, shift_line, shifted_id, whole_days_to_now
 from streams.events import EventError, parse_hub_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +34,7 @@ def test_the_sample_file_is_moved_within_a_day_of_now_keeping_order_and_time_of_
             continue
         new = parse_hub_event(moved)
         assert new.occurred_at - old.occurred_at == timedelta(days=days)
-        assert new.event_id == old.event_id
+        assert new.event_id == f"{old.event_id}@+{days}d"
         before.append(old.occurred_at)
         after.append(new.occurred_at)
     assert len(after) > 10
@@ -77,3 +77,41 @@ def test_an_event_dated_in_the_future_does_not_stop_the_others_moving():
     days = whole_days_to_now([*old, typo], now)
     assert days == (now - datetime(2026, 8, 3, 10, tzinfo=UTC)).days
     assert dated_after([*old, typo], now) == 1
+
+
+def test_a_replay_on_a_later_day_is_other_events_and_the_same_day_the_same():
+    """The worker refuses a known event_id with other content (`event_id_conflict`): the
+    sample replayed with --shift-to-now on Monday and again on Tuesday had every event of
+    Tuesday's run dead-lettered. Moved by other days, the ids differ; by the same, they
+    are equal (a repeated run is deduplicated)."""
+    raw = orjson.dumps({"event_id": "e-1", "occurred_at": "2026-11-01T10:00:00Z"})
+    monday, tuesday = shift_line(raw, 30), shift_line(raw, 31)
+    assert orjson.loads(monday)["event_id"] != orjson.loads(tuesday)["event_id"]
+    assert shift_line(raw, 30) == monday
+
+
+def test_a_correction_follows_the_event_of_its_file_it_corrects():
+    lines = [orjson.dumps({"event_id": "e-1", "occurred_at": "2026-11-01T10:00:00Z"}),
+             orjson.dumps({"event_id": "adj-1", "occurred_at": "2026-11-01T11:00:00Z",
+                           "corrects_event_id": "e-1"}),
+             orjson.dumps({"event_id": "adj-2", "occurred_at": "2026-11-01T11:00:00Z",
+                           "corrects_event_id": "sent-last-month"})]
+    ids = event_ids([*lines, b"not json", b"[1]"])
+    assert ids == {"e-1", "adj-1", "adj-2"}
+    moved = [orjson.loads(shift_line(raw, 5, ids)) for raw in lines]
+    assert moved[1]["corrects_event_id"] == moved[0]["event_id"] == "e-1@+5d"
+    assert moved[2]["corrects_event_id"] == "sent-last-month"
+
+
+def test_a_long_id_stays_within_the_limit_and_distinct():
+    a, b = "x" * 127 + "a", "x" * 127 + "b"
+    sa, sb = shifted_id(a, 400), shifted_id(b, 400)
+    assert sa != sb
+    from pydantic import TypeAdapter
+
+    from streams.events import Identifier
+
+    ids = TypeAdapter(Identifier)
+    assert ids.validate_python(sa) == sa and ids.validate_python(sb) == sb  # the events' limit
+    with pytest.raises(ValueError):
+        ids.validate_python("x" * (MAX_ID_LENGTH + 1))  # ... is the one shifted_id keeps to

@@ -12,6 +12,8 @@ cannot refuse a snooze the event format allows or pass one on that it does not.
 from __future__ import annotations
 
 import logging
+import time
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
@@ -100,10 +102,43 @@ def cancel_event(pickup_id: str, hub: str, village_id: str, reason: str,
                            snooze_hours=snooze_hours)
 
 
+class SentCancels:
+    """The cancels this gateway produced lately, so that a second click, or a retry after
+    a 503, re-sends the very event (the worker counts it once) instead of one with the
+    same id and another time, which the worker dead-letters as ``event_id_conflict``.
+
+    Keyed by pickup and the time it was requested (a pickup id is the village's count,
+    so a later life of the village could give it again). A cancel with another reason or
+    snooze is another request and gets its own event. Bounded in size and age; each
+    gateway process keeps its own (replicas behind a balancer may still send two)."""
+
+    def __init__(self, size: int = 4096, ttl_s: float = 86_400.0) -> None:
+        self._size = size
+        self._ttl_s = ttl_s
+        self._events: OrderedDict[tuple[str, str], tuple[float, PickupCancelled]] = (
+            OrderedDict())
+
+    def same(self, key: tuple[str, str], reason: str,
+             snooze: float | None) -> PickupCancelled | None:
+        """The event sent for ``key`` with this reason and snooze, if one was lately."""
+        hit = self._events.get(key)
+        if hit is None or time.monotonic() - hit[0] > self._ttl_s:
+            return None
+        event = hit[1]
+        return event if (event.reason, event.snooze_hours) == (reason, snooze) else None
+
+    def put(self, key: tuple[str, str], event: PickupCancelled) -> None:
+        self._events[key] = (time.monotonic(), event)
+        self._events.move_to_end(key)
+        while len(self._events) > self._size:
+            self._events.popitem(last=False)
+
+
 def router(gw: Gateway) -> APIRouter:
     router = APIRouter()
     config = gw.config
     metrics = gw.metrics
+    sent = SentCancels()
 
     worker_client = httpx.AsyncClient(
         base_url=config.worker_url.rstrip("/"), timeout=5.0, transport=config.worker_transport
@@ -201,12 +236,14 @@ def router(gw: Gateway) -> APIRouter:
             log.warning("403: hub %s (token %s) tried to cancel pickup %r of hub %r",
                         hub, auth.token_id, pickup_id, row.get("hub_id"))
             raise ApiError(403, "forbidden", f"pickup {pickup_id!r} belongs to another hub")
-        event = cancel_event(pickup_id, hub, str(row["village_id"]), request_body.reason,
-                             snooze)
+        key = (pickup_id, str(row.get("requested_at")))
+        event = sent.same(key, request_body.reason, snooze) or cancel_event(
+            pickup_id, hub, str(row["village_id"]), request_body.reason, snooze)
         down = await run_in_threadpool(gw.kafka_down)
         if down is not None:
             raise ApiError(503, "kafka_unavailable", f"Kafka is not available: {down}",
                            headers={"Retry-After": "5"})
+        sent.put(key, event)  # before the send: a retry after a 503 re-sends this event
         try:
             [failure] = await run_in_threadpool(
                 gw.produce,
