@@ -535,12 +535,11 @@ HUB_SEARCH_STATS = frozenset({
     "marginal_s", "lp_completion_cny"})
 
 
-def _hub_stats(part: dict[str, StageOutcome]) -> dict[str, Any]:
+def _hub_stats(part: dict[str, StageOutcome], hubs: list[str]) -> dict[str, Any]:
     """Per hub group: each stage's objective, bound, gap and HiGHS time (where the county's
     time and gap come from), and its `HUB_SEARCH_STATS` where it has them."""
     t = part.get("_time_s")
-    some = next((o.plan for o in part.values() if o.plan is not None), None)
-    out: dict[str, Any] = {"hubs": some["hubs"] if some else None,
+    out: dict[str, Any] = {"hubs": list(hubs),
                            "time_s": t.objective if t else None,
                            "budget_s": t.bound if t else None}
     second = part.get("_second_pass")
@@ -600,6 +599,23 @@ def uncoordinated_trunk_shortfall(s: Scenario) -> tuple[int, float, float] | Non
     return None
 
 
+def _without_infeasible(parts: list[dict[str, StageOutcome]], groups: list[list[str]]
+                        ) -> tuple[list[dict[str, StageOutcome]], dict[str, str]]:
+    """The hub groups that have a plan or may yet (out of time is not infeasible), and each
+    hub of the others with why it has none. All infeasible: nothing is left out (the
+    county is infeasible, and says why)."""
+    keep, left_out = [], {}
+    for part, hubs in zip(parts, groups, strict=True):
+        joint = part["joint"]
+        if joint.plan is None and joint.status == "infeasible":
+            why = "; ".join(f"{d.get('what')}: {d.get('why')}" for d in joint.diagnosis) or (
+                "no plan satisfies its constraints")
+            left_out.update({h: why for h in hubs})
+        else:
+            keep.append(part)
+    return (parts, {}) if not keep else (keep, left_out)
+
+
 def _county_fleet_ok(s: Scenario, plan: dict[str, Any]) -> bool:
     return _county_fleet_excess(s, plan) is None
 
@@ -633,6 +649,7 @@ def solve(
     params: BudgetParams = DEFAULT,
     marginals: bool = True,
     marginal_vehicles: bool = False,
+    leave_out_infeasible: bool = False,
 ) -> PlanResult:
     """Plan `scenario`: joint plan, KPIs, and the uncoordinated and sequential baselines.
 
@@ -646,7 +663,12 @@ def solve(
 
     With `marginals` the plan reports what one more box per pool and unit of cleaning
     capacity is worth (`optimizer.marginal`), with `marginal_vehicles` also one more vehicle
-    of each type per hub, in the time the limit leaves (hubs not reached are listed)."""
+    of each type per hub, in the time the limit leaves (hubs not reached are listed).
+
+    With `leave_out_infeasible` (tomorrow's dispatch), hubs planned apart whose own
+    constraints admit no plan are left out, so that the other hubs still get theirs: the
+    plan covers the rest, `stats["left_out"]` maps each left-out hub to why, and the
+    diagnosis names it. Without it, one such hub makes the county infeasible."""
     t0 = time.perf_counter()
     s = scenario
     if s.routing.single_visit:
@@ -826,6 +848,11 @@ def solve(
                 drain()
                 queue.close()
                 queue.cancel_join_thread()
+    all_parts = parts
+    left_out: dict[str, str] = {}
+    if leave_out_infeasible:
+        parts, left_out = _without_infeasible(parts, groups)
+        busy = [h for h in busy if h not in left_out]
     modes = ["joint", *SEQUENTIAL_MODES, "single_use"] + (
         ["uncoordinated"] if baselines else [])
     combined = {m: _combine(parts, m) for m in modes}
@@ -907,7 +934,9 @@ def solve(
                                      "overhead_s_per_row": schedule.rate,
                                      "timeline_s": timeline, "hurry": schedule.hurry,
                                      "linked_by_county_fleet": linked,
-                                     "hubs": [_hub_stats(p) for p in parts]})
+                                     "hubs": [_hub_stats(p, g) for p, g
+                                              in zip(all_parts, groups, strict=True)],
+                                     **({"left_out": left_out} if left_out else {})})
     if not marginals or result.plan is None:
         return result
     end = None if time_limit_s is None else (
@@ -971,6 +1000,8 @@ def _result(s: Scenario, combined: dict[str, StageOutcome], t0: float,
     stats = {"wall_s": time.perf_counter() - t0, **extra, "joint": joint.stats,
              "stages": {m: c.stats for m, c in combined.items() if m != "joint"}}
     diagnosis = list(joint.diagnosis)
+    for hub, why in (extra.get("left_out") or {}).items():
+        diagnosis.append({"what": f"hub {hub}", "why": f"left out of the plan: {why}"})
     if joint.plan is not None and not any(vt.base == "county" for vt in s.vehicle_types):
         # a trunk vehicle typed base 'hub' by mistake halved tiny.yaml's cost, silently
         diagnosis.append({"what": "trunk legs", "why": "no vehicle type has base 'county', "

@@ -14,8 +14,11 @@ Farm shipments (up) convert with the demand's own parcels per litre.
 
 Every hub of the network gets a sheet (the job's options list them): a hub the plan leaves
 out, the state having shown it no activity, gets one with no trips, so that it can tell
-"nothing to do" from "no plan". A sheet warns when its stops drop more reusable boxes of a
-type than the hub holds (`services.reports.run_sheet.box_shortfalls`).
+"nothing to do" from "no plan". A hub whose own data admit no plan (the planner's
+``leave_out_infeasible``: the other hubs are planned) gets one with no trips, plan status
+``infeasible``, ``no_plan`` saying why, and a warning. A sheet warns when its stops drop
+more reusable boxes of a type than the hub holds
+(`services.reports.run_sheet.box_shortfalls`).
 """
 
 from __future__ import annotations
@@ -98,6 +101,10 @@ class Dispatch(BaseModel):
         default_factory=dict,
         description="Reusable containers at the hub when the plan was made (owned less "
         "those issued and not returned, lost or damaged).")
+    no_plan: str | None = Field(
+        default=None, description="Why this hub has no plan on this date (its own fleet, pools or "
+        "demand admit none; the other hubs are planned): its trips are not planned, as "
+        "opposed to an empty `trips` with this null, which means nothing to do.")
     warnings: list[str] = Field(
         default_factory=list,
         description="What the hub should check before loading, e.g. stops that drop more "
@@ -249,8 +256,18 @@ def run_sheets(scenario: dict[str, Any], result: dict[str, Any], dispatch_date: 
         if h not in in_plan:
             pools[h] = {ct: float(n) for ct, n in held.items()}
     hub_names = {**(hubs or {}), **in_plan}
+    left_out: dict[str, str] = (result.get("stats") or {}).get("left_out") or {}
     sheets = []
     for h in sorted(hub_names):
+        if h in left_out:
+            sheets.append(Dispatch(
+                hub_id=h, hub_name=hub_names[h], date=dispatch_date.isoformat(),
+                timezone=timezone, job_id=job_id, planned_at=planned_at,
+                horizon_days=sc.horizon_days, plan_status="infeasible", gap=None,
+                containers_at_hub=dict(sorted(pools.get(h, {}).items())), trips=[],
+                no_plan=left_out[h]))
+            sheets[-1].warnings = box_warnings(sheets[-1].model_dump(mode="json"))
+            continue
         mine = [t for t in day0 if t["hub_id"] == h]
         placed = [] if not mine else assign_vans(
             mine, {vt: sc.hub_vehicle_count(v, h) for vt, v in vts.items()},

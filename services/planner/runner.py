@@ -101,8 +101,12 @@ def _child(conn: Connection, scenario: dict[str, Any], options: dict[str, Any],
         if sc.routing.single_visit:  # a CVRPLIB-style scenario: one visit per customer
             result = optimizer.solve_cvrp(sc, progress=progress, **limits)
         else:
+            # tomorrow's dispatch: one hub whose own data admit no plan must not leave
+            # every other hub without its run sheet
             result = optimizer.solve(sc, progress=progress,
-                                     baselines=options.get("baselines", True), **limits)
+                                     baselines=options.get("baselines", True),
+                                     leave_out_infeasible=bool(options.get("dispatch")),
+                                     **limits)
         data = clean_json(result.to_json_dict())
         html = None
         try:

@@ -100,11 +100,22 @@ def box_warnings(dispatch: dict[str, Any]) -> list[str]:
     return [en for _zh, en in _warnings(dispatch)]
 
 
+def _no_plan(dispatch: dict[str, Any]) -> list[tuple[str, str]]:
+    """(Chinese, English) of the warning of a hub left without a plan: its empty sheet
+    must not read as a day with nothing to do."""
+    why = dispatch.get("no_plan")
+    if not why:
+        return []
+    return [(f"本枢纽本日没有可行的配送计划（{why}）：车次未安排，请修正数据或人工安排",
+             f"no plan for this hub on this date ({why}): its trips are not planned; fix "
+             "the data (fleet, pools, demand) or plan them by hand")]
+
+
 def _warnings(dispatch: dict[str, Any]) -> list[tuple[str, str]]:
     """(Chinese, English) of each warning, worked out from the sheet itself (so a sheet
     from before ``warnings`` is checked too): its ``warnings`` are these, in English."""
-    return [(_shortfall_zh(*s), _shortfall_en(*s)) for s in box_shortfalls(dispatch)] \
-        + _plan_quality(dispatch)
+    return _no_plan(dispatch) + [(_shortfall_zh(*s), _shortfall_en(*s))
+                                 for s in box_shortfalls(dispatch)] + _plan_quality(dispatch)
 
 
 def _held(dispatch: dict[str, Any], zh: bool) -> str:
@@ -146,7 +157,7 @@ def render_text(dispatch: dict[str, Any]) -> str:
              f"({d['timezone']}): {len(d['trips'])} trip(s), plan {d['job_id']}",
              f"  containers at hub: {_held(d, zh=False)}"]
     lines += [f"  WARNING: {en}" for _, en in _warnings(d)]
-    if not d["trips"]:
+    if not d["trips"] and not d.get("no_plan"):
         lines.append(f"  {NOTHING_TO_DO[1][0].lower()}{NOTHING_TO_DO[1][1:]}")
     for van, trips in vans(d).items():
         lines.append(f"\n{van}")
@@ -254,7 +265,7 @@ def render_html(dispatch: dict[str, Any]) -> str:
                     f"<td>{_mass(grams) if grams > 0.5 else '–'}</td>"
                     f"<td class=\"tick\"></td></tr>")
             rows.append("</tbody></table>")
-        if not trips:
+        if not trips and not d.get("no_plan"):  # no plan: the warning above says so
             rows.append(f'<p class="idle">{_both(*NOTHING_TO_DO)}</p>')
         sections.append(
             f'<section class="van"><h1>{_both("配送单", "Run sheet")} · '

@@ -159,6 +159,45 @@ def test_decomposed_hubs_equal_the_whole_model():
     check_result(whole, s)
 
 
+def _without_chilled_vans(raw: dict, hubs: list[str]) -> dict:
+    for vt in raw["vehicle_types"]:
+        if vt["vehicle_type"] == "multi_temp_van":
+            vt["count_by_hub"] = {h: 0 for h in hubs}
+    return raw
+
+
+def test_a_hub_without_a_plan_is_left_out_only_when_asked():
+    """Tomorrow's dispatch: H02 has chilled farm shipments and no van with a chilled
+    compartment, so no plan of the county exists, and H01's operator got no run sheet
+    either. With leave_out_infeasible the plan is H01's, as planned alone, and H02 is
+    named with why; without it the county is infeasible as before."""
+    s = optimizer.load_scenario(_without_chilled_vans(_two_hubs(10, 3), ["H02"]))
+    whole = optimizer.solve(s, time_limit_s=60, mip_gap=0.0, threads=2)
+    assert whole.status == "infeasible" and whole.plan is None
+    part = optimizer.solve(s, time_limit_s=60, mip_gap=0.0, threads=2,
+                           leave_out_infeasible=True)
+    alone_raw = _two_hubs(10, 3)
+    alone_raw["hubs"] = [h for h in alone_raw["hubs"] if h["hub_id"] == "H01"]
+    for key in ("villages", "demand", "outstanding_waste"):
+        alone_raw[key] = [x for x in alone_raw[key]
+                          if x.get("hub_id", x.get("village_id", "H01")).startswith("H01")]
+    alone_raw["container_pools"] = [p for p in alone_raw.get("container_pools", [])
+                                    if p["hub_id"] == "H01"]
+    alone = optimizer.solve(optimizer.load_scenario(alone_raw), time_limit_s=60,
+                            mip_gap=0.0, threads=2)
+    assert part.status == alone.status == "optimal"
+    assert part.objective == pytest.approx(alone.objective, rel=1e-7)
+    assert {t["hub_id"] for t in part.plan["trips"]} == {"H01"}
+    assert list(part.stats["left_out"]) == ["H02"]
+    assert "no vehicle at H02 has a 'chilled' compartment" in part.stats["left_out"]["H02"]
+    assert any(d["what"] == "hub H02" for d in part.diagnosis)
+    assert [h["hubs"] for h in part.stats["hubs"]] == [["H01"], ["H02"]]
+    # every hub without a plan: nothing to plan, and the county says it is infeasible
+    none = optimizer.load_scenario(_without_chilled_vans(_two_hubs(10, 3), ["H01", "H02"]))
+    both = optimizer.solve(none, time_limit_s=60, threads=2, leave_out_infeasible=True)
+    assert both.status == "infeasible" and "left_out" not in both.stats
+
+
 def test_county_fleet_links_hubs_when_it_binds():
     """Two county trucks doing two trips a day cannot serve two hubs with separate trips per
     class: the uncoordinated baseline is re-solved with both hubs linked, and the joint plan

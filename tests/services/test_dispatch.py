@@ -179,6 +179,28 @@ def test_every_hub_of_the_network_gets_a_sheet_an_idle_one_an_empty_one() -> Non
     assert "Yunfeng &lt;quiet&gt;" in html and "周转筐 reusable_crate 12" in html
 
 
+def test_a_hub_left_without_a_plan_is_told_so_not_that_it_has_nothing_to_do() -> None:
+    """One hub whose data admit no plan made the whole county's dispatch fail: no hub got a
+    sheet. The planner now plans the others (`leave_out_infeasible`) and names it; its
+    sheet has no trips, says there is no plan and why, and not "nothing to do"."""
+    hubs = {"H01": "Township hub 1", "H02": "Yunfeng"}
+    result = {**plan(), "stats": {"left_out": {
+        "H02": "no vehicle at H02 has a 'chilled' compartment for farm shipments"}}}
+    sheets = run_sheets(scenario(), result, DAY, job_id="plan-abc", timezone=TZ, hubs=hubs,
+                        containers={"H02": {"insulated_box": 4.0}})
+    busy, none = (s.model_dump(mode="json") for s in sheets)
+    assert busy["trips"] and busy["no_plan"] is None and busy["plan_status"] == "optimal"
+    assert none["trips"] == [] and none["plan_status"] == "infeasible"
+    assert "no vehicle at H02 has a 'chilled' compartment" in none["no_plan"]
+    assert none["containers_at_hub"] == {"insulated_box": 4.0}
+    assert len(none["warnings"]) == 1 and none["warnings"][0].startswith(
+        "no plan for this hub on this date")
+    text = render_text(none)
+    assert "WARNING: no plan for this hub" in text and "nothing to do" not in text
+    html = render_html(none)
+    assert "本枢纽本日没有可行的配送计划" in html and "Nothing to do" not in html
+
+
 def test_the_sheet_shows_the_hubs_containers_and_warns_when_drops_exceed_them() -> None:
     """The hub holds 30 insulated boxes and the stops drop 4: shown, no warning. Holding 3,
     the sheet warns in the JSON, the text and (Chinese first) the HTML."""

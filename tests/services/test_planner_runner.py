@@ -50,3 +50,39 @@ def test_a_frontier_jobs_wall_clock_covers_the_hubs_solves() -> None:
             assert frontier_budget_s(60.0, f) >= need, (points, fronts)
     assert limits_per_front(2) > 3
 
+
+
+def _solved(scenario: dict, options: dict) -> dict:
+    """The result a solve process sends back (the worker's path, report included)."""
+    import time
+
+    from services.planner.runner import SolveProcess
+
+    proc = SolveProcess(scenario, options)
+    try:
+        end = time.monotonic() + 120
+        while time.monotonic() < end:
+            for message in proc.messages(0.5):
+                if message[0] == "result":
+                    return message[1]
+                assert message[0] == "progress", message
+        raise AssertionError("no result within 120 s")
+    finally:
+        proc.close()
+
+
+def test_a_dispatch_job_plans_the_hubs_that_have_a_plan() -> None:
+    """The dispatch job's solve leaves out a hub with no plan (no van with a chilled
+    compartment for its farm shipments) and plans the other, report and all; any other
+    job is infeasible as a whole, as `plan solve` is."""
+    from tests.optimizer.test_planner import _two_hubs, _without_chilled_vans
+
+    raw = _without_chilled_vans(_two_hubs(10, 3), ["H02"])
+    options = {"time_limit_s": 60, "threads": 2}
+    dispatch = _solved(raw, {**options, "dispatch": {"date": "2026-12-08"}})
+    assert dispatch["status"] in ("optimal", "feasible", "time_limit"), dispatch["status"]
+    assert list(dispatch["stats"]["left_out"]) == ["H02"]
+    assert {t["hub_id"] for t in dispatch["trips"]} == {"H01"}
+    assert "report_error" not in dispatch
+    other = _solved(raw, options)
+    assert other["status"] == "infeasible" and not other.get("trips")
