@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from services.http.kafka_io import KafkaIO, KafkaUnavailable, Record
+from services.planner.from_state import Earlier
 
 if TYPE_CHECKING:
     from services.planner.app import PlannerConfig
@@ -122,7 +123,7 @@ def job_name(day: date) -> str:
 
 class DispatchPending(RuntimeError):
     """The day before's dispatch is still being planned: this day's plan must wait for it
-    (see `collected_the_day_before`)."""
+    (see `still_to_run`)."""
 
 
 class DispatchConflict(RuntimeError):
@@ -130,23 +131,24 @@ class DispatchConflict(RuntimeError):
     that one planned to collect."""
 
 
-def collected_the_day_before(config: PlannerConfig, day: date, now: datetime
-                             ) -> tuple[dict[str, float], str | None]:
-    """Per village, the recyclables the dispatch of the day before ``day`` collects at
-    stops not reached yet at ``now`` (the live state cannot show them collected), and what
-    to say of it; raises DispatchPending while that day's plan is queued or running.
+def still_to_run(config: PlannerConfig, day: date, now: datetime) -> Earlier:
+    """What the dispatch of the day before ``day`` still does at stops not reached yet at
+    ``now`` (the live state cannot show it): the recyclables and empties it collects per
+    village, the reusable boxes it drops per hub. Raises DispatchPending while that day's
+    plan is queued or running.
 
     Why: today's and tomorrow's dispatches planned together (a missed day, POSTed after
     midnight, then tomorrow's) both came from one state, and both sent H10's van for the
-    same 51,080 g (an outside audit). A stop whose planned arrival has passed is taken as
-    done and reported (hubs send their collections as they happen)."""
+    same 51,080 g (an outside audit); tomorrow's would also count on boxes today's last
+    stops take away. A stop whose planned arrival has passed is taken as done and
+    reported (hubs send their collections and issues as they happen)."""
     before = day - timedelta(days=1)
     held = config.jobs.holder(SOURCE, job_name(before))
     if held is None:
-        return {}, None
+        return Earlier()
     job = config.jobs.get(held, columns=("scenario", "result"))
     if job is None:
-        return {}, None
+        return Earlier()
     if job["status"] != "done" or not job.get("result"):
         raise DispatchPending(
             f"the dispatch of {before} (job {held}) is {job['status']}: {day}'s plan waits "
@@ -162,16 +164,24 @@ def collected_the_day_before(config: PlannerConfig, day: date, now: datetime
     except Exception:  # noqa: BLE001 - no sheets were published of it either
         log.exception("dispatch for %s: the sheets of %s (job %s) cannot be cut; nothing "
                       "of them is left out", day, before, held)
-        return {}, None
+        return Earlier()
     grams: dict[str, float] = defaultdict(float)
+    boxes: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    empties: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for sheet in sheets:
         for trip in sheet.trips:
             for stop in trip.stops:
-                if datetime.fromisoformat(stop.arrive_at) > now:
-                    grams[stop.village_id] += stop.recyclables_grams
-    out = {v: g for v, g in grams.items() if g > 0}
-    return out, (f"to be collected by the dispatch of {before} (job {held}) before this "
-                 "plan's first day") if out else None
+                if datetime.fromisoformat(stop.arrive_at) <= now:
+                    continue
+                grams[stop.village_id] += stop.recyclables_grams
+                for ct, n in stop.boxes_to_drop.items():
+                    boxes[sheet.hub_id][ct] += n
+                for ct, n in stop.empties_to_collect.items():
+                    empties[stop.village_id][ct] += n
+    return Earlier(grams={v: g for v, g in grams.items() if g > 0},
+                   boxes_dropped={h: dict(m) for h, m in boxes.items()},
+                   empties={v: dict(m) for v, m in empties.items()},
+                   why=f"the dispatch of {before} (job {held}) before this plan's first day")
 
 
 def submit(config: PlannerConfig, kafka_io: KafkaIO, schedule: DispatchSchedule, day: date,
@@ -193,11 +203,11 @@ def submit(config: PlannerConfig, kafka_io: KafkaIO, schedule: DispatchSchedule,
             f"the dispatch of {day + timedelta(days=1)} (job {after}) was planned first, "
             f"from a state without {day}'s trips: {day}'s would collect the same waste. "
             f"Cancel that job, plan {day}, then plan {day + timedelta(days=1)} again")
-    earlier, why = collected_the_day_before(config, day, now or datetime.now(UTC))
+    earlier = still_to_run(config, day, now or datetime.now(UTC))
     request = FromState(horizon_days=schedule.horizon_days, name=name, containers_on_hand=True)
     scenario, inputs = build_scenario(request, config.network, kafka_io, config.topics,
                                       config.worker_url, config.worker_transport,
-                                      collected_before=earlier, collected_why=why)
+                                      earlier=earlier)
     options = {
         "time_limit_s": schedule.time_limit_s, "mip_gap": schedule.mip_gap,
         "baselines": False,

@@ -22,6 +22,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -37,6 +38,28 @@ log = logging.getLogger("packloop.planner")
 
 class StateUnavailable(RuntimeError):
     """The stream worker (or Kafka) could not be read; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """What trips planned before this plan still do at stops not reached yet, which the
+    state cannot show: the recyclables they collect (grams per village), the reusable
+    boxes they drop (per hub and type: they leave the hub, so this plan cannot use them)
+    and the empties they collect (per village and type: not out there any more). `why`
+    names those trips in the plan's warnings ("collected by ...", "dropped ... by ...").
+
+    The empties they bring back are not added to the hubs' pools: the state counts them
+    once they are returned (and they are cleaned before reuse)."""
+
+    grams: Mapping[str, float] = field(default_factory=dict)
+    boxes_dropped: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    empties: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    why: str = "trips planned before this plan"
+
+    def __bool__(self) -> bool:
+        return any(v > 0 for v in self.grams.values()) or any(
+            n > 0 for m in (*self.boxes_dropped.values(), *self.empties.values())
+            for n in m.values())
 
 
 class FromState(BaseModel):
@@ -177,6 +200,23 @@ def containers_out(status: Mapping[str, Any], villages: set[str], types: set[str
     return out
 
 
+def _less_collected(out: list[dict[str, Any]], earlier: Earlier, warnings: list[str]
+                    ) -> list[dict[str, Any]]:
+    """`out` less the empties `earlier`'s trips collect (each named in `warnings`): a
+    plan sent a van again for empties the day before's last stops were to bring back."""
+    kept = []
+    for c in out:
+        n = (earlier.empties.get(c["village_id"]) or {}).get(c["container_type"], 0.0)
+        if n > 0:
+            warnings.append(f"village {c['village_id']}: {min(n, c['count']):,.2f} "
+                            f"{c['container_type']} of its {c['count']:,.2f} out left out, "
+                            f"to be collected by {earlier.why}")
+            c = {**c, "count": c["count"] - n}
+        if c["count"] > 1e-9:
+            kept.append(c)
+    return kept
+
+
 def demand_days(counts: Mapping[tuple[str, date, str, str], int], newest: date | None,
                 horizon: int, network: Network) -> list[dict[str, Any]]:
     """The horizon's demand groups from the counted days: the last ``horizon`` days up to
@@ -214,14 +254,13 @@ def build_scenario(
     topics: Topics,
     worker_url: str,
     worker_transport: httpx.BaseTransport | None = None,
-    collected_before: Mapping[str, float] | None = None,
-    collected_why: str | None = None,
+    earlier: Earlier | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(scenario as plain data, the state it was built from and, as ``from_state``, the
-    settings it was built with) — raises StateUnavailable. ``collected_before``: grams per
-    village that trips already planned collect before the horizon's first day (the state
-    cannot show them yet), taken off the outstanding waste, each named in the warnings
-    with ``collected_why``."""
+    settings it was built with) — raises StateUnavailable. ``earlier``: what trips already
+    planned do before the horizon's first day (the state cannot show it yet): their
+    collections are taken off the outstanding waste and the containers out at villages,
+    the boxes they drop off the hubs' pools, each named in the warnings."""
     import optimizer
 
     status, pickups = read_worker_state(worker_url, worker_transport)
@@ -236,20 +275,27 @@ def build_scenario(
                                f"{type(exc).__name__}: {exc}") from None
     demand = demand_days(counts, newest, horizon, network)
     waste, warnings = outstanding_waste(status)
-    for vid, grams in sorted((collected_before or {}).items()):
+    earlier = earlier or Earlier()
+    for vid, grams in sorted(earlier.grams.items()):
         if waste.get(vid, 0.0) <= 0:
             continue
         left = waste[vid] - grams
-        why = collected_why or "collected before this plan"
         warnings.append(f"village {vid}: {min(grams, waste[vid]):,.0f} g of its "
-                        f"{waste[vid]:,.0f} g outstanding left out, {why}")
+                        f"{waste[vid]:,.0f} g outstanding left out, to be collected by "
+                        f"{earlier.why}")
         if left > 0:
             waste[vid] = left
         else:
             del waste[vid]
-    for w in warnings:
-        log.warning("plan from the live state: %s", w)
     pools = container_pools(network, status, request.container_stock)
+    for hub_id, dropped in sorted(earlier.boxes_dropped.items()):
+        for ct, n in sorted(dropped.items()):
+            have = pools.get(hub_id, {}).get(ct, 0.0)
+            if n <= 0 or have <= 0:
+                continue
+            pools[hub_id][ct] = max(0.0, have - n)
+            warnings.append(f"hub {hub_id}: {min(n, have):,.2f} {ct} of its {have:,.2f} at "
+                            f"the hub left out, to be dropped at villages by {earlier.why}")
     hubs = request.hubs
     if hubs is None:
         active = {network.villages[v].hub_id for v in waste if v in network.villages}
@@ -278,9 +324,12 @@ def build_scenario(
     if data.get("horizon_end") == "boundary":  # a cyclic week has no start to be out at
         out = containers_out(status, {v["village_id"] for v in data["villages"]},
                              {r["container_type"] for r in data["packaging"]["reusable"]})
+        out = _less_collected(out, earlier, warnings)
         data["containers_out"] = out
     if request.containers_on_hand:
         data["containers_on_hand"] = True
+    for w in warnings:
+        log.warning("plan from the live state: %s", w)
     optimizer.load_scenario(data)  # validate the overrides too (ScenarioError)
     inputs = {
         "stream_status_events": status.get("events"),

@@ -223,7 +223,7 @@ def test_tomorrows_dispatch_leaves_out_what_todays_collects_before_its_shift(con
     today's sheets collect at stops not reached yet; past them, the state reports what was
     collected, and nothing is left out."""
     from services.planner import PlannerWorker
-    from services.planner.daily import DispatchPending, collected_the_day_before, submit
+    from services.planner.daily import DispatchPending, still_to_run, submit
 
     schedule = config.dispatch
     today, created = submit(config, config.kafka_io, schedule, TODAY, now=local(0, 25))
@@ -238,15 +238,30 @@ def test_tomorrows_dispatch_leaves_out_what_todays_collects_before_its_shift(con
                   for t in job["result"]["trips"] if t["day"] == 0 and t["kind"] == "milk_run")
     assert planned > 0  # today collects at H01-V007
     # after its last stop's planned arrival, today's collections are in the state
-    assert collected_the_day_before(config, TOMORROW, local(23, 59)) == ({}, None)
+    assert not still_to_run(config, TOMORROW, local(23, 59))
     tomorrow, created = submit(config, config.kafka_io, schedule, TOMORROW, now=local(0, 30))
     assert created
     row = config.jobs.get(tomorrow, columns=("scenario", "inputs"))
     assert row is not None
     left = {w["village_id"]: w["grams"] for w in row["scenario"]["outstanding_waste"]}
     assert left.get("H01-V007", 0.0) == pytest.approx(max(0.0, 20000 - planned))
-    [warning] = row["inputs"]["warnings"]
+    [warning] = [w for w in row["inputs"]["warnings"] if "g outstanding" in w]
     assert warning.startswith("village H01-V007:") and f"dispatch of {TODAY}" in warning
+    # the reusable boxes today's stops still drop leave the hub: tomorrow's plan cannot use
+    # them (it counted on them, and its sheets could drop boxes the hub no longer held)
+    first = config.jobs.get(today, columns=("inputs",))
+    assert first is not None
+    dropped: dict[str, float] = {}
+    for p in job["result"]["packaging"]:
+        if (p["day"] == 0 and p["direction"] == "down" and p["village_id"].startswith("H01-")
+                and p["option"] in ("insulated_box", "reusable_crate")):
+            dropped[p["option"]] = dropped.get(p["option"], 0.0) + p["parcels"]
+    assert dropped  # today's plan packs some of H01's parcels in reusable boxes
+    for ct, n in dropped.items():
+        assert row["inputs"]["container_pools"]["H01"][ct] == pytest.approx(
+            first["inputs"]["container_pools"]["H01"][ct] - n)
+        assert any(w.startswith(f"hub H01: {n:,.2f} {ct} of its") for w in
+                   row["inputs"]["warnings"]), row["inputs"]["warnings"]
 
 
 def test_today_planned_after_tomorrow_is_refused(config) -> None:
@@ -266,7 +281,7 @@ def test_a_day_before_whose_sheets_cannot_be_cut_does_not_block_tomorrow(
         config, monkeypatch) -> None:
     """Its worker published no sheets of it either: tomorrow is planned, nothing left out
     (an exception there stopped tomorrow's dispatch every five minutes until midnight)."""
-    from services.planner.daily import collected_the_day_before
+    from services.planner.daily import still_to_run
 
     job_id, _ = config.jobs.create_once(TINY, {"dispatch": {"date": TODAY.isoformat()}},
                                         SOURCE, "ops", job_name(TODAY))
@@ -277,4 +292,25 @@ def test_a_day_before_whose_sheets_cannot_be_cut_does_not_block_tomorrow(
         raise TypeError("string indices must be integers")
 
     monkeypatch.setattr("services.planner.dispatch.run_sheets", broken)
-    assert collected_the_day_before(config, TOMORROW, local(0, 30)) == ({}, None)
+    assert not still_to_run(config, TOMORROW, local(0, 30))
+
+
+def test_empties_the_day_before_still_collects_are_not_out_for_tomorrow() -> None:
+    """Tomorrow's plan sent a van for empties today's last stops bring back."""
+    from services.planner.from_state import Earlier, _less_collected
+
+    out = [{"village_id": "H01-V001", "container_type": "insulated_box", "count": 5.0,
+            "day": 0},
+           {"village_id": "H01-V002", "container_type": "insulated_box", "count": 2.0,
+            "day": 0}]
+    earlier = Earlier(empties={"H01-V001": {"insulated_box": 3.0},
+                               "H01-V002": {"insulated_box": 2.0}}, why="today's sheets")
+    warnings: list[str] = []
+    left = _less_collected(out, earlier, warnings)
+    assert left == [{**out[0], "count": 2.0}]
+    assert warnings == [
+        "village H01-V001: 3.00 insulated_box of its 5.00 out left out, to be collected by "
+        "today's sheets",
+        "village H01-V002: 2.00 insulated_box of its 2.00 out left out, to be collected by "
+        "today's sheets"]
+    assert not Earlier() and earlier
