@@ -1,10 +1,11 @@
 """The officer's ledger in SQL: each village's monthly figures, kept across broker restarts.
 
-Workers write (`streams.ledger`); `packloop report officer` reads. One row per (worker group,
-village, month, epoch) holds that life of the village's state's cumulative figures for the month and
-the applied-event count it reached (`seq`); a write replaces a row only with a higher seq,
-so replays, retries and two workers during a rebalance change nothing, and a month's
-figures are the sum over epochs: events after a broker restart add to what was there.
+Workers write (`streams.ledger`); `packloop report officer` reads. One row per (worker
+group, village, month, epoch) holds that life of the village's state's cumulative figures for
+the month and the count of changes it reached (`seq`, `VillageState.changes`); a write
+replaces a row only with a higher seq, so replays, retries and two workers during a
+rebalance change nothing, and a month's figures are the sum over epochs: events after a
+broker restart add to what was there.
 """
 
 from __future__ import annotations

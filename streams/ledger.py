@@ -5,9 +5,11 @@ officer reports months and years. So the worker writes each village's month rows
 (:func:`streams.months.month_row`) to a ledger once they are in the changelog. The writer
 is injected (the stream app never imports ``services``); `services.ledger` is the SQL one.
 
-A row is keyed by (worker group, village, month, epoch) and carries the village's
-applied-event count as ``seq``: rows are cumulative within an epoch, so writing one again,
-or an older one after a newer (a replay, two workers during a rebalance), changes nothing;
+A row is keyed by (worker group, village, month, epoch) and carries the village's count
+of changes (``VillageState.changes``: events applied, and pickups requested or made overdue,
+which a timer does without an event) as ``seq``: rows are cumulative within an epoch, so
+writing one again, or an older one after a newer (a replay, two workers during a
+rebalance), changes nothing;
 a village whose state starts from nothing (a fresh broker) gets a new epoch, whose rows add
 to the old ones.
 
@@ -139,7 +141,7 @@ class LedgerFeed:
                 if self._written.get(key) == figures:
                     continue
                 mine.append(LedgerRow(self.stream, state.village_id, state.hub_id, month,
-                                      state.epoch, state.applied, figures))
+                                      state.epoch, state.changes, figures))
             open_ids = state.seen.by_id
             handed = self._ids.get((state.village_id, state.epoch))
             if handed is not None:
@@ -160,7 +162,7 @@ class LedgerFeed:
                 if not mine and state.months:
                     month = max(state.months)
                     mine.append(LedgerRow(self.stream, state.village_id, state.hub_id, month,
-                                          state.epoch, state.applied,
+                                          state.epoch, state.changes,
                                           month_row(state, month)))
                 if mine:
                     mine[0] = dataclasses.replace(mine[0], ids=new)

@@ -132,6 +132,15 @@ class VillageState:
                 oldest = lots[0][0]
         return oldest
 
+    @property
+    def changes(self) -> int:
+        """A count that rises with every change of the village's month figures within its
+        epoch, and is never below ``applied``: events applied plus the pickups requested
+        and made overdue (a timer does both without an event). The ledger keeps the row
+        with the highest (`streams.ledger`): by ``applied`` alone it dropped the rewrite
+        carrying a pickup a timer raised, and archived the month without it."""
+        return self.applied + self.pickups_requested + self.pickups_overdue
+
     def on_hand_at_start(self, month: str) -> dict[str, int]:
         """Outstanding grams by material at 00:00 local on the first day of ``month``
         ("YYYY-MM"): the all-time tallies less what the months from ``month`` on counted.

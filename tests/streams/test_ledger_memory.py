@@ -227,3 +227,35 @@ def test_a_restarted_worker_hands_over_the_sealed_ids_it_recovered(tmp_path) -> 
     later = feed.rows(h.procs[0].villages.values())
     assert [d for r in later for d, _day in r.ids] == [_digest(_shipment(7))]  # not all again
     ledger.close()
+
+
+def test_a_pickup_a_timer_raises_reaches_the_ledger(tmp_path: Path) -> None:
+    """A village's waste ages past its limit; the pickup is requested when another
+    village's event moves the partition's stream time, without an event of its own. The
+    ledger kept the row with the higher applied-event count only, so the rewrite carrying
+    that pickup was dropped: the archived month said 0 requested where the worker said 1
+    (an outside audit: 3 against 4, overdue 0 against 1)."""
+    ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
+    h = Harness()
+    feed = LedgerFeed(STREAM)
+
+    def hand_over() -> None:
+        rows = feed.rows(h.procs[0].villages.values())
+        ledger.write(rows)
+        feed.written(rows)
+
+    h.produce(_shipment(0))  # 2026-11-11: 200 g of cardboard at H01-V007
+    h.run(0, batch=1)
+    hand_over()
+    other = orjson.loads(_shipment(1))
+    other.update(village_id="H01-V001", event_id="other-1",
+                 occurred_at="2026-11-25T08:00:00Z")  # two weeks on, another village
+    h.produce(orjson.dumps(other))
+    h.run(0, batch=1)
+    state = h.procs[0].villages[VILLAGE]
+    assert state.pickups_requested == 1 and state.applied == 1  # the timer's, no event
+    hand_over()
+    [row] = [v for v in ledger.month(STREAM, "2026-11")["villages"]
+             if v["village_id"] == VILLAGE]
+    assert row["pickups"]["requested"] == 1
+    ledger.close()
