@@ -126,7 +126,14 @@ def redact_url(url: str) -> str:
     try:
         shown = make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - any unparsable URL is still shown, less its secrets
-        shown = _USERINFO.sub(f"://{HIDDEN}@", url)
+        if "://" in url:
+            shown = _USERINFO.sub(f"://{HIDDEN}@", url)
+        elif "@" in url:
+            # no "://" to find it by (`postgresql+psycopg//user:pw@db`, `user:pw@db`): all
+            # before the last "@" goes, scheme included (the password was printed)
+            shown = f"{HIDDEN}@{url.rsplit('@', 1)[1]}"
+        else:
+            shown = url
     return _PARAM.sub(lambda m: m["lead"] + HIDDEN if m["value"] and _secret_key(m["key"])
                       else m[0], shown)
 
@@ -143,6 +150,8 @@ def _secrets(url: str) -> list[str]:
     info = _USERINFO.search(url)
     if info and ":" in info["info"]:
         found.append(info["info"].split(":", 1)[1])
+    elif info is None and "@" in url:  # no "://": what `redact_url` hides stands in
+        found.append(url.rsplit("@", 1)[0])
     found += [m["value"] for m in _PARAM.finditer(url) if m["value"] and _secret_key(m["key"])]
     found += [unquote_plus(s) for s in found]
     return sorted({s for s in found if s}, key=len, reverse=True)

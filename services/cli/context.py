@@ -86,6 +86,20 @@ def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
     return base.model_copy(update=updates) if updates else base
 
 
+def bearer(secret: str, where: str) -> str:
+    """The ``Authorization`` value of a token set in ``where``: the whitespace around it
+    dropped (a trailing newline or CR of ``$(cat file)``, a Windows .env), anything else
+    that cannot be in a token refused naming ``where``, never printed. Passed on as it
+    was, httpx refused the header and the error quoted it: the whole token in the
+    terminal (an outside audit)."""
+    token = secret.strip()
+    if not token or any(not 0x21 <= ord(c) <= 0x7E for c in token):
+        raise click.ClickException(
+            f"{where} holds characters a token cannot have (spaces, control characters or "
+            "non-ASCII inside it): check how it was set (the token is not shown)")
+    return f"Bearer {token}"
+
+
 def open_database(what: str, variable: str, url: str, opener: Callable[[], T]) -> T:
     """``opener()``, or exit with one line naming ``variable`` (password hidden)."""
     from services.db import cannot_open

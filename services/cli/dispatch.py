@@ -14,7 +14,7 @@ import click
 import httpx
 import orjson
 
-from services.cli.context import settings_from
+from services.cli.context import bearer, settings_from
 
 
 @click.group()
@@ -64,8 +64,8 @@ def show(ctx: click.Context, hub: str, day: dt.date, fmt: str) -> None:
     path = f"/v1/hubs/{quote(hub, safe='')}/dispatch"
     try:
         with httpx_client(settings, base_url=base, timeout=httpx.Timeout(30.0, connect=5.0),
-                          headers={"Authorization":
-                                   f"Bearer {settings.hub_token.get_secret_value()}"}
+                          headers={"Authorization": bearer(
+                              settings.hub_token.get_secret_value(), "PACKLOOP_HUB_TOKEN")}
                           ) as client:
             resp = client.get(path, params={"date": day.isoformat()})
     except TlsError as exc:

@@ -25,7 +25,7 @@ import httpx
 import orjson
 from rich.console import Console
 
-from services.cli.context import FiniteRange, console, settings_from
+from services.cli.context import FiniteRange, bearer, console, settings_from
 
 #: --time-limit: seconds, above 0
 TIME_LIMIT = FiniteRange(min=0, min_open=True)
@@ -322,7 +322,8 @@ def _client(ctx: click.Context, url: str | None, token: str | None) -> httpx.Cli
         return httpx_client(
             settings,
             base_url=base.rstrip("/"),
-            headers={"Authorization": f"Bearer {secret}"},
+            headers={"Authorization": bearer(secret, "--token" if token
+                                             else "PACKLOOP_PLANNER_TOKEN")},
             timeout=httpx.Timeout(30.0, connect=5.0),
         )
     except TlsError as exc:

@@ -46,13 +46,43 @@ def verify(secret: str, body: bytes, header: str | None) -> bool:
     return bool(header) and hmac.compare_digest(sign(secret, body), header or "")
 
 
+#: IPv6 prefixes whose last 32 bits are an IPv4 address a gateway may route to: NAT64's
+#: well-known prefix (RFC 6052), IPv4-compatible and IPv4-translated (SIIT) forms
+_V4_IN_LAST_32 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("::/96"),
+                  ipaddress.IPv6Network("::ffff:0:0:0/96"))
+#: NAT64's local-use prefix (RFC 8215): the IPv4 inside is the network's own choice
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def _inner_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries to (mapped, 6to4, Teredo's client, NAT64,
+    compatible, translated), or None."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if any(ip in net for net in _V4_IN_LAST_32) and int(ip) > 1:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def forbidden_address(address: str) -> bool:
     """Whether a webhook may not reach ``address``: anything not globally reachable
     (private, loopback, link-local, shared, reserved, unspecified) and multicast; IPv4
-    inside IPv6 is judged as IPv4."""
+    inside IPv6 (mapped, 6to4, Teredo, NAT64, compatible, translated) is judged as that
+    IPv4 too, and NAT64's local-use prefix is refused: `64:ff9b::a9fe:a9fe` reached the
+    cloud's metadata address where a NAT64 gateway routes it (an outside audit)."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _LOCAL_NAT64:
+            return True
+        inner = _inner_ipv4(ip)
+        if inner is not None and (not inner.is_global or inner.is_multicast):
+            return True
+        if ip.ipv4_mapped is not None:
+            return False  # judged as the IPv4 it is
     return not ip.is_global or ip.is_multicast
 
 
@@ -89,6 +119,15 @@ def check_url(url: str, allow_private: bool = False) -> str | None:
     if not parts.hostname:
         return "the webhook URL has no host"
     if not allow_private:
+        try:
+            # an address written in the URL is judged as written: a scoped one
+            # (fe80::1%eth0) did not resolve here, and passed
+            forbidden = forbidden_address(parts.hostname)
+        except ValueError:
+            forbidden = False  # a host name: resolved below
+        if forbidden:
+            return (f"{parts.hostname} is a private address, not allowed "
+                    "(PACKLOOP_WEBHOOK_ALLOW_PRIVATE=true allows it)")
         try:
             public_address(parts.hostname, port or 443)
         except RefusedTarget as exc:

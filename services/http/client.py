@@ -4,6 +4,7 @@ and a failure said in one line."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -41,4 +42,6 @@ def connection_problem(exc: httpx.HTTPError, url: str, settings: Settings) -> st
     problem = handshake_problem(exc, url, settings.ca_file)
     if problem is not None:
         return problem
-    return f"cannot reach {url} ({type(exc).__name__}: {exc})"
+    # an HTTP library's message may quote a header it refused: never a token
+    said = re.sub(r"(?i)(bearer\s+)\S+", r"\1***", str(exc))
+    return f"cannot reach {url} ({type(exc).__name__}: {said})"

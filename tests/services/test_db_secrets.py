@@ -25,6 +25,9 @@ LEAKY = [
     f"postgresql+psycopg://packloop:pw@127.0.0.1:1/packloop?sslmode=require&sslpassword={SECRET}",
     f"postgresql+psycopg://packloop:{SECRET}@db/packloop?PassWord={SECRET}",
     f"mysql://packloop:{SECRET}/with-slash@db:x/packloop",
+    # no "://" (an outside audit: printed in clear by `paths`, `gateway` and `planner`)
+    f"postgresql+psycopg//packloop:{SECRET}@db/packloop",
+    f"packloop:{SECRET}@db/packloop",
 ]
 
 

@@ -54,6 +54,36 @@ def test_token_flag_is_sent_and_wins_over_the_variable(sent, monkeypatch, comman
     assert sent[-1].headers["authorization"] == "Bearer from-env"
 
 
+def test_a_token_with_a_trailing_newline_or_cr_is_sent_trimmed(sent, monkeypatch) -> None:
+    """`export PACKLOOP_PLANNER_TOKEN="$(cat f)"` or a Windows .env leaves a CR or newline:
+    httpx refused the header and the error quoted it, the whole token on the terminal (an
+    outside audit). Trimmed, it works; one with a space or a control character inside is
+    refused naming the variable, the token not shown."""
+    for tail in ("\r", "\n", " "):
+        monkeypatch.setenv("PACKLOOP_PLANNER_TOKEN", "plk_abc_s3cret" + tail)
+        r = CliRunner().invoke(cli, ["plan", "status", "plan-0123"])
+        assert r.exit_code == 0, r.output
+        assert sent[-1].headers["authorization"] == "Bearer plk_abc_s3cret"
+    sent.clear()
+    for inside in ("plk_abc_s3\rcret", "plk_abc s3cret", "plk_abc_s3crét"):
+        monkeypatch.setenv("PACKLOOP_PLANNER_TOKEN", inside)
+        r = CliRunner().invoke(cli, ["plan", "status", "plan-0123"])
+        assert r.exit_code == 1 and not sent
+        assert "PACKLOOP_PLANNER_TOKEN holds characters a token cannot have" in r.output
+        assert "s3" not in r.output
+    r = CliRunner().invoke(cli, ["plan", "status", "plan-0123", "--token", "a b"])
+    assert r.exit_code == 1 and "--token holds characters" in r.output
+
+
+def test_an_error_never_quotes_the_token() -> None:
+    from services.http.client import connection_problem
+    from services.settings import Settings
+
+    exc = httpx.LocalProtocolError("Illegal header value b'Bearer plk_b23f_6qrkReNX7nc\\r'")
+    said = connection_problem(exc, "http://127.0.0.1:1", Settings())
+    assert "6qrk" not in said and "Bearer ***" in said
+
+
 def test_no_token_names_both_ways_to_give_one(sent) -> None:
     r = CliRunner().invoke(cli, ["plan", "status", "plan-0123"])
     assert r.exit_code == 1 and not sent

@@ -216,3 +216,58 @@ def test_a_refused_commit_of_the_positions_is_tried_again_after_the_next_poll(
     consumer.fail = False
     d._pin(consumer)
     assert d._unpinned == set() and consumer.committed == [{tp: 42}]
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::a00:1", "64:ff9b::a9fe:a9fe", "64:ff9b:1::1",
+                                     "2002:a00:1::", "2002:7f00:1::", "::a00:1",
+                                     "::ffff:0:a00:1", "2001:0:4136:e378:8000:63bf:f5ff:fffe"])
+def test_ipv4_carried_inside_ipv6_is_judged_as_that_ipv4(address) -> None:
+    """NAT64, 6to4, Teredo, IPv4-compatible and -translated forms of private IPv4
+    addresses passed (an outside audit: `64:ff9b::a9fe:a9fe` is the metadata address where
+    a NAT64 gateway routes it); their public counterparts still pass."""
+    assert delivery.forbidden_address(address)
+    assert delivery.check_url(f"http://[{address}]/hook") is not None
+
+
+@pytest.mark.parametrize("address", ["2001:4860:4860::8888", "64:ff9b::808:808",
+                                     "2002:808:808::", "::ffff:8.8.8.8"])
+def test_public_ipv6_forms_pass(address) -> None:
+    assert not delivery.forbidden_address(address)
+
+
+def test_a_scoped_link_local_literal_is_refused_at_registration() -> None:
+    """`http://[fe80::1%25eth0]/` did not resolve here (no such interface) and so passed
+    as a name not resolving yet; an address written in the URL is judged as written."""
+    assert "private address" in (delivery.check_url("http://[fe80::1%25eth0]/") or "")
+
+
+def test_a_slow_resolver_does_not_hold_the_other_hubs(token_store, monkeypatch) -> None:
+    """Registering a webhook looked its host up on the event loop: a resolver taking 5 s
+    held every hub's requests for those 5 s (an outside audit). The lookup runs in a
+    thread and is not waited for past CHECK_URL_WAIT_S (the name passes, as one that does
+    not resolve yet does: each delivery checks it again)."""
+    import time
+
+    from services.gateway.routes import webhooks as routes
+
+    monkeypatch.setattr(routes, "CHECK_URL_WAIT_S", 0.3)
+    release = threading.Event()
+
+    def slow(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
+        release.wait(10)
+        raise socket.gaierror("timed out")
+
+    monkeypatch.setattr(delivery.socket, "getaddrinfo", slow)
+    _, token = token_store.add("hub", "H01")
+    app = create_app(GatewayConfig(
+        kafka=KafkaConnection(), topics=Topics("t-"), network=NETWORK, tokens=token_store,
+        kafka_io=FakeKafkaIO(), webhooks=False))
+    try:
+        with TestClient(app) as client:
+            started = time.monotonic()
+            resp = client.put("/v1/webhook", json={"url": "https://slow.example/p"},
+                              headers=auth(token))
+            assert resp.status_code == 200, resp.text
+            assert time.monotonic() - started < 5.0
+    finally:
+        release.set()
