@@ -301,6 +301,17 @@ class Settings(BaseSettings):
         "uvicorn's --forwarded-allow-ips) whose X-Forwarded-For the gateway and planner "
         "believe; empty: none, the TCP peer is the client (failed-token limit, audit log).",
     )
+    http_head_timeout_s: float = Field(
+        10.0, gt=0, le=3600, allow_inf_nan=False,
+        description="Seconds the gateway and planner web servers wait for a "
+        "request's headers (from the connection or the previous response) before closing "
+        "the connection: a client sending them a byte at a time held it for ever.",
+    )
+    http_max_connections: int = Field(
+        1000, ge=1, le=1_000_000,
+        description="Open connections per web server (gateway, planner) beyond which new "
+        "ones are closed at once; keep it below the process's open-file limit.",
+    )
     ca_file: Path | None = Field(
         None, description="CA certificates (PEM) the command-line clients trust for HTTPS "
         "(`plan submit|status|fetch`); unset: the system's trust store.",

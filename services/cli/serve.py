@@ -103,14 +103,19 @@ def server_config(app: Any, settings: Settings, host: str, port: int, log_level:
     """uvicorn's configuration of a service. uvicorn believes X-Forwarded-For from
     127.0.0.1 unless told otherwise, so anything on the host (a sidecar, another user's
     process) could pick the peer address the failed-token limit and the audit log go by:
-    forwarded headers are read only from the proxies PACKLOOP_FORWARDED_ALLOW_IPS names."""
+    forwarded headers are read only from the proxies PACKLOOP_FORWARDED_ALLOW_IPS names.
+    Its HTTP/1.1 protocol closes connections whose request head is overdue and those over
+    the cap (`services.http.protocol`)."""
     import uvicorn
+
+    from services.http.protocol import guarded_protocol
 
     proxies = settings.forwarded_allow_ips.strip()
     return uvicorn.Config(
         app, host=host, port=port, log_level=log_level.lower(), server_header=False,
         ssl_certfile=cert, ssl_keyfile=key, proxy_headers=bool(proxies),
-        forwarded_allow_ips=proxies or None)
+        forwarded_allow_ips=proxies or None,
+        http=guarded_protocol(settings.http_head_timeout_s, settings.http_max_connections))
 
 
 def warn_without_pepper(settings: Settings) -> None:
