@@ -1,17 +1,26 @@
-"""Limits on failed authentication per TCP peer, and the audit line of every token use.
+"""Limits on failed authentication, and the audit line of every token use.
 
-Tokens are long and random, but nothing else stops a client from trying them as fast as
-a service answers. After :data:`MAX_FAILURES` refused tokens from one peer address within
-:data:`WINDOW_S` seconds, that address is answered 429 for the rest of the window without
-its tokens being checked (a good token included: the address is what is limited). A
-request without any token is not a guess and does not count.
+Tokens are long and random (``plk_<id>_<secret>``), but nothing else stops a client from
+trying secrets as fast as a service answers. Two limits, per TCP peer address:
+
+* per token id: after :data:`MAX_FAILURES` refusals of tokens with one id from one address
+  within :data:`WINDOW_S` seconds, that address is answered 429 for the rest of the window
+  for that id, its tokens not checked (a good one included: that id is being guessed);
+* per address: after :data:`FLOOD_FAILURES` refusals of any kind (random ids, malformed
+  tokens), the address is answered 429 without a check, except for the token ids that
+  passed from it within the window.
+
+Why not one limit per address: behind a proxy every hub has the proxy's address, and ten
+bad tokens a minute from anyone there locked every hub out (an outside audit). Guessing
+gains nothing from other ids: a secret is guessed for an id, and an id itself is 48 random
+bits. A request without any token is not a guess and does not count.
 
 The peer is ``request.client``. uvicorn on its own would take it from ``X-Forwarded-For``
 whenever the TCP peer is 127.0.0.1, so any local process could choose a fresh address per
 guess (and the audit log's peer); `packloop gateway` and `packloop planner` read the header
 only from the proxies named in ``PACKLOOP_FORWARDED_ALLOW_IPS`` (none by default:
 :func:`services.cli.serve.server_config`). Behind a reverse proxy not named there the peer
-is the proxy, so such a proxy must limit per client itself.
+is the proxy, so such a proxy should limit per client itself.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from prometheus_client import CollectorRegistry, Counter
 from services.auth.tokens import TokenCheck
 
 MAX_FAILURES = 10
+FLOOD_FAILURES = 100
 WINDOW_S = 60.0
 
 #: every value of the failure counters' ``result`` label
@@ -38,6 +48,10 @@ audit_log = logging.getLogger("packloop.audit")
 _PRINTABLE_ID = re.compile(r"[0-9a-f]{1,32}")
 #: what may not reach a log line from a peer address (a trusted proxy's header sets it)
 _UNSAFE = re.compile(r"[^0-9A-Za-z.:_\[\]-]")
+
+
+def _key(peer: str, token_id: str | None) -> str:
+    return f"{peer} {token_id or '-'}"
 
 
 class FailureLimiter:
@@ -84,43 +98,75 @@ class FailureLimiter:
 
 
 class AuthGuard:
-    """One service's failure limit, failure counter and audit log."""
+    """One service's failure limits, failure counter and audit log."""
 
     def __init__(self, service: str, owner_kind: str, registry: CollectorRegistry,
-                 limiter: FailureLimiter | None = None) -> None:
+                 limiter: FailureLimiter | None = None,
+                 flood: FailureLimiter | None = None) -> None:
         self.service = service
         self.owner_kind = owner_kind
+        #: per (address, token id)
         self.limiter = limiter or FailureLimiter()
+        #: per address
+        self.flood = flood or FailureLimiter(FLOOD_FAILURES, self.limiter.window_s,
+                                             self.limiter.clock)
+        #: (address, token id) -> when a token with that id last passed from there
+        self._passed: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
         self.failures = Counter(
             f"packloop_{service}_auth_failures_total",
             "Requests whose token was refused, by result (missing, malformed, unknown id, "
             "bad_secret, wrong_kind, revoked; blocked: answered 429 without a check after "
-            f"{self.limiter.max_failures} refusals from the address within "
-            f"{self.limiter.window_s:g} s).",
+            f"{self.limiter.max_failures} refusals of one token id from the address, or "
+            f"{self.flood.max_failures} of any, within {self.limiter.window_s:g} s).",
             ["result"],
             registry=registry,
         )
         for result in RESULTS:
             self.failures.labels(result)
 
-    def blocked_for(self, peer: str) -> float:
-        """Seconds the peer must wait (0.0: check its token); a block is counted and
-        audited."""
-        wait = self.limiter.blocked_for(peer)
+    def blocked_for(self, peer: str, token_id: str | None = None) -> float:
+        """Seconds the peer must wait before a token with ``token_id`` (None: malformed or
+        no id) is checked (0.0: check it now); a block is counted and audited."""
+        wait = self.limiter.blocked_for(_key(peer, token_id))
+        if wait <= 0 and not self._passed_lately(peer, token_id):
+            wait = self.flood.blocked_for(peer)
         if wait > 0:
             self.failures.labels("blocked").inc()
-            self._audit(peer, "blocked", None, None)
+            self._audit(peer, "blocked", token_id, None)
         return wait
 
     def record(self, peer: str, check: TokenCheck) -> None:
-        """Audit one token check; count a refusal, and toward the peer's limit when a token
-        was presented."""
+        """Audit one token check; count a refusal, and toward the peer's limits when a
+        token was presented."""
         self._audit(peer, check.outcome, check.token_id, check.owner)
         if check.outcome == "ok":
+            if check.token_id is not None:
+                self._remember_pass(peer, check.token_id)
             return
         self.failures.labels(check.outcome).inc()
         if check.outcome != "missing":
-            self.limiter.failed(peer)
+            self.limiter.failed(_key(peer, check.token_id))
+            self.flood.failed(peer)
+
+    def _passed_lately(self, peer: str, token_id: str | None) -> bool:
+        if token_id is None:
+            return False
+        with self._lock:
+            at = self._passed.get((peer, token_id))
+        return at is not None and self.limiter.clock() - at < self.limiter.window_s
+
+    def _remember_pass(self, peer: str, token_id: str) -> None:
+        now = self.limiter.clock()
+        with self._lock:
+            if len(self._passed) >= self.limiter.max_keys and (peer, token_id) not in \
+                    self._passed:
+                for key in [k for k, t in self._passed.items()
+                            if now - t >= self.limiter.window_s]:
+                    del self._passed[key]
+                while len(self._passed) >= self.limiter.max_keys:
+                    del self._passed[next(iter(self._passed))]
+            self._passed[(peer, token_id)] = now
 
     def _audit(self, peer: str, outcome: str, token_id: str | None, owner: str | None) -> None:
         shown_id = token_id if token_id and _PRINTABLE_ID.fullmatch(token_id) else "-"

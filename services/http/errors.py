@@ -18,7 +18,14 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.auth.guard import AuthGuard
-from services.auth.tokens import Kind, TokenCheck, TokenInfo, TokenStore, bearer_token
+from services.auth.tokens import (
+    Kind,
+    TokenCheck,
+    TokenInfo,
+    TokenStore,
+    bearer_token,
+    token_id_of,
+)
 
 log = logging.getLogger("packloop.http")
 
@@ -42,20 +49,20 @@ async def require_token(request: Request, tokens: TokenStore, kind: Kind, create
     """The caller's token record, or 401 naming how to get a token (never echoing one).
 
     When the app has an :class:`~services.auth.guard.AuthGuard` (``app.state.auth_guard``)
-    every check is audited and counted, and a peer over its failure limit gets 429
-    before its token is looked at.
+    every check is audited and counted, and a peer over a failure limit gets 429 before
+    its token is looked at (`services.auth.guard`).
     """
     guard: AuthGuard | None = getattr(request.app.state, "auth_guard", None)
     peer = request.client.host if request.client else "unknown"
-    if guard is not None:
-        wait = guard.blocked_for(peer)
+    token = bearer_token(request.headers.get("authorization"))
+    if guard is not None and token is not None:
+        wait = guard.blocked_for(peer, token_id_of(token) if len(token) <= 256 else None)
         if wait > 0:
             raise ApiError(
                 429, "too_many_auth_failures",
                 f"too many refused tokens from {peer}; retry after the Retry-After seconds",
                 headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
-    token = bearer_token(request.headers.get("authorization"))
     check: TokenCheck = (TokenCheck(None, "missing") if token is None
                          else await run_in_threadpool(tokens.check, kind, token))
     if guard is not None:

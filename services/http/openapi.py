@@ -78,13 +78,15 @@ AUTH_LIMIT = "Too many refused tokens from this address (see Retry-After)."
 def _document_auth_limit(responses: dict[str, Any]) -> None:
     """Every authenticated operation may answer 429 when its caller's address is blocked
     (:mod:`services.auth.guard`)."""
+    headers = {"Retry-After": {"schema": {"type": "integer"},
+                               "description": "Seconds until the address may try again."}}
     if "429" in responses:
         responses["429"]["description"] += " Or: too many refused tokens from this address."
+        responses["429"].setdefault("headers", headers)
         return
     responses["429"] = {
         "description": AUTH_LIMIT,
-        "headers": {"Retry-After": {"schema": {"type": "integer"},
-                                    "description": "Seconds until the address may try again."}},
+        "headers": headers,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
     }
 
