@@ -12,7 +12,8 @@ counters as events pass:
   from its scrape as soon as the partition is revoked, so ``sum()`` over workers is
   right after any rebalance (each village is in exactly one worker's scrape);
 * event-time windows (``day``/``month`` in the network's time zone, rolling ``7d``)
-  are computed at the partition's stream time, like ``GET /villages/{id}``.
+  are computed at one time for every village of a scrape: the latest stream time of the
+  partitions the worker owns (``GET /villages/{id}`` uses its partition's).
 
 Because counters follow the state, a partition moving between workers moves its
 counts with it: the losing worker's counter drops and the gaining worker's jumps.
@@ -315,8 +316,13 @@ class PackloopCollector(Collector):
         ready = self.source.ready()
         if ready:
             states = self.source.villages()
+            # every village's windows at one time, the latest stream time of the partitions
+            # owned: at each partition's own, a quiet partition still in November put its
+            # November into the township's "this month" (an outside audit: a recovery ratio
+            # of 0.7056 where the report said 0.6864)
+            latest = max((now for _state, now in states if now is not None), default=None)
             for start in range(0, len(states), slice_villages):
-                self._village_series(acc, states[start:start + slice_villages])
+                self._village_series(acc, states[start:start + slice_villages], latest)
                 yield
             self._event_totals(acc)
         self._reference_series(acc.series, counters=ready)
@@ -324,7 +330,8 @@ class PackloopCollector(Collector):
         acc.histogram = self.histogram.snapshot()
 
     def _village_series(
-        self, totals: Accumulated, villages: Iterable[tuple[VillageState, int | None]]
+        self, totals: Accumulated, villages: Iterable[tuple[VillageState, int | None]],
+        latest: int | None = None,
     ) -> None:
         acc = totals.series
         gen_t = acc["packloop_waste_generated_grams_total"]
@@ -345,7 +352,8 @@ class PackloopCollector(Collector):
         dead = totals.dead
         vl = self.village_label
         bounds_cache = totals.bounds
-        for state, now in villages:
+        for state, own_now in villages:
+            now = own_now if latest is None else latest
             totals.applied += state.applied
             totals.duplicates += state.duplicates
             _count_dead(dead, state.dead_lettered, state.dead_reasons)

@@ -195,12 +195,14 @@ def test_windows_equal_the_state_definition(run: tuple[Harness, ReasonModel]) ->
     got = by(s["packloop_waste_window_generated_grams"], "village", "material", "window")
     gotr = by(s["packloop_waste_window_recovered_grams"], "village", "material", "window")
     checked = 0
+    # one time for every village: the latest stream time of the partitions scraped
+    latest = max(proc.stream_time for proc in h.procs.values() if proc.stream_time)
     for proc in h.procs.values():
         for st in proc.villages.values():
             if not (st.generated or st.recovered):
                 continue
             for w in mn.WINDOWS:
-                win = st.window(proc.stream_time, NET.timezone, w)
+                win = st.window(latest, NET.timezone, w)
                 for mat in set(st.generated) | set(st.recovered):
                     assert got[(st.village_id, mat, w)] == win["generated_grams"].get(mat, 0)
                     assert gotr[(st.village_id, mat, w)] == win["recovered_grams"].get(mat, 0)
@@ -428,6 +430,40 @@ def test_worst_case_series_count_is_the_published_model(village_label: bool) -> 
     deployment = Deployment(villages=len(net.villages), hubs=len(net.hubs), workers=1,
                             partitions=8, dead_letter_reasons=len(reasons))
     assert series == total(village_label, deployment)
+
+
+def test_a_quiet_partition_is_read_in_the_month_the_others_reached() -> None:
+    """Two partitions of one worker, one still at November's stream time, the other in
+    December: every village's "month" is December. Each at its own time, the quiet one's
+    November went into the township's "this month" (an outside audit: a recovery ratio
+    of 0.7056 where the report said 0.6864)."""
+    net = load_network()
+    late, busy = list(net.villages)[:2]
+    a = VillageState(late, net.villages[late].hub_id)
+    a.generated["cardboard"] = 4_000
+    a.recovered["cardboard"] = 800
+    a.months["2026-11"] = MonthBucket(generated={"cardboard": 4_000},
+                                      recovered={"cardboard": 800})
+    a.days["2026-11-28"] = [{"cardboard": 4_000}, {"cardboard": 800}]
+    b = VillageState(busy, net.villages[busy].hub_id)
+    b.generated["cardboard"] = 1_000
+    b.months["2026-12"] = MonthBucket(generated={"cardboard": 1_000})
+    b.days["2026-12-02"] = [{"cardboard": 1_000}, {}]
+    nov = to_us(datetime(2026, 11, 28, 6, tzinfo=UTC))
+    dec = to_us(datetime(2026, 12, 2, 6, tzinfo=UTC))
+    source = StaticSource([a, b], dec, 2)
+    source.states = [(a, nov), (b, dec)]
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(PackloopCollector(net, source, True))
+    samples = [s for f in text_string_to_metric_families(generate_latest(reg).decode())
+               for s in f.samples]
+    month = {s.labels["village"]: s.value for s in samples
+             if s.name == "packloop_waste_window_generated_grams"
+             and s.labels["window"] == "month"}
+    start = {s.labels["village"]: s.value for s in samples
+             if s.name == "packloop_waste_month_on_hand_start_grams"}
+    assert month == {late: 0, busy: 1_000}
+    assert start[late] == 3_200  # what it held when December began
 
 
 def test_a_quiet_villages_stock_counts_in_the_months_on_hand() -> None:
