@@ -28,7 +28,13 @@ Definitions (``docs/operations.md`` repeats them for people):
   foam, hard plastic); ``degradable_known_grams`` how many plastic grams said either way.
   None when no plastic item said (``degradable_known_grams`` 0): a month whose events never
   say is unknown, not a month that met the "no non-degradable plastic" target.
-- ``grams_per_parcel``: single-use packaging generated ÷ parcels.
+- ``grams_per_parcel``: single-use packaging generated ÷ parcels. A damaged or lost
+  reusable container is waste the village's tallies count (generated, and recovered at once
+  when handed back damaged), but not single-use packaging: given the containers' masses,
+  its grams are left out here and in ``packaging_co2e_kg`` (its making is in the reuse's
+  own emissions), where they made a village breaking more boxes read 1,400 g a parcel for
+  500 of single-use packaging (an outside audit). The recovery ratio keeps them: it is a
+  mass balance of the waste the village's figures hold.
 - ``containers_damaged`` / ``containers_lost``; ``pickups_requested`` / ``_completed`` /
   ``_overdue``.
 - ``packaging_co2e_kg``: making the single-use packaging generated in the month (kg CO2e
@@ -175,9 +181,25 @@ def _co2e(f: Co2eFactors | None, generated: dict[str, int], counted: dict[str, i
             "recovered_scrap_value_cny": round(scrap, 2)}
 
 
-def kpis(row: dict[str, Any], co2e: Co2eFactors | None = None) -> dict[str, Any]:
+def single_use_grams(generated: dict[str, int], containers: dict[str, Any],
+                     containers_mass: Mapping[str, tuple[str, float]] | None
+                     ) -> dict[str, int]:
+    """``generated`` less the grams of the reusable containers damaged or lost in it
+    (``containers_mass``: container type -> (material, grams of one))."""
+    out = dict(generated)
+    for ct, c in sorted((containers or {}).items()):
+        material, grams = (containers_mass or {}).get(ct, ("", 0.0))
+        n = c.get("damaged", 0) + c.get("lost", 0)
+        if material and n:
+            out[material] = out.get(material, 0) - round(n * grams)
+    return out
+
+
+def kpis(row: dict[str, Any], co2e: Co2eFactors | None = None,
+         containers_mass: Mapping[str, tuple[str, float]] | None = None) -> dict[str, Any]:
     """Every KPI of one month's figures (a village's row, or :func:`add_rows` of several);
-    the CO2e and scrap KPIs only with `co2e`."""
+    the CO2e and scrap KPIs only with `co2e`; single-use packaging less the damaged and
+    lost containers only with `containers_mass` (container type -> (material, grams))."""
     counts = row.get("counts") or {}
     parcels = counts.get("parcels", 0)
     generated = dict(row.get("generated_grams") or {})
@@ -189,6 +211,7 @@ def kpis(row: dict[str, Any], co2e: Co2eFactors | None = None) -> dict[str, Any]
     unrecorded = sum(bal["unrecorded_grams"].values())
     pickups = row.get("pickups") or {}
     containers = row.get("containers") or {}
+    single_use = single_use_grams(generated, containers, containers_mass)
     outer_known = counts.get("outer_box_known", 0)
     tape_known = counts.get("tape_known", 0)
     return {
@@ -207,14 +230,14 @@ def kpis(row: dict[str, Any], co2e: Co2eFactors | None = None) -> dict[str, Any]
                                         if counts.get("degradable_known_grams", 0) > 0
                                         else None),
         "degradable_known_grams": counts.get("degradable_known_grams", 0),
-        "grams_per_parcel": (sum(max(0, g) for g in generated.values()) / parcels
+        "grams_per_parcel": (sum(max(0, g) for g in single_use.values()) / parcels
                              if parcels else None),
         "containers_damaged": sum(c.get("damaged", 0) for c in containers.values()),
         "containers_lost": sum(c.get("lost", 0) for c in containers.values()),
         "pickups_requested": pickups.get("requested", 0),
         "pickups_completed": pickups.get("completed", 0),
         "pickups_overdue": pickups.get("overdue", 0),
-        **_co2e(co2e, generated, bal["counted_grams"], containers,
+        **_co2e(co2e, single_use, bal["counted_grams"], containers,
                 counts.get("cartons_reused", 0)),
         "coverage": {
             "outer_box": _rate(outer_known, parcels),

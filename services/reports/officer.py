@@ -257,6 +257,9 @@ def kpi_levels(data: dict[str, Any], network: Any, month: str, targets: dict[str
     from streams.officer_kpis import add_rows, kpis, meets
 
     history = history or {}
+    # what a damaged or lost container weighs, left out of the single-use figures
+    mass = {str(getattr(ct, "value", ct)): (str(spec.material.value), float(spec.unit_grams))
+            for ct, spec in getattr(network, "container_types", {}).items()}
     months = [month_shift(month, -k) for k in range(TREND_MONTHS - 1, -1, -1)]
     past = {m: history.get(m, {}).get("villages", []) for m in months if m != month}
 
@@ -268,12 +271,12 @@ def kpi_levels(data: dict[str, Any], network: Any, month: str, targets: dict[str
             if not rows:  # no figures: not a month of zeros, every KPI unknown
                 out.append({"month": m, **dict.fromkeys(TREND_KPIS)})
                 continue
-            k = kpis(add_rows(rows), co2e)
+            k = kpis(add_rows(rows), co2e, mass)
             out.append({"month": m, **{name: k[name] for name in TREND_KPIS}})
         return out
 
     def judged(figures: dict[str, Any], select: Any = None) -> dict[str, Any]:
-        k = kpis(figures, co2e)
+        k = kpis(figures, co2e, mass)
         k["targets_met"] = {name: meets(k.get(name), t, month)
                             for name, t in targets["targets"].items()}
         if select is not None and history:

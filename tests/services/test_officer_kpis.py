@@ -84,7 +84,8 @@ def _recount(m: MonthModel) -> dict[str, dict[str, Any]]:
     applied events before it, generated minus recovered by material, never below 0)."""
     units = {ct.value: (s.material.value, s.unit_grams) for ct, s in NET.container_types.items()}
     out: dict[str, dict[str, Any]] = defaultdict(lambda: {
-        "n": defaultdict(int), "gen_before": defaultdict(int), "rec_before": defaultdict(int)})
+        "n": defaultdict(int), "gen_before": defaultdict(int), "rec_before": defaultdict(int),
+        "single_use": defaultdict(int)})
     for e in m.applied_events:
         month = local_month(parse_ts(e["occurred_at"]), NET)
         v = out[e["village_id"]]
@@ -106,6 +107,10 @@ def _recount(m: MonthModel) -> dict[str, dict[str, Any]]:
                 gen[mat] += g
             for mat, g in e.get("recovered_grams", {}).items():
                 rec[mat] += g
+        if month == MONTH and t in ("shipment", "waste_adjustment"):
+            # single-use packaging: not a damaged or lost reusable container
+            for mat, g in gen.items():
+                v["single_use"][mat] += g
         if month < MONTH:
             for mat, g in gen.items():
                 v["gen_before"][mat] += g
@@ -166,7 +171,7 @@ def test_every_kpi_at_every_level_matches_the_events(run) -> None:
                      "cont": {ct: list(v) for ct, v in x["cont"].items()}}
     got = {v["village_id"]: v for v in levels["villages"]}
     assert set(got) == set(want) and len(got) >= 10
-    checked_rates = checked_co2e = 0
+    checked_rates = checked_co2e = broken = 0
     for vid, w in want.items():
         g, n = got[vid], w["n"]
         assert g["parcels"] == n.get("parcels", 0)
@@ -190,8 +195,13 @@ def test_every_kpi_at_every_level_matches_the_events(run) -> None:
             pytest.approx(n["tape_known"] / n["taped"]) if n.get("taped") else None)
         # CO2e and scrap from the round test factors
         counted = _counted(w["on_hand"], w["gen"], w["rec"])
+        single_use = counts[vid]["single_use"]
         assert g["packaging_co2e_kg"] == pytest.approx(
-            sum(gr / 1000 * PROD[mat] for mat, gr in w["gen"].items() if gr > 0), abs=1e-3)
+            sum(gr / 1000 * PROD[mat] for mat, gr in single_use.items() if gr > 0), abs=1e-3)
+        if n.get("parcels"):
+            assert g["grams_per_parcel"] == pytest.approx(
+                sum(gr for gr in single_use.values() if gr > 0) / n["parcels"])
+        broken += any(c[2] or c[3] for c in w["cont"].values()) and bool(n.get("parcels"))
         issued = {ct: c[0] for ct, c in w["cont"].items()}
         assert g["co2e_avoided_kg"] == pytest.approx(
             sum(k * (SUBST[ct] - REUSE[ct]) for ct, k in issued.items())
@@ -201,6 +211,7 @@ def test_every_kpi_at_every_level_matches_the_events(run) -> None:
             sum(gr / 1000 * SCRAP.get(mat, 0.0) for mat, gr in counted.items()), abs=1e-2)
         checked_co2e += bool(issued) and bool(counted)
     assert checked_rates >= 5 and checked_co2e >= 5
+    assert broken >= 3, "villages with damaged or lost containers and parcels were checked"
 
     def summed(vids: list[str]) -> float | None:
         """Each village's own balance (recovered counted up to its on hand + generated),
