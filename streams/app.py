@@ -118,6 +118,10 @@ def faust_app(kafka: KafkaConnection, options: WorkerOptions) -> PackloopApp:
         # the 30-minute chaos soak with ConsistencyError.
         recovery_consistency_check=False,
         web_enabled=True,
+        # Faust's /table/ views serve the raw table (every village's state and dedupe
+        # digests, a 500 on a village key: an outside audit); packloop's own views are
+        # the read side. /router stays: @table_route forwards through the same routing
+        web_tables_enabled=False,
         web_bind=options.web_host,
         web_port=options.web_port,
         web_host=options.web_host,

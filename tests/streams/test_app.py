@@ -58,6 +58,10 @@ def test_app_wiring_and_changelog_codecs() -> None:
         assert ct.schema.loads_key(w.app, msg) == "H01-V001"
         assert ct.schema.loads_value(w.app, msg) == value
     assert w.hub_topic.get_topic_name() == "u-hub-events"
+    # Faust's /table/ views served every village's raw state without a token (and a 500 on
+    # a village key); the worker's own views are its read side
+    served = [prefix for prefix, _bp in w.app.web._enabled_blueprints()]
+    assert "/table" not in served and "/router" in served
 
 
 def test_resume_from_recovered_state_even_behind_the_committed_offset() -> None:
