@@ -89,3 +89,35 @@ def test_an_event_that_grows_past_the_limit_when_written_is_refused_by_both(
     assert by_emit is not None and by_emit.code == by_gateway["reason"] == "too_large"
     assert "written to Kafka" in by_gateway["message"] and by_gateway["message"] == str(by_emit)
     assert hub_events(fake_kafka) == []
+
+
+def test_a_batch_is_checked_off_the_event_loop(make_client, token_store, fake_kafka,
+                                               monkeypatch) -> None:
+    """20 batches of 500 events checked on the event loop held every other hub's requests
+    for up to 3.25 s (an outside audit): a batch past INLINE_EVENTS is checked in a worker
+    thread (no running event loop there), a small one in line."""
+    import asyncio
+    import uuid
+
+    from services.gateway.routes import events as route
+
+    on_loop: list[bool] = []
+    parse = route.parse_hub_event
+
+    def watched(item):
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return parse(item)
+
+    monkeypatch.setattr(route, "parse_hub_event", watched)
+    client = make_client()
+    _, token = token_store.add("hub", "H01")
+    big = [shipment(event_id=str(uuid.uuid4())) for _ in range(route.INLINE_EVENTS + 1)]
+    assert client.post("/v1/events", json=big, headers=auth(token)).status_code == 200
+    assert on_loop == [False] * len(big)
+    on_loop.clear()
+    assert client.post("/v1/events", json=big[:2], headers=auth(token)).status_code == 200
+    assert on_loop == [True, True]

@@ -50,6 +50,9 @@ from streams import (
 )
 from streams.events import size_problem
 
+#: a batch of more events than this is checked in a worker thread
+INLINE_EVENTS = 20
+
 log = logging.getLogger("packloop.gateway")
 
 
@@ -216,40 +219,47 @@ def router(gw: Gateway) -> APIRouter:
                     f"events[{i}]: {problem}; a hub token may only send its own hub's "
                     "events for its own villages (nothing in this request was written)",
                 )
-        outcomes: list[EventOutcome | None] = [None] * len(items)
-        records: list[Record] = []
-        record_index: list[int] = []
-        for i, item in enumerate(items):
-            event_id = event_id_of(item)
-            try:
-                if not isinstance(item, dict):
-                    raise EventError("an event must be a JSON object", code="not_an_object")
-                # as received: the body of a single event, an event's compact JSON in a batch
-                received = len(body.strip()) if isinstance(data, dict) \
-                    else len(orjson.dumps(item))
-                invalid = size_problem(received)
-                if invalid is not None:
-                    raise invalid
-                event = parse_hub_event(item)
-                value = event_to_json(event)
-                invalid = (config.network.check_event(event)
-                           or check_occurred_at(event.occurred_at, datetime.now(UTC),
-                                                config.acceptance)
-                           or size_problem(received, value))
-                if invalid is not None:
-                    raise invalid
-            except EventError as exc:
-                outcomes[i] = EventOutcome(index=i, event_id=event_id, status="rejected",
-                                           reason=exc.code, field=exc.field, message=str(exc))
-                metrics.events.labels(hub, "rejected", exc.code).inc()
-                continue
-            except (ArithmeticError, TypeError, ValueError) as exc:  # never a 500 for one event
-                outcomes[i] = EventOutcome(index=i, event_id=event_id, status="rejected",
-                                           reason="invalid", message=f"invalid event: {exc}")
-                metrics.events.labels(hub, "rejected", "invalid").inc()
-                continue
-            records.append(Record(config.topics.hub_events, event.village_id.encode(), value))
-            record_index.append(i)
+        def checked() -> tuple[list[EventOutcome | None], list[Record], list[int]]:
+            outcomes: list[EventOutcome | None] = [None] * len(items)
+            records: list[Record] = []
+            record_index: list[int] = []
+            for i, item in enumerate(items):
+                event_id = event_id_of(item)
+                try:
+                    if not isinstance(item, dict):
+                        raise EventError("an event must be a JSON object", code="not_an_object")
+                    # as received: the body of a single event, an event's compact JSON in a batch
+                    received = len(body.strip()) if isinstance(data, dict) \
+                        else len(orjson.dumps(item))
+                    invalid = size_problem(received)
+                    if invalid is not None:
+                        raise invalid
+                    event = parse_hub_event(item)
+                    value = event_to_json(event)
+                    invalid = (config.network.check_event(event)
+                               or check_occurred_at(event.occurred_at, datetime.now(UTC),
+                                                    config.acceptance)
+                               or size_problem(received, value))
+                    if invalid is not None:
+                        raise invalid
+                except EventError as exc:
+                    outcomes[i] = EventOutcome(index=i, event_id=event_id, status="rejected",
+                                               reason=exc.code, field=exc.field, message=str(exc))
+                    metrics.events.labels(hub, "rejected", exc.code).inc()
+                    continue
+                except (ArithmeticError, TypeError, ValueError) as exc:  # never a 500 for one event
+                    outcomes[i] = EventOutcome(index=i, event_id=event_id, status="rejected",
+                                               reason="invalid", message=f"invalid event: {exc}")
+                    metrics.events.labels(hub, "rejected", "invalid").inc()
+                    continue
+                records.append(Record(config.topics.hub_events, event.village_id.encode(), value))
+                record_index.append(i)
+            return outcomes, records, record_index
+
+        # a batch is checked off the event loop: 20 batches of 500 events in line held
+        # every other hub's requests for up to 3.25 s (an outside audit)
+        outcomes, records, record_index = (
+            checked() if len(items) <= INLINE_EVENTS else await run_in_threadpool(checked))
         if records:
             down = await run_in_threadpool(gw.kafka_down)
             if down is not None:
