@@ -299,7 +299,11 @@ def apply(
         for material, grams in event.collected_grams.items():
             _tally(state, material.value, grams, at, buckets, False, undo)
         op = state.open_pickup
-        if op is not None and event.pickup_id == op.pickup_id:
+        # a collection naming no pickup that leaves nothing outstanding served the open
+        # one too: left open, it went overdue with 0 g to collect, in the officer's
+        # overdue count and PickupOverdue (an outside audit)
+        if op is not None and (event.pickup_id == op.pickup_id or (
+                event.pickup_id is None and state.outstanding_total == 0)):
             state.open_pickup = None
             state.pickups_collected += 1
             buckets[1].pickups_completed += 1

@@ -186,7 +186,11 @@ class MonthModel(Model):
             self.applied_events.append(e)
             closes = was_open is not None and e.get("pickup_id") == was_open
             month = local_month(parse_ts(e["occurred_at"]), self.net)
-            if closes and e["type"] == "recycling_collected":
+            # a collection naming no pickup that emptied the village served it too
+            after = self.v.get(e["village_id"])
+            served = was_open is not None and after is not None and after.open != was_open \
+                and not e.get("pickup_id")
+            if (closes or served) and e["type"] == "recycling_collected":
                 self.pickups[(e["village_id"], month)][1] += 1
             elif closes and e["type"] == "pickup_cancelled":
                 self.cancelled[(e["village_id"], month)] += 1

@@ -252,7 +252,8 @@ class Model:
         elif t == "recycling_collected":
             for m, g in e["collected_grams"].items():
                 v.change(m, g, at, False)
-            if e.get("pickup_id") and e["pickup_id"] == v.open:
+            if v.open and (e.get("pickup_id") == v.open or (
+                    not e.get("pickup_id") and not any(v.outstanding().values()))):
                 v.open = None
         elif t == "waste_adjustment":
             for m, g in e.get("generated_grams", {}).items():

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from streams.network import load_network
 from streams.processor import PartitionProcessor, ProcessingConfig
 from streams.state import Limits, crossed, snoozed, to_us
+from streams.state.pickups import OpenPickup
 
 NET = load_network()
 VID = sorted(NET.villages)[0]
@@ -168,3 +169,35 @@ def test_pickup_state_machine(steps: list[tuple]) -> None:
     assert len(set(requested)) == len(requested)
     event(f"requests={min(len(requested), 3)}")
     event(f"overdue={min(len(overdue), 2)}")
+
+
+def test_a_collection_naming_no_pickup_that_empties_the_village_serves_its_pickup() -> None:
+    """Left open, the pickup went overdue with 0 g to collect and counted in the officer's
+    overdue pickups (an outside audit); a partial collection naming none leaves it open."""
+    from streams.events import parse_hub_event
+    from streams.state import VillageState
+    from streams.state.village import apply
+
+    tz = UTC
+    state = VillageState("H01-V006", "H01")
+    shipped = parse_hub_event({
+        "type": "shipment", "schema_version": 1, "event_id": "s-1",
+        "occurred_at": "2026-11-30T08:00:00Z", "hub_id": "H01", "village_id": "H01-V006",
+        "shipment_id": "S-1", "direction": "down", "temperature_class": "chilled",
+        "weight_grams": 9000, "packaging": [{"material": "eps_foam", "count": 1,
+                                             "grams": 6_000}]})
+    apply(state, shipped, to_us(shipped.occurred_at), tz, {})
+    state.open_pickup = OpenPickup("P-H01-V006-1", 0, ["outstanding_grams"])
+
+    def collect(grams: int, at: str) -> None:
+        event = parse_hub_event({
+            "type": "recycling_collected", "schema_version": 1, "event_id": f"c-{at}",
+            "occurred_at": at, "hub_id": "H01", "village_id": "H01-V006",
+            "collected_grams": {"eps_foam": grams}})
+        apply(state, event, to_us(event.occurred_at), tz, {})
+
+    collect(2_000, "2026-12-01T08:00:00Z")
+    assert state.open_pickup is not None and state.pickups_collected == 0
+    collect(4_000, "2026-12-01T09:00:00Z")
+    assert state.open_pickup is None and state.pickups_collected == 1
+    assert state.months["2026-12"].pickups_completed == 1
