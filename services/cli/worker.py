@@ -218,6 +218,10 @@ def status(ctx: click.Context, village: str | None, hub: str | None, as_json: bo
         click.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
         return
     print_status(out, data, county_wide=bool(village or hub))
+    if village is not None and village not in out["villages"]:
+        # its table was simply missing, under the county's counters (an outside audit)
+        click.echo(f"village {village}: no event applied yet (nothing outstanding, no "
+                   "pickup)")
 
 
 def _masses(d: dict[str, int]) -> str:

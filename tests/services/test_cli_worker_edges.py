@@ -22,7 +22,7 @@ from services.cli.context import read_settings
 from services.cli.worker import dead_letter_line, read_dead_letters
 from streams.consume import ConsumedRecord
 from streams.deadletter import dead_letter_record
-from tests.services.helpers import days_ago, shipment
+from tests.services.helpers import NETWORK, days_ago, shipment
 
 STATUS: dict[str, Any] = {
     "villages": {}, "hubs": {},
@@ -44,6 +44,16 @@ def test_status_json_has_every_counter_the_text_shows(monkeypatch) -> None:
                         lambda *a, **k: {**STATUS, "events": {"applied": 1}})
     old = orjson.loads(runner.invoke(cli, ["status", "--json"]).output)
     assert old["events"] == {"applied": 1, "duplicates": 0, "dead_lettered": 0, "rerouted": 0}
+
+
+def test_status_of_a_village_without_events_says_so(monkeypatch) -> None:
+    """Before: the county's counters and no word of the village asked for."""
+    quiet = next(v for v in NETWORK.villages if v not in (STATUS.get("villages") or {}))
+    monkeypatch.setattr("services.cli.worker.fetch_status",
+                        lambda *a, **k: {**STATUS, "villages": {}})
+    result = CliRunner().invoke(cli, ["status", "--village", quiet])
+    assert result.exit_code == 0, result.output
+    assert f"village {quiet}: no event applied yet" in result.output
 
 
 def _records(*values: bytes) -> list[ConsumedRecord]:
