@@ -221,6 +221,23 @@ def test_a_cancel_clicked_twice_sends_the_same_event_twice(make_client, token_st
     assert third["reason"] == "road closed" and third["occurred_at"] != first["occurred_at"]
 
 
+def test_a_cancel_of_another_hubs_pickup_is_403_open_or_not(make_client, token_store,
+                                                             fake_kafka) -> None:
+    """403 only while the pickup was open, 404 once it was not: a hub could watch another
+    hub's pickups open and close (an outside audit). Refused by its id either way."""
+    client = make_client()
+    _, token = token_store.add("hub", "H02")
+    url = "/v1/pickups/P-H01-V007-1/cancel"
+    for open_now in ([OPEN], []):
+        client.fake_worker.pickups = open_now  # type: ignore[attr-defined]
+        resp = client.post(url, headers=auth(token))
+        assert resp.status_code == 403, resp.text
+    client.fake_worker.pickups = []  # type: ignore[attr-defined]
+    own = client.post("/v1/pickups/P-H02-V001-1/cancel", headers=auth(token))
+    assert own.status_code == 404  # its own, not open
+    assert hub_events(fake_kafka) == []
+
+
 def test_a_hub_lists_its_own_villages_only(make_client, token_store) -> None:
     client = make_client()
     _, h1 = token_store.add("hub", "H01")

@@ -93,6 +93,17 @@ def _now_ms() -> datetime:
     return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
 
 
+def pickup_village(pickup_id: str, network: Any) -> Any:
+    """The network's village whose pickup ``pickup_id`` is by the worker's numbering
+    (``P-{village}-{n}``), or None."""
+    from streams.state.pickups import is_pickup_of
+
+    body = pickup_id.removeprefix("P-")
+    village_id = body.rpartition("-")[0]
+    village = network.villages.get(village_id)
+    return village if village is not None and is_pickup_of(pickup_id, village_id) else None
+
+
 def cancel_event(pickup_id: str, hub: str, village_id: str, reason: str,
                  snooze_hours: float | None) -> PickupCancelled:
     """The pickup_cancelled event of a cancel; without a snooze the worker applies the
@@ -227,6 +238,13 @@ def router(gw: Gateway) -> APIRouter:
                            f"({snooze_hours:g} in the query, {request_body.snooze_hours:g} in "
                            "the body)")
         snooze = request_body.snooze_hours if snooze_hours is None else snooze_hours
+        # another hub's pickup is refused by its id, open or not: refused only while open
+        # (404 once it was not), the answer told a hub whether another hub's was (an audit)
+        named = pickup_village(pickup_id, config.network)
+        if named is not None and named.hub_id != hub:
+            log.warning("403: hub %s (token %s) tried to cancel pickup %r of hub %r",
+                        hub, auth.token_id, pickup_id, named.hub_id)
+            raise ApiError(403, "forbidden", f"pickup {pickup_id!r} belongs to another hub")
         rows = await open_pickups("open")
         row = next((r for r in rows if r.get("pickup_id") == pickup_id), None)
         if row is None:
