@@ -94,6 +94,17 @@ def test_the_field_is_named_once() -> None:
     assert dead_letter_line(whole) == "#5 worker malformed_json malformed JSON: unexpected end {"
 
 
+def test_a_dead_letter_line_never_writes_control_or_format_characters() -> None:
+    """An event id with U+202E (right-to-left override), ESC or a newline reached the
+    terminal raw (an outside audit): they are written as escapes; other text stays."""
+    record = {"_offset": 1, "source": "worker", "reason": "unknown_village",
+              "field": "village_id", "message": "village_id: unknown village 'V\u202e1'",
+              "raw": '{"event_id":"e\u202e\x1b[2J\n中文"}'}
+    line = dead_letter_line(record)
+    assert "\u202e" not in line and "\x1b" not in line and "\n" not in line
+    assert "\\u202e" in line and "\\x1b" in line and "中文" in line
+
+
 class _Producer:
     sent: list[tuple[str, bytes | None, bytes]] = []
 
