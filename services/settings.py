@@ -52,6 +52,17 @@ def is_placeholder(value: str) -> bool:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PACKLOOP_", extra="ignore", frozen=True)
 
+    def __repr_args__(self) -> Any:
+        """Every URL's password and secret parameters hidden (`services.db.redact_url`):
+        the database URLs are plain strings, and a printed settings object showed them
+        (an outside audit)."""
+        from services.db import redact_url
+
+        for name, value in super().__repr_args__():
+            if isinstance(value, str) and name is not None and name.endswith("_url"):
+                value = redact_url(value)
+            yield name, value
+
     # Kafka connection (PACKLOOP_KAFKA_*)
     kafka_bootstrap: str = Field(
         "127.0.0.1:9092", description="Comma-separated bootstrap servers."

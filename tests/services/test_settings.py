@@ -123,3 +123,14 @@ def test_a_time_of_day_that_is_not_hh_mm_is_refused_in_words(monkeypatch, variab
     assert "should match pattern" not in str(e.value)
     monkeypatch.setenv(variable, "18:00")
     assert getattr(get_settings(), variable.removeprefix("PACKLOOP_").lower()) == "18:00"
+
+
+def test_database_and_service_urls_are_printed_without_their_passwords() -> None:
+    """The URLs are plain strings: a printed settings object showed the token database's
+    password (an outside audit)."""
+    settings = Settings(token_db_url="postgresql+psycopg://packloop:S3cretPw@db/packloop",
+                        ledger_db_url="postgresql+psycopg://packloop@db/l?password=S3cretPw",
+                        gateway_url="https://hub:S3cretPw@gw.example:8443")
+    shown = repr(settings)
+    assert "S3cretPw" not in shown and "gw.example" in shown and "db/packloop" in shown
+    assert settings.token_db_url.endswith(":S3cretPw@db/packloop")  # the value itself kept
