@@ -42,6 +42,9 @@ def connection_problem(exc: httpx.HTTPError, url: str, settings: Settings) -> st
     problem = handshake_problem(exc, url, settings.ca_file)
     if problem is not None:
         return problem
-    # an HTTP library's message may quote a header it refused: never a token
+    from services.db import redact_url
+
+    # an HTTP library's message may quote a header it refused: never a token; nor the
+    # password of a URL written with one (https://user:pw@host)
     said = re.sub(r"(?i)(bearer\s+)\S+", r"\1***", str(exc))
-    return f"cannot reach {url} ({type(exc).__name__}: {said})"
+    return f"cannot reach {redact_url(url)} ({type(exc).__name__}: {said})"

@@ -82,6 +82,9 @@ def test_an_error_never_quotes_the_token() -> None:
     exc = httpx.LocalProtocolError("Illegal header value b'Bearer plk_b23f_6qrkReNX7nc\\r'")
     said = connection_problem(exc, "http://127.0.0.1:1", Settings())
     assert "6qrk" not in said and "Bearer ***" in said
+    said = connection_problem(httpx.ConnectError("refused"), "https://ops:Pw9x@planner:8443",
+                              Settings())
+    assert "Pw9x" not in said and "planner:8443" in said
 
 
 def test_no_token_names_both_ways_to_give_one(sent) -> None:
