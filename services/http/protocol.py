@@ -15,15 +15,15 @@ import asyncio
 import logging
 from typing import Any
 
-import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger("packloop.http")
 
 
 class GuardedH11Protocol(H11Protocol):
-    """`H11Protocol` that closes a connection whose request head has not arrived within
-    ``head_timeout_s`` of the connection or of the previous response, and closes new
+    """`H11Protocol` that closes a connection with no request at the app for
+    ``head_timeout_s`` (from the connection, or from the previous response: a head not
+    yet whole, or the rest of a body the app answered without reading), and closes new
     connections at once while ``max_connections`` are open. Both come from the class
     (`guarded_protocol` makes one per server)."""
 
@@ -35,8 +35,10 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._head_timer: asyncio.TimerHandle | None = None
+        self._refused = False
         if len(self.connections) >= self.max_connections:
             # before it counts: never served, so the open files stay within the cap
+            self._refused = True
             transport.close()
             self._say_over_cap()
             return
@@ -54,10 +56,13 @@ class GuardedH11Protocol(H11Protocol):
             self._head_timer = None
 
     def _head_overdue(self) -> None:
+        """No request is with the app: the connection waits for a head, or drains the
+        body of a request answered early (a 401 before the body was read), which a client
+        could otherwise trickle in for ever (a review). A request the app still works on
+        (its body uploading, its answer pending) is never cut; the timer is armed again
+        when its response is complete."""
         self._head_timer = None
-        # IDLE: no whole head yet (a body being sent is the app's to wait for)
-        if self.conn.their_state is h11.IDLE and (
-                self.cycle is None or self.cycle.response_complete):
+        if self.cycle is None or self.cycle.response_complete:
             self.transport.close()
 
     def handle_events(self) -> None:
@@ -80,7 +85,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
-        if not hasattr(self, "transport"):  # closed at once over the cap: never counted
+        if getattr(self, "_refused", False):  # closed at once over the cap: never counted
             return
         super().connection_lost(exc)
 

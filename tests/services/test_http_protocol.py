@@ -105,3 +105,43 @@ def test_keep_alive_requests_are_served_one_after_another(server) -> None:
             while not reply.endswith(b"ok"):
                 reply += c.recv(4096)
             assert reply.startswith(b"HTTP/1.1 200")
+
+
+def test_a_body_trickled_after_an_early_answer_is_cut_off(server) -> None:
+    """A head with a huge Content-Length, answered before its body was read (a 401): the
+    body could trickle in for ever, and after it the next head (a review)."""
+    c = socket.create_connection(server, timeout=5)
+    c.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")
+    reply = b""
+    while not reply.endswith(b"ok"):
+        reply += c.recv(4096)
+    started = time.monotonic()
+    closed = False
+    while time.monotonic() - started < 5 and not closed:
+        try:
+            c.sendall(b"x" * 10)
+        except OSError:
+            closed = True
+            break
+        closed = _closed_within(c, 0.2)
+    assert closed and time.monotonic() - started < 3
+    c.close()
+
+
+def test_connections_refused_over_the_cap_log_no_traceback(server, caplog) -> None:
+    """uvicorn's connection_lost closed a transport it never had: one asyncio traceback
+    per refused connection, the log flood the cap was for (a review)."""
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    held = [socket.create_connection(server, timeout=5) for _ in range(3)]
+    time.sleep(0.1)
+    for _ in range(5):
+        extra = socket.create_connection(server, timeout=5)
+        assert _closed_within(extra, 0.4)
+        extra.close()
+    time.sleep(0.2)
+    for c in held:
+        c.close()
+    assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()
+                or "Exception in callback" in r.getMessage()], caplog.text
