@@ -120,8 +120,9 @@ class SentCancels:
 
     Keyed by pickup and the time it was requested (a pickup id is the village's count,
     so a later life of the village could give it again). A cancel with another reason or
-    snooze is another request and gets its own event. Bounded in size and age; each
-    gateway process keeps its own (replicas behind a balancer may still send two)."""
+    snooze after one was sent is a 409 (its event would have the same id, and be
+    dead-lettered). Bounded in size and age; each gateway process keeps its own
+    (replicas behind a balancer may still send two)."""
 
     def __init__(self, size: int = 4096, ttl_s: float = 86_400.0) -> None:
         self._size = size
@@ -129,14 +130,12 @@ class SentCancels:
         self._events: OrderedDict[tuple[str, str], tuple[float, PickupCancelled]] = (
             OrderedDict())
 
-    def same(self, key: tuple[str, str], reason: str,
-             snooze: float | None) -> PickupCancelled | None:
-        """The event sent for ``key`` with this reason and snooze, if one was lately."""
+    def sent(self, key: tuple[str, str]) -> PickupCancelled | None:
+        """The event sent for ``key`` lately, if any."""
         hit = self._events.get(key)
         if hit is None or time.monotonic() - hit[0] > self._ttl_s:
             return None
-        event = hit[1]
-        return event if (event.reason, event.snooze_hours) == (reason, snooze) else None
+        return hit[1]
 
     def put(self, key: tuple[str, str], event: PickupCancelled) -> None:
         self._events[key] = (time.monotonic(), event)
@@ -214,6 +213,8 @@ def router(gw: Gateway) -> APIRouter:
         responses={**AUTH_ERRORS, **BODY_ERRORS,
                    **error(403, "The pickup belongs to another hub."),
                    **error(404, "No open pickup with this id."),
+                   **error(409, "A cancel with another reason or snooze was sent already "
+                                "(cancel_pending)."),
                    **error(429, "Over the hub's rate limit."),
                    **error(503, "Worker or Kafka not available.")},
         openapi_extra={"requestBody": {"required": False, "content": {
@@ -255,13 +256,23 @@ def router(gw: Gateway) -> APIRouter:
                         hub, auth.token_id, pickup_id, row.get("hub_id"))
             raise ApiError(403, "forbidden", f"pickup {pickup_id!r} belongs to another hub")
         key = (pickup_id, str(row.get("requested_at")))
-        event = sent.same(key, request_body.reason, snooze) or cancel_event(
-            pickup_id, hub, str(row["village_id"]), request_body.reason, snooze)
+        event = sent.sent(key)
+        if event is not None and (event.reason, event.snooze_hours) != (
+                request_body.reason, snooze):
+            raise ApiError(409, "cancel_pending",
+                           f"pickup {pickup_id!r} has a cancel requested already (reason "
+                           f"{event.reason!r}, snooze_hours {event.snooze_hours}); it is "
+                           "applied once, as sent")
+        if event is None:
+            event = cancel_event(pickup_id, hub, str(row["village_id"]),
+                                 request_body.reason, snooze)
+            # kept before any await: two clicks at once both missed it, and the second
+            # event (same id, another time) was dead-lettered (a review)
+            sent.put(key, event)
         down = await run_in_threadpool(gw.kafka_down)
         if down is not None:
             raise ApiError(503, "kafka_unavailable", f"Kafka is not available: {down}",
                            headers={"Retry-After": "5"})
-        sent.put(key, event)  # before the send: a retry after a 503 re-sends this event
         try:
             [failure] = await run_in_threadpool(
                 gw.produce,
