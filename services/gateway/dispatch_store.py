@@ -28,9 +28,16 @@ Outcome = Literal["stored", "same", "rejected"]
 VOLATILE = ("job_id", "planned_at")
 
 
+#: fields added to the sheet after sheets were stored: left out of the fingerprint while
+#: null, so a sheet stored before one existed matches itself delivered again after (a
+#: review: a re-delivery across the upgrade came back "rejected", and DispatchRejected fired)
+ADDED_LATER = ("no_plan",)
+
+
 def digest(dispatch: dict[str, Any]) -> str:
     """SHA-256 of the dispatch's content: what the hub acts on, not which job said it."""
-    content = {k: v for k, v in dispatch.items() if k not in VOLATILE}
+    content = {k: v for k, v in dispatch.items() if k not in VOLATILE
+               and not (k in ADDED_LATER and v is None)}
     return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 

@@ -440,6 +440,10 @@ class PlannerWorker:
             return []
         out = []
         for sheet in sheets:
+            if sheet.no_plan:
+                # the job succeeded for the other hubs: said here, or nobody hears of it
+                log.warning("job %s: the dispatch of %s has no plan for hub %s: %s",
+                            job["job_id"], spec.get("date"), sheet.hub_id, sheet.no_plan)
             value = sheet.model_dump_json().encode()
             out.append(Record(self.topics.dispatch, sheet.hub_id.encode(), value,
                               signed_headers(self.signing_pepper, DISPATCH_PURPOSE, value)))

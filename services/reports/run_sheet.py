@@ -106,9 +106,11 @@ def _no_plan(dispatch: dict[str, Any]) -> list[tuple[str, str]]:
     why = dispatch.get("no_plan")
     if not why:
         return []
-    return [(f"本枢纽本日没有可行的配送计划（{why}）：车次未安排，请修正数据或人工安排",
-             f"no plan for this hub on this date ({why}): its trips are not planned; fix "
-             "the data (fleet, pools, demand) or plan them by hand")]
+    return [(f"本枢纽本日没有可行的配送计划（{why}）：本日车次请人工安排，并修正数据"
+             "（车辆、周转箱、需求）以便下次计划",
+             f"no plan for this hub on this date ({why}): plan this date's trips by hand "
+             "(this sheet stays the date's), and fix the data (fleet, pools, demand) for "
+             "the next dispatch")]
 
 
 def _warnings(dispatch: dict[str, Any]) -> list[tuple[str, str]]:

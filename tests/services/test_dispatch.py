@@ -630,3 +630,16 @@ def test_a_sheet_from_a_plan_far_from_its_bound_says_so() -> None:
     idle = dict(far, trips=[t for t in far["trips"] if t["day"] != 0])
     [one] = run_sheets(scenario(), idle, DAY, job_id="j", timezone=TZ)
     assert one.warnings == []
+
+
+def test_a_sheet_stored_before_no_plan_existed_matches_itself_delivered_again() -> None:
+    """Every sheet now carries "no_plan": null; one stored before the field existed and
+    delivered again after the upgrade hashed differently, and came back "rejected" (a
+    review). A no_plan that says something is content, and counts."""
+    from services.gateway.dispatch_store import digest
+
+    new = sheet()
+    old = {k: v for k, v in new.items() if k != "no_plan"}
+    assert new["no_plan"] is None
+    assert digest(new) == digest(old)
+    assert digest({**new, "no_plan": "no van with a chilled compartment"}) != digest(old)
