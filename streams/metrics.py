@@ -13,7 +13,9 @@ counters as events pass:
   right after any rebalance (each village is in exactly one worker's scrape);
 * event-time windows (``day``/``month`` in the network's time zone, rolling ``7d``)
   are computed at one time for every village of a scrape: the latest stream time of the
-  partitions the worker owns (``GET /villages/{id}`` uses its partition's).
+  partitions the worker owns (``GET /villages/{id}`` uses its partition's); containers
+  overdue at the partition's own (its returns may not be read yet). Across workers the
+  windows can still differ where one worker's partitions all lag a month boundary.
 
 Because counters follow the state, a partition moving between workers moves its
 counts with it: the losing worker's counter drops and the gaining worker's jumps.
@@ -405,7 +407,10 @@ class PackloopCollector(Collector):
                     pool.damaged,
                     pool.lost,
                     pool.in_circulation,
-                    pool.overdue(now, self.overdue_us) if now is not None else 0,
+                    # at the partition's own time: one catching up (lag, a recovery) has
+                    # not seen its returns yet, and read at the others' time showed false
+                    # overdue containers (a review)
+                    pool.overdue(own_now, self.overdue_us) if own_now is not None else 0,
                 )
                 for f, v in zip(_CONTAINER_FIELDS, figs, strict=True):
                     target = containers[f]
