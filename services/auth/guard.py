@@ -29,7 +29,7 @@ import logging
 import re
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter
@@ -55,7 +55,12 @@ def _key(peer: str, token_id: str | None) -> str:
 
 
 class FailureLimiter:
-    """Sliding-window count of failures per key; thread-safe, bounded in memory."""
+    """Sliding-window count of failures per key; thread-safe, bounded in memory.
+
+    Keys are kept in the order of their latest failure, so at capacity the one that failed
+    longest ago goes, in constant time: per (address, token id) the table fills from a
+    thousand addresses, and a scan of it per refusal at capacity held the event loop for
+    14 ms each (a review)."""
 
     def __init__(self, max_failures: int = MAX_FAILURES, window_s: float = WINDOW_S,
                  clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000) -> None:
@@ -63,7 +68,7 @@ class FailureLimiter:
         self.window_s = window_s
         self.clock = clock
         self.max_keys = max_keys
-        self._failures: dict[str, deque[float]] = {}
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def blocked_for(self, key: str) -> float:
@@ -80,21 +85,14 @@ class FailureLimiter:
         with self._lock:
             times = self._failures.get(key)
             if times is None:
-                if len(self._failures) >= self.max_keys:
-                    self._forget_old(now)
+                while len(self._failures) >= self.max_keys:
+                    self._failures.popitem(last=False)
                 times = self._failures[key] = deque(maxlen=self.max_failures)
+            else:
+                self._failures.move_to_end(key)
             while times and times[0] <= now - self.window_s:
                 times.popleft()
             times.append(now)
-
-    def _forget_old(self, now: float) -> None:
-        """Drop keys without a failure in the window, then (a flood of addresses) the
-        longest known, so memory stays bounded."""
-        stale = [k for k, t in self._failures.items() if not t or t[-1] <= now - self.window_s]
-        for key in stale:
-            del self._failures[key]
-        while len(self._failures) >= self.max_keys:
-            del self._failures[next(iter(self._failures))]
 
 
 class AuthGuard:

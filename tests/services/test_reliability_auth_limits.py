@@ -187,3 +187,18 @@ def test_memory_is_bounded_under_a_flood_of_addresses() -> None:
     for i in range(1000):
         limiter.failed(f"10.0.{i // 256}.{i % 256}")
     assert len(limiter._failures) <= 100
+
+
+def test_at_capacity_the_key_that_failed_longest_ago_goes() -> None:
+    """Kept in the order of their latest failure (a scan of the table per refusal at
+    capacity held the event loop 14 ms each: a review): a key still failing stays."""
+    now = [0.0]
+    limiter = FailureLimiter(clock=lambda: now[0], max_keys=3)
+    for _ in range(10):
+        limiter.failed("guesser")
+    limiter.failed("x")
+    limiter.failed("guesser")  # failing again: now the latest
+    limiter.failed("y")
+    limiter.failed("z")  # the table is full: "x" failed longest ago
+    assert list(limiter._failures) == ["guesser", "y", "z"]
+    assert limiter.blocked_for("guesser") > 0
