@@ -2,8 +2,8 @@
 
 The stream worker refuses events older than its acceptance window (90 days by default), so
 a sample file ages out. Shifting every event by the same whole number of days keeps their
-order, their gaps and their local times of day, and puts the latest at most one day
-before now.
+order, their gaps and their local times of day, and puts the latest on the day before
+today (UTC).
 
 A moved event is another event than the one the file holds, so it gets another id
 (`shifted_id`): the worker keeps applied ids for 92 days and refuses an id it knows with
@@ -14,7 +14,6 @@ deduplicated like any re-send."""
 from __future__ import annotations
 
 import hashlib
-import math
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -30,11 +29,14 @@ _TIMESTAMP: TypeAdapter[datetime] = TypeAdapter(UtcTimestamp)
 
 
 def whole_days_to_now(lines: list[bytes], now: datetime | None = None) -> int:
-    """Whole days to add so that the latest readable `occurred_at` not after `now` is
-    within a day before `now` (0 when it already is, or none can be read). Events dated
-    after `now` are left out of the choice: one mistyped year (2062) kept every other
-    event where it was, to be refused as too late (they are refused themselves, as dated
-    in the future, `dated_after`)."""
+    """Whole days to add so that the latest readable `occurred_at` not after `now` falls
+    on the day before `now`'s (UTC dates; 0 when it is on that day or later, or none can
+    be read). The same all day long, so a replay repeated the same day has the same ids
+    (`shifted_id`) and is deduplicated: "within a day before now" changed at the latest
+    event's time of day, and two replays either side of it were both counted (a review).
+    Events dated after `now` are left out of the choice: one mistyped year (2062) kept
+    every other event where it was, to be refused as too late (they are refused
+    themselves, as dated in the future, `dated_after`)."""
     now = now or datetime.now(UTC)
     latest: datetime | None = None
     for raw in lines:
@@ -43,7 +45,7 @@ def whole_days_to_now(lines: list[bytes], now: datetime | None = None) -> int:
             latest = at
     if latest is None:
         return 0
-    return max(0, math.floor((now - latest) / timedelta(days=1)))
+    return max(0, (now.astimezone(UTC).date() - latest.astimezone(UTC).date()).days - 1)
 
 
 def dated_after(lines: list[bytes], now: datetime | None = None) -> int:

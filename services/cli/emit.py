@@ -25,10 +25,10 @@ if TYPE_CHECKING:
               help="Progress bar (default: on for files over 1 MB on a terminal).")
 @click.option("--shift-to-now", is_flag=True,
               help="Move every event by the same whole number of days so that the latest "
-                   "is within a day before now (replay a sample or an old capture; reads "
+                   "falls on yesterday (UTC) (replay a sample or an old capture; reads "
                    "the whole input first). A moved event's event_id becomes ID@+Nd: "
                    "replayed on another day the file is new events, replayed again the "
-                   "same day it is deduplicated.")
+                   "same day (UTC) it is deduplicated.")
 @click.pass_context
 def emit(
     ctx: click.Context,

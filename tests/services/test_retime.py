@@ -38,7 +38,7 @@ def test_the_sample_file_is_moved_within_a_day_of_now_keeping_order_and_time_of_
         before.append(old.occurred_at)
         after.append(new.occurred_at)
     assert len(after) > 10
-    assert now - timedelta(days=1) < max(after) <= now
+    assert max(after).date() == now.date() - timedelta(days=1)
     assert [a - before[0] for a in before] == [a - after[0] for a in after]
 
 
@@ -75,7 +75,7 @@ def test_an_event_dated_in_the_future_does_not_stop_the_others_moving():
     old = [orjson.dumps({"occurred_at": f"2026-08-0{d}T10:00:00Z"}) for d in (1, 2, 3)]
     typo = orjson.dumps({"occurred_at": "2062-11-01T10:00:00Z"})
     days = whole_days_to_now([*old, typo], now)
-    assert days == (now - datetime(2026, 8, 3, 10, tzinfo=UTC)).days
+    assert days == (now.date() - datetime(2026, 8, 3).date()).days - 1
     assert dated_after([*old, typo], now) == 1
 
 
@@ -115,3 +115,16 @@ def test_a_long_id_stays_within_the_limit_and_distinct():
     assert ids.validate_python(sa) == sa and ids.validate_python(sb) == sb  # the events' limit
     with pytest.raises(ValueError):
         ids.validate_python("x" * (MAX_ID_LENGTH + 1))  # ... is the one shifted_id keeps to
+
+
+def test_the_shift_is_the_same_all_day() -> None:
+    """Chosen "within a day before now", the shift changed at the latest event's time of
+    day: replays at 11:00 and 13:00 moved by 35 and 36 days, their ids differed, and the
+    events were counted twice (a review). The latest now lands on the day before."""
+    lines = [orjson.dumps({"event_id": "e1", "occurred_at": "2026-11-01T12:00:00Z"})]
+    morning = whole_days_to_now(lines, datetime(2026, 12, 7, 0, 5, tzinfo=UTC))
+    noon = whole_days_to_now(lines, datetime(2026, 12, 7, 11, 0, tzinfo=UTC))
+    evening = whole_days_to_now(lines, datetime(2026, 12, 7, 23, 55, tzinfo=UTC))
+    assert morning == noon == evening == 35
+    moved = orjson.loads(shift_line(lines[0], noon))
+    assert moved["occurred_at"].startswith("2026-12-06T12:00")  # the day before
