@@ -253,7 +253,10 @@ def test_a_slow_resolver_does_not_hold_the_other_hubs(token_store, monkeypatch) 
     monkeypatch.setattr(routes, "CHECK_URL_WAIT_S", 0.3)
     release = threading.Event()
 
+    looked_up_in: list[str] = []
+
     def slow(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
+        looked_up_in.append(threading.current_thread().name)
         release.wait(10)
         raise socket.gaierror("timed out")
 
@@ -269,5 +272,7 @@ def test_a_slow_resolver_does_not_hold_the_other_hubs(token_store, monkeypatch) 
                               headers=auth(token))
             assert resp.status_code == 200, resp.text
             assert time.monotonic() - started < 5.0
+        # in the lookups' own threads, not the pool the token checks share
+        assert looked_up_in and all(n.startswith("webhook-url-check") for n in looked_up_in)
     finally:
         release.set()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -21,6 +22,8 @@ log = logging.getLogger("packloop.gateway")
 
 RATE_LIMITED = error(429, "Over the hub's rate limit (see Retry-After).")
 
+#: threads that look up webhook hosts (apart from the request threads)
+LOOKUP_THREADS = 4
 #: how long registering a webhook waits for its host's address
 CHECK_URL_WAIT_S = 2.0
 
@@ -52,6 +55,8 @@ class WebhookInfo(BaseModel):
 
 
 def router(gw: Gateway) -> APIRouter:
+    lookups = ThreadPoolExecutor(max_workers=LOOKUP_THREADS,
+                                 thread_name_prefix="webhook-url-check")
     router = APIRouter()
     config = gw.config
 
@@ -76,9 +81,12 @@ def router(gw: Gateway) -> APIRouter:
         # CHECK_URL_WAIT_S: in line, a slow resolver held every hub's requests for its 5 s
         # (an outside audit); a name not resolved in time passes as one not resolving yet
         # does: every delivery checks its address again
+        # in threads of their own: lookups a resolver never answers filled the shared
+        # pool the token checks run in (a review)
         try:
-            problem = await asyncio.wait_for(run_in_threadpool(
-                check_url, body.url, config.webhook_allow_private), CHECK_URL_WAIT_S)
+            problem = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(
+                lookups, check_url, body.url, config.webhook_allow_private),
+                CHECK_URL_WAIT_S)
         except TimeoutError:
             problem = None
         if problem:
