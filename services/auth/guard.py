@@ -109,7 +109,7 @@ class AuthGuard:
         self.flood = flood or FailureLimiter(FLOOD_FAILURES, self.limiter.window_s,
                                              self.limiter.clock)
         #: (address, token id) -> when a token with that id last passed from there
-        self._passed: dict[tuple[str, str], float] = {}
+        self._passed: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._lock = threading.Lock()
         self.failures = Counter(
             f"packloop_{service}_auth_failures_total",
@@ -157,13 +157,11 @@ class AuthGuard:
     def _remember_pass(self, peer: str, token_id: str) -> None:
         now = self.limiter.clock()
         with self._lock:
-            if len(self._passed) >= self.limiter.max_keys and (peer, token_id) not in \
-                    self._passed:
-                for key in [k for k, t in self._passed.items()
-                            if now - t >= self.limiter.window_s]:
-                    del self._passed[key]
+            if (peer, token_id) in self._passed:
+                self._passed.move_to_end((peer, token_id))
+            else:
                 while len(self._passed) >= self.limiter.max_keys:
-                    del self._passed[next(iter(self._passed))]
+                    self._passed.popitem(last=False)  # the one that passed longest ago
             self._passed[(peer, token_id)] = now
 
     def _audit(self, peer: str, outcome: str, token_id: str | None, owner: str | None) -> None:
