@@ -31,7 +31,10 @@ _PARAM = re.compile(r"(?P<lead>[?&;](?P<key>[^=&;#?\s\"]+)=)(?P<value>[^&;#?\s\"
 
 
 def _sensitive(key: str) -> bool:
-    return _decoded(key).strip().lower().replace("-", "_") in SENSITIVE_KEYS
+    """Whether ``key`` names a secret, whatever a framework's decorations around it
+    (``token[]``, ``token%00``: logged in clear before, an outside audit)."""
+    name = re.sub(r"[^a-z0-9_]", "", _decoded(key).strip().lower().replace("-", "_"))
+    return name in SENSITIVE_KEYS
 
 
 #: a packloop token's secret wherever it stands (under any key, in a path, its ``_``

@@ -106,6 +106,9 @@ def test_the_planners_access_log_holds_no_token(token_store, tmp_path) -> None:
     ("/a?h=Bearer%20plk_ab_s3c-r_t", f"/a?h=Bearer%20plk_ab_{REDACTED}"),
     ("/a?foo=plk_0a1_s&bar=plk_ff_t", f"/a?foo=plk_0a1_{REDACTED}&bar=plk_ff_{REDACTED}"),
     ("/v1/plk_0a_XYZ-_1/x", f"/v1/plk_0a_{REDACTED}/x"),
+    # a framework's decorations around the key (an outside audit: logged in clear)
+    ("/a?token[]=s&password%00=s&hub[]=H01",
+     f"/a?token[]={REDACTED}&password%00={REDACTED}&hub[]=H01"),
 ])
 def test_which_query_values_are_redacted(target, redacted) -> None:
     assert redact_query(target) == redacted
