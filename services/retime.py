@@ -19,10 +19,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from streams.events import UtcTimestamp
-
-#: the events' own limit on an id's length (`streams.events.Identifier`)
-MAX_ID_LENGTH = 128
+from streams.events import MAX_ID_LENGTH, UtcTimestamp
 
 #: the events' own reading and writing of `occurred_at`
 _TIMESTAMP: TypeAdapter[datetime] = TypeAdapter(UtcTimestamp)

@@ -178,7 +178,9 @@ UtcTimestamp = Annotated[
     PlainSerializer(_format_utc, return_type=str, when_used="json"),
     Field(json_schema_extra={"type": "string", "format": "date-time"}),
 ]
-Identifier = Annotated[str, Field(min_length=1, max_length=128)]
+#: the longest id an event may carry (event, shipment, pickup ids)
+MAX_ID_LENGTH = 128
+Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 
 
 class _Record(BaseModel):

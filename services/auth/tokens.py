@@ -28,6 +28,8 @@ from services.db import api_tokens, iso_utc, open_token_db
 
 Kind = Literal["hub", "planner"]
 TOKEN_PREFIX = "plk"
+#: a longer presented token is malformed, never looked up
+MAX_TOKEN_LENGTH = 256
 #: the id part of a token; anything else is refused before the database is asked
 TOKEN_ID = re.compile(r"[0-9a-f]{1,32}")
 
@@ -134,7 +136,7 @@ class TokenStore:
 
     def check(self, kind: Kind, token: str | None) -> TokenCheck:
         """What ``token`` is, for a request of ``kind`` (see :class:`TokenCheck`)."""
-        if not token or len(token) > 256:
+        if not token or len(token) > MAX_TOKEN_LENGTH:
             return TokenCheck(None, "missing" if not token else "malformed")
         token_id = token_id_of(token)
         if token_id is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import math
 import socket
+import unicodedata
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -84,6 +85,14 @@ def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
     base = ctx.obj if isinstance(ctx.obj, Settings) else read_settings()
     updates = {k: v for k, v in overrides.items() if v is not None}
     return base.model_copy(update=updates) if updates else base
+
+
+def escaped(text: str) -> str:
+    """``text`` on one terminal line: control, format and separator characters (other
+    than the space) as escapes, so a stored label or a sender's event id (ESC, U+202E
+    right-to-left override, a line break) cannot move the cursor or fake a line."""
+    return "".join(c if c == " " or unicodedata.category(c)[0] not in "CZ"
+                   else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def bearer(secret: str, where: str) -> str:

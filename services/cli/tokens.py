@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import click
 import orjson
 
-from services.cli.context import settings_from
+from services.cli.context import escaped, settings_from
 
 if TYPE_CHECKING:
     from services.auth.tokens import Kind, TokenStore
@@ -95,8 +95,8 @@ def token_group(kind: Kind, noun: str, owner_meta: str,
         for r in rows:
             d = r.to_dict()
             state = "active" if r.active else f"revoked {d['revoked_at']}"
-            lines.append((r.token_id, _shown(r.owner), d["created_at"],
-                          d["last_used_at"] or "-", state, _shown(r.label or "")))
+            lines.append((r.token_id, escaped(r.owner), d["created_at"],
+                          d["last_used_at"] or "-", state, escaped(r.label or "")))
         for line in aligned(lines):
             click.echo(line)
 
@@ -141,13 +141,6 @@ def _token_id(given: str, noun: str) -> str:
 
 def _is_control(ch: str) -> bool:
     return unicodedata.category(ch)[0] == "C"
-
-
-def _shown(text: str) -> str:
-    """A stored text on one table line: control characters as escapes (a label stored
-    before they were refused cannot fake a row or move the cursor)."""
-    return "".join(ch.encode("unicode_escape").decode("ascii") if _is_control(ch) else ch
-                   for ch in text)
 
 
 def aligned(rows: Sequence[Sequence[str]]) -> list[str]:

@@ -14,6 +14,7 @@ from services.cli.context import (
     PORT,
     bootstrap_option,
     check_listen_port,
+    escaped,
     kafka_call,
     open_database,
     settings_from,
@@ -312,17 +313,8 @@ def dead_letter_line(r: dict[str, Any]) -> str:
         message = f"{field}: {message}" if message else str(field)
     raw = str(r.get("raw", ""))
     head = f"#{r['_offset']} {r.get('source', '?')} {r.get('reason', '?')}"
-    return _printable(" ".join(part for part in (head, message, raw[:160]) if part))
-
-
-def _printable(text: str) -> str:
-    """``text`` with control and format characters written as escapes: a sender's event
-    id carrying U+202E (right-to-left override) or ESC reached the terminal raw and could
-    make a line read as another (an outside audit)."""
-    import unicodedata
-
-    return "".join(c if c == " " or unicodedata.category(c)[0] not in "CZ"
-                   else c.encode("unicode_escape").decode("ascii") for c in text)
+    # a sender's event id with U+202E or ESC reached the terminal raw (an outside audit)
+    return escaped(" ".join(part for part in (head, message, raw[:160]) if part))
 
 
 @click.group("dead-letter")

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.auth.guard import AuthGuard
 from services.auth.tokens import (
+    MAX_TOKEN_LENGTH,
     Kind,
     TokenCheck,
     TokenInfo,
@@ -56,7 +57,8 @@ async def require_token(request: Request, tokens: TokenStore, kind: Kind, create
     peer = request.client.host if request.client else "unknown"
     token = bearer_token(request.headers.get("authorization"))
     if guard is not None and token is not None:
-        wait = guard.blocked_for(peer, token_id_of(token) if len(token) <= 256 else None)
+        wait = guard.blocked_for(
+            peer, token_id_of(token) if len(token) <= MAX_TOKEN_LENGTH else None)
         if wait > 0:
             raise ApiError(
                 429, "too_many_auth_failures",

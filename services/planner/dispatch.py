@@ -259,16 +259,7 @@ def run_sheets(scenario: dict[str, Any], result: dict[str, Any], dispatch_date: 
     left_out: dict[str, str] = (result.get("stats") or {}).get("left_out") or {}
     sheets = []
     for h in sorted(hub_names):
-        if h in left_out:
-            sheets.append(Dispatch(
-                hub_id=h, hub_name=hub_names[h], date=dispatch_date.isoformat(),
-                timezone=timezone, job_id=job_id, planned_at=planned_at,
-                horizon_days=sc.horizon_days, plan_status="infeasible", gap=None,
-                containers_at_hub=dict(sorted(pools.get(h, {}).items())), trips=[],
-                no_plan=left_out[h]))
-            sheets[-1].warnings = box_warnings(sheets[-1].model_dump(mode="json"))
-            continue
-        mine = [t for t in day0 if t["hub_id"] == h]
+        mine = [t for t in day0 if t["hub_id"] == h]  # none for a hub left out
         placed = [] if not mine else assign_vans(
             mine, {vt: sc.hub_vehicle_count(v, h) for vt, v in vts.items()},
             {vt: v.shift_minutes for vt, v in vts.items()},
@@ -293,11 +284,14 @@ def run_sheets(scenario: dict[str, Any], result: dict[str, Any], dispatch_date: 
                 depart_at=_clock(dispatch_date, start, tz, shift_start),
                 return_at=_clock(dispatch_date, start + t["minutes"], tz, shift_start),
                 km=_round(t["km"]), minutes=_round(t["minutes"]), stops=stops))
+        no_plan = left_out.get(h)
         sheet = Dispatch(
             hub_id=h, hub_name=hub_names[h], date=dispatch_date.isoformat(), timezone=timezone,
             job_id=job_id, planned_at=planned_at, horizon_days=sc.horizon_days,
-            plan_status=result.get("status"), gap=result.get("gap"),
-            containers_at_hub=dict(sorted(pools.get(h, {}).items())), trips=trips)
+            plan_status="infeasible" if no_plan else result.get("status"),
+            gap=None if no_plan else result.get("gap"),
+            containers_at_hub=dict(sorted(pools.get(h, {}).items())), trips=trips,
+            no_plan=no_plan)
         sheet.warnings = box_warnings(sheet.model_dump(mode="json"))
         sheets.append(sheet)
     return sheets

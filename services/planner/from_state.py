@@ -275,7 +275,7 @@ def build_scenario(
                                f"{type(exc).__name__}: {exc}") from None
     demand = demand_days(counts, newest, horizon, network)
     waste, warnings = outstanding_waste(status)
-    earlier = earlier or Earlier()
+    earlier = earlier if earlier is not None else Earlier()
     for vid, grams in sorted(earlier.grams.items()):
         if waste.get(vid, 0.0) <= 0:
             continue

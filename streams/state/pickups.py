@@ -76,12 +76,21 @@ def pickup_id_for(village_id: str, n: int) -> str:
     return f"P-{village_id}-{n}"
 
 
+def pickup_village_id(pickup_id: str) -> str | None:
+    """The village ``pickup_id`` names when written as the worker numbers a village's
+    pickups, ``P-{village}-{n}`` with n in ASCII digits without a leading zero; None
+    otherwise."""
+    body = pickup_id.removeprefix("P-")
+    village_id, _, n = body.rpartition("-")
+    if body == pickup_id or not village_id or not (n.isascii() and n.isdigit()) \
+            or n.startswith("0"):
+        return None
+    return village_id
+
+
 def is_pickup_of(pickup_id: str, village_id: str) -> bool:
-    """Whether ``pickup_id`` is written as the worker numbers a village's pickups:
-    ``P-{village}-{n}``, n in ASCII digits without a leading zero."""
-    tail = pickup_id.removeprefix(f"P-{village_id}-")
-    return (tail != pickup_id and tail.isascii() and tail.isdigit()
-            and not tail.startswith("0"))
+    """Whether ``pickup_id`` is one of ``village_id``'s, as the worker numbers them."""
+    return pickup_village_id(pickup_id) == village_id
 
 
 def known_pickup(state: VillageState, pickup_id: str) -> bool:

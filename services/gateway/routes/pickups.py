@@ -30,6 +30,7 @@ from services.http.errors import ApiError
 from services.http.kafka_io import KafkaUnavailable, Record
 from services.http.openapi import error
 from streams import PickupCancelled, event_to_json
+from streams.state.pickups import pickup_village_id
 
 log = logging.getLogger("packloop.gateway")
 
@@ -91,17 +92,6 @@ def _now_ms() -> datetime:
     """Whole milliseconds: the precision of the events the gateway stamps itself."""
     now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
-
-
-def pickup_village(pickup_id: str, network: Any) -> Any:
-    """The network's village whose pickup ``pickup_id`` is by the worker's numbering
-    (``P-{village}-{n}``), or None."""
-    from streams.state.pickups import is_pickup_of
-
-    body = pickup_id.removeprefix("P-")
-    village_id = body.rpartition("-")[0]
-    village = network.villages.get(village_id)
-    return village if village is not None and is_pickup_of(pickup_id, village_id) else None
 
 
 def cancel_event(pickup_id: str, hub: str, village_id: str, reason: str,
@@ -241,7 +231,7 @@ def router(gw: Gateway) -> APIRouter:
         snooze = request_body.snooze_hours if snooze_hours is None else snooze_hours
         # another hub's pickup is refused by its id, open or not: refused only while open
         # (404 once it was not), the answer told a hub whether another hub's was (an audit)
-        named = pickup_village(pickup_id, config.network)
+        named = config.network.villages.get(pickup_village_id(pickup_id) or "")
         if named is not None and named.hub_id != hub:
             log.warning("403: hub %s (token %s) tried to cancel pickup %r of hub %r",
                         hub, auth.token_id, pickup_id, named.hub_id)
