@@ -1,12 +1,11 @@
 """Kubernetes manifests, validated offline: core kinds against the Kubernetes JSON
 schemas bundled in the kubernetes-validate package (strict: unknown fields fail), the
 Prometheus Operator kinds against the subset of their CRD schemas packloop uses, and
-the PrometheusRule against the rule files (same groups; promtool checks and unit tests
-pass on the rules taken out of the manifest)."""
+the PrometheusRule against the rule files (same groups, so the rule files' unit tests
+cover it; promtool checks the rules taken out of the manifest)."""
 
 from __future__ import annotations
 
-import shutil
 import sys
 import urllib.parse
 from pathlib import Path
@@ -18,7 +17,6 @@ import yaml
 
 from tests.infra.tools import (
     INFRA,
-    PROMTOOL_TESTS,
     RULE_FILES,
     load_yaml,
     requires_binary,
@@ -445,23 +443,16 @@ def test_prometheusrule_is_current_and_equals_the_rule_files() -> None:
 
 @requires_binary("promtool")
 def test_rules_inside_the_prometheusrule_pass_promtool(tmp_path: Path) -> None:
+    """promtool accepts the rules as the PrometheusRule carries them. Their unit tests are
+    not run again here: the test above shows the groups equal the rule files', whose unit
+    tests tests/infra/test_rules.py runs (running them twice took 24 s)."""
     (pr,) = _kinds()["PrometheusRule"]
-    rules_dir = tmp_path / "rules"
-    tests_dir = tmp_path / "tests"
-    rules_dir.mkdir()
-    tests_dir.mkdir()
-    extracted = rules_dir / "from-prometheusrule.yml"
+    extracted = tmp_path / "from-prometheusrule.yml"
     extracted.write_text(yaml.safe_dump({"groups": pr["spec"]["groups"]}), "utf-8")
     res = run([tool("promtool"), "check", "rules", str(extracted)])
     assert res.returncode == 0, res.stdout + res.stderr
-    for test_file in PROMTOOL_TESTS:
-        doc = load_yaml(test_file)
-        doc["rule_files"] = ["../rules/from-prometheusrule.yml"]
-        (tests_dir / test_file.name).write_text(yaml.safe_dump(doc, sort_keys=False), "utf-8")
-    res = run([tool("promtool"), "test", "rules", *(p.name for p in PROMTOOL_TESTS)],
-              cwd=tests_dir)
-    assert res.returncode == 0, res.stdout + res.stderr
-    shutil.rmtree(tmp_path)
+    assert f"SUCCESS: {sum(len(g['rules']) for g in pr['spec']['groups'])} rules found" \
+        in res.stdout, res.stdout
 
 
 def test_the_countys_network_is_mounted_where_packloop_network_points() -> None:

@@ -227,14 +227,23 @@ def test_a_countys_own_target_changes_the_alerts_their_tests_and_the_dashboards(
     assert "ratio:ratio < 0.45" in alerts and "ratio:ratio < 0.6" not in alerts
     (rules_dir / mod.ALERTS.name).write_text(alerts, "utf-8")
     (rules_dir / mod.TARGET.name).write_text(mod.TARGET.read_text("utf-8"), "utf-8")
+    # Only the test cases of the two alerts the target changes: the others cannot notice it
+    # (running every file took 20 s).
+    changed = re.compile(r"alertname: (Hub|County)RecoveryRatioBelowTarget\b")
+    written = []
     for path in PROMTOOL_TESTS:
         text = path.read_text("utf-8")
         if path == mod.ALERT_TESTS:
             text = mod.render_alert_tests(text, target)
             assert "target 45 %" in text and "target 60 %" not in text
-        (tests_dir / path.name).write_text(text, "utf-8")
-    res = run([tool("promtool"), "test", "rules", *(p.name for p in PROMTOOL_TESTS)],
-              cwd=tests_dir)
+        doc = yaml.safe_load(text)
+        doc["tests"] = [case for case in doc["tests"]
+                        if changed.search(yaml.safe_dump(case, width=10_000))]
+        if doc["tests"]:
+            (tests_dir / path.name).write_text(yaml.safe_dump(doc, sort_keys=False), "utf-8")
+            written.append(path.name)
+    assert mod.ALERT_TESTS.name in written
+    res = run([tool("promtool"), "test", "rules", *written], cwd=tests_dir)
     assert res.returncode == 0, res.stdout + res.stderr
 
     generator = INFRA / "grafana" / "build_dashboards.py"
