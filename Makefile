@@ -26,9 +26,11 @@ test: setup
 	@$(call pytest,-m "not integration" -n 2,unit)
 	@$(call pytest,-m integration -n 2 --dist loadgroup,integration)
 
-# No broker, Prometheus or PostgreSQL: those tests are marked integration.
+# The quick loop while writing code: no broker, Prometheus or PostgreSQL (those tests are
+# marked integration) and none of the tests marked slow (proven optima, promtool over whole
+# test files, services started as subprocesses), which `make test` runs with the unit tests.
 test-unit: setup
-	$(PY) -m pytest -q -m "not integration" -n 2
+	$(PY) -m pytest -q -m "not integration and not slow" -n 2
 
 lint: setup
 	$(VENV)/bin/ruff check streams optimizer services tests bench

@@ -150,12 +150,14 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+@pytest.mark.slow
 def test_no_import_cycle_in_the_packages() -> None:
     """Walk every import of streams/, optimizer/ and services/; fail naming the cycle."""
     cycle = find_cycle(import_graph(module_files()))
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
+@pytest.mark.slow
 def test_libraries_never_import_services() -> None:
     """streams and optimizer are libraries: services wires them, never the reverse."""
     graph = import_graph(module_files())

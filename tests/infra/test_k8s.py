@@ -441,6 +441,7 @@ def test_prometheusrule_is_current_and_equals_the_rule_files() -> None:
         groups, key=lambda g: g["name"])
 
 
+@pytest.mark.slow
 @requires_binary("promtool")
 def test_rules_inside_the_prometheusrule_pass_promtool(tmp_path: Path) -> None:
     """promtool accepts the rules as the PrometheusRule carries them. Their unit tests are

@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from streams import metric_names as mn
@@ -216,6 +217,7 @@ def test_every_counter_panel_has_an_expectation() -> None:
     assert set(OLD) <= set(EXPECTED)
 
 
+@pytest.mark.slow
 @requires_binary("promtool")
 def test_dashboards_read_the_true_figures_while_partitions_move(tmp_path: Path) -> None:
     """Every panel over a worker counter, on series where a partition moves between

@@ -45,6 +45,7 @@ def test_promtool_check_config() -> None:
     assert "2 rule files found" in res.stdout, res.stdout
 
 
+@pytest.mark.slow
 @requires_binary("promtool")
 @pytest.mark.parametrize("test_file", PROMTOOL_TESTS, ids=lambda p: p.name)
 def test_promtool_unit_tests_pass(test_file: Path) -> None:
@@ -133,6 +134,7 @@ def _cases_for(name: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+@pytest.mark.slow
 @requires_binary("promtool")
 @pytest.mark.parametrize("name,kind,mutated", _mutants(), ids=lambda v: str(v)[:40])
 def test_unit_tests_catch_a_broken_rule(name: str, kind: str, mutated: str,
@@ -201,6 +203,7 @@ def _recovery_thresholds(board: dict[str, Any]) -> set[float]:
     return out
 
 
+@pytest.mark.slow
 @requires_binary("promtool")
 def test_a_countys_own_target_changes_the_alerts_their_tests_and_the_dashboards(
         tmp_path: Path) -> None:

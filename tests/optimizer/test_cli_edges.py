@@ -745,6 +745,7 @@ def test_an_out_directory_that_cannot_be_written_is_refused_before_any_solve(
     assert sorted(p.name for p in ok.iterdir()) == ["plan.json", "report.html"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("threads", [1, 2])
 def test_budget_params_reach_the_stages_in_and_out_of_worker_processes(threads):
     """`solve(params=...)` reached the schedule but not the stages: the workers (and the

@@ -212,6 +212,7 @@ def _cli(path: Path, *extra: str) -> subprocess.CompletedProcess:
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
 
 
+@pytest.mark.slow
 def test_thirty_customers_run_without_traceback_and_fleet_exact_gives_n_routes(tmp_path):
     """A 30-customer instance (above the old 26-customer limit) solves through the CLI:
     --fleet exact gives exactly the -k5 routes, --fleet free floats (never costlier), every
@@ -301,6 +302,7 @@ def test_pool_path_reports_route_gap_and_a_bound_over_all_routes(tmp_path, monke
     assert res.to_json_dict()["route_gap"] == res.route_gap
 
 
+@pytest.mark.slow
 def test_capacity_cuts_close_the_bound_on_e_n22_k4():
     """Over all routes, the q-route LP of E-n22-k4 stays below the published optimum (375,
     tests/data/cvrplib/optima.csv); with rounded capacity cuts the bound reaches it (a valid

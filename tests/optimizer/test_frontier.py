@@ -135,6 +135,7 @@ def test_marginal_costs_are_the_steps_between_neighbours(tradeoff):
         (b["cost_cny"] - a["cost_cny"]) / ((a["co2e_kg"] - b["co2e_kg"]) / 1000), rel=1e-9)
 
 
+@pytest.mark.slow
 def test_cli_frontier_json_and_files(tmp_path: Path):
     """`plan frontier --json --out`: the document's contract keys, one directory per point
     with its plan.json and report.html, and the frontier page with both charts."""
@@ -188,6 +189,7 @@ def _two_hubs() -> dict:
     return raw
 
 
+@pytest.mark.slow
 def test_several_hubs_start_from_the_planner():
     """With two hub groups the cost-optimal end is the planner's plan (solved hub by hub),
     and the fronts are solved hub by hub (`optimizer.frontier_hubs`). Its cost equals a

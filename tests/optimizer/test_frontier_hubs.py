@@ -93,6 +93,7 @@ def _eps_optimum(s, front: str, eps: float) -> float:
     return r.objective
 
 
+@pytest.mark.slow
 def test_two_hub_points_are_valid_and_proven_by_the_lines():
     """Each point of the two-hub fronts is a complete plan meeting its ε, no cheaper than
     the best such plan, and its bound no higher; the hubs' Lagrangian lines prove every
@@ -115,6 +116,7 @@ def test_two_hub_points_are_valid_and_proven_by_the_lines():
             assert p.result.gap <= 1e-5, (front, p.role, p.result.gap)
 
 
+@pytest.mark.slow
 def test_without_by_hub_the_whole_model_gives_the_same_front():
     """`by_hub=False` keeps the whole-county model (the fallback when the county fleet links
     the hubs): the same costs at the same criterion values on this separable case."""
@@ -157,6 +159,7 @@ def test_the_ends_are_the_best_points_kept():
     assert cheap is low and one[0].role == "cost_optimal"
 
 
+@pytest.mark.slow
 def test_a_hub_with_nothing_to_trade_keeps_its_least_cost_plan():
     """Hub H02 ships only chilled parcels, which go in boxes at the least cost already: its
     range is empty (it had been solved at a level below its own start, and the lines' λ grid

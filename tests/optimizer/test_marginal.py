@@ -92,6 +92,7 @@ def test_binding_cleaning_dual_is_the_cost_of_one_more_unit():
         _cost_of_one_more(s, "hubs.H01.cleaning_capacity_per_day"), rel=1e-6, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_vehicle_value_is_the_cost_of_one_more_vehicle():
     """No ambient van and one multi-temperature trip a day: an ambient van saves what a
     re-solve with one finds; a second multi-temperature van is worth what its re-solve
@@ -216,6 +217,7 @@ def test_a_marginal_value_holds_for_its_range(key, field, edits, exact):
             assert abs(change(past) - past * value) > 1e-4, (side, limit)
 
 
+@pytest.mark.slow
 def test_hub_groups_work_out_their_own_marginal_values():
     """Planned in worker processes with a time limit, each hub group works out its plan's
     marginal values on the model its stages built (the county week's 20 hubs had all ended
@@ -316,6 +318,7 @@ def test_a_range_narrowed_by_degeneracy_is_widened_by_re_solves():
             delta * value, rel=1e-6, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_a_hub_vehicle_is_not_credited_with_the_county_trunk_fleet():
     """Two hubs share three county trucks, and both want two trunk legs on day 1. The
     vehicle re-solve of one hub alone gave it all three: one more van at HA was worth

@@ -147,6 +147,7 @@ def _two_hubs(trucks: int, trips_per_day: int) -> dict:
     return raw
 
 
+@pytest.mark.slow
 def test_decomposed_hubs_equal_the_whole_model():
     """Two hubs solved as separate sub-problems give the same optimum as one model with both
     (the county fleet does not bind)."""
@@ -166,6 +167,7 @@ def _without_chilled_vans(raw: dict, hubs: list[str]) -> dict:
     return raw
 
 
+@pytest.mark.slow
 def test_a_hub_without_a_plan_is_left_out_only_when_asked():
     """Tomorrow's dispatch: H02 has chilled farm shipments and no van with a chilled
     compartment, so no plan of the county exists, and H01's operator got no run sheet
@@ -266,6 +268,7 @@ def test_a_linked_county_far_past_the_time_left_is_not_solved(monkeypatch):
     assert time.perf_counter() - started < 30
 
 
+@pytest.mark.slow
 def test_an_uncoordinated_baseline_over_the_county_fleet_is_infeasible_by_count(monkeypatch):
     """One county truck running three legs a day, two hubs each with ambient and chilled
     loads every day: each hub alone fits, together one class per trunk leg needs four
@@ -293,6 +296,7 @@ def test_an_uncoordinated_baseline_over_the_county_fleet_is_infeasible_by_count(
     check_result(res, s)
 
 
+@pytest.mark.slow
 def test_a_group_without_room_for_its_later_stages_still_has_a_bound(monkeypatch):
     """A group whose later stages never start keeps its first plan, with its joint model's
     LP relaxation as bound: the county has a gap, and a valid one. Before, such a group had
@@ -318,6 +322,7 @@ def test_a_group_without_room_for_its_later_stages_still_has_a_bound(monkeypatch
     check_result(res, s)
 
 
+@pytest.mark.slow
 def test_progress_reaches_the_caller_from_worker_processes():
     """Incumbent/bound reports from the HiGHS callbacks inside the hub workers reach the
     caller's progress function, labelled by hub, plus one report per finished hub."""
@@ -349,6 +354,7 @@ def test_refine_joint_keeps_the_better_plan_and_the_higher_bound():
     check_stage(same, s, ["H01"])
 
 
+@pytest.mark.slow
 def test_second_pass_gives_left_over_time_to_the_group_above_the_gap():
     """A group stopped above the gap (here: H01 made to look stuck at half its bound) is
     solved again with the time left, and comes back at its optimum with a closed gap; the

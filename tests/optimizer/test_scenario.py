@@ -21,6 +21,7 @@ def test_published_schema_is_current():
     assert json.loads(SCHEMA.read_text()) == json.loads(json.dumps(scenario_json_schema()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_examples_validate_against_published_schema(path):
     """Every shipped example passes the published JSON Schema and the reference checks."""

@@ -219,6 +219,7 @@ def test_routing_first_claims_a_bound_only_on_proven_single_use_trips():
     assert kept.status == "optimal" and kept.bound == rf.bound
 
 
+@pytest.mark.slow
 def test_a_loose_gap_does_not_inflate_the_joint_plans_gain():
     """tiny's presale case: at the default gap the joint plan and the better sequential one
     cost the same; at --gap 0.2 the baselines used to stop 19.6 % from their optimum and the

@@ -94,6 +94,7 @@ def _check_routes(name: str, data: dict) -> float:
     return total
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["P-n16-k8", "E-n13-k4", "E-n22-k4", "E-n23-k3"])
 def test_published_optimum_reached(name):
     """`packloop plan solve --vrplib` reaches the published optimum and proves it; the routes
@@ -126,6 +127,7 @@ def test_the_joint_planner_refuses_a_single_visit_scenario():
         optimizer.solve(sc)
 
 
+@pytest.mark.slow
 def test_above_the_enumeration_limit_routes_come_from_pyvrp():
     """A-n33-k6 has 32 customers, more than subset enumeration takes (it stopped with a
     traceback): PyVRP's routes and the set-partitioning MILP over them give exactly 6
@@ -151,6 +153,7 @@ def test_above_the_enumeration_limit_routes_come_from_pyvrp():
         (stats["pool_lp"] - stats["all_routes_bound"]) / stats["pool_lp"], abs=1e-9)
 
 
+@pytest.mark.slow
 def test_fleet_free_lets_the_number_of_routes_float(tmp_path):
     """Two customers at the same spot 5 km from the depot, an instance named -k2: with
     `--fleet exact` two routes (20 km by hand), with `--fleet free` one route (10 km)."""
@@ -225,6 +228,7 @@ def test_solution_files_round_trip_in_cvrplib_numbering(tmp_path):
     assert total == OPTIMA["E-n13-k4"]
 
 
+@pytest.mark.slow
 def test_out_writes_the_solution_file_and_says_what_the_bound_covers(tmp_path):
     """`--out` writes NAME.sol (CVRPLIB numbering; its routes cost the published optimum
     under this file's own distances) and a report naming what the bound covers."""
@@ -287,6 +291,7 @@ def _cli(path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("depot", [1, 3, 6])
 def test_sol_numbers_customers_in_file_order_skipping_the_depot(tmp_path, depot):
     """CVRPLIB's `.sol` numbering wherever DEPOT_SECTION puts the depot: the depot is 0 and
@@ -320,6 +325,7 @@ def test_sol_numbers_customers_in_file_order_skipping_the_depot(tmp_path, depot)
 FULL_4 = "0 3 4 5\n3 0 6 7\n4 6 0 8\n5 7 8 0\n"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("fmt", "section", "says"), [
     ("FULL_MATRIX", FULL_4[:-3] + "\n", "FULL_MATRIX needs 16 numbers for DIMENSION 4, found 15"),
     ("FULL_MATRIX", FULL_4 + "9\n", "FULL_MATRIX needs 16 numbers for DIMENSION 4, found 17"),
@@ -465,6 +471,7 @@ def test_with_fleet_exact_vehicles_must_agree_with_the_name(tmp_path):
         assert [w for w, _ in err.value.problems] == ["VEHICLES"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["small-n6-kabc", "small-n6-k-3", "small-n6-k0", "small"])
 def test_a_name_without_a_valid_k_states_no_fleet_size_and_says_so(tmp_path, caplog, name):
     """A NAME with no `-kN` (N a positive integer): fleet size unknown, so the number of

@@ -123,6 +123,7 @@ def _brute_force(dist: list[list[float]], demands: list[int], capacity: int) -> 
                if all(sum(demands[c - 1] for c in g) <= capacity for g in part))
 
 
+@pytest.mark.slow
 def test_a_plan_cheaper_by_less_than_one_is_found_when_distances_are_large_fractions(
         tmp_path, monkeypatch):
     """Three customers, two to a route, every distance 50,000 or more with a fraction (to

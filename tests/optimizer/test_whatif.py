@@ -222,6 +222,7 @@ def test_cli_whatif_json():
     assert doc["variant_started_from_base"] is True
 
 
+@pytest.mark.slow
 def test_whatif_json_is_all_of_stdout_when_the_base_plan_does_not_fit_the_variant():
     """With no trunk vehicles left the base plan's trips are outside the variant's bounds:
     the variant starts cold, and nothing but the JSON document reaches stdout (Pyomo had

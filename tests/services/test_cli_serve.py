@@ -39,6 +39,7 @@ def _accepts(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
 def test_a_signal_stops_the_gateway_with_exit_status_0(sig, monkeypatch) -> None:
     """uvicorn raises the caught signal again once it has drained; the gateway must not die

@@ -423,6 +423,7 @@ def run_show(monkeypatch, client: TestClient | None, *args: str,
                               catch_exceptions=False)
 
 
+@pytest.mark.slow
 def test_cli_shows_the_sheet_and_says_why_not(make_client, token_store, monkeypatch) -> None:
     """text, json and html for the hub's own token; one clear line for 403 and 404; usage
     errors exit 2; a missing token is named."""
@@ -486,6 +487,7 @@ def stream_worker(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json={"pickups": []})
 
 
+@pytest.mark.slow
 def test_planning_a_date_queues_one_job_and_its_worker_publishes_a_sheet_per_hub(
         fake_kafka, tmp_path) -> None:
     """POST /v1/dispatch queues the date's plan (202), asking again answers the same job

@@ -216,6 +216,7 @@ def test_every_s_mode_still_fires_on_its_period(config, fake_kafka, monkeypatch)
     assert set(fake.days) == {TOMORROW}
 
 
+@pytest.mark.slow
 def test_tomorrows_dispatch_leaves_out_what_todays_collects_before_its_shift(config) -> None:
     """Today's dispatch (a missed day, planned after midnight) and tomorrow's came from one
     state, and both sent a van for the same waste (an outside audit: 51,080 g at H10-V001

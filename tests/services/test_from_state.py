@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from services.planner.from_state import demand_days, outstanding_waste
 from tests.services.helpers import NETWORK
 
@@ -47,6 +49,7 @@ def test_quiet_first_days_of_an_older_stream_stay_quiet() -> None:
         2: 3, 3: 4, 4: 5, 5: 6, 6: 7}
 
 
+@pytest.mark.slow
 def test_a_village_beyond_what_a_plan_holds_is_left_out_and_named() -> None:
     """The gateway takes 10^9 g per packaging item, so one event put a village at 5e10 g
     and every plan from the live state failed (the whole county's daily dispatch too),

@@ -105,6 +105,7 @@ def test_the_gateway_answers_any_json_without_a_5xx(gateway, value: Any) -> None
     post(gateway, json.dumps(value).encode())
 
 
+@pytest.mark.slow
 @fuzz_settings
 @given(batch=st.lists(mutated_events().filter(lambda case: case[1] != "type"), min_size=1,
                       max_size=5))

@@ -42,6 +42,7 @@ def gateway_app(tmp_path_factory) -> Iterator[FastAPI]:
     store.close()
 
 
+@pytest.mark.slow
 def test_gateway_conforms_to_its_openapi_document(gateway_app: FastAPI) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", gateway_app)
     failures = run_schemathesis(schema, auth(TOKENS["hub"]), examples=EXAMPLES)

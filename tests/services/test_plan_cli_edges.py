@@ -141,6 +141,7 @@ def _utc(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+@pytest.mark.slow
 def test_job_times_are_rfc3339(service, fake_kafka) -> None:
     """created, started and finished are RFC 3339 (UTC) in the job document, the job list
     and the plan-results message, not Unix floats; they are in order and recent."""
@@ -172,6 +173,7 @@ def _two_hubs() -> dict[str, Any]:
     return raw
 
 
+@pytest.mark.slow
 def test_job_progress_is_the_county_as_it_stands(service) -> None:
     """A job's progress carries the county's objective and bound as they stand: at the end
     the plan's own (its summary), not a running sum over finished hubs with no bound."""

@@ -57,6 +57,7 @@ def test_store_finish_is_conditional_and_first_finish_wins(tmp_path) -> None:
     store.close()
 
 
+@pytest.mark.slow
 def test_submit_run_status_report_and_result(planner_env, fake_kafka) -> None:
     """A submitted job is announced on plan-requests keyed by its id; once run, its status,
     result, report and metrics show the plan, and the outcome is published on plan-results."""
@@ -170,6 +171,7 @@ def test_from_state_needs_the_stream_worker(planner_env) -> None:
     assert resp.status_code == 503 and "stream worker" in resp.json()["message"]
 
 
+@pytest.mark.slow
 def test_cli_submit_status_fetch(planner_env, tmp_path, monkeypatch) -> None:
     from click.testing import CliRunner
 
@@ -241,6 +243,7 @@ print("exit", solve.process.exitcode)
 """
 
 
+@pytest.mark.slow
 def test_a_solve_whose_worker_is_gone_ends_without_a_traceback() -> None:
     """The solve's next message finds the pipe closed: it ends there, quietly (before, it
     printed BrokenPipeError tracebacks — the send, then the send of the error — and solved
@@ -258,6 +261,7 @@ def test_a_solve_whose_worker_is_gone_ends_without_a_traceback() -> None:
     assert "Traceback" not in run.stderr and "BrokenPipeError" not in run.stderr, run.stderr
 
 
+@pytest.mark.slow
 def test_a_queued_job_whose_request_was_lost_is_run_by_an_idle_worker(planner_env,
                                                                        fake_kafka) -> None:
     """A job stored as queued whose plan request never reaches a worker (the embedded

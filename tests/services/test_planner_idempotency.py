@@ -20,6 +20,7 @@ from tests.services.helpers import TINY, TOPICS
 BODY = {"scenario": TINY, "options": {"time_limit_s": 20}}
 
 
+@pytest.mark.slow
 def test_a_key_sent_again_gets_its_job_and_queues_nothing(planner_env, fake_kafka) -> None:
     client = planner_env["client"]
     first = client.post("/v1/plans", json=BODY, headers={"Idempotency-Key": "run-42"})

@@ -59,6 +59,7 @@ def test_a_hub_front_survives_json(two_hubs) -> None:
             assert all(isinstance(x, tuple) for x in back.lines + back.steps)
 
 
+@pytest.mark.slow
 def test_the_jobs_own_solve_runs_every_part_nobody_takes(two_hubs, tmp_path) -> None:
     """No other worker: both hubs' parts are created, announced, claimed and run here; the
     front equals the one solved without the store, and each part ends done as this worker's
@@ -110,6 +111,7 @@ def _remote(url: str, scenario, stop: threading.Event, *, finish: bool,
         store.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("finish", [True, False], ids=["finished_there", "worker_died"])
 def test_a_part_another_worker_takes(two_hubs, tmp_path, finish) -> None:
     """One part is claimed by another worker. Finished there, its stored result is read
@@ -138,6 +140,7 @@ def test_a_part_another_worker_takes(two_hubs, tmp_path, finish) -> None:
     store.close()
 
 
+@pytest.mark.slow
 def test_a_part_that_fails_is_tried_again_once(tmp_path, two_hubs) -> None:
     """A part another worker failed (killed, out of memory) is queued again and, run here,
     the front is whole; a part that fails again fails the job with its reason and cancels
@@ -215,6 +218,7 @@ def test_a_cancelled_job_cancels_its_parts(tmp_path) -> None:
     store.close()
 
 
+@pytest.mark.slow
 def test_a_worker_runs_a_part_on_its_jobs_scenario_and_skips_an_ended_jobs(tmp_path) -> None:
     """A worker that takes a part solves the hub on the job's scenario (the part stores
     none), stores the hub's fronts and publishes nothing (the job publishes); a part whose
@@ -255,6 +259,7 @@ def test_a_worker_runs_a_part_on_its_jobs_scenario_and_skips_an_ended_jobs(tmp_p
     store.close()
 
 
+@pytest.mark.slow
 def test_a_worker_runs_a_frontier_job_through_parts(tmp_path) -> None:
     """A worker alone runs a frontier job of two hubs: it announces both parts on
     plan-requests, runs them itself, stores the front with which worker solved each hub,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 import optimizer
 from services.planner.runner import _frontier
 from tests.optimizer.test_frontier import _two_hubs
@@ -71,6 +73,7 @@ def _solved(scenario: dict, options: dict) -> dict:
         proc.close()
 
 
+@pytest.mark.slow
 def test_a_dispatch_job_plans_the_hubs_that_have_a_plan() -> None:
     """The dispatch job's solve leaves out a hub with no plan (no van with a chilled
     compartment for its farm shipments) and plans the other, report and all; any other

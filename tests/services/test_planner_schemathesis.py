@@ -54,6 +54,7 @@ def planner_app(tmp_path_factory) -> Iterator[FastAPI]:
     tokens.close()
 
 
+@pytest.mark.slow
 def test_planner_conforms_to_its_openapi_document(planner_app: FastAPI) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", planner_app)
     failures = run_schemathesis(schema, auth(TOKENS["planner"]), examples=EXAMPLES)

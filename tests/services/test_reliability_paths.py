@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
@@ -19,6 +20,7 @@ from services.settings import get_settings
 from tests.services.helpers import REPO, FakeKafkaIO, FakeWorker, auth, shipment
 
 
+@pytest.mark.slow
 def test_a_token_added_in_one_folder_is_accepted_by_a_gateway_started_in_another(
         tmp_path, monkeypatch) -> None:
     """`packloop hubs add-token` in one folder and the gateway in another share the per-user

@@ -33,6 +33,7 @@ def test_reproducible_by_seed() -> None:
     assert first != other
 
 
+@pytest.mark.slow
 def test_time_ordered_valid_and_in_period(week: list[dict]) -> None:
     """Events come in time order, pass the contract and the network checks, inside the period."""
     times = [e["occurred_at"] for e in week]

@@ -90,6 +90,7 @@ def test_the_scenario_is_what_it_says(scenario: Backlog) -> None:
     assert max(e["occurred_at"] for e in scenario.live) > "2026-10-25"
 
 
+@pytest.mark.slow
 def test_a_30_day_backlog_with_resends_counts_once(scenario: Backlog) -> None:
     h = Harness()
     for e in scenario.sent:
@@ -98,6 +99,7 @@ def test_a_30_day_backlog_with_resends_counts_once(scenario: Backlog) -> None:
     check_counted_once(h, scenario, model_of(scenario.sent))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(4))
 def test_a_backlog_through_crashes_and_four_partitions(scenario: Backlog, seed: int) -> None:
     """Crashes with part of a batch's changelog landing and short recoveries, while sealed

@@ -108,6 +108,7 @@ def by(samples: list[Any], *labels: str) -> dict[Any, float]:
     return dict(out)
 
 
+@pytest.mark.slow
 def test_waste_counters_and_outstanding_match_the_model(run: tuple[Harness, ReasonModel]) -> None:
     """Cumulative grams per village and material are the model's, outstanding never < 0."""
     h, m = run

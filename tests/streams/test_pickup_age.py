@@ -117,6 +117,7 @@ def run() -> Run:
     return simulate(NET, BUSY, QUIET)
 
 
+@pytest.mark.slow
 def test_pickups_per_village_day_stay_steady(run: Run) -> None:
     early = run.per_village_day(BUSY, 0, 14)
     late = run.per_village_day(BUSY, 14, 28)
@@ -132,6 +133,7 @@ def test_old_waste_below_every_weight_threshold_gets_exactly_one_age_pickup(run:
     assert quiet == [(8, ["max_age_hours"])]  # 168 h after its 2 kg arrived on day 1
 
 
+@pytest.mark.slow
 def test_without_the_age_trigger_the_quiet_village_is_never_collected() -> None:
     """The check above depends on the age threshold (here out of reach: 100 days)."""
     no_age = simulate(county(max_age_hours=24 * 100), BUSY, QUIET)

@@ -92,6 +92,7 @@ def test_every_event_twice_counts_once(events: list[dict], model: Model) -> None
     assert not [d for d in h.dead if d["reason"] == "outside_dedupe_horizon"]
 
 
+@pytest.mark.slow
 def test_beyond_the_horizon_is_dead_lettered_never_counted_twice(events: list[dict]) -> None:
     """With a 5-day horizon the second pass of a 20-day file is partly too old to check
     for re-sends: those are dead-lettered, the rest are duplicates, none applied twice."""
