@@ -7,6 +7,7 @@ input, never from packloop's state.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -36,6 +37,13 @@ NET = load_network()
 
 
 def expected(lines: list[bytes], partitions: int) -> Model:
+    return _expected(tuple(lines), partitions)
+
+
+@functools.cache
+def _expected(lines: tuple[bytes, ...], partitions: int) -> Model:
+    """Fed once per input and partition count: several tests replay the same file, the
+    tests only read the model, and feeding it 20,000 events takes seconds."""
     m = Model(NET, partitions)
     for line in lines:
         m.feed(orjson.loads(line))
