@@ -339,6 +339,11 @@ METRICS: tuple[MetricSpec, ...] = (
         "Relative MIP gap of the last successful plan.", component="planner",
     ),
     MetricSpec(
+        "packloop_dispatch_no_plan", "gauge", ("hub", "date"),
+        "1 for each hub the newest successful daily dispatch leaves without a plan (its data "
+        "admit none), labelled with the date it plans.", component="planner",
+    ),
+    MetricSpec(
         "packloop_plan_jobs", "gauge", ("status",),
         "Plan jobs by current status.", component="planner",
         values=_v(status=PLAN_JOB_STATUSES),

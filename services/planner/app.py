@@ -42,6 +42,7 @@ from services.planner.daily import SCHEDULER, DailyDispatch, DispatchSchedule, d
 from services.planner.daily import SOURCE as DISPATCH_SOURCE
 from services.planner.dispatch import CalendarDate
 from services.planner.store import (
+    DISPATCH_JOB_PREFIX,
     DONE,
     FAILED,
     FINAL,
@@ -148,6 +149,9 @@ class PlanSummary(BaseModel):
     gap: float | None = None
     trips: int | None = None
     kpis: dict[str, dict[str, float | int | None]] = Field(default_factory=dict)
+    left_out: dict[str, str] = Field(default_factory=dict, description=(
+        "Hubs a dispatch plan leaves out because their data admit no plan, each with why "
+        "(their run sheets say so too)."))
 
 
 class PlanJob(BaseModel):
@@ -309,6 +313,16 @@ class PlanCollector:
         if summary.get("gap") is not None:
             gap.add_metric([], float(summary["gap"]))
         yield gap
+        no_plan = GaugeMetricFamily(
+            "packloop_dispatch_no_plan", "1 for each hub the newest successful daily dispatch "
+            "leaves without a plan (its data admit none), labelled with the date it plans.",
+            labels=["hub", "date"])
+        dispatch = snap.get("last_dispatch")
+        if dispatch is not None:
+            day = (dispatch["name"] or "").removeprefix(DISPATCH_JOB_PREFIX)
+            for hub in sorted((dispatch["summary"] or {}).get("left_out") or {}):
+                no_plan.add_metric([hub, day], 1.0)
+        yield no_plan
 
 
 # -- the app -------------------------------------------------------------------------------

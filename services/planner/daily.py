@@ -33,13 +33,14 @@ import orjson
 
 from services.http.kafka_io import KafkaIO, KafkaUnavailable, Record
 from services.planner.from_state import Earlier
+from services.planner.store import DISPATCH_JOB_PREFIX, DISPATCH_SOURCE
 
 if TYPE_CHECKING:
     from services.planner.app import PlannerConfig
 
 log = logging.getLogger("packloop.planner.dispatch")
 
-SOURCE = "dispatch"
+SOURCE = DISPATCH_SOURCE
 #: ``submitted_by`` of the jobs the schedule queues itself (POST /v1/dispatch stores the
 #: planner's token owner instead)
 SCHEDULER = "dispatch-scheduler"
@@ -118,7 +119,7 @@ def dispatch_window(tz: tzinfo | str, now: datetime | None = None) -> tuple[date
 
 
 def job_name(day: date) -> str:
-    return f"dispatch {day.isoformat()}"
+    return f"{DISPATCH_JOB_PREFIX}{day.isoformat()}"
 
 
 class DispatchPending(RuntimeError):

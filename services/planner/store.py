@@ -94,6 +94,9 @@ plan_idempotency_keys = Table(
 #: the source of a frontier job's parts (`services.planner.parts`), each named
 #: `part_name(job id, hub)`: the store cancels, lists and deletes a job's parts by them
 PART_SOURCE = "frontier-part"
+#: the daily dispatch's jobs (`services.planner.daily`), named DISPATCH_JOB_PREFIX + date
+DISPATCH_SOURCE = "dispatch"
+DISPATCH_JOB_PREFIX = "dispatch "
 
 
 def part_name(job_id: str, hub: str) -> str:
@@ -566,6 +569,11 @@ class JobStore:
                 .where(own, plan_jobs.c.status == DONE)
                 .order_by(plan_jobs.c.finished_at.desc()).limit(1)
             ).first()
+            dispatch = conn.execute(
+                select(plan_jobs.c.name, plan_jobs.c.summary)
+                .where(plan_jobs.c.source == DISPATCH_SOURCE, plan_jobs.c.status == DONE)
+                .order_by(plan_jobs.c.finished_at.desc()).limit(1)
+            ).first()
         return {
             "counts": counts,
             "duration_buckets": buckets,
@@ -573,4 +581,6 @@ class JobStore:
             "duration_sum": float(total_sum or 0.0),
             "last_success": last.finished_at if last else None,
             "last_summary": _loads(last.summary) if last else None,
+            "last_dispatch": {"name": dispatch.name, "summary": _loads(dispatch.summary)}
+            if dispatch else None,
         }

@@ -77,6 +77,9 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
         "gap": result.get("gap"),
         "trips": len(result.get("trips") or []),
         "kpis": {k: v for k, v in kpis.items() if v is not None},
+        # a dispatch plan's hubs without a plan (their data admit none): the metric and
+        # alert that tell the county, beside the hub's own "no plan" run sheet
+        "left_out": dict((result.get("stats") or {}).get("left_out") or {}),
     }
 
 
@@ -94,7 +97,7 @@ def frontier_summary(result: dict[str, Any]) -> dict[str, Any]:
     gap = cheapest.get("gap") if cheapest else None
     bound = None if cheapest is None or gap is None else cheapest["cost_cny"] * (1.0 - gap)
     return {"plan_status": "frontier", "objective": cheapest and cheapest["cost_cny"],
-            "bound": bound, "gap": gap, "trips": None,
+            "bound": bound, "gap": gap, "trips": None, "left_out": {},
             "kpis": {f"point {k}": {"cost_cny": p["cost_cny"], "co2e_kg": p["co2e_kg"],
                                     "single_use_grams": p["single_use_grams"]}
                      for k, p in enumerate(points)}}

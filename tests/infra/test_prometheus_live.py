@@ -75,6 +75,8 @@ def _label_sets(spec: mn.MetricSpec, village_label: bool, worker: int) -> list[d
                 values = ["POST"]
             elif label == "status":
                 values = ["202", "400"]
+            elif label == "date":
+                values = ["2026-12-08"]
             elif label in ("lat", "lon", "name"):
                 values = [""]  # filled below
             else:

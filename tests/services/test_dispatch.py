@@ -645,3 +645,40 @@ def test_a_sheet_stored_before_no_plan_existed_matches_itself_delivered_again() 
     assert new["no_plan"] is None
     assert digest(new) == digest(old)
     assert digest({**new, "no_plan": "no van with a chilled compartment"}) != digest(old)
+
+
+def test_a_hub_left_out_of_the_newest_dispatch_is_exported_until_one_plans_it(
+        tmp_path) -> None:
+    """Before, a hub the dispatch left out had its own "no plan" sheet and a log line, and
+    no metric or alert told the county. The planner exports packloop_dispatch_no_plan for
+    the newest successful dispatch job only: another kind of job finishing later changes
+    nothing, a later dispatch that plans the hub clears it."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from services.planner.app import PlanCollector
+    from services.planner.daily import SOURCE, job_name
+    from services.planner.store import DONE, JobStore
+    from services.planner.worker import summarise
+
+    jobs = JobStore(f"sqlite:///{tmp_path}/plans.db")
+    registry = CollectorRegistry()
+    registry.register(PlanCollector(jobs))
+
+    def finish(source: str, name: str, left_out: dict[str, str]) -> None:
+        job_id = jobs.create({}, {}, source, "ops", name)
+        assert jobs.claim(job_id, "w1", 60)
+        result = {**plan(), "stats": {"left_out": left_out} if left_out else {}}
+        assert jobs.finish(job_id, "w1", DONE, result=result, summary=summarise(result))
+
+    def exported() -> list[str]:
+        return [line for line in generate_latest(registry).decode().splitlines()
+                if line.startswith("packloop_dispatch_no_plan{")]
+
+    assert exported() == []
+    finish(SOURCE, job_name(date(2026, 12, 8)), {"H02": "no van with a chilled compartment"})
+    assert exported() == ['packloop_dispatch_no_plan{date="2026-12-08",hub="H02"} 1.0']
+    finish("api", "a what-if", {})
+    assert exported() == ['packloop_dispatch_no_plan{date="2026-12-08",hub="H02"} 1.0']
+    finish(SOURCE, job_name(date(2026, 12, 9)), {})
+    assert exported() == []
+    jobs.close()

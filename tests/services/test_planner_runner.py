@@ -9,6 +9,7 @@ import pytest
 
 import optimizer
 from services.planner.runner import _frontier
+from services.planner.worker import summarise
 from tests.optimizer.test_frontier import _two_hubs
 
 
@@ -85,6 +86,8 @@ def test_a_dispatch_job_plans_the_hubs_that_have_a_plan() -> None:
     dispatch = _solved(raw, {**options, "dispatch": {"date": "2026-12-08"}})
     assert dispatch["status"] in ("optimal", "feasible", "time_limit"), dispatch["status"]
     assert list(dispatch["stats"]["left_out"]) == ["H02"]
+    # the job's summary carries it to the planner's metrics (packloop_dispatch_no_plan)
+    assert summarise(dispatch)["left_out"] == dispatch["stats"]["left_out"]
     assert {t["hub_id"] for t in dispatch["trips"]} == {"H01"}
     assert "report_error" not in dispatch
     other = _solved(raw, options)
