@@ -187,7 +187,9 @@ def check(state: VillageState, event: Any, container_types: dict[str, tuple[str,
             raise Rejected(
                 "return_exceeds_issued",
                 f"{event.count} {ct} returned ({event.condition.value}) but village "
-                f"{state.village_id} has {out} out",
+                f"{state.village_id} has {out} out; a container handed back at another "
+                "village or at the hub is returned under the id of the village it was "
+                "issued to",
                 "count",
             )
     elif isinstance(event, WasteAdjustment):

@@ -190,6 +190,19 @@ def test_crates_carrying_produce_up_issue_and_return_like_boxes() -> None:
     assert s.months["2026-04"].containers["reusable_crate"][:2] == [2, 2]
     assert s.generated == {} and s.used_up == {"cardboard": 300}
 
+
+def test_a_return_beyond_what_the_village_has_out_says_where_it_belongs() -> None:
+    """A crate handed back at another village than the one it went to: the refusal says
+    to send it under the village it was issued to (before, only that it was too many)."""
+    s = VillageState("H01-V002", "H01")
+    back = _ev("2026-04-03T00:00:00Z", type="packaging_return", container_type="reusable_crate",
+               count=1, condition="ok")
+    with pytest.raises(Rejected) as rej:
+        check(s, back, CT)
+    assert rej.value.reason == "return_exceeds_issued" and rej.value.field == "count"
+    assert "village H01-V002 has 0 out" in rej.value.message
+    assert "under the id of the village it was issued to" in rej.value.message
+
 def test_late_issue_keeps_fifo_ordered() -> None:
     pool = ContainerPool()
     pool.issue(300, 1)
