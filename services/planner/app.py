@@ -39,10 +39,10 @@ from services.http.openapi import (
     use_bearer_scheme,
 )
 from services.planner.daily import SCHEDULER, DailyDispatch, DispatchSchedule, dispatch_window
-from services.planner.daily import SOURCE as DISPATCH_SOURCE
 from services.planner.dispatch import CalendarDate
 from services.planner.store import (
     DISPATCH_JOB_PREFIX,
+    DISPATCH_SOURCE,
     DONE,
     FAILED,
     FINAL,
@@ -314,8 +314,8 @@ class PlanCollector:
             gap.add_metric([], float(summary["gap"]))
         yield gap
         no_plan = GaugeMetricFamily(
-            "packloop_dispatch_no_plan", "1 for each hub the newest successful daily dispatch "
-            "leaves without a plan (its data admit none), labelled with the date it plans.",
+            "packloop_dispatch_no_plan", "1 for each hub the successful daily dispatch of the "
+            "latest date leaves without a plan (its data admit none), labelled with that date.",
             labels=["hub", "date"])
         dispatch = snap.get("last_dispatch")
         if dispatch is not None:

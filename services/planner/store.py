@@ -569,10 +569,12 @@ class JobStore:
                 .where(own, plan_jobs.c.status == DONE)
                 .order_by(plan_jobs.c.finished_at.desc()).limit(1)
             ).first()
+            # the latest date planned (names end in the ISO date), not the last to finish:
+            # a catch-up of an earlier date may finish after tomorrow's
             dispatch = conn.execute(
                 select(plan_jobs.c.name, plan_jobs.c.summary)
                 .where(plan_jobs.c.source == DISPATCH_SOURCE, plan_jobs.c.status == DONE)
-                .order_by(plan_jobs.c.finished_at.desc()).limit(1)
+                .order_by(plan_jobs.c.name.desc(), plan_jobs.c.finished_at.desc()).limit(1)
             ).first()
         return {
             "counts": counts,

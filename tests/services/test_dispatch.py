@@ -651,8 +651,9 @@ def test_a_hub_left_out_of_the_newest_dispatch_is_exported_until_one_plans_it(
         tmp_path) -> None:
     """Before, a hub the dispatch left out had its own "no plan" sheet and a log line, and
     no metric or alert told the county. The planner exports packloop_dispatch_no_plan for
-    the newest successful dispatch job only: another kind of job finishing later changes
-    nothing, a later dispatch that plans the hub clears it."""
+    the successful dispatch job of the latest date only: another kind of job, or an earlier
+    date's dispatch, finishing later changes nothing; the next date's dispatch that plans
+    the hub clears it."""
     from prometheus_client import CollectorRegistry, generate_latest
 
     from services.planner.app import PlanCollector
@@ -680,5 +681,8 @@ def test_a_hub_left_out_of_the_newest_dispatch_is_exported_until_one_plans_it(
     finish("api", "a what-if", {})
     assert exported() == ['packloop_dispatch_no_plan{date="2026-12-08",hub="H02"} 1.0']
     finish(SOURCE, job_name(date(2026, 12, 9)), {})
+    assert exported() == []
+    # a catch-up of an earlier date finishing later is not the newest dispatch
+    finish(SOURCE, job_name(date(2026, 12, 7)), {"H02": "no van with a chilled compartment"})
     assert exported() == []
     jobs.close()
