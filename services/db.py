@@ -48,6 +48,8 @@ api_tokens = Table(
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
     Column("last_used_at", Float, nullable=True),
+    # null: the token lives until revoked (every token made before expiry existed)
+    Column("expires_at", Float, nullable=True),
 )
 
 hub_webhooks = Table(
@@ -223,6 +225,7 @@ def open_token_db(url: str) -> Engine:
     """An engine on the token database, its tables created when missing."""
     engine = make_engine(url)
     create_tables(engine, token_metadata)
+    add_missing_columns(engine, api_tokens)  # expires_at, in a database made before it
     return engine
 
 

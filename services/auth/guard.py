@@ -41,7 +41,8 @@ FLOOD_FAILURES = 100
 WINDOW_S = 60.0
 
 #: every value of the failure counters' ``result`` label
-RESULTS = ("missing", "malformed", "unknown", "bad_secret", "wrong_kind", "revoked", "blocked")
+RESULTS = ("missing", "malformed", "unknown", "bad_secret", "wrong_kind", "revoked", "expired",
+           "blocked")
 
 audit_log = logging.getLogger("packloop.audit")
 
@@ -114,7 +115,7 @@ class AuthGuard:
         self.failures = Counter(
             f"packloop_{service}_auth_failures_total",
             "Requests whose token was refused, by result (missing, malformed, unknown id, "
-            "bad_secret, wrong_kind, revoked; blocked: answered 429 without a check after "
+            "bad_secret, wrong_kind, revoked, expired; blocked: answered 429 without a check after "
             f"{self.limiter.max_failures} refusals of one token id from the address, or "
             f"{self.flood.max_failures} of any, within {self.limiter.window_s:g} s).",
             ["result"],

@@ -55,10 +55,15 @@ class TokenInfo:
     created_at: float
     revoked_at: float | None
     last_used_at: float | None
+    expires_at: float | None = None
+
+    @property
+    def expired(self) -> bool:
+        return self.expires_at is not None and time.time() >= self.expires_at
 
     @property
     def active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and not self.expired
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +74,7 @@ class TokenInfo:
             "created_at": iso_utc(self.created_at),
             "revoked_at": iso_utc(self.revoked_at),
             "last_used_at": iso_utc(self.last_used_at),
+            "expires_at": iso_utc(self.expires_at),
             "active": self.active,
         }
 
@@ -78,7 +84,7 @@ class TokenCheck:
     """The outcome of one token check, for the audit log and the failure metrics.
 
     ``outcome``: ok, missing, malformed, unknown (no such id), bad_secret, wrong_kind
-    (a planner token at the gateway or the reverse) or revoked. ``token_id`` and ``owner``
+    (a planner token at the gateway or the reverse), revoked or expired. ``token_id`` and ``owner``
     are known once the token names an existing id; neither is a secret.
     """
 
@@ -110,13 +116,19 @@ class TokenStore:
             return hmac.new(self._pepper, data, hashlib.sha256).hexdigest()
         return hashlib.sha256(data).hexdigest()
 
-    def add(self, kind: Kind, owner: str, label: str | None = None) -> tuple[TokenInfo, str]:
-        """Create a token; returns its record and the token itself (shown once, never stored)."""
+    def add(self, kind: Kind, owner: str, label: str | None = None,
+            expires_in_s: float | None = None) -> tuple[TokenInfo, str]:
+        """Create a token; returns its record and the token itself (shown once, never stored).
+        With ``expires_in_s`` it is refused from then on, as if revoked (a token handed to a
+        hub's device or a contractor need not outlive the job)."""
         if len(owner) > 128:  # the column's limit (PostgreSQL enforces it, SQLite does not)
             raise ValueError("a token owner has at most 128 characters")
+        if expires_in_s is not None and not expires_in_s > 0:
+            raise ValueError("a token's lifetime must be more than 0 seconds")
         token_id = secrets.token_hex(6)
         token = f"{TOKEN_PREFIX}_{token_id}_{secrets.token_urlsafe(32)}"
         now = time.time()
+        expires_at = None if expires_in_s is None else now + expires_in_s
         with self.engine.begin() as conn:
             conn.execute(
                 api_tokens.insert().values(
@@ -126,9 +138,10 @@ class TokenStore:
                     hash=self._hash(token),
                     label=label,
                     created_at=now,
+                    expires_at=expires_at,
                 )
             )
-        return TokenInfo(token_id, kind, owner, label, now, None, None), token
+        return TokenInfo(token_id, kind, owner, label, now, None, None, expires_at), token
 
     def authenticate(self, kind: Kind, token: str | None) -> TokenInfo | None:
         """The token's record if it is a live token of ``kind``; None otherwise."""
@@ -156,9 +169,12 @@ class TokenStore:
             return TokenCheck(None, "wrong_kind", token_id, row.owner)
         if row.revoked_at is not None:
             return TokenCheck(None, "revoked", token_id, row.owner)
+        if row.expires_at is not None and time.time() >= row.expires_at:
+            return TokenCheck(None, "expired", token_id, row.owner)
         self._touch(token_id)
         info = TokenInfo(
-            row.token_id, row.kind, row.owner, row.label, row.created_at, None, row.last_used_at
+            row.token_id, row.kind, row.owner, row.label, row.created_at, None, row.last_used_at,
+            row.expires_at,
         )
         return TokenCheck(info, "ok", token_id, row.owner)
 
@@ -190,7 +206,7 @@ class TokenStore:
             return [
                 TokenInfo(
                     r.token_id, r.kind, r.owner, r.label, r.created_at, r.revoked_at,
-                    r.last_used_at,
+                    r.last_used_at, r.expires_at,
                 )
                 for r in rows
             ]
@@ -219,7 +235,7 @@ class TokenStore:
             return None
         return TokenInfo(
             row.token_id, row.kind, row.owner, row.label, row.created_at, row.revoked_at,
-            row.last_used_at,
+            row.last_used_at, row.expires_at,
         )
 
     def close(self) -> None:

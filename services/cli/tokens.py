@@ -7,6 +7,7 @@ of stdout; only its hash is stored.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -18,6 +19,31 @@ from services.cli.context import escaped, settings_from
 
 if TYPE_CHECKING:
     from services.auth.tokens import Kind, TokenStore
+
+_UNITS_S = {"m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"(\d+)([mhd])")
+
+
+class Lifetime(click.ParamType):
+    """A token's lifetime: a whole number of minutes, hours or days (``30m``, ``12h``,
+    ``90d``), so a typo is a usage error naming the flag and never a token that lives for
+    ever."""
+
+    name = "DURATION"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        match = _DURATION.fullmatch(str(value).strip())
+        if match is None or int(match[1]) == 0:
+            self.fail(f"{value!r} is not a lifetime: a whole number above 0 and a unit m, h "
+                      "or d (e.g. 90d)", param, ctx)
+        seconds = int(match[1]) * _UNITS_S[match[2]]
+        if seconds > 10 * 366 * 86400:
+            self.fail(f"{value!r} is over 10 years: leave --expires-in out for a token that "
+                      "lives until revoked", param, ctx)
+        return float(seconds)
 
 
 def _store(ctx: click.Context) -> TokenStore:
@@ -44,8 +70,12 @@ def token_group(kind: Kind, noun: str, owner_meta: str,
     @group.command("add-token")
     @click.argument("owner", metavar=owner_meta)
     @click.option("--label", default=None, help="A note to tell tokens apart (e.g. the device).")
+    @click.option("--expires-in", "expires_in", type=Lifetime(), default=None,
+                  help="Refuse the token after this long (30m, 12h, 90d); without it the "
+                       "token lives until revoked.")
     @click.pass_context
-    def add_token(ctx: click.Context, owner: str, label: str | None) -> None:
+    def add_token(ctx: click.Context, owner: str, label: str | None,
+                  expires_in: float | None) -> None:
         """Create a token; it is printed once, alone on the last line."""
         if not owner.strip():
             raise click.BadParameter("must not be empty", param_hint=owner_meta)
@@ -60,18 +90,21 @@ def token_group(kind: Kind, noun: str, owner_meta: str,
                                      param_hint="--label")
         store = _store(ctx)
         try:
-            info, token = store.add(kind, owner, label)
+            info, token = store.add(kind, owner, label, expires_in_s=expires_in)
         except ValueError as exc:  # e.g. an owner name longer than the store allows
             raise click.BadParameter(str(exc), param_hint="OWNER") from None
         finally:
             store.close()
-        click.echo(f"token id {info.token_id} for {noun} {owner} created; it is shown only "
-                   "now, store it safely (rotate: add a new one, then revoke this id)")
+        expiry = info.to_dict()["expires_at"]
+        click.echo(f"token id {info.token_id} for {noun} {owner} created"
+                   + (f", valid until {expiry}" if expiry else "")
+                   + "; it is shown only now, store it safely (rotate: add a new one, then "
+                   "revoke this id)")
         click.echo(token)
 
     @group.command("list-tokens")
     @click.option("--owner", default=None, metavar=owner_meta, help=f"Only this {noun}.")
-    @click.option("--active", is_flag=True, help="Hide revoked tokens.")
+    @click.option("--active", is_flag=True, help="Hide revoked and expired tokens.")
     @click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")
     @click.pass_context
     def list_tokens(ctx: click.Context, owner: str | None, active: bool, as_json: bool) -> None:
@@ -81,6 +114,8 @@ def token_group(kind: Kind, noun: str, owner_meta: str,
             rows = store.list(kind, owner, include_revoked=not active)
         finally:
             store.close()
+        if active:
+            rows = [r for r in rows if r.active]
         if not rows and owner is not None and check_owner is not None:
             # a typo read as "no tokens"; an owner gone from the reference data but with
             # tokens stored is still listed (to be revoked)
@@ -91,12 +126,14 @@ def token_group(kind: Kind, noun: str, owner_meta: str,
         if not rows:
             click.echo(f"no {noun} tokens")
             return
-        lines = [("ID", noun.upper(), "CREATED", "LAST USED", "STATE", "LABEL")]
+        lines = [("ID", noun.upper(), "CREATED", "LAST USED", "EXPIRES", "STATE", "LABEL")]
         for r in rows:
             d = r.to_dict()
-            state = "active" if r.active else f"revoked {d['revoked_at']}"
+            state = "active" if r.active else (
+                f"revoked {d['revoked_at']}" if r.revoked_at is not None else "expired")
             lines.append((r.token_id, escaped(r.owner), d["created_at"],
-                          d["last_used_at"] or "-", state, escaped(r.label or "")))
+                          d["last_used_at"] or "-", d["expires_at"] or "-", state,
+                          escaped(r.label or "")))
         for line in aligned(lines):
             click.echo(line)
 
@@ -115,7 +152,7 @@ def token_group(kind: Kind, noun: str, owner_meta: str,
             store.close()
         if before is None or info is None:
             raise click.ClickException(f"no {noun} token with id {token_id!r}")
-        if not before.active:
+        if before.revoked_at is not None:
             click.echo(f"token {info.token_id} of {noun} {info.owner} was already revoked "
                        f"(at {info.to_dict()['revoked_at']})")
             return

@@ -69,6 +69,13 @@ async def require_token(request: Request, tokens: TokenStore, kind: Kind, create
                          else await run_in_threadpool(tokens.check, kind, token))
     if guard is not None:
         guard.record(peer, check)
+    if check.outcome == "expired":  # only the holder of the secret learns it
+        raise ApiError(
+            401, "token_expired",
+            f"this {kind} token has expired: create a new one with `{create_hint}`",
+            headers={"WWW-Authenticate": f'Bearer realm="{realm}", error="invalid_token", '
+                                         'error_description="the token expired"'},
+        )
     if check.info is None:
         raise ApiError(
             401, "unauthorized",
