@@ -21,7 +21,7 @@ from services.gateway.routes import dispatch, events, hubs, pickups, webhooks
 from services.gateway.service import Gateway
 from services.http.access_log import redact_access_log
 from services.http.errors import install_error_handlers
-from services.http.headers import SecurityHeaders
+from services.http.headers import install_security_headers
 from services.http.openapi import add_health_routes, add_metrics_route, use_bearer_scheme
 from streams import HubEvent
 
@@ -66,7 +66,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
     app.state.auth_guard = AuthGuard("gateway", "hub", metrics.registry)
 
     install_error_handlers(app)
-    app.add_middleware(SecurityHeaders)
+    install_security_headers(app)
     redact_access_log()
 
     @app.middleware("http")

@@ -10,6 +10,7 @@ scripts from a CDN and are left without the policy.
 
 from __future__ import annotations
 
+from fastapi import FastAPI
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,8 +20,20 @@ HTML_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
 DOC_PATHS = ("/docs", "/redoc")
 
 
+def install_security_headers(app: FastAPI) -> None:
+    """Wrap the app's whole middleware stack, Starlette's server-error handler included: a
+    middleware added the usual way sits inside that handler, and an unhandled exception's
+    plain-text 500 went out without the headers."""
+    build = app.build_middleware_stack
+
+    def build_with_headers() -> ASGIApp:
+        return SecurityHeaders(build())
+
+    app.build_middleware_stack = build_with_headers  # type: ignore[method-assign]
+
+
 class SecurityHeaders:
-    """Pure ASGI, so streamed and error responses get the headers too."""
+    """Pure ASGI, so streamed responses get the headers too."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

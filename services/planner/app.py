@@ -29,7 +29,7 @@ from services.db import iso_utc
 from services.http.access_log import redact_access_log
 from services.http.body import BODY_ERRORS, read_json
 from services.http.errors import ApiError, install_error_handlers, require_token
-from services.http.headers import SecurityHeaders
+from services.http.headers import install_security_headers
 from services.http.kafka_io import KafkaIO, KafkaUnavailable, LiveKafkaIO, Record
 from services.http.openapi import (
     Responses,
@@ -377,7 +377,7 @@ def create_app(config: PlannerConfig) -> FastAPI:
     )
 
     install_error_handlers(app)
-    app.add_middleware(SecurityHeaders)
+    install_security_headers(app)
     redact_access_log()
     app.state.auth_guard = AuthGuard("planner", "planner", registry)
 

@@ -51,7 +51,10 @@ plans may then be far from it).</p>
 <td>{% if p.link %}<a href="{{ p.link }}">report</a>{% endif %}</td></tr>{% endfor %}</table>
 {% endfor %}
 </body></html>
-""")
+""",
+    # the scenario's name is the client's text: escaped, as in the plan and demo reports
+    autoescape=True,
+)
 
 
 def _num(x: Any, spec: str = ",.1f") -> str:

@@ -1,5 +1,5 @@
 """Every test under ``tests/integration/`` is an integration test: it is marked so here,
-by where it lives, and ``make test-unit`` (``-m "not integration"``) leaves it out. The
+by where it lives, and ``make test-unit`` (``-m "not integration and not slow"``) leaves it out. The
 commands the tests start keep their default databases in one temporary data folder.
 
 The fixtures of ``fixtures.py`` are exposed to every module here by importing them.

@@ -5,7 +5,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from fastapi.testclient import TestClient
+
 from services.http.headers import HTML_POLICY
+from services.reports.frontier import frontier_html
 from tests.services.helpers import TINY, auth
 
 HOSTILE = '<script>alert(1)</script><img src="https://attacker.example/x">'
@@ -52,3 +55,31 @@ def test_the_gateway_sends_nosniff_and_leaves_its_api_pages_working(make_client)
     # Swagger UI loads its script from a CDN: the policy would break it
     assert docs.status_code == 200 and "content-security-policy" not in docs.headers
     assert docs.headers["x-content-type-options"] == "nosniff"
+
+
+def test_an_unhandled_error_s_500_carries_the_headers_too(make_client) -> None:
+    """Starlette answers an exception no handler took in a layer outside the middleware
+    added with add_middleware: that plain-text 500 went out without nosniff."""
+    client = make_client()
+
+    @client.app.get("/boom")  # type: ignore[attr-defined]
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    client.app.middleware_stack = None  # type: ignore[attr-defined]  # rebuilt with the route
+    answer = TestClient(client.app, raise_server_exceptions=False).get("/boom")
+    assert answer.status_code == 500
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["referrer-policy"] == "no-referrer"
+
+
+def test_the_frontier_report_escapes_the_scenario_name() -> None:
+    """The frontier page (served as a frontier job's report) put the scenario's name into
+    its title and heading as sent: `<script>` went through."""
+    point = {"front": "single_use", "role": "cost-optimal", "cost_cny": 100.0,
+             "single_use_grams": 5000.0, "co2e_kg": 10.0, "gap": 0.0, "status": "optimal"}
+    page = frontier_html({"points": [point, {**point, "role": "waste-optimal",
+                                             "cost_cny": 120.0, "single_use_grams": 1000.0}]},
+                         HOSTILE)
+    assert "&lt;script&gt;" in page and "<script" not in page.lower()
+    assert "<svg" in page  # the chart is still markup, not escaped text

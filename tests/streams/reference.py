@@ -121,6 +121,8 @@ class Model:
         #: time reaches (kept here because sorting and hashing every village per event made
         #: a 20,000-event file take 9 s)
         self.by_partition: dict[int, list[str]] = defaultdict(list)
+        #: each village's thresholds as _reasons reads them, worked out once
+        self.limits: dict[str, tuple[int, list[tuple[str, int]], timedelta]] = {}
         self.units = {
             ct.value: (spec.material.value, spec.unit_grams)
             for ct, spec in network.container_types.items()
@@ -136,12 +138,13 @@ class Model:
             bisect.insort(self.by_partition[partition_of(vid, self.partitions)], vid)
         return self.v[vid]
 
-    @functools.cache  # noqa: B019 (a model lives as long as its test)
     def _limits(self, vid: str) -> tuple[int, list[tuple[str, int]], timedelta]:
-        th = self.net.villages[vid].thresholds
-        return (th.outstanding_grams,
-                sorted((k.value, x) for k, x in th.material_grams.items()),
-                timedelta(hours=th.max_age_hours))
+        if vid not in self.limits:
+            th = self.net.villages[vid].thresholds
+            self.limits[vid] = (th.outstanding_grams,
+                                sorted((k.value, x) for k, x in th.material_grams.items()),
+                                timedelta(hours=th.max_age_hours))
+        return self.limits[vid]
 
     def _reasons(self, vid: str, v: V, now: datetime) -> list[str]:
         total, materials, max_age = self._limits(vid)
