@@ -340,8 +340,8 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "packloop_dispatch_no_plan", "gauge", ("hub", "date"),
-        "1 for each hub the successful daily dispatch of the latest date leaves without a plan "
-        "(its data admit none), labelled with that date.", component="planner",
+        "1 for each hub the daily dispatch of the latest date leaves without a plan (its data "
+        "admit none; every hub when it failed), labelled with that date.", component="planner",
     ),
     MetricSpec(
         "packloop_plan_jobs", "gauge", ("status",),

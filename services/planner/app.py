@@ -314,13 +314,14 @@ class PlanCollector:
             gap.add_metric([], float(summary["gap"]))
         yield gap
         no_plan = GaugeMetricFamily(
-            "packloop_dispatch_no_plan", "1 for each hub the successful daily dispatch of the "
-            "latest date leaves without a plan (its data admit none), labelled with that date.",
+            "packloop_dispatch_no_plan", "1 for each hub the daily dispatch of the latest date "
+            "leaves without a plan (its data admit none; every hub when it failed), labelled "
+            "with that date.",
             labels=["hub", "date"])
         dispatch = snap.get("last_dispatch")
         if dispatch is not None:
             day = (dispatch["name"] or "").removeprefix(DISPATCH_JOB_PREFIX)
-            for hub in sorted((dispatch["summary"] or {}).get("left_out") or {}):
+            for hub in dispatch["without_plan"]:
                 no_plan.add_metric([hub, day], 1.0)
         yield no_plan
 

@@ -570,12 +570,24 @@ class JobStore:
                 .order_by(plan_jobs.c.finished_at.desc()).limit(1)
             ).first()
             # the latest date planned (names end in the ISO date), not the last to finish:
-            # a catch-up of an earlier date may finish after tomorrow's
+            # a catch-up of an earlier date may finish after tomorrow's. A failed one counts
+            # too: then no hub of its scenario has a plan for that date.
             dispatch = conn.execute(
-                select(plan_jobs.c.name, plan_jobs.c.summary)
-                .where(plan_jobs.c.source == DISPATCH_SOURCE, plan_jobs.c.status == DONE)
+                select(plan_jobs.c.name, plan_jobs.c.status, plan_jobs.c.summary)
+                .where(plan_jobs.c.source == DISPATCH_SOURCE,
+                       plan_jobs.c.status.in_((DONE, FAILED)))
                 .order_by(plan_jobs.c.name.desc(), plan_jobs.c.finished_at.desc()).limit(1)
             ).first()
+            without_plan: list[str] = []
+            if dispatch is not None and dispatch.status == FAILED:
+                scenario = _loads(conn.execute(
+                    select(plan_jobs.c.scenario).where(
+                        plan_jobs.c.source == DISPATCH_SOURCE, plan_jobs.c.name == dispatch.name,
+                        plan_jobs.c.status == FAILED)
+                    .order_by(plan_jobs.c.finished_at.desc()).limit(1)).scalar()) or {}
+                without_plan = sorted(h["hub_id"] for h in scenario.get("hubs") or [])
+            elif dispatch is not None:
+                without_plan = sorted((_loads(dispatch.summary) or {}).get("left_out") or {})
         return {
             "counts": counts,
             "duration_buckets": buckets,
@@ -583,6 +595,6 @@ class JobStore:
             "duration_sum": float(total_sum or 0.0),
             "last_success": last.finished_at if last else None,
             "last_summary": _loads(last.summary) if last else None,
-            "last_dispatch": {"name": dispatch.name, "summary": _loads(dispatch.summary)}
+            "last_dispatch": {"name": dispatch.name, "without_plan": without_plan}
             if dispatch else None,
         }

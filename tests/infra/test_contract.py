@@ -138,8 +138,7 @@ def test_planner_exports_the_contract() -> None:
                 "last_summary": {"gap": 0.0, "kpis": {p: {
                     "cost_cny": 1, "co2e_kg": 1, "single_use_grams": 1, "km": 1, "trips": 1,
                 } for p in mn.PLANS}},
-                "last_dispatch": {"name": "dispatch 2026-12-08",
-                                  "summary": {"left_out": {"H02": "no chilled van"}}},
+                "last_dispatch": {"name": "dispatch 2026-12-08", "without_plan": ["H02"]},
             }
 
     registry = CollectorRegistry()

@@ -658,7 +658,7 @@ def test_a_hub_left_out_of_the_newest_dispatch_is_exported_until_one_plans_it(
 
     from services.planner.app import PlanCollector
     from services.planner.daily import SOURCE, job_name
-    from services.planner.store import DONE, JobStore
+    from services.planner.store import DONE, FAILED, JobStore
     from services.planner.worker import summarise
 
     jobs = JobStore(f"sqlite:///{tmp_path}/plans.db")
@@ -684,5 +684,17 @@ def test_a_hub_left_out_of_the_newest_dispatch_is_exported_until_one_plans_it(
     assert exported() == []
     # a catch-up of an earlier date finishing later is not the newest dispatch
     finish(SOURCE, job_name(date(2026, 12, 7)), {"H02": "no van with a chilled compartment"})
+    assert exported() == []
+    # a dispatch that failed as a whole (every hub infeasible, or no plan in time) leaves
+    # every hub of its scenario without a plan; before, it exported nothing, and the date
+    # before's hubs stood for it
+    scenario = {"hubs": [{"hub_id": "H01"}, {"hub_id": "H03"}]}
+    failed = jobs.create(scenario, {}, SOURCE, "ops", job_name(date(2026, 12, 10)))
+    assert jobs.claim(failed, "w1", 60)
+    assert jobs.finish(failed, "w1", FAILED, error="infeasible: every hub")
+    assert exported() == ['packloop_dispatch_no_plan{date="2026-12-10",hub="H01"} 1.0',
+                          'packloop_dispatch_no_plan{date="2026-12-10",hub="H03"} 1.0']
+    # planned again for that date and done: the new job is the one that counts
+    finish(SOURCE, job_name(date(2026, 12, 10)), {})
     assert exported() == []
     jobs.close()
