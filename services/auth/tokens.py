@@ -169,13 +169,10 @@ class TokenStore:
             return TokenCheck(None, "wrong_kind", token_id, row.owner)
         if row.revoked_at is not None:
             return TokenCheck(None, "revoked", token_id, row.owner)
-        if row.expires_at is not None and time.time() >= row.expires_at:
+        info = _info(row)
+        if info.expired:
             return TokenCheck(None, "expired", token_id, row.owner)
         self._touch(token_id)
-        info = TokenInfo(
-            row.token_id, row.kind, row.owner, row.label, row.created_at, None, row.last_used_at,
-            row.expires_at,
-        )
         return TokenCheck(info, "ok", token_id, row.owner)
 
     def _touch(self, token_id: str) -> None:
@@ -194,22 +191,17 @@ class TokenStore:
         except Exception:  # noqa: BLE001 - bookkeeping must never fail a request
             pass
 
-    def list(self, kind: Kind, owner: str | None = None, include_revoked: bool = True
+    def list(self, kind: Kind, owner: str | None = None, include_inactive: bool = True
              ) -> list[TokenInfo]:
+        """The tokens of ``kind``; without ``include_inactive`` only those that still
+        pass (neither revoked nor expired)."""
         query = select(api_tokens).where(api_tokens.c.kind == kind)
         if owner is not None:
             query = query.where(api_tokens.c.owner == owner)
-        if not include_revoked:
-            query = query.where(api_tokens.c.revoked_at.is_(None))
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(api_tokens.c.owner, api_tokens.c.created_at))
-            return [
-                TokenInfo(
-                    r.token_id, r.kind, r.owner, r.label, r.created_at, r.revoked_at,
-                    r.last_used_at, r.expires_at,
-                )
-                for r in rows
-            ]
+            infos = [_info(r) for r in rows]
+        return infos if include_inactive else [t for t in infos if t.active]
 
     def revoke(self, kind: Kind, token_id: str) -> TokenInfo | None:
         """Revoke a token by id; None if there is no such token of that kind.
@@ -231,15 +223,16 @@ class TokenStore:
                     api_tokens.c.token_id == token_id, api_tokens.c.kind == kind
                 )
             ).first()
-        if row is None:
-            return None
-        return TokenInfo(
-            row.token_id, row.kind, row.owner, row.label, row.created_at, row.revoked_at,
-            row.last_used_at, row.expires_at,
-        )
+        return None if row is None else _info(row)
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _info(row: Any) -> TokenInfo:
+    """A stored token's record (an ``api_tokens`` row), never its hash."""
+    return TokenInfo(row.token_id, row.kind, row.owner, row.label, row.created_at,
+                     row.revoked_at, row.last_used_at, row.expires_at)
 
 
 def bearer_token(authorization: str | None) -> str | None:

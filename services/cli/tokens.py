@@ -111,11 +111,9 @@ def token_group(kind: Kind, noun: str, owner_meta: str,
         """List tokens (ids, owners, dates; never the tokens themselves)."""
         store = _store(ctx)
         try:
-            rows = store.list(kind, owner, include_revoked=not active)
+            rows = store.list(kind, owner, include_inactive=not active)
         finally:
             store.close()
-        if active:
-            rows = [r for r in rows if r.active]
         if not rows and owner is not None and check_owner is not None:
             # a typo read as "no tokens"; an owner gone from the reference data but with
             # tokens stored is still listed (to be revoked)

@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("packloop.planner.dispatch")
 
-SOURCE = DISPATCH_SOURCE
 #: ``submitted_by`` of the jobs the schedule queues itself (POST /v1/dispatch stores the
 #: planner's token owner instead)
 SCHEDULER = "dispatch-scheduler"
@@ -144,7 +143,7 @@ def still_to_run(config: PlannerConfig, day: date, now: datetime) -> Earlier:
     stops take away. A stop whose planned arrival has passed is taken as done and
     reported (hubs send their collections and issues as they happen)."""
     before = day - timedelta(days=1)
-    held = config.jobs.holder(SOURCE, job_name(before))
+    held = config.jobs.holder(DISPATCH_SOURCE, job_name(before))
     if held is None:
         return Earlier()
     job = config.jobs.get(held, columns=("scenario", "result"))
@@ -195,10 +194,10 @@ def submit(config: PlannerConfig, kafka_io: KafkaIO, schedule: DispatchSchedule,
     from services.planner.from_state import FromState, build_scenario
 
     name = job_name(day)
-    held = config.jobs.holder(SOURCE, name)
+    held = config.jobs.holder(DISPATCH_SOURCE, name)
     if held is not None:
         return held, False
-    after = config.jobs.holder(SOURCE, job_name(day + timedelta(days=1)))
+    after = config.jobs.holder(DISPATCH_SOURCE, job_name(day + timedelta(days=1)))
     if after is not None:
         raise DispatchConflict(
             f"the dispatch of {day + timedelta(days=1)} (job {after}) was planned first, "
@@ -220,8 +219,8 @@ def submit(config: PlannerConfig, kafka_io: KafkaIO, schedule: DispatchSchedule,
     }
     # another scheduler or POST /v1/dispatch may have created it while the scenario was
     # built: the date's name goes to one job only
-    job_id, created = config.jobs.create_once(scenario, options, SOURCE, submitted_by, name,
-                                              inputs)
+    job_id, created = config.jobs.create_once(scenario, options, DISPATCH_SOURCE, submitted_by,
+                                              name, inputs)
     if not created:
         return job_id, False
     try:
@@ -293,11 +292,11 @@ class DailyDispatch:
 
         name = job_name(day)
         try:
-            held = self.config.jobs.holder(SOURCE, name)
+            held = self.config.jobs.holder(DISPATCH_SOURCE, name)
             if held is not None:
                 job = self.config.jobs.get(held)
                 return job is None or job["status"] == DONE
-            earlier = self.config.jobs.named(SOURCE, name)
+            earlier = self.config.jobs.named(DISPATCH_SOURCE, name)
             if earlier and earlier[0]["status"] == CANCELLED:
                 # someone cancelled it: theirs to plan again (POST /v1/dispatch), not the
                 # timer's five minutes later
@@ -321,7 +320,7 @@ class DailyDispatch:
 
     def _why_late(self, day: date) -> str:
         assert self.schedule.at is not None
-        jobs = self.config.jobs.named(SOURCE, job_name(day))
+        jobs = self.config.jobs.named(DISPATCH_SOURCE, job_name(day))
         if jobs:  # the last one failed (a cancelled one is not planned again)
             return f"the last try failed: job {jobs[0]['job_id']} {jobs[0]['status']}"
         if day in self._tried:

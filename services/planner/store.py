@@ -573,18 +573,16 @@ class JobStore:
             # a catch-up of an earlier date may finish after tomorrow's. A failed one counts
             # too: then no hub of its scenario has a plan for that date.
             dispatch = conn.execute(
-                select(plan_jobs.c.name, plan_jobs.c.status, plan_jobs.c.summary)
+                select(plan_jobs.c.job_id, plan_jobs.c.name, plan_jobs.c.status,
+                       plan_jobs.c.summary)
                 .where(plan_jobs.c.source == DISPATCH_SOURCE,
                        plan_jobs.c.status.in_((DONE, FAILED)))
                 .order_by(plan_jobs.c.name.desc(), plan_jobs.c.finished_at.desc()).limit(1)
             ).first()
             without_plan: list[str] = []
             if dispatch is not None and dispatch.status == FAILED:
-                scenario = _loads(conn.execute(
-                    select(plan_jobs.c.scenario).where(
-                        plan_jobs.c.source == DISPATCH_SOURCE, plan_jobs.c.name == dispatch.name,
-                        plan_jobs.c.status == FAILED)
-                    .order_by(plan_jobs.c.finished_at.desc()).limit(1)).scalar()) or {}
+                scenario = _loads(conn.execute(select(plan_jobs.c.scenario).where(
+                    plan_jobs.c.job_id == dispatch.job_id)).scalar()) or {}
                 without_plan = sorted(h["hub_id"] for h in scenario.get("hubs") or [])
             elif dispatch is not None:
                 without_plan = sorted((_loads(dispatch.summary) or {}).get("left_out") or {})

@@ -657,7 +657,8 @@ def test_a_hub_left_out_of_the_newest_dispatch_is_exported_until_one_plans_it(
     from prometheus_client import CollectorRegistry, generate_latest
 
     from services.planner.app import PlanCollector
-    from services.planner.daily import SOURCE, job_name
+    from services.planner.daily import job_name
+    from services.planner.store import DISPATCH_SOURCE as SOURCE
     from services.planner.store import DONE, FAILED, JobStore
     from services.planner.worker import summarise
 

@@ -18,7 +18,8 @@ from services.auth.tokens import TokenStore
 from services.http.kafka_io import KafkaUnavailable, Record
 from services.planner import JobStore, PlannerConfig
 from services.planner import daily as daily_module
-from services.planner.daily import SOURCE, DailyDispatch, DispatchSchedule, job_name
+from services.planner.daily import DailyDispatch, DispatchSchedule, job_name
+from services.planner.store import DISPATCH_SOURCE as SOURCE
 from services.planner.store import DONE, FAILED
 from streams.kafka import KafkaConnection
 from tests.helpers import wait_until
