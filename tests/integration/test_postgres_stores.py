@@ -242,7 +242,7 @@ def test_token_store_add_verify_list_revoke_hash_only(pg_db_url: str) -> None:
     assert again.revoked_at == revoked.revoked_at  # the first revocation time is kept
     assert store.revoke("hub", info.token_id) is None  # wrong kind
     assert store.authenticate("planner", token) is None
-    assert store.list("planner", include_revoked=False) == []
+    assert store.list("planner", include_inactive=False) == []
     assert store.authenticate("hub", hub_token) is not None  # others unaffected
 
     hooks = WebhookStore(store.engine)
